@@ -1,0 +1,103 @@
+#!/usr/bin/env bash
+# memkit's whole test suite: every gate CI runs, in one command, from a clean clone.
+#
+#   bash scripts/test.sh            # everything
+#   bash scripts/test.sh fmt clippy # only the named gates
+#
+# It installs what it needs: rustup targets and components, cargo-fuzz, and (as root, through
+# apt-get) lavapipe and the Khronos validation layer for the Vulkan tests.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+NO_STD_TARGETS=(thumbv7em-none-eabihf aarch64-unknown-none)
+FUZZ_SECONDS=${FUZZ_SECONDS:-20}
+export CARGO_TERM_COLOR=${CARGO_TERM_COLOR:-never}
+
+step() { printf '\n==== %s ====\n' "$*"; }
+
+install() {
+    step "install: rustup targets and components, cargo-fuzz, Vulkan packages"
+    rustup component add rustfmt clippy
+    rustup target add "${NO_STD_TARGETS[@]}"
+    rustup toolchain install nightly --profile minimal --component miri,rust-src
+    if ! cargo +nightly fuzz --version >/dev/null 2>&1; then
+        cargo install cargo-fuzz --locked
+    fi
+    local pkgs=(mesa-vulkan-drivers libvulkan1 vulkan-tools vulkan-validationlayers)
+    if ! dpkg -s "${pkgs[@]}" >/dev/null 2>&1; then
+        if [ "$(id -u)" = 0 ]; then
+            apt-get update -qq
+            DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${pkgs[@]}"
+        else
+            echo "not root: install ${pkgs[*]} yourself for the Vulkan tests" >&2
+            exit 1
+        fi
+    fi
+}
+
+fmt() {
+    step "rustfmt"
+    cargo fmt --all -- --check
+    (cd fuzz && cargo fmt -- --check)
+}
+
+clippy() {
+    step "clippy -D warnings"
+    cargo clippy --workspace --all-targets --locked -- -D warnings
+}
+
+tests() {
+    step "tests (workspace)"
+    cargo test --workspace --locked
+}
+
+no_std() {
+    step "memkit-core for bare-metal targets"
+    for t in "${NO_STD_TARGETS[@]}"; do
+        RUSTFLAGS="-D warnings" cargo build -p memkit-core --locked --target "$t"
+    done
+}
+
+loom() {
+    step "loom (bounded preemptions)"
+    # Its own target dir: --cfg loom changes every crate's fingerprint.
+    RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS=${LOOM_MAX_PREEMPTIONS:-2} \
+        CARGO_TARGET_DIR=target/loom \
+        cargo test -p memkit-core --profile loom --locked --lib -- loom
+}
+
+miri() {
+    step "Miri over memkit-core"
+    MIRIFLAGS="-Zmiri-strict-provenance" \
+        cargo +nightly miri test -p memkit-core --locked --lib
+}
+
+fuzz() {
+    step "fuzz smoke runs (${FUZZ_SECONDS}s each)"
+    local target
+    for target in $(cd fuzz && cargo +nightly fuzz list); do
+        (cd fuzz && cargo +nightly fuzz run "$target" -- \
+            -max_total_time="$FUZZ_SECONDS" -rss_limit_mb=4096 2>&1 | tail -n 3)
+        [ "${PIPESTATUS[0]}" = 0 ] || { echo "fuzz target $target failed" >&2; exit 1; }
+    done
+}
+
+vulkan() {
+    step "Vulkan tests on lavapipe with validation layers"
+    # lavapipe only, so results do not depend on whatever GPU the machine has.
+    local icd
+    icd=$(ls /usr/share/vulkan/icd.d/lvp_icd*.json | head -n 1)
+    VK_DRIVER_FILES="$icd" VK_INSTANCE_LAYERS=VK_LAYER_KHRONOS_validation \
+        cargo test -p memkit-vulkan --locked -- --test-threads=1
+}
+
+ALL=(install fmt clippy tests no_std loom miri fuzz vulkan)
+gates=("$@")
+[ ${#gates[@]} -gt 0 ] || gates=("${ALL[@]}")
+start=$SECONDS
+for g in "${gates[@]}"; do
+    t0=$SECONDS
+    "$g"
+    echo "---- $g: $((SECONDS - t0)) s"
+done
+echo "all gates passed in $((SECONDS - start)) s: ${gates[*]}"

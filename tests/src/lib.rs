@@ -1,0 +1,4 @@
+//! memkit's shared test models: shadow implementations that property tests and fuzz targets drive
+//! in lockstep with the real code, so a failure found by one reproduces in the other.
+
+pub mod suballocator_model;
