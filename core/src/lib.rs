@@ -8,6 +8,7 @@
 #[cfg(test)]
 extern crate std;
 
+pub mod device;
 pub mod suballocator;
 
 pub use suballocator::{

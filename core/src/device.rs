@@ -1,0 +1,463 @@
+//! What a backend provides: its memory types and heaps, its limits, an optional budget query,
+//! memory objects (allocate, free, map, flush, invalidate), buffers bound to them, and a copy
+//! queue that signals a timeline.
+//!
+//! The traits follow Vulkan's model (memory types grouped into heaps, `VkDeviceMemory`, timeline
+//! semaphores) because it is the most explicit of the three APIs; D3D12 (heaps, `ID3D12Fence`) and
+//! Metal (`MTLHeap`, `MTLSharedEvent`) map onto the same shapes. Every call takes `&self`: real
+//! drivers are free-threaded for these entry points, and a backend that is not synchronises
+//! inside.
+//!
+//! Core never blocks: it never calls [`CopyQueue::wait`]. It hands the adapter the timeline value
+//! to wait for, and the adapter decides.
+
+use core::fmt;
+use core::ptr::NonNull;
+
+/// Vulkan's `VK_MAX_MEMORY_TYPES`.
+pub const MAX_MEMORY_TYPES: usize = 32;
+/// Vulkan's `VK_MAX_MEMORY_HEAPS`.
+pub const MAX_MEMORY_HEAPS: usize = 16;
+
+bitflags::bitflags! {
+    /// Property flags of a memory type, laid out as Vulkan's `VkMemoryPropertyFlags`.
+    #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+    pub struct MemoryPropertyFlags: u32 {
+        /// Fast for the device to access.
+        const DEVICE_LOCAL = 1 << 0;
+        /// The host can map it.
+        const HOST_VISIBLE = 1 << 1;
+        /// Host writes are visible to the device without a flush, and device writes to the host
+        /// without an invalidate.
+        const HOST_COHERENT = 1 << 2;
+        /// Host reads are cached (fast readback).
+        const HOST_CACHED = 1 << 3;
+        /// Backed lazily (tile memory on mobile GPUs); only for transient attachments.
+        const LAZILY_ALLOCATED = 1 << 4;
+        /// Protected memory; memkit never picks it unless asked by type index.
+        const PROTECTED = 1 << 5;
+        // Bits memkit does not know (AMD's device-coherent, say) are kept, not dropped.
+        const _ = !0;
+    }
+}
+
+bitflags::bitflags! {
+    /// Flags of a memory heap, laid out as Vulkan's `VkMemoryHeapFlags`.
+    #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+    pub struct MemoryHeapFlags: u32 {
+        /// The heap is device-local (VRAM on a discrete GPU).
+        const DEVICE_LOCAL = 1 << 0;
+        /// Replicated across a device group.
+        const MULTI_INSTANCE = 1 << 1;
+        const _ = !0;
+    }
+}
+
+/// One memory type: its properties and the heap it draws from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct MemoryType {
+    /// What the memory can do.
+    pub properties: MemoryPropertyFlags,
+    /// Index into [`MemoryProperties::heaps`].
+    pub heap_index: u32,
+}
+
+/// One memory heap.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct MemoryHeap {
+    /// Bytes in the heap as the device reports it.
+    pub size: u64,
+    /// Heap flags.
+    pub flags: MemoryHeapFlags,
+}
+
+/// Why a device description is invalid.
+#[non_exhaustive]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum DescriptionError {
+    /// More than [`MAX_MEMORY_TYPES`] types or [`MAX_MEMORY_HEAPS`] heaps, or none.
+    BadCount,
+    /// A memory type names a heap that does not exist.
+    BadHeapIndex,
+    /// A limit that must be a power of two (granularity, atom size, map alignment) is not.
+    LimitNotPowerOfTwo,
+}
+
+impl fmt::Display for DescriptionError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::BadCount => "memory type or heap count is zero or above Vulkan's maximum",
+            Self::BadHeapIndex => "a memory type names a heap that does not exist",
+            Self::LimitNotPowerOfTwo => "a granularity or alignment limit is not a power of two",
+        })
+    }
+}
+
+impl core::error::Error for DescriptionError {}
+
+/// The device's memory types and heaps, copied into fixed arrays (no heap).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MemoryProperties {
+    types: [MemoryType; MAX_MEMORY_TYPES],
+    type_count: u8,
+    heaps: [MemoryHeap; MAX_MEMORY_HEAPS],
+    heap_count: u8,
+}
+
+impl MemoryProperties {
+    /// Validates and copies a description.
+    pub fn new(types: &[MemoryType], heaps: &[MemoryHeap]) -> Result<Self, DescriptionError> {
+        if types.is_empty()
+            || heaps.is_empty()
+            || types.len() > MAX_MEMORY_TYPES
+            || heaps.len() > MAX_MEMORY_HEAPS
+        {
+            return Err(DescriptionError::BadCount);
+        }
+        if types.iter().any(|t| t.heap_index as usize >= heaps.len()) {
+            return Err(DescriptionError::BadHeapIndex);
+        }
+        let mut out = Self {
+            types: [MemoryType {
+                properties: MemoryPropertyFlags::empty(),
+                heap_index: 0,
+            }; MAX_MEMORY_TYPES],
+            type_count: types.len() as u8,
+            heaps: [MemoryHeap {
+                size: 0,
+                flags: MemoryHeapFlags::empty(),
+            }; MAX_MEMORY_HEAPS],
+            heap_count: heaps.len() as u8,
+        };
+        out.types[..types.len()].copy_from_slice(types);
+        out.heaps[..heaps.len()].copy_from_slice(heaps);
+        Ok(out)
+    }
+
+    /// The memory types, indexed as the device indexes them.
+    pub fn types(&self) -> &[MemoryType] {
+        &self.types[..usize::from(self.type_count)]
+    }
+
+    /// The heaps, indexed as the device indexes them.
+    pub fn heaps(&self) -> &[MemoryHeap] {
+        &self.heaps[..usize::from(self.heap_count)]
+    }
+}
+
+/// Limits the device reports that memory management must respect.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct DeviceLimits {
+    /// Most memory objects that may exist at once (`maxMemoryAllocationCount`; 4096 on many
+    /// drivers). Dedicated objects count too.
+    pub max_memory_allocation_count: u32,
+    /// Largest single memory object (`maxMemoryAllocationSize`).
+    pub max_memory_allocation_size: u64,
+    /// Linear and optimal resources closer than this must not share a page of this size
+    /// (`bufferImageGranularity`).
+    pub buffer_image_granularity: u64,
+    /// Flush and invalidate ranges of non-coherent memory are multiples of this
+    /// (`nonCoherentAtomSize`).
+    pub non_coherent_atom_size: u64,
+    /// Alignment of a mapped pointer (`minMemoryMapAlignment`).
+    pub min_memory_map_alignment: u64,
+}
+
+impl DeviceLimits {
+    /// Checks the power-of-two limits.
+    pub fn validate(&self) -> Result<(), DescriptionError> {
+        let pow2 = [
+            self.buffer_image_granularity,
+            self.non_coherent_atom_size,
+            self.min_memory_map_alignment,
+        ];
+        if pow2.iter().all(|v| v.is_power_of_two()) {
+            Ok(())
+        } else {
+            Err(DescriptionError::LimitNotPowerOfTwo)
+        }
+    }
+}
+
+/// A heap's budget as the device reports it (`VK_EXT_memory_budget`): how much this process may
+/// use, and how much it uses, including memory it did not allocate through memkit.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct HeapBudget {
+    /// Bytes this process can allocate from the heap before the driver may fail or page.
+    pub budget: u64,
+    /// Bytes this process currently uses in the heap.
+    pub usage: u64,
+}
+
+/// Whether a resource wants a memory object of its own.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum DedicatedHint {
+    /// Sub-allocate freely.
+    #[default]
+    None,
+    /// The driver runs faster with a dedicated object (`prefersDedicatedAllocation`).
+    Preferred,
+    /// The driver requires one (`requiresDedicatedAllocation`).
+    Required,
+}
+
+/// The resource a dedicated memory object is made for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum DedicatedTo<B> {
+    /// A buffer.
+    Buffer(B),
+}
+
+/// What to allocate.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct MemoryAllocateInfo<B> {
+    /// Bytes.
+    pub size: u64,
+    /// Index of the memory type.
+    pub memory_type: u32,
+    /// Set when the object is dedicated to one resource.
+    pub dedicated_to: Option<DedicatedTo<B>>,
+    /// Residency priority in `[0, 1]` (`VK_EXT_memory_priority`); backends without it ignore it.
+    pub priority: f32,
+    /// Allocate with device-address support (`VK_MEMORY_ALLOCATE_DEVICE_ADDRESS_BIT`).
+    pub device_address: bool,
+}
+
+/// A range of a mapped memory object, for flush and invalidate.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct MappedRange<M> {
+    /// The memory object.
+    pub memory: M,
+    /// Byte offset from the start of the object.
+    pub offset: u64,
+    /// Bytes.
+    pub size: u64,
+}
+
+/// Errors a device call reports. Backends map their API's results onto these; a result they do
+/// not expect becomes [`DeviceError::Unexpected`] with the raw code, never a panic.
+#[non_exhaustive]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum DeviceError {
+    /// The device heap is exhausted.
+    OutOfDeviceMemory,
+    /// Host memory is exhausted.
+    OutOfHostMemory,
+    /// `maxMemoryAllocationCount` objects exist already.
+    TooManyObjects,
+    /// Mapping failed.
+    MapFailed,
+    /// The device is lost; everything in flight is gone and nothing will complete.
+    DeviceLost,
+    /// The operation timed out.
+    Timeout,
+    /// A result code the backend did not expect.
+    Unexpected(i32),
+}
+
+impl fmt::Display for DeviceError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::OutOfDeviceMemory => f.write_str("out of device memory"),
+            Self::OutOfHostMemory => f.write_str("out of host memory"),
+            Self::TooManyObjects => f.write_str("too many memory objects"),
+            Self::MapFailed => f.write_str("mapping memory failed"),
+            Self::DeviceLost => f.write_str("the device was lost"),
+            Self::Timeout => f.write_str("timed out"),
+            Self::Unexpected(code) => write!(f, "unexpected device result {code}"),
+        }
+    }
+}
+
+impl core::error::Error for DeviceError {}
+
+/// Memory objects: the part of a device that the memory-type pools drive.
+pub trait MemoryDevice {
+    /// A memory object (`VkDeviceMemory`, `ID3D12Heap`, `MTLHeap`).
+    type Memory: Copy + Eq + fmt::Debug;
+    /// A buffer (`VkBuffer`), named in dedicated allocations.
+    type Buffer: Copy + Eq + fmt::Debug;
+
+    /// The memory types and heaps. Constant for the device's life.
+    fn memory_properties(&self) -> &MemoryProperties;
+
+    /// The limits. Constant for the device's life.
+    fn limits(&self) -> DeviceLimits;
+
+    /// Fills `out[i]` with heap `i`'s budget and returns `true`, or returns `false` when the
+    /// device cannot report budgets (then callers fall back to a share of the heap size).
+    fn query_budget(&self, out: &mut [HeapBudget]) -> bool;
+
+    /// Allocates a memory object.
+    ///
+    /// # Safety
+    /// - `info.memory_type` is below `memory_properties().types().len()`;
+    /// - `info.size` is nonzero and at most `limits().max_memory_allocation_size`;
+    /// - a buffer named in `info.dedicated_to` was made by this device, is alive, and is not bound
+    ///   to memory yet.
+    unsafe fn allocate_memory(
+        &self,
+        info: &MemoryAllocateInfo<Self::Buffer>,
+    ) -> Result<Self::Memory, DeviceError>;
+
+    /// Frees a memory object.
+    ///
+    /// # Safety
+    /// - `memory` was allocated by this device and is not freed yet;
+    /// - the GPU has finished every use of it (its last timeline value completed);
+    /// - it is unmapped, or the backend unmaps on free (Vulkan does);
+    /// - no live buffer is still bound to it.
+    unsafe fn free_memory(&self, memory: Self::Memory);
+
+    /// Maps the whole object and returns the host address of its first byte, aligned to
+    /// `limits().min_memory_map_alignment`. memkit maps each object at most once and keeps it
+    /// mapped.
+    ///
+    /// # Safety
+    /// - `memory` is alive, of a `HOST_VISIBLE` type, and not mapped already.
+    unsafe fn map_memory(&self, memory: Self::Memory) -> Result<NonNull<u8>, DeviceError>;
+
+    /// Unmaps an object mapped with [`MemoryDevice::map_memory`].
+    ///
+    /// # Safety
+    /// - `memory` is alive and mapped; no pointer into the mapping is used afterwards.
+    unsafe fn unmap_memory(&self, memory: Self::Memory);
+
+    /// Makes host writes to the ranges visible to the device (non-coherent memory).
+    ///
+    /// # Safety
+    /// - every range's object is alive and mapped;
+    /// - offsets are multiples of `non_coherent_atom_size`, and each size is a multiple of it or
+    ///   reaches the end of the object.
+    unsafe fn flush_ranges(&self, ranges: &[MappedRange<Self::Memory>]) -> Result<(), DeviceError>;
+
+    /// Makes device writes to the ranges visible to the host (non-coherent memory).
+    ///
+    /// # Safety
+    /// As for [`MemoryDevice::flush_ranges`].
+    unsafe fn invalidate_ranges(
+        &self,
+        ranges: &[MappedRange<Self::Memory>],
+    ) -> Result<(), DeviceError>;
+}
+
+bitflags::bitflags! {
+    /// How a buffer will be used, laid out as Vulkan's `VkBufferUsageFlags`.
+    #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+    pub struct BufferUsage: u32 {
+        /// Source of copies.
+        const TRANSFER_SRC = 1 << 0;
+        /// Destination of copies.
+        const TRANSFER_DST = 1 << 1;
+        /// Uniform buffer.
+        const UNIFORM = 1 << 4;
+        /// Storage buffer.
+        const STORAGE = 1 << 5;
+        /// Index buffer.
+        const INDEX = 1 << 6;
+        /// Vertex buffer.
+        const VERTEX = 1 << 7;
+        /// Indirect arguments.
+        const INDIRECT = 1 << 8;
+        /// Shader device address.
+        const DEVICE_ADDRESS = 1 << 17;
+    }
+}
+
+/// What memory a resource needs (`VkMemoryRequirements` plus the dedicated answer).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct MemoryRequirements {
+    /// Bytes to bind.
+    pub size: u64,
+    /// Alignment of the bound offset (a power of two).
+    pub alignment: u64,
+    /// Bit `i` set when memory type `i` can back the resource.
+    pub memory_type_bits: u32,
+    /// Whether the driver wants a memory object of its own for it.
+    pub dedicated: DedicatedHint,
+}
+
+/// Buffers: created unbound, bound to a range of a memory object, destroyed.
+pub trait BufferDevice: MemoryDevice {
+    /// Creates a buffer and reports what memory it needs.
+    fn create_buffer(
+        &self,
+        size: u64,
+        usage: BufferUsage,
+    ) -> Result<(Self::Buffer, MemoryRequirements), DeviceError>;
+
+    /// Binds a buffer to `[offset, offset + requirements.size)` of `memory`.
+    ///
+    /// # Safety
+    /// - `buffer` and `memory` are alive and from this device; `buffer` is not bound yet;
+    /// - `offset` is a multiple of the buffer's required alignment and the range lies inside the
+    ///   object, whose type is allowed by the buffer's `memory_type_bits`.
+    unsafe fn bind_buffer_memory(
+        &self,
+        buffer: Self::Buffer,
+        memory: Self::Memory,
+        offset: u64,
+    ) -> Result<(), DeviceError>;
+
+    /// Destroys a buffer.
+    ///
+    /// # Safety
+    /// - `buffer` is alive and from this device, and the GPU has finished every use of it.
+    unsafe fn destroy_buffer(&self, buffer: Self::Buffer);
+}
+
+/// One buffer-to-buffer copy region (`VkBufferCopy`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct BufferCopy {
+    /// Offset in the source buffer.
+    pub src_offset: u64,
+    /// Offset in the destination buffer.
+    pub dst_offset: u64,
+    /// Bytes.
+    pub size: u64,
+}
+
+/// One copy command: many regions from one buffer into another. The destination ranges of its
+/// regions are disjoint.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CopyCommand<'a, B> {
+    /// Source buffer (the staging ring's buffer, usually).
+    pub src: B,
+    /// Destination buffer.
+    pub dst: B,
+    /// Regions, destination ranges disjoint.
+    pub regions: &'a [BufferCopy],
+}
+
+/// Outcome of waiting on a timeline value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum WaitStatus {
+    /// The value completed.
+    Completed,
+    /// The timeout passed first.
+    TimedOut,
+}
+
+/// A queue that executes copies and signals a monotonically increasing timeline value
+/// (a Vulkan timeline semaphore, a D3D12 fence, a Metal shared event).
+pub trait CopyQueue: BufferDevice {
+    /// Submits the commands, in order, and signals `signal_value` when all of them finished.
+    ///
+    /// # Safety
+    /// - every buffer is alive and bound, and stays so until `signal_value` completes;
+    /// - each region lies inside both buffers; destination ranges in one command are disjoint;
+    /// - host writes to the source ranges are finished and flushed (non-coherent memory);
+    /// - `signal_value` is greater than every value submitted before.
+    unsafe fn submit_copies(
+        &self,
+        commands: &[CopyCommand<'_, Self::Buffer>],
+        signal_value: u64,
+    ) -> Result<(), DeviceError>;
+
+    /// The highest timeline value the GPU has completed. Never blocks.
+    fn completed_value(&self) -> Result<u64, DeviceError>;
+
+    /// Blocks until `value` completed or `timeout_ns` passed. Only adapters call it; core never
+    /// blocks.
+    fn wait(&self, value: u64, timeout_ns: u64) -> Result<WaitStatus, DeviceError>;
+}
