@@ -8,9 +8,11 @@
 #[cfg(test)]
 extern crate std;
 
+pub mod buddy;
 pub mod device;
 pub mod suballocator;
 
+pub use buddy::{BuddyAllocator, BuddyConfig};
 pub use suballocator::{
     AllocError, Allocation, AllocatorId, AllocatorStats, ConfigError, FreeError, RawAllocation,
     SubAllocator,

@@ -162,6 +162,11 @@ pub enum ConfigError {
     NotPowerOfTwo,
     /// A parameter is outside its supported range (for example a zero slot count).
     InvalidParameter,
+    /// The capacity is not a multiple of the granule (minimum block).
+    CapacityNotMultipleOfGranule {
+        /// The granule in bytes.
+        granule: u64,
+    },
     /// The metadata storage given is smaller than the configuration needs.
     StorageTooSmall {
         /// Storage elements the configuration needs.
@@ -180,6 +185,9 @@ impl fmt::Display for ConfigError {
             }
             Self::NotPowerOfTwo => f.write_str("granule or alignment is not a power of two"),
             Self::InvalidParameter => f.write_str("a parameter is outside its supported range"),
+            Self::CapacityNotMultipleOfGranule { granule } => {
+                write!(f, "capacity is not a multiple of the {granule}-byte granule")
+            }
             Self::StorageTooSmall { required, provided } => write!(
                 f,
                 "metadata storage holds {provided} elements but the configuration needs {required}"
