@@ -10,6 +10,7 @@ extern crate std;
 
 pub mod buddy;
 pub mod device;
+pub mod scheduler;
 pub mod suballocator;
 
 pub use buddy::{BuddyAllocator, BuddyConfig};
@@ -17,3 +18,4 @@ pub use suballocator::{
     AllocError, Allocation, AllocatorId, AllocatorStats, ConfigError, FreeError, RawAllocation,
     SubAllocator,
 };
+pub use scheduler::{TransferPlan, TransferScheduler};
