@@ -2,3 +2,4 @@
 //! in lockstep with the real code, so a failure found by one reproduces in the other.
 
 pub mod suballocator_model;
+pub mod workloads;
