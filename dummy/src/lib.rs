@@ -1,3 +1,79 @@
-//! A simulated GPU device for memkit: real bytes behind every memory object, a GPU timeline the
-//! test advances by hand, fault injection and misuse detection (arrives with the pools issue).
-#![forbid(unsafe_code)]
+//! memkit-dummy: a simulated GPU for memkit-core's device traits, so GPU memory code can be tested
+//! without a GPU, and tested harder than on one.
+//!
+//! - **Presets** ([`Preset`], [`DeviceConfig`]): a discrete GPU with a 256 MiB BAR window, a
+//!   resizable-BAR discrete GPU (the H200's memory types), an integrated GPU, lavapipe and a
+//!   mobile GPU with non-coherent memory; or any custom description.
+//! - **Real bytes**: every memory object has them, lazily (device-only memory in sparse pages,
+//!   host-visible memory in zeroed pages the OS backs on first touch), mapped at a stable address.
+//! - **A timeline the test drives**: submitted copies execute, really moving bytes, when the test
+//!   calls [`DummyDevice::advance_to`], [`DummyDevice::complete_next`] or
+//!   [`DummyDevice::complete_all`]; `wait` follows a [`WaitMode`]. Nothing sleeps.
+//! - **Misuse detection** ([`Misuse`]): unflushed host writes read by the device, device writes
+//!   read by the host without invalidate, granularity conflicts, aliasing, double map/free/destroy,
+//!   use after free, freeing or destroying what a pending copy uses, host writes into a range a
+//!   pending copy reads, bad ranges and regions. Recorded as data; optionally a panic.
+//! - **Fault injection** ([`Trigger`], [`ScheduledFault`], [`RandomFailures`]): the n-th
+//!   allocation, map, buffer creation or submission fails; budgets shrink; the device is lost;
+//!   random failures reproducible from a seed. Heap sizes and `maxMemoryAllocationCount` are
+//!   enforced like a driver.
+//! - **Counters and a leak report** ([`Counters`], [`LeakReport`]), printed on drop.
+//!
+//! ```
+//! use memkit_core::device::{BufferCopy, BufferUsage, CopyCommand, MemoryAllocateInfo};
+//! use memkit_dummy::DummyDevice;
+//!
+//! let gpu = DummyDevice::discrete();
+//! let usage = BufferUsage::TRANSFER_SRC | BufferUsage::TRANSFER_DST;
+//! let info = |memory_type| MemoryAllocateInfo {
+//!     size: 4096,
+//!     memory_type,
+//!     dedicated_to: None,
+//!     priority: 0.5,
+//!     device_address: false,
+//! };
+//! // Type 1 is host-visible coherent, type 0 device-local on this preset.
+//! let staging_memory = gpu.allocate_memory(&info(1)).unwrap();
+//! let vram = gpu.allocate_memory(&info(0)).unwrap();
+//! let (staging, _) = gpu.create_buffer(4096, usage).unwrap();
+//! let (target, _) = gpu.create_buffer(4096, usage).unwrap();
+//! gpu.bind_buffer_memory(staging, staging_memory, 0).unwrap();
+//! gpu.bind_buffer_memory(target, vram, 0).unwrap();
+//! gpu.map_memory(staging_memory).unwrap();
+//! gpu.host_write(staging_memory, 0, b"hello").unwrap();
+//! let region = [BufferCopy { src_offset: 0, dst_offset: 100, size: 5 }];
+//! let copy = CopyCommand { src: staging, dst: target, regions: &region };
+//! gpu.submit_copies(&[copy], 1).unwrap();
+//! assert_eq!(gpu.read_buffer(target, 100, 5).unwrap(), [0; 5]); // not executed yet
+//! gpu.advance_to(1);
+//! assert_eq!(gpu.read_buffer(target, 100, 5).unwrap(), b"hello");
+//! gpu.assert_no_misuse();
+//! # for b in [staging, target] { gpu.destroy_buffer(b); }
+//! # for m in [staging_memory, vram] { gpu.free_memory(m); }
+//! # assert!(gpu.leak_report().is_empty());
+//! ```
+//!
+//! Unsafe code is confined to `host_bytes.rs` (the mapped bytes) and the trait impls (which
+//! only forward to safe methods).
+#![deny(unsafe_code)]
+
+mod calls;
+mod config;
+mod device;
+mod faults;
+mod handles;
+mod hash;
+mod host_bytes;
+mod intervals;
+mod memory;
+mod misuse;
+mod report;
+mod sparse;
+mod traits;
+
+pub use config::{DeviceConfig, Preset, UnknownPreset, WaitMode};
+pub use device::{BufferInfo, DummyDevice, InspectError, MISUSE_RESULT_CODE, MemoryInfo};
+pub use faults::{RandomFailures, ScheduledFault, Trigger};
+pub use handles::{DummyBuffer, DummyMemory};
+pub use misuse::{InvalidAllocation, Misuse, MisuseKind, Operation};
+pub use report::{Counters, LeakReport, LeakedBuffer, LeakedMemory};

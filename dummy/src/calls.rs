@@ -1,0 +1,896 @@
+//! The device calls of memkit-core's traits, as safe inherent methods that check every contract
+//! the traits state (recording a [`Misuse`] when one is broken) and never assume it.
+#![forbid(unsafe_code)]
+
+use std::collections::BTreeSet;
+use std::ptr::NonNull;
+use std::time::{Duration, Instant};
+
+use memkit_core::device::{
+    BufferCopy, BufferUsage, CopyCommand, DedicatedHint, DedicatedTo, DeviceError, DeviceLimits,
+    HeapBudget, MappedRange, MemoryAllocateInfo, MemoryProperties, MemoryPropertyFlags,
+    MemoryRequirements, WaitStatus,
+};
+
+use crate::config::WaitMode;
+use crate::device::{
+    BufferObject, DummyDevice, MISUSE_RESULT_CODE, Pending, PendingCommand, Quarantined, Snapshot,
+    State,
+};
+use crate::faults::{Site, Trigger};
+use crate::handles::{DummyBuffer, DummyMemory};
+use crate::host_bytes::HostBytes;
+use crate::intervals::IntervalSet;
+use crate::memory::{MemoryObject, host_hash};
+use crate::misuse::{InvalidAllocation, Misuse, Operation};
+use crate::sparse::SparseBytes;
+
+/// Host-visible objects up to this size are hashed when freed, to catch writes through stale
+/// mapped pointers.
+const QUARANTINE_HASH_LIMIT: u64 = 16 * 1024 * 1024;
+
+const REFUSED: DeviceError = DeviceError::Unexpected(MISUSE_RESULT_CODE);
+
+/// Whether `[offset, offset + size)` lies inside `len` bytes.
+fn fits(offset: u64, size: u64, len: u64) -> bool {
+    offset <= len && size <= len - offset
+}
+
+fn round_up(value: u64, alignment: u64) -> u64 {
+    value.div_ceil(alignment).saturating_mul(alignment)
+}
+
+/// Which of flush and invalidate.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Sync {
+    Flush,
+    Invalidate,
+}
+
+impl DummyDevice {
+    /// The memory types and heaps (`MemoryDevice::memory_properties`).
+    pub fn memory_properties(&self) -> &MemoryProperties {
+        &self.shared.properties
+    }
+
+    /// The limits (`MemoryDevice::limits`).
+    pub fn limits(&self) -> DeviceLimits {
+        self.shared.limits
+    }
+
+    /// Fills per-heap budget and usage (usage counts external usage too), or returns false when
+    /// the device has no budget query (`MemoryDevice::query_budget`).
+    pub fn query_budget(&self, out: &mut [HeapBudget]) -> bool {
+        if !self.shared.config.budget_query {
+            return false;
+        }
+        let state = self.lock();
+        for (i, slot) in out.iter_mut().enumerate().take(state.heap_used.len()) {
+            *slot = HeapBudget {
+                budget: state.heap_budget[i],
+                usage: state.heap_used[i].saturating_add(state.heap_external[i]),
+            };
+        }
+        true
+    }
+
+    /// Allocates a memory object (`MemoryDevice::allocate_memory`). Fails like a driver: heap
+    /// size, budget (when enforced) and `maxMemoryAllocationCount` are enforced; planned and
+    /// random faults apply.
+    pub fn allocate_memory(
+        &self,
+        info: &MemoryAllocateInfo<DummyBuffer>,
+    ) -> Result<DummyMemory, DeviceError> {
+        let mut state = self.lock();
+        if state.lost {
+            return Err(DeviceError::DeviceLost);
+        }
+        state.counters.allocation_calls += 1;
+        let call = state.counters.allocation_calls;
+        state.fire(|t| t == Trigger::AllocationCall(call));
+        let result = self.allocate_locked(&mut state, info, call);
+        if result.is_err() {
+            state.counters.failed_allocations += 1;
+        }
+        self.shared.progress.notify_all();
+        result
+    }
+
+    fn allocate_locked(
+        &self,
+        state: &mut State,
+        info: &MemoryAllocateInfo<DummyBuffer>,
+        call: u64,
+    ) -> Result<DummyMemory, DeviceError> {
+        if state.lost {
+            return Err(DeviceError::DeviceLost);
+        }
+        let limits = self.shared.limits;
+        let Some(memory_type) = self
+            .shared
+            .properties
+            .types()
+            .get(info.memory_type as usize)
+            .copied()
+        else {
+            state.misuse(Misuse::InvalidAllocation {
+                reason: InvalidAllocation::BadMemoryType,
+            });
+            return Err(REFUSED);
+        };
+        if info.size == 0 {
+            state.misuse(Misuse::InvalidAllocation {
+                reason: InvalidAllocation::ZeroSize,
+            });
+            return Err(REFUSED);
+        }
+        if info.size > limits.max_memory_allocation_size {
+            state.misuse(Misuse::InvalidAllocation {
+                reason: InvalidAllocation::AboveMaxAllocationSize,
+            });
+            return Err(DeviceError::OutOfDeviceMemory);
+        }
+        let dedicated_to = match info.dedicated_to {
+            None => None,
+            Some(DedicatedTo::Buffer(buffer)) => {
+                let index = state.live_buffer(self.shared.serial, buffer, Operation::Allocate);
+                match index {
+                    Some(index) if state.buffers[&index].binding.is_none() => Some(index),
+                    Some(_) => {
+                        state.misuse(Misuse::InvalidAllocation {
+                            reason: InvalidAllocation::BadDedicatedBuffer,
+                        });
+                        return Err(REFUSED);
+                    }
+                    None => return Err(REFUSED),
+                }
+            }
+        };
+        if let Some(error) = state.faults.take(Site::Allocation, call) {
+            return Err(error);
+        }
+        if state.memory.len() as u64 >= u64::from(limits.max_memory_allocation_count) {
+            return Err(DeviceError::TooManyObjects);
+        }
+        let heap = memory_type.heap_index as usize;
+        let in_use = state.heap_used[heap].saturating_add(state.heap_external[heap]);
+        let after = in_use.saturating_add(info.size);
+        if after > self.shared.properties.heaps()[heap].size
+            || (self.shared.config.enforce_budget && after > state.heap_budget[heap])
+        {
+            return Err(DeviceError::OutOfDeviceMemory);
+        }
+        let properties = memory_type.properties;
+        let host_visible = properties.contains(MemoryPropertyFlags::HOST_VISIBLE);
+        let coherent = properties.contains(MemoryPropertyFlags::HOST_COHERENT);
+        let host = if host_visible {
+            Some(
+                HostBytes::new_zeroed(info.size, limits.min_memory_map_alignment.max(16))
+                    .ok_or(DeviceError::OutOfHostMemory)?,
+            )
+        } else {
+            None
+        };
+        let device_view = (!host_visible || !coherent).then(|| SparseBytes::new(info.size));
+        let index = state.next_memory;
+        state.next_memory += 1;
+        state.memory.insert(
+            index,
+            MemoryObject {
+                size: info.size,
+                memory_type: info.memory_type,
+                heap: memory_type.heap_index,
+                device_address: info.device_address,
+                host,
+                device_view,
+                mapped: false,
+                dedicated_to,
+                bound: BTreeSet::new(),
+                stale: IntervalSet::new(),
+                label: None,
+            },
+        );
+        state.heap_used[heap] += info.size;
+        let counters = &mut state.counters;
+        counters.allocations += 1;
+        counters.live_memory_objects += 1;
+        counters.peak_memory_objects = counters
+            .peak_memory_objects
+            .max(counters.live_memory_objects);
+        Ok(self.memory_handle(index))
+    }
+
+    /// Frees a memory object (`MemoryDevice::free_memory`). Records freeing twice, freeing while
+    /// a submitted copy still uses it, and freeing with buffers still bound. Host-visible bytes
+    /// go to a quarantine first (see [`DeviceConfig::freed_mapping_quarantine`]).
+    ///
+    /// [`DeviceConfig::freed_mapping_quarantine`]: crate::DeviceConfig::freed_mapping_quarantine
+    pub fn free_memory(&self, memory: DummyMemory) {
+        let serial = self.shared.serial;
+        let mut state = self.lock();
+        let live = memory.device == serial && state.memory.contains_key(&memory.index);
+        if !live {
+            if memory.device == serial && memory.index < state.next_memory {
+                state.misuse(Misuse::MemoryFreedTwice { memory });
+            } else {
+                state.misuse(Misuse::ForeignMemory {
+                    memory,
+                    operation: Operation::Free,
+                });
+            }
+            return;
+        }
+        let index = memory.index;
+        if let Some(signal_value) = state
+            .pending
+            .iter()
+            .find(|p| p.memory.contains(&index))
+            .map(|p| p.signal)
+        {
+            state.misuse(Misuse::FreedWhilePending {
+                memory,
+                signal_value,
+            });
+        }
+        let bound: Vec<u64> = state.memory[&index].bound.iter().copied().collect();
+        for buffer in bound {
+            let buffer = self.buffer_handle(buffer);
+            state.misuse(Misuse::FreedWithBoundBuffer { memory, buffer });
+        }
+        let Some(object) = state.memory.remove(&index) else {
+            return;
+        };
+        state.heap_used[object.heap as usize] -= object.size;
+        state.counters.frees += 1;
+        state.counters.live_memory_objects -= 1;
+        let cap = self.shared.config.freed_mapping_quarantine;
+        if let Some(bytes) = object.host
+            && bytes.len() <= cap
+        {
+            let hash =
+                (bytes.len() <= QUARANTINE_HASH_LIMIT).then(|| host_hash(&bytes, 0, bytes.len()));
+            state.quarantine_bytes += bytes.len();
+            state.quarantine.push_back(Quarantined {
+                memory: index,
+                bytes,
+                hash,
+            });
+            state.release_quarantine(serial, cap);
+        }
+    }
+
+    /// Maps the whole object (`MemoryDevice::map_memory`); the address is stable until the object
+    /// is freed (and after unmapping: unmapping never moves the bytes).
+    pub fn map_memory(&self, memory: DummyMemory) -> Result<NonNull<u8>, DeviceError> {
+        let mut state = self.lock();
+        if state.lost {
+            return Err(DeviceError::DeviceLost);
+        }
+        state.counters.map_calls += 1;
+        let call = state.counters.map_calls;
+        let Some(index) = state.live_memory(self.shared.serial, memory, Operation::Map) else {
+            return Err(DeviceError::MapFailed);
+        };
+        let object = &state.memory[&index];
+        let Some(ptr) = object.host.as_ref().map(HostBytes::as_ptr) else {
+            state.misuse(Misuse::MapNotHostVisible { memory });
+            return Err(DeviceError::MapFailed);
+        };
+        if object.mapped {
+            state.misuse(Misuse::MappedTwice { memory });
+            return Err(DeviceError::MapFailed);
+        }
+        if let Some(error) = state.faults.take(Site::Map, call) {
+            return Err(error);
+        }
+        if let Some(object) = state.memory.get_mut(&index) {
+            object.mapped = true;
+        }
+        state.counters.maps += 1;
+        Ok(ptr)
+    }
+
+    /// Unmaps (`MemoryDevice::unmap_memory`); records unmapping what is not mapped.
+    pub fn unmap_memory(&self, memory: DummyMemory) {
+        let mut state = self.lock();
+        let Some(index) = state.live_memory(self.shared.serial, memory, Operation::Unmap) else {
+            return;
+        };
+        let object = state.memory.get_mut(&index);
+        match object {
+            Some(object) if object.mapped => {
+                object.mapped = false;
+                state.counters.unmaps += 1;
+            }
+            _ => state.misuse(Misuse::NotMapped {
+                memory,
+                operation: Operation::Unmap,
+            }),
+        }
+    }
+
+    /// Makes host writes visible to the device (`MemoryDevice::flush_ranges`): for non-coherent
+    /// memory, copies the host view of each range to the device view. Records ranges of unmapped
+    /// or freed objects, out of bounds, or not aligned to `nonCoherentAtomSize`.
+    pub fn flush_ranges(&self, ranges: &[MappedRange<DummyMemory>]) -> Result<(), DeviceError> {
+        self.sync_ranges(ranges, Sync::Flush)
+    }
+
+    /// Makes device writes visible to the host (`MemoryDevice::invalidate_ranges`): for
+    /// non-coherent memory, copies the device view of each range to the host view. Checks as
+    /// for [`DummyDevice::flush_ranges`].
+    pub fn invalidate_ranges(
+        &self,
+        ranges: &[MappedRange<DummyMemory>],
+    ) -> Result<(), DeviceError> {
+        self.sync_ranges(ranges, Sync::Invalidate)
+    }
+
+    fn sync_ranges(
+        &self,
+        ranges: &[MappedRange<DummyMemory>],
+        sync: Sync,
+    ) -> Result<(), DeviceError> {
+        let (operation, mut state) = (
+            match sync {
+                Sync::Flush => Operation::Flush,
+                Sync::Invalidate => Operation::Invalidate,
+            },
+            self.lock(),
+        );
+        if state.lost {
+            return Err(DeviceError::DeviceLost);
+        }
+        match sync {
+            Sync::Flush => state.counters.flush_calls += 1,
+            Sync::Invalidate => state.counters.invalidate_calls += 1,
+        }
+        let atom = self.shared.limits.non_coherent_atom_size;
+        for range in ranges {
+            let memory = range.memory;
+            let Some(index) = state.live_memory(self.shared.serial, memory, operation) else {
+                continue;
+            };
+            let object = &state.memory[&index];
+            let (mapped, size) = (object.mapped, object.size);
+            if !mapped {
+                state.misuse(Misuse::NotMapped { memory, operation });
+                continue;
+            }
+            if !fits(range.offset, range.size, size) {
+                state.misuse(Misuse::RangeOutOfBounds {
+                    memory,
+                    offset: range.offset,
+                    size: range.size,
+                    operation,
+                });
+                continue;
+            }
+            let reaches_end = range.offset + range.size == size;
+            if range.offset % atom != 0 || (range.size % atom != 0 && !reaches_end) {
+                state.misuse(Misuse::RangeMisaligned {
+                    memory,
+                    offset: range.offset,
+                    size: range.size,
+                    operation,
+                });
+            }
+            if let Some(object) = state.memory.get_mut(&index) {
+                match sync {
+                    Sync::Flush => object.flush(range.offset, range.size),
+                    Sync::Invalidate => object.invalidate(range.offset, range.size),
+                }
+            }
+            match sync {
+                Sync::Flush => state.counters.flushed_ranges += 1,
+                Sync::Invalidate => state.counters.invalidated_ranges += 1,
+            }
+        }
+        Ok(())
+    }
+
+    /// Creates a buffer (`BufferDevice::create_buffer`). Its requirements: size rounded up to
+    /// [`DeviceConfig::buffer_alignment`], that alignment, the configured memory types, and a
+    /// dedicated hint from the configured thresholds.
+    ///
+    /// [`DeviceConfig::buffer_alignment`]: crate::DeviceConfig::buffer_alignment
+    pub fn create_buffer(
+        &self,
+        size: u64,
+        usage: BufferUsage,
+    ) -> Result<(DummyBuffer, MemoryRequirements), DeviceError> {
+        self.create_resource(size, usage, false)
+    }
+
+    /// Creates an optimal-tiling, image-like resource of `size` bytes, bound with
+    /// [`DummyDevice::bind_buffer_memory`] like a buffer. It exists so tests can check
+    /// `bufferImageGranularity`: a linear and an optimal resource sharing a granularity page
+    /// of one object is recorded as [`Misuse::GranularityConflict`]. It cannot be copied.
+    pub fn create_optimal_resource(
+        &self,
+        size: u64,
+    ) -> Result<(DummyBuffer, MemoryRequirements), DeviceError> {
+        self.create_resource(size, BufferUsage::empty(), true)
+    }
+
+    fn create_resource(
+        &self,
+        size: u64,
+        usage: BufferUsage,
+        optimal: bool,
+    ) -> Result<(DummyBuffer, MemoryRequirements), DeviceError> {
+        let config = &self.shared.config;
+        let mut state = self.lock();
+        if state.lost {
+            return Err(DeviceError::DeviceLost);
+        }
+        state.counters.buffer_creation_calls += 1;
+        let call = state.counters.buffer_creation_calls;
+        if let Some(error) = state.faults.take(Site::BufferCreation, call) {
+            return Err(error);
+        }
+        if size == 0 {
+            state.misuse(Misuse::ZeroSizeBuffer);
+            return Err(REFUSED);
+        }
+        let alignment = if optimal {
+            config.optimal_alignment
+        } else {
+            config.buffer_alignment
+        };
+        let type_count = self.shared.properties.types().len() as u32;
+        let existing = u32::MAX.checked_shr(32 - type_count).unwrap_or(u32::MAX);
+        let allowed = if optimal {
+            config.optimal_memory_type_bits
+        } else {
+            config.buffer_memory_type_bits
+        };
+        let dedicated = if config.dedicated_required_from.is_some_and(|t| size >= t) {
+            DedicatedHint::Required
+        } else if config.dedicated_preferred_from.is_some_and(|t| size >= t) {
+            DedicatedHint::Preferred
+        } else {
+            DedicatedHint::None
+        };
+        let requirements = MemoryRequirements {
+            size: round_up(size, alignment),
+            alignment,
+            memory_type_bits: allowed & existing,
+            dedicated,
+        };
+        let index = state.next_buffer;
+        state.next_buffer += 1;
+        state.buffers.insert(
+            index,
+            BufferObject {
+                size,
+                usage,
+                optimal,
+                requirements,
+                binding: None,
+                label: None,
+            },
+        );
+        state.counters.buffers_created += 1;
+        state.counters.live_buffers += 1;
+        Ok((self.buffer_handle(index), requirements))
+    }
+
+    /// Binds a buffer (`BufferDevice::bind_buffer_memory`). Refuses (with
+    /// `Unexpected(MISUSE_RESULT_CODE)`, and a recorded misuse) a freed or foreign handle, a
+    /// second bind, a type outside `memory_type_bits`, a misaligned offset, a range outside the
+    /// object and a dedicated mismatch; binds but records granularity conflicts, aliasing and a
+    /// missing device-address flag.
+    pub fn bind_buffer_memory(
+        &self,
+        buffer: DummyBuffer,
+        memory: DummyMemory,
+        offset: u64,
+    ) -> Result<(), DeviceError> {
+        let serial = self.shared.serial;
+        let mut state = self.lock();
+        if state.lost {
+            return Err(DeviceError::DeviceLost);
+        }
+        let Some(b) = state.live_buffer(serial, buffer, Operation::Bind) else {
+            return Err(REFUSED);
+        };
+        let Some(m) = state.live_memory(serial, memory, Operation::Bind) else {
+            return Err(REFUSED);
+        };
+        let resource = &state.buffers[&b];
+        let object = &state.memory[&m];
+        let requirements = resource.requirements;
+        let refusal = if resource.binding.is_some() {
+            Some(Misuse::BoundTwice { buffer })
+        } else if requirements.memory_type_bits & (1 << object.memory_type) == 0 {
+            Some(Misuse::BindTypeNotAllowed {
+                buffer,
+                memory_type: object.memory_type,
+            })
+        } else if offset % requirements.alignment != 0 {
+            Some(Misuse::BindMisaligned {
+                buffer,
+                offset,
+                alignment: requirements.alignment,
+            })
+        } else if !fits(offset, requirements.size, object.size) {
+            Some(Misuse::BindOutOfRange {
+                buffer,
+                memory,
+                offset,
+            })
+        } else if object.dedicated_to.is_some_and(|d| d != b)
+            || (object.dedicated_to.is_some() && offset != 0)
+            || (requirements.dedicated == DedicatedHint::Required && object.dedicated_to != Some(b))
+        {
+            Some(Misuse::DedicatedMismatch { buffer, memory })
+        } else {
+            None
+        };
+        if let Some(misuse) = refusal {
+            state.misuse(misuse);
+            return Err(REFUSED);
+        }
+        let mut found = Vec::new();
+        if resource.usage.contains(BufferUsage::DEVICE_ADDRESS) && !object.device_address {
+            found.push(Misuse::BindWithoutDeviceAddress { buffer, memory });
+        }
+        let granularity = self.shared.limits.buffer_image_granularity;
+        let end = offset + requirements.size;
+        for &other_index in &object.bound {
+            let other = &state.buffers[&other_index];
+            let Some((_, other_offset)) = other.binding else {
+                continue;
+            };
+            let other_end = other_offset + other.requirements.size;
+            let other_handle = self.buffer_handle(other_index);
+            if offset < other_end && other_offset < end {
+                found.push(Misuse::AliasedBinding {
+                    memory,
+                    first: other_handle,
+                    second: buffer,
+                });
+            }
+            if other.optimal != resource.optimal {
+                let first_page = (offset / granularity).max(other_offset / granularity);
+                let last_page = ((end - 1) / granularity).min((other_end - 1) / granularity);
+                if first_page <= last_page {
+                    let (linear, optimal) = if resource.optimal {
+                        (other_handle, buffer)
+                    } else {
+                        (buffer, other_handle)
+                    };
+                    found.push(Misuse::GranularityConflict {
+                        memory,
+                        linear,
+                        optimal,
+                        page_offset: first_page * granularity,
+                    });
+                }
+            }
+        }
+        for misuse in found {
+            state.misuse(misuse);
+        }
+        if let Some(resource) = state.buffers.get_mut(&b) {
+            resource.binding = Some((m, offset));
+        }
+        if let Some(object) = state.memory.get_mut(&m) {
+            object.bound.insert(b);
+        }
+        state.counters.binds += 1;
+        Ok(())
+    }
+
+    /// Destroys a buffer (`BufferDevice::destroy_buffer`). Records destroying twice and
+    /// destroying while a submitted copy still uses it.
+    pub fn destroy_buffer(&self, buffer: DummyBuffer) {
+        let serial = self.shared.serial;
+        let mut state = self.lock();
+        let live = buffer.device == serial && state.buffers.contains_key(&buffer.index);
+        if !live {
+            if buffer.device == serial && buffer.index < state.next_buffer {
+                state.misuse(Misuse::BufferDestroyedTwice { buffer });
+            } else {
+                state.misuse(Misuse::ForeignBuffer {
+                    buffer,
+                    operation: Operation::Destroy,
+                });
+            }
+            return;
+        }
+        let index = buffer.index;
+        if let Some(signal_value) = state
+            .pending
+            .iter()
+            .find(|p| p.commands.iter().any(|c| c.src == index || c.dst == index))
+            .map(|p| p.signal)
+        {
+            state.misuse(Misuse::DestroyedWhilePending {
+                buffer,
+                signal_value,
+            });
+        }
+        if let Some(resource) = state.buffers.remove(&index)
+            && let Some((m, _)) = resource.binding
+            && let Some(object) = state.memory.get_mut(&m)
+        {
+            object.bound.remove(&index);
+        }
+        state.counters.buffers_destroyed += 1;
+        state.counters.live_buffers -= 1;
+    }
+
+    /// Submits copies (`CopyQueue::submit_copies`). They execute when the test advances the
+    /// timeline to `signal_value` (or at once with `complete_on_submit`). Checks every command
+    /// now: live, bound, linear buffers with transfer usage; nonzero regions inside both buffers;
+    /// disjoint destinations; source not overlapping destination; non-coherent sources flushed.
+    /// Bad regions are recorded and dropped. Source ranges (and host-visible destinations) are
+    /// hashed, to catch host writes before execution.
+    pub fn submit_copies(
+        &self,
+        commands: &[CopyCommand<'_, DummyBuffer>],
+        signal_value: u64,
+    ) -> Result<(), DeviceError> {
+        let serial = self.shared.serial;
+        let check = self.shared.config.check_pending_ranges;
+        let mut state = self.lock();
+        if state.lost {
+            return Err(DeviceError::DeviceLost);
+        }
+        state.counters.submit_calls += 1;
+        let call = state.counters.submit_calls;
+        state.fire(|t| t == Trigger::SubmitCall(call));
+        if state.lost {
+            self.shared.progress.notify_all();
+            return Err(DeviceError::DeviceLost);
+        }
+        if let Some(error) = state.faults.take(Site::Submit, call) {
+            return Err(error);
+        }
+        if signal_value <= state.last_submitted {
+            let last_submitted = state.last_submitted;
+            state.misuse(Misuse::SignalNotIncreasing {
+                signal_value,
+                last_submitted,
+            });
+            return Err(REFUSED);
+        }
+        let mut pending = Pending {
+            signal: signal_value,
+            commands: Vec::with_capacity(commands.len()),
+            snapshots: Vec::new(),
+            memory: Vec::new(),
+        };
+        for command in commands {
+            let src = state.live_buffer(serial, command.src, Operation::Submit);
+            let dst = state.live_buffer(serial, command.dst, Operation::Submit);
+            let (Some(src), Some(dst)) = (src, dst) else {
+                continue;
+            };
+            let src_binding =
+                self.copy_binding(&mut state, src, command.src, BufferUsage::TRANSFER_SRC);
+            let dst_binding =
+                self.copy_binding(&mut state, dst, command.dst, BufferUsage::TRANSFER_DST);
+            let (Some(src_binding), Some(dst_binding)) = (src_binding, dst_binding) else {
+                continue;
+            };
+            let regions =
+                self.valid_regions(&mut state, command, src, dst, src_binding, dst_binding);
+            let mut found = Vec::new();
+            let src_memory = &state.memory[&src_binding.0];
+            let dst_memory = &state.memory[&dst_binding.0];
+            for region in &regions {
+                let at = src_binding.1 + region.src_offset;
+                if let Some(first) = src_memory.first_unflushed(at, region.size) {
+                    found.push(Misuse::UnflushedHostWrite {
+                        memory: self.memory_handle(src_binding.0),
+                        offset: first,
+                        size: region.size,
+                    });
+                }
+                if check && src_memory.host.is_some() {
+                    pending.snapshots.push(Snapshot {
+                        memory: src_binding.0,
+                        offset: at,
+                        size: region.size,
+                        source: true,
+                        device_hash: src_memory.device_hash(at, region.size),
+                        host_hash: if src_memory.non_coherent() {
+                            src_memory.host_hash(at, region.size)
+                        } else {
+                            None
+                        },
+                    });
+                }
+                if check && dst_memory.host.is_some() {
+                    let at = dst_binding.1 + region.dst_offset;
+                    pending.snapshots.push(Snapshot {
+                        memory: dst_binding.0,
+                        offset: at,
+                        size: region.size,
+                        source: false,
+                        device_hash: 0,
+                        host_hash: dst_memory.host_hash(at, region.size),
+                    });
+                }
+            }
+            for misuse in found {
+                state.misuse(misuse);
+            }
+            pending.memory.extend([src_binding.0, dst_binding.0]);
+            pending.commands.push(PendingCommand { src, dst, regions });
+        }
+        pending.memory.sort_unstable();
+        pending.memory.dedup();
+        state.last_submitted = signal_value;
+        state.counters.submissions += 1;
+        state.pending.push_back(pending);
+        if state.complete_on_submit {
+            let fill = self.shared.config.stale_read_fill;
+            while state.execute_next(serial, fill).is_some() {}
+        }
+        self.shared.progress.notify_all();
+        Ok(())
+    }
+
+    /// The (memory, offset) a copy buffer is bound at, or `None` after recording why it cannot
+    /// take part in a copy.
+    fn copy_binding(
+        &self,
+        state: &mut State,
+        index: u64,
+        buffer: DummyBuffer,
+        needed: BufferUsage,
+    ) -> Option<(u64, u64)> {
+        let resource = &state.buffers[&index];
+        let (optimal, usage, binding) = (resource.optimal, resource.usage, resource.binding);
+        if optimal {
+            state.misuse(Misuse::CopyOptimalResource { buffer });
+            return None;
+        }
+        let Some((m, offset)) = binding else {
+            state.misuse(Misuse::CopyUnboundBuffer { buffer });
+            return None;
+        };
+        if !state.memory.contains_key(&m) {
+            state.misuse(Misuse::MemoryUseAfterFree {
+                memory: self.memory_handle(m),
+                operation: Operation::Submit,
+            });
+            return None;
+        }
+        if !usage.contains(needed) {
+            state.misuse(Misuse::CopyMissingUsage { buffer, needed });
+        }
+        Some((m, offset))
+    }
+
+    /// The regions of a command that can execute, after recording the bad ones.
+    fn valid_regions(
+        &self,
+        state: &mut State,
+        command: &CopyCommand<'_, DummyBuffer>,
+        src: u64,
+        dst: u64,
+        src_binding: (u64, u64),
+        dst_binding: (u64, u64),
+    ) -> Vec<BufferCopy> {
+        let src_size = state.buffers[&src].size;
+        let dst_size = state.buffers[&dst].size;
+        let mut found = Vec::new();
+        let mut regions = Vec::with_capacity(command.regions.len());
+        let mut overlaps_source = false;
+        for region in command.regions {
+            if region.size == 0 {
+                found.push(Misuse::CopyZeroSize {
+                    src: command.src,
+                    dst: command.dst,
+                });
+                continue;
+            }
+            if !fits(region.src_offset, region.size, src_size) {
+                found.push(Misuse::CopyOutOfBounds {
+                    buffer: command.src,
+                    offset: region.src_offset,
+                    size: region.size,
+                });
+                continue;
+            }
+            if !fits(region.dst_offset, region.size, dst_size) {
+                found.push(Misuse::CopyOutOfBounds {
+                    buffer: command.dst,
+                    offset: region.dst_offset,
+                    size: region.size,
+                });
+                continue;
+            }
+            if src_binding.0 == dst_binding.0 {
+                let a = src_binding.1 + region.src_offset;
+                let b = dst_binding.1 + region.dst_offset;
+                overlaps_source |= a < b + region.size && b < a + region.size;
+            }
+            regions.push(*region);
+        }
+        if overlaps_source {
+            found.push(Misuse::CopySourceOverlapsDestination {
+                memory: self.memory_handle(src_binding.0),
+            });
+        }
+        let mut destinations: Vec<(u64, u64)> = regions
+            .iter()
+            .map(|r| (r.dst_offset, r.dst_offset + r.size))
+            .collect();
+        destinations.sort_unstable();
+        if destinations.windows(2).any(|w| w[1].0 < w[0].1) {
+            found.push(Misuse::CopyOverlappingDestinations { dst: command.dst });
+        }
+        for misuse in found {
+            state.misuse(misuse);
+        }
+        regions
+    }
+
+    /// The completed value (`CopyQueue::completed_value`); `DeviceLost` once lost.
+    pub fn completed_value(&self) -> Result<u64, DeviceError> {
+        let state = self.lock();
+        if state.lost {
+            Err(DeviceError::DeviceLost)
+        } else {
+            Ok(state.completed)
+        }
+    }
+
+    /// Waits for `value` (`CopyQueue::wait`) as the [`WaitMode`] says: `Auto` completes the
+    /// timeline up to it, `Manual` reports `TimedOut` unless it completed already, `Block`
+    /// blocks until another thread completes it or `timeout_ns` passes. `DeviceLost` once lost.
+    pub fn wait(&self, value: u64, timeout_ns: u64) -> Result<WaitStatus, DeviceError> {
+        let mut state = self.lock();
+        let deadline = Instant::now().checked_add(Duration::from_nanos(timeout_ns));
+        loop {
+            if state.lost {
+                return Err(DeviceError::DeviceLost);
+            }
+            if state.completed >= value {
+                return Ok(WaitStatus::Completed);
+            }
+            match state.wait_mode {
+                WaitMode::Manual => return Ok(WaitStatus::TimedOut),
+                WaitMode::Auto => {
+                    if state.last_submitted < value {
+                        return Ok(WaitStatus::TimedOut);
+                    }
+                    let fill = self.shared.config.stale_read_fill;
+                    while state.completed < value {
+                        if state.execute_next(self.shared.serial, fill).is_none() {
+                            break;
+                        }
+                    }
+                    self.shared.progress.notify_all();
+                    if !state.lost && state.completed < value {
+                        return Ok(WaitStatus::TimedOut);
+                    }
+                }
+                WaitMode::Block => {
+                    let progress = &self.shared.progress;
+                    state = match deadline {
+                        None => progress
+                            .wait(state)
+                            .unwrap_or_else(std::sync::PoisonError::into_inner),
+                        Some(deadline) => {
+                            let now = Instant::now();
+                            if now >= deadline {
+                                return Ok(WaitStatus::TimedOut);
+                            }
+                            progress
+                                .wait_timeout(state, deadline - now)
+                                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                                .0
+                        }
+                    };
+                }
+            }
+        }
+    }
+}

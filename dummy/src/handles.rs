@@ -1,0 +1,58 @@
+//! Handles of the simulated device's memory objects and buffers.
+#![forbid(unsafe_code)]
+
+use std::fmt;
+
+/// A memory object of a [`DummyDevice`](crate::DummyDevice). Handles are never reused, and carry
+/// the device they came from, so stale and foreign handles are told apart from live ones.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct DummyMemory {
+    pub(crate) device: u32,
+    pub(crate) index: u64,
+}
+
+/// A buffer (or an optimal, image-like resource) of a [`DummyDevice`](crate::DummyDevice).
+/// Never reused; carries its device.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct DummyBuffer {
+    pub(crate) device: u32,
+    pub(crate) index: u64,
+}
+
+impl DummyMemory {
+    /// The object's number on its device, counting from 1 in allocation order.
+    pub fn index(self) -> u64 {
+        self.index
+    }
+}
+
+impl DummyBuffer {
+    /// The buffer's number on its device, counting from 1 in creation order.
+    pub fn index(self) -> u64 {
+        self.index
+    }
+}
+
+impl fmt::Debug for DummyMemory {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "memory#{}@dev{}", self.index, self.device)
+    }
+}
+
+impl fmt::Debug for DummyBuffer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "buffer#{}@dev{}", self.index, self.device)
+    }
+}
+
+impl fmt::Display for DummyMemory {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self, f)
+    }
+}
+
+impl fmt::Display for DummyBuffer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self, f)
+    }
+}

@@ -1,0 +1,105 @@
+//! memkit-core's device traits over the safe inherent methods.
+//!
+//! The trait methods are `unsafe fn` because real backends rely on their contracts; the
+//! simulator checks every contract instead (see `calls.rs`), so each impl only forwards. No
+//! `unsafe` block is needed: implementing an `unsafe fn` is all that needs the lint allowed.
+#![allow(unsafe_code)]
+
+use std::ptr::NonNull;
+
+use memkit_core::device::{
+    BufferDevice, BufferUsage, CopyCommand, CopyQueue, DeviceError, DeviceLimits, HeapBudget,
+    MappedRange, MemoryAllocateInfo, MemoryDevice, MemoryProperties, MemoryRequirements,
+    WaitStatus,
+};
+
+use crate::device::DummyDevice;
+use crate::handles::{DummyBuffer, DummyMemory};
+
+impl MemoryDevice for DummyDevice {
+    type Memory = DummyMemory;
+    type Buffer = DummyBuffer;
+
+    fn memory_properties(&self) -> &MemoryProperties {
+        DummyDevice::memory_properties(self)
+    }
+
+    fn limits(&self) -> DeviceLimits {
+        DummyDevice::limits(self)
+    }
+
+    fn query_budget(&self, out: &mut [HeapBudget]) -> bool {
+        DummyDevice::query_budget(self, out)
+    }
+
+    unsafe fn allocate_memory(
+        &self,
+        info: &MemoryAllocateInfo<DummyBuffer>,
+    ) -> Result<DummyMemory, DeviceError> {
+        DummyDevice::allocate_memory(self, info)
+    }
+
+    unsafe fn free_memory(&self, memory: DummyMemory) {
+        DummyDevice::free_memory(self, memory);
+    }
+
+    unsafe fn map_memory(&self, memory: DummyMemory) -> Result<NonNull<u8>, DeviceError> {
+        DummyDevice::map_memory(self, memory)
+    }
+
+    unsafe fn unmap_memory(&self, memory: DummyMemory) {
+        DummyDevice::unmap_memory(self, memory);
+    }
+
+    unsafe fn flush_ranges(&self, ranges: &[MappedRange<DummyMemory>]) -> Result<(), DeviceError> {
+        DummyDevice::flush_ranges(self, ranges)
+    }
+
+    unsafe fn invalidate_ranges(
+        &self,
+        ranges: &[MappedRange<DummyMemory>],
+    ) -> Result<(), DeviceError> {
+        DummyDevice::invalidate_ranges(self, ranges)
+    }
+}
+
+impl BufferDevice for DummyDevice {
+    fn create_buffer(
+        &self,
+        size: u64,
+        usage: BufferUsage,
+    ) -> Result<(DummyBuffer, MemoryRequirements), DeviceError> {
+        DummyDevice::create_buffer(self, size, usage)
+    }
+
+    unsafe fn bind_buffer_memory(
+        &self,
+        buffer: DummyBuffer,
+        memory: DummyMemory,
+        offset: u64,
+    ) -> Result<(), DeviceError> {
+        DummyDevice::bind_buffer_memory(self, buffer, memory, offset)
+    }
+
+    unsafe fn destroy_buffer(&self, buffer: DummyBuffer) {
+        DummyDevice::destroy_buffer(self, buffer);
+    }
+}
+
+impl CopyQueue for DummyDevice {
+    unsafe fn submit_copies(
+        &self,
+        commands: &[CopyCommand<'_, DummyBuffer>],
+        signal_value: u64,
+    ) -> Result<(), DeviceError> {
+        DummyDevice::submit_copies(self, commands, signal_value)
+    }
+
+    fn completed_value(&self) -> Result<u64, DeviceError> {
+        DummyDevice::completed_value(self)
+    }
+
+    fn wait(&self, value: u64, timeout_ns: u64) -> Result<WaitStatus, DeviceError> {
+        DummyDevice::wait(self, value, timeout_ns)
+    }
+}
