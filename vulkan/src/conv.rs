@@ -1,0 +1,144 @@
+//! Pure conversions between Vulkan's structures and core's, named `map_*`. No Vulkan calls.
+
+use ash::vk;
+use memkit_core::device::{
+    BufferCopy, BufferUsage, DedicatedHint, DescriptionError, DeviceLimits, MemoryHeap,
+    MemoryHeapFlags, MemoryProperties, MemoryPropertyFlags, MemoryRequirements, MemoryType,
+};
+
+/// Vulkan's memory types and heaps as core's [`MemoryProperties`]. Unknown property bits are kept.
+pub fn map_memory_properties(
+    raw: &vk::PhysicalDeviceMemoryProperties,
+) -> Result<MemoryProperties, DescriptionError> {
+    let type_count = raw.memory_type_count as usize;
+    let heap_count = raw.memory_heap_count as usize;
+    if type_count > raw.memory_types.len() || heap_count > raw.memory_heaps.len() {
+        return Err(DescriptionError::BadCount);
+    }
+    let mut types = [MemoryType {
+        properties: MemoryPropertyFlags::empty(),
+        heap_index: 0,
+    }; vk::MAX_MEMORY_TYPES];
+    for (out, t) in types.iter_mut().zip(&raw.memory_types[..type_count]) {
+        *out = MemoryType {
+            properties: MemoryPropertyFlags::from_bits_retain(t.property_flags.as_raw()),
+            heap_index: t.heap_index,
+        };
+    }
+    let mut heaps = [MemoryHeap {
+        size: 0,
+        flags: MemoryHeapFlags::empty(),
+    }; vk::MAX_MEMORY_HEAPS];
+    for (out, h) in heaps.iter_mut().zip(&raw.memory_heaps[..heap_count]) {
+        *out = MemoryHeap {
+            size: h.size,
+            flags: MemoryHeapFlags::from_bits_retain(h.flags.as_raw()),
+        };
+    }
+    MemoryProperties::new(&types[..type_count], &heaps[..heap_count])
+}
+
+/// The limits memory management respects. `max_memory_allocation_size` comes from
+/// `VkPhysicalDeviceMaintenance3Properties` (Vulkan 1.1).
+pub fn map_limits(
+    raw: &vk::PhysicalDeviceLimits,
+    max_memory_allocation_size: u64,
+) -> Result<DeviceLimits, DescriptionError> {
+    let limits = DeviceLimits {
+        max_memory_allocation_count: raw.max_memory_allocation_count,
+        max_memory_allocation_size,
+        buffer_image_granularity: raw.buffer_image_granularity,
+        non_coherent_atom_size: raw.non_coherent_atom_size,
+        // `minMemoryMapAlignment` is a `size_t`; it always fits in 64 bits.
+        min_memory_map_alignment: raw.min_memory_map_alignment as u64,
+    };
+    limits.validate()?;
+    Ok(limits)
+}
+
+/// core's usage flags as Vulkan's. The bit layouts are the same by construction; this keeps only
+/// the bits core defines.
+pub fn map_buffer_usage(usage: BufferUsage) -> vk::BufferUsageFlags {
+    let mut out = vk::BufferUsageFlags::empty();
+    let pairs = [
+        (
+            BufferUsage::TRANSFER_SRC,
+            vk::BufferUsageFlags::TRANSFER_SRC,
+        ),
+        (
+            BufferUsage::TRANSFER_DST,
+            vk::BufferUsageFlags::TRANSFER_DST,
+        ),
+        (BufferUsage::UNIFORM, vk::BufferUsageFlags::UNIFORM_BUFFER),
+        (BufferUsage::STORAGE, vk::BufferUsageFlags::STORAGE_BUFFER),
+        (BufferUsage::INDEX, vk::BufferUsageFlags::INDEX_BUFFER),
+        (BufferUsage::VERTEX, vk::BufferUsageFlags::VERTEX_BUFFER),
+        (BufferUsage::INDIRECT, vk::BufferUsageFlags::INDIRECT_BUFFER),
+        (
+            BufferUsage::DEVICE_ADDRESS,
+            vk::BufferUsageFlags::SHADER_DEVICE_ADDRESS,
+        ),
+    ];
+    for (ours, theirs) in pairs {
+        if usage.contains(ours) {
+            out |= theirs;
+        }
+    }
+    out
+}
+
+/// One copy region.
+pub fn map_buffer_copy(region: &BufferCopy) -> vk::BufferCopy {
+    vk::BufferCopy {
+        src_offset: region.src_offset,
+        dst_offset: region.dst_offset,
+        size: region.size,
+    }
+}
+
+/// The driver's dedicated-allocation answer (`VkMemoryDedicatedRequirements`).
+pub fn map_dedicated_hint(raw: &vk::MemoryDedicatedRequirements<'_>) -> DedicatedHint {
+    if raw.requires_dedicated_allocation == vk::TRUE {
+        DedicatedHint::Required
+    } else if raw.prefers_dedicated_allocation == vk::TRUE {
+        DedicatedHint::Preferred
+    } else {
+        DedicatedHint::None
+    }
+}
+
+/// `VkMemoryRequirements` plus the dedicated answer.
+pub fn map_memory_requirements(
+    raw: &vk::MemoryRequirements,
+    dedicated: &vk::MemoryDedicatedRequirements<'_>,
+) -> MemoryRequirements {
+    MemoryRequirements {
+        size: raw.size,
+        alignment: raw.alignment,
+        memory_type_bits: raw.memory_type_bits,
+        dedicated: map_dedicated_hint(dedicated),
+    }
+}
+
+/// A residency priority clamped into Vulkan's `[0, 1]`; NaN becomes the default 0.5.
+pub fn map_priority(priority: f32) -> f32 {
+    if priority.is_nan() {
+        0.5
+    } else {
+        priority.clamp(0.0, 1.0)
+    }
+}
+
+/// The range a command writes: from its lowest destination offset to its highest end, or `None`
+/// when it has no regions or the end overflows.
+pub fn map_destination_span(regions: &[BufferCopy]) -> Option<(u64, u64)> {
+    let start = regions.iter().map(|r| r.dst_offset).min()?;
+    let mut end = 0u64;
+    for r in regions {
+        end = end.max(r.dst_offset.checked_add(r.size)?);
+    }
+    Some((start, end - start))
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,161 @@
+use super::*;
+
+fn lavapipe_like() -> vk::PhysicalDeviceMemoryProperties {
+    let mut raw = vk::PhysicalDeviceMemoryProperties {
+        memory_type_count: 1,
+        memory_heap_count: 1,
+        ..Default::default()
+    };
+    raw.memory_types[0] = vk::MemoryType {
+        property_flags: vk::MemoryPropertyFlags::DEVICE_LOCAL
+            | vk::MemoryPropertyFlags::HOST_VISIBLE
+            | vk::MemoryPropertyFlags::HOST_COHERENT
+            | vk::MemoryPropertyFlags::HOST_CACHED,
+        heap_index: 0,
+    };
+    raw.memory_heaps[0] = vk::MemoryHeap {
+        size: 8 << 30,
+        flags: vk::MemoryHeapFlags::DEVICE_LOCAL,
+    };
+    raw
+}
+
+#[test]
+fn memory_properties_keep_types_heaps_and_unknown_bits() {
+    let mut raw = lavapipe_like();
+    raw.memory_type_count = 2;
+    raw.memory_types[1] = vk::MemoryType {
+        // AMD's DEVICE_COHERENT bit, unknown to core.
+        property_flags: vk::MemoryPropertyFlags::from_raw(0x40),
+        heap_index: 0,
+    };
+    let props = map_memory_properties(&raw).unwrap();
+    assert_eq!(props.types().len(), 2);
+    assert_eq!(props.heaps().len(), 1);
+    assert_eq!(props.heaps()[0].size, 8 << 30);
+    assert_eq!(props.heaps()[0].flags, MemoryHeapFlags::DEVICE_LOCAL);
+    assert_eq!(
+        props.types()[0].properties,
+        MemoryPropertyFlags::DEVICE_LOCAL
+            | MemoryPropertyFlags::HOST_VISIBLE
+            | MemoryPropertyFlags::HOST_COHERENT
+            | MemoryPropertyFlags::HOST_CACHED
+    );
+    assert_eq!(props.types()[1].properties.bits(), 0x40);
+}
+
+#[test]
+fn bad_descriptions_are_errors() {
+    let mut raw = lavapipe_like();
+    raw.memory_types[0].heap_index = 3;
+    assert_eq!(
+        map_memory_properties(&raw),
+        Err(DescriptionError::BadHeapIndex)
+    );
+    let mut raw = lavapipe_like();
+    raw.memory_type_count = 33;
+    assert_eq!(map_memory_properties(&raw), Err(DescriptionError::BadCount));
+    let mut raw = lavapipe_like();
+    raw.memory_heap_count = 0;
+    assert_eq!(map_memory_properties(&raw), Err(DescriptionError::BadCount));
+}
+
+#[test]
+fn limits_are_copied_and_checked() {
+    let raw = vk::PhysicalDeviceLimits {
+        max_memory_allocation_count: 4096,
+        buffer_image_granularity: 1024,
+        non_coherent_atom_size: 64,
+        min_memory_map_alignment: 64,
+        ..Default::default()
+    };
+    let limits = map_limits(&raw, 1 << 31).unwrap();
+    assert_eq!(limits.max_memory_allocation_count, 4096);
+    assert_eq!(limits.max_memory_allocation_size, 1 << 31);
+    assert_eq!(limits.buffer_image_granularity, 1024);
+    assert_eq!(limits.non_coherent_atom_size, 64);
+    assert_eq!(limits.min_memory_map_alignment, 64);
+    let bad = vk::PhysicalDeviceLimits {
+        non_coherent_atom_size: 48,
+        ..raw
+    };
+    assert_eq!(
+        map_limits(&bad, 1 << 31),
+        Err(DescriptionError::LimitNotPowerOfTwo)
+    );
+}
+
+#[test]
+fn usage_bits_match_vulkan() {
+    for flag in BufferUsage::all().iter() {
+        assert_eq!(map_buffer_usage(flag).as_raw(), flag.bits(), "{flag:?}");
+    }
+    assert_eq!(
+        map_buffer_usage(BufferUsage::TRANSFER_DST | BufferUsage::VERTEX),
+        vk::BufferUsageFlags::TRANSFER_DST | vk::BufferUsageFlags::VERTEX_BUFFER
+    );
+}
+
+#[test]
+fn dedicated_answers() {
+    let mut d = vk::MemoryDedicatedRequirements::default();
+    assert_eq!(map_dedicated_hint(&d), DedicatedHint::None);
+    d.prefers_dedicated_allocation = vk::TRUE;
+    assert_eq!(map_dedicated_hint(&d), DedicatedHint::Preferred);
+    d.requires_dedicated_allocation = vk::TRUE;
+    assert_eq!(map_dedicated_hint(&d), DedicatedHint::Required);
+    let req = map_memory_requirements(
+        &vk::MemoryRequirements {
+            size: 100,
+            alignment: 16,
+            memory_type_bits: 0b101,
+        },
+        &d,
+    );
+    assert_eq!(
+        req,
+        MemoryRequirements {
+            size: 100,
+            alignment: 16,
+            memory_type_bits: 0b101,
+            dedicated: DedicatedHint::Required
+        }
+    );
+}
+
+#[test]
+fn priority_is_clamped() {
+    assert_eq!(map_priority(f32::NAN), 0.5);
+    assert_eq!(map_priority(-1.0), 0.0);
+    assert_eq!(map_priority(7.0), 1.0);
+    assert_eq!(map_priority(0.25), 0.25);
+}
+
+#[test]
+fn copy_regions_and_spans() {
+    let regions = [
+        BufferCopy {
+            src_offset: 0,
+            dst_offset: 512,
+            size: 64,
+        },
+        BufferCopy {
+            src_offset: 64,
+            dst_offset: 128,
+            size: 32,
+        },
+    ];
+    let vk_region = map_buffer_copy(&regions[0]);
+    assert_eq!(
+        (vk_region.src_offset, vk_region.dst_offset, vk_region.size),
+        (0, 512, 64)
+    );
+    assert_eq!(map_destination_span(&regions), Some((128, 448)));
+    assert_eq!(map_destination_span(&[]), None);
+    let overflow = [BufferCopy {
+        src_offset: 0,
+        dst_offset: u64::MAX,
+        size: 2,
+    }];
+    assert_eq!(map_destination_span(&overflow), None);
+}

@@ -1,0 +1,444 @@
+//! [`VulkanDevice`]: core's device traits over an application's ash `Instance`,
+//! `PhysicalDevice` and `Device`.
+//!
+//! memkit creates, and destroys on drop, only its own objects: one command pool, its command
+//! buffers, and a timeline semaphore (or fences). The instance, the device and its queues belong to
+//! the application and outlive the `VulkanDevice`. Memory objects and buffers made through the
+//! traits belong to their caller (core's pools), which frees them.
+
+use std::ptr::NonNull;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard, PoisonError};
+
+use ash::vk;
+use memkit_core::device::{
+    BufferDevice, BufferUsage, DedicatedTo, DeviceError, DeviceLimits, HeapBudget, MappedRange,
+    MemoryAllocateInfo, MemoryDevice, MemoryProperties, MemoryRequirements,
+};
+
+use crate::barrier::OwnershipTransfer;
+use crate::conv::{
+    map_buffer_usage, map_limits, map_memory_properties, map_memory_requirements, map_priority,
+};
+use crate::error::{
+    FEATURE_NOT_ENABLED, INVALID_ARGUMENT, map_host_device_oom_and_map_failed_err,
+    map_host_device_oom_and_too_many_objects_err, map_host_device_oom_err,
+};
+use crate::queue::SubmitState;
+use crate::timeline::{Timeline, TimelineMode};
+
+/// What the application enabled when it created its `VkDevice`. memkit uses a feature only when
+/// it is marked here; marking one that was not enabled is undefined behaviour (see
+/// [`VulkanDevice::new`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct EnabledFeatures {
+    /// The API version the device is used at: the lower of the instance's
+    /// `VkApplicationInfo::apiVersion` and the device's `apiVersion`. At least 1.1.
+    pub api_version: u32,
+    /// `VK_EXT_memory_budget` was enabled.
+    pub memory_budget: bool,
+    /// `VK_EXT_memory_priority` was enabled with its `memoryPriority` feature.
+    pub memory_priority: bool,
+    /// The Vulkan 1.2 `timelineSemaphore` feature was enabled (needs `api_version` 1.2).
+    pub timeline_semaphore: bool,
+    /// The Vulkan 1.2 `bufferDeviceAddress` feature was enabled (needs `api_version` 1.2).
+    pub buffer_device_address: bool,
+}
+
+/// A queue the application created with its device.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct QueueLocation {
+    /// Queue family index.
+    pub family: u32,
+    /// Index of the queue within the family.
+    pub index: u32,
+}
+
+/// How to build a [`VulkanDevice`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct VulkanDeviceConfig {
+    /// The queue memkit submits copies to. Pick its family with
+    /// [`crate::find_transfer_queue_family`] before creating the device.
+    pub transfer_queue: QueueLocation,
+    /// What the device was created with.
+    pub enabled: EnabledFeatures,
+    /// Timeline semaphore or fence pool.
+    pub timeline: TimelineMode,
+    /// When set to a family other than the transfer queue's, every submission ends with release
+    /// barriers handing each destination range to that family (buffers are created with
+    /// exclusive sharing); the application records the matching acquires
+    /// ([`crate::acquire_barriers_for`]).
+    pub release_to_family: Option<u32>,
+}
+
+/// core's device traits over ash. `Send + Sync`: every externally synchronised Vulkan object it
+/// touches (its queue, its command pool, its fences) is behind a mutex.
+pub struct VulkanDevice {
+    pub(crate) raw: ash::Device,
+    pub(crate) instance: ash::Instance,
+    pub(crate) physical_device: vk::PhysicalDevice,
+    pub(crate) properties: MemoryProperties,
+    pub(crate) limits: DeviceLimits,
+    pub(crate) enabled: EnabledFeatures,
+    pub(crate) transfer_queue: QueueLocation,
+    pub(crate) release: Option<OwnershipTransfer>,
+    pub(crate) timeline: Timeline,
+    pub(crate) submit: Mutex<SubmitState>,
+    pub(crate) last_submitted: AtomicU64,
+    pub(crate) lost: AtomicBool,
+    live_memory_objects: AtomicU32,
+}
+
+impl VulkanDevice {
+    /// Wraps the application's handles.
+    ///
+    /// # Safety
+    /// - `device` was created from `physical_device` of `instance`, and both outlive the returned
+    ///   value;
+    /// - `config.transfer_queue` names a queue created with `device`, whose family supports
+    ///   transfers; the application does not submit to that queue while memkit may (share it
+    ///   through [`VulkanDevice::with_transfer_queue`]);
+    /// - `config.enabled` marks only what `device` was created with;
+    /// - `config.release_to_family`, when set, is a family of `physical_device` or
+    ///   `VK_QUEUE_FAMILY_EXTERNAL`.
+    pub unsafe fn new(
+        instance: &ash::Instance,
+        physical_device: vk::PhysicalDevice,
+        device: &ash::Device,
+        config: VulkanDeviceConfig,
+    ) -> Result<Self, DeviceError> {
+        let enabled = config.enabled;
+        if enabled.api_version < vk::API_VERSION_1_1
+            || (enabled.api_version < vk::API_VERSION_1_2
+                && (enabled.timeline_semaphore || enabled.buffer_device_address))
+        {
+            return Err(DeviceError::Unexpected(FEATURE_NOT_ENABLED));
+        }
+        // SAFETY: the physical device belongs to the instance (caller's contract).
+        let raw_memory = unsafe { instance.get_physical_device_memory_properties(physical_device) };
+        let mut maintenance3 = vk::PhysicalDeviceMaintenance3Properties::default();
+        let mut properties2 = vk::PhysicalDeviceProperties2::default().push_next(&mut maintenance3);
+        // SAFETY: as above; Vulkan 1.1 is checked.
+        unsafe { instance.get_physical_device_properties2(physical_device, &mut properties2) };
+        let raw_limits = properties2.properties.limits;
+        let max_size = maintenance3.max_memory_allocation_size;
+        let properties = map_memory_properties(&raw_memory)
+            .map_err(|_| DeviceError::Unexpected(INVALID_ARGUMENT))?;
+        let limits = map_limits(&raw_limits, max_size)
+            .map_err(|_| DeviceError::Unexpected(INVALID_ARGUMENT))?;
+
+        let use_semaphore = enabled.timeline_semaphore && config.timeline == TimelineMode::Auto;
+        // SAFETY: the device is alive; timeline semaphores are enabled when used.
+        let timeline = unsafe { Timeline::new(device, use_semaphore) }?;
+        // SAFETY: the queue exists (caller's contract).
+        let queue = unsafe {
+            device.get_device_queue(config.transfer_queue.family, config.transfer_queue.index)
+        };
+        // SAFETY: the family exists (caller's contract).
+        let submit = match unsafe { SubmitState::new(device, queue, config.transfer_queue.family) }
+        {
+            Ok(s) => s,
+            Err(e) => {
+                // SAFETY: nothing was submitted with it.
+                unsafe { timeline.destroy(device) };
+                return Err(e);
+            }
+        };
+        Ok(Self {
+            raw: device.clone(),
+            instance: instance.clone(),
+            physical_device,
+            properties,
+            limits,
+            enabled,
+            transfer_queue: config.transfer_queue,
+            release: config.release_to_family.map(|dst| OwnershipTransfer {
+                src_family: config.transfer_queue.family,
+                dst_family: dst,
+            }),
+            timeline,
+            submit: Mutex::new(submit),
+            last_submitted: AtomicU64::new(0),
+            lost: AtomicBool::new(false),
+            live_memory_objects: AtomicU32::new(0),
+        })
+    }
+
+    /// The application's device.
+    pub fn raw(&self) -> &ash::Device {
+        &self.raw
+    }
+
+    /// The physical device.
+    pub fn physical_device(&self) -> vk::PhysicalDevice {
+        self.physical_device
+    }
+
+    /// What the device was created with.
+    pub fn enabled_features(&self) -> EnabledFeatures {
+        self.enabled
+    }
+
+    /// The queue memkit submits to.
+    pub fn transfer_queue(&self) -> QueueLocation {
+        self.transfer_queue
+    }
+
+    /// The ownership transfer recorded after each submission, when configured.
+    pub fn ownership_transfer(&self) -> Option<OwnershipTransfer> {
+        self.release.filter(OwnershipTransfer::is_transfer)
+    }
+
+    /// The timeline semaphore submissions signal, for the application's own submissions to wait
+    /// on; `None` with the fence-pool fallback (then wait with [`memkit_core::device::CopyQueue::wait`]).
+    pub fn timeline_semaphore(&self) -> Option<vk::Semaphore> {
+        self.timeline.semaphore()
+    }
+
+    /// Memory objects allocated through this device and not freed yet.
+    pub fn live_memory_objects(&self) -> u32 {
+        self.live_memory_objects.load(Ordering::Relaxed)
+    }
+
+    /// Records that the device was lost: every later submit, query and wait reports
+    /// [`DeviceError::DeviceLost`]. Called on any `VK_ERROR_DEVICE_LOST`.
+    pub(crate) fn note(&self, error: DeviceError) -> DeviceError {
+        if error == DeviceError::DeviceLost {
+            self.lost.store(true, Ordering::Release);
+        }
+        error
+    }
+
+    /// Whether a call reported the device lost.
+    pub fn is_lost(&self) -> bool {
+        self.lost.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn lock_submit(&self) -> MutexGuard<'_, SubmitState> {
+        // Every step under the lock leaves the state consistent, so a panic elsewhere while it
+        // was held does not poison it for good.
+        self.submit.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl core::fmt::Debug for VulkanDevice {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("VulkanDevice")
+            .field("device", &self.raw.handle())
+            .field("physical_device", &self.physical_device)
+            .field("enabled", &self.enabled)
+            .field("transfer_queue", &self.transfer_queue)
+            .field("timeline", &self.timeline)
+            .field("last_submitted", &self.last_submitted_value())
+            .field("lost", &self.is_lost())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for VulkanDevice {
+    fn drop(&mut self) {
+        let last = self.last_submitted.load(Ordering::Acquire);
+        if !self.is_lost() && last > 0 {
+            // SAFETY: the timeline is alive until destroyed below. Errors (a lost device) leave
+            // nothing to wait for.
+            let _ = unsafe { self.timeline.wait(&self.raw, last, u64::MAX) };
+        }
+        let state = self
+            .submit
+            .get_mut()
+            .unwrap_or_else(PoisonError::into_inner);
+        // SAFETY: every submission completed (or the device is lost, when nothing is pending any
+        // more); memkit created the pool and the timeline and nothing else uses them.
+        unsafe {
+            state.destroy(&self.raw);
+            self.timeline.destroy(&self.raw);
+        }
+    }
+}
+
+impl MemoryDevice for VulkanDevice {
+    type Memory = vk::DeviceMemory;
+    type Buffer = vk::Buffer;
+
+    fn memory_properties(&self) -> &MemoryProperties {
+        &self.properties
+    }
+
+    fn limits(&self) -> DeviceLimits {
+        self.limits
+    }
+
+    fn query_budget(&self, out: &mut [HeapBudget]) -> bool {
+        if !self.enabled.memory_budget {
+            return false;
+        }
+        let mut budget = vk::PhysicalDeviceMemoryBudgetPropertiesEXT::default();
+        let mut props = vk::PhysicalDeviceMemoryProperties2::default().push_next(&mut budget);
+        // SAFETY: the physical device is alive, Vulkan 1.1, and VK_EXT_memory_budget enabled.
+        unsafe {
+            self.instance
+                .get_physical_device_memory_properties2(self.physical_device, &mut props)
+        };
+        let heaps = self.properties.heaps().len();
+        for (i, slot) in out.iter_mut().take(heaps).enumerate() {
+            *slot = HeapBudget {
+                budget: budget.heap_budget[i],
+                usage: budget.heap_usage[i],
+            };
+        }
+        true
+    }
+
+    unsafe fn allocate_memory(
+        &self,
+        info: &MemoryAllocateInfo<Self::Buffer>,
+    ) -> Result<Self::Memory, DeviceError> {
+        if info.size == 0 || info.memory_type as usize >= self.properties.types().len() {
+            return Err(DeviceError::Unexpected(INVALID_ARGUMENT));
+        }
+        if info.device_address && !self.enabled.buffer_device_address {
+            return Err(DeviceError::Unexpected(FEATURE_NOT_ENABLED));
+        }
+        // Count before calling, so that concurrent callers cannot overshoot the limit together.
+        let before = self.live_memory_objects.fetch_add(1, Ordering::AcqRel);
+        if before >= self.limits.max_memory_allocation_count {
+            self.live_memory_objects.fetch_sub(1, Ordering::AcqRel);
+            return Err(DeviceError::TooManyObjects);
+        }
+        let mut dedicated = vk::MemoryDedicatedAllocateInfo::default();
+        let mut priority =
+            vk::MemoryPriorityAllocateInfoEXT::default().priority(map_priority(info.priority));
+        let mut flags =
+            vk::MemoryAllocateFlagsInfo::default().flags(vk::MemoryAllocateFlags::DEVICE_ADDRESS);
+        let mut allocate = vk::MemoryAllocateInfo::default()
+            .allocation_size(info.size)
+            .memory_type_index(info.memory_type);
+        if let Some(DedicatedTo::Buffer(buffer)) = info.dedicated_to {
+            dedicated = dedicated.buffer(buffer);
+            allocate = allocate.push_next(&mut dedicated);
+        }
+        if self.enabled.memory_priority {
+            allocate = allocate.push_next(&mut priority);
+        }
+        if info.device_address {
+            allocate = allocate.push_next(&mut flags);
+        }
+        // SAFETY: the type index and size are in range, a dedicated buffer is alive and unbound
+        // (caller's contract), and each chained structure's feature is enabled.
+        match unsafe { self.raw.allocate_memory(&allocate, None) } {
+            Ok(memory) => Ok(memory),
+            Err(e) => {
+                self.live_memory_objects.fetch_sub(1, Ordering::AcqRel);
+                Err(map_host_device_oom_and_too_many_objects_err(e))
+            }
+        }
+    }
+
+    unsafe fn free_memory(&self, memory: Self::Memory) {
+        // SAFETY: allocated here, not freed, unused by the GPU and by buffers (caller's
+        // contract); Vulkan unmaps on free.
+        unsafe { self.raw.free_memory(memory, None) };
+        self.live_memory_objects.fetch_sub(1, Ordering::AcqRel);
+    }
+
+    unsafe fn map_memory(&self, memory: Self::Memory) -> Result<NonNull<u8>, DeviceError> {
+        // SAFETY: alive, host-visible and not mapped yet (caller's contract).
+        let ptr = unsafe {
+            self.raw
+                .map_memory(memory, 0, vk::WHOLE_SIZE, vk::MemoryMapFlags::empty())
+        }
+        .map_err(map_host_device_oom_and_map_failed_err)?;
+        NonNull::new(ptr.cast::<u8>()).ok_or(DeviceError::MapFailed)
+    }
+
+    unsafe fn unmap_memory(&self, memory: Self::Memory) {
+        // SAFETY: alive and mapped (caller's contract).
+        unsafe { self.raw.unmap_memory(memory) };
+    }
+
+    unsafe fn flush_ranges(&self, ranges: &[MappedRange<Self::Memory>]) -> Result<(), DeviceError> {
+        for_each_chunk(ranges, |chunk| {
+            // SAFETY: objects alive and mapped, ranges atom-aligned (caller's contract).
+            unsafe { self.raw.flush_mapped_memory_ranges(chunk) }.map_err(map_host_device_oom_err)
+        })
+    }
+
+    unsafe fn invalidate_ranges(
+        &self,
+        ranges: &[MappedRange<Self::Memory>],
+    ) -> Result<(), DeviceError> {
+        for_each_chunk(ranges, |chunk| {
+            // SAFETY: objects alive and mapped, ranges atom-aligned (caller's contract).
+            unsafe { self.raw.invalidate_mapped_memory_ranges(chunk) }
+                .map_err(map_host_device_oom_err)
+        })
+    }
+}
+
+/// Converts ranges to `VkMappedMemoryRange`s in fixed-size chunks on the stack (no heap per call)
+/// and hands each chunk to `f`.
+fn for_each_chunk(
+    ranges: &[MappedRange<vk::DeviceMemory>],
+    mut f: impl FnMut(&[vk::MappedMemoryRange<'_>]) -> Result<(), DeviceError>,
+) -> Result<(), DeviceError> {
+    const CHUNK: usize = 32;
+    let mut raw = [vk::MappedMemoryRange::default(); CHUNK];
+    for chunk in ranges.chunks(CHUNK) {
+        for (out, r) in raw.iter_mut().zip(chunk) {
+            *out = vk::MappedMemoryRange::default()
+                .memory(r.memory)
+                .offset(r.offset)
+                .size(r.size);
+        }
+        f(&raw[..chunk.len()])?;
+    }
+    Ok(())
+}
+
+impl BufferDevice for VulkanDevice {
+    fn create_buffer(
+        &self,
+        size: u64,
+        usage: BufferUsage,
+    ) -> Result<(Self::Buffer, MemoryRequirements), DeviceError> {
+        if size == 0 {
+            return Err(DeviceError::Unexpected(INVALID_ARGUMENT));
+        }
+        if usage.contains(BufferUsage::DEVICE_ADDRESS) && !self.enabled.buffer_device_address {
+            return Err(DeviceError::Unexpected(FEATURE_NOT_ENABLED));
+        }
+        let info = vk::BufferCreateInfo::default()
+            .size(size)
+            .usage(map_buffer_usage(usage))
+            .sharing_mode(vk::SharingMode::EXCLUSIVE);
+        // SAFETY: the size is nonzero and every usage bit's feature is enabled.
+        let buffer =
+            unsafe { self.raw.create_buffer(&info, None) }.map_err(map_host_device_oom_err)?;
+        let mut dedicated = vk::MemoryDedicatedRequirements::default();
+        let mut requirements = vk::MemoryRequirements2::default().push_next(&mut dedicated);
+        let query = vk::BufferMemoryRequirementsInfo2::default().buffer(buffer);
+        // SAFETY: the buffer was just created on this device; Vulkan 1.1 is checked in `new`.
+        unsafe {
+            self.raw
+                .get_buffer_memory_requirements2(&query, &mut requirements)
+        };
+        let raw = requirements.memory_requirements;
+        Ok((buffer, map_memory_requirements(&raw, &dedicated)))
+    }
+
+    unsafe fn bind_buffer_memory(
+        &self,
+        buffer: Self::Buffer,
+        memory: Self::Memory,
+        offset: u64,
+    ) -> Result<(), DeviceError> {
+        // SAFETY: alive, unbound, offset aligned and in range (caller's contract).
+        unsafe { self.raw.bind_buffer_memory(buffer, memory, offset) }
+            .map_err(map_host_device_oom_err)
+    }
+
+    unsafe fn destroy_buffer(&self, buffer: Self::Buffer) {
+        // SAFETY: alive, from this device, unused by the GPU (caller's contract).
+        unsafe { self.raw.destroy_buffer(buffer, None) };
+    }
+}

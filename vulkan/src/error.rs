@@ -1,0 +1,113 @@
+//! `VkResult`s mapped to core's [`DeviceError`], one mapper per set of results a call may return,
+//! named after the results it accepts. A result outside a mapper's set is not a panic: it becomes
+//! [`DeviceError::Unexpected`] with the raw code.
+
+use core::fmt;
+
+use ash::vk;
+use memkit_core::device::DeviceError;
+
+/// Raw code reported (as [`DeviceError::Unexpected`]) when a call asks for something the device
+/// was not created with: device addresses without `bufferDeviceAddress`, say.
+/// It is `VK_ERROR_FEATURE_NOT_PRESENT`.
+pub const FEATURE_NOT_ENABLED: i32 = vk::Result::ERROR_FEATURE_NOT_PRESENT.as_raw();
+
+/// Raw code reported (as [`DeviceError::Unexpected`]) for an argument Vulkan would reject: a
+/// zero-sized buffer, a timeline value that does not increase. It is
+/// `VK_ERROR_VALIDATION_FAILED_EXT`; memkit checks before calling, so the driver never sees it.
+pub const INVALID_ARGUMENT: i32 = vk::Result::ERROR_VALIDATION_FAILED_EXT.as_raw();
+
+fn unexpected(result: vk::Result) -> DeviceError {
+    DeviceError::Unexpected(result.as_raw())
+}
+
+/// For calls that may fail with `VK_ERROR_OUT_OF_HOST_MEMORY` only.
+pub fn map_host_oom_err(result: vk::Result) -> DeviceError {
+    match result {
+        vk::Result::ERROR_OUT_OF_HOST_MEMORY => DeviceError::OutOfHostMemory,
+        other => unexpected(other),
+    }
+}
+
+/// For calls that may fail with `VK_ERROR_OUT_OF_HOST_MEMORY` or `VK_ERROR_OUT_OF_DEVICE_MEMORY`
+/// (object creation, command buffer recording).
+pub fn map_host_device_oom_err(result: vk::Result) -> DeviceError {
+    match result {
+        vk::Result::ERROR_OUT_OF_DEVICE_MEMORY => DeviceError::OutOfDeviceMemory,
+        other => map_host_oom_err(other),
+    }
+}
+
+/// For calls that may also report `VK_ERROR_DEVICE_LOST` (submission, semaphore and fence queries
+/// and waits).
+pub fn map_host_device_oom_and_lost_err(result: vk::Result) -> DeviceError {
+    match result {
+        vk::Result::ERROR_DEVICE_LOST => DeviceError::DeviceLost,
+        other => map_host_device_oom_err(other),
+    }
+}
+
+/// For `vkAllocateMemory`: out of host or device memory, or `VK_ERROR_TOO_MANY_OBJECTS` when
+/// `maxMemoryAllocationCount` objects exist (the external-handle and capture-address results are
+/// unexpected: memkit never imports memory).
+pub fn map_host_device_oom_and_too_many_objects_err(result: vk::Result) -> DeviceError {
+    match result {
+        vk::Result::ERROR_TOO_MANY_OBJECTS => DeviceError::TooManyObjects,
+        other => map_host_device_oom_err(other),
+    }
+}
+
+/// For `vkMapMemory`: out of host or device memory, or `VK_ERROR_MEMORY_MAP_FAILED`.
+pub fn map_host_device_oom_and_map_failed_err(result: vk::Result) -> DeviceError {
+    match result {
+        vk::Result::ERROR_MEMORY_MAP_FAILED => DeviceError::MapFailed,
+        other => map_host_device_oom_err(other),
+    }
+}
+
+/// Why a headless instance and device could not be set up.
+#[non_exhaustive]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum SetupError {
+    /// No Vulkan loader (`libvulkan.so.1`, `vulkan-1.dll`) could be loaded.
+    LoaderMissing,
+    /// The loader found no physical device, or none with Vulkan 1.1 and a queue that can copy.
+    NoDevice,
+    /// Validation was asked for, but `VK_LAYER_KHRONOS_validation` or `VK_EXT_debug_utils` is
+    /// not installed.
+    ValidationMissing,
+    /// A Vulkan call failed.
+    Device(DeviceError),
+}
+
+impl fmt::Display for SetupError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::LoaderMissing => f.write_str("no Vulkan loader could be loaded"),
+            Self::NoDevice => f.write_str("no Vulkan 1.1 device with a copy-capable queue"),
+            Self::ValidationMissing => f.write_str(
+                "validation asked for, but VK_LAYER_KHRONOS_validation or VK_EXT_debug_utils \
+                 is missing",
+            ),
+            Self::Device(e) => write!(f, "Vulkan call failed: {e}"),
+        }
+    }
+}
+
+impl core::error::Error for SetupError {
+    fn source(&self) -> Option<&(dyn core::error::Error + 'static)> {
+        match self {
+            Self::Device(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+impl From<DeviceError> for SetupError {
+    fn from(e: DeviceError) -> Self {
+        Self::Device(e)
+    }
+}
+
+#[cfg(test)]
+mod tests;
