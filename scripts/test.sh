@@ -87,7 +87,8 @@ vulkan() {
     # lavapipe only, so results do not depend on whatever GPU the machine has.
     local icd
     icd=$(ls /usr/share/vulkan/icd.d/lvp_icd*.json | head -n 1)
-    VK_DRIVER_FILES="$icd" VK_INSTANCE_LAYERS=VK_LAYER_KHRONOS_validation \
+    # MEMKIT_REQUIRE_VULKAN=1: a missing loader or driver fails the tests instead of skipping them.
+    MEMKIT_REQUIRE_VULKAN=1 VK_DRIVER_FILES="$icd" VK_INSTANCE_LAYERS=VK_LAYER_KHRONOS_validation \
         cargo test -p memkit-vulkan --locked -- --test-threads=1
 }
 

@@ -19,7 +19,8 @@ const VALIDATION_LAYER: &CStr = c"VK_LAYER_KHRONOS_validation";
 /// What [`HeadlessDevice::new`] sets up.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct HeadlessConfig {
-    /// Enable `VK_LAYER_KHRONOS_validation` and `VK_EXT_debug_utils` with a messenger that
+    /// Enable `VK_LAYER_KHRONOS_validation` (with synchronization validation, when the layer
+    /// offers `VK_EXT_validation_features`) and `VK_EXT_debug_utils` with a messenger that
     /// collects every message into [`HeadlessDevice::validation_log`]. Fails with
     /// [`SetupError::ValidationMissing`] when they are not installed.
     pub validation: bool,
@@ -27,6 +28,9 @@ pub struct HeadlessConfig {
     pub timeline: TimelineMode,
     /// Forwarded to [`VulkanDeviceConfig::release_to_family`].
     pub release_to_family: Option<u32>,
+    /// When memkit's transfer family is not the main queue's, release every upload to the main
+    /// queue's family (overrides `release_to_family`; ignored when the families are the same).
+    pub release_to_main_family: bool,
 }
 
 /// An instance, a device and memkit's [`VulkanDevice`] over them, all owned; dropped in reverse
@@ -85,6 +89,7 @@ impl HeadlessDevice {
 
         let mut layers: Vec<*const c_char> = Vec::new();
         let mut extensions: Vec<*const c_char> = Vec::new();
+        let mut synchronization_validation = false;
         if config.validation {
             // SAFETY: the entry is loaded.
             let available = unsafe { entry.enumerate_instance_layer_properties() }
@@ -99,6 +104,15 @@ impl HeadlessDevice {
             if !has_layer || !has_extension(&instance_extensions, ash::ext::debug_utils::NAME) {
                 return Err(SetupError::ValidationMissing);
             }
+            // SAFETY: the entry is loaded; the layer exists.
+            let layer_extensions =
+                unsafe { entry.enumerate_instance_extension_properties(Some(VALIDATION_LAYER)) }
+                    .map_err(map_host_device_oom_err)?;
+            synchronization_validation =
+                has_extension(&layer_extensions, ash::ext::validation_features::NAME);
+            if synchronization_validation {
+                extensions.push(ash::ext::validation_features::NAME.as_ptr());
+            }
             layers.push(VALIDATION_LAYER.as_ptr());
             extensions.push(ash::ext::debug_utils::NAME.as_ptr());
         }
@@ -111,8 +125,16 @@ impl HeadlessDevice {
             .application_info(&app)
             .enabled_layer_names(&layers)
             .enabled_extension_names(&extensions);
+        // Synchronization validation checks the barriers memkit records (hazards between copies,
+        // between submissions, and against host reads).
+        let enables = [vk::ValidationFeatureEnableEXT::SYNCHRONIZATION_VALIDATION];
+        let mut features =
+            vk::ValidationFeaturesEXT::default().enabled_validation_features(&enables);
         if config.validation {
             instance_info = instance_info.push_next(&mut instance_messenger);
+        }
+        if synchronization_validation {
+            instance_info = instance_info.push_next(&mut features);
         }
         // SAFETY: the create info and everything it points to are valid; the log outlives the
         // instance (it is dropped after it in `Drop`).
@@ -311,7 +333,13 @@ impl HeadlessDevice {
                 buffer_device_address: device_address,
             },
             timeline: config.timeline,
-            release_to_family: config.release_to_family,
+            release_to_family: if config.release_to_main_family
+                && transfer_queue.family != main_queue.family
+            {
+                Some(main_queue.family)
+            } else {
+                config.release_to_family
+            },
         };
         // SAFETY: the device comes from this physical device and instance, outlives the
         // `VulkanDevice` (dropped first in `Drop`), and was created with exactly these features

@@ -1,0 +1,328 @@
+//! Queue-family ownership transfer of exclusive buffers, and copies recorded into the
+//! application's own command buffers.
+//!
+//! Where memkit copies on a transfer-only family (NVIDIA), uploads are released to the main
+//! family and acquired there; validation checks that the halves match. lavapipe has one queue
+//! family, so there the transfer goes to `VK_QUEUE_FAMILY_EXTERNAL` and back: each barrier is
+//! checked, but the layer does not match external halves.
+
+mod common;
+
+use common::{MappedBuffer, SECOND, finish, headless_with, pattern};
+use memkit_core::device::{BufferCopy, BufferUsage, CopyCommand, CopyQueue, WaitStatus};
+use memkit_vulkan::ash::vk;
+use memkit_vulkan::{
+    CopyRecorder, HeadlessConfig, HeadlessDevice, OwnershipTransfer, TimelineMode,
+    acquire_barriers_for, record_acquire, record_release, release_barrier,
+};
+
+/// A command pool and one command buffer of the application, on its main queue's family.
+struct AppCommands {
+    pool: vk::CommandPool,
+    cmd: vk::CommandBuffer,
+    fence: vk::Fence,
+}
+
+impl AppCommands {
+    fn new(h: &HeadlessDevice) -> Self {
+        let device = h.ash_device();
+        let info = vk::CommandPoolCreateInfo::default().queue_family_index(h.main_queue().family);
+        // SAFETY: valid create infos on a live device (for the three calls).
+        unsafe {
+            let pool = device.create_command_pool(&info, None).unwrap();
+            let alloc = vk::CommandBufferAllocateInfo::default()
+                .command_pool(pool)
+                .level(vk::CommandBufferLevel::PRIMARY)
+                .command_buffer_count(1);
+            let cmd = device.allocate_command_buffers(&alloc).unwrap()[0];
+            let fence = device
+                .create_fence(&vk::FenceCreateInfo::default(), None)
+                .unwrap();
+            Self { pool, cmd, fence }
+        }
+    }
+
+    fn begin(&self, h: &HeadlessDevice) {
+        let begin = vk::CommandBufferBeginInfo::default()
+            .flags(vk::CommandBufferUsageFlags::ONE_TIME_SUBMIT);
+        // SAFETY: the buffer is not pending (every submission is waited for).
+        unsafe {
+            h.ash_device()
+                .reset_command_pool(self.pool, vk::CommandPoolResetFlags::empty())
+                .unwrap();
+            h.ash_device()
+                .begin_command_buffer(self.cmd, &begin)
+                .unwrap();
+        }
+    }
+
+    /// Ends, submits on the main queue (waiting for memkit's `wait_value` on its timeline
+    /// semaphore when there is one) and waits.
+    fn submit_and_wait(&self, h: &HeadlessDevice, wait_value: Option<u64>) {
+        let device = h.ash_device();
+        // SAFETY: recording.
+        unsafe { device.end_command_buffer(self.cmd) }.unwrap();
+        let cmds = [self.cmd];
+        let semaphores: Vec<vk::Semaphore> = wait_value
+            .and(h.device().timeline_semaphore())
+            .into_iter()
+            .collect();
+        let values: Vec<u64> = wait_value.into_iter().take(semaphores.len()).collect();
+        if let Some(v) = wait_value
+            && semaphores.is_empty()
+        {
+            // Fence-pool fallback: the host waits instead.
+            assert_eq!(
+                h.device().wait(v, 10 * SECOND).unwrap(),
+                WaitStatus::Completed
+            );
+        }
+        let stages = vec![vk::PipelineStageFlags::TRANSFER; semaphores.len()];
+        let mut timeline =
+            vk::TimelineSemaphoreSubmitInfo::default().wait_semaphore_values(&values);
+        let mut submit = vk::SubmitInfo::default()
+            .command_buffers(&cmds)
+            .wait_semaphores(&semaphores)
+            .wait_dst_stage_mask(&stages);
+        if !semaphores.is_empty() {
+            submit = submit.push_next(&mut timeline);
+        }
+        h.with_main_queue(|queue| {
+            // SAFETY: the queue is ours for the call; the command buffer is executable.
+            unsafe { device.queue_submit(queue, &[submit], self.fence) }.unwrap();
+        });
+        // SAFETY: the fence was just submitted.
+        unsafe {
+            device
+                .wait_for_fences(&[self.fence], true, 10 * SECOND)
+                .unwrap();
+            device.reset_fences(&[self.fence]).unwrap();
+        }
+    }
+
+    fn destroy(self, h: &HeadlessDevice) {
+        // SAFETY: nothing pending.
+        unsafe {
+            h.ash_device().destroy_fence(self.fence, None);
+            h.ash_device().destroy_command_pool(self.pool, None);
+        }
+    }
+}
+
+#[test]
+fn released_ranges_are_acquired_and_read_back_intact() {
+    for timeline in [TimelineMode::Auto, TimelineMode::FencePool] {
+        let Some(h) = headless_with(HeadlessConfig {
+            timeline,
+            release_to_family: Some(vk::QUEUE_FAMILY_EXTERNAL),
+            ..HeadlessConfig::default()
+        }) else {
+            return;
+        };
+        let device = h.device();
+        let transfer = device
+            .ownership_transfer()
+            .expect("a transfer is configured");
+        assert_eq!(transfer.dst_family, vk::QUEUE_FAMILY_EXTERNAL);
+        let size = 64 << 10;
+        let staging = MappedBuffer::new(device, size, BufferUsage::TRANSFER_SRC);
+        let target = MappedBuffer::new(
+            device,
+            size,
+            BufferUsage::TRANSFER_SRC | BufferUsage::TRANSFER_DST,
+        );
+        let readback = MappedBuffer::new(device, size, BufferUsage::TRANSFER_DST);
+        let data = pattern(size as usize, 4);
+        staging.write(0, &data);
+        // Two ranges, uploaded in one command: one release covering their span.
+        let regions = [
+            BufferCopy {
+                src_offset: 0,
+                dst_offset: 0,
+                size: size / 2,
+            },
+            BufferCopy {
+                src_offset: size / 2,
+                dst_offset: size / 2,
+                size: size / 2,
+            },
+        ];
+        let commands = [CopyCommand {
+            src: staging.buffer,
+            dst: target.buffer,
+            regions: &regions,
+        }];
+        let value = device.last_submitted_value() + 1;
+        // SAFETY: buffers alive, bound, exclusive, with the transfer usages.
+        unsafe { device.submit_copies(&commands, value) }.unwrap();
+
+        // The application acquires what memkit released, then reads it back.
+        let app = AppCommands::new(&h);
+        app.begin(&h);
+        let mut acquires = Vec::new();
+        // From another family, the acquire names the release's pair; from outside the device, it
+        // comes back from the external family.
+        let acquire_transfer = if transfer.dst_family == vk::QUEUE_FAMILY_EXTERNAL {
+            OwnershipTransfer {
+                src_family: vk::QUEUE_FAMILY_EXTERNAL,
+                dst_family: h.main_queue().family,
+            }
+        } else {
+            transfer
+        };
+        acquire_barriers_for(
+            acquire_transfer,
+            &commands,
+            vk::AccessFlags::TRANSFER_READ,
+            &mut acquires,
+        );
+        assert_eq!(acquires.len(), 1);
+        assert_eq!((acquires[0].offset, acquires[0].size), (0, size));
+        let whole = [vk::BufferCopy {
+            src_offset: 0,
+            dst_offset: 0,
+            size,
+        }];
+        let host_read = [vk::MemoryBarrier::default()
+            .src_access_mask(vk::AccessFlags::TRANSFER_WRITE)
+            .dst_access_mask(vk::AccessFlags::HOST_READ)];
+        // SAFETY: recording on the main family; the acquire matches memkit's release; the
+        // submission waits for the release's value.
+        unsafe {
+            record_acquire(
+                h.ash_device(),
+                app.cmd,
+                &acquires,
+                vk::PipelineStageFlags::TRANSFER,
+            );
+            h.ash_device()
+                .cmd_copy_buffer(app.cmd, target.buffer, readback.buffer, &whole);
+            h.ash_device().cmd_pipeline_barrier(
+                app.cmd,
+                vk::PipelineStageFlags::TRANSFER,
+                vk::PipelineStageFlags::HOST,
+                vk::DependencyFlags::empty(),
+                &host_read,
+                &[],
+                &[],
+            );
+        }
+        app.submit_and_wait(&h, Some(value));
+        assert!(readback.read() == data, "readback differs");
+
+        app.destroy(&h);
+        staging.destroy(device);
+        target.destroy(device);
+        readback.destroy(device);
+        finish(h);
+    }
+}
+
+#[test]
+fn release_and_acquire_record_cleanly_within_one_family() {
+    let Some(h) = headless_with(HeadlessConfig::default()) else {
+        return;
+    };
+    let device = h.device();
+    assert!(device.ownership_transfer().is_none());
+    let family = h.main_queue().family;
+    let same = OwnershipTransfer {
+        src_family: family,
+        dst_family: family,
+    };
+    let buffer = MappedBuffer::new(device, 4096, BufferUsage::TRANSFER_DST);
+    let app = AppCommands::new(&h);
+    app.begin(&h);
+    let release = [release_barrier(same, buffer.buffer, 0, 4096)];
+    let acquire = [memkit_vulkan::acquire_barrier(
+        same,
+        buffer.buffer,
+        0,
+        4096,
+        vk::AccessFlags::TRANSFER_WRITE,
+    )];
+    // SAFETY: recording on the family both barriers name; the buffer is alive and exclusive.
+    unsafe {
+        record_release(h.ash_device(), app.cmd, &release);
+        record_acquire(
+            h.ash_device(),
+            app.cmd,
+            &acquire,
+            vk::PipelineStageFlags::TRANSFER,
+        );
+        record_release(h.ash_device(), app.cmd, &[]);
+    }
+    app.submit_and_wait(&h, None);
+    app.destroy(&h);
+    buffer.destroy(device);
+    finish(h);
+}
+
+#[test]
+fn copies_recorded_into_the_applications_command_buffer() {
+    let Some(h) = headless_with(HeadlessConfig::default()) else {
+        return;
+    };
+    let device = h.device();
+    let size = 32 << 10;
+    let staging = MappedBuffer::new(device, size, BufferUsage::TRANSFER_SRC);
+    let middle = MappedBuffer::new(
+        device,
+        size,
+        BufferUsage::TRANSFER_SRC | BufferUsage::TRANSFER_DST,
+    );
+    let readback = MappedBuffer::new(device, size, BufferUsage::TRANSFER_DST);
+    let app = AppCommands::new(&h);
+    let mut recorder = CopyRecorder::new();
+    // Twice, with different bytes: the recorder is reused.
+    for seed in [5u8, 6] {
+        let data = pattern(size as usize, seed);
+        staging.write(0, &data);
+        // Reverse the 1 KiB blocks on the way in, and copy straight on the way out.
+        let blocks = size / 1024;
+        let reverse: Vec<BufferCopy> = (0..blocks)
+            .map(|i| BufferCopy {
+                src_offset: i * 1024,
+                dst_offset: (blocks - 1 - i) * 1024,
+                size: 1024,
+            })
+            .collect();
+        let whole = [BufferCopy {
+            src_offset: 0,
+            dst_offset: 0,
+            size,
+        }];
+        let commands = [
+            CopyCommand {
+                src: staging.buffer,
+                dst: middle.buffer,
+                regions: &reverse,
+            },
+            CopyCommand {
+                src: middle.buffer,
+                dst: readback.buffer,
+                regions: &whole,
+            },
+        ];
+        app.begin(&h);
+        // SAFETY: recording on a transfer-capable family; buffers alive, bound, with usages.
+        unsafe { recorder.record(h.ash_device(), app.cmd, &commands, None) };
+        app.submit_and_wait(&h, None);
+        let got = readback.read();
+        for i in 0..blocks as usize {
+            let j = blocks as usize - 1 - i;
+            assert_eq!(
+                &got[j * 1024..(j + 1) * 1024],
+                &data[i * 1024..(i + 1) * 1024],
+                "block {i}"
+            );
+        }
+    }
+    // memkit's own queue was never used.
+    assert_eq!(device.command_buffer_count(), 0);
+    app.destroy(&h);
+    staging.destroy(device);
+    middle.destroy(device);
+    readback.destroy(device);
+    finish(h);
+}
