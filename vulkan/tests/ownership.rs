@@ -111,19 +111,60 @@ impl AppCommands {
 
 #[test]
 fn released_ranges_are_acquired_and_read_back_intact() {
-    for timeline in [TimelineMode::Auto, TimelineMode::FencePool] {
+    let modes = [TimelineMode::Auto, TimelineMode::FencePool];
+    for (timeline, to_main) in modes.into_iter().flat_map(|m| [(m, false), (m, true)]) {
         let Some(h) = headless_with(HeadlessConfig {
             timeline,
             release_to_family: Some(vk::QUEUE_FAMILY_EXTERNAL),
+            release_to_main_family: to_main,
             ..HeadlessConfig::default()
         }) else {
             return;
         };
+        round_trip(&h, to_main, false);
+        finish(h);
+    }
+}
+
+#[test]
+fn a_mismatched_acquire_is_reported_between_real_families() {
+    let Some(h) = headless_with(HeadlessConfig {
+        release_to_main_family: true,
+        ..HeadlessConfig::default()
+    }) else {
+        return;
+    };
+    if h.device().ownership_transfer().is_none() {
+        eprintln!("one queue family here (lavapipe): nothing to mismatch");
+        finish(h);
+        return;
+    }
+    round_trip(&h, true, true);
+    assert!(
+        h.validation_log().count() > 0,
+        "validation missed an acquire that matches no release"
+    );
+    drop(h);
+}
+
+/// Uploads through memkit with a release, acquires on the main family (half the range when
+/// `mismatch`), reads back and, unless mismatched, compares.
+fn round_trip(h: &HeadlessDevice, to_main: bool, mismatch: bool) {
+    {
         let device = h.device();
         let transfer = device
             .ownership_transfer()
             .expect("a transfer is configured");
-        assert_eq!(transfer.dst_family, vk::QUEUE_FAMILY_EXTERNAL);
+        assert_eq!(transfer.src_family, device.transfer_queue().family);
+        if to_main && device.transfer_queue().family != h.main_queue().family {
+            eprintln!(
+                "ownership moves from family {} to family {}",
+                transfer.src_family, transfer.dst_family
+            );
+            assert_eq!(transfer.dst_family, h.main_queue().family);
+        } else {
+            assert_eq!(transfer.dst_family, vk::QUEUE_FAMILY_EXTERNAL);
+        }
         let size = 64 << 10;
         let staging = MappedBuffer::new(device, size, BufferUsage::TRANSFER_SRC);
         let target = MappedBuffer::new(
@@ -157,8 +198,8 @@ fn released_ranges_are_acquired_and_read_back_intact() {
         unsafe { device.submit_copies(&commands, value) }.unwrap();
 
         // The application acquires what memkit released, then reads it back.
-        let app = AppCommands::new(&h);
-        app.begin(&h);
+        let app = AppCommands::new(h);
+        app.begin(h);
         let mut acquires = Vec::new();
         // From another family, the acquire names the release's pair; from outside the device, it
         // comes back from the external family.
@@ -178,6 +219,9 @@ fn released_ranges_are_acquired_and_read_back_intact() {
         );
         assert_eq!(acquires.len(), 1);
         assert_eq!((acquires[0].offset, acquires[0].size), (0, size));
+        if mismatch {
+            acquires[0].size = size / 2;
+        }
         let whole = [vk::BufferCopy {
             src_offset: 0,
             dst_offset: 0,
@@ -207,14 +251,15 @@ fn released_ranges_are_acquired_and_read_back_intact() {
                 &[],
             );
         }
-        app.submit_and_wait(&h, Some(value));
-        assert!(readback.read() == data, "readback differs");
+        app.submit_and_wait(h, Some(value));
+        if !mismatch {
+            assert!(readback.read() == data, "readback differs");
+        }
 
-        app.destroy(&h);
+        app.destroy(h);
         staging.destroy(device);
         target.destroy(device);
         readback.destroy(device);
-        finish(h);
     }
 }
 
