@@ -383,8 +383,8 @@ impl BuddyCore {
         words[word] >> (index & 63) & 1 != 0
     }
 
-    /// Marks block `index` of `order` free, setting summary bits up to the first word that
-    /// already had one.
+    /// Marks block `index` of `order` free; when its bitmap word was empty, sets the summary bits
+    /// above it too.
     #[inline(always)]
     fn set_free(&mut self, words: &mut [u64], order: u32, index: u64) {
         debug_assert!(order <= self.layout.top_order);
@@ -393,10 +393,22 @@ impl BuddyCore {
             "block past the end"
         );
         debug_assert!(!self.is_free(words, order, index), "block already free");
+        let word = self.layout.layer_base[order as usize][0] as usize + (index >> 6) as usize;
+        let old = words[word];
+        words[word] = old | 1u64 << (index & 63);
+        if old == 0 {
+            self.summary_set(words, order, index >> 6);
+        }
+    }
+
+    /// Layer 0 word `index` of `order` became non-zero: set its bit in the layers above, up to
+    /// the first word that already had one, and the order's bit in the mask past the top layer.
+    #[inline]
+    fn summary_set(&mut self, words: &mut [u64], order: u32, index: u64) {
         let bases = &self.layout.layer_base[order as usize];
         let depth = self.layout.depth[order as usize] as usize;
         let mut index = index;
-        for &base in &bases[..depth] {
+        for &base in &bases[1..depth] {
             let word = base as usize + (index >> 6) as usize;
             let old = words[word];
             words[word] = old | 1u64 << (index & 63);
@@ -408,14 +420,27 @@ impl BuddyCore {
         self.nonempty |= 1u64 << order;
     }
 
-    /// Marks a free block used, clearing summary bits up to the first word that stays non-zero.
+    /// Marks a free block used; when its bitmap word becomes empty, clears the summary bits above
+    /// it too.
     #[inline(always)]
     fn set_used(&mut self, words: &mut [u64], order: u32, index: u64) {
         debug_assert!(self.is_free(words, order, index), "block not free");
+        let word = self.layout.layer_base[order as usize][0] as usize + (index >> 6) as usize;
+        let new = words[word] & !(1u64 << (index & 63));
+        words[word] = new;
+        if new == 0 {
+            self.summary_clear(words, order, index >> 6);
+        }
+    }
+
+    /// Layer 0 word `index` of `order` became zero: clear its bit in the layers above, up to the
+    /// first word that stays non-zero, and the order's bit in the mask past the top layer.
+    #[inline]
+    fn summary_clear(&mut self, words: &mut [u64], order: u32, index: u64) {
         let bases = &self.layout.layer_base[order as usize];
         let depth = self.layout.depth[order as usize] as usize;
         let mut index = index;
-        for &base in &bases[..depth] {
+        for &base in &bases[1..depth] {
             let word = base as usize + (index >> 6) as usize;
             let new = words[word] & !(1u64 << (index & 63));
             words[word] = new;
@@ -439,7 +464,12 @@ impl BuddyCore {
             debug_assert!(word != 0, "summary bit without a free block below");
             index = index << 6 | u64::from(word.trailing_zeros());
         }
-        self.set_used(words, order, index);
+        let word = bases[0] as usize + (index >> 6) as usize;
+        let new = words[word] & !(1u64 << (index & 63));
+        words[word] = new;
+        if new == 0 {
+            self.summary_clear(words, order, index >> 6);
+        }
         index
     }
 
@@ -522,29 +552,25 @@ impl BuddyCore {
     }
 
     /// The block `[start, start + 2^order)` (units) is taken; keeps its first `units` and frees
-    /// the rest as the buddies it is made of, at most one per order below `order`.
+    /// the rest as the buddies it is made of: from the cut upward, each block as large as the
+    /// cut's alignment allows (at most one per order below `order`).
     #[inline(always)]
     fn give_back_tail(&mut self, words: &mut [u64], start: u64, order: u32, units: u64) {
         debug_assert!(units >= 1 && units <= 1u64 << order);
         debug_assert_eq!(start & ((1u64 << order) - 1), 0);
-        let mut order = order;
-        let mut base = start;
-        let mut rest = units;
-        while rest != 1u64 << order {
-            order -= 1;
-            self.splits += 1;
-            let half = 1u64 << order;
-            if rest > half {
-                // The lower half is wholly kept; the cut lies in the upper half.
-                base += half;
-                rest -= half;
-            } else {
-                // The upper half is wholly free; the cut lies in the lower half (or on its end).
-                self.set_free(words, order, (base + half) >> order);
-                if rest == half {
-                    break;
-                }
-            }
+        let end = start + (1u64 << order);
+        let mut cut = start + units;
+        if cut == end {
+            return;
+        }
+        // Halvings from `order` down to the smallest kept piece.
+        self.splits += u64::from(order - units.trailing_zeros());
+        while cut != end {
+            // Inside the block, so its alignment is below `order`.
+            let piece = cut.trailing_zeros();
+            debug_assert!(piece < order);
+            self.set_free(words, piece, cut >> piece);
+            cut += 1u64 << piece;
         }
     }
 
@@ -680,8 +706,9 @@ impl BuddyCore {
 
     /// Frees `[start, start + units)`: the pieces it was placed as (one block per set bit of
     /// `units`, largest first from `start`), smallest piece first, merging each with its free
-    /// buddies. A piece whose buddy is the next piece to free joins it without touching the
-    /// bitmaps, so the whole walk is one step per order.
+    /// buddies. Where the buddy on the left is the next piece to free, the two join without
+    /// touching the bitmaps, so only the tail buddies (at the zero bits of `units`) and the
+    /// buddies past the allocation are looked up.
     #[inline(always)]
     fn release(&mut self, words: &mut [u64], start: u64, units: u64) {
         let top = self.layout.top_order;
@@ -691,31 +718,46 @@ impl BuddyCore {
         let mut index = (start + rest) >> order;
         let mut merges = 0u64;
         loop {
+            // Join the run of our own pieces on the left (the set bits of `rest` from `order`).
+            let own = (!(rest >> order)).trailing_zeros();
+            debug_assert!(own == 0 || index & 1 == 1);
+            rest &= !(((1u64 << own) - 1) << order);
+            order += own;
+            index >>= own;
+            merges += u64::from(own);
             if order == top {
                 // Only block 0 has the top order, and nothing merges past it.
                 debug_assert!(index == 0 && rest == 0);
                 self.set_free(words, order, index);
                 break;
             }
-            if rest & 1u64 << order != 0 {
-                // The buddy on the left is our own next piece: join it.
-                debug_assert_eq!(index & 1, 1);
-                rest &= !(1u64 << order);
-            } else if self.is_free(words, order, index ^ 1) {
-                self.set_used(words, order, index ^ 1);
-            } else {
-                self.set_free(words, order, index);
-                if rest == 0 {
-                    break;
+            // The block and its buddy share a bitmap word: one load decides and updates.
+            let at = self.layout.layer_base[order as usize][0] as usize + (index >> 6) as usize;
+            let word = words[at];
+            let buddy_bit = 1u64 << ((index ^ 1) & 63);
+            if word & buddy_bit != 0 {
+                // Merge: the buddy leaves its free list, the pair goes one order up.
+                let left = word & !buddy_bit;
+                words[at] = left;
+                if left == 0 {
+                    self.summary_clear(words, order, index >> 6);
                 }
-                order = rest.trailing_zeros();
-                rest &= rest - 1;
-                index = (start + rest) >> order;
+                merges += 1;
+                index >>= 1;
+                order += 1;
                 continue;
             }
-            merges += 1;
-            index >>= 1;
-            order += 1;
+            debug_assert!((index + 1) << order <= self.layout.units);
+            words[at] = word | 1u64 << (index & 63);
+            if word == 0 {
+                self.summary_set(words, order, index >> 6);
+            }
+            if rest == 0 {
+                break;
+            }
+            order = rest.trailing_zeros();
+            rest &= rest - 1;
+            index = (start + rest) >> order;
         }
         self.merges += merges;
     }

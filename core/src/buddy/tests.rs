@@ -460,10 +460,10 @@ fn invariant_checker_catches_corruption() {
     let a = b.allocate(3 * 256, 1).expect("a");
     check(&b);
     // Mark unit 0 (inside the live allocation) free at order 0.
-    let base = b.core.layout.layer_base[0][0] as usize;
-    b.storage[base] |= 1;
+    let word = b.core.layout.layer_base[0][0] as usize;
+    b.storage[word] |= 1;
     assert!(b.check_invariants().is_err());
-    b.storage[base] &= !1;
+    b.storage[word] &= !1;
     check(&b);
     // A counter that disagrees with the slot table.
     b.core.live += 1;
@@ -472,11 +472,20 @@ fn invariant_checker_catches_corruption() {
         Err("counters disagree with the slot table")
     );
     b.core.live -= 1;
-    // A stray bit in the last layer of order 0.
-    let top_word = b.core.layout.layer_base[0][b.core.layout.depth[0] as usize - 1] as usize;
-    b.storage[top_word] ^= 1 << 5;
-    assert!(b.check_invariants().is_err());
-    b.storage[top_word] ^= 1 << 5;
+    // A summary bit with no free block below it (order 0 of 16 units has one word per layer,
+    // so corrupt a free bit past the capacity instead).
+    let word = b.core.layout.layer_base[2][0] as usize;
+    b.storage[word] ^= 1 << 4;
+    assert_eq!(b.check_invariants(), Err("free block past the capacity"));
+    b.storage[word] ^= 1 << 4;
+    check(&b);
+    // The order mask naming an order with nothing free.
+    b.core.nonempty ^= 1;
+    assert_eq!(
+        b.check_invariants(),
+        Err("order mask disagrees with the bitmap")
+    );
+    b.core.nonempty ^= 1;
     check(&b);
     b.free(a).expect("free");
 }
