@@ -2,4 +2,5 @@
 //! in lockstep with the real code, so a failure found by one reproduces in the other.
 
 pub mod suballocator_model;
+pub mod transfer_model;
 pub mod workloads;
