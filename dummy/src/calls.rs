@@ -4,6 +4,7 @@
 
 use std::collections::BTreeSet;
 use std::ptr::NonNull;
+use std::sync::PoisonError;
 use std::time::{Duration, Instant};
 
 use memkit_core::device::{
@@ -92,7 +93,7 @@ impl DummyDevice {
         if result.is_err() {
             state.counters.failed_allocations += 1;
         }
-        self.shared.progress.notify_all();
+        self.wake(&state);
         result
     }
 
@@ -130,20 +131,33 @@ impl DummyDevice {
             });
             return Err(DeviceError::OutOfDeviceMemory);
         }
+        if !(0.0..=1.0).contains(&info.priority) {
+            state.misuse(Misuse::InvalidAllocation {
+                reason: InvalidAllocation::BadPriority,
+            });
+            return Err(REFUSED);
+        }
         let dedicated_to = match info.dedicated_to {
             None => None,
             Some(DedicatedTo::Buffer(buffer)) => {
-                let index = state.live_buffer(self.shared.serial, buffer, Operation::Allocate);
-                match index {
-                    Some(index) if state.buffers[&index].binding.is_none() => Some(index),
-                    Some(_) => {
-                        state.misuse(Misuse::InvalidAllocation {
-                            reason: InvalidAllocation::BadDedicatedBuffer,
-                        });
-                        return Err(REFUSED);
-                    }
-                    None => return Err(REFUSED),
+                let Some(index) =
+                    state.live_buffer(self.shared.serial, buffer, Operation::Allocate)
+                else {
+                    return Err(REFUSED);
+                };
+                let resource = &state.buffers[&index];
+                let reason = if resource.binding.is_some() {
+                    Some(InvalidAllocation::BadDedicatedBuffer)
+                } else if resource.requirements.size != info.size {
+                    Some(InvalidAllocation::DedicatedSizeMismatch)
+                } else {
+                    None
+                };
+                if let Some(reason) = reason {
+                    state.misuse(Misuse::InvalidAllocation { reason });
+                    return Err(REFUSED);
                 }
+                Some(index)
             }
         };
         if let Some(error) = state.faults.take(Site::Allocation, call) {
@@ -634,16 +648,17 @@ impl DummyDevice {
         signal_value: u64,
     ) -> Result<(), DeviceError> {
         let serial = self.shared.serial;
-        let check = self.shared.config.check_pending_ranges;
         let mut state = self.lock();
         if state.lost {
             return Err(DeviceError::DeviceLost);
         }
+        // Executed before the lock is released, nothing can change the bytes in between.
+        let check = self.shared.config.check_pending_ranges && !state.complete_on_submit;
         state.counters.submit_calls += 1;
         let call = state.counters.submit_calls;
         state.fire(|t| t == Trigger::SubmitCall(call));
         if state.lost {
-            self.shared.progress.notify_all();
+            self.wake(&state);
             return Err(DeviceError::DeviceLost);
         }
         if let Some(error) = state.faults.take(Site::Submit, call) {
@@ -731,7 +746,7 @@ impl DummyDevice {
             let fill = self.shared.config.stale_read_fill;
             while state.execute_next(serial, fill).is_some() {}
         }
-        self.shared.progress.notify_all();
+        self.wake(&state);
         Ok(())
     }
 
@@ -867,28 +882,34 @@ impl DummyDevice {
                             break;
                         }
                     }
-                    self.shared.progress.notify_all();
+                    self.wake(&state);
                     if !state.lost && state.completed < value {
                         return Ok(WaitStatus::TimedOut);
                     }
                 }
                 WaitMode::Block => {
-                    let progress = &self.shared.progress;
-                    state = match deadline {
-                        None => progress
-                            .wait(state)
-                            .unwrap_or_else(std::sync::PoisonError::into_inner),
+                    let timeout = match deadline {
+                        None => None,
                         Some(deadline) => {
                             let now = Instant::now();
                             if now >= deadline {
                                 return Ok(WaitStatus::TimedOut);
                             }
+                            Some(deadline - now)
+                        }
+                    };
+                    let progress = &self.shared.progress;
+                    state.waiters += 1;
+                    state = match timeout {
+                        None => progress.wait(state).unwrap_or_else(PoisonError::into_inner),
+                        Some(timeout) => {
                             progress
-                                .wait_timeout(state, deadline - now)
-                                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                                .wait_timeout(state, timeout)
+                                .unwrap_or_else(PoisonError::into_inner)
                                 .0
                         }
                     };
+                    state.waiters -= 1;
                 }
             }
         }

@@ -157,7 +157,8 @@ pub struct DeviceConfig {
     /// `Some(byte)` fills those bytes with `byte` (a stale read then shows up in data checks),
     /// `None` leaves the old bytes, as real caches may.
     pub stale_read_fill: Option<u8>,
-    /// Whether dropping the last handle prints the leak report to stderr when something leaked.
+    /// Whether dropping the last handle prints the leak report to stderr when something leaked,
+    /// and the misuses recorded but never taken (see `DummyDevice::take_misuses`).
     pub report_leaks_on_drop: bool,
     /// Host-visible objects stay allocated after `free` up to this many bytes in total (oldest
     /// released first), so a write through a stale mapped pointer hits memory that still exists

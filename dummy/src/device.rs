@@ -125,6 +125,8 @@ pub(crate) struct State {
     pub(crate) panic_on_misuse: bool,
     pub(crate) quarantine: VecDeque<Quarantined>,
     pub(crate) quarantine_bytes: u64,
+    /// Threads blocked in `wait` (`WaitMode::Block`).
+    pub(crate) waiters: u32,
 }
 
 /// Why a test helper could not look at memory.
@@ -449,6 +451,7 @@ impl DummyDevice {
             panic_on_misuse: config.panic_on_misuse,
             quarantine: VecDeque::new(),
             quarantine_bytes: 0,
+            waiters: 0,
         };
         Ok(Self {
             shared: Arc::new(Shared {
@@ -507,6 +510,13 @@ impl DummyDevice {
             .unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// Wakes blocked waiters, if any (a futex wake costs a system call even with none).
+    pub(crate) fn wake(&self, state: &State) {
+        if state.waiters > 0 {
+            self.shared.progress.notify_all();
+        }
+    }
+
     pub(crate) fn memory_handle(&self, index: u64) -> DummyMemory {
         DummyMemory {
             device: self.shared.serial,
@@ -536,7 +546,7 @@ impl DummyDevice {
                 break;
             }
         }
-        self.shared.progress.notify_all();
+        self.wake(&state);
         state.completed
     }
 
@@ -545,7 +555,7 @@ impl DummyDevice {
     pub fn complete_next(&self) -> Option<u64> {
         let mut state = self.lock();
         let done = state.execute_next(self.shared.serial, self.shared.config.stale_read_fill);
-        self.shared.progress.notify_all();
+        self.wake(&state);
         done
     }
 
@@ -703,8 +713,9 @@ impl DummyDevice {
     /// Loses the device now: every later call returns `DeviceLost` (frees, unmaps and destroys
     /// still work), and pending work never completes.
     pub fn lose_device(&self) {
-        self.lock().lose();
-        self.shared.progress.notify_all();
+        let mut state = self.lock();
+        state.lose();
+        self.wake(&state);
     }
 
     /// Whether the device is lost.
@@ -1029,11 +1040,23 @@ fn leak_report(shared: &Shared, state: &State) -> LeakReport {
 
 impl Drop for Shared {
     fn drop(&mut self) {
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        // Never panic in drop: a last look at the quarantine only records.
+        state.panic_on_misuse = false;
+        state.check_quarantine(self.serial);
         if self.config.report_leaks_on_drop {
-            let state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
             let report = leak_report(self, &state);
             if !report.is_empty() {
                 eprintln!("memkit-dummy leak report: {report}");
+            }
+            if !state.misuses.is_empty() {
+                eprintln!(
+                    "memkit-dummy: {} misuse(s) recorded and never taken:",
+                    state.misuses.len()
+                );
+                for misuse in &state.misuses {
+                    eprintln!("  {misuse}");
+                }
             }
         }
     }

@@ -44,6 +44,11 @@ pub enum InvalidAllocation {
     AboveMaxAllocationSize,
     /// The buffer named for a dedicated allocation is not alive, or already bound.
     BadDedicatedBuffer,
+    /// A dedicated allocation's size differs from its buffer's required size (Vulkan requires
+    /// them equal).
+    DedicatedSizeMismatch,
+    /// The priority is outside `[0, 1]` (or not a number).
+    BadPriority,
 }
 
 /// One detected misuse. Offsets are in bytes from the start of the memory object unless the field

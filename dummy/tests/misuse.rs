@@ -556,9 +556,13 @@ fn dedicated_allocations_are_checked() {
     let shared = alloc(&gpu, 0, 8 << 20);
     let (huge2, _) = gpu.create_buffer(4 << 20, XFER).expect("buffer");
     assert_eq!(gpu.bind_buffer_memory(huge2, shared, 0), Err(REFUSED));
-    // A dedicated allocation for a bound buffer.
+    // A dedicated allocation for a bound buffer, and one of the wrong size.
     assert_eq!(
         gpu.allocate_memory(&dedicated(huge, huge_req.size)),
+        Err(REFUSED)
+    );
+    assert_eq!(
+        gpu.allocate_memory(&dedicated(huge2, 8 << 20)),
         Err(REFUSED)
     );
     assert_eq!(
@@ -574,6 +578,9 @@ fn dedicated_allocations_are_checked() {
             },
             Misuse::InvalidAllocation {
                 reason: InvalidAllocation::BadDedicatedBuffer
+            },
+            Misuse::InvalidAllocation {
+                reason: InvalidAllocation::DedicatedSizeMismatch
             },
         ]
     );
@@ -592,6 +599,11 @@ fn invalid_allocations_are_caught() {
         gpu.allocate_memory(&info(0, (256 << 20) + 1)),
         Err(DeviceError::OutOfDeviceMemory)
     );
+    let too_important = MemoryAllocateInfo {
+        priority: 2.0,
+        ..info(0, 64)
+    };
+    assert_eq!(gpu.allocate_memory(&too_important), Err(REFUSED));
     assert_eq!(gpu.create_buffer(0, XFER).err(), Some(REFUSED));
     assert_eq!(
         gpu.take_misuses(),
@@ -605,10 +617,13 @@ fn invalid_allocations_are_caught() {
             Misuse::InvalidAllocation {
                 reason: InvalidAllocation::AboveMaxAllocationSize
             },
+            Misuse::InvalidAllocation {
+                reason: InvalidAllocation::BadPriority
+            },
             Misuse::ZeroSizeBuffer,
         ]
     );
-    assert_eq!(gpu.counters().failed_allocations, 3);
+    assert_eq!(gpu.counters().failed_allocations, 4);
 }
 
 // ---- copies -----------------------------------------------------------------------------------

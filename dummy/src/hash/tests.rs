@@ -4,7 +4,7 @@ use super::*;
 fn split_independent() {
     let data: Vec<u8> = (0..1000u32).map(|i| (i * 7 + 3) as u8).collect();
     let whole = hash_bytes(&data);
-    for split in [0, 1, 3, 7, 8, 9, 500, 999, 1000] {
+    for split in [0, 1, 3, 7, 8, 9, 31, 32, 33, 500, 999, 1000] {
         let mut h = RangeHasher::new();
         h.update(&data[..split]);
         h.update(&data[split..]);

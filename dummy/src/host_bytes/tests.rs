@@ -55,7 +55,7 @@ fn out_of_range_access_is_an_internal_error() {
 }
 
 /// Resident set size of this process, from `/proc/self/statm`.
-#[cfg(target_os = "linux")]
+#[cfg(all(target_os = "linux", not(miri)))]
 fn resident_bytes() -> u64 {
     let statm = std::fs::read_to_string("/proc/self/statm").expect("statm");
     let pages: u64 = statm
