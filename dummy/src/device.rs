@@ -942,6 +942,33 @@ impl DummyDevice {
         Ok(self.check_stale(&mut state, memory, offset, size))
     }
 
+    /// For GPU work the simulator does not run (a shader reading directly written memory):
+    /// records [`Misuse::UnflushedHostWrite`] and returns false when `[offset, offset + size)` of
+    /// non-coherent memory holds host writes not flushed yet. Coherent memory always passes.
+    pub fn check_device_read(
+        &self,
+        memory: DummyMemory,
+        offset: u64,
+        size: u64,
+    ) -> Result<bool, InspectError> {
+        let mut state = self.lock();
+        let object = self.object(&state, memory)?;
+        if !object.contains(offset, size) {
+            return Err(InspectError::OutOfBounds);
+        }
+        match object.first_unflushed(offset, size) {
+            Some(first) => {
+                state.misuse(Misuse::UnflushedHostWrite {
+                    memory,
+                    offset: first,
+                    size,
+                });
+                Ok(false)
+            }
+            None => Ok(true),
+        }
+    }
+
     /// The address a live mapped object is mapped at.
     pub fn mapped_ptr(&self, memory: DummyMemory) -> Option<NonNull<u8>> {
         let state = self.lock();

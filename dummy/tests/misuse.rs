@@ -54,6 +54,34 @@ fn unflushed_host_writes_are_caught_and_invisible_to_the_gpu() {
 }
 
 #[test]
+fn direct_writes_read_by_gpu_work_outside_the_simulator_are_checked() {
+    let gpu = DummyDevice::new(DeviceConfig::mobile().with_buffer_memory_type_bits(u32::MAX))
+        .expect("device");
+    let memory = alloc(&gpu, 1, 1024);
+    gpu.map_memory(memory).expect("map");
+    gpu.host_write(memory, 512, &[1; 16]).expect("write");
+    assert_eq!(gpu.check_device_read(memory, 0, 512), Ok(true));
+    assert_eq!(gpu.check_device_read(memory, 256, 512), Ok(false));
+    assert_eq!(
+        gpu.take_misuses(),
+        [Misuse::UnflushedHostWrite {
+            memory,
+            offset: 512,
+            size: 512
+        }]
+    );
+    gpu.flush_ranges(&[MappedRange {
+        memory,
+        offset: 512,
+        size: 256,
+    }])
+    .expect("flush");
+    assert_eq!(gpu.check_device_read(memory, 0, 1024), Ok(true));
+    gpu.free_memory(memory);
+    gpu.assert_no_misuse();
+}
+
+#[test]
 fn device_writes_read_without_invalidate_are_caught() {
     let gpu = DummyDevice::mobile();
     let (src_memory, src) = backed_buffer(&gpu, 0, 512, false);
