@@ -5,7 +5,8 @@
 //! queue above does not care which it has.
 
 use std::collections::VecDeque;
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
 
 use ash::vk;
 use memkit_core::device::{DeviceError, WaitStatus};
@@ -46,8 +47,9 @@ pub(crate) struct FencePool {
 pub(crate) enum Timeline {
     /// A timeline semaphore memkit created.
     Semaphore(vk::Semaphore),
-    /// Fences memkit created.
-    FencePool(Mutex<FencePool>),
+    /// Fences memkit created, and a condition signalled on every submission (a wait may begin
+    /// before its value is submitted, as on a timeline semaphore).
+    FencePool(Mutex<FencePool>, Condvar),
 }
 
 fn lock(pool: &Mutex<FencePool>) -> MutexGuard<'_, FencePool> {
@@ -66,7 +68,10 @@ impl Timeline {
         use_semaphore: bool,
     ) -> Result<Self, DeviceError> {
         if !use_semaphore {
-            return Ok(Self::FencePool(Mutex::new(FencePool::default())));
+            return Ok(Self::FencePool(
+                Mutex::new(FencePool::default()),
+                Condvar::new(),
+            ));
         }
         let mut type_info = vk::SemaphoreTypeCreateInfo::default()
             .semaphore_type(vk::SemaphoreType::TIMELINE)
@@ -82,7 +87,7 @@ impl Timeline {
     pub(crate) fn semaphore(&self) -> Option<vk::Semaphore> {
         match self {
             Self::Semaphore(s) => Some(*s),
-            Self::FencePool(_) => None,
+            Self::FencePool(..) => None,
         }
     }
 
@@ -90,7 +95,7 @@ impl Timeline {
     pub(crate) fn fence_count(&self) -> usize {
         match self {
             Self::Semaphore(_) => 0,
-            Self::FencePool(pool) => lock(pool).created,
+            Self::FencePool(pool, _) => lock(pool).created,
         }
     }
 
@@ -101,7 +106,7 @@ impl Timeline {
     /// # Safety
     /// - `device` is the device this timeline was made on.
     pub(crate) unsafe fn take_fence(&self, device: &ash::Device) -> Result<vk::Fence, DeviceError> {
-        let Self::FencePool(pool) = self else {
+        let Self::FencePool(pool, _) = self else {
             return Ok(vk::Fence::null());
         };
         let mut pool = lock(pool);
@@ -120,18 +125,19 @@ impl Timeline {
 
     /// Records that `fence` was submitted to signal `value`.
     pub(crate) fn submitted(&self, fence: vk::Fence, value: u64) {
-        if let Self::FencePool(pool) = self {
+        if let Self::FencePool(pool, submitted) = self {
             lock(pool).pending.push_back(PendingFence {
                 value,
                 fence,
                 waiters: 0,
             });
+            submitted.notify_all();
         }
     }
 
     /// Returns a fence that was not submitted (the submit call failed) to the pool.
     pub(crate) fn not_submitted(&self, fence: vk::Fence) {
-        if let Self::FencePool(pool) = self {
+        if let Self::FencePool(pool, _) = self {
             lock(pool).free.push(fence);
         }
     }
@@ -145,7 +151,7 @@ impl Timeline {
             // SAFETY: the semaphore is alive (destroyed only in `destroy`).
             Self::Semaphore(s) => unsafe { device.get_semaphore_counter_value(*s) }
                 .map_err(map_host_device_oom_and_lost_err),
-            Self::FencePool(pool) => {
+            Self::FencePool(pool, _) => {
                 let mut pool = lock(pool);
                 // SAFETY: same device (caller's contract).
                 unsafe { pool.poll(device) }?;
@@ -178,29 +184,55 @@ impl Timeline {
                     Err(e) => Err(map_host_device_oom_and_lost_err(e)),
                 }
             }
-            Self::FencePool(pool) => {
+            Self::FencePool(pool, submitted) => {
+                // `None`: no deadline (a timeout too long to represent).
+                let deadline = Instant::now().checked_add(Duration::from_nanos(timeout_ns));
                 let fence = {
                     let mut pool = lock(pool);
-                    // SAFETY: same device (caller's contract).
-                    unsafe { pool.poll(device) }?;
-                    if pool.completed >= value {
-                        return Ok(WaitStatus::Completed);
+                    loop {
+                        // SAFETY: same device (caller's contract).
+                        unsafe { pool.poll(device) }?;
+                        if pool.completed >= value {
+                            return Ok(WaitStatus::Completed);
+                        }
+                        // Completion is in submission order: the first submission at or above
+                        // `value` completing means `value` completed.
+                        if let Some(entry) = pool.pending.iter_mut().find(|p| p.value >= value) {
+                            entry.waiters += 1;
+                            break entry.fence;
+                        }
+                        // Not submitted yet: wait for a submission, as a semaphore wait would.
+                        pool = match deadline {
+                            None => submitted.wait(pool).unwrap_or_else(PoisonError::into_inner),
+                            Some(deadline) => {
+                                let left = deadline.saturating_duration_since(Instant::now());
+                                if left.is_zero() {
+                                    return Ok(WaitStatus::TimedOut);
+                                }
+                                submitted
+                                    .wait_timeout(pool, left)
+                                    .unwrap_or_else(PoisonError::into_inner)
+                                    .0
+                            }
+                        };
                     }
-                    // Completion is in submission order: the first submission at or above
-                    // `value` completing means `value` completed.
-                    let Some(entry) = pool.pending.iter_mut().find(|p| p.value >= value) else {
-                        // Never submitted: nothing will signal it. A semaphore would time out.
-                        return Ok(WaitStatus::TimedOut);
-                    };
-                    entry.waiters += 1;
-                    entry.fence
                 };
+                let timeout_ns = deadline.map_or(u64::MAX, |d| {
+                    let left = d.saturating_duration_since(Instant::now()).as_nanos();
+                    u64::try_from(left).unwrap_or(u64::MAX)
+                });
                 // SAFETY: the fence is alive and, having a waiter, is neither reset nor reused
                 // until the waiter count drops below.
                 let result = unsafe { device.wait_for_fences(&[fence], true, timeout_ns) };
                 let mut pool = lock(pool);
+                let mut signalled_value = None;
                 if let Some(entry) = pool.pending.iter_mut().find(|p| p.fence == fence) {
                     entry.waiters -= 1;
+                    signalled_value = Some(entry.value);
+                }
+                if let (Ok(()), Some(v)) = (&result, signalled_value) {
+                    // What `completed_value` reports next agrees with this wait.
+                    pool.completed = pool.completed.max(v);
                 }
                 match result {
                     Ok(()) => Ok(WaitStatus::Completed),
@@ -219,7 +251,7 @@ impl Timeline {
         match self {
             // SAFETY: nothing pending uses it (caller's contract).
             Self::Semaphore(s) => unsafe { device.destroy_semaphore(*s, None) },
-            Self::FencePool(pool) => {
+            Self::FencePool(pool, _) => {
                 let mut pool = lock(pool);
                 let pending: Vec<_> = pool.pending.drain(..).map(|p| p.fence).collect();
                 for fence in pending.into_iter().chain(pool.free.drain(..)) {
@@ -232,24 +264,37 @@ impl Timeline {
 }
 
 impl FencePool {
-    /// Moves signalled fences, oldest first, to the free list and advances `completed`.
+    /// Advances `completed` past every signalled fence, oldest first, and moves signalled
+    /// fences that no thread waits on from the front to the free list.
     ///
     /// # Safety
     /// - `device` is the device the fences were made on.
     unsafe fn poll(&mut self, device: &ash::Device) -> Result<(), DeviceError> {
-        while let Some(front) = self.pending.front() {
+        for entry in &self.pending {
+            if entry.value <= self.completed {
+                continue;
+            }
             // SAFETY: the fence is alive.
-            let signalled = unsafe { device.get_fence_status(front.fence) }
+            let signalled = unsafe { device.get_fence_status(entry.fence) }
                 .map_err(map_host_device_oom_and_lost_err)?;
             if !signalled {
                 break;
             }
-            self.completed = self.completed.max(front.value);
-            if front.waiters > 0 {
-                // A waiter still holds it; it is recycled on a later poll.
+            self.completed = entry.value;
+        }
+        while let Some(front) = self.pending.front() {
+            if front.value > self.completed || front.waiters > 0 {
                 break;
             }
             let fence = front.fence;
+            // A later value completing implies this one did, but the fence itself must be
+            // signalled before it may be reset.
+            // SAFETY: the fence is alive.
+            let signalled = unsafe { device.get_fence_status(fence) }
+                .map_err(map_host_device_oom_and_lost_err)?;
+            if !signalled {
+                break;
+            }
             // SAFETY: the fence is signalled, so no queue operation is pending on it, and no
             // thread waits on it.
             unsafe { device.reset_fences(&[fence]) }.map_err(map_host_device_oom_err)?;

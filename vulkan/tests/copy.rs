@@ -315,3 +315,47 @@ fn a_lost_device_stops_everything_and_teardown_is_still_clean() {
         b.destroy(device);
     });
 }
+
+#[test]
+fn threads_wait_and_poll_while_one_submits() {
+    each_mode(|h| {
+        let device = h.device();
+        let b = Buffers::new(device, 4096);
+        let regions = whole(4096);
+        let cmd = [CopyCommand {
+            src: b.staging.buffer,
+            dst: b.device_local.buffer,
+            regions: &regions,
+        }];
+        let last = 300u64;
+        std::thread::scope(|scope| {
+            for t in 0..3u64 {
+                scope.spawn(move || {
+                    let mut seen = 0;
+                    // Each waiter waits for every third value, polling in between; values it
+                    // saw complete never go back.
+                    for value in (1 + t..=last).step_by(3) {
+                        let polled = device.completed_value().unwrap();
+                        assert!(polled >= seen, "completed value went back");
+                        seen = polled;
+                        assert_eq!(
+                            device.wait(value, 10 * SECOND).unwrap(),
+                            WaitStatus::Completed,
+                            "value {value}"
+                        );
+                        assert!(device.completed_value().unwrap() >= value);
+                    }
+                });
+            }
+            for value in 1..=last {
+                // SAFETY: as in `submit_and_wait`; values increase on this one thread.
+                unsafe { device.submit_copies(&cmd, value) }.unwrap();
+                if value > 8 {
+                    device.wait(value - 8, 10 * SECOND).unwrap();
+                }
+            }
+        });
+        assert_eq!(device.completed_value().unwrap(), last);
+        b.destroy(device);
+    });
+}
