@@ -139,7 +139,7 @@ impl HeadlessDevice {
         // SAFETY: the create info and everything it points to are valid; the log outlives the
         // instance (it is dropped after it in `Drop`).
         let instance = unsafe { entry.create_instance(&instance_info, None) }
-            .map_err(map_host_device_oom_err)?;
+            .map_err(map_create_instance_err)?;
         let mut debug = None;
         // SAFETY: the instance was just created from `entry`; the log outlives it.
         match unsafe { Self::create_device(&entry, &instance, &log, config, &mut debug) } {
@@ -423,6 +423,20 @@ impl Drop for HeadlessDevice {
             }
             self.instance.destroy_instance(None);
         }
+    }
+}
+
+/// `vkCreateInstance`'s results: no driver at all is [`SetupError::NoDevice`], a missing layer or
+/// extension (only validation's are asked for) [`SetupError::ValidationMissing`].
+fn map_create_instance_err(result: vk::Result) -> SetupError {
+    match result {
+        vk::Result::ERROR_INCOMPATIBLE_DRIVER | vk::Result::ERROR_INITIALIZATION_FAILED => {
+            SetupError::NoDevice
+        }
+        vk::Result::ERROR_LAYER_NOT_PRESENT | vk::Result::ERROR_EXTENSION_NOT_PRESENT => {
+            SetupError::ValidationMissing
+        }
+        other => SetupError::Device(map_host_device_oom_err(other)),
     }
 }
 

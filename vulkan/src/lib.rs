@@ -12,6 +12,49 @@
 //! - [`release_barrier`] / [`acquire_barrier`] move exclusive buffers between queue families.
 //! - [`HeadlessDevice`] creates an instance and device in one call, optionally with validation.
 //! - [`probe`] describes a physical device as plain data.
+//!
+//! An application that made its own device hands memkit the handles and what it enabled:
+//!
+//! ```no_run
+//! use memkit_vulkan::ash::{self, vk};
+//! use memkit_vulkan::{EnabledFeatures, QueueLocation, VulkanDevice, VulkanDeviceConfig};
+//!
+//! # fn wire(
+//! #     instance: &ash::Instance,
+//! #     physical_device: vk::PhysicalDevice,
+//! #     device: &ash::Device,
+//! # ) -> Result<VulkanDevice, memkit_core::device::DeviceError> {
+//! // Chosen before creating the device, which then got a queue in this family.
+//! // SAFETY: the physical device belongs to the instance.
+//! let family = unsafe { memkit_vulkan::find_transfer_queue_family(instance, physical_device) }
+//!     .expect("a family that copies");
+//! let config = VulkanDeviceConfig {
+//!     transfer_queue: QueueLocation { family: family.family, index: 0 },
+//!     enabled: EnabledFeatures {
+//!         api_version: vk::API_VERSION_1_3,
+//!         timeline_semaphore: true,
+//!         ..EnabledFeatures::default()
+//!     },
+//!     ..VulkanDeviceConfig::default()
+//! };
+//! // SAFETY: the device comes from this instance and physical device and outlives `memkit`;
+//! // the queue exists and the application does not submit to it; the features were enabled.
+//! let memkit = unsafe { VulkanDevice::new(instance, physical_device, device, config) }?;
+//! # Ok(memkit)
+//! # }
+//! ```
+//!
+//! Tools and tests get everything in one call:
+//!
+//! ```no_run
+//! use memkit_vulkan::{HeadlessConfig, HeadlessDevice};
+//!
+//! let headless = HeadlessDevice::new(HeadlessConfig { validation: true, ..Default::default() })?;
+//! println!("{}", headless.device().probe()?);
+//! let messages = headless.finish(); // teardown included; empty when validation found nothing
+//! assert!(messages.is_empty(), "{messages:#?}");
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
 mod barrier;
 mod conv;
