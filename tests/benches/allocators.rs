@@ -66,22 +66,39 @@ mod peers {
     use super::{Adapter, align_up};
     use core::alloc::Layout;
 
-    /// Byte unit of the peers that count in units: 16 B, the smallest alignment the workloads ask
-    /// for, so 16-byte alignment is native and a 1 GiB arena fits their `u32`/`usize` counts.
-    pub const UNIT: u64 = 16;
+    use core::sync::atomic::{AtomicU64, Ordering};
+
+    /// Byte unit of every allocator that counts in units (offset-allocator's units, gpu-alloc's
+    /// minimal buddy, the frame size, memkit's granule): by default 16 B, the smallest alignment
+    /// the workloads ask for, so 16-byte alignment is native everywhere. `--unit` changes it.
+    static UNIT: AtomicU64 = AtomicU64::new(16);
+
+    /// The unit in bytes (read once per allocator construction).
+    pub fn unit() -> u64 {
+        UNIT.load(Ordering::Relaxed)
+    }
+
+    /// Sets the unit before any allocator is built.
+    pub fn set_unit(bytes: u64) {
+        UNIT.store(bytes, Ordering::Relaxed);
+    }
 
     /// `offset-allocator` (Sebastian Aaltonen's OffsetAllocator, ported): no alignment
-    /// parameter, `u32` units. Each request asks for `ceil(size / 16) + align / 16 - 1` units and
-    /// the caller aligns inside; the reservation is the unit count the allocator reports.
+    /// parameter, `u32` units. Each request asks for `ceil(size / unit) + align / unit - 1` units
+    /// (no extra when `align <= unit`) and the caller aligns inside; the reservation is the unit
+    /// count the allocator reports.
     pub struct OffsetAllocatorPeer {
         inner: offset_allocator::Allocator<u32>,
+        unit: u64,
     }
 
     impl OffsetAllocatorPeer {
         pub fn new(capacity: u64) -> Self {
-            let units = u32::try_from(capacity / UNIT).expect("arena too large for u32 units");
+            let unit = unit();
+            let units = u32::try_from(capacity / unit).expect("arena too large for u32 units");
             Self {
                 inner: offset_allocator::Allocator::with_max_allocs(units, 256 * 1024),
+                unit,
             }
         }
     }
@@ -96,9 +113,10 @@ mod peers {
         type Handle = OffsetHandle;
 
         fn allocate(&mut self, size: u64, align: u64) -> Option<OffsetHandle> {
-            let units = size.div_ceil(UNIT) + align / UNIT - 1;
+            let unit = self.unit;
+            let units = size.div_ceil(unit) + align.max(unit) / unit - 1;
             let raw = self.inner.allocate(u32::try_from(units).ok()?)?;
-            let offset = align_up(u64::from(raw.offset) * UNIT, align);
+            let offset = align_up(u64::from(raw.offset) * unit, align);
             Some(OffsetHandle { raw, offset })
         }
 
@@ -111,7 +129,7 @@ mod peers {
         }
 
         fn reserved(&self, handle: &OffsetHandle) -> u64 {
-            u64::from(self.inner.allocation_size(handle.raw)) * UNIT
+            u64::from(self.inner.allocation_size(handle.raw)) * self.unit
         }
     }
 
@@ -248,7 +266,7 @@ mod peers {
                 transient_dedicated_threshold: u64::MAX,
                 starting_free_list_chunk: capacity,
                 final_free_list_chunk: capacity,
-                minimal_buddy_size: UNIT,
+                minimal_buddy_size: unit(),
                 initial_buddy_dedicated_size: capacity,
             };
             let types = [gpu_alloc::MemoryType {
@@ -305,18 +323,21 @@ mod peers {
         }
     }
 
-    /// `buddy_system_allocator`'s `FrameAllocator<33>` over frames of 16 B: `alloc_aligned` with
-    /// `ceil(size / 16)` frames at an alignment of `align / 16` frames; the reservation is the
-    /// power-of-two frame count it actually takes. Its free lists are `BTreeSet`s.
+    /// `buddy_system_allocator`'s `FrameAllocator<33>` with one frame per unit (16 B):
+    /// `alloc_aligned` with `ceil(size / unit)` frames at an alignment of `align / unit` frames;
+    /// the reservation is the power-of-two frame count it actually takes. Its free lists are
+    /// `BTreeSet`s.
     pub struct FrameAllocatorPeer {
         inner: buddy_system_allocator::FrameAllocator<33>,
+        unit: u64,
     }
 
     impl FrameAllocatorPeer {
         pub fn new(capacity: u64) -> Self {
+            let unit = unit();
             let mut inner = buddy_system_allocator::FrameAllocator::<33>::new();
-            inner.add_frame(0, (capacity / UNIT) as usize);
-            Self { inner }
+            inner.add_frame(0, (capacity / unit) as usize);
+            Self { inner, unit }
         }
     }
 
@@ -330,8 +351,9 @@ mod peers {
         type Handle = FrameHandle;
 
         fn allocate(&mut self, size: u64, align: u64) -> Option<FrameHandle> {
-            let frames = usize::try_from(size.div_ceil(UNIT)).ok()?;
-            let layout = Layout::from_size_align(frames, (align / UNIT) as usize).ok()?;
+            let frames = usize::try_from(size.div_ceil(self.unit)).ok()?;
+            let align_frames = (align / self.unit).max(1) as usize;
+            let layout = Layout::from_size_align(frames, align_frames).ok()?;
             let start = self.inner.alloc_aligned(layout)?;
             Some(FrameHandle { start, layout })
         }
@@ -341,7 +363,7 @@ mod peers {
         }
 
         fn offset(&self, handle: &FrameHandle) -> u64 {
-            handle.start as u64 * UNIT
+            handle.start as u64 * self.unit
         }
 
         fn reserved(&self, handle: &FrameHandle) -> u64 {
@@ -350,7 +372,7 @@ mod peers {
                 .size()
                 .next_power_of_two()
                 .max(handle.layout.align());
-            frames as u64 * UNIT
+            frames as u64 * self.unit
         }
     }
 }
@@ -639,9 +661,9 @@ mod memkit {
     /// 10 000).
     pub const MAX_ALLOCATIONS: u32 = 1 << 16;
 
-    /// `BuddyAllocator` with a 16 B unit (as the buddy peers), storage in a `Vec<u64>`.
+    /// `BuddyAllocator` with the peers' unit as its `min_block`, storage in a `Vec<u64>`.
     pub fn buddy(capacity: u64) -> SubAllocatorPeer<BuddyAllocator<Vec<u64>>> {
-        let config = BuddyConfig::new(capacity, super::peers::UNIT, MAX_ALLOCATIONS);
+        let config = BuddyConfig::new(capacity, super::peers::unit(), MAX_ALLOCATIONS);
         let words = config
             .try_storage_len()
             .expect("invalid buddy configuration");
@@ -682,6 +704,30 @@ mod memkit {
         fn own_peak_reserved(&self) -> Option<u64> {
             Some(self.inner.stats().peak_bytes_reserved)
         }
+    }
+}
+
+/// No allocator at all: every request "succeeds" at offset 0 with an 8-byte handle. Timing it
+/// shows what the replay loop itself (op decoding, handle-table store and take) costs per op.
+struct ReplayOnly;
+
+impl Adapter for ReplayOnly {
+    type Handle = u64;
+
+    fn allocate(&mut self, size: u64, _align: u64) -> Option<u64> {
+        Some(size)
+    }
+
+    fn free(&mut self, handle: u64) {
+        std::hint::black_box(handle);
+    }
+
+    fn offset(&self, _handle: &u64) -> u64 {
+        0
+    }
+
+    fn reserved(&self, handle: &u64) -> u64 {
+        *handle
     }
 }
 
@@ -757,6 +803,7 @@ struct Options {
     only: Vec<String>,
     workloads: Vec<String>,
     probe_trials: usize,
+    unit: u64,
 }
 
 const USAGE: &str = "\
@@ -766,6 +813,7 @@ usage: allocators [--quick] [--json] [--reps N] [--seed S] [--only NAME]... [--w
   --reps N         timed repetitions per workload (default 9, quick 3)
   --seed S         workload seed (default 1; probe trial k uses S + k)
   --probe-trials N fragmentation probe trials (default 8, quick 3)
+  --unit BYTES     granule of every allocator that counts in units (default 16)
   --only NAME      measure only allocators whose name contains NAME (repeatable)
   --workload NAME  game-frame, churn or probe (repeatable; default all)";
 
@@ -778,6 +826,7 @@ fn parse_options() -> Result<Options, String> {
         only: Vec::new(),
         workloads: Vec::new(),
         probe_trials: 0,
+        unit: 16,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -796,6 +845,14 @@ fn parse_options() -> Result<Options, String> {
                     .map_err(|e| format!("--seed: {e}"))?;
             }
             "--only" => options.only.push(value("--only")?),
+            "--unit" => {
+                options.unit = value("--unit")?
+                    .parse()
+                    .map_err(|e| format!("--unit: {e}"))?;
+                if !options.unit.is_power_of_two() || options.unit > 1 << 20 {
+                    return Err("--unit must be a power of two up to 1 MiB".into());
+                }
+            }
             "--probe-trials" => {
                 options.probe_trials = value("--probe-trials")?
                     .parse()
@@ -836,6 +893,8 @@ struct WorkloadResult {
     name: &'static str,
     description: String,
     rows: Vec<Row>,
+    /// ns/op of the replay loop with no allocator (see [`ReplayOnly`]).
+    replay_overhead_ns: Option<f64>,
 }
 
 fn median(samples: &mut [f64]) -> f64 {
@@ -868,7 +927,8 @@ fn time_interleaved(
     samples.iter_mut().map(|s| median(s)).collect()
 }
 
-fn run_trace(contenders: &mut [Box<dyn Contender>], trace: &Trace, reps: usize) -> Vec<Row> {
+/// Replays `trace` through every contender; also returns the replay loop's own cost per op.
+fn run_trace(contenders: &mut [Box<dyn Contender>], trace: &Trace, reps: usize) -> (Vec<Row>, f64) {
     let accounting: Vec<_> = contenders
         .iter_mut()
         .map(|c| c.account_trace(trace))
@@ -879,6 +939,12 @@ fn run_trace(contenders: &mut [Box<dyn Contender>], trace: &Trace, reps: usize) 
     // One untimed warm-up pass, then the timed repetitions.
     let _ = time_interleaved(contenders, 1, |c, s| c.time_trace(trace, s));
     let medians = time_interleaved(contenders, reps, |c, s| c.time_trace(trace, s));
+    let mut replay_only = replay::Runner::new("replay loop only", |_| ReplayOnly);
+    let mut samples = Vec::new();
+    for _ in 0..=reps {
+        replay_only.time_trace(trace, &mut samples);
+    }
+    let overhead = median(&mut samples);
     let rows = contenders
         .iter()
         .zip(medians)
@@ -896,7 +962,7 @@ fn run_trace(contenders: &mut [Box<dyn Contender>], trace: &Trace, reps: usize) 
     for c in contenders.iter_mut() {
         c.release();
     }
-    rows
+    (rows, overhead)
 }
 
 /// Runs every probe trial on every contender: the counts are summed over the trials (the share
@@ -1000,6 +1066,12 @@ fn print_table(result: &WorkloadResult) {
         }
     }
     print!("{out}");
+    if let Some(overhead) = result.replay_overhead_ns {
+        println!(
+            "(the replay loop alone, with no allocator and 8-byte handles, takes {overhead:.1} ns/op \
+             of these)"
+        );
+    }
     for row in &result.rows {
         if let Some(acc) = row.accounting {
             if acc.violations > 0 {
@@ -1028,20 +1100,24 @@ fn print_json(results: &[WorkloadResult], options: &Options) {
     let mut out = String::new();
     let _ = write!(
         out,
-        "{{\"seed\":{},\"reps\":{},\"quick\":{},\"batch_ops\":{},\"workloads\":[",
+        "{{\"seed\":{},\"reps\":{},\"quick\":{},\"batch_ops\":{},\"unit\":{},\"workloads\":[",
         options.seed,
         options.reps,
         options.quick,
-        replay::BATCH
+        replay::BATCH,
+        options.unit
     );
     for (w, result) in results.iter().enumerate() {
         let fastest = fastest_peer(&result.rows);
         let _ = write!(
             out,
-            "{}{{\"name\":\"{}\",\"description\":\"{}\",\"rows\":[",
+            "{}{{\"name\":\"{}\",\"description\":\"{}\",\"replay_overhead_ns_per_op\":{},\"rows\":[",
             if w > 0 { "," } else { "" },
             result.name,
-            json_escape(&result.description)
+            json_escape(&result.description),
+            result
+                .replay_overhead_ns
+                .map_or("null".to_string(), |ns| format!("{ns:.2}"))
         );
         for (r, row) in result.rows.iter().enumerate() {
             let _ = write!(
@@ -1155,6 +1231,7 @@ fn main() {
             std::process::exit(if message.is_empty() { 0 } else { 2 });
         }
     };
+    peers::set_unit(options.unit);
     let mut all = contenders();
     all.retain(|c| options.only.is_empty() || options.only.iter().any(|o| c.name().contains(o)));
     let wanted =
@@ -1169,9 +1246,10 @@ fn main() {
         };
         let trace = game_frame(options.seed, &config);
         let summary = trace.summary();
-        let rows = run_trace(&mut all, &trace, options.reps);
+        let (rows, overhead) = run_trace(&mut all, &trace, options.reps);
         results.push(WorkloadResult {
             name: "game-frame",
+            replay_overhead_ns: Some(overhead),
             description: format!(
                 "{} frames x {} allocations, 256 B-4 MiB (+{:.1}% 16-64 MiB), align 16 B-64 KiB, \
                  1 GiB arena; {} ops, peak {:.0} MiB live in {} allocations",
@@ -1191,9 +1269,10 @@ fn main() {
             ..ChurnConfig::default()
         };
         let trace = small_object_churn(options.seed, &config);
-        let rows = run_trace(&mut all, &trace, options.reps);
+        let (rows, overhead) = run_trace(&mut all, &trace, options.reps);
         results.push(WorkloadResult {
             name: "churn",
+            replay_overhead_ns: Some(overhead),
             description: format!(
                 "{} live objects of 64 B-64 KiB, align 16-256 B, {} replacements, 1 GiB arena; {} ops",
                 config.live,
@@ -1212,6 +1291,7 @@ fn main() {
         let fills: usize = probes.iter().map(|p| p.fill.len()).sum();
         results.push(WorkloadResult {
             name: "probe",
+            replay_overhead_ns: None,
             description: format!(
                 "{} trials (seeds {}..): fill 90% of 1 GiB with 256 B-1 MiB allocations (about {} \
                  per trial, align 16 B-64 KiB), free a random half, place 256 KiB-4 MiB blocks \
@@ -1228,10 +1308,11 @@ fn main() {
         print_json(&results, &options);
     } else {
         println!(
-            "# Sub-allocator benchmark (seed {}, {} repetitions, median of {}-op batches)",
+            "# Sub-allocator benchmark (seed {}, {} repetitions, median of {}-op batches, unit {} B)",
             options.seed,
             options.reps,
-            replay::BATCH
+            replay::BATCH,
+            options.unit
         );
         for result in &results {
             print_table(result);
