@@ -465,6 +465,11 @@ impl DummyDevice {
         })
     }
 
+    /// A preset device with its default configuration.
+    pub fn with_preset(preset: crate::config::Preset) -> Self {
+        Self::preset(preset.config())
+    }
+
     /// A [`Preset::Discrete`](crate::Preset::Discrete) device.
     pub fn discrete() -> Self {
         Self::preset(DeviceConfig::discrete())

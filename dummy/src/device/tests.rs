@@ -7,6 +7,8 @@ fn every_preset_builds() {
         let device = DummyDevice::new(preset.config()).expect("valid preset");
         assert_eq!(device.config().name, preset.config().name);
         assert!(device.leak_report().is_empty());
+        let same = DummyDevice::with_preset(preset);
+        assert_eq!(same.config(), device.config());
     }
 }
 
