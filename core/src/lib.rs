@@ -10,12 +10,24 @@ extern crate std;
 
 pub mod buddy;
 pub mod device;
+pub mod frame;
+pub mod ring;
 pub mod scheduler;
 pub mod suballocator;
+mod sync;
+pub mod timeline;
 
 pub use buddy::{BuddyAllocator, BuddyConfig};
+pub use frame::{BufferingMode, Frame, FrameError, FramePacer};
+pub use ring::{
+    CommitError, ConsumerTaken, DrainedRange, GrantError, MarkError, RingConsumer, RingMemory,
+    RingStats, StagingRing, WriteGrant,
+};
 pub use suballocator::{
     AllocError, Allocation, AllocatorId, AllocatorStats, ConfigError, FreeError, RawAllocation,
     SubAllocator,
 };
 pub use scheduler::{TransferPlan, TransferScheduler};
+pub use timeline::{
+    FencePool, FenceSlot, FenceValue, SignalError, SubmissionState, SubmitError, TimelineTracker,
+};

@@ -1,0 +1,68 @@
+//! Unit tests of frame pacing.
+
+use super::*;
+
+fn v(value: u64) -> FenceValue {
+    FenceValue::new(value)
+}
+
+#[test]
+fn each_frame_waits_for_the_frame_that_last_used_its_slot() {
+    for (mode, n) in [
+        (BufferingMode::Single, 1u64),
+        (BufferingMode::Double, 2),
+        (BufferingMode::Triple, 3),
+    ] {
+        let mut pacer = FramePacer::new(mode);
+        for k in 0..10u64 {
+            let frame = pacer.begin_frame().unwrap();
+            assert_eq!(frame.number(), k);
+            assert_eq!(frame.slot() as u64, k % n);
+            // Frame k was submitted with value 10 + k; frame k waits for frame k - n.
+            let expected = if k >= n {
+                v(10 + k - n)
+            } else {
+                FenceValue::ZERO
+            };
+            assert_eq!(frame.wait_for(), expected, "{mode:?} frame {k}");
+            pacer.end_frame(frame, v(10 + k)).unwrap();
+        }
+        assert_eq!(pacer.frames_ended(), 10);
+        assert_eq!(pacer.last_submission(), v(19));
+    }
+}
+
+#[test]
+fn misuse_is_refused_and_changes_nothing() {
+    let mut pacer = FramePacer::new(BufferingMode::Double);
+    let f0 = pacer.begin_frame().unwrap();
+    assert_eq!(
+        pacer.begin_frame().unwrap_err(),
+        FrameError::FrameInProgress { current: 0 }
+    );
+    pacer.end_frame(f0, v(5)).unwrap();
+    let f1 = pacer.begin_frame().unwrap();
+    let (f1, err) = pacer.end_frame(f1, v(4)).unwrap_err();
+    assert_eq!(
+        err,
+        FrameError::ValueWentBackwards {
+            value: v(4),
+            previous: v(5)
+        }
+    );
+    // A frame from another pacer with another number is not the current one.
+    let mut other = FramePacer::new(BufferingMode::Double);
+    let o0 = other.begin_frame().unwrap();
+    let (o0, err) = pacer.end_frame(o0, v(6)).unwrap_err();
+    assert_eq!(err, FrameError::NotCurrentFrame { given: 0 });
+    other.cancel_frame(o0).unwrap();
+    // Cancelling keeps the slot waiting for what it waited for before.
+    pacer.cancel_frame(f1).unwrap();
+    let f2 = pacer.begin_frame().unwrap();
+    assert_eq!((f2.slot(), f2.wait_for()), (0, v(5)));
+    pacer.end_frame(f2, v(6)).unwrap();
+    let f3 = pacer.begin_frame().unwrap();
+    assert_eq!((f3.slot(), f3.wait_for()), (1, FenceValue::ZERO));
+    assert_eq!(pacer.frames_ended(), 3);
+    pacer.end_frame(f3, v(6)).unwrap();
+}

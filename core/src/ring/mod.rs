@@ -1,0 +1,969 @@
+//! The lock-free staging ring: many producer threads write upload data into one byte region at
+//! once, and the submitting thread hands those bytes to the GPU and takes the space back when the
+//! GPU has read them.
+//!
+//! # The protocol
+//! - A producer calls [`StagingRing::grant`] for `size` bytes at an alignment. One compare-and-swap
+//!   on the ring's head word reserves a contiguous range and a *ticket* (the grant's place in ring
+//!   order) together, so producers never wait for each other: a producer that loses the race
+//!   retries with the new head, and a producer that has not committed yet holds up nobody's
+//!   reservation.
+//! - The producer writes into its [`WriteGrant`] and commits it by value. Committing publishes a
+//!   small descriptor in the ticket's slot; a grant dropped without commit publishes an empty
+//!   descriptor, so the consumer passes over its range instead of waiting for it forever.
+//! - The consumer ([`RingConsumer`], one per ring) drains committed ranges strictly in ring order
+//!   ([`RingConsumer::drain`]): a committed range behind an uncommitted earlier one waits for it,
+//!   but `drain` never waits, it returns what is ready. The consumer tags what it drained with the
+//!   timeline value of the submission that reads it ([`RingConsumer::mark`]), and
+//!   [`RingConsumer::release_completed`] gives back the space of every submission whose value has
+//!   completed. A byte is never handed out again before that.
+//!
+//! The state machine here deals only in offsets and lengths; [`memory`] is the one thin layer that
+//! turns them into byte slices.
+//!
+//! # Positions
+//! Ring positions are offsets in `[0, capacity)` plus a lap bit, so that "the head is a whole lap
+//! ahead of the released position" (full) differs from "equal" (empty). The head word packs the
+//! next ticket (modulo `2 * GRANTS`) above the head position, which is what lets one CAS take
+//! both. On 64-bit targets that leaves room for any capacity; on 32-bit targets the capacity is
+//! limited to `2^(30 - log2(GRANTS))` bytes (16 MiB with the default 64 grant slots), reported by
+//! [`StagingRing::MAX_CAPACITY`].
+#![deny(unsafe_code)]
+
+pub mod memory;
+
+#[cfg(all(test, not(loom)))]
+mod tests;
+
+#[cfg(all(test, loom))]
+mod loom_tests;
+
+use core::fmt;
+use core::ops::Deref;
+
+use crate::ConfigError;
+use crate::sync::{AtomicBool, AtomicUsize, AtomicValue64, Ordering};
+use crate::timeline::FenceValue;
+
+pub use memory::RingMemory;
+
+/// How many marked submissions the consumer tracks separately. Marking more than this before
+/// releasing merges the newest two (their space then comes back with the later value): safe, and
+/// only later.
+pub const PENDING_SUBMISSIONS: usize = 16;
+
+/// Keeps a value on its own cache line, so producers hammering the head do not slow down the
+/// consumer's fields and the other way round.
+#[derive(Debug)]
+#[repr(align(64))]
+struct CacheLine<T>(T);
+
+impl<T> Deref for CacheLine<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
+/// One ticket's descriptor. A producer fills it at commit; the consumer reads it and hands the
+/// slot on to the ticket `GRANTS` later.
+#[derive(Debug)]
+#[repr(align(64))]
+struct GrantSlot {
+    /// `(ticket mod 2*GRANTS) << 1 | committed`: `t << 1` means "free for ticket t", `t << 1 | 1`
+    /// means "ticket t committed, descriptor valid".
+    stamp: AtomicUsize,
+    /// Offset of the grant's first byte.
+    start: AtomicUsize,
+    /// Bytes committed (0 for a grant dropped without commit).
+    len: AtomicUsize,
+    /// Position where the grant's reservation ends (the next ticket's reservation begins there).
+    end: AtomicUsize,
+}
+
+/// A marked submission, published so that producers facing a full ring can say which value to
+/// wait for.
+#[derive(Debug)]
+struct PublishedSubmission {
+    /// Position up to which space comes back when `value` completes.
+    end: AtomicUsize,
+    /// The submission's timeline value.
+    value: AtomicValue64,
+}
+
+/// Why a grant was refused. A refused grant changes nothing but the `failed_grants` counter.
+#[non_exhaustive]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum GrantError {
+    /// A size of zero was asked for.
+    ZeroSize,
+    /// The alignment is not a power of two.
+    AlignmentNotPowerOfTwo,
+    /// The request is larger than the whole ring: it can never fit.
+    NeverFits {
+        /// Bytes asked for.
+        requested: usize,
+        /// The ring's capacity.
+        capacity: usize,
+    },
+    /// The ring has no contiguous room for the request now.
+    Full {
+        /// The timeline value whose completion (followed by the consumer's
+        /// [`RingConsumer::release_completed`]) makes room, as far as the submissions marked so
+        /// far go. `None`: the space is held by grants not yet submitted (uncommitted, undrained
+        /// or unmarked); the consumer has to drain and submit them first.
+        wait_for: Option<FenceValue>,
+    },
+    /// Every grant slot holds a grant the consumer has not drained yet; the consumer must drain.
+    TooManyUndrained {
+        /// The number of grant slots (`GRANTS`).
+        slots: usize,
+    },
+}
+
+impl fmt::Display for GrantError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            Self::ZeroSize => f.write_str("grant size is zero"),
+            Self::AlignmentNotPowerOfTwo => f.write_str("alignment is not a power of two"),
+            Self::NeverFits {
+                requested,
+                capacity,
+            } => write!(
+                f,
+                "grant of {requested} bytes can never fit in a ring of {capacity} bytes"
+            ),
+            Self::Full {
+                wait_for: Some(value),
+            } => write!(
+                f,
+                "staging ring full: room comes back when timeline value {} completes",
+                value.get()
+            ),
+            Self::Full { wait_for: None } => f.write_str(
+                "staging ring full: the space is held by grants not yet drained and submitted",
+            ),
+            Self::TooManyUndrained { slots } => write!(
+                f,
+                "all {slots} grant slots hold grants the consumer has not drained yet"
+            ),
+        }
+    }
+}
+
+impl core::error::Error for GrantError {}
+
+/// Why a commit was refused. The grant's range is then passed over as if it had been dropped.
+#[non_exhaustive]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum CommitError {
+    /// More bytes were committed than the grant holds.
+    LengthExceedsGrant {
+        /// Bytes the caller tried to commit.
+        committed: usize,
+        /// Bytes the grant holds.
+        granted: usize,
+    },
+}
+
+impl fmt::Display for CommitError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            Self::LengthExceedsGrant { committed, granted } => write!(
+                f,
+                "commit of {committed} bytes exceeds the grant's {granted} bytes"
+            ),
+        }
+    }
+}
+
+impl core::error::Error for CommitError {}
+
+/// Why a mark was refused. A refused mark changes nothing.
+#[non_exhaustive]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum MarkError {
+    /// Value 0 stands for "nothing submitted" and is complete from the start; no submission
+    /// signals it.
+    ZeroValue,
+    /// Submissions are marked in the order they signal: a value below the previous mark's.
+    WentBackwards {
+        /// The value given.
+        value: FenceValue,
+        /// The previous mark's value.
+        previous: FenceValue,
+    },
+}
+
+impl fmt::Display for MarkError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            Self::ZeroValue => f.write_str("timeline value 0 cannot tag a submission"),
+            Self::WentBackwards { value, previous } => write!(
+                f,
+                "timeline value {} is below the previous submission's {}",
+                value.get(),
+                previous.get()
+            ),
+        }
+    }
+}
+
+impl core::error::Error for MarkError {}
+
+/// The ring already has its consumer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct ConsumerTaken;
+
+impl fmt::Display for ConsumerTaken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("the staging ring's consumer was already taken")
+    }
+}
+
+impl core::error::Error for ConsumerTaken {}
+
+/// The ring's counters. Read lock-free, so the fields are each up to date but not a snapshot of
+/// one instant. Counters wrap at `usize::MAX` (matters only on 32-bit targets).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct RingStats {
+    /// Bytes the ring manages.
+    pub capacity: u64,
+    /// Bytes reserved and not yet released: granted, committed, drained or waiting for the GPU.
+    pub bytes_in_flight: u64,
+    /// Highest `bytes_in_flight` since construction.
+    pub high_water_mark: u64,
+    /// Bytes skipped at the end of the ring because a grant did not fit before the wrap.
+    pub wasted_wrap_bytes: u64,
+    /// Bytes skipped to align grants.
+    pub alignment_padding_bytes: u64,
+    /// Grants refused (full, too many undrained, or invalid).
+    pub failed_grants: u64,
+    /// Grants dropped without commit (or with a refused commit).
+    pub dropped_grants: u64,
+    /// Bytes committed and drained.
+    pub drained_bytes: u64,
+}
+
+/// A range the consumer drained: committed bytes, in ring order, ready to be read by the GPU.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct DrainedRange {
+    offset: usize,
+    len: usize,
+    /// The range's start as a ring position (offset plus lap bit), to check it is still drained.
+    position: usize,
+}
+
+impl DrainedRange {
+    /// Byte offset of the range in the ring's memory (the source offset of a copy).
+    pub const fn offset(&self) -> usize {
+        self.offset
+    }
+
+    /// Bytes in the range (never zero).
+    pub const fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Always false: empty grants are passed over, never drained. (For clippy's `len_without_is_empty`.)
+    pub const fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
+/// The position arithmetic of one ring: offsets in `[0, capacity)` plus a lap bit above them.
+#[derive(Clone, Copy, Debug)]
+struct Positions {
+    capacity: usize,
+    /// The lap bit; offsets lie below it.
+    lap_bit: usize,
+}
+
+impl Positions {
+    fn offset(self, position: usize) -> usize {
+        position & (self.lap_bit - 1)
+    }
+
+    fn lap(self, position: usize) -> bool {
+        position & self.lap_bit != 0
+    }
+
+    fn make(self, lap: bool, offset: usize) -> usize {
+        // An offset equal to the capacity is the next lap's offset 0.
+        if offset == self.capacity {
+            if lap { 0 } else { self.lap_bit }
+        } else if lap {
+            self.lap_bit | offset
+        } else {
+            offset
+        }
+    }
+
+    /// Bytes from position `from` forward to position `to`, where `to` is at most one lap ahead.
+    /// A `to` behind `from` comes out at `capacity` or more.
+    fn distance(self, from: usize, to: usize) -> usize {
+        let (from_off, to_off) = (self.offset(from), self.offset(to));
+        if self.lap(from) == self.lap(to) {
+            if to_off >= from_off {
+                to_off - from_off
+            } else {
+                // Behind: report something no caller accepts.
+                2 * self.capacity - (from_off - to_off)
+            }
+        } else {
+            self.capacity - from_off + to_off
+        }
+    }
+
+    /// Where a grant of `size` bytes at `align` goes when the head is at `head`: the data offset,
+    /// the bytes the reservation takes from the head (padding included) and the new head.
+    fn place(self, head: usize, size: usize, align: usize) -> Placement {
+        let (lap, offset) = (self.lap(head), self.offset(head));
+        let aligned = offset
+            .checked_add(align - 1)
+            .map(|v| v & !(align - 1))
+            .filter(|&v| v <= self.capacity && self.capacity - v >= size);
+        match aligned {
+            Some(start) => Placement {
+                start,
+                taken: start - offset + size,
+                end: self.make(lap, start + size),
+            },
+            // Does not fit before the end of the ring: skip the tail, start the next lap.
+            None => Placement {
+                start: 0,
+                taken: self.capacity - offset + size,
+                end: self.make(!lap, size),
+            },
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Placement {
+    start: usize,
+    taken: usize,
+    end: usize,
+}
+
+/// The lock-free staging ring over a byte region given at construction.
+///
+/// Share it between threads by reference or in an `Arc`; producers call [`grant`](Self::grant) on
+/// `&self`. One [`RingConsumer`] drains it. `GRANTS` (a power of two, 2 to 4096) bounds how many
+/// grants may be reserved and not yet drained at once.
+#[derive(Debug)]
+pub struct StagingRing<'m, const GRANTS: usize = 64> {
+    /// `ticket << ticket_shift | head position`: the next ticket and where its reservation starts.
+    head: CacheLine<AtomicUsize>,
+    /// Position up to which the consumer gave space back. Only the consumer writes it.
+    released: CacheLine<AtomicUsize>,
+    /// The consumer's marked submissions, published for producers' `Full` errors:
+    /// `first index | count << 16`.
+    published_range: AtomicUsize,
+    published: [PublishedSubmission; PENDING_SUBMISSIONS],
+    consumer_taken: AtomicBool,
+    high_water_mark: AtomicUsize,
+    failed_grants: AtomicUsize,
+    wasted_wrap_bytes: AtomicUsize,
+    alignment_padding_bytes: AtomicUsize,
+    dropped_grants: AtomicUsize,
+    drained_bytes: AtomicUsize,
+    positions: Positions,
+    /// Bit position of the ticket in the head word.
+    ticket_shift: u32,
+    slots: [GrantSlot; GRANTS],
+    memory: RingMemory<'m>,
+}
+
+impl<'m, const GRANTS: usize> StagingRing<'m, GRANTS> {
+    /// Bits of the ticket kept in the head word and in the stamps: tickets modulo `2 * GRANTS`.
+    const TICKET_BITS: u32 = GRANTS.trailing_zeros() + 1;
+
+    /// The largest capacity this target and `GRANTS` allow.
+    pub const MAX_CAPACITY: usize = 1 << (usize::BITS - Self::TICKET_BITS - 1);
+
+    /// A ring over `memory`, with its whole length as capacity.
+    ///
+    /// Errors: [`ConfigError::ZeroCapacity`], [`ConfigError::CapacityTooLarge`] (see
+    /// [`Self::MAX_CAPACITY`]).
+    pub fn new(memory: RingMemory<'m>) -> Result<Self, ConfigError> {
+        const {
+            assert!(
+                GRANTS.is_power_of_two() && GRANTS >= 2 && GRANTS <= 4096,
+                "GRANTS must be a power of two from 2 to 4096"
+            )
+        };
+        let capacity = memory.len();
+        if capacity == 0 {
+            return Err(ConfigError::ZeroCapacity);
+        }
+        if capacity > Self::MAX_CAPACITY {
+            return Err(ConfigError::CapacityTooLarge {
+                max: Self::MAX_CAPACITY as u64,
+            });
+        }
+        let ticket_shift = usize::BITS - Self::TICKET_BITS;
+        Ok(Self {
+            head: CacheLine(AtomicUsize::new(0)),
+            released: CacheLine(AtomicUsize::new(0)),
+            published_range: AtomicUsize::new(0),
+            published: core::array::from_fn(|_| PublishedSubmission {
+                end: AtomicUsize::new(0),
+                value: AtomicValue64::new(0),
+            }),
+            consumer_taken: AtomicBool::new(false),
+            high_water_mark: AtomicUsize::new(0),
+            failed_grants: AtomicUsize::new(0),
+            wasted_wrap_bytes: AtomicUsize::new(0),
+            alignment_padding_bytes: AtomicUsize::new(0),
+            dropped_grants: AtomicUsize::new(0),
+            drained_bytes: AtomicUsize::new(0),
+            positions: Positions {
+                capacity,
+                lap_bit: 1 << (ticket_shift - 1),
+            },
+            ticket_shift,
+            slots: core::array::from_fn(|i| GrantSlot {
+                stamp: AtomicUsize::new(i << 1),
+                start: AtomicUsize::new(0),
+                len: AtomicUsize::new(0),
+                end: AtomicUsize::new(0),
+            }),
+            memory,
+        })
+    }
+
+    /// Bytes the ring manages.
+    pub fn capacity(&self) -> usize {
+        self.positions.capacity
+    }
+
+    /// The memory the ring hands out.
+    pub fn memory(&self) -> &RingMemory<'m> {
+        &self.memory
+    }
+
+    fn ticket_mask(&self) -> usize {
+        (1 << Self::TICKET_BITS) - 1
+    }
+
+    fn pack(&self, ticket: usize, position: usize) -> usize {
+        ((ticket & self.ticket_mask()) << self.ticket_shift) | position
+    }
+
+    fn unpack(&self, head: usize) -> (usize, usize) {
+        (
+            head >> self.ticket_shift,
+            head & ((1 << self.ticket_shift) - 1),
+        )
+    }
+
+    fn free_stamp(&self, ticket: usize) -> usize {
+        (ticket & self.ticket_mask()) << 1
+    }
+
+    fn committed_stamp(&self, ticket: usize) -> usize {
+        self.free_stamp(ticket) | 1
+    }
+
+    /// Reserves `size` bytes whose offset is a multiple of `align`, for the caller to write and
+    /// commit. Never blocks: a full ring is an error that says what to wait for.
+    ///
+    /// The offset is aligned within the ring; the address is aligned too when the memory's base
+    /// is (see [`RingMemory::base_alignment`]).
+    ///
+    /// Errors: [`GrantError::ZeroSize`], [`GrantError::AlignmentNotPowerOfTwo`],
+    /// [`GrantError::NeverFits`], [`GrantError::Full`], [`GrantError::TooManyUndrained`].
+    pub fn grant(
+        &self,
+        size: usize,
+        align: usize,
+    ) -> Result<WriteGrant<'_, 'm, GRANTS>, GrantError> {
+        match self.try_grant(size, align) {
+            Ok(grant) => Ok(grant),
+            Err(error) => {
+                // Relaxed: a statistic; nothing is ordered by it.
+                self.failed_grants.fetch_add(1, Ordering::Relaxed);
+                Err(error)
+            }
+        }
+    }
+
+    fn try_grant(
+        &self,
+        size: usize,
+        align: usize,
+    ) -> Result<WriteGrant<'_, 'm, GRANTS>, GrantError> {
+        if size == 0 {
+            return Err(GrantError::ZeroSize);
+        }
+        if !align.is_power_of_two() {
+            return Err(GrantError::AlignmentNotPowerOfTwo);
+        }
+        let capacity = self.positions.capacity;
+        if size > capacity {
+            return Err(GrantError::NeverFits {
+                requested: size,
+                capacity,
+            });
+        }
+        loop {
+            // Acquire: pairs with the consumer's Release store of `released`, so its reads of the
+            // released bytes (and the GPU's, which it waited for) happen before we hand them out
+            // to be written. Loaded before the head, so `released` is never ahead of `head`.
+            let released = self.released.load(Ordering::Acquire);
+            // Acquire: pairs with the Release of the consumer's restart CAS (see
+            // `give_back_unmarked_padding`), so a restarted head comes with the `released` stored
+            // before it; the re-check below then reads that. The head carries nothing else: the
+            // CAS checks that it is still current.
+            let head = self.head.load(Ordering::Acquire);
+            let (ticket, position) = self.unpack(head);
+            let placement = self.positions.place(position, size, align);
+            let used = self.positions.distance(released, position);
+            if used + placement.taken > capacity {
+                // Acquire as above. If the consumer released (or restarted the ring) since our
+                // first load, the head we read may be newer than that `released`: read both again
+                // rather than report a full ring that is not. Retries only while the consumer
+                // makes progress. (With the Acquire on the head, a restarted head guarantees this
+                // load sees the `released` stored before the restart.)
+                if self.released.load(Ordering::Acquire) != released {
+                    continue;
+                }
+                return Err(GrantError::Full {
+                    wait_for: self.wait_hint(position, placement.taken),
+                });
+            }
+            let slot = &self.slots[ticket % GRANTS];
+            // Acquire: pairs with the consumer's Release when it handed this slot on, so its reads
+            // of the old descriptor happen before our commit overwrites it.
+            if slot.stamp.load(Ordering::Acquire) != self.free_stamp(ticket) {
+                // Relaxed: only checks whether our head was stale (then the slot is someone else's).
+                if self.head.load(Ordering::Relaxed) != head {
+                    continue;
+                }
+                return Err(GrantError::TooManyUndrained { slots: GRANTS });
+            }
+            let new_head = self.pack(ticket.wrapping_add(1), placement.end);
+            // Relaxed on success: producers pass no data to each other through the head; the
+            // memory was acquired through `released` above and the slot through its stamp.
+            // Relaxed on failure: we retry from fresh loads.
+            if self
+                .head
+                .compare_exchange_weak(head, new_head, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+            {
+                let in_flight = used + placement.taken;
+                // Relaxed: a statistic. Load first so the common case writes nothing shared.
+                if in_flight > self.high_water_mark.load(Ordering::Relaxed) {
+                    self.high_water_mark.fetch_max(in_flight, Ordering::Relaxed);
+                }
+                return Ok(WriteGrant {
+                    ring: self,
+                    ticket,
+                    offset: placement.start,
+                    len: size,
+                    end: placement.end,
+                    finished: false,
+                });
+            }
+        }
+    }
+
+    /// The earliest published submission whose completion gives a grant taking `taken` bytes
+    /// from `head` room. A hint: the consumer may change the list while we read it, and then the
+    /// caller waits for a value that gives too little (and asks again) or more than needed.
+    fn wait_hint(&self, head: usize, taken: usize) -> Option<FenceValue> {
+        // Acquire: pairs with the consumer's Release after it wrote the entries in the range.
+        let range = self.published_range.load(Ordering::Acquire);
+        let (first, count) = (range & 0xffff, range >> 16);
+        for i in 0..count.min(PENDING_SUBMISSIONS) {
+            let entry = &self.published[(first + i) % PENDING_SUBMISSIONS];
+            // Relaxed: ordered after the range load by its Acquire; a torn pair only makes the
+            // hint less precise.
+            let end = entry.end.load(Ordering::Relaxed);
+            if self.positions.distance(end, head) + taken <= self.positions.capacity {
+                return Some(FenceValue::new(entry.value.load(Ordering::Relaxed)));
+            }
+        }
+        None
+    }
+
+    /// Publishes ticket `ticket`'s descriptor: `len` committed bytes at `start`, reservation up to
+    /// `end`.
+    fn publish(&self, ticket: usize, start: usize, len: usize, end: usize) {
+        let slot = &self.slots[ticket % GRANTS];
+        // Relaxed: these three are published by the Release store of the stamp below.
+        slot.start.store(start, Ordering::Relaxed);
+        slot.len.store(len, Ordering::Relaxed);
+        slot.end.store(end, Ordering::Relaxed);
+        // Release: makes the descriptor and the bytes the producer wrote visible to the consumer,
+        // which loads the stamp with Acquire before reading either.
+        slot.stamp
+            .store(self.committed_stamp(ticket), Ordering::Release);
+    }
+
+    /// The counters.
+    pub fn stats(&self) -> RingStats {
+        // Acquire on `released` then Relaxed on the head keeps released <= head, as in `grant`.
+        let released = self.released.load(Ordering::Acquire);
+        let (_, head) = self.unpack(self.head.load(Ordering::Relaxed));
+        // Relaxed for all counters: statistics, each read on its own.
+        let counter = |c: &AtomicUsize| c.load(Ordering::Relaxed) as u64;
+        RingStats {
+            capacity: self.positions.capacity as u64,
+            bytes_in_flight: self
+                .positions
+                .distance(released, head)
+                .min(self.positions.capacity) as u64,
+            high_water_mark: counter(&self.high_water_mark),
+            wasted_wrap_bytes: counter(&self.wasted_wrap_bytes),
+            alignment_padding_bytes: counter(&self.alignment_padding_bytes),
+            failed_grants: counter(&self.failed_grants),
+            dropped_grants: counter(&self.dropped_grants),
+            drained_bytes: counter(&self.drained_bytes),
+        }
+    }
+}
+
+/// A reserved range of the ring, exclusively the holder's until it is committed.
+///
+/// Write into it ([`WriteGrant::bytes_mut`]) and [`commit`](Self::commit) it. Dropping it without
+/// commit gives the range up: the consumer passes over it, and its space comes back like any other.
+#[must_use = "a grant dropped without commit gives its range up"]
+#[derive(Debug)]
+pub struct WriteGrant<'r, 'm, const GRANTS: usize = 64> {
+    ring: &'r StagingRing<'m, GRANTS>,
+    ticket: usize,
+    offset: usize,
+    len: usize,
+    end: usize,
+    finished: bool,
+}
+
+impl<const GRANTS: usize> WriteGrant<'_, '_, GRANTS> {
+    /// Byte offset of the range in the ring's memory.
+    pub fn offset(&self) -> usize {
+        self.offset
+    }
+
+    /// Bytes in the range.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Always false: grants are never empty. (For clippy's `len_without_is_empty`.)
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Commits the first `len` bytes: the consumer drains them once every earlier grant is
+    /// committed or dropped. Committing 0 bytes gives the range up, like dropping the grant.
+    ///
+    /// Errors: [`CommitError::LengthExceedsGrant`]; the range is then given up.
+    pub fn commit(mut self, len: usize) -> Result<(), CommitError> {
+        let granted = self.len;
+        if len > granted {
+            self.finish(0);
+            return Err(CommitError::LengthExceedsGrant {
+                committed: len,
+                granted,
+            });
+        }
+        self.finish(len);
+        Ok(())
+    }
+
+    /// Commits the whole range.
+    pub fn commit_all(mut self) {
+        self.finish(self.len);
+    }
+
+    fn finish(&mut self, len: usize) {
+        self.finished = true;
+        self.ring.publish(self.ticket, self.offset, len, self.end);
+    }
+}
+
+impl<const GRANTS: usize> Drop for WriteGrant<'_, '_, GRANTS> {
+    fn drop(&mut self) {
+        if !self.finished {
+            self.finish(0);
+        }
+    }
+}
+
+/// The ring's single consumer: the submitting thread.
+///
+/// It drains committed ranges in ring order, marks them with the timeline value of the submission
+/// that reads them, and releases space whose value completed. Take it once with
+/// [`RingConsumer::new`]; `R` is whatever holds the ring (`&StagingRing`, `Arc<StagingRing>`).
+/// Dropping the consumer ends the ring's consumption: nothing drained or marked comes back.
+#[derive(Debug)]
+pub struct RingConsumer<R> {
+    ring: R,
+    /// Next ticket to drain.
+    ticket: usize,
+    /// End of the last drained reservation.
+    drained: usize,
+    /// End of the last marked submission.
+    marked: usize,
+    /// Position up to which space was given back (a copy of the ring's `released`).
+    released: usize,
+    /// Whether `[marked, drained)` holds any committed bytes (otherwise only padding and dropped
+    /// grants, which can come back without waiting for the GPU).
+    unmarked_data: bool,
+    /// Marked submissions not yet released, oldest first: `(end position, value)`.
+    pending: [(usize, FenceValue); PENDING_SUBMISSIONS],
+    pending_first: usize,
+    pending_count: usize,
+    last_mark: FenceValue,
+}
+
+impl<'m, const GRANTS: usize, R: Deref<Target = StagingRing<'m, GRANTS>>> RingConsumer<R> {
+    /// Takes the ring's consumer. Each ring has one.
+    ///
+    /// Errors: [`ConsumerTaken`] when it was taken before.
+    pub fn new(ring: R) -> Result<Self, ConsumerTaken> {
+        // Acquire/Release are not needed: the flag only makes the consumer unique, and swap is
+        // atomic at any ordering. The consumer's state starts from the ring's initial values.
+        if ring.consumer_taken.swap(true, Ordering::Relaxed) {
+            return Err(ConsumerTaken);
+        }
+        Ok(Self {
+            ring,
+            ticket: 0,
+            drained: 0,
+            marked: 0,
+            released: 0,
+            unmarked_data: false,
+            pending: [(0, FenceValue::ZERO); PENDING_SUBMISSIONS],
+            pending_first: 0,
+            pending_count: 0,
+            last_mark: FenceValue::ZERO,
+        })
+    }
+
+    /// The ring.
+    pub fn ring(&self) -> &StagingRing<'m, GRANTS> {
+        &self.ring
+    }
+
+    /// The next committed range in ring order, or `None` when the next grant is not committed
+    /// yet (or there is none). Grants dropped without commit are passed over. Never waits.
+    pub fn drain(&mut self) -> Option<DrainedRange> {
+        loop {
+            let ring: &StagingRing<'m, GRANTS> = &self.ring;
+            let positions = ring.positions;
+            let slot = &ring.slots[self.ticket % GRANTS];
+            // Acquire: pairs with the producer's Release in `publish`; the descriptor and the
+            // bytes it wrote are visible from here on.
+            if slot.stamp.load(Ordering::Acquire) != ring.committed_stamp(self.ticket) {
+                return None;
+            }
+            // Relaxed: published by the stamp loaded above.
+            let start = slot.start.load(Ordering::Relaxed);
+            let len = slot.len.load(Ordering::Relaxed);
+            let end = slot.end.load(Ordering::Relaxed);
+            // Release: hands the slot to ticket + GRANTS; our reads above happen before that
+            // producer (which loads the stamp with Acquire) overwrites the descriptor.
+            slot.stamp.store(
+                ring.free_stamp(self.ticket.wrapping_add(GRANTS)),
+                Ordering::Release,
+            );
+            self.ticket = self.ticket.wrapping_add(1);
+
+            let from = positions.offset(self.drained);
+            // Relaxed on the counters: statistics, written only by the consumer.
+            if start < from {
+                // The grant wrapped: the tail of the ring was skipped.
+                add(&ring.wasted_wrap_bytes, positions.capacity - from);
+            } else {
+                add(&ring.alignment_padding_bytes, start - from);
+            }
+            let start_position = if start < from {
+                positions.make(!positions.lap(self.drained), start)
+            } else {
+                positions.make(positions.lap(self.drained), start)
+            };
+            self.drained = end;
+            if len == 0 {
+                add(&ring.dropped_grants, 1);
+                let _ = self.give_back_unmarked_padding();
+                continue;
+            }
+            add(&ring.drained_bytes, len);
+            self.unmarked_data = true;
+            return Some(DrainedRange {
+                offset: start,
+                len,
+                position: start_position,
+            });
+        }
+    }
+
+    /// Tags everything drained since the previous mark with `value`, the timeline value of the
+    /// submission that reads it. Its space comes back when `value` completes. Values must not go
+    /// down from one mark to the next; marking with nothing drained changes nothing.
+    ///
+    /// Errors: [`MarkError::ZeroValue`], [`MarkError::WentBackwards`].
+    pub fn mark(&mut self, value: FenceValue) -> Result<(), MarkError> {
+        if value == FenceValue::ZERO {
+            return Err(MarkError::ZeroValue);
+        }
+        if value < self.last_mark {
+            return Err(MarkError::WentBackwards {
+                value,
+                previous: self.last_mark,
+            });
+        }
+        if self.drained == self.marked {
+            return Ok(());
+        }
+        if !self.unmarked_data && self.pending_count == 0 {
+            // Only padding and dropped grants: nothing for the GPU to read.
+            let _ = self.give_back_unmarked_padding();
+            return Ok(());
+        }
+        self.last_mark = value;
+        self.marked = self.drained;
+        self.unmarked_data = false;
+        if self.pending_count == PENDING_SUBMISSIONS {
+            // Full: fold into the newest entry; its older space then waits for this value too.
+            let newest = (self.pending_first + self.pending_count - 1) % PENDING_SUBMISSIONS;
+            self.pending[newest] = (self.drained, value);
+        } else {
+            let slot = (self.pending_first + self.pending_count) % PENDING_SUBMISSIONS;
+            self.pending[slot] = (self.drained, value);
+            self.pending_count += 1;
+        }
+        self.publish_pending();
+        Ok(())
+    }
+
+    /// Gives back the space of every marked submission whose value is at most `completed`.
+    /// Returns the number of bytes given back.
+    pub fn release_completed(&mut self, completed: FenceValue) -> usize {
+        let before = self.released;
+        let mut released = self.released;
+        while self.pending_count > 0 {
+            let (end, value) = self.pending[self.pending_first];
+            if value > completed {
+                break;
+            }
+            released = end;
+            self.pending_first = (self.pending_first + 1) % PENDING_SUBMISSIONS;
+            self.pending_count -= 1;
+        }
+        if released == before {
+            return 0;
+        }
+        self.publish_pending();
+        self.set_released(released);
+        let freed = self.ring.positions.distance(before, released);
+        freed + self.give_back_unmarked_padding()
+    }
+
+    /// Bytes drained and not yet marked.
+    pub fn unmarked_bytes(&self) -> usize {
+        self.ring.positions.distance(self.marked, self.drained)
+    }
+
+    /// Marked submissions whose space has not come back yet.
+    pub fn pending_submissions(&self) -> usize {
+        self.pending_count
+    }
+
+    /// The value whose completion gives back all space marked so far, if any is pending.
+    pub fn last_pending_value(&self) -> Option<FenceValue> {
+        (self.pending_count > 0).then_some(self.last_mark)
+    }
+
+    /// Whether `range` lies in space that is drained and not yet released (its bytes stay
+    /// unchanged while this holds).
+    fn is_held(&self, range: &DrainedRange) -> bool {
+        let positions = self.ring.positions;
+        let into = positions.distance(self.released, range.position);
+        let held = positions.distance(self.released, self.drained);
+        positions.offset(range.position) == range.offset
+            && into <= held
+            && range.len <= held - into
+            && range.offset + range.len <= positions.capacity
+    }
+
+    /// When nothing marked is pending and `[marked, drained)` is only padding and dropped grants,
+    /// gives it back at once; and when the ring is then empty, restarts it at offset 0 so that a
+    /// grant of any size up to the capacity fits.
+    /// Returns the bytes given back (the skipped tail of a restart was free already).
+    fn give_back_unmarked_padding(&mut self) -> usize {
+        if self.pending_count != 0 || self.unmarked_data {
+            return 0;
+        }
+        let given_back = self.ring.positions.distance(self.released, self.drained);
+        if given_back != 0 {
+            self.marked = self.drained;
+            self.set_released(self.drained);
+        }
+        let ring: &StagingRing<'m, GRANTS> = &self.ring;
+        let positions = ring.positions;
+        if positions.offset(self.drained) == 0 {
+            return given_back;
+        }
+        let idle = ring.pack(self.ticket, self.drained);
+        let restart = positions.make(!positions.lap(self.drained), 0);
+        // Release on success: a producer that reads the restarted head (Acquire) also sees the
+        // `released` we stored before, so it never pairs the restarted head with an older
+        // `released` and mistakes the idle ring for a full one. The space itself is published by
+        // the Release stores of `released`. Relaxed on failure: a producer took a grant
+        // meanwhile, so the ring is not idle and stays as it is.
+        if ring
+            .head
+            .compare_exchange(
+                idle,
+                ring.pack(self.ticket, restart),
+                Ordering::Release,
+                Ordering::Relaxed,
+            )
+            .is_ok()
+        {
+            self.drained = restart;
+            self.marked = restart;
+            self.set_released(restart);
+        }
+        given_back
+    }
+
+    fn set_released(&mut self, position: usize) {
+        self.released = position;
+        // Release: our reads of the space (and, through the timeline wait, the GPU's) happen
+        // before any producer that loads `released` with Acquire writes into it.
+        self.ring.released.store(position, Ordering::Release);
+    }
+
+    fn publish_pending(&self) {
+        let ring: &StagingRing<'m, GRANTS> = &self.ring;
+        for i in 0..self.pending_count {
+            let index = (self.pending_first + i) % PENDING_SUBMISSIONS;
+            let (end, value) = self.pending[index];
+            // Relaxed: published by the Release store of the range below.
+            ring.published[index].end.store(end, Ordering::Relaxed);
+            ring.published[index]
+                .value
+                .store(value.get(), Ordering::Relaxed);
+        }
+        // Release: pairs with the Acquire in `wait_hint`.
+        ring.published_range.store(
+            self.pending_first | self.pending_count << 16,
+            Ordering::Release,
+        );
+    }
+}
+
+/// Adds to a statistics counter only the consumer writes.
+fn add(counter: &AtomicUsize, bytes: usize) {
+    if bytes != 0 {
+        // Relaxed: a statistic; the consumer is the only writer, so a load and a store suffice,
+        // and they avoid a locked instruction on the drain path.
+        let value = counter.load(Ordering::Relaxed).wrapping_add(bytes);
+        counter.store(value, Ordering::Relaxed);
+    }
+}
