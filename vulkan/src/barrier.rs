@@ -10,6 +10,7 @@ use ash::vk;
 use memkit_core::device::CopyCommand;
 
 use crate::conv::map_destination_span;
+use crate::device::VulkanDevice;
 
 /// A pair of queue families between which buffer ownership moves.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -156,6 +157,23 @@ pub unsafe fn record_acquire(
             barriers,
             &[],
         );
+    }
+}
+
+impl VulkanDevice {
+    /// Appends to `out` the acquire barriers matching the releases this device recorded for
+    /// `commands` (nothing when no ownership transfer is configured). Record them with
+    /// [`record_acquire`] on the destination family, in a submission that waits for the copies'
+    /// timeline value.
+    pub fn acquire_barriers(
+        &self,
+        commands: &[CopyCommand<'_, vk::Buffer>],
+        dst_access: vk::AccessFlags,
+        out: &mut Vec<vk::BufferMemoryBarrier<'static>>,
+    ) {
+        if let Some(transfer) = self.ownership_transfer() {
+            acquire_barriers_for(transfer, commands, dst_access, out);
+        }
     }
 }
 

@@ -69,6 +69,10 @@ pub struct VulkanDeviceConfig {
     /// exclusive sharing); the application records the matching acquires
     /// ([`crate::acquire_barriers_for`]).
     pub release_to_family: Option<u32>,
+    /// When set to a family other than the transfer queue's, buffers are created with
+    /// `VK_SHARING_MODE_CONCURRENT` between the two families: no ownership transfer is needed
+    /// (at some cost on some drivers). Cannot be combined with `release_to_family`.
+    pub concurrent_with_family: Option<u32>,
 }
 
 /// core's device traits over ash. `Send + Sync`: every externally synchronised Vulkan object it
@@ -82,6 +86,8 @@ pub struct VulkanDevice {
     pub(crate) enabled: EnabledFeatures,
     pub(crate) transfer_queue: QueueLocation,
     pub(crate) release: Option<OwnershipTransfer>,
+    /// The two families of concurrent buffers, when configured.
+    concurrent_families: Option<[u32; 2]>,
     pub(crate) timeline: Timeline,
     pub(crate) submit: Mutex<SubmitState>,
     pub(crate) last_submitted: AtomicU64,
@@ -99,6 +105,7 @@ impl VulkanDevice {
     ///   transfers; the application does not submit to that queue while memkit may (share it
     ///   through [`VulkanDevice::with_transfer_queue`]);
     /// - `config.enabled` marks only what `device` was created with;
+    /// - `config.concurrent_with_family`, when set, is a family of `physical_device`;
     /// - `config.release_to_family`, when set, is a family of `physical_device` or
     ///   `VK_QUEUE_FAMILY_EXTERNAL`.
     pub unsafe fn new(
@@ -108,6 +115,14 @@ impl VulkanDevice {
         config: VulkanDeviceConfig,
     ) -> Result<Self, DeviceError> {
         let enabled = config.enabled;
+        let concurrent_families = config
+            .concurrent_with_family
+            .filter(|&f| f != config.transfer_queue.family)
+            .map(|f| [config.transfer_queue.family, f]);
+        if concurrent_families.is_some() && config.release_to_family.is_some() {
+            // Concurrent buffers have no owner to release.
+            return Err(DeviceError::Unexpected(INVALID_ARGUMENT));
+        }
         if enabled.api_version < vk::API_VERSION_1_1
             || (enabled.api_version < vk::API_VERSION_1_2
                 && (enabled.timeline_semaphore || enabled.buffer_device_address))
@@ -152,6 +167,7 @@ impl VulkanDevice {
             limits,
             enabled,
             transfer_queue: config.transfer_queue,
+            concurrent_families,
             release: config.release_to_family.map(|dst| OwnershipTransfer {
                 src_family: config.transfer_queue.family,
                 dst_family: dst,
@@ -182,6 +198,11 @@ impl VulkanDevice {
     /// The queue memkit submits to.
     pub fn transfer_queue(&self) -> QueueLocation {
         self.transfer_queue
+    }
+
+    /// The two queue families buffers are shared between, when buffers are created concurrent.
+    pub fn concurrent_families(&self) -> Option<[u32; 2]> {
+        self.concurrent_families
     }
 
     /// The ownership transfer recorded after each submission, when configured.
@@ -407,10 +428,15 @@ impl BufferDevice for VulkanDevice {
         if usage.contains(BufferUsage::DEVICE_ADDRESS) && !self.enabled.buffer_device_address {
             return Err(DeviceError::Unexpected(FEATURE_NOT_ENABLED));
         }
-        let info = vk::BufferCreateInfo::default()
+        let mut info = vk::BufferCreateInfo::default()
             .size(size)
             .usage(map_buffer_usage(usage))
             .sharing_mode(vk::SharingMode::EXCLUSIVE);
+        if let Some(families) = &self.concurrent_families {
+            info = info
+                .sharing_mode(vk::SharingMode::CONCURRENT)
+                .queue_family_indices(families);
+        }
         // SAFETY: the size is nonzero and every usage bit's feature is enabled.
         let buffer =
             unsafe { self.raw.create_buffer(&info, None) }.map_err(map_host_device_oom_err)?;

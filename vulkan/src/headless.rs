@@ -31,6 +31,9 @@ pub struct HeadlessConfig {
     /// When memkit's transfer family is not the main queue's, release every upload to the main
     /// queue's family (overrides `release_to_family`; ignored when the families are the same).
     pub release_to_main_family: bool,
+    /// When memkit's transfer family is not the main queue's, create buffers concurrent between
+    /// the two ([`VulkanDeviceConfig::concurrent_with_family`]).
+    pub concurrent_with_main_family: bool,
 }
 
 /// An instance, a device and memkit's [`VulkanDevice`] over them, all owned; dropped in reverse
@@ -333,6 +336,9 @@ impl HeadlessDevice {
                 buffer_device_address: device_address,
             },
             timeline: config.timeline,
+            concurrent_with_family: config
+                .concurrent_with_main_family
+                .then_some(main_queue.family),
             release_to_family: if config.release_to_main_family
                 && transfer_queue.family != main_queue.family
             {

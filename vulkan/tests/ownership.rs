@@ -127,6 +127,38 @@ fn released_ranges_are_acquired_and_read_back_intact() {
 }
 
 #[test]
+fn concurrent_buffers_need_no_transfer() {
+    let Some(h) = headless_with(HeadlessConfig {
+        concurrent_with_main_family: true,
+        ..HeadlessConfig::default()
+    }) else {
+        return;
+    };
+    if h.device().transfer_queue().family == h.main_queue().family {
+        eprintln!("one queue family here (lavapipe): buffers stay exclusive");
+        assert!(h.device().concurrent_families().is_none());
+        finish(h);
+        return;
+    }
+    assert!(h.device().ownership_transfer().is_none());
+    round_trip(&h, false, false);
+    finish(h);
+    // Concurrent buffers have no owner: asking for releases too is refused.
+    let both = HeadlessDevice::new(HeadlessConfig {
+        validation: true,
+        concurrent_with_main_family: true,
+        release_to_main_family: true,
+        ..HeadlessConfig::default()
+    });
+    assert_eq!(
+        both.err(),
+        Some(memkit_vulkan::SetupError::Device(
+            memkit_core::device::DeviceError::Unexpected(memkit_vulkan::INVALID_ARGUMENT)
+        ))
+    );
+}
+
+#[test]
 fn a_mismatched_acquire_is_reported_between_real_families() {
     let Some(h) = headless_with(HeadlessConfig {
         release_to_main_family: true,
@@ -150,11 +182,9 @@ fn a_mismatched_acquire_is_reported_between_real_families() {
 /// Uploads through memkit with a release, acquires on the main family (half the range when
 /// `mismatch`), reads back and, unless mismatched, compares.
 fn round_trip(h: &HeadlessDevice, to_main: bool, mismatch: bool) {
-    {
-        let device = h.device();
-        let transfer = device
-            .ownership_transfer()
-            .expect("a transfer is configured");
+    let device = h.device();
+    let transfer = device.ownership_transfer();
+    if let Some(transfer) = transfer {
         assert_eq!(transfer.src_family, device.transfer_queue().family);
         if to_main && device.transfer_queue().family != h.main_queue().family {
             eprintln!(
@@ -165,6 +195,11 @@ fn round_trip(h: &HeadlessDevice, to_main: bool, mismatch: bool) {
         } else {
             assert_eq!(transfer.dst_family, vk::QUEUE_FAMILY_EXTERNAL);
         }
+    } else {
+        // Concurrent buffers: nothing to release or acquire.
+        assert!(device.concurrent_families().is_some());
+    }
+    {
         let size = 64 << 10;
         let staging = MappedBuffer::new(device, size, BufferUsage::TRANSFER_SRC);
         let target = MappedBuffer::new(
@@ -203,22 +238,27 @@ fn round_trip(h: &HeadlessDevice, to_main: bool, mismatch: bool) {
         let mut acquires = Vec::new();
         // From another family, the acquire names the release's pair; from outside the device, it
         // comes back from the external family.
-        let acquire_transfer = if transfer.dst_family == vk::QUEUE_FAMILY_EXTERNAL {
-            OwnershipTransfer {
-                src_family: vk::QUEUE_FAMILY_EXTERNAL,
-                dst_family: h.main_queue().family,
+        match transfer {
+            Some(t) if t.dst_family == vk::QUEUE_FAMILY_EXTERNAL => {
+                let back = OwnershipTransfer {
+                    src_family: vk::QUEUE_FAMILY_EXTERNAL,
+                    dst_family: h.main_queue().family,
+                };
+                acquire_barriers_for(
+                    back,
+                    &commands,
+                    vk::AccessFlags::TRANSFER_READ,
+                    &mut acquires,
+                );
             }
+            _ => device.acquire_barriers(&commands, vk::AccessFlags::TRANSFER_READ, &mut acquires),
+        }
+        if transfer.is_some() {
+            assert_eq!(acquires.len(), 1);
+            assert_eq!((acquires[0].offset, acquires[0].size), (0, size));
         } else {
-            transfer
-        };
-        acquire_barriers_for(
-            acquire_transfer,
-            &commands,
-            vk::AccessFlags::TRANSFER_READ,
-            &mut acquires,
-        );
-        assert_eq!(acquires.len(), 1);
-        assert_eq!((acquires[0].offset, acquires[0].size), (0, size));
+            assert!(acquires.is_empty());
+        }
         if mismatch {
             acquires[0].size = size / 2;
         }
