@@ -16,6 +16,7 @@ pub mod scheduler;
 pub mod suballocator;
 mod sync;
 pub mod timeline;
+pub mod tlsf;
 
 pub use buddy::{BuddyAllocator, BuddyConfig};
 pub use frame::{BufferingMode, Frame, FrameError, FramePacer};
@@ -31,3 +32,4 @@ pub use scheduler::{TransferPlan, TransferScheduler};
 pub use timeline::{
     FencePool, FenceSlot, FenceValue, SignalError, SubmissionState, SubmitError, TimelineTracker,
 };
+pub use tlsf::{TlsfAllocator, TlsfConfig, TlsfNode};

@@ -1,0 +1,1023 @@
+//! A two-level segregated fit (TLSF) sub-allocator over offsets, with alignment, whose metadata
+//! lives in storage the caller provides.
+//!
+//! Free blocks are kept in size classes: a first level per power of two and, inside each, 32
+//! linear subdivisions. Two bitmaps (one word for the first level, one per first-level row for
+//! the second) say which class lists are non-empty, so finding a block is a couple of
+//! find-first-set instructions and allocation and free are O(1). Freed blocks merge at once with
+//! free physical neighbours, so no two free blocks ever touch.
+//!
+//! Compared with the [buddy allocator](crate::suballocator), a block is split at any granule, not
+//! at powers of two: a request reserves its size rounded up to the granule and no more, the
+//! padding an alignment needs in front of a block is returned as its own free block, and the free
+//! space left after churn can be placed again (the fragmentation probe of the benchmarks).
+//!
+//! # Metadata
+//!
+//! Everything the allocator knows is in a slice of [`TlsfNode`] the caller provides (a borrowed
+//! slice, an array, a `Vec` or a `Box<[_]>`): one list head per size class, one second-level
+//! bitmap per first-level row, and the block nodes (offset, size, physical neighbours, free-list
+//! neighbours, a reuse tag). [`TlsfConfig::storage_len`] is a `const fn` that says how many nodes
+//! a configuration needs, so it can size an array. Only the first-level bitmap (one word) and the
+//! counters live in the allocator value itself.
+//!
+//! With `max_allocations` live allocations, no two adjacent free blocks means at most
+//! `max_allocations + 1` free blocks, so `2 * max_allocations + 1` block nodes can never run out.
+//!
+//! # Handles
+//!
+//! An allocation carries its node index (`slot`) and that node's tag, which changes each time the
+//! node is handed out for an allocation; with the instance id and the reset epoch, a double free,
+//! a stale handle whose node now holds another allocation, a foreign handle and a handle from
+//! before [`SubAllocator::reset`] are all refused without changing anything.
+//!
+//! # Choosing a block
+//!
+//! A request of `n` granules first looks at the head of the first non-empty class at or above the
+//! class `n` falls in (good fit: the smallest blocks that might do). If that block is too small
+//! (or its alignment padding makes it too small), the search moves to the first class whose every
+//! block is guaranteed to fit `n` plus the worst-case padding. Only when neither finds a block
+//! does a bounded scan walk the lists in between, so a request that some free block can serve is
+//! not refused only because of the class arithmetic.
+#![forbid(unsafe_code)]
+
+use core::fmt;
+
+use crate::suballocator::{
+    AllocError, Allocation, AllocatorId, AllocatorStats, ConfigError, FreeError, RawAllocation,
+    SubAllocator,
+};
+
+#[cfg(test)]
+mod tests;
+
+/// log2 of the second-level subdivisions per power of two.
+const SL_LOG2: u32 = 5;
+/// Second-level subdivisions per first-level row.
+const SL_COUNT: u64 = 1 << SL_LOG2;
+/// The "no node" link. Node 0 is a scratch node that nothing lives in: writing through a `NIL`
+/// link lands there harmlessly, so list and chain updates need no branch for a missing
+/// neighbour (data-dependent branches, not memory, are what such allocators spend their time on).
+const NIL: u32 = 0;
+/// How many free blocks the last-resort scan visits before giving up (keeps allocation O(1)).
+const FALLBACK_SCAN: u32 = 64;
+
+/// The largest capacity a [`TlsfAllocator`] manages, in bytes (256 TiB).
+pub const MAX_CAPACITY: u64 = 1 << 48;
+/// The largest `max_allocations` a [`TlsfConfig`] accepts.
+pub const MAX_ALLOCATIONS: u32 = 1 << 30;
+
+// Block node states. `STATE_UNUSED` is zero so that `TlsfNode::EMPTY` is an unused node.
+const STATE_UNUSED: u32 = 0;
+const STATE_FREE: u32 = 1;
+const STATE_USED: u32 = 2;
+
+/// List heads per head node (the four link fields of a node).
+const HEADS_PER_NODE: u32 = 4;
+/// Row bitmaps per row node (the two wide fields of a node).
+const ROWS_PER_NODE: u32 = 2;
+
+// Field positions. A block node uses them as named; a head node holds the list heads of four
+// classes in its `narrow[0..4]`; a row node holds the second-level bitmaps of two rows in `wide`.
+const W_OFFSET: usize = 0;
+const W_SIZE: usize = 1;
+const N_PHYS_PREV: usize = 0;
+const N_PHYS_NEXT: usize = 1;
+const N_LIST_PREV: usize = 2;
+const N_LIST_NEXT: usize = 3;
+const N_TAG: usize = 4;
+const N_STATE: usize = 5;
+
+/// One element of a [`TlsfAllocator`]'s metadata storage (40 bytes). Its fields are private;
+/// create storage with [`TlsfNode::EMPTY`] (or `Default`), e.g.
+/// `[TlsfNode::EMPTY; CONFIG.storage_len()]`.
+///
+/// A node is one of: a block (offset and size in granules, physical neighbours, free-list
+/// neighbours, reuse tag, state), the list heads of four size classes, or the second-level
+/// bitmaps of two first-level rows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TlsfNode {
+    /// Block: offset and size in granules. Row node: two second-level bitmaps.
+    wide: [u64; 2],
+    /// Block: physical prev and next (or `NIL`); free-list prev and next (or `NIL`), which an
+    /// allocated block uses for the low and high halves of its requested size and an unused node
+    /// for the next unused node; the reuse tag; the state. Head node: four list heads.
+    narrow: [u32; 6],
+}
+
+impl TlsfNode {
+    /// A node holding nothing: the value to fill new storage with.
+    pub const EMPTY: Self = Self {
+        wide: [0; 2],
+        narrow: [NIL, NIL, NIL, NIL, 0, STATE_UNUSED],
+    };
+
+    #[inline]
+    fn offset(&self) -> u64 {
+        self.wide[W_OFFSET]
+    }
+
+    #[inline]
+    fn size(&self) -> u64 {
+        self.wide[W_SIZE]
+    }
+
+    #[inline]
+    fn phys_prev(&self) -> u32 {
+        self.narrow[N_PHYS_PREV]
+    }
+
+    #[inline]
+    fn phys_next(&self) -> u32 {
+        self.narrow[N_PHYS_NEXT]
+    }
+
+    #[inline]
+    fn list_prev(&self) -> u32 {
+        self.narrow[N_LIST_PREV]
+    }
+
+    #[inline]
+    fn list_next(&self) -> u32 {
+        self.narrow[N_LIST_NEXT]
+    }
+
+    #[inline]
+    fn tag(&self) -> u32 {
+        self.narrow[N_TAG]
+    }
+
+    #[inline]
+    fn state(&self) -> u32 {
+        self.narrow[N_STATE]
+    }
+
+    fn requested(&self) -> u64 {
+        u64::from(self.narrow[N_LIST_PREV]) | (u64::from(self.narrow[N_LIST_NEXT]) << 32)
+    }
+
+    fn set_requested(&mut self, bytes: u64) {
+        // Truncation intended: the two halves of a u64.
+        self.narrow[N_LIST_PREV] = bytes as u32;
+        self.narrow[N_LIST_NEXT] = (bytes >> 32) as u32;
+    }
+}
+
+impl Default for TlsfNode {
+    fn default() -> Self {
+        Self::EMPTY
+    }
+}
+
+/// The parameters of a [`TlsfAllocator`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct TlsfConfig {
+    /// Bytes managed: offsets `[0, capacity)`. A multiple of `granule`, at most [`MAX_CAPACITY`].
+    pub capacity: u64,
+    /// The unit every offset and size is rounded to: a power of two, for example 16 to 256 bytes.
+    /// Smaller granules waste less per allocation; larger ones need fewer size classes.
+    pub granule: u64,
+    /// The most live allocations at once (1 to [`MAX_ALLOCATIONS`]); a request beyond it fails
+    /// with [`AllocError::MetadataExhausted`]. The storage grows with it (two nodes each).
+    pub max_allocations: u32,
+    /// Requests smaller than this many bytes are placed at the top end of the free block chosen
+    /// for them, larger ones at the bottom end, so that small and large allocations do not
+    /// interleave and large free runs survive churn. [`TlsfConfig::new`] sets `capacity / 4096`
+    /// (256 KiB in a 1 GiB block); 0 places everything at the bottom end. Either way, the end
+    /// that needs no extra split for alignment wins when the preferred end would need one.
+    pub small_threshold: u64,
+}
+
+impl TlsfConfig {
+    /// A configuration (checked by [`TlsfAllocator::new`], not here), with the default
+    /// `small_threshold` of `capacity / 4096`.
+    pub const fn new(capacity: u64, granule: u64, max_allocations: u32) -> Self {
+        Self {
+            capacity,
+            granule,
+            max_allocations,
+            small_threshold: capacity >> 12,
+        }
+    }
+
+    /// The same configuration with another [`small_threshold`](Self::small_threshold).
+    pub const fn with_small_threshold(self, small_threshold: u64) -> Self {
+        Self {
+            small_threshold,
+            ..self
+        }
+    }
+
+    /// Checks every parameter.
+    pub const fn validate(&self) -> Result<(), ConfigError> {
+        if self.capacity == 0 {
+            return Err(ConfigError::ZeroCapacity);
+        }
+        if self.capacity > MAX_CAPACITY {
+            return Err(ConfigError::CapacityTooLarge { max: MAX_CAPACITY });
+        }
+        if !self.granule.is_power_of_two() {
+            return Err(ConfigError::NotPowerOfTwo);
+        }
+        if self.capacity % self.granule != 0 {
+            return Err(ConfigError::InvalidParameter);
+        }
+        if self.max_allocations == 0 || self.max_allocations > MAX_ALLOCATIONS {
+            return Err(ConfigError::InvalidParameter);
+        }
+        Ok(())
+    }
+
+    /// How many [`TlsfNode`]s of storage this configuration needs; 0 when the configuration is
+    /// invalid (then [`TlsfAllocator::new`] reports why). Usable as an array length:
+    /// `[TlsfNode::EMPTY; CONFIG.storage_len()]`.
+    pub const fn storage_len(&self) -> usize {
+        if self.validate().is_err() {
+            return 0;
+        }
+        let layout = Layout::of(self);
+        layout.block_end as usize
+    }
+}
+
+/// Where each kind of node sits in the storage: node 0 is the scratch node behind `NIL`, then the
+/// head nodes (class `c`'s list head is `narrow[c % 4]` of node `1 + c / 4`), then the row nodes
+/// (row `r`'s bitmap is `wide[r % 2]` of node `row_base + r / 2`), then the block nodes.
+#[derive(Clone, Copy, Debug)]
+struct Layout {
+    rows: u32,
+    row_base: u32,
+    block_base: u32,
+    block_end: u32,
+}
+
+impl Layout {
+    /// Only for validated configurations: every sum fits in a u32 (at most about 2^31 + 2^10).
+    const fn of(config: &TlsfConfig) -> Self {
+        let units = config.capacity >> config.granule.trailing_zeros();
+        let rows = if units < SL_COUNT {
+            1
+        } else {
+            63 - units.leading_zeros() - SL_LOG2 + 2
+        };
+        let classes = rows << SL_LOG2;
+        let row_base = 1 + classes.div_ceil(HEADS_PER_NODE);
+        let block_base = row_base + rows.div_ceil(ROWS_PER_NODE);
+        Self {
+            rows,
+            row_base,
+            block_base,
+            block_end: block_base + 2 * config.max_allocations + 1,
+        }
+    }
+}
+
+/// The class whose range holds `units`: where a free block of that size is filed. Sizes below
+/// `SL_COUNT` granules get one class each (row 0); above, row `r` splits `[2^(r+4), 2^(r+5))`
+/// into `SL_COUNT` equal classes. Branch-free: or-ing in `SL_COUNT` makes row 0 take the general
+/// formula with a shift of zero.
+#[inline(always)]
+fn floor_class(units: u64) -> u32 {
+    let shift = 63 - (units | SL_COUNT).leading_zeros() - SL_LOG2;
+    // Truncation intended: `units >> shift` is below 2 * SL_COUNT.
+    (shift << SL_LOG2) + (units >> shift) as u32
+}
+
+/// The first class whose every block holds at least `units`.
+#[inline(always)]
+fn ceil_class(units: u64) -> u32 {
+    let shift = 63 - (units | SL_COUNT).leading_zeros() - SL_LOG2;
+    floor_class(units + (1 << shift) - 1)
+}
+
+/// Padding (in granules) that puts `offset` on a multiple of `align` (a power of two).
+#[inline]
+fn padding(offset: u64, align: u64) -> u64 {
+    offset.wrapping_neg() & (align - 1)
+}
+
+/// A TLSF sub-allocator over `[0, capacity)` whose metadata lives in `S` (any
+/// `AsRef<[TlsfNode]> + AsMut<[TlsfNode]>`: `&mut [TlsfNode]`, `[TlsfNode; N]`, `Vec<TlsfNode>`,
+/// `Box<[TlsfNode]>`). Allocation and free are O(1); see the [module docs](self).
+///
+/// ```
+/// use memkit_core::SubAllocator;
+/// use memkit_core::tlsf::{TlsfAllocator, TlsfConfig, TlsfNode};
+///
+/// const CONFIG: TlsfConfig = TlsfConfig::new(1 << 20, 64, 16);
+/// let mut tlsf = TlsfAllocator::new(CONFIG, [TlsfNode::EMPTY; CONFIG.storage_len()])?;
+/// let a = tlsf.allocate(1000, 256)?;
+/// assert_eq!(a.offset() % 256, 0);
+/// tlsf.free(a)?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct TlsfAllocator<S> {
+    storage: S,
+    config: TlsfConfig,
+    granule_log2: u32,
+    layout: Layout,
+    /// Bit `r` set when row `r` has a non-empty class.
+    fl_bitmap: u64,
+    /// The next never-used block node (nodes from here to `block_end` were not handed out since
+    /// the last reset).
+    watermark: u32,
+    /// The first of the released block nodes, linked through the free-list next field.
+    unused_head: u32,
+    /// Block nodes that hold a free or allocated block.
+    nodes_in_use: u32,
+    /// The block at offset 0 (where the physical chain starts).
+    first: u32,
+    id: AllocatorId,
+    epoch: u32,
+    /// Every counter but `largest_free_run`, which `stats()` computes.
+    stats: AllocatorStats,
+}
+
+impl<S> fmt::Debug for TlsfAllocator<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TlsfAllocator")
+            .field("config", &self.config)
+            .field("id", &self.id)
+            .field("epoch", &self.epoch)
+            .field("live_allocations", &self.stats.live_allocations)
+            .field("bytes_reserved", &self.stats.bytes_reserved)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S: AsRef<[TlsfNode]> + AsMut<[TlsfNode]>> TlsfAllocator<S> {
+    /// An allocator for `config` over `storage`, which must hold at least
+    /// [`TlsfConfig::storage_len`] nodes (their old contents do not matter).
+    ///
+    /// Errors: [`ConfigError::ZeroCapacity`], [`ConfigError::CapacityTooLarge`],
+    /// [`ConfigError::NotPowerOfTwo`] (granule), [`ConfigError::InvalidParameter`] (capacity not a
+    /// multiple of the granule, `max_allocations` zero or too large),
+    /// [`ConfigError::StorageTooSmall`].
+    pub fn new(config: TlsfConfig, storage: S) -> Result<Self, ConfigError> {
+        config.validate()?;
+        let required = config.storage_len();
+        let provided = storage.as_ref().len();
+        if provided < required {
+            return Err(ConfigError::StorageTooSmall { required, provided });
+        }
+        let layout = Layout::of(&config);
+        let mut this = Self {
+            storage,
+            config,
+            granule_log2: config.granule.trailing_zeros(),
+            layout,
+            fl_bitmap: 0,
+            watermark: layout.block_base,
+            unused_head: NIL,
+            nodes_in_use: 0,
+            first: NIL,
+            id: AllocatorId::next(),
+            epoch: 0,
+            stats: AllocatorStats::default(),
+        };
+        this.initialise();
+        Ok(this)
+    }
+
+    /// The configuration it was built with.
+    pub fn config(&self) -> TlsfConfig {
+        self.config
+    }
+
+    /// Gives the storage back.
+    pub fn into_storage(self) -> S {
+        self.storage
+    }
+
+    /// Empties every list and makes the whole capacity one free block. Leaves the block nodes'
+    /// tags alone, so a node's tag keeps changing across resets.
+    fn initialise(&mut self) {
+        let layout = self.layout;
+        let nodes = self.storage.as_mut();
+        for node in &mut nodes[..layout.block_base as usize] {
+            *node = TlsfNode {
+                wide: [0; 2],
+                narrow: [NIL, NIL, NIL, NIL, 0, STATE_UNUSED],
+            };
+        }
+        self.fl_bitmap = 0;
+        self.watermark = layout.block_base;
+        self.unused_head = NIL;
+        self.nodes_in_use = 0;
+        self.stats = AllocatorStats {
+            capacity: self.config.capacity,
+            ..AllocatorStats::default()
+        };
+        let whole = self.config.capacity >> self.granule_log2;
+        let first = self.take_node();
+        self.first = first;
+        let node = &mut self.storage.as_mut()[first as usize];
+        node.wide = [0, whole];
+        node.narrow[N_PHYS_PREV] = NIL;
+        node.narrow[N_PHYS_NEXT] = NIL;
+        node.narrow[N_STATE] = STATE_FREE;
+        self.insert_free(first);
+    }
+
+    /// A block node for a new block. Callers check `nodes_in_use < block_capacity()` first.
+    #[inline(always)]
+    fn take_node(&mut self) -> u32 {
+        self.nodes_in_use += 1;
+        if self.unused_head != NIL {
+            let i = self.unused_head;
+            self.unused_head = self.storage.as_ref()[i as usize].list_next();
+            i
+        } else {
+            let i = self.watermark;
+            self.watermark += 1;
+            i
+        }
+    }
+
+    #[inline(always)]
+    fn release_node(&mut self, i: u32) {
+        let node = &mut self.storage.as_mut()[i as usize];
+        node.narrow[N_STATE] = STATE_UNUSED;
+        node.narrow[N_LIST_NEXT] = self.unused_head;
+        self.unused_head = i;
+        self.nodes_in_use -= 1;
+    }
+
+    fn block_capacity(&self) -> u32 {
+        self.layout.block_end - self.layout.block_base
+    }
+
+    /// Row `row`'s second-level bitmap.
+    #[inline(always)]
+    fn row_bits(&self, row: u32) -> u64 {
+        let node = self.layout.row_base + row / ROWS_PER_NODE;
+        self.storage.as_ref()[node as usize].wide[(row % ROWS_PER_NODE) as usize]
+    }
+
+    #[inline(always)]
+    fn row_bits_mut(nodes: &mut [TlsfNode], layout: Layout, row: u32) -> &mut u64 {
+        let node = layout.row_base + row / ROWS_PER_NODE;
+        &mut nodes[node as usize].wide[(row % ROWS_PER_NODE) as usize]
+    }
+
+    /// Class `class`'s list head.
+    #[inline(always)]
+    fn head(nodes: &[TlsfNode], class: u32) -> u32 {
+        nodes[(1 + class / HEADS_PER_NODE) as usize].narrow[(class % HEADS_PER_NODE) as usize]
+    }
+
+    #[inline(always)]
+    fn head_mut(nodes: &mut [TlsfNode], class: u32) -> &mut u32 {
+        &mut nodes[(1 + class / HEADS_PER_NODE) as usize].narrow[(class % HEADS_PER_NODE) as usize]
+    }
+
+    /// Files free block `i` at the front of its class list (LIFO: the most recently freed block of
+    /// a class is reused first, and filing touches only the list head). No branches: an empty
+    /// list's head is `NIL`, and the write to its prev lands in the scratch node.
+    #[inline(always)]
+    fn insert_free(&mut self, i: u32) {
+        let layout = self.layout;
+        let nodes = self.storage.as_mut();
+        let class = floor_class(nodes[i as usize].size());
+        let head = Self::head(nodes, class);
+        nodes[i as usize].narrow[N_LIST_PREV] = NIL;
+        nodes[i as usize].narrow[N_LIST_NEXT] = head;
+        nodes[head as usize].narrow[N_LIST_PREV] = i;
+        *Self::head_mut(nodes, class) = i;
+        let row = class >> SL_LOG2;
+        *Self::row_bits_mut(nodes, layout, row) |= 1 << (class & (SL_COUNT as u32 - 1));
+        self.fl_bitmap |= 1 << row;
+    }
+
+    /// Takes free block `i` out of its class list, without branches.
+    #[inline(always)]
+    fn remove_free(&mut self, i: u32) {
+        let layout = self.layout;
+        let nodes = self.storage.as_mut();
+        let node = nodes[i as usize];
+        let (prev, next) = (node.list_prev(), node.list_next());
+        nodes[next as usize].narrow[N_LIST_PREV] = prev;
+        nodes[prev as usize].narrow[N_LIST_NEXT] = next;
+        let class = floor_class(node.size());
+        let head = Self::head_mut(nodes, class);
+        // `if *head == i { *head = next }` without a branch: removing a block from the middle of
+        // its list (merges do) is as common as removing the head.
+        let is_head = u32::from(*head == i).wrapping_neg();
+        *head = (next & is_head) | (*head & !is_head);
+        let emptied = u64::from(*head == NIL);
+        let row = class >> SL_LOG2;
+        let bits = Self::row_bits_mut(nodes, layout, row);
+        *bits &= !(emptied << (class & (SL_COUNT as u32 - 1)));
+        let row_emptied = u64::from(*bits == 0);
+        self.fl_bitmap &= !(row_emptied << row);
+    }
+
+    /// Gives free block `i` a new size, moving it to another list only when its class changes
+    /// (most merges and splits of large blocks keep the class, and then cost no list work).
+    #[inline(always)]
+    fn resize_free(&mut self, i: u32, size: u64) {
+        let old = self.storage.as_ref()[i as usize].size();
+        if floor_class(old) == floor_class(size) {
+            self.storage.as_mut()[i as usize].wide[W_SIZE] = size;
+        } else {
+            self.remove_free(i);
+            self.storage.as_mut()[i as usize].wide[W_SIZE] = size;
+            self.insert_free(i);
+        }
+    }
+
+    /// The first non-empty class at or above `class`.
+    #[inline(always)]
+    fn first_nonempty_from(&self, class: u32) -> Option<u32> {
+        let row = class >> SL_LOG2;
+        if row >= self.layout.rows {
+            return None;
+        }
+        let bits = self.row_bits(row) & (u64::MAX << (class & (SL_COUNT as u32 - 1)));
+        if bits != 0 {
+            return Some((row << SL_LOG2) | bits.trailing_zeros());
+        }
+        // rows <= 45, so row + 1 < 64.
+        let rows_above = self.fl_bitmap & (u64::MAX << (row + 1));
+        if rows_above == 0 {
+            return None;
+        }
+        let r = rows_above.trailing_zeros();
+        Some((r << SL_LOG2) | self.row_bits(r).trailing_zeros())
+    }
+
+    /// Finds a free block for `units` granules at a multiple of `align` granules; returns the
+    /// block and the padding in front of the aligned start.
+    #[inline]
+    fn find_block(&self, units: u64, align: u64) -> Option<(u32, u64)> {
+        let nodes = self.storage.as_ref();
+        let fits = |i: u32| {
+            let n = &nodes[i as usize];
+            let pad = padding(n.offset(), align);
+            (n.size() >= units + pad).then_some((i, pad))
+        };
+        // Good fit: the head of the first non-empty class that may hold a block large enough.
+        let low = floor_class(units);
+        let first = self.first_nonempty_from(low)?;
+        if let Some(found) = fits(Self::head(nodes, first)) {
+            return Some(found);
+        }
+        // Guaranteed fit: every block of `guaranteed` and above holds `units` plus the worst
+        // padding.
+        let guaranteed = ceil_class(units + align - 1);
+        if let Some(class) = self.first_nonempty_from(guaranteed.max(first + 1)) {
+            let head = Self::head(nodes, class);
+            debug_assert!(fits(head).is_some());
+            return Some((head, padding(nodes[head as usize].offset(), align)));
+        }
+        // Last resort: the lists below `guaranteed`, a bounded number of blocks.
+        let mut budget = FALLBACK_SCAN;
+        let mut class = first;
+        while class < guaranteed {
+            let mut i = Self::head(nodes, class);
+            while i != NIL {
+                if let Some(found) = fits(i) {
+                    return Some(found);
+                }
+                budget -= 1;
+                if budget == 0 {
+                    return None;
+                }
+                i = nodes[i as usize].list_next();
+            }
+            class = self.first_nonempty_from(class + 1)?;
+        }
+        None
+    }
+
+    /// The largest request (alignment 1) that `allocate` would serve now, space permitting (the
+    /// `max_allocations` limit aside): the largest of the blocks the search looks at in the top
+    /// non-empty class.
+    fn largest_free_run(&self) -> u64 {
+        if self.fl_bitmap == 0 {
+            return 0;
+        }
+        let nodes = self.storage.as_ref();
+        let row = 63 - self.fl_bitmap.leading_zeros();
+        let class = (row << SL_LOG2) | (63 - self.row_bits(row).leading_zeros());
+        let mut largest = 0;
+        let mut i = Self::head(nodes, class);
+        let mut budget = FALLBACK_SCAN;
+        while i != NIL && budget > 0 {
+            largest = largest.max(nodes[i as usize].size());
+            i = nodes[i as usize].list_next();
+            budget -= 1;
+        }
+        largest << self.granule_log2
+    }
+
+    /// Walks all metadata and reports the first inconsistency: the physical chain covers
+    /// `[0, capacity)` exactly, no two free blocks touch, every free block is in the list of its
+    /// class and every listed block is free, the bitmaps agree with the lists, the node counts and
+    /// the statistics agree with the blocks. For tests and fuzzing; O(storage).
+    pub fn check_invariants(&self) -> Result<(), &'static str> {
+        let nodes = self.storage.as_ref();
+        let layout = self.layout;
+        let get = |i: u32| nodes.get(i as usize).ok_or("link outside the storage");
+        let in_blocks = |i: u32| i >= layout.block_base && i < self.watermark;
+        let bound = layout.block_end;
+        if self.watermark > layout.block_end || self.nodes_in_use > self.block_capacity() {
+            return Err("more block nodes in use than the storage holds");
+        }
+
+        // The physical chain, from the block at offset 0.
+        let mut i = self.first;
+        let mut prev = NIL;
+        let mut offset = 0u64;
+        let mut chain = 0u32;
+        let mut free_blocks = 0u32;
+        let mut used = 0u64;
+        let mut requested = 0u64;
+        let mut reserved = 0u64;
+        let mut prev_free = false;
+        while i != NIL {
+            if !in_blocks(i) {
+                return Err("physical link outside the handed-out block nodes");
+            }
+            let n = get(i)?;
+            chain += 1;
+            if chain > bound {
+                return Err("physical chain loops");
+            }
+            if n.phys_prev() != prev {
+                return Err("physical prev link disagrees with the chain");
+            }
+            if n.offset() != offset {
+                return Err("a block does not start where the previous one ends");
+            }
+            if n.size() == 0 {
+                return Err("a block has size zero");
+            }
+            match n.state() {
+                STATE_FREE => {
+                    if prev_free {
+                        return Err("two free blocks touch");
+                    }
+                    prev_free = true;
+                    free_blocks += 1;
+                }
+                STATE_USED => {
+                    prev_free = false;
+                    used += 1;
+                    let bytes = n.size() << self.granule_log2;
+                    if n.requested() == 0 || n.requested() > bytes {
+                        return Err("an allocated block's requested size does not fit it");
+                    }
+                    if n.requested() + self.config.granule <= bytes {
+                        return Err("an allocated block reserves a granule or more too much");
+                    }
+                    requested += n.requested();
+                    reserved += bytes;
+                }
+                _ => return Err("a block in the chain is neither free nor allocated"),
+            }
+            offset = offset.checked_add(n.size()).ok_or("offsets overflow")?;
+            prev = i;
+            i = n.phys_next();
+        }
+        if offset != self.config.capacity >> self.granule_log2 {
+            return Err("the physical chain does not cover the capacity exactly");
+        }
+
+        // Lists and bitmaps.
+        let mut listed = 0u32;
+        for row in 0..layout.rows {
+            let bits = self.row_bits(row);
+            if ((self.fl_bitmap >> row) & 1 == 1) != (bits != 0) {
+                return Err("first-level bitmap disagrees with a row");
+            }
+            if bits >> SL_COUNT != 0 {
+                return Err("second-level bitmap has bits past the last class");
+            }
+            for sl in 0..SL_COUNT as u32 {
+                let class = (row << SL_LOG2) | sl;
+                let mut j = Self::head(nodes, class);
+                if ((bits >> sl) & 1 == 1) != (j != NIL) {
+                    return Err("second-level bitmap disagrees with a list");
+                }
+                let mut p = NIL;
+                while j != NIL {
+                    if !in_blocks(j) {
+                        return Err("list link outside the handed-out block nodes");
+                    }
+                    let n = get(j)?;
+                    listed += 1;
+                    if listed > bound {
+                        return Err("a free list loops");
+                    }
+                    if n.state() != STATE_FREE {
+                        return Err("a listed block is not free");
+                    }
+                    if floor_class(n.size()) != class {
+                        return Err("a free block is in the wrong class list");
+                    }
+                    if n.list_prev() != p {
+                        return Err("free-list prev link disagrees");
+                    }
+                    p = j;
+                    j = n.list_next();
+                }
+            }
+        }
+        if self.fl_bitmap >> layout.rows != 0 {
+            return Err("first-level bitmap has bits past the last row");
+        }
+        if get(NIL)?.state() != STATE_UNUSED {
+            return Err("the scratch node behind NIL changed state");
+        }
+        for class in layout.rows << SL_LOG2..(layout.row_base - 1) * HEADS_PER_NODE {
+            if Self::head(nodes, class) != NIL {
+                return Err("a list head past the last class is set");
+            }
+        }
+        if listed != free_blocks {
+            return Err("free blocks and listed blocks differ in number");
+        }
+
+        // Node accounting.
+        let mut unused = 0u32;
+        let mut k = self.unused_head;
+        while k != NIL {
+            if !in_blocks(k) {
+                return Err("unused-node link outside the handed-out block nodes");
+            }
+            let n = get(k)?;
+            if n.state() != STATE_UNUSED {
+                return Err("a released node is not marked unused");
+            }
+            unused += 1;
+            if unused > bound {
+                return Err("the unused-node list loops");
+            }
+            k = n.list_next();
+        }
+        if chain != self.nodes_in_use || chain + unused != self.watermark - layout.block_base {
+            return Err("block nodes are lost or counted twice");
+        }
+
+        let s = &self.stats;
+        if s.live_allocations != used
+            || s.bytes_requested != requested
+            || s.bytes_reserved != reserved
+        {
+            return Err("statistics disagree with the allocated blocks");
+        }
+        if used > u64::from(self.config.max_allocations) {
+            return Err("more live allocations than max_allocations");
+        }
+        if s.peak_bytes_reserved < s.bytes_reserved || s.peak_live_allocations < s.live_allocations
+        {
+            return Err("a peak is below the current value");
+        }
+        Ok(())
+    }
+}
+
+impl<S: AsRef<[TlsfNode]> + AsMut<[TlsfNode]>> SubAllocator for TlsfAllocator<S> {
+    fn allocate(&mut self, size: u64, align: u64) -> Result<Allocation, AllocError> {
+        if size == 0 {
+            return Err(AllocError::ZeroSize);
+        }
+        if !align.is_power_of_two() {
+            return Err(AllocError::AlignmentNotPowerOfTwo);
+        }
+        let capacity = self.config.capacity;
+        if size > capacity {
+            return Err(AllocError::SizeOverCapacity {
+                requested: size,
+                capacity,
+            });
+        }
+        if self.stats.live_allocations >= u64::from(self.config.max_allocations) {
+            return Err(AllocError::MetadataExhausted);
+        }
+        let g = self.granule_log2;
+        // size <= capacity <= 2^48: no overflow. An alignment at or above 2^48 allows offset 0
+        // only, exactly like 2^48 itself.
+        let units = (size + (1 << g) - 1) >> g;
+        let align_units = (align.min(MAX_CAPACITY) >> g).max(1);
+        let (block, pad) = self
+            .find_block(units, align_units)
+            .ok_or(AllocError::OutOfMemory)?;
+
+        let (offset, block_size) = {
+            let n = &self.storage.as_ref()[block as usize];
+            (n.offset(), n.size())
+        };
+        let end = offset + block_size;
+        // Where in the block: the lowest or the highest aligned start. Small requests prefer the
+        // top end of a block and large ones the bottom, so that small and large allocations do
+        // not interleave and large free runs survive; either side is taken when it leaves no
+        // fragment and the preferred side would.
+        let low = offset + pad;
+        let high = (end - units) & !(align_units - 1);
+        let low_exact = pad == 0;
+        let high_exact = high + units == end;
+        let start = if size < self.config.small_threshold {
+            if high_exact || !low_exact { high } else { low }
+        } else if low_exact || !high_exact {
+            low
+        } else {
+            high
+        };
+        let front = start - offset;
+        let back = end - start - units;
+        let needed = u32::from(front > 0 || back > 0) + u32::from(front > 0 && back > 0);
+        if self.nodes_in_use + needed > self.block_capacity() {
+            // Unreachable with live < max_allocations (see the module docs); refused, not panicked.
+            return Err(AllocError::MetadataExhausted);
+        }
+
+        let slot;
+        if front == 0 && back == 0 {
+            // An exact fit: the block becomes the allocation.
+            self.remove_free(block);
+            slot = block;
+        } else if front > 0 {
+            // The block keeps the free part below; the allocation gets a new node above it, and
+            // what is left above the allocation (if anything) another.
+            slot = self.take_node();
+            let tail = if back > 0 { self.take_node() } else { NIL };
+            let nodes = self.storage.as_mut();
+            let next = nodes[block as usize].phys_next();
+            nodes[block as usize].narrow[N_PHYS_NEXT] = slot;
+            let after = if back > 0 { tail } else { next };
+            let a = &mut nodes[slot as usize];
+            a.wide[W_OFFSET] = start;
+            a.narrow[N_PHYS_PREV] = block;
+            a.narrow[N_PHYS_NEXT] = after;
+            if back > 0 {
+                let t = &mut nodes[tail as usize];
+                t.wide = [start + units, back];
+                t.narrow[N_PHYS_PREV] = slot;
+                t.narrow[N_PHYS_NEXT] = next;
+                t.narrow[N_STATE] = STATE_FREE;
+            }
+            nodes[next as usize].narrow[N_PHYS_PREV] = if back > 0 { tail } else { slot };
+            self.resize_free(block, front);
+            if back > 0 {
+                self.insert_free(tail);
+                self.stats.splits += 1;
+            }
+            self.stats.splits += 1;
+        } else {
+            // The allocation takes the bottom with a new node; the block keeps the free part above
+            // (and its list place, when its class does not change).
+            slot = self.take_node();
+            let nodes = self.storage.as_mut();
+            let prev = nodes[block as usize].phys_prev();
+            nodes[block as usize].narrow[N_PHYS_PREV] = slot;
+            nodes[block as usize].wide[W_OFFSET] = start + units;
+            let a = &mut nodes[slot as usize];
+            a.wide[W_OFFSET] = start;
+            a.narrow[N_PHYS_PREV] = prev;
+            a.narrow[N_PHYS_NEXT] = block;
+            nodes[prev as usize].narrow[N_PHYS_NEXT] = slot;
+            if prev == NIL {
+                self.first = slot;
+            }
+            self.resize_free(block, back);
+            self.stats.splits += 1;
+        }
+        let a = &mut self.storage.as_mut()[slot as usize];
+        a.wide[W_SIZE] = units;
+        a.narrow[N_STATE] = STATE_USED;
+        let tag = a.tag().wrapping_add(1);
+        a.narrow[N_TAG] = tag;
+        a.set_requested(size);
+
+        let s = &mut self.stats;
+        s.live_allocations += 1;
+        s.peak_live_allocations = s.peak_live_allocations.max(s.live_allocations);
+        s.bytes_requested += size;
+        s.bytes_reserved += units << g;
+        s.peak_bytes_reserved = s.peak_bytes_reserved.max(s.bytes_reserved);
+        s.total_allocations += 1;
+
+        Ok(Allocation::from_raw(RawAllocation {
+            offset: start << g,
+            size,
+            allocator: self.id,
+            epoch: self.epoch,
+            slot,
+            tag,
+        }))
+    }
+
+    fn free(&mut self, allocation: Allocation) -> Result<(), FreeError> {
+        let raw = allocation.into_raw();
+        if raw.allocator != self.id {
+            return Err(FreeError::ForeignAllocation);
+        }
+        if raw.epoch != self.epoch {
+            return Err(FreeError::StaleAllocation);
+        }
+        let slot = raw.slot;
+        if slot < self.layout.block_base || slot >= self.watermark {
+            return Err(FreeError::DoubleFree);
+        }
+        let g = self.granule_log2;
+        let node = self.storage.as_ref()[slot as usize];
+        if node.state() != STATE_USED
+            || node.tag() != raw.tag
+            || node.offset() << g != raw.offset
+            || node.requested() != raw.size
+        {
+            return Err(FreeError::DoubleFree);
+        }
+
+        let s = &mut self.stats;
+        s.live_allocations -= 1;
+        s.bytes_requested -= raw.size;
+        s.bytes_reserved -= node.size() << g;
+        s.total_frees += 1;
+
+        // Merge with free neighbours. A free neighbour's node survives and keeps its list place
+        // when its class does not change; with two free neighbours the larger one survives.
+        let (prev, next) = (node.phys_prev(), node.phys_next());
+        let nodes = self.storage.as_ref();
+        // The scratch node behind NIL is never free.
+        let prev_free = nodes[prev as usize].state() == STATE_FREE;
+        let next_free = nodes[next as usize].state() == STATE_FREE;
+        let units = node.size();
+        match (prev_free, next_free) {
+            (false, false) => {
+                self.storage.as_mut()[slot as usize].narrow[N_STATE] = STATE_FREE;
+                self.insert_free(slot);
+            }
+            (true, false) => {
+                let nodes = self.storage.as_mut();
+                nodes[prev as usize].narrow[N_PHYS_NEXT] = next;
+                nodes[next as usize].narrow[N_PHYS_PREV] = prev;
+                let merged = nodes[prev as usize].size() + units;
+                self.release_node(slot);
+                self.resize_free(prev, merged);
+                self.stats.merges += 1;
+            }
+            (false, true) => {
+                let nodes = self.storage.as_mut();
+                let n = &mut nodes[next as usize];
+                n.wide[W_OFFSET] = node.offset();
+                n.narrow[N_PHYS_PREV] = prev;
+                let merged = n.size() + units;
+                nodes[prev as usize].narrow[N_PHYS_NEXT] = next;
+                if prev == NIL {
+                    self.first = next;
+                }
+                self.release_node(slot);
+                self.resize_free(next, merged);
+                self.stats.merges += 1;
+            }
+            (true, true) => {
+                let nodes = self.storage.as_mut();
+                let (p, n) = (nodes[prev as usize], nodes[next as usize]);
+                let merged = p.size() + units + n.size();
+                let after = n.phys_next();
+                let (keep, drop) = if n.size() > p.size() {
+                    (next, prev)
+                } else {
+                    (prev, next)
+                };
+                nodes[keep as usize].wide[W_OFFSET] = p.offset();
+                nodes[keep as usize].narrow[N_PHYS_PREV] = p.phys_prev();
+                nodes[keep as usize].narrow[N_PHYS_NEXT] = after;
+                nodes[p.phys_prev() as usize].narrow[N_PHYS_NEXT] = keep;
+                if p.phys_prev() == NIL {
+                    self.first = keep;
+                }
+                nodes[after as usize].narrow[N_PHYS_PREV] = keep;
+                self.remove_free(drop);
+                self.release_node(drop);
+                self.release_node(slot);
+                self.resize_free(keep, merged);
+                self.stats.merges += 2;
+            }
+        }
+        Ok(())
+    }
+
+    fn reset(&mut self) {
+        self.epoch = self.epoch.wrapping_add(1);
+        self.initialise();
+    }
+
+    fn stats(&self) -> AllocatorStats {
+        AllocatorStats {
+            largest_free_run: self.largest_free_run(),
+            ..self.stats
+        }
+    }
+
+    fn capacity(&self) -> u64 {
+        self.config.capacity
+    }
+
+    fn id(&self) -> AllocatorId {
+        self.id
+    }
+}
