@@ -22,7 +22,8 @@ use std::hint::black_box;
 use std::time::Instant;
 
 use memkit_core::scheduler::{
-    BufferKey, CopyRegion, SchedulerConfig, TransferScheduler, Upload, UploadSlot,
+    BufferKey, CopyRegion, EMPTY_REGION, SchedulerConfig, TransferScheduler, Upload, UploadSlot,
+    dst_end,
 };
 
 const UPLOADS: usize = 4096;
@@ -193,7 +194,7 @@ fn btreemap(uploads: &[Upload]) -> usize {
     for (&(b, s), &(e, src)) in &map {
         if let Some((pb, last)) = regions.last_mut()
             && *pb == b
-            && last.dst_end() == s
+            && dst_end(last) == s
             && last.src_offset + last.size == src
         {
             last.size += e - s;
@@ -258,7 +259,7 @@ fn main() {
         let mut scheduler = TransferScheduler::new(
             SchedulerConfig::VULKAN,
             vec![UploadSlot::EMPTY; UPLOADS],
-            vec![CopyRegion::default(); Scheduler::regions_needed(UPLOADS, 1)],
+            vec![EMPTY_REGION; Scheduler::regions_needed(UPLOADS, 1)],
         )
         .expect("valid configuration");
         let mut out = Vec::with_capacity(UPLOADS);

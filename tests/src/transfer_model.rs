@@ -13,8 +13,8 @@ use std::fmt::Write as _;
 use std::vec::Vec;
 
 use memkit_core::scheduler::{
-    BufferKey, CopyRegion, PushErrorKind, SchedulerConfig, TransferScheduler, UnalignedCause,
-    Upload, UploadSlot,
+    BufferKey, CopyRegion, EMPTY_REGION, PushErrorKind, SchedulerConfig, TransferScheduler,
+    UnalignedCause, Upload, UploadSlot, dst_end,
 };
 
 /// Destination buffers the workloads write.
@@ -161,6 +161,13 @@ impl TransferModel {
         })
     }
 
+    /// Marks a staged upload's ring bytes as belonging to the current round again: it was staged
+    /// before a plan and is pushed after it, so its bytes must stay until the next plan.
+    pub fn restage(&mut self, upload: Upload) {
+        let s = upload.src_offset as usize;
+        self.ring_round[s..s + upload.size as usize].fill(self.round);
+    }
+
     /// Applies a pushed upload to the expected bytes, in issue order.
     pub fn record(&mut self, upload: Upload) {
         let (s, d, n) = (
@@ -204,7 +211,7 @@ impl TransferModel {
                 if (r.src_offset | r.dst_offset | r.size) & (self.copy_alignment - 1) != 0 {
                     let _ = write!(problems, "unaligned copy region {r:?}; ");
                 }
-                if i > 0 && batch.regions[i - 1].dst_end() > r.dst_offset {
+                if i > 0 && dst_end(&batch.regions[i - 1]) > r.dst_offset {
                     let _ = write!(
                         problems,
                         "regions {:?} and {r:?} overlap or are unsorted; ",
@@ -366,7 +373,7 @@ pub fn run_workload(w: &TransferWorkload) -> Result<RunSummary, String> {
     let mut scheduler = TransferScheduler::new(
         config,
         vec![UploadSlot::EMPTY; capacity],
-        vec![CopyRegion::default(); regions],
+        vec![EMPTY_REGION; regions],
     )
     .map_err(|e| format!("constructing: {e}"))?;
     let mut model = TransferModel::new(config, 4096);
@@ -396,6 +403,7 @@ pub fn run_workload(w: &TransferWorkload) -> Result<RunSummary, String> {
                 model
                     .plan_and_check(&mut scheduler)
                     .map_err(|e| format!("op {i}: {e}"))?;
+                model.restage(upload);
                 scheduler
                     .push(upload)
                     .map_err(|e| format!("op {i}: push after plan: {e}"))?;

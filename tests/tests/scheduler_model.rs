@@ -74,8 +74,16 @@ fn tiling(sizes: &[u16]) -> TransferWorkload {
     }
 }
 
+/// `PROPTEST_CASES` when set (deeper runs), else `default`.
+fn cases(default: u32) -> u32 {
+    std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(512))]
+    #![proptest_config(ProptestConfig::with_cases(cases(512)))]
 
     #[test]
     fn plans_write_what_direct_uploads_write(w in workload(4, 200)) {

@@ -56,23 +56,20 @@ pub struct Upload {
     pub size: u64,
 }
 
-/// One buffer-to-buffer copy region, laid out like `VkBufferCopy`.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
-#[repr(C)]
-pub struct CopyRegion {
-    /// Offset in the source (staging) buffer.
-    pub src_offset: u64,
-    /// Offset in the destination buffer.
-    pub dst_offset: u64,
-    /// Bytes.
-    pub size: u64,
-}
+/// One copy region: the device module's [`BufferCopy`] (`VkBufferCopy`'s fields), so a
+/// [`CopyBatch`]'s regions go straight into a [`CopyCommand`](crate::device::CopyCommand).
+pub use crate::device::BufferCopy as CopyRegion;
 
-impl CopyRegion {
-    /// One past the last destination byte.
-    pub const fn dst_end(&self) -> u64 {
-        self.dst_offset + self.size
-    }
+/// An unused region, for building region storage (`[EMPTY_REGION; N]`).
+pub const EMPTY_REGION: CopyRegion = CopyRegion {
+    src_offset: 0,
+    dst_offset: 0,
+    size: 0,
+};
+
+/// One past a region's last destination byte.
+pub const fn dst_end(region: &CopyRegion) -> u64 {
+    region.dst_offset + region.size
 }
 
 /// How the scheduler shapes its output.
@@ -229,13 +226,13 @@ pub struct SchedulerStats {
 ///
 /// ```
 /// use memkit_core::scheduler::{
-///     BufferKey, CopyRegion, SchedulerConfig, TransferScheduler, Upload, UploadSlot,
+///     BufferKey, CopyRegion, EMPTY_REGION, SchedulerConfig, TransferScheduler, Upload, UploadSlot,
 /// };
 ///
 /// let mut scheduler = TransferScheduler::new(
 ///     SchedulerConfig::VULKAN,
 ///     [UploadSlot::EMPTY; 16],
-///     [CopyRegion::default(); 31],
+///     [EMPTY_REGION; 31],
 /// )
 /// .unwrap();
 /// let mesh = BufferKey(7);

@@ -5,7 +5,7 @@
 use core::fmt;
 use core::iter::FusedIterator;
 
-use super::{BufferKey, CopyRegion, SchedulerConfig, UploadSlot};
+use super::{BufferKey, CopyRegion, SchedulerConfig, UploadSlot, dst_end};
 
 /// The planned transfers of one [`TransferScheduler::plan`](super::TransferScheduler::plan).
 ///
@@ -201,7 +201,7 @@ impl Iterator for UnalignedWrites<'_> {
         let cause = if (region.src_offset ^ region.dst_offset) & mask != 0 {
             UnalignedCause::SourcePhase
         } else {
-            match (region.dst_offset & mask == 0, region.dst_end() & mask == 0) {
+            match (region.dst_offset & mask == 0, dst_end(&region) & mask == 0) {
                 (false, true) => UnalignedCause::Head,
                 (true, false) => UnalignedCause::Tail,
                 _ => UnalignedCause::Short,

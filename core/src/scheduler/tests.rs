@@ -30,7 +30,7 @@ fn scheduler(config: SchedulerConfig, capacity: usize) -> VecScheduler {
     TransferScheduler::new(
         config,
         vec![UploadSlot::EMPTY; capacity],
-        vec![CopyRegion::default(); regions],
+        vec![EMPTY_REGION; regions],
     )
     .expect("valid configuration")
 }
@@ -357,7 +357,7 @@ fn clear_drops_pending_uploads() {
 #[test]
 fn configuration_is_validated() {
     let slots = || vec![UploadSlot::EMPTY; 4];
-    let regions = |n| vec![CopyRegion::default(); n];
+    let regions = |n| vec![EMPTY_REGION; n];
     assert_eq!(VecScheduler::regions_needed(4, 1), 7);
     assert_eq!(VecScheduler::regions_needed(4, 4), 21);
     assert!(matches!(
@@ -381,7 +381,7 @@ fn configuration_is_validated() {
     ));
     // Arrays and slices work as storage too.
     let mut up_store = [UploadSlot::EMPTY; 4];
-    let mut region_store = [CopyRegion::default(); 7];
+    let mut region_store = [EMPTY_REGION; 7];
     let mut s =
         TransferScheduler::new(cfg(1, 8), &mut up_store[..], &mut region_store[..]).unwrap();
     s.push(up(0, A, 0, 1)).unwrap();
@@ -541,7 +541,7 @@ fn random_uploads_match_direct_application() {
                 );
                 if i > 0 {
                     assert!(
-                        batch.regions[i - 1].dst_end() <= r.dst_offset,
+                        dst_end(&batch.regions[i - 1]) <= r.dst_offset,
                         "round {round}: unsorted"
                     );
                 }
