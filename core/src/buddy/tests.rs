@@ -383,7 +383,7 @@ fn storage_len_is_const_and_scales_with_units() {
     const _: () = assert!(LARGE > SMALL * 100);
     // About units / 32 words of bitmaps plus two words per slot.
     let units = (1u64 << 30) / 4096;
-    assert!((LARGE as u64) < units / 32 + units / 1000 + 100, "{LARGE}");
+    assert!((LARGE as u64) < units / 32 + units / 400 + 200, "{LARGE}");
 }
 
 #[test]
@@ -460,10 +460,10 @@ fn invariant_checker_catches_corruption() {
     let a = b.allocate(3 * 256, 1).expect("a");
     check(&b);
     // Mark unit 0 (inside the live allocation) free at order 0.
-    let word = b.core.layout.layer_base[0][0] as usize;
-    b.storage[word] |= 1;
+    let unit0 = b.core.locate(0, 0);
+    b.storage[unit0.word] |= unit0.bit;
     assert!(b.check_invariants().is_err());
-    b.storage[word] &= !1;
+    b.storage[unit0.word] &= !unit0.bit;
     check(&b);
     // A counter that disagrees with the slot table.
     b.core.live += 1;
@@ -472,20 +472,31 @@ fn invariant_checker_catches_corruption() {
         Err("counters disagree with the slot table")
     );
     b.core.live -= 1;
-    // A summary bit with no free block below it (order 0 of 16 units has one word per layer,
-    // so corrupt a free bit past the capacity instead).
-    let word = b.core.layout.layer_base[2][0] as usize;
-    b.storage[word] ^= 1 << 4;
-    assert_eq!(b.check_invariants(), Err("free block past the capacity"));
-    b.storage[word] ^= 1 << 4;
+    // A free bit past the capacity (block 4 of order 2 is units 16..20).
+    let past = b.core.locate(2, 4);
+    b.storage[past.word] ^= past.bit;
+    assert!(b.check_invariants().is_err());
+    b.storage[past.word] ^= past.bit;
     check(&b);
-    // The order mask naming an order with nothing free.
-    b.core.nonempty ^= 1;
+    // A bit outside every order's segment (bit 63 of a node's second word).
+    b.storage[unit0.word + 1] ^= 1 << 63;
     assert_eq!(
         b.check_invariants(),
-        Err("order mask disagrees with the bitmap")
+        Err("bit set outside every order's segment")
     );
-    b.core.nonempty ^= 1;
+    b.storage[unit0.word + 1] ^= 1 << 63;
+    // A summary bit for a node with no free block of that order (order 0 has none free).
+    let summary = b.core.layout.tiers[0].summary[0] as usize;
+    b.storage[summary] ^= 1;
+    assert!(b.check_invariants().is_err());
+    b.storage[summary] ^= 1;
+    // The order mask naming an order with nothing free.
+    b.core.nonempty ^= 1 << 1;
+    assert_eq!(
+        b.check_invariants(),
+        Err("order mask disagrees with the summaries")
+    );
+    b.core.nonempty ^= 1 << 1;
     check(&b);
     b.free(a).expect("free");
 }
