@@ -3,8 +3,8 @@
 //! reports speed, memory overhead, failures and fragmentation side by side, as ratios.
 //!
 //! ```text
-//! cargo bench -p memkit-tests --bench allocators                  # full run (~1 minute)
-//! cargo bench -p memkit-tests --bench allocators -- --quick       # a few seconds
+//! cargo bench -p memkit-tests --bench allocators                  # full run (about 15 s here)
+//! cargo bench -p memkit-tests --bench allocators -- --quick       # about 2 s
 //! cargo bench -p memkit-tests --bench allocators -- --json        # machine-readable
 //! cargo bench -p memkit-tests --bench allocators -- --help        # every flag
 //! ```
@@ -650,7 +650,9 @@ mod replay {
 /// contract.
 mod memkit {
     use super::Adapter;
-    use memkit_core::{Allocation, BuddyAllocator, BuddyConfig, SubAllocator};
+    use memkit_core::{
+        Allocation, BuddyAllocator, BuddyConfig, SubAllocator, TlsfAllocator, TlsfConfig, TlsfNode,
+    };
 
     /// Any memkit sub-allocator, with its metadata storage on the heap.
     pub struct SubAllocatorPeer<S: SubAllocator> {
@@ -669,6 +671,14 @@ mod memkit {
             .expect("invalid buddy configuration");
         let inner = BuddyAllocator::new(config, vec![0u64; words])
             .expect("buddy refused its configuration");
+        SubAllocatorPeer { inner }
+    }
+
+    /// `TlsfAllocator` with the peers' unit as its granule, storage in a `Vec<TlsfNode>`.
+    pub fn tlsf(capacity: u64) -> SubAllocatorPeer<TlsfAllocator<Vec<TlsfNode>>> {
+        let config = TlsfConfig::new(capacity, super::peers::unit(), MAX_ALLOCATIONS);
+        let inner = TlsfAllocator::new(config, vec![TlsfNode::EMPTY; config.storage_len()])
+            .expect("TLSF refused its configuration");
         SubAllocatorPeer { inner }
     }
 
@@ -774,6 +784,7 @@ impl<A: Adapter> Contender for replay::Runner<A> {
 fn contenders() -> Vec<Box<dyn Contender>> {
     vec![
         Box::new(replay::Runner::new("memkit buddy", memkit::buddy)),
+        Box::new(replay::Runner::new("memkit TLSF", memkit::tlsf)),
         Box::new(replay::Runner::new(
             "offset-allocator",
             peers::OffsetAllocatorPeer::new,
@@ -810,7 +821,7 @@ const USAGE: &str = "\
 usage: allocators [--quick] [--json] [--reps N] [--seed S] [--only NAME]... [--workload NAME]...
   --quick          short traces and 3 repetitions (a few seconds)
   --json           print the results as JSON instead of tables
-  --reps N         timed repetitions per workload (default 9, quick 3)
+  --reps N         timed repetitions per workload (default 15, quick 3)
   --seed S         workload seed (default 1; probe trial k uses S + k)
   --probe-trials N fragmentation probe trials (default 8, quick 3)
   --unit BYTES     granule of every allocator that counts in units (default 16)
@@ -866,7 +877,7 @@ fn parse_options() -> Result<Options, String> {
         }
     }
     if options.reps == 0 {
-        options.reps = if options.quick { 3 } else { 9 };
+        options.reps = if options.quick { 3 } else { 15 };
     }
     if options.probe_trials == 0 {
         options.probe_trials = if options.quick { 3 } else { 8 };
