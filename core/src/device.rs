@@ -341,6 +341,61 @@ pub trait MemoryDevice {
     ) -> Result<(), DeviceError>;
 }
 
+/// A shared reference to a device is a device, so the pools can borrow the device
+/// (`MemoryPools<&Device, ..>`) as well as own it (or an `Arc` of it, through the adapter).
+impl<T: MemoryDevice + ?Sized> MemoryDevice for &T {
+    type Memory = T::Memory;
+    type Buffer = T::Buffer;
+
+    fn memory_properties(&self) -> &MemoryProperties {
+        (**self).memory_properties()
+    }
+
+    fn limits(&self) -> DeviceLimits {
+        (**self).limits()
+    }
+
+    fn query_budget(&self, out: &mut [HeapBudget]) -> bool {
+        (**self).query_budget(out)
+    }
+
+    unsafe fn allocate_memory(
+        &self,
+        info: &MemoryAllocateInfo<Self::Buffer>,
+    ) -> Result<Self::Memory, DeviceError> {
+        // SAFETY: the caller keeps this trait's contract, which is `T`'s.
+        unsafe { (**self).allocate_memory(info) }
+    }
+
+    unsafe fn free_memory(&self, memory: Self::Memory) {
+        // SAFETY: as above.
+        unsafe { (**self).free_memory(memory) }
+    }
+
+    unsafe fn map_memory(&self, memory: Self::Memory) -> Result<NonNull<u8>, DeviceError> {
+        // SAFETY: as above.
+        unsafe { (**self).map_memory(memory) }
+    }
+
+    unsafe fn unmap_memory(&self, memory: Self::Memory) {
+        // SAFETY: as above.
+        unsafe { (**self).unmap_memory(memory) }
+    }
+
+    unsafe fn flush_ranges(&self, ranges: &[MappedRange<Self::Memory>]) -> Result<(), DeviceError> {
+        // SAFETY: as above.
+        unsafe { (**self).flush_ranges(ranges) }
+    }
+
+    unsafe fn invalidate_ranges(
+        &self,
+        ranges: &[MappedRange<Self::Memory>],
+    ) -> Result<(), DeviceError> {
+        // SAFETY: as above.
+        unsafe { (**self).invalidate_ranges(ranges) }
+    }
+}
+
 bitflags::bitflags! {
     /// How a buffer will be used, laid out as Vulkan's `VkBufferUsageFlags`.
     #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]

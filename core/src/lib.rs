@@ -11,19 +11,26 @@ extern crate std;
 pub mod buddy;
 pub mod device;
 pub mod frame;
+pub mod pool;
 pub mod ring;
 pub mod scheduler;
+pub mod selection;
 pub mod suballocator;
 mod sync;
 pub mod timeline;
 pub mod tlsf;
+pub mod usage;
 
 pub use buddy::{BuddyAllocator, BuddyConfig};
 pub use frame::{BufferingMode, Frame, FrameError, FramePacer};
+pub use pool::{
+    AllocationRequest, DeviceAllocation, MemoryPools, PoolConfig, PoolError, PoolStats,
+};
 pub use ring::{
     CommitError, ConsumerTaken, DrainedRange, GrantError, MarkError, RingConsumer, RingMemory,
     RingStats, StagingRing, WriteGrant,
 };
+pub use selection::MemoryTypeRanking;
 pub use suballocator::{
     AllocError, Allocation, AllocatorId, AllocatorStats, ConfigError, FreeError, RawAllocation,
     SubAllocator,
@@ -33,3 +40,4 @@ pub use timeline::{
     FencePool, FenceSlot, FenceValue, SignalError, SubmissionState, SubmitError, TimelineTracker,
 };
 pub use tlsf::{TlsfAllocator, TlsfConfig, TlsfNode};
+pub use usage::{MemoryUsage, ResourceKind};

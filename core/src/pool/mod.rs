@@ -1,0 +1,1184 @@
+//! Memory-type pools: device memory for resources, by usage, within every limit the device
+//! reports.
+//!
+//! [`MemoryPools`] keeps one pool per memory type. A request ([`AllocationRequest`]) is ranked
+//! against the memory types its `memoryTypeBits` allows ([`crate::selection`]), then served by
+//! the first type that can: from a block (a large memory object cut up by a [`BlockAllocator`],
+//! TLSF by default), or from a memory object of its own when it is large, when the driver
+//! prefers or requires it, or when the caller asks. When a heap is out of memory (or, in
+//! within-budget mode, out of budget) the next type is tried, unless the caller named the type.
+//!
+//! - Blocks start small and double up to a preferred size derived from the heap ([`sizing`]).
+//! - Empty blocks are kept up to [`PoolConfig::empty_blocks_kept`] per pool, so freeing and
+//!   allocating again each frame does not call the device.
+//! - `maxMemoryAllocationCount` caps blocks and dedicated objects together; at the cap an empty
+//!   block is released to make room, else the request fails with a typed error.
+//!   `maxMemoryAllocationSize` caps every object.
+//! - `bufferImageGranularity`: when it is larger than the sub-allocators' granule, linear and
+//!   optimal resources get separate blocks (each pool is two block sets), so they never share a
+//!   page. When it is not larger, every sub-allocation already covers whole granules, and so
+//!   whole pages, and one set serves both.
+//! - Host-visible blocks are mapped once at creation; allocations carry their host address.
+//!   Flushes and invalidates are rounded to `nonCoherentAtomSize` and skipped for coherent memory
+//!   ([`mapping`]).
+//!
+//! All metadata lives in the slot tables given at construction ([`BlockSlot`], [`DedicatedSlot`]).
+//! Device calls are the only `unsafe` here; each names the contract it keeps.
+
+pub mod allocation;
+pub mod block_allocator;
+pub mod budget;
+pub mod config;
+pub mod error;
+pub mod mapping;
+pub mod sizing;
+pub mod stats;
+pub mod storage;
+
+#[cfg(test)]
+mod tests;
+
+use core::marker::PhantomData;
+use core::mem;
+
+use crate::device::{
+    DedicatedHint, DedicatedTo, DeviceError, DeviceLimits, HeapBudget, MAX_MEMORY_HEAPS,
+    MAX_MEMORY_TYPES, MappedRange, MemoryAllocateInfo, MemoryDevice, MemoryProperties,
+    MemoryPropertyFlags,
+};
+use crate::selection::MemoryTypeRanking;
+use crate::suballocator::{AllocError, Allocation, AllocatorId, ConfigError, FreeError};
+use crate::usage::MemoryUsage;
+
+pub use allocation::{AllocationRequest, DeviceAllocation, Placement, RawDeviceAllocation};
+pub use block_allocator::BlockAllocator;
+pub use budget::HeapBudgets;
+pub use config::PoolConfig;
+pub use error::{FlushError, PoolConfigError, PoolError};
+pub use mapping::HostPtr;
+pub use sizing::BlockSizing;
+pub use stats::{HeapStats, PoolStats, TeardownReport};
+pub use storage::{BlockSlot, DedicatedSlot};
+
+use storage::{BlockState, DedicatedObject, LiveBlock, NO_SLOT};
+
+/// Block sets per memory type: one per resource-kind group (linear, optimal).
+const GROUPS: usize = 2;
+/// Usage bits that change the ranking (all but `DEVICE_ADDRESS`).
+const RANKED_USAGE_BITS: u32 = 0x1F;
+
+/// The blocks of one memory type for one resource-kind group.
+#[derive(Clone, Copy, Debug)]
+struct BlockSet {
+    /// First block slot of the set's list.
+    head: u32,
+    /// The block the last allocation came from; tried first.
+    hint: u32,
+    /// Blocks with no live allocation.
+    empty: u32,
+    /// Bytes of the largest block (the next one doubles it).
+    largest: u64,
+}
+
+impl BlockSet {
+    const EMPTY: Self = Self {
+        head: NO_SLOT,
+        hint: NO_SLOT,
+        empty: 0,
+        largest: 0,
+    };
+}
+
+/// Device memory pools over a [`MemoryDevice`] `D`, with blocks sub-allocated by `A`, block slots
+/// in `BS` and dedicated-object slots in `DS` (slices, arrays or vectors).
+pub struct MemoryPools<D, A, BS, DS>
+where
+    D: MemoryDevice,
+    A: BlockAllocator,
+    BS: AsRef<[BlockSlot<D::Memory, A>]> + AsMut<[BlockSlot<D::Memory, A>]>,
+    DS: AsRef<[DedicatedSlot<D::Memory>]> + AsMut<[DedicatedSlot<D::Memory>]>,
+{
+    device: D,
+    properties: MemoryProperties,
+    limits: DeviceLimits,
+    config: PoolConfig,
+    id: AllocatorId,
+    /// Block sizes per heap.
+    sizing: [BlockSizing; MAX_MEMORY_HEAPS],
+    /// Ranking of every memory type per usage (indexed by the ranked usage bits); filtered by
+    /// `memoryTypeBits` per request.
+    rankings: [Option<MemoryTypeRanking>; RANKED_USAGE_BITS as usize + 1],
+    sets: [BlockSet; MAX_MEMORY_TYPES * GROUPS],
+    type_stats: [PoolStats; MAX_MEMORY_TYPES],
+    budgets: HeapBudgets,
+    /// Memory objects held (blocks and dedicated).
+    objects: u32,
+    /// Whether linear and optimal resources need separate blocks.
+    separate_kinds: bool,
+    blocks: BS,
+    free_block: u32,
+    dedicated: DS,
+    free_dedicated: u32,
+    _allocator: PhantomData<A>,
+}
+
+impl<D, A, BS, DS> MemoryPools<D, A, BS, DS>
+where
+    D: MemoryDevice,
+    A: BlockAllocator,
+    BS: AsRef<[BlockSlot<D::Memory, A>]> + AsMut<[BlockSlot<D::Memory, A>]>,
+    DS: AsRef<[DedicatedSlot<D::Memory>]> + AsMut<[DedicatedSlot<D::Memory>]>,
+{
+    /// Pools over `device`, keeping blocks in `blocks` and dedicated objects in `dedicated`.
+    /// Reads the device's budget once.
+    ///
+    /// Each block slot's storage must hold [`MemoryPools::block_storage_len`] elements for every
+    /// block size to be usable; a slot with less serves only the blocks it fits.
+    pub fn new(
+        device: D,
+        config: PoolConfig,
+        mut blocks: BS,
+        mut dedicated: DS,
+    ) -> Result<Self, PoolConfigError> {
+        let limits = device.limits();
+        limits.validate().map_err(PoolConfigError::Description)?;
+        if !config.is_valid() {
+            return Err(PoolConfigError::InvalidParameter);
+        }
+        if blocks.as_ref().len() >= NO_SLOT as usize || dedicated.as_ref().len() >= NO_SLOT as usize
+        {
+            return Err(PoolConfigError::TooManySlots);
+        }
+        let properties = *device.memory_properties();
+        let sizing = Self::sizing_of(&properties, &limits, &config);
+        let mut rankings = [None; RANKED_USAGE_BITS as usize + 1];
+        for (bits, ranking) in rankings.iter_mut().enumerate() {
+            let usage = MemoryUsage::from_bits_retain(bits as u32);
+            *ranking = MemoryTypeRanking::rank(&properties, u32::MAX, usage).ok();
+        }
+        // Link the vacant slots into the free lists, last first so slot 0 is handed out first.
+        // Slots that are not vacant (left live by earlier pools that were dropped with live
+        // allocations) are never touched.
+        let mut free_block = NO_SLOT;
+        for (i, slot) in blocks.as_mut().iter_mut().enumerate().rev() {
+            if matches!(slot.state, BlockState::Vacant(_)) {
+                slot.link = free_block;
+                free_block = i as u32;
+            }
+        }
+        let mut free_dedicated = NO_SLOT;
+        for (i, slot) in dedicated.as_mut().iter_mut().enumerate().rev() {
+            if slot.object.is_none() {
+                slot.link = free_dedicated;
+                free_dedicated = i as u32;
+            }
+        }
+        let mut pools = Self {
+            budgets: HeapBudgets::new(&properties),
+            device,
+            properties,
+            limits,
+            config,
+            id: AllocatorId::next(),
+            sizing,
+            rankings,
+            sets: [BlockSet::EMPTY; MAX_MEMORY_TYPES * GROUPS],
+            type_stats: [PoolStats::default(); MAX_MEMORY_TYPES],
+            objects: 0,
+            separate_kinds: limits.buffer_image_granularity > config.block_granule,
+            blocks,
+            free_block,
+            dedicated,
+            free_dedicated,
+            _allocator: PhantomData,
+        };
+        pools.refresh_budget();
+        Ok(pools)
+    }
+
+    fn sizing_of(
+        properties: &MemoryProperties,
+        limits: &DeviceLimits,
+        config: &PoolConfig,
+    ) -> [BlockSizing; MAX_MEMORY_HEAPS] {
+        let mut sizing =
+            [BlockSizing::new(0, 0, None, None, 0, config.block_granule); MAX_MEMORY_HEAPS];
+        for (s, heap) in sizing.iter_mut().zip(properties.heaps()) {
+            *s = BlockSizing::new(
+                heap.size,
+                config.first_block_size,
+                config.preferred_block_size,
+                config.dedicated_threshold,
+                limits.max_memory_allocation_size,
+                config.block_granule,
+            );
+        }
+        sizing
+    }
+
+    /// Metadata elements each block slot's storage needs so that every block the pools may make
+    /// on `device` with `config` fits in it.
+    pub fn block_storage_len(device: &D, config: &PoolConfig) -> Result<usize, ConfigError> {
+        let properties = device.memory_properties();
+        let sizing = Self::sizing_of(properties, &device.limits(), config);
+        let mut len = 0;
+        for s in &sizing[..properties.heaps().len()] {
+            let n = A::storage_len(
+                s.largest,
+                config.block_granule,
+                config.max_allocations_per_block,
+            )?;
+            len = len.max(n);
+        }
+        Ok(len)
+    }
+
+    /// The device.
+    pub fn device(&self) -> &D {
+        &self.device
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &PoolConfig {
+        &self.config
+    }
+
+    /// The block sizes of heap `heap`.
+    pub fn sizing(&self, heap: u32) -> Option<BlockSizing> {
+        self.sizing[..self.properties.heaps().len()]
+            .get(heap as usize)
+            .copied()
+    }
+
+    /// Allocates memory for a resource. The memory is not dedicated to a resource by name (use
+    /// [`MemoryPools::allocate_dedicated_to`] for drivers that require it).
+    ///
+    /// Errors: [`PoolError::ZeroSize`], [`PoolError::AlignmentNotPowerOfTwo`],
+    /// [`PoolError::NoCompatibleType`], [`PoolError::TypeNotAllowed`],
+    /// [`PoolError::DedicatedResourceRequired`], [`PoolError::TooLarge`],
+    /// [`PoolError::OverBudget`], [`PoolError::ObjectCountExhausted`],
+    /// [`PoolError::BlockSlotsExhausted`], [`PoolError::DedicatedSlotsExhausted`],
+    /// [`PoolError::BlockMetadata`], [`PoolError::Device`].
+    pub fn allocate(
+        &mut self,
+        request: &AllocationRequest,
+    ) -> Result<DeviceAllocation<D::Memory>, PoolError> {
+        self.allocate_inner(request, None)
+    }
+
+    /// Allocates a memory object dedicated to `resource` (`VkMemoryDedicatedAllocateInfo`), for
+    /// resources whose driver requires or prefers it.
+    ///
+    /// # Safety
+    /// - `resource` was made by this pools' device, is alive, and is not bound to memory yet (the
+    ///   contract of [`MemoryDevice::allocate_memory`]).
+    pub unsafe fn allocate_dedicated_to(
+        &mut self,
+        request: &AllocationRequest,
+        resource: DedicatedTo<D::Buffer>,
+    ) -> Result<DeviceAllocation<D::Memory>, PoolError> {
+        self.allocate_inner(request, Some(resource))
+    }
+
+    fn allocate_inner(
+        &mut self,
+        request: &AllocationRequest,
+        dedicated_to: Option<DedicatedTo<D::Buffer>>,
+    ) -> Result<DeviceAllocation<D::Memory>, PoolError> {
+        let req = &request.requirements;
+        if req.size == 0 {
+            return Err(PoolError::ZeroSize);
+        }
+        if !req.alignment.is_power_of_two() {
+            return Err(PoolError::AlignmentNotPowerOfTwo);
+        }
+        if dedicated_to.is_none() && req.dedicated == DedicatedHint::Required {
+            return Err(PoolError::DedicatedResourceRequired);
+        }
+        let max = self.limits.max_memory_allocation_size;
+        if req.size > max {
+            return Err(PoolError::TooLarge {
+                size: req.size,
+                max,
+            });
+        }
+        let ranking = match request.memory_type {
+            Some(index) => {
+                MemoryTypeRanking::strict(&self.properties, req.memory_type_bits, index)?
+            }
+            None => self.rankings[(request.usage.bits() & RANKED_USAGE_BITS) as usize]
+                .ok_or(PoolError::NoCompatibleType)?,
+        };
+        let mut last = PoolError::NoCompatibleType;
+        for &memory_type in ranking.as_slice() {
+            if req.memory_type_bits & (1 << memory_type) == 0 {
+                continue;
+            }
+            match self.allocate_in_type(u32::from(memory_type), request, dedicated_to) {
+                Ok(a) => return Ok(a),
+                // This heap is full or over budget: the next type may draw from another heap.
+                Err(
+                    e @ (PoolError::OverBudget { .. }
+                    | PoolError::Device(
+                        DeviceError::OutOfDeviceMemory | DeviceError::OutOfHostMemory,
+                    )),
+                ) => last = e,
+                Err(e) => return Err(e),
+            }
+        }
+        Err(last)
+    }
+
+    fn allocate_in_type(
+        &mut self,
+        memory_type: u32,
+        request: &AllocationRequest,
+        dedicated_to: Option<DedicatedTo<D::Buffer>>,
+    ) -> Result<DeviceAllocation<D::Memory>, PoolError> {
+        let ty = self.properties.types()[memory_type as usize];
+        let sizing = self.sizing[ty.heap_index as usize];
+        let req = &request.requirements;
+        let mut size = req.size;
+        let mut align = req.alignment;
+        if ty.properties.contains(MemoryPropertyFlags::HOST_VISIBLE)
+            && !ty.properties.contains(MemoryPropertyFlags::HOST_COHERENT)
+        {
+            // Whole atoms, so flushing or invalidating one allocation never touches another's.
+            let atom = self.limits.non_coherent_atom_size;
+            size = size
+                .checked_next_multiple_of(atom)
+                .ok_or(PoolError::TooLarge {
+                    size: req.size,
+                    max: self.limits.max_memory_allocation_size,
+                })?;
+            align = align.max(atom);
+        }
+        let dedicated = dedicated_to.is_some()
+            || request.dedicated
+            || req.dedicated != DedicatedHint::None
+            || size > sizing.dedicated_threshold
+            || (request.usage.contains(MemoryUsage::DEVICE_ADDRESS)
+                && !self.config.device_address_blocks);
+        if !dedicated
+            && let Some(needed) = BlockSizing::needed(size, align)
+            && sizing.next_block(0, needed).is_some()
+        {
+            let group = if self.separate_kinds {
+                request.kind.index()
+            } else {
+                0
+            };
+            let set = memory_type as usize * GROUPS + group;
+            return self.allocate_from_blocks(memory_type, set, size, align, needed, req.size);
+        }
+        self.allocate_dedicated(memory_type, request, dedicated_to)
+    }
+
+    /// Sub-allocates from an existing block of `set`, or from a new one.
+    fn allocate_from_blocks(
+        &mut self,
+        memory_type: u32,
+        set: usize,
+        size: u64,
+        align: u64,
+        needed: u64,
+        requested: u64,
+    ) -> Result<DeviceAllocation<D::Memory>, PoolError> {
+        let hint = self.sets[set].hint;
+        if hint != NO_SLOT
+            && let Some(a) = self.try_block(hint, size, align, requested)
+        {
+            return Ok(a);
+        }
+        let mut i = self.sets[set].head;
+        while i != NO_SLOT {
+            let next = self.blocks.as_ref()[i as usize].link;
+            if i != hint
+                && let Some(a) = self.try_block(i, size, align, requested)
+            {
+                self.sets[set].hint = i;
+                return Ok(a);
+            }
+            i = next;
+        }
+        let slot = self.create_block(memory_type, set, needed)?;
+        match self.try_block(slot, size, align, requested) {
+            Some(a) => Ok(a),
+            None => {
+                // A fresh block at least `needed` bytes large always fits the request; if the
+                // sub-allocator disagrees, give the block back rather than keep a useless one.
+                self.release_block(slot);
+                Err(PoolError::BlockMetadata(ConfigError::InvalidParameter))
+            }
+        }
+    }
+
+    /// Tries one block; on success updates the counters and builds the handle.
+    fn try_block(
+        &mut self,
+        slot: u32,
+        size: u64,
+        align: u64,
+        requested: u64,
+    ) -> Option<DeviceAllocation<D::Memory>> {
+        let id = self.id;
+        let entry = &mut self.blocks.as_mut()[slot as usize];
+        let generation = entry.generation;
+        let BlockState::Live(block) = &mut entry.state else {
+            return None;
+        };
+        if block.size - block.used < size {
+            return None;
+        }
+        let sub = match block.allocator.allocate(size, align) {
+            Ok(sub) => sub.into_raw(),
+            Err(AllocError::OutOfMemory | AllocError::MetadataExhausted) => return None,
+            // The pools validated size and alignment; any other refusal means this block
+            // cannot serve the request.
+            Err(_) => return None,
+        };
+        let was_empty = block.live == 0;
+        block.live += 1;
+        block.used += sub.size;
+        let memory_type = block.memory_type;
+        let set = usize::from(block.set);
+        let raw = RawDeviceAllocation {
+            memory: block.memory,
+            offset: sub.offset,
+            size: requested,
+            memory_type: u32::from(memory_type),
+            mapped: block.mapped.and_then(|base| base.offset(sub.offset)),
+            pools: id,
+            slot,
+            generation,
+            placement: Placement::Block(sub),
+        };
+        let stats = &mut self.type_stats[usize::from(memory_type)];
+        stats.sub_allocations += 1;
+        stats.allocated_bytes += sub.size;
+        if was_empty {
+            stats.empty_blocks -= 1;
+            self.sets[set].empty -= 1;
+        }
+        Some(DeviceAllocation::from_parts(raw))
+    }
+
+    /// Makes a block for `set` at least `needed` bytes large; returns its slot.
+    fn create_block(
+        &mut self,
+        memory_type: u32,
+        set: usize,
+        needed: u64,
+    ) -> Result<u32, PoolError> {
+        let ty = self.properties.types()[memory_type as usize];
+        let heap = ty.heap_index as usize;
+        let sizing = self.sizing[heap];
+        let target =
+            sizing
+                .next_block(self.sets[set].largest, needed)
+                .ok_or(PoolError::TooLarge {
+                    size: needed,
+                    max: sizing.largest,
+                })?;
+        if self.free_block == NO_SLOT {
+            return Err(PoolError::BlockSlotsExhausted);
+        }
+        self.make_room_for_object()?;
+        self.refresh_budget_if_due();
+        // Taken off the free list only now: making room above may have pushed a slot onto it.
+        let slot = self.free_block;
+        let entry = &mut self.blocks.as_mut()[slot as usize];
+        self.free_block = entry.link;
+        entry.link = NO_SLOT;
+        let storage_len = match &entry.state {
+            BlockState::Vacant(storage) => A::storage_elements(storage),
+            _ => 0,
+        };
+        let result = self.create_block_in(slot, storage_len, memory_type, set, needed, target);
+        if result.is_err()
+            && matches!(
+                self.blocks.as_ref()[slot as usize].state,
+                BlockState::Vacant(_)
+            )
+        {
+            self.push_free_block(slot);
+        }
+        result
+    }
+
+    fn push_free_block(&mut self, slot: u32) {
+        self.blocks.as_mut()[slot as usize].link = self.free_block;
+        self.free_block = slot;
+    }
+
+    /// Allocates, maps and installs a block in `slot` (off the free list).
+    fn create_block_in(
+        &mut self,
+        slot: u32,
+        storage_len: usize,
+        memory_type: u32,
+        set: usize,
+        needed: u64,
+        target: u64,
+    ) -> Result<u32, PoolError> {
+        let ty = self.properties.types()[memory_type as usize];
+        let heap = ty.heap_index as usize;
+        let granule = self.config.block_granule;
+        let max_allocations = self.config.max_allocations_per_block;
+        let mut last = PoolError::Device(DeviceError::OutOfDeviceMemory);
+        // The target size, then up to three halvings (VMA's retry): a heap that cannot give
+        // 256 MiB may still give 32 MiB.
+        let mut size = target;
+        for _ in 0..4 {
+            if size < needed {
+                break;
+            }
+            let candidate = size;
+            size /= 2;
+            match A::storage_len(candidate, granule, max_allocations) {
+                Ok(n) if n <= storage_len => {}
+                Ok(n) => {
+                    last = PoolError::BlockMetadata(ConfigError::StorageTooSmall {
+                        required: n,
+                        provided: storage_len,
+                    });
+                    continue;
+                }
+                Err(e) => {
+                    last = PoolError::BlockMetadata(e);
+                    continue;
+                }
+            }
+            if !self.fits_budget(heap, candidate) {
+                last = PoolError::OverBudget { heap: heap as u32 };
+                continue;
+            }
+            let info = MemoryAllocateInfo {
+                size: candidate,
+                memory_type,
+                dedicated_to: None,
+                priority: self.config.block_priority,
+                device_address: self.config.device_address_blocks,
+            };
+            // SAFETY: `memory_type` indexes the device's types (it came from the ranking of
+            // them); `candidate` is nonzero (at least the granule) and at most
+            // `maxMemoryAllocationSize` (the sizing caps every block); no buffer is named.
+            let memory = match unsafe { self.device.allocate_memory(&info) } {
+                Ok(memory) => memory,
+                Err(e @ (DeviceError::OutOfDeviceMemory | DeviceError::OutOfHostMemory)) => {
+                    last = PoolError::Device(e);
+                    continue;
+                }
+                Err(e) => return Err(PoolError::Device(e)),
+            };
+            let mapped = self.map_new_object(memory, ty.properties)?;
+            return self.install_block(slot, memory_type, set, memory, candidate, mapped);
+        }
+        Err(last)
+    }
+
+    /// Maps a new memory object when its type is host-visible; frees it when mapping fails.
+    fn map_new_object(
+        &mut self,
+        memory: D::Memory,
+        properties: MemoryPropertyFlags,
+    ) -> Result<Option<HostPtr>, PoolError> {
+        if !properties.contains(MemoryPropertyFlags::HOST_VISIBLE) {
+            return Ok(None);
+        }
+        // SAFETY: `memory` was just allocated from a HOST_VISIBLE type and was never mapped.
+        match unsafe { self.device.map_memory(memory) } {
+            Ok(ptr) => Ok(Some(HostPtr::new(ptr))),
+            Err(e) => {
+                // SAFETY: allocated above, never used by the GPU, not mapped, nothing bound.
+                unsafe { self.device.free_memory(memory) };
+                Err(PoolError::Device(e))
+            }
+        }
+    }
+
+    fn install_block(
+        &mut self,
+        slot: u32,
+        memory_type: u32,
+        set: usize,
+        memory: D::Memory,
+        size: u64,
+        mapped: Option<HostPtr>,
+    ) -> Result<u32, PoolError> {
+        let granule = self.config.block_granule;
+        let max_allocations = self.config.max_allocations_per_block;
+        let entry = &mut self.blocks.as_mut()[slot as usize];
+        let BlockState::Vacant(storage) = mem::replace(&mut entry.state, BlockState::Poisoned)
+        else {
+            // The free list only holds vacant slots; a poisoned one stays off it.
+            self.free_object(memory, mapped);
+            return Err(PoolError::BlockSlotsExhausted);
+        };
+        let allocator = match A::with_storage(size, granule, max_allocations, storage) {
+            Ok(a) => a,
+            Err(e) => {
+                // The storage is gone with the failed constructor: the slot stays poisoned,
+                // off the free list.
+                self.free_object(memory, mapped);
+                return Err(PoolError::BlockMetadata(e));
+            }
+        };
+        let entry = &mut self.blocks.as_mut()[slot as usize];
+        entry.state = BlockState::Live(LiveBlock {
+            allocator,
+            memory,
+            size,
+            mapped,
+            memory_type: memory_type as u8,
+            set: set as u8,
+            live: 0,
+            used: 0,
+        });
+        entry.link = self.sets[set].head;
+        let s = &mut self.sets[set];
+        s.head = slot;
+        s.hint = slot;
+        s.empty += 1;
+        s.largest = s.largest.max(size);
+        let stats = &mut self.type_stats[memory_type as usize];
+        stats.blocks += 1;
+        stats.empty_blocks += 1;
+        stats.block_bytes += size;
+        self.objects += 1;
+        let heap = self.properties.types()[memory_type as usize].heap_index as usize;
+        self.budgets.on_create(heap, size);
+        Ok(slot)
+    }
+
+    /// Unmaps and frees an object that was never handed out.
+    fn free_object(&mut self, memory: D::Memory, mapped: Option<HostPtr>) {
+        if mapped.is_some() {
+            // SAFETY: mapped once by `map_new_object`, no pointer into it was handed out.
+            unsafe { self.device.unmap_memory(memory) };
+        }
+        // SAFETY: allocated by this device, never handed out, so never used by the GPU and
+        // nothing is bound to it.
+        unsafe { self.device.free_memory(memory) };
+    }
+
+    fn allocate_dedicated(
+        &mut self,
+        memory_type: u32,
+        request: &AllocationRequest,
+        dedicated_to: Option<DedicatedTo<D::Buffer>>,
+    ) -> Result<DeviceAllocation<D::Memory>, PoolError> {
+        let slot = self.free_dedicated;
+        if slot == NO_SLOT {
+            return Err(PoolError::DedicatedSlotsExhausted);
+        }
+        let ty = self.properties.types()[memory_type as usize];
+        let heap = ty.heap_index as usize;
+        let size = request.requirements.size;
+        self.make_room_for_object()?;
+        self.refresh_budget_if_due();
+        if !self.fits_budget(heap, size) {
+            return Err(PoolError::OverBudget { heap: heap as u32 });
+        }
+        let info = MemoryAllocateInfo {
+            size,
+            memory_type,
+            dedicated_to,
+            // Out of range (NaN included) is clamped rather than refused: it is only a hint.
+            priority: if request.priority.is_nan() {
+                0.5
+            } else {
+                request.priority.clamp(0.0, 1.0)
+            },
+            device_address: request.usage.contains(MemoryUsage::DEVICE_ADDRESS)
+                || self.config.device_address_blocks,
+        };
+        // SAFETY: `memory_type` indexes the device's types; `size` is nonzero and at most
+        // `maxMemoryAllocationSize` (checked in `allocate_inner`); a buffer in `dedicated_to`
+        // comes from `allocate_dedicated_to`, whose caller promised it is alive and unbound.
+        let memory = unsafe { self.device.allocate_memory(&info) }.map_err(PoolError::Device)?;
+        let mapped = self.map_new_object(memory, ty.properties)?;
+        let entry = &mut self.dedicated.as_mut()[slot as usize];
+        self.free_dedicated = entry.link;
+        entry.link = NO_SLOT;
+        entry.object = Some(DedicatedObject {
+            memory,
+            size,
+            mapped,
+            memory_type: memory_type as u8,
+        });
+        let generation = entry.generation;
+        let stats = &mut self.type_stats[memory_type as usize];
+        stats.dedicated_objects += 1;
+        stats.dedicated_bytes += size;
+        self.objects += 1;
+        self.budgets.on_create(heap, size);
+        Ok(DeviceAllocation::from_parts(RawDeviceAllocation {
+            memory,
+            offset: 0,
+            size,
+            memory_type,
+            mapped,
+            pools: self.id,
+            slot,
+            generation,
+            placement: Placement::Dedicated,
+        }))
+    }
+
+    /// At `maxMemoryAllocationCount`, releases an empty block to make room, or fails.
+    fn make_room_for_object(&mut self) -> Result<(), PoolError> {
+        let limit = self.limits.max_memory_allocation_count;
+        if self.objects < limit || self.release_largest_empty_block(None) {
+            Ok(())
+        } else {
+            Err(PoolError::ObjectCountExhausted { limit })
+        }
+    }
+
+    /// Whether `bytes` more fit `heap`'s budget; in within-budget mode releases empty blocks of
+    /// the heap until they do. Outside that mode, always true (the device decides).
+    fn fits_budget(&mut self, heap: usize, bytes: u64) -> bool {
+        if !self.config.within_budget {
+            return true;
+        }
+        while !self.budgets.fits(heap, bytes) {
+            if !self.release_largest_empty_block(Some(heap)) {
+                return false;
+            }
+        }
+        true
+    }
+
+    /// Releases the largest empty block (of `heap`, when given). Returns whether one was.
+    fn release_largest_empty_block(&mut self, heap: Option<usize>) -> bool {
+        let mut best: Option<(u32, u64)> = None;
+        for (i, slot) in self.blocks.as_ref().iter().enumerate() {
+            if let BlockState::Live(b) = &slot.state
+                && b.live == 0
+                && heap.is_none_or(|h| {
+                    self.properties.types()[usize::from(b.memory_type)].heap_index as usize == h
+                })
+                && best.is_none_or(|(_, size)| b.size > size)
+            {
+                best = Some((i as u32, b.size));
+            }
+        }
+        match best {
+            Some((slot, _)) => {
+                self.release_block(slot);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Frees a live block's memory object and returns its slot to the free list. Counts any
+    /// allocations still in it as gone (teardown).
+    fn release_block(&mut self, slot: u32) {
+        let entry = &mut self.blocks.as_mut()[slot as usize];
+        let BlockState::Live(block) = mem::replace(&mut entry.state, BlockState::Poisoned) else {
+            return;
+        };
+        let link = entry.link;
+        entry.generation = entry.generation.wrapping_add(1);
+        entry.state = BlockState::Vacant(block.allocator.into_block_storage());
+        self.push_free_block(slot);
+        // Unlink from the set's list and recompute its largest block.
+        let set = usize::from(block.set);
+        let mut largest = 0;
+        let mut prev = NO_SLOT;
+        let mut i = self.sets[set].head;
+        while i != NO_SLOT {
+            let next = if i == slot {
+                link
+            } else {
+                self.blocks.as_ref()[i as usize].link
+            };
+            if i == slot {
+                if prev == NO_SLOT {
+                    self.sets[set].head = next;
+                } else {
+                    self.blocks.as_mut()[prev as usize].link = next;
+                }
+            } else {
+                if let BlockState::Live(b) = &self.blocks.as_ref()[i as usize].state {
+                    largest = largest.max(b.size);
+                }
+                prev = i;
+            }
+            i = next;
+        }
+        let s = &mut self.sets[set];
+        s.largest = largest;
+        if s.hint == slot {
+            s.hint = s.head;
+        }
+        let stats = &mut self.type_stats[usize::from(block.memory_type)];
+        stats.blocks -= 1;
+        stats.block_bytes -= block.size;
+        stats.sub_allocations -= u64::from(block.live);
+        stats.allocated_bytes -= block.used;
+        if block.live == 0 {
+            stats.empty_blocks -= 1;
+            s.empty -= 1;
+        }
+        self.objects -= 1;
+        let heap = self.properties.types()[usize::from(block.memory_type)].heap_index as usize;
+        self.budgets.on_free(heap, block.size);
+        self.free_object(block.memory, block.mapped);
+    }
+
+    /// Gives an allocation back. A block range returns to its block (an emptied block is kept
+    /// or freed under [`PoolConfig::empty_blocks_kept`]); a dedicated object is freed.
+    ///
+    /// A foreign, stale or twice-freed allocation is refused and changes nothing.
+    ///
+    /// # Safety
+    /// - the GPU has finished every use of the allocation (its last timeline value completed);
+    /// - no resource still bound to it is used again, and none is still bound when its memory
+    ///   object may be freed (destroy the resource first);
+    /// - no pointer into its mapping is used afterwards.
+    pub unsafe fn free(
+        &mut self,
+        allocation: DeviceAllocation<D::Memory>,
+    ) -> Result<(), FreeError> {
+        let raw = allocation.into_raw();
+        if raw.pools != self.id {
+            return Err(FreeError::ForeignAllocation);
+        }
+        match raw.placement {
+            Placement::Block(sub) => self.free_block_range(&raw, sub),
+            Placement::Dedicated => self.free_dedicated(&raw),
+        }
+    }
+
+    fn free_block_range(
+        &mut self,
+        raw: &RawDeviceAllocation<D::Memory>,
+        sub: crate::suballocator::RawAllocation,
+    ) -> Result<(), FreeError> {
+        let entry = self
+            .blocks
+            .as_mut()
+            .get_mut(raw.slot as usize)
+            .ok_or(FreeError::ForeignAllocation)?;
+        if entry.generation != raw.generation {
+            // The block was released, which happens only once all its allocations were freed.
+            return Err(FreeError::DoubleFree);
+        }
+        let BlockState::Live(block) = &mut entry.state else {
+            return Err(FreeError::DoubleFree);
+        };
+        if block.memory != raw.memory {
+            return Err(FreeError::ForeignAllocation);
+        }
+        block.allocator.free(Allocation::from_raw(sub))?;
+        block.live -= 1;
+        block.used -= sub.size;
+        let now_empty = block.live == 0;
+        let set = usize::from(block.set);
+        let stats = &mut self.type_stats[usize::from(block.memory_type)];
+        stats.sub_allocations -= 1;
+        stats.allocated_bytes -= sub.size;
+        if now_empty {
+            stats.empty_blocks += 1;
+            self.sets[set].empty += 1;
+            if self.sets[set].empty > self.config.empty_blocks_kept {
+                self.release_smallest_empty_block(set);
+            }
+        }
+        Ok(())
+    }
+
+    /// Hysteresis: past the kept count, the smallest empty block of the set goes.
+    fn release_smallest_empty_block(&mut self, set: usize) {
+        let mut best: Option<(u32, u64)> = None;
+        let mut i = self.sets[set].head;
+        while i != NO_SLOT {
+            let entry = &self.blocks.as_ref()[i as usize];
+            if let BlockState::Live(b) = &entry.state
+                && b.live == 0
+                && best.is_none_or(|(_, size)| b.size < size)
+            {
+                best = Some((i, b.size));
+            }
+            i = entry.link;
+        }
+        if let Some((slot, _)) = best {
+            self.release_block(slot);
+        }
+    }
+
+    fn free_dedicated(&mut self, raw: &RawDeviceAllocation<D::Memory>) -> Result<(), FreeError> {
+        let entry = self
+            .dedicated
+            .as_mut()
+            .get_mut(raw.slot as usize)
+            .ok_or(FreeError::ForeignAllocation)?;
+        if entry.generation != raw.generation {
+            return Err(FreeError::DoubleFree);
+        }
+        let Some(object) = entry.object else {
+            return Err(FreeError::DoubleFree);
+        };
+        if object.memory != raw.memory {
+            return Err(FreeError::ForeignAllocation);
+        }
+        entry.object = None;
+        entry.generation = entry.generation.wrapping_add(1);
+        entry.link = self.free_dedicated;
+        self.free_dedicated = raw.slot;
+        let stats = &mut self.type_stats[usize::from(object.memory_type)];
+        stats.dedicated_objects -= 1;
+        stats.dedicated_bytes -= object.size;
+        self.objects -= 1;
+        let heap = self.properties.types()[usize::from(object.memory_type)].heap_index as usize;
+        self.budgets.on_free(heap, object.size);
+        self.free_object(object.memory, object.mapped);
+        Ok(())
+    }
+
+    /// Frees every empty block (memory pressure, a level change). Returns how many.
+    pub fn trim(&mut self) -> u32 {
+        let mut n = 0;
+        while self.release_largest_empty_block(None) {
+            n += 1;
+        }
+        n
+    }
+
+    /// Reads budgets from the device now (estimates them when it cannot report).
+    pub fn refresh_budget(&mut self) {
+        let mut report = [HeapBudget::default(); MAX_MEMORY_HEAPS];
+        let heaps = self.properties.heaps().len();
+        if self.device.query_budget(&mut report[..heaps]) {
+            self.budgets.refresh(Some(&report[..heaps]));
+        } else {
+            self.budgets.refresh(None);
+        }
+    }
+
+    fn refresh_budget_if_due(&mut self) {
+        if self.budgets.creations_since_refresh() >= self.config.budget_refresh_interval {
+            self.refresh_budget();
+        }
+    }
+
+    /// The memory object, its size and its memory type behind a live allocation.
+    fn object_of(
+        &self,
+        raw: &RawDeviceAllocation<D::Memory>,
+    ) -> Result<(D::Memory, u64, u32), FlushError> {
+        if raw.pools != self.id {
+            return Err(FlushError::ForeignAllocation);
+        }
+        let found = match raw.placement {
+            Placement::Block(_) => {
+                let entry = self
+                    .blocks
+                    .as_ref()
+                    .get(raw.slot as usize)
+                    .ok_or(FlushError::ForeignAllocation)?;
+                match &entry.state {
+                    BlockState::Live(b) if entry.generation == raw.generation => {
+                        (b.memory, b.size, u32::from(b.memory_type))
+                    }
+                    _ => return Err(FlushError::StaleAllocation),
+                }
+            }
+            Placement::Dedicated => {
+                let entry = self
+                    .dedicated
+                    .as_ref()
+                    .get(raw.slot as usize)
+                    .ok_or(FlushError::ForeignAllocation)?;
+                match entry.object {
+                    Some(o) if entry.generation == raw.generation => {
+                        (o.memory, o.size, u32::from(o.memory_type))
+                    }
+                    _ => return Err(FlushError::StaleAllocation),
+                }
+            }
+        };
+        if found.0 != raw.memory {
+            return Err(FlushError::ForeignAllocation);
+        }
+        Ok(found)
+    }
+
+    /// The device range a flush or invalidate of `[offset, offset + size)` of `allocation`
+    /// covers, or `None` when the memory is coherent (nothing to do).
+    fn atom_range_of(
+        &self,
+        allocation: &DeviceAllocation<D::Memory>,
+        offset: u64,
+        size: u64,
+    ) -> Result<Option<MappedRange<D::Memory>>, FlushError> {
+        let raw = allocation.raw();
+        let (memory, object_size, memory_type) = self.object_of(raw)?;
+        let flags = self.properties.types()[memory_type as usize].properties;
+        if !flags.contains(MemoryPropertyFlags::HOST_VISIBLE) {
+            return Err(FlushError::NotHostVisible);
+        }
+        let end = offset.checked_add(size).ok_or(FlushError::OutOfRange)?;
+        if end > raw.size {
+            return Err(FlushError::OutOfRange);
+        }
+        if size == 0 || flags.contains(MemoryPropertyFlags::HOST_COHERENT) {
+            return Ok(None);
+        }
+        let (start, len) = mapping::atom_range(
+            raw.offset + offset,
+            size,
+            self.limits.non_coherent_atom_size,
+            object_size,
+        )
+        .ok_or(FlushError::OutOfRange)?;
+        Ok(Some(MappedRange {
+            memory,
+            offset: start,
+            size: len,
+        }))
+    }
+
+    /// Makes host writes to `[offset, offset + size)` of the allocation visible to the device.
+    /// Rounded out to `nonCoherentAtomSize` (allocations in non-coherent memory own whole atoms)
+    /// and clamped to the memory object; nothing is done for coherent memory.
+    pub fn flush(
+        &self,
+        allocation: &DeviceAllocation<D::Memory>,
+        offset: u64,
+        size: u64,
+    ) -> Result<(), FlushError> {
+        match self.atom_range_of(allocation, offset, size)? {
+            Some(range) => {
+                // SAFETY: `object_of` found the object live in these pools, and a live
+                // host-visible object is mapped; `atom_range` gives an atom-aligned offset and a
+                // size that is a multiple of the atom or reaches the end of the object.
+                unsafe { self.device.flush_ranges(&[range]) }.map_err(FlushError::Device)
+            }
+            None => Ok(()),
+        }
+    }
+
+    /// Makes device writes to `[offset, offset + size)` of the allocation visible to the host.
+    /// Rounded and skipped as [`MemoryPools::flush`] is.
+    pub fn invalidate(
+        &self,
+        allocation: &DeviceAllocation<D::Memory>,
+        offset: u64,
+        size: u64,
+    ) -> Result<(), FlushError> {
+        match self.atom_range_of(allocation, offset, size)? {
+            Some(range) => {
+                // SAFETY: as for `flush`: the object is live and mapped, the range is
+                // atom-aligned and clamped to it.
+                unsafe { self.device.invalidate_ranges(&[range]) }.map_err(FlushError::Device)
+            }
+            None => Ok(()),
+        }
+    }
+
+    /// Statistics of memory type `memory_type`'s pool.
+    pub fn type_stats(&self, memory_type: u32) -> Option<PoolStats> {
+        self.type_stats[..self.properties.types().len()]
+            .get(memory_type as usize)
+            .copied()
+    }
+
+    /// Statistics of heap `heap`: its types' pools summed, and its budget.
+    pub fn heap_stats(&self, heap: u32) -> Option<HeapStats> {
+        if heap as usize >= self.properties.heaps().len() {
+            return None;
+        }
+        let mut pools = PoolStats::default();
+        for (t, ty) in self.properties.types().iter().enumerate() {
+            if ty.heap_index == heap {
+                pools.add(&self.type_stats[t]);
+            }
+        }
+        Some(HeapStats {
+            pools,
+            budget: self.budgets.budget(heap as usize),
+            usage: self.budgets.usage(heap as usize),
+            budget_from_device: self.budgets.from_device(),
+        })
+    }
+
+    /// Every pool's statistics summed.
+    pub fn total_stats(&self) -> PoolStats {
+        let mut total = PoolStats::default();
+        for s in &self.type_stats[..self.properties.types().len()] {
+            total.add(s);
+        }
+        total
+    }
+
+    /// Memory objects held from the device (blocks and dedicated).
+    pub fn memory_objects(&self) -> u32 {
+        self.objects
+    }
+
+    /// This instance's id (what its allocations carry).
+    pub fn id(&self) -> AllocatorId {
+        self.id
+    }
+
+    /// Frees every memory object, live allocations included, and reports those as leaks.
+    ///
+    /// # Safety
+    /// - the GPU has finished every use of every allocation of these pools;
+    /// - no resource still bound to their memory is used again, and no pointer into a mapping
+    ///   is used afterwards.
+    pub unsafe fn destroy(mut self) -> TeardownReport {
+        let mut report = TeardownReport {
+            leaked_allocations: 0,
+            leaked_bytes: 0,
+            leaked_by_type: [0; MAX_MEMORY_TYPES],
+            objects_freed: 0,
+        };
+        for slot in 0..self.blocks.as_ref().len() {
+            if let BlockState::Live(b) = &self.blocks.as_ref()[slot].state {
+                report.leaked_allocations += u64::from(b.live);
+                report.leaked_bytes += b.used;
+                report.leaked_by_type[usize::from(b.memory_type)] += b.live;
+                report.objects_freed += 1;
+                self.release_block(slot as u32);
+            }
+        }
+        for slot in 0..self.dedicated.as_ref().len() {
+            let entry = &mut self.dedicated.as_mut()[slot];
+            if let Some(o) = entry.object.take() {
+                entry.generation = entry.generation.wrapping_add(1);
+                report.leaked_allocations += 1;
+                report.leaked_bytes += o.size;
+                report.leaked_by_type[usize::from(o.memory_type)] += 1;
+                report.objects_freed += 1;
+                let stats = &mut self.type_stats[usize::from(o.memory_type)];
+                stats.dedicated_objects -= 1;
+                stats.dedicated_bytes -= o.size;
+                self.objects -= 1;
+                let heap = self.properties.types()[usize::from(o.memory_type)].heap_index;
+                self.budgets.on_free(heap as usize, o.size);
+                self.free_object(o.memory, o.mapped);
+            }
+        }
+        report
+    }
+}
+
+impl<D, A, BS, DS> Drop for MemoryPools<D, A, BS, DS>
+where
+    D: MemoryDevice,
+    A: BlockAllocator,
+    BS: AsRef<[BlockSlot<D::Memory, A>]> + AsMut<[BlockSlot<D::Memory, A>]>,
+    DS: AsRef<[DedicatedSlot<D::Memory>]> + AsMut<[DedicatedSlot<D::Memory>]>,
+{
+    /// Frees the empty blocks (their ranges were all given back under `free`'s contract, so the
+    /// GPU is done with them). Memory still holding live allocations is leaked, not freed: the
+    /// GPU may still use it. Call [`MemoryPools::destroy`] to free everything.
+    fn drop(&mut self) {
+        self.trim();
+    }
+}

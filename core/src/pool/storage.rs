@@ -1,0 +1,95 @@
+//! The fixed-capacity tables the pools keep their memory objects in, given at construction:
+//! one [`BlockSlot`] per block (with that block's sub-allocator metadata storage) and one
+//! [`DedicatedSlot`] per dedicated object. Running out of either is a typed error.
+#![forbid(unsafe_code)]
+
+use super::block_allocator::BlockAllocator;
+use super::mapping::HostPtr;
+
+/// "No slot" in the intrusive lists.
+pub(crate) const NO_SLOT: u32 = u32::MAX;
+
+/// A slot for one block. Build each with the metadata storage its sub-allocator needs for the
+/// largest block (see [`super::MemoryPools::block_storage_len`]).
+pub struct BlockSlot<M, A: BlockAllocator> {
+    /// Bumped each time the slot's block is released, so handles into it go stale.
+    pub(crate) generation: u32,
+    /// Next slot in the free list (vacant) or in its pool's block list (live).
+    pub(crate) link: u32,
+    pub(crate) state: BlockState<M, A>,
+}
+
+impl<M, A: BlockAllocator> BlockSlot<M, A> {
+    /// A vacant slot holding the metadata storage for the sub-allocator of a future block.
+    pub const fn new(storage: A::Storage) -> Self {
+        Self {
+            generation: 0,
+            link: NO_SLOT,
+            state: BlockState::Vacant(storage),
+        }
+    }
+
+    /// Whether the slot holds a block.
+    pub const fn is_live(&self) -> bool {
+        matches!(self.state, BlockState::Live(_))
+    }
+}
+
+/// What a block slot holds.
+pub(crate) enum BlockState<M, A: BlockAllocator> {
+    /// No block: the metadata storage, waiting.
+    Vacant(A::Storage),
+    /// A block.
+    Live(LiveBlock<M, A>),
+    /// The storage was lost to a failed sub-allocator construction; never used again.
+    Poisoned,
+}
+
+/// A block: a memory object and the sub-allocator over it.
+pub(crate) struct LiveBlock<M, A> {
+    pub(crate) allocator: A,
+    pub(crate) memory: M,
+    pub(crate) size: u64,
+    pub(crate) mapped: Option<HostPtr>,
+    pub(crate) memory_type: u8,
+    /// Index of the block set (memory type x resource-kind group) it belongs to.
+    pub(crate) set: u8,
+    /// Live sub-allocations.
+    pub(crate) live: u32,
+    /// Bytes those hold (as asked of the sub-allocator).
+    pub(crate) used: u64,
+}
+
+/// A slot for one dedicated memory object.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DedicatedSlot<M> {
+    pub(crate) generation: u32,
+    pub(crate) link: u32,
+    pub(crate) object: Option<DedicatedObject<M>>,
+}
+
+impl<M> DedicatedSlot<M> {
+    /// A vacant slot.
+    pub const fn new() -> Self {
+        Self {
+            generation: 0,
+            link: NO_SLOT,
+            object: None,
+        }
+    }
+}
+
+impl<M> Default for DedicatedSlot<M> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// A dedicated memory object.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct DedicatedObject<M> {
+    pub(crate) memory: M,
+    pub(crate) size: u64,
+    pub(crate) mapped: Option<HostPtr>,
+    pub(crate) memory_type: u8,
+}

@@ -1,0 +1,1076 @@
+//! Unit tests of the pools and their parts, on a small mock device.
+
+mod sizing {
+    use super::super::sizing::*;
+    const MIB: u64 = 1 << 20;
+
+    #[test]
+    fn small_heaps_get_small_blocks() {
+        assert_eq!(preferred_block_size(256 * MIB), 32 * MIB);
+        assert_eq!(preferred_block_size(SMALL_HEAP_MAX), 128 * MIB);
+        assert_eq!(preferred_block_size(16 << 30), 256 * MIB);
+        assert_eq!(preferred_block_size(100 * MIB), 8 * MIB);
+        assert_eq!(preferred_block_size(0), 0);
+    }
+
+    #[test]
+    fn blocks_double_from_the_first_to_the_preferred() {
+        let s = BlockSizing::new(16 << 30, 2 * MIB, None, None, u64::MAX, 256);
+        assert_eq!(s.preferred, 256 * MIB);
+        assert_eq!(s.dedicated_threshold, 128 * MIB);
+        assert_eq!(s.next_block(0, 4096), Some(2 * MIB));
+        assert_eq!(s.next_block(2 * MIB, 4096), Some(4 * MIB));
+        assert_eq!(s.next_block(256 * MIB, 4096), Some(256 * MIB));
+        // A large request grows the block to fit.
+        assert_eq!(s.next_block(0, 64 * MIB), Some(64 * MIB));
+    }
+
+    #[test]
+    fn limits_cap_every_size() {
+        // maxMemoryAllocationSize of 3 MiB: blocks of 2 MiB at most.
+        let s = BlockSizing::new(16 << 30, 2 * MIB, None, None, 3 * MIB, 256);
+        assert_eq!(
+            (s.first, s.preferred, s.largest),
+            (2 * MIB, 2 * MIB, 2 * MIB)
+        );
+        assert_eq!(s.next_block(2 * MIB, 4 * MIB), None);
+        // A tiny heap: first block shrinks to the preferred size.
+        let s = BlockSizing::new(4 * MIB, 2 * MIB, None, None, u64::MAX, 256);
+        assert_eq!((s.first, s.preferred), (512 << 10, 512 << 10));
+        // Nonsense configuration (zero sizes) still gives usable powers of two.
+        let s = BlockSizing::new(0, 0, Some(0), None, 0, 256);
+        assert_eq!((s.first, s.preferred, s.largest), (256, 256, 256));
+    }
+
+    #[test]
+    fn needed_covers_size_and_alignment() {
+        assert_eq!(BlockSizing::needed(1000, 16), Some(1024));
+        assert_eq!(BlockSizing::needed(1000, 4096), Some(4096));
+        assert_eq!(BlockSizing::needed(u64::MAX, 1), None);
+    }
+}
+
+mod mapping {
+    use super::super::mapping::*;
+
+    #[test]
+    fn ranges_round_out_to_atoms_and_clamp_to_the_object() {
+        assert_eq!(atom_range(10, 20, 64, 4096), Some((0, 64)));
+        assert_eq!(atom_range(64, 64, 64, 4096), Some((64, 64)));
+        assert_eq!(atom_range(100, 100, 64, 4096), Some((64, 192)));
+        // Clamped: the object ends inside the last atom.
+        assert_eq!(atom_range(900, 100, 256, 1000), Some((768, 232)));
+        assert_eq!(atom_range(0, 0, 64, 4096), None);
+        assert_eq!(atom_range(4000, 200, 64, 4096), None);
+        assert_eq!(atom_range(u64::MAX, 2, 64, u64::MAX), None);
+        assert_eq!(atom_range(0, 1, 48, 4096), None);
+    }
+
+    #[test]
+    fn host_ptr_offsets_without_dereferencing() {
+        let mut bytes = [0u8; 64];
+        let base = HostPtr::new(core::ptr::NonNull::from(&mut bytes).cast());
+        let p = base.offset(16).unwrap();
+        assert_eq!(p.as_ptr() as usize - base.as_ptr() as usize, 16);
+        assert_eq!(p.as_non_null().as_ptr(), p.as_ptr());
+    }
+}
+
+mod budget {
+    use super::super::budget::HeapBudgets;
+    use crate::device::{
+        HeapBudget, MemoryHeap, MemoryHeapFlags, MemoryProperties, MemoryPropertyFlags, MemoryType,
+    };
+
+    fn two_heaps() -> MemoryProperties {
+        let t = |heap_index| MemoryType {
+            properties: MemoryPropertyFlags::DEVICE_LOCAL,
+            heap_index,
+        };
+        let h = |size| MemoryHeap {
+            size,
+            flags: MemoryHeapFlags::DEVICE_LOCAL,
+        };
+        MemoryProperties::new(&[t(0), t(1)], &[h(1000), h(10_000)]).unwrap()
+    }
+
+    #[test]
+    fn estimates_are_80_percent_of_the_heap_and_memkit_usage() {
+        let mut b = HeapBudgets::new(&two_heaps());
+        b.refresh(None);
+        assert!(!b.from_device());
+        assert_eq!((b.budget(0), b.usage(0)), (800, 0));
+        b.on_create(0, 700);
+        assert_eq!(b.usage(0), 700);
+        assert!(b.fits(0, 100));
+        assert!(!b.fits(0, 101));
+        assert!(!b.fits(0, u64::MAX));
+        b.on_free(0, 700);
+        assert_eq!(b.usage(0), 0);
+        assert_eq!(b.budget(7), 0);
+        assert_eq!(b.usage(7), 0);
+    }
+
+    #[test]
+    fn device_figures_are_advanced_by_memkit_changes_until_refreshed() {
+        let mut b = HeapBudgets::new(&two_heaps());
+        b.on_create(1, 500);
+        let report = [
+            HeapBudget {
+                budget: 900,
+                usage: 100,
+            },
+            HeapBudget {
+                budget: 9000,
+                usage: 3000,
+            },
+        ];
+        b.refresh(Some(&report));
+        assert!(b.from_device());
+        assert_eq!((b.budget(1), b.usage(1)), (9000, 3000));
+        b.on_create(1, 1000);
+        assert_eq!(b.usage(1), 4000);
+        b.on_free(1, 1500);
+        assert_eq!(b.usage(1), 2500);
+        assert_eq!(b.creations_since_refresh(), 1);
+        assert_eq!(b.memkit_bytes(1), 0);
+    }
+}
+
+/// A mock device: memory objects are numbered and never reused, every contract of the device
+/// trait is asserted, and allocation `k` can be made to fail.
+pub(crate) mod mock {
+    use core::cell::RefCell;
+    use core::ptr::NonNull;
+    use std::vec::Vec;
+
+    use crate::device::*;
+
+    #[derive(Clone, Copy, Debug)]
+    pub struct Object {
+        pub size: u64,
+        pub memory_type: u32,
+        pub mapped: bool,
+        pub dedicated: bool,
+        pub device_address: bool,
+    }
+
+    #[derive(Default)]
+    pub struct State {
+        pub objects: Vec<Option<Object>>,
+        /// `allocate_memory` calls so far.
+        pub allocations: u64,
+        /// Make the call with this index fail with `OutOfDeviceMemory`.
+        pub fail_at: Option<u64>,
+        pub fail_maps: bool,
+        pub heap_used: Vec<u64>,
+        pub flushed: Vec<MappedRange<u32>>,
+        pub invalidated: Vec<MappedRange<u32>>,
+    }
+
+    pub struct MockDevice {
+        pub properties: MemoryProperties,
+        pub limits: DeviceLimits,
+        /// Per-heap budgets when the device reports them.
+        pub budgets: Option<Vec<u64>>,
+        pub state: RefCell<State>,
+    }
+
+    pub const MIB: u64 = 1 << 20;
+
+    impl MockDevice {
+        pub fn new(types: &[(MemoryPropertyFlags, u32)], heaps: &[u64]) -> Self {
+            let types: Vec<MemoryType> = types
+                .iter()
+                .map(|&(properties, heap_index)| MemoryType {
+                    properties,
+                    heap_index,
+                })
+                .collect();
+            let heaps: Vec<MemoryHeap> = heaps
+                .iter()
+                .map(|&size| MemoryHeap {
+                    size,
+                    flags: MemoryHeapFlags::DEVICE_LOCAL,
+                })
+                .collect();
+            Self {
+                properties: MemoryProperties::new(&types, &heaps).unwrap(),
+                limits: DeviceLimits {
+                    max_memory_allocation_count: 4096,
+                    max_memory_allocation_size: 1 << 32,
+                    buffer_image_granularity: 1024,
+                    non_coherent_atom_size: 256,
+                    min_memory_map_alignment: 64,
+                },
+                budgets: None,
+                state: RefCell::new(State {
+                    heap_used: std::vec![0; heaps.len()],
+                    ..State::default()
+                }),
+            }
+        }
+
+        /// Device-local (heap 0, 1 GiB), host-visible coherent (heap 1, 1 GiB), host-visible
+        /// non-coherent cached (heap 1).
+        pub fn discrete() -> Self {
+            use MemoryPropertyFlags as F;
+            Self::new(
+                &[
+                    (F::DEVICE_LOCAL, 0),
+                    (F::HOST_VISIBLE | F::HOST_COHERENT, 1),
+                    (F::HOST_VISIBLE | F::HOST_CACHED, 1),
+                ],
+                &[1 << 30, 1 << 30],
+            )
+        }
+
+        pub fn live_objects(&self) -> usize {
+            self.state.borrow().objects.iter().flatten().count()
+        }
+
+        pub fn allocations(&self) -> u64 {
+            self.state.borrow().allocations
+        }
+    }
+
+    impl MemoryDevice for MockDevice {
+        type Memory = u32;
+        type Buffer = u32;
+
+        fn memory_properties(&self) -> &MemoryProperties {
+            &self.properties
+        }
+
+        fn limits(&self) -> DeviceLimits {
+            self.limits
+        }
+
+        fn query_budget(&self, out: &mut [HeapBudget]) -> bool {
+            let Some(budgets) = &self.budgets else {
+                return false;
+            };
+            let s = self.state.borrow();
+            for (i, o) in out.iter_mut().enumerate() {
+                *o = HeapBudget {
+                    budget: budgets[i],
+                    usage: s.heap_used[i],
+                };
+            }
+            true
+        }
+
+        unsafe fn allocate_memory(
+            &self,
+            info: &MemoryAllocateInfo<u32>,
+        ) -> Result<u32, DeviceError> {
+            let mut s = self.state.borrow_mut();
+            let ty = self.properties.types()[info.memory_type as usize];
+            assert!(info.size > 0 && info.size <= self.limits.max_memory_allocation_size);
+            let call = s.allocations;
+            s.allocations += 1;
+            if s.fail_at == Some(call) {
+                return Err(DeviceError::OutOfDeviceMemory);
+            }
+            let live = s.objects.iter().flatten().count() as u32;
+            assert!(
+                live < self.limits.max_memory_allocation_count,
+                "object count exceeded"
+            );
+            let heap = ty.heap_index as usize;
+            if s.heap_used[heap] + info.size > self.properties.heaps()[heap].size {
+                return Err(DeviceError::OutOfDeviceMemory);
+            }
+            s.heap_used[heap] += info.size;
+            s.objects.push(Some(Object {
+                size: info.size,
+                memory_type: info.memory_type,
+                mapped: false,
+                dedicated: info.dedicated_to.is_some(),
+                device_address: info.device_address,
+            }));
+            Ok(s.objects.len() as u32 - 1)
+        }
+
+        unsafe fn free_memory(&self, memory: u32) {
+            let mut s = self.state.borrow_mut();
+            let o = s.objects[memory as usize]
+                .take()
+                .expect("double free of a memory object");
+            assert!(!o.mapped, "freed while mapped");
+            let heap = self.properties.types()[o.memory_type as usize].heap_index as usize;
+            s.heap_used[heap] -= o.size;
+        }
+
+        unsafe fn map_memory(&self, memory: u32) -> Result<NonNull<u8>, DeviceError> {
+            let mut s = self.state.borrow_mut();
+            if s.fail_maps {
+                return Err(DeviceError::MapFailed);
+            }
+            let o = s.objects[memory as usize]
+                .as_mut()
+                .expect("map of a freed object");
+            let ty = self.properties.types()[o.memory_type as usize];
+            assert!(ty.properties.contains(MemoryPropertyFlags::HOST_VISIBLE));
+            assert!(!o.mapped, "mapped twice");
+            o.mapped = true;
+            // A made-up address, never dereferenced: object n at (n + 1) << 36.
+            let addr = (memory as usize + 1) << 36;
+            Ok(NonNull::new(core::ptr::without_provenance_mut(addr)).unwrap())
+        }
+
+        unsafe fn unmap_memory(&self, memory: u32) {
+            let mut s = self.state.borrow_mut();
+            let o = s.objects[memory as usize]
+                .as_mut()
+                .expect("unmap of a freed object");
+            assert!(o.mapped, "unmap of an unmapped object");
+            o.mapped = false;
+        }
+
+        unsafe fn flush_ranges(&self, ranges: &[MappedRange<u32>]) -> Result<(), DeviceError> {
+            self.check_ranges(ranges);
+            self.state.borrow_mut().flushed.extend_from_slice(ranges);
+            Ok(())
+        }
+
+        unsafe fn invalidate_ranges(&self, ranges: &[MappedRange<u32>]) -> Result<(), DeviceError> {
+            self.check_ranges(ranges);
+            self.state
+                .borrow_mut()
+                .invalidated
+                .extend_from_slice(ranges);
+            Ok(())
+        }
+    }
+
+    impl MockDevice {
+        fn check_ranges(&self, ranges: &[MappedRange<u32>]) {
+            let s = self.state.borrow();
+            let atom = self.limits.non_coherent_atom_size;
+            for r in ranges {
+                let o = s.objects[r.memory as usize].expect("flush of a freed object");
+                assert!(o.mapped, "flush of an unmapped object");
+                assert_eq!(r.offset % atom, 0, "offset not a multiple of the atom");
+                assert!(r.offset + r.size <= o.size, "range past the object");
+                assert!(
+                    r.size % atom == 0 || r.offset + r.size == o.size,
+                    "size not whole atoms"
+                );
+            }
+        }
+    }
+}
+
+mod pools {
+    use std::vec::Vec;
+
+    use super::mock::{MIB, MockDevice};
+    use crate::buddy::BuddyAllocator;
+    use crate::device::{DedicatedHint, DedicatedTo, MemoryPropertyFlags as F};
+    use crate::pool::*;
+    use crate::suballocator::FreeError;
+    use crate::tlsf::{TlsfAllocator, TlsfNode};
+    use crate::usage::{MemoryUsage as U, ResourceKind};
+
+    type Tlsf = TlsfAllocator<Vec<TlsfNode>>;
+    type Buddy = BuddyAllocator<Vec<u64>>;
+    type Pools<'d, A> =
+        MemoryPools<&'d MockDevice, A, Vec<BlockSlot<u32, A>>, Vec<DedicatedSlot<u32>>>;
+
+    /// Storage of every element type the tests use.
+    trait TestStorage: BlockAllocator {
+        fn storage(len: usize) -> Self::Storage;
+    }
+    impl TestStorage for Tlsf {
+        fn storage(len: usize) -> Vec<TlsfNode> {
+            std::vec![TlsfNode::EMPTY; len]
+        }
+    }
+    impl TestStorage for Buddy {
+        fn storage(len: usize) -> Vec<u64> {
+            std::vec![0; len]
+        }
+    }
+
+    fn pools_with<A: TestStorage>(
+        dev: &MockDevice,
+        config: PoolConfig,
+        blocks: usize,
+        dedicated: usize,
+    ) -> Pools<'_, A> {
+        let len = Pools::<A>::block_storage_len(&dev, &config).unwrap();
+        let slots = (0..blocks)
+            .map(|_| BlockSlot::new(A::storage(len)))
+            .collect();
+        let ded = std::vec![DedicatedSlot::new(); dedicated];
+        MemoryPools::new(dev, config, slots, ded).unwrap()
+    }
+
+    fn config() -> PoolConfig {
+        PoolConfig {
+            max_allocations_per_block: 256,
+            ..PoolConfig::DEFAULT
+        }
+    }
+
+    fn req(size: u64, align: u64, usage: U) -> AllocationRequest {
+        AllocationRequest::sized(size, align, usage)
+    }
+
+    /// Runs a test on both sub-allocators.
+    macro_rules! both {
+        ($($name:ident),* $(,)?) => {
+            mod tlsf { $( #[test] fn $name() { super::$name::<super::Tlsf>() } )* }
+            mod buddy { $( #[test] fn $name() { super::$name::<super::Buddy>() } )* }
+        };
+    }
+
+    both!(
+        sub_allocates_from_one_small_block,
+        rejects_bad_input,
+        dedicated_objects,
+        keeps_one_empty_block,
+        blocks_grow_then_cap,
+        object_count_is_respected,
+        within_budget_mode,
+        falls_back_to_the_next_type,
+        separates_linear_and_optimal,
+        flushes_whole_atoms,
+        refuses_double_foreign_and_stale_frees,
+        fault_at_every_device_allocation,
+        slots_and_metadata_run_out,
+        map_failure_frees_the_object,
+        teardown_reports_leaks,
+        drop_frees_only_empty_blocks,
+    );
+
+    fn sub_allocates_from_one_small_block<A: TestStorage>() {
+        let dev = MockDevice::discrete();
+        let mut p = pools_with::<A>(&dev, config(), 16, 16);
+        let a = p.allocate(&req(1000, 64, U::FAST_DEVICE_ACCESS)).unwrap();
+        let b = p.allocate(&req(3000, 256, U::FAST_DEVICE_ACCESS)).unwrap();
+        assert_eq!((a.memory_type(), b.memory_type()), (0, 0));
+        assert_eq!(a.memory(), b.memory());
+        assert!(!a.is_dedicated() && a.mapped().is_none());
+        assert_eq!(b.offset() % 256, 0);
+        assert!(a.offset() + 1000 <= b.offset() || b.offset() + 3000 <= a.offset());
+        assert_eq!(dev.live_objects(), 1);
+        assert_eq!(dev.state.borrow().objects[0].unwrap().size, 2 * MIB);
+        let s = p.type_stats(0).unwrap();
+        assert_eq!(
+            (s.blocks, s.block_bytes, s.sub_allocations),
+            (1, 2 * MIB, 2)
+        );
+        assert!(s.allocated_bytes >= 4000);
+        let h = p.heap_stats(0).unwrap();
+        assert_eq!(h.pools, s);
+        assert_eq!(
+            (h.budget, h.usage, h.budget_from_device),
+            ((1u64 << 30) * 8 / 10, 2 * MIB, false)
+        );
+        // Host-visible memory: mapped once, the allocation's pointer is base + offset.
+        let up = p.allocate(&req(100, 4, U::UPLOAD)).unwrap();
+        assert_eq!(up.memory_type(), 1);
+        let base = (up.memory() as usize + 1) << 36;
+        assert_eq!(
+            up.mapped().unwrap().as_ptr() as usize,
+            base + up.offset() as usize
+        );
+        // SAFETY: the mock device runs no GPU work.
+        unsafe {
+            p.free(a).unwrap();
+            p.free(b).unwrap();
+            p.free(up).unwrap();
+        }
+        let s = p.total_stats();
+        assert_eq!(
+            (s.live_allocations(), s.allocated_bytes, s.empty_blocks),
+            (0, 0, 2)
+        );
+        // SAFETY: as above.
+        let report = unsafe { p.destroy() };
+        assert!(report.is_clean());
+        assert_eq!(report.objects_freed, 2);
+        assert_eq!(dev.live_objects(), 0);
+    }
+
+    fn rejects_bad_input<A: TestStorage>() {
+        let dev = MockDevice::discrete();
+        let mut p = pools_with::<A>(&dev, config(), 4, 4);
+        let e = |r: &AllocationRequest, p: &mut Pools<'_, A>| p.allocate(r).unwrap_err();
+        assert_eq!(e(&req(0, 1, U::empty()), &mut p), PoolError::ZeroSize);
+        assert_eq!(
+            e(&req(16, 3, U::empty()), &mut p),
+            PoolError::AlignmentNotPowerOfTwo
+        );
+        assert_eq!(
+            e(&req(16, 0, U::empty()), &mut p),
+            PoolError::AlignmentNotPowerOfTwo
+        );
+        assert_eq!(
+            e(&req((1 << 32) + 1, 1, U::empty()), &mut p),
+            PoolError::TooLarge {
+                size: (1 << 32) + 1,
+                max: 1 << 32
+            }
+        );
+        let mut r = req(16, 1, U::UPLOAD);
+        r.requirements.memory_type_bits = 0b001;
+        assert_eq!(e(&r, &mut p), PoolError::NoCompatibleType);
+        r.requirements.memory_type_bits = 0;
+        assert_eq!(e(&r, &mut p), PoolError::NoCompatibleType);
+        let r = req(16, 1, U::empty()).with_memory_type(3);
+        assert_eq!(e(&r, &mut p), PoolError::TypeNotAllowed);
+        let mut r = req(16, 1, U::empty()).with_memory_type(1);
+        r.requirements.memory_type_bits = 0b001;
+        assert_eq!(e(&r, &mut p), PoolError::TypeNotAllowed);
+        // Nothing was allocated by any of it.
+        assert_eq!((dev.allocations(), p.memory_objects()), (0, 0));
+        // A strict type is honoured even when the usage would rank it last.
+        let a = p
+            .allocate(&req(16, 1, U::empty()).with_memory_type(2))
+            .unwrap();
+        assert_eq!(a.memory_type(), 2);
+        // SAFETY: no GPU.
+        unsafe { p.free(a).unwrap() };
+    }
+
+    fn dedicated_objects<A: TestStorage>() {
+        let dev = MockDevice::discrete();
+        let mut p = pools_with::<A>(&dev, config(), 4, 8);
+        // Above half the preferred block size (1 GiB heap: 128 MiB blocks, threshold 64 MiB).
+        assert_eq!(p.sizing(0).unwrap().dedicated_threshold, 64 * MIB);
+        let big = p.allocate(&req(64 * MIB + 1, 1, U::empty())).unwrap();
+        assert!(big.is_dedicated());
+        assert_eq!((big.offset(), big.size()), (0, 64 * MIB + 1));
+        let mut r = req(4096, 1, U::UPLOAD);
+        r.requirements.dedicated = DedicatedHint::Required;
+        assert_eq!(p.allocate(&r), Err(PoolError::DedicatedResourceRequired));
+        // SAFETY: the mock's buffer 7 is "alive and unbound" (the mock has no buffers).
+        let named = unsafe { p.allocate_dedicated_to(&r, DedicatedTo::Buffer(7)) }.unwrap();
+        assert!(named.is_dedicated() && named.mapped().is_some());
+        assert!(
+            dev.state.borrow().objects[named.memory() as usize]
+                .unwrap()
+                .dedicated
+        );
+        r.requirements.dedicated = DedicatedHint::Preferred;
+        let preferred = p.allocate(&r).unwrap();
+        let forced = p
+            .allocate(&req(256, 1, U::empty()).with_dedicated())
+            .unwrap();
+        let address = p.allocate(&req(256, 1, U::DEVICE_ADDRESS)).unwrap();
+        assert!(preferred.is_dedicated() && forced.is_dedicated() && address.is_dedicated());
+        assert!(
+            dev.state.borrow().objects[address.memory() as usize]
+                .unwrap()
+                .device_address
+        );
+        assert_eq!(p.memory_objects(), 5);
+        let s = p.total_stats();
+        assert_eq!((s.dedicated_objects, s.blocks), (5, 0));
+        // SAFETY: no GPU.
+        unsafe {
+            for a in [big, named, preferred, forced, address] {
+                p.free(a).unwrap();
+            }
+        }
+        assert_eq!(
+            (dev.live_objects(), p.total_stats().dedicated_bytes),
+            (0, 0)
+        );
+    }
+
+    fn keeps_one_empty_block<A: TestStorage>() {
+        let dev = MockDevice::discrete();
+        let mut p = pools_with::<A>(&dev, config(), 8, 4);
+        for _ in 0..10 {
+            let a = p.allocate(&req(4096, 1, U::empty())).unwrap();
+            // SAFETY: no GPU.
+            unsafe { p.free(a).unwrap() };
+        }
+        // One device call for ten frames.
+        assert_eq!(dev.allocations(), 1);
+        assert_eq!(p.type_stats(0).unwrap().empty_blocks, 1);
+        // Two blocks emptied at once: the smaller goes, the larger stays.
+        let a = p.allocate(&req(MIB, 1, U::empty())).unwrap();
+        let b = p.allocate(&req(2 * MIB, 1, U::empty())).unwrap();
+        assert_eq!(dev.live_objects(), 2);
+        // SAFETY: no GPU.
+        unsafe {
+            p.free(a).unwrap();
+            p.free(b).unwrap();
+        }
+        assert_eq!(dev.live_objects(), 1);
+        let s = p.type_stats(0).unwrap();
+        assert_eq!((s.blocks, s.empty_blocks, s.block_bytes), (1, 1, 4 * MIB));
+        assert_eq!(p.trim(), 1);
+        assert_eq!(dev.live_objects(), 0);
+    }
+
+    fn blocks_grow_then_cap<A: TestStorage>() {
+        let dev = MockDevice::discrete();
+        let mut p = pools_with::<A>(&dev, config(), 16, 4);
+        let mut live = Vec::new();
+        // Fill block after block with 1 MiB allocations: 2, 4, 8, ... MiB, capped at 128 MiB.
+        for _ in 0..(2 + 4 + 8 + 16 + 32 + 64 + 128 + 128) {
+            live.push(p.allocate(&req(MIB, 1, U::empty())).unwrap());
+        }
+        let sizes: Vec<u64> = dev
+            .state
+            .borrow()
+            .objects
+            .iter()
+            .map(|o| o.unwrap().size / MIB)
+            .collect();
+        assert_eq!(sizes, [2, 4, 8, 16, 32, 64, 128, 128]);
+        // SAFETY: no GPU.
+        unsafe {
+            for a in live {
+                p.free(a).unwrap();
+            }
+        }
+        assert_eq!(dev.live_objects(), 1, "one empty block kept");
+    }
+
+    fn object_count_is_respected<A: TestStorage>() {
+        let mut dev = MockDevice::discrete();
+        dev.limits.max_memory_allocation_count = 3;
+        let mut p = pools_with::<A>(&dev, config(), 8, 8);
+        let block_alloc = p.allocate(&req(16, 1, U::empty())).unwrap();
+        let d1 = p
+            .allocate(&req(16, 1, U::empty()).with_dedicated())
+            .unwrap();
+        let d2 = p.allocate(&req(16, 1, U::UPLOAD).with_dedicated()).unwrap();
+        assert_eq!(
+            p.allocate(&req(16, 1, U::UPLOAD).with_dedicated()),
+            Err(PoolError::ObjectCountExhausted { limit: 3 })
+        );
+        // A new block is an object too.
+        assert_eq!(
+            p.allocate(&req(16, 1, U::UPLOAD)),
+            Err(PoolError::ObjectCountExhausted { limit: 3 })
+        );
+        // An empty block is released to make room.
+        // SAFETY: no GPU.
+        unsafe { p.free(block_alloc).unwrap() };
+        assert_eq!(p.memory_objects(), 3);
+        let up = p.allocate(&req(16, 1, U::UPLOAD)).unwrap();
+        assert_eq!((p.memory_objects(), dev.live_objects()), (3, 3));
+        // SAFETY: no GPU.
+        unsafe {
+            for a in [d1, d2, up] {
+                p.free(a).unwrap();
+            }
+            assert!(p.destroy().is_clean());
+        }
+        assert_eq!(dev.live_objects(), 0);
+    }
+
+    fn within_budget_mode<A: TestStorage>() {
+        let mut dev = MockDevice::discrete();
+        dev.budgets = Some(std::vec![5 * MIB, 1 << 30]);
+        let mut p = pools_with::<A>(
+            &dev,
+            PoolConfig {
+                within_budget: true,
+                ..config()
+            },
+            8,
+            8,
+        );
+        let a = p.allocate(&req(MIB, 1, U::empty())).unwrap();
+        assert_eq!(a.memory_type(), 0);
+        let h = p.heap_stats(0).unwrap();
+        assert_eq!(
+            (h.budget, h.usage, h.budget_from_device),
+            (5 * MIB, 2 * MIB, true)
+        );
+        // A second block (4 MiB, not halved below the request) does not fit: strict fails...
+        let r = req(2 * MIB + 1, 1, U::empty());
+        assert_eq!(
+            p.allocate(&r.with_memory_type(0)),
+            Err(PoolError::OverBudget { heap: 0 })
+        );
+        assert_eq!(
+            p.allocate(
+                &req(3 * MIB + 1, 1, U::empty())
+                    .with_memory_type(0)
+                    .with_dedicated()
+            ),
+            Err(PoolError::OverBudget { heap: 0 })
+        );
+        // ...and ranked falls back to the next type, in another heap.
+        let b = p.allocate(&r).unwrap();
+        assert_eq!(b.memory_type(), 1);
+        assert!(dev.state.borrow().heap_used[0] <= 5 * MIB);
+        // Empty blocks of the heap are released to stay within budget.
+        // SAFETY: no GPU.
+        unsafe { p.free(a).unwrap() };
+        let c = p
+            .allocate(&req(2 * MIB + 1, 1, U::empty()).with_memory_type(0))
+            .unwrap();
+        assert_eq!(c.memory_type(), 0);
+        assert!(dev.state.borrow().heap_used[0] <= 5 * MIB);
+        // SAFETY: no GPU.
+        unsafe {
+            p.free(b).unwrap();
+            p.free(c).unwrap();
+        }
+    }
+
+    fn falls_back_to_the_next_type<A: TestStorage>() {
+        let dev = MockDevice::new(
+            &[(F::DEVICE_LOCAL, 0), (F::DEVICE_LOCAL, 1), (F::empty(), 2)],
+            &[2 * MIB, 4 * MIB, 64 * MIB],
+        );
+        let mut p = pools_with::<A>(&dev, config(), 8, 8);
+        // Heap 0 holds one 256 KiB block (an eighth of 2 MiB)...
+        let a = p.allocate(&req(200 << 10, 1, U::empty())).unwrap();
+        assert_eq!(a.memory_type(), 0);
+        // ...dedicated objects go to heap 0 while it has room, then heap 1, then heap 2.
+        let mut types = Vec::new();
+        let mut live = Vec::new();
+        for _ in 0..6 {
+            let d = p
+                .allocate(&req(MIB, 1, U::empty()).with_dedicated())
+                .unwrap();
+            types.push(d.memory_type());
+            live.push(d);
+        }
+        assert_eq!(types, [0, 1, 1, 1, 1, 2]);
+        // Strict: no fallback.
+        assert_eq!(
+            p.allocate(&req(MIB, 1, U::empty()).with_dedicated().with_memory_type(0)),
+            Err(PoolError::Device(
+                crate::device::DeviceError::OutOfDeviceMemory
+            ))
+        );
+        // SAFETY: no GPU.
+        unsafe {
+            p.free(a).unwrap();
+            for d in live {
+                p.free(d).unwrap();
+            }
+        }
+    }
+
+    fn separates_linear_and_optimal<A: TestStorage>() {
+        // Granularity 1024 above the 256-byte granule: separate blocks.
+        let dev = MockDevice::discrete();
+        let mut p = pools_with::<A>(&dev, config(), 8, 8);
+        let lin = p.allocate(&req(100, 1, U::empty())).unwrap();
+        let opt = p
+            .allocate(&req(100, 1, U::empty()).with_kind(ResourceKind::Optimal))
+            .unwrap();
+        assert_ne!(lin.memory(), opt.memory());
+        // Granularity at or below the granule: one block serves both.
+        let mut dev2 = MockDevice::discrete();
+        dev2.limits.buffer_image_granularity = 256;
+        let mut p2 = pools_with::<A>(&dev2, config(), 8, 8);
+        let lin2 = p2.allocate(&req(100, 1, U::empty())).unwrap();
+        let opt2 = p2
+            .allocate(&req(100, 1, U::empty()).with_kind(ResourceKind::Optimal))
+            .unwrap();
+        assert_eq!(lin2.memory(), opt2.memory());
+        // Different 256-byte pages.
+        assert_ne!(lin2.offset() / 256, opt2.offset() / 256);
+        // SAFETY: no GPU.
+        unsafe {
+            p.free(lin).unwrap();
+            p.free(opt).unwrap();
+            p2.free(lin2).unwrap();
+            p2.free(opt2).unwrap();
+        }
+    }
+
+    fn flushes_whole_atoms<A: TestStorage>() {
+        let dev = MockDevice::discrete();
+        let mut p = pools_with::<A>(&dev, config(), 8, 8);
+        // Type 2 is host-visible, not coherent: allocations own whole 256-byte atoms.
+        let a = p.allocate(&req(10, 1, U::DOWNLOAD)).unwrap();
+        let b = p.allocate(&req(10, 1, U::DOWNLOAD)).unwrap();
+        assert_eq!(a.memory_type(), 2);
+        assert_eq!((a.offset() % 256, b.offset() % 256), (0, 0));
+        assert!(a.offset().abs_diff(b.offset()) >= 256);
+        p.flush(&a, 3, 5).unwrap();
+        p.invalidate(&b, 0, 10).unwrap();
+        {
+            let s = dev.state.borrow();
+            assert_eq!((s.flushed[0].offset, s.flushed[0].size), (a.offset(), 256));
+            assert_eq!(
+                (s.invalidated[0].offset, s.invalidated[0].size),
+                (b.offset(), 256)
+            );
+        }
+        assert_eq!(p.flush(&a, 5, 6), Err(FlushError::OutOfRange));
+        assert_eq!(p.flush(&a, u64::MAX, 2), Err(FlushError::OutOfRange));
+        p.flush(&a, 10, 0).unwrap();
+        // Coherent: skipped. Device-local: refused.
+        let c = p.allocate(&req(10, 1, U::UPLOAD)).unwrap();
+        p.flush(&c, 0, 10).unwrap();
+        let d = p.allocate(&req(10, 1, U::empty())).unwrap();
+        assert_eq!(p.flush(&d, 0, 10), Err(FlushError::NotHostVisible));
+        assert_eq!(dev.state.borrow().flushed.len(), 1);
+        // A dedicated non-coherent object of an odd size: the last atom is clamped to its end.
+        let e = p
+            .allocate(&req(1000, 1, U::DOWNLOAD).with_dedicated())
+            .unwrap();
+        p.invalidate(&e, 900, 100).unwrap();
+        {
+            let s = dev.state.borrow();
+            let last = s.invalidated.last().unwrap();
+            assert_eq!((last.offset, last.size), (768, 232));
+        }
+        let raw_e = *e.raw();
+        // SAFETY: no GPU.
+        unsafe {
+            for x in [a, b, c, d, e] {
+                p.free(x).unwrap();
+            }
+        }
+        assert_eq!(
+            p.flush(&DeviceAllocation::from_raw(raw_e), 0, 1),
+            Err(FlushError::StaleAllocation)
+        );
+    }
+
+    fn refuses_double_foreign_and_stale_frees<A: TestStorage>() {
+        let dev = MockDevice::discrete();
+        let mut p = pools_with::<A>(&dev, config(), 8, 8);
+        let mut q = pools_with::<A>(&dev, config(), 8, 8);
+        let keep = p.allocate(&req(64, 1, U::empty())).unwrap();
+        let a = p.allocate(&req(64, 1, U::empty())).unwrap();
+        let d = p
+            .allocate(&req(64, 1, U::empty()).with_dedicated())
+            .unwrap();
+        let (raw_a, raw_d) = (*a.raw(), *d.raw());
+        let before = p.total_stats();
+        // SAFETY: no GPU; the refused frees touch nothing.
+        unsafe {
+            assert_eq!(
+                q.free(DeviceAllocation::from_raw(raw_a)),
+                Err(FreeError::ForeignAllocation)
+            );
+            assert_eq!(
+                q.free(DeviceAllocation::from_raw(raw_d)),
+                Err(FreeError::ForeignAllocation)
+            );
+            let mut bad_slot = raw_a;
+            bad_slot.slot = 1000;
+            assert_eq!(
+                p.free(DeviceAllocation::from_raw(bad_slot)),
+                Err(FreeError::ForeignAllocation)
+            );
+            let mut bad_memory = raw_d;
+            bad_memory.memory += 1;
+            assert_eq!(
+                p.free(DeviceAllocation::from_raw(bad_memory)),
+                Err(FreeError::ForeignAllocation)
+            );
+            assert_eq!(p.total_stats(), before);
+            p.free(a).unwrap();
+            p.free(d).unwrap();
+            // Twice: the block is still live (it holds `keep`), its sub-allocator refuses.
+            assert!(matches!(
+                p.free(DeviceAllocation::from_raw(raw_a)),
+                Err(FreeError::DoubleFree | FreeError::StaleAllocation)
+            ));
+            assert_eq!(
+                p.free(DeviceAllocation::from_raw(raw_d)),
+                Err(FreeError::DoubleFree)
+            );
+            // The dedicated slot reused by another object: the old handle is still refused.
+            let d2 = p
+                .allocate(&req(64, 1, U::empty()).with_dedicated())
+                .unwrap();
+            assert_eq!(d2.raw().slot, raw_d.slot);
+            assert_eq!(
+                p.free(DeviceAllocation::from_raw(raw_d)),
+                Err(FreeError::DoubleFree)
+            );
+            p.free(keep).unwrap();
+            p.free(d2).unwrap();
+            // The block released (trim): a handle into it is refused by generation.
+            assert_eq!(p.trim(), 1);
+            assert_eq!(
+                p.free(DeviceAllocation::from_raw(raw_a)),
+                Err(FreeError::DoubleFree)
+            );
+        }
+        assert_eq!(p.total_stats().live_allocations(), 0);
+    }
+
+    /// For each k, the k-th device allocation fails: the caller gets a typed error (or the
+    /// pools fall back to another type), nothing leaks, and the pools keep working.
+    fn fault_at_every_device_allocation<A: TestStorage>() {
+        let workload = |p: &mut Pools<'_, A>| -> (Vec<DeviceAllocation<u32>>, u32) {
+            let mut live = Vec::new();
+            let mut errors = 0;
+            let requests = [
+                req(MIB, 1, U::empty()),
+                req(3 * MIB, 1, U::empty()),
+                req(100 * MIB, 1, U::empty()),
+                req(4096, 1, U::UPLOAD),
+                req(4096, 1, U::DOWNLOAD).with_dedicated(),
+                req(8 * MIB, 1, U::empty()).with_kind(ResourceKind::Optimal),
+                req(MIB, 1, U::UPLOAD | U::FAST_DEVICE_ACCESS),
+            ];
+            for r in requests.iter().cycle().take(21) {
+                match p.allocate(r) {
+                    Ok(a) => live.push(a),
+                    Err(PoolError::Device(crate::device::DeviceError::OutOfDeviceMemory)) => {
+                        errors += 1
+                    }
+                    Err(e) => panic!("unexpected error {e:?}"),
+                }
+            }
+            (live, errors)
+        };
+        let dev = MockDevice::discrete();
+        let mut p = pools_with::<A>(&dev, config(), 32, 32);
+        let (live, errors) = workload(&mut p);
+        assert_eq!(errors, 0);
+        let calls = dev.allocations();
+        // SAFETY: no GPU.
+        unsafe {
+            for a in live {
+                p.free(a).unwrap();
+            }
+            assert!(p.destroy().is_clean());
+        }
+        for k in 0..calls {
+            let dev = MockDevice::discrete();
+            dev.state.borrow_mut().fail_at = Some(k);
+            let mut p = pools_with::<A>(&dev, config(), 32, 32);
+            let (live, _) = workload(&mut p);
+            // Stats agree with the device after the failure.
+            let s = p.total_stats();
+            assert_eq!(s.memory_objects() as usize, dev.live_objects(), "k = {k}");
+            assert_eq!(s.live_allocations(), live.len() as u64);
+            // Still works.
+            let again = p.allocate(&req(MIB, 1, U::empty())).unwrap();
+            // SAFETY: no GPU.
+            unsafe {
+                p.free(again).unwrap();
+                for a in live {
+                    p.free(a).unwrap();
+                }
+                assert!(p.destroy().is_clean());
+            }
+            assert_eq!(dev.live_objects(), 0, "k = {k}");
+        }
+    }
+
+    fn slots_and_metadata_run_out<A: TestStorage>() {
+        let dev = MockDevice::discrete();
+        let mut p = pools_with::<A>(&dev, config(), 1, 1);
+        let a = p.allocate(&req(16, 1, U::empty())).unwrap();
+        assert_eq!(
+            p.allocate(&req(16, 1, U::UPLOAD)),
+            Err(PoolError::BlockSlotsExhausted)
+        );
+        let d = p.allocate(&req(16, 1, U::UPLOAD).with_dedicated()).unwrap();
+        assert_eq!(
+            p.allocate(&req(16, 1, U::UPLOAD).with_dedicated()),
+            Err(PoolError::DedicatedSlotsExhausted)
+        );
+        // SAFETY: no GPU.
+        unsafe {
+            p.free(a).unwrap();
+            p.free(d).unwrap();
+        }
+        // Metadata for 4 allocations per block: the fifth opens a second block.
+        let cfg = PoolConfig {
+            max_allocations_per_block: 4,
+            ..config()
+        };
+        let mut p = pools_with::<A>(&dev, cfg, 4, 1);
+        let live: Vec<_> = (0..5)
+            .map(|_| p.allocate(&req(16, 1, U::empty())).unwrap())
+            .collect();
+        assert_eq!(p.type_stats(0).unwrap().blocks, 2);
+        // SAFETY: no GPU.
+        unsafe {
+            for a in live {
+                p.free(a).unwrap();
+            }
+        }
+        // Storage sized for small blocks only: a large block cannot be made.
+        let len = A::storage_len(2 * MIB, 256, 256).unwrap();
+        let full = Pools::<A>::block_storage_len(&&dev, &config()).unwrap();
+        assert!(len < full);
+        let slots = std::vec![BlockSlot::new(A::storage(len))];
+        let mut p: Pools<'_, A> =
+            MemoryPools::new(&dev, config(), slots, std::vec![DedicatedSlot::new()]).unwrap();
+        let small = p.allocate(&req(MIB, 1, U::empty())).unwrap();
+        assert!(matches!(
+            p.allocate(&req(32 * MIB, 1, U::UPLOAD)),
+            Err(PoolError::BlockSlotsExhausted)
+        ));
+        // SAFETY: no GPU.
+        unsafe { p.free(small).unwrap() };
+        p.trim();
+        assert!(matches!(
+            p.allocate(&req(32 * MIB, 1, U::UPLOAD)),
+            Err(PoolError::BlockMetadata(_))
+        ));
+        assert_eq!(p.memory_objects(), 0);
+    }
+
+    fn map_failure_frees_the_object<A: TestStorage>() {
+        let dev = MockDevice::discrete();
+        let mut p = pools_with::<A>(&dev, config(), 4, 4);
+        dev.state.borrow_mut().fail_maps = true;
+        assert_eq!(
+            p.allocate(&req(16, 1, U::UPLOAD)),
+            Err(PoolError::Device(crate::device::DeviceError::MapFailed))
+        );
+        assert_eq!(
+            p.allocate(&req(16, 1, U::UPLOAD).with_dedicated()),
+            Err(PoolError::Device(crate::device::DeviceError::MapFailed))
+        );
+        assert_eq!((dev.live_objects(), p.memory_objects()), (0, 0));
+        dev.state.borrow_mut().fail_maps = false;
+        let a = p.allocate(&req(16, 1, U::UPLOAD)).unwrap();
+        // SAFETY: no GPU.
+        unsafe { p.free(a).unwrap() };
+    }
+
+    fn teardown_reports_leaks<A: TestStorage>() {
+        let dev = MockDevice::discrete();
+        let mut p = pools_with::<A>(&dev, config(), 4, 4);
+        let a = p.allocate(&req(1000, 1, U::empty())).unwrap();
+        let _b = p.allocate(&req(1000, 1, U::UPLOAD)).unwrap().into_raw();
+        let _c = p
+            .allocate(&req(10, 1, U::UPLOAD).with_dedicated())
+            .unwrap()
+            .into_raw();
+        // SAFETY: no GPU.
+        unsafe { p.free(a).unwrap() };
+        // SAFETY: no GPU.
+        let report = unsafe { p.destroy() };
+        assert!(!report.is_clean());
+        assert_eq!(report.leaked_allocations, 2);
+        assert!(report.leaked_bytes >= 1010);
+        assert_eq!(report.leaks().collect::<Vec<_>>(), [(1, 2)]);
+        assert_eq!(report.objects_freed, 3);
+        assert_eq!(dev.live_objects(), 0);
+    }
+
+    fn drop_frees_only_empty_blocks<A: TestStorage>() {
+        let dev = MockDevice::discrete();
+        {
+            let mut p = pools_with::<A>(&dev, config(), 4, 4);
+            let a = p.allocate(&req(1000, 1, U::empty())).unwrap();
+            let _leaked = p.allocate(&req(1000, 1, U::UPLOAD)).unwrap().into_raw();
+            // SAFETY: no GPU.
+            unsafe { p.free(a).unwrap() };
+        }
+        // The empty device-local block went; the one still holding an allocation stays.
+        let s = dev.state.borrow();
+        let live: Vec<u32> = s.objects.iter().flatten().map(|o| o.memory_type).collect();
+        assert_eq!(live, [1]);
+    }
+}
