@@ -1,2 +1,29 @@
-//! Desktop memkit: the thread-safe coordinator, heap-backed storage, statistics and reports, and
-//! the `memkit` command (arrives with the uploads issue).
+//! memkit-std: memkit for desktop engines.
+//!
+//! [`Coordinator`] is one object shared between threads: it creates GPU buffers from
+//! memory-type pools, streams uploads through a lock-free staging ring without blocking the
+//! caller, merges them into few copy commands, paces frames, and hands back [`Ticket`]s to wait
+//! on. It runs over any device that implements memkit-core's traits: `memkit-vulkan` on a GPU,
+//! `memkit-dummy` without one.
+//!
+//! With the `cli` feature, the crate also builds the `memkit` command (`memkit demo`,
+//! `memkit probe`, `memkit bench`).
+
+mod buffer;
+mod config;
+mod coordinator;
+mod device;
+mod error;
+mod frame;
+mod stats;
+mod ticket;
+
+pub use buffer::Buffer;
+pub use config::{BackPressure, CoordinatorConfig};
+pub use coordinator::{Coordinator, StagingGrant};
+pub use device::Device;
+pub use error::{Error, Result};
+pub use frame::Frame;
+pub use memkit_core::{BufferingMode, MemoryUsage, PoolConfig};
+pub use stats::{CoordinatorStats, HeapReport};
+pub use ticket::Ticket;

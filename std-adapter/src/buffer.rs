@@ -1,0 +1,118 @@
+//! GPU buffers the coordinator made: the handle a caller holds, and the state the coordinator
+//! keeps until the GPU is done with it.
+
+use std::fmt;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use memkit_core::pool::{HostPtr, RawDeviceAllocation};
+use memkit_core::scheduler::BufferKey;
+
+use crate::coordinator::Shared;
+use crate::device::Device;
+
+/// What the coordinator knows of one buffer. Shared by the caller's [`Buffer`] handle, the
+/// uploads staged for it, and the deferred-destruction list.
+pub(crate) struct BufferState<D: Device> {
+    pub(crate) key: BufferKey,
+    pub(crate) raw: D::Buffer,
+    pub(crate) size: u64,
+    pub(crate) allocation: RawDeviceAllocation<D::Memory>,
+    /// The buffer's first byte in host memory, when its memory is mapped.
+    pub(crate) host: Option<HostPtr>,
+    /// Uploads write straight into the mapping: the caller asked for host access, and the
+    /// memory is mapped. Such a buffer is never written by a staged copy, so a direct write can
+    /// never be overtaken by an older copy still in flight.
+    pub(crate) direct_writes: bool,
+    /// Uploads staged for it that are not in a submitted copy yet. It is not destroyed while
+    /// any is left.
+    pub(crate) pending: AtomicU32,
+    /// Timeline value of the last submission that copies into it.
+    pub(crate) last_use: AtomicU64,
+    /// Destroyed (by deferred destruction, or by the coordinator's teardown).
+    pub(crate) destroyed: AtomicBool,
+    pub(crate) label: Mutex<String>,
+}
+
+impl<D: Device> BufferState<D> {
+    /// Host address of byte `offset`, for direct writes.
+    pub(crate) fn host_at(&self, offset: u64) -> Option<HostPtr> {
+        self.host.and_then(|p| p.offset(offset))
+    }
+}
+
+/// A GPU buffer, created by a [`crate::Coordinator`]. Dropping it hands it back: the coordinator
+/// destroys it once every copy into it that was submitted before has completed, and no staged
+/// upload still names it.
+///
+/// GPU work the application submits itself that uses the buffer must be finished (or ordered
+/// before memkit's later submissions) before the buffer is dropped, as with any allocator.
+pub struct Buffer<D: Device> {
+    pub(crate) state: Arc<BufferState<D>>,
+    pub(crate) shared: Arc<Shared<D>>,
+}
+
+impl<D: Device> Buffer<D> {
+    /// The backend's buffer handle, to bind in draws and dispatches.
+    pub fn raw(&self) -> D::Buffer {
+        self.state.raw
+    }
+
+    /// Bytes in the buffer.
+    pub fn size(&self) -> u64 {
+        self.state.size
+    }
+
+    /// The memory object and offset it is bound at.
+    pub fn memory(&self) -> (D::Memory, u64) {
+        (self.state.allocation.memory, self.state.allocation.offset)
+    }
+
+    /// The memory type index it lives in.
+    pub fn memory_type(&self) -> u32 {
+        self.state.allocation.memory_type
+    }
+
+    /// Whether uploads to it are written by the CPU straight into its memory.
+    pub fn is_direct_write(&self) -> bool {
+        self.state.direct_writes
+    }
+
+    /// Whether the buffer still exists: `false` once its coordinator was dropped (which destroys
+    /// every buffer still held and reports it as leaked).
+    pub fn is_live(&self) -> bool {
+        !self.state.destroyed.load(Ordering::Acquire)
+    }
+
+    /// A stable id, unique within its coordinator.
+    pub fn id(&self) -> u64 {
+        self.state.key.0
+    }
+
+    /// Names the buffer in reports and leak messages.
+    pub fn set_label(&self, label: &str) {
+        let mut l = self.state.label.lock().unwrap_or_else(|e| e.into_inner());
+        l.clear();
+        l.push_str(label);
+    }
+}
+
+impl<D: Device> fmt::Debug for Buffer<D> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Buffer")
+            .field("id", &self.state.key.0)
+            .field("size", &self.state.size)
+            .field("raw", &self.state.raw)
+            .finish()
+    }
+}
+
+impl<D: Device> Drop for Buffer<D> {
+    fn drop(&mut self) {
+        self.shared.retire(Arc::clone(&self.state));
+    }
+}
+
+/// Relaxed is enough for the counters below: they are read under the submitter's lock, which
+/// orders them against the pushes and submissions that change them.
+pub(crate) const COUNTER: Ordering = Ordering::Relaxed;

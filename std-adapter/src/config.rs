@@ -1,0 +1,67 @@
+//! How a coordinator is set up.
+
+use memkit_core::{BufferingMode, PoolConfig};
+
+/// What an upload does when the staging ring is full.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum BackPressure {
+    /// Submit what is staged, then wait for the GPU to free room (the caller blocks; counted as a
+    /// stall).
+    #[default]
+    WaitForGpu,
+    /// Return [`crate::Error::StagingFull`] at once.
+    Fail,
+    /// Stage the upload in a staging allocation of its own, freed when its copy completes.
+    DedicatedStaging,
+}
+
+/// Coordinator settings. `CoordinatorConfig::default()` suits a desktop engine.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct CoordinatorConfig {
+    /// Frames in flight.
+    pub buffering: BufferingMode,
+    /// Bytes of the staging ring (host-visible memory, mapped once).
+    pub staging_ring_size: u64,
+    /// Uploads above this many bytes do not go through the ring in one piece: they are cut into
+    /// chunks of this size, or (with [`BackPressure::DedicatedStaging`]) staged on their own.
+    /// At most `staging_ring_size`; a quarter of it keeps one large upload from holding the ring.
+    pub max_ring_upload: u64,
+    /// Bytes each frame's CPU arena starts with (it grows when a frame needs more).
+    pub frame_arena_size: usize,
+    /// What an upload does when the ring is full.
+    pub back_pressure: BackPressure,
+    /// Device memory pools: block sizes, dedicated threshold, budget mode.
+    pub pools: PoolConfig,
+    /// Memory blocks the pools may hold at once (each slot carries its sub-allocator's metadata).
+    pub max_blocks: u32,
+    /// Dedicated memory objects the pools may hold at once.
+    pub max_dedicated: u32,
+    /// Uploads the scheduler holds between submissions; a fuller one submits.
+    pub max_pending_uploads: u32,
+    /// Most copy regions per copy command.
+    pub max_regions_per_command: u32,
+    /// Put `upload_slice`'s buffers in memory the CPU can write directly when the device has it
+    /// (resizable BAR, integrated GPUs): no staging, no copy.
+    pub direct_writes: bool,
+}
+
+impl Default for CoordinatorConfig {
+    fn default() -> Self {
+        Self {
+            buffering: BufferingMode::Triple,
+            staging_ring_size: 64 << 20,
+            max_ring_upload: 16 << 20,
+            frame_arena_size: 1 << 20,
+            back_pressure: BackPressure::WaitForGpu,
+            pools: PoolConfig {
+                max_allocations_per_block: 1024,
+                ..PoolConfig::DEFAULT
+            },
+            max_blocks: 128,
+            max_dedicated: 1024,
+            max_pending_uploads: 1 << 16,
+            max_regions_per_command: 8192,
+            direct_writes: true,
+        }
+    }
+}

@@ -1,0 +1,1359 @@
+//! The coordinator: one object a desktop engine shares between threads. It creates buffers from
+//! core's memory pools, streams uploads through core's lock-free staging ring, merges them with
+//! core's transfer scheduler into few copy commands, paces frames, and hands back tickets.
+//!
+//! # How an upload travels
+//! 1. A producer thread reserves a range of the ring ([`StagingRing::grant`], lock-free), copies
+//!    its bytes in, records the upload's destination in the pending table, and commits the grant.
+//!    Recording before committing means a range the submitter drains always has its destination.
+//! 2. [`Coordinator::flush_transfers`] (or `end_frame`, or back-pressure) drains committed ranges
+//!    in ring order, feeds them to the scheduler, records the merged copy commands, and submits
+//!    them with the next timeline value. The ring marks the drained space with that value.
+//! 3. When the value completes, `maintain` releases the space, and destroys buffers that were
+//!    dropped and that no submitted or staged copy still names.
+//!
+//! Uploads staged in a staging allocation of their own (too large for the ring, or the ring is
+//! full under [`BackPressure::DedicatedStaging`]) go through the same scheduler with source
+//! offsets in a separate address range, so "the later write wins" holds across both paths.
+//!
+//! Locks, always taken in this order: `submitter`, then `pending`, then `pools`; `retired` and
+//! `live` alone. Producers take only `pending` (and `pools` to create buffers).
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::time::{Duration, Instant};
+
+use memkit_core::device::{
+    BufferCopy, BufferUsage, CopyCommand, DedicatedHint, DedicatedTo, MemoryPropertyFlags,
+    WaitStatus,
+};
+use memkit_core::pool::{BlockSlot, DedicatedSlot, RawDeviceAllocation};
+use memkit_core::ring::GrantError;
+use memkit_core::scheduler::{
+    BufferKey, CopyRegion, EMPTY_REGION, LargeUploadPolicy, Route, RouteConfig, SchedulerConfig,
+    Upload, UploadSlot, route,
+};
+use memkit_core::{
+    AllocationRequest, DeviceAllocation, FenceValue, FramePacer, MemoryPools, MemoryUsage,
+    RingConsumer, RingMemory, StagingRing, TimelineTracker, TlsfAllocator, TlsfNode,
+    TransferScheduler,
+};
+
+use crate::buffer::{Buffer, BufferState, COUNTER};
+use crate::config::{BackPressure, CoordinatorConfig};
+use crate::device::{Device, SharedDevice};
+use crate::error::{Error, Result};
+use crate::frame::{Frame, FrameSlots};
+use crate::stats::{CoordinatorStats, Counters, HeapReport};
+use crate::ticket::{Ticket, TimelineSource};
+
+/// The sub-allocator inside each memory block: TLSF places freed space again best.
+type BlockAllocator = TlsfAllocator<Vec<TlsfNode>>;
+type Pools<D> = MemoryPools<
+    SharedDevice<D>,
+    BlockAllocator,
+    Vec<BlockSlot<<D as memkit_core::device::MemoryDevice>::Memory, BlockAllocator>>,
+    Vec<DedicatedSlot<<D as memkit_core::device::MemoryDevice>::Memory>>,
+>;
+
+/// Grant slots of the ring: how many uploads may be staged and not yet drained at once.
+const RING_GRANTS: usize = 1024;
+type Ring = StagingRing<'static, RING_GRANTS>;
+
+/// Source offsets at and above this name a dedicated staging buffer, not the ring: upload `i` of
+/// a plan's dedicated uploads starts at `DEDICATED_SOURCE + (i << DEDICATED_SHIFT)`. The gap keeps
+/// the scheduler from merging across sources.
+const DEDICATED_SOURCE: u64 = 1 << 62;
+const DEDICATED_SHIFT: u32 = 40;
+
+/// Dedicated uploads staged and not yet collected, at most; one more flushes first.
+const MAX_DEDICATED_BACKLOG: usize = 1024;
+/// The scheduler holds at least this many uploads (room for the dedicated backlog and more).
+const MIN_PENDING_UPLOADS: usize = 4 * MAX_DEDICATED_BACKLOG;
+
+/// Every buffer the coordinator creates can be a copy source and destination and bound in any
+/// common way.
+const BUFFER_USAGE: BufferUsage = BufferUsage::TRANSFER_SRC
+    .union(BufferUsage::TRANSFER_DST)
+    .union(BufferUsage::UNIFORM)
+    .union(BufferUsage::STORAGE)
+    .union(BufferUsage::INDEX)
+    .union(BufferUsage::VERTEX)
+    .union(BufferUsage::INDIRECT);
+
+/// An upload staged in the ring and not drained yet.
+struct RingUpload<D: Device> {
+    dest: Arc<BufferState<D>>,
+    dst_offset: u64,
+    size: u64,
+    seq: u64,
+}
+
+/// An upload staged in a staging buffer of its own, not in a plan yet.
+struct DedicatedUpload<D: Device> {
+    staging: Arc<BufferState<D>>,
+    dest: Arc<BufferState<D>>,
+    dst_offset: u64,
+    seq: u64,
+}
+
+/// Uploads staged and not yet handed to the scheduler, and the sequence numbers that order them.
+struct Pending<D: Device> {
+    /// Ring uploads by the offset of their grant.
+    ring: HashMap<usize, RingUpload<D>>,
+    dedicated: Vec<DedicatedUpload<D>>,
+    next_seq: u64,
+}
+
+impl<D: Device> Pending<D> {
+    /// The lowest sequence number still staged only (every upload below it is in a plan).
+    fn watermark(&self) -> u64 {
+        let ring = self.ring.values().map(|u| u.seq);
+        let dedicated = self.dedicated.iter().map(|u| u.seq);
+        ring.chain(dedicated).min().unwrap_or(self.next_seq)
+    }
+}
+
+/// Copy commands recorded from a plan, owned (a failed submission is retried with them).
+struct Recorded<D: Device> {
+    regions: Vec<BufferCopy>,
+    /// `(source, destination, regions range)` per command.
+    commands: Vec<(D::Buffer, D::Buffer, std::ops::Range<usize>)>,
+    /// Destinations and dedicated staging buffers the commands use: kept alive until the value
+    /// completes, and their pending counts dropped at submission.
+    destinations: Vec<Arc<BufferState<D>>>,
+    staging: Vec<Arc<BufferState<D>>>,
+    /// Uploads folded in (for statistics).
+    uploads: u64,
+    watermark: u64,
+}
+
+/// A submission the GPU may still be executing, with the dedicated staging buffers it reads
+/// (destroyed when it completes).
+struct InFlight<D: Device> {
+    value: u64,
+    staging: Vec<Arc<BufferState<D>>>,
+}
+
+/// The submitting side: one at a time.
+struct Submitter<D: Device> {
+    consumer: RingConsumer<Arc<Ring>>,
+    scheduler: TransferScheduler<Vec<UploadSlot>, Vec<CopyRegion>>,
+    /// Destinations of the uploads in the scheduler, by key.
+    destinations: HashMap<BufferKey, Arc<BufferState<D>>>,
+    /// Dedicated staging buffers of the uploads in the scheduler, by plan index.
+    staging: Vec<Arc<BufferState<D>>>,
+    /// Uploads in the scheduler.
+    uploads: u64,
+    /// Drained ring ranges not flushed yet (non-coherent staging memory only).
+    unflushed: Vec<(u64, u64)>,
+    /// A submission the device refused (not lost): retried first next time.
+    retry: Option<(u64, Recorded<D>)>,
+    /// Submissions not known to be complete.
+    in_flight: VecDeque<InFlight<D>>,
+    /// Dropped buffers waiting for their copies to complete.
+    deferred: Vec<Arc<BufferState<D>>>,
+    /// `(value, watermark)`: every upload below `watermark` is in a submission up to `value`.
+    marks: VecDeque<(u64, u64)>,
+}
+
+/// The ring's backing memory: one host-visible buffer, mapped for the coordinator's life.
+struct StagingBuffer<D: Device> {
+    raw: D::Buffer,
+    allocation: RawDeviceAllocation<D::Memory>,
+    coherent: bool,
+}
+
+/// Everything the coordinator's handles share.
+pub(crate) struct Shared<D: Device> {
+    device: Arc<D>,
+    config: CoordinatorConfig,
+    pools: Mutex<Option<Pools<D>>>,
+    ring: Arc<Ring>,
+    staging: StagingBuffer<D>,
+    route: RouteConfig,
+    /// Alignment of ring grants: the flush atom for non-coherent staging memory, else 16.
+    grant_align: usize,
+    pending: Mutex<Pending<D>>,
+    submitter: Mutex<Submitter<D>>,
+    retired: Mutex<Vec<Arc<BufferState<D>>>>,
+    /// Every live buffer, for the leak report at teardown.
+    live: Mutex<HashMap<BufferKey, Weak<BufferState<D>>>>,
+    timeline: TimelineTracker,
+    /// Every upload below this sequence number has completed on the GPU.
+    completed_watermark: AtomicU64,
+    pub(crate) frames: Mutex<FrameSlots>,
+    pub(crate) pacer: Mutex<FramePacer>,
+    next_key: AtomicU64,
+    pub(crate) counters: Counters,
+    shut_down: AtomicBool,
+}
+
+/// Uploads, buffers and frames over one device, shared between threads (`&self` methods; put it
+/// in an `Arc`).
+///
+/// ```
+/// use memkit_std::{BufferingMode, Coordinator, CoordinatorConfig};
+/// use memkit_dummy::DummyDevice;
+///
+/// let config = CoordinatorConfig { buffering: BufferingMode::Triple, ..Default::default() };
+/// let coordinator = Coordinator::new(DummyDevice::discrete(), config)?;
+///
+/// // Upload and forget: a new buffer, and a ticket for the copy.
+/// let vertices: &[f32] = &[0.0, 0.5, 1.0, -0.5, -0.5, 1.0];
+/// let (buffer, ticket) = coordinator.upload_slice(vertices)?;
+///
+/// // A frame: CPU arena allocations that cannot outlive it, staged for the GPU at its end.
+/// let uniforms = coordinator.create_buffer(64, memkit_std::MemoryUsage::FAST_DEVICE_ACCESS)?;
+/// let mut frame = coordinator.begin_frame()?;
+/// let transform = frame.alloc::<[f32; 16]>();
+/// *transform = [1.0; 16];
+/// frame.stage_for_upload(transform, &uniforms, 0)?;
+/// let frame_ticket = coordinator.end_frame(frame)?;
+///
+/// frame_ticket.wait()?;
+/// ticket.wait()?;
+/// # let _ = buffer;
+/// # Ok::<(), memkit_std::Error>(())
+/// ```
+pub struct Coordinator<D: Device> {
+    shared: Arc<Shared<D>>,
+}
+
+impl<D: Device> Coordinator<D> {
+    /// A coordinator over `device`: pools, a staging ring of `config.staging_ring_size` bytes in
+    /// host-visible memory, and a frame pacer.
+    pub fn new(device: D, config: CoordinatorConfig) -> Result<Self> {
+        let device = Arc::new(device);
+        let mut pools = Self::make_pools(&device, &config)?;
+        let ring_size = config.staging_ring_size;
+        if ring_size == 0 || ring_size > Ring::MAX_CAPACITY as u64 {
+            return Err(Error::Config(memkit_core::ConfigError::InvalidParameter));
+        }
+        let route = RouteConfig::new(
+            ring_size,
+            config.max_ring_upload.min(ring_size),
+            match config.back_pressure {
+                BackPressure::DedicatedStaging => LargeUploadPolicy::DedicatedStaging,
+                _ => LargeUploadPolicy::Chunks,
+            },
+            1,
+        )
+        .map_err(Error::Config)?;
+
+        // The ring's memory: a staging buffer of its own, mapped once.
+        let (raw, requirements) = device.create_buffer(ring_size, BufferUsage::TRANSFER_SRC)?;
+        let request = AllocationRequest::new(requirements, MemoryUsage::UPLOAD).with_dedicated();
+        let allocation = match Self::allocate_for(&mut pools, raw, &request) {
+            Ok(a) => a,
+            Err(e) => {
+                // SAFETY: the buffer was just created, is unbound, and the GPU never saw it.
+                unsafe { device.destroy_buffer(raw) };
+                Self::teardown_pools(pools);
+                return Err(e);
+            }
+        };
+        let allocation = allocation.into_raw();
+        let Some(base) = allocation.mapped else {
+            // An UPLOAD request is always host-visible and mapped; anything else is a pools bug.
+            unreachable!("staging memory is host-visible and mapped")
+        };
+        // SAFETY: the staging buffer's memory is mapped for as long as its allocation lives,
+        // which is until `teardown`, after the ring and its consumer are gone from use (the
+        // coordinator's handle is dropped and `shut_down` stops every later upload); nothing but
+        // the ring touches these bytes, and the GPU only reads ranges the ring drained.
+        let memory = unsafe { RingMemory::from_raw_parts(base.as_non_null(), ring_size as usize) };
+        let ring = Arc::new(Ring::new(memory).map_err(Error::Config)?);
+        let consumer = RingConsumer::new(Arc::clone(&ring)).expect("a new ring's consumer is free");
+        let coherent = device.memory_properties().types()[allocation.memory_type as usize]
+            .properties
+            .contains(MemoryPropertyFlags::HOST_COHERENT);
+        let atom = device.limits().non_coherent_atom_size.max(1) as usize;
+        let uploads = (config.max_pending_uploads as usize).max(MIN_PENDING_UPLOADS);
+        let scheduler = TransferScheduler::new(
+            SchedulerConfig {
+                copy_alignment: 1,
+                max_regions_per_batch: config.max_regions_per_command.max(1),
+            },
+            vec![UploadSlot::EMPTY; uploads],
+            vec![
+                EMPTY_REGION;
+                TransferScheduler::<Vec<UploadSlot>, Vec<CopyRegion>>::regions_needed(uploads, 1)
+            ],
+        )
+        .map_err(Error::Config)?;
+
+        let shared = Arc::new(Shared {
+            staging: StagingBuffer {
+                raw,
+                allocation,
+                coherent,
+            },
+            grant_align: if coherent { 16 } else { atom.max(16) },
+            pools: Mutex::new(Some(pools)),
+            ring,
+            route,
+            pending: Mutex::new(Pending {
+                ring: HashMap::new(),
+                dedicated: Vec::new(),
+                next_seq: 1,
+            }),
+            submitter: Mutex::new(Submitter {
+                consumer,
+                scheduler,
+                destinations: HashMap::new(),
+                staging: Vec::new(),
+                uploads: 0,
+                unflushed: Vec::new(),
+                retry: None,
+                in_flight: VecDeque::new(),
+                deferred: Vec::new(),
+                marks: VecDeque::new(),
+            }),
+            retired: Mutex::new(Vec::new()),
+            live: Mutex::new(HashMap::new()),
+            timeline: TimelineTracker::new(),
+            completed_watermark: AtomicU64::new(0),
+            frames: Mutex::new(FrameSlots::new(config.buffering, config.frame_arena_size)),
+            pacer: Mutex::new(FramePacer::new(config.buffering)),
+            next_key: AtomicU64::new(1),
+            counters: Counters::default(),
+            shut_down: AtomicBool::new(false),
+            device,
+            config,
+        });
+        Ok(Self { shared })
+    }
+
+    fn make_pools(device: &Arc<D>, config: &CoordinatorConfig) -> Result<Pools<D>> {
+        let shared = SharedDevice(Arc::clone(device));
+        let per_block =
+            Pools::<D>::block_storage_len(&shared, &config.pools).map_err(Error::Config)?;
+        let blocks = (0..config.max_blocks)
+            .map(|_| BlockSlot::new(vec![TlsfNode::EMPTY; per_block]))
+            .collect();
+        let dedicated = vec![DedicatedSlot::new(); config.max_dedicated as usize];
+        MemoryPools::new(shared, config.pools, blocks, dedicated).map_err(Error::PoolConfig)
+    }
+
+    /// Allocates memory for `buffer` (dedicated to it when the driver asks) and binds it.
+    fn allocate_for(
+        pools: &mut Pools<D>,
+        buffer: D::Buffer,
+        request: &AllocationRequest,
+    ) -> Result<DeviceAllocation<D::Memory>> {
+        let dedicated = request.dedicated || request.requirements.dedicated != DedicatedHint::None;
+        let allocation = if dedicated {
+            let request = request.with_dedicated();
+            // SAFETY: `buffer` was made by this device, is alive and not bound yet.
+            unsafe { pools.allocate_dedicated_to(&request, DedicatedTo::Buffer(buffer)) }?
+        } else {
+            pools.allocate(request)?
+        };
+        // SAFETY: the buffer is alive and unbound; the pools placed the range at the buffer's
+        // required alignment inside a memory object of an allowed type.
+        let bound = unsafe {
+            pools
+                .device()
+                .0
+                .bind_buffer_memory(buffer, allocation.memory(), allocation.offset())
+        };
+        if let Err(e) = bound {
+            // SAFETY: the allocation was never used by the GPU and nothing is bound to it.
+            let _ = unsafe { pools.free(allocation) };
+            return Err(e.into());
+        }
+        Ok(allocation)
+    }
+
+    fn teardown_pools(pools: Pools<D>) {
+        // SAFETY: called only when no GPU work is pending and no buffer is bound to pool memory.
+        let report = unsafe { pools.destroy() };
+        if !report.is_clean() {
+            log::warn!("memkit: pools torn down with live allocations: {report:?}");
+        }
+    }
+
+    /// The device.
+    pub fn device(&self) -> &D {
+        &self.shared.device
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &CoordinatorConfig {
+        &self.shared.config
+    }
+
+    /// Creates a buffer of `size` bytes in memory chosen for `usage`. Uploads to a buffer whose
+    /// usage includes [`MemoryUsage::HOST_ACCESS`] or [`MemoryUsage::UPLOAD`] and whose memory is
+    /// host-visible are written by the CPU straight into it (the caller keeps the GPU off the
+    /// bytes while it writes them); every other upload is staged and copied in GPU order.
+    pub fn create_buffer(&self, size: u64, usage: MemoryUsage) -> Result<Buffer<D>> {
+        let direct = usage.intersects(MemoryUsage::HOST_ACCESS | MemoryUsage::UPLOAD);
+        self.shared.create_buffer(size, usage, direct)
+    }
+
+    /// Creates a buffer holding `data`, and returns it with a ticket for the upload. Where the
+    /// device has memory that is both device-local and host-visible (resizable BAR, integrated
+    /// GPUs) and [`CoordinatorConfig::direct_writes`] is on, the bytes are written straight into
+    /// the buffer and the ticket is complete at once. Never blocks unless the ring is full under
+    /// [`BackPressure::WaitForGpu`].
+    pub fn upload_slice<T: bytemuck::Pod>(&self, data: &[T]) -> Result<(Buffer<D>, Ticket)> {
+        let bytes: &[u8] = bytemuck::cast_slice(data);
+        let usage = if self.shared.config.direct_writes {
+            MemoryUsage::FAST_DEVICE_ACCESS | MemoryUsage::UPLOAD
+        } else {
+            MemoryUsage::FAST_DEVICE_ACCESS
+        };
+        let buffer = self
+            .shared
+            .create_buffer(bytes.len() as u64, usage, false)?;
+        let device_local = self.shared.device.memory_properties().types()
+            [buffer.state.allocation.memory_type as usize]
+            .properties
+            .contains(MemoryPropertyFlags::DEVICE_LOCAL);
+        // A fresh buffer has no GPU work on it: writing its mapping directly races with nothing.
+        let ticket = if buffer.state.host.is_some() && device_local {
+            self.shared.write_direct(&buffer.state, 0, bytes)?;
+            Ticket::completed()
+        } else {
+            self.shared.upload(&buffer.state, 0, bytes)?
+        };
+        Ok((buffer, ticket))
+    }
+
+    /// Uploads `data` to `buffer` at byte `offset`. Never blocks unless the ring is full under
+    /// [`BackPressure::WaitForGpu`]; the copy reaches the GPU with the next submission
+    /// ([`Coordinator::flush_transfers`], `end_frame`, or a ticket's `wait`).
+    pub fn upload_to<T: bytemuck::Pod>(
+        &self,
+        buffer: &Buffer<D>,
+        offset: u64,
+        data: &[T],
+    ) -> Result<Ticket> {
+        self.shared.check_owner(buffer)?;
+        self.shared
+            .upload(&buffer.state, offset, bytemuck::cast_slice(data))
+    }
+
+    /// Reserves `size` bytes of staging memory to write into; hand it to
+    /// [`Coordinator::transfer_and_release`]. Dropping it gives the range back unused.
+    pub fn acquire_staging(&self, size: usize) -> Result<StagingGrant<'_>> {
+        if size == 0 {
+            return Err(Error::ZeroSize);
+        }
+        if size as u64 > self.shared.route.max_ring_upload() {
+            return Err(Error::StagingFull { wait_for: None });
+        }
+        let grant = self.shared.grant(size)?;
+        Ok(StagingGrant { grant })
+    }
+
+    /// Queues a copy of the grant's bytes to `buffer` at `offset`, and releases the grant.
+    pub fn transfer_and_release(
+        &self,
+        grant: StagingGrant<'_>,
+        buffer: &Buffer<D>,
+        offset: u64,
+    ) -> Result<Ticket> {
+        self.shared.check_owner(buffer)?;
+        let size = grant.grant.len() as u64;
+        self.shared.check_range(&buffer.state, offset, size)?;
+        Ok(self
+            .shared
+            .commit_upload(grant.grant, &buffer.state, offset, size))
+    }
+
+    /// Queues `data` for `buffer` at `offset` (the seeds' name for [`Coordinator::upload_to`]).
+    pub fn queue_transfer(&self, data: &[u8], buffer: &Buffer<D>, offset: u64) -> Result<Ticket> {
+        self.upload_to(buffer, offset, data)
+    }
+
+    /// Submits every staged upload as merged copy commands, and returns a ticket for all of
+    /// them. Never blocks on the GPU.
+    pub fn flush_transfers(&self) -> Result<Ticket> {
+        let value = self.shared.flush()?;
+        Ok(self.shared.ticket_for_value(value))
+    }
+
+    /// Releases staging space and destroys dropped buffers whose GPU work completed. Never
+    /// blocks on the GPU; the coordinator also does this on every flush.
+    pub fn maintain(&self) -> Result<()> {
+        let mut sub = self.shared.lock_submitter();
+        self.shared.maintain(&mut sub)
+    }
+
+    /// Begins a frame, first waiting for the GPU to finish the frame that used the same slot
+    /// (`buffering` frames back). The frame's CPU arena allocations cannot outlive it.
+    pub fn begin_frame(&self) -> Result<Frame<'_, D>> {
+        Frame::begin(self)
+    }
+
+    /// Ends a frame: submits everything staged (during the frame or before) and returns the
+    /// frame's ticket.
+    pub fn end_frame(&self, frame: Frame<'_, D>) -> Result<Ticket> {
+        frame.end()
+    }
+
+    /// Counters and memory statistics.
+    pub fn stats(&self) -> CoordinatorStats {
+        self.shared.stats()
+    }
+
+    pub(crate) fn shared(&self) -> &Arc<Shared<D>> {
+        &self.shared
+    }
+}
+
+/// Staging memory reserved by [`Coordinator::acquire_staging`]: write the upload's bytes into
+/// [`StagingGrant::bytes_mut`], then pass it to [`Coordinator::transfer_and_release`].
+#[must_use = "a staging grant dropped without transfer gives its range back unused"]
+pub struct StagingGrant<'c> {
+    grant: memkit_core::WriteGrant<'c, 'static, RING_GRANTS>,
+}
+
+impl StagingGrant<'_> {
+    /// The reserved bytes (their previous contents are unspecified).
+    pub fn bytes_mut(&mut self) -> &mut [u8] {
+        self.grant.bytes_mut()
+    }
+}
+
+impl<D: Device> Shared<D> {
+    fn lock_submitter(&self) -> MutexGuard<'_, Submitter<D>> {
+        self.submitter.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn lock_pending(&self) -> MutexGuard<'_, Pending<D>> {
+        self.pending.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn lock_pools(&self) -> MutexGuard<'_, Option<Pools<D>>> {
+        self.pools.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn check_live(&self) -> Result<()> {
+        if self.timeline.is_device_lost() {
+            return Err(Error::DeviceLost);
+        }
+        Ok(())
+    }
+
+    fn check_owner(&self, buffer: &Buffer<D>) -> Result<()> {
+        if std::ptr::eq(Arc::as_ptr(&buffer.shared), self) {
+            Ok(())
+        } else {
+            Err(Error::ForeignBuffer)
+        }
+    }
+
+    fn check_range(&self, dest: &BufferState<D>, offset: u64, size: u64) -> Result<()> {
+        if size == 0 {
+            return Err(Error::ZeroSize);
+        }
+        match offset.checked_add(size) {
+            Some(end) if end <= dest.size => Ok(()),
+            _ => Err(Error::OutOfBounds {
+                offset,
+                size,
+                buffer_size: dest.size,
+            }),
+        }
+    }
+
+    pub(crate) fn ticket_for_value(self: &Arc<Self>, value: u64) -> Ticket {
+        if value == 0 {
+            Ticket::completed()
+        } else {
+            Ticket::for_value(value, Arc::clone(self) as Arc<dyn TimelineSource>)
+        }
+    }
+
+    fn create_buffer(
+        self: &Arc<Self>,
+        size: u64,
+        usage: MemoryUsage,
+        direct: bool,
+    ) -> Result<Buffer<D>> {
+        let state = self.create_state(size, usage, direct)?;
+        self.live
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(state.key, Arc::downgrade(&state));
+        Ok(Buffer {
+            state,
+            shared: Arc::clone(self),
+        })
+    }
+
+    /// A buffer bound to fresh memory, with no handle (staging buffers are freed by the
+    /// coordinator when their copy completes).
+    fn create_state(
+        &self,
+        size: u64,
+        usage: MemoryUsage,
+        direct: bool,
+    ) -> Result<Arc<BufferState<D>>> {
+        self.check_live()?;
+        if size == 0 {
+            return Err(Error::ZeroSize);
+        }
+        let device = &self.device;
+        let buffer_usage = if usage.contains(MemoryUsage::DEVICE_ADDRESS) {
+            BUFFER_USAGE | BufferUsage::DEVICE_ADDRESS
+        } else {
+            BUFFER_USAGE
+        };
+        let (raw, requirements) = device.create_buffer(size, buffer_usage)?;
+        let request = AllocationRequest::new(requirements, usage);
+        let allocation = {
+            let mut pools = self.lock_pools();
+            let pools = pools.as_mut().ok_or(Error::DeviceLost)?;
+            Coordinator::allocate_for(pools, raw, &request)
+        };
+        let allocation = match allocation {
+            Ok(a) => a.into_raw(),
+            Err(e) => {
+                // SAFETY: created above, never bound, never used by the GPU.
+                unsafe { device.destroy_buffer(raw) };
+                return Err(e);
+            }
+        };
+        let key = BufferKey(self.next_key.fetch_add(1, Ordering::Relaxed));
+        let state = Arc::new(BufferState {
+            key,
+            raw,
+            size,
+            host: allocation.mapped,
+            direct_writes: direct && allocation.mapped.is_some(),
+            allocation,
+            pending: Default::default(),
+            last_use: AtomicU64::new(0),
+            destroyed: AtomicBool::new(false),
+            label: Mutex::new(String::new()),
+        });
+        self.counters.buffers_created.fetch_add(1, COUNTER);
+        Ok(state)
+    }
+
+    /// Writes `bytes` straight into the buffer's mapping and flushes them.
+    fn write_direct(&self, dest: &BufferState<D>, offset: u64, bytes: &[u8]) -> Result<()> {
+        let Some(target) = dest.host_at(offset) else {
+            return Err(Error::OutOfBounds {
+                offset,
+                size: bytes.len() as u64,
+                buffer_size: dest.size,
+            });
+        };
+        // SAFETY: the range [offset, offset + len) lies inside the buffer (checked by the
+        // caller), whose memory is mapped for as long as the buffer lives; the buffer is alive
+        // (the caller holds it); a direct-write buffer is never the destination of a staged copy,
+        // and the caller keeps its own GPU work off these bytes (the contract of host-access
+        // buffers), so nothing else writes them now.
+        unsafe {
+            std::ptr::copy_nonoverlapping(bytes.as_ptr(), target.as_ptr(), bytes.len());
+        }
+        let pools = self.lock_pools();
+        if let Some(pools) = pools.as_ref() {
+            let allocation = DeviceAllocation::from_raw(dest.allocation);
+            let flushed = pools.flush(&allocation, offset, bytes.len() as u64);
+            // The handle is the buffer's, borrowed to name the range: not freed here.
+            let _ = allocation.into_raw();
+            flushed.map_err(|e| Error::Device(flush_error(e)))?;
+        }
+        self.counters.direct_writes.fetch_add(1, COUNTER);
+        self.counters
+            .bytes_uploaded
+            .fetch_add(bytes.len() as u64, COUNTER);
+        Ok(())
+    }
+
+    fn upload(
+        self: &Arc<Self>,
+        dest: &Arc<BufferState<D>>,
+        offset: u64,
+        bytes: &[u8],
+    ) -> Result<Ticket> {
+        self.check_live()?;
+        let size = bytes.len() as u64;
+        self.check_range(dest, offset, size)?;
+        if dest.direct_writes {
+            self.write_direct(dest, offset, bytes)?;
+            return Ok(Ticket::completed());
+        }
+        match route(
+            &self.route,
+            memkit_core::scheduler::DestinationMemory::DeviceOnly,
+            size,
+        ) {
+            Ok(Route::Ring) => match self.grant(bytes.len()) {
+                Ok(mut grant) => {
+                    grant.bytes_mut()[..bytes.len()].copy_from_slice(bytes);
+                    Ok(self.commit_upload(grant, dest, offset, size))
+                }
+                Err(Error::StagingFull { .. })
+                    if self.config.back_pressure == BackPressure::DedicatedStaging =>
+                {
+                    self.upload_dedicated(dest, offset, bytes)
+                }
+                Err(e) => Err(e),
+            },
+            Ok(Route::DedicatedStaging) => self.upload_dedicated(dest, offset, bytes),
+            Ok(Route::Chunks { chunk_size, .. }) => {
+                let mut last = Ticket::completed();
+                for (i, chunk) in bytes.chunks(chunk_size as usize).enumerate() {
+                    last = self.upload(dest, offset + i as u64 * chunk_size, chunk)?;
+                }
+                // Chunks are staged in order, so the last one's submission carries them all.
+                Ok(last)
+            }
+            Ok(Route::DirectWrite) | Err(_) => Err(Error::ZeroSize),
+        }
+    }
+
+    /// Records a written grant's upload, then commits it (in that order: a drained range always
+    /// has its record).
+    fn commit_upload(
+        self: &Arc<Self>,
+        grant: memkit_core::WriteGrant<'_, 'static, RING_GRANTS>,
+        dest: &Arc<BufferState<D>>,
+        dst_offset: u64,
+        size: u64,
+    ) -> Ticket {
+        dest.pending.fetch_add(1, COUNTER);
+        let seq = {
+            let mut pending = self.lock_pending();
+            let seq = pending.next_seq;
+            pending.next_seq += 1;
+            pending.ring.insert(
+                grant.offset(),
+                RingUpload {
+                    dest: Arc::clone(dest),
+                    dst_offset,
+                    size,
+                    seq,
+                },
+            );
+            seq
+        };
+        grant
+            .commit(size as usize)
+            .expect("the committed length is the grant's own");
+        self.counters.staged_uploads.fetch_add(1, COUNTER);
+        self.counters.bytes_uploaded.fetch_add(size, COUNTER);
+        Ticket::for_upload(seq, Arc::clone(self) as Arc<dyn TimelineSource>)
+    }
+
+    /// Stages an upload in a staging buffer of its own.
+    fn upload_dedicated(
+        self: &Arc<Self>,
+        dest: &Arc<BufferState<D>>,
+        offset: u64,
+        bytes: &[u8],
+    ) -> Result<Ticket> {
+        let staging = self.create_state(bytes.len() as u64, MemoryUsage::UPLOAD, true)?;
+        if let Err(e) = self.write_direct(&staging, 0, bytes) {
+            // Never submitted: no GPU work names it.
+            self.destroy(&staging);
+            return Err(e);
+        }
+        self.counters.direct_writes.fetch_sub(1, COUNTER);
+        if self.lock_pending().dedicated.len() >= MAX_DEDICATED_BACKLOG {
+            // Keeps the room one collect step needs well under the scheduler's capacity.
+            self.flush()?;
+        }
+        dest.pending.fetch_add(1, COUNTER);
+        let seq = {
+            let mut pending = self.lock_pending();
+            let seq = pending.next_seq;
+            pending.next_seq += 1;
+            pending.dedicated.push(DedicatedUpload {
+                staging,
+                dest: Arc::clone(dest),
+                dst_offset: offset,
+                seq,
+            });
+            seq
+        };
+        self.counters
+            .dedicated_staging_uploads
+            .fetch_add(1, COUNTER);
+        Ok(Ticket::for_upload(
+            seq,
+            Arc::clone(self) as Arc<dyn TimelineSource>,
+        ))
+    }
+
+    /// Reserves ring space, applying the back-pressure policy when the ring is full.
+    fn grant(&self, size: usize) -> Result<memkit_core::WriteGrant<'_, 'static, RING_GRANTS>> {
+        loop {
+            self.check_live()?;
+            match self.ring.grant(size, self.grant_align) {
+                Ok(grant) => return Ok(grant),
+                Err(GrantError::TooManyUndrained { .. }) => {
+                    // Every grant slot holds an undrained range: drain them into the scheduler.
+                    let mut sub = self.lock_submitter();
+                    self.collect(&mut sub)?;
+                    drop(sub);
+                    // The oldest grant may still be being written by another producer.
+                    std::thread::yield_now();
+                }
+                Err(GrantError::Full { wait_for }) => match self.config.back_pressure {
+                    BackPressure::WaitForGpu => {
+                        self.counters.stalls.fetch_add(1, COUNTER);
+                        match wait_for {
+                            Some(value) => {
+                                self.wait_value(value.get(), Duration::from_secs(60))?;
+                                let mut sub = self.lock_submitter();
+                                self.maintain(&mut sub)?;
+                            }
+                            None => {
+                                // The room is held by staged uploads: submit them (or let the
+                                // producers still writing theirs finish).
+                                let submitted = self.flush()?;
+                                if submitted == 0 {
+                                    std::thread::yield_now();
+                                }
+                            }
+                        }
+                    }
+                    BackPressure::Fail | BackPressure::DedicatedStaging => {
+                        return Err(Error::StagingFull {
+                            wait_for: wait_for.map(FenceValue::get),
+                        });
+                    }
+                },
+                Err(GrantError::NeverFits { .. }) => {
+                    return Err(Error::StagingFull { wait_for: None });
+                }
+                Err(GrantError::ZeroSize) => return Err(Error::ZeroSize),
+                Err(e) => unreachable!("ring grant with a valid alignment failed: {e}"),
+            }
+        }
+    }
+
+    /// Blocks until `value` completed or `timeout` passed.
+    fn wait_value(&self, value: u64, timeout: Duration) -> Result<bool> {
+        let ns = u64::try_from(timeout.as_nanos()).unwrap_or(u64::MAX);
+        match self.device.wait(value, ns) {
+            Ok(WaitStatus::Completed) => {
+                self.note_completed(value);
+                Ok(true)
+            }
+            Ok(WaitStatus::TimedOut) => Ok(false),
+            Err(e) => Err(self.device_error(e)),
+        }
+    }
+
+    fn device_error(&self, e: memkit_core::device::DeviceError) -> Error {
+        let e = Error::from(e);
+        if e == Error::DeviceLost {
+            self.timeline.mark_device_lost();
+        }
+        e
+    }
+
+    fn note_completed(&self, value: u64) {
+        let v = FenceValue::new(value.min(self.timeline.submitted().get()));
+        if v > self.timeline.completed() {
+            // Cannot fail: `v` is above the completed value and at most the submitted one.
+            let _ = self.timeline.signal(v);
+        }
+    }
+
+    /// Drains committed ring ranges and ready dedicated uploads into the scheduler, in the order
+    /// they were staged, submitting whenever it fills.
+    ///
+    /// A dedicated upload is ready once every ring upload staged before it has drained (a
+    /// producer's own earlier ring upload always drains before its later ones, so per-thread
+    /// order is kept); it enters the plan right before the first drained ring upload staged after
+    /// it, so the later write wins overlaps.
+    fn collect(&self, sub: &mut Submitter<D>) -> Result<()> {
+        let mut ready: VecDeque<DedicatedUpload<D>> = VecDeque::new();
+        Self::take_ready(&mut self.lock_pending(), &mut ready);
+        loop {
+            // Room for this step: the ring upload about to drain and the dedicated uploads that
+            // may enter before it. Submit first if it is lacking: the ring marks everything drained
+            // with the submission's value, so no drained range may wait outside a plan.
+            let waiting = self.lock_pending().dedicated.len();
+            let room = sub.scheduler.capacity() - sub.scheduler.pending();
+            if room < 1 + ready.len() + waiting {
+                self.submit(sub)?;
+            }
+            let Some(range) = sub.consumer.drain() else {
+                break;
+            };
+            let offset = range.offset();
+            if !self.staging.coherent {
+                sub.unflushed.push((offset as u64, range.len() as u64));
+            }
+            let upload = {
+                let mut pending = self.lock_pending();
+                let upload = pending.ring.remove(&offset);
+                Self::take_ready(&mut pending, &mut ready);
+                upload
+            };
+            // Every commit is recorded first; a range without a record was given up.
+            let Some(upload) = upload else { continue };
+            while ready.front().is_some_and(|d| d.seq < upload.seq) {
+                let d = ready.pop_front().expect("checked");
+                self.push_dedicated(sub, d);
+            }
+            let pushed = sub.scheduler.push(Upload {
+                src_offset: offset as u64,
+                destination: upload.dest.key,
+                dst_offset: upload.dst_offset,
+                size: upload.size,
+            });
+            debug_assert!(pushed.is_ok(), "room was made above");
+            upload.dest.pending.fetch_sub(1, COUNTER);
+            sub.destinations.insert(upload.dest.key, upload.dest);
+            sub.uploads += 1;
+        }
+        // Nothing is drained and unpushed now: submitting for room is safe.
+        for d in ready {
+            if sub.scheduler.pending() == sub.scheduler.capacity() {
+                self.submit(sub)?;
+            }
+            self.push_dedicated(sub, d);
+        }
+        Ok(())
+    }
+
+    /// Moves the dedicated uploads staged before every ring upload still undrained into `ready`,
+    /// in staging order.
+    fn take_ready(pending: &mut Pending<D>, ready: &mut VecDeque<DedicatedUpload<D>>) {
+        if pending.dedicated.is_empty() {
+            return;
+        }
+        let barrier = pending
+            .ring
+            .values()
+            .map(|u| u.seq)
+            .min()
+            .unwrap_or(u64::MAX);
+        let (now, later): (Vec<_>, Vec<_>) =
+            pending.dedicated.drain(..).partition(|u| u.seq < barrier);
+        pending.dedicated = later;
+        ready.extend(now);
+        ready.make_contiguous().sort_by_key(|u| u.seq);
+    }
+
+    fn push_dedicated(&self, sub: &mut Submitter<D>, upload: DedicatedUpload<D>) {
+        let source = DEDICATED_SOURCE + ((sub.staging.len() as u64) << DEDICATED_SHIFT);
+        let pushed = sub.scheduler.push(Upload {
+            src_offset: source,
+            destination: upload.dest.key,
+            dst_offset: upload.dst_offset,
+            size: upload.staging.size,
+        });
+        debug_assert!(pushed.is_ok(), "room was made by the caller");
+        upload.dest.pending.fetch_sub(1, COUNTER);
+        sub.destinations.insert(upload.dest.key, upload.dest);
+        sub.staging.push(upload.staging);
+        sub.uploads += 1;
+    }
+
+    /// Collects and submits everything staged; returns the value of the last submission (0 when
+    /// nothing was ever submitted).
+    fn flush(&self) -> Result<u64> {
+        let mut sub = self.lock_submitter();
+        self.check_live()?;
+        self.collect(&mut sub)?;
+        self.submit(&mut sub)?;
+        self.maintain(&mut sub)?;
+        Ok(self.timeline.submitted().get())
+    }
+
+    /// Records the scheduler's plan as copy commands and submits them with the next value.
+    fn submit(&self, sub: &mut Submitter<D>) -> Result<()> {
+        if let Some((value, recorded)) = sub.retry.take() {
+            self.submit_recorded(sub, value, recorded)?;
+        }
+        if sub.scheduler.pending() == 0 {
+            return Ok(());
+        }
+        self.flush_staging(sub)?;
+        let watermark = self.lock_pending().watermark();
+        let recorded = self.record(sub, watermark);
+        let value = match self.timeline.submit() {
+            Ok(v) => v.get(),
+            Err(_) => return Err(Error::DeviceLost),
+        };
+        self.submit_recorded(sub, value, recorded)
+    }
+
+    /// Turns the scheduler's plan into owned copy commands and empties the scheduler.
+    fn record(&self, sub: &mut Submitter<D>, watermark: u64) -> Recorded<D> {
+        let mut recorded = Recorded {
+            regions: Vec::new(),
+            commands: Vec::new(),
+            destinations: sub.destinations.drain().map(|(_, d)| d).collect(),
+            staging: std::mem::take(&mut sub.staging),
+            uploads: std::mem::take(&mut sub.uploads),
+            watermark,
+        };
+        let keyed: HashMap<BufferKey, D::Buffer> = recorded
+            .destinations
+            .iter()
+            .map(|d| (d.key, d.raw))
+            .collect();
+        let plan = sub.scheduler.plan();
+        debug_assert_eq!(
+            plan.unaligned_count(),
+            0,
+            "copy alignment 1 leaves no unaligned writes"
+        );
+        for batch in plan.batches() {
+            let dst = keyed[&batch.destination];
+            // One command per source: the ring's regions, then each dedicated staging buffer's.
+            // Regions of a plan never overlap in the destination, so the order between commands
+            // does not matter.
+            let start = recorded.regions.len();
+            recorded.regions.extend(
+                batch
+                    .regions
+                    .iter()
+                    .filter(|r| r.src_offset < DEDICATED_SOURCE),
+            );
+            if recorded.regions.len() > start {
+                recorded
+                    .commands
+                    .push((self.staging.raw, dst, start..recorded.regions.len()));
+            }
+            for r in batch
+                .regions
+                .iter()
+                .filter(|r| r.src_offset >= DEDICATED_SOURCE)
+            {
+                let relative = r.src_offset - DEDICATED_SOURCE;
+                let index = (relative >> DEDICATED_SHIFT) as usize;
+                let src_offset = relative & ((1 << DEDICATED_SHIFT) - 1);
+                let at = recorded.regions.len();
+                recorded.regions.push(BufferCopy {
+                    src_offset,
+                    dst_offset: r.dst_offset,
+                    size: r.size,
+                });
+                recorded
+                    .commands
+                    .push((recorded.staging[index].raw, dst, at..at + 1));
+            }
+        }
+        let stats = sub.scheduler.stats();
+        self.counters
+            .regions_before_merge
+            .store(stats.regions_before_merge, COUNTER);
+        self.counters
+            .bytes_overwritten
+            .store(stats.bytes_overwritten, COUNTER);
+        self.counters
+            .regions_after_merge
+            .fetch_add(recorded.regions.len() as u64, COUNTER);
+        sub.scheduler.clear();
+        recorded
+    }
+
+    fn submit_recorded(
+        &self,
+        sub: &mut Submitter<D>,
+        value: u64,
+        recorded: Recorded<D>,
+    ) -> Result<()> {
+        let commands: Vec<CopyCommand<'_, D::Buffer>> = recorded
+            .commands
+            .iter()
+            .map(|(src, dst, range)| CopyCommand {
+                src: *src,
+                dst: *dst,
+                regions: &recorded.regions[range.clone()],
+            })
+            .collect();
+        // SAFETY: every buffer named is alive and bound (destinations and staging buffers are held
+        // by `recorded` until the value completes, and a dropped buffer is destroyed only after);
+        // each region lies inside both buffers (uploads were bounds-checked, ring ranges lie in
+        // the ring); the scheduler keeps destination ranges disjoint; staging bytes were written
+        // before their grants committed and were flushed above; the tracker hands out increasing
+        // values.
+        let submitted = unsafe { self.device.submit_copies(&commands, value) };
+        drop(commands);
+        if let Err(e) = submitted {
+            let e = self.device_error(e);
+            if e != Error::DeviceLost {
+                // The device did not take it: keep it, and try again first next time.
+                sub.retry = Some((value, recorded));
+            }
+            return Err(e);
+        }
+        sub.consumer
+            .mark(FenceValue::new(value))
+            .expect("values handed to the ring increase");
+        for d in &recorded.destinations {
+            d.last_use.store(value, COUNTER);
+        }
+        self.counters.submissions.fetch_add(1, COUNTER);
+        self.counters
+            .copy_commands
+            .fetch_add(recorded.commands.len() as u64, COUNTER);
+        self.counters
+            .uploads_submitted
+            .fetch_add(recorded.uploads, COUNTER);
+        sub.marks.push_back((value, recorded.watermark));
+        sub.in_flight.push_back(InFlight {
+            value,
+            staging: recorded.staging,
+        });
+        Ok(())
+    }
+
+    /// Makes the host's writes to drained ring ranges visible to the device (non-coherent
+    /// staging memory only).
+    fn flush_staging(&self, sub: &mut Submitter<D>) -> Result<()> {
+        if sub.unflushed.is_empty() {
+            return Ok(());
+        }
+        let pools = self.lock_pools();
+        let pools = pools.as_ref().ok_or(Error::DeviceLost)?;
+        let allocation = DeviceAllocation::from_raw(self.staging.allocation);
+        let mut result = Ok(());
+        for &(offset, size) in &sub.unflushed {
+            if let Err(e) = pools.flush(&allocation, offset, size) {
+                result = Err(Error::Device(flush_error(e)));
+                break;
+            }
+        }
+        // Borrowed to name the ranges; the staging allocation is freed only at teardown.
+        let _ = allocation.into_raw();
+        sub.unflushed.clear();
+        result
+    }
+
+    /// Polls the GPU; releases ring space, staging buffers and dropped buffers whose work
+    /// completed.
+    fn maintain(&self, sub: &mut Submitter<D>) -> Result<()> {
+        let completed = match self.device.completed_value() {
+            Ok(v) => v,
+            Err(e) => return Err(self.device_error(e)),
+        };
+        self.note_completed(completed);
+        sub.consumer.release_completed(FenceValue::new(completed));
+        while let Some((value, watermark)) = sub.marks.front().copied() {
+            if value > completed {
+                break;
+            }
+            self.completed_watermark
+                .fetch_max(watermark, Ordering::Release);
+            sub.marks.pop_front();
+        }
+        while sub.in_flight.front().is_some_and(|f| f.value <= completed) {
+            let done = sub.in_flight.pop_front().expect("checked");
+            for staging in &done.staging {
+                self.destroy(staging);
+            }
+        }
+        let retired = std::mem::take(&mut *self.retired.lock().unwrap_or_else(|e| e.into_inner()));
+        sub.deferred.extend(retired);
+        let mut waiting = Vec::new();
+        let retrying = |key: BufferKey| {
+            sub.retry
+                .as_ref()
+                .is_some_and(|(_, r)| r.destinations.iter().any(|d| d.key == key))
+        };
+        let mut deferred = std::mem::take(&mut sub.deferred);
+        for state in deferred.drain(..) {
+            let staged = state.pending.load(COUNTER) > 0
+                || sub.destinations.contains_key(&state.key)
+                || retrying(state.key);
+            if !staged && state.last_use.load(COUNTER) <= completed {
+                self.destroy(&state);
+            } else {
+                waiting.push(state);
+            }
+        }
+        sub.deferred = waiting;
+        Ok(())
+    }
+
+    /// Destroys a buffer and frees its memory. The caller made sure the GPU is done with it.
+    fn destroy(&self, state: &BufferState<D>) {
+        if state.destroyed.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        // SAFETY: every submitted copy naming the buffer completed and no staged one remains
+        // (checked by the caller), and it is destroyed once (the flag above).
+        unsafe { self.device.destroy_buffer(state.raw) };
+        let mut pools = self.lock_pools();
+        if let Some(pools) = pools.as_mut() {
+            // SAFETY: the buffer bound to the allocation is destroyed and the GPU is done with it.
+            if let Err(e) = unsafe { pools.free(DeviceAllocation::from_raw(state.allocation)) } {
+                log::error!(
+                    "memkit: freeing buffer {}'s memory failed: {e}",
+                    state.key.0
+                );
+            }
+        }
+        self.live
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&state.key);
+        self.counters.buffers_destroyed.fetch_add(1, COUNTER);
+    }
+
+    /// A buffer handle was dropped: destroy it once its GPU work is done.
+    pub(crate) fn retire(&self, state: Arc<BufferState<D>>) {
+        if self.shut_down.load(Ordering::Acquire) {
+            return;
+        }
+        self.retired
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(state);
+    }
+
+    fn stats(&self) -> CoordinatorStats {
+        let ring = self.ring.stats();
+        let pools = self.lock_pools();
+        let mut heaps = Vec::new();
+        if let Some(pools) = pools.as_ref() {
+            for heap in 0..self.device.memory_properties().heaps().len() as u32 {
+                if let Some(s) = pools.heap_stats(heap) {
+                    heaps.push(HeapReport::from_core(heap, &s));
+                }
+            }
+        }
+        let frames = self
+            .pacer
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .frames_ended();
+        self.counters.snapshot(
+            ring,
+            heaps,
+            frames,
+            self.timeline.submitted().get(),
+            self.timeline.completed().get(),
+        )
+    }
+
+    /// Waits for the GPU, frees everything, and reports buffers still held as leaks.
+    fn teardown(&self) {
+        let flushed = self.flush();
+        let last = self.timeline.submitted().get();
+        if flushed.is_ok() && last > 0 && !self.timeline.is_device_lost() {
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while !matches!(
+                self.wait_value(last, Duration::from_millis(100)),
+                Ok(true) | Err(_)
+            ) {
+                if Instant::now() >= deadline {
+                    log::error!("memkit: the GPU did not finish within 30 s; freeing anyway");
+                    break;
+                }
+            }
+        }
+        self.shut_down.store(true, Ordering::Release);
+        let mut sub = self.lock_submitter();
+        let _ = self.maintain(&mut sub);
+        // Whatever is left was held by a lost device, or by the caller.
+        let in_flight: Vec<_> = sub.in_flight.drain(..).flat_map(|f| f.staging).collect();
+        let deferred = std::mem::take(&mut sub.deferred);
+        drop(sub);
+        let pending = std::mem::replace(
+            &mut *self.lock_pending(),
+            Pending {
+                ring: HashMap::new(),
+                dedicated: Vec::new(),
+                next_seq: 0,
+            },
+        );
+        for state in deferred.iter().chain(&in_flight) {
+            self.destroy(state);
+        }
+        for upload in pending.dedicated {
+            self.destroy(&upload.staging);
+        }
+        let live: Vec<Arc<BufferState<D>>> = self
+            .live
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .filter_map(Weak::upgrade)
+            .collect();
+        for state in &live {
+            let label = state
+                .label
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone();
+            log::warn!(
+                "memkit: buffer {} ({} bytes{}{}) was still held when the coordinator was dropped; \
+                 it is destroyed now and its handle is dead",
+                state.key.0,
+                state.size,
+                if label.is_empty() { "" } else { ", " },
+                label
+            );
+            self.counters.leaked_buffers.fetch_add(1, COUNTER);
+            self.destroy(state);
+        }
+        // SAFETY: the GPU finished (or the device is lost), the ring is no longer used (the
+        // coordinator's handle is gone and `shut_down` is set), and nothing is bound to the
+        // staging memory once its buffer is destroyed.
+        unsafe { self.device.destroy_buffer(self.staging.raw) };
+        if let Some(pools) = self.lock_pools().take() {
+            let mut pools = pools;
+            // SAFETY: as above: the staging buffer is destroyed and its copies completed.
+            let _ = unsafe { pools.free(DeviceAllocation::from_raw(self.staging.allocation)) };
+            Coordinator::teardown_pools(pools);
+        }
+    }
+}
+
+impl<D: Device> Drop for Coordinator<D> {
+    fn drop(&mut self) {
+        self.shared.teardown();
+    }
+}
+
+impl<D: Device> TimelineSource for Shared<D> {
+    fn completed(&self) -> Result<u64> {
+        match self.device.completed_value() {
+            Ok(v) => {
+                self.note_completed(v);
+                Ok(v)
+            }
+            Err(e) => Err(self.device_error(e)),
+        }
+    }
+
+    fn value_of(&self, seq: u64) -> Option<u64> {
+        if seq < self.completed_watermark.load(Ordering::Acquire) {
+            // Completed (and its mark may be pruned): any value at or below the completed one.
+            return Some(self.timeline.completed().get().max(1));
+        }
+        let sub = self.lock_submitter();
+        sub.marks
+            .iter()
+            .find(|(_, watermark)| seq < *watermark)
+            .map(|(value, _)| *value)
+    }
+
+    fn submit_staged(&self) -> Result<()> {
+        self.flush().map(|_| ())
+    }
+
+    fn wait(&self, value: u64, timeout: Duration) -> Result<bool> {
+        if self.timeline.is_device_lost() {
+            return Err(Error::DeviceLost);
+        }
+        self.wait_value(value, timeout)
+    }
+}
+
+fn flush_error(e: memkit_core::pool::FlushError) -> memkit_core::device::DeviceError {
+    match e {
+        memkit_core::pool::FlushError::Device(d) => d,
+        _ => memkit_core::device::DeviceError::MapFailed,
+    }
+}

@@ -1,0 +1,117 @@
+//! The coordinator's errors: one `std::error::Error` type, with the core error that caused it kept
+//! as a source.
+
+use std::fmt;
+
+use memkit_core::device::DeviceError;
+use memkit_core::pool::PoolConfigError;
+use memkit_core::{ConfigError, FrameError, PoolError};
+
+/// Why a coordinator call failed. Nothing is half-done: a failed upload staged nothing, a failed
+/// buffer creation holds no memory.
+#[non_exhaustive]
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Error {
+    /// An upload or buffer of zero bytes.
+    ZeroSize,
+    /// An upload reaches past the end of its destination buffer.
+    OutOfBounds {
+        /// Offset of the upload in the buffer.
+        offset: u64,
+        /// Bytes of the upload.
+        size: u64,
+        /// Bytes in the buffer.
+        buffer_size: u64,
+    },
+    /// The staging ring is full and the back-pressure policy is [`crate::BackPressure::Fail`].
+    /// `wait_for`: the timeline value whose completion makes room (`None` when the room is held
+    /// by uploads not yet submitted: call [`crate::Coordinator::flush_transfers`]).
+    StagingFull {
+        /// The value to wait for.
+        wait_for: Option<u64>,
+    },
+    /// A frame is already in progress; end it before beginning another.
+    FrameInProgress,
+    /// The buffer belongs to another coordinator.
+    ForeignBuffer,
+    /// Device memory could not be allocated (no compatible type, out of memory or budget, object
+    /// count exhausted).
+    Memory(PoolError),
+    /// The device reported an error.
+    Device(DeviceError),
+    /// The device is lost: nothing submitted will complete, and nothing more can be submitted.
+    DeviceLost,
+    /// The configuration is invalid.
+    Config(ConfigError),
+    /// The pool configuration does not fit the device.
+    PoolConfig(PoolConfigError),
+    /// The frame pacer refused a transition.
+    Frame(FrameError),
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::ZeroSize => f.write_str("size is zero"),
+            Self::OutOfBounds {
+                offset,
+                size,
+                buffer_size,
+            } => write!(
+                f,
+                "upload of {size} bytes at offset {offset} reaches past the buffer's {buffer_size} bytes"
+            ),
+            Self::StagingFull { wait_for: Some(v) } => {
+                write!(
+                    f,
+                    "the staging ring is full until timeline value {v} completes"
+                )
+            }
+            Self::StagingFull { wait_for: None } => {
+                f.write_str("the staging ring is full of uploads not yet submitted")
+            }
+            Self::FrameInProgress => f.write_str("a frame is already in progress"),
+            Self::ForeignBuffer => f.write_str("the buffer belongs to another coordinator"),
+            Self::Memory(e) => write!(f, "device memory: {e}"),
+            Self::Device(e) => write!(f, "device: {e}"),
+            Self::DeviceLost => f.write_str("the device was lost"),
+            Self::Config(e) => write!(f, "configuration: {e}"),
+            Self::PoolConfig(e) => write!(f, "pool configuration: {e}"),
+            Self::Frame(e) => write!(f, "frame pacing: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::Memory(e) => Some(e),
+            Self::Device(e) => Some(e),
+            Self::Config(e) => Some(e),
+            Self::PoolConfig(e) => Some(e),
+            Self::Frame(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+impl From<DeviceError> for Error {
+    fn from(e: DeviceError) -> Self {
+        match e {
+            DeviceError::DeviceLost => Self::DeviceLost,
+            e => Self::Device(e),
+        }
+    }
+}
+
+impl From<PoolError> for Error {
+    fn from(e: PoolError) -> Self {
+        match e {
+            PoolError::Device(d) => d.into(),
+            e => Self::Memory(e),
+        }
+    }
+}
+
+/// The coordinator's result.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,183 @@
+//! Frames: a CPU arena per frame slot, paced so that a slot is reused only after the GPU finished
+//! the frame that used it last.
+
+use std::time::Duration;
+
+use bumpalo::Bump;
+use memkit_core::BufferingMode;
+
+use crate::buffer::Buffer;
+use crate::coordinator::Coordinator;
+use crate::device::Device;
+use crate::error::{Error, Result};
+use crate::ticket::Ticket;
+
+/// The arenas of the frame slots. A frame takes its slot's arena and gives it back at its end.
+pub(crate) struct FrameSlots {
+    arenas: Vec<Option<Bump>>,
+    arena_size: usize,
+}
+
+impl FrameSlots {
+    pub(crate) fn new(mode: BufferingMode, arena_size: usize) -> Self {
+        Self {
+            arenas: (0..mode.frames_in_flight())
+                .map(|_| Some(Bump::with_capacity(arena_size)))
+                .collect(),
+            arena_size,
+        }
+    }
+}
+
+/// A frame in progress, from [`Coordinator::begin_frame`] to [`Coordinator::end_frame`].
+///
+/// Its arena allocations ([`Frame::alloc`], [`Frame::alloc_slice`]) borrow the frame, so they
+/// cannot outlive it. Uploads staged during the frame go to the GPU when it ends. Dropping a
+/// frame without ending it cancels it (what it staged is submitted with the next submission).
+pub struct Frame<'c, D: Device> {
+    coordinator: &'c Coordinator<D>,
+    /// `None` once ended or cancelled.
+    pacing: Option<memkit_core::Frame>,
+    /// The slot whose arena `arena` is, once taken (given back on drop).
+    arena_slot: Option<usize>,
+    arena: Bump,
+}
+
+impl<'c, D: Device> Frame<'c, D> {
+    pub(crate) fn begin(coordinator: &'c Coordinator<D>) -> Result<Self> {
+        let shared = coordinator.shared();
+        let pacing = shared
+            .pacer
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .begin_frame()
+            .map_err(|_| Error::FrameInProgress)?;
+        let frame = Self {
+            coordinator,
+            pacing: Some(pacing),
+            arena_slot: None,
+            arena: Bump::new(),
+        };
+        let wait_for = frame.pacing.as_ref().map_or(0, |p| p.wait_for().get());
+        // Paced: the slot's last frame must be done on the GPU before its arena and staging are
+        // reused. On error the frame is dropped, which cancels it.
+        if wait_for > 0 {
+            let ticket = coordinator.shared().ticket_for_value(wait_for);
+            if !ticket.is_complete()? {
+                shared
+                    .counters
+                    .frame_waits
+                    .fetch_add(1, crate::buffer::COUNTER);
+                while !ticket.wait_timeout(Duration::from_secs(1))? {}
+            }
+        }
+        coordinator.maintain()?;
+        let mut frame = frame;
+        let slot = frame.slot();
+        let arena = {
+            let mut slots = shared.frames.lock().unwrap_or_else(|e| e.into_inner());
+            let size = slots.arena_size;
+            slots.arenas[slot]
+                .take()
+                .unwrap_or_else(|| Bump::with_capacity(size))
+        };
+        frame.arena = arena;
+        frame.arena_slot = Some(slot);
+        frame.arena.reset();
+        Ok(frame)
+    }
+
+    /// The frame's number, counting from 0.
+    pub fn number(&self) -> u64 {
+        self.pacing.as_ref().map_or(0, |p| p.number())
+    }
+
+    /// The frame slot (0 to frames in flight - 1) whose resources it uses.
+    pub fn slot(&self) -> usize {
+        self.pacing.as_ref().map_or(0, |p| p.slot())
+    }
+
+    /// A value in the frame's arena, default-initialised.
+    pub fn alloc<T: Default>(&self) -> &mut T {
+        self.arena.alloc(T::default())
+    }
+
+    /// A copy of `values` in the frame's arena.
+    pub fn alloc_slice<T: Copy>(&self, values: &[T]) -> &mut [T] {
+        self.arena.alloc_slice_copy(values)
+    }
+
+    /// `len` copies of `value` in the frame's arena.
+    pub fn alloc_slice_fill<T: Copy>(&self, len: usize, value: T) -> &mut [T] {
+        self.arena.alloc_slice_fill_copy(len, value)
+    }
+
+    /// Bytes allocated from the frame's arena so far.
+    pub fn arena_bytes(&self) -> usize {
+        self.arena.allocated_bytes()
+    }
+
+    /// Stages `data` for `buffer` at `offset`; it reaches the GPU when the frame ends.
+    pub fn stage_for_upload<T: bytemuck::NoUninit>(
+        &self,
+        data: &T,
+        buffer: &Buffer<D>,
+        offset: u64,
+    ) -> Result<Ticket> {
+        self.coordinator
+            .upload_to(buffer, offset, bytemuck::bytes_of(data))
+    }
+
+    /// Stages a slice for `buffer` at `offset`; it reaches the GPU when the frame ends.
+    pub fn stage_slice_for_upload<T: bytemuck::NoUninit>(
+        &self,
+        data: &[T],
+        buffer: &Buffer<D>,
+        offset: u64,
+    ) -> Result<Ticket> {
+        let bytes: &[u8] = bytemuck::cast_slice(data);
+        self.coordinator.upload_to(buffer, offset, bytes)
+    }
+
+    /// Submits everything staged and records the frame's submission; returns its ticket.
+    pub(crate) fn end(mut self) -> Result<Ticket> {
+        let shared = self.coordinator.shared();
+        let flushed = self.coordinator.flush_transfers();
+        let pacing = self.pacing.take().expect("a frame ends once");
+        let mut pacer = shared.pacer.lock().unwrap_or_else(|e| e.into_inner());
+        let ticket = match flushed {
+            Ok(ticket) => ticket,
+            Err(e) => {
+                // Never leave the pacer waiting for a frame that will not end.
+                let _ = pacer.cancel_frame(pacing);
+                return Err(e);
+            }
+        };
+        let value = memkit_core::FenceValue::new(ticket.value().unwrap_or(0));
+        pacer
+            .end_frame(pacing, value)
+            .map_err(|(_, e)| Error::Frame(e))?;
+        Ok(ticket)
+    }
+}
+
+impl<D: Device> Drop for Frame<'_, D> {
+    fn drop(&mut self) {
+        let shared = self.coordinator.shared();
+        if let Some(pacing) = self.pacing.take() {
+            let _ = shared
+                .pacer
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .cancel_frame(pacing);
+        }
+        let arena = std::mem::take(&mut self.arena);
+        if let Some(slot) = self.arena_slot.take() {
+            shared
+                .frames
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .arenas[slot] = Some(arena);
+        }
+    }
+}

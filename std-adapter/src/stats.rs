@@ -1,0 +1,254 @@
+//! What the coordinator counts, and its report as JSON.
+
+use std::fmt::Write as _;
+use std::sync::atomic::AtomicU64;
+
+use memkit_core::RingStats;
+use memkit_core::pool::HeapStats;
+
+use crate::buffer::COUNTER;
+
+/// Live counters, updated with relaxed atomics (each is a tally, read for reports only).
+#[derive(Default)]
+pub(crate) struct Counters {
+    pub(crate) buffers_created: AtomicU64,
+    pub(crate) buffers_destroyed: AtomicU64,
+    pub(crate) leaked_buffers: AtomicU64,
+    pub(crate) bytes_uploaded: AtomicU64,
+    pub(crate) staged_uploads: AtomicU64,
+    pub(crate) direct_writes: AtomicU64,
+    pub(crate) dedicated_staging_uploads: AtomicU64,
+    pub(crate) uploads_submitted: AtomicU64,
+    pub(crate) regions_before_merge: AtomicU64,
+    pub(crate) regions_after_merge: AtomicU64,
+    pub(crate) bytes_overwritten: AtomicU64,
+    pub(crate) copy_commands: AtomicU64,
+    pub(crate) submissions: AtomicU64,
+    pub(crate) stalls: AtomicU64,
+    pub(crate) frame_waits: AtomicU64,
+}
+
+impl Counters {
+    pub(crate) fn snapshot(
+        &self,
+        ring: RingStats,
+        heaps: Vec<HeapReport>,
+        frames: u64,
+        submitted_value: u64,
+        completed_value: u64,
+    ) -> CoordinatorStats {
+        let get = |c: &AtomicU64| c.load(COUNTER);
+        CoordinatorStats {
+            buffers_created: get(&self.buffers_created),
+            buffers_destroyed: get(&self.buffers_destroyed),
+            leaked_buffers: get(&self.leaked_buffers),
+            bytes_uploaded: get(&self.bytes_uploaded),
+            staged_uploads: get(&self.staged_uploads),
+            direct_writes: get(&self.direct_writes),
+            dedicated_staging_uploads: get(&self.dedicated_staging_uploads),
+            uploads_submitted: get(&self.uploads_submitted),
+            regions_before_merge: get(&self.regions_before_merge),
+            regions_after_merge: get(&self.regions_after_merge),
+            bytes_overwritten: get(&self.bytes_overwritten),
+            copy_commands: get(&self.copy_commands),
+            submissions: get(&self.submissions),
+            stalls: get(&self.stalls),
+            frame_waits: get(&self.frame_waits),
+            frames,
+            submitted_value,
+            completed_value,
+            ring,
+            heaps,
+        }
+    }
+}
+
+/// Memory of one heap.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HeapReport {
+    /// Heap index.
+    pub heap: u32,
+    /// Blocks (sub-allocated memory objects), empty ones included.
+    pub blocks: u32,
+    /// Bytes of blocks.
+    pub block_bytes: u64,
+    /// Bytes of blocks held by live sub-allocations.
+    pub allocated_bytes: u64,
+    /// Live sub-allocations.
+    pub sub_allocations: u64,
+    /// Dedicated memory objects.
+    pub dedicated_objects: u32,
+    /// Bytes of dedicated objects.
+    pub dedicated_bytes: u64,
+    /// Bytes the process may use in the heap.
+    pub budget: u64,
+    /// Bytes the process uses in the heap.
+    pub usage: u64,
+}
+
+impl HeapReport {
+    pub(crate) fn from_core(heap: u32, s: &HeapStats) -> Self {
+        Self {
+            heap,
+            blocks: s.pools.blocks,
+            block_bytes: s.pools.block_bytes,
+            allocated_bytes: s.pools.allocated_bytes,
+            sub_allocations: s.pools.sub_allocations,
+            dedicated_objects: s.pools.dedicated_objects,
+            dedicated_bytes: s.pools.dedicated_bytes,
+            budget: s.budget,
+            usage: s.usage,
+        }
+    }
+
+    /// Share of block bytes not held by live allocations (0 when there are no blocks).
+    pub fn block_slack(&self) -> f64 {
+        if self.block_bytes == 0 {
+            0.0
+        } else {
+            1.0 - self.allocated_bytes as f64 / self.block_bytes as f64
+        }
+    }
+}
+
+/// A snapshot of what a coordinator did and holds.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CoordinatorStats {
+    /// Buffers created (staging buffers of dedicated uploads included).
+    pub buffers_created: u64,
+    /// Buffers destroyed.
+    pub buffers_destroyed: u64,
+    /// Buffers still held when the coordinator was dropped.
+    pub leaked_buffers: u64,
+    /// Bytes uploaded, all paths.
+    pub bytes_uploaded: u64,
+    /// Uploads staged through the ring.
+    pub staged_uploads: u64,
+    /// Uploads written straight into host-visible device memory.
+    pub direct_writes: u64,
+    /// Uploads staged in a staging allocation of their own.
+    pub dedicated_staging_uploads: u64,
+    /// Staged uploads submitted to the GPU.
+    pub uploads_submitted: u64,
+    /// Copy regions before merging (one per upload, split where later uploads overwrote parts).
+    pub regions_before_merge: u64,
+    /// Copy regions submitted, after merging.
+    pub regions_after_merge: u64,
+    /// Bytes staged that a later upload overwrote before submission (never copied).
+    pub bytes_overwritten: u64,
+    /// Copy commands submitted.
+    pub copy_commands: u64,
+    /// Submissions (timeline values signalled).
+    pub submissions: u64,
+    /// Times an upload waited for the GPU because the ring was full.
+    pub stalls: u64,
+    /// Times `begin_frame` waited for the GPU.
+    pub frame_waits: u64,
+    /// Frames ended.
+    pub frames: u64,
+    /// Last timeline value submitted.
+    pub submitted_value: u64,
+    /// Last timeline value known complete.
+    pub completed_value: u64,
+    /// The staging ring.
+    pub ring: RingStats,
+    /// Memory per heap.
+    pub heaps: Vec<HeapReport>,
+}
+
+impl CoordinatorStats {
+    /// The report as one JSON object.
+    pub fn to_json(&self) -> String {
+        let mut o = JsonObject::new();
+        o.num("buffers_created", self.buffers_created);
+        o.num("buffers_destroyed", self.buffers_destroyed);
+        o.num("leaked_buffers", self.leaked_buffers);
+        o.num("bytes_uploaded", self.bytes_uploaded);
+        o.num("staged_uploads", self.staged_uploads);
+        o.num("direct_writes", self.direct_writes);
+        o.num("dedicated_staging_uploads", self.dedicated_staging_uploads);
+        o.num("uploads_submitted", self.uploads_submitted);
+        o.num("regions_before_merge", self.regions_before_merge);
+        o.num("regions_after_merge", self.regions_after_merge);
+        o.num("bytes_overwritten", self.bytes_overwritten);
+        o.num("copy_commands", self.copy_commands);
+        o.num("submissions", self.submissions);
+        o.num("stalls", self.stalls);
+        o.num("frame_waits", self.frame_waits);
+        o.num("frames", self.frames);
+        o.num("submitted_value", self.submitted_value);
+        o.num("completed_value", self.completed_value);
+        let r = &self.ring;
+        let mut ring = JsonObject::new();
+        ring.num("capacity", r.capacity);
+        ring.num("bytes_in_flight", r.bytes_in_flight);
+        ring.num("high_water_mark", r.high_water_mark);
+        ring.num("wasted_wrap_bytes", r.wasted_wrap_bytes);
+        ring.num("alignment_padding_bytes", r.alignment_padding_bytes);
+        ring.num("failed_grants", r.failed_grants);
+        ring.num("dropped_grants", r.dropped_grants);
+        ring.num("drained_bytes", r.drained_bytes);
+        o.raw("ring", &ring.finish());
+        let heaps: Vec<String> = self
+            .heaps
+            .iter()
+            .map(|h| {
+                let mut j = JsonObject::new();
+                j.num("heap", u64::from(h.heap));
+                j.num("blocks", u64::from(h.blocks));
+                j.num("block_bytes", h.block_bytes);
+                j.num("allocated_bytes", h.allocated_bytes);
+                j.num("sub_allocations", h.sub_allocations);
+                j.num("dedicated_objects", u64::from(h.dedicated_objects));
+                j.num("dedicated_bytes", h.dedicated_bytes);
+                j.num("budget", h.budget);
+                j.num("usage", h.usage);
+                j.float("block_slack", h.block_slack());
+                j.finish()
+            })
+            .collect();
+        o.raw("heaps", &format!("[{}]", heaps.join(",")));
+        o.finish()
+    }
+}
+
+/// A flat JSON object writer: the report holds only numbers, objects and arrays, so no escaping
+/// beyond keys (which are ours) is needed.
+pub(crate) struct JsonObject(String);
+
+impl JsonObject {
+    pub(crate) fn new() -> Self {
+        Self(String::from("{"))
+    }
+
+    fn key(&mut self, key: &str) {
+        if self.0.len() > 1 {
+            self.0.push(',');
+        }
+        let _ = write!(self.0, "\"{key}\":");
+    }
+
+    pub(crate) fn num(&mut self, key: &str, value: u64) {
+        self.key(key);
+        let _ = write!(self.0, "{value}");
+    }
+
+    pub(crate) fn float(&mut self, key: &str, value: f64) {
+        self.key(key);
+        if value.is_finite() {
+            let _ = write!(self.0, "{value:.6}");
+        } else {
+            self.0.push_str("null");
+        }
+    }
+
+    pub(crate) fn raw(&mut self, key: &str, json: &str) {
+        self.key(key);
+        self.0.push_str(json);
+    }
+
+    pub(crate) fn finish(mut self) -> String {
+        self.0.push('}');
+        self.0
+    }
+}

@@ -1,0 +1,128 @@
+//! Tickets: what an upload or a frame hands back to wait on.
+//!
+//! An upload's ticket names the upload (its sequence number), not a timeline value: the upload
+//! may reach the GPU in the next submission or a later one (its staging range can drain only after
+//! every earlier grant of the ring committed). The coordinator records, for each submission, the
+//! sequence number below which every upload is in a submission so far; a ticket turns into the
+//! value of the first submission that covers it.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::error::Result;
+
+/// Where a ticket asks about its work.
+pub(crate) trait TimelineSource: Send + Sync {
+    /// The highest completed value (polls the device; never blocks).
+    fn completed(&self) -> Result<u64>;
+    /// The value of the submission that carries upload `seq`, or `None` while it is staged only.
+    fn value_of(&self, seq: u64) -> Option<u64>;
+    /// Submits what is staged.
+    fn submit_staged(&self) -> Result<()>;
+    /// Blocks until `value` completed or `timeout` passed; `true` when it completed.
+    fn wait(&self, value: u64, timeout: Duration) -> Result<bool>;
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Target {
+    /// Work that needed no GPU (a direct write).
+    Done,
+    /// A submission's timeline value.
+    Value(u64),
+    /// A staged upload's sequence number.
+    Upload(u64),
+}
+
+/// What to wait on for an upload or a frame: the GPU has finished the work once
+/// [`Ticket::is_complete`] says so. Cheap to clone; safe to keep past the coordinator.
+#[derive(Clone)]
+pub struct Ticket {
+    target: Target,
+    timeline: Option<Arc<dyn TimelineSource>>,
+}
+
+impl Ticket {
+    pub(crate) fn for_value(value: u64, timeline: Arc<dyn TimelineSource>) -> Self {
+        Self {
+            target: Target::Value(value),
+            timeline: Some(timeline),
+        }
+    }
+
+    pub(crate) fn for_upload(seq: u64, timeline: Arc<dyn TimelineSource>) -> Self {
+        Self {
+            target: Target::Upload(seq),
+            timeline: Some(timeline),
+        }
+    }
+
+    /// A ticket for work that is already done.
+    pub fn completed() -> Self {
+        Self {
+            target: Target::Done,
+            timeline: None,
+        }
+    }
+
+    /// The timeline value of the submission carrying the work: `Some(0)` for work that needed no
+    /// GPU, `None` while an upload is staged and not submitted yet.
+    pub fn value(&self) -> Option<u64> {
+        match (self.target, &self.timeline) {
+            (Target::Done, _) | (_, None) => Some(0),
+            (Target::Value(v), _) => Some(v),
+            (Target::Upload(seq), Some(t)) => t.value_of(seq),
+        }
+    }
+
+    /// Whether the GPU finished the work. Never blocks; an upload not submitted yet is not
+    /// complete.
+    pub fn is_complete(&self) -> Result<bool> {
+        match (self.value(), &self.timeline) {
+            (Some(0), _) | (_, None) => Ok(true),
+            (Some(v), Some(t)) => Ok(t.completed()? >= v),
+            (None, Some(_)) => Ok(false),
+        }
+    }
+
+    /// Blocks until the GPU finished the work, submitting the upload first if it is only staged.
+    pub fn wait(&self) -> Result<()> {
+        while !self.wait_timeout(Duration::from_secs(1))? {}
+        Ok(())
+    }
+
+    /// Blocks until the GPU finished the work or `timeout` passed; `true` when it finished.
+    /// Submits the upload first if it is only staged.
+    pub fn wait_timeout(&self, timeout: Duration) -> Result<bool> {
+        let Some(timeline) = &self.timeline else {
+            return Ok(true);
+        };
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(v) = self.value() {
+                return if v == 0 {
+                    Ok(true)
+                } else {
+                    timeline.wait(v, deadline.saturating_duration_since(Instant::now()))
+                };
+            }
+            // Staged only: submit. Its range may still sit behind another thread's grant that is
+            // being written; that grant commits within a memcpy, so try again shortly.
+            timeline.submit_staged()?;
+            if self.value().is_none() {
+                if Instant::now() >= deadline {
+                    return Ok(false);
+                }
+                std::thread::yield_now();
+            }
+        }
+    }
+}
+
+impl fmt::Debug for Ticket {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Ticket")
+            .field("target", &self.target)
+            .finish()
+    }
+}

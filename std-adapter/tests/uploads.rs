@@ -1,0 +1,388 @@
+//! End to end on the simulated device: bytes land where they were sent, in issue order, and
+//! nothing is reused or freed while the GPU may still read it.
+
+use std::sync::Arc;
+
+use memkit_dummy::DummyDevice;
+use memkit_std::{BackPressure, Coordinator, CoordinatorConfig, Error, MemoryUsage};
+
+/// A small deterministic generator (SplitMix64).
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+fn read(c: &Coordinator<DummyDevice>, b: &memkit_std::Buffer<DummyDevice>) -> Vec<u8> {
+    c.device()
+        .read_buffer(b.raw(), 0, b.size() as usize)
+        .expect("buffer is live")
+}
+
+#[test]
+fn upload_slice_and_upload_to_land_byte_for_byte() {
+    let c = Coordinator::new(DummyDevice::discrete(), CoordinatorConfig::default()).unwrap();
+    let data: Vec<u32> = (0..1000).collect();
+    let (buffer, ticket) = c.upload_slice(&data).unwrap();
+    ticket.wait().unwrap();
+    assert_eq!(read(&c, &buffer), bytemuck::cast_slice::<u32, u8>(&data));
+
+    let t = c.upload_to(&buffer, 8, &[0xAAu8; 16]).unwrap();
+    assert!(!t.is_complete().unwrap(), "staged, not submitted");
+    assert_eq!(t.value(), None);
+    let flushed = c.flush_transfers().unwrap();
+    assert!(t.value().is_some());
+    flushed.wait().unwrap();
+    assert!(t.is_complete().unwrap());
+    let mut expected = bytemuck::cast_slice::<u32, u8>(&data).to_vec();
+    expected[8..24].fill(0xAA);
+    assert_eq!(read(&c, &buffer), expected);
+    c.device().assert_no_misuse();
+}
+
+#[test]
+fn later_write_wins_and_adjacent_uploads_merge_into_one_region() {
+    let c = Coordinator::new(DummyDevice::discrete(), CoordinatorConfig::default()).unwrap();
+    let b = c
+        .create_buffer(4096, MemoryUsage::FAST_DEVICE_ACCESS)
+        .unwrap();
+    for i in 0..64u8 {
+        c.upload_to(&b, u64::from(i) * 64, &[i; 64]).unwrap();
+    }
+    c.upload_to(&b, 100, &[0xFFu8; 50]).unwrap();
+    c.flush_transfers().unwrap().wait().unwrap();
+    let bytes = read(&c, &b);
+    for (i, byte) in bytes.iter().enumerate() {
+        let want = if (100..150).contains(&i) {
+            0xFF
+        } else {
+            (i / 64) as u8
+        };
+        assert_eq!(*byte, want, "byte {i}");
+    }
+    let s = c.stats();
+    assert_eq!(s.staged_uploads, 65);
+    assert!(
+        s.regions_after_merge <= 3,
+        "64 adjacent uploads merge: {} regions",
+        s.regions_after_merge
+    );
+    assert_eq!(c.device().counters().submissions, 1);
+}
+
+#[test]
+fn bad_input_gets_typed_errors() {
+    let c = Coordinator::new(DummyDevice::discrete(), CoordinatorConfig::default()).unwrap();
+    let other = Coordinator::new(DummyDevice::discrete(), CoordinatorConfig::default()).unwrap();
+    let b = c
+        .create_buffer(64, MemoryUsage::FAST_DEVICE_ACCESS)
+        .unwrap();
+    let foreign = other
+        .create_buffer(64, MemoryUsage::FAST_DEVICE_ACCESS)
+        .unwrap();
+    assert_eq!(
+        c.create_buffer(0, MemoryUsage::empty()).unwrap_err(),
+        Error::ZeroSize
+    );
+    assert_eq!(c.upload_to::<u8>(&b, 0, &[]).unwrap_err(), Error::ZeroSize);
+    assert_eq!(
+        c.upload_to(&b, 60, &[0u8; 8]).unwrap_err(),
+        Error::OutOfBounds {
+            offset: 60,
+            size: 8,
+            buffer_size: 64
+        }
+    );
+    assert_eq!(
+        c.upload_to(&b, u64::MAX, &[0u8; 8]).unwrap_err(),
+        Error::OutOfBounds {
+            offset: u64::MAX,
+            size: 8,
+            buffer_size: 64
+        }
+    );
+    assert_eq!(
+        c.upload_to(&foreign, 0, &[0u8; 8]).unwrap_err(),
+        Error::ForeignBuffer
+    );
+    let frame = c.begin_frame().unwrap();
+    assert_eq!(c.begin_frame().err(), Some(Error::FrameInProgress));
+    c.end_frame(frame).unwrap();
+}
+
+/// Uploads through a ring far smaller than the data: it wraps and applies back-pressure, and the
+/// simulated device checks every copy reads the bytes that were in staging at submission.
+#[test]
+fn eight_producers_overlapping_uploads_end_as_the_last_write() {
+    let config = CoordinatorConfig {
+        staging_ring_size: 256 << 10,
+        max_ring_upload: 64 << 10,
+        ..Default::default()
+    };
+    let c = Arc::new(Coordinator::new(DummyDevice::discrete(), config).unwrap());
+    c.device().set_panic_on_misuse(true);
+    const THREADS: u64 = 8;
+    const UPLOADS: u64 = 10_000 / THREADS;
+    const SIZE: u64 = 64 << 10;
+    // Each thread owns its buffers, so "the last write issued" to a byte is well defined; within
+    // a thread, writes overlap at random.
+    let expected: Vec<_> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..THREADS)
+            .map(|t| {
+                let c = Arc::clone(&c);
+                s.spawn(move || {
+                    let mut rng = Rng(t + 1);
+                    let buffers: Vec<_> = (0..2)
+                        .map(|_| {
+                            c.create_buffer(SIZE, MemoryUsage::FAST_DEVICE_ACCESS)
+                                .unwrap()
+                        })
+                        .collect();
+                    let mut models = vec![vec![0u8; SIZE as usize]; 2];
+                    for i in 0..UPLOADS {
+                        let which = rng.below(2) as usize;
+                        let cap = if rng.below(10) == 0 { 8192 } else { 300 };
+                        let len = 1 + rng.below(cap);
+                        let offset = rng.below(SIZE - len + 1);
+                        let fill = (i as u8).wrapping_mul(31).wrapping_add(t as u8);
+                        let data: Vec<u8> = (0..len).map(|k| fill.wrapping_add(k as u8)).collect();
+                        c.upload_to(&buffers[which], offset, &data).unwrap();
+                        models[which][offset as usize..(offset + len) as usize]
+                            .copy_from_slice(&data);
+                        if rng.below(200) == 0 {
+                            c.flush_transfers().unwrap();
+                        }
+                    }
+                    (buffers, models)
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    c.flush_transfers().unwrap().wait().unwrap();
+    for (buffers, models) in &expected {
+        for (b, model) in buffers.iter().zip(models) {
+            assert!(
+                read(&c, b) == *model,
+                "buffer {} differs from the last writes",
+                b.id()
+            );
+        }
+    }
+    let s = c.stats();
+    assert_eq!(s.staged_uploads, THREADS * UPLOADS);
+    assert_eq!(s.uploads_submitted, THREADS * UPLOADS);
+    assert!(s.ring.high_water_mark <= 256 << 10);
+    assert!(
+        c.device().misuses().is_empty(),
+        "{:?}",
+        c.device().misuses()
+    );
+}
+
+#[test]
+fn dropped_buffer_is_destroyed_only_after_its_copy_completes() {
+    let c = Coordinator::new(DummyDevice::discrete(), CoordinatorConfig::default()).unwrap();
+    c.device().set_panic_on_misuse(true);
+    c.device().set_wait_mode(memkit_dummy::WaitMode::Manual);
+    let b = c
+        .create_buffer(1024, MemoryUsage::FAST_DEVICE_ACCESS)
+        .unwrap();
+    let raw = b.raw();
+    c.upload_to(&b, 0, &[7u8; 1024]).unwrap();
+    let ticket = c.flush_transfers().unwrap();
+    drop(b);
+    c.maintain().unwrap();
+    assert!(
+        c.device().buffer_info(raw).is_some(),
+        "still in use by the GPU"
+    );
+    assert!(!ticket.is_complete().unwrap());
+    c.device().complete_all();
+    c.maintain().unwrap();
+    assert!(
+        c.device().buffer_info(raw).is_none(),
+        "destroyed once the copy completed"
+    );
+    assert!(c.device().misuses().is_empty());
+    c.device().set_wait_mode(memkit_dummy::WaitMode::Auto);
+}
+
+#[test]
+fn full_ring_under_fail_policy_says_what_to_wait_for() {
+    let config = CoordinatorConfig {
+        staging_ring_size: 4096,
+        max_ring_upload: 4096,
+        back_pressure: BackPressure::Fail,
+        ..Default::default()
+    };
+    let c = Coordinator::new(DummyDevice::discrete(), config).unwrap();
+    c.device().set_wait_mode(memkit_dummy::WaitMode::Manual);
+    let b = c
+        .create_buffer(1 << 20, MemoryUsage::FAST_DEVICE_ACCESS)
+        .unwrap();
+    c.upload_to(&b, 0, &[1u8; 3000]).unwrap();
+    assert_eq!(
+        c.upload_to(&b, 0, &[2u8; 3000]).unwrap_err(),
+        Error::StagingFull { wait_for: None }
+    );
+    let t = c.flush_transfers().unwrap();
+    let v = t.value().unwrap();
+    assert_eq!(
+        c.upload_to(&b, 0, &[2u8; 3000]).unwrap_err(),
+        Error::StagingFull { wait_for: Some(v) }
+    );
+    c.device().advance_to(v);
+    c.maintain().unwrap();
+    c.upload_to(&b, 0, &[2u8; 3000]).unwrap();
+    c.device().set_wait_mode(memkit_dummy::WaitMode::Auto);
+}
+
+#[test]
+fn dedicated_staging_takes_what_the_ring_cannot_and_keeps_order() {
+    let config = CoordinatorConfig {
+        staging_ring_size: 4096,
+        max_ring_upload: 4096,
+        back_pressure: BackPressure::DedicatedStaging,
+        ..Default::default()
+    };
+    let c = Coordinator::new(DummyDevice::discrete(), config).unwrap();
+    c.device().set_panic_on_misuse(true);
+    let b = c
+        .create_buffer(1 << 20, MemoryUsage::FAST_DEVICE_ACCESS)
+        .unwrap();
+    c.upload_to(&b, 0, &[1u8; 3000]).unwrap(); // ring
+    c.upload_to(&b, 1000, &vec![2u8; 100_000]).unwrap(); // too large: dedicated staging
+    c.upload_to(&b, 0, &[3u8; 3000]).unwrap(); // ring full: dedicated staging
+    c.upload_to(&b, 50_000, &[4u8; 10]).unwrap(); // ring full still
+    c.flush_transfers().unwrap().wait().unwrap();
+    let bytes = read(&c, &b);
+    assert!(bytes[..3000].iter().all(|&x| x == 3));
+    assert!(bytes[3000..50_000].iter().all(|&x| x == 2));
+    assert!(bytes[50_000..50_010].iter().all(|&x| x == 4));
+    assert!(bytes[50_010..101_000].iter().all(|&x| x == 2));
+    // The 100 KB upload is too large for the ring; the second 3000 B one found it full; the
+    // 10 B one fit in what was left.
+    assert_eq!(c.stats().dedicated_staging_uploads, 2);
+    c.maintain().unwrap();
+    drop(b);
+    drop(c);
+}
+
+#[test]
+fn frames_pace_and_stage_their_arena_data() {
+    let config = CoordinatorConfig {
+        buffering: memkit_std::BufferingMode::Double,
+        ..Default::default()
+    };
+    let c = Coordinator::new(DummyDevice::discrete(), config).unwrap();
+    let b = c
+        .create_buffer(64 * 10, MemoryUsage::FAST_DEVICE_ACCESS)
+        .unwrap();
+    for n in 0..10u64 {
+        let frame = c.begin_frame().unwrap();
+        assert_eq!(frame.number(), n);
+        let m = frame.alloc::<[f32; 16]>();
+        *m = [n as f32; 16];
+        frame.stage_for_upload(m, &b, n * 64).unwrap();
+        c.end_frame(frame).unwrap();
+    }
+    c.flush_transfers().unwrap().wait().unwrap();
+    let bytes = read(&c, &b);
+    for n in 0..10 {
+        let floats: &[f32] = bytemuck::cast_slice(&bytes[n * 64..n * 64 + 64]);
+        assert!(floats.iter().all(|&f| f == n as f32));
+    }
+    assert_eq!(c.stats().frames, 10);
+}
+
+#[test]
+fn lost_device_mid_frame_is_an_error_not_a_hang() {
+    let c = Coordinator::new(DummyDevice::discrete(), CoordinatorConfig::default()).unwrap();
+    let b = c
+        .create_buffer(256, MemoryUsage::FAST_DEVICE_ACCESS)
+        .unwrap();
+    let frame = c.begin_frame().unwrap();
+    frame.stage_slice_for_upload(&[1u32; 64], &b, 0).unwrap();
+    c.device().lose_device();
+    assert_eq!(c.end_frame(frame).unwrap_err(), Error::DeviceLost);
+    assert_eq!(
+        c.upload_to(&b, 0, &[0u8; 4]).unwrap_err(),
+        Error::DeviceLost
+    );
+    assert_eq!(c.flush_transfers().unwrap_err(), Error::DeviceLost);
+    drop(b);
+    drop(c); // must not hang
+}
+
+#[test]
+fn failed_buffer_allocation_leaks_nothing_and_recovers() {
+    let c = Coordinator::new(DummyDevice::discrete(), CoordinatorConfig::default()).unwrap();
+    let objects = c.device().live_memory().len();
+    // Every memory type the pools could fall back to fails once.
+    let next_call = c.device().counters().allocation_calls + 1;
+    for k in 0..8 {
+        c.device().fail_allocation_call(
+            next_call + k,
+            memkit_core::device::DeviceError::OutOfDeviceMemory,
+        );
+    }
+    let err = c
+        .create_buffer(1 << 20, MemoryUsage::FAST_DEVICE_ACCESS)
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::Memory(_) | Error::Device(_)),
+        "{err:?}"
+    );
+    assert_eq!(c.device().live_memory().len(), objects);
+    assert_eq!(
+        c.device().live_buffers().len(),
+        1,
+        "only the ring's staging buffer"
+    );
+    let b = c
+        .create_buffer(1 << 20, MemoryUsage::FAST_DEVICE_ACCESS)
+        .unwrap();
+    c.upload_to(&b, 0, &[9u8; 16]).unwrap().wait().unwrap();
+    assert_eq!(&read(&c, &b)[..16], &[9u8; 16]);
+}
+
+#[test]
+fn teardown_frees_everything_and_reports_held_buffers() {
+    let device = DummyDevice::discrete();
+    let c = Coordinator::new(device.clone(), CoordinatorConfig::default()).unwrap();
+    c.device().set_panic_on_misuse(true);
+    let held = c
+        .create_buffer(4096, MemoryUsage::FAST_DEVICE_ACCESS)
+        .unwrap();
+    held.set_label("held past the coordinator");
+    c.upload_to(&held, 0, &[1u8; 4096]).unwrap();
+    let dropped = c
+        .create_buffer(4096, MemoryUsage::FAST_DEVICE_ACCESS)
+        .unwrap();
+    c.upload_to(&dropped, 0, &[2u8; 4096]).unwrap();
+    drop(dropped);
+    assert!(held.is_live());
+    drop(c);
+    assert!(!held.is_live(), "teardown destroyed the held buffer");
+    let leaks = device.leak_report();
+    assert!(
+        leaks.is_empty(),
+        "device objects left after teardown: {leaks:?}"
+    );
+    assert!(device.misuses().is_empty(), "{:?}", device.misuses());
+    drop(held); // a dead handle: dropping it does nothing
+    assert_eq!(
+        device.counters().submissions,
+        1,
+        "the staged uploads were submitted at teardown"
+    );
+}
