@@ -24,6 +24,8 @@ pub(crate) struct BufferState<D: Device> {
     /// memory is mapped. Such a buffer is never written by a staged copy, so a direct write can
     /// never be overtaken by an older copy still in flight.
     pub(crate) direct_writes: bool,
+    /// Its memory is host-coherent: direct writes need no flush.
+    pub(crate) coherent: bool,
     /// Uploads staged for it that are not in a submitted copy yet. It is not destroyed while
     /// any is left.
     pub(crate) pending: AtomicU32,

@@ -627,6 +627,9 @@ impl<D: Device> Shared<D> {
             size,
             host: allocation.mapped,
             direct_writes: direct && allocation.mapped.is_some(),
+            coherent: self.device.memory_properties().types()[allocation.memory_type as usize]
+                .properties
+                .contains(MemoryPropertyFlags::HOST_COHERENT),
             allocation,
             pending: Default::default(),
             last_use: AtomicU64::new(0),
@@ -654,8 +657,13 @@ impl<D: Device> Shared<D> {
         unsafe {
             std::ptr::copy_nonoverlapping(bytes.as_ptr(), target.as_ptr(), bytes.len());
         }
-        let pools = self.lock_pools();
-        if let Some(pools) = pools.as_ref() {
+        // Coherent memory needs no flush, and so no lock: producers write in parallel.
+        let pools = if dest.coherent {
+            None
+        } else {
+            Some(self.lock_pools())
+        };
+        if let Some(pools) = pools.as_ref().and_then(|p| p.as_ref()) {
             let allocation = DeviceAllocation::from_raw(dest.allocation);
             let flushed = pools.flush(&allocation, offset, bytes.len() as u64);
             // The handle is the buffer's, borrowed to name the range: not freed here.
