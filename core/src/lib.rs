@@ -30,12 +30,12 @@ pub use ring::{
     CommitError, ConsumerTaken, DrainedRange, GrantError, MarkError, RingConsumer, RingMemory,
     RingStats, StagingRing, WriteGrant,
 };
+pub use scheduler::{TransferPlan, TransferScheduler};
 pub use selection::MemoryTypeRanking;
 pub use suballocator::{
     AllocError, Allocation, AllocatorId, AllocatorStats, ConfigError, FreeError, RawAllocation,
     SubAllocator,
 };
-pub use scheduler::{TransferPlan, TransferScheduler};
 pub use timeline::{
     FencePool, FenceSlot, FenceValue, SignalError, SubmissionState, SubmitError, TimelineTracker,
 };

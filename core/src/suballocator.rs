@@ -111,7 +111,10 @@ impl fmt::Display for AllocError {
         match *self {
             Self::ZeroSize => f.write_str("allocation size is zero"),
             Self::AlignmentNotPowerOfTwo => f.write_str("alignment is not a power of two"),
-            Self::SizeOverCapacity { requested, capacity } => write!(
+            Self::SizeOverCapacity {
+                requested,
+                capacity,
+            } => write!(
                 f,
                 "allocation of {requested} bytes can never fit in a capacity of {capacity} bytes"
             ),
@@ -186,7 +189,10 @@ impl fmt::Display for ConfigError {
             Self::NotPowerOfTwo => f.write_str("granule or alignment is not a power of two"),
             Self::InvalidParameter => f.write_str("a parameter is outside its supported range"),
             Self::CapacityNotMultipleOfGranule { granule } => {
-                write!(f, "capacity is not a multiple of the {granule}-byte granule")
+                write!(
+                    f,
+                    "capacity is not a multiple of the {granule}-byte granule"
+                )
             }
             Self::StorageTooSmall { required, provided } => write!(
                 f,

@@ -139,7 +139,9 @@ impl SubAllocatorModel {
                     if real.stats() != before {
                         return Err("a refused foreign free changed the statistics".into());
                     }
-                    foreign.free(a).map_err(|e| format!("foreign allocator: {e}"))?;
+                    foreign
+                        .free(a)
+                        .map_err(|e| format!("foreign allocator: {e}"))?;
                 }
             }
             AllocatorOp::Reset => {
@@ -153,7 +155,12 @@ impl SubAllocatorModel {
         self.check(real)
     }
 
-    fn allocate<A: SubAllocator>(&mut self, real: &mut A, size: u64, align: u64) -> Result<(), String> {
+    fn allocate<A: SubAllocator>(
+        &mut self,
+        real: &mut A,
+        size: u64,
+        align: u64,
+    ) -> Result<(), String> {
         match real.allocate(size, align) {
             Ok(a) => {
                 let raw = a.into_raw();
@@ -166,14 +173,23 @@ impl SubAllocatorModel {
                 if raw.offset % align != 0 {
                     return Err(format!("offset {} breaks alignment {align}", raw.offset));
                 }
-                let end = raw.offset.checked_add(size).ok_or("offset + size overflows")?;
+                let end = raw
+                    .offset
+                    .checked_add(size)
+                    .ok_or("offset + size overflows")?;
                 if end > self.capacity {
-                    return Err(format!("[{}, {end}) is outside capacity {}", raw.offset, self.capacity));
+                    return Err(format!(
+                        "[{}, {end}) is outside capacity {}",
+                        raw.offset, self.capacity
+                    ));
                 }
                 if let Some((&o, r)) = self.live.range(..end).next_back()
                     && r.end > raw.offset
                 {
-                    return Err(format!("[{}, {end}) overlaps live [{o}, {})", raw.offset, r.end));
+                    return Err(format!(
+                        "[{}, {end}) overlaps live [{o}, {})",
+                        raw.offset, r.end
+                    ));
                 }
                 self.live.insert(raw.offset, ShadowRange { end, size, raw });
                 self.total_allocations += 1;
@@ -181,7 +197,9 @@ impl SubAllocatorModel {
             }
             Err(AllocError::ZeroSize) if size == 0 => Ok(()),
             Err(AllocError::SizeOverCapacity { .. }) if size > self.capacity => Ok(()),
-            Err(AllocError::SizeOverCapacity { requested, .. }) if requested > self.capacity => Ok(()),
+            Err(AllocError::SizeOverCapacity { requested, .. }) if requested > self.capacity => {
+                Ok(())
+            }
             Err(AllocError::OutOfMemory | AllocError::MetadataExhausted) if size > 0 => {
                 if self.live.is_empty() && size <= real.stats().largest_free_run && align == 1 {
                     return Err(format!(
@@ -201,16 +219,33 @@ impl SubAllocatorModel {
         let requested: u64 = self.live.values().map(|r| r.size).sum();
         let mut problems = String::new();
         if s.live_allocations != self.live.len() as u64 {
-            let _ = write!(problems, "live {} vs shadow {}; ", s.live_allocations, self.live.len());
+            let _ = write!(
+                problems,
+                "live {} vs shadow {}; ",
+                s.live_allocations,
+                self.live.len()
+            );
         }
         if s.bytes_requested != requested {
-            let _ = write!(problems, "requested {} vs shadow {requested}; ", s.bytes_requested);
+            let _ = write!(
+                problems,
+                "requested {} vs shadow {requested}; ",
+                s.bytes_requested
+            );
         }
         if s.bytes_reserved < requested || s.bytes_reserved > s.capacity {
-            let _ = write!(problems, "reserved {} outside [{requested}, capacity]; ", s.bytes_reserved);
+            let _ = write!(
+                problems,
+                "reserved {} outside [{requested}, capacity]; ",
+                s.bytes_reserved
+            );
         }
         if s.peak_bytes_reserved < s.bytes_reserved {
-            let _ = write!(problems, "peak {} below reserved {}; ", s.peak_bytes_reserved, s.bytes_reserved);
+            let _ = write!(
+                problems,
+                "peak {} below reserved {}; ",
+                s.peak_bytes_reserved, s.bytes_reserved
+            );
         }
         if s.total_allocations != self.total_allocations || s.total_frees != self.total_frees {
             let _ = write!(
@@ -223,16 +258,25 @@ impl SubAllocatorModel {
             let _ = write!(problems, "capacity {} vs {}; ", s.capacity, self.capacity);
         }
         if s.largest_free_run > s.capacity - s.bytes_reserved {
-            let _ = write!(problems, "largest free run {} beyond free bytes; ", s.largest_free_run);
+            let _ = write!(
+                problems,
+                "largest free run {} beyond free bytes; ",
+                s.largest_free_run
+            );
         }
-        if problems.is_empty() { Ok(()) } else { Err(problems) }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(problems)
+        }
     }
 
     /// Frees every live allocation, then checks the whole capacity comes back in one piece.
     pub fn drain_and_check_whole<A: SubAllocator>(&mut self, real: &mut A) -> Result<(), String> {
         while !self.live.is_empty() {
             let (_, r) = self.live.pop_first().expect("not empty");
-            real.free(Allocation::from_raw(r.raw)).map_err(|e| format!("drain free refused: {e}"))?;
+            real.free(Allocation::from_raw(r.raw))
+                .map_err(|e| format!("drain free refused: {e}"))?;
             self.total_frees += 1;
         }
         self.check(real)?;
@@ -247,9 +291,13 @@ impl SubAllocatorModel {
             .allocate(self.capacity, 1)
             .map_err(|e| format!("whole capacity not allocatable after drain: {e}"))?;
         if whole.offset() != 0 {
-            return Err(format!("whole-capacity allocation at offset {}", whole.offset()));
+            return Err(format!(
+                "whole-capacity allocation at offset {}",
+                whole.offset()
+            ));
         }
-        real.free(whole).map_err(|e| format!("freeing the whole capacity: {e}"))?;
+        real.free(whole)
+            .map_err(|e| format!("freeing the whole capacity: {e}"))?;
         Ok(())
     }
 }
