@@ -448,7 +448,7 @@ where
 ///
 /// The uploads covering the current position sit in a max-heap by issue order, kept in the slots'
 /// `heap` fields; uploads that ended are removed lazily when they reach the top, which is enough
-/// because only the top is ever read. Non-overlapping uploads take a fast path without the heap.
+/// because only the top is ever read, and uploads the top hides entirely never enter it. Non-overlapping uploads take a fast path without the heap.
 /// `base` is the index of `group[0]` in the whole slot array (piece identities are global).
 fn sweep(group: &mut [UploadSlot], base: usize, out: &mut Emitter<'_>) {
     let n = group.len();
@@ -465,12 +465,21 @@ fn sweep(group: &mut [UploadSlot], base: usize, out: &mut Emitter<'_>) {
             }
             pos = s.dst_offset;
         }
-        while next < n && group[next].dst_offset <= pos {
-            heap_push(group, &mut heap_len, next);
-            next += 1;
-        }
         while heap_len > 0 && group[group[0].heap as usize].dst_end() <= pos {
             heap_pop(group, &mut heap_len);
+        }
+        while next < n && group[next].dst_offset <= pos {
+            // The top covers `pos`; an upload starting here that it covers to the end and that
+            // was issued before it can never be visible, so it stays out of the heap.
+            let entry = group[next];
+            let covered = heap_len > 0 && {
+                let top = group[group[0].heap as usize];
+                top.seq > entry.seq && top.dst_end() >= entry.dst_end()
+            };
+            if !covered {
+                heap_push(group, &mut heap_len, next);
+            }
+            next += 1;
         }
         if heap_len == 0 {
             continue;
