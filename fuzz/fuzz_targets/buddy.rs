@@ -19,6 +19,8 @@ struct Workload {
     min_block_log2: u8,
     /// Slots, 1..=64.
     max_allocations: u8,
+    /// Tail precision: `% 9`, where 8 means exact sizes.
+    tail_precision: u8,
     /// Requests are drawn below `capacity * (request_eighths % 16 + 1) / 8`.
     request_eighths: u8,
     ops: Vec<AllocatorOp>,
@@ -32,7 +34,12 @@ fuzz_target!(|w: Workload| {
     let units = u64::from(w.units % 1024) + 1;
     let min_block = 1u64 << (w.min_block_log2 % 13);
     let capacity = units * min_block;
-    let config = BuddyConfig::new(capacity, min_block, u32::from(w.max_allocations % 64) + 1);
+    let precision = match w.tail_precision % 9 {
+        8 => 32,
+        p => u32::from(p),
+    };
+    let config = BuddyConfig::new(capacity, min_block, u32::from(w.max_allocations % 64) + 1)
+        .with_tail_precision_log2(precision);
     let mut real = BuddyAllocator::new(config, storage(config)).expect("valid config");
     let foreign_config = BuddyConfig::new(4096, 64, 4);
     let mut foreign =

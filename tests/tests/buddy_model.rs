@@ -89,19 +89,21 @@ proptest! {
         prop_assert_eq!(run(config, 200, &ops), Ok(()));
     }
 
-    /// Any small configuration: 1-300 units of 1-256 B, 1-40 slots, requests up to the capacity
-    /// or far smaller.
+    /// Any small configuration: 1-300 units of 1-256 B, 1-40 slots, any tail precision (exact
+    /// included), requests up to the capacity or far smaller.
     #[test]
     fn any_small_config(
         units in 1u64..300,
         min_block_log2 in 0u32..9,
         max_allocations in 1u32..40,
+        tail_precision_log2 in prop_oneof![Just(32u32), 0u32..8],
         request_share in 1u64..9,
         ops in prop::collection::vec(op(), 0..200),
     ) {
         let min_block = 1u64 << min_block_log2;
         let capacity = units * min_block;
-        let config = BuddyConfig::new(capacity, min_block, max_allocations);
+        let config = BuddyConfig::new(capacity, min_block, max_allocations)
+            .with_tail_precision_log2(tail_precision_log2);
         prop_assert_eq!(run(config, capacity * request_share / 8 + 1, &ops), Ok(()));
     }
 }

@@ -9,10 +9,12 @@
 //! `trailing_zeros`.
 //!
 //! Plain buddies round every request up to a power of two and lose up to half of each block. This
-//! one reserves only the request rounded up to a unit: after taking a block it gives the unused
-//! tail back as the free buddies it is made of (at most one per order), and on free it reassembles
-//! the pieces and merges with whatever tail buddies are still free. Both walks take at most one
-//! step per order, so every call is O(log n).
+//! one gives the unused tail of the block back at allocation time as the free buddies it is made
+//! of, and on free reassembles the pieces and merges with whatever tail buddies are still free.
+//! How finely is [`BuddyConfig::tail_precision_log2`]: by default a request keeps back at most
+//! 1/32 of its power-of-two class beyond the unit rounding (about 1.5% on average), and the tail
+//! costs at most five steps per call; with 32 it reserves exactly the size rounded up to a unit,
+//! at up to one step per order. Every call is O(log n).
 //!
 //! The capacity need not be a power of two: the range starts as the free blocks of its binary
 //! decomposition (for 12 units: 8 at 0, 4 at 8). A request larger than the largest of them is
@@ -37,6 +39,10 @@
 //! let mut buddy = BuddyAllocator::new(CONFIG, [0u64; WORDS])?;
 //! let a = buddy.allocate(1000, 16)?;
 //! assert_eq!(buddy.stats().bytes_reserved, 1024);
+//! let b = buddy.allocate(100_000, 4096)?;
+//! // 391 units of 256 B, rounded up to a 32nd of the 512-unit class: 400 units.
+//! assert_eq!(buddy.stats().bytes_reserved, 1024 + 400 * 256);
+//! buddy.free(b)?;
 //! buddy.free(a)?;
 //! # Ok::<(), Box<dyn core::error::Error>>(())
 //! ```
@@ -56,32 +62,15 @@ mod tests;
 
 /// Most units a configuration may have: unit offsets are kept in 32 bits.
 const MAX_UNITS_LOG2: u32 = 32;
-/// Orders per tier. A node of tier `t` holds the free bits of orders `7t..7t + 6` over
-/// `2^(7t + 6)` units: 64 + 32 + .. + 1 = 127 bits in two words, so the blocks a split, a tail
-/// or a merge touches near one offset share a node.
-const TIER_ORDERS: u32 = 7;
-/// Tiers for orders 0..=32.
-const MAX_TIERS: usize = 5;
-/// Words per node.
-const NODE_WORDS: usize = 2;
-/// Summary layers per tier: a bit per node, then a bit per word below, up to one word; 2^26 + 1
-/// nodes need five.
-const MAX_LAYERS: usize = 5;
-/// First bit, in its node, of each local order's segment: `128 - 2^(7 - local)`.
-const SEGMENT_START: [u32; TIER_ORDERS as usize] = [0, 64, 96, 112, 120, 124, 126];
-/// The bits of each local order's segment within its word.
-const SEGMENT_MASK: [u64; TIER_ORDERS as usize] = [
-    !0,
-    0xffff_ffff,
-    0xffff << 32,
-    0xff << 48,
-    0xf << 56,
-    0x3 << 60,
-    0x1 << 62,
-];
+/// Orders 0..=32.
+const MAX_ORDERS: usize = MAX_UNITS_LOG2 as usize + 1;
+/// A bitmap of up to 2^32 + 1 bits needs at most six layers of 64-bit words (the top one word).
+const MAX_LAYERS: usize = 6;
 /// Words per slot of the live-allocation table: the requested size (0 = slot free), then the
 /// unit offset (or the next free slot) in the low half and the slot's tag in the high half.
 const SLOT_WORDS: usize = 2;
+/// [`BuddyConfig::tail_precision_log2`] unless set otherwise.
+pub const DEFAULT_TAIL_PRECISION_LOG2: u32 = 5;
 /// End of the free-slot list.
 const NO_SLOT: u32 = u32::MAX;
 
@@ -96,6 +85,13 @@ pub struct BuddyConfig {
     pub min_block: u64,
     /// Most allocations live at once (the size of the slot table).
     pub max_allocations: u32,
+    /// How finely the unused tail of a block is given back: a request of `n` units, whose
+    /// power-of-two class is `2^k >= n`, reserves `n` rounded up to a multiple of
+    /// `2^(k - tail_precision_log2)` units. With the default 5 at most 1/32 of the class (under
+    /// 1/16 of the request, about 1.5% on average) is held back beyond the unit rounding, and
+    /// allocate and free take at most about five steps each for the tail; 32 or more reserves
+    /// exactly the size rounded up to `min_block`, at up to one step per order.
+    pub tail_precision_log2: u32,
 }
 
 impl BuddyConfig {
@@ -105,7 +101,14 @@ impl BuddyConfig {
             capacity,
             min_block,
             max_allocations,
+            tail_precision_log2: DEFAULT_TAIL_PRECISION_LOG2,
         }
+    }
+
+    /// The same configuration with another [`tail_precision_log2`](Self::tail_precision_log2).
+    pub const fn with_tail_precision_log2(mut self, tail_precision_log2: u32) -> Self {
+        self.tail_precision_log2 = tail_precision_log2;
+        self
     }
 
     /// Storage words (`u64`) this configuration needs, or the reason it is invalid.
@@ -126,25 +129,7 @@ impl BuddyConfig {
     }
 }
 
-/// Where one tier's nodes and summary layers lie in the storage.
-#[derive(Clone, Copy, Debug)]
-struct TierLayout {
-    /// First word of the node array.
-    node_base: u32,
-    /// Nodes in the tier (whole ones, plus one so the buddy of the last block, which may lie past
-    /// the end, is a readable, always-clear bit).
-    nodes: u32,
-    /// Summary layers (the last has one group).
-    depth: u32,
-    /// First word of each summary layer. Layer 0 has, per group of 64 nodes, one word per local
-    /// order (bit `n % 64`: node `n` has a free block of that order); each layer above has, per
-    /// group of 64 words below, one word per local order (a bit per non-zero word). The words of
-    /// one group for the seven orders are adjacent, so updates near one offset share a line.
-    summary: [u32; MAX_LAYERS],
-}
-
-/// Where the nodes, the summaries and the slot table lie in the storage, derived once from the
-/// config.
+/// Where each bitmap layer and the slot table lie in the storage, derived once from the config.
 #[derive(Clone, Copy, Debug)]
 struct Layout {
     /// Units managed (`capacity / min_block`), 1..=2^32.
@@ -153,8 +138,13 @@ struct Layout {
     unit_shift: u32,
     /// The largest order with a block: `floor(log2(units))`.
     top_order: u32,
-    /// Per tier (`top_order / 7 + 1` of them).
-    tiers: [TierLayout; MAX_TIERS],
+    /// [`BuddyConfig::tail_precision_log2`], capped at 32.
+    tail_precision_log2: u32,
+    /// `layer_base[order][layer]`: first word of that layer of that order's bitmap. Layer 0 has a
+    /// bit per block; the last layer is one word.
+    layer_base: [[u32; MAX_LAYERS]; MAX_ORDERS],
+    /// Layers per order.
+    depth: [u8; MAX_ORDERS],
     /// First word of the slot table.
     slot_base: usize,
     /// Slots in the table.
@@ -187,37 +177,31 @@ impl Layout {
             return Err(ConfigError::InvalidParameter);
         }
         let top_order = 63 - units.leading_zeros();
-        let mut tiers = [TierLayout {
-            node_base: 0,
-            nodes: 0,
-            depth: 0,
-            summary: [0; MAX_LAYERS],
-        }; MAX_TIERS];
-        // At most about 2^27 words for 2^32 units: fits the u32 bases.
+        let mut layer_base = [[0u32; MAX_LAYERS]; MAX_ORDERS];
+        let mut depth = [0u8; MAX_ORDERS];
+        // At most about 2^27 words for 2^32 units: fits the u32 layer bases.
         let mut total: u64 = 0;
-        let mut tier = 0;
-        while tier <= (top_order / TIER_ORDERS) as usize {
-            let nodes = (units >> (TIER_ORDERS * tier as u32 + 6)) + 1;
-            let t = &mut tiers[tier];
-            t.node_base = total as u32;
-            t.nodes = nodes as u32;
-            total += nodes * NODE_WORDS as u64;
-            let mut groups = nodes.div_ceil(64);
+        let mut order = 0;
+        while order <= top_order {
+            // One bit per whole block, plus one so the buddy of the last block (which may lie
+            // past the end) is a readable, always-clear bit.
+            let mut words = (units >> order) / 64 + 1;
             let mut layer = 0;
             loop {
-                t.summary[layer] = total as u32;
-                total += groups * TIER_ORDERS as u64;
+                layer_base[order as usize][layer] = total as u32;
+                total += words;
                 layer += 1;
-                if groups == 1 {
+                if words == 1 {
                     break;
                 }
-                groups = groups.div_ceil(64);
+                words = words.div_ceil(64);
             }
-            t.depth = layer as u32;
-            tier += 1;
+            depth[order as usize] = layer as u8;
+            order += 1;
         }
+        let bitmap_words = total;
         let slot_words = config.max_allocations as u64 * SLOT_WORDS as u64;
-        let storage_len = total + slot_words;
+        let storage_len = bitmap_words + slot_words;
         if storage_len > usize::MAX as u64 {
             return Err(ConfigError::InvalidParameter);
         }
@@ -225,8 +209,14 @@ impl Layout {
             units,
             unit_shift,
             top_order,
-            tiers,
-            slot_base: total as usize,
+            tail_precision_log2: if config.tail_precision_log2 < 32 {
+                config.tail_precision_log2
+            } else {
+                32
+            },
+            layer_base,
+            depth,
+            slot_base: bitmap_words as usize,
             max_slots: config.max_allocations,
             storage_len: storage_len as usize,
         })
@@ -238,16 +228,6 @@ impl Layout {
 const fn ceil_log2(n: u64) -> u32 {
     debug_assert!(n >= 1);
     64 - (n - 1).leading_zeros()
-}
-
-/// Where a block's free bit lives.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct Place {
-    tier: u32,
-    local: u32,
-    node: u64,
-    word: usize,
-    bit: u64,
 }
 
 /// A buddy allocator over offsets `[0, capacity)` whose metadata lives in `S`, a slice of `u64`
@@ -425,35 +405,15 @@ impl BuddyCore {
 
     // ---- the per-order bitmaps --------------------------------------------------------------
 
-    /// Where block `index` of `order` lives: its tier, local order, node, word and bit.
-    #[inline(always)]
-    fn locate(&self, order: u32, index: u64) -> Place {
-        let tier = order / TIER_ORDERS;
-        let local = order % TIER_ORDERS;
-        let per_node_log2 = 6 - local;
-        let node = index >> per_node_log2;
-        let bit = SEGMENT_START[local as usize] as u64 + (index & ((1u64 << per_node_log2) - 1));
-        let word = self.layout.tiers[tier as usize].node_base as usize
-            + node as usize * NODE_WORDS
-            + (bit >> 6) as usize;
-        Place {
-            tier,
-            local,
-            node,
-            word,
-            bit: 1u64 << (bit & 63),
-        }
-    }
-
     /// Whether block `index` of `order` is free.
     #[inline(always)]
     fn is_free(&self, words: &[u64], order: u32, index: u64) -> bool {
-        let place = self.locate(order, index);
-        words[place.word] & place.bit != 0
+        let word = self.layout.layer_base[order as usize][0] as usize + (index >> 6) as usize;
+        words[word] >> (index & 63) & 1 != 0
     }
 
-    /// Marks block `index` of `order` free; when its node had no free block of that order, sets
-    /// the summary bits above it too.
+    /// Marks block `index` of `order` free; when its bitmap word was empty, sets the summary bits
+    /// above it too.
     #[inline(always)]
     fn set_free(&mut self, words: &mut [u64], order: u32, index: u64) {
         debug_assert!(order <= self.layout.top_order);
@@ -462,24 +422,23 @@ impl BuddyCore {
             "block past the end"
         );
         debug_assert!(!self.is_free(words, order, index), "block already free");
-        let place = self.locate(order, index);
-        let old = words[place.word];
-        words[place.word] = old | place.bit;
-        if old & SEGMENT_MASK[place.local as usize] == 0 {
-            self.summary_set(words, order, place);
+        let word = self.layout.layer_base[order as usize][0] as usize + (index >> 6) as usize;
+        let old = words[word];
+        words[word] = old | 1u64 << (index & 63);
+        if old == 0 {
+            self.summary_set(words, order, index >> 6);
         }
     }
 
-    /// The node of `place` got its first free block of `order`: set its bit in the summary
-    /// layers, up to the first word that already had one, and the order's bit in the mask past
-    /// the top layer.
+    /// Layer 0 word `index` of `order` became non-zero: set its bit in the layers above, up to
+    /// the first word that already had one, and the order's bit in the mask past the top layer.
     #[inline]
-    fn summary_set(&mut self, words: &mut [u64], order: u32, place: Place) {
-        let tier = &self.layout.tiers[place.tier as usize];
-        let mut index = place.node;
-        for &base in &tier.summary[..tier.depth as usize] {
-            let word =
-                base as usize + (index >> 6) as usize * TIER_ORDERS as usize + place.local as usize;
+    fn summary_set(&mut self, words: &mut [u64], order: u32, index: u64) {
+        let bases = &self.layout.layer_base[order as usize];
+        let depth = self.layout.depth[order as usize] as usize;
+        let mut index = index;
+        for &base in &bases[1..depth] {
+            let word = base as usize + (index >> 6) as usize;
             let old = words[word];
             words[word] = old | 1u64 << (index & 63);
             if old != 0 {
@@ -490,34 +449,28 @@ impl BuddyCore {
         self.nonempty |= 1u64 << order;
     }
 
-    /// Marks a free block used; when its node has no free block of that order left, clears the
-    /// summary bits above it too.
+    /// Marks a free block used; when its bitmap word becomes empty, clears the summary bits above
+    /// it too.
     #[inline(always)]
     fn set_used(&mut self, words: &mut [u64], order: u32, index: u64) {
         debug_assert!(self.is_free(words, order, index), "block not free");
-        let place = self.locate(order, index);
-        self.clear_at(words, order, place);
-    }
-
-    #[inline(always)]
-    fn clear_at(&mut self, words: &mut [u64], order: u32, place: Place) {
-        let new = words[place.word] & !place.bit;
-        words[place.word] = new;
-        if new & SEGMENT_MASK[place.local as usize] == 0 {
-            self.summary_clear(words, order, place);
+        let word = self.layout.layer_base[order as usize][0] as usize + (index >> 6) as usize;
+        let new = words[word] & !(1u64 << (index & 63));
+        words[word] = new;
+        if new == 0 {
+            self.summary_clear(words, order, index >> 6);
         }
     }
 
-    /// The node of `place` lost its last free block of `order`: clear its bit in the summary
-    /// layers, up to the first word that stays non-zero, and the order's bit in the mask past the
-    /// top layer.
+    /// Layer 0 word `index` of `order` became zero: clear its bit in the layers above, up to the
+    /// first word that stays non-zero, and the order's bit in the mask past the top layer.
     #[inline]
-    fn summary_clear(&mut self, words: &mut [u64], order: u32, place: Place) {
-        let tier = &self.layout.tiers[place.tier as usize];
-        let mut index = place.node;
-        for &base in &tier.summary[..tier.depth as usize] {
-            let word =
-                base as usize + (index >> 6) as usize * TIER_ORDERS as usize + place.local as usize;
+    fn summary_clear(&mut self, words: &mut [u64], order: u32, index: u64) {
+        let bases = &self.layout.layer_base[order as usize];
+        let depth = self.layout.depth[order as usize] as usize;
+        let mut index = index;
+        for &base in &bases[1..depth] {
+            let word = base as usize + (index >> 6) as usize;
             let new = words[word] & !(1u64 << (index & 63));
             words[word] = new;
             if new != 0 {
@@ -532,31 +485,32 @@ impl BuddyCore {
     #[inline(always)]
     fn take_first(&mut self, words: &mut [u64], order: u32) -> u64 {
         debug_assert!(self.nonempty & 1u64 << order != 0);
-        let tier_index = order / TIER_ORDERS;
-        let local = order % TIER_ORDERS;
-        let tier = &self.layout.tiers[tier_index as usize];
-        let mut node = 0u64;
-        for &base in tier.summary[..tier.depth as usize].iter().rev() {
-            let word = words[base as usize + node as usize * TIER_ORDERS as usize + local as usize];
+        let bases = &self.layout.layer_base[order as usize];
+        let depth = self.layout.depth[order as usize] as usize;
+        let mut index = 0u64;
+        for &base in bases[..depth].iter().rev() {
+            let word = words[base as usize + index as usize];
             debug_assert!(word != 0, "summary bit without a free block below");
-            node = node << 6 | u64::from(word.trailing_zeros());
+            index = index << 6 | u64::from(word.trailing_zeros());
         }
-        let start = SEGMENT_START[local as usize];
-        let word = tier.node_base as usize + node as usize * NODE_WORDS + (start >> 6) as usize;
-        let bits = words[word] & SEGMENT_MASK[local as usize];
-        debug_assert!(bits != 0, "node summary without a free block in the node");
-        let bit = bits.trailing_zeros();
-        let index = node << (6 - local) | u64::from(bit - (start & 63));
-        let place = Place {
-            tier: tier_index,
-            local,
-            node,
-            word,
-            bit: 1u64 << bit,
-        };
-        debug_assert_eq!(place, self.locate(order, index));
-        self.clear_at(words, order, place);
+        let word = bases[0] as usize + (index >> 6) as usize;
+        let new = words[word] & !(1u64 << (index & 63));
+        words[word] = new;
+        if new == 0 {
+            self.summary_clear(words, order, index >> 6);
+        }
         index
+    }
+
+    /// Units reserved for `size` bytes (at least 1): rounded up to a unit, then to a multiple of
+    /// its power-of-two class over `2^tail_precision_log2`.
+    #[inline(always)]
+    fn reserve_units(&self, size: u64) -> u64 {
+        debug_assert!(size >= 1);
+        let units = ((size - 1) >> self.layout.unit_shift) + 1;
+        let grain = ceil_log2(units).saturating_sub(self.layout.tail_precision_log2);
+        // Only a request past the largest block can round past the capacity.
+        ((((units - 1) >> grain) + 1) << grain).min(self.layout.units)
     }
 
     // ---- allocate ---------------------------------------------------------------------------
@@ -586,7 +540,7 @@ impl BuddyCore {
         }
         let shift = self.layout.unit_shift;
         let top = self.layout.top_order;
-        let units = ((size - 1) >> shift) + 1;
+        let units = self.reserve_units(size);
         let size_order = ceil_log2(units);
         let align_order = align.trailing_zeros().saturating_sub(shift);
         let order = size_order.max(align_order);
@@ -778,7 +732,7 @@ impl BuddyCore {
         {
             return Err(FreeError::DoubleFree);
         }
-        let units = ((size - 1) >> shift) + 1;
+        let units = self.reserve_units(size);
         self.release(words, start, units);
         words[at] = 0;
         words[at + 1] = entry & !0xffff_ffff | u64::from(self.free_slot);
@@ -817,16 +771,27 @@ impl BuddyCore {
                 self.set_free(words, order, index);
                 break;
             }
-            let buddy = self.locate(order, index ^ 1);
-            if words[buddy.word] & buddy.bit != 0 {
-                // Merge: the buddy leaves the free blocks, the pair goes one order up.
-                self.clear_at(words, order, buddy);
+            // The block and its buddy share a bitmap word: one load decides and updates.
+            let at = self.layout.layer_base[order as usize][0] as usize + (index >> 6) as usize;
+            let word = words[at];
+            let buddy_bit = 1u64 << ((index ^ 1) & 63);
+            if word & buddy_bit != 0 {
+                // Merge: the buddy leaves its free list, the pair goes one order up.
+                let left = word & !buddy_bit;
+                words[at] = left;
+                if left == 0 {
+                    self.summary_clear(words, order, index >> 6);
+                }
                 merges += 1;
                 index >>= 1;
                 order += 1;
                 continue;
             }
-            self.set_free(words, order, index);
+            debug_assert!((index + 1) << order <= self.layout.units);
+            words[at] = word | 1u64 << (index & 63);
+            if word == 0 {
+                self.summary_set(words, order, index >> 6);
+            }
             if rest == 0 {
                 break;
             }
@@ -882,6 +847,12 @@ impl BuddyCore {
                 break;
             }
         }
+        // A request rounds up to its grain: the largest one that fits the run is the run rounded
+        // down to its grain (a request for all the capacity is capped, so it fits).
+        if run != self.layout.units {
+            let grain = ceil_log2(run).saturating_sub(self.layout.tail_precision_log2);
+            run = run >> grain << grain;
+        }
         run.max(largest_block)
     }
 
@@ -892,86 +863,60 @@ impl BuddyCore {
         if words.len() < layout.storage_len {
             return Err("storage shorter than the layout");
         }
-        let orders = TIER_ORDERS as usize;
-        for (t, tier) in layout.tiers[..=(layout.top_order / TIER_ORDERS) as usize]
-            .iter()
-            .enumerate()
-        {
-            let first_order = t as u32 * TIER_ORDERS;
-            let nodes = tier.nodes as usize;
-            // Node bits outside the segments of the tier's orders up to the top stay clear.
-            let mut used = [0u64; NODE_WORDS];
-            for local in 0..TIER_ORDERS.min(layout.top_order + 1 - first_order) {
-                used[(SEGMENT_START[local as usize] / 64) as usize] |= SEGMENT_MASK[local as usize];
-            }
-            for n in 0..nodes {
-                for (w, &mask) in used.iter().enumerate() {
-                    if words[tier.node_base as usize + n * NODE_WORDS + w] & !mask != 0 {
-                        return Err("bit set outside every order's segment");
-                    }
-                }
-            }
-            // Summary layer 0: a bit per node with a free block of the order; the layers
-            // above: a bit per non-zero word below; the order mask: the top word is non-zero.
-            for local in 0..orders {
-                let mut below_len = nodes;
-                for layer in 0..tier.depth as usize {
-                    let groups = below_len.div_ceil(64);
-                    for i in 0..groups * 64 {
-                        let expect = i < below_len
-                            && if layer == 0 {
-                                let start = SEGMENT_START[local];
-                                words[tier.node_base as usize
-                                    + i * NODE_WORDS
-                                    + (start / 64) as usize]
-                                    & SEGMENT_MASK[local]
-                                    != 0
-                            } else {
-                                words[tier.summary[layer - 1] as usize + i * orders + local] != 0
-                            };
-                        let word = words[tier.summary[layer] as usize + (i / 64) * orders + local];
-                        if (word >> (i % 64) & 1 != 0) != expect {
-                            return Err("summary bit disagrees with what is below it");
-                        }
-                    }
-                    below_len = groups;
-                }
-                debug_assert_eq!(below_len, 1);
-                let order = first_order + local as u32;
-                let top_word = words[tier.summary[tier.depth as usize - 1] as usize + local];
-                let in_mask = order < 64 && self.nonempty >> order & 1 != 0;
-                if (top_word != 0) != in_mask {
-                    return Err("order mask disagrees with the summaries");
-                }
-            }
-        }
         let mut free_units = 0u64;
         for order in 0..=layout.top_order {
-            let tier = &layout.tiers[(order / TIER_ORDERS) as usize];
-            let blocks = u64::from(tier.nodes) << (6 - order % TIER_ORDERS);
-            for index in 0..blocks {
-                if !self.is_free(words, order, index) {
-                    continue;
-                }
-                if (index + 1) << order > layout.units {
-                    return Err("free block past the capacity");
-                }
-                if order < layout.top_order && self.is_free(words, order, index ^ 1) {
-                    return Err("two free buddies left unmerged");
-                }
-                for up in order + 1..=layout.top_order {
-                    if self.is_free(words, up, index >> (up - order)) {
-                        return Err("free block inside a larger free block");
+            let bases = &layout.layer_base[order as usize];
+            let depth = layout.depth[order as usize] as usize;
+            // Each summary bit is set exactly when the word below it is non-zero.
+            for layer in 1..depth {
+                let below = bases[layer - 1] as usize..bases[layer] as usize;
+                let above_len = if layer + 1 < depth {
+                    bases[layer + 1] as usize - bases[layer] as usize
+                } else {
+                    1
+                };
+                for i in 0..above_len * 64 {
+                    let expect = i < below.len() && words[below.start + i] != 0;
+                    let bit = words[bases[layer] as usize + i / 64] >> (i % 64) & 1 != 0;
+                    if bit != expect {
+                        return Err("summary bit disagrees with the word below it");
                     }
                 }
-                free_units += 1u64 << order;
+            }
+            let top_word = words[bases[depth - 1] as usize];
+            if (top_word != 0) != (self.nonempty >> order & 1 != 0) {
+                return Err("order mask disagrees with the bitmap");
+            }
+            let layer0_end = if depth > 1 {
+                bases[1] as usize
+            } else {
+                bases[0] as usize + 1
+            };
+            for w in bases[0] as usize..layer0_end {
+                let mut bitsw = words[w];
+                while bitsw != 0 {
+                    let index =
+                        (w - bases[0] as usize) as u64 * 64 + u64::from(bitsw.trailing_zeros());
+                    bitsw &= bitsw - 1;
+                    if (index + 1) << order > layout.units {
+                        return Err("free block past the capacity");
+                    }
+                    if order < layout.top_order && self.is_free(words, order, index ^ 1) {
+                        return Err("two free buddies left unmerged");
+                    }
+                    for up in order + 1..=layout.top_order {
+                        if self.is_free(words, up, index >> (up - order)) {
+                            return Err("free block inside a larger free block");
+                        }
+                    }
+                    free_units += 1u64 << order;
+                }
             }
         }
         if self.nonempty >> (layout.top_order + 1) != 0 {
             return Err("order mask names an order past the top");
         }
         // The slot table: live slots and the free list.
-        let shift = layout.unit_shift;
         let (mut live, mut requested, mut reserved) = (0u64, 0u64, 0u64);
         for slot in 0..self.slot_watermark {
             let at = self.slot_index(slot);
@@ -980,19 +925,25 @@ impl BuddyCore {
                 continue;
             }
             let start = words[at + 1] & 0xffff_ffff;
-            let units = ((size - 1) >> shift) + 1;
+            let units = self.reserve_units(size);
             if size > self.config.capacity || start + units > layout.units {
                 return Err("live allocation past the capacity");
             }
             live += 1;
             requested += size;
             reserved += units;
-            // No free block may overlap it.
+            // No free block may overlap it: scan each order's bits over its range.
             for order in 0..=layout.top_order {
-                for index in start >> order..=(start + units - 1) >> order {
-                    if self.is_free(words, order, index) {
+                let first = start >> order;
+                let last = (start + units - 1) >> order;
+                let base = layout.layer_base[order as usize][0] as usize;
+                let mut i = first;
+                while i <= last {
+                    let word = words[base + (i >> 6) as usize] >> (i & 63);
+                    if word != 0 && u64::from(word.trailing_zeros()) <= last - i {
                         return Err("free block overlaps a live allocation");
                     }
+                    i = (i | 63) + 1;
                 }
             }
         }
