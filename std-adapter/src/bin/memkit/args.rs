@@ -1,0 +1,197 @@
+//! The command line, parsed by hand: `memkit <command> [--flag value | --flag=value | --switch]`.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::str::FromStr;
+
+use memkit_dummy::Preset;
+
+/// Printed by `memkit help` and after a usage error.
+pub const USAGE: &str = "\
+memkit: GPU memory management for Rust engines, shown on a simulated or a real device
+
+usage: memkit <command> [options]
+
+commands:
+  demo     a renderer-like upload workload, verified byte for byte, then a report
+  probe    the device's memory types, heaps, budgets and limits
+  bench    CPU cost per upload, and the coordinator against a naive and a wgpu-style path
+  help     this text
+
+options:
+  --device D      dummy:<preset> (presets: discrete, rebar, integrated, lavapipe, mobile)
+                  or vulkan (the best Vulkan device on this machine); default dummy:discrete
+  --frames N      demo: frames to run (default 240)
+  --threads N     demo: producer threads uploading beside the frame loop (default 4)
+  --seed S        demo, bench: seed of the generated sizes, offsets and bytes (default 1)
+  --json PATH     demo, bench: also write the report as JSON to PATH
+  --quick         bench: fewer repetitions and uploads
+  --validation    vulkan: enable the Khronos validation layer (fails when not installed)
+";
+
+/// Which device a command runs on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DeviceChoice {
+    /// memkit-dummy, with a preset's memory types, heaps and limits.
+    Dummy(Preset),
+    /// memkit-vulkan's headless device on the best physical device.
+    Vulkan,
+}
+
+impl fmt::Display for DeviceChoice {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Dummy(p) => write!(f, "dummy:{p}"),
+            Self::Vulkan => f.write_str("vulkan"),
+        }
+    }
+}
+
+impl FromStr for DeviceChoice {
+    type Err = ArgError;
+
+    fn from_str(s: &str) -> Result<Self, ArgError> {
+        match s {
+            "vulkan" => Ok(Self::Vulkan),
+            "dummy" => Ok(Self::Dummy(Preset::Discrete)),
+            _ => match s.strip_prefix("dummy:") {
+                Some(name) => name
+                    .parse()
+                    .map(Self::Dummy)
+                    .map_err(|e| ArgError(format!("--device {s}: {e}"))),
+                None => Err(ArgError(format!(
+                    "--device {s}: expected dummy:<preset> or vulkan"
+                ))),
+            },
+        }
+    }
+}
+
+/// The subcommand.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Command {
+    /// `memkit demo`.
+    Demo,
+    /// `memkit probe`.
+    Probe,
+    /// `memkit bench`.
+    Bench,
+    /// `memkit help`, `-h`, `--help`, or no command.
+    Help,
+}
+
+/// Everything the command line says.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Options {
+    /// The subcommand.
+    pub command: Command,
+    /// The device.
+    pub device: DeviceChoice,
+    /// Frames of the demo.
+    pub frames: u64,
+    /// Producer threads of the demo.
+    pub threads: usize,
+    /// Seed of everything generated.
+    pub seed: u64,
+    /// Where to write the JSON report.
+    pub json: Option<PathBuf>,
+    /// Short benchmark.
+    pub quick: bool,
+    /// Vulkan validation layer.
+    pub validation: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            command: Command::Help,
+            device: DeviceChoice::Dummy(Preset::Discrete),
+            frames: 240,
+            threads: 4,
+            seed: 1,
+            json: None,
+            quick: false,
+            validation: false,
+        }
+    }
+}
+
+/// A command line that does not parse; the message says which argument and why.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ArgError(pub String);
+
+impl fmt::Display for ArgError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ArgError {}
+
+fn number<T>(flag: &str, value: &str, min: T) -> Result<T, ArgError>
+where
+    T: FromStr + PartialOrd + fmt::Display,
+{
+    match value.parse::<T>() {
+        Ok(v) if v >= min => Ok(v),
+        Ok(_) => Err(ArgError(format!("{flag} {value}: at least {min}"))),
+        Err(_) => Err(ArgError(format!("{flag} {value}: not a number"))),
+    }
+}
+
+impl Options {
+    /// Parses the arguments after the program name.
+    pub fn parse<I, S>(args: I) -> Result<Self, ArgError>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        let mut options = Self::default();
+        let mut command = None;
+        let mut args = args.into_iter().map(|a| a.as_ref().to_owned());
+        while let Some(arg) = args.next() {
+            if !arg.starts_with('-') {
+                if command.is_some() {
+                    return Err(ArgError(format!("unexpected argument {arg:?}")));
+                }
+                command = Some(match arg.as_str() {
+                    "demo" => Command::Demo,
+                    "probe" => Command::Probe,
+                    "bench" => Command::Bench,
+                    "help" => Command::Help,
+                    _ => return Err(ArgError(format!("unknown command {arg:?}"))),
+                });
+                continue;
+            }
+            // `--flag=value` or `--flag value`.
+            let (flag, inline) = match arg.split_once('=') {
+                Some((f, v)) => (f.to_owned(), Some(v.to_owned())),
+                None => (arg.clone(), None),
+            };
+            let mut value = || -> Result<String, ArgError> {
+                match inline.clone() {
+                    Some(v) => Ok(v),
+                    None => args
+                        .next()
+                        .ok_or_else(|| ArgError(format!("{flag} needs a value"))),
+                }
+            };
+            match flag.as_str() {
+                "-h" | "--help" => command = Some(Command::Help),
+                "--device" => options.device = value()?.parse()?,
+                "--frames" => options.frames = number("--frames", &value()?, 1)?,
+                "--threads" => options.threads = number("--threads", &value()?, 0)?,
+                "--seed" => options.seed = number("--seed", &value()?, 0)?,
+                "--json" => options.json = Some(PathBuf::from(value()?)),
+                "--quick" | "--validation" if inline.is_some() => {
+                    return Err(ArgError(format!("{flag} takes no value")));
+                }
+                "--quick" => options.quick = true,
+                "--validation" => options.validation = true,
+                _ => return Err(ArgError(format!("unknown option {flag}"))),
+            }
+        }
+        options.command = command.unwrap_or(Command::Help);
+        Ok(options)
+    }
+}

@@ -1,0 +1,81 @@
+//! What the command needs from a device beyond memkit-core's traits: a name, a way to read a
+//! buffer back to verify uploads, the misuse it detected, and a check after teardown. The
+//! simulated device answers all of them; a real one what it can.
+
+use memkit_dummy::DummyDevice;
+use memkit_std::Device;
+
+/// A device the command can run on.
+pub trait Backend: Device + Sized {
+    /// One line naming the device.
+    fn describe(&self) -> String;
+
+    /// The first `len` bytes of `buffer` as the GPU sees them, once every copy into it completed;
+    /// `None` when this backend cannot read buffers back.
+    fn read_back(&self, buffer: Self::Buffer, len: usize) -> Option<Vec<u8>>;
+
+    /// Why [`Backend::read_back`] gives `None`, for the report.
+    fn read_back_unavailable(&self) -> &'static str {
+        "this device cannot read buffers back"
+    }
+
+    /// Misuse the device detected so far (missing flushes, use after free, ...), one line each.
+    fn problems(&self) -> Vec<String>;
+
+    /// Executes the oldest submitted GPU work, for a simulated device whose timeline the command
+    /// drives from a "GPU thread"; `false` when there was nothing to execute or the device runs
+    /// on its own.
+    fn gpu_step(&self) -> bool {
+        false
+    }
+
+    /// Whether the timeline is driven by [`Backend::gpu_step`].
+    fn is_simulated(&self) -> bool {
+        false
+    }
+
+    /// A check to run after the coordinator (which owns the device) was dropped: what the
+    /// device still holds, one line per leaked object.
+    fn leak_check(&self) -> Box<dyn FnOnce() -> Vec<String> + Send>;
+}
+
+impl Backend for DummyDevice {
+    fn describe(&self) -> String {
+        format!("memkit-dummy ({}, simulated)", self.config().name)
+    }
+
+    fn read_back(&self, buffer: Self::Buffer, len: usize) -> Option<Vec<u8>> {
+        self.read_buffer(buffer, 0, len).ok()
+    }
+
+    fn problems(&self) -> Vec<String> {
+        self.misuses().iter().map(|m| m.to_string()).collect()
+    }
+
+    fn gpu_step(&self) -> bool {
+        self.complete_next().is_some()
+    }
+
+    fn is_simulated(&self) -> bool {
+        true
+    }
+
+    fn leak_check(&self) -> Box<dyn FnOnce() -> Vec<String> + Send> {
+        let device = self.clone();
+        Box::new(move || {
+            let report = device.leak_report();
+            let mut lines: Vec<String> = report
+                .memory
+                .iter()
+                .map(|m| format!("memory object leaked: {m:?}"))
+                .collect();
+            lines.extend(
+                report
+                    .buffers
+                    .iter()
+                    .map(|b| format!("buffer leaked: {b:?}")),
+            );
+            lines
+        })
+    }
+}

@@ -1,0 +1,410 @@
+//! `memkit demo`: a renderer-like upload workload over one shared [`Coordinator`], verified byte
+//! for byte.
+//!
+//! - The frame loop (the calling thread) begins a frame, writes a 256-byte uniform block and
+//!   64 KiB of instance data into the frame's arena, stages both, and ends the frame.
+//! - Producer threads, beside it, stream meshes (64 KiB-4 MiB, `upload_slice`), create
+//!   texture-sized buffers (256 KiB-16 MiB) and fill them, update parts of their buffers
+//!   (64 B-64 KiB, `upload_to`, overlapping at random), stage some through explicit grants
+//!   (`acquire_staging`), and drop buffers as they go (deferred destruction).
+//! - On the simulated device, a "GPU thread" executes submissions as they come.
+//!
+//! A quarter of the buffers (and the frame buffers) carry a model of their bytes: before such a
+//! buffer is dropped, and at the end, its bytes are read back from the device and compared.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use memkit_std::{Buffer, Coordinator, CoordinatorConfig, CoordinatorStats, MemoryUsage, Ticket};
+
+use crate::backend::Backend;
+use crate::report::Progress;
+use crate::rng::Rng;
+
+const KIB: u64 = 1024;
+const MIB: u64 = 1024 * KIB;
+/// Producer jobs per frame, per thread.
+const JOBS_PER_FRAME: u64 = 2;
+/// Buffers a producer keeps at once; more and it drops its oldest.
+const LIVE_PER_PRODUCER: usize = 6;
+/// Bytes of random data each producer takes its uploads from.
+const SOURCE_BYTES: usize = (16 * MIB + 64 * KIB) as usize;
+/// Bytes of the uniform block and of the instance data, per frame.
+const UNIFORM_BYTES: u64 = 256;
+const INSTANCE_BYTES: u64 = 64 * KIB;
+
+/// How the demo runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DemoOptions {
+    /// Frames of the frame loop; producers do `2 * frames` jobs each.
+    pub frames: u64,
+    /// Producer threads.
+    pub threads: usize,
+    /// Seed of every size, offset and byte.
+    pub seed: u64,
+    /// Draw a progress line on stderr.
+    pub progress: bool,
+}
+
+/// What the comparison of device bytes against the models found.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Verification {
+    /// Buffers read back and compared.
+    pub checked_buffers: u64,
+    /// Bytes compared.
+    pub checked_bytes: u64,
+    /// One line per buffer whose bytes differ from the model.
+    pub mismatches: Vec<String>,
+    /// Why byte verification did not run, when it did not.
+    pub skipped: Option<String>,
+    /// Misuse the device detected (a missing flush, a staging range reused too early, ...).
+    pub problems: Vec<String>,
+    /// Objects the device still held after the coordinator was dropped.
+    pub leaks: Vec<String>,
+}
+
+impl Verification {
+    /// Nothing differed, nothing was misused, nothing leaked.
+    pub fn passed(&self) -> bool {
+        self.mismatches.is_empty() && self.problems.is_empty() && self.leaks.is_empty()
+    }
+}
+
+/// The demo's outcome.
+#[derive(Clone, Debug)]
+pub struct DemoReport {
+    /// The device, in words.
+    pub device: String,
+    /// The options it ran with.
+    pub options: DemoOptions,
+    /// From the first upload until the GPU finished the last.
+    pub elapsed: Duration,
+    /// Buffers the producers dropped while running (destroyed once their copies completed).
+    pub buffers_dropped: u64,
+    /// The coordinator's counters and memory, at the end (before teardown).
+    pub stats: CoordinatorStats,
+    /// The byte comparison, misuse and leak checks.
+    pub verification: Verification,
+}
+
+impl DemoReport {
+    /// Uploads by every path (ring, direct writes, dedicated staging).
+    pub fn uploads(&self) -> u64 {
+        self.stats.staged_uploads + self.stats.direct_writes + self.stats.dedicated_staging_uploads
+    }
+
+    /// Megabytes (10^6 bytes) uploaded per second.
+    pub fn megabytes_per_second(&self) -> f64 {
+        self.stats.bytes_uploaded as f64 / 1e6 / self.elapsed.as_secs_f64().max(1e-9)
+    }
+
+    /// Uploads per second.
+    pub fn uploads_per_second(&self) -> f64 {
+        self.uploads() as f64 / self.elapsed.as_secs_f64().max(1e-9)
+    }
+}
+
+/// A buffer a producer holds, with its bytes' model when it is sampled.
+struct Tracked<D: Backend> {
+    buffer: Buffer<D>,
+    model: Option<Vec<u8>>,
+    /// The last upload into it: waiting for it waits for every earlier one.
+    last: Ticket,
+}
+
+/// What one producer verified and kept.
+#[derive(Default)]
+struct Checks {
+    buffers: u64,
+    bytes: u64,
+    mismatches: Vec<String>,
+    dropped: u64,
+}
+
+impl Checks {
+    /// Compares the buffer's bytes on the device with `model`; `false` when the device cannot
+    /// read back.
+    fn compare<D: Backend>(
+        &mut self,
+        coordinator: &Coordinator<D>,
+        buffer: &Buffer<D>,
+        model: &[u8],
+        what: &str,
+    ) -> bool {
+        let Some(bytes) = coordinator.device().read_back(buffer.raw(), model.len()) else {
+            return false;
+        };
+        self.buffers += 1;
+        self.bytes += model.len() as u64;
+        if bytes != model {
+            let first = bytes
+                .iter()
+                .zip(model)
+                .position(|(a, b)| a != b)
+                .unwrap_or(0);
+            self.mismatches.push(format!(
+                "{what} (buffer {}, {} bytes): first differing byte at {first}: device {:#04x}, \
+                 expected {:#04x}",
+                buffer.id(),
+                model.len(),
+                bytes.get(first).copied().unwrap_or(0),
+                model[first],
+            ));
+        }
+        true
+    }
+
+    fn merge(&mut self, other: Checks) {
+        self.buffers += other.buffers;
+        self.bytes += other.bytes;
+        self.mismatches.extend(other.mismatches);
+        self.dropped += other.dropped;
+    }
+}
+
+/// Runs the demo on `device` and tears the coordinator down. Errors are the coordinator's (a
+/// verification failure is not an error: it is in the report).
+pub fn run<D: Backend>(
+    device: D,
+    config: CoordinatorConfig,
+    options: DemoOptions,
+) -> Result<DemoReport, memkit_std::Error> {
+    let name = device.describe();
+    let leak_check = device.leak_check();
+    let coordinator = Arc::new(Coordinator::new(device, config)?);
+    let frames_in_flight = config.buffering.frames_in_flight() as u64;
+    let uniform = coordinator.create_buffer(
+        UNIFORM_BYTES * frames_in_flight,
+        MemoryUsage::FAST_DEVICE_ACCESS,
+    )?;
+    uniform.set_label("demo uniforms");
+    let instances = coordinator.create_buffer(
+        INSTANCE_BYTES * frames_in_flight,
+        MemoryUsage::FAST_DEVICE_ACCESS,
+    )?;
+    instances.set_label("demo instances");
+
+    let jobs = options.frames * JOBS_PER_FRAME;
+    let progress = Progress::new(
+        options.progress,
+        options.frames + jobs * options.threads as u64,
+    );
+    let gpu_stop = AtomicBool::new(false);
+    let producers_done = AtomicUsize::new(0);
+    let start = Instant::now();
+
+    let (frame_models, producer_results) = std::thread::scope(|s| {
+        if coordinator.device().is_simulated() {
+            let (coordinator, gpu_stop) = (&coordinator, &gpu_stop);
+            s.spawn(move || {
+                while !gpu_stop.load(Ordering::Acquire) {
+                    if !coordinator.device().gpu_step() {
+                        std::thread::sleep(Duration::from_micros(50));
+                    }
+                }
+            });
+        }
+        let handles: Vec<_> = (0..options.threads)
+            .map(|t| {
+                let coordinator = Arc::clone(&coordinator);
+                let (progress, producers_done) = (&progress, &producers_done);
+                s.spawn(move || {
+                    let result = produce(&coordinator, t as u64, options, jobs, progress);
+                    producers_done.fetch_add(1, Ordering::Release);
+                    result
+                })
+            })
+            .collect();
+        let frames = frame_loop(&coordinator, &uniform, &instances, options, &progress);
+        while producers_done.load(Ordering::Acquire) < options.threads {
+            progress.draw();
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let results: Vec<_> = handles
+            .into_iter()
+            .map(|h| match h.join() {
+                Ok(r) => r,
+                Err(panic) => std::panic::resume_unwind(panic),
+            })
+            .collect();
+        // Everything staged reaches the GPU; the GPU thread is still running.
+        let finished = coordinator.flush_transfers().and_then(|t| t.wait());
+        gpu_stop.store(true, Ordering::Release);
+        (finished.and(frames), results)
+    });
+    let elapsed = start.elapsed();
+    progress.finish();
+    let (uniform_model, instance_model) = frame_models?;
+
+    let mut checks = Checks::default();
+    let mut live = Vec::new();
+    for result in producer_results {
+        let (c, held) = result?;
+        checks.merge(c);
+        live.extend(held);
+    }
+    let mut skipped = None;
+    let mut verify = |checks: &mut Checks, buffer: &Buffer<D>, model: &[u8], what: &str| {
+        if !checks.compare(&coordinator, buffer, model, what) {
+            skipped = Some(coordinator.device().read_back_unavailable().to_owned());
+        }
+    };
+    verify(&mut checks, &uniform, &uniform_model, "frame uniforms");
+    verify(&mut checks, &instances, &instance_model, "frame instances");
+    for t in &live {
+        if let Some(model) = &t.model {
+            verify(&mut checks, &t.buffer, model, "producer buffer");
+        }
+    }
+    let stats = coordinator.stats();
+    let problems = coordinator.device().problems();
+    drop((live, uniform, instances));
+    // The last handle: teardown runs here, and the device goes with it.
+    drop(coordinator);
+    let leaks = leak_check();
+    Ok(DemoReport {
+        device: name,
+        options,
+        elapsed,
+        buffers_dropped: checks.dropped,
+        stats,
+        verification: Verification {
+            checked_buffers: checks.buffers,
+            checked_bytes: checks.bytes,
+            mismatches: checks.mismatches,
+            skipped,
+            problems,
+            leaks,
+        },
+    })
+}
+
+/// The frame loop: per frame, a uniform block and instance data from the frame's arena, staged
+/// into the frame slot's range. Returns the models of both buffers.
+fn frame_loop<D: Backend>(
+    coordinator: &Coordinator<D>,
+    uniform: &Buffer<D>,
+    instances: &Buffer<D>,
+    options: DemoOptions,
+    progress: &Progress,
+) -> Result<(Vec<u8>, Vec<u8>), memkit_std::Error> {
+    let mut uniform_model = vec![0u8; uniform.size() as usize];
+    let mut instance_model = vec![0u8; instances.size() as usize];
+    for n in 0..options.frames {
+        let frame = coordinator.begin_frame()?;
+        let slot = frame.slot() as u64;
+        // A 256-byte uniform block: four 4x4 matrices.
+        let block = frame.alloc::<[[f32; 16]; 4]>();
+        for (i, x) in block.iter_mut().flatten().enumerate() {
+            *x = (n * 64 + i as u64) as f32;
+        }
+        frame.stage_for_upload(block, uniform, slot * UNIFORM_BYTES)?;
+        let at = (slot * UNIFORM_BYTES) as usize;
+        uniform_model[at..at + UNIFORM_BYTES as usize].copy_from_slice(bytemuck::bytes_of(block));
+        // 64 KiB of per-instance data.
+        let words = (INSTANCE_BYTES / 4) as usize;
+        let data = frame.alloc_slice_fill(words, 0u32);
+        for (i, w) in data.iter_mut().enumerate() {
+            *w = (n as u32).wrapping_mul(0x9E37_79B9) ^ i as u32;
+        }
+        frame.stage_slice_for_upload(data, instances, slot * INSTANCE_BYTES)?;
+        let at = (slot * INSTANCE_BYTES) as usize;
+        instance_model[at..at + INSTANCE_BYTES as usize]
+            .copy_from_slice(bytemuck::cast_slice(data));
+        coordinator.end_frame(frame)?;
+        progress.add(1);
+    }
+    Ok((uniform_model, instance_model))
+}
+
+/// One producer: `jobs` uploads, creations and drops over its own buffers (so "the last write"
+/// to a byte is well defined). Returns its checks and the buffers it still holds.
+fn produce<D: Backend>(
+    coordinator: &Coordinator<D>,
+    thread: u64,
+    options: DemoOptions,
+    jobs: u64,
+    progress: &Progress,
+) -> Result<(Checks, Vec<Tracked<D>>), memkit_std::Error> {
+    let mut rng = Rng::new(options.seed, thread + 1);
+    let mut source = vec![0u8; SOURCE_BYTES];
+    rng.fill(&mut source);
+    let mut checks = Checks::default();
+    let mut live: Vec<Tracked<D>> = Vec::new();
+    let slice_of = |rng: &mut Rng, len: u64| {
+        let at = rng.below(SOURCE_BYTES as u64 - len + 1) as usize;
+        at..at + len as usize
+    };
+    for _ in 0..jobs {
+        let roll = rng.below(100);
+        if live.is_empty() || roll < 8 {
+            // A texture-sized buffer, filled in one upload.
+            let size = rng.log_uniform(256 * KIB, 16 * MIB);
+            let bytes = &source[slice_of(&mut rng, size)];
+            let buffer = coordinator.create_buffer(size, MemoryUsage::FAST_DEVICE_ACCESS)?;
+            let last = coordinator.upload_to(&buffer, 0, bytes)?;
+            let model = (rng.below(4) == 0).then(|| bytes.to_vec());
+            live.push(Tracked {
+                buffer,
+                model,
+                last,
+            });
+        } else if roll < 28 {
+            // A streamed mesh: a new buffer holding the data.
+            let size = rng.log_uniform(64 * KIB, 4 * MIB);
+            let bytes = &source[slice_of(&mut rng, size)];
+            let (buffer, last) = coordinator.upload_slice(bytes)?;
+            let model = (rng.below(4) == 0).then(|| bytes.to_vec());
+            live.push(Tracked {
+                buffer,
+                model,
+                last,
+            });
+        } else if roll < 92 {
+            // Part of a buffer changes: 64 B-64 KiB at a random place, overlapping earlier ones.
+            let pick = rng.below(live.len() as u64) as usize;
+            let t = &mut live[pick];
+            let size = t.buffer.size();
+            let len = rng.log_uniform(64, (64 * KIB).min(size));
+            let offset = rng.below(size - len + 1);
+            let range = slice_of(&mut rng, len);
+            let bytes = &source[range];
+            if roll < 86 {
+                t.last = coordinator.upload_to(&t.buffer, offset, bytes)?;
+            } else {
+                // The explicit path: a staging grant written in place.
+                let mut grant = coordinator.acquire_staging(bytes.len())?;
+                grant.bytes_mut().copy_from_slice(bytes);
+                t.last = coordinator.transfer_and_release(grant, &t.buffer, offset)?;
+            }
+            if let Some(model) = &mut t.model {
+                model[offset as usize..(offset + len) as usize].copy_from_slice(bytes);
+            }
+        } else {
+            let t = live.swap_remove(rng.below(live.len() as u64) as usize);
+            retire(coordinator, t, &mut checks)?;
+        }
+        if live.len() > LIVE_PER_PRODUCER {
+            let t = live.remove(0);
+            retire(coordinator, t, &mut checks)?;
+        }
+        progress.add(1);
+    }
+    Ok((checks, live))
+}
+
+/// Drops a buffer; a sampled one is first compared with its model (after its uploads completed).
+fn retire<D: Backend>(
+    coordinator: &Coordinator<D>,
+    tracked: Tracked<D>,
+    checks: &mut Checks,
+) -> Result<(), memkit_std::Error> {
+    if let Some(model) = &tracked.model {
+        tracked.last.wait()?;
+        checks.compare(coordinator, &tracked.buffer, model, "dropped buffer");
+    }
+    checks.dropped += 1;
+    drop(tracked);
+    Ok(())
+}
