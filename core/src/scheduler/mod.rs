@@ -18,6 +18,41 @@
 //! All queues live in storage the caller provides (arrays, slices, `Vec`s through `AsMut`); a full
 //! queue hands the upload back. Planning costs one sort of the pending uploads by destination
 //! (already-sorted input is detected in linear time) and one sweep.
+//!
+//! How a coordinator uses it, per flush:
+//!
+//! ```
+//! use memkit_core::device::CopyCommand;
+//! use memkit_core::scheduler::{
+//!     BufferKey, DestinationMemory, EMPTY_REGION, LargeUploadPolicy, Route, RouteConfig,
+//!     SchedulerConfig, TransferScheduler, Upload, UploadSlot, route,
+//! };
+//!
+//! let routing = RouteConfig::new(64 << 20, 16 << 20, LargeUploadPolicy::Chunks, 1).unwrap();
+//! let mut scheduler = TransferScheduler::new(
+//!     SchedulerConfig::VULKAN,
+//!     [UploadSlot::EMPTY; 64],
+//!     [EMPTY_REGION; 127], // regions_needed(64, 1)
+//! )
+//! .unwrap();
+//! // 1. Before staging: pick the path.
+//! assert_eq!(route(&routing, DestinationMemory::DeviceOnly, 256), Ok(Route::Ring));
+//! // 2. After the ring grant is written and committed: push, in issue order. A full queue
+//! //    hands the upload back (`PushError::upload`): plan, submit, push again.
+//! let mesh = BufferKey(3);
+//! scheduler.push(Upload { src_offset: 4096, destination: mesh, dst_offset: 0, size: 256 }).unwrap();
+//! scheduler.push(Upload { src_offset: 4352, destination: mesh, dst_offset: 256, size: 256 }).unwrap();
+//! // 3. At flush: plan, and record one copy command per batch.
+//! let (staging_buffer, mesh_buffer) = (10u32, 11u32); // the backend's buffer handles
+//! let plan = scheduler.plan();
+//! for batch in plan.batches() {
+//!     let command = CopyCommand { src: staging_buffer, dst: mesh_buffer, regions: batch.regions };
+//!     assert_eq!(command.regions.len(), 1); // the two uploads merged into one region
+//!     assert_eq!(command.regions[0].size, 512);
+//! }
+//! // With a copy alignment above 1, also write `plan.unaligned_writes()` another way.
+//! assert_eq!(plan.unaligned_writes().count(), 0);
+//! ```
 #![forbid(unsafe_code)]
 
 mod plan;
@@ -56,7 +91,7 @@ pub struct Upload {
     pub size: u64,
 }
 
-/// One copy region: the device module's [`BufferCopy`] (`VkBufferCopy`'s fields), so a
+/// One copy region: the device module's [`BufferCopy`](crate::device::BufferCopy) (`VkBufferCopy`'s fields), so a
 /// [`CopyBatch`]'s regions go straight into a [`CopyCommand`](crate::device::CopyCommand).
 pub use crate::device::BufferCopy as CopyRegion;
 
