@@ -91,8 +91,9 @@ pub struct Upload {
     pub size: u64,
 }
 
-/// One copy region: the device module's [`BufferCopy`](crate::device::BufferCopy) (`VkBufferCopy`'s fields), so a
-/// [`CopyBatch`]'s regions go straight into a [`CopyCommand`](crate::device::CopyCommand).
+/// One copy region: the device module's [`BufferCopy`](crate::device::BufferCopy) (the fields
+/// of `VkBufferCopy`), so a [`CopyBatch`]'s regions go straight into a
+/// [`CopyCommand`](crate::device::CopyCommand).
 pub use crate::device::BufferCopy as CopyRegion;
 
 /// An unused region, for building region storage (`[EMPTY_REGION; N]`).
