@@ -40,8 +40,10 @@
 //! // 2. After the ring grant is written and committed: push, in issue order. A full queue
 //! //    hands the upload back (`PushError::upload`): plan, submit, push again.
 //! let mesh = BufferKey(3);
-//! scheduler.push(Upload { src_offset: 4096, destination: mesh, dst_offset: 0, size: 256 }).unwrap();
-//! scheduler.push(Upload { src_offset: 4352, destination: mesh, dst_offset: 256, size: 256 }).unwrap();
+//! let first = Upload { src_offset: 4096, destination: mesh, dst_offset: 0, size: 256 };
+//! let second = Upload { src_offset: 4352, destination: mesh, dst_offset: 256, size: 256 };
+//! scheduler.push(first).unwrap();
+//! scheduler.push(second).unwrap();
 //! // 3. At flush: plan, and record one copy command per batch.
 //! let (staging_buffer, mesh_buffer) = (10u32, 11u32); // the backend's buffer handles
 //! let plan = scheduler.plan();
@@ -273,8 +275,10 @@ pub struct SchedulerStats {
 /// .unwrap();
 /// let mesh = BufferKey(7);
 /// // Two uploads staged back to back, for adjacent destination ranges: one region.
-/// scheduler.push(Upload { src_offset: 0, destination: mesh, dst_offset: 256, size: 64 }).unwrap();
-/// scheduler.push(Upload { src_offset: 64, destination: mesh, dst_offset: 320, size: 64 }).unwrap();
+/// let first = Upload { src_offset: 0, destination: mesh, dst_offset: 256, size: 64 };
+/// scheduler.push(first).unwrap();
+/// let second = Upload { src_offset: 64, destination: mesh, dst_offset: 320, size: 64 };
+/// scheduler.push(second).unwrap();
 /// let plan = scheduler.plan();
 /// let batch = plan.batches().next().unwrap();
 /// assert_eq!(batch.destination, mesh);
@@ -484,7 +488,8 @@ where
 ///
 /// The uploads covering the current position sit in a max-heap by issue order, kept in the slots'
 /// `heap` fields; uploads that ended are removed lazily when they reach the top, which is enough
-/// because only the top is ever read, and uploads the top hides entirely never enter it. Non-overlapping uploads take a fast path without the heap.
+/// because only the top is ever read, and uploads the top hides entirely never enter it.
+/// Non-overlapping uploads take a fast path without the heap.
 /// `base` is the index of `group[0]` in the whole slot array (piece identities are global).
 fn sweep(group: &mut [UploadSlot], base: usize, out: &mut Emitter<'_>) {
     let n = group.len();
