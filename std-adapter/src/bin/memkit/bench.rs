@@ -20,7 +20,7 @@
 
 use std::hint::black_box;
 use std::ptr::NonNull;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use memkit_core::device::{
     BufferCopy, BufferUsage, CopyCommand, DeviceError, MappedRange, MemoryAllocateInfo,
@@ -29,6 +29,7 @@ use memkit_core::device::{
 use memkit_std::{Coordinator, CoordinatorConfig, MemoryUsage};
 
 use crate::backend::Backend;
+use crate::clock::Clock;
 use crate::report::Json;
 use crate::rng::Rng;
 
@@ -91,6 +92,10 @@ pub struct BenchReport {
     pub device: String,
     /// Repetitions behind each median.
     pub repetitions: usize,
+    /// Whether the paths' times are the benchmark thread's CPU time (else wall time).
+    pub paths_cpu_time: bool,
+    /// Whether the small uploads' times are CPU time.
+    pub small_cpu_time: bool,
     /// Part 1.
     pub small: Vec<SmallUpload>,
     /// Part 2.
@@ -122,10 +127,20 @@ pub fn run<D: Backend>(
     let repetitions = if options.quick { 5 } else { 15 };
     let device = make()?;
     let name = device.describe();
+    // The uploads' CPU cost is CPU time; so is a path's time on the simulated device, whose GPU
+    // work runs on the benchmark thread. On a real device a path waits for the GPU: wall time.
+    let cpu_clock = Clock::new(true);
+    let clock = Clock::new(device.is_simulated());
     drop(device);
     let mut small = Vec::new();
     for size in [64, 256, 1024, 4096] {
-        small.push(small_uploads(make()?, size, repetitions, options.seed)?);
+        small.push(small_uploads(
+            make()?,
+            size,
+            repetitions,
+            options.seed,
+            cpu_clock,
+        )?);
     }
     let uploads = if options.quick { 2_000 } else { 10_000 };
     let path_reps = if options.quick { 3 } else { 5 };
@@ -139,9 +154,9 @@ pub fn run<D: Backend>(
             for k in 0..3 {
                 let path = (k + rep) % 3;
                 let d = match path {
-                    0 => coordinator_path(make()?, size, &order, &payload)?,
-                    1 => naive_path(&make()?, size, &order, &payload)?,
-                    _ => wgpu_style_path(&make()?, size, &order, &payload)?,
+                    0 => coordinator_path(make()?, size, &order, &payload, clock)?,
+                    1 => naive_path(&make()?, size, &order, &payload, clock)?,
+                    _ => wgpu_style_path(&make()?, size, &order, &payload, clock)?,
                 };
                 seconds[path].push(d.as_secs_f64());
             }
@@ -155,6 +170,8 @@ pub fn run<D: Backend>(
     Ok(BenchReport {
         device: name,
         repetitions,
+        paths_cpu_time: clock.is_cpu_time(),
+        small_cpu_time: cpu_clock.is_cpu_time(),
         small,
         paths,
     })
@@ -187,8 +204,10 @@ fn small_uploads<D: Backend>(
     size: u64,
     repetitions: usize,
     seed: u64,
+    clock: Clock,
 ) -> Result<SmallUpload, BenchError> {
     let coordinator = Coordinator::new(device, CoordinatorConfig::default())?;
+    warm_ring(&coordinator)?;
     let destination = coordinator.create_buffer(BATCH * size, MemoryUsage::FAST_DEVICE_ACCESS)?;
     let payload = payload(seed, size);
     let mut scratch = vec![0u8; (BATCH * size) as usize];
@@ -196,23 +215,23 @@ fn small_uploads<D: Backend>(
         (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     // One repetition more than counted: the first warms caches and the pools.
     for rep in 0..=repetitions {
-        let start = Instant::now();
+        let start = clock.now();
         for i in 0..BATCH {
             coordinator.upload_to(&destination, i * size, black_box(&payload[..]))?;
         }
-        let uploaded = start.elapsed();
-        let start = Instant::now();
+        let uploaded = clock.now().saturating_sub(start);
+        let start = clock.now();
         let ticket = coordinator.flush_transfers()?;
-        let flushed = start.elapsed();
+        let flushed = clock.now().saturating_sub(start);
         ticket.wait()?;
         coordinator.maintain()?;
-        let start = Instant::now();
+        let start = clock.now();
         for i in 0..BATCH {
             let at = (i * size) as usize;
             scratch[at..at + size as usize].copy_from_slice(black_box(&payload[..]));
         }
         black_box(&mut scratch);
-        let copied = start.elapsed();
+        let copied = clock.now().saturating_sub(start);
         if rep > 0 {
             upload.push(ns_per(uploaded, BATCH));
             memcpy.push(ns_per(copied, BATCH));
@@ -220,6 +239,7 @@ fn small_uploads<D: Backend>(
             flush.push(ns_per(flushed, BATCH));
         }
     }
+    check_device(coordinator.device())?;
     Ok(SmallUpload {
         size,
         upload_ns: median(&mut upload),
@@ -235,10 +255,12 @@ fn coordinator_path<D: Backend>(
     size: u64,
     order: &[u64],
     payload: &[u8],
+    clock: Clock,
 ) -> Result<Duration, BenchError> {
     let coordinator = Coordinator::new(device, CoordinatorConfig::default())?;
+    warm_ring(&coordinator)?;
     let destination = coordinator.create_buffer(SLOTS * size, MemoryUsage::FAST_DEVICE_ACCESS)?;
-    let start = Instant::now();
+    let start = clock.now();
     for (i, &slot) in order.iter().enumerate() {
         coordinator.upload_to(&destination, slot * size, payload)?;
         if (i as u64 + 1) % SLOTS == 0 {
@@ -246,12 +268,46 @@ fn coordinator_path<D: Backend>(
         }
     }
     coordinator.flush_transfers()?.wait()?;
-    Ok(start.elapsed())
+    let elapsed = clock.now().saturating_sub(start);
+    check_device(coordinator.device())?;
+    Ok(elapsed)
 }
 
-/// A buffer with memory of its own, made through the device traits directly (the peers' paths).
+/// Writes the whole staging ring once, untimed: its memory is mapped once for the coordinator's
+/// life, and an engine's ring is warm; a fresh one would charge the first touch of every page
+/// (a page fault each) to the coordinator alone.
+fn warm_ring<D: Backend>(coordinator: &Coordinator<D>) -> Result<(), BenchError> {
+    let config = coordinator.config();
+    let chunk = config.max_ring_upload.min(config.staging_ring_size);
+    let scratch = coordinator.create_buffer(chunk, MemoryUsage::FAST_DEVICE_ACCESS)?;
+    let bytes = vec![0x5Au8; chunk as usize];
+    for _ in 0..config.staging_ring_size.div_ceil(chunk) + 1 {
+        coordinator.upload_to(&scratch, 0, &bytes)?;
+        coordinator.flush_transfers()?.wait()?;
+    }
+    drop(scratch);
+    coordinator.maintain()?;
+    Ok(())
+}
+
+/// Fails when the device detected misuse (the simulated device checks every call).
+fn check_device<D: Backend>(device: &D) -> Result<(), BenchError> {
+    let problems = device.problems();
+    match problems.first() {
+        None => Ok(()),
+        Some(first) => Err(format!(
+            "the device detected {} misuse(s), the first: {first}",
+            problems.len()
+        )
+        .into()),
+    }
+}
+
+/// A memory object of its own, with a buffer bound over it or not, made through the device
+/// traits directly (the peers' paths).
 struct RawBuffer<D: Backend> {
-    buffer: D::Buffer,
+    /// `None` for a block that buffers are bound into later.
+    buffer: Option<D::Buffer>,
     memory: D::Memory,
     mapped: Option<NonNull<u8>>,
     coherent: bool,
@@ -281,6 +337,16 @@ impl<D: Backend> RawBuffer<D> {
     /// A buffer bound to a memory object of its own: host-visible and mapped for staging, else
     /// device-local when the device has it.
     fn new(device: &D, size: u64, staging: bool) -> Result<Self, BenchError> {
+        Self::make(device, size, staging, true)
+    }
+
+    /// Host-visible, mapped memory that staging buffers can be bound into, with no buffer of
+    /// its own.
+    fn block(device: &D, size: u64) -> Result<Self, BenchError> {
+        Self::make(device, size, true, false)
+    }
+
+    fn make(device: &D, size: u64, staging: bool, keep_buffer: bool) -> Result<Self, BenchError> {
         let usage = if staging {
             BufferUsage::TRANSFER_SRC
         } else {
@@ -298,11 +364,16 @@ impl<D: Backend> RawBuffer<D> {
                 MemoryPropertyFlags::DEVICE_LOCAL,
             )
         };
-        let Some((memory_type, flags)) =
-            memory_type(device, requirements.memory_type_bits, want, prefer)
-        else {
-            // SAFETY: created above, never bound or used.
-            unsafe { device.destroy_buffer(buffer) };
+        let chosen = memory_type(device, requirements.memory_type_bits, want, prefer);
+        let buffer = match (chosen, keep_buffer) {
+            (Some(_), true) => Some(buffer),
+            _ => {
+                // SAFETY: created above, never bound or used.
+                unsafe { device.destroy_buffer(buffer) };
+                None
+            }
+        };
+        let Some((memory_type, flags)) = chosen else {
             return Err(no_memory_type());
         };
         let info = MemoryAllocateInfo {
@@ -316,22 +387,33 @@ impl<D: Backend> RawBuffer<D> {
         let memory = match unsafe { device.allocate_memory(&info) } {
             Ok(m) => m,
             Err(e) => {
-                // SAFETY: created above, never bound or used.
-                unsafe { device.destroy_buffer(buffer) };
+                if let Some(b) = buffer {
+                    // SAFETY: created above, never bound or used.
+                    unsafe { device.destroy_buffer(b) };
+                }
                 return Err(e.into());
             }
         };
         let mut raw = Self {
-            buffer,
+            buffer: None,
             memory,
             mapped: None,
             coherent: flags.contains(MemoryPropertyFlags::HOST_COHERENT),
             size: requirements.size,
         };
-        // SAFETY: both alive and from this device; offset 0 is aligned; the object has the
-        // buffer's size and an allowed type.
-        let bound = unsafe { device.bind_buffer_memory(buffer, memory, 0) };
-        if staging && bound.is_ok() {
+        if let Some(b) = buffer {
+            // SAFETY: both alive and from this device; offset 0 is aligned; the object has the
+            // buffer's size and an allowed type.
+            let bound = unsafe { device.bind_buffer_memory(b, memory, 0) };
+            if let Err(e) = bound {
+                // SAFETY: never bound, never used.
+                unsafe { device.destroy_buffer(b) };
+                raw.destroy(device);
+                return Err(e.into());
+            }
+            raw.buffer = Some(b);
+        }
+        if staging {
             // SAFETY: the memory is host-visible and not mapped yet.
             match unsafe { device.map_memory(memory) } {
                 Ok(p) => raw.mapped = Some(p),
@@ -341,19 +423,23 @@ impl<D: Backend> RawBuffer<D> {
                 }
             }
         }
-        if let Err(e) = bound {
-            raw.destroy(device);
-            return Err(e.into());
-        }
         Ok(raw)
     }
 
+    /// The buffer (only a block has none, and blocks are never copied from directly).
+    fn raw(&self) -> Result<D::Buffer, BenchError> {
+        self.buffer
+            .ok_or_else(|| "a staging block has no buffer".into())
+    }
+
     /// Copies `bytes` to the start of the mapping and flushes them.
-    fn write(&self, device: &D, bytes: &[u8]) -> Result<(), DeviceError> {
+    fn write(&self, device: &D, bytes: &[u8]) -> Result<(), BenchError> {
         let Some(p) = self.mapped else {
-            return Err(DeviceError::MapFailed);
+            return Err(DeviceError::MapFailed.into());
         };
-        assert!(bytes.len() as u64 <= self.size, "staging buffer too small");
+        if bytes.len() as u64 > self.size {
+            return Err("staging buffer too small".into());
+        }
         // SAFETY: the mapping covers the whole object (`self.size` bytes, checked above), stays
         // mapped until `destroy`, and the GPU does not read it before the submission that
         // follows this write.
@@ -367,7 +453,7 @@ impl<D: Backend> RawBuffer<D> {
             size: self.size,
         };
         // SAFETY: the memory is mapped; the range is the whole object.
-        unsafe { device.flush_ranges(&[range]) }
+        unsafe { device.flush_ranges(&[range]) }.map_err(Into::into)
     }
 
     /// Destroys the buffer and frees its memory; the GPU must be done with it.
@@ -375,7 +461,9 @@ impl<D: Backend> RawBuffer<D> {
         // SAFETY: the caller waited for every submission using the buffer; each object is
         // released once (`self` is consumed).
         unsafe {
-            device.destroy_buffer(self.buffer);
+            if let Some(b) = self.buffer {
+                device.destroy_buffer(b);
+            }
             if self.mapped.is_some() {
                 device.unmap_memory(self.memory);
             }
@@ -397,10 +485,11 @@ fn naive_path<D: Backend>(
     size: u64,
     order: &[u64],
     payload: &[u8],
+    clock: Clock,
 ) -> Result<Duration, BenchError> {
     let destination = RawBuffer::new(device, SLOTS * size, false)?;
     let mut value = device.completed_value()?;
-    let start = Instant::now();
+    let start = clock.now();
     let mut result = Ok(());
     for &slot in order {
         let step = (|| {
@@ -412,8 +501,8 @@ fn naive_path<D: Backend>(
                 size,
             }];
             let command = CopyCommand {
-                src: staging.buffer,
-                dst: destination.buffer,
+                src: staging.raw()?,
+                dst: destination.raw()?,
                 regions: &region,
             };
             value += 1;
@@ -431,8 +520,9 @@ fn naive_path<D: Backend>(
             break;
         }
     }
-    let elapsed = start.elapsed();
+    let elapsed = clock.now().saturating_sub(start);
     destination.destroy(device);
+    check_device(device)?;
     result.map(|()| elapsed)
 }
 
@@ -453,6 +543,7 @@ fn wgpu_style_path<D: Backend>(
     size: u64,
     order: &[u64],
     payload: &[u8],
+    clock: Clock,
 ) -> Result<Duration, BenchError> {
     let destination = RawBuffer::new(device, SLOTS * size, false)?;
     // Two frames in flight, each with a block holding a frame's staging buffers (plus their
@@ -460,7 +551,7 @@ fn wgpu_style_path<D: Backend>(
     let block_size = SLOTS * (size + 256);
     let mut blocks = Vec::new();
     for _ in 0..2 {
-        match RawBuffer::new(device, block_size, true) {
+        match RawBuffer::block(device, block_size) {
             Ok(memory) => blocks.push(StagingBlock {
                 memory,
                 used: 0,
@@ -477,8 +568,9 @@ fn wgpu_style_path<D: Backend>(
             }
         }
     }
+    let dst = destination.raw()?;
     let mut value = device.completed_value()?;
-    let start = Instant::now();
+    let start = clock.now();
     let result = (|| -> Result<(), BenchError> {
         let mut regions: Vec<[BufferCopy; 1]> = Vec::with_capacity(SLOTS as usize);
         let mut sources = Vec::with_capacity(SLOTS as usize);
@@ -546,7 +638,7 @@ fn wgpu_style_path<D: Backend>(
                 .zip(&regions)
                 .map(|(&src, region)| CopyCommand {
                     src,
-                    dst: destination.buffer,
+                    dst,
                     regions: region,
                 })
                 .collect();
@@ -560,7 +652,7 @@ fn wgpu_style_path<D: Backend>(
         }
         wait(device, value)
     })();
-    let elapsed = start.elapsed();
+    let elapsed = clock.now().saturating_sub(start);
     if result.is_err() {
         // Whatever was submitted finishes (or the device is lost) before anything is freed.
         let _ = device.wait(value, 60_000_000_000);
@@ -573,6 +665,7 @@ fn wgpu_style_path<D: Backend>(
         block.memory.destroy(device);
     }
     destination.destroy(device);
+    check_device(device)?;
     result.map(|()| elapsed)
 }
 
@@ -588,7 +681,12 @@ pub fn text(r: &BenchReport) -> String {
     let _ = writeln!(
         o,
         "\nCPU cost per small upload through the coordinator, memcpy excluded \
-         ({BATCH} upload_to calls per batch, then one flush_transfers)"
+         ({BATCH} upload_to calls per batch, then one flush_transfers; {})",
+        if r.small_cpu_time {
+            "thread CPU time"
+        } else {
+            "wall time"
+        }
     );
     let _ = writeln!(
         o,
@@ -605,7 +703,12 @@ pub fn text(r: &BenchReport) -> String {
     let _ = writeln!(
         o,
         "\nThroughput, uploads scattered over {SLOTS} slots, a submission per {SLOTS} uploads, \
-         until the GPU finished (MB/s; speedup = coordinator / path)"
+         until the GPU finished (MB/s of {}; speedup = coordinator / path)",
+        if r.paths_cpu_time {
+            "thread CPU time: the simulated GPU runs on this thread"
+        } else {
+            "wall time"
+        }
     );
     let _ = writeln!(
         o,
@@ -667,6 +770,8 @@ pub fn json(r: &BenchReport) -> String {
         .str("command", "bench")
         .str("device", &r.device)
         .num("repetitions", r.repetitions as u64)
+        .bool("small_uploads_cpu_time", r.small_cpu_time)
+        .bool("paths_cpu_time", r.paths_cpu_time)
         .raw("small_uploads", &format!("[{}]", small.join(",")))
         .raw("paths", &format!("[{}]", paths.join(",")))
         .finish()

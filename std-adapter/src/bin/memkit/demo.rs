@@ -137,19 +137,14 @@ impl Checks {
         };
         self.buffers += 1;
         self.bytes += model.len() as u64;
-        if bytes != model {
-            let first = bytes
-                .iter()
-                .zip(model)
-                .position(|(a, b)| a != b)
-                .unwrap_or(0);
+        if let Some(first) = first_difference(&bytes, model) {
             self.mismatches.push(format!(
                 "{what} (buffer {}, {} bytes): first differing byte at {first}: device {:#04x}, \
                  expected {:#04x}",
                 buffer.id(),
                 model.len(),
                 bytes.get(first).copied().unwrap_or(0),
-                model[first],
+                model.get(first).copied().unwrap_or(0),
             ));
         }
         true
@@ -160,6 +155,15 @@ impl Checks {
         self.bytes += other.bytes;
         self.mismatches.extend(other.mismatches);
         self.dropped += other.dropped;
+    }
+}
+
+/// The first index where `device` and `model` differ (a shorter read differs at its end).
+pub fn first_difference(device: &[u8], model: &[u8]) -> Option<usize> {
+    match device.iter().zip(model).position(|(a, b)| a != b) {
+        Some(i) => Some(i),
+        None if device.len() != model.len() => Some(device.len().min(model.len())),
+        None => None,
     }
 }
 

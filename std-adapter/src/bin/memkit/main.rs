@@ -5,6 +5,7 @@
 mod args;
 mod backend;
 mod bench;
+mod clock;
 mod demo;
 mod probe;
 mod report;
