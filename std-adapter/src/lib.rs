@@ -27,3 +27,8 @@ pub use frame::Frame;
 pub use memkit_core::{BufferingMode, MemoryUsage, PoolConfig};
 pub use stats::{CoordinatorStats, HeapReport};
 pub use ticket::Ticket;
+
+/// The README's quick start, run as a doc test (`cargo test -p memkit-std --doc`).
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeDoctests;
