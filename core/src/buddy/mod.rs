@@ -250,6 +250,10 @@ struct BuddyCore {
     epoch: u32,
     /// Bit `k` set: order `k` has at least one free block.
     nonempty: u64,
+    /// Per order, a layer-0 word index at or below its lowest non-zero word: when that word is
+    /// non-zero it holds the lowest free block, found with one load instead of a walk down the
+    /// summary layers (allocations pack at low offsets, so it usually is).
+    first_word: [u32; MAX_ORDERS],
     /// Head of the free-slot list (slots below `slot_watermark` that were freed).
     free_slot: u32,
     /// Slots at or above this have never been used since construction or reset.
@@ -289,6 +293,7 @@ impl<S: AsRef<[u64]> + AsMut<[u64]>> BuddyAllocator<S> {
             id: AllocatorId::next(),
             epoch: 0,
             nonempty: 0,
+            first_word: [0; MAX_ORDERS],
             free_slot: NO_SLOT,
             slot_watermark: 0,
             bytes_requested: 0,
@@ -380,6 +385,7 @@ impl BuddyCore {
         let layout = self.layout;
         words[..layout.storage_len].fill(0);
         self.nonempty = 0;
+        self.first_word = [0; MAX_ORDERS];
         // The binary decomposition of the unit count, largest block first at offset 0.
         let mut base = 0u64;
         let mut bits = layout.units;
@@ -425,6 +431,8 @@ impl BuddyCore {
         let word = self.layout.layer_base[order as usize][0] as usize + (index >> 6) as usize;
         let old = words[word];
         words[word] = old | 1u64 << (index & 63);
+        let first = &mut self.first_word[order as usize];
+        *first = (*first).min((index >> 6) as u32);
         if old == 0 {
             self.summary_set(words, order, index >> 6);
         }
@@ -486,13 +494,21 @@ impl BuddyCore {
     fn take_first(&mut self, words: &mut [u64], order: u32) -> u64 {
         debug_assert!(self.nonempty & 1u64 << order != 0);
         let bases = &self.layout.layer_base[order as usize];
-        let depth = self.layout.depth[order as usize] as usize;
-        let mut index = 0u64;
-        for &base in bases[..depth].iter().rev() {
-            let word = words[base as usize + index as usize];
-            debug_assert!(word != 0, "summary bit without a free block below");
-            index = index << 6 | u64::from(word.trailing_zeros());
-        }
+        let first = self.first_word[order as usize];
+        let hinted = words[bases[0] as usize + first as usize];
+        let index = if hinted != 0 {
+            u64::from(first) << 6 | u64::from(hinted.trailing_zeros())
+        } else {
+            let depth = self.layout.depth[order as usize] as usize;
+            let mut index = 0u64;
+            for &base in bases[..depth].iter().rev() {
+                let word = words[base as usize + index as usize];
+                debug_assert!(word != 0, "summary bit without a free block below");
+                index = index << 6 | u64::from(word.trailing_zeros());
+            }
+            self.first_word[order as usize] = (index >> 6) as u32;
+            index
+        };
         let word = bases[0] as usize + (index >> 6) as usize;
         let new = words[word] & !(1u64 << (index & 63));
         words[word] = new;
@@ -789,6 +805,8 @@ impl BuddyCore {
             }
             debug_assert!((index + 1) << order <= self.layout.units);
             words[at] = word | 1u64 << (index & 63);
+            let first = &mut self.first_word[order as usize];
+            *first = (*first).min((index >> 6) as u32);
             if word == 0 {
                 self.summary_set(words, order, index >> 6);
             }
@@ -886,6 +904,19 @@ impl BuddyCore {
             let top_word = words[bases[depth - 1] as usize];
             if (top_word != 0) != (self.nonempty >> order & 1 != 0) {
                 return Err("order mask disagrees with the bitmap");
+            }
+            let layer0_len = if depth > 1 {
+                (bases[1] - bases[0]) as usize
+            } else {
+                1
+            };
+            let first = self.first_word[order as usize] as usize;
+            if first >= layer0_len
+                || words[bases[0] as usize..bases[0] as usize + first]
+                    .iter()
+                    .any(|&w| w != 0)
+            {
+                return Err("first-word hint is past the lowest free block");
             }
             let layer0_end = if depth > 1 {
                 bases[1] as usize

@@ -524,6 +524,14 @@ fn invariant_checker_catches_corruption() {
     assert_eq!(b.check_invariants(), Err("free block past the capacity"));
     b.storage[word] ^= 1 << 4;
     check(&b);
+    // A first-word hint past the lowest free block of its order (order 3 has one in word 0).
+    b.core.first_word[3] = 1;
+    assert_eq!(
+        b.check_invariants(),
+        Err("first-word hint is past the lowest free block")
+    );
+    b.core.first_word[3] = 0;
+    check(&b);
     // The order mask naming an order with nothing free.
     b.core.nonempty ^= 1;
     assert_eq!(
