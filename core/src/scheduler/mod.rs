@@ -25,14 +25,14 @@
 //! use memkit_core::device::CopyCommand;
 //! use memkit_core::scheduler::{
 //!     BufferKey, DestinationMemory, EMPTY_REGION, LargeUploadPolicy, Route, RouteConfig,
-//!     SchedulerConfig, TransferScheduler, Upload, UploadSlot, route,
+//!     SchedulerConfig, TransferScheduler, Upload, UploadSlot, regions_needed, route,
 //! };
 //!
 //! let routing = RouteConfig::new(64 << 20, 16 << 20, LargeUploadPolicy::Chunks, 1).unwrap();
 //! let mut scheduler = TransferScheduler::new(
 //!     SchedulerConfig::VULKAN,
 //!     [UploadSlot::EMPTY; 64],
-//!     [EMPTY_REGION; 127], // regions_needed(64, 1)
+//!     [EMPTY_REGION; regions_needed(64, 1)],
 //! )
 //! .unwrap();
 //! // 1. Before staging: pick the path.
@@ -256,10 +256,23 @@ pub struct SchedulerStats {
     pub batch_splits: u64,
 }
 
+/// Region storage that guarantees planning `upload_capacity` uploads never runs out of room:
+/// overlapping uploads leave at most `2n - 1` visible pieces, and with a copy alignment above 1
+/// each merged run may add an unaligned head and tail. A `const fn`, for array lengths:
+/// `[EMPTY_REGION; regions_needed(64, 1)]`.
+pub const fn regions_needed(upload_capacity: usize, copy_alignment: u64) -> usize {
+    let pieces = upload_capacity.saturating_mul(2).saturating_sub(1);
+    if copy_alignment > 1 {
+        pieces.saturating_mul(3)
+    } else {
+        pieces
+    }
+}
+
 /// Turns committed uploads into copy batches; see the module documentation.
 ///
 /// `U` holds the pending uploads (its length is the queue capacity) and `R` the planned regions;
-/// `R` must hold [`TransferScheduler::regions_needed`] elements for the capacity, so planning never
+/// `R` must hold [`regions_needed`] elements for the capacity, so planning never
 /// runs out of room.
 ///
 /// ```
@@ -301,23 +314,16 @@ where
     U: AsMut<[UploadSlot]>,
     R: AsMut<[CopyRegion]>,
 {
-    /// Region storage that guarantees planning `upload_capacity` uploads never runs out of room:
-    /// overlapping uploads leave at most `2n - 1` visible pieces, and with a copy alignment above
-    /// 1 each merged run may add an unaligned head and tail.
+    /// The same as the free function [`regions_needed`].
     pub const fn regions_needed(upload_capacity: usize, copy_alignment: u64) -> usize {
-        let pieces = upload_capacity.saturating_mul(2).saturating_sub(1);
-        if copy_alignment > 1 {
-            pieces.saturating_mul(3)
-        } else {
-            pieces
-        }
+        regions_needed(upload_capacity, copy_alignment)
     }
 
     /// A scheduler over the caller's storage.
     ///
     /// Errors: [`ConfigError::NotPowerOfTwo`] (copy alignment), [`ConfigError::InvalidParameter`]
     /// (zero regions per batch, or no upload slots), [`ConfigError::StorageTooSmall`] (region
-    /// storage below [`Self::regions_needed`]).
+    /// storage below [`regions_needed`]).
     pub fn new(
         config: SchedulerConfig,
         mut uploads: U,
@@ -328,7 +334,7 @@ where
         if capacity == 0 {
             return Err(ConfigError::InvalidParameter);
         }
-        let required = Self::regions_needed(capacity, config.copy_alignment);
+        let required = regions_needed(capacity, config.copy_alignment);
         let provided = regions.as_mut().len();
         if provided < required {
             return Err(ConfigError::StorageTooSmall { required, provided });

@@ -359,7 +359,8 @@ fn configuration_is_validated() {
     let slots = || vec![UploadSlot::EMPTY; 4];
     let regions = |n| vec![EMPTY_REGION; n];
     assert_eq!(VecScheduler::regions_needed(4, 1), 7);
-    assert_eq!(VecScheduler::regions_needed(4, 4), 21);
+    assert_eq!(regions_needed(4, 4), 21);
+    assert_eq!(regions_needed(0, 1), 0);
     assert!(matches!(
         TransferScheduler::new(cfg(3, 8), slots(), regions(64)),
         Err(ConfigError::NotPowerOfTwo)
