@@ -52,12 +52,14 @@ fuzz_target!(|w: Workload| {
             let size = size % max_request;
             let align = 1u64 << (align_log2 % 24);
             let after = real.stats();
-            // A success reserves the size rounded to the granule: padding stays free.
+            // A success reserves the size rounded to the granule, plus at most a sliver left
+            // above it (under 256 bytes and under an eighth of the request): padding stays free.
             if after.live_allocations == before.live_allocations + 1 {
-                assert_eq!(
-                    after.bytes_reserved - before.bytes_reserved,
-                    size.div_ceil(granule) * granule,
-                    "op {i}: reservation of {size} bytes"
+                let rounded = size.div_ceil(granule) * granule;
+                let extra = (after.bytes_reserved - before.bytes_reserved).checked_sub(rounded);
+                assert!(
+                    matches!(extra, Some(e) if e == 0 || e < 256.min(size / 8)),
+                    "op {i}: reservation of {size} bytes: {extra:?} over the rounded size"
                 );
             }
             // The largest free run is exact: an alignment-1 request up to it must succeed.

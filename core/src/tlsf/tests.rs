@@ -460,9 +460,9 @@ fn capacity_of_two_to_the_forty() {
 
     // The largest capacity, with a 1-byte granule.
     let mut max = tlsf(MAX_CAPACITY, 1, 4);
-    let a = alloc(&mut max, MAX_CAPACITY - 1, 2);
-    let b = alloc(&mut max, 1, 1);
-    assert_eq!((a.offset(), b.offset()), (0, MAX_CAPACITY - 1));
+    let a = alloc(&mut max, MAX_CAPACITY - 256, 2);
+    let b = alloc(&mut max, 256, 1);
+    assert_eq!((a.offset(), b.offset()), (0, MAX_CAPACITY - 256));
     free(&mut max, a);
     free(&mut max, b);
 }
@@ -596,4 +596,28 @@ fn size_classes_are_monotonic_and_tight() {
         );
         units += 1 + units / 7;
     }
+}
+
+#[test]
+fn slivers_stay_with_the_allocation() {
+    let config = TlsfConfig::new(4096, 16, 8).with_small_threshold(0);
+    let mut t = TlsfAllocator::new(config, vec![TlsfNode::EMPTY; config.storage_len()]).unwrap();
+    // 96 bytes would be left: under 256 and under 4000 / 8, so the allocation keeps them.
+    let a = alloc(&mut t, 4000, 16);
+    assert_eq!(t.stats().bytes_reserved, 4096);
+    assert_eq!(t.stats().splits, 0);
+    assert_eq!(t.allocate(16, 1).err(), Some(AllocError::OutOfMemory));
+    free(&mut t, a);
+    // 256 bytes left: a block of its own.
+    let a = alloc(&mut t, 3840, 16);
+    assert_eq!(t.stats().bytes_reserved, 3840);
+    // 32 bytes left after 64 bytes: more than an eighth of the request, so split off.
+    let b = alloc(&mut t, 64, 16);
+    assert_eq!(t.stats().bytes_reserved, 3840 + 64);
+    let c = alloc(&mut t, 32, 16);
+    assert_eq!(c.offset(), 3840 + 64);
+    for x in [a, b, c] {
+        free(&mut t, x);
+    }
+    assert_eq!(t.stats().largest_free_run, 4096);
 }
