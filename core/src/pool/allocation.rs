@@ -2,7 +2,7 @@
 #![forbid(unsafe_code)]
 
 use crate::device::{DedicatedHint, MemoryRequirements};
-use crate::suballocator::{AllocatorId, RawAllocation};
+use crate::suballocator::AllocatorId;
 use crate::usage::{MemoryUsage, ResourceKind};
 
 use super::mapping::HostPtr;
@@ -73,14 +73,24 @@ impl AllocationRequest {
 /// Where an allocation lives.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Placement {
-    /// A range of a block, as the block's sub-allocator handed it out.
-    Block(RawAllocation),
+    /// A range of a block. The fields are the block sub-allocator's bookkeeping for it (see
+    /// [`crate::suballocator::RawAllocation`]); its offset is the allocation's, and its size the
+    /// allocation's rounded up to `nonCoherentAtomSize` in non-coherent memory.
+    Block {
+        /// The sub-allocator's slot.
+        slot: u32,
+        /// The slot's tag.
+        tag: u32,
+        /// The sub-allocator's reset epoch.
+        epoch: u32,
+    },
     /// A memory object of its own, from offset 0.
     Dedicated,
 }
 
 /// The plain-data form of a [`DeviceAllocation`], for tables and FFI. The pools validate it on
-/// free: a stale, foreign or twice-freed one is refused, never honoured.
+/// free: a stale, foreign or twice-freed one is refused, never honoured. 64 bytes with a 64-bit
+/// memory handle: handles sit in callers' tables, and every byte is cache traffic.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct RawDeviceAllocation<M> {
     /// The memory object.
@@ -89,12 +99,12 @@ pub struct RawDeviceAllocation<M> {
     pub offset: u64,
     /// Bytes asked for.
     pub size: u64,
-    /// Memory type index.
-    pub memory_type: u32,
     /// Host address of the first byte, for host-visible memory.
     pub mapped: Option<HostPtr>,
     /// The pools that made it.
     pub pools: AllocatorId,
+    /// Memory type index.
+    pub memory_type: u32,
     /// The block or dedicated-object slot.
     pub slot: u32,
     /// The slot's generation when it was made.

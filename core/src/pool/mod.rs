@@ -44,10 +44,10 @@ use core::mem;
 use crate::device::{
     DedicatedHint, DedicatedTo, DeviceError, DeviceLimits, HeapBudget, MAX_MEMORY_HEAPS,
     MAX_MEMORY_TYPES, MappedRange, MemoryAllocateInfo, MemoryDevice, MemoryProperties,
-    MemoryPropertyFlags,
+    MemoryPropertyFlags, MemoryType,
 };
 use crate::selection::MemoryTypeRanking;
-use crate::suballocator::{AllocError, Allocation, AllocatorId, ConfigError, FreeError};
+use crate::suballocator::{Allocation, AllocatorId, ConfigError, FreeError, RawAllocation};
 use crate::usage::MemoryUsage;
 
 pub use allocation::{AllocationRequest, DeviceAllocation, Placement, RawDeviceAllocation};
@@ -66,6 +66,14 @@ use storage::{BlockState, DedicatedObject, LiveBlock, NO_SLOT};
 const GROUPS: usize = 2;
 /// Usage bits that change the ranking (all but `DEVICE_ADDRESS`).
 const RANKED_USAGE_BITS: u32 = 0x1F;
+
+/// Where `place_in_type` put a request.
+enum Placed<M> {
+    /// Sub-allocation `sub` of the block in `slot`.
+    Block { slot: u32, sub: RawAllocation },
+    /// A dedicated object, its handle made.
+    Dedicated(DeviceAllocation<M>),
+}
 
 /// The blocks of one memory type for one resource-kind group.
 #[derive(Clone, Copy, Debug)]
@@ -100,14 +108,19 @@ where
 {
     device: D,
     properties: MemoryProperties,
+    /// The memory types, copied out of `properties` for the hot path.
+    types: [MemoryType; MAX_MEMORY_TYPES],
+    type_count: usize,
     limits: DeviceLimits,
     config: PoolConfig,
     id: AllocatorId,
     /// Block sizes per heap.
     sizing: [BlockSizing; MAX_MEMORY_HEAPS],
-    /// Ranking of every memory type per usage (indexed by the ranked usage bits); filtered by
-    /// `memoryTypeBits` per request.
-    rankings: [Option<MemoryTypeRanking>; RANKED_USAGE_BITS as usize + 1],
+    /// Ranking of every memory type per usage (indexed by the ranked usage bits), best first;
+    /// filtered by `memoryTypeBits` per request.
+    rank_order: [[u8; MAX_MEMORY_TYPES]; RANKED_USAGE_BITS as usize + 1],
+    /// How many types each ranking has (0: no type suits the usage).
+    rank_len: [u8; RANKED_USAGE_BITS as usize + 1],
     sets: [BlockSet; MAX_MEMORY_TYPES * GROUPS],
     type_stats: [PoolStats; MAX_MEMORY_TYPES],
     budgets: HeapBudgets,
@@ -151,10 +164,15 @@ where
         }
         let properties = *device.memory_properties();
         let sizing = Self::sizing_of(&properties, &limits, &config);
-        let mut rankings = [None; RANKED_USAGE_BITS as usize + 1];
-        for (bits, ranking) in rankings.iter_mut().enumerate() {
+        let mut rank_order = [[0; MAX_MEMORY_TYPES]; RANKED_USAGE_BITS as usize + 1];
+        let mut rank_len = [0; RANKED_USAGE_BITS as usize + 1];
+        for bits in 0..rank_len.len() {
             let usage = MemoryUsage::from_bits_retain(bits as u32);
-            *ranking = MemoryTypeRanking::rank(&properties, u32::MAX, usage).ok();
+            if let Ok(ranking) = MemoryTypeRanking::rank(&properties, u32::MAX, usage) {
+                let order = ranking.as_slice();
+                rank_order[bits][..order.len()].copy_from_slice(order);
+                rank_len[bits] = order.len() as u8;
+            }
         }
         // Link the vacant slots into the free lists, last first so slot 0 is handed out first.
         // Slots that are not vacant (left live by earlier pools that were dropped with live
@@ -173,15 +191,23 @@ where
                 free_dedicated = i as u32;
             }
         }
+        let mut types = [MemoryType {
+            properties: MemoryPropertyFlags::empty(),
+            heap_index: 0,
+        }; MAX_MEMORY_TYPES];
+        types[..properties.types().len()].copy_from_slice(properties.types());
         let mut pools = Self {
             budgets: HeapBudgets::new(&properties),
             device,
+            types,
+            type_count: properties.types().len(),
             properties,
             limits,
             config,
             id: AllocatorId::next(),
             sizing,
-            rankings,
+            rank_order,
+            rank_len,
             sets: [BlockSet::EMPTY; MAX_MEMORY_TYPES * GROUPS],
             type_stats: [PoolStats::default(); MAX_MEMORY_TYPES],
             objects: 0,
@@ -302,19 +328,18 @@ where
                 max,
             });
         }
-        let ranking = match request.memory_type {
-            Some(index) => {
-                MemoryTypeRanking::strict(&self.properties, req.memory_type_bits, index)?
-            }
-            None => self.rankings[(request.usage.bits() & RANKED_USAGE_BITS) as usize]
-                .ok_or(PoolError::NoCompatibleType)?,
-        };
+        if let Some(index) = request.memory_type {
+            MemoryTypeRanking::strict(&self.properties, req.memory_type_bits, index)?;
+            return self.place(index, request, dedicated_to);
+        }
+        let ranked = (request.usage.bits() & RANKED_USAGE_BITS) as usize;
         let mut last = PoolError::NoCompatibleType;
-        for &memory_type in ranking.as_slice() {
+        for i in 0..usize::from(self.rank_len[ranked]) {
+            let memory_type = u32::from(self.rank_order[ranked][i]);
             if req.memory_type_bits & (1 << memory_type) == 0 {
                 continue;
             }
-            match self.allocate_in_type(u32::from(memory_type), request, dedicated_to) {
+            match self.place(memory_type, request, dedicated_to) {
                 Ok(a) => return Ok(a),
                 // This heap is full or over budget: the next type may draw from another heap.
                 Err(
@@ -329,30 +354,66 @@ where
         Err(last)
     }
 
-    fn allocate_in_type(
+    /// Places a request in one memory type and makes its handle.
+    #[inline(always)]
+    fn place(
         &mut self,
         memory_type: u32,
         request: &AllocationRequest,
         dedicated_to: Option<DedicatedTo<D::Buffer>>,
     ) -> Result<DeviceAllocation<D::Memory>, PoolError> {
-        let ty = self.properties.types()[memory_type as usize];
-        let sizing = self.sizing[ty.heap_index as usize];
-        let req = &request.requirements;
-        let mut size = req.size;
-        let mut align = req.alignment;
-        if ty.properties.contains(MemoryPropertyFlags::HOST_VISIBLE)
-            && !ty.properties.contains(MemoryPropertyFlags::HOST_COHERENT)
-        {
-            // Whole atoms, so flushing or invalidating one allocation never touches another's.
-            let atom = self.limits.non_coherent_atom_size;
-            size = size
-                .checked_next_multiple_of(atom)
-                .ok_or(PoolError::TooLarge {
-                    size: req.size,
-                    max: self.limits.max_memory_allocation_size,
-                })?;
-            align = align.max(atom);
+        match self.place_in_type(memory_type, request, dedicated_to)? {
+            Placed::Block { slot, sub } => {
+                Ok(self.block_handle(slot, sub, request.requirements.size))
+            }
+            Placed::Dedicated(a) => Ok(a),
         }
+    }
+
+    /// The handle of sub-allocation `sub` of the block in `slot`: built once, here, so the hot
+    /// path moves a 32-byte sub-allocation around, not the handle.
+    #[inline(always)]
+    fn block_handle(
+        &self,
+        slot: u32,
+        sub: RawAllocation,
+        requested: u64,
+    ) -> DeviceAllocation<D::Memory> {
+        let entry = &self.blocks.as_ref()[slot as usize];
+        let (memory, mapped, memory_type) = match &entry.state {
+            BlockState::Live(b) => (b.memory, b.mapped, b.memory_type),
+            // `try_block` just allocated from this live block.
+            _ => unreachable!("sub-allocated from a slot without a block"),
+        };
+        DeviceAllocation::from_parts(RawDeviceAllocation {
+            memory,
+            offset: sub.offset,
+            size: requested,
+            mapped: mapped.and_then(|base| base.offset(sub.offset)),
+            pools: self.id,
+            memory_type: u32::from(memory_type),
+            slot,
+            generation: entry.generation,
+            placement: Placement::Block {
+                slot: sub.slot,
+                tag: sub.tag,
+                epoch: sub.epoch,
+            },
+        })
+    }
+
+    /// Places a request in one memory type: in a block, or in a dedicated object.
+    #[inline(always)]
+    fn place_in_type(
+        &mut self,
+        memory_type: u32,
+        request: &AllocationRequest,
+        dedicated_to: Option<DedicatedTo<D::Buffer>>,
+    ) -> Result<Placed<D::Memory>, PoolError> {
+        let ty = self.types[memory_type as usize];
+        let sizing = &self.sizing[ty.heap_index as usize];
+        let req = &request.requirements;
+        let (size, align) = self.reserved_size(ty.properties, req.size, req.alignment)?;
         let dedicated = dedicated_to.is_some()
             || request.dedicated
             || req.dedicated != DedicatedHint::None
@@ -361,7 +422,7 @@ where
                 && !self.config.device_address_blocks);
         if !dedicated
             && let Some(needed) = BlockSizing::needed(size, align)
-            && sizing.next_block(0, needed).is_some()
+            && needed <= sizing.largest
         {
             let group = if self.separate_kinds {
                 request.kind.index()
@@ -369,12 +430,41 @@ where
                 0
             };
             let set = memory_type as usize * GROUPS + group;
-            return self.allocate_from_blocks(memory_type, set, size, align, needed, req.size);
+            let (slot, sub) = self.allocate_from_blocks(memory_type, set, size, align, needed)?;
+            return Ok(Placed::Block { slot, sub });
         }
         self.allocate_dedicated(memory_type, request, dedicated_to)
+            .map(Placed::Dedicated)
+    }
+
+    /// The size and alignment a request takes in a block of a type with `properties`: whole
+    /// atoms in non-coherent host-visible memory, so flushing or invalidating one allocation
+    /// never touches another's bytes.
+    #[inline(always)]
+    fn reserved_size(
+        &self,
+        properties: MemoryPropertyFlags,
+        size: u64,
+        align: u64,
+    ) -> Result<(u64, u64), PoolError> {
+        if properties.contains(MemoryPropertyFlags::HOST_VISIBLE)
+            && !properties.contains(MemoryPropertyFlags::HOST_COHERENT)
+        {
+            let atom = self.limits.non_coherent_atom_size;
+            let rounded = size
+                .checked_next_multiple_of(atom)
+                .ok_or(PoolError::TooLarge {
+                    size,
+                    max: self.limits.max_memory_allocation_size,
+                })?;
+            Ok((rounded, align.max(atom)))
+        } else {
+            Ok((size, align))
+        }
     }
 
     /// Sub-allocates from an existing block of `set`, or from a new one.
+    #[inline(always)]
     fn allocate_from_blocks(
         &mut self,
         memory_type: u32,
@@ -382,28 +472,41 @@ where
         size: u64,
         align: u64,
         needed: u64,
-        requested: u64,
-    ) -> Result<DeviceAllocation<D::Memory>, PoolError> {
+    ) -> Result<(u32, RawAllocation), PoolError> {
         let hint = self.sets[set].hint;
         if hint != NO_SLOT
-            && let Some(a) = self.try_block(hint, size, align, requested)
+            && let Some(sub) = self.try_block(hint, size, align)
         {
-            return Ok(a);
+            return Ok((hint, sub));
         }
+        self.allocate_from_other_blocks(memory_type, set, size, align, needed)
+    }
+
+    /// The slow path: every other block of the set, then a new block.
+    #[inline(never)]
+    fn allocate_from_other_blocks(
+        &mut self,
+        memory_type: u32,
+        set: usize,
+        size: u64,
+        align: u64,
+        needed: u64,
+    ) -> Result<(u32, RawAllocation), PoolError> {
+        let hint = self.sets[set].hint;
         let mut i = self.sets[set].head;
         while i != NO_SLOT {
             let next = self.blocks.as_ref()[i as usize].link;
             if i != hint
-                && let Some(a) = self.try_block(i, size, align, requested)
+                && let Some(sub) = self.try_block(i, size, align)
             {
                 self.sets[set].hint = i;
-                return Ok(a);
+                return Ok((i, sub));
             }
             i = next;
         }
         let slot = self.create_block(memory_type, set, needed)?;
-        match self.try_block(slot, size, align, requested) {
-            Some(a) => Ok(a),
+        match self.try_block(slot, size, align) {
+            Some(sub) => Ok((slot, sub)),
             None => {
                 // A fresh block at least `needed` bytes large always fits the request; if the
                 // sub-allocator disagrees, give the block back rather than keep a useless one.
@@ -413,54 +516,30 @@ where
         }
     }
 
-    /// Tries one block; on success updates the counters and builds the handle.
-    fn try_block(
-        &mut self,
-        slot: u32,
-        size: u64,
-        align: u64,
-        requested: u64,
-    ) -> Option<DeviceAllocation<D::Memory>> {
-        let id = self.id;
-        let entry = &mut self.blocks.as_mut()[slot as usize];
-        let generation = entry.generation;
-        let BlockState::Live(block) = &mut entry.state else {
+    /// Tries one block; on success updates the counters.
+    #[inline(always)]
+    fn try_block(&mut self, slot: u32, size: u64, align: u64) -> Option<RawAllocation> {
+        let BlockState::Live(block) = &mut self.blocks.as_mut()[slot as usize].state else {
             return None;
         };
         if block.size - block.used < size {
             return None;
         }
-        let sub = match block.allocator.allocate(size, align) {
-            Ok(sub) => sub.into_raw(),
-            Err(AllocError::OutOfMemory | AllocError::MetadataExhausted) => return None,
-            // The pools validated size and alignment; any other refusal means this block
-            // cannot serve the request.
-            Err(_) => return None,
-        };
+        // Any refusal (out of room, out of metadata) means this block cannot serve it.
+        let sub = block.allocator.allocate(size, align).ok()?.into_raw();
         let was_empty = block.live == 0;
         block.live += 1;
         block.used += sub.size;
-        let memory_type = block.memory_type;
+        let memory_type = usize::from(block.memory_type);
         let set = usize::from(block.set);
-        let raw = RawDeviceAllocation {
-            memory: block.memory,
-            offset: sub.offset,
-            size: requested,
-            memory_type: u32::from(memory_type),
-            mapped: block.mapped.and_then(|base| base.offset(sub.offset)),
-            pools: id,
-            slot,
-            generation,
-            placement: Placement::Block(sub),
-        };
-        let stats = &mut self.type_stats[usize::from(memory_type)];
+        let stats = &mut self.type_stats[memory_type];
         stats.sub_allocations += 1;
         stats.allocated_bytes += sub.size;
         if was_empty {
             stats.empty_blocks -= 1;
             self.sets[set].empty -= 1;
         }
-        Some(DeviceAllocation::from_parts(raw))
+        Some(sub)
     }
 
     /// Makes a block for `set` at least `needed` bytes large; returns its slot.
@@ -470,7 +549,7 @@ where
         set: usize,
         needed: u64,
     ) -> Result<u32, PoolError> {
-        let ty = self.properties.types()[memory_type as usize];
+        let ty = self.types[memory_type as usize];
         let heap = ty.heap_index as usize;
         let sizing = self.sizing[heap];
         let target =
@@ -521,7 +600,7 @@ where
         needed: u64,
         target: u64,
     ) -> Result<u32, PoolError> {
-        let ty = self.properties.types()[memory_type as usize];
+        let ty = self.types[memory_type as usize];
         let heap = ty.heap_index as usize;
         let granule = self.config.block_granule;
         let max_allocations = self.config.max_allocations_per_block;
@@ -646,7 +725,7 @@ where
         stats.empty_blocks += 1;
         stats.block_bytes += size;
         self.objects += 1;
-        let heap = self.properties.types()[memory_type as usize].heap_index as usize;
+        let heap = self.types[memory_type as usize].heap_index as usize;
         self.budgets.on_create(heap, size);
         Ok(slot)
     }
@@ -672,7 +751,7 @@ where
         if slot == NO_SLOT {
             return Err(PoolError::DedicatedSlotsExhausted);
         }
-        let ty = self.properties.types()[memory_type as usize];
+        let ty = self.types[memory_type as usize];
         let heap = ty.heap_index as usize;
         let size = request.requirements.size;
         self.make_room_for_object()?;
@@ -756,9 +835,8 @@ where
         for (i, slot) in self.blocks.as_ref().iter().enumerate() {
             if let BlockState::Live(b) = &slot.state
                 && b.live == 0
-                && heap.is_none_or(|h| {
-                    self.properties.types()[usize::from(b.memory_type)].heap_index as usize == h
-                })
+                && heap
+                    .is_none_or(|h| self.types[usize::from(b.memory_type)].heap_index as usize == h)
                 && best.is_none_or(|(_, size)| b.size > size)
             {
                 best = Some((i as u32, b.size));
@@ -824,7 +902,7 @@ where
             s.empty -= 1;
         }
         self.objects -= 1;
-        let heap = self.properties.types()[usize::from(block.memory_type)].heap_index as usize;
+        let heap = self.types[usize::from(block.memory_type)].heap_index as usize;
         self.budgets.on_free(heap, block.size);
         self.free_object(block.memory, block.mapped);
     }
@@ -848,7 +926,7 @@ where
             return Err(FreeError::ForeignAllocation);
         }
         match raw.placement {
-            Placement::Block(sub) => self.free_block_range(&raw, sub),
+            Placement::Block { slot, tag, epoch } => self.free_block_range(&raw, slot, tag, epoch),
             Placement::Dedicated => self.free_dedicated(&raw),
         }
     }
@@ -856,8 +934,18 @@ where
     fn free_block_range(
         &mut self,
         raw: &RawDeviceAllocation<D::Memory>,
-        sub: crate::suballocator::RawAllocation,
+        sub_slot: u32,
+        tag: u32,
+        epoch: u32,
     ) -> Result<(), FreeError> {
+        let properties = self.types[..self.type_count]
+            .get(raw.memory_type as usize)
+            .ok_or(FreeError::ForeignAllocation)?
+            .properties;
+        // As it was asked of the sub-allocator, which checks it against its own record.
+        let (size, _) = self
+            .reserved_size(properties, raw.size, 1)
+            .map_err(|_| FreeError::ForeignAllocation)?;
         let entry = self
             .blocks
             .as_mut()
@@ -870,9 +958,17 @@ where
         let BlockState::Live(block) = &mut entry.state else {
             return Err(FreeError::DoubleFree);
         };
-        if block.memory != raw.memory {
+        if block.memory != raw.memory || u32::from(block.memory_type) != raw.memory_type {
             return Err(FreeError::ForeignAllocation);
         }
+        let sub = RawAllocation {
+            offset: raw.offset,
+            size,
+            allocator: block.allocator.id(),
+            epoch,
+            slot: sub_slot,
+            tag,
+        };
         block.allocator.free(Allocation::from_raw(sub))?;
         block.live -= 1;
         block.used -= sub.size;
@@ -933,7 +1029,7 @@ where
         stats.dedicated_objects -= 1;
         stats.dedicated_bytes -= object.size;
         self.objects -= 1;
-        let heap = self.properties.types()[usize::from(object.memory_type)].heap_index as usize;
+        let heap = self.types[usize::from(object.memory_type)].heap_index as usize;
         self.budgets.on_free(heap, object.size);
         self.free_object(object.memory, object.mapped);
         Ok(())
@@ -974,7 +1070,7 @@ where
             return Err(FlushError::ForeignAllocation);
         }
         let found = match raw.placement {
-            Placement::Block(_) => {
+            Placement::Block { .. } => {
                 let entry = self
                     .blocks
                     .as_ref()
@@ -1017,7 +1113,7 @@ where
     ) -> Result<Option<MappedRange<D::Memory>>, FlushError> {
         let raw = allocation.raw();
         let (memory, object_size, memory_type) = self.object_of(raw)?;
-        let flags = self.properties.types()[memory_type as usize].properties;
+        let flags = self.types[memory_type as usize].properties;
         if !flags.contains(MemoryPropertyFlags::HOST_VISIBLE) {
             return Err(FlushError::NotHostVisible);
         }
@@ -1159,7 +1255,7 @@ where
                 stats.dedicated_objects -= 1;
                 stats.dedicated_bytes -= o.size;
                 self.objects -= 1;
-                let heap = self.properties.types()[usize::from(o.memory_type)].heap_index;
+                let heap = self.types[usize::from(o.memory_type)].heap_index;
                 self.budgets.on_free(heap as usize, o.size);
                 self.free_object(o.memory, o.mapped);
             }
