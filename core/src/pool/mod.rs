@@ -122,6 +122,8 @@ where
     /// How many types each ranking has (0: no type suits the usage).
     rank_len: [u8; RANKED_USAGE_BITS as usize + 1],
     sets: [BlockSet; MAX_MEMORY_TYPES * GROUPS],
+    /// Per-type figures that change only when objects come and go (blocks, block bytes,
+    /// dedicated objects); the rest is summed from the blocks on demand.
     type_stats: [PoolStats; MAX_MEMORY_TYPES],
     budgets: HeapBudgets,
     /// Memory objects held (blocks and dedicated).
@@ -447,9 +449,7 @@ where
         size: u64,
         align: u64,
     ) -> Result<(u64, u64), PoolError> {
-        if properties.contains(MemoryPropertyFlags::HOST_VISIBLE)
-            && !properties.contains(MemoryPropertyFlags::HOST_COHERENT)
-        {
+        if Self::whole_atoms(properties) {
             let atom = self.limits.non_coherent_atom_size;
             let rounded = size
                 .checked_next_multiple_of(atom)
@@ -461,6 +461,13 @@ where
         } else {
             Ok((size, align))
         }
+    }
+
+    /// Whether allocations in a type with `properties` own whole `nonCoherentAtomSize` atoms.
+    #[inline(always)]
+    fn whole_atoms(properties: MemoryPropertyFlags) -> bool {
+        properties.contains(MemoryPropertyFlags::HOST_VISIBLE)
+            && !properties.contains(MemoryPropertyFlags::HOST_COHERENT)
     }
 
     /// Sub-allocates from an existing block of `set`, or from a new one.
@@ -493,10 +500,31 @@ where
         needed: u64,
     ) -> Result<(u32, RawAllocation), PoolError> {
         let hint = self.sets[set].hint;
+        // First the block with the most free bytes: the likeliest to fit, so a miss on the hint
+        // costs one more sub-allocator call, not one per block.
+        let mut roomiest = (NO_SLOT, 0);
+        let mut i = self.sets[set].head;
+        while i != NO_SLOT {
+            let entry = &self.blocks.as_ref()[i as usize];
+            if let BlockState::Live(b) = &entry.state
+                && i != hint
+                && b.size - b.used > roomiest.1
+            {
+                roomiest = (i, b.size - b.used);
+            }
+            i = entry.link;
+        }
+        if roomiest.0 != NO_SLOT
+            && let Some(sub) = self.try_block(roomiest.0, size, align)
+        {
+            self.sets[set].hint = roomiest.0;
+            return Ok((roomiest.0, sub));
+        }
         let mut i = self.sets[set].head;
         while i != NO_SLOT {
             let next = self.blocks.as_ref()[i as usize].link;
             if i != hint
+                && i != roomiest.0
                 && let Some(sub) = self.try_block(i, size, align)
             {
                 self.sets[set].hint = i;
@@ -522,22 +550,22 @@ where
         let BlockState::Live(block) = &mut self.blocks.as_mut()[slot as usize].state else {
             return None;
         };
-        if block.size - block.used < size {
+        if block.size - block.used < size || (size >= block.refused.0 && align >= block.refused.1) {
             return None;
         }
         // Any refusal (out of room, out of metadata) means this block cannot serve it.
-        let sub = block.allocator.allocate(size, align).ok()?.into_raw();
+        let Ok(sub) = block.allocator.allocate(size, align) else {
+            if size < block.refused.0 || (size == block.refused.0 && align < block.refused.1) {
+                block.refused = (size, align);
+            }
+            return None;
+        };
+        let sub = sub.into_raw();
         let was_empty = block.live == 0;
         block.live += 1;
         block.used += sub.size;
-        let memory_type = usize::from(block.memory_type);
-        let set = usize::from(block.set);
-        let stats = &mut self.type_stats[memory_type];
-        stats.sub_allocations += 1;
-        stats.allocated_bytes += sub.size;
         if was_empty {
-            stats.empty_blocks -= 1;
-            self.sets[set].empty -= 1;
+            self.sets[usize::from(block.set)].empty -= 1;
         }
         Some(sub)
     }
@@ -713,6 +741,8 @@ where
             set: set as u8,
             live: 0,
             used: 0,
+            refused: (u64::MAX, u64::MAX),
+            whole_atoms: Self::whole_atoms(self.types[memory_type as usize].properties),
         });
         entry.link = self.sets[set].head;
         let s = &mut self.sets[set];
@@ -722,7 +752,6 @@ where
         s.largest = s.largest.max(size);
         let stats = &mut self.type_stats[memory_type as usize];
         stats.blocks += 1;
-        stats.empty_blocks += 1;
         stats.block_bytes += size;
         self.objects += 1;
         let heap = self.types[memory_type as usize].heap_index as usize;
@@ -895,10 +924,7 @@ where
         let stats = &mut self.type_stats[usize::from(block.memory_type)];
         stats.blocks -= 1;
         stats.block_bytes -= block.size;
-        stats.sub_allocations -= u64::from(block.live);
-        stats.allocated_bytes -= block.used;
         if block.live == 0 {
-            stats.empty_blocks -= 1;
             s.empty -= 1;
         }
         self.objects -= 1;
@@ -938,14 +964,7 @@ where
         tag: u32,
         epoch: u32,
     ) -> Result<(), FreeError> {
-        let properties = self.types[..self.type_count]
-            .get(raw.memory_type as usize)
-            .ok_or(FreeError::ForeignAllocation)?
-            .properties;
-        // As it was asked of the sub-allocator, which checks it against its own record.
-        let (size, _) = self
-            .reserved_size(properties, raw.size, 1)
-            .map_err(|_| FreeError::ForeignAllocation)?;
+        let atom = self.limits.non_coherent_atom_size;
         let entry = self
             .blocks
             .as_mut()
@@ -961,6 +980,14 @@ where
         if block.memory != raw.memory || u32::from(block.memory_type) != raw.memory_type {
             return Err(FreeError::ForeignAllocation);
         }
+        // The size as it was asked of the sub-allocator, which checks it against its record.
+        let size = if block.whole_atoms {
+            raw.size
+                .checked_next_multiple_of(atom)
+                .ok_or(FreeError::ForeignAllocation)?
+        } else {
+            raw.size
+        };
         let sub = RawAllocation {
             offset: raw.offset,
             size,
@@ -970,15 +997,11 @@ where
             tag,
         };
         block.allocator.free(Allocation::from_raw(sub))?;
+        block.refused = (u64::MAX, u64::MAX);
         block.live -= 1;
         block.used -= sub.size;
-        let now_empty = block.live == 0;
-        let set = usize::from(block.set);
-        let stats = &mut self.type_stats[usize::from(block.memory_type)];
-        stats.sub_allocations -= 1;
-        stats.allocated_bytes -= sub.size;
-        if now_empty {
-            stats.empty_blocks += 1;
+        if block.live == 0 {
+            let set = usize::from(block.set);
             self.sets[set].empty += 1;
             if self.sets[set].empty > self.config.empty_blocks_kept {
                 self.release_smallest_empty_block(set);
@@ -1176,22 +1199,40 @@ where
         }
     }
 
-    /// Statistics of memory type `memory_type`'s pool.
-    pub fn type_stats(&self, memory_type: u32) -> Option<PoolStats> {
-        self.type_stats[..self.properties.types().len()]
-            .get(memory_type as usize)
-            .copied()
+    /// Every type's statistics. The per-block figures (sub-allocations, bytes in them, empty
+    /// blocks) are summed from the blocks here, so the allocate and free paths touch nothing but
+    /// the block they use.
+    fn all_type_stats(&self) -> [PoolStats; MAX_MEMORY_TYPES] {
+        let mut stats = self.type_stats;
+        for slot in self.blocks.as_ref() {
+            if let BlockState::Live(b) = &slot.state {
+                let s = &mut stats[usize::from(b.memory_type)];
+                s.sub_allocations += u64::from(b.live);
+                s.allocated_bytes += b.used;
+                s.empty_blocks += u32::from(b.live == 0);
+            }
+        }
+        stats
     }
 
-    /// Statistics of heap `heap`: its types' pools summed, and its budget.
+    /// Statistics of memory type `memory_type`'s pool. O(block slots).
+    pub fn type_stats(&self, memory_type: u32) -> Option<PoolStats> {
+        if memory_type as usize >= self.type_count {
+            return None;
+        }
+        Some(self.all_type_stats()[memory_type as usize])
+    }
+
+    /// Statistics of heap `heap`: its types' pools summed, and its budget. O(block slots).
     pub fn heap_stats(&self, heap: u32) -> Option<HeapStats> {
         if heap as usize >= self.properties.heaps().len() {
             return None;
         }
+        let all = self.all_type_stats();
         let mut pools = PoolStats::default();
-        for (t, ty) in self.properties.types().iter().enumerate() {
+        for (t, ty) in self.types[..self.type_count].iter().enumerate() {
             if ty.heap_index == heap {
-                pools.add(&self.type_stats[t]);
+                pools.add(&all[t]);
             }
         }
         Some(HeapStats {
@@ -1202,10 +1243,10 @@ where
         })
     }
 
-    /// Every pool's statistics summed.
+    /// Every pool's statistics summed. O(block slots).
     pub fn total_stats(&self) -> PoolStats {
         let mut total = PoolStats::default();
-        for s in &self.type_stats[..self.properties.types().len()] {
+        for s in &self.all_type_stats()[..self.type_count] {
             total.add(s);
         }
         total

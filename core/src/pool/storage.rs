@@ -58,6 +58,12 @@ pub(crate) struct LiveBlock<M, A> {
     pub(crate) live: u32,
     /// Bytes those hold (as asked of the sub-allocator).
     pub(crate) used: u64,
+    /// The smallest request (size, alignment) refused since the block last had a range freed:
+    /// a request at least as large at an alignment at least as strict cannot fit either, so
+    /// the pools skip the block without asking its sub-allocator. `(u64::MAX, u64::MAX)`: none.
+    pub(crate) refused: (u64, u64),
+    /// Allocations own whole `nonCoherentAtomSize` atoms (non-coherent host-visible memory).
+    pub(crate) whole_atoms: bool,
 }
 
 /// A slot for one dedicated memory object.
