@@ -18,7 +18,8 @@ use super::*;
 
 const CAPACITY: usize = 8;
 
-type Ring = StagingRing<'static, 4>;
+/// Two grant slots, so the third ticket reuses the first one's slot.
+type Ring = StagingRing<'static, 2>;
 
 /// A ring over leaked memory (the model never touches it: the shadow cells stand in for it).
 fn ring() -> Arc<Ring> {
@@ -45,7 +46,7 @@ fn produce(ring: &Ring, shadow: &[UnsafeCell<u8>], size: usize, tag: u8) -> bool
             grant.commit_all();
             true
         }
-        Err(GrantError::Full { .. }) => false,
+        Err(GrantError::Full { .. } | GrantError::TooManyUndrained { .. }) => false,
         Err(error) => panic!("unexpected {error}"),
     }
 }
@@ -65,12 +66,14 @@ fn read(shadow: &[UnsafeCell<u8>], range: &DrainedRange) -> u8 {
     bytes[0]
 }
 
-/// The ring holds 5 committed bytes of submission 1 when two producers each ask for 3 bytes while
-/// the consumer releases submission 1 and drains: one producer fits before the end of the ring,
-/// the other must wrap around into the space being released (or is told the ring is full, if it
-/// comes before the release); or the consumer restarts the emptied ring at offset 0 first. Checked: no two grants overlap; every committed range is drained
-/// exactly once and untorn; afterwards everything comes back and the whole ring fits in one grant.
-/// Loom's cells check that no byte is written while the consumer may still read it.
+/// The ring holds 5 committed bytes when two producers each ask for 3 bytes while the consumer
+/// drains them, submits them as value 1, releases them and drains again: one producer fits before
+/// the end of the ring, the other must wrap around into the space being released (or is told the
+/// ring is full, if it comes before the release, or that the grant slots are all taken, if it
+/// comes before the first drain); or the consumer restarts the emptied ring at offset 0 first.
+/// Checked: no two grants overlap; every committed range is drained exactly once and untorn;
+/// afterwards everything comes back and the whole ring fits in one grant. Loom's cells check that
+/// no byte is written while the consumer may still read it.
 #[test]
 fn loom_two_producers_one_consumer_wrap_and_release() {
     loom::model(|| {
@@ -78,9 +81,6 @@ fn loom_two_producers_one_consumer_wrap_and_release() {
         let shadow = shadow();
         let mut consumer = RingConsumer::new(ring.clone()).unwrap();
         assert!(produce(&ring, &shadow, 5, 0x0f));
-        let first = consumer.drain().unwrap();
-        assert_eq!((first.offset(), read(&shadow, &first)), (0, 0x0f));
-        consumer.mark(FenceValue::new(1)).unwrap();
 
         let producers: Vec<_> = [1u8, 2]
             .into_iter()
@@ -89,7 +89,11 @@ fn loom_two_producers_one_consumer_wrap_and_release() {
                 thread::spawn(move || produce(&ring, &shadow, 3, id))
             })
             .collect();
-        // The GPU finished submission 1: its 5 bytes come back while the producers run.
+        // While the producers run: drain the 5 bytes (freeing their grant slot for the third
+        // ticket), submit them as value 1, and, the GPU being done, release them.
+        let first = consumer.drain().unwrap();
+        assert_eq!((first.offset(), read(&shadow, &first)), (0, 0x0f));
+        consumer.mark(FenceValue::new(1)).unwrap();
         assert_eq!(consumer.release_completed(FenceValue::new(1)), 5);
         let mut seen: Vec<(usize, u8)> = Vec::new();
         for _ in 0..2 {

@@ -65,13 +65,14 @@ impl<T> Deref for CacheLine<T> {
     }
 }
 
-/// One ticket's descriptor. A producer fills it at commit; the consumer reads it and hands the
-/// slot on to the ticket `GRANTS` later.
+/// One ticket's descriptor. A producer fills it at commit; the consumer only reads it. The slot
+/// of ticket `t` is reused by ticket `t + GRANTS`, which producers take only once the consumer
+/// published that it drained `t` (`StagingRing::drained_ticket`).
 #[derive(Debug)]
 #[repr(align(64))]
 struct GrantSlot {
-    /// `(ticket mod 2*GRANTS) << 1 | committed`: `t << 1` means "free for ticket t", `t << 1 | 1`
-    /// means "ticket t committed, descriptor valid".
+    /// `(ticket mod 2*GRANTS) << 1 | 1` once that ticket committed: the descriptor is valid. (The
+    /// value the slot's previous ticket left differs in the ticket bits; 0 is no ticket's.)
     stamp: AtomicUsize,
     /// Offset of the grant's first byte.
     start: AtomicUsize,
@@ -79,6 +80,15 @@ struct GrantSlot {
     len: AtomicUsize,
     /// Position where the grant's reservation ends (the next ticket's reservation begins there).
     end: AtomicUsize,
+}
+
+/// The statistics only the consumer writes.
+#[derive(Debug)]
+struct ConsumerCounters {
+    wasted_wrap_bytes: AtomicUsize,
+    alignment_padding_bytes: AtomicUsize,
+    dropped_grants: AtomicUsize,
+    drained_bytes: AtomicUsize,
 }
 
 /// A marked submission, published so that producers facing a full ring can say which value to
@@ -357,17 +367,22 @@ pub struct StagingRing<'m, const GRANTS: usize = 64> {
     head: CacheLine<AtomicUsize>,
     /// Position up to which the consumer gave space back. Only the consumer writes it.
     released: CacheLine<AtomicUsize>,
+    /// The next ticket the consumer will drain (modulo `2 * GRANTS`): every earlier ticket's slot
+    /// is free for reuse. Only the consumer writes it. Producers read this rather than the slot
+    /// itself, so the consumer never writes the slots and a grant does not wait for a slot's cache
+    /// line to come back from the consumer.
+    drained_ticket: CacheLine<AtomicUsize>,
     /// The consumer's marked submissions, published for producers' `Full` errors:
     /// `first index | count << 16`.
     published_range: AtomicUsize,
     published: [PublishedSubmission; PENDING_SUBMISSIONS],
     consumer_taken: AtomicBool,
-    high_water_mark: AtomicUsize,
-    failed_grants: AtomicUsize,
-    wasted_wrap_bytes: AtomicUsize,
-    alignment_padding_bytes: AtomicUsize,
-    dropped_grants: AtomicUsize,
-    drained_bytes: AtomicUsize,
+    /// Read by every grant, written only when it rises: its own line, so the consumer's and the
+    /// failing producers' counters do not keep taking it away.
+    high_water_mark: CacheLine<AtomicUsize>,
+    failed_grants: CacheLine<AtomicUsize>,
+    /// Written by the consumer on every drain.
+    consumer_counters: CacheLine<ConsumerCounters>,
     positions: Positions,
     /// Bit position of the ticket in the head word.
     ticket_shift: u32,
@@ -406,25 +421,28 @@ impl<'m, const GRANTS: usize> StagingRing<'m, GRANTS> {
         Ok(Self {
             head: CacheLine(AtomicUsize::new(0)),
             released: CacheLine(AtomicUsize::new(0)),
+            drained_ticket: CacheLine(AtomicUsize::new(0)),
             published_range: AtomicUsize::new(0),
             published: core::array::from_fn(|_| PublishedSubmission {
                 end: AtomicUsize::new(0),
                 value: AtomicValue64::new(0),
             }),
             consumer_taken: AtomicBool::new(false),
-            high_water_mark: AtomicUsize::new(0),
-            failed_grants: AtomicUsize::new(0),
-            wasted_wrap_bytes: AtomicUsize::new(0),
-            alignment_padding_bytes: AtomicUsize::new(0),
-            dropped_grants: AtomicUsize::new(0),
-            drained_bytes: AtomicUsize::new(0),
+            high_water_mark: CacheLine(AtomicUsize::new(0)),
+            failed_grants: CacheLine(AtomicUsize::new(0)),
+            consumer_counters: CacheLine(ConsumerCounters {
+                wasted_wrap_bytes: AtomicUsize::new(0),
+                alignment_padding_bytes: AtomicUsize::new(0),
+                dropped_grants: AtomicUsize::new(0),
+                drained_bytes: AtomicUsize::new(0),
+            }),
             positions: Positions {
                 capacity,
                 lap_bit: 1 << (ticket_shift - 1),
             },
             ticket_shift,
-            slots: core::array::from_fn(|i| GrantSlot {
-                stamp: AtomicUsize::new(i << 1),
+            slots: core::array::from_fn(|_| GrantSlot {
+                stamp: AtomicUsize::new(0),
                 start: AtomicUsize::new(0),
                 len: AtomicUsize::new(0),
                 end: AtomicUsize::new(0),
@@ -458,12 +476,8 @@ impl<'m, const GRANTS: usize> StagingRing<'m, GRANTS> {
         )
     }
 
-    fn free_stamp(&self, ticket: usize) -> usize {
-        (ticket & self.ticket_mask()) << 1
-    }
-
     fn committed_stamp(&self, ticket: usize) -> usize {
-        self.free_stamp(ticket) | 1
+        ((ticket & self.ticket_mask()) << 1) | 1
     }
 
     /// Reserves `size` bytes whose offset is a multiple of `align`, for the caller to write and
@@ -489,6 +503,7 @@ impl<'m, const GRANTS: usize> StagingRing<'m, GRANTS> {
         }
     }
 
+    #[inline]
     fn try_grant(
         &self,
         size: usize,
@@ -533,11 +548,13 @@ impl<'m, const GRANTS: usize> StagingRing<'m, GRANTS> {
                     wait_for: self.wait_hint(position, placement.taken),
                 });
             }
-            let slot = &self.slots[ticket % GRANTS];
-            // Acquire: pairs with the consumer's Release when it handed this slot on, so its reads
-            // of the old descriptor happen before our commit overwrites it.
-            if slot.stamp.load(Ordering::Acquire) != self.free_stamp(ticket) {
-                // Relaxed: only checks whether our head was stale (then the slot is someone else's).
+            // Acquire: pairs with the consumer's Release after it read the descriptors of every
+            // ticket before `drained`, so those reads happen before our commit overwrites the slot
+            // of `ticket - GRANTS`.
+            let drained = self.drained_ticket.load(Ordering::Acquire);
+            if ticket.wrapping_sub(drained) & self.ticket_mask() >= GRANTS {
+                // Relaxed: only checks whether our head was stale (then `drained` may be ahead of
+                // our ticket, and the slot is not ours to judge).
                 if self.head.load(Ordering::Relaxed) != head {
                     continue;
                 }
@@ -545,7 +562,7 @@ impl<'m, const GRANTS: usize> StagingRing<'m, GRANTS> {
             }
             let new_head = self.pack(ticket.wrapping_add(1), placement.end);
             // Relaxed on success: producers pass no data to each other through the head; the
-            // memory was acquired through `released` above and the slot through its stamp.
+            // memory was acquired through `released` above and the slot through `drained_ticket`.
             // Relaxed on failure: we retry from fresh loads.
             if self
                 .head
@@ -572,6 +589,8 @@ impl<'m, const GRANTS: usize> StagingRing<'m, GRANTS> {
     /// The earliest published submission whose completion gives a grant taking `taken` bytes
     /// from `head` room. A hint: the consumer may change the list while we read it, and then the
     /// caller waits for a value that gives too little (and asks again) or more than needed.
+    #[cold]
+    #[inline(never)]
     fn wait_hint(&self, head: usize, taken: usize) -> Option<FenceValue> {
         // Acquire: pairs with the consumer's Release after it wrote the entries in the range.
         let range = self.published_range.load(Ordering::Acquire);
@@ -602,6 +621,14 @@ impl<'m, const GRANTS: usize> StagingRing<'m, GRANTS> {
             .store(self.committed_stamp(ticket), Ordering::Release);
     }
 
+    /// Hands the slots of every ticket before `ticket` on to producers.
+    fn publish_drained(&self, ticket: usize) {
+        // Release: the consumer read those tickets' descriptors before; a producer that loads
+        // `drained_ticket` with Acquire and then reuses a slot overwrites it only after that.
+        self.drained_ticket
+            .store(ticket & self.ticket_mask(), Ordering::Release);
+    }
+
     /// The counters.
     pub fn stats(&self) -> RingStats {
         // Acquire on `released` then Relaxed on the head keeps released <= head, as in `grant`.
@@ -616,11 +643,11 @@ impl<'m, const GRANTS: usize> StagingRing<'m, GRANTS> {
                 .distance(released, head)
                 .min(self.positions.capacity) as u64,
             high_water_mark: counter(&self.high_water_mark),
-            wasted_wrap_bytes: counter(&self.wasted_wrap_bytes),
-            alignment_padding_bytes: counter(&self.alignment_padding_bytes),
+            wasted_wrap_bytes: counter(&self.consumer_counters.wasted_wrap_bytes),
+            alignment_padding_bytes: counter(&self.consumer_counters.alignment_padding_bytes),
             failed_grants: counter(&self.failed_grants),
-            dropped_grants: counter(&self.dropped_grants),
-            drained_bytes: counter(&self.drained_bytes),
+            dropped_grants: counter(&self.consumer_counters.dropped_grants),
+            drained_bytes: counter(&self.consumer_counters.drained_bytes),
         }
     }
 }
@@ -703,6 +730,8 @@ pub struct RingConsumer<R> {
     ring: R,
     /// Next ticket to drain.
     ticket: usize,
+    /// The ticket last published in `drained_ticket`.
+    published_ticket: usize,
     /// End of the last drained reservation.
     drained: usize,
     /// End of the last marked submission.
@@ -732,6 +761,7 @@ impl<'m, const GRANTS: usize, R: Deref<Target = StagingRing<'m, GRANTS>>> RingCo
         Ok(Self {
             ring,
             ticket: 0,
+            published_ticket: 0,
             drained: 0,
             marked: 0,
             released: 0,
@@ -758,27 +788,38 @@ impl<'m, const GRANTS: usize, R: Deref<Target = StagingRing<'m, GRANTS>>> RingCo
             // Acquire: pairs with the producer's Release in `publish`; the descriptor and the
             // bytes it wrote are visible from here on.
             if slot.stamp.load(Ordering::Acquire) != ring.committed_stamp(self.ticket) {
+                if self.published_ticket != self.ticket {
+                    ring.publish_drained(self.ticket);
+                    self.published_ticket = self.ticket;
+                }
                 return None;
             }
             // Relaxed: published by the stamp loaded above.
             let start = slot.start.load(Ordering::Relaxed);
             let len = slot.len.load(Ordering::Relaxed);
             let end = slot.end.load(Ordering::Relaxed);
-            // Release: hands the slot to ticket + GRANTS; our reads above happen before that
-            // producer (which loads the stamp with Acquire) overwrites the descriptor.
-            slot.stamp.store(
-                ring.free_stamp(self.ticket.wrapping_add(GRANTS)),
-                Ordering::Release,
-            );
             self.ticket = self.ticket.wrapping_add(1);
+            // Hand the slots on in batches: at the end of what is ready (above), or every quarter
+            // of the slots, so producers reading `drained_ticket` miss on it once per batch, not
+            // once per grant.
+            if self.ticket.wrapping_sub(self.published_ticket) >= (GRANTS / 4).max(1) {
+                ring.publish_drained(self.ticket);
+                self.published_ticket = self.ticket;
+            }
 
             let from = positions.offset(self.drained);
             // Relaxed on the counters: statistics, written only by the consumer.
             if start < from {
                 // The grant wrapped: the tail of the ring was skipped.
-                add(&ring.wasted_wrap_bytes, positions.capacity - from);
+                add(
+                    &ring.consumer_counters.wasted_wrap_bytes,
+                    positions.capacity - from,
+                );
             } else {
-                add(&ring.alignment_padding_bytes, start - from);
+                add(
+                    &ring.consumer_counters.alignment_padding_bytes,
+                    start - from,
+                );
             }
             let start_position = if start < from {
                 positions.make(!positions.lap(self.drained), start)
@@ -787,11 +828,11 @@ impl<'m, const GRANTS: usize, R: Deref<Target = StagingRing<'m, GRANTS>>> RingCo
             };
             self.drained = end;
             if len == 0 {
-                add(&ring.dropped_grants, 1);
+                add(&ring.consumer_counters.dropped_grants, 1);
                 let _ = self.give_back_unmarked_padding();
                 continue;
             }
-            add(&ring.drained_bytes, len);
+            add(&ring.consumer_counters.drained_bytes, len);
             self.unmarked_data = true;
             return Some(DrainedRange {
                 offset: start,
