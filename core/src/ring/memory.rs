@@ -1,5 +1,5 @@
-//! The ring's one pointer layer: the byte region behind a [`StagingRing`](super::StagingRing),
-//! and the only code that turns its offsets into slices.
+//! The ring's one pointer layer: the byte region behind a [`StagingRing`], and the only code that
+//! turns its offsets into slices.
 //!
 //! The region is a pointer and a length that never change: persistently mapped staging memory of
 //! a GPU, or a plain array. The state machine in the parent module decides who may touch which
