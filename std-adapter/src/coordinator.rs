@@ -414,12 +414,15 @@ impl<D: Device> Coordinator<D> {
             .properties
             .contains(MemoryPropertyFlags::DEVICE_LOCAL);
         // A fresh buffer has no GPU work on it: writing its mapping directly races with nothing.
-        let ticket = if buffer.state.host.is_some() && device_local {
-            self.shared.write_direct(&buffer.state, 0, bytes)?;
-            Ticket::completed()
-        } else {
-            self.shared.upload(&buffer.state, 0, bytes)?
-        };
+        // With `direct_writes` off every upload is staged, even where all memory is host-visible
+        // (lavapipe, integrated GPUs).
+        let ticket =
+            if self.shared.config.direct_writes && buffer.state.host.is_some() && device_local {
+                self.shared.write_direct(&buffer.state, 0, bytes)?;
+                Ticket::completed()
+            } else {
+                self.shared.upload(&buffer.state, 0, bytes)?
+            };
         Ok((buffer, ticket))
     }
 
@@ -1341,6 +1344,11 @@ impl<D: Device> TimelineSource for Shared<D> {
             return Some(self.timeline.completed().get().max(1));
         }
         let sub = self.lock_submitter();
+        // Again under the lock: `maintain` raises the watermark and prunes the marks under it, and
+        // may have done so since the look above; the marks left would then name a later value.
+        if seq < self.completed_watermark.load(Ordering::Acquire) {
+            return Some(self.timeline.completed().get().max(1));
+        }
         sub.marks
             .iter()
             .find(|(_, watermark)| seq < *watermark)
