@@ -1,4 +1,5 @@
-//! Host mappings: the one place a raw pointer lives, and the flush/invalidate range rounding.
+//! Host mappings: the one place a raw pointer lives, the flush/invalidate range rounding, and
+//! [`MemoryPools::flush`] / [`MemoryPools::invalidate`].
 //!
 //! A host-visible block is mapped once when it is created and stays mapped until it is freed.
 //! Allocations carry a [`HostPtr`] to their first byte, computed from the block's base address
@@ -10,6 +11,14 @@
 //! allocation in a non-coherent type to the atom and round its size up to the atom.
 
 use core::ptr::NonNull;
+
+use crate::device::{MappedRange, MemoryDevice, MemoryPropertyFlags};
+
+use super::MemoryPools;
+use super::allocation::{DeviceAllocation, Placement, RawDeviceAllocation};
+use super::block_allocator::BlockAllocator;
+use super::error::FlushError;
+use super::storage::{BlockSlot, BlockState, DedicatedSlot};
 
 /// The host address of a byte of mapped device memory.
 ///
@@ -68,4 +77,127 @@ pub fn atom_range(offset: u64, size: u64, atom: u64, object_size: u64) -> Option
         .unwrap_or(u64::MAX)
         .min(object_size);
     Some((start, end - start))
+}
+
+impl<D, A, BS, DS> MemoryPools<D, A, BS, DS>
+where
+    D: MemoryDevice,
+    A: BlockAllocator,
+    BS: AsRef<[BlockSlot<D::Memory, A>]> + AsMut<[BlockSlot<D::Memory, A>]>,
+    DS: AsRef<[DedicatedSlot<D::Memory>]> + AsMut<[DedicatedSlot<D::Memory>]>,
+{
+    /// The memory object, its size and its memory type behind a live allocation.
+    fn object_of(
+        &self,
+        raw: &RawDeviceAllocation<D::Memory>,
+    ) -> Result<(D::Memory, u64, u32), FlushError> {
+        if raw.pools != self.id {
+            return Err(FlushError::ForeignAllocation);
+        }
+        let found = match raw.placement {
+            Placement::Block { .. } => {
+                let entry = self
+                    .blocks
+                    .as_ref()
+                    .get(raw.slot as usize)
+                    .ok_or(FlushError::ForeignAllocation)?;
+                match &entry.state {
+                    BlockState::Live(b) if entry.generation == raw.generation => {
+                        (b.memory, b.size, u32::from(b.memory_type))
+                    }
+                    _ => return Err(FlushError::StaleAllocation),
+                }
+            }
+            Placement::Dedicated => {
+                let entry = self
+                    .dedicated
+                    .as_ref()
+                    .get(raw.slot as usize)
+                    .ok_or(FlushError::ForeignAllocation)?;
+                match entry.object {
+                    Some(o) if entry.generation == raw.generation => {
+                        (o.memory, o.size, u32::from(o.memory_type))
+                    }
+                    _ => return Err(FlushError::StaleAllocation),
+                }
+            }
+        };
+        if found.0 != raw.memory {
+            return Err(FlushError::ForeignAllocation);
+        }
+        Ok(found)
+    }
+
+    /// The device range a flush or invalidate of `[offset, offset + size)` of `allocation`
+    /// covers, or `None` when the memory is coherent (nothing to do).
+    fn atom_range_of(
+        &self,
+        allocation: &DeviceAllocation<D::Memory>,
+        offset: u64,
+        size: u64,
+    ) -> Result<Option<MappedRange<D::Memory>>, FlushError> {
+        let raw = allocation.raw();
+        let (memory, object_size, memory_type) = self.object_of(raw)?;
+        let flags = self.types[memory_type as usize].properties;
+        if !flags.contains(MemoryPropertyFlags::HOST_VISIBLE) {
+            return Err(FlushError::NotHostVisible);
+        }
+        let end = offset.checked_add(size).ok_or(FlushError::OutOfRange)?;
+        if end > raw.size {
+            return Err(FlushError::OutOfRange);
+        }
+        if size == 0 || flags.contains(MemoryPropertyFlags::HOST_COHERENT) {
+            return Ok(None);
+        }
+        let (start, len) = atom_range(
+            raw.offset + offset,
+            size,
+            self.limits.non_coherent_atom_size,
+            object_size,
+        )
+        .ok_or(FlushError::OutOfRange)?;
+        Ok(Some(MappedRange {
+            memory,
+            offset: start,
+            size: len,
+        }))
+    }
+
+    /// Makes host writes to `[offset, offset + size)` of the allocation visible to the device.
+    /// Rounded out to `nonCoherentAtomSize` (allocations in non-coherent memory own whole atoms)
+    /// and clamped to the memory object; nothing is done for coherent memory.
+    pub fn flush(
+        &self,
+        allocation: &DeviceAllocation<D::Memory>,
+        offset: u64,
+        size: u64,
+    ) -> Result<(), FlushError> {
+        match self.atom_range_of(allocation, offset, size)? {
+            Some(range) => {
+                // SAFETY: `object_of` found the object live in these pools, and a live
+                // host-visible object is mapped; `atom_range` gives an atom-aligned offset and a
+                // size that is a multiple of the atom or reaches the end of the object.
+                unsafe { self.device.flush_ranges(&[range]) }.map_err(FlushError::Device)
+            }
+            None => Ok(()),
+        }
+    }
+
+    /// Makes device writes to `[offset, offset + size)` of the allocation visible to the host.
+    /// Rounded and skipped as [`MemoryPools::flush`] is.
+    pub fn invalidate(
+        &self,
+        allocation: &DeviceAllocation<D::Memory>,
+        offset: u64,
+        size: u64,
+    ) -> Result<(), FlushError> {
+        match self.atom_range_of(allocation, offset, size)? {
+            Some(range) => {
+                // SAFETY: as for `flush`: the object is live and mapped, the range is
+                // atom-aligned and clamped to it.
+                unsafe { self.device.invalidate_ranges(&[range]) }.map_err(FlushError::Device)
+            }
+            None => Ok(()),
+        }
+    }
 }

@@ -34,6 +34,7 @@ pub mod mapping;
 pub mod sizing;
 pub mod stats;
 pub mod storage;
+mod teardown;
 
 #[cfg(test)]
 mod tests;
@@ -43,8 +44,8 @@ use core::mem;
 
 use crate::device::{
     DedicatedHint, DedicatedTo, DeviceError, DeviceLimits, HeapBudget, MAX_MEMORY_HEAPS,
-    MAX_MEMORY_TYPES, MappedRange, MemoryAllocateInfo, MemoryDevice, MemoryProperties,
-    MemoryPropertyFlags, MemoryType,
+    MAX_MEMORY_TYPES, MemoryAllocateInfo, MemoryDevice, MemoryProperties, MemoryPropertyFlags,
+    MemoryType,
 };
 use crate::selection::MemoryTypeRanking;
 use crate::suballocator::{Allocation, AllocatorId, ConfigError, FreeError, RawAllocation};
@@ -1084,174 +1085,6 @@ where
         }
     }
 
-    /// The memory object, its size and its memory type behind a live allocation.
-    fn object_of(
-        &self,
-        raw: &RawDeviceAllocation<D::Memory>,
-    ) -> Result<(D::Memory, u64, u32), FlushError> {
-        if raw.pools != self.id {
-            return Err(FlushError::ForeignAllocation);
-        }
-        let found = match raw.placement {
-            Placement::Block { .. } => {
-                let entry = self
-                    .blocks
-                    .as_ref()
-                    .get(raw.slot as usize)
-                    .ok_or(FlushError::ForeignAllocation)?;
-                match &entry.state {
-                    BlockState::Live(b) if entry.generation == raw.generation => {
-                        (b.memory, b.size, u32::from(b.memory_type))
-                    }
-                    _ => return Err(FlushError::StaleAllocation),
-                }
-            }
-            Placement::Dedicated => {
-                let entry = self
-                    .dedicated
-                    .as_ref()
-                    .get(raw.slot as usize)
-                    .ok_or(FlushError::ForeignAllocation)?;
-                match entry.object {
-                    Some(o) if entry.generation == raw.generation => {
-                        (o.memory, o.size, u32::from(o.memory_type))
-                    }
-                    _ => return Err(FlushError::StaleAllocation),
-                }
-            }
-        };
-        if found.0 != raw.memory {
-            return Err(FlushError::ForeignAllocation);
-        }
-        Ok(found)
-    }
-
-    /// The device range a flush or invalidate of `[offset, offset + size)` of `allocation`
-    /// covers, or `None` when the memory is coherent (nothing to do).
-    fn atom_range_of(
-        &self,
-        allocation: &DeviceAllocation<D::Memory>,
-        offset: u64,
-        size: u64,
-    ) -> Result<Option<MappedRange<D::Memory>>, FlushError> {
-        let raw = allocation.raw();
-        let (memory, object_size, memory_type) = self.object_of(raw)?;
-        let flags = self.types[memory_type as usize].properties;
-        if !flags.contains(MemoryPropertyFlags::HOST_VISIBLE) {
-            return Err(FlushError::NotHostVisible);
-        }
-        let end = offset.checked_add(size).ok_or(FlushError::OutOfRange)?;
-        if end > raw.size {
-            return Err(FlushError::OutOfRange);
-        }
-        if size == 0 || flags.contains(MemoryPropertyFlags::HOST_COHERENT) {
-            return Ok(None);
-        }
-        let (start, len) = mapping::atom_range(
-            raw.offset + offset,
-            size,
-            self.limits.non_coherent_atom_size,
-            object_size,
-        )
-        .ok_or(FlushError::OutOfRange)?;
-        Ok(Some(MappedRange {
-            memory,
-            offset: start,
-            size: len,
-        }))
-    }
-
-    /// Makes host writes to `[offset, offset + size)` of the allocation visible to the device.
-    /// Rounded out to `nonCoherentAtomSize` (allocations in non-coherent memory own whole atoms)
-    /// and clamped to the memory object; nothing is done for coherent memory.
-    pub fn flush(
-        &self,
-        allocation: &DeviceAllocation<D::Memory>,
-        offset: u64,
-        size: u64,
-    ) -> Result<(), FlushError> {
-        match self.atom_range_of(allocation, offset, size)? {
-            Some(range) => {
-                // SAFETY: `object_of` found the object live in these pools, and a live
-                // host-visible object is mapped; `atom_range` gives an atom-aligned offset and a
-                // size that is a multiple of the atom or reaches the end of the object.
-                unsafe { self.device.flush_ranges(&[range]) }.map_err(FlushError::Device)
-            }
-            None => Ok(()),
-        }
-    }
-
-    /// Makes device writes to `[offset, offset + size)` of the allocation visible to the host.
-    /// Rounded and skipped as [`MemoryPools::flush`] is.
-    pub fn invalidate(
-        &self,
-        allocation: &DeviceAllocation<D::Memory>,
-        offset: u64,
-        size: u64,
-    ) -> Result<(), FlushError> {
-        match self.atom_range_of(allocation, offset, size)? {
-            Some(range) => {
-                // SAFETY: as for `flush`: the object is live and mapped, the range is
-                // atom-aligned and clamped to it.
-                unsafe { self.device.invalidate_ranges(&[range]) }.map_err(FlushError::Device)
-            }
-            None => Ok(()),
-        }
-    }
-
-    /// Every type's statistics. The per-block figures (sub-allocations, bytes in them, empty
-    /// blocks) are summed from the blocks here, so the allocate and free paths touch nothing but
-    /// the block they use.
-    fn all_type_stats(&self) -> [PoolStats; MAX_MEMORY_TYPES] {
-        let mut stats = self.type_stats;
-        for slot in self.blocks.as_ref() {
-            if let BlockState::Live(b) = &slot.state {
-                let s = &mut stats[usize::from(b.memory_type)];
-                s.sub_allocations += u64::from(b.live);
-                s.allocated_bytes += b.used;
-                s.empty_blocks += u32::from(b.live == 0);
-            }
-        }
-        stats
-    }
-
-    /// Statistics of memory type `memory_type`'s pool. O(block slots).
-    pub fn type_stats(&self, memory_type: u32) -> Option<PoolStats> {
-        if memory_type as usize >= self.type_count {
-            return None;
-        }
-        Some(self.all_type_stats()[memory_type as usize])
-    }
-
-    /// Statistics of heap `heap`: its types' pools summed, and its budget. O(block slots).
-    pub fn heap_stats(&self, heap: u32) -> Option<HeapStats> {
-        if heap as usize >= self.properties.heaps().len() {
-            return None;
-        }
-        let all = self.all_type_stats();
-        let mut pools = PoolStats::default();
-        for (t, ty) in self.types[..self.type_count].iter().enumerate() {
-            if ty.heap_index == heap {
-                pools.add(&all[t]);
-            }
-        }
-        Some(HeapStats {
-            pools,
-            budget: self.budgets.budget(heap as usize),
-            usage: self.budgets.usage(heap as usize),
-            budget_from_device: self.budgets.from_device(),
-        })
-    }
-
-    /// Every pool's statistics summed. O(block slots).
-    pub fn total_stats(&self) -> PoolStats {
-        let mut total = PoolStats::default();
-        for s in &self.all_type_stats()[..self.type_count] {
-            total.add(s);
-        }
-        total
-    }
-
     /// Memory objects held from the device (blocks and dedicated).
     pub fn memory_objects(&self) -> u32 {
         self.objects
@@ -1260,62 +1093,5 @@ where
     /// This instance's id (what its allocations carry).
     pub fn id(&self) -> AllocatorId {
         self.id
-    }
-
-    /// Frees every memory object, live allocations included, and reports those as leaks.
-    ///
-    /// # Safety
-    /// - the GPU has finished every use of every allocation of these pools;
-    /// - no resource still bound to their memory is used again, and no pointer into a mapping
-    ///   is used afterwards.
-    pub unsafe fn destroy(mut self) -> TeardownReport {
-        let mut report = TeardownReport {
-            leaked_allocations: 0,
-            leaked_bytes: 0,
-            leaked_by_type: [0; MAX_MEMORY_TYPES],
-            objects_freed: 0,
-        };
-        for slot in 0..self.blocks.as_ref().len() {
-            if let BlockState::Live(b) = &self.blocks.as_ref()[slot].state {
-                report.leaked_allocations += u64::from(b.live);
-                report.leaked_bytes += b.used;
-                report.leaked_by_type[usize::from(b.memory_type)] += b.live;
-                report.objects_freed += 1;
-                self.release_block(slot as u32);
-            }
-        }
-        for slot in 0..self.dedicated.as_ref().len() {
-            let entry = &mut self.dedicated.as_mut()[slot];
-            if let Some(o) = entry.object.take() {
-                entry.generation = entry.generation.wrapping_add(1);
-                report.leaked_allocations += 1;
-                report.leaked_bytes += o.size;
-                report.leaked_by_type[usize::from(o.memory_type)] += 1;
-                report.objects_freed += 1;
-                let stats = &mut self.type_stats[usize::from(o.memory_type)];
-                stats.dedicated_objects -= 1;
-                stats.dedicated_bytes -= o.size;
-                self.objects -= 1;
-                let heap = self.types[usize::from(o.memory_type)].heap_index;
-                self.budgets.on_free(heap as usize, o.size);
-                self.free_object(o.memory, o.mapped);
-            }
-        }
-        report
-    }
-}
-
-impl<D, A, BS, DS> Drop for MemoryPools<D, A, BS, DS>
-where
-    D: MemoryDevice,
-    A: BlockAllocator,
-    BS: AsRef<[BlockSlot<D::Memory, A>]> + AsMut<[BlockSlot<D::Memory, A>]>,
-    DS: AsRef<[DedicatedSlot<D::Memory>]> + AsMut<[DedicatedSlot<D::Memory>]>,
-{
-    /// Frees the empty blocks (their ranges were all given back under `free`'s contract, so the
-    /// GPU is done with them). Memory still holding live allocations is leaked, not freed: the
-    /// GPU may still use it. Call [`MemoryPools::destroy`] to free everything.
-    fn drop(&mut self) {
-        self.trim();
     }
 }

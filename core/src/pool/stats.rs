@@ -1,7 +1,11 @@
 //! Statistics per memory type and per heap, and the teardown report.
 #![forbid(unsafe_code)]
 
-use crate::device::MAX_MEMORY_TYPES;
+use crate::device::{MAX_MEMORY_TYPES, MemoryDevice};
+
+use super::MemoryPools;
+use super::block_allocator::BlockAllocator;
+use super::storage::{BlockSlot, BlockState, DedicatedSlot};
 
 /// One memory type's pool, or (summed) one heap's.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
@@ -96,5 +100,66 @@ impl TeardownReport {
             .enumerate()
             .filter(|(_, n)| **n > 0)
             .map(|(t, n)| (t as u32, *n))
+    }
+}
+
+impl<D, A, BS, DS> MemoryPools<D, A, BS, DS>
+where
+    D: MemoryDevice,
+    A: BlockAllocator,
+    BS: AsRef<[BlockSlot<D::Memory, A>]> + AsMut<[BlockSlot<D::Memory, A>]>,
+    DS: AsRef<[DedicatedSlot<D::Memory>]> + AsMut<[DedicatedSlot<D::Memory>]>,
+{
+    /// Every type's statistics. The per-block figures (sub-allocations, bytes in them, empty
+    /// blocks) are summed from the blocks here, so the allocate and free paths touch nothing but
+    /// the block they use.
+    fn all_type_stats(&self) -> [PoolStats; MAX_MEMORY_TYPES] {
+        let mut stats = self.type_stats;
+        for slot in self.blocks.as_ref() {
+            if let BlockState::Live(b) = &slot.state {
+                let s = &mut stats[usize::from(b.memory_type)];
+                s.sub_allocations += u64::from(b.live);
+                s.allocated_bytes += b.used;
+                s.empty_blocks += u32::from(b.live == 0);
+            }
+        }
+        stats
+    }
+
+    /// Statistics of memory type `memory_type`'s pool. O(block slots).
+    pub fn type_stats(&self, memory_type: u32) -> Option<PoolStats> {
+        if memory_type as usize >= self.type_count {
+            return None;
+        }
+        Some(self.all_type_stats()[memory_type as usize])
+    }
+
+    /// Statistics of heap `heap`: its types' pools summed, and its budget. O(block slots).
+    pub fn heap_stats(&self, heap: u32) -> Option<HeapStats> {
+        if heap as usize >= self.properties.heaps().len() {
+            return None;
+        }
+        let all = self.all_type_stats();
+        let mut pools = PoolStats::default();
+        for (t, ty) in self.types[..self.type_count].iter().enumerate() {
+            if ty.heap_index == heap {
+                pools.add(&all[t]);
+            }
+        }
+        Some(HeapStats {
+            pools,
+            budget: self.budgets.budget(heap as usize),
+            usage: self.budgets.usage(heap as usize),
+            budget_from_device: self.budgets.from_device(),
+        })
+    }
+
+    /// Every pool's statistics summed. O(block slots).
+    pub fn total_stats(&self) -> PoolStats {
+        let mut total = PoolStats::default();
+        for s in &self.all_type_stats()[..self.type_count] {
+            total.add(s);
+        }
+        total
     }
 }
