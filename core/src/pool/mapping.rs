@@ -149,13 +149,13 @@ where
         if size == 0 || flags.contains(MemoryPropertyFlags::HOST_COHERENT) {
             return Ok(None);
         }
-        let (start, len) = atom_range(
-            raw.offset + offset,
-            size,
-            self.limits.non_coherent_atom_size,
-            object_size,
-        )
-        .ok_or(FlushError::OutOfRange)?;
+        // Checked: a handle rebuilt from raw parts may carry any offset.
+        let start = raw
+            .offset
+            .checked_add(offset)
+            .ok_or(FlushError::OutOfRange)?;
+        let (start, len) = atom_range(start, size, self.limits.non_coherent_atom_size, object_size)
+            .ok_or(FlushError::OutOfRange)?;
         Ok(Some(MappedRange {
             memory,
             offset: start,

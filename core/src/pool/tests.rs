@@ -443,7 +443,49 @@ mod pools {
         map_failure_frees_the_object,
         teardown_reports_leaks,
         drop_frees_only_empty_blocks,
+        extreme_input_never_panics,
     );
+
+    fn extreme_input_never_panics<A: TestStorage>() {
+        let dev = MockDevice::discrete();
+        let mut p = pools_with::<A>(&dev, config(), 4, 4);
+        let sizes = [1, 255, 256, 257, (1 << 32) - 1, 1 << 32, u64::MAX];
+        let aligns = [1, 2, 256, 1 << 20, 1 << 32, 1 << 63, 0, 3, u64::MAX];
+        let usages = [
+            U::empty(),
+            U::UPLOAD,
+            U::DOWNLOAD,
+            U::all(),
+            U::from_bits_retain(!0),
+        ];
+        let mut live = Vec::new();
+        for &size in &sizes {
+            for &align in &aligns {
+                for &usage in &usages {
+                    for kind in [ResourceKind::Linear, ResourceKind::Optimal] {
+                        let r = req(size, align, usage).with_kind(kind);
+                        if let Ok(a) = p.allocate(&r) {
+                            assert!(size <= 1 << 32 && align.is_power_of_two());
+                            assert_eq!(a.offset() % align, 0);
+                            live.push(a);
+                        }
+                        while live.len() > 2 {
+                            // SAFETY: no GPU.
+                            unsafe { p.free(live.remove(0)).unwrap() };
+                        }
+                    }
+                }
+            }
+        }
+        // SAFETY: no GPU.
+        unsafe {
+            for a in live {
+                p.free(a).unwrap();
+            }
+            assert!(p.destroy().is_clean());
+        }
+        assert_eq!(dev.live_objects(), 0);
+    }
 
     fn sub_allocates_from_one_small_block<A: TestStorage>() {
         let dev = MockDevice::discrete();
@@ -806,6 +848,13 @@ mod pools {
         }
         assert_eq!(p.flush(&a, 5, 6), Err(FlushError::OutOfRange));
         assert_eq!(p.flush(&a, u64::MAX, 2), Err(FlushError::OutOfRange));
+        // A handle rebuilt with a forged offset: refused, never an overflow.
+        let mut forged = *a.raw();
+        forged.offset = u64::MAX - 4;
+        assert_eq!(
+            p.flush(&DeviceAllocation::from_raw(forged), 0, 10),
+            Err(FlushError::OutOfRange)
+        );
         p.flush(&a, 10, 0).unwrap();
         // Coherent: skipped. Device-local: refused.
         let c = p.allocate(&req(10, 1, U::UPLOAD)).unwrap();
