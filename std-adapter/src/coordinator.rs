@@ -67,6 +67,10 @@ type Ring = StagingRing<'static, RING_GRANTS>;
 const DEDICATED_SOURCE: u64 = 1 << 62;
 const DEDICATED_SHIFT: u32 = 40;
 
+/// How long a producer facing a full ring polls for the GPU before it blocks in the driver: a
+/// few full-ring copies at bus speed (a 64 MiB ring drains in about 1.4 ms on PCIe 5).
+const ROOM_POLL: Duration = Duration::from_millis(5);
+
 /// Dedicated uploads staged and not yet collected, at most; one more flushes first.
 const MAX_DEDICATED_BACKLOG: usize = 1024;
 /// The scheduler holds at least this many uploads (room for the dedicated backlog and more).
@@ -815,7 +819,7 @@ impl<D: Device> Shared<D> {
                         self.counters.stalls.fetch_add(1, COUNTER);
                         match wait_for {
                             Some(value) => {
-                                self.wait_value(value.get(), Duration::from_secs(60))?;
+                                self.wait_for_room(value.get())?;
                                 let mut sub = self.lock_submitter();
                                 self.maintain(&mut sub)?;
                             }
@@ -841,6 +845,31 @@ impl<D: Device> Shared<D> {
                 Err(GrantError::ZeroSize) => return Err(Error::ZeroSize),
                 Err(e) => unreachable!("ring grant with a valid alignment failed: {e}"),
             }
+        }
+    }
+
+    /// Waits for `value` on behalf of a producer facing a full ring: polls the completed value
+    /// (yielding) for up to [`ROOM_POLL`], then blocks in the driver. Several producers blocked
+    /// in the driver on one timeline semaphore were woken milliseconds late on an NVIDIA H200
+    /// (eight waited ~7 ms for each 1.4 ms copy; staged uploads fell from 10 GB/s with two
+    /// producers to 6 with eight); polling sees the copy finish at once (33 GB/s with eight).
+    fn wait_for_room(&self, value: u64) -> Result<()> {
+        let start = Instant::now();
+        loop {
+            let completed = match self.device.completed_value() {
+                Ok(v) => v,
+                Err(e) => return Err(self.device_error(e)),
+            };
+            if completed >= value {
+                self.note_completed(completed);
+                return Ok(());
+            }
+            if start.elapsed() >= ROOM_POLL {
+                // A long copy: block (the caller loops and asks the ring again either way).
+                self.wait_value(value, Duration::from_secs(60))?;
+                return Ok(());
+            }
+            std::thread::yield_now();
         }
     }
 
