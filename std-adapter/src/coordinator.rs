@@ -677,10 +677,9 @@ impl<D: Device> Shared<D> {
             let _ = allocation.into_raw();
             flushed.map_err(|e| Error::Device(flush_error(e)))?;
         }
-        self.counters.direct_writes.fetch_add(1, COUNTER);
-        self.counters
-            .bytes_uploaded
-            .fetch_add(bytes.len() as u64, COUNTER);
+        // Per-thread shards, no locked instruction: see `ShardedCounter`.
+        self.counters.direct_writes.add(1);
+        self.counters.direct_bytes.add(bytes.len() as u64);
         Ok(())
     }
 
@@ -773,7 +772,12 @@ impl<D: Device> Shared<D> {
             self.destroy(&staging);
             return Err(e);
         }
-        self.counters.direct_writes.fetch_sub(1, COUNTER);
+        // Counted as a dedicated staging upload, not a direct write.
+        self.counters.direct_writes.add_negative(1);
+        self.counters.direct_bytes.add_negative(bytes.len() as u64);
+        self.counters
+            .bytes_uploaded
+            .fetch_add(bytes.len() as u64, COUNTER);
         if self.lock_pending().dedicated.len() >= MAX_DEDICATED_BACKLOG {
             // Keeps the room one collect step needs well under the scheduler's capacity.
             self.flush()?;
@@ -826,10 +830,8 @@ impl<D: Device> Shared<D> {
                             None => {
                                 // The room is held by staged uploads: submit them (or let the
                                 // producers still writing theirs finish).
-                                let submitted = self.flush()?;
-                                if submitted == 0 {
-                                    std::thread::yield_now();
-                                }
+                                self.flush()?;
+                                std::thread::yield_now();
                             }
                         }
                     }

@@ -1,12 +1,79 @@
 //! What the coordinator counts, and its report as JSON.
 
 use std::fmt::Write as _;
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use memkit_core::RingStats;
 use memkit_core::pool::HeapStats;
 
 use crate::buffer::COUNTER;
+
+/// Shards of a [`ShardedCounter`]: the first this many threads that count get one each.
+const SHARDS: usize = 64;
+
+/// A counter bumped on the direct-write path without a locked instruction.
+///
+/// Direct writes go to write-combined device memory (resizable BAR); on x86 a locked
+/// read-modify-write drains the write-combining buffers those stores just filled. Measured on the
+/// H200, two shared `fetch_add`s per upload cut 8-thread 256 B direct uploads from 24.8 to
+/// 4.3 GB/s. So each thread adds to a shard only it writes, with a plain load and store (exact:
+/// one writer per shard), and readers sum the shards. Threads past the first [`SHARDS`] share an
+/// atomic overflow shard.
+pub(crate) struct ShardedCounter {
+    shards: [PaddedCounter; SHARDS],
+    overflow: AtomicU64,
+}
+
+/// One shard on its own cache line, so threads do not share lines.
+#[repr(align(64))]
+#[derive(Default)]
+struct PaddedCounter(AtomicU64);
+
+impl Default for ShardedCounter {
+    fn default() -> Self {
+        Self {
+            shards: std::array::from_fn(|_| PaddedCounter::default()),
+            overflow: AtomicU64::new(0),
+        }
+    }
+}
+
+/// This thread's shard index, unique process-wide (never reused, so a shard has one writer).
+fn shard_index() -> usize {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    thread_local! {
+        // Relaxed: only uniqueness matters.
+        static INDEX: usize = NEXT.fetch_add(1, Ordering::Relaxed);
+    }
+    INDEX.with(|i| *i)
+}
+
+impl ShardedCounter {
+    pub(crate) fn add(&self, n: u64) {
+        match self.shards.get(shard_index()) {
+            // Relaxed load and store: this thread is the shard's only writer.
+            Some(shard) => shard
+                .0
+                .store(shard.0.load(COUNTER).wrapping_add(n), COUNTER),
+            None => {
+                self.overflow.fetch_add(n, COUNTER);
+            }
+        }
+    }
+
+    /// Takes `n` back (wrapping; the sum stays exact).
+    pub(crate) fn add_negative(&self, n: u64) {
+        self.add(n.wrapping_neg());
+    }
+
+    pub(crate) fn get(&self) -> u64 {
+        let shards = self
+            .shards
+            .iter()
+            .fold(0u64, |sum, s| sum.wrapping_add(s.0.load(COUNTER)));
+        shards.wrapping_add(self.overflow.load(COUNTER))
+    }
+}
 
 /// Live counters, updated with relaxed atomics (each is a tally, read for reports only).
 #[derive(Default)]
@@ -16,7 +83,9 @@ pub(crate) struct Counters {
     pub(crate) leaked_buffers: AtomicU64,
     pub(crate) bytes_uploaded: AtomicU64,
     pub(crate) staged_uploads: AtomicU64,
-    pub(crate) direct_writes: AtomicU64,
+    pub(crate) direct_writes: ShardedCounter,
+    /// Bytes of direct writes (kept apart from `bytes_uploaded`, which is a plain atomic).
+    pub(crate) direct_bytes: ShardedCounter,
     pub(crate) dedicated_staging_uploads: AtomicU64,
     pub(crate) uploads_submitted: AtomicU64,
     pub(crate) regions_before_merge: AtomicU64,
@@ -42,9 +111,9 @@ impl Counters {
             buffers_created: get(&self.buffers_created),
             buffers_destroyed: get(&self.buffers_destroyed),
             leaked_buffers: get(&self.leaked_buffers),
-            bytes_uploaded: get(&self.bytes_uploaded),
+            bytes_uploaded: get(&self.bytes_uploaded).wrapping_add(self.direct_bytes.get()),
             staged_uploads: get(&self.staged_uploads),
-            direct_writes: get(&self.direct_writes),
+            direct_writes: self.direct_writes.get(),
             dedicated_staging_uploads: get(&self.dedicated_staging_uploads),
             uploads_submitted: get(&self.uploads_submitted),
             regions_before_merge: get(&self.regions_before_merge),

@@ -386,3 +386,32 @@ fn teardown_frees_everything_and_reports_held_buffers() {
         "the staged uploads were submitted at teardown"
     );
 }
+
+/// Direct writes are counted per thread without locked instructions; the totals stay exact.
+#[test]
+fn direct_writes_from_many_threads_are_counted_exactly() {
+    let c = Arc::new(
+        Coordinator::new(DummyDevice::resizable_bar(), CoordinatorConfig::default()).unwrap(),
+    );
+    let usage = MemoryUsage::UPLOAD | MemoryUsage::FAST_DEVICE_ACCESS;
+    let b = c.create_buffer(1 << 20, usage).unwrap();
+    assert!(
+        b.is_direct_write(),
+        "resizable BAR memory is written directly"
+    );
+    std::thread::scope(|s| {
+        for t in 0..8u64 {
+            let (c, b) = (Arc::clone(&c), &b);
+            s.spawn(move || {
+                for i in 0..500u64 {
+                    c.upload_to(b, (t * 500 + i) * 64 % (1 << 20), &[t as u8; 64])
+                        .unwrap();
+                }
+            });
+        }
+    });
+    let s = c.stats();
+    assert_eq!(s.direct_writes, 8 * 500);
+    assert_eq!(s.bytes_uploaded, 8 * 500 * 64);
+    assert_eq!(s.staged_uploads, 0);
+}
