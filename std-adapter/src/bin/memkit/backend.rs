@@ -14,6 +14,13 @@ pub trait Backend: Device + Sized {
     /// `None` when this backend cannot read buffers back.
     fn read_back(&self, buffer: Self::Buffer, len: usize) -> Option<Vec<u8>>;
 
+    /// Like [`Backend::read_back`], for a coordinator that is idle (everything it submitted
+    /// completed, nothing is staged) and submits nothing more: a backend that reads back through
+    /// a copy of its own, on the coordinator's timeline, needs that.
+    fn read_back_when_idle(&self, buffer: Self::Buffer, len: usize) -> Option<Vec<u8>> {
+        self.read_back(buffer, len)
+    }
+
     /// Why [`Backend::read_back`] gives `None`, for the report.
     fn read_back_unavailable(&self) -> &'static str {
         "this device cannot read buffers back"

@@ -195,6 +195,9 @@ pub fn demo_text(r: &DemoReport) -> String {
             );
         }
     }
+    if let (Some(why), true) = (&v.skipped, v.checked_buffers > 0) {
+        let _ = writeln!(o, "    not compared: {why}");
+    }
     for m in &v.mismatches {
         let _ = writeln!(o, "    {m}");
     }
