@@ -36,6 +36,11 @@ pub trait Backend: Device + Sized {
         false
     }
 
+    /// Makes a simulated device execute each submission as it is submitted, on the submitting
+    /// thread: every path of a benchmark then pays for its GPU work the same way, and nothing
+    /// waits for a GPU that only moves when waited on.
+    fn execute_on_submit(&self) {}
+
     /// Whether the timeline is driven by [`Backend::gpu_step`].
     fn is_simulated(&self) -> bool {
         false
@@ -61,6 +66,10 @@ impl Backend for DummyDevice {
 
     fn gpu_step(&self) -> bool {
         self.complete_next().is_some()
+    }
+
+    fn execute_on_submit(&self) {
+        self.set_complete_on_submit(true);
     }
 
     fn is_simulated(&self) -> bool {
