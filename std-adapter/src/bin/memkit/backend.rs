@@ -5,8 +5,8 @@
 use memkit_dummy::DummyDevice;
 use memkit_std::Device;
 
-/// A device the command can run on.
-pub trait Backend: Device + Sized {
+/// A device the command can run on. A clone is the same device (shared state).
+pub trait Backend: Device + Clone {
     /// One line naming the device.
     fn describe(&self) -> String;
 

@@ -123,37 +123,36 @@ fn ns_per(d: Duration, n: u64) -> f64 {
     d.as_nanos() as f64 / n.max(1) as f64
 }
 
-/// Runs both parts. `make` builds a fresh device for each measurement, so no path inherits
-/// another's timeline or memory.
+/// Runs both parts. `make` builds a fresh device (a coordinator's timeline starts at 0, so each
+/// coordinator gets one): one for part 1, and one per size and repetition of part 2, where the
+/// coordinator runs first and the two peers follow on the same device (a real one: creating
+/// dozens of Vulkan devices in one process fails on NVIDIA's driver), their timeline values
+/// continuing from its last; on the simulated device the peers get a fresh one.
 pub fn run<D: Backend>(
     make: &dyn Fn() -> Result<D, BenchError>,
     options: BenchOptions,
 ) -> Result<BenchReport, BenchError> {
-    // Part 2's devices execute on submit; part 1's do not, so its flush figure is the
-    // coordinator's work alone (the copies run, untimed, when the batch is waited for).
-    let make_executing = || {
-        let device = make()?;
-        device.execute_on_submit();
-        Ok::<D, BenchError>(device)
+    let made = std::cell::Cell::new(0u32);
+    let make = || -> Result<D, BenchError> {
+        made.set(made.get() + 1);
+        make().map_err(|e| format!("creating device number {}: {e}", made.get()).into())
     };
     let repetitions = if options.quick { 5 } else { 15 };
-    let device = make()?;
+    let device: D = make()?;
     let name = device.describe();
     // The uploads' CPU cost is CPU time; so is a path's time on the simulated device, whose GPU
     // work runs on the benchmark thread. On a real device a path waits for the GPU: wall time.
     let cpu_clock = Clock::new(true);
     let clock = Clock::new(device.is_simulated());
-    drop(device);
-    let mut small = Vec::new();
-    for size in [64, 256, 1024, 4096] {
-        small.push(small_uploads(
-            make()?,
-            size,
-            repetitions,
-            options.seed,
-            cpu_clock,
-        )?);
-    }
+    // Part 1's device does not execute on submit: its flush figure is the coordinator's work
+    // alone (the copies run, untimed, when the batch is waited for).
+    let small = small_uploads(
+        device,
+        &[64, 256, 1024, 4096],
+        repetitions,
+        options.seed,
+        cpu_clock,
+    )?;
     let uploads = if options.quick { 2_000 } else { 10_000 };
     let path_reps = if options.quick { 3 } else { 5 };
     let mut paths = Vec::new();
@@ -162,15 +161,27 @@ pub fn run<D: Backend>(
         for rep in 0..path_reps {
             let order = slot_order(options.seed ^ rep as u64, uploads);
             let payload = payload(options.seed, size);
-            // Alternate which path goes first, so none always runs on a cold or warm cache.
-            for k in 0..3 {
-                let path = (k + rep) % 3;
-                let d = match path {
-                    0 => coordinator_path(make_executing()?, size, &order, &payload, clock)?,
-                    1 => naive_path(&make_executing()?, size, &order, &payload, clock)?,
-                    _ => wgpu_style_path(&make_executing()?, size, &order, &payload, clock)?,
-                };
-                seconds[path].push(d.as_secs_f64());
+            let device: D = make()?;
+            device.execute_on_submit();
+            // A simulated device is cheap to make, and a fresh one carries nothing over (its
+            // quarantine of freed mappings would charge the coordinator's ring to the peers).
+            let peers = if device.is_simulated() {
+                let fresh = make()?;
+                fresh.execute_on_submit();
+                fresh
+            } else {
+                device.clone()
+            };
+            seconds[0].push(coordinator_path(device, size, &order, &payload, clock)?.as_secs_f64());
+            // The peers alternate which goes first.
+            for k in 0..2 {
+                if (k + rep) % 2 == 0 {
+                    let d = naive_path(&peers, size, &order, &payload, clock)?;
+                    seconds[1].push(d.as_secs_f64());
+                } else {
+                    let d = wgpu_style_path(&peers, size, &order, &payload, clock)?;
+                    seconds[2].push(d.as_secs_f64());
+                }
             }
         }
         paths.push(PathComparison {
@@ -210,16 +221,32 @@ fn slot_order(seed: u64, uploads: u64) -> Vec<u64> {
     order
 }
 
-/// Part 1 for one size.
+/// Part 1: every size on one coordinator.
 fn small_uploads<D: Backend>(
     device: D,
+    sizes: &[u64],
+    repetitions: usize,
+    seed: u64,
+    clock: Clock,
+) -> Result<Vec<SmallUpload>, BenchError> {
+    let coordinator = Coordinator::new(device, CoordinatorConfig::default())?;
+    warm_ring(&coordinator)?;
+    let mut out = Vec::new();
+    for &size in sizes {
+        out.push(small_upload(&coordinator, size, repetitions, seed, clock)?);
+    }
+    check_device(coordinator.device())?;
+    Ok(out)
+}
+
+/// Part 1 for one size.
+fn small_upload<D: Backend>(
+    coordinator: &Coordinator<D>,
     size: u64,
     repetitions: usize,
     seed: u64,
     clock: Clock,
 ) -> Result<SmallUpload, BenchError> {
-    let coordinator = Coordinator::new(device, CoordinatorConfig::default())?;
-    warm_ring(&coordinator)?;
     let destination = coordinator.create_buffer(BATCH * size, MemoryUsage::FAST_DEVICE_ACCESS)?;
     let payload = payload(seed, size);
     let mut scratch = vec![0u8; (BATCH * size) as usize];
@@ -251,7 +278,6 @@ fn small_uploads<D: Backend>(
             flush.push(ns_per(flushed, BATCH));
         }
     }
-    check_device(coordinator.device())?;
     Ok(SmallUpload {
         size,
         upload_ns: median(&mut upload),
