@@ -24,7 +24,8 @@ pub struct CoordinatorConfig {
     pub staging_ring_size: u64,
     /// Uploads above this many bytes do not go through the ring in one piece: they are cut into
     /// chunks of this size, or (with [`BackPressure::DedicatedStaging`]) staged on their own.
-    /// At most `staging_ring_size`; a quarter of it keeps one large upload from holding the ring.
+    /// Clamped to half of `staging_ring_size` (a larger grant might never find contiguous room);
+    /// a quarter of it keeps one large upload from holding the ring.
     pub max_ring_upload: u64,
     /// Bytes each frame's CPU arena starts with (it grows when a frame needs more).
     pub frame_arena_size: usize,

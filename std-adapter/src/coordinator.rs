@@ -237,7 +237,10 @@ impl<D: Device> Coordinator<D> {
         }
         let route = RouteConfig::new(
             ring_size,
-            config.max_ring_upload.min(ring_size),
+            // At most half the ring: an empty ring always has a contiguous half (before or after
+            // its head), so a grant this size always fits once the GPU catches up. Larger limits
+            // could wait forever for room that wrapping never makes.
+            config.max_ring_upload.min(ring_size / 2).max(1),
             match config.back_pressure {
                 BackPressure::DedicatedStaging => LargeUploadPolicy::DedicatedStaging,
                 _ => LargeUploadPolicy::Chunks,

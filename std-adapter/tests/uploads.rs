@@ -269,9 +269,9 @@ fn dedicated_staging_takes_what_the_ring_cannot_and_keeps_order() {
     assert!(bytes[3000..50_000].iter().all(|&x| x == 2));
     assert!(bytes[50_000..50_010].iter().all(|&x| x == 4));
     assert!(bytes[50_010..101_000].iter().all(|&x| x == 2));
-    // The 100 KB upload is too large for the ring; the second 3000 B one found it full; the
-    // 10 B one fit in what was left.
-    assert_eq!(c.stats().dedicated_staging_uploads, 2);
+    // The ring-upload limit is half the 4096 B ring: both 3000 B uploads and the 100 KB one are
+    // staged on their own; the 10 B one goes through the ring.
+    assert_eq!(c.stats().dedicated_staging_uploads, 3);
     c.maintain().unwrap();
     drop(b);
     drop(c);
@@ -414,4 +414,23 @@ fn direct_writes_from_many_threads_are_counted_exactly() {
     assert_eq!(s.direct_writes, 8 * 500);
     assert_eq!(s.bytes_uploaded, 8 * 500 * 64);
     assert_eq!(s.staged_uploads, 0);
+}
+
+/// A ring-upload limit above half the ring is clamped: uploads near the ring's size are chunked
+/// instead of waiting forever for contiguous room (found by the coordinator fuzz target).
+#[test]
+fn uploads_near_the_ring_size_do_not_wait_forever() {
+    let config = CoordinatorConfig {
+        staging_ring_size: 32 << 10,
+        max_ring_upload: 32 << 10,
+        ..Default::default()
+    };
+    let c = Coordinator::new(DummyDevice::mobile(), config).unwrap();
+    for len in [45_332usize, 60_000, 20_000, 32 << 10] {
+        let data: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
+        let (b, t) = c.upload_slice(&data).unwrap();
+        t.wait().unwrap();
+        c.flush_transfers().unwrap().wait().unwrap();
+        assert_eq!(read(&c, &b), data, "{len} bytes");
+    }
 }
