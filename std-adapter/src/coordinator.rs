@@ -111,6 +111,14 @@ struct Pending<D: Device> {
 }
 
 impl<D: Device> Pending<D> {
+    /// The next upload's sequence number. Taken under the pending lock together with the
+    /// upload's insertion, so sequence order is staging order.
+    fn take_seq(&mut self) -> u64 {
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        seq
+    }
+
     /// The lowest sequence number still staged only (every upload below it is in a plan).
     fn watermark(&self) -> u64 {
         let ring = self.ring.values().map(|u| u.seq);
@@ -741,8 +749,7 @@ impl<D: Device> Shared<D> {
         dest.pending.fetch_add(1, COUNTER);
         let seq = {
             let mut pending = self.lock_pending();
-            let seq = pending.next_seq;
-            pending.next_seq += 1;
+            let seq = pending.take_seq();
             pending.ring.insert(
                 grant.offset(),
                 RingUpload {
@@ -788,8 +795,7 @@ impl<D: Device> Shared<D> {
         dest.pending.fetch_add(1, COUNTER);
         let seq = {
             let mut pending = self.lock_pending();
-            let seq = pending.next_seq;
-            pending.next_seq += 1;
+            let seq = pending.take_seq();
             pending.dedicated.push(DedicatedUpload {
                 staging,
                 dest: Arc::clone(dest),
