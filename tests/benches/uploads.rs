@@ -1,7 +1,7 @@
 //! Uploads through memkit-std's coordinator on a real Vulkan device, beside the raw copy rate and
 //! the naive path, measured in one run. Validation off.
 //!
-//!     cargo bench -p memkit-tests --bench uploads -- [--quick] [--json PATH]
+//!     cargo bench -p memkit-tests --bench uploads -- [--quick] [--raw-only] [--json PATH]
 //!
 //! Set `VK_DRIVER_FILES` to choose the driver (lavapipe here, NVIDIA's on a GPU machine). Every
 //! figure is the median of several repetitions, timed from the first CPU write to the GPU's
@@ -276,7 +276,6 @@ fn pick_type(
 }
 
 fn bound(device: &VulkanDevice, size: u64, usage: BufferUsage, host: bool) -> Bound {
-    let (buffer, req) = device.create_buffer(size, usage).expect("buffer");
     let (want, avoid) = if host {
         (
             MemoryPropertyFlags::HOST_VISIBLE | MemoryPropertyFlags::HOST_COHERENT,
@@ -288,6 +287,18 @@ fn bound(device: &VulkanDevice, size: u64, usage: BufferUsage, host: bool) -> Bo
             MemoryPropertyFlags::HOST_VISIBLE,
         )
     };
+    bound_with(device, size, usage, want, avoid)
+}
+
+/// A buffer bound to memory of the first type with `want` and, if possible, without `avoid`.
+fn bound_with(
+    device: &VulkanDevice,
+    size: u64,
+    usage: BufferUsage,
+    want: MemoryPropertyFlags,
+    avoid: MemoryPropertyFlags,
+) -> Bound {
+    let (buffer, req) = device.create_buffer(size, usage).expect("buffer");
     let info = MemoryAllocateInfo {
         size: req.size,
         memory_type: pick_type(
@@ -355,6 +366,7 @@ fn raw_vulkan(report: &mut Report, h: &HeadlessDevice, reps: usize, quick: bool)
         "GB/s",
         "",
     );
+    raw_copy_variants(report, h, &staging, &target, reps);
 
     // The naive path: per 4 KiB upload, write the staging buffer, submit one copy, wait.
     let mut rng = Rng(2);
@@ -434,6 +446,124 @@ fn raw_vulkan(report: &mut Report, h: &HeadlessDevice, reps: usize, quick: bool)
 
     peers::gpu_allocator(report, h, reps, count);
     peers::vma(report, h, reps, count);
+}
+
+/// Whether the copy engines beat one 256 MiB copy some other way: on the main queue alone, split
+/// between the transfer queue and the main queue at once, and from host-cached staging memory.
+fn raw_copy_variants(
+    report: &mut Report,
+    h: &HeadlessDevice,
+    staging: &Bound,
+    target: &Bound,
+    reps: usize,
+) {
+    let device = h.device();
+    let main = MainQueueCopy::new(h);
+    let half = BIG / 2;
+    let timed = |f: &dyn Fn()| {
+        f();
+        median(
+            (0..reps.max(5))
+                .map(|_| {
+                    let s = Instant::now();
+                    f();
+                    s.elapsed().as_secs_f64()
+                })
+                .collect(),
+        )
+    };
+    let whole = [vk::BufferCopy {
+        src_offset: 0,
+        dst_offset: 0,
+        size: BIG,
+    }];
+    let t = timed(&|| {
+        // SAFETY: both buffers are alive, bound, concurrent with the main family, with the
+        // transfer usages; every earlier copy was waited.
+        unsafe { main.submit(h, staging.buffer, target.buffer, &whole) };
+        main.wait(h);
+    });
+    report.add(
+        "1. raw copy 256 MiB on the main queue",
+        gbps(BIG, t),
+        "GB/s",
+        "",
+    );
+    let first = [BufferCopy {
+        src_offset: 0,
+        dst_offset: 0,
+        size: half,
+    }];
+    let second = [vk::BufferCopy {
+        src_offset: half,
+        dst_offset: half,
+        size: half,
+    }];
+    let t = timed(&|| {
+        // SAFETY: as above; the halves are disjoint, so the queues never touch the same bytes.
+        unsafe { main.submit(h, staging.buffer, target.buffer, &second) };
+        copy_and_wait(
+            device,
+            &[CopyCommand {
+                src: staging.buffer,
+                dst: target.buffer,
+                regions: &first,
+            }],
+        );
+        main.wait(h);
+    });
+    report.add(
+        "1. raw copy 256 MiB split: transfer + main queue at once",
+        gbps(BIG, t),
+        "GB/s",
+        if device.transfer_queue().family == h.main_queue().family {
+            "one queue family: both halves on one queue"
+        } else {
+            ""
+        },
+    );
+    main.destroy(h);
+
+    let cached_host = MemoryPropertyFlags::HOST_VISIBLE
+        | MemoryPropertyFlags::HOST_COHERENT
+        | MemoryPropertyFlags::HOST_CACHED;
+    if !device
+        .memory_properties()
+        .types()
+        .iter()
+        .any(|t| t.properties.contains(cached_host))
+    {
+        return;
+    }
+    let cached = bound_with(
+        device,
+        BIG,
+        BufferUsage::TRANSFER_SRC,
+        cached_host,
+        MemoryPropertyFlags::DEVICE_LOCAL,
+    );
+    let whole = [BufferCopy {
+        src_offset: 0,
+        dst_offset: 0,
+        size: BIG,
+    }];
+    let cmd = [CopyCommand {
+        src: cached.buffer,
+        dst: target.buffer,
+        regions: &whole,
+    }];
+    let t = timed(&|| copy_and_wait(device, &cmd));
+    report.add(
+        "1. raw vkCmdCopyBuffer 256 MiB from host-cached memory",
+        gbps(BIG, t),
+        "GB/s",
+        "",
+    );
+    // SAFETY: every copy from it completed.
+    unsafe {
+        device.destroy_buffer(cached.buffer);
+        device.free_memory(cached.memory);
+    }
 }
 
 /// Mapped memory a benchmark thread writes through a raw pointer.
@@ -732,21 +862,130 @@ mod peers {
 
 // ---- reading a buffer back on the main queue -----------------------------------------------------
 
-/// A host-visible buffer and a command buffer on the main queue that copies a coordinator buffer
-/// into it, so checks see what the GPU sees.
-struct Readback {
-    buffer: vk::Buffer,
-    memory: vk::DeviceMemory,
-    bytes: *const u8,
+/// A command buffer and a fence on the headless device's main queue, for copies outside memkit's
+/// timeline: read-backs, and the second queue of the split bus-limit copy.
+struct MainQueueCopy {
     pool: vk::CommandPool,
     cmd: vk::CommandBuffer,
     fence: vk::Fence,
 }
 
+impl MainQueueCopy {
+    fn new(h: &HeadlessDevice) -> Self {
+        let device = h.ash_device();
+        // SAFETY: valid create infos on a live device; destroyed in `destroy`.
+        unsafe {
+            let pool = device
+                .create_command_pool(
+                    &vk::CommandPoolCreateInfo::default()
+                        .queue_family_index(h.main_queue().family)
+                        .flags(vk::CommandPoolCreateFlags::RESET_COMMAND_BUFFER),
+                    None,
+                )
+                .expect("command pool");
+            let cmd = device
+                .allocate_command_buffers(
+                    &vk::CommandBufferAllocateInfo::default()
+                        .command_pool(pool)
+                        .command_buffer_count(1),
+                )
+                .expect("command buffer")[0];
+            let fence = device
+                .create_fence(&vk::FenceCreateInfo::default(), None)
+                .expect("fence");
+            Self { pool, cmd, fence }
+        }
+    }
+
+    /// Records and submits one copy of `regions` from `src` to `dst`, after every earlier host
+    /// and transfer write, made visible to the host when it completes; `wait` before the next.
+    ///
+    /// # Safety
+    /// The previous submission was waited; both buffers are alive, bound, usable on the main
+    /// queue's family (concurrent or owned), have the transfer usages, and hold the regions.
+    unsafe fn submit(
+        &self,
+        h: &HeadlessDevice,
+        src: vk::Buffer,
+        dst: vk::Buffer,
+        regions: &[vk::BufferCopy],
+    ) {
+        let device = h.ash_device();
+        // SAFETY: the caller's contract; the command buffer is idle (its fence was waited).
+        unsafe {
+            device
+                .begin_command_buffer(
+                    self.cmd,
+                    &vk::CommandBufferBeginInfo::default()
+                        .flags(vk::CommandBufferUsageFlags::ONE_TIME_SUBMIT),
+                )
+                .expect("begin");
+            let before = [vk::MemoryBarrier::default()
+                .src_access_mask(vk::AccessFlags::TRANSFER_WRITE | vk::AccessFlags::HOST_WRITE)
+                .dst_access_mask(vk::AccessFlags::TRANSFER_READ | vk::AccessFlags::TRANSFER_WRITE)];
+            device.cmd_pipeline_barrier(
+                self.cmd,
+                vk::PipelineStageFlags::TRANSFER | vk::PipelineStageFlags::HOST,
+                vk::PipelineStageFlags::TRANSFER,
+                vk::DependencyFlags::empty(),
+                &before,
+                &[],
+                &[],
+            );
+            device.cmd_copy_buffer(self.cmd, src, dst, regions);
+            let after = [vk::MemoryBarrier::default()
+                .src_access_mask(vk::AccessFlags::TRANSFER_WRITE)
+                .dst_access_mask(vk::AccessFlags::HOST_READ)];
+            device.cmd_pipeline_barrier(
+                self.cmd,
+                vk::PipelineStageFlags::TRANSFER,
+                vk::PipelineStageFlags::HOST,
+                vk::DependencyFlags::empty(),
+                &after,
+                &[],
+                &[],
+            );
+            device.end_command_buffer(self.cmd).expect("end");
+            let cmds = [self.cmd];
+            let submit = [vk::SubmitInfo::default().command_buffers(&cmds)];
+            h.with_main_queue(|queue| device.queue_submit(queue, &submit, self.fence))
+                .expect("submit");
+        }
+    }
+
+    fn wait(&self, h: &HeadlessDevice) {
+        let device = h.ash_device();
+        // SAFETY: the fence belongs to this device; a submission signals it.
+        unsafe {
+            device
+                .wait_for_fences(&[self.fence], true, u64::MAX)
+                .expect("wait");
+            device.reset_fences(&[self.fence]).expect("reset");
+        }
+    }
+
+    fn destroy(self, h: &HeadlessDevice) {
+        let device = h.ash_device();
+        // SAFETY: the last submission was waited; nothing else uses these.
+        unsafe {
+            device.destroy_fence(self.fence, None);
+            device.destroy_command_pool(self.pool, None);
+        }
+    }
+}
+
+/// A host-visible buffer that a main-queue copy fills from a coordinator buffer, so checks see
+/// what the GPU sees.
+struct Readback {
+    buffer: vk::Buffer,
+    memory: vk::DeviceMemory,
+    bytes: *const u8,
+    copy: MainQueueCopy,
+}
+
 impl Readback {
     fn new(h: &HeadlessDevice) -> Self {
         let device = h.ash_device();
-        let family = h.main_queue().family;
         // SAFETY: valid create infos on a live device; everything made here is destroyed in
         // `destroy`.
         unsafe {
@@ -786,101 +1025,36 @@ impl Readback {
             let bytes = device
                 .map_memory(memory, 0, vk::WHOLE_SIZE, vk::MemoryMapFlags::empty())
                 .expect("map") as *const u8;
-            let pool = device
-                .create_command_pool(
-                    &vk::CommandPoolCreateInfo::default()
-                        .queue_family_index(family)
-                        .flags(vk::CommandPoolCreateFlags::RESET_COMMAND_BUFFER),
-                    None,
-                )
-                .expect("command pool");
-            let cmd = device
-                .allocate_command_buffers(
-                    &vk::CommandBufferAllocateInfo::default()
-                        .command_pool(pool)
-                        .command_buffer_count(1),
-                )
-                .expect("command buffer")[0];
-            let fence = device
-                .create_fence(&vk::FenceCreateInfo::default(), None)
-                .expect("fence");
             Self {
                 buffer,
                 memory,
                 bytes,
-                pool,
-                cmd,
-                fence,
+                copy: MainQueueCopy::new(h),
             }
         }
     }
 
     /// Copies all of `src` (BIG bytes, every copy into it completed) and returns the bytes.
     fn read(&self, h: &HeadlessDevice, src: vk::Buffer) -> &[u8] {
-        let device = h.ash_device();
-        // SAFETY: the command buffer is not in use (the last submission's fence was waited);
-        // `src` is alive, holds BIG bytes, has TRANSFER_SRC usage and its writes completed.
-        unsafe {
-            device
-                .begin_command_buffer(
-                    self.cmd,
-                    &vk::CommandBufferBeginInfo::default()
-                        .flags(vk::CommandBufferUsageFlags::ONE_TIME_SUBMIT),
-                )
-                .expect("begin");
-            let before = [vk::MemoryBarrier::default()
-                .src_access_mask(vk::AccessFlags::TRANSFER_WRITE | vk::AccessFlags::HOST_WRITE)
-                .dst_access_mask(vk::AccessFlags::TRANSFER_READ)];
-            device.cmd_pipeline_barrier(
-                self.cmd,
-                vk::PipelineStageFlags::TRANSFER | vk::PipelineStageFlags::HOST,
-                vk::PipelineStageFlags::TRANSFER,
-                vk::DependencyFlags::empty(),
-                &before,
-                &[],
-                &[],
-            );
-            device.cmd_copy_buffer(
-                self.cmd,
-                src,
-                self.buffer,
-                &[vk::BufferCopy {
-                    src_offset: 0,
-                    dst_offset: 0,
-                    size: BIG,
-                }],
-            );
-            let after = [vk::MemoryBarrier::default()
-                .src_access_mask(vk::AccessFlags::TRANSFER_WRITE)
-                .dst_access_mask(vk::AccessFlags::HOST_READ)];
-            device.cmd_pipeline_barrier(
-                self.cmd,
-                vk::PipelineStageFlags::TRANSFER,
-                vk::PipelineStageFlags::HOST,
-                vk::DependencyFlags::empty(),
-                &after,
-                &[],
-                &[],
-            );
-            device.end_command_buffer(self.cmd).expect("end");
-            let cmds = [self.cmd];
-            let submit = [vk::SubmitInfo::default().command_buffers(&cmds)];
-            h.with_main_queue(|queue| device.queue_submit(queue, &submit, self.fence))
-                .expect("submit");
-            device
-                .wait_for_fences(&[self.fence], true, u64::MAX)
-                .expect("wait");
-            device.reset_fences(&[self.fence]).expect("reset");
-            std::slice::from_raw_parts(self.bytes, BIG as usize)
-        }
+        let whole = [vk::BufferCopy {
+            src_offset: 0,
+            dst_offset: 0,
+            size: BIG,
+        }];
+        // SAFETY: the last read was waited; `src` is alive, holds BIG bytes, has TRANSFER_SRC
+        // usage, is concurrent with the main family, and its writes completed.
+        unsafe { self.copy.submit(h, src, self.buffer, &whole) };
+        self.copy.wait(h);
+        // SAFETY: the mapping covers BIG bytes, and the copy into them completed and was made
+        // visible to the host.
+        unsafe { std::slice::from_raw_parts(self.bytes, BIG as usize) }
     }
 
     fn destroy(self, h: &HeadlessDevice) {
+        self.copy.destroy(h);
         let device = h.ash_device();
-        // SAFETY: the last submission was waited; nothing else uses these.
+        // SAFETY: the last copy was waited; nothing else uses these.
         unsafe {
-            device.destroy_fence(self.fence, None);
-            device.destroy_command_pool(self.pool, None);
             device.destroy_buffer(self.buffer, None);
             device.free_memory(self.memory, None);
         }
@@ -1197,6 +1371,8 @@ fn staged_big_ring(report: &mut Report, reps: usize) {
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let quick = args.iter().any(|a| a == "--quick");
+    // Only the figures without memkit: the bus, the naive path, raw writes, buffer creation.
+    let raw_only = args.iter().any(|a| a == "--raw-only");
     let json = args
         .iter()
         .position(|a| a == "--json")
@@ -1206,7 +1382,11 @@ fn main() {
 
     // Raw measurements on a device of their own: they submit outside the coordinator's timeline.
     {
-        let h = HeadlessDevice::new(HeadlessConfig::default()).expect("a Vulkan device");
+        let h = HeadlessDevice::new(HeadlessConfig {
+            concurrent_with_main_family: true,
+            ..HeadlessConfig::default()
+        })
+        .expect("a Vulkan device");
         let probe = h.device().probe().expect("probe");
         report.device = format!("{} ({})", probe.device_name, probe.device_type);
         println!("device: {}", report.device);
@@ -1220,9 +1400,13 @@ fn main() {
         })
         .expect("a Vulkan device");
         let gpu = Gpu(Arc::new(h));
-        coordinator_runs(&mut report, &gpu, reps, quick);
+        if !raw_only {
+            coordinator_runs(&mut report, &gpu, reps, quick);
+        }
     }
-    staged_big_ring(&mut report, reps);
+    if !raw_only {
+        staged_big_ring(&mut report, reps);
+    }
 
     // Ratios, from figures of this run.
     let naive = report.get("4. naive 65536 x 4 KiB (extrapolated)");
