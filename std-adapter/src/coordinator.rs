@@ -45,7 +45,8 @@ use crate::config::{BackPressure, CoordinatorConfig};
 use crate::device::{Device, SharedDevice};
 use crate::error::{Error, Result};
 use crate::frame::{Frame, FrameSlots};
-use crate::stats::{CoordinatorStats, Counters, HeapReport};
+use crate::key_map::KeyMap;
+use crate::stats::{CoordinatorStats, Counters, HeapReport, Tally};
 use crate::ticket::{Ticket, TimelineSource};
 
 /// The sub-allocator inside each memory block: TLSF places freed space again best.
@@ -88,11 +89,28 @@ const BUFFER_USAGE: BufferUsage = BufferUsage::TRANSFER_SRC
 
 /// An upload staged in the ring and not drained yet.
 struct RingUpload<D: Device> {
-    dest: Arc<BufferState<D>>,
+    /// Offset of its grant in the ring; [`DRAINED`] once drained.
+    offset: usize,
+    dest: StagedDestination<D>,
     dst_offset: u64,
     size: u64,
     seq: u64,
 }
+
+/// The offset of a ring upload whose range drained: a hole in [`Pending::ring`] until every
+/// upload staged before it drained too. (No grant starts there: offsets lie inside the ring.)
+const DRAINED: usize = usize::MAX;
+
+impl<D: Device> Clone for RingUpload<D> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<D: Device> Copy for RingUpload<D> {}
+
+/// Ring ranges drained per turn of `collect` at most: one pending lock per batch, not per range.
+const DRAIN_BATCH: usize = 256;
 
 /// An upload staged in a staging buffer of its own, not in a plan yet.
 struct DedicatedUpload<D: Device> {
@@ -103,10 +121,16 @@ struct DedicatedUpload<D: Device> {
 }
 
 /// Uploads staged and not yet handed to the scheduler, and the sequence numbers that order them.
+///
+/// Both lists are in staging order (sequence numbers rise front to back), because an upload takes
+/// its number and joins its list under one lock. The consumer drains ring ranges in ring order,
+/// which differs from staging order only where producers raced between their grant and their
+/// record: the record of a drained range is at or near the front, so finding it is a short scan
+/// from the front, with no hashing. A drained record leaves a hole until the front reaches it;
+/// the front is never a hole, so the lowest staged sequence number is the front's.
 struct Pending<D: Device> {
-    /// Ring uploads by the offset of their grant.
-    ring: HashMap<usize, RingUpload<D>>,
-    dedicated: Vec<DedicatedUpload<D>>,
+    ring: VecDeque<RingUpload<D>>,
+    dedicated: VecDeque<DedicatedUpload<D>>,
     next_seq: u64,
 }
 
@@ -121,9 +145,100 @@ impl<D: Device> Pending<D> {
 
     /// The lowest sequence number still staged only (every upload below it is in a plan).
     fn watermark(&self) -> u64 {
-        let ring = self.ring.values().map(|u| u.seq);
-        let dedicated = self.dedicated.iter().map(|u| u.seq);
-        ring.chain(dedicated).min().unwrap_or(self.next_seq)
+        self.ring_barrier()
+            .min(self.dedicated.front().map_or(u64::MAX, |u| u.seq))
+            .min(self.next_seq)
+    }
+
+    /// The lowest sequence number of a ring upload not drained yet (`u64::MAX` when none is).
+    fn ring_barrier(&self) -> u64 {
+        self.ring.front().map_or(u64::MAX, |u| u.seq)
+    }
+
+    /// Takes the record of the ring upload whose grant starts at `offset` (undrained grants
+    /// never share an offset), leaving a hole, and drops the holes at the front.
+    fn take_ring(&mut self, offset: usize) -> Option<RingUpload<D>> {
+        let upload = self.ring.iter_mut().find(|u| u.offset == offset)?;
+        let taken = *upload;
+        upload.offset = DRAINED;
+        while self.ring.front().is_some_and(|u| u.offset == DRAINED) {
+            self.ring.pop_front();
+        }
+        Some(taken)
+    }
+
+    fn empty() -> Self {
+        Self {
+            ring: VecDeque::new(),
+            dedicated: VecDeque::new(),
+            next_seq: 1,
+        }
+    }
+}
+
+/// The destination of a staged ring upload: its state, by pointer, with no reference count of
+/// its own (a count per upload would be a locked instruction on a line every producer of that
+/// buffer shares).
+///
+/// What keeps the state alive is the upload's place in the buffer's `pending` count, taken in
+/// [`StagedDestination::stage`] and given back in [`StagedDestination::unstage`]: while it is
+/// above zero the caller's handle holds the state, or (once the handle is dropped) the
+/// coordinator's retired and deferred lists do, and `maintain` releases a deferred state only when
+/// `pending` is zero. Only the coordinator's teardown drops states regardless; it empties the
+/// pending table first, and nothing is collected after it.
+struct StagedDestination<D: Device>(std::ptr::NonNull<BufferState<D>>);
+
+impl<D: Device> Clone for StagedDestination<D> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<D: Device> Copy for StagedDestination<D> {}
+
+// SAFETY: it stands for an `Arc<BufferState<D>>` held on the upload's behalf (see the type's
+// documentation), and is used only as a shared reference to the state; that is as thread-safe as
+// the `Arc` itself, which requires `BufferState<D>: Send + Sync`.
+unsafe impl<D: Device> Send for StagedDestination<D> where BufferState<D>: Send + Sync {}
+
+impl<D: Device> StagedDestination<D> {
+    /// Counts one more staged upload to `dest`, and names it.
+    fn stage(dest: &Arc<BufferState<D>>) -> Self {
+        dest.pending.fetch_add(1, COUNTER);
+        Self(std::ptr::NonNull::from(&**dest))
+    }
+
+    /// The destination's state.
+    ///
+    /// # Safety
+    /// The upload is still counted in the state's `pending` (not [`Self::unstage`]d), and the
+    /// coordinator's teardown has not dropped the pending table it came from.
+    unsafe fn state(&self) -> &BufferState<D> {
+        // SAFETY: the state is alive while the upload is counted in `pending` (the type's
+        // invariant, upheld by the caller), and the pointer came from an `Arc` of it.
+        unsafe { self.0.as_ref() }
+    }
+
+    /// A strong reference to the state, for the plan that copies into it.
+    ///
+    /// # Safety
+    /// As for [`Self::state`].
+    unsafe fn share(self) -> Arc<BufferState<D>> {
+        // SAFETY: the pointer came from `Arc::as_ptr` of a state that is still alive (the
+        // caller's contract); adding a count before `from_raw` makes the new `Arc` its own.
+        unsafe {
+            Arc::increment_strong_count(self.0.as_ptr());
+            Arc::from_raw(self.0.as_ptr())
+        }
+    }
+
+    /// Gives the upload's place in `pending` back: the state may be released from now on.
+    ///
+    /// # Safety
+    /// As for [`Self::state`]; after this the value must not be used again.
+    unsafe fn unstage(self) {
+        // SAFETY: the caller's contract.
+        unsafe { self.state() }.pending.fetch_sub(1, COUNTER);
     }
 }
 
@@ -153,11 +268,13 @@ struct Submitter<D: Device> {
     consumer: RingConsumer<Arc<Ring>>,
     scheduler: TransferScheduler<Vec<UploadSlot>, Vec<CopyRegion>>,
     /// Destinations of the uploads in the scheduler, by key.
-    destinations: HashMap<BufferKey, Arc<BufferState<D>>>,
+    destinations: KeyMap<Arc<BufferState<D>>>,
     /// Dedicated staging buffers of the uploads in the scheduler, by plan index.
     staging: Vec<Arc<BufferState<D>>>,
     /// Uploads in the scheduler.
     uploads: u64,
+    /// `collect`'s scratch: the ring uploads drained in one batch.
+    batch: Vec<RingUpload<D>>,
     /// Drained ring ranges not flushed yet (non-coherent staging memory only).
     unflushed: Vec<(u64, u64)>,
     /// A submission the device refused (not lost): retried first next time.
@@ -309,17 +426,14 @@ impl<D: Device> Coordinator<D> {
             pools: Mutex::new(Some(pools)),
             ring,
             route,
-            pending: Mutex::new(Pending {
-                ring: HashMap::new(),
-                dedicated: Vec::new(),
-                next_seq: 1,
-            }),
+            pending: Mutex::new(Pending::empty()),
             submitter: Mutex::new(Submitter {
                 consumer,
                 scheduler,
-                destinations: HashMap::new(),
+                destinations: KeyMap::default(),
                 staging: Vec::new(),
                 uploads: 0,
+                batch: Vec::with_capacity(DRAIN_BATCH),
                 unflushed: Vec::new(),
                 retry: None,
                 in_flight: VecDeque::new(),
@@ -688,9 +802,8 @@ impl<D: Device> Shared<D> {
             let _ = allocation.into_raw();
             flushed.map_err(|e| Error::Device(flush_error(e)))?;
         }
-        // Per-thread shards, no locked instruction: see `ShardedCounter`.
-        self.counters.direct_writes.add(1);
-        self.counters.direct_bytes.add(bytes.len() as u64);
+        // Per-thread shards, no locked instruction: see `UploadCounters`.
+        self.counters.uploads.add(Tally::Direct, bytes.len() as u64);
         Ok(())
     }
 
@@ -746,26 +859,23 @@ impl<D: Device> Shared<D> {
         dst_offset: u64,
         size: u64,
     ) -> Ticket {
-        dest.pending.fetch_add(1, COUNTER);
+        let upload = RingUpload {
+            offset: grant.offset(),
+            dest: StagedDestination::stage(dest),
+            dst_offset,
+            size,
+            seq: 0,
+        };
         let seq = {
             let mut pending = self.lock_pending();
             let seq = pending.take_seq();
-            pending.ring.insert(
-                grant.offset(),
-                RingUpload {
-                    dest: Arc::clone(dest),
-                    dst_offset,
-                    size,
-                    seq,
-                },
-            );
+            pending.ring.push_back(RingUpload { seq, ..upload });
             seq
         };
         grant
             .commit(size as usize)
             .expect("the committed length is the grant's own");
-        self.counters.staged_uploads.fetch_add(1, COUNTER);
-        self.counters.bytes_uploaded.fetch_add(size, COUNTER);
+        self.counters.uploads.add(Tally::Staged, size);
         Ticket::for_upload(seq, Arc::clone(self) as Arc<dyn TimelineSource>)
     }
 
@@ -783,11 +893,9 @@ impl<D: Device> Shared<D> {
             return Err(e);
         }
         // Counted as a dedicated staging upload, not a direct write.
-        self.counters.direct_writes.add_negative(1);
-        self.counters.direct_bytes.add_negative(bytes.len() as u64);
         self.counters
-            .bytes_uploaded
-            .fetch_add(bytes.len() as u64, COUNTER);
+            .uploads
+            .add(Tally::DirectToDedicated, bytes.len() as u64);
         if self.lock_pending().dedicated.len() >= MAX_DEDICATED_BACKLOG {
             // Keeps the room one collect step needs well under the scheduler's capacity.
             self.flush()?;
@@ -796,7 +904,7 @@ impl<D: Device> Shared<D> {
         let seq = {
             let mut pending = self.lock_pending();
             let seq = pending.take_seq();
-            pending.dedicated.push(DedicatedUpload {
+            pending.dedicated.push_back(DedicatedUpload {
                 staging,
                 dest: Arc::clone(dest),
                 dst_offset: offset,
@@ -920,75 +1028,107 @@ impl<D: Device> Shared<D> {
     /// producer's own earlier ring upload always drains before its later ones, so per-thread
     /// order is kept); it enters the plan right before the first drained ring upload staged after
     /// it, so the later write wins overlaps.
+    ///
+    /// Ranges drain in batches of up to [`DRAIN_BATCH`], each under one pending lock: the batch's
+    /// records are taken, and the dedicated uploads its draining made ready, then all are pushed
+    /// with the lock released.
     fn collect(&self, sub: &mut Submitter<D>) -> Result<()> {
-        let mut ready: VecDeque<DedicatedUpload<D>> = VecDeque::new();
-        Self::take_ready(&mut self.lock_pending(), &mut ready);
-        loop {
-            // Room for this step: the ring upload about to drain and the dedicated uploads that
-            // may enter before it. Submit first if it is lacking: the ring marks everything drained
-            // with the submission's value, so no drained range may wait outside a plan.
-            let waiting = self.lock_pending().dedicated.len();
-            let room = sub.scheduler.capacity() - sub.scheduler.pending();
-            if room < 1 + ready.len() + waiting {
-                self.submit(sub)?;
-            }
-            let Some(range) = sub.consumer.drain() else {
-                break;
-            };
-            let offset = range.offset();
-            if !self.staging.coherent {
-                sub.unflushed.push((offset as u64, range.len() as u64));
-            }
-            let upload = {
-                let mut pending = self.lock_pending();
-                let upload = pending.ring.remove(&offset);
-                Self::take_ready(&mut pending, &mut ready);
-                upload
-            };
-            // Every commit is recorded first; a range without a record was given up.
-            let Some(upload) = upload else { continue };
-            while ready.front().is_some_and(|d| d.seq < upload.seq) {
-                let d = ready.pop_front().expect("checked");
-                self.push_dedicated(sub, d);
-            }
-            let pushed = sub.scheduler.push(Upload {
-                src_offset: offset as u64,
-                destination: upload.dest.key,
-                dst_offset: upload.dst_offset,
-                size: upload.size,
-            });
-            debug_assert!(pushed.is_ok(), "room was made above");
-            upload.dest.pending.fetch_sub(1, COUNTER);
-            sub.destinations.insert(upload.dest.key, upload.dest);
-            sub.uploads += 1;
-        }
-        // Nothing is drained and unpushed now: submitting for room is safe.
-        for d in ready {
-            if sub.scheduler.pending() == sub.scheduler.capacity() {
-                self.submit(sub)?;
-            }
-            self.push_dedicated(sub, d);
-        }
-        Ok(())
+        let mut batch = std::mem::take(&mut sub.batch);
+        let result = self.collect_batches(sub, &mut batch);
+        batch.clear();
+        sub.batch = batch;
+        result
     }
 
-    /// Moves the dedicated uploads staged before every ring upload still undrained into `ready`,
-    /// in staging order.
-    fn take_ready(pending: &mut Pending<D>, ready: &mut VecDeque<DedicatedUpload<D>>) {
-        if pending.dedicated.is_empty() {
-            return;
+    fn collect_batches(
+        &self,
+        sub: &mut Submitter<D>,
+        batch: &mut Vec<RingUpload<D>>,
+    ) -> Result<()> {
+        let mut ready: VecDeque<DedicatedUpload<D>> = VecDeque::new();
+        loop {
+            // Room for this batch: its ring uploads and every dedicated upload that may become
+            // ready with them. Submit first if it is lacking (nothing drained waits outside the
+            // scheduler between batches, so submitting, which marks everything drained, is safe).
+            let room = sub.scheduler.capacity() - sub.scheduler.pending();
+            let mut pending = self.lock_pending();
+            let waiting = pending.dedicated.len();
+            if room <= waiting {
+                drop(pending);
+                if sub.scheduler.pending() == 0 {
+                    // Cannot happen: the scheduler holds more than the dedicated backlog.
+                    return Err(Error::StagingFull { wait_for: None });
+                }
+                self.submit(sub)?;
+                continue;
+            }
+            let limit = (room - waiting).min(DRAIN_BATCH);
+            while batch.len() < limit {
+                let Some(range) = sub.consumer.drain() else {
+                    break;
+                };
+                let offset = range.offset();
+                if !self.staging.coherent {
+                    sub.unflushed.push((offset as u64, range.len() as u64));
+                }
+                // Every commit is recorded first; a range without a record was given up.
+                if let Some(upload) = pending.take_ring(offset) {
+                    batch.push(upload);
+                }
+            }
+            let barrier = pending.ring_barrier();
+            while pending.dedicated.front().is_some_and(|d| d.seq < barrier) {
+                ready.push_back(pending.dedicated.pop_front().expect("checked"));
+            }
+            drop(pending);
+            if batch.is_empty() && ready.is_empty() {
+                return Ok(());
+            }
+            // A dedicated upload enters once every ring upload staged before it is in: before the
+            // batch's upload `i` when every upload from `i` on was staged after it.
+            // (Worked out only when some dedicated upload is ready, which is rare.)
+            let mut first_after: Vec<u64> = Vec::new();
+            if !ready.is_empty() {
+                first_after = batch
+                    .iter()
+                    .rev()
+                    .scan(u64::MAX, |after, u| {
+                        *after = (*after).min(u.seq);
+                        Some(*after)
+                    })
+                    .collect();
+                first_after.reverse();
+            }
+            for (i, upload) in batch.iter().enumerate() {
+                while ready.front().is_some_and(|d| d.seq < first_after[i]) {
+                    let d = ready.pop_front().expect("checked");
+                    self.push_dedicated(sub, d);
+                }
+                let dest = upload.dest;
+                // SAFETY: the upload is still counted in its destination's `pending` (unstaged
+                // just below), and collecting runs only while the coordinator lives.
+                let state = unsafe { dest.state() };
+                let pushed = sub.scheduler.push(Upload {
+                    src_offset: upload.offset as u64,
+                    destination: state.key,
+                    dst_offset: upload.dst_offset,
+                    size: upload.size,
+                });
+                debug_assert!(pushed.is_ok(), "room was made above");
+                sub.destinations
+                    .entry(state.key)
+                    // SAFETY: as above.
+                    .or_insert_with(|| unsafe { dest.share() });
+                // SAFETY: as above; the plan now holds the state, and `dest` is not used again.
+                unsafe { dest.unstage() };
+                sub.uploads += 1;
+            }
+            batch.clear();
+            // Every ring upload staged before these is in the plan (they were ready).
+            for d in ready.drain(..) {
+                self.push_dedicated(sub, d);
+            }
         }
-        let barrier = pending
-            .ring
-            .values()
-            .map(|u| u.seq)
-            .min()
-            .unwrap_or(u64::MAX);
-        let (now, later): (Vec<_>, Vec<_>) =
-            pending.dedicated.drain(..).partition(|u| u.seq < barrier);
-        pending.dedicated = later;
-        ready.extend(now);
-        ready.make_contiguous().sort_by_key(|u| u.seq);
     }
 
     fn push_dedicated(&self, sub: &mut Submitter<D>, upload: DedicatedUpload<D>) {
@@ -1011,6 +1151,11 @@ impl<D: Device> Shared<D> {
     fn flush(&self) -> Result<u64> {
         let mut sub = self.lock_submitter();
         self.check_live()?;
+        if self.shut_down.load(Ordering::Acquire) {
+            // The coordinator is gone (a ticket outlived it): its staging memory is freed, and
+            // whatever it could not submit at teardown never will be.
+            return Err(Error::DeviceLost);
+        }
         self.collect(&mut sub)?;
         self.submit(&mut sub)?;
         self.maintain(&mut sub)?;
@@ -1310,14 +1455,9 @@ impl<D: Device> Shared<D> {
         let in_flight: Vec<_> = sub.in_flight.drain(..).flat_map(|f| f.staging).collect();
         let deferred = std::mem::take(&mut sub.deferred);
         drop(sub);
-        let pending = std::mem::replace(
-            &mut *self.lock_pending(),
-            Pending {
-                ring: HashMap::new(),
-                dedicated: Vec::new(),
-                next_seq: 0,
-            },
-        );
+        // The ring records' destinations may be released below: nothing reads them from here on
+        // (`flush` refuses to collect once `shut_down` is set).
+        let pending = std::mem::replace(&mut *self.lock_pending(), Pending::empty());
         for state in deferred.iter().chain(&in_flight) {
             self.destroy(state);
         }

@@ -15,6 +15,7 @@ mod coordinator;
 mod device;
 mod error;
 mod frame;
+mod key_map;
 mod stats;
 mod ticket;
 

@@ -8,32 +8,52 @@ use memkit_core::pool::HeapStats;
 
 use crate::buffer::COUNTER;
 
-/// Shards of a [`ShardedCounter`]: the first this many threads that count get one each.
+/// Shards of [`UploadCounters`]: the first this many threads that count get one each.
 const SHARDS: usize = 64;
 
-/// A counter bumped on the direct-write path without a locked instruction.
+/// The per-upload tallies, bumped on every upload without a locked instruction.
 ///
 /// Direct writes go to write-combined device memory (resizable BAR); on x86 a locked
 /// read-modify-write drains the write-combining buffers those stores just filled. Measured on the
 /// H200, two shared `fetch_add`s per upload cut 8-thread 256 B direct uploads from 24.8 to
-/// 4.3 GB/s. So each thread adds to a shard only it writes, with a plain load and store (exact:
-/// one writer per shard), and readers sum the shards. Threads past the first [`SHARDS`] share an
-/// atomic overflow shard.
-pub(crate) struct ShardedCounter {
-    shards: [PaddedCounter; SHARDS],
-    overflow: AtomicU64,
+/// 4.3 GB/s; and on the staged path every producer bumping one shared line makes it bounce between
+/// cores. So each thread adds to a shard only it writes, with plain loads and stores (exact: one
+/// writer per shard), all of one upload's tallies on one cache line, and readers sum the shards.
+/// Threads past the first [`SHARDS`] share an atomic overflow shard.
+pub(crate) struct UploadCounters {
+    shards: [UploadShard; SHARDS],
+    overflow: UploadShard,
 }
 
-/// One shard on its own cache line, so threads do not share lines.
+/// One thread's tallies, on a cache line of their own so threads do not share lines.
 #[repr(align(64))]
 #[derive(Default)]
-struct PaddedCounter(AtomicU64);
+struct UploadShard {
+    /// Uploads staged through the ring.
+    staged_uploads: AtomicU64,
+    /// Bytes of staged uploads (ring and dedicated staging).
+    staged_bytes: AtomicU64,
+    direct_writes: AtomicU64,
+    direct_bytes: AtomicU64,
+}
 
-impl Default for ShardedCounter {
+/// Which tallies one upload adds to.
+#[derive(Clone, Copy)]
+pub(crate) enum Tally {
+    /// An upload staged through the ring: one upload, its bytes.
+    Staged,
+    /// A direct write: one write, its bytes.
+    Direct,
+    /// A dedicated staging upload, written first as a direct write into its staging buffer: that
+    /// write taken back, its bytes counted as staged.
+    DirectToDedicated,
+}
+
+impl Default for UploadCounters {
     fn default() -> Self {
         Self {
-            shards: std::array::from_fn(|_| PaddedCounter::default()),
-            overflow: AtomicU64::new(0),
+            shards: std::array::from_fn(|_| UploadShard::default()),
+            overflow: UploadShard::default(),
         }
     }
 }
@@ -48,30 +68,46 @@ fn shard_index() -> usize {
     INDEX.with(|i| *i)
 }
 
-impl ShardedCounter {
-    pub(crate) fn add(&self, n: u64) {
-        match self.shards.get(shard_index()) {
-            // Relaxed load and store: this thread is the shard's only writer.
-            Some(shard) => shard
-                .0
-                .store(shard.0.load(COUNTER).wrapping_add(n), COUNTER),
-            None => {
-                self.overflow.fetch_add(n, COUNTER);
+impl UploadCounters {
+    /// Counts one upload of `bytes` bytes.
+    #[inline]
+    pub(crate) fn add(&self, tally: Tally, bytes: u64) {
+        let (shard, exclusive) = match self.shards.get(shard_index()) {
+            Some(shard) => (shard, true),
+            None => (&self.overflow, false),
+        };
+        let add = |c: &AtomicU64, n: u64| {
+            if exclusive {
+                // Relaxed load and store: this thread is the shard's only writer.
+                c.store(c.load(COUNTER).wrapping_add(n), COUNTER);
+            } else {
+                c.fetch_add(n, COUNTER);
+            }
+        };
+        match tally {
+            Tally::Staged => {
+                add(&shard.staged_uploads, 1);
+                add(&shard.staged_bytes, bytes);
+            }
+            Tally::Direct => {
+                add(&shard.direct_writes, 1);
+                add(&shard.direct_bytes, bytes);
+            }
+            Tally::DirectToDedicated => {
+                // Wrapping: the sums stay exact.
+                add(&shard.direct_writes, 1u64.wrapping_neg());
+                add(&shard.direct_bytes, bytes.wrapping_neg());
+                add(&shard.staged_bytes, bytes);
             }
         }
     }
 
-    /// Takes `n` back (wrapping; the sum stays exact).
-    pub(crate) fn add_negative(&self, n: u64) {
-        self.add(n.wrapping_neg());
-    }
-
-    pub(crate) fn get(&self) -> u64 {
-        let shards = self
-            .shards
+    /// The sum over shards of one tally.
+    fn sum(&self, tally: impl Fn(&UploadShard) -> &AtomicU64) -> u64 {
+        self.shards
             .iter()
-            .fold(0u64, |sum, s| sum.wrapping_add(s.0.load(COUNTER)));
-        shards.wrapping_add(self.overflow.load(COUNTER))
+            .chain(std::iter::once(&self.overflow))
+            .fold(0u64, |sum, s| sum.wrapping_add(tally(s).load(COUNTER)))
     }
 }
 
@@ -81,11 +117,8 @@ pub(crate) struct Counters {
     pub(crate) buffers_created: AtomicU64,
     pub(crate) buffers_destroyed: AtomicU64,
     pub(crate) leaked_buffers: AtomicU64,
-    pub(crate) bytes_uploaded: AtomicU64,
-    pub(crate) staged_uploads: AtomicU64,
-    pub(crate) direct_writes: ShardedCounter,
-    /// Bytes of direct writes (kept apart from `bytes_uploaded`, which is a plain atomic).
-    pub(crate) direct_bytes: ShardedCounter,
+    /// Uploads and their bytes, by path: per-thread shards.
+    pub(crate) uploads: UploadCounters,
     pub(crate) dedicated_staging_uploads: AtomicU64,
     pub(crate) uploads_submitted: AtomicU64,
     pub(crate) regions_before_merge: AtomicU64,
@@ -111,9 +144,10 @@ impl Counters {
             buffers_created: get(&self.buffers_created),
             buffers_destroyed: get(&self.buffers_destroyed),
             leaked_buffers: get(&self.leaked_buffers),
-            bytes_uploaded: get(&self.bytes_uploaded).wrapping_add(self.direct_bytes.get()),
-            staged_uploads: get(&self.staged_uploads),
-            direct_writes: self.direct_writes.get(),
+            bytes_uploaded: (self.uploads.sum(|s| &s.staged_bytes))
+                .wrapping_add(self.uploads.sum(|s| &s.direct_bytes)),
+            staged_uploads: self.uploads.sum(|s| &s.staged_uploads),
+            direct_writes: self.uploads.sum(|s| &s.direct_writes),
             dedicated_staging_uploads: get(&self.dedicated_staging_uploads),
             uploads_submitted: get(&self.uploads_submitted),
             regions_before_merge: get(&self.regions_before_merge),
