@@ -68,12 +68,15 @@ const GROUPS: usize = 2;
 /// Usage bits that change the ranking (all but `DEVICE_ADDRESS`).
 const RANKED_USAGE_BITS: u32 = 0x1F;
 
-/// Where `place_in_type` put a request.
-enum Placed<M> {
-    /// Sub-allocation `sub` of the block in `slot`.
-    Block { slot: u32, sub: RawAllocation },
-    /// A dedicated object, its handle made.
-    Dedicated(DeviceAllocation<M>),
+/// What the pools keep of a block's sub-allocation, read field by field out of the
+/// sub-allocator's result (its size is the caller's, its allocator the block's): the result is
+/// written through memory, and copying it whole stalls on store forwarding.
+#[derive(Clone, Copy)]
+struct SubRange {
+    offset: u64,
+    slot: u32,
+    tag: u32,
+    epoch: u32,
 }
 
 /// The blocks of one memory type for one resource-kind group.
@@ -357,7 +360,8 @@ where
         Err(last)
     }
 
-    /// Places a request in one memory type and makes its handle.
+    /// Places a request in one memory type, in a block or in a dedicated object, and makes its
+    /// handle.
     #[inline(always)]
     fn place(
         &mut self,
@@ -365,21 +369,37 @@ where
         request: &AllocationRequest,
         dedicated_to: Option<DedicatedTo<D::Buffer>>,
     ) -> Result<DeviceAllocation<D::Memory>, PoolError> {
-        match self.place_in_type(memory_type, request, dedicated_to)? {
-            Placed::Block { slot, sub } => {
-                Ok(self.block_handle(slot, sub, request.requirements.size))
-            }
-            Placed::Dedicated(a) => Ok(a),
+        let ty = self.types[memory_type as usize];
+        let sizing = &self.sizing[ty.heap_index as usize];
+        let req = &request.requirements;
+        let (size, align) = self.reserved_size(ty.properties, req.size, req.alignment)?;
+        let dedicated = dedicated_to.is_some()
+            || request.dedicated
+            || req.dedicated != DedicatedHint::None
+            || size > sizing.dedicated_threshold
+            || (request.usage.contains(MemoryUsage::DEVICE_ADDRESS)
+                && !self.config.device_address_blocks);
+        // `BlockSizing::needed(size, align) <= largest` without the rounding: `largest` is a
+        // power of two, so the size rounded up to one fits it exactly when the size does.
+        if !dedicated && size <= sizing.largest && align <= sizing.largest {
+            let group = if self.separate_kinds {
+                request.kind.index()
+            } else {
+                0
+            };
+            let set = memory_type as usize * GROUPS + group;
+            let (slot, sub) = self.allocate_from_blocks(memory_type, set, size, align)?;
+            return Ok(self.block_handle(slot, sub, req.size));
         }
+        self.allocate_dedicated(memory_type, request, dedicated_to)
     }
 
-    /// The handle of sub-allocation `sub` of the block in `slot`: built once, here, so the hot
-    /// path moves a 32-byte sub-allocation around, not the handle.
+    /// The handle of sub-allocation `sub` of the block in `slot`.
     #[inline(always)]
     fn block_handle(
         &self,
         slot: u32,
-        sub: RawAllocation,
+        sub: SubRange,
         requested: u64,
     ) -> DeviceAllocation<D::Memory> {
         let entry = &self.blocks.as_ref()[slot as usize];
@@ -403,41 +423,6 @@ where
                 epoch: sub.epoch,
             },
         })
-    }
-
-    /// Places a request in one memory type: in a block, or in a dedicated object.
-    #[inline(always)]
-    fn place_in_type(
-        &mut self,
-        memory_type: u32,
-        request: &AllocationRequest,
-        dedicated_to: Option<DedicatedTo<D::Buffer>>,
-    ) -> Result<Placed<D::Memory>, PoolError> {
-        let ty = self.types[memory_type as usize];
-        let sizing = &self.sizing[ty.heap_index as usize];
-        let req = &request.requirements;
-        let (size, align) = self.reserved_size(ty.properties, req.size, req.alignment)?;
-        let dedicated = dedicated_to.is_some()
-            || request.dedicated
-            || req.dedicated != DedicatedHint::None
-            || size > sizing.dedicated_threshold
-            || (request.usage.contains(MemoryUsage::DEVICE_ADDRESS)
-                && !self.config.device_address_blocks);
-        if !dedicated
-            && let Some(needed) = BlockSizing::needed(size, align)
-            && needed <= sizing.largest
-        {
-            let group = if self.separate_kinds {
-                request.kind.index()
-            } else {
-                0
-            };
-            let set = memory_type as usize * GROUPS + group;
-            let (slot, sub) = self.allocate_from_blocks(memory_type, set, size, align, needed)?;
-            return Ok(Placed::Block { slot, sub });
-        }
-        self.allocate_dedicated(memory_type, request, dedicated_to)
-            .map(Placed::Dedicated)
     }
 
     /// The size and alignment a request takes in a block of a type with `properties`: whole
@@ -479,15 +464,14 @@ where
         set: usize,
         size: u64,
         align: u64,
-        needed: u64,
-    ) -> Result<(u32, RawAllocation), PoolError> {
+    ) -> Result<(u32, SubRange), PoolError> {
         let hint = self.sets[set].hint;
         if hint != NO_SLOT
             && let Some(sub) = self.try_block(hint, size, align)
         {
             return Ok((hint, sub));
         }
-        self.allocate_from_other_blocks(memory_type, set, size, align, needed)
+        self.allocate_from_other_blocks(memory_type, set, size, align)
     }
 
     /// The slow path: every other block of the set, then a new block.
@@ -498,8 +482,7 @@ where
         set: usize,
         size: u64,
         align: u64,
-        needed: u64,
-    ) -> Result<(u32, RawAllocation), PoolError> {
+    ) -> Result<(u32, SubRange), PoolError> {
         let hint = self.sets[set].hint;
         // First the block with the most free bytes: the likeliest to fit, so a miss on the hint
         // costs one more sub-allocator call, not one per block.
@@ -533,6 +516,11 @@ where
             }
             i = next;
         }
+        // `place` checked that the request fits the largest block, so this cannot overflow.
+        let needed = BlockSizing::needed(size, align).ok_or(PoolError::TooLarge {
+            size,
+            max: self.limits.max_memory_allocation_size,
+        })?;
         let slot = self.create_block(memory_type, set, needed)?;
         match self.try_block(slot, size, align) {
             Some(sub) => Ok((slot, sub)),
@@ -547,7 +535,7 @@ where
 
     /// Tries one block; on success updates the counters.
     #[inline(always)]
-    fn try_block(&mut self, slot: u32, size: u64, align: u64) -> Option<RawAllocation> {
+    fn try_block(&mut self, slot: u32, size: u64, align: u64) -> Option<SubRange> {
         let BlockState::Live(block) = &mut self.blocks.as_mut()[slot as usize].state else {
             return None;
         };
@@ -555,16 +543,30 @@ where
             return None;
         }
         // Any refusal (out of room, out of metadata) means this block cannot serve it.
-        let Ok(sub) = block.allocator.allocate(size, align) else {
-            if size < block.refused.0 || (size == block.refused.0 && align < block.refused.1) {
-                block.refused = (size, align);
+        let sub = match block.allocator.allocate(size, align) {
+            Ok(sub) => sub,
+            Err(_) => {
+                if size < block.refused.0 || (size == block.refused.0 && align < block.refused.1) {
+                    block.refused = (size, align);
+                }
+                return None;
             }
-            return None;
         };
-        let sub = sub.into_raw();
+        let raw = sub.raw();
+        debug_assert_eq!(raw.size, size, "a sub-allocation records the size asked");
+        // A slot of `NO_SLOT` never comes back (the sub-allocators number their metadata from
+        // 0). The test is for the compiler: `slot` and `tag` were just stored one by one, and
+        // read as one 8-byte word (what it makes of two neighbouring reads copied side by
+        // side) they would miss the store buffer and wait for the stores to retire.
+        let sub = SubRange {
+            offset: raw.offset,
+            slot: raw.slot,
+            tag: if raw.slot == NO_SLOT { 0 } else { raw.tag },
+            epoch: raw.epoch,
+        };
         let was_empty = block.live == 0;
         block.live += 1;
-        block.used += sub.size;
+        block.used += size;
         if was_empty {
             self.sets[usize::from(block.set)].empty -= 1;
         }
