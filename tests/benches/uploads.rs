@@ -32,7 +32,7 @@ use memkit_core::device::{
     MemoryPropertyFlags, MemoryRequirements, WaitStatus,
 };
 use memkit_std::{Buffer, Coordinator, CoordinatorConfig, MemoryUsage};
-use memkit_vulkan::{HeadlessConfig, HeadlessDevice, VulkanDevice};
+use memkit_vulkan::{HeadlessConfig, HeadlessDevice, HostBuffer, VulkanDevice};
 
 const MIB: u64 = 1 << 20;
 const BIG: u64 = 256 * MIB;
@@ -977,65 +977,20 @@ impl MainQueueCopy {
 /// A host-visible buffer that a main-queue copy fills from a coordinator buffer, so checks see
 /// what the GPU sees.
 struct Readback {
-    buffer: vk::Buffer,
-    memory: vk::DeviceMemory,
-    bytes: *const u8,
+    host: HostBuffer,
     copy: MainQueueCopy,
 }
 
 impl Readback {
     fn new(h: &HeadlessDevice) -> Self {
-        let device = h.ash_device();
-        // SAFETY: valid create infos on a live device; everything made here is destroyed in
-        // `destroy`.
-        unsafe {
-            let buffer = device
-                .create_buffer(
-                    &vk::BufferCreateInfo::default()
-                        .size(BIG)
-                        .usage(vk::BufferUsageFlags::TRANSFER_DST),
-                    None,
-                )
-                .expect("readback buffer");
-            let req = device.get_buffer_memory_requirements(buffer);
-            let props = h.device().memory_properties();
-            let want = MemoryPropertyFlags::HOST_VISIBLE | MemoryPropertyFlags::HOST_COHERENT;
-            let types = props.types();
-            let allowed = |i: usize| {
-                req.memory_type_bits & (1 << i) != 0 && types[i].properties.contains(want)
-            };
-            let index = (0..types.len())
-                .find(|&i| {
-                    allowed(i)
-                        && types[i]
-                            .properties
-                            .contains(MemoryPropertyFlags::HOST_CACHED)
-                })
-                .or_else(|| (0..types.len()).find(|&i| allowed(i)))
-                .expect("host-visible coherent memory");
-            let memory = device
-                .allocate_memory(
-                    &vk::MemoryAllocateInfo::default()
-                        .allocation_size(req.size)
-                        .memory_type_index(index as u32),
-                    None,
-                )
-                .expect("readback memory");
-            device.bind_buffer_memory(buffer, memory, 0).expect("bind");
-            let bytes = device
-                .map_memory(memory, 0, vk::WHOLE_SIZE, vk::MemoryMapFlags::empty())
-                .expect("map") as *const u8;
-            Self {
-                buffer,
-                memory,
-                bytes,
-                copy: MainQueueCopy::new(h),
-            }
+        Self {
+            host: HostBuffer::new(h.device(), BIG, BufferUsage::TRANSFER_DST).expect("readback"),
+            copy: MainQueueCopy::new(h),
         }
     }
 
     /// Copies all of `src` (BIG bytes, every copy into it completed) and returns the bytes.
-    fn read(&self, h: &HeadlessDevice, src: vk::Buffer) -> &[u8] {
+    fn read(&self, h: &HeadlessDevice, src: vk::Buffer) -> Vec<u8> {
         let whole = [vk::BufferCopy {
             src_offset: 0,
             dst_offset: 0,
@@ -1043,21 +998,16 @@ impl Readback {
         }];
         // SAFETY: the last read was waited; `src` is alive, holds BIG bytes, has TRANSFER_SRC
         // usage, is concurrent with the main family, and its writes completed.
-        unsafe { self.copy.submit(h, src, self.buffer, &whole) };
+        unsafe { self.copy.submit(h, src, self.host.buffer(), &whole) };
         self.copy.wait(h);
-        // SAFETY: the mapping covers BIG bytes, and the copy into them completed and was made
-        // visible to the host.
-        unsafe { std::slice::from_raw_parts(self.bytes, BIG as usize) }
+        // SAFETY: the copy into it completed and was made visible to the host.
+        unsafe { self.host.read(h.device()) }.expect("read back")
     }
 
     fn destroy(self, h: &HeadlessDevice) {
         self.copy.destroy(h);
-        let device = h.ash_device();
-        // SAFETY: the last copy was waited; nothing else uses these.
-        unsafe {
-            device.destroy_buffer(self.buffer, None);
-            device.free_memory(self.memory, None);
-        }
+        // SAFETY: the last copy was waited; nothing else uses it.
+        unsafe { self.host.destroy(h.device()) };
     }
 }
 

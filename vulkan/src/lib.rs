@@ -12,6 +12,7 @@
 //! - [`release_barrier`] / [`acquire_barrier`] move exclusive buffers between queue families.
 //! - [`HeadlessDevice`] creates an instance and device in one call, optionally with validation.
 //! - [`probe`] describes a physical device as plain data.
+//! - [`HostBuffer`] and [`read_buffer`] write and read buffers by hand, for tools and tests.
 //!
 //! An application that made its own device hands memkit the handles and what it enabled:
 //!
@@ -62,6 +63,7 @@ mod debug;
 mod device;
 mod error;
 mod headless;
+mod host_buffer;
 mod probe;
 mod queue;
 mod timeline;
@@ -80,6 +82,7 @@ pub use error::{
     map_host_device_oom_err, map_host_oom_err,
 };
 pub use headless::{HeadlessConfig, HeadlessDevice};
+pub use host_buffer::{HostBuffer, read_buffer};
 pub use probe::{ProbeHeap, ProbeQueueFamily, ProbeReport, probe};
 pub use queue::{TransferFamily, find_transfer_queue_family};
 pub use timeline::TimelineMode;

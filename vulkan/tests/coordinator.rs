@@ -15,11 +15,11 @@ use std::io::Write;
 use std::ptr::NonNull;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use common::{MappedBuffer, SECOND, headless_with};
+use common::{SECOND, headless_with};
 use memkit_core::device::{
-    BufferCopy, BufferDevice, BufferUsage, CopyCommand, CopyQueue, DeviceError, DeviceLimits,
-    HeapBudget, MappedRange, MemoryAllocateInfo, MemoryDevice, MemoryProperties,
-    MemoryRequirements, WaitStatus,
+    BufferDevice, BufferUsage, CopyCommand, CopyQueue, DeviceError, DeviceLimits, HeapBudget,
+    MappedRange, MemoryAllocateInfo, MemoryDevice, MemoryProperties, MemoryRequirements,
+    WaitStatus,
 };
 use memkit_std::{
     BackPressure, Buffer, BufferingMode, Coordinator, CoordinatorConfig, Error, MemoryUsage, Ticket,
@@ -112,45 +112,24 @@ impl Gpu {
     /// Copies all of `buffer` into a host-visible readback buffer, on the coordinator's queue
     /// after every copy it submitted so far, and returns the bytes.
     fn read_back(&self, buffer: &Buffer<Gpu>) -> Vec<u8> {
-        let size = buffer.size();
-        let readback = MappedBuffer::new(self.vk(), size, BufferUsage::TRANSFER_DST);
-        let regions = [BufferCopy {
-            src_offset: 0,
-            dst_offset: 0,
-            size,
-        }];
-        let value = {
-            let mut timeline = lock(&self.0.timeline);
-            timeline.readbacks += 1;
-            assert!(timeline.readbacks < STRIDE, "too many readbacks in a row");
-            let value = timeline.coordinator * STRIDE + timeline.readbacks;
+        // Held until the read-back completed, so no coordinator submission takes a value between.
+        let mut timeline = lock(&self.0.timeline);
+        timeline.readbacks += 1;
+        assert!(timeline.readbacks < STRIDE, "too many readbacks in a row");
+        let value = timeline.coordinator * STRIDE + timeline.readbacks;
+        {
             let mut watch = lock(&self.0.watch);
             assert!(watch.live.contains(&buffer.raw()), "reading a dead buffer");
-            // SAFETY: both buffers are alive and bound (the caller holds `buffer`, `readback`
-            // lives until after the wait below), with the transfer usages; the region covers
-            // both; the value is above every value submitted (the coordinator's values are
-            // multiples of STRIDE, readbacks count up between them, under this lock).
-            unsafe {
-                self.vk().submit_copies(
-                    &[CopyCommand {
-                        src: buffer.raw(),
-                        dst: readback.buffer,
-                        regions: &regions,
-                    }],
-                    value,
-                )
-            }
-            .expect("readback submission");
             watch.last_use.insert(buffer.raw(), value);
-            value
-        };
-        assert_eq!(
-            self.vk().wait(value, 10 * SECOND).unwrap(),
-            WaitStatus::Completed
-        );
-        let bytes = readback.read();
-        readback.destroy(self.vk());
-        bytes
+        }
+        // SAFETY: the caller holds `buffer` (alive, bound, TRANSFER_SRC, `size()` bytes) until
+        // this returns; the value is above every value submitted (the coordinator's values are
+        // multiples of STRIDE, readbacks count up between them, under the timeline lock, which
+        // is held until the read-back completed).
+        unsafe {
+            memkit_vulkan::read_buffer(self.vk(), buffer.raw(), buffer.size(), value, 10 * SECOND)
+        }
+        .expect("read back")
     }
 
     /// Tears the device down once the coordinator is gone, and fails on any misuse, any buffer

@@ -89,7 +89,7 @@ fn upload_then_readback_in_two_submissions() {
         let size = 1 << 20;
         let b = Buffers::new(device, size);
         let data = pattern(size as usize, 1);
-        b.staging.write(0, &data);
+        b.staging.write(device, 0, &data);
         let regions = whole(size);
         submit_and_wait(
             device,
@@ -107,7 +107,7 @@ fn upload_then_readback_in_two_submissions() {
                 regions: &regions,
             }],
         );
-        assert!(b.readback.read() == data, "readback differs");
+        assert!(b.readback.read(device) == data, "readback differs");
         b.destroy(device);
     });
 }
@@ -119,7 +119,7 @@ fn upload_then_readback_in_one_submission_without_waiting_between() {
         let size = 256 << 10;
         let b = Buffers::new(device, size);
         let data = pattern(size as usize, 2);
-        b.staging.write(0, &data);
+        b.staging.write(device, 0, &data);
         let regions = whole(size);
         // Two submissions back to back, then one wait: the second reads what the first wrote.
         let first = device.last_submitted_value() + 1;
@@ -163,7 +163,7 @@ fn upload_then_readback_in_one_submission_without_waiting_between() {
             WaitStatus::Completed
         );
         assert!(device.completed_value().unwrap() >= second);
-        assert!(b.readback.read() == data, "readback differs");
+        assert!(b.readback.read(device) == data, "readback differs");
         b.destroy(device);
     });
 }
@@ -177,7 +177,7 @@ fn many_regions_in_one_command_land_where_they_should() {
         let size = region * count;
         let b = Buffers::new(device, size);
         let data = pattern(size as usize, 3);
-        b.staging.write(0, &data);
+        b.staging.write(device, 0, &data);
         // Region i goes to slot (i * 1237) mod count: a permutation (1237 is odd, count a power of
         // two), so every destination byte is written exactly once and ranges are disjoint.
         let scatter: Vec<BufferCopy> = (0..count)
@@ -203,7 +203,7 @@ fn many_regions_in_one_command_land_where_they_should() {
                 regions: &whole(size),
             }],
         );
-        let got = b.readback.read();
+        let got = b.readback.read(device);
         for i in 0..count {
             let src = (i * region) as usize;
             let dst = ((i * 1237 % count) * region) as usize;

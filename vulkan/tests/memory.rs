@@ -8,7 +8,7 @@ use memkit_core::device::{
     MemoryAllocateInfo, MemoryDevice, MemoryPropertyFlags,
 };
 use memkit_vulkan::ash::vk;
-use memkit_vulkan::{FEATURE_NOT_ENABLED, INVALID_ARGUMENT};
+use memkit_vulkan::{FEATURE_NOT_ENABLED, HostBuffer, INVALID_ARGUMENT};
 
 #[test]
 fn properties_and_limits_are_the_drivers() {
@@ -189,11 +189,42 @@ fn dedicated_allocations_name_their_buffer() {
         device.destroy_buffer(buffer);
         device.free_memory(memory);
     }
-    // The mapped-buffer helper allocates dedicated memory too, and reads back what it wrote.
+    // The host buffer allocates dedicated memory too, and reads back what it wrote.
     let mapped = MappedBuffer::new(device, 4096, BufferUsage::TRANSFER_SRC);
-    mapped.write(0, &pattern(4096, 9));
-    assert_eq!(mapped.read(), pattern(4096, 9));
+    mapped.write(device, 0, &pattern(4096, 9));
+    assert_eq!(mapped.read(device), pattern(4096, 9));
     mapped.destroy(device);
+    finish(h);
+}
+
+#[test]
+fn host_buffers_check_their_arguments() {
+    let Some(h) = headless() else { return };
+    let device = h.device();
+    assert_eq!(
+        HostBuffer::new(device, 0, BufferUsage::TRANSFER_SRC).unwrap_err(),
+        DeviceError::Unexpected(INVALID_ARGUMENT)
+    );
+    let host = HostBuffer::new(device, 4096, BufferUsage::TRANSFER_SRC).unwrap();
+    assert_eq!(host.size(), 4096);
+    // SAFETY: the GPU never uses this buffer, so writing, reading and destroying it are sound.
+    unsafe {
+        host.write(device, 4000, &pattern(96, 1)).unwrap();
+        for (offset, len) in [(4001, 96), (u64::MAX, 1)] {
+            assert_eq!(
+                host.write(device, offset, &pattern(len, 2)),
+                Err(DeviceError::Unexpected(INVALID_ARGUMENT))
+            );
+        }
+        let bytes = host.read(device).unwrap();
+        assert_eq!(bytes.len(), 4096);
+        assert_eq!(
+            bytes[4000..],
+            pattern(96, 1)[..],
+            "a failed write changed nothing"
+        );
+        host.destroy(device);
+    }
     finish(h);
 }
 

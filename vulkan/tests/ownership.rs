@@ -209,7 +209,7 @@ fn round_trip(h: &HeadlessDevice, to_main: bool, mismatch: bool) {
         );
         let readback = MappedBuffer::new(device, size, BufferUsage::TRANSFER_DST);
         let data = pattern(size as usize, 4);
-        staging.write(0, &data);
+        staging.write(device, 0, &data);
         // Two ranges, uploaded in one command: one release covering their span.
         let regions = [
             BufferCopy {
@@ -293,7 +293,7 @@ fn round_trip(h: &HeadlessDevice, to_main: bool, mismatch: bool) {
         }
         app.submit_and_wait(h, Some(value));
         if !mismatch {
-            assert!(readback.read() == data, "readback differs");
+            assert!(readback.read(device) == data, "readback differs");
         }
 
         app.destroy(h);
@@ -362,7 +362,7 @@ fn copies_recorded_into_the_applications_command_buffer() {
     // Twice, with different bytes: the recorder is reused.
     for seed in [5u8, 6] {
         let data = pattern(size as usize, seed);
-        staging.write(0, &data);
+        staging.write(device, 0, &data);
         // Reverse the 1 KiB blocks on the way in, and copy straight on the way out.
         let blocks = size / 1024;
         let reverse: Vec<BufferCopy> = (0..blocks)
@@ -393,7 +393,7 @@ fn copies_recorded_into_the_applications_command_buffer() {
         // SAFETY: recording on a transfer-capable family; buffers alive, bound, with usages.
         unsafe { recorder.record(h.ash_device(), app.cmd, &commands, None) };
         app.submit_and_wait(&h, None);
-        let got = readback.read();
+        let got = readback.read(device);
         for i in 0..blocks as usize {
             let j = blocks as usize - 1 - i;
             assert_eq!(

@@ -3,13 +3,10 @@
 #![allow(dead_code)]
 
 use std::io::Write;
-use std::ptr::NonNull;
 
-use memkit_core::device::{
-    BufferDevice, BufferUsage, DedicatedTo, MemoryAllocateInfo, MemoryDevice, MemoryPropertyFlags,
-};
+use memkit_core::device::{BufferUsage, MemoryDevice, MemoryPropertyFlags};
 use memkit_vulkan::ash::vk;
-use memkit_vulkan::{HeadlessConfig, HeadlessDevice, SetupError, VulkanDevice};
+use memkit_vulkan::{HeadlessConfig, HeadlessDevice, HostBuffer, SetupError, VulkanDevice};
 
 /// A validated headless device, or `None` (printed loudly) when this machine has no Vulkan at
 /// all. With `MEMKIT_REQUIRE_VULKAN=1` (CI), no Vulkan fails the test instead.
@@ -54,14 +51,6 @@ pub fn finish(device: HeadlessDevice) {
     );
 }
 
-/// A buffer bound at offset 0 of a host-visible memory object of its own, mapped.
-pub struct MappedBuffer {
-    pub buffer: vk::Buffer,
-    pub memory: vk::DeviceMemory,
-    pub ptr: NonNull<u8>,
-    pub size: u64,
-}
-
 /// The first memory type allowed by `bits` with `flags`.
 pub fn memory_type(device: &VulkanDevice, bits: u32, flags: MemoryPropertyFlags) -> u32 {
     device
@@ -73,60 +62,35 @@ pub fn memory_type(device: &VulkanDevice, bits: u32, flags: MemoryPropertyFlags)
         .expect("a host-visible memory type") as u32
 }
 
+/// memkit-vulkan's [`HostBuffer`] under the tests' contract: a test waits for the GPU to finish
+/// with a buffer before it writes, reads or destroys it.
+pub struct MappedBuffer {
+    pub buffer: vk::Buffer,
+    host: HostBuffer,
+}
+
 impl MappedBuffer {
     pub fn new(device: &VulkanDevice, size: u64, usage: BufferUsage) -> Self {
-        let (buffer, req) = device.create_buffer(size, usage).unwrap();
-        assert!(req.size >= size);
-        let memory_type = memory_type(
-            device,
-            req.memory_type_bits,
-            MemoryPropertyFlags::HOST_VISIBLE | MemoryPropertyFlags::HOST_COHERENT,
-        );
-        let info = MemoryAllocateInfo {
-            size: req.size,
-            memory_type,
-            dedicated_to: Some(DedicatedTo::Buffer(buffer)),
-            priority: 0.5,
-            device_address: false,
-        };
-        // SAFETY: the type is in range, the size nonzero, the buffer alive and unbound.
-        let memory = unsafe { device.allocate_memory(&info) }.unwrap();
-        // SAFETY: both alive, offset 0, the type allowed by the requirements.
-        unsafe { device.bind_buffer_memory(buffer, memory, 0) }.unwrap();
-        // SAFETY: alive, host-visible, not mapped.
-        let ptr = unsafe { device.map_memory(memory) }.unwrap();
+        let host = HostBuffer::new(device, size, usage).unwrap();
         Self {
-            buffer,
-            memory,
-            ptr,
-            size,
+            buffer: host.buffer(),
+            host,
         }
     }
 
-    pub fn write(&self, offset: usize, bytes: &[u8]) {
-        assert!(offset + bytes.len() <= self.size as usize);
-        // SAFETY: the mapping covers `size` bytes and no copy is in flight while tests write.
-        unsafe {
-            std::ptr::copy_nonoverlapping(
-                bytes.as_ptr(),
-                self.ptr.as_ptr().add(offset),
-                bytes.len(),
-            )
-        };
+    pub fn write(&self, device: &VulkanDevice, offset: u64, bytes: &[u8]) {
+        // SAFETY: tests write only while no copy using the buffer is in flight.
+        unsafe { self.host.write(device, offset, bytes) }.unwrap();
     }
 
-    pub fn read(&self) -> Vec<u8> {
-        // SAFETY: the mapping covers `size` bytes; the GPU finished writing (tests wait first).
-        unsafe { std::slice::from_raw_parts(self.ptr.as_ptr(), self.size as usize) }.to_vec()
+    pub fn read(&self, device: &VulkanDevice) -> Vec<u8> {
+        // SAFETY: tests read after waiting for the copies into the buffer.
+        unsafe { self.host.read(device) }.unwrap()
     }
 
     pub fn destroy(self, device: &VulkanDevice) {
-        // SAFETY: the GPU finished with both (tests wait first); buffer destroyed before its memory.
-        unsafe {
-            device.unmap_memory(self.memory);
-            device.destroy_buffer(self.buffer);
-            device.free_memory(self.memory);
-        }
+        // SAFETY: tests destroy after waiting for every copy using the buffer.
+        unsafe { self.host.destroy(device) };
     }
 }
 

@@ -6,9 +6,9 @@ use std::ptr::NonNull;
 use std::sync::Arc;
 
 use memkit_core::device::{
-    BufferCopy, BufferDevice, BufferUsage, CopyCommand, CopyQueue, DeviceError, DeviceLimits,
-    HeapBudget, MappedRange, MemoryAllocateInfo, MemoryDevice, MemoryProperties,
-    MemoryPropertyFlags, MemoryRequirements, WaitStatus,
+    BufferDevice, BufferUsage, CopyCommand, CopyQueue, DeviceError, DeviceLimits, HeapBudget,
+    MappedRange, MemoryAllocateInfo, MemoryDevice, MemoryProperties, MemoryRequirements,
+    WaitStatus,
 };
 use memkit_vulkan::ash::vk;
 use memkit_vulkan::{HeadlessConfig, HeadlessDevice, SetupError, VulkanDevice};
@@ -46,95 +46,13 @@ impl SharedVulkan {
     /// one, which is the coordinator's last only when nothing of it is in flight, and the
     /// coordinator must submit nothing after.
     fn copy_back(&self, source: vk::Buffer, len: usize) -> Result<Vec<u8>, DeviceError> {
-        let size = len as u64;
-        let (buffer, requirements) = self.create_buffer(size, BufferUsage::TRANSFER_DST)?;
-        let types = self.memory_properties().types();
-        let host = MemoryPropertyFlags::HOST_VISIBLE;
-        let allowed = |i: &usize| {
-            requirements.memory_type_bits & (1 << i) != 0 && types[*i].properties.contains(host)
-        };
-        // Cached memory reads fastest; any host-visible type will do.
-        let cached = host | MemoryPropertyFlags::HOST_CACHED;
-        let Some(memory_type) = (0..types.len())
-            .filter(allowed)
-            .find(|&i| types[i].properties.contains(cached))
-            .or_else(|| (0..types.len()).find(allowed))
-        else {
-            // SAFETY: created above, never bound or used.
-            unsafe { self.destroy_buffer(buffer) };
-            return Err(DeviceError::MapFailed);
-        };
-        let coherent = types[memory_type]
-            .properties
-            .contains(MemoryPropertyFlags::HOST_COHERENT);
-        let info = MemoryAllocateInfo {
-            size: requirements.size,
-            memory_type: memory_type as u32,
-            dedicated_to: None,
-            priority: 0.5,
-            device_address: false,
-        };
-        // SAFETY: the type index is the device's own.
-        let memory = match unsafe { self.allocate_memory(&info) } {
-            Ok(m) => m,
-            Err(e) => {
-                // SAFETY: created above, never bound or used.
-                unsafe { self.destroy_buffer(buffer) };
-                return Err(e);
-            }
-        };
-        let result = (|| {
-            // SAFETY: both alive and from this device; offset 0; the object has the buffer's
-            // size and an allowed type.
-            unsafe { self.bind_buffer_memory(buffer, memory, 0) }?;
-            // SAFETY: host-visible, not mapped.
-            let ptr = unsafe { self.map_memory(memory) }?;
-            let value = self.completed_value()? + 1;
-            let region = [BufferCopy {
-                src_offset: 0,
-                dst_offset: 0,
-                size,
-            }];
-            let copy = CopyCommand {
-                src: source,
-                dst: buffer,
-                regions: &region,
-            };
-            // SAFETY: both buffers are alive and bound until the wait below (the caller holds
-            // the source); the region lies in both; the coordinator is idle, so every value it
-            // submitted has completed and `value` is above all of them, and it submits nothing
-            // later.
-            unsafe { self.submit_copies(&[copy], value) }?;
-            if self.wait(value, 60_000_000_000)? != WaitStatus::Completed {
-                return Err(DeviceError::Timeout);
-            }
-            if !coherent {
-                let range = MappedRange {
-                    memory,
-                    offset: 0,
-                    size: requirements.size,
-                };
-                // SAFETY: mapped; the range is the whole object.
-                unsafe { self.invalidate_ranges(&[range]) }?;
-            }
-            // SAFETY: the mapping covers `requirements.size >= len` bytes, the copy into them
-            // completed and was made visible above, and nothing else writes them.
-            let bytes = unsafe { std::slice::from_raw_parts(ptr.as_ptr(), len) }.to_vec();
-            // SAFETY: mapped above, read done.
-            unsafe { self.unmap_memory(memory) };
-            Ok(bytes)
-        })();
-        if result.is_err() {
-            // Whatever was submitted finishes before the objects go.
-            let _ = self.wait(self.completed_value().unwrap_or(0) + 1, 1_000_000_000);
-        }
-        // SAFETY: the copy completed (waited above) or never ran; freeing memory unmaps it if an
-        // error left it mapped.
+        let value = self.completed_value()? + 1;
+        // SAFETY: the caller holds `source` (a coordinator buffer: TRANSFER_SRC, at least `len`
+        // bytes); the coordinator is idle, so every value it submitted has completed and
+        // `value` is above all of them, and it submits nothing later.
         unsafe {
-            self.destroy_buffer(buffer);
-            self.free_memory(memory);
+            memkit_vulkan::read_buffer(self.device(), source, len as u64, value, 60_000_000_000)
         }
-        result
     }
 }
 

@@ -1,0 +1,248 @@
+//! A buffer in a host-visible memory object of its own, mapped for as long as it lives: what
+//! tools and tests write uploads into by hand and read a GPU buffer back through.
+//!
+//! Not for an engine's hot path (one memory object per buffer costs ~70 us on NVIDIA:
+//! ../shared/GPU.md); the pools and the coordinator are. [`read_buffer`] is the one-call
+//! read-back built on it.
+
+use core::ptr::NonNull;
+
+use ash::vk;
+use memkit_core::device::{
+    BufferCopy, BufferDevice, BufferUsage, CopyCommand, CopyQueue, DedicatedTo, DeviceError,
+    MappedRange, MemoryAllocateInfo, MemoryDevice, MemoryPropertyFlags, WaitStatus,
+};
+
+use crate::device::VulkanDevice;
+use crate::error::INVALID_ARGUMENT;
+
+/// A buffer bound at offset 0 of a host-visible memory object of its own, mapped.
+///
+/// Memory type: host-cached when the buffer is a copy destination (reads from it are fast),
+/// otherwise the first host-visible type (write-combined staging on discrete GPUs). Non-coherent
+/// types are flushed and invalidated by [`HostBuffer::write`] and [`HostBuffer::read`].
+///
+/// Destroy it with [`HostBuffer::destroy`]; dropping it leaks the buffer and its memory object
+/// (a `VulkanDevice` does not outlive its owner's device, so it cannot be destroyed on drop).
+#[derive(Debug)]
+pub struct HostBuffer {
+    buffer: vk::Buffer,
+    memory: vk::DeviceMemory,
+    ptr: NonNull<u8>,
+    size: u64,
+    coherent: bool,
+}
+
+// SAFETY: the handles are plain Vulkan handles and `ptr` points into a mapping that lives as
+// long as the object; every access to the bytes goes through `&self` methods whose contracts
+// exclude concurrent GPU access, and the host side is copied, never referenced, out.
+unsafe impl Send for HostBuffer {}
+// SAFETY: as above; `write` and `read` copy through raw pointers under the caller's contract.
+unsafe impl Sync for HostBuffer {}
+
+impl HostBuffer {
+    /// Creates a `size`-byte buffer with `usage`, gives it a host-visible memory object of its
+    /// own (dedicated) and maps it.
+    ///
+    /// Errors: [`DeviceError::Unexpected`]`(`[`INVALID_ARGUMENT`]`)` for a zero size,
+    /// [`DeviceError::MapFailed`] when no host-visible type can hold the buffer, and what the
+    /// device reports.
+    pub fn new(device: &VulkanDevice, size: u64, usage: BufferUsage) -> Result<Self, DeviceError> {
+        if size == 0 {
+            return Err(DeviceError::Unexpected(INVALID_ARGUMENT));
+        }
+        let (buffer, requirements) = device.create_buffer(size, usage)?;
+        let types = device.memory_properties().types();
+        let host = MemoryPropertyFlags::HOST_VISIBLE;
+        let allowed = |i: &usize| {
+            requirements.memory_type_bits & (1 << i) != 0 && types[*i].properties.contains(host)
+        };
+        let cached = host | MemoryPropertyFlags::HOST_CACHED;
+        let preferred = usage
+            .contains(BufferUsage::TRANSFER_DST)
+            .then(|| {
+                (0..types.len())
+                    .filter(allowed)
+                    .find(|&i| types[i].properties.contains(cached))
+            })
+            .flatten();
+        let Some(memory_type) = preferred.or_else(|| (0..types.len()).find(allowed)) else {
+            // SAFETY: created above, never bound or used.
+            unsafe { device.destroy_buffer(buffer) };
+            return Err(DeviceError::MapFailed);
+        };
+        let coherent = types[memory_type]
+            .properties
+            .contains(MemoryPropertyFlags::HOST_COHERENT);
+        let info = MemoryAllocateInfo {
+            size: requirements.size,
+            memory_type: memory_type as u32,
+            dedicated_to: Some(DedicatedTo::Buffer(buffer)),
+            priority: 0.5,
+            device_address: false,
+        };
+        // SAFETY: the type index is the device's own and allowed for the buffer; the size is
+        // the buffer's requirement (nonzero); the buffer is alive and unbound.
+        let memory = match unsafe { device.allocate_memory(&info) } {
+            Ok(m) => m,
+            Err(e) => {
+                // SAFETY: created above, never bound or used.
+                unsafe { device.destroy_buffer(buffer) };
+                return Err(e);
+            }
+        };
+        // SAFETY: both alive and from this device; offset 0 of an object of the buffer's size,
+        // of an allowed type; then the object is host-visible and not mapped.
+        let mapped = unsafe { device.bind_buffer_memory(buffer, memory, 0) }
+            .and_then(|()| unsafe { device.map_memory(memory) });
+        match mapped {
+            Ok(ptr) => Ok(Self {
+                buffer,
+                memory,
+                ptr,
+                size,
+                coherent,
+            }),
+            Err(e) => {
+                // SAFETY: never used by the GPU; the buffer goes before its memory.
+                unsafe {
+                    device.destroy_buffer(buffer);
+                    device.free_memory(memory);
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// The buffer, for copy commands.
+    pub fn buffer(&self) -> vk::Buffer {
+        self.buffer
+    }
+
+    /// The memory object it is bound to.
+    pub fn memory(&self) -> vk::DeviceMemory {
+        self.memory
+    }
+
+    /// Its size in bytes.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// Copies `bytes` to `offset` and, on non-coherent memory, flushes the whole mapping.
+    /// [`DeviceError::Unexpected`]`(`[`INVALID_ARGUMENT`]`)` when the range does not fit.
+    ///
+    /// # Safety
+    /// No GPU access to the buffer is pending (every submission using it has completed).
+    pub unsafe fn write(
+        &self,
+        device: &VulkanDevice,
+        offset: u64,
+        bytes: &[u8],
+    ) -> Result<(), DeviceError> {
+        let end = offset.checked_add(bytes.len() as u64);
+        if end.is_none_or(|end| end > self.size) {
+            return Err(DeviceError::Unexpected(INVALID_ARGUMENT));
+        }
+        // SAFETY: the range lies inside the mapping (checked); the GPU does not touch it (the
+        // caller's contract); `bytes` is a Rust slice, so it is not this mapping, which no
+        // reference ever covers.
+        unsafe {
+            core::ptr::copy_nonoverlapping(
+                bytes.as_ptr(),
+                self.ptr.as_ptr().add(offset as usize),
+                bytes.len(),
+            );
+        }
+        if self.coherent {
+            return Ok(());
+        }
+        // SAFETY: the object is alive and mapped; the whole-object range is always valid.
+        unsafe { device.flush_ranges(&[self.whole()]) }
+    }
+
+    /// The buffer's bytes as the host sees them, after invalidating non-coherent memory.
+    ///
+    /// # Safety
+    /// No GPU access to the buffer is pending: every copy into it has completed (its timeline
+    /// value or fence was waited) and made its writes available to the host.
+    pub unsafe fn read(&self, device: &VulkanDevice) -> Result<Vec<u8>, DeviceError> {
+        if !self.coherent {
+            // SAFETY: the object is alive and mapped; the whole-object range is always valid.
+            unsafe { device.invalidate_ranges(&[self.whole()]) }?;
+        }
+        // SAFETY: the mapping covers `size` bytes, and the GPU is done with them (the caller's
+        // contract).
+        Ok(unsafe { core::slice::from_raw_parts(self.ptr.as_ptr(), self.size as usize) }.to_vec())
+    }
+
+    /// Unmaps, destroys the buffer and frees its memory.
+    ///
+    /// # Safety
+    /// No GPU access to the buffer is pending; `device` is the one it was made on.
+    pub unsafe fn destroy(self, device: &VulkanDevice) {
+        // SAFETY: the caller's contract; the buffer goes before its memory.
+        unsafe {
+            device.unmap_memory(self.memory);
+            device.destroy_buffer(self.buffer);
+            device.free_memory(self.memory);
+        }
+    }
+
+    fn whole(&self) -> MappedRange<vk::DeviceMemory> {
+        MappedRange {
+            memory: self.memory,
+            offset: 0,
+            size: vk::WHOLE_SIZE,
+        }
+    }
+}
+
+/// Reads `len` bytes from the start of `source` back to the host: a [`HostBuffer`], one copy on
+/// memkit's copy queue signalling `value`, a wait of at most `timeout_ns`, and the bytes.
+///
+/// Errors: [`DeviceError::Timeout`] when the copy did not finish in time (the read-back buffer
+/// is then leaked rather than freed under the GPU), and what the device reports.
+///
+/// # Safety
+/// - `source` is alive, has [`BufferUsage::TRANSFER_SRC`], holds at least `len` bytes, and stays
+///   alive until this returns; it is usable on memkit's transfer queue (owned or concurrent);
+/// - `value` is greater than every value submitted on `device` so far, and nothing else is
+///   submitted on `device` until this returns; the writes to read were submitted before it.
+pub unsafe fn read_buffer(
+    device: &VulkanDevice,
+    source: vk::Buffer,
+    len: u64,
+    value: u64,
+    timeout_ns: u64,
+) -> Result<Vec<u8>, DeviceError> {
+    let readback = HostBuffer::new(device, len, BufferUsage::TRANSFER_DST)?;
+    let region = [BufferCopy {
+        src_offset: 0,
+        dst_offset: 0,
+        size: len,
+    }];
+    let copy = CopyCommand {
+        src: source,
+        dst: readback.buffer,
+        regions: &region,
+    };
+    // SAFETY: both buffers are alive and bound until the wait below; the region lies in both;
+    // `value` is above every submitted value (the caller's contract).
+    let submitted = unsafe { device.submit_copies(&[copy], value) };
+    if let Err(e) = submitted {
+        // SAFETY: the submission failed, so the GPU never uses the buffer.
+        unsafe { readback.destroy(device) };
+        return Err(e);
+    }
+    match device.wait(value, timeout_ns)? {
+        WaitStatus::Completed => {}
+        WaitStatus::TimedOut => return Err(DeviceError::Timeout),
+    }
+    // SAFETY: the copy completed (waited), and memkit's submissions make transfer writes
+    // available to the host when their value signals.
+    let bytes = unsafe { readback.read(device) };
+    // SAFETY: the only submission using it completed.
+    unsafe { readback.destroy(device) };
+    bytes
+}
