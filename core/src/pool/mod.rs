@@ -79,6 +79,70 @@ struct SubRange {
     epoch: u32,
 }
 
+/// What the allocate and free paths read on every call, copied together out of the limits, the
+/// configuration and the id: a busy frame's other traffic evicts the pools' lines between calls,
+/// and each table read separately is another cache miss.
+#[derive(Clone, Copy, Debug)]
+#[repr(C, align(64))]
+struct HotPath {
+    /// `maxMemoryAllocationSize`.
+    max_allocation_size: u64,
+    /// `nonCoherentAtomSize`.
+    atom: u64,
+    id: AllocatorId,
+    /// Whether linear and optimal resources need separate blocks.
+    separate_kinds: bool,
+    /// [`PoolConfig::device_address_blocks`].
+    device_address_blocks: bool,
+}
+
+/// How a request is placed in one memory type: the figures `place` needs, in one record.
+#[derive(Clone, Copy, Debug)]
+struct TypeFit {
+    /// Requests above this get a dedicated object (the heap's sizing).
+    dedicated_threshold: u64,
+    /// The largest block the heap's pools make.
+    largest_block: u64,
+    /// Allocations own whole `nonCoherentAtomSize` atoms (non-coherent host-visible memory).
+    whole_atoms: bool,
+}
+
+/// The memory type a usage's ranking puts first for one `memoryTypeBits`, kept per usage so
+/// that a request like the last one of its usage skips the ranking.
+#[derive(Clone, Copy, Debug)]
+#[repr(align(32))]
+struct Route {
+    type_bits: u32,
+    /// [`NO_ROUTE`] until a request of the usage was ranked.
+    memory_type: u8,
+    fit: TypeFit,
+}
+
+/// "No route yet" in [`Route::memory_type`] (memory types are below 32).
+const NO_ROUTE: u8 = u8::MAX;
+
+impl Route {
+    const NONE: Self = Self {
+        type_bits: 0,
+        memory_type: NO_ROUTE,
+        fit: TypeFit {
+            dedicated_threshold: 0,
+            largest_block: 0,
+            whole_atoms: false,
+        },
+    };
+}
+
+/// Whether an allocation that failed with `e` in one memory type may try the next one: the
+/// heap is full or over budget, and the next type may draw from another heap.
+fn falls_back(e: &PoolError) -> bool {
+    matches!(
+        e,
+        PoolError::OverBudget { .. }
+            | PoolError::Device(DeviceError::OutOfDeviceMemory | DeviceError::OutOfHostMemory)
+    )
+}
+
 /// The blocks of one memory type for one resource-kind group.
 #[derive(Clone, Copy, Debug)]
 struct BlockSet {
@@ -103,6 +167,8 @@ impl BlockSet {
 
 /// Device memory pools over a [`MemoryDevice`] `D`, with blocks sub-allocated by `A`, block slots
 /// in `BS` and dedicated-object slots in `DS` (slices, arrays or vectors).
+// `repr(C)`: the fields every call reads come first, side by side.
+#[repr(C)]
 pub struct MemoryPools<D, A, BS, DS>
 where
     D: MemoryDevice,
@@ -110,6 +176,11 @@ where
     BS: AsRef<[BlockSlot<D::Memory, A>]> + AsMut<[BlockSlot<D::Memory, A>]>,
     DS: AsRef<[DedicatedSlot<D::Memory>]> + AsMut<[DedicatedSlot<D::Memory>]>,
 {
+    hot: HotPath,
+    blocks: BS,
+    sets: [BlockSet; MAX_MEMORY_TYPES * GROUPS],
+    /// The route of the last request of each usage (indexed by the ranked usage bits).
+    routes: [Route; RANKED_USAGE_BITS as usize + 1],
     device: D,
     properties: MemoryProperties,
     /// The memory types, copied out of `properties` for the hot path.
@@ -125,16 +196,12 @@ where
     rank_order: [[u8; MAX_MEMORY_TYPES]; RANKED_USAGE_BITS as usize + 1],
     /// How many types each ranking has (0: no type suits the usage).
     rank_len: [u8; RANKED_USAGE_BITS as usize + 1],
-    sets: [BlockSet; MAX_MEMORY_TYPES * GROUPS],
     /// Per-type figures that change only when objects come and go (blocks, block bytes,
     /// dedicated objects); the rest is summed from the blocks on demand.
     type_stats: [PoolStats; MAX_MEMORY_TYPES],
     budgets: HeapBudgets,
     /// Memory objects held (blocks and dedicated).
     objects: u32,
-    /// Whether linear and optimal resources need separate blocks.
-    separate_kinds: bool,
-    blocks: BS,
     free_block: u32,
     dedicated: DS,
     free_dedicated: u32,
@@ -202,7 +269,16 @@ where
             heap_index: 0,
         }; MAX_MEMORY_TYPES];
         types[..properties.types().len()].copy_from_slice(properties.types());
+        let id = AllocatorId::next();
         let mut pools = Self {
+            hot: HotPath {
+                max_allocation_size: limits.max_memory_allocation_size,
+                atom: limits.non_coherent_atom_size,
+                id,
+                separate_kinds: limits.buffer_image_granularity > config.block_granule,
+                device_address_blocks: config.device_address_blocks,
+            },
+            routes: [Route::NONE; RANKED_USAGE_BITS as usize + 1],
             budgets: HeapBudgets::new(&properties),
             device,
             types,
@@ -210,14 +286,13 @@ where
             properties,
             limits,
             config,
-            id: AllocatorId::next(),
+            id,
             sizing,
             rank_order,
             rank_len,
             sets: [BlockSet::EMPTY; MAX_MEMORY_TYPES * GROUPS],
             type_stats: [PoolStats::default(); MAX_MEMORY_TYPES],
             objects: 0,
-            separate_kinds: limits.buffer_image_granularity > config.block_granule,
             blocks,
             free_block,
             dedicated,
@@ -327,7 +402,7 @@ where
         if dedicated_to.is_none() && req.dedicated == DedicatedHint::Required {
             return Err(PoolError::DedicatedResourceRequired);
         }
-        let max = self.limits.max_memory_allocation_size;
+        let max = self.hot.max_allocation_size;
         if req.size > max {
             return Err(PoolError::TooLarge {
                 size: req.size,
@@ -336,28 +411,71 @@ where
         }
         if let Some(index) = request.memory_type {
             MemoryTypeRanking::strict(&self.properties, req.memory_type_bits, index)?;
-            return self.place(index, request, dedicated_to);
+            return self.place(index, self.type_fit(index), request, dedicated_to);
         }
         let ranked = (request.usage.bits() & RANKED_USAGE_BITS) as usize;
-        let mut last = PoolError::NoCompatibleType;
+        let route = self.routes[ranked];
+        if route.memory_type != NO_ROUTE && route.type_bits == req.memory_type_bits {
+            let memory_type = u32::from(route.memory_type);
+            match self.place(memory_type, route.fit, request, dedicated_to) {
+                Ok(a) => return Ok(a),
+                Err(e) if falls_back(&e) => {
+                    return self.allocate_ranked(request, dedicated_to, Some((memory_type, e)));
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        self.allocate_ranked(request, dedicated_to, None)
+    }
+
+    /// Tries the memory types the request's usage ranks, best first, and remembers the first
+    /// one as the usage's route. `tried`: the route's type, already tried, and why it failed.
+    #[inline(never)]
+    fn allocate_ranked(
+        &mut self,
+        request: &AllocationRequest,
+        dedicated_to: Option<DedicatedTo<D::Buffer>>,
+        tried: Option<(u32, PoolError)>,
+    ) -> Result<DeviceAllocation<D::Memory>, PoolError> {
+        let bits = request.requirements.memory_type_bits;
+        let ranked = (request.usage.bits() & RANKED_USAGE_BITS) as usize;
+        let mut last = tried.map_or(PoolError::NoCompatibleType, |(_, e)| e);
+        let mut first = true;
         for i in 0..usize::from(self.rank_len[ranked]) {
             let memory_type = u32::from(self.rank_order[ranked][i]);
-            if req.memory_type_bits & (1 << memory_type) == 0 {
+            if bits & (1 << memory_type) == 0 {
                 continue;
             }
-            match self.place(memory_type, request, dedicated_to) {
+            let fit = self.type_fit(memory_type);
+            if first {
+                first = false;
+                self.routes[ranked] = Route {
+                    type_bits: bits,
+                    memory_type: memory_type as u8,
+                    fit,
+                };
+            }
+            if tried.is_some_and(|(t, _)| t == memory_type) {
+                continue;
+            }
+            match self.place(memory_type, fit, request, dedicated_to) {
                 Ok(a) => return Ok(a),
-                // This heap is full or over budget: the next type may draw from another heap.
-                Err(
-                    e @ (PoolError::OverBudget { .. }
-                    | PoolError::Device(
-                        DeviceError::OutOfDeviceMemory | DeviceError::OutOfHostMemory,
-                    )),
-                ) => last = e,
+                Err(e) if falls_back(&e) => last = e,
                 Err(e) => return Err(e),
             }
         }
         Err(last)
+    }
+
+    /// How requests are placed in `memory_type`.
+    fn type_fit(&self, memory_type: u32) -> TypeFit {
+        let ty = self.types[memory_type as usize];
+        let sizing = &self.sizing[ty.heap_index as usize];
+        TypeFit {
+            dedicated_threshold: sizing.dedicated_threshold,
+            largest_block: sizing.largest,
+            whole_atoms: Self::whole_atoms(ty.properties),
+        }
     }
 
     /// Places a request in one memory type, in a block or in a dedicated object, and makes its
@@ -366,23 +484,22 @@ where
     fn place(
         &mut self,
         memory_type: u32,
+        fit: TypeFit,
         request: &AllocationRequest,
         dedicated_to: Option<DedicatedTo<D::Buffer>>,
     ) -> Result<DeviceAllocation<D::Memory>, PoolError> {
-        let ty = self.types[memory_type as usize];
-        let sizing = &self.sizing[ty.heap_index as usize];
         let req = &request.requirements;
-        let (size, align) = self.reserved_size(ty.properties, req.size, req.alignment)?;
+        let (size, align) = self.reserved_size(fit.whole_atoms, req.size, req.alignment)?;
         let dedicated = dedicated_to.is_some()
             || request.dedicated
             || req.dedicated != DedicatedHint::None
-            || size > sizing.dedicated_threshold
+            || size > fit.dedicated_threshold
             || (request.usage.contains(MemoryUsage::DEVICE_ADDRESS)
-                && !self.config.device_address_blocks);
-        // `BlockSizing::needed(size, align) <= largest` without the rounding: `largest` is a
-        // power of two, so the size rounded up to one fits it exactly when the size does.
-        if !dedicated && size <= sizing.largest && align <= sizing.largest {
-            let group = if self.separate_kinds {
+                && !self.hot.device_address_blocks);
+        // `BlockSizing::needed(size, align) <= largest` without the rounding: the largest block
+        // is a power of two, so the size rounded up to one fits it exactly when the size does.
+        if !dedicated && size <= fit.largest_block && align <= fit.largest_block {
+            let group = if self.hot.separate_kinds {
                 request.kind.index()
             } else {
                 0
@@ -413,7 +530,7 @@ where
             offset: sub.offset,
             size: requested,
             mapped: mapped.and_then(|base| base.offset(sub.offset)),
-            pools: self.id,
+            pools: self.hot.id,
             memory_type: u32::from(memory_type),
             slot,
             generation: entry.generation,
@@ -425,23 +542,23 @@ where
         })
     }
 
-    /// The size and alignment a request takes in a block of a type with `properties`: whole
-    /// atoms in non-coherent host-visible memory, so flushing or invalidating one allocation
+    /// The size and alignment a request takes in a block: whole atoms (`whole_atoms`) in
+    /// non-coherent host-visible memory, so flushing or invalidating one allocation
     /// never touches another's bytes.
     #[inline(always)]
     fn reserved_size(
         &self,
-        properties: MemoryPropertyFlags,
+        whole_atoms: bool,
         size: u64,
         align: u64,
     ) -> Result<(u64, u64), PoolError> {
-        if Self::whole_atoms(properties) {
-            let atom = self.limits.non_coherent_atom_size;
+        if whole_atoms {
+            let atom = self.hot.atom;
             let rounded = size
                 .checked_next_multiple_of(atom)
                 .ok_or(PoolError::TooLarge {
                     size,
-                    max: self.limits.max_memory_allocation_size,
+                    max: self.hot.max_allocation_size,
                 })?;
             Ok((rounded, align.max(atom)))
         } else {
@@ -951,7 +1068,7 @@ where
         allocation: DeviceAllocation<D::Memory>,
     ) -> Result<(), FreeError> {
         let raw = allocation.into_raw();
-        if raw.pools != self.id {
+        if raw.pools != self.hot.id {
             return Err(FreeError::ForeignAllocation);
         }
         match raw.placement {
@@ -967,7 +1084,7 @@ where
         tag: u32,
         epoch: u32,
     ) -> Result<(), FreeError> {
-        let atom = self.limits.non_coherent_atom_size;
+        let atom = self.hot.atom;
         let entry = self
             .blocks
             .as_mut()
