@@ -28,7 +28,7 @@ pub use pool::{
 };
 pub use ring::{
     CommitError, ConsumerTaken, DrainedRange, GrantError, MarkError, RingConsumer, RingMemory,
-    RingStats, StagingRing, WriteGrant,
+    RingProducer, RingStats, StagingRing, WriteGrant,
 };
 pub use scheduler::{TransferPlan, TransferScheduler};
 pub use selection::MemoryTypeRanking;

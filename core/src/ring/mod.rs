@@ -11,6 +11,13 @@
 //! - The producer writes into its [`WriteGrant`] and commits it by value. Committing publishes a
 //!   small descriptor in the ticket's slot; a grant dropped without commit publishes an empty
 //!   descriptor, so the consumer passes over its range instead of waiting for it forever.
+//! - A producer that sends many grants takes a [`RingProducer`]: one CAS reserves a *span* (many
+//!   tickets and the bytes for them), and its grants are then carved from the span with plain
+//!   arithmetic, so producers on different threads stop contending for the head word. The grants
+//!   are ordinary [`WriteGrant`]s with their own tickets: they commit, drop and drain exactly like
+//!   grants from [`StagingRing::grant`]. Closing the span (`flush`, drop, or the span running out)
+//!   gives its unused tail back when nobody reserved after it, and otherwise publishes its unused
+//!   tickets as empty, so the consumer never waits on a span that is no longer being written.
 //! - The consumer ([`RingConsumer`], one per ring) drains committed ranges strictly in ring order
 //!   ([`RingConsumer::drain`]): a committed range behind an uncommitted earlier one waits for it,
 //!   but `drain` never waits, it returns what is ready. The consumer tags what it drained with the
@@ -31,6 +38,7 @@
 #![deny(unsafe_code)]
 
 pub mod memory;
+mod producer;
 
 #[cfg(all(test, not(loom)))]
 mod tests;
@@ -46,6 +54,12 @@ use crate::sync::{AtomicBool, AtomicUsize, AtomicValue64, Ordering};
 use crate::timeline::FenceValue;
 
 pub use memory::RingMemory;
+pub use producer::{DEFAULT_SPAN_BYTES, RingProducer};
+
+/// The `len` of the descriptor a producer handle publishes for a ticket it reserved and did not
+/// use: the consumer passes over it like a dropped grant, without counting a dropped grant. No
+/// grant is this long (a capacity is at most `MAX_CAPACITY`).
+const UNUSED_TICKET: usize = usize::MAX;
 
 /// How many marked submissions the consumer tracks separately. Marking more than this before
 /// releasing merges the newest two (their space then comes back with the later value): safe, and
@@ -356,6 +370,57 @@ struct Placement {
     end: usize,
 }
 
+/// What one CAS on the head reserved: the tickets `ticket..ticket + tickets`, the first grant's
+/// placement, and `extra` bytes after the first grant (in the same lap) for the others.
+#[derive(Clone, Copy, Debug)]
+struct Reservation {
+    ticket: usize,
+    tickets: usize,
+    placement: Placement,
+    extra: usize,
+}
+
+/// What a producer handle asks [`StagingRing::reserve`] for beyond its first grant: up to
+/// `tickets` tickets in all, and room for the later ones at `bytes_per_ticket` each (at least 1),
+/// the whole span within `max_bytes`.
+#[derive(Clone, Copy, Debug)]
+struct SpanRequest {
+    tickets: usize,
+    bytes_per_ticket: usize,
+    max_bytes: usize,
+}
+
+impl SpanRequest {
+    /// The tickets (at least 1) and the extra bytes to reserve for a first grant at `placement`
+    /// when `free_tickets` (at least 1) tickets and `room` bytes (at least `placement.taken`) are
+    /// free. The extra bytes stay before the end of the ring, so the span is contiguous.
+    fn fit(
+        self,
+        positions: Positions,
+        placement: Placement,
+        free_tickets: usize,
+        room: usize,
+    ) -> (usize, usize) {
+        let wanted = self.tickets.min(free_tickets);
+        if wanted <= 1 {
+            return (1, 0);
+        }
+        let extra = self
+            .bytes_per_ticket
+            .saturating_mul(wanted - 1)
+            .min(self.max_bytes.saturating_sub(placement.taken))
+            .min(room - placement.taken)
+            .min(positions.capacity - positions.offset(placement.end));
+        // As many tickets as the extra bytes hold grants of the expected size.
+        let tickets = wanted.min(1 + extra / self.bytes_per_ticket.max(1));
+        if tickets == 1 {
+            (1, 0)
+        } else {
+            (tickets, extra)
+        }
+    }
+}
+
 /// The lock-free staging ring over a byte region given at construction.
 ///
 /// Share it between threads by reference or in an `Arc`; producers call [`grant`](Self::grant) on
@@ -509,6 +574,21 @@ impl<'m, const GRANTS: usize> StagingRing<'m, GRANTS> {
         size: usize,
         align: usize,
     ) -> Result<WriteGrant<'_, 'm, GRANTS>, GrantError> {
+        self.check_request(size, align)?;
+        let reservation = self.reserve(size, align, None)?;
+        Ok(WriteGrant {
+            ring: self,
+            ticket: reservation.ticket,
+            offset: reservation.placement.start,
+            len: size,
+            end: reservation.placement.end,
+            finished: false,
+        })
+    }
+
+    /// Refuses requests that no state of the ring could grant.
+    #[inline(always)]
+    fn check_request(&self, size: usize, align: usize) -> Result<(), GrantError> {
         if size == 0 {
             return Err(GrantError::ZeroSize);
         }
@@ -522,6 +602,20 @@ impl<'m, const GRANTS: usize> StagingRing<'m, GRANTS> {
                 capacity,
             });
         }
+        Ok(())
+    }
+
+    /// Reserves, with one CAS on the head, a grant of `size` bytes at `align` (a checked request)
+    /// and, when `span` asks for it, more tickets and the bytes after the grant for a producer
+    /// handle to hand out later (see [`RingProducer`]). `None` compiles to the plain grant.
+    #[inline(always)]
+    fn reserve(
+        &self,
+        size: usize,
+        align: usize,
+        span: Option<SpanRequest>,
+    ) -> Result<Reservation, GrantError> {
+        let capacity = self.positions.capacity;
         loop {
             // Acquire: pairs with the consumer's Release store of `released`, so its reads of the
             // released bytes (and the GPU's, which it waited for) happen before we hand them out
@@ -549,10 +643,11 @@ impl<'m, const GRANTS: usize> StagingRing<'m, GRANTS> {
                 });
             }
             // Acquire: pairs with the consumer's Release after it read the descriptors of every
-            // ticket before `drained`, so those reads happen before our commit overwrites the slot
-            // of `ticket - GRANTS`.
+            // ticket before `drained`, so those reads happen before our commits overwrite the
+            // slots of the tickets `GRANTS` before ours.
             let drained = self.drained_ticket.load(Ordering::Acquire);
-            if ticket.wrapping_sub(drained) & self.ticket_mask() >= GRANTS {
+            let outstanding = ticket.wrapping_sub(drained) & self.ticket_mask();
+            if outstanding >= GRANTS {
                 // Relaxed: only checks whether our head was stale (then `drained` may be ahead of
                 // our ticket, and the slot is not ours to judge).
                 if self.head.load(Ordering::Relaxed) != head {
@@ -560,27 +655,41 @@ impl<'m, const GRANTS: usize> StagingRing<'m, GRANTS> {
                 }
                 return Err(GrantError::TooManyUndrained { slots: GRANTS });
             }
-            let new_head = self.pack(ticket.wrapping_add(1), placement.end);
+            let (tickets, extra) = match span {
+                None => (1, 0),
+                Some(request) => request.fit(
+                    self.positions,
+                    placement,
+                    GRANTS - outstanding,
+                    capacity - used,
+                ),
+            };
+            let span_end = if extra == 0 {
+                placement.end
+            } else {
+                let end = placement.end;
+                self.positions
+                    .make(self.positions.lap(end), self.positions.offset(end) + extra)
+            };
+            let new_head = self.pack(ticket.wrapping_add(tickets), span_end);
             // Relaxed on success: producers pass no data to each other through the head; the
-            // memory was acquired through `released` above and the slot through `drained_ticket`.
-            // Relaxed on failure: we retry from fresh loads.
+            // memory was acquired through `released` above and the slots through
+            // `drained_ticket`. Relaxed on failure: we retry from fresh loads.
             if self
                 .head
                 .compare_exchange_weak(head, new_head, Ordering::Relaxed, Ordering::Relaxed)
                 .is_ok()
             {
-                let in_flight = used + placement.taken;
+                let in_flight = used + placement.taken + extra;
                 // Relaxed: a statistic. Load first so the common case writes nothing shared.
                 if in_flight > self.high_water_mark.load(Ordering::Relaxed) {
                     self.high_water_mark.fetch_max(in_flight, Ordering::Relaxed);
                 }
-                return Ok(WriteGrant {
-                    ring: self,
+                return Ok(Reservation {
                     ticket,
-                    offset: placement.start,
-                    len: size,
-                    end: placement.end,
-                    finished: false,
+                    tickets,
+                    placement,
+                    extra,
                 });
             }
         }
@@ -827,8 +936,10 @@ impl<'m, const GRANTS: usize, R: Deref<Target = StagingRing<'m, GRANTS>>> RingCo
                 positions.make(positions.lap(self.drained), start)
             };
             self.drained = end;
-            if len == 0 {
-                add(&ring.consumer_counters.dropped_grants, 1);
+            if len == 0 || len == UNUSED_TICKET {
+                if len == 0 {
+                    add(&ring.consumer_counters.dropped_grants, 1);
+                }
                 let _ = self.give_back_unmarked_padding();
                 continue;
             }

@@ -368,3 +368,385 @@ fn two_producer_threads_and_a_consumer() {
     assert_eq!(stats.bytes_in_flight, 0);
     assert!(stats.high_water_mark <= CAPACITY as u64);
 }
+
+// ---- RingProducer: grants carved from spans -----------------------------------------------
+
+#[test]
+fn a_producer_carves_grants_from_one_span_and_flush_lets_later_grants_drain() {
+    let mut buf = [0u8; 1024];
+    let ring: StagingRing<'_, 8> = StagingRing::new(RingMemory::new(&mut buf)).unwrap();
+    let mut c = consumer(&ring);
+    let mut p = RingProducer::with_span(&ring, 256, 4).unwrap();
+    // The first grant opens a span for 4 grants of its size: 64 bytes, 4 tickets.
+    let mut a = p.grant(16, 1).unwrap();
+    assert!(p.has_open_span());
+    assert_eq!(ring.stats().bytes_in_flight, 64);
+    let b = p.grant(12, 4).unwrap();
+    let d = p.grant(8, 8).unwrap();
+    assert_eq!(
+        [
+            (a.offset(), a.len()),
+            (b.offset(), b.len()),
+            (d.offset(), d.len())
+        ],
+        [(0, 16), (16, 12), (32, 8)]
+    );
+    // A plain grant lands after the span.
+    let plain = ring.grant(8, 1).unwrap();
+    assert_eq!(plain.offset(), 64);
+    a.bytes_mut().fill(0xa1);
+    a.commit_all();
+    d.write_and_commit(&[0xd4; 8]).unwrap();
+    plain.write_and_commit(&[0x77; 8]).unwrap();
+    b.commit(0).unwrap();
+    let first = c.drain().unwrap();
+    assert_eq!(
+        (first.offset(), c.bytes(&first).unwrap()),
+        (0, &[0xa1; 16][..])
+    );
+    let second = c.drain().unwrap();
+    assert_eq!(
+        (second.offset(), c.bytes(&second).unwrap()),
+        (32, &[0xd4; 8][..])
+    );
+    // The span's fourth ticket is unused: the plain grant waits behind it until the flush.
+    assert_eq!(c.drain(), None);
+    p.flush();
+    assert!(!p.has_open_span());
+    let third = c.drain().unwrap();
+    assert_eq!(
+        (third.offset(), c.bytes(&third).unwrap()),
+        (64, &[0x77; 8][..])
+    );
+    assert_eq!(c.drain(), None);
+    let stats = ring.stats();
+    // Only `b` counts as dropped; the unused ticket does not.
+    assert_eq!(stats.dropped_grants, 1);
+    assert_eq!(stats.drained_bytes, 32);
+    c.mark(FenceValue::new(1)).unwrap();
+    assert_eq!(c.release_completed(FenceValue::new(1)), 72);
+    assert_eq!(ring.stats().bytes_in_flight, 0);
+}
+
+#[test]
+fn flushing_a_span_nobody_reserved_after_gives_its_tail_back() {
+    let mut buf = [0u8; 256];
+    let ring: StagingRing<'_, 8> = StagingRing::new(RingMemory::new(&mut buf)).unwrap();
+    let mut c = consumer(&ring);
+    let mut p = RingProducer::with_span(&ring, 128, 8).unwrap();
+    p.grant(16, 1).unwrap().write_and_commit(&[1; 16]).unwrap();
+    assert_eq!(ring.stats().bytes_in_flight, 128);
+    p.flush();
+    // The unused tickets and bytes went back to the head: nothing is waited for or padded.
+    assert_eq!(ring.stats().bytes_in_flight, 16);
+    let next = ring.grant(4, 1).unwrap();
+    assert_eq!(next.offset(), 16);
+    next.write_and_commit(&[2; 4]).unwrap();
+    assert_eq!(drain_all(&mut c), [(0, 16), (16, 4)]);
+    // Dropping the handle flushes too.
+    let mut q = RingProducer::with_span(&ring, 64, 4).unwrap();
+    q.grant(8, 1).unwrap().write_and_commit(&[3; 8]).unwrap();
+    drop(q);
+    assert_eq!(ring.stats().bytes_in_flight, 28);
+    assert_eq!(drain_all(&mut c), [(20, 8)]);
+}
+
+#[test]
+fn the_last_ticket_of_a_span_gives_back_or_carries_the_unused_bytes() {
+    let mut buf = [0u8; 256];
+    let ring: StagingRing<'_, 8> = StagingRing::new(RingMemory::new(&mut buf)).unwrap();
+    let mut c = consumer(&ring);
+    let mut p = RingProducer::with_span(&ring, 256, 2).unwrap();
+    // Span of 2 grants of 10 bytes; the second takes 4: 6 bytes go back to the head.
+    p.grant(10, 1).unwrap().commit_all();
+    assert_eq!(ring.stats().bytes_in_flight, 20);
+    let last = p.grant(4, 1).unwrap();
+    assert!(!p.has_open_span());
+    assert_eq!(last.offset(), 10);
+    last.commit_all();
+    assert_eq!(ring.stats().bytes_in_flight, 14);
+    // Again, with a plain grant after the span: the last grant carries the 6 bytes.
+    p.grant(10, 1).unwrap().commit_all();
+    let plain = ring.grant(1, 1).unwrap();
+    assert_eq!(plain.offset(), 34);
+    let last = p.grant(4, 1).unwrap();
+    assert_eq!(last.offset(), 24);
+    last.commit_all();
+    plain.commit_all();
+    assert_eq!(
+        drain_all(&mut c),
+        [(0, 10), (10, 4), (14, 10), (24, 4), (34, 1)]
+    );
+    c.mark(FenceValue::new(1)).unwrap();
+    assert_eq!(c.release_completed(FenceValue::new(1)), 35);
+    assert_eq!(ring.stats().bytes_in_flight, 0);
+}
+
+#[test]
+fn producer_requests_are_checked_like_grants() {
+    let mut buf = [0u8; 64];
+    let ring: StagingRing<'_, 4> = StagingRing::new(RingMemory::new(&mut buf)).unwrap();
+    for (bytes, grants) in [(0, 1), (16, 0), (16, 5)] {
+        assert_eq!(
+            RingProducer::with_span(&ring, bytes, grants).err(),
+            Some(ConfigError::InvalidParameter)
+        );
+    }
+    // The default span: a quarter of the ring's capacity and of its grant slots (here 1: every
+    // grant is a plain one).
+    let mut plain = RingProducer::new(&ring);
+    plain.grant(4, 1).unwrap().commit_all();
+    assert!(!plain.has_open_span());
+    assert_eq!(ring.stats().bytes_in_flight, 4);
+    drop(plain);
+    let mut p = RingProducer::with_span(&ring, 32, 4).unwrap();
+    assert_eq!(p.grant(0, 1).err(), Some(GrantError::ZeroSize));
+    assert_eq!(
+        p.grant(4, 3).err(),
+        Some(GrantError::AlignmentNotPowerOfTwo)
+    );
+    assert_eq!(
+        p.grant(65, 1).err(),
+        Some(GrantError::NeverFits {
+            requested: 65,
+            capacity: 64
+        })
+    );
+    // A huge alignment inside an open span takes the slow path's answer, not an overflow.
+    let g = p.grant(4, 1).unwrap();
+    assert!(p.has_open_span());
+    assert!(p.grant(1, 1 << (usize::BITS - 1)).is_err());
+    assert!(!p.has_open_span(), "no span stays open after an error");
+    drop(g);
+    assert_eq!(ring.stats().failed_grants, 4);
+}
+
+#[test]
+fn a_producer_facing_a_full_ring_is_told_what_to_wait_for() {
+    let mut buf = [0u8; 64];
+    let ring: StagingRing<'_, 8> = StagingRing::new(RingMemory::new(&mut buf)).unwrap();
+    let mut c = consumer(&ring);
+    let mut p = RingProducer::with_span(&ring, 64, 8).unwrap();
+    let mut sent = 0;
+    while let Ok(g) = p.grant(16, 1) {
+        g.commit_all();
+        sent += 1;
+    }
+    assert_eq!(sent, 4);
+    assert_eq!(
+        p.grant(16, 1).err(),
+        Some(GrantError::Full { wait_for: None })
+    );
+    assert_eq!(drain_all(&mut c).len(), 4);
+    c.mark(FenceValue::new(3)).unwrap();
+    assert_eq!(
+        p.grant(16, 1).err(),
+        Some(GrantError::Full {
+            wait_for: Some(FenceValue::new(3))
+        })
+    );
+    c.release_completed(FenceValue::new(3));
+    // The emptied ring restarted at 0; a span fills it again.
+    assert_eq!(p.grant(16, 1).unwrap().offset(), 0);
+}
+
+/// Two producer handles and plain grants, interleaved on one thread over a tiny ring, against a
+/// byte-ownership map: no byte is handed out while held, every committed grant drains exactly
+/// once in ticket order with its bytes, and everything comes back at the end.
+#[test]
+fn producers_and_plain_grants_wrap_around_without_reusing_held_bytes() {
+    const CAPACITY: usize = 48;
+    let mut buf = [0u8; CAPACITY];
+    let ring: StagingRing<'_, 8> = StagingRing::new(RingMemory::new(&mut buf)).unwrap();
+    let mut c = consumer(&ring);
+    let mut producers = [
+        RingProducer::with_span(&ring, 24, 4).unwrap(),
+        RingProducer::with_span(&ring, 16, 3).unwrap(),
+    ];
+    // owner[i]: 0 free, u64::MAX granted or undrained, else the value it was marked with.
+    let mut owner = [0u64; CAPACITY];
+    let (mut value, mut completed) = (0u64, 0u64);
+    let mut seed = 0x9e37_79b9u32;
+    let mut next = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 17;
+        seed ^= seed << 5;
+        seed
+    };
+    // Committed grants not drained yet, in the order they must drain: (tag, offset, len).
+    let mut expected: std::collections::VecDeque<(u8, usize, usize)> = Default::default();
+    let mut live: Vec<(WriteGrant<'_, '_, 8>, u8)> = Vec::new();
+    let mut unmarked: Vec<DrainedRange> = Vec::new();
+    let mut tag = 0u8;
+    for step in 0..4000u32 {
+        match next() % 10 {
+            0..=4 => {
+                let size = 1 + (next() % 9) as usize;
+                let align = 1 << (next() % 3);
+                let who = next() % 3;
+                let result = match who {
+                    0 | 1 => producers[who as usize].grant(size, align),
+                    _ => ring.grant(size, align),
+                };
+                match result {
+                    Ok(mut g) => {
+                        let range = g.offset()..g.offset() + g.len();
+                        assert!(
+                            owner[range.clone()].iter().all(|&b| b == 0),
+                            "step {step}: byte handed out while held"
+                        );
+                        owner[range].fill(u64::MAX);
+                        tag = tag.wrapping_add(1);
+                        g.bytes_mut().fill(tag);
+                        live.push((g, tag));
+                    }
+                    Err(GrantError::Full { .. } | GrantError::TooManyUndrained { .. }) => {
+                        // A producer waiting for room flushes first (its error path already did).
+                        for p in &mut producers {
+                            p.flush();
+                        }
+                    }
+                    Err(e) => panic!("unexpected {e}"),
+                }
+            }
+            5 | 6 if !live.is_empty() => {
+                // Commit (or now and then drop) a live grant; they drain in ticket order, which
+                // here is the order they were granted in.
+                let index = next() as usize % live.len();
+                let (g, tag) = live.remove(index);
+                let (offset, len) = (g.offset(), g.len());
+                if next() % 6 == 0 {
+                    owner[offset..offset + len].fill(0);
+                    drop(g);
+                } else {
+                    g.commit_all();
+                    expected.push_back((tag, offset, len));
+                }
+            }
+            7 => producers[(next() % 2) as usize].flush(),
+            _ => {}
+        }
+        while let Some(r) = c.drain() {
+            let bytes = c.bytes(&r).unwrap();
+            // Ticket order is grant order; a committed grant can only be overtaken in `expected`
+            // by one committed later but granted earlier, so find it by its unique tag.
+            let position = expected
+                .iter()
+                .position(|&(tag, _, _)| tag == bytes[0])
+                .expect("drained exactly once");
+            let (_, offset, len) = expected.remove(position).unwrap();
+            assert_eq!((r.offset(), r.len()), (offset, len));
+            assert!(bytes.iter().all(|&b| b == bytes[0]), "untorn");
+            unmarked.push(r);
+        }
+        if next() % 3 == 0 && !unmarked.is_empty() {
+            value += 1;
+            c.mark(FenceValue::new(value)).unwrap();
+            for r in unmarked.drain(..) {
+                owner[r.offset()..r.offset() + r.len()].fill(value);
+            }
+        }
+        if next() % 4 == 0 && completed < value {
+            completed += 1;
+            c.release_completed(FenceValue::new(completed));
+            for b in owner.iter_mut() {
+                if *b != u64::MAX && *b <= completed {
+                    *b = 0;
+                }
+            }
+        }
+    }
+    for (g, _) in live.drain(..) {
+        drop(g);
+    }
+    drop(producers);
+    while let Some(r) = c.drain() {
+        let tag = c.bytes(&r).unwrap()[0];
+        let position = expected.iter().position(|&(t, _, _)| t == tag).unwrap();
+        expected.remove(position);
+    }
+    assert!(expected.is_empty(), "every committed grant drained");
+    c.mark(FenceValue::new(value + 1)).unwrap();
+    c.release_completed(FenceValue::new(value + 1));
+    let stats = ring.stats();
+    assert_eq!(stats.bytes_in_flight, 0);
+    assert!(stats.wasted_wrap_bytes > 0);
+    assert!(stats.high_water_mark <= CAPACITY as u64);
+    assert_eq!(ring.grant(CAPACITY, 1).unwrap().offset(), 0);
+}
+
+/// Two threads send through producer handles; the consumer checks every committed grant arrives
+/// exactly once, in each producer's order, with its bytes.
+#[test]
+fn two_producer_handles_on_two_threads_and_a_consumer() {
+    const PER_PRODUCER: usize = if cfg!(miri) { 40 } else { 20_000 };
+    const CAPACITY: usize = if cfg!(miri) { 64 } else { 4096 };
+    let mut buf = vec![0u8; CAPACITY];
+    let ring: StagingRing<'_, 8> = StagingRing::new(RingMemory::new(&mut buf)).unwrap();
+    let ring = &ring;
+    let mut c = consumer(ring);
+    std::thread::scope(|s| {
+        for producer in 0..2u8 {
+            s.spawn(move || {
+                let mut handle = RingProducer::with_span(ring, 32, 4).unwrap();
+                let mut sent = 0usize;
+                while sent < PER_PRODUCER {
+                    let size = 2 + (sent % 7);
+                    let Ok(mut g) = handle.grant(size, 2) else {
+                        std::thread::yield_now();
+                        continue;
+                    };
+                    let bytes = g.bytes_mut();
+                    bytes[0] = producer;
+                    bytes[1] = sent as u8;
+                    bytes[2..].fill(producer ^ 0x5a);
+                    if sent % 11 == 10 {
+                        drop(g);
+                    } else {
+                        g.commit_all();
+                    }
+                    sent += 1;
+                    if sent % 13 == 0 {
+                        handle.flush();
+                    }
+                }
+            });
+        }
+        let mut expected = [0usize; 2];
+        let mut value = 0u64;
+        let skip_dropped = |e: &mut usize| {
+            while *e < PER_PRODUCER && *e % 11 == 10 {
+                *e += 1;
+            }
+        };
+        while expected.iter().any(|&e| e < PER_PRODUCER) {
+            let mut drained = 0;
+            while let Some(r) = c.drain() {
+                let bytes = c.bytes(&r).unwrap();
+                let producer = bytes[0] as usize;
+                skip_dropped(&mut expected[producer]);
+                assert_eq!(bytes[1], expected[producer] as u8, "in order, exactly once");
+                assert_eq!(bytes.len(), 2 + expected[producer] % 7);
+                assert!(bytes[2..].iter().all(|&b| b == bytes[0] ^ 0x5a));
+                expected[producer] += 1;
+                drained += 1;
+            }
+            expected.iter_mut().for_each(skip_dropped);
+            if drained > 0 {
+                value += 1;
+                c.mark(FenceValue::new(value)).unwrap();
+                c.release_completed(FenceValue::new(value - 1));
+            } else {
+                std::thread::yield_now();
+            }
+            c.release_completed(FenceValue::new(value));
+        }
+    });
+    // The handles were dropped (flushed) when their threads ended.
+    assert_eq!(c.drain(), None);
+    c.mark(FenceValue::new(u64::MAX)).ok();
+    c.release_completed(FenceValue::new(u64::MAX));
+    let stats = ring.stats();
+    assert_eq!(stats.bytes_in_flight, 0);
+    assert!(stats.high_water_mark <= CAPACITY as u64);
+}
