@@ -32,6 +32,7 @@ use memkit_core::device::{
     MemoryPropertyFlags, MemoryRequirements, WaitStatus,
 };
 use memkit_std::{Buffer, Coordinator, CoordinatorConfig, MemoryUsage};
+use memkit_tests::workloads::SplitMix64 as Rng;
 use memkit_vulkan::{HeadlessConfig, HeadlessDevice, HostBuffer, VulkanDevice};
 
 const MIB: u64 = 1 << 20;
@@ -140,28 +141,6 @@ impl CopyQueue for Gpu {
 }
 
 // ---- helpers -------------------------------------------------------------------------------------
-
-/// splitmix64: seeded, fast, good enough to make bytes that no stale buffer holds by chance.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-    fn fill(&mut self, out: &mut [u8]) {
-        for chunk in out.chunks_mut(8) {
-            let v = self.next().to_le_bytes();
-            chunk.copy_from_slice(&v[..chunk.len()]);
-        }
-    }
-}
 
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
@@ -337,7 +316,7 @@ fn raw_vulkan(report: &mut Report, h: &HeadlessDevice, reps: usize, quick: bool)
     let mapped = unsafe { device.map_memory(staging.memory) }.expect("map");
     // SAFETY: the mapping covers BIG bytes.
     let staging_bytes = unsafe { std::slice::from_raw_parts_mut(mapped.as_ptr(), BIG as usize) };
-    Rng(1).fill(staging_bytes);
+    Rng::new(1).fill(staging_bytes);
 
     // Bus limit: one 256 MiB copy from filled staging memory.
     let whole = [BufferCopy {
@@ -369,7 +348,7 @@ fn raw_vulkan(report: &mut Report, h: &HeadlessDevice, reps: usize, quick: bool)
     raw_copy_variants(report, h, &staging, &target, reps);
 
     // The naive path: per 4 KiB upload, write the staging buffer, submit one copy, wait.
-    let mut rng = Rng(2);
+    let mut rng = Rng::new(2);
     let offsets = scattered_offsets(&mut rng, 4096, SCATTERED);
     let mut source = vec![0u8; SCATTERED * 4096];
     rng.fill(&mut source);
@@ -679,7 +658,7 @@ fn raw_writes(report: &mut Report, device: &VulkanDevice, staging: &mut [u8], re
     ];
 
     let mut source = vec![0u8; BIG as usize];
-    Rng(3).fill(&mut source);
+    Rng::new(3).fill(&mut source);
     let chunk = 4 * MIB as usize;
     let sequential: Vec<u64> = (0..BIG as usize / chunk)
         .map(|i| (i * chunk) as u64)
@@ -710,7 +689,7 @@ fn raw_writes(report: &mut Report, device: &VulkanDevice, staging: &mut [u8], re
         raw_case(report, reps, name, case);
     }
     for size in [4096usize, 256] {
-        let offsets = scattered_offsets(&mut Rng(size as u64), size as u64, SCATTERED);
+        let offsets = scattered_offsets(&mut Rng::new(size as u64), size as u64, SCATTERED);
         for threads in [1, 8] {
             for atomics in [0, 2] {
                 let extra = if atomics == 0 {
@@ -1106,7 +1085,7 @@ fn coordinator_runs(report: &mut Report, gpu: &Gpu, reps: usize, quick: bool) {
 
     // 1. bulk.
     let mut bulk = vec![0u8; BIG as usize];
-    Rng(10).fill(&mut bulk);
+    Rng::new(10).fill(&mut bulk);
     for (path, usage) in PATHS {
         let buffer = coordinator.create_buffer(BIG, usage).expect("buffer");
         let kind = memory_kind(&coordinator, &buffer);
@@ -1131,7 +1110,7 @@ fn coordinator_runs(report: &mut Report, gpu: &Gpu, reps: usize, quick: bool) {
     // 2. and 3. scattered uploads, checked by reading the buffer back.
     let mut seed = 100;
     for (label, size) in [("2.", 4096usize), ("3.", 256)] {
-        let offsets = scattered_offsets(&mut Rng(size as u64), size as u64, SCATTERED);
+        let offsets = scattered_offsets(&mut Rng::new(size as u64), size as u64, SCATTERED);
         let mut source = vec![0u8; SCATTERED * size];
         for (path, usage) in PATHS {
             let buffer = coordinator.create_buffer(BIG, usage).expect("buffer");
@@ -1139,7 +1118,7 @@ fn coordinator_runs(report: &mut Report, gpu: &Gpu, reps: usize, quick: bool) {
             for threads in [1, 8] {
                 // Fresh bytes, so no earlier run's data can pass the check.
                 seed += 1;
-                Rng(seed).fill(&mut source);
+                Rng::new(seed).fill(&mut source);
                 let first = timed_uploads(&coordinator, &buffer, &source, &offsets, size, threads);
                 let seen = readback.read(&gpu.0, buffer.raw());
                 let wrong = offsets
@@ -1197,7 +1176,7 @@ fn coordinator_runs(report: &mut Report, gpu: &Gpu, reps: usize, quick: bool) {
     let chunk = 4 * MIB as usize;
     let chunks = BIG as usize / chunk;
     let mut source = vec![0u8; BIG as usize];
-    Rng(7).fill(&mut source);
+    Rng::new(7).fill(&mut source);
     let offsets: Vec<u64> = (0..chunks).map(|i| (i * chunk) as u64).collect();
     let destinations = [
         ("staged end to end", MemoryUsage::FAST_DEVICE_ACCESS),
@@ -1289,7 +1268,7 @@ fn staged_big_ring(report: &mut Report, reps: usize) {
     let coordinator = Coordinator::new(gpu.clone(), config).expect("coordinator");
     let chunk = 4 * MIB as usize;
     let mut source = vec![0u8; BIG as usize];
-    Rng(8).fill(&mut source);
+    Rng::new(8).fill(&mut source);
     let offsets: Vec<u64> = (0..BIG as usize / chunk)
         .map(|i| (i * chunk) as u64)
         .collect();
