@@ -39,6 +39,9 @@ fmt() {
     step "rustfmt"
     cargo fmt --all -- --check
     (cd fuzz && cargo fmt -- --check)
+    # tests/wgpu-peer (the wgpu upload benchmark) has its own workspace so CI never builds wgpu's
+    # 100-plus crates; its format is checked here (no download needed), it is built by hand.
+    (cd tests/wgpu-peer && cargo fmt -- --check)
 }
 
 clippy() {
