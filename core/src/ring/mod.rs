@@ -303,15 +303,20 @@ struct Positions {
     lap_bit: usize,
 }
 
+// Every grant and drain runs this arithmetic from the caller's crate; `#[inline]` lets it be
+// inlined there (the type is not generic, so it would otherwise be a call).
 impl Positions {
+    #[inline]
     fn offset(self, position: usize) -> usize {
         position & (self.lap_bit - 1)
     }
 
+    #[inline]
     fn lap(self, position: usize) -> bool {
         position & self.lap_bit != 0
     }
 
+    #[inline]
     fn make(self, lap: bool, offset: usize) -> usize {
         // An offset equal to the capacity is the next lap's offset 0.
         if offset == self.capacity {
@@ -325,6 +330,7 @@ impl Positions {
 
     /// Bytes from position `from` forward to position `to`, where `to` is at most one lap ahead.
     /// A `to` behind `from` comes out at `capacity` or more.
+    #[inline]
     fn distance(self, from: usize, to: usize) -> usize {
         let (from_off, to_off) = (self.offset(from), self.offset(to));
         if self.lap(from) == self.lap(to) {
@@ -341,6 +347,7 @@ impl Positions {
 
     /// Where a grant of `size` bytes at `align` goes when the head is at `head`: the data offset,
     /// the bytes the reservation takes from the head (padding included) and the new head.
+    #[inline]
     fn place(self, head: usize, size: usize, align: usize) -> Placement {
         let (lap, offset) = (self.lap(head), self.offset(head));
         let aligned = offset
@@ -428,7 +435,7 @@ impl SpanRequest {
 /// grants may be reserved and not yet drained at once.
 #[derive(Debug)]
 pub struct StagingRing<'m, const GRANTS: usize = 64> {
-    /// `ticket << ticket_shift | head position`: the next ticket and where its reservation starts.
+    /// `ticket << TICKET_SHIFT | head position`: the next ticket and where its reservation starts.
     head: CacheLine<AtomicUsize>,
     /// Position up to which the consumer gave space back. Only the consumer writes it.
     released: CacheLine<AtomicUsize>,
@@ -449,8 +456,6 @@ pub struct StagingRing<'m, const GRANTS: usize = 64> {
     /// Written by the consumer on every drain.
     consumer_counters: CacheLine<ConsumerCounters>,
     positions: Positions,
-    /// Bit position of the ticket in the head word.
-    ticket_shift: u32,
     slots: [GrantSlot; GRANTS],
     memory: RingMemory<'m>,
 }
@@ -458,6 +463,9 @@ pub struct StagingRing<'m, const GRANTS: usize = 64> {
 impl<'m, const GRANTS: usize> StagingRing<'m, GRANTS> {
     /// Bits of the ticket kept in the head word and in the stamps: tickets modulo `2 * GRANTS`.
     const TICKET_BITS: u32 = GRANTS.trailing_zeros() + 1;
+
+    /// Bit position of the ticket in the head word (a constant, so packing is a fixed shift).
+    const TICKET_SHIFT: u32 = usize::BITS - Self::TICKET_BITS;
 
     /// The largest capacity this target and `GRANTS` allow.
     pub const MAX_CAPACITY: usize = 1 << (usize::BITS - Self::TICKET_BITS - 1);
@@ -482,7 +490,6 @@ impl<'m, const GRANTS: usize> StagingRing<'m, GRANTS> {
                 max: Self::MAX_CAPACITY as u64,
             });
         }
-        let ticket_shift = usize::BITS - Self::TICKET_BITS;
         Ok(Self {
             head: CacheLine(AtomicUsize::new(0)),
             released: CacheLine(AtomicUsize::new(0)),
@@ -503,9 +510,8 @@ impl<'m, const GRANTS: usize> StagingRing<'m, GRANTS> {
             }),
             positions: Positions {
                 capacity,
-                lap_bit: 1 << (ticket_shift - 1),
+                lap_bit: 1 << (Self::TICKET_SHIFT - 1),
             },
-            ticket_shift,
             slots: core::array::from_fn(|_| GrantSlot {
                 stamp: AtomicUsize::new(0),
                 start: AtomicUsize::new(0),
@@ -531,13 +537,13 @@ impl<'m, const GRANTS: usize> StagingRing<'m, GRANTS> {
     }
 
     fn pack(&self, ticket: usize, position: usize) -> usize {
-        ((ticket & self.ticket_mask()) << self.ticket_shift) | position
+        ((ticket & self.ticket_mask()) << Self::TICKET_SHIFT) | position
     }
 
     fn unpack(&self, head: usize) -> (usize, usize) {
         (
-            head >> self.ticket_shift,
-            head & ((1 << self.ticket_shift) - 1),
+            head >> Self::TICKET_SHIFT,
+            head & ((1 << Self::TICKET_SHIFT) - 1),
         )
     }
 
@@ -553,6 +559,7 @@ impl<'m, const GRANTS: usize> StagingRing<'m, GRANTS> {
     ///
     /// Errors: [`GrantError::ZeroSize`], [`GrantError::AlignmentNotPowerOfTwo`],
     /// [`GrantError::NeverFits`], [`GrantError::Full`], [`GrantError::TooManyUndrained`].
+    #[inline]
     pub fn grant(
         &self,
         size: usize,
@@ -1111,6 +1118,7 @@ impl<'m, const GRANTS: usize, R: Deref<Target = StagingRing<'m, GRANTS>>> RingCo
 }
 
 /// Adds to a statistics counter only the consumer writes.
+#[inline]
 fn add(counter: &AtomicUsize, bytes: usize) {
     if bytes != 0 {
         // Relaxed: a statistic; the consumer is the only writer, so a load and a store suffice,
