@@ -13,11 +13,15 @@
 //!
 //! 1. *uncontended*: one thread, grant + commit of 64 B (no bytes written), timed in batches of
 //!    256 between which the consumer drains and releases (untimed). For the `VecDeque` ring the op
-//!    is lock + append 64 B + unlock (it cannot reserve without copying).
+//!    is lock + append 64 B + unlock (it cannot reserve without copying). memkit twice: plain
+//!    `StagingRing::grant`, and through a `RingProducer` (default spans; its `flush` at the end of
+//!    each batch is timed too).
 //! 2. *2 producers*: two producer threads each push messages of 64 B and of 4 KiB (grant, copy
 //!    the message in, commit) while a consumer thread drains and releases (memkit marks each
 //!    drain with a value that completes at once); aggregate messages per second, queues of 1 MiB.
 //!    bbqueue, single-producer, does the same total on one thread; memkit with one producer too.
+//!    memkit both ways: plain grants (one CAS on the shared head each) and a `RingProducer` per
+//!    thread (default spans: up to 64 grants or 64 KiB per CAS).
 //! 3. *producer scaling*: 64 KiB grants filled with `copy_from_slice` into a 64 MiB ring, 1 and
 //!    2 producer threads; aggregate GB/s of bytes written.
 
@@ -30,7 +34,7 @@ use std::time::Instant;
 
 use bbqueue::nicknames::GogiGui;
 use bbqueue::traits::storage::BoxedSlice;
-use memkit_core::{FenceValue, GrantError, RingConsumer, RingMemory, StagingRing};
+use memkit_core::{FenceValue, GrantError, RingConsumer, RingMemory, RingProducer, StagingRing};
 
 type Ring = StagingRing<'static, 256>;
 
@@ -92,6 +96,25 @@ fn uncontended_memkit(batches: usize) -> f64 {
             let grant = ring.grant(black_box(MSG), 4).expect("room");
             grant.commit_all();
         }
+        samples.push(start.elapsed().as_nanos() as f64 / BATCH as f64);
+        memkit_consume(&mut consumer, &mut value);
+    }
+    median(samples)
+}
+
+fn uncontended_memkit_producer(batches: usize) -> f64 {
+    let ring = new_ring(1 << 20);
+    let mut consumer = RingConsumer::new(Arc::clone(&ring)).expect("consumer");
+    let mut producer = RingProducer::new(&ring);
+    let mut value = 0;
+    let mut samples = Vec::with_capacity(batches);
+    for _ in 0..batches {
+        let start = Instant::now();
+        for _ in 0..BATCH {
+            let grant = producer.grant(black_box(MSG), 4).expect("room");
+            grant.commit_all();
+        }
+        producer.flush();
         samples.push(start.elapsed().as_nanos() as f64 / BATCH as f64);
         memkit_consume(&mut consumer, &mut value);
     }
@@ -196,9 +219,10 @@ fn uncontended_locked<L: LockedRing>(batches: usize) -> f64 {
 /// The queue size of the contended runs.
 const RING: usize = 1 << 20;
 
-/// Runs `producers` threads of `per_producer` 64 B messages through memkit's ring and a consumer
-/// thread; returns messages per second.
-fn contended_memkit<const MSG: usize>(producers: usize, per_producer: usize) -> f64 {
+/// Runs `producers` threads of `per_producer` messages through memkit's ring and a consumer
+/// thread, each producer granting through a `RingProducer` when `spans`; returns messages per
+/// second.
+fn contended_memkit<const MSG: usize>(producers: usize, per_producer: usize, spans: bool) -> f64 {
     let ring = new_ring(RING);
     let mut consumer = RingConsumer::new(Arc::clone(&ring)).expect("consumer");
     let total = producers * per_producer * MSG;
@@ -208,10 +232,17 @@ fn contended_memkit<const MSG: usize>(producers: usize, per_producer: usize) -> 
             let ring = Arc::clone(&ring);
             thread::spawn(move || {
                 let msg = [p as u8; MSG];
+                let mut handle = spans.then(|| RingProducer::new(&ring));
                 for _ in 0..per_producer {
                     let mut backoff = Backoff(0);
                     loop {
-                        match ring.grant(MSG, 4) {
+                        // A producer handle that fails has closed its span already (no flush
+                        // needed before backing off).
+                        let grant = match handle.as_mut() {
+                            Some(handle) => handle.grant(MSG, 4),
+                            None => ring.grant(MSG, 4),
+                        };
+                        match grant {
                             Ok(mut grant) => {
                                 grant.bytes_mut().copy_from_slice(&msg);
                                 grant.commit_all();
@@ -395,8 +426,10 @@ fn contended<const MSG: usize>(reps: usize, per_producer: usize) {
         "\n2. {MSG} B messages, producers + a consumer thread (million messages/s, higher is better)"
     );
     let run = |f: &dyn Fn() -> f64| median((0..reps).map(|_| f()).collect()) / 1e6;
-    let memkit2 = run(&|| contended_memkit::<MSG>(2, per_producer));
-    let memkit1 = run(&|| contended_memkit::<MSG>(1, 2 * per_producer));
+    let memkit2 = run(&|| contended_memkit::<MSG>(2, per_producer, false));
+    let memkit1 = run(&|| contended_memkit::<MSG>(1, 2 * per_producer, false));
+    let spans2 = run(&|| contended_memkit::<MSG>(2, per_producer, true));
+    let spans1 = run(&|| contended_memkit::<MSG>(1, 2 * per_producer, true));
     let bbq = run(&|| contended_bbqueue::<MSG>(2 * per_producer));
     let std2 = run(&|| contended_locked::<StdMutexRing, MSG>(2, per_producer));
     let pl2 = run(&|| contended_locked::<ParkingLotRing, MSG>(2, per_producer));
@@ -421,6 +454,18 @@ fn contended<const MSG: usize>(reps: usize, per_producer: usize) {
         "  parking_lot Mutex, 2 prod.      {pl2:7.2}   memkit / parking_lot = {:.2}",
         memkit2 / pl2
     );
+    println!(
+        "  memkit RingProducer, 2 prod.    {spans2:7.2}  ({:.2} GB/s)   / plain memkit = {:.2}, / bbqueue = {:.2}, / std mutex = {:.2}, / parking_lot = {:.2}",
+        gbs(spans2),
+        spans2 / memkit2,
+        spans2 / bbq,
+        spans2 / std2,
+        spans2 / pl2
+    );
+    println!(
+        "  memkit RingProducer, 1 prod.    {spans1:7.2}  ({:.2} GB/s)",
+        gbs(spans1)
+    );
 }
 
 fn main() {
@@ -434,6 +479,11 @@ fn main() {
 
     println!("\n1. uncontended grant + commit of 64 B (ns/op, lower is better)");
     let memkit = median((0..reps).map(|_| uncontended_memkit(batches)).collect());
+    let spans = median(
+        (0..reps)
+            .map(|_| uncontended_memkit_producer(batches))
+            .collect(),
+    );
     let bbq = median((0..reps).map(|_| uncontended_bbqueue(batches)).collect());
     let std_m = median(
         (0..reps)
@@ -447,6 +497,10 @@ fn main() {
     );
     println!("  memkit StagingRing            {memkit:7.2} ns");
     println!(
+        "  memkit RingProducer           {spans:7.2} ns   {:.2}x the plain grant's speed",
+        memkit / spans
+    );
+    println!(
         "  bbqueue (SPSC)               {bbq:7.2} ns   memkit is {:.2}x its speed",
         bbq / memkit
     );
@@ -457,6 +511,12 @@ fn main() {
     println!(
         "  parking_lot Mutex<VecDeque>  {pl_m:7.2} ns   memkit is {:.2}x its speed",
         pl_m / memkit
+    );
+    println!(
+        "  (RingProducer: {:.2}x bbqueue's speed, {:.2}x std's, {:.2}x parking_lot's)",
+        bbq / spans,
+        std_m / spans,
+        pl_m / spans
     );
 
     contended::<64>(reps, per_producer);
