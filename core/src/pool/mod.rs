@@ -609,9 +609,9 @@ where
             let entry = &self.blocks.as_ref()[i as usize];
             if let BlockState::Live(b) = &entry.state
                 && i != hint
-                && b.size - b.used > roomiest.1
+                && b.free > roomiest.1
             {
-                roomiest = (i, b.size - b.used);
+                roomiest = (i, b.free);
             }
             i = entry.link;
         }
@@ -656,7 +656,7 @@ where
         let BlockState::Live(block) = &mut self.blocks.as_mut()[slot as usize].state else {
             return None;
         };
-        if block.size - block.used < size || (size >= block.refused.0 && align >= block.refused.1) {
+        if block.free < size || (size >= block.refused.0 && align >= block.refused.1) {
             return None;
         }
         // Any refusal (out of room, out of metadata) means this block cannot serve it.
@@ -683,7 +683,7 @@ where
         };
         let was_empty = block.live == 0;
         block.live += 1;
-        block.used += size;
+        block.free -= size;
         if was_empty {
             self.sets[usize::from(block.set)].empty -= 1;
         }
@@ -860,7 +860,7 @@ where
             memory_type: memory_type as u8,
             set: set as u8,
             live: 0,
-            used: 0,
+            free: size,
             refused: (u64::MAX, u64::MAX),
             whole_atoms: Self::whole_atoms(self.types[memory_type as usize].properties),
         });
@@ -1119,7 +1119,7 @@ where
         block.allocator.free(Allocation::from_raw(sub))?;
         block.refused = (u64::MAX, u64::MAX);
         block.live -= 1;
-        block.used -= sub.size;
+        block.free += sub.size;
         if block.live == 0 {
             let set = usize::from(block.set);
             self.sets[set].empty += 1;

@@ -119,7 +119,7 @@ where
             if let BlockState::Live(b) = &slot.state {
                 let s = &mut stats[usize::from(b.memory_type)];
                 s.sub_allocations += u64::from(b.live);
-                s.allocated_bytes += b.used;
+                s.allocated_bytes += b.size - b.free;
                 s.empty_blocks += u32::from(b.live == 0);
             }
         }

@@ -11,6 +11,10 @@ pub(crate) const NO_SLOT: u32 = u32::MAX;
 
 /// A slot for one block. Build each with the metadata storage its sub-allocator needs for the
 /// largest block (see [`super::MemoryPools::block_storage_len`]).
+///
+/// Laid out so that what every allocation and free in the block reads and writes (the
+/// generation, the state's tag and the head of [`LiveBlock`]) fills the slot's first cache line.
+#[repr(C, align(64))]
 pub struct BlockSlot<M, A: BlockAllocator> {
     /// Bumped each time the slot's block is released, so handles into it go stale.
     pub(crate) generation: u32,
@@ -35,7 +39,8 @@ impl<M, A: BlockAllocator> BlockSlot<M, A> {
     }
 }
 
-/// What a block slot holds.
+/// What a block slot holds. `repr(C, u8)`: the tag comes first, then the variant.
+#[repr(C, u8)]
 pub(crate) enum BlockState<M, A: BlockAllocator> {
     /// No block: the metadata storage, waiting.
     Vacant(A::Storage),
@@ -45,25 +50,28 @@ pub(crate) enum BlockState<M, A: BlockAllocator> {
     Poisoned,
 }
 
-/// A block: a memory object and the sub-allocator over it.
+/// A block: a memory object and the sub-allocator over it. `repr(C)`: the fields every
+/// allocation and free touch first (with a 64-bit memory handle they end within the slot's
+/// first cache line), the block's size and the sub-allocator after them.
+#[repr(C)]
 pub(crate) struct LiveBlock<M, A> {
-    pub(crate) allocator: A,
-    pub(crate) memory: M,
-    pub(crate) size: u64,
-    pub(crate) mapped: Option<HostPtr>,
-    pub(crate) memory_type: u8,
-    /// Index of the block set (memory type x resource-kind group) it belongs to.
-    pub(crate) set: u8,
-    /// Live sub-allocations.
-    pub(crate) live: u32,
-    /// Bytes those hold (as asked of the sub-allocator).
-    pub(crate) used: u64,
+    /// Bytes not held by live sub-allocations (as asked of the sub-allocator).
+    pub(crate) free: u64,
     /// The smallest request (size, alignment) refused since the block last had a range freed:
     /// a request at least as large at an alignment at least as strict cannot fit either, so
     /// the pools skip the block without asking its sub-allocator. `(u64::MAX, u64::MAX)`: none.
     pub(crate) refused: (u64, u64),
+    pub(crate) mapped: Option<HostPtr>,
+    pub(crate) memory: M,
+    /// Live sub-allocations.
+    pub(crate) live: u32,
+    pub(crate) memory_type: u8,
+    /// Index of the block set (memory type x resource-kind group) it belongs to.
+    pub(crate) set: u8,
     /// Allocations own whole `nonCoherentAtomSize` atoms (non-coherent host-visible memory).
     pub(crate) whole_atoms: bool,
+    pub(crate) size: u64,
+    pub(crate) allocator: A,
 }
 
 /// A slot for one dedicated memory object.

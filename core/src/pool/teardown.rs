@@ -37,7 +37,7 @@ where
         for slot in 0..self.blocks.as_ref().len() {
             if let BlockState::Live(b) = &self.blocks.as_ref()[slot].state {
                 report.leaked_allocations += u64::from(b.live);
-                report.leaked_bytes += b.used;
+                report.leaked_bytes += b.size - b.free;
                 report.leaked_by_type[usize::from(b.memory_type)] += b.live;
                 report.objects_freed += 1;
                 self.release_block(slot as u32);

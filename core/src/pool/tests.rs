@@ -139,6 +139,59 @@ mod budget {
 
 /// A mock device: memory objects are numbered and never reused, every contract of the device
 /// trait is asserted, and allocation `k` can be made to fail.
+mod layout {
+    use std::vec::Vec;
+
+    use super::super::block_allocator::BlockAllocator;
+    use super::super::storage::{BlockSlot, BlockState, LiveBlock};
+    use crate::buddy::BuddyAllocator;
+    use crate::tlsf::{TlsfAllocator, TlsfNode};
+
+    /// A live slot's hot fields (generation, state tag, the head of the block up to
+    /// `whole_atoms`) lie in its first cache line, with a 64-bit memory handle.
+    fn hot_fields_share_one_cache_line<A: BlockAllocator>(storage: A::Storage) {
+        let allocator = A::with_storage(1 << 20, 256, 64, storage).unwrap();
+        let slot: BlockSlot<u64, A> = BlockSlot {
+            generation: 0,
+            link: 0,
+            state: BlockState::Live(LiveBlock {
+                free: 1 << 20,
+                refused: (u64::MAX, u64::MAX),
+                mapped: None,
+                memory: 7,
+                live: 0,
+                memory_type: 0,
+                set: 0,
+                whole_atoms: false,
+                size: 1 << 20,
+                allocator,
+            }),
+        };
+        let base = &slot as *const BlockSlot<u64, A> as usize;
+        assert_eq!(base % 64, 0);
+        let BlockState::Live(b) = &slot.state else {
+            unreachable!()
+        };
+        let end = &b.whole_atoms as *const bool as usize + 1;
+        assert!(end - base <= 64, "hot fields end at byte {}", end - base);
+    }
+
+    #[test]
+    fn tlsf_slot_hot_fields_share_one_cache_line() {
+        let len = TlsfAllocator::<Vec<TlsfNode>>::storage_len(1 << 20, 256, 64).unwrap();
+        hot_fields_share_one_cache_line::<TlsfAllocator<Vec<TlsfNode>>>(std::vec![
+            TlsfNode::EMPTY;
+            len
+        ]);
+    }
+
+    #[test]
+    fn buddy_slot_hot_fields_share_one_cache_line() {
+        let len = BuddyAllocator::<Vec<u64>>::storage_len(1 << 20, 256, 64).unwrap();
+        hot_fields_share_one_cache_line::<BuddyAllocator<Vec<u64>>>(std::vec![0; len]);
+    }
+}
+
 pub(crate) mod mock {
     use core::cell::RefCell;
     use core::ptr::NonNull;
