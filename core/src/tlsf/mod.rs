@@ -16,11 +16,12 @@
 //! # Metadata
 //!
 //! Everything the allocator knows is in a slice of [`TlsfNode`] (32 bytes each) the caller
-//! provides (a borrowed slice, an array, a `Vec` or a `Box<[_]>`): one list head per size class,
-//! one second-level bitmap per first-level row, and the block nodes (offset, state, size, physical
-//! neighbours, free-list neighbours or, allocated, the handle's tag). [`TlsfConfig::storage_len`]
-//! is a `const fn` that says how many nodes a configuration needs, so it can size an array. Only
-//! the first-level bitmap (one word) and the counters live in the allocator value itself.
+//! provides (a borrowed slice, an array, a `Vec` or a `Box<[_]>`): one list head per size class
+//! and the block nodes (offset, state, size, physical neighbours, free-list neighbours or,
+//! allocated, the handle's tag). [`TlsfConfig::storage_len`] is a `const fn` that says how many
+//! nodes a configuration needs, so it can size an array. The bitmaps (one word for the first level,
+//! 64 half-words for the second: 264 bytes, read on every allocation) and the counters live in the
+//! allocator value itself.
 //!
 //! With `max_allocations` live allocations, no two adjacent free blocks means at most
 //! `max_allocations + 1` free blocks, so `2 * max_allocations + 1` block nodes can never run out.
@@ -93,11 +94,9 @@ const OFFSET_MASK: u64 = (1 << STATE_SHIFT) - 1;
 
 /// List heads per head node (the four link fields of a node).
 const HEADS_PER_NODE: u32 = 4;
-/// Row bitmaps per row node (the two wide fields of a node).
-const ROWS_PER_NODE: u32 = 2;
 
 // Field positions. A block node uses them as named; a head node holds the list heads of four
-// classes in `narrow`; a row node holds the second-level bitmaps of two rows in `wide`.
+// classes in `narrow`.
 const W_OFFSET: usize = 0;
 const W_SIZE: usize = 1;
 const N_PHYS_PREV: usize = 0;
@@ -114,13 +113,12 @@ const N_SLACK: usize = N_LIST_NEXT;
 /// [`TlsfNode::EMPTY`] (or `Default`), e.g. `[TlsfNode::EMPTY; CONFIG.storage_len()]`.
 ///
 /// A node is one of: a block (offset and state, size, physical neighbours, and either its
-/// free-list neighbours or, allocated, its handle's tag and its slack), the list heads of four
-/// size classes, or the second-level bitmaps of two first-level rows.
+/// free-list neighbours or, allocated, its handle's tag and its slack), or the list heads of four
+/// size classes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(align(32))]
 pub struct TlsfNode {
-    /// Block: offset in granules (state in the top two bits) and size in granules. Row node: two
-    /// second-level bitmaps.
+    /// Block: offset in granules (state in the top two bits) and size in granules.
     wide: [u64; 2],
     /// Block: physical prev and next (or `NIL`); free-list prev and next (or `NIL`), which an
     /// allocated block uses for its tag and slack and an unused node for the next unused node.
@@ -261,12 +259,11 @@ impl TlsfConfig {
 }
 
 /// Where each kind of node sits in the storage: node 0 is the scratch node behind `NIL`, then the
-/// head nodes (class `c`'s list head is `narrow[c % 4]` of node `1 + c / 4`), then the row nodes
-/// (row `r`'s bitmap is `wide[r % 2]` of node `row_base + r / 2`), then the block nodes.
+/// head nodes (class `c`'s list head is `narrow[c % 4]` of node `1 + c / 4`), then the block
+/// nodes.
 #[derive(Clone, Copy, Debug)]
 struct Layout {
     rows: u32,
-    row_base: u32,
     block_base: u32,
     block_end: u32,
 }
@@ -281,11 +278,9 @@ impl Layout {
             63 - units.leading_zeros() - SL_LOG2 + 2
         };
         let classes = rows << SL_LOG2;
-        let row_base = 1 + classes.div_ceil(HEADS_PER_NODE);
-        let block_base = row_base + rows.div_ceil(ROWS_PER_NODE);
+        let block_base = 1 + classes.div_ceil(HEADS_PER_NODE);
         Self {
             rows,
-            row_base,
             block_base,
             block_end: block_base + 2 * config.max_allocations + 1,
         }
@@ -338,6 +333,9 @@ pub struct TlsfAllocator<S> {
     layout: Layout,
     /// Bit `r` set when row `r` has a non-empty class.
     fl_bitmap: u64,
+    /// Row `r`'s second-level bitmap: bit `s` set when class `r * 32 + s` has a free block. Rows
+    /// are at most 45; 64 entries let `row & 63` index them without a bounds check.
+    sl_bitmaps: [u32; 64],
     /// The next never-used block node (nodes from here to `block_end` were not handed out since
     /// the last reset).
     watermark: u32,
@@ -389,6 +387,7 @@ impl<S: AsRef<[TlsfNode]> + AsMut<[TlsfNode]>> TlsfAllocator<S> {
             granule_log2: config.granule.trailing_zeros(),
             layout,
             fl_bitmap: 0,
+            sl_bitmaps: [0; 64],
             watermark: layout.block_base,
             unused_head: NIL,
             nodes_in_use: 0,
@@ -421,6 +420,7 @@ impl<S: AsRef<[TlsfNode]> + AsMut<[TlsfNode]>> TlsfAllocator<S> {
             *node = TlsfNode::EMPTY;
         }
         self.fl_bitmap = 0;
+        self.sl_bitmaps = [0; 64];
         self.watermark = layout.block_base;
         self.unused_head = NIL;
         self.nodes_in_use = 0;
@@ -436,7 +436,7 @@ impl<S: AsRef<[TlsfNode]> + AsMut<[TlsfNode]>> TlsfAllocator<S> {
         node.set_state(STATE_FREE);
         node.narrow[N_PHYS_PREV] = NIL;
         node.narrow[N_PHYS_NEXT] = NIL;
-        self.insert_free(first);
+        self.insert_free(first, floor_class(whole));
     }
 
     /// A block node for a new block. Callers check `nodes_in_use < block_capacity()` first.
@@ -469,15 +469,8 @@ impl<S: AsRef<[TlsfNode]> + AsMut<[TlsfNode]>> TlsfAllocator<S> {
 
     /// Row `row`'s second-level bitmap.
     #[inline(always)]
-    fn row_bits(&self, row: u32) -> u64 {
-        let node = self.layout.row_base + row / ROWS_PER_NODE;
-        self.storage.as_ref()[node as usize].wide[(row % ROWS_PER_NODE) as usize]
-    }
-
-    #[inline(always)]
-    fn row_bits_mut(nodes: &mut [TlsfNode], layout: Layout, row: u32) -> &mut u64 {
-        let node = layout.row_base + row / ROWS_PER_NODE;
-        &mut nodes[node as usize].wide[(row % ROWS_PER_NODE) as usize]
+    fn row_bits(&self, row: u32) -> u32 {
+        self.sl_bitmaps[row as usize & 63]
     }
 
     /// Class `class`'s list head.
@@ -491,58 +484,56 @@ impl<S: AsRef<[TlsfNode]> + AsMut<[TlsfNode]>> TlsfAllocator<S> {
         &mut nodes[(1 + class / HEADS_PER_NODE) as usize].narrow[(class % HEADS_PER_NODE) as usize]
     }
 
-    /// Files free block `i` at the front of its class list (LIFO: the most recently freed block of
-    /// a class is reused first, and filing touches only the list head). No branches: an empty
-    /// list's head is `NIL`, and the write to its prev lands in the scratch node.
+    /// Files free block `i` at the front of the list of `class` (its size's class). LIFO: the most
+    /// recently freed block of a class is reused first, and filing touches only the list head. No
+    /// branches: an empty list's head is `NIL`, and the write to its prev lands in the scratch
+    /// node.
     #[inline(always)]
-    fn insert_free(&mut self, i: u32) {
-        let layout = self.layout;
+    fn insert_free(&mut self, i: u32, class: u32) {
         let nodes = self.storage.as_mut();
-        let class = floor_class(nodes[i as usize].size());
-        let head = Self::head(nodes, class);
-        nodes[i as usize].narrow[N_LIST_PREV] = NIL;
-        nodes[i as usize].narrow[N_LIST_NEXT] = head;
-        nodes[head as usize].narrow[N_LIST_PREV] = i;
-        *Self::head_mut(nodes, class) = i;
+        let head = Self::head_mut(nodes, class);
+        let old = *head;
+        *head = i;
+        let n = &mut nodes[i as usize].narrow;
+        n[N_LIST_PREV] = NIL;
+        n[N_LIST_NEXT] = old;
+        nodes[old as usize].narrow[N_LIST_PREV] = i;
         let row = class >> SL_LOG2;
-        *Self::row_bits_mut(nodes, layout, row) |= 1 << (class & (SL_COUNT as u32 - 1));
+        self.sl_bitmaps[row as usize & 63] |= 1 << (class & (SL_COUNT as u32 - 1));
         self.fl_bitmap |= 1 << row;
     }
 
-    /// Takes free block `i` out of its class list, without branches.
+    /// Takes free block `i` out of the list of `class` (its size's class), without branches.
     #[inline(always)]
-    fn remove_free(&mut self, i: u32) {
-        let layout = self.layout;
+    fn remove_free(&mut self, i: u32, class: u32) {
         let nodes = self.storage.as_mut();
-        let node = nodes[i as usize];
-        let (prev, next) = (node.list_prev(), node.list_next());
+        let n = nodes[i as usize].narrow;
+        let (prev, next) = (n[N_LIST_PREV], n[N_LIST_NEXT]);
         nodes[next as usize].narrow[N_LIST_PREV] = prev;
         nodes[prev as usize].narrow[N_LIST_NEXT] = next;
-        let class = floor_class(node.size());
+        // Only the head has no list prev. `if prev == NIL { *head = next }` without a branch:
+        // removing a block from the middle of its list (merges do) is as common as the head.
         let head = Self::head_mut(nodes, class);
-        // `if *head == i { *head = next }` without a branch: removing a block from the middle of
-        // its list (merges do) is as common as removing the head.
-        let is_head = u32::from(*head == i).wrapping_neg();
+        let is_head = u32::from(prev == NIL).wrapping_neg();
         *head = (next & is_head) | (*head & !is_head);
-        let emptied = u64::from(*head == NIL);
+        let emptied = u32::from(*head == NIL);
         let row = class >> SL_LOG2;
-        let bits = Self::row_bits_mut(nodes, layout, row);
+        let bits = &mut self.sl_bitmaps[row as usize & 63];
         *bits &= !(emptied << (class & (SL_COUNT as u32 - 1)));
         let row_emptied = u64::from(*bits == 0);
         self.fl_bitmap &= !(row_emptied << row);
     }
 
-    /// Gives free block `i` a new size, moving it to another list only when its class changes
-    /// (most merges and splits of large blocks keep the class, and then cost no list work).
+    /// Gives free block `i`, filed in `class`, a new size, moving it to another list only when
+    /// its class changes (most merges and splits of large blocks keep the class, and then cost no
+    /// list work).
     #[inline(always)]
-    fn resize_free(&mut self, i: u32, size: u64) {
-        let old = self.storage.as_ref()[i as usize].size();
-        if floor_class(old) == floor_class(size) {
-            self.storage.as_mut()[i as usize].wide[W_SIZE] = size;
-        } else {
-            self.remove_free(i);
-            self.storage.as_mut()[i as usize].wide[W_SIZE] = size;
-            self.insert_free(i);
+    fn resize_free(&mut self, i: u32, class: u32, size: u64) {
+        self.storage.as_mut()[i as usize].wide[W_SIZE] = size;
+        let new = floor_class(size);
+        if new != class {
+            self.remove_free(i, class);
+            self.insert_free(i, new);
         }
     }
 
@@ -553,7 +544,7 @@ impl<S: AsRef<[TlsfNode]> + AsMut<[TlsfNode]>> TlsfAllocator<S> {
         if row >= self.layout.rows {
             return None;
         }
-        let bits = self.row_bits(row) & (u64::MAX << (class & (SL_COUNT as u32 - 1)));
+        let bits = self.row_bits(row) & (u32::MAX << (class & (SL_COUNT as u32 - 1)));
         if bits != 0 {
             return Some((row << SL_LOG2) | bits.trailing_zeros());
         }
@@ -567,28 +558,39 @@ impl<S: AsRef<[TlsfNode]> + AsMut<[TlsfNode]>> TlsfAllocator<S> {
     }
 
     /// Finds a free block for `units` granules at a multiple of `align` granules; returns the
-    /// block and the padding in front of the aligned start.
-    #[inline]
-    fn find_block(&self, units: u64, align: u64) -> Option<(u32, u64)> {
+    /// block, its class and the padding in front of the aligned start.
+    #[inline(always)]
+    fn find_block(&self, units: u64, align: u64) -> Option<(u32, u32, u64)> {
+        let nodes = self.storage.as_ref();
+        // Good fit: the head of the first non-empty class that may hold a block large enough.
+        let first = self.first_nonempty_from(floor_class(units))?;
+        let head = Self::head(nodes, first);
+        let n = &nodes[head as usize];
+        let pad = padding(n.offset(), align);
+        if n.size() >= units + pad {
+            return Some((head, first, pad));
+        }
+        self.find_block_beyond(units, align, first)
+    }
+
+    /// [`find_block`](Self::find_block) once the good-fit head is too small: the first class
+    /// whose every block holds `units` plus the worst-case padding, then a bounded scan of the
+    /// classes in between.
+    #[inline(never)]
+    fn find_block_beyond(&self, units: u64, align: u64, first: u32) -> Option<(u32, u32, u64)> {
         let nodes = self.storage.as_ref();
         let fits = |i: u32| {
             let n = &nodes[i as usize];
             let pad = padding(n.offset(), align);
-            (n.size() >= units + pad).then_some((i, pad))
+            (n.size() >= units + pad).then_some(pad)
         };
-        // Good fit: the head of the first non-empty class that may hold a block large enough.
-        let low = floor_class(units);
-        let first = self.first_nonempty_from(low)?;
-        if let Some(found) = fits(Self::head(nodes, first)) {
-            return Some(found);
-        }
         // Guaranteed fit: every block of `guaranteed` and above holds `units` plus the worst
         // padding.
         let guaranteed = ceil_class(units + align - 1);
         if let Some(class) = self.first_nonempty_from(guaranteed.max(first + 1)) {
             let head = Self::head(nodes, class);
             debug_assert!(fits(head).is_some());
-            return Some((head, padding(nodes[head as usize].offset(), align)));
+            return Some((head, class, padding(nodes[head as usize].offset(), align)));
         }
         // Last resort: the lists below `guaranteed`, a bounded number of blocks.
         let mut budget = FALLBACK_SCAN;
@@ -596,8 +598,8 @@ impl<S: AsRef<[TlsfNode]> + AsMut<[TlsfNode]>> TlsfAllocator<S> {
         while class < guaranteed {
             let mut i = Self::head(nodes, class);
             while i != NIL {
-                if let Some(found) = fits(i) {
-                    return Some(found);
+                if let Some(pad) = fits(i) {
+                    return Some((i, class, pad));
                 }
                 budget -= 1;
                 if budget == 0 {
@@ -610,6 +612,25 @@ impl<S: AsRef<[TlsfNode]> + AsMut<[TlsfNode]>> TlsfAllocator<S> {
         None
     }
 
+    /// Why `allocate` refused a request on the way in, in the order the checks are documented.
+    #[cold]
+    #[inline(never)]
+    fn allocate_error(&self, size: u64, align: u64) -> AllocError {
+        let capacity = self.config.capacity;
+        if size == 0 {
+            AllocError::ZeroSize
+        } else if !align.is_power_of_two() {
+            AllocError::AlignmentNotPowerOfTwo
+        } else if size > capacity {
+            AllocError::SizeOverCapacity {
+                requested: size,
+                capacity,
+            }
+        } else {
+            AllocError::MetadataExhausted
+        }
+    }
+
     /// The largest request (alignment 1) that `allocate` would serve now, space permitting (the
     /// `max_allocations` limit aside): the largest of the blocks the search looks at in the top
     /// non-empty class.
@@ -619,7 +640,7 @@ impl<S: AsRef<[TlsfNode]> + AsMut<[TlsfNode]>> TlsfAllocator<S> {
         }
         let nodes = self.storage.as_ref();
         let row = 63 - self.fl_bitmap.leading_zeros();
-        let class = (row << SL_LOG2) | (63 - self.row_bits(row).leading_zeros());
+        let class = (row << SL_LOG2) | (31 - self.row_bits(row).leading_zeros());
         let mut largest = 0;
         let mut i = Self::head(nodes, class);
         let mut budget = FALLBACK_SCAN;
@@ -711,9 +732,6 @@ impl<S: AsRef<[TlsfNode]> + AsMut<[TlsfNode]>> TlsfAllocator<S> {
             if ((self.fl_bitmap >> row) & 1 == 1) != (bits != 0) {
                 return Err("first-level bitmap disagrees with a row");
             }
-            if bits >> SL_COUNT != 0 {
-                return Err("second-level bitmap has bits past the last class");
-            }
             for sl in 0..SL_COUNT as u32 {
                 let class = (row << SL_LOG2) | sl;
                 let mut j = Self::head(nodes, class);
@@ -747,10 +765,16 @@ impl<S: AsRef<[TlsfNode]> + AsMut<[TlsfNode]>> TlsfAllocator<S> {
         if self.fl_bitmap >> layout.rows != 0 {
             return Err("first-level bitmap has bits past the last row");
         }
+        if self.sl_bitmaps[layout.rows as usize..]
+            .iter()
+            .any(|&bits| bits != 0)
+        {
+            return Err("a second-level bitmap past the last row is set");
+        }
         if get(NIL)?.state() != STATE_UNUSED {
             return Err("the scratch node behind NIL changed state");
         }
-        for class in layout.rows << SL_LOG2..(layout.row_base - 1) * HEADS_PER_NODE {
+        for class in layout.rows << SL_LOG2..(layout.block_base - 1) * HEADS_PER_NODE {
             if Self::head(nodes, class) != NIL {
                 return Err("a list head past the last class is set");
             }
@@ -799,31 +823,24 @@ impl<S: AsRef<[TlsfNode]> + AsMut<[TlsfNode]>> TlsfAllocator<S> {
 }
 
 impl<S: AsRef<[TlsfNode]> + AsMut<[TlsfNode]>> SubAllocator for TlsfAllocator<S> {
+    #[inline]
     fn allocate(&mut self, size: u64, align: u64) -> Result<Allocation, AllocError> {
-        if size == 0 {
-            return Err(AllocError::ZeroSize);
-        }
-        if !align.is_power_of_two() {
-            return Err(AllocError::AlignmentNotPowerOfTwo);
-        }
-        let capacity = self.config.capacity;
-        if size > capacity {
-            return Err(AllocError::SizeOverCapacity {
-                requested: size,
-                capacity,
-            });
-        }
-        if self.stats.live_allocations >= u64::from(self.config.max_allocations) {
-            return Err(AllocError::MetadataExhausted);
+        // One test for every refusal on the way in (a zero size wraps past the capacity);
+        // `allocate_error` says which.
+        let refused = (size.wrapping_sub(1) >= self.config.capacity)
+            | !align.is_power_of_two()
+            | (self.stats.live_allocations >= u64::from(self.config.max_allocations));
+        if refused {
+            return Err(self.allocate_error(size, align));
         }
         let g = self.granule_log2;
         // size <= capacity <= 2^48: no overflow. An alignment at or above 2^48 allows offset 0
         // only, exactly like 2^48 itself.
         let units = (size + (1 << g) - 1) >> g;
         let align_units = (align.min(MAX_CAPACITY) >> g).max(1);
-        let (block, pad) = self
-            .find_block(units, align_units)
-            .ok_or(AllocError::OutOfMemory)?;
+        let Some((block, class, pad)) = self.find_block(units, align_units) else {
+            return Err(AllocError::OutOfMemory);
+        };
 
         let (offset, block_size) = {
             let n = &self.storage.as_ref()[block as usize];
@@ -854,16 +871,17 @@ impl<S: AsRef<[TlsfNode]> + AsMut<[TlsfNode]>> SubAllocator for TlsfAllocator<S>
             units += back;
             back = 0;
         }
-        let needed = u32::from(front > 0 || back > 0) + u32::from(front > 0 && back > 0);
-        if self.nodes_in_use + needed > self.block_capacity() {
-            // Unreachable with live < max_allocations (see the module docs); refused, not panicked.
+        // A split takes at most two nodes. With live < max_allocations at most
+        // 2 * max_allocations - 1 are in use (see the module docs), so this never refuses; it is
+        // here so that a broken invariant is an error, not a panic.
+        if self.nodes_in_use + 2 > self.block_capacity() {
             return Err(AllocError::MetadataExhausted);
         }
 
         let slot;
         if front == 0 && back == 0 {
             // An exact fit: the block becomes the allocation.
-            self.remove_free(block);
+            self.remove_free(block, class);
             slot = block;
         } else if front > 0 {
             // The block keeps the free part below; the allocation gets a new node above it, and
@@ -888,9 +906,9 @@ impl<S: AsRef<[TlsfNode]> + AsMut<[TlsfNode]>> SubAllocator for TlsfAllocator<S>
                 t.narrow[N_PHYS_NEXT] = next;
             }
             nodes[next as usize].narrow[N_PHYS_PREV] = if back > 0 { tail } else { slot };
-            self.resize_free(block, front);
+            self.resize_free(block, class, front);
             if back > 0 {
-                self.insert_free(tail);
+                self.insert_free(tail, floor_class(back));
                 self.stats.splits += 1;
             }
             self.stats.splits += 1;
@@ -910,7 +928,7 @@ impl<S: AsRef<[TlsfNode]> + AsMut<[TlsfNode]>> SubAllocator for TlsfAllocator<S>
             if prev == NIL {
                 self.first = slot;
             }
-            self.resize_free(block, back);
+            self.resize_free(block, class, back);
             self.stats.splits += 1;
         }
         let a = &mut self.storage.as_mut()[slot as usize];
@@ -941,6 +959,7 @@ impl<S: AsRef<[TlsfNode]> + AsMut<[TlsfNode]>> SubAllocator for TlsfAllocator<S>
         }))
     }
 
+    #[inline]
     fn free(&mut self, allocation: Allocation) -> Result<(), FreeError> {
         let raw = allocation.into_raw();
         if raw.allocator != self.id {
@@ -950,7 +969,9 @@ impl<S: AsRef<[TlsfNode]> + AsMut<[TlsfNode]>> SubAllocator for TlsfAllocator<S>
             return Err(FreeError::StaleAllocation);
         }
         let slot = raw.slot;
-        if slot < self.layout.block_base || slot >= self.watermark {
+        // `slot` in `[block_base, watermark)`, in one comparison.
+        let base = self.layout.block_base;
+        if slot.wrapping_sub(base) >= self.watermark - base {
             return Err(FreeError::DoubleFree);
         }
         let g = self.granule_log2;
@@ -980,15 +1001,15 @@ impl<S: AsRef<[TlsfNode]> + AsMut<[TlsfNode]>> SubAllocator for TlsfAllocator<S>
         match (prev_free, next_free) {
             (false, false) => {
                 self.storage.as_mut()[slot as usize].set_state(STATE_FREE);
-                self.insert_free(slot);
+                self.insert_free(slot, floor_class(units));
             }
             (true, false) => {
                 let nodes = self.storage.as_mut();
                 nodes[prev as usize].narrow[N_PHYS_NEXT] = next;
                 nodes[next as usize].narrow[N_PHYS_PREV] = prev;
-                let merged = nodes[prev as usize].size() + units;
+                let size = nodes[prev as usize].size();
                 self.release_node(slot);
-                self.resize_free(prev, merged);
+                self.resize_free(prev, floor_class(size), size + units);
                 self.stats.merges += 1;
             }
             (false, true) => {
@@ -996,13 +1017,13 @@ impl<S: AsRef<[TlsfNode]> + AsMut<[TlsfNode]>> SubAllocator for TlsfAllocator<S>
                 let n = &mut nodes[next as usize];
                 n.set_offset(node.offset());
                 n.narrow[N_PHYS_PREV] = prev;
-                let merged = n.size() + units;
+                let size = n.size();
                 nodes[prev as usize].narrow[N_PHYS_NEXT] = next;
                 if prev == NIL {
                     self.first = next;
                 }
                 self.release_node(slot);
-                self.resize_free(next, merged);
+                self.resize_free(next, floor_class(size), size + units);
                 self.stats.merges += 1;
             }
             (true, true) => {
@@ -1010,10 +1031,10 @@ impl<S: AsRef<[TlsfNode]> + AsMut<[TlsfNode]>> SubAllocator for TlsfAllocator<S>
                 let (p, n) = (nodes[prev as usize], nodes[next as usize]);
                 let merged = p.size() + units + n.size();
                 let after = n.phys_next();
-                let (keep, drop) = if n.size() > p.size() {
-                    (next, prev)
+                let (keep, keep_size, drop, drop_size) = if n.size() > p.size() {
+                    (next, n.size(), prev, p.size())
                 } else {
-                    (prev, next)
+                    (prev, p.size(), next, n.size())
                 };
                 nodes[keep as usize].set_offset(p.offset());
                 nodes[keep as usize].narrow[N_PHYS_PREV] = p.phys_prev();
@@ -1023,10 +1044,10 @@ impl<S: AsRef<[TlsfNode]> + AsMut<[TlsfNode]>> SubAllocator for TlsfAllocator<S>
                     self.first = keep;
                 }
                 nodes[after as usize].narrow[N_PHYS_PREV] = keep;
-                self.remove_free(drop);
+                self.remove_free(drop, floor_class(drop_size));
                 self.release_node(drop);
                 self.release_node(slot);
-                self.resize_free(keep, merged);
+                self.resize_free(keep, floor_class(keep_size), merged);
                 self.stats.merges += 2;
             }
         }
