@@ -566,17 +566,23 @@ impl BuddyCore {
                 return Err(AllocError::OutOfMemory);
             }
             let found = order + candidates.trailing_zeros();
-            let mut index = self.take_first(words, found);
-            // Split down to the order wanted, freeing the upper halves.
-            let mut level = found;
-            while level > order {
-                level -= 1;
-                index <<= 1;
-                self.set_free(words, level, index | 1);
+            let start = self.take_first(words, found) << found;
+            // Split down to the order wanted and give the tail back in one pass: the free
+            // pieces are the right siblings along the path from the block's last kept unit, at
+            // the orders where that unit's offset in the block has a zero bit.
+            let last = units - 1;
+            let mut pieces = !last & ((1u64 << found) - 1);
+            self.splits += u64::from(found - order)
+                + if units == 1u64 << order {
+                    0
+                } else {
+                    u64::from(order - units.trailing_zeros())
+                };
+            while pieces != 0 {
+                let piece = pieces.trailing_zeros();
+                pieces &= pieces - 1;
+                self.set_free(words, piece, ((start + last) >> piece) + 1);
             }
-            self.splits += u64::from(found - order);
-            let start = index << order;
-            self.give_back_tail(words, start, order, units);
             start
         } else if size_order <= top {
             // An alignment past the largest block is met only at offset 0.
