@@ -2,7 +2,7 @@
 //! keeps until the GPU is done with it.
 
 use std::fmt;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use memkit_core::pool::{HostPtr, RawDeviceAllocation};
@@ -26,9 +26,6 @@ pub(crate) struct BufferState<D: Device> {
     pub(crate) direct_writes: bool,
     /// Its memory is host-coherent: direct writes need no flush.
     pub(crate) coherent: bool,
-    /// Uploads staged for it that are not in a submitted copy yet. It is not destroyed while
-    /// any is left.
-    pub(crate) pending: AtomicU32,
     /// Timeline value of the last submission that copies into it.
     pub(crate) last_use: AtomicU64,
     /// Destroyed (by deferred destruction, or by the coordinator's teardown).

@@ -167,6 +167,17 @@ impl<D: Device> Pending<D> {
         Some(taken)
     }
 
+    /// The states that staged uploads name, sorted: none of them may be released.
+    fn staged_destinations(&self) -> Vec<*const BufferState<D>> {
+        let ring = self.ring.iter().filter(|u| u.offset != DRAINED);
+        let mut names: Vec<*const BufferState<D>> = ring
+            .map(|u| u.dest.0.as_ptr().cast_const())
+            .chain(self.dedicated.iter().map(|u| Arc::as_ptr(&u.dest)))
+            .collect();
+        names.sort_unstable();
+        names
+    }
+
     fn empty() -> Self {
         Self {
             ring: VecDeque::new(),
@@ -177,15 +188,17 @@ impl<D: Device> Pending<D> {
 }
 
 /// The destination of a staged ring upload: its state, by pointer, with no reference count of
-/// its own (a count per upload would be a locked instruction on a line every producer of that
-/// buffer shares).
+/// its own (a count per upload, or any other per-upload write to the state, would be a locked
+/// instruction on a line every producer of that buffer shares).
 ///
-/// What keeps the state alive is the upload's place in the buffer's `pending` count, taken in
-/// [`StagedDestination::stage`] and given back in [`StagedDestination::unstage`]: while it is
-/// above zero the caller's handle holds the state, or (once the handle is dropped) the
-/// coordinator's retired and deferred lists do, and `maintain` releases a deferred state only when
-/// `pending` is zero. Only the coordinator's teardown drops states regardless; it empties the
-/// pending table first, and nothing is collected after it.
+/// What keeps the state alive: until the caller drops its handle, the handle; after, the
+/// coordinator's retired and deferred lists, and `maintain` releases a deferred state only when no
+/// record in the pending table names it ([`Pending::staged_destinations`]). A producer records an
+/// upload while it holds the handle, so every record naming a state is in the table before the
+/// state can be retired. The submitter takes records out of the table and hands their states to
+/// the plan (an `Arc` in `Submitter::destinations`) under the submitter lock, which `maintain`
+/// holds too. Only the coordinator's teardown drops states regardless; it empties the pending
+/// table, and nothing is collected after it.
 struct StagedDestination<D: Device>(std::ptr::NonNull<BufferState<D>>);
 
 impl<D: Device> Clone for StagedDestination<D> {
@@ -202,20 +215,19 @@ impl<D: Device> Copy for StagedDestination<D> {}
 unsafe impl<D: Device> Send for StagedDestination<D> where BufferState<D>: Send + Sync {}
 
 impl<D: Device> StagedDestination<D> {
-    /// Counts one more staged upload to `dest`, and names it.
-    fn stage(dest: &Arc<BufferState<D>>) -> Self {
-        dest.pending.fetch_add(1, COUNTER);
+    fn new(dest: &Arc<BufferState<D>>) -> Self {
         Self(std::ptr::NonNull::from(&**dest))
     }
 
     /// The destination's state.
     ///
     /// # Safety
-    /// The upload is still counted in the state's `pending` (not [`Self::unstage`]d), and the
-    /// coordinator's teardown has not dropped the pending table it came from.
+    /// The caller holds the submitter lock, and the record this came from was in the pending
+    /// table when the lock was taken (it may have been taken out since, by the caller); the
+    /// coordinator's teardown has not emptied the table.
     unsafe fn state(&self) -> &BufferState<D> {
-        // SAFETY: the state is alive while the upload is counted in `pending` (the type's
-        // invariant, upheld by the caller), and the pointer came from an `Arc` of it.
+        // SAFETY: the state is alive (the type's invariant, under the caller's contract), and
+        // the pointer came from an `Arc` of it.
         unsafe { self.0.as_ref() }
     }
 
@@ -230,15 +242,6 @@ impl<D: Device> StagedDestination<D> {
             Arc::increment_strong_count(self.0.as_ptr());
             Arc::from_raw(self.0.as_ptr())
         }
-    }
-
-    /// Gives the upload's place in `pending` back: the state may be released from now on.
-    ///
-    /// # Safety
-    /// As for [`Self::state`]; after this the value must not be used again.
-    unsafe fn unstage(self) {
-        // SAFETY: the caller's contract.
-        unsafe { self.state() }.pending.fetch_sub(1, COUNTER);
     }
 }
 
@@ -763,7 +766,6 @@ impl<D: Device> Shared<D> {
                 .properties
                 .contains(MemoryPropertyFlags::HOST_COHERENT),
             allocation,
-            pending: Default::default(),
             last_use: AtomicU64::new(0),
             destroyed: AtomicBool::new(false),
             label: Mutex::new(String::new()),
@@ -861,7 +863,7 @@ impl<D: Device> Shared<D> {
     ) -> Ticket {
         let upload = RingUpload {
             offset: grant.offset(),
-            dest: StagedDestination::stage(dest),
+            dest: StagedDestination::new(dest),
             dst_offset,
             size,
             seq: 0,
@@ -900,7 +902,6 @@ impl<D: Device> Shared<D> {
             // Keeps the room one collect step needs well under the scheduler's capacity.
             self.flush()?;
         }
-        dest.pending.fetch_add(1, COUNTER);
         let seq = {
             let mut pending = self.lock_pending();
             let seq = pending.take_seq();
@@ -1099,14 +1100,17 @@ impl<D: Device> Shared<D> {
                     .collect();
                 first_after.reverse();
             }
+            // The destination last looked up in `sub.destinations` (it stays there until
+            // submitted, and nothing is submitted within a batch).
+            let mut last_destination = None;
             for (i, upload) in batch.iter().enumerate() {
                 while ready.front().is_some_and(|d| d.seq < first_after[i]) {
                     let d = ready.pop_front().expect("checked");
                     self.push_dedicated(sub, d);
                 }
                 let dest = upload.dest;
-                // SAFETY: the upload is still counted in its destination's `pending` (unstaged
-                // just below), and collecting runs only while the coordinator lives.
+                // SAFETY: the record was in the pending table when this thread took the submitter
+                // lock (`sub`), and collecting runs only while the coordinator lives.
                 let state = unsafe { dest.state() };
                 let pushed = sub.scheduler.push(Upload {
                     src_offset: upload.offset as u64,
@@ -1115,12 +1119,14 @@ impl<D: Device> Shared<D> {
                     size: upload.size,
                 });
                 debug_assert!(pushed.is_ok(), "room was made above");
-                sub.destinations
-                    .entry(state.key)
-                    // SAFETY: as above.
-                    .or_insert_with(|| unsafe { dest.share() });
-                // SAFETY: as above; the plan now holds the state, and `dest` is not used again.
-                unsafe { dest.unstage() };
+                // Small uploads come in runs to one buffer: look it up once per run.
+                if last_destination != Some(state.key) {
+                    last_destination = Some(state.key);
+                    sub.destinations
+                        .entry(state.key)
+                        // SAFETY: as above.
+                        .or_insert_with(|| unsafe { dest.share() });
+                }
                 sub.uploads += 1;
             }
             batch.clear();
@@ -1140,7 +1146,6 @@ impl<D: Device> Shared<D> {
             size: upload.staging.size,
         });
         debug_assert!(pushed.is_ok(), "room was made by the caller");
-        upload.dest.pending.fetch_sub(1, COUNTER);
         sub.destinations.insert(upload.dest.key, upload.dest);
         sub.staging.push(upload.staging);
         sub.uploads += 1;
@@ -1357,10 +1362,15 @@ impl<D: Device> Shared<D> {
                 .is_some_and(|(_, r)| r.destinations.iter().any(|d| d.key == key))
         };
         let mut deferred = std::mem::take(&mut sub.deferred);
+        // What staged uploads name, gathered once, and only when some buffer could go.
+        let mut staged_destinations = None;
         for state in deferred.drain(..) {
-            let staged = state.pending.load(COUNTER) > 0
-                || sub.destinations.contains_key(&state.key)
-                || retrying(state.key);
+            let mut staged = sub.destinations.contains_key(&state.key) || retrying(state.key);
+            if !staged && state.last_use.load(COUNTER) <= completed {
+                let names = staged_destinations
+                    .get_or_insert_with(|| self.lock_pending().staged_destinations());
+                staged = names.binary_search(&Arc::as_ptr(&state)).is_ok();
+            }
             if !staged && state.last_use.load(COUNTER) <= completed {
                 self.destroy(&state);
             } else {

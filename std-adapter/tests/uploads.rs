@@ -217,6 +217,52 @@ fn dropped_buffer_is_destroyed_only_after_its_copy_completes() {
 }
 
 #[test]
+fn buffer_dropped_with_uploads_only_staged_lives_until_they_land() {
+    let c = Coordinator::new(DummyDevice::discrete(), CoordinatorConfig::default()).unwrap();
+    c.device().set_panic_on_misuse(true);
+    c.device().set_wait_mode(memkit_dummy::WaitMode::Manual);
+    let keep = c
+        .create_buffer(4096, MemoryUsage::FAST_DEVICE_ACCESS)
+        .unwrap();
+    let b = c
+        .create_buffer(4096, MemoryUsage::FAST_DEVICE_ACCESS)
+        .unwrap();
+    let raw = b.raw();
+    // Staged, not drained: only the pending table names the dropped buffer.
+    let mut tickets = Vec::new();
+    for i in 0..64u64 {
+        tickets.push(c.upload_to(&b, i * 64, &[i as u8; 64]).unwrap());
+        c.upload_to(&keep, i * 64, &[1u8; 64]).unwrap();
+    }
+    drop(b);
+    // Every dropped buffer whose copies completed goes here; this one has none submitted yet.
+    c.maintain().unwrap();
+    assert!(
+        c.device().buffer_info(raw).is_some(),
+        "a buffer with staged uploads is not destroyed"
+    );
+    let flushed = c.flush_transfers().unwrap();
+    c.maintain().unwrap();
+    assert!(
+        c.device().buffer_info(raw).is_some(),
+        "still in use by the GPU"
+    );
+    c.device().complete_all();
+    flushed.wait().unwrap();
+    for t in &tickets {
+        assert!(t.is_complete().unwrap());
+    }
+    c.maintain().unwrap();
+    assert!(
+        c.device().buffer_info(raw).is_none(),
+        "destroyed once its copies completed"
+    );
+    assert_eq!(read(&c, &keep), vec![1u8; 4096]);
+    assert!(c.device().misuses().is_empty());
+    c.device().set_wait_mode(memkit_dummy::WaitMode::Auto);
+}
+
+#[test]
 fn full_ring_under_fail_policy_says_what_to_wait_for() {
     let config = CoordinatorConfig {
         staging_ring_size: 4096,
