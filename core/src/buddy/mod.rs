@@ -766,30 +766,29 @@ impl BuddyCore {
         Ok(())
     }
 
-    /// Frees `[start, start + units)`: the pieces it was placed as (one block per set bit of
-    /// `units`, largest first from `start`), smallest piece first, merging each with its free
-    /// buddies. Where the buddy on the left is the next piece to free, the two join without
-    /// touching the bitmaps, so only the tail buddies (at the zero bits of `units`) and the
-    /// buddies past the allocation are looked up.
+    /// Frees `[start, start + units)`, placed as one block per set bit of `units` (largest first
+    /// from `start`). Climbs from the smallest piece, the one holding the last unit: at an order
+    /// where `units` has a set bit the sibling on the left is our own piece and joins without a
+    /// look at the bitmaps; elsewhere the sibling is a tail buddy (or, past the allocation's
+    /// block, any buddy) and joins if its bit is set. Where the climb stops, our pieces above it
+    /// (which cannot merge: their right sibling holds the stop) are set free as they are.
     #[inline(always)]
     fn release(&mut self, words: &mut [u64], start: u64, units: u64) {
         let top = self.layout.top_order;
-        let mut rest = units;
-        let mut order = rest.trailing_zeros();
-        rest &= rest - 1;
-        let mut index = (start + rest) >> order;
+        let last = start + units - 1;
+        let smallest = units.trailing_zeros();
+        // The pieces above the smallest one.
+        let own = units & !((2u64 << smallest) - 1);
+        let mut order = smallest;
         let mut merges = 0u64;
         loop {
-            // Join the run of our own pieces on the left (the set bits of `rest` from `order`).
-            let own = (!(rest >> order)).trailing_zeros();
-            debug_assert!(own == 0 || index & 1 == 1);
-            rest &= !(((1u64 << own) - 1) << order);
-            order += own;
-            index >>= own;
-            merges += u64::from(own);
+            let joined = (!(own >> order)).trailing_zeros();
+            order += joined;
+            merges += u64::from(joined);
+            let index = last >> order;
             if order == top {
                 // Only block 0 has the top order, and nothing merges past it.
-                debug_assert!(index == 0 && rest == 0);
+                debug_assert!(index == 0);
                 self.set_free(words, order, index);
                 break;
             }
@@ -805,7 +804,6 @@ impl BuddyCore {
                     self.summary_clear(words, order, index >> 6);
                 }
                 merges += 1;
-                index >>= 1;
                 order += 1;
                 continue;
             }
@@ -816,12 +814,13 @@ impl BuddyCore {
             if word == 0 {
                 self.summary_set(words, order, index >> 6);
             }
-            if rest == 0 {
-                break;
-            }
-            order = rest.trailing_zeros();
+            break;
+        }
+        let mut rest = own & !((2u64 << order) - 1);
+        while rest != 0 {
+            let piece = rest.trailing_zeros();
             rest &= rest - 1;
-            index = (start + rest) >> order;
+            self.set_free(words, piece, (last >> piece) - 1);
         }
         self.merges += merges;
     }
