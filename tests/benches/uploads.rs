@@ -20,7 +20,6 @@
 //!
 //! Scattered runs are checked byte for byte by a GPU copy into a host-visible readback buffer.
 
-use std::fmt::Write as _;
 use std::ptr::NonNull;
 use std::sync::{Arc, Barrier};
 use std::time::Instant;
@@ -32,6 +31,7 @@ use memkit_core::device::{
     MemoryPropertyFlags, MemoryRequirements, WaitStatus,
 };
 use memkit_std::{Buffer, Coordinator, CoordinatorConfig, MemoryUsage};
+use memkit_tests::bench_report::{self, Report, gbps, median};
 use memkit_tests::workloads::SplitMix64 as Rng;
 use memkit_vulkan::{HeadlessConfig, HeadlessDevice, HostBuffer, VulkanDevice};
 
@@ -142,94 +142,9 @@ impl CopyQueue for Gpu {
 
 // ---- helpers -------------------------------------------------------------------------------------
 
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
-}
-
-/// `count` distinct slots of `slot` bytes in a buffer of `BIG` bytes, in random order.
+/// `count` distinct slots of `slot` bytes in one `BIG`-byte buffer, in random order.
 fn scattered_offsets(rng: &mut Rng, slot: u64, count: usize) -> Vec<u64> {
-    let slots = (BIG / slot) as usize;
-    let mut all: Vec<u64> = (0..slots as u64).collect();
-    for i in 0..count {
-        let j = i + rng.below((slots - i) as u64) as usize;
-        all.swap(i, j);
-    }
-    all.truncate(count);
-    all.iter().map(|s| s * slot).collect()
-}
-
-/// One measured figure.
-struct Figure {
-    name: String,
-    value: f64,
-    unit: &'static str,
-    note: String,
-}
-
-#[derive(Default)]
-struct Report {
-    device: String,
-    figures: Vec<Figure>,
-    failures: Vec<String>,
-}
-
-impl Report {
-    fn add(&mut self, name: &str, value: f64, unit: &'static str, note: &str) {
-        println!("{name:<64} {value:>12.3} {unit:<8} {note}");
-        self.figures.push(Figure {
-            name: name.to_owned(),
-            value,
-            unit,
-            note: note.to_owned(),
-        });
-    }
-
-    fn get(&self, name: &str) -> Option<f64> {
-        self.figures
-            .iter()
-            .find(|f| f.name == name)
-            .map(|f| f.value)
-    }
-
-    fn json(&self) -> String {
-        fn esc(s: &str) -> String {
-            s.replace('\\', "\\\\").replace('"', "\\\"")
-        }
-        let mut out = String::new();
-        let _ = write!(
-            out,
-            "{{\n  \"device\": \"{}\",\n  \"figures\": [\n",
-            esc(&self.device)
-        );
-        for (i, f) in self.figures.iter().enumerate() {
-            let value = if f.value.is_finite() {
-                format!("{}", f.value)
-            } else {
-                "null".to_owned()
-            };
-            let _ = writeln!(
-                out,
-                "    {{\"name\": \"{}\", \"value\": {}, \"unit\": \"{}\", \"note\": \"{}\"}}{}",
-                esc(&f.name),
-                value,
-                f.unit,
-                esc(&f.note),
-                if i + 1 < self.figures.len() { "," } else { "" }
-            );
-        }
-        let failures: Vec<String> = self
-            .failures
-            .iter()
-            .map(|f| format!("\"{}\"", esc(f)))
-            .collect();
-        let _ = write!(out, "  ],\n  \"failures\": [{}]\n}}\n", failures.join(", "));
-        out
-    }
-}
-
-fn gbps(bytes: u64, seconds: f64) -> f64 {
-    bytes as f64 / seconds / 1e9
+    bench_report::scattered_offsets(rng, BIG, slot, count)
 }
 
 // ---- raw Vulkan: bus limit, naive path, one memory object per buffer -----------------------------

@@ -1,6 +1,7 @@
 //! memkit's shared test models: shadow implementations that property tests and fuzz targets drive
 //! in lockstep with the real code, so a failure found by one reproduces in the other.
 
+pub mod bench_report;
 pub mod ring_model;
 pub mod suballocator_model;
 pub mod transfer_model;

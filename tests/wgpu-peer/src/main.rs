@@ -23,9 +23,12 @@
 //! `--quick`: 4096 uploads into a 16 MiB buffer, a 16 MiB bulk upload, 3 repetitions; for
 //! checking the program, not for figures.
 
-use std::fmt::Write as _;
 use std::num::NonZeroU64;
 use std::time::Instant;
+
+// The same generator, slot choice, table and JSON as memkit's benchmark (tests/benches/uploads.rs).
+use memkit_tests::bench_report::{Report, gbps, median, scattered_offsets};
+use memkit_tests::workloads::SplitMix64 as Rng;
 
 /// The wgpu this program is built against: keep in step with the `=` pin in Cargo.toml.
 const WGPU_VERSION: &str = "30.0.1";
@@ -34,118 +37,6 @@ const MIB: u64 = 1 << 20;
 
 /// Staging-belt chunk sizes measured.
 const BELT_CHUNKS: [u64; 2] = [16 * MIB, 64 * MIB];
-
-// ---- the same generator and slot choice as tests/benches/uploads.rs ------------------------------
-
-/// splitmix64: seeded, fast, good enough to make bytes that no stale buffer holds by chance.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-    fn fill(&mut self, out: &mut [u8]) {
-        for chunk in out.chunks_mut(8) {
-            let v = self.next().to_le_bytes();
-            chunk.copy_from_slice(&v[..chunk.len()]);
-        }
-    }
-}
-
-/// `count` distinct slots of `slot` bytes in a buffer of `buffer` bytes, in random order (a
-/// partial Fisher-Yates shuffle, as memkit's benchmark does with `Rng(slot)`).
-fn scattered_offsets(rng: &mut Rng, buffer: u64, slot: u64, count: usize) -> Vec<u64> {
-    let slots = (buffer / slot) as usize;
-    let mut all: Vec<u64> = (0..slots as u64).collect();
-    for i in 0..count {
-        let j = i + rng.below((slots - i) as u64) as usize;
-        all.swap(i, j);
-    }
-    all.truncate(count);
-    all.iter().map(|s| s * slot).collect()
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
-}
-
-fn gbps(bytes: u64, seconds: f64) -> f64 {
-    bytes as f64 / seconds / 1e9
-}
-
-// ---- the report, in the JSON shape of memkit's benchmark -----------------------------------------
-
-/// One measured figure.
-struct Figure {
-    name: String,
-    value: f64,
-    unit: &'static str,
-    note: String,
-}
-
-#[derive(Default)]
-struct Report {
-    device: String,
-    figures: Vec<Figure>,
-    failures: Vec<String>,
-}
-
-impl Report {
-    fn add(&mut self, name: &str, value: f64, unit: &'static str, note: &str) {
-        println!("{name:<100} {value:>10.3} {unit:<5} {note}");
-        self.figures.push(Figure {
-            name: name.to_owned(),
-            value,
-            unit,
-            note: note.to_owned(),
-        });
-    }
-
-    /// `{"device", "figures": [{"name", "value", "unit", "note"}], "failures"}`, as memkit's
-    /// benchmark writes, plus `"peer"` naming the wgpu version.
-    fn json(&self) -> String {
-        fn esc(s: &str) -> String {
-            s.replace('\\', "\\\\").replace('"', "\\\"")
-        }
-        let mut out = String::new();
-        let _ = write!(
-            out,
-            "{{\n  \"device\": \"{}\",\n  \"peer\": \"wgpu {WGPU_VERSION} (Vulkan backend)\",\n  \"figures\": [\n",
-            esc(&self.device)
-        );
-        for (i, f) in self.figures.iter().enumerate() {
-            let value = if f.value.is_finite() {
-                format!("{}", f.value)
-            } else {
-                "null".to_owned()
-            };
-            let _ = writeln!(
-                out,
-                "    {{\"name\": \"{}\", \"value\": {}, \"unit\": \"{}\", \"note\": \"{}\"}}{}",
-                esc(&f.name),
-                value,
-                f.unit,
-                esc(&f.note),
-                if i + 1 < self.figures.len() { "," } else { "" }
-            );
-        }
-        let failures: Vec<String> = self
-            .failures
-            .iter()
-            .map(|f| format!("\"{}\"", esc(f)))
-            .collect();
-        let _ = write!(out, "  ],\n  \"failures\": [{}]\n}}\n", failures.join(", "));
-        out
-    }
-}
 
 // ---- wgpu ----------------------------------------------------------------------------------------
 
@@ -409,8 +300,8 @@ fn run(report: &mut Report, gpu: &Gpu, sizes: &Sizes) {
     let mut seed = 200;
     let mut fresh = |source: &mut [u8], warmup: &mut [u8]| {
         seed += 2;
-        Rng(seed).fill(source);
-        Rng(seed + 1).fill(warmup);
+        Rng::new(seed).fill(source);
+        Rng::new(seed + 1).fill(warmup);
     };
 
     // 1. bulk: one upload of the whole buffer; the belt takes it in chunk-sized writes.
@@ -440,7 +331,7 @@ fn run(report: &mut Report, gpu: &Gpu, sizes: &Sizes) {
     // 2. and 3. scattered uploads into random distinct slots.
     for (label, size) in [("2.", 4096usize), ("3.", 256)] {
         let offsets = scattered_offsets(
-            &mut Rng(size as u64),
+            &mut Rng::new(size as u64),
             sizes.buffer,
             size as u64,
             sizes.count,
@@ -502,6 +393,8 @@ fn main() {
     let (gpu, info) = Gpu::new();
     let mut report = Report {
         device: format!("{} ({:?})", info.name, info.device_type),
+        peer: Some(format!("wgpu {WGPU_VERSION} (Vulkan backend)")),
+        name_width: 100,
         ..Report::default()
     };
     println!("device: {}", report.device);
