@@ -440,7 +440,7 @@ impl BuddyCore {
 
     /// Layer 0 word `index` of `order` became non-zero: set its bit in the layers above, up to
     /// the first word that already had one, and the order's bit in the mask past the top layer.
-    #[inline]
+    #[inline(always)]
     fn summary_set(&mut self, words: &mut [u64], order: u32, index: u64) {
         let bases = &self.layout.layer_base[order as usize];
         let depth = self.layout.depth[order as usize] as usize;
@@ -472,7 +472,7 @@ impl BuddyCore {
 
     /// Layer 0 word `index` of `order` became zero: clear its bit in the layers above, up to the
     /// first word that stays non-zero, and the order's bit in the mask past the top layer.
-    #[inline]
+    #[inline(always)]
     fn summary_clear(&mut self, words: &mut [u64], order: u32, index: u64) {
         let bases = &self.layout.layer_base[order as usize];
         let depth = self.layout.depth[order as usize] as usize;
