@@ -1,12 +1,16 @@
 //! What the coordinator counts, and its report as JSON.
 
 use std::fmt::Write as _;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Mutex;
+use std::sync::atomic::AtomicU64;
 
 use memkit_core::RingStats;
 use memkit_core::pool::HeapStats;
 
 use crate::buffer::COUNTER;
+
+#[cfg(test)]
+mod tests;
 
 /// Shards of [`UploadCounters`]: the first this many threads that count get one each.
 const SHARDS: usize = 64;
@@ -58,14 +62,46 @@ impl Default for UploadCounters {
     }
 }
 
-/// This thread's shard index, unique process-wide (never reused, so a shard has one writer).
+/// This thread's shard index: no other live thread has it. A thread's index goes back to a free
+/// list when the thread exits and is handed to a later thread, so programs that start threads
+/// again and again (a producer pool per frame, scoped threads per batch) keep using the
+/// per-thread shards; with indices never reused, every thread after the first [`SHARDS`] would
+/// count in the shared overflow shard with locked instructions. `usize::MAX` (no shard) while the
+/// thread's locals are being destroyed.
 fn shard_index() -> usize {
-    static NEXT: AtomicUsize = AtomicUsize::new(0);
     thread_local! {
-        // Relaxed: only uniqueness matters.
-        static INDEX: usize = NEXT.fetch_add(1, Ordering::Relaxed);
+        static INDEX: ShardLease = ShardLease::take();
     }
-    INDEX.with(|i| *i)
+    INDEX.try_with(|i| i.0).unwrap_or(usize::MAX)
+}
+
+/// Shard indices of exited threads, and the next never-used one.
+static FREE_SHARDS: Mutex<(Vec<usize>, usize)> = Mutex::new((Vec::new(), 0));
+
+/// One thread's shard index, given back when the thread exits.
+struct ShardLease(usize);
+
+impl ShardLease {
+    fn take() -> Self {
+        let mut free = FREE_SHARDS.lock().unwrap_or_else(|e| e.into_inner());
+        let index = match free.0.pop() {
+            Some(index) => index,
+            None => {
+                free.1 += 1;
+                free.1 - 1
+            }
+        };
+        // The lock orders this thread's first writes to the shard after the last writes of the
+        // thread that gave it back (they came before its unlock).
+        Self(index)
+    }
+}
+
+impl Drop for ShardLease {
+    fn drop(&mut self) {
+        let mut free = FREE_SHARDS.lock().unwrap_or_else(|e| e.into_inner());
+        free.0.push(self.0);
+    }
 }
 
 impl UploadCounters {

@@ -4,7 +4,9 @@
 //! 1. CPU cost per small upload (64 B-4 KiB): a batch of `upload_to` calls into one buffer, timed,
 //!    beside a loop doing only the same `memcpy`s into plain memory; the difference is what the
 //!    coordinator adds per upload (grant, bookkeeping, commit). The submission that follows is
-//!    timed separately and quoted per upload.
+//!    timed separately and quoted per upload. One more row, "direct", uploads 256 B into a buffer
+//!    the CPU writes straight into (`UPLOAD | FAST_DEVICE_ACCESS`, where the device has
+//!    device-local host-visible memory): what the direct path adds to the write.
 //! 2. Throughput of `N` uploads of 256 B, 4 KiB and 64 KiB, scattered over 256 slots of one
 //!    destination, a submission every 256 uploads (a frame), until the GPU finished the last:
 //!    - the coordinator (`upload_to`, `flush_transfers` per frame);
@@ -31,7 +33,7 @@ use memkit_core::device::{
     BufferCopy, BufferUsage, CopyCommand, DeviceError, MappedRange, MemoryAllocateInfo,
     MemoryPropertyFlags, WaitStatus,
 };
-use memkit_std::{Coordinator, CoordinatorConfig, MemoryUsage};
+use memkit_std::{Buffer, Coordinator, CoordinatorConfig, MemoryUsage};
 
 use crate::backend::Backend;
 use crate::clock::Clock;
@@ -57,6 +59,8 @@ pub struct BenchOptions {
 pub struct SmallUpload {
     /// Bytes per upload.
     pub size: u64,
+    /// Written straight into device-local host-visible memory (no staging, no copy).
+    pub direct: bool,
     /// Median ns per `upload_to`.
     pub upload_ns: f64,
     /// Median ns per `memcpy` of the same bytes.
@@ -233,7 +237,36 @@ fn small_uploads<D: Backend>(
     warm_ring(&coordinator)?;
     let mut out = Vec::new();
     for &size in sizes {
-        out.push(small_upload(&coordinator, size, repetitions, seed, clock)?);
+        let destination =
+            coordinator.create_buffer(BATCH * size, MemoryUsage::FAST_DEVICE_ACCESS)?;
+        out.push(small_upload(
+            &coordinator,
+            &destination,
+            size,
+            repetitions,
+            seed,
+            clock,
+        )?);
+    }
+    // The direct path, where the device has memory for it.
+    let size = 256;
+    let destination = coordinator.create_buffer(
+        BATCH * size,
+        MemoryUsage::UPLOAD | MemoryUsage::FAST_DEVICE_ACCESS,
+    )?;
+    let device_local = coordinator.device().memory_properties().types()
+        [destination.memory_type() as usize]
+        .properties
+        .contains(MemoryPropertyFlags::DEVICE_LOCAL);
+    if destination.is_direct_write() && device_local {
+        out.push(small_upload(
+            &coordinator,
+            &destination,
+            size,
+            repetitions,
+            seed,
+            clock,
+        )?);
     }
     check_device(coordinator.device())?;
     Ok(out)
@@ -242,12 +275,12 @@ fn small_uploads<D: Backend>(
 /// Part 1 for one size.
 fn small_upload<D: Backend>(
     coordinator: &Coordinator<D>,
+    destination: &Buffer<D>,
     size: u64,
     repetitions: usize,
     seed: u64,
     clock: Clock,
 ) -> Result<SmallUpload, BenchError> {
-    let destination = coordinator.create_buffer(BATCH * size, MemoryUsage::FAST_DEVICE_ACCESS)?;
     let payload = payload(seed, size);
     let mut scratch = vec![0u8; (BATCH * size) as usize];
     let (mut upload, mut memcpy, mut overhead, mut flush) =
@@ -256,7 +289,7 @@ fn small_upload<D: Backend>(
     for rep in 0..=repetitions {
         let start = clock.now();
         for i in 0..BATCH {
-            coordinator.upload_to(&destination, i * size, black_box(&payload[..]))?;
+            coordinator.upload_to(destination, i * size, black_box(&payload[..]))?;
         }
         let uploaded = clock.now().saturating_sub(start);
         let start = clock.now();
@@ -280,6 +313,7 @@ fn small_upload<D: Backend>(
     }
     Ok(SmallUpload {
         size,
+        direct: destination.is_direct_write(),
         upload_ns: median(&mut upload),
         memcpy_ns: median(&mut memcpy),
         overhead_ns: median(&mut overhead),
@@ -728,14 +762,19 @@ pub fn text(r: &BenchReport) -> String {
     );
     let _ = writeln!(
         o,
-        "  {:>6}  {:>12}  {:>10}  {:>16}  {:>18}",
-        "size", "upload_to ns", "memcpy ns", "overhead ns", "flush ns/upload"
+        "  {:>6}  {:>6}  {:>12}  {:>10}  {:>16}  {:>18}",
+        "path", "size", "upload_to ns", "memcpy ns", "overhead ns", "flush ns/upload"
     );
     for s in &r.small {
         let _ = writeln!(
             o,
-            "  {:>6}  {:>12.1}  {:>10.1}  {:>16.1}  {:>18.1}",
-            s.size, s.upload_ns, s.memcpy_ns, s.overhead_ns, s.flush_ns
+            "  {:>6}  {:>6}  {:>12.1}  {:>10.1}  {:>16.1}  {:>18.1}",
+            if s.direct { "direct" } else { "staged" },
+            s.size,
+            s.upload_ns,
+            s.memcpy_ns,
+            s.overhead_ns,
+            s.flush_ns
         );
     }
     let _ = writeln!(
@@ -781,6 +820,7 @@ pub fn json(r: &BenchReport) -> String {
         .iter()
         .map(|s| {
             Json::new()
+                .str("path", if s.direct { "direct" } else { "staged" })
                 .num("size", s.size)
                 .float("upload_ns", s.upload_ns)
                 .float("memcpy_ns", s.memcpy_ns)
