@@ -3,6 +3,7 @@
 
 pub mod bench_report;
 pub mod ring_model;
+pub mod ring_producer_model;
 pub mod suballocator_model;
 pub mod transfer_model;
 pub mod workloads;
