@@ -410,8 +410,7 @@ where
             });
         }
         if let Some(index) = request.memory_type {
-            MemoryTypeRanking::strict(&self.properties, req.memory_type_bits, index)?;
-            return self.place(index, self.type_fit(index), request, dedicated_to);
+            return self.allocate_strict(index, request, dedicated_to);
         }
         let ranked = (request.usage.bits() & RANKED_USAGE_BITS) as usize;
         let route = self.routes[ranked];
@@ -426,6 +425,19 @@ where
             }
         }
         self.allocate_ranked(request, dedicated_to, None)
+    }
+
+    /// Allocates in exactly memory type `index`.
+    #[inline(never)]
+    fn allocate_strict(
+        &mut self,
+        index: u32,
+        request: &AllocationRequest,
+        dedicated_to: Option<DedicatedTo<D::Buffer>>,
+    ) -> Result<DeviceAllocation<D::Memory>, PoolError> {
+        let bits = request.requirements.memory_type_bits;
+        MemoryTypeRanking::strict(&self.properties, bits, index)?;
+        self.place(index, self.type_fit(index), request, dedicated_to)
     }
 
     /// Tries the memory types the request's usage ranks, best first, and remembers the first
@@ -890,6 +902,7 @@ where
         unsafe { self.device.free_memory(memory) };
     }
 
+    #[inline(never)]
     fn allocate_dedicated(
         &mut self,
         memory_type: u32,
@@ -1077,6 +1090,7 @@ where
         }
     }
 
+    #[inline(always)]
     fn free_block_range(
         &mut self,
         raw: &RawDeviceAllocation<D::Memory>,
@@ -1122,12 +1136,19 @@ where
         block.free += sub.size;
         if block.live == 0 {
             let set = usize::from(block.set);
-            self.sets[set].empty += 1;
-            if self.sets[set].empty > self.config.empty_blocks_kept {
-                self.release_smallest_empty_block(set);
-            }
+            self.on_block_emptied(set);
         }
         Ok(())
+    }
+
+    /// A block of `set` has just lost its last allocation: counts it empty, and past the kept
+    /// count releases the set's smallest empty block.
+    #[inline(never)]
+    fn on_block_emptied(&mut self, set: usize) {
+        self.sets[set].empty += 1;
+        if self.sets[set].empty > self.config.empty_blocks_kept {
+            self.release_smallest_empty_block(set);
+        }
     }
 
     /// Hysteresis: past the kept count, the smallest empty block of the set goes.
@@ -1149,6 +1170,7 @@ where
         }
     }
 
+    #[inline(never)]
     fn free_dedicated(&mut self, raw: &RawDeviceAllocation<D::Memory>) -> Result<(), FreeError> {
         let entry = self
             .dedicated
