@@ -833,7 +833,8 @@ fn pair_overhead(n: u32) -> (f64, f64) {
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let quick = args.iter().any(|a| a == "--quick");
-    // `--only <text>`: just the contenders whose name contains it (for profiling).
+    // `--only <text>`: just the contenders whose name contains it, and neither the 4 KiB loop
+    // nor the footprints (for profiling the replays alone).
     let only = args
         .iter()
         .position(|a| a == "--only")
@@ -919,6 +920,9 @@ fn main() {
         println!(
             "  {name:<11} pools/raw: TLSF {tlsf:.2}x, buddy {buddy:.2}x;  gpu-alloc / memkit {gpu_alloc:.2}x ({m_alloc:.2}x with device calls);  gpu-allocator / memkit {gpu_allocator:.0}x ({m_allocator:.0}x)"
         );
+    }
+    if only.is_some() {
+        return;
     }
     let (raw, pool) = pair_overhead(if quick { 200_000 } else { 1_000_000 });
     println!(
