@@ -9,7 +9,9 @@ pub enum BackPressure {
     /// stall).
     #[default]
     WaitForGpu,
-    /// Return [`crate::Error::StagingFull`] at once.
+    /// Return [`crate::Error::StagingFull`] at once. An upload cut into chunks (above
+    /// `max_ring_upload`) fails only while nothing of it is staged: once its first chunk is in
+    /// the ring, the rest wait for room, so an upload lands whole or not at all.
     Fail,
     /// Stage the upload in a staging allocation of its own, freed when its copy completes.
     DedicatedStaging,

@@ -581,7 +581,7 @@ impl<D: Device> Coordinator<D> {
         if size as u64 > self.shared.route.max_ring_upload() {
             return Err(Error::StagingFull { wait_for: None });
         }
-        let grant = self.shared.grant(size)?;
+        let grant = self.shared.grant(size, self.shared.config.back_pressure)?;
         Ok(StagingGrant { grant })
     }
 
@@ -827,28 +827,53 @@ impl<D: Device> Shared<D> {
             memkit_core::scheduler::DestinationMemory::DeviceOnly,
             size,
         ) {
-            Ok(Route::Ring) => match self.grant(bytes.len()) {
-                Ok(mut grant) => {
-                    grant.bytes_mut()[..bytes.len()].copy_from_slice(bytes);
-                    Ok(self.commit_upload(grant, dest, offset, size))
-                }
-                Err(Error::StagingFull { .. })
-                    if self.config.back_pressure == BackPressure::DedicatedStaging =>
-                {
-                    self.upload_dedicated(dest, offset, bytes)
-                }
-                Err(e) => Err(e),
-            },
+            Ok(Route::Ring) => {
+                self.upload_through_ring(dest, offset, bytes, self.config.back_pressure)
+            }
             Ok(Route::DedicatedStaging) => self.upload_dedicated(dest, offset, bytes),
             Ok(Route::Chunks { chunk_size, .. }) => {
+                // Staged whole or not at all: only the first chunk may fail for want of room
+                // (under `BackPressure::Fail`, leaving nothing staged); once it is staged, the
+                // rest wait for the GPU to free room, so no caller sees half an upload land.
+                // Each chunk is at most half the ring, so the room always comes.
                 let mut last = Ticket::completed();
                 for (i, chunk) in bytes.chunks(chunk_size as usize).enumerate() {
-                    last = self.upload(dest, offset + i as u64 * chunk_size, chunk)?;
+                    let policy = if i == 0 {
+                        self.config.back_pressure
+                    } else {
+                        BackPressure::WaitForGpu
+                    };
+                    last = self.upload_through_ring(
+                        dest,
+                        offset + i as u64 * chunk_size,
+                        chunk,
+                        policy,
+                    )?;
                 }
                 // Chunks are staged in order, so the last one's submission carries them all.
                 Ok(last)
             }
             Ok(Route::DirectWrite) | Err(_) => Err(Error::ZeroSize),
+        }
+    }
+
+    /// Stages `bytes` in one ring grant, `policy` deciding what a full ring does.
+    fn upload_through_ring(
+        self: &Arc<Self>,
+        dest: &Arc<BufferState<D>>,
+        offset: u64,
+        bytes: &[u8],
+        policy: BackPressure,
+    ) -> Result<Ticket> {
+        match self.grant(bytes.len(), policy) {
+            Ok(mut grant) => {
+                grant.bytes_mut()[..bytes.len()].copy_from_slice(bytes);
+                Ok(self.commit_upload(grant, dest, offset, bytes.len() as u64))
+            }
+            Err(Error::StagingFull { .. }) if policy == BackPressure::DedicatedStaging => {
+                self.upload_dedicated(dest, offset, bytes)
+            }
+            Err(e) => Err(e),
         }
     }
 
@@ -922,8 +947,12 @@ impl<D: Device> Shared<D> {
         ))
     }
 
-    /// Reserves ring space, applying the back-pressure policy when the ring is full.
-    fn grant(&self, size: usize) -> Result<memkit_core::WriteGrant<'_, 'static, RING_GRANTS>> {
+    /// Reserves ring space, applying `policy` when the ring is full.
+    fn grant(
+        &self,
+        size: usize,
+        policy: BackPressure,
+    ) -> Result<memkit_core::WriteGrant<'_, 'static, RING_GRANTS>> {
         loop {
             self.check_live()?;
             match self.ring.grant(size, self.grant_align) {
@@ -936,7 +965,7 @@ impl<D: Device> Shared<D> {
                     // The oldest grant may still be being written by another producer.
                     std::thread::yield_now();
                 }
-                Err(GrantError::Full { wait_for }) => match self.config.back_pressure {
+                Err(GrantError::Full { wait_for }) => match policy {
                     BackPressure::WaitForGpu => {
                         self.counters.stalls.fetch_add(1, COUNTER);
                         match wait_for {
@@ -954,6 +983,19 @@ impl<D: Device> Shared<D> {
                         }
                     }
                     BackPressure::Fail | BackPressure::DedicatedStaging => {
+                        // Room the GPU already freed but nobody released yet is not "full":
+                        // release it and ask again, without waiting.
+                        if let Some(value) = wait_for {
+                            let completed = self
+                                .device
+                                .completed_value()
+                                .map_err(|e| self.device_error(e))?;
+                            if completed >= value.get() {
+                                let mut sub = self.lock_submitter();
+                                self.maintain(&mut sub)?;
+                                continue;
+                            }
+                        }
                         return Err(Error::StagingFull {
                             wait_for: wait_for.map(FenceValue::get),
                         });

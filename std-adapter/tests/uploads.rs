@@ -293,6 +293,52 @@ fn full_ring_under_fail_policy_says_what_to_wait_for() {
 }
 
 #[test]
+fn chunked_upload_under_fail_policy_lands_whole_or_not_at_all() {
+    // A 4 KiB ring cuts uploads above 2 KiB into 2 KiB chunks.
+    let config = CoordinatorConfig {
+        staging_ring_size: 4096,
+        max_ring_upload: 4096,
+        back_pressure: BackPressure::Fail,
+        ..Default::default()
+    };
+    let c = Coordinator::new(DummyDevice::discrete(), config).unwrap();
+    let b = c
+        .create_buffer(1 << 16, MemoryUsage::FAST_DEVICE_ACCESS)
+        .unwrap();
+    let big: Vec<u8> = (0..4000u32).map(|i| (i % 251) as u8 + 1).collect();
+
+    // 3000 bytes staged: the first 2 KiB chunk has no room, so the upload fails and stages
+    // nothing.
+    c.upload_to(&b, 0, &[7u8; 3000]).unwrap();
+    assert_eq!(
+        c.upload_to(&b, 8192, &big).unwrap_err(),
+        Error::StagingFull { wait_for: None }
+    );
+    c.flush_transfers().unwrap().wait().unwrap();
+    let after = read(&c, &b);
+    assert_eq!(after[..3000], [7u8; 3000][..]);
+    assert!(
+        after[8192..8192 + 4000].iter().all(|&x| x == 0),
+        "a failed chunked upload left part of itself behind"
+    );
+
+    // 1500 bytes staged: the first chunk fits, the second does not until the GPU frees room;
+    // the upload waits for it instead of failing half-way.
+    c.upload_to(&b, 0, &[9u8; 1500]).unwrap();
+    let stalls = c.stats().stalls;
+    let ticket = c.upload_to(&b, 8192, &big).unwrap();
+    assert!(
+        c.stats().stalls > stalls,
+        "the second chunk waited for room"
+    );
+    c.flush_transfers().unwrap().wait().unwrap();
+    assert!(ticket.is_complete().unwrap());
+    let after = read(&c, &b);
+    assert_eq!(after[..1500], [9u8; 1500][..]);
+    assert_eq!(after[8192..8192 + 4000], big[..]);
+}
+
+#[test]
 fn dedicated_staging_takes_what_the_ring_cannot_and_keeps_order() {
     let config = CoordinatorConfig {
         staging_ring_size: 4096,
