@@ -94,6 +94,11 @@ struct HotPath {
     separate_kinds: bool,
     /// [`PoolConfig::device_address_blocks`].
     device_address_blocks: bool,
+    /// The ranked usage bits of `last`; [`NO_ROUTE`] before the first request.
+    last_usage: u8,
+    /// The route of the last request's usage, a copy of its entry in `routes`: a run of
+    /// requests of one usage reads no other line to find it.
+    last: Route,
 }
 
 /// How a request is placed in one memory type: the figures `place` needs, in one record.
@@ -277,6 +282,8 @@ where
                 id,
                 separate_kinds: limits.buffer_image_granularity > config.block_granule,
                 device_address_blocks: config.device_address_blocks,
+                last_usage: NO_ROUTE,
+                last: Route::NONE,
             },
             routes: [Route::NONE; RANKED_USAGE_BITS as usize + 1],
             budgets: HeapBudgets::new(&properties),
@@ -413,7 +420,14 @@ where
             return self.allocate_strict(index, request, dedicated_to);
         }
         let ranked = (request.usage.bits() & RANKED_USAGE_BITS) as usize;
-        let route = self.routes[ranked];
+        let route = if usize::from(self.hot.last_usage) == ranked {
+            self.hot.last
+        } else {
+            let route = self.routes[ranked];
+            self.hot.last_usage = ranked as u8;
+            self.hot.last = route;
+            route
+        };
         if route.memory_type != NO_ROUTE && route.type_bits == req.memory_type_bits {
             let memory_type = u32::from(route.memory_type);
             match self.place(memory_type, route.fit, request, dedicated_to) {
@@ -461,11 +475,14 @@ where
             let fit = self.type_fit(memory_type);
             if first {
                 first = false;
-                self.routes[ranked] = Route {
+                let route = Route {
                     type_bits: bits,
                     memory_type: memory_type as u8,
                     fit,
                 };
+                self.routes[ranked] = route;
+                self.hot.last_usage = ranked as u8;
+                self.hot.last = route;
             }
             if tried.is_some_and(|(t, _)| t == memory_type) {
                 continue;

@@ -177,6 +177,12 @@ mod layout {
     }
 
     #[test]
+    fn the_hot_path_fills_one_cache_line() {
+        assert_eq!(core::mem::size_of::<super::super::HotPath>(), 64);
+        assert_eq!(core::mem::align_of::<super::super::HotPath>(), 64);
+    }
+
+    #[test]
     fn tlsf_slot_hot_fields_share_one_cache_line() {
         let len = TlsfAllocator::<Vec<TlsfNode>>::storage_len(1 << 20, 256, 64).unwrap();
         hot_fields_share_one_cache_line::<TlsfAllocator<Vec<TlsfNode>>>(std::vec![
