@@ -298,10 +298,10 @@ fn wrap_around_never_hands_out_bytes_before_their_value_completed() {
     assert!(stats.dropped_grants > 0);
 }
 
-/// Producers on two threads write a recognisable pattern; the consumer checks that every
+/// Producers on two threads write a recognisable pattern, through `StagingRing::grant` or (with
+/// `handles`) a `RingProducer` each that flushes now and then; the consumer checks that every
 /// committed byte arrives exactly once, in each producer's order, and releases as it goes.
-#[test]
-fn two_producer_threads_and_a_consumer() {
+fn two_producers_and_a_consumer(handles: bool) {
     const PER_PRODUCER: usize = if cfg!(miri) { 40 } else { 20_000 };
     const CAPACITY: usize = if cfg!(miri) { 64 } else { 4096 };
     let mut buf = vec![0u8; CAPACITY];
@@ -311,10 +311,15 @@ fn two_producer_threads_and_a_consumer() {
     std::thread::scope(|s| {
         for producer in 0..2u8 {
             s.spawn(move || {
+                let mut handle = handles.then(|| RingProducer::with_span(ring, 32, 4).unwrap());
                 let mut sent = 0usize;
                 while sent < PER_PRODUCER {
                     let size = 2 + (sent % 7);
-                    let Ok(mut g) = ring.grant(size, 2) else {
+                    let granted = match handle.as_mut() {
+                        Some(h) => h.grant(size, 2),
+                        None => ring.grant(size, 2),
+                    };
+                    let Ok(mut g) = granted else {
                         std::thread::yield_now();
                         continue;
                     };
@@ -328,31 +333,34 @@ fn two_producer_threads_and_a_consumer() {
                         g.commit_all();
                     }
                     sent += 1;
+                    if sent % 13 == 0
+                        && let Some(h) = handle.as_mut()
+                    {
+                        h.flush();
+                    }
                 }
             });
         }
         let mut expected = [0usize; 2];
         let mut value = 0u64;
+        let skip_dropped = |e: &mut usize| {
+            while *e < PER_PRODUCER && *e % 11 == 10 {
+                *e += 1;
+            }
+        };
         while expected.iter().any(|&e| e < PER_PRODUCER) {
             let mut drained = 0;
             while let Some(r) = c.drain() {
                 let bytes = c.bytes(&r).unwrap();
                 let producer = bytes[0] as usize;
-                // Skip over the sequence numbers of dropped grants.
-                while expected[producer] % 11 == 10 {
-                    expected[producer] += 1;
-                }
+                skip_dropped(&mut expected[producer]);
                 assert_eq!(bytes[1], expected[producer] as u8, "in order, exactly once");
                 assert_eq!(bytes.len(), 2 + expected[producer] % 7);
                 assert!(bytes[2..].iter().all(|&b| b == bytes[0] ^ 0x5a));
                 expected[producer] += 1;
                 drained += 1;
             }
-            for e in &mut expected {
-                while *e < PER_PRODUCER && *e % 11 == 10 {
-                    *e += 1;
-                }
-            }
+            expected.iter_mut().for_each(skip_dropped);
             if drained > 0 {
                 value += 1;
                 c.mark(FenceValue::new(value)).unwrap();
@@ -364,9 +372,18 @@ fn two_producer_threads_and_a_consumer() {
             c.release_completed(FenceValue::new(value));
         }
     });
+    // Handles were dropped (flushed) when their threads ended: nothing is left to drain.
+    assert_eq!(c.drain(), None);
+    c.mark(FenceValue::new(u64::MAX)).ok();
+    c.release_completed(FenceValue::new(u64::MAX));
     let stats = ring.stats();
     assert_eq!(stats.bytes_in_flight, 0);
     assert!(stats.high_water_mark <= CAPACITY as u64);
+}
+
+#[test]
+fn two_producer_threads_and_a_consumer() {
+    two_producers_and_a_consumer(false);
 }
 
 // ---- RingProducer: grants carved from spans -----------------------------------------------
@@ -679,74 +696,5 @@ fn producers_and_plain_grants_wrap_around_without_reusing_held_bytes() {
 /// exactly once, in each producer's order, with its bytes.
 #[test]
 fn two_producer_handles_on_two_threads_and_a_consumer() {
-    const PER_PRODUCER: usize = if cfg!(miri) { 40 } else { 20_000 };
-    const CAPACITY: usize = if cfg!(miri) { 64 } else { 4096 };
-    let mut buf = vec![0u8; CAPACITY];
-    let ring: StagingRing<'_, 8> = StagingRing::new(RingMemory::new(&mut buf)).unwrap();
-    let ring = &ring;
-    let mut c = consumer(ring);
-    std::thread::scope(|s| {
-        for producer in 0..2u8 {
-            s.spawn(move || {
-                let mut handle = RingProducer::with_span(ring, 32, 4).unwrap();
-                let mut sent = 0usize;
-                while sent < PER_PRODUCER {
-                    let size = 2 + (sent % 7);
-                    let Ok(mut g) = handle.grant(size, 2) else {
-                        std::thread::yield_now();
-                        continue;
-                    };
-                    let bytes = g.bytes_mut();
-                    bytes[0] = producer;
-                    bytes[1] = sent as u8;
-                    bytes[2..].fill(producer ^ 0x5a);
-                    if sent % 11 == 10 {
-                        drop(g);
-                    } else {
-                        g.commit_all();
-                    }
-                    sent += 1;
-                    if sent % 13 == 0 {
-                        handle.flush();
-                    }
-                }
-            });
-        }
-        let mut expected = [0usize; 2];
-        let mut value = 0u64;
-        let skip_dropped = |e: &mut usize| {
-            while *e < PER_PRODUCER && *e % 11 == 10 {
-                *e += 1;
-            }
-        };
-        while expected.iter().any(|&e| e < PER_PRODUCER) {
-            let mut drained = 0;
-            while let Some(r) = c.drain() {
-                let bytes = c.bytes(&r).unwrap();
-                let producer = bytes[0] as usize;
-                skip_dropped(&mut expected[producer]);
-                assert_eq!(bytes[1], expected[producer] as u8, "in order, exactly once");
-                assert_eq!(bytes.len(), 2 + expected[producer] % 7);
-                assert!(bytes[2..].iter().all(|&b| b == bytes[0] ^ 0x5a));
-                expected[producer] += 1;
-                drained += 1;
-            }
-            expected.iter_mut().for_each(skip_dropped);
-            if drained > 0 {
-                value += 1;
-                c.mark(FenceValue::new(value)).unwrap();
-                c.release_completed(FenceValue::new(value - 1));
-            } else {
-                std::thread::yield_now();
-            }
-            c.release_completed(FenceValue::new(value));
-        }
-    });
-    // The handles were dropped (flushed) when their threads ended.
-    assert_eq!(c.drain(), None);
-    c.mark(FenceValue::new(u64::MAX)).ok();
-    c.release_completed(FenceValue::new(u64::MAX));
-    let stats = ring.stats();
-    assert_eq!(stats.bytes_in_flight, 0);
-    assert!(stats.high_water_mark <= CAPACITY as u64);
+    two_producers_and_a_consumer(true);
 }
