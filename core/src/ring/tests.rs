@@ -228,36 +228,99 @@ fn more_marks_than_tracked_fold_into_the_newest() {
     assert_eq!(c.release_completed(FenceValue::new(18)), 3);
 }
 
+/// A tiny seeded generator (xorshift32) for the sequential randomized tests.
+fn xorshift(mut seed: u32) -> impl FnMut() -> u32 {
+    move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 17;
+        seed ^= seed << 5;
+        seed
+    }
+}
+
+/// A byte-ownership shadow of a ring for sequential tests, which also plays the GPU: `owner[i]` is
+/// 0 while byte i is free, `u64::MAX` while it is granted or drained but unmarked, else the value
+/// it was marked with until that value completes.
+struct Shadow {
+    owner: Vec<u64>,
+    unmarked: Vec<DrainedRange>,
+    value: u64,
+    completed: u64,
+}
+
+impl Shadow {
+    fn new(capacity: usize) -> Self {
+        Self {
+            owner: vec![0; capacity],
+            unmarked: Vec::new(),
+            value: 0,
+            completed: 0,
+        }
+    }
+
+    /// A grant of `range` was handed out at `step`: its bytes must have been free.
+    fn granted(&mut self, range: core::ops::Range<usize>, step: u32) {
+        assert!(
+            self.owner[range.clone()].iter().all(|&b| b == 0),
+            "step {step}: byte handed out while held"
+        );
+        self.owner[range].fill(u64::MAX);
+    }
+
+    /// A grant of `range` was dropped uncommitted: its bytes are free again.
+    fn dropped(&mut self, range: core::ops::Range<usize>) {
+        self.owner[range].fill(0);
+    }
+
+    /// The "GPU" takes every range drained so far with the next value.
+    fn mark<'m, const G: usize, R: Deref<Target = StagingRing<'m, G>>>(
+        &mut self,
+        c: &mut RingConsumer<R>,
+    ) {
+        self.value += 1;
+        c.mark(FenceValue::new(self.value)).unwrap();
+        for r in self.unmarked.drain(..) {
+            self.owner[r.offset()..r.offset() + r.len()].fill(self.value);
+        }
+    }
+
+    /// The "GPU" completes its oldest outstanding value, if there is one.
+    fn complete_one<'m, const G: usize, R: Deref<Target = StagingRing<'m, G>>>(
+        &mut self,
+        c: &mut RingConsumer<R>,
+    ) {
+        if self.completed == self.value {
+            return;
+        }
+        self.completed += 1;
+        c.release_completed(FenceValue::new(self.completed));
+        let completed = self.completed;
+        for b in &mut self.owner {
+            if *b != u64::MAX && *b <= completed {
+                *b = 0;
+            }
+        }
+    }
+}
+
 #[test]
 fn wrap_around_never_hands_out_bytes_before_their_value_completed() {
     // A long sequential run over a tiny ring with a byte-ownership shadow.
     let mut buf = [0u8; 24];
     let ring: StagingRing<'_, 4> = StagingRing::new(RingMemory::new(&mut buf)).unwrap();
     let mut c = consumer(&ring);
-    // owner[i]: 0 free, else the value (or u64::MAX while granted/unmarked) holding byte i.
-    let mut owner = [0u64; 24];
-    let mut value = 0u64;
-    let mut completed = 0u64;
-    let mut seed = 12345u32;
-    let mut next = move || {
-        seed ^= seed << 13;
-        seed ^= seed >> 17;
-        seed ^= seed << 5;
-        seed
-    };
-    let mut unmarked: Vec<DrainedRange> = Vec::new();
+    let mut shadow = Shadow::new(24);
+    let mut next = xorshift(12345);
     for step in 0..2000u32 {
         let size = 1 + (next() % 10) as usize;
         let align = 1 << (next() % 3);
         match ring.grant(size, align) {
             Ok(mut g) => {
-                for b in &owner[g.offset()..g.offset() + g.len()] {
-                    assert_eq!(*b, 0, "step {step}: byte handed out while held");
-                }
-                owner[g.offset()..g.offset() + g.len()].fill(u64::MAX);
+                let range = g.offset()..g.offset() + g.len();
+                shadow.granted(range.clone(), step);
                 g.bytes_mut().fill(step as u8);
                 if next() % 5 == 0 {
-                    owner[g.offset()..g.offset() + g.len()].fill(0);
+                    shadow.dropped(range);
                     drop(g);
                 } else {
                     g.commit_all();
@@ -273,23 +336,13 @@ fn wrap_around_never_hands_out_bytes_before_their_value_completed() {
                     .iter()
                     .all(|&b| b == c.bytes(&r).unwrap()[0])
             );
-            unmarked.push(r);
+            shadow.unmarked.push(r);
         }
         if next() % 3 == 0 {
-            value += 1;
-            c.mark(FenceValue::new(value)).unwrap();
-            for r in unmarked.drain(..) {
-                owner[r.offset()..r.offset() + r.len()].fill(value);
-            }
+            shadow.mark(&mut c);
         }
-        if next() % 4 == 0 && completed < value {
-            completed += 1;
-            c.release_completed(FenceValue::new(completed));
-            for b in owner.iter_mut() {
-                if *b != u64::MAX && *b <= completed {
-                    *b = 0;
-                }
-            }
+        if next() % 4 == 0 {
+            shadow.complete_one(&mut c);
         }
     }
     let stats = ring.stats();
@@ -580,20 +633,11 @@ fn producers_and_plain_grants_wrap_around_without_reusing_held_bytes() {
         RingProducer::with_span(&ring, 24, 4).unwrap(),
         RingProducer::with_span(&ring, 16, 3).unwrap(),
     ];
-    // owner[i]: 0 free, u64::MAX granted or undrained, else the value it was marked with.
-    let mut owner = [0u64; CAPACITY];
-    let (mut value, mut completed) = (0u64, 0u64);
-    let mut seed = 0x9e37_79b9u32;
-    let mut next = move || {
-        seed ^= seed << 13;
-        seed ^= seed >> 17;
-        seed ^= seed << 5;
-        seed
-    };
+    let mut shadow = Shadow::new(CAPACITY);
+    let mut next = xorshift(0x9e37_79b9);
     // Committed grants not drained yet, in the order they must drain: (tag, offset, len).
     let mut expected: std::collections::VecDeque<(u8, usize, usize)> = Default::default();
     let mut live: Vec<(WriteGrant<'_, '_, 8>, u8)> = Vec::new();
-    let mut unmarked: Vec<DrainedRange> = Vec::new();
     let mut tag = 0u8;
     for step in 0..4000u32 {
         match next() % 10 {
@@ -607,12 +651,7 @@ fn producers_and_plain_grants_wrap_around_without_reusing_held_bytes() {
                 };
                 match result {
                     Ok(mut g) => {
-                        let range = g.offset()..g.offset() + g.len();
-                        assert!(
-                            owner[range.clone()].iter().all(|&b| b == 0),
-                            "step {step}: byte handed out while held"
-                        );
-                        owner[range].fill(u64::MAX);
+                        shadow.granted(g.offset()..g.offset() + g.len(), step);
                         tag = tag.wrapping_add(1);
                         g.bytes_mut().fill(tag);
                         live.push((g, tag));
@@ -633,7 +672,7 @@ fn producers_and_plain_grants_wrap_around_without_reusing_held_bytes() {
                 let (g, tag) = live.remove(index);
                 let (offset, len) = (g.offset(), g.len());
                 if next() % 6 == 0 {
-                    owner[offset..offset + len].fill(0);
+                    shadow.dropped(offset..offset + len);
                     drop(g);
                 } else {
                     g.commit_all();
@@ -654,23 +693,13 @@ fn producers_and_plain_grants_wrap_around_without_reusing_held_bytes() {
             let (_, offset, len) = expected.remove(position).unwrap();
             assert_eq!((r.offset(), r.len()), (offset, len));
             assert!(bytes.iter().all(|&b| b == bytes[0]), "untorn");
-            unmarked.push(r);
+            shadow.unmarked.push(r);
         }
-        if next() % 3 == 0 && !unmarked.is_empty() {
-            value += 1;
-            c.mark(FenceValue::new(value)).unwrap();
-            for r in unmarked.drain(..) {
-                owner[r.offset()..r.offset() + r.len()].fill(value);
-            }
+        if next() % 3 == 0 && !shadow.unmarked.is_empty() {
+            shadow.mark(&mut c);
         }
-        if next() % 4 == 0 && completed < value {
-            completed += 1;
-            c.release_completed(FenceValue::new(completed));
-            for b in owner.iter_mut() {
-                if *b != u64::MAX && *b <= completed {
-                    *b = 0;
-                }
-            }
+        if next() % 4 == 0 {
+            shadow.complete_one(&mut c);
         }
     }
     for (g, _) in live.drain(..) {
@@ -683,8 +712,8 @@ fn producers_and_plain_grants_wrap_around_without_reusing_held_bytes() {
         expected.remove(position);
     }
     assert!(expected.is_empty(), "every committed grant drained");
-    c.mark(FenceValue::new(value + 1)).unwrap();
-    c.release_completed(FenceValue::new(value + 1));
+    c.mark(FenceValue::new(shadow.value + 1)).unwrap();
+    c.release_completed(FenceValue::new(shadow.value + 1));
     let stats = ring.stats();
     assert_eq!(stats.bytes_in_flight, 0);
     assert!(stats.wasted_wrap_bytes > 0);
