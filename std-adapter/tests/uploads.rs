@@ -262,8 +262,9 @@ fn buffer_dropped_with_uploads_only_staged_lives_until_they_land() {
     c.device().set_wait_mode(memkit_dummy::WaitMode::Auto);
 }
 
-#[test]
-fn full_ring_under_fail_policy_says_what_to_wait_for() {
+/// A coordinator that fails uploads when its 4 KiB ring is full (uploads above 2 KiB are cut into
+/// 2 KiB chunks), and a 1 MiB device-local buffer on it.
+fn fail_policy_on_a_4_kib_ring() -> (Coordinator<DummyDevice>, memkit_std::Buffer<DummyDevice>) {
     let config = CoordinatorConfig {
         staging_ring_size: 4096,
         max_ring_upload: 4096,
@@ -271,10 +272,16 @@ fn full_ring_under_fail_policy_says_what_to_wait_for() {
         ..Default::default()
     };
     let c = Coordinator::new(DummyDevice::discrete(), config).unwrap();
-    c.device().set_wait_mode(memkit_dummy::WaitMode::Manual);
     let b = c
         .create_buffer(1 << 20, MemoryUsage::FAST_DEVICE_ACCESS)
         .unwrap();
+    (c, b)
+}
+
+#[test]
+fn full_ring_under_fail_policy_says_what_to_wait_for() {
+    let (c, b) = fail_policy_on_a_4_kib_ring();
+    c.device().set_wait_mode(memkit_dummy::WaitMode::Manual);
     c.upload_to(&b, 0, &[1u8; 3000]).unwrap();
     assert_eq!(
         c.upload_to(&b, 0, &[2u8; 3000]).unwrap_err(),
@@ -294,17 +301,7 @@ fn full_ring_under_fail_policy_says_what_to_wait_for() {
 
 #[test]
 fn chunked_upload_under_fail_policy_lands_whole_or_not_at_all() {
-    // A 4 KiB ring cuts uploads above 2 KiB into 2 KiB chunks.
-    let config = CoordinatorConfig {
-        staging_ring_size: 4096,
-        max_ring_upload: 4096,
-        back_pressure: BackPressure::Fail,
-        ..Default::default()
-    };
-    let c = Coordinator::new(DummyDevice::discrete(), config).unwrap();
-    let b = c
-        .create_buffer(1 << 16, MemoryUsage::FAST_DEVICE_ACCESS)
-        .unwrap();
+    let (c, b) = fail_policy_on_a_4_kib_ring();
     let big: Vec<u8> = (0..4000u32).map(|i| (i % 251) as u8 + 1).collect();
 
     // 3000 bytes staged: the first 2 KiB chunk has no room, so the upload fails and stages

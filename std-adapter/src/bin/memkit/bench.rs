@@ -235,34 +235,30 @@ fn small_uploads<D: Backend>(
 ) -> Result<Vec<SmallUpload>, BenchError> {
     let coordinator = Coordinator::new(device, CoordinatorConfig::default())?;
     warm_ring(&coordinator)?;
-    let mut out = Vec::new();
+    let mut destinations = Vec::new();
     for &size in sizes {
-        let destination =
-            coordinator.create_buffer(BATCH * size, MemoryUsage::FAST_DEVICE_ACCESS)?;
-        out.push(small_upload(
-            &coordinator,
-            &destination,
-            size,
-            repetitions,
-            seed,
-            clock,
-        )?);
+        let staged = coordinator.create_buffer(BATCH * size, MemoryUsage::FAST_DEVICE_ACCESS)?;
+        destinations.push((staged, size));
     }
     // The direct path, where the device has memory for it.
     let size = 256;
-    let destination = coordinator.create_buffer(
+    let direct = coordinator.create_buffer(
         BATCH * size,
         MemoryUsage::UPLOAD | MemoryUsage::FAST_DEVICE_ACCESS,
     )?;
     let device_local = coordinator.device().memory_properties().types()
-        [destination.memory_type() as usize]
+        [direct.memory_type() as usize]
         .properties
         .contains(MemoryPropertyFlags::DEVICE_LOCAL);
-    if destination.is_direct_write() && device_local {
+    if direct.is_direct_write() && device_local {
+        destinations.push((direct, size));
+    }
+    let mut out = Vec::new();
+    for (destination, size) in &destinations {
         out.push(small_upload(
             &coordinator,
-            &destination,
-            size,
+            destination,
+            *size,
             repetitions,
             seed,
             clock,
