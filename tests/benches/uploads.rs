@@ -20,20 +20,20 @@
 //!
 //! Scattered runs are checked byte for byte by a GPU copy into a host-visible readback buffer.
 
-use std::ptr::NonNull;
-use std::sync::{Arc, Barrier};
+use std::sync::Barrier;
 use std::time::Instant;
 
 use ash::vk;
 use memkit_core::device::{
-    BufferCopy, BufferDevice, BufferUsage, CopyCommand, CopyQueue, DeviceError, DeviceLimits,
-    HeapBudget, MappedRange, MemoryAllocateInfo, MemoryDevice, MemoryProperties,
-    MemoryPropertyFlags, MemoryRequirements, WaitStatus,
+    BufferCopy, BufferDevice, BufferUsage, CopyCommand, CopyQueue, MemoryAllocateInfo,
+    MemoryDevice, MemoryProperties, MemoryPropertyFlags, WaitStatus,
 };
 use memkit_std::{Buffer, Coordinator, CoordinatorConfig, MemoryUsage};
 use memkit_tests::bench_report::{self, Report, gbps, median};
 use memkit_tests::workloads::SplitMix64 as Rng;
-use memkit_vulkan::{HeadlessConfig, HeadlessDevice, HostBuffer, VulkanDevice};
+use memkit_vulkan::{
+    HeadlessConfig, HeadlessDevice, HostBuffer, SharedHeadlessDevice, VulkanDevice,
+};
 
 const MIB: u64 = 1 << 20;
 const BIG: u64 = 256 * MIB;
@@ -41,104 +41,9 @@ const SCATTERED: usize = 65536;
 
 // ---- the device the coordinator owns -------------------------------------------------------------
 
-/// A headless device shared between the coordinator (which owns its device by value) and the
-/// benchmark (which reads buffers back on the main queue).
-#[derive(Clone)]
-struct Gpu(Arc<HeadlessDevice>);
-
-impl Gpu {
-    fn vk(&self) -> &VulkanDevice {
-        self.0.device()
-    }
-}
-
-impl MemoryDevice for Gpu {
-    type Memory = vk::DeviceMemory;
-    type Buffer = vk::Buffer;
-
-    fn memory_properties(&self) -> &MemoryProperties {
-        self.vk().memory_properties()
-    }
-    fn limits(&self) -> DeviceLimits {
-        self.vk().limits()
-    }
-    fn query_budget(&self, out: &mut [HeapBudget]) -> bool {
-        self.vk().query_budget(out)
-    }
-    unsafe fn allocate_memory(
-        &self,
-        info: &MemoryAllocateInfo<vk::Buffer>,
-    ) -> Result<vk::DeviceMemory, DeviceError> {
-        // SAFETY: forwarded; the caller keeps the contract.
-        unsafe { self.vk().allocate_memory(info) }
-    }
-    unsafe fn free_memory(&self, memory: vk::DeviceMemory) {
-        // SAFETY: forwarded; the caller keeps the contract.
-        unsafe { self.vk().free_memory(memory) }
-    }
-    unsafe fn map_memory(&self, memory: vk::DeviceMemory) -> Result<NonNull<u8>, DeviceError> {
-        // SAFETY: forwarded; the caller keeps the contract.
-        unsafe { self.vk().map_memory(memory) }
-    }
-    unsafe fn unmap_memory(&self, memory: vk::DeviceMemory) {
-        // SAFETY: forwarded; the caller keeps the contract.
-        unsafe { self.vk().unmap_memory(memory) }
-    }
-    unsafe fn flush_ranges(
-        &self,
-        ranges: &[MappedRange<vk::DeviceMemory>],
-    ) -> Result<(), DeviceError> {
-        // SAFETY: forwarded; the caller keeps the contract.
-        unsafe { self.vk().flush_ranges(ranges) }
-    }
-    unsafe fn invalidate_ranges(
-        &self,
-        ranges: &[MappedRange<vk::DeviceMemory>],
-    ) -> Result<(), DeviceError> {
-        // SAFETY: forwarded; the caller keeps the contract.
-        unsafe { self.vk().invalidate_ranges(ranges) }
-    }
-}
-
-impl BufferDevice for Gpu {
-    fn create_buffer(
-        &self,
-        size: u64,
-        usage: BufferUsage,
-    ) -> Result<(vk::Buffer, MemoryRequirements), DeviceError> {
-        self.vk().create_buffer(size, usage)
-    }
-    unsafe fn bind_buffer_memory(
-        &self,
-        buffer: vk::Buffer,
-        memory: vk::DeviceMemory,
-        offset: u64,
-    ) -> Result<(), DeviceError> {
-        // SAFETY: forwarded; the caller keeps the contract.
-        unsafe { self.vk().bind_buffer_memory(buffer, memory, offset) }
-    }
-    unsafe fn destroy_buffer(&self, buffer: vk::Buffer) {
-        // SAFETY: forwarded; the caller keeps the contract.
-        unsafe { self.vk().destroy_buffer(buffer) }
-    }
-}
-
-impl CopyQueue for Gpu {
-    unsafe fn submit_copies(
-        &self,
-        commands: &[CopyCommand<'_, vk::Buffer>],
-        signal_value: u64,
-    ) -> Result<(), DeviceError> {
-        // SAFETY: forwarded; the caller keeps the contract.
-        unsafe { self.vk().submit_copies(commands, signal_value) }
-    }
-    fn completed_value(&self) -> Result<u64, DeviceError> {
-        self.vk().completed_value()
-    }
-    fn wait(&self, value: u64, timeout_ns: u64) -> Result<WaitStatus, DeviceError> {
-        self.vk().wait(value, timeout_ns)
-    }
-}
+/// The device the coordinator owns, shared with the benchmark (which reads buffers back on the
+/// main queue).
+type Gpu = SharedHeadlessDevice;
 
 // ---- helpers -------------------------------------------------------------------------------------
 
@@ -990,7 +895,7 @@ const PATHS: [(&str, MemoryUsage); 2] = [
 fn coordinator_runs(report: &mut Report, gpu: &Gpu, reps: usize, quick: bool) {
     let config = CoordinatorConfig::default();
     let coordinator = Coordinator::new(gpu.clone(), config).expect("coordinator");
-    let readback = Readback::new(&gpu.0);
+    let readback = Readback::new(gpu);
     println!(
         "coordinator: default config (ring {} MiB, chunks of {} MiB, {} regions per command)",
         config.staging_ring_size / MIB,
@@ -1035,7 +940,7 @@ fn coordinator_runs(report: &mut Report, gpu: &Gpu, reps: usize, quick: bool) {
                 seed += 1;
                 Rng::new(seed).fill(&mut source);
                 let first = timed_uploads(&coordinator, &buffer, &source, &offsets, size, threads);
-                let seen = readback.read(&gpu.0, buffer.raw());
+                let seen = readback.read(gpu, buffer.raw());
                 let wrong = offsets
                     .iter()
                     .enumerate()
@@ -1168,14 +1073,14 @@ fn coordinator_runs(report: &mut Report, gpu: &Gpu, reps: usize, quick: bool) {
         ));
     }
     drop(coordinator);
-    readback.destroy(&gpu.0);
+    readback.destroy(gpu);
 }
 
 /// Staged producers with a ring that holds the whole 256 MiB: separates the ring-full hand-off
 /// (space given back one submission at a time) from the rest of the staged path.
 fn staged_big_ring(report: &mut Report, reps: usize) {
     let h = HeadlessDevice::new(HeadlessConfig::default()).expect("a Vulkan device");
-    let gpu = Gpu(Arc::new(h));
+    let gpu = Gpu::new(h);
     let config = CoordinatorConfig {
         staging_ring_size: 2 * BIG,
         ..CoordinatorConfig::default()
@@ -1243,7 +1148,7 @@ fn main() {
             ..HeadlessConfig::default()
         })
         .expect("a Vulkan device");
-        let gpu = Gpu(Arc::new(h));
+        let gpu = Gpu::new(h);
         if !raw_only {
             coordinator_runs(&mut report, &gpu, reps, quick);
         }

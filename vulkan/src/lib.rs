@@ -10,7 +10,8 @@
 //!   (or a fence pool) signalled per submission.
 //! - [`CopyRecorder`] records the same copies into a command buffer the application submits.
 //! - [`release_barrier`] / [`acquire_barrier`] move exclusive buffers between queue families.
-//! - [`HeadlessDevice`] creates an instance and device in one call, optionally with validation.
+//! - [`HeadlessDevice`] creates an instance and device in one call, optionally with validation;
+//!   [`SharedHeadlessDevice`] shares one between a coordinator and the tool that made it.
 //! - [`probe`] describes a physical device as plain data.
 //! - [`HostBuffer`] and [`read_buffer`] write and read buffers by hand, for tools and tests.
 //!
@@ -66,6 +67,7 @@ mod headless;
 mod host_buffer;
 mod probe;
 mod queue;
+mod shared;
 mod timeline;
 mod transfer;
 
@@ -85,5 +87,6 @@ pub use headless::{HeadlessConfig, HeadlessDevice};
 pub use host_buffer::{HostBuffer, read_buffer};
 pub use probe::{ProbeHeap, ProbeQueueFamily, ProbeReport, probe};
 pub use queue::{TransferFamily, find_transfer_queue_family};
+pub use shared::SharedHeadlessDevice;
 pub use timeline::TimelineMode;
 pub use transfer::CopyRecorder;

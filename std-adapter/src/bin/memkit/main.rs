@@ -21,7 +21,7 @@ use memkit_std::CoordinatorConfig;
 
 use crate::args::{Command, DeviceChoice, Options, USAGE};
 use crate::backend::Backend;
-use crate::vulkan::SharedVulkan;
+use memkit_vulkan::SharedHeadlessDevice;
 
 fn main() -> ExitCode {
     let options = match Options::parse(std::env::args().skip(1)) {
@@ -70,8 +70,8 @@ fn run(options: &Options) -> Result<ExitCode, Box<dyn Error>> {
     }
 }
 
-fn vulkan(options: &Options) -> Result<SharedVulkan, Box<dyn Error>> {
-    SharedVulkan::new(options.validation)
+fn vulkan(options: &Options) -> Result<SharedHeadlessDevice, Box<dyn Error>> {
+    vulkan::shared_device(options.validation)
         .map_err(|e| format!("--device vulkan: {e} (try --device dummy:discrete)").into())
 }
 

@@ -1,0 +1,134 @@
+//! A [`HeadlessDevice`] behind an `Arc` that is a device itself: the coordinator (or the pools)
+//! own one by value while the tool or test keeps another, to read back, probe or check the device
+//! after they are gone.
+
+use core::ops::Deref;
+use core::ptr::NonNull;
+use std::sync::Arc;
+
+use ash::vk;
+use memkit_core::device::{
+    BufferDevice, BufferUsage, CopyCommand, CopyQueue, DeviceError, DeviceLimits, HeapBudget,
+    MappedRange, MemoryAllocateInfo, MemoryDevice, MemoryProperties, MemoryRequirements,
+    WaitStatus,
+};
+
+use crate::device::VulkanDevice;
+use crate::headless::HeadlessDevice;
+
+/// A shared [`HeadlessDevice`]; every clone is the same device, and every device call goes to
+/// its [`VulkanDevice`].
+#[derive(Clone, Debug)]
+pub struct SharedHeadlessDevice(Arc<HeadlessDevice>);
+
+impl SharedHeadlessDevice {
+    /// Shares `device`.
+    pub fn new(device: HeadlessDevice) -> Self {
+        Self(Arc::new(device))
+    }
+
+    /// The headless device back, once this is the last clone; else `self` again.
+    pub fn try_unwrap(self) -> Result<HeadlessDevice, Self> {
+        Arc::try_unwrap(self.0).map_err(Self)
+    }
+
+    fn vk(&self) -> &VulkanDevice {
+        self.0.device()
+    }
+}
+
+impl Deref for SharedHeadlessDevice {
+    type Target = HeadlessDevice;
+
+    fn deref(&self) -> &HeadlessDevice {
+        &self.0
+    }
+}
+
+impl MemoryDevice for SharedHeadlessDevice {
+    type Memory = vk::DeviceMemory;
+    type Buffer = vk::Buffer;
+
+    fn memory_properties(&self) -> &MemoryProperties {
+        self.vk().memory_properties()
+    }
+    fn limits(&self) -> DeviceLimits {
+        self.vk().limits()
+    }
+    fn query_budget(&self, out: &mut [HeapBudget]) -> bool {
+        self.vk().query_budget(out)
+    }
+    unsafe fn allocate_memory(
+        &self,
+        info: &MemoryAllocateInfo<vk::Buffer>,
+    ) -> Result<vk::DeviceMemory, DeviceError> {
+        // SAFETY: forwarded unchanged to the one device; the caller keeps its contract.
+        unsafe { self.vk().allocate_memory(info) }
+    }
+    unsafe fn free_memory(&self, memory: vk::DeviceMemory) {
+        // SAFETY: forwarded unchanged to the one device; the caller keeps its contract.
+        unsafe { self.vk().free_memory(memory) }
+    }
+    unsafe fn map_memory(&self, memory: vk::DeviceMemory) -> Result<NonNull<u8>, DeviceError> {
+        // SAFETY: forwarded unchanged to the one device; the caller keeps its contract.
+        unsafe { self.vk().map_memory(memory) }
+    }
+    unsafe fn unmap_memory(&self, memory: vk::DeviceMemory) {
+        // SAFETY: forwarded unchanged to the one device; the caller keeps its contract.
+        unsafe { self.vk().unmap_memory(memory) }
+    }
+    unsafe fn flush_ranges(
+        &self,
+        ranges: &[MappedRange<vk::DeviceMemory>],
+    ) -> Result<(), DeviceError> {
+        // SAFETY: forwarded unchanged to the one device; the caller keeps its contract.
+        unsafe { self.vk().flush_ranges(ranges) }
+    }
+    unsafe fn invalidate_ranges(
+        &self,
+        ranges: &[MappedRange<vk::DeviceMemory>],
+    ) -> Result<(), DeviceError> {
+        // SAFETY: forwarded unchanged to the one device; the caller keeps its contract.
+        unsafe { self.vk().invalidate_ranges(ranges) }
+    }
+}
+
+impl BufferDevice for SharedHeadlessDevice {
+    fn create_buffer(
+        &self,
+        size: u64,
+        usage: BufferUsage,
+    ) -> Result<(vk::Buffer, MemoryRequirements), DeviceError> {
+        self.vk().create_buffer(size, usage)
+    }
+    unsafe fn bind_buffer_memory(
+        &self,
+        buffer: vk::Buffer,
+        memory: vk::DeviceMemory,
+        offset: u64,
+    ) -> Result<(), DeviceError> {
+        // SAFETY: forwarded unchanged to the one device; the caller keeps its contract.
+        unsafe { self.vk().bind_buffer_memory(buffer, memory, offset) }
+    }
+    unsafe fn destroy_buffer(&self, buffer: vk::Buffer) {
+        // SAFETY: forwarded unchanged to the one device; the caller keeps its contract.
+        unsafe { self.vk().destroy_buffer(buffer) }
+    }
+}
+
+impl CopyQueue for SharedHeadlessDevice {
+    unsafe fn submit_copies(
+        &self,
+        commands: &[CopyCommand<'_, vk::Buffer>],
+        signal_value: u64,
+    ) -> Result<(), DeviceError> {
+        // SAFETY: forwarded unchanged to the one device; the caller keeps its contract.
+        unsafe { self.vk().submit_copies(commands, signal_value) }
+    }
+    fn completed_value(&self) -> Result<u64, DeviceError> {
+        self.vk().completed_value()
+    }
+    fn wait(&self, value: u64, timeout_ns: u64) -> Result<WaitStatus, DeviceError> {
+        self.vk().wait(value, timeout_ns)
+    }
+}
