@@ -7,6 +7,7 @@ use common::{MappedBuffer, SECOND, finish, headless_with, pattern};
 use memkit_core::device::{
     BufferCopy, BufferUsage, CopyCommand, CopyQueue, DeviceError, WaitStatus,
 };
+use memkit_vulkan::ash::vk;
 use memkit_vulkan::{HeadlessConfig, HeadlessDevice, INVALID_ARGUMENT, TimelineMode, VulkanDevice};
 
 const MODES: [TimelineMode; 2] = [TimelineMode::Auto, TimelineMode::FencePool];
@@ -50,6 +51,15 @@ impl Buffers {
         }
     }
 
+    /// One copy command from the staging buffer to the device-local one.
+    fn staging_to_device<'r>(&self, regions: &'r [BufferCopy]) -> [CopyCommand<'r, vk::Buffer>; 1] {
+        [CopyCommand {
+            src: self.staging.buffer,
+            dst: self.device_local.buffer,
+            regions,
+        }]
+    }
+
     fn destroy(self, device: &VulkanDevice) {
         self.staging.destroy(device);
         self.device_local.destroy(device);
@@ -91,14 +101,7 @@ fn upload_then_readback_in_two_submissions() {
         let data = pattern(size as usize, 1);
         b.staging.write(device, 0, &data);
         let regions = whole(size);
-        submit_and_wait(
-            device,
-            &[CopyCommand {
-                src: b.staging.buffer,
-                dst: b.device_local.buffer,
-                regions: &regions,
-            }],
-        );
+        submit_and_wait(device, &b.staging_to_device(&regions));
         submit_and_wait(
             device,
             &[CopyCommand {
@@ -126,14 +129,7 @@ fn upload_then_readback_in_one_submission_without_waiting_between() {
         // SAFETY: as in `submit_and_wait`.
         unsafe {
             device
-                .submit_copies(
-                    &[CopyCommand {
-                        src: b.staging.buffer,
-                        dst: b.device_local.buffer,
-                        regions: &regions,
-                    }],
-                    first,
-                )
+                .submit_copies(&b.staging_to_device(&regions), first)
                 .unwrap();
         }
         // And two commands in one submission, the second reading the first's destination.
@@ -187,14 +183,7 @@ fn many_regions_in_one_command_land_where_they_should() {
                 size: region,
             })
             .collect();
-        submit_and_wait(
-            device,
-            &[CopyCommand {
-                src: b.staging.buffer,
-                dst: b.device_local.buffer,
-                regions: &scatter,
-            }],
-        );
+        submit_and_wait(device, &b.staging_to_device(&scatter));
         submit_and_wait(
             device,
             &[CopyCommand {
@@ -223,11 +212,7 @@ fn timeline_values_complete_in_order_and_waits_time_out() {
         let device = h.device();
         let b = Buffers::new(device, 4096);
         let regions = whole(4096);
-        let cmd = [CopyCommand {
-            src: b.staging.buffer,
-            dst: b.device_local.buffer,
-            regions: &regions,
-        }];
+        let cmd = b.staging_to_device(&regions);
         assert_eq!(device.completed_value().unwrap(), 0);
         // A value nobody submitted: a zero-timeout wait reports the timeout.
         assert_eq!(device.wait(1, 0).unwrap(), WaitStatus::TimedOut);
@@ -259,11 +244,7 @@ fn command_buffers_are_recycled_not_grown() {
         let device = h.device();
         let b = Buffers::new(device, 4096);
         let regions = whole(4096);
-        let cmd = [CopyCommand {
-            src: b.staging.buffer,
-            dst: b.device_local.buffer,
-            regions: &regions,
-        }];
+        let cmd = b.staging_to_device(&regions);
         // Waiting on each: one command buffer (and at most one fence) serves them all.
         for _ in 0..200 {
             submit_and_wait(device, &cmd);
@@ -299,11 +280,7 @@ fn a_lost_device_stops_everything_and_teardown_is_still_clean() {
         let device = h.device();
         let b = Buffers::new(device, 4096);
         let regions = whole(4096);
-        let cmd = [CopyCommand {
-            src: b.staging.buffer,
-            dst: b.device_local.buffer,
-            regions: &regions,
-        }];
+        let cmd = b.staging_to_device(&regions);
         submit_and_wait(device, &cmd);
         device.simulate_device_lost();
         assert!(device.is_lost());
@@ -322,11 +299,7 @@ fn threads_wait_and_poll_while_one_submits() {
         let device = h.device();
         let b = Buffers::new(device, 4096);
         let regions = whole(4096);
-        let cmd = [CopyCommand {
-            src: b.staging.buffer,
-            dst: b.device_local.buffer,
-            regions: &regions,
-        }];
+        let cmd = b.staging_to_device(&regions);
         let last = 300u64;
         std::thread::scope(|scope| {
             for t in 0..3u64 {
