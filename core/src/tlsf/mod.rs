@@ -16,12 +16,12 @@
 //! # Metadata
 //!
 //! Everything the allocator knows is in a slice of [`TlsfNode`] (32 bytes each) the caller
-//! provides (a borrowed slice, an array, a `Vec` or a `Box<[_]>`): one list head per size class
-//! and the block nodes (offset, state, size, physical neighbours, free-list neighbours or,
-//! allocated, the handle's tag). [`TlsfConfig::storage_len`] is a `const fn` that says how many
-//! nodes a configuration needs, so it can size an array. The bitmaps (one word for the first level,
-//! 64 half-words for the second: 264 bytes, read on every allocation) and the counters live in the
-//! allocator value itself.
+//! provides (a borrowed slice, an array, a `Vec` or a `Box<[_]>`): the block nodes (offset,
+//! state, size, physical neighbours, free-list neighbours or, allocated, the handle's tag).
+//! [`TlsfConfig::storage_len`] is a `const fn` that says how many nodes a configuration needs, so
+//! it can size an array. What every call touches lives in the allocator value itself (about
+//! 8.5 KiB): the bitmaps (one word for the first level, 64 half-words for the second), one list
+//! head per size class, and the counters.
 //!
 //! With `max_allocations` live allocations, no two adjacent free blocks means at most
 //! `max_allocations + 1` free blocks, so `2 * max_allocations + 1` block nodes can never run out.
@@ -92,11 +92,12 @@ const STATE_USED: u32 = 2;
 const STATE_SHIFT: u32 = 62;
 const OFFSET_MASK: u64 = (1 << STATE_SHIFT) - 1;
 
-/// List heads per head node (the four link fields of a node).
-const HEADS_PER_NODE: u32 = 4;
+/// Size classes the list-head array has room for: rows are at most 45 (capacities up to 2^48
+/// granules), 32 classes each. A power of two, so that masking a class indexes it without a
+/// bounds check.
+const MAX_CLASSES: usize = 2048;
 
-// Field positions. A block node uses them as named; a head node holds the list heads of four
-// classes in `narrow`.
+// Field positions in a block node.
 const W_OFFSET: usize = 0;
 const W_SIZE: usize = 1;
 const N_PHYS_PREV: usize = 0;
@@ -112,9 +113,8 @@ const N_SLACK: usize = N_LIST_NEXT;
 /// never straddles two cache lines. Its fields are private; create storage with
 /// [`TlsfNode::EMPTY`] (or `Default`), e.g. `[TlsfNode::EMPTY; CONFIG.storage_len()]`.
 ///
-/// A node is one of: a block (offset and state, size, physical neighbours, and either its
-/// free-list neighbours or, allocated, its handle's tag and its slack), or the list heads of four
-/// size classes.
+/// A node holds a block: offset and state, size, physical neighbours, and either its free-list
+/// neighbours or, allocated, its handle's tag and its slack.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(align(32))]
 pub struct TlsfNode {
@@ -122,7 +122,6 @@ pub struct TlsfNode {
     wide: [u64; 2],
     /// Block: physical prev and next (or `NIL`); free-list prev and next (or `NIL`), which an
     /// allocated block uses for its tag and slack and an unused node for the next unused node.
-    /// Head node: four list heads.
     narrow: [u32; 4],
 }
 
@@ -259,8 +258,7 @@ impl TlsfConfig {
 }
 
 /// Where each kind of node sits in the storage: node 0 is the scratch node behind `NIL`, then the
-/// head nodes (class `c`'s list head is `narrow[c % 4]` of node `1 + c / 4`), then the block
-/// nodes.
+/// block nodes.
 #[derive(Clone, Copy, Debug)]
 struct Layout {
     rows: u32,
@@ -277,8 +275,7 @@ impl Layout {
         } else {
             63 - units.leading_zeros() - SL_LOG2 + 2
         };
-        let classes = rows << SL_LOG2;
-        let block_base = 1 + classes.div_ceil(HEADS_PER_NODE);
+        let block_base = 1;
         Self {
             rows,
             block_base,
@@ -336,6 +333,10 @@ pub struct TlsfAllocator<S> {
     /// Row `r`'s second-level bitmap: bit `s` set when class `r * 32 + s` has a free block. Rows
     /// are at most 45; 64 entries let `row & 63` index them without a bounds check.
     sl_bitmaps: [u32; 64],
+    /// Each class's free-list head (`NIL` when empty). Here rather than in the caller's storage
+    /// so that a class indexes it with a mask, no bounds check: list heads are touched on every
+    /// allocation and free.
+    heads: [u32; MAX_CLASSES],
     /// The next never-used block node (nodes from here to `block_end` were not handed out since
     /// the last reset).
     watermark: u32,
@@ -388,6 +389,7 @@ impl<S: AsRef<[TlsfNode]> + AsMut<[TlsfNode]>> TlsfAllocator<S> {
             layout,
             fl_bitmap: 0,
             sl_bitmaps: [0; 64],
+            heads: [NIL; MAX_CLASSES],
             watermark: layout.block_base,
             unused_head: NIL,
             nodes_in_use: 0,
@@ -421,6 +423,7 @@ impl<S: AsRef<[TlsfNode]> + AsMut<[TlsfNode]>> TlsfAllocator<S> {
         }
         self.fl_bitmap = 0;
         self.sl_bitmaps = [0; 64];
+        self.heads = [NIL; MAX_CLASSES];
         self.watermark = layout.block_base;
         self.unused_head = NIL;
         self.nodes_in_use = 0;
@@ -475,13 +478,13 @@ impl<S: AsRef<[TlsfNode]> + AsMut<[TlsfNode]>> TlsfAllocator<S> {
 
     /// Class `class`'s list head.
     #[inline(always)]
-    fn head(nodes: &[TlsfNode], class: u32) -> u32 {
-        nodes[(1 + class / HEADS_PER_NODE) as usize].narrow[(class % HEADS_PER_NODE) as usize]
+    fn head(&self, class: u32) -> u32 {
+        self.heads[class as usize & (MAX_CLASSES - 1)]
     }
 
     #[inline(always)]
-    fn head_mut(nodes: &mut [TlsfNode], class: u32) -> &mut u32 {
-        &mut nodes[(1 + class / HEADS_PER_NODE) as usize].narrow[(class % HEADS_PER_NODE) as usize]
+    fn head_mut(&mut self, class: u32) -> &mut u32 {
+        &mut self.heads[class as usize & (MAX_CLASSES - 1)]
     }
 
     /// Files free block `i` at the front of the list of `class` (its size's class). LIFO: the most
@@ -490,10 +493,10 @@ impl<S: AsRef<[TlsfNode]> + AsMut<[TlsfNode]>> TlsfAllocator<S> {
     /// node.
     #[inline(always)]
     fn insert_free(&mut self, i: u32, class: u32) {
-        let nodes = self.storage.as_mut();
-        let head = Self::head_mut(nodes, class);
+        let head = self.head_mut(class);
         let old = *head;
         *head = i;
+        let nodes = self.storage.as_mut();
         let n = &mut nodes[i as usize].narrow;
         n[N_LIST_PREV] = NIL;
         n[N_LIST_NEXT] = old;
@@ -513,7 +516,7 @@ impl<S: AsRef<[TlsfNode]> + AsMut<[TlsfNode]>> TlsfAllocator<S> {
         nodes[prev as usize].narrow[N_LIST_NEXT] = next;
         // Only the head has no list prev. `if prev == NIL { *head = next }` without a branch:
         // removing a block from the middle of its list (merges do) is as common as the head.
-        let head = Self::head_mut(nodes, class);
+        let head = self.head_mut(class);
         let is_head = u32::from(prev == NIL).wrapping_neg();
         *head = (next & is_head) | (*head & !is_head);
         let emptied = u32::from(*head == NIL);
@@ -564,7 +567,7 @@ impl<S: AsRef<[TlsfNode]> + AsMut<[TlsfNode]>> TlsfAllocator<S> {
         let nodes = self.storage.as_ref();
         // Good fit: the head of the first non-empty class that may hold a block large enough.
         let first = self.first_nonempty_from(floor_class(units))?;
-        let head = Self::head(nodes, first);
+        let head = self.head(first);
         let n = &nodes[head as usize];
         let pad = padding(n.offset(), align);
         if n.size() >= units + pad {
@@ -588,7 +591,7 @@ impl<S: AsRef<[TlsfNode]> + AsMut<[TlsfNode]>> TlsfAllocator<S> {
         // padding.
         let guaranteed = ceil_class(units + align - 1);
         if let Some(class) = self.first_nonempty_from(guaranteed.max(first + 1)) {
-            let head = Self::head(nodes, class);
+            let head = self.head(class);
             debug_assert!(fits(head).is_some());
             return Some((head, class, padding(nodes[head as usize].offset(), align)));
         }
@@ -596,7 +599,7 @@ impl<S: AsRef<[TlsfNode]> + AsMut<[TlsfNode]>> TlsfAllocator<S> {
         let mut budget = FALLBACK_SCAN;
         let mut class = first;
         while class < guaranteed {
-            let mut i = Self::head(nodes, class);
+            let mut i = self.head(class);
             while i != NIL {
                 if let Some(pad) = fits(i) {
                     return Some((i, class, pad));
@@ -642,7 +645,7 @@ impl<S: AsRef<[TlsfNode]> + AsMut<[TlsfNode]>> TlsfAllocator<S> {
         let row = 63 - self.fl_bitmap.leading_zeros();
         let class = (row << SL_LOG2) | (31 - self.row_bits(row).leading_zeros());
         let mut largest = 0;
-        let mut i = Self::head(nodes, class);
+        let mut i = self.head(class);
         let mut budget = FALLBACK_SCAN;
         while i != NIL && budget > 0 {
             largest = largest.max(nodes[i as usize].size());
@@ -734,7 +737,7 @@ impl<S: AsRef<[TlsfNode]> + AsMut<[TlsfNode]>> TlsfAllocator<S> {
             }
             for sl in 0..SL_COUNT as u32 {
                 let class = (row << SL_LOG2) | sl;
-                let mut j = Self::head(nodes, class);
+                let mut j = self.head(class);
                 if ((bits >> sl) & 1 == 1) != (j != NIL) {
                     return Err("second-level bitmap disagrees with a list");
                 }
@@ -774,8 +777,8 @@ impl<S: AsRef<[TlsfNode]> + AsMut<[TlsfNode]>> TlsfAllocator<S> {
         if get(NIL)?.state() != STATE_UNUSED {
             return Err("the scratch node behind NIL changed state");
         }
-        for class in layout.rows << SL_LOG2..(layout.block_base - 1) * HEADS_PER_NODE {
-            if Self::head(nodes, class) != NIL {
+        for class in layout.rows << SL_LOG2..MAX_CLASSES as u32 {
+            if self.head(class) != NIL {
                 return Err("a list head past the last class is set");
             }
         }
