@@ -26,9 +26,16 @@ pub struct CoordinatorConfig {
     pub staging_ring_size: u64,
     /// Uploads above this many bytes do not go through the ring in one piece: they are cut into
     /// chunks of this size, or (with [`BackPressure::DedicatedStaging`]) staged on their own.
-    /// Clamped to half of `staging_ring_size` (a larger grant might never find contiguous room);
-    /// a quarter of it keeps one large upload from holding the ring.
+    /// Clamped to half of `staging_ring_size` (a larger grant might never find contiguous room).
+    /// The default, a sixteenth of the default ring, lets eight producers each write a chunk
+    /// while the GPU copies as many chunks as they are writing.
     pub max_ring_upload: u64,
+    /// An upload (or chunk) of at least this many bytes is submitted as soon as it is staged,
+    /// unless another thread is submitting at that moment, so the GPU copies it while its
+    /// producer writes the next one; smaller uploads wait for a flush (or a full ring) and
+    /// share one submission. A submission costs tens of microseconds; writing 4 MiB, hundreds.
+    /// `u64::MAX` turns eager submission off.
+    pub eager_submit_bytes: u64,
     /// Bytes each frame's CPU arena starts with (it grows when a frame needs more).
     pub frame_arena_size: usize,
     /// What an upload does when the ring is full.
@@ -53,7 +60,8 @@ impl Default for CoordinatorConfig {
         Self {
             buffering: BufferingMode::Triple,
             staging_ring_size: 64 << 20,
-            max_ring_upload: 16 << 20,
+            max_ring_upload: 4 << 20,
+            eager_submit_bytes: 1 << 20,
             frame_arena_size: 1 << 20,
             back_pressure: BackPressure::WaitForGpu,
             pools: PoolConfig {

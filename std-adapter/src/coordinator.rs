@@ -828,7 +828,10 @@ impl<D: Device> Shared<D> {
             size,
         ) {
             Ok(Route::Ring) => {
-                self.upload_through_ring(dest, offset, bytes, self.config.back_pressure)
+                let ticket =
+                    self.upload_through_ring(dest, offset, bytes, self.config.back_pressure)?;
+                self.submit_if_large(size)?;
+                Ok(ticket)
             }
             Ok(Route::DedicatedStaging) => self.upload_dedicated(dest, offset, bytes),
             Ok(Route::Chunks { chunk_size, .. }) => {
@@ -849,6 +852,8 @@ impl<D: Device> Shared<D> {
                         chunk,
                         policy,
                     )?;
+                    // The GPU copies this chunk while the next one is written.
+                    self.submit_if_large(chunk.len() as u64)?;
                 }
                 // Chunks are staged in order, so the last one's submission carries them all.
                 Ok(last)
@@ -1197,15 +1202,36 @@ impl<D: Device> Shared<D> {
     /// nothing was ever submitted).
     fn flush(&self) -> Result<u64> {
         let mut sub = self.lock_submitter();
+        self.flush_locked(&mut sub)
+    }
+
+    /// After an upload of `size` bytes was staged: submits what is staged when the upload is at
+    /// least `eager_submit_bytes` and no other thread holds the submitter (that thread's
+    /// submission, or the next one, takes it; waiting for it would only stall this producer).
+    fn submit_if_large(&self, size: u64) -> Result<()> {
+        if size < self.config.eager_submit_bytes {
+            return Ok(());
+        }
+        let mut sub = match self.submitter.try_lock() {
+            Ok(sub) => sub,
+            Err(std::sync::TryLockError::Poisoned(e)) => e.into_inner(),
+            Err(std::sync::TryLockError::WouldBlock) => return Ok(()),
+        };
+        self.counters.eager_submissions.fetch_add(1, COUNTER);
+        self.flush_locked(&mut sub).map(drop)
+    }
+
+    /// [`flush`](Self::flush) with the submitter held.
+    fn flush_locked(&self, sub: &mut Submitter<D>) -> Result<u64> {
         self.check_live()?;
         if self.shut_down.load(Ordering::Acquire) {
             // The coordinator is gone (a ticket outlived it): its staging memory is freed, and
             // whatever it could not submit at teardown never will be.
             return Err(Error::DeviceLost);
         }
-        self.collect(&mut sub)?;
-        self.submit(&mut sub)?;
-        self.maintain(&mut sub)?;
+        self.collect(sub)?;
+        self.submit(sub)?;
+        self.maintain(sub)?;
         Ok(self.timeline.submitted().get())
     }
 

@@ -162,6 +162,7 @@ pub(crate) struct Counters {
     pub(crate) bytes_overwritten: AtomicU64,
     pub(crate) copy_commands: AtomicU64,
     pub(crate) submissions: AtomicU64,
+    pub(crate) eager_submissions: AtomicU64,
     pub(crate) stalls: AtomicU64,
     pub(crate) frame_waits: AtomicU64,
 }
@@ -191,6 +192,7 @@ impl Counters {
             bytes_overwritten: get(&self.bytes_overwritten),
             copy_commands: get(&self.copy_commands),
             submissions: get(&self.submissions),
+            eager_submissions: get(&self.eager_submissions),
             stalls: get(&self.stalls),
             frame_waits: get(&self.frame_waits),
             frames,
@@ -279,6 +281,9 @@ pub struct CoordinatorStats {
     pub copy_commands: u64,
     /// Submissions (timeline values signalled).
     pub submissions: u64,
+    /// Flushes a producer started right after staging a large upload
+    /// ([`CoordinatorConfig::eager_submit_bytes`](crate::CoordinatorConfig::eager_submit_bytes)).
+    pub eager_submissions: u64,
     /// Times an upload waited for the GPU because the ring was full.
     pub stalls: u64,
     /// Times `begin_frame` waited for the GPU.
@@ -312,6 +317,7 @@ impl CoordinatorStats {
         o.num("bytes_overwritten", self.bytes_overwritten);
         o.num("copy_commands", self.copy_commands);
         o.num("submissions", self.submissions);
+        o.num("eager_submissions", self.eager_submissions);
         o.num("stalls", self.stalls);
         o.num("frame_waits", self.frame_waits);
         o.num("frames", self.frames);

@@ -523,3 +523,56 @@ fn uploads_near_the_ring_size_do_not_wait_forever() {
         assert_eq!(read(&c, &b), data, "{len} bytes");
     }
 }
+
+/// A large upload is submitted as soon as it is staged, and each chunk of a chunked one too, so
+/// the GPU copies while the producer writes the next; small uploads wait for a flush and share
+/// one submission.
+#[test]
+fn large_uploads_submit_as_soon_as_staged_and_small_ones_wait() {
+    let config = CoordinatorConfig {
+        staging_ring_size: 1 << 20,
+        max_ring_upload: 64 << 10,
+        eager_submit_bytes: 64 << 10,
+        ..Default::default()
+    };
+    let c = Coordinator::new(DummyDevice::discrete(), config).unwrap();
+    let b = c
+        .create_buffer(1 << 20, MemoryUsage::FAST_DEVICE_ACCESS)
+        .unwrap();
+    let small = c.upload_to(&b, 0, &[1u8; 1024]).unwrap();
+    assert_eq!(small.value(), None, "a small upload waits for a flush");
+    assert_eq!(c.device().counters().submissions, 0);
+
+    // 256 KiB: four chunks of 64 KiB, each submitted once staged (the first with the small one).
+    let data: Vec<u8> = (0..256 << 10).map(|i| (i % 251) as u8).collect();
+    let large = c.upload_to(&b, 4096, &data).unwrap();
+    assert!(large.value().is_some(), "submitted without a flush");
+    assert!(small.value().is_some(), "the small upload rode along");
+    assert_eq!(c.device().counters().submissions, 4);
+    assert_eq!(c.stats().eager_submissions, 4);
+    large.wait().unwrap();
+    small.wait().unwrap();
+    let bytes = read(&c, &b);
+    assert_eq!(&bytes[..1024], &[1u8; 1024][..]);
+    assert_eq!(&bytes[4096..4096 + data.len()], &data[..]);
+
+    // Off: the same upload stays staged until a flush.
+    let off = Coordinator::new(
+        DummyDevice::discrete(),
+        CoordinatorConfig {
+            eager_submit_bytes: u64::MAX,
+            ..config
+        },
+    )
+    .unwrap();
+    let b = off
+        .create_buffer(1 << 20, MemoryUsage::FAST_DEVICE_ACCESS)
+        .unwrap();
+    let t = off.upload_to(&b, 0, &data).unwrap();
+    assert_eq!(t.value(), None);
+    assert_eq!(off.device().counters().submissions, 0);
+    off.flush_transfers().unwrap().wait().unwrap();
+    assert_eq!(&read(&off, &b)[..data.len()], &data[..]);
+    c.device().assert_no_misuse();
+    off.device().assert_no_misuse();
+}

@@ -599,7 +599,13 @@ fn a_dropped_buffer_is_destroyed_only_after_its_copy_completes() {
     // Large enough that the copy is usually still running when `maintain` looks.
     const BIG: u64 = 48 << 20;
     each_mode(|gpu| {
-        let c = Coordinator::new(gpu.clone(), CoordinatorConfig::default()).unwrap();
+        // Large uploads stay staged until a flush: the second case drops a buffer whose upload
+        // is only staged.
+        let config = CoordinatorConfig {
+            eager_submit_bytes: u64::MAX,
+            ..CoordinatorConfig::default()
+        };
+        let c = Coordinator::new(gpu.clone(), config).unwrap();
         let data = common::pattern(BIG as usize, 7);
         let kept = c
             .create_buffer(4096, MemoryUsage::FAST_DEVICE_ACCESS)
