@@ -1,7 +1,8 @@
 //! Uploads through memkit-std's coordinator on a real Vulkan device, beside the raw copy rate and
 //! the naive path, measured in one run. Validation off.
 //!
-//!     cargo bench -p memkit-tests --bench uploads -- [--quick] [--raw-only] [--json PATH]
+//!     cargo bench -p memkit-tests --bench uploads -- [--quick] [--raw-only] [--only SECTIONS]
+//!         [--validate] [--json PATH]
 //!
 //! Set `VK_DRIVER_FILES` to choose the driver (lavapipe here, NVIDIA's on a GPU machine). Every
 //! figure is the median of several repetitions, timed from the first CPU write to the GPU's
@@ -19,6 +20,14 @@
 //!    `vkAllocateMemory` per buffer, gpu-allocator, VMA (vk-mem).
 //!
 //! Scattered runs are checked byte for byte by a GPU copy into a host-visible readback buffer.
+//!
+//! `--raw-only` runs only the figures without memkit (the raw device). `--only` (implies
+//! `--raw-only`) runs the 256 MiB bus-limit copy and the raw sections it names, comma-separated:
+//! `copies` (other queues, host-cached staging), `naive`, `writes` (CPU write ceilings), `alloc`
+//! (one memory object per buffer, gpu-allocator, VMA), `hybrid` (copy engine + direct CPU writes
+//! at once) and `compute` (a compute-shader copy, alone and beside a copy; see `split`).
+//! `--validate` turns the Khronos validation layer on for the raw device and fails the run on any
+//! message (for correctness runs on lavapipe; figures taken with it mean nothing).
 
 use std::sync::Barrier;
 use std::time::Instant;
@@ -35,6 +44,11 @@ use memkit_vulkan::{
     HeadlessConfig, HeadlessDevice, HostBuffer, SharedHeadlessDevice, VulkanDevice,
 };
 
+#[path = "uploads/compute_copy.rs"]
+mod compute_copy;
+#[path = "uploads/split.rs"]
+mod split;
+
 const MIB: u64 = 1 << 20;
 const BIG: u64 = 256 * MIB;
 const SCATTERED: usize = 65536;
@@ -46,6 +60,41 @@ const SCATTERED: usize = 65536;
 type Gpu = SharedHeadlessDevice;
 
 // ---- helpers -------------------------------------------------------------------------------------
+
+/// Which raw sections run: all, or those `--only` names.
+struct Sections(Option<Vec<String>>);
+
+impl Sections {
+    const ALL: [&str; 6] = ["copies", "naive", "writes", "alloc", "hybrid", "compute"];
+
+    /// The sections `--only` names (comma-separated), or all without it. Exits on a name it
+    /// does not know, so a typo cannot run nothing silently.
+    fn from_args(args: &[String]) -> Self {
+        let Some(i) = args.iter().position(|a| a == "--only") else {
+            return Self(None);
+        };
+        let names: Vec<String> = args
+            .get(i + 1)
+            .map_or("", String::as_str)
+            .split(',')
+            .map(str::to_string)
+            .collect();
+        if let Some(bad) = names.iter().find(|n| !Self::ALL.contains(&n.as_str())) {
+            eprintln!(
+                "--only: unknown section {bad:?}; known: {}",
+                Self::ALL.join(",")
+            );
+            std::process::exit(2);
+        }
+        Self(Some(names))
+    }
+
+    fn has(&self, name: &str) -> bool {
+        self.0
+            .as_ref()
+            .is_none_or(|names| names.iter().any(|n| n == name))
+    }
+}
 
 /// `count` distinct slots of `slot` bytes in one `BIG`-byte buffer, in random order.
 fn scattered_offsets(rng: &mut Rng, slot: u64, count: usize) -> Vec<u64> {
@@ -128,7 +177,13 @@ fn copy_and_wait(device: &VulkanDevice, commands: &[CopyCommand<'_, vk::Buffer>]
     );
 }
 
-fn raw_vulkan(report: &mut Report, h: &HeadlessDevice, reps: usize, quick: bool) {
+fn raw_vulkan(
+    report: &mut Report,
+    h: &HeadlessDevice,
+    reps: usize,
+    quick: bool,
+    sections: &Sections,
+) {
     let device = h.device();
     let staging = bound(device, BIG, BufferUsage::TRANSFER_SRC, true);
     let target = bound(device, BIG, BufferUsage::TRANSFER_DST, false);
@@ -165,9 +220,47 @@ fn raw_vulkan(report: &mut Report, h: &HeadlessDevice, reps: usize, quick: bool)
         "GB/s",
         "",
     );
-    raw_copy_variants(report, h, &staging, &target, reps);
+    if sections.has("copies") {
+        raw_copy_variants(report, h, &staging, &target, reps);
+    }
+    if sections.has("naive") {
+        naive(
+            report,
+            device,
+            &staging,
+            &target,
+            staging_bytes,
+            reps,
+            quick,
+        );
+    }
+    if sections.has("writes") {
+        raw_writes(report, device, staging_bytes, reps);
+    }
 
-    // The naive path: per 4 KiB upload, write the staging buffer, submit one copy, wait.
+    // SAFETY: every copy completed (waited above).
+    unsafe {
+        device.unmap_memory(staging.memory);
+        for b in [staging, target] {
+            device.destroy_buffer(b.buffer);
+            device.free_memory(b.memory);
+        }
+    }
+    if sections.has("alloc") {
+        raw_allocations(report, h, reps, quick);
+    }
+}
+
+/// The naive path: per 4 KiB upload, write the staging buffer, submit one copy, wait.
+fn naive(
+    report: &mut Report,
+    device: &VulkanDevice,
+    staging: &Bound,
+    target: &Bound,
+    staging_bytes: &mut [u8],
+    reps: usize,
+    quick: bool,
+) {
     let mut rng = Rng::new(2);
     let offsets = scattered_offsets(&mut rng, 4096, SCATTERED);
     let mut source = vec![0u8; SCATTERED * 4096];
@@ -207,19 +300,11 @@ fn raw_vulkan(report: &mut Report, h: &HeadlessDevice, reps: usize, quick: bool)
         "GB/s",
         &format!("{:.2} s for 65536", t * SCATTERED as f64),
     );
+}
 
-    raw_writes(report, device, staging_bytes, reps);
-
-    // SAFETY: every copy completed (waited above).
-    unsafe {
-        device.unmap_memory(staging.memory);
-        for b in [staging, target] {
-            device.destroy_buffer(b.buffer);
-            device.free_memory(b.memory);
-        }
-    }
-
-    // One memory object per buffer.
+/// One memory object per buffer, then the allocator peers.
+fn raw_allocations(report: &mut Report, h: &HeadlessDevice, reps: usize, quick: bool) {
+    let device = h.device();
     let count = if quick { 1000 } else { 10_000 };
     let mut per_buffer = Vec::new();
     for _ in 0..reps {
@@ -709,6 +794,101 @@ impl MainQueueCopy {
         dst: vk::Buffer,
         regions: &[vk::BufferCopy],
     ) {
+        // SAFETY: the caller's contract.
+        unsafe {
+            self.record_and_submit(h, |device, cmd| {
+                let before = [vk::MemoryBarrier::default()
+                    .src_access_mask(vk::AccessFlags::TRANSFER_WRITE | vk::AccessFlags::HOST_WRITE)
+                    .dst_access_mask(
+                        vk::AccessFlags::TRANSFER_READ | vk::AccessFlags::TRANSFER_WRITE,
+                    )];
+                device.cmd_pipeline_barrier(
+                    cmd,
+                    vk::PipelineStageFlags::TRANSFER | vk::PipelineStageFlags::HOST,
+                    vk::PipelineStageFlags::TRANSFER,
+                    vk::DependencyFlags::empty(),
+                    &before,
+                    &[],
+                    &[],
+                );
+                device.cmd_copy_buffer(cmd, src, dst, regions);
+                let after = [vk::MemoryBarrier::default()
+                    .src_access_mask(vk::AccessFlags::TRANSFER_WRITE)
+                    .dst_access_mask(vk::AccessFlags::HOST_READ)];
+                device.cmd_pipeline_barrier(
+                    cmd,
+                    vk::PipelineStageFlags::TRANSFER,
+                    vk::PipelineStageFlags::HOST,
+                    vk::DependencyFlags::empty(),
+                    &after,
+                    &[],
+                    &[],
+                );
+            })
+        }
+    }
+
+    /// Zeroes all of `dst` after every earlier host, transfer and compute-shader access, visible
+    /// to later transfers, compute shaders and the host; `wait` before the next. Clears a
+    /// destination so a check after a variant's runs sees only what that variant wrote.
+    ///
+    /// # Safety
+    /// The previous submission was waited; `dst` is alive, bound, usable on the main queue's
+    /// family and has `TRANSFER_DST` usage; the main family supports compute.
+    unsafe fn clear(&self, h: &HeadlessDevice, dst: vk::Buffer) {
+        let any_write = vk::AccessFlags::TRANSFER_WRITE
+            | vk::AccessFlags::HOST_WRITE
+            | vk::AccessFlags::SHADER_WRITE;
+        let stages = vk::PipelineStageFlags::TRANSFER
+            | vk::PipelineStageFlags::HOST
+            | vk::PipelineStageFlags::COMPUTE_SHADER;
+        // SAFETY: the caller's contract.
+        unsafe {
+            self.record_and_submit(h, |device, cmd| {
+                let before = [vk::MemoryBarrier::default()
+                    .src_access_mask(any_write)
+                    .dst_access_mask(vk::AccessFlags::TRANSFER_WRITE)];
+                device.cmd_pipeline_barrier(
+                    cmd,
+                    stages,
+                    vk::PipelineStageFlags::TRANSFER,
+                    vk::DependencyFlags::empty(),
+                    &before,
+                    &[],
+                    &[],
+                );
+                device.cmd_fill_buffer(cmd, dst, 0, vk::WHOLE_SIZE, 0);
+                let after = [vk::MemoryBarrier::default()
+                    .src_access_mask(vk::AccessFlags::TRANSFER_WRITE)
+                    .dst_access_mask(
+                        any_write
+                            | vk::AccessFlags::TRANSFER_READ
+                            | vk::AccessFlags::HOST_READ
+                            | vk::AccessFlags::SHADER_READ,
+                    )];
+                device.cmd_pipeline_barrier(
+                    cmd,
+                    vk::PipelineStageFlags::TRANSFER,
+                    stages,
+                    vk::DependencyFlags::empty(),
+                    &after,
+                    &[],
+                    &[],
+                );
+            })
+        }
+    }
+
+    /// Records the command buffer with `record` and submits it with the fence.
+    ///
+    /// # Safety
+    /// The previous submission was waited; what `record` records is valid on the main queue and
+    /// every resource it names stays alive until `wait`.
+    unsafe fn record_and_submit(
+        &self,
+        h: &HeadlessDevice,
+        record: impl FnOnce(&ash::Device, vk::CommandBuffer),
+    ) {
         let device = h.ash_device();
         // SAFETY: the caller's contract; the command buffer is idle (its fence was waited).
         unsafe {
@@ -719,31 +899,7 @@ impl MainQueueCopy {
                         .flags(vk::CommandBufferUsageFlags::ONE_TIME_SUBMIT),
                 )
                 .expect("begin");
-            let before = [vk::MemoryBarrier::default()
-                .src_access_mask(vk::AccessFlags::TRANSFER_WRITE | vk::AccessFlags::HOST_WRITE)
-                .dst_access_mask(vk::AccessFlags::TRANSFER_READ | vk::AccessFlags::TRANSFER_WRITE)];
-            device.cmd_pipeline_barrier(
-                self.cmd,
-                vk::PipelineStageFlags::TRANSFER | vk::PipelineStageFlags::HOST,
-                vk::PipelineStageFlags::TRANSFER,
-                vk::DependencyFlags::empty(),
-                &before,
-                &[],
-                &[],
-            );
-            device.cmd_copy_buffer(self.cmd, src, dst, regions);
-            let after = [vk::MemoryBarrier::default()
-                .src_access_mask(vk::AccessFlags::TRANSFER_WRITE)
-                .dst_access_mask(vk::AccessFlags::HOST_READ)];
-            device.cmd_pipeline_barrier(
-                self.cmd,
-                vk::PipelineStageFlags::TRANSFER,
-                vk::PipelineStageFlags::HOST,
-                vk::DependencyFlags::empty(),
-                &after,
-                &[],
-                &[],
-            );
+            record(device, self.cmd);
             device.end_command_buffer(self.cmd).expect("end");
             let cmds = [self.cmd];
             let submit = [vk::SubmitInfo::default().command_buffers(&cmds)];
@@ -1121,7 +1277,9 @@ fn main() {
     let args: Vec<String> = std::env::args().collect();
     let quick = args.iter().any(|a| a == "--quick");
     // Only the figures without memkit: the bus, the naive path, raw writes, buffer creation.
-    let raw_only = args.iter().any(|a| a == "--raw-only");
+    let sections = Sections::from_args(&args);
+    let raw_only = sections.0.is_some() || args.iter().any(|a| a == "--raw-only");
+    let validate = args.iter().any(|a| a == "--validate");
     let json = args
         .iter()
         .position(|a| a == "--json")
@@ -1133,6 +1291,7 @@ fn main() {
     {
         let h = HeadlessDevice::new(HeadlessConfig {
             concurrent_with_main_family: true,
+            validation: validate,
             ..HeadlessConfig::default()
         })
         .expect("a Vulkan device");
@@ -1140,7 +1299,17 @@ fn main() {
         report.device = format!("{} ({})", probe.device_name, probe.device_type);
         println!("device: {}", report.device);
         println!("{:<64} {:>12} {:<8} note", "figure", "value", "unit");
-        raw_vulkan(&mut report, &h, reps, quick);
+        raw_vulkan(&mut report, &h, reps, quick, &sections);
+        if sections.has("hybrid") || sections.has("compute") {
+            split::run(&mut report, &h, reps, &sections);
+        }
+        let messages = h.finish();
+        if validate {
+            println!("validation: {} message(s)", messages.len());
+        }
+        report
+            .failures
+            .extend(messages.into_iter().map(|m| format!("validation: {m}")));
     }
     {
         let h = HeadlessDevice::new(HeadlessConfig {
