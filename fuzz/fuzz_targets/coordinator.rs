@@ -70,6 +70,8 @@ struct Input {
     /// Whether one upload may take half the ring (else a quarter).
     whole_ring: bool,
     double_buffering: bool,
+    /// Whether uploads of an eighth of the ring and more are submitted as soon as staged.
+    eager_submit: bool,
     ops: Vec<Op>,
 }
 
@@ -180,6 +182,11 @@ fuzz_target!(|input: Input| {
         max_blocks: 16,
         max_dedicated: 256,
         max_pending_uploads: 64,
+        eager_submit_bytes: if input.eager_submit {
+            ring / 8
+        } else {
+            u64::MAX
+        },
         ..CoordinatorConfig::default()
     };
     let max_ring_upload = config.max_ring_upload;
