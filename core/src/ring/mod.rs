@@ -349,6 +349,27 @@ impl Positions {
     /// the bytes the reservation takes from the head (padding included) and the new head.
     #[inline]
     fn place(self, head: usize, size: usize, align: usize) -> Placement {
+        let offset = self.offset(head);
+        // The common case first, as a short chain of arithmetic on the head (every grant's CAS
+        // waits for it): the grant ends before the end of the ring, so the head just moves
+        // forward in its lap. `offset + padding` rounds the offset up to `align` and cannot
+        // overflow: offsets lie below the lap bit (at most 2^(usize::BITS - 3)) and `align` is a
+        // power of two.
+        let padding = offset.wrapping_neg() & (align - 1);
+        let start = offset + padding;
+        if start < self.capacity && self.capacity - start > size {
+            return Placement {
+                start,
+                taken: padding + size,
+                end: head + padding + size,
+            };
+        }
+        self.place_at_end(head, size, align)
+    }
+
+    /// `place` for a grant that reaches or passes the end of the ring.
+    #[inline]
+    fn place_at_end(self, head: usize, size: usize, align: usize) -> Placement {
         let (lap, offset) = (self.lap(head), self.offset(head));
         let aligned = offset
             .checked_add(align - 1)
@@ -385,6 +406,18 @@ struct Reservation {
     tickets: usize,
     placement: Placement,
     extra: usize,
+}
+
+/// How one attempt at a reservation ended.
+#[derive(Clone, Copy, Debug)]
+enum Attempt {
+    Reserved(Reservation),
+    Failed(GrantError),
+    /// Try again from this head and `released` (the head read after `released`).
+    Again {
+        head: usize,
+        released: usize,
+    },
 }
 
 /// What a producer handle asks [`StagingRing::reserve`] for beyond its first grant: up to
@@ -437,6 +470,10 @@ impl SpanRequest {
 pub struct StagingRing<'m, const GRANTS: usize = 64> {
     /// `ticket << TICKET_SHIFT | head position`: the next ticket and where its reservation starts.
     head: CacheLine<AtomicUsize>,
+    /// The head as the last successful reservation left it (behind the head word when a span was
+    /// closed or the consumer restarted the ring since): the first guess of the next reservation,
+    /// on its own line so that reading it does not wait for the last CAS on the head.
+    head_hint: CacheLine<AtomicUsize>,
     /// Position up to which the consumer gave space back. Only the consumer writes it.
     released: CacheLine<AtomicUsize>,
     /// The next ticket the consumer will drain (modulo `2 * GRANTS`): every earlier ticket's slot
@@ -467,6 +504,9 @@ impl<'m, const GRANTS: usize> StagingRing<'m, GRANTS> {
     /// Bit position of the ticket in the head word (a constant, so packing is a fixed shift).
     const TICKET_SHIFT: u32 = usize::BITS - Self::TICKET_BITS;
 
+    /// The head word's position bits (below the ticket).
+    const POSITION_MASK: usize = (1 << Self::TICKET_SHIFT) - 1;
+
     /// The largest capacity this target and `GRANTS` allow.
     pub const MAX_CAPACITY: usize = 1 << (usize::BITS - Self::TICKET_BITS - 1);
 
@@ -492,6 +532,7 @@ impl<'m, const GRANTS: usize> StagingRing<'m, GRANTS> {
         }
         Ok(Self {
             head: CacheLine(AtomicUsize::new(0)),
+            head_hint: CacheLine(AtomicUsize::new(0)),
             released: CacheLine(AtomicUsize::new(0)),
             drained_ticket: CacheLine(AtomicUsize::new(0)),
             published_range: AtomicUsize::new(0),
@@ -575,7 +616,8 @@ impl<'m, const GRANTS: usize> StagingRing<'m, GRANTS> {
         }
     }
 
-    #[inline]
+    // Always: the grant's whole fast path (one CAS) belongs in the caller's loop.
+    #[inline(always)]
     fn try_grant(
         &self,
         size: usize,
@@ -615,6 +657,13 @@ impl<'m, const GRANTS: usize> StagingRing<'m, GRANTS> {
     /// Reserves, with one CAS on the head, a grant of `size` bytes at `align` (a checked request)
     /// and, when `span` asks for it, more tickets and the bytes after the grant for a producer
     /// handle to hand out later (see [`RingProducer`]). `None` compiles to the plain grant.
+    ///
+    /// The first attempt starts from `head_hint`, the head as the last reservation left it,
+    /// rather than from a load of the head word: on x86 a load of the line a locked instruction
+    /// just wrote waits for that instruction to finish, and the CAS would wait for the load (on a
+    /// server Xeon that wait is about as long as the CAS itself). The CAS checks the guess. The
+    /// checks before it only ever fail towards a retry from the head word itself, so an error is
+    /// reported only from a head read after `released` was, as if there were no hint.
     #[inline(always)]
     fn reserve(
         &self,
@@ -622,84 +671,151 @@ impl<'m, const GRANTS: usize> StagingRing<'m, GRANTS> {
         align: usize,
         span: Option<SpanRequest>,
     ) -> Result<Reservation, GrantError> {
-        let capacity = self.positions.capacity;
+        // Acquire: pairs with the Release store of the hint, so the `released` and
+        // `drained_ticket` we load next are at least those its writer checked it against: the
+        // guess is never more than a lap ahead of our `released`.
+        let head = self.head_hint.load(Ordering::Acquire);
+        // Acquire: pairs with the consumer's Release store of `released`, so its reads of the
+        // released bytes (and the GPU's, which it waited for) happen before we hand them out to
+        // be written.
+        let released = self.released.load(Ordering::Acquire);
+        match self.attempt(head, released, false, size, align, span) {
+            Attempt::Reserved(reservation) => Ok(reservation),
+            Attempt::Failed(error) => Err(error),
+            Attempt::Again { head, released } => {
+                self.reserve_again(head, released, size, align, span)
+            }
+        }
+    }
+
+    /// `reserve` after its first attempt failed: from `head`, read from the head word after
+    /// `released` was loaded.
+    #[inline(never)]
+    fn reserve_again(
+        &self,
+        mut head: usize,
+        mut released: usize,
+        size: usize,
+        align: usize,
+        span: Option<SpanRequest>,
+    ) -> Result<Reservation, GrantError> {
         loop {
-            // Acquire: pairs with the consumer's Release store of `released`, so its reads of the
-            // released bytes (and the GPU's, which it waited for) happen before we hand them out
-            // to be written. Loaded before the head, so `released` is never ahead of `head`.
-            let released = self.released.load(Ordering::Acquire);
-            // Acquire: pairs with the Release of the consumer's restart CAS (see
-            // `give_back_unmarked_padding`), so a restarted head comes with the `released` stored
-            // before it; the re-check below then reads that. The head carries nothing else: the
-            // CAS checks that it is still current.
-            let head = self.head.load(Ordering::Acquire);
-            let (ticket, position) = self.unpack(head);
-            let placement = self.positions.place(position, size, align);
-            let used = self.positions.distance(released, position);
-            if used + placement.taken > capacity {
-                // Acquire as above. If the consumer released (or restarted the ring) since our
-                // first load, the head we read may be newer than that `released`: read both again
-                // rather than report a full ring that is not. Retries only while the consumer
-                // makes progress. (With the Acquire on the head, a restarted head guarantees this
-                // load sees the `released` stored before the restart.)
-                if self.released.load(Ordering::Acquire) != released {
-                    continue;
-                }
-                return Err(GrantError::Full {
-                    wait_for: self.wait_hint(position, placement.taken),
-                });
+            match self.attempt(head, released, true, size, align, span) {
+                Attempt::Reserved(reservation) => return Ok(reservation),
+                Attempt::Failed(error) => return Err(error),
+                Attempt::Again {
+                    head: next_head,
+                    released: next_released,
+                } => (head, released) = (next_head, next_released),
             }
-            // Acquire: pairs with the consumer's Release after it read the descriptors of every
-            // ticket before `drained`, so those reads happen before our commits overwrite the
-            // slots of the tickets `GRANTS` before ours.
-            let drained = self.drained_ticket.load(Ordering::Acquire);
-            let outstanding = ticket.wrapping_sub(drained) & self.ticket_mask();
-            if outstanding >= GRANTS {
-                // Relaxed: only checks whether our head was stale (then `drained` may be ahead of
-                // our ticket, and the slot is not ours to judge).
-                if self.head.load(Ordering::Relaxed) != head {
-                    continue;
-                }
-                return Err(GrantError::TooManyUndrained { slots: GRANTS });
+        }
+    }
+
+    /// One try at reserving from `head` with `released`. `verified`: `head` was read from the
+    /// head word after `released` was loaded, so `released` is not ahead of it and a full ring
+    /// or a lack of slots seen from it may be reported.
+    #[inline(always)]
+    fn attempt(
+        &self,
+        head: usize,
+        released: usize,
+        verified: bool,
+        size: usize,
+        align: usize,
+        span: Option<SpanRequest>,
+    ) -> Attempt {
+        let capacity = self.positions.capacity;
+        let (ticket, position) = self.unpack(head);
+        let placement = self.positions.place(position, size, align);
+        let used = self.positions.distance(released, position);
+        if used + placement.taken > capacity {
+            // Acquire as in `reserve`. If the head was a guess, or the consumer released (or
+            // restarted the ring) since we loaded `released`, read both again rather than report
+            // a full ring that is not. Retries only while the consumer makes progress.
+            let fresh = self.released.load(Ordering::Acquire);
+            if !verified || fresh != released {
+                return self.reload();
             }
-            let (tickets, extra) = match span {
-                None => (1, 0),
-                Some(request) => request.fit(
-                    self.positions,
-                    placement,
-                    GRANTS - outstanding,
-                    capacity - used,
-                ),
-            };
-            let span_end = if extra == 0 {
-                placement.end
-            } else {
-                let end = placement.end;
-                self.positions
-                    .make(self.positions.lap(end), self.positions.offset(end) + extra)
-            };
-            let new_head = self.pack(ticket.wrapping_add(tickets), span_end);
-            // Relaxed on success: producers pass no data to each other through the head; the
-            // memory was acquired through `released` above and the slots through
-            // `drained_ticket`. Relaxed on failure: we retry from fresh loads.
-            if self
-                .head
-                .compare_exchange_weak(head, new_head, Ordering::Relaxed, Ordering::Relaxed)
-                .is_ok()
-            {
+            return Attempt::Failed(GrantError::Full {
+                wait_for: self.wait_hint(position, placement.taken),
+            });
+        }
+        // Acquire: pairs with the consumer's Release after it read the descriptors of every
+        // ticket before `drained`, so those reads happen before our commits overwrite the slots
+        // of the tickets `GRANTS` before ours.
+        let drained = self.drained_ticket.load(Ordering::Acquire);
+        let outstanding = ticket.wrapping_sub(drained) & self.ticket_mask();
+        if outstanding >= GRANTS {
+            // Relaxed: only checks whether our head is current. A stale one (a guess, or moved
+            // since) may have `drained` ahead of its ticket, and the slot is not ours to judge.
+            if self.head.load(Ordering::Relaxed) != head {
+                return self.reload();
+            }
+            return Attempt::Failed(GrantError::TooManyUndrained { slots: GRANTS });
+        }
+        let (tickets, extra) = match span {
+            None => (1, 0),
+            Some(request) => request.fit(
+                self.positions,
+                placement,
+                GRANTS - outstanding,
+                capacity - used,
+            ),
+        };
+        let span_end = if extra == 0 {
+            placement.end
+        } else {
+            let end = placement.end;
+            self.positions
+                .make(self.positions.lap(end), self.positions.offset(end) + extra)
+        };
+        // The ticket field is the top of the word, so adding to it drops the carry out of the
+        // word: the next tickets modulo `2 * GRANTS`, as `pack` makes them.
+        let new_head =
+            (head & !Self::POSITION_MASK).wrapping_add(tickets << Self::TICKET_SHIFT) | span_end;
+        // Relaxed on success: producers pass no data to each other through the head; the memory
+        // was acquired through `released` above and the slots through `drained_ticket`. Acquire
+        // on failure: the value read is the next attempt's head, read after `released` was
+        // loaded; it pairs with the Release of the consumer's restart CAS (see
+        // `give_back_unmarked_padding`), so a restarted head comes with the `released` stored
+        // before it.
+        match self
+            .head
+            .compare_exchange_weak(head, new_head, Ordering::Relaxed, Ordering::Acquire)
+        {
+            Ok(_) => {
+                // Release: pairs with the Acquire load of the hint in `reserve`: whoever starts
+                // from `new_head` also sees the `released` and `drained_ticket` we checked it
+                // against, or newer ones.
+                self.head_hint.store(new_head, Ordering::Release);
                 let in_flight = used + placement.taken + extra;
                 // Relaxed: a statistic. Load first so the common case writes nothing shared.
                 if in_flight > self.high_water_mark.load(Ordering::Relaxed) {
                     self.high_water_mark.fetch_max(in_flight, Ordering::Relaxed);
                 }
-                return Ok(Reservation {
+                Attempt::Reserved(Reservation {
                     ticket,
                     tickets,
                     placement,
                     extra,
-                });
+                })
             }
+            Err(current) => Attempt::Again {
+                head: current,
+                released,
+            },
         }
+    }
+
+    /// The next attempt's `released` and head, loaded in that order.
+    #[cold]
+    fn reload(&self) -> Attempt {
+        // Acquire on `released` as in `reserve`. Acquire on the head: pairs with the Release of
+        // the consumer's restart CAS, so a restarted head comes with the `released` stored
+        // before it; loaded after `released`, so `released` is never ahead of it.
+        let released = self.released.load(Ordering::Acquire);
+        let head = self.head.load(Ordering::Acquire);
+        Attempt::Again { head, released }
     }
 
     /// The earliest published submission whose completion gives a grant taking `taken` bytes

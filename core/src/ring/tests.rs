@@ -522,6 +522,41 @@ fn flushing_a_span_nobody_reserved_after_gives_its_tail_back() {
 }
 
 #[test]
+fn a_stale_head_hint_never_makes_a_grant_fail() {
+    // A span given back moves the head behind the hint (the head as the last reservation left
+    // it): from the hint the ring looks full and out of slots, from the head it is neither.
+    let mut buf = [0u8; 64];
+    let ring: StagingRing<'_, 4> = StagingRing::new(RingMemory::new(&mut buf)).unwrap();
+    let mut c = consumer(&ring);
+    // Out of slots from the hint (4 tickets, 4 bytes), not from the head (1 ticket, 1 byte).
+    let mut p = RingProducer::with_span(&ring, 4, 4).unwrap();
+    p.grant(1, 1).unwrap().write_and_commit(&[9]).unwrap();
+    p.flush();
+    let next = ring.grant(1, 1).expect("3 slots are free");
+    assert_eq!(next.offset(), 1);
+    next.write_and_commit(&[8]).unwrap();
+    assert_eq!(drain_all(&mut c), [(0, 1), (1, 1)]);
+    c.mark(FenceValue::new(1)).unwrap();
+    assert_eq!(c.release_completed(FenceValue::new(1)), 2);
+    // Full from the hint (32 bytes), not from the head (8 bytes).
+    let mut p = RingProducer::with_span(&ring, 32, 4).unwrap();
+    p.grant(8, 1).unwrap().write_and_commit(&[1; 8]).unwrap();
+    p.flush();
+    assert_eq!(ring.stats().bytes_in_flight, 8);
+    let rest = ring.grant(56, 1).expect("56 bytes and 3 slots are free");
+    assert_eq!((rest.offset(), rest.len()), (8, 56));
+    rest.write_and_commit(&[2; 56]).unwrap();
+    assert_eq!(drain_all(&mut c), [(0, 8), (8, 56)]);
+    c.mark(FenceValue::new(2)).unwrap();
+    assert_eq!(c.release_completed(FenceValue::new(2)), 64);
+    // The consumer restarted the empty ring behind the hint again: the whole ring fits.
+    let whole = ring.grant(64, 1).expect("the ring is empty");
+    assert_eq!(whole.offset(), 0);
+    drop(whole);
+    assert_eq!(ring.stats().failed_grants, 0);
+}
+
+#[test]
 fn the_last_ticket_of_a_span_gives_back_or_carries_the_unused_bytes() {
     let mut buf = [0u8; 256];
     let ring: StagingRing<'_, 8> = StagingRing::new(RingMemory::new(&mut buf)).unwrap();
