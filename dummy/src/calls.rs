@@ -522,7 +522,7 @@ impl DummyDevice {
                 buffer,
                 memory_type: object.memory_type,
             })
-        } else if offset % requirements.alignment != 0 {
+        } else if !offset.is_multiple_of(requirements.alignment) {
             Some(Misuse::BindMisaligned {
                 buffer,
                 offset,

@@ -66,7 +66,7 @@ impl SplitMix64 {
 
     /// True one time in `n` (never for 0).
     pub(crate) fn one_in(&mut self, n: u32) -> bool {
-        n != 0 && self.next_u64() % u64::from(n) == 0
+        n != 0 && self.next_u64().is_multiple_of(u64::from(n))
     }
 }
 

@@ -444,7 +444,7 @@ mod replay {
         /// Records `[offset, offset + size)`; false if it breaks a rule.
         fn insert(&mut self, offset: u64, size: u64, align: u64, capacity: u64) -> bool {
             let end = offset + size;
-            let mut ok = offset % align == 0 && end <= capacity;
+            let mut ok = offset.is_multiple_of(align) && end <= capacity;
             if let Some((_, &prev_end)) = self.live.range(..=offset).next_back() {
                 ok &= prev_end <= offset;
             }
@@ -633,10 +633,10 @@ mod replay {
                     done += 1;
                 }
                 result.ops += done as u64;
-                if let Some(samples) = samples.as_deref_mut() {
-                    if done > 0 {
-                        samples.push(start.elapsed().as_nanos() as f64 / done as f64);
-                    }
+                if let Some(samples) = samples.as_deref_mut()
+                    && done > 0
+                {
+                    samples.push(start.elapsed().as_nanos() as f64 / done as f64);
                 }
                 if finished {
                     return result;
@@ -1091,13 +1091,13 @@ fn print_table(result: &WorkloadResult) {
                     row.allocator, acc.violations
                 );
             }
-            if let Some(own) = acc.own_peak_reserved {
-                if own != acc.peak_reserved_bytes {
-                    println!(
-                        "note: {} reports a peak of {own} reserved bytes; the replay counted {}",
-                        row.allocator, acc.peak_reserved_bytes
-                    );
-                }
+            if let Some(own) = acc.own_peak_reserved
+                && own != acc.peak_reserved_bytes
+            {
+                println!(
+                    "note: {} reports a peak of {own} reserved bytes; the replay counted {}",
+                    row.allocator, acc.peak_reserved_bytes
+                );
             }
         }
     }

@@ -207,7 +207,9 @@ impl RingModel {
             };
             self.grants.pop_front();
             let lap_of_drained = self.drained - self.drained % self.capacity;
-            if grant.start >= lap_of_drained + self.capacity && self.drained % self.capacity != 0 {
+            if grant.start >= lap_of_drained + self.capacity
+                && !self.drained.is_multiple_of(self.capacity)
+            {
                 self.wasted_wrap_bytes += lap_of_drained + self.capacity - self.drained;
             } else {
                 self.alignment_padding_bytes += grant.start - self.drained;
@@ -232,7 +234,9 @@ impl RingModel {
         let given_back = self.drained - self.released;
         self.marked = self.drained;
         self.released = self.drained;
-        if self.drained % self.capacity != 0 && self.grants.is_empty() && self.head == self.drained
+        if !self.drained.is_multiple_of(self.capacity)
+            && self.grants.is_empty()
+            && self.head == self.drained
         {
             let restart = self.drained - self.drained % self.capacity + self.capacity;
             self.head = restart;

@@ -593,7 +593,7 @@ impl BuddyCore {
             0
         };
         debug_assert!(start + units <= self.layout.units);
-        debug_assert!(start == 0 || (start << shift) % align == 0);
+        debug_assert!(start == 0 || (start << shift).is_multiple_of(align));
 
         let slot = self.claim_slot(words, size, start);
         let tag = (words[self.slot_index(slot) + 1] >> 32) as u32;

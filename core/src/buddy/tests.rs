@@ -466,7 +466,7 @@ fn churn_keeps_invariants() {
         seed ^= seed << 13;
         seed ^= seed >> 7;
         seed ^= seed << 17;
-        if seed % 3 == 0 && !live.is_empty() {
+        if seed.is_multiple_of(3) && !live.is_empty() {
             let i = (seed >> 8) as usize % live.len();
             b.free(live.swap_remove(i)).expect("free live");
         } else {

@@ -319,7 +319,7 @@ fn wrap_around_never_hands_out_bytes_before_their_value_completed() {
                 let range = g.offset()..g.offset() + g.len();
                 shadow.granted(range.clone(), step);
                 g.bytes_mut().fill(step as u8);
-                if next() % 5 == 0 {
+                if next().is_multiple_of(5) {
                     shadow.dropped(range);
                     drop(g);
                 } else {
@@ -338,10 +338,10 @@ fn wrap_around_never_hands_out_bytes_before_their_value_completed() {
             );
             shadow.unmarked.push(r);
         }
-        if next() % 3 == 0 {
+        if next().is_multiple_of(3) {
             shadow.mark(&mut c);
         }
-        if next() % 4 == 0 {
+        if next().is_multiple_of(4) {
             shadow.complete_one(&mut c);
         }
     }
@@ -386,7 +386,7 @@ fn two_producers_and_a_consumer(handles: bool) {
                         g.commit_all();
                     }
                     sent += 1;
-                    if sent % 13 == 0
+                    if sent.is_multiple_of(13)
                         && let Some(h) = handle.as_mut()
                     {
                         h.flush();
@@ -706,7 +706,7 @@ fn producers_and_plain_grants_wrap_around_without_reusing_held_bytes() {
                 let index = next() as usize % live.len();
                 let (g, tag) = live.remove(index);
                 let (offset, len) = (g.offset(), g.len());
-                if next() % 6 == 0 {
+                if next().is_multiple_of(6) {
                     shadow.dropped(offset..offset + len);
                     drop(g);
                 } else {
@@ -730,10 +730,10 @@ fn producers_and_plain_grants_wrap_around_without_reusing_held_bytes() {
             assert!(bytes.iter().all(|&b| b == bytes[0]), "untorn");
             shadow.unmarked.push(r);
         }
-        if next() % 3 == 0 && !shadow.unmarked.is_empty() {
+        if next().is_multiple_of(3) && !shadow.unmarked.is_empty() {
             shadow.mark(&mut c);
         }
-        if next() % 4 == 0 {
+        if next().is_multiple_of(4) {
             shadow.complete_one(&mut c);
         }
     }

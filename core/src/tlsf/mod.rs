@@ -51,6 +51,7 @@
 #![forbid(unsafe_code)]
 
 use core::fmt;
+use core::hint::select_unpredictable;
 
 use crate::suballocator::{
     AllocError, Allocation, AllocatorId, AllocatorStats, ConfigError, FreeError, RawAllocation,
@@ -236,7 +237,7 @@ impl TlsfConfig {
         if !self.granule.is_power_of_two() {
             return Err(ConfigError::NotPowerOfTwo);
         }
-        if self.granule > MAX_GRANULE || self.capacity % self.granule != 0 {
+        if self.granule > MAX_GRANULE || !self.capacity.is_multiple_of(self.granule) {
             return Err(ConfigError::InvalidParameter);
         }
         if self.max_allocations == 0 || self.max_allocations > MAX_ALLOCATIONS {
@@ -517,8 +518,7 @@ impl<S: AsRef<[TlsfNode]> + AsMut<[TlsfNode]>> TlsfAllocator<S> {
         // Only the head has no list prev. `if prev == NIL { *head = next }` without a branch:
         // removing a block from the middle of its list (merges do) is as common as the head.
         let head = self.head_mut(class);
-        let is_head = u32::from(prev == NIL).wrapping_neg();
-        *head = (next & is_head) | (*head & !is_head);
+        *head = select_unpredictable(prev == NIL, next, *head);
         let emptied = u32::from(*head == NIL);
         let row = class >> SL_LOG2;
         let bits = &mut self.sl_bitmaps[row as usize & 63];
@@ -866,14 +866,13 @@ impl<S: AsRef<[TlsfNode]> + AsMut<[TlsfNode]>> SubAllocator for TlsfAllocator<S>
             high
         };
         let front = start - offset;
-        let mut back = end - start - units;
-        let mut units = units;
-        if back << g < SLIVER_BYTES.min(size >> SLIVER_SHIFT) {
-            // A sliver above the allocation is not worth a block of its own (and the merge that
-            // frees it again): the allocation keeps it. Front padding is always split off.
-            units += back;
-            back = 0;
-        }
+        let back = end - start - units;
+        // A sliver above the allocation is not worth a block of its own (and the merge that
+        // frees it again): the allocation keeps it. Front padding is always split off. Chosen
+        // without a branch: whether there is a sliver depends on the request's size.
+        let sliver = back << g < SLIVER_BYTES.min(size >> SLIVER_SHIFT);
+        let units = select_unpredictable(sliver, units + back, units);
+        let back = select_unpredictable(sliver, 0, back);
         // A split takes at most two nodes. With live < max_allocations at most
         // 2 * max_allocations - 1 are in use (see the module docs), so this never refuses; it is
         // here so that a broken invariant is an error, not a panic.
@@ -1034,11 +1033,13 @@ impl<S: AsRef<[TlsfNode]> + AsMut<[TlsfNode]>> SubAllocator for TlsfAllocator<S>
                 let (p, n) = (nodes[prev as usize], nodes[next as usize]);
                 let merged = p.size() + units + n.size();
                 let after = n.phys_next();
-                let (keep, keep_size, drop, drop_size) = if n.size() > p.size() {
-                    (next, n.size(), prev, p.size())
-                } else {
-                    (prev, p.size(), next, n.size())
-                };
+                // Which neighbour is larger is anybody's guess: chosen without a branch.
+                let next_larger = n.size() > p.size();
+                let (keep, keep_size, drop, drop_size) = select_unpredictable(
+                    next_larger,
+                    (next, n.size(), prev, p.size()),
+                    (prev, p.size(), next, n.size()),
+                );
                 nodes[keep as usize].set_offset(p.offset());
                 nodes[keep as usize].narrow[N_PHYS_PREV] = p.phys_prev();
                 nodes[keep as usize].narrow[N_PHYS_NEXT] = after;

@@ -416,7 +416,7 @@ fn largest_free_run_is_allocatable() {
         if let Ok(a) = t.allocate(size, 1 << ((seed >> 60) % 8)) {
             live.push(a);
         }
-        if seed % 3 == 0 && !live.is_empty() {
+        if seed.is_multiple_of(3) && !live.is_empty() {
             let a = live.swap_remove((seed >> 8) as usize % live.len());
             free(&mut t, a);
         }

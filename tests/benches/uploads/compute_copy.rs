@@ -142,7 +142,7 @@ impl ComputeCopy {
         size: u64,
         workgroups: u32,
     ) {
-        assert!(offset % (1 << 20) == 0 && size % 16 == 0 && size > 0);
+        assert!(offset.is_multiple_of(1 << 20) && size.is_multiple_of(16) && size > 0);
         let device = h.ash_device();
         let ranges: Vec<(u64, u64)> = (offset..offset + size)
             .step_by(self.chunk as usize)

@@ -331,7 +331,7 @@ fn coordinator_path<D: Backend>(
     let start = clock.now();
     for (i, &slot) in order.iter().enumerate() {
         coordinator.upload_to(&destination, slot * size, payload)?;
-        if (i as u64 + 1) % SLOTS == 0 {
+        if (i as u64 + 1).is_multiple_of(SLOTS) {
             coordinator.flush_transfers()?;
         }
     }
