@@ -25,7 +25,10 @@
 //! `--raw-only`) runs the 256 MiB bus-limit copy and the raw sections it names, comma-separated:
 //! `copies` (other queues, host-cached staging), `naive`, `writes` (CPU write ceilings), `alloc`
 //! (one memory object per buffer, gpu-allocator, VMA), `hybrid` (copy engine + direct CPU writes
-//! at once) and `compute` (a compute-shader copy, alone and beside a copy; see `split`).
+//! at once), `compute` (a compute-shader copy, alone and beside a copy; see `split`), `queues`
+//! (the copy split across several queues at once, and as many regions) and `import` (from host
+//! memory imported with `VK_EXT_external_memory_host`: 4 KiB, transparent huge and hugetlbfs
+//! pages); the last two run on a raw device with every queue (see `engines`).
 //! `--validate` turns the Khronos validation layer on for the raw device and fails the run on any
 //! message (for correctness runs on lavapipe; figures taken with it mean nothing).
 
@@ -46,6 +49,10 @@ use memkit_vulkan::{
 
 #[path = "uploads/compute_copy.rs"]
 mod compute_copy;
+#[path = "uploads/engines.rs"]
+mod engines;
+#[path = "uploads/raw_device.rs"]
+mod raw_device;
 #[path = "uploads/split.rs"]
 mod split;
 
@@ -65,7 +72,9 @@ type Gpu = SharedHeadlessDevice;
 struct Sections(Option<Vec<String>>);
 
 impl Sections {
-    const ALL: [&str; 6] = ["copies", "naive", "writes", "alloc", "hybrid", "compute"];
+    const ALL: [&str; 8] = [
+        "copies", "naive", "writes", "alloc", "hybrid", "compute", "queues", "import",
+    ];
 
     /// The sections `--only` names (comma-separated), or all without it. Exits on a name it
     /// does not know, so a typo cannot run nothing silently.
@@ -1302,6 +1311,9 @@ fn main() {
         raw_vulkan(&mut report, &h, reps, quick, &sections);
         if sections.has("hybrid") || sections.has("compute") {
             split::run(&mut report, &h, reps, &sections);
+        }
+        if sections.has("queues") || sections.has("import") {
+            engines::run(&mut report, &h, reps, &sections);
         }
         let messages = h.finish();
         if validate {
