@@ -910,11 +910,22 @@ impl MainQueueCopy {
                 .expect("begin");
             record(device, self.cmd);
             device.end_command_buffer(self.cmd).expect("end");
-            let cmds = [self.cmd];
-            let submit = [vk::SubmitInfo::default().command_buffers(&cmds)];
-            h.with_main_queue(|queue| device.queue_submit(queue, &submit, self.fence))
-                .expect("submit");
+            self.submit_recorded(h);
         }
+    }
+
+    /// Submits the command buffer as recorded, with the fence.
+    ///
+    /// # Safety
+    /// The command buffer is recorded, the previous submission was waited, and every resource
+    /// it names stays alive until `wait`.
+    unsafe fn submit_recorded(&self, h: &HeadlessDevice) {
+        let device = h.ash_device();
+        let cmds = [self.cmd];
+        let submit = [vk::SubmitInfo::default().command_buffers(&cmds)];
+        // SAFETY: the caller's contract.
+        unsafe { h.with_main_queue(|queue| device.queue_submit(queue, &submit, self.fence)) }
+            .expect("submit");
     }
 
     fn wait(&self, h: &HeadlessDevice) {

@@ -5,6 +5,8 @@
 use ash::vk;
 use memkit_vulkan::HeadlessDevice;
 
+use super::MainQueueCopy;
+
 /// vulkan/shaders/copy.comp compiled; the command that regenerates it is in the source.
 const SPIRV: &[u8] = include_bytes!("../../../vulkan/shaders/copy.comp.spv");
 /// The shader's `local_size_x`.
@@ -19,9 +21,8 @@ pub(super) struct ComputeCopy {
     layout: vk::PipelineLayout,
     pipeline: vk::Pipeline,
     descriptors: vk::DescriptorPool,
-    commands: vk::CommandPool,
-    cmd: vk::CommandBuffer,
-    fence: vk::Fence,
+    /// The main-queue command buffer and fence the dispatches are recorded into and waited on.
+    queue: MainQueueCopy,
     /// Bytes one descriptor may bind: `maxStorageBufferRange` rounded down to 1 MiB.
     chunk: u64,
 }
@@ -92,32 +93,12 @@ impl ComputeCopy {
                     None,
                 )
                 .expect("descriptor pool");
-            let commands = device
-                .create_command_pool(
-                    &vk::CommandPoolCreateInfo::default()
-                        .queue_family_index(h.main_queue().family)
-                        .flags(vk::CommandPoolCreateFlags::RESET_COMMAND_BUFFER),
-                    None,
-                )
-                .expect("command pool");
-            let cmd = device
-                .allocate_command_buffers(
-                    &vk::CommandBufferAllocateInfo::default()
-                        .command_pool(commands)
-                        .command_buffer_count(1),
-                )
-                .expect("command buffer")[0];
-            let fence = device
-                .create_fence(&vk::FenceCreateInfo::default(), None)
-                .expect("fence");
             Self {
                 set_layout,
                 layout,
                 pipeline,
                 descriptors,
-                commands,
-                cmd,
-                fence,
+                queue: MainQueueCopy::new(h),
                 chunk,
             }
         }
@@ -193,10 +174,10 @@ impl ComputeCopy {
                 device.update_descriptor_sets(&writes, &[]);
             }
             device
-                .reset_command_buffer(self.cmd, vk::CommandBufferResetFlags::empty())
+                .reset_command_buffer(self.queue.cmd, vk::CommandBufferResetFlags::empty())
                 .expect("reset command buffer");
             device
-                .begin_command_buffer(self.cmd, &vk::CommandBufferBeginInfo::default())
+                .begin_command_buffer(self.queue.cmd, &vk::CommandBufferBeginInfo::default())
                 .expect("begin");
             // Earlier clears, copies, host writes and runs of this shader (write after write),
             // and read-backs (write after read).
@@ -204,7 +185,7 @@ impl ComputeCopy {
                 .src_access_mask(any_write)
                 .dst_access_mask(vk::AccessFlags::SHADER_READ | vk::AccessFlags::SHADER_WRITE)];
             device.cmd_pipeline_barrier(
-                self.cmd,
+                self.queue.cmd,
                 vk::PipelineStageFlags::TRANSFER
                     | vk::PipelineStageFlags::HOST
                     | vk::PipelineStageFlags::COMPUTE_SHADER,
@@ -214,10 +195,14 @@ impl ComputeCopy {
                 &[],
                 &[],
             );
-            device.cmd_bind_pipeline(self.cmd, vk::PipelineBindPoint::COMPUTE, self.pipeline);
+            device.cmd_bind_pipeline(
+                self.queue.cmd,
+                vk::PipelineBindPoint::COMPUTE,
+                self.pipeline,
+            );
             for (&set, &(_, len)) in sets.iter().zip(&ranges) {
                 device.cmd_bind_descriptor_sets(
-                    self.cmd,
+                    self.queue.cmd,
                     vk::PipelineBindPoint::COMPUTE,
                     self.layout,
                     0,
@@ -225,7 +210,7 @@ impl ComputeCopy {
                     &[],
                 );
                 let needed = (len / 16).div_ceil(WORKGROUP_SIZE);
-                device.cmd_dispatch(self.cmd, (workgroups as u64).min(needed) as u32, 1, 1);
+                device.cmd_dispatch(self.queue.cmd, (workgroups as u64).min(needed) as u32, 1, 1);
             }
             let after = [vk::MemoryBarrier::default()
                 .src_access_mask(vk::AccessFlags::SHADER_WRITE)
@@ -235,7 +220,7 @@ impl ComputeCopy {
                         | vk::AccessFlags::HOST_READ,
                 )];
             device.cmd_pipeline_barrier(
-                self.cmd,
+                self.queue.cmd,
                 vk::PipelineStageFlags::COMPUTE_SHADER,
                 vk::PipelineStageFlags::TRANSFER | vk::PipelineStageFlags::HOST,
                 vk::DependencyFlags::empty(),
@@ -243,7 +228,7 @@ impl ComputeCopy {
                 &[],
                 &[],
             );
-            device.end_command_buffer(self.cmd).expect("end");
+            device.end_command_buffer(self.queue.cmd).expect("end");
         }
     }
 
@@ -252,36 +237,24 @@ impl ComputeCopy {
     /// # Safety
     /// `record` was called, its contract still holds, and the previous submission was waited.
     pub(super) unsafe fn submit(&self, h: &HeadlessDevice) {
-        let device = h.ash_device();
-        let cmds = [self.cmd];
-        let submit = [vk::SubmitInfo::default().command_buffers(&cmds)];
         // SAFETY: the command buffer is recorded and idle (caller's contract).
-        unsafe { h.with_main_queue(|queue| device.queue_submit(queue, &submit, self.fence)) }
-            .expect("submit");
+        unsafe { self.queue.submit_recorded(h) };
     }
 
     pub(super) fn wait(&self, h: &HeadlessDevice) {
-        let device = h.ash_device();
-        // SAFETY: the fence belongs to this device; a submission signals it.
-        unsafe {
-            device
-                .wait_for_fences(&[self.fence], true, u64::MAX)
-                .expect("wait");
-            device.reset_fences(&[self.fence]).expect("reset");
-        }
+        self.queue.wait(h);
     }
 
     pub(super) fn destroy(self, h: &HeadlessDevice) {
         let device = h.ash_device();
         // SAFETY: the last submission was waited; nothing else uses these; sets go with their
-        // pool, the command buffer with its pool.
+        // pool.
         unsafe {
-            device.destroy_fence(self.fence, None);
-            device.destroy_command_pool(self.commands, None);
             device.destroy_descriptor_pool(self.descriptors, None);
             device.destroy_pipeline(self.pipeline, None);
             device.destroy_pipeline_layout(self.layout, None);
             device.destroy_descriptor_set_layout(self.set_layout, None);
         }
+        self.queue.destroy(h);
     }
 }
