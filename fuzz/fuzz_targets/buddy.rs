@@ -54,19 +54,11 @@ fuzz_target!(|w: Workload| {
         if let Err(problem) = real.check_invariants() {
             panic!("op {i} {op:?} on {config:?}: invariant broken: {problem}");
         }
-        // The largest free run is exact: an alignment-1 request up to it must succeed.
-        if let AllocatorOp::Allocate { size, align_log2 } = op {
-            let size = size % max_request;
-            let align = 1u64 << (align_log2 % 24);
-            let must_fit = size > 0
-                && size <= before.largest_free_run
-                && align <= min_block
-                && before.live_allocations < u64::from(config.max_allocations);
-            assert!(
-                !must_fit || real.stats().live_allocations == before.live_allocations + 1,
-                "op {i}: {size} bytes refused though the largest free run was {}",
-                before.largest_free_run
-            );
+        let after = real.stats();
+        if let Err(problem) =
+            model.check_largest_free_run(op, min_block, config.max_allocations, &before, &after)
+        {
+            panic!("op {i} on {config:?}: {problem}");
         }
     }
     if let Err(problem) = model.drain_and_check_whole(&mut real) {

@@ -48,30 +48,23 @@ fuzz_target!(|w: Workload| {
         if let Err(problem) = real.check_invariants() {
             panic!("op {i} {op:?} on {config:?}: invariant broken: {problem}");
         }
-        if let AllocatorOp::Allocate { size, align_log2 } = op {
-            let size = size % max_request;
-            let align = 1u64 << (align_log2 % 24);
-            let after = real.stats();
-            // A success reserves the size rounded to the granule, plus at most a sliver left
-            // above it (under 256 bytes and under an eighth of the request): padding stays free.
-            if after.live_allocations == before.live_allocations + 1 {
-                let rounded = size.div_ceil(granule) * granule;
-                let extra = (after.bytes_reserved - before.bytes_reserved).checked_sub(rounded);
-                assert!(
-                    matches!(extra, Some(e) if e == 0 || e < 256.min(size / 8)),
-                    "op {i}: reservation of {size} bytes: {extra:?} over the rounded size"
-                );
-            }
-            // The largest free run is exact: an alignment-1 request up to it must succeed.
-            let must_fit = size > 0
-                && size <= before.largest_free_run
-                && align <= granule
-                && before.live_allocations < u64::from(config.max_allocations);
+        let after = real.stats();
+        // A success reserves the size rounded to the granule, plus at most a sliver left above
+        // it (under 256 bytes and under an eighth of the request): padding stays free.
+        if let Some((size, _)) = model.request(op)
+            && after.live_allocations == before.live_allocations + 1
+        {
+            let rounded = size.div_ceil(granule) * granule;
+            let extra = (after.bytes_reserved - before.bytes_reserved).checked_sub(rounded);
             assert!(
-                !must_fit || after.live_allocations == before.live_allocations + 1,
-                "op {i}: {size} bytes refused though the largest free run was {}",
-                before.largest_free_run
+                matches!(extra, Some(e) if e == 0 || e < 256.min(size / 8)),
+                "op {i}: reservation of {size} bytes: {extra:?} over the rounded size"
             );
+        }
+        if let Err(problem) =
+            model.check_largest_free_run(op, granule, config.max_allocations, &before, &after)
+        {
+            panic!("op {i} on {config:?}: {problem}");
         }
     }
     if let Err(problem) = model.drain_and_check_whole(&mut real) {

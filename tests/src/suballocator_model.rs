@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::vec::Vec;
 
-use memkit_core::{AllocError, Allocation, FreeError, RawAllocation, SubAllocator};
+use memkit_core::{AllocError, Allocation, AllocatorStats, FreeError, RawAllocation, SubAllocator};
 
 /// One step of a workload.
 #[derive(Clone, Copy, Debug, arbitrary::Arbitrary)]
@@ -85,6 +85,45 @@ impl SubAllocatorModel {
         self.live.len()
     }
 
+    /// The size and alignment [`step`](Self::step) asks for on an `Allocate` op; `None` for the
+    /// other ops.
+    pub fn request(&self, op: AllocatorOp) -> Option<(u64, u64)> {
+        match op {
+            AllocatorOp::Allocate { size, align_log2 } => {
+                Some((size % self.max_request, 1u64 << (align_log2 % 24)))
+            }
+            _ => None,
+        }
+    }
+
+    /// After [`step`](Self::step) ran `op`, with the real allocator's statistics `before` and
+    /// `after` it: `largest_free_run` is exact, so an allocation it promised (a size from 1 up to
+    /// it, an alignment of at most `unit`, the allocator's unit of placement, and fewer than
+    /// `max_allocations` live) must have succeeded.
+    pub fn check_largest_free_run(
+        &self,
+        op: AllocatorOp,
+        unit: u64,
+        max_allocations: u32,
+        before: &AllocatorStats,
+        after: &AllocatorStats,
+    ) -> Result<(), String> {
+        let Some((size, align)) = self.request(op) else {
+            return Ok(());
+        };
+        let must_fit = size > 0
+            && size <= before.largest_free_run
+            && align <= unit
+            && before.live_allocations < u64::from(max_allocations);
+        if must_fit && after.live_allocations != before.live_allocations + 1 {
+            return Err(format!(
+                "{size} bytes refused though the largest free run was {}",
+                before.largest_free_run
+            ));
+        }
+        Ok(())
+    }
+
     /// Applies `op` to `real` and to the shadow, then checks every invariant. `foreign` is another
     /// instance whose handles `real` must refuse.
     pub fn step<A: SubAllocator, F: SubAllocator>(
@@ -94,9 +133,8 @@ impl SubAllocatorModel {
         op: AllocatorOp,
     ) -> Result<(), String> {
         match op {
-            AllocatorOp::Allocate { size, align_log2 } => {
-                let size = size % self.max_request;
-                let align = 1u64 << (align_log2 % 24);
+            AllocatorOp::Allocate { .. } => {
+                let (size, align) = self.request(op).expect("an allocate op");
                 self.allocate(real, size, align)?;
             }
             AllocatorOp::Free { index } => {

@@ -42,21 +42,15 @@ fn run(config: BuddyConfig, max_request: u64, ops: &[AllocatorOp]) -> Result<(),
             .map_err(|e| format!("op {i} {op:?}: {e}"))?;
         real.check_invariants()
             .map_err(|e| format!("op {i} {op:?}: invariant broken: {e}"))?;
-        if let AllocatorOp::Allocate { size, align_log2 } = op {
-            let size = size % max_request.max(1);
-            let align = 1u64 << (align_log2 % 24);
-            let after = real.stats();
-            let must_fit = size > 0
-                && size <= before.largest_free_run
-                && align <= config.min_block
-                && before.live_allocations < u64::from(config.max_allocations);
-            if must_fit && after.live_allocations != before.live_allocations + 1 {
-                return Err(format!(
-                    "op {i}: {size} bytes refused though the largest free run was {}",
-                    before.largest_free_run
-                ));
-            }
-        }
+        model
+            .check_largest_free_run(
+                op,
+                config.min_block,
+                config.max_allocations,
+                &before,
+                &real.stats(),
+            )
+            .map_err(|e| format!("op {i}: {e}"))?;
     }
     model
         .drain_and_check_whole(&mut real)

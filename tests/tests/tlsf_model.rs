@@ -43,33 +43,24 @@ fn run(config: TlsfConfig, max_request: u64, ops: &[AllocatorOp]) -> Result<(), 
             .map_err(|e| format!("op {i} {op:?}: {e}"))?;
         real.check_invariants()
             .map_err(|e| format!("op {i} {op:?}: invariant broken: {e}"))?;
-        if let AllocatorOp::Allocate { size, align_log2 } = op {
-            let size = size % max_request.max(1);
-            let align = 1u64 << (align_log2 % 24);
-            let after = real.stats();
-            if after.live_allocations == before.live_allocations + 1 {
-                // The size rounded to the granule, plus at most a sliver left above it (under
-                // 256 bytes and under an eighth of the request); alignment padding stays free.
-                let rounded = size.div_ceil(config.granule) * config.granule;
-                let extra = (after.bytes_reserved - before.bytes_reserved).checked_sub(rounded);
-                if !matches!(extra, Some(e) if e == 0 || e < 256.min(size / 8)) {
-                    return Err(format!(
-                        "op {i}: {size} bytes reserved {} (padding must stay free)",
-                        after.bytes_reserved - before.bytes_reserved
-                    ));
-                }
-            }
-            let must_fit = size > 0
-                && size <= before.largest_free_run
-                && align <= config.granule
-                && before.live_allocations < u64::from(config.max_allocations);
-            if must_fit && after.live_allocations != before.live_allocations + 1 {
+        let after = real.stats();
+        if let Some((size, _)) = model.request(op)
+            && after.live_allocations == before.live_allocations + 1
+        {
+            // The size rounded to the granule, plus at most a sliver left above it (under 256
+            // bytes and under an eighth of the request); alignment padding stays free.
+            let rounded = size.div_ceil(config.granule) * config.granule;
+            let extra = (after.bytes_reserved - before.bytes_reserved).checked_sub(rounded);
+            if !matches!(extra, Some(e) if e == 0 || e < 256.min(size / 8)) {
                 return Err(format!(
-                    "op {i}: {size} bytes refused though the largest free run was {}",
-                    before.largest_free_run
+                    "op {i}: {size} bytes reserved {} (padding must stay free)",
+                    after.bytes_reserved - before.bytes_reserved
                 ));
             }
         }
+        model
+            .check_largest_free_run(op, config.granule, config.max_allocations, &before, &after)
+            .map_err(|e| format!("op {i}: {e}"))?;
     }
     model
         .drain_and_check_whole(&mut real)
