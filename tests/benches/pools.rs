@@ -5,6 +5,7 @@
 //! ```text
 //! cargo bench -p memkit-tests --bench pools              # full run
 //! cargo bench -p memkit-tests --bench pools -- --quick   # smaller traces, fewer repetitions
+//! cargo bench -p memkit-tests --bench pools -- --buffers # only the buffer section (below)
 //! ```
 //!
 //! Every contender sees the H200's memory types (shared/GPU.md: five types over a 140 GiB device
@@ -19,6 +20,10 @@
 //!   mock of its `MemoryDevice` trait.
 //! - gpu-allocator 0.27: `vulkan::Allocator::allocate` / `free`, through an `ash::Instance` and
 //!   `ash::Device` whose function pointers are the mock's `extern "system"` functions.
+//!
+//! The buffer section ([`buffers`]) creates, binds and destroys 10k buffers of 64 KiB per round
+//! through the coordinator and through the pools alone, as the upload benchmark's section 7 does
+//! on a GPU, with the device's time taken out.
 //!
 //! A time is the median over repetitions (interleaved across contenders, so a slow phase of
 //! this shared machine hits all alike) of one whole replay's time divided by its ops (an op is
@@ -44,6 +49,9 @@ use memkit_core::{Allocation, MemoryUsage, SubAllocator};
 use memkit_tests::workloads::{
     ChurnConfig, GameFrameConfig, Trace, TraceOp, game_frame, small_object_churn,
 };
+
+#[path = "pools/buffers.rs"]
+mod buffers;
 
 const MIB: u64 = 1 << 20;
 /// What one memory object costs on the H200's driver (shared/GPU.md: `vkAllocateMemory` 71 us
@@ -840,6 +848,10 @@ fn main() {
         .position(|a| a == "--only")
         .and_then(|i| args.get(i + 1))
         .map(String::as_str);
+    if args.iter().any(|a| a == "--buffers") {
+        buffers::run(quick);
+        return;
+    }
     let reps = if quick { 3 } else { 7 };
     let game = game_frame(
         1,
@@ -929,6 +941,7 @@ fn main() {
         "\nallocate + free of one 4 KiB buffer, caches warm: raw TLSF {raw:.1} ns, pools (TLSF) {pool:.1} ns, ratio {:.2}x",
         pool / raw
     );
+    buffers::run(quick);
     println!("\nstartup footprint: device bytes after one 256-byte device-local allocation");
     let footprints: Vec<Box<dyn Contender>> = vec![
         Box::new(MemkitPools::<TlsfAllocator<Vec<TlsfNode>>>::new()),
