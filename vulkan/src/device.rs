@@ -24,6 +24,7 @@ use crate::error::{
     FEATURE_NOT_ENABLED, INVALID_ARGUMENT, map_host_device_oom_and_map_failed_err,
     map_host_device_oom_and_too_many_objects_err, map_host_device_oom_err,
 };
+use crate::lanes::{CopyLane, CopyLanes};
 use crate::queue::SubmitState;
 use crate::timeline::{Timeline, TimelineMode};
 
@@ -73,6 +74,10 @@ pub struct VulkanDeviceConfig {
     /// `VK_SHARING_MODE_CONCURRENT` between the two families: no ownership transfer is needed
     /// (at some cost on some drivers). Cannot be combined with `release_to_family`.
     pub concurrent_with_family: Option<u32>,
+    /// Extra queues large submissions are split over ([`crate::lanes`]). Needs timeline
+    /// semaphores and cannot be combined with `release_to_family`; buffers are created
+    /// concurrent between every family involved.
+    pub copy_lanes: CopyLanes,
 }
 
 /// core's device traits over ash. `Send + Sync`: every externally synchronised Vulkan object it
@@ -86,8 +91,10 @@ pub struct VulkanDevice {
     pub(crate) enabled: EnabledFeatures,
     pub(crate) transfer_queue: QueueLocation,
     pub(crate) release: Option<OwnershipTransfer>,
-    /// The two families of concurrent buffers, when configured.
-    concurrent_families: Option<[u32; 2]>,
+    /// The families of concurrent buffers, sorted; empty when buffers are exclusive.
+    concurrent_families: Vec<u32>,
+    /// Submissions of at least this many bytes are split over the lanes.
+    pub(crate) min_split_bytes: u64,
     pub(crate) timeline: Timeline,
     pub(crate) submit: Mutex<SubmitState>,
     pub(crate) last_submitted: AtomicU64,
@@ -106,6 +113,8 @@ impl VulkanDevice {
     ///   through [`VulkanDevice::with_transfer_queue`]);
     /// - `config.enabled` marks only what `device` was created with;
     /// - `config.concurrent_with_family`, when set, is a family of `physical_device`;
+    /// - every queue of `config.copy_lanes` was created with `device`, and the application does
+    ///   not submit to it;
     /// - `config.release_to_family`, when set, is a family of `physical_device` or
     ///   `VK_QUEUE_FAMILY_EXTERNAL`.
     pub unsafe fn new(
@@ -115,12 +124,22 @@ impl VulkanDevice {
         config: VulkanDeviceConfig,
     ) -> Result<Self, DeviceError> {
         let enabled = config.enabled;
-        let concurrent_families = config
-            .concurrent_with_family
-            .filter(|&f| f != config.transfer_queue.family)
-            .map(|f| [config.transfer_queue.family, f]);
-        if concurrent_families.is_some() && config.release_to_family.is_some() {
-            // Concurrent buffers have no owner to release.
+        let lanes = config.copy_lanes.queues();
+        let mut concurrent_families: Vec<u32> = [config.transfer_queue.family]
+            .into_iter()
+            .chain(config.concurrent_with_family)
+            .chain(lanes.iter().map(|q| q.family))
+            .collect();
+        concurrent_families.sort_unstable();
+        concurrent_families.dedup();
+        if concurrent_families.len() < 2 {
+            concurrent_families.clear();
+        }
+        if (!concurrent_families.is_empty() || !lanes.is_empty())
+            && config.release_to_family.is_some()
+        {
+            // Concurrent buffers have no owner to release, and a split submission has no one
+            // queue to release from.
             return Err(DeviceError::Unexpected(INVALID_ARGUMENT));
         }
         if enabled.api_version < vk::API_VERSION_1_1
@@ -143,6 +162,9 @@ impl VulkanDevice {
             .map_err(|_| DeviceError::Unexpected(INVALID_ARGUMENT))?;
 
         let use_semaphore = enabled.timeline_semaphore && config.timeline == TimelineMode::Auto;
+        if !lanes.is_empty() && !use_semaphore {
+            return Err(DeviceError::Unexpected(FEATURE_NOT_ENABLED));
+        }
         // SAFETY: the device is alive; timeline semaphores are enabled when used.
         let timeline = unsafe { Timeline::new(device, use_semaphore) }?;
         // SAFETY: the queue exists (caller's contract).
@@ -159,6 +181,22 @@ impl VulkanDevice {
                 return Err(e);
             }
         };
+        let mut submit = submit;
+        for &location in lanes {
+            // SAFETY: the queue exists and is memkit's (caller's contract); timeline semaphores
+            // are on (checked above).
+            match unsafe { CopyLane::new(device, location) } {
+                Ok(lane) => submit.lanes.push(lane),
+                Err(e) => {
+                    // SAFETY: nothing was submitted with any of them.
+                    unsafe {
+                        submit.destroy(device, false);
+                        timeline.destroy(device);
+                    }
+                    return Err(e);
+                }
+            }
+        }
         Ok(Self {
             raw: device.clone(),
             instance: instance.clone(),
@@ -168,6 +206,7 @@ impl VulkanDevice {
             enabled,
             transfer_queue: config.transfer_queue,
             concurrent_families,
+            min_split_bytes: config.copy_lanes.min_split_bytes(),
             release: config.release_to_family.map(|dst| OwnershipTransfer {
                 src_family: config.transfer_queue.family,
                 dst_family: dst,
@@ -200,9 +239,20 @@ impl VulkanDevice {
         self.transfer_queue
     }
 
-    /// The two queue families buffers are shared between, when buffers are created concurrent.
-    pub fn concurrent_families(&self) -> Option<[u32; 2]> {
-        self.concurrent_families
+    /// The queue families buffers are shared between, sorted; empty when buffers are created
+    /// exclusive.
+    pub fn concurrent_families(&self) -> &[u32] {
+        &self.concurrent_families
+    }
+
+    /// Copy lanes in use (extra queues large submissions are split over).
+    pub fn copy_lane_count(&self) -> usize {
+        self.lock_submit().lanes.len()
+    }
+
+    /// Submissions split over the copy lanes so far.
+    pub fn split_submissions(&self) -> u64 {
+        self.lock_submit().splits
     }
 
     /// The ownership transfer recorded after each submission, when configured.
@@ -264,14 +314,15 @@ impl Drop for VulkanDevice {
             // nothing to wait for.
             let _ = unsafe { self.timeline.wait(&self.raw, last, u64::MAX) };
         }
+        let lost = self.is_lost();
         let state = self
             .submit
             .get_mut()
             .unwrap_or_else(PoisonError::into_inner);
         // SAFETY: every submission completed (or the device is lost, when nothing is pending any
-        // more); memkit created the pool and the timeline and nothing else uses them.
+        // more); memkit created the pools, the lanes and the timeline and nothing else uses them.
         unsafe {
-            state.destroy(&self.raw);
+            state.destroy(&self.raw, lost);
             self.timeline.destroy(&self.raw);
         }
     }
@@ -432,7 +483,8 @@ impl BufferDevice for VulkanDevice {
             .size(size)
             .usage(map_buffer_usage(usage))
             .sharing_mode(vk::SharingMode::EXCLUSIVE);
-        if let Some(families) = &self.concurrent_families {
+        if !self.concurrent_families.is_empty() {
+            let families = &self.concurrent_families;
             info = info
                 .sharing_mode(vk::SharingMode::CONCURRENT)
                 .queue_family_indices(families);

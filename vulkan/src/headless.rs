@@ -11,6 +11,7 @@ use ash::vk;
 use crate::debug::ValidationLog;
 use crate::device::{EnabledFeatures, QueueLocation, VulkanDevice, VulkanDeviceConfig};
 use crate::error::{SetupError, map_host_device_oom_err};
+use crate::lanes::{CopyLanes, MAX_COPY_LANES};
 use crate::queue::find_transfer_queue_family;
 use crate::timeline::TimelineMode;
 
@@ -34,6 +35,15 @@ pub struct HeadlessConfig {
     /// When memkit's transfer family is not the main queue's, create buffers concurrent between
     /// the two ([`VulkanDeviceConfig::concurrent_with_family`]).
     pub concurrent_with_main_family: bool,
+    /// Extra queues to split large copy submissions over ([`crate::lanes`]), taken round-robin
+    /// over the families that can copy, transfer-only families first. Where the device has
+    /// fewer free queues, the rest reuse memkit's transfer queue (its parts then run in order:
+    /// only tests of the split want that). Buffers are then created concurrent between every
+    /// family involved and the main queue's; cannot be combined with the release options.
+    pub copy_lanes: u32,
+    /// The smallest submission split over the lanes; `None`:
+    /// [`CopyLanes::DEFAULT_MIN_SPLIT_BYTES`].
+    pub lane_split_bytes: Option<u64>,
 }
 
 /// An instance, a device and memkit's [`VulkanDevice`] over them, all owned; dropped in reverse
@@ -267,19 +277,10 @@ impl HeadlessDevice {
         }
         // One queue for memkit, one for the application's work: a second queue in a shared family
         // when there is one, else the application shares memkit's (through its lock).
-        let priorities = [1.0f32, 1.0];
-        let mut queue_infos = Vec::new();
+        let mut queues_used = vec![0u32; families.len()];
         let (transfer_queue, main_queue) = if transfer.family != main_family {
-            queue_infos.push(
-                vk::DeviceQueueCreateInfo::default()
-                    .queue_family_index(transfer.family)
-                    .queue_priorities(&priorities[..1]),
-            );
-            queue_infos.push(
-                vk::DeviceQueueCreateInfo::default()
-                    .queue_family_index(main_family)
-                    .queue_priorities(&priorities[..1]),
-            );
+            queues_used[transfer.family as usize] = 1;
+            queues_used[main_family as usize] = 1;
             (
                 QueueLocation {
                     family: transfer.family,
@@ -291,16 +292,12 @@ impl HeadlessDevice {
                 },
             )
         } else {
-            let count = transfer.queue_count.min(2) as usize;
-            queue_infos.push(
-                vk::DeviceQueueCreateInfo::default()
-                    .queue_family_index(main_family)
-                    .queue_priorities(&priorities[..count]),
-            );
+            let count = transfer.queue_count.min(2);
+            queues_used[main_family as usize] = count;
             (
                 QueueLocation {
                     family: main_family,
-                    index: count as u32 - 1,
+                    index: count - 1,
                 },
                 QueueLocation {
                     family: main_family,
@@ -308,6 +305,23 @@ impl HeadlessDevice {
                 },
             )
         };
+        let lanes = pick_lane_queues(
+            &families,
+            transfer_queue,
+            &mut queues_used,
+            config.copy_lanes,
+        );
+        let priorities = vec![1.0f32; queues_used.iter().copied().max().unwrap_or(1) as usize];
+        let queue_infos: Vec<vk::DeviceQueueCreateInfo<'_>> = queues_used
+            .iter()
+            .enumerate()
+            .filter(|&(_, &n)| n > 0)
+            .map(|(family, &n)| {
+                vk::DeviceQueueCreateInfo::default()
+                    .queue_family_index(family as u32)
+                    .queue_priorities(&priorities[..n as usize])
+            })
+            .collect();
         let mut enable12 = vk::PhysicalDeviceVulkan12Features::default()
             .timeline_semaphore(timeline)
             .buffer_device_address(device_address);
@@ -336,8 +350,7 @@ impl HeadlessDevice {
                 buffer_device_address: device_address,
             },
             timeline: config.timeline,
-            concurrent_with_family: config
-                .concurrent_with_main_family
+            concurrent_with_family: (config.concurrent_with_main_family || !lanes.is_empty())
                 .then_some(main_queue.family),
             release_to_family: if config.release_to_main_family
                 && transfer_queue.family != main_queue.family
@@ -346,6 +359,13 @@ impl HeadlessDevice {
             } else {
                 config.release_to_family
             },
+            copy_lanes: CopyLanes::new(
+                &lanes,
+                config
+                    .lane_split_bytes
+                    .unwrap_or(CopyLanes::DEFAULT_MIN_SPLIT_BYTES),
+            )
+            .unwrap_or_default(),
         };
         // SAFETY: the device comes from this physical device and instance, outlives the
         // `VulkanDevice` (dropped first in `Drop`), and was created with exactly these features
@@ -454,4 +474,52 @@ fn instance_api_version(entry: &ash::Entry) -> u32 {
         .flatten()
         .unwrap_or(vk::API_VERSION_1_0)
         .min(vk::API_VERSION_1_3)
+}
+
+/// Up to `wanted` (at most [`MAX_COPY_LANES`]) lane queues: round-robin over the families that
+/// can copy, the transfer queue's family first, then transfer-only families, then compute, then
+/// graphics ones, each family's next free queue per round; `used` counts each family's queues
+/// taken and is updated. Where the device runs out, the transfer queue itself fills the rest.
+fn pick_lane_queues(
+    families: &[vk::QueueFamilyProperties],
+    transfer: QueueLocation,
+    used: &mut [u32],
+    wanted: u32,
+) -> Vec<QueueLocation> {
+    let wanted = (wanted as usize).min(MAX_COPY_LANES);
+    let copies = vk::QueueFlags::TRANSFER | vk::QueueFlags::GRAPHICS | vk::QueueFlags::COMPUTE;
+    let rank = |f: &vk::QueueFamilyProperties| {
+        if f.queue_flags.contains(vk::QueueFlags::GRAPHICS) {
+            2
+        } else if f.queue_flags.contains(vk::QueueFlags::COMPUTE) {
+            1
+        } else {
+            0
+        }
+    };
+    let mut order: Vec<usize> = (0..families.len())
+        .filter(|&i| families[i].queue_flags.intersects(copies))
+        .collect();
+    order.sort_by_key(|&i| (i as u32 != transfer.family, rank(&families[i]), i));
+    let mut lanes = Vec::new();
+    while lanes.len() < wanted {
+        let before = lanes.len();
+        for &family in &order {
+            if lanes.len() == wanted {
+                break;
+            }
+            if used[family] < families[family].queue_count {
+                lanes.push(QueueLocation {
+                    family: family as u32,
+                    index: used[family],
+                });
+                used[family] += 1;
+            }
+        }
+        if lanes.len() == before {
+            break;
+        }
+    }
+    lanes.resize(wanted, transfer);
+    lanes
 }

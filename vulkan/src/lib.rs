@@ -7,7 +7,8 @@
 //!   [`BufferDevice`](memkit_core::device::BufferDevice) and
 //!   [`CopyQueue`](memkit_core::device::CopyQueue): copies as `vkCmdCopyBuffer` with many regions
 //!   on a transfer-only queue when there is one, recycled command buffers, a timeline semaphore
-//!   (or a fence pool) signalled per submission.
+//!   (or a fence pool) signalled per submission; large submissions split over extra queues
+//!   ([`lanes`]).
 //! - [`CopyRecorder`] records the same copies into a command buffer the application submits.
 //! - [`release_barrier`] / [`acquire_barrier`] move exclusive buffers between queue families.
 //! - [`HeadlessDevice`] creates an instance and device in one call, optionally with validation;
@@ -59,12 +60,14 @@
 //! ```
 
 mod barrier;
+mod commands;
 mod conv;
 mod debug;
 mod device;
 mod error;
 mod headless;
 mod host_buffer;
+pub mod lanes;
 mod probe;
 mod queue;
 mod shared;
@@ -85,6 +88,7 @@ pub use error::{
 };
 pub use headless::{HeadlessConfig, HeadlessDevice};
 pub use host_buffer::{HostBuffer, read_buffer};
+pub use lanes::{CopyLanes, MAX_COPY_LANES};
 pub use probe::{ProbeHeap, ProbeQueueFamily, ProbeReport, probe};
 pub use queue::{TransferFamily, find_transfer_queue_family};
 pub use shared::SharedHeadlessDevice;

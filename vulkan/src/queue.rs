@@ -1,37 +1,30 @@
-//! The copy queue: command buffers recycled in submission order, copies recorded by
-//! [`CopyRecorder`], each submission signalling its timeline value.
-//!
-//! Submissions complete in order (a semaphore or fence signal covers every earlier command on
-//! the queue), so in-flight command buffers form a FIFO: the oldest is reused as soon as its value
-//! completed, and a new one is allocated only when all are in flight. In steady state nothing is
-//! allocated per submission.
+//! The copy queue: copies recorded by [`CopyRecorder`] into recycled command buffers, each
+//! submission signalling its timeline value; large independent batches split over the copy
+//! lanes ([`crate::lanes`]).
 
-use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
 
 use ash::vk;
 use memkit_core::device::{CopyCommand, CopyQueue, DeviceError, WaitStatus};
 
+use crate::barrier::OwnershipTransfer;
+use crate::commands::CommandBufferRing;
 use crate::device::VulkanDevice;
 use crate::error::{INVALID_ARGUMENT, map_host_device_oom_and_lost_err, map_host_device_oom_err};
+use crate::lanes::{CopyLane, MAX_COPY_LANES, SplitPlan};
 use crate::transfer::CopyRecorder;
-
-/// A command buffer and the timeline value of its last submission (0: never submitted).
-#[derive(Debug)]
-struct RecycledCommandBuffer {
-    raw: vk::CommandBuffer,
-    value: u64,
-}
 
 /// Everything a submission touches that Vulkan wants externally synchronised.
 #[derive(Debug)]
 pub(crate) struct SubmitState {
     queue: vk::Queue,
-    pool: vk::CommandPool,
-    /// Oldest submission first.
-    buffers: VecDeque<RecycledCommandBuffer>,
+    commands: CommandBufferRing,
     recorder: CopyRecorder,
     last_value: u64,
+    pub(crate) lanes: Vec<CopyLane>,
+    plan: SplitPlan<vk::Buffer>,
+    /// Submissions split over the lanes so far.
+    pub(crate) splits: u64,
 }
 
 impl SubmitState {
@@ -44,75 +37,35 @@ impl SubmitState {
         queue: vk::Queue,
         family: u32,
     ) -> Result<Self, DeviceError> {
-        let info = vk::CommandPoolCreateInfo::default()
-            .flags(
-                vk::CommandPoolCreateFlags::RESET_COMMAND_BUFFER
-                    | vk::CommandPoolCreateFlags::TRANSIENT,
-            )
-            .queue_family_index(family);
-        // SAFETY: the family exists on the device (caller's contract).
-        let pool =
-            unsafe { device.create_command_pool(&info, None) }.map_err(map_host_device_oom_err)?;
         Ok(Self {
             queue,
-            pool,
-            buffers: VecDeque::new(),
+            // SAFETY: the family exists on the device (caller's contract).
+            commands: unsafe { CommandBufferRing::new(device, family) }?,
             recorder: CopyRecorder::new(),
             last_value: 0,
+            lanes: Vec::new(),
+            plan: SplitPlan::default(),
+            splits: 0,
         })
     }
 
-    /// A command buffer ready to record: the oldest one if its value completed, else a new one.
-    /// It is at the back of `buffers`.
-    ///
-    /// # Safety
-    /// - `device` is the pool's device.
-    unsafe fn next_buffer(
-        &mut self,
-        device: &ash::Device,
-        completed: u64,
-    ) -> Result<vk::CommandBuffer, DeviceError> {
-        if let Some(front) = self.buffers.front()
-            && front.value <= completed
-        {
-            let raw = front.raw;
-            // SAFETY: its submission completed, so it is not pending; the pool allows
-            // per-buffer resets and is externally synchronised by the caller's lock.
-            unsafe { device.reset_command_buffer(raw, vk::CommandBufferResetFlags::empty()) }
-                .map_err(map_host_device_oom_err)?;
-            if let Some(b) = self.buffers.pop_front() {
-                self.buffers.push_back(b);
-            }
-            return Ok(raw);
-        }
-        let info = vk::CommandBufferAllocateInfo::default()
-            .command_pool(self.pool)
-            .level(vk::CommandBufferLevel::PRIMARY)
-            .command_buffer_count(1);
-        // SAFETY: the pool is alive and externally synchronised by the caller's lock.
-        let raw = unsafe { device.allocate_command_buffers(&info) }
-            .map_err(map_host_device_oom_err)?
-            .first()
-            .copied()
-            .ok_or(DeviceError::Unexpected(vk::Result::ERROR_UNKNOWN.as_raw()))?;
-        self.buffers
-            .push_back(RecycledCommandBuffer { raw, value: 0 });
-        Ok(raw)
-    }
-
-    /// Command buffers allocated so far.
+    /// Command buffers allocated so far, lanes included.
     pub(crate) fn command_buffer_count(&self) -> usize {
-        self.buffers.len()
+        self.commands.len() + self.lanes.iter().map(|l| l.commands.len()).sum::<usize>()
     }
 
-    /// Destroys the pool and with it every command buffer.
+    /// Destroys the pools and with them every command buffer, and the lanes' semaphores.
     ///
     /// # Safety
-    /// - no command buffer of the pool is pending.
-    pub(crate) unsafe fn destroy(&mut self, device: &ash::Device) {
-        self.buffers.clear();
+    /// - no command buffer of the main pool is pending (the lanes wait for their own).
+    pub(crate) unsafe fn destroy(&mut self, device: &ash::Device, lost: bool) {
+        for lane in &mut self.lanes {
+            // SAFETY: memkit's lane, used by nothing else now.
+            unsafe { lane.destroy(device, lost) };
+        }
+        self.lanes.clear();
         // SAFETY: nothing pending (caller's contract); the pool is memkit's.
-        unsafe { device.destroy_command_pool(self.pool, None) };
+        unsafe { self.commands.destroy(device) };
     }
 }
 
@@ -155,8 +108,8 @@ impl VulkanDevice {
         }
     }
 
-    /// Takes a command buffer, records and submits under the lock; on failure the command buffer
-    /// is left reusable.
+    /// Submits `commands` under the lock, split over the lanes when they are large and
+    /// independent; on failure every command buffer not submitted is left reusable.
     ///
     /// # Safety
     /// As for [`CopyQueue::submit_copies`].
@@ -166,43 +119,32 @@ impl VulkanDevice {
         commands: &[CopyCommand<'_, vk::Buffer>],
         signal_value: u64,
     ) -> Result<(), DeviceError> {
-        let device = &self.raw;
-        // SAFETY: the timeline is alive.
-        let completed = unsafe { self.timeline.completed_value(device) }?;
-        // SAFETY: the pool is this device's, and the lock is held.
-        let cmd = unsafe { state.next_buffer(device, completed) }?;
-        // SAFETY: forwarded contract; `cmd` is reset (or new) and not pending.
-        let result = unsafe { self.record_and_submit(state, cmd, commands, signal_value) };
-        match result {
-            Ok(()) => {
-                if let Some(b) = state.buffers.back_mut() {
-                    b.value = signal_value;
-                }
-                state.last_value = signal_value;
-                self.last_submitted.store(signal_value, Ordering::Release);
-            }
-            Err(_) => {
-                // Not pending: reusable at once. The front keeps the FIFO ordered by value.
-                if let Some(mut b) = state.buffers.pop_back() {
-                    b.value = 0;
-                    state.buffers.push_front(b);
-                }
-            }
+        let parts = state.lanes.len() + 1;
+        let result = if state.plan.plan(commands, parts, self.min_split_bytes) {
+            // SAFETY: forwarded contract; the plan holds the same copies, cut into parts.
+            unsafe { self.submit_split(state, signal_value) }
+        } else {
+            // SAFETY: forwarded contract.
+            unsafe { self.submit_whole(state, commands, signal_value) }
+        };
+        if result.is_ok() {
+            state.last_value = signal_value;
+            self.last_submitted.store(signal_value, Ordering::Release);
         }
         result
     }
 
-    /// Records `commands` into `cmd` and submits it.
+    /// Begins `cmd`, records `commands` and ends it.
     ///
     /// # Safety
-    /// As for [`CopyQueue::submit_copies`]; `cmd` is from the state's pool, not pending, and the
-    /// lock is held.
-    unsafe fn record_and_submit(
+    /// As for [`CopyQueue::submit_copies`]; `cmd` is reset (or new), not pending, from a pool of
+    /// a family that copies (the release's source family when given), and the lock is held.
+    unsafe fn record(
         &self,
-        state: &mut SubmitState,
+        recorder: &mut CopyRecorder,
         cmd: vk::CommandBuffer,
         commands: &[CopyCommand<'_, vk::Buffer>],
-        signal_value: u64,
+        release: Option<OwnershipTransfer>,
     ) -> Result<(), DeviceError> {
         let device = &self.raw;
         let begin = vk::CommandBufferBeginInfo::default()
@@ -211,38 +153,232 @@ impl VulkanDevice {
         unsafe { device.begin_command_buffer(cmd, &begin) }.map_err(map_host_device_oom_err)?;
         // SAFETY: recording; buffers, regions and usages are valid (caller's contract); the
         // release family is the pool's when a transfer is configured.
-        unsafe { state.recorder.record(device, cmd, commands, self.release) };
+        unsafe { recorder.record(device, cmd, commands, release) };
         // SAFETY: recording.
-        unsafe { device.end_command_buffer(cmd) }.map_err(map_host_device_oom_err)?;
+        unsafe { device.end_command_buffer(cmd) }.map_err(map_host_device_oom_err)
+    }
 
+    /// Records all of `commands` into one command buffer and submits it to the transfer queue,
+    /// after any lane work a failed split left behind.
+    ///
+    /// # Safety
+    /// As for [`CopyQueue::submit_copies`]; the lock is held.
+    unsafe fn submit_whole(
+        &self,
+        state: &mut SubmitState,
+        commands: &[CopyCommand<'_, vk::Buffer>],
+        signal_value: u64,
+    ) -> Result<(), DeviceError> {
+        let device = &self.raw;
         // SAFETY: the timeline is alive.
-        let fence = unsafe { self.timeline.take_fence(device) }?;
+        let completed = unsafe { self.timeline.completed_value(device) }?;
+        // SAFETY: the pool is this device's, and the lock is held.
+        let cmd = unsafe { state.commands.next(device, completed) }?;
+        // SAFETY: forwarded contract; `cmd` is reset (or new) and not pending.
+        if let Err(e) = unsafe { self.record(&mut state.recorder, cmd, commands, self.release) } {
+            state.commands.not_submitted();
+            return Err(e);
+        }
+        // SAFETY: the timeline is alive.
+        let fence = match unsafe { self.timeline.take_fence(device) } {
+            Ok(f) => f,
+            Err(e) => {
+                state.commands.not_submitted();
+                return Err(e);
+            }
+        };
+        let waits = LaneWaits::unjoined(&state.lanes);
         let cmds = [cmd];
         let semaphore = self.timeline.semaphore();
-        let semaphores: &[vk::Semaphore] = semaphore.as_slice();
+        let signal: &[vk::Semaphore] = semaphore.as_slice();
         let values = [signal_value];
         let mut timeline_info = vk::TimelineSemaphoreSubmitInfo::default()
-            .signal_semaphore_values(&values[..semaphores.len()]);
+            .wait_semaphore_values(waits.values())
+            .signal_semaphore_values(&values[..signal.len()]);
         let mut submit = vk::SubmitInfo::default()
+            .wait_semaphores(waits.semaphores())
+            .wait_dst_stage_mask(waits.stages())
             .command_buffers(&cmds)
-            .signal_semaphores(semaphores);
-        if !semaphores.is_empty() {
+            .signal_semaphores(signal);
+        if !signal.is_empty() {
             submit = submit.push_next(&mut timeline_info);
         }
         // SAFETY: the queue is externally synchronised by the lock; the command buffer is
-        // executable; the signal value increases (checked by the caller).
+        // executable; the signal value increases (checked by the caller); lanes exist only with
+        // a timeline semaphore, so lane waits come with their values.
         match unsafe { device.queue_submit(state.queue, &[submit], fence) } {
             Ok(()) => {
                 self.timeline.submitted(fence, signal_value);
+                state.commands.submitted(signal_value);
+                for lane in &mut state.lanes {
+                    lane.joined = true;
+                }
                 Ok(())
             }
             Err(e) => {
                 if fence != vk::Fence::null() {
                     self.timeline.not_submitted(fence);
                 }
+                state.commands.not_submitted();
                 Err(map_host_device_oom_and_lost_err(e))
             }
         }
+    }
+
+    /// Submits the parts of `state.plan`: one per lane, each after the previous value, and the
+    /// first on the transfer queue, followed there by a batch that waits for every lane and
+    /// signals `signal_value` (see [`crate::lanes`]).
+    ///
+    /// # Safety
+    /// As for [`CopyQueue::submit_copies`] for the planned copies; the lock is held.
+    unsafe fn submit_split(
+        &self,
+        state: &mut SubmitState,
+        signal_value: u64,
+    ) -> Result<(), DeviceError> {
+        let device = &self.raw;
+        let SubmitState {
+            queue,
+            commands: main_commands,
+            recorder,
+            last_value,
+            lanes,
+            plan,
+            splits,
+        } = state;
+        // Lanes are configured only with a timeline semaphore (checked in `VulkanDevice::new`).
+        let timeline = self
+            .timeline
+            .semaphore()
+            .ok_or(DeviceError::Unexpected(INVALID_ARGUMENT))?;
+        let previous = [timeline];
+        let previous_value = [*last_value];
+        let previous_stage = [vk::PipelineStageFlags::TRANSFER];
+        let waits_previous = usize::from(*last_value > 0);
+        let mut part = Vec::new();
+        for (i, lane) in lanes.iter_mut().enumerate() {
+            part.clear();
+            plan.part(i + 1, &mut part);
+            if part.is_empty() {
+                continue;
+            }
+            // SAFETY: the lane is this device's.
+            let completed = unsafe { lane.completed(device) }?;
+            // SAFETY: the lane's pool is this device's, and the lock is held.
+            let cmd = unsafe { lane.commands.next(device, completed) }?;
+            // SAFETY: forwarded contract; `cmd` is reset (or new), not pending, from the lane's
+            // family; no release (lanes exclude ownership transfer).
+            if let Err(e) = unsafe { self.record(recorder, cmd, &part, None) } {
+                lane.commands.not_submitted();
+                return Err(e);
+            }
+            let cmds = [cmd];
+            let signal = [lane.semaphore];
+            let signal_value = [lane.signalled + 1];
+            let mut timeline_info = vk::TimelineSemaphoreSubmitInfo::default()
+                .wait_semaphore_values(&previous_value[..waits_previous])
+                .signal_semaphore_values(&signal_value);
+            let submit = vk::SubmitInfo::default()
+                .wait_semaphores(&previous[..waits_previous])
+                .wait_dst_stage_mask(&previous_stage[..waits_previous])
+                .command_buffers(&cmds)
+                .signal_semaphores(&signal)
+                .push_next(&mut timeline_info);
+            // SAFETY: the lane's queue is memkit's alone and externally synchronised by the
+            // lock; the command buffer is executable; the lane's value increases; the awaited
+            // value was submitted (it is the last one).
+            match unsafe { device.queue_submit(lane.queue, &[submit], vk::Fence::null()) } {
+                Ok(()) => {
+                    lane.signalled += 1;
+                    lane.commands.submitted(lane.signalled);
+                    lane.joined = false;
+                }
+                Err(e) => {
+                    lane.commands.not_submitted();
+                    return Err(map_host_device_oom_and_lost_err(e));
+                }
+            }
+        }
+
+        part.clear();
+        plan.part(0, &mut part);
+        // SAFETY: the timeline is alive.
+        let completed = unsafe { self.timeline.completed_value(device) }?;
+        // SAFETY: the pool is this device's, and the lock is held.
+        let cmd = unsafe { main_commands.next(device, completed) }?;
+        // SAFETY: as above, on the transfer queue's family.
+        if let Err(e) = unsafe { self.record(recorder, cmd, &part, None) } {
+            main_commands.not_submitted();
+            return Err(e);
+        }
+        let cmds = [cmd];
+        let copy = vk::SubmitInfo::default().command_buffers(&cmds);
+        let waits = LaneWaits::unjoined(lanes);
+        let signal = [timeline];
+        let values = [signal_value];
+        let mut timeline_info = vk::TimelineSemaphoreSubmitInfo::default()
+            .wait_semaphore_values(waits.values())
+            .signal_semaphore_values(&values);
+        let join = vk::SubmitInfo::default()
+            .wait_semaphores(waits.semaphores())
+            .wait_dst_stage_mask(waits.stages())
+            .signal_semaphores(&signal)
+            .push_next(&mut timeline_info);
+        // SAFETY: the queue is externally synchronised by the lock; the command buffer is
+        // executable; every awaited lane value was submitted above or before; the signal value
+        // increases (checked by the caller).
+        match unsafe { device.queue_submit(*queue, &[copy, join], vk::Fence::null()) } {
+            Ok(()) => {
+                main_commands.submitted(signal_value);
+                for lane in lanes.iter_mut() {
+                    lane.joined = true;
+                }
+                *splits += 1;
+                Ok(())
+            }
+            Err(e) => {
+                main_commands.not_submitted();
+                Err(map_host_device_oom_and_lost_err(e))
+            }
+        }
+    }
+}
+
+/// The lane values a main-queue batch must wait for: those no main batch waited for yet.
+struct LaneWaits {
+    semaphores: [vk::Semaphore; MAX_COPY_LANES],
+    values: [u64; MAX_COPY_LANES],
+    stages: [vk::PipelineStageFlags; MAX_COPY_LANES],
+    len: usize,
+}
+
+impl LaneWaits {
+    fn unjoined(lanes: &[CopyLane]) -> Self {
+        let mut waits = Self {
+            semaphores: [vk::Semaphore::null(); MAX_COPY_LANES],
+            values: [0; MAX_COPY_LANES],
+            // Everything after the wait, on this queue, in this batch and later ones.
+            stages: [vk::PipelineStageFlags::ALL_COMMANDS; MAX_COPY_LANES],
+            len: 0,
+        };
+        for lane in lanes.iter().filter(|l| !l.joined) {
+            waits.semaphores[waits.len] = lane.semaphore;
+            waits.values[waits.len] = lane.signalled;
+            waits.len += 1;
+        }
+        waits
+    }
+
+    fn semaphores(&self) -> &[vk::Semaphore] {
+        &self.semaphores[..self.len]
+    }
+
+    fn values(&self) -> &[u64] {
+        &self.values[..self.len]
+    }
+
+    fn stages(&self) -> &[vk::PipelineStageFlags] {
+        &self.stages[..self.len]
     }
 }
 
