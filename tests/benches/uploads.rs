@@ -17,7 +17,9 @@
 //! 6. producers writing 4 MiB uploads at once: staged end to end, direct into host-visible staging
 //!    memory, direct into device-local host-visible memory;
 //! 7. 10k buffers of 64 KiB created, bound and destroyed: coordinator pools, one
-//!    `vkAllocateMemory` per buffer, gpu-allocator, VMA (vk-mem).
+//!    `vkAllocateMemory` per buffer, gpu-allocator, VMA (vk-mem); and the driver's share:
+//!    buffers created and destroyed with no memory (memkit's usages and sharing, the peers'),
+//!    and one 256 MiB block allocated and freed.
 //!
 //! Scattered runs are checked byte for byte by a GPU copy into a host-visible readback buffer.
 //!
@@ -49,6 +51,8 @@ use memkit_vulkan::{
 
 #[path = "uploads/compute_copy.rs"]
 mod compute_copy;
+#[path = "uploads/driver_buffers.rs"]
+mod driver_buffers;
 #[path = "uploads/engines.rs"]
 mod engines;
 #[path = "uploads/raw_device.rs"]
@@ -339,6 +343,7 @@ fn raw_allocations(report: &mut Report, h: &HeadlessDevice, reps: usize, quick: 
 
     peers::gpu_allocator(report, h, reps, count);
     peers::vma(report, h, reps, count);
+    driver_buffers::run(report, h, reps, count);
 }
 
 /// Whether the copy engines beat one 256 MiB copy some other way: on the main queue alone, split
@@ -1231,6 +1236,26 @@ fn coordinator_runs(report: &mut Report, gpu: &Gpu, reps: usize, quick: bool) {
     }
     let first = cycle.remove(0);
     create.remove(0);
+    // One more round, untimed, counting the pools' blocks at its peak and after `maintain`: the
+    // difference is made again (and freed again) every round.
+    let blocks = |c: &Coordinator<Gpu>| c.stats().heaps.iter().map(|h| h.blocks).sum::<u32>();
+    let buffers: Vec<Buffer<Gpu>> = (0..count)
+        .map(|_| {
+            coordinator
+                .create_buffer(64 << 10, MemoryUsage::FAST_DEVICE_ACCESS)
+                .expect("buffer")
+        })
+        .collect();
+    let peak_blocks = blocks(&coordinator);
+    drop(buffers);
+    coordinator.maintain().expect("maintain");
+    let kept_blocks = blocks(&coordinator);
+    report.add(
+        "7. coordinator pools: memory blocks made and freed per round",
+        f64::from(peak_blocks.saturating_sub(kept_blocks)),
+        "blocks",
+        &format!("{peak_blocks} at the round's peak, {kept_blocks} kept after maintain"),
+    );
     report.add(
         "7. coordinator pools: create+bind+destroy 64 KiB",
         median(cycle) * 1e6,
