@@ -30,7 +30,8 @@
 //! at once), `compute` (a compute-shader copy, alone and beside a copy; see `split`), `queues`
 //! (the copy split across several queues at once, and as many regions) and `import` (from host
 //! memory imported with `VK_EXT_external_memory_host`: 4 KiB, transparent huge and hugetlbfs
-//! pages); the last two run on a raw device with every queue (see `engines`).
+//! pages); the last two run on a raw device with every queue (see `engines`). `lanes` runs a
+//! 256 MiB upload through the coordinator split over 1, 2, 4 and 8 queues (see `lanes`).
 //! `--validate` turns the Khronos validation layer on for the raw device and fails the run on any
 //! message (for correctness runs on lavapipe; figures taken with it mean nothing).
 
@@ -55,6 +56,8 @@ mod compute_copy;
 mod driver_buffers;
 #[path = "uploads/engines.rs"]
 mod engines;
+#[path = "uploads/lanes.rs"]
+mod lanes;
 #[path = "uploads/raw_device.rs"]
 mod raw_device;
 #[path = "uploads/split.rs"]
@@ -76,8 +79,8 @@ type Gpu = SharedHeadlessDevice;
 struct Sections(Option<Vec<String>>);
 
 impl Sections {
-    const ALL: [&str; 8] = [
-        "copies", "naive", "writes", "alloc", "hybrid", "compute", "queues", "import",
+    const ALL: [&str; 9] = [
+        "copies", "naive", "writes", "alloc", "hybrid", "compute", "queues", "import", "lanes",
     ];
 
     /// The sections `--only` names (comma-separated), or all without it. Exits on a name it
@@ -1372,6 +1375,9 @@ fn main() {
     }
     if !raw_only {
         staged_big_ring(&mut report, reps);
+    }
+    if sections.has("lanes") {
+        lanes::run(&mut report, reps, validate);
     }
 
     // Ratios, from figures of this run.

@@ -93,8 +93,8 @@ pub struct VulkanDevice {
     pub(crate) release: Option<OwnershipTransfer>,
     /// The families of concurrent buffers, sorted; empty when buffers are exclusive.
     concurrent_families: Vec<u32>,
-    /// Submissions of at least this many bytes are split over the lanes.
-    pub(crate) min_split_bytes: u64,
+    /// The lanes' queues, and the smallest submission split over them.
+    copy_lanes: CopyLanes,
     pub(crate) timeline: Timeline,
     pub(crate) submit: Mutex<SubmitState>,
     pub(crate) last_submitted: AtomicU64,
@@ -206,7 +206,7 @@ impl VulkanDevice {
             enabled,
             transfer_queue: config.transfer_queue,
             concurrent_families,
-            min_split_bytes: config.copy_lanes.min_split_bytes(),
+            copy_lanes: config.copy_lanes,
             release: config.release_to_family.map(|dst| OwnershipTransfer {
                 src_family: config.transfer_queue.family,
                 dst_family: dst,
@@ -245,9 +245,9 @@ impl VulkanDevice {
         &self.concurrent_families
     }
 
-    /// Copy lanes in use (extra queues large submissions are split over).
-    pub fn copy_lane_count(&self) -> usize {
-        self.lock_submit().lanes.len()
+    /// The copy lanes: extra queues large submissions are split over.
+    pub fn copy_lanes(&self) -> CopyLanes {
+        self.copy_lanes
     }
 
     /// Submissions split over the copy lanes so far.

@@ -120,7 +120,10 @@ impl VulkanDevice {
         signal_value: u64,
     ) -> Result<(), DeviceError> {
         let parts = state.lanes.len() + 1;
-        let result = if state.plan.plan(commands, parts, self.min_split_bytes) {
+        let result = if state
+            .plan
+            .plan(commands, parts, self.copy_lanes().min_split_bytes())
+        {
             // SAFETY: forwarded contract; the plan holds the same copies, cut into parts.
             unsafe { self.submit_split(state, signal_value) }
         } else {

@@ -28,7 +28,8 @@ fn with_lanes() -> Option<HeadlessDevice> {
         h.device().enabled_features().timeline_semaphore,
         "lanes need timeline semaphores, which lavapipe and NVIDIA have"
     );
-    assert_eq!(h.device().copy_lane_count(), LANES as usize);
+    assert_eq!(h.device().copy_lanes().queues().len(), LANES as usize);
+    assert_eq!(h.device().copy_lanes().min_split_bytes(), SPLIT_BYTES);
     Some(h)
 }
 
