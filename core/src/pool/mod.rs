@@ -79,6 +79,20 @@ struct SubRange {
     epoch: u32,
 }
 
+/// A range just sub-allocated from a block, with what its handle needs of the block, read
+/// while the block's first line is at hand: making the handle indexes no table again.
+#[derive(Clone, Copy)]
+struct BlockRange<M> {
+    /// The block's slot and its generation.
+    slot: u32,
+    generation: u32,
+    memory: M,
+    /// The block's host address (not the range's).
+    mapped: Option<HostPtr>,
+    memory_type: u8,
+    sub: SubRange,
+}
+
 /// What the allocate and free paths read on every call, copied together out of the limits, the
 /// configuration and the id: a busy frame's other traffic evicts the pools' lines between calls,
 /// and each table read separately is another cache miss.
@@ -94,9 +108,7 @@ struct HotPath {
     separate_kinds: bool,
     /// [`PoolConfig::device_address_blocks`].
     device_address_blocks: bool,
-    /// The ranked usage bits of `last`; [`NO_ROUTE`] before the first request.
-    last_usage: u8,
-    /// The route of the last request's usage, a copy of its entry in `routes`: a run of
+    /// The route of the last request, a copy of its usage's entry in `routes`: a run of
     /// requests of one usage reads no other line to find it.
     last: Route,
 }
@@ -104,10 +116,13 @@ struct HotPath {
 /// How a request is placed in one memory type: the figures `place` needs, in one record.
 #[derive(Clone, Copy, Debug)]
 struct TypeFit {
-    /// Requests above this get a dedicated object (the heap's sizing).
-    dedicated_threshold: u64,
-    /// The largest block the heap's pools make.
+    /// The largest request (as reserved) a block takes: the smaller of the heap's dedicated
+    /// threshold (above it, a dedicated object) and its largest block.
+    block_max_size: u64,
+    /// The largest block the heap's pools make, and so the strictest alignment a block takes.
     largest_block: u64,
+    /// The memory type.
+    memory_type: u8,
     /// Allocations own whole `nonCoherentAtomSize` atoms (non-coherent host-visible memory).
     whole_atoms: bool,
 }
@@ -117,25 +132,29 @@ struct TypeFit {
 #[derive(Clone, Copy, Debug)]
 #[repr(align(32))]
 struct Route {
-    type_bits: u32,
-    /// [`NO_ROUTE`] until a request of the usage was ranked.
-    memory_type: u8,
+    /// [`Route::key`] of the usage and `memoryTypeBits` it serves; 0 (which no key is) until a
+    /// request of the usage was ranked. One compare finds whether a request may take it.
+    key: u64,
     fit: TypeFit,
 }
 
-/// "No route yet" in [`Route::memory_type`] (memory types are below 32).
-const NO_ROUTE: u8 = u8::MAX;
-
 impl Route {
     const NONE: Self = Self {
-        type_bits: 0,
-        memory_type: NO_ROUTE,
+        key: 0,
         fit: TypeFit {
-            dedicated_threshold: 0,
+            block_max_size: 0,
             largest_block: 0,
+            memory_type: 0,
             whole_atoms: false,
         },
     };
+
+    /// The key of requests with `memory_type_bits` and ranked usage bits `ranked`: the bits in
+    /// the low word, the usage above them with a bit set so that no key is 0.
+    #[inline(always)]
+    fn key(memory_type_bits: u32, ranked: usize) -> u64 {
+        u64::from(memory_type_bits) | (ranked as u64 | 1 << 8) << 32
+    }
 }
 
 /// Whether an allocation that failed with `e` in one memory type may try the next one: the
@@ -282,7 +301,6 @@ where
                 id,
                 separate_kinds: limits.buffer_image_granularity > config.block_granule,
                 device_address_blocks: config.device_address_blocks,
-                last_usage: NO_ROUTE,
                 last: Route::NONE,
             },
             routes: [Route::NONE; RANKED_USAGE_BITS as usize + 1],
@@ -420,25 +438,49 @@ where
             return self.allocate_strict(index, request, dedicated_to);
         }
         let ranked = (request.usage.bits() & RANKED_USAGE_BITS) as usize;
-        let route = if usize::from(self.hot.last_usage) == ranked {
-            self.hot.last
-        } else {
+        let key = Route::key(req.memory_type_bits, ranked);
+        if self.hot.last.key != key {
             let route = self.routes[ranked];
-            self.hot.last_usage = ranked as u8;
+            if route.key != key {
+                return self.allocate_ranked(request, dedicated_to, None);
+            }
             self.hot.last = route;
-            route
-        };
-        if route.memory_type != NO_ROUTE && route.type_bits == req.memory_type_bits {
-            let memory_type = u32::from(route.memory_type);
-            match self.place(memory_type, route.fit, request, dedicated_to) {
-                Ok(a) => return Ok(a),
-                Err(e) if falls_back(&e) => {
-                    return self.allocate_ranked(request, dedicated_to, Some((memory_type, e)));
-                }
-                Err(e) => return Err(e),
+        }
+        let fit = self.hot.last.fit;
+        let memory_type = u32::from(fit.memory_type);
+        // The common case, in a straight line that builds the handle in place: a range of the
+        // block the set's last allocation came from. Anything else (a dedicated object, another
+        // block, a new one, an error) takes the routed path, which decides again.
+        if let Ok(Some((set, size, align))) =
+            self.block_fit(memory_type, fit, request, dedicated_to.is_some())
+        {
+            let hint = self.sets[set].hint;
+            if hint != NO_SLOT
+                && let Some(range) = self.try_block(hint, size, align)
+            {
+                return Ok(self.block_handle(range, req.size));
             }
         }
-        self.allocate_ranked(request, dedicated_to, None)
+        self.allocate_routed(request, dedicated_to)
+    }
+
+    /// Places a request in the type of the route in `hot.last` (which the caller checked is the
+    /// request's), falling back to the ranking when that type's heap is full or over budget.
+    #[inline(never)]
+    fn allocate_routed(
+        &mut self,
+        request: &AllocationRequest,
+        dedicated_to: Option<DedicatedTo<D::Buffer>>,
+    ) -> Result<DeviceAllocation<D::Memory>, PoolError> {
+        let fit = self.hot.last.fit;
+        let memory_type = u32::from(fit.memory_type);
+        match self.place(memory_type, fit, request, dedicated_to) {
+            Ok(a) => Ok(a),
+            Err(e) if falls_back(&e) => {
+                self.allocate_ranked(request, dedicated_to, Some((memory_type, e)))
+            }
+            Err(e) => Err(e),
+        }
     }
 
     /// Allocates in exactly memory type `index`.
@@ -476,12 +518,10 @@ where
             if first {
                 first = false;
                 let route = Route {
-                    type_bits: bits,
-                    memory_type: memory_type as u8,
+                    key: Route::key(bits, ranked),
                     fit,
                 };
                 self.routes[ranked] = route;
-                self.hot.last_usage = ranked as u8;
                 self.hot.last = route;
             }
             if tried.is_some_and(|(t, _)| t == memory_type) {
@@ -501,8 +541,9 @@ where
         let ty = self.types[memory_type as usize];
         let sizing = &self.sizing[ty.heap_index as usize];
         TypeFit {
-            dedicated_threshold: sizing.dedicated_threshold,
+            block_max_size: sizing.dedicated_threshold.min(sizing.largest),
             largest_block: sizing.largest,
+            memory_type: memory_type as u8,
             whole_atoms: Self::whole_atoms(ty.properties),
         }
     }
@@ -517,52 +558,64 @@ where
         request: &AllocationRequest,
         dedicated_to: Option<DedicatedTo<D::Buffer>>,
     ) -> Result<DeviceAllocation<D::Memory>, PoolError> {
+        match self.block_fit(memory_type, fit, request, dedicated_to.is_some())? {
+            Some((set, size, align)) => {
+                let range = self.allocate_from_blocks(memory_type, set, size, align)?;
+                Ok(self.block_handle(range, request.requirements.size))
+            }
+            None => self.allocate_dedicated(memory_type, request, dedicated_to),
+        }
+    }
+
+    /// Where a request goes in `memory_type`: `Some((set, size, align))` for a range of a
+    /// block of `set`, taking `size` bytes at `align`; `None` for a dedicated object.
+    /// `named_resource`: the caller named the resource the memory is dedicated to.
+    #[inline(always)]
+    fn block_fit(
+        &self,
+        memory_type: u32,
+        fit: TypeFit,
+        request: &AllocationRequest,
+        named_resource: bool,
+    ) -> Result<Option<(usize, u64, u64)>, PoolError> {
         let req = &request.requirements;
         let (size, align) = self.reserved_size(fit.whole_atoms, req.size, req.alignment)?;
-        let dedicated = dedicated_to.is_some()
+        let dedicated = named_resource
             || request.dedicated
             || req.dedicated != DedicatedHint::None
-            || size > fit.dedicated_threshold
             || (request.usage.contains(MemoryUsage::DEVICE_ADDRESS)
                 && !self.hot.device_address_blocks);
-        // `BlockSizing::needed(size, align) <= largest` without the rounding: the largest block
-        // is a power of two, so the size rounded up to one fits it exactly when the size does.
-        if !dedicated && size <= fit.largest_block && align <= fit.largest_block {
+        // Within the dedicated threshold, and `BlockSizing::needed(size, align) <= largest`
+        // without the rounding: the largest block is a power of two, so the size rounded up to
+        // one fits it exactly when the size does.
+        if !dedicated && size <= fit.block_max_size && align <= fit.largest_block {
             let group = if self.hot.separate_kinds {
                 request.kind.index()
             } else {
                 0
             };
-            let set = memory_type as usize * GROUPS + group;
-            let (slot, sub) = self.allocate_from_blocks(memory_type, set, size, align)?;
-            return Ok(self.block_handle(slot, sub, req.size));
+            return Ok(Some((memory_type as usize * GROUPS + group, size, align)));
         }
-        self.allocate_dedicated(memory_type, request, dedicated_to)
+        Ok(None)
     }
 
-    /// The handle of sub-allocation `sub` of the block in `slot`.
+    /// The handle of a range just sub-allocated from a block; `requested`: the bytes asked for.
     #[inline(always)]
     fn block_handle(
         &self,
-        slot: u32,
-        sub: SubRange,
+        range: BlockRange<D::Memory>,
         requested: u64,
     ) -> DeviceAllocation<D::Memory> {
-        let entry = &self.blocks.as_ref()[slot as usize];
-        let (memory, mapped, memory_type) = match &entry.state {
-            BlockState::Live(b) => (b.memory, b.mapped, b.memory_type),
-            // `try_block` just allocated from this live block.
-            _ => unreachable!("sub-allocated from a slot without a block"),
-        };
+        let sub = range.sub;
         DeviceAllocation::from_parts(RawDeviceAllocation {
-            memory,
+            memory: range.memory,
             offset: sub.offset,
             size: requested,
-            mapped: mapped.and_then(|base| base.offset(sub.offset)),
+            mapped: range.mapped.and_then(|base| base.offset(sub.offset)),
             pools: self.hot.id,
-            memory_type: u32::from(memory_type),
-            slot,
-            generation: entry.generation,
+            memory_type: u32::from(range.memory_type),
+            slot: range.slot,
+            generation: range.generation,
             placement: Placement::Block {
                 slot: sub.slot,
                 tag: sub.tag,
@@ -610,12 +663,12 @@ where
         set: usize,
         size: u64,
         align: u64,
-    ) -> Result<(u32, SubRange), PoolError> {
+    ) -> Result<BlockRange<D::Memory>, PoolError> {
         let hint = self.sets[set].hint;
         if hint != NO_SLOT
-            && let Some(sub) = self.try_block(hint, size, align)
+            && let Some(range) = self.try_block(hint, size, align)
         {
-            return Ok((hint, sub));
+            return Ok(range);
         }
         self.allocate_from_other_blocks(memory_type, set, size, align)
     }
@@ -628,7 +681,7 @@ where
         set: usize,
         size: u64,
         align: u64,
-    ) -> Result<(u32, SubRange), PoolError> {
+    ) -> Result<BlockRange<D::Memory>, PoolError> {
         let hint = self.sets[set].hint;
         // First the block with the most free bytes: the likeliest to fit, so a miss on the hint
         // costs one more sub-allocator call, not one per block.
@@ -645,20 +698,20 @@ where
             i = entry.link;
         }
         if roomiest.0 != NO_SLOT
-            && let Some(sub) = self.try_block(roomiest.0, size, align)
+            && let Some(range) = self.try_block(roomiest.0, size, align)
         {
             self.sets[set].hint = roomiest.0;
-            return Ok((roomiest.0, sub));
+            return Ok(range);
         }
         let mut i = self.sets[set].head;
         while i != NO_SLOT {
             let next = self.blocks.as_ref()[i as usize].link;
             if i != hint
                 && i != roomiest.0
-                && let Some(sub) = self.try_block(i, size, align)
+                && let Some(range) = self.try_block(i, size, align)
             {
                 self.sets[set].hint = i;
-                return Ok((i, sub));
+                return Ok(range);
             }
             i = next;
         }
@@ -669,7 +722,7 @@ where
         })?;
         let slot = self.create_block(memory_type, set, needed)?;
         match self.try_block(slot, size, align) {
-            Some(sub) => Ok((slot, sub)),
+            Some(range) => Ok(range),
             None => {
                 // A fresh block at least `needed` bytes large always fits the request; if the
                 // sub-allocator disagrees, give the block back rather than keep a useless one.
@@ -681,8 +734,10 @@ where
 
     /// Tries one block; on success updates the counters.
     #[inline(always)]
-    fn try_block(&mut self, slot: u32, size: u64, align: u64) -> Option<SubRange> {
-        let BlockState::Live(block) = &mut self.blocks.as_mut()[slot as usize].state else {
+    fn try_block(&mut self, slot: u32, size: u64, align: u64) -> Option<BlockRange<D::Memory>> {
+        let entry = &mut self.blocks.as_mut()[slot as usize];
+        let generation = entry.generation;
+        let BlockState::Live(block) = &mut entry.state else {
             return None;
         };
         if block.free < size || (size >= block.refused.0 && align >= block.refused.1) {
@@ -710,13 +765,21 @@ where
             tag: if raw.slot == NO_SLOT { 0 } else { raw.tag },
             epoch: raw.epoch,
         };
+        let range = BlockRange {
+            slot,
+            generation,
+            memory: block.memory,
+            mapped: block.mapped,
+            memory_type: block.memory_type,
+            sub,
+        };
         let was_empty = block.live == 0;
         block.live += 1;
         block.free -= size;
         if was_empty {
             self.sets[usize::from(block.set)].empty -= 1;
         }
-        Some(sub)
+        Some(range)
     }
 
     /// Makes a block for `set` at least `needed` bytes large; returns its slot.
