@@ -19,7 +19,7 @@
 //! Locks, always taken in this order: `submitter`, then `pending`, then `pools`; `retired` and
 //! `live` alone. Producers take only `pending` (and `pools` to create buffers).
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
@@ -111,6 +111,9 @@ impl<D: Device> Copy for RingUpload<D> {}
 
 /// Ring ranges drained per turn of `collect` at most: one pending lock per batch, not per range.
 const DRAIN_BATCH: usize = 256;
+
+/// Buffers freed per pools lock at most when `maintain` destroys many at once.
+const DESTROY_BATCH: usize = 256;
 
 /// An upload staged in a staging buffer of its own, not in a plan yet.
 struct DedicatedUpload<D: Device> {
@@ -311,7 +314,7 @@ pub(crate) struct Shared<D: Device> {
     submitter: Mutex<Submitter<D>>,
     retired: Mutex<Vec<Arc<BufferState<D>>>>,
     /// Every live buffer, for the leak report at teardown.
-    live: Mutex<HashMap<BufferKey, Weak<BufferState<D>>>>,
+    live: Mutex<KeyMap<Weak<BufferState<D>>>>,
     timeline: TimelineTracker,
     /// Every upload below this sequence number has completed on the GPU.
     completed_watermark: AtomicU64,
@@ -444,7 +447,7 @@ impl<D: Device> Coordinator<D> {
                 marks: VecDeque::new(),
             }),
             retired: Mutex::new(Vec::new()),
-            live: Mutex::new(HashMap::new()),
+            live: Mutex::new(KeyMap::default()),
             timeline: TimelineTracker::new(),
             completed_watermark: AtomicU64::new(0),
             frames: Mutex::new(FrameSlots::new(config.buffering, config.frame_arena_size)),
@@ -1263,7 +1266,7 @@ impl<D: Device> Shared<D> {
             uploads: std::mem::take(&mut sub.uploads),
             watermark,
         };
-        let keyed: HashMap<BufferKey, D::Buffer> = recorded
+        let keyed: KeyMap<D::Buffer> = recorded
             .destinations
             .iter()
             .map(|d| (d.key, d.raw))
@@ -1424,6 +1427,7 @@ impl<D: Device> Shared<D> {
         let retired = std::mem::take(&mut *self.retired.lock().unwrap_or_else(|e| e.into_inner()));
         sub.deferred.extend(retired);
         let mut waiting = Vec::new();
+        let mut done = Vec::new();
         let retrying = |key: BufferKey| {
             sub.retry
                 .as_ref()
@@ -1440,38 +1444,61 @@ impl<D: Device> Shared<D> {
                 staged = names.binary_search(&Arc::as_ptr(&state)).is_ok();
             }
             if !staged && state.last_use.load(COUNTER) <= completed {
-                self.destroy(&state);
+                done.push(state);
             } else {
                 waiting.push(state);
             }
         }
         sub.deferred = waiting;
+        let done: Vec<&BufferState<D>> = done.iter().map(|s| &**s).collect();
+        self.destroy_all(&done);
         Ok(())
     }
 
     /// Destroys a buffer and frees its memory. The caller made sure the GPU is done with it.
     fn destroy(&self, state: &BufferState<D>) {
-        if state.destroyed.swap(true, Ordering::AcqRel) {
-            return;
+        self.destroy_all(&[state]);
+    }
+
+    /// Destroys buffers and frees their memory, taking the pools' and the live table's locks once
+    /// per [`DESTROY_BATCH`] buffers rather than twice per buffer. The caller made sure the GPU
+    /// is done with every one. Buffers destroyed already (by teardown) are skipped.
+    fn destroy_all(&self, states: &[&BufferState<D>]) {
+        let mut mine = Vec::with_capacity(states.len());
+        for &state in states {
+            if state.destroyed.swap(true, Ordering::AcqRel) {
+                continue;
+            }
+            // SAFETY: every submitted copy naming the buffer completed and no staged one remains
+            // (checked by the caller), and it is destroyed once (the flag above).
+            unsafe { self.device.destroy_buffer(state.raw) };
+            mine.push(state);
         }
-        // SAFETY: every submitted copy naming the buffer completed and no staged one remains
-        // (checked by the caller), and it is destroyed once (the flag above).
-        unsafe { self.device.destroy_buffer(state.raw) };
-        let mut pools = self.lock_pools();
-        if let Some(pools) = pools.as_mut() {
-            // SAFETY: the buffer bound to the allocation is destroyed and the GPU is done with it.
-            if let Err(e) = unsafe { pools.free(DeviceAllocation::from_raw(state.allocation)) } {
-                log::error!(
-                    "memkit: freeing buffer {}'s memory failed: {e}",
-                    state.key.0
-                );
+        // In batches, so a maintain that frees thousands does not hold off creators for long.
+        for batch in mine.chunks(DESTROY_BATCH) {
+            let mut pools = self.lock_pools();
+            if let Some(pools) = pools.as_mut() {
+                for state in batch {
+                    // SAFETY: the buffer bound to the allocation is destroyed (above) and the GPU
+                    // is done with it.
+                    let freed = unsafe { pools.free(DeviceAllocation::from_raw(state.allocation)) };
+                    if let Err(e) = freed {
+                        log::error!(
+                            "memkit: freeing buffer {}'s memory failed: {e}",
+                            state.key.0
+                        );
+                    }
+                }
+            }
+            drop(pools);
+            let mut live = self.live.lock().unwrap_or_else(|e| e.into_inner());
+            for state in batch {
+                live.remove(&state.key);
             }
         }
-        self.live
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&state.key);
-        self.counters.buffers_destroyed.fetch_add(1, COUNTER);
+        self.counters
+            .buffers_destroyed
+            .fetch_add(mine.len() as u64, COUNTER);
     }
 
     /// A buffer handle was dropped: destroy it once its GPU work is done.
