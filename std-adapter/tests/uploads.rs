@@ -576,3 +576,86 @@ fn large_uploads_submit_as_soon_as_staged_and_small_ones_wait() {
     c.device().assert_no_misuse();
     off.device().assert_no_misuse();
 }
+
+/// Thousands of 64 KiB buffers fill blocks by bytes, not by count: a block's metadata does not
+/// run out with most of the block unused, so a frame that drops its buffers and makes as many
+/// again does not make (and pay the driver for) blocks the bytes do not need. And one `maintain`
+/// destroys every dropped buffer whose copies completed, over several destruction batches, while
+/// those with a copy in flight live on until it completes.
+#[test]
+fn many_buffers_fill_blocks_by_bytes_and_maintain_destroys_them_in_batches() {
+    const COUNT: usize = 4000;
+    const SIZE: u64 = 64 << 10;
+    let device = DummyDevice::discrete();
+    let c = Coordinator::new(device.clone(), CoordinatorConfig::default()).unwrap();
+    c.device().set_panic_on_misuse(true);
+    c.device().set_wait_mode(memkit_dummy::WaitMode::Manual);
+    let create = || -> Vec<_> {
+        (0..COUNT)
+            .map(|_| {
+                c.create_buffer(SIZE, MemoryUsage::FAST_DEVICE_ACCESS)
+                    .unwrap()
+            })
+            .collect()
+    };
+
+    // First round: every seventh buffer has a copy in flight when it is dropped.
+    let buffers = create();
+    let in_flight: Vec<_> = buffers.iter().step_by(7).map(|b| b.raw()).collect();
+    for b in buffers.iter().step_by(7) {
+        c.upload_to(b, 0, &[9u8; 16]).unwrap();
+    }
+    let raws: Vec<_> = buffers.iter().map(|b| b.raw()).collect();
+    c.flush_transfers().unwrap();
+    drop(buffers);
+    c.maintain().unwrap();
+    let live = raws
+        .iter()
+        .filter(|&&r| c.device().buffer_info(r).is_some())
+        .count();
+    assert_eq!(
+        live,
+        in_flight.len(),
+        "only buffers with a copy in flight live"
+    );
+    assert!(
+        in_flight
+            .iter()
+            .all(|&r| c.device().buffer_info(r).is_some())
+    );
+    assert_eq!(
+        c.stats().buffers_destroyed,
+        (COUNT - in_flight.len()) as u64
+    );
+    c.device().complete_all();
+    c.maintain().unwrap();
+    assert!(raws.iter().all(|&r| c.device().buffer_info(r).is_none()));
+
+    // Second round, over the block the first one kept: blocks hold what their bytes allow.
+    let buffers = create();
+    let (blocks, block_bytes, allocated) = c.stats().heaps.iter().fold((0, 0, 0), |acc, h| {
+        (
+            acc.0 + h.blocks,
+            acc.1 + h.block_bytes,
+            acc.2 + h.allocated_bytes,
+        )
+    });
+    assert!(
+        allocated >= COUNT as u64 * SIZE,
+        "{allocated} bytes allocated"
+    );
+    // The kept 128 MiB block fills, then one 256 MiB block takes the rest (134 MiB unused).
+    // Blocks that filled by count at 1024 buffers took four 256 MiB blocks (774 MiB unused).
+    assert!(
+        block_bytes - allocated < 256 << 20,
+        "{blocks} blocks of {block_bytes} bytes for {allocated} bytes of buffers"
+    );
+    drop(buffers);
+    c.maintain().unwrap();
+    let stats = c.stats();
+    assert_eq!(stats.buffers_created, stats.buffers_destroyed);
+    assert!(c.device().misuses().is_empty());
+    c.device().set_wait_mode(memkit_dummy::WaitMode::Auto);
+    drop(c);
+    assert!(device.leak_report().is_empty());
+}
