@@ -296,14 +296,25 @@ impl CopyQueue for Gpu {
     }
 }
 
-/// Runs `test` on a fresh validated device with each way of tracking the timeline, then tears the
-/// device down clean or fails.
+/// Runs `test` on a fresh validated device with each way of tracking the timeline, and with
+/// copy lanes splitting every batch of 64 KiB and more over two more queues (lavapipe's one
+/// queue, reused: the split's parts, semaphores and barriers, in order), then tears the device
+/// down clean or fails.
 fn each_mode(test: impl Fn(&Gpu)) {
-    for timeline in [TimelineMode::Auto, TimelineMode::FencePool] {
-        let Some(h) = headless_with(HeadlessConfig {
-            timeline,
+    let lanes = HeadlessConfig {
+        copy_lanes: 2,
+        lane_split_bytes: Some(64 << 10),
+        ..HeadlessConfig::default()
+    };
+    for config in [
+        HeadlessConfig::default(),
+        HeadlessConfig {
+            timeline: TimelineMode::FencePool,
             ..HeadlessConfig::default()
-        }) else {
+        },
+        lanes,
+    ] {
+        let Some(h) = headless_with(config) else {
             return;
         };
         let gpu = Gpu::new(h);
@@ -514,6 +525,12 @@ fn four_producers_upload_and_every_byte_reads_back_as_the_last_write() {
                 assert_eq!(
                     s.direct_writes, 0,
                     "direct writes are off: everything is staged"
+                );
+            }
+            if !gpu.vk().copy_lanes().queues().is_empty() {
+                assert!(
+                    gpu.vk().split_submissions() > 0,
+                    "some batches reach the lanes' 64 KiB"
                 );
             }
             gpu.assert_clean("after the uploads");
