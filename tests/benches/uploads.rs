@@ -31,7 +31,7 @@
 //! (the copy split across several queues at once, and as many regions) and `import` (from host
 //! memory imported with `VK_EXT_external_memory_host`: 4 KiB, transparent huge and hugetlbfs
 //! pages); the last two run on a raw device with every queue (see `engines`). `lanes` runs a
-//! 256 MiB upload through the coordinator split over 1, 2, 4 and 8 queues (see `lanes`).
+//! 256 MiB upload through the coordinator split over 1, 2, 4, 8 and 16 queues (see `lanes`).
 //! `--validate` turns the Khronos validation layer on for the raw device and fails the run on any
 //! message (for correctness runs on lavapipe; figures taken with it mean nothing).
 

@@ -31,7 +31,7 @@ use crate::device::QueueLocation;
 use crate::error::{map_host_device_oom_and_lost_err, map_host_device_oom_err};
 
 /// The most extra queues a [`CopyLanes`] names.
-pub const MAX_COPY_LANES: usize = 8;
+pub const MAX_COPY_LANES: usize = 16;
 
 /// Where parts are cut: a multiple of this many bytes from a part's start, so that no engine
 /// gets a sliver.

@@ -172,6 +172,10 @@ fn queues(report: &mut Report, raw: &RawDevice<'_>, dst: &RawBuffer, reps: usize
                 split(&spread, 8),
             ),
             (
+                "1. queues: 16 sixteenths on 16 queues at once".into(),
+                split(&spread, 16),
+            ),
+            (
                 "1. queues: one copy, 32 regions of 8 MiB, transfer queue".into(),
                 vec![Part {
                     queue: transfer,
@@ -232,6 +236,7 @@ fn import(report: &mut Report, raw: &RawDevice<'_>, dst: &RawBuffer, reps: usize
         return;
     }
     let transfer = raw.transfer_queue();
+    let spread = raw.spread();
     let pair: Vec<QueueId> = (0..raw.families[transfer.family].queues.len().min(2))
         .map(|index| QueueId {
             family: transfer.family,
@@ -304,6 +309,15 @@ fn import(report: &mut Report, raw: &RawDevice<'_>, dst: &RawBuffer, reps: usize
                         pages.label()
                     ),
                     split(&pair, 2),
+                ));
+            }
+            if spread.len() >= 8 {
+                plans.push((
+                    format!(
+                        "1. import: {}, type {memory_type}, eighths on 8 queues",
+                        pages.label()
+                    ),
+                    split(&spread, 8),
                 ));
             }
             for (name, parts) in plans {

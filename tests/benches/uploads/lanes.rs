@@ -1,5 +1,5 @@
 //! Copy lanes through the coordinator: one 256 MiB upload staged first, then submitted as one
-//! batch that memkit-vulkan splits over 1 + 0, 1, 3 and 7 queues (`HeadlessConfig::copy_lanes`).
+//! batch that memkit-vulkan splits over 1 + 0, 1, 3, 7 and 15 queues (`HeadlessConfig::copy_lanes`).
 //! Timed from the submission to the GPU's completion, the part a pinned copy measures too (its
 //! bytes already sit in pinned memory); the staging write is reported beside it. Every queue
 //! count's result is read back once and compared byte for byte.
@@ -37,7 +37,7 @@ fn staged_then_copied(
 pub fn run(report: &mut Report, reps: usize, validate: bool) {
     let mut data = vec![0u8; BIG as usize];
     Rng::new(31).fill(&mut data);
-    for lanes in [0, 1, 3, 7] {
+    for lanes in [0, 1, 3, 7, 15] {
         let h = HeadlessDevice::new(HeadlessConfig {
             copy_lanes: lanes,
             concurrent_with_main_family: true,
