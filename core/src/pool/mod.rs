@@ -412,7 +412,60 @@ where
         self.allocate_inner(request, Some(resource))
     }
 
+    #[inline(always)]
     fn allocate_inner(
+        &mut self,
+        request: &AllocationRequest,
+        dedicated_to: Option<DedicatedTo<D::Buffer>>,
+    ) -> Result<DeviceAllocation<D::Memory>, PoolError> {
+        let req = &request.requirements;
+        // The common case, in a straight line that builds the handle in place: a ranked request
+        // like the last one of its usage, for a range of the block the set's last allocation
+        // came from. It checks only what it relies on; anything else (a bad request, a strict
+        // type, a dedicated object, another block, a new one) takes the checked path, which
+        // validates and decides again.
+        if dedicated_to.is_none()
+            && request.memory_type.is_none()
+            && req.alignment.is_power_of_two()
+        {
+            let ranked = (request.usage.bits() & RANKED_USAGE_BITS) as usize;
+            let key = Route::key(req.memory_type_bits, ranked);
+            if self.hot.last.key == key || self.load_route(ranked, key) {
+                let fit = self.hot.last.fit;
+                // `block_fit` takes only sizes in `1..=fit.block_max_size`, and that is at most
+                // `maxMemoryAllocationSize`: no zero or oversized request gets past it.
+                if let Ok(Some((set, size, align))) =
+                    self.block_fit(u32::from(fit.memory_type), fit, request, false)
+                {
+                    let hint = self.sets[set].hint;
+                    if hint != NO_SLOT
+                        && let Some(range) = self.try_block(hint, size, align)
+                    {
+                        return Ok(self.block_handle(range, req.size));
+                    }
+                }
+            }
+        }
+        self.allocate_checked(request, dedicated_to)
+    }
+
+    /// Makes the route of usage `ranked` the last one when its key is `key`; returns whether
+    /// it was.
+    #[inline(always)]
+    fn load_route(&mut self, ranked: usize, key: u64) -> bool {
+        let route = self.routes[ranked];
+        if route.key == key {
+            self.hot.last = route;
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Every check on a request, then its placement: in the strict type, in its usage's route
+    /// type, or by the ranking.
+    #[inline(never)]
+    fn allocate_checked(
         &mut self,
         request: &AllocationRequest,
         dedicated_to: Option<DedicatedTo<D::Buffer>>,
@@ -439,39 +492,11 @@ where
         }
         let ranked = (request.usage.bits() & RANKED_USAGE_BITS) as usize;
         let key = Route::key(req.memory_type_bits, ranked);
-        if self.hot.last.key != key {
-            let route = self.routes[ranked];
-            if route.key != key {
-                return self.allocate_ranked(request, dedicated_to, None);
-            }
-            self.hot.last = route;
+        if self.hot.last.key != key && !self.load_route(ranked, key) {
+            return self.allocate_ranked(request, dedicated_to, None);
         }
-        let fit = self.hot.last.fit;
-        let memory_type = u32::from(fit.memory_type);
-        // The common case, in a straight line that builds the handle in place: a range of the
-        // block the set's last allocation came from. Anything else (a dedicated object, another
-        // block, a new one, an error) takes the routed path, which decides again.
-        if let Ok(Some((set, size, align))) =
-            self.block_fit(memory_type, fit, request, dedicated_to.is_some())
-        {
-            let hint = self.sets[set].hint;
-            if hint != NO_SLOT
-                && let Some(range) = self.try_block(hint, size, align)
-            {
-                return Ok(self.block_handle(range, req.size));
-            }
-        }
-        self.allocate_routed(request, dedicated_to)
-    }
-
-    /// Places a request in the type of the route in `hot.last` (which the caller checked is the
-    /// request's), falling back to the ranking when that type's heap is full or over budget.
-    #[inline(never)]
-    fn allocate_routed(
-        &mut self,
-        request: &AllocationRequest,
-        dedicated_to: Option<DedicatedTo<D::Buffer>>,
-    ) -> Result<DeviceAllocation<D::Memory>, PoolError> {
+        // The route in `hot.last` is the request's: its type first, the ranking when that
+        // type's heap is full or over budget.
         let fit = self.hot.last.fit;
         let memory_type = u32::from(fit.memory_type);
         match self.place(memory_type, fit, request, dedicated_to) {
@@ -541,7 +566,11 @@ where
         let ty = self.types[memory_type as usize];
         let sizing = &self.sizing[ty.heap_index as usize];
         TypeFit {
-            block_max_size: sizing.dedicated_threshold.min(sizing.largest),
+            // Never above `maxMemoryAllocationSize`: the allocate fast path relies on it.
+            block_max_size: sizing
+                .dedicated_threshold
+                .min(sizing.largest)
+                .min(self.limits.max_memory_allocation_size),
             largest_block: sizing.largest,
             memory_type: memory_type as u8,
             whole_atoms: Self::whole_atoms(ty.properties),
@@ -585,10 +614,10 @@ where
             || req.dedicated != DedicatedHint::None
             || (request.usage.contains(MemoryUsage::DEVICE_ADDRESS)
                 && !self.hot.device_address_blocks);
-        // Within the dedicated threshold, and `BlockSizing::needed(size, align) <= largest`
-        // without the rounding: the largest block is a power of two, so the size rounded up to
-        // one fits it exactly when the size does.
-        if !dedicated && size <= fit.block_max_size && align <= fit.largest_block {
+        // Nonzero and within the dedicated threshold (one compare), and
+        // `BlockSizing::needed(size, align) <= largest` without the rounding: the largest block
+        // is a power of two, so the size rounded up to one fits it exactly when the size does.
+        if !dedicated && size.wrapping_sub(1) < fit.block_max_size && align <= fit.largest_block {
             let group = if self.hot.separate_kinds {
                 request.kind.index()
             } else {

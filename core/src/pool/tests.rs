@@ -488,6 +488,7 @@ mod pools {
     both!(
         sub_allocates_from_one_small_block,
         rejects_bad_input,
+        rejects_bad_input_like_a_cached_route,
         dedicated_objects,
         keeps_one_empty_block,
         blocks_grow_then_cap,
@@ -635,6 +636,51 @@ mod pools {
         assert_eq!(a.memory_type(), 2);
         // SAFETY: no GPU.
         unsafe { p.free(a).unwrap() };
+    }
+
+    /// Once a usage's route and its block hint are cached, requests of that usage take the
+    /// allocate fast path, which checks only what it relies on: bad ones must still get their
+    /// typed errors (from the checked path) and change nothing.
+    fn rejects_bad_input_like_a_cached_route<A: TestStorage>() {
+        let dev = MockDevice::discrete();
+        let mut p = pools_with::<A>(&dev, config(), 4, 4);
+        let fast = U::FAST_DEVICE_ACCESS;
+        let keep = p.allocate(&req(1000, 64, fast)).unwrap();
+        let e = |r: &AllocationRequest, p: &mut Pools<'_, A>| p.allocate(r).unwrap_err();
+        assert_eq!(e(&req(0, 1, fast), &mut p), PoolError::ZeroSize);
+        assert_eq!(
+            e(&req(16, 3, fast), &mut p),
+            PoolError::AlignmentNotPowerOfTwo
+        );
+        assert_eq!(
+            e(&req(16, 0, fast), &mut p),
+            PoolError::AlignmentNotPowerOfTwo
+        );
+        assert_eq!(
+            e(&req(u64::MAX, 1, fast), &mut p),
+            PoolError::TooLarge {
+                size: u64::MAX,
+                max: 1 << 32
+            }
+        );
+        let mut r = req(16, 1, fast);
+        r.requirements.dedicated = DedicatedHint::Required;
+        assert_eq!(e(&r, &mut p), PoolError::DedicatedResourceRequired);
+        let r = req(16, 1, fast).with_memory_type(3);
+        assert_eq!(e(&r, &mut p), PoolError::TypeNotAllowed);
+        // Nothing was allocated by any of it.
+        assert_eq!((dev.allocations(), p.memory_objects()), (1, 1));
+        assert_eq!(p.total_stats().live_allocations(), 1);
+        // The fast path still serves a good request, from the same block.
+        let b = p.allocate(&req(2000, 256, fast)).unwrap();
+        assert_eq!((b.memory(), b.offset() % 256), (keep.memory(), 0));
+        // SAFETY: no GPU.
+        unsafe {
+            p.free(keep).unwrap();
+            p.free(b).unwrap();
+            assert!(p.destroy().is_clean());
+        }
+        assert_eq!(dev.live_objects(), 0);
     }
 
     fn dedicated_objects<A: TestStorage>() {
