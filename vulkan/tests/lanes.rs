@@ -74,18 +74,43 @@ fn expected(source: &[u8], regions: &[BufferCopy], mut into: Vec<u8>) -> Vec<u8>
     into
 }
 
+/// Staging (pattern source), target (written by the copies) and readback buffers of one size.
+struct Buffers {
+    staging: MappedBuffer,
+    target: MappedBuffer,
+    readback: MappedBuffer,
+}
+
+impl Buffers {
+    fn new(device: &VulkanDevice, size: u64) -> Self {
+        Self {
+            staging: MappedBuffer::new(device, size, BufferUsage::TRANSFER_SRC),
+            target: MappedBuffer::new(
+                device,
+                size,
+                BufferUsage::TRANSFER_SRC | BufferUsage::TRANSFER_DST,
+            ),
+            readback: MappedBuffer::new(device, size, BufferUsage::TRANSFER_DST),
+        }
+    }
+
+    fn destroy(self, device: &VulkanDevice) {
+        self.staging.destroy(device);
+        self.target.destroy(device);
+        self.readback.destroy(device);
+    }
+}
+
 #[test]
 fn split_uploads_arrive_byte_for_byte_and_later_submissions_see_them() {
     let Some(h) = with_lanes() else { return };
     let device = h.device();
     let size: u64 = 2 << 20;
-    let staging = MappedBuffer::new(device, size, BufferUsage::TRANSFER_SRC);
-    let target = MappedBuffer::new(
-        device,
-        size,
-        BufferUsage::TRANSFER_SRC | BufferUsage::TRANSFER_DST,
-    );
-    let readback = MappedBuffer::new(device, size, BufferUsage::TRANSFER_DST);
+    let Buffers {
+        staging,
+        target,
+        readback,
+    } = Buffers::new(device, size);
     let source = pattern(size as usize, 7);
     staging.write(device, 0, &source);
     let splits = device.split_submissions();
@@ -152,9 +177,12 @@ fn split_uploads_arrive_byte_for_byte_and_later_submissions_see_them() {
         readback.read(device) == expected(&source, &patch, first),
         "readback after the patch differs"
     );
-    staging.destroy(device);
-    target.destroy(device);
-    readback.destroy(device);
+    Buffers {
+        staging,
+        target,
+        readback,
+    }
+    .destroy(device);
     finish(h);
 }
 
@@ -163,13 +191,11 @@ fn batches_whose_commands_depend_on_each_other_run_whole_and_in_order() {
     let Some(h) = with_lanes() else { return };
     let device = h.device();
     let size: u64 = 1 << 20;
-    let staging = MappedBuffer::new(device, size, BufferUsage::TRANSFER_SRC);
-    let target = MappedBuffer::new(
-        device,
-        size,
-        BufferUsage::TRANSFER_SRC | BufferUsage::TRANSFER_DST,
-    );
-    let readback = MappedBuffer::new(device, size, BufferUsage::TRANSFER_DST);
+    let Buffers {
+        staging,
+        target,
+        readback,
+    } = Buffers::new(device, size);
     let source = pattern(size as usize, 9);
     staging.write(device, 0, &source);
     let whole = [BufferCopy {
@@ -196,9 +222,12 @@ fn batches_whose_commands_depend_on_each_other_run_whole_and_in_order() {
     wait(device, value);
     assert_eq!(device.split_submissions(), splits);
     assert!(readback.read(device) == source, "readback differs");
-    staging.destroy(device);
-    target.destroy(device);
-    readback.destroy(device);
+    Buffers {
+        staging,
+        target,
+        readback,
+    }
+    .destroy(device);
     finish(h);
 }
 
