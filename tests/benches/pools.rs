@@ -50,6 +50,15 @@ use memkit_tests::workloads::{
     ChurnConfig, GameFrameConfig, Trace, TraceOp, game_frame, small_object_churn,
 };
 
+/// The H200's limits, as the mock devices report them.
+const H200_LIMITS: DeviceLimits = DeviceLimits {
+    max_memory_allocation_count: 4096,
+    max_memory_allocation_size: 140 * GIB,
+    buffer_image_granularity: 1024,
+    non_coherent_atom_size: 64,
+    min_memory_map_alignment: 64,
+};
+
 #[path = "pools/buffers.rs"]
 mod buffers;
 
@@ -234,13 +243,7 @@ impl MemoryDevice for MockDevice {
     }
 
     fn limits(&self) -> DeviceLimits {
-        DeviceLimits {
-            max_memory_allocation_count: 4096,
-            max_memory_allocation_size: 140 * GIB,
-            buffer_image_granularity: 1024,
-            non_coherent_atom_size: 64,
-            min_memory_map_alignment: 64,
-        }
+        H200_LIMITS
     }
 
     fn query_budget(&self, _out: &mut [HeapBudget]) -> bool {

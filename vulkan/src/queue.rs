@@ -161,6 +161,31 @@ impl VulkanDevice {
         unsafe { device.end_command_buffer(cmd) }.map_err(map_host_device_oom_err)
     }
 
+    /// Takes the next command buffer of `ring` and records `commands` into it; on failure the
+    /// buffer is left reusable. Follow a successful call with `ring.submitted` or
+    /// `ring.not_submitted`.
+    ///
+    /// # Safety
+    /// As for [`Self::record`]; `ring` is a pool of this device, `completed` a value its queue
+    /// reached, and the lock is held.
+    unsafe fn record_next(
+        &self,
+        ring: &mut CommandBufferRing,
+        completed: u64,
+        recorder: &mut CopyRecorder,
+        commands: &[CopyCommand<'_, vk::Buffer>],
+        release: Option<OwnershipTransfer>,
+    ) -> Result<vk::CommandBuffer, DeviceError> {
+        // SAFETY: the pool is this device's, and the lock is held (caller's contract).
+        let cmd = unsafe { ring.next(&self.raw, completed) }?;
+        // SAFETY: forwarded contract; `cmd` is reset (or new) and not pending.
+        if let Err(e) = unsafe { self.record(recorder, cmd, commands, release) } {
+            ring.not_submitted();
+            return Err(e);
+        }
+        Ok(cmd)
+    }
+
     /// Records all of `commands` into one command buffer and submits it to the transfer queue,
     /// after any lane work a failed split left behind.
     ///
@@ -175,13 +200,16 @@ impl VulkanDevice {
         let device = &self.raw;
         // SAFETY: the timeline is alive.
         let completed = unsafe { self.timeline.completed_value(device) }?;
-        // SAFETY: the pool is this device's, and the lock is held.
-        let cmd = unsafe { state.commands.next(device, completed) }?;
-        // SAFETY: forwarded contract; `cmd` is reset (or new) and not pending.
-        if let Err(e) = unsafe { self.record(&mut state.recorder, cmd, commands, self.release) } {
-            state.commands.not_submitted();
-            return Err(e);
-        }
+        // SAFETY: forwarded contract; the pool is this device's, of the transfer family.
+        let cmd = unsafe {
+            self.record_next(
+                &mut state.commands,
+                completed,
+                &mut state.recorder,
+                commands,
+                self.release,
+            )
+        }?;
         // SAFETY: the timeline is alive.
         let fence = match unsafe { self.timeline.take_fence(device) } {
             Ok(f) => f,
@@ -267,14 +295,10 @@ impl VulkanDevice {
             }
             // SAFETY: the lane is this device's.
             let completed = unsafe { lane.completed(device) }?;
-            // SAFETY: the lane's pool is this device's, and the lock is held.
-            let cmd = unsafe { lane.commands.next(device, completed) }?;
-            // SAFETY: forwarded contract; `cmd` is reset (or new), not pending, from the lane's
-            // family; no release (lanes exclude ownership transfer).
-            if let Err(e) = unsafe { self.record(recorder, cmd, &part, None) } {
-                lane.commands.not_submitted();
-                return Err(e);
-            }
+            // SAFETY: forwarded contract; the lane's pool is this device's; no release (lanes
+            // exclude ownership transfer).
+            let cmd =
+                unsafe { self.record_next(&mut lane.commands, completed, recorder, &part, None) }?;
             let cmds = [cmd];
             let signal = [lane.semaphore];
             let signal_value = [lane.signalled + 1];
@@ -307,13 +331,8 @@ impl VulkanDevice {
         plan.part(0, &mut part);
         // SAFETY: the timeline is alive.
         let completed = unsafe { self.timeline.completed_value(device) }?;
-        // SAFETY: the pool is this device's, and the lock is held.
-        let cmd = unsafe { main_commands.next(device, completed) }?;
         // SAFETY: as above, on the transfer queue's family.
-        if let Err(e) = unsafe { self.record(recorder, cmd, &part, None) } {
-            main_commands.not_submitted();
-            return Err(e);
-        }
+        let cmd = unsafe { self.record_next(main_commands, completed, recorder, &part, None) }?;
         let cmds = [cmd];
         let copy = vk::SubmitInfo::default().command_buffers(&cmds);
         let waits = LaneWaits::unjoined(lanes);

@@ -28,7 +28,7 @@ use memkit_core::pool::{AllocationRequest, BlockSlot, DedicatedSlot, MemoryPools
 use memkit_core::tlsf::{TlsfAllocator, TlsfNode};
 use memkit_std::{Buffer, Coordinator, CoordinatorConfig, MemoryUsage};
 
-use super::{GIB, H200_HEAPS, H200_TYPES, median};
+use super::{H200_HEAPS, H200_TYPES, median};
 
 /// The buffer the GPU section creates: 64 KiB.
 const SIZE: u64 = 64 << 10;
@@ -99,13 +99,7 @@ impl MemoryDevice for CountingDevice {
     }
 
     fn limits(&self) -> DeviceLimits {
-        DeviceLimits {
-            max_memory_allocation_count: 4096,
-            max_memory_allocation_size: 140 * GIB,
-            buffer_image_granularity: 1024,
-            non_coherent_atom_size: 64,
-            min_memory_map_alignment: 64,
-        }
+        crate::H200_LIMITS
     }
 
     fn query_budget(&self, _out: &mut [HeapBudget]) -> bool {
