@@ -36,12 +36,12 @@
 //!
 //! # Choosing a block
 //!
-//! A request of `n` granules first looks at the head of the first non-empty class at or above the
-//! class `n` falls in (good fit: the smallest blocks that might do). If that block is too small
-//! (or its alignment padding makes it too small), the search moves to the first class whose every
-//! block is guaranteed to fit `n` plus the worst-case padding. Only when neither finds a block
-//! does a bounded scan walk the lists in between, so a request that some free block can serve is
-//! not refused only because of the class arithmetic.
+//! A request of `n` granules at an alignment of `a` granules takes the head of the first
+//! non-empty class whose every block is guaranteed to hold `n + a - 1` (so the block is never
+//! looked at before it is chosen). Only when no such class has a block does it look below: the
+//! head of the first non-empty class at or above the class `n` falls in (good fit), then a
+//! bounded scan of the lists in between, so a request that some free block can serve is not
+//! refused only because of the class arithmetic.
 //!
 //! Inside the block, requests below [`TlsfConfig::small_threshold`] are placed at its top end and
 //! larger ones at its bottom end (unless the other end needs no alignment padding and the
@@ -564,40 +564,32 @@ impl<S: AsRef<[TlsfNode]> + AsMut<[TlsfNode]>> TlsfAllocator<S> {
     /// block, its class and the padding in front of the aligned start.
     #[inline(always)]
     fn find_block(&self, units: u64, align: u64) -> Option<(u32, u32, u64)> {
-        let nodes = self.storage.as_ref();
-        // Good fit: the head of the first non-empty class that may hold a block large enough.
-        let first = self.first_nonempty_from(floor_class(units))?;
-        let head = self.head(first);
-        let n = &nodes[head as usize];
-        let pad = padding(n.offset(), align);
-        if n.size() >= units + pad {
-            return Some((head, first, pad));
+        // Guaranteed fit: every block of `guaranteed` and above holds `units` plus the worst
+        // padding, so its head is taken without looking at it. One bitmap search, and no load of
+        // a node that may turn out too small, which is what most requests need.
+        let guaranteed = ceil_class(units + align - 1);
+        if let Some(class) = self.first_nonempty_from(guaranteed) {
+            let head = self.head(class);
+            let pad = padding(self.storage.as_ref()[head as usize].offset(), align);
+            return Some((head, class, pad));
         }
-        self.find_block_beyond(units, align, first)
+        self.find_block_below(units, align, guaranteed)
     }
 
-    /// [`find_block`](Self::find_block) once the good-fit head is too small: the first class
-    /// whose every block holds `units` plus the worst-case padding, then a bounded scan of the
-    /// classes in between.
+    /// [`find_block`](Self::find_block) once no class at or above `guaranteed` has a block: the
+    /// head of the first non-empty class that may hold a block large enough (good fit), then a
+    /// bounded scan of the lists below `guaranteed`, so that a request some free block can serve
+    /// is not refused only because of the class arithmetic.
     #[inline(never)]
-    fn find_block_beyond(&self, units: u64, align: u64, first: u32) -> Option<(u32, u32, u64)> {
+    fn find_block_below(&self, units: u64, align: u64, guaranteed: u32) -> Option<(u32, u32, u64)> {
         let nodes = self.storage.as_ref();
         let fits = |i: u32| {
             let n = &nodes[i as usize];
             let pad = padding(n.offset(), align);
             (n.size() >= units + pad).then_some(pad)
         };
-        // Guaranteed fit: every block of `guaranteed` and above holds `units` plus the worst
-        // padding.
-        let guaranteed = ceil_class(units + align - 1);
-        if let Some(class) = self.first_nonempty_from(guaranteed.max(first + 1)) {
-            let head = self.head(class);
-            debug_assert!(fits(head).is_some());
-            return Some((head, class, padding(nodes[head as usize].offset(), align)));
-        }
-        // Last resort: the lists below `guaranteed`, a bounded number of blocks.
         let mut budget = FALLBACK_SCAN;
-        let mut class = first;
+        let mut class = self.first_nonempty_from(floor_class(units))?;
         while class < guaranteed {
             let mut i = self.head(class);
             while i != NIL {
