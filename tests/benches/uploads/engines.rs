@@ -190,6 +190,17 @@ fn queues(report: &mut Report, raw: &RawDevice<'_>, dst: &RawBuffer, reps: usize
                 }],
             ),
         ]);
+        // Each of the eighths' queues alone: whether some copy engines are slower than others,
+        // which an even split waits for.
+        let mut alone: Vec<QueueId> = spread.iter().copied().take(8).collect();
+        alone.sort_by_key(|q| (q.family, q.index));
+        alone.dedup();
+        for queue in alone {
+            plans.push((
+                format!("1. queues: one 256 MiB copy on {} alone", raw.name(queue)),
+                split(&[queue], 1),
+            ));
+        }
     }
     for (name, parts) in plans {
         // SAFETY: both buffers are alive, bound, concurrent between every family, with the
