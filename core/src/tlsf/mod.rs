@@ -329,6 +329,21 @@ pub struct TlsfAllocator<S> {
     config: TlsfConfig,
     granule_log2: u32,
     layout: Layout,
+    /// The free lists and the node pool, apart from the storage so that a call borrows the node
+    /// slice once (its address and length stay in registers) while it updates them.
+    index: Index,
+    /// The block at offset 0 (where the physical chain starts).
+    first: u32,
+    id: AllocatorId,
+    epoch: u32,
+    /// The tag the next allocation gets.
+    next_tag: u32,
+    /// Every counter but `largest_free_run`, which `stats()` computes.
+    stats: AllocatorStats,
+}
+
+/// Everything that says which block nodes are free and which are unused, besides the nodes.
+struct Index {
     /// Bit `r` set when row `r` has a non-empty class.
     fl_bitmap: u64,
     /// Row `r`'s second-level bitmap: bit `s` set when class `r * 32 + s` has a free block. Rows
@@ -338,6 +353,8 @@ pub struct TlsfAllocator<S> {
     /// so that a class indexes it with a mask, no bounds check: list heads are touched on every
     /// allocation and free.
     heads: [u32; MAX_CLASSES],
+    /// Rows of size classes (from the layout).
+    rows: u32,
     /// The next never-used block node (nodes from here to `block_end` were not handed out since
     /// the last reset).
     watermark: u32,
@@ -345,14 +362,184 @@ pub struct TlsfAllocator<S> {
     unused_head: u32,
     /// Block nodes that hold a free or allocated block.
     nodes_in_use: u32,
-    /// The block at offset 0 (where the physical chain starts).
-    first: u32,
-    id: AllocatorId,
-    epoch: u32,
-    /// The tag the next allocation gets.
-    next_tag: u32,
-    /// Every counter but `largest_free_run`, which `stats()` computes.
-    stats: AllocatorStats,
+}
+
+impl Index {
+    /// Empty lists and no node handed out.
+    fn new(layout: Layout) -> Self {
+        Self {
+            fl_bitmap: 0,
+            sl_bitmaps: [0; 64],
+            heads: [NIL; MAX_CLASSES],
+            rows: layout.rows,
+            watermark: layout.block_base,
+            unused_head: NIL,
+            nodes_in_use: 0,
+        }
+    }
+
+    /// A block node for a new block. Callers check `nodes_in_use < block_capacity()` first.
+    #[inline(always)]
+    fn take_node(&mut self, nodes: &[TlsfNode]) -> u32 {
+        self.nodes_in_use += 1;
+        if self.unused_head != NIL {
+            let i = self.unused_head;
+            self.unused_head = nodes[i as usize].list_next();
+            i
+        } else {
+            let i = self.watermark;
+            self.watermark += 1;
+            i
+        }
+    }
+
+    #[inline(always)]
+    fn release_node(&mut self, nodes: &mut [TlsfNode], i: u32) {
+        let node = &mut nodes[i as usize];
+        node.set_state(STATE_UNUSED);
+        node.narrow[N_LIST_NEXT] = self.unused_head;
+        self.unused_head = i;
+        self.nodes_in_use -= 1;
+    }
+
+    /// Row `row`'s second-level bitmap.
+    #[inline(always)]
+    fn row_bits(&self, row: u32) -> u32 {
+        self.sl_bitmaps[row as usize & 63]
+    }
+
+    /// Class `class`'s list head.
+    #[inline(always)]
+    fn head(&self, class: u32) -> u32 {
+        self.heads[class as usize & (MAX_CLASSES - 1)]
+    }
+
+    #[inline(always)]
+    fn head_mut(&mut self, class: u32) -> &mut u32 {
+        &mut self.heads[class as usize & (MAX_CLASSES - 1)]
+    }
+
+    /// Files free block `i` at the front of the list of `class` (its size's class). LIFO: the most
+    /// recently freed block of a class is reused first, and filing touches only the list head. No
+    /// branches: an empty list's head is `NIL`, and the write to its prev lands in the scratch
+    /// node.
+    #[inline(always)]
+    fn insert_free(&mut self, nodes: &mut [TlsfNode], i: u32, class: u32) {
+        let head = self.head_mut(class);
+        let old = *head;
+        *head = i;
+        let n = &mut nodes[i as usize].narrow;
+        n[N_LIST_PREV] = NIL;
+        n[N_LIST_NEXT] = old;
+        nodes[old as usize].narrow[N_LIST_PREV] = i;
+        let row = class >> SL_LOG2;
+        self.sl_bitmaps[row as usize & 63] |= 1 << (class & (SL_COUNT as u32 - 1));
+        self.fl_bitmap |= 1 << row;
+    }
+
+    /// Takes free block `i` out of the list of `class` (its size's class), without branches.
+    #[inline(always)]
+    fn remove_free(&mut self, nodes: &mut [TlsfNode], i: u32, class: u32) {
+        let n = nodes[i as usize].narrow;
+        let (prev, next) = (n[N_LIST_PREV], n[N_LIST_NEXT]);
+        nodes[next as usize].narrow[N_LIST_PREV] = prev;
+        nodes[prev as usize].narrow[N_LIST_NEXT] = next;
+        // Only the head has no list prev. `if prev == NIL { *head = next }` without a branch:
+        // removing a block from the middle of its list (merges do) is as common as the head.
+        let head = self.head_mut(class);
+        *head = select_unpredictable(prev == NIL, next, *head);
+        let emptied = u32::from(*head == NIL);
+        let row = class >> SL_LOG2;
+        let bits = &mut self.sl_bitmaps[row as usize & 63];
+        *bits &= !(emptied << (class & (SL_COUNT as u32 - 1)));
+        let row_emptied = u64::from(*bits == 0);
+        self.fl_bitmap &= !(row_emptied << row);
+    }
+
+    /// Gives free block `i`, filed in `class`, a new size, moving it to another list only when
+    /// its class changes (most merges and splits of large blocks keep the class, and then cost no
+    /// list work).
+    #[inline(always)]
+    fn resize_free(&mut self, nodes: &mut [TlsfNode], i: u32, class: u32, size: u64) {
+        nodes[i as usize].wide[W_SIZE] = size;
+        let new = floor_class(size);
+        if new != class {
+            self.remove_free(nodes, i, class);
+            self.insert_free(nodes, i, new);
+        }
+    }
+
+    /// The first non-empty class at or above `class`.
+    #[inline(always)]
+    fn first_nonempty_from(&self, class: u32) -> Option<u32> {
+        let row = class >> SL_LOG2;
+        if row >= self.rows {
+            return None;
+        }
+        let bits = self.row_bits(row) & (u32::MAX << (class & (SL_COUNT as u32 - 1)));
+        if bits != 0 {
+            return Some((row << SL_LOG2) | bits.trailing_zeros());
+        }
+        // rows <= 45, so row + 1 < 64.
+        let rows_above = self.fl_bitmap & (u64::MAX << (row + 1));
+        if rows_above == 0 {
+            return None;
+        }
+        let r = rows_above.trailing_zeros();
+        Some((r << SL_LOG2) | self.row_bits(r).trailing_zeros())
+    }
+
+    /// Finds a free block for `units` granules at a multiple of `align` granules; returns the
+    /// block, its class and the padding in front of the aligned start.
+    #[inline(always)]
+    fn find_block(&self, nodes: &[TlsfNode], units: u64, align: u64) -> Option<(u32, u32, u64)> {
+        // Guaranteed fit: every block of `guaranteed` and above holds `units` plus the worst
+        // padding, so its head is taken without looking at it. One bitmap search, and no load of
+        // a node that may turn out too small, which is what most requests need.
+        let guaranteed = ceil_class(units + align - 1);
+        if let Some(class) = self.first_nonempty_from(guaranteed) {
+            let head = self.head(class);
+            let pad = padding(nodes[head as usize].offset(), align);
+            return Some((head, class, pad));
+        }
+        self.find_block_below(nodes, units, align, guaranteed)
+    }
+
+    /// [`find_block`](Self::find_block) once no class at or above `guaranteed` has a block: the
+    /// head of the first non-empty class that may hold a block large enough (good fit), then a
+    /// bounded scan of the lists below `guaranteed`, so that a request some free block can serve
+    /// is not refused only because of the class arithmetic.
+    #[inline(never)]
+    fn find_block_below(
+        &self,
+        nodes: &[TlsfNode],
+        units: u64,
+        align: u64,
+        guaranteed: u32,
+    ) -> Option<(u32, u32, u64)> {
+        let fits = |i: u32| {
+            let n = &nodes[i as usize];
+            let pad = padding(n.offset(), align);
+            (n.size() >= units + pad).then_some(pad)
+        };
+        let mut budget = FALLBACK_SCAN;
+        let mut class = self.first_nonempty_from(floor_class(units))?;
+        while class < guaranteed {
+            let mut i = self.head(class);
+            while i != NIL {
+                if let Some(pad) = fits(i) {
+                    return Some((i, class, pad));
+                }
+                budget -= 1;
+                if budget == 0 {
+                    return None;
+                }
+                i = nodes[i as usize].list_next();
+            }
+            class = self.first_nonempty_from(class + 1)?;
+        }
+        None
+    }
 }
 
 impl<S> fmt::Debug for TlsfAllocator<S> {
@@ -388,12 +575,7 @@ impl<S: AsRef<[TlsfNode]> + AsMut<[TlsfNode]>> TlsfAllocator<S> {
             config,
             granule_log2: config.granule.trailing_zeros(),
             layout,
-            fl_bitmap: 0,
-            sl_bitmaps: [0; 64],
-            heads: [NIL; MAX_CLASSES],
-            watermark: layout.block_base,
-            unused_head: NIL,
-            nodes_in_use: 0,
+            index: Index::new(layout),
             first: NIL,
             id: AllocatorId::next(),
             epoch: 0,
@@ -422,189 +604,24 @@ impl<S: AsRef<[TlsfNode]> + AsMut<[TlsfNode]>> TlsfAllocator<S> {
         for node in &mut nodes[..layout.block_base as usize] {
             *node = TlsfNode::EMPTY;
         }
-        self.fl_bitmap = 0;
-        self.sl_bitmaps = [0; 64];
-        self.heads = [NIL; MAX_CLASSES];
-        self.watermark = layout.block_base;
-        self.unused_head = NIL;
-        self.nodes_in_use = 0;
+        self.index = Index::new(layout);
         self.stats = AllocatorStats {
             capacity: self.config.capacity,
             ..AllocatorStats::default()
         };
         let whole = self.config.capacity >> self.granule_log2;
-        let first = self.take_node();
+        let first = self.index.take_node(nodes);
         self.first = first;
-        let node = &mut self.storage.as_mut()[first as usize];
+        let node = &mut nodes[first as usize];
         node.wide = [0, whole];
         node.set_state(STATE_FREE);
         node.narrow[N_PHYS_PREV] = NIL;
         node.narrow[N_PHYS_NEXT] = NIL;
-        self.insert_free(first, floor_class(whole));
-    }
-
-    /// A block node for a new block. Callers check `nodes_in_use < block_capacity()` first.
-    #[inline(always)]
-    fn take_node(&mut self) -> u32 {
-        self.nodes_in_use += 1;
-        if self.unused_head != NIL {
-            let i = self.unused_head;
-            self.unused_head = self.storage.as_ref()[i as usize].list_next();
-            i
-        } else {
-            let i = self.watermark;
-            self.watermark += 1;
-            i
-        }
-    }
-
-    #[inline(always)]
-    fn release_node(&mut self, i: u32) {
-        let node = &mut self.storage.as_mut()[i as usize];
-        node.set_state(STATE_UNUSED);
-        node.narrow[N_LIST_NEXT] = self.unused_head;
-        self.unused_head = i;
-        self.nodes_in_use -= 1;
+        self.index.insert_free(nodes, first, floor_class(whole));
     }
 
     fn block_capacity(&self) -> u32 {
         self.layout.block_end - self.layout.block_base
-    }
-
-    /// Row `row`'s second-level bitmap.
-    #[inline(always)]
-    fn row_bits(&self, row: u32) -> u32 {
-        self.sl_bitmaps[row as usize & 63]
-    }
-
-    /// Class `class`'s list head.
-    #[inline(always)]
-    fn head(&self, class: u32) -> u32 {
-        self.heads[class as usize & (MAX_CLASSES - 1)]
-    }
-
-    #[inline(always)]
-    fn head_mut(&mut self, class: u32) -> &mut u32 {
-        &mut self.heads[class as usize & (MAX_CLASSES - 1)]
-    }
-
-    /// Files free block `i` at the front of the list of `class` (its size's class). LIFO: the most
-    /// recently freed block of a class is reused first, and filing touches only the list head. No
-    /// branches: an empty list's head is `NIL`, and the write to its prev lands in the scratch
-    /// node.
-    #[inline(always)]
-    fn insert_free(&mut self, i: u32, class: u32) {
-        let head = self.head_mut(class);
-        let old = *head;
-        *head = i;
-        let nodes = self.storage.as_mut();
-        let n = &mut nodes[i as usize].narrow;
-        n[N_LIST_PREV] = NIL;
-        n[N_LIST_NEXT] = old;
-        nodes[old as usize].narrow[N_LIST_PREV] = i;
-        let row = class >> SL_LOG2;
-        self.sl_bitmaps[row as usize & 63] |= 1 << (class & (SL_COUNT as u32 - 1));
-        self.fl_bitmap |= 1 << row;
-    }
-
-    /// Takes free block `i` out of the list of `class` (its size's class), without branches.
-    #[inline(always)]
-    fn remove_free(&mut self, i: u32, class: u32) {
-        let nodes = self.storage.as_mut();
-        let n = nodes[i as usize].narrow;
-        let (prev, next) = (n[N_LIST_PREV], n[N_LIST_NEXT]);
-        nodes[next as usize].narrow[N_LIST_PREV] = prev;
-        nodes[prev as usize].narrow[N_LIST_NEXT] = next;
-        // Only the head has no list prev. `if prev == NIL { *head = next }` without a branch:
-        // removing a block from the middle of its list (merges do) is as common as the head.
-        let head = self.head_mut(class);
-        *head = select_unpredictable(prev == NIL, next, *head);
-        let emptied = u32::from(*head == NIL);
-        let row = class >> SL_LOG2;
-        let bits = &mut self.sl_bitmaps[row as usize & 63];
-        *bits &= !(emptied << (class & (SL_COUNT as u32 - 1)));
-        let row_emptied = u64::from(*bits == 0);
-        self.fl_bitmap &= !(row_emptied << row);
-    }
-
-    /// Gives free block `i`, filed in `class`, a new size, moving it to another list only when
-    /// its class changes (most merges and splits of large blocks keep the class, and then cost no
-    /// list work).
-    #[inline(always)]
-    fn resize_free(&mut self, i: u32, class: u32, size: u64) {
-        self.storage.as_mut()[i as usize].wide[W_SIZE] = size;
-        let new = floor_class(size);
-        if new != class {
-            self.remove_free(i, class);
-            self.insert_free(i, new);
-        }
-    }
-
-    /// The first non-empty class at or above `class`.
-    #[inline(always)]
-    fn first_nonempty_from(&self, class: u32) -> Option<u32> {
-        let row = class >> SL_LOG2;
-        if row >= self.layout.rows {
-            return None;
-        }
-        let bits = self.row_bits(row) & (u32::MAX << (class & (SL_COUNT as u32 - 1)));
-        if bits != 0 {
-            return Some((row << SL_LOG2) | bits.trailing_zeros());
-        }
-        // rows <= 45, so row + 1 < 64.
-        let rows_above = self.fl_bitmap & (u64::MAX << (row + 1));
-        if rows_above == 0 {
-            return None;
-        }
-        let r = rows_above.trailing_zeros();
-        Some((r << SL_LOG2) | self.row_bits(r).trailing_zeros())
-    }
-
-    /// Finds a free block for `units` granules at a multiple of `align` granules; returns the
-    /// block, its class and the padding in front of the aligned start.
-    #[inline(always)]
-    fn find_block(&self, units: u64, align: u64) -> Option<(u32, u32, u64)> {
-        // Guaranteed fit: every block of `guaranteed` and above holds `units` plus the worst
-        // padding, so its head is taken without looking at it. One bitmap search, and no load of
-        // a node that may turn out too small, which is what most requests need.
-        let guaranteed = ceil_class(units + align - 1);
-        if let Some(class) = self.first_nonempty_from(guaranteed) {
-            let head = self.head(class);
-            let pad = padding(self.storage.as_ref()[head as usize].offset(), align);
-            return Some((head, class, pad));
-        }
-        self.find_block_below(units, align, guaranteed)
-    }
-
-    /// [`find_block`](Self::find_block) once no class at or above `guaranteed` has a block: the
-    /// head of the first non-empty class that may hold a block large enough (good fit), then a
-    /// bounded scan of the lists below `guaranteed`, so that a request some free block can serve
-    /// is not refused only because of the class arithmetic.
-    #[inline(never)]
-    fn find_block_below(&self, units: u64, align: u64, guaranteed: u32) -> Option<(u32, u32, u64)> {
-        let nodes = self.storage.as_ref();
-        let fits = |i: u32| {
-            let n = &nodes[i as usize];
-            let pad = padding(n.offset(), align);
-            (n.size() >= units + pad).then_some(pad)
-        };
-        let mut budget = FALLBACK_SCAN;
-        let mut class = self.first_nonempty_from(floor_class(units))?;
-        while class < guaranteed {
-            let mut i = self.head(class);
-            while i != NIL {
-                if let Some(pad) = fits(i) {
-                    return Some((i, class, pad));
-                }
-                budget -= 1;
-                if budget == 0 {
-                    return None;
-                }
-                i = nodes[i as usize].list_next();
-            }
-            class = self.first_nonempty_from(class + 1)?;
-        }
-        None
     }
 
     /// Why `allocate` refused a request on the way in, in the order the checks are documented.
@@ -630,14 +647,15 @@ impl<S: AsRef<[TlsfNode]> + AsMut<[TlsfNode]>> TlsfAllocator<S> {
     /// `max_allocations` limit aside): the largest of the blocks the search looks at in the top
     /// non-empty class.
     fn largest_free_run(&self) -> u64 {
-        if self.fl_bitmap == 0 {
+        let index = &self.index;
+        if index.fl_bitmap == 0 {
             return 0;
         }
         let nodes = self.storage.as_ref();
-        let row = 63 - self.fl_bitmap.leading_zeros();
-        let class = (row << SL_LOG2) | (31 - self.row_bits(row).leading_zeros());
+        let row = 63 - index.fl_bitmap.leading_zeros();
+        let class = (row << SL_LOG2) | (31 - index.row_bits(row).leading_zeros());
         let mut largest = 0;
-        let mut i = self.head(class);
+        let mut i = index.head(class);
         let mut budget = FALLBACK_SCAN;
         while i != NIL && budget > 0 {
             largest = largest.max(nodes[i as usize].size());
@@ -654,10 +672,11 @@ impl<S: AsRef<[TlsfNode]> + AsMut<[TlsfNode]>> TlsfAllocator<S> {
     pub fn check_invariants(&self) -> Result<(), &'static str> {
         let nodes = self.storage.as_ref();
         let layout = self.layout;
+        let index = &self.index;
         let get = |i: u32| nodes.get(i as usize).ok_or("link outside the storage");
-        let in_blocks = |i: u32| i >= layout.block_base && i < self.watermark;
+        let in_blocks = |i: u32| i >= layout.block_base && i < index.watermark;
         let bound = layout.block_end;
-        if self.watermark > layout.block_end || self.nodes_in_use > self.block_capacity() {
+        if index.watermark > layout.block_end || index.nodes_in_use > self.block_capacity() {
             return Err("more block nodes in use than the storage holds");
         }
 
@@ -723,13 +742,13 @@ impl<S: AsRef<[TlsfNode]> + AsMut<[TlsfNode]>> TlsfAllocator<S> {
         // Lists and bitmaps.
         let mut listed = 0u32;
         for row in 0..layout.rows {
-            let bits = self.row_bits(row);
-            if ((self.fl_bitmap >> row) & 1 == 1) != (bits != 0) {
+            let bits = index.row_bits(row);
+            if ((index.fl_bitmap >> row) & 1 == 1) != (bits != 0) {
                 return Err("first-level bitmap disagrees with a row");
             }
             for sl in 0..SL_COUNT as u32 {
                 let class = (row << SL_LOG2) | sl;
-                let mut j = self.head(class);
+                let mut j = index.head(class);
                 if ((bits >> sl) & 1 == 1) != (j != NIL) {
                     return Err("second-level bitmap disagrees with a list");
                 }
@@ -757,10 +776,10 @@ impl<S: AsRef<[TlsfNode]> + AsMut<[TlsfNode]>> TlsfAllocator<S> {
                 }
             }
         }
-        if self.fl_bitmap >> layout.rows != 0 {
+        if index.fl_bitmap >> layout.rows != 0 {
             return Err("first-level bitmap has bits past the last row");
         }
-        if self.sl_bitmaps[layout.rows as usize..]
+        if index.sl_bitmaps[layout.rows as usize..]
             .iter()
             .any(|&bits| bits != 0)
         {
@@ -770,7 +789,7 @@ impl<S: AsRef<[TlsfNode]> + AsMut<[TlsfNode]>> TlsfAllocator<S> {
             return Err("the scratch node behind NIL changed state");
         }
         for class in layout.rows << SL_LOG2..MAX_CLASSES as u32 {
-            if self.head(class) != NIL {
+            if index.head(class) != NIL {
                 return Err("a list head past the last class is set");
             }
         }
@@ -780,7 +799,7 @@ impl<S: AsRef<[TlsfNode]> + AsMut<[TlsfNode]>> TlsfAllocator<S> {
 
         // Node accounting.
         let mut unused = 0u32;
-        let mut k = self.unused_head;
+        let mut k = index.unused_head;
         while k != NIL {
             if !in_blocks(k) {
                 return Err("unused-node link outside the handed-out block nodes");
@@ -795,7 +814,7 @@ impl<S: AsRef<[TlsfNode]> + AsMut<[TlsfNode]>> TlsfAllocator<S> {
             }
             k = n.list_next();
         }
-        if chain != self.nodes_in_use || chain + unused != self.watermark - layout.block_base {
+        if chain != index.nodes_in_use || chain + unused != index.watermark - layout.block_base {
             return Err("block nodes are lost or counted twice");
         }
 
@@ -833,12 +852,14 @@ impl<S: AsRef<[TlsfNode]> + AsMut<[TlsfNode]>> SubAllocator for TlsfAllocator<S>
         // only, exactly like 2^48 itself.
         let units = (size + (1 << g) - 1) >> g;
         let align_units = (align.min(MAX_CAPACITY) >> g).max(1);
-        let Some((block, class, pad)) = self.find_block(units, align_units) else {
+        let nodes = self.storage.as_mut();
+        let index = &mut self.index;
+        let Some((block, class, pad)) = index.find_block(nodes, units, align_units) else {
             return Err(AllocError::OutOfMemory);
         };
 
         let (offset, block_size) = {
-            let n = &self.storage.as_ref()[block as usize];
+            let n = &nodes[block as usize];
             (n.offset(), n.size())
         };
         let end = offset + block_size;
@@ -868,21 +889,24 @@ impl<S: AsRef<[TlsfNode]> + AsMut<[TlsfNode]>> SubAllocator for TlsfAllocator<S>
         // A split takes at most two nodes. With live < max_allocations at most
         // 2 * max_allocations - 1 are in use (see the module docs), so this never refuses; it is
         // here so that a broken invariant is an error, not a panic.
-        if self.nodes_in_use + 2 > self.block_capacity() {
+        if index.nodes_in_use + 2 > self.layout.block_end - self.layout.block_base {
             return Err(AllocError::MetadataExhausted);
         }
 
         let slot;
         if front == 0 && back == 0 {
             // An exact fit: the block becomes the allocation.
-            self.remove_free(block, class);
+            index.remove_free(nodes, block, class);
             slot = block;
         } else if front > 0 {
             // The block keeps the free part below; the allocation gets a new node above it, and
             // what is left above the allocation (if anything) another.
-            slot = self.take_node();
-            let tail = if back > 0 { self.take_node() } else { NIL };
-            let nodes = self.storage.as_mut();
+            slot = index.take_node(nodes);
+            let tail = if back > 0 {
+                index.take_node(nodes)
+            } else {
+                NIL
+            };
             let next = nodes[block as usize].phys_next();
             nodes[block as usize].narrow[N_PHYS_NEXT] = slot;
             let after = if back > 0 { tail } else { next };
@@ -900,17 +924,16 @@ impl<S: AsRef<[TlsfNode]> + AsMut<[TlsfNode]>> SubAllocator for TlsfAllocator<S>
                 t.narrow[N_PHYS_NEXT] = next;
             }
             nodes[next as usize].narrow[N_PHYS_PREV] = if back > 0 { tail } else { slot };
-            self.resize_free(block, class, front);
+            index.resize_free(nodes, block, class, front);
             if back > 0 {
-                self.insert_free(tail, floor_class(back));
+                index.insert_free(nodes, tail, floor_class(back));
                 self.stats.splits += 1;
             }
             self.stats.splits += 1;
         } else {
             // The allocation takes the bottom with a new node; the block keeps the free part above
             // (and its list place, when its class does not change).
-            slot = self.take_node();
-            let nodes = self.storage.as_mut();
+            slot = index.take_node(nodes);
             let prev = nodes[block as usize].phys_prev();
             nodes[block as usize].narrow[N_PHYS_PREV] = slot;
             nodes[block as usize].set_offset(start + units);
@@ -922,10 +945,10 @@ impl<S: AsRef<[TlsfNode]> + AsMut<[TlsfNode]>> SubAllocator for TlsfAllocator<S>
             if prev == NIL {
                 self.first = slot;
             }
-            self.resize_free(block, class, back);
+            index.resize_free(nodes, block, class, back);
             self.stats.splits += 1;
         }
-        let a = &mut self.storage.as_mut()[slot as usize];
+        let a = &mut nodes[slot as usize];
         a.wide[W_SIZE] = units;
         a.set_state(STATE_USED);
         // A fresh tag for every allocation: a stale handle for this node cannot match it.
@@ -965,11 +988,13 @@ impl<S: AsRef<[TlsfNode]> + AsMut<[TlsfNode]>> SubAllocator for TlsfAllocator<S>
         let slot = raw.slot;
         // `slot` in `[block_base, watermark)`, in one comparison.
         let base = self.layout.block_base;
-        if slot.wrapping_sub(base) >= self.watermark - base {
+        if slot.wrapping_sub(base) >= self.index.watermark - base {
             return Err(FreeError::DoubleFree);
         }
         let g = self.granule_log2;
-        let node = self.storage.as_ref()[slot as usize];
+        let nodes = self.storage.as_mut();
+        let index = &mut self.index;
+        let node = nodes[slot as usize];
         if node.state() != STATE_USED
             || node.narrow[N_TAG] != raw.tag
             || node.offset() << g != raw.offset
@@ -987,27 +1012,24 @@ impl<S: AsRef<[TlsfNode]> + AsMut<[TlsfNode]>> SubAllocator for TlsfAllocator<S>
         // Merge with free neighbours. A free neighbour's node survives and keeps its list place
         // when its class does not change; with two free neighbours the larger one survives.
         let (prev, next) = (node.phys_prev(), node.phys_next());
-        let nodes = self.storage.as_ref();
         // The scratch node behind NIL is never free.
         let prev_free = nodes[prev as usize].state() == STATE_FREE;
         let next_free = nodes[next as usize].state() == STATE_FREE;
         let units = node.size();
         match (prev_free, next_free) {
             (false, false) => {
-                self.storage.as_mut()[slot as usize].set_state(STATE_FREE);
-                self.insert_free(slot, floor_class(units));
+                nodes[slot as usize].set_state(STATE_FREE);
+                index.insert_free(nodes, slot, floor_class(units));
             }
             (true, false) => {
-                let nodes = self.storage.as_mut();
                 nodes[prev as usize].narrow[N_PHYS_NEXT] = next;
                 nodes[next as usize].narrow[N_PHYS_PREV] = prev;
                 let size = nodes[prev as usize].size();
-                self.release_node(slot);
-                self.resize_free(prev, floor_class(size), size + units);
+                index.release_node(nodes, slot);
+                index.resize_free(nodes, prev, floor_class(size), size + units);
                 self.stats.merges += 1;
             }
             (false, true) => {
-                let nodes = self.storage.as_mut();
                 let n = &mut nodes[next as usize];
                 n.set_offset(node.offset());
                 n.narrow[N_PHYS_PREV] = prev;
@@ -1016,12 +1038,11 @@ impl<S: AsRef<[TlsfNode]> + AsMut<[TlsfNode]>> SubAllocator for TlsfAllocator<S>
                 if prev == NIL {
                     self.first = next;
                 }
-                self.release_node(slot);
-                self.resize_free(next, floor_class(size), size + units);
+                index.release_node(nodes, slot);
+                index.resize_free(nodes, next, floor_class(size), size + units);
                 self.stats.merges += 1;
             }
             (true, true) => {
-                let nodes = self.storage.as_mut();
                 let (p, n) = (nodes[prev as usize], nodes[next as usize]);
                 let merged = p.size() + units + n.size();
                 let after = n.phys_next();
@@ -1040,10 +1061,10 @@ impl<S: AsRef<[TlsfNode]> + AsMut<[TlsfNode]>> SubAllocator for TlsfAllocator<S>
                     self.first = keep;
                 }
                 nodes[after as usize].narrow[N_PHYS_PREV] = keep;
-                self.remove_free(drop, floor_class(drop_size));
-                self.release_node(drop);
-                self.release_node(slot);
-                self.resize_free(keep, floor_class(keep_size), merged);
+                index.remove_free(nodes, drop, floor_class(drop_size));
+                index.release_node(nodes, drop);
+                index.release_node(nodes, slot);
+                index.resize_free(nodes, keep, floor_class(keep_size), merged);
                 self.stats.merges += 2;
             }
         }
