@@ -296,11 +296,11 @@ fn floor_class(units: u64) -> u32 {
     (shift << SL_LOG2) + (units >> shift) as u32
 }
 
-/// The first class whose every block holds at least `units`.
+/// The first class whose every block holds at least `units` (at least 1): the class after the one
+/// `units - 1` falls in, whose lower bound is the first above `units - 1`. One bit scan.
 #[inline(always)]
 fn ceil_class(units: u64) -> u32 {
-    let shift = 63 - (units | SL_COUNT).leading_zeros() - SL_LOG2;
-    floor_class(units + (1 << shift) - 1)
+    floor_class(units - 1) + 1
 }
 
 /// Padding (in granules) that puts `offset` on a multiple of `align` (a power of two).
@@ -353,8 +353,6 @@ struct Index {
     /// so that a class indexes it with a mask, no bounds check: list heads are touched on every
     /// allocation and free.
     heads: [u32; MAX_CLASSES],
-    /// Rows of size classes (from the layout).
-    rows: u32,
     /// The next never-used block node (nodes from here to `block_end` were not handed out since
     /// the last reset).
     watermark: u32,
@@ -371,7 +369,6 @@ impl Index {
             fl_bitmap: 0,
             sl_bitmaps: [0; 64],
             heads: [NIL; MAX_CLASSES],
-            rows: layout.rows,
             watermark: layout.block_base,
             unused_head: NIL,
             nodes_in_use: 0,
@@ -472,15 +469,13 @@ impl Index {
     /// The first non-empty class at or above `class`.
     #[inline(always)]
     fn first_nonempty_from(&self, class: u32) -> Option<u32> {
+        // Classes come from sizes below 2^49 granules: rows at most 45 (so row + 1 < 64 below).
+        // The bitmaps past the allocator's last row are empty, so no range check is needed.
         let row = class >> SL_LOG2;
-        if row >= self.rows {
-            return None;
-        }
         let bits = self.row_bits(row) & (u32::MAX << (class & (SL_COUNT as u32 - 1)));
         if bits != 0 {
             return Some((row << SL_LOG2) | bits.trailing_zeros());
         }
-        // rows <= 45, so row + 1 < 64.
         let rows_above = self.fl_bitmap & (u64::MAX << (row + 1));
         if rows_above == 0 {
             return None;

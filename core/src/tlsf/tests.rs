@@ -598,6 +598,20 @@ fn size_classes_are_monotonic_and_tight() {
         );
         units += 1 + units / 7;
     }
+    // Around every class boundary, ceil_class agrees with its definition.
+    for class in 1..46 << SL_LOG2 {
+        let bound = lower_bound(class);
+        for units in [bound.saturating_sub(1), bound, bound + 1] {
+            if units == 0 {
+                continue;
+            }
+            let c = ceil_class(units);
+            assert!(
+                lower_bound(c) >= units && lower_bound(c - 1) < units,
+                "ceil {units}"
+            );
+        }
+    }
 }
 
 #[test]
