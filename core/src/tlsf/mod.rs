@@ -338,7 +338,7 @@ pub struct TlsfAllocator<S> {
     epoch: u32,
     /// The tag the next allocation gets.
     next_tag: u32,
-    /// Every counter but `largest_free_run`, which `stats()` computes.
+    /// Every counter but `largest_free_run` and `total_allocations`, which `stats()` computes.
     stats: AllocatorStats,
 }
 
@@ -356,10 +356,10 @@ struct Index {
     /// The next never-used block node (nodes from here to `block_end` were not handed out since
     /// the last reset).
     watermark: u32,
-    /// The first of the released block nodes, linked through the free-list next field.
+    /// The first of the released block nodes, linked through the free-list next field. (How
+    /// many block nodes are in use is not counted here: every split takes one and every merge
+    /// releases one, so it is `1 + splits - merges`, see [`TlsfAllocator::nodes_in_use`].)
     unused_head: u32,
-    /// Block nodes that hold a free or allocated block.
-    nodes_in_use: u32,
 }
 
 impl Index {
@@ -371,14 +371,12 @@ impl Index {
             heads: [NIL; MAX_CLASSES],
             watermark: layout.block_base,
             unused_head: NIL,
-            nodes_in_use: 0,
         }
     }
 
-    /// A block node for a new block. Callers check `nodes_in_use < block_capacity()` first.
+    /// A block node for a new block. Callers check `nodes_in_use() < block_capacity()` first.
     #[inline(always)]
     fn take_node(&mut self, nodes: &[TlsfNode]) -> u32 {
-        self.nodes_in_use += 1;
         if self.unused_head != NIL {
             let i = self.unused_head;
             self.unused_head = nodes[i as usize].list_next();
@@ -396,7 +394,6 @@ impl Index {
         node.set_state(STATE_UNUSED);
         node.narrow[N_LIST_NEXT] = self.unused_head;
         self.unused_head = i;
-        self.nodes_in_use -= 1;
     }
 
     /// Row `row`'s second-level bitmap.
@@ -619,6 +616,12 @@ impl<S: AsRef<[TlsfNode]> + AsMut<[TlsfNode]>> TlsfAllocator<S> {
         self.layout.block_end - self.layout.block_base
     }
 
+    /// Block nodes that hold a free or allocated block: the first block, plus one per split,
+    /// less one per merge (`None` when the counters disagree, which a broken invariant would do).
+    fn nodes_in_use(&self) -> Option<u64> {
+        (self.stats.splits + 1).checked_sub(self.stats.merges)
+    }
+
     /// Why `allocate` refused a request on the way in, in the order the checks are documented.
     #[cold]
     #[inline(never)]
@@ -671,7 +674,10 @@ impl<S: AsRef<[TlsfNode]> + AsMut<[TlsfNode]>> TlsfAllocator<S> {
         let get = |i: u32| nodes.get(i as usize).ok_or("link outside the storage");
         let in_blocks = |i: u32| i >= layout.block_base && i < index.watermark;
         let bound = layout.block_end;
-        if index.watermark > layout.block_end || index.nodes_in_use > self.block_capacity() {
+        let nodes_in_use = self
+            .nodes_in_use()
+            .ok_or("more merges than splits since the last reset")?;
+        if index.watermark > layout.block_end || nodes_in_use > u64::from(self.block_capacity()) {
             return Err("more block nodes in use than the storage holds");
         }
 
@@ -809,7 +815,8 @@ impl<S: AsRef<[TlsfNode]> + AsMut<[TlsfNode]>> TlsfAllocator<S> {
             }
             k = n.list_next();
         }
-        if chain != index.nodes_in_use || chain + unused != index.watermark - layout.block_base {
+        if u64::from(chain) != nodes_in_use || chain + unused != index.watermark - layout.block_base
+        {
             return Err("block nodes are lost or counted twice");
         }
 
@@ -881,10 +888,11 @@ impl<S: AsRef<[TlsfNode]> + AsMut<[TlsfNode]>> SubAllocator for TlsfAllocator<S>
         let sliver = back << g < SLIVER_BYTES.min(size >> SLIVER_SHIFT);
         let units = select_unpredictable(sliver, units + back, units);
         let back = select_unpredictable(sliver, 0, back);
-        // A split takes at most two nodes. With live < max_allocations at most
-        // 2 * max_allocations - 1 are in use (see the module docs), so this never refuses; it is
-        // here so that a broken invariant is an error, not a panic.
-        if index.nodes_in_use + 2 > self.layout.block_end - self.layout.block_base {
+        // A split takes at most two nodes: `nodes_in_use() + 2 > block_capacity()`. With
+        // live < max_allocations at most 2 * max_allocations - 1 are in use (see the module docs),
+        // so this never refuses; it is here so that a broken invariant is an error, not a panic.
+        let block_capacity = self.layout.block_end - self.layout.block_base;
+        if self.stats.splits + 3 > self.stats.merges + u64::from(block_capacity) {
             return Err(AllocError::MetadataExhausted);
         }
 
@@ -959,7 +967,6 @@ impl<S: AsRef<[TlsfNode]> + AsMut<[TlsfNode]>> SubAllocator for TlsfAllocator<S>
         s.bytes_requested += size;
         s.bytes_reserved += units << g;
         s.peak_bytes_reserved = s.peak_bytes_reserved.max(s.bytes_reserved);
-        s.total_allocations += 1;
 
         Ok(Allocation::from_raw(RawAllocation {
             offset: start << g,
@@ -1072,8 +1079,11 @@ impl<S: AsRef<[TlsfNode]> + AsMut<[TlsfNode]>> SubAllocator for TlsfAllocator<S>
     }
 
     fn stats(&self) -> AllocatorStats {
+        // Not counted on the way: every allocation is freed or still live.
+        let total_allocations = self.stats.total_frees + self.stats.live_allocations;
         AllocatorStats {
             largest_free_run: self.largest_free_run(),
+            total_allocations,
             ..self.stats
         }
     }

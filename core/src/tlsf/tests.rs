@@ -485,7 +485,7 @@ fn one_allocation_config_never_runs_out_of_nodes() {
     let b = alloc(&mut t, 16, 64);
     let c = alloc(&mut t, 16, 256);
     // a | front padding | b | front padding | c | rest.
-    assert_eq!(t.index.nodes_in_use, 6);
+    assert_eq!(t.nodes_in_use(), Some(6));
     assert_eq!(t.block_capacity(), 7);
     for x in [b, a, c] {
         free(&mut t, x);
