@@ -419,16 +419,24 @@ impl Index {
     /// node.
     #[inline(always)]
     fn insert_free(&mut self, nodes: &mut [TlsfNode], i: u32, class: u32) {
-        let head = self.head_mut(class);
-        let old = *head;
-        *head = i;
+        let old = self.push_head(i, class);
         let n = &mut nodes[i as usize].narrow;
         n[N_LIST_PREV] = NIL;
         n[N_LIST_NEXT] = old;
         nodes[old as usize].narrow[N_LIST_PREV] = i;
+    }
+
+    /// The list and bitmap half of [`insert_free`](Self::insert_free): makes `i` the head of
+    /// `class` and returns the old head, whose list prev and `i`'s list links the caller writes.
+    #[inline(always)]
+    fn push_head(&mut self, i: u32, class: u32) -> u32 {
+        let head = self.head_mut(class);
+        let old = *head;
+        *head = i;
         let row = class >> SL_LOG2;
         self.sl_bitmaps[row as usize & 63] |= 1 << (class & (SL_COUNT as u32 - 1));
         self.fl_bitmap |= 1 << row;
+        old
     }
 
     /// Takes free block `i` out of the list of `class` (its size's class), without branches.
@@ -896,54 +904,62 @@ impl<S: AsRef<[TlsfNode]> + AsMut<[TlsfNode]>> SubAllocator for TlsfAllocator<S>
             return Err(AllocError::MetadataExhausted);
         }
 
+        // A fresh tag for every allocation: a stale handle for this node cannot match it.
+        let tag = self.next_tag;
+        self.next_tag = tag.wrapping_add(1);
+        // Truncation impossible: the slack is below a granule (at most 2^32) or below a sliver.
+        let slack = ((units << g) - size) as u32;
+        // The allocation's node is written whole, once its physical neighbours are known.
+        let allocated = |phys_prev: u32, phys_next: u32| TlsfNode {
+            wide: [start | (u64::from(STATE_USED) << STATE_SHIFT), units],
+            narrow: [phys_prev, phys_next, tag, slack],
+        };
         let slot;
         if front == 0 && back == 0 {
             // An exact fit: the block becomes the allocation.
+            let (prev, next) = (
+                nodes[block as usize].phys_prev(),
+                nodes[block as usize].phys_next(),
+            );
             index.remove_free(nodes, block, class);
+            nodes[block as usize] = allocated(prev, next);
             slot = block;
         } else if front > 0 {
             // The block keeps the free part below; the allocation gets a new node above it, and
             // what is left above the allocation (if anything) another.
             slot = index.take_node(nodes);
-            let tail = if back > 0 {
-                index.take_node(nodes)
-            } else {
-                NIL
-            };
             let next = nodes[block as usize].phys_next();
             nodes[block as usize].narrow[N_PHYS_NEXT] = slot;
-            let after = if back > 0 { tail } else { next };
-            let a = &mut nodes[slot as usize];
-            a.set_offset(start);
-            a.narrow[N_PHYS_PREV] = block;
-            a.narrow[N_PHYS_NEXT] = after;
             if back > 0 {
-                let t = &mut nodes[tail as usize];
-                t.wide = [
-                    (start + units) | (u64::from(STATE_FREE) << STATE_SHIFT),
-                    back,
-                ];
-                t.narrow[N_PHYS_PREV] = slot;
-                t.narrow[N_PHYS_NEXT] = next;
-            }
-            nodes[next as usize].narrow[N_PHYS_PREV] = if back > 0 { tail } else { slot };
-            index.resize_free(nodes, block, class, front);
-            if back > 0 {
-                index.insert_free(nodes, tail, floor_class(back));
+                let tail = index.take_node(nodes);
+                nodes[slot as usize] = allocated(block, tail);
+                nodes[next as usize].narrow[N_PHYS_PREV] = tail;
+                index.resize_free(nodes, block, class, front);
+                let old = index.push_head(tail, floor_class(back));
+                nodes[tail as usize] = TlsfNode {
+                    wide: [
+                        (start + units) | (u64::from(STATE_FREE) << STATE_SHIFT),
+                        back,
+                    ],
+                    narrow: [slot, next, NIL, old],
+                };
+                nodes[old as usize].narrow[N_LIST_PREV] = tail;
+                self.stats.splits += 2;
+            } else {
+                nodes[slot as usize] = allocated(block, next);
+                nodes[next as usize].narrow[N_PHYS_PREV] = slot;
+                index.resize_free(nodes, block, class, front);
                 self.stats.splits += 1;
             }
-            self.stats.splits += 1;
         } else {
             // The allocation takes the bottom with a new node; the block keeps the free part above
             // (and its list place, when its class does not change).
             slot = index.take_node(nodes);
             let prev = nodes[block as usize].phys_prev();
             nodes[block as usize].narrow[N_PHYS_PREV] = slot;
-            nodes[block as usize].set_offset(start + units);
-            let a = &mut nodes[slot as usize];
-            a.set_offset(start);
-            a.narrow[N_PHYS_PREV] = prev;
-            a.narrow[N_PHYS_NEXT] = block;
+            nodes[block as usize].wide[W_OFFSET] =
+                (start + units) | (u64::from(STATE_FREE) << STATE_SHIFT);
+            nodes[slot as usize] = allocated(prev, block);
             nodes[prev as usize].narrow[N_PHYS_NEXT] = slot;
             if prev == NIL {
                 self.first = slot;
@@ -951,15 +967,6 @@ impl<S: AsRef<[TlsfNode]> + AsMut<[TlsfNode]>> SubAllocator for TlsfAllocator<S>
             index.resize_free(nodes, block, class, back);
             self.stats.splits += 1;
         }
-        let a = &mut nodes[slot as usize];
-        a.wide[W_SIZE] = units;
-        a.set_state(STATE_USED);
-        // A fresh tag for every allocation: a stale handle for this node cannot match it.
-        let tag = self.next_tag;
-        self.next_tag = tag.wrapping_add(1);
-        a.narrow[N_TAG] = tag;
-        // Truncation impossible: the slack is below a granule (at most 2^32) or below a sliver.
-        a.narrow[N_SLACK] = ((units << g) - size) as u32;
 
         let s = &mut self.stats;
         s.live_allocations += 1;
