@@ -144,17 +144,6 @@ impl TlsfNode {
     }
 
     #[inline(always)]
-    fn set_offset(&mut self, offset: u64) {
-        self.wide[W_OFFSET] = (self.wide[W_OFFSET] & !OFFSET_MASK) | offset;
-    }
-
-    #[inline(always)]
-    fn set_state(&mut self, state: u32) {
-        self.wide[W_OFFSET] =
-            (self.wide[W_OFFSET] & OFFSET_MASK) | (u64::from(state) << STATE_SHIFT);
-    }
-
-    #[inline(always)]
     fn size(&self) -> u64 {
         self.wide[W_SIZE]
     }
@@ -391,7 +380,8 @@ impl Index {
     #[inline(always)]
     fn release_node(&mut self, nodes: &mut [TlsfNode], i: u32) {
         let node = &mut nodes[i as usize];
-        node.set_state(STATE_UNUSED);
+        // An unused node's offset means nothing: the word is written whole, state and all.
+        node.wide[W_OFFSET] = u64::from(STATE_UNUSED) << STATE_SHIFT;
         node.narrow[N_LIST_NEXT] = self.unused_head;
         self.unused_head = i;
     }
@@ -613,8 +603,7 @@ impl<S: AsRef<[TlsfNode]> + AsMut<[TlsfNode]>> TlsfAllocator<S> {
         let first = self.index.take_node(nodes);
         self.first = first;
         let node = &mut nodes[first as usize];
-        node.wide = [0, whole];
-        node.set_state(STATE_FREE);
+        node.wide = [u64::from(STATE_FREE) << STATE_SHIFT, whole];
         node.narrow[N_PHYS_PREV] = NIL;
         node.narrow[N_PHYS_NEXT] = NIL;
         self.index.insert_free(nodes, first, floor_class(whole));
@@ -1004,10 +993,11 @@ impl<S: AsRef<[TlsfNode]> + AsMut<[TlsfNode]>> SubAllocator for TlsfAllocator<S>
         let nodes = self.storage.as_mut();
         let index = &mut self.index;
         let node = nodes[slot as usize];
-        if node.state() != STATE_USED
-            || node.narrow[N_TAG] != raw.tag
-            || node.offset() << g != raw.offset
-            || (node.size() << g) - u64::from(node.narrow[N_SLACK]) != raw.size
+        // Non-short-circuit: one branch for all four (every field is in the loaded node).
+        if (node.state() != STATE_USED)
+            | (node.narrow[N_TAG] != raw.tag)
+            | (node.offset() << g != raw.offset)
+            | ((node.size() << g) - u64::from(node.narrow[N_SLACK]) != raw.size)
         {
             return Err(FreeError::DoubleFree);
         }
@@ -1025,9 +1015,11 @@ impl<S: AsRef<[TlsfNode]> + AsMut<[TlsfNode]>> SubAllocator for TlsfAllocator<S>
         let prev_free = nodes[prev as usize].state() == STATE_FREE;
         let next_free = nodes[next as usize].state() == STATE_FREE;
         let units = node.size();
+        // The freed block's offset word with the free state, written whole where it is needed.
+        let free_word = node.offset() | (u64::from(STATE_FREE) << STATE_SHIFT);
         match (prev_free, next_free) {
             (false, false) => {
-                nodes[slot as usize].set_state(STATE_FREE);
+                nodes[slot as usize].wide[W_OFFSET] = free_word;
                 index.insert_free(nodes, slot, floor_class(units));
             }
             (true, false) => {
@@ -1040,7 +1032,7 @@ impl<S: AsRef<[TlsfNode]> + AsMut<[TlsfNode]>> SubAllocator for TlsfAllocator<S>
             }
             (false, true) => {
                 let n = &mut nodes[next as usize];
-                n.set_offset(node.offset());
+                n.wide[W_OFFSET] = free_word;
                 n.narrow[N_PHYS_PREV] = prev;
                 let size = n.size();
                 nodes[prev as usize].narrow[N_PHYS_NEXT] = next;
@@ -1062,7 +1054,8 @@ impl<S: AsRef<[TlsfNode]> + AsMut<[TlsfNode]>> SubAllocator for TlsfAllocator<S>
                     (next, n.size(), prev, p.size()),
                     (prev, p.size(), next, n.size()),
                 );
-                nodes[keep as usize].set_offset(p.offset());
+                // `prev` is free: its offset word is the merged block's, state and all.
+                nodes[keep as usize].wide[W_OFFSET] = p.wide[W_OFFSET];
                 nodes[keep as usize].narrow[N_PHYS_PREV] = p.phys_prev();
                 nodes[keep as usize].narrow[N_PHYS_NEXT] = after;
                 nodes[p.phys_prev() as usize].narrow[N_PHYS_NEXT] = keep;
