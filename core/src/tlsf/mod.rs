@@ -36,12 +36,18 @@
 //!
 //! # Choosing a block
 //!
-//! A request of `n` granules at an alignment of `a` granules takes the head of the first
-//! non-empty class whose every block is guaranteed to hold `n + a - 1` (so the block is never
-//! looked at before it is chosen). Only when no such class has a block does it look below: the
-//! head of the first non-empty class at or above the class `n` falls in (good fit), then a
-//! bounded scan of the lists in between, so a request that some free block can serve is not
-//! refused only because of the class arithmetic.
+//! A request of `n` granules first looks at the head of the first non-empty class at or above the
+//! class `n` falls in (good fit: the smallest blocks that might do). If that block is too small
+//! (or its alignment padding makes it too small), the search moves to the first class whose every
+//! block is guaranteed to fit `n` plus the worst-case padding. Only when neither finds a block
+//! does a bounded scan walk the lists in between, so a request that some free block can serve is
+//! not refused only because of the class arithmetic.
+//!
+//! Good fit first costs a node load and, when the head is too small, a second bitmap search;
+//! taking the guaranteed class first was measured faster (about 2 ns per operation in the
+//! sub-allocator benchmark) but skips the holes of the request's own class and, for aligned
+//! requests, of the classes up to its worst-case padding. In the memory-type pools' game-frame
+//! replay that left those holes unused and took 1508 MiB of device memory instead of 1280.
 //!
 //! Inside the block, requests below [`TlsfConfig::small_threshold`] are placed at its top end and
 //! larger ones at its bottom end (unless the other end needs no alignment padding and the
@@ -483,11 +489,18 @@ impl Index {
     /// block, its class and the padding in front of the aligned start.
     #[inline(always)]
     fn find_block(&self, nodes: &[TlsfNode], units: u64, align: u64) -> Option<(u32, u32, u64)> {
+        // Good fit: the head of the first non-empty class that may hold a block large enough
+        // (see the module docs for why this comes before the guaranteed class).
+        let first = self.first_nonempty_from(floor_class(units))?;
+        let head = self.head(first);
+        let pad = padding(nodes[head as usize].offset(), align);
+        if nodes[head as usize].size() >= units + pad {
+            return Some((head, first, pad));
+        }
         // Guaranteed fit: every block of `guaranteed` and above holds `units` plus the worst
-        // padding, so its head is taken without looking at it. One bitmap search, and no load of
-        // a node that may turn out too small, which is what most requests need.
+        // padding.
         let guaranteed = ceil_class(units + align - 1);
-        if let Some(class) = self.first_nonempty_from(guaranteed) {
+        if let Some(class) = self.first_nonempty_from(guaranteed.max(first + 1)) {
             let head = self.head(class);
             let pad = padding(nodes[head as usize].offset(), align);
             return Some((head, class, pad));
@@ -495,10 +508,9 @@ impl Index {
         self.find_block_below(nodes, units, align, guaranteed)
     }
 
-    /// [`find_block`](Self::find_block) once no class at or above `guaranteed` has a block: the
-    /// head of the first non-empty class that may hold a block large enough (good fit), then a
-    /// bounded scan of the lists below `guaranteed`, so that a request some free block can serve
-    /// is not refused only because of the class arithmetic.
+    /// [`find_block`](Self::find_block) once neither the good-fit head nor a guaranteed class has
+    /// a block: a bounded scan of the lists from the good-fit class up to `guaranteed`, so that a
+    /// request some free block can serve is not refused only because of the class arithmetic.
     #[inline(never)]
     fn find_block_below(
         &self,
@@ -993,11 +1005,13 @@ impl<S: AsRef<[TlsfNode]> + AsMut<[TlsfNode]>> SubAllocator for TlsfAllocator<S>
         let nodes = self.storage.as_mut();
         let index = &mut self.index;
         let node = nodes[slot as usize];
-        // Non-short-circuit: one branch for all four (every field is in the loaded node).
+        // Non-short-circuit: one branch for all four (every field is in the loaded node). So the
+        // size is computed for nodes that are not allocated too, whose slack field holds
+        // something else: wrapping, not a subtraction that panics in debug builds.
         if (node.state() != STATE_USED)
             | (node.narrow[N_TAG] != raw.tag)
             | (node.offset() << g != raw.offset)
-            | ((node.size() << g) - u64::from(node.narrow[N_SLACK]) != raw.size)
+            | ((node.size() << g).wrapping_sub(u64::from(node.narrow[N_SLACK])) != raw.size)
         {
             return Err(FreeError::DoubleFree);
         }

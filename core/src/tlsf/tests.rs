@@ -333,6 +333,39 @@ fn small_requests_go_to_the_top_and_large_to_the_bottom() {
     free(&mut t, large2);
 }
 
+/// A hole in the request's own size class that fits is reused before a larger block is split:
+/// taking the first class guaranteed to fit instead left such holes unused (measured: the pools'
+/// game-frame replay took 1508 MiB of device memory instead of 1280).
+#[test]
+fn a_fitting_hole_in_the_own_class_is_reused_first() {
+    let config = TlsfConfig::new(1 << 20, 16, 16).with_small_threshold(0);
+    let mut t = TlsfAllocator::new(config, vec![TlsfNode::EMPTY; config.storage_len()]).unwrap();
+    // 1000 granules sit inside their class ([992, 1008) granules), so the class guaranteed to
+    // fit them starts above the hole's.
+    let size = 1000 * 16;
+    let a = alloc(&mut t, size, 16);
+    let b = alloc(&mut t, size, 16);
+    let c = alloc(&mut t, size, 16);
+    assert_eq!((a.offset(), b.offset(), c.offset()), (0, size, 2 * size));
+    let hole = b.offset();
+    free(&mut t, b);
+    let again = alloc(&mut t, size, 16);
+    assert_eq!(
+        again.offset(),
+        hole,
+        "the hole was skipped for the free tail"
+    );
+    // The same with alignment: a hole whose offset is aligned is reused even though the worst
+    // case padding would need a larger class.
+    let hole = again.offset();
+    free(&mut t, again);
+    let aligned = alloc(&mut t, size - 32, 64);
+    assert_eq!(aligned.offset(), hole);
+    for x in [a, c, aligned] {
+        free(&mut t, x);
+    }
+}
+
 #[test]
 fn coalescing_with_both_neighbours() {
     let config = TlsfConfig::new(4096, 16, 8).with_small_threshold(0);
