@@ -493,8 +493,9 @@ impl Index {
         // (see the module docs for why this comes before the guaranteed class).
         let first = self.first_nonempty_from(floor_class(units))?;
         let head = self.head(first);
-        let pad = padding(nodes[head as usize].offset(), align);
-        if nodes[head as usize].size() >= units + pad {
+        let n = &nodes[head as usize];
+        let pad = padding(n.offset(), align);
+        if n.size() >= units + pad {
             return Some((head, first, pad));
         }
         // Guaranteed fit: every block of `guaranteed` and above holds `units` plus the worst
