@@ -14,6 +14,9 @@
 //! (`FAST_DEVICE_ACCESS` / `GpuOnly`), linear, every memory type allowed.
 //!
 //! - memkit pools (TLSF, buddy): `MemoryPools::allocate` / `free`, type ranking included.
+//! - memkit TLSF, 16M dedic.: the TLSF pools with `PoolConfig::dedicated_threshold` at 16 MiB
+//!   instead of half the 256 MiB block: what a user who wants less device memory on the
+//!   game-frame mix (requests up to 64 MiB) trades for more memory objects.
 //! - raw TLSF, raw buddy: the same sub-allocators over one arena of the trace's capacity, with
 //!   the pools' granule (256 B): the floor the pools' overhead is measured from.
 //! - gpu-alloc 0.6: `GpuAllocator::alloc` / `dealloc` with `Config::i_am_prototyping()`, over a
@@ -306,29 +309,53 @@ type Pools<A> =
     MemoryPools<&'static MockDevice, A, Vec<BlockSlot<u32, A>>, Vec<DedicatedSlot<u32>>>;
 
 struct MemkitPools<A: BenchStorage> {
+    name: &'static str,
     device: &'static MockDevice,
     pools: Pools<A>,
 }
 
 impl<A: BenchStorage> MemkitPools<A> {
+    /// The default configuration.
     fn new() -> Self {
+        Self::with_config(A::NAME, PoolConfig::DEFAULT)
+    }
+
+    /// The default configuration but for a dedicated object above 16 MiB instead of above
+    /// 128 MiB (half the 256 MiB block): the trade a user makes for less device memory when
+    /// requests of tens of MiB come and go, paid in memory objects.
+    fn dedicated_above_16_mib() -> Self {
+        let config = PoolConfig {
+            dedicated_threshold: Some(16 << 20),
+            ..PoolConfig::DEFAULT
+        };
+        Self::with_config(DEDICATED_16_MIB, config)
+    }
+
+    fn with_config(name: &'static str, config: PoolConfig) -> Self {
         // Leaked: one small mock per contender for the whole run.
         let device: &'static MockDevice = Box::leak(Box::new(MockDevice::h200()));
         let config = PoolConfig {
             max_allocations_per_block: MAX_ALLOCATIONS,
-            ..PoolConfig::DEFAULT
+            ..config
         };
         let len = Pools::<A>::block_storage_len(&device, &config).expect("valid config");
         let blocks = (0..32).map(|_| BlockSlot::new(A::storage(len))).collect();
         let pools = MemoryPools::new(device, config, blocks, vec![DedicatedSlot::new(); 256])
             .expect("valid pools");
-        Self { device, pools }
+        Self {
+            name,
+            device,
+            pools,
+        }
     }
 }
 
+/// The row of [`MemkitPools::dedicated_above_16_mib`] (TLSF blocks).
+const DEDICATED_16_MIB: &str = "memkit TLSF, 16M dedic.";
+
 impl<A: BenchStorage> Contender for MemkitPools<A> {
     fn name(&self) -> &'static str {
-        A::NAME
+        self.name
     }
     fn replay(&mut self, trace: &Trace) -> (f64, u64) {
         let pools = std::cell::RefCell::new(&mut self.pools);
@@ -773,6 +800,7 @@ fn run(trace: &Trace, reps: usize, only: Option<&str>) -> Vec<Row> {
         Box::new(RawBuddy::new(trace.capacity)),
         Box::new(MemkitPools::<TlsfAllocator<Vec<TlsfNode>>>::new()),
         Box::new(MemkitPools::<BuddyAllocator<Vec<u64>>>::new()),
+        Box::new(MemkitPools::<TlsfAllocator<Vec<TlsfNode>>>::dedicated_above_16_mib()),
         Box::new(gpu_alloc_peer::GpuAlloc::new()),
         Box::new(gpu_allocator_peer::GpuAllocator::new()),
     ];
