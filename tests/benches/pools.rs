@@ -104,9 +104,10 @@ trait Contender {
     fn replay(&mut self, trace: &Trace) -> (f64, u64);
     /// Most device bytes held at once (memory objects), and memory objects allocated so far.
     fn device_stats(&self) -> (u64, u64);
-    /// Allocates one small (256 B) buffer on a fresh instance and reports the device bytes that
-    /// took: the startup footprint.
-    fn footprint(&self) -> u64;
+    /// Allocates `count` device-local buffers of `size` bytes (alignment 16) on a fresh instance
+    /// in its default configuration and reports the device bytes they took: with one 256 B
+    /// buffer, the startup footprint.
+    fn footprint(&self, count: u32, size: u64) -> u64;
 }
 
 /// Replays a trace through `alloc` / `free` with a handle table indexed by id.
@@ -175,7 +176,7 @@ impl Contender for RawTlsf {
     fn device_stats(&self) -> (u64, u64) {
         (0, 0)
     }
-    fn footprint(&self) -> u64 {
+    fn footprint(&self, _count: u32, _size: u64) -> u64 {
         0
     }
 }
@@ -190,7 +191,7 @@ impl Contender for RawBuddy {
     fn device_stats(&self) -> (u64, u64) {
         (0, 0)
     }
-    fn footprint(&self) -> u64 {
+    fn footprint(&self, _count: u32, _size: u64) -> u64 {
         0
     }
 }
@@ -317,7 +318,11 @@ struct MemkitPools<A: BenchStorage> {
 impl<A: BenchStorage> MemkitPools<A> {
     /// The default configuration.
     fn new() -> Self {
-        Self::with_config(A::NAME, PoolConfig::DEFAULT)
+        let config = PoolConfig {
+            max_allocations_per_block: MAX_ALLOCATIONS,
+            ..PoolConfig::DEFAULT
+        };
+        Self::with_config(A::NAME, config)
     }
 
     /// The default configuration but for a dedicated object above 16 MiB instead of above
@@ -325,6 +330,7 @@ impl<A: BenchStorage> MemkitPools<A> {
     /// requests of tens of MiB come and go, paid in memory objects.
     fn dedicated_above_16_mib() -> Self {
         let config = PoolConfig {
+            max_allocations_per_block: MAX_ALLOCATIONS,
             dedicated_threshold: Some(16 << 20),
             ..PoolConfig::DEFAULT
         };
@@ -334,10 +340,6 @@ impl<A: BenchStorage> MemkitPools<A> {
     fn with_config(name: &'static str, config: PoolConfig) -> Self {
         // Leaked: one small mock per contender for the whole run.
         let device: &'static MockDevice = Box::leak(Box::new(MockDevice::h200()));
-        let config = PoolConfig {
-            max_allocations_per_block: MAX_ALLOCATIONS,
-            ..config
-        };
         let len = Pools::<A>::block_storage_len(&device, &config).expect("valid config");
         let blocks = (0..32).map(|_| BlockSlot::new(A::storage(len))).collect();
         let pools = MemoryPools::new(device, config, blocks, vec![DedicatedSlot::new(); 256])
@@ -378,19 +380,17 @@ impl<A: BenchStorage> Contender for MemkitPools<A> {
             u64::from(self.device.next.get() - 1),
         )
     }
-    fn footprint(&self) -> u64 {
-        let mut fresh = Self::new();
-        let a = fresh
-            .pools
-            .allocate(&AllocationRequest::sized(
-                256,
-                16,
-                MemoryUsage::FAST_DEVICE_ACCESS,
-            ))
-            .expect("small allocation");
+    fn footprint(&self, count: u32, size: u64) -> u64 {
+        let mut fresh = Self::with_config(self.name, PoolConfig::DEFAULT);
+        let request = AllocationRequest::sized(size, 16, MemoryUsage::FAST_DEVICE_ACCESS);
+        let live: Vec<_> = (0..count)
+            .map(|_| fresh.pools.allocate(&request).expect("small allocation"))
+            .collect();
         let bytes = fresh.device.bytes.get();
-        // SAFETY: no GPU work.
-        unsafe { fresh.pools.free(a) }.expect("live allocation");
+        for a in live {
+            // SAFETY: no GPU work.
+            unsafe { fresh.pools.free(a) }.expect("live allocation");
+        }
         bytes
     }
 }
@@ -530,19 +530,23 @@ mod gpu_alloc_peer {
         fn device_stats(&self) -> (u64, u64) {
             (self.device.peak.get(), self.device.allocations.get())
         }
-        fn footprint(&self) -> u64 {
+        fn footprint(&self, count: u32, size: u64) -> u64 {
             let mut fresh = Self::new();
             let request = gpu_alloc::Request {
-                size: 256,
+                size,
                 align_mask: 15,
                 usage: gpu_alloc::UsageFlags::FAST_DEVICE_ACCESS,
                 memory_types: !0,
             };
-            // SAFETY: as in `replay`.
-            let block = unsafe { fresh.inner.alloc(&fresh.device, request) }.expect("small");
+            let live: Vec<_> = (0..count)
+                // SAFETY: as in `replay`.
+                .map(|_| unsafe { fresh.inner.alloc(&fresh.device, request) }.expect("small"))
+                .collect();
             let bytes = fresh.device.bytes.get();
-            // SAFETY: as in `replay`.
-            unsafe { fresh.inner.dealloc(&fresh.device, block) };
+            for block in live {
+                // SAFETY: as in `replay`.
+                unsafe { fresh.inner.dealloc(&fresh.device, block) };
+            }
             // SAFETY: every block was freed; same device.
             unsafe { fresh.inner.cleanup(&fresh.device) };
             bytes
@@ -752,12 +756,12 @@ mod gpu_allocator_peer {
         fn device_stats(&self) -> (u64, u64) {
             with_device(self.device, |d| (d.peak, d.allocations))
         }
-        fn footprint(&self) -> u64 {
+        fn footprint(&self, count: u32, size: u64) -> u64 {
             let mut fresh = Self::new();
             let desc = AllocationCreateDesc {
                 name: "footprint",
                 requirements: vk::MemoryRequirements {
-                    size: 256,
+                    size,
                     alignment: 16,
                     memory_type_bits: !0,
                 },
@@ -765,15 +769,28 @@ mod gpu_allocator_peer {
                 linear: true,
                 allocation_scheme: AllocationScheme::GpuAllocatorManaged,
             };
-            let a = fresh.inner.allocate(&desc).expect("small allocation");
+            let live: Vec<_> = (0..count)
+                .map(|_| fresh.inner.allocate(&desc).expect("small allocation"))
+                .collect();
             let bytes = with_device(fresh.device, |d| d.bytes);
-            fresh.inner.free(a).expect("live allocation");
+            for a in live {
+                fresh.inner.free(a).expect("live allocation");
+            }
             bytes
         }
     }
 }
 
 // ---- the run -------------------------------------------------------------------------------------
+
+/// `256 B`, `4 KiB`, `16 MiB`.
+fn size_label(bytes: u64) -> String {
+    match bytes {
+        b if b >= MIB && b.is_multiple_of(MIB) => format!("{} MiB", b / MIB),
+        b if b >= 1 << 10 && b.is_multiple_of(1 << 10) => format!("{} KiB", b >> 10),
+        b => format!("{b} B"),
+    }
+}
 
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
@@ -973,17 +990,32 @@ fn main() {
         pool / raw
     );
     buffers::run(quick);
-    println!("\nstartup footprint: device bytes after one 256-byte device-local allocation");
+    println!(
+        "\nfootprint: device MiB held by N device-local buffers of one size, each allocator in its default configuration"
+    );
     let footprints: Vec<Box<dyn Contender>> = vec![
         Box::new(MemkitPools::<TlsfAllocator<Vec<TlsfNode>>>::new()),
         Box::new(gpu_alloc_peer::GpuAlloc::new()),
         Box::new(gpu_allocator_peer::GpuAllocator::new()),
     ];
+    // One small buffer (the startup footprint), then many small ones: memkit's blocks hold at
+    // most `max_allocations_per_block` (4096) allocations each.
+    let cases: [(u32, u64); 4] = [
+        (1, 256),
+        (10_000, 1 << 10),
+        (10_000, 4 << 10),
+        (10_000, 16 << 10),
+    ];
+    print!("  {:<24}", "allocator");
+    for (count, size) in cases {
+        print!(" {:>14}", format!("{count} x {}", size_label(size)));
+    }
+    println!();
     for c in &footprints {
-        println!(
-            "  {:<24} {:>8.1} MiB",
-            c.name(),
-            c.footprint() as f64 / MIB as f64
-        );
+        print!("  {:<24}", c.name());
+        for (count, size) in cases {
+            print!(" {:>14.1}", c.footprint(count, size) as f64 / MIB as f64);
+        }
+        println!();
     }
 }

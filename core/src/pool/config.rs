@@ -15,7 +15,8 @@ pub struct PoolConfig {
     /// The sub-allocators' unit (a power of two, 256 bytes): every sub-allocation's offset and
     /// size are multiples of it.
     pub block_granule: u64,
-    /// Most live sub-allocations per block (sizes each block's metadata).
+    /// Most live sub-allocations per block (sizes each block's metadata). Blocks stop growing at
+    /// the size this many allocations of the pool's mean size fill.
     pub max_allocations_per_block: u32,
     /// Empty blocks each pool keeps instead of freeing (1): a frame that frees everything and
     /// allocates again does not pay `vkAllocateMemory` (about 70 us on NVIDIA). Beyond it, the

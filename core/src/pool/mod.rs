@@ -821,13 +821,17 @@ where
         let ty = self.types[memory_type as usize];
         let heap = ty.heap_index as usize;
         let sizing = self.sizing[heap];
-        let target =
-            sizing
-                .next_block(self.sets[set].largest, needed)
-                .ok_or(PoolError::TooLarge {
-                    size: needed,
-                    max: sizing.largest,
-                })?;
+        let target = sizing
+            .next_block_by_count(
+                self.sets[set].largest,
+                needed,
+                self.config.max_allocations_per_block,
+                self.mean_live_size(set),
+            )
+            .ok_or(PoolError::TooLarge {
+                size: needed,
+                max: sizing.largest,
+            })?;
         if self.free_block == NO_SLOT {
             return Err(PoolError::BlockSlotsExhausted);
         }
@@ -852,6 +856,22 @@ where
             self.push_free_block(slot);
         }
         result
+    }
+
+    /// The mean size (as asked of the sub-allocators) of the live allocations in `set`'s
+    /// blocks; 0 when there are none.
+    fn mean_live_size(&self, set: usize) -> u64 {
+        let (mut used, mut live) = (0u64, 0u64);
+        let mut i = self.sets[set].head;
+        while i != NO_SLOT {
+            let entry = &self.blocks.as_ref()[i as usize];
+            if let BlockState::Live(b) = &entry.state {
+                used += b.size - b.free;
+                live += u64::from(b.live);
+            }
+            i = entry.link;
+        }
+        used.checked_div(live).unwrap_or(0)
     }
 
     fn push_free_block(&mut self, slot: u32) {

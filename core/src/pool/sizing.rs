@@ -5,9 +5,11 @@
 //! figures). A pool's first block is small ([`super::PoolConfig::first_block_size`], 2 MiB by
 //! default) and each new block doubles the largest one the pool has, up to the preferred size,
 //! so a device with one small allocation reserves a few MiB per heap, and a busy pool reaches
-//! large blocks after a handful of `vkAllocateMemory` calls. Requests above the dedicated
-//! threshold (half the preferred size) get a memory object of their own. Every size is a power of
-//! two, at most `maxMemoryAllocationSize`.
+//! large blocks after a handful of `vkAllocateMemory` calls. Growth stops early where a block's
+//! metadata would run out before its bytes: a block holds at most `max_allocations_per_block`
+//! allocations, so a pool of 4 KiB buffers (4096 of them fill 16 MiB) keeps 16 MiB blocks.
+//! Requests above the dedicated threshold (half the preferred size) get a memory object of their
+//! own. Every size is a power of two, at most `maxMemoryAllocationSize`.
 #![forbid(unsafe_code)]
 
 /// Heaps up to this size get blocks of an eighth of the heap.
@@ -96,5 +98,28 @@ impl BlockSizing {
             largest.saturating_mul(2).min(self.preferred)
         };
         Some(grown.max(self.first).max(needed))
+    }
+
+    /// [`next_block`](Self::next_block) for a pool whose blocks hold at most `max_allocations`
+    /// allocations each and whose live allocations average `mean` bytes (0: none live). A block
+    /// larger than `max_allocations` such allocations runs out of metadata with most of its bytes
+    /// unused, so growth stops at the power of two that holds them (never below the first block,
+    /// nor below `needed`). Many small buffers then fill blocks of a few MiB, not 256 MiB ones.
+    pub fn next_block_by_count(
+        &self,
+        largest: u64,
+        needed: u64,
+        max_allocations: u32,
+        mean: u64,
+    ) -> Option<u64> {
+        let grown = self.next_block(largest, needed)?;
+        if mean == 0 {
+            return Some(grown);
+        }
+        let by_count = mean
+            .saturating_mul(u64::from(max_allocations))
+            .checked_next_power_of_two()
+            .unwrap_or(u64::MAX);
+        Some(grown.min(by_count.max(self.first)).max(needed))
     }
 }

@@ -13,7 +13,7 @@ pub(crate) const NO_SLOT: u32 = u32::MAX;
 /// largest block (see [`super::MemoryPools::block_storage_len`]).
 ///
 /// Laid out so that what every allocation and free in the block reads and writes (the
-/// generation, the state's tag and the head of [`LiveBlock`]) fills the slot's first cache line.
+/// generation, the state's tag and the head of the live block) fills the slot's first cache line.
 #[repr(C, align(64))]
 pub struct BlockSlot<M, A: BlockAllocator> {
     /// Bumped each time the slot's block is released, so handles into it go stale.

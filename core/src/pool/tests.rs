@@ -26,6 +26,41 @@ mod sizing {
     }
 
     #[test]
+    fn growth_stops_where_metadata_runs_out_first() {
+        let s = BlockSizing::new(16 << 30, 2 * MIB, None, None, u64::MAX, 256);
+        // 4096 allocations of 4 KiB fill 16 MiB: no block grows past that.
+        assert_eq!(
+            s.next_block_by_count(8 * MIB, 4096, 4096, 4096),
+            Some(16 * MIB)
+        );
+        assert_eq!(
+            s.next_block_by_count(16 * MIB, 4096, 4096, 4096),
+            Some(16 * MIB)
+        );
+        assert_eq!(
+            s.next_block_by_count(64 * MIB, 4096, 4096, 4096),
+            Some(16 * MIB)
+        );
+        // Never below the first block, nor below what the request needs.
+        assert_eq!(s.next_block_by_count(2 * MIB, 4096, 16, 256), Some(2 * MIB));
+        assert_eq!(
+            s.next_block_by_count(2 * MIB, 8 * MIB, 16, 256),
+            Some(8 * MIB)
+        );
+        // No live allocations, or large ones: plain doubling.
+        assert_eq!(s.next_block_by_count(4 * MIB, 4096, 16, 0), Some(8 * MIB));
+        assert_eq!(
+            s.next_block_by_count(4 * MIB, 4096, 4096, MIB),
+            Some(8 * MIB)
+        );
+        assert_eq!(
+            s.next_block_by_count(4 * MIB, 4096, u32::MAX, u64::MAX),
+            Some(8 * MIB)
+        );
+        assert_eq!(s.next_block_by_count(4 * MIB, 512 * MIB, 16, 256), None);
+    }
+
+    #[test]
     fn limits_cap_every_size() {
         // maxMemoryAllocationSize of 3 MiB: blocks of 2 MiB at most.
         let s = BlockSizing::new(16 << 30, 2 * MIB, None, None, 3 * MIB, 256);
@@ -492,6 +527,7 @@ mod pools {
         dedicated_objects,
         keeps_one_empty_block,
         blocks_grow_then_cap,
+        small_allocations_do_not_grow_blocks_past_their_metadata,
         object_count_is_respected,
         within_budget_mode,
         falls_back_to_the_next_type,
@@ -779,6 +815,51 @@ mod pools {
             }
         }
         assert_eq!(dev.live_objects(), 1, "one empty block kept");
+    }
+
+    fn small_allocations_do_not_grow_blocks_past_their_metadata<A: TestStorage>() {
+        let dev = MockDevice::discrete();
+        // 256 allocations per block. Of 16 KiB each they fill 4 MiB of a block: blocks grow
+        // 2, 4 MiB and stay there, where doubling would go on to 8, 16, 32 MiB, each holding
+        // 4 MiB of allocations.
+        let mut p = pools_with::<A>(&dev, config(), 16, 4);
+        let live: Vec<_> = (0..(128 + 256 * 4))
+            .map(|_| p.allocate(&req(16 << 10, 1, U::empty())).unwrap())
+            .collect();
+        let sizes: Vec<u64> = dev
+            .state
+            .borrow()
+            .objects
+            .iter()
+            .map(|o| o.unwrap().size / MIB)
+            .collect();
+        assert_eq!(sizes, [2, 4, 4, 4, 4]);
+        let s = p.type_stats(0).unwrap();
+        assert_eq!(
+            (s.blocks, s.block_bytes, s.sub_allocations),
+            (5, 18 * MIB, 1152)
+        );
+        // SAFETY: no GPU.
+        unsafe {
+            for a in live {
+                p.free(a).unwrap();
+            }
+        }
+        assert_eq!(dev.live_objects(), 1, "one empty block kept");
+        // Larger allocations grow blocks again: 1 MiB ones fill the kept 4 MiB block, then
+        // open an 8 MiB one.
+        let live: Vec<_> = (0..5)
+            .map(|_| p.allocate(&req(MIB, 1, U::empty())).unwrap())
+            .collect();
+        let newest = dev.state.borrow().objects.iter().flatten().last().copied();
+        assert_eq!(newest.unwrap().size, 8 * MIB);
+        assert_eq!(p.type_stats(0).unwrap().block_bytes, 12 * MIB);
+        // SAFETY: no GPU.
+        unsafe {
+            for a in live {
+                p.free(a).unwrap();
+            }
+        }
     }
 
     fn object_count_is_respected<A: TestStorage>() {
