@@ -800,21 +800,26 @@ mod pools {
         for _ in 0..(2 + 4 + 8 + 16 + 32 + 64 + 128 + 128) {
             live.push(p.allocate(&req(MIB, 1, U::empty())).unwrap());
         }
-        let sizes: Vec<u64> = dev
-            .state
-            .borrow()
+        assert_eq!(object_mib(&dev), [2, 4, 8, 16, 32, 64, 128, 128]);
+        free_all(&mut p, live);
+        assert_eq!(dev.live_objects(), 1, "one empty block kept");
+    }
+
+    /// Sizes in MiB of the device's memory objects in allocation order (all still live).
+    fn object_mib(dev: &MockDevice) -> Vec<u64> {
+        let state = dev.state.borrow();
+        state
             .objects
             .iter()
             .map(|o| o.unwrap().size / MIB)
-            .collect();
-        assert_eq!(sizes, [2, 4, 8, 16, 32, 64, 128, 128]);
-        // SAFETY: no GPU.
-        unsafe {
-            for a in live {
-                p.free(a).unwrap();
-            }
+            .collect()
+    }
+
+    fn free_all<A: TestStorage>(p: &mut Pools<'_, A>, live: Vec<DeviceAllocation<u32>>) {
+        for a in live {
+            // SAFETY: no GPU.
+            unsafe { p.free(a).unwrap() };
         }
-        assert_eq!(dev.live_objects(), 1, "one empty block kept");
     }
 
     fn small_allocations_do_not_grow_blocks_past_their_metadata<A: TestStorage>() {
@@ -826,25 +831,13 @@ mod pools {
         let live: Vec<_> = (0..(128 + 256 * 4))
             .map(|_| p.allocate(&req(16 << 10, 1, U::empty())).unwrap())
             .collect();
-        let sizes: Vec<u64> = dev
-            .state
-            .borrow()
-            .objects
-            .iter()
-            .map(|o| o.unwrap().size / MIB)
-            .collect();
-        assert_eq!(sizes, [2, 4, 4, 4, 4]);
+        assert_eq!(object_mib(&dev), [2, 4, 4, 4, 4]);
         let s = p.type_stats(0).unwrap();
         assert_eq!(
             (s.blocks, s.block_bytes, s.sub_allocations),
             (5, 18 * MIB, 1152)
         );
-        // SAFETY: no GPU.
-        unsafe {
-            for a in live {
-                p.free(a).unwrap();
-            }
-        }
+        free_all(&mut p, live);
         assert_eq!(dev.live_objects(), 1, "one empty block kept");
         // Larger allocations grow blocks again: 1 MiB ones fill the kept 4 MiB block, then
         // open an 8 MiB one.
@@ -854,12 +847,7 @@ mod pools {
         let newest = dev.state.borrow().objects.iter().flatten().last().copied();
         assert_eq!(newest.unwrap().size, 8 * MIB);
         assert_eq!(p.type_stats(0).unwrap().block_bytes, 12 * MIB);
-        // SAFETY: no GPU.
-        unsafe {
-            for a in live {
-                p.free(a).unwrap();
-            }
-        }
+        free_all(&mut p, live);
     }
 
     fn object_count_is_respected<A: TestStorage>() {
