@@ -316,7 +316,8 @@ struct MemkitPools<A: BenchStorage> {
 }
 
 impl<A: BenchStorage> MemkitPools<A> {
-    /// The default configuration.
+    /// The default configuration with room for `MAX_ALLOCATIONS` per block, so that the
+    /// replays time the allocator, not metadata running out.
     fn new() -> Self {
         let config = PoolConfig {
             max_allocations_per_block: MAX_ALLOCATIONS,
