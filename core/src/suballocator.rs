@@ -8,23 +8,31 @@
 #![forbid(unsafe_code)]
 
 use core::fmt;
+use core::num::NonZeroU32;
 use core::sync::atomic::{AtomicU32, Ordering};
 
 /// Identifies one allocator instance, so a handle from another instance is detected on `free`.
+/// Never zero: an `Option` of a handle that holds one (an [`Allocation`], a table entry) is no
+/// larger than the handle.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct AllocatorId(u32);
+pub struct AllocatorId(NonZeroU32);
 
 impl AllocatorId {
-    /// A process-wide unique id (wraps after 2^32 instances, which is far past any real use).
+    /// A process-wide unique id (wraps after 2^32 - 1 instances, which is far past any real use).
     pub fn next() -> Self {
         // Relaxed: only uniqueness matters, and fetch_add is atomic at any ordering.
         static NEXT: AtomicU32 = AtomicU32::new(1);
-        Self(NEXT.fetch_add(1, Ordering::Relaxed))
+        loop {
+            // Zero comes round only once the counter wraps; it is skipped.
+            if let Some(id) = NonZeroU32::new(NEXT.fetch_add(1, Ordering::Relaxed)) {
+                return Self(id);
+            }
+        }
     }
 
     /// The raw id, for reports.
     pub const fn get(self) -> u32 {
-        self.0
+        self.0.get()
     }
 }
 
@@ -66,6 +74,9 @@ impl Allocation {
         &self.raw
     }
 }
+
+// The niche in `AllocatorId` at work: tables of `Option<Allocation>` cost no more than the handles.
+const _: () = assert!(size_of::<Option<Allocation>>() == size_of::<Allocation>());
 
 /// The plain-data form of an [`Allocation`]. The fields other than `offset` and `size` are the
 /// allocator's own bookkeeping; they let it tell a live handle from a stale or foreign one.
