@@ -196,6 +196,30 @@ impl Contender for RawBuddy {
     }
 }
 
+/// The H200's memory types and heaps ([`H200_TYPES`], [`H200_HEAPS`]) as core describes them.
+fn h200_properties() -> MemoryProperties {
+    let types: Vec<MemoryType> = H200_TYPES
+        .iter()
+        .map(|&(properties, heap_index)| MemoryType {
+            properties,
+            heap_index,
+        })
+        .collect();
+    let heaps: Vec<MemoryHeap> = H200_HEAPS
+        .iter()
+        .enumerate()
+        .map(|(i, &size)| MemoryHeap {
+            size,
+            flags: if i == 0 {
+                MemoryHeapFlags::DEVICE_LOCAL
+            } else {
+                MemoryHeapFlags::empty()
+            },
+        })
+        .collect();
+    MemoryProperties::new(&types, &heaps).expect("valid description")
+}
+
 // ---- memkit: pools over a mock device -------------------------------------------------------
 
 /// memkit's device trait over counters: objects are numbered, bytes counted.
@@ -209,27 +233,8 @@ struct MockDevice {
 
 impl MockDevice {
     fn h200() -> Self {
-        let types: Vec<MemoryType> = H200_TYPES
-            .iter()
-            .map(|&(properties, heap_index)| MemoryType {
-                properties,
-                heap_index,
-            })
-            .collect();
-        let heaps: Vec<MemoryHeap> = H200_HEAPS
-            .iter()
-            .enumerate()
-            .map(|(i, &size)| MemoryHeap {
-                size,
-                flags: if i == 0 {
-                    MemoryHeapFlags::DEVICE_LOCAL
-                } else {
-                    MemoryHeapFlags::empty()
-                },
-            })
-            .collect();
         Self {
-            properties: MemoryProperties::new(&types, &heaps).expect("valid description"),
+            properties: h200_properties(),
             next: std::cell::Cell::new(1),
             bytes: std::cell::Cell::new(0),
             peak: std::cell::Cell::new(0),

@@ -21,14 +21,14 @@ use std::time::Instant;
 
 use memkit_core::device::{
     BufferDevice, BufferUsage, CopyCommand, CopyQueue, DedicatedHint, DeviceError, DeviceLimits,
-    HeapBudget, MappedRange, MemoryAllocateInfo, MemoryDevice, MemoryHeap, MemoryHeapFlags,
-    MemoryProperties, MemoryRequirements, MemoryType, WaitStatus,
+    HeapBudget, MappedRange, MemoryAllocateInfo, MemoryDevice, MemoryProperties,
+    MemoryRequirements, WaitStatus,
 };
 use memkit_core::pool::{AllocationRequest, BlockSlot, DedicatedSlot, MemoryPools};
 use memkit_core::tlsf::{TlsfAllocator, TlsfNode};
 use memkit_std::{Buffer, Coordinator, CoordinatorConfig, MemoryUsage};
 
-use super::{H200_HEAPS, H200_TYPES, median};
+use super::{H200_TYPES, h200_properties, median};
 
 /// The buffer the GPU section creates: 64 KiB.
 const SIZE: u64 = 64 << 10;
@@ -51,27 +51,8 @@ pub struct CountingDevice {
 
 impl CountingDevice {
     pub fn h200() -> Self {
-        let types: Vec<MemoryType> = H200_TYPES
-            .iter()
-            .map(|&(properties, heap_index)| MemoryType {
-                properties,
-                heap_index,
-            })
-            .collect();
-        let heaps: Vec<MemoryHeap> = H200_HEAPS
-            .iter()
-            .enumerate()
-            .map(|(i, &size)| MemoryHeap {
-                size,
-                flags: if i == 0 {
-                    MemoryHeapFlags::DEVICE_LOCAL
-                } else {
-                    MemoryHeapFlags::empty()
-                },
-            })
-            .collect();
         Self {
-            properties: MemoryProperties::new(&types, &heaps).expect("valid description"),
+            properties: h200_properties(),
             next_buffer: AtomicU64::new(1),
             next_memory: AtomicU64::new(1),
             objects: AtomicU64::new(0),
