@@ -17,7 +17,10 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
-fn info(memory_type: u32, size: u64) -> MemoryAllocateInfo<memkit_dummy::DummyBuffer> {
+fn info(
+    memory_type: u32,
+    size: u64,
+) -> MemoryAllocateInfo<memkit_dummy::DummyBuffer, memkit_dummy::DummyImage> {
     MemoryAllocateInfo {
         size,
         memory_type,

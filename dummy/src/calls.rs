@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use memkit_core::device::{
     BufferCopy, BufferUsage, CopyCommand, DedicatedHint, DedicatedTo, DeviceError, DeviceLimits,
-    HeapBudget, MappedRange, MemoryAllocateInfo, MemoryProperties, MemoryPropertyFlags,
+    HeapBudget, ImageDesc, MappedRange, MemoryAllocateInfo, MemoryProperties, MemoryPropertyFlags,
     MemoryRequirements, WaitStatus,
 };
 
@@ -19,7 +19,7 @@ use crate::device::{
     State,
 };
 use crate::faults::{Site, Trigger};
-use crate::handles::{DummyBuffer, DummyMemory};
+use crate::handles::{DummyBuffer, DummyImage, DummyMemory};
 use crate::host_bytes::HostBytes;
 use crate::intervals::IntervalSet;
 use crate::memory::{MemoryObject, host_hash};
@@ -80,7 +80,7 @@ impl DummyDevice {
     /// random faults apply.
     pub fn allocate_memory(
         &self,
-        info: &MemoryAllocateInfo<DummyBuffer>,
+        info: &MemoryAllocateInfo<DummyBuffer, DummyImage>,
     ) -> Result<DummyMemory, DeviceError> {
         let mut state = self.lock();
         if state.lost {
@@ -100,7 +100,7 @@ impl DummyDevice {
     fn allocate_locked(
         &self,
         state: &mut State,
-        info: &MemoryAllocateInfo<DummyBuffer>,
+        info: &MemoryAllocateInfo<DummyBuffer, DummyImage>,
         call: u64,
     ) -> Result<DummyMemory, DeviceError> {
         if state.lost {
@@ -137,9 +137,14 @@ impl DummyDevice {
             });
             return Err(REFUSED);
         }
-        let dedicated_to = match info.dedicated_to {
+        // An image is a resource numbered with the buffers: both name their entry the same way.
+        let dedicated_resource = info.dedicated_to.map(|to| match to {
+            DedicatedTo::Buffer(buffer) => buffer,
+            DedicatedTo::Image(image) => image.resource,
+        });
+        let dedicated_to = match dedicated_resource {
             None => None,
-            Some(DedicatedTo::Buffer(buffer)) => {
+            Some(buffer) => {
                 let Some(index) =
                     state.live_buffer(self.shared.serial, buffer, Operation::Allocate)
                 else {
@@ -425,6 +430,40 @@ impl DummyDevice {
         size: u64,
     ) -> Result<(DummyBuffer, MemoryRequirements), DeviceError> {
         self.create_resource(size, BufferUsage::empty(), true)
+    }
+
+    /// Creates an image (`ImageDevice::create_image`): an optimal resource whose required size
+    /// is the description's [`packed_bytes`](ImageDesc::packed_bytes) rounded up to
+    /// [`optimal_alignment`](crate::DeviceConfig::optimal_alignment), with the memory types and
+    /// dedicated thresholds of optimal resources. A description that fails
+    /// [`ImageDesc::validate`] is refused with [`DeviceError::InvalidImage`] (a typed error the
+    /// backend gives, not a misuse). Counted with the buffers, and failed by buffer-creation
+    /// faults.
+    pub fn create_image(
+        &self,
+        desc: &ImageDesc,
+    ) -> Result<(DummyImage, MemoryRequirements), DeviceError> {
+        desc.validate().map_err(DeviceError::InvalidImage)?;
+        let (resource, requirements) =
+            self.create_resource(desc.packed_bytes(), BufferUsage::empty(), true)?;
+        Ok((DummyImage { resource }, requirements))
+    }
+
+    /// Binds an image (`ImageDevice::bind_image_memory`): the checks and records of
+    /// [`bind_buffer_memory`](Self::bind_buffer_memory), misuses naming `image.resource()`.
+    pub fn bind_image_memory(
+        &self,
+        image: DummyImage,
+        memory: DummyMemory,
+        offset: u64,
+    ) -> Result<(), DeviceError> {
+        self.bind_buffer_memory(image.resource, memory, offset)
+    }
+
+    /// Destroys an image (`ImageDevice::destroy_image`), with the records of
+    /// [`destroy_buffer`](Self::destroy_buffer).
+    pub fn destroy_image(&self, image: DummyImage) {
+        self.destroy_buffer(image.resource);
     }
 
     fn create_resource(

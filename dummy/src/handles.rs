@@ -1,4 +1,4 @@
-//! Handles of the simulated device's memory objects and buffers.
+//! Handles of the simulated device's memory objects, buffers and images.
 #![forbid(unsafe_code)]
 
 use std::fmt;
@@ -17,6 +17,43 @@ pub struct DummyMemory {
 pub struct DummyBuffer {
     pub(crate) device: u32,
     pub(crate) index: u64,
+}
+
+/// An image of a [`DummyDevice`](crate::DummyDevice), made by
+/// [`create_image`](crate::DummyDevice::create_image). Images are resources like buffers and are
+/// numbered with them: misuse reports, counters and the leak report name an image by its
+/// resource handle, [`DummyImage::resource`]. Never reused; carries its device.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct DummyImage {
+    pub(crate) resource: DummyBuffer,
+}
+
+impl DummyImage {
+    /// The resource handle that misuse reports and inspection name this image by.
+    pub fn resource(self) -> DummyBuffer {
+        self.resource
+    }
+
+    /// The image's number on its device, counted with the buffers from 1 in creation order.
+    pub fn index(self) -> u64 {
+        self.resource.index
+    }
+}
+
+impl fmt::Debug for DummyImage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "image#{}@dev{}",
+            self.resource.index, self.resource.device
+        )
+    }
+}
+
+impl fmt::Display for DummyImage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self, f)
+    }
 }
 
 impl DummyMemory {

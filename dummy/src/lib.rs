@@ -74,6 +74,6 @@ mod traits;
 pub use config::{DeviceConfig, Preset, UnknownPreset, WaitMode};
 pub use device::{BufferInfo, DummyDevice, InspectError, MISUSE_RESULT_CODE, MemoryInfo};
 pub use faults::{RandomFailures, ScheduledFault, Trigger};
-pub use handles::{DummyBuffer, DummyMemory};
+pub use handles::{DummyBuffer, DummyImage, DummyMemory};
 pub use misuse::{InvalidAllocation, Misuse, MisuseKind, Operation};
 pub use report::{Counters, LeakReport, LeakedBuffer, LeakedMemory};

@@ -9,16 +9,17 @@ use std::ptr::NonNull;
 
 use memkit_core::device::{
     BufferDevice, BufferUsage, CopyCommand, CopyQueue, DeviceError, DeviceLimits, HeapBudget,
-    MappedRange, MemoryAllocateInfo, MemoryDevice, MemoryProperties, MemoryRequirements,
-    WaitStatus,
+    ImageDesc, ImageDevice, MappedRange, MemoryAllocateInfo, MemoryDevice, MemoryProperties,
+    MemoryRequirements, WaitStatus,
 };
 
 use crate::device::DummyDevice;
-use crate::handles::{DummyBuffer, DummyMemory};
+use crate::handles::{DummyBuffer, DummyImage, DummyMemory};
 
 impl MemoryDevice for DummyDevice {
     type Memory = DummyMemory;
     type Buffer = DummyBuffer;
+    type Image = DummyImage;
 
     fn memory_properties(&self) -> &MemoryProperties {
         DummyDevice::memory_properties(self)
@@ -34,7 +35,7 @@ impl MemoryDevice for DummyDevice {
 
     unsafe fn allocate_memory(
         &self,
-        info: &MemoryAllocateInfo<DummyBuffer>,
+        info: &MemoryAllocateInfo<DummyBuffer, DummyImage>,
     ) -> Result<DummyMemory, DeviceError> {
         DummyDevice::allocate_memory(self, info)
     }
@@ -83,6 +84,28 @@ impl BufferDevice for DummyDevice {
 
     unsafe fn destroy_buffer(&self, buffer: DummyBuffer) {
         DummyDevice::destroy_buffer(self, buffer);
+    }
+}
+
+impl ImageDevice for DummyDevice {
+    fn create_image(
+        &self,
+        desc: &ImageDesc,
+    ) -> Result<(DummyImage, MemoryRequirements), DeviceError> {
+        DummyDevice::create_image(self, desc)
+    }
+
+    unsafe fn bind_image_memory(
+        &self,
+        image: DummyImage,
+        memory: DummyMemory,
+        offset: u64,
+    ) -> Result<(), DeviceError> {
+        DummyDevice::bind_image_memory(self, image, memory, offset)
+    }
+
+    unsafe fn destroy_image(&self, image: DummyImage) {
+        DummyDevice::destroy_image(self, image);
     }
 }
 

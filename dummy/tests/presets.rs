@@ -281,7 +281,7 @@ fn upload_through_traits<D: CopyQueue>(
 
 fn info_for<D: MemoryDevice>(
     memory_type: u32,
-) -> memkit_core::device::MemoryAllocateInfo<D::Buffer> {
+) -> memkit_core::device::MemoryAllocateInfo<D::Buffer, D::Image> {
     memkit_core::device::MemoryAllocateInfo {
         size: 0,
         memory_type,

@@ -28,6 +28,7 @@ pub(crate) struct SharedDevice<D>(pub(crate) Arc<D>);
 impl<D: MemoryDevice> MemoryDevice for SharedDevice<D> {
     type Memory = D::Memory;
     type Buffer = D::Buffer;
+    type Image = D::Image;
 
     fn memory_properties(&self) -> &MemoryProperties {
         self.0.memory_properties()
@@ -43,7 +44,7 @@ impl<D: MemoryDevice> MemoryDevice for SharedDevice<D> {
 
     unsafe fn allocate_memory(
         &self,
-        info: &MemoryAllocateInfo<Self::Buffer>,
+        info: &MemoryAllocateInfo<Self::Buffer, Self::Image>,
     ) -> Result<Self::Memory, DeviceError> {
         // SAFETY: forwarded unchanged; the caller keeps the contract of `D::allocate_memory`.
         unsafe { self.0.allocate_memory(info) }

@@ -33,6 +33,7 @@
 //! one allocate or one free).
 
 use std::collections::HashMap;
+use std::convert::Infallible;
 use std::ffi::{CStr, c_void};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -246,6 +247,7 @@ impl MockDevice {
 impl MemoryDevice for MockDevice {
     type Memory = u32;
     type Buffer = u32;
+    type Image = Infallible;
 
     fn memory_properties(&self) -> &MemoryProperties {
         &self.properties
@@ -259,7 +261,10 @@ impl MemoryDevice for MockDevice {
         false
     }
 
-    unsafe fn allocate_memory(&self, info: &MemoryAllocateInfo<u32>) -> Result<u32, DeviceError> {
+    unsafe fn allocate_memory(
+        &self,
+        info: &MemoryAllocateInfo<u32, Infallible>,
+    ) -> Result<u32, DeviceError> {
         let id = self.next.get();
         self.next.set(id + 1);
         self.bytes.set(self.bytes.get() + info.size);

@@ -2,8 +2,9 @@
 
 use ash::vk;
 use memkit_core::device::{
-    BufferCopy, BufferUsage, DedicatedHint, DescriptionError, DeviceLimits, MemoryHeap,
-    MemoryHeapFlags, MemoryProperties, MemoryPropertyFlags, MemoryRequirements, MemoryType,
+    BufferCopy, BufferUsage, DedicatedHint, DescriptionError, DeviceLimits, ImageFormat,
+    ImageUsage, MemoryHeap, MemoryHeapFlags, MemoryProperties, MemoryPropertyFlags,
+    MemoryRequirements, MemoryType,
 };
 
 /// Vulkan's memory types and heaps as core's [`MemoryProperties`]. Unknown property bits are kept.
@@ -118,6 +119,31 @@ pub fn map_memory_requirements(
         memory_type_bits: raw.memory_type_bits,
         dedicated: map_dedicated_hint(dedicated),
     }
+}
+
+/// core's texel format as Vulkan's.
+pub fn map_image_format(format: ImageFormat) -> vk::Format {
+    match format {
+        ImageFormat::R8Unorm => vk::Format::R8_UNORM,
+        ImageFormat::Rg8Unorm => vk::Format::R8G8_UNORM,
+        ImageFormat::Rgba8Unorm => vk::Format::R8G8B8A8_UNORM,
+        ImageFormat::Rgba8Srgb => vk::Format::R8G8B8A8_SRGB,
+        ImageFormat::Bgra8Unorm => vk::Format::B8G8R8A8_UNORM,
+        ImageFormat::Bgra8Srgb => vk::Format::B8G8R8A8_SRGB,
+        ImageFormat::R16Float => vk::Format::R16_SFLOAT,
+        ImageFormat::Rg16Float => vk::Format::R16G16_SFLOAT,
+        ImageFormat::Rgba16Float => vk::Format::R16G16B16A16_SFLOAT,
+        ImageFormat::R32Float => vk::Format::R32_SFLOAT,
+        ImageFormat::Rg32Float => vk::Format::R32G32_SFLOAT,
+        ImageFormat::Rgba32Float => vk::Format::R32G32B32A32_SFLOAT,
+        ImageFormat::D16Unorm => vk::Format::D16_UNORM,
+        ImageFormat::D32Float => vk::Format::D32_SFLOAT,
+    }
+}
+
+/// core's image usage flags as Vulkan's (the same bit layout by construction).
+pub fn map_image_usage(usage: ImageUsage) -> vk::ImageUsageFlags {
+    vk::ImageUsageFlags::from_raw(usage.bits())
 }
 
 /// A residency priority clamped into Vulkan's `[0, 1]`; NaN becomes the default 0.5.

@@ -331,6 +331,7 @@ impl Drop for VulkanDevice {
 impl MemoryDevice for VulkanDevice {
     type Memory = vk::DeviceMemory;
     type Buffer = vk::Buffer;
+    type Image = vk::Image;
 
     fn memory_properties(&self) -> &MemoryProperties {
         &self.properties
@@ -363,7 +364,7 @@ impl MemoryDevice for VulkanDevice {
 
     unsafe fn allocate_memory(
         &self,
-        info: &MemoryAllocateInfo<Self::Buffer>,
+        info: &MemoryAllocateInfo<Self::Buffer, Self::Image>,
     ) -> Result<Self::Memory, DeviceError> {
         if info.size == 0 || info.memory_type as usize >= self.properties.types().len() {
             return Err(DeviceError::Unexpected(INVALID_ARGUMENT));
@@ -385,8 +386,11 @@ impl MemoryDevice for VulkanDevice {
         let mut allocate = vk::MemoryAllocateInfo::default()
             .allocation_size(info.size)
             .memory_type_index(info.memory_type);
-        if let Some(DedicatedTo::Buffer(buffer)) = info.dedicated_to {
-            dedicated = dedicated.buffer(buffer);
+        if let Some(to) = info.dedicated_to {
+            dedicated = match to {
+                DedicatedTo::Buffer(buffer) => dedicated.buffer(buffer),
+                DedicatedTo::Image(image) => dedicated.image(image),
+            };
             allocate = allocate.push_next(&mut dedicated);
         }
         if self.enabled.memory_priority {
@@ -395,8 +399,8 @@ impl MemoryDevice for VulkanDevice {
         if info.device_address {
             allocate = allocate.push_next(&mut flags);
         }
-        // SAFETY: the type index and size are in range, a dedicated buffer is alive and unbound
-        // (caller's contract), and each chained structure's feature is enabled.
+        // SAFETY: the type index and size are in range, a dedicated buffer or image is alive,
+        // unbound and of this size (caller's contract), and each chained structure's feature is enabled.
         match unsafe { self.raw.allocate_memory(&allocate, None) } {
             Ok(memory) => Ok(memory),
             Err(e) => {

@@ -4,7 +4,9 @@
 //! - [`VulkanDevice::new`] wraps an application's ash `Instance`, `PhysicalDevice` and `Device`
 //!   (memkit never destroys what it did not create) and implements
 //!   [`MemoryDevice`](memkit_core::device::MemoryDevice),
-//!   [`BufferDevice`](memkit_core::device::BufferDevice) and
+//!   [`BufferDevice`](memkit_core::device::BufferDevice),
+//!   [`ImageDevice`](memkit_core::device::ImageDevice) (optimal-tiling images, checked against
+//!   the device's format support first) and
 //!   [`CopyQueue`](memkit_core::device::CopyQueue): copies as `vkCmdCopyBuffer` with many regions
 //!   on a transfer-only queue when there is one, recycled command buffers, a timeline semaphore
 //!   (or a fence pool) signalled per submission; large submissions split over extra queues
@@ -67,6 +69,7 @@ mod device;
 mod error;
 mod headless;
 mod host_buffer;
+mod image;
 pub mod lanes;
 mod probe;
 mod queue;

@@ -9,8 +9,8 @@ use std::sync::Arc;
 use ash::vk;
 use memkit_core::device::{
     BufferDevice, BufferUsage, CopyCommand, CopyQueue, DeviceError, DeviceLimits, HeapBudget,
-    MappedRange, MemoryAllocateInfo, MemoryDevice, MemoryProperties, MemoryRequirements,
-    WaitStatus,
+    ImageDesc, ImageDevice, MappedRange, MemoryAllocateInfo, MemoryDevice, MemoryProperties,
+    MemoryRequirements, WaitStatus,
 };
 
 use crate::device::VulkanDevice;
@@ -48,6 +48,7 @@ impl Deref for SharedHeadlessDevice {
 impl MemoryDevice for SharedHeadlessDevice {
     type Memory = vk::DeviceMemory;
     type Buffer = vk::Buffer;
+    type Image = vk::Image;
 
     fn memory_properties(&self) -> &MemoryProperties {
         self.vk().memory_properties()
@@ -60,7 +61,7 @@ impl MemoryDevice for SharedHeadlessDevice {
     }
     unsafe fn allocate_memory(
         &self,
-        info: &MemoryAllocateInfo<vk::Buffer>,
+        info: &MemoryAllocateInfo<vk::Buffer, vk::Image>,
     ) -> Result<vk::DeviceMemory, DeviceError> {
         // SAFETY: forwarded unchanged to the one device; the caller keeps its contract.
         unsafe { self.vk().allocate_memory(info) }
@@ -113,6 +114,28 @@ impl BufferDevice for SharedHeadlessDevice {
     unsafe fn destroy_buffer(&self, buffer: vk::Buffer) {
         // SAFETY: forwarded unchanged to the one device; the caller keeps its contract.
         unsafe { self.vk().destroy_buffer(buffer) }
+    }
+}
+
+impl ImageDevice for SharedHeadlessDevice {
+    fn create_image(
+        &self,
+        desc: &ImageDesc,
+    ) -> Result<(vk::Image, MemoryRequirements), DeviceError> {
+        self.vk().create_image(desc)
+    }
+    unsafe fn bind_image_memory(
+        &self,
+        image: vk::Image,
+        memory: vk::DeviceMemory,
+        offset: u64,
+    ) -> Result<(), DeviceError> {
+        // SAFETY: forwarded unchanged to the one device; the caller keeps its contract.
+        unsafe { self.vk().bind_image_memory(image, memory, offset) }
+    }
+    unsafe fn destroy_image(&self, image: vk::Image) {
+        // SAFETY: forwarded unchanged to the one device; the caller keeps its contract.
+        unsafe { self.vk().destroy_image(image) }
     }
 }
 

@@ -156,6 +156,7 @@ impl Gpu {
 impl MemoryDevice for Gpu {
     type Memory = vk::DeviceMemory;
     type Buffer = vk::Buffer;
+    type Image = vk::Image;
 
     fn memory_properties(&self) -> &MemoryProperties {
         self.vk().memory_properties()
@@ -171,7 +172,7 @@ impl MemoryDevice for Gpu {
 
     unsafe fn allocate_memory(
         &self,
-        info: &MemoryAllocateInfo<Self::Buffer>,
+        info: &MemoryAllocateInfo<Self::Buffer, Self::Image>,
     ) -> Result<Self::Memory, DeviceError> {
         // SAFETY: forwarded unchanged to the one device behind the `Arc`; the caller keeps the
         // contract.

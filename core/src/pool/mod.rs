@@ -407,7 +407,7 @@ where
     pub unsafe fn allocate_dedicated_to(
         &mut self,
         request: &AllocationRequest,
-        resource: DedicatedTo<D::Buffer>,
+        resource: DedicatedTo<D::Buffer, D::Image>,
     ) -> Result<DeviceAllocation<D::Memory>, PoolError> {
         self.allocate_inner(request, Some(resource))
     }
@@ -416,7 +416,7 @@ where
     fn allocate_inner(
         &mut self,
         request: &AllocationRequest,
-        dedicated_to: Option<DedicatedTo<D::Buffer>>,
+        dedicated_to: Option<DedicatedTo<D::Buffer, D::Image>>,
     ) -> Result<DeviceAllocation<D::Memory>, PoolError> {
         let req = &request.requirements;
         // The common case, in a straight line that builds the handle in place: a ranked request
@@ -468,7 +468,7 @@ where
     fn allocate_checked(
         &mut self,
         request: &AllocationRequest,
-        dedicated_to: Option<DedicatedTo<D::Buffer>>,
+        dedicated_to: Option<DedicatedTo<D::Buffer, D::Image>>,
     ) -> Result<DeviceAllocation<D::Memory>, PoolError> {
         let req = &request.requirements;
         if req.size == 0 {
@@ -514,7 +514,7 @@ where
         &mut self,
         index: u32,
         request: &AllocationRequest,
-        dedicated_to: Option<DedicatedTo<D::Buffer>>,
+        dedicated_to: Option<DedicatedTo<D::Buffer, D::Image>>,
     ) -> Result<DeviceAllocation<D::Memory>, PoolError> {
         let bits = request.requirements.memory_type_bits;
         MemoryTypeRanking::strict(&self.properties, bits, index)?;
@@ -527,7 +527,7 @@ where
     fn allocate_ranked(
         &mut self,
         request: &AllocationRequest,
-        dedicated_to: Option<DedicatedTo<D::Buffer>>,
+        dedicated_to: Option<DedicatedTo<D::Buffer, D::Image>>,
         tried: Option<(u32, PoolError)>,
     ) -> Result<DeviceAllocation<D::Memory>, PoolError> {
         let bits = request.requirements.memory_type_bits;
@@ -585,7 +585,7 @@ where
         memory_type: u32,
         fit: TypeFit,
         request: &AllocationRequest,
-        dedicated_to: Option<DedicatedTo<D::Buffer>>,
+        dedicated_to: Option<DedicatedTo<D::Buffer, D::Image>>,
     ) -> Result<DeviceAllocation<D::Memory>, PoolError> {
         match self.block_fit(memory_type, fit, request, dedicated_to.is_some())? {
             Some((set, size, align)) => {
@@ -1036,7 +1036,7 @@ where
         &mut self,
         memory_type: u32,
         request: &AllocationRequest,
-        dedicated_to: Option<DedicatedTo<D::Buffer>>,
+        dedicated_to: Option<DedicatedTo<D::Buffer, D::Image>>,
     ) -> Result<DeviceAllocation<D::Memory>, PoolError> {
         let slot = self.free_dedicated;
         if slot == NO_SLOT {
@@ -1065,7 +1065,8 @@ where
         };
         // SAFETY: `memory_type` indexes the device's types; `size` is nonzero and at most
         // `maxMemoryAllocationSize` (checked in `allocate_inner`); a buffer in `dedicated_to`
-        // comes from `allocate_dedicated_to`, whose caller promised it is alive and unbound.
+        // or image in it comes from `allocate_dedicated_to`, whose caller promised it is alive
+        // and unbound.
         let memory = unsafe { self.device.allocate_memory(&info) }.map_err(PoolError::Device)?;
         let mapped = self.map_new_object(memory, ty.properties)?;
         let entry = &mut self.dedicated.as_mut()[slot as usize];

@@ -245,7 +245,7 @@ pub(crate) mod mock {
         pub size: u64,
         pub memory_type: u32,
         pub mapped: bool,
-        pub dedicated: bool,
+        pub dedicated: Option<DedicatedTo<u32, u32>>,
         pub device_address: bool,
     }
 
@@ -331,6 +331,7 @@ pub(crate) mod mock {
     impl MemoryDevice for MockDevice {
         type Memory = u32;
         type Buffer = u32;
+        type Image = u32;
 
         fn memory_properties(&self) -> &MemoryProperties {
             &self.properties
@@ -356,7 +357,7 @@ pub(crate) mod mock {
 
         unsafe fn allocate_memory(
             &self,
-            info: &MemoryAllocateInfo<u32>,
+            info: &MemoryAllocateInfo<u32, u32>,
         ) -> Result<u32, DeviceError> {
             let mut s = self.state.borrow_mut();
             let ty = self.properties.types()[info.memory_type as usize];
@@ -380,7 +381,7 @@ pub(crate) mod mock {
                 size: info.size,
                 memory_type: info.memory_type,
                 mapped: false,
-                dedicated: info.dedicated_to.is_some(),
+                dedicated: info.dedicated_to,
                 device_address: info.device_address,
             }));
             Ok(s.objects.len() as u32 - 1)
@@ -730,14 +731,29 @@ mod pools {
         let mut r = req(4096, 1, U::UPLOAD);
         r.requirements.dedicated = DedicatedHint::Required;
         assert_eq!(p.allocate(&r), Err(PoolError::DedicatedResourceRequired));
-        // SAFETY: the mock's buffer 7 is "alive and unbound" (the mock has no buffers).
+        // SAFETY: the mock's buffer 7 and image 9 are "alive and unbound" (the mock has no
+        // resources).
         let named = unsafe { p.allocate_dedicated_to(&r, DedicatedTo::Buffer(7)) }.unwrap();
+        let mut image_request = req(8 * MIB, 1, U::empty());
+        image_request.kind = ResourceKind::Optimal;
+        image_request.requirements.dedicated = DedicatedHint::Required;
+        assert_eq!(
+            p.allocate(&image_request),
+            Err(PoolError::DedicatedResourceRequired)
+        );
+        // SAFETY: as above.
+        let image = unsafe { p.allocate_dedicated_to(&image_request, DedicatedTo::Image(9)) };
+        let image = image.unwrap();
         assert!(named.is_dedicated() && named.mapped().is_some());
-        assert!(
-            dev.state.borrow().objects[named.memory() as usize]
+        assert!(image.is_dedicated() && image.mapped().is_none());
+        assert_eq!((image.offset(), image.size()), (0, 8 * MIB));
+        let dedicated_to = |a: &DeviceAllocation<u32>| {
+            dev.state.borrow().objects[a.memory() as usize]
                 .unwrap()
                 .dedicated
-        );
+        };
+        assert_eq!(dedicated_to(&named), Some(DedicatedTo::Buffer(7)));
+        assert_eq!(dedicated_to(&image), Some(DedicatedTo::Image(9)));
         r.requirements.dedicated = DedicatedHint::Preferred;
         let preferred = p.allocate(&r).unwrap();
         let forced = p
@@ -750,12 +766,12 @@ mod pools {
                 .unwrap()
                 .device_address
         );
-        assert_eq!(p.memory_objects(), 5);
+        assert_eq!(p.memory_objects(), 6);
         let s = p.total_stats();
-        assert_eq!((s.dedicated_objects, s.blocks), (5, 0));
+        assert_eq!((s.dedicated_objects, s.blocks), (6, 0));
         // SAFETY: no GPU.
         unsafe {
-            for a in [big, named, preferred, forced, address] {
+            for a in [big, named, image, preferred, forced, address] {
                 p.free(a).unwrap();
             }
         }

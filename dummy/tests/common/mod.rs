@@ -2,12 +2,12 @@
 #![allow(dead_code)] // Each test binary uses a different subset.
 
 use memkit_core::device::{BufferCopy, BufferUsage, CopyCommand, MemoryAllocateInfo};
-use memkit_dummy::{DummyBuffer, DummyDevice, DummyMemory};
+use memkit_dummy::{DummyBuffer, DummyDevice, DummyImage, DummyMemory};
 
 /// Copy source and destination.
 pub const XFER: BufferUsage = BufferUsage::TRANSFER_SRC.union(BufferUsage::TRANSFER_DST);
 
-pub fn info(memory_type: u32, size: u64) -> MemoryAllocateInfo<DummyBuffer> {
+pub fn info(memory_type: u32, size: u64) -> MemoryAllocateInfo<DummyBuffer, DummyImage> {
     MemoryAllocateInfo {
         size,
         memory_type,

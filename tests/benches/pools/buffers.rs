@@ -14,6 +14,7 @@
 //! (memkit-dummy is not used here: its bind checks every buffer already bound to the same
 //! memory object for aliasing, which is the point of a misuse detector and would dominate.)
 
+use std::convert::Infallible;
 use std::ptr::NonNull;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -74,6 +75,7 @@ impl CountingDevice {
 impl MemoryDevice for CountingDevice {
     type Memory = u64;
     type Buffer = u64;
+    type Image = Infallible;
 
     fn memory_properties(&self) -> &MemoryProperties {
         &self.properties
@@ -87,7 +89,10 @@ impl MemoryDevice for CountingDevice {
         false
     }
 
-    unsafe fn allocate_memory(&self, info: &MemoryAllocateInfo<u64>) -> Result<u64, DeviceError> {
+    unsafe fn allocate_memory(
+        &self,
+        info: &MemoryAllocateInfo<u64, Infallible>,
+    ) -> Result<u64, DeviceError> {
         self.objects.fetch_add(1, Ordering::Relaxed);
         self.object_bytes.fetch_add(info.size, Ordering::Relaxed);
         Ok(self.next_memory.fetch_add(1, Ordering::Relaxed))

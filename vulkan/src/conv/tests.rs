@@ -97,6 +97,29 @@ fn usage_bits_match_vulkan() {
 }
 
 #[test]
+fn image_usage_bits_and_formats_match_vulkan() {
+    for flag in ImageUsage::all().iter() {
+        assert_eq!(map_image_usage(flag).as_raw(), flag.bits(), "{flag:?}");
+    }
+    assert_eq!(
+        map_image_usage(ImageUsage::SAMPLED | ImageUsage::DEPTH_STENCIL_ATTACHMENT),
+        vk::ImageUsageFlags::SAMPLED | vk::ImageUsageFlags::DEPTH_STENCIL_ATTACHMENT
+    );
+    assert_eq!(
+        map_image_format(ImageFormat::Bgra8Srgb),
+        vk::Format::B8G8R8A8_SRGB
+    );
+    assert_eq!(
+        map_image_format(ImageFormat::D32Float),
+        vk::Format::D32_SFLOAT
+    );
+    assert_eq!(
+        map_image_format(ImageFormat::Rgba16Float),
+        vk::Format::R16G16B16A16_SFLOAT
+    );
+}
+
+#[test]
 fn dedicated_answers() {
     let mut d = vk::MemoryDedicatedRequirements::default();
     assert_eq!(map_dedicated_hint(&d), DedicatedHint::None);

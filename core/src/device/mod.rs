@@ -1,6 +1,6 @@
 //! What a backend provides: its memory types and heaps, its limits, an optional budget query,
-//! memory objects (allocate, free, map, flush, invalidate), buffers bound to them, and a copy
-//! queue that signals a timeline.
+//! memory objects (allocate, free, map, flush, invalidate), buffers and images bound to them, and
+//! a copy queue that signals a timeline.
 //!
 //! The traits follow Vulkan's model (memory types grouped into heaps, `VkDeviceMemory`, timeline
 //! semaphores) because it is the most explicit of the three APIs; D3D12 (heaps, `ID3D12Fence`) and
@@ -13,6 +13,10 @@
 
 use core::fmt;
 use core::ptr::NonNull;
+
+mod image;
+
+pub use image::{ImageDesc, ImageDescError, ImageFormat, ImageUsage};
 
 /// Vulkan's `VK_MAX_MEMORY_TYPES`.
 pub const MAX_MEMORY_TYPES: usize = 32;
@@ -201,22 +205,25 @@ pub enum DedicatedHint {
     Required,
 }
 
-/// The resource a dedicated memory object is made for.
+/// The resource a dedicated memory object is made for (`VkMemoryDedicatedAllocateInfo`): a
+/// buffer `B` or an image `I` of the device ([`MemoryDevice::Buffer`], [`MemoryDevice::Image`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum DedicatedTo<B> {
+pub enum DedicatedTo<B, I> {
     /// A buffer.
     Buffer(B),
+    /// An image.
+    Image(I),
 }
 
 /// What to allocate.
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub struct MemoryAllocateInfo<B> {
+pub struct MemoryAllocateInfo<B, I> {
     /// Bytes.
     pub size: u64,
     /// Index of the memory type.
     pub memory_type: u32,
     /// Set when the object is dedicated to one resource.
-    pub dedicated_to: Option<DedicatedTo<B>>,
+    pub dedicated_to: Option<DedicatedTo<B, I>>,
     /// Residency priority in `[0, 1]` (`VK_EXT_memory_priority`); backends without it ignore it.
     pub priority: f32,
     /// Allocate with device-address support (`VK_MEMORY_ALLOCATE_DEVICE_ADDRESS_BIT`).
@@ -251,6 +258,8 @@ pub enum DeviceError {
     DeviceLost,
     /// The operation timed out.
     Timeout,
+    /// An image description the backend refused before calling the driver.
+    InvalidImage(ImageDescError),
     /// A result code the backend did not expect.
     Unexpected(i32),
 }
@@ -264,6 +273,7 @@ impl fmt::Display for DeviceError {
             Self::MapFailed => f.write_str("mapping memory failed"),
             Self::DeviceLost => f.write_str("the device was lost"),
             Self::Timeout => f.write_str("timed out"),
+            Self::InvalidImage(e) => write!(f, "invalid image: {e}"),
             Self::Unexpected(code) => write!(f, "unexpected device result {code}"),
         }
     }
@@ -277,6 +287,9 @@ pub trait MemoryDevice {
     type Memory: Copy + Eq + fmt::Debug;
     /// A buffer (`VkBuffer`), named in dedicated allocations.
     type Buffer: Copy + Eq + fmt::Debug;
+    /// An image (`VkImage`), named in dedicated allocations. A backend without images uses
+    /// [`core::convert::Infallible`].
+    type Image: Copy + Eq + fmt::Debug;
 
     /// The memory types and heaps. Constant for the device's life.
     fn memory_properties(&self) -> &MemoryProperties;
@@ -293,11 +306,11 @@ pub trait MemoryDevice {
     /// # Safety
     /// - `info.memory_type` is below `memory_properties().types().len()`;
     /// - `info.size` is nonzero and at most `limits().max_memory_allocation_size`;
-    /// - a buffer named in `info.dedicated_to` was made by this device, is alive, and is not bound
-    ///   to memory yet.
+    /// - a buffer or image named in `info.dedicated_to` was made by this device, is alive, is not
+    ///   bound to memory yet, and requires exactly `info.size` bytes.
     unsafe fn allocate_memory(
         &self,
-        info: &MemoryAllocateInfo<Self::Buffer>,
+        info: &MemoryAllocateInfo<Self::Buffer, Self::Image>,
     ) -> Result<Self::Memory, DeviceError>;
 
     /// Frees a memory object.
@@ -306,7 +319,7 @@ pub trait MemoryDevice {
     /// - `memory` was allocated by this device and is not freed yet;
     /// - the GPU has finished every use of it (its last timeline value completed);
     /// - it is unmapped, or the backend unmaps on free (Vulkan does);
-    /// - no live buffer is still bound to it.
+    /// - no live buffer or image is still bound to it.
     unsafe fn free_memory(&self, memory: Self::Memory);
 
     /// Maps the whole object and returns the host address of its first byte, aligned to
@@ -346,6 +359,7 @@ pub trait MemoryDevice {
 impl<T: MemoryDevice + ?Sized> MemoryDevice for &T {
     type Memory = T::Memory;
     type Buffer = T::Buffer;
+    type Image = T::Image;
 
     fn memory_properties(&self) -> &MemoryProperties {
         (**self).memory_properties()
@@ -361,7 +375,7 @@ impl<T: MemoryDevice + ?Sized> MemoryDevice for &T {
 
     unsafe fn allocate_memory(
         &self,
-        info: &MemoryAllocateInfo<Self::Buffer>,
+        info: &MemoryAllocateInfo<Self::Buffer, Self::Image>,
     ) -> Result<Self::Memory, DeviceError> {
         // SAFETY: the caller keeps this trait's contract, which is `T`'s.
         unsafe { (**self).allocate_memory(info) }
@@ -459,6 +473,44 @@ pub trait BufferDevice: MemoryDevice {
     /// # Safety
     /// - `buffer` is alive and from this device, and the GPU has finished every use of it.
     unsafe fn destroy_buffer(&self, buffer: Self::Buffer);
+}
+
+/// Images: created unbound with optimal tiling, bound to a range of a memory object, destroyed.
+///
+/// An image is an optimal resource: an allocation request for one says
+/// [`ResourceKind::Optimal`](crate::ResourceKind::Optimal), so that the pools keep it off the
+/// `bufferImageGranularity` pages of linear resources. When its requirements say
+/// [`DedicatedHint::Required`], its memory comes from
+/// `MemoryPools::allocate_dedicated_to(.., DedicatedTo::Image(image))`.
+pub trait ImageDevice: MemoryDevice {
+    /// Creates an image and reports what memory it needs. A description that fails
+    /// [`ImageDesc::validate`], or that the device does not support, is refused with
+    /// [`DeviceError::InvalidImage`] before the driver sees it.
+    fn create_image(
+        &self,
+        desc: &ImageDesc,
+    ) -> Result<(Self::Image, MemoryRequirements), DeviceError>;
+
+    /// Binds an image to `[offset, offset + requirements.size)` of `memory`.
+    ///
+    /// # Safety
+    /// - `image` and `memory` are alive and from this device; `image` is not bound yet;
+    /// - `offset` is a multiple of the image's required alignment and the range lies inside the
+    ///   object, whose type is allowed by the image's `memory_type_bits`;
+    /// - when the image requires a dedicated object, `memory` was allocated dedicated to it and
+    ///   `offset` is 0.
+    unsafe fn bind_image_memory(
+        &self,
+        image: Self::Image,
+        memory: Self::Memory,
+        offset: u64,
+    ) -> Result<(), DeviceError>;
+
+    /// Destroys an image.
+    ///
+    /// # Safety
+    /// - `image` is alive and from this device, and the GPU has finished every use of it.
+    unsafe fn destroy_image(&self, image: Self::Image);
 }
 
 /// One buffer-to-buffer copy region (`VkBufferCopy`).

@@ -1,0 +1,388 @@
+//! Images as the memory side sees them: a description a backend turns into an optimal-tiling
+//! image (`VkImage` with `VK_IMAGE_TILING_OPTIMAL`), checked before any driver sees it.
+//!
+//! Images matter to memory management for two reasons: drivers often prefer or require a memory
+//! object of their own for them (render targets, large textures: `DedicatedTo::Image`), and, as
+//! optimal resources, they must not share a `bufferImageGranularity` page with linear ones
+//! (`ResourceKind::Optimal` in an allocation request).
+
+use core::fmt;
+
+/// A texel format. Uncompressed colour formats and depth formats; the names follow Vulkan's
+/// (`Rgba8Unorm` is `VK_FORMAT_R8G8B8A8_UNORM`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ImageFormat {
+    /// One 8-bit unsigned normalised channel.
+    R8Unorm,
+    /// Two 8-bit unsigned normalised channels.
+    Rg8Unorm,
+    /// Four 8-bit unsigned normalised channels.
+    Rgba8Unorm,
+    /// Four 8-bit channels, colour in sRGB.
+    Rgba8Srgb,
+    /// Four 8-bit unsigned normalised channels, blue first (the usual swapchain format).
+    Bgra8Unorm,
+    /// Four 8-bit channels, blue first, colour in sRGB.
+    Bgra8Srgb,
+    /// One 16-bit float channel.
+    R16Float,
+    /// Two 16-bit float channels.
+    Rg16Float,
+    /// Four 16-bit float channels (HDR render targets).
+    Rgba16Float,
+    /// One 32-bit float channel.
+    R32Float,
+    /// Two 32-bit float channels.
+    Rg32Float,
+    /// Four 32-bit float channels.
+    Rgba32Float,
+    /// 16-bit unsigned normalised depth.
+    D16Unorm,
+    /// 32-bit float depth.
+    D32Float,
+}
+
+impl ImageFormat {
+    /// Bytes of one texel.
+    pub const fn texel_bytes(self) -> u32 {
+        match self {
+            Self::R8Unorm => 1,
+            Self::Rg8Unorm | Self::R16Float | Self::D16Unorm => 2,
+            Self::Rgba8Unorm
+            | Self::Rgba8Srgb
+            | Self::Bgra8Unorm
+            | Self::Bgra8Srgb
+            | Self::Rg16Float
+            | Self::R32Float
+            | Self::D32Float => 4,
+            Self::Rgba16Float | Self::Rg32Float => 8,
+            Self::Rgba32Float => 16,
+        }
+    }
+
+    /// Whether it is a depth format (attachable as depth, never as colour).
+    pub const fn is_depth(self) -> bool {
+        matches!(self, Self::D16Unorm | Self::D32Float)
+    }
+}
+
+bitflags::bitflags! {
+    /// How an image will be used, laid out as Vulkan's `VkImageUsageFlags`.
+    #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+    pub struct ImageUsage: u32 {
+        /// Source of copies.
+        const TRANSFER_SRC = 1 << 0;
+        /// Destination of copies (uploads).
+        const TRANSFER_DST = 1 << 1;
+        /// Sampled in shaders.
+        const SAMPLED = 1 << 2;
+        /// Storage image.
+        const STORAGE = 1 << 3;
+        /// Colour attachment (render target).
+        const COLOR_ATTACHMENT = 1 << 4;
+        /// Depth attachment.
+        const DEPTH_STENCIL_ATTACHMENT = 1 << 5;
+        /// Attachment whose contents live only within a render pass.
+        const TRANSIENT_ATTACHMENT = 1 << 6;
+        /// Input attachment.
+        const INPUT_ATTACHMENT = 1 << 7;
+    }
+}
+
+/// An optimal-tiling image to create: a 2D image (`depth` 1, any number of array layers) or a
+/// 3D one (`depth` above 1, one layer).
+///
+/// ```
+/// use memkit_core::device::{ImageDesc, ImageFormat, ImageUsage};
+///
+/// let desc = ImageDesc::new_2d(ImageFormat::Rgba8Srgb, 1024, 512, ImageUsage::SAMPLED)
+///     .with_full_mip_chain();
+/// assert_eq!(desc.mip_levels, 11);
+/// assert_eq!(desc.validate(), Ok(()));
+/// // Every level of every layer, tightly packed: what an upload of the whole image carries.
+/// assert_eq!(desc.packed_bytes(), 2_796_204);
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct ImageDesc {
+    /// Texel format.
+    pub format: ImageFormat,
+    /// Width in texels.
+    pub width: u32,
+    /// Height in texels.
+    pub height: u32,
+    /// Depth in texels: 1 for a 2D image, more for a 3D one.
+    pub depth: u32,
+    /// Array layers (1 for a 3D image).
+    pub array_layers: u32,
+    /// Mip levels, from 1 to [`ImageDesc::max_mip_levels`].
+    pub mip_levels: u32,
+    /// Samples per texel: 1, or a power of two up to 64 for a multisampled 2D image of one level.
+    pub samples: u32,
+    /// How it will be used; not empty.
+    pub usage: ImageUsage,
+}
+
+impl ImageDesc {
+    /// A 2D image of one layer, one level and one sample.
+    pub const fn new_2d(format: ImageFormat, width: u32, height: u32, usage: ImageUsage) -> Self {
+        Self {
+            format,
+            width,
+            height,
+            depth: 1,
+            array_layers: 1,
+            mip_levels: 1,
+            samples: 1,
+            usage,
+        }
+    }
+
+    /// The same image with `mip_levels` levels.
+    pub const fn with_mip_levels(self, mip_levels: u32) -> Self {
+        Self { mip_levels, ..self }
+    }
+
+    /// The same image with every level down to 1x1 ([`max_mip_levels`](Self::max_mip_levels)).
+    pub const fn with_full_mip_chain(self) -> Self {
+        Self {
+            mip_levels: self.max_mip_levels(),
+            ..self
+        }
+    }
+
+    /// The same image with `array_layers` layers.
+    pub const fn with_array_layers(self, array_layers: u32) -> Self {
+        Self {
+            array_layers,
+            ..self
+        }
+    }
+
+    /// The same image with `samples` samples per texel.
+    pub const fn with_samples(self, samples: u32) -> Self {
+        Self { samples, ..self }
+    }
+
+    /// Levels of a full mip chain: `floor(log2(largest extent)) + 1` (1 for a zero extent, which
+    /// [`validate`](Self::validate) refuses anyway).
+    pub const fn max_mip_levels(&self) -> u32 {
+        let mut largest = self.width;
+        if self.height > largest {
+            largest = self.height;
+        }
+        if self.depth > largest {
+            largest = self.depth;
+        }
+        if largest == 0 {
+            1
+        } else {
+            32 - largest.leading_zeros()
+        }
+    }
+
+    /// Checks what does not depend on the device: nonzero extents and counts, the mip chain, the
+    /// 2D / 3D rules, the sample count and usage that fits the format. A backend also asks its
+    /// device (formats, largest extents) and refuses with [`ImageDescError::Unsupported`].
+    pub const fn validate(&self) -> Result<(), ImageDescError> {
+        if self.width == 0
+            || self.height == 0
+            || self.depth == 0
+            || self.array_layers == 0
+            || self.mip_levels == 0
+        {
+            return Err(ImageDescError::ZeroExtent);
+        }
+        if self.mip_levels > self.max_mip_levels() {
+            return Err(ImageDescError::TooManyMipLevels {
+                max: self.max_mip_levels(),
+            });
+        }
+        if self.depth > 1 && (self.array_layers > 1 || self.format.is_depth()) {
+            return Err(ImageDescError::VolumeNotSupported);
+        }
+        if !self.samples.is_power_of_two() || self.samples > 64 {
+            return Err(ImageDescError::BadSampleCount);
+        }
+        if self.samples > 1 && (self.mip_levels > 1 || self.depth > 1) {
+            return Err(ImageDescError::BadSampleCount);
+        }
+        if self.usage.is_empty() {
+            return Err(ImageDescError::NoUsage);
+        }
+        let wrong_attachment = if self.format.is_depth() {
+            ImageUsage::COLOR_ATTACHMENT.union(ImageUsage::STORAGE)
+        } else {
+            ImageUsage::DEPTH_STENCIL_ATTACHMENT
+        };
+        if self.usage.intersects(wrong_attachment) {
+            return Err(ImageDescError::UsageNotForFormat);
+        }
+        Ok(())
+    }
+
+    /// Bytes of every texel of every level, layer and sample, tightly packed: the size of an
+    /// upload of the whole image. Drivers reserve more (tiling, alignment); their figure is the
+    /// `MemoryRequirements::size` that creating the image reports.
+    pub const fn packed_bytes(&self) -> u64 {
+        let per_texel =
+            self.format.texel_bytes() as u64 * self.array_layers as u64 * self.samples as u64;
+        let mut total = 0u64;
+        let mut level = 0;
+        while level < self.mip_levels && level < 32 {
+            let w = level_extent(self.width, level) as u64;
+            let h = level_extent(self.height, level) as u64;
+            let d = level_extent(self.depth, level) as u64;
+            total = total.saturating_add((w * h).saturating_mul(d).saturating_mul(per_texel));
+            level += 1;
+        }
+        total
+    }
+}
+
+/// An extent at mip level `level`: halved per level, never below 1.
+const fn level_extent(extent: u32, level: u32) -> u32 {
+    let e = extent >> level;
+    if e == 0 { 1 } else { e }
+}
+
+/// Why an [`ImageDesc`] cannot be created.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ImageDescError {
+    /// A width, height, depth, layer count or level count of zero.
+    ZeroExtent,
+    /// More mip levels than the largest extent halves down to 1.
+    TooManyMipLevels {
+        /// The most levels this extent has.
+        max: u32,
+    },
+    /// A 3D image with array layers, or with a depth format.
+    VolumeNotSupported,
+    /// Samples not a power of two up to 64, or more than one sample on a 3D or mipmapped image.
+    BadSampleCount,
+    /// No usage flag.
+    NoUsage,
+    /// A depth format used as a colour or storage image, or a colour format as a depth
+    /// attachment.
+    UsageNotForFormat,
+    /// The device does not support this format with this usage, extent, level, layer or sample
+    /// count (`vkGetPhysicalDeviceImageFormatProperties` said no).
+    Unsupported,
+}
+
+impl fmt::Display for ImageDescError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::ZeroExtent => f.write_str("an image extent, layer count or level count is zero"),
+            Self::TooManyMipLevels { max } => {
+                write!(f, "more mip levels than the extent has (at most {max})")
+            }
+            Self::VolumeNotSupported => {
+                f.write_str("a 3D image cannot have array layers or a depth format")
+            }
+            Self::BadSampleCount => f.write_str(
+                "samples must be a power of two up to 64, and 1 for 3D or mipmapped images",
+            ),
+            Self::NoUsage => f.write_str("an image needs at least one usage flag"),
+            Self::UsageNotForFormat => f.write_str("the usage does not fit the image's format"),
+            Self::Unsupported => {
+                f.write_str("the device does not support this image (format, usage or extent)")
+            }
+        }
+    }
+}
+
+impl core::error::Error for ImageDescError {}
+
+#[cfg(test)]
+mod tests {
+    use super::{ImageDesc, ImageDescError as E, ImageFormat as F, ImageUsage as U};
+
+    fn rgba(width: u32, height: u32) -> ImageDesc {
+        ImageDesc::new_2d(F::Rgba8Unorm, width, height, U::SAMPLED | U::TRANSFER_DST)
+    }
+
+    #[test]
+    fn mip_chain_length_follows_the_largest_extent() {
+        assert_eq!(rgba(1, 1).max_mip_levels(), 1);
+        assert_eq!(rgba(1024, 1).max_mip_levels(), 11);
+        assert_eq!(rgba(1000, 600).max_mip_levels(), 10);
+        let volume = ImageDesc {
+            depth: 4096,
+            ..rgba(16, 16)
+        };
+        assert_eq!(volume.max_mip_levels(), 13);
+        assert_eq!(rgba(u32::MAX, 1).max_mip_levels(), 32);
+    }
+
+    #[test]
+    fn packed_bytes_counts_every_level_layer_and_sample() {
+        assert_eq!(rgba(4, 4).packed_bytes(), 64);
+        // 4x4 + 2x2 + 1x1 texels, 4 bytes each, 6 layers.
+        let cube = rgba(4, 4).with_full_mip_chain().with_array_layers(6);
+        assert_eq!(cube.packed_bytes(), (16 + 4 + 1) * 4 * 6);
+        // A non-square chain clamps the short side at 1: 8x2, 4x1, 2x1, 1x1.
+        let strip = ImageDesc::new_2d(F::R16Float, 8, 2, U::SAMPLED).with_full_mip_chain();
+        assert_eq!(strip.packed_bytes(), (16 + 4 + 2 + 1) * 2);
+        let volume = ImageDesc {
+            depth: 4,
+            mip_levels: 3,
+            ..ImageDesc::new_2d(F::Rgba32Float, 4, 4, U::STORAGE)
+        };
+        assert_eq!(volume.packed_bytes(), (64 + 8 + 1) * 16);
+        let msaa = ImageDesc::new_2d(F::D32Float, 16, 16, U::DEPTH_STENCIL_ATTACHMENT);
+        assert_eq!(msaa.with_samples(4).packed_bytes(), 16 * 16 * 4 * 4);
+        // Extents at the u32 limit saturate instead of overflowing.
+        let huge = rgba(u32::MAX, u32::MAX).with_array_layers(u32::MAX);
+        assert_eq!(huge.packed_bytes(), u64::MAX);
+    }
+
+    #[test]
+    fn validate_refuses_each_bad_description() {
+        assert_eq!(rgba(256, 256).with_full_mip_chain().validate(), Ok(()));
+        assert_eq!(rgba(0, 4).validate(), Err(E::ZeroExtent));
+        assert_eq!(
+            rgba(4, 4).with_array_layers(0).validate(),
+            Err(E::ZeroExtent)
+        );
+        assert_eq!(rgba(4, 4).with_mip_levels(0).validate(), Err(E::ZeroExtent));
+        assert_eq!(
+            rgba(4, 4).with_mip_levels(4).validate(),
+            Err(E::TooManyMipLevels { max: 3 })
+        );
+        let volume = ImageDesc {
+            depth: 8,
+            ..rgba(8, 8)
+        };
+        assert_eq!(volume.validate(), Ok(()));
+        assert_eq!(
+            volume.with_array_layers(2).validate(),
+            Err(E::VolumeNotSupported)
+        );
+        let depth_volume = ImageDesc {
+            format: F::D16Unorm,
+            usage: U::SAMPLED,
+            ..volume
+        };
+        assert_eq!(depth_volume.validate(), Err(E::VolumeNotSupported));
+        assert_eq!(
+            rgba(8, 8).with_samples(3).validate(),
+            Err(E::BadSampleCount)
+        );
+        assert_eq!(
+            rgba(8, 8).with_samples(128).validate(),
+            Err(E::BadSampleCount)
+        );
+        assert_eq!(rgba(8, 8).with_samples(8).validate(), Ok(()));
+        assert_eq!(
+            rgba(8, 8).with_samples(4).with_mip_levels(2).validate(),
+            Err(E::BadSampleCount)
+        );
+        assert_eq!(volume.with_samples(2).validate(), Err(E::BadSampleCount));
+        let unused = ImageDesc::new_2d(F::R8Unorm, 8, 8, U::empty());
+        assert_eq!(unused.validate(), Err(E::NoUsage));
+        let depth_as_colour = ImageDesc::new_2d(F::D32Float, 8, 8, U::COLOR_ATTACHMENT);
+        assert_eq!(depth_as_colour.validate(), Err(E::UsageNotForFormat));
+        let colour_as_depth = ImageDesc::new_2d(F::Bgra8Srgb, 8, 8, U::DEPTH_STENCIL_ATTACHMENT);
+        assert_eq!(colour_as_depth.validate(), Err(E::UsageNotForFormat));
+    }
+}

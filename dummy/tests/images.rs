@@ -1,0 +1,228 @@
+//! Images on the simulated device: their requirements, refused descriptions, dedicated objects
+//! named by image, and the detectors that watch their binds.
+
+mod common;
+
+use common::{XFER, alloc, buffer_at, info, release_all};
+use memkit_core::device::{
+    DedicatedHint, DedicatedTo, DeviceError, ImageDesc, ImageDescError, ImageDevice, ImageFormat,
+    ImageUsage, MemoryAllocateInfo,
+};
+use memkit_dummy::{
+    DeviceConfig, DummyDevice, InvalidAllocation, MISUSE_RESULT_CODE, Misuse, Operation,
+};
+
+const REFUSED: DeviceError = DeviceError::Unexpected(MISUSE_RESULT_CODE);
+const MIB: u64 = 1 << 20;
+
+fn texture(width: u32, height: u32) -> ImageDesc {
+    ImageDesc::new_2d(
+        ImageFormat::Rgba8Unorm,
+        width,
+        height,
+        ImageUsage::SAMPLED | ImageUsage::TRANSFER_DST,
+    )
+}
+
+#[test]
+fn requirements_follow_the_description_and_the_optimal_settings() {
+    let gpu = DummyDevice::new(
+        DeviceConfig::discrete()
+            .with_optimal_alignment(4096)
+            .with_optimal_memory_type_bits(0b001)
+            .with_dedicated_preferred_from(Some(MIB))
+            .with_dedicated_required_from(Some(4 * MIB)),
+    )
+    .expect("device");
+    // 100 x 100 x 4 bytes = 40 000, rounded up to the 4096 alignment.
+    let (small, req) = gpu.create_image(&texture(100, 100)).expect("image");
+    assert_eq!((req.size, req.alignment), (40_960, 4096));
+    assert_eq!(req.memory_type_bits, 0b001);
+    assert_eq!(req.dedicated, DedicatedHint::None);
+    // A full chain of 512 x 512: 1 398 100 bytes, above the preferred threshold.
+    let (mipped, req) = gpu
+        .create_image(&texture(512, 512).with_full_mip_chain())
+        .expect("image");
+    assert_eq!(req.size, 1_400_832);
+    assert_eq!(req.dedicated, DedicatedHint::Preferred);
+    // A 1024 x 1024 HDR target (8 MiB): required, as some drivers answer for render targets.
+    let target = ImageDesc::new_2d(
+        ImageFormat::Rgba16Float,
+        1024,
+        1024,
+        ImageUsage::COLOR_ATTACHMENT | ImageUsage::SAMPLED,
+    );
+    let (big, req) = gpu.create_image(&target).expect("image");
+    assert_eq!(
+        (req.size, req.dedicated),
+        (8 * MIB, DedicatedHint::Required)
+    );
+    // Images are resources numbered with the buffers, and optimal ones.
+    let (buffer, _) = gpu.create_buffer(64, XFER).expect("buffer");
+    assert_eq!(
+        [small.index(), mipped.index(), big.index(), buffer.index()],
+        [1, 2, 3, 4]
+    );
+    assert!(gpu.buffer_info(big.resource()).expect("live").optimal);
+    let name = format!("{big:?}");
+    assert!(name.starts_with("image#3@dev"), "{name}");
+    assert_eq!(gpu.counters().live_buffers, 4);
+    release_all(&gpu);
+    gpu.assert_no_misuse();
+}
+
+#[test]
+fn bad_descriptions_are_typed_errors_not_resources() {
+    let gpu = DummyDevice::discrete();
+    let cases = [
+        (texture(0, 16), ImageDescError::ZeroExtent),
+        (
+            texture(16, 16).with_mip_levels(6),
+            ImageDescError::TooManyMipLevels { max: 5 },
+        ),
+        (
+            texture(16, 16).with_samples(3),
+            ImageDescError::BadSampleCount,
+        ),
+        (
+            ImageDesc::new_2d(ImageFormat::D32Float, 16, 16, ImageUsage::STORAGE),
+            ImageDescError::UsageNotForFormat,
+        ),
+    ];
+    for (desc, error) in cases {
+        assert_eq!(
+            gpu.create_image(&desc),
+            Err(DeviceError::InvalidImage(error)),
+            "{desc:?}"
+        );
+    }
+    // Through the trait too.
+    assert_eq!(
+        ImageDevice::create_image(&gpu, &texture(16, 0)),
+        Err(DeviceError::InvalidImage(ImageDescError::ZeroExtent))
+    );
+    assert_eq!(gpu.counters().live_buffers, 0);
+    gpu.assert_no_misuse();
+}
+
+#[test]
+fn dedicated_objects_name_their_image_and_are_checked() {
+    let gpu = DummyDevice::new(DeviceConfig::discrete().with_dedicated_required_from(Some(MIB)))
+        .expect("device");
+    let (image, req) = gpu.create_image(&texture(1024, 1024)).expect("image");
+    assert_eq!(
+        (req.size, req.dedicated),
+        (4 * MIB, DedicatedHint::Required)
+    );
+    let dedicated = |image, size| MemoryAllocateInfo {
+        dedicated_to: Some(DedicatedTo::Image(image)),
+        ..info(0, size)
+    };
+    // Correct: its own object, bound at offset 0.
+    let own = gpu
+        .allocate_memory(&dedicated(image, req.size))
+        .expect("dedicated");
+    assert_eq!(
+        gpu.memory_info(own).expect("live").dedicated_to,
+        Some(image.resource())
+    );
+    gpu.bind_image_memory(image, own, 0).expect("bind");
+    gpu.assert_no_misuse();
+    // A required-dedicated image in shared memory, one named in an object of the wrong size,
+    // and one named again once bound.
+    let (other, _) = gpu.create_image(&texture(1024, 1024)).expect("image");
+    let shared = alloc(&gpu, 0, 8 * MIB);
+    assert_eq!(gpu.bind_image_memory(other, shared, 0), Err(REFUSED));
+    assert_eq!(
+        gpu.allocate_memory(&dedicated(other, 8 * MIB)),
+        Err(REFUSED)
+    );
+    assert_eq!(
+        gpu.allocate_memory(&dedicated(image, req.size)),
+        Err(REFUSED)
+    );
+    assert_eq!(
+        gpu.take_misuses(),
+        [
+            Misuse::DedicatedMismatch {
+                buffer: other.resource(),
+                memory: shared
+            },
+            Misuse::InvalidAllocation {
+                reason: InvalidAllocation::DedicatedSizeMismatch
+            },
+            Misuse::InvalidAllocation {
+                reason: InvalidAllocation::BadDedicatedBuffer
+            },
+        ]
+    );
+    // A destroyed image named in a dedicated allocation.
+    gpu.destroy_image(other);
+    assert_eq!(
+        gpu.allocate_memory(&dedicated(other, req.size)),
+        Err(REFUSED)
+    );
+    assert_eq!(
+        gpu.take_misuses(),
+        [Misuse::BufferUseAfterDestroy {
+            buffer: other.resource(),
+            operation: Operation::Allocate
+        }]
+    );
+    release_all(&gpu);
+}
+
+#[test]
+fn images_beside_linear_buffers_respect_the_granularity() {
+    let gpu = DummyDevice::mobile(); // granularity 4096
+    let granularity = gpu.limits().buffer_image_granularity;
+    assert_eq!(granularity, 4096);
+    let memory = alloc(&gpu, 0, MIB);
+    let (image, req) = gpu.create_image(&texture(20, 20)).expect("image");
+    assert!(!req.size.is_multiple_of(granularity), "{req:?}");
+    gpu.bind_image_memory(image, memory, 0).expect("bind");
+    // A linear buffer on the page after the image's last byte: fine.
+    buffer_at(&gpu, memory, req.size.next_multiple_of(granularity), 256);
+    gpu.assert_no_misuse();
+    // One right after the image, on its last page: a conflict, reported with the image's
+    // resource handle.
+    let linear = buffer_at(&gpu, memory, req.size, 64);
+    assert_eq!(
+        gpu.take_misuses(),
+        [Misuse::GranularityConflict {
+            memory,
+            linear,
+            optimal: image.resource(),
+            page_offset: 0
+        }]
+    );
+    // Destroying twice is caught like a buffer's.
+    gpu.destroy_image(image);
+    gpu.destroy_image(image);
+    assert_eq!(
+        gpu.take_misuses(),
+        [Misuse::BufferDestroyedTwice {
+            buffer: image.resource()
+        }]
+    );
+    release_all(&gpu);
+}
+
+#[test]
+fn a_live_image_is_in_the_leak_report() {
+    let gpu = DummyDevice::new(DeviceConfig::discrete().with_report_leaks_on_drop(false))
+        .expect("device");
+    let (image, req) = gpu.create_image(&texture(64, 64)).expect("image");
+    let memory = alloc(&gpu, 0, req.size);
+    gpu.bind_image_memory(image, memory, 0).expect("bind");
+    let report = gpu.leak_report();
+    assert_eq!(report.buffers.len(), 1);
+    let leaked = &report.buffers[0];
+    assert_eq!(leaked.buffer, image.resource());
+    assert!(leaked.optimal);
+    assert_eq!(leaked.size, 64 * 64 * 4);
+    assert_eq!(leaked.bound_to, Some((memory, 0)));
+    gpu.destroy_image(image);
+    gpu.free_memory(memory);
+    assert!(gpu.leak_report().is_empty());
+}

@@ -1,0 +1,120 @@
+//! [`ImageDevice`] for [`VulkanDevice`]: optimal-tiling images, checked against the device's
+//! format support before `vkCreateImage` sees them, with their dedicated-allocation answer.
+//!
+//! Images are created with exclusive sharing and `VK_IMAGE_LAYOUT_UNDEFINED`: memkit allocates
+//! and binds their memory; the application owns their layouts and queue families.
+
+use ash::vk;
+use memkit_core::device::{
+    DeviceError, ImageDesc, ImageDescError, ImageDevice, ImageUsage, MemoryRequirements,
+};
+
+use crate::conv::{map_image_format, map_image_usage, map_memory_requirements};
+use crate::device::VulkanDevice;
+use crate::error::map_host_device_oom_err;
+
+impl VulkanDevice {
+    /// Whether the device supports `desc` (format, usage, extent, levels, layers, samples), as
+    /// `vkGetPhysicalDeviceImageFormatProperties` reports it. Creating an image outside what it
+    /// reports is undefined behaviour, so [`ImageDevice::create_image`] asks first.
+    fn check_image_support(&self, desc: &ImageDesc) -> Result<(), DeviceError> {
+        let unsupported = DeviceError::InvalidImage(ImageDescError::Unsupported);
+        // Multisampled storage images need `shaderStorageImageMultisample`, which memkit does
+        // not track among the enabled features.
+        if desc.samples > 1 && desc.usage.contains(ImageUsage::STORAGE) {
+            return Err(unsupported);
+        }
+        // SAFETY: the physical device belongs to the instance (`VulkanDevice::new`'s contract);
+        // every argument is a valid enum value or flag combination.
+        let properties = unsafe {
+            self.instance.get_physical_device_image_format_properties(
+                self.physical_device,
+                map_image_format(desc.format),
+                image_type(desc),
+                vk::ImageTiling::OPTIMAL,
+                map_image_usage(desc.usage),
+                vk::ImageCreateFlags::empty(),
+            )
+        };
+        let properties = match properties {
+            Ok(p) => p,
+            Err(vk::Result::ERROR_FORMAT_NOT_SUPPORTED) => return Err(unsupported),
+            Err(e) => return Err(map_host_device_oom_err(e)),
+        };
+        let max = properties.max_extent;
+        let fits = desc.width <= max.width
+            && desc.height <= max.height
+            && desc.depth <= max.depth
+            && desc.mip_levels <= properties.max_mip_levels
+            && desc.array_layers <= properties.max_array_layers
+            && properties
+                .sample_counts
+                .contains(vk::SampleCountFlags::from_raw(desc.samples));
+        if fits { Ok(()) } else { Err(unsupported) }
+    }
+}
+
+/// 3D when the image has depth, 2D otherwise.
+fn image_type(desc: &ImageDesc) -> vk::ImageType {
+    if desc.depth > 1 {
+        vk::ImageType::TYPE_3D
+    } else {
+        vk::ImageType::TYPE_2D
+    }
+}
+
+impl ImageDevice for VulkanDevice {
+    fn create_image(
+        &self,
+        desc: &ImageDesc,
+    ) -> Result<(Self::Image, MemoryRequirements), DeviceError> {
+        desc.validate().map_err(DeviceError::InvalidImage)?;
+        self.check_image_support(desc)?;
+        let info = vk::ImageCreateInfo::default()
+            .image_type(image_type(desc))
+            .format(map_image_format(desc.format))
+            .extent(vk::Extent3D {
+                width: desc.width,
+                height: desc.height,
+                depth: desc.depth,
+            })
+            .mip_levels(desc.mip_levels)
+            .array_layers(desc.array_layers)
+            .samples(vk::SampleCountFlags::from_raw(desc.samples))
+            .tiling(vk::ImageTiling::OPTIMAL)
+            .usage(map_image_usage(desc.usage))
+            .sharing_mode(vk::SharingMode::EXCLUSIVE)
+            .initial_layout(vk::ImageLayout::UNDEFINED);
+        // SAFETY: the description passed `validate` and the device's own format query above,
+        // which together cover the valid-usage rules of `VkImageCreateInfo` for these fields.
+        let image =
+            unsafe { self.raw.create_image(&info, None) }.map_err(map_host_device_oom_err)?;
+        let mut dedicated = vk::MemoryDedicatedRequirements::default();
+        let mut requirements = vk::MemoryRequirements2::default().push_next(&mut dedicated);
+        let query = vk::ImageMemoryRequirementsInfo2::default().image(image);
+        // SAFETY: the image was just created on this device; Vulkan 1.1 is checked in `new`.
+        unsafe {
+            self.raw
+                .get_image_memory_requirements2(&query, &mut requirements)
+        };
+        let raw = requirements.memory_requirements;
+        Ok((image, map_memory_requirements(&raw, &dedicated)))
+    }
+
+    unsafe fn bind_image_memory(
+        &self,
+        image: Self::Image,
+        memory: Self::Memory,
+        offset: u64,
+    ) -> Result<(), DeviceError> {
+        // SAFETY: alive, unbound, offset aligned and in range, dedicated when required (caller's
+        // contract).
+        unsafe { self.raw.bind_image_memory(image, memory, offset) }
+            .map_err(map_host_device_oom_err)
+    }
+
+    unsafe fn destroy_image(&self, image: Self::Image) {
+        // SAFETY: alive, from this device, unused by the GPU (caller's contract).
+        unsafe { self.raw.destroy_image(image, None) };
+    }
+}
