@@ -1,7 +1,7 @@
 //! The memory-type pools against a model, on every memkit-dummy preset, with real resources.
 //!
-//! Each allocation is for a real dummy buffer (or optimal resource) created with the usage it
-//! stands for; the pools' answer is bound to it, so the dummy's own detectors (granularity
+//! Each allocation is for a real dummy buffer or image created with the usage it stands for
+//! (images dedicated to themselves when the device requires it); the pools' answer is bound to it, so the dummy's own detectors (granularity
 //! conflicts, aliasing, misaligned or out-of-range binds, types the resource does not allow,
 //! dedicated mismatches, missing device-address support) watch every placement. Host-visible
 //! allocations get a pattern written through their mapped pointer and flushed; on free the
@@ -19,7 +19,8 @@ use std::collections::BTreeMap;
 
 use memkit_core::buddy::BuddyAllocator;
 use memkit_core::device::{
-    BufferUsage, DedicatedHint, DedicatedTo, DeviceError, MemoryPropertyFlags as F,
+    BufferUsage, DedicatedHint, DedicatedTo, DeviceError, ImageDesc, ImageFormat, ImageUsage,
+    MemoryPropertyFlags as F,
 };
 use memkit_core::pool::{
     AllocationRequest, BlockAllocator, BlockSlot, DedicatedSlot, DeviceAllocation, MemoryPools,
@@ -27,7 +28,7 @@ use memkit_core::pool::{
 };
 use memkit_core::tlsf::{TlsfAllocator, TlsfNode};
 use memkit_core::{FreeError, MemoryUsage as U, ResourceKind};
-use memkit_dummy::{DummyBuffer, DummyDevice, DummyMemory, Preset};
+use memkit_dummy::{DummyBuffer, DummyDevice, DummyImage, DummyMemory, Preset};
 use proptest::prelude::*;
 
 const MIB: u64 = 1 << 20;
@@ -65,6 +66,8 @@ fn pools<A: TestStorage>(dev: &DummyDevice, config: PoolConfig, blocks: usize) -
 
 /// A preset device. Freed host-visible objects stay quarantined (so writes through stale
 /// pointers are caught) up to 8 MiB: the default 64 MiB costs seconds of hashing in debug builds.
+/// Resources of 144 MiB and more require a dedicated object (no preset does), so the model also
+/// walks `allocate_dedicated_to` for buffers and images.
 fn device(preset: Preset) -> DummyDevice {
     device_with_quarantine(preset, 8 * MIB)
 }
@@ -73,7 +76,8 @@ fn device_with_quarantine(preset: Preset, quarantine: u64) -> DummyDevice {
     let config = preset
         .config()
         .with_report_leaks_on_drop(false)
-        .with_freed_mapping_quarantine(quarantine);
+        .with_freed_mapping_quarantine(quarantine)
+        .with_dedicated_required_from(Some(144 * MIB));
     DummyDevice::new(config).expect("valid preset")
 }
 
@@ -125,9 +129,32 @@ fn op() -> impl Strategy<Value = Op> {
     ]
 }
 
+/// The resource an allocation is bound to.
+#[derive(Clone, Copy, Debug)]
+enum Resource {
+    Buffer(DummyBuffer),
+    Image(DummyImage),
+}
+
+impl Resource {
+    fn dedicated_to(self) -> DedicatedTo<DummyBuffer, DummyImage> {
+        match self {
+            Self::Buffer(b) => DedicatedTo::Buffer(b),
+            Self::Image(i) => DedicatedTo::Image(i),
+        }
+    }
+}
+
+/// An image of about `size` bytes: one-byte texels, rows of at most 4096.
+fn image_of(size: u64) -> ImageDesc {
+    let width = size.min(4096) as u32;
+    let height = size.div_ceil(4096) as u32;
+    ImageDesc::new_2d(ImageFormat::R8Unorm, width, height, ImageUsage::SAMPLED)
+}
+
 struct Live {
     allocation: DeviceAllocation<DummyMemory>,
-    buffer: DummyBuffer,
+    resource: Resource,
     optimal: bool,
     /// A byte pattern written at both ends through the mapped pointer (host-visible only).
     pattern: Option<u8>,
@@ -222,10 +249,12 @@ impl<'d, A: TestStorage> Model<'d, A> {
         if usage.contains(U::DEVICE_ADDRESS) {
             buffer_usage |= BufferUsage::DEVICE_ADDRESS | BufferUsage::STORAGE;
         }
-        let (buffer, requirements) = if optimal {
-            self.dev.create_optimal_resource(size)
+        let (resource, requirements) = if optimal {
+            let created = self.dev.create_image(&image_of(size));
+            created.map(|(image, req)| (Resource::Image(image), req))
         } else {
-            self.dev.create_buffer(size, buffer_usage)
+            let created = self.dev.create_buffer(size, buffer_usage);
+            created.map(|(buffer, req)| (Resource::Buffer(buffer), req))
         }
         .map_err(|e| format!("create resource: {e}"))?;
         let mut request = AllocationRequest::new(requirements, usage);
@@ -236,10 +265,10 @@ impl<'d, A: TestStorage> Model<'d, A> {
         };
         request.dedicated = dedicated;
         let result = if requirements.dedicated == DedicatedHint::Required {
-            // SAFETY: the buffer was just created and is not bound.
+            // SAFETY: the resource was just created and is not bound.
             unsafe {
                 self.pools
-                    .allocate_dedicated_to(&request, DedicatedTo::Buffer(buffer))
+                    .allocate_dedicated_to(&request, resource.dedicated_to())
             }
         } else {
             self.pools.allocate(&request)
@@ -247,7 +276,7 @@ impl<'d, A: TestStorage> Model<'d, A> {
         let allocation = match result {
             Ok(a) => a,
             Err(e) => {
-                self.dev.destroy_buffer(buffer);
+                self.destroy(resource);
                 return self.check_refusal(e, &request);
             }
         };
@@ -269,12 +298,15 @@ impl<'d, A: TestStorage> Model<'d, A> {
                 "bad placement {allocation:?} for {requirements:?} {usage:?} in {info:?}"
             ));
         }
-        self.dev
-            .bind_buffer_memory(buffer, allocation.memory(), allocation.offset())
-            .map_err(|e| format!("bind: {e}"))?;
+        let (memory, offset) = (allocation.memory(), allocation.offset());
+        match resource {
+            Resource::Buffer(buffer) => self.dev.bind_buffer_memory(buffer, memory, offset),
+            Resource::Image(image) => self.dev.bind_image_memory(image, memory, offset),
+        }
+        .map_err(|e| format!("bind: {e}"))?;
         let mut live = Live {
             allocation,
-            buffer,
+            resource,
             optimal,
             pattern: None,
         };
@@ -297,6 +329,13 @@ impl<'d, A: TestStorage> Model<'d, A> {
         }
         self.live.push(live);
         Ok(())
+    }
+
+    fn destroy(&self, resource: Resource) {
+        match resource {
+            Resource::Buffer(buffer) => self.dev.destroy_buffer(buffer),
+            Resource::Image(image) => self.dev.destroy_image(image),
+        }
     }
 
     fn pattern_ranges(size: u64) -> [(u64, u64); 2] {
@@ -343,7 +382,7 @@ impl<'d, A: TestStorage> Model<'d, A> {
                 }
             }
         }
-        self.dev.destroy_buffer(live.buffer);
+        self.destroy(live.resource);
         let raw = *a.raw();
         // SAFETY: the dummy's GPU ran nothing on it, and its buffer was destroyed above.
         unsafe { self.pools.free(live.allocation) }.map_err(|e| format!("free refused: {e}"))?;

@@ -1,0 +1,220 @@
+//! Images on a real driver, under validation: created from core's descriptions, given memory by
+//! the pools (sub-allocated beside linear buffers, or dedicated to the image), bound, destroyed.
+
+mod common;
+
+use common::{finish, headless};
+use memkit_core::device::{
+    BufferDevice, BufferUsage, DedicatedHint, DedicatedTo, DeviceError, ImageDesc, ImageDescError,
+    ImageDevice, ImageFormat, ImageUsage, MemoryDevice, MemoryRequirements,
+};
+use memkit_core::pool::{
+    AllocationRequest, BlockSlot, DedicatedSlot, DeviceAllocation, MemoryPools, PoolConfig,
+};
+use memkit_core::tlsf::{TlsfAllocator, TlsfNode};
+use memkit_core::{MemoryUsage, ResourceKind};
+use memkit_vulkan::VulkanDevice;
+use memkit_vulkan::ash::vk;
+
+type Tlsf = TlsfAllocator<Vec<TlsfNode>>;
+type Pools<'d> = MemoryPools<
+    &'d VulkanDevice,
+    Tlsf,
+    Vec<BlockSlot<vk::DeviceMemory, Tlsf>>,
+    Vec<DedicatedSlot<vk::DeviceMemory>>,
+>;
+
+fn pools(device: &VulkanDevice) -> Pools<'_> {
+    let config = PoolConfig::default();
+    let len = Pools::block_storage_len(&device, &config).unwrap();
+    let slots = (0..8)
+        .map(|_| BlockSlot::new(vec![TlsfNode::EMPTY; len]))
+        .collect();
+    MemoryPools::new(device, config, slots, vec![DedicatedSlot::new(); 8]).unwrap()
+}
+
+/// Memory for a resource of `kind`: dedicated to `image` when its driver requires it or the test
+/// asks, sub-allocated otherwise.
+fn allocate(
+    pools: &mut Pools<'_>,
+    requirements: MemoryRequirements,
+    kind: ResourceKind,
+    dedicated_image: Option<vk::Image>,
+) -> DeviceAllocation<vk::DeviceMemory> {
+    let request =
+        AllocationRequest::new(requirements, MemoryUsage::FAST_DEVICE_ACCESS).with_kind(kind);
+    match dedicated_image {
+        // SAFETY: the image was just created and is not bound.
+        Some(image) => unsafe {
+            pools.allocate_dedicated_to(&request.with_dedicated(), DedicatedTo::Image(image))
+        },
+        None => pools.allocate(&request),
+    }
+    .unwrap()
+}
+
+/// The `bufferImageGranularity` pages an allocation touches.
+fn pages(a: &DeviceAllocation<vk::DeviceMemory>, granularity: u64) -> (u64, u64) {
+    (
+        a.offset() / granularity,
+        (a.offset() + a.size() - 1) / granularity,
+    )
+}
+
+#[test]
+fn images_get_pool_memory_beside_buffers_and_dedicated_objects() {
+    let Some(h) = headless() else { return };
+    let device = h.device();
+    let granularity = device.limits().buffer_image_granularity;
+    let mut pools = pools(device);
+    let descs = [
+        ImageDesc::new_2d(
+            ImageFormat::Rgba8Srgb,
+            256,
+            256,
+            ImageUsage::SAMPLED | ImageUsage::TRANSFER_DST,
+        )
+        .with_full_mip_chain(),
+        ImageDesc::new_2d(
+            ImageFormat::D32Float,
+            320,
+            240,
+            ImageUsage::DEPTH_STENCIL_ATTACHMENT | ImageUsage::SAMPLED,
+        ),
+        ImageDesc {
+            depth: 16,
+            ..ImageDesc::new_2d(ImageFormat::R8Unorm, 16, 16, ImageUsage::STORAGE)
+        },
+        ImageDesc::new_2d(
+            ImageFormat::Rgba16Float,
+            64,
+            64,
+            ImageUsage::COLOR_ATTACHMENT,
+        )
+        .with_array_layers(6),
+    ];
+    // Images and linear buffers interleaved, all device-local: granularity matters between them.
+    let mut images = Vec::new();
+    let mut buffers = Vec::new();
+    for desc in &descs {
+        let (image, req) = device.create_image(desc).unwrap();
+        assert!(req.size >= desc.packed_bytes(), "{desc:?}: {req:?}");
+        let dedicated = (req.dedicated == DedicatedHint::Required).then_some(image);
+        let memory = allocate(&mut pools, req, ResourceKind::Optimal, dedicated);
+        // SAFETY: memory of an allowed type, aligned, dedicated when required.
+        unsafe { device.bind_image_memory(image, memory.memory(), memory.offset()) }.unwrap();
+        images.push((image, memory));
+        let (buffer, req) = device
+            .create_buffer(1000, BufferUsage::TRANSFER_DST | BufferUsage::STORAGE)
+            .unwrap();
+        let memory = allocate(&mut pools, req, ResourceKind::Linear, None);
+        // SAFETY: as above.
+        unsafe { device.bind_buffer_memory(buffer, memory.memory(), memory.offset()) }.unwrap();
+        buffers.push((buffer, memory));
+    }
+    // A render target dedicated because the application asks (as for one it will resize often).
+    let target = ImageDesc::new_2d(
+        ImageFormat::Bgra8Unorm,
+        640,
+        480,
+        ImageUsage::COLOR_ATTACHMENT | ImageUsage::TRANSFER_SRC,
+    );
+    let (image, req) = device.create_image(&target).unwrap();
+    let memory = allocate(&mut pools, req, ResourceKind::Optimal, Some(image));
+    assert!(memory.is_dedicated());
+    assert_eq!((memory.offset(), memory.size()), (0, req.size));
+    // SAFETY: its own object, at offset 0.
+    unsafe { device.bind_image_memory(image, memory.memory(), 0) }.unwrap();
+    images.push((image, memory));
+
+    // Sub-allocated images share blocks with the buffers, never a granularity page.
+    let shared = images
+        .iter()
+        .filter(|(_, m)| !m.is_dedicated())
+        .filter(|(_, m)| buffers.iter().any(|(_, b)| b.memory() == m.memory()))
+        .count();
+    assert!(shared >= 2, "images and buffers should share blocks");
+    for (_, image) in &images {
+        for (_, buffer) in &buffers {
+            if image.memory() != buffer.memory() {
+                continue;
+            }
+            let (i0, i1) = pages(image, granularity);
+            let (b0, b1) = pages(buffer, granularity);
+            assert!(i1 < b0 || b1 < i0, "{image:?} and {buffer:?} share a page");
+        }
+    }
+    let stats = pools.total_stats();
+    assert_eq!(stats.live_allocations(), 9);
+    let dedicated = images.iter().filter(|(_, m)| m.is_dedicated()).count();
+    assert_eq!(stats.dedicated_objects as usize, dedicated);
+
+    for (image, memory) in images {
+        // SAFETY: never used by the GPU.
+        unsafe {
+            device.destroy_image(image);
+            pools.free(memory).unwrap();
+        }
+    }
+    for (buffer, memory) in buffers {
+        // SAFETY: as above.
+        unsafe {
+            device.destroy_buffer(buffer);
+            pools.free(memory).unwrap();
+        }
+    }
+    // SAFETY: nothing is in flight or bound.
+    let report = unsafe { pools.destroy() };
+    assert!(report.is_clean(), "{report:?}");
+    assert_eq!(device.live_memory_objects(), 0);
+    finish(h);
+}
+
+#[test]
+fn images_the_device_cannot_make_are_typed_errors() {
+    let Some(h) = headless() else { return };
+    let device = h.device();
+    // SAFETY: the physical device belongs to the instance.
+    let limits = unsafe {
+        h.instance()
+            .get_physical_device_properties(device.physical_device())
+    }
+    .limits;
+    let too_wide = ImageDesc::new_2d(
+        ImageFormat::Rgba8Unorm,
+        limits.max_image_dimension2_d + 1,
+        1,
+        ImageUsage::SAMPLED,
+    );
+    let unsupported = Err(DeviceError::InvalidImage(ImageDescError::Unsupported));
+    assert_eq!(device.create_image(&too_wide), unsupported);
+    let many_samples = ImageDesc::new_2d(
+        ImageFormat::Rgba8Unorm,
+        64,
+        64,
+        ImageUsage::COLOR_ATTACHMENT,
+    )
+    .with_samples(64);
+    assert_eq!(device.create_image(&many_samples), unsupported);
+    let storage_msaa =
+        ImageDesc::new_2d(ImageFormat::R32Float, 64, 64, ImageUsage::STORAGE).with_samples(4);
+    assert_eq!(device.create_image(&storage_msaa), unsupported);
+    let empty = ImageDesc::new_2d(ImageFormat::Rgba8Unorm, 0, 64, ImageUsage::SAMPLED);
+    assert_eq!(
+        device.create_image(&empty),
+        Err(DeviceError::InvalidImage(ImageDescError::ZeroExtent))
+    );
+    // A supported multisampled target is made, with its requirements.
+    let msaa = ImageDesc::new_2d(
+        ImageFormat::Rgba8Unorm,
+        64,
+        64,
+        ImageUsage::COLOR_ATTACHMENT,
+    )
+    .with_samples(4);
+    let (image, req) = device.create_image(&msaa).unwrap();
+    assert!(req.size >= msaa.packed_bytes() && req.alignment.is_power_of_two());
+    // SAFETY: never bound or used.
+    unsafe { device.destroy_image(image) };
+    finish(h);
+}
