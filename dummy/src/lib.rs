@@ -4,6 +4,9 @@
 //! - **Presets** ([`Preset`], [`DeviceConfig`]): a discrete GPU with a 256 MiB BAR window, a
 //!   resizable-BAR discrete GPU (the H200's memory types), an integrated GPU, lavapipe and a
 //!   mobile GPU with non-coherent memory; or any custom description.
+//! - **Images** ([`DummyDevice::create_image`]): optimal resources sized from core's
+//!   [`ImageDesc`](memkit_core::device::ImageDesc), bound and dedicated like buffers, watched by
+//!   the same detectors.
 //! - **Real bytes**: every memory object has them, lazily (device-only memory in sparse pages,
 //!   host-visible memory in zeroed pages the OS backs on first touch), mapped at a stable address.
 //! - **A timeline the test drives**: submitted copies execute, really moving bytes, when the test

@@ -11,7 +11,7 @@ use crate::handles::{DummyBuffer, DummyMemory};
 /// The device call during which a misuse was seen.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Operation {
-    /// `allocate_memory` (a dedicated allocation naming a buffer).
+    /// `allocate_memory` (a dedicated allocation naming a buffer or an image).
     Allocate,
     /// `free_memory`.
     Free,
@@ -42,10 +42,10 @@ pub enum InvalidAllocation {
     ZeroSize,
     /// The size is above `maxMemoryAllocationSize` (the call fails with `OutOfDeviceMemory`).
     AboveMaxAllocationSize,
-    /// The buffer named for a dedicated allocation is not alive, or already bound.
+    /// The buffer (or image) named for a dedicated allocation is not alive, or already bound.
     BadDedicatedBuffer,
-    /// A dedicated allocation's size differs from its buffer's required size (Vulkan requires
-    /// them equal).
+    /// A dedicated allocation's size differs from its buffer's (or image's) required size
+    /// (Vulkan requires them equal).
     DedicatedSizeMismatch,
     /// The priority is outside `[0, 1]` (or not a number).
     BadPriority,
