@@ -8,8 +8,8 @@
 # `run` unpacks the Vulkan loader from .gl/*.deb when the machine has none (../shared/GPU.md),
 # measures the bus limit with PyTorch's pinned copy before and after (when PyTorch is there),
 # then runs each binary that exists: the upload benchmark (memkit and the raw Vulkan paths), the
-# wgpu peer, the memkit command's bench on Vulkan, and the CPU-only ring and pool benchmarks on
-# the machine's many cores.
+# wgpu peer, the memkit command's bench on Vulkan, the pools against gpu-alloc and gpu-allocator
+# on the GPU's driver, and the CPU-only ring and pool benchmarks on the machine's many cores.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -17,7 +17,7 @@ build() {
     export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target/gpu-bench}"
     mkdir -p .bin
     local bench
-    for bench in uploads ring pools allocators; do
+    for bench in uploads ring pools pools_device allocators; do
         cargo bench -p memkit-tests --bench "$bench" --no-run --locked || exit 1
         cp "$(ls -t "$CARGO_TARGET_DIR"/release/deps/"$bench"-* | grep -v '\.d$' | head -1)" ".bin/$bench"
     done
@@ -53,6 +53,7 @@ run() {
     [ -x .bin/memkit ] && .bin/memkit bench --device vulkan --quick > "$out/memkit-bench.txt" 2>&1
     [ -x .bin/ring ] && .bin/ring > "$out/ring.txt" 2>&1
     [ -x .bin/pools ] && .bin/pools > "$out/pools.txt" 2>&1
+    [ -x .bin/pools_device ] && .bin/pools_device > "$out/pools_device.txt" 2>&1
     [ -x .bin/allocators ] && .bin/allocators > "$out/allocators.txt" 2>&1
     pinned | tee -a "$out/pinned.txt"
     tail -n 3 "$out"/*.txt
