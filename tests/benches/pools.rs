@@ -50,9 +50,7 @@ use memkit_core::pool::{
 };
 use memkit_core::tlsf::{TlsfAllocator, TlsfConfig, TlsfNode};
 use memkit_core::{Allocation, MemoryUsage, SubAllocator};
-use memkit_tests::workloads::{
-    ChurnConfig, GameFrameConfig, Trace, TraceOp, game_frame, small_object_churn,
-};
+use memkit_tests::workloads::Trace;
 
 /// The H200's limits, as the mock devices report them.
 const H200_LIMITS: DeviceLimits = DeviceLimits {
@@ -65,6 +63,10 @@ const H200_LIMITS: DeviceLimits = DeviceLimits {
 
 #[path = "pools/buffers.rs"]
 mod buffers;
+#[path = "pools/replay.rs"]
+mod replay;
+
+use replay::{median, replay_with, traces};
 
 const MIB: u64 = 1 << 20;
 /// What one memory object costs on the H200's driver (shared/GPU.md: `vkAllocateMemory` 71 us
@@ -109,31 +111,6 @@ trait Contender {
     /// in its default configuration and reports the device bytes they took: with one 256 B
     /// buffer, the startup footprint.
     fn footprint(&self, count: u32, size: u64) -> u64;
-}
-
-/// Replays a trace through `alloc` / `free` with a handle table indexed by id.
-fn replay_with<H>(
-    trace: &Trace,
-    mut alloc: impl FnMut(u64, u64) -> Option<H>,
-    mut free: impl FnMut(H),
-) -> (f64, u64) {
-    let mut table: Vec<Option<H>> = (0..trace.ids).map(|_| None).collect();
-    let mut failed = 0;
-    let start = Instant::now();
-    for op in &trace.ops {
-        match *op {
-            TraceOp::Alloc { id, size, align } => match alloc(size, align) {
-                Some(h) => table[id as usize] = Some(h),
-                None => failed += 1,
-            },
-            TraceOp::Free { id } => {
-                if let Some(h) = table[id as usize].take() {
-                    free(h);
-                }
-            }
-        }
-    }
-    (start.elapsed().as_secs_f64(), failed)
 }
 
 // ---- memkit: raw sub-allocators ------------------------------------------------------------
@@ -803,16 +780,6 @@ fn size_label(bytes: u64) -> String {
     }
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    let mid = v.len() / 2;
-    if v.len() % 2 == 1 {
-        v[mid]
-    } else {
-        (v[mid - 1] + v[mid]) / 2.0
-    }
-}
-
 struct Row {
     name: &'static str,
     ns_per_op: f64,
@@ -912,20 +879,7 @@ fn main() {
         return;
     }
     let reps = if quick { 3 } else { 7 };
-    let game = game_frame(
-        1,
-        &GameFrameConfig {
-            frames: if quick { 200 } else { 1000 },
-            ..GameFrameConfig::default()
-        },
-    );
-    let churn = small_object_churn(
-        2,
-        &ChurnConfig {
-            steps: if quick { 5_000 } else { 20_000 },
-            ..ChurnConfig::default()
-        },
-    );
+    let [game, churn] = traces(quick);
     println!("memkit pools benchmark ({reps} repetitions, median ns per op; H200 memory types)");
     let mut ratios = Vec::new();
     for trace in [&game, &churn] {

@@ -39,10 +39,13 @@ use memkit_core::pool::{
 };
 use memkit_core::tlsf::{TlsfAllocator, TlsfNode};
 use memkit_core::{MemoryUsage, ResourceKind};
-use memkit_tests::workloads::{
-    ChurnConfig, GameFrameConfig, Trace, TraceOp, game_frame, small_object_churn,
-};
+use memkit_tests::workloads::Trace;
 use memkit_vulkan::{HeadlessConfig, HeadlessDevice, VulkanDevice};
+
+#[path = "pools/replay.rs"]
+mod replay;
+
+use replay::{median, replay_with, traces};
 
 const MIB: u64 = 1 << 20;
 
@@ -76,31 +79,6 @@ trait Contender {
     fn replay(&mut self, trace: &Trace, memory_type_bits: u32) -> (f64, u64);
     /// Memory objects made so far and the most device bytes held at once, when counted.
     fn objects(&self) -> Option<(u64, u64)>;
-}
-
-/// Replays a trace through `alloc` / `free` with a handle table indexed by id.
-fn replay_with<H>(
-    trace: &Trace,
-    mut alloc: impl FnMut(u64, u64) -> Option<H>,
-    mut free: impl FnMut(H),
-) -> (f64, u64) {
-    let mut table: Vec<Option<H>> = (0..trace.ids).map(|_| None).collect();
-    let mut failed = 0;
-    let start = Instant::now();
-    for op in &trace.ops {
-        match *op {
-            TraceOp::Alloc { id, size, align } => match alloc(size, align) {
-                Some(h) => table[id as usize] = Some(h),
-                None => failed += 1,
-            },
-            TraceOp::Free { id } => {
-                if let Some(h) = table[id as usize].take() {
-                    free(h);
-                }
-            }
-        }
-    }
-    (start.elapsed().as_secs_f64(), failed)
 }
 
 // ---- memkit -------------------------------------------------------------------------------------
@@ -535,16 +513,6 @@ fn images(vulkan: &VulkanDevice, counted: &Counted<'_>) {
 
 // ---- the run ----------------------------------------------------------------------------------------
 
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    let mid = v.len() / 2;
-    if v.len() % 2 == 1 {
-        v[mid]
-    } else {
-        (v[mid - 1] + v[mid]) / 2.0
-    }
-}
-
 /// `vkAllocateMemory` + `vkFreeMemory` of one object of `size` bytes in memory type
 /// `memory_type`: median microseconds over `n` pairs.
 fn object_pair_us(device: &ash::Device, memory_type: u32, size: u64, n: usize) -> f64 {
@@ -610,20 +578,7 @@ fn main() {
         object_pair_us(headless.ash_device(), device_local, 256 * MIB, 21),
     );
 
-    let game = game_frame(
-        1,
-        &GameFrameConfig {
-            frames: if quick { 200 } else { 1000 },
-            ..GameFrameConfig::default()
-        },
-    );
-    let churn = small_object_churn(
-        2,
-        &ChurnConfig {
-            steps: if quick { 5_000 } else { 20_000 },
-            ..ChurnConfig::default()
-        },
-    );
+    let [game, churn] = traces(quick);
     let counted = Counted {
         inner: vulkan,
         counter: ObjectCounter::default(),
