@@ -385,4 +385,20 @@ mod tests {
         let colour_as_depth = ImageDesc::new_2d(F::Bgra8Srgb, 8, 8, U::DEPTH_STENCIL_ATTACHMENT);
         assert_eq!(colour_as_depth.validate(), Err(E::UsageNotForFormat));
     }
+
+    #[test]
+    fn a_refused_image_is_a_device_error_with_its_reason_as_source() {
+        use std::string::ToString;
+
+        let error = crate::device::DeviceError::InvalidImage(E::NoUsage);
+        assert_eq!(
+            error.to_string(),
+            "invalid image: an image needs at least one usage flag"
+        );
+        let source = core::error::Error::source(&error).map(ToString::to_string);
+        assert_eq!(
+            source.as_deref(),
+            Some("an image needs at least one usage flag")
+        );
+    }
 }

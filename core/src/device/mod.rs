@@ -279,7 +279,14 @@ impl fmt::Display for DeviceError {
     }
 }
 
-impl core::error::Error for DeviceError {}
+impl core::error::Error for DeviceError {
+    fn source(&self) -> Option<&(dyn core::error::Error + 'static)> {
+        match self {
+            Self::InvalidImage(e) => Some(e),
+            _ => None,
+        }
+    }
+}
 
 /// Memory objects: the part of a device that the memory-type pools drive.
 pub trait MemoryDevice {
