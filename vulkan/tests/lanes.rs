@@ -82,6 +82,14 @@ struct Buffers {
 }
 
 impl Buffers {
+    /// The three buffers, with pattern `seed` written into staging; returns the pattern too.
+    fn staged(device: &VulkanDevice, size: u64, seed: u8) -> (Self, Vec<u8>) {
+        let buffers = Self::new(device, size);
+        let source = pattern(size as usize, seed);
+        buffers.staging.write(device, 0, &source);
+        (buffers, source)
+    }
+
     fn new(device: &VulkanDevice, size: u64) -> Self {
         Self {
             staging: MappedBuffer::new(device, size, BufferUsage::TRANSFER_SRC),
@@ -106,13 +114,14 @@ fn split_uploads_arrive_byte_for_byte_and_later_submissions_see_them() {
     let Some(h) = with_lanes() else { return };
     let device = h.device();
     let size: u64 = 2 << 20;
-    let Buffers {
-        staging,
-        target,
-        readback,
-    } = Buffers::new(device, size);
-    let source = pattern(size as usize, 7);
-    staging.write(device, 0, &source);
+    let (
+        Buffers {
+            staging,
+            target,
+            readback,
+        },
+        source,
+    ) = Buffers::staged(device, size, 7);
     let splits = device.split_submissions();
 
     // Upload in 32 scattered regions, then read back at once, no wait between: the readback's
@@ -191,13 +200,14 @@ fn batches_whose_commands_depend_on_each_other_run_whole_and_in_order() {
     let Some(h) = with_lanes() else { return };
     let device = h.device();
     let size: u64 = 1 << 20;
-    let Buffers {
-        staging,
-        target,
-        readback,
-    } = Buffers::new(device, size);
-    let source = pattern(size as usize, 9);
-    staging.write(device, 0, &source);
+    let (
+        Buffers {
+            staging,
+            target,
+            readback,
+        },
+        source,
+    ) = Buffers::staged(device, size, 9);
     let whole = [BufferCopy {
         src_offset: 0,
         dst_offset: 0,
