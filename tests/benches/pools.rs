@@ -66,7 +66,7 @@ mod buffers;
 #[path = "pools/replay.rs"]
 mod replay;
 
-use replay::{median, replay_with, traces};
+use replay::{median, replay_gpu_alloc, replay_gpu_allocator, replay_with, traces};
 
 const MIB: u64 = 1 << 20;
 /// What one memory object costs on the H200's driver (shared/GPU.md: `vkAllocateMemory` 71 us
@@ -497,23 +497,7 @@ mod gpu_alloc_peer {
             "gpu-alloc 0.6"
         }
         fn replay(&mut self, trace: &Trace) -> (f64, u64) {
-            let inner = std::cell::RefCell::new(&mut self.inner);
-            let device = &self.device;
-            replay_with(
-                trace,
-                |size, align| {
-                    let request = gpu_alloc::Request {
-                        size,
-                        align_mask: align - 1,
-                        usage: gpu_alloc::UsageFlags::FAST_DEVICE_ACCESS,
-                        memory_types: !0,
-                    };
-                    // SAFETY: one device for every call on this allocator; it outlives them.
-                    unsafe { inner.borrow_mut().alloc(device, request) }.ok()
-                },
-                // SAFETY: the block came from this allocator and device.
-                |block| unsafe { inner.borrow_mut().dealloc(device, block) },
-            )
+            replay_gpu_alloc(&mut self.inner, &self.device, trace, !0)
         }
         fn device_stats(&self) -> (u64, u64) {
             (self.device.peak.get(), self.device.allocations.get())
@@ -549,7 +533,7 @@ mod gpu_allocator_peer {
     use ash::vk::{self, Handle as _};
     use gpu_allocator::MemoryLocation;
     use gpu_allocator::vulkan::{
-        Allocation, AllocationCreateDesc, AllocationScheme, Allocator, AllocatorCreateDesc,
+        AllocationCreateDesc, AllocationScheme, Allocator, AllocatorCreateDesc,
     };
 
     /// One mock Vulkan device's objects (sizes by handle) and counters.
@@ -721,25 +705,7 @@ mod gpu_allocator_peer {
             "gpu-allocator 0.27"
         }
         fn replay(&mut self, trace: &Trace) -> (f64, u64) {
-            let inner = std::cell::RefCell::new(&mut self.inner);
-            replay_with(
-                trace,
-                |size, alignment| {
-                    let desc = AllocationCreateDesc {
-                        name: "bench",
-                        requirements: vk::MemoryRequirements {
-                            size,
-                            alignment,
-                            memory_type_bits: !0,
-                        },
-                        location: MemoryLocation::GpuOnly,
-                        linear: true,
-                        allocation_scheme: AllocationScheme::GpuAllocatorManaged,
-                    };
-                    inner.borrow_mut().allocate(&desc).ok()
-                },
-                |a: Allocation| inner.borrow_mut().free(a).expect("live allocation"),
-            )
+            replay_gpu_allocator(&mut self.inner, trace, !0)
         }
         fn device_stats(&self) -> (u64, u64) {
             with_device(self.device, |d| (d.peak, d.allocations))

@@ -45,7 +45,7 @@ use memkit_vulkan::{HeadlessConfig, HeadlessDevice, VulkanDevice};
 #[path = "pools/replay.rs"]
 mod replay;
 
-use replay::{median, replay_with, traces};
+use replay::{median, replay_gpu_alloc, replay_gpu_allocator, replay_with, traces};
 
 const MIB: u64 = 1 << 20;
 
@@ -350,23 +350,7 @@ impl Contender for GpuAlloc<'_> {
         "gpu-alloc 0.6"
     }
     fn replay(&mut self, trace: &Trace, memory_type_bits: u32) -> (f64, u64) {
-        let inner = RefCell::new(&mut self.inner);
-        let device = &self.device;
-        replay_with(
-            trace,
-            |size, align| {
-                let request = gpu_alloc::Request {
-                    size,
-                    align_mask: align - 1,
-                    usage: gpu_alloc::UsageFlags::FAST_DEVICE_ACCESS,
-                    memory_types: memory_type_bits,
-                };
-                // SAFETY: one device for every call on this allocator; it outlives them.
-                unsafe { inner.borrow_mut().alloc(device, request) }.ok()
-            },
-            // SAFETY: the block came from this allocator and device.
-            |block| unsafe { inner.borrow_mut().dealloc(device, block) },
-        )
+        replay_gpu_alloc(&mut self.inner, &self.device, trace, memory_type_bits)
     }
     fn objects(&self) -> Option<(u64, u64)> {
         let c = &self.device.counter;
@@ -404,26 +388,7 @@ impl Contender for GpuAllocator {
         "gpu-allocator 0.27"
     }
     fn replay(&mut self, trace: &Trace, memory_type_bits: u32) -> (f64, u64) {
-        use gpu_allocator::vulkan::{Allocation, AllocationCreateDesc, AllocationScheme};
-        let inner = RefCell::new(&mut self.inner);
-        replay_with(
-            trace,
-            |size, alignment| {
-                let desc = AllocationCreateDesc {
-                    name: "bench",
-                    requirements: vk::MemoryRequirements {
-                        size,
-                        alignment,
-                        memory_type_bits,
-                    },
-                    location: gpu_allocator::MemoryLocation::GpuOnly,
-                    linear: true,
-                    allocation_scheme: AllocationScheme::GpuAllocatorManaged,
-                };
-                inner.borrow_mut().allocate(&desc).ok()
-            },
-            |a: Allocation| inner.borrow_mut().free(a).expect("live allocation"),
-        )
+        replay_gpu_allocator(&mut self.inner, trace, memory_type_bits)
     }
     fn objects(&self) -> Option<(u64, u64)> {
         None

@@ -1,5 +1,6 @@
 //! What the pool benchmarks share: their traces, replaying a trace through an allocator's
-//! allocate and free, and the median they quote.
+//! allocate and free (gpu-alloc's and gpu-allocator's replays among them, whichever device they
+//! run on), and the median they quote.
 
 use std::time::Instant;
 
@@ -62,4 +63,57 @@ pub fn median(mut v: Vec<f64>) -> f64 {
     } else {
         (v[mid - 1] + v[mid]) / 2.0
     }
+}
+
+/// Replays `trace` through gpu-alloc (device-only requests over `memory_types`) on `device`.
+pub fn replay_gpu_alloc<M: std::fmt::Debug + 'static, D: gpu_alloc::MemoryDevice<M>>(
+    allocator: &mut gpu_alloc::GpuAllocator<M>,
+    device: &D,
+    trace: &Trace,
+    memory_types: u32,
+) -> (f64, u64) {
+    let allocator = std::cell::RefCell::new(allocator);
+    replay_with(
+        trace,
+        |size, align| {
+            let request = gpu_alloc::Request {
+                size,
+                align_mask: align - 1,
+                usage: gpu_alloc::UsageFlags::FAST_DEVICE_ACCESS,
+                memory_types,
+            };
+            // SAFETY: one device for every call on this allocator; it outlives them.
+            unsafe { allocator.borrow_mut().alloc(device, request) }.ok()
+        },
+        // SAFETY: the block came from this allocator and device.
+        |block| unsafe { allocator.borrow_mut().dealloc(device, block) },
+    )
+}
+
+/// Replays `trace` through gpu-allocator (`GpuOnly`, linear, over `memory_type_bits`).
+pub fn replay_gpu_allocator(
+    allocator: &mut gpu_allocator::vulkan::Allocator,
+    trace: &Trace,
+    memory_type_bits: u32,
+) -> (f64, u64) {
+    use gpu_allocator::vulkan::{Allocation, AllocationCreateDesc, AllocationScheme};
+    let allocator = std::cell::RefCell::new(allocator);
+    replay_with(
+        trace,
+        |size, alignment| {
+            let desc = AllocationCreateDesc {
+                name: "bench",
+                requirements: ash::vk::MemoryRequirements {
+                    size,
+                    alignment,
+                    memory_type_bits,
+                },
+                location: gpu_allocator::MemoryLocation::GpuOnly,
+                linear: true,
+                allocation_scheme: AllocationScheme::GpuAllocatorManaged,
+            };
+            allocator.borrow_mut().allocate(&desc).ok()
+        },
+        |a: Allocation| allocator.borrow_mut().free(a).expect("live allocation"),
+    )
 }
