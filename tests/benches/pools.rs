@@ -66,7 +66,7 @@ mod buffers;
 #[path = "pools/replay.rs"]
 mod replay;
 
-use replay::{median, replay_gpu_alloc, replay_gpu_allocator, replay_with, traces};
+use replay::{interleaved, median, replay_gpu_alloc, replay_gpu_allocator, replay_with, traces};
 
 const MIB: u64 = 1 << 20;
 /// What one memory object costs on the H200's driver (shared/GPU.md: `vkAllocateMemory` 71 us
@@ -769,20 +769,8 @@ fn run(trace: &Trace, reps: usize, only: Option<&str>) -> Vec<Row> {
         contenders.retain(|c| c.name().contains(only));
     }
     let ops = trace.ops.len() as f64;
-    let mut samples: Vec<Vec<f64>> = vec![Vec::new(); contenders.len()];
-    let mut failed = vec![0; contenders.len()];
-    // One warm-up replay each, then the timed repetitions, rotated so no contender always
-    // runs first.
-    for rep in 0..=reps {
-        for k in 0..contenders.len() {
-            let i = (k + rep) % contenders.len();
-            let (secs, f) = contenders[i].replay(trace);
-            if rep > 0 {
-                samples[i].push(secs * 1e9 / ops);
-                failed[i] += f;
-            }
-        }
-    }
+    let (samples, failed) =
+        interleaved(contenders.len(), reps, ops, |i| contenders[i].replay(trace));
     contenders
         .iter()
         .zip(samples)

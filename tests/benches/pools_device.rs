@@ -45,7 +45,7 @@ use memkit_vulkan::{HeadlessConfig, HeadlessDevice, VulkanDevice};
 #[path = "pools/replay.rs"]
 mod replay;
 
-use replay::{median, replay_gpu_alloc, replay_gpu_allocator, replay_with, traces};
+use replay::{interleaved, median, replay_gpu_alloc, replay_gpu_allocator, replay_with, traces};
 
 const MIB: u64 = 1 << 20;
 
@@ -559,18 +559,9 @@ fn main() {
             Box::new(GpuAllocator::new(&headless)),
         ];
         let ops = trace.ops.len() as f64;
-        let mut samples: Vec<Vec<f64>> = vec![Vec::new(); contenders.len()];
-        let mut failed = vec![0; contenders.len()];
-        for rep in 0..=reps {
-            for k in 0..contenders.len() {
-                let i = (k + rep) % contenders.len();
-                let (secs, f) = contenders[i].replay(trace, bits);
-                if rep > 0 {
-                    samples[i].push(secs * 1e9 / ops);
-                    failed[i] += f;
-                }
-            }
-        }
+        let (samples, failed) = interleaved(contenders.len(), reps, ops, |i| {
+            contenders[i].replay(trace, bits)
+        });
         println!("\n{}: {} ops", trace.name, trace.ops.len());
         println!(
             "  {:<22} {:>12} {:>18} {:>16} {:>8}",

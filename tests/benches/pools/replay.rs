@@ -54,6 +54,31 @@ pub fn replay_with<H>(
     (start.elapsed().as_secs_f64(), failed)
 }
 
+/// Times `count` contenders on one trace of `ops` ops: one warm-up replay each, then `reps`
+/// timed repetitions, the order rotated every repetition so no contender always runs first.
+/// `replay(i)` replays contender `i` and returns (seconds, failed allocations). Returns each
+/// contender's ns/op samples and its failed allocations over the timed repetitions.
+pub fn interleaved(
+    count: usize,
+    reps: usize,
+    ops: f64,
+    mut replay: impl FnMut(usize) -> (f64, u64),
+) -> (Vec<Vec<f64>>, Vec<u64>) {
+    let mut samples: Vec<Vec<f64>> = vec![Vec::new(); count];
+    let mut failed = vec![0; count];
+    for rep in 0..=reps {
+        for k in 0..count {
+            let i = (k + rep) % count;
+            let (secs, f) = replay(i);
+            if rep > 0 {
+                samples[i].push(secs * 1e9 / ops);
+                failed[i] += f;
+            }
+        }
+    }
+    (samples, failed)
+}
+
 /// The median (the mean of the middle two for an even count).
 pub fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
