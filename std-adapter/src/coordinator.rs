@@ -77,9 +77,9 @@ const MAX_DEDICATED_BACKLOG: usize = 1024;
 /// The scheduler holds at least this many uploads (room for the dedicated backlog and more).
 const MIN_PENDING_UPLOADS: usize = 4 * MAX_DEDICATED_BACKLOG;
 
-/// Every buffer the coordinator creates can be a copy source and destination and bound in any
-/// common way.
-const BUFFER_USAGE: BufferUsage = BufferUsage::TRANSFER_SRC
+/// The usage every buffer the coordinator creates has (plus `DEVICE_ADDRESS` when asked for): a
+/// copy source and destination, bindable in any common way.
+pub const BUFFER_USAGE: BufferUsage = BufferUsage::TRANSFER_SRC
     .union(BufferUsage::TRANSFER_DST)
     .union(BufferUsage::UNIFORM)
     .union(BufferUsage::STORAGE)

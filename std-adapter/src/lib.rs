@@ -21,7 +21,7 @@ mod ticket;
 
 pub use buffer::Buffer;
 pub use config::{BackPressure, CoordinatorConfig};
-pub use coordinator::{Coordinator, StagingGrant};
+pub use coordinator::{BUFFER_USAGE, Coordinator, StagingGrant};
 pub use device::Device;
 pub use error::{Error, Result};
 pub use frame::Frame;

@@ -37,17 +37,13 @@ use std::time::Instant;
 use bbqueue::nicknames::GogiGui;
 use bbqueue::traits::storage::BoxedSlice;
 use memkit_core::{FenceValue, GrantError, RingConsumer, RingMemory, RingProducer, StagingRing};
+use memkit_tests::bench_report::median;
 
 type Ring = StagingRing<'static, 256>;
 
 fn new_ring(capacity: usize) -> Arc<Ring> {
     let memory = RingMemory::new(Box::leak(vec![0u8; capacity].into_boxed_slice()));
     Arc::new(StagingRing::new(memory).expect("ring"))
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.total_cmp(b));
-    v[v.len() / 2]
 }
 
 /// Backs off while a queue is full or empty: spins a little, then yields the core.

@@ -25,6 +25,7 @@ use memkit_core::scheduler::{
     BufferKey, CopyRegion, EMPTY_REGION, SchedulerConfig, TransferScheduler, Upload, UploadSlot,
     dst_end,
 };
+use memkit_tests::bench_report::median;
 
 const UPLOADS: usize = 4096;
 
@@ -210,11 +211,6 @@ fn btreemap(uploads: &[Upload]) -> usize {
         ));
     }
     black_box(&regions).len()
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
 }
 
 /// Median nanoseconds per upload over `frames` runs of `f`, and the regions it emitted.

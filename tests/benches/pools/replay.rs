@@ -1,9 +1,10 @@
 //! What the pool benchmarks share: their traces, replaying a trace through an allocator's
 //! allocate and free (gpu-alloc's and gpu-allocator's replays among them, whichever device they
-//! run on), and the median they quote.
+//! run on), and the median they quote (the test crate's `bench_report::median`).
 
 use std::time::Instant;
 
+pub use memkit_tests::bench_report::median;
 use memkit_tests::workloads::{
     ChurnConfig, GameFrameConfig, Trace, TraceOp, game_frame, small_object_churn,
 };
@@ -77,17 +78,6 @@ pub fn interleaved(
         }
     }
     (samples, failed)
-}
-
-/// The median (the mean of the middle two for an even count).
-pub fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    let mid = v.len() / 2;
-    if v.len() % 2 == 1 {
-        v[mid]
-    } else {
-        (v[mid - 1] + v[mid]) / 2.0
-    }
 }
 
 /// Replays `trace` through gpu-alloc (device-only requests over `memory_types`) on `device`.

@@ -15,14 +15,8 @@ use memkit_vulkan::HeadlessDevice;
 
 use super::pick_type;
 
-/// The usages `memkit_std::Coordinator` creates every buffer with (its `BUFFER_USAGE`).
-const COORDINATOR_USAGE: BufferUsage = BufferUsage::TRANSFER_SRC
-    .union(BufferUsage::TRANSFER_DST)
-    .union(BufferUsage::UNIFORM)
-    .union(BufferUsage::STORAGE)
-    .union(BufferUsage::INDEX)
-    .union(BufferUsage::VERTEX)
-    .union(BufferUsage::INDIRECT);
+/// The usages `memkit_std::Coordinator` creates every buffer with.
+const COORDINATOR_USAGE: BufferUsage = memkit_std::BUFFER_USAGE;
 
 /// The same, as Vulkan flags.
 fn coordinator_flags() -> vk::BufferUsageFlags {
