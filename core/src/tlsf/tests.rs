@@ -286,7 +286,7 @@ fn foreign_and_stale_handles_are_refused() {
 }
 
 #[test]
-fn alignment_padding_is_reused() {
+fn an_alignment_gap_as_large_as_the_request_is_reused() {
     // Requests under 32 bytes go to the top end of a block, larger ones to the bottom.
     let config = TlsfConfig::new(8192, 16, 16).with_small_threshold(32);
     let mut t = TlsfAllocator::new(config, vec![TlsfNode::EMPTY; config.storage_len()]).unwrap();
@@ -294,23 +294,72 @@ fn alignment_padding_is_reused() {
     assert_eq!(top.offset(), 8176);
     let a = alloc(&mut t, 48, 16);
     assert_eq!(a.offset(), 0);
-    // Free: [48, 8176). Neither end is 1024-aligned, so the bottom end is used, after padding.
+    // Free: [48, 8176). Neither end is 1024-aligned, so the bottom end is used, after a gap of
+    // 976 bytes: more than the request, so it becomes a free block of its own.
+    let b = alloc(&mut t, 512, 1024);
+    assert_eq!(b.offset(), 1024);
+    let s = t.stats();
+    assert_eq!(s.bytes_reserved, 16 + 48 + 512, "the gap is not reserved");
+    assert_eq!(s.splits, 4);
+    // The 976-byte gap is a free block that a later request fills exactly.
+    let c = alloc(&mut t, 976, 16);
+    assert_eq!(c.offset(), 48);
+    assert_eq!(t.stats().bytes_reserved, 16 + 48 + 512 + 976);
+    let d = alloc(&mut t, 16, 1);
+    assert_eq!(d.offset(), 8160);
+    t.check_invariants().unwrap();
+    for x in [a, b, c, d, top] {
+        free(&mut t, x);
+    }
+    assert_eq!(t.stats().largest_free_run, 8192);
+}
+
+#[test]
+fn an_alignment_gap_smaller_than_the_request_stays_with_it() {
+    let config = TlsfConfig::new(8192, 16, 16).with_small_threshold(32);
+    let mut t = TlsfAllocator::new(config, vec![TlsfNode::EMPTY; config.storage_len()]).unwrap();
+    let top = alloc(&mut t, 16, 16);
+    let a = alloc(&mut t, 48, 16);
+    // Free: [48, 8176). The bottom end needs a gap of 976 bytes for a 1024-aligned start: below
+    // the request's 1024 bytes, so the allocation keeps it and the block splits once.
     let b = alloc(&mut t, 1024, 1024);
     assert_eq!(b.offset(), 1024);
     let s = t.stats();
+    assert_eq!(s.bytes_requested, 16 + 48 + 1024);
     assert_eq!(
         s.bytes_reserved,
-        16 + 48 + 1024,
-        "the padding is not reserved"
+        16 + 48 + 976 + 1024,
+        "the gap is reserved"
     );
-    assert_eq!(s.splits, 4);
-    // The 976 bytes of padding are a free block that a later request fills exactly.
+    assert_eq!(s.splits, 3);
+    // Nothing is free below the allocation: the next request goes above it.
     let c = alloc(&mut t, 976, 16);
-    assert_eq!(c.offset(), 48);
-    assert_eq!(t.stats().bytes_reserved, 16 + 48 + 1024 + 976);
-    let d = alloc(&mut t, 16, 1);
-    assert_eq!(d.offset(), 8160);
-    for x in [a, b, c, d, top] {
+    assert_eq!(c.offset(), 2048);
+    t.check_invariants().unwrap();
+    // A handle whose offset or size was changed is refused, the gap notwithstanding.
+    let raw = *b.raw();
+    for forged in [
+        RawAllocation {
+            offset: raw.offset + 16,
+            ..raw
+        },
+        RawAllocation { offset: 32, ..raw },
+        RawAllocation {
+            size: raw.size - 16,
+            ..raw
+        },
+    ] {
+        assert_eq!(
+            t.free(Allocation::from_raw(forged)),
+            Err(FreeError::DoubleFree),
+            "{forged:?}"
+        );
+    }
+    // The real handle frees the gap with the allocation.
+    free(&mut t, b);
+    assert_eq!(t.stats().bytes_reserved, 16 + 48 + 976);
+    t.check_invariants().unwrap();
+    for x in [a, c, top] {
         free(&mut t, x);
     }
     assert_eq!(t.stats().largest_free_run, 8192);
