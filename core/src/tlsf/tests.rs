@@ -315,6 +315,24 @@ fn an_alignment_gap_as_large_as_the_request_is_reused() {
 }
 
 #[test]
+fn tiny_requests_that_fill_their_block_take_it_whole() {
+    // Requests under 8 bytes have no sliver allowance (an eighth of them is 0): a request that
+    // fills the rest of the arena exactly must still take the block whole, leaving no empty
+    // free block behind.
+    let config = TlsfConfig::new(8, 1, 4);
+    let mut t = TlsfAllocator::new(config, vec![TlsfNode::EMPTY; config.storage_len()]).unwrap();
+    let a = alloc(&mut t, 5, 1);
+    let b = alloc(&mut t, 3, 1);
+    assert_eq!((a.offset(), b.offset()), (0, 5));
+    let s = t.stats();
+    assert_eq!((s.bytes_reserved, s.splits), (8, 1));
+    assert_eq!(t.allocate(1, 1).err(), Some(AllocError::OutOfMemory));
+    free(&mut t, a);
+    free(&mut t, b);
+    assert_eq!(t.stats().largest_free_run, 8);
+}
+
+#[test]
 fn an_alignment_gap_smaller_than_the_request_stays_with_it() {
     let config = TlsfConfig::new(8192, 16, 16).with_small_threshold(32);
     let mut t = TlsfAllocator::new(config, vec![TlsfNode::EMPTY; config.storage_len()]).unwrap();
