@@ -49,17 +49,8 @@ fuzz_target!(|w: Workload| {
             panic!("op {i} {op:?} on {config:?}: invariant broken: {problem}");
         }
         let after = real.stats();
-        // A success reserves the size rounded to the granule, plus at most a sliver left above
-        // it (under 256 bytes and under an eighth of the request): padding stays free.
-        if let Some((size, _)) = model.request(op)
-            && after.live_allocations == before.live_allocations + 1
-        {
-            let rounded = size.div_ceil(granule) * granule;
-            let extra = (after.bytes_reserved - before.bytes_reserved).checked_sub(rounded);
-            assert!(
-                matches!(extra, Some(e) if e == 0 || e < 256.min(size / 8)),
-                "op {i}: reservation of {size} bytes: {extra:?} over the rounded size"
-            );
+        if let Err(problem) = model.check_tlsf_reservation(op, granule, &before, &after) {
+            panic!("op {i} on {config:?}: {problem}");
         }
         if let Err(problem) =
             model.check_largest_free_run(op, granule, config.max_allocations, &before, &after)

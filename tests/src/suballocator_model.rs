@@ -124,6 +124,34 @@ impl SubAllocatorModel {
         Ok(())
     }
 
+    /// After [`step`](Self::step) ran `op` on a TLSF allocator with granule `granule`, with its
+    /// statistics `before` and `after` it: a success reserves the size rounded to the granule,
+    /// plus at most an alignment gap it keeps (under 64 KiB and under the request's size) and a
+    /// sliver left beside it (under 256 bytes and under an eighth of the request). Larger gaps
+    /// and rests must stay free.
+    pub fn check_tlsf_reservation(
+        &self,
+        op: AllocatorOp,
+        granule: u64,
+        before: &AllocatorStats,
+        after: &AllocatorStats,
+    ) -> Result<(), String> {
+        let Some((size, _)) = self.request(op) else {
+            return Ok(());
+        };
+        if after.live_allocations != before.live_allocations + 1 {
+            return Ok(());
+        }
+        let reserved = after.bytes_reserved - before.bytes_reserved;
+        let rounded = size.div_ceil(granule) * granule;
+        match reserved.checked_sub(rounded) {
+            Some(extra) if extra == 0 || extra < size.min(64 << 10) + 256.min(size / 8) => Ok(()),
+            _ => Err(format!(
+                "{size} bytes reserved {reserved}: gaps and rests this large must stay free"
+            )),
+        }
+    }
+
     /// Applies `op` to `real` and to the shadow, then checks every invariant. `foreign` is another
     /// instance whose handles `real` must refuse.
     pub fn step<A: SubAllocator, F: SubAllocator>(

@@ -44,21 +44,9 @@ fn run(config: TlsfConfig, max_request: u64, ops: &[AllocatorOp]) -> Result<(), 
         real.check_invariants()
             .map_err(|e| format!("op {i} {op:?}: invariant broken: {e}"))?;
         let after = real.stats();
-        if let Some((size, _)) = model.request(op)
-            && after.live_allocations == before.live_allocations + 1
-        {
-            // The size rounded to the granule, plus at most an alignment gap it keeps (under
-            // 64 KiB and under the request's size) and a sliver left beside it (under 256 bytes
-            // and under an eighth of the request); larger gaps stay free.
-            let rounded = size.div_ceil(config.granule) * config.granule;
-            let extra = (after.bytes_reserved - before.bytes_reserved).checked_sub(rounded);
-            if !matches!(extra, Some(e) if e == 0 || e < size.min(64 << 10) + 256.min(size / 8)) {
-                return Err(format!(
-                    "op {i}: {size} bytes reserved {} (gaps this large must stay free)",
-                    after.bytes_reserved - before.bytes_reserved
-                ));
-            }
-        }
+        model
+            .check_tlsf_reservation(op, config.granule, &before, &after)
+            .map_err(|e| format!("op {i}: {e}"))?;
         model
             .check_largest_free_run(op, config.granule, config.max_allocations, &before, &after)
             .map_err(|e| format!("op {i}: {e}"))?;
