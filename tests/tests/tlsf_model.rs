@@ -4,8 +4,8 @@
 //! from 1 to 256 bytes, both placement policies, and `max_allocations` small enough to run out.
 //! After every op: the model's checks (no overlap, alignment, bounds, statistics, refused frees
 //! change nothing), the allocator's own metadata walk, that a success reserves the size rounded
-//! to the granule and at most a kept alignment gap and a sliver more (larger gaps stay free), and the
-//! exactness of `largest_free_run` (an alignment-1 request up to it must succeed). At the end,
+//! to the granule and at most a kept alignment gap and a sliver more (larger gaps stay free), and
+//! the exactness of `largest_free_run` (an alignment-1 request up to it must succeed). At the end,
 //! everything is freed and the whole capacity must come back in one piece.
 
 use memkit_core::SubAllocator;

@@ -88,9 +88,10 @@ const SL_COUNT: u64 = 1 << SL_LOG2;
 const NIL: u32 = 0;
 /// How many free blocks the last-resort scan visits before giving up (keeps allocation O(1)).
 const FALLBACK_SCAN: u32 = 64;
-/// The rest of a block beside an allocation, when smaller than this many bytes and than an eighth
-/// of the request, stays with the allocation instead of becoming a free block of its own: such slivers
-/// rarely serve a request, and splitting and merging them costs more than they are worth.
+/// The rest of a block beside an allocation, when smaller than this many bytes and than an
+/// eighth of the request, stays with the allocation instead of becoming a free block of its own:
+/// such slivers rarely serve a request, and splitting and merging them costs more than they are
+/// worth.
 const SLIVER_BYTES: u64 = 256;
 /// See [`SLIVER_BYTES`]: a sliver is also below `size >> SLIVER_SHIFT`.
 const SLIVER_SHIFT: u32 = 3;
@@ -1056,8 +1057,9 @@ impl<S: AsRef<[TlsfNode]> + AsMut<[TlsfNode]>> SubAllocator for TlsfAllocator<S>
         let (reserved_start, reserved_end) =
             select_unpredictable(top, (high, end), (offset, low + units));
         let rest = block_size - (reserved_end - reserved_start);
-        // A rest smaller than a sliver is not worth a block of its own (and the merge that frees
-        // it again): the allocation keeps the whole block.
+        // No rest (an exact fit), or a rest smaller than a sliver, which is not worth a block of
+        // its own (and the merge that frees it again): the allocation takes the whole block.
+        // Both tests are needed: a request under 8 bytes has no sliver allowance.
         let slot;
         let reserved;
         if (rest == 0) | (rest << g < SLIVER_BYTES.min(size >> SLIVER_SHIFT)) {
