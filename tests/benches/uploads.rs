@@ -1222,15 +1222,17 @@ fn coordinator_runs(report: &mut Report, gpu: &Gpu, reps: usize, quick: bool) {
     let count = if quick { 1000 } else { 10_000 };
     let mut create = Vec::new();
     let mut cycle = Vec::new();
-    for _ in 0..reps + 1 {
-        let s = Instant::now();
-        let buffers: Vec<Buffer<Gpu>> = (0..count)
+    let make_buffers = |c: &Coordinator<Gpu>| -> Vec<Buffer<Gpu>> {
+        (0..count)
             .map(|_| {
-                coordinator
-                    .create_buffer(64 << 10, MemoryUsage::FAST_DEVICE_ACCESS)
+                c.create_buffer(64 << 10, MemoryUsage::FAST_DEVICE_ACCESS)
                     .expect("buffer")
             })
-            .collect();
+            .collect()
+    };
+    for _ in 0..reps + 1 {
+        let s = Instant::now();
+        let buffers = make_buffers(&coordinator);
         let made = s.elapsed().as_secs_f64();
         drop(buffers);
         coordinator.maintain().expect("maintain");
@@ -1242,13 +1244,7 @@ fn coordinator_runs(report: &mut Report, gpu: &Gpu, reps: usize, quick: bool) {
     // One more round, untimed, counting the pools' blocks at its peak and after `maintain`: the
     // difference is made again (and freed again) every round.
     let blocks = |c: &Coordinator<Gpu>| c.stats().heaps.iter().map(|h| h.blocks).sum::<u32>();
-    let buffers: Vec<Buffer<Gpu>> = (0..count)
-        .map(|_| {
-            coordinator
-                .create_buffer(64 << 10, MemoryUsage::FAST_DEVICE_ACCESS)
-                .expect("buffer")
-        })
-        .collect();
+    let buffers = make_buffers(&coordinator);
     let peak_blocks = blocks(&coordinator);
     drop(buffers);
     coordinator.maintain().expect("maintain");
