@@ -502,6 +502,34 @@ impl Index {
         self.fl_bitmap &= !(row_emptied << row);
     }
 
+    /// Takes free block `i`, the head of the list of `class`, out of that list: cheaper than
+    /// [`remove_free`](Self::remove_free), which allocation (whose block is always a list head,
+    /// see [`find_block`](Self::find_block)) does not need.
+    #[inline(always)]
+    fn pop_head(&mut self, nodes: &mut [TlsfNode], i: u32, class: u32) {
+        let next = nodes[i as usize].list_next();
+        *self.head_mut(class) = next;
+        nodes[next as usize].narrow[N_LIST_PREV] = NIL;
+        let emptied = u32::from(next == NIL);
+        let row = class >> SL_LOG2;
+        let bits = &mut self.sl_bitmaps[row as usize & 63];
+        *bits &= !(emptied << (class & (SL_COUNT as u32 - 1)));
+        let row_emptied = u64::from(*bits == 0);
+        self.fl_bitmap &= !(row_emptied << row);
+    }
+
+    /// Gives free block `i`, the head of the list of `class`, a new size: like
+    /// [`resize_free`](Self::resize_free), for a list head.
+    #[inline(always)]
+    fn resize_head(&mut self, nodes: &mut [TlsfNode], i: u32, class: u32, size: u64) {
+        nodes[i as usize].wide[W_SIZE] = size;
+        let new = floor_class(size);
+        if new != class {
+            self.pop_head(nodes, i, class);
+            self.insert_free(nodes, i, new);
+        }
+    }
+
     /// Gives free block `i`, filed in `class`, a new size, moving it to another list only when
     /// its class changes (most merges and splits of large blocks keep the class, and then cost no
     /// list work).
@@ -534,9 +562,15 @@ impl Index {
     }
 
     /// Finds a free block for `units` granules at a multiple of `align` granules; returns the
-    /// block, its class and the padding in front of the aligned start.
+    /// block, its class and the padding in front of the aligned start. The block is always the
+    /// head of its class's list.
     #[inline(always)]
-    fn find_block(&self, nodes: &[TlsfNode], units: u64, align: u64) -> Option<(u32, u32, u64)> {
+    fn find_block(
+        &mut self,
+        nodes: &mut [TlsfNode],
+        units: u64,
+        align: u64,
+    ) -> Option<(u32, u32, u64)> {
         // Good fit: the head of the first non-empty class that may hold a block large enough
         // (see the module docs for why this comes before the guaranteed class).
         let first = self.first_nonempty_from(floor_class(units))?;
@@ -560,10 +594,11 @@ impl Index {
     /// [`find_block`](Self::find_block) once neither the good-fit head nor a guaranteed class has
     /// a block: a bounded scan of the lists from the good-fit class up to `guaranteed`, so that a
     /// request some free block can serve is not refused only because of the class arithmetic.
+    /// The block found is moved to the head of its list, as `find_block` promises.
     #[inline(never)]
     fn find_block_below(
-        &self,
-        nodes: &[TlsfNode],
+        &mut self,
+        nodes: &mut [TlsfNode],
         units: u64,
         align: u64,
         guaranteed: u32,
@@ -579,6 +614,10 @@ impl Index {
             let mut i = self.head(class);
             while i != NIL {
                 if let Some(pad) = fits(i) {
+                    if i != self.head(class) {
+                        self.remove_free(nodes, i, class);
+                        self.insert_free(nodes, i, class);
+                    }
                     return Some((i, class, pad));
                 }
                 budget -= 1;
@@ -1067,7 +1106,7 @@ impl<S: AsRef<[TlsfNode]> + AsMut<[TlsfNode]>> SubAllocator for TlsfAllocator<S>
                 nodes[block as usize].phys_prev(),
                 nodes[block as usize].phys_next(),
             );
-            index.remove_free(nodes, block, class);
+            index.pop_head(nodes, block, class);
             reserved = (offset, block_size);
             nodes[block as usize] = used_node(reserved, prev, next, tag, size, g);
             slot = block;
@@ -1093,7 +1132,7 @@ impl<S: AsRef<[TlsfNode]> + AsMut<[TlsfNode]>> SubAllocator for TlsfAllocator<S>
             reserved = (reserved_start, reserved_end - reserved_start);
             let (slot_prev, slot_next) = select_unpredictable(top, (block, next), (prev, block));
             nodes[slot as usize] = used_node(reserved, slot_prev, slot_next, tag, size, g);
-            index.resize_free(nodes, block, class, rest);
+            index.resize_head(nodes, block, class, rest);
             self.stats.splits += 1;
         }
         Ok(self.allocated(

@@ -737,3 +737,31 @@ fn slivers_stay_with_the_allocation() {
     }
     assert_eq!(t.stats().largest_free_run, 4096);
 }
+
+#[test]
+fn the_last_resort_scan_finds_a_block_behind_a_list_head_too_small() {
+    // Blocks of 128 and 131 granules share the class [128, 132). Everything else is allocated,
+    // so a request for 130 granules finds no guaranteed class, and the head of its own class
+    // (the 128-granule block, freed last) is too small: only the scan reaches the 131-granule
+    // block behind it, which must then leave its list cleanly.
+    let config = TlsfConfig::new(291 * 16, 16, 8).with_small_threshold(0);
+    let mut t = TlsfAllocator::new(config, vec![TlsfNode::EMPTY; config.storage_len()]).unwrap();
+    let a = alloc(&mut t, 128 * 16, 16);
+    // Neighbours of 16 granules: rests that small beside a larger request would be slivers
+    // (see SLIVER_BYTES) and stay with it.
+    let _x = alloc(&mut t, 256, 16);
+    let b = alloc(&mut t, 131 * 16, 16);
+    let _y = alloc(&mut t, 256, 16);
+    assert_eq!((a.offset(), b.offset()), (0, 144 * 16));
+    free(&mut t, b);
+    free(&mut t, a);
+    let c = alloc(&mut t, 130 * 16, 16);
+    assert_eq!(c.offset(), 144 * 16, "placed in the 131-granule block");
+    // The rest of that block (one granule) is a sliver and stays with the allocation; the
+    // 128-granule block is still free and is the largest free run.
+    assert_eq!(t.stats().bytes_reserved, (16 + 131 + 16) * 16);
+    assert_eq!(t.stats().largest_free_run, 128 * 16);
+    let d = alloc(&mut t, 128 * 16, 16);
+    assert_eq!(d.offset(), 0);
+    assert_eq!(t.allocate(16, 16).err(), Some(AllocError::OutOfMemory));
+}
