@@ -494,10 +494,17 @@ impl Index {
         // removing a block from the middle of its list (merges do) is as common as the head.
         let head = self.head_mut(class);
         *head = select_unpredictable(prev == NIL, next, *head);
-        let emptied = u32::from(*head == NIL);
+        let emptied = *head == NIL;
+        self.note_if_emptied(class, emptied);
+    }
+
+    /// Clears `class`'s bitmap bit when its list was just `emptied`, and its row's bit when
+    /// that left the row empty. No branches: nothing changes when `emptied` is false.
+    #[inline(always)]
+    fn note_if_emptied(&mut self, class: u32, emptied: bool) {
         let row = class >> SL_LOG2;
         let bits = &mut self.sl_bitmaps[row as usize & 63];
-        *bits &= !(emptied << (class & (SL_COUNT as u32 - 1)));
+        *bits &= !(u32::from(emptied) << (class & (SL_COUNT as u32 - 1)));
         let row_emptied = u64::from(*bits == 0);
         self.fl_bitmap &= !(row_emptied << row);
     }
@@ -510,24 +517,7 @@ impl Index {
         let next = nodes[i as usize].list_next();
         *self.head_mut(class) = next;
         nodes[next as usize].narrow[N_LIST_PREV] = NIL;
-        let emptied = u32::from(next == NIL);
-        let row = class >> SL_LOG2;
-        let bits = &mut self.sl_bitmaps[row as usize & 63];
-        *bits &= !(emptied << (class & (SL_COUNT as u32 - 1)));
-        let row_emptied = u64::from(*bits == 0);
-        self.fl_bitmap &= !(row_emptied << row);
-    }
-
-    /// Gives free block `i`, the head of the list of `class`, a new size: like
-    /// [`resize_free`](Self::resize_free), for a list head.
-    #[inline(always)]
-    fn resize_head(&mut self, nodes: &mut [TlsfNode], i: u32, class: u32, size: u64) {
-        nodes[i as usize].wide[W_SIZE] = size;
-        let new = floor_class(size);
-        if new != class {
-            self.pop_head(nodes, i, class);
-            self.insert_free(nodes, i, new);
-        }
+        self.note_if_emptied(class, next == NIL);
     }
 
     /// Gives free block `i`, filed in `class`, a new size, moving it to another list only when
@@ -535,10 +525,30 @@ impl Index {
     /// list work).
     #[inline(always)]
     fn resize_free(&mut self, nodes: &mut [TlsfNode], i: u32, class: u32, size: u64) {
+        self.resize(nodes, i, class, size, Self::remove_free);
+    }
+
+    /// [`resize_free`](Self::resize_free) for the head of the list of `class`, which
+    /// [`pop_head`](Self::pop_head) unlinks.
+    #[inline(always)]
+    fn resize_head(&mut self, nodes: &mut [TlsfNode], i: u32, class: u32, size: u64) {
+        self.resize(nodes, i, class, size, Self::pop_head);
+    }
+
+    /// Both resizes: `unlink` takes `i` out of the list of `class`.
+    #[inline(always)]
+    fn resize(
+        &mut self,
+        nodes: &mut [TlsfNode],
+        i: u32,
+        class: u32,
+        size: u64,
+        unlink: fn(&mut Self, &mut [TlsfNode], u32, u32),
+    ) {
         nodes[i as usize].wide[W_SIZE] = size;
         let new = floor_class(size);
         if new != class {
-            self.remove_free(nodes, i, class);
+            unlink(self, nodes, i, class);
             self.insert_free(nodes, i, new);
         }
     }
