@@ -162,7 +162,7 @@ impl DummyDevice {
                     state.misuse(Misuse::InvalidAllocation { reason });
                     return Err(REFUSED);
                 }
-                Some(index)
+                Some(self.buffer_handle(index, resource.image))
             }
         };
         if let Some(error) = state.faults.take(Site::Allocation, call) {
@@ -253,7 +253,7 @@ impl DummyDevice {
         }
         let bound: Vec<u64> = state.memory[&index].bound.iter().copied().collect();
         for buffer in bound {
-            let buffer = self.buffer_handle(buffer);
+            let buffer = self.buffer_handle(buffer, state.is_image(buffer));
             state.misuse(Misuse::FreedWithBoundBuffer { memory, buffer });
         }
         let Some(object) = state.memory.remove(&index) else {
@@ -418,7 +418,7 @@ impl DummyDevice {
         size: u64,
         usage: BufferUsage,
     ) -> Result<(DummyBuffer, MemoryRequirements), DeviceError> {
-        self.create_resource(size, usage, false)
+        self.create_resource(size, usage, Resource::Buffer)
     }
 
     /// Creates an optimal-tiling, image-like resource of `size` bytes, bound with
@@ -429,7 +429,7 @@ impl DummyDevice {
         &self,
         size: u64,
     ) -> Result<(DummyBuffer, MemoryRequirements), DeviceError> {
-        self.create_resource(size, BufferUsage::empty(), true)
+        self.create_resource(size, BufferUsage::empty(), Resource::Optimal)
     }
 
     /// Creates an image (`ImageDevice::create_image`): an optimal resource whose required size
@@ -445,7 +445,7 @@ impl DummyDevice {
     ) -> Result<(DummyImage, MemoryRequirements), DeviceError> {
         desc.validate().map_err(DeviceError::InvalidImage)?;
         let (resource, requirements) =
-            self.create_resource(desc.packed_bytes(), BufferUsage::empty(), true)?;
+            self.create_resource(desc.packed_bytes(), BufferUsage::empty(), Resource::Image)?;
         Ok((DummyImage { resource }, requirements))
     }
 
@@ -470,8 +470,10 @@ impl DummyDevice {
         &self,
         size: u64,
         usage: BufferUsage,
-        optimal: bool,
+        kind: Resource,
     ) -> Result<(DummyBuffer, MemoryRequirements), DeviceError> {
+        let optimal = kind != Resource::Buffer;
+        let image = kind == Resource::Image;
         let config = &self.shared.config;
         let mut state = self.lock();
         if state.lost {
@@ -519,6 +521,7 @@ impl DummyDevice {
                 size,
                 usage,
                 optimal,
+                image,
                 requirements,
                 binding: None,
                 label: None,
@@ -526,7 +529,7 @@ impl DummyDevice {
         );
         state.counters.buffers_created += 1;
         state.counters.live_buffers += 1;
-        Ok((self.buffer_handle(index), requirements))
+        Ok((self.buffer_handle(index, image), requirements))
     }
 
     /// Binds a buffer (`BufferDevice::bind_buffer_memory`). Refuses (with
@@ -573,9 +576,10 @@ impl DummyDevice {
                 memory,
                 offset,
             })
-        } else if object.dedicated_to.is_some_and(|d| d != b)
+        } else if object.dedicated_to.is_some_and(|d| d.index != b)
             || (object.dedicated_to.is_some() && offset != 0)
-            || (requirements.dedicated == DedicatedHint::Required && object.dedicated_to != Some(b))
+            || (requirements.dedicated == DedicatedHint::Required
+                && object.dedicated_to.map(|d| d.index) != Some(b))
         {
             Some(Misuse::DedicatedMismatch { buffer, memory })
         } else {
@@ -597,7 +601,7 @@ impl DummyDevice {
                 continue;
             };
             let other_end = other_offset + other.requirements.size;
-            let other_handle = self.buffer_handle(other_index);
+            let other_handle = self.buffer_handle(other_index, other.image);
             if offset < other_end && other_offset < end {
                 found.push(Misuse::AliasedBinding {
                     memory,
@@ -953,4 +957,15 @@ impl DummyDevice {
             }
         }
     }
+}
+
+/// What [`DummyDevice::create_resource`] makes: all three are resources numbered together.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Resource {
+    /// A linear buffer.
+    Buffer,
+    /// An optimal-tiling resource that is not an image (`create_optimal_resource`).
+    Optimal,
+    /// An image's resource (`create_image`).
+    Image,
 }

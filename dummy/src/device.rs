@@ -62,6 +62,8 @@ pub(crate) struct BufferObject {
     pub(crate) size: u64,
     pub(crate) usage: BufferUsage,
     pub(crate) optimal: bool,
+    /// Made by `create_image` (and so named `image#N`).
+    pub(crate) image: bool,
     pub(crate) requirements: MemoryRequirements,
     /// (memory index, offset).
     pub(crate) binding: Option<(u64, u64)>,
@@ -201,6 +203,11 @@ pub struct BufferInfo {
 }
 
 impl State {
+    /// Whether live resource `index` was made by `create_image`.
+    pub(crate) fn is_image(&self, index: u64) -> bool {
+        self.buffers.get(&index).is_some_and(|b| b.image)
+    }
+
     /// Records a misuse, and panics if the device is set to.
     pub(crate) fn misuse(&mut self, misuse: Misuse) {
         self.misuses.push(misuse);
@@ -529,10 +536,12 @@ impl DummyDevice {
         }
     }
 
-    pub(crate) fn buffer_handle(&self, index: u64) -> DummyBuffer {
+    /// The handle of resource `index`, an image's when `image`.
+    pub(crate) fn buffer_handle(&self, index: u64, image: bool) -> DummyBuffer {
         DummyBuffer {
             device: self.shared.serial,
             index,
+            image,
         }
     }
 
@@ -776,11 +785,11 @@ impl DummyDevice {
             memory_type: object.memory_type,
             heap: object.heap,
             mapped: object.mapped,
-            dedicated_to: object.dedicated_to.map(|b| self.buffer_handle(b)),
+            dedicated_to: object.dedicated_to,
             bound_buffers: object
                 .bound
                 .iter()
-                .map(|&b| self.buffer_handle(b))
+                .map(|&b| self.buffer_handle(b, state.is_image(b)))
                 .collect(),
             resident_device_bytes: object.resident_device_bytes(),
             label: object.label.clone(),
@@ -821,8 +830,8 @@ impl DummyDevice {
         let state = self.lock();
         state
             .buffers
-            .keys()
-            .map(|&i| self.buffer_handle(i))
+            .iter()
+            .map(|(&i, b)| self.buffer_handle(i, b.image))
             .collect()
     }
 
@@ -1059,6 +1068,7 @@ fn leak_report(shared: &Shared, state: &State) -> LeakReport {
                 buffer: DummyBuffer {
                     device: shared.serial,
                     index,
+                    image: b.image,
                 },
                 size: b.size,
                 usage: b.usage,

@@ -11,18 +11,21 @@ pub struct DummyMemory {
     pub(crate) index: u64,
 }
 
-/// A buffer (or an optimal, image-like resource) of a [`DummyDevice`](crate::DummyDevice).
-/// Never reused; carries its device.
+/// A buffer (or an optimal, image-like resource, or an image's resource) of a
+/// [`DummyDevice`](crate::DummyDevice). Never reused; carries its device, and whether an image
+/// made it, so that reports print an image's resource as `image#N`, a buffer's as `buffer#N`.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct DummyBuffer {
     pub(crate) device: u32,
     pub(crate) index: u64,
+    pub(crate) image: bool,
 }
 
 /// An image of a [`DummyDevice`](crate::DummyDevice), made by
 /// [`create_image`](crate::DummyDevice::create_image). Images are resources like buffers and are
 /// numbered with them: misuse reports, counters and the leak report name an image by its
-/// resource handle, [`DummyImage::resource`]. Never reused; carries its device.
+/// resource handle, [`DummyImage::resource`], which prints as `image#N`. Never reused; carries
+/// its device.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct DummyImage {
     pub(crate) resource: DummyBuffer,
@@ -42,11 +45,8 @@ impl DummyImage {
 
 impl fmt::Debug for DummyImage {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "image#{}@dev{}",
-            self.resource.index, self.resource.device
-        )
+        // The resource handle knows it is an image's.
+        fmt::Debug::fmt(&self.resource, f)
     }
 }
 
@@ -68,6 +68,11 @@ impl DummyBuffer {
     pub fn index(self) -> u64 {
         self.index
     }
+
+    /// Whether this is an image's resource handle ([`DummyImage::resource`]).
+    pub fn is_image(self) -> bool {
+        self.image
+    }
 }
 
 impl fmt::Debug for DummyMemory {
@@ -78,7 +83,8 @@ impl fmt::Debug for DummyMemory {
 
 impl fmt::Debug for DummyBuffer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "buffer#{}@dev{}", self.index, self.device)
+        let kind = if self.image { "image" } else { "buffer" };
+        write!(f, "{kind}#{}@dev{}", self.index, self.device)
     }
 }
 

@@ -10,6 +10,7 @@
 
 use std::collections::BTreeSet;
 
+use crate::handles::DummyBuffer;
 use crate::hash::RangeHasher;
 use crate::host_bytes::HostBytes;
 use crate::intervals::IntervalSet;
@@ -30,8 +31,8 @@ pub(crate) struct MemoryObject {
     /// The device's own bytes, for device-only and non-coherent types.
     pub(crate) device_view: Option<SparseBytes>,
     pub(crate) mapped: bool,
-    /// Buffer index this object is dedicated to.
-    pub(crate) dedicated_to: Option<u64>,
+    /// The buffer or image this object is dedicated to.
+    pub(crate) dedicated_to: Option<DummyBuffer>,
     /// Indices of live buffers bound to it.
     pub(crate) bound: BTreeSet<u64>,
     /// Device-written bytes the host has not invalidated yet (non-coherent only).

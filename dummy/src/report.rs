@@ -80,7 +80,8 @@ pub struct LeakedMemory {
     pub label: Option<String>,
 }
 
-/// A buffer alive when the report was taken.
+/// A buffer (or an image, whose `buffer` handle [`is_image`](DummyBuffer::is_image)) alive when
+/// the report was taken.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LeakedBuffer {
     /// The buffer.
@@ -104,7 +105,7 @@ pub struct LeakReport {
     pub device: String,
     /// Live memory objects, in allocation order.
     pub memory: Vec<LeakedMemory>,
-    /// Live buffers, in creation order.
+    /// Live buffers and images, in creation order.
     pub buffers: Vec<LeakedBuffer>,
 }
 
@@ -125,14 +126,19 @@ impl fmt::Display for LeakReport {
         if self.is_empty() {
             return write!(f, "{}: nothing leaked", self.device);
         }
-        writeln!(
+        let images = self.buffers.iter().filter(|b| b.buffer.is_image()).count();
+        write!(
             f,
-            "{}: {} memory objects ({} bytes) and {} buffers still alive",
+            "{}: {} memory objects ({} bytes) and {} buffers",
             self.device,
             self.memory.len(),
             self.memory_bytes(),
-            self.buffers.len()
+            self.buffers.len() - images
         )?;
+        if images > 0 {
+            write!(f, " and {images} images")?;
+        }
+        writeln!(f, " still alive")?;
         for m in &self.memory {
             writeln!(
                 f,

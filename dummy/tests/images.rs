@@ -66,7 +66,22 @@ fn requirements_follow_the_description_and_the_optimal_settings() {
     assert!(gpu.buffer_info(big.resource()).expect("live").optimal);
     let name = format!("{big:?}");
     assert!(name.starts_with("image#3@dev"), "{name}");
-    assert_eq!(gpu.counters().live_buffers, 4);
+    // The resource handle reports name it by is an image's too; a buffer's and an optimal
+    // resource's are not.
+    assert!(big.resource().is_image());
+    assert_eq!(format!("{:?}", big.resource()), name);
+    assert!(!buffer.is_image());
+    assert!(format!("{buffer:?}").starts_with("buffer#4@dev"));
+    let (optimal, _) = gpu.create_optimal_resource(256).expect("optimal");
+    assert!(!optimal.is_image());
+    assert_eq!(
+        gpu.live_buffers()
+            .iter()
+            .map(|b| b.is_image())
+            .collect::<Vec<_>>(),
+        [true, true, true, false, false]
+    );
+    assert_eq!(gpu.counters().live_buffers, 5);
     release_all(&gpu);
     gpu.assert_no_misuse();
 }
@@ -187,14 +202,23 @@ fn images_beside_linear_buffers_respect_the_granularity() {
     // One right after the image, on its last page: a conflict, reported with the image's
     // resource handle.
     let linear = buffer_at(&gpu, memory, req.size, 64);
+    let misuses = gpu.take_misuses();
     assert_eq!(
-        gpu.take_misuses(),
+        misuses,
         [Misuse::GranularityConflict {
             memory,
             linear,
             optimal: image.resource(),
             page_offset: 0
         }]
+    );
+    // The report names the image as one, the buffer as a buffer.
+    let text = misuses[0].to_string();
+    let image_name = format!("image#{}@dev", image.index());
+    let linear_name = format!("buffer#{}@dev", linear.index());
+    assert!(
+        text.contains(&image_name) && text.contains(&linear_name),
+        "{text}"
     );
     // Destroying twice is caught like a buffer's.
     gpu.destroy_image(image);
@@ -219,6 +243,16 @@ fn a_live_image_is_in_the_leak_report() {
     assert_eq!(report.buffers.len(), 1);
     let leaked = &report.buffers[0];
     assert_eq!(leaked.buffer, image.resource());
+    assert!(leaked.buffer.is_image());
+    let text = report.to_string();
+    assert!(
+        text.contains("0 buffers and 1 images still alive"),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("  image#{}@dev", image.index())),
+        "{text}"
+    );
     assert!(leaked.optimal);
     assert_eq!(leaked.size, 64 * 64 * 4);
     assert_eq!(leaked.bound_to, Some((memory, 0)));
