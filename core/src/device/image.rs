@@ -224,8 +224,9 @@ impl ImageDesc {
     /// upload of the whole image. Drivers reserve more (tiling, alignment); their figure is the
     /// `MemoryRequirements::size` that creating the image reports.
     pub const fn packed_bytes(&self) -> u64 {
-        let per_texel =
-            self.format.texel_bytes() as u64 * self.array_layers as u64 * self.samples as u64;
+        let per_texel = (self.format.texel_bytes() as u64)
+            .saturating_mul(self.array_layers as u64)
+            .saturating_mul(self.samples as u64);
         let mut total = 0u64;
         let mut level = 0;
         while level < self.mip_levels && level < 32 {
@@ -334,6 +335,11 @@ mod tests {
         // Extents at the u32 limit saturate instead of overflowing.
         let huge = rgba(u32::MAX, u32::MAX).with_array_layers(u32::MAX);
         assert_eq!(huge.packed_bytes(), u64::MAX);
+        // So do layers and samples whose product alone overflows.
+        let layered = rgba(1, 1)
+            .with_array_layers(u32::MAX)
+            .with_samples(u32::MAX);
+        assert_eq!(layered.packed_bytes(), u64::MAX);
     }
 
     #[test]

@@ -105,9 +105,10 @@ pub const EMPTY_REGION: CopyRegion = CopyRegion {
     size: 0,
 };
 
-/// One past a region's last destination byte.
+/// One past a region's last destination byte (`u64::MAX` for a region that runs past the end of
+/// the address space, which [`TransferScheduler::push`] never accepts).
 pub const fn dst_end(region: &CopyRegion) -> u64 {
-    region.dst_offset + region.size
+    region.dst_offset.saturating_add(region.size)
 }
 
 /// How the scheduler shapes its output.
@@ -386,6 +387,10 @@ where
         {
             return refuse(PushErrorKind::RangeOverflow);
         }
+        // The queue's byte count must stay exact: `plan` subtracts from it.
+        let Some(pending_bytes) = self.pending_bytes.checked_add(upload.size) else {
+            return refuse(PushErrorKind::RangeOverflow);
+        };
         if self.pending >= self.capacity {
             self.stats.refused_full += 1;
             return refuse(PushErrorKind::QueueFull);
@@ -400,9 +405,9 @@ where
             heap: 0,
         };
         self.pending += 1;
-        self.pending_bytes += upload.size;
+        self.pending_bytes = pending_bytes;
         self.stats.uploads += 1;
-        self.stats.bytes += upload.size;
+        self.stats.bytes = self.stats.bytes.saturating_add(upload.size);
         Ok(())
     }
 

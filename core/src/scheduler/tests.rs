@@ -336,6 +336,34 @@ fn bad_uploads_are_refused_unchanged() {
 }
 
 #[test]
+fn pending_bytes_past_u64_are_refused_and_nothing_changes() {
+    // Each upload alone fits the offset space; their sum does not.
+    let mut s = scheduler(SchedulerConfig::VULKAN, 4);
+    let half = 1 << 63;
+    s.push(up(0, A, 0, half)).unwrap();
+    let second = up(0, B, 0, half);
+    assert_eq!(
+        s.push(second).unwrap_err(),
+        PushError {
+            kind: PushErrorKind::RangeOverflow,
+            upload: second
+        }
+    );
+    assert_eq!(s.pending(), 1);
+    assert_eq!(s.stats().uploads, 1);
+    assert_eq!(s.stats().bytes, half);
+    // The queue still plans the upload it holds.
+    let (batches, _) = plan_of(&mut s);
+    assert_eq!(batches, vec![(A, vec![region(0, 0, half)])]);
+}
+
+#[test]
+fn dst_end_saturates() {
+    assert_eq!(dst_end(&region(0, 4, 8)), 12);
+    assert_eq!(dst_end(&region(0, u64::MAX, 1)), u64::MAX);
+}
+
+#[test]
 fn empty_plan_is_empty() {
     let mut s = scheduler(SchedulerConfig::VULKAN, 2);
     let plan = s.plan();
