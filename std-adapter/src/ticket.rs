@@ -97,20 +97,27 @@ impl Ticket {
         let Some(timeline) = &self.timeline else {
             return Ok(true);
         };
-        let deadline = Instant::now() + timeout;
+        // No deadline when it lies past what `Instant` can hold (`Duration::MAX`, say): that
+        // timeout never runs out.
+        let deadline = Instant::now().checked_add(timeout);
+        let left = || {
+            deadline.map_or(Duration::MAX, |d| {
+                d.saturating_duration_since(Instant::now())
+            })
+        };
         loop {
             if let Some(v) = self.value() {
                 return if v == 0 {
                     Ok(true)
                 } else {
-                    timeline.wait(v, deadline.saturating_duration_since(Instant::now()))
+                    timeline.wait(v, left())
                 };
             }
             // Staged only: submit. Its range may still sit behind another thread's grant that is
             // being written; that grant commits within a memcpy, so try again shortly.
             timeline.submit_staged()?;
             if self.value().is_none() {
-                if Instant::now() >= deadline {
+                if left().is_zero() {
                     return Ok(false);
                 }
                 std::thread::yield_now();

@@ -2,6 +2,7 @@
 //! nothing is reused or freed while the GPU may still read it.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use memkit_dummy::DummyDevice;
 use memkit_std::{BackPressure, Coordinator, CoordinatorConfig, Error, MemoryUsage};
@@ -44,6 +45,15 @@ fn upload_slice_and_upload_to_land_byte_for_byte() {
     assert!(t.is_complete().unwrap());
     let mut expected = bytemuck::cast_slice::<u32, u8>(&data).to_vec();
     expected[8..24].fill(0xAA);
+    assert_eq!(read(&c, &buffer), expected);
+
+    // A timeout too long for a deadline (here, one a staged upload must submit first) waits
+    // without one.
+    let staged = c.upload_to(&buffer, 0, &[0x55u8; 4]).unwrap();
+    assert_eq!(staged.value(), None);
+    assert!(staged.wait_timeout(Duration::MAX).unwrap());
+    assert!(staged.is_complete().unwrap());
+    expected[..4].fill(0x55);
     assert_eq!(read(&c, &buffer), expected);
     c.device().assert_no_misuse();
 }
