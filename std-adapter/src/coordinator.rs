@@ -585,7 +585,10 @@ impl<D: Device> Coordinator<D> {
             return Err(Error::StagingFull { wait_for: None });
         }
         let grant = self.shared.grant(size, self.shared.config.back_pressure)?;
-        Ok(StagingGrant { grant })
+        Ok(StagingGrant {
+            grant,
+            owner: self.shared.address(),
+        })
     }
 
     /// Queues a copy of the grant's bytes to `buffer` at `offset`, and releases the grant.
@@ -595,6 +598,11 @@ impl<D: Device> Coordinator<D> {
         buffer: &Buffer<D>,
         offset: u64,
     ) -> Result<Ticket> {
+        // A grant of another coordinator's ring would be drained (and dropped) there while this
+        // one waited for it: refused, and dropping it here gives its range back to its ring.
+        if grant.owner != self.shared.address() {
+            return Err(Error::ForeignGrant);
+        }
         self.shared.check_owner(buffer)?;
         let size = grant.grant.len() as u64;
         self.shared.check_range(&buffer.state, offset, size)?;
@@ -649,6 +657,8 @@ impl<D: Device> Coordinator<D> {
 #[must_use = "a staging grant dropped without transfer gives its range back unused"]
 pub struct StagingGrant<'c> {
     grant: memkit_core::WriteGrant<'c, 'static, RING_GRANTS>,
+    /// The address of the coordinator state whose ring granted it (`Shared::address`).
+    owner: usize,
 }
 
 impl StagingGrant<'_> {
@@ -676,6 +686,12 @@ impl<D: Device> Shared<D> {
             return Err(Error::DeviceLost);
         }
         Ok(())
+    }
+
+    /// Who this coordinator is, for grants: its state's address. A grant borrows its
+    /// coordinator, so no other coordinator can take over the address while the grant lives.
+    fn address(&self) -> usize {
+        std::ptr::from_ref(self).addr()
     }
 
     fn check_owner(&self, buffer: &Buffer<D>) -> Result<()> {

@@ -34,6 +34,8 @@ pub enum Error {
     FrameInProgress,
     /// The buffer belongs to another coordinator.
     ForeignBuffer,
+    /// The staging grant was handed out by another coordinator.
+    ForeignGrant,
     /// Device memory could not be allocated (no compatible type, out of memory or budget, object
     /// count exhausted).
     Memory(PoolError),
@@ -72,6 +74,9 @@ impl fmt::Display for Error {
             }
             Self::FrameInProgress => f.write_str("a frame is already in progress"),
             Self::ForeignBuffer => f.write_str("the buffer belongs to another coordinator"),
+            Self::ForeignGrant => {
+                f.write_str("the staging grant was handed out by another coordinator")
+            }
             Self::Memory(e) => write!(f, "device memory: {e}"),
             Self::Device(e) => write!(f, "device: {e}"),
             Self::DeviceLost => f.write_str("the device was lost"),

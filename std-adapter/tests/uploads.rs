@@ -128,6 +128,54 @@ fn bad_input_gets_typed_errors() {
     c.end_frame(frame).unwrap();
 }
 
+/// A staging grant handed to a coordinator other than the one that granted it is refused: the
+/// two rings must not mix (the other ring would drop the range while this coordinator waited for
+/// it forever), and the refused grant's range goes back to its own ring.
+#[test]
+fn foreign_staging_grant_is_refused_and_both_coordinators_carry_on() {
+    // Rings of 4 KiB that fail instead of waiting: a range that never came back would show.
+    let config = CoordinatorConfig {
+        staging_ring_size: 4096,
+        back_pressure: BackPressure::Fail,
+        ..CoordinatorConfig::default()
+    };
+    let c = Coordinator::new(DummyDevice::discrete(), config).unwrap();
+    let other = Coordinator::new(DummyDevice::discrete(), config).unwrap();
+    let b = c
+        .create_buffer(4096, MemoryUsage::FAST_DEVICE_ACCESS)
+        .unwrap();
+    let ob = other
+        .create_buffer(4096, MemoryUsage::FAST_DEVICE_ACCESS)
+        .unwrap();
+    let mut grant = other.acquire_staging(2048).unwrap();
+    grant.bytes_mut().fill(0xEE);
+    assert_eq!(
+        c.transfer_and_release(grant, &b, 0).unwrap_err(),
+        Error::ForeignGrant
+    );
+    // The refused range is back once the other ring drains (as any dropped grant's is): it
+    // hands out its whole 4 KiB at once.
+    other.flush_transfers().unwrap().wait().unwrap();
+    let mut low = other.acquire_staging(2048).unwrap();
+    let mut high = other.acquire_staging(2048).unwrap();
+    low.bytes_mut().fill(2);
+    high.bytes_mut().fill(3);
+    other.transfer_and_release(low, &ob, 0).unwrap();
+    other.transfer_and_release(high, &ob, 2048).unwrap();
+    other.flush_transfers().unwrap().wait().unwrap();
+    let landed = read(&other, &ob);
+    assert_eq!(landed[..2048], [2u8; 2048]);
+    assert_eq!(landed[2048..], [3u8; 2048]);
+    // This coordinator never saw the foreign bytes and still uploads.
+    c.upload_to(&b, 0, &[1u8; 1024]).unwrap();
+    c.flush_transfers().unwrap().wait().unwrap();
+    let landed = read(&c, &b);
+    assert_eq!(landed[..1024], [1u8; 1024]);
+    assert_eq!(landed[1024..], [0u8; 3072]);
+    c.device().assert_no_misuse();
+    other.device().assert_no_misuse();
+}
+
 /// Uploads through a ring far smaller than the data: it wraps and applies back-pressure, and the
 /// simulated device checks every copy reads the bytes that were in staging at submission.
 #[test]
