@@ -304,7 +304,7 @@ fuzz_target!(|input: Input| {
                 let m = models.get_mut(&id).expect("live");
                 let frame = c.begin_frame().expect("begin_frame");
                 let bytes = data(len as usize, fill, i);
-                let staged = frame.alloc_slice(&bytes);
+                let staged = frame.alloc_slice(&bytes).expect("arena");
                 let result = frame
                     .stage_slice_for_upload(staged, &m.buffer, u64::from(offset))
                     .map(drop);

@@ -1,6 +1,18 @@
 //! How a coordinator is set up.
 
-use memkit_core::{BufferingMode, PoolConfig};
+use memkit_core::{BufferingMode, ConfigError, PoolConfig};
+
+use crate::error::{Error, Result};
+
+/// The most `max_blocks` and `max_dedicated` a [`CoordinatorConfig`] accepts (each slot is made
+/// at creation).
+pub const MAX_POOL_SLOTS: u32 = 1 << 16;
+/// The most `max_pending_uploads` a [`CoordinatorConfig`] accepts (the scheduler's queue is made
+/// at creation: about 40 bytes and a copy region per upload).
+pub const MAX_PENDING_UPLOADS: u32 = 1 << 20;
+/// The most host memory the pools' block metadata may take (`max_blocks` slots, each sized by
+/// `pools.max_allocations_per_block`), all made at creation: 1 GiB.
+pub const MAX_POOL_METADATA_BYTES: u64 = 1 << 30;
 
 /// What an upload does when the staging ring is full.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
@@ -53,6 +65,28 @@ pub struct CoordinatorConfig {
     /// Put `upload_slice`'s buffers in memory the CPU can write directly when the device has it
     /// (resizable BAR, integrated GPUs): no staging, no copy.
     pub direct_writes: bool,
+}
+
+impl CoordinatorConfig {
+    /// Checks the settings that need no device: the ring's size (1 byte to the ring's largest
+    /// capacity), the slot counts (at most [`MAX_POOL_SLOTS`]) and the upload queue (at most
+    /// [`MAX_PENDING_UPLOADS`]). [`crate::Coordinator::new`] calls it first, and then refuses
+    /// pools whose metadata would pass [`MAX_POOL_METADATA_BYTES`] and frame arenas the host
+    /// cannot provide.
+    ///
+    /// Errors: [`Error::Config`] with [`ConfigError::InvalidParameter`].
+    pub fn validate(&self) -> Result<()> {
+        let ring = self.staging_ring_size;
+        if ring == 0
+            || ring > crate::coordinator::MAX_RING_SIZE
+            || self.max_blocks > MAX_POOL_SLOTS
+            || self.max_dedicated > MAX_POOL_SLOTS
+            || self.max_pending_uploads > MAX_PENDING_UPLOADS
+        {
+            return Err(Error::Config(ConfigError::InvalidParameter));
+        }
+        Ok(())
+    }
 }
 
 impl Default for CoordinatorConfig {

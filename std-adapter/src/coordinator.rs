@@ -61,6 +61,8 @@ type Pools<D> = MemoryPools<
 /// Grant slots of the ring: how many uploads may be staged and not yet drained at once.
 const RING_GRANTS: usize = 1024;
 type Ring = StagingRing<'static, RING_GRANTS>;
+/// The largest staging ring (`CoordinatorConfig::staging_ring_size`).
+pub(crate) const MAX_RING_SIZE: u64 = Ring::MAX_CAPACITY as u64;
 
 /// Source offsets at and above this name a dedicated staging buffer, not the ring: upload `i` of
 /// a plan's dedicated uploads starts at `DEDICATED_SOURCE + (i << DEDICATED_SHIFT)`. The gap keeps
@@ -359,13 +361,29 @@ pub struct Coordinator<D: Device> {
 impl<D: Device> Coordinator<D> {
     /// A coordinator over `device`: pools, a staging ring of `config.staging_ring_size` bytes in
     /// host-visible memory, and a frame pacer.
+    ///
+    /// Everything that needs only host memory (the configuration's checks, the frame arenas,
+    /// the pools' metadata, the scheduler's queue) is made before any device object, so a
+    /// refused configuration leaves nothing behind.
     pub fn new(device: D, config: CoordinatorConfig) -> Result<Self> {
+        config.validate()?;
+        let frames = FrameSlots::new(config.buffering, config.frame_arena_size)?;
         let device = Arc::new(device);
-        let mut pools = Self::make_pools(&device, &config)?;
         let ring_size = config.staging_ring_size;
-        if ring_size == 0 || ring_size > Ring::MAX_CAPACITY as u64 {
-            return Err(Error::Config(memkit_core::ConfigError::InvalidParameter));
-        }
+        let uploads = (config.max_pending_uploads as usize).max(MIN_PENDING_UPLOADS);
+        let scheduler = TransferScheduler::new(
+            SchedulerConfig {
+                copy_alignment: 1,
+                max_regions_per_batch: config.max_regions_per_command.max(1),
+            },
+            vec![UploadSlot::EMPTY; uploads],
+            vec![
+                EMPTY_REGION;
+                TransferScheduler::<Vec<UploadSlot>, Vec<CopyRegion>>::regions_needed(uploads, 1)
+            ],
+        )
+        .map_err(Error::Config)?;
+        let mut pools = Self::make_pools(&device, &config)?;
         let route = RouteConfig::new(
             ring_size,
             // At most half the ring: an empty ring always has a contiguous half (before or after
@@ -402,25 +420,13 @@ impl<D: Device> Coordinator<D> {
         // coordinator's handle is dropped and `shut_down` stops every later upload); nothing but
         // the ring touches these bytes, and the GPU only reads ranges the ring drained.
         let memory = unsafe { RingMemory::from_raw_parts(base.as_non_null(), ring_size as usize) };
+        // `validate` checked the ring's size, which is all `Ring::new` refuses.
         let ring = Arc::new(Ring::new(memory).map_err(Error::Config)?);
         let consumer = RingConsumer::new(Arc::clone(&ring)).expect("a new ring's consumer is free");
         let coherent = device.memory_properties().types()[allocation.memory_type as usize]
             .properties
             .contains(MemoryPropertyFlags::HOST_COHERENT);
         let atom = device.limits().non_coherent_atom_size.max(1) as usize;
-        let uploads = (config.max_pending_uploads as usize).max(MIN_PENDING_UPLOADS);
-        let scheduler = TransferScheduler::new(
-            SchedulerConfig {
-                copy_alignment: 1,
-                max_regions_per_batch: config.max_regions_per_command.max(1),
-            },
-            vec![UploadSlot::EMPTY; uploads],
-            vec![
-                EMPTY_REGION;
-                TransferScheduler::<Vec<UploadSlot>, Vec<CopyRegion>>::regions_needed(uploads, 1)
-            ],
-        )
-        .map_err(Error::Config)?;
 
         let shared = Arc::new(Shared {
             staging: StagingBuffer {
@@ -450,7 +456,7 @@ impl<D: Device> Coordinator<D> {
             live: Mutex::new(KeyMap::default()),
             timeline: TimelineTracker::new(),
             completed_watermark: AtomicU64::new(0),
-            frames: Mutex::new(FrameSlots::new(config.buffering, config.frame_arena_size)),
+            frames: Mutex::new(frames),
             pacer: Mutex::new(FramePacer::new(config.buffering)),
             next_key: AtomicU64::new(1),
             counters: Counters::default(),
@@ -465,6 +471,14 @@ impl<D: Device> Coordinator<D> {
         let shared = SharedDevice(Arc::clone(device));
         let per_block =
             Pools::<D>::block_storage_len(&shared, &config.pools).map_err(Error::Config)?;
+        // Every block slot's metadata is made now: refuse settings whose total is absurd rather
+        // than let the process run out of memory.
+        let metadata = (per_block as u64)
+            .saturating_mul(std::mem::size_of::<TlsfNode>() as u64)
+            .saturating_mul(u64::from(config.max_blocks));
+        if metadata > crate::config::MAX_POOL_METADATA_BYTES {
+            return Err(Error::Config(memkit_core::ConfigError::InvalidParameter));
+        }
         let blocks = (0..config.max_blocks)
             .map(|_| BlockSlot::new(vec![TlsfNode::EMPTY; per_block]))
             .collect();

@@ -36,6 +36,11 @@ pub enum Error {
     ForeignBuffer,
     /// The staging grant was handed out by another coordinator.
     ForeignGrant,
+    /// The host could not provide this many bytes for a frame arena.
+    HostOutOfMemory {
+        /// Bytes asked for (`u64::MAX` when their count overflowed).
+        bytes: u64,
+    },
     /// Device memory could not be allocated (no compatible type, out of memory or budget, object
     /// count exhausted).
     Memory(PoolError),
@@ -74,6 +79,12 @@ impl fmt::Display for Error {
             }
             Self::FrameInProgress => f.write_str("a frame is already in progress"),
             Self::ForeignBuffer => f.write_str("the buffer belongs to another coordinator"),
+            Self::HostOutOfMemory { bytes } => {
+                write!(
+                    f,
+                    "the host could not provide {bytes} bytes for a frame arena"
+                )
+            }
             Self::ForeignGrant => {
                 f.write_str("the staging grant was handed out by another coordinator")
             }

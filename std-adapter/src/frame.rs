@@ -19,13 +19,26 @@ pub(crate) struct FrameSlots {
 }
 
 impl FrameSlots {
-    pub(crate) fn new(mode: BufferingMode, arena_size: usize) -> Self {
-        Self {
-            arenas: (0..mode.frames_in_flight())
-                .map(|_| Some(Bump::with_capacity(arena_size)))
-                .collect(),
-            arena_size,
-        }
+    /// One arena of `arena_size` bytes per frame in flight, or [`Error::HostOutOfMemory`].
+    pub(crate) fn new(mode: BufferingMode, arena_size: usize) -> Result<Self> {
+        let arenas = (0..mode.frames_in_flight())
+            .map(|_| new_arena(arena_size).map(Some))
+            .collect::<Result<_>>()?;
+        Ok(Self { arenas, arena_size })
+    }
+}
+
+/// An arena starting with `bytes` of room, or [`Error::HostOutOfMemory`].
+fn new_arena(bytes: usize) -> Result<Bump> {
+    Bump::try_with_capacity(bytes).map_err(|_| Error::HostOutOfMemory {
+        bytes: bytes as u64,
+    })
+}
+
+/// [`Error::HostOutOfMemory`] for `len` values of `T`.
+fn arena_refused<T>(len: usize) -> Error {
+    Error::HostOutOfMemory {
+        bytes: (len as u64).saturating_mul(std::mem::size_of::<T>() as u64),
     }
 }
 
@@ -77,9 +90,10 @@ impl<'c, D: Device> Frame<'c, D> {
         let arena = {
             let mut slots = shared.frames.lock().unwrap_or_else(|e| e.into_inner());
             let size = slots.arena_size;
-            slots.arenas[slot]
-                .take()
-                .unwrap_or_else(|| Bump::with_capacity(size))
+            match slots.arenas[slot].take() {
+                Some(arena) => arena,
+                None => new_arena(size)?,
+            }
         };
         frame.arena = arena;
         frame.arena_slot = Some(slot);
@@ -103,13 +117,22 @@ impl<'c, D: Device> Frame<'c, D> {
     }
 
     /// A copy of `values` in the frame's arena.
-    pub fn alloc_slice<T: Copy>(&self, values: &[T]) -> &mut [T] {
-        self.arena.alloc_slice_copy(values)
+    ///
+    /// Errors: [`Error::HostOutOfMemory`] when the arena cannot grow by that much.
+    pub fn alloc_slice<T: Copy>(&self, values: &[T]) -> Result<&mut [T]> {
+        self.arena
+            .try_alloc_slice_copy(values)
+            .map_err(|_| arena_refused::<T>(values.len()))
     }
 
     /// `len` copies of `value` in the frame's arena.
-    pub fn alloc_slice_fill<T: Copy>(&self, len: usize, value: T) -> &mut [T] {
-        self.arena.alloc_slice_fill_copy(len, value)
+    ///
+    /// Errors: [`Error::HostOutOfMemory`] when the arena cannot grow by that much (a `len` whose
+    /// bytes overflow included).
+    pub fn alloc_slice_fill<T: Copy>(&self, len: usize, value: T) -> Result<&mut [T]> {
+        self.arena
+            .try_alloc_slice_fill_copy(len, value)
+            .map_err(|_| arena_refused::<T>(len))
     }
 
     /// Bytes allocated from the frame's arena so far.

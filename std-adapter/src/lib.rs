@@ -20,7 +20,9 @@ mod stats;
 mod ticket;
 
 pub use buffer::Buffer;
-pub use config::{BackPressure, CoordinatorConfig};
+pub use config::{
+    BackPressure, CoordinatorConfig, MAX_PENDING_UPLOADS, MAX_POOL_METADATA_BYTES, MAX_POOL_SLOTS,
+};
 pub use coordinator::{BUFFER_USAGE, Coordinator, StagingGrant};
 pub use device::Device;
 pub use error::{Error, Result};

@@ -128,6 +128,100 @@ fn bad_input_gets_typed_errors() {
     c.end_frame(frame).unwrap();
 }
 
+/// Settings that need absurd host memory (or none at all) are refused with a typed error before
+/// the device sees a single call, and the frame arena refuses requests it cannot hold.
+#[test]
+fn absurd_settings_and_arena_requests_get_typed_errors_and_leave_nothing() {
+    let refused = |config: CoordinatorConfig| {
+        let device = DummyDevice::discrete();
+        let err = Coordinator::new(device.clone(), config).err();
+        assert!(device.live_buffers().is_empty() && device.live_memory().is_empty());
+        err
+    };
+    let invalid = Some(Error::Config(memkit_core::ConfigError::InvalidParameter));
+    let base = CoordinatorConfig::default();
+    for config in [
+        CoordinatorConfig {
+            staging_ring_size: 0,
+            ..base
+        },
+        CoordinatorConfig {
+            max_blocks: u32::MAX,
+            ..base
+        },
+        CoordinatorConfig {
+            max_dedicated: u32::MAX,
+            ..base
+        },
+        CoordinatorConfig {
+            max_pending_uploads: u32::MAX,
+            ..base
+        },
+        // 128 block slots of 2^30 allocations each: 64 GiB of metadata per slot.
+        CoordinatorConfig {
+            pools: memkit_std::PoolConfig {
+                max_allocations_per_block: 1 << 30,
+                ..base.pools
+            },
+            ..base
+        },
+    ] {
+        assert_eq!(refused(config), invalid, "{config:?}");
+    }
+    // All but the metadata total are caught without a device.
+    assert_eq!(
+        CoordinatorConfig {
+            max_blocks: u32::MAX,
+            ..base
+        }
+        .validate()
+        .err(),
+        invalid
+    );
+    // The limits themselves are fine (built with tiny blocks, so the test stays light).
+    let at_limits = CoordinatorConfig {
+        max_blocks: memkit_std::MAX_POOL_SLOTS,
+        max_dedicated: memkit_std::MAX_POOL_SLOTS,
+        max_pending_uploads: memkit_std::MAX_PENDING_UPLOADS,
+        ..base
+    };
+    assert_eq!(at_limits.validate(), Ok(()));
+    let slots_at_limits = CoordinatorConfig {
+        max_pending_uploads: base.max_pending_uploads,
+        pools: memkit_std::PoolConfig {
+            max_allocations_per_block: 1,
+            ..base.pools
+        },
+        ..at_limits
+    };
+    assert!(Coordinator::new(DummyDevice::discrete(), slots_at_limits).is_ok());
+    let huge_arena = CoordinatorConfig {
+        frame_arena_size: usize::MAX,
+        ..base
+    };
+    assert_eq!(
+        refused(huge_arena),
+        Some(Error::HostOutOfMemory {
+            bytes: usize::MAX as u64
+        })
+    );
+
+    let c = Coordinator::new(DummyDevice::discrete(), base).unwrap();
+    let frame = c.begin_frame().unwrap();
+    assert_eq!(
+        frame.alloc_slice_fill(usize::MAX, 0u32).unwrap_err(),
+        Error::HostOutOfMemory { bytes: u64::MAX }
+    );
+    assert_eq!(
+        frame.alloc_slice_fill(1 << 60, 0u8).unwrap_err(),
+        Error::HostOutOfMemory { bytes: 1 << 60 }
+    );
+    // The arena still serves what it can.
+    assert_eq!(frame.alloc_slice_fill(4, 7u32).unwrap(), &[7u32; 4]);
+    assert_eq!(frame.alloc_slice(&[1u16, 2, 3]).unwrap(), &[1u16, 2, 3]);
+    c.end_frame(frame).unwrap();
+}
+
 /// A staging grant handed to a coordinator other than the one that granted it is refused: the
 /// two rings must not mix (the other ring would drop the range while this coordinator waited for
 /// it forever), and the refused grant's range goes back to its own ring.

@@ -581,7 +581,7 @@ fn triple_buffered_frames_stage_arena_data_into_a_uniform_buffer() {
             model[at..at + BLOCK as usize].copy_from_slice(&bytes);
 
             let fill = 0x0101_0101 * (n as u32 + 1);
-            let words = frame.alloc_slice_fill(BLOCK as usize / 4, fill);
+            let words = frame.alloc_slice_fill(BLOCK as usize / 4, fill).unwrap();
             let slot_at = (FRAMES + frame.slot() as u64) * BLOCK;
             frame
                 .stage_slice_for_upload(words, &uniforms, slot_at)

@@ -328,7 +328,7 @@ fn frame_loop<D: Backend>(
         uniform_model[at..at + UNIFORM_BYTES as usize].copy_from_slice(bytemuck::bytes_of(block));
         // 64 KiB of per-instance data.
         let words = (INSTANCE_BYTES / 4) as usize;
-        let data = frame.alloc_slice_fill(words, 0u32);
+        let data = frame.alloc_slice_fill(words, 0u32)?;
         for (i, w) in data.iter_mut().enumerate() {
             *w = (n as u32).wrapping_mul(0x9E37_79B9) ^ i as u32;
         }
