@@ -204,6 +204,11 @@ fn arguments_parse_and_bad_ones_are_refused() {
     );
     for bad in [
         &["demo", "--frames", "0"][..],
+        // Counts that would overflow the demo's job arithmetic or spawn absurd thread counts.
+        &["demo", "--frames", "10000000000000000000"],
+        &["demo", "--frames", "1000000001"],
+        &["demo", "--threads", "257"],
+        &["demo", "--threads", "100000"],
         &["demo", "--frames", "x"],
         &["demo", "--frames"],
         &["demo", "--device", "dummy:gpu"],
@@ -216,6 +221,8 @@ fn arguments_parse_and_bad_ones_are_refused() {
         let e = Options::parse(bad.iter().copied()).unwrap_err();
         assert!(!e.0.is_empty(), "{bad:?}");
     }
+    let limits = Options::parse(["demo", "--frames", "1000000000", "--threads", "256"]).unwrap();
+    assert_eq!((limits.frames, limits.threads), (1_000_000_000, 256));
 }
 
 /// The binary itself (built only with the `cli` feature).

@@ -21,8 +21,8 @@ commands:
 options:
   --device D      dummy:<preset> (presets: discrete, rebar, integrated, lavapipe, mobile)
                   or vulkan (the best Vulkan device on this machine); default dummy:discrete
-  --frames N      demo: frames to run (default 240)
-  --threads N     demo: producer threads uploading beside the frame loop (default 4)
+  --frames N      demo: frames to run, 1 to 1000000000 (default 240)
+  --threads N     demo: producer threads uploading beside the frame loop, 0 to 256 (default 4)
   --seed S        demo, bench: seed of the generated sizes, offsets and bytes (default 1)
   --json PATH     demo, bench: also write the report as JSON to PATH
   --quick         bench: fewer repetitions and uploads
@@ -128,13 +128,20 @@ impl fmt::Display for ArgError {
 
 impl std::error::Error for ArgError {}
 
-fn number<T>(flag: &str, value: &str, min: T) -> Result<T, ArgError>
+/// The most demo frames (a billion: days of running), so that the demo's job and progress counts
+/// cannot overflow.
+pub const MAX_FRAMES: u64 = 1_000_000_000;
+/// The most demo producer threads (each holds its own buffers and a 16 MiB upload source).
+pub const MAX_THREADS: usize = 256;
+
+/// `value` as a number in `[min, max]`.
+fn number<T>(flag: &str, value: &str, min: T, max: T) -> Result<T, ArgError>
 where
     T: FromStr + PartialOrd + fmt::Display,
 {
     match value.parse::<T>() {
-        Ok(v) if v >= min => Ok(v),
-        Ok(_) => Err(ArgError(format!("{flag} {value}: at least {min}"))),
+        Ok(v) if v >= min && v <= max => Ok(v),
+        Ok(_) => Err(ArgError(format!("{flag} {value}: from {min} to {max}"))),
         Err(_) => Err(ArgError(format!("{flag} {value}: not a number"))),
     }
 }
@@ -179,9 +186,11 @@ impl Options {
             match flag.as_str() {
                 "-h" | "--help" => command = Some(Command::Help),
                 "--device" => options.device = value()?.parse()?,
-                "--frames" => options.frames = number("--frames", &value()?, 1)?,
-                "--threads" => options.threads = number("--threads", &value()?, 0)?,
-                "--seed" => options.seed = number("--seed", &value()?, 0)?,
+                "--frames" => options.frames = number("--frames", &value()?, 1, MAX_FRAMES)?,
+                "--threads" => {
+                    options.threads = number("--threads", &value()?, 0, MAX_THREADS)?;
+                }
+                "--seed" => options.seed = number("--seed", &value()?, 0, u64::MAX)?,
                 "--json" => options.json = Some(PathBuf::from(value()?)),
                 "--quick" | "--validation" if inline.is_some() => {
                     return Err(ArgError(format!("{flag} takes no value")));
