@@ -1,5 +1,7 @@
 //! How a coordinator is set up.
 
+use std::time::Duration;
+
 use memkit_core::{BufferingMode, ConfigError, PoolConfig};
 
 use crate::error::{Error, Result};
@@ -52,6 +54,12 @@ pub struct CoordinatorConfig {
     pub frame_arena_size: usize,
     /// What an upload does when the ring is full.
     pub back_pressure: BackPressure,
+    /// How long an upload under [`BackPressure::WaitForGpu`] waits for ring room that grants
+    /// still being written hold (not the GPU) before it fails with
+    /// [`crate::Error::StagingFull`] `{ wait_for: None }`. Producers write a grant in
+    /// microseconds to milliseconds; a [`crate::StagingGrant`] held across an upload on the same
+    /// thread never comes back, and without this limit that upload would wait forever.
+    pub held_room_timeout: Duration,
     /// Device memory pools: block sizes, dedicated threshold, budget mode.
     pub pools: PoolConfig,
     /// Memory blocks the pools may hold at once (each slot carries its sub-allocator's metadata).
@@ -98,6 +106,7 @@ impl Default for CoordinatorConfig {
             eager_submit_bytes: 1 << 20,
             frame_arena_size: 1 << 20,
             back_pressure: BackPressure::WaitForGpu,
+            held_room_timeout: Duration::from_secs(2),
             // Core's defaults, 4096 allocations per block included: a full-size (256 MiB)
             // block then holds 4096 buffers of 64 KiB. With 1024, such a block filled up by
             // count at a quarter of its bytes, so 10k buffers of 64 KiB took nine blocks

@@ -991,6 +991,13 @@ impl<D: Device> Shared<D> {
         size: usize,
         policy: BackPressure,
     ) -> Result<memkit_core::WriteGrant<'_, 'static, RING_GRANTS>> {
+        // Since when the room this call waits for is held by grants being written, not by the
+        // GPU (see `CoordinatorConfig::held_room_timeout`).
+        let mut held_since: Option<Instant> = None;
+        let held_too_long = |held_since: &mut Option<Instant>| {
+            let since = *held_since.get_or_insert_with(Instant::now);
+            since.elapsed() >= self.config.held_room_timeout
+        };
         loop {
             self.check_live()?;
             match self.ring.grant(size, self.grant_align) {
@@ -1001,6 +1008,9 @@ impl<D: Device> Shared<D> {
                     self.collect(&mut sub)?;
                     drop(sub);
                     // The oldest grant may still be being written by another producer.
+                    if held_too_long(&mut held_since) {
+                        return Err(Error::StagingFull { wait_for: None });
+                    }
                     std::thread::yield_now();
                 }
                 Err(GrantError::Full { wait_for }) => match policy {
@@ -1008,6 +1018,7 @@ impl<D: Device> Shared<D> {
                         self.counters.stalls.fetch_add(1, COUNTER);
                         match wait_for {
                             Some(value) => {
+                                held_since = None;
                                 self.wait_for_room(value.get())?;
                                 let mut sub = self.lock_submitter();
                                 self.maintain(&mut sub)?;
@@ -1016,6 +1027,9 @@ impl<D: Device> Shared<D> {
                                 // The room is held by staged uploads: submit them (or let the
                                 // producers still writing theirs finish).
                                 self.flush()?;
+                                if held_too_long(&mut held_since) {
+                                    return Err(Error::StagingFull { wait_for: None });
+                                }
                                 std::thread::yield_now();
                             }
                         }

@@ -25,7 +25,10 @@ pub enum Error {
     },
     /// The staging ring is full and the back-pressure policy is [`crate::BackPressure::Fail`].
     /// `wait_for`: the timeline value whose completion makes room (`None` when the room is held
-    /// by uploads not yet submitted: call [`crate::Coordinator::flush_transfers`]).
+    /// by uploads not yet submitted, so call [`crate::Coordinator::flush_transfers`], or by
+    /// [`crate::StagingGrant`]s not yet transferred or dropped). Under
+    /// [`crate::BackPressure::WaitForGpu`], returned only when grants held the room for
+    /// [`crate::CoordinatorConfig::held_room_timeout`].
     StagingFull {
         /// The value to wait for.
         wait_for: Option<u64>,
@@ -74,9 +77,9 @@ impl fmt::Display for Error {
                     "the staging ring is full until timeline value {v} completes"
                 )
             }
-            Self::StagingFull { wait_for: None } => {
-                f.write_str("the staging ring is full of uploads not yet submitted")
-            }
+            Self::StagingFull { wait_for: None } => f.write_str(
+                "the staging ring is full of uploads not yet submitted or grants still held",
+            ),
             Self::FrameInProgress => f.write_str("a frame is already in progress"),
             Self::ForeignBuffer => f.write_str("the buffer belongs to another coordinator"),
             Self::HostOutOfMemory { bytes } => {

@@ -222,6 +222,47 @@ fn absurd_settings_and_arena_requests_get_typed_errors_and_leave_nothing() {
     c.end_frame(frame).unwrap();
 }
 
+/// A grant held across uploads on the same thread keeps the ring from ever draining past it:
+/// the upload that needs that room fails after `held_room_timeout` instead of waiting forever,
+/// and once the grant is transferred everything lands.
+#[test]
+fn upload_behind_a_grant_held_by_its_own_thread_fails_instead_of_hanging() {
+    let config = CoordinatorConfig {
+        staging_ring_size: 4096,
+        held_room_timeout: Duration::from_millis(50),
+        ..CoordinatorConfig::default()
+    };
+    let c = Coordinator::new(DummyDevice::discrete(), config).unwrap();
+    let b = c
+        .create_buffer(1 << 16, MemoryUsage::FAST_DEVICE_ACCESS)
+        .unwrap();
+    let mut held = c.acquire_staging(1024).unwrap();
+    held.bytes_mut().fill(0xAB);
+    let mut landed = 0;
+    let refused = loop {
+        match c.upload_to(&b, 1024 * (landed + 1), &[landed as u8 + 1; 1024]) {
+            Ok(_) => landed += 1,
+            Err(e) => break e,
+        }
+        assert!(landed < 64, "the ring never filled");
+    };
+    assert_eq!(refused, Error::StagingFull { wait_for: None });
+    assert!(landed >= 1);
+    c.transfer_and_release(held, &b, 0).unwrap();
+    c.upload_to(&b, 1024 * (landed + 1), &[0xCDu8; 1024])
+        .unwrap();
+    c.flush_transfers().unwrap().wait().unwrap();
+    let bytes = read(&c, &b);
+    assert_eq!(bytes[..1024], [0xAB; 1024]);
+    for i in 0..landed {
+        let at = 1024 * (i + 1) as usize;
+        assert_eq!(bytes[at..at + 1024], [i as u8 + 1; 1024]);
+    }
+    let at = 1024 * (landed + 1) as usize;
+    assert_eq!(bytes[at..at + 1024], [0xCD; 1024]);
+    c.device().assert_no_misuse();
+}
+
 /// A staging grant handed to a coordinator other than the one that granted it is refused: the
 /// two rings must not mix (the other ring would drop the range while this coordinator waited for
 /// it forever), and the refused grant's range goes back to its own ring.
