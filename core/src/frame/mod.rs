@@ -9,6 +9,7 @@
 mod tests;
 
 use core::fmt;
+use core::sync::atomic::{AtomicU32, Ordering};
 
 use crate::timeline::FenceValue;
 
@@ -44,6 +45,8 @@ const MAX_FRAMES: usize = 3;
 #[must_use = "a frame must be ended (or cancelled) before the next one begins"]
 #[derive(Debug, PartialEq, Eq, Hash)]
 pub struct Frame {
+    /// The pacer that began it (see [`FramePacer::id`]).
+    pacer: u32,
     number: u64,
     slot: usize,
     wait_for: FenceValue,
@@ -112,6 +115,9 @@ impl core::error::Error for FrameError {}
 /// Paces frames: at most `frames_in_flight` frames between CPU and GPU.
 #[derive(Debug)]
 pub struct FramePacer {
+    /// Which pacer this is, so that another pacer's frame of the same number is refused: 0 until
+    /// the first frame begins (so that `new` can stay `const`), then a process-wide unique id.
+    id: u32,
     mode: BufferingMode,
     /// Per slot, the submission value of the last frame that used it.
     slot_values: [FenceValue; MAX_FRAMES],
@@ -125,6 +131,7 @@ impl FramePacer {
     /// A pacer with no frame begun.
     pub const fn new(mode: BufferingMode) -> Self {
         Self {
+            id: 0,
             mode,
             slot_values: [FenceValue::ZERO; MAX_FRAMES],
             next_frame: 0,
@@ -162,6 +169,7 @@ impl FramePacer {
         self.next_frame += 1;
         self.in_progress = true;
         Ok(Frame {
+            pacer: self.id(),
             number,
             slot,
             wait_for: self.slot_values[slot],
@@ -203,8 +211,19 @@ impl FramePacer {
         Ok(())
     }
 
+    /// This pacer's id, taken from a process-wide counter the first time it is asked for (ids
+    /// wrap after 2^32 - 1 pacers, far past any real use; 0 is skipped).
+    fn id(&mut self) -> u32 {
+        static NEXT: AtomicU32 = AtomicU32::new(1);
+        while self.id == 0 {
+            // Relaxed: only uniqueness matters, and fetch_add is atomic at any ordering.
+            self.id = NEXT.fetch_add(1, Ordering::Relaxed);
+        }
+        self.id
+    }
+
     fn check_current(&self, frame: &Frame) -> Result<(), FrameError> {
-        if self.in_progress && frame.number + 1 == self.next_frame {
+        if self.in_progress && frame.pacer == self.id && frame.number + 1 == self.next_frame {
             Ok(())
         } else {
             Err(FrameError::NotCurrentFrame {

@@ -56,6 +56,29 @@ fn misuse_is_refused_and_changes_nothing() {
     let (o0, err) = pacer.end_frame(o0, v(6)).unwrap_err();
     assert_eq!(err, FrameError::NotCurrentFrame { given: 0 });
     other.cancel_frame(o0).unwrap();
+    // Nor is one with the current number: here a Triple pacer's frame 2, whose slot 2 a Double
+    // pacer does not have.
+    let mut triple = FramePacer::new(BufferingMode::Triple);
+    for value in [1, 2] {
+        let f = triple.begin_frame().unwrap();
+        triple.end_frame(f, v(value)).unwrap();
+    }
+    let t2 = triple.begin_frame().unwrap();
+    assert_eq!((t2.number(), t2.slot()), (2, 2));
+    let mut double = FramePacer::new(BufferingMode::Double);
+    for value in [1, 2] {
+        let f = double.begin_frame().unwrap();
+        double.end_frame(f, v(value)).unwrap();
+    }
+    let d2 = double.begin_frame().unwrap();
+    let (t2, err) = double.end_frame(t2, v(3)).unwrap_err();
+    assert_eq!(err, FrameError::NotCurrentFrame { given: 2 });
+    let (t2, err) = double.cancel_frame(t2).unwrap_err();
+    assert_eq!(err, FrameError::NotCurrentFrame { given: 2 });
+    // Both pacers still end their own frames.
+    double.end_frame(d2, v(3)).unwrap();
+    triple.end_frame(t2, v(3)).unwrap();
+    assert_eq!(double.begin_frame().unwrap().wait_for(), v(2));
     // Cancelling keeps the slot waiting for what it waited for before.
     pacer.cancel_frame(f1).unwrap();
     let f2 = pacer.begin_frame().unwrap();
