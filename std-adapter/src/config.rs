@@ -20,7 +20,8 @@ pub const MAX_POOL_METADATA_BYTES: u64 = 1 << 30;
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum BackPressure {
     /// Submit what is staged, then wait for the GPU to free room (the caller blocks; counted as a
-    /// stall).
+    /// stall). Room that other grants hold, not the GPU, is waited for up to
+    /// [`CoordinatorConfig::held_room_timeout`] without progress.
     #[default]
     WaitForGpu,
     /// Return [`crate::Error::StagingFull`] at once. An upload cut into chunks (above
@@ -54,11 +55,14 @@ pub struct CoordinatorConfig {
     pub frame_arena_size: usize,
     /// What an upload does when the ring is full.
     pub back_pressure: BackPressure,
-    /// How long an upload under [`BackPressure::WaitForGpu`] waits for ring room that grants
-    /// still being written hold (not the GPU) before it fails with
-    /// [`crate::Error::StagingFull`] `{ wait_for: None }`. Producers write a grant in
-    /// microseconds to milliseconds; a [`crate::StagingGrant`] held across an upload on the same
-    /// thread never comes back, and without this limit that upload would wait forever.
+    /// How long a grant or an upload waits for ring room that other grants hold (grants still
+    /// being written, or [`crate::StagingGrant`]s not yet transferred) while nothing drains,
+    /// before it fails with [`crate::Error::StagingFull`] `{ wait_for: None }`. Room the GPU
+    /// holds is always waited for (under [`BackPressure::WaitForGpu`]), and the clock starts
+    /// again whenever a grant drains. A grant held across an upload on the same thread never
+    /// comes back; without this limit that upload would wait forever. The default is 10 s;
+    /// `Duration::MAX` waits forever. An upload cut into chunks can fail this way only before
+    /// its first chunk is staged.
     pub held_room_timeout: Duration,
     /// Device memory pools: block sizes, dedicated threshold, budget mode.
     pub pools: PoolConfig,
@@ -106,7 +110,7 @@ impl Default for CoordinatorConfig {
             eager_submit_bytes: 1 << 20,
             frame_arena_size: 1 << 20,
             back_pressure: BackPressure::WaitForGpu,
-            held_room_timeout: Duration::from_secs(2),
+            held_room_timeout: Duration::from_secs(10),
             // Core's defaults, 4096 allocations per block included: a full-size (256 MiB)
             // block then holds 4096 buffers of 64 KiB. With 1024, such a block filled up by
             // count at a quarter of its bytes, so 10k buffers of 64 KiB took nine blocks

@@ -365,6 +365,10 @@ impl<D: Device> Coordinator<D> {
     /// Everything that needs only host memory (the configuration's checks, the frame arenas,
     /// the pools' metadata, the scheduler's queue) is made before any device object, so a
     /// refused configuration leaves nothing behind.
+    ///
+    /// Errors: [`Error::Config`] (see [`CoordinatorConfig::validate`], and pools whose metadata
+    /// would pass [`crate::MAX_POOL_METADATA_BYTES`]), [`Error::HostOutOfMemory`] (frame
+    /// arenas), [`Error::PoolConfig`], and the device's errors creating the staging ring.
     pub fn new(device: D, config: CoordinatorConfig) -> Result<Self> {
         config.validate()?;
         let frames = FrameSlots::new(config.buffering, config.frame_arena_size)?;
@@ -598,7 +602,10 @@ impl<D: Device> Coordinator<D> {
         if size as u64 > self.shared.route.max_ring_upload() {
             return Err(Error::StagingFull { wait_for: None });
         }
-        let grant = self.shared.grant(size, self.shared.config.back_pressure)?;
+        let config = &self.shared.config;
+        let grant = self
+            .shared
+            .grant(size, config.back_pressure, config.held_room_timeout)?;
         Ok(StagingGrant {
             grant,
             owner: self.shared.address(),
@@ -606,6 +613,9 @@ impl<D: Device> Coordinator<D> {
     }
 
     /// Queues a copy of the grant's bytes to `buffer` at `offset`, and releases the grant.
+    ///
+    /// Errors: [`Error::ForeignGrant`] (another coordinator's grant: it is dropped, which gives
+    /// its range back to its own ring), [`Error::ForeignBuffer`], [`Error::OutOfBounds`].
     pub fn transfer_and_release(
         &self,
         grant: StagingGrant<'_>,
@@ -679,6 +689,43 @@ impl StagingGrant<'_> {
     /// The reserved bytes (their previous contents are unspecified).
     pub fn bytes_mut(&mut self) -> &mut [u8] {
         self.grant.bytes_mut()
+    }
+}
+
+/// How long ring room has been held by grants (being written, or held by a caller), not by the
+/// GPU, with nothing drained or dropped meanwhile: what
+/// [`CoordinatorConfig::held_room_timeout`] limits. While other grants drain the wait is making
+/// progress, and the clock starts again.
+struct HeldRoom {
+    limit: Duration,
+    /// When the current stretch began, and the ring's drained bytes and dropped grants then.
+    since: Option<(Instant, u64, u64)>,
+}
+
+impl HeldRoom {
+    fn new(limit: Duration) -> Self {
+        Self { limit, since: None }
+    }
+
+    /// Called each time the room is found held by grants: whether it has now been held for the
+    /// limit without the ring draining or dropping anything.
+    fn expired(&mut self, ring: &Ring) -> bool {
+        let stats = ring.stats();
+        let progress = (stats.drained_bytes, stats.dropped_grants);
+        match self.since {
+            Some((start, drained, dropped)) if (drained, dropped) == progress => {
+                start.elapsed() >= self.limit
+            }
+            _ => {
+                self.since = Some((Instant::now(), progress.0, progress.1));
+                false
+            }
+        }
+    }
+
+    /// The GPU holds the room now: whatever grants held before is no longer the question.
+    fn reset(&mut self) {
+        self.since = None;
     }
 }
 
@@ -861,29 +908,36 @@ impl<D: Device> Shared<D> {
             size,
         ) {
             Ok(Route::Ring) => {
-                let ticket =
-                    self.upload_through_ring(dest, offset, bytes, self.config.back_pressure)?;
+                let ticket = self.upload_through_ring(
+                    dest,
+                    offset,
+                    bytes,
+                    self.config.back_pressure,
+                    self.config.held_room_timeout,
+                )?;
                 self.submit_if_large(size)?;
                 Ok(ticket)
             }
             Ok(Route::DedicatedStaging) => self.upload_dedicated(dest, offset, bytes),
             Ok(Route::Chunks { chunk_size, .. }) => {
                 // Staged whole or not at all: only the first chunk may fail for want of room
-                // (under `BackPressure::Fail`, leaving nothing staged); once it is staged, the
-                // rest wait for the GPU to free room, so no caller sees half an upload land.
-                // Each chunk is at most half the ring, so the room always comes.
+                // (under `BackPressure::Fail`, or room held by grants past
+                // `held_room_timeout`, leaving nothing staged); once it is staged, the rest wait
+                // without limit for room, so no caller sees half an upload land. Each chunk is
+                // at most half the ring, so the room comes once the grants ahead are written.
                 let mut last = Ticket::completed();
                 for (i, chunk) in bytes.chunks(chunk_size as usize).enumerate() {
-                    let policy = if i == 0 {
-                        self.config.back_pressure
+                    let (policy, held_room) = if i == 0 {
+                        (self.config.back_pressure, self.config.held_room_timeout)
                     } else {
-                        BackPressure::WaitForGpu
+                        (BackPressure::WaitForGpu, Duration::MAX)
                     };
                     last = self.upload_through_ring(
                         dest,
                         offset + i as u64 * chunk_size,
                         chunk,
                         policy,
+                        held_room,
                     )?;
                     // The GPU copies this chunk while the next one is written.
                     self.submit_if_large(chunk.len() as u64)?;
@@ -895,15 +949,17 @@ impl<D: Device> Shared<D> {
         }
     }
 
-    /// Stages `bytes` in one ring grant, `policy` deciding what a full ring does.
+    /// Stages `bytes` in one ring grant, `policy` deciding what a full ring does and
+    /// `held_room` how long to wait for room that grants hold.
     fn upload_through_ring(
         self: &Arc<Self>,
         dest: &Arc<BufferState<D>>,
         offset: u64,
         bytes: &[u8],
         policy: BackPressure,
+        held_room: Duration,
     ) -> Result<Ticket> {
-        match self.grant(bytes.len(), policy) {
+        match self.grant(bytes.len(), policy, held_room) {
             Ok(mut grant) => {
                 grant.bytes_mut()[..bytes.len()].copy_from_slice(bytes);
                 Ok(self.commit_upload(grant, dest, offset, bytes.len() as u64))
@@ -985,19 +1041,15 @@ impl<D: Device> Shared<D> {
         ))
     }
 
-    /// Reserves ring space, applying `policy` when the ring is full.
+    /// Reserves ring space, applying `policy` when the ring is full; `held_room` limits the wait
+    /// for room that grants hold (see [`HeldRoom`]).
     fn grant(
         &self,
         size: usize,
         policy: BackPressure,
+        held_room: Duration,
     ) -> Result<memkit_core::WriteGrant<'_, 'static, RING_GRANTS>> {
-        // Since when the room this call waits for is held by grants being written, not by the
-        // GPU (see `CoordinatorConfig::held_room_timeout`).
-        let mut held_since: Option<Instant> = None;
-        let held_too_long = |held_since: &mut Option<Instant>| {
-            let since = *held_since.get_or_insert_with(Instant::now);
-            since.elapsed() >= self.config.held_room_timeout
-        };
+        let mut held = HeldRoom::new(held_room);
         loop {
             self.check_live()?;
             match self.ring.grant(size, self.grant_align) {
@@ -1008,7 +1060,7 @@ impl<D: Device> Shared<D> {
                     self.collect(&mut sub)?;
                     drop(sub);
                     // The oldest grant may still be being written by another producer.
-                    if held_too_long(&mut held_since) {
+                    if held.expired(&self.ring) {
                         return Err(Error::StagingFull { wait_for: None });
                     }
                     std::thread::yield_now();
@@ -1018,7 +1070,7 @@ impl<D: Device> Shared<D> {
                         self.counters.stalls.fetch_add(1, COUNTER);
                         match wait_for {
                             Some(value) => {
-                                held_since = None;
+                                held.reset();
                                 self.wait_for_room(value.get())?;
                                 let mut sub = self.lock_submitter();
                                 self.maintain(&mut sub)?;
@@ -1027,7 +1079,7 @@ impl<D: Device> Shared<D> {
                                 // The room is held by staged uploads: submit them (or let the
                                 // producers still writing theirs finish).
                                 self.flush()?;
-                                if held_too_long(&mut held_since) {
+                                if held.expired(&self.ring) {
                                     return Err(Error::StagingFull { wait_for: None });
                                 }
                                 std::thread::yield_now();

@@ -26,9 +26,10 @@ pub enum Error {
     /// The staging ring is full and the back-pressure policy is [`crate::BackPressure::Fail`].
     /// `wait_for`: the timeline value whose completion makes room (`None` when the room is held
     /// by uploads not yet submitted, so call [`crate::Coordinator::flush_transfers`], or by
-    /// [`crate::StagingGrant`]s not yet transferred or dropped). Under
-    /// [`crate::BackPressure::WaitForGpu`], returned only when grants held the room for
-    /// [`crate::CoordinatorConfig::held_room_timeout`].
+    /// [`crate::StagingGrant`]s not yet transferred or dropped; under
+    /// [`crate::BackPressure::WaitForGpu`] that is after
+    /// [`crate::CoordinatorConfig::held_room_timeout`] without progress). Also returned for a
+    /// grant larger than the ring can ever hold in one piece.
     StagingFull {
         /// The value to wait for.
         wait_for: Option<u64>,

@@ -222,45 +222,99 @@ fn absurd_settings_and_arena_requests_get_typed_errors_and_leave_nothing() {
     c.end_frame(frame).unwrap();
 }
 
+/// Runs `test` on a thread of its own and fails if it does not finish within `limit`: a test
+/// of something that used to wait forever fails instead of hanging the suite.
+fn within<T: Send + 'static>(limit: Duration, test: impl FnOnce() -> T + Send + 'static) -> T {
+    let (done, finished) = std::sync::mpsc::channel();
+    std::thread::spawn(move || done.send(test()).unwrap());
+    finished
+        .recv_timeout(limit)
+        .expect("did not finish: it waited forever")
+}
+
 /// A grant held across uploads on the same thread keeps the ring from ever draining past it:
 /// the upload that needs that room fails after `held_room_timeout` instead of waiting forever,
 /// and once the grant is transferred everything lands.
 #[test]
 fn upload_behind_a_grant_held_by_its_own_thread_fails_instead_of_hanging() {
-    let config = CoordinatorConfig {
-        staging_ring_size: 4096,
-        held_room_timeout: Duration::from_millis(50),
-        ..CoordinatorConfig::default()
-    };
-    let c = Coordinator::new(DummyDevice::discrete(), config).unwrap();
-    let b = c
-        .create_buffer(1 << 16, MemoryUsage::FAST_DEVICE_ACCESS)
-        .unwrap();
-    let mut held = c.acquire_staging(1024).unwrap();
-    held.bytes_mut().fill(0xAB);
-    let mut landed = 0;
-    let refused = loop {
-        match c.upload_to(&b, 1024 * (landed + 1), &[landed as u8 + 1; 1024]) {
-            Ok(_) => landed += 1,
-            Err(e) => break e,
+    within(Duration::from_secs(30), || {
+        let config = CoordinatorConfig {
+            staging_ring_size: 4096,
+            held_room_timeout: Duration::from_millis(50),
+            ..CoordinatorConfig::default()
+        };
+        let c = Coordinator::new(DummyDevice::discrete(), config).unwrap();
+        let b = c
+            .create_buffer(1 << 16, MemoryUsage::FAST_DEVICE_ACCESS)
+            .unwrap();
+        let mut held = c.acquire_staging(1024).unwrap();
+        held.bytes_mut().fill(0xAB);
+        let mut landed = 0;
+        let refused = loop {
+            match c.upload_to(&b, 1024 * (landed + 1), &[landed as u8 + 1; 1024]) {
+                Ok(_) => landed += 1,
+                Err(e) => break e,
+            }
+            assert!(landed < 64, "the ring never filled");
+        };
+        assert_eq!(refused, Error::StagingFull { wait_for: None });
+        assert!(landed >= 1);
+        c.transfer_and_release(held, &b, 0).unwrap();
+        c.upload_to(&b, 1024 * (landed + 1), &[0xCDu8; 1024])
+            .unwrap();
+        c.flush_transfers().unwrap().wait().unwrap();
+        let bytes = read(&c, &b);
+        assert_eq!(bytes[..1024], [0xAB; 1024]);
+        for i in 0..landed {
+            let at = 1024 * (i + 1) as usize;
+            assert_eq!(bytes[at..at + 1024], [i as u8 + 1; 1024]);
         }
-        assert!(landed < 64, "the ring never filled");
-    };
-    assert_eq!(refused, Error::StagingFull { wait_for: None });
-    assert!(landed >= 1);
-    c.transfer_and_release(held, &b, 0).unwrap();
-    c.upload_to(&b, 1024 * (landed + 1), &[0xCDu8; 1024])
-        .unwrap();
-    c.flush_transfers().unwrap().wait().unwrap();
-    let bytes = read(&c, &b);
-    assert_eq!(bytes[..1024], [0xAB; 1024]);
-    for i in 0..landed {
-        let at = 1024 * (i + 1) as usize;
-        assert_eq!(bytes[at..at + 1024], [i as u8 + 1; 1024]);
-    }
-    let at = 1024 * (landed + 1) as usize;
-    assert_eq!(bytes[at..at + 1024], [0xCD; 1024]);
-    c.device().assert_no_misuse();
+        let at = 1024 * (landed + 1) as usize;
+        assert_eq!(bytes[at..at + 1024], [0xCDu8; 1024]);
+        c.device().assert_no_misuse();
+    });
+}
+
+/// An upload cut into chunks fails, if at all, before its first chunk: the chunks after it wait
+/// for room however long another thread's grant holds it (here 200 ms, four times the limit),
+/// and the whole upload lands.
+#[test]
+fn chunked_upload_waits_past_the_limit_once_its_first_chunk_is_staged() {
+    within(Duration::from_secs(60), || {
+        let config = CoordinatorConfig {
+            staging_ring_size: 4096,
+            held_room_timeout: Duration::from_millis(50),
+            ..CoordinatorConfig::default()
+        };
+        let c = Arc::new(Coordinator::new(DummyDevice::discrete(), config).unwrap());
+        let b = Arc::new(
+            c.create_buffer(1 << 16, MemoryUsage::FAST_DEVICE_ACCESS)
+                .unwrap(),
+        );
+        let (granted, go) = std::sync::mpsc::channel();
+        let writer = {
+            let (c, b) = (Arc::clone(&c), Arc::clone(&b));
+            std::thread::spawn(move || {
+                let mut grant = c.acquire_staging(2048).unwrap();
+                granted.send(()).unwrap();
+                std::thread::sleep(Duration::from_millis(200));
+                grant.bytes_mut().fill(7);
+                c.transfer_and_release(grant, &b, 0).unwrap();
+            })
+        };
+        go.recv().unwrap();
+        // 8 KiB through a 4 KiB ring, in 2 KiB chunks: the first fits beside the held grant,
+        // the second waits behind it.
+        let started = std::time::Instant::now();
+        c.upload_to(&b, 2048, &[9u8; 8192]).unwrap();
+        assert!(started.elapsed() >= Duration::from_millis(100));
+        writer.join().unwrap();
+        c.flush_transfers().unwrap().wait().unwrap();
+        let bytes = read(&c, &b);
+        assert_eq!(bytes[..2048], [7u8; 2048]);
+        assert_eq!(bytes[2048..2048 + 8192], [9u8; 8192]);
+        c.device().assert_no_misuse();
+    });
 }
 
 /// A staging grant handed to a coordinator other than the one that granted it is refused: the

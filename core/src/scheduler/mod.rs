@@ -185,7 +185,8 @@ pub enum PushErrorKind {
     QueueFull,
     /// The upload's size is zero.
     ZeroSize,
-    /// `src_offset + size` or `dst_offset + size` overflows `u64`.
+    /// `src_offset + size` or `dst_offset + size` overflows `u64`, or so would the bytes queued
+    /// with it.
     RangeOverflow,
 }
 
@@ -215,7 +216,7 @@ impl fmt::Display for PushError {
             PushErrorKind::ZeroSize => f.write_str("upload of zero bytes"),
             PushErrorKind::RangeOverflow => write!(
                 f,
-                "upload of {} bytes from {} to {} overflows the 64-bit offset range",
+                "upload of {} bytes from {} to {} overflows the 64-bit offset range or the queue's byte count",
                 u.size, u.src_offset, u.dst_offset
             ),
         }
@@ -481,7 +482,10 @@ where
         self.stats.plans += 1;
         self.stats.uploads_planned += n as u64;
         // What was pushed and is not in the plan was overwritten by a later upload.
-        self.stats.bytes_overwritten += planned_bytes - visible_bytes;
+        self.stats.bytes_overwritten = self
+            .stats
+            .bytes_overwritten
+            .saturating_add(planned_bytes - visible_bytes);
         let slots = &self.uploads.as_mut()[..groups];
         let regions = self.regions.as_mut();
         let len = regions.len();
@@ -692,7 +696,7 @@ impl Emitter<'_> {
         };
         self.copies += 1;
         self.stats.copy_regions += 1;
-        self.stats.copy_bytes += span.size;
+        self.stats.copy_bytes = self.stats.copy_bytes.saturating_add(span.size);
     }
 
     fn unaligned(&mut self, span: Span) {
@@ -704,6 +708,6 @@ impl Emitter<'_> {
             size: span.size,
         };
         self.stats.unaligned_writes += 1;
-        self.stats.unaligned_bytes += span.size;
+        self.stats.unaligned_bytes = self.stats.unaligned_bytes.saturating_add(span.size);
     }
 }
