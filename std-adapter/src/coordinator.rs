@@ -630,6 +630,15 @@ impl<D: Device> Coordinator<D> {
         self.shared.check_owner(buffer)?;
         let size = grant.grant.len() as u64;
         self.shared.check_range(&buffer.state, offset, size)?;
+        if buffer.state.direct_writes {
+            // Every upload to a direct-write buffer is a CPU write, in call order: a staged copy
+            // here would land after direct writes made later (and race with them). The grant's
+            // range goes back to the ring when it drops.
+            let mut grant = grant.grant;
+            self.shared
+                .write_direct(&buffer.state, offset, &grant.bytes_mut()[..size as usize])?;
+            return Ok(Ticket::completed());
+        }
         Ok(self
             .shared
             .commit_upload(grant.grant, &buffer.state, offset, size))

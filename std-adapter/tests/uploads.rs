@@ -317,6 +317,34 @@ fn chunked_upload_waits_past_the_limit_once_its_first_chunk_is_staged() {
     });
 }
 
+/// A grant transferred to a buffer the CPU writes directly is written directly too, so a direct
+/// write made after it wins, as issue order says (a staged copy used to land after it). Found by
+/// the coordinator fuzz target.
+#[test]
+fn grant_to_a_direct_write_buffer_keeps_issue_order() {
+    let c = Coordinator::new(
+        DummyDevice::with_preset(memkit_dummy::Preset::Integrated),
+        CoordinatorConfig::default(),
+    )
+    .unwrap();
+    let b = c.create_buffer(4096, MemoryUsage::HOST_ACCESS).unwrap();
+    let mut grant = c.acquire_staging(2048).unwrap();
+    grant.bytes_mut().fill(0xC5);
+    let t = c.transfer_and_release(grant, &b, 1024).unwrap();
+    assert!(
+        t.is_complete().unwrap(),
+        "written directly, nothing to wait for"
+    );
+    c.upload_to(&b, 2000, &[3u8; 37]).unwrap();
+    c.flush_transfers().unwrap().wait().unwrap();
+    c.device().complete_all();
+    let bytes = read(&c, &b);
+    assert_eq!(bytes[1024..2000], [0xC5; 976]);
+    assert_eq!(bytes[2000..2037], [3u8; 37]);
+    assert_eq!(bytes[2037..3072], [0xC5; 1035]);
+    c.device().assert_no_misuse();
+}
+
 /// A staging grant handed to a coordinator other than the one that granted it is refused: the
 /// two rings must not mix (the other ring would drop the range while this coordinator waited for
 /// it forever), and the refused grant's range goes back to its own ring.
