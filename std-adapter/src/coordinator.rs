@@ -612,7 +612,9 @@ impl<D: Device> Coordinator<D> {
         })
     }
 
-    /// Queues a copy of the grant's bytes to `buffer` at `offset`, and releases the grant.
+    /// Queues a copy of the grant's bytes to `buffer` at `offset`, and releases the grant. To a
+    /// buffer the CPU writes directly (see [`Coordinator::create_buffer`]), the bytes are written
+    /// into it at once, as every upload to it is, and the ticket is already complete.
     ///
     /// Errors: [`Error::ForeignGrant`] (another coordinator's grant: it is dropped, which gives
     /// its range back to its own ring), [`Error::ForeignBuffer`], [`Error::OutOfBounds`].
