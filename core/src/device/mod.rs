@@ -260,6 +260,9 @@ pub enum DeviceError {
     Timeout,
     /// An image description the backend refused before calling the driver.
     InvalidImage(ImageDescError),
+    /// A buffer asked for with no usage flags, which the graphics APIs refuse: every buffer
+    /// needs at least one use.
+    EmptyBufferUsage,
     /// A result code the backend did not expect.
     Unexpected(i32),
 }
@@ -274,6 +277,7 @@ impl fmt::Display for DeviceError {
             Self::DeviceLost => f.write_str("the device was lost"),
             Self::Timeout => f.write_str("timed out"),
             Self::InvalidImage(e) => write!(f, "invalid image: {e}"),
+            Self::EmptyBufferUsage => f.write_str("a buffer needs at least one usage flag"),
             Self::Unexpected(code) => write!(f, "unexpected device result {code}"),
         }
     }
