@@ -103,6 +103,26 @@ fn bad_descriptions_are_typed_errors_not_resources() {
             ImageDesc::new_2d(ImageFormat::D32Float, 16, 16, ImageUsage::STORAGE),
             ImageDescError::UsageNotForFormat,
         ),
+        // A transient image may only be an attachment (VUID-VkImageCreateInfo-usage-00963,
+        // -00966).
+        (
+            ImageDesc::new_2d(
+                ImageFormat::Rgba8Unorm,
+                64,
+                64,
+                ImageUsage::TRANSIENT_ATTACHMENT | ImageUsage::SAMPLED,
+            ),
+            ImageDescError::TransientNotOnlyAttachment,
+        ),
+        (
+            ImageDesc::new_2d(
+                ImageFormat::Rgba8Unorm,
+                64,
+                64,
+                ImageUsage::TRANSIENT_ATTACHMENT,
+            ),
+            ImageDescError::TransientNotOnlyAttachment,
+        ),
     ];
     for (desc, error) in cases {
         assert_eq!(

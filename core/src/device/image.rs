@@ -181,7 +181,8 @@ impl ImageDesc {
     }
 
     /// Checks what does not depend on the device: nonzero extents and counts, the mip chain, the
-    /// 2D / 3D rules, the sample count and usage that fits the format. A backend also asks its
+    /// 2D / 3D rules, the sample count, usage that fits the format, and transient attachments
+    /// used only as attachments. A backend also asks its
     /// device (formats, largest extents) and refuses with [`ImageDescError::Unsupported`].
     pub const fn validate(&self) -> Result<(), ImageDescError> {
         if self.width == 0
@@ -216,6 +217,17 @@ impl ImageDesc {
         };
         if self.usage.intersects(wrong_attachment) {
             return Err(ImageDescError::UsageNotForFormat);
+        }
+        // A transient image may live only in tile memory, so Vulkan allows it as an attachment
+        // and nothing else (VUID-VkImageCreateInfo-usage-00966 and -00963).
+        if self.usage.contains(ImageUsage::TRANSIENT_ATTACHMENT) {
+            let attachments = ImageUsage::COLOR_ATTACHMENT
+                .union(ImageUsage::DEPTH_STENCIL_ATTACHMENT)
+                .union(ImageUsage::INPUT_ATTACHMENT);
+            let allowed = attachments.union(ImageUsage::TRANSIENT_ATTACHMENT);
+            if !self.usage.intersects(attachments) || !allowed.contains(self.usage) {
+                return Err(ImageDescError::TransientNotOnlyAttachment);
+            }
         }
         Ok(())
     }
@@ -265,6 +277,10 @@ pub enum ImageDescError {
     /// A depth format used as a colour or storage image, or a colour format as a depth
     /// attachment.
     UsageNotForFormat,
+    /// `TRANSIENT_ATTACHMENT` without a colour, depth-stencil or input attachment bit, or with a
+    /// bit other than those (sampled, storage, transfer): a transient image's contents may never
+    /// leave the render pass, so Vulkan allows it only as an attachment.
+    TransientNotOnlyAttachment,
     /// The device does not support this format with this usage, extent, level, layer or sample
     /// count (`vkGetPhysicalDeviceImageFormatProperties` said no).
     Unsupported,
@@ -285,6 +301,10 @@ impl fmt::Display for ImageDescError {
             ),
             Self::NoUsage => f.write_str("an image needs at least one usage flag"),
             Self::UsageNotForFormat => f.write_str("the usage does not fit the image's format"),
+            Self::TransientNotOnlyAttachment => f.write_str(
+                "a transient attachment image needs a colour, depth-stencil or input attachment \
+                 usage and no other usage (not sampled, storage or transfer)",
+            ),
             Self::Unsupported => {
                 f.write_str("the device does not support this image (format, usage or extent)")
             }
@@ -390,6 +410,48 @@ mod tests {
         assert_eq!(depth_as_colour.validate(), Err(E::UsageNotForFormat));
         let colour_as_depth = ImageDesc::new_2d(F::Bgra8Srgb, 8, 8, U::DEPTH_STENCIL_ATTACHMENT);
         assert_eq!(colour_as_depth.validate(), Err(E::UsageNotForFormat));
+    }
+
+    #[test]
+    fn a_transient_image_must_be_an_attachment_and_nothing_else() {
+        let colour = |usage| ImageDesc::new_2d(F::Rgba8Unorm, 64, 64, usage);
+        let depth = |usage| ImageDesc::new_2d(F::D32Float, 64, 64, usage);
+        let transient = U::TRANSIENT_ATTACHMENT;
+        // Each attachment kind, alone or together, is allowed.
+        assert_eq!(colour(transient | U::COLOR_ATTACHMENT).validate(), Ok(()));
+        assert_eq!(colour(transient | U::INPUT_ATTACHMENT).validate(), Ok(()));
+        let colour_input = transient | U::COLOR_ATTACHMENT | U::INPUT_ATTACHMENT;
+        assert_eq!(colour(colour_input).validate(), Ok(()));
+        let depth_input = transient | U::DEPTH_STENCIL_ATTACHMENT | U::INPUT_ATTACHMENT;
+        assert_eq!(depth(depth_input).validate(), Ok(()));
+        // Multisampled transient targets are the usual case.
+        let msaa = colour(transient | U::COLOR_ATTACHMENT).with_samples(4);
+        assert_eq!(msaa.validate(), Ok(()));
+        // No attachment bit (VUID-VkImageCreateInfo-usage-00966).
+        assert_eq!(
+            colour(transient).validate(),
+            Err(E::TransientNotOnlyAttachment)
+        );
+        assert_eq!(
+            colour(transient | U::SAMPLED).validate(),
+            Err(E::TransientNotOnlyAttachment)
+        );
+        // Another bit beside the attachment (VUID-VkImageCreateInfo-usage-00963).
+        for other in [U::TRANSFER_SRC, U::TRANSFER_DST, U::SAMPLED, U::STORAGE] {
+            let usage = transient | U::COLOR_ATTACHMENT | other;
+            assert_eq!(
+                colour(usage).validate(),
+                Err(E::TransientNotOnlyAttachment),
+                "{usage:?}"
+            );
+        }
+        let sampled_depth = transient | U::DEPTH_STENCIL_ATTACHMENT | U::SAMPLED;
+        assert_eq!(
+            depth(sampled_depth).validate(),
+            Err(E::TransientNotOnlyAttachment)
+        );
+        // The same bits without TRANSIENT_ATTACHMENT are fine.
+        assert_eq!(colour(U::COLOR_ATTACHMENT | U::SAMPLED).validate(), Ok(()));
     }
 
     #[test]
