@@ -256,6 +256,15 @@ pub trait SubAllocator {
     /// changes nothing.
     fn free(&mut self, allocation: Allocation) -> Result<(), FreeError>;
 
+    /// Whether `allocation` is live in this allocator: `Ok(())` exactly when [`SubAllocator::free`]
+    /// would accept it now (same instance and reset epoch, its slot holding this allocation by
+    /// tag, offset and size), else the error `free` would return. Changes nothing.
+    ///
+    /// For callers that act on a range by its handle without freeing it (a flush, an
+    /// invalidate): a handle freed since, or forged with a larger size, is refused here instead
+    /// of touching the range's next owner.
+    fn check_live(&self, allocation: &RawAllocation) -> Result<(), FreeError>;
+
     /// Frees everything at once; every allocation made before becomes stale.
     fn reset(&mut self);
 

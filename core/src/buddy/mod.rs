@@ -346,6 +346,12 @@ impl<S: AsRef<[u64]> + AsMut<[u64]>> SubAllocator for BuddyAllocator<S> {
         self.core.free(self.storage.as_mut(), allocation)
     }
 
+    fn check_live(&self, allocation: &RawAllocation) -> Result<(), FreeError> {
+        self.core
+            .live_slot(self.storage.as_ref(), allocation)
+            .map(|_| ())
+    }
+
     fn reset(&mut self) {
         self.core.epoch = self.core.epoch.wrapping_add(1);
         self.core.clear(self.storage.as_mut());
@@ -729,9 +735,14 @@ impl BuddyCore {
 
     // ---- free -------------------------------------------------------------------------------
 
-    #[inline]
-    fn free(&mut self, words: &mut [u64], allocation: Allocation) -> Result<(), FreeError> {
-        let raw = allocation.into_raw();
+    /// Where a live allocation's slot is and what it holds (`(word index, size, entry)`): what
+    /// `free` validates before it changes anything, and all `check_live` does.
+    #[inline(always)]
+    fn live_slot(
+        &self,
+        words: &[u64],
+        raw: &RawAllocation,
+    ) -> Result<(usize, u64, u64), FreeError> {
         if raw.allocator != self.id {
             return Err(FreeError::ForeignAllocation);
         }
@@ -754,6 +765,14 @@ impl BuddyCore {
         {
             return Err(FreeError::DoubleFree);
         }
+        Ok((at, size, entry))
+    }
+
+    #[inline]
+    fn free(&mut self, words: &mut [u64], allocation: Allocation) -> Result<(), FreeError> {
+        let raw = allocation.into_raw();
+        let (at, size, entry) = self.live_slot(words, &raw)?;
+        let start = entry & 0xffff_ffff;
         let units = self.reserve_units(size);
         self.release(words, start, units);
         words[at] = 0;

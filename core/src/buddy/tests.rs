@@ -542,3 +542,58 @@ fn invariant_checker_catches_corruption() {
     check(&b);
     b.free(a).expect("free");
 }
+
+#[test]
+fn check_live_accepts_exactly_what_free_would_and_changes_nothing() {
+    let mut b = buddy(1 << 16, 16, 16);
+    let other = buddy(1 << 16, 16, 16);
+    let keep = b.allocate(100, 16).unwrap();
+    let a = b.allocate(200, 64).unwrap();
+    let raw = *a.raw();
+    let before = b.stats();
+    assert_eq!(b.check_live(&raw), Ok(()));
+    assert_eq!(b.check_live(keep.raw()), Ok(()));
+    // A forged size or offset names a range the handle does not own.
+    for forged in [
+        RawAllocation {
+            size: raw.size + 1,
+            ..raw
+        },
+        RawAllocation {
+            size: raw.size + 4096,
+            ..raw
+        },
+        RawAllocation {
+            offset: raw.offset + 16,
+            ..raw
+        },
+        RawAllocation {
+            tag: raw.tag.wrapping_add(1),
+            ..raw
+        },
+        RawAllocation {
+            slot: u32::MAX,
+            ..raw
+        },
+    ] {
+        assert_eq!(
+            b.check_live(&forged),
+            Err(FreeError::DoubleFree),
+            "{forged:?}"
+        );
+    }
+    assert_eq!(other.check_live(&raw), Err(FreeError::ForeignAllocation));
+    assert_eq!(b.stats(), before);
+    check(&b);
+    // Freed, then its range (and its slot) taken by another allocation.
+    b.free(a).unwrap();
+    assert_eq!(b.check_live(&raw), Err(FreeError::DoubleFree));
+    let c = b.allocate(200, 64).unwrap();
+    assert_eq!(c.offset(), raw.offset);
+    assert_eq!(b.check_live(&raw), Err(FreeError::DoubleFree));
+    assert_eq!(b.check_live(c.raw()), Ok(()));
+    let raw_c = c.into_raw();
+    b.reset();
+    assert_eq!(b.check_live(&raw_c), Err(FreeError::StaleAllocation));
+    let _ = keep.into_raw();
+}

@@ -104,7 +104,8 @@ pub enum FlushError {
     OutOfRange,
     /// The allocation belongs to other pools.
     ForeignAllocation,
-    /// The allocation was freed.
+    /// The allocation was freed (its block may live on, its range now another allocation's),
+    /// or its handle was rebuilt with a range it never owned.
     StaleAllocation,
     /// The device refused.
     Device(DeviceError),

@@ -13,12 +13,13 @@
 use core::ptr::NonNull;
 
 use crate::device::{MappedRange, MemoryDevice, MemoryPropertyFlags};
+use crate::suballocator::FreeError;
 
-use super::MemoryPools;
 use super::allocation::{DeviceAllocation, Placement, RawDeviceAllocation};
 use super::block_allocator::BlockAllocator;
 use super::error::FlushError;
 use super::storage::{BlockSlot, BlockState, DedicatedSlot};
+use super::{MemoryPools, sub_allocation_of};
 
 /// The host address of a byte of mapped device memory.
 ///
@@ -95,18 +96,31 @@ where
             return Err(FlushError::ForeignAllocation);
         }
         let found = match raw.placement {
-            Placement::Block { .. } => {
+            Placement::Block { slot, tag, epoch } => {
                 let entry = self
                     .blocks
                     .as_ref()
                     .get(raw.slot as usize)
                     .ok_or(FlushError::ForeignAllocation)?;
-                match &entry.state {
-                    BlockState::Live(b) if entry.generation == raw.generation => {
-                        (b.memory, b.size, u32::from(b.memory_type))
-                    }
-                    _ => return Err(FlushError::StaleAllocation),
+                let BlockState::Live(b) = &entry.state else {
+                    return Err(FlushError::StaleAllocation);
+                };
+                if entry.generation != raw.generation {
+                    return Err(FlushError::StaleAllocation);
                 }
+                if b.memory != raw.memory {
+                    return Err(FlushError::ForeignAllocation);
+                }
+                // The block outlives its ranges: the range must still be this handle's, exactly
+                // as `free` checks it, or a freed handle would act on the range's next owner
+                // (and a forged size on more than it owned).
+                sub_allocation_of(b, raw, slot, tag, epoch, self.hot.atom)
+                    .and_then(|sub| b.allocator.check_live(&sub))
+                    .map_err(|e| match e {
+                        FreeError::ForeignAllocation => FlushError::ForeignAllocation,
+                        _ => FlushError::StaleAllocation,
+                    })?;
+                (b.memory, b.size, u32::from(b.memory_type))
             }
             Placement::Dedicated => {
                 let entry = self

@@ -167,6 +167,36 @@ fn falls_back(e: &PoolError) -> bool {
     )
 }
 
+/// The sub-allocator's handle of a block range: the pools' handle `raw` (placed in `block` by
+/// sub-allocator slot `sub_slot`, `tag` and `epoch`) with its size as it was asked of the
+/// sub-allocator (rounded up to whole `atom`s in non-coherent memory), which checks it against
+/// its record on `free` and `check_live`.
+#[inline(always)]
+fn sub_allocation_of<M, A: BlockAllocator>(
+    block: &LiveBlock<M, A>,
+    raw: &RawDeviceAllocation<M>,
+    sub_slot: u32,
+    tag: u32,
+    epoch: u32,
+    atom: u64,
+) -> Result<RawAllocation, FreeError> {
+    let size = if block.whole_atoms {
+        raw.size
+            .checked_next_multiple_of(atom)
+            .ok_or(FreeError::ForeignAllocation)?
+    } else {
+        raw.size
+    };
+    Ok(RawAllocation {
+        offset: raw.offset,
+        size,
+        allocator: block.allocator.id(),
+        epoch,
+        slot: sub_slot,
+        tag,
+    })
+}
+
 /// The blocks of one memory type for one resource-kind group.
 #[derive(Clone, Copy, Debug)]
 struct BlockSet {
@@ -1244,22 +1274,7 @@ where
         if block.memory != raw.memory || u32::from(block.memory_type) != raw.memory_type {
             return Err(FreeError::ForeignAllocation);
         }
-        // The size as it was asked of the sub-allocator, which checks it against its record.
-        let size = if block.whole_atoms {
-            raw.size
-                .checked_next_multiple_of(atom)
-                .ok_or(FreeError::ForeignAllocation)?
-        } else {
-            raw.size
-        };
-        let sub = RawAllocation {
-            offset: raw.offset,
-            size,
-            allocator: block.allocator.id(),
-            epoch,
-            slot: sub_slot,
-            tag,
-        };
+        let sub = sub_allocation_of(block, raw, sub_slot, tag, epoch, atom)?;
         block.allocator.free(Allocation::from_raw(sub))?;
         block.refused = (u64::MAX, u64::MAX);
         block.live -= 1;

@@ -541,7 +541,67 @@ mod pools {
         teardown_reports_leaks,
         drop_frees_only_empty_blocks,
         extreme_input_never_panics,
+        flush_refuses_a_freed_or_widened_range,
     );
+
+    /// A handle freed while its block lives on, or rebuilt with a larger size, names a range
+    /// it does not own: flush and invalidate refuse it, and the device sees no call.
+    fn flush_refuses_a_freed_or_widened_range<A: TestStorage>() {
+        let dev = MockDevice::discrete();
+        let mut p = pools_with::<A>(&dev, config(), 8, 8);
+        // Type 2 is host-visible, not coherent: flushes reach the device.
+        let r = req(256, 256, U::DOWNLOAD);
+        let keep = p.allocate(&r).unwrap();
+        let x = p.allocate(&r).unwrap();
+        assert_eq!(x.memory_type(), 2);
+        let stale = *x.raw();
+        let mut wide = stale;
+        wide.size = 4096;
+        assert_eq!(
+            p.flush(&DeviceAllocation::from_raw(wide), 0, 4096),
+            Err(FlushError::StaleAllocation)
+        );
+        // SAFETY: no GPU.
+        unsafe { p.free(x).unwrap() };
+        assert_eq!(
+            p.flush(&DeviceAllocation::from_raw(stale), 0, 256),
+            Err(FlushError::StaleAllocation)
+        );
+        // The range's new owner: the stale handle still cannot reach it.
+        let z = p.allocate(&r).unwrap();
+        assert_eq!((z.memory(), z.offset()), (stale.memory, stale.offset));
+        assert_eq!(
+            p.invalidate(&DeviceAllocation::from_raw(stale), 0, 256),
+            Err(FlushError::StaleAllocation)
+        );
+        assert_eq!(
+            p.flush(&DeviceAllocation::from_raw(stale), 0, 256),
+            Err(FlushError::StaleAllocation)
+        );
+        {
+            let s = dev.state.borrow();
+            assert_eq!((s.flushed.len(), s.invalidated.len()), (0, 0));
+        }
+        // The live handles still work, on their own ranges.
+        p.invalidate(&z, 0, 256).unwrap();
+        p.flush(&keep, 0, 256).unwrap();
+        {
+            let s = dev.state.borrow();
+            assert_eq!(
+                (s.invalidated[0].offset, s.invalidated[0].size),
+                (z.offset(), 256)
+            );
+            assert_eq!(
+                (s.flushed[0].offset, s.flushed[0].size),
+                (keep.offset(), 256)
+            );
+        }
+        // SAFETY: no GPU.
+        unsafe {
+            p.free(z).unwrap();
+            p.free(keep).unwrap();
+        }
+    }
 
     fn extreme_input_never_panics<A: TestStorage>() {
         let dev = MockDevice::discrete();
@@ -1038,12 +1098,13 @@ mod pools {
         }
         assert_eq!(p.flush(&a, 5, 6), Err(FlushError::OutOfRange));
         assert_eq!(p.flush(&a, u64::MAX, 2), Err(FlushError::OutOfRange));
-        // A handle rebuilt with a forged offset: refused, never an overflow.
+        // A handle rebuilt with a forged offset names no live range of its block: refused,
+        // never an overflow.
         let mut forged = *a.raw();
         forged.offset = u64::MAX - 4;
         assert_eq!(
             p.flush(&DeviceAllocation::from_raw(forged), 0, 10),
-            Err(FlushError::OutOfRange)
+            Err(FlushError::StaleAllocation)
         );
         p.flush(&a, 10, 0).unwrap();
         // Coherent: skipped. Device-local: refused.

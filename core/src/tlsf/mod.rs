@@ -1045,6 +1045,42 @@ impl<S: AsRef<[TlsfNode]> + AsMut<[TlsfNode]>> TlsfAllocator<S> {
     }
 }
 
+impl<S: AsRef<[TlsfNode]> + AsMut<[TlsfNode]>> TlsfAllocator<S> {
+    /// The node of a live allocation: what [`SubAllocator::free`] validates before it changes
+    /// anything, and all [`SubAllocator::check_live`] does.
+    #[inline(always)]
+    fn live_node(&self, raw: &RawAllocation) -> Result<TlsfNode, FreeError> {
+        if raw.allocator != self.id {
+            return Err(FreeError::ForeignAllocation);
+        }
+        if raw.epoch != self.epoch {
+            return Err(FreeError::StaleAllocation);
+        }
+        let slot = raw.slot;
+        // `slot` in `[block_base, watermark)`, in one comparison.
+        let base = self.layout.block_base;
+        if slot.wrapping_sub(base) >= self.index.watermark - base {
+            return Err(FreeError::DoubleFree);
+        }
+        let g = self.granule_log2;
+        let node = self.storage.as_ref()[slot as usize];
+        // Non-short-circuit: one branch for all four (every field is in the loaded node). So the
+        // sizes are computed for nodes that are not allocated too, whose slack field holds
+        // something else: wrapping, not subtractions that panic in debug builds. The handle's
+        // size must be exact and its offset inside the slack (the node's range starts at the
+        // allocation or at a gap it keeps), so the handle lies inside the reserved range.
+        let slack = u64::from(node.narrow[N_SLACK]);
+        if (node.state() != STATE_USED)
+            | (node.narrow[N_TAG] != raw.tag)
+            | (raw.offset.wrapping_sub(node.offset() << g) > slack)
+            | ((node.size() << g).wrapping_sub(slack) != raw.size)
+        {
+            return Err(FreeError::DoubleFree);
+        }
+        Ok(node)
+    }
+}
+
 impl<S: AsRef<[TlsfNode]> + AsMut<[TlsfNode]>> SubAllocator for TlsfAllocator<S> {
     #[inline]
     fn allocate(&mut self, size: u64, align: u64) -> Result<Allocation, AllocError> {
@@ -1159,35 +1195,11 @@ impl<S: AsRef<[TlsfNode]> + AsMut<[TlsfNode]>> SubAllocator for TlsfAllocator<S>
     #[inline]
     fn free(&mut self, allocation: Allocation) -> Result<(), FreeError> {
         let raw = allocation.into_raw();
-        if raw.allocator != self.id {
-            return Err(FreeError::ForeignAllocation);
-        }
-        if raw.epoch != self.epoch {
-            return Err(FreeError::StaleAllocation);
-        }
+        let node = self.live_node(&raw)?;
         let slot = raw.slot;
-        // `slot` in `[block_base, watermark)`, in one comparison.
-        let base = self.layout.block_base;
-        if slot.wrapping_sub(base) >= self.index.watermark - base {
-            return Err(FreeError::DoubleFree);
-        }
         let g = self.granule_log2;
         let nodes = self.storage.as_mut();
         let index = &mut self.index;
-        let node = nodes[slot as usize];
-        // Non-short-circuit: one branch for all four (every field is in the loaded node). So the
-        // sizes are computed for nodes that are not allocated too, whose slack field holds
-        // something else: wrapping, not subtractions that panic in debug builds. The handle's
-        // size must be exact and its offset inside the slack (the node's range starts at the
-        // allocation or at a gap it keeps), so the handle lies inside the reserved range.
-        let slack = u64::from(node.narrow[N_SLACK]);
-        if (node.state() != STATE_USED)
-            | (node.narrow[N_TAG] != raw.tag)
-            | (raw.offset.wrapping_sub(node.offset() << g) > slack)
-            | ((node.size() << g).wrapping_sub(slack) != raw.size)
-        {
-            return Err(FreeError::DoubleFree);
-        }
 
         let s = &mut self.stats;
         s.live_allocations -= 1;
@@ -1258,6 +1270,10 @@ impl<S: AsRef<[TlsfNode]> + AsMut<[TlsfNode]>> SubAllocator for TlsfAllocator<S>
             }
         }
         Ok(())
+    }
+
+    fn check_live(&self, allocation: &RawAllocation) -> Result<(), FreeError> {
+        self.live_node(allocation).map(|_| ())
     }
 
     fn reset(&mut self) {

@@ -765,3 +765,58 @@ fn the_last_resort_scan_finds_a_block_behind_a_list_head_too_small() {
     assert_eq!(d.offset(), 0);
     assert_eq!(t.allocate(16, 16).err(), Some(AllocError::OutOfMemory));
 }
+
+#[test]
+fn check_live_accepts_exactly_what_free_would_and_changes_nothing() {
+    let mut t = tlsf(1 << 16, 16, 16);
+    let other = tlsf(1 << 16, 16, 16);
+    let keep = alloc(&mut t, 100, 16);
+    let a = alloc(&mut t, 200, 64);
+    let raw = *a.raw();
+    let before = t.stats();
+    assert_eq!(t.check_live(&raw), Ok(()));
+    assert_eq!(t.check_live(keep.raw()), Ok(()));
+    // A forged size or offset names a range the handle does not own.
+    for forged in [
+        RawAllocation {
+            size: raw.size + 1,
+            ..raw
+        },
+        RawAllocation {
+            size: raw.size + 4096,
+            ..raw
+        },
+        RawAllocation {
+            offset: raw.offset + 16,
+            ..raw
+        },
+        RawAllocation {
+            tag: raw.tag.wrapping_add(1),
+            ..raw
+        },
+        RawAllocation {
+            slot: u32::MAX,
+            ..raw
+        },
+    ] {
+        assert_eq!(
+            t.check_live(&forged),
+            Err(FreeError::DoubleFree),
+            "{forged:?}"
+        );
+    }
+    assert_eq!(other.check_live(&raw), Err(FreeError::ForeignAllocation));
+    assert_eq!(t.stats(), before);
+    t.check_invariants().unwrap();
+    // Freed, then its range (and maybe its node) taken by another allocation.
+    free(&mut t, a);
+    assert_eq!(t.check_live(&raw), Err(FreeError::DoubleFree));
+    let b = alloc(&mut t, 200, 64);
+    assert_eq!(b.offset(), raw.offset);
+    assert_eq!(t.check_live(&raw), Err(FreeError::DoubleFree));
+    assert_eq!(t.check_live(b.raw()), Ok(()));
+    let raw_b = b.into_raw();
+    t.reset();
+    assert_eq!(t.check_live(&raw_b), Err(FreeError::StaleAllocation));
+    let _ = keep.into_raw();
+}
