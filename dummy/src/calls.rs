@@ -412,12 +412,19 @@ impl DummyDevice {
     /// [`DeviceConfig::buffer_alignment`], that alignment, the configured memory types, and a
     /// dedicated hint from the configured thresholds.
     ///
+    /// Empty `usage` is refused with [`DeviceError::EmptyBufferUsage`] before anything is made or
+    /// counted, as a backend refuses it before calling the driver (a typed error, like an invalid
+    /// image description, not a misuse).
+    ///
     /// [`DeviceConfig::buffer_alignment`]: crate::DeviceConfig::buffer_alignment
     pub fn create_buffer(
         &self,
         size: u64,
         usage: BufferUsage,
     ) -> Result<(DummyBuffer, MemoryRequirements), DeviceError> {
+        if usage.is_empty() {
+            return Err(DeviceError::EmptyBufferUsage);
+        }
         self.create_resource(size, usage, Resource::Buffer)
     }
 

@@ -654,6 +654,38 @@ fn invalid_allocations_are_caught() {
     assert_eq!(gpu.counters().failed_allocations, 4);
 }
 
+#[test]
+fn a_buffer_with_no_usage_is_refused_with_a_typed_error() {
+    use memkit_core::device::BufferDevice;
+
+    let gpu = DummyDevice::discrete();
+    let empty = BufferUsage::empty();
+    assert_eq!(
+        gpu.create_buffer(64, empty).err(),
+        Some(DeviceError::EmptyBufferUsage)
+    );
+    assert_eq!(
+        BufferDevice::create_buffer(&gpu, 64, empty).err(),
+        Some(DeviceError::EmptyBufferUsage)
+    );
+    // Refused before anything is made: nothing to leak, no call counted, no misuse (a backend
+    // refuses it as a typed error, as it does an invalid image).
+    let counters = gpu.counters();
+    assert_eq!(
+        (counters.buffer_creation_calls, counters.live_buffers),
+        (0, 0)
+    );
+    assert_eq!(gpu.take_misuses(), []);
+    // Optimal resources carry no buffer usage and are still made.
+    let (optimal, _) = gpu.create_optimal_resource(256).expect("optimal resource");
+    assert!(gpu.buffer_info(optimal).expect("live").optimal);
+    let (buffer, _) = gpu.create_buffer(64, XFER).expect("buffer");
+    assert_eq!(gpu.counters().live_buffers, 2);
+    gpu.destroy_buffer(buffer);
+    gpu.destroy_buffer(optimal);
+    gpu.assert_no_misuse();
+}
+
 // ---- copies -----------------------------------------------------------------------------------
 
 #[test]
