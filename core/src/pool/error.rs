@@ -136,6 +136,20 @@ pub enum PoolConfigError {
     InvalidParameter,
     /// More slots than a `u32` index can name.
     TooManySlots,
+    /// A block slot given still holds a block, left by earlier pools that were dropped or
+    /// forgotten while it held live allocations (or, forgotten, while it was cached empty).
+    /// New pools could not tell it from their own: they would count it in their statistics and
+    /// free its memory object as theirs.
+    BlockSlotInUse {
+        /// The slot's index.
+        slot: u32,
+    },
+    /// A dedicated-object slot given still holds a memory object, left by earlier pools (see
+    /// [`PoolConfigError::BlockSlotInUse`]).
+    DedicatedSlotInUse {
+        /// The slot's index.
+        slot: u32,
+    },
 }
 
 impl fmt::Display for PoolConfigError {
@@ -144,6 +158,13 @@ impl fmt::Display for PoolConfigError {
             Self::Description(e) => write!(f, "device description: {e}"),
             Self::InvalidParameter => f.write_str("a pool configuration value is out of range"),
             Self::TooManySlots => f.write_str("more slots than a u32 index can name"),
+            Self::BlockSlotInUse { slot } => {
+                write!(f, "block slot {slot} still holds earlier pools' block")
+            }
+            Self::DedicatedSlotInUse { slot } => write!(
+                f,
+                "dedicated slot {slot} still holds earlier pools' memory object"
+            ),
         }
     }
 }

@@ -274,6 +274,18 @@ where
     ///
     /// Each block slot's storage must hold [`MemoryPools::block_storage_len`] elements for every
     /// block size to be usable; a slot with less serves only the blocks it fits.
+    ///
+    /// Every slot must be vacant ([`BlockSlot::new`], [`DedicatedSlot::new`], or left so by
+    /// earlier pools that were destroyed, or dropped with every allocation freed). A slot that
+    /// still holds earlier pools' block or dedicated object (they were dropped with live
+    /// allocations, or forgotten) is refused with [`PoolConfigError::BlockSlotInUse`] or
+    /// [`PoolConfigError::DedicatedSlotInUse`], and the tables are left as they were: these
+    /// pools could not tell that object from their own, and would count it in their statistics
+    /// and free it as theirs while the GPU may still use it.
+    ///
+    /// Errors: [`PoolConfigError::Description`], [`PoolConfigError::InvalidParameter`],
+    /// [`PoolConfigError::TooManySlots`], [`PoolConfigError::BlockSlotInUse`],
+    /// [`PoolConfigError::DedicatedSlotInUse`].
     pub fn new(
         device: D,
         config: PoolConfig,
@@ -289,6 +301,14 @@ where
         {
             return Err(PoolConfigError::TooManySlots);
         }
+        // Checked before anything is written: a refused table is left as it was. A poisoned
+        // slot (its storage lost by earlier pools) holds nothing and stays off the free list.
+        if let Some(slot) = blocks.as_ref().iter().position(BlockSlot::is_live) {
+            return Err(PoolConfigError::BlockSlotInUse { slot: slot as u32 });
+        }
+        if let Some(slot) = dedicated.as_ref().iter().position(|s| s.object.is_some()) {
+            return Err(PoolConfigError::DedicatedSlotInUse { slot: slot as u32 });
+        }
         let properties = *device.memory_properties();
         let sizing = Self::sizing_of(&properties, &limits, &config);
         let mut rank_order = [[0; MAX_MEMORY_TYPES]; RANKED_USAGE_BITS as usize + 1];
@@ -302,8 +322,7 @@ where
             }
         }
         // Link the vacant slots into the free lists, last first so slot 0 is handed out first.
-        // Slots that are not vacant (left live by earlier pools that were dropped with live
-        // allocations) are never touched.
+        // No slot is live (checked above); a poisoned one stays off the list.
         let mut free_block = NO_SLOT;
         for (i, slot) in blocks.as_mut().iter_mut().enumerate().rev() {
             if matches!(slot.state, BlockState::Vacant(_)) {

@@ -73,7 +73,9 @@ where
 {
     /// Frees the empty blocks (their ranges were all given back under `free`'s contract, so the
     /// GPU is done with them). Memory still holding live allocations is leaked, not freed: the
-    /// GPU may still use it. Call [`MemoryPools::destroy`] to free everything.
+    /// GPU may still use it; its slots stay live, and new pools refuse tables that hold them
+    /// ([`super::PoolConfigError::BlockSlotInUse`]). Call [`MemoryPools::destroy`] to free
+    /// everything.
     fn drop(&mut self) {
         self.trim();
     }

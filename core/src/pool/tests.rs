@@ -542,7 +542,102 @@ mod pools {
         drop_frees_only_empty_blocks,
         extreme_input_never_panics,
         flush_refuses_a_freed_or_widened_range,
+        refuses_tables_earlier_pools_left_live,
     );
+
+    /// Pools over borrowed tables, so that a test can build other pools over them afterwards.
+    type BorrowedPools<'d, 't, A> =
+        MemoryPools<&'d MockDevice, A, &'t mut [BlockSlot<u32, A>], &'t mut [DedicatedSlot<u32>]>;
+
+    fn borrowed_pools<'d, 't, A: BlockAllocator>(
+        dev: &'d MockDevice,
+        blocks: &'t mut [BlockSlot<u32, A>],
+        dedicated: &'t mut [DedicatedSlot<u32>],
+    ) -> Result<BorrowedPools<'d, 't, A>, PoolConfigError> {
+        MemoryPools::new(dev, config(), blocks, dedicated)
+    }
+
+    /// Tables that earlier pools left holding a block or a dedicated object (dropped with live
+    /// allocations, or forgotten) are refused: new pools would report those objects as theirs
+    /// and free them. Tables left clean are reused.
+    fn refuses_tables_earlier_pools_left_live<A: TestStorage>() {
+        let dev = MockDevice::discrete();
+        let len = Pools::<A>::block_storage_len(&&dev, &config()).unwrap();
+        let new_tables = || -> (Vec<BlockSlot<u32, A>>, Vec<DedicatedSlot<u32>>) {
+            (
+                (0..4).map(|_| BlockSlot::new(A::storage(len))).collect(),
+                std::vec![DedicatedSlot::new(); 4],
+            )
+        };
+        let pools = |blocks: &mut Vec<BlockSlot<u32, A>>, ded: &mut Vec<DedicatedSlot<u32>>| {
+            borrowed_pools(&dev, &mut blocks[..], &mut ded[..]).map(drop)
+        };
+        // Dropped with a live block range and a live dedicated object.
+        let (mut blocks, mut ded) = new_tables();
+        {
+            let mut a = borrowed_pools(&dev, &mut blocks, &mut ded).unwrap();
+            let _ = a.allocate(&req(4096, 256, U::empty())).unwrap().into_raw();
+            let _ = a
+                .allocate(&req(4096, 256, U::empty()).with_dedicated())
+                .unwrap()
+                .into_raw();
+        }
+        assert_eq!(dev.live_objects(), 2);
+        assert_eq!(
+            pools(&mut blocks, &mut ded).err(),
+            Some(PoolConfigError::BlockSlotInUse { slot: 0 })
+        );
+        // Nothing was freed or relinked by the refusal.
+        assert_eq!(dev.live_objects(), 2);
+        assert!(blocks[0].is_live());
+        // Only the dedicated object left: refused by that table.
+        let (mut fresh_blocks, _) = new_tables();
+        assert_eq!(
+            pools(&mut fresh_blocks, &mut ded).err(),
+            Some(PoolConfigError::DedicatedSlotInUse { slot: 0 })
+        );
+        assert_eq!(dev.live_objects(), 2);
+        // Forgotten with an empty block cached: refused too (its block is not the new pools').
+        let (mut blocks, mut ded) = new_tables();
+        {
+            let mut a = borrowed_pools(&dev, &mut blocks, &mut ded).unwrap();
+            let x = a.allocate(&req(4096, 256, U::empty())).unwrap();
+            // SAFETY: no GPU.
+            unsafe { a.free(x).unwrap() };
+            core::mem::forget(a);
+        }
+        assert_eq!(dev.live_objects(), 3);
+        assert_eq!(
+            pools(&mut blocks, &mut ded).err(),
+            Some(PoolConfigError::BlockSlotInUse { slot: 0 })
+        );
+        assert_eq!(dev.live_objects(), 3);
+        // Dropped clean: the tables serve new pools, whose figures are their own.
+        let (mut blocks, mut ded) = new_tables();
+        {
+            let mut a = borrowed_pools(&dev, &mut blocks, &mut ded).unwrap();
+            let x = a.allocate(&req(4096, 256, U::empty())).unwrap();
+            let y = a
+                .allocate(&req(4096, 256, U::empty()).with_dedicated())
+                .unwrap();
+            // SAFETY: no GPU.
+            unsafe {
+                a.free(x).unwrap();
+                a.free(y).unwrap();
+            }
+        }
+        assert_eq!(dev.live_objects(), 3);
+        let mut b = borrowed_pools(&dev, &mut blocks, &mut ded).unwrap();
+        assert_eq!(b.total_stats(), PoolStats::default());
+        let x = b.allocate(&req(4096, 256, U::empty())).unwrap();
+        assert_eq!(b.total_stats().live_allocations(), 1);
+        // SAFETY: no GPU.
+        unsafe {
+            b.free(x).unwrap();
+            assert!(b.destroy().is_clean());
+        }
+        assert_eq!(dev.live_objects(), 3);
+    }
 
     /// A handle freed while its block lives on, or rebuilt with a larger size, names a range
     /// it does not own: flush and invalidate refuse it, and the device sees no call.
