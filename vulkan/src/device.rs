@@ -190,7 +190,7 @@ impl VulkanDevice {
                 Err(e) => {
                     // SAFETY: nothing was submitted with any of them.
                     unsafe {
-                        submit.destroy(device, false);
+                        submit.destroy(device);
                         timeline.destroy(device);
                     }
                     return Err(e);
@@ -308,21 +308,24 @@ impl core::fmt::Debug for VulkanDevice {
 
 impl Drop for VulkanDevice {
     fn drop(&mut self) {
+        // Wait even when the device is marked lost: a simulated loss leaves the GPU running, and
+        // on a real loss the wait returns `VK_ERROR_DEVICE_LOST` in finite time, after which
+        // nothing is executing any more.
         let last = self.last_submitted.load(Ordering::Acquire);
-        if !self.is_lost() && last > 0 {
-            // SAFETY: the timeline is alive until destroyed below. Errors (a lost device) leave
-            // nothing to wait for.
+        if last > 0 {
+            // SAFETY: the timeline is alive until destroyed below. An error is a real loss, which
+            // leaves nothing executing.
             let _ = unsafe { self.timeline.wait(&self.raw, last, u64::MAX) };
         }
-        let lost = self.is_lost();
         let state = self
             .submit
             .get_mut()
             .unwrap_or_else(PoisonError::into_inner);
-        // SAFETY: every submission completed (or the device is lost, when nothing is pending any
-        // more); memkit created the pools, the lanes and the timeline and nothing else uses them.
+        // SAFETY: every submission of the main queue completed or the device is really lost
+        // (waited above; the lanes wait for their own in `destroy`); memkit created the pools, the
+        // lanes and the timeline and nothing else uses them.
         unsafe {
-            state.destroy(&self.raw, lost);
+            state.destroy(&self.raw);
             self.timeline.destroy(&self.raw);
         }
     }

@@ -295,13 +295,14 @@ impl CopyLane {
             .map_err(map_host_device_oom_and_lost_err)
     }
 
-    /// Waits for the lane's last submission (errors, a lost device, leave nothing to wait for),
-    /// then destroys the pool and the semaphore.
+    /// Waits for the lane's last submission, then destroys the pool and the semaphore. It waits
+    /// even on a device marked lost: a simulated loss leaves the GPU running, and on a real loss
+    /// the wait returns `VK_ERROR_DEVICE_LOST` in finite time, after which nothing executes.
     ///
     /// # Safety
     /// - `device` is the lane's device; nothing else uses the lane.
-    pub(crate) unsafe fn destroy(&mut self, device: &ash::Device, lost: bool) {
-        if !lost && self.signalled > 0 {
+    pub(crate) unsafe fn destroy(&mut self, device: &ash::Device) {
+        if self.signalled > 0 {
             let semaphores = [self.semaphore];
             let values = [self.signalled];
             let info = vk::SemaphoreWaitInfo::default()
@@ -310,8 +311,8 @@ impl CopyLane {
             // SAFETY: the semaphore is alive.
             let _ = unsafe { device.wait_semaphores(&info, u64::MAX) };
         }
-        // SAFETY: every submission of the lane completed (waited above, or the device is lost and
-        // nothing is pending any more); memkit created both.
+        // SAFETY: every submission of the lane completed (waited above) or the device is really
+        // lost (the wait failed), when nothing executes any more; memkit created both.
         unsafe {
             self.commands.destroy(device);
             device.destroy_semaphore(self.semaphore, None);

@@ -58,10 +58,10 @@ impl SubmitState {
     ///
     /// # Safety
     /// - no command buffer of the main pool is pending (the lanes wait for their own).
-    pub(crate) unsafe fn destroy(&mut self, device: &ash::Device, lost: bool) {
+    pub(crate) unsafe fn destroy(&mut self, device: &ash::Device) {
         for lane in &mut self.lanes {
             // SAFETY: memkit's lane, used by nothing else now.
-            unsafe { lane.destroy(device, lost) };
+            unsafe { lane.destroy(device) };
         }
         self.lanes.clear();
         // SAFETY: nothing pending (caller's contract); the pool is memkit's.
