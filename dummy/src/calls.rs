@@ -165,7 +165,7 @@ impl DummyDevice {
                 Some(self.buffer_handle(index, resource.image))
             }
         };
-        if let Some(error) = state.faults.take(Site::Allocation, call) {
+        if let Some(error) = self.injected_fault(state, Site::Allocation, call) {
             return Err(error);
         }
         if state.memory.len() as u64 >= u64::from(limits.max_memory_allocation_count) {
@@ -299,7 +299,7 @@ impl DummyDevice {
             state.misuse(Misuse::MappedTwice { memory });
             return Err(DeviceError::MapFailed);
         }
-        if let Some(error) = state.faults.take(Site::Map, call) {
+        if let Some(error) = self.injected_fault(&mut state, Site::Map, call) {
             return Err(error);
         }
         if let Some(object) = state.memory.get_mut(&index) {
@@ -488,7 +488,7 @@ impl DummyDevice {
         }
         state.counters.buffer_creation_calls += 1;
         let call = state.counters.buffer_creation_calls;
-        if let Some(error) = state.faults.take(Site::BufferCreation, call) {
+        if let Some(error) = self.injected_fault(&mut state, Site::BufferCreation, call) {
             return Err(error);
         }
         if size == 0 {
@@ -711,7 +711,7 @@ impl DummyDevice {
             self.wake(&state);
             return Err(DeviceError::DeviceLost);
         }
-        if let Some(error) = state.faults.take(Site::Submit, call) {
+        if let Some(error) = self.injected_fault(&mut state, Site::Submit, call) {
             return Err(error);
         }
         if signal_value <= state.last_submitted {

@@ -523,6 +523,23 @@ impl DummyDevice {
     }
 
     /// Wakes blocked waiters, if any (a futex wake costs a system call even with none).
+    /// The error planned or drawn for call `call` at `site`, if any. An injected `DeviceLost`
+    /// loses the device for good, as a driver's loss is: later calls fail with `DeviceLost`,
+    /// pending work never completes, and blocked waiters wake to see it.
+    pub(crate) fn injected_fault(
+        &self,
+        state: &mut State,
+        site: Site,
+        call: u64,
+    ) -> Option<DeviceError> {
+        let error = state.faults.take(site, call)?;
+        if error == DeviceError::DeviceLost {
+            state.lose();
+            self.wake(state);
+        }
+        Some(error)
+    }
+
     pub(crate) fn wake(&self, state: &State) {
         if state.waiters > 0 {
             self.shared.progress.notify_all();
@@ -656,6 +673,7 @@ impl DummyDevice {
 
     /// Makes the `n`-th `allocate_memory` call (counting from 1 since the device was made,
     /// failed calls included; see [`Counters::allocation_calls`]) fail with `error`.
+    /// `DeviceLost` loses the device for good, as [`lose_device`](Self::lose_device) does.
     pub fn fail_allocation_call(&self, n: u64, error: DeviceError) {
         self.lock()
             .faults
@@ -671,7 +689,8 @@ impl DummyDevice {
             .insert((Site::Map, n), DeviceError::MapFailed);
     }
 
-    /// Makes the `n`-th buffer creation fail with `error`.
+    /// Makes the `n`-th buffer creation fail with `error`; `DeviceLost` loses the device for
+    /// good.
     pub fn fail_buffer_creation_call(&self, n: u64, error: DeviceError) {
         self.lock()
             .faults
@@ -679,7 +698,8 @@ impl DummyDevice {
             .insert((Site::BufferCreation, n), error);
     }
 
-    /// Makes the `n`-th `submit_copies` call fail with `error` (nothing is submitted).
+    /// Makes the `n`-th `submit_copies` call fail with `error` (nothing is submitted);
+    /// `DeviceLost` loses the device for good, so work submitted before never completes.
     pub fn fail_submit_call(&self, n: u64, error: DeviceError) {
         self.lock().faults.planned.insert((Site::Submit, n), error);
     }

@@ -255,3 +255,132 @@ fn the_device_is_lost_at_a_submission() {
     assert_eq!(gpu.wait(0, 0).ok(), None);
     release_all(&gpu);
 }
+
+/// A one-region command, for the loss tests below.
+fn one_region<'a>(
+    staging: memkit_dummy::DummyBuffer,
+    target: memkit_dummy::DummyBuffer,
+    regions: &'a [memkit_core::device::BufferCopy; 1],
+) -> memkit_core::device::CopyCommand<'a, memkit_dummy::DummyBuffer> {
+    memkit_core::device::CopyCommand {
+        src: staging,
+        dst: target,
+        regions,
+    }
+}
+
+/// What a lost device answers, checked call by call: every call that reaches the driver fails
+/// with `DeviceLost`.
+fn assert_stays_lost(gpu: &DummyDevice, memory: memkit_dummy::DummyMemory) {
+    let lost: Result<(), DeviceError> = Err(DeviceError::DeviceLost);
+    assert!(gpu.is_lost());
+    assert_eq!(gpu.completed_value().map(|_| ()), lost);
+    assert_eq!(gpu.wait(1, 0).map(|_| ()), lost);
+    assert_eq!(gpu.allocate_memory(&info(0, 64)).map(|_| ()), lost);
+    assert_eq!(gpu.create_buffer(64, XFER).map(|_| ()), lost);
+    assert_eq!(gpu.map_memory(memory).map(|_| ()), lost);
+    let range = MappedRange {
+        memory,
+        offset: 0,
+        size: 64,
+    };
+    assert_eq!(gpu.flush_ranges(&[range]), lost);
+    assert_eq!(gpu.invalidate_ranges(&[range]), lost);
+}
+
+#[test]
+fn an_injected_device_lost_at_submit_is_permanent() {
+    let gpu = DummyDevice::discrete();
+    let (staging_memory, staging) = backed_buffer(&gpu, 1, 256, true);
+    let (_, target) = backed_buffer(&gpu, 0, 256, false);
+    gpu.host_write(staging_memory, 0, &[9; 8]).expect("write");
+    copy(&gpu, staging, target, 0, 0, 8, 1);
+    gpu.fail_submit_call(2, DeviceError::DeviceLost);
+    let regions = [memkit_core::device::BufferCopy {
+        src_offset: 0,
+        dst_offset: 8,
+        size: 8,
+    }];
+    let command = one_region(staging, target, &regions);
+    assert_eq!(
+        gpu.submit_copies(&[command], 2),
+        Err(DeviceError::DeviceLost)
+    );
+    // As a driver's loss: the retry fails too, and the work submitted before never completes.
+    assert_eq!(
+        gpu.submit_copies(&[command], 2),
+        Err(DeviceError::DeviceLost)
+    );
+    assert_eq!(gpu.pending_values(), [] as [u64; 0]);
+    assert_eq!(gpu.advance_to(1), 0);
+    assert_eq!(gpu.read_buffer(target, 0, 16).expect("read"), [0; 16]);
+    assert_stays_lost(&gpu, staging_memory);
+    release_all(&gpu);
+    gpu.assert_no_misuse();
+    assert!(gpu.leak_report().is_empty());
+}
+
+#[test]
+fn an_injected_device_lost_at_allocation_or_creation_is_permanent() {
+    let gpu = DummyDevice::discrete();
+    let memory = alloc(&gpu, 1, 256);
+    gpu.fail_allocation_call(2, DeviceError::DeviceLost);
+    assert_eq!(
+        gpu.allocate_memory(&info(0, 64)),
+        Err(DeviceError::DeviceLost)
+    );
+    assert_stays_lost(&gpu, memory);
+    assert_eq!(gpu.counters().live_memory_objects, 1);
+    release_all(&gpu);
+
+    let gpu = DummyDevice::discrete();
+    let memory = alloc(&gpu, 1, 256);
+    gpu.fail_buffer_creation_call(1, DeviceError::DeviceLost);
+    assert_eq!(
+        gpu.create_buffer(64, XFER).err(),
+        Some(DeviceError::DeviceLost)
+    );
+    assert_stays_lost(&gpu, memory);
+    release_all(&gpu);
+
+    // Other injected errors still leave the device working.
+    let gpu = DummyDevice::discrete();
+    gpu.fail_allocation_call(1, DeviceError::OutOfDeviceMemory);
+    assert!(gpu.allocate_memory(&info(0, 64)).is_err());
+    assert!(!gpu.is_lost());
+    assert!(gpu.allocate_memory(&info(0, 64)).is_ok());
+    release_all(&gpu);
+    gpu.assert_no_misuse();
+}
+
+#[test]
+fn an_injected_device_lost_wakes_a_blocked_waiter() {
+    let gpu = DummyDevice::discrete();
+    gpu.set_wait_mode(memkit_dummy::WaitMode::Block);
+    let (_, staging) = backed_buffer(&gpu, 1, 256, true);
+    let (_, target) = backed_buffer(&gpu, 0, 256, false);
+    copy(&gpu, staging, target, 0, 0, 8, 1);
+    gpu.fail_submit_call(2, DeviceError::DeviceLost);
+    let regions = [memkit_core::device::BufferCopy {
+        src_offset: 0,
+        dst_offset: 8,
+        size: 8,
+    }];
+    let started = std::time::Instant::now();
+    let waited = std::thread::scope(|s| {
+        let waiter = s.spawn(|| gpu.wait(1, 5_000_000_000));
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        let command = one_region(staging, target, &regions);
+        assert_eq!(
+            gpu.submit_copies(&[command], 2),
+            Err(DeviceError::DeviceLost)
+        );
+        waiter.join().expect("waiter")
+    });
+    assert_eq!(waited, Err(DeviceError::DeviceLost));
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(4),
+        "the loss woke the waiter before its timeout"
+    );
+    release_all(&gpu);
+}
