@@ -117,6 +117,16 @@ impl HeapBudgets {
             .is_some_and(|total| total <= self.budget(heap))
     }
 
+    /// Whether `bytes` more would fit in `heap`'s budget once memory objects of `freed` bytes
+    /// (ones memkit holds in the heap) were freed: freeing lowers the usage by their bytes, to
+    /// no less than zero, whether the figures are the device's or estimates.
+    pub fn fits_after_freeing(&self, heap: usize, bytes: u64, freed: u64) -> bool {
+        self.usage(heap)
+            .saturating_sub(freed)
+            .checked_add(bytes)
+            .is_some_and(|total| total <= self.budget(heap))
+    }
+
     /// Records a memory object of `bytes` created in `heap`.
     pub fn on_create(&mut self, heap: usize, bytes: u64) {
         self.creations_since_refresh = self.creations_since_refresh.saturating_add(1);

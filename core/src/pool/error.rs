@@ -7,7 +7,9 @@ use crate::device::{DescriptionError, DeviceError};
 use crate::selection::SelectionError;
 use crate::suballocator::ConfigError;
 
-/// Why an allocation failed. A failed allocation leaves nothing behind.
+/// Why an allocation failed. A failed allocation leaves nothing behind, and releases cached
+/// empty blocks only when that made the request fit the budget or the object count (they stay
+/// released when the device then refuses the new memory object).
 #[non_exhaustive]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum PoolError {

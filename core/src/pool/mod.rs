@@ -884,9 +884,10 @@ where
         if self.free_block == NO_SLOT {
             return Err(PoolError::BlockSlotsExhausted);
         }
-        self.make_room_for_object()?;
+        // Checked here, so a request no block size could serve fails on the object count
+        // first; the room is made (an empty block released) only right before the device call.
+        self.check_object_room()?;
         self.refresh_budget_if_due();
-        // Taken off the free list only now: making room above may have pushed a slot onto it.
         let slot = self.free_block;
         let entry = &mut self.blocks.as_mut()[slot as usize];
         self.free_block = entry.link;
@@ -966,9 +967,13 @@ where
                     continue;
                 }
             }
-            if !self.fits_budget(heap, candidate) {
-                last = PoolError::OverBudget { heap: heap as u32 };
-                continue;
+            match self.make_room(heap, candidate) {
+                Ok(()) => {}
+                Err(e @ PoolError::OverBudget { .. }) => {
+                    last = e;
+                    continue;
+                }
+                Err(e) => return Err(e),
             }
             let info = MemoryAllocateInfo {
                 size: candidate,
@@ -1094,11 +1099,8 @@ where
         let ty = self.types[memory_type as usize];
         let heap = ty.heap_index as usize;
         let size = request.requirements.size;
-        self.make_room_for_object()?;
         self.refresh_budget_if_due();
-        if !self.fits_budget(heap, size) {
-            return Err(PoolError::OverBudget { heap: heap as u32 });
-        }
+        self.make_room(heap, size)?;
         let info = MemoryAllocateInfo {
             size,
             memory_type,
@@ -1146,28 +1148,65 @@ where
         }))
     }
 
-    /// At `maxMemoryAllocationCount`, releases an empty block to make room, or fails.
-    fn make_room_for_object(&mut self) -> Result<(), PoolError> {
+    /// Whether one more memory object may be made: below `maxMemoryAllocationCount`, or at it
+    /// with an empty block to release. Releases nothing.
+    fn check_object_room(&self) -> Result<(), PoolError> {
         let limit = self.limits.max_memory_allocation_count;
-        if self.objects < limit || self.release_largest_empty_block(None) {
+        if self.objects < limit || self.empty_blocks(None).0 {
             Ok(())
         } else {
             Err(PoolError::ObjectCountExhausted { limit })
         }
     }
 
-    /// Whether `bytes` more fit `heap`'s budget; in within-budget mode releases empty blocks of
-    /// the heap until they do. Outside that mode, always true (the device decides).
-    fn fits_budget(&mut self, heap: usize, bytes: u64) -> bool {
-        if !self.config.within_budget {
-            return true;
+    /// Makes room for a new memory object of `bytes` in `heap`, right before the device call:
+    /// at `maxMemoryAllocationCount` an empty block goes, and in within-budget mode the heap's
+    /// empty blocks go, largest first, until `bytes` more fit its budget (outside that mode the
+    /// device decides). Checks first that releasing is enough, and releases nothing when it is
+    /// not: a failed allocation leaves the cached blocks as they were.
+    ///
+    /// Errors: [`PoolError::ObjectCountExhausted`], [`PoolError::OverBudget`].
+    fn make_room(&mut self, heap: usize, bytes: u64) -> Result<(), PoolError> {
+        let limit = self.limits.max_memory_allocation_count;
+        let over_count = self.objects >= limit;
+        let over_budget = self.config.within_budget && !self.budgets.fits(heap, bytes);
+        if !over_count && !over_budget {
+            return Ok(());
         }
-        while !self.budgets.fits(heap, bytes) {
-            if !self.release_largest_empty_block(Some(heap)) {
-                return false;
+        if over_count && !self.empty_blocks(None).0 {
+            return Err(PoolError::ObjectCountExhausted { limit });
+        }
+        if over_budget {
+            let (_, empty_bytes) = self.empty_blocks(Some(heap));
+            if !self.budgets.fits_after_freeing(heap, bytes, empty_bytes) {
+                return Err(PoolError::OverBudget { heap: heap as u32 });
+            }
+            // Freeing all of them fits, so this stops with the request fitting; largest first,
+            // so the fewest blocks go.
+            while !self.budgets.fits(heap, bytes) && self.release_largest_empty_block(Some(heap)) {}
+        }
+        // Releasing for the budget released objects too; one more goes only when still needed
+        // (and there is one: checked above).
+        if self.objects >= limit {
+            self.release_largest_empty_block(None);
+        }
+        Ok(())
+    }
+
+    /// Whether any block (of `heap`, when given) is empty, and the bytes of those that are.
+    fn empty_blocks(&self, heap: Option<usize>) -> (bool, u64) {
+        let (mut any, mut bytes) = (false, 0u64);
+        for slot in self.blocks.as_ref() {
+            if let BlockState::Live(b) = &slot.state
+                && b.live == 0
+                && heap
+                    .is_none_or(|h| self.types[usize::from(b.memory_type)].heap_index as usize == h)
+            {
+                any = true;
+                bytes = bytes.saturating_add(b.size);
             }
         }
-        true
+        (any, bytes)
     }
 
     /// Releases the largest empty block (of `heap`, when given). Returns whether one was.

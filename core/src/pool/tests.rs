@@ -543,7 +543,92 @@ mod pools {
         extreme_input_never_panics,
         flush_refuses_a_freed_or_widened_range,
         refuses_tables_earlier_pools_left_live,
+        a_failed_allocation_keeps_the_cached_blocks,
     );
+
+    /// What a failed allocation must leave as it was: the pools' objects and figures, and the
+    /// device's objects.
+    fn snapshot<A: TestStorage>(p: &Pools<'_, A>, dev: &MockDevice) -> (u32, PoolStats, usize) {
+        (p.memory_objects(), p.total_stats(), dev.live_objects())
+    }
+
+    /// An allocation refused over budget or at the object count releases no cached empty
+    /// block: it releases them only when that makes the request fit.
+    fn a_failed_allocation_keeps_the_cached_blocks<A: TestStorage>() {
+        let within_budget = PoolConfig {
+            within_budget: true,
+            ..config()
+        };
+        // A dedicated object larger than the heap's whole budget (estimated: 80% of 1 GiB).
+        let dev = MockDevice::discrete();
+        let mut p = pools_with::<A>(&dev, within_budget, 8, 8);
+        let x = p.allocate(&req(4096, 256, U::empty())).unwrap();
+        // SAFETY: no GPU.
+        unsafe { p.free(x).unwrap() };
+        let before = snapshot(&p, &dev);
+        assert_eq!((before.0, before.1.empty_blocks), (1, 1));
+        assert_eq!(
+            p.allocate(&req(900 * MIB, 256, U::empty()).with_memory_type(0)),
+            Err(PoolError::OverBudget { heap: 0 })
+        );
+        assert_eq!(snapshot(&p, &dev), before);
+        // A block that does not fit the budget even with the cached empty block gone.
+        let mut dev = MockDevice::discrete();
+        dev.budgets = Some(std::vec![5 * MIB, 1 << 30]);
+        let mut p = pools_with::<A>(&dev, within_budget, 8, 8);
+        let a = p.allocate(&req(MIB, 1, U::empty())).unwrap();
+        let b = p
+            .allocate(&req(MIB, 1, U::empty()).with_kind(ResourceKind::Optimal))
+            .unwrap();
+        assert_eq!((a.memory_type(), b.memory_type()), (0, 0));
+        assert_ne!(a.memory(), b.memory());
+        // SAFETY: no GPU.
+        unsafe { p.free(a).unwrap() };
+        let before = snapshot(&p, &dev);
+        assert_eq!((before.0, before.1.empty_blocks), (2, 1));
+        assert_eq!(
+            p.allocate(&req(2 * MIB + 1, 1, U::empty()).with_memory_type(0)),
+            Err(PoolError::OverBudget { heap: 0 })
+        );
+        assert_eq!(snapshot(&p, &dev), before);
+        // When releasing it makes the request fit, it goes.
+        let c = p
+            .allocate(
+                &req(3 * MIB, 1, U::empty())
+                    .with_memory_type(0)
+                    .with_dedicated(),
+            )
+            .unwrap();
+        assert_eq!((p.memory_objects(), p.total_stats().empty_blocks), (2, 0));
+        // SAFETY: no GPU.
+        unsafe {
+            p.free(b).unwrap();
+            p.free(c).unwrap();
+        }
+        // At the object count, over budget: the empty block that would make room stays.
+        let mut dev = MockDevice::discrete();
+        dev.limits.max_memory_allocation_count = 2;
+        let mut p = pools_with::<A>(&dev, within_budget, 8, 8);
+        let x = p.allocate(&req(4096, 256, U::empty())).unwrap();
+        let d = p
+            .allocate(&req(4096, 256, U::empty()).with_dedicated())
+            .unwrap();
+        // SAFETY: no GPU.
+        unsafe { p.free(x).unwrap() };
+        let before = snapshot(&p, &dev);
+        assert_eq!((before.0, before.1.empty_blocks), (2, 1));
+        assert_eq!(
+            p.allocate(&req(900 * MIB, 256, U::empty()).with_memory_type(0)),
+            Err(PoolError::OverBudget { heap: 0 })
+        );
+        assert_eq!(snapshot(&p, &dev), before);
+        // SAFETY: no GPU.
+        unsafe {
+            p.free(d).unwrap();
+            assert!(p.destroy().is_clean());
+        }
+        assert_eq!(dev.live_objects(), 0);
+    }
 
     /// Pools over borrowed tables, so that a test can build other pools over them afterwards.
     type BorrowedPools<'d, 't, A> =
