@@ -272,10 +272,12 @@ impl VulkanDevice {
     }
 
     /// Records that the device was lost: every later submit, query and wait reports
-    /// [`DeviceError::DeviceLost`]. Called on any `VK_ERROR_DEVICE_LOST`.
+    /// [`DeviceError::DeviceLost`], and every thread waiting now wakes with it (a value it waits
+    /// for may never be submitted). Called on any `VK_ERROR_DEVICE_LOST`.
     pub(crate) fn note(&self, error: DeviceError) -> DeviceError {
         if error == DeviceError::DeviceLost {
             self.lost.store(true, Ordering::Release);
+            self.timeline.wake_waiters();
         }
         error
     }
@@ -315,7 +317,7 @@ impl Drop for VulkanDevice {
         if last > 0 {
             // SAFETY: the timeline is alive until destroyed below. An error is a real loss, which
             // leaves nothing executing.
-            let _ = unsafe { self.timeline.wait(&self.raw, last, u64::MAX) };
+            let _ = unsafe { self.timeline.wait(&self.raw, last, u64::MAX, None) };
         }
         let state = self
             .submit

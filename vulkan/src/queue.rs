@@ -428,7 +428,11 @@ impl CopyQueue for VulkanDevice {
     fn wait(&self, value: u64, timeout_ns: u64) -> Result<WaitStatus, DeviceError> {
         self.check_lost()?;
         // SAFETY: the timeline is alive and belongs to this device.
-        unsafe { self.timeline.wait(&self.raw, value, timeout_ns) }.map_err(|e| self.note(e))
+        unsafe {
+            self.timeline
+                .wait(&self.raw, value, timeout_ns, Some(&self.lost))
+        }
+        .map_err(|e| self.note(e))
     }
 }
 

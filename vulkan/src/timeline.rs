@@ -5,6 +5,7 @@
 //! queue above does not care which it has.
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -12,6 +13,42 @@ use ash::vk;
 use memkit_core::device::{DeviceError, WaitStatus};
 
 use crate::error::{map_host_device_oom_and_lost_err, map_host_device_oom_err};
+
+/// How often a wait on the GPU looks at the lost flag: long enough that a waiting thread does
+/// not spin, short enough that a loss ends every wait promptly.
+pub(crate) const LOST_CHECK_INTERVAL: Duration = Duration::from_millis(20);
+
+/// Runs `wait(timeout_ns)` (a fence or semaphore wait) until it returns something other than
+/// `VK_TIMEOUT` or `deadline` passes (`None`: never). With `check_lost`, each call waits at most
+/// [`LOST_CHECK_INTERVAL`] and `is_lost()` between calls ends the wait with
+/// `VK_ERROR_DEVICE_LOST`; without, one call waits the whole time.
+fn wait_in_slices(
+    mut wait: impl FnMut(u64) -> Result<(), vk::Result>,
+    deadline: Option<Instant>,
+    check_lost: bool,
+    is_lost: impl Fn() -> bool,
+) -> Result<(), vk::Result> {
+    loop {
+        let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+        let slice = match (left, check_lost) {
+            (Some(left), true) => left.min(LOST_CHECK_INTERVAL),
+            (None, true) => LOST_CHECK_INTERVAL,
+            (Some(left), false) => left,
+            (None, false) => Duration::MAX,
+        };
+        let slice_ns = u64::try_from(slice.as_nanos()).unwrap_or(u64::MAX);
+        match wait(slice_ns) {
+            Err(vk::Result::TIMEOUT) => {}
+            done => return done,
+        }
+        if is_lost() {
+            return Err(vk::Result::ERROR_DEVICE_LOST);
+        }
+        if left.is_some_and(|left| left <= slice) {
+            return Err(vk::Result::TIMEOUT);
+        }
+    }
+}
 
 /// Which timeline a [`crate::VulkanDevice`] uses.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
@@ -160,7 +197,11 @@ impl Timeline {
         }
     }
 
-    /// Blocks until `value` completed or `timeout_ns` passed.
+    /// Blocks until `value` completed or `timeout_ns` passed. With `lost`, the wait also ends,
+    /// with [`DeviceError::DeviceLost`], once the flag is set (a loss another thread noted, or a
+    /// simulated one, after which the awaited value may never be submitted): the fence pool's
+    /// condition is notified by [`Timeline::wake_waiters`], and waits on the GPU look at the
+    /// flag every [`LOST_CHECK_INTERVAL`].
     ///
     /// # Safety
     /// - `device` is the device this timeline was made on.
@@ -169,7 +210,11 @@ impl Timeline {
         device: &ash::Device,
         value: u64,
         timeout_ns: u64,
+        lost: Option<&AtomicBool>,
     ) -> Result<WaitStatus, DeviceError> {
+        // `None`: no deadline (a timeout too long to represent).
+        let deadline = Instant::now().checked_add(Duration::from_nanos(timeout_ns));
+        let is_lost = || lost.is_some_and(|l| l.load(Ordering::Acquire));
         match self {
             Self::Semaphore(s) => {
                 let semaphores = [*s];
@@ -178,18 +223,22 @@ impl Timeline {
                     .semaphores(&semaphores)
                     .values(&values);
                 // SAFETY: the semaphore is alive; waiting needs no external synchronisation.
-                match unsafe { device.wait_semaphores(&info, timeout_ns) } {
+                let wait = |slice_ns| unsafe { device.wait_semaphores(&info, slice_ns) };
+                match wait_in_slices(wait, deadline, lost.is_some(), is_lost) {
                     Ok(()) => Ok(WaitStatus::Completed),
                     Err(vk::Result::TIMEOUT) => Ok(WaitStatus::TimedOut),
                     Err(e) => Err(map_host_device_oom_and_lost_err(e)),
                 }
             }
             Self::FencePool(pool, submitted) => {
-                // `None`: no deadline (a timeout too long to represent).
-                let deadline = Instant::now().checked_add(Duration::from_nanos(timeout_ns));
                 let fence = {
                     let mut pool = lock(pool);
                     loop {
+                        // Checked under the lock that `wake_waiters` takes before notifying, so
+                        // a loss noted between this check and the wait below still wakes it.
+                        if is_lost() {
+                            return Err(DeviceError::DeviceLost);
+                        }
                         // SAFETY: same device (caller's contract).
                         unsafe { pool.poll(device) }?;
                         if pool.completed >= value {
@@ -217,13 +266,11 @@ impl Timeline {
                         };
                     }
                 };
-                let timeout_ns = deadline.map_or(u64::MAX, |d| {
-                    let left = d.saturating_duration_since(Instant::now()).as_nanos();
-                    u64::try_from(left).unwrap_or(u64::MAX)
-                });
+                let fences = [fence];
                 // SAFETY: the fence is alive and, having a waiter, is neither reset nor reused
                 // until the waiter count drops below.
-                let result = unsafe { device.wait_for_fences(&[fence], true, timeout_ns) };
+                let wait = |slice_ns| unsafe { device.wait_for_fences(&fences, true, slice_ns) };
+                let result = wait_in_slices(wait, deadline, lost.is_some(), is_lost);
                 let mut pool = lock(pool);
                 let mut signalled_value = None;
                 if let Some(entry) = pool.pending.iter_mut().find(|p| p.fence == fence) {
@@ -240,6 +287,16 @@ impl Timeline {
                     Err(e) => Err(map_host_device_oom_and_lost_err(e)),
                 }
             }
+        }
+    }
+
+    /// Wakes every thread waiting in [`Timeline::wait`] for a value not submitted yet, so that
+    /// it sees the lost flag (set before this call).
+    pub(crate) fn wake_waiters(&self) {
+        if let Self::FencePool(pool, submitted) = self {
+            // Taking the lock orders this after any waiter's check of the flag.
+            drop(lock(pool));
+            submitted.notify_all();
         }
     }
 

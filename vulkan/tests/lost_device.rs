@@ -4,9 +4,11 @@
 
 mod common;
 
-use common::{MappedBuffer, finish, headless, pattern};
-use memkit_core::device::{BufferCopy, BufferUsage, CopyCommand, CopyQueue};
-use memkit_vulkan::{TimelineMode, VulkanDevice, VulkanDeviceConfig};
+use std::time::{Duration, Instant};
+
+use common::{MappedBuffer, SECOND, finish, headless, headless_with, pattern};
+use memkit_core::device::{BufferCopy, BufferUsage, CopyCommand, CopyQueue, DeviceError};
+use memkit_vulkan::{HeadlessConfig, TimelineMode, VulkanDevice, VulkanDeviceConfig};
 
 const MODES: [TimelineMode; 2] = [TimelineMode::Auto, TimelineMode::FencePool];
 
@@ -66,6 +68,33 @@ fn dropping_a_lost_device_waits_for_its_submissions_first() {
         );
         src.destroy(h.device());
         dst.destroy(h.device());
+        finish(h);
+    }
+}
+
+#[test]
+fn a_loss_wakes_a_waiter_for_a_value_not_submitted_yet() {
+    for timeline in MODES {
+        let Some(h) = headless_with(HeadlessConfig {
+            timeline,
+            ..HeadlessConfig::default()
+        }) else {
+            return;
+        };
+        let device = h.device();
+        let start = Instant::now();
+        let result = std::thread::scope(|s| {
+            let waiter = s.spawn(|| device.wait(1, 10 * SECOND));
+            std::thread::sleep(Duration::from_millis(200));
+            device.simulate_device_lost();
+            waiter.join().unwrap()
+        });
+        let took = start.elapsed();
+        assert_eq!(result, Err(DeviceError::DeviceLost), "{timeline:?}");
+        assert!(
+            took < Duration::from_secs(5),
+            "{timeline:?}: the waiter slept {took:?} past the loss"
+        );
         finish(h);
     }
 }
