@@ -271,8 +271,8 @@ impl VulkanDevice {
         self.live_memory_objects.load(Ordering::Relaxed)
     }
 
-    /// Records that the device was lost: every later submit, query and wait reports
-    /// [`DeviceError::DeviceLost`], and every thread waiting now wakes with it (a value it waits
+    /// Records that the device was lost: every later submit, query and wait, and every call that
+    /// makes or maps memory, buffers or images, reports [`DeviceError::DeviceLost`], and every thread waiting now wakes with it (a value it waits
     /// for may never be submitted). Called on any `VK_ERROR_DEVICE_LOST`.
     pub(crate) fn note(&self, error: DeviceError) -> DeviceError {
         if error == DeviceError::DeviceLost {
@@ -285,6 +285,17 @@ impl VulkanDevice {
     /// Whether a call reported the device lost.
     pub fn is_lost(&self) -> bool {
         self.lost.load(Ordering::Acquire)
+    }
+
+    /// [`DeviceError::DeviceLost`] once the device was lost (one atomic load): submits, waits,
+    /// and every call that makes or maps memory, buffers and images are refused then, as on
+    /// memkit's dummy device. Freeing, unmapping and destroying still work.
+    pub(crate) fn check_lost(&self) -> Result<(), DeviceError> {
+        if self.is_lost() {
+            Err(DeviceError::DeviceLost)
+        } else {
+            Ok(())
+        }
     }
 
     pub(crate) fn lock_submit(&self) -> MutexGuard<'_, SubmitState> {
@@ -371,6 +382,7 @@ impl MemoryDevice for VulkanDevice {
         &self,
         info: &MemoryAllocateInfo<Self::Buffer, Self::Image>,
     ) -> Result<Self::Memory, DeviceError> {
+        self.check_lost()?;
         if info.size == 0 || info.memory_type as usize >= self.properties.types().len() {
             return Err(DeviceError::Unexpected(INVALID_ARGUMENT));
         }
@@ -423,6 +435,7 @@ impl MemoryDevice for VulkanDevice {
     }
 
     unsafe fn map_memory(&self, memory: Self::Memory) -> Result<NonNull<u8>, DeviceError> {
+        self.check_lost()?;
         // SAFETY: alive, host-visible and not mapped yet (caller's contract).
         let ptr = unsafe {
             self.raw
@@ -438,6 +451,7 @@ impl MemoryDevice for VulkanDevice {
     }
 
     unsafe fn flush_ranges(&self, ranges: &[MappedRange<Self::Memory>]) -> Result<(), DeviceError> {
+        self.check_lost()?;
         for_each_chunk(ranges, |chunk| {
             // SAFETY: objects alive and mapped, ranges atom-aligned (caller's contract).
             unsafe { self.raw.flush_mapped_memory_ranges(chunk) }.map_err(map_host_device_oom_err)
@@ -448,6 +462,7 @@ impl MemoryDevice for VulkanDevice {
         &self,
         ranges: &[MappedRange<Self::Memory>],
     ) -> Result<(), DeviceError> {
+        self.check_lost()?;
         for_each_chunk(ranges, |chunk| {
             // SAFETY: objects alive and mapped, ranges atom-aligned (caller's contract).
             unsafe { self.raw.invalidate_mapped_memory_ranges(chunk) }
@@ -482,6 +497,7 @@ impl BufferDevice for VulkanDevice {
         size: u64,
         usage: BufferUsage,
     ) -> Result<(Self::Buffer, MemoryRequirements), DeviceError> {
+        self.check_lost()?;
         if size == 0 {
             return Err(DeviceError::Unexpected(INVALID_ARGUMENT));
         }
@@ -519,6 +535,7 @@ impl BufferDevice for VulkanDevice {
         memory: Self::Memory,
         offset: u64,
     ) -> Result<(), DeviceError> {
+        self.check_lost()?;
         // SAFETY: alive, unbound, offset aligned and in range (caller's contract).
         unsafe { self.raw.bind_buffer_memory(buffer, memory, offset) }
             .map_err(map_host_device_oom_err)

@@ -68,6 +68,7 @@ impl ImageDevice for VulkanDevice {
         &self,
         desc: &ImageDesc,
     ) -> Result<(Self::Image, MemoryRequirements), DeviceError> {
+        self.check_lost()?;
         desc.validate().map_err(DeviceError::InvalidImage)?;
         self.check_image_support(desc)?;
         let info = vk::ImageCreateInfo::default()
@@ -107,6 +108,7 @@ impl ImageDevice for VulkanDevice {
         memory: Self::Memory,
         offset: u64,
     ) -> Result<(), DeviceError> {
+        self.check_lost()?;
         // SAFETY: alive, unbound, offset aligned and in range, dedicated when required (caller's
         // contract).
         unsafe { self.raw.bind_image_memory(image, memory, offset) }

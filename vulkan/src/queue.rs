@@ -100,14 +100,6 @@ impl VulkanDevice {
         self.note(DeviceError::DeviceLost);
     }
 
-    fn check_lost(&self) -> Result<(), DeviceError> {
-        if self.is_lost() {
-            Err(DeviceError::DeviceLost)
-        } else {
-            Ok(())
-        }
-    }
-
     /// Submits `commands` under the lock, split over the lanes when they are large and
     /// independent; on failure every command buffer not submitted is left reusable.
     ///

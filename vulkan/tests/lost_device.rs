@@ -6,9 +6,13 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{MappedBuffer, SECOND, finish, headless, headless_with, pattern};
-use memkit_core::device::{BufferCopy, BufferUsage, CopyCommand, CopyQueue, DeviceError};
-use memkit_vulkan::{HeadlessConfig, TimelineMode, VulkanDevice, VulkanDeviceConfig};
+use common::{MappedBuffer, SECOND, finish, headless, headless_with, memory_type, pattern};
+use memkit_core::device::{
+    BufferCopy, BufferDevice, BufferUsage, CopyCommand, CopyQueue, DeviceError, ImageDesc,
+    ImageDevice, ImageFormat, ImageUsage, MappedRange, MemoryAllocateInfo, MemoryDevice,
+    MemoryPropertyFlags,
+};
+use memkit_vulkan::{HeadlessConfig, HostBuffer, TimelineMode, VulkanDevice, VulkanDeviceConfig};
 
 const MODES: [TimelineMode; 2] = [TimelineMode::Auto, TimelineMode::FencePool];
 
@@ -97,4 +101,98 @@ fn a_loss_wakes_a_waiter_for_a_value_not_submitted_yet() {
         );
         finish(h);
     }
+}
+
+#[test]
+fn a_lost_device_refuses_memory_buffer_and_image_calls_as_the_dummy_does() {
+    let Some(h) = headless() else { return };
+    let device = h.device();
+    let lost = Some(DeviceError::DeviceLost);
+    // Objects made before the loss, to map and bind after it.
+    let (buffer, requirements) = device
+        .create_buffer(4096, BufferUsage::TRANSFER_DST)
+        .unwrap();
+    let info = MemoryAllocateInfo {
+        size: requirements.size,
+        memory_type: memory_type(
+            device,
+            requirements.memory_type_bits,
+            MemoryPropertyFlags::HOST_VISIBLE,
+        ),
+        dedicated_to: None,
+        priority: 0.5,
+        device_address: false,
+    };
+    // SAFETY: the type is the device's and allowed for the buffer; the size is nonzero.
+    let memory = unsafe { device.allocate_memory(&info) }.unwrap();
+    let desc = ImageDesc::new_2d(ImageFormat::Rgba8Unorm, 64, 64, ImageUsage::SAMPLED);
+    let (image, image_requirements) = device.create_image(&desc).unwrap();
+    let image_info = MemoryAllocateInfo {
+        size: image_requirements.size,
+        memory_type: memory_type(
+            device,
+            image_requirements.memory_type_bits,
+            MemoryPropertyFlags::empty(),
+        ),
+        ..info
+    };
+    // SAFETY: as above.
+    let image_memory = unsafe { device.allocate_memory(&image_info) }.unwrap();
+
+    device.simulate_device_lost();
+    let whole = [MappedRange {
+        memory,
+        offset: 0,
+        size: u64::MAX,
+    }];
+    // SAFETY: every call is refused before Vulkan sees it; were one not, its arguments are
+    // valid: allowed types, unbound objects at offset 0 of memory of their size, unmapped memory.
+    unsafe {
+        assert_eq!(device.allocate_memory(&info).err(), lost, "allocate");
+        assert_eq!(device.map_memory(memory).err(), lost, "map");
+        assert_eq!(device.bind_buffer_memory(buffer, memory, 0).err(), lost);
+        assert_eq!(device.bind_image_memory(image, image_memory, 0).err(), lost);
+    }
+    assert_eq!(
+        device.create_buffer(4096, BufferUsage::TRANSFER_DST).err(),
+        lost,
+        "create_buffer"
+    );
+    assert_eq!(device.create_image(&desc).err(), lost, "create_image");
+    assert_eq!(
+        HostBuffer::new(device, 4096, BufferUsage::TRANSFER_SRC).err(),
+        lost,
+        "HostBuffer::new"
+    );
+    // SAFETY: refused before Vulkan sees the (unmapped) range.
+    unsafe {
+        assert_eq!(device.flush_ranges(&whole).err(), lost, "flush");
+        assert_eq!(device.invalidate_ranges(&whole).err(), lost, "invalidate");
+    }
+    assert_eq!(device.live_memory_objects(), 2, "nothing new was allocated");
+    // Destroying and freeing still work, and teardown is clean.
+    // SAFETY: never bound or used by the GPU.
+    unsafe {
+        device.destroy_buffer(buffer);
+        device.destroy_image(image);
+        device.free_memory(memory);
+        device.free_memory(image_memory);
+    }
+    assert_eq!(device.live_memory_objects(), 0);
+    finish(h);
+}
+
+#[test]
+fn a_lost_device_still_reads_back_nothing_and_leaks_nothing() {
+    let Some(h) = headless() else { return };
+    let device = h.device();
+    let src = MappedBuffer::new(device, 4096, BufferUsage::TRANSFER_SRC);
+    device.simulate_device_lost();
+    // SAFETY: `src` is alive, holds 4096 bytes and has the transfer-source usage; nothing was
+    // submitted, so value 1 is above every submitted value.
+    let read = unsafe { memkit_vulkan::read_buffer(device, src.buffer, 4096, 1, SECOND) };
+    assert_eq!(read, Err(DeviceError::DeviceLost));
+    assert_eq!(device.live_memory_objects(), 1, "only the source's memory");
+    src.destroy(device);
+    finish(h);
 }
