@@ -501,6 +501,10 @@ impl BufferDevice for VulkanDevice {
         if size == 0 {
             return Err(DeviceError::Unexpected(INVALID_ARGUMENT));
         }
+        if usage.is_empty() {
+            // VUID-VkBufferCreateInfo-usage-requiredbitmask.
+            return Err(DeviceError::EmptyBufferUsage);
+        }
         if usage.contains(BufferUsage::DEVICE_ADDRESS) && !self.enabled.buffer_device_address {
             return Err(DeviceError::Unexpected(FEATURE_NOT_ENABLED));
         }
@@ -514,7 +518,8 @@ impl BufferDevice for VulkanDevice {
                 .sharing_mode(vk::SharingMode::CONCURRENT)
                 .queue_family_indices(families);
         }
-        // SAFETY: the size is nonzero and every usage bit's feature is enabled.
+        // SAFETY: the size is nonzero, the usage is not empty and every usage bit's feature is
+        // enabled.
         let buffer =
             unsafe { self.raw.create_buffer(&info, None) }.map_err(map_host_device_oom_err)?;
         let mut dedicated = vk::MemoryDedicatedRequirements::default();

@@ -229,6 +229,23 @@ fn host_buffers_check_their_arguments() {
 }
 
 #[test]
+fn a_buffer_without_usage_is_refused_before_the_driver_sees_it() {
+    let Some(h) = headless() else { return };
+    let device = h.device();
+    assert_eq!(
+        device.create_buffer(64, BufferUsage::empty()).err(),
+        Some(DeviceError::EmptyBufferUsage)
+    );
+    assert_eq!(
+        HostBuffer::new(device, 64, BufferUsage::empty()).err(),
+        Some(DeviceError::EmptyBufferUsage)
+    );
+    assert_eq!(device.live_memory_objects(), 0);
+    // Validation would report VUID-VkBufferCreateInfo-usage-requiredbitmask had one reached it.
+    finish(h);
+}
+
+#[test]
 fn device_addresses_when_enabled() {
     let Some(h) = headless() else { return };
     let device = h.device();
