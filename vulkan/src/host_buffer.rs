@@ -34,10 +34,14 @@ pub struct HostBuffer {
 }
 
 // SAFETY: the handles are plain Vulkan handles and `ptr` points into a mapping that lives as
-// long as the object; every access to the bytes goes through `&self` methods whose contracts
-// exclude concurrent GPU access, and the host side is copied, never referenced, out.
+// long as the object, not tied to the thread that made it; the bytes are only reached through
+// the unsafe `write` and `read`, whose contracts exclude GPU access at the same time, and they
+// are copied in and out, never referenced past a call.
 unsafe impl Send for HostBuffer {}
-// SAFETY: as above; `write` and `read` copy through raw pointers under the caller's contract.
+// SAFETY: sharing `&HostBuffer` lets several threads call `write` and `read` at once; their
+// contracts forbid a `write` beside any other access to the same buffer and a `read` beside a
+// `write` (only reads may overlap), so the raw copies never race. Every other `&self` method
+// reads plain fields.
 unsafe impl Sync for HostBuffer {}
 
 impl HostBuffer {
@@ -45,8 +49,10 @@ impl HostBuffer {
     /// own (dedicated) and maps it.
     ///
     /// Errors: [`DeviceError::Unexpected`]`(`[`INVALID_ARGUMENT`]`)` for a zero size,
-    /// [`DeviceError::MapFailed`] when no host-visible type can hold the buffer, and what the
-    /// device reports.
+    /// [`DeviceError::EmptyBufferUsage`] for an empty `usage`, [`DeviceError::MapFailed`] when no
+    /// host-visible type can hold the buffer, [`DeviceError::OutOfDeviceMemory`] when the buffer
+    /// needs more than one memory object may hold (`maxMemoryAllocationSize`) or than the chosen
+    /// type's heap has, and what the device reports ([`DeviceError::DeviceLost`] once lost).
     pub fn new(device: &VulkanDevice, size: u64, usage: BufferUsage) -> Result<Self, DeviceError> {
         if size == 0 {
             return Err(DeviceError::Unexpected(INVALID_ARGUMENT));
@@ -71,6 +77,20 @@ impl HostBuffer {
             unsafe { device.destroy_buffer(buffer) };
             return Err(DeviceError::MapFailed);
         };
+        // vkAllocateMemory's size may not exceed the heap (VUID-vkAllocateMemory-pAllocateInfo-
+        // 01713), and above maxMemoryAllocationSize it may fail or misbehave: refuse both here.
+        let heap = device
+            .memory_properties()
+            .heaps()
+            .get(types[memory_type].heap_index as usize)
+            .map_or(0, |heap| heap.size);
+        if requirements.size > device.limits().max_memory_allocation_size
+            || requirements.size > heap
+        {
+            // SAFETY: created above, never bound or used.
+            unsafe { device.destroy_buffer(buffer) };
+            return Err(DeviceError::OutOfDeviceMemory);
+        }
         let coherent = types[memory_type]
             .properties
             .contains(MemoryPropertyFlags::HOST_COHERENT);
@@ -82,7 +102,8 @@ impl HostBuffer {
             device_address: false,
         };
         // SAFETY: the type index is the device's own and allowed for the buffer; the size is
-        // the buffer's requirement (nonzero); the buffer is alive and unbound.
+        // the buffer's requirement (nonzero), within the type's heap and the largest allocation
+        // (checked above); the buffer is alive and unbound.
         let memory = match unsafe { device.allocate_memory(&info) } {
             Ok(m) => m,
             Err(e) => {
@@ -133,7 +154,8 @@ impl HostBuffer {
     /// [`DeviceError::Unexpected`]`(`[`INVALID_ARGUMENT`]`)` when the range does not fit.
     ///
     /// # Safety
-    /// No GPU access to the buffer is pending (every submission using it has completed).
+    /// - No GPU access to the buffer is pending (every submission using it has completed);
+    /// - no other thread reads or writes the buffer during the call.
     pub unsafe fn write(
         &self,
         device: &VulkanDevice,
@@ -144,9 +166,9 @@ impl HostBuffer {
         if end.is_none_or(|end| end > self.size) {
             return Err(DeviceError::Unexpected(INVALID_ARGUMENT));
         }
-        // SAFETY: the range lies inside the mapping (checked); the GPU does not touch it (the
-        // caller's contract); `bytes` is a Rust slice, so it is not this mapping, which no
-        // reference ever covers.
+        // SAFETY: the range lies inside the mapping (checked); neither the GPU nor another
+        // thread touches it (the caller's contract); `bytes` is a Rust slice, so it is not this
+        // mapping, and no reference to the mapping outlives a call.
         unsafe {
             core::ptr::copy_nonoverlapping(
                 bytes.as_ptr(),
@@ -164,15 +186,17 @@ impl HostBuffer {
     /// The buffer's bytes as the host sees them, after invalidating non-coherent memory.
     ///
     /// # Safety
-    /// No GPU access to the buffer is pending: every copy into it has completed (its timeline
-    /// value or fence was waited) and made its writes available to the host.
+    /// - No GPU access to the buffer is pending: every copy into it has completed (its timeline
+    ///   value or fence was waited) and made its writes available to the host;
+    /// - no other thread writes the buffer during the call (other reads may run beside it).
     pub unsafe fn read(&self, device: &VulkanDevice) -> Result<Vec<u8>, DeviceError> {
         if !self.coherent {
             // SAFETY: the object is alive and mapped; the whole-object range is always valid.
             unsafe { device.invalidate_ranges(&[self.whole()]) }?;
         }
-        // SAFETY: the mapping covers `size` bytes, and the GPU is done with them (the caller's
-        // contract).
+        // SAFETY: the mapping covers `size` bytes, and neither the GPU nor another thread
+        // writes them while the slice lives (the caller's contract); the slice is copied out and
+        // dropped before returning.
         Ok(unsafe { core::slice::from_raw_parts(self.ptr.as_ptr(), self.size as usize) }.to_vec())
     }
 

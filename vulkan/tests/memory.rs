@@ -246,6 +246,34 @@ fn a_buffer_without_usage_is_refused_before_the_driver_sees_it() {
 }
 
 #[test]
+fn host_buffers_larger_than_one_allocation_or_their_heap_are_refused() {
+    let Some(h) = headless() else { return };
+    let device = h.device();
+    let largest_heap = device
+        .memory_properties()
+        .heaps()
+        .iter()
+        .map(|heap| heap.size)
+        .max()
+        .unwrap();
+    let max_allocation = device.limits().max_memory_allocation_size;
+    for size in [
+        max_allocation.saturating_add(1),
+        largest_heap.saturating_mul(4),
+    ] {
+        assert_eq!(
+            HostBuffer::new(device, size, BufferUsage::TRANSFER_DST).err(),
+            Some(DeviceError::OutOfDeviceMemory),
+            "{size} bytes (largest allocation {max_allocation}, largest heap {largest_heap})"
+        );
+    }
+    // The buffers made to ask for their requirements are gone (teardown reports any left), and
+    // no memory object was allocated.
+    assert_eq!(device.live_memory_objects(), 0);
+    finish(h);
+}
+
+#[test]
 fn device_addresses_when_enabled() {
     let Some(h) = headless() else { return };
     let device = h.device();
