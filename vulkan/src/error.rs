@@ -76,6 +76,9 @@ pub enum SetupError {
     /// Validation was asked for, but `VK_LAYER_KHRONOS_validation` or `VK_EXT_debug_utils` is
     /// not installed.
     ValidationMissing,
+    /// [`crate::HeadlessConfig::release_to_family`] names neither a queue family of the chosen
+    /// physical device nor `VK_QUEUE_FAMILY_EXTERNAL`.
+    UnknownReleaseFamily(u32),
     /// A Vulkan call failed.
     Device(DeviceError),
 }
@@ -88,6 +91,11 @@ impl fmt::Display for SetupError {
             Self::ValidationMissing => f.write_str(
                 "validation asked for, but VK_LAYER_KHRONOS_validation or VK_EXT_debug_utils \
                  is missing",
+            ),
+            Self::UnknownReleaseFamily(family) => write!(
+                f,
+                "release to queue family {family}, which is neither a family of the device nor \
+                 VK_QUEUE_FAMILY_EXTERNAL"
             ),
             Self::Device(e) => write!(f, "Vulkan call failed: {e}"),
         }

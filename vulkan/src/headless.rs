@@ -27,7 +27,9 @@ pub struct HeadlessConfig {
     pub validation: bool,
     /// Timeline semaphore or fence pool.
     pub timeline: TimelineMode,
-    /// Forwarded to [`VulkanDeviceConfig::release_to_family`].
+    /// Forwarded to [`VulkanDeviceConfig::release_to_family`]: a queue family of the chosen
+    /// physical device or `VK_QUEUE_FAMILY_EXTERNAL`; anything else is refused with
+    /// [`SetupError::UnknownReleaseFamily`].
     pub release_to_family: Option<u32>,
     /// When memkit's transfer family is not the main queue's, release every upload to the main
     /// queue's family (overrides `release_to_family`; ignored when the families are the same).
@@ -239,6 +241,12 @@ impl HeadlessDevice {
         // SAFETY: the physical device belongs to the instance.
         let families =
             unsafe { instance.get_physical_device_queue_family_properties(physical_device) };
+        // `VulkanDevice::new` trusts the family; a bad one would be recorded in release barriers.
+        if let Some(family) = config.release_to_family.filter(|&family| {
+            family as usize >= families.len() && family != vk::QUEUE_FAMILY_EXTERNAL
+        }) {
+            return Err(SetupError::UnknownReleaseFamily(family));
+        }
         let main_family = families
             .iter()
             .position(|f| {
@@ -369,7 +377,9 @@ impl HeadlessDevice {
         };
         // SAFETY: the device comes from this physical device and instance, outlives the
         // `VulkanDevice` (dropped first in `Drop`), and was created with exactly these features
-        // and queues; the application's queue is separate or shared through memkit's lock.
+        // and queues; the application's queue is separate or shared through memkit's lock; the
+        // release family is the main queue's, or one checked above to be a family of the device
+        // or `VK_QUEUE_FAMILY_EXTERNAL`.
         let vulkan =
             match unsafe { VulkanDevice::new(instance, physical_device, &device, vulkan_config) } {
                 Ok(v) => v,

@@ -127,6 +127,32 @@ fn released_ranges_are_acquired_and_read_back_intact() {
 }
 
 #[test]
+fn a_release_family_the_device_does_not_have_is_refused() {
+    let Some(h) = headless_with(HeadlessConfig::default()) else {
+        return;
+    };
+    // SAFETY: the physical device belongs to the instance.
+    let families = unsafe {
+        h.instance()
+            .get_physical_device_queue_family_properties(h.device().physical_device())
+    }
+    .len() as u32;
+    finish(h);
+    for family in [families, 99, vk::QUEUE_FAMILY_IGNORED] {
+        let created = HeadlessDevice::new(HeadlessConfig {
+            validation: true,
+            release_to_family: Some(family),
+            ..HeadlessConfig::default()
+        });
+        assert_eq!(
+            created.err(),
+            Some(memkit_vulkan::SetupError::UnknownReleaseFamily(family)),
+            "release to family {family} of {families}"
+        );
+    }
+}
+
+#[test]
 fn concurrent_buffers_need_no_transfer() {
     let Some(h) = headless_with(HeadlessConfig {
         concurrent_with_main_family: true,
