@@ -99,6 +99,8 @@ pub struct VulkanDevice {
     pub(crate) submit: Mutex<SubmitState>,
     pub(crate) last_submitted: AtomicU64,
     pub(crate) lost: AtomicBool,
+    /// Test hook: the next split submission fails after its lanes' parts went out.
+    pub(crate) fail_next_split: AtomicBool,
     live_memory_objects: AtomicU32,
 }
 
@@ -215,6 +217,7 @@ impl VulkanDevice {
             submit: Mutex::new(submit),
             last_submitted: AtomicU64::new(0),
             lost: AtomicBool::new(false),
+            fail_next_split: AtomicBool::new(false),
             live_memory_objects: AtomicU32::new(0),
         })
     }

@@ -225,8 +225,11 @@ impl HostBuffer {
 /// Reads `len` bytes from the start of `source` back to the host: a [`HostBuffer`], one copy on
 /// memkit's copy queue signalling `value`, a wait of at most `timeout_ns`, and the bytes.
 ///
-/// Errors: [`DeviceError::Timeout`] when the copy did not finish in time (the read-back buffer
-/// is then leaked rather than freed under the GPU), and what the device reports.
+/// Errors: [`DeviceError::Timeout`] when the copy did not finish in time, and what the device
+/// reports. When the submission itself fails nothing was left in flight and everything is freed;
+/// when the wait times out or fails (a device lost meanwhile, really or simulated, whose GPU may
+/// still be copying), the read-back buffer and its memory object are leaked rather than freed
+/// under the GPU (the validation layer reports them at teardown).
 ///
 /// # Safety
 /// - `source` is alive, has [`BufferUsage::TRANSFER_SRC`], holds at least `len` bytes, and stays
@@ -255,13 +258,17 @@ pub unsafe fn read_buffer(
     // `value` is above every submitted value (the caller's contract).
     let submitted = unsafe { device.submit_copies(&[copy], value) };
     if let Err(e) = submitted {
-        // SAFETY: the submission failed, so the GPU never uses the buffer.
+        // SAFETY: a failed submission leaves nothing of itself in flight (a split one waits for
+        // the parts it got out before failing), so the GPU never uses the buffer.
         unsafe { readback.destroy(device) };
         return Err(e);
     }
-    match device.wait(value, timeout_ns)? {
-        WaitStatus::Completed => {}
-        WaitStatus::TimedOut => return Err(DeviceError::Timeout),
+    match device.wait(value, timeout_ns) {
+        Ok(WaitStatus::Completed) => {}
+        // The copy may still be running: dropping `readback` leaks it instead of freeing it under
+        // the GPU.
+        Ok(WaitStatus::TimedOut) => return Err(DeviceError::Timeout),
+        Err(e) => return Err(e),
     }
     // SAFETY: the copy completed (waited), and memkit's submissions make transfer writes
     // available to the host when their value signals.

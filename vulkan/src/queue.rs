@@ -100,6 +100,14 @@ impl VulkanDevice {
         self.note(DeviceError::DeviceLost);
     }
 
+    /// Makes the next submission split over the copy lanes fail, with
+    /// [`DeviceError::OutOfDeviceMemory`], after the lanes' parts were submitted and before the
+    /// transfer queue's: for tests of what a partly submitted split leaves behind.
+    #[doc(hidden)]
+    pub fn fail_next_split_after_lanes(&self) {
+        self.fail_next_split.store(true, Ordering::Release);
+    }
+
     /// Submits `commands` under the lock, split over the lanes when they are large and
     /// independent; on failure every command buffer not submitted is left reusable.
     ///
@@ -248,9 +256,10 @@ impl VulkanDevice {
         }
     }
 
-    /// Submits the parts of `state.plan`: one per lane, each after the previous value, and the
-    /// first on the transfer queue, followed there by a batch that waits for every lane and
-    /// signals `signal_value` (see [`crate::lanes`]).
+    /// Submits the parts of `state.plan` ([`Self::submit_split_parts`]). When it fails after some
+    /// lanes' parts went out, it waits for those before returning the error, so that an error
+    /// leaves nothing of the submission in flight (the caller may then free its buffers); a loss
+    /// found while waiting is returned instead of the first error.
     ///
     /// # Safety
     /// As for [`CopyQueue::submit_copies`] for the planned copies; the lock is held.
@@ -258,6 +267,34 @@ impl VulkanDevice {
         &self,
         state: &mut SubmitState,
         signal_value: u64,
+    ) -> Result<(), DeviceError> {
+        let mut started = 0u32;
+        // SAFETY: forwarded contract.
+        let result = unsafe { self.submit_split_parts(state, signal_value, &mut started) };
+        match result {
+            Err(error) if started != 0 => {
+                // SAFETY: the lanes are this device's, and the lock is held.
+                match unsafe { wait_for_lanes(&self.raw, &state.lanes, started) } {
+                    Err(DeviceError::DeviceLost) => Err(DeviceError::DeviceLost),
+                    _ => Err(error),
+                }
+            }
+            result => result,
+        }
+    }
+
+    /// Submits the parts of `state.plan`: one per lane, each after the previous value, and the
+    /// first on the transfer queue, followed there by a batch that waits for every lane and
+    /// signals `signal_value` (see [`crate::lanes`]). Sets bit `i` of `started` once lane `i`'s
+    /// part was submitted.
+    ///
+    /// # Safety
+    /// As for [`CopyQueue::submit_copies`] for the planned copies; the lock is held.
+    unsafe fn submit_split_parts(
+        &self,
+        state: &mut SubmitState,
+        signal_value: u64,
+        started: &mut u32,
     ) -> Result<(), DeviceError> {
         let device = &self.raw;
         let SubmitState {
@@ -311,6 +348,7 @@ impl VulkanDevice {
                     lane.signalled += 1;
                     lane.commands.submitted(lane.signalled);
                     lane.joined = false;
+                    *started |= 1 << i;
                 }
                 Err(e) => {
                     lane.commands.not_submitted();
@@ -319,6 +357,10 @@ impl VulkanDevice {
             }
         }
 
+        if self.fail_next_split.swap(false, Ordering::AcqRel) {
+            // Stands for a failure of the transfer queue's part (tests of the cleanup above).
+            return Err(DeviceError::OutOfDeviceMemory);
+        }
         part.clear();
         plan.part(0, &mut part);
         // SAFETY: the timeline is alive.
@@ -356,6 +398,45 @@ impl VulkanDevice {
             }
         }
     }
+}
+
+/// Blocks until the last submission of every lane whose bit is set in `which` completed: on the
+/// lanes' semaphores, or, should that wait fail other than by a lost device, until the lanes'
+/// queues are idle. Returns the semaphore wait's error, if any.
+///
+/// # Safety
+/// - the lanes are `device`'s, and the lock that guards their queues is held.
+unsafe fn wait_for_lanes(
+    device: &ash::Device,
+    lanes: &[CopyLane],
+    which: u32,
+) -> Result<(), DeviceError> {
+    let mut semaphores = [vk::Semaphore::null(); MAX_COPY_LANES];
+    let mut values = [0u64; MAX_COPY_LANES];
+    let mut len = 0;
+    for (i, lane) in lanes.iter().enumerate() {
+        if which & (1 << i) != 0 {
+            semaphores[len] = lane.semaphore;
+            values[len] = lane.signalled;
+            len += 1;
+        }
+    }
+    let info = vk::SemaphoreWaitInfo::default()
+        .semaphores(&semaphores[..len])
+        .values(&values[..len]);
+    // SAFETY: the semaphores are alive; every awaited value was submitted.
+    let waited = unsafe { device.wait_semaphores(&info, u64::MAX) }
+        .map_err(map_host_device_oom_and_lost_err);
+    if matches!(waited, Err(e) if e != DeviceError::DeviceLost) {
+        for (i, lane) in lanes.iter().enumerate() {
+            if which & (1 << i) != 0 {
+                // SAFETY: the lane's queue is externally synchronised by the lock (caller's
+                // contract). A failure here leaves nothing more to try.
+                let _ = unsafe { device.queue_wait_idle(lane.queue) };
+            }
+        }
+    }
+    waited
 }
 
 /// The lane values a main-queue batch must wait for: those no main batch waited for yet.
@@ -397,6 +478,10 @@ impl LaneWaits {
 }
 
 impl CopyQueue for VulkanDevice {
+    /// As [`CopyQueue::submit_copies`]; an error means that nothing of the submission is in
+    /// flight: a submission split over the copy lanes that fails after some lanes' parts went out
+    /// waits for those parts before it returns, so the caller may free what the copies used at
+    /// once. After a loss (real or simulated), [`DeviceError::DeviceLost`] without a Vulkan call.
     unsafe fn submit_copies(
         &self,
         commands: &[CopyCommand<'_, Self::Buffer>],

@@ -196,6 +196,75 @@ fn split_uploads_arrive_byte_for_byte_and_later_submissions_see_them() {
 }
 
 #[test]
+fn a_split_that_fails_after_its_lane_parts_were_submitted_leaves_nothing_in_flight() {
+    let Some(h) = with_lanes() else { return };
+    let device = h.device();
+    let size: u64 = 32 << 20;
+    let (
+        Buffers {
+            staging,
+            target,
+            readback,
+        },
+        source,
+    ) = Buffers::staged(device, size, 11);
+    target.write(device, 0, &vec![0; size as usize]);
+    let whole = [BufferCopy {
+        src_offset: 0,
+        dst_offset: 0,
+        size,
+    }];
+    let upload = [CopyCommand {
+        src: staging.buffer,
+        dst: target.buffer,
+        regions: &whole,
+    }];
+    // The lanes' parts go out, then the transfer queue's part fails (as a failed recording or
+    // vkQueueSubmit would).
+    device.fail_next_split_after_lanes();
+    let value = device.last_submitted_value() + 1;
+    // SAFETY: as in `submit`.
+    let failed = unsafe { device.submit_copies(&upload, value) };
+    assert_eq!(failed, Err(DeviceError::OutOfDeviceMemory));
+    // An error means nothing of the submission is in flight: the lanes' parts (the last three
+    // quarters) have landed already, the transfer queue's (the first) never ran, and the buffers
+    // may be read and overwritten at once.
+    let landed = target.read(device);
+    let half = size as usize / 2;
+    assert!(
+        landed[half..] == source[half..],
+        "the lanes' parts were still running when the submission failed"
+    );
+    assert!(
+        landed[..4096].iter().all(|&b| b == 0),
+        "the transfer queue's part ran"
+    );
+    target.write(device, 0, &vec![0; size as usize]);
+
+    // The same value again, in full: the device carries on.
+    let splits = device.split_submissions();
+    assert_eq!(submit(device, &upload), value);
+    let read = submit(
+        device,
+        &[CopyCommand {
+            src: target.buffer,
+            dst: readback.buffer,
+            regions: &whole,
+        }],
+    );
+    wait(device, read);
+    assert_eq!(device.split_submissions(), splits + 2);
+    assert!(readback.read(device) == source, "readback differs");
+    Buffers {
+        staging,
+        target,
+        readback,
+    }
+    .destroy(device);
+    finish(h);
+}
+
+#[test]
 fn batches_whose_commands_depend_on_each_other_run_whole_and_in_order() {
     let Some(h) = with_lanes() else { return };
     let device = h.device();
