@@ -561,6 +561,10 @@ pub enum WaitStatus {
 pub trait CopyQueue: BufferDevice {
     /// Submits the commands, in order, and signals `signal_value` when all of them finished.
     ///
+    /// An `Err` means none of the commands is in flight: an implementation that splits a
+    /// submission and fails after handing part of it to the GPU waits for that part before it
+    /// returns. The caller may then retry with the same value, or reuse and free the buffers.
+    ///
     /// # Safety
     /// - every buffer is alive and bound, and stays so until `signal_value` completes;
     /// - each region lies inside both buffers; destination ranges in one command are disjoint;
