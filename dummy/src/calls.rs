@@ -9,14 +9,14 @@ use std::time::{Duration, Instant};
 
 use memkit_core::device::{
     BufferCopy, BufferUsage, CopyCommand, DedicatedHint, DedicatedTo, DeviceError, DeviceLimits,
-    HeapBudget, ImageDesc, MappedRange, MemoryAllocateInfo, MemoryProperties, MemoryPropertyFlags,
-    MemoryRequirements, WaitStatus,
+    HeapBudget, ImageDesc, ImageDescError, MappedRange, MemoryAllocateInfo, MemoryProperties,
+    MemoryPropertyFlags, MemoryRequirements, WaitStatus,
 };
 
 use crate::config::WaitMode;
 use crate::device::{
-    BufferObject, DummyDevice, MISUSE_RESULT_CODE, Pending, PendingCommand, Quarantined, Snapshot,
-    State,
+    BufferObject, DummyDevice, FEATURE_NOT_ENABLED, MISUSE_RESULT_CODE, Pending, PendingCommand,
+    Quarantined, Snapshot, State,
 };
 use crate::faults::{Site, Trigger};
 use crate::handles::{DummyBuffer, DummyImage, DummyMemory};
@@ -77,7 +77,10 @@ impl DummyDevice {
 
     /// Allocates a memory object (`MemoryDevice::allocate_memory`). Fails like a driver: heap
     /// size, budget (when enforced) and `maxMemoryAllocationCount` are enforced; planned and
-    /// random faults apply.
+    /// random faults apply. Device-address memory on a device without
+    /// [`DeviceConfig::buffer_device_address`] fails with `Unexpected(FEATURE_NOT_ENABLED)`.
+    ///
+    /// [`DeviceConfig::buffer_device_address`]: crate::DeviceConfig::buffer_device_address
     pub fn allocate_memory(
         &self,
         info: &MemoryAllocateInfo<DummyBuffer, DummyImage>,
@@ -136,6 +139,9 @@ impl DummyDevice {
                 reason: InvalidAllocation::BadPriority,
             });
             return Err(REFUSED);
+        }
+        if info.device_address && !self.shared.config.buffer_device_address {
+            return Err(DeviceError::Unexpected(FEATURE_NOT_ENABLED));
         }
         // An image is a resource numbered with the buffers: both name their entry the same way.
         let dedicated_resource = info.dedicated_to.map(|to| match to {
@@ -414,7 +420,10 @@ impl DummyDevice {
     ///
     /// Empty `usage` is refused with [`DeviceError::EmptyBufferUsage`] before anything is made or
     /// counted, as a backend refuses it before calling the driver (a typed error, like an invalid
-    /// image description, not a misuse).
+    /// image description, not a misuse). `DEVICE_ADDRESS` usage on a device without
+    /// [`DeviceConfig::buffer_device_address`] fails with `Unexpected(FEATURE_NOT_ENABLED)`.
+    ///
+    /// [`DeviceConfig::buffer_device_address`]: crate::DeviceConfig::buffer_device_address
     ///
     /// [`DeviceConfig::buffer_alignment`]: crate::DeviceConfig::buffer_alignment
     pub fn create_buffer(
@@ -424,6 +433,10 @@ impl DummyDevice {
     ) -> Result<(DummyBuffer, MemoryRequirements), DeviceError> {
         if usage.is_empty() {
             return Err(DeviceError::EmptyBufferUsage);
+        }
+        if usage.contains(BufferUsage::DEVICE_ADDRESS) && !self.shared.config.buffer_device_address
+        {
+            return Err(DeviceError::Unexpected(FEATURE_NOT_ENABLED));
         }
         self.create_resource(size, usage, Resource::Buffer)
     }
@@ -444,16 +457,38 @@ impl DummyDevice {
     /// [`optimal_alignment`](crate::DeviceConfig::optimal_alignment), with the memory types and
     /// dedicated thresholds of optimal resources. A description that fails
     /// [`ImageDesc::validate`] is refused with [`DeviceError::InvalidImage`] (a typed error the
-    /// backend gives, not a misuse). Counted with the buffers, and failed by buffer-creation
+    /// backend gives, not a misuse); so is one beyond the configured largest extents or layers
+    /// ([`DeviceConfig::max_image_dimension_2d`] and the like), with
+    /// [`ImageDescError::Unsupported`]. Counted with the buffers, and failed by buffer-creation
     /// faults.
+    ///
+    /// [`DeviceConfig::max_image_dimension_2d`]: crate::DeviceConfig::max_image_dimension_2d
     pub fn create_image(
         &self,
         desc: &ImageDesc,
     ) -> Result<(DummyImage, MemoryRequirements), DeviceError> {
         desc.validate().map_err(DeviceError::InvalidImage)?;
+        if !self.supports_image(desc) {
+            return Err(DeviceError::InvalidImage(ImageDescError::Unsupported));
+        }
         let (resource, requirements) =
             self.create_resource(desc.packed_bytes(), BufferUsage::empty(), Resource::Image)?;
         Ok((DummyImage { resource }, requirements))
+    }
+
+    /// Whether the configured limits allow `desc` (a valid description): extents within
+    /// `maxImageDimension2D` or `maxImageDimension3D`, layers within `maxImageArrayLayers`.
+    fn supports_image(&self, desc: &ImageDesc) -> bool {
+        let config = &self.shared.config;
+        let max_extent = if desc.depth > 1 {
+            config.max_image_dimension_3d
+        } else {
+            config.max_image_dimension_2d
+        };
+        desc.width <= max_extent
+            && desc.height <= max_extent
+            && desc.depth <= max_extent
+            && desc.array_layers <= config.max_image_array_layers
     }
 
     /// Binds an image (`ImageDevice::bind_image_memory`): the checks and records of

@@ -165,6 +165,20 @@ pub struct DeviceConfig {
     /// and is reported as [`Misuse::HostWriteAfterFree`](crate::Misuse::HostWriteAfterFree)
     /// (objects up to 16 MiB are checked).
     pub freed_mapping_quarantine: u64,
+    /// Whether the device has `bufferDeviceAddress`. Without it, `create_buffer` with
+    /// `BufferUsage::DEVICE_ADDRESS` and `allocate_memory` with `device_address` fail with
+    /// `DeviceError::Unexpected(`[`FEATURE_NOT_ENABLED`]`)`, as memkit-vulkan refuses them on a
+    /// device created without the feature.
+    ///
+    /// [`FEATURE_NOT_ENABLED`]: crate::FEATURE_NOT_ENABLED
+    pub buffer_device_address: bool,
+    /// The largest width and height of a 2D image (`maxImageDimension2D`); `create_image` refuses
+    /// larger ones with `ImageDescError::Unsupported`, as memkit-vulkan does.
+    pub max_image_dimension_2d: u32,
+    /// The largest width, height and depth of a 3D image (`maxImageDimension3D`).
+    pub max_image_dimension_3d: u32,
+    /// The most array layers of an image (`maxImageArrayLayers`).
+    pub max_image_array_layers: u32,
 }
 
 fn mem_type(properties: P, heap_index: u32) -> MemoryType {
@@ -189,7 +203,9 @@ impl DeviceConfig {
     /// A custom device: the given types, heaps and limits, with the defaults every preset shares
     /// (budget query on and enforced, buffer alignment 16, optimal alignment 256, all types
     /// allowed, no dedicated hints, `WaitMode::Auto`, misuse recorded without panicking, checks
-    /// on, stale reads filled with `0xCD`, leak report on drop, 64 MiB quarantine).
+    /// on, stale reads filled with `0xCD`, leak report on drop, 64 MiB quarantine,
+    /// `bufferDeviceAddress` on, images up to 16384 texels in 2D, 2048 in 3D and 2048 layers:
+    /// what most desktop drivers report).
     pub fn new(
         name: impl Into<String>,
         memory_types: Vec<MemoryType>,
@@ -216,13 +232,18 @@ impl DeviceConfig {
             stale_read_fill: Some(0xCD),
             report_leaks_on_drop: true,
             freed_mapping_quarantine: 64 * MIB,
+            buffer_device_address: true,
+            max_image_dimension_2d: 16384,
+            max_image_dimension_3d: 2048,
+            max_image_array_layers: 2048,
         }
     }
 
     /// [`Preset::Discrete`]: heaps VRAM 8 GiB, system 16 GiB, BAR 256 MiB; types device-local,
     /// host coherent, host coherent cached, device-local host-visible coherent (the 256 MiB
     /// window); granularity 1024, atom 64, 4096 objects, 4 GiB largest object; buffers of
-    /// 64 MiB and up prefer a dedicated object.
+    /// 64 MiB and up prefer a dedicated object; images as NVIDIA's driver allows them (2D up to
+    /// 32768, 3D up to 16384, 2048 layers).
     pub fn discrete() -> Self {
         let types = vec![
             mem_type(P::DEVICE_LOCAL, 0),
@@ -244,11 +265,13 @@ impl DeviceConfig {
         };
         Self::new("dummy discrete GPU (256 MiB BAR)", types, heaps, limits)
             .with_dedicated_preferred_from(Some(64 * MIB))
+            .with_max_image_dimensions(32768, 16384, 2048)
     }
 
     /// [`Preset::ResizableBar`], the H200 as measured: heaps device 140 GiB and host 64 GiB;
     /// types host (no flags), device-local, host coherent, host coherent cached, and device-local
-    /// host-visible coherent over the whole device heap; granularity 1024, atom 64, 4096 objects.
+    /// host-visible coherent over the whole device heap; granularity 1024, atom 64, 4096 objects;
+    /// images as NVIDIA's driver allows them (2D up to 32768, 3D up to 16384, 2048 layers).
     pub fn resizable_bar() -> Self {
         let types = vec![
             mem_type(P::empty(), 1),
@@ -271,10 +294,12 @@ impl DeviceConfig {
             heaps,
             limits,
         )
+        .with_max_image_dimensions(32768, 16384, 2048)
     }
 
     /// [`Preset::Integrated`]: one 8 GiB device-local heap; types device-local, device-local
-    /// host-visible coherent, and that plus cached; granularity 64, atom 64.
+    /// host-visible coherent, and that plus cached; granularity 64, atom 64; images up to 16384
+    /// in 2D, 2048 in 3D, 2048 layers (as Intel's driver reports).
     pub fn integrated() -> Self {
         let types = vec![
             mem_type(P::DEVICE_LOCAL, 0),
@@ -300,7 +325,8 @@ impl DeviceConfig {
     }
 
     /// [`Preset::Lavapipe`]: one 4 GiB heap with one type, device-local host-visible coherent
-    /// cached; granularity 64, atom 64; no budget query; object count unlimited (`u32::MAX`).
+    /// cached; granularity 64, atom 64; no budget query; object count unlimited (`u32::MAX`);
+    /// images up to 16384 in 2D, 4096 in 3D, 2048 layers (as lavapipe reports them).
     pub fn lavapipe() -> Self {
         let types = vec![mem_type(
             P::DEVICE_LOCAL | P::HOST_VISIBLE | P::HOST_COHERENT | P::HOST_CACHED,
@@ -320,12 +346,14 @@ impl DeviceConfig {
             limits,
         )
         .with_budget_query(false)
+        .with_max_image_dimensions(16384, 4096, 2048)
     }
 
     /// [`Preset::Mobile`]: heaps device 512 MiB and host 256 MiB; types device-local,
     /// host-visible cached but not coherent (the only host-visible type), and lazily allocated
     /// (not usable by buffers); granularity 4096, atom 256, 4096 objects, 256 MiB largest object;
-    /// no budget query.
+    /// no budget query; images up to 16384 in 2D, 2048 in 3D, 2048 layers (as Adreno GPUs
+    /// report).
     pub fn mobile() -> Self {
         let types = vec![
             mem_type(P::DEVICE_LOCAL, 0),
@@ -458,6 +486,21 @@ impl DeviceConfig {
     /// Sets [`DeviceConfig::freed_mapping_quarantine`].
     pub fn with_freed_mapping_quarantine(mut self, bytes: u64) -> Self {
         self.freed_mapping_quarantine = bytes;
+        self
+    }
+
+    /// Sets [`DeviceConfig::buffer_device_address`].
+    pub fn with_buffer_device_address(mut self, on: bool) -> Self {
+        self.buffer_device_address = on;
+        self
+    }
+
+    /// Sets [`DeviceConfig::max_image_dimension_2d`], [`DeviceConfig::max_image_dimension_3d`]
+    /// and [`DeviceConfig::max_image_array_layers`].
+    pub fn with_max_image_dimensions(mut self, max_2d: u32, max_3d: u32, max_layers: u32) -> Self {
+        self.max_image_dimension_2d = max_2d;
+        self.max_image_dimension_3d = max_3d;
+        self.max_image_array_layers = max_layers;
         self
     }
 }

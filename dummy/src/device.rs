@@ -27,6 +27,11 @@ use crate::report::{Counters, LeakReport, LeakedBuffer, LeakedMemory};
 /// contract (a misuse the device also recorded), such as binding an already bound buffer.
 pub const MISUSE_RESULT_CODE: i32 = -4242;
 
+/// The raw code in `DeviceError::Unexpected` when a call asks for a feature the device does not
+/// have (device addresses without [`DeviceConfig::buffer_device_address`]): Vulkan's
+/// `VK_ERROR_FEATURE_NOT_PRESENT`, the code memkit-vulkan reports in the same case.
+pub const FEATURE_NOT_ENABLED: i32 = -8;
+
 static NEXT_DEVICE: AtomicU32 = AtomicU32::new(1);
 
 /// A simulated GPU implementing memkit-core's `MemoryDevice`, `BufferDevice` and `CopyQueue`.

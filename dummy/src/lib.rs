@@ -75,7 +75,9 @@ mod sparse;
 mod traits;
 
 pub use config::{DeviceConfig, Preset, UnknownPreset, WaitMode};
-pub use device::{BufferInfo, DummyDevice, InspectError, MISUSE_RESULT_CODE, MemoryInfo};
+pub use device::{
+    BufferInfo, DummyDevice, FEATURE_NOT_ENABLED, InspectError, MISUSE_RESULT_CODE, MemoryInfo,
+};
 pub use faults::{RandomFailures, ScheduledFault, Trigger};
 pub use handles::{DummyBuffer, DummyImage, DummyMemory};
 pub use misuse::{InvalidAllocation, Misuse, MisuseKind, Operation};

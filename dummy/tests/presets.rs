@@ -318,3 +318,111 @@ fn the_traits_drive_every_preset() {
         assert_eq!(MemoryDevice::limits(&by_ref), gpu.limits());
     }
 }
+
+#[test]
+fn device_addresses_need_the_feature_as_on_vulkan() {
+    use memkit_core::device::{BufferUsage, DeviceError};
+    use memkit_dummy::FEATURE_NOT_ENABLED;
+
+    let address_usage = XFER | BufferUsage::DEVICE_ADDRESS;
+    let address_info = memkit_core::device::MemoryAllocateInfo {
+        device_address: true,
+        ..common::info(0, 64)
+    };
+    // Every preset imitates a device that has `bufferDeviceAddress` (core in Vulkan 1.3).
+    for preset in Preset::ALL {
+        let gpu = DummyDevice::new(preset.config()).expect("preset");
+        assert!(gpu.config().buffer_device_address, "{preset}");
+        let (buffer, _) = gpu.create_buffer(64, address_usage).expect("buffer");
+        let memory = gpu.allocate_memory(&address_info).expect("memory");
+        gpu.bind_buffer_memory(buffer, memory, 0).expect("bind");
+        release_all(&gpu);
+        gpu.assert_no_misuse();
+    }
+    // Without it, both are refused with memkit-vulkan's code, and nothing is made.
+    let gpu = DummyDevice::new(DeviceConfig::discrete().with_buffer_device_address(false))
+        .expect("device");
+    let not_enabled = DeviceError::Unexpected(FEATURE_NOT_ENABLED);
+    assert_eq!(
+        gpu.create_buffer(64, address_usage).err(),
+        Some(not_enabled)
+    );
+    assert_eq!(gpu.allocate_memory(&address_info).err(), Some(not_enabled));
+    let counters = gpu.counters();
+    assert_eq!(
+        (counters.live_buffers, counters.live_memory_objects),
+        (0, 0)
+    );
+    // Without the address, the same calls work.
+    let (buffer, _) = gpu.create_buffer(64, XFER).expect("buffer");
+    let memory = alloc(&gpu, 0, 64);
+    gpu.bind_buffer_memory(buffer, memory, 0).expect("bind");
+    release_all(&gpu);
+    gpu.assert_no_misuse();
+}
+
+#[test]
+fn images_beyond_the_presets_largest_extents_are_unsupported() {
+    use memkit_core::device::{DeviceError, ImageDesc, ImageDescError, ImageFormat, ImageUsage};
+
+    let unsupported = Some(DeviceError::InvalidImage(ImageDescError::Unsupported));
+    let flat =
+        |width, height| ImageDesc::new_2d(ImageFormat::R8Unorm, width, height, ImageUsage::SAMPLED);
+    let volume = |extent| ImageDesc {
+        depth: extent,
+        ..flat(extent, extent)
+    };
+    // (preset, largest 2D extent, largest 3D extent); 2048 layers on each.
+    let limits = [
+        (Preset::Discrete, 32768, 16384),
+        (Preset::ResizableBar, 32768, 16384),
+        (Preset::Integrated, 16384, 2048),
+        (Preset::Lavapipe, 16384, 4096),
+        (Preset::Mobile, 16384, 2048),
+    ];
+    for (preset, max_2d, max_3d) in limits {
+        let gpu = DummyDevice::new(preset.config()).expect("preset");
+        for desc in [
+            flat(max_2d, 1),
+            flat(1, max_2d),
+            flat(1, 1).with_array_layers(2048),
+        ] {
+            let (image, _) = gpu
+                .create_image(&desc)
+                .unwrap_or_else(|e| panic!("{preset}: {desc:?}: {e}"));
+            gpu.destroy_image(image);
+        }
+        for desc in [
+            flat(max_2d + 1, 1),
+            flat(1, max_2d + 1),
+            flat(1 << 20, 1),
+            flat(1, 1).with_array_layers(2049),
+            volume(max_3d + 1),
+        ] {
+            assert_eq!(
+                gpu.create_image(&desc).err(),
+                unsupported,
+                "{preset}: {desc:?}"
+            );
+        }
+        // A 3D image of the largest extent is described, but only its requirements made (it is
+        // never bound: its packed size is far above any heap).
+        let (image, _) = gpu.create_image(&volume(max_3d)).expect("largest volume");
+        gpu.destroy_image(image);
+        assert_eq!(gpu.counters().live_buffers, 0, "{preset}");
+        gpu.assert_no_misuse();
+    }
+    // A custom limit applies the same way.
+    let gpu = DummyDevice::new(DeviceConfig::lavapipe().with_max_image_dimensions(4096, 256, 6))
+        .expect("device");
+    assert_eq!(gpu.create_image(&flat(4097, 16)).err(), unsupported);
+    assert_eq!(gpu.create_image(&volume(257)).err(), unsupported);
+    assert_eq!(
+        gpu.create_image(&flat(16, 16).with_array_layers(7)).err(),
+        unsupported
+    );
+    let (image, _) = gpu
+        .create_image(&flat(4096, 16).with_array_layers(6))
+        .expect("image within the limits");
+    gpu.destroy_image(image);
+}

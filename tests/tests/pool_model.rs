@@ -145,10 +145,11 @@ impl Resource {
     }
 }
 
-/// An image of about `size` bytes: one-byte texels, rows of at most 4096.
+/// An image of about `size` bytes: one-byte texels, rows of at most 16384 (up to 160 MiB that
+/// keeps both extents within 16384, which every preset, like most real devices, supports).
 fn image_of(size: u64) -> ImageDesc {
-    let width = size.min(4096) as u32;
-    let height = size.div_ceil(4096) as u32;
+    let width = size.min(16384) as u32;
+    let height = size.div_ceil(16384) as u32;
     ImageDesc::new_2d(ImageFormat::R8Unorm, width, height, ImageUsage::SAMPLED)
 }
 
