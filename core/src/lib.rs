@@ -27,7 +27,7 @@ pub use pool::{
     AllocationRequest, DeviceAllocation, MemoryPools, PoolConfig, PoolError, PoolStats,
 };
 pub use ring::{
-    CommitError, ConsumerTaken, DrainedRange, GrantError, MarkError, RingConsumer, RingMemory,
+    CommitError, ConsumerError, DrainedRange, GrantError, MarkError, RingConsumer, RingMemory,
     RingProducer, RingStats, StagingRing, WriteGrant,
 };
 pub use scheduler::{TransferPlan, TransferScheduler};

@@ -133,19 +133,25 @@ impl<const GRANTS: usize> WriteGrant<'_, '_, GRANTS> {
 
 impl<'m, const GRANTS: usize, R: Deref<Target = StagingRing<'m, GRANTS>>> RingConsumer<R> {
     /// The bytes of a drained range, for a consumer that reads them on the CPU (a simulated
-    /// device, a test). `None` when the range's space was released since (or it belongs to
-    /// another ring's positions and does not lie in this one's drained space).
+    /// device, a test). `None` for a range whose space was given back since (by
+    /// [`RingConsumer::release_completed`]), for a range another consumer drained, and when the
+    /// holder no longer dereferences to this consumer's ring.
     pub fn bytes<'s>(&'s self, range: &DrainedRange) -> Option<&'s [u8]>
     where
         'm: 's,
     {
-        if !self.is_held(range) {
+        let ring = Self::own_ring(&self.ring, self.state.id)?;
+        if !self.state.is_held(range) {
             return None;
         }
-        // SAFETY: `is_held` checked that [offset, offset + len) lies inside the memory and inside
-        // the space that is drained and not released: every grant there was committed or dropped
-        // (so no producer writes it), and no grant is handed out there before `release_completed`,
-        // which takes `&mut self` and so cannot run while this borrow of `self` lives.
-        Some(unsafe { self.ring.memory.slice(range.offset, range.len) })
+        // SAFETY: `ring` carries this consumer's id, and only the ring this consumer was taken
+        // from does (ids are unique and a ring's is written once, in `RingConsumer::new`), so it
+        // is that ring whatever the holder's `Deref` does, and no other consumer drains it.
+        // `is_held` checked that [offset, offset + len) lies inside the memory and inside that
+        // ring's space that this consumer drained and has not released: every grant there was
+        // committed or dropped (so no producer writes it), and no grant is handed out there
+        // before `release_completed`, which takes `&mut self` and so cannot run while this borrow
+        // of `self` lives.
+        Some(unsafe { ring.memory.slice(range.offset, range.len) })
     }
 }

@@ -48,9 +48,10 @@ mod loom_tests;
 
 use core::fmt;
 use core::ops::Deref;
+use core::sync::atomic::AtomicUsize as CoreAtomicUsize;
 
 use crate::ConfigError;
-use crate::sync::{AtomicBool, AtomicUsize, AtomicValue64, Ordering};
+use crate::sync::{AtomicUsize, AtomicValue64, Ordering};
 use crate::timeline::FenceValue;
 
 pub use memory::RingMemory;
@@ -217,6 +218,10 @@ pub enum MarkError {
         /// The previous mark's value.
         previous: FenceValue,
     },
+    /// The consumer's holder dereferenced to a ring other than the one the consumer was taken
+    /// from (a `Deref` that does not always return the same ring); the consumer touches no other
+    /// ring.
+    RingChanged,
 }
 
 impl fmt::Display for MarkError {
@@ -229,23 +234,37 @@ impl fmt::Display for MarkError {
                 value.get(),
                 previous.get()
             ),
+            Self::RingChanged => f.write_str(
+                "the consumer's holder no longer dereferences to the ring the consumer was taken from",
+            ),
         }
     }
 }
 
 impl core::error::Error for MarkError {}
 
-/// The ring already has its consumer.
+/// Why a ring's consumer could not be taken.
+#[non_exhaustive]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct ConsumerTaken;
+pub enum ConsumerError {
+    /// The ring already has its consumer (each ring has one, for its whole life).
+    Taken,
+    /// Every consumer id was handed out. Only a 32-bit target gets here, after `2^32 - 1`
+    /// consumers in one process: ids are never reused, since an id is what ties a consumer to its
+    /// ring.
+    IdsExhausted,
+}
 
-impl fmt::Display for ConsumerTaken {
+impl fmt::Display for ConsumerError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("the staging ring's consumer was already taken")
+        match self {
+            Self::Taken => f.write_str("the staging ring's consumer was already taken"),
+            Self::IdsExhausted => f.write_str("every staging ring consumer id was handed out"),
+        }
     }
 }
 
-impl core::error::Error for ConsumerTaken {}
+impl core::error::Error for ConsumerError {}
 
 /// The ring's counters. Read lock-free, so the fields are each up to date but not a snapshot of
 /// one instant. Counters wrap at `usize::MAX` (matters only on 32-bit targets).
@@ -276,6 +295,12 @@ pub struct DrainedRange {
     len: usize,
     /// The range's start as a ring position (offset plus lap bit), to check it is still drained.
     position: usize,
+    /// The grant's ticket, counted in full (not modulo `2 * GRANTS` like the head word's): it
+    /// says whether the range was given back. The position alone cannot, since a position is an
+    /// offset plus one lap bit and comes round again every second lap (or after a restart).
+    ticket: usize,
+    /// The id of the consumer that drained it: another consumer's range is never this one's.
+    consumer: usize,
 }
 
 impl DrainedRange {
@@ -485,7 +510,11 @@ pub struct StagingRing<'m, const GRANTS: usize = 64> {
     /// `first index | count << 16`.
     published_range: AtomicUsize,
     published: [PublishedSubmission; PENDING_SUBMISSIONS],
-    consumer_taken: AtomicBool,
+    /// The id of the consumer taken from this ring, 0 until then. Written once, by
+    /// [`RingConsumer::new`]; never reset, so the ring has one consumer for its whole life. Not the
+    /// loom shim's atomic: it is an identity checked on the consumer's thread, not part of the
+    /// protocol loom explores (and the id counter it is compared with is a `static`).
+    consumer: CoreAtomicUsize,
     /// Read by every grant, written only when it rises: its own line, so the consumer's and the
     /// failing producers' counters do not keep taking it away.
     high_water_mark: CacheLine<AtomicUsize>,
@@ -540,7 +569,7 @@ impl<'m, const GRANTS: usize> StagingRing<'m, GRANTS> {
                 end: AtomicUsize::new(0),
                 value: AtomicValue64::new(0),
             }),
-            consumer_taken: AtomicBool::new(false),
+            consumer: CoreAtomicUsize::new(0),
             high_water_mark: CacheLine(AtomicUsize::new(0)),
             failed_grants: CacheLine(AtomicUsize::new(0)),
             consumer_counters: CacheLine(ConsumerCounters {
@@ -955,12 +984,52 @@ impl<const GRANTS: usize> Drop for WriteGrant<'_, '_, GRANTS> {
 ///
 /// It drains committed ranges in ring order, marks them with the timeline value of the submission
 /// that reads them, and releases space whose value completed. Take it once with
-/// [`RingConsumer::new`]; `R` is whatever holds the ring (`&StagingRing`, `Arc<StagingRing>`).
-/// Dropping the consumer ends the ring's consumption: nothing drained or marked comes back.
+/// [`RingConsumer::new`]; `R` is whatever holds the ring (`&StagingRing`, `Arc<StagingRing>`, or
+/// the ring itself). Dropping the consumer ends the ring's consumption: nothing drained or marked
+/// comes back.
+///
+/// `R` must dereference to the same ring every time. The consumer checks that it does, on every
+/// call: one whose holder dereferences to another ring (a `Deref` that switches) touches nothing
+/// there; [`drain`](Self::drain) and [`bytes`](Self::bytes) return `None`,
+/// [`mark`](Self::mark) returns [`MarkError::RingChanged`] and
+/// [`release_completed`](Self::release_completed) gives back nothing.
+//
+// Why an id and not the ring's address: the consumer takes a process-wide unique id in `new` and
+// writes it into the ring it takes; every call derefs the holder once and uses the ring only when
+// that ring carries the id. Only the ring the consumer was taken from ever carries it (ids are
+// never reused, the ring's id is written once), whatever the holder's `Deref` does and wherever
+// the ring has moved since: a ring held inside `R` moves with the consumer, and an address taken
+// in `new` could then be taken by another ring reachable from `R`. An address check would have to
+// refuse such holders; the id needs neither that nor an unsafe "stable deref" trait that every
+// caller's `Arc` wrapper would have to implement. The cost is one load of a line the consumer
+// itself writes.
 #[derive(Debug)]
 pub struct RingConsumer<R> {
     ring: R,
-    /// Next ticket to drain.
+    state: ConsumerState,
+}
+
+/// A marked submission not yet released.
+#[derive(Clone, Copy, Debug)]
+struct PendingSubmission {
+    /// Position up to which space comes back when `value` completes.
+    end: usize,
+    /// The first ticket after the submission's ranges.
+    ticket: usize,
+    /// The submission's timeline value.
+    value: FenceValue,
+}
+
+/// The consumer's bookkeeping, kept apart from the holder: each public method derefs the holder
+/// once, checks the ring ([`RingConsumer::own_ring`]) and hands the checked ring to the methods
+/// here, which never deref the holder themselves.
+#[derive(Debug)]
+struct ConsumerState {
+    /// This consumer's id, which its ring carries.
+    id: usize,
+    /// The ring's positions (copied, so that arithmetic needs no ring).
+    positions: Positions,
+    /// Next ticket to drain (counted in full, wrapping at `usize::MAX`).
     ticket: usize,
     /// The ticket last published in `drained_ticket`.
     published_ticket: usize,
@@ -970,52 +1039,151 @@ pub struct RingConsumer<R> {
     marked: usize,
     /// Position up to which space was given back (a copy of the ring's `released`).
     released: usize,
+    /// The first ticket whose range has not been given back: ranges of tickets in
+    /// `[released_ticket, ticket)` are held.
+    released_ticket: usize,
     /// Whether `[marked, drained)` holds any committed bytes (otherwise only padding and dropped
     /// grants, which can come back without waiting for the GPU).
     unmarked_data: bool,
-    /// Marked submissions not yet released, oldest first: `(end position, value)`.
-    pending: [(usize, FenceValue); PENDING_SUBMISSIONS],
+    /// Marked submissions not yet released, oldest first.
+    pending: [PendingSubmission; PENDING_SUBMISSIONS],
     pending_first: usize,
     pending_count: usize,
     last_mark: FenceValue,
 }
 
+/// A process-wide unique consumer id, never 0, never handed out twice; `None` once every id was
+/// handed out (only a 32-bit target gets there, after `2^32 - 1` consumers).
+fn next_consumer_id() -> Option<usize> {
+    // core's atomic, not the loom shim's: a `static` (loom's atomics live inside one model run),
+    // and only uniqueness matters. Relaxed: the update is atomic at any ordering.
+    static NEXT: CoreAtomicUsize = CoreAtomicUsize::new(1);
+    let mut id = NEXT.load(Ordering::Relaxed);
+    loop {
+        // Stops at the last id rather than wrapping round to ids handed out before.
+        let next = id.checked_add(1)?;
+        match NEXT.compare_exchange_weak(id, next, Ordering::Relaxed, Ordering::Relaxed) {
+            Ok(_) => return Some(id),
+            Err(current) => id = current,
+        }
+    }
+}
+
 impl<'m, const GRANTS: usize, R: Deref<Target = StagingRing<'m, GRANTS>>> RingConsumer<R> {
     /// Takes the ring's consumer. Each ring has one.
     ///
-    /// Errors: [`ConsumerTaken`] when it was taken before.
-    pub fn new(ring: R) -> Result<Self, ConsumerTaken> {
-        // Acquire/Release are not needed: the flag only makes the consumer unique, and swap is
-        // atomic at any ordering. The consumer's state starts from the ring's initial values.
-        if ring.consumer_taken.swap(true, Ordering::Relaxed) {
-            return Err(ConsumerTaken);
+    /// Errors: [`ConsumerError::Taken`] when it was taken before; [`ConsumerError::IdsExhausted`]
+    /// (32-bit targets only) after `2^32 - 1` consumers.
+    pub fn new(ring: R) -> Result<Self, ConsumerError> {
+        // One deref: the ring whose consumer this becomes is the one that gets the id.
+        let taken: &StagingRing<'m, GRANTS> = &ring;
+        // Relaxed: the id only makes the consumer unique and ties it to the ring; the consumer's
+        // state starts from the ring's initial values. The load spares an id when the consumer
+        // is plainly taken; the CAS settles a race between two callers.
+        if taken.consumer.load(Ordering::Relaxed) != 0 {
+            return Err(ConsumerError::Taken);
         }
+        let id = next_consumer_id().ok_or(ConsumerError::IdsExhausted)?;
+        taken
+            .consumer
+            .compare_exchange(0, id, Ordering::Relaxed, Ordering::Relaxed)
+            .map_err(|_| ConsumerError::Taken)?;
+        let positions = taken.positions;
+        let empty = PendingSubmission {
+            end: 0,
+            ticket: 0,
+            value: FenceValue::ZERO,
+        };
         Ok(Self {
             ring,
-            ticket: 0,
-            published_ticket: 0,
-            drained: 0,
-            marked: 0,
-            released: 0,
-            unmarked_data: false,
-            pending: [(0, FenceValue::ZERO); PENDING_SUBMISSIONS],
-            pending_first: 0,
-            pending_count: 0,
-            last_mark: FenceValue::ZERO,
+            state: ConsumerState {
+                id,
+                positions,
+                ticket: 0,
+                published_ticket: 0,
+                drained: 0,
+                marked: 0,
+                released: 0,
+                released_ticket: 0,
+                unmarked_data: false,
+                pending: [empty; PENDING_SUBMISSIONS],
+                pending_first: 0,
+                pending_count: 0,
+                last_mark: FenceValue::ZERO,
+            },
         })
     }
 
-    /// The ring.
+    /// The ring the holder dereferences to.
     pub fn ring(&self) -> &StagingRing<'m, GRANTS> {
         &self.ring
     }
 
+    /// The ring `holder` dereferences to, when it is the one consumer `id` was taken from.
+    /// Every use of the ring goes through here, one deref per public call: a `Deref` that
+    /// returned another ring on a later call would otherwise have the consumer check a range
+    /// against one ring's state and use another ring's memory or counters.
+    #[inline]
+    fn own_ring(holder: &R, id: usize) -> Option<&StagingRing<'m, GRANTS>> {
+        let ring: &StagingRing<'m, GRANTS> = holder;
+        // Relaxed: our id is written only into our ring, by `new`, which happens before every
+        // call on the consumer; no other ring ever holds it, whatever value we read there.
+        (ring.consumer.load(Ordering::Relaxed) == id).then_some(ring)
+    }
+
     /// The next committed range in ring order, or `None` when the next grant is not committed
-    /// yet (or there is none). Grants dropped without commit are passed over. Never waits.
+    /// yet (or there is none, or the holder no longer dereferences to this consumer's ring).
+    /// Grants dropped without commit are passed over. Never waits.
     pub fn drain(&mut self) -> Option<DrainedRange> {
+        let ring = Self::own_ring(&self.ring, self.state.id)?;
+        self.state.drain(ring)
+    }
+
+    /// Tags everything drained since the previous mark with `value`, the timeline value of the
+    /// submission that reads it. Its space comes back when `value` completes. Values must not go
+    /// down from one mark to the next; marking with nothing drained changes nothing.
+    ///
+    /// Errors: [`MarkError::ZeroValue`], [`MarkError::WentBackwards`], [`MarkError::RingChanged`].
+    pub fn mark(&mut self, value: FenceValue) -> Result<(), MarkError> {
+        let ring = Self::own_ring(&self.ring, self.state.id).ok_or(MarkError::RingChanged)?;
+        self.state.mark(ring, value)
+    }
+
+    /// Gives back the space of every marked submission whose value is at most `completed`.
+    /// Returns the number of bytes given back (0 when the holder no longer dereferences to this
+    /// consumer's ring: nothing is given back then).
+    pub fn release_completed(&mut self, completed: FenceValue) -> usize {
+        match Self::own_ring(&self.ring, self.state.id) {
+            Some(ring) => self.state.release_completed(ring, completed),
+            None => 0,
+        }
+    }
+
+    /// Bytes drained and not yet marked.
+    pub fn unmarked_bytes(&self) -> usize {
+        self.state
+            .positions
+            .distance(self.state.marked, self.state.drained)
+    }
+
+    /// Marked submissions whose space has not come back yet.
+    pub fn pending_submissions(&self) -> usize {
+        self.state.pending_count
+    }
+
+    /// The value whose completion gives back all space marked so far, if any is pending.
+    pub fn last_pending_value(&self) -> Option<FenceValue> {
+        (self.state.pending_count > 0).then_some(self.state.last_mark)
+    }
+}
+
+impl ConsumerState {
+    fn drain<const GRANTS: usize>(
+        &mut self,
+        ring: &StagingRing<'_, GRANTS>,
+    ) -> Option<DrainedRange> {
         loop {
-            let ring: &StagingRing<'m, GRANTS> = &self.ring;
-            let positions = ring.positions;
+            let positions = self.positions;
             let slot = &ring.slots[self.ticket % GRANTS];
             // Acquire: pairs with the producer's Release in `publish`; the descriptor and the
             // bytes it wrote are visible from here on.
@@ -1030,6 +1198,7 @@ impl<'m, const GRANTS: usize, R: Deref<Target = StagingRing<'m, GRANTS>>> RingCo
             let start = slot.start.load(Ordering::Relaxed);
             let len = slot.len.load(Ordering::Relaxed);
             let end = slot.end.load(Ordering::Relaxed);
+            let ticket = self.ticket;
             self.ticket = self.ticket.wrapping_add(1);
             // Hand the slots on in batches: at the end of what is ready (above), or every quarter
             // of the slots, so producers reading `drained_ticket` miss on it once per batch, not
@@ -1063,7 +1232,7 @@ impl<'m, const GRANTS: usize, R: Deref<Target = StagingRing<'m, GRANTS>>> RingCo
                 if len == 0 {
                     add(&ring.consumer_counters.dropped_grants, 1);
                 }
-                let _ = self.give_back_unmarked_padding();
+                let _ = self.give_back_unmarked_padding(ring);
                 continue;
             }
             add(&ring.consumer_counters.drained_bytes, len);
@@ -1072,16 +1241,17 @@ impl<'m, const GRANTS: usize, R: Deref<Target = StagingRing<'m, GRANTS>>> RingCo
                 offset: start,
                 len,
                 position: start_position,
+                ticket,
+                consumer: self.id,
             });
         }
     }
 
-    /// Tags everything drained since the previous mark with `value`, the timeline value of the
-    /// submission that reads it. Its space comes back when `value` completes. Values must not go
-    /// down from one mark to the next; marking with nothing drained changes nothing.
-    ///
-    /// Errors: [`MarkError::ZeroValue`], [`MarkError::WentBackwards`].
-    pub fn mark(&mut self, value: FenceValue) -> Result<(), MarkError> {
+    fn mark<const GRANTS: usize>(
+        &mut self,
+        ring: &StagingRing<'_, GRANTS>,
+        value: FenceValue,
+    ) -> Result<(), MarkError> {
         if value == FenceValue::ZERO {
             return Err(MarkError::ZeroValue);
         }
@@ -1096,70 +1266,68 @@ impl<'m, const GRANTS: usize, R: Deref<Target = StagingRing<'m, GRANTS>>> RingCo
         }
         if !self.unmarked_data && self.pending_count == 0 {
             // Only padding and dropped grants: nothing for the GPU to read.
-            let _ = self.give_back_unmarked_padding();
+            let _ = self.give_back_unmarked_padding(ring);
             return Ok(());
         }
         self.last_mark = value;
         self.marked = self.drained;
         self.unmarked_data = false;
+        let submission = PendingSubmission {
+            end: self.drained,
+            ticket: self.ticket,
+            value,
+        };
         if self.pending_count == PENDING_SUBMISSIONS {
             // Full: fold into the newest entry; its older space then waits for this value too.
             let newest = (self.pending_first + self.pending_count - 1) % PENDING_SUBMISSIONS;
-            self.pending[newest] = (self.drained, value);
+            self.pending[newest] = submission;
         } else {
             let slot = (self.pending_first + self.pending_count) % PENDING_SUBMISSIONS;
-            self.pending[slot] = (self.drained, value);
+            self.pending[slot] = submission;
             self.pending_count += 1;
         }
-        self.publish_pending();
+        self.publish_pending(ring);
         Ok(())
     }
 
-    /// Gives back the space of every marked submission whose value is at most `completed`.
-    /// Returns the number of bytes given back.
-    pub fn release_completed(&mut self, completed: FenceValue) -> usize {
+    fn release_completed<const GRANTS: usize>(
+        &mut self,
+        ring: &StagingRing<'_, GRANTS>,
+        completed: FenceValue,
+    ) -> usize {
         let before = self.released;
-        let mut released = self.released;
+        let mut released = None;
         while self.pending_count > 0 {
-            let (end, value) = self.pending[self.pending_first];
-            if value > completed {
+            let submission = self.pending[self.pending_first];
+            if submission.value > completed {
                 break;
             }
-            released = end;
+            released = Some(submission);
             self.pending_first = (self.pending_first + 1) % PENDING_SUBMISSIONS;
             self.pending_count -= 1;
         }
-        if released == before {
+        let Some(released) = released else {
             return 0;
-        }
-        self.publish_pending();
-        self.set_released(released);
-        let freed = self.ring.positions.distance(before, released);
-        freed + self.give_back_unmarked_padding()
+        };
+        self.publish_pending(ring);
+        self.set_released(ring, released.end, released.ticket);
+        let freed = self.positions.distance(before, released.end);
+        freed + self.give_back_unmarked_padding(ring)
     }
 
-    /// Bytes drained and not yet marked.
-    pub fn unmarked_bytes(&self) -> usize {
-        self.ring.positions.distance(self.marked, self.drained)
-    }
-
-    /// Marked submissions whose space has not come back yet.
-    pub fn pending_submissions(&self) -> usize {
-        self.pending_count
-    }
-
-    /// The value whose completion gives back all space marked so far, if any is pending.
-    pub fn last_pending_value(&self) -> Option<FenceValue> {
-        (self.pending_count > 0).then_some(self.last_mark)
-    }
-
-    /// Whether `range` lies in space that is drained and not yet released (its bytes stay
+    /// Whether `range` is one this consumer drained and has not given back yet (its bytes stay
     /// unchanged while this holds).
     fn is_held(&self, range: &DrainedRange) -> bool {
-        let positions = self.ring.positions;
+        let positions = self.positions;
         let into = positions.distance(self.released, range.position);
         let held = positions.distance(self.released, self.drained);
-        positions.offset(range.position) == range.offset
+        // The ticket says whether the range is still held. The position check keeps the range
+        // inside the drained, unreleased space by itself, so that `bytes` stays sound even if the
+        // ticket counter wrapped round to a stale range's ticket (2^32 drains on a 32-bit target).
+        range.consumer == self.id
+            && range.ticket.wrapping_sub(self.released_ticket)
+                < self.ticket.wrapping_sub(self.released_ticket)
+            && positions.offset(range.position) == range.offset
             && into <= held
             && range.len <= held - into
             && range.offset + range.len <= positions.capacity
@@ -1169,17 +1337,21 @@ impl<'m, const GRANTS: usize, R: Deref<Target = StagingRing<'m, GRANTS>>> RingCo
     /// gives it back at once; and when the ring is then empty, restarts it at offset 0 so that a
     /// grant of any size up to the capacity fits.
     /// Returns the bytes given back (the skipped tail of a restart was free already).
-    fn give_back_unmarked_padding(&mut self) -> usize {
+    fn give_back_unmarked_padding<const GRANTS: usize>(
+        &mut self,
+        ring: &StagingRing<'_, GRANTS>,
+    ) -> usize {
         if self.pending_count != 0 || self.unmarked_data {
             return 0;
         }
-        let given_back = self.ring.positions.distance(self.released, self.drained);
+        // Every ticket drained so far is given back or held no data.
+        self.released_ticket = self.ticket;
+        let given_back = self.positions.distance(self.released, self.drained);
         if given_back != 0 {
             self.marked = self.drained;
-            self.set_released(self.drained);
+            self.set_released(ring, self.drained, self.ticket);
         }
-        let ring: &StagingRing<'m, GRANTS> = &self.ring;
-        let positions = ring.positions;
+        let positions = self.positions;
         if positions.offset(self.drained) == 0 {
             return given_back;
         }
@@ -1202,28 +1374,36 @@ impl<'m, const GRANTS: usize, R: Deref<Target = StagingRing<'m, GRANTS>>> RingCo
         {
             self.drained = restart;
             self.marked = restart;
-            self.set_released(restart);
+            self.set_released(ring, restart, self.ticket);
         }
         given_back
     }
 
-    fn set_released(&mut self, position: usize) {
+    /// Gives back the space up to `position`, which ends the range of the ticket before `ticket`.
+    fn set_released<const GRANTS: usize>(
+        &mut self,
+        ring: &StagingRing<'_, GRANTS>,
+        position: usize,
+        ticket: usize,
+    ) {
         self.released = position;
+        self.released_ticket = ticket;
         // Release: our reads of the space (and, through the timeline wait, the GPU's) happen
         // before any producer that loads `released` with Acquire writes into it.
-        self.ring.released.store(position, Ordering::Release);
+        ring.released.store(position, Ordering::Release);
     }
 
-    fn publish_pending(&self) {
-        let ring: &StagingRing<'m, GRANTS> = &self.ring;
+    fn publish_pending<const GRANTS: usize>(&self, ring: &StagingRing<'_, GRANTS>) {
         for i in 0..self.pending_count {
             let index = (self.pending_first + i) % PENDING_SUBMISSIONS;
-            let (end, value) = self.pending[index];
+            let submission = self.pending[index];
             // Relaxed: published by the Release store of the range below.
-            ring.published[index].end.store(end, Ordering::Relaxed);
+            ring.published[index]
+                .end
+                .store(submission.end, Ordering::Relaxed);
             ring.published[index]
                 .value
-                .store(value.get(), Ordering::Relaxed);
+                .store(submission.value.get(), Ordering::Relaxed);
         }
         // Release: pairs with the Acquire in `wait_hint`.
         ring.published_range.store(

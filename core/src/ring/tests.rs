@@ -180,7 +180,7 @@ fn construction_and_the_consumer_are_checked() {
     let mut buf = [0u8; 8];
     let ring: StagingRing<'_, 4> = StagingRing::new(RingMemory::new(&mut buf)).unwrap();
     let _c = consumer(&ring);
-    assert_eq!(RingConsumer::new(&ring).unwrap_err(), ConsumerTaken);
+    assert_eq!(RingConsumer::new(&ring).unwrap_err(), ConsumerError::Taken);
 }
 
 #[test]
@@ -209,6 +209,157 @@ fn marks_are_checked_and_released_ranges_cannot_be_read() {
     assert_eq!(c.bytes(&r), None);
     assert_eq!(c.bytes(&r2), None);
     assert_eq!(c.last_pending_value(), None);
+}
+
+/// A holder whose `Deref` returns ring `a` or ring `b` as `use_b` says: odd, but safe code.
+struct Switch<'r, 'm> {
+    a: &'r StagingRing<'m, 4>,
+    b: &'r StagingRing<'m, 4>,
+    use_b: &'r core::cell::Cell<bool>,
+}
+
+impl<'m> Deref for Switch<'_, 'm> {
+    type Target = StagingRing<'m, 4>;
+    fn deref(&self) -> &Self::Target {
+        if self.use_b.get() { self.b } else { self.a }
+    }
+}
+
+/// The audit's reproduction: a consumer taken on ring `a` whose holder then derefs to ring `b`
+/// used to hand out `b`'s bytes under a live `WriteGrant` of `b` (undefined behaviour under
+/// Miri). Now it touches nothing of `b`, and carries on with `a` once the holder returns to it.
+#[test]
+fn a_holder_that_switches_rings_gets_nothing_from_the_other_ring() {
+    let (mut memory_a, mut memory_b) = ([0u8; 8], [0u8; 8]);
+    let a: StagingRing<'_, 4> = StagingRing::new(RingMemory::new(&mut memory_a)).unwrap();
+    let b: StagingRing<'_, 4> = StagingRing::new(RingMemory::new(&mut memory_b)).unwrap();
+    let use_b = core::cell::Cell::new(false);
+    let mut c = RingConsumer::new(Switch {
+        a: &a,
+        b: &b,
+        use_b: &use_b,
+    })
+    .unwrap();
+    a.grant(4, 1).unwrap().write_and_commit(&[7; 4]).unwrap();
+    let r = c.drain().unwrap();
+
+    use_b.set(true);
+    let mut g = b.grant(4, 1).unwrap();
+    let written = g.bytes_mut();
+    assert_eq!(c.bytes(&r), None, "the consumer read the other ring");
+    written.fill(1);
+    b.grant(4, 1).unwrap().commit_all();
+    assert_eq!(c.drain(), None, "the consumer drained the other ring");
+    assert_eq!(c.mark(FenceValue::new(1)), Err(MarkError::RingChanged));
+    assert_eq!(c.release_completed(FenceValue::new(1)), 0);
+    assert_eq!(b.stats().drained_bytes, 0);
+    g.commit_all();
+    // `b`'s consumer is still free: the switched holder never took it, so `b` gets exactly one.
+    let mut own_b = consumer(&b);
+    assert_eq!(drain_all(&mut own_b), [(0, 4), (4, 4)]);
+    assert_eq!(c.drain(), None);
+
+    use_b.set(false);
+    assert_eq!(c.bytes(&r), Some(&[7u8; 4][..]));
+    c.mark(FenceValue::new(1)).unwrap();
+    assert_eq!(c.release_completed(FenceValue::new(1)), 4);
+    assert_eq!(c.bytes(&r), None);
+}
+
+/// A second consumer cannot be taken on a ring whose consumer a switching holder took.
+#[test]
+fn a_switching_holder_cannot_make_two_consumers_of_one_ring() {
+    let (mut memory_a, mut memory_b) = ([0u8; 8], [0u8; 8]);
+    let a: StagingRing<'_, 4> = StagingRing::new(RingMemory::new(&mut memory_a)).unwrap();
+    let b: StagingRing<'_, 4> = StagingRing::new(RingMemory::new(&mut memory_b)).unwrap();
+    let use_b = core::cell::Cell::new(true);
+    let mut c = RingConsumer::new(Switch {
+        a: &a,
+        b: &b,
+        use_b: &use_b,
+    })
+    .unwrap();
+    assert_eq!(RingConsumer::new(&b).unwrap_err(), ConsumerError::Taken);
+    use_b.set(false);
+    // The holder now derefs to `a`, whose consumer nobody took: `c` is not it.
+    a.grant(4, 1).unwrap().commit_all();
+    assert_eq!(c.drain(), None);
+    let mut own_a = consumer(&a);
+    assert_eq!(drain_all(&mut own_a), [(0, 4)]);
+}
+
+/// A holder that owns its ring moves it along with the consumer: the consumer keeps working.
+#[test]
+fn a_ring_held_inside_the_consumer_moves_with_it() {
+    struct Owned<'m>(StagingRing<'m, 4>);
+    impl<'m> Deref for Owned<'m> {
+        type Target = StagingRing<'m, 4>;
+        fn deref(&self) -> &Self::Target {
+            &self.0
+        }
+    }
+    let mut memory = [0u8; 8];
+    let ring: StagingRing<'_, 4> = StagingRing::new(RingMemory::new(&mut memory)).unwrap();
+    let c = RingConsumer::new(Owned(ring)).unwrap();
+    let mut moved = std::boxed::Box::new(c);
+    moved
+        .ring()
+        .grant(4, 1)
+        .unwrap()
+        .write_and_commit(&[5; 4])
+        .unwrap();
+    let r = moved.drain().unwrap();
+    assert_eq!(moved.bytes(&r), Some(&[5u8; 4][..]));
+    moved.mark(FenceValue::new(1)).unwrap();
+    assert_eq!(moved.release_completed(FenceValue::new(1)), 4);
+}
+
+/// The audit's reproduction: ring positions are an offset plus one lap bit, so a range given
+/// back long ago matched new drained space and `bytes` returned the new bytes. A range is now
+/// held by its ticket, counted in full.
+#[test]
+fn a_released_range_stays_unreadable_when_its_position_comes_round_again() {
+    let mut memory = [0u8; 8];
+    let ring: StagingRing<'_, 4> = StagingRing::new(RingMemory::new(&mut memory)).unwrap();
+    let mut c = consumer(&ring);
+    let mut first = None;
+    for i in 0..8u8 {
+        ring.grant(4, 1).unwrap().write_and_commit(&[i; 4]).unwrap();
+        let r = c.drain().unwrap();
+        assert_eq!(c.bytes(&r), Some(&[i; 4][..]));
+        let first = *first.get_or_insert(r);
+        if i > 0 {
+            assert_eq!(c.bytes(&first), None, "range 0 read back after grant {i}");
+        }
+        c.mark(FenceValue::new(u64::from(i) + 1)).unwrap();
+        assert_eq!(c.release_completed(FenceValue::new(u64::from(i) + 1)), 4);
+        assert_eq!(c.bytes(&r), None);
+    }
+}
+
+/// A range is held until its own submission completes, not merely while its bytes are in
+/// drained space; and a range another consumer drained is never readable here.
+#[test]
+fn only_held_ranges_of_this_consumer_are_readable() {
+    let (mut memory_a, mut memory_b) = ([0u8; 16], [0u8; 16]);
+    let a: StagingRing<'_, 4> = StagingRing::new(RingMemory::new(&mut memory_a)).unwrap();
+    let b: StagingRing<'_, 4> = StagingRing::new(RingMemory::new(&mut memory_b)).unwrap();
+    let (mut ca, mut cb) = (consumer(&a), consumer(&b));
+    a.grant(4, 1).unwrap().commit_all();
+    b.grant(4, 1).unwrap().commit_all();
+    let (ra, rb) = (ca.drain().unwrap(), cb.drain().unwrap());
+    // Same offset, length and position, different consumers.
+    assert_eq!((ra.offset(), ra.len()), (rb.offset(), rb.len()));
+    assert!(ca.bytes(&ra).is_some());
+    assert_eq!(ca.bytes(&rb), None);
+    assert_eq!(cb.bytes(&ra), None);
+    ca.mark(FenceValue::new(1)).unwrap();
+    a.grant(4, 1).unwrap().commit_all();
+    let ra2 = ca.drain().unwrap();
+    ca.mark(FenceValue::new(2)).unwrap();
+    assert_eq!(ca.release_completed(FenceValue::new(1)), 4);
+    assert_eq!(ca.bytes(&ra), None);
+    assert!(ca.bytes(&ra2).is_some());
 }
 
 #[test]
