@@ -175,6 +175,8 @@ impl SubAllocatorModel {
                     .nth(usize::from(index) % self.live.len())
                     .expect("index is below len");
                 let range = self.live.remove(&key).expect("key was just read");
+                real.check_live(&range.raw)
+                    .map_err(|e| format!("check_live of live {:?} refused: {e}", range.raw))?;
                 real.free(Allocation::from_raw(range.raw))
                     .map_err(|e| format!("free of live {:?} refused: {e}", range.raw))?;
                 self.total_frees += 1;
@@ -186,9 +188,15 @@ impl SubAllocatorModel {
                 }
                 let raw = self.dead[usize::from(index) % self.dead.len()];
                 let before = real.stats();
+                let checked = real.check_live(&raw);
                 match real.free(Allocation::from_raw(raw)) {
-                    Err(FreeError::DoubleFree | FreeError::StaleAllocation) => {}
-                    other => return Err(format!("replayed free of {raw:?} gave {other:?}")),
+                    Err(e @ (FreeError::DoubleFree | FreeError::StaleAllocation))
+                        if checked == Err(e) => {}
+                    other => {
+                        return Err(format!(
+                            "replayed free of {raw:?} gave {other:?}, check_live {checked:?}"
+                        ));
+                    }
                 }
                 if real.stats() != before {
                     return Err("a refused free changed the statistics".into());
@@ -198,9 +206,15 @@ impl SubAllocatorModel {
                 if let Ok(a) = foreign.allocate(1, 1) {
                     let raw = *a.raw();
                     let before = real.stats();
+                    let checked = real.check_live(&raw);
                     match real.free(Allocation::from_raw(raw)) {
-                        Err(FreeError::ForeignAllocation) => {}
-                        other => return Err(format!("foreign free gave {other:?}")),
+                        Err(FreeError::ForeignAllocation)
+                            if checked == Err(FreeError::ForeignAllocation) => {}
+                        other => {
+                            return Err(format!(
+                                "foreign free gave {other:?}, check_live {checked:?}"
+                            ));
+                        }
                     }
                     if real.stats() != before {
                         return Err("a refused foreign free changed the statistics".into());
