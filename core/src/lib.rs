@@ -11,6 +11,7 @@ extern crate std;
 pub mod buddy;
 pub mod device;
 pub mod frame;
+mod instance_id;
 pub mod pool;
 pub mod ring;
 pub mod scheduler;

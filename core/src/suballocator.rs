@@ -9,7 +9,6 @@
 
 use core::fmt;
 use core::num::NonZeroU32;
-use core::sync::atomic::{AtomicU32, Ordering};
 
 /// Identifies one allocator instance, so a handle from another instance is detected on `free`.
 /// Never zero: an `Option` of a handle that holds one (an [`Allocation`], a table entry) is no
@@ -18,16 +17,9 @@ use core::sync::atomic::{AtomicU32, Ordering};
 pub struct AllocatorId(NonZeroU32);
 
 impl AllocatorId {
-    /// A process-wide unique id (wraps after 2^32 - 1 instances, which is far past any real use).
+    /// A process-wide id (wraps after 2^32 - 1 instances, which is far past any real use).
     pub fn next() -> Self {
-        // Relaxed: only uniqueness matters, and fetch_add is atomic at any ordering.
-        static NEXT: AtomicU32 = AtomicU32::new(1);
-        loop {
-            // Zero comes round only once the counter wraps; it is skipped.
-            if let Some(id) = NonZeroU32::new(NEXT.fetch_add(1, Ordering::Relaxed)) {
-                return Self(id);
-            }
-        }
+        Self(crate::instance_id::next_wrapping())
     }
 
     /// The raw id, for reports.

@@ -9,7 +9,6 @@
 mod tests;
 
 use core::fmt;
-use core::sync::atomic::{AtomicU32, Ordering};
 
 use crate::timeline::FenceValue;
 
@@ -214,10 +213,8 @@ impl FramePacer {
     /// This pacer's id, taken from a process-wide counter the first time it is asked for (ids
     /// wrap after 2^32 - 1 pacers, far past any real use; 0 is skipped).
     fn id(&mut self) -> u32 {
-        static NEXT: AtomicU32 = AtomicU32::new(1);
-        while self.id == 0 {
-            // Relaxed: only uniqueness matters, and fetch_add is atomic at any ordering.
-            self.id = NEXT.fetch_add(1, Ordering::Relaxed);
+        if self.id == 0 {
+            self.id = crate::instance_id::next_wrapping().get();
         }
         self.id
     }

@@ -1052,23 +1052,6 @@ struct ConsumerState {
     last_mark: FenceValue,
 }
 
-/// A process-wide unique consumer id, never 0, never handed out twice; `None` once every id was
-/// handed out (only a 32-bit target gets there, after `2^32 - 1` consumers).
-fn next_consumer_id() -> Option<usize> {
-    // core's atomic, not the loom shim's: a `static` (loom's atomics live inside one model run),
-    // and only uniqueness matters. Relaxed: the update is atomic at any ordering.
-    static NEXT: CoreAtomicUsize = CoreAtomicUsize::new(1);
-    let mut id = NEXT.load(Ordering::Relaxed);
-    loop {
-        // Stops at the last id rather than wrapping round to ids handed out before.
-        let next = id.checked_add(1)?;
-        match NEXT.compare_exchange_weak(id, next, Ordering::Relaxed, Ordering::Relaxed) {
-            Ok(_) => return Some(id),
-            Err(current) => id = current,
-        }
-    }
-}
-
 impl<'m, const GRANTS: usize, R: Deref<Target = StagingRing<'m, GRANTS>>> RingConsumer<R> {
     /// Takes the ring's consumer. Each ring has one.
     ///
@@ -1083,7 +1066,10 @@ impl<'m, const GRANTS: usize, R: Deref<Target = StagingRing<'m, GRANTS>>> RingCo
         if taken.consumer.load(Ordering::Relaxed) != 0 {
             return Err(ConsumerError::Taken);
         }
-        let id = next_consumer_id().ok_or(ConsumerError::IdsExhausted)?;
+        // Never reused, so no other consumer, past or future, ever matches this ring's id.
+        let id = crate::instance_id::next_unique()
+            .ok_or(ConsumerError::IdsExhausted)?
+            .get();
         taken
             .consumer
             .compare_exchange(0, id, Ordering::Relaxed, Ordering::Relaxed)
