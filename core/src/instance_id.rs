@@ -24,8 +24,8 @@ pub(crate) fn next_wrapping() -> NonZeroU32 {
     }
 }
 
-/// A nonzero id never handed out before in this process; `None` once every `usize` was (only a
-/// 32-bit target gets there).
+/// A nonzero id never handed out before in this process; `None` once `usize::MAX - 1` were (only
+/// a 32-bit target gets there).
 pub(crate) fn next_unique() -> Option<NonZeroUsize> {
     static NEXT: AtomicUsize = AtomicUsize::new(1);
     let mut id = NEXT.load(Ordering::Relaxed);

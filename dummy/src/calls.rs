@@ -431,6 +431,8 @@ impl DummyDevice {
         size: u64,
         usage: BufferUsage,
     ) -> Result<(DummyBuffer, MemoryRequirements), DeviceError> {
+        // A lost device refuses first, whatever the arguments, as memkit-vulkan does.
+        self.check_not_lost()?;
         if usage.is_empty() {
             return Err(DeviceError::EmptyBufferUsage);
         }
@@ -467,6 +469,7 @@ impl DummyDevice {
         &self,
         desc: &ImageDesc,
     ) -> Result<(DummyImage, MemoryRequirements), DeviceError> {
+        self.check_not_lost()?;
         desc.validate().map_err(DeviceError::InvalidImage)?;
         if !self.supports_image(desc) {
             return Err(DeviceError::InvalidImage(ImageDescError::Unsupported));

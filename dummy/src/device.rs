@@ -527,7 +527,6 @@ impl DummyDevice {
             .unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Wakes blocked waiters, if any (a futex wake costs a system call even with none).
     /// The error planned or drawn for call `call` at `site`, if any. An injected `DeviceLost`
     /// loses the device for good, as a driver's loss is: later calls fail with `DeviceLost`,
     /// pending work never completes, and blocked waiters wake to see it.
@@ -545,6 +544,7 @@ impl DummyDevice {
         Some(error)
     }
 
+    /// Wakes blocked waiters, if any (a futex wake costs a system call even with none).
     pub(crate) fn wake(&self, state: &State) {
         if state.waiters > 0 {
             self.shared.progress.notify_all();
@@ -760,6 +760,16 @@ impl DummyDevice {
     /// Whether the device is lost.
     pub fn is_lost(&self) -> bool {
         self.lock().lost
+    }
+
+    /// [`DeviceError::DeviceLost`] once the device is lost: what a call refuses with before it
+    /// looks at its arguments.
+    pub(crate) fn check_not_lost(&self) -> Result<(), DeviceError> {
+        if self.is_lost() {
+            Err(DeviceError::DeviceLost)
+        } else {
+            Ok(())
+        }
     }
 
     // ---- counters, leaks, labels ----------------------------------------------------------

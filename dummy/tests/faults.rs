@@ -341,6 +341,22 @@ fn an_injected_device_lost_at_allocation_or_creation_is_permanent() {
         Some(DeviceError::DeviceLost)
     );
     assert_stays_lost(&gpu, memory);
+    // The loss is reported before the arguments are looked at, as on memkit-vulkan.
+    assert_eq!(
+        gpu.create_buffer(64, memkit_core::device::BufferUsage::empty())
+            .err(),
+        Some(DeviceError::DeviceLost)
+    );
+    let bad_image = memkit_core::device::ImageDesc::new_2d(
+        memkit_core::device::ImageFormat::Rgba8Unorm,
+        0,
+        0,
+        memkit_core::device::ImageUsage::SAMPLED,
+    );
+    assert_eq!(
+        gpu.create_image(&bad_image).err(),
+        Some(DeviceError::DeviceLost)
+    );
     release_all(&gpu);
 
     // Other injected errors still leave the device working.
@@ -368,8 +384,19 @@ fn an_injected_device_lost_wakes_a_blocked_waiter() {
     }];
     let started = std::time::Instant::now();
     let waited = std::thread::scope(|s| {
-        let waiter = s.spawn(|| gpu.wait(1, 5_000_000_000));
-        std::thread::sleep(std::time::Duration::from_millis(50));
+        let (about_to_wait, ready) = std::sync::mpsc::channel();
+        let gpu = &gpu;
+        let waiter = s.spawn(move || {
+            about_to_wait.send(()).expect("main thread");
+            gpu.wait(1, 5_000_000_000)
+        });
+        ready.recv().expect("waiter");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        // Still waiting: the loss below must wake a blocked wait, not one that checks up front.
+        assert!(
+            !waiter.is_finished(),
+            "value 1 cannot complete in Block mode"
+        );
         let command = one_region(staging, target, &regions);
         assert_eq!(
             gpu.submit_copies(&[command], 2),
@@ -380,7 +407,7 @@ fn an_injected_device_lost_wakes_a_blocked_waiter() {
     assert_eq!(waited, Err(DeviceError::DeviceLost));
     assert!(
         started.elapsed() < std::time::Duration::from_secs(4),
-        "the loss woke the waiter before its timeout"
+        "the loss did not wake the waiter before its timeout"
     );
     release_all(&gpu);
 }

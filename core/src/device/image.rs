@@ -259,6 +259,7 @@ const fn level_extent(extent: u32, level: u32) -> u32 {
 }
 
 /// Why an [`ImageDesc`] cannot be created.
+#[non_exhaustive]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum ImageDescError {
     /// A width, height, depth, layer count or level count of zero.

@@ -108,9 +108,6 @@ where
                 if entry.generation != raw.generation {
                     return Err(FlushError::StaleAllocation);
                 }
-                if b.memory != raw.memory {
-                    return Err(FlushError::ForeignAllocation);
-                }
                 // The block outlives its ranges: the range must still be this handle's, exactly
                 // as `free` checks it, or a freed handle would act on the range's next owner
                 // (and a forged size on more than it owned).
@@ -136,6 +133,7 @@ where
                 }
             }
         };
+        // Both placements: a handle naming another memory object than its slot's is not ours.
         if found.0 != raw.memory {
             return Err(FlushError::ForeignAllocation);
         }

@@ -1152,7 +1152,7 @@ where
     /// with an empty block to release. Releases nothing.
     fn check_object_room(&self) -> Result<(), PoolError> {
         let limit = self.limits.max_memory_allocation_count;
-        if self.objects < limit || self.empty_blocks(None).0 {
+        if self.objects < limit || self.empty_blocks(None).next().is_some() {
             Ok(())
         } else {
             Err(PoolError::ObjectCountExhausted { limit })
@@ -1167,17 +1167,11 @@ where
     ///
     /// Errors: [`PoolError::ObjectCountExhausted`], [`PoolError::OverBudget`].
     fn make_room(&mut self, heap: usize, bytes: u64) -> Result<(), PoolError> {
-        let limit = self.limits.max_memory_allocation_count;
-        let over_count = self.objects >= limit;
-        let over_budget = self.config.within_budget && !self.budgets.fits(heap, bytes);
-        if !over_count && !over_budget {
-            return Ok(());
-        }
-        if over_count && !self.empty_blocks(None).0 {
-            return Err(PoolError::ObjectCountExhausted { limit });
-        }
-        if over_budget {
-            let (_, empty_bytes) = self.empty_blocks(Some(heap));
+        self.check_object_room()?;
+        if self.config.within_budget && !self.budgets.fits(heap, bytes) {
+            let empty_bytes = self
+                .empty_blocks(Some(heap))
+                .fold(0u64, |sum, (_, size)| sum.saturating_add(size));
             if !self.budgets.fits_after_freeing(heap, bytes, empty_bytes) {
                 return Err(PoolError::OverBudget { heap: heap as u32 });
             }
@@ -1187,42 +1181,35 @@ where
         }
         // Releasing for the budget released objects too; one more goes only when still needed
         // (and there is one: checked above).
-        if self.objects >= limit {
+        if self.objects >= self.limits.max_memory_allocation_count {
             self.release_largest_empty_block(None);
         }
         Ok(())
     }
 
-    /// Whether any block (of `heap`, when given) is empty, and the bytes of those that are.
-    fn empty_blocks(&self, heap: Option<usize>) -> (bool, u64) {
-        let (mut any, mut bytes) = (false, 0u64);
-        for slot in self.blocks.as_ref() {
-            if let BlockState::Live(b) = &slot.state
-                && b.live == 0
-                && heap
-                    .is_none_or(|h| self.types[usize::from(b.memory_type)].heap_index as usize == h)
-            {
-                any = true;
-                bytes = bytes.saturating_add(b.size);
-            }
-        }
-        (any, bytes)
+    /// The empty blocks (of `heap`, when given), as slot and size.
+    fn empty_blocks(&self, heap: Option<usize>) -> impl Iterator<Item = (u32, u64)> + '_ {
+        self.blocks
+            .as_ref()
+            .iter()
+            .enumerate()
+            .filter_map(move |(i, slot)| match &slot.state {
+                BlockState::Live(b)
+                    if b.live == 0
+                        && heap.is_none_or(|h| {
+                            self.types[usize::from(b.memory_type)].heap_index as usize == h
+                        }) =>
+                {
+                    // Truncation impossible: slot indices fit in u32 (the table's length does).
+                    Some((i as u32, b.size))
+                }
+                _ => None,
+            })
     }
 
     /// Releases the largest empty block (of `heap`, when given). Returns whether one was.
     fn release_largest_empty_block(&mut self, heap: Option<usize>) -> bool {
-        let mut best: Option<(u32, u64)> = None;
-        for (i, slot) in self.blocks.as_ref().iter().enumerate() {
-            if let BlockState::Live(b) = &slot.state
-                && b.live == 0
-                && heap
-                    .is_none_or(|h| self.types[usize::from(b.memory_type)].heap_index as usize == h)
-                && best.is_none_or(|(_, size)| b.size > size)
-            {
-                best = Some((i as u32, b.size));
-            }
-        }
-        match best {
+        match self.empty_blocks(heap).max_by_key(|&(_, size)| size) {
             Some((slot, _)) => {
                 self.release_block(slot);
                 true

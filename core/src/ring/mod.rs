@@ -249,7 +249,7 @@ impl core::error::Error for MarkError {}
 pub enum ConsumerError {
     /// The ring already has its consumer (each ring has one, for its whole life).
     Taken,
-    /// Every consumer id was handed out. Only a 32-bit target gets here, after `2^32 - 1`
+    /// Every consumer id was handed out. Only a 32-bit target gets here, after `2^32 - 2`
     /// consumers in one process: ids are never reused, since an id is what ties a consumer to its
     /// ring.
     IdsExhausted,
@@ -514,7 +514,7 @@ pub struct StagingRing<'m, const GRANTS: usize = 64> {
     /// [`RingConsumer::new`]; never reset, so the ring has one consumer for its whole life. Not the
     /// loom shim's atomic: it is an identity checked on the consumer's thread, not part of the
     /// protocol loom explores (and the id counter it is compared with is a `static`).
-    consumer: CoreAtomicUsize,
+    consumer_id: CoreAtomicUsize,
     /// Read by every grant, written only when it rises: its own line, so the consumer's and the
     /// failing producers' counters do not keep taking it away.
     high_water_mark: CacheLine<AtomicUsize>,
@@ -569,7 +569,7 @@ impl<'m, const GRANTS: usize> StagingRing<'m, GRANTS> {
                 end: AtomicUsize::new(0),
                 value: AtomicValue64::new(0),
             }),
-            consumer: CoreAtomicUsize::new(0),
+            consumer_id: CoreAtomicUsize::new(0),
             high_water_mark: CacheLine(AtomicUsize::new(0)),
             failed_grants: CacheLine(AtomicUsize::new(0)),
             consumer_counters: CacheLine(ConsumerCounters {
@@ -1056,14 +1056,14 @@ impl<'m, const GRANTS: usize, R: Deref<Target = StagingRing<'m, GRANTS>>> RingCo
     /// Takes the ring's consumer. Each ring has one.
     ///
     /// Errors: [`ConsumerError::Taken`] when it was taken before; [`ConsumerError::IdsExhausted`]
-    /// (32-bit targets only) after `2^32 - 1` consumers.
+    /// (32-bit targets only) after `2^32 - 2` consumers.
     pub fn new(ring: R) -> Result<Self, ConsumerError> {
         // One deref: the ring whose consumer this becomes is the one that gets the id.
         let taken: &StagingRing<'m, GRANTS> = &ring;
         // Relaxed: the id only makes the consumer unique and ties it to the ring; the consumer's
         // state starts from the ring's initial values. The load spares an id when the consumer
         // is plainly taken; the CAS settles a race between two callers.
-        if taken.consumer.load(Ordering::Relaxed) != 0 {
+        if taken.consumer_id.load(Ordering::Relaxed) != 0 {
             return Err(ConsumerError::Taken);
         }
         // Never reused, so no other consumer, past or future, ever matches this ring's id.
@@ -1071,7 +1071,7 @@ impl<'m, const GRANTS: usize, R: Deref<Target = StagingRing<'m, GRANTS>>> RingCo
             .ok_or(ConsumerError::IdsExhausted)?
             .get();
         taken
-            .consumer
+            .consumer_id
             .compare_exchange(0, id, Ordering::Relaxed, Ordering::Relaxed)
             .map_err(|_| ConsumerError::Taken)?;
         let positions = taken.positions;
@@ -1114,7 +1114,7 @@ impl<'m, const GRANTS: usize, R: Deref<Target = StagingRing<'m, GRANTS>>> RingCo
         let ring: &StagingRing<'m, GRANTS> = holder;
         // Relaxed: our id is written only into our ring, by `new`, which happens before every
         // call on the consumer; no other ring ever holds it, whatever value we read there.
-        (ring.consumer.load(Ordering::Relaxed) == id).then_some(ring)
+        (ring.consumer_id.load(Ordering::Relaxed) == id).then_some(ring)
     }
 
     /// The next committed range in ring order, or `None` when the next grant is not committed
