@@ -20,9 +20,11 @@ use crate::barrier::OwnershipTransfer;
 use crate::conv::{
     map_buffer_usage, map_limits, map_memory_properties, map_memory_requirements, map_priority,
 };
+use crate::drain::{Lost, drain};
 use crate::error::{
-    FEATURE_NOT_ENABLED, INVALID_ARGUMENT, map_host_device_oom_and_map_failed_err,
-    map_host_device_oom_and_too_many_objects_err, map_host_device_oom_err,
+    FEATURE_NOT_ENABLED, INVALID_ARGUMENT, map_host_device_oom_and_lost_err,
+    map_host_device_oom_and_map_failed_err, map_host_device_oom_and_too_many_objects_err,
+    map_host_device_oom_err,
 };
 use crate::lanes::{CopyLane, CopyLanes};
 use crate::queue::SubmitState;
@@ -275,8 +277,12 @@ impl VulkanDevice {
     }
 
     /// Records that the device was lost: every later submit, query and wait, and every call that
-    /// makes or maps memory, buffers or images, reports [`DeviceError::DeviceLost`], and every thread waiting now wakes with it (a value it waits
-    /// for may never be submitted). Called on any `VK_ERROR_DEVICE_LOST`.
+    /// makes or maps memory, buffers or images, reports [`DeviceError::DeviceLost`]. Waits that
+    /// watch the flag end with it too, since a value they wait for may never be submitted: a
+    /// fence-pool wait for a value not submitted yet wakes at once, a semaphore or fence wait
+    /// within `LOST_CHECK_INTERVAL` (20 ms). Waits that must outlast a simulated loss do not
+    /// watch it and end only when the GPU work did or the driver reports the loss: the drop's, and
+    /// the waits for copy lanes. Called on any `VK_ERROR_DEVICE_LOST`.
     pub(crate) fn note(&self, error: DeviceError) -> DeviceError {
         if error == DeviceError::DeviceLost {
             self.lost.store(true, Ordering::Release);
@@ -324,22 +330,31 @@ impl core::fmt::Debug for VulkanDevice {
 
 impl Drop for VulkanDevice {
     fn drop(&mut self) {
-        // Wait even when the device is marked lost: a simulated loss leaves the GPU running, and
-        // on a real loss the wait returns `VK_ERROR_DEVICE_LOST` in finite time, after which
-        // nothing is executing any more.
-        let last = self.last_submitted.load(Ordering::Acquire);
-        if last > 0 {
-            // SAFETY: the timeline is alive until destroyed below. An error is a real loss, which
-            // leaves nothing executing.
-            let _ = unsafe { self.timeline.wait(&self.raw, last, u64::MAX, None) };
-        }
         let state = self
             .submit
             .get_mut()
             .unwrap_or_else(PoisonError::into_inner);
-        // SAFETY: every submission of the main queue completed or the device is really lost
-        // (waited above; the lanes wait for their own in `destroy`); memkit created the pools, the
-        // lanes and the timeline and nothing else uses them.
+        // Wait even when the device is marked lost: a simulated loss leaves the GPU running. A
+        // failed wait is retried, with idling the transfer queue as the fallback, until one
+        // succeeds or the device is really lost ([`drain`]).
+        let last = self.last_submitted.load(Ordering::Acquire);
+        if last > 0 {
+            let (raw, timeline, queue) = (&self.raw, &self.timeline, state.queue);
+            // SAFETY: the timeline is alive until destroyed below. No lost flag: only a loss the
+            // driver reports may end this wait.
+            let wait = || unsafe { timeline.wait(raw, last, u64::MAX, None) };
+            let idle = || {
+                // SAFETY: `&mut self`: nothing else submits to the queue now
+                // (`with_transfer_queue` borrows the device).
+                unsafe { raw.queue_wait_idle(queue) }.map_err(map_host_device_oom_and_lost_err)
+            };
+            // Either way nothing of the queue runs any more: done, or the device is lost.
+            let _: Result<(), Lost> = drain(wait, idle);
+        }
+        // SAFETY: every submission of the main queue completed, or the device was lost, after
+        // which nothing executes (waited above; the lanes wait for their own in `destroy`, and
+        // nothing submits to their queues now); memkit created the pools, the lanes and the
+        // timeline and nothing else uses them.
         unsafe {
             state.destroy(&self.raw);
             self.timeline.destroy(&self.raw);

@@ -24,10 +24,11 @@
 use std::ops::Range;
 
 use ash::vk;
-use memkit_core::device::{BufferCopy, CopyCommand, DeviceError};
+use memkit_core::device::{BufferCopy, CopyCommand, DeviceError, WaitStatus};
 
 use crate::commands::CommandBufferRing;
 use crate::device::QueueLocation;
+use crate::drain::{Lost, drain};
 use crate::error::{map_host_device_oom_and_lost_err, map_host_device_oom_err};
 
 /// The most extra queues a [`CopyLanes`] names.
@@ -246,8 +247,9 @@ pub(crate) struct CopyLane {
     pub(crate) semaphore: vk::Semaphore,
     /// The value of the lane's last submission (its semaphore's own counter).
     pub(crate) signalled: u64,
-    /// Whether a main-queue batch has waited for `signalled` (a failed split leaves lane work
-    /// that the next main-queue submission must wait for).
+    /// Whether `signalled` was joined: a main-queue batch waited for it, or, when its split
+    /// failed, the host did before the error was returned. `false` only from a lane part's
+    /// submission to its split's join batch, or after a loss that ended that host wait.
     pub(crate) joined: bool,
 }
 
@@ -296,11 +298,12 @@ impl CopyLane {
     }
 
     /// Waits for the lane's last submission, then destroys the pool and the semaphore. It waits
-    /// even on a device marked lost: a simulated loss leaves the GPU running, and on a real loss
-    /// the wait returns `VK_ERROR_DEVICE_LOST` in finite time, after which nothing executes.
+    /// even on a device marked lost (a simulated loss leaves the GPU running), and a failed wait
+    /// is retried, with idling the lane's queue as the fallback, until one succeeds or the device
+    /// is really lost ([`drain`]).
     ///
     /// # Safety
-    /// - `device` is the lane's device; nothing else uses the lane.
+    /// - `device` is the lane's device; nothing else uses the lane or submits to its queue.
     pub(crate) unsafe fn destroy(&mut self, device: &ash::Device) {
         if self.signalled > 0 {
             let semaphores = [self.semaphore];
@@ -308,11 +311,22 @@ impl CopyLane {
             let info = vk::SemaphoreWaitInfo::default()
                 .semaphores(&semaphores)
                 .values(&values);
-            // SAFETY: the semaphore is alive.
-            let _ = unsafe { device.wait_semaphores(&info, u64::MAX) };
+            let wait = || {
+                // SAFETY: the semaphore is alive; the awaited value was submitted.
+                unsafe { device.wait_semaphores(&info, u64::MAX) }
+                    .map(|()| WaitStatus::Completed)
+                    .map_err(map_host_device_oom_and_lost_err)
+            };
+            let idle = || {
+                // SAFETY: nothing else submits to the queue now (caller's contract).
+                unsafe { device.queue_wait_idle(self.queue) }
+                    .map_err(map_host_device_oom_and_lost_err)
+            };
+            // Either way nothing of the lane runs any more: done, or the device is lost.
+            let _: Result<(), Lost> = drain(wait, idle);
         }
-        // SAFETY: every submission of the lane completed (waited above) or the device is really
-        // lost (the wait failed), when nothing executes any more; memkit created both.
+        // SAFETY: every submission of the lane completed, or the device was lost, after which
+        // nothing executes (waited above); memkit created both.
         unsafe {
             self.commands.destroy(device);
             device.destroy_semaphore(self.semaphore, None);

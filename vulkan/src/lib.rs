@@ -66,6 +66,7 @@ mod commands;
 mod conv;
 mod debug;
 mod device;
+mod drain;
 mod error;
 mod headless;
 mod host_buffer;

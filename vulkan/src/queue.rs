@@ -10,6 +10,7 @@ use memkit_core::device::{CopyCommand, CopyQueue, DeviceError, WaitStatus};
 use crate::barrier::OwnershipTransfer;
 use crate::commands::CommandBufferRing;
 use crate::device::VulkanDevice;
+use crate::drain::{Lost, drain};
 use crate::error::{INVALID_ARGUMENT, map_host_device_oom_and_lost_err, map_host_device_oom_err};
 use crate::lanes::{CopyLane, MAX_COPY_LANES, SplitPlan};
 use crate::transfer::CopyRecorder;
@@ -17,7 +18,7 @@ use crate::transfer::CopyRecorder;
 /// Everything a submission touches that Vulkan wants externally synchronised.
 #[derive(Debug)]
 pub(crate) struct SubmitState {
-    queue: vk::Queue,
+    pub(crate) queue: vk::Queue,
     commands: CommandBufferRing,
     recorder: CopyRecorder,
     last_value: u64,
@@ -57,10 +58,11 @@ impl SubmitState {
     /// Destroys the pools and with them every command buffer, and the lanes' semaphores.
     ///
     /// # Safety
-    /// - no command buffer of the main pool is pending (the lanes wait for their own).
+    /// - no command buffer of the main pool is pending (the lanes wait for their own); nothing
+    ///   submits to the lanes' queues meanwhile.
     pub(crate) unsafe fn destroy(&mut self, device: &ash::Device) {
         for lane in &mut self.lanes {
-            // SAFETY: memkit's lane, used by nothing else now.
+            // SAFETY: memkit's lane, used by nothing else now, nor its queue (caller's contract).
             unsafe { lane.destroy(device) };
         }
         self.lanes.clear();
@@ -186,8 +188,11 @@ impl VulkanDevice {
         Ok(cmd)
     }
 
-    /// Records all of `commands` into one command buffer and submits it to the transfer queue,
-    /// after any lane work a failed split left behind.
+    /// Records all of `commands` into one command buffer and submits it to the transfer queue.
+    /// Its batch also waits for any lane part not joined yet; there is none in practice (a split
+    /// ends with its join batch, or, failing, waits for its lane parts before it returns, and
+    /// only a loss, after which nothing is submitted, leaves a part unjoined), but ordering after
+    /// every lane part then never rests on that.
     ///
     /// # Safety
     /// As for [`CopyQueue::submit_copies`]; the lock is held.
@@ -274,10 +279,8 @@ impl VulkanDevice {
         match result {
             Err(error) if started != 0 => {
                 // SAFETY: the lanes are this device's, and the lock is held.
-                match unsafe { wait_for_lanes(&self.raw, &state.lanes, started) } {
-                    Err(DeviceError::DeviceLost) => Err(DeviceError::DeviceLost),
-                    _ => Err(error),
-                }
+                unsafe { wait_for_lanes(&self.raw, &mut state.lanes, started) }?;
+                Err(error)
             }
             result => result,
         }
@@ -357,7 +360,10 @@ impl VulkanDevice {
             }
         }
 
-        if self.fail_next_split.swap(false, Ordering::AcqRel) {
+        // Loaded first so that the common case writes nothing.
+        if self.fail_next_split.load(Ordering::Relaxed)
+            && self.fail_next_split.swap(false, Ordering::AcqRel)
+        {
             // Stands for a failure of the transfer queue's part (tests of the cleanup above).
             return Err(DeviceError::OutOfDeviceMemory);
         }
@@ -400,43 +406,50 @@ impl VulkanDevice {
     }
 }
 
-/// Blocks until the last submission of every lane whose bit is set in `which` completed: on the
-/// lanes' semaphores, or, should that wait fail other than by a lost device, until the lanes'
-/// queues are idle. Returns the semaphore wait's error, if any.
+/// Blocks until the last submission of every lane whose bit is set in `which` completed (on the
+/// lanes' semaphores, else by idling their queues, retried until one succeeds: [`drain`]), then
+/// marks those lanes joined: their work is done, so no later batch needs to wait for it.
+/// [`DeviceError::DeviceLost`] when the device was lost meanwhile (nothing runs any more then).
 ///
 /// # Safety
 /// - the lanes are `device`'s, and the lock that guards their queues is held.
 unsafe fn wait_for_lanes(
     device: &ash::Device,
-    lanes: &[CopyLane],
+    lanes: &mut [CopyLane],
     which: u32,
 ) -> Result<(), DeviceError> {
+    let waited = |i: usize| which & (1 << i) != 0;
     let mut semaphores = [vk::Semaphore::null(); MAX_COPY_LANES];
     let mut values = [0u64; MAX_COPY_LANES];
     let mut len = 0;
-    for (i, lane) in lanes.iter().enumerate() {
-        if which & (1 << i) != 0 {
-            semaphores[len] = lane.semaphore;
-            values[len] = lane.signalled;
-            len += 1;
-        }
+    for (_, lane) in lanes.iter().enumerate().filter(|(i, _)| waited(*i)) {
+        semaphores[len] = lane.semaphore;
+        values[len] = lane.signalled;
+        len += 1;
     }
     let info = vk::SemaphoreWaitInfo::default()
         .semaphores(&semaphores[..len])
         .values(&values[..len]);
-    // SAFETY: the semaphores are alive; every awaited value was submitted.
-    let waited = unsafe { device.wait_semaphores(&info, u64::MAX) }
-        .map_err(map_host_device_oom_and_lost_err);
-    if matches!(waited, Err(e) if e != DeviceError::DeviceLost) {
-        for (i, lane) in lanes.iter().enumerate() {
-            if which & (1 << i) != 0 {
-                // SAFETY: the lane's queue is externally synchronised by the lock (caller's
-                // contract). A failure here leaves nothing more to try.
-                let _ = unsafe { device.queue_wait_idle(lane.queue) };
-            }
+    let wait = || {
+        // SAFETY: the semaphores are alive; every awaited value was submitted.
+        unsafe { device.wait_semaphores(&info, u64::MAX) }
+            .map(|()| WaitStatus::Completed)
+            .map_err(map_host_device_oom_and_lost_err)
+    };
+    let idle = || {
+        for (_, lane) in lanes.iter().enumerate().filter(|(i, _)| waited(*i)) {
+            // SAFETY: the lane's queue is externally synchronised by the lock (caller's
+            // contract).
+            unsafe { device.queue_wait_idle(lane.queue) }
+                .map_err(map_host_device_oom_and_lost_err)?;
         }
+        Ok(())
+    };
+    drain(wait, idle).map_err(|Lost| DeviceError::DeviceLost)?;
+    for (_, lane) in lanes.iter_mut().enumerate().filter(|(i, _)| waited(*i)) {
+        lane.joined = true;
     }
-    waited
+    Ok(())
 }
 
 /// The lane values a main-queue batch must wait for: those no main batch waited for yet.

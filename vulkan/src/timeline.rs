@@ -16,21 +16,20 @@ use crate::error::{map_host_device_oom_and_lost_err, map_host_device_oom_err};
 
 /// How often a wait on the GPU looks at the lost flag: long enough that a waiting thread does
 /// not spin, short enough that a loss ends every wait promptly.
-pub(crate) const LOST_CHECK_INTERVAL: Duration = Duration::from_millis(20);
+const LOST_CHECK_INTERVAL: Duration = Duration::from_millis(20);
 
 /// Runs `wait(timeout_ns)` (a fence or semaphore wait) until it returns something other than
-/// `VK_TIMEOUT` or `deadline` passes (`None`: never). With `check_lost`, each call waits at most
-/// [`LOST_CHECK_INTERVAL`] and `is_lost()` between calls ends the wait with
+/// `VK_TIMEOUT` or `deadline` passes (`None`: never). With a `lost` flag, each call waits at most
+/// [`LOST_CHECK_INTERVAL`] and the flag, once set, ends the wait between calls with
 /// `VK_ERROR_DEVICE_LOST`; without, one call waits the whole time.
 fn wait_in_slices(
     mut wait: impl FnMut(u64) -> Result<(), vk::Result>,
     deadline: Option<Instant>,
-    check_lost: bool,
-    is_lost: impl Fn() -> bool,
+    lost: Option<&AtomicBool>,
 ) -> Result<(), vk::Result> {
     loop {
         let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
-        let slice = match (left, check_lost) {
+        let slice = match (left, lost.is_some()) {
             (Some(left), true) => left.min(LOST_CHECK_INTERVAL),
             (None, true) => LOST_CHECK_INTERVAL,
             (Some(left), false) => left,
@@ -41,13 +40,18 @@ fn wait_in_slices(
             Err(vk::Result::TIMEOUT) => {}
             done => return done,
         }
-        if is_lost() {
+        if is_set(lost) {
             return Err(vk::Result::ERROR_DEVICE_LOST);
         }
         if left.is_some_and(|left| left <= slice) {
             return Err(vk::Result::TIMEOUT);
         }
     }
+}
+
+/// Whether the lost flag, when there is one, is set.
+fn is_set(lost: Option<&AtomicBool>) -> bool {
+    lost.is_some_and(|l| l.load(Ordering::Acquire))
 }
 
 /// Which timeline a [`crate::VulkanDevice`] uses.
@@ -214,7 +218,6 @@ impl Timeline {
     ) -> Result<WaitStatus, DeviceError> {
         // `None`: no deadline (a timeout too long to represent).
         let deadline = Instant::now().checked_add(Duration::from_nanos(timeout_ns));
-        let is_lost = || lost.is_some_and(|l| l.load(Ordering::Acquire));
         match self {
             Self::Semaphore(s) => {
                 let semaphores = [*s];
@@ -224,7 +227,7 @@ impl Timeline {
                     .values(&values);
                 // SAFETY: the semaphore is alive; waiting needs no external synchronisation.
                 let wait = |slice_ns| unsafe { device.wait_semaphores(&info, slice_ns) };
-                match wait_in_slices(wait, deadline, lost.is_some(), is_lost) {
+                match wait_in_slices(wait, deadline, lost) {
                     Ok(()) => Ok(WaitStatus::Completed),
                     Err(vk::Result::TIMEOUT) => Ok(WaitStatus::TimedOut),
                     Err(e) => Err(map_host_device_oom_and_lost_err(e)),
@@ -236,7 +239,7 @@ impl Timeline {
                     loop {
                         // Checked under the lock that `wake_waiters` takes before notifying, so
                         // a loss noted between this check and the wait below still wakes it.
-                        if is_lost() {
+                        if is_set(lost) {
                             return Err(DeviceError::DeviceLost);
                         }
                         // SAFETY: same device (caller's contract).
@@ -270,7 +273,7 @@ impl Timeline {
                 // SAFETY: the fence is alive and, having a waiter, is neither reset nor reused
                 // until the waiter count drops below.
                 let wait = |slice_ns| unsafe { device.wait_for_fences(&fences, true, slice_ns) };
-                let result = wait_in_slices(wait, deadline, lost.is_some(), is_lost);
+                let result = wait_in_slices(wait, deadline, lost);
                 let mut pool = lock(pool);
                 let mut signalled_value = None;
                 if let Some(entry) = pool.pending.iter_mut().find(|p| p.fence == fence) {

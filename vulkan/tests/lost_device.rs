@@ -4,6 +4,7 @@
 
 mod common;
 
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use common::{MappedBuffer, SECOND, finish, headless, headless_with, memory_type, pattern};
@@ -86,18 +87,31 @@ fn a_loss_wakes_a_waiter_for_a_value_not_submitted_yet() {
             return;
         };
         let device = h.device();
-        let start = Instant::now();
-        let result = std::thread::scope(|s| {
-            let waiter = s.spawn(|| device.wait(1, 10 * SECOND));
+        let timeout = Duration::from_secs(30);
+        let (waiting, waiting_rx) = mpsc::channel();
+        let (result, woke_after) = std::thread::scope(|s| {
+            let waiter = s.spawn(move || {
+                waiting.send(()).unwrap();
+                device.wait(1, timeout.as_nanos() as u64)
+            });
+            waiting_rx.recv().unwrap();
+            // Time for the waiter to pass the up-front lost check and block in the wait; then
+            // prove it did block: it is still waiting, not done.
             std::thread::sleep(Duration::from_millis(200));
+            assert!(
+                !waiter.is_finished(),
+                "{timeline:?}: the wait for a value never submitted returned early"
+            );
+            let lost_at = Instant::now();
             device.simulate_device_lost();
-            waiter.join().unwrap()
+            let result = waiter.join().unwrap();
+            (result, lost_at.elapsed())
         });
-        let took = start.elapsed();
         assert_eq!(result, Err(DeviceError::DeviceLost), "{timeline:?}");
+        // Well before the timeout, with room for a loaded machine.
         assert!(
-            took < Duration::from_secs(5),
-            "{timeline:?}: the waiter slept {took:?} past the loss"
+            woke_after < timeout / 3,
+            "{timeline:?}: the waiter slept {woke_after:?} past the loss"
         );
         finish(h);
     }
