@@ -381,3 +381,85 @@ impl SubAllocatorModel {
         Ok(())
     }
 }
+
+/// [`SubAllocator::check_live`]'s contract on one allocator: it accepts exactly the handles `free`
+/// would (live ones), refuses forged, freed, reused, foreign and pre-`reset` handles with the error
+/// `free` would give, and changes nothing. `real` must be empty with room for two allocations of
+/// 256 bytes at alignment 64; `other` is another instance.
+pub fn check_live_contract<A: SubAllocator, B: SubAllocator>(
+    real: &mut A,
+    other: &B,
+) -> Result<(), String> {
+    let fail = |what: &str, got: Result<(), FreeError>| format!("check_live of {what}: {got:?}");
+    let keep = real.allocate(100, 16).map_err(|e| e.to_string())?;
+    let a = real.allocate(200, 64).map_err(|e| e.to_string())?;
+    let raw = *a.raw();
+    let before = real.stats();
+    for (what, handle) in [("a live handle", raw), ("another live handle", *keep.raw())] {
+        real.check_live(&handle).map_err(|e| fail(what, Err(e)))?;
+    }
+    // A forged size, offset, tag or slot names a range the handle does not own.
+    let forged = [
+        RawAllocation {
+            size: raw.size + 1,
+            ..raw
+        },
+        RawAllocation {
+            size: raw.size + 4096,
+            ..raw
+        },
+        RawAllocation {
+            offset: raw.offset + 16,
+            ..raw
+        },
+        RawAllocation {
+            tag: raw.tag.wrapping_add(1),
+            ..raw
+        },
+        RawAllocation {
+            slot: u32::MAX,
+            ..raw
+        },
+    ];
+    for handle in forged {
+        let got = real.check_live(&handle);
+        if got != Err(FreeError::DoubleFree) {
+            return Err(fail(&format!("forged {handle:?}"), got));
+        }
+    }
+    let got = other.check_live(&raw);
+    if got != Err(FreeError::ForeignAllocation) {
+        return Err(fail("another instance's handle", got));
+    }
+    if real.stats() != before {
+        return Err("check_live changed the statistics".into());
+    }
+    // Freed, then its range taken by another allocation.
+    real.free(a).map_err(|e| e.to_string())?;
+    let got = real.check_live(&raw);
+    if got != Err(FreeError::DoubleFree) {
+        return Err(fail("a freed handle", got));
+    }
+    let b = real.allocate(200, 64).map_err(|e| e.to_string())?;
+    if b.offset() != raw.offset {
+        return Err(format!(
+            "the freed range was not reused: {} then {}",
+            raw.offset,
+            b.offset()
+        ));
+    }
+    let got = real.check_live(&raw);
+    if got != Err(FreeError::DoubleFree) {
+        return Err(fail("a freed handle whose range has a new owner", got));
+    }
+    real.check_live(b.raw())
+        .map_err(|e| fail("the new owner", Err(e)))?;
+    let raw_b = b.into_raw();
+    let _ = keep.into_raw();
+    real.reset();
+    let got = real.check_live(&raw_b);
+    if got != Err(FreeError::StaleAllocation) {
+        return Err(fail("a handle from before reset()", got));
+    }
+    Ok(())
+}

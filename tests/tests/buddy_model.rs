@@ -121,3 +121,15 @@ fn large_capacity_through_the_model() {
         .collect();
     assert_eq!(run(config, 1 << 38, &ops), Ok(()));
 }
+
+/// `check_live` accepts exactly what `free` would, and changes nothing.
+#[test]
+fn check_live_follows_free() {
+    let config = BuddyConfig::new(1 << 16, 16, 16);
+    let buddy = || BuddyAllocator::new(config, storage(config)).unwrap();
+    let (mut real, other) = (buddy(), buddy());
+    assert_eq!(
+        memkit_tests::suballocator_model::check_live_contract(&mut real, &other),
+        Ok(())
+    );
+}

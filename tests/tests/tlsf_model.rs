@@ -122,3 +122,14 @@ fn large_capacity_through_the_model() {
         .collect();
     assert_eq!(run(config, 1 << 40, &ops), Ok(()));
 }
+
+/// `check_live` accepts exactly what `free` would, and changes nothing.
+#[test]
+fn check_live_follows_free() {
+    let config = TlsfConfig::new(1 << 16, 16, 16);
+    let (mut real, other) = (tlsf(config).unwrap(), tlsf(config).unwrap());
+    assert_eq!(
+        memkit_tests::suballocator_model::check_live_contract(&mut real, &other),
+        Ok(())
+    );
+}
