@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 
 use memkit_core::device::{
     BufferCopy, BufferUsage, CopyCommand, DedicatedHint, DedicatedTo, DeviceError, DeviceLimits,
-    HeapBudget, ImageDesc, ImageDescError, MappedRange, MemoryAllocateInfo, MemoryProperties,
-    MemoryPropertyFlags, MemoryRequirements, WaitStatus,
+    HeapBudget, ImageDesc, ImageDescError, ImageUsage, MappedRange, MemoryAllocateInfo,
+    MemoryProperties, MemoryPropertyFlags, MemoryRequirements, WaitStatus,
 };
 
 use crate::config::WaitMode;
@@ -460,11 +460,13 @@ impl DummyDevice {
     /// dedicated thresholds of optimal resources. A description that fails
     /// [`ImageDesc::validate`] is refused with [`DeviceError::InvalidImage`] (a typed error the
     /// backend gives, not a misuse); so is one beyond the configured largest extents or layers
-    /// ([`DeviceConfig::max_image_dimension_2d`] and the like), with
+    /// ([`DeviceConfig::max_image_dimension_2d`] and the like) or with a sample count outside
+    /// [`DeviceConfig::image_sample_counts`] (or multisampled storage), with
     /// [`ImageDescError::Unsupported`]. Counted with the buffers, and failed by buffer-creation
     /// faults.
     ///
     /// [`DeviceConfig::max_image_dimension_2d`]: crate::DeviceConfig::max_image_dimension_2d
+    /// [`DeviceConfig::image_sample_counts`]: crate::DeviceConfig::image_sample_counts
     pub fn create_image(
         &self,
         desc: &ImageDesc,
@@ -480,7 +482,9 @@ impl DummyDevice {
     }
 
     /// Whether the configured limits allow `desc` (a valid description): extents within
-    /// `maxImageDimension2D` or `maxImageDimension3D`, layers within `maxImageArrayLayers`.
+    /// `maxImageDimension2D` or `maxImageDimension3D`, layers within `maxImageArrayLayers`, a
+    /// sample count the device has, and no multisampled storage image (memkit-vulkan refuses
+    /// those: they need a feature it does not track).
     fn supports_image(&self, desc: &ImageDesc) -> bool {
         let config = &self.shared.config;
         let max_extent = if desc.depth > 1 {
@@ -488,10 +492,15 @@ impl DummyDevice {
         } else {
             config.max_image_dimension_2d
         };
+        // `validate` made `samples` a power of two up to 64, so it is its own flag bit.
+        let samples_allowed = desc.samples == 1
+            || (config.image_sample_counts & desc.samples != 0
+                && !desc.usage.contains(ImageUsage::STORAGE));
         desc.width <= max_extent
             && desc.height <= max_extent
             && desc.depth <= max_extent
             && desc.array_layers <= config.max_image_array_layers
+            && samples_allowed
     }
 
     /// Binds an image (`ImageDevice::bind_image_memory`): the checks and records of

@@ -179,6 +179,10 @@ pub struct DeviceConfig {
     pub max_image_dimension_3d: u32,
     /// The most array layers of an image (`maxImageArrayLayers`).
     pub max_image_array_layers: u32,
+    /// The sample counts an image may have, as Vulkan's `VkSampleCountFlags` (the bit of value
+    /// `n` set: `n` samples allowed), like `framebufferColorSampleCounts`; `create_image` refuses
+    /// other counts with `ImageDescError::Unsupported`. Bit 1 (single-sampled) is always allowed.
+    pub image_sample_counts: u32,
 }
 
 fn mem_type(properties: P, heap_index: u32) -> MemoryType {
@@ -204,8 +208,8 @@ impl DeviceConfig {
     /// (budget query on and enforced, buffer alignment 16, optimal alignment 256, all types
     /// allowed, no dedicated hints, `WaitMode::Auto`, misuse recorded without panicking, checks
     /// on, stale reads filled with `0xCD`, leak report on drop, 64 MiB quarantine,
-    /// `bufferDeviceAddress` on, images up to 16384 texels in 2D, 2048 in 3D and 2048 layers:
-    /// what most desktop drivers report).
+    /// `bufferDeviceAddress` on, images up to 16384 texels in 2D, 2048 in 3D and 2048 layers,
+    /// with 1, 2, 4 or 8 samples: what most desktop drivers report).
     pub fn new(
         name: impl Into<String>,
         memory_types: Vec<MemoryType>,
@@ -236,6 +240,7 @@ impl DeviceConfig {
             max_image_dimension_2d: 16384,
             max_image_dimension_3d: 2048,
             max_image_array_layers: 2048,
+            image_sample_counts: 0b1111,
         }
     }
 
@@ -326,7 +331,8 @@ impl DeviceConfig {
 
     /// [`Preset::Lavapipe`]: one 4 GiB heap with one type, device-local host-visible coherent
     /// cached; granularity 64, atom 64; no budget query; object count unlimited (`u32::MAX`);
-    /// images up to 16384 in 2D, 4096 in 3D, 2048 layers (as lavapipe reports them).
+    /// images up to 16384 in 2D, 4096 in 3D, 2048 layers, with 1 or 4 samples (as lavapipe reports
+    /// them).
     pub fn lavapipe() -> Self {
         let types = vec![mem_type(
             P::DEVICE_LOCAL | P::HOST_VISIBLE | P::HOST_COHERENT | P::HOST_CACHED,
@@ -347,6 +353,7 @@ impl DeviceConfig {
         )
         .with_budget_query(false)
         .with_max_image_dimensions(16384, 4096, 2048)
+        .with_image_sample_counts(0b0101)
     }
 
     /// [`Preset::Mobile`]: heaps device 512 MiB and host 256 MiB; types device-local,
@@ -492,6 +499,12 @@ impl DeviceConfig {
     /// Sets [`DeviceConfig::buffer_device_address`].
     pub fn with_buffer_device_address(mut self, on: bool) -> Self {
         self.buffer_device_address = on;
+        self
+    }
+
+    /// Sets [`DeviceConfig::image_sample_counts`] (single-sampled images stay allowed).
+    pub fn with_image_sample_counts(mut self, counts: u32) -> Self {
+        self.image_sample_counts = counts | 1;
         self
     }
 

@@ -426,3 +426,52 @@ fn images_beyond_the_presets_largest_extents_are_unsupported() {
         .expect("image within the limits");
     gpu.destroy_image(image);
 }
+
+#[test]
+fn images_with_sample_counts_the_device_lacks_are_unsupported() {
+    use memkit_core::device::{DeviceError, ImageDesc, ImageDescError, ImageFormat, ImageUsage};
+
+    let unsupported = Some(DeviceError::InvalidImage(ImageDescError::Unsupported));
+    let target = |samples| {
+        ImageDesc::new_2d(
+            ImageFormat::Rgba8Unorm,
+            64,
+            64,
+            ImageUsage::COLOR_ATTACHMENT | ImageUsage::SAMPLED,
+        )
+        .with_samples(samples)
+    };
+    let created = |gpu: &DummyDevice, desc: &ImageDesc| match gpu.create_image(desc) {
+        Ok((image, _)) => {
+            gpu.destroy_image(image);
+            None
+        }
+        Err(e) => Some(e),
+    };
+    // Lavapipe has 1 and 4 samples only (its framebufferColorSampleCounts, measured).
+    let lavapipe = DummyDevice::new(Preset::Lavapipe.config()).expect("lavapipe");
+    for (samples, refused) in [(1, false), (2, true), (4, false), (8, true), (16, true)] {
+        let expected = if refused { unsupported } else { None };
+        assert_eq!(created(&lavapipe, &target(samples)), expected, "{samples}");
+    }
+    // The other presets have 1, 2, 4 and 8.
+    let discrete = DummyDevice::new(Preset::Discrete.config()).expect("discrete");
+    for (samples, refused) in [(2, false), (8, false), (16, true), (64, true)] {
+        let expected = if refused { unsupported } else { None };
+        assert_eq!(created(&discrete, &target(samples)), expected, "{samples}");
+    }
+    // Multisampled storage images are refused, as memkit-vulkan refuses them.
+    let storage = ImageDesc::new_2d(ImageFormat::Rgba8Unorm, 64, 64, ImageUsage::STORAGE);
+    assert_eq!(created(&discrete, &storage.with_samples(4)), unsupported);
+    assert_eq!(created(&discrete, &storage), None);
+    // A custom mask applies, and single-sampled images stay allowed.
+    let custom = DummyDevice::new(Preset::Discrete.config().with_image_sample_counts(0b10000))
+        .expect("custom");
+    assert_eq!(created(&custom, &target(16)), None);
+    assert_eq!(created(&custom, &target(1)), None);
+    assert_eq!(created(&custom, &target(4)), unsupported);
+    for gpu in [&lavapipe, &discrete, &custom] {
+        assert_eq!(gpu.counters().live_buffers, 0);
+        gpu.assert_no_misuse();
+    }
+}
