@@ -116,11 +116,12 @@ impl VulkanDevice {
     ///   transfers; the application does not submit to that queue while memkit may (share it
     ///   through [`VulkanDevice::with_transfer_queue`]);
     /// - `config.enabled` marks only what `device` was created with;
-    /// - `config.concurrent_with_family`, when set, is a family of `physical_device`;
     /// - every queue of `config.copy_lanes` was created with `device`, and the application does
-    ///   not submit to it;
-    /// - `config.release_to_family`, when set, is a family of `physical_device` or
-    ///   `VK_QUEUE_FAMILY_EXTERNAL`.
+    ///   not submit to it.
+    ///
+    /// `config.concurrent_with_family` and `config.release_to_family` are checked: a family the
+    /// physical device does not have (other than `VK_QUEUE_FAMILY_EXTERNAL` for a release) is
+    /// refused with `DeviceError::Unexpected(`[`INVALID_ARGUMENT`]`)`.
     pub unsafe fn new(
         instance: &ash::Instance,
         physical_device: vk::PhysicalDevice,
@@ -138,6 +139,18 @@ impl VulkanDevice {
         concurrent_families.dedup();
         if concurrent_families.len() < 2 {
             concurrent_families.clear();
+        }
+        // SAFETY: the physical device belongs to the instance (caller's contract).
+        let family_count =
+            unsafe { instance.get_physical_device_queue_family_properties(physical_device) }.len();
+        let unknown = |family: u32| family as usize >= family_count;
+        if config.concurrent_with_family.is_some_and(unknown)
+            || config
+                .release_to_family
+                .is_some_and(|family| family != vk::QUEUE_FAMILY_EXTERNAL && unknown(family))
+        {
+            // Either would reach the driver in buffer creation or in barriers.
+            return Err(DeviceError::Unexpected(INVALID_ARGUMENT));
         }
         if (!concurrent_families.is_empty() || !lanes.is_empty())
             && config.release_to_family.is_some()

@@ -9,11 +9,14 @@
 mod common;
 
 use common::{MappedBuffer, SECOND, finish, headless_with, pattern};
-use memkit_core::device::{BufferCopy, BufferUsage, CopyCommand, CopyQueue, WaitStatus};
+use memkit_core::device::{
+    BufferCopy, BufferUsage, CopyCommand, CopyQueue, DeviceError, WaitStatus,
+};
 use memkit_vulkan::ash::vk;
 use memkit_vulkan::{
-    CopyRecorder, HeadlessConfig, HeadlessDevice, OwnershipTransfer, TimelineMode,
-    acquire_barriers_for, record_acquire, record_release, release_barrier,
+    CopyRecorder, HeadlessConfig, HeadlessDevice, INVALID_ARGUMENT, OwnershipTransfer,
+    TimelineMode, VulkanDevice, VulkanDeviceConfig, acquire_barriers_for, record_acquire,
+    record_release, release_barrier,
 };
 
 /// A command pool and one command buffer of the application, on its main queue's family.
@@ -137,6 +140,51 @@ fn a_release_family_the_device_does_not_have_is_refused() {
             .get_physical_device_queue_family_properties(h.device().physical_device())
     }
     .len() as u32;
+    // `VulkanDevice::new` over the application's own handles refuses the same families, for a
+    // release and for concurrent sharing, before anything reaches the driver.
+    let config = VulkanDeviceConfig {
+        transfer_queue: h.device().transfer_queue(),
+        enabled: h.device().enabled_features(),
+        ..VulkanDeviceConfig::default()
+    };
+    let direct = |config: VulkanDeviceConfig| {
+        // SAFETY: the headless device's instance, physical device and device outlive the call;
+        // the queue is memkit's transfer queue, and the call submits nothing; `enabled` is what
+        // the device was created with.
+        unsafe {
+            VulkanDevice::new(
+                h.instance(),
+                h.device().physical_device(),
+                h.ash_device(),
+                config,
+            )
+        }
+        .err()
+    };
+    let refused = Some(DeviceError::Unexpected(INVALID_ARGUMENT));
+    for family in [families, 99, vk::QUEUE_FAMILY_IGNORED] {
+        let release = direct(VulkanDeviceConfig {
+            release_to_family: Some(family),
+            ..config
+        });
+        assert_eq!(release, refused, "release to family {family} of {families}");
+        let concurrent = direct(VulkanDeviceConfig {
+            concurrent_with_family: Some(family),
+            ..config
+        });
+        assert_eq!(
+            concurrent, refused,
+            "concurrent with family {family} of {families}"
+        );
+    }
+    // A family the device has, and the external family, are accepted.
+    for family in [0, vk::QUEUE_FAMILY_EXTERNAL] {
+        let accepted = direct(VulkanDeviceConfig {
+            release_to_family: Some(family),
+            ..config
+        });
+        assert_eq!(accepted, None, "release to family {family}");
+    }
     finish(h);
     for family in [families, 99, vk::QUEUE_FAMILY_IGNORED] {
         let created = HeadlessDevice::new(HeadlessConfig {
