@@ -652,10 +652,16 @@ impl<D: Device> Coordinator<D> {
     }
 
     /// Submits every staged upload as merged copy commands, and returns a ticket for all of
-    /// them. Never blocks on the GPU.
+    /// them (every upload staged before the call). Never blocks on the GPU.
+    ///
+    /// Ring ranges drain in ring order, so an upload whose range lies behind a grant another
+    /// thread is still writing, or a [`StagingGrant`] still held, stays staged; the ticket then
+    /// completes only once a later submission carried it and finished (its `wait` submits it).
     pub fn flush_transfers(&self) -> Result<Ticket> {
+        // Every upload staged before this call has a sequence number below `bound`.
+        let bound = self.shared.lock_pending().next_seq;
         let value = self.shared.flush()?;
-        Ok(self.shared.ticket_for_value(value))
+        Ok(self.shared.ticket_covering(bound, value))
     }
 
     /// Releases staging space and destroys dropped buffers whose GPU work completed. Never
@@ -786,6 +792,25 @@ impl<D: Device> Shared<D> {
                 buffer_size: dest.size,
             }),
         }
+    }
+
+    /// A ticket for every upload staged with a sequence number below `bound`, after a flush whose
+    /// last submission is `value`. A flush submits only what has drained: an upload whose ring
+    /// range lies behind a grant still being written or held stays staged, and then so does the
+    /// ticket, which resolves to the submission that finally carries it (not to `value`, which
+    /// would be complete before the upload reached the GPU).
+    pub(crate) fn ticket_covering(self: &Arc<Self>, bound: u64, value: u64) -> Ticket {
+        if self.lock_pending().watermark() >= bound {
+            self.ticket_for_value(value)
+        } else {
+            // Something below `bound` is staged, so `bound - 1` is an upload's number.
+            Ticket::for_upload(bound - 1, Arc::clone(self) as Arc<dyn TimelineSource>)
+        }
+    }
+
+    /// The value of the last submission (0 before the first).
+    pub(crate) fn last_submitted_value(&self) -> u64 {
+        self.timeline.submitted().get()
     }
 
     pub(crate) fn ticket_for_value(self: &Arc<Self>, value: u64) -> Ticket {
@@ -1749,6 +1774,15 @@ impl<D: Device> TimelineSource for Shared<D> {
 
     fn submit_staged(&self) -> Result<()> {
         self.flush().map(|_| ())
+    }
+
+    fn staging_progress(&self) -> u64 {
+        let stats = self.ring.stats();
+        stats.drained_bytes.wrapping_add(stats.dropped_grants)
+    }
+
+    fn held_room_timeout(&self) -> Duration {
+        self.config.held_room_timeout
     }
 
     fn wait(&self, value: u64, timeout: Duration) -> Result<bool> {

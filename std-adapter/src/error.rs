@@ -34,6 +34,11 @@ pub enum Error {
         /// The value to wait for.
         wait_for: Option<u64>,
     },
+    /// A wait for an upload (a ticket's, or `begin_frame`'s for the slot's last frame) found it
+    /// still staged after [`crate::CoordinatorConfig::held_room_timeout`] with nothing drained:
+    /// its ring range lies behind a [`crate::StagingGrant`] that is held, not being written.
+    /// Transfer or drop that grant, then wait again.
+    BlockedByHeldGrant,
     /// A frame is already in progress; end it before beginning another.
     FrameInProgress,
     /// The buffer belongs to another coordinator.
@@ -80,6 +85,9 @@ impl fmt::Display for Error {
             }
             Self::StagingFull { wait_for: None } => f.write_str(
                 "the staging ring is full of uploads not yet submitted or grants still held",
+            ),
+            Self::BlockedByHeldGrant => f.write_str(
+                "the upload is staged behind a staging grant still held, and cannot be submitted",
             ),
             Self::FrameInProgress => f.write_str("a frame is already in progress"),
             Self::ForeignBuffer => f.write_str("the buffer belongs to another coordinator"),

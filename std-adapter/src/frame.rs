@@ -1,8 +1,6 @@
 //! Frames: a CPU arena per frame slot, paced so that a slot is reused only after the GPU finished
 //! the frame that used it last.
 
-use std::time::Duration;
-
 use bumpalo::Bump;
 use memkit_core::BufferingMode;
 
@@ -16,6 +14,10 @@ use crate::ticket::Ticket;
 pub(crate) struct FrameSlots {
     arenas: Vec<Option<Bump>>,
     arena_size: usize,
+    /// Per slot, the ticket of the last frame that used it when some of that frame's uploads
+    /// were still staged only as it ended (behind a grant being written or held): the pacer
+    /// knows submitted values only, so the slot's next frame also waits for this.
+    unsubmitted: Vec<Option<Ticket>>,
 }
 
 impl FrameSlots {
@@ -24,7 +26,11 @@ impl FrameSlots {
         let arenas = (0..mode.frames_in_flight())
             .map(|_| new_arena(arena_size).map(Some))
             .collect::<Result<_>>()?;
-        Ok(Self { arenas, arena_size })
+        Ok(Self {
+            arenas,
+            arena_size,
+            unsubmitted: vec![None; mode.frames_in_flight()],
+        })
     }
 }
 
@@ -72,21 +78,40 @@ impl<'c, D: Device> Frame<'c, D> {
             arena: Bump::new(),
         };
         let wait_for = frame.pacing.as_ref().map_or(0, |p| p.wait_for().get());
+        let slot = frame.slot();
         // Paced: the slot's last frame must be done on the GPU before its arena and staging are
-        // reused. On error the frame is dropped, which cancels it.
-        if wait_for > 0 {
-            let ticket = coordinator.shared().ticket_for_value(wait_for);
+        // reused; so must its uploads that were still staged when it ended. On error the frame
+        // is dropped, which cancels it, and the slot keeps the ticket for the next attempt.
+        let unsubmitted = shared
+            .frames
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .unsubmitted[slot]
+            .clone();
+        let tickets = [
+            (wait_for > 0).then(|| coordinator.shared().ticket_for_value(wait_for)),
+            unsubmitted,
+        ];
+        let mut waited = false;
+        for ticket in tickets.iter().flatten() {
             if !ticket.is_complete()? {
-                shared
-                    .counters
-                    .frame_waits
-                    .fetch_add(1, crate::buffer::COUNTER);
-                while !ticket.wait_timeout(Duration::from_secs(1))? {}
+                waited = true;
+                ticket.wait()?;
             }
         }
+        if waited {
+            shared
+                .counters
+                .frame_waits
+                .fetch_add(1, crate::buffer::COUNTER);
+        }
+        shared
+            .frames
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .unsubmitted[slot] = None;
         coordinator.maintain()?;
         let mut frame = frame;
-        let slot = frame.slot();
         let arena = {
             let mut slots = shared.frames.lock().unwrap_or_else(|e| e.into_inner());
             let size = slots.arena_size;
@@ -176,9 +201,22 @@ impl<'c, D: Device> Frame<'c, D> {
                 return Err(e);
             }
         };
-        let value = memkit_core::FenceValue::new(ticket.value().unwrap_or(0));
+        let value = match ticket.value() {
+            Some(value) => value,
+            None => {
+                // Some of the frame's uploads are still staged: the slot's next frame waits for
+                // the ticket itself; the pacer gets the last submission, all that exists yet.
+                let slot = pacing.slot();
+                shared
+                    .frames
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .unsubmitted[slot] = Some(ticket.clone());
+                shared.last_submitted_value()
+            }
+        };
         pacer
-            .end_frame(pacing, value)
+            .end_frame(pacing, memkit_core::FenceValue::new(value))
             .map_err(|(_, e)| Error::Frame(e))?;
         Ok(ticket)
     }

@@ -10,7 +10,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 
 /// Where a ticket asks about its work.
 pub(crate) trait TimelineSource: Send + Sync {
@@ -22,6 +22,12 @@ pub(crate) trait TimelineSource: Send + Sync {
     fn submit_staged(&self) -> Result<()>;
     /// Blocks until `value` completed or `timeout` passed; `true` when it completed.
     fn wait(&self, value: u64, timeout: Duration) -> Result<bool>;
+    /// A count that rises whenever staged ring room drains or a grant is dropped: while it stands
+    /// still, a staged upload is waiting on a grant ahead of it.
+    fn staging_progress(&self) -> u64;
+    /// How long a staged upload may wait on grants with no progress before the wait fails
+    /// ([`crate::CoordinatorConfig::held_room_timeout`]).
+    fn held_room_timeout(&self) -> Duration;
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -86,25 +92,35 @@ impl Ticket {
     }
 
     /// Blocks until the GPU finished the work, submitting the upload first if it is only staged.
+    ///
+    /// Errors: [`Error::BlockedByHeldGrant`] when the upload stays staged for
+    /// [`crate::CoordinatorConfig::held_room_timeout`] with nothing drained, because a
+    /// [`crate::StagingGrant`] ahead of it in the ring is held (by this thread, say);
+    /// [`Error::DeviceLost`].
     pub fn wait(&self) -> Result<()> {
-        while !self.wait_timeout(Duration::from_secs(1))? {}
-        Ok(())
+        self.wait_until(None).map(drop)
     }
 
     /// Blocks until the GPU finished the work or `timeout` passed; `true` when it finished.
-    /// Submits the upload first if it is only staged.
+    /// Submits the upload first if it is only staged. Errors as [`Ticket::wait`].
     pub fn wait_timeout(&self, timeout: Duration) -> Result<bool> {
+        // No deadline when it lies past what `Instant` can hold (`Duration::MAX`, say): that
+        // timeout never runs out.
+        self.wait_until(Instant::now().checked_add(timeout))
+    }
+
+    /// Both waits: `None` waits without a deadline.
+    fn wait_until(&self, deadline: Option<Instant>) -> Result<bool> {
         let Some(timeline) = &self.timeline else {
             return Ok(true);
         };
-        // No deadline when it lies past what `Instant` can hold (`Duration::MAX`, say): that
-        // timeout never runs out.
-        let deadline = Instant::now().checked_add(timeout);
         let left = || {
             deadline.map_or(Duration::MAX, |d| {
                 d.saturating_duration_since(Instant::now())
             })
         };
+        // When the staging progress last moved while the upload was staged, and its count then.
+        let mut stuck_since: Option<(Instant, u64)> = None;
         loop {
             if let Some(v) = self.value() {
                 return if v == 0 {
@@ -119,6 +135,17 @@ impl Ticket {
             if self.value().is_none() {
                 if left().is_zero() {
                     return Ok(false);
+                }
+                // A grant being written commits within a memcpy; one that stays put this long
+                // is held, and waiting longer would spin forever if this thread holds it.
+                let progress = timeline.staging_progress();
+                match stuck_since {
+                    Some((since, at)) if at == progress => {
+                        if since.elapsed() >= timeline.held_room_timeout() {
+                            return Err(Error::BlockedByHeldGrant);
+                        }
+                    }
+                    _ => stuck_since = Some((Instant::now(), progress)),
                 }
                 std::thread::yield_now();
             }

@@ -934,3 +934,123 @@ fn many_buffers_fill_blocks_by_bytes_and_maintain_destroys_them_in_batches() {
     drop(c);
     assert!(device.leak_report().is_empty());
 }
+
+/// A coordinator whose waits on held grants give up after `held_room_timeout`, and a
+/// device-local buffer.
+fn held_grant_setup(
+    buffering: memkit_std::BufferingMode,
+    held_room_timeout: Duration,
+) -> (Coordinator<DummyDevice>, memkit_std::Buffer<DummyDevice>) {
+    let config = CoordinatorConfig {
+        buffering,
+        held_room_timeout,
+        ..CoordinatorConfig::default()
+    };
+    let c = Coordinator::new(DummyDevice::discrete(), config).unwrap();
+    let b = c
+        .create_buffer(4096, MemoryUsage::FAST_DEVICE_ACCESS)
+        .unwrap();
+    (c, b)
+}
+
+/// An upload staged behind a grant this thread holds cannot drain: the flush's ticket stays
+/// incomplete (it used to name the last submission, complete at once, with the bytes not on the
+/// GPU), and waiting on it, or on the upload's own ticket, fails after `held_room_timeout`
+/// instead of spinning forever. Once the grant is transferred, both complete with the bytes.
+#[test]
+fn flush_ticket_covers_an_upload_staged_behind_a_held_grant() {
+    within(Duration::from_secs(30), || {
+        let (c, b) = held_grant_setup(memkit_std::BufferingMode::Triple, Duration::from_millis(50));
+        // One submission first, so that a ticket naming the last one would be complete.
+        c.upload_to(&b, 2048, &[1u8; 64]).unwrap();
+        c.flush_transfers().unwrap().wait().unwrap();
+
+        let mut held = c.acquire_staging(64).unwrap();
+        held.bytes_mut().fill(0xAB);
+        let upload = c.upload_to(&b, 1024, &[7u8; 256]).unwrap();
+        let flushed = c.flush_transfers().unwrap();
+        assert_eq!(flushed.value(), None, "the upload is still staged");
+        assert!(!flushed.is_complete().unwrap());
+        assert_eq!(flushed.wait(), Err(Error::BlockedByHeldGrant));
+        assert_eq!(upload.wait(), Err(Error::BlockedByHeldGrant));
+        assert_eq!(
+            upload.wait_timeout(Duration::from_secs(5)),
+            Err(Error::BlockedByHeldGrant),
+            "a long timeout gives up on a held grant as well"
+        );
+        assert_eq!(read(&c, &b)[1024..1280], [0u8; 256]);
+
+        c.transfer_and_release(held, &b, 0).unwrap();
+        flushed.wait().unwrap();
+        assert!(upload.is_complete().unwrap());
+        let bytes = read(&c, &b);
+        assert_eq!(bytes[..64], [0xAB; 64]);
+        assert_eq!(bytes[1024..1280], [7u8; 256]);
+        assert_eq!(bytes[2048..2112], [1u8; 64]);
+        c.device().assert_no_misuse();
+    });
+}
+
+/// A frame whose upload is staged behind a held grant ends with an incomplete ticket, and the
+/// frame that reuses its slot waits for that upload, not only for the last submission: it fails
+/// while the grant is held and, once the grant is dropped, begins with the bytes on the GPU.
+#[test]
+fn frame_slot_is_reused_only_after_uploads_staged_behind_a_grant_land() {
+    within(Duration::from_secs(30), || {
+        let (c, b) = held_grant_setup(memkit_std::BufferingMode::Double, Duration::from_millis(50));
+        let held = c.acquire_staging(64).unwrap();
+        let frame = c.begin_frame().unwrap();
+        assert_eq!(frame.slot(), 0);
+        frame.stage_slice_for_upload(&[2u8; 256], &b, 0).unwrap();
+        let ended = c.end_frame(frame).unwrap();
+        assert_eq!(ended.value(), None);
+        assert!(!ended.is_complete().unwrap());
+        // Slot 1 is free; slot 0 comes round next.
+        let frame = c.begin_frame().unwrap();
+        c.end_frame(frame).unwrap();
+        assert_eq!(c.begin_frame().err(), Some(Error::BlockedByHeldGrant));
+        assert_eq!(read(&c, &b)[..256], [0u8; 256]);
+
+        // The failed frame was cancelled (its number is spent): slot 1 comes first again.
+        drop(held);
+        let frame = c.begin_frame().unwrap();
+        assert_eq!(frame.slot(), 1);
+        c.end_frame(frame).unwrap();
+        let frame = c.begin_frame().unwrap();
+        assert_eq!(frame.slot(), 0);
+        assert!(ended.is_complete().unwrap());
+        assert_eq!(read(&c, &b)[..256], [2u8; 256]);
+        c.end_frame(frame).unwrap();
+        c.device().assert_no_misuse();
+    });
+}
+
+/// Another thread writes a grant for 200 ms while this one stages an upload behind it and ends a
+/// frame: waiting on the frame's ticket returns only once the upload is on the GPU.
+#[test]
+fn frame_ticket_waits_for_an_upload_behind_another_threads_grant() {
+    within(Duration::from_secs(30), || {
+        let (c, b) = held_grant_setup(memkit_std::BufferingMode::Triple, Duration::from_secs(10));
+        let (c, b) = (Arc::new(c), Arc::new(b));
+        let (granted, go) = std::sync::mpsc::channel();
+        let writer = {
+            let (c, b) = (Arc::clone(&c), Arc::clone(&b));
+            std::thread::spawn(move || {
+                let mut grant = c.acquire_staging(64).unwrap();
+                granted.send(()).unwrap();
+                std::thread::sleep(Duration::from_millis(200));
+                grant.bytes_mut().fill(9);
+                c.transfer_and_release(grant, &b, 3072).unwrap();
+            })
+        };
+        go.recv().unwrap();
+        let frame = c.begin_frame().unwrap();
+        frame.stage_slice_for_upload(&[5u8; 256], &b, 0).unwrap();
+        c.end_frame(frame).unwrap().wait().unwrap();
+        assert_eq!(read(&c, &b)[..256], [5u8; 256]);
+        writer.join().unwrap();
+        c.flush_transfers().unwrap().wait().unwrap();
+        assert_eq!(read(&c, &b)[3072..3136], [9u8; 64]);
+        c.device().assert_no_misuse();
+    });
+}
