@@ -1043,6 +1043,11 @@ impl<D: Device> Shared<D> {
         offset: u64,
         bytes: &[u8],
     ) -> Result<Ticket> {
+        if self.lock_pending().dedicated.len() >= MAX_DEDICATED_BACKLOG {
+            // Keeps the room one collect step needs well under the scheduler's capacity. Before
+            // the staging buffer exists: a failed flush then leaves nothing behind.
+            self.flush()?;
+        }
         let staging = self.create_state(bytes.len() as u64, MemoryUsage::UPLOAD, true)?;
         if let Err(e) = self.write_direct(&staging, 0, bytes) {
             // Never submitted: no GPU work names it.
@@ -1053,10 +1058,6 @@ impl<D: Device> Shared<D> {
         self.counters
             .uploads
             .add(Tally::DirectToDedicated, bytes.len() as u64);
-        if self.lock_pending().dedicated.len() >= MAX_DEDICATED_BACKLOG {
-            // Keeps the room one collect step needs well under the scheduler's capacity.
-            self.flush()?;
-        }
         let seq = {
             let mut pending = self.lock_pending();
             let seq = pending.take_seq();

@@ -1054,3 +1054,52 @@ fn frame_ticket_waits_for_an_upload_behind_another_threads_grant() {
         c.device().assert_no_misuse();
     });
 }
+
+/// A dedicated-staging upload whose backlog flush fails is refused whole: its staging buffer is
+/// never created (it used to be left behind, bound to memory freed at teardown), it is not
+/// counted, and everything staged before it lands once a later flush succeeds.
+#[test]
+fn failed_backlog_flush_leaves_no_dedicated_staging_buffer_behind() {
+    let gpu = DummyDevice::discrete();
+    let config = CoordinatorConfig {
+        max_ring_upload: 4096,
+        back_pressure: BackPressure::DedicatedStaging,
+        ..CoordinatorConfig::default()
+    };
+    let c = Coordinator::new(gpu.clone(), config).unwrap();
+    let b = c
+        .create_buffer(8192 * 1025, MemoryUsage::FAST_DEVICE_ACCESS)
+        .unwrap();
+    // 1024 dedicated uploads (each above the ring's limit), nothing submitted yet: the backlog
+    // is full, so the next one flushes first, and that submission fails.
+    for i in 0..1024u64 {
+        c.upload_to(&b, i * 8192, &[i as u8; 8192]).unwrap();
+    }
+    gpu.fail_submit_call(1, memkit_core::device::DeviceError::OutOfHostMemory);
+    assert_eq!(
+        c.upload_to(&b, 1024 * 8192, &[0xEEu8; 8192]).err(),
+        Some(Error::Device(
+            memkit_core::device::DeviceError::OutOfHostMemory
+        ))
+    );
+    c.flush_transfers().unwrap().wait().unwrap();
+    c.maintain().unwrap();
+    let stats = c.stats();
+    assert_eq!(stats.dedicated_staging_uploads, 1024);
+    assert_eq!(stats.bytes_uploaded, 1024 * 8192);
+    let bytes = read(&c, &b);
+    for i in 0..1024 {
+        assert_eq!(
+            bytes[i * 8192..(i + 1) * 8192],
+            [i as u8; 8192],
+            "upload {i}"
+        );
+    }
+    assert_eq!(bytes[1024 * 8192..], [0u8; 8192], "the refused upload");
+    drop(b);
+    drop(c);
+    let leaks = gpu.leak_report();
+    assert!(leaks.buffers.is_empty(), "{leaks:?}");
+    assert!(leaks.memory.is_empty(), "{leaks:?}");
+    gpu.assert_no_misuse();
+}
