@@ -97,6 +97,9 @@ struct RingUpload<D: Device> {
     dst_offset: u64,
     size: u64,
     seq: u64,
+    /// Whether the range starts its upload (a large upload is staged in chunks): the counters
+    /// count uploads, not chunks.
+    first_chunk: bool,
 }
 
 /// The offset of a ring upload whose range drained: a hole in [`Pending::ring`] until every
@@ -643,7 +646,7 @@ impl<D: Device> Coordinator<D> {
         }
         Ok(self
             .shared
-            .commit_upload(grant.grant, &buffer.state, offset, size))
+            .commit_upload(grant.grant, &buffer.state, offset, size, true))
     }
 
     /// Queues `data` for `buffer` at `offset` (the seeds' name for [`Coordinator::upload_to`]).
@@ -948,8 +951,8 @@ impl<D: Device> Shared<D> {
                     dest,
                     offset,
                     bytes,
-                    self.config.back_pressure,
-                    self.config.held_room_timeout,
+                    (self.config.back_pressure, self.config.held_room_timeout),
+                    true,
                 )?;
                 self.submit_if_large(size)?;
                 Ok(ticket)
@@ -972,8 +975,8 @@ impl<D: Device> Shared<D> {
                         dest,
                         offset + i as u64 * chunk_size,
                         chunk,
-                        policy,
-                        held_room,
+                        (policy, held_room),
+                        i == 0,
                     )?;
                     // The GPU copies this chunk while the next one is written.
                     self.submit_if_large(chunk.len() as u64)?;
@@ -986,19 +989,20 @@ impl<D: Device> Shared<D> {
     }
 
     /// Stages `bytes` in one ring grant, `policy` deciding what a full ring does and
-    /// `held_room` how long to wait for room that grants hold.
+    /// `held_room` how long to wait for room that grants hold; `first_chunk` when `bytes` start
+    /// their upload (see [`RingUpload::first_chunk`]).
     fn upload_through_ring(
         self: &Arc<Self>,
         dest: &Arc<BufferState<D>>,
         offset: u64,
         bytes: &[u8],
-        policy: BackPressure,
-        held_room: Duration,
+        (policy, held_room): (BackPressure, Duration),
+        first_chunk: bool,
     ) -> Result<Ticket> {
         match self.grant(bytes.len(), policy, held_room) {
             Ok(mut grant) => {
                 grant.bytes_mut()[..bytes.len()].copy_from_slice(bytes);
-                Ok(self.commit_upload(grant, dest, offset, bytes.len() as u64))
+                Ok(self.commit_upload(grant, dest, offset, bytes.len() as u64, first_chunk))
             }
             Err(Error::StagingFull { .. }) if policy == BackPressure::DedicatedStaging => {
                 self.upload_dedicated(dest, offset, bytes)
@@ -1015,6 +1019,7 @@ impl<D: Device> Shared<D> {
         dest: &Arc<BufferState<D>>,
         dst_offset: u64,
         size: u64,
+        first_chunk: bool,
     ) -> Ticket {
         let upload = RingUpload {
             offset: grant.offset(),
@@ -1022,6 +1027,7 @@ impl<D: Device> Shared<D> {
             dst_offset,
             size,
             seq: 0,
+            first_chunk,
         };
         let seq = {
             let mut pending = self.lock_pending();
@@ -1032,7 +1038,12 @@ impl<D: Device> Shared<D> {
         grant
             .commit(size as usize)
             .expect("the committed length is the grant's own");
-        self.counters.uploads.add(Tally::Staged, size);
+        let tally = if first_chunk {
+            Tally::Staged
+        } else {
+            Tally::StagedChunk
+        };
+        self.counters.uploads.add(tally, size);
         Ticket::for_upload(seq, Arc::clone(self) as Arc<dyn TimelineSource>)
     }
 
@@ -1087,6 +1098,8 @@ impl<D: Device> Shared<D> {
         held_room: Duration,
     ) -> Result<memkit_core::WriteGrant<'_, 'static, RING_GRANTS>> {
         let mut held = HeldRoom::new(held_room);
+        // `stalls` counts grants that waited for the GPU, once each, however many waits it took.
+        let mut stalled = false;
         loop {
             self.check_live()?;
             match self.ring.grant(size, self.grant_align) {
@@ -1104,9 +1117,12 @@ impl<D: Device> Shared<D> {
                 }
                 Err(GrantError::Full { wait_for }) => match policy {
                     BackPressure::WaitForGpu => {
-                        self.counters.stalls.fetch_add(1, COUNTER);
                         match wait_for {
                             Some(value) => {
+                                if !stalled {
+                                    stalled = true;
+                                    self.counters.stalls.fetch_add(1, COUNTER);
+                                }
                                 held.reset();
                                 self.wait_for_room(value.get())?;
                                 let mut sub = self.lock_submitter();
@@ -1310,7 +1326,7 @@ impl<D: Device> Shared<D> {
                         // SAFETY: as above.
                         .or_insert_with(|| unsafe { dest.share() });
                 }
-                sub.uploads += 1;
+                sub.uploads += u64::from(upload.first_chunk);
             }
             batch.clear();
             // Every ring upload staged before these is in the plan (they were ready).

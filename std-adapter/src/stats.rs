@@ -46,6 +46,8 @@ struct UploadShard {
 pub(crate) enum Tally {
     /// An upload staged through the ring: one upload, its bytes.
     Staged,
+    /// A later chunk of an upload staged through the ring in chunks: its bytes only.
+    StagedChunk,
     /// A direct write: one write, its bytes.
     Direct,
     /// A dedicated staging upload, written first as a direct write into its staging buffer: that
@@ -125,6 +127,7 @@ impl UploadCounters {
                 add(&shard.staged_uploads, 1);
                 add(&shard.staged_bytes, bytes);
             }
+            Tally::StagedChunk => add(&shard.staged_bytes, bytes),
             Tally::Direct => {
                 add(&shard.direct_writes, 1);
                 add(&shard.direct_bytes, bytes);
@@ -263,15 +266,16 @@ pub struct CoordinatorStats {
     pub leaked_buffers: u64,
     /// Bytes uploaded, all paths.
     pub bytes_uploaded: u64,
-    /// Uploads staged through the ring.
+    /// Uploads staged through the ring (one per call, however many chunks a large one took).
     pub staged_uploads: u64,
     /// Uploads written straight into host-visible device memory.
     pub direct_writes: u64,
     /// Uploads staged in a staging allocation of their own.
     pub dedicated_staging_uploads: u64,
-    /// Staged uploads submitted to the GPU.
+    /// Staged uploads submitted to the GPU (a chunked upload counts once, with its first chunk).
     pub uploads_submitted: u64,
-    /// Copy regions before merging (one per upload, split where later uploads overwrote parts).
+    /// Copy regions before merging (one per upload, or per chunk of a chunked one, split where
+    /// later uploads overwrote parts).
     pub regions_before_merge: u64,
     /// Copy regions submitted, after merging.
     pub regions_after_merge: u64,
@@ -284,7 +288,9 @@ pub struct CoordinatorStats {
     /// Flushes a producer started right after staging a large upload
     /// ([`CoordinatorConfig::eager_submit_bytes`](crate::CoordinatorConfig::eager_submit_bytes)).
     pub eager_submissions: u64,
-    /// Times an upload waited for the GPU because the ring was full.
+    /// Uploads (or chunks of a large one, or staging grants) that waited for the GPU because
+    /// the ring was full of submitted work, once each. Waits for room that grants or uploads not
+    /// yet submitted hold are not counted.
     pub stalls: u64,
     /// Times `begin_frame` waited for the GPU.
     pub frame_waits: u64,

@@ -1103,3 +1103,58 @@ fn failed_backlog_flush_leaves_no_dedicated_staging_buffer_behind() {
     assert!(leaks.memory.is_empty(), "{leaks:?}");
     gpu.assert_no_misuse();
 }
+
+/// A 16 MiB upload goes through the ring in four 4 MiB chunks but counts as one upload, staged
+/// and then submitted (it used to count four of each), with all its bytes.
+#[test]
+fn chunked_upload_counts_once() {
+    let c = Coordinator::new(DummyDevice::discrete(), CoordinatorConfig::default()).unwrap();
+    let b = c
+        .create_buffer(16 << 20, MemoryUsage::FAST_DEVICE_ACCESS)
+        .unwrap();
+    let data: Vec<u8> = (0..16u32 << 20).map(|i| (i % 253) as u8).collect();
+    c.upload_to(&b, 0, &data).unwrap();
+    c.flush_transfers().unwrap().wait().unwrap();
+    let stats = c.stats();
+    assert_eq!(stats.staged_uploads, 1);
+    assert_eq!(stats.uploads_submitted, 1);
+    assert_eq!(stats.bytes_uploaded, 16 << 20);
+    assert_eq!(stats.regions_before_merge, 4, "one region per chunk");
+    assert!(read(&c, &b) == data);
+}
+
+/// `stalls` counts uploads that waited for the GPU, once each: room held by grants is not the
+/// GPU's (it used to count every turn of the wait loop, tens of thousands per refused upload).
+#[test]
+fn stalls_count_waits_for_the_gpu_once_per_upload() {
+    within(Duration::from_secs(30), || {
+        let config = CoordinatorConfig {
+            staging_ring_size: 1 << 20,
+            held_room_timeout: Duration::from_millis(100),
+            ..CoordinatorConfig::default()
+        };
+        let c = Coordinator::new(DummyDevice::discrete(), config).unwrap();
+        let b = c
+            .create_buffer(4 << 20, MemoryUsage::FAST_DEVICE_ACCESS)
+            .unwrap();
+        let first = c.acquire_staging(400 << 10).unwrap();
+        let second = c.acquire_staging(400 << 10).unwrap();
+        assert_eq!(
+            c.upload_to(&b, 0, &[1u8; 300 << 10]).err(),
+            Some(Error::StagingFull { wait_for: None })
+        );
+        assert_eq!(c.stats().stalls, 0, "grants, not the GPU, held the room");
+        drop((first, second));
+
+        // Submitted work fills the ring: the next upload waits for the GPU, and counts once.
+        c.upload_to(&b, 0, &[2u8; 400 << 10]).unwrap();
+        c.upload_to(&b, 1 << 20, &[3u8; 400 << 10]).unwrap();
+        c.flush_transfers().unwrap();
+        c.upload_to(&b, 2 << 20, &[4u8; 400 << 10]).unwrap();
+        assert_eq!(c.stats().stalls, 1);
+        c.flush_transfers().unwrap().wait().unwrap();
+        let bytes = read(&c, &b);
+        assert_eq!(bytes[(2 << 20)..(2 << 20) + (400 << 10)], [4u8; 400 << 10]);
+        c.device().assert_no_misuse();
+    });
+}
