@@ -1,5 +1,6 @@
 //! The command line, parsed by hand: `memkit <command> [--flag value | --flag=value | --switch]`.
 
+use std::ffi::{OsStr, OsString};
 use std::fmt;
 use std::path::PathBuf;
 use std::str::FromStr;
@@ -146,43 +147,88 @@ where
     }
 }
 
+/// `arg` split into its flag and the value after `=` (`--flag=value`), if any. The flag must be
+/// UTF-8 (every flag is); the value stays an OS string, for `--json` takes any path the OS does.
+fn split_flag(arg: &OsStr) -> Result<(String, Option<OsString>), ArgError> {
+    let bytes = arg.as_encoded_bytes();
+    let (flag, value) = match bytes.iter().position(|&b| b == b'=') {
+        Some(eq) => (&bytes[..eq], Some(&bytes[eq + 1..])),
+        None => (bytes, None),
+    };
+    let flag = std::str::from_utf8(flag)
+        .map_err(|_| ArgError(format!("unknown option {}", arg.to_string_lossy())))?;
+    Ok((flag.to_owned(), value.map(os_string_from).transpose()?))
+}
+
+/// The OS string of `bytes`, which followed an ASCII `=` in an OS string's encoded bytes.
+#[cfg(unix)]
+fn os_string_from(bytes: &[u8]) -> Result<OsString, ArgError> {
+    use std::os::unix::ffi::OsStrExt as _;
+    Ok(OsStr::from_bytes(bytes).to_owned())
+}
+
+/// The OS string of `bytes`, which followed an ASCII `=` in an OS string's encoded bytes; only
+/// UTF-8 is taken apart safely here (`--flag VALUE` takes any value).
+#[cfg(not(unix))]
+fn os_string_from(bytes: &[u8]) -> Result<OsString, ArgError> {
+    std::str::from_utf8(bytes)
+        .map(OsString::from)
+        .map_err(|_| ArgError("a value that is not valid UTF-8 needs --flag VALUE".to_owned()))
+}
+
+/// `value` of `flag` as UTF-8 (every value but `--json`'s path is a name or a number).
+fn utf8(flag: &str, value: OsString) -> Result<String, ArgError> {
+    value
+        .into_string()
+        .map_err(|v| ArgError(format!("{flag} {}: not valid UTF-8", v.to_string_lossy())))
+}
+
 impl Options {
-    /// Parses the arguments after the program name.
+    /// Parses the arguments after the program name (`std::env::args_os`: an argument need not
+    /// be UTF-8; only `--json`'s path may be other than UTF-8, anywhere else that is an error).
     pub fn parse<I, S>(args: I) -> Result<Self, ArgError>
     where
         I: IntoIterator<Item = S>,
-        S: AsRef<str>,
+        S: Into<OsString>,
     {
         let mut options = Self::default();
         let mut command = None;
-        let mut args = args.into_iter().map(|a| a.as_ref().to_owned());
+        let mut args = args.into_iter().map(Into::into);
         while let Some(arg) = args.next() {
-            if !arg.starts_with('-') {
+            if !arg.as_encoded_bytes().starts_with(b"-") {
                 if command.is_some() {
-                    return Err(ArgError(format!("unexpected argument {arg:?}")));
+                    return Err(ArgError(format!(
+                        "unexpected argument {:?}",
+                        arg.to_string_lossy()
+                    )));
                 }
-                command = Some(match arg.as_str() {
-                    "demo" => Command::Demo,
-                    "probe" => Command::Probe,
-                    "bench" => Command::Bench,
-                    "help" => Command::Help,
-                    _ => return Err(ArgError(format!("unknown command {arg:?}"))),
+                command = Some(match arg.to_str() {
+                    Some("demo") => Command::Demo,
+                    Some("probe") => Command::Probe,
+                    Some("bench") => Command::Bench,
+                    Some("help") => Command::Help,
+                    _ => {
+                        return Err(ArgError(format!(
+                            "unknown command {:?}",
+                            arg.to_string_lossy()
+                        )));
+                    }
                 });
                 continue;
             }
             // `--flag=value` or `--flag value`.
-            let (flag, inline) = match arg.split_once('=') {
-                Some((f, v)) => (f.to_owned(), Some(v.to_owned())),
-                None => (arg.clone(), None),
-            };
-            let mut value = || -> Result<String, ArgError> {
-                match inline.clone() {
+            let (flag, inline) = split_flag(&arg)?;
+            let has_inline = inline.is_some();
+            let mut inline = inline;
+            let mut os_value = || -> Result<OsString, ArgError> {
+                match inline.take() {
                     Some(v) => Ok(v),
                     None => args
                         .next()
                         .ok_or_else(|| ArgError(format!("{flag} needs a value"))),
                 }
             };
+            let mut value = || utf8(&flag, os_value()?);
             match flag.as_str() {
                 "-h" | "--help" => command = Some(Command::Help),
                 "--device" => options.device = value()?.parse()?,
@@ -191,8 +237,8 @@ impl Options {
                     options.threads = number("--threads", &value()?, 0, MAX_THREADS)?;
                 }
                 "--seed" => options.seed = number("--seed", &value()?, 0, u64::MAX)?,
-                "--json" => options.json = Some(PathBuf::from(value()?)),
-                "--quick" | "--validation" if inline.is_some() => {
+                "--json" => options.json = Some(PathBuf::from(os_value()?)),
+                "--quick" | "--validation" if has_inline => {
                     return Err(ArgError(format!("{flag} takes no value")));
                 }
                 "--quick" => options.quick = true,

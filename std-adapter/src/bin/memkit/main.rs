@@ -24,7 +24,7 @@ use crate::backend::Backend;
 use memkit_vulkan::SharedHeadlessDevice;
 
 fn main() -> ExitCode {
-    let options = match Options::parse(std::env::args().skip(1)) {
+    let options = match Options::parse(std::env::args_os().skip(1)) {
         Ok(o) => o,
         Err(e) => {
             eprintln!("memkit: {e}\n\n{USAGE}");

@@ -1,0 +1,116 @@
+//! The `memkit` command's edges: arguments that are not UTF-8, help after a flag, the JSON file
+//! opened before the run, the report's wording and the bench's figures. Like `cli.rs`, the
+//! binary's modules are compiled in from its own source files; with `--features cli` the binary
+//! itself runs too.
+// The binary's modules are shared with it; not everything they offer is used here.
+#![allow(dead_code)]
+
+#[path = "../src/bin/memkit/args.rs"]
+mod args;
+#[path = "../src/bin/memkit/backend.rs"]
+mod backend;
+#[path = "../src/bin/memkit/demo.rs"]
+mod demo;
+#[path = "../src/bin/memkit/report.rs"]
+mod report;
+#[path = "../src/bin/memkit/rng.rs"]
+mod rng;
+
+use crate::args::{Command, Options};
+
+/// Arguments that are not UTF-8: `--json` takes any path the OS does, anything else is a usage
+/// error naming the flag (not a panic).
+#[cfg(unix)]
+#[test]
+fn non_utf8_arguments_are_a_json_path_or_a_usage_error() {
+    use std::ffi::OsString;
+    use std::os::unix::ffi::OsStringExt as _;
+    let os = |bytes: &[u8]| OsString::from_vec(bytes.to_vec());
+    let path = os(b"/tmp/\xffreport.json");
+    for args in [
+        vec![os(b"demo"), os(b"--json"), path.clone()],
+        vec![os(b"demo"), os(b"--json=/tmp/\xffreport.json")],
+    ] {
+        let o = Options::parse(args).expect("a non-UTF-8 --json path parses");
+        assert_eq!(o.command, Command::Demo);
+        assert_eq!(o.json.map(|p| p.into_os_string()), Some(path.clone()));
+    }
+    for (args, names) in [
+        (
+            vec![os(b"demo"), os(b"--device"), os(b"dummy:\xff")],
+            "--device",
+        ),
+        (vec![os(b"demo"), os(b"--frames=1\xff")], "--frames"),
+        (vec![os(b"demo"), os(b"--seed"), os(b"\xff")], "--seed"),
+        (
+            vec![os(b"demo"), os(b"--threads"), os(b"\xfe")],
+            "--threads",
+        ),
+        (vec![os(b"\xff")], "unknown command"),
+        (vec![os(b"demo"), os(b"--\xff")], "unknown option"),
+        (vec![os(b"demo"), os(b"--\xff=1")], "unknown option"),
+    ] {
+        let e = Options::parse(args.clone()).expect_err("refused");
+        assert!(e.0.contains(names), "{args:?}: {e}");
+    }
+    let e = Options::parse([os(b"demo"), os(b"--device=\xff")]).unwrap_err();
+    assert!(e.0.contains("not valid UTF-8"), "{e}");
+}
+
+/// The binary itself (built only with the `cli` feature).
+#[cfg(feature = "cli")]
+mod binary {
+    use std::ffi::OsStr;
+    use std::process::{Command, Output};
+
+    fn memkit<S: AsRef<OsStr>>(args: &[S]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_memkit"))
+            .args(args)
+            .output()
+            .expect("memkit runs")
+    }
+
+    fn text(bytes: &[u8]) -> String {
+        String::from_utf8_lossy(bytes).into_owned()
+    }
+
+    /// A scratch directory of this test process.
+    fn scratch_dir(name: &str) -> std::path::PathBuf {
+        let dir = std::env::temp_dir().join(format!("memkit-cli-{}-{name}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("scratch directory");
+        dir
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_non_utf8_argument_is_a_usage_error_and_a_non_utf8_json_path_is_written() {
+        use std::ffi::OsString;
+        use std::os::unix::ffi::{OsStrExt as _, OsStringExt as _};
+        let out = memkit(&[OsString::from_vec(b"\xff".to_vec())]);
+        assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+        assert!(text(&out.stderr).contains("unknown command"));
+        let out = memkit(&[
+            OsString::from("demo"),
+            OsString::from("--device"),
+            OsString::from_vec(b"dummy:\xff".to_vec()),
+        ]);
+        assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+        assert!(text(&out.stderr).contains("--device"));
+
+        let dir = scratch_dir("utf8");
+        let mut path = dir.as_os_str().as_bytes().to_vec();
+        path.extend_from_slice(b"/\xff.json");
+        let path = OsString::from_vec(path);
+        let out = memkit(&[
+            OsString::from("demo"),
+            OsString::from("--frames"),
+            OsString::from("2"),
+            OsString::from("--json"),
+            path.clone(),
+        ]);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        let json = std::fs::read_to_string(&path).expect("the report was written");
+        let _ = std::fs::remove_dir_all(&dir);
+        assert!(json.contains("\"command\":\"demo\""), "{json}");
+    }
+}
