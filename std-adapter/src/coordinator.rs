@@ -691,6 +691,15 @@ impl<D: Device> Coordinator<D> {
         self.shared.stats()
     }
 
+    /// Shuts the coordinator down now, as dropping it does (submits what is staged, waits for
+    /// the GPU for up to 30 s, frees every buffer and block), and returns its final statistics,
+    /// whose [`CoordinatorStats::leaked_buffers`] counts the buffers the application still held:
+    /// they are destroyed, and their handles are dead.
+    pub fn shutdown(self) -> CoordinatorStats {
+        self.shared.teardown();
+        self.shared.stats()
+    }
+
     pub(crate) fn shared(&self) -> &Arc<Shared<D>> {
         &self.shared
     }
@@ -1688,6 +1697,10 @@ impl<D: Device> Shared<D> {
 
     /// Waits for the GPU, frees everything, and reports buffers still held as leaks.
     fn teardown(&self) {
+        if self.shut_down.load(Ordering::Acquire) {
+            // Already torn down by `Coordinator::shutdown`: `Drop` has nothing left to do.
+            return;
+        }
         let flushed = self.flush();
         let last = self.timeline.submitted().get();
         if flushed.is_ok() && last > 0 && !self.timeline.is_device_lost() {

@@ -262,7 +262,9 @@ pub struct CoordinatorStats {
     pub buffers_created: u64,
     /// Buffers destroyed.
     pub buffers_destroyed: u64,
-    /// Buffers still held when the coordinator was dropped.
+    /// Buffers the application still held when the coordinator shut down: non-zero only in the
+    /// statistics [`Coordinator::shutdown`](crate::Coordinator::shutdown) returns (dropping the
+    /// coordinator logs each one instead).
     pub leaked_buffers: u64,
     /// Bytes uploaded, all paths.
     pub bytes_uploaded: u64,

@@ -1158,3 +1158,38 @@ fn stalls_count_waits_for_the_gpu_once_per_upload() {
         c.device().assert_no_misuse();
     });
 }
+
+/// `shutdown` tears down as dropping does and says how many buffers the application still held
+/// (the counter used to be readable only before teardown, where it was always 0).
+#[test]
+fn shutdown_reports_the_buffers_still_held() {
+    let device = DummyDevice::discrete();
+    let c = Coordinator::new(device.clone(), CoordinatorConfig::default()).unwrap();
+    let held: Vec<_> = (0..3)
+        .map(|i| {
+            let b = c
+                .create_buffer(4096, MemoryUsage::FAST_DEVICE_ACCESS)
+                .unwrap();
+            c.upload_to(&b, 0, &[i as u8; 4096]).unwrap();
+            b
+        })
+        .collect();
+    let released = c
+        .create_buffer(4096, MemoryUsage::FAST_DEVICE_ACCESS)
+        .unwrap();
+    drop(released);
+    assert_eq!(c.stats().leaked_buffers, 0);
+    let last = c.shutdown();
+    assert_eq!(last.leaked_buffers, 3);
+    assert_eq!(last.buffers_created, 4);
+    assert_eq!(last.buffers_destroyed, 4, "the held ones are destroyed too");
+    assert_eq!(last.staged_uploads, 3);
+    assert_eq!(
+        device.counters().submissions,
+        1,
+        "staged uploads went out first"
+    );
+    assert!(held.iter().all(|b| !b.is_live()));
+    assert!(device.leak_report().is_empty());
+    assert!(device.misuses().is_empty(), "{:?}", device.misuses());
+}
