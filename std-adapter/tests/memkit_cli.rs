@@ -57,6 +57,29 @@ fn non_utf8_arguments_are_a_json_path_or_a_usage_error() {
     assert!(e.0.contains("not valid UTF-8"), "{e}");
 }
 
+/// `-h`/`--help` before a command, and `help <command>`, ask for the help (not a usage error).
+#[test]
+fn help_before_or_after_a_command_is_help() {
+    for args in [
+        &["--help", "demo"][..],
+        &["-h", "bench", "--quick"],
+        &["demo", "--help"],
+        &["help", "probe"],
+        &["--json", "x.json", "--help", "demo"],
+    ] {
+        let o = Options::parse(args.iter().copied()).expect("help parses");
+        assert_eq!(o.command, Command::Help, "{args:?}");
+    }
+    for bad in [
+        &["--help", "explode"][..],
+        &["help", "demo", "probe"],
+        &["demo", "probe", "--help"],
+        &["--help", "--frames", "0"],
+    ] {
+        assert!(Options::parse(bad.iter().copied()).is_err(), "{bad:?}");
+    }
+}
+
 /// The binary itself (built only with the `cli` feature).
 #[cfg(feature = "cli")]
 mod binary {
@@ -112,5 +135,56 @@ mod binary {
         let json = std::fs::read_to_string(&path).expect("the report was written");
         let _ = std::fs::remove_dir_all(&dir);
         assert!(json.contains("\"command\":\"demo\""), "{json}");
+    }
+
+    #[test]
+    fn help_before_a_command_shows_the_help() {
+        for args in [
+            &["--help", "demo"][..],
+            &["-h", "bench"],
+            &["help", "probe"],
+        ] {
+            let out = memkit(args);
+            assert_eq!(
+                out.status.code(),
+                Some(0),
+                "{args:?}: {}",
+                text(&out.stderr)
+            );
+            assert!(text(&out.stdout).contains("usage: memkit"), "{args:?}");
+        }
+    }
+
+    /// A `--json` path that cannot be written fails before the run (exit 1, the code of an I/O
+    /// error), not after it: nothing is printed but the error.
+    #[test]
+    fn an_unwritable_json_path_fails_before_the_run() {
+        let dir = scratch_dir("json");
+        let missing = dir.join("no-such-dir").join("report.json");
+        let missing = missing.to_str().expect("a UTF-8 temp dir");
+        let dir_str = dir.to_str().expect("a UTF-8 temp dir");
+        for args in [
+            vec!["demo", "--frames", "2000", "--json", missing],
+            vec!["demo", "--frames", "2000", "--json="],
+            vec!["bench", "--json", dir_str],
+            vec!["probe", "--json", missing],
+        ] {
+            let out = memkit(&args);
+            assert_eq!(out.status.code(), Some(1), "{args:?}");
+            assert!(
+                out.stdout.is_empty(),
+                "{args:?} ran first:\n{}",
+                text(&out.stdout)
+            );
+            assert!(text(&out.stderr).contains("writing"), "{args:?}");
+        }
+        // An existing report is replaced whole (not left with the tail of a longer one).
+        let path = dir.join("report.json");
+        std::fs::write(&path, "x".repeat(1 << 20)).unwrap();
+        let out = memkit(&["probe", "--json", path.to_str().unwrap()]);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        let json = std::fs::read_to_string(&path).unwrap();
+        let _ = std::fs::remove_dir_all(&dir);
+        assert!(json.starts_with('{') && json.ends_with("}\n"), "{json}");
     }
 }

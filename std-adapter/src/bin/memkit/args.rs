@@ -17,7 +17,7 @@ commands:
   demo     a renderer-like upload workload, verified byte for byte, then a report
   probe    the device's memory types, heaps, budgets and limits
   bench    CPU cost per upload, and the coordinator against a naive and a wgpu-style path
-  help     this text
+  help     this text (also -h or --help, before or after a command)
 
 options:
   --device D      dummy:<preset> (presets: discrete, rebar, integrated, lavapipe, mobile)
@@ -25,7 +25,7 @@ options:
   --frames N      demo: frames to run, 1 to 1000000000 (default 240)
   --threads N     demo: producer threads uploading beside the frame loop, 0 to 256 (default 4)
   --seed S        demo, bench: seed of the generated sizes, offsets and bytes (default 1)
-  --json PATH     demo, bench: also write the report as JSON to PATH
+  --json PATH     demo, probe, bench: also write the report as JSON to PATH (opened first)
   --quick         bench: fewer repetitions and uploads
   --validation    vulkan: enable the Khronos validation layer (fails when not installed)
 ";
@@ -193,16 +193,22 @@ impl Options {
     {
         let mut options = Self::default();
         let mut command = None;
+        // `-h`/`--help` anywhere, before or after a command, asks for the help.
+        let mut help = false;
+        // Whether `help` was followed by a command already.
+        let mut help_topic = false;
         let mut args = args.into_iter().map(Into::into);
         while let Some(arg) = args.next() {
             if !arg.as_encoded_bytes().starts_with(b"-") {
-                if command.is_some() {
+                // `help demo`: a command after `help` names what to help with.
+                let after_help = command == Some(Command::Help) && !help_topic;
+                if command.is_some() && !after_help {
                     return Err(ArgError(format!(
                         "unexpected argument {:?}",
                         arg.to_string_lossy()
                     )));
                 }
-                command = Some(match arg.to_str() {
+                let named = match arg.to_str() {
                     Some("demo") => Command::Demo,
                     Some("probe") => Command::Probe,
                     Some("bench") => Command::Bench,
@@ -213,7 +219,12 @@ impl Options {
                             arg.to_string_lossy()
                         )));
                     }
-                });
+                };
+                if after_help {
+                    help_topic = true;
+                } else {
+                    command = Some(named);
+                }
                 continue;
             }
             // `--flag=value` or `--flag value`.
@@ -230,7 +241,7 @@ impl Options {
             };
             let mut value = || utf8(&flag, os_value()?);
             match flag.as_str() {
-                "-h" | "--help" => command = Some(Command::Help),
+                "-h" | "--help" => help = true,
                 "--device" => options.device = value()?.parse()?,
                 "--frames" => options.frames = number("--frames", &value()?, 1, MAX_FRAMES)?,
                 "--threads" => {
@@ -246,7 +257,11 @@ impl Options {
                 _ => return Err(ArgError(format!("unknown option {flag}"))),
             }
         }
-        options.command = command.unwrap_or(Command::Help);
+        options.command = if help {
+            Command::Help
+        } else {
+            command.unwrap_or(Command::Help)
+        };
         Ok(options)
     }
 }

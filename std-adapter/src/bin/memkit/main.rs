@@ -13,7 +13,9 @@ mod rng;
 mod vulkan;
 
 use std::error::Error;
-use std::path::Path;
+use std::fs::{File, OpenOptions};
+use std::io::{ErrorKind, Seek as _, SeekFrom, Write as _};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use memkit_dummy::DummyDevice;
@@ -31,42 +33,116 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    match run(&options) {
+    // Before any work: a path that cannot be written fails now, not after minutes of running.
+    let mut json = match JsonOutput::open(&options) {
+        Ok(j) => j,
+        Err(e) => {
+            eprintln!("memkit: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match run(&options, &mut json) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("memkit: {e}");
+            if let Some(j) = json {
+                j.discard();
+            }
             ExitCode::FAILURE
         }
     }
 }
 
-fn run(options: &Options) -> Result<ExitCode, Box<dyn Error>> {
+/// The file the JSON report goes to, opened before the run.
+struct JsonOutput {
+    file: File,
+    path: PathBuf,
+    /// Made by this run (an existing file is kept as it was until the report replaces it).
+    created: bool,
+}
+
+impl JsonOutput {
+    /// Opens (or creates) `--json`'s file, for a command that writes a report.
+    fn open(options: &Options) -> Result<Option<Self>, Box<dyn Error>> {
+        let Some(path) = &options.json else {
+            return Ok(None);
+        };
+        if options.command == Command::Help {
+            return Ok(None);
+        }
+        let opened = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(path)
+            .map(|file| (file, true))
+            .or_else(|e| match e.kind() {
+                ErrorKind::AlreadyExists => OpenOptions::new()
+                    .write(true)
+                    .open(path)
+                    .map(|f| (f, false)),
+                _ => Err(e),
+            });
+        match opened {
+            Ok((file, created)) => Ok(Some(Self {
+                file,
+                path: path.clone(),
+                created,
+            })),
+            Err(e) => Err(format!("writing {}: {e}", path.display()).into()),
+        }
+    }
+
+    /// Replaces the file's contents with `json` and a newline.
+    fn write(&mut self, json: &str) -> Result<(), Box<dyn Error>> {
+        let mut write = || -> std::io::Result<()> {
+            // A regular file is cut to the report; a pipe or terminal (`/dev/stdout`) cannot be.
+            if self.file.metadata()?.is_file() {
+                self.file.set_len(0)?;
+                self.file.seek(SeekFrom::Start(0))?;
+            }
+            self.file.write_all(format!("{json}\n").as_bytes())?;
+            self.file.flush()
+        };
+        write().map_err(|e| format!("writing {}: {e}", self.path.display()).into())
+    }
+
+    /// After a failed run: removes the file if this run made it (it is empty), so a failure
+    /// leaves nothing behind; an existing file keeps its contents.
+    fn discard(self) {
+        if self.created {
+            drop(self.file);
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
+fn run(options: &Options, json: &mut Option<JsonOutput>) -> Result<ExitCode, Box<dyn Error>> {
     match (options.command, options.device) {
         (Command::Help, _) => {
             print!("{USAGE}");
             Ok(ExitCode::SUCCESS)
         }
         (Command::Demo, DeviceChoice::Dummy(preset)) => {
-            demo(DummyDevice::with_preset(preset), options)
+            demo(DummyDevice::with_preset(preset), options, json)
         }
-        (Command::Demo, DeviceChoice::Vulkan) => demo(vulkan(options)?, options),
+        (Command::Demo, DeviceChoice::Vulkan) => demo(vulkan(options)?, options, json),
         (Command::Probe, DeviceChoice::Dummy(preset)) => {
             let device = DummyDevice::with_preset(preset);
             print!("{}", probe::text(&device.describe(), &device));
-            write_json(options, &probe::json(&device.describe(), &device))?;
+            write_json(json, &probe::json(&device.describe(), &device))?;
             Ok(ExitCode::SUCCESS)
         }
         (Command::Probe, DeviceChoice::Vulkan) => {
             let device = vulkan(options)?;
             let report = device.device().probe()?;
             print!("{report}");
-            write_json(options, &probe::json(&device.describe(), &device))?;
+            write_json(json, &probe::json(&device.describe(), &device))?;
             Ok(ExitCode::SUCCESS)
         }
         (Command::Bench, DeviceChoice::Dummy(preset)) => {
-            bench(&|| Ok(DummyDevice::with_preset(preset)), options)
+            bench(&|| Ok(DummyDevice::with_preset(preset)), options, json)
         }
-        (Command::Bench, DeviceChoice::Vulkan) => bench(&|| vulkan(options), options),
+        (Command::Bench, DeviceChoice::Vulkan) => bench(&|| vulkan(options), options, json),
     }
 }
 
@@ -75,19 +151,18 @@ fn vulkan(options: &Options) -> Result<SharedHeadlessDevice, Box<dyn Error>> {
         .map_err(|e| format!("--device vulkan: {e} (try --device dummy:discrete)").into())
 }
 
-fn write_json(options: &Options, json: &str) -> Result<(), Box<dyn Error>> {
-    if let Some(path) = &options.json {
-        write_file(path, json)?;
+fn write_json(out: &mut Option<JsonOutput>, json: &str) -> Result<(), Box<dyn Error>> {
+    match out {
+        Some(out) => out.write(json),
+        None => Ok(()),
     }
-    Ok(())
 }
 
-fn write_file(path: &Path, json: &str) -> Result<(), Box<dyn Error>> {
-    std::fs::write(path, format!("{json}\n"))
-        .map_err(|e| format!("writing {}: {e}", path.display()).into())
-}
-
-fn demo<D: Backend>(device: D, options: &Options) -> Result<ExitCode, Box<dyn Error>> {
+fn demo<D: Backend>(
+    device: D,
+    options: &Options,
+    json: &mut Option<JsonOutput>,
+) -> Result<ExitCode, Box<dyn Error>> {
     let report = demo::run(
         device,
         CoordinatorConfig::default(),
@@ -99,7 +174,7 @@ fn demo<D: Backend>(device: D, options: &Options) -> Result<ExitCode, Box<dyn Er
         },
     )?;
     print!("{}", report::demo_text(&report));
-    write_json(options, &report::demo_json(&report))?;
+    write_json(json, &report::demo_json(&report))?;
     if report.verification.passed() {
         Ok(ExitCode::SUCCESS)
     } else {
@@ -111,6 +186,7 @@ fn demo<D: Backend>(device: D, options: &Options) -> Result<ExitCode, Box<dyn Er
 fn bench<D: Backend>(
     make: &dyn Fn() -> Result<D, bench::BenchError>,
     options: &Options,
+    json: &mut Option<JsonOutput>,
 ) -> Result<ExitCode, Box<dyn Error>> {
     if cfg!(debug_assertions) {
         eprintln!(
@@ -126,6 +202,6 @@ fn bench<D: Backend>(
         },
     )?;
     print!("{}", bench::text(&report));
-    write_json(options, &bench::json(&report))?;
+    write_json(json, &bench::json(&report))?;
     Ok(ExitCode::SUCCESS)
 }
