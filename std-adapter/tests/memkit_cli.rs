@@ -80,6 +80,40 @@ fn help_before_or_after_a_command_is_help() {
     }
 }
 
+/// The demo report gives a heap's blocks and dedicated objects as counts and totals: "3 blocks,
+/// 194.0 MiB in all", never "3 blocks of 194.0 MiB" (a per-block size it does not know).
+#[test]
+fn heap_lines_state_totals_not_sizes_per_block() {
+    let report = demo::run(
+        memkit_dummy::DummyDevice::discrete(),
+        memkit_std::CoordinatorConfig::default(),
+        demo::DemoOptions {
+            frames: 2,
+            threads: 1,
+            seed: 7,
+            progress: false,
+        },
+    )
+    .expect("the demo runs");
+    let mut heap = report.stats.heaps[0].clone();
+    heap.blocks = 3;
+    heap.block_bytes = 194 << 20;
+    heap.dedicated_objects = 2;
+    heap.dedicated_bytes = 96 << 20;
+    let line = report::heap_line(&heap);
+    assert!(line.contains("3 blocks, 194.0 MiB in all"), "{line}");
+    assert!(
+        line.contains("2 dedicated objects, 96.0 MiB in all"),
+        "{line}"
+    );
+    assert!(!line.contains(" of "), "{line}");
+    let text = report::demo_text(&report);
+    for h in &report.stats.heaps {
+        assert!(text.contains(&report::heap_line(h)), "{text}");
+    }
+    assert!(!text.contains("blocks of"), "{text}");
+}
+
 /// The binary itself (built only with the `cli` feature).
 #[cfg(feature = "cli")]
 mod binary {

@@ -7,6 +7,8 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use memkit_std::HeapReport;
+
 use crate::demo::DemoReport;
 
 /// A `\r` progress line on stderr, drawn only when stderr is a terminal, at most every 100 ms.
@@ -159,21 +161,7 @@ pub fn demo_text(r: &DemoReport) -> String {
     );
     let _ = writeln!(o, "memory per heap (at the end, before teardown)");
     for h in &s.heaps {
-        let _ = writeln!(
-            o,
-            "  heap {}: {} blocks of {} holding {} in {} allocations (slack {:.1}%), \
-             {} dedicated objects of {}, budget {} usage {}",
-            h.heap,
-            h.blocks,
-            size(h.block_bytes),
-            size(h.allocated_bytes),
-            h.sub_allocations,
-            h.block_slack() * 100.0,
-            h.dedicated_objects,
-            size(h.dedicated_bytes),
-            size(h.budget),
-            size(h.usage)
-        );
+        let _ = writeln!(o, "  {}", heap_line(h));
     }
     let v = &r.verification;
     let _ = writeln!(o, "verification");
@@ -235,6 +223,25 @@ pub fn demo_text(r: &DemoReport) -> String {
         }
     );
     std::mem::take(o)
+}
+
+/// One heap of the report: its blocks and dedicated objects, each as a count and the bytes of
+/// them all (not a size per block or object: blocks differ in size).
+pub fn heap_line(h: &HeapReport) -> String {
+    format!(
+        "heap {}: {} blocks, {} in all, holding {} in {} allocations (slack {:.1}%); \
+         {} dedicated objects, {} in all; budget {} usage {}",
+        h.heap,
+        h.blocks,
+        size(h.block_bytes),
+        size(h.allocated_bytes),
+        h.sub_allocations,
+        h.block_slack() * 100.0,
+        h.dedicated_objects,
+        size(h.dedicated_bytes),
+        size(h.budget),
+        size(h.usage)
+    )
 }
 
 /// A JSON object, written key by key.
