@@ -9,6 +9,10 @@
 mod args;
 #[path = "../src/bin/memkit/backend.rs"]
 mod backend;
+#[path = "../src/bin/memkit/bench.rs"]
+mod bench;
+#[path = "../src/bin/memkit/clock.rs"]
+mod clock;
 #[path = "../src/bin/memkit/demo.rs"]
 mod demo;
 #[path = "../src/bin/memkit/report.rs"]
@@ -112,6 +116,43 @@ fn heap_lines_state_totals_not_sizes_per_block() {
         assert!(text.contains(&report::heap_line(h)), "{text}");
     }
     assert!(!text.contains("blocks of"), "{text}");
+}
+
+/// The bench states the repetitions of each part: part 1's small-upload medians and part 2's
+/// path medians have different counts (5 and 3 with `--quick`), in words and in JSON.
+#[test]
+fn bench_report_states_the_repetitions_of_each_part() {
+    let quick = bench::BenchOptions {
+        quick: true,
+        seed: 1,
+    };
+    let full = bench::BenchOptions {
+        quick: false,
+        ..quick
+    };
+    assert_eq!(
+        (quick.small_repetitions(), quick.path_repetitions()),
+        (5, 3)
+    );
+    assert_eq!((full.small_repetitions(), full.path_repetitions()), (15, 5));
+    let report = bench::BenchReport {
+        device: "d".to_owned(),
+        small_repetitions: quick.small_repetitions(),
+        path_repetitions: quick.path_repetitions(),
+        paths_cpu_time: true,
+        small_cpu_time: true,
+        small: Vec::new(),
+        paths: Vec::new(),
+    };
+    let text = bench::text(&report);
+    assert!(
+        text.contains("medians of 5 batches per small upload size, of 3 runs per path and size"),
+        "{text}"
+    );
+    let json = bench::json(&report);
+    assert!(json.contains("\"small_repetitions\":5"), "{json}");
+    assert!(json.contains("\"path_repetitions\":3"), "{json}");
+    assert!(!json.contains("\"repetitions\""), "{json}");
 }
 
 /// The binary itself (built only with the `cli` feature).

@@ -54,6 +54,19 @@ pub struct BenchOptions {
     pub seed: u64,
 }
 
+impl BenchOptions {
+    /// Timed batches behind each small-upload median (part 1).
+    pub fn small_repetitions(&self) -> usize {
+        if self.quick { 5 } else { 15 }
+    }
+
+    /// Runs of each path behind each throughput median (part 2): fewer, for each takes the
+    /// device through thousands of uploads.
+    pub fn path_repetitions(&self) -> usize {
+        if self.quick { 3 } else { 5 }
+    }
+}
+
 /// CPU cost of small uploads of one size.
 #[derive(Clone, Copy, Debug)]
 pub struct SmallUpload {
@@ -99,8 +112,10 @@ impl PathComparison {
 pub struct BenchReport {
     /// The device, in words.
     pub device: String,
-    /// Repetitions behind each median.
-    pub repetitions: usize,
+    /// Timed batches behind each median of part 1 (small uploads).
+    pub small_repetitions: usize,
+    /// Runs of each path behind each median of part 2 (throughput).
+    pub path_repetitions: usize,
     /// Whether the paths' times are the benchmark thread's CPU time (else wall time).
     pub paths_cpu_time: bool,
     /// Whether the small uploads' times are CPU time.
@@ -141,7 +156,8 @@ pub fn run<D: Backend>(
         made.set(made.get() + 1);
         make().map_err(|e| format!("creating device number {}: {e}", made.get()).into())
     };
-    let repetitions = if options.quick { 5 } else { 15 };
+    let small_repetitions = options.small_repetitions();
+    let path_repetitions = options.path_repetitions();
     let device: D = make()?;
     let name = device.describe();
     // The uploads' CPU cost is CPU time; so is a path's time on the simulated device, whose GPU
@@ -153,16 +169,15 @@ pub fn run<D: Backend>(
     let small = small_uploads(
         device,
         &[64, 256, 1024, 4096],
-        repetitions,
+        small_repetitions,
         options.seed,
         cpu_clock,
     )?;
     let uploads = if options.quick { 2_000 } else { 10_000 };
-    let path_reps = if options.quick { 3 } else { 5 };
     let mut paths = Vec::new();
     for size in [256, 4096, 64 << 10] {
         let mut seconds = [Vec::new(), Vec::new(), Vec::new()];
-        for rep in 0..path_reps {
+        for rep in 0..path_repetitions {
             let order = slot_order(options.seed ^ rep as u64, uploads);
             let payload = payload(options.seed, size);
             let device: D = make()?;
@@ -196,7 +211,8 @@ pub fn run<D: Backend>(
     }
     Ok(BenchReport {
         device: name,
-        repetitions,
+        small_repetitions,
+        path_repetitions,
         paths_cpu_time: clock.is_cpu_time(),
         small_cpu_time: cpu_clock.is_cpu_time(),
         small,
@@ -743,8 +759,9 @@ pub fn text(r: &BenchReport) -> String {
     let mut o = String::new();
     let _ = writeln!(
         o,
-        "memkit bench on {} (medians of {} repetitions)",
-        r.device, r.repetitions
+        "memkit bench on {} (medians of {} batches per small upload size, of {} runs per path \
+         and size)",
+        r.device, r.small_repetitions, r.path_repetitions
     );
     let _ = writeln!(
         o,
@@ -843,7 +860,8 @@ pub fn json(r: &BenchReport) -> String {
     Json::new()
         .str("command", "bench")
         .str("device", &r.device)
-        .num("repetitions", r.repetitions as u64)
+        .num("small_repetitions", r.small_repetitions as u64)
+        .num("path_repetitions", r.path_repetitions as u64)
         .bool("small_uploads_cpu_time", r.small_cpu_time)
         .bool("paths_cpu_time", r.paths_cpu_time)
         .raw("small_uploads", &format!("[{}]", small.join(",")))
