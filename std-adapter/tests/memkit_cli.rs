@@ -155,6 +155,58 @@ fn bench_report_states_the_repetitions_of_each_part() {
     assert!(!json.contains("\"repetitions\""), "{json}");
 }
 
+/// The memcpy baseline of the small-upload rows copies into page-aligned memory, as the ring's
+/// grants are: a `Vec`'s start (16 bytes past a page) made each copy straddle one more cache
+/// line, the baseline slower than the copy it is subtracted from, and the 4 KiB row negative.
+#[test]
+fn the_memcpy_baseline_target_is_page_aligned() {
+    for len in [64 * 4096, 4096 * 4096, 1, 4095] {
+        let mut target = bench::MemcpyTarget::new(len);
+        let bytes = target.bytes_mut();
+        assert_eq!(bytes.len(), len);
+        assert_eq!(bytes.as_ptr() as usize % 4096, 0, "{len}");
+        assert!(bytes.iter().all(|&b| b == 0));
+    }
+}
+
+/// A row whose memcpy alone took longer than the upload (a negative difference) reads "below
+/// memcpy noise", not a negative cost; JSON gives `null` and says why.
+#[test]
+fn a_negative_overhead_is_reported_as_below_memcpy_noise() {
+    let row = |upload_ns: f64, memcpy_ns: f64| bench::SmallUpload {
+        size: 4096,
+        direct: false,
+        upload_ns,
+        memcpy_ns,
+        overhead_ns: upload_ns - memcpy_ns,
+        flush_ns: 220.0,
+    };
+    let report = bench::BenchReport {
+        device: "d".to_owned(),
+        small_repetitions: 5,
+        path_repetitions: 3,
+        paths_cpu_time: true,
+        small_cpu_time: true,
+        small: vec![row(224.4, 402.9), row(300.0, 250.0)],
+        paths: Vec::new(),
+    };
+    assert_eq!(report.small[0].overhead(), None);
+    assert_eq!(report.small[1].overhead(), Some(50.0));
+    let text = bench::text(&report);
+    assert!(text.contains("below memcpy noise"), "{text}");
+    assert!(!text.contains("-178.5"), "{text}");
+    assert!(text.contains(" 50.0 "), "{text}");
+    let json = bench::json(&report);
+    assert!(
+        json.contains("\"overhead_ns\":null,\"overhead_below_memcpy_noise\":true"),
+        "{json}"
+    );
+    assert!(
+        json.contains("\"overhead_ns\":50.000000,\"overhead_below_memcpy_noise\":false"),
+        "{json}"
+    );
+}
+
 /// The binary itself (built only with the `cli` feature).
 #[cfg(feature = "cli")]
 mod binary {
