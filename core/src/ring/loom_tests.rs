@@ -262,3 +262,266 @@ fn loom_two_producer_handles_spans_close_and_drain_in_order() {
         whole.commit_all();
     });
 }
+
+/// Writes `tag` into every byte of `grant` through the shadow cells.
+fn fill<const GRANTS: usize>(
+    shadow: &[UnsafeCell<u8>],
+    grant: &WriteGrant<'_, '_, GRANTS>,
+    tag: u8,
+) {
+    for cell in &shadow[grant.offset()..grant.offset() + grant.len()] {
+        cell.with_mut(|byte| {
+            // SAFETY: loom checks this access against every other one.
+            unsafe { *byte = tag }
+        });
+    }
+}
+
+/// Drains every range that is ready, reading each through the shadow: `(offset, len, tag)` in
+/// order.
+fn drain_ready<const GRANTS: usize>(
+    consumer: &mut RingConsumer<Arc<StagingRing<'static, GRANTS>>>,
+    shadow: &[UnsafeCell<u8>],
+    seen: &mut Vec<(usize, usize, u8)>,
+) {
+    while let Some(range) = consumer.drain() {
+        seen.push((range.offset(), range.len(), read(shadow, &range)));
+    }
+}
+
+/// Checks that ranges the consumer holds at once (drained, not yet released) never overlap.
+fn assert_disjoint(held: &[(usize, usize, u8)]) {
+    for (i, &(a, a_len, _)) in held.iter().enumerate() {
+        for &(b, b_len, _) in &held[i + 1..] {
+            assert!(a + a_len <= b || b + b_len <= a, "overlap: {held:?}");
+        }
+    }
+}
+
+/// A ring of `CAPACITY` bytes with `GRANTS` slots, over leaked memory.
+fn ring_with<const GRANTS: usize>() -> Arc<StagingRing<'static, GRANTS>> {
+    let memory = RingMemory::new(Box::leak(vec![0u8; CAPACITY].into_boxed_slice()));
+    Arc::new(StagingRing::new(memory).unwrap())
+}
+
+/// Scenario: a producer handle opens a span of two tickets (its grant at 0..2, the second ticket
+/// and bytes 2..4 unused), commits the grant and drops the handle, whose close gives the unused
+/// ticket and bytes back to the head; then it tries one plain 4-byte grant. Meanwhile the consumer
+/// drains the first grant, submits it as value 1 and releases it, and that release restarts the
+/// emptied ring at offset 0 when the give-back came first (before it, the span's unused ticket
+/// keeps the ring from looking idle, so the restart must not happen).
+/// Checked: the consumer's read of 0..2 is ordered before any later write there (loom's cells);
+/// the plain grant lands at 2..6 (no restart) or at 0..4 of the restarted ring, never on the
+/// unused ticket's bytes while the span holds them; the release gives back exactly the 2 bytes;
+/// every committed grant is drained exactly once, untorn and in order, none counts as dropped;
+/// afterwards everything comes back and the whole ring fits in one grant at offset 0.
+#[test]
+fn loom_span_give_back_races_the_consumer_restart() {
+    loom::model(|| {
+        let ring = ring_with::<2>();
+        let shadow = shadow();
+        let mut consumer = RingConsumer::new(ring.clone()).unwrap();
+        let producer = {
+            let (ring, shadow) = (ring.clone(), shadow.clone());
+            thread::spawn(move || {
+                let mut handle = RingProducer::with_span(&*ring, 4, 2).unwrap();
+                let grant = handle.grant(2, 1).expect("a fresh ring has room and slots");
+                assert!(handle.has_open_span(), "the span keeps its second ticket");
+                assert_eq!(grant.offset(), 0);
+                fill(&shadow, &grant, 0x11);
+                grant.commit_all();
+                drop(handle);
+                match ring.grant(4, 1) {
+                    Ok(grant) => {
+                        let offset = grant.offset();
+                        fill(&shadow, &grant, 0x22);
+                        grant.commit_all();
+                        Some(offset)
+                    }
+                    // A single attempt: it may see the restarted head before the consumer's
+                    // store of the restarted `released` (the skipped tail then still counts).
+                    Err(GrantError::Full { .. }) => None,
+                    Err(error) => panic!("unexpected {error}"),
+                }
+            })
+        };
+        let mut seen: Vec<(usize, usize, u8)> = Vec::new();
+        let first = loop {
+            if let Some(range) = consumer.drain() {
+                break range;
+            }
+            thread::yield_now();
+        };
+        assert_eq!((first.offset(), read(&shadow, &first)), (0, 0x11));
+        consumer.mark(FenceValue::new(1)).unwrap();
+        assert_eq!(consumer.release_completed(FenceValue::new(1)), 2);
+        drain_ready(&mut consumer, &shadow, &mut seen);
+        let second = producer.join().unwrap();
+        drain_ready(&mut consumer, &shadow, &mut seen);
+        match second {
+            Some(offset) => {
+                assert!(matches!(offset, 0 | 2), "landed at {offset}");
+                assert_eq!(seen, [(offset, 4, 0x22)]);
+            }
+            None => assert!(seen.is_empty(), "{seen:?}"),
+        }
+        assert_eq!(ring.stats().dropped_grants, 0);
+        consumer.mark(FenceValue::new(2)).unwrap();
+        consumer.release_completed(FenceValue::new(2));
+        assert_eq!(ring.stats().bytes_in_flight, 0);
+        let whole = ring.grant(CAPACITY, 1).expect("the ring is empty again");
+        assert_eq!(whole.offset(), 0);
+        whole.commit_all();
+    });
+}
+
+/// Scenario: 3 bytes are committed at 0..3. A producer handle then opens a span (its first grant
+/// of 2 bytes and a second ticket with 2 more bytes reserved), commits the first grant, yields
+/// with the span still open and its second ticket unused, then sends the second grant (from the
+/// span) and a 3-byte grant from a new span, which fits only by wrapping onto 0..3. Meanwhile the
+/// consumer drains the 3 bytes, submits them as value 1 and releases them: before the span was
+/// reserved (the release then restarts the idle ring at offset 0), or while the span is reserved
+/// and not yet used or closed. (A producer that sees the restarted head before the consumer's
+/// store of the restarted `released` counts the skipped tail as used and takes a span of one
+/// ticket; its later grants may then be refused as full. Each grant is a single attempt.)
+/// Checked: the release gives back exactly the 3 drained bytes, never the span's; no byte of 0..3
+/// is rewritten before the consumer's read of it is ordered before the write (loom's cells); the
+/// producer's committed grants are drained exactly once, untorn and in order, the first always;
+/// the ranges drained after the release, all held at once, never overlap; afterwards everything
+/// comes back and the whole ring fits in one grant at offset 0.
+#[test]
+fn loom_release_while_a_span_is_reserved_and_unused() {
+    loom::model(|| {
+        let ring = ring_with::<4>();
+        let shadow = shadow();
+        let mut consumer = RingConsumer::new(ring.clone()).unwrap();
+        assert!(produce_in(&ring, &shadow, 3, 0x0f));
+        let producer = {
+            let (ring, shadow) = (ring.clone(), shadow.clone());
+            thread::spawn(move || {
+                let mut handle = RingProducer::with_span(&*ring, 4, 2).unwrap();
+                let mut sent: Vec<u8> = Vec::new();
+                for (size, tag) in [(2, 0x21u8), (2, 0x22), (3, 0x23)] {
+                    match handle.grant(size, 1) {
+                        Ok(grant) => {
+                            fill(&shadow, &grant, tag);
+                            grant.commit_all();
+                            sent.push(tag);
+                        }
+                        Err(GrantError::Full { .. }) => {}
+                        Err(error) => panic!("unexpected {error}"),
+                    }
+                    if tag == 0x21 {
+                        // The span's second ticket is reserved and unused here.
+                        thread::yield_now();
+                    }
+                }
+                drop(handle);
+                sent
+            })
+        };
+        let first = consumer
+            .drain()
+            .expect("committed before the producer started");
+        assert_eq!((first.offset(), read(&shadow, &first)), (0, 0x0f));
+        consumer.mark(FenceValue::new(1)).unwrap();
+        assert_eq!(consumer.release_completed(FenceValue::new(1)), 3);
+        let mut seen: Vec<(usize, usize, u8)> = Vec::new();
+        drain_ready(&mut consumer, &shadow, &mut seen);
+        let sent = producer.join().unwrap();
+        drain_ready(&mut consumer, &shadow, &mut seen);
+        assert_eq!(sent.first(), Some(&0x21), "5 bytes and 3 slots were free");
+        let tags: Vec<u8> = seen.iter().map(|&(_, _, tag)| tag).collect();
+        assert_eq!(tags, sent, "{seen:?}");
+        assert_disjoint(&seen);
+        consumer.mark(FenceValue::new(2)).unwrap();
+        consumer.release_completed(FenceValue::new(2));
+        assert_eq!(ring.stats().bytes_in_flight, 0);
+        let whole = ring.grant(CAPACITY, 1).expect("the ring is empty again");
+        assert_eq!(whole.offset(), 0);
+        whole.commit_all();
+    });
+}
+
+/// `produce` for a ring of any slot count.
+fn produce_in<const GRANTS: usize>(
+    ring: &StagingRing<'static, GRANTS>,
+    shadow: &[UnsafeCell<u8>],
+    size: usize,
+    tag: u8,
+) -> bool {
+    match ring.grant(size, 1) {
+        Ok(grant) => {
+            fill(shadow, &grant, tag);
+            grant.commit_all();
+            true
+        }
+        Err(GrantError::Full { .. } | GrantError::TooManyUndrained { .. }) => false,
+        Err(error) => panic!("unexpected {error}"),
+    }
+}
+
+/// Scenario: 4 bytes are committed at 0..4, leaving `head_hint` (the head as the last reservation
+/// left it) at 4. A producer handle asks for a 2-byte grant with a span of two tickets while the
+/// consumer drains the 4 bytes, submits and releases them, which restarts the idle ring at offset
+/// 0 of the next lap (the hint still says 4 of the old lap), and then tries to take the whole ring
+/// in one 8-byte grant, starting from its own stale hint. The producer's first guess is the stale
+/// hint too, with whatever `released` it loaded before the restart.
+/// Checked: the producer's span and the whole-ring grant are never both given (together they
+/// would overlap); no byte is written while another party may still read or write it (loom's
+/// cells); every committed grant is drained exactly once and untorn; afterwards everything comes
+/// back and the whole ring fits in one grant at offset 0.
+#[test]
+fn loom_stale_head_hint_after_restart_with_a_span_outstanding() {
+    loom::model(|| {
+        let ring = ring_with::<4>();
+        let shadow = shadow();
+        let mut consumer = RingConsumer::new(ring.clone()).unwrap();
+        assert!(produce_in(&ring, &shadow, 4, 0x0f));
+        let producer = {
+            let (ring, shadow) = (ring.clone(), shadow.clone());
+            thread::spawn(move || {
+                let mut handle = RingProducer::with_span(&*ring, 4, 2).unwrap();
+                let granted = match handle.grant(2, 1) {
+                    Ok(grant) => {
+                        fill(&shadow, &grant, 0x21);
+                        grant.commit_all();
+                        true
+                    }
+                    Err(GrantError::Full { .. }) => false,
+                    Err(error) => panic!("unexpected {error}"),
+                };
+                drop(handle);
+                granted
+            })
+        };
+        let first = consumer
+            .drain()
+            .expect("committed before the producer started");
+        assert_eq!((first.offset(), read(&shadow, &first)), (0, 0x0f));
+        consumer.mark(FenceValue::new(1)).unwrap();
+        assert_eq!(consumer.release_completed(FenceValue::new(1)), 4);
+        let whole = produce_in(&ring, &shadow, CAPACITY, 0x33);
+        let mut seen: Vec<(usize, usize, u8)> = Vec::new();
+        drain_ready(&mut consumer, &shadow, &mut seen);
+        let span = producer.join().unwrap();
+        drain_ready(&mut consumer, &shadow, &mut seen);
+        assert!(!(span && whole), "overlapping grants: {seen:?}");
+        let mut expected: Vec<u8> = Vec::new();
+        if span {
+            expected.push(0x21);
+        }
+        if whole {
+            expected.push(0x33);
+        }
+        let tags: Vec<u8> = seen.iter().map(|&(_, _, tag)| tag).collect();
+        assert_eq!(tags, expected, "{seen:?}");
+        assert_disjoint(&seen);
+        consumer.mark(FenceValue::new(2)).unwrap();
+        consumer.release_completed(FenceValue::new(2));
+        assert_eq!(ring.stats().bytes_in_flight, 0);
+        let again = ring.grant(CAPACITY, 1).expect("the ring is empty again");
+        assert_eq!(again.offset(), 0);
+        again.commit_all();
+    });
+}

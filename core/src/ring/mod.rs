@@ -741,8 +741,9 @@ impl<'m, const GRANTS: usize> StagingRing<'m, GRANTS> {
     }
 
     /// One try at reserving from `head` with `released`. `verified`: `head` was read from the
-    /// head word after `released` was loaded, so `released` is not ahead of it and a full ring
-    /// or a lack of slots seen from it may be reported.
+    /// head word after `released` was loaded, and `released` still held after it, so `released`
+    /// is neither ahead of it nor laps behind, and a full ring or a lack of slots seen from it may
+    /// be reported.
     #[inline(always)]
     fn attempt(
         &self,
@@ -829,22 +830,42 @@ impl<'m, const GRANTS: usize> StagingRing<'m, GRANTS> {
                     extra,
                 })
             }
-            Err(current) => Attempt::Again {
-                head: current,
-                released,
-            },
+            // Why the second load of `released`: ours was loaded before the CAS, and the ring
+            // may have gone round more than a lap since (a consumer restart alone jumps to the
+            // next lap). Positions repeat every two laps, so from a `released` two laps behind
+            // `current` the distance comes out small and the next attempt would hand out bytes
+            // still in use (found by `loom_stale_head_hint_after_restart_with_a_span_outstanding`).
+            // Keep it only when it is still the value after `current` was read.
+            Err(current) => {
+                if self.released.load(Ordering::Acquire) == released {
+                    Attempt::Again {
+                        head: current,
+                        released,
+                    }
+                } else {
+                    self.reload()
+                }
+            }
         }
     }
 
     /// The next attempt's `released` and head, loaded in that order.
     #[cold]
     fn reload(&self) -> Attempt {
-        // Acquire on `released` as in `reserve`. Acquire on the head: pairs with the Release of
-        // the consumer's restart CAS, so a restarted head comes with the `released` stored
-        // before it; loaded after `released`, so `released` is never ahead of it.
-        let released = self.released.load(Ordering::Acquire);
-        let head = self.head.load(Ordering::Acquire);
-        Attempt::Again { head, released }
+        loop {
+            // Acquire on `released` as in `reserve`. Acquire on the head: pairs with the Release
+            // of the consumer's restart CAS, so a restarted head comes with the `released` stored
+            // before it; loaded after `released`, so `released` is never ahead of it.
+            let released = self.released.load(Ordering::Acquire);
+            let head = self.head.load(Ordering::Acquire);
+            // Why again: a `released` loaded before the head may be two laps behind it (the
+            // consumer gave back and the ring went round in between, as after a failed CAS in
+            // `attempt`); one unchanged across the head load was the consumer's when the head was
+            // read. Loops only while the consumer gives space back.
+            if self.released.load(Ordering::Acquire) == released {
+                return Attempt::Again { head, released };
+            }
+        }
     }
 
     /// The earliest published submission whose completion gives a grant taking `taken` bytes
