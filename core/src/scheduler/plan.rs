@@ -118,7 +118,9 @@ impl<'a> Iterator for CopyBatches<'a> {
                 self.group += 1;
                 continue;
             }
-            let end = group_end.min(self.at + self.max);
+            // `at < group_end`: no overflow, where `at + max` could (a `max` of `u32::MAX` on a
+            // 32-bit target).
+            let end = self.at + (group_end - self.at).min(self.max);
             let batch = CopyBatch {
                 destination: header.buffer,
                 regions: &self.copies[self.at..end],

@@ -592,3 +592,21 @@ fn random_uploads_match_direct_application() {
         assert_eq!(written, covered, "round {round}");
     }
 }
+
+/// The largest batch limit with more than one destination: the batch end was `at + max` in
+/// `usize`, which overflowed on 32-bit targets (a panic with overflow checks, a bad slice
+/// without) from the second destination on. On a 64-bit host this passes either way; CI's Miri
+/// run covers core only on the host, so it was checked with `cargo +nightly miri test
+/// --target i686-unknown-linux-gnu` (fails before the fix, passes after).
+#[test]
+fn largest_batch_limit_batches_every_destination() {
+    let mut s = scheduler(cfg(1, u32::MAX), 4);
+    s.push(up(16, A, 0, 16)).unwrap();
+    s.push(up(32, B, 0, 16)).unwrap();
+    let (batches, unaligned) = plan_of(&mut s);
+    assert!(unaligned.is_empty());
+    assert_eq!(batches.len(), 2);
+    let destinations: Vec<BufferKey> = batches.iter().map(|b| b.0).collect();
+    assert!(destinations.contains(&A) && destinations.contains(&B));
+    assert!(batches.iter().all(|b| b.1.len() == 1));
+}
