@@ -48,7 +48,10 @@ impl CopyRecorder {
     ///   transfers (and of `release.src_family` when given);
     /// - every buffer is alive and bound, stays so until the command buffer completed, and was
     ///   created with `TRANSFER_SRC` (sources) or `TRANSFER_DST` (destinations);
-    /// - each region lies inside both buffers; destination ranges in one command are disjoint.
+    /// - each region has a nonzero size and lies inside both buffers; in one command,
+    ///   destination ranges are disjoint and no region's source range overlaps any region's
+    ///   destination range in memory (`VUID-VkBufferCopy-size-01988`,
+    ///   `VUID-vkCmdCopyBuffer-pRegions-00117`).
     pub unsafe fn record(
         &mut self,
         device: &ash::Device,

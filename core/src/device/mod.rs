@@ -535,8 +535,8 @@ pub struct BufferCopy {
     pub size: u64,
 }
 
-/// One copy command: many regions from one buffer into another. The destination ranges of its
-/// regions are disjoint.
+/// One copy command: many regions from one buffer into another. Its regions have nonzero sizes,
+/// their destination ranges are disjoint, and no source range overlaps a destination range.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct CopyCommand<'a, B> {
     /// Source buffer (the staging ring's buffer, usually).
@@ -567,9 +567,13 @@ pub trait CopyQueue: BufferDevice {
     ///
     /// # Safety
     /// - every buffer is alive and bound, and stays so until `signal_value` completes;
-    /// - each region lies inside both buffers; destination ranges in one command are disjoint;
+    /// - each region has a nonzero size and lies inside both buffers; in one command,
+    ///   destination ranges are disjoint and no region's source range overlaps any region's
+    ///   destination range in memory (the regions run in no particular order);
     /// - host writes to the source ranges are finished and flushed (non-coherent memory);
-    /// - `signal_value` is greater than every value submitted before.
+    /// - `signal_value` is greater than every value submitted before, and (Vulkan's
+    ///   `maxTimelineSemaphoreValueDifference`, at least 2^31 - 1) less than 2^31 above every
+    ///   value not yet completed.
     unsafe fn submit_copies(
         &self,
         commands: &[CopyCommand<'_, Self::Buffer>],
