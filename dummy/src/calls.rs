@@ -893,7 +893,6 @@ impl DummyDevice {
         let dst_size = state.buffers[&dst].size;
         let mut found = Vec::new();
         let mut regions = Vec::with_capacity(command.regions.len());
-        let mut overlaps_source = false;
         for region in command.regions {
             if region.size == 0 {
                 found.push(Misuse::CopyZeroSize {
@@ -918,14 +917,10 @@ impl DummyDevice {
                 });
                 continue;
             }
-            if src_binding.0 == dst_binding.0 {
-                let a = src_binding.1 + region.src_offset;
-                let b = dst_binding.1 + region.dst_offset;
-                overlaps_source |= a < b + region.size && b < a + region.size;
-            }
             regions.push(*region);
         }
-        if overlaps_source {
+        let shared_memory = src_binding.0 == dst_binding.0;
+        if shared_memory && sources_overlap_destinations(&regions, src_binding.1, dst_binding.1) {
             found.push(Misuse::CopySourceOverlapsDestination {
                 memory: self.memory_handle(src_binding.0),
             });
@@ -1022,4 +1017,38 @@ enum Resource {
     Optimal,
     /// An image's resource (`create_image`).
     Image,
+}
+
+/// Whether any region's source range overlaps any region's destination range (its own or
+/// another's), as offsets in the one memory object both buffers are bound to, at `src_base` and
+/// `dst_base`. A GPU runs a command's regions in no particular order, so a region reading what
+/// another writes is a race (`VUID-vkCmdCopyBuffer-pRegions-00117`), even where this simulator's
+/// in-order execution would give a definite result. O(n log n): both lists sorted, then swept.
+fn sources_overlap_destinations(regions: &[BufferCopy], src_base: u64, dst_base: u64) -> bool {
+    let ranges = |base: u64, offset: fn(&BufferCopy) -> u64| {
+        let mut ranges: Vec<(u64, u64)> = regions
+            .iter()
+            .map(|r| (base + offset(r), base + offset(r) + r.size))
+            .collect();
+        ranges.sort_unstable();
+        ranges
+    };
+    let sources = ranges(src_base, |r| r.src_offset);
+    let destinations = ranges(dst_base, |r| r.dst_offset);
+    let (mut i, mut j) = (0, 0);
+    while let (Some(&(s_start, s_end)), Some(&(d_start, d_end))) =
+        (sources.get(i), destinations.get(j))
+    {
+        if s_start < d_end && d_start < s_end {
+            return true;
+        }
+        // The range that ends first lies wholly before the other, and so before every range
+        // after the other in its list (they start no earlier): it overlaps nothing left.
+        if s_end <= d_end {
+            i += 1;
+        } else {
+            j += 1;
+        }
+    }
+    false
 }

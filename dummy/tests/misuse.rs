@@ -748,6 +748,55 @@ fn bad_copy_regions_are_caught_and_dropped() {
             memory: shared_memory
         }]
     );
+    // Each region's source apart from its own destination, but the second reads what the first
+    // writes: a race on a GPU, which runs regions in no particular order.
+    let chained = [
+        BufferCopy {
+            src_offset: 0,
+            dst_offset: 100,
+            size: 4,
+        },
+        BufferCopy {
+            src_offset: 100,
+            dst_offset: 200,
+            size: 4,
+        },
+    ];
+    let submit = |regions: &[BufferCopy], value| {
+        let command = CopyCommand {
+            src: whole,
+            dst: whole,
+            regions,
+        };
+        gpu.submit_copies(&[command], value).expect("submitted");
+    };
+    submit(&chained, 3);
+    assert_eq!(
+        gpu.take_misuses(),
+        [Misuse::CopySourceOverlapsDestination {
+            memory: shared_memory
+        }]
+    );
+    // Sources and destinations apart across all regions (interleaved in the buffer): fine.
+    let apart = [
+        BufferCopy {
+            src_offset: 0,
+            dst_offset: 100,
+            size: 4,
+        },
+        BufferCopy {
+            src_offset: 200,
+            dst_offset: 50,
+            size: 50,
+        },
+        BufferCopy {
+            src_offset: 104,
+            dst_offset: 300,
+            size: 96,
+        },
+    ];
+    submit(&apart, 4);
+    assert_eq!(gpu.take_misuses(), []);
     release_all(&gpu);
 }
 
