@@ -192,31 +192,38 @@ impl<'c, D: Device> Frame<'c, D> {
         let shared = self.coordinator.shared();
         let flushed = self.coordinator.flush_transfers();
         let pacing = self.pacing.take().expect("a frame ends once");
-        let mut pacer = shared.pacer.lock().unwrap_or_else(|e| e.into_inner());
         let ticket = match flushed {
             Ok(ticket) => ticket,
             Err(e) => {
                 // Never leave the pacer waiting for a frame that will not end.
-                let _ = pacer.cancel_frame(pacing);
+                let _ = shared
+                    .pacer
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .cancel_frame(pacing);
                 return Err(e);
             }
         };
-        let value = match ticket.value() {
-            Some(value) => value,
-            None => {
-                // Some of the frame's uploads are still staged: the slot's next frame waits for
-                // the ticket itself; the pacer gets the last submission, all that exists yet.
-                let slot = pacing.slot();
-                shared
-                    .frames
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .unsubmitted[slot] = Some(ticket.clone());
-                shared.last_submitted_value()
-            }
-        };
+        // Resolved before the pacer's lock is taken: resolving an upload's ticket takes the
+        // submitter's lock, and `stats` takes the pacer's under the pools' (which the submitter
+        // takes under its own).
+        let (value, last_submitted) = (ticket.value(), shared.last_submitted_value());
+        let mut pacer = shared.pacer.lock().unwrap_or_else(|e| e.into_inner());
+        let value = value.unwrap_or_else(|| {
+            // Some of the frame's uploads are still staged: the slot's next frame waits for the
+            // ticket itself; the pacer gets the last submission, all that exists yet.
+            shared
+                .frames
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .unsubmitted[pacing.slot()] = Some(ticket.clone());
+            last_submitted
+        });
+        // Never below what the pacer holds: a later value only makes the slot's next frame wait
+        // longer, while an earlier one would be refused and leave this frame unended.
+        let value = memkit_core::FenceValue::new(value).max(pacer.last_submission());
         pacer
-            .end_frame(pacing, memkit_core::FenceValue::new(value))
+            .end_frame(pacing, value)
             .map_err(|(_, e)| Error::Frame(e))?;
         Ok(ticket)
     }
