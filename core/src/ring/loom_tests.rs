@@ -66,6 +66,23 @@ fn read(shadow: &[UnsafeCell<u8>], range: &DrainedRange) -> u8 {
     bytes[0]
 }
 
+/// The end of every model: the consumer marks what it drained with `value` and releases it (an
+/// instant GPU); then nothing is in flight and the whole ring, `capacity` bytes, is one grant at
+/// offset 0.
+fn release_all_and_grant_whole<const GRANTS: usize>(
+    ring: &StagingRing<'static, GRANTS>,
+    consumer: &mut RingConsumer<Arc<StagingRing<'static, GRANTS>>>,
+    value: u64,
+    capacity: usize,
+) {
+    consumer.mark(FenceValue::new(value)).unwrap();
+    consumer.release_completed(FenceValue::new(value));
+    assert_eq!(ring.stats().bytes_in_flight, 0);
+    let whole = ring.grant(capacity, 1).expect("the ring is empty again");
+    assert_eq!(whole.offset(), 0);
+    whole.commit_all();
+}
+
 /// The ring holds 5 committed bytes when two producers each ask for 3 bytes while the consumer
 /// drains them, submits them as value 1, releases them and drains again: one producer fits before
 /// the end of the ring, the other must wrap around into the space being released (or is told the
@@ -124,13 +141,8 @@ fn loom_two_producers_one_consumer_wrap_and_release() {
                 "overlap or out of order: {seen:?}"
             );
         }
-        consumer.mark(FenceValue::new(2)).unwrap();
-        consumer.release_completed(FenceValue::new(2));
-        assert_eq!(ring.stats().bytes_in_flight, 0);
+        release_all_and_grant_whole(&ring, &mut consumer, 2, CAPACITY);
         assert!(ring.stats().high_water_mark <= CAPACITY as u64);
-        let whole = ring.grant(CAPACITY, 1).expect("the ring is empty again");
-        assert_eq!(whole.offset(), 0);
-        whole.commit_all();
     });
 }
 
@@ -165,12 +177,7 @@ fn loom_dropped_grant_does_not_wedge_the_ring() {
         writer.join().unwrap();
         // Both threads are done: the dropped grant (if it came after) is passed over now.
         assert_eq!(consumer.drain(), None);
-        consumer.mark(FenceValue::new(1)).unwrap();
-        consumer.release_completed(FenceValue::new(1));
-        assert_eq!(ring.stats().bytes_in_flight, 0);
-        let whole = ring.grant(CAPACITY, 1).expect("the ring is empty again");
-        assert_eq!(whole.offset(), 0);
-        whole.commit_all();
+        release_all_and_grant_whole(&ring, &mut consumer, 1, CAPACITY);
     });
 }
 
@@ -252,14 +259,7 @@ fn loom_two_producer_handles_spans_close_and_drain_in_order() {
             offsets.windows(2).all(|w| w[1] >= w[0] + 2),
             "overlap: {seen:?}"
         );
-        consumer.mark(FenceValue::new(1)).unwrap();
-        consumer.release_completed(FenceValue::new(1));
-        assert_eq!(ring.stats().bytes_in_flight, 0);
-        let whole = ring
-            .grant(SPAN_CAPACITY, 1)
-            .expect("the ring is empty again");
-        assert_eq!(whole.offset(), 0);
-        whole.commit_all();
+        release_all_and_grant_whole(&ring, &mut consumer, 1, SPAN_CAPACITY);
     });
 }
 
@@ -366,12 +366,7 @@ fn loom_span_give_back_races_the_consumer_restart() {
             None => assert!(seen.is_empty(), "{seen:?}"),
         }
         assert_eq!(ring.stats().dropped_grants, 0);
-        consumer.mark(FenceValue::new(2)).unwrap();
-        consumer.release_completed(FenceValue::new(2));
-        assert_eq!(ring.stats().bytes_in_flight, 0);
-        let whole = ring.grant(CAPACITY, 1).expect("the ring is empty again");
-        assert_eq!(whole.offset(), 0);
-        whole.commit_all();
+        release_all_and_grant_whole(&ring, &mut consumer, 2, CAPACITY);
     });
 }
 
@@ -434,12 +429,7 @@ fn loom_release_while_a_span_is_reserved_and_unused() {
         let tags: Vec<u8> = seen.iter().map(|&(_, _, tag)| tag).collect();
         assert_eq!(tags, sent, "{seen:?}");
         assert_disjoint(&seen);
-        consumer.mark(FenceValue::new(2)).unwrap();
-        consumer.release_completed(FenceValue::new(2));
-        assert_eq!(ring.stats().bytes_in_flight, 0);
-        let whole = ring.grant(CAPACITY, 1).expect("the ring is empty again");
-        assert_eq!(whole.offset(), 0);
-        whole.commit_all();
+        release_all_and_grant_whole(&ring, &mut consumer, 2, CAPACITY);
     });
 }
 
@@ -517,11 +507,6 @@ fn loom_stale_head_hint_after_restart_with_a_span_outstanding() {
         let tags: Vec<u8> = seen.iter().map(|&(_, _, tag)| tag).collect();
         assert_eq!(tags, expected, "{seen:?}");
         assert_disjoint(&seen);
-        consumer.mark(FenceValue::new(2)).unwrap();
-        consumer.release_completed(FenceValue::new(2));
-        assert_eq!(ring.stats().bytes_in_flight, 0);
-        let again = ring.grant(CAPACITY, 1).expect("the ring is empty again");
-        assert_eq!(again.offset(), 0);
-        again.commit_all();
+        release_all_and_grant_whole(&ring, &mut consumer, 2, CAPACITY);
     });
 }
