@@ -10,6 +10,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 NO_STD_TARGETS=(thumbv7em-none-eabihf aarch64-unknown-none)
+# Core's unit tests also run on a 32-bit host target: usize is 32 bits there, as on the 32-bit
+# consoles and microcontrollers core is for, and sums that fit in 64 bits can overflow it.
+HOST32_TARGET=i686-unknown-linux-gnu
 FUZZ_SECONDS=${FUZZ_SECONDS:-20}
 export CARGO_TERM_COLOR=${CARGO_TERM_COLOR:-never}
 
@@ -18,12 +21,13 @@ step() { printf '\n==== %s ====\n' "$*"; }
 install() {
     step "install: rustup targets and components, cargo-fuzz, Vulkan packages"
     rustup component add rustfmt clippy
-    rustup target add "${NO_STD_TARGETS[@]}"
+    rustup target add "${NO_STD_TARGETS[@]}" "$HOST32_TARGET"
     rustup toolchain install nightly --profile minimal --component miri,rust-src
     if ! cargo +nightly fuzz --version >/dev/null 2>&1; then
         cargo install cargo-fuzz --locked
     fi
-    local pkgs=(mesa-vulkan-drivers libvulkan1 vulkan-tools vulkan-validationlayers)
+    # gcc-multilib links the 32-bit test binary.
+    local pkgs=(mesa-vulkan-drivers libvulkan1 vulkan-tools vulkan-validationlayers gcc-multilib)
     if ! dpkg -s "${pkgs[@]}" >/dev/null 2>&1; then
         if [ "$(id -u)" = 0 ]; then
             apt-get update -qq
@@ -52,6 +56,8 @@ clippy() {
 tests() {
     step "tests (workspace)"
     cargo test --workspace --locked
+    step "memkit-core's unit tests on $HOST32_TARGET (32-bit usize)"
+    cargo test -p memkit-core --lib --locked --target "$HOST32_TARGET"
 }
 
 no_std() {

@@ -240,6 +240,17 @@ pub(crate) mod mock {
 
     use crate::device::*;
 
+    /// The made-up address object `memory` is mapped at, never dereferenced and never null:
+    /// object n at `(n + 1) << 36` where pointers are 64 bits wide; where they are 32 bits,
+    /// `(n % 15 + 1) << 28` (objects 15 apart share an address, which no test compares).
+    pub fn mock_address(memory: u32) -> usize {
+        if usize::BITS == 64 {
+            (memory as usize + 1) << (usize::BITS - 28)
+        } else {
+            (memory as usize % 15 + 1) << 28
+        }
+    }
+
     #[derive(Clone, Copy, Debug)]
     pub struct Object {
         pub size: u64,
@@ -409,9 +420,7 @@ pub(crate) mod mock {
             assert!(ty.properties.contains(MemoryPropertyFlags::HOST_VISIBLE));
             assert!(!o.mapped, "mapped twice");
             o.mapped = true;
-            // A made-up address, never dereferenced: object n at (n + 1) << 36.
-            let addr = (memory as usize + 1) << 36;
-            Ok(NonNull::new(core::ptr::without_provenance_mut(addr)).unwrap())
+            Ok(NonNull::new(core::ptr::without_provenance_mut(mock_address(memory))).unwrap())
         }
 
         unsafe fn unmap_memory(&self, memory: u32) {
@@ -460,7 +469,7 @@ pub(crate) mod mock {
 mod pools {
     use std::vec::Vec;
 
-    use super::mock::{MIB, MockDevice};
+    use super::mock::{MIB, MockDevice, mock_address};
     use crate::buddy::BuddyAllocator;
     use crate::device::{DedicatedHint, DedicatedTo, MemoryPropertyFlags as F};
     use crate::pool::*;
@@ -851,7 +860,7 @@ mod pools {
         // Host-visible memory: mapped once, the allocation's pointer is base + offset.
         let up = p.allocate(&req(100, 4, U::UPLOAD)).unwrap();
         assert_eq!(up.memory_type(), 1);
-        let base = (up.memory() as usize + 1) << 36;
+        let base = mock_address(up.memory());
         assert_eq!(
             up.mapped().unwrap().as_ptr() as usize,
             base + up.offset() as usize
