@@ -40,7 +40,9 @@ const MAX_FRAMES: usize = 3;
 
 /// A frame that began and has not ended: its number and the slot whose resources it uses.
 ///
-/// Consumed by [`FramePacer::end_frame`] or [`FramePacer::cancel_frame`].
+/// Consumed by [`FramePacer::end_frame`] or [`FramePacer::cancel_frame`]. A frame dropped instead
+/// (an early return, a panic caught further up) leaves the pacer refusing the next frame with
+/// [`FrameError::FrameInProgress`] until [`FramePacer::recover_frame`] hands the frame back.
 #[must_use = "a frame must be ended (or cancelled) before the next one begins"]
 #[derive(Debug, PartialEq, Eq, Hash)]
 pub struct Frame {
@@ -73,7 +75,8 @@ impl Frame {
 #[non_exhaustive]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum FrameError {
-    /// `begin_frame` while frame `current` has not ended.
+    /// `begin_frame` while frame `current` has not ended. If its [`Frame`] was dropped,
+    /// [`FramePacer::recover_frame`] hands it back to end or cancel.
     FrameInProgress {
         /// The frame in progress.
         current: u64,
@@ -208,6 +211,28 @@ impl FramePacer {
         }
         self.in_progress = false;
         Ok(())
+    }
+
+    /// The frame in progress, handed out again: for a caller whose [`Frame`] was dropped
+    /// without being ended or cancelled, so that it can end the frame (with the value its work
+    /// was submitted with, if any was) or cancel it. `None` when no frame is in progress.
+    ///
+    /// It is the same frame (number, slot, value to wait for); a copy of it still held is no
+    /// different, and whichever ends first ends the frame. Recovering never moves the timeline
+    /// on by itself: if the lost frame's work was submitted, end the frame with that submission's
+    /// value, or the frame slot's next user will not wait for it.
+    pub fn recover_frame(&mut self) -> Option<Frame> {
+        if !self.in_progress {
+            return None;
+        }
+        let number = self.next_frame - 1;
+        let slot = (number % self.mode.frames_in_flight() as u64) as usize;
+        Some(Frame {
+            pacer: self.id(),
+            number,
+            slot,
+            wait_for: self.slot_values[slot],
+        })
     }
 
     /// This pacer's id, taken from a process-wide counter the first time it is asked for (ids

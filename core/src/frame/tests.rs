@@ -89,3 +89,52 @@ fn misuse_is_refused_and_changes_nothing() {
     assert_eq!(pacer.frames_ended(), 3);
     pacer.end_frame(f3, v(6)).unwrap();
 }
+
+#[test]
+fn a_dropped_frame_is_recovered_and_ended_or_cancelled() {
+    let mut pacer = FramePacer::new(BufferingMode::Double);
+    assert_eq!(pacer.recover_frame(), None);
+    let f0 = pacer.begin_frame().unwrap();
+    pacer.end_frame(f0, v(5)).unwrap();
+    // Frame 1 (slot 1) is lost; frame 2 (slot 0) cannot begin until it is recovered.
+    drop(pacer.begin_frame().unwrap());
+    assert_eq!(
+        pacer.begin_frame().unwrap_err(),
+        FrameError::FrameInProgress { current: 1 }
+    );
+    let f1 = pacer.recover_frame().unwrap();
+    assert_eq!(
+        (f1.number(), f1.slot(), f1.wait_for()),
+        (1, 1, FenceValue::ZERO)
+    );
+    // Ended with its submission's value: slot 1's next user (frame 3) waits for it.
+    pacer.end_frame(f1, v(7)).unwrap();
+    assert_eq!(pacer.recover_frame(), None);
+    let f2 = pacer.begin_frame().unwrap();
+    assert_eq!((f2.number(), f2.wait_for()), (2, v(5)));
+    // A recovered frame can be cancelled too: frame 2 is lost, recovered and cancelled, and
+    // slot 0 keeps waiting for frame 0's value.
+    drop(f2);
+    let f2 = pacer.recover_frame().unwrap();
+    assert_eq!((f2.number(), f2.slot(), f2.wait_for()), (2, 0, v(5)));
+    pacer.cancel_frame(f2).unwrap();
+    let f3 = pacer.begin_frame().unwrap();
+    assert_eq!((f3.number(), f3.slot(), f3.wait_for()), (3, 1, v(7)));
+    // A recovered copy of a frame still held is the same frame: ending one ends it, and the
+    // other is refused afterwards.
+    let copy = pacer.recover_frame().unwrap();
+    assert_eq!(copy, f3);
+    pacer.end_frame(copy, v(8)).unwrap();
+    let (_, err) = pacer.end_frame(f3, v(9)).unwrap_err();
+    assert_eq!(err, FrameError::NotCurrentFrame { given: 3 });
+    assert_eq!((pacer.frames_ended(), pacer.last_submission()), (4, v(8)));
+    // Another pacer's frame stays foreign to this one even when recovered.
+    let mut other = FramePacer::new(BufferingMode::Double);
+    drop(other.begin_frame().unwrap());
+    let foreign = other.recover_frame().unwrap();
+    let f4 = pacer.begin_frame().unwrap();
+    let (foreign, err) = pacer.end_frame(foreign, v(9)).unwrap_err();
+    assert_eq!(err, FrameError::NotCurrentFrame { given: 0 });
+    other.cancel_frame(foreign).unwrap();
+    pacer.end_frame(f4, v(9)).unwrap();
+}
