@@ -459,7 +459,10 @@ impl DummyDevice {
     /// [`optimal_alignment`](crate::DeviceConfig::optimal_alignment), with the memory types and
     /// dedicated thresholds of optimal resources. A description that fails
     /// [`ImageDesc::validate`] is refused with [`DeviceError::InvalidImage`] (a typed error the
-    /// backend gives, not a misuse); so is one beyond the configured largest extents or layers
+    /// backend gives, not a misuse); so is an attachment beyond the configured framebuffer
+    /// extent ([`DeviceConfig::max_framebuffer_width`] and height), with
+    /// [`ImageDescError::AttachmentBeyondFramebuffer`], and one beyond the configured largest
+    /// extents or layers
     /// ([`DeviceConfig::max_image_dimension_2d`] and the like) or with a sample count outside
     /// [`DeviceConfig::image_sample_counts`] (or multisampled storage), with
     /// [`ImageDescError::Unsupported`]. Counted with the buffers, and failed by buffer-creation
@@ -467,12 +470,16 @@ impl DummyDevice {
     ///
     /// [`DeviceConfig::max_image_dimension_2d`]: crate::DeviceConfig::max_image_dimension_2d
     /// [`DeviceConfig::image_sample_counts`]: crate::DeviceConfig::image_sample_counts
+    /// [`DeviceConfig::max_framebuffer_width`]: crate::DeviceConfig::max_framebuffer_width
     pub fn create_image(
         &self,
         desc: &ImageDesc,
     ) -> Result<(DummyImage, MemoryRequirements), DeviceError> {
         self.check_not_lost()?;
         desc.validate().map_err(DeviceError::InvalidImage)?;
+        let config = &self.shared.config;
+        desc.check_framebuffer_extent(config.max_framebuffer_width, config.max_framebuffer_height)
+            .map_err(DeviceError::InvalidImage)?;
         if !self.supports_image(desc) {
             return Err(DeviceError::InvalidImage(ImageDescError::Unsupported));
         }

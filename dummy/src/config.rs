@@ -179,6 +179,13 @@ pub struct DeviceConfig {
     pub max_image_dimension_3d: u32,
     /// The most array layers of an image (`maxImageArrayLayers`).
     pub max_image_array_layers: u32,
+    /// The widest framebuffer (`maxFramebufferWidth`): `create_image` refuses an image with
+    /// attachment usage (`ImageUsage::ATTACHMENTS`) wider than this with
+    /// `ImageDescError::AttachmentBeyondFramebuffer`, as Vulkan requires and memkit-vulkan does.
+    /// Real drivers report it equal to `maxImageDimension2D` or below.
+    pub max_framebuffer_width: u32,
+    /// The tallest framebuffer (`maxFramebufferHeight`), as [`Self::max_framebuffer_width`].
+    pub max_framebuffer_height: u32,
     /// The sample counts an image may have, as Vulkan's `VkSampleCountFlags` (the bit of value
     /// `n` set: `n` samples allowed), like `framebufferColorSampleCounts`; `create_image` refuses
     /// other counts with `ImageDescError::Unsupported`. Bit 1 (single-sampled) is always allowed.
@@ -209,7 +216,8 @@ impl DeviceConfig {
     /// allowed, no dedicated hints, `WaitMode::Auto`, misuse recorded without panicking, checks
     /// on, stale reads filled with `0xCD`, leak report on drop, 64 MiB quarantine,
     /// `bufferDeviceAddress` on, images up to 16384 texels in 2D, 2048 in 3D and 2048 layers,
-    /// with 1, 2, 4 or 8 samples: what most desktop drivers report).
+    /// with 1, 2, 4 or 8 samples, framebuffers up to 16384x16384: what most desktop drivers
+    /// report).
     pub fn new(
         name: impl Into<String>,
         memory_types: Vec<MemoryType>,
@@ -240,6 +248,8 @@ impl DeviceConfig {
             max_image_dimension_2d: 16384,
             max_image_dimension_3d: 2048,
             max_image_array_layers: 2048,
+            max_framebuffer_width: 16384,
+            max_framebuffer_height: 16384,
             image_sample_counts: 0b1111,
         }
     }
@@ -509,11 +519,24 @@ impl DeviceConfig {
     }
 
     /// Sets [`DeviceConfig::max_image_dimension_2d`], [`DeviceConfig::max_image_dimension_3d`]
-    /// and [`DeviceConfig::max_image_array_layers`].
+    /// and [`DeviceConfig::max_image_array_layers`], and the framebuffer extent
+    /// ([`DeviceConfig::max_framebuffer_width`] and height) to `max_2d`, as desktop drivers
+    /// report them; [`with_max_framebuffer_extent`](Self::with_max_framebuffer_extent) after
+    /// this sets a smaller one.
     pub fn with_max_image_dimensions(mut self, max_2d: u32, max_3d: u32, max_layers: u32) -> Self {
         self.max_image_dimension_2d = max_2d;
         self.max_image_dimension_3d = max_3d;
         self.max_image_array_layers = max_layers;
+        self.max_framebuffer_width = max_2d;
+        self.max_framebuffer_height = max_2d;
+        self
+    }
+
+    /// Sets [`DeviceConfig::max_framebuffer_width`] and
+    /// [`DeviceConfig::max_framebuffer_height`].
+    pub fn with_max_framebuffer_extent(mut self, width: u32, height: u32) -> Self {
+        self.max_framebuffer_width = width;
+        self.max_framebuffer_height = height;
         self
     }
 }

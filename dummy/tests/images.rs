@@ -280,3 +280,68 @@ fn a_live_image_is_in_the_leak_report() {
     gpu.free_memory(memory);
     assert!(gpu.leak_report().is_empty());
 }
+
+#[test]
+fn attachments_beyond_the_framebuffer_extent_are_refused_before_the_image_limits() {
+    // A device whose framebuffers are smaller than its largest 2D image, as some mobile GPUs
+    // report: a texture may be 8192 wide, a render target only 4096x2048.
+    let gpu = DummyDevice::new(
+        DeviceConfig::discrete()
+            .with_max_image_dimensions(8192, 2048, 256)
+            .with_max_framebuffer_extent(4096, 2048),
+    )
+    .expect("device");
+    assert_eq!(gpu.config().max_framebuffer_width, 4096);
+    let beyond = Err(DeviceError::InvalidImage(
+        ImageDescError::AttachmentBeyondFramebuffer {
+            max_width: 4096,
+            max_height: 2048,
+        },
+    ));
+    let target =
+        |width, height, usage| ImageDesc::new_2d(ImageFormat::Rgba8Unorm, width, height, usage);
+    // Each attachment bit is bounded (VUID-VkImageCreateInfo-usage-00964, -00965).
+    for usage in [
+        ImageUsage::COLOR_ATTACHMENT,
+        ImageUsage::COLOR_ATTACHMENT | ImageUsage::TRANSIENT_ATTACHMENT,
+        ImageUsage::INPUT_ATTACHMENT | ImageUsage::SAMPLED,
+    ] {
+        assert_eq!(
+            gpu.create_image(&target(4097, 16, usage)),
+            beyond,
+            "{usage:?}"
+        );
+        assert_eq!(
+            gpu.create_image(&target(16, 2049, usage)),
+            beyond,
+            "{usage:?}"
+        );
+        let (image, _) = gpu
+            .create_image(&target(4096, 2048, usage))
+            .expect("at the framebuffer limit");
+        gpu.destroy_image(image);
+    }
+    let depth = ImageDesc::new_2d(
+        ImageFormat::D32Float,
+        16,
+        2049,
+        ImageUsage::DEPTH_STENCIL_ATTACHMENT,
+    );
+    assert_eq!(ImageDevice::create_image(&gpu, &depth), beyond);
+    // The same extents without attachment usage are textures, bounded by the image limits only.
+    let (image, _) = gpu
+        .create_image(&target(8192, 8192, ImageUsage::SAMPLED))
+        .expect("a texture wider than any framebuffer");
+    gpu.destroy_image(image);
+    assert_eq!(
+        gpu.create_image(&target(8193, 1, ImageUsage::SAMPLED)),
+        Err(DeviceError::InvalidImage(ImageDescError::Unsupported))
+    );
+    // Layers are not bounded by the framebuffer at image creation.
+    let (image, _) = gpu
+        .create_image(&target(64, 64, ImageUsage::COLOR_ATTACHMENT).with_array_layers(256))
+        .expect("a layered target");
+    gpu.destroy_image(image);
+    assert_eq!(gpu.counters().live_buffers, 0);
+    gpu.assert_no_misuse();
+}

@@ -90,6 +90,8 @@ pub struct VulkanDevice {
     pub(crate) physical_device: vk::PhysicalDevice,
     pub(crate) properties: MemoryProperties,
     pub(crate) limits: DeviceLimits,
+    /// `maxFramebufferWidth` and `maxFramebufferHeight`: the largest attachment image.
+    pub(crate) max_framebuffer_extent: (u32, u32),
     pub(crate) enabled: EnabledFeatures,
     pub(crate) transfer_queue: QueueLocation,
     pub(crate) release: Option<OwnershipTransfer>,
@@ -172,6 +174,10 @@ impl VulkanDevice {
         // SAFETY: as above; Vulkan 1.1 is checked.
         unsafe { instance.get_physical_device_properties2(physical_device, &mut properties2) };
         let raw_limits = properties2.properties.limits;
+        let max_framebuffer_extent = (
+            raw_limits.max_framebuffer_width,
+            raw_limits.max_framebuffer_height,
+        );
         let max_size = maintenance3.max_memory_allocation_size;
         let properties = map_memory_properties(&raw_memory)
             .map_err(|_| DeviceError::Unexpected(INVALID_ARGUMENT))?;
@@ -220,6 +226,7 @@ impl VulkanDevice {
             physical_device,
             properties,
             limits,
+            max_framebuffer_extent,
             enabled,
             transfer_queue: config.transfer_queue,
             concurrent_families,

@@ -15,9 +15,14 @@ use crate::error::map_host_device_oom_err;
 
 impl VulkanDevice {
     /// Whether the device supports `desc` (format, usage, extent, levels, layers, samples), as
-    /// `vkGetPhysicalDeviceImageFormatProperties` reports it. Creating an image outside what it
-    /// reports is undefined behaviour, so [`ImageDevice::create_image`] asks first.
+    /// `vkGetPhysicalDeviceImageFormatProperties` reports it, and an attachment's extent within
+    /// the framebuffer limits, which that query does not cover (VUID-VkImageCreateInfo-usage-00964
+    /// and -00965). Creating an image outside either is undefined behaviour, so
+    /// [`ImageDevice::create_image`] asks first.
     fn check_image_support(&self, desc: &ImageDesc) -> Result<(), DeviceError> {
+        let (max_width, max_height) = self.max_framebuffer_extent;
+        desc.check_framebuffer_extent(max_width, max_height)
+            .map_err(DeviceError::InvalidImage)?;
         let unsupported = DeviceError::InvalidImage(ImageDescError::Unsupported);
         // Multisampled storage images need `shaderStorageImageMultisample`, which memkit does
         // not track among the enabled features.
@@ -86,8 +91,9 @@ impl ImageDevice for VulkanDevice {
             .usage(map_image_usage(desc.usage))
             .sharing_mode(vk::SharingMode::EXCLUSIVE)
             .initial_layout(vk::ImageLayout::UNDEFINED);
-        // SAFETY: the description passed `validate` and the device's own format query above,
-        // which together cover the valid-usage rules of `VkImageCreateInfo` for these fields.
+        // SAFETY: the description passed `validate`, the framebuffer limits and the device's
+        // own format query above, which together cover the valid-usage rules of
+        // `VkImageCreateInfo` for these fields.
         let image =
             unsafe { self.raw.create_image(&info, None) }.map_err(map_host_device_oom_err)?;
         let mut dedicated = vk::MemoryDedicatedRequirements::default();

@@ -197,6 +197,45 @@ fn images_the_device_cannot_make_are_typed_errors() {
     );
     let unsupported = Err(DeviceError::InvalidImage(ImageDescError::Unsupported));
     assert_eq!(device.create_image(&too_wide), unsupported);
+    // Attachments are bounded by the framebuffer limits (VUID-VkImageCreateInfo-usage-00964 and
+    // -00965), checked before the format query, which does not know them.
+    let beyond_framebuffer = Err(DeviceError::InvalidImage(
+        ImageDescError::AttachmentBeyondFramebuffer {
+            max_width: limits.max_framebuffer_width,
+            max_height: limits.max_framebuffer_height,
+        },
+    ));
+    let wide_target = ImageDesc::new_2d(
+        ImageFormat::Rgba8Unorm,
+        limits.max_framebuffer_width + 1,
+        1,
+        ImageUsage::COLOR_ATTACHMENT,
+    );
+    assert_eq!(device.create_image(&wide_target), beyond_framebuffer);
+    let tall_depth = ImageDesc::new_2d(
+        ImageFormat::D32Float,
+        1,
+        limits.max_framebuffer_height + 1,
+        ImageUsage::DEPTH_STENCIL_ATTACHMENT | ImageUsage::SAMPLED,
+    );
+    assert_eq!(device.create_image(&tall_depth), beyond_framebuffer);
+    let wide_input = ImageDesc {
+        usage: ImageUsage::INPUT_ATTACHMENT | ImageUsage::SAMPLED,
+        ..wide_target
+    };
+    assert_eq!(device.create_image(&wide_input), beyond_framebuffer);
+    // At the limit the driver makes it, without a validation message.
+    let edge = ImageDesc::new_2d(
+        ImageFormat::R8Unorm,
+        limits
+            .max_framebuffer_width
+            .min(limits.max_image_dimension2_d),
+        1,
+        ImageUsage::COLOR_ATTACHMENT,
+    );
+    let (image, _) = device.create_image(&edge).unwrap();
+    // SAFETY: never bound or used.
+    unsafe { device.destroy_image(image) };
     let many_samples = ImageDesc::new_2d(
         ImageFormat::Rgba8Unorm,
         64,

@@ -89,6 +89,16 @@ bitflags::bitflags! {
     }
 }
 
+impl ImageUsage {
+    /// The attachment bits: colour, depth-stencil, transient and input. An image with any of
+    /// them is bounded by the device's framebuffer extent at creation
+    /// ([`ImageDesc::check_framebuffer_extent`]).
+    pub const ATTACHMENTS: Self = Self::COLOR_ATTACHMENT
+        .union(Self::DEPTH_STENCIL_ATTACHMENT)
+        .union(Self::TRANSIENT_ATTACHMENT)
+        .union(Self::INPUT_ATTACHMENT);
+}
+
 /// An optimal-tiling image to create: a 2D image (`depth` 1, any number of array layers) or a
 /// 3D one (`depth` above 1, one layer).
 ///
@@ -182,8 +192,10 @@ impl ImageDesc {
 
     /// Checks what does not depend on the device: nonzero extents and counts, the mip chain, the
     /// 2D / 3D rules, the sample count, usage that fits the format, and transient attachments
-    /// used only as attachments. A backend also asks its
-    /// device (formats, largest extents) and refuses with [`ImageDescError::Unsupported`].
+    /// used only as attachments. A backend also asks its device: an attachment beyond its
+    /// framebuffer extent is [`ImageDescError::AttachmentBeyondFramebuffer`]
+    /// ([`check_framebuffer_extent`](Self::check_framebuffer_extent)), a format, extent or count
+    /// it lacks [`ImageDescError::Unsupported`].
     pub const fn validate(&self) -> Result<(), ImageDescError> {
         if self.width == 0
             || self.height == 0
@@ -228,6 +240,42 @@ impl ImageDesc {
             if !self.usage.intersects(attachments) || !allowed.contains(self.usage) {
                 return Err(ImageDescError::TransientNotOnlyAttachment);
             }
+        }
+        Ok(())
+    }
+
+    /// Checks an attachment image against the device's framebuffer extent
+    /// (`maxFramebufferWidth`, `maxFramebufferHeight`): Vulkan requires an image with any
+    /// [`ImageUsage::ATTACHMENTS`] bit to be no wider and no taller than that, whether or not it
+    /// is ever attached (VUID-VkImageCreateInfo-usage-00964 and -00965), and the limit may be
+    /// below `maxImageDimension2D` and below what the format query allows. Layers are not
+    /// bounded here: `maxFramebufferLayers` limits a framebuffer and the views attached to it,
+    /// not the image. Images without attachment usage always pass.
+    ///
+    /// ```
+    /// use memkit_core::device::{ImageDesc, ImageDescError, ImageFormat, ImageUsage};
+    ///
+    /// let target = ImageDesc::new_2d(ImageFormat::Rgba16Float, 8192, 4096, ImageUsage::COLOR_ATTACHMENT);
+    /// assert_eq!(
+    ///     target.check_framebuffer_extent(4096, 4096),
+    ///     Err(ImageDescError::AttachmentBeyondFramebuffer { max_width: 4096, max_height: 4096 })
+    /// );
+    /// // The same extent, only sampled, is not an attachment.
+    /// let texture = ImageDesc { usage: ImageUsage::SAMPLED, ..target };
+    /// assert_eq!(texture.check_framebuffer_extent(4096, 4096), Ok(()));
+    /// ```
+    pub const fn check_framebuffer_extent(
+        &self,
+        max_width: u32,
+        max_height: u32,
+    ) -> Result<(), ImageDescError> {
+        if self.usage.intersects(ImageUsage::ATTACHMENTS)
+            && (self.width > max_width || self.height > max_height)
+        {
+            return Err(ImageDescError::AttachmentBeyondFramebuffer {
+                max_width,
+                max_height,
+            });
         }
         Ok(())
     }
@@ -285,6 +333,16 @@ pub enum ImageDescError {
     /// The device does not support this format with this usage, extent, level, layer or sample
     /// count (`vkGetPhysicalDeviceImageFormatProperties` said no).
     Unsupported,
+    /// An image with attachment usage ([`ImageUsage::ATTACHMENTS`]) wider or taller than the
+    /// device's framebuffers (`maxFramebufferWidth`, `maxFramebufferHeight`): see
+    /// [`ImageDesc::check_framebuffer_extent`]. The same extent without attachment usage may be
+    /// fine (a texture only sampled).
+    AttachmentBeyondFramebuffer {
+        /// The device's `maxFramebufferWidth`.
+        max_width: u32,
+        /// The device's `maxFramebufferHeight`.
+        max_height: u32,
+    },
 }
 
 impl fmt::Display for ImageDescError {
@@ -309,6 +367,14 @@ impl fmt::Display for ImageDescError {
             Self::Unsupported => {
                 f.write_str("the device does not support this image (format, usage or extent)")
             }
+            Self::AttachmentBeyondFramebuffer {
+                max_width,
+                max_height,
+            } => write!(
+                f,
+                "an attachment image may be at most {max_width}x{max_height} texels \
+                 (the device's largest framebuffer); without attachment usage it may be larger"
+            ),
         }
     }
 }
@@ -453,6 +519,59 @@ mod tests {
         );
         // The same bits without TRANSIENT_ATTACHMENT are fine.
         assert_eq!(colour(U::COLOR_ATTACHMENT | U::SAMPLED).validate(), Ok(()));
+    }
+
+    #[test]
+    fn attachments_are_bounded_by_the_framebuffer_extent() {
+        use std::string::ToString;
+
+        let refused = Err(E::AttachmentBeyondFramebuffer {
+            max_width: 4096,
+            max_height: 2048,
+        });
+        let image = |width, height, usage| ImageDesc::new_2d(F::Rgba8Unorm, width, height, usage);
+        // At the limit on both axes: fine, for every attachment kind.
+        for usage in [
+            U::COLOR_ATTACHMENT,
+            U::INPUT_ATTACHMENT | U::SAMPLED,
+            U::TRANSIENT_ATTACHMENT | U::COLOR_ATTACHMENT,
+        ] {
+            let at_limit = image(4096, 2048, usage);
+            assert_eq!(at_limit.check_framebuffer_extent(4096, 2048), Ok(()));
+            // One texel over, on either axis (VUID-VkImageCreateInfo-usage-00964, -00965).
+            let wide = image(4097, 16, usage);
+            assert_eq!(
+                wide.check_framebuffer_extent(4096, 2048),
+                refused,
+                "{usage:?}"
+            );
+            let tall = image(16, 2049, usage);
+            assert_eq!(
+                tall.check_framebuffer_extent(4096, 2048),
+                refused,
+                "{usage:?}"
+            );
+        }
+        let depth = ImageDesc::new_2d(F::D32Float, 16, 4000, U::DEPTH_STENCIL_ATTACHMENT);
+        assert_eq!(depth.check_framebuffer_extent(4096, 2048), refused);
+        // Layers are not the framebuffer's concern at image creation.
+        let layered = image(64, 64, U::COLOR_ATTACHMENT).with_array_layers(4096);
+        assert_eq!(layered.check_framebuffer_extent(4096, 2048), Ok(()));
+        // Without an attachment bit any extent passes.
+        let texture = image(
+            u32::MAX,
+            u32::MAX,
+            U::SAMPLED | U::STORAGE | U::TRANSFER_DST,
+        );
+        assert_eq!(texture.check_framebuffer_extent(4096, 2048), Ok(()));
+        assert_eq!(
+            image(4097, 1, U::COLOR_ATTACHMENT)
+                .check_framebuffer_extent(4096, 2048)
+                .unwrap_err()
+                .to_string(),
+            "an attachment image may be at most 4096x2048 texels (the device's largest \
+             framebuffer); without attachment usage it may be larger"
+        );
     }
 
     #[test]
