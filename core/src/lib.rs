@@ -34,8 +34,8 @@ pub use ring::{
 pub use scheduler::{TransferPlan, TransferScheduler};
 pub use selection::MemoryTypeRanking;
 pub use suballocator::{
-    AllocError, Allocation, AllocatorId, AllocatorStats, ConfigError, FreeError, RawAllocation,
-    SubAllocator,
+    AllocError, Allocation, AllocatorId, AllocatorStats, ConfigError, FreeError, LiveRange,
+    RawAllocation, SubAllocator,
 };
 pub use timeline::{
     FencePool, FenceSlot, FenceValue, SignalError, SubmissionState, SubmitError, TimelineTracker,

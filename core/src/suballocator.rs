@@ -234,6 +234,39 @@ pub struct AllocatorStats {
     pub merges: u64,
 }
 
+/// One live allocation as [`SubAllocator::visit_live`] reports it: the range it holds back from
+/// other callers, and how much of it the caller asked for.
+///
+/// The reserved range `[offset, offset + reserved)` contains the allocation's own range
+/// `[handle offset, handle offset + requested)`. It can be larger: sizes are rounded up to the
+/// allocator's granule, and an allocator may keep an alignment gap or a small rest beside the
+/// allocation (see the [TLSF](crate::tlsf) module docs). Such a gap can lie below the handle's
+/// offset, so `offset` is where the reserved range starts, at or below the handle's offset and at
+/// most `reserved - requested` below it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct LiveRange {
+    /// Byte offset where the reserved range starts (at or below the handle's offset).
+    pub offset: u64,
+    /// Bytes the allocation holds back from other callers. Summed over every live range this is
+    /// [`AllocatorStats::bytes_reserved`].
+    pub reserved: u64,
+    /// Bytes the caller asked for (the handle's size). Summed over every live range this is
+    /// [`AllocatorStats::bytes_requested`].
+    pub requested: u64,
+}
+
+impl LiveRange {
+    /// Where the reserved range ends (exclusive).
+    pub const fn end(&self) -> u64 {
+        self.offset + self.reserved
+    }
+
+    /// Reserved bytes the caller did not ask for (rounding, kept gaps and rests).
+    pub const fn slack(&self) -> u64 {
+        self.reserved - self.requested
+    }
+}
+
 /// An allocation-free offset allocator. Implemented by the buddy allocator and the TLSF
 /// allocator; the pools choose one per use.
 pub trait SubAllocator {
@@ -268,4 +301,11 @@ pub trait SubAllocator {
 
     /// This instance's id (what its allocations carry).
     fn id(&self) -> AllocatorId;
+
+    /// Calls `visit` once per live allocation with its [`LiveRange`], without allocating and
+    /// without changing anything: what a memory map or a fragmentation report draws. The ranges
+    /// never overlap; the order is the allocator's own (the TLSF allocator reports them by
+    /// rising offset, the buddy allocator by slot). O(live allocations, or the blocks between
+    /// them); not for hot paths.
+    fn visit_live(&self, visit: &mut dyn FnMut(LiveRange));
 }

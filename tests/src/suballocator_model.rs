@@ -344,10 +344,65 @@ impl SubAllocatorModel {
                 s.largest_free_run
             );
         }
+        self.check_visit_live(real, &s, &mut problems);
         if problems.is_empty() {
             Ok(())
         } else {
             Err(problems)
+        }
+    }
+
+    /// [`SubAllocator::visit_live`] against the shadow: one range per live allocation, holding
+    /// its range with its size and starting at most its slack below it, none overlapping, inside
+    /// the capacity, the reserved and requested sums equal to the statistics.
+    fn check_visit_live<A: SubAllocator>(
+        &self,
+        real: &A,
+        s: &AllocatorStats,
+        problems: &mut String,
+    ) {
+        let mut ranges = Vec::with_capacity(self.live.len());
+        real.visit_live(&mut |r| ranges.push(r));
+        ranges.sort_unstable_by_key(|r| r.offset);
+        if ranges.len() != self.live.len() {
+            let _ = write!(
+                problems,
+                "visit_live gave {} ranges for {} live; ",
+                ranges.len(),
+                self.live.len()
+            );
+            return;
+        }
+        // Sorted by offset, the reserved ranges pair up with the shadow's (sorted too): each
+        // holds its allocation and they do not overlap.
+        for (r, (&offset, shadow)) in ranges.iter().zip(&self.live) {
+            let holds = r.offset <= offset
+                && offset - r.offset <= r.reserved.saturating_sub(r.requested)
+                && r.offset
+                    .checked_add(r.reserved)
+                    .is_some_and(|end| end >= shadow.end && end <= self.capacity);
+            if !holds || r.requested != shadow.size {
+                let _ = write!(
+                    problems,
+                    "visit_live range {r:?} does not hold live [{offset}, {}); ",
+                    shadow.end
+                );
+            }
+        }
+        if let Some(pair) = ranges
+            .windows(2)
+            .find(|p| p[0].offset + p[0].reserved > p[1].offset)
+        {
+            let _ = write!(problems, "visit_live ranges {pair:?} overlap; ");
+        }
+        let reserved: u64 = ranges.iter().map(|r| r.reserved).sum();
+        let requested: u64 = ranges.iter().map(|r| r.requested).sum();
+        if reserved != s.bytes_reserved || requested != s.bytes_requested {
+            let _ = write!(
+                problems,
+                "visit_live sums {reserved}/{requested} vs stats {}/{}; ",
+                s.bytes_reserved, s.bytes_requested
+            );
         }
     }
 

@@ -53,8 +53,8 @@
 use core::fmt;
 
 use crate::suballocator::{
-    AllocError, Allocation, AllocatorId, AllocatorStats, ConfigError, FreeError, RawAllocation,
-    SubAllocator,
+    AllocError, Allocation, AllocatorId, AllocatorStats, ConfigError, FreeError, LiveRange,
+    RawAllocation, SubAllocator,
 };
 
 #[cfg(test)]
@@ -367,6 +367,13 @@ impl<S: AsRef<[u64]> + AsMut<[u64]>> SubAllocator for BuddyAllocator<S> {
 
     fn id(&self) -> AllocatorId {
         self.core.id
+    }
+
+    /// Reads the live-allocation table, so the ranges come by slot, not by offset: O(slots used
+    /// since construction or the last reset). A range starts at the handle's offset; it reserves
+    /// the size rounded up to a unit and to the tail precision.
+    fn visit_live(&self, visit: &mut dyn FnMut(LiveRange)) {
+        self.core.visit_live(self.storage.as_ref(), visit);
     }
 }
 
@@ -731,6 +738,25 @@ impl BuddyCore {
         words[at] = size;
         words[at + 1] = u64::from(tag) << 32 | start;
         slot
+    }
+
+    /// See [`SubAllocator::visit_live`]: every slot below the watermark whose size is not 0.
+    fn visit_live(&self, words: &[u64], visit: &mut dyn FnMut(LiveRange)) {
+        let shift = self.layout.unit_shift;
+        for slot in 0..self.slot_watermark {
+            let at = self.slot_index(slot);
+            let (Some(&size), Some(&entry)) = (words.get(at), words.get(at + 1)) else {
+                return;
+            };
+            if size == 0 {
+                continue;
+            }
+            visit(LiveRange {
+                offset: (entry & 0xffff_ffff) << shift,
+                reserved: self.reserve_units(size) << shift,
+                requested: size,
+            });
+        }
     }
 
     // ---- free -------------------------------------------------------------------------------

@@ -542,3 +542,71 @@ fn invariant_checker_catches_corruption() {
     check(&b);
     b.free(a).expect("free");
 }
+
+/// Every live range `visit_live` reports, sorted by offset.
+fn live_ranges(b: &impl SubAllocator) -> Vec<crate::suballocator::LiveRange> {
+    let mut ranges = Vec::new();
+    b.visit_live(&mut |r| ranges.push(r));
+    ranges.sort_unstable_by_key(|r| r.offset);
+    ranges
+}
+
+/// `visit_live` against the handles still held: one range per handle, starting at its offset
+/// with its size, none overlapping, summing to the statistics.
+fn check_visit_live<S: AsRef<[u64]> + AsMut<[u64]>>(b: &BuddyAllocator<S>, held: &[Allocation]) {
+    let ranges = live_ranges(b);
+    let mut handles: Vec<_> = held.iter().map(|a| (a.offset(), a.size())).collect();
+    handles.sort_unstable();
+    assert_eq!(ranges.len(), handles.len(), "{ranges:?} vs {handles:?}");
+    for (r, &(offset, size)) in ranges.iter().zip(&handles) {
+        assert_eq!((r.offset, r.requested), (offset, size), "{r:?}");
+        assert!(r.reserved >= size && r.end() <= b.capacity(), "{r:?}");
+    }
+    for pair in ranges.windows(2) {
+        assert!(pair[0].end() <= pair[1].offset, "{pair:?} overlap");
+    }
+    let s = b.stats();
+    assert_eq!(
+        ranges.iter().map(|r| r.reserved).sum::<u64>(),
+        s.bytes_reserved
+    );
+    assert_eq!(
+        ranges.iter().map(|r| r.requested).sum::<u64>(),
+        s.bytes_requested
+    );
+}
+
+#[test]
+fn visit_live_reports_every_live_range_once() {
+    // The default tail precision, so reservations are rounded past the unit too.
+    let config = BuddyConfig::new(1 << 20, 256, 64);
+    let mut b = BuddyAllocator::new(config, vec![0u64; config.storage_len()]).unwrap();
+    assert!(live_ranges(&b).is_empty());
+    let mut held = Vec::new();
+    for (i, &(size, align)) in [(100, 1), (5000, 4096), (70_000, 16), (1, 1), (300, 256)]
+        .iter()
+        .cycle()
+        .take(20)
+        .enumerate()
+    {
+        held.push(b.allocate(size + 7 * i as u64, align).unwrap());
+        check(&b);
+        check_visit_live(&b, &held);
+    }
+    let mut i = 0;
+    while i < held.len() {
+        b.free(held.remove(i)).unwrap();
+        check_visit_live(&b, &held);
+        i += 2;
+    }
+    // A slot reused after a free is reported once, with its new range.
+    held.push(b.allocate(33_000, 1024).unwrap());
+    check_visit_live(&b, &held);
+    for a in held.drain(..) {
+        b.free(a).unwrap();
+    }
+    assert!(live_ranges(&b).is_empty());
+    let _ = b.allocate(4096, 1).unwrap().into_raw();
+    b.reset();
+    assert!(live_ranges(&b).is_empty(), "reset left ranges behind");
+}

@@ -71,8 +71,8 @@ use core::fmt;
 use core::hint::select_unpredictable;
 
 use crate::suballocator::{
-    AllocError, Allocation, AllocatorId, AllocatorStats, ConfigError, FreeError, RawAllocation,
-    SubAllocator,
+    AllocError, Allocation, AllocatorId, AllocatorStats, ConfigError, FreeError, LiveRange,
+    RawAllocation, SubAllocator,
 };
 
 #[cfg(test)]
@@ -1297,5 +1297,32 @@ impl<S: AsRef<[TlsfNode]> + AsMut<[TlsfNode]>> SubAllocator for TlsfAllocator<S>
 
     fn id(&self) -> AllocatorId {
         self.id
+    }
+
+    /// Walks the physical chain from offset 0, so the ranges come by rising offset: O(blocks),
+    /// at most `2 * max_allocations + 1`. A range starts at its node's offset, which is below
+    /// the handle's when the allocation keeps an alignment gap beneath it.
+    fn visit_live(&self, visit: &mut dyn FnMut(LiveRange)) {
+        let g = self.granule_log2;
+        let nodes = self.storage.as_ref();
+        // Bounded by the block nodes, so a broken chain (which `check_invariants` reports)
+        // cannot loop forever.
+        let mut budget = self.block_capacity();
+        let mut i = self.first;
+        while i != NIL && budget > 0 {
+            let Some(n) = nodes.get(i as usize) else {
+                return;
+            };
+            if n.state() == STATE_USED {
+                let reserved = n.size() << g;
+                visit(LiveRange {
+                    offset: n.offset() << g,
+                    reserved,
+                    requested: reserved.saturating_sub(u64::from(n.narrow[N_SLACK])),
+                });
+            }
+            i = n.phys_next();
+            budget -= 1;
+        }
     }
 }

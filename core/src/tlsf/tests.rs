@@ -765,3 +765,93 @@ fn the_last_resort_scan_finds_a_block_behind_a_list_head_too_small() {
     assert_eq!(d.offset(), 0);
     assert_eq!(t.allocate(16, 16).err(), Some(AllocError::OutOfMemory));
 }
+
+/// Every live range `visit_live` reports, in its order.
+fn live_ranges(t: &impl SubAllocator) -> Vec<crate::suballocator::LiveRange> {
+    let mut ranges = Vec::new();
+    t.visit_live(&mut |r| ranges.push(r));
+    ranges
+}
+
+/// `visit_live` against the handles still held: one range per handle, by rising offset, each
+/// holding its handle's range with the handle's size, none overlapping, summing to the stats.
+fn check_visit_live(t: &VecTlsf, held: &[Allocation]) {
+    let ranges = live_ranges(t);
+    let mut handles: Vec<_> = held.iter().map(|a| (a.offset(), a.size())).collect();
+    handles.sort_unstable();
+    assert_eq!(ranges.len(), handles.len(), "{ranges:?} vs {handles:?}");
+    for (r, &(offset, size)) in ranges.iter().zip(&handles) {
+        assert_eq!(r.requested, size, "{r:?} for handle at {offset}");
+        assert!(
+            r.offset <= offset && offset - r.offset <= r.slack(),
+            "{r:?} vs {offset}"
+        );
+        assert!(
+            offset + size <= r.end(),
+            "{r:?} does not hold [{offset}, +{size})"
+        );
+        assert!(r.end() <= t.capacity());
+    }
+    for pair in ranges.windows(2) {
+        assert!(
+            pair[0].end() <= pair[1].offset,
+            "{pair:?} overlap or are out of order"
+        );
+    }
+    let s = t.stats();
+    assert_eq!(
+        ranges.iter().map(|r| r.reserved).sum::<u64>(),
+        s.bytes_reserved
+    );
+    assert_eq!(
+        ranges.iter().map(|r| r.requested).sum::<u64>(),
+        s.bytes_requested
+    );
+}
+
+#[test]
+fn visit_live_reports_every_live_range_once() {
+    let mut t = tlsf(1 << 20, 64, 64);
+    assert!(live_ranges(&t).is_empty());
+    let mut held = Vec::new();
+    // Sizes off the granule, alignments that leave kept gaps, small (top end) and large
+    // (bottom end) requests.
+    for (i, &(size, align)) in [
+        (100, 1),
+        (5000, 4096),
+        (64, 64),
+        (70_000, 65536),
+        (1, 1),
+        (300, 256),
+        (9000, 8192),
+        (40_000, 16),
+    ]
+    .iter()
+    .cycle()
+    .take(24)
+    .enumerate()
+    {
+        held.push(alloc(&mut t, size + i as u64, align));
+        check_visit_live(&t, &held);
+    }
+    // Free every third, then some more from the front, checking after each.
+    let mut i = 0;
+    while i < held.len() {
+        free(&mut t, held.remove(i));
+        check_visit_live(&t, &held);
+        i += 2;
+    }
+    for _ in 0..5 {
+        free(&mut t, held.remove(0));
+        check_visit_live(&t, &held);
+    }
+    held.push(alloc(&mut t, 12_345, 512));
+    check_visit_live(&t, &held);
+    for a in held.drain(..) {
+        free(&mut t, a);
+    }
+    assert!(live_ranges(&t).is_empty());
+    let _ = alloc(&mut t, 4096, 1).into_raw();
+    t.reset();
+    assert!(live_ranges(&t).is_empty(), "reset left ranges behind");
+}
