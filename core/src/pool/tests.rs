@@ -553,7 +553,146 @@ mod pools {
         flush_refuses_a_freed_or_widened_range,
         refuses_tables_earlier_pools_left_live,
         a_failed_allocation_keeps_the_cached_blocks,
+        memory_map_agrees_with_the_stats_and_the_handles,
     );
+
+    /// The memory map, gathered: `(block, its ranges)` per block and the dedicated objects.
+    #[allow(clippy::type_complexity)]
+    fn memory_map<A: TestStorage>(
+        p: &Pools<'_, A>,
+    ) -> (
+        Vec<(MapBlock<u32>, Vec<crate::suballocator::LiveRange>)>,
+        Vec<MapDedicated<u32>>,
+    ) {
+        let mut blocks: Vec<(MapBlock<u32>, Vec<_>)> = Vec::new();
+        let mut dedicated = Vec::new();
+        p.visit_memory_map(&mut |entry| match entry {
+            MapEntry::Block(b) => blocks.push((b, Vec::new())),
+            MapEntry::Range(r) => blocks
+                .last_mut()
+                .expect("a range follows its block")
+                .1
+                .push(r),
+            MapEntry::Dedicated(d) => dedicated.push(d),
+        });
+        (blocks, dedicated)
+    }
+
+    /// Checks the map against every type's statistics and against the live handles: each
+    /// block-placed handle lies in one range of its block with its size (rounded to atoms in
+    /// non-coherent memory), each dedicated one is a dedicated entry of its size.
+    fn check_memory_map<A: TestStorage>(p: &Pools<'_, A>, live: &[DeviceAllocation<u32>]) {
+        let (blocks, dedicated) = memory_map(p);
+        let types = p.device().memory_properties().types().len() as u32;
+        for t in 0..types {
+            let s = p.type_stats(t).unwrap();
+            let mine = || blocks.iter().filter(|(b, _)| b.memory_type == t);
+            let ded = || dedicated.iter().filter(|d| d.memory_type == t);
+            let ranges: u64 = mine().map(|(_, r)| r.len() as u64).sum();
+            let requested: u64 = mine().flat_map(|(_, r)| r).map(|r| r.requested).sum();
+            assert_eq!(mine().count() as u32, s.blocks, "type {t}");
+            assert_eq!(mine().map(|(b, _)| b.size).sum::<u64>(), s.block_bytes);
+            assert_eq!(
+                mine().filter(|(b, _)| b.live == 0).count() as u32,
+                s.empty_blocks
+            );
+            assert_eq!((ranges, requested), (s.sub_allocations, s.allocated_bytes));
+            assert_eq!(ded().count() as u32, s.dedicated_objects, "type {t}");
+            assert_eq!(ded().map(|d| d.size).sum::<u64>(), s.dedicated_bytes);
+        }
+        for (b, ranges) in &blocks {
+            let heap = p.device().memory_properties().types()[b.memory_type as usize].heap_index;
+            assert_eq!(b.heap, heap);
+            assert_eq!(ranges.len() as u32, b.live, "{b:?}");
+            assert_eq!(
+                ranges.iter().map(|r| r.requested).sum::<u64>(),
+                b.allocated_bytes
+            );
+            let mut sorted = ranges.clone();
+            sorted.sort_unstable_by_key(|r| r.offset);
+            for pair in sorted.windows(2) {
+                assert!(pair[0].end() <= pair[1].offset, "{pair:?} overlap");
+            }
+            assert!(sorted.last().is_none_or(|r| r.end() <= b.size), "{b:?}");
+        }
+        let placed = live.iter().filter(|a| !a.is_dedicated()).count();
+        assert_eq!(blocks.iter().map(|(_, r)| r.len()).sum::<usize>(), placed);
+        assert_eq!(dedicated.len(), live.len() - placed);
+        for a in live {
+            if a.is_dedicated() {
+                let d = dedicated.iter().find(|d| d.memory == a.memory()).unwrap();
+                assert_eq!((d.size, d.memory_type), (a.size(), a.memory_type()));
+                assert_eq!(d.mapped, a.mapped().is_some());
+                continue;
+            }
+            let (b, ranges) = blocks.iter().find(|(b, _)| b.memory == a.memory()).unwrap();
+            assert_eq!(b.memory_type, a.memory_type());
+            let holding: Vec<_> = ranges
+                .iter()
+                .filter(|r| r.offset <= a.offset() && a.offset() + a.size() <= r.end())
+                .collect();
+            assert_eq!(holding.len(), 1, "{a:?} in {ranges:?}");
+            assert!(holding[0].requested >= a.size() && holding[0].requested < a.size() + 256);
+        }
+    }
+
+    fn memory_map_agrees_with_the_stats_and_the_handles<A: TestStorage>() {
+        let dev = MockDevice::discrete();
+        let mut p = pools_with::<A>(&dev, config(), 16, 16);
+        check_memory_map(&p, &[]);
+        assert_eq!(memory_map(&p), (Vec::new(), Vec::new()));
+        let mut live = Vec::new();
+        let requests = [
+            req(1000, 1, U::empty()),
+            req(70_000, 4096, U::empty()),
+            req(100, 1, U::UPLOAD),
+            req(3 * MIB, 256, U::FAST_DEVICE_ACCESS),
+            req(100, 1, U::empty()).with_kind(ResourceKind::Optimal),
+            req(5000, 16, U::UPLOAD),
+            req(100, 1, U::empty()).with_dedicated(),
+            req(64 * MIB + 1, 1, U::empty()),
+        ];
+        for (i, r) in requests.iter().cycle().take(40).enumerate() {
+            // Sizes vary so that no two ranges look alike.
+            let mut r = *r;
+            r.requirements.size += i as u64;
+            live.push(p.allocate(&r).unwrap());
+            check_memory_map(&p, &live);
+        }
+        let (blocks, _) = memory_map(&p);
+        // Linear and optimal resources got blocks of their own (the mock's granularity is 1 KiB).
+        assert!(
+            blocks
+                .iter()
+                .any(|(b, _)| b.kind == Some(ResourceKind::Optimal))
+        );
+        assert!(
+            blocks
+                .iter()
+                .any(|(b, _)| b.kind == Some(ResourceKind::Linear))
+        );
+        assert!(blocks.iter().any(|(b, _)| b.mapped) && blocks.iter().any(|(b, _)| !b.mapped));
+        let mut i = 0;
+        while i < live.len() {
+            // SAFETY: no GPU.
+            unsafe { p.free(live.remove(i)).unwrap() };
+            check_memory_map(&p, &live);
+            i += 2;
+        }
+        for a in live.drain(..) {
+            // SAFETY: no GPU.
+            unsafe { p.free(a).unwrap() };
+        }
+        check_memory_map(&p, &[]);
+        // Only the empty blocks kept for reuse are left, with no ranges.
+        let (blocks, dedicated) = memory_map(&p);
+        assert!(dedicated.is_empty());
+        assert!(
+            blocks
+                .iter()
+                .all(|(b, r)| b.live == 0 && b.allocated_bytes == 0 && r.is_empty())
+        );
+    }
 
     /// What a failed allocation must leave as it was: the pools' objects and figures, and the
     /// device's objects.
