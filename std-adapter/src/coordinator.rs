@@ -1720,8 +1720,12 @@ impl<D: Device> Shared<D> {
         let _ = self.maintain(&mut sub);
         // Whatever is left was held by a lost device, or by the caller.
         let in_flight: Vec<_> = sub.in_flight.drain(..).flat_map(|f| f.staging).collect();
-        let deferred = std::mem::take(&mut sub.deferred);
+        let mut deferred = std::mem::take(&mut sub.deferred);
         drop(sub);
+        // Buffers the application dropped since the last `maintain` (every one dropped since the
+        // loss, when the device is lost and `maintain` failed): freed here, and not reported as
+        // leaks below, which they would be while this list holds them.
+        deferred.append(&mut self.retired.lock().unwrap_or_else(|e| e.into_inner()));
         // The ring records' destinations may be released below: nothing reads them from here on
         // (`flush` refuses to collect once `shut_down` is set).
         let pending = std::mem::replace(&mut *self.lock_pending(), Pending::empty());

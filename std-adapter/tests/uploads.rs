@@ -1193,3 +1193,28 @@ fn shutdown_reports_the_buffers_still_held() {
     assert!(device.leak_report().is_empty());
     assert!(device.misuses().is_empty(), "{:?}", device.misuses());
 }
+
+#[test]
+fn buffers_dropped_on_a_lost_device_are_not_reported_as_leaks() {
+    let c = Coordinator::new(DummyDevice::discrete(), CoordinatorConfig::default()).unwrap();
+    let dropped = c
+        .create_buffer(256, MemoryUsage::FAST_DEVICE_ACCESS)
+        .unwrap();
+    let held = c
+        .create_buffer(256, MemoryUsage::FAST_DEVICE_ACCESS)
+        .unwrap();
+    let in_flight = c
+        .create_buffer(256, MemoryUsage::FAST_DEVICE_ACCESS)
+        .unwrap();
+    c.upload_to(&in_flight, 0, &[1u8; 256]).unwrap();
+    c.flush_transfers().unwrap();
+    c.device().lose_device();
+    // Both handed back by the application after the loss, one with a copy that never completes.
+    drop(dropped);
+    drop(in_flight);
+    let stats = c.shutdown();
+    // Only the buffer still held is a leak; every buffer is destroyed.
+    assert_eq!(stats.leaked_buffers, 1);
+    assert_eq!(stats.buffers_destroyed, stats.buffers_created);
+    assert!(!held.is_live());
+}
