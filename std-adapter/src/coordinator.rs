@@ -46,6 +46,7 @@ use crate::device::{Device, SharedDevice};
 use crate::error::{Error, Result};
 use crate::frame::{Frame, FrameSlots};
 use crate::key_map::KeyMap;
+use crate::memory_map::MemoryMap;
 use crate::stats::{CoordinatorStats, Counters, HeapReport, Tally};
 use crate::ticket::{Ticket, TimelineSource};
 
@@ -689,6 +690,20 @@ impl<D: Device> Coordinator<D> {
     /// Counters and memory statistics.
     pub fn stats(&self) -> CoordinatorStats {
         self.shared.stats()
+    }
+
+    /// The memory map as a self-contained SVG picture (no scripts): one row per memory object
+    /// the pools hold, grouped by memory type and heap and labelled with its type, heap, size
+    /// and how much of it is used; each live sub-allocation is a rectangle where it sits in its
+    /// block (scaled to the row's width, at least 1 px wide), free space the plain background,
+    /// and each dedicated allocation a full row of its own; a legend explains the colours. To
+    /// see fragmentation: many short rows half full, or free gaps between ranges.
+    ///
+    /// Deterministic: the same pools give the same bytes. Holds the pools' lock only while it
+    /// copies the map out (O(memory objects + live allocations)), not while it draws. After
+    /// [`Coordinator::shutdown`] the map is empty.
+    pub fn memory_map_svg(&self) -> String {
+        self.shared.memory_map().to_svg()
     }
 
     /// Shuts the coordinator down now, as dropping it does (submits what is staged, waits for
@@ -1693,6 +1708,16 @@ impl<D: Device> Shared<D> {
             self.timeline.submitted().get(),
             self.timeline.completed().get(),
         )
+    }
+
+    /// The pools' memory map, copied out under the pools' lock (taken alone: it is last in the
+    /// lock order, so holding nothing else here keeps that order).
+    fn memory_map(&self) -> MemoryMap {
+        let mut map = MemoryMap::new(self.device.memory_properties());
+        if let Some(pools) = self.lock_pools().as_ref() {
+            pools.visit_memory_map(&mut |entry| map.push(entry));
+        }
+        map
     }
 
     /// Waits for the GPU, frees everything, and reports buffers still held as leaks.

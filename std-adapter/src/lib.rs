@@ -16,6 +16,7 @@ mod device;
 mod error;
 mod frame;
 mod key_map;
+mod memory_map;
 mod stats;
 mod ticket;
 
