@@ -348,29 +348,48 @@ impl core::fmt::Debug for VulkanDevice {
     }
 }
 
+impl VulkanDevice {
+    /// Blocks until every submission so far completed, even when the device is marked lost (a
+    /// simulated loss, or one a call reported while the GPU still runs): a failed wait is
+    /// retried, with idling the transfer queue as the fallback, until one succeeds or the driver
+    /// reports the device lost ([`drain`]). Either way nothing memkit submitted runs any more.
+    ///
+    /// # Safety
+    /// The caller has exclusive use of `queue`, the transfer queue (it holds the submit lock, or
+    /// `&mut self`), so nothing is submitted meanwhile.
+    pub(crate) unsafe fn wait_out_submissions(&self, queue: vk::Queue) {
+        let last = self.last_submitted.load(Ordering::Acquire);
+        if last == 0 {
+            return;
+        }
+        let (raw, timeline) = (&self.raw, &self.timeline);
+        // SAFETY: the timeline is alive as long as the device. No lost flag: only a loss the
+        // driver reports may end this wait.
+        let wait = || unsafe { timeline.wait(raw, last, u64::MAX, None) };
+        let idle = || {
+            // SAFETY: the caller has exclusive use of the queue (this function's contract).
+            unsafe { raw.queue_wait_idle(queue) }.map_err(map_host_device_oom_and_lost_err)
+        };
+        let _: Result<(), Lost> = drain(wait, idle);
+    }
+}
+
 impl Drop for VulkanDevice {
     fn drop(&mut self) {
+        let queue = self
+            .submit
+            .get_mut()
+            .unwrap_or_else(PoisonError::into_inner)
+            .queue;
+        // Wait even when the device is marked lost: a loss noted while the GPU runs leaves it
+        // running.
+        // SAFETY: `&mut self`: nothing else submits to the queue now (`with_transfer_queue`
+        // borrows the device).
+        unsafe { self.wait_out_submissions(queue) };
         let state = self
             .submit
             .get_mut()
             .unwrap_or_else(PoisonError::into_inner);
-        // Wait even when the device is marked lost: a simulated loss leaves the GPU running. A
-        // failed wait is retried, with idling the transfer queue as the fallback, until one
-        // succeeds or the device is really lost ([`drain`]).
-        let last = self.last_submitted.load(Ordering::Acquire);
-        if last > 0 {
-            let (raw, timeline, queue) = (&self.raw, &self.timeline, state.queue);
-            // SAFETY: the timeline is alive until destroyed below. No lost flag: only a loss the
-            // driver reports may end this wait.
-            let wait = || unsafe { timeline.wait(raw, last, u64::MAX, None) };
-            let idle = || {
-                // SAFETY: `&mut self`: nothing else submits to the queue now
-                // (`with_transfer_queue` borrows the device).
-                unsafe { raw.queue_wait_idle(queue) }.map_err(map_host_device_oom_and_lost_err)
-            };
-            // Either way nothing of the queue runs any more: done, or the device is lost.
-            let _: Result<(), Lost> = drain(wait, idle);
-        }
         // SAFETY: every submission of the main queue completed, or the device was lost, after
         // which nothing executes (waited above; the lanes wait for their own in `destroy`, and
         // nothing submits to their queues now); memkit created the pools, the lanes and the

@@ -95,10 +95,26 @@ impl VulkanDevice {
         self.last_submitted.load(Ordering::Acquire)
     }
 
-    /// Records that the device is lost, as a `VK_ERROR_DEVICE_LOST` would: for tests of what
-    /// callers do then.
+    /// Records that the device is lost, as a `VK_ERROR_DEVICE_LOST` would, for tests of what
+    /// callers do then: every waiter wakes with `DeviceLost` and every later call is refused.
+    /// Then it waits for the work already submitted to finish (the driver's GPU cannot be
+    /// stopped), so that when it returns nothing memkit submitted runs any more, as after a real
+    /// loss: callers may free what that work used, as they do on a real one (memkit-std's
+    /// coordinator frees its buffers and memory at once on a lost device).
     #[doc(hidden)]
     pub fn simulate_device_lost(&self) {
+        self.note(DeviceError::DeviceLost);
+        let state = self.lock_submit();
+        // SAFETY: the submit lock gives exclusive use of the transfer queue.
+        unsafe { self.wait_out_submissions(state.queue) };
+    }
+
+    /// [`simulate_device_lost`](Self::simulate_device_lost) without its wait: the GPU keeps
+    /// running what it was given, as when one call reports a loss while the work of others still
+    /// runs. For tests of memkit's own waits (the drop's); a caller that frees memory on the
+    /// loss would free it under the GPU.
+    #[doc(hidden)]
+    pub fn simulate_device_lost_while_running(&self) {
         self.note(DeviceError::DeviceLost);
     }
 
