@@ -14,8 +14,8 @@ use crate::device::VulkanDevice;
 use crate::error::map_host_device_oom_err;
 
 impl VulkanDevice {
-    /// Whether the device supports `desc` (format, usage, extent, levels, layers, samples), as
-    /// `vkGetPhysicalDeviceImageFormatProperties` reports it, and an attachment's extent within
+    /// Whether the device supports `desc` (format, usage, extent, levels, layers, samples, total
+    /// size), as `vkGetPhysicalDeviceImageFormatProperties` reports it, and an attachment's extent within
     /// the framebuffer limits, which that query does not cover (VUID-VkImageCreateInfo-usage-00964
     /// and -00965). Creating an image outside either is undefined behaviour, so
     /// [`ImageDevice::create_image`] asks first.
@@ -46,8 +46,15 @@ impl VulkanDevice {
             Err(vk::Result::ERROR_FORMAT_NOT_SUPPORTED) => return Err(unsupported),
             Err(e) => return Err(map_host_device_oom_err(e)),
         };
+        // `maxResourceSize` bounds the image's total size, which Vulkan gives no formula for: the
+        // estimate is the validation layer's, every texel of every level, layer and sample,
+        // rounded up to `bufferImageGranularity` (above it the layer warns and drivers may fail).
+        let estimated_size = desc
+            .packed_bytes()
+            .checked_next_multiple_of(self.limits.buffer_image_granularity);
         let max = properties.max_extent;
-        let fits = desc.width <= max.width
+        let fits = estimated_size.is_some_and(|size| size <= properties.max_resource_size)
+            && desc.width <= max.width
             && desc.height <= max.height
             && desc.depth <= max.depth
             && desc.mip_levels <= properties.max_mip_levels

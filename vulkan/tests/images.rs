@@ -224,6 +224,29 @@ fn images_the_device_cannot_make_are_typed_errors() {
         ..wide_target
     };
     assert_eq!(device.create_image(&wide_input), beyond_framebuffer);
+    // Within every extent and layer limit, but larger in all than the format's
+    // `maxResourceSize` (lavapipe: 4 GiB less a byte, so 16384 x 16384 texels of 16 bytes).
+    let vk_format = vk::Format::R32G32B32A32_SFLOAT;
+    // SAFETY: as above; valid enums and flags.
+    let format_limits = unsafe {
+        h.instance().get_physical_device_image_format_properties(
+            device.physical_device(),
+            vk_format,
+            vk::ImageType::TYPE_2D,
+            vk::ImageTiling::OPTIMAL,
+            vk::ImageUsageFlags::SAMPLED,
+            vk::ImageCreateFlags::empty(),
+        )
+    }
+    .unwrap();
+    let side = format_limits.max_extent.width.min(16384);
+    let layer_bytes = u64::from(side) * u64::from(side) * 16;
+    let layers = format_limits.max_resource_size / layer_bytes + 1;
+    if layers <= u64::from(format_limits.max_array_layers) {
+        let too_big = ImageDesc::new_2d(ImageFormat::Rgba32Float, side, side, ImageUsage::SAMPLED)
+            .with_array_layers(layers as u32);
+        assert_eq!(device.create_image(&too_big), unsupported, "{too_big:?}");
+    }
     // At the limit the driver makes it, without a validation message.
     let edge = ImageDesc::new_2d(
         ImageFormat::R8Unorm,
