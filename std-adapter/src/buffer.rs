@@ -46,6 +46,10 @@ impl<D: Device> BufferState<D> {
 ///
 /// GPU work the application submits itself that uses the buffer must be finished (or ordered
 /// before memkit's later submissions) before the buffer is dropped, as with any allocator.
+///
+/// A buffer held past its coordinator is destroyed by the coordinator's teardown (and reported
+/// as leaked), but the handle keeps the coordinator's device alive until dropped, as a
+/// [`crate::Ticket`] does: drop it before destroying what that device wraps.
 pub struct Buffer<D: Device> {
     pub(crate) state: Arc<BufferState<D>>,
     pub(crate) shared: Arc<Shared<D>>,

@@ -41,7 +41,10 @@ enum Target {
 }
 
 /// What to wait on for an upload or a frame: the GPU has finished the work once
-/// [`Ticket::is_complete`] says so. Cheap to clone; safe to keep past the coordinator.
+/// [`Ticket::is_complete`] says so. Cheap to clone; safe to keep past the coordinator, but it
+/// keeps the coordinator's device alive until dropped (not its memory, which the coordinator's
+/// teardown frees): drop every ticket before destroying what that device wraps (the `ash`
+/// device under a `VulkanDevice`), or a `SharedHeadlessDevice` cannot be unwrapped.
 #[derive(Clone)]
 pub struct Ticket {
     target: Target,
