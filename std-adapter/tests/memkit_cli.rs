@@ -207,6 +207,62 @@ fn a_negative_overhead_is_reported_as_below_memcpy_noise() {
     );
 }
 
+/// `--svg PATH` is the demo's: it parses (any OS path, like `--json`), and with probe or bench
+/// it is a usage error naming the flag.
+#[test]
+fn svg_is_a_demo_option() {
+    let o = Options::parse(["demo", "--svg", "map.svg"]).expect("parses");
+    assert_eq!(o.svg, Some(std::path::PathBuf::from("map.svg")));
+    let o = Options::parse(["demo", "--svg=m.svg", "--json", "r.json"]).expect("parses");
+    assert_eq!(o.svg, Some(std::path::PathBuf::from("m.svg")));
+    assert_eq!(o.json, Some(std::path::PathBuf::from("r.json")));
+    for args in [&["probe", "--svg", "m.svg"][..], &["bench", "--svg=m.svg"]] {
+        let e = Options::parse(args).expect_err("refused");
+        assert!(e.0.contains("--svg"), "{args:?}: {e}");
+    }
+    let e = Options::parse(["demo", "--svg"]).expect_err("needs a value");
+    assert!(e.0.contains("--svg needs a value"), "{e}");
+    assert!(args::USAGE.contains("--svg PATH"));
+}
+
+/// The demo's memory map is drawn at the end of its workload, before teardown: one rectangle
+/// per live sub-allocation and one row per block and dedicated object, as the final statistics
+/// count them (the buffers the producers and the frame loop still hold are live).
+#[test]
+fn demo_draws_the_memory_map_before_teardown() {
+    let report = demo::run(
+        memkit_dummy::DummyDevice::discrete(),
+        memkit_std::CoordinatorConfig::default(),
+        demo::DemoOptions {
+            frames: 3,
+            threads: 2,
+            seed: 11,
+            progress: false,
+        },
+    )
+    .expect("the demo runs");
+    let svg = &report.memory_map_svg;
+    assert!(
+        svg.starts_with("<svg ") && svg.ends_with("</svg>\n"),
+        "{svg}"
+    );
+    let heaps = &report.stats.heaps;
+    let sub_allocations: u64 = heaps.iter().map(|h| h.sub_allocations).sum();
+    let blocks: u32 = heaps.iter().map(|h| h.blocks).sum();
+    let dedicated: u32 = heaps.iter().map(|h| h.dedicated_objects).sum();
+    // The frame buffers and each producer's held buffers, at least.
+    assert!(sub_allocations >= 4, "{sub_allocations}");
+    assert_eq!(
+        svg.matches("<rect class=\"range\"").count() as u64,
+        sub_allocations
+    );
+    assert_eq!(svg.matches("<rect class=\"block\"").count() as u32, blocks);
+    assert_eq!(
+        svg.matches("<rect class=\"dedicated\"").count() as u32,
+        dedicated
+    );
+}
+
 /// The binary itself (built only with the `cli` feature).
 #[cfg(feature = "cli")]
 mod binary {
@@ -313,5 +369,46 @@ mod binary {
         let json = std::fs::read_to_string(&path).unwrap();
         let _ = std::fs::remove_dir_all(&dir);
         assert!(json.starts_with('{') && json.ends_with("}\n"), "{json}");
+    }
+
+    /// `demo --svg PATH` writes the memory map; a path that cannot be written fails before the
+    /// run (exit 1, nothing printed but the error) and leaves no `--json` report behind.
+    #[test]
+    fn demo_writes_the_memory_map_as_svg() {
+        let dir = scratch_dir("svg");
+        let path = dir.join("map.svg");
+        let path_str = path.to_str().expect("a UTF-8 temp dir");
+        let out = memkit(&["demo", "--frames", "2", "--threads", "1", "--svg", path_str]);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        let svg = std::fs::read_to_string(&path).expect("the map was written");
+        assert!(
+            svg.starts_with("<svg xmlns=\"http://www.w3.org/2000/svg\""),
+            "{svg}"
+        );
+        assert!(svg.ends_with("</svg>\n"), "{svg}");
+        assert!(svg.contains("<rect class=\"range\""), "{svg}");
+        assert!(svg.contains("<rect class=\"block\""), "{svg}");
+
+        let missing = dir.join("no-such-dir").join("map.svg");
+        let json = dir.join("report.json");
+        let out = memkit(&[
+            "demo",
+            "--frames",
+            "2000",
+            "--json",
+            json.to_str().unwrap(),
+            "--svg",
+            missing.to_str().unwrap(),
+        ]);
+        let json_left = json.exists();
+        let _ = std::fs::remove_dir_all(&dir);
+        assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+        assert!(out.stdout.is_empty(), "ran first:\n{}", text(&out.stdout));
+        assert!(
+            text(&out.stderr).contains("writing"),
+            "{}",
+            text(&out.stderr)
+        );
+        assert!(!json_left, "the --json file opened first was left behind");
     }
 }

@@ -26,6 +26,8 @@ options:
   --threads N     demo: producer threads uploading beside the frame loop, 0 to 256 (default 4)
   --seed S        demo, bench: seed of the generated sizes, offsets and bytes (default 1)
   --json PATH     demo, probe, bench: also write the report as JSON to PATH (opened first)
+  --svg PATH      demo: also draw the memory map (every memory object and where its live
+                  allocations sit) at the end of the workload as SVG to PATH (opened first)
   --quick         bench: fewer repetitions and uploads
   --validation    vulkan: enable the Khronos validation layer (fails when not installed)
 ";
@@ -96,6 +98,8 @@ pub struct Options {
     pub seed: u64,
     /// Where to write the JSON report.
     pub json: Option<PathBuf>,
+    /// Where to draw the demo's memory map (SVG).
+    pub svg: Option<PathBuf>,
     /// Short benchmark.
     pub quick: bool,
     /// Vulkan validation layer.
@@ -111,6 +115,7 @@ impl Default for Options {
             threads: 4,
             seed: 1,
             json: None,
+            svg: None,
             quick: false,
             validation: false,
         }
@@ -176,7 +181,8 @@ fn os_string_from(bytes: &[u8]) -> Result<OsString, ArgError> {
         .map_err(|_| ArgError("a value that is not valid UTF-8 needs --flag VALUE".to_owned()))
 }
 
-/// `value` of `flag` as UTF-8 (every value but `--json`'s path is a name or a number).
+/// `value` of `flag` as UTF-8 (every value but `--json`'s and `--svg`'s paths is a name or a
+/// number).
 fn utf8(flag: &str, value: OsString) -> Result<String, ArgError> {
     value
         .into_string()
@@ -185,7 +191,8 @@ fn utf8(flag: &str, value: OsString) -> Result<String, ArgError> {
 
 impl Options {
     /// Parses the arguments after the program name (`std::env::args_os`: an argument need not
-    /// be UTF-8; only `--json`'s path may be other than UTF-8, anywhere else that is an error).
+    /// be UTF-8; only `--json`'s and `--svg`'s paths may be other than UTF-8, anywhere else that
+    /// is an error).
     pub fn parse<I, S>(args: I) -> Result<Self, ArgError>
     where
         I: IntoIterator<Item = S>,
@@ -249,6 +256,7 @@ impl Options {
                 }
                 "--seed" => options.seed = number("--seed", &value()?, 0, u64::MAX)?,
                 "--json" => options.json = Some(PathBuf::from(os_value()?)),
+                "--svg" => options.svg = Some(PathBuf::from(os_value()?)),
                 "--quick" | "--validation" if has_inline => {
                     return Err(ArgError(format!("{flag} takes no value")));
                 }
@@ -262,6 +270,11 @@ impl Options {
         } else {
             command.unwrap_or(Command::Help)
         };
+        if options.svg.is_some() && matches!(options.command, Command::Probe | Command::Bench) {
+            return Err(ArgError(
+                "--svg: only demo draws a memory map (probe and bench hold no workload)".into(),
+            ));
+        }
         Ok(options)
     }
 }

@@ -84,6 +84,9 @@ pub struct DemoReport {
     pub buffers_dropped: u64,
     /// The coordinator's counters and memory, at the end (before teardown).
     pub stats: CoordinatorStats,
+    /// The memory map at the end, before teardown, with the buffers still held
+    /// ([`memkit_std::Coordinator::memory_map_svg`]).
+    pub memory_map_svg: String,
     /// The byte comparison, misuse and leak checks.
     pub verification: Verification,
 }
@@ -282,6 +285,7 @@ pub fn run<D: Backend>(
         ));
     }
     let stats = coordinator.stats();
+    let memory_map_svg = coordinator.memory_map_svg();
     let problems = coordinator.device().problems();
     drop((live, uniform, instances));
     // The last handle: teardown runs here, and the device goes with it.
@@ -293,6 +297,7 @@ pub fn run<D: Backend>(
         elapsed,
         buffers_dropped: checks.dropped,
         stats,
+        memory_map_svg,
         verification: Verification {
             checked_buffers: checks.buffers,
             checked_bytes: checks.bytes,

@@ -34,37 +34,53 @@ fn main() -> ExitCode {
         }
     };
     // Before any work: a path that cannot be written fails now, not after minutes of running.
-    let mut json = match JsonOutput::open(&options) {
-        Ok(j) => j,
+    let opened = ReportFile::open(options.json.as_ref(), &options).and_then(|json| {
+        let svg = ReportFile::open(options.svg.as_ref(), &options).inspect_err(|_| {
+            if let Some(j) = &json {
+                j.remove_if_created();
+            }
+        })?;
+        Ok(Reports { json, svg })
+    });
+    let mut reports = match opened {
+        Ok(r) => r,
         Err(e) => {
             eprintln!("memkit: {e}");
             return ExitCode::FAILURE;
         }
     };
-    match run(&options, &mut json) {
+    match run(&options, &mut reports) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("memkit: {e}");
-            if let Some(j) = json {
-                j.discard();
+            for file in [reports.json, reports.svg].into_iter().flatten() {
+                file.discard();
             }
             ExitCode::FAILURE
         }
     }
 }
 
-/// The file the JSON report goes to, opened before the run.
-struct JsonOutput {
+/// The report files the command line asked for, opened before the run.
+struct Reports {
+    /// `--json`.
+    json: Option<ReportFile>,
+    /// `--svg` (demo only).
+    svg: Option<ReportFile>,
+}
+
+/// A file a report goes to (`--json`, `--svg`), opened before the run.
+struct ReportFile {
     file: File,
     path: PathBuf,
     /// Made by this run (an existing file is kept as it was until the report replaces it).
     created: bool,
 }
 
-impl JsonOutput {
-    /// Opens (or creates) `--json`'s file, for a command that writes a report.
-    fn open(options: &Options) -> Result<Option<Self>, Box<dyn Error>> {
-        let Some(path) = &options.json else {
+impl ReportFile {
+    /// Opens (or creates) `path`, for a command that writes a report.
+    fn open(path: Option<&PathBuf>, options: &Options) -> Result<Option<Self>, Box<dyn Error>> {
+        let Some(path) = path else {
             return Ok(None);
         };
         if options.command == Command::Help {
@@ -92,15 +108,18 @@ impl JsonOutput {
         }
     }
 
-    /// Replaces the file's contents with `json` and a newline.
-    fn write(&mut self, json: &str) -> Result<(), Box<dyn Error>> {
+    /// Replaces the file's contents with `report` and a newline.
+    fn write(&mut self, report: &str) -> Result<(), Box<dyn Error>> {
         let mut write = || -> std::io::Result<()> {
             // A regular file is cut to the report; a pipe or terminal (`/dev/stdout`) cannot be.
             if self.file.metadata()?.is_file() {
                 self.file.set_len(0)?;
                 self.file.seek(SeekFrom::Start(0))?;
             }
-            self.file.write_all(format!("{json}\n").as_bytes())?;
+            self.file.write_all(report.as_bytes())?;
+            if !report.ends_with('\n') {
+                self.file.write_all(b"\n")?;
+            }
             self.file.flush()
         };
         write().map_err(|e| format!("writing {}: {e}", self.path.display()).into())
@@ -109,23 +128,28 @@ impl JsonOutput {
     /// After a failed run: removes the file if this run made it (it is empty), so a failure
     /// leaves nothing behind; an existing file keeps its contents.
     fn discard(self) {
+        self.remove_if_created();
+    }
+
+    /// Removes the file if this run made it.
+    fn remove_if_created(&self) {
         if self.created {
-            drop(self.file);
             let _ = std::fs::remove_file(&self.path);
         }
     }
 }
 
-fn run(options: &Options, json: &mut Option<JsonOutput>) -> Result<ExitCode, Box<dyn Error>> {
+fn run(options: &Options, reports: &mut Reports) -> Result<ExitCode, Box<dyn Error>> {
+    let json = &mut reports.json;
     match (options.command, options.device) {
         (Command::Help, _) => {
             print!("{USAGE}");
             Ok(ExitCode::SUCCESS)
         }
         (Command::Demo, DeviceChoice::Dummy(preset)) => {
-            demo(DummyDevice::with_preset(preset), options, json)
+            demo(DummyDevice::with_preset(preset), options, reports)
         }
-        (Command::Demo, DeviceChoice::Vulkan) => demo(vulkan(options)?, options, json),
+        (Command::Demo, DeviceChoice::Vulkan) => demo(vulkan(options)?, options, reports),
         (Command::Probe, DeviceChoice::Dummy(preset)) => {
             let device = DummyDevice::with_preset(preset);
             print!("{}", probe::text(&device.describe(), &device));
@@ -151,7 +175,7 @@ fn vulkan(options: &Options) -> Result<SharedHeadlessDevice, Box<dyn Error>> {
         .map_err(|e| format!("--device vulkan: {e} (try --device dummy:discrete)").into())
 }
 
-fn write_json(out: &mut Option<JsonOutput>, json: &str) -> Result<(), Box<dyn Error>> {
+fn write_json(out: &mut Option<ReportFile>, json: &str) -> Result<(), Box<dyn Error>> {
     match out {
         Some(out) => out.write(json),
         None => Ok(()),
@@ -161,7 +185,7 @@ fn write_json(out: &mut Option<JsonOutput>, json: &str) -> Result<(), Box<dyn Er
 fn demo<D: Backend>(
     device: D,
     options: &Options,
-    json: &mut Option<JsonOutput>,
+    reports: &mut Reports,
 ) -> Result<ExitCode, Box<dyn Error>> {
     let report = demo::run(
         device,
@@ -174,7 +198,10 @@ fn demo<D: Backend>(
         },
     )?;
     print!("{}", report::demo_text(&report));
-    write_json(json, &report::demo_json(&report))?;
+    write_json(&mut reports.json, &report::demo_json(&report))?;
+    if let Some(svg) = &mut reports.svg {
+        svg.write(&report.memory_map_svg)?;
+    }
     if report.verification.passed() {
         Ok(ExitCode::SUCCESS)
     } else {
@@ -186,7 +213,7 @@ fn demo<D: Backend>(
 fn bench<D: Backend>(
     make: &dyn Fn() -> Result<D, bench::BenchError>,
     options: &Options,
-    json: &mut Option<JsonOutput>,
+    json: &mut Option<ReportFile>,
 ) -> Result<ExitCode, Box<dyn Error>> {
     if cfg!(debug_assertions) {
         eprintln!(
