@@ -855,3 +855,179 @@ fn visit_live_reports_every_live_range_once() {
     t.reset();
     assert!(live_ranges(&t).is_empty(), "reset left ranges behind");
 }
+
+/// The last-resort scan takes a block that fits exactly (no granule to spare).
+#[test]
+fn the_last_resort_scan_takes_an_exact_fit() {
+    // As above, with a 130-granule block behind the 128-granule head and a 130-granule request.
+    let config = TlsfConfig::new(290 * 16, 16, 8).with_small_threshold(0);
+    let mut t = TlsfAllocator::new(config, vec![TlsfNode::EMPTY; config.storage_len()]).unwrap();
+    let a = alloc(&mut t, 128 * 16, 16);
+    let _x = alloc(&mut t, 256, 16);
+    let b = alloc(&mut t, 130 * 16, 16);
+    let _y = alloc(&mut t, 256, 16);
+    assert_eq!(t.stats().largest_free_run, 0);
+    free(&mut t, b);
+    free(&mut t, a);
+    let c = alloc(&mut t, 130 * 16, 16);
+    assert_eq!(c.offset(), 144 * 16, "placed in the 130-granule block");
+    assert_eq!(t.stats().largest_free_run, 128 * 16);
+}
+
+/// The last-resort scan visits at most `FALLBACK_SCAN` blocks (allocation stays O(1)), and
+/// `largest_free_run` looks at the same blocks, so it never names a run that `allocate` refuses.
+#[test]
+fn the_last_resort_scan_and_largest_free_run_stop_after_the_same_blocks() {
+    // FALLBACK_SCAN blocks of 128 granules, each followed by a one-granule allocation, then a
+    // 131-granule block: all in the class [128, 132), nothing else free.
+    let small = u64::from(FALLBACK_SCAN);
+    let capacity = (small * 129 + 131) * 16;
+    let config = TlsfConfig::new(capacity, 16, 2 * FALLBACK_SCAN + 1).with_small_threshold(0);
+    let mut t = TlsfAllocator::new(config, vec![TlsfNode::EMPTY; config.storage_len()]).unwrap();
+    let mut blocks = Vec::new();
+    for _ in 0..small {
+        blocks.push(alloc(&mut t, 128 * 16, 16));
+        let _separator = alloc(&mut t, 16, 16);
+    }
+    let big = alloc(&mut t, 131 * 16, 16);
+    assert_eq!(big.offset(), small * 129 * 16);
+    assert_eq!(t.stats().largest_free_run, 0);
+    // Freed first, the 131-granule block ends up last in its list, behind FALLBACK_SCAN heads.
+    free(&mut t, big);
+    for b in blocks {
+        free(&mut t, b);
+    }
+    assert_eq!(t.stats().largest_free_run, 128 * 16);
+    let before = t.stats();
+    assert_eq!(
+        t.allocate(131 * 16, 16).err(),
+        Some(AllocError::OutOfMemory)
+    );
+    assert_eq!(t.stats(), before);
+    t.check_invariants().unwrap();
+    // One 128-granule block fewer in front of it: now the scan and largest_free_run reach it.
+    let head = alloc(&mut t, 128 * 16, 16);
+    assert_eq!(t.stats().largest_free_run, 131 * 16);
+    let found = alloc(&mut t, 131 * 16, 16);
+    assert_eq!(found.offset(), small * 129 * 16);
+    free(&mut t, found);
+    free(&mut t, head);
+}
+
+/// `largest_free_run` is the largest block of the top class, wherever it sits in the list.
+#[test]
+fn largest_free_run_is_the_largest_of_its_class_list() {
+    // Blocks of 131 and 128 granules (one class), the 131 one at the head of the list.
+    let config = TlsfConfig::new(275 * 16, 16, 8).with_small_threshold(0);
+    let mut t = TlsfAllocator::new(config, vec![TlsfNode::EMPTY; config.storage_len()]).unwrap();
+    let a = alloc(&mut t, 128 * 16, 16);
+    let _x = alloc(&mut t, 256, 16);
+    let b = alloc(&mut t, 131 * 16, 16);
+    assert_eq!(b.offset(), 144 * 16);
+    free(&mut t, a);
+    free(&mut t, b);
+    assert_eq!(t.stats().largest_free_run, 131 * 16);
+    // And the other order.
+    let b = alloc(&mut t, 131 * 16, 16);
+    assert_eq!(b.offset(), 144 * 16);
+    let a = alloc(&mut t, 128 * 16, 16);
+    assert_eq!(a.offset(), 0);
+    free(&mut t, b);
+    free(&mut t, a);
+    assert_eq!(t.stats().largest_free_run, 131 * 16);
+}
+
+/// A request of exactly `small_threshold` bytes is not small: it goes to the bottom end.
+#[test]
+fn a_request_of_the_small_threshold_goes_to_the_bottom() {
+    let config = TlsfConfig::new(1 << 20, 16, 16).with_small_threshold(4096);
+    let mut t = TlsfAllocator::new(config, vec![TlsfNode::EMPTY; config.storage_len()]).unwrap();
+    let at = alloc(&mut t, 4096, 16);
+    assert_eq!(at.offset(), 0);
+    let below = alloc(&mut t, 4080, 16);
+    assert_eq!(below.offset(), (1 << 20) - 4080);
+    free(&mut t, at);
+    free(&mut t, below);
+}
+
+/// Peaks stay at their highest value across frees and later, smaller allocations.
+#[test]
+fn peaks_survive_frees_and_new_allocations() {
+    let mut t = tlsf(1 << 16, 64, 8);
+    let a = alloc(&mut t, 1000, 1);
+    let b = alloc(&mut t, 1000, 1);
+    free(&mut t, a);
+    free(&mut t, b);
+    let c = alloc(&mut t, 64, 1);
+    let s = t.stats();
+    assert_eq!((s.live_allocations, s.peak_live_allocations), (1, 2));
+    assert_eq!((s.bytes_reserved, s.peak_bytes_reserved), (64, 2048));
+    free(&mut t, c);
+}
+
+/// A rest beside an allocation placed after an alignment gap is a free block of its own once it
+/// reaches the sliver limit (256 bytes here).
+#[test]
+fn a_rest_of_the_sliver_limit_beside_a_gap_is_split_off() {
+    // Block [1, 784) granules after a one-granule allocation; 4096 bytes aligned to 8192 start
+    // at granule 512 (a 511-granule gap before it) and leave 16 granules (256 bytes) after it.
+    let config = TlsfConfig::new(784 * 16, 16, 8).with_small_threshold(0);
+    let mut t = TlsfAllocator::new(config, vec![TlsfNode::EMPTY; config.storage_len()]).unwrap();
+    let first = alloc(&mut t, 16, 16);
+    let a = alloc(&mut t, 4096, 8192);
+    assert_eq!(a.offset(), 512 * 16);
+    assert_eq!(t.stats().bytes_reserved, 16 + 4096);
+    let rest = alloc(&mut t, 256, 16);
+    assert_eq!(rest.offset(), 768 * 16);
+    for x in [first, a, rest] {
+        free(&mut t, x);
+    }
+}
+
+/// A granule of `MAX_GRANULE` is valid; one above is not.
+#[test]
+fn the_largest_granule_is_accepted() {
+    let config = TlsfConfig::new(2 * MAX_GRANULE, MAX_GRANULE, 2);
+    assert_eq!(config.validate(), Ok(()));
+    let mut t = TlsfAllocator::new(config, vec![TlsfNode::EMPTY; config.storage_len()]).unwrap();
+    let a = alloc(&mut t, 1, 1);
+    assert_eq!(t.stats().bytes_reserved, MAX_GRANULE);
+    free(&mut t, a);
+    assert_eq!(
+        TlsfConfig::new(4 * MAX_GRANULE, 2 * MAX_GRANULE, 2).validate(),
+        Err(ConfigError::InvalidParameter)
+    );
+}
+
+/// A capacity of exactly one row of second-level classes (32 granules) gets the two rows its
+/// largest class needs.
+#[test]
+fn a_capacity_of_one_row_keeps_its_invariants() {
+    let mut t = tlsf(32 * 16, 16, 4);
+    t.check_invariants().unwrap();
+    let a = alloc(&mut t, 16, 16);
+    free(&mut t, a);
+    assert_eq!(t.stats().largest_free_run, 32 * 16);
+}
+
+/// A forged handle naming the first node past those handed out since the last reset is refused,
+/// though that node still holds the record of an allocation from before the reset.
+#[test]
+fn a_handle_to_a_node_past_the_watermark_is_refused() {
+    let mut t = tlsf(1 << 12, 16, 4);
+    let a = alloc(&mut t, 64, 16);
+    let raw = *a.raw();
+    t.reset();
+    let before = t.stats();
+    let forged = RawAllocation {
+        epoch: raw.epoch.wrapping_add(1),
+        ..raw
+    };
+    assert_eq!(t.check_live(&forged), Err(FreeError::DoubleFree));
+    assert_eq!(
+        t.free(Allocation::from_raw(forged)),
+        Err(FreeError::DoubleFree)
+    );
+    assert_eq!(t.stats(), before);
+    t.check_invariants().unwrap();
+}
