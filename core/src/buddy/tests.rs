@@ -610,3 +610,127 @@ fn visit_live_reports_every_live_range_once() {
     b.reset();
     assert!(live_ranges(&b).is_empty(), "reset left ranges behind");
 }
+
+/// An alignment past the capacity is served at offset 0, from the top block itself when nothing
+/// smaller is free there, and the tail it does not need is given back (and counted as splits).
+#[test]
+fn an_alignment_past_the_capacity_takes_the_top_block_at_zero() {
+    let mut b = buddy(16 * 256, 256, 4);
+    let a = b
+        .allocate(256, 32 * 256)
+        .expect("aligned past the capacity");
+    check(&b);
+    assert_eq!(a.offset(), 0);
+    // 16 -> 8 -> 4 -> 2 -> 1, as for an unaligned request.
+    let s = b.stats();
+    assert_eq!((s.splits, s.bytes_reserved), (4, 256));
+    assert_eq!(s.largest_free_run, 8 * 256);
+    b.free(a).expect("free");
+    check(&b);
+    let s = b.stats();
+    assert_eq!((s.merges, s.largest_free_run), (4, 16 * 256));
+}
+
+/// A forged handle naming the slot just past the last one handed out is refused, also when the
+/// slot table is full and that slot would lie past the storage.
+#[test]
+fn a_handle_to_the_slot_past_the_watermark_is_refused() {
+    let mut b = buddy(16 * 256, 256, 2);
+    let a = b.allocate(256, 1).expect("a");
+    let _c = b.allocate(256, 1).expect("c");
+    let before = b.stats();
+    let forged = RawAllocation {
+        slot: 2,
+        ..*a.raw()
+    };
+    assert_eq!(b.check_live(&forged), Err(FreeError::DoubleFree));
+    assert_eq!(
+        b.free(Allocation::from_raw(forged)),
+        Err(FreeError::DoubleFree)
+    );
+    assert_eq!(b.stats(), before);
+    check(&b);
+}
+
+/// Peaks stay at their highest value across frees and later, smaller allocations.
+#[test]
+fn peaks_survive_frees_and_new_allocations() {
+    let mut b = buddy(16 * 256, 256, 4);
+    let a = b.allocate(4 * 256, 1).expect("a");
+    let c = b.allocate(256, 1).expect("c");
+    b.free(a).expect("free");
+    b.free(c).expect("free");
+    let d = b.allocate(256, 1).expect("d");
+    let s = b.stats();
+    assert_eq!((s.live_allocations, s.peak_live_allocations), (1, 2));
+    assert_eq!((s.bytes_reserved, s.peak_bytes_reserved), (256, 5 * 256));
+    b.free(d).expect("free");
+}
+
+/// A freed block below the lowest free one moves the search hint down: the lowest free block of
+/// an order is the one handed out next.
+#[test]
+fn a_block_freed_below_the_hint_is_handed_out_first() {
+    // 256 single units: the order-0 bitmap spans four words.
+    let mut b = buddy(256 * 256, 256, 256);
+    let mut units: Vec<Option<Allocation>> = (0..256)
+        .map(|_| Some(b.allocate(256, 1).expect("fill")))
+        .collect();
+    for (i, a) in units.iter().enumerate() {
+        assert_eq!(a.as_ref().expect("held").offset(), i as u64 * 256);
+    }
+    // The search for unit 200 leaves the hint at its word (the fourth).
+    b.free(units[200].take().expect("held")).expect("free");
+    units[200] = Some(b.allocate(256, 1).expect("again"));
+    assert_eq!(units[200].as_ref().expect("held").offset(), 200 * 256);
+    // Unit 5 (first word) and unit 200 free, their buddies held: unit 5 goes first.
+    b.free(units[200].take().expect("held")).expect("free");
+    b.free(units[5].take().expect("held")).expect("free");
+    check(&b);
+    let low = b.allocate(256, 1).expect("low");
+    assert_eq!(low.offset(), 5 * 256);
+    let high = b.allocate(256, 1).expect("high");
+    assert_eq!(high.offset(), 200 * 256);
+    check(&b);
+}
+
+/// With a capacity that is not a power of two, the largest free run is the free prefix from
+/// offset 0 across the top-level blocks, including a free piece of the first block not wholly
+/// free, rounded down to what `allocate` serves at the default tail precision.
+#[test]
+fn largest_free_run_across_the_top_blocks_is_allocatable_and_exact() {
+    // 127 units: blocks of 64, 32, 16, 8, 4, 2 and 1 units at 0, 64, 96, 112, 120, 124, 126.
+    let config = BuddyConfig::new(127 * 256, 256, 8);
+    let mut b = BuddyAllocator::new(config, vec![0; config.storage_len()]).expect("config");
+    // The single unit at 126 held: the free prefix is 126 units, but a 126-unit request
+    // reserves 128 (a grain of 4 units), so the largest that allocate serves is 124.
+    let last = b.allocate(256, 1).expect("last unit");
+    assert_eq!(last.offset(), 126 * 256);
+    assert_eq!(b.stats().largest_free_run, 124 * 256);
+    let probe = b.allocate(124 * 256, 1).expect("124 units");
+    assert_eq!(probe.offset(), 0);
+    b.free(probe).expect("free");
+    assert_eq!(
+        b.allocate(125 * 256, 1).err(),
+        Some(AllocError::OutOfMemory)
+    );
+    b.free(last).expect("free");
+    check(&b);
+    // Units [104, 112) held, [96, 104) free: the prefix ends inside the 16-unit block at 96.
+    let x = b.allocate(8 * 256, 1).expect("x");
+    assert_eq!(x.offset(), 112 * 256);
+    let y = b.allocate(8 * 256, 1).expect("y");
+    assert_eq!(y.offset(), 96 * 256);
+    let z = b.allocate(8 * 256, 1).expect("z");
+    assert_eq!(z.offset(), 104 * 256);
+    b.free(y).expect("free");
+    check(&b);
+    assert_eq!(b.stats().largest_free_run, 104 * 256);
+    let probe = b.allocate(104 * 256, 1).expect("104 units");
+    assert_eq!(probe.offset(), 0);
+    check(&b);
+    for a in [probe, x, z] {
+        b.free(a).expect("free");
+    }
+    assert_eq!(b.stats().largest_free_run, 127 * 256);
+}
