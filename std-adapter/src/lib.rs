@@ -29,7 +29,7 @@ pub use device::Device;
 pub use error::{Error, Result};
 pub use frame::Frame;
 pub use memkit_core::{BufferingMode, MemoryUsage, PoolConfig};
-pub use stats::{CoordinatorStats, HeapReport};
+pub use stats::{CoordinatorStats, HeapReport, format_bytes};
 pub use ticket::Ticket;
 
 /// The README's quick start, run as a doc test (`cargo test -p memkit-std --doc`).

@@ -9,6 +9,7 @@
 
 use std::fmt::Write as _;
 
+use crate::stats::format_bytes;
 use memkit_core::LiveRange;
 use memkit_core::device::{MemoryProperties, MemoryPropertyFlags};
 use memkit_core::pool::{MapEntry, PoolStats};
@@ -168,9 +169,9 @@ impl MemoryMap {
             totals.blocks,
             totals.empty_blocks,
             totals.dedicated_objects,
-            size(totals.reserved_bytes()),
+            format_bytes(totals.reserved_bytes()),
             totals.live_allocations(),
-            size(totals.used_bytes()),
+            format_bytes(totals.used_bytes()),
         );
         self.legend(&mut svg);
         let mut y = 80.0;
@@ -185,7 +186,7 @@ impl MemoryMap {
                  heap {heap} of {}</text>",
                 y + ROW_HEIGHT - 3.0,
                 self.type_flags(memory_type),
-                size(self.heaps.get(heap as usize).copied().unwrap_or(0)),
+                format_bytes(self.heaps.get(heap as usize).copied().unwrap_or(0)),
             );
             y += ROW_STEP;
             for b in self.blocks.iter().filter(|b| b.memory_type == memory_type) {
@@ -263,7 +264,7 @@ fn block_row(svg: &mut String, b: &BlockRow, y: f64) {
         b.slot,
         y + ROW_HEIGHT - 3.0,
         b.slot,
-        size(b.size),
+        format_bytes(b.size),
         b.live,
         if b.mapped { ", mapped" } else { "" },
     );
@@ -299,7 +300,7 @@ fn dedicated_row(svg: &mut String, d: &DedicatedRow, y: f64) {
         d.slot,
         y + ROW_HEIGHT - 3.0,
         d.slot,
-        size(d.size),
+        format_bytes(d.size),
         if d.mapped { ", mapped" } else { "" },
         d.size,
     );
@@ -311,20 +312,4 @@ fn percent(part: u64, whole: u64) -> String {
         return "0.0%".into();
     }
     format!("{:.1}%", part as f64 * 100.0 / whole as f64)
-}
-
-/// `bytes` in B, KiB, MiB or GiB, with one decimal above bytes.
-fn size(bytes: u64) -> String {
-    const UNITS: [&str; 4] = ["B", "KiB", "MiB", "GiB"];
-    let mut value = bytes as f64;
-    let mut unit = 0;
-    while value >= 1024.0 && unit < UNITS.len() - 1 {
-        value /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{bytes} B")
-    } else {
-        format!("{value:.1} {}", UNITS[unit])
-    }
 }

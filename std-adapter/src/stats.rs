@@ -405,3 +405,30 @@ impl JsonObject {
         self.0
     }
 }
+
+/// `bytes` for people: in B below 1 KiB, else in KiB, MiB or GiB with one decimal ("194.0 MiB").
+/// What the `memkit` command's reports and [`Coordinator::memory_map_svg`] print.
+///
+/// ```
+/// use memkit_std::format_bytes;
+/// assert_eq!(format_bytes(1023), "1023 B");
+/// assert_eq!(format_bytes(1536), "1.5 KiB");
+/// assert_eq!(format_bytes(194 << 20), "194.0 MiB");
+/// assert_eq!(format_bytes(u64::MAX), "17179869184.0 GiB");
+/// ```
+///
+/// [`Coordinator::memory_map_svg`]: crate::Coordinator::memory_map_svg
+pub fn format_bytes(bytes: u64) -> String {
+    const UNITS: [&str; 4] = ["B", "KiB", "MiB", "GiB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit < UNITS.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}

@@ -69,21 +69,9 @@ impl Progress {
     }
 }
 
-/// `bytes` in B, KiB, MiB or GiB.
-pub fn size(bytes: u64) -> String {
-    const UNITS: [&str; 4] = ["B", "KiB", "MiB", "GiB"];
-    let mut value = bytes as f64;
-    let mut unit = 0;
-    while value >= 1024.0 && unit < UNITS.len() - 1 {
-        value /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{bytes} B")
-    } else {
-        format!("{value:.1} {}", UNITS[unit])
-    }
-}
+/// `bytes` in B, KiB, MiB or GiB (the library's formatting, so the reports and the memory map
+/// agree).
+pub use memkit_std::format_bytes as size;
 
 /// Regions before merging per region after, or 1 when nothing was submitted.
 pub fn merge_ratio(before: u64, after: u64) -> f64 {
