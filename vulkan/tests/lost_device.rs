@@ -17,16 +17,49 @@ use memkit_vulkan::{HeadlessConfig, HostBuffer, TimelineMode, VulkanDevice, Vulk
 
 const MODES: [TimelineMode; 2] = [TimelineMode::Auto, TimelineMode::FencePool];
 
+/// Bytes each copy of [`submit_eight_whole_copies`] moves: enough that eight of them are still
+/// running when the test loses the device.
+const COPY_BYTES: u64 = 16 << 20;
+
+/// A source buffer of [`COPY_BYTES`] filled with `pattern(.., seed)`, a zeroed destination of the
+/// same size, and the source's bytes.
+fn source_and_zeroed_destination(
+    device: &VulkanDevice,
+    seed: u8,
+) -> (MappedBuffer, MappedBuffer, Vec<u8>) {
+    let size = COPY_BYTES as usize;
+    let src = MappedBuffer::new(device, COPY_BYTES, BufferUsage::TRANSFER_SRC);
+    let dst = MappedBuffer::new(device, COPY_BYTES, BufferUsage::TRANSFER_DST);
+    let source = pattern(size, seed);
+    src.write(device, 0, &source);
+    dst.write(device, 0, &vec![0; size]);
+    (src, dst, source)
+}
+
+/// Submits the whole of `src` into `dst` eight times on `submitter`, at timeline values 1 to 8.
+fn submit_eight_whole_copies(submitter: &VulkanDevice, src: &MappedBuffer, dst: &MappedBuffer) {
+    let whole = [BufferCopy {
+        src_offset: 0,
+        dst_offset: 0,
+        size: COPY_BYTES,
+    }];
+    let copy = [CopyCommand {
+        src: src.buffer,
+        dst: dst.buffer,
+        regions: &whole,
+    }];
+    for value in 1..=8 {
+        // SAFETY: both buffers are alive, bound and carry the transfer usages; the region lies in
+        // both; values increase.
+        unsafe { submitter.submit_copies(&copy, value) }.unwrap();
+    }
+}
+
 #[test]
 fn dropping_a_lost_device_waits_for_its_submissions_first() {
     for timeline in MODES {
         let Some(h) = headless() else { return };
-        let size: u64 = 16 << 20;
-        let src = MappedBuffer::new(h.device(), size, BufferUsage::TRANSFER_SRC);
-        let dst = MappedBuffer::new(h.device(), size, BufferUsage::TRANSFER_DST);
-        let source = pattern(size as usize, 5);
-        src.write(h.device(), 0, &source);
-        dst.write(h.device(), 0, &vec![0; size as usize]);
+        let (src, dst, source) = source_and_zeroed_destination(h.device(), 5);
         // A second memkit device over the headless one's device and transfer queue, so that it
         // can be dropped (with work in flight) while the buffers and the device live on.
         let config = VulkanDeviceConfig {
@@ -48,21 +81,7 @@ fn dropping_a_lost_device_waits_for_its_submissions_first() {
             )
         }
         .unwrap();
-        let whole = [BufferCopy {
-            src_offset: 0,
-            dst_offset: 0,
-            size,
-        }];
-        let copy = [CopyCommand {
-            src: src.buffer,
-            dst: dst.buffer,
-            regions: &whole,
-        }];
-        for value in 1..=8 {
-            // SAFETY: both buffers are alive, bound and carry the transfer usages; the region
-            // lies in both; values increase.
-            unsafe { second.submit_copies(&copy, value) }.unwrap();
-        }
+        submit_eight_whole_copies(&second, &src, &dst);
         second.simulate_device_lost_while_running();
         // The GPU is still copying: the drop must wait for all eight copies before it destroys
         // the command buffers and the semaphore or fences they signal.
@@ -87,27 +106,8 @@ fn a_simulated_loss_returns_once_the_submitted_copies_finished() {
             return;
         };
         let device = h.device();
-        let size: u64 = 16 << 20;
-        let src = MappedBuffer::new(device, size, BufferUsage::TRANSFER_SRC);
-        let dst = MappedBuffer::new(device, size, BufferUsage::TRANSFER_DST);
-        let source = pattern(size as usize, 9);
-        src.write(device, 0, &source);
-        dst.write(device, 0, &vec![0; size as usize]);
-        let whole = [BufferCopy {
-            src_offset: 0,
-            dst_offset: 0,
-            size,
-        }];
-        let copy = [CopyCommand {
-            src: src.buffer,
-            dst: dst.buffer,
-            regions: &whole,
-        }];
-        for value in 1..=8 {
-            // SAFETY: both buffers are alive, bound and carry the transfer usages; the region
-            // lies in both; values increase.
-            unsafe { device.submit_copies(&copy, value) }.unwrap();
-        }
+        let (src, dst, source) = source_and_zeroed_destination(device, 9);
+        submit_eight_whole_copies(device, &src, &dst);
         device.simulate_device_lost();
         // As after a real loss, nothing runs any more: what the copies used may be freed now
         // (memkit-std's coordinator does so at once), and they wrote all they were going to.
