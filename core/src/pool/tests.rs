@@ -554,6 +554,20 @@ mod pools {
         refuses_tables_earlier_pools_left_live,
         a_failed_allocation_keeps_the_cached_blocks,
         memory_map_agrees_with_the_stats_and_the_handles,
+        limits_and_indices_are_exact,
+        an_alignment_of_the_largest_block_is_served_from_a_block,
+        only_non_coherent_memory_takes_whole_atoms,
+        a_free_lifts_the_refusal_a_block_remembers,
+        a_block_the_device_refuses_is_retried_at_half_the_size,
+        device_address_blocks_covers_dedicated_objects,
+        budget_room_releases_the_largest_empty_block_first,
+        a_trimmed_block_leaves_the_empty_count,
+        growth_restarts_from_the_largest_live_block,
+        a_handle_naming_another_object_is_foreign,
+        flush_into_a_recreated_block_is_stale,
+        a_failed_type_is_not_asked_twice,
+        the_budget_is_refreshed_after_the_interval,
+        budget_room_comes_from_the_requests_heap_only,
     );
 
     /// The memory map, gathered: `(block, its ranges)` per block and the dedicated objects.
@@ -1685,7 +1699,7 @@ mod pools {
         let report = unsafe { p.destroy() };
         assert!(!report.is_clean());
         assert_eq!(report.leaked_allocations, 2);
-        assert!(report.leaked_bytes >= 1010);
+        assert_eq!(report.leaked_bytes, 1010);
         assert_eq!(report.leaks().collect::<Vec<_>>(), [(1, 2)]);
         assert_eq!(report.objects_freed, 3);
         assert_eq!(dev.live_objects(), 0);
@@ -1704,5 +1718,365 @@ mod pools {
         let s = dev.state.borrow();
         let live: Vec<u32> = s.objects.iter().flatten().map(|o| o.memory_type).collect();
         assert_eq!(live, [1]);
+    }
+
+    /// Sizes in MiB of the device's live memory objects, in allocation order.
+    fn live_mib(dev: &MockDevice) -> Vec<u64> {
+        let state = dev.state.borrow();
+        state
+            .objects
+            .iter()
+            .flatten()
+            .map(|o| o.size / MIB)
+            .collect()
+    }
+
+    /// A request of exactly `maxMemoryAllocationSize` is served; one byte more is `TooLarge`.
+    /// The stats of a type or heap past the last are `None`.
+    fn limits_and_indices_are_exact<A: TestStorage>() {
+        let mut dev = MockDevice::discrete();
+        dev.limits.max_memory_allocation_size = 64 * MIB;
+        let mut p = pools_with::<A>(&dev, config(), 4, 4);
+        let at = p.allocate(&req(64 * MIB, 1, U::empty())).unwrap();
+        assert_eq!(at.size(), 64 * MIB);
+        assert_eq!(
+            p.allocate(&req(64 * MIB + 1, 1, U::empty())),
+            Err(PoolError::TooLarge {
+                size: 64 * MIB + 1,
+                max: 64 * MIB
+            })
+        );
+        assert!(p.type_stats(2).is_some());
+        assert_eq!(p.type_stats(3), None);
+        assert!(p.heap_stats(1).is_some());
+        assert_eq!(p.heap_stats(2), None);
+        // SAFETY: no GPU.
+        unsafe { p.free(at).unwrap() };
+    }
+
+    /// An alignment of exactly the largest block is still served from a block.
+    fn an_alignment_of_the_largest_block_is_served_from_a_block<A: TestStorage>() {
+        let dev = MockDevice::discrete();
+        let mut p = pools_with::<A>(&dev, config(), 4, 4);
+        let largest = p.sizing(0).unwrap().largest;
+        let a = p
+            .allocate(&req(4096, largest, U::empty()).with_memory_type(0))
+            .unwrap();
+        assert!(!a.is_dedicated());
+        assert_eq!(a.offset() % largest, 0);
+        assert_eq!(p.type_stats(0).unwrap().blocks, 1);
+        // SAFETY: no GPU.
+        unsafe { p.free(a).unwrap() };
+    }
+
+    /// Coherent memory is counted by the bytes asked; non-coherent memory by whole atoms, and a
+    /// free gives back exactly what the allocation took.
+    fn only_non_coherent_memory_takes_whole_atoms<A: TestStorage>() {
+        let dev = MockDevice::discrete();
+        let mut p = pools_with::<A>(&dev, config(), 4, 4);
+        let coherent = p
+            .allocate(&req(100, 1, U::empty()).with_memory_type(1))
+            .unwrap();
+        let cached = p
+            .allocate(&req(100, 1, U::empty()).with_memory_type(2))
+            .unwrap();
+        assert_eq!(p.type_stats(1).unwrap().allocated_bytes, 100);
+        assert_eq!(p.type_stats(2).unwrap().allocated_bytes, 256);
+        // SAFETY: no GPU.
+        unsafe {
+            p.free(coherent).unwrap();
+            p.free(cached).unwrap();
+        }
+        for t in [1, 2] {
+            let s = p.type_stats(t).unwrap();
+            assert_eq!((s.allocated_bytes, s.empty_blocks), (0, 1), "type {t}");
+        }
+        assert_eq!(p.total_stats().used_bytes(), 0);
+    }
+
+    /// A block that refused a request (fragmented) serves it again once a free joins the gaps.
+    fn a_free_lifts_the_refusal_a_block_remembers<A: TestStorage>() {
+        let dev = MockDevice::discrete();
+        // One block slot: a request the block refuses has nowhere else to go.
+        let mut p = pools_with::<A>(&dev, config(), 1, 1);
+        let half = MIB / 2;
+        let mut quarters: Vec<_> = (0..4)
+            .map(|_| {
+                p.allocate(&req(half, 1, U::empty()).with_memory_type(0))
+                    .unwrap()
+            })
+            .collect();
+        assert_eq!(live_mib(&dev), [2]);
+        let mut offsets: Vec<u64> = quarters.iter().map(|a| a.offset()).collect();
+        offsets.sort_unstable();
+        assert_eq!(offsets, [0, half, 2 * half, 3 * half]);
+        quarters.sort_by_key(|a| a.offset());
+        let [q0, q1, q2, q3]: [DeviceAllocation<u32>; 4] = quarters.try_into().unwrap();
+        // SAFETY: no GPU.
+        unsafe {
+            p.free(q0).unwrap();
+            p.free(q2).unwrap();
+        }
+        let whole = req(MIB, 1, U::empty()).with_memory_type(0);
+        assert_eq!(p.allocate(&whole), Err(PoolError::BlockSlotsExhausted));
+        // SAFETY: no GPU.
+        unsafe { p.free(q1).unwrap() };
+        let a = p.allocate(&whole).unwrap();
+        assert_eq!(a.offset(), 0);
+        assert_eq!(live_mib(&dev), [2]);
+        // SAFETY: no GPU.
+        unsafe {
+            p.free(a).unwrap();
+            p.free(q3).unwrap();
+        }
+    }
+
+    /// When the device cannot allocate the block size the pools want, a halved size is tried.
+    fn a_block_the_device_refuses_is_retried_at_half_the_size<A: TestStorage>() {
+        let dev = MockDevice::discrete();
+        let mut p = pools_with::<A>(&dev, config(), 4, 4);
+        dev.state.borrow_mut().fail_at = Some(0);
+        let a = p
+            .allocate(&req(4096, 1, U::empty()).with_memory_type(0))
+            .unwrap();
+        assert_eq!(dev.allocations(), 2);
+        assert_eq!(live_mib(&dev), [1]);
+        assert_eq!(p.type_stats(0).unwrap().block_bytes, MIB);
+        // SAFETY: no GPU.
+        unsafe { p.free(a).unwrap() };
+    }
+
+    /// With `device_address_blocks`, dedicated objects get device addresses too.
+    fn device_address_blocks_covers_dedicated_objects<A: TestStorage>() {
+        let dev = MockDevice::discrete();
+        let config = PoolConfig {
+            device_address_blocks: true,
+            ..config()
+        };
+        let mut p = pools_with::<A>(&dev, config, 4, 4);
+        let d = p
+            .allocate(&req(4096, 1, U::empty()).with_dedicated())
+            .unwrap();
+        assert!(d.is_dedicated());
+        let object = dev.state.borrow().objects[d.memory() as usize].unwrap();
+        assert!(object.device_address);
+        // SAFETY: no GPU.
+        unsafe { p.free(d).unwrap() };
+    }
+
+    /// Within budget, the largest empty block goes first, so the fewest go.
+    fn budget_room_releases_the_largest_empty_block_first<A: TestStorage>() {
+        let mut dev = MockDevice::discrete();
+        dev.budgets = Some(std::vec![10 * MIB, 1 << 30]);
+        let config = PoolConfig {
+            within_budget: true,
+            empty_blocks_kept: 2,
+            ..config()
+        };
+        let mut p = pools_with::<A>(&dev, config, 4, 4);
+        let a = p.allocate(&req(MIB, 1, U::empty())).unwrap();
+        let b = p.allocate(&req(2 * MIB, 1, U::empty())).unwrap();
+        assert_eq!(live_mib(&dev), [2, 4]);
+        // SAFETY: no GPU.
+        unsafe {
+            p.free(a).unwrap();
+            p.free(b).unwrap();
+        }
+        assert_eq!(p.type_stats(0).unwrap().empty_blocks, 2);
+        // 6 MiB used + 7 MiB is over 10 MiB; releasing the 4 MiB block is enough.
+        let d = p
+            .allocate(
+                &req(7 * MIB, 1, U::empty())
+                    .with_memory_type(0)
+                    .with_dedicated(),
+            )
+            .unwrap();
+        assert_eq!(live_mib(&dev), [2, 7]);
+        let s = p.type_stats(0).unwrap();
+        assert_eq!((s.blocks, s.block_bytes), (1, 2 * MIB));
+        // SAFETY: no GPU.
+        unsafe { p.free(d).unwrap() };
+    }
+
+    /// A trimmed empty block no longer counts as kept: the next block to empty stays.
+    fn a_trimmed_block_leaves_the_empty_count<A: TestStorage>() {
+        let dev = MockDevice::discrete();
+        let mut p = pools_with::<A>(&dev, config(), 4, 4);
+        let a = p.allocate(&req(MIB, 1, U::empty())).unwrap();
+        let b = p.allocate(&req(2 * MIB, 1, U::empty())).unwrap();
+        assert_eq!(live_mib(&dev), [2, 4]);
+        // SAFETY: no GPU.
+        unsafe { p.free(b).unwrap() };
+        assert_eq!(p.trim(), 1);
+        // SAFETY: no GPU.
+        unsafe { p.free(a).unwrap() };
+        assert_eq!(live_mib(&dev), [2]);
+        assert_eq!(p.type_stats(0).unwrap().empty_blocks, 1);
+    }
+
+    /// After the largest block of a set is released, the next block grows from the largest
+    /// still live, not from the released one.
+    fn growth_restarts_from_the_largest_live_block<A: TestStorage>() {
+        let dev = MockDevice::discrete();
+        let mut p = pools_with::<A>(&dev, config(), 4, 4);
+        let a = p.allocate(&req(MIB, 1, U::empty())).unwrap();
+        let b = p.allocate(&req(2 * MIB, 1, U::empty())).unwrap();
+        assert_eq!(live_mib(&dev), [2, 4]);
+        // SAFETY: no GPU.
+        unsafe { p.free(b).unwrap() };
+        assert_eq!(p.trim(), 1);
+        let c = p.allocate(&req(2 * MIB, 1, U::empty())).unwrap();
+        assert_eq!(live_mib(&dev), [2, 4]);
+        // SAFETY: no GPU.
+        unsafe {
+            p.free(a).unwrap();
+            p.free(c).unwrap();
+        }
+    }
+
+    /// A handle whose memory object was changed is foreign to flush and free, one whose memory
+    /// type was changed foreign to free, and the allocation they came from stays live.
+    fn a_handle_naming_another_object_is_foreign<A: TestStorage>() {
+        let dev = MockDevice::discrete();
+        let mut p = pools_with::<A>(&dev, config(), 4, 4);
+        let a = p
+            .allocate(&req(1000, 1, U::empty()).with_memory_type(2))
+            .unwrap();
+        let raw = *a.raw();
+        let before = p.total_stats();
+        let mut other_memory = raw;
+        other_memory.memory += 1;
+        let mut other_type = raw;
+        other_type.memory_type = 1;
+        let forged = DeviceAllocation::from_raw(other_memory);
+        assert_eq!(
+            p.flush(&forged, 0, 1000),
+            Err(FlushError::ForeignAllocation)
+        );
+        let _ = forged.into_raw();
+        for bad in [other_memory, other_type] {
+            let bad = DeviceAllocation::from_raw(bad);
+            // SAFETY: no GPU; refused.
+            assert_eq!(unsafe { p.free(bad) }, Err(FreeError::ForeignAllocation));
+        }
+        assert_eq!(p.total_stats(), before);
+        assert!(dev.state.borrow().flushed.is_empty());
+        p.flush(&a, 0, 1000).unwrap();
+        // SAFETY: no GPU.
+        unsafe { p.free(a).unwrap() };
+    }
+
+    /// A handle into a block that was released and recreated in the same slot is stale to
+    /// flush (not foreign, as a handle from other pools would be).
+    fn flush_into_a_recreated_block_is_stale<A: TestStorage>() {
+        let dev = MockDevice::discrete();
+        let mut p = pools_with::<A>(&dev, config(), 1, 1);
+        let a = p
+            .allocate(&req(1000, 1, U::empty()).with_memory_type(2))
+            .unwrap();
+        let raw = *a.raw();
+        // SAFETY: no GPU.
+        unsafe { p.free(a).unwrap() };
+        assert_eq!(p.trim(), 1);
+        let b = p
+            .allocate(&req(1000, 1, U::empty()).with_memory_type(2))
+            .unwrap();
+        assert_eq!(b.raw().slot, raw.slot);
+        let old = DeviceAllocation::from_raw(raw);
+        assert_eq!(p.flush(&old, 0, 1000), Err(FlushError::StaleAllocation));
+        assert_eq!(
+            p.invalidate(&old, 0, 1000),
+            Err(FlushError::StaleAllocation)
+        );
+        let _ = old.into_raw();
+        // SAFETY: no GPU.
+        unsafe { p.free(b).unwrap() };
+    }
+
+    /// A type that failed is not tried again in the fallback that follows: one device call
+    /// per type.
+    fn a_failed_type_is_not_asked_twice<A: TestStorage>() {
+        let dev = MockDevice::new(
+            &[(F::DEVICE_LOCAL, 0), (F::DEVICE_LOCAL, 1)],
+            &[2 * MIB, 64 * MIB],
+        );
+        let mut p = pools_with::<A>(&dev, config(), 4, 4);
+        let first = p
+            .allocate(&req(2 * MIB, 1, U::empty()).with_dedicated())
+            .unwrap();
+        assert_eq!((first.memory_type(), dev.allocations()), (0, 1));
+        let second = p
+            .allocate(&req(MIB, 1, U::empty()).with_dedicated())
+            .unwrap();
+        assert_eq!(second.memory_type(), 1);
+        assert_eq!(
+            dev.allocations(),
+            3,
+            "one failed call on type 0, one on type 1"
+        );
+        // SAFETY: no GPU.
+        unsafe {
+            p.free(first).unwrap();
+            p.free(second).unwrap();
+        }
+    }
+
+    /// The budget is refreshed from the device once `budget_refresh_interval` objects were
+    /// created since the last refresh, before the next creation.
+    fn the_budget_is_refreshed_after_the_interval<A: TestStorage>() {
+        let mut dev = MockDevice::discrete();
+        dev.budgets = Some(std::vec![1 << 30, 1 << 30]);
+        let config = PoolConfig {
+            budget_refresh_interval: 2,
+            ..config()
+        };
+        let mut p = pools_with::<A>(&dev, config, 4, 8);
+        // Another process takes 100 MiB of heap 0: seen only at the next refresh.
+        dev.state.borrow_mut().heap_used[0] += 100 * MIB;
+        let mut live = Vec::new();
+        let mut usage = Vec::new();
+        for _ in 0..3 {
+            live.push(
+                p.allocate(&req(MIB, 1, U::empty()).with_dedicated())
+                    .unwrap(),
+            );
+            usage.push(p.heap_stats(0).unwrap().usage / MIB);
+        }
+        assert_eq!(usage, [1, 2, 103]);
+        dev.state.borrow_mut().heap_used[0] -= 100 * MIB;
+        free_all(&mut p, live);
+    }
+
+    /// Within budget, only the request's heap's empty blocks count and go: an empty block of
+    /// another heap neither makes room nor is released.
+    fn budget_room_comes_from_the_requests_heap_only<A: TestStorage>() {
+        let mut dev = MockDevice::discrete();
+        dev.budgets = Some(std::vec![5 * MIB, 1 << 30]);
+        let config = PoolConfig {
+            within_budget: true,
+            ..config()
+        };
+        let mut p = pools_with::<A>(&dev, config, 4, 4);
+        let a = p.allocate(&req(MIB, 1, U::empty())).unwrap();
+        assert_eq!(a.memory_type(), 0);
+        let b = p
+            .allocate(&req(MIB, 1, U::empty()).with_memory_type(1))
+            .unwrap();
+        // SAFETY: no GPU.
+        unsafe { p.free(b).unwrap() };
+        assert_eq!(p.type_stats(1).unwrap().empty_blocks, 1);
+        // 2 MiB used in heap 0 + 4 MiB is over 5 MiB; heap 1's empty block does not help.
+        assert_eq!(
+            p.allocate(
+                &req(4 * MIB, 1, U::empty())
+                    .with_memory_type(0)
+                    .with_dedicated()
+            ),
+            Err(PoolError::OverBudget { heap: 0 })
+        );
+        assert_eq!(p.type_stats(1).unwrap().blocks, 1);
+        assert_eq!(live_mib(&dev), [2, 2]);
+        // SAFETY: no GPU.
+        unsafe { p.free(a).unwrap() };
     }
 }
