@@ -610,3 +610,33 @@ fn largest_batch_limit_batches_every_destination() {
     assert!(destinations.contains(&A) && destinations.contains(&B));
     assert!(batches.iter().all(|b| b.1.len() == 1));
 }
+
+/// A plan holding only unaligned writes is not empty: a caller that skips empty plans must
+/// still perform them.
+#[test]
+fn a_plan_of_only_unaligned_writes_is_not_empty() {
+    let mut s = scheduler(SchedulerConfig::ALIGNED_4, 2);
+    s.push(up(0, A, 1, 2)).unwrap();
+    let plan = s.plan();
+    assert!(plan.copy_regions().is_empty());
+    assert_eq!(plan.unaligned_count(), 1);
+    assert!(!plan.is_empty());
+}
+
+/// A ring upload limit equal to the copy alignment is the smallest valid one.
+#[test]
+fn the_smallest_ring_upload_limit_is_the_copy_alignment() {
+    let config = RouteConfig::new(64, 4, LargeUploadPolicy::Chunks, 4).unwrap();
+    assert_eq!(config.max_ring_upload(), 4);
+    assert_eq!(
+        route(&config, DestinationMemory::DeviceOnly, 4),
+        Ok(Route::Ring)
+    );
+    assert_eq!(
+        route(&config, DestinationMemory::DeviceOnly, 9),
+        Ok(Route::Chunks {
+            chunk_size: 4,
+            count: 3
+        })
+    );
+}

@@ -166,3 +166,46 @@ fn concurrent_submitters_get_distinct_rising_values() {
     all.sort_unstable();
     assert_eq!(all, (1..=2 * per_thread).collect::<Vec<_>>());
 }
+
+#[test]
+fn a_fence_that_holds_no_submission_is_not_pending() {
+    let mut p: FencePool<2> = FencePool::new();
+    // Never used: value 0 is complete from the start.
+    assert_eq!(
+        p.fence_signalled(0).unwrap_err(),
+        SignalError::FenceNotPending { fence: 0 }
+    );
+    let a = p.submit().unwrap();
+    assert_eq!((a.value, a.fence), (v(1), 0));
+    assert_eq!(p.pending().collect::<Vec<_>>(), [a]);
+    // Value 1 completed through the timeline directly: its fence is no longer pending.
+    p.timeline().signal(v(1)).unwrap();
+    assert_eq!(
+        p.fence_signalled(0).unwrap_err(),
+        SignalError::FenceNotPending { fence: 0 }
+    );
+    assert_eq!(p.pending().count(), 0);
+}
+
+#[test]
+fn a_lost_device_refuses_fence_pool_calls_before_anything_else() {
+    // A full pool: the loss is reported, not the wait it would otherwise ask for.
+    let mut p: FencePool<1> = FencePool::new();
+    p.submit().unwrap();
+    p.mark_device_lost();
+    assert_eq!(p.submit().unwrap_err(), SubmitError::DeviceLost);
+    // A fence signalled out of order (value 2 before 1): the loss is reported, not Ok.
+    let mut p: FencePool<2> = FencePool::new();
+    let a = p.submit().unwrap();
+    let b = p.submit().unwrap();
+    p.mark_device_lost();
+    assert_eq!(
+        p.fence_signalled(b.fence).unwrap_err(),
+        SignalError::DeviceLost
+    );
+    assert_eq!(
+        p.fence_signalled(a.fence).unwrap_err(),
+        SignalError::DeviceLost
+    );
+    assert_eq!(p.timeline().completed(), v(0));
+}
