@@ -714,6 +714,23 @@ mod pools {
         (p.memory_objects(), p.total_stats(), dev.live_objects())
     }
 
+    /// The end of most tests: frees `allocations`, destroys the pools (which must find nothing
+    /// live) and checks that the device holds no memory object any more.
+    fn free_all_and_destroy<'d, A: TestStorage>(
+        mut p: Pools<'d, A>,
+        allocations: impl IntoIterator<Item = DeviceAllocation<u32>>,
+        dev: &MockDevice,
+    ) {
+        // SAFETY: the mock device runs no GPU work.
+        unsafe {
+            for a in allocations {
+                p.free(a).unwrap();
+            }
+            assert!(p.destroy().is_clean());
+        }
+        assert_eq!(dev.live_objects(), 0);
+    }
+
     /// An allocation refused over budget or at the object count releases no cached empty
     /// block: it releases them only when that makes the request fit.
     fn a_failed_allocation_keeps_the_cached_blocks<A: TestStorage>() {
@@ -784,12 +801,7 @@ mod pools {
             Err(PoolError::OverBudget { heap: 0 })
         );
         assert_eq!(snapshot(&p, &dev), before);
-        // SAFETY: no GPU.
-        unsafe {
-            p.free(d).unwrap();
-            assert!(p.destroy().is_clean());
-        }
-        assert_eq!(dev.live_objects(), 0);
+        free_all_and_destroy(p, [d], &dev);
     }
 
     /// Pools over borrowed tables, so that a test can build other pools over them afterwards.
@@ -976,14 +988,7 @@ mod pools {
                 }
             }
         }
-        // SAFETY: no GPU.
-        unsafe {
-            for a in live {
-                p.free(a).unwrap();
-            }
-            assert!(p.destroy().is_clean());
-        }
-        assert_eq!(dev.live_objects(), 0);
+        free_all_and_destroy(p, live, &dev);
     }
 
     fn sub_allocates_from_one_small_block<A: TestStorage>() {
@@ -1113,13 +1118,7 @@ mod pools {
         // The fast path still serves a good request, from the same block.
         let b = p.allocate(&req(2000, 256, fast)).unwrap();
         assert_eq!((b.memory(), b.offset() % 256), (keep.memory(), 0));
-        // SAFETY: no GPU.
-        unsafe {
-            p.free(keep).unwrap();
-            p.free(b).unwrap();
-            assert!(p.destroy().is_clean());
-        }
-        assert_eq!(dev.live_objects(), 0);
+        free_all_and_destroy(p, [keep, b], &dev);
     }
 
     fn dedicated_objects<A: TestStorage>() {
@@ -1292,14 +1291,7 @@ mod pools {
         assert_eq!(p.memory_objects(), 3);
         let up = p.allocate(&req(16, 1, U::UPLOAD)).unwrap();
         assert_eq!((p.memory_objects(), dev.live_objects()), (3, 3));
-        // SAFETY: no GPU.
-        unsafe {
-            for a in [d1, d2, up] {
-                p.free(a).unwrap();
-            }
-            assert!(p.destroy().is_clean());
-        }
-        assert_eq!(dev.live_objects(), 0);
+        free_all_and_destroy(p, [d1, d2, up], &dev);
     }
 
     fn within_budget_mode<A: TestStorage>() {
