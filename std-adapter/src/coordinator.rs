@@ -683,7 +683,16 @@ impl<D: Device> Coordinator<D> {
 
     /// Ends a frame: submits everything staged (during the frame or before) and returns the
     /// frame's ticket.
+    ///
+    /// Errors: [`Error::ForeignFrame`] (a frame another coordinator began: it is dropped, which
+    /// cancels it on its own coordinator, and nothing is submitted here), the errors of
+    /// [`Coordinator::flush_transfers`].
     pub fn end_frame(&self, frame: Frame<'_, D>) -> Result<Ticket> {
+        // Ending it on its own coordinator would submit that coordinator's uploads and leave
+        // this one's frame (if any) running: the call names the wrong coordinator.
+        if frame.coordinator().shared.address() != self.shared.address() {
+            return Err(Error::ForeignFrame);
+        }
         frame.end()
     }
 

@@ -45,6 +45,8 @@ pub enum Error {
     ForeignBuffer,
     /// The staging grant was handed out by another coordinator.
     ForeignGrant,
+    /// The frame was begun by another coordinator.
+    ForeignFrame,
     /// The host could not provide this many bytes for a frame arena.
     HostOutOfMemory {
         /// Bytes asked for (`u64::MAX` when their count overflowed).
@@ -100,6 +102,7 @@ impl fmt::Display for Error {
             Self::ForeignGrant => {
                 f.write_str("the staging grant was handed out by another coordinator")
             }
+            Self::ForeignFrame => f.write_str("the frame was begun by another coordinator"),
             Self::Memory(e) => write!(f, "device memory: {e}"),
             Self::Device(e) => write!(f, "device: {e}"),
             Self::DeviceLost => f.write_str("the device was lost"),

@@ -126,6 +126,11 @@ impl<'c, D: Device> Frame<'c, D> {
         Ok(frame)
     }
 
+    /// The coordinator that began it.
+    pub(crate) fn coordinator(&self) -> &'c Coordinator<D> {
+        self.coordinator
+    }
+
     /// The frame's number, counting from 0.
     pub fn number(&self) -> u64 {
         self.pacing.as_ref().map_or(0, |p| p.number())

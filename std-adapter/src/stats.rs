@@ -296,7 +296,7 @@ pub struct CoordinatorStats {
     pub stalls: u64,
     /// Times `begin_frame` waited for the GPU.
     pub frame_waits: u64,
-    /// Frames ended.
+    /// Frames ended or cancelled (a frame dropped without `end_frame` is cancelled).
     pub frames: u64,
     /// Last timeline value submitted.
     pub submitted_value: u64,
@@ -365,8 +365,9 @@ impl CoordinatorStats {
     }
 }
 
-/// A flat JSON object writer: the report holds only numbers, objects and arrays, so no escaping
-/// beyond keys (which are ours) is needed.
+/// A JSON object writer. Keys are ours (plain ASCII, written as they are); string values are
+/// escaped ([`JsonObject::text`]); nested objects and arrays go in whole ([`JsonObject::raw`],
+/// [`json_array`]).
 pub(crate) struct JsonObject(String);
 
 impl JsonObject {
@@ -400,10 +401,60 @@ impl JsonObject {
         self.0.push_str(json);
     }
 
+    /// A string value, escaped.
+    pub(crate) fn text(&mut self, key: &str, value: &str) {
+        self.key(key);
+        push_json_string(&mut self.0, value);
+    }
+
+    pub(crate) fn boolean(&mut self, key: &str, value: bool) {
+        self.key(key);
+        self.0.push_str(if value { "true" } else { "false" });
+    }
+
+    pub(crate) fn null(&mut self, key: &str) {
+        self.key(key);
+        self.0.push_str("null");
+    }
+
     pub(crate) fn finish(mut self) -> String {
         self.0.push('}');
         self.0
     }
+}
+
+/// A JSON array of already written JSON values, in order.
+pub(crate) fn json_array<I>(values: I) -> String
+where
+    I: IntoIterator,
+    I::Item: AsRef<str>,
+{
+    let mut out = String::from("[");
+    for (i, v) in values.into_iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str(v.as_ref());
+    }
+    out.push(']');
+    out
+}
+
+/// `value` as a JSON string: quoted, with quotes, backslashes and control characters escaped.
+pub(crate) fn push_json_string(out: &mut String, value: &str) {
+    out.push('"');
+    for c in value.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            c if u32::from(c) < 0x20 => {
+                let _ = write!(out, "\\u{:04x}", u32::from(c));
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
 }
 
 /// `bytes` for people: in B below 1 KiB, else in KiB, MiB or GiB with one decimal ("194.0 MiB").

@@ -1218,3 +1218,38 @@ fn buffers_dropped_on_a_lost_device_are_not_reported_as_leaks() {
     assert_eq!(stats.buffers_destroyed, stats.buffers_created);
     assert!(!held.is_live());
 }
+
+/// A frame ended through another coordinator is refused: nothing is submitted there or here,
+/// the frame is cancelled on its own coordinator (which can begin the next one), and the other
+/// coordinator's own frame runs on.
+#[test]
+fn ending_another_coordinators_frame_is_refused() {
+    let config = CoordinatorConfig {
+        buffering: memkit_std::BufferingMode::Double,
+        ..Default::default()
+    };
+    let c = Coordinator::new(DummyDevice::discrete(), config).unwrap();
+    let other = Coordinator::new(DummyDevice::discrete(), config).unwrap();
+    let b = c
+        .create_buffer(256, MemoryUsage::FAST_DEVICE_ACCESS)
+        .unwrap();
+    let frame = c.begin_frame().unwrap();
+    frame.stage_slice_for_upload(&[7u32; 64], &b, 0).unwrap();
+    let others_frame = other.begin_frame().unwrap();
+    assert_eq!(other.end_frame(frame).unwrap_err(), Error::ForeignFrame);
+    // Neither coordinator submitted anything; the refused frame counts as cancelled on its own
+    // coordinator, and the other's frame is still running.
+    assert_eq!(c.device().counters().submissions, 0);
+    assert_eq!(other.device().counters().submissions, 0);
+    assert_eq!((c.stats().frames, other.stats().frames), (1, 0));
+    // The refused frame was cancelled: its coordinator begins the next one, and the upload
+    // staged in the refused frame lands with it.
+    let again = c.begin_frame().unwrap();
+    assert_eq!(again.number(), 1);
+    c.end_frame(again).unwrap().wait().unwrap();
+    assert_eq!(read(&c, &b), bytemuck::cast_slice::<u32, u8>(&[7u32; 64]));
+    // The other coordinator's own frame was untouched and still ends.
+    assert_eq!(others_frame.number(), 0);
+    other.end_frame(others_frame).unwrap();
+    assert_eq!((c.stats().frames, other.stats().frames), (2, 1));
+}
