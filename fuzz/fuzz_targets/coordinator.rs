@@ -67,7 +67,7 @@ struct Input {
     ring: u8,
     /// 0: wait for the GPU, 1: fail, 2: dedicated staging.
     policy: u8,
-    /// Whether one upload may take half the ring (else a quarter).
+    /// Whether the ring-upload limit asked for is the whole ring (clamped to half; else a quarter).
     whole_ring: bool,
     double_buffering: bool,
     /// Whether uploads of an eighth of the ring and more are submitted as soon as staged.
@@ -170,13 +170,10 @@ fuzz_target!(|input: Input| {
             BufferingMode::Triple
         },
         staging_ring_size: ring,
-        // Half the ring at most: with `max_ring_upload` above half of `staging_ring_size`, an
-        // upload that size can spin forever in the coordinator's grant loop under `WaitForGpu`
-        // once the ring's write position is past the middle (the ring says `Full`, never
-        // `NeverFits`, and an empty ring does not start over at 0). Found by this target
-        // (mobile preset, 32 KiB ring, whole-ring uploads of 45332 and 37112 bytes); raise this
-        // to `ring` once the coordinator refuses or handles such configurations.
-        max_ring_upload: if input.whole_ring { ring / 2 } else { ring / 4 },
+        // The whole ring: the coordinator clamps the limit to half of it (with a larger limit an
+        // upload that size once spun forever in the grant loop under `WaitForGpu`, found by this
+        // target), so this also checks the clamp.
+        max_ring_upload: if input.whole_ring { ring } else { ring / 4 },
         frame_arena_size: 4096,
         back_pressure: policy,
         max_blocks: 16,
@@ -189,7 +186,8 @@ fuzz_target!(|input: Input| {
         },
         ..CoordinatorConfig::default()
     };
-    let max_ring_upload = config.max_ring_upload;
+    // What the coordinator uses: `CoordinatorConfig::max_ring_upload` is clamped to half the ring.
+    let max_ring_upload = config.max_ring_upload.min(ring / 2);
     let c = Coordinator::new(device.clone(), config).expect("coordinator");
     let mut models: HashMap<u64, Model> = HashMap::new();
     // Buffers by creation order, to pick them with a byte.

@@ -6,6 +6,12 @@ use memkit_core::{BufferingMode, ConfigError, PoolConfig};
 
 use crate::error::{Error, Result};
 
+/// The smallest `staging_ring_size` a [`CoordinatorConfig`] accepts: 4 KiB. Uploads pass
+/// through the ring in chunks of at most half of it, each a copy region and often a submission
+/// of its own, so a ring of a few bytes would move a 100 KB upload a byte or two at a time (a
+/// 1-byte ring took minutes on the simulated device); a page is where that stops mattering for
+/// a test ring and is far below any real one (the default is 64 MiB).
+pub const MIN_STAGING_RING_SIZE: u64 = 4096;
 /// The most `max_blocks` and `max_dedicated` a [`CoordinatorConfig`] accepts (each slot is made
 /// at creation).
 pub const MAX_POOL_SLOTS: u32 = 1 << 16;
@@ -80,8 +86,8 @@ pub struct CoordinatorConfig {
 }
 
 impl CoordinatorConfig {
-    /// Checks the settings that need no device: the ring's size (1 byte to the ring's largest
-    /// capacity), the slot counts (at most [`MAX_POOL_SLOTS`]) and the upload queue (at most
+    /// Checks the settings that need no device: the ring's size ([`MIN_STAGING_RING_SIZE`] to
+    /// the ring's largest capacity), the slot counts (at most [`MAX_POOL_SLOTS`]) and the upload queue (at most
     /// [`MAX_PENDING_UPLOADS`]). [`crate::Coordinator::new`] calls it first, and then refuses
     /// pools whose metadata would pass [`MAX_POOL_METADATA_BYTES`] and frame arenas the host
     /// cannot provide.
@@ -89,8 +95,7 @@ impl CoordinatorConfig {
     /// Errors: [`Error::Config`] with [`ConfigError::InvalidParameter`].
     pub fn validate(&self) -> Result<()> {
         let ring = self.staging_ring_size;
-        if ring == 0
-            || ring > crate::coordinator::MAX_RING_SIZE
+        if !(MIN_STAGING_RING_SIZE..=crate::coordinator::MAX_RING_SIZE).contains(&ring)
             || self.max_blocks > MAX_POOL_SLOTS
             || self.max_dedicated > MAX_POOL_SLOTS
             || self.max_pending_uploads > MAX_PENDING_UPLOADS

@@ -23,6 +23,7 @@ mod ticket;
 pub use buffer::Buffer;
 pub use config::{
     BackPressure, CoordinatorConfig, MAX_PENDING_UPLOADS, MAX_POOL_METADATA_BYTES, MAX_POOL_SLOTS,
+    MIN_STAGING_RING_SIZE,
 };
 pub use coordinator::{BUFFER_USAGE, Coordinator, StagingGrant};
 pub use device::Device;

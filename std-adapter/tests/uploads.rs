@@ -145,6 +145,11 @@ fn absurd_settings_and_arena_requests_get_typed_errors_and_leave_nothing() {
             staging_ring_size: 0,
             ..base
         },
+        // A ring this small would move uploads a byte or two per copy.
+        CoordinatorConfig {
+            staging_ring_size: memkit_std::MIN_STAGING_RING_SIZE - 1,
+            ..base
+        },
         CoordinatorConfig {
             max_blocks: u32::MAX,
             ..base
@@ -186,6 +191,11 @@ fn absurd_settings_and_arena_requests_get_typed_errors_and_leave_nothing() {
         ..base
     };
     assert_eq!(at_limits.validate(), Ok(()));
+    let smallest_ring = CoordinatorConfig {
+        staging_ring_size: memkit_std::MIN_STAGING_RING_SIZE,
+        ..base
+    };
+    assert_eq!(smallest_ring.validate(), Ok(()));
     let slots_at_limits = CoordinatorConfig {
         max_pending_uploads: base.max_pending_uploads,
         pools: memkit_std::PoolConfig {
