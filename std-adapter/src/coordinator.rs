@@ -52,6 +52,8 @@ use crate::ticket::{Ticket, TimelineSource};
 
 /// The sub-allocator inside each memory block: TLSF places freed space again best.
 type BlockAllocator = TlsfAllocator<Vec<TlsfNode>>;
+/// [`BlockAllocator`]'s name in [`Coordinator::memory_map_json`].
+const BLOCK_ALLOCATOR_NAME: &str = "tlsf";
 type Pools<D> = MemoryPools<
     SharedDevice<D>,
     BlockAllocator,
@@ -713,6 +715,51 @@ impl<D: Device> Coordinator<D> {
     /// [`Coordinator::shutdown`] the map is empty.
     pub fn memory_map_svg(&self) -> String {
         self.shared.memory_map().to_svg()
+    }
+
+    /// The memory map as one JSON object, for tools: the detailed map VMA users get from
+    /// `vmaBuildStatsString(.., detailedMap = VK_TRUE)`, from the same data
+    /// [`Coordinator::memory_map_svg`] draws. Every count and byte figure is an exact integer.
+    ///
+    /// ```text
+    /// {"format":"memkit-memory-map","version":1,"sub_allocator":"tlsf",
+    ///  "heaps":[{"index":0,"size":8589934592},..],
+    ///  "memory_types":[{"index":0,"heap":0,"flags":["DEVICE_LOCAL"],"property_flags":1},..],
+    ///  "totals":{"memory_objects":3,"blocks":2,"empty_blocks":0,"block_bytes":..,
+    ///            "allocated_bytes":..,"sub_allocations":..,"dedicated_objects":1,
+    ///            "dedicated_bytes":..,"reserved_bytes":..,"used_bytes":..,"live_allocations":..},
+    ///  "blocks":[{"slot":0,"memory_type":0,"heap":0,"size":268435456,"resource_kind":null,
+    ///             "mapped":false,"live":2,"allocated_bytes":..,"reserved_bytes":..,
+    ///             "free_bytes":..,"free_ranges":1,"largest_free_range":..,
+    ///             "ranges":[{"offset":0,"reserved":65536,"requested":65536},..]},..],
+    ///  "dedicated":[{"slot":0,"memory_type":2,"heap":1,"size":67108864,"mapped":true},..]}
+    /// ```
+    ///
+    /// - `heaps`, `memory_types`: every heap and memory type of the device, by index; `flags`
+    ///   are the memory type's property flags by name, `property_flags` the same as Vulkan's
+    ///   `VkMemoryPropertyFlags` bits (bits memkit has no name for included).
+    /// - `totals`: the map summed as [`CoordinatorStats::heaps`] sums the pools:
+    ///   `reserved_bytes` is `block_bytes + dedicated_bytes` (memory held from the device),
+    ///   `used_bytes` is `allocated_bytes + dedicated_bytes` (held by live allocations).
+    /// - `blocks`, by rising slot (empty blocks kept for reuse included): a memory object the
+    ///   pools sub-allocate with `sub_allocator`. `resource_kind` is `"linear"` or `"optimal"`
+    ///   when the device's `bufferImageGranularity` makes buffers and images take separate
+    ///   blocks, `null` otherwise. `live` is the number of `ranges`; `allocated_bytes` is what
+    ///   the statistics count for the block, the sum of the ranges' `requested`;
+    ///   `reserved_bytes` sums the ranges' `reserved`, `free_bytes` is `size - reserved_bytes`, spread over `free_ranges` gaps
+    ///   of which the largest is `largest_free_range` (what the next allocation can get in one
+    ///   piece, before alignment).
+    /// - `ranges`, by rising offset, never overlapping, all inside the block: one per live
+    ///   sub-allocation, `reserved` bytes from `offset` held back from other allocations, of
+    ///   which `requested` were asked of the sub-allocator (the buffer's size as the pools
+    ///   round it, to `nonCoherentAtomSize` in non-coherent memory).
+    /// - `dedicated`, by rising slot: memory objects of one allocation each (the staging ring's
+    ///   own memory among them).
+    ///
+    /// Deterministic: the same pools give the same bytes. Holds the pools' lock only while it
+    /// copies the map out. After [`Coordinator::shutdown`] the map is empty.
+    pub fn memory_map_json(&self) -> String {
+        self.shared.memory_map().to_json()
     }
 
     /// Shuts the coordinator down now, as dropping it does (submits what is staged, waits for
@@ -1721,8 +1768,8 @@ impl<D: Device> Shared<D> {
 
     /// The pools' memory map, copied out under the pools' lock (taken alone: it is last in the
     /// lock order, so holding nothing else here keeps that order).
-    fn memory_map(&self) -> MemoryMap {
-        let mut map = MemoryMap::new(self.device.memory_properties());
+    pub(crate) fn memory_map(&self) -> MemoryMap {
+        let mut map = MemoryMap::new(self.device.memory_properties(), BLOCK_ALLOCATOR_NAME);
         if let Some(pools) = self.lock_pools().as_ref() {
             pools.visit_memory_map(&mut |entry| map.push(entry));
         }

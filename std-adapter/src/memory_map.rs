@@ -3,17 +3,21 @@
 //! (what VMA users get from a detailed `vmaBuildStatsString` and its dump visualiser).
 //!
 //! [`MemoryMap`] is gathered from core's [`MemoryPools::visit_memory_map`] under the pools' lock
-//! and drawn after it is released, as a self-contained SVG (no scripts, no external styles).
+//! and drawn after it is released, as a self-contained SVG (no scripts, no external styles), or
+//! written out as JSON for tools (every figure the picture is drawn from, as exact integers).
 //!
 //! [`MemoryPools::visit_memory_map`]: memkit_core::MemoryPools::visit_memory_map
 
 use std::fmt::Write as _;
 
-use crate::stats::format_bytes;
+use crate::stats::{JsonObject, format_bytes, json_array, push_json_string};
 use memkit_core::LiveRange;
 use memkit_core::device::{MemoryProperties, MemoryPropertyFlags};
 use memkit_core::pool::{MapEntry, PoolStats};
 use memkit_core::usage::ResourceKind;
+
+#[cfg(test)]
+mod tests;
 
 /// Width of the whole picture, in pixels.
 const WIDTH: f64 = 1200.0;
@@ -67,12 +71,16 @@ pub(crate) struct MemoryMap {
     types: Vec<(u32, MemoryPropertyFlags)>,
     /// Bytes of every heap.
     heaps: Vec<u64>,
+    /// The sub-allocator inside every block (`"tlsf"`, `"buddy"`).
+    sub_allocator: &'static str,
 }
 
 impl MemoryMap {
-    /// An empty map for a device with these memory types and heaps.
-    pub(crate) fn new(properties: &MemoryProperties) -> Self {
+    /// An empty map for a device with these memory types and heaps, of pools whose blocks are
+    /// sub-allocated by `sub_allocator` (its name in the JSON form).
+    pub(crate) fn new(properties: &MemoryProperties, sub_allocator: &'static str) -> Self {
         Self {
+            sub_allocator,
             blocks: Vec::new(),
             dedicated: Vec::new(),
             types: properties
@@ -246,6 +254,147 @@ impl MemoryMap {
             names.join("+")
         }
     }
+}
+
+impl MemoryMap {
+    /// The map as one JSON object, for tools (what VMA's `vmaBuildStatsString` with its detailed
+    /// map gives). Deterministic: the same map gives the same bytes. Every byte count and index
+    /// is an exact integer; there is no float. The shape (see
+    /// [`Coordinator::memory_map_json`](crate::Coordinator::memory_map_json) for what each field
+    /// means):
+    ///
+    /// ```text
+    /// {"format":"memkit-memory-map","version":1,"sub_allocator":"tlsf",
+    ///  "heaps":[{"index","size"}],
+    ///  "memory_types":[{"index","heap","flags":["DEVICE_LOCAL",..],"property_flags"}],
+    ///  "totals":{"memory_objects","blocks","empty_blocks","block_bytes","allocated_bytes",
+    ///            "sub_allocations","dedicated_objects","dedicated_bytes","reserved_bytes",
+    ///            "used_bytes","live_allocations"},
+    ///  "blocks":[{"slot","memory_type","heap","size","resource_kind","mapped","live",
+    ///             "allocated_bytes","reserved_bytes","free_bytes","free_ranges",
+    ///             "largest_free_range","ranges":[{"offset","reserved","requested"}]}],
+    ///  "dedicated":[{"slot","memory_type","heap","size","mapped"}]}
+    /// ```
+    pub(crate) fn to_json(&self) -> String {
+        let mut o = JsonObject::new();
+        o.text("format", "memkit-memory-map");
+        o.num("version", 1);
+        o.text("sub_allocator", self.sub_allocator);
+        o.raw(
+            "heaps",
+            &json_array(self.heaps.iter().enumerate().map(|(index, &size)| {
+                let mut h = JsonObject::new();
+                h.num("index", index as u64);
+                h.num("size", size);
+                h.finish()
+            })),
+        );
+        o.raw(
+            "memory_types",
+            &json_array(
+                (0..self.types.len() as u32).map(|memory_type| self.type_json(memory_type)),
+            ),
+        );
+        let totals = self.totals();
+        let mut t = JsonObject::new();
+        t.num("memory_objects", u64::from(totals.memory_objects()));
+        t.num("blocks", u64::from(totals.blocks));
+        t.num("empty_blocks", u64::from(totals.empty_blocks));
+        t.num("block_bytes", totals.block_bytes);
+        t.num("allocated_bytes", totals.allocated_bytes);
+        t.num("sub_allocations", totals.sub_allocations);
+        t.num("dedicated_objects", u64::from(totals.dedicated_objects));
+        t.num("dedicated_bytes", totals.dedicated_bytes);
+        t.num("reserved_bytes", totals.reserved_bytes());
+        t.num("used_bytes", totals.used_bytes());
+        t.num("live_allocations", totals.live_allocations());
+        o.raw("totals", &t.finish());
+        o.raw("blocks", &json_array(self.blocks.iter().map(block_json)));
+        o.raw(
+            "dedicated",
+            &json_array(self.dedicated.iter().map(|d| {
+                let mut j = JsonObject::new();
+                j.num("slot", u64::from(d.slot));
+                j.num("memory_type", u64::from(d.memory_type));
+                j.num("heap", u64::from(d.heap));
+                j.num("size", d.size);
+                j.boolean("mapped", d.mapped);
+                j.finish()
+            })),
+        );
+        o.finish()
+    }
+}
+
+impl MemoryMap {
+    /// Memory type `memory_type` (one of the device's) as a JSON object: index, heap, and its
+    /// property flags by name and as bits (bits memkit has no name for are kept, not dropped).
+    fn type_json(&self, memory_type: u32) -> String {
+        let (heap, flags) = self.types[memory_type as usize];
+        let names = flags.iter_names().map(|(name, _)| {
+            let mut n = String::new();
+            push_json_string(&mut n, name);
+            n
+        });
+        let mut t = JsonObject::new();
+        t.num("index", u64::from(memory_type));
+        t.num("heap", u64::from(heap));
+        t.raw("flags", &json_array(names));
+        t.num("property_flags", u64::from(flags.bits()));
+        t.finish()
+    }
+}
+
+/// One block as a JSON object: its figures, the free space between its live ranges, and the
+/// ranges by rising offset.
+fn block_json(b: &BlockRow) -> String {
+    let mut ranges = b.ranges.clone();
+    ranges.sort_unstable_by_key(|r| r.offset);
+    let reserved: u64 = ranges.iter().map(|r| r.reserved).sum();
+    // The gaps between reserved ranges (and before the first, after the last) are free.
+    let mut free_ranges = 0u64;
+    let mut largest_free = 0u64;
+    let mut at = 0u64;
+    for end in ranges
+        .iter()
+        .map(|r| (r.offset, r.end()))
+        .chain(std::iter::once((b.size, b.size)))
+    {
+        let gap = end.0.saturating_sub(at);
+        if gap > 0 {
+            free_ranges += 1;
+            largest_free = largest_free.max(gap);
+        }
+        at = at.max(end.1);
+    }
+    let mut j = JsonObject::new();
+    j.num("slot", u64::from(b.slot));
+    j.num("memory_type", u64::from(b.memory_type));
+    j.num("heap", u64::from(b.heap));
+    j.num("size", b.size);
+    match b.kind {
+        None => j.null("resource_kind"),
+        Some(ResourceKind::Linear) => j.text("resource_kind", "linear"),
+        Some(ResourceKind::Optimal) => j.text("resource_kind", "optimal"),
+    }
+    j.boolean("mapped", b.mapped);
+    j.num("live", u64::from(b.live));
+    j.num("allocated_bytes", b.allocated_bytes);
+    j.num("reserved_bytes", reserved);
+    j.num("free_bytes", b.size.saturating_sub(reserved));
+    j.num("free_ranges", free_ranges);
+    j.num("largest_free_range", largest_free);
+    j.raw(
+        "ranges",
+        &json_array(ranges.iter().map(|r| {
+            let mut range = JsonObject::new();
+            range.num("offset", r.offset);
+            range.num("reserved", r.reserved);
+            range.num("requested", r.requested);
+            range.finish()
+        })),
+    );
+    j.finish()
 }
 
 /// A block's row: label, free background, one rectangle per live range.

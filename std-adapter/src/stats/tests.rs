@@ -52,3 +52,21 @@ fn counts_from_many_short_threads_add_up() {
         10 * (0..100).sum::<u64>()
     );
 }
+
+#[test]
+fn json_strings_are_escaped() {
+    let mut out = String::new();
+    push_json_string(&mut out, "a\"b\\c\nd\u{1}e\u{e9}");
+    assert_eq!(out, "\"a\\\"b\\\\c\\nd\\u0001e\u{e9}\"");
+    let mut o = JsonObject::new();
+    o.text("s", "x\"");
+    o.boolean("t", true);
+    o.boolean("f", false);
+    o.null("n");
+    o.raw("a", &json_array(["1", "{}"]));
+    o.raw("e", &json_array(Vec::<String>::new()));
+    assert_eq!(
+        o.finish(),
+        r#"{"s":"x\"","t":true,"f":false,"n":null,"a":[1,{}],"e":[]}"#
+    );
+}
