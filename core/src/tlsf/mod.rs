@@ -820,47 +820,33 @@ impl<S: AsRef<[TlsfNode]> + AsMut<[TlsfNode]>> TlsfAllocator<S> {
         let allocated = |phys_prev: u32, phys_next: u32| {
             used_node((start, units), phys_prev, phys_next, tag, size, g)
         };
-        let slot;
-        if front > 0 {
-            // The block keeps the free part below; the allocation gets a new node above it, and
-            // what is left above the allocation (if anything) another.
-            slot = index.take_node(nodes);
-            let next = nodes[block as usize].phys_next();
-            nodes[block as usize].narrow[N_PHYS_NEXT] = slot;
-            if back > 0 {
-                let tail = index.take_node(nodes);
-                nodes[slot as usize] = allocated(block, tail);
-                nodes[next as usize].narrow[N_PHYS_PREV] = tail;
-                index.resize_free(nodes, block, class, front);
-                nodes[tail as usize] = TlsfNode {
-                    wide: [
-                        (start + units) | (u64::from(STATE_FREE) << STATE_SHIFT),
-                        back,
-                    ],
-                    narrow: [slot, next, NIL, NIL],
-                };
-                index.insert_free(nodes, tail, floor_class(back));
-                self.stats.splits += 2;
-            } else {
-                nodes[slot as usize] = allocated(block, next);
-                nodes[next as usize].narrow[N_PHYS_PREV] = slot;
-                index.resize_free(nodes, block, class, front);
-                self.stats.splits += 1;
-            }
+        // The block keeps the free part below the allocation; the allocation gets a new node
+        // above it, and what is left above the allocation (if anything) another. There is always
+        // a free part below: at the bottom end it is the gap itself (`allocate` comes here only
+        // for a gap of at least a granule), and the top end is only taken with a gap when the
+        // bottom end needs one too (`low_gap != 0`), so the block's start is unaligned and the
+        // aligned top start lies above it.
+        let slot = index.take_node(nodes);
+        let next = nodes[block as usize].phys_next();
+        nodes[block as usize].narrow[N_PHYS_NEXT] = slot;
+        if back > 0 {
+            let tail = index.take_node(nodes);
+            nodes[slot as usize] = allocated(block, tail);
+            nodes[next as usize].narrow[N_PHYS_PREV] = tail;
+            index.resize_free(nodes, block, class, front);
+            nodes[tail as usize] = TlsfNode {
+                wide: [
+                    (start + units) | (u64::from(STATE_FREE) << STATE_SHIFT),
+                    back,
+                ],
+                narrow: [slot, next, NIL, NIL],
+            };
+            index.insert_free(nodes, tail, floor_class(back));
+            self.stats.splits += 2;
         } else {
-            // The gap is above the allocation (it took the top end): the allocation takes the
-            // bottom with a new node, the block keeps the gap above.
-            slot = index.take_node(nodes);
-            let prev = nodes[block as usize].phys_prev();
-            nodes[block as usize].narrow[N_PHYS_PREV] = slot;
-            nodes[block as usize].wide[W_OFFSET] =
-                (start + units) | (u64::from(STATE_FREE) << STATE_SHIFT);
-            nodes[slot as usize] = allocated(prev, block);
-            nodes[prev as usize].narrow[N_PHYS_NEXT] = slot;
-            if prev == NIL {
-                self.first = slot;
-            }
-            index.resize_free(nodes, block, class, back);
+            nodes[slot as usize] = allocated(block, next);
+            nodes[next as usize].narrow[N_PHYS_PREV] = slot;
+            index.resize_free(nodes, block, class, front);
             self.stats.splits += 1;
         }
         Placed {
