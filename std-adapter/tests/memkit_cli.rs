@@ -15,6 +15,8 @@ mod bench;
 mod clock;
 #[path = "../src/bin/memkit/demo.rs"]
 mod demo;
+#[path = "support/json.rs"]
+mod json;
 #[path = "../src/bin/memkit/report.rs"]
 mod report;
 #[path = "../src/bin/memkit/rng.rs"]
@@ -225,6 +227,37 @@ fn svg_is_a_demo_option() {
     assert!(args::USAGE.contains("--svg PATH"));
 }
 
+/// `--map-json PATH` is the demo's too: it parses beside the other report paths, and with probe
+/// or bench it is a usage error naming the flag.
+#[test]
+fn map_json_is_a_demo_option() {
+    let o = Options::parse([
+        "demo",
+        "--map-json",
+        "map.json",
+        "--svg=m.svg",
+        "--json",
+        "r.json",
+    ])
+    .expect("parses");
+    assert_eq!(o.map_json, Some(std::path::PathBuf::from("map.json")));
+    assert_eq!(o.svg, Some(std::path::PathBuf::from("m.svg")));
+    assert_eq!(o.json, Some(std::path::PathBuf::from("r.json")));
+    let o = Options::parse(["demo", "--map-json=m.json"]).expect("parses");
+    assert_eq!(o.map_json, Some(std::path::PathBuf::from("m.json")));
+    assert_eq!(o.svg, None);
+    for args in [
+        &["probe", "--map-json", "m.json"][..],
+        &["bench", "--map-json=m.json"],
+    ] {
+        let e = Options::parse(args).expect_err("refused");
+        assert!(e.0.contains("--map-json"), "{args:?}: {e}");
+    }
+    let e = Options::parse(["demo", "--map-json"]).expect_err("needs a value");
+    assert!(e.0.contains("--map-json needs a value"), "{e}");
+    assert!(args::USAGE.contains("--map-json PATH"));
+}
+
 /// The demo's memory map is drawn at the end of its workload, before teardown: one rectangle
 /// per live sub-allocation and one row per block and dedicated object, as the final statistics
 /// count them (the buffers the producers and the frame loop still hold are live).
@@ -260,6 +293,20 @@ fn demo_draws_the_memory_map_before_teardown() {
     assert_eq!(
         svg.matches("<rect class=\"dedicated\"").count() as u32,
         dedicated
+    );
+    // The JSON form of the same map: a block per block, a range per live sub-allocation.
+    let map = json::Json::parse(&report.memory_map_json).expect("the JSON map parses");
+    let json_blocks = map.get("blocks").array();
+    assert_eq!(json_blocks.len() as u32, blocks);
+    let ranges: usize = json_blocks
+        .iter()
+        .map(|b| b.get("ranges").array().len())
+        .sum();
+    assert_eq!(ranges as u64, sub_allocations);
+    assert_eq!(map.get("dedicated").array().len() as u32, dedicated);
+    assert_eq!(
+        map.get("totals").get("sub_allocations").int(),
+        sub_allocations
     );
 }
 
@@ -410,5 +457,60 @@ mod binary {
             text(&out.stderr)
         );
         assert!(!json_left, "the --json file opened first was left behind");
+    }
+
+    /// `demo --map-json PATH` writes the memory map as JSON (blocks with their live ranges); a
+    /// path that cannot be written fails before the run (exit 1, nothing printed but the error)
+    /// and leaves none of the report files opened before it behind.
+    #[test]
+    fn demo_writes_the_memory_map_as_json() {
+        let dir = scratch_dir("map-json");
+        let path = dir.join("map.json");
+        let path_str = path.to_str().expect("a UTF-8 temp dir");
+        let out = memkit(&[
+            "demo",
+            "--frames",
+            "2",
+            "--threads",
+            "1",
+            "--map-json",
+            path_str,
+        ]);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        let written = std::fs::read_to_string(&path).expect("the map was written");
+        let map = crate::json::Json::parse(&written).expect("the written map parses");
+        assert_eq!(map.get("format").str(), "memkit-memory-map");
+        let blocks = map.get("blocks").array();
+        let ranges: usize = blocks.iter().map(|b| b.get("ranges").array().len()).sum();
+        assert!(!blocks.is_empty() && ranges > 0, "{written}");
+        assert_eq!(
+            map.get("totals").get("sub_allocations").int(),
+            ranges as u64
+        );
+
+        let missing = dir.join("no-such-dir").join("map.json");
+        let json = dir.join("report.json");
+        let svg = dir.join("map.svg");
+        let out = memkit(&[
+            "demo",
+            "--frames",
+            "2000",
+            "--json",
+            json.to_str().unwrap(),
+            "--svg",
+            svg.to_str().unwrap(),
+            "--map-json",
+            missing.to_str().unwrap(),
+        ]);
+        let left = (json.exists(), svg.exists());
+        let _ = std::fs::remove_dir_all(&dir);
+        assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+        assert!(out.stdout.is_empty(), "ran first:\n{}", text(&out.stdout));
+        assert!(
+            text(&out.stderr).contains("writing") && text(&out.stderr).contains("map.json"),
+            "{}",
+            text(&out.stderr)
+        );
+        assert_eq!(left, (false, false), "files opened first were left behind");
     }
 }

@@ -28,6 +28,9 @@ options:
   --json PATH     demo, probe, bench: also write the report as JSON to PATH (opened first)
   --svg PATH      demo: also draw the memory map (every memory object and where its live
                   allocations sit) at the end of the workload as SVG to PATH (opened first)
+  --map-json PATH demo: also write that memory map as JSON to PATH, for tools: every block
+                  with its live ranges (offset, bytes) and free gaps, every dedicated
+                  allocation, totals (opened first)
   --quick         bench: fewer repetitions and uploads
   --validation    vulkan: enable the Khronos validation layer (fails when not installed)
 ";
@@ -100,6 +103,8 @@ pub struct Options {
     pub json: Option<PathBuf>,
     /// Where to draw the demo's memory map (SVG).
     pub svg: Option<PathBuf>,
+    /// Where to write the demo's memory map as JSON.
+    pub map_json: Option<PathBuf>,
     /// Short benchmark.
     pub quick: bool,
     /// Vulkan validation layer.
@@ -116,6 +121,7 @@ impl Default for Options {
             seed: 1,
             json: None,
             svg: None,
+            map_json: None,
             quick: false,
             validation: false,
         }
@@ -181,8 +187,8 @@ fn os_string_from(bytes: &[u8]) -> Result<OsString, ArgError> {
         .map_err(|_| ArgError("a value that is not valid UTF-8 needs --flag VALUE".to_owned()))
 }
 
-/// `value` of `flag` as UTF-8 (every value but `--json`'s and `--svg`'s paths is a name or a
-/// number).
+/// `value` of `flag` as UTF-8 (every value but the report paths of `--json`, `--svg` and
+/// `--map-json` is a name or a number).
 fn utf8(flag: &str, value: OsString) -> Result<String, ArgError> {
     value
         .into_string()
@@ -191,8 +197,8 @@ fn utf8(flag: &str, value: OsString) -> Result<String, ArgError> {
 
 impl Options {
     /// Parses the arguments after the program name (`std::env::args_os`: an argument need not
-    /// be UTF-8; only `--json`'s and `--svg`'s paths may be other than UTF-8, anywhere else that
-    /// is an error).
+    /// be UTF-8; only the report paths of `--json`, `--svg` and `--map-json` may be other than
+    /// UTF-8, anywhere else that is an error).
     pub fn parse<I, S>(args: I) -> Result<Self, ArgError>
     where
         I: IntoIterator<Item = S>,
@@ -257,6 +263,7 @@ impl Options {
                 "--seed" => options.seed = number("--seed", &value()?, 0, u64::MAX)?,
                 "--json" => options.json = Some(PathBuf::from(os_value()?)),
                 "--svg" => options.svg = Some(PathBuf::from(os_value()?)),
+                "--map-json" => options.map_json = Some(PathBuf::from(os_value()?)),
                 "--quick" | "--validation" if has_inline => {
                     return Err(ArgError(format!("{flag} takes no value")));
                 }
@@ -270,10 +277,17 @@ impl Options {
         } else {
             command.unwrap_or(Command::Help)
         };
-        if options.svg.is_some() && matches!(options.command, Command::Probe | Command::Bench) {
-            return Err(ArgError(
-                "--svg: only demo draws a memory map (probe and bench hold no workload)".into(),
-            ));
+        if matches!(options.command, Command::Probe | Command::Bench) {
+            for (flag, given) in [
+                ("--svg", options.svg.is_some()),
+                ("--map-json", options.map_json.is_some()),
+            ] {
+                if given {
+                    return Err(ArgError(format!(
+                        "{flag}: only demo reports a memory map (probe and bench hold no workload)"
+                    )));
+                }
+            }
         }
         Ok(options)
     }

@@ -87,6 +87,8 @@ pub struct DemoReport {
     /// The memory map at the end, before teardown, with the buffers still held
     /// ([`memkit_std::Coordinator::memory_map_svg`]).
     pub memory_map_svg: String,
+    /// The same memory map as JSON ([`memkit_std::Coordinator::memory_map_json`]).
+    pub memory_map_json: String,
     /// The byte comparison, misuse and leak checks.
     pub verification: Verification,
 }
@@ -286,6 +288,7 @@ pub fn run<D: Backend>(
     }
     let stats = coordinator.stats();
     let memory_map_svg = coordinator.memory_map_svg();
+    let memory_map_json = coordinator.memory_map_json();
     let problems = coordinator.device().problems();
     drop((live, uniform, instances));
     // The last handle: teardown runs here, and the device goes with it.
@@ -298,6 +301,7 @@ pub fn run<D: Backend>(
         buffers_dropped: checks.dropped,
         stats,
         memory_map_svg,
+        memory_map_json,
         verification: Verification {
             checked_buffers: checks.buffers,
             checked_bytes: checks.bytes,

@@ -34,15 +34,7 @@ fn main() -> ExitCode {
         }
     };
     // Before any work: a path that cannot be written fails now, not after minutes of running.
-    let opened = ReportFile::open(options.json.as_ref(), &options).and_then(|json| {
-        let svg = ReportFile::open(options.svg.as_ref(), &options).inspect_err(|_| {
-            if let Some(j) = &json {
-                j.remove_if_created();
-            }
-        })?;
-        Ok(Reports { json, svg })
-    });
-    let mut reports = match opened {
+    let mut reports = match Reports::open(&options) {
         Ok(r) => r,
         Err(e) => {
             eprintln!("memkit: {e}");
@@ -53,7 +45,10 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(e) => {
             eprintln!("memkit: {e}");
-            for file in [reports.json, reports.svg].into_iter().flatten() {
+            for file in [reports.json, reports.svg, reports.map_json]
+                .into_iter()
+                .flatten()
+            {
                 file.discard();
             }
             ExitCode::FAILURE
@@ -67,9 +62,37 @@ struct Reports {
     json: Option<ReportFile>,
     /// `--svg` (demo only).
     svg: Option<ReportFile>,
+    /// `--map-json` (demo only).
+    map_json: Option<ReportFile>,
 }
 
-/// A file a report goes to (`--json`, `--svg`), opened before the run.
+impl Reports {
+    /// Opens every report file the command line names, in order; when one cannot be opened,
+    /// the ones this run made before it are removed again (a failure leaves nothing behind).
+    fn open(options: &Options) -> Result<Self, Box<dyn Error>> {
+        let mut opened: Vec<Option<ReportFile>> = Vec::with_capacity(3);
+        for path in [&options.json, &options.svg, &options.map_json] {
+            match ReportFile::open(path.as_ref(), options) {
+                Ok(file) => opened.push(file),
+                Err(e) => {
+                    for file in opened.iter().flatten() {
+                        file.remove_if_created();
+                    }
+                    return Err(e);
+                }
+            }
+        }
+        let mut opened = opened.into_iter();
+        let mut next = || opened.next().flatten();
+        Ok(Self {
+            json: next(),
+            svg: next(),
+            map_json: next(),
+        })
+    }
+}
+
+/// A file a report goes to (`--json`, `--svg`, `--map-json`), opened before the run.
 struct ReportFile {
     file: File,
     path: PathBuf,
@@ -201,6 +224,9 @@ fn demo<D: Backend>(
     write_json(&mut reports.json, &report::demo_json(&report))?;
     if let Some(svg) = &mut reports.svg {
         svg.write(&report.memory_map_svg)?;
+    }
+    if let Some(map_json) = &mut reports.map_json {
+        map_json.write(&report.memory_map_json)?;
     }
     if report.verification.passed() {
         Ok(ExitCode::SUCCESS)
