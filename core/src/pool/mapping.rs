@@ -133,8 +133,9 @@ where
                 }
             }
         };
-        // Both placements: a handle naming another memory object than its slot's is not ours.
-        if found.0 != raw.memory {
+        // Both placements: a handle naming another memory object or memory type than its
+        // slot's is not ours (as `free` refuses it).
+        if found.0 != raw.memory || found.2 != raw.memory_type {
             return Err(FlushError::ForeignAllocation);
         }
         Ok(found)

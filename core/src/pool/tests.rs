@@ -1940,19 +1940,18 @@ mod pools {
         other_memory.memory += 1;
         let mut other_type = raw;
         other_type.memory_type = 1;
-        let forged = DeviceAllocation::from_raw(other_memory);
-        assert_eq!(
-            p.flush(&forged, 0, 1000),
-            Err(FlushError::ForeignAllocation)
-        );
-        let _ = forged.into_raw();
         for bad in [other_memory, other_type] {
             let bad = DeviceAllocation::from_raw(bad);
+            assert_eq!(p.flush(&bad, 0, 1000), Err(FlushError::ForeignAllocation));
+            assert_eq!(
+                p.invalidate(&bad, 0, 1000),
+                Err(FlushError::ForeignAllocation)
+            );
             // SAFETY: no GPU; refused.
             assert_eq!(unsafe { p.free(bad) }, Err(FreeError::ForeignAllocation));
         }
         assert_eq!(p.total_stats(), before);
-        assert!(dev.state.borrow().flushed.is_empty());
+        assert!(dev.state.borrow().flushed.is_empty() && dev.state.borrow().invalidated.is_empty());
         p.flush(&a, 0, 1000).unwrap();
         // SAFETY: no GPU.
         unsafe { p.free(a).unwrap() };
