@@ -35,7 +35,7 @@ const STYLE: &str = "text{fill:#222}\
 .title{font-size:14px;font-weight:bold}\
 .group{font-weight:bold}\
 .block,.legend-block{fill:#e4e4e4;stroke:#888;stroke-width:0.5}\
-.range,.legend-range{fill:#2f6fb5}\
+.range,.legend-range{fill:#2f6fb5;stroke:#fff;stroke-width:0.3}\
 .dedicated,.legend-dedicated{fill:#d0702a;stroke:#888;stroke-width:0.5}";
 
 /// One block: what core reported of it, and its live ranges by rising offset.
