@@ -87,10 +87,10 @@ pub struct CoordinatorConfig {
 
 impl CoordinatorConfig {
     /// Checks the settings that need no device: the ring's size ([`MIN_STAGING_RING_SIZE`] to
-    /// the ring's largest capacity), the slot counts (at most [`MAX_POOL_SLOTS`]) and the upload queue (at most
-    /// [`MAX_PENDING_UPLOADS`]). [`crate::Coordinator::new`] calls it first, and then refuses
-    /// pools whose metadata would pass [`MAX_POOL_METADATA_BYTES`] and frame arenas the host
-    /// cannot provide.
+    /// the ring's largest capacity), the slot counts (at most [`MAX_POOL_SLOTS`]) and the upload
+    /// queue (at most [`MAX_PENDING_UPLOADS`]). [`crate::Coordinator::new`] calls it first, and
+    /// then refuses pools whose metadata would pass [`MAX_POOL_METADATA_BYTES`] and frame
+    /// arenas the host cannot provide.
     ///
     /// Errors: [`Error::Config`] with [`ConfigError::InvalidParameter`].
     pub fn validate(&self) -> Result<()> {

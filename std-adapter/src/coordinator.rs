@@ -746,9 +746,10 @@ impl<D: Device> Coordinator<D> {
     ///   when the device's `bufferImageGranularity` makes buffers and images take separate
     ///   blocks, `null` otherwise. `live` is the number of `ranges`; `allocated_bytes` is what
     ///   the statistics count for the block, the sum of the ranges' `requested`;
-    ///   `reserved_bytes` sums the ranges' `reserved`, `free_bytes` is `size - reserved_bytes`, spread over `free_ranges` gaps
-    ///   of which the largest is `largest_free_range` (what the next allocation can get in one
-    ///   piece, before alignment).
+    ///   `reserved_bytes` sums the ranges' `reserved` (within the block: not the totals'
+    ///   `reserved_bytes`, which counts whole memory objects), and `free_bytes` is
+    ///   `size - reserved_bytes`, spread over `free_ranges` gaps of which the largest is
+    ///   `largest_free_range` (what the next allocation can get in one piece, before alignment).
     /// - `ranges`, by rising offset, never overlapping, all inside the block: one per live
     ///   sub-allocation, `reserved` bytes from `offset` held back from other allocations, of
     ///   which `requested` were asked of the sub-allocator (the buffer's size as the pools
