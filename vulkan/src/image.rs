@@ -46,14 +46,17 @@ impl VulkanDevice {
             Err(vk::Result::ERROR_FORMAT_NOT_SUPPORTED) => return Err(unsupported),
             Err(e) => return Err(map_host_device_oom_err(e)),
         };
-        // `maxResourceSize` bounds the image's total size, which Vulkan gives no formula for: the
-        // estimate is the validation layer's, every texel of every level, layer and sample,
-        // rounded up to `bufferImageGranularity` (above it the layer warns and drivers may fail).
-        let estimated_size = desc
-            .packed_bytes()
-            .checked_next_multiple_of(self.limits.buffer_image_granularity);
+        // `maxResourceSize` bounds the image's total size, which Vulkan gives no formula for:
+        // core's estimate is the validation layer's (above it the layer warns and drivers may
+        // fail), the one memkit-dummy applies too.
+        let within_resource_size = desc
+            .check_resource_size(
+                properties.max_resource_size,
+                self.limits.buffer_image_granularity,
+            )
+            .is_ok();
         let max = properties.max_extent;
-        let fits = estimated_size.is_some_and(|size| size <= properties.max_resource_size)
+        let fits = within_resource_size
             && desc.width <= max.width
             && desc.height <= max.height
             && desc.depth <= max.depth

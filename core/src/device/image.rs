@@ -195,7 +195,8 @@ impl ImageDesc {
     /// used only as attachments. A backend also asks its device: an attachment beyond its
     /// framebuffer extent is [`ImageDescError::AttachmentBeyondFramebuffer`]
     /// ([`check_framebuffer_extent`](Self::check_framebuffer_extent)), a format, extent or count
-    /// it lacks [`ImageDescError::Unsupported`].
+    /// it lacks, or an image larger than the format's `maxResourceSize`
+    /// ([`check_resource_size`](Self::check_resource_size)), [`ImageDescError::Unsupported`].
     pub const fn validate(&self) -> Result<(), ImageDescError> {
         if self.width == 0
             || self.height == 0
@@ -283,20 +284,96 @@ impl ImageDesc {
     /// Bytes of every texel of every level, layer and sample, tightly packed: the size of an
     /// upload of the whole image. Drivers reserve more (tiling, alignment); their figure is the
     /// `MemoryRequirements::size` that creating the image reports.
+    /// Saturates at `u64::MAX` where the true figure is larger (extents near `u32::MAX`).
     pub const fn packed_bytes(&self) -> u64 {
-        let per_texel = (self.format.texel_bytes() as u64)
-            .saturating_mul(self.array_layers as u64)
-            .saturating_mul(self.samples as u64);
+        match self.checked_packed_bytes() {
+            Some(bytes) => bytes,
+            None => u64::MAX,
+        }
+    }
+
+    /// [`packed_bytes`](Self::packed_bytes), or `None` where it does not fit in a `u64`.
+    const fn checked_packed_bytes(&self) -> Option<u64> {
+        let Some(per_texel) =
+            (self.format.texel_bytes() as u64).checked_mul(self.array_layers as u64)
+        else {
+            return None;
+        };
+        let Some(per_texel) = per_texel.checked_mul(self.samples as u64) else {
+            return None;
+        };
         let mut total = 0u64;
         let mut level = 0;
         while level < self.mip_levels && level < 32 {
             let w = level_extent(self.width, level) as u64;
             let h = level_extent(self.height, level) as u64;
             let d = level_extent(self.depth, level) as u64;
-            total = total.saturating_add((w * h).saturating_mul(d).saturating_mul(per_texel));
+            // Two extents below 2^32 multiply without overflow; the rest is checked.
+            let Some(texels) = (w * h).checked_mul(d) else {
+                return None;
+            };
+            let Some(bytes) = texels.checked_mul(per_texel) else {
+                return None;
+            };
+            let Some(sum) = total.checked_add(bytes) else {
+                return None;
+            };
+            total = sum;
             level += 1;
         }
-        total
+        Some(total)
+    }
+
+    /// The image's size as compared with a format's `maxResourceSize`
+    /// (`VkImageFormatProperties`), for which Vulkan gives no formula: the estimate of the Khronos
+    /// validation layer, [`packed_bytes`](Self::packed_bytes) (every texel of every level, layer
+    /// and sample) rounded up to `bufferImageGranularity`. `None` where that does not fit in a
+    /// `u64` (extents near `u32::MAX`): such an image is larger than any device allows. A
+    /// granularity of 0, which no device reports (Vulkan requires a power of two), rounds
+    /// nothing.
+    ///
+    /// ```
+    /// use memkit_core::device::{ImageDesc, ImageFormat, ImageUsage};
+    ///
+    /// let tiny = ImageDesc::new_2d(ImageFormat::R8Unorm, 3, 3, ImageUsage::SAMPLED);
+    /// assert_eq!(tiny.estimated_resource_size(1024), Some(1024));
+    /// let huge = ImageDesc::new_2d(ImageFormat::Rgba32Float, u32::MAX, u32::MAX, ImageUsage::SAMPLED);
+    /// assert_eq!(huge.estimated_resource_size(1), None);
+    /// ```
+    pub const fn estimated_resource_size(&self, buffer_image_granularity: u64) -> Option<u64> {
+        let Some(bytes) = self.checked_packed_bytes() else {
+            return None;
+        };
+        if buffer_image_granularity == 0 {
+            return Some(bytes);
+        }
+        bytes.checked_next_multiple_of(buffer_image_granularity)
+    }
+
+    /// Checks the image's [`estimated_resource_size`](Self::estimated_resource_size) against a
+    /// format's `maxResourceSize`: larger, or too large to estimate, is
+    /// [`ImageDescError::Unsupported`]. The format query does not refuse such an image by
+    /// itself; above the limit the validation layer warns and a driver may fail or misbehave,
+    /// so backends refuse it before creating anything. Vulkan guarantees at least 2^31 bytes;
+    /// lavapipe reports 2^32 - 1 and NVIDIA's driver 2^40 for every format memkit has.
+    ///
+    /// ```
+    /// use memkit_core::device::{ImageDesc, ImageDescError, ImageFormat, ImageUsage};
+    ///
+    /// // 16384 x 16384 texels of 16 bytes: 4 GiB, one byte over lavapipe's limit.
+    /// let texture = ImageDesc::new_2d(ImageFormat::Rgba32Float, 16384, 16384, ImageUsage::SAMPLED);
+    /// assert_eq!(texture.check_resource_size(u32::MAX as u64, 64), Err(ImageDescError::Unsupported));
+    /// assert_eq!(texture.check_resource_size(1 << 32, 64), Ok(()));
+    /// ```
+    pub const fn check_resource_size(
+        &self,
+        max_resource_size: u64,
+        buffer_image_granularity: u64,
+    ) -> Result<(), ImageDescError> {
+        match self.estimated_resource_size(buffer_image_granularity) {
+            Some(size) if size <= max_resource_size => Ok(()),
+            _ => Err(ImageDescError::Unsupported),
+        }
     }
 }
 
@@ -331,7 +408,8 @@ pub enum ImageDescError {
     /// leave the render pass, so Vulkan allows it only as an attachment.
     TransientNotOnlyAttachment,
     /// The device does not support this format with this usage, extent, level, layer or sample
-    /// count (`vkGetPhysicalDeviceImageFormatProperties` said no).
+    /// count (`vkGetPhysicalDeviceImageFormatProperties` said no), or the image is larger in all
+    /// than the format's `maxResourceSize` ([`ImageDesc::check_resource_size`]).
     Unsupported,
     /// An image with attachment usage ([`ImageUsage::ATTACHMENTS`]) wider or taller than the
     /// device's framebuffers (`maxFramebufferWidth`, `maxFramebufferHeight`): see
@@ -364,9 +442,9 @@ impl fmt::Display for ImageDescError {
                 "a transient attachment image needs a colour, depth-stencil or input attachment \
                  usage and no other usage (not sampled, storage or transfer)",
             ),
-            Self::Unsupported => {
-                f.write_str("the device does not support this image (format, usage or extent)")
-            }
+            Self::Unsupported => f.write_str(
+                "the device does not support this image (format, usage, extent or size)",
+            ),
             Self::AttachmentBeyondFramebuffer {
                 max_width,
                 max_height,
@@ -427,6 +505,63 @@ mod tests {
             .with_array_layers(u32::MAX)
             .with_samples(u32::MAX);
         assert_eq!(layered.packed_bytes(), u64::MAX);
+    }
+
+    #[test]
+    fn resource_size_is_the_packed_size_rounded_to_the_granularity() {
+        // 16384 x 16384 texels of 16 bytes is 2^32 bytes: over lavapipe's 2^32 - 1 by one.
+        let big = ImageDesc::new_2d(F::Rgba32Float, 16384, 16384, U::SAMPLED);
+        assert_eq!(big.estimated_resource_size(64), Some(1 << 32));
+        assert_eq!(
+            big.check_resource_size(u32::MAX as u64, 64),
+            Err(E::Unsupported)
+        );
+        assert_eq!(big.check_resource_size(1 << 32, 64), Ok(()));
+        // One texel row fewer fits under 2^32 - 1.
+        let row_less = ImageDesc {
+            height: 16383,
+            ..big
+        };
+        assert_eq!(row_less.check_resource_size(u32::MAX as u64, 64), Ok(()));
+        // Rounding up to the granularity counts: 9 bytes take a whole 1024-byte page.
+        let tiny = ImageDesc::new_2d(F::R8Unorm, 3, 3, U::SAMPLED);
+        assert_eq!(tiny.estimated_resource_size(1024), Some(1024));
+        assert_eq!(tiny.check_resource_size(1023, 1024), Err(E::Unsupported));
+        assert_eq!(tiny.check_resource_size(1024, 1024), Ok(()));
+        assert_eq!(tiny.estimated_resource_size(1), Some(9));
+        // A granularity of 0 rounds nothing (and does not divide by zero).
+        assert_eq!(tiny.estimated_resource_size(0), Some(9));
+        // Every level, layer and sample is counted, as in `packed_bytes`.
+        let cube = rgba(4, 4).with_full_mip_chain().with_array_layers(6);
+        assert_eq!(cube.estimated_resource_size(1), Some((16 + 4 + 1) * 4 * 6));
+        let msaa = ImageDesc::new_2d(F::D32Float, 16, 16, U::DEPTH_STENCIL_ATTACHMENT);
+        assert_eq!(
+            msaa.with_samples(8).estimated_resource_size(64),
+            Some(16 * 16 * 4 * 8)
+        );
+        // Sizes that overflow a u64 have no estimate and are refused under any limit, where the
+        // saturated `packed_bytes` would equal a limit of u64::MAX.
+        let huge = ImageDesc::new_2d(F::Rgba32Float, u32::MAX, u32::MAX, U::SAMPLED)
+            .with_array_layers(u32::MAX)
+            .with_full_mip_chain();
+        assert_eq!(huge.estimated_resource_size(1), None);
+        assert_eq!(huge.packed_bytes(), u64::MAX);
+        assert_eq!(huge.check_resource_size(u64::MAX, 1), Err(E::Unsupported));
+        let layered = rgba(1, 1)
+            .with_array_layers(u32::MAX)
+            .with_samples(u32::MAX);
+        assert_eq!(layered.estimated_resource_size(1), None);
+        // Rounding up past u64::MAX overflows too.
+        let odd = ImageDesc::new_2d(F::R8Unorm, u32::MAX, u32::MAX, U::SAMPLED);
+        assert_eq!(
+            odd.estimated_resource_size(1),
+            Some(u32::MAX as u64 * u32::MAX as u64)
+        );
+        assert_eq!(odd.estimated_resource_size(1 << 63), None);
+        assert_eq!(
+            odd.check_resource_size(u64::MAX, 1 << 63),
+            Err(E::Unsupported)
+        );
     }
 
     #[test]
