@@ -463,13 +463,16 @@ impl DummyDevice {
     /// extent ([`DeviceConfig::max_framebuffer_width`] and height), with
     /// [`ImageDescError::AttachmentBeyondFramebuffer`], and one beyond the configured largest
     /// extents or layers
-    /// ([`DeviceConfig::max_image_dimension_2d`] and the like) or with a sample count outside
-    /// [`DeviceConfig::image_sample_counts`] (or multisampled storage), with
-    /// [`ImageDescError::Unsupported`]. Counted with the buffers, and failed by buffer-creation
-    /// faults.
+    /// ([`DeviceConfig::max_image_dimension_2d`] and the like), with a sample count outside
+    /// [`DeviceConfig::image_sample_counts`] (or multisampled storage), or larger in all than
+    /// [`DeviceConfig::max_image_resource_size`] (estimated as memkit-vulkan does, with
+    /// [`ImageDesc::check_resource_size`]), with [`ImageDescError::Unsupported`]. A refused
+    /// image is neither counted nor created. Counted with the buffers, and failed by
+    /// buffer-creation faults.
     ///
     /// [`DeviceConfig::max_image_dimension_2d`]: crate::DeviceConfig::max_image_dimension_2d
     /// [`DeviceConfig::image_sample_counts`]: crate::DeviceConfig::image_sample_counts
+    /// [`DeviceConfig::max_image_resource_size`]: crate::DeviceConfig::max_image_resource_size
     /// [`DeviceConfig::max_framebuffer_width`]: crate::DeviceConfig::max_framebuffer_width
     pub fn create_image(
         &self,
@@ -490,8 +493,9 @@ impl DummyDevice {
 
     /// Whether the configured limits allow `desc` (a valid description): extents within
     /// `maxImageDimension2D` or `maxImageDimension3D`, layers within `maxImageArrayLayers`, a
-    /// sample count the device has, and no multisampled storage image (memkit-vulkan refuses
-    /// those: they need a feature it does not track).
+    /// sample count the device has, no multisampled storage image (memkit-vulkan refuses
+    /// those: they need a feature it does not track), and a total size within
+    /// `maxResourceSize`.
     fn supports_image(&self, desc: &ImageDesc) -> bool {
         let config = &self.shared.config;
         let max_extent = if desc.depth > 1 {
@@ -508,6 +512,12 @@ impl DummyDevice {
             && desc.depth <= max_extent
             && desc.array_layers <= config.max_image_array_layers
             && samples_allowed
+            && desc
+                .check_resource_size(
+                    config.max_image_resource_size,
+                    config.limits.buffer_image_granularity,
+                )
+                .is_ok()
     }
 
     /// Binds an image (`ImageDevice::bind_image_memory`): the checks and records of

@@ -190,7 +190,28 @@ pub struct DeviceConfig {
     /// `n` set: `n` samples allowed), like `framebufferColorSampleCounts`; `create_image` refuses
     /// other counts with `ImageDescError::Unsupported`. Bit 1 (single-sampled) is always allowed.
     pub image_sample_counts: u32,
+    /// The largest image in bytes, as a format's `maxResourceSize` (`VkImageFormatProperties`):
+    /// `create_image` refuses an image whose estimate (`ImageDesc::estimated_resource_size`: every
+    /// texel of every level, layer and sample, rounded up to `bufferImageGranularity`) is larger,
+    /// or overflows, with `ImageDescError::Unsupported`, as memkit-vulkan does with the same
+    /// estimate. One figure for every format: the drivers measured report one (see the presets).
+    /// Vulkan guarantees at least [`MIN_MAX_RESOURCE_SIZE`].
+    pub max_image_resource_size: u64,
 }
+
+/// The least `maxResourceSize` Vulkan lets a device report for a supported format (2^31 bytes):
+/// an image up to this size fits on every conformant device. [`DeviceConfig::new`]'s default.
+pub const MIN_MAX_RESOURCE_SIZE: u64 = 1 << 31;
+
+/// `maxResourceSize` of NVIDIA's driver: 2^40 bytes (1 TiB) for every colour and depth format
+/// memkit has, 2D and 3D, sampled or attachment (measured on the H200, driver version
+/// `0x9127c100`, 2026-11).
+const NVIDIA_MAX_RESOURCE_SIZE: u64 = 1 << 40;
+
+/// `maxResourceSize` of lavapipe: 2^32 - 1 bytes for every format memkit has, 2D and 3D,
+/// sampled or attachment (measured here on llvmpipe, Mesa 22.3.6 with LLVM 15.0.6, 2026-11).
+/// A 16384 x 16384 `Rgba32Float` texture (2^32 bytes) is one byte over it.
+const LAVAPIPE_MAX_RESOURCE_SIZE: u64 = u32::MAX as u64;
 
 fn mem_type(properties: P, heap_index: u32) -> MemoryType {
     MemoryType {
@@ -217,7 +238,8 @@ impl DeviceConfig {
     /// on, stale reads filled with `0xCD`, leak report on drop, 64 MiB quarantine,
     /// `bufferDeviceAddress` on, images up to 16384 texels in 2D, 2048 in 3D and 2048 layers,
     /// with 1, 2, 4 or 8 samples, framebuffers up to 16384x16384: what most desktop drivers
-    /// report).
+    /// report; images up to [`MIN_MAX_RESOURCE_SIZE`] bytes, the least Vulkan allows, so what
+    /// works here works on every device).
     pub fn new(
         name: impl Into<String>,
         memory_types: Vec<MemoryType>,
@@ -251,6 +273,7 @@ impl DeviceConfig {
             max_framebuffer_width: 16384,
             max_framebuffer_height: 16384,
             image_sample_counts: 0b1111,
+            max_image_resource_size: MIN_MAX_RESOURCE_SIZE,
         }
     }
 
@@ -258,7 +281,7 @@ impl DeviceConfig {
     /// host coherent, host coherent cached, device-local host-visible coherent (the 256 MiB
     /// window); granularity 1024, atom 64, 4096 objects, 4 GiB largest object; buffers of
     /// 64 MiB and up prefer a dedicated object; images as NVIDIA's driver allows them (2D up to
-    /// 32768, 3D up to 16384, 2048 layers).
+    /// 32768, 3D up to 16384, 2048 layers, 1 TiB in all).
     pub fn discrete() -> Self {
         let types = vec![
             mem_type(P::DEVICE_LOCAL, 0),
@@ -281,12 +304,14 @@ impl DeviceConfig {
         Self::new("dummy discrete GPU (256 MiB BAR)", types, heaps, limits)
             .with_dedicated_preferred_from(Some(64 * MIB))
             .with_max_image_dimensions(32768, 16384, 2048)
+            .with_max_image_resource_size(NVIDIA_MAX_RESOURCE_SIZE)
     }
 
     /// [`Preset::ResizableBar`], the H200 as measured: heaps device 140 GiB and host 64 GiB;
     /// types host (no flags), device-local, host coherent, host coherent cached, and device-local
     /// host-visible coherent over the whole device heap; granularity 1024, atom 64, 4096 objects;
-    /// images as NVIDIA's driver allows them (2D up to 32768, 3D up to 16384, 2048 layers).
+    /// images as NVIDIA's driver allows them (2D up to 32768, 3D up to 16384, 2048 layers, 1 TiB
+    /// in all, as measured).
     pub fn resizable_bar() -> Self {
         let types = vec![
             mem_type(P::empty(), 1),
@@ -310,11 +335,13 @@ impl DeviceConfig {
             limits,
         )
         .with_max_image_dimensions(32768, 16384, 2048)
+        .with_max_image_resource_size(NVIDIA_MAX_RESOURCE_SIZE)
     }
 
     /// [`Preset::Integrated`]: one 8 GiB device-local heap; types device-local, device-local
     /// host-visible coherent, and that plus cached; granularity 64, atom 64; images up to 16384
-    /// in 2D, 2048 in 3D, 2048 layers (as Intel's driver reports).
+    /// in 2D, 2048 in 3D, 2048 layers (as Intel's driver reports); images up to
+    /// [`MIN_MAX_RESOURCE_SIZE`] bytes (Vulkan's least: no integrated GPU was measured).
     pub fn integrated() -> Self {
         let types = vec![
             mem_type(P::DEVICE_LOCAL, 0),
@@ -341,8 +368,8 @@ impl DeviceConfig {
 
     /// [`Preset::Lavapipe`]: one 4 GiB heap with one type, device-local host-visible coherent
     /// cached; granularity 64, atom 64; no budget query; object count unlimited (`u32::MAX`);
-    /// images up to 16384 in 2D, 4096 in 3D, 2048 layers, with 1 or 4 samples (as lavapipe reports
-    /// them).
+    /// images up to 16384 in 2D, 4096 in 3D, 2048 layers, with 1 or 4 samples, 2^32 - 1 bytes in
+    /// all (as lavapipe reports them).
     pub fn lavapipe() -> Self {
         let types = vec![mem_type(
             P::DEVICE_LOCAL | P::HOST_VISIBLE | P::HOST_COHERENT | P::HOST_CACHED,
@@ -364,13 +391,15 @@ impl DeviceConfig {
         .with_budget_query(false)
         .with_max_image_dimensions(16384, 4096, 2048)
         .with_image_sample_counts(0b0101)
+        .with_max_image_resource_size(LAVAPIPE_MAX_RESOURCE_SIZE)
     }
 
     /// [`Preset::Mobile`]: heaps device 512 MiB and host 256 MiB; types device-local,
     /// host-visible cached but not coherent (the only host-visible type), and lazily allocated
     /// (not usable by buffers); granularity 4096, atom 256, 4096 objects, 256 MiB largest object;
     /// no budget query; images up to 16384 in 2D, 2048 in 3D, 2048 layers (as Adreno GPUs
-    /// report).
+    /// report), up to [`MIN_MAX_RESOURCE_SIZE`] bytes (Vulkan's least: no mobile GPU was
+    /// measured).
     pub fn mobile() -> Self {
         let types = vec![
             mem_type(P::DEVICE_LOCAL, 0),
@@ -509,6 +538,12 @@ impl DeviceConfig {
     /// Sets [`DeviceConfig::buffer_device_address`].
     pub fn with_buffer_device_address(mut self, on: bool) -> Self {
         self.buffer_device_address = on;
+        self
+    }
+
+    /// Sets [`DeviceConfig::max_image_resource_size`] (bytes).
+    pub fn with_max_image_resource_size(mut self, bytes: u64) -> Self {
+        self.max_image_resource_size = bytes;
         self
     }
 

@@ -74,7 +74,7 @@ mod report;
 mod sparse;
 mod traits;
 
-pub use config::{DeviceConfig, Preset, UnknownPreset, WaitMode};
+pub use config::{DeviceConfig, MIN_MAX_RESOURCE_SIZE, Preset, UnknownPreset, WaitMode};
 pub use device::{
     BufferInfo, DummyDevice, FEATURE_NOT_ENABLED, InspectError, MISUSE_RESULT_CODE, MemoryInfo,
 };

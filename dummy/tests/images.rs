@@ -345,3 +345,171 @@ fn attachments_beyond_the_framebuffer_extent_are_refused_before_the_image_limits
     assert_eq!(gpu.counters().live_buffers, 0);
     gpu.assert_no_misuse();
 }
+
+/// `create_image` refuses `desc` with exactly `ImageDescError::Unsupported`, and the refusal
+/// leaves no trace: no call counted, nothing created.
+fn assert_refused_unsupported(gpu: &DummyDevice, desc: &ImageDesc) {
+    let before = gpu.counters();
+    assert_eq!(
+        gpu.create_image(desc).err(),
+        Some(DeviceError::InvalidImage(ImageDescError::Unsupported)),
+        "{desc:?}"
+    );
+    assert_eq!(gpu.counters(), before, "{desc:?}");
+    assert!(gpu.live_buffers().is_empty(), "{desc:?}");
+}
+
+#[test]
+fn images_larger_in_all_than_the_max_resource_size_are_unsupported() {
+    use memkit_dummy::{MIN_MAX_RESOURCE_SIZE, Preset};
+
+    const GIB: u64 = 1 << 30;
+    let rgba32f = |width, height| {
+        ImageDesc::new_2d(
+            ImageFormat::Rgba32Float,
+            width,
+            height,
+            ImageUsage::SAMPLED | ImageUsage::TRANSFER_DST,
+        )
+    };
+    // (preset, its maxResourceSize, the largest image of rows of 16384 Rgba32Float texels
+    // within it). Each is within the preset's extents and layers; one more row of each layer
+    // takes it over the size alone.
+    let cases = [
+        // NVIDIA: 1 TiB, exactly 256 layers of 16384^2 x 16 bytes.
+        (
+            Preset::Discrete,
+            1 << 40,
+            rgba32f(16384, 16384).with_array_layers(256),
+        ),
+        (
+            Preset::ResizableBar,
+            1 << 40,
+            rgba32f(16384, 16384).with_array_layers(256),
+        ),
+        // Vulkan's least, 2 GiB: exactly 16384 x 8192 x 16 bytes.
+        (
+            Preset::Integrated,
+            MIN_MAX_RESOURCE_SIZE,
+            rgba32f(16384, 8192),
+        ),
+        (Preset::Mobile, MIN_MAX_RESOURCE_SIZE, rgba32f(16384, 8192)),
+        // lavapipe: 4 GiB less a byte, so the 16384^2 texture (4 GiB) is over by one byte and
+        // one row less fits.
+        (Preset::Lavapipe, u64::from(u32::MAX), rgba32f(16384, 16383)),
+    ];
+    for (preset, max_size, largest) in cases {
+        let gpu = DummyDevice::new(preset.config()).expect("preset");
+        assert_eq!(gpu.config().max_image_resource_size, max_size, "{preset}");
+        let granularity = gpu.limits().buffer_image_granularity;
+        let estimate = largest.estimated_resource_size(granularity).unwrap();
+        assert!(estimate <= max_size, "{preset}: {estimate}");
+        let (image, req) = gpu
+            .create_image(&largest)
+            .unwrap_or_else(|e| panic!("{preset}: {largest:?}: {e}"));
+        assert!(req.size >= estimate, "{preset}: {req:?}");
+        gpu.destroy_image(image);
+        let row_over = ImageDesc {
+            height: largest.height + 1,
+            ..largest
+        };
+        assert_refused_unsupported(&gpu, &row_over);
+        gpu.assert_no_misuse();
+    }
+    // The texture of the user trial: created on lavapipe with a validation warning before
+    // memkit-vulkan refused it, and now refused on the dummy's lavapipe too.
+    let lavapipe = DummyDevice::new(DeviceConfig::lavapipe()).expect("device");
+    assert_refused_unsupported(&lavapipe, &rgba32f(16384, 16384));
+
+    // A limit set by hand, at the exact byte: 4 GiB is the whole 16384^2 texture.
+    let gpu = DummyDevice::new(DeviceConfig::discrete().with_max_image_resource_size(4 * GIB))
+        .expect("device");
+    let (image, _) = gpu
+        .create_image(&rgba32f(16384, 16384))
+        .expect("exactly at the limit");
+    gpu.destroy_image(image);
+    assert_refused_unsupported(&gpu, &rgba32f(16384, 16385));
+    // Mip levels, layers and samples count towards the size.
+    assert_refused_unsupported(&gpu, &rgba32f(16384, 16384).with_mip_levels(2));
+    assert_refused_unsupported(&gpu, &rgba32f(16384, 8192).with_array_layers(3));
+    let msaa = ImageDesc::new_2d(
+        ImageFormat::Rgba32Float,
+        16384,
+        8192,
+        ImageUsage::COLOR_ATTACHMENT,
+    );
+    let (image, _) = gpu.create_image(&msaa).expect("one sample");
+    gpu.destroy_image(image);
+    assert_refused_unsupported(&gpu, &msaa.with_samples(4));
+
+    // The size is rounded up to bufferImageGranularity (1024 on this preset) first: 9 bytes
+    // take 1024.
+    let tiny = ImageDesc::new_2d(ImageFormat::R8Unorm, 3, 3, ImageUsage::SAMPLED);
+    let gpu = DummyDevice::new(DeviceConfig::discrete().with_max_image_resource_size(1023))
+        .expect("device");
+    assert_refused_unsupported(&gpu, &tiny);
+    let gpu = DummyDevice::new(DeviceConfig::discrete().with_max_image_resource_size(1024))
+        .expect("device");
+    let (image, req) = gpu.create_image(&tiny).expect("one granularity page");
+    assert_eq!(req.size, 256);
+    gpu.destroy_image(image);
+    gpu.assert_no_misuse();
+}
+
+#[test]
+fn images_whose_size_overflows_are_unsupported_not_a_panic() {
+    // Every other limit as high as it goes, so only the size can refuse them.
+    let gpu = DummyDevice::new(
+        DeviceConfig::discrete()
+            .with_max_image_dimensions(u32::MAX, u32::MAX, u32::MAX)
+            .with_image_sample_counts(0b111_1111)
+            .with_max_image_resource_size(u64::MAX),
+    )
+    .expect("device");
+    let widest = |format| {
+        ImageDesc::new_2d(format, u32::MAX, u32::MAX, ImageUsage::SAMPLED)
+            .with_array_layers(u32::MAX)
+    };
+    // Texels, bytes, layers and levels each past a u64.
+    for desc in [
+        widest(ImageFormat::Rgba32Float),
+        widest(ImageFormat::R8Unorm).with_full_mip_chain(),
+        ImageDesc::new_2d(
+            ImageFormat::R8Unorm,
+            u32::MAX,
+            u32::MAX,
+            ImageUsage::SAMPLED,
+        )
+        .with_array_layers(2),
+        ImageDesc {
+            depth: u32::MAX,
+            ..ImageDesc::new_2d(
+                ImageFormat::Rgba8Unorm,
+                u32::MAX,
+                u32::MAX,
+                ImageUsage::STORAGE,
+            )
+        },
+        ImageDesc::new_2d(
+            ImageFormat::Rgba32Float,
+            u32::MAX,
+            u32::MAX,
+            ImageUsage::COLOR_ATTACHMENT,
+        )
+        .with_samples(64),
+    ] {
+        assert_eq!(desc.validate(), Ok(()), "{desc:?}");
+        assert_refused_unsupported(&gpu, &desc);
+    }
+    // Just below the overflow the same device makes its requirements (never bound).
+    let (image, _) = gpu
+        .create_image(&ImageDesc::new_2d(
+            ImageFormat::R8Unorm,
+            u32::MAX,
+            1 << 20,
+            ImageUsage::SAMPLED,
+        ))
+        .expect("4 PiB, within u64");
+    gpu.destroy_image(image);
+    gpu.assert_no_misuse();
+}
