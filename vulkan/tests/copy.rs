@@ -3,34 +3,12 @@
 
 mod common;
 
-use common::{MappedBuffer, SECOND, finish, headless_with, pattern};
+use common::{MappedBuffer, SECOND, each_timeline_mode, pattern};
 use memkit_core::device::{
     BufferCopy, BufferUsage, CopyCommand, CopyQueue, DeviceError, WaitStatus,
 };
 use memkit_vulkan::ash::vk;
-use memkit_vulkan::{HeadlessConfig, HeadlessDevice, INVALID_ARGUMENT, TimelineMode, VulkanDevice};
-
-const MODES: [TimelineMode; 2] = [TimelineMode::Auto, TimelineMode::FencePool];
-
-fn each_mode(test: impl Fn(&HeadlessDevice)) {
-    for timeline in MODES {
-        let Some(h) = headless_with(HeadlessConfig {
-            timeline,
-            ..HeadlessConfig::default()
-        }) else {
-            return;
-        };
-        match timeline {
-            TimelineMode::Auto => assert_eq!(
-                h.device().timeline_semaphore().is_some(),
-                h.device().enabled_features().timeline_semaphore
-            ),
-            TimelineMode::FencePool => assert!(h.device().timeline_semaphore().is_none()),
-        }
-        test(&h);
-        finish(h);
-    }
-}
+use memkit_vulkan::{INVALID_ARGUMENT, VulkanDevice};
 
 struct Buffers {
     staging: MappedBuffer,
@@ -94,7 +72,7 @@ fn submit_and_wait(
 
 #[test]
 fn upload_then_readback_in_two_submissions() {
-    each_mode(|h| {
+    each_timeline_mode(|h, _| {
         let device = h.device();
         let size = 1 << 20;
         let b = Buffers::new(device, size);
@@ -117,7 +95,7 @@ fn upload_then_readback_in_two_submissions() {
 
 #[test]
 fn upload_then_readback_in_one_submission_without_waiting_between() {
-    each_mode(|h| {
+    each_timeline_mode(|h, _| {
         let device = h.device();
         let size = 256 << 10;
         let b = Buffers::new(device, size);
@@ -166,7 +144,7 @@ fn upload_then_readback_in_one_submission_without_waiting_between() {
 
 #[test]
 fn many_regions_in_one_command_land_where_they_should() {
-    each_mode(|h| {
+    each_timeline_mode(|h, _| {
         let device = h.device();
         let region = 64u64;
         let count = 4096u64;
@@ -208,7 +186,7 @@ fn many_regions_in_one_command_land_where_they_should() {
 
 #[test]
 fn timeline_values_complete_in_order_and_waits_time_out() {
-    each_mode(|h| {
+    each_timeline_mode(|h, _| {
         let device = h.device();
         let b = Buffers::new(device, 4096);
         let regions = whole(4096);
@@ -240,7 +218,7 @@ fn timeline_values_complete_in_order_and_waits_time_out() {
 
 #[test]
 fn command_buffers_are_recycled_not_grown() {
-    each_mode(|h| {
+    each_timeline_mode(|h, _| {
         let device = h.device();
         let b = Buffers::new(device, 4096);
         let regions = whole(4096);
@@ -276,7 +254,7 @@ fn command_buffers_are_recycled_not_grown() {
 
 #[test]
 fn a_lost_device_stops_everything_and_teardown_is_still_clean() {
-    each_mode(|h| {
+    each_timeline_mode(|h, _| {
         let device = h.device();
         let b = Buffers::new(device, 4096);
         let regions = whole(4096);
@@ -295,7 +273,7 @@ fn a_lost_device_stops_everything_and_teardown_is_still_clean() {
 
 #[test]
 fn threads_wait_and_poll_while_one_submits() {
-    each_mode(|h| {
+    each_timeline_mode(|h, _| {
         let device = h.device();
         let b = Buffers::new(device, 4096);
         let regions = whole(4096);

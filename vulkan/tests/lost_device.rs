@@ -7,15 +7,16 @@ mod common;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use common::{MappedBuffer, SECOND, finish, headless, headless_with, memory_type, pattern};
+use common::{
+    MappedBuffer, SECOND, TIMELINE_MODES, each_timeline_mode, finish, headless, memory_type,
+    pattern,
+};
 use memkit_core::device::{
     BufferCopy, BufferDevice, BufferUsage, CopyCommand, CopyQueue, DeviceError, ImageDesc,
     ImageDevice, ImageFormat, ImageUsage, MappedRange, MemoryAllocateInfo, MemoryDevice,
     MemoryPropertyFlags,
 };
-use memkit_vulkan::{HeadlessConfig, HostBuffer, TimelineMode, VulkanDevice, VulkanDeviceConfig};
-
-const MODES: [TimelineMode; 2] = [TimelineMode::Auto, TimelineMode::FencePool];
+use memkit_vulkan::{HostBuffer, VulkanDevice, VulkanDeviceConfig};
 
 /// Bytes each copy of [`submit_eight_whole_copies`] moves: enough that eight of them are still
 /// running when the test loses the device.
@@ -57,7 +58,7 @@ fn submit_eight_whole_copies(submitter: &VulkanDevice, src: &MappedBuffer, dst: 
 
 #[test]
 fn dropping_a_lost_device_waits_for_its_submissions_first() {
-    for timeline in MODES {
+    for timeline in TIMELINE_MODES {
         let Some(h) = headless() else { return };
         let (src, dst, source) = source_and_zeroed_destination(h.device(), 5);
         // A second memkit device over the headless one's device and transfer queue, so that it
@@ -98,13 +99,7 @@ fn dropping_a_lost_device_waits_for_its_submissions_first() {
 
 #[test]
 fn a_simulated_loss_returns_once_the_submitted_copies_finished() {
-    for timeline in MODES {
-        let Some(h) = headless_with(HeadlessConfig {
-            timeline,
-            ..HeadlessConfig::default()
-        }) else {
-            return;
-        };
+    each_timeline_mode(|h, timeline| {
         let device = h.device();
         let (src, dst, source) = source_and_zeroed_destination(device, 9);
         submit_eight_whole_copies(device, &src, &dst);
@@ -122,19 +117,12 @@ fn a_simulated_loss_returns_once_the_submitted_copies_finished() {
         );
         src.destroy(device);
         dst.destroy(device);
-        finish(h);
-    }
+    });
 }
 
 #[test]
 fn a_loss_wakes_a_waiter_for_a_value_not_submitted_yet() {
-    for timeline in MODES {
-        let Some(h) = headless_with(HeadlessConfig {
-            timeline,
-            ..HeadlessConfig::default()
-        }) else {
-            return;
-        };
+    each_timeline_mode(|h, timeline| {
         let device = h.device();
         let timeout = Duration::from_secs(30);
         let (waiting, waiting_rx) = mpsc::channel();
@@ -162,8 +150,7 @@ fn a_loss_wakes_a_waiter_for_a_value_not_submitted_yet() {
             woke_after < timeout / 3,
             "{timeline:?}: the waiter slept {woke_after:?} past the loss"
         );
-        finish(h);
-    }
+    });
 }
 
 #[test]

@@ -6,7 +6,9 @@ use std::io::Write;
 
 use memkit_core::device::{BufferUsage, MemoryDevice, MemoryPropertyFlags};
 use memkit_vulkan::ash::vk;
-use memkit_vulkan::{HeadlessConfig, HeadlessDevice, HostBuffer, SetupError, VulkanDevice};
+use memkit_vulkan::{
+    HeadlessConfig, HeadlessDevice, HostBuffer, SetupError, TimelineMode, VulkanDevice,
+};
 
 /// A validated headless device, or `None` (printed loudly) when this machine has no Vulkan at
 /// all. With `MEMKIT_REQUIRE_VULKAN=1` (CI), no Vulkan fails the test instead.
@@ -37,6 +39,33 @@ pub fn headless_with(config: HeadlessConfig) -> Option<HeadlessDevice> {
 /// [`headless_with`] the default configuration.
 pub fn headless() -> Option<HeadlessDevice> {
     headless_with(HeadlessConfig::default())
+}
+
+/// Both ways memkit-vulkan signals completion: a timeline semaphore (where the device has one)
+/// and its pool of fences.
+pub const TIMELINE_MODES: [TimelineMode; 2] = [TimelineMode::Auto, TimelineMode::FencePool];
+
+/// Runs `test` on a validated headless device in each of [`TIMELINE_MODES`], after checking the
+/// device signals as asked, and [`finish`]es each device. Returns at once where [`headless_with`]
+/// finds no Vulkan.
+pub fn each_timeline_mode(test: impl Fn(&HeadlessDevice, TimelineMode)) {
+    for timeline in TIMELINE_MODES {
+        let Some(h) = headless_with(HeadlessConfig {
+            timeline,
+            ..HeadlessConfig::default()
+        }) else {
+            return;
+        };
+        match timeline {
+            TimelineMode::Auto => assert_eq!(
+                h.device().timeline_semaphore().is_some(),
+                h.device().enabled_features().timeline_semaphore
+            ),
+            TimelineMode::FencePool => assert!(h.device().timeline_semaphore().is_none()),
+        }
+        test(&h, timeline);
+        finish(h);
+    }
 }
 
 /// Tears the device down and fails on any message the validation layer reported, teardown
