@@ -58,6 +58,9 @@ tests() {
     cargo test --workspace --locked
     step "memkit-core's unit tests on $HOST32_TARGET (32-bit usize)"
     cargo test -p memkit-core --lib --locked --target "$HOST32_TARGET"
+    step "memkit-core's unit tests with the 64-bit values behind the lock (as on thumbv7em)"
+    RUSTFLAGS="--cfg memkit_value64_lock" CARGO_TARGET_DIR=target/value64-lock \
+        cargo test -p memkit-core --lib --locked
 }
 
 no_std() {
@@ -72,6 +75,10 @@ loom() {
     # Its own target dir: --cfg loom changes every crate's fingerprint.
     RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS=${LOOM_MAX_PREEMPTIONS:-2} \
         CARGO_TARGET_DIR=target/loom \
+        cargo test -p memkit-core --profile loom --locked --lib -- loom
+    # Again with the lock fallback for 64-bit values (targets without 64-bit atomics).
+    RUSTFLAGS="--cfg loom --cfg memkit_value64_lock" LOOM_MAX_PREEMPTIONS=${LOOM_MAX_PREEMPTIONS:-2} \
+        CARGO_TARGET_DIR=target/loom-value64 \
         cargo test -p memkit-core --profile loom --locked --lib -- loom
 }
 

@@ -9,6 +9,10 @@
 //! elsewhere, a `u64` behind a spin lock held for a few instructions (the documented fallback).
 //! On such targets do not touch a value that an interrupted thread may hold locked from an
 //! interrupt handler: a spin lock cannot be taken from an interrupt on a single core.
+//!
+//! `--cfg memkit_value64_lock` selects the fallback on every target, so that the protocols built
+//! on it can be tested where the machines that run tests have 64-bit atomics: under loom (where
+//! the lock is loom's mutex, whose acquire and release loom models) and in the unit tests.
 
 #[cfg(loom)]
 pub(crate) use loom::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -16,19 +20,19 @@ pub(crate) use loom::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 #[cfg(not(loom))]
 pub(crate) use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
-#[cfg(all(loom, target_has_atomic = "64"))]
+#[cfg(all(loom, target_has_atomic = "64", not(memkit_value64_lock)))]
 use loom::sync::atomic::AtomicU64;
 
-#[cfg(all(not(loom), target_has_atomic = "64"))]
+#[cfg(all(not(loom), target_has_atomic = "64", not(memkit_value64_lock)))]
 use core::sync::atomic::AtomicU64;
 
 /// A `u64` shared between threads: an `AtomicU64` where the target has 64-bit atomics, a
 /// spin-locked `u64` where it does not.
 #[derive(Debug)]
 pub(crate) struct AtomicValue64 {
-    #[cfg(target_has_atomic = "64")]
+    #[cfg(all(target_has_atomic = "64", not(memkit_value64_lock)))]
     value: AtomicU64,
-    #[cfg(not(target_has_atomic = "64"))]
+    #[cfg(any(not(target_has_atomic = "64"), memkit_value64_lock))]
     value: SpinValue64,
 }
 
@@ -36,9 +40,9 @@ impl AtomicValue64 {
     /// A cell holding `value`.
     pub(crate) fn new(value: u64) -> Self {
         Self {
-            #[cfg(target_has_atomic = "64")]
+            #[cfg(all(target_has_atomic = "64", not(memkit_value64_lock)))]
             value: AtomicU64::new(value),
-            #[cfg(not(target_has_atomic = "64"))]
+            #[cfg(any(not(target_has_atomic = "64"), memkit_value64_lock))]
             value: SpinValue64::new(value),
         }
     }
@@ -72,35 +76,63 @@ impl AtomicValue64 {
 
 /// The fallback for targets without 64-bit atomics: a `u64` behind a spin lock. Every operation
 /// holds the lock for a handful of instructions and never calls out while holding it, so a
-/// waiting thread spins for at most that long (unless the holder is preempted).
-#[cfg(any(all(test, not(loom)), not(target_has_atomic = "64")))]
-#[derive(Debug)]
+/// waiting thread spins for at most that long (unless the holder is preempted). Under loom the
+/// lock is loom's mutex, which loom models (it cannot see inside `spin`'s).
+#[cfg(any(
+    all(test, not(loom)),
+    not(target_has_atomic = "64"),
+    memkit_value64_lock
+))]
 pub(crate) struct SpinValue64 {
+    #[cfg(not(loom))]
     value: spin::mutex::SpinMutex<u64>,
+    #[cfg(loom)]
+    value: loom::sync::Mutex<u64>,
 }
 
-#[cfg(any(all(test, not(loom)), not(target_has_atomic = "64")))]
+#[cfg(any(
+    all(test, not(loom)),
+    not(target_has_atomic = "64"),
+    memkit_value64_lock
+))]
 impl SpinValue64 {
-    pub(crate) const fn new(value: u64) -> Self {
+    pub(crate) fn new(value: u64) -> Self {
         Self {
+            #[cfg(not(loom))]
             value: spin::mutex::SpinMutex::new(value),
+            #[cfg(loom)]
+            value: loom::sync::Mutex::new(value),
         }
+    }
+
+    #[cfg(not(loom))]
+    fn lock(&self) -> impl core::ops::DerefMut<Target = u64> + '_ {
+        self.value.lock()
+    }
+
+    #[cfg(loom)]
+    fn lock(&self) -> impl core::ops::DerefMut<Target = u64> + '_ {
+        // Poisoned only by a panic while held, and nothing here panics while holding it.
+        self.value
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     // The lock's acquire on lock and release on unlock order every access at least as strongly as
     // any `Ordering` a caller asks for, short of a total order across different cells, which no
-    // caller in core relies on; so the orderings are accepted and ignored.
+    // caller in core relies on (the loom tests check the ring and the timeline with this cell
+    // under `--cfg memkit_value64_lock`); so the orderings are accepted and ignored.
 
     pub(crate) fn load(&self, _order: Ordering) -> u64 {
-        *self.value.lock()
+        *self.lock()
     }
 
     pub(crate) fn store(&self, value: u64, _order: Ordering) {
-        *self.value.lock() = value;
+        *self.lock() = value;
     }
 
     pub(crate) fn fetch_max(&self, value: u64, _order: Ordering) -> u64 {
-        let mut guard = self.value.lock();
+        let mut guard = self.lock();
         let before = *guard;
         *guard = before.max(value);
         before
@@ -113,12 +145,23 @@ impl SpinValue64 {
         _success: Ordering,
         _failure: Ordering,
     ) -> Result<u64, u64> {
-        let mut guard = self.value.lock();
+        let mut guard = self.lock();
         if *guard == current {
             *guard = new;
             Ok(current)
         } else {
             Err(*guard)
         }
+    }
+}
+
+#[cfg(any(
+    all(test, not(loom)),
+    not(target_has_atomic = "64"),
+    memkit_value64_lock
+))]
+impl core::fmt::Debug for SpinValue64 {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_tuple("SpinValue64").field(&*self.lock()).finish()
     }
 }

@@ -209,3 +209,14 @@ fn a_lost_device_refuses_fence_pool_calls_before_anything_else() {
     );
     assert_eq!(p.timeline().completed(), v(0));
 }
+
+#[test]
+fn value_cells_are_the_lock_fallback_exactly_when_the_build_asks_for_it() {
+    // The spin lock's flag makes the fallback wider than a bare `u64`: this catches a build
+    // whose `--cfg memkit_value64_lock` run tests the atomic after all.
+    let fallback = cfg!(any(memkit_value64_lock, not(target_has_atomic = "64")));
+    assert_eq!(
+        core::mem::size_of::<crate::sync::AtomicValue64>() > 8,
+        fallback
+    );
+}
