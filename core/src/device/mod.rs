@@ -10,6 +10,69 @@
 //!
 //! Core never blocks: it never calls [`CopyQueue::wait`]. It hands the adapter the timeline value
 //! to wait for, and the adapter decides.
+//!
+//! # Writing a backend
+//!
+//! A backend implements three traits, or four with images. Each unsafe method's `# Safety` list
+//! is what its callers promise the backend; each method's own text is what the backend promises
+//! back. A complete one over plain host memory, with core driven end to end on top of it (pools,
+//! staging ring, transfer scheduler, timeline, frame pacer) and the result checked byte for byte,
+//! is `core/examples/host_backend.rs`: `cargo run -p memkit-core --example host_backend`.
+//!
+//! - [`MemoryDevice`]: what the [`MemoryPools`](crate::MemoryPools) call. Describe the memory
+//!   once, through [`MemoryProperties::new`] (which validates it) and [`DeviceLimits`] (the pools
+//!   refuse limits that fail [`DeviceLimits::validate`]); both stay constant for the device's
+//!   life. [`query_budget`](MemoryDevice::query_budget) may answer `false`.
+//!   [`allocate_memory`](MemoryDevice::allocate_memory) reports a full heap as
+//!   [`DeviceError::OutOfDeviceMemory`] (the pools then try the next memory type) and the object
+//!   count as [`DeviceError::TooManyObjects`]; [`map_memory`](MemoryDevice::map_memory) returns an
+//!   address aligned to `min_memory_map_alignment` that stays valid until the object is unmapped.
+//!   The pools map each host-visible object once, when they create it, and unmap it right before
+//!   freeing it; they call [`flush_ranges`](MemoryDevice::flush_ranges) and
+//!   [`invalidate_ranges`](MemoryDevice::invalidate_ranges) only for memory without
+//!   `HOST_COHERENT`.
+//! - [`BufferDevice`]: core never creates a buffer itself; the engine (or memkit-std) does, asks
+//!   the pools for memory with the [`MemoryRequirements`] it reports
+//!   ([`AllocationRequest::new`](crate::AllocationRequest::new)), and binds the buffer at the
+//!   allocation's memory and offset. `memory_type_bits` names the types that can back the
+//!   buffer, and `alignment` is a power of two.
+//! - [`ImageDevice`]: only for a backend with images. Without them, set
+//!   `type Image = core::convert::Infallible` and leave this trait out.
+//! - [`CopyQueue`]: copies and one timeline. [`submit_copies`](CopyQueue::submit_copies) is all
+//!   or nothing; [`completed_value`](CopyQueue::completed_value) never blocks and never goes down
+//!   ([`TimelineTracker::signal`](crate::TimelineTracker::signal) refuses a value that did).
+//!
+//! Every error is a [`DeviceError`], never a panic; a result the backend's API reports that no
+//! variant names becomes [`DeviceError::Unexpected`] with the API's raw code. Once the device is
+//! lost, every call that can fail reports [`DeviceError::DeviceLost`].
+//!
+//! What the engine does between the traits and core, per submission (the example's `Uploader`
+//! does each step):
+//! 1. drain the [`RingConsumer`](crate::RingConsumer), and flush the drained ranges with
+//!    [`MemoryPools::flush`](crate::MemoryPools::flush) when the ring's memory is not coherent
+//!    (`submit_copies` requires flushed sources; neither the ring nor the scheduler flushes);
+//! 2. plan the [`TransferScheduler`](crate::TransferScheduler): one [`CopyCommand`] per entry of
+//!    [`TransferPlan::batches`](crate::TransferPlan::batches), from the ring's buffer to the
+//!    batch's destination;
+//! 3. take the value from [`TimelineTracker::submit`](crate::TimelineTracker::submit) and submit
+//!    the commands with it;
+//! 4. only once the submission succeeded, [`RingConsumer::mark`](crate::RingConsumer::mark) the
+//!    drained ranges with the value. Every range marked must be read by this submission or an
+//!    earlier one. With several producer threads, a producer's commit and its push to the
+//!    scheduler must look like one step to the submitter (both under the lock it holds from
+//!    drain to mark): a range drained before its upload was pushed would be marked with this
+//!    value and come back when this submission completes, while a later one still reads it;
+//! 5. later, feed [`completed_value`](CopyQueue::completed_value) to
+//!    [`TimelineTracker::signal`](crate::TimelineTracker::signal) and
+//!    [`RingConsumer::release_completed`](crate::RingConsumer::release_completed). Staging
+//!    space comes back there; a frame slot ([`Frame::wait_for`](crate::Frame::wait_for)) or a
+//!    buffer to destroy and free comes back once
+//!    [`TimelineTracker::is_complete`](crate::TimelineTracker::is_complete) says the value of
+//!    its last use completed.
+//!
+//! If `submit_copies` fails, nothing of it is in flight, but the tracker has already taken the
+//! value: submit again with the same value, or that value completes only when a later
+//! submission does.
 
 use core::fmt;
 use core::ptr::NonNull;
@@ -309,7 +372,8 @@ pub trait MemoryDevice {
     fn limits(&self) -> DeviceLimits;
 
     /// Fills `out[i]` with heap `i`'s budget and returns `true`, or returns `false` when the
-    /// device cannot report budgets (then callers fall back to a share of the heap size).
+    /// device cannot report budgets (then callers fall back to a share of the heap size). The
+    /// pools pass one element per heap of [`MemoryDevice::memory_properties`].
     fn query_budget(&self, out: &mut [HeapBudget]) -> bool;
 
     /// Allocates a memory object.
@@ -460,6 +524,10 @@ pub struct MemoryRequirements {
 /// Buffers: created unbound, bound to a range of a memory object, destroyed.
 pub trait BufferDevice: MemoryDevice {
     /// Creates a buffer and reports what memory it needs.
+    ///
+    /// A zero `size`, which the graphics APIs refuse, is an error, not a panic; no variant names
+    /// it, so it is [`DeviceError::Unexpected`] with the API's invalid-argument code (what
+    /// memkit-vulkan reports). Empty `usage` is [`DeviceError::EmptyBufferUsage`].
     fn create_buffer(
         &self,
         size: u64,
@@ -585,5 +653,10 @@ pub trait CopyQueue: BufferDevice {
 
     /// Blocks until `value` completed or `timeout_ns` passed. Only adapters call it; core never
     /// blocks.
+    ///
+    /// A value not submitted yet completes only if it is submitted before the timeout, as with
+    /// Vulkan's `vkWaitSemaphores`; a backend that knows nothing else can submit meanwhile (a
+    /// single-threaded one, or a simulated GPU that runs when waited on) may answer
+    /// [`WaitStatus::TimedOut`] at once.
     fn wait(&self, value: u64, timeout_ns: u64) -> Result<WaitStatus, DeviceError>;
 }
