@@ -56,6 +56,8 @@ clippy() {
 tests() {
     step "tests (workspace)"
     cargo test --workspace --locked
+    step "core's host-memory backend example, end to end (it exits non-zero on a wrong byte)"
+    cargo run -p memkit-core --example host_backend --locked
     step "memkit-core's unit tests on $HOST32_TARGET (32-bit usize)"
     cargo test -p memkit-core --lib --locked --target "$HOST32_TARGET"
     step "memkit-core's unit tests with the 64-bit values behind the lock (as on thumbv7em)"
