@@ -46,7 +46,7 @@ use crate::device::{Device, SharedDevice};
 use crate::error::{Error, Result};
 use crate::frame::{Frame, FrameSlots};
 use crate::key_map::KeyMap;
-use crate::memory_map::MemoryMap;
+use crate::memory_map::{HeapBudget, MemoryMap};
 use crate::stats::{CoordinatorStats, Counters, HeapReport, Tally};
 use crate::ticket::{Ticket, TimelineSource};
 
@@ -723,7 +723,8 @@ impl<D: Device> Coordinator<D> {
     ///
     /// ```text
     /// {"format":"memkit-memory-map","version":1,"sub_allocator":"tlsf",
-    ///  "heaps":[{"index":0,"size":8589934592},..],
+    ///  "heaps":[{"index":0,"size":8589934592,"budget":..,"usage":..,
+    ///            "budget_from_device":true},..],
     ///  "memory_types":[{"index":0,"heap":0,"flags":["DEVICE_LOCAL"],"property_flags":1},..],
     ///  "totals":{"memory_objects":3,"blocks":2,"empty_blocks":0,"block_bytes":..,
     ///            "allocated_bytes":..,"sub_allocations":..,"dedicated_objects":1,
@@ -737,7 +738,11 @@ impl<D: Device> Coordinator<D> {
     ///
     /// - `heaps`, `memory_types`: every heap and memory type of the device, by index; `flags`
     ///   are the memory type's property flags by name, `property_flags` the same as Vulkan's
-    ///   `VkMemoryPropertyFlags` bits (bits memkit has no name for included).
+    ///   `VkMemoryPropertyFlags` bits (bits memkit has no name for included). A heap's `budget`
+    ///   and `usage` are those of [`CoordinatorStats::heaps`] (VMA's `Budget` section):
+    ///   `budget_from_device` says whether they come from the device (`VK_EXT_memory_budget`,
+    ///   `usage` kept current between the pools' refreshes) or are memkit's estimate (80% of the
+    ///   heap, and memkit's own memory objects). All three are `null` after shutdown.
     /// - `totals`: the map summed as [`CoordinatorStats::heaps`] sums the pools:
     ///   `reserved_bytes` is `block_bytes + dedicated_bytes` (memory held from the device),
     ///   `used_bytes` is `allocated_bytes + dedicated_bytes` (held by live allocations).
@@ -1773,6 +1778,16 @@ impl<D: Device> Shared<D> {
         let mut map = MemoryMap::new(self.device.memory_properties(), BLOCK_ALLOCATOR_NAME);
         if let Some(pools) = self.lock_pools().as_ref() {
             pools.visit_memory_map(&mut |entry| map.push(entry));
+            for heap in 0..self.device.memory_properties().heaps().len() as u32 {
+                if let Some(s) = pools.heap_stats(heap) {
+                    let budget = HeapBudget {
+                        budget: s.budget,
+                        usage: s.usage,
+                        from_device: s.budget_from_device,
+                    };
+                    map.set_budget(heap, budget);
+                }
+            }
         }
         map
     }

@@ -62,6 +62,17 @@ struct DedicatedRow {
     mapped: bool,
 }
 
+/// A heap's budget and usage, as [`memkit_core::HeapStats`] gives them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct HeapBudget {
+    /// Bytes the process may use in the heap.
+    pub(crate) budget: u64,
+    /// Bytes the process uses in the heap.
+    pub(crate) usage: u64,
+    /// Whether both come from the device (`VK_EXT_memory_budget`), not memkit's estimate.
+    pub(crate) from_device: bool,
+}
+
 /// The memory map, copied out of the pools (so drawing it holds no lock).
 #[derive(Clone, Debug, Default)]
 pub(crate) struct MemoryMap {
@@ -71,6 +82,9 @@ pub(crate) struct MemoryMap {
     types: Vec<(u32, MemoryPropertyFlags)>,
     /// Bytes of every heap.
     heaps: Vec<u64>,
+    /// Every heap's budget and usage as the pools see them, when they were read (the pools are
+    /// gone after shutdown).
+    budgets: Vec<Option<HeapBudget>>,
     /// The sub-allocator inside every block (`"tlsf"`, `"buddy"`).
     sub_allocator: &'static str,
 }
@@ -89,6 +103,15 @@ impl MemoryMap {
                 .map(|t| (t.heap_index, t.properties))
                 .collect(),
             heaps: properties.heaps().iter().map(|h| h.size).collect(),
+            budgets: vec![None; properties.heaps().len()],
+        }
+    }
+
+    /// Records heap `heap`'s budget and usage (from [`memkit_core::HeapStats`]); a heap the
+    /// device does not have is ignored.
+    pub(crate) fn set_budget(&mut self, heap: u32, budget: HeapBudget) {
+        if let Some(slot) = self.budgets.get_mut(heap as usize) {
+            *slot = Some(budget);
         }
     }
 
@@ -265,7 +288,7 @@ impl MemoryMap {
     ///
     /// ```text
     /// {"format":"memkit-memory-map","version":1,"sub_allocator":"tlsf",
-    ///  "heaps":[{"index","size"}],
+    ///  "heaps":[{"index","size","budget","usage","budget_from_device"}],
     ///  "memory_types":[{"index","heap","flags":["DEVICE_LOCAL",..],"property_flags"}],
     ///  "totals":{"memory_objects","blocks","empty_blocks","block_bytes","allocated_bytes",
     ///            "sub_allocations","dedicated_objects","dedicated_bytes","reserved_bytes",
@@ -286,6 +309,18 @@ impl MemoryMap {
                 let mut h = JsonObject::new();
                 h.num("index", index as u64);
                 h.num("size", size);
+                match self.budgets.get(index).copied().flatten() {
+                    Some(b) => {
+                        h.num("budget", b.budget);
+                        h.num("usage", b.usage);
+                        h.boolean("budget_from_device", b.from_device);
+                    }
+                    None => {
+                        h.null("budget");
+                        h.null("usage");
+                        h.null("budget_from_device");
+                    }
+                }
                 h.finish()
             })),
         );

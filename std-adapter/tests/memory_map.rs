@@ -276,9 +276,21 @@ fn check_json_map(c: &Coordinator<DummyDevice>, text: &str) -> Json {
     let properties = c.device().memory_properties();
     let heaps = doc.get("heaps").array();
     assert_eq!(heaps.len(), properties.heaps().len());
+    // Budgets as the statistics give them, read before the document was made: the pools'
+    // budgets do not move while nothing allocates.
+    let stats = c.stats();
+    let budget_query = c.device().config().budget_query;
     for (i, (h, device)) in heaps.iter().zip(properties.heaps()).enumerate() {
+        assert_eq!(
+            h.keys(),
+            ["index", "size", "budget", "usage", "budget_from_device"]
+        );
         assert_eq!(h.get("index").int(), i as u64);
         assert_eq!(h.get("size").int(), device.size);
+        let report = stats.heaps.iter().find(|r| r.heap == i as u32).unwrap();
+        assert_eq!(h.get("budget").int(), report.budget, "heap {i}");
+        assert_eq!(h.get("usage").int(), report.usage, "heap {i}");
+        assert_eq!(h.get("budget_from_device").bool(), budget_query, "heap {i}");
     }
     let types = doc.get("memory_types").array();
     assert_eq!(types.len(), properties.types().len());

@@ -85,7 +85,9 @@ fn small_map() -> MemoryMap {
 fn json_of_a_small_map_is_exact() {
     let expected = concat!(
         r#"{"format":"memkit-memory-map","version":1,"sub_allocator":"tlsf","#,
-        r#""heaps":[{"index":0,"size":1048576},{"index":1,"size":4194304}],"#,
+        r#""heaps":[{"index":0,"size":1048576,"budget":800000,"usage":1512,"#,
+        r#""budget_from_device":true},{"index":1,"size":4194304,"budget":null,"usage":null,"#,
+        r#""budget_from_device":null}],"#,
         r#""memory_types":[{"index":0,"heap":0,"flags":["DEVICE_LOCAL"],"property_flags":1},"#,
         r#"{"index":1,"heap":1,"flags":["HOST_VISIBLE","HOST_COHERENT"],"property_flags":70}],"#,
         r#""totals":{"memory_objects":3,"blocks":2,"empty_blocks":1,"block_bytes":1512,"#,
@@ -100,7 +102,16 @@ fn json_of_a_small_map_is_exact() {
         r#""largest_free_range":512,"ranges":[]}],"#,
         r#""dedicated":[{"slot":1,"memory_type":1,"heap":1,"size":64,"mapped":true}]}"#,
     );
-    assert_eq!(small_map().to_json(), expected);
+    let mut map = small_map();
+    let budget = HeapBudget {
+        budget: 800_000,
+        usage: 1512,
+        from_device: true,
+    };
+    map.set_budget(0, budget);
+    // A heap the device does not have is ignored.
+    map.set_budget(2, budget);
+    assert_eq!(map.to_json(), expected);
 }
 
 #[test]
@@ -150,13 +161,15 @@ fn the_map_is_empty_after_shutdown() {
     let shared = std::sync::Arc::clone(c.shared());
     let before = shared.memory_map().to_json();
     assert!(before.contains(r#""ranges":[{"offset":"#), "{before}");
+    assert!(before.contains(r#""budget_from_device":true}"#), "{before}");
     let stats = c.shutdown();
     assert_eq!(stats.leaked_buffers, 1);
     drop(buffer);
     let after = shared.memory_map().to_json();
     assert!(
         after.contains(r#""blocks":[],"dedicated":[]}"#)
-            && after.contains(r#""totals":{"memory_objects":0,"#),
+            && after.contains(r#""totals":{"memory_objects":0,"#)
+            && after.contains(r#""budget":null,"usage":null,"budget_from_device":null}"#),
         "{after}"
     );
     assert!(
