@@ -110,6 +110,22 @@ impl HeapBudgets {
             .map_or(0, |a| a.memkit_bytes)
     }
 
+    /// Bytes of memory objects memkit holds in all heaps (saturating, though the pools keep it
+    /// below 2^64: see [`HeapBudgets::can_hold`]).
+    pub fn memkit_bytes_total(&self) -> u64 {
+        self.heaps[..self.heap_count]
+            .iter()
+            .fold(0u64, |sum, a| sum.saturating_add(a.memkit_bytes))
+    }
+
+    /// Whether memkit can hold `bytes` more without the bytes it holds in all heaps passing
+    /// `u64::MAX`. Only a device that reports more memory than any machine has would refuse
+    /// here, but every byte counter of the pools (per memory type, per heap, in total) stays
+    /// exact, without overflow, as long as this holds.
+    pub fn can_hold(&self, bytes: u64) -> bool {
+        self.memkit_bytes_total().checked_add(bytes).is_some()
+    }
+
     /// Whether `bytes` more fit in `heap`'s budget.
     pub fn fits(&self, heap: usize, bytes: u64) -> bool {
         self.usage(heap)

@@ -384,8 +384,7 @@ where
         limits: &DeviceLimits,
         config: &PoolConfig,
     ) -> [BlockSizing; MAX_MEMORY_HEAPS] {
-        let mut sizing =
-            [BlockSizing::new(0, 0, None, None, 0, config.block_granule); MAX_MEMORY_HEAPS];
+        let mut sizing = [BlockSizing::NO_BLOCKS; MAX_MEMORY_HEAPS];
         for (s, heap) in sizing.iter_mut().zip(properties.heaps()) {
             *s = BlockSizing::new(
                 heap.size,
@@ -405,7 +404,11 @@ where
         let properties = device.memory_properties();
         let sizing = Self::sizing_of(properties, &device.limits(), config);
         let mut len = 0;
-        for s in &sizing[..properties.heaps().len()] {
+        // A heap without blocks (see `BlockSizing::NO_BLOCKS`) needs no metadata.
+        for s in sizing[..properties.heaps().len()]
+            .iter()
+            .filter(|s| s.largest > 0)
+        {
             let n = A::storage_len(
                 s.largest,
                 config.block_granule,
@@ -971,7 +974,10 @@ where
             }
             match self.make_room(heap, candidate) {
                 Ok(()) => {}
-                Err(e @ PoolError::OverBudget { .. }) => {
+                Err(
+                    e @ (PoolError::OverBudget { .. }
+                    | PoolError::Device(DeviceError::OutOfDeviceMemory)),
+                ) => {
                     last = e;
                     continue;
                 }
@@ -1170,6 +1176,10 @@ where
     /// Errors: [`PoolError::ObjectCountExhausted`], [`PoolError::OverBudget`].
     fn make_room(&mut self, heap: usize, bytes: u64) -> Result<(), PoolError> {
         self.check_object_room()?;
+        if !self.budgets.can_hold(bytes) {
+            // More than 2^64 bytes in all: no device has that, and the byte counters would wrap.
+            return Err(PoolError::Device(DeviceError::OutOfDeviceMemory));
+        }
         if self.config.within_budget && !self.budgets.fits(heap, bytes) {
             let empty_bytes = self
                 .empty_blocks(Some(heap))

@@ -50,8 +50,18 @@ pub struct BlockSizing {
 }
 
 impl BlockSizing {
+    /// The sizing of a heap where no block can be made: every size zero, so every request goes
+    /// dedicated.
+    pub const NO_BLOCKS: Self = Self {
+        first: 0,
+        preferred: 0,
+        largest: 0,
+        dedicated_threshold: 0,
+    };
+
     /// The sizing of a heap, from the pool configuration and the device's limits. `granule` is
-    /// the smallest block (the sub-allocator's unit).
+    /// the smallest block (the sub-allocator's unit). [`BlockSizing::NO_BLOCKS`] when even a
+    /// granule is larger than `max_object_size` (the device's `maxMemoryAllocationSize`).
     pub fn new(
         heap_size: u64,
         first: u64,
@@ -60,7 +70,12 @@ impl BlockSizing {
         max_object_size: u64,
         granule: u64,
     ) -> Self {
-        let max = floor_pow2(max_object_size).max(granule);
+        let max = floor_pow2(max_object_size);
+        if max < granule {
+            // A block is at least a granule and at most the device's largest memory object:
+            // no block fits, so every request gets a dedicated object (of at most that size).
+            return Self::NO_BLOCKS;
+        }
         let preferred = floor_pow2(preferred.unwrap_or_else(|| preferred_block_size(heap_size)))
             .clamp(granule, max);
         let first = floor_pow2(first).clamp(granule, preferred);

@@ -72,8 +72,16 @@ mod sizing {
         // A tiny heap: first block shrinks to the preferred size.
         let s = BlockSizing::new(4 * MIB, 2 * MIB, None, None, u64::MAX, 256);
         assert_eq!((s.first, s.preferred), (512 << 10, 512 << 10));
-        // Nonsense configuration (zero sizes) still gives usable powers of two.
-        let s = BlockSizing::new(0, 0, Some(0), None, 0, 256);
+        // Zero sizes in the configuration still give usable powers of two.
+        let s = BlockSizing::new(0, 0, Some(0), None, u64::MAX, 256);
+        assert_eq!((s.first, s.preferred, s.largest), (256, 256, 256));
+        // A device whose largest memory object is below a granule can have no block.
+        for max_object_size in [0, 1, 255] {
+            let s = BlockSizing::new(16 << 30, 2 * MIB, None, None, max_object_size, 256);
+            assert_eq!(s, BlockSizing::NO_BLOCKS);
+            assert_eq!(s.next_block(0, 1), None);
+        }
+        let s = BlockSizing::new(16 << 30, 2 * MIB, None, None, 256, 256);
         assert_eq!((s.first, s.preferred, s.largest), (256, 256, 256));
     }
 
@@ -555,6 +563,8 @@ mod pools {
         a_failed_allocation_keeps_the_cached_blocks,
         memory_map_agrees_with_the_stats_and_the_handles,
         limits_and_indices_are_exact,
+        objects_smaller_than_a_granule_are_all_dedicated,
+        memory_past_two_to_the_sixty_four_bytes_is_refused,
         an_alignment_of_the_largest_block_is_served_from_a_block,
         only_non_coherent_memory_takes_whole_atoms,
         a_free_lifts_the_refusal_a_block_remembers,
@@ -1712,6 +1722,12 @@ mod pools {
         assert_eq!(live, [1]);
     }
 
+    /// Sizes in bytes of the device's live memory objects, in allocation order.
+    fn live_sizes(dev: &MockDevice) -> Vec<u64> {
+        let state = dev.state.borrow();
+        state.objects.iter().flatten().map(|o| o.size).collect()
+    }
+
     /// Sizes in MiB of the device's live memory objects, in allocation order.
     fn live_mib(dev: &MockDevice) -> Vec<u64> {
         let state = dev.state.borrow();
@@ -1744,6 +1760,67 @@ mod pools {
         assert_eq!(p.heap_stats(2), None);
         // SAFETY: no GPU.
         unsafe { p.free(at).unwrap() };
+    }
+
+    /// With a `maxMemoryAllocationSize` below the block granule no block can be made: requests
+    /// up to the limit get dedicated objects (the mock device asserts that no memory object
+    /// exceeds the limit), larger ones are `TooLarge`, and no block metadata is needed.
+    fn objects_smaller_than_a_granule_are_all_dedicated<A: TestStorage>() {
+        let mut dev = MockDevice::discrete();
+        dev.limits.max_memory_allocation_size = 100;
+        assert_eq!(Pools::<A>::block_storage_len(&&dev, &config()), Ok(0));
+        let mut p = pools_with::<A>(&dev, config(), 4, 4);
+        assert_eq!(p.sizing(0), Some(BlockSizing::NO_BLOCKS));
+        let a = p.allocate(&req(50, 1, U::empty())).unwrap();
+        let b = p.allocate(&req(100, 16, U::empty())).unwrap();
+        assert!(a.is_dedicated() && b.is_dedicated());
+        assert_eq!(live_sizes(&dev), [50, 100]);
+        assert_eq!(
+            p.allocate(&req(101, 1, U::empty())),
+            Err(PoolError::TooLarge {
+                size: 101,
+                max: 100
+            })
+        );
+        assert_eq!(p.total_stats().blocks, 0);
+        // SAFETY: no GPU.
+        unsafe {
+            p.free(a).unwrap();
+            p.free(b).unwrap();
+        }
+        assert!(live_sizes(&dev).is_empty());
+    }
+
+    /// A device that claims two heaps of 2^63 bytes: the first object of 2^63 bytes is made, a
+    /// second one in the other heap would take what the pools hold to 2^64, past every byte
+    /// counter, and is refused before the device is asked (so the statistics stay exact).
+    fn memory_past_two_to_the_sixty_four_bytes_is_refused<A: TestStorage>() {
+        use MemoryPropertyFlags as F;
+        let half = 1 << 63;
+        let mut dev = MockDevice::new(&[(F::DEVICE_LOCAL, 0), (F::DEVICE_LOCAL, 1)], &[half, half]);
+        dev.limits.max_memory_allocation_size = half;
+        let mut p = pools_with::<A>(&dev, config(), 4, 4);
+        let a = p
+            .allocate(&req(half, 1, U::empty()).with_memory_type(0))
+            .unwrap();
+        assert!(a.is_dedicated());
+        let calls = dev.allocations();
+        assert_eq!(
+            p.allocate(&req(half, 1, U::empty()).with_memory_type(1)),
+            Err(PoolError::Device(DeviceError::OutOfDeviceMemory))
+        );
+        assert_eq!(dev.allocations(), calls);
+        // Within 2^64 in all, the other heap still serves.
+        let b = p
+            .allocate(&req(half - 4096, 1, U::empty()).with_memory_type(1))
+            .unwrap();
+        assert_eq!(p.total_stats().dedicated_bytes, u64::MAX - 4095);
+        // SAFETY: no GPU.
+        unsafe {
+            p.free(a).unwrap();
+            p.free(b).unwrap();
+        }
+        assert_eq!(p.total_stats().dedicated_bytes, 0);
     }
 
     /// An alignment of exactly the largest block is still served from a block.
