@@ -1014,6 +1014,16 @@ impl<const GRANTS: usize> Drop for WriteGrant<'_, '_, GRANTS> {
 /// there; [`drain`](Self::drain) and [`bytes`](Self::bytes) return `None`,
 /// [`mark`](Self::mark) returns [`MarkError::RingChanged`] and
 /// [`release_completed`](Self::release_completed) gives back nothing.
+///
+/// Two duties stay with the submitter (see the device module's "Writing a backend" steps):
+/// - neither the ring nor the scheduler flushes: in memory without `HOST_COHERENT`, flush the
+///   drained ranges before the copies that read them are submitted;
+/// - every range marked with a value must be read by that submission or an earlier one. With
+///   several producers, a producer's commit and its hand-over of the upload to the submitter
+///   (a [`TransferScheduler`](crate::TransferScheduler) push) must look like one step to the
+///   submitter, which holds one lock from drain to mark: a range drained before its upload was
+///   handed over would be marked with this value and come back while a later submission
+///   still reads it.
 //
 // Why an id and not the ring's address: the consumer takes a process-wide unique id in `new` and
 // writes it into the ring it takes; every call derefs the holder once and uses the ring only when
