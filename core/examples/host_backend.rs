@@ -771,9 +771,7 @@ fn run() -> Result<(), Box<dyn Error>> {
             let value = uploader
                 .submit(&[copy])?
                 .ok_or("the frame submitted nothing")?;
-            if let Err((_, e)) = pacer.end_frame(frame, value) {
-                return Err(e.into());
-            }
+            pacer.end_frame(frame, value)?;
         }
         uploader.wait_for(uploader.timeline.submitted())?;
         let s = uploader.scheduler.stats();

@@ -23,7 +23,7 @@ pub mod tlsf;
 pub mod usage;
 
 pub use buddy::{BuddyAllocator, BuddyConfig};
-pub use frame::{BufferingMode, Frame, FrameError, FramePacer};
+pub use frame::{BufferingMode, Frame, FrameError, FramePacer, FrameRefused};
 pub use pool::{
     AllocationRequest, DeviceAllocation, MemoryPools, PoolConfig, PoolError, PoolStats,
 };

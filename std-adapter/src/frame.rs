@@ -229,7 +229,7 @@ impl<'c, D: Device> Frame<'c, D> {
         let value = memkit_core::FenceValue::new(value).max(pacer.last_submission());
         pacer
             .end_frame(pacing, value)
-            .map_err(|(_, e)| Error::Frame(e))?;
+            .map_err(|refused| Error::Frame(refused.error))?;
         Ok(ticket)
     }
 }

@@ -114,6 +114,36 @@ impl fmt::Display for FrameError {
 
 impl core::error::Error for FrameError {}
 
+/// [`FramePacer::end_frame`] or [`FramePacer::cancel_frame`] refused: why, and the frame handed
+/// back (to end or cancel properly, or to drop). An error type, so `?` passes it on; its
+/// [`source`](core::error::Error::source) is the [`FrameError`].
+#[derive(Debug, PartialEq, Eq, Hash)]
+pub struct FrameRefused {
+    /// The frame given, unchanged.
+    pub frame: Frame,
+    /// Why it was refused.
+    pub error: FrameError,
+}
+
+impl FrameRefused {
+    /// The frame and the reason, apart.
+    pub fn into_parts(self) -> (Frame, FrameError) {
+        (self.frame, self.error)
+    }
+}
+
+impl fmt::Display for FrameRefused {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "frame {} refused: {}", self.frame.number, self.error)
+    }
+}
+
+impl core::error::Error for FrameRefused {
+    fn source(&self) -> Option<&(dyn core::error::Error + 'static)> {
+        Some(&self.error)
+    }
+}
+
 /// Paces frames: at most `frames_in_flight` frames between CPU and GPU.
 #[derive(Debug)]
 pub struct FramePacer {
@@ -181,19 +211,16 @@ impl FramePacer {
     /// Ends `frame`, whose work was submitted with `value`: the slot's resources come back when
     /// `value` completes.
     ///
-    /// Errors: [`FrameError::NotCurrentFrame`] (the frame is handed back),
-    /// [`FrameError::ValueWentBackwards`].
-    pub fn end_frame(
-        &mut self,
-        frame: Frame,
-        value: FenceValue,
-    ) -> Result<(), (Frame, FrameError)> {
+    /// Errors, each in a [`FrameRefused`] that hands the frame back:
+    /// [`FrameError::NotCurrentFrame`], [`FrameError::ValueWentBackwards`].
+    pub fn end_frame(&mut self, frame: Frame, value: FenceValue) -> Result<(), FrameRefused> {
         if let Err(error) = self.check_current(&frame) {
-            return Err((frame, error));
+            return Err(FrameRefused { frame, error });
         }
         if value < self.last_value {
             let previous = self.last_value;
-            return Err((frame, FrameError::ValueWentBackwards { value, previous }));
+            let error = FrameError::ValueWentBackwards { value, previous };
+            return Err(FrameRefused { frame, error });
         }
         self.slot_values[frame.slot] = value;
         self.last_value = value;
@@ -204,10 +231,10 @@ impl FramePacer {
     /// Ends `frame` without a submission (it was abandoned): the slot keeps waiting for what it
     /// waited for before.
     ///
-    /// Errors: [`FrameError::NotCurrentFrame`] (the frame is handed back).
-    pub fn cancel_frame(&mut self, frame: Frame) -> Result<(), (Frame, FrameError)> {
+    /// Errors: [`FrameError::NotCurrentFrame`], in a [`FrameRefused`] that hands the frame back.
+    pub fn cancel_frame(&mut self, frame: Frame) -> Result<(), FrameRefused> {
         if let Err(error) = self.check_current(&frame) {
-            return Err((frame, error));
+            return Err(FrameRefused { frame, error });
         }
         self.in_progress = false;
         Ok(())

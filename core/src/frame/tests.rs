@@ -42,7 +42,15 @@ fn misuse_is_refused_and_changes_nothing() {
     );
     pacer.end_frame(f0, v(5)).unwrap();
     let f1 = pacer.begin_frame().unwrap();
-    let (f1, err) = pacer.end_frame(f1, v(4)).unwrap_err();
+    let refused = pacer.end_frame(f1, v(4)).unwrap_err();
+    // An error type that names the frame and passes the reason on as its source.
+    assert_eq!(
+        std::format!("{refused}"),
+        std::format!("frame 1 refused: {}", refused.error)
+    );
+    let source = core::error::Error::source(&refused).unwrap();
+    assert_eq!(source.downcast_ref(), Some(&refused.error));
+    let (f1, err) = refused.into_parts();
     assert_eq!(
         err,
         FrameError::ValueWentBackwards {
@@ -53,7 +61,7 @@ fn misuse_is_refused_and_changes_nothing() {
     // A frame from another pacer with another number is not the current one.
     let mut other = FramePacer::new(BufferingMode::Double);
     let o0 = other.begin_frame().unwrap();
-    let (o0, err) = pacer.end_frame(o0, v(6)).unwrap_err();
+    let (o0, err) = pacer.end_frame(o0, v(6)).unwrap_err().into_parts();
     assert_eq!(err, FrameError::NotCurrentFrame { given: 0 });
     other.cancel_frame(o0).unwrap();
     // Nor is one with the current number: here a Triple pacer's frame 2, whose slot 2 a Double
@@ -71,9 +79,9 @@ fn misuse_is_refused_and_changes_nothing() {
         double.end_frame(f, v(value)).unwrap();
     }
     let d2 = double.begin_frame().unwrap();
-    let (t2, err) = double.end_frame(t2, v(3)).unwrap_err();
+    let (t2, err) = double.end_frame(t2, v(3)).unwrap_err().into_parts();
     assert_eq!(err, FrameError::NotCurrentFrame { given: 2 });
-    let (t2, err) = double.cancel_frame(t2).unwrap_err();
+    let (t2, err) = double.cancel_frame(t2).unwrap_err().into_parts();
     assert_eq!(err, FrameError::NotCurrentFrame { given: 2 });
     // Both pacers still end their own frames.
     double.end_frame(d2, v(3)).unwrap();
@@ -125,7 +133,7 @@ fn a_dropped_frame_is_recovered_and_ended_or_cancelled() {
     let copy = pacer.recover_frame().unwrap();
     assert_eq!(copy, f3);
     pacer.end_frame(copy, v(8)).unwrap();
-    let (_, err) = pacer.end_frame(f3, v(9)).unwrap_err();
+    let (_, err) = pacer.end_frame(f3, v(9)).unwrap_err().into_parts();
     assert_eq!(err, FrameError::NotCurrentFrame { given: 3 });
     assert_eq!((pacer.frames_ended(), pacer.last_submission()), (4, v(8)));
     // Another pacer's frame stays foreign to this one even when recovered.
@@ -133,7 +141,7 @@ fn a_dropped_frame_is_recovered_and_ended_or_cancelled() {
     drop(other.begin_frame().unwrap());
     let foreign = other.recover_frame().unwrap();
     let f4 = pacer.begin_frame().unwrap();
-    let (foreign, err) = pacer.end_frame(foreign, v(9)).unwrap_err();
+    let (foreign, err) = pacer.end_frame(foreign, v(9)).unwrap_err().into_parts();
     assert_eq!(err, FrameError::NotCurrentFrame { given: 0 });
     other.cancel_frame(foreign).unwrap();
     pacer.end_frame(f4, v(9)).unwrap();
