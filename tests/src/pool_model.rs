@@ -15,10 +15,12 @@
 //! statistics agree with the model and with the device (objects, bytes per heap); the object
 //! count and (in within-budget mode) the budget are never exceeded; the device saw no misuse.
 //! At the end everything is freed, the pools destroyed clean, and the device reports no leak.
+//!
+//! The fuzz target reads workloads in a compact byte encoding ([`PoolWorkload`], module
+//! `encoding`) and starts from committed seeds ([`fuzz_seeds`], module `fuzz_seeds`).
 
 use std::collections::BTreeMap;
 
-use arbitrary::{Arbitrary, Unstructured};
 use memkit_core::buddy::BuddyAllocator;
 use memkit_core::device::{
     BufferUsage, DedicatedHint, DedicatedTo, DeviceError, ImageDesc, ImageFormat, ImageUsage,
@@ -26,11 +28,17 @@ use memkit_core::device::{
 };
 use memkit_core::pool::{
     AllocationRequest, BlockAllocator, BlockSlot, DedicatedSlot, DeviceAllocation, MemoryPools,
-    PoolConfig, PoolError, RawDeviceAllocation,
+    PoolConfig, PoolError, PoolStats, RawDeviceAllocation,
 };
 use memkit_core::tlsf::{TlsfAllocator, TlsfNode};
 use memkit_core::{FreeError, MemoryUsage as U, ResourceKind};
 use memkit_dummy::{DummyBuffer, DummyDevice, DummyImage, DummyMemory, Preset};
+
+mod encoding;
+mod fuzz_seeds;
+
+pub use encoding::{MAX_OPS, PoolWorkload, code_of_size, size_of_code};
+pub use fuzz_seeds::{SEED_OPS, SeedShape, WorkloadDepth, fuzz_seeds, seed_ops};
 
 /// One mebibyte.
 pub const MIB: u64 = 1 << 20;
@@ -116,7 +124,7 @@ pub const USAGES: [U; 7] = [
 ];
 
 /// One step of a pool workload.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PoolOp {
     /// Create a buffer (or, if `optimal`, an image) of about `size` bytes, allocate memory for it
     /// and bind it.
@@ -144,39 +152,6 @@ pub enum PoolOp {
     Trim,
     /// Query the device's budgets again.
     RefreshBudget,
-}
-
-/// Draws ops with the proptest strategy's weights (allocate 8, free 6, replay, trim and refresh
-/// budget 1 each, of 17) and sizes (1 B-4 KiB 4, 4 KiB-1 MiB 3, 1-16 MiB 2, 16-160 MiB 1, of 10;
-/// one allocation in 20 dedicated), so the fuzzer explores the workloads proptest does. Indices
-/// take two bytes (the workload never holds 65536 handles), so short inputs make long workloads.
-impl<'a> Arbitrary<'a> for PoolOp {
-    fn arbitrary(u: &mut Unstructured<'a>) -> arbitrary::Result<Self> {
-        Ok(match u.int_in_range(0u8..=16)? {
-            0..=7 => {
-                let size = match u.int_in_range(0u8..=9)? {
-                    0..=3 => u.int_in_range(1..=4095)?,
-                    4..=6 => u.int_in_range(4096..=MIB - 1)?,
-                    7..=8 => u.int_in_range(MIB..=16 * MIB - 1)?,
-                    _ => u.int_in_range(16 * MIB..=160 * MIB - 1)?,
-                };
-                PoolOp::Allocate {
-                    size,
-                    usage: u.choose_index(USAGES.len())?,
-                    optimal: u.arbitrary()?,
-                    dedicated: u.ratio(1u8, 20u8)?,
-                }
-            }
-            8..=13 => PoolOp::Free {
-                index: usize::from(u.arbitrary::<u16>()?),
-            },
-            14 => PoolOp::ReplayFree {
-                index: usize::from(u.arbitrary::<u16>()?),
-            },
-            15 => PoolOp::Trim,
-            _ => PoolOp::RefreshBudget,
-        })
-    }
 }
 
 /// The resource an allocation is bound to.
@@ -256,6 +231,16 @@ impl<'d, A: ModelStorage> PoolModel<'d, A> {
     /// Live allocations the workload holds.
     pub fn live_count(&self) -> usize {
         self.live.len()
+    }
+
+    /// Handles freed so far (what [`PoolOp::ReplayFree`] picks from).
+    pub fn freed_count(&self) -> usize {
+        self.freed.len()
+    }
+
+    /// The pools' statistics over every memory type.
+    pub fn stats(&self) -> PoolStats {
+        self.pools.total_stats()
     }
 
     /// Applies `op` to the pools and the model, then checks every invariant.
@@ -550,6 +535,17 @@ pub fn run<A: ModelStorage>(
     within_budget: bool,
     ops: &[PoolOp],
 ) -> Result<(), String> {
+    run_observed::<A>(preset, within_budget, ops, |_, _, _| {})
+}
+
+/// [`run`], calling `observe(op, statistics before it, model after it)` once each op's checks
+/// have passed: to see which states a workload reaches.
+pub fn run_observed<A: ModelStorage>(
+    preset: Preset,
+    within_budget: bool,
+    ops: &[PoolOp],
+    mut observe: impl FnMut(PoolOp, PoolStats, &PoolModel<'_, A>),
+) -> Result<(), String> {
     let dev = device(preset);
     if within_budget {
         // A tight budget on heap 0 (reported by presets that have the query; estimated as 80% of
@@ -558,9 +554,11 @@ pub fn run<A: ModelStorage>(
     }
     let mut model = PoolModel::<A>::new(&dev, within_budget);
     for (i, &op) in ops.iter().enumerate() {
+        let before = model.stats();
         model
             .step(op)
             .map_err(|e| format!("{preset} op {i} {op:?}: {e}"))?;
+        observe(op, before, &model);
     }
     model.finish().map_err(|e| format!("{preset} finish: {e}"))
 }
