@@ -93,6 +93,25 @@ miri() {
         cargo +nightly miri test -p memkit-dummy --locked --lib -- host_bytes
 }
 
+tsan() {
+    step "ThreadSanitizer over the tests that run threads"
+    # std rebuilt instrumented (-Zbuild-std, rust-src), for the host target only; its own target
+    # dir: the sanitizer changes every crate's fingerprint. allocator_may_return_null: some tests
+    # ask for absurd sizes and expect a typed error, not the sanitizer's abort.
+    local host run
+    host=$(rustc +nightly -vV | sed -n 's/^host: //p')
+    run=(env RUSTFLAGS="-Zsanitizer=thread" CARGO_TARGET_DIR=target/tsan
+        TSAN_OPTIONS="halt_on_error=1 allocator_may_return_null=1"
+        cargo +nightly test -Zbuild-std --target "$host" --locked)
+    # The ring's producers and consumer, and concurrent timeline submitters.
+    "${run[@]}" -p memkit-core --lib -- ring:: timeline::
+    # The simulated device shared between threads (its mapped bytes are raw memory).
+    "${run[@]}" -p memkit-dummy --test threads --test timeline
+    # The coordinator from many threads. The two skipped tests are single-threaded and slow here.
+    "${run[@]}" -p memkit-std --lib --test threads --test uploads -- \
+        --skip many_buffers_fill_blocks --skip chunked_upload_counts_once
+}
+
 fuzz() {
     step "fuzz smoke runs (${FUZZ_SECONDS}s each)"
     local target
@@ -113,7 +132,7 @@ vulkan() {
         cargo test -p memkit-vulkan --locked -- --test-threads=1
 }
 
-ALL=(install fmt clippy tests no_std loom miri fuzz vulkan)
+ALL=(install fmt clippy tests no_std loom miri tsan fuzz vulkan)
 gates=("$@")
 [ ${#gates[@]} -gt 0 ] || gates=("${ALL[@]}")
 start=$SECONDS
