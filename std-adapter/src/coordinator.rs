@@ -1737,8 +1737,14 @@ impl<D: Device> Shared<D> {
     }
 
     /// A buffer handle was dropped: destroy it once its GPU work is done.
+    ///
+    /// During teardown (another thread shutting the coordinator down) the state still goes on the
+    /// retired list unless teardown already destroyed it: that list's reference keeps it alive
+    /// until teardown's pass over the live buffers destroys it. Dropped with no reference left,
+    /// it would slip past that pass, and its device buffer would outlive the memory it is bound
+    /// to.
     pub(crate) fn retire(&self, state: Arc<BufferState<D>>) {
-        if self.shut_down.load(Ordering::Acquire) {
+        if self.shut_down.load(Ordering::Acquire) && state.destroyed.load(Ordering::Acquire) {
             return;
         }
         self.retired

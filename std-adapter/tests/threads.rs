@@ -355,3 +355,55 @@ fn producers_share_one_coordinator_with_dedicated_staging_back_pressure() {
     };
     stress(DummyDevice::discrete(), config, true);
 }
+
+/// Buffers and tickets outlive their coordinator on other threads, which wait on the tickets,
+/// check and drop the buffers while the coordinator shuts down: every wait ends (done or
+/// `DeviceLost`), every buffer is dead after teardown, and the device is left with nothing.
+#[test]
+fn buffers_and_tickets_used_on_other_threads_while_the_coordinator_shuts_down() {
+    const HOLDERS: u64 = 4;
+    const PER_HOLDER: u64 = 24;
+    let device = DummyDevice::discrete();
+    device.set_panic_on_misuse(true);
+    let c = Coordinator::new(device.clone(), small_ring()).unwrap();
+    let mut rng = Rng(7);
+    let mut handed: Vec<Vec<_>> = (0..HOLDERS).map(|_| Vec::new()).collect();
+    for i in 0..HOLDERS * PER_HOLDER {
+        let len = 1 + rng.below(4000);
+        let data = rng.bytes(len);
+        let (buffer, ticket) = c.upload_slice(&data).unwrap();
+        handed[(i % HOLDERS) as usize].push((buffer, ticket));
+    }
+    let start = std::sync::Barrier::new(HOLDERS as usize + 1);
+    let stats = std::thread::scope(|s| {
+        for (h, mut held) in handed.into_iter().enumerate() {
+            let start = &start;
+            s.spawn(move || {
+                let mut rng = Rng(100 + h as u64);
+                start.wait();
+                while !held.is_empty() {
+                    let i = rng.below(held.len() as u64) as usize;
+                    let (buffer, ticket) = &held[i];
+                    match rng.below(3) {
+                        0 => match ticket.wait() {
+                            Ok(()) | Err(Error::DeviceLost) => {}
+                            Err(e) => panic!("wait: {e}"),
+                        },
+                        1 => {
+                            let _ = ticket.is_complete();
+                            let _ = buffer.is_live();
+                        }
+                        _ => drop(held.swap_remove(i)),
+                    }
+                }
+            });
+        }
+        start.wait();
+        c.shutdown()
+    });
+    assert!(stats.leaked_buffers <= HOLDERS * PER_HOLDER);
+    assert_eq!(stats.buffers_created, stats.buffers_destroyed);
+    let leaks = device.leak_report();
+    assert!(leaks.is_empty(), "device objects left: {leaks:?}");
+    device.assert_no_misuse();
+}
