@@ -116,7 +116,14 @@ fuzz() {
     step "fuzz smoke runs (${FUZZ_SECONDS}s each)"
     local target
     for target in $(cd fuzz && cargo +nightly fuzz list); do
-        (cd fuzz && cargo +nightly fuzz run "$target" -- \
+        # Committed seeds (fuzz/seeds/<target>/) are read after the corpus directory, the first
+        # named, which libFuzzer writes to; naming any directory makes cargo fuzz name both.
+        local corpora=()
+        if [ -d "fuzz/seeds/$target" ]; then
+            mkdir -p "fuzz/corpus/$target"
+            corpora=("corpus/$target" "seeds/$target")
+        fi
+        (cd fuzz && cargo +nightly fuzz run "$target" ${corpora[@]+"${corpora[@]}"} -- \
             -max_total_time="$FUZZ_SECONDS" -rss_limit_mb=4096 2>&1 | tail -n 3)
         [ "${PIPESTATUS[0]}" = 0 ] || { echo "fuzz target $target failed" >&2; exit 1; }
     done
