@@ -2,6 +2,7 @@
 //! in lockstep with the real code, so a failure found by one reproduces in the other.
 
 pub mod bench_report;
+pub mod coordinator_fuzz;
 pub mod pool_model;
 pub mod ring_model;
 pub mod ring_producer_model;

@@ -1,0 +1,634 @@
+//! The coordinator against a model of the destination bytes, on the simulated device, for the
+//! `coordinator` fuzz target: buffers created (device-only or written directly), uploads
+//! (`upload_to`, `upload_slice`, staging grants, uploads staged in a frame held open across ops),
+//! frames begun, ended and cancelled, drops, flushes, maintenance, a GPU timeline advanced by
+//! hand, and calls handing over another coordinator's buffer, grant or frame, over a small
+//! staging ring so that it wraps, fills and applies each back-pressure policy. After every
+//! flush-and-complete, each live buffer's bytes equal the model; every bad call gets the typed
+//! error the model expects; the device records no misuse and nothing is left after teardown.
+//! A disagreement panics (with what disagreed), as a fuzz target must.
+//!
+//! Inputs are read in a compact encoding ([`CoordinatorWorkload::decode`], module `encoding`);
+//! the target starts from committed seeds ([`fuzz_seeds`], module `fuzz_seeds`).
+
+use std::collections::HashMap;
+
+use memkit_dummy::{DummyDevice, Preset};
+use memkit_std::{
+    BackPressure, Buffer, BufferingMode, Coordinator, CoordinatorConfig, CoordinatorStats, Error,
+    Frame, MemoryUsage,
+};
+
+mod encoding;
+mod fuzz_seeds;
+
+pub use encoding::{MAX_OPS, amount, code_of_amount, round_amount};
+pub use fuzz_seeds::fuzz_seeds;
+
+/// The back-pressure policy a workload's coordinator applies ([`BackPressure`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Policy {
+    /// [`BackPressure::WaitForGpu`].
+    WaitForGpu,
+    /// [`BackPressure::Fail`].
+    Fail,
+    /// [`BackPressure::DedicatedStaging`].
+    DedicatedStaging,
+}
+
+/// A frame call.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FrameCall {
+    /// `begin_frame`: refused with [`Error::FrameInProgress`] while one is open.
+    Begin = 0,
+    /// `end_frame` of the open frame, if any.
+    End = 1,
+    /// Drop the open frame, if any (cancels it; its staged uploads stay staged).
+    Cancel = 2,
+}
+
+/// A call handing this coordinator something of another one, which it must refuse.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ForeignCall {
+    /// `upload_to` another coordinator's buffer: [`Error::ForeignBuffer`].
+    Buffer = 0,
+    /// `transfer_and_release` of another coordinator's grant: [`Error::ForeignGrant`].
+    Grant = 1,
+    /// `end_frame` of another coordinator's frame: [`Error::ForeignFrame`].
+    Frame = 2,
+}
+
+/// One step of a coordinator workload. `buffer` picks a live buffer by creation order, modulo
+/// their count (no live buffer: the op does nothing); uploads of `len` bytes write a pattern.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CoordOp {
+    /// A buffer of `size` bytes; `host_access` makes its uploads direct writes where the memory
+    /// is host-visible.
+    Create {
+        /// Bytes.
+        size: u32,
+        /// `MemoryUsage::HOST_ACCESS`, else `FAST_DEVICE_ACCESS`.
+        host_access: bool,
+    },
+    /// `upload_to`.
+    UploadTo {
+        /// Which live buffer.
+        buffer: u8,
+        /// Byte offset in it.
+        offset: u32,
+        /// Bytes.
+        len: u32,
+    },
+    /// `upload_slice` (a new buffer holding the bytes).
+    UploadSlice {
+        /// Bytes.
+        len: u32,
+    },
+    /// `acquire_staging` + `transfer_and_release`.
+    Grant {
+        /// Which live buffer.
+        buffer: u8,
+        /// Byte offset in it.
+        offset: u32,
+        /// Bytes.
+        len: u32,
+    },
+    /// Bytes allocated in the open frame's arena (a frame is begun if none is open) and staged
+    /// with `stage_slice_for_upload`.
+    Stage {
+        /// Which live buffer.
+        buffer: u8,
+        /// Byte offset in it.
+        offset: u32,
+        /// Bytes.
+        len: u32,
+    },
+    /// Begin, end or cancel a frame.
+    Frame(FrameCall),
+    /// Drop a buffer (uploads to it may still be staged).
+    Drop {
+        /// Which live buffer.
+        buffer: u8,
+    },
+    /// `flush_transfers`.
+    Flush,
+    /// `maintain`.
+    Maintain,
+    /// Executes up to `n` pending submissions.
+    Advance {
+        /// At most 7.
+        n: u8,
+    },
+    /// Flush, complete everything, compare every buffer with the model.
+    Check,
+    /// Hand over another coordinator's buffer, grant or frame.
+    Foreign(ForeignCall),
+}
+
+/// What one `coordinator` fuzz input stands for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CoordinatorWorkload {
+    /// The device's preset.
+    pub preset: Preset,
+    /// Ring size: 4 KiB << `ring_shift` (0 to 5).
+    pub ring_shift: u8,
+    /// The back-pressure policy.
+    pub policy: Policy,
+    /// Whether the ring-upload limit asked for is the whole ring (clamped to half; else a
+    /// quarter).
+    pub whole_ring: bool,
+    /// Double buffering, else triple.
+    pub double_buffering: bool,
+    /// Whether uploads of an eighth of the ring and more are submitted as soon as staged.
+    pub eager_submit: bool,
+    /// At most [`MAX_OPS`] ops.
+    pub ops: Vec<CoordOp>,
+}
+
+/// Which states a workload reached.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct WorkloadDepth {
+    /// Ops run.
+    pub ops: usize,
+    /// Uploads (grants included) refused because the ring was full, under `Fail`.
+    pub staging_full: u32,
+    /// Uploads that waited for the GPU because the ring was full (the coordinator's `stalls`).
+    pub stalls: u64,
+    /// Uploads staged in a staging allocation of their own.
+    pub dedicated_staging: u64,
+    /// Accepted uploads larger than one ring upload, staged in chunks.
+    pub chunked_uploads: u32,
+    /// Flushes started by a large upload.
+    pub eager_submissions: u64,
+    /// Bytes staged that a later upload overwrote before submission.
+    pub bytes_overwritten: u64,
+    /// Frames ended.
+    pub frames_ended: u32,
+    /// Frames cancelled (dropped while open).
+    pub frames_cancelled: u32,
+    /// `begin_frame` waited for the GPU.
+    pub frame_waits: u64,
+    /// `begin_frame` refused while a frame was open.
+    pub frames_in_progress: u32,
+    /// Buffers dropped with an upload to them staged since the last flush.
+    pub dropped_with_staged: u32,
+    /// Foreign buffers, grants and frames refused.
+    pub foreign_refused: u32,
+    /// Bad calls (zero-sized, out of bounds) refused.
+    pub bad_calls: u32,
+    /// The most live buffers at once.
+    pub max_live: usize,
+}
+
+impl WorkloadDepth {
+    /// The sum of the counts and the most of the maxima.
+    pub fn merge(self, o: Self) -> Self {
+        Self {
+            ops: self.ops + o.ops,
+            staging_full: self.staging_full + o.staging_full,
+            stalls: self.stalls + o.stalls,
+            dedicated_staging: self.dedicated_staging + o.dedicated_staging,
+            chunked_uploads: self.chunked_uploads + o.chunked_uploads,
+            eager_submissions: self.eager_submissions + o.eager_submissions,
+            bytes_overwritten: self.bytes_overwritten + o.bytes_overwritten,
+            frames_ended: self.frames_ended + o.frames_ended,
+            frames_cancelled: self.frames_cancelled + o.frames_cancelled,
+            frame_waits: self.frame_waits + o.frame_waits,
+            frames_in_progress: self.frames_in_progress + o.frames_in_progress,
+            dropped_with_staged: self.dropped_with_staged + o.dropped_with_staged,
+            foreign_refused: self.foreign_refused + o.foreign_refused,
+            bad_calls: self.bad_calls + o.bad_calls,
+            max_live: self.max_live.max(o.max_live),
+        }
+    }
+
+    fn take_stats(&mut self, s: &CoordinatorStats) {
+        self.stalls = s.stalls;
+        self.dedicated_staging = s.dedicated_staging_uploads;
+        self.eager_submissions = s.eager_submissions;
+        self.bytes_overwritten = s.bytes_overwritten;
+        self.frame_waits = s.frame_waits;
+    }
+}
+
+/// A live buffer and its model: `known[i]` is false where a failed chunked upload may or may not
+/// have landed; `staged` whether an upload to it was staged since the last flush.
+struct Model {
+    buffer: Buffer<DummyDevice>,
+    bytes: Vec<u8>,
+    known: Vec<bool>,
+    staged: bool,
+}
+
+fn data(len: usize, op: usize) -> Vec<u8> {
+    (0..len)
+        .map(|k| (k as u8).wrapping_mul(31).wrapping_add(7) ^ (op as u8))
+        .collect()
+}
+
+/// The error the coordinator must return for an upload of `len` at `offset` into `size` bytes,
+/// if the call is bad.
+fn expected_error(size: u64, offset: u64, len: u64) -> Option<Error> {
+    if len == 0 {
+        Some(Error::ZeroSize)
+    } else if offset + len > size {
+        Some(Error::OutOfBounds {
+            offset,
+            size: len,
+            buffer_size: size,
+        })
+    } else {
+        None
+    }
+}
+
+/// What the run knows of the coordinator's configuration.
+struct Setup {
+    policy: BackPressure,
+    max_ring_upload: u64,
+}
+
+impl Setup {
+    /// Whether an accepted upload of `len` bytes is staged in chunks.
+    fn chunked(&self, len: usize) -> bool {
+        self.policy != BackPressure::DedicatedStaging && len as u64 > self.max_ring_upload
+    }
+}
+
+/// Applies an upload's outcome to the model; panics on an error the model does not allow.
+fn apply(
+    depth: &mut WorkloadDepth,
+    setup: &Setup,
+    model: &mut Model,
+    offset: u64,
+    bytes: &[u8],
+    result: Result<(), Error>,
+    may_chunk: bool,
+) {
+    let expected = expected_error(model.bytes.len() as u64, offset, bytes.len() as u64);
+    let chunked = may_chunk && setup.chunked(bytes.len());
+    let range = offset as usize..offset as usize + bytes.len();
+    match (result, expected) {
+        (Ok(()), None) => {
+            model.bytes[range.clone()].copy_from_slice(bytes);
+            model.known[range].fill(true);
+            model.staged = true;
+            depth.chunked_uploads += u32::from(chunked);
+        }
+        (Err(e), Some(want)) => {
+            assert_eq!(e, want, "bad call, wrong error");
+            depth.bad_calls += 1;
+        }
+        (Err(Error::StagingFull { .. }), None) if setup.policy == BackPressure::Fail => {
+            depth.staging_full += 1;
+            if chunked {
+                // Chunks staged before the one that failed stay staged.
+                model.known[range].fill(false);
+                model.staged = true;
+            }
+        }
+        (result, expected) => panic!("upload: got {result:?}, model expects {expected:?}"),
+    }
+}
+
+fn check(c: &Coordinator<DummyDevice>, models: &mut HashMap<u64, Model>) {
+    c.flush_transfers()
+        .and_then(|t| t.wait())
+        .expect("flush and wait");
+    c.device().complete_all();
+    c.maintain().expect("maintain");
+    for (id, m) in models.iter_mut() {
+        m.staged = false;
+        let bytes = c
+            .device()
+            .read_buffer(m.buffer.raw(), 0, m.bytes.len())
+            .expect("live buffer reads back");
+        for (i, ((got, want), known)) in bytes.iter().zip(&m.bytes).zip(&m.known).enumerate() {
+            assert!(
+                !known || got == want,
+                "buffer {id} byte {i}: device {got:#04x}, model {want:#04x}"
+            );
+        }
+    }
+    let misuse = c.device().misuses();
+    assert!(misuse.is_empty(), "device misuse: {misuse:?}");
+}
+
+/// Marks every buffer's staged uploads submitted.
+fn flushed(models: &mut HashMap<u64, Model>) {
+    for m in models.values_mut() {
+        m.staged = false;
+    }
+}
+
+/// Another coordinator on a device of its own, and a buffer of it, for the foreign calls
+/// (dropped in this order).
+struct Other {
+    buffer: Buffer<DummyDevice>,
+    coordinator: Coordinator<DummyDevice>,
+    device: DummyDevice,
+}
+
+impl CoordinatorWorkload {
+    /// The coordinator configuration the workload runs with.
+    pub fn config(&self) -> CoordinatorConfig {
+        let ring = 4096u64 << (self.ring_shift % 6);
+        CoordinatorConfig {
+            buffering: if self.double_buffering {
+                BufferingMode::Double
+            } else {
+                BufferingMode::Triple
+            },
+            staging_ring_size: ring,
+            // The whole ring: the coordinator clamps the limit to half of it (with a larger limit
+            // an upload that size once spun forever in the grant loop under `WaitForGpu`, found
+            // by this target), so this also checks the clamp.
+            max_ring_upload: if self.whole_ring { ring } else { ring / 4 },
+            frame_arena_size: 4096,
+            back_pressure: match self.policy {
+                Policy::WaitForGpu => BackPressure::WaitForGpu,
+                Policy::Fail => BackPressure::Fail,
+                Policy::DedicatedStaging => BackPressure::DedicatedStaging,
+            },
+            max_blocks: 16,
+            max_dedicated: 256,
+            max_pending_uploads: 64,
+            eager_submit_bytes: if self.eager_submit {
+                ring / 8
+            } else {
+                u64::MAX
+            },
+            ..CoordinatorConfig::default()
+        }
+    }
+
+    /// Runs the workload against the model, panicking where they disagree, and tallies the
+    /// states it reached.
+    pub fn run(&self) -> WorkloadDepth {
+        let device = DummyDevice::with_preset(self.preset);
+        let config = self.config();
+        let setup = Setup {
+            policy: config.back_pressure,
+            // What the coordinator uses: the limit is clamped to half the ring.
+            max_ring_upload: config.max_ring_upload.min(config.staging_ring_size / 2),
+        };
+        let c = Coordinator::new(device.clone(), config).expect("coordinator");
+        let mut other: Option<Other> = None;
+        let mut depth = WorkloadDepth::default();
+        let mut models: HashMap<u64, Model> = HashMap::new();
+        // Buffers by creation order, to pick them with a byte.
+        let mut order: Vec<u64> = Vec::new();
+        let mut frame: Option<Frame<'_, DummyDevice>> = None;
+        let pick = |order: &Vec<u64>, b: u8| -> Option<u64> {
+            (!order.is_empty()).then(|| order[usize::from(b) % order.len()])
+        };
+
+        for (i, &op) in self.ops.iter().enumerate().take(MAX_OPS) {
+            depth.ops += 1;
+            match op {
+                CoordOp::Create { size, host_access } => {
+                    let size = u64::from(size.max(1));
+                    let usage = if host_access {
+                        MemoryUsage::HOST_ACCESS
+                    } else {
+                        MemoryUsage::FAST_DEVICE_ACCESS
+                    };
+                    let buffer = c.create_buffer(size, usage).expect("create_buffer");
+                    let id = buffer.id();
+                    // A fresh buffer's bytes are unknown until written.
+                    models.insert(
+                        id,
+                        Model {
+                            buffer,
+                            bytes: vec![0; size as usize],
+                            known: vec![false; size as usize],
+                            staged: false,
+                        },
+                    );
+                    order.push(id);
+                }
+                CoordOp::UploadTo {
+                    buffer,
+                    offset,
+                    len,
+                } => {
+                    let Some(id) = pick(&order, buffer) else {
+                        continue;
+                    };
+                    let m = models.get_mut(&id).expect("live");
+                    let bytes = data(len as usize, i);
+                    let result = c.upload_to(&m.buffer, u64::from(offset), &bytes).map(drop);
+                    apply(
+                        &mut depth,
+                        &setup,
+                        m,
+                        u64::from(offset),
+                        &bytes,
+                        result,
+                        true,
+                    );
+                }
+                CoordOp::UploadSlice { len } => {
+                    let bytes = data(len as usize, i);
+                    match c.upload_slice(&bytes) {
+                        Ok((buffer, _ticket)) => {
+                            let id = buffer.id();
+                            depth.chunked_uploads += u32::from(setup.chunked(bytes.len()));
+                            models.insert(
+                                id,
+                                Model {
+                                    buffer,
+                                    bytes: bytes.clone(),
+                                    known: vec![true; bytes.len()],
+                                    staged: true,
+                                },
+                            );
+                            order.push(id);
+                        }
+                        Err(Error::ZeroSize) => {
+                            assert!(bytes.is_empty());
+                            depth.bad_calls += 1;
+                        }
+                        // Under `Fail` a full ring refuses it (chunks staged before the refusal
+                        // go to the buffer just dropped).
+                        Err(Error::StagingFull { .. }) if setup.policy == BackPressure::Fail => {
+                            depth.staging_full += 1;
+                        }
+                        Err(e) => panic!("upload_slice of {} bytes: {e:?}", bytes.len()),
+                    }
+                }
+                CoordOp::Grant {
+                    buffer,
+                    offset,
+                    len,
+                } => {
+                    let Some(id) = pick(&order, buffer) else {
+                        continue;
+                    };
+                    let m = models.get_mut(&id).expect("live");
+                    let bytes = data(len as usize, i);
+                    let result = match c.acquire_staging(bytes.len()) {
+                        Ok(mut grant) => {
+                            grant.bytes_mut().copy_from_slice(&bytes);
+                            c.transfer_and_release(grant, &m.buffer, u64::from(offset))
+                                .map(drop)
+                        }
+                        Err(e) => Err(e),
+                    };
+                    match result {
+                        // A grant larger than one ring upload is refused, whatever the policy.
+                        Err(Error::StagingFull { wait_for: None })
+                            if bytes.len() as u64 > setup.max_ring_upload =>
+                        {
+                            depth.bad_calls += 1;
+                        }
+                        Err(Error::StagingFull { .. })
+                            if setup.policy != BackPressure::WaitForGpu =>
+                        {
+                            depth.staging_full += 1;
+                        }
+                        result => apply(
+                            &mut depth,
+                            &setup,
+                            m,
+                            u64::from(offset),
+                            &bytes,
+                            result,
+                            false,
+                        ),
+                    }
+                }
+                CoordOp::Stage {
+                    buffer,
+                    offset,
+                    len,
+                } => {
+                    let Some(id) = pick(&order, buffer) else {
+                        continue;
+                    };
+                    let m = models.get_mut(&id).expect("live");
+                    let f = match &mut frame {
+                        Some(f) => f,
+                        none => none.insert(c.begin_frame().expect("begin_frame")),
+                    };
+                    let bytes = data(len as usize, i);
+                    let staged = f.alloc_slice(&bytes).expect("arena");
+                    let result = f
+                        .stage_slice_for_upload(staged, &m.buffer, u64::from(offset))
+                        .map(drop);
+                    apply(
+                        &mut depth,
+                        &setup,
+                        m,
+                        u64::from(offset),
+                        &bytes,
+                        result,
+                        true,
+                    );
+                }
+                CoordOp::Frame(FrameCall::Begin) => match &frame {
+                    Some(_) => {
+                        let refused = c.begin_frame().map(drop);
+                        assert_eq!(refused, Err(Error::FrameInProgress), "second begin_frame");
+                        depth.frames_in_progress += 1;
+                    }
+                    None => frame = Some(c.begin_frame().expect("begin_frame")),
+                },
+                CoordOp::Frame(FrameCall::End) => {
+                    if let Some(f) = frame.take() {
+                        c.end_frame(f).expect("end_frame");
+                        flushed(&mut models);
+                        depth.frames_ended += 1;
+                    }
+                }
+                CoordOp::Frame(FrameCall::Cancel) => {
+                    if frame.take().is_some() {
+                        depth.frames_cancelled += 1;
+                    }
+                }
+                CoordOp::Drop { buffer } => {
+                    let Some(id) = pick(&order, buffer) else {
+                        continue;
+                    };
+                    order.retain(|&b| b != id);
+                    let m = models.remove(&id).expect("live");
+                    depth.dropped_with_staged += u32::from(m.staged);
+                }
+                CoordOp::Flush => {
+                    c.flush_transfers().expect("flush");
+                    flushed(&mut models);
+                }
+                CoordOp::Maintain => c.maintain().expect("maintain"),
+                CoordOp::Advance { n } => {
+                    for _ in 0..n % 8 {
+                        device.complete_next();
+                    }
+                }
+                CoordOp::Check => check(&c, &mut models),
+                CoordOp::Foreign(call) => {
+                    let o = other.get_or_insert_with(|| {
+                        let device = DummyDevice::with_preset(self.preset);
+                        let coordinator = Coordinator::new(device.clone(), config)
+                            .expect("other coordinator");
+                        let buffer = coordinator
+                            .create_buffer(64, MemoryUsage::FAST_DEVICE_ACCESS)
+                            .expect("other buffer");
+                        Other {
+                            buffer,
+                            coordinator,
+                            device,
+                        }
+                    });
+                    let own = pick(&order, 0).map(|id| &models[&id].buffer);
+                    let refused = match call {
+                        ForeignCall::Buffer => c.upload_to(&o.buffer, 0, &[1u8; 4]).map(drop),
+                        ForeignCall::Grant => {
+                            let Some(own) = own else { continue };
+                            let grant = o.coordinator.acquire_staging(4).expect("other grant");
+                            c.transfer_and_release(grant, own, 0).map(drop)
+                        }
+                        ForeignCall::Frame => {
+                            let f = o.coordinator.begin_frame().expect("other begin_frame");
+                            c.end_frame(f).map(drop)
+                        }
+                    };
+                    let want = match call {
+                        ForeignCall::Buffer => Error::ForeignBuffer,
+                        ForeignCall::Grant => Error::ForeignGrant,
+                        ForeignCall::Frame => Error::ForeignFrame,
+                    };
+                    assert_eq!(refused, Err(want), "{call:?}");
+                    depth.foreign_refused += 1;
+                }
+            }
+            depth.max_live = depth.max_live.max(models.len());
+        }
+        drop(frame);
+        check(&c, &mut models);
+        depth.take_stats(&c.stats());
+        drop(models);
+        drop(c);
+        let leaks = device.leak_report();
+        assert!(leaks.is_empty(), "left after teardown: {leaks}");
+        assert!(device.misuses().is_empty(), "{:?}", device.misuses());
+        if let Some(Other {
+            buffer,
+            coordinator,
+            device,
+        }) = other
+        {
+            drop(buffer);
+            drop(coordinator);
+            let leaks = device.leak_report();
+            assert!(
+                leaks.is_empty(),
+                "other coordinator, left after teardown: {leaks}"
+            );
+            assert!(device.misuses().is_empty(), "{:?}", device.misuses());
+        }
+        depth
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,192 @@
+//! The `coordinator` fuzz target's compact byte encoding: every byte string decodes (missing
+//! bytes read as zero) and an op takes one to three bytes, so the short inputs libFuzzer starts
+//! from already hold several ops, and a seed of a few hundred bytes holds a long workload.
+//! [`CoordinatorWorkload::encode`] writes the bytes that decode back to a workload.
+//!
+//! The format: two header bytes. `h0`: the ring size (`4 KiB << (h0 & 7) % 6`) and the preset
+//! (`(h0 >> 3)` modulo the preset count); `h1`: the back-pressure policy (`(h1 & 3) % 3`: wait,
+//! fail, dedicated staging), bit 2 the whole-ring upload limit, bit 3 double buffering, bit 4
+//! eager submission. Then ops until the bytes or [`MAX_OPS`] run out: a byte `k`, whose
+//! `k % 12` picks the op and whose `x = k / 12 % 21` is its small operand, then its amount bytes
+//! (see [`amount`]):
+//! - `0`, `1`: upload to buffer `x`: offset, length; `2`: create a buffer (host access if `x` is
+//!   odd): size less one; `3`: `upload_slice`: length; `4`: staging grant into buffer `x`:
+//!   offset, length; `5`: stage into buffer `x` in the open frame (begun if none): offset, length;
+//! - `6`: begin (`x % 3 == 0`), end (`1`) or cancel (`2`) the frame; `7`: drop buffer `x`;
+//!   `8`: flush (`x` even) or maintain; `9`: complete `x % 8` submissions; `10`: check;
+//!   `11`: call with another coordinator's buffer (`x % 3 == 0`), grant (`1`) or frame (`2`).
+
+use memkit_dummy::Preset;
+
+use super::{CoordOp, CoordinatorWorkload, ForeignCall, FrameCall, Policy};
+
+/// Ops a workload holds at most: later bytes are ignored.
+pub const MAX_OPS: usize = 256;
+
+/// Op kinds a kind byte chooses from.
+const KINDS: u8 = 12;
+
+/// The byte count an amount byte stands for: itself below 64, above that 16 to 31 sixteenths of
+/// a power of two from 64 to 128 KiB (`(16 + c % 16) << (2 + (c - 64) / 16)`), up to 248 KiB:
+/// small odd sizes and offsets, ring-sized uploads and the powers of two the limits sit on.
+pub const fn amount(code: u8) -> u32 {
+    if code < 64 {
+        code as u32
+    } else {
+        let c = (code - 64) as u32;
+        (16 + (c & 15)) << (2 + c / 16)
+    }
+}
+
+/// The code of the smallest amount at or above `value` (the largest for anything above it).
+pub fn code_of_amount(value: u32) -> u8 {
+    (0..=u8::MAX)
+        .find(|&c| amount(c) >= value)
+        .unwrap_or(u8::MAX)
+}
+
+/// `value` rounded up to an amount a code gives.
+pub fn round_amount(value: u32) -> u32 {
+    amount(code_of_amount(value))
+}
+
+/// Reads bytes, zero past the end.
+struct Reader<'a> {
+    bytes: &'a [u8],
+}
+
+impl Reader<'_> {
+    fn byte(&mut self) -> u8 {
+        match self.bytes.split_first() {
+            Some((&b, rest)) => {
+                self.bytes = rest;
+                b
+            }
+            None => 0,
+        }
+    }
+
+    fn amount(&mut self) -> u32 {
+        amount(self.byte())
+    }
+}
+
+impl CoordinatorWorkload {
+    /// The workload `bytes` encode. Every byte string is one, so none is wasted on the fuzzer.
+    pub fn decode(bytes: &[u8]) -> Self {
+        let mut r = Reader { bytes };
+        let (h0, h1) = (r.byte(), r.byte());
+        let mut ops = Vec::new();
+        while !r.bytes.is_empty() && ops.len() < MAX_OPS {
+            let k = r.byte();
+            // Modulo 21, so that kind bytes 252 to 255 (operand 21) encode back as themselves.
+            let x = k / KINDS % 21;
+            ops.push(match k % KINDS {
+                0 | 1 => CoordOp::UploadTo {
+                    buffer: x,
+                    offset: r.amount(),
+                    len: r.amount(),
+                },
+                2 => CoordOp::Create {
+                    size: r.amount() + 1,
+                    host_access: x % 2 == 1,
+                },
+                3 => CoordOp::UploadSlice { len: r.amount() },
+                4 => CoordOp::Grant {
+                    buffer: x,
+                    offset: r.amount(),
+                    len: r.amount(),
+                },
+                5 => CoordOp::Stage {
+                    buffer: x,
+                    offset: r.amount(),
+                    len: r.amount(),
+                },
+                6 => CoordOp::Frame(match x % 3 {
+                    0 => FrameCall::Begin,
+                    1 => FrameCall::End,
+                    _ => FrameCall::Cancel,
+                }),
+                7 => CoordOp::Drop { buffer: x },
+                8 if x.is_multiple_of(2) => CoordOp::Flush,
+                8 => CoordOp::Maintain,
+                9 => CoordOp::Advance { n: x % 8 },
+                10 => CoordOp::Check,
+                _ => CoordOp::Foreign(match x % 3 {
+                    0 => ForeignCall::Buffer,
+                    1 => ForeignCall::Grant,
+                    _ => ForeignCall::Frame,
+                }),
+            });
+        }
+        Self {
+            preset: Preset::ALL[usize::from(h0 >> 3) % Preset::ALL.len()],
+            ring_shift: (h0 & 7) % 6,
+            policy: match (h1 & 3) % 3 {
+                0 => Policy::WaitForGpu,
+                1 => Policy::Fail,
+                _ => Policy::DedicatedStaging,
+            },
+            whole_ring: h1 & 4 != 0,
+            double_buffering: h1 & 8 != 0,
+            eager_submit: h1 & 16 != 0,
+            ops,
+        }
+    }
+
+    /// Bytes that [`decode`](Self::decode) to this workload, except that amounts round up to the
+    /// next one a code gives (see [`amount`]; [`round_amount`] gives it), buffer operands above
+    /// 20 wrap (modulo 21) and ring shifts above 5 (modulo 6), and ops past [`MAX_OPS`] are dropped.
+    pub fn encode(&self) -> Vec<u8> {
+        let preset = Preset::ALL
+            .iter()
+            .position(|&p| p == self.preset)
+            .expect("every preset is in Preset::ALL") as u8;
+        let policy = match self.policy {
+            Policy::WaitForGpu => 0,
+            Policy::Fail => 1,
+            Policy::DedicatedStaging => 2,
+        };
+        let mut out = vec![
+            (preset << 3) | (self.ring_shift % 6),
+            policy
+                | (u8::from(self.whole_ring) << 2)
+                | (u8::from(self.double_buffering) << 3)
+                | (u8::from(self.eager_submit) << 4),
+        ];
+        // The kind byte of op `kind` with operand `x` (at most 20: 21 * 12 + 11 passes 255).
+        let k = |kind: u8, x: u8| (x % 21) * KINDS + kind;
+        let code = code_of_amount;
+        for &op in self.ops.iter().take(MAX_OPS) {
+            match op {
+                CoordOp::UploadTo {
+                    buffer,
+                    offset,
+                    len,
+                } => out.extend([k(0, buffer), code(offset), code(len)]),
+                CoordOp::Create { size, host_access } => {
+                    out.extend([k(2, u8::from(host_access)), code(size.max(1) - 1)]);
+                }
+                CoordOp::UploadSlice { len } => out.extend([k(3, 0), code(len)]),
+                CoordOp::Grant {
+                    buffer,
+                    offset,
+                    len,
+                } => out.extend([k(4, buffer), code(offset), code(len)]),
+                CoordOp::Stage {
+                    buffer,
+                    offset,
+                    len,
+                } => out.extend([k(5, buffer), code(offset), code(len)]),
+                CoordOp::Frame(call) => out.push(k(6, call as u8)),
+                CoordOp::Drop { buffer } => out.push(k(7, buffer)),
+                CoordOp::Flush => out.push(k(8, 0)),
+                CoordOp::Maintain => out.push(k(8, 1)),
+                CoordOp::Advance { n } => out.push(k(9, n % 8)),
+                CoordOp::Check => out.push(k(10, 0)),
+                CoordOp::Foreign(call) => out.push(k(11, call as u8)),
+            }
+        }
+        out
+    }
+}

@@ -1,0 +1,280 @@
+//! Seed inputs for the `coordinator` fuzz target, committed in `fuzz/seeds/coordinator/` (one
+//! file per seed, [`CoordinatorWorkload::encode`]d) and given to CI's 20-second smoke run, which
+//! from nothing only grows inputs of an op or two. Each seed is a long workload of one shape, on
+//! a few presets and policies, so mutations start from the states that matter: a full staging
+//! ring (refusals under `Fail`, waits under `WaitForGpu`, dedicated staging), uploads larger
+//! than the ring's limit staged in chunks, frames ended, cancelled and begun twice, buffers
+//! dropped with uploads still staged, flushes, maintenance, a GPU timeline advanced by hand,
+//! bad calls and another coordinator's buffers, grants and frames.
+//! `tests/tests/coordinator_fuzz_seeds.rs` checks that the committed files are these seeds, that
+//! they pass the model, and that together they reach those states ([`super::WorkloadDepth`]).
+
+use memkit_dummy::Preset;
+
+use super::{CoordOp, CoordinatorWorkload, ForeignCall, FrameCall, Policy, round_amount};
+
+/// Builds op lists with every amount rounded to one the encoding gives, so a seed decodes back
+/// to itself.
+#[derive(Default)]
+struct Ops(Vec<CoordOp>);
+
+impl Ops {
+    fn create(&mut self, size: u32, host_access: bool) {
+        self.0.push(CoordOp::Create {
+            size: round_amount(size.max(1) - 1) + 1,
+            host_access,
+        });
+    }
+    fn upload(&mut self, buffer: u8, offset: u32, len: u32) {
+        self.0.push(CoordOp::UploadTo {
+            buffer,
+            offset: round_amount(offset),
+            len: round_amount(len),
+        });
+    }
+    fn slice(&mut self, len: u32) {
+        self.0.push(CoordOp::UploadSlice {
+            len: round_amount(len),
+        });
+    }
+    fn grant(&mut self, buffer: u8, offset: u32, len: u32) {
+        self.0.push(CoordOp::Grant {
+            buffer,
+            offset: round_amount(offset),
+            len: round_amount(len),
+        });
+    }
+    fn stage(&mut self, buffer: u8, offset: u32, len: u32) {
+        self.0.push(CoordOp::Stage {
+            buffer,
+            offset: round_amount(offset),
+            len: round_amount(len),
+        });
+    }
+    fn op(&mut self, op: CoordOp) {
+        self.0.push(op);
+    }
+}
+
+/// A workload on `preset` with a ring of `4 KiB << ring_shift`.
+fn workload(
+    preset: Preset,
+    ring_shift: u8,
+    policy: Policy,
+    flags: (bool, bool, bool),
+    ops: Ops,
+) -> CoordinatorWorkload {
+    let (whole_ring, double_buffering, eager_submit) = flags;
+    CoordinatorWorkload {
+        preset,
+        ring_shift,
+        policy,
+        whole_ring,
+        double_buffering,
+        eager_submit,
+        ops: ops.0,
+    }
+}
+
+/// Fills the ring with uploads of a quarter of it, without flushing, so that it runs full, then
+/// flushes, completes part of the GPU's work and fills it again.
+fn ring_pressure(ring: u32) -> Ops {
+    let mut o = Ops::default();
+    for b in 0..4 {
+        o.create(ring * 2, b == 3);
+    }
+    for round in 0..3u32 {
+        for k in 0..10u32 {
+            o.upload((k % 4) as u8, (k * 97 + round) % ring, ring / 4);
+        }
+        o.grant(1, 64, ring / 8);
+        o.grant(2, 0, ring / 2);
+        o.op(CoordOp::Flush);
+        o.op(CoordOp::Advance { n: 1 });
+        o.op(CoordOp::Maintain);
+        o.upload(0, 3, 17);
+        o.slice(ring / 4);
+        o.op(CoordOp::Advance { n: 7 });
+    }
+    o.op(CoordOp::Check);
+    o
+}
+
+/// Uploads larger than one ring upload (chunked, or in staging of their own), to buffers and as
+/// new buffers, among small ones.
+fn chunked_uploads(ring: u32) -> Ops {
+    let mut o = Ops::default();
+    o.create(ring * 4, false);
+    o.create(ring * 3, true);
+    o.create(4096, false);
+    for k in 0..8u32 {
+        o.upload(0, k * 61, ring + ring / 2);
+        o.upload(2, 5, 31);
+        o.slice(ring * 2);
+        o.upload(1, 0, ring * 2 + k);
+        if k % 2 == 1 {
+            o.op(CoordOp::Flush);
+            o.op(CoordOp::Advance { n: 2 });
+        }
+    }
+    o.upload(0, 0, ring * 4);
+    o.op(CoordOp::Check);
+    o.upload(0, ring, ring * 3);
+    o.op(CoordOp::Maintain);
+    o
+}
+
+/// Frames staging data, ended, cancelled and begun while open, with the GPU behind.
+fn frames() -> Ops {
+    let mut o = Ops::default();
+    o.create(8192, false);
+    o.create(2048, true);
+    o.create(300, false);
+    for k in 0..8u32 {
+        o.stage((k % 3) as u8, k * 40, 64 + 32 * k);
+        o.stage(0, 4096, 1024);
+        o.op(CoordOp::Frame(FrameCall::Begin));
+        o.upload(2, k, 33);
+        let end = if k % 3 == 2 {
+            FrameCall::Cancel
+        } else {
+            FrameCall::End
+        };
+        o.op(CoordOp::Frame(end));
+        o.op(CoordOp::Frame(FrameCall::Begin));
+        if k % 4 == 3 {
+            o.op(CoordOp::Advance { n: 1 });
+            o.op(CoordOp::Check);
+        }
+    }
+    o.op(CoordOp::Frame(FrameCall::End));
+    o
+}
+
+/// Buffers dropped with uploads staged, bad calls, and another coordinator's buffers, grants and
+/// frames.
+fn drops_and_foreign(ring: u32) -> Ops {
+    let mut o = Ops::default();
+    for round in 0..4u32 {
+        o.create(4096, round % 2 == 1);
+        o.create(ring, false);
+        o.upload(0, 0, 1024);
+        o.upload(1, 8, ring / 4);
+        o.grant(0, 100, 200);
+        o.slice(512);
+        o.op(CoordOp::Drop { buffer: 1 });
+        o.op(CoordOp::Drop { buffer: 0 });
+        // Bad calls: nothing, and past the end.
+        o.upload(0, 0, 0);
+        o.upload(0, 4000, 512);
+        o.grant(0, 0, 0);
+        o.slice(0);
+        o.op(CoordOp::Foreign(ForeignCall::Buffer));
+        o.op(CoordOp::Foreign(ForeignCall::Grant));
+        o.op(CoordOp::Foreign(ForeignCall::Frame));
+        o.stage(0, 16, 48);
+        o.op(CoordOp::Drop { buffer: 0 });
+        o.op(CoordOp::Frame(FrameCall::Cancel));
+        o.op(CoordOp::Maintain);
+        o.op(CoordOp::Advance { n: 3 });
+    }
+    o.op(CoordOp::Check);
+    o
+}
+
+/// The seeds, by file name.
+pub fn fuzz_seeds() -> Vec<(String, CoordinatorWorkload)> {
+    use Policy::{DedicatedStaging, Fail, WaitForGpu};
+    use Preset::{Discrete, Integrated, Lavapipe, Mobile, ResizableBar};
+    let mut seeds = Vec::new();
+    let mut add = |name: &str, w: CoordinatorWorkload| seeds.push((name.to_owned(), w));
+    add(
+        "ring_pressure_fail",
+        workload(
+            Discrete,
+            0,
+            Fail,
+            (false, false, false),
+            ring_pressure(4096),
+        ),
+    );
+    add(
+        "ring_pressure_wait",
+        workload(
+            Mobile,
+            1,
+            WaitForGpu,
+            (true, true, false),
+            ring_pressure(8192),
+        ),
+    );
+    add(
+        "ring_pressure_dedicated",
+        workload(
+            ResizableBar,
+            0,
+            DedicatedStaging,
+            (false, false, true),
+            ring_pressure(4096),
+        ),
+    );
+    add(
+        "chunked_wait",
+        workload(
+            Discrete,
+            0,
+            WaitForGpu,
+            (true, false, true),
+            chunked_uploads(4096),
+        ),
+    );
+    add(
+        "chunked_fail",
+        workload(
+            Lavapipe,
+            1,
+            Fail,
+            (false, true, false),
+            chunked_uploads(8192),
+        ),
+    );
+    add(
+        "chunked_dedicated",
+        workload(
+            Integrated,
+            0,
+            DedicatedStaging,
+            (false, false, false),
+            chunked_uploads(4096),
+        ),
+    );
+    add(
+        "frames_double",
+        workload(Discrete, 1, WaitForGpu, (false, true, false), frames()),
+    );
+    add(
+        "frames_triple_fail",
+        workload(ResizableBar, 0, Fail, (false, false, true), frames()),
+    );
+    add(
+        "drops_and_foreign_fail",
+        workload(
+            Discrete,
+            0,
+            Fail,
+            (false, false, false),
+            drops_and_foreign(4096),
+        ),
+    );
+    add(
+        "drops_and_foreign_wait",
+        workload(
+            Integrated,
+            2,
+            WaitForGpu,
+            (true, true, true),
+            drops_and_foreign(16384),
+        ),
+    );
+    seeds
+}

@@ -1,0 +1,59 @@
+use super::*;
+
+#[test]
+fn amounts_increase_and_round_trip_through_their_codes() {
+    for c in 1..=u8::MAX {
+        assert!(amount(c) > amount(c - 1), "code {c}");
+    }
+    for c in 0..=u8::MAX {
+        assert_eq!(code_of_amount(amount(c)), c);
+    }
+    for exact in [0, 1, 63, 64, 4096, 8192, 65536, 131_072] {
+        assert_eq!(round_amount(exact), exact);
+    }
+    assert_eq!(round_amount(65), 68);
+    assert_eq!(round_amount(u32::MAX), amount(u8::MAX));
+}
+
+#[test]
+fn every_byte_string_decodes_and_every_op_kind_is_reachable() {
+    let mut kinds = std::collections::BTreeSet::new();
+    for k in 0..=u8::MAX {
+        // The bytes after `k` are its operands, or ops of their own after a shorter op.
+        let w = CoordinatorWorkload::decode(&[0, 0, k, 1, 2]);
+        assert!(!w.ops.is_empty(), "kind byte {k}");
+        kinds.insert(
+            format!("{:?}", w.ops[0])
+                .split([' ', '('])
+                .next()
+                .map(str::to_owned),
+        );
+        // Re-encoding gives bytes that decode to the same workload.
+        assert_eq!(CoordinatorWorkload::decode(&w.encode()), w, "kind byte {k}");
+    }
+    // 12 ops, with Frame and Foreign each once.
+    assert_eq!(kinds.len(), 12, "{kinds:?}");
+    assert!(CoordinatorWorkload::decode(&[]).ops.is_empty());
+    let long = CoordinatorWorkload::decode(&[10; 1000]);
+    assert_eq!(long.ops.len(), MAX_OPS);
+    assert!(long.ops.iter().all(|&op| op == CoordOp::Check));
+}
+
+#[test]
+fn headers_round_trip() {
+    for h0 in 0..=u8::MAX {
+        for h1 in 0..32 {
+            let w = CoordinatorWorkload::decode(&[h0, h1, 10]);
+            assert!(w.ring_shift < 6);
+            assert_eq!(CoordinatorWorkload::decode(&w.encode()), w, "{h0} {h1}");
+        }
+    }
+}
+
+#[test]
+fn short_inputs_run() {
+    // A few thousand small workloads, every kind byte after every header: none disagrees.
+    for k in 0..=u8::MAX {
+        CoordinatorWorkload::decode(&[k, k / 7, 2, 70, k, k, 80, k / 3, 0x5a]).run();
+    }
+}
