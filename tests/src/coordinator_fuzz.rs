@@ -568,8 +568,8 @@ impl CoordinatorWorkload {
                 CoordOp::Foreign(call) => {
                     let o = other.get_or_insert_with(|| {
                         let device = DummyDevice::with_preset(self.preset);
-                        let coordinator = Coordinator::new(device.clone(), config)
-                            .expect("other coordinator");
+                        let coordinator =
+                            Coordinator::new(device.clone(), config).expect("other coordinator");
                         let buffer = coordinator
                             .create_buffer(64, MemoryUsage::FAST_DEVICE_ACCESS)
                             .expect("other buffer");

@@ -3,6 +3,7 @@
 
 pub mod bench_report;
 pub mod coordinator_fuzz;
+pub mod fuzz_seed_files;
 pub mod pool_model;
 pub mod ring_model;
 pub mod ring_producer_model;

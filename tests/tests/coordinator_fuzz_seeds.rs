@@ -6,51 +6,22 @@
 //! `MEMKIT_WRITE_COORDINATOR_SEEDS=1 cargo test -p memkit-tests --test coordinator_fuzz_seeds`.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 
 use memkit_tests::coordinator_fuzz::{CoordinatorWorkload, MAX_OPS, WorkloadDepth, fuzz_seeds};
-
-fn seed_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../fuzz/seeds/coordinator")
-}
+use memkit_tests::fuzz_seed_files::check_committed;
 
 #[test]
 fn committed_seeds_are_the_generated_ones() {
-    let dir = seed_dir();
     let seeds: BTreeMap<String, Vec<u8>> = fuzz_seeds()
         .into_iter()
         .map(|(name, w)| (name, w.encode()))
         .collect();
-    if std::env::var_os("MEMKIT_WRITE_COORDINATOR_SEEDS").is_some() {
-        std::fs::create_dir_all(&dir).unwrap();
-        for entry in std::fs::read_dir(&dir).unwrap() {
-            std::fs::remove_file(entry.unwrap().path()).unwrap();
-        }
-        for (name, bytes) in &seeds {
-            std::fs::write(dir.join(name), bytes).unwrap();
-        }
-    }
-    let committed: BTreeMap<String, Vec<u8>> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
-        .map(|entry| {
-            let path = entry.unwrap().path();
-            let name = path.file_name().unwrap().to_string_lossy().into_owned();
-            (name, std::fs::read(&path).unwrap())
-        })
-        .collect();
-    assert_eq!(
-        committed.keys().collect::<Vec<_>>(),
-        seeds.keys().collect::<Vec<_>>(),
-        "rewrite with MEMKIT_WRITE_COORDINATOR_SEEDS=1"
+    check_committed(
+        "coordinator",
+        &seeds,
+        "MEMKIT_WRITE_COORDINATOR_SEEDS",
+        8 << 10,
     );
-    for (name, bytes) in &seeds {
-        assert!(
-            committed[name] == *bytes,
-            "{name} is stale: rewrite with MEMKIT_WRITE_COORDINATOR_SEEDS=1"
-        );
-    }
-    let total: usize = seeds.values().map(Vec::len).sum();
-    assert!(total < 8 << 10, "the seeds take {total} bytes");
 }
 
 #[test]
