@@ -46,7 +46,7 @@ use crate::device::{Device, SharedDevice};
 use crate::error::{Error, Result};
 use crate::frame::{Frame, FrameSlots};
 use crate::key_map::KeyMap;
-use crate::memory_map::{HeapBudget, MemoryMap};
+use crate::memory_map::MemoryMap;
 use crate::stats::{CoordinatorStats, Counters, HeapReport, Tally};
 use crate::ticket::{Ticket, TimelineSource};
 
@@ -1786,12 +1786,7 @@ impl<D: Device> Shared<D> {
             pools.visit_memory_map(&mut |entry| map.push(entry));
             for heap in 0..self.device.memory_properties().heaps().len() as u32 {
                 if let Some(s) = pools.heap_stats(heap) {
-                    let budget = HeapBudget {
-                        budget: s.budget,
-                        usage: s.usage,
-                        from_device: s.budget_from_device,
-                    };
-                    map.set_budget(heap, budget);
+                    map.set_heap_stats(heap, s);
                 }
             }
         }

@@ -13,7 +13,7 @@ use std::fmt::Write as _;
 use crate::stats::{JsonObject, format_bytes, json_array, push_json_string};
 use memkit_core::LiveRange;
 use memkit_core::device::{MemoryProperties, MemoryPropertyFlags};
-use memkit_core::pool::{MapEntry, PoolStats};
+use memkit_core::pool::{HeapStats, MapEntry, PoolStats};
 use memkit_core::usage::ResourceKind;
 
 #[cfg(test)]
@@ -62,17 +62,6 @@ struct DedicatedRow {
     mapped: bool,
 }
 
-/// A heap's budget and usage, as [`memkit_core::HeapStats`] gives them.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct HeapBudget {
-    /// Bytes the process may use in the heap.
-    pub(crate) budget: u64,
-    /// Bytes the process uses in the heap.
-    pub(crate) usage: u64,
-    /// Whether both come from the device (`VK_EXT_memory_budget`), not memkit's estimate.
-    pub(crate) from_device: bool,
-}
-
 /// The memory map, copied out of the pools (so drawing it holds no lock).
 #[derive(Clone, Debug, Default)]
 pub(crate) struct MemoryMap {
@@ -82,9 +71,9 @@ pub(crate) struct MemoryMap {
     types: Vec<(u32, MemoryPropertyFlags)>,
     /// Bytes of every heap.
     heaps: Vec<u64>,
-    /// Every heap's budget and usage as the pools see them, when they were read (the pools are
-    /// gone after shutdown).
-    budgets: Vec<Option<HeapBudget>>,
+    /// Every heap's statistics (for its budget and usage) as the pools gave them, when they
+    /// were read (the pools are gone after shutdown).
+    heap_stats: Vec<Option<HeapStats>>,
     /// The sub-allocator inside every block (`"tlsf"`, `"buddy"`).
     sub_allocator: &'static str,
 }
@@ -103,15 +92,15 @@ impl MemoryMap {
                 .map(|t| (t.heap_index, t.properties))
                 .collect(),
             heaps: properties.heaps().iter().map(|h| h.size).collect(),
-            budgets: vec![None; properties.heaps().len()],
+            heap_stats: vec![None; properties.heaps().len()],
         }
     }
 
-    /// Records heap `heap`'s budget and usage (from [`memkit_core::HeapStats`]); a heap the
-    /// device does not have is ignored.
-    pub(crate) fn set_budget(&mut self, heap: u32, budget: HeapBudget) {
-        if let Some(slot) = self.budgets.get_mut(heap as usize) {
-            *slot = Some(budget);
+    /// Records heap `heap`'s statistics, for its budget and usage; a heap the device does not
+    /// have is ignored.
+    pub(crate) fn set_heap_stats(&mut self, heap: u32, stats: HeapStats) {
+        if let Some(slot) = self.heap_stats.get_mut(heap as usize) {
+            *slot = Some(stats);
         }
     }
 
@@ -309,11 +298,11 @@ impl MemoryMap {
                 let mut h = JsonObject::new();
                 h.num("index", index as u64);
                 h.num("size", size);
-                match self.budgets.get(index).copied().flatten() {
-                    Some(b) => {
-                        h.num("budget", b.budget);
-                        h.num("usage", b.usage);
-                        h.boolean("budget_from_device", b.from_device);
+                match self.heap_stats.get(index).copied().flatten() {
+                    Some(s) => {
+                        h.num("budget", s.budget);
+                        h.num("usage", s.usage);
+                        h.boolean("budget_from_device", s.budget_from_device);
                     }
                     None => {
                         h.null("budget");

@@ -103,14 +103,15 @@ fn json_of_a_small_map_is_exact() {
         r#""dedicated":[{"slot":1,"memory_type":1,"heap":1,"size":64,"mapped":true}]}"#,
     );
     let mut map = small_map();
-    let budget = HeapBudget {
+    let stats = HeapStats {
+        pools: PoolStats::default(),
         budget: 800_000,
         usage: 1512,
-        from_device: true,
+        budget_from_device: true,
     };
-    map.set_budget(0, budget);
+    map.set_heap_stats(0, stats);
     // A heap the device does not have is ignored.
-    map.set_budget(2, budget);
+    map.set_heap_stats(2, stats);
     assert_eq!(map.to_json(), expected);
 }
 
