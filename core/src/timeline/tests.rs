@@ -3,7 +3,7 @@
 use std::vec::Vec;
 
 use super::*;
-use crate::sync::SpinValue64;
+use crate::sync::spin_value64::SpinValue64;
 
 fn v(value: u64) -> FenceValue {
     FenceValue::new(value)
