@@ -74,14 +74,15 @@ no_std() {
 
 loom() {
     step "loom (bounded preemptions)"
-    # Its own target dir: --cfg loom changes every crate's fingerprint.
-    RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS=${LOOM_MAX_PREEMPTIONS:-2} \
-        CARGO_TARGET_DIR=target/loom \
-        cargo test -p memkit-core --profile loom --locked --lib -- loom
-    # Again with the lock fallback for 64-bit values (targets without 64-bit atomics).
-    RUSTFLAGS="--cfg loom --cfg memkit_value64_lock" LOOM_MAX_PREEMPTIONS=${LOOM_MAX_PREEMPTIONS:-2} \
-        CARGO_TARGET_DIR=target/loom-value64 \
-        cargo test -p memkit-core --profile loom --locked --lib -- loom
+    # Twice: with 64-bit atomics, then with the lock fallback for 64-bit values (targets without
+    # them). Each its own target dir: a --cfg changes every crate's fingerprint.
+    local cfgs dir
+    for cfgs in "loom:--cfg loom" "loom-value64:--cfg loom --cfg memkit_value64_lock"; do
+        dir=${cfgs%%:*}
+        RUSTFLAGS="${cfgs#*:}" LOOM_MAX_PREEMPTIONS=${LOOM_MAX_PREEMPTIONS:-2} \
+            CARGO_TARGET_DIR="target/$dir" \
+            cargo test -p memkit-core --profile loom --locked --lib -- loom
+    done
 }
 
 miri() {
