@@ -25,9 +25,9 @@ use std::sync::{Mutex, MutexGuard};
 
 use memkit_core::device::{
     BufferCopy, BufferDevice, BufferUsage, CopyCommand, CopyQueue, DedicatedHint, DeviceError,
-    DeviceLimits, HeapBudget, MappedRange, MemoryAllocateInfo, MemoryDevice, MemoryHeap,
-    MemoryHeapFlags, MemoryProperties, MemoryPropertyFlags, MemoryRequirements, MemoryType,
-    WaitStatus,
+    DeviceLimits, HeapBudget, InvalidArgument, MappedRange, MemoryAllocateInfo, MemoryDevice,
+    MemoryHeap, MemoryHeapFlags, MemoryProperties, MemoryPropertyFlags, MemoryRequirements,
+    MemoryType, WaitStatus,
 };
 use memkit_core::pool::{BlockSlot, DedicatedSlot};
 use memkit_core::scheduler::{
@@ -143,7 +143,7 @@ impl HostDevice {
     fn new() -> Result<Self, DeviceError> {
         // `MemoryProperties::new` validates the description; a bad one is a backend bug.
         let properties =
-            MemoryProperties::new(&TYPES, &HEAPS).map_err(|_| DeviceError::Unexpected(-1))?;
+            MemoryProperties::new(&TYPES, &HEAPS).map_err(DeviceError::InvalidDescription)?;
         Ok(Self {
             properties,
             state: Mutex::new(State::default()),
@@ -340,12 +340,13 @@ impl BufferDevice for HostDevice {
         size: u64,
         usage: BufferUsage,
     ) -> Result<(BufferId, MemoryRequirements), DeviceError> {
-        if usage.is_empty() {
-            return Err(DeviceError::EmptyBufferUsage);
-        }
         if size == 0 {
-            // The trait names no error for a zero-sized buffer (Vulkan forbids one).
-            return Err(DeviceError::Unexpected(-2));
+            return Err(DeviceError::InvalidArgument(InvalidArgument::ZeroSize));
+        }
+        if usage.is_empty() {
+            return Err(DeviceError::InvalidArgument(
+                InvalidArgument::EmptyBufferUsage,
+            ));
         }
         let mut state = self.lock();
         let id = BufferId(state.new_id());

@@ -9,14 +9,14 @@ use std::time::{Duration, Instant};
 
 use memkit_core::device::{
     BufferCopy, BufferUsage, CopyCommand, DedicatedHint, DedicatedTo, DeviceError, DeviceLimits,
-    HeapBudget, ImageDesc, ImageDescError, ImageUsage, MappedRange, MemoryAllocateInfo,
-    MemoryProperties, MemoryPropertyFlags, MemoryRequirements, WaitStatus,
+    HeapBudget, ImageDesc, ImageDescError, ImageUsage, InvalidArgument, MappedRange,
+    MemoryAllocateInfo, MemoryProperties, MemoryPropertyFlags, MemoryRequirements, WaitStatus,
 };
 
 use crate::config::WaitMode;
 use crate::device::{
-    BufferObject, DummyDevice, FEATURE_NOT_ENABLED, MISUSE_RESULT_CODE, Pending, PendingCommand,
-    Quarantined, Snapshot, State,
+    BufferObject, DummyDevice, MISUSE_RESULT_CODE, Pending, PendingCommand, Quarantined, Snapshot,
+    State,
 };
 use crate::faults::{Site, Trigger};
 use crate::handles::{DummyBuffer, DummyImage, DummyMemory};
@@ -78,7 +78,11 @@ impl DummyDevice {
     /// Allocates a memory object (`MemoryDevice::allocate_memory`). Fails like a driver: heap
     /// size, budget (when enforced) and `maxMemoryAllocationCount` are enforced; planned and
     /// random faults apply. Device-address memory on a device without
-    /// [`DeviceConfig::buffer_device_address`] fails with `Unexpected(FEATURE_NOT_ENABLED)`.
+    /// [`DeviceConfig::buffer_device_address`] fails with [`DeviceError::FeatureNotEnabled`].
+    ///
+    /// A zero size or a memory type the device does not have breaks the trait's contract: it is
+    /// recorded as a misuse and refused with the [`DeviceError::InvalidArgument`] memkit-vulkan
+    /// gives for it.
     ///
     /// [`DeviceConfig::buffer_device_address`]: crate::DeviceConfig::buffer_device_address
     pub fn allocate_memory(
@@ -120,13 +124,15 @@ impl DummyDevice {
             state.misuse(Misuse::InvalidAllocation {
                 reason: InvalidAllocation::BadMemoryType,
             });
-            return Err(REFUSED);
+            return Err(DeviceError::InvalidArgument(
+                InvalidArgument::UnknownMemoryType,
+            ));
         };
         if info.size == 0 {
             state.misuse(Misuse::InvalidAllocation {
                 reason: InvalidAllocation::ZeroSize,
             });
-            return Err(REFUSED);
+            return Err(DeviceError::InvalidArgument(InvalidArgument::ZeroSize));
         }
         if info.size > limits.max_memory_allocation_size {
             state.misuse(Misuse::InvalidAllocation {
@@ -141,7 +147,7 @@ impl DummyDevice {
             return Err(REFUSED);
         }
         if info.device_address && !self.shared.config.buffer_device_address {
-            return Err(DeviceError::Unexpected(FEATURE_NOT_ENABLED));
+            return Err(DeviceError::FeatureNotEnabled);
         }
         // An image is a resource numbered with the buffers: both name their entry the same way.
         let dedicated_resource = info.dedicated_to.map(|to| match to {
@@ -418,10 +424,11 @@ impl DummyDevice {
     /// [`DeviceConfig::buffer_alignment`], that alignment, the configured memory types, and a
     /// dedicated hint from the configured thresholds.
     ///
-    /// Empty `usage` is refused with [`DeviceError::EmptyBufferUsage`] before anything is made or
-    /// counted, as a backend refuses it before calling the driver (a typed error, like an invalid
-    /// image description, not a misuse). `DEVICE_ADDRESS` usage on a device without
-    /// [`DeviceConfig::buffer_device_address`] fails with `Unexpected(FEATURE_NOT_ENABLED)`.
+    /// A zero `size` or an empty `usage` is refused with [`DeviceError::InvalidArgument`] before
+    /// anything is made or counted, as a backend refuses it before calling the driver (a typed
+    /// error, like an invalid image description, not a misuse). `DEVICE_ADDRESS` usage on a
+    /// device without [`DeviceConfig::buffer_device_address`] fails with
+    /// [`DeviceError::FeatureNotEnabled`].
     ///
     /// [`DeviceConfig::buffer_device_address`]: crate::DeviceConfig::buffer_device_address
     ///
@@ -433,12 +440,17 @@ impl DummyDevice {
     ) -> Result<(DummyBuffer, MemoryRequirements), DeviceError> {
         // A lost device refuses first, whatever the arguments, as memkit-vulkan does.
         self.check_not_lost()?;
+        if size == 0 {
+            return Err(DeviceError::InvalidArgument(InvalidArgument::ZeroSize));
+        }
         if usage.is_empty() {
-            return Err(DeviceError::EmptyBufferUsage);
+            return Err(DeviceError::InvalidArgument(
+                InvalidArgument::EmptyBufferUsage,
+            ));
         }
         if usage.contains(BufferUsage::DEVICE_ADDRESS) && !self.shared.config.buffer_device_address
         {
-            return Err(DeviceError::Unexpected(FEATURE_NOT_ENABLED));
+            return Err(DeviceError::FeatureNotEnabled);
         }
         self.create_resource(size, usage, Resource::Buffer)
     }
@@ -556,8 +568,9 @@ impl DummyDevice {
             return Err(error);
         }
         if size == 0 {
-            state.misuse(Misuse::ZeroSizeBuffer);
-            return Err(REFUSED);
+            // Only an optimal resource gets here with a zero size: `create_buffer` refuses it
+            // first, and a valid image description is never empty.
+            return Err(DeviceError::InvalidArgument(InvalidArgument::ZeroSize));
         }
         let alignment = if optimal {
             config.optimal_alignment
@@ -754,7 +767,9 @@ impl DummyDevice {
     /// timeline to `signal_value` (or at once with `complete_on_submit`). Checks every command
     /// now: live, bound, linear buffers with transfer usage; nonzero regions inside both buffers;
     /// disjoint destinations; source not overlapping destination; non-coherent sources flushed.
-    /// Bad regions are recorded and dropped. Source ranges (and host-visible destinations) are
+    /// Bad regions are recorded and dropped. A `signal_value` not above the last one submitted is
+    /// recorded and refused with the [`DeviceError::InvalidArgument`] memkit-vulkan gives for it.
+    /// Source ranges (and host-visible destinations) are
     /// hashed, to catch host writes before execution.
     pub fn submit_copies(
         &self,
@@ -784,7 +799,9 @@ impl DummyDevice {
                 signal_value,
                 last_submitted,
             });
-            return Err(REFUSED);
+            return Err(DeviceError::InvalidArgument(
+                InvalidArgument::TimelineNotIncreasing,
+            ));
         }
         let mut pending = Pending {
             signal: signal_value,

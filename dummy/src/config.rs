@@ -167,10 +167,8 @@ pub struct DeviceConfig {
     pub freed_mapping_quarantine: u64,
     /// Whether the device has `bufferDeviceAddress`. Without it, `create_buffer` with
     /// `BufferUsage::DEVICE_ADDRESS` and `allocate_memory` with `device_address` fail with
-    /// `DeviceError::Unexpected(`[`FEATURE_NOT_ENABLED`]`)`, as memkit-vulkan refuses them on a
-    /// device created without the feature.
-    ///
-    /// [`FEATURE_NOT_ENABLED`]: crate::FEATURE_NOT_ENABLED
+    /// `DeviceError::FeatureNotEnabled`, as memkit-vulkan refuses them on a device created
+    /// without the feature.
     pub buffer_device_address: bool,
     /// The largest width and height of a 2D image (`maxImageDimension2D`); `create_image` refuses
     /// larger ones with `ImageDescError::Unsupported`, as memkit-vulkan does.

@@ -24,13 +24,10 @@ use crate::misuse::{Misuse, MisuseKind, Operation};
 use crate::report::{Counters, LeakReport, LeakedBuffer, LeakedMemory};
 
 /// The raw code in `DeviceError::Unexpected` when a call is refused because it broke its
-/// contract (a misuse the device also recorded), such as binding an already bound buffer.
+/// contract (a misuse the device also recorded), such as binding an already bound buffer. Where
+/// memkit-vulkan checks the same rule and gives a typed error (a zero size, an unknown memory
+/// type, a timeline value that does not rise), the misuse is recorded and that error returned.
 pub const MISUSE_RESULT_CODE: i32 = -4242;
-
-/// The raw code in `DeviceError::Unexpected` when a call asks for a feature the device does not
-/// have (device addresses without [`DeviceConfig::buffer_device_address`]): Vulkan's
-/// `VK_ERROR_FEATURE_NOT_PRESENT`, the code memkit-vulkan reports in the same case.
-pub const FEATURE_NOT_ENABLED: i32 = -8;
 
 static NEXT_DEVICE: AtomicU32 = AtomicU32::new(1);
 

@@ -75,9 +75,7 @@ mod sparse;
 mod traits;
 
 pub use config::{DeviceConfig, MIN_MAX_RESOURCE_SIZE, Preset, UnknownPreset, WaitMode};
-pub use device::{
-    BufferInfo, DummyDevice, FEATURE_NOT_ENABLED, InspectError, MISUSE_RESULT_CODE, MemoryInfo,
-};
+pub use device::{BufferInfo, DummyDevice, InspectError, MISUSE_RESULT_CODE, MemoryInfo};
 pub use faults::{RandomFailures, ScheduledFault, Trigger};
 pub use handles::{DummyBuffer, DummyImage, DummyMemory};
 pub use misuse::{InvalidAllocation, Misuse, MisuseKind, Operation};

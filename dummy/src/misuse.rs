@@ -61,8 +61,6 @@ pub enum Misuse {
         /// What was wrong.
         reason: InvalidAllocation,
     },
-    /// A buffer of size zero was asked for.
-    ZeroSizeBuffer,
     /// A freed memory object was freed again.
     MemoryFreedTwice {
         /// The object.
@@ -338,7 +336,6 @@ pub enum Misuse {
 #[allow(missing_docs)] // One-to-one with `Misuse`'s documented variants.
 pub enum MisuseKind {
     InvalidAllocation,
-    ZeroSizeBuffer,
     MemoryFreedTwice,
     MemoryUseAfterFree,
     ForeignMemory,
@@ -382,7 +379,6 @@ impl Misuse {
         use MisuseKind as K;
         match self {
             Self::InvalidAllocation { .. } => K::InvalidAllocation,
-            Self::ZeroSizeBuffer => K::ZeroSizeBuffer,
             Self::MemoryFreedTwice { .. } => K::MemoryFreedTwice,
             Self::MemoryUseAfterFree { .. } => K::MemoryUseAfterFree,
             Self::ForeignMemory { .. } => K::ForeignMemory,
@@ -426,7 +422,6 @@ impl fmt::Display for Misuse {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match *self {
             Self::InvalidAllocation { reason } => write!(f, "invalid allocation: {reason:?}"),
-            Self::ZeroSizeBuffer => f.write_str("buffer of size zero"),
             Self::MemoryFreedTwice { memory } => write!(f, "{memory} freed twice"),
             Self::MemoryUseAfterFree { memory, operation } => {
                 write!(f, "{memory} used after free ({operation:?})")

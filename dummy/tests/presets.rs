@@ -322,7 +322,6 @@ fn the_traits_drive_every_preset() {
 #[test]
 fn device_addresses_need_the_feature_as_on_vulkan() {
     use memkit_core::device::{BufferUsage, DeviceError};
-    use memkit_dummy::FEATURE_NOT_ENABLED;
 
     let address_usage = XFER | BufferUsage::DEVICE_ADDRESS;
     let address_info = memkit_core::device::MemoryAllocateInfo {
@@ -339,10 +338,10 @@ fn device_addresses_need_the_feature_as_on_vulkan() {
         release_all(&gpu);
         gpu.assert_no_misuse();
     }
-    // Without it, both are refused with memkit-vulkan's code, and nothing is made.
+    // Without it, both are refused with memkit-vulkan's error, and nothing is made.
     let gpu = DummyDevice::new(DeviceConfig::discrete().with_buffer_device_address(false))
         .expect("device");
-    let not_enabled = DeviceError::Unexpected(FEATURE_NOT_ENABLED);
+    let not_enabled = DeviceError::FeatureNotEnabled;
     assert_eq!(
         gpu.create_buffer(64, address_usage).err(),
         Some(not_enabled)

@@ -12,8 +12,8 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use ash::vk;
 use memkit_core::device::{
-    BufferDevice, BufferUsage, DedicatedTo, DeviceError, DeviceLimits, HeapBudget, MappedRange,
-    MemoryAllocateInfo, MemoryDevice, MemoryProperties, MemoryRequirements,
+    BufferDevice, BufferUsage, DedicatedTo, DeviceError, DeviceLimits, HeapBudget, InvalidArgument,
+    MappedRange, MemoryAllocateInfo, MemoryDevice, MemoryProperties, MemoryRequirements,
 };
 
 use crate::barrier::OwnershipTransfer;
@@ -22,9 +22,8 @@ use crate::conv::{
 };
 use crate::drain::{Lost, drain};
 use crate::error::{
-    FEATURE_NOT_ENABLED, INVALID_ARGUMENT, map_host_device_oom_and_lost_err,
-    map_host_device_oom_and_map_failed_err, map_host_device_oom_and_too_many_objects_err,
-    map_host_device_oom_err,
+    map_host_device_oom_and_lost_err, map_host_device_oom_and_map_failed_err,
+    map_host_device_oom_and_too_many_objects_err, map_host_device_oom_err,
 };
 use crate::lanes::{CopyLane, CopyLanes};
 use crate::queue::SubmitState;
@@ -123,7 +122,11 @@ impl VulkanDevice {
     ///
     /// `config.concurrent_with_family` and `config.release_to_family` are checked: a family the
     /// physical device does not have (other than `VK_QUEUE_FAMILY_EXTERNAL` for a release) is
-    /// refused with `DeviceError::Unexpected(`[`INVALID_ARGUMENT`]`)`.
+    /// refused with [`InvalidArgument::UnknownQueueFamily`], and a release together with
+    /// concurrent sharing or copy lanes with [`InvalidArgument::ConflictingOptions`] (both in
+    /// [`DeviceError::InvalidArgument`]). A device below Vulkan 1.1, timeline semaphores or
+    /// device addresses marked enabled below Vulkan 1.2, and copy lanes without a timeline
+    /// semaphore are [`DeviceError::FeatureNotEnabled`].
     pub unsafe fn new(
         instance: &ash::Instance,
         physical_device: vk::PhysicalDevice,
@@ -152,20 +155,24 @@ impl VulkanDevice {
                 .is_some_and(|family| family != vk::QUEUE_FAMILY_EXTERNAL && unknown(family))
         {
             // Either would reach the driver in buffer creation or in barriers.
-            return Err(DeviceError::Unexpected(INVALID_ARGUMENT));
+            return Err(DeviceError::InvalidArgument(
+                InvalidArgument::UnknownQueueFamily,
+            ));
         }
         if (!concurrent_families.is_empty() || !lanes.is_empty())
             && config.release_to_family.is_some()
         {
             // Concurrent buffers have no owner to release, and a split submission has no one
             // queue to release from.
-            return Err(DeviceError::Unexpected(INVALID_ARGUMENT));
+            return Err(DeviceError::InvalidArgument(
+                InvalidArgument::ConflictingOptions,
+            ));
         }
         if enabled.api_version < vk::API_VERSION_1_1
             || (enabled.api_version < vk::API_VERSION_1_2
                 && (enabled.timeline_semaphore || enabled.buffer_device_address))
         {
-            return Err(DeviceError::Unexpected(FEATURE_NOT_ENABLED));
+            return Err(DeviceError::FeatureNotEnabled);
         }
         // SAFETY: the physical device belongs to the instance (caller's contract).
         let raw_memory = unsafe { instance.get_physical_device_memory_properties(physical_device) };
@@ -179,14 +186,13 @@ impl VulkanDevice {
             raw_limits.max_framebuffer_height,
         );
         let max_size = maintenance3.max_memory_allocation_size;
-        let properties = map_memory_properties(&raw_memory)
-            .map_err(|_| DeviceError::Unexpected(INVALID_ARGUMENT))?;
-        let limits = map_limits(&raw_limits, max_size)
-            .map_err(|_| DeviceError::Unexpected(INVALID_ARGUMENT))?;
+        let properties =
+            map_memory_properties(&raw_memory).map_err(DeviceError::InvalidDescription)?;
+        let limits = map_limits(&raw_limits, max_size).map_err(DeviceError::InvalidDescription)?;
 
         let use_semaphore = enabled.timeline_semaphore && config.timeline == TimelineMode::Auto;
         if !lanes.is_empty() && !use_semaphore {
-            return Err(DeviceError::Unexpected(FEATURE_NOT_ENABLED));
+            return Err(DeviceError::FeatureNotEnabled);
         }
         // SAFETY: the device is alive; timeline semaphores are enabled when used.
         let timeline = unsafe { Timeline::new(device, use_semaphore) }?;
@@ -440,11 +446,16 @@ impl MemoryDevice for VulkanDevice {
         info: &MemoryAllocateInfo<Self::Buffer, Self::Image>,
     ) -> Result<Self::Memory, DeviceError> {
         self.check_lost()?;
-        if info.size == 0 || info.memory_type as usize >= self.properties.types().len() {
-            return Err(DeviceError::Unexpected(INVALID_ARGUMENT));
+        if info.size == 0 {
+            return Err(DeviceError::InvalidArgument(InvalidArgument::ZeroSize));
+        }
+        if info.memory_type as usize >= self.properties.types().len() {
+            return Err(DeviceError::InvalidArgument(
+                InvalidArgument::UnknownMemoryType,
+            ));
         }
         if info.device_address && !self.enabled.buffer_device_address {
-            return Err(DeviceError::Unexpected(FEATURE_NOT_ENABLED));
+            return Err(DeviceError::FeatureNotEnabled);
         }
         // Count before calling, so that concurrent callers cannot overshoot the limit together.
         let before = self.live_memory_objects.fetch_add(1, Ordering::AcqRel);
@@ -556,14 +567,16 @@ impl BufferDevice for VulkanDevice {
     ) -> Result<(Self::Buffer, MemoryRequirements), DeviceError> {
         self.check_lost()?;
         if size == 0 {
-            return Err(DeviceError::Unexpected(INVALID_ARGUMENT));
+            return Err(DeviceError::InvalidArgument(InvalidArgument::ZeroSize));
         }
         if usage.is_empty() {
             // VUID-VkBufferCreateInfo-usage-requiredbitmask.
-            return Err(DeviceError::EmptyBufferUsage);
+            return Err(DeviceError::InvalidArgument(
+                InvalidArgument::EmptyBufferUsage,
+            ));
         }
         if usage.contains(BufferUsage::DEVICE_ADDRESS) && !self.enabled.buffer_device_address {
-            return Err(DeviceError::Unexpected(FEATURE_NOT_ENABLED));
+            return Err(DeviceError::FeatureNotEnabled);
         }
         let mut info = vk::BufferCreateInfo::default()
             .size(size)

@@ -7,16 +7,6 @@ use core::fmt;
 use ash::vk;
 use memkit_core::device::DeviceError;
 
-/// Raw code reported (as [`DeviceError::Unexpected`]) when a call asks for something the device
-/// was not created with: device addresses without `bufferDeviceAddress`, say.
-/// It is `VK_ERROR_FEATURE_NOT_PRESENT`.
-pub const FEATURE_NOT_ENABLED: i32 = vk::Result::ERROR_FEATURE_NOT_PRESENT.as_raw();
-
-/// Raw code reported (as [`DeviceError::Unexpected`]) for an argument Vulkan would reject: a
-/// zero-sized buffer, a timeline value that does not increase. It is
-/// `VK_ERROR_VALIDATION_FAILED_EXT`; memkit checks before calling, so the driver never sees it.
-pub const INVALID_ARGUMENT: i32 = vk::Result::ERROR_VALIDATION_FAILED_EXT.as_raw();
-
 fn unexpected(result: vk::Result) -> DeviceError {
     DeviceError::Unexpected(result.as_raw())
 }

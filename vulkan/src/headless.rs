@@ -241,7 +241,7 @@ impl HeadlessDevice {
         // SAFETY: the physical device belongs to the instance.
         let families =
             unsafe { instance.get_physical_device_queue_family_properties(physical_device) };
-        // `VulkanDevice::new` refuses it too, but only with `INVALID_ARGUMENT`: named here.
+        // `VulkanDevice::new` refuses it too, but without the family: named here.
         if let Some(family) = config.release_to_family.filter(|&family| {
             family as usize >= families.len() && family != vk::QUEUE_FAMILY_EXTERNAL
         }) {

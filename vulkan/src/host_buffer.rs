@@ -10,11 +10,11 @@ use core::ptr::NonNull;
 use ash::vk;
 use memkit_core::device::{
     BufferCopy, BufferDevice, BufferUsage, CopyCommand, CopyQueue, DedicatedTo, DeviceError,
-    MappedRange, MemoryAllocateInfo, MemoryDevice, MemoryPropertyFlags, WaitStatus,
+    InvalidArgument, MappedRange, MemoryAllocateInfo, MemoryDevice, MemoryPropertyFlags,
+    WaitStatus,
 };
 
 use crate::device::VulkanDevice;
-use crate::error::INVALID_ARGUMENT;
 
 /// A buffer bound at offset 0 of a host-visible memory object of its own, mapped.
 ///
@@ -48,14 +48,15 @@ impl HostBuffer {
     /// Creates a `size`-byte buffer with `usage`, gives it a host-visible memory object of its
     /// own (dedicated) and maps it.
     ///
-    /// Errors: [`DeviceError::Unexpected`]`(`[`INVALID_ARGUMENT`]`)` for a zero size,
-    /// [`DeviceError::EmptyBufferUsage`] for an empty `usage`, [`DeviceError::MapFailed`] when no
-    /// host-visible type can hold the buffer, [`DeviceError::OutOfDeviceMemory`] when the buffer
+    /// Errors: [`DeviceError::InvalidArgument`] with [`InvalidArgument::ZeroSize`] for a zero
+    /// size or [`InvalidArgument::EmptyBufferUsage`] for an empty `usage`,
+    /// [`DeviceError::MapFailed`] when no host-visible type can hold the buffer,
+    /// [`DeviceError::OutOfDeviceMemory`] when the buffer
     /// needs more than one memory object may hold (`maxMemoryAllocationSize`) or than the chosen
     /// type's heap has, and what the device reports ([`DeviceError::DeviceLost`] once lost).
     pub fn new(device: &VulkanDevice, size: u64, usage: BufferUsage) -> Result<Self, DeviceError> {
         if size == 0 {
-            return Err(DeviceError::Unexpected(INVALID_ARGUMENT));
+            return Err(DeviceError::InvalidArgument(InvalidArgument::ZeroSize));
         }
         let (buffer, requirements) = device.create_buffer(size, usage)?;
         let types = device.memory_properties().types();
@@ -151,7 +152,8 @@ impl HostBuffer {
     }
 
     /// Copies `bytes` to `offset` and, on non-coherent memory, flushes the whole mapping.
-    /// [`DeviceError::Unexpected`]`(`[`INVALID_ARGUMENT`]`)` when the range does not fit.
+    /// [`DeviceError::InvalidArgument`]`(`[`InvalidArgument::RangeOutOfBounds`]`)` when the range
+    /// does not fit.
     ///
     /// # Safety
     /// - No GPU access to the buffer is pending (every submission using it has completed);
@@ -164,7 +166,9 @@ impl HostBuffer {
     ) -> Result<(), DeviceError> {
         let end = offset.checked_add(bytes.len() as u64);
         if end.is_none_or(|end| end > self.size) {
-            return Err(DeviceError::Unexpected(INVALID_ARGUMENT));
+            return Err(DeviceError::InvalidArgument(
+                InvalidArgument::RangeOutOfBounds,
+            ));
         }
         // SAFETY: the range lies inside the mapping (checked); neither the GPU nor another
         // thread touches it (the caller's contract); `bytes` is a Rust slice, so it is not this

@@ -86,9 +86,8 @@ pub use barrier::{
 pub use debug::ValidationLog;
 pub use device::{EnabledFeatures, QueueLocation, VulkanDevice, VulkanDeviceConfig};
 pub use error::{
-    FEATURE_NOT_ENABLED, INVALID_ARGUMENT, SetupError, map_host_device_oom_and_lost_err,
-    map_host_device_oom_and_map_failed_err, map_host_device_oom_and_too_many_objects_err,
-    map_host_device_oom_err, map_host_oom_err,
+    SetupError, map_host_device_oom_and_lost_err, map_host_device_oom_and_map_failed_err,
+    map_host_device_oom_and_too_many_objects_err, map_host_device_oom_err, map_host_oom_err,
 };
 pub use headless::{HeadlessConfig, HeadlessDevice};
 pub use host_buffer::{HostBuffer, read_buffer};

@@ -12,7 +12,7 @@ use memkit_core::device::{
 
 use crate::conv::{map_limits, map_memory_properties};
 use crate::device::VulkanDevice;
-use crate::error::{INVALID_ARGUMENT, map_host_device_oom_err};
+use crate::error::map_host_device_oom_err;
 
 /// One heap.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -114,7 +114,7 @@ pub unsafe fn probe(
     unsafe { instance.get_physical_device_properties2(physical_device, &mut properties2) };
     let props = properties2.properties;
     let limits = map_limits(&props.limits, maintenance3.max_memory_allocation_size)
-        .map_err(|_| DeviceError::Unexpected(INVALID_ARGUMENT))?;
+        .map_err(DeviceError::InvalidDescription)?;
 
     let mut timeline12 = vk::PhysicalDeviceTimelineSemaphoreFeatures::default();
     let mut features2 = vk::PhysicalDeviceFeatures2::default();
@@ -133,8 +133,7 @@ pub unsafe fn probe(
     // SAFETY: see above; the budget structure is chained only when supported.
     unsafe { instance.get_physical_device_memory_properties2(physical_device, &mut memory2) };
     let raw_memory = memory2.memory_properties;
-    let memory = map_memory_properties(&raw_memory)
-        .map_err(|_| DeviceError::Unexpected(INVALID_ARGUMENT))?;
+    let memory = map_memory_properties(&raw_memory).map_err(DeviceError::InvalidDescription)?;
     let memory_heaps = memory
         .heaps()
         .iter()

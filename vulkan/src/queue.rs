@@ -5,13 +5,13 @@
 use std::sync::atomic::Ordering;
 
 use ash::vk;
-use memkit_core::device::{CopyCommand, CopyQueue, DeviceError, WaitStatus};
+use memkit_core::device::{CopyCommand, CopyQueue, DeviceError, InvalidArgument, WaitStatus};
 
 use crate::barrier::OwnershipTransfer;
 use crate::commands::CommandBufferRing;
 use crate::device::VulkanDevice;
 use crate::drain::{Lost, drain};
-use crate::error::{INVALID_ARGUMENT, map_host_device_oom_and_lost_err, map_host_device_oom_err};
+use crate::error::{map_host_device_oom_and_lost_err, map_host_device_oom_err};
 use crate::lanes::{CopyLane, MAX_COPY_LANES, SplitPlan};
 use crate::transfer::CopyRecorder;
 
@@ -329,7 +329,7 @@ impl VulkanDevice {
         let timeline = self
             .timeline
             .semaphore()
-            .ok_or(DeviceError::Unexpected(INVALID_ARGUMENT))?;
+            .ok_or(DeviceError::FeatureNotEnabled)?;
         let previous = [timeline];
         let previous_value = [*last_value];
         let previous_stage = [vk::PipelineStageFlags::TRANSFER];
@@ -519,7 +519,9 @@ impl CopyQueue for VulkanDevice {
         self.check_lost()?;
         let mut state = self.lock_submit();
         if signal_value <= state.last_value {
-            return Err(DeviceError::Unexpected(INVALID_ARGUMENT));
+            return Err(DeviceError::InvalidArgument(
+                InvalidArgument::TimelineNotIncreasing,
+            ));
         }
         // SAFETY: forwarded contract; the lock is held.
         unsafe { self.submit_locked(&mut state, commands, signal_value) }.map_err(|e| self.note(e))

@@ -26,7 +26,7 @@ use memkit_std::{
 };
 use memkit_tests::workloads::SplitMix64 as Rng;
 use memkit_vulkan::ash::vk;
-use memkit_vulkan::{HeadlessConfig, HeadlessDevice, INVALID_ARGUMENT, TimelineMode, VulkanDevice};
+use memkit_vulkan::{HeadlessConfig, HeadlessDevice, TimelineMode, VulkanDevice};
 
 /// The coordinator's timeline value `v` is the device's `v * STRIDE`; the values in between carry
 /// the test's readback copies, so a readback never takes a value the coordinator will use next.
@@ -263,7 +263,8 @@ impl CopyQueue for Gpu {
     ) -> Result<(), DeviceError> {
         let mut timeline = lock(&self.0.timeline);
         let Some(value) = signal_value.checked_mul(STRIDE) else {
-            return Err(DeviceError::Unexpected(INVALID_ARGUMENT));
+            // A value this wrapper cannot scale: its own refusal, not a device's.
+            return Err(DeviceError::Unexpected(-1));
         };
         let named = || commands.iter().flat_map(|c| [c.src, c.dst]);
         {
@@ -273,7 +274,8 @@ impl CopyQueue for Gpu {
                 watch.report(format!(
                     "a submission (value {signal_value}) names dead buffers {dead:?}"
                 ));
-                return Err(DeviceError::Unexpected(INVALID_ARGUMENT));
+                // Not a rule a real device checks: this wrapper's own report, failing the test.
+                return Err(DeviceError::Unexpected(-1));
             }
         }
         // SAFETY: forwarded with the value scaled, which keeps it increasing (readbacks take the

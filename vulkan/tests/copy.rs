@@ -5,10 +5,10 @@ mod common;
 
 use common::{MappedBuffer, SECOND, each_timeline_mode, pattern};
 use memkit_core::device::{
-    BufferCopy, BufferUsage, CopyCommand, CopyQueue, DeviceError, WaitStatus,
+    BufferCopy, BufferUsage, CopyCommand, CopyQueue, DeviceError, InvalidArgument, WaitStatus,
 };
+use memkit_vulkan::VulkanDevice;
 use memkit_vulkan::ash::vk;
-use memkit_vulkan::{INVALID_ARGUMENT, VulkanDevice};
 
 struct Buffers {
     staging: MappedBuffer,
@@ -207,7 +207,12 @@ fn timeline_values_complete_in_order_and_waits_time_out() {
         // A value that does not increase is refused before Vulkan sees it.
         // SAFETY: refused before any Vulkan call.
         let stale = unsafe { device.submit_copies(&cmd, 10) };
-        assert_eq!(stale, Err(DeviceError::Unexpected(INVALID_ARGUMENT)));
+        assert_eq!(
+            stale,
+            Err(DeviceError::InvalidArgument(
+                InvalidArgument::TimelineNotIncreasing
+            ))
+        );
         // An empty submission still signals its value.
         // SAFETY: nothing to copy.
         unsafe { device.submit_copies(&[], 11) }.unwrap();

@@ -7,13 +7,10 @@ mod common;
 
 use common::{MappedBuffer, SECOND, finish, headless, headless_with, pattern};
 use memkit_core::device::{
-    BufferCopy, BufferUsage, CopyCommand, CopyQueue, DeviceError, WaitStatus,
+    BufferCopy, BufferUsage, CopyCommand, CopyQueue, DeviceError, InvalidArgument, WaitStatus,
 };
 use memkit_vulkan::ash::vk;
-use memkit_vulkan::{
-    FEATURE_NOT_ENABLED, HeadlessConfig, HeadlessDevice, INVALID_ARGUMENT, SetupError,
-    TimelineMode, VulkanDevice,
-};
+use memkit_vulkan::{HeadlessConfig, HeadlessDevice, SetupError, TimelineMode, VulkanDevice};
 
 const LANES: u32 = 3;
 const SPLIT_BYTES: u64 = 256 << 10;
@@ -320,7 +317,7 @@ fn lanes_are_refused_without_timeline_semaphores_or_with_ownership_release() {
         copy_lanes: 2,
         ..config
     }) {
-        Err(SetupError::Device(DeviceError::Unexpected(code))) => code,
+        Err(SetupError::Device(error)) => error,
         Err(e) => panic!("unexpected error {e}"),
         Ok(_) => panic!("lanes accepted with {config:?}"),
     };
@@ -328,10 +325,13 @@ fn lanes_are_refused_without_timeline_semaphores_or_with_ownership_release() {
         timeline: TimelineMode::FencePool,
         ..HeadlessConfig::default()
     });
-    assert_eq!(fences, FEATURE_NOT_ENABLED);
+    assert_eq!(fences, DeviceError::FeatureNotEnabled);
     let release = refused(HeadlessConfig {
         release_to_family: Some(vk::QUEUE_FAMILY_EXTERNAL),
         ..HeadlessConfig::default()
     });
-    assert_eq!(release, INVALID_ARGUMENT);
+    assert_eq!(
+        release,
+        DeviceError::InvalidArgument(InvalidArgument::ConflictingOptions)
+    );
 }

@@ -4,11 +4,11 @@ mod common;
 
 use common::{MappedBuffer, finish, headless, memory_type, pattern};
 use memkit_core::device::{
-    BufferDevice, BufferUsage, DedicatedHint, DedicatedTo, DeviceError, HeapBudget, MappedRange,
-    MemoryAllocateInfo, MemoryDevice, MemoryPropertyFlags,
+    BufferDevice, BufferUsage, DedicatedHint, DedicatedTo, DeviceError, HeapBudget,
+    InvalidArgument, MappedRange, MemoryAllocateInfo, MemoryDevice, MemoryPropertyFlags,
 };
+use memkit_vulkan::HostBuffer;
 use memkit_vulkan::ash::vk;
-use memkit_vulkan::{FEATURE_NOT_ENABLED, HostBuffer, INVALID_ARGUMENT};
 
 #[test]
 fn properties_and_limits_are_the_drivers() {
@@ -203,7 +203,7 @@ fn host_buffers_check_their_arguments() {
     let device = h.device();
     assert_eq!(
         HostBuffer::new(device, 0, BufferUsage::TRANSFER_SRC).unwrap_err(),
-        DeviceError::Unexpected(INVALID_ARGUMENT)
+        DeviceError::InvalidArgument(InvalidArgument::ZeroSize)
     );
     let host = HostBuffer::new(device, 4096, BufferUsage::TRANSFER_SRC).unwrap();
     assert_eq!(host.size(), 4096);
@@ -213,7 +213,9 @@ fn host_buffers_check_their_arguments() {
         for (offset, len) in [(4001, 96), (u64::MAX, 1)] {
             assert_eq!(
                 host.write(device, offset, &pattern(len, 2)),
-                Err(DeviceError::Unexpected(INVALID_ARGUMENT))
+                Err(DeviceError::InvalidArgument(
+                    InvalidArgument::RangeOutOfBounds
+                ))
             );
         }
         let bytes = host.read(device).unwrap();
@@ -234,11 +236,15 @@ fn a_buffer_without_usage_is_refused_before_the_driver_sees_it() {
     let device = h.device();
     assert_eq!(
         device.create_buffer(64, BufferUsage::empty()).err(),
-        Some(DeviceError::EmptyBufferUsage)
+        Some(DeviceError::InvalidArgument(
+            InvalidArgument::EmptyBufferUsage
+        ))
     );
     assert_eq!(
         HostBuffer::new(device, 64, BufferUsage::empty()).err(),
-        Some(DeviceError::EmptyBufferUsage)
+        Some(DeviceError::InvalidArgument(
+            InvalidArgument::EmptyBufferUsage
+        ))
     );
     assert_eq!(device.live_memory_objects(), 0);
     // Validation would report VUID-VkBufferCreateInfo-usage-requiredbitmask had one reached it.
@@ -280,10 +286,7 @@ fn device_addresses_when_enabled() {
     let enabled = device.enabled_features().buffer_device_address;
     let created = device.create_buffer(1024, BufferUsage::STORAGE | BufferUsage::DEVICE_ADDRESS);
     if !enabled {
-        assert_eq!(
-            created.unwrap_err(),
-            DeviceError::Unexpected(FEATURE_NOT_ENABLED)
-        );
+        assert_eq!(created.unwrap_err(), DeviceError::FeatureNotEnabled);
         finish(h);
         return;
     }
@@ -319,7 +322,7 @@ fn bad_arguments_are_typed_errors_before_the_driver_sees_them() {
         device
             .create_buffer(0, BufferUsage::TRANSFER_DST)
             .unwrap_err(),
-        DeviceError::Unexpected(INVALID_ARGUMENT)
+        DeviceError::InvalidArgument(InvalidArgument::ZeroSize)
     );
     let bad_type = MemoryAllocateInfo {
         size: 64,
@@ -337,11 +340,11 @@ fn bad_arguments_are_typed_errors_before_the_driver_sees_them() {
     unsafe {
         assert_eq!(
             device.allocate_memory(&bad_type).unwrap_err(),
-            DeviceError::Unexpected(INVALID_ARGUMENT)
+            DeviceError::InvalidArgument(InvalidArgument::UnknownMemoryType)
         );
         assert_eq!(
             device.allocate_memory(&zero).unwrap_err(),
-            DeviceError::Unexpected(INVALID_ARGUMENT)
+            DeviceError::InvalidArgument(InvalidArgument::ZeroSize)
         );
     }
     assert_eq!(device.live_memory_objects(), 0);

@@ -10,13 +10,12 @@ mod common;
 
 use common::{MappedBuffer, SECOND, finish, headless_with, pattern};
 use memkit_core::device::{
-    BufferCopy, BufferUsage, CopyCommand, CopyQueue, DeviceError, WaitStatus,
+    BufferCopy, BufferUsage, CopyCommand, CopyQueue, DeviceError, InvalidArgument, WaitStatus,
 };
 use memkit_vulkan::ash::vk;
 use memkit_vulkan::{
-    CopyRecorder, HeadlessConfig, HeadlessDevice, INVALID_ARGUMENT, OwnershipTransfer,
-    TimelineMode, VulkanDevice, VulkanDeviceConfig, acquire_barriers_for, record_acquire,
-    record_release, release_barrier,
+    CopyRecorder, HeadlessConfig, HeadlessDevice, OwnershipTransfer, TimelineMode, VulkanDevice,
+    VulkanDeviceConfig, acquire_barriers_for, record_acquire, record_release, release_barrier,
 };
 
 /// A command pool and one command buffer of the application, on its main queue's family.
@@ -161,7 +160,9 @@ fn a_release_family_the_device_does_not_have_is_refused() {
         }
         .err()
     };
-    let refused = Some(DeviceError::Unexpected(INVALID_ARGUMENT));
+    let refused = Some(DeviceError::InvalidArgument(
+        InvalidArgument::UnknownQueueFamily,
+    ));
     for family in [families, 99, vk::QUEUE_FAMILY_IGNORED] {
         let release = direct(VulkanDeviceConfig {
             release_to_family: Some(family),
@@ -227,7 +228,7 @@ fn concurrent_buffers_need_no_transfer() {
     assert_eq!(
         both.err(),
         Some(memkit_vulkan::SetupError::Device(
-            memkit_core::device::DeviceError::Unexpected(memkit_vulkan::INVALID_ARGUMENT)
+            DeviceError::InvalidArgument(InvalidArgument::ConflictingOptions)
         ))
     );
 }

@@ -78,6 +78,8 @@ use core::fmt;
 use core::ptr::NonNull;
 
 mod image;
+#[cfg(test)]
+mod tests;
 
 pub use image::{ImageDesc, ImageDescError, ImageFormat, ImageUsage};
 
@@ -323,12 +325,61 @@ pub enum DeviceError {
     Timeout,
     /// An image description the backend refused before calling the driver.
     InvalidImage(ImageDescError),
-    /// A buffer asked for with no usage flags, which the graphics APIs refuse: every buffer
-    /// needs at least one use.
-    EmptyBufferUsage,
+    /// An argument the backend refused before calling the driver, which would reject it (in
+    /// Vulkan, an argument that breaks a valid-usage rule, which the driver need not even
+    /// report); the variant says which rule.
+    InvalidArgument(InvalidArgument),
+    /// The call needs a feature the device was not created with: device addresses without
+    /// `bufferDeviceAddress`, timeline semaphores or copy lanes below Vulkan 1.2 or without
+    /// `timelineSemaphore`, anything below Vulkan 1.1.
+    FeatureNotEnabled,
+    /// The device describes its memory in a way memkit cannot use (more memory types or heaps
+    /// than Vulkan allows, a type naming a missing heap, a granularity that is not a power of
+    /// two): a broken driver, or a backend's description of its own device that is wrong.
+    InvalidDescription(DescriptionError),
     /// A result code the backend did not expect.
     Unexpected(i32),
 }
+
+/// Which rule an argument broke, in [`DeviceError::InvalidArgument`].
+#[non_exhaustive]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum InvalidArgument {
+    /// A buffer or memory object of zero bytes.
+    ZeroSize,
+    /// A buffer with no usage flags: every buffer needs at least one use.
+    EmptyBufferUsage,
+    /// A byte range that does not lie inside its buffer or memory object.
+    RangeOutOfBounds,
+    /// A memory type index the device does not have.
+    UnknownMemoryType,
+    /// A queue family the device does not have.
+    UnknownQueueFamily,
+    /// Options that exclude each other, such as releasing buffers to another queue family when
+    /// they are shared by several families at once and so have no one owner to release.
+    ConflictingOptions,
+    /// A timeline value to signal that is not above the last one submitted: a timeline only
+    /// rises.
+    TimelineNotIncreasing,
+}
+
+impl fmt::Display for InvalidArgument {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::ZeroSize => "a buffer or memory object of zero bytes",
+            Self::EmptyBufferUsage => "a buffer needs at least one usage flag",
+            Self::RangeOutOfBounds => "the range does not lie inside its object",
+            Self::UnknownMemoryType => "the device has no such memory type",
+            Self::UnknownQueueFamily => "the device has no such queue family",
+            Self::ConflictingOptions => "the options exclude each other",
+            Self::TimelineNotIncreasing => {
+                "the timeline value to signal is not above the last one submitted"
+            }
+        })
+    }
+}
+
+impl core::error::Error for InvalidArgument {}
 
 impl fmt::Display for DeviceError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -340,7 +391,9 @@ impl fmt::Display for DeviceError {
             Self::DeviceLost => f.write_str("the device was lost"),
             Self::Timeout => f.write_str("timed out"),
             Self::InvalidImage(e) => write!(f, "invalid image: {e}"),
-            Self::EmptyBufferUsage => f.write_str("a buffer needs at least one usage flag"),
+            Self::InvalidArgument(e) => write!(f, "invalid argument: {e}"),
+            Self::FeatureNotEnabled => f.write_str("the device was not created with that feature"),
+            Self::InvalidDescription(e) => write!(f, "invalid device description: {e}"),
             Self::Unexpected(code) => write!(f, "unexpected device result {code}"),
         }
     }
@@ -350,6 +403,8 @@ impl core::error::Error for DeviceError {
     fn source(&self) -> Option<&(dyn core::error::Error + 'static)> {
         match self {
             Self::InvalidImage(e) => Some(e),
+            Self::InvalidArgument(e) => Some(e),
+            Self::InvalidDescription(e) => Some(e),
             _ => None,
         }
     }
@@ -525,9 +580,9 @@ pub struct MemoryRequirements {
 pub trait BufferDevice: MemoryDevice {
     /// Creates a buffer and reports what memory it needs.
     ///
-    /// A zero `size`, which the graphics APIs refuse, is an error, not a panic; no variant names
-    /// it, so it is [`DeviceError::Unexpected`] with the API's invalid-argument code (what
-    /// memkit-vulkan reports). Empty `usage` is [`DeviceError::EmptyBufferUsage`].
+    /// What the graphics APIs refuse is an error, not a panic, and the driver never sees it: a
+    /// zero `size` is [`DeviceError::InvalidArgument`]`(`[`InvalidArgument::ZeroSize`]`)`, an
+    /// empty `usage` [`InvalidArgument::EmptyBufferUsage`].
     fn create_buffer(
         &self,
         size: u64,
