@@ -99,10 +99,12 @@ tsan() {
     # std rebuilt instrumented (-Zbuild-std, rust-src), for the host target only; its own target
     # dir: the sanitizer changes every crate's fingerprint. allocator_may_return_null: some tests
     # ask for absurd sizes and expect a typed error, not the sanitizer's abort.
-    local host run
+    # The suppressions file: the Vulkan validation layer, which some Vulkan tests turn on, is not
+    # instrumented (see the file).
+    local host run icd
     host=$(rustc +nightly -vV | sed -n 's/^host: //p')
     run=(env RUSTFLAGS="-Zsanitizer=thread" CARGO_TARGET_DIR=target/tsan
-        TSAN_OPTIONS="halt_on_error=1 allocator_may_return_null=1"
+        TSAN_OPTIONS="halt_on_error=1 allocator_may_return_null=1 suppressions=$PWD/scripts/tsan-suppressions.txt"
         cargo +nightly test -Zbuild-std --target "$host" --locked)
     # The ring's producers and consumer, and concurrent timeline submitters.
     "${run[@]}" -p memkit-core --lib -- ring:: timeline::
@@ -111,6 +113,12 @@ tsan() {
     # The coordinator from many threads. The two skipped tests are single-threaded and slow here.
     "${run[@]}" -p memkit-std --lib --test threads --test uploads -- \
         --skip many_buffers_fill_blocks --skip chunked_upload_counts_once
+    # memkit-vulkan's tests that run threads, on lavapipe (the coordinator's producers, waiters
+    # and pollers beside a submitter, a loss waking a waiter).
+    icd=$(ls /usr/share/vulkan/icd.d/lvp_icd*.json | head -n 1)
+    MEMKIT_REQUIRE_VULKAN=1 VK_DRIVER_FILES="$icd" "${run[@]}" -p memkit-vulkan \
+        --test coordinator --test copy --test lost_device -- --test-threads=1 \
+        four_producers a_64_kib_ring_wraps a_waited_ticket threads_wait_and_poll a_loss_wakes
 }
 
 fuzz() {
