@@ -42,9 +42,11 @@
 //!   or nothing; [`completed_value`](CopyQueue::completed_value) never blocks and never goes down
 //!   ([`TimelineTracker::signal`](crate::TimelineTracker::signal) refuses a value that did).
 //!
-//! Every error is a [`DeviceError`], never a panic; a result the backend's API reports that no
-//! variant names becomes [`DeviceError::Unexpected`] with the API's raw code. Once the device is
-//! lost, every call that can fail reports [`DeviceError::DeviceLost`].
+//! Every error is a [`DeviceError`], never a panic. An argument the API would refuse (a zero
+//! size, a timeline value that does not rise) is checked before the API is called and reported
+//! as [`DeviceError::InvalidArgument`] with the rule it broke; a result the backend's API reports
+//! that no variant names becomes [`DeviceError::Unexpected`] with the API's raw code. Once the
+//! device is lost, every call that can fail reports [`DeviceError::DeviceLost`].
 //!
 //! What the engine does between the traits and core, per submission (the example's `Uploader`
 //! does each step):
