@@ -51,9 +51,9 @@ impl HostBuffer {
     /// Errors: [`DeviceError::InvalidArgument`] with [`InvalidArgument::ZeroSize`] for a zero
     /// size or [`InvalidArgument::EmptyBufferUsage`] for an empty `usage`,
     /// [`DeviceError::MapFailed`] when no host-visible type can hold the buffer,
-    /// [`DeviceError::OutOfDeviceMemory`] when the buffer
-    /// needs more than one memory object may hold (`maxMemoryAllocationSize`) or than the chosen
-    /// type's heap has, and what the device reports ([`DeviceError::DeviceLost`] once lost).
+    /// [`DeviceError::OutOfDeviceMemory`] when the buffer needs more than one memory object may
+    /// hold (`maxMemoryAllocationSize`) or than the chosen type's heap has, and what the device
+    /// reports ([`DeviceError::DeviceLost`] once lost).
     pub fn new(device: &VulkanDevice, size: u64, usage: BufferUsage) -> Result<Self, DeviceError> {
         if size == 0 {
             return Err(DeviceError::InvalidArgument(InvalidArgument::ZeroSize));
