@@ -73,10 +73,6 @@ pub(crate) const MAX_RING_SIZE: u64 = Ring::MAX_CAPACITY as u64;
 const DEDICATED_SOURCE: u64 = 1 << 62;
 const DEDICATED_SHIFT: u32 = 40;
 
-/// How long a producer facing a full ring polls for the GPU before it blocks in the driver: a
-/// few full-ring copies at bus speed (a 64 MiB ring drains in about 1.4 ms on PCIe 5).
-const ROOM_POLL: Duration = Duration::from_millis(5);
-
 /// Dedicated uploads staged and not yet collected, at most; one more flushes first.
 const MAX_DEDICATED_BACKLOG: usize = 1024;
 /// The scheduler holds at least this many uploads (room for the dedicated backlog and more).
@@ -1254,10 +1250,11 @@ impl<D: Device> Shared<D> {
     }
 
     /// Waits for `value` on behalf of a producer facing a full ring: polls the completed value
-    /// (yielding) for up to [`ROOM_POLL`], then blocks in the driver. Several producers blocked
-    /// in the driver on one timeline semaphore were woken milliseconds late on an NVIDIA H200
-    /// (eight waited ~7 ms for each 1.4 ms copy; staged uploads fell from 10 GB/s with two
-    /// producers to 6 with eight); polling sees the copy finish at once (33 GB/s with eight).
+    /// (yielding) for up to [`CoordinatorConfig::room_poll`], then blocks in the driver. Several
+    /// producers blocked in the driver on one timeline semaphore were woken milliseconds late on
+    /// an NVIDIA H200 (eight waited ~7 ms for each 1.4 ms copy; staged uploads fell from 10 GB/s
+    /// with two producers to 6 with eight); polling sees the copy finish at once (33 GB/s with
+    /// eight). A `room_poll` of zero asks once, then blocks.
     fn wait_for_room(&self, value: u64) -> Result<()> {
         let start = Instant::now();
         loop {
@@ -1269,7 +1266,7 @@ impl<D: Device> Shared<D> {
                 self.note_completed(completed);
                 return Ok(());
             }
-            if start.elapsed() >= ROOM_POLL {
+            if start.elapsed() >= self.config.room_poll {
                 // A long copy: block (the caller loops and asks the ring again either way).
                 self.wait_value(value, Duration::from_secs(60))?;
                 return Ok(());

@@ -102,8 +102,7 @@ fn ring_pressure(ring: u32) -> Ops {
 
 /// Uploads larger than one ring upload (chunked, or in staging of their own), to buffers and as
 /// new buffers, among small ones; the GPU kept up with by hand, so that only the last two, larger
-/// than the ring, wait for it (each wait polls the simulated device for 5 ms: few keep the seed
-/// fast).
+/// than the ring, wait for it.
 fn chunked_uploads(ring: u32) -> Ops {
     let mut o = Ops::default();
     o.create(ring * 4, false);

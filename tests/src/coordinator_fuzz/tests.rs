@@ -57,3 +57,23 @@ fn short_inputs_run() {
         CoordinatorWorkload::decode(&[k, k / 7, 2, 70, k, k, 80, k / 3, 0x5a]).run();
     }
 }
+
+#[test]
+fn check_finds_the_first_known_byte_that_differs() {
+    let len = 3 * 4096 + 13;
+    let want: Vec<u8> = (0..len).map(|i| (i * 7) as u8).collect();
+    let mut mask = vec![KNOWN; len];
+    assert_eq!(first_known_difference(&want, &want, &mask), None);
+    // A difference in every word position, in later blocks and in the tail, is found, and the
+    // first one is named; unknown bytes may differ.
+    for at in [0, 1, 7, 8, 4095, 4096, 9000, len - 1] {
+        let mut got = want.clone();
+        got[at] ^= 0x10;
+        got[len - 1] ^= 1;
+        assert_eq!(first_known_difference(&got, &want, &mask), Some(at));
+        mask[at] = UNKNOWN;
+        let next = (at != len - 1).then_some(len - 1);
+        assert_eq!(first_known_difference(&got, &want, &mask), next);
+        mask[at] = KNOWN;
+    }
+}
