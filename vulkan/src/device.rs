@@ -69,7 +69,10 @@ pub struct VulkanDeviceConfig {
     /// When set to a family other than the transfer queue's, every submission ends with release
     /// barriers handing each destination range to that family (buffers are created with
     /// exclusive sharing); the application records the matching acquires
-    /// ([`crate::acquire_barriers_for`]).
+    /// ([`crate::acquire_barriers_for`]), so it must know the copy commands submitted: for
+    /// applications that call [`memkit_core::device::CopyQueue::submit_copies`] themselves.
+    /// memkit-std's coordinator does not hand its commands out; use `concurrent_with_family`
+    /// under it.
     pub release_to_family: Option<u32>,
     /// When set to a family other than the transfer queue's, buffers are created with
     /// `VK_SHARING_MODE_CONCURRENT` between the two families: no ownership transfer is needed
@@ -293,6 +296,14 @@ impl VulkanDevice {
 
     /// The timeline semaphore submissions signal, for the application's own submissions to wait
     /// on; `None` with the fence-pool fallback (then wait with [`memkit_core::device::CopyQueue::wait`]).
+    ///
+    /// Its values are those [`memkit_core::device::CopyQueue::submit_copies`] signals, and so
+    /// those of memkit-std's `Ticket::value`. Values complete in order: once it reaches a value,
+    /// every submission of a lower value completed too (copy lanes included), so one wait for
+    /// the highest value needed covers them all.
+    ///
+    /// Dropping the `VulkanDevice` destroys the semaphore after waiting for memkit's own
+    /// submissions only: the application's submissions that wait on it must be complete first.
     pub fn timeline_semaphore(&self) -> Option<vk::Semaphore> {
         self.timeline.semaphore()
     }

@@ -43,11 +43,45 @@
 //!     ..VulkanDeviceConfig::default()
 //! };
 //! // SAFETY: the device comes from this instance and physical device and outlives `memkit`;
-//! // the queue exists and the application does not submit to it; the features were enabled.
+//! // the queue exists and the application submits to it only through `with_transfer_queue`;
+//! // the features were enabled.
 //! let memkit = unsafe { VulkanDevice::new(instance, physical_device, device, config) }?;
 //! # Ok(memkit)
 //! # }
 //! ```
+//!
+//! Enable `timelineSemaphore` (`VkPhysicalDeviceVulkan12Features`) when creating the device and
+//! mark it in [`EnabledFeatures`]: the application's own submissions can then wait on the GPU for
+//! memkit's copies ([`VulkanDevice::timeline_semaphore`]); without it memkit falls back to fences
+//! and the application waits on the host. Where the transfer family is the graphics family, give
+//! memkit a second queue of it when the family has one; where it has only one (lavapipe), memkit's
+//! queue is the application's too, and the application submits to it through
+//! [`VulkanDevice::with_transfer_queue`].
+//!
+//! # With memkit-std's `Coordinator`
+//!
+//! `Coordinator::new` takes the `VulkanDevice` by value; the application keeps its own `ash`
+//! handles and reaches memkit's through `coordinator.device()` (the timeline semaphore, the shared
+//! queue). Its own submissions that read what the coordinator uploaded:
+//! - wait on [`VulkanDevice::timeline_semaphore`] for the upload ticket's `value()`, at the stage
+//!   that first reads the data (the semaphore wait is the memory dependency; no barrier is
+//!   needed). The value is `None` while the upload is only staged: `flush_transfers` (or
+//!   `end_frame`) submits it first. `Some(0)` means the bytes were written by the CPU and there is
+//!   nothing to wait for;
+//! - across queue families, create the `VulkanDevice` with
+//!   [`VulkanDeviceConfig::concurrent_with_family`]. `release_to_family` needs acquire barriers
+//!   matching the copy commands ([`VulkanDevice::acquire_barriers`]), and the coordinator does
+//!   not hand its commands out;
+//! - must be complete before the coordinator copies into the same buffer again: its submissions
+//!   wait for nothing of the application's, and its frame pacing (`begin_frame`) waits only for
+//!   its own copies. Wait for the frame slot's own fence before `begin_frame`, as engines do
+//!   before reusing a slot's resources.
+//!
+//! Teardown: wait for the application's submissions that use memkit's buffers or wait on its
+//! semaphore; drop every `Buffer` and `Ticket`; shut the coordinator down (the `VulkanDevice` is
+//! dropped with the last of these, which destroys memkit's semaphore and command pool); then
+//! destroy the `ash` device. `vulkan/tests/engine_integration.rs` does all of this with
+//! validation on.
 //!
 //! Tools and tests get everything in one call:
 //!

@@ -74,6 +74,23 @@ fn has_extension(list: &[vk::ExtensionProperties], name: &CStr) -> bool {
         .any(|e| e.extension_name_as_c_str().is_ok_and(|n| n == name))
 }
 
+/// Where the engine puts memkit's copies.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum QueuePlan {
+    /// A queue of a transfer-only family (a copy engine), buffers concurrent with graphics.
+    TransferFamily,
+    /// A second queue of the graphics family.
+    SecondGraphicsQueue,
+    /// The graphics queue itself, shared through memkit's lock.
+    SharedGraphicsQueue,
+}
+
+const PLANS: [QueuePlan; 3] = [
+    QueuePlan::TransferFamily,
+    QueuePlan::SecondGraphicsQueue,
+    QueuePlan::SharedGraphicsQueue,
+];
+
 /// What the engine made itself, as it would without memkit: destroyed by [`Engine::destroy`] in
 /// reverse order of creation.
 struct Engine {
@@ -99,7 +116,7 @@ impl Engine {
     /// An instance with the validation layer (synchronization validation on where the layer
     /// offers it) and a messenger, then a device with timeline semaphores, a graphics queue and,
     /// where the device has one, a queue for memkit's copies.
-    fn new() -> Option<Self> {
+    fn new(plan: QueuePlan) -> Option<Self> {
         // SAFETY: loading the system's Vulkan loader runs its initialisers, as in every Vulkan
         // program.
         let Ok(entry) = (unsafe { ash::Entry::load() }) else {
@@ -204,18 +221,20 @@ impl Engine {
             family: graphics_family,
             index: 0,
         };
-        // memkit's queue: in a transfer-only family when there is one, else a second queue of
-        // the graphics family, else the graphics queue itself (shared through memkit's lock).
+        // memkit's queue, as the plan asks where the device has it, else the next one down:
+        // a transfer-only family, a second queue of the graphics family, the graphics queue
+        // itself (shared through memkit's lock).
         let graphics_queues = families[graphics_family as usize].queue_count;
-        let transfer = if copies.family != graphics_family {
+        let transfer = if copies.family != graphics_family && plan == QueuePlan::TransferFamily {
             QueueLocation {
                 family: copies.family,
                 index: 0,
             }
         } else {
+            let second = graphics_queues >= 2 && plan != QueuePlan::SharedGraphicsQueue;
             QueueLocation {
                 family: graphics_family,
-                index: graphics_queues.min(2) - 1,
+                index: u32::from(second),
             }
         };
         let priorities = [1.0f32; 2];
@@ -531,9 +550,22 @@ fn submitted_value(tickets: &[&Ticket]) -> u64 {
 
 #[test]
 fn uploads_reach_the_engines_own_graphics_submissions_byte_for_byte() {
-    let Some(engine) = Engine::new() else {
-        return;
-    };
+    for plan in PLANS {
+        let Some(engine) = Engine::new(plan) else {
+            return;
+        };
+        eprintln!(
+            "{plan:?}: graphics queue {:?}, memkit's queue {:?}",
+            engine.graphics, engine.transfer
+        );
+        render_frames(engine);
+    }
+}
+
+/// Uploads a mesh and `FRAMES` frames of uniforms through a coordinator over the engine's
+/// device, copies each into the engine's read-back buffer on its graphics queue, checks every
+/// byte, and tears everything down.
+fn render_frames(engine: Engine) {
     // SAFETY: the device comes from this instance and physical device, and outlives `memkit`
     // (the engine destroys it only after the coordinator, its buffers and tickets are gone);
     // the engine submits to memkit's queue only through `with_transfer_queue`; `enabled` is
