@@ -716,6 +716,19 @@ fn render_frames(engine: Engine) {
     frames.destroy(&engine);
     drop((vertices, indices, uniforms, tickets));
     drop((vertices_uploaded, indices_uploaded));
+    // Every memory object memkit-vulkan holds is one the coordinator's pools report (blocks kept
+    // for reuse, the staging ring's dedicated memory), and nothing else.
+    coordinator.maintain().unwrap();
+    let heaps = coordinator.stats().heaps;
+    let pooled: u64 = heaps
+        .iter()
+        .map(|h| u64::from(h.blocks) + u64::from(h.dedicated_objects))
+        .sum();
+    assert_eq!(
+        u64::from(coordinator.device().live_memory_objects()),
+        pooled
+    );
+    assert!(pooled >= 2, "a block and the staging ring");
     let stats = coordinator.shutdown();
     assert_eq!(stats.leaked_buffers, 0);
     assert_eq!(stats.buffers_created, stats.buffers_destroyed);
