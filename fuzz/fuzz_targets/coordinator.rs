@@ -1,17 +1,19 @@
 //! The coordinator against a model of the destination bytes, on the simulated device
 //! (`memkit_tests::coordinator_fuzz`): buffers created (device-only or written directly), uploads
 //! (`upload_to`, `upload_slice`, staging grants, uploads staged in frames), frames begun, ended
-//! and cancelled, drops, flushes, maintenance, a GPU timeline advanced by hand and another
-//! coordinator's buffers, grants and frames, over a small staging ring so that it wraps, fills
-//! and applies each back-pressure policy. After every flush-and-complete, each live buffer's
-//! bytes equal the model; every bad call gets the typed error the model expects; the device
-//! records no misuse and nothing is left after teardown. The model panics where they disagree.
+//! and cancelled, drops, flushes, maintenance, a GPU timeline advanced by hand, another
+//! coordinator's buffers, grants and frames, and staging grants held across later ops, then
+//! committed or abandoned, over a small staging ring so that it wraps, fills and applies each
+//! back-pressure policy. After every flush-and-complete, each live buffer's bytes equal the
+//! model and the device copied each staged byte once; every bad call, and every call a held
+//! grant keeps from room, gets the typed error the model expects; the device records no misuse
+//! and nothing is left after teardown. The model panics where they disagree.
 //!
 //! The input is read in the model's compact encoding (`CoordinatorWorkload::decode`: every byte
 //! string is a workload, an op takes one to three bytes). Seeds: `fuzz/seeds/coordinator/` holds
 //! long workloads (`memkit_tests::coordinator_fuzz::fuzz_seeds`) that fill the ring, chunk large
-//! uploads, end and cancel frames, drop buffers with uploads staged and hand over foreign
-//! handles; CI's smoke run reads them after its own corpus directory.
+//! uploads, end and cancel frames, drop buffers with uploads staged, hand over foreign handles
+//! and hold grants; CI's smoke run reads them after its own corpus directory.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;

@@ -53,4 +53,8 @@ fn seeds_pass_the_model_and_reach_deep_states() {
     assert!(all.foreign_refused >= 20, "{all:?}");
     assert!(all.bad_calls >= 20, "{all:?}");
     assert!(all.max_live >= 4, "{all:?}");
+    assert!(all.grants_committed >= 10, "{all:?}");
+    assert!(all.grants_abandoned >= 5, "{all:?}");
+    assert!(all.blocked_by_held >= 10, "{all:?}");
+    assert!(all.exact_checks >= 20, "{all:?}");
 }

@@ -7,14 +7,16 @@
 //! (`(h0 >> 3)` modulo the preset count); `h1`: the back-pressure policy (`(h1 & 3) % 3`: wait,
 //! fail, dedicated staging), bit 2 the whole-ring upload limit, bit 3 double buffering, bit 4
 //! eager submission. Then ops until the bytes or [`MAX_OPS`] run out: a byte `k`, whose
-//! `k % 12` picks the op and whose `x = k / 12 % 21` is its small operand, then its amount bytes
+//! `k % 14` picks the op and whose `x = k / 14 % 18` is its small operand, then its amount bytes
 //! (see [`amount`]):
 //! - `0`, `1`: upload to buffer `x`: offset, length; `2`: create a buffer (host access if `x` is
 //!   odd): size less one; `3`: `upload_slice`: length; `4`: staging grant into buffer `x`:
 //!   offset, length; `5`: stage into buffer `x` in the open frame (begun if none): offset, length;
 //! - `6`: begin (`x % 3 == 0`), end (`1`) or cancel (`2`) the frame; `7`: drop buffer `x`;
 //!   `8`: flush (`x` even) or maintain; `9`: complete `x % 8` submissions; `10`: check;
-//!   `11`: call with another coordinator's buffer (`x % 3 == 0`), grant (`1`) or frame (`2`).
+//!   `11`: call with another coordinator's buffer (`x % 3 == 0`), grant (`1`) or frame (`2`);
+//! - `12`: take a staging grant for buffer `x` and hold it: offset, length; `13`: commit
+//!   (`x` even) or abandon (`x` odd) held grant `x / 2`.
 
 use memkit_dummy::Preset;
 
@@ -24,7 +26,9 @@ use super::{CoordOp, CoordinatorWorkload, ForeignCall, FrameCall, Policy};
 pub const MAX_OPS: usize = 256;
 
 /// Op kinds a kind byte chooses from.
-const KINDS: u8 = 12;
+const KINDS: u8 = 14;
+/// Operand values a kind byte carries: every one with every kind fits in a byte.
+const OPERANDS: u8 = 18;
 
 /// The byte count an amount byte stands for: itself below 64, above that 16 to 31 sixteenths of
 /// a power of two from 64 to 128 KiB (`(16 + c % 16) << (2 + (c - 64) / 16)`), up to 248 KiB:
@@ -79,8 +83,8 @@ impl CoordinatorWorkload {
         let mut ops = Vec::new();
         while !r.bytes.is_empty() && ops.len() < MAX_OPS {
             let k = r.byte();
-            // Modulo 21, so that kind bytes 252 to 255 (operand 21) encode back as themselves.
-            let x = k / KINDS % 21;
+            // Modulo 18, so that kind bytes 252 to 255 (operand 18) encode back as themselves.
+            let x = k / KINDS % OPERANDS;
             ops.push(match k % KINDS {
                 0 | 1 => CoordOp::UploadTo {
                     buffer: x,
@@ -112,11 +116,20 @@ impl CoordinatorWorkload {
                 8 => CoordOp::Maintain,
                 9 => CoordOp::Advance { n: x % 8 },
                 10 => CoordOp::Check,
-                _ => CoordOp::Foreign(match x % 3 {
+                11 => CoordOp::Foreign(match x % 3 {
                     0 => ForeignCall::Buffer,
                     1 => ForeignCall::Grant,
                     _ => ForeignCall::Frame,
                 }),
+                12 => CoordOp::Hold {
+                    buffer: x,
+                    offset: r.amount(),
+                    len: r.amount(),
+                },
+                _ => CoordOp::Release {
+                    grant: x / 2,
+                    commit: x.is_multiple_of(2),
+                },
             });
         }
         Self {
@@ -136,7 +149,8 @@ impl CoordinatorWorkload {
 
     /// Bytes that [`decode`](Self::decode) to this workload, except that amounts round up to the
     /// next one a code gives (see [`amount`]; [`round_amount`] gives it), buffer operands above
-    /// 20 wrap (modulo 21) and ring shifts above 5 (modulo 6), and ops past [`MAX_OPS`] are dropped.
+    /// 17 wrap (modulo 18), held-grant operands above 8 (modulo 9), ring shifts above 5
+    /// (modulo 6), and ops past [`MAX_OPS`] are dropped.
     pub fn encode(&self) -> Vec<u8> {
         let preset = Preset::ALL
             .iter()
@@ -154,8 +168,8 @@ impl CoordinatorWorkload {
                 | (u8::from(self.double_buffering) << 3)
                 | (u8::from(self.eager_submit) << 4),
         ];
-        // The kind byte of op `kind` with operand `x` (at most 20: 21 * 12 + 11 passes 255).
-        let k = |kind: u8, x: u8| (x % 21) * KINDS + kind;
+        // The kind byte of op `kind` with operand `x` (at most 17: 18 * 14 + 13 passes 255).
+        let k = |kind: u8, x: u8| (x % OPERANDS) * KINDS + kind;
         let code = code_of_amount;
         for &op in self.ops.iter().take(MAX_OPS) {
             match op {
@@ -185,6 +199,14 @@ impl CoordinatorWorkload {
                 CoordOp::Advance { n } => out.push(k(9, n % 8)),
                 CoordOp::Check => out.push(k(10, 0)),
                 CoordOp::Foreign(call) => out.push(k(11, call as u8)),
+                CoordOp::Hold {
+                    buffer,
+                    offset,
+                    len,
+                } => out.extend([k(12, buffer), code(offset), code(len)]),
+                CoordOp::Release { grant, commit } => {
+                    out.push(k(13, grant % 9 * 2 + u8::from(!commit)));
+                }
             }
         }
         out

@@ -5,7 +5,8 @@
 //! ring (refusals under `Fail`, waits under `WaitForGpu`, dedicated staging), uploads larger
 //! than the ring's limit staged in chunks, frames ended, cancelled and begun twice, buffers
 //! dropped with uploads still staged, flushes, maintenance, a GPU timeline advanced by hand,
-//! bad calls and another coordinator's buffers, grants and frames.
+//! bad calls, another coordinator's buffers, grants and frames, and staging grants held across
+//! uploads, checks and frames, then committed or abandoned.
 //! `tests/tests/coordinator_fuzz_seeds.rs` checks that the committed files are these seeds, that
 //! they pass the model, and that together they reach those states ([`super::WorkloadDepth`]).
 
@@ -50,6 +51,16 @@ impl Ops {
             offset: round_amount(offset),
             len: round_amount(len),
         });
+    }
+    fn hold(&mut self, buffer: u8, offset: u32, len: u32) {
+        self.0.push(CoordOp::Hold {
+            buffer,
+            offset: round_amount(offset),
+            len: round_amount(len),
+        });
+    }
+    fn release(&mut self, grant: u8, commit: bool) {
+        self.0.push(CoordOp::Release { grant, commit });
     }
     fn op(&mut self, op: CoordOp) {
         self.0.push(op);
@@ -183,6 +194,47 @@ fn drops_and_foreign(ring: u32) -> Ops {
     o
 }
 
+/// Staging grants held while uploads pass them and fill the ring behind them (refused, under
+/// `WaitForGpu`, once the held room is all that is left), while a check cannot submit what lies
+/// behind them and frames end and begin; then committed out of order or abandoned, after which
+/// the ring drains and uploads pass again.
+fn held_grants(ring: u32) -> Ops {
+    let mut o = Ops::default();
+    o.create(ring * 2, false);
+    o.create(ring, true);
+    o.create(4096, false);
+    for round in 0..4u32 {
+        o.hold(0, round * 64, ring / 4);
+        o.upload(0, ring + round, ring / 8);
+        o.upload(2, 5, 100);
+        o.hold(2, 1000 + round, ring / 8);
+        o.upload(0, 0, ring / 4);
+        o.upload(1, 16, ring / 4);
+        o.grant(2, 200, ring / 8);
+        o.upload(0, 64, ring / 4);
+        o.op(CoordOp::Flush);
+        o.op(CoordOp::Check);
+        o.stage(2, 64, 128);
+        o.op(CoordOp::Frame(FrameCall::End));
+        o.op(CoordOp::Frame(FrameCall::Begin));
+        // Larger than one ring upload: not made while a grant is held.
+        o.upload(0, 0, ring);
+        // The younger grant first; a new one; the oldest committed or abandoned.
+        o.release(1, true);
+        o.hold(1, 8, ring / 4);
+        o.release(0, round % 2 == 0);
+        o.op(CoordOp::Advance { n: 2 });
+        o.upload(0, 32, ring / 4);
+        o.release(0, round % 2 == 1);
+        o.op(CoordOp::Frame(FrameCall::End));
+        o.upload(0, 0, ring / 2);
+        o.op(CoordOp::Check);
+    }
+    // Held at the end: abandoned before teardown.
+    o.hold(2, 0, 64);
+    o
+}
+
 /// The seeds, by file name.
 pub fn fuzz_seeds() -> Vec<(String, CoordinatorWorkload)> {
     use Policy::{DedicatedStaging, Fail, WaitForGpu};
@@ -275,6 +327,30 @@ pub fn fuzz_seeds() -> Vec<(String, CoordinatorWorkload)> {
             WaitForGpu,
             (true, true, true),
             drops_and_foreign(16384),
+        ),
+    );
+    add(
+        "held_grants_wait",
+        workload(
+            Discrete,
+            0,
+            WaitForGpu,
+            (false, false, false),
+            held_grants(4096),
+        ),
+    );
+    add(
+        "held_grants_fail",
+        workload(Mobile, 1, Fail, (true, true, false), held_grants(8192)),
+    );
+    add(
+        "held_grants_dedicated",
+        workload(
+            ResizableBar,
+            0,
+            DedicatedStaging,
+            (false, false, true),
+            held_grants(4096),
         ),
     );
     seeds
