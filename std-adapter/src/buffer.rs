@@ -10,6 +10,7 @@ use memkit_core::scheduler::BufferKey;
 
 use crate::coordinator::Shared;
 use crate::device::Device;
+use crate::error::Result;
 
 /// What the coordinator knows of one buffer. Shared by the caller's [`Buffer`] handle, the
 /// uploads staged for it, and the deferred-destruction list.
@@ -79,6 +80,44 @@ impl<D: Device> Buffer<D> {
     /// Whether uploads to it are written by the CPU straight into its memory.
     pub fn is_direct_write(&self) -> bool {
         self.state.direct_writes
+    }
+
+    /// Whether the CPU can read the buffer with [`Buffer::read`]: its memory is mapped (a
+    /// [`crate::MemoryUsage::DOWNLOAD`] buffer, or one asking for host access, in a device that
+    /// has host-visible memory for it).
+    pub fn is_host_visible(&self) -> bool {
+        self.state.host.is_some()
+    }
+
+    /// Copies the buffer's bytes `[offset, offset + out.len())` into `out`: how the CPU reads
+    /// what the GPU wrote into a [`crate::MemoryUsage::DOWNLOAD`] buffer (screenshots, query
+    /// results, compute output). Memory that is not host-coherent is invalidated first, rounded
+    /// to the device's `nonCoherentAtomSize`.
+    ///
+    /// Errors: [`Error::ZeroSize`] for an empty `out`, [`Error::OutOfBounds`],
+    /// [`Error::NotHostVisible`] when the buffer's memory is not mapped,
+    /// [`Error::BufferDestroyed`] once its coordinator shut down, [`Error::DeviceLost`] once the
+    /// device is lost, [`Error::Device`] when the invalidation fails.
+    ///
+    /// It holds the coordinator's pools lock while it copies, so a long read delays buffer
+    /// creation and frees on other threads for as long.
+    ///
+    /// [`Error::ZeroSize`]: crate::Error::ZeroSize
+    /// [`Error::OutOfBounds`]: crate::Error::OutOfBounds
+    /// [`Error::NotHostVisible`]: crate::Error::NotHostVisible
+    /// [`Error::BufferDestroyed`]: crate::Error::BufferDestroyed
+    /// [`Error::DeviceLost`]: crate::Error::DeviceLost
+    /// [`Error::Device`]: crate::Error::Device
+    ///
+    /// # Safety
+    /// Every GPU write to these bytes has completed and was made visible to the host: the
+    /// application waited (fence or timeline) for each submission that wrote them, and each ends
+    /// with a memory dependency to host reads (in Vulkan, a barrier to `VK_PIPELINE_STAGE_HOST`
+    /// with `VK_ACCESS_HOST_READ`). No GPU work writes them during the call, and every upload
+    /// into them through the coordinator has completed (its [`crate::Ticket`]).
+    pub unsafe fn read(&self, offset: u64, out: &mut [u8]) -> Result<()> {
+        // SAFETY: forwarded contract; the state is this live handle's.
+        unsafe { self.shared.read_mapped(&self.state, offset, out) }
     }
 
     /// Whether the buffer still exists: `false` once its coordinator was dropped (which destroys

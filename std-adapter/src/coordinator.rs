@@ -1003,10 +1003,55 @@ impl<D: Device> Shared<D> {
             let flushed = pools.flush(&allocation, offset, bytes.len() as u64);
             // The handle is the buffer's, borrowed to name the range: not freed here.
             let _ = allocation.into_raw();
-            flushed.map_err(|e| Error::Device(flush_error(e)))?;
+            flushed.map_err(|e| self.device_error(flush_error(e)))?;
         }
         // Per-thread shards, no locked instruction: see `UploadCounters`.
         self.counters.uploads.add(Tally::Direct, bytes.len() as u64);
+        Ok(())
+    }
+
+    /// [`Buffer::read`](crate::Buffer::read): invalidates the range when the memory is not
+    /// coherent, then copies it out of the mapping.
+    ///
+    /// The pools' lock is held throughout: a buffer handle can outlive its coordinator, whose
+    /// teardown (on another thread) destroys the buffers still held and frees their memory under
+    /// that lock. Holding it, the read either sees the buffer destroyed or finishes before the
+    /// memory goes.
+    ///
+    /// # Safety
+    /// As [`Buffer::read`](crate::Buffer::read).
+    pub(crate) unsafe fn read_mapped(
+        &self,
+        src: &BufferState<D>,
+        offset: u64,
+        out: &mut [u8],
+    ) -> Result<()> {
+        self.check_live()?;
+        self.check_range(src, offset, out.len() as u64)?;
+        let Some(source) = src.host_at(offset) else {
+            return Err(Error::NotHostVisible);
+        };
+        let pools = self.lock_pools();
+        let Some(pools) = pools.as_ref() else {
+            return Err(Error::BufferDestroyed);
+        };
+        if src.destroyed.load(Ordering::Acquire) {
+            return Err(Error::BufferDestroyed);
+        }
+        if !src.coherent {
+            let allocation = DeviceAllocation::from_raw(src.allocation);
+            let invalidated = pools.invalidate(&allocation, offset, out.len() as u64);
+            // The handle is the buffer's, borrowed to name the range: not freed here.
+            let _ = allocation.into_raw();
+            invalidated.map_err(|e| self.device_error(flush_error(e)))?;
+        }
+        // SAFETY: the range lies inside the buffer (checked), whose memory is mapped and not
+        // freed while the pools' lock is held and the buffer is not destroyed (checked under
+        // it); nothing writes these bytes during the call and the GPU's writes are visible to
+        // the host (the caller's contract); `out` is a Rust slice, so it is not the mapping.
+        unsafe {
+            std::ptr::copy_nonoverlapping(source.as_ptr(), out.as_mut_ptr(), out.len());
+        }
         Ok(())
     }
 
@@ -1623,7 +1668,7 @@ impl<D: Device> Shared<D> {
         let mut result = Ok(());
         for &(offset, size) in &sub.unflushed {
             if let Err(e) = pools.flush(&allocation, offset, size) {
-                result = Err(Error::Device(flush_error(e)));
+                result = Err(self.device_error(flush_error(e)));
                 break;
             }
         }

@@ -14,7 +14,7 @@ use memkit_core::{ConfigError, FrameError, PoolError};
 pub enum Error {
     /// An upload or buffer of zero bytes.
     ZeroSize,
-    /// An upload reaches past the end of its destination buffer.
+    /// An upload or a read reaches past the end of its buffer.
     OutOfBounds {
         /// Offset of the upload in the buffer.
         offset: u64,
@@ -39,6 +39,12 @@ pub enum Error {
     /// its ring range lies behind a [`crate::StagingGrant`] that is held, not being written.
     /// Transfer or drop that grant, then wait again.
     BlockedByHeldGrant,
+    /// The buffer's memory is not mapped, so the CPU cannot read it: create it with a usage
+    /// that asks for host access ([`crate::MemoryUsage::DOWNLOAD`] for GPU results).
+    NotHostVisible,
+    /// The buffer was destroyed by its coordinator's teardown: it was still held when the
+    /// coordinator shut down (and was reported as leaked).
+    BufferDestroyed,
     /// A frame is already in progress; end it before beginning another.
     FrameInProgress,
     /// The buffer belongs to another coordinator.
@@ -77,7 +83,7 @@ impl fmt::Display for Error {
                 buffer_size,
             } => write!(
                 f,
-                "upload of {size} bytes at offset {offset} reaches past the buffer's {buffer_size} bytes"
+                "{size} bytes at offset {offset} reach past the buffer's {buffer_size} bytes"
             ),
             Self::StagingFull { wait_for: Some(v) } => {
                 write!(
@@ -91,6 +97,10 @@ impl fmt::Display for Error {
             Self::BlockedByHeldGrant => f.write_str(
                 "the upload is staged behind a staging grant still held, and cannot be submitted",
             ),
+            Self::NotHostVisible => f.write_str("the buffer's memory is not mapped for the CPU"),
+            Self::BufferDestroyed => {
+                f.write_str("the buffer was destroyed when its coordinator shut down")
+            }
             Self::FrameInProgress => f.write_str("a frame is already in progress"),
             Self::ForeignBuffer => f.write_str("the buffer belongs to another coordinator"),
             Self::HostOutOfMemory { bytes } => {

@@ -21,6 +21,9 @@ mod stats;
 mod ticket;
 
 pub use buffer::Buffer;
+/// The `bytemuck` crate whose `Pod` bound the typed uploads take ([`Coordinator::upload_slice`],
+/// [`Coordinator::upload_to`]): name it through this re-export, so that the versions match.
+pub use bytemuck;
 pub use config::{
     BackPressure, CoordinatorConfig, MAX_PENDING_UPLOADS, MAX_POOL_METADATA_BYTES, MAX_POOL_SLOTS,
     MIN_STAGING_RING_SIZE,
