@@ -773,6 +773,26 @@ impl<D: Device> Coordinator<D> {
         self.shared.stats()
     }
 
+    /// Shuts down as [`shutdown`](Self::shutdown) does and hands the device back, for an
+    /// application that destroys what the device wraps next: memkit-vulkan's `VulkanDevice` over
+    /// the application's own `ash` device destroys memkit's semaphore and command pool when
+    /// dropped, which must happen before `vkDestroyDevice`.
+    ///
+    /// The device comes back (`Some`) only when nothing else of this coordinator holds it: every
+    /// [`Buffer`](crate::Buffer) and [`Ticket`] was dropped first. Otherwise it is `None`, and
+    /// the device is dropped with the last of them.
+    pub fn shutdown_into_device(self) -> (CoordinatorStats, Option<D>) {
+        self.shared.teardown();
+        let stats = self.shared.stats();
+        let shared = Arc::clone(&self.shared);
+        // Dropping the handle tears down again, which does nothing once shut down.
+        drop(self);
+        let device = Arc::try_unwrap(shared)
+            .ok()
+            .and_then(|shared| Arc::try_unwrap(shared.device).ok());
+        (stats, device)
+    }
+
     pub(crate) fn shared(&self) -> &Arc<Shared<D>> {
         &self.shared
     }

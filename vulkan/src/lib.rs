@@ -78,9 +78,9 @@
 //!   before reusing a slot's resources.
 //!
 //! Teardown: wait for the application's submissions that use memkit's buffers or wait on its
-//! semaphore; drop every `Buffer` and `Ticket`; shut the coordinator down (the `VulkanDevice` is
-//! dropped with the last of these, which destroys memkit's semaphore and command pool); then
-//! destroy the `ash` device. `vulkan/tests/engine_integration.rs` does all of this with
+//! semaphore; drop every `Buffer` and `Ticket`; shut the coordinator down with
+//! `shutdown_into_device`, which hands the `VulkanDevice` back once nothing else holds it, and
+//! drop it (that destroys memkit's semaphore and command pool); then destroy the `ash` device. `vulkan/tests/engine_integration.rs` does all of this with
 //! validation on.
 //!
 //! Tools and tests get everything in one call:

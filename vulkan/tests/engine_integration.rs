@@ -729,11 +729,16 @@ fn render_frames(engine: Engine) {
         pooled
     );
     assert!(pooled >= 2, "a block and the staging ring");
-    let stats = coordinator.shutdown();
+    let (stats, memkit) = coordinator.shutdown_into_device();
     assert_eq!(stats.leaked_buffers, 0);
     assert_eq!(stats.buffers_created, stats.buffers_destroyed);
     assert_eq!(stats.buffers_created, 2 + FRAMES_IN_FLIGHT as u64);
-    // SAFETY: the coordinator is gone with every buffer and ticket, so its `VulkanDevice` was
+    // The device comes back: no buffer or ticket holds it. Nothing is left on it but the
+    // semaphore and command pool it destroys when dropped, here, before the engine's device.
+    let memkit = memkit.expect("a buffer or ticket still held memkit's device");
+    assert_eq!(memkit.live_memory_objects(), 0);
+    drop(memkit);
+    // SAFETY: the coordinator is gone with every buffer and ticket, and its `VulkanDevice` was
     // dropped; the engine's own objects are destroyed. The validation layer reports any object
     // left on the device (memkit's memory, buffers, pool or semaphore) when it is destroyed.
     let messages = unsafe { engine.destroy() };
