@@ -68,7 +68,8 @@ pub struct CoordinatorConfig {
     /// again whenever a grant drains. A grant held across an upload on the same thread never
     /// comes back; without this limit that upload would wait forever. The default is 10 s;
     /// `Duration::MAX` waits forever. An upload cut into chunks can fail this way only before
-    /// its first chunk is staged.
+    /// its first chunk is staged; a later chunk that waits this long goes, with the rest of the
+    /// upload, through staging memory of its own instead.
     pub held_room_timeout: Duration,
     /// How long a producer that finds the staging ring full waits for the GPU by polling the
     /// completed timeline value (yielding between polls) before it blocks in the driver. The

@@ -1109,22 +1109,32 @@ impl<D: Device> Shared<D> {
                 // Staged whole or not at all: only the first chunk may fail for want of room
                 // (under `BackPressure::Fail`, or room held by grants past
                 // `held_room_timeout`, leaving nothing staged); once it is staged, the rest wait
-                // without limit for room, so no caller sees half an upload land. Each chunk is
-                // at most half the ring, so the room comes once the grants ahead are written.
+                // for the GPU's room. Room that grants hold may never come: a grant held on this
+                // thread is written only after this call returns. So after `held_room_timeout`
+                // the rest goes through staging memory of its own, which is submitted after the
+                // ring uploads staged before it: the upload still lands whole, in order.
                 let mut last = Ticket::completed();
                 for (i, chunk) in bytes.chunks(chunk_size as usize).enumerate() {
-                    let (policy, held_room) = if i == 0 {
-                        (self.config.back_pressure, self.config.held_room_timeout)
+                    let at = offset + i as u64 * chunk_size;
+                    let policy = if i == 0 {
+                        self.config.back_pressure
                     } else {
-                        (BackPressure::WaitForGpu, Duration::MAX)
+                        BackPressure::WaitForGpu
                     };
-                    last = self.upload_through_ring(
+                    let staged = self.upload_through_ring(
                         dest,
-                        offset + i as u64 * chunk_size,
+                        at,
                         chunk,
-                        (policy, held_room),
+                        (policy, self.config.held_room_timeout),
                         i == 0,
-                    )?;
+                    );
+                    last = match staged {
+                        Err(Error::StagingFull { wait_for: None }) if i > 0 => {
+                            let rest = &bytes[(at - offset) as usize..];
+                            return self.upload_dedicated(dest, at, rest);
+                        }
+                        staged => staged?,
+                    };
                     // The GPU copies this chunk while the next one is written.
                     self.submit_if_large(chunk.len() as u64)?;
                 }
@@ -1876,6 +1886,13 @@ impl<D: Device> Shared<D> {
             }
         }
         self.shut_down.store(true, Ordering::Release);
+        // Dropped outside the frames' lock (see `take_unsubmitted`).
+        let slot_tickets = self
+            .frames
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take_unsubmitted();
+        drop(slot_tickets);
         let mut sub = self.lock_submitter();
         let _ = self.maintain(&mut sub);
         // Whatever is left was held by a lost device, or by the caller.

@@ -32,6 +32,16 @@ impl FrameSlots {
             unsubmitted: vec![None; mode.frames_in_flight()],
         })
     }
+
+    /// Takes the tickets the slots keep for their next frames. Each holds the coordinator's
+    /// state, which holds these slots: teardown takes them, or that cycle would keep the state
+    /// (and the device) alive after the coordinator is gone.
+    pub(crate) fn take_unsubmitted(&mut self) -> Vec<Ticket> {
+        self.unsubmitted
+            .iter_mut()
+            .filter_map(Option::take)
+            .collect()
+    }
 }
 
 /// An arena starting with `bytes` of room, or [`Error::HostOutOfMemory`].

@@ -45,3 +45,35 @@ fn a_handle_still_held_keeps_the_device_and_says_so() {
     drop(ticket);
     assert!(device.live_memory().is_empty());
 }
+
+#[test]
+fn a_frame_ended_behind_a_held_grant_does_not_keep_the_coordinator_alive() {
+    let device = DummyDevice::discrete();
+    let config = CoordinatorConfig {
+        direct_writes: false,
+        ..Default::default()
+    };
+    let c = Coordinator::new(device.clone(), config).expect("coordinator");
+    let buffer = c
+        .create_buffer(4096, MemoryUsage::FAST_DEVICE_ACCESS)
+        .expect("buffer");
+    let grant = c.acquire_staging(256).expect("grant");
+    let frame = c.begin_frame().expect("frame");
+    // Staged behind the held grant: it cannot be submitted until the grant goes, so the frame
+    // ends with its upload still staged and the slot keeps the frame's ticket.
+    c.upload_to(&buffer, 0, &[5u8; 64]).expect("staged");
+    let ticket = c.end_frame(frame).expect("frame ends");
+    assert_eq!(
+        ticket.value(),
+        None,
+        "the upload was submitted past a held grant"
+    );
+    drop((grant, ticket, buffer));
+    let (stats, back) = c.shutdown_into_device();
+    assert_eq!(stats.leaked_buffers, 0);
+    assert!(
+        back.is_some(),
+        "the frame slot's ticket kept the coordinator's state (and device) alive"
+    );
+    assert!(device.live_memory().is_empty());
+}

@@ -274,11 +274,12 @@ fn upload_behind_a_grant_held_by_its_own_thread_fails_instead_of_hanging() {
     });
 }
 
-/// An upload cut into chunks fails, if at all, before its first chunk: the chunks after it wait
-/// for room however long another thread's grant holds it (here 200 ms, four times the limit),
-/// and the whole upload lands.
+/// An upload cut into chunks fails, if at all, before its first chunk: once that is staged, a
+/// chunk that finds room held by another thread's grant past the limit (here 200 ms, four times
+/// it) sends the rest of the upload through staging memory of its own, and the whole upload
+/// lands, after the grant's bytes it was staged behind.
 #[test]
-fn chunked_upload_waits_past_the_limit_once_its_first_chunk_is_staged() {
+fn chunked_upload_past_the_limit_finishes_through_staging_of_its_own() {
     within(Duration::from_secs(60), || {
         let config = CoordinatorConfig {
             staging_ring_size: 4096,
@@ -298,20 +299,50 @@ fn chunked_upload_waits_past_the_limit_once_its_first_chunk_is_staged() {
                 granted.send(()).unwrap();
                 std::thread::sleep(Duration::from_millis(200));
                 grant.bytes_mut().fill(7);
-                c.transfer_and_release(grant, &b, 0).unwrap();
+                // Overlaps the upload's first 1 KiB: the upload, issued later, must win there.
+                c.transfer_and_release(grant, &b, 1024).unwrap();
             })
         };
         go.recv().unwrap();
         // 8 KiB through a 4 KiB ring, in 2 KiB chunks: the first fits beside the held grant,
         // the second waits behind it.
-        let started = std::time::Instant::now();
         c.upload_to(&b, 2048, &[9u8; 8192]).unwrap();
-        assert!(started.elapsed() >= Duration::from_millis(100));
+        assert_eq!(c.stats().dedicated_staging_uploads, 1);
         writer.join().unwrap();
         c.flush_transfers().unwrap().wait().unwrap();
         let bytes = read(&c, &b);
-        assert_eq!(bytes[..2048], [7u8; 2048]);
+        assert_eq!(bytes[1024..2048], [7u8; 1024]);
         assert_eq!(bytes[2048..2048 + 8192], [9u8; 8192]);
+        c.device().assert_no_misuse();
+    });
+}
+
+/// The same with the grant held by the uploading thread itself, which can write it only after
+/// the upload returns: the rest of the upload used to wait for that room forever.
+#[test]
+fn chunked_upload_behind_a_grant_held_by_its_own_thread_returns() {
+    within(Duration::from_secs(30), || {
+        let config = CoordinatorConfig {
+            staging_ring_size: 4096,
+            held_room_timeout: Duration::from_millis(20),
+            ..CoordinatorConfig::default()
+        };
+        let c = Coordinator::new(DummyDevice::discrete(), config).unwrap();
+        let b = c
+            .create_buffer(1 << 16, MemoryUsage::FAST_DEVICE_ACCESS)
+            .unwrap();
+        let mut held = c.acquire_staging(1024).unwrap();
+        let data: Vec<u8> = (0..4096u32).map(|i| (i * 13 % 251) as u8).collect();
+        c.upload_to(&b, 4096, &data).unwrap();
+        held.bytes_mut().fill(0xAB);
+        c.transfer_and_release(held, &b, 0).unwrap();
+        c.flush_transfers().unwrap().wait().unwrap();
+        let bytes = read(&c, &b);
+        assert_eq!(bytes[..1024], [0xAB; 1024]);
+        assert!(
+            bytes[4096..8192] == data[..],
+            "the chunked upload did not land whole"
+        );
         c.device().assert_no_misuse();
     });
 }

@@ -211,9 +211,6 @@ pub struct WorkloadDepth {
     /// with [`Error::StagingFull`] `{ wait_for: None }` under `WaitForGpu`, waits with
     /// [`Error::BlockedByHeldGrant`].
     pub blocked_by_held: u32,
-    /// Uploads that would be cut into chunks, not made while a grant was held (see
-    /// [`CoordinatorWorkload::run`]).
-    pub chunked_skipped: u32,
     /// Checks that compared the bytes the device copied with the bytes staged.
     pub exact_checks: u32,
     /// Committed grants overlapped by a staged upload granted after them and accepted before
@@ -246,7 +243,6 @@ impl WorkloadDepth {
             grants_committed: self.grants_committed + o.grants_committed,
             grants_abandoned: self.grants_abandoned + o.grants_abandoned,
             blocked_by_held: self.blocked_by_held + o.blocked_by_held,
-            chunked_skipped: self.chunked_skipped + o.chunked_skipped,
             exact_checks: self.exact_checks + o.exact_checks,
             ambiguous_overlaps: self.ambiguous_overlaps + o.ambiguous_overlaps,
             max_held: self.max_held.max(o.max_held),
@@ -336,17 +332,6 @@ impl Setup {
     fn chunked(&self, len: usize) -> bool {
         self.policy != BackPressure::DedicatedStaging && len as u64 > self.max_ring_upload
     }
-
-    /// Whether an upload of `len` bytes at `offset` to `m` is not made: one that would be cut into
-    /// chunks, while a grant is held. Only its first chunk waits for room with a limit
-    /// (`held_room_timeout`); once that is staged, the rest wait without one, and a grant held on
-    /// the uploading thread never lets them through, so the call would never return.
-    fn skips(&self, m: &Model, offset: u64, len: usize) -> bool {
-        self.holding
-            && self.chunked(len)
-            && !m.buffer.is_direct_write()
-            && expected_error(m.bytes.len() as u64, offset, len as u64).is_none()
-    }
 }
 
 /// Applies an upload's outcome to the model; panics on an error the model does not allow.
@@ -391,7 +376,8 @@ fn apply(
             }
         }
         // Room held by grants, under `WaitForGpu`: refused after `held_room_timeout` with nothing
-        // staged (an upload in chunks is not made while a grant is held, see `Setup::skips`).
+        // staged (an upload in chunks fails only at its first chunk: past it, the rest goes
+        // through staging of its own).
         (Err(Error::StagingFull { wait_for: None }), None)
             if setup.holding && setup.policy == BackPressure::WaitForGpu =>
         {
@@ -638,20 +624,12 @@ impl CoordinatorWorkload {
                         continue;
                     };
                     let m = models.get_mut(&id).expect("live");
-                    if setup.skips(m, u64::from(offset), len as usize) {
-                        depth.chunked_skipped += 1;
-                        continue;
-                    }
                     let bytes = data(len as usize, i);
                     let result = c.upload_to(&m.buffer, u64::from(offset), &bytes).map(drop);
                     let upload = (u64::from(offset), &bytes[..]);
                     apply(&mut depth, &mut ledger, &setup, m, upload, result, true);
                 }
                 CoordOp::UploadSlice { len } => {
-                    if setup.holding && setup.chunked(len as usize) {
-                        depth.chunked_skipped += 1;
-                        continue;
-                    }
                     let bytes = data(len as usize, i);
                     // Its one write may be direct though later uploads to it are staged
                     // (`is_direct_write`): the coordinator's count tells.
@@ -743,10 +721,6 @@ impl CoordinatorWorkload {
                         continue;
                     };
                     let m = models.get_mut(&id).expect("live");
-                    if setup.skips(m, u64::from(offset), len as usize) {
-                        depth.chunked_skipped += 1;
-                        continue;
-                    }
                     let f = match &mut frame {
                         Some(f) => f,
                         none => match c.begin_frame() {
@@ -939,17 +913,6 @@ impl CoordinatorWorkload {
         // Grants still held are abandoned: their room comes back and none of their bytes land.
         depth.grants_abandoned += held.len() as u32;
         drop(held);
-        if depth.grants_held > 0 {
-            // Works around a leak in memkit-std: a frame ended while some of its uploads sat
-            // behind a held grant leaves their ticket, which holds the coordinator's state, in
-            // that state until the slot's next frame begins, a reference cycle that outlives the
-            // coordinator (LeakSanitizer found it). A frame begun and ended in every slot clears
-            // it. Remove once `FrameSlots::unsubmitted` no longer holds the state.
-            for _ in 0..3 {
-                let f = c.begin_frame().expect("begin_frame");
-                c.end_frame(f).expect("end_frame");
-            }
-        }
         check(&c, &mut models, false, &mut depth, &mut ledger);
         depth.take_stats(&c.stats());
         drop(models);
