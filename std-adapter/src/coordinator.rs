@@ -618,6 +618,11 @@ impl<D: Device> Coordinator<D> {
     /// buffer the CPU writes directly (see [`Coordinator::create_buffer`]), the bytes are written
     /// into it at once, as every upload to it is, and the ticket is already complete.
     ///
+    /// Order: to a buffer whose uploads are staged, the grant's bytes take their place among
+    /// the uploads when the grant was acquired (its room in the ring comes first), not when it is
+    /// transferred. An upload to the same bytes made while the grant was held lands after it and
+    /// wins. To a buffer the CPU writes directly, everything follows call order.
+    ///
     /// Errors: [`Error::ForeignGrant`] (another coordinator's grant: it is dropped, which gives
     /// its range back to its own ring), [`Error::ForeignBuffer`], [`Error::OutOfBounds`].
     pub fn transfer_and_release(
