@@ -231,21 +231,30 @@ fn within<T: Send + 'static>(limit: Duration, test: impl FnOnce() -> T + Send + 
         .expect("did not finish: it waited forever")
 }
 
+/// A coordinator with a 4 KiB staging ring and `held_room_timeout`, and a 64 KiB buffer whose
+/// uploads are staged.
+fn small_ring(
+    held_room_timeout: Duration,
+) -> (Coordinator<DummyDevice>, memkit_std::Buffer<DummyDevice>) {
+    let config = CoordinatorConfig {
+        staging_ring_size: 4096,
+        held_room_timeout,
+        ..CoordinatorConfig::default()
+    };
+    let c = Coordinator::new(DummyDevice::discrete(), config).unwrap();
+    let b = c
+        .create_buffer(1 << 16, MemoryUsage::FAST_DEVICE_ACCESS)
+        .unwrap();
+    (c, b)
+}
+
 /// A grant held across uploads on the same thread keeps the ring from ever draining past it:
 /// the upload that needs that room fails after `held_room_timeout` instead of waiting forever,
 /// and once the grant is transferred everything lands.
 #[test]
 fn upload_behind_a_grant_held_by_its_own_thread_fails_instead_of_hanging() {
     within(Duration::from_secs(30), || {
-        let config = CoordinatorConfig {
-            staging_ring_size: 4096,
-            held_room_timeout: Duration::from_millis(50),
-            ..CoordinatorConfig::default()
-        };
-        let c = Coordinator::new(DummyDevice::discrete(), config).unwrap();
-        let b = c
-            .create_buffer(1 << 16, MemoryUsage::FAST_DEVICE_ACCESS)
-            .unwrap();
+        let (c, b) = small_ring(Duration::from_millis(50));
         let mut held = c.acquire_staging(1024).unwrap();
         held.bytes_mut().fill(0xAB);
         let mut landed = 0;
@@ -322,15 +331,7 @@ fn chunked_upload_past_the_limit_finishes_through_staging_of_its_own() {
 #[test]
 fn chunked_upload_behind_a_grant_held_by_its_own_thread_returns() {
     within(Duration::from_secs(30), || {
-        let config = CoordinatorConfig {
-            staging_ring_size: 4096,
-            held_room_timeout: Duration::from_millis(20),
-            ..CoordinatorConfig::default()
-        };
-        let c = Coordinator::new(DummyDevice::discrete(), config).unwrap();
-        let b = c
-            .create_buffer(1 << 16, MemoryUsage::FAST_DEVICE_ACCESS)
-            .unwrap();
+        let (c, b) = small_ring(Duration::from_millis(20));
         let mut held = c.acquire_staging(1024).unwrap();
         let data: Vec<u8> = (0..4096u32).map(|i| (i * 13 % 251) as u8).collect();
         c.upload_to(&b, 4096, &data).unwrap();
