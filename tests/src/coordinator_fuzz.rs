@@ -334,6 +334,24 @@ impl Setup {
     }
 }
 
+/// Counts a staging grant of `len` bytes refused for want of room in a way the model allows, and
+/// says whether it was; any other outcome is the caller's to check.
+fn grant_refused(depth: &mut WorkloadDepth, setup: &Setup, len: usize, e: &Error) -> bool {
+    match e {
+        // Larger than one ring upload, whatever the policy.
+        Error::StagingFull { wait_for: None } if len as u64 > setup.max_ring_upload => {
+            depth.bad_calls += 1;
+        }
+        Error::StagingFull { .. } if setup.policy != BackPressure::WaitForGpu => {
+            depth.staging_full += 1;
+        }
+        // The room is held by grants, after `held_room_timeout`.
+        Error::StagingFull { wait_for: None } if setup.holding => depth.blocked_by_held += 1,
+        _ => return false,
+    }
+    true
+}
+
 /// Applies an upload's outcome to the model; panics on an error the model does not allow.
 fn apply(
     depth: &mut WorkloadDepth,
@@ -690,22 +708,9 @@ impl CoordinatorWorkload {
                         Err(e) => Err(e),
                     };
                     match result {
-                        // A grant larger than one ring upload is refused, whatever the policy.
-                        Err(Error::StagingFull { wait_for: None })
-                            if bytes.len() as u64 > setup.max_ring_upload =>
-                        {
-                            depth.bad_calls += 1;
-                        }
-                        Err(Error::StagingFull { .. })
-                            if setup.policy != BackPressure::WaitForGpu =>
-                        {
-                            depth.staging_full += 1;
-                        }
-                        // Room held by grants: the grant is asked for before the buffer's range
-                        // is checked, so a bad call is refused this way too.
-                        Err(Error::StagingFull { wait_for: None }) if setup.holding => {
-                            depth.blocked_by_held += 1;
-                        }
+                        // The grant is asked for before the buffer's range is checked, so a bad
+                        // call held back by grants is refused this way too.
+                        Err(e) if grant_refused(&mut depth, &setup, bytes.len(), &e) => {}
                         result => {
                             let upload = (u64::from(offset), &bytes[..]);
                             apply(&mut depth, &mut ledger, &setup, m, upload, result, false);
@@ -807,21 +812,7 @@ impl CoordinatorWorkload {
                             depth.grants_held += 1;
                         }
                         Err(Error::ZeroSize) if bytes.is_empty() => depth.bad_calls += 1,
-                        // Larger than one ring upload, whatever the policy.
-                        Err(Error::StagingFull { wait_for: None })
-                            if bytes.len() as u64 > setup.max_ring_upload =>
-                        {
-                            depth.bad_calls += 1;
-                        }
-                        Err(Error::StagingFull { .. })
-                            if setup.policy != BackPressure::WaitForGpu =>
-                        {
-                            depth.staging_full += 1;
-                        }
-                        // The room is held by grants, after `held_room_timeout`.
-                        Err(Error::StagingFull { wait_for: None }) if setup.holding => {
-                            depth.blocked_by_held += 1;
-                        }
+                        Err(e) if grant_refused(&mut depth, &setup, bytes.len(), &e) => {}
                         Err(e) => panic!("acquire_staging({}): {e:?}", bytes.len()),
                     }
                 }
