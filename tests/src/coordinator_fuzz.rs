@@ -880,7 +880,13 @@ impl CoordinatorWorkload {
                         ForeignCall::Buffer => c.upload_to(&o.buffer, 0, &[1u8; 4]).map(drop),
                         ForeignCall::Grant => {
                             let Some(own) = own else { continue };
-                            let grant = o.coordinator.acquire_staging(4).expect("other grant");
+                            // The earlier refused grants' room comes back only once drained:
+                            // under `Fail` it is refused until then, so drain and ask again.
+                            let grant = o.coordinator.acquire_staging(4).or_else(|_| {
+                                o.coordinator.flush_transfers()?;
+                                o.coordinator.acquire_staging(4)
+                            });
+                            let grant = grant.expect("other grant");
                             c.transfer_and_release(grant, own, 0).map(drop)
                         }
                         ForeignCall::Frame => {
