@@ -378,7 +378,7 @@ impl ImageDesc {
 }
 
 /// An extent at mip level `level`: halved per level, never below 1.
-const fn level_extent(extent: u32, level: u32) -> u32 {
+pub(super) const fn level_extent(extent: u32, level: u32) -> u32 {
     let e = extent >> level;
     if e == 0 { 1 } else { e }
 }

@@ -13,7 +13,7 @@
 //!
 //! # Writing a backend
 //!
-//! A backend implements three traits, or four with images. Each unsafe method's `# Safety` list
+//! A backend implements three traits, or four with images (five to upload into them). Each unsafe method's `# Safety` list
 //! is what its callers promise the backend; each method's own text is what the backend promises
 //! back. A complete one over plain host memory, with core driven end to end on top of it (pools,
 //! staging ring, transfer scheduler, timeline, frame pacer) and the result checked byte for byte,
@@ -37,7 +37,9 @@
 //!   allocation's memory and offset. `memory_type_bits` names the types that can back the
 //!   buffer, and `alignment` is a power of two.
 //! - [`ImageDevice`]: only for a backend with images. Without them, set
-//!   `type Image = core::convert::Infallible` and leave this trait out.
+//!   `type Image = core::convert::Infallible` and leave this trait out (and the next).
+//! - [`ImageCopyQueue`]: only for a backend that uploads into images. Check every region with
+//!   [`ImageCopy::check`] first; record the layout transitions its `submit_image_copies` names.
 //! - [`CopyQueue`]: copies and one timeline. [`submit_copies`](CopyQueue::submit_copies) is all
 //!   or nothing; [`completed_value`](CopyQueue::completed_value) never blocks and never goes down
 //!   ([`TimelineTracker::signal`](crate::TimelineTracker::signal) refuses a value that did).
@@ -80,10 +82,12 @@ use core::fmt;
 use core::ptr::NonNull;
 
 mod image;
+mod image_copy;
 #[cfg(test)]
 mod tests;
 
 pub use image::{ImageDesc, ImageDescError, ImageFormat, ImageUsage};
+pub use image_copy::{ImageCopy, ImageCopyCommand, ImageCopyError, ImageLayout};
 
 /// Vulkan's `VK_MAX_MEMORY_TYPES`.
 pub const MAX_MEMORY_TYPES: usize = 32;
@@ -327,6 +331,9 @@ pub enum DeviceError {
     Timeout,
     /// An image description the backend refused before calling the driver.
     InvalidImage(ImageDescError),
+    /// A buffer-to-image copy region the backend refused before calling the driver
+    /// ([`ImageCopy::check`]).
+    InvalidImageCopy(ImageCopyError),
     /// An argument the backend refused before calling the driver, which would reject it (in
     /// Vulkan, an argument that breaks a valid-usage rule, which the driver need not even
     /// report); the variant says which rule.
@@ -393,6 +400,7 @@ impl fmt::Display for DeviceError {
             Self::DeviceLost => f.write_str("the device was lost"),
             Self::Timeout => f.write_str("timed out"),
             Self::InvalidImage(e) => write!(f, "invalid image: {e}"),
+            Self::InvalidImageCopy(e) => write!(f, "invalid image copy: {e}"),
             Self::InvalidArgument(e) => write!(f, "invalid argument: {e}"),
             Self::FeatureNotEnabled => f.write_str("the device was not created with that feature"),
             Self::InvalidDescription(e) => write!(f, "invalid device description: {e}"),
@@ -405,6 +413,7 @@ impl core::error::Error for DeviceError {
     fn source(&self) -> Option<&(dyn core::error::Error + 'static)> {
         match self {
             Self::InvalidImage(e) => Some(e),
+            Self::InvalidImageCopy(e) => Some(e),
             Self::InvalidArgument(e) => Some(e),
             Self::InvalidDescription(e) => Some(e),
             _ => None,
@@ -716,4 +725,43 @@ pub trait CopyQueue: BufferDevice {
     /// single-threaded one, or a simulated GPU that runs when waited on) may answer
     /// [`WaitStatus::TimedOut`] at once.
     fn wait(&self, value: u64, timeout_ns: u64) -> Result<WaitStatus, DeviceError>;
+}
+
+/// A [`CopyQueue`] that also uploads into images: it records the layout transitions around its
+/// buffer-to-image copies (see the [`ImageCopy`] module's rules) and signals the same timeline.
+pub trait ImageCopyQueue: CopyQueue + ImageDevice {
+    /// The queue's image transfer granularity (Vulkan's `minImageTransferGranularity`) that
+    /// [`ImageCopy::check`] takes: copy boxes start on this grid and end on it or at the level's
+    /// edge; an axis of 0 allows whole levels only. `[1, 1, 1]` on graphics and compute queues.
+    fn image_copy_granularity(&self) -> [u32; 3];
+
+    /// Submits the uploads, in order, and signals `signal_value` when all of them finished.
+    /// For each command: every subresource of `dst` goes to the transfer layout (from the
+    /// undefined layout, discarding its contents, unless `keep_contents`), the regions are
+    /// copied, and every subresource goes to [`ImageDesc::layout_after_upload`]. Once
+    /// `signal_value` completed, the texels are written and the image is in that layout; work
+    /// on another queue that waits for the value (a timeline-semaphore wait) sees both.
+    ///
+    /// A region that fails [`ImageCopy::check`] against its command's `desc` and this queue's
+    /// granularity is refused with [`DeviceError::InvalidImageCopy`] before anything is
+    /// submitted. An `Err` means none of the uploads is in flight, as for
+    /// [`CopyQueue::submit_copies`].
+    ///
+    /// # Safety
+    /// - every buffer and image is alive and bound, and stays so until `signal_value` completes;
+    ///   each `desc` is what its image was created with;
+    /// - each region's source range (`buffer_offset` plus [`ImageCopy::packed_bytes`]) lies
+    ///   inside its source buffer, and in one command no two regions' boxes overlap;
+    /// - host writes to the source ranges are finished and flushed (non-coherent memory);
+    /// - `keep_contents` is set only for an image that an earlier upload on this queue wrote and
+    ///   that is in [`ImageDesc::layout_after_upload`] again;
+    /// - no other GPU work uses the image until `signal_value` completes, and work submitted
+    ///   before that used it has finished or is ordered before this submission (for work on
+    ///   another queue: it completed, or this queue waited for it);
+    /// - `signal_value` is as for [`CopyQueue::submit_copies`].
+    unsafe fn submit_image_copies(
+        &self,
+        commands: &[ImageCopyCommand<'_, Self::Buffer, Self::Image>],
+        signal_value: u64,
+    ) -> Result<(), DeviceError>;
 }

@@ -1,0 +1,250 @@
+//! Uploads into images: the regions a buffer-to-image copy writes (`VkBufferImageCopy`), the
+//! rules a region must keep before any driver sees it, and the layout an image is left in.
+//!
+//! A region's texels lie tightly packed in the source buffer: row after row, slice after slice,
+//! layer after layer, with no padding ([`ImageCopy::packed_bytes`] bytes from
+//! [`ImageCopy::buffer_offset`]). Uploads are for colour images with one sample: a copy into a
+//! depth image needs a graphics queue in Vulkan, and multisampled images cannot be copied into.
+//!
+//! # Layouts
+//!
+//! An [`ImageCopyQueue`](super::ImageCopyQueue) moves every subresource of the image to the
+//! transfer layout before its copies, and afterwards to [`ImageDesc::layout_after_upload`]:
+//! shader-read-only for an image that shaders sample or read as an input attachment, general
+//! otherwise. The first upload into an image discards what the image held (its subresources go
+//! from the undefined layout, so levels the upload does not cover hold garbage until written);
+//! later ones keep it ([`ImageCopyCommand::keep_contents`]), and expect the image in that layout.
+
+use core::fmt;
+
+use super::image::{ImageDesc, ImageUsage, level_extent};
+
+/// A layout an upload leaves an image in: where a renderer finds it once the upload's timeline
+/// value completed (Vulkan's `VkImageLayout` of the same name).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ImageLayout {
+    /// `VK_IMAGE_LAYOUT_SHADER_READ_ONLY_OPTIMAL`: sampled or read as an input attachment.
+    ShaderReadOnlyOptimal,
+    /// `VK_IMAGE_LAYOUT_GENERAL`: any other use (a storage image, a copy source).
+    General,
+}
+
+impl ImageDesc {
+    /// The layout uploads leave this image in: [`ImageLayout::ShaderReadOnlyOptimal`] when its
+    /// usage includes [`ImageUsage::SAMPLED`] or [`ImageUsage::INPUT_ATTACHMENT`],
+    /// [`ImageLayout::General`] otherwise.
+    pub const fn layout_after_upload(&self) -> ImageLayout {
+        if self
+            .usage
+            .intersects(ImageUsage::SAMPLED.union(ImageUsage::INPUT_ATTACHMENT))
+        {
+            ImageLayout::ShaderReadOnlyOptimal
+        } else {
+            ImageLayout::General
+        }
+    }
+
+    /// Width, height and depth of mip level `level`: halved per level, never below 1.
+    pub const fn level_extent(&self, level: u32) -> [u32; 3] {
+        // Shifts of 32 and more would overflow; every extent is 1 by then.
+        let level = if level > 31 { 31 } else { level };
+        [
+            level_extent(self.width, level),
+            level_extent(self.height, level),
+            level_extent(self.depth, level),
+        ]
+    }
+}
+
+/// One region of a buffer-to-image copy: a box of texels in one mip level of one or more array
+/// layers, read tightly packed from the source buffer.
+///
+/// ```
+/// use memkit_core::device::{ImageCopy, ImageDesc, ImageFormat, ImageUsage};
+///
+/// let desc = ImageDesc::new_2d(
+///     ImageFormat::Rgba8Srgb,
+///     256,
+///     128,
+///     ImageUsage::SAMPLED | ImageUsage::TRANSFER_DST,
+/// )
+/// .with_full_mip_chain();
+/// let level1 = ImageCopy::whole_level(&desc, 1, 0);
+/// assert_eq!(level1.extent, [128, 64, 1]);
+/// assert_eq!(level1.packed_bytes(desc.format), Some(128 * 64 * 4));
+/// assert_eq!(level1.check(&desc, [1, 1, 1]), Ok(()));
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct ImageCopy {
+    /// Where the region's first texel lies in the source buffer: a multiple of 4 and of the
+    /// format's texel size.
+    pub buffer_offset: u64,
+    /// The mip level written.
+    pub mip_level: u32,
+    /// The first array layer written (0 for a 3D image).
+    pub base_array_layer: u32,
+    /// Array layers written, at least 1 (1 for a 3D image).
+    pub layer_count: u32,
+    /// The box's first texel: x, y, z.
+    pub offset: [u32; 3],
+    /// The box's size in texels: width, height, depth, each at least 1.
+    pub extent: [u32; 3],
+}
+
+impl ImageCopy {
+    /// All of mip level `mip_level`, every array layer, read from `buffer_offset`.
+    pub const fn whole_level(desc: &ImageDesc, mip_level: u32, buffer_offset: u64) -> Self {
+        Self {
+            buffer_offset,
+            mip_level,
+            base_array_layer: 0,
+            layer_count: desc.array_layers,
+            offset: [0; 3],
+            extent: desc.level_extent(mip_level),
+        }
+    }
+
+    /// Bytes the region reads from the source buffer: every texel of the box in every layer,
+    /// tightly packed. `None` where that does not fit in a `u64`.
+    pub const fn packed_bytes(&self, format: super::ImageFormat) -> Option<u64> {
+        let [w, h, d] = self.extent;
+        // Two u32 factors multiply without overflow in a u64; the rest is checked.
+        let Some(texels) = (w as u64 * h as u64).checked_mul(d as u64) else {
+            return None;
+        };
+        let Some(texels) = texels.checked_mul(self.layer_count as u64) else {
+            return None;
+        };
+        texels.checked_mul(format.texel_bytes() as u64)
+    }
+
+    /// Checks the region against the image it writes and the queue's
+    /// [`image_copy_granularity`](super::ImageCopyQueue::image_copy_granularity), in the order the
+    /// variants of [`ImageCopyError`] are listed. Whether the source range lies inside the source
+    /// buffer is the caller's to check (backends do not know buffer sizes).
+    pub const fn check(
+        &self,
+        desc: &ImageDesc,
+        granularity: [u32; 3],
+    ) -> Result<(), ImageCopyError> {
+        if !desc.usage.contains(ImageUsage::TRANSFER_DST) {
+            return Err(ImageCopyError::NotTransferDst);
+        }
+        if desc.format.is_depth() {
+            return Err(ImageCopyError::DepthFormat);
+        }
+        if desc.samples != 1 {
+            return Err(ImageCopyError::Multisampled);
+        }
+        if self.mip_level >= desc.mip_levels {
+            return Err(ImageCopyError::NoSuchLevel);
+        }
+        let layers_end = self.base_array_layer as u64 + self.layer_count as u64;
+        if self.layer_count == 0 || layers_end > desc.array_layers as u64 {
+            return Err(ImageCopyError::NoSuchLayer);
+        }
+        let level = desc.level_extent(self.mip_level);
+        let mut axis = 0;
+        while axis < 3 {
+            let (offset, extent) = (self.offset[axis], self.extent[axis]);
+            if extent == 0 {
+                return Err(ImageCopyError::ZeroExtent);
+            }
+            let end = offset as u64 + extent as u64;
+            if end > level[axis] as u64 {
+                return Err(ImageCopyError::OutOfBounds);
+            }
+            // Vulkan's `minImageTransferGranularity`: offsets on the grid, extents on it or
+            // reaching the level's edge; a granularity of 0 allows whole levels only.
+            let g = granularity[axis];
+            let on_grid = if g == 0 {
+                offset == 0 && end == level[axis] as u64
+            } else {
+                offset % g == 0 && (extent % g == 0 || end == level[axis] as u64)
+            };
+            if !on_grid {
+                return Err(ImageCopyError::OffGranularity);
+            }
+            axis += 1;
+        }
+        // Vulkan: a multiple of the texel size, and of 4 on a queue without graphics or compute.
+        // Texel sizes are powers of two, so the larger of the two is their least common multiple.
+        let texel = desc.format.texel_bytes() as u64;
+        let unit = if texel > 4 { texel } else { 4 };
+        if !self.buffer_offset.is_multiple_of(unit) {
+            return Err(ImageCopyError::MisalignedBufferOffset);
+        }
+        if self.packed_bytes(desc.format).is_none() {
+            return Err(ImageCopyError::OutOfBounds);
+        }
+        Ok(())
+    }
+}
+
+/// Why a buffer-to-image copy region was refused ([`ImageCopy::check`]).
+#[non_exhaustive]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ImageCopyError {
+    /// The image was created without [`ImageUsage::TRANSFER_DST`].
+    NotTransferDst,
+    /// The image has a depth format: Vulkan copies into depth only on a graphics queue, and
+    /// memkit's copies run on a transfer queue.
+    DepthFormat,
+    /// The image has more than one sample per texel; such images cannot be copied into.
+    Multisampled,
+    /// The mip level is not below the image's level count.
+    NoSuchLevel,
+    /// No layer, or layers past the image's last.
+    NoSuchLayer,
+    /// A width, height or depth of zero.
+    ZeroExtent,
+    /// The box reaches past the mip level's extent.
+    OutOfBounds,
+    /// The box's offset or extent is off the queue's image transfer granularity.
+    OffGranularity,
+    /// The buffer offset is not a multiple of 4 and of the texel size.
+    MisalignedBufferOffset,
+}
+
+impl fmt::Display for ImageCopyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::NotTransferDst => "the image was not created as a transfer destination",
+            Self::DepthFormat => "uploads into depth images are not supported",
+            Self::Multisampled => "multisampled images cannot be copied into",
+            Self::NoSuchLevel => "the image has no such mip level",
+            Self::NoSuchLayer => "the image has no such array layers",
+            Self::ZeroExtent => "a copy region has a zero width, height or depth",
+            Self::OutOfBounds => "the copy region reaches past the mip level",
+            Self::OffGranularity => "the copy region is off the queue's image transfer granularity",
+            Self::MisalignedBufferOffset => {
+                "the buffer offset is not a multiple of 4 and of the texel size"
+            }
+        })
+    }
+}
+
+impl core::error::Error for ImageCopyError {}
+
+/// One upload into an image: regions from one buffer into one image, as one submission's part.
+///
+/// The regions' boxes must not overlap one another (they run in no particular order), and their
+/// source ranges must lie inside `src`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ImageCopyCommand<'a, B, I> {
+    /// Source buffer (a staging buffer, usually).
+    pub src: B,
+    /// Destination image.
+    pub dst: I,
+    /// What `dst` was created with.
+    pub desc: ImageDesc,
+    /// `false` for the first upload into the image: what it held is discarded. `true` for a
+    /// later one: the image is in [`ImageDesc::layout_after_upload`] and what the regions do not
+    /// cover is kept.
+    pub keep_contents: bool,
+    /// The regions, each passing [`ImageCopy::check`].
+    pub regions: &'a [ImageCopy],
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,195 @@
+use std::string::ToString;
+
+use super::{ImageCopy, ImageCopyError, ImageLayout};
+use crate::device::{DeviceError, ImageDesc, ImageFormat, ImageUsage};
+
+const UPLOADABLE: ImageUsage = ImageUsage::SAMPLED.union(ImageUsage::TRANSFER_DST);
+
+/// A 100 x 60 texture, full mip chain (7 levels: 100x60 down to 1x1), 3 layers.
+fn texture() -> ImageDesc {
+    ImageDesc::new_2d(ImageFormat::Rgba8Unorm, 100, 60, UPLOADABLE)
+        .with_full_mip_chain()
+        .with_array_layers(3)
+}
+
+fn region(mip_level: u32, offset: [u32; 3], extent: [u32; 3]) -> ImageCopy {
+    ImageCopy {
+        buffer_offset: 0,
+        mip_level,
+        base_array_layer: 0,
+        layer_count: 1,
+        offset,
+        extent,
+    }
+}
+
+#[test]
+fn level_extents_halve_and_stop_at_one() {
+    let desc = texture();
+    assert_eq!(desc.mip_levels, 7);
+    assert_eq!(desc.level_extent(0), [100, 60, 1]);
+    assert_eq!(desc.level_extent(1), [50, 30, 1]);
+    assert_eq!(desc.level_extent(5), [3, 1, 1]);
+    assert_eq!(desc.level_extent(6), [1, 1, 1]);
+    assert_eq!(desc.level_extent(40), [1, 1, 1]);
+}
+
+#[test]
+fn whole_levels_cover_every_layer_and_sum_to_the_packed_image() {
+    let desc = texture();
+    let mut total = 0;
+    for level in 0..desc.mip_levels {
+        let copy = ImageCopy::whole_level(&desc, level, total);
+        assert_eq!(copy.layer_count, 3);
+        assert_eq!(copy.extent, desc.level_extent(level));
+        assert_eq!(copy.check(&desc, [1, 1, 1]), Ok(()), "level {level}");
+        total += copy.packed_bytes(desc.format).unwrap();
+    }
+    assert_eq!(total, desc.packed_bytes());
+}
+
+#[test]
+fn the_image_must_be_a_colour_single_sample_transfer_destination() {
+    let copy = region(0, [0; 3], [4, 4, 1]);
+    let sampled_only = ImageDesc::new_2d(ImageFormat::Rgba8Unorm, 8, 8, ImageUsage::SAMPLED);
+    assert_eq!(
+        copy.check(&sampled_only, [1, 1, 1]),
+        Err(ImageCopyError::NotTransferDst)
+    );
+    let depth = ImageDesc::new_2d(
+        ImageFormat::D32Float,
+        8,
+        8,
+        ImageUsage::DEPTH_STENCIL_ATTACHMENT | ImageUsage::TRANSFER_DST,
+    );
+    assert_eq!(
+        copy.check(&depth, [1, 1, 1]),
+        Err(ImageCopyError::DepthFormat)
+    );
+    let msaa = ImageDesc::new_2d(
+        ImageFormat::Rgba8Unorm,
+        8,
+        8,
+        ImageUsage::COLOR_ATTACHMENT | ImageUsage::TRANSFER_DST,
+    )
+    .with_samples(4);
+    assert_eq!(
+        copy.check(&msaa, [1, 1, 1]),
+        Err(ImageCopyError::Multisampled)
+    );
+}
+
+#[test]
+fn levels_layers_and_boxes_must_lie_inside_the_image() {
+    let desc = texture();
+    let g = [1, 1, 1];
+    assert_eq!(
+        region(7, [0; 3], [1, 1, 1]).check(&desc, g),
+        Err(ImageCopyError::NoSuchLevel)
+    );
+    let mut layers = region(0, [0; 3], [1, 1, 1]);
+    layers.base_array_layer = 2;
+    layers.layer_count = 2;
+    assert_eq!(layers.check(&desc, g), Err(ImageCopyError::NoSuchLayer));
+    layers.layer_count = 0;
+    assert_eq!(layers.check(&desc, g), Err(ImageCopyError::NoSuchLayer));
+    layers.base_array_layer = u32::MAX;
+    layers.layer_count = u32::MAX;
+    assert_eq!(layers.check(&desc, g), Err(ImageCopyError::NoSuchLayer));
+    assert_eq!(
+        region(0, [0; 3], [0, 1, 1]).check(&desc, g),
+        Err(ImageCopyError::ZeroExtent)
+    );
+    // Level 1 is 50 x 30: a box ending at x = 50 fits, one texel more does not.
+    assert_eq!(region(1, [40, 0, 0], [10, 30, 1]).check(&desc, g), Ok(()));
+    assert_eq!(
+        region(1, [41, 0, 0], [10, 30, 1]).check(&desc, g),
+        Err(ImageCopyError::OutOfBounds)
+    );
+    assert_eq!(
+        region(0, [0, u32::MAX, 0], [1, u32::MAX, 1]).check(&desc, g),
+        Err(ImageCopyError::OutOfBounds)
+    );
+    assert_eq!(
+        region(0, [0, 0, 1], [1, 1, 1]).check(&desc, g),
+        Err(ImageCopyError::OutOfBounds)
+    );
+}
+
+#[test]
+fn boxes_keep_to_the_queues_transfer_granularity() {
+    let desc = texture();
+    let g = [8, 8, 1];
+    assert_eq!(region(0, [8, 16, 0], [16, 8, 1]).check(&desc, g), Ok(()));
+    // Off the grid.
+    assert_eq!(
+        region(0, [4, 0, 0], [8, 8, 1]).check(&desc, g),
+        Err(ImageCopyError::OffGranularity)
+    );
+    // An extent off the grid is fine only where it reaches the level's edge (100 x 60).
+    assert_eq!(region(0, [96, 56, 0], [4, 4, 1]).check(&desc, g), Ok(()));
+    assert_eq!(
+        region(0, [88, 0, 0], [4, 8, 1]).check(&desc, g),
+        Err(ImageCopyError::OffGranularity)
+    );
+    // Granularity 0: whole levels only.
+    let whole_only = [0, 0, 0];
+    assert_eq!(
+        ImageCopy::whole_level(&desc, 2, 0).check(&desc, whole_only),
+        Ok(())
+    );
+    assert_eq!(
+        region(0, [0; 3], [100, 59, 1]).check(&desc, whole_only),
+        Err(ImageCopyError::OffGranularity)
+    );
+}
+
+#[test]
+fn buffer_offsets_are_multiples_of_four_and_of_the_texel() {
+    let g = [1, 1, 1];
+    let r8 = ImageDesc::new_2d(ImageFormat::R8Unorm, 16, 16, UPLOADABLE);
+    let rgba32 = ImageDesc::new_2d(ImageFormat::Rgba32Float, 16, 16, UPLOADABLE);
+    let mut copy = region(0, [0; 3], [16, 16, 1]);
+    copy.buffer_offset = 2;
+    assert_eq!(
+        copy.check(&r8, g),
+        Err(ImageCopyError::MisalignedBufferOffset)
+    );
+    copy.buffer_offset = 4;
+    assert_eq!(copy.check(&r8, g), Ok(()));
+    assert_eq!(
+        copy.check(&rgba32, g),
+        Err(ImageCopyError::MisalignedBufferOffset)
+    );
+    copy.buffer_offset = 48;
+    assert_eq!(copy.check(&rgba32, g), Ok(()));
+}
+
+#[test]
+fn uploads_leave_sampled_images_shader_readable_and_others_general() {
+    assert_eq!(
+        texture().layout_after_upload(),
+        ImageLayout::ShaderReadOnlyOptimal
+    );
+    let storage = ImageDesc::new_2d(
+        ImageFormat::Rgba8Unorm,
+        8,
+        8,
+        ImageUsage::STORAGE | ImageUsage::TRANSFER_DST,
+    );
+    assert_eq!(storage.layout_after_upload(), ImageLayout::General);
+}
+
+#[test]
+fn a_refused_region_is_a_device_error_with_its_reason_as_source() {
+    let error = DeviceError::InvalidImageCopy(ImageCopyError::OffGranularity);
+    assert_eq!(
+        error.to_string(),
+        "invalid image copy: the copy region is off the queue's image transfer granularity"
+    );
+    let source = core::error::Error::source(&error).map(ToString::to_string);
+    assert_eq!(
+        source.as_deref(),
+        Some("the copy region is off the queue's image transfer granularity")
+    );
+}
