@@ -21,6 +21,7 @@ use crate::device::{
 use crate::faults::{Site, Trigger};
 use crate::handles::{DummyBuffer, DummyImage, DummyMemory};
 use crate::host_bytes::HostBytes;
+use crate::image_upload::ImageState;
 use crate::intervals::IntervalSet;
 use crate::memory::{MemoryObject, host_hash};
 use crate::misuse::{InvalidAllocation, Misuse, Operation};
@@ -33,7 +34,7 @@ const QUARANTINE_HASH_LIMIT: u64 = 16 * 1024 * 1024;
 const REFUSED: DeviceError = DeviceError::Unexpected(MISUSE_RESULT_CODE);
 
 /// Whether `[offset, offset + size)` lies inside `len` bytes.
-fn fits(offset: u64, size: u64, len: u64) -> bool {
+pub(crate) fn fits(offset: u64, size: u64, len: u64) -> bool {
     offset <= len && size <= len - offset
 }
 
@@ -498,8 +499,11 @@ impl DummyDevice {
         if !self.supports_image(desc) {
             return Err(DeviceError::InvalidImage(ImageDescError::Unsupported));
         }
-        let (resource, requirements) =
-            self.create_resource(desc.packed_bytes(), BufferUsage::empty(), Resource::Image)?;
+        let (resource, requirements) = self.create_resource(
+            desc.packed_bytes(),
+            BufferUsage::empty(),
+            Resource::Image(*desc),
+        )?;
         Ok((DummyImage { resource }, requirements))
     }
 
@@ -556,7 +560,11 @@ impl DummyDevice {
         kind: Resource,
     ) -> Result<(DummyBuffer, MemoryRequirements), DeviceError> {
         let optimal = kind != Resource::Buffer;
-        let image = kind == Resource::Image;
+        let image_state = match kind {
+            Resource::Image(desc) => Some(ImageState::new(desc)),
+            Resource::Buffer | Resource::Optimal => None,
+        };
+        let image = image_state.is_some();
         let config = &self.shared.config;
         let mut state = self.lock();
         if state.lost {
@@ -609,6 +617,7 @@ impl DummyDevice {
                 requirements,
                 binding: None,
                 label: None,
+                image_state,
             },
         );
         state.counters.buffers_created += 1;
@@ -745,7 +754,10 @@ impl DummyDevice {
         if let Some(signal_value) = state
             .pending
             .iter()
-            .find(|p| p.commands.iter().any(|c| c.src == index || c.dst == index))
+            .find(|p| {
+                p.commands.iter().any(|c| c.src == index || c.dst == index)
+                    || p.images.iter().any(|c| c.src == index || c.dst == index)
+            })
             .map(|p| p.signal)
         {
             state.misuse(Misuse::DestroyedWhilePending {
@@ -781,34 +793,9 @@ impl DummyDevice {
         if state.lost {
             return Err(DeviceError::DeviceLost);
         }
-        // Executed before the lock is released, nothing can change the bytes in between.
-        let check = self.shared.config.check_pending_ranges && !state.complete_on_submit;
-        state.counters.submit_calls += 1;
-        let call = state.counters.submit_calls;
-        state.fire(|t| t == Trigger::SubmitCall(call));
-        if state.lost {
-            self.wake(&state);
-            return Err(DeviceError::DeviceLost);
-        }
-        if let Some(error) = self.injected_fault(&mut state, Site::Submit, call) {
-            return Err(error);
-        }
-        if signal_value <= state.last_submitted {
-            let last_submitted = state.last_submitted;
-            state.misuse(Misuse::SignalNotIncreasing {
-                signal_value,
-                last_submitted,
-            });
-            return Err(DeviceError::InvalidArgument(
-                InvalidArgument::TimelineNotIncreasing,
-            ));
-        }
-        let mut pending = Pending {
-            signal: signal_value,
-            commands: Vec::with_capacity(commands.len()),
-            snapshots: Vec::new(),
-            memory: Vec::new(),
-        };
+        let check = self.begin_submission(&mut state, signal_value)?;
+        let mut pending = Pending::new(signal_value);
+        pending.commands.reserve(commands.len());
         for command in commands {
             let src = state.live_buffer(serial, command.src, Operation::Submit);
             let dst = state.live_buffer(serial, command.dst, Operation::Submit);
@@ -868,22 +855,61 @@ impl DummyDevice {
             pending.memory.extend([src_binding.0, dst_binding.0]);
             pending.commands.push(PendingCommand { src, dst, regions });
         }
+        self.end_submission(&mut state, pending);
+        Ok(())
+    }
+
+    /// What every submission does first, on a device not lost: counts the call, fires its
+    /// scheduled faults, takes an injected failure, and refuses a signal value that does not
+    /// rise (a misuse, with memkit-vulkan's typed error). Returns whether the submission's
+    /// ranges are to be snapshotted for the pending-write detectors.
+    pub(crate) fn begin_submission(
+        &self,
+        state: &mut State,
+        signal_value: u64,
+    ) -> Result<bool, DeviceError> {
+        // Executed before the lock is released, nothing can change the bytes in between.
+        let check = self.shared.config.check_pending_ranges && !state.complete_on_submit;
+        state.counters.submit_calls += 1;
+        let call = state.counters.submit_calls;
+        state.fire(|t| t == Trigger::SubmitCall(call));
+        if state.lost {
+            self.wake(state);
+            return Err(DeviceError::DeviceLost);
+        }
+        if let Some(error) = self.injected_fault(state, Site::Submit, call) {
+            return Err(error);
+        }
+        if signal_value <= state.last_submitted {
+            let last_submitted = state.last_submitted;
+            state.misuse(Misuse::SignalNotIncreasing {
+                signal_value,
+                last_submitted,
+            });
+            return Err(DeviceError::InvalidArgument(
+                InvalidArgument::TimelineNotIncreasing,
+            ));
+        }
+        Ok(check)
+    }
+
+    /// Queues a built submission (executing it at once with `complete_on_submit`).
+    pub(crate) fn end_submission(&self, state: &mut State, mut pending: Pending) {
         pending.memory.sort_unstable();
         pending.memory.dedup();
-        state.last_submitted = signal_value;
+        state.last_submitted = pending.signal;
         state.counters.submissions += 1;
         state.pending.push_back(pending);
         if state.complete_on_submit {
             let fill = self.shared.config.stale_read_fill;
-            while state.execute_next(serial, fill).is_some() {}
+            while state.execute_next(self.shared.serial, fill).is_some() {}
         }
-        self.wake(&state);
-        Ok(())
+        self.wake(state);
     }
 
     /// The (memory, offset) a copy buffer is bound at, or `None` after recording why it cannot
     /// take part in a copy.
-    fn copy_binding(
+    pub(crate) fn copy_binding(
         &self,
         state: &mut State,
         index: u64,
@@ -1049,8 +1075,8 @@ enum Resource {
     Buffer,
     /// An optimal-tiling resource that is not an image (`create_optimal_resource`).
     Optimal,
-    /// An image's resource (`create_image`).
-    Image,
+    /// An image's resource (`create_image`), with its description.
+    Image(ImageDesc),
 }
 
 /// Whether any region's source range overlaps any region's destination range (its own or

@@ -195,6 +195,17 @@ pub struct DeviceConfig {
     /// estimate. One figure for every format: the drivers measured report one (see the presets).
     /// Vulkan guarantees at least [`MIN_MAX_RESOURCE_SIZE`].
     pub max_image_resource_size: u64,
+    /// The copy queue's image transfer granularity (`minImageTransferGranularity`), which
+    /// `ImageCopyQueue::image_copy_granularity` reports and `submit_image_copies` checks regions
+    /// against: `[1, 1, 1]` (any box) on every preset, as graphics and compute queues report;
+    /// `[8, 8, 1]` and the like model a dedicated transfer queue, and an axis of 0 allows whole
+    /// levels only.
+    pub image_copy_granularity: [u32; 3],
+    /// What an upload without `keep_contents` leaves in the image's bytes it does not write:
+    /// `Some(byte)` fills the whole image with `byte` first (the contents are discarded, as a
+    /// transition from the undefined layout discards them on a GPU, so reading them shows up in
+    /// data checks), `None` leaves the old bytes.
+    pub discarded_image_fill: Option<u8>,
 }
 
 /// The least `maxResourceSize` Vulkan lets a device report for a supported format (2^31 bytes):
@@ -237,7 +248,8 @@ impl DeviceConfig {
     /// `bufferDeviceAddress` on, images up to 16384 texels in 2D, 2048 in 3D and 2048 layers,
     /// with 1, 2, 4 or 8 samples, framebuffers up to 16384x16384: what most desktop drivers
     /// report; images up to [`MIN_MAX_RESOURCE_SIZE`] bytes, the least Vulkan allows, so what
-    /// works here works on every device).
+    /// works here works on every device; image copy granularity `[1, 1, 1]`; discarded image
+    /// bytes filled with `0xDD`).
     pub fn new(
         name: impl Into<String>,
         memory_types: Vec<MemoryType>,
@@ -272,6 +284,8 @@ impl DeviceConfig {
             max_framebuffer_height: 16384,
             image_sample_counts: 0b1111,
             max_image_resource_size: MIN_MAX_RESOURCE_SIZE,
+            image_copy_granularity: [1, 1, 1],
+            discarded_image_fill: Some(0xDD),
         }
     }
 
@@ -542,6 +556,18 @@ impl DeviceConfig {
     /// Sets [`DeviceConfig::max_image_resource_size`] (bytes).
     pub fn with_max_image_resource_size(mut self, bytes: u64) -> Self {
         self.max_image_resource_size = bytes;
+        self
+    }
+
+    /// Sets [`DeviceConfig::image_copy_granularity`].
+    pub fn with_image_copy_granularity(mut self, granularity: [u32; 3]) -> Self {
+        self.image_copy_granularity = granularity;
+        self
+    }
+
+    /// Sets [`DeviceConfig::discarded_image_fill`].
+    pub fn with_discarded_image_fill(mut self, fill: Option<u8>) -> Self {
+        self.discarded_image_fill = fill;
         self
     }
 

@@ -18,6 +18,7 @@ use crate::config::{DeviceConfig, WaitMode};
 use crate::faults::{FaultState, RandomFailures, ScheduledFault, Site, SplitMix64, Trigger};
 use crate::handles::{DummyBuffer, DummyMemory};
 use crate::host_bytes::HostBytes;
+use crate::image_upload::{ImageState, PendingImageCommand};
 use crate::intervals::IntervalSet;
 use crate::memory::{MemoryObject, host_hash};
 use crate::misuse::{Misuse, MisuseKind, Operation};
@@ -70,6 +71,8 @@ pub(crate) struct BufferObject {
     /// (memory index, offset).
     pub(crate) binding: Option<(u64, u64)>,
     pub(crate) label: Option<String>,
+    /// An image's description and layout (`Some` exactly when `image`).
+    pub(crate) image_state: Option<ImageState>,
 }
 
 /// What a pending copy reads or writes, hashed at submit.
@@ -96,9 +99,24 @@ pub(crate) struct PendingCommand {
 pub(crate) struct Pending {
     pub(crate) signal: u64,
     pub(crate) commands: Vec<PendingCommand>,
+    /// Uploads into images (a submission has these or `commands`, not both).
+    pub(crate) images: Vec<PendingImageCommand>,
     pub(crate) snapshots: Vec<Snapshot>,
     /// Memory indices it uses (through its buffers), for free-while-pending.
     pub(crate) memory: Vec<u64>,
+}
+
+impl Pending {
+    /// An empty submission signalling `signal`.
+    pub(crate) fn new(signal: u64) -> Self {
+        Self {
+            signal,
+            commands: Vec::new(),
+            images: Vec::new(),
+            snapshots: Vec::new(),
+            memory: Vec::new(),
+        }
+    }
 }
 
 /// A freed host-visible object kept allocated so stale pointers hit live memory.
@@ -141,7 +159,7 @@ pub enum InspectError {
     UnknownMemory,
     /// The buffer is not alive on this device.
     UnknownBuffer,
-    /// The buffer is not bound, or its memory was freed.
+    /// The buffer or image is not bound, or its memory was freed.
     Unbound,
     /// The object is not host-visible.
     NotHostVisible,
@@ -149,6 +167,10 @@ pub enum InspectError {
     NotMapped,
     /// The range does not lie inside the object or buffer.
     OutOfBounds,
+    /// The image is not alive on this device.
+    UnknownImage,
+    /// The image has no such mip level or array layer.
+    NoSuchSubresource,
 }
 
 impl fmt::Display for InspectError {
@@ -156,10 +178,12 @@ impl fmt::Display for InspectError {
         f.write_str(match self {
             Self::UnknownMemory => "memory object not alive on this device",
             Self::UnknownBuffer => "buffer not alive on this device",
-            Self::Unbound => "buffer not bound to live memory",
+            Self::Unbound => "buffer or image not bound to live memory",
             Self::NotHostVisible => "memory is not host-visible",
             Self::NotMapped => "memory is not mapped",
             Self::OutOfBounds => "range outside the object",
+            Self::UnknownImage => "image not alive on this device",
+            Self::NoSuchSubresource => "the image has no such mip level or array layer",
         })
     }
 }
@@ -322,6 +346,9 @@ impl State {
                 self.counters.regions += 1;
                 self.counters.bytes_copied += region.size;
             }
+        }
+        for command in &pending.images {
+            self.execute_image_command(command, &mut written, &mut buf, stale_fill);
         }
         self.rebaseline(&written);
         self.completed = pending.signal;

@@ -67,6 +67,7 @@ mod faults;
 mod handles;
 mod hash;
 mod host_bytes;
+mod image_upload;
 mod intervals;
 mod memory;
 mod misuse;

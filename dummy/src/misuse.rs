@@ -27,7 +27,7 @@ pub enum Operation {
     Bind,
     /// `destroy_buffer`.
     Destroy,
-    /// `submit_copies`.
+    /// `submit_copies` or `submit_image_copies`.
     Submit,
     /// A test helper such as [`DummyDevice::host_write`](crate::DummyDevice::host_write).
     Inspect,
@@ -328,6 +328,25 @@ pub enum Misuse {
         /// The freed object.
         memory: DummyMemory,
     },
+    /// An upload with `keep_contents` into an image that no earlier upload wrote: its layout is
+    /// undefined, so the contents to keep do not exist (a layout transition from the wrong old
+    /// layout, on a GPU). The upload runs as a first one: what it does not cover is discarded.
+    KeepContentsOfUndefinedImage {
+        /// The image's resource handle.
+        image: DummyBuffer,
+    },
+    /// Two regions of one upload write overlapping texels of one image (same level, a shared
+    /// layer, intersecting boxes): the GPU runs them in no particular order.
+    ImageCopyOverlappingRegions {
+        /// The image's resource handle.
+        image: DummyBuffer,
+    },
+    /// An upload's `desc` is not what its image was created with; the command is dropped, since
+    /// its regions were checked against the wrong extents.
+    ImageDescMismatch {
+        /// The image's resource handle.
+        image: DummyBuffer,
+    },
 }
 
 /// The variant of a [`Misuse`], without its data, for assertions.
@@ -371,6 +390,9 @@ pub enum MisuseKind {
     HostWriteToPendingDestination,
     HostReadWithoutInvalidate,
     HostWriteAfterFree,
+    KeepContentsOfUndefinedImage,
+    ImageCopyOverlappingRegions,
+    ImageDescMismatch,
 }
 
 impl Misuse {
@@ -414,6 +436,9 @@ impl Misuse {
             Self::HostWriteToPendingDestination { .. } => K::HostWriteToPendingDestination,
             Self::HostReadWithoutInvalidate { .. } => K::HostReadWithoutInvalidate,
             Self::HostWriteAfterFree { .. } => K::HostWriteAfterFree,
+            Self::KeepContentsOfUndefinedImage { .. } => K::KeepContentsOfUndefinedImage,
+            Self::ImageCopyOverlappingRegions { .. } => K::ImageCopyOverlappingRegions,
+            Self::ImageDescMismatch { .. } => K::ImageDescMismatch,
         }
     }
 }
@@ -583,6 +608,16 @@ impl fmt::Display for Misuse {
             ),
             Self::HostWriteAfterFree { memory } => {
                 write!(f, "host wrote freed {memory} through a stale mapping")
+            }
+            Self::KeepContentsOfUndefinedImage { image } => write!(
+                f,
+                "upload keeps the contents of {image}, which no earlier upload wrote"
+            ),
+            Self::ImageCopyOverlappingRegions { image } => {
+                write!(f, "upload regions overlap in {image}")
+            }
+            Self::ImageDescMismatch { image } => {
+                write!(f, "upload describes {image} otherwise than it was created")
             }
         }
     }

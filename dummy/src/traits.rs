@@ -9,8 +9,8 @@ use std::ptr::NonNull;
 
 use memkit_core::device::{
     BufferDevice, BufferUsage, CopyCommand, CopyQueue, DeviceError, DeviceLimits, HeapBudget,
-    ImageDesc, ImageDevice, MappedRange, MemoryAllocateInfo, MemoryDevice, MemoryProperties,
-    MemoryRequirements, WaitStatus,
+    ImageCopyCommand, ImageCopyQueue, ImageDesc, ImageDevice, MappedRange, MemoryAllocateInfo,
+    MemoryDevice, MemoryProperties, MemoryRequirements, WaitStatus,
 };
 
 use crate::device::DummyDevice;
@@ -124,5 +124,19 @@ impl CopyQueue for DummyDevice {
 
     fn wait(&self, value: u64, timeout_ns: u64) -> Result<WaitStatus, DeviceError> {
         DummyDevice::wait(self, value, timeout_ns)
+    }
+}
+
+impl ImageCopyQueue for DummyDevice {
+    fn image_copy_granularity(&self) -> [u32; 3] {
+        DummyDevice::image_copy_granularity(self)
+    }
+
+    unsafe fn submit_image_copies(
+        &self,
+        commands: &[ImageCopyCommand<'_, DummyBuffer, DummyImage>],
+        signal_value: u64,
+    ) -> Result<(), DeviceError> {
+        DummyDevice::submit_image_copies(self, commands, signal_value)
     }
 }

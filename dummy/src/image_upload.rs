@@ -1,0 +1,469 @@
+//! Uploads into images (`ImageCopyQueue`): the simulator's own optimal tiling, the layouts it
+//! tracks, the detectors that watch uploads, and the test helpers that read images back.
+//!
+//! # The simulator's optimal tiling
+//!
+//! An image's bytes lie in its bound memory range from the binding offset, tightly packed:
+//! level after level (0 first), within a level layer after layer, within a layer slice after
+//! slice (z), row after row (y), texel after texel (x), a multisampled texel's samples together.
+//! That is [`ImageDesc::packed_bytes`] bytes in all, which `create_image`'s required size covers.
+//! A real driver's tiling is opaque; this one is fixed so tests can read texels back
+//! ([`DummyDevice::read_image`]).
+//!
+//! # Layouts
+//!
+//! An image starts undefined. An upload without `keep_contents` discards what it held (filled
+//! with [`DeviceConfig::discarded_image_fill`]); once the upload's value completed, the image is
+//! in [`ImageDesc::layout_after_upload`] ([`DummyDevice::image_layout`]). An upload with
+//! `keep_contents` into an image no earlier upload was submitted for is recorded as
+//! [`Misuse::KeepContentsOfUndefinedImage`] and runs as a first one.
+//!
+//! [`DeviceConfig::discarded_image_fill`]: crate::DeviceConfig::discarded_image_fill
+#![forbid(unsafe_code)]
+
+use std::collections::BTreeMap;
+
+use memkit_core::device::{
+    BufferUsage, DeviceError, ImageCopy, ImageCopyCommand, ImageDesc, ImageLayout,
+};
+
+use crate::calls::fits;
+use crate::device::{BufferObject, DummyDevice, InspectError, Pending, Snapshot, State};
+use crate::handles::{DummyBuffer, DummyImage};
+use crate::intervals::IntervalSet;
+use crate::memory::for_chunks;
+use crate::misuse::{Misuse, Operation};
+
+/// What the simulator knows about an image besides its resource.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct ImageState {
+    /// What it was created with.
+    pub(crate) desc: ImageDesc,
+    /// The layout the last executed upload left it in; `None` while undefined.
+    pub(crate) layout: Option<ImageLayout>,
+    /// Whether an upload into it was submitted. The device has one queue, so a later upload is
+    /// ordered after it: this is what `keep_contents` needs, whether or not it executed yet.
+    pub(crate) upload_submitted: bool,
+}
+
+impl ImageState {
+    /// A new image: undefined, never uploaded into.
+    pub(crate) fn new(desc: ImageDesc) -> Self {
+        Self {
+            desc,
+            layout: None,
+            upload_submitted: false,
+        }
+    }
+}
+
+/// One upload, resolved at submit.
+#[derive(Debug)]
+pub(crate) struct PendingImageCommand {
+    /// Source buffer index.
+    pub(crate) src: u64,
+    /// Destination image (resource) index.
+    pub(crate) dst: u64,
+    pub(crate) desc: ImageDesc,
+    /// The byte the whole image is filled with first: `Some` when the upload discards the
+    /// contents and the device is set to fill them.
+    pub(crate) discard_fill: Option<u8>,
+    /// The regions that can execute (inside the source buffer).
+    pub(crate) regions: Vec<ImageCopy>,
+}
+
+/// Bytes of one subresource: every texel (and sample) of mip level `level` in one layer.
+fn subresource_bytes(desc: &ImageDesc, level: u32) -> Option<u64> {
+    let [w, h, d] = desc.level_extent(level).map(u64::from);
+    (w * h)
+        .checked_mul(d)?
+        .checked_mul(u64::from(desc.samples))?
+        .checked_mul(u64::from(desc.format.texel_bytes()))
+}
+
+/// Where subresource (`level`, `layer`) starts in the image's bytes, and its size, in the
+/// simulator's tiling. `None` for a level or layer the image lacks.
+pub(crate) fn subresource_range(desc: &ImageDesc, level: u32, layer: u32) -> Option<(u64, u64)> {
+    if level >= desc.mip_levels || layer >= desc.array_layers {
+        return None;
+    }
+    let layers = u64::from(desc.array_layers);
+    let mut offset = 0u64;
+    for l in 0..level {
+        offset = offset.checked_add(subresource_bytes(desc, l)?.checked_mul(layers)?)?;
+    }
+    let size = subresource_bytes(desc, level)?;
+    let offset = offset.checked_add(size.checked_mul(u64::from(layer))?)?;
+    Some((offset, size))
+}
+
+/// Calls `f(source_offset, image_offset, len)` for each contiguous run of bytes `region` copies:
+/// `source_offset` in the source buffer, `image_offset` from the image's first byte. The region
+/// passed [`ImageCopy::check`] against `desc` (so the image is single-sampled and the box lies
+/// inside it); runs come in source order.
+pub(crate) fn for_each_run(desc: &ImageDesc, region: &ImageCopy, mut f: impl FnMut(u64, u64, u64)) {
+    let texel = u64::from(desc.format.texel_bytes());
+    let [w, h, d] = region.extent.map(u64::from);
+    let [ox, oy, oz] = region.offset.map(u64::from);
+    let [level_w, level_h, _] = desc.level_extent(region.mip_level).map(u64::from);
+    let row = w * texel;
+    let mut src = region.buffer_offset;
+    let layers = region.base_array_layer..region.base_array_layer + region.layer_count;
+    for layer in layers {
+        let Some((base, _)) = subresource_range(desc, region.mip_level, layer) else {
+            return;
+        };
+        for z in 0..d {
+            let slice = base + (oz + z) * level_h * level_w * texel;
+            if w == level_w {
+                // Whole rows: the box's rows lie back to back in the slice.
+                f(src, slice + oy * level_w * texel, h * row);
+                src += h * row;
+            } else {
+                for y in 0..h {
+                    f(src, slice + ((oy + y) * level_w + ox) * texel, row);
+                    src += row;
+                }
+            }
+        }
+    }
+}
+
+/// Whether two regions write a shared texel: same level, a shared layer, intersecting boxes.
+/// Sorted by level and x, then swept: a region is compared only with those starting before it
+/// ends in x.
+pub(crate) fn regions_overlap(regions: &[ImageCopy]) -> bool {
+    let span = |start: u32, len: u32| (u64::from(start), u64::from(start) + u64::from(len));
+    let meet = |a: (u64, u64), b: (u64, u64)| a.0 < b.1 && b.0 < a.1;
+    let mut sorted: Vec<&ImageCopy> = regions.iter().collect();
+    sorted.sort_unstable_by_key(|r| (r.mip_level, r.offset[0]));
+    for (i, a) in sorted.iter().enumerate() {
+        let a_x = span(a.offset[0], a.extent[0]);
+        for b in &sorted[i + 1..] {
+            // Later ones start no earlier in x: none of them meets `a` once one starts after it.
+            if b.mip_level != a.mip_level || u64::from(b.offset[0]) >= a_x.1 {
+                break;
+            }
+            let layers_meet = meet(
+                span(a.base_array_layer, a.layer_count),
+                span(b.base_array_layer, b.layer_count),
+            );
+            let box_meets = (1..3).all(|axis| {
+                meet(
+                    span(a.offset[axis], a.extent[axis]),
+                    span(b.offset[axis], b.extent[axis]),
+                )
+            });
+            if layers_meet && box_meets {
+                return true;
+            }
+        }
+    }
+    false
+}
+
+impl DummyDevice {
+    /// The copy queue's image transfer granularity (`ImageCopyQueue::image_copy_granularity`):
+    /// [`DeviceConfig::image_copy_granularity`](crate::DeviceConfig::image_copy_granularity).
+    pub fn image_copy_granularity(&self) -> [u32; 3] {
+        self.shared.config.image_copy_granularity
+    }
+
+    /// Submits uploads into images (`ImageCopyQueue::submit_image_copies`). They execute, really
+    /// writing texels into the image's bytes (see the module's tiling), when the test advances
+    /// the timeline to `signal_value`, like [`submit_copies`](Self::submit_copies), which it
+    /// shares its call count, faults and timeline checks with.
+    ///
+    /// Refused with a typed error before anything is counted or submitted: a lost device
+    /// ([`DeviceError::DeviceLost`]), then any region failing [`ImageCopy::check`] against its
+    /// command's `desc` and [`image_copy_granularity`](Self::image_copy_granularity)
+    /// ([`DeviceError::InvalidImageCopy`]). Then, as for buffer copies: injected faults, and a
+    /// `signal_value` that does not rise (a misuse too).
+    ///
+    /// Contract breaches are recorded as [`Misuse`] and the call goes on: a destroyed or foreign
+    /// source or image, or one not bound or whose memory was freed (the command is dropped); a
+    /// source that is not a linear buffer, or lacks `TRANSFER_SRC`; a `desc` other than the
+    /// image's ([`Misuse::ImageDescMismatch`], command dropped); a source range past the end of
+    /// the source buffer ([`Misuse::CopyOutOfBounds`], region dropped); overlapping regions
+    /// ([`Misuse::ImageCopyOverlappingRegions`]); `keep_contents` on an image no upload was
+    /// submitted for ([`Misuse::KeepContentsOfUndefinedImage`]); unflushed non-coherent
+    /// sources. Sources (and host-visible images) are hashed, to catch host writes before
+    /// execution; destroying the image or freeing its memory before then is recorded by
+    /// `destroy_image` and `free_memory`.
+    pub fn submit_image_copies(
+        &self,
+        commands: &[ImageCopyCommand<'_, DummyBuffer, DummyImage>],
+        signal_value: u64,
+    ) -> Result<(), DeviceError> {
+        let mut state = self.lock();
+        if state.lost {
+            return Err(DeviceError::DeviceLost);
+        }
+        let granularity = self.image_copy_granularity();
+        for command in commands {
+            for region in command.regions {
+                region
+                    .check(&command.desc, granularity)
+                    .map_err(DeviceError::InvalidImageCopy)?;
+            }
+        }
+        let check = self.begin_submission(&mut state, signal_value)?;
+        let mut pending = Pending::new(signal_value);
+        for command in commands {
+            if let Some(queued) = self.queue_upload(&mut state, command, check, &mut pending) {
+                pending.images.push(queued);
+            }
+        }
+        self.end_submission(&mut state, pending);
+        Ok(())
+    }
+
+    /// Resolves one upload, recording what breaks its contract; `None` when it cannot run.
+    fn queue_upload(
+        &self,
+        state: &mut State,
+        command: &ImageCopyCommand<'_, DummyBuffer, DummyImage>,
+        check: bool,
+        pending: &mut Pending,
+    ) -> Option<PendingImageCommand> {
+        let serial = self.shared.serial;
+        let image = command.dst.resource;
+        let src = state.live_buffer(serial, command.src, Operation::Submit);
+        let dst = state.live_buffer(serial, image, Operation::Submit);
+        let (src, dst) = (src?, dst?);
+        let src_binding = self.copy_binding(state, src, command.src, BufferUsage::TRANSFER_SRC)?;
+        let dst_binding = self.image_binding(state, dst, image, &command.desc)?;
+        let regions = Self::sourced_regions(state, command, src);
+        if regions_overlap(&regions) {
+            state.misuse(Misuse::ImageCopyOverlappingRegions { image });
+        }
+        let uploaded_before = state
+            .buffers
+            .get_mut(&dst)
+            .and_then(|b| b.image_state.as_mut())
+            .is_some_and(|s| std::mem::replace(&mut s.upload_submitted, true));
+        if command.keep_contents && !uploaded_before {
+            state.misuse(Misuse::KeepContentsOfUndefinedImage { image });
+        }
+        let discard = !(command.keep_contents && uploaded_before);
+        let mut found = Vec::new();
+        let src_memory = &state.memory[&src_binding.0];
+        for region in &regions {
+            let size = region.packed_bytes(command.desc.format).unwrap_or(0);
+            let at = src_binding.1 + region.buffer_offset;
+            if let Some(first) = src_memory.first_unflushed(at, size) {
+                found.push(Misuse::UnflushedHostWrite {
+                    memory: self.memory_handle(src_binding.0),
+                    offset: first,
+                    size,
+                });
+            }
+            if check && src_memory.host.is_some() {
+                pending.snapshots.push(Snapshot {
+                    memory: src_binding.0,
+                    offset: at,
+                    size,
+                    source: true,
+                    device_hash: src_memory.device_hash(at, size),
+                    host_hash: if src_memory.non_coherent() {
+                        src_memory.host_hash(at, size)
+                    } else {
+                        None
+                    },
+                });
+            }
+        }
+        let dst_memory = &state.memory[&dst_binding.0];
+        if check && dst_memory.host.is_some() {
+            let size = command.desc.packed_bytes();
+            pending.snapshots.push(Snapshot {
+                memory: dst_binding.0,
+                offset: dst_binding.1,
+                size,
+                source: false,
+                device_hash: 0,
+                host_hash: dst_memory.host_hash(dst_binding.1, size),
+            });
+        }
+        for misuse in found {
+            state.misuse(misuse);
+        }
+        pending.memory.extend([src_binding.0, dst_binding.0]);
+        Some(PendingImageCommand {
+            src,
+            dst,
+            desc: command.desc,
+            discard_fill: if discard {
+                self.shared.config.discarded_image_fill
+            } else {
+                None
+            },
+            regions,
+        })
+    }
+
+    /// The (memory, offset) an upload's image is bound at, or `None` after recording why it
+    /// cannot be written: described otherwise than created, not bound, or its memory freed.
+    fn image_binding(
+        &self,
+        state: &mut State,
+        index: u64,
+        image: DummyBuffer,
+        desc: &ImageDesc,
+    ) -> Option<(u64, u64)> {
+        let resource = &state.buffers[&index];
+        let described = resource.image_state.is_some_and(|s| s.desc == *desc);
+        let binding = resource.binding;
+        if !described {
+            state.misuse(Misuse::ImageDescMismatch { image });
+            return None;
+        }
+        let Some((m, offset)) = binding else {
+            state.misuse(Misuse::CopyUnboundBuffer { buffer: image });
+            return None;
+        };
+        if !state.memory.contains_key(&m) {
+            state.misuse(Misuse::MemoryUseAfterFree {
+                memory: self.memory_handle(m),
+                operation: Operation::Submit,
+            });
+            return None;
+        }
+        Some((m, offset))
+    }
+
+    /// The regions whose source range lies inside the source buffer, after recording the others
+    /// as [`Misuse::CopyOutOfBounds`].
+    fn sourced_regions(
+        state: &mut State,
+        command: &ImageCopyCommand<'_, DummyBuffer, DummyImage>,
+        src: u64,
+    ) -> Vec<ImageCopy> {
+        let src_size = state.buffers[&src].size;
+        let mut regions = Vec::with_capacity(command.regions.len());
+        for region in command.regions {
+            // `check` passed, so the size fits in a u64.
+            let size = region.packed_bytes(command.desc.format).unwrap_or(u64::MAX);
+            if fits(region.buffer_offset, size, src_size) {
+                regions.push(*region);
+            } else {
+                state.misuse(Misuse::CopyOutOfBounds {
+                    buffer: command.src,
+                    offset: region.buffer_offset,
+                    size,
+                });
+            }
+        }
+        regions
+    }
+
+    /// The texels of one subresource (`mip_level`, `layer`) of an image, tightly packed (row
+    /// after row, slice after slice; a multisampled texel's samples together), as the device
+    /// sees them now. Records nothing.
+    pub fn read_image(
+        &self,
+        image: DummyImage,
+        mip_level: u32,
+        layer: u32,
+    ) -> Result<Vec<u8>, InspectError> {
+        let state = self.lock();
+        let (object, desc) = self.image_object(&state, image)?;
+        let (offset, size) =
+            subresource_range(&desc, mip_level, layer).ok_or(InspectError::NoSuchSubresource)?;
+        let (memory, base) = object.binding.ok_or(InspectError::Unbound)?;
+        let memory = state.memory.get(&memory).ok_or(InspectError::Unbound)?;
+        let len = usize::try_from(size).map_err(|_| InspectError::OutOfBounds)?;
+        let mut out = vec![0; len];
+        memory.device_read(base + offset, &mut out);
+        Ok(out)
+    }
+
+    /// The layout an image is in as the timeline stands: `None` while undefined (no upload into
+    /// it completed), else [`ImageDesc::layout_after_upload`] of its description.
+    pub fn image_layout(&self, image: DummyImage) -> Result<Option<ImageLayout>, InspectError> {
+        let state = self.lock();
+        let (object, _) = self.image_object(&state, image)?;
+        Ok(object.image_state.and_then(|s| s.layout))
+    }
+
+    fn image_object<'a>(
+        &self,
+        state: &'a State,
+        image: DummyImage,
+    ) -> Result<(&'a BufferObject, ImageDesc), InspectError> {
+        if image.resource.device != self.shared.serial {
+            return Err(InspectError::UnknownImage);
+        }
+        let object = state
+            .buffers
+            .get(&image.resource.index)
+            .ok_or(InspectError::UnknownImage)?;
+        let desc = object
+            .image_state
+            .map(|s| s.desc)
+            .ok_or(InspectError::UnknownImage)?;
+        Ok((object, desc))
+    }
+}
+
+impl State {
+    /// Executes one upload: discards the image's contents if it is to, writes each region's
+    /// texels, and leaves the image in its layout after upload. An image destroyed or memory
+    /// freed since submit (recorded then) is skipped, as for buffer copies.
+    pub(crate) fn execute_image_command(
+        &mut self,
+        command: &PendingImageCommand,
+        written: &mut BTreeMap<u64, IntervalSet>,
+        buf: &mut Vec<u8>,
+        stale_fill: Option<u8>,
+    ) {
+        let (Some(src), Some(dst)) = (
+            self.buffers.get(&command.src).and_then(|b| b.binding),
+            self.buffers.get(&command.dst).and_then(|b| b.binding),
+        ) else {
+            return;
+        };
+        if !self.memory.contains_key(&src.0) || !self.memory.contains_key(&dst.0) {
+            return;
+        }
+        self.counters.copies += 1;
+        let written = written.entry(dst.0).or_default();
+        if let Some(fill) = command.discard_fill {
+            let size = command.desc.packed_bytes();
+            if let Some(dst_memory) = self.memory.get_mut(&dst.0) {
+                for_chunks(dst.1, size, |at, n| {
+                    buf.clear();
+                    buf.resize(n as usize, fill);
+                    dst_memory.device_write(at, buf, stale_fill);
+                });
+            }
+            written.insert(dst.1, dst.1 + size);
+        }
+        for region in &command.regions {
+            let memory = &mut self.memory;
+            for_each_run(&command.desc, region, |from, to, len| {
+                let (from, to) = (src.1 + from, dst.1 + to);
+                for_chunks(0, len, |k, n| {
+                    buf.resize(n as usize, 0);
+                    memory[&src.0].device_read(from + k, buf);
+                    if let Some(dst_memory) = memory.get_mut(&dst.0) {
+                        dst_memory.device_write(to + k, buf, stale_fill);
+                    }
+                });
+                written.insert(to, to + len);
+            });
+            self.counters.regions += 1;
+            self.counters.bytes_copied += region.packed_bytes(command.desc.format).unwrap_or(0);
+        }
+        if let Some(state) = self
+            .buffers
+            .get_mut(&command.dst)
+            .and_then(|b| b.image_state.as_mut())
+        {
+            state.layout = Some(command.desc.layout_after_upload());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
