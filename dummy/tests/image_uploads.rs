@@ -1,0 +1,713 @@
+//! Uploads into images on the simulated device (`ImageCopyQueue`): texels land byte for byte when
+//! the timeline reaches the value, layouts follow, bad regions are typed errors that submit
+//! nothing, and contract breaches are recorded.
+
+mod common;
+
+use common::{alloc, backed_buffer, release_all};
+use memkit_core::device::{
+    DeviceError, ImageCopy, ImageCopyCommand, ImageCopyError, ImageCopyQueue, ImageDesc,
+    ImageFormat, ImageLayout, ImageUsage, InvalidArgument,
+};
+use memkit_dummy::{
+    DeviceConfig, DummyBuffer, DummyDevice, DummyImage, DummyMemory, InspectError, Misuse,
+    MisuseKind, Operation,
+};
+
+const UPLOADABLE: ImageUsage = ImageUsage::SAMPLED.union(ImageUsage::TRANSFER_DST);
+/// Device-local and host-visible coherent types of the discrete preset.
+const VRAM: u32 = 0;
+const HOST: u32 = 1;
+/// [`DeviceConfig::discarded_image_fill`]'s default.
+const DISCARDED: u8 = 0xDD;
+
+/// A 37 x 23 texture, 3 layers, full mip chain (6 levels: 37x23 down to 1x1).
+fn array_texture() -> ImageDesc {
+    ImageDesc::new_2d(ImageFormat::Rgba8Unorm, 37, 23, UPLOADABLE)
+        .with_full_mip_chain()
+        .with_array_layers(3)
+}
+
+/// A distinct byte for every byte of every texel: tests see misplaced rows, layers and levels.
+fn texel_byte(seed: u32, level: u32, layer: u32, [x, y, z]: [u32; 3], byte: u32) -> u8 {
+    let mixed = seed
+        .wrapping_mul(0x9E37_79B9)
+        .wrapping_add(level * 131 + layer * 71 + z * 37 + y * 13 + x * 5 + byte);
+    (mixed ^ (mixed >> 8)) as u8
+}
+
+/// The tightly packed texels of a box of one subresource, filled by [`texel_byte`].
+fn box_bytes(
+    desc: &ImageDesc,
+    seed: u32,
+    level: u32,
+    layer: u32,
+    offset: [u32; 3],
+    extent: [u32; 3],
+) -> Vec<u8> {
+    let texel = desc.format.texel_bytes();
+    let mut out = Vec::new();
+    for z in offset[2]..offset[2] + extent[2] {
+        for y in offset[1]..offset[1] + extent[1] {
+            for x in offset[0]..offset[0] + extent[0] {
+                out.extend((0..texel).map(|b| texel_byte(seed, level, layer, [x, y, z], b)));
+            }
+        }
+    }
+    out
+}
+
+/// A whole subresource's expected bytes.
+fn level_bytes(desc: &ImageDesc, seed: u32, level: u32, layer: u32) -> Vec<u8> {
+    box_bytes(desc, seed, level, layer, [0; 3], desc.level_extent(level))
+}
+
+/// A bound image in device-local memory.
+fn image_on(gpu: &DummyDevice, desc: &ImageDesc) -> (DummyImage, DummyMemory) {
+    let (image, requirements) = gpu.create_image(desc).expect("image");
+    assert!(requirements.size >= desc.packed_bytes());
+    let memory = alloc(gpu, VRAM, requirements.size);
+    gpu.bind_image_memory(image, memory, 0).expect("bind");
+    (image, memory)
+}
+
+/// A mapped, coherent staging buffer holding `bytes`.
+fn staging(gpu: &DummyDevice, bytes: &[u8]) -> DummyBuffer {
+    // Buffers' required sizes are multiples of 16 on the presets.
+    let size = (bytes.len() as u64).max(1).next_multiple_of(16);
+    let (memory, buffer) = backed_buffer(gpu, HOST, size, true);
+    gpu.host_write(memory, 0, bytes).expect("host write");
+    buffer
+}
+
+fn command<'a>(
+    src: DummyBuffer,
+    dst: DummyImage,
+    desc: ImageDesc,
+    keep_contents: bool,
+    regions: &'a [ImageCopy],
+) -> ImageCopyCommand<'a, DummyBuffer, DummyImage> {
+    ImageCopyCommand {
+        src,
+        dst,
+        desc,
+        keep_contents,
+        regions,
+    }
+}
+
+/// Every level of `desc`, every layer, in one staging buffer, and the regions that upload them.
+fn whole_image(desc: &ImageDesc, seed: u32) -> (Vec<u8>, Vec<ImageCopy>) {
+    let mut bytes = Vec::new();
+    let mut regions = Vec::new();
+    for level in 0..desc.mip_levels {
+        regions.push(ImageCopy::whole_level(desc, level, bytes.len() as u64));
+        for layer in 0..desc.array_layers {
+            bytes.extend(level_bytes(desc, seed, level, layer));
+        }
+    }
+    (bytes, regions)
+}
+
+fn assert_image(gpu: &DummyDevice, image: DummyImage, desc: &ImageDesc, seed: u32) {
+    for level in 0..desc.mip_levels {
+        for layer in 0..desc.array_layers {
+            assert_eq!(
+                gpu.read_image(image, level, layer),
+                Ok(level_bytes(desc, seed, level, layer)),
+                "level {level} layer {layer}"
+            );
+        }
+    }
+}
+
+/// Uploads the whole image with `seed` as signal `signal`, through the trait, and completes it.
+fn upload_whole(gpu: &DummyDevice, image: DummyImage, desc: &ImageDesc, seed: u32, signal: u64) {
+    let (bytes, regions) = whole_image(desc, seed);
+    let src = staging(gpu, &bytes);
+    let commands = [command(src, image, *desc, false, &regions)];
+    // SAFETY: the simulator checks every contract of the trait instead of relying on it.
+    unsafe { ImageCopyQueue::submit_image_copies(gpu, &commands, signal) }.expect("submit");
+    assert_eq!(gpu.advance_to(signal), signal);
+}
+
+#[test]
+fn every_level_and_layer_lands_when_the_timeline_reaches_the_value() {
+    let gpu = DummyDevice::discrete();
+    let desc = array_texture();
+    assert_eq!(desc.mip_levels, 6);
+    let (image, _) = image_on(&gpu, &desc);
+    let (bytes, regions) = whole_image(&desc, 1);
+    assert_eq!(bytes.len() as u64, desc.packed_bytes());
+    let src = staging(&gpu, &bytes);
+    gpu.submit_image_copies(&[command(src, image, desc, false, &regions)], 3)
+        .expect("submit");
+    // Nothing is visible before the GPU gets there.
+    assert_eq!(gpu.pending_values(), [3]);
+    assert_eq!(gpu.advance_to(2), 0);
+    assert_eq!(gpu.image_layout(image), Ok(None));
+    for level in 0..desc.mip_levels {
+        let zeros = vec![0; level_bytes(&desc, 1, level, 0).len()];
+        assert_eq!(gpu.read_image(image, level, 2), Ok(zeros), "level {level}");
+    }
+    assert_eq!(gpu.advance_to(3), 3);
+    assert_image(&gpu, image, &desc, 1);
+    assert_eq!(
+        gpu.image_layout(image),
+        Ok(Some(ImageLayout::ShaderReadOnlyOptimal))
+    );
+    let counters = gpu.counters();
+    assert_eq!((counters.copies, counters.regions), (1, 6));
+    assert_eq!(counters.bytes_copied, desc.packed_bytes());
+    gpu.assert_no_misuse();
+    release_all(&gpu);
+    assert!(gpu.leak_report().is_empty());
+}
+
+#[test]
+fn a_storage_image_is_left_general() {
+    let gpu = DummyDevice::lavapipe();
+    let desc = ImageDesc::new_2d(
+        ImageFormat::R8Unorm,
+        9,
+        3,
+        ImageUsage::STORAGE | ImageUsage::TRANSFER_DST,
+    );
+    let (image, requirements) = gpu.create_image(&desc).expect("image");
+    // Lavapipe's one type is host-visible: the image's memory is too.
+    let memory = alloc(&gpu, 0, requirements.size);
+    gpu.bind_image_memory(image, memory, 0).expect("bind");
+    let bytes = level_bytes(&desc, 4, 0, 0);
+    let (staging_memory, src) = backed_buffer(&gpu, 0, 64, true);
+    gpu.host_write(staging_memory, 0, &bytes).expect("write");
+    let region = [ImageCopy::whole_level(&desc, 0, 0)];
+    gpu.submit_image_copies(&[command(src, image, desc, false, &region)], 1)
+        .expect("submit");
+    gpu.complete_all();
+    assert_eq!(gpu.read_image(image, 0, 0), Ok(bytes));
+    assert_eq!(gpu.image_layout(image), Ok(Some(ImageLayout::General)));
+    gpu.assert_no_misuse();
+    release_all(&gpu);
+}
+
+#[test]
+fn a_kept_reupload_of_a_box_keeps_the_rest_and_a_discarding_one_does_not() {
+    let gpu = DummyDevice::discrete();
+    let desc = ImageDesc::new_2d(ImageFormat::Rgba16Float, 13, 9, UPLOADABLE).with_array_layers(2);
+    let (image, _) = image_on(&gpu, &desc);
+    upload_whole(&gpu, image, &desc, 1, 1);
+    // Seed 2 into a 5 x 4 box at (3, 2) of layer 1.
+    let (offset, extent) = ([3, 2, 0], [5, 4, 1]);
+    let mut patch = box_bytes(&desc, 2, 0, 1, offset, extent);
+    // And full rows 7 and 8 of layer 0: a band whose rows lie back to back in the image.
+    let band_at = patch.len();
+    patch.extend(box_bytes(&desc, 2, 0, 0, [0, 7, 0], [13, 2, 1]));
+    let src = staging(&gpu, &patch);
+    let region = [
+        ImageCopy {
+            buffer_offset: 0,
+            mip_level: 0,
+            base_array_layer: 1,
+            layer_count: 1,
+            offset,
+            extent,
+        },
+        ImageCopy {
+            buffer_offset: band_at as u64,
+            mip_level: 0,
+            base_array_layer: 0,
+            layer_count: 1,
+            offset: [0, 7, 0],
+            extent: [13, 2, 1],
+        },
+    ];
+    gpu.submit_image_copies(&[command(src, image, desc, true, &region)], 2)
+        .expect("submit");
+    assert_image(&gpu, image, &desc, 1);
+    gpu.advance_to(2);
+    let texel = 8;
+    let layer0 = gpu.read_image(image, 0, 0).expect("read");
+    let row = 13 * texel;
+    assert_eq!(layer0[..7 * row], level_bytes(&desc, 1, 0, 0)[..7 * row]);
+    assert_eq!(layer0[7 * row..], level_bytes(&desc, 2, 0, 0)[7 * row..]);
+    let layer1 = gpu.read_image(image, 0, 1).expect("read");
+    let old = level_bytes(&desc, 1, 0, 1);
+    let new = level_bytes(&desc, 2, 0, 1);
+    for y in 0..9 {
+        for x in 0..13 {
+            let inside = (3..8).contains(&x) && (2..6).contains(&y);
+            let at = (y * 13 + x) * texel;
+            let want = if inside { &new } else { &old };
+            assert_eq!(layer1[at..at + texel], want[at..at + texel], "({x}, {y})");
+        }
+    }
+    // The same box without keep_contents: the rest of the image is discarded.
+    gpu.submit_image_copies(&[command(src, image, desc, false, &region[..1])], 3)
+        .expect("submit");
+    gpu.advance_to(3);
+    assert_eq!(
+        gpu.read_image(image, 0, 0),
+        Ok(vec![DISCARDED; 13 * 9 * texel])
+    );
+    let layer1 = gpu.read_image(image, 0, 1).expect("read");
+    assert_eq!(
+        layer1[(2 * 13 + 3) * texel..][..texel],
+        new[(2 * 13 + 3) * texel..][..texel]
+    );
+    assert!(layer1[..texel].iter().all(|&b| b == DISCARDED));
+    gpu.assert_no_misuse();
+    release_all(&gpu);
+}
+
+#[test]
+fn keep_contents_after_an_upload_not_yet_executed_is_fine() {
+    let gpu = DummyDevice::discrete();
+    let desc = ImageDesc::new_2d(ImageFormat::Rgba8Unorm, 8, 8, UPLOADABLE);
+    let (image, _) = image_on(&gpu, &desc);
+    let (bytes, regions) = whole_image(&desc, 5);
+    let src = staging(&gpu, &bytes);
+    gpu.submit_image_copies(&[command(src, image, desc, false, &regions)], 1)
+        .expect("submit");
+    let patch = box_bytes(&desc, 6, 0, 0, [0; 3], [2, 2, 1]);
+    let patch_src = staging(&gpu, &patch);
+    let region = [ImageCopy {
+        buffer_offset: 0,
+        mip_level: 0,
+        base_array_layer: 0,
+        layer_count: 1,
+        offset: [0; 3],
+        extent: [2, 2, 1],
+    }];
+    gpu.submit_image_copies(&[command(patch_src, image, desc, true, &region)], 2)
+        .expect("submit");
+    gpu.complete_all();
+    let texels = gpu.read_image(image, 0, 0).expect("read");
+    assert_eq!(texels[..8], patch[..8]);
+    assert_eq!(texels[8..32], level_bytes(&desc, 5, 0, 0)[8..32]);
+    gpu.assert_no_misuse();
+    release_all(&gpu);
+}
+
+#[test]
+fn off_grid_regions_are_typed_errors_that_submit_nothing() {
+    let desc = ImageDesc::new_2d(ImageFormat::Rgba8Unorm, 100, 60, UPLOADABLE).with_mip_levels(2);
+    for granularity in [[8, 8, 1], [0, 0, 0]] {
+        let gpu =
+            DummyDevice::new(DeviceConfig::discrete().with_image_copy_granularity(granularity))
+                .expect("device");
+        assert_eq!(ImageCopyQueue::image_copy_granularity(&gpu), granularity);
+        let (image, _) = image_on(&gpu, &desc);
+        let src = staging(&gpu, &vec![7; 100 * 60 * 4]);
+        let whole = ImageCopy::whole_level(&desc, 0, 0);
+        // On the [8, 8, 1] grid, but not a whole level.
+        let on_grid = ImageCopy {
+            extent: [8, 8, 1],
+            ..whole
+        };
+        let off_grid = ImageCopy {
+            offset: [4, 0, 0],
+            extent: [8, 8, 1],
+            ..whole
+        };
+        let good = [whole];
+        let bad = [ImageCopy::whole_level(&desc, 1, 0), off_grid];
+        let commands = [
+            command(src, image, desc, false, &good),
+            command(src, image, desc, true, &bad),
+        ];
+        assert_eq!(
+            gpu.submit_image_copies(&commands, 1),
+            Err(DeviceError::InvalidImageCopy(
+                ImageCopyError::OffGranularity
+            )),
+            "{granularity:?}"
+        );
+        let partial = [on_grid];
+        let on_grid_result =
+            gpu.submit_image_copies(&[command(src, image, desc, false, &partial)], 1);
+        if granularity == [0, 0, 0] {
+            assert_eq!(
+                on_grid_result,
+                Err(DeviceError::InvalidImageCopy(
+                    ImageCopyError::OffGranularity
+                ))
+            );
+        } else {
+            assert_eq!(on_grid_result, Ok(()));
+            assert_eq!(gpu.complete_all(), 1);
+            continue;
+        }
+        // Nothing was submitted, counted or written, and the value is still free.
+        assert!(gpu.pending_values().is_empty());
+        assert_eq!(gpu.last_submitted(), 0);
+        assert_eq!(gpu.counters().submit_calls, 0);
+        gpu.complete_all();
+        assert_eq!(gpu.read_image(image, 0, 0), Ok(vec![0; 100 * 60 * 4]));
+        assert_eq!(gpu.image_layout(image), Ok(None));
+        gpu.submit_image_copies(&[command(src, image, desc, false, &good)], 1)
+            .expect("the value was not used");
+        gpu.complete_all();
+        assert_eq!(gpu.read_image(image, 0, 0), Ok(vec![7; 100 * 60 * 4]));
+        gpu.assert_no_misuse();
+        release_all(&gpu);
+    }
+}
+
+#[test]
+fn other_bad_regions_are_typed_errors_too() {
+    let gpu = DummyDevice::discrete();
+    let desc = ImageDesc::new_2d(ImageFormat::Rgba8Unorm, 16, 16, UPLOADABLE);
+    let (image, _) = image_on(&gpu, &desc);
+    let src = staging(&gpu, &[0; 1024]);
+    let cases = [
+        (
+            ImageCopy::whole_level(&desc, 1, 0),
+            ImageCopyError::NoSuchLevel,
+        ),
+        (
+            ImageCopy {
+                buffer_offset: 2,
+                ..ImageCopy::whole_level(&desc, 0, 0)
+            },
+            ImageCopyError::MisalignedBufferOffset,
+        ),
+        (
+            ImageCopy {
+                offset: [1, 0, 0],
+                ..ImageCopy::whole_level(&desc, 0, 0)
+            },
+            ImageCopyError::OutOfBounds,
+        ),
+    ];
+    for (region, error) in cases {
+        let regions = [region];
+        assert_eq!(
+            gpu.submit_image_copies(&[command(src, image, desc, false, &regions)], 1),
+            Err(DeviceError::InvalidImageCopy(error))
+        );
+    }
+    let sampled_only = ImageDesc::new_2d(ImageFormat::Rgba8Unorm, 16, 16, ImageUsage::SAMPLED);
+    let (plain, _) = image_on(&gpu, &sampled_only);
+    let regions = [ImageCopy::whole_level(&sampled_only, 0, 0)];
+    assert_eq!(
+        gpu.submit_image_copies(&[command(src, plain, sampled_only, false, &regions)], 1),
+        Err(DeviceError::InvalidImageCopy(
+            ImageCopyError::NotTransferDst
+        ))
+    );
+    assert!(gpu.pending_values().is_empty());
+    gpu.assert_no_misuse();
+    release_all(&gpu);
+}
+
+#[test]
+fn keep_contents_of_an_image_never_uploaded_is_misuse_and_discards() {
+    let gpu = DummyDevice::discrete();
+    let desc = ImageDesc::new_2d(ImageFormat::Rgba8Unorm, 4, 4, UPLOADABLE);
+    let (image, _) = image_on(&gpu, &desc);
+    let patch = box_bytes(&desc, 3, 0, 0, [0; 3], [4, 1, 1]);
+    let src = staging(&gpu, &patch);
+    let region = [ImageCopy {
+        extent: [4, 1, 1],
+        ..ImageCopy::whole_level(&desc, 0, 0)
+    }];
+    gpu.submit_image_copies(&[command(src, image, desc, true, &region)], 1)
+        .expect("submit");
+    assert_eq!(
+        gpu.take_misuses(),
+        [Misuse::KeepContentsOfUndefinedImage {
+            image: image.resource()
+        }]
+    );
+    gpu.complete_all();
+    // The contents to keep never existed: the rest holds the discard fill.
+    let texels = gpu.read_image(image, 0, 0).expect("read");
+    assert_eq!(texels[..16], patch[..]);
+    assert_eq!(texels[16..], [DISCARDED; 48]);
+    release_all(&gpu);
+}
+
+#[test]
+fn a_source_range_past_the_buffer_is_misuse_and_that_region_is_dropped() {
+    let gpu = DummyDevice::discrete();
+    let desc = ImageDesc::new_2d(ImageFormat::Rgba8Unorm, 8, 8, UPLOADABLE).with_mip_levels(2);
+    let (image, _) = image_on(&gpu, &desc);
+    // Level 0 needs 256 bytes, level 1 64: a 256-byte buffer holds level 0 only.
+    let bytes = level_bytes(&desc, 9, 0, 0);
+    let src = staging(&gpu, &bytes);
+    let regions = [
+        ImageCopy::whole_level(&desc, 0, 0),
+        ImageCopy::whole_level(&desc, 1, 224),
+    ];
+    gpu.submit_image_copies(&[command(src, image, desc, false, &regions)], 1)
+        .expect("submit");
+    assert_eq!(
+        gpu.take_misuses(),
+        [Misuse::CopyOutOfBounds {
+            buffer: src,
+            offset: 224,
+            size: 64
+        }]
+    );
+    gpu.complete_all();
+    assert_eq!(gpu.read_image(image, 0, 0), Ok(bytes));
+    assert_eq!(gpu.read_image(image, 1, 0), Ok(vec![DISCARDED; 64]));
+    release_all(&gpu);
+}
+
+#[test]
+fn overlapping_regions_are_misuse() {
+    let gpu = DummyDevice::discrete();
+    let desc = ImageDesc::new_2d(ImageFormat::Rgba8Unorm, 8, 8, UPLOADABLE).with_array_layers(3);
+    let (image, _) = image_on(&gpu, &desc);
+    let src = staging(&gpu, &[1; 1024]);
+    let quarter = |offset: [u32; 3], base_array_layer, layer_count| ImageCopy {
+        buffer_offset: 0,
+        mip_level: 0,
+        base_array_layer,
+        layer_count,
+        offset,
+        extent: [4, 4, 1],
+    };
+    // Side by side, or on other layers: fine.
+    let apart = [
+        quarter([0, 0, 0], 0, 2),
+        quarter([4, 0, 0], 0, 2),
+        quarter([0, 0, 0], 2, 1),
+    ];
+    gpu.submit_image_copies(&[command(src, image, desc, false, &apart)], 1)
+        .expect("submit");
+    gpu.assert_no_misuse();
+    // Sharing layer 1 and the texels from (2, 2) to (4, 4).
+    let shared = [quarter([0, 0, 0], 0, 2), quarter([2, 2, 0], 1, 2)];
+    gpu.submit_image_copies(&[command(src, image, desc, true, &shared)], 2)
+        .expect("submit");
+    assert_eq!(
+        gpu.take_misuses(),
+        [Misuse::ImageCopyOverlappingRegions {
+            image: image.resource()
+        }]
+    );
+    gpu.complete_all();
+    release_all(&gpu);
+}
+
+#[test]
+fn destroyed_unbound_and_misdescribed_images_are_misuse_and_not_written() {
+    let gpu = DummyDevice::discrete();
+    let desc = ImageDesc::new_2d(ImageFormat::Rgba8Unorm, 4, 4, UPLOADABLE);
+    let src = staging(&gpu, &[5; 64]);
+    let region = [ImageCopy::whole_level(&desc, 0, 0)];
+    let (destroyed, memory) = image_on(&gpu, &desc);
+    gpu.destroy_image(destroyed);
+    gpu.free_memory(memory);
+    let (unbound, _) = gpu.create_image(&desc).expect("image");
+    let (described, _) = image_on(&gpu, &desc);
+    let other = ImageDesc::new_2d(ImageFormat::Rgba8Unorm, 2, 2, UPLOADABLE);
+    let other_region = [ImageCopy::whole_level(&other, 0, 0)];
+    gpu.submit_image_copies(
+        &[
+            command(src, destroyed, desc, false, &region),
+            command(src, unbound, desc, false, &region),
+            command(src, described, other, false, &other_region),
+        ],
+        1,
+    )
+    .expect("submit");
+    assert_eq!(
+        gpu.take_misuses(),
+        [
+            Misuse::BufferUseAfterDestroy {
+                buffer: destroyed.resource(),
+                operation: Operation::Submit
+            },
+            Misuse::CopyUnboundBuffer {
+                buffer: unbound.resource()
+            },
+            Misuse::ImageDescMismatch {
+                image: described.resource()
+            },
+        ]
+    );
+    gpu.complete_all();
+    assert_eq!(gpu.read_image(described, 0, 0), Ok(vec![0; 64]));
+    assert_eq!(gpu.image_layout(described), Ok(None));
+    assert_eq!(
+        gpu.read_image(destroyed, 0, 0),
+        Err(InspectError::UnknownImage)
+    );
+    assert_eq!(gpu.read_image(unbound, 0, 0), Err(InspectError::Unbound));
+    assert_eq!(
+        gpu.read_image(described, 1, 0),
+        Err(InspectError::NoSuchSubresource)
+    );
+    assert_eq!(
+        gpu.read_image(described, 0, 1),
+        Err(InspectError::NoSuchSubresource)
+    );
+    assert_eq!(gpu.counters().copies, 0);
+    gpu.assert_no_misuse();
+    release_all(&gpu);
+}
+
+#[test]
+fn destroying_or_freeing_an_image_while_its_upload_is_pending_is_misuse() {
+    let gpu = DummyDevice::discrete();
+    let desc = ImageDesc::new_2d(ImageFormat::Rgba8Unorm, 4, 4, UPLOADABLE);
+    let src = staging(&gpu, &[5; 64]);
+    let region = [ImageCopy::whole_level(&desc, 0, 0)];
+    let (image, memory) = image_on(&gpu, &desc);
+    gpu.submit_image_copies(&[command(src, image, desc, false, &region)], 1)
+        .expect("submit");
+    gpu.destroy_image(image);
+    gpu.free_memory(memory);
+    assert_eq!(
+        gpu.take_misuses(),
+        [
+            Misuse::DestroyedWhilePending {
+                buffer: image.resource(),
+                signal_value: 1
+            },
+            Misuse::FreedWhilePending {
+                memory,
+                signal_value: 1
+            },
+        ]
+    );
+    // The GPU would fault; the simulator skips the upload and completes the value.
+    assert_eq!(gpu.complete_all(), 1);
+    assert_eq!(gpu.counters().copies, 0);
+    gpu.assert_no_misuse();
+    release_all(&gpu);
+}
+
+#[test]
+fn host_writes_into_a_pending_uploads_source_are_misuse() {
+    let gpu = DummyDevice::discrete();
+    let desc = ImageDesc::new_2d(ImageFormat::Rgba8Unorm, 4, 4, UPLOADABLE);
+    let (image, _) = image_on(&gpu, &desc);
+    let (staging_memory, src) = backed_buffer(&gpu, HOST, 64, true);
+    let region = [ImageCopy::whole_level(&desc, 0, 0)];
+    gpu.submit_image_copies(&[command(src, image, desc, false, &region)], 1)
+        .expect("submit");
+    gpu.host_write(staging_memory, 8, &[1]).expect("write");
+    gpu.complete_all();
+    assert_eq!(gpu.misuse_kinds(), [MisuseKind::HostWriteWhilePending]);
+    gpu.take_misuses();
+    release_all(&gpu);
+}
+
+#[test]
+fn a_signal_value_that_does_not_rise_is_refused() {
+    let gpu = DummyDevice::discrete();
+    let desc = ImageDesc::new_2d(ImageFormat::Rgba8Unorm, 4, 4, UPLOADABLE);
+    let (image, _) = image_on(&gpu, &desc);
+    upload_whole(&gpu, image, &desc, 1, 5);
+    let (bytes, regions) = whole_image(&desc, 2);
+    let src = staging(&gpu, &bytes);
+    assert_eq!(
+        gpu.submit_image_copies(&[command(src, image, desc, true, &regions)], 5),
+        Err(DeviceError::InvalidArgument(
+            InvalidArgument::TimelineNotIncreasing
+        ))
+    );
+    assert_eq!(gpu.misuse_kinds(), [MisuseKind::SignalNotIncreasing]);
+    gpu.take_misuses();
+    gpu.complete_all();
+    assert_image(&gpu, image, &desc, 1);
+    release_all(&gpu);
+}
+
+#[test]
+fn a_lost_device_refuses_uploads_and_never_runs_pending_ones() {
+    let gpu = DummyDevice::discrete();
+    let desc = ImageDesc::new_2d(ImageFormat::Rgba8Unorm, 4, 4, UPLOADABLE);
+    let (image, _) = image_on(&gpu, &desc);
+    let (bytes, regions) = whole_image(&desc, 1);
+    let src = staging(&gpu, &bytes);
+    // An injected failure submits nothing.
+    gpu.fail_submit_call(1, DeviceError::OutOfHostMemory);
+    assert_eq!(
+        gpu.submit_image_copies(&[command(src, image, desc, false, &regions)], 1),
+        Err(DeviceError::OutOfHostMemory)
+    );
+    assert!(gpu.pending_values().is_empty());
+    gpu.submit_image_copies(&[command(src, image, desc, false, &regions)], 1)
+        .expect("submit");
+    gpu.lose_device();
+    assert_eq!(gpu.complete_all(), 0);
+    assert_eq!(gpu.read_image(image, 0, 0), Ok(vec![0; 64]));
+    assert_eq!(gpu.image_layout(image), Ok(None));
+    // Refused before the regions are looked at, even bad ones.
+    let bad = [ImageCopy::whole_level(&desc, 3, 0)];
+    for regions in [&regions[..], &bad[..]] {
+        assert_eq!(
+            gpu.submit_image_copies(&[command(src, image, desc, false, regions)], 2),
+            Err(DeviceError::DeviceLost)
+        );
+    }
+    // An injected loss is for good as well.
+    let gpu = DummyDevice::discrete();
+    let (image, _) = image_on(&gpu, &desc);
+    let src = staging(&gpu, &bytes);
+    gpu.fail_submit_call(1, DeviceError::DeviceLost);
+    assert_eq!(
+        gpu.submit_image_copies(&[command(src, image, desc, false, &regions)], 1),
+        Err(DeviceError::DeviceLost)
+    );
+    assert!(gpu.is_lost());
+    gpu.assert_no_misuse();
+    release_all(&gpu);
+}
+
+#[test]
+fn a_3d_image_takes_boxes_through_its_depth() {
+    let gpu = DummyDevice::discrete();
+    let desc = ImageDesc {
+        depth: 6,
+        ..ImageDesc::new_2d(ImageFormat::Rg16Float, 7, 5, UPLOADABLE)
+    }
+    .with_full_mip_chain();
+    assert_eq!(desc.mip_levels, 3);
+    assert_eq!(desc.level_extent(1), [3, 2, 3]);
+    let (image, _) = image_on(&gpu, &desc);
+    upload_whole(&gpu, image, &desc, 1, 1);
+    assert_image(&gpu, image, &desc, 1);
+    // A 4 x 3 x 3 box at (1, 1, 2) of level 0, seed 2, keeping the rest.
+    let (offset, extent) = ([1, 1, 2], [4, 3, 3]);
+    let patch = box_bytes(&desc, 2, 0, 0, offset, extent);
+    let src = staging(&gpu, &patch);
+    let region = [ImageCopy {
+        buffer_offset: 0,
+        mip_level: 0,
+        base_array_layer: 0,
+        layer_count: 1,
+        offset,
+        extent,
+    }];
+    gpu.submit_image_copies(&[command(src, image, desc, true, &region)], 2)
+        .expect("submit");
+    gpu.advance_to(2);
+    let texel = 4;
+    let level0 = gpu.read_image(image, 0, 0).expect("read");
+    let old = level_bytes(&desc, 1, 0, 0);
+    let new = level_bytes(&desc, 2, 0, 0);
+    for z in 0..6 {
+        for y in 0..5 {
+            for x in 0..7 {
+                let inside = (1..5).contains(&x) && (1..4).contains(&y) && (2..5).contains(&z);
+                let at = ((z * 5 + y) * 7 + x) * texel;
+                let want = if inside { &new } else { &old };
+                assert_eq!(
+                    level0[at..at + texel],
+                    want[at..at + texel],
+                    "({x}, {y}, {z})"
+                );
+            }
+        }
+    }
+    assert_eq!(gpu.read_image(image, 1, 0), Ok(level_bytes(&desc, 1, 1, 0)));
+    gpu.assert_no_misuse();
+    release_all(&gpu);
+    assert!(gpu.leak_report().is_empty());
+}
