@@ -32,7 +32,8 @@ pub const MISUSE_RESULT_CODE: i32 = -4242;
 
 static NEXT_DEVICE: AtomicU32 = AtomicU32::new(1);
 
-/// A simulated GPU implementing memkit-core's `MemoryDevice`, `BufferDevice` and `CopyQueue`.
+/// A simulated GPU implementing memkit-core's `MemoryDevice`, `BufferDevice`, `ImageDevice`,
+/// `CopyQueue` and `ImageCopyQueue`.
 ///
 /// Clones are handles to the same device (hand one to the code under test, keep one to advance
 /// the timeline and read misuse events). It is `Send + Sync`; every call locks one mutex.
@@ -727,7 +728,8 @@ impl DummyDevice {
             .insert((Site::BufferCreation, n), error);
     }
 
-    /// Makes the `n`-th `submit_copies` call fail with `error` (nothing is submitted);
+    /// Makes the `n`-th submission call (`submit_copies` and `submit_image_copies` counted
+    /// together) fail with `error` (nothing is submitted);
     /// `DeviceLost` loses the device for good, so work submitted before never completes.
     pub fn fail_submit_call(&self, n: u64, error: DeviceError) {
         self.lock().faults.planned.insert((Site::Submit, n), error);

@@ -12,7 +12,7 @@ use memkit_core::device::DeviceError;
 pub enum Trigger {
     /// Just before the n-th `allocate_memory` call is handled.
     AllocationCall(u64),
-    /// Just before the n-th `submit_copies` call is handled.
+    /// Just before the n-th `submit_copies` or `submit_image_copies` call is handled.
     SubmitCall(u64),
     /// Just before the first submission whose signal value is at least this executes: work below
     /// the value completes, the rest (for a lost device) never does.
@@ -43,7 +43,8 @@ pub struct RandomFailures {
     pub allocation_one_in: u32,
     /// `map_memory` fails with `MapFailed` one time in this many.
     pub map_one_in: u32,
-    /// `submit_copies` fails with `OutOfHostMemory` one time in this many.
+    /// `submit_copies` and `submit_image_copies` fail with `OutOfHostMemory` one time in this
+    /// many.
     pub submit_one_in: u32,
 }
 

@@ -190,6 +190,54 @@ impl DummyDevice {
     /// sources. Sources (and host-visible images) are hashed, to catch host writes before
     /// execution; destroying the image or freeing its memory before then is recorded by
     /// `destroy_image` and `free_memory`.
+    ///
+    /// ```
+    /// use memkit_core::device::{
+    ///     BufferUsage, ImageCopy, ImageCopyCommand, ImageDesc, ImageFormat, ImageLayout,
+    ///     ImageUsage, MemoryAllocateInfo,
+    /// };
+    /// use memkit_dummy::DummyDevice;
+    ///
+    /// let gpu = DummyDevice::discrete();
+    /// let usage = ImageUsage::SAMPLED | ImageUsage::TRANSFER_DST;
+    /// let desc = ImageDesc::new_2d(ImageFormat::R8Unorm, 4, 2, usage);
+    /// let info = |memory_type, size| MemoryAllocateInfo {
+    ///     size,
+    ///     memory_type,
+    ///     dedicated_to: None,
+    ///     priority: 0.5,
+    ///     device_address: false,
+    /// };
+    /// let (image, requirements) = gpu.create_image(&desc).unwrap();
+    /// let vram = gpu.allocate_memory(&info(0, requirements.size)).unwrap();
+    /// gpu.bind_image_memory(image, vram, 0).unwrap();
+    /// let staging_memory = gpu.allocate_memory(&info(1, 16)).unwrap();
+    /// let (staging, _) = gpu.create_buffer(16, BufferUsage::TRANSFER_SRC).unwrap();
+    /// gpu.bind_buffer_memory(staging, staging_memory, 0).unwrap();
+    /// gpu.map_memory(staging_memory).unwrap();
+    /// gpu.host_write(staging_memory, 0, b"abcdefgh").unwrap();
+    /// let regions = [ImageCopy::whole_level(&desc, 0, 0)];
+    /// let upload = ImageCopyCommand {
+    ///     src: staging,
+    ///     dst: image,
+    ///     desc,
+    ///     keep_contents: false,
+    ///     regions: &regions,
+    /// };
+    /// gpu.submit_image_copies(&[upload], 1).unwrap();
+    /// assert_eq!(gpu.image_layout(image), Ok(None)); // not executed yet
+    /// gpu.advance_to(1);
+    /// assert_eq!(gpu.read_image(image, 0, 0).unwrap(), b"abcdefgh");
+    /// assert_eq!(
+    ///     gpu.image_layout(image),
+    ///     Ok(Some(ImageLayout::ShaderReadOnlyOptimal))
+    /// );
+    /// gpu.assert_no_misuse();
+    /// # gpu.destroy_image(image);
+    /// # gpu.destroy_buffer(staging);
+    /// # for m in [staging_memory, vram] { gpu.free_memory(m); }
+    /// # assert!(gpu.leak_report().is_empty());
+    /// ```
     pub fn submit_image_copies(
         &self,
         commands: &[ImageCopyCommand<'_, DummyBuffer, DummyImage>],

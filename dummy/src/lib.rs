@@ -7,6 +7,19 @@
 //! - **Images** ([`DummyDevice::create_image`]): optimal resources sized from core's
 //!   [`ImageDesc`](memkit_core::device::ImageDesc), bound and dedicated like buffers, watched by
 //!   the same detectors.
+//! - **Image uploads** ([`DummyDevice::submit_image_copies`], core's `ImageCopyQueue`): regions
+//!   are checked with `ImageCopy::check` against [`DeviceConfig::image_copy_granularity`] (a
+//!   typed `InvalidImageCopy` error submits nothing), and execute on the timeline like buffer
+//!   copies, writing texels into a documented packed tiling (level, layer, z, y, x) in the
+//!   image's memory. [`DummyDevice::read_image`] reads one subresource back, tightly packed;
+//!   [`DummyDevice::image_layout`] says whether an upload left the image in its layout after
+//!   upload. A first upload discards the image (filled with
+//!   [`DeviceConfig::discarded_image_fill`]). Recorded: `keep_contents` on an image no upload
+//!   wrote ([`Misuse::KeepContentsOfUndefinedImage`]), overlapping regions
+//!   ([`Misuse::ImageCopyOverlappingRegions`]), a `desc` other than the image's
+//!   ([`Misuse::ImageDescMismatch`]), and, as for buffers, source ranges past the buffer,
+//!   destroyed or unbound images, and destroying or freeing an image while its upload is
+//!   pending.
 //! - **Real bytes**: every memory object has them, lazily (device-only memory in sparse pages,
 //!   host-visible memory in zeroed pages the OS backs on first touch), mapped at a stable address.
 //! - **A timeline the test drives**: submitted copies execute, really moving bytes, when the test

@@ -41,17 +41,18 @@ pub struct Counters {
     pub buffers_destroyed: u64,
     /// Successful binds.
     pub binds: u64,
-    /// `submit_copies` calls, failed ones included.
+    /// `submit_copies` and `submit_image_copies` calls, failed ones included (not those refused
+    /// for a lost device or a region failing `ImageCopy::check`).
     pub submit_calls: u64,
     /// Submissions accepted.
     pub submissions: u64,
     /// Submissions the GPU executed.
     pub executed_submissions: u64,
-    /// Copy commands executed.
+    /// Copy commands executed (buffer copies and uploads into images).
     pub copies: u64,
-    /// Copy regions executed.
+    /// Copy regions executed (buffer and image regions).
     pub regions: u64,
-    /// Bytes copied by executed regions.
+    /// Bytes copied by executed regions (for an image region, its packed source bytes).
     pub bytes_copied: u64,
     /// Misuse events recorded.
     pub misuses: u64,
