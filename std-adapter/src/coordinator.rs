@@ -45,10 +45,13 @@ use crate::config::{BackPressure, CoordinatorConfig};
 use crate::device::{Device, SharedDevice};
 use crate::error::{Error, Result};
 use crate::frame::{Frame, FrameSlots};
+use crate::image::ImageState;
 use crate::key_map::KeyMap;
 use crate::memory_map::MemoryMap;
 use crate::stats::{CoordinatorStats, Counters, HeapReport, Tally};
 use crate::ticket::{Ticket, TimelineSource};
+
+mod images;
 
 /// The sub-allocator inside each memory block: TLSF places freed space again best.
 type BlockAllocator = TlsfAllocator<Vec<TlsfNode>>;
@@ -293,6 +296,8 @@ struct Submitter<D: Device> {
     in_flight: VecDeque<InFlight<D>>,
     /// Dropped buffers waiting for their copies to complete.
     deferred: Vec<Arc<BufferState<D>>>,
+    /// Dropped images waiting for their uploads to complete.
+    deferred_images: Vec<Arc<ImageState<D>>>,
     /// `(value, watermark)`: every upload below `watermark` is in a submission up to `value`.
     marks: VecDeque<(u64, u64)>,
 }
@@ -319,6 +324,10 @@ pub(crate) struct Shared<D: Device> {
     retired: Mutex<Vec<Arc<BufferState<D>>>>,
     /// Every live buffer, for the leak report at teardown.
     live: Mutex<KeyMap<Weak<BufferState<D>>>>,
+    /// Dropped images, until the next `maintain` takes them.
+    retired_images: Mutex<Vec<Arc<ImageState<D>>>>,
+    /// Every live image, for the leak report at teardown.
+    live_images: Mutex<KeyMap<Weak<ImageState<D>>>>,
     timeline: TimelineTracker,
     /// Every upload below this sequence number has completed on the GPU.
     completed_watermark: AtomicU64,
@@ -456,10 +465,13 @@ impl<D: Device> Coordinator<D> {
                 retry: None,
                 in_flight: VecDeque::new(),
                 deferred: Vec::new(),
+                deferred_images: Vec::new(),
                 marks: VecDeque::new(),
             }),
             retired: Mutex::new(Vec::new()),
             live: Mutex::new(KeyMap::default()),
+            retired_images: Mutex::new(Vec::new()),
+            live_images: Mutex::new(KeyMap::default()),
             timeline: TimelineTracker::new(),
             completed_watermark: AtomicU64::new(0),
             frames: Mutex::new(frames),
@@ -1764,6 +1776,7 @@ impl<D: Device> Shared<D> {
         sub.deferred = waiting;
         let done: Vec<&BufferState<D>> = done.iter().map(|s| &**s).collect();
         self.destroy_all(&done);
+        self.maintain_images(sub, completed);
         Ok(())
     }
 
@@ -1903,7 +1916,9 @@ impl<D: Device> Shared<D> {
         // Whatever is left was held by a lost device, or by the caller.
         let in_flight: Vec<_> = sub.in_flight.drain(..).flat_map(|f| f.staging).collect();
         let mut deferred = std::mem::take(&mut sub.deferred);
+        let deferred_images = std::mem::take(&mut sub.deferred_images);
         drop(sub);
+        self.teardown_images(deferred_images);
         // Buffers the application dropped since the last `maintain` (every one dropped since the
         // loss, when the device is lost and `maintain` failed): freed here, and not reported as
         // leaks below, which they would be while this list holds them.

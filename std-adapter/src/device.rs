@@ -10,14 +10,18 @@ use memkit_core::device::{
 };
 
 /// What a coordinator needs from a device: memory, buffers and a copy queue, usable from any
-/// thread.
+/// thread. Images ([`Coordinator::create_image`](crate::Coordinator::create_image) and the
+/// uploads into them) need [`memkit_core::device::ImageCopyQueue`] as well.
 pub trait Device:
-    CopyQueue<Memory: Send + Sync, Buffer: Send + Sync> + Send + Sync + 'static
+    CopyQueue<Memory: Send + Sync, Buffer: Send + Sync, Image: Send + Sync> + Send + Sync + 'static
 {
 }
 
 impl<D> Device for D where
-    D: CopyQueue<Memory: Send + Sync, Buffer: Send + Sync> + Send + Sync + 'static
+    D: CopyQueue<Memory: Send + Sync, Buffer: Send + Sync, Image: Send + Sync>
+        + Send
+        + Sync
+        + 'static
 {
 }
 

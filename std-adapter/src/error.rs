@@ -3,7 +3,7 @@
 
 use std::fmt;
 
-use memkit_core::device::DeviceError;
+use memkit_core::device::{DeviceError, ImageCopyError};
 use memkit_core::pool::PoolConfigError;
 use memkit_core::{ConfigError, FrameError, PoolError};
 
@@ -53,6 +53,13 @@ pub enum Error {
     ForeignGrant,
     /// The frame was begun by another coordinator.
     ForeignFrame,
+    /// The image belongs to another coordinator.
+    ForeignImage,
+    /// An image upload's region was refused: the reason says which rule it broke
+    /// ([`memkit_core::device::ImageCopy::check`]).
+    ImageCopy(ImageCopyError),
+    /// Two regions of one image upload write the same texels (their order would be undefined).
+    OverlappingImageRegions,
     /// The host could not provide this many bytes for a frame arena.
     HostOutOfMemory {
         /// Bytes asked for (`u64::MAX` when their count overflowed).
@@ -113,6 +120,11 @@ impl fmt::Display for Error {
                 f.write_str("the staging grant was handed out by another coordinator")
             }
             Self::ForeignFrame => f.write_str("the frame was begun by another coordinator"),
+            Self::ForeignImage => f.write_str("the image belongs to another coordinator"),
+            Self::ImageCopy(e) => write!(f, "image upload: {e}"),
+            Self::OverlappingImageRegions => {
+                f.write_str("two regions of the image upload write the same texels")
+            }
             Self::Memory(e) => write!(f, "device memory: {e}"),
             Self::Device(e) => write!(f, "device: {e}"),
             Self::DeviceLost => f.write_str("the device was lost"),
@@ -131,6 +143,7 @@ impl std::error::Error for Error {
             Self::Config(e) => Some(e),
             Self::PoolConfig(e) => Some(e),
             Self::Frame(e) => Some(e),
+            Self::ImageCopy(e) => Some(e),
             _ => None,
         }
     }
@@ -140,6 +153,7 @@ impl From<DeviceError> for Error {
     fn from(e: DeviceError) -> Self {
         match e {
             DeviceError::DeviceLost => Self::DeviceLost,
+            DeviceError::InvalidImageCopy(e) => Self::ImageCopy(e),
             e => Self::Device(e),
         }
     }

@@ -3,7 +3,9 @@
 //! [`Coordinator`] is one object shared between threads: it creates GPU buffers from
 //! memory-type pools, streams uploads through a lock-free staging ring without blocking the
 //! caller, merges them into few copy commands, paces frames, and hands back [`Ticket`]s to wait
-//! on. It runs over any device that implements memkit-core's traits: `memkit-vulkan` on a GPU,
+//! on. On a device that uploads into images it also creates [`Image`]s (textures, render
+//! targets) in pool memory and fills them ([`Coordinator::create_image_with_data`],
+//! [`Coordinator::upload_image`]), leaving them in a layout shaders read. It runs over any device that implements memkit-core's traits: `memkit-vulkan` on a GPU,
 //! `memkit-dummy` without one.
 //!
 //! With the `cli` feature, the crate also builds the `memkit` command (`memkit demo`,
@@ -15,6 +17,7 @@ mod coordinator;
 mod device;
 mod error;
 mod frame;
+mod image;
 mod key_map;
 mod memory_map;
 mod stats;
@@ -32,6 +35,7 @@ pub use coordinator::{BUFFER_USAGE, Coordinator, StagingGrant};
 pub use device::Device;
 pub use error::{Error, Result};
 pub use frame::Frame;
+pub use image::Image;
 pub use memkit_core::{BufferingMode, MemoryUsage, PoolConfig};
 pub use stats::{CoordinatorStats, HeapReport, format_bytes};
 pub use ticket::Ticket;

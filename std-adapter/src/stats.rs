@@ -156,6 +156,11 @@ pub(crate) struct Counters {
     pub(crate) buffers_created: AtomicU64,
     pub(crate) buffers_destroyed: AtomicU64,
     pub(crate) leaked_buffers: AtomicU64,
+    pub(crate) images_created: AtomicU64,
+    pub(crate) images_destroyed: AtomicU64,
+    pub(crate) leaked_images: AtomicU64,
+    pub(crate) image_uploads: AtomicU64,
+    pub(crate) image_bytes_uploaded: AtomicU64,
     /// Uploads and their bytes, by path: per-thread shards.
     pub(crate) uploads: UploadCounters,
     pub(crate) dedicated_staging_uploads: AtomicU64,
@@ -184,6 +189,11 @@ impl Counters {
             buffers_created: get(&self.buffers_created),
             buffers_destroyed: get(&self.buffers_destroyed),
             leaked_buffers: get(&self.leaked_buffers),
+            images_created: get(&self.images_created),
+            images_destroyed: get(&self.images_destroyed),
+            leaked_images: get(&self.leaked_images),
+            image_uploads: get(&self.image_uploads),
+            image_bytes_uploaded: get(&self.image_bytes_uploaded),
             bytes_uploaded: (self.uploads.sum(|s| &s.staged_bytes))
                 .wrapping_add(self.uploads.sum(|s| &s.direct_bytes)),
             staged_uploads: self.uploads.sum(|s| &s.staged_uploads),
@@ -266,7 +276,18 @@ pub struct CoordinatorStats {
     /// statistics [`Coordinator::shutdown`](crate::Coordinator::shutdown) returns (dropping the
     /// coordinator logs each one instead).
     pub leaked_buffers: u64,
-    /// Bytes uploaded, all paths.
+    /// Images created.
+    pub images_created: u64,
+    /// Images destroyed.
+    pub images_destroyed: u64,
+    /// Images the application still held when the coordinator shut down, as `leaked_buffers`.
+    pub leaked_images: u64,
+    /// Uploads into images submitted (each staged in a staging buffer of its own, counted in
+    /// `buffers_created`).
+    pub image_uploads: u64,
+    /// Texel bytes those uploads carried (not in `bytes_uploaded`).
+    pub image_bytes_uploaded: u64,
+    /// Bytes uploaded into buffers, all paths.
     pub bytes_uploaded: u64,
     /// Uploads staged through the ring (one per call, however many chunks a large one took).
     pub staged_uploads: u64,
@@ -315,6 +336,11 @@ impl CoordinatorStats {
         o.num("buffers_created", self.buffers_created);
         o.num("buffers_destroyed", self.buffers_destroyed);
         o.num("leaked_buffers", self.leaked_buffers);
+        o.num("images_created", self.images_created);
+        o.num("images_destroyed", self.images_destroyed);
+        o.num("leaked_images", self.leaked_images);
+        o.num("image_uploads", self.image_uploads);
+        o.num("image_bytes_uploaded", self.image_bytes_uploaded);
         o.num("bytes_uploaded", self.bytes_uploaded);
         o.num("staged_uploads", self.staged_uploads);
         o.num("direct_writes", self.direct_writes);

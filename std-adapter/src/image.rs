@@ -1,0 +1,109 @@
+//! GPU images the coordinator made: the handle a caller holds, and the state the coordinator
+//! keeps until the GPU is done with it.
+
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use memkit_core::device::{ImageDesc, ImageLayout};
+use memkit_core::pool::RawDeviceAllocation;
+use memkit_core::scheduler::BufferKey;
+
+use crate::coordinator::Shared;
+use crate::device::Device;
+
+/// What the coordinator knows of one image. Shared by the caller's [`Image`] handle and the
+/// deferred-destruction list.
+pub(crate) struct ImageState<D: Device> {
+    /// From the same counter as buffer keys: unique within the coordinator.
+    pub(crate) key: BufferKey,
+    pub(crate) raw: D::Image,
+    pub(crate) desc: ImageDesc,
+    pub(crate) allocation: RawDeviceAllocation<D::Memory>,
+    /// Timeline value of the last submission that uploads into it.
+    pub(crate) last_use: AtomicU64,
+    /// An upload into it was submitted: it is in its layout after upload, and later uploads
+    /// keep what it holds. Written under the submitter's lock.
+    pub(crate) written: AtomicBool,
+    /// Destroyed (by deferred destruction, or by the coordinator's teardown).
+    pub(crate) destroyed: AtomicBool,
+    /// `ImageDevice::destroy_image` of `D`, taken where the coordinator made the image (the only
+    /// place that knows `D` has images): maintenance and teardown, which destroy images, run for
+    /// every device.
+    pub(crate) destroy_raw: unsafe fn(&D, D::Image),
+}
+
+/// An optimal-tiling GPU image (a texture, a render target), created by a
+/// [`crate::Coordinator`] in memory from its pools. Dropping it hands it back: the coordinator
+/// destroys it once every upload into it that was submitted before has completed.
+///
+/// GPU work the application submits itself that uses the image must be finished before the
+/// image is dropped, as with any allocator. An image held past its coordinator is destroyed by
+/// the coordinator's teardown and reported as leaked, as a [`crate::Buffer`] is.
+pub struct Image<D: Device> {
+    pub(crate) state: Arc<ImageState<D>>,
+    pub(crate) shared: Arc<Shared<D>>,
+}
+
+impl<D: Device> Image<D> {
+    /// The backend's image handle, to make views of and bind.
+    pub fn raw(&self) -> D::Image {
+        self.state.raw
+    }
+
+    /// What it was created with.
+    pub fn desc(&self) -> &ImageDesc {
+        &self.state.desc
+    }
+
+    /// The memory object and offset it is bound at.
+    pub fn memory(&self) -> (D::Memory, u64) {
+        (self.state.allocation.memory, self.state.allocation.offset)
+    }
+
+    /// The memory type index it lives in.
+    pub fn memory_type(&self) -> u32 {
+        self.state.allocation.memory_type
+    }
+
+    /// The layout each upload leaves it in, once the upload's ticket completed
+    /// ([`ImageDesc::layout_after_upload`]). Before its first upload the image's layout is
+    /// undefined, and it is the application's to set.
+    pub fn layout_after_upload(&self) -> ImageLayout {
+        self.state.desc.layout_after_upload()
+    }
+
+    /// Whether an upload into it was submitted: from then on it is in
+    /// [`Image::layout_after_upload`] between uploads, and each upload keeps what the regions
+    /// do not cover.
+    pub fn is_written(&self) -> bool {
+        self.state.written.load(Ordering::Acquire)
+    }
+
+    /// Whether the image still exists: `false` once its coordinator was dropped (which destroys
+    /// every image still held and reports it as leaked).
+    pub fn is_live(&self) -> bool {
+        !self.state.destroyed.load(Ordering::Acquire)
+    }
+
+    /// A stable id, unique within its coordinator (buffers and images share the numbering).
+    pub fn id(&self) -> u64 {
+        self.state.key.0
+    }
+}
+
+impl<D: Device> fmt::Debug for Image<D> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Image")
+            .field("id", &self.state.key.0)
+            .field("desc", &self.state.desc)
+            .field("raw", &self.state.raw)
+            .finish()
+    }
+}
+
+impl<D: Device> Drop for Image<D> {
+    fn drop(&mut self) {
+        self.shared.retire_image(Arc::clone(&self.state));
+    }
+}

@@ -1,0 +1,347 @@
+//! Images through the coordinator: created in pool memory, filled by uploads whose texels the
+//! simulated GPU really writes, destroyed only once their uploads completed, and refused with a
+//! typed error (and nothing submitted) when an upload breaks a rule.
+
+use memkit_core::device::{
+    DeviceError, ImageCopy, ImageCopyError, ImageDesc, ImageFormat, ImageLayout, ImageUsage,
+};
+use memkit_dummy::{DeviceConfig, DummyDevice, Preset, WaitMode};
+use memkit_std::{Coordinator, CoordinatorConfig, Error, Image, MemoryUsage};
+
+const TEXTURE_USAGE: ImageUsage = ImageUsage::SAMPLED.union(ImageUsage::TRANSFER_DST);
+
+fn coordinator(config: DeviceConfig) -> (Coordinator<DummyDevice>, DummyDevice) {
+    let device = DummyDevice::new(config).expect("device");
+    let c = Coordinator::new(device.clone(), CoordinatorConfig::default()).expect("coordinator");
+    (c, device)
+}
+
+/// 61 x 37 texels, every level down to 1 x 1 (6 levels), 2 layers: odd extents everywhere.
+fn texture_desc() -> ImageDesc {
+    ImageDesc::new_2d(ImageFormat::Rgba8Unorm, 61, 37, TEXTURE_USAGE)
+        .with_full_mip_chain()
+        .with_array_layers(2)
+}
+
+fn pattern(len: usize, seed: u8) -> Vec<u8> {
+    (0..len)
+        .map(|i| {
+            (i as u8)
+                .wrapping_mul(29)
+                .wrapping_add(seed)
+                .wrapping_add((i >> 8) as u8)
+        })
+        .collect()
+}
+
+/// Bytes of one layer of `level`, and where that layer starts in the whole image's packing
+/// (levels one after another, each level's layers one after another).
+fn layer_range(desc: &ImageDesc, level: u32, layer: u32) -> std::ops::Range<usize> {
+    let texel = desc.format.texel_bytes() as usize;
+    let layer_bytes = |l: u32| {
+        let [w, h, d] = desc.level_extent(l);
+        (w * h * d) as usize * texel
+    };
+    let level_start: usize = (0..level)
+        .map(|l| layer_bytes(l) * desc.array_layers as usize)
+        .sum();
+    let start = level_start + layer as usize * layer_bytes(level);
+    start..start + layer_bytes(level)
+}
+
+fn read(device: &DummyDevice, image: &Image<DummyDevice>, level: u32, layer: u32) -> Vec<u8> {
+    device
+        .read_image(image.raw(), level, layer)
+        .expect("the simulated GPU reads the image back")
+}
+
+#[test]
+fn a_texture_created_with_data_holds_every_level_and_layer_on_every_preset() {
+    // One-byte texels too: their levels' sizes are not multiples of 4, so the coordinator must
+    // move each level to an aligned staging offset (a copy from the packed offset is refused).
+    let one_byte = ImageDesc::new_2d(ImageFormat::R8Unorm, 61, 37, TEXTURE_USAGE)
+        .with_full_mip_chain()
+        .with_array_layers(2);
+    for (preset, desc) in Preset::ALL
+        .into_iter()
+        .map(|p| (p, texture_desc()))
+        .chain([(Preset::Discrete, one_byte)])
+    {
+        let (c, device) = coordinator(preset.config());
+        assert_eq!(desc.mip_levels, 6);
+        let texels = pattern(desc.packed_bytes() as usize, 3);
+        let (image, ticket) = c
+            .create_image_with_data(&desc, MemoryUsage::FAST_DEVICE_ACCESS, &texels)
+            .expect("texture");
+        assert!(image.is_written(), "{preset}");
+        assert_eq!(
+            image.layout_after_upload(),
+            ImageLayout::ShaderReadOnlyOptimal
+        );
+        ticket.wait().expect("upload");
+        assert!(
+            ticket.value().unwrap() > 0,
+            "{preset}: the copy went through the GPU"
+        );
+        for level in 0..desc.mip_levels {
+            for layer in 0..desc.array_layers {
+                let got = read(&device, &image, level, layer);
+                assert!(
+                    got[..] == texels[layer_range(&desc, level, layer)],
+                    "{preset}: level {level} layer {layer} differs"
+                );
+            }
+        }
+        device.assert_no_misuse();
+        drop(image);
+        let stats = c.shutdown();
+        assert_eq!(
+            (
+                stats.images_created,
+                stats.images_destroyed,
+                stats.leaked_images
+            ),
+            (1, 1, 0),
+            "{preset}"
+        );
+        assert_eq!(stats.image_uploads, 1, "{preset}");
+        assert!(
+            stats.image_bytes_uploaded >= desc.packed_bytes(),
+            "{preset}: the staged bytes, aligned, hold every texel"
+        );
+        assert_eq!(
+            stats.buffers_created, stats.buffers_destroyed,
+            "{preset}: the staging buffer was freed"
+        );
+    }
+}
+
+#[test]
+fn a_partial_reupload_from_unaligned_bytes_keeps_the_rest_of_the_image() {
+    let (c, device) = coordinator(DeviceConfig::discrete());
+    let desc = texture_desc();
+    let texels = pattern(desc.packed_bytes() as usize, 11);
+    let (image, first) = c
+        .create_image_with_data(&desc, MemoryUsage::FAST_DEVICE_ACCESS, &texels)
+        .expect("texture");
+    first.wait().expect("first upload");
+    // A 10 x 7 box at (20, 5) of layer 1, level 0, read from offset 3 of the caller's bytes
+    // (not a multiple of 4: the coordinator re-aligns it in staging).
+    let patch = pattern(3 + 10 * 7 * 4, 200);
+    let region = ImageCopy {
+        buffer_offset: 3,
+        mip_level: 0,
+        base_array_layer: 1,
+        layer_count: 1,
+        offset: [20, 5, 0],
+        extent: [10, 7, 1],
+    };
+    let second = c.upload_image(&image, &[region], &patch).expect("patch");
+    second.wait().expect("patch upload");
+    assert!(second.value() > first.value());
+    let mut expected = texels[layer_range(&desc, 0, 1)].to_vec();
+    for row in 0..7 {
+        let dst = ((5 + row) * 61 + 20) * 4;
+        let src = 3 + row * 10 * 4;
+        expected[dst..dst + 40].copy_from_slice(&patch[src..src + 40]);
+    }
+    assert!(
+        read(&device, &image, 0, 1) == expected,
+        "layer 1 after the patch"
+    );
+    // Everything else is as the first upload left it.
+    assert!(read(&device, &image, 0, 0)[..] == texels[layer_range(&desc, 0, 0)]);
+    assert!(read(&device, &image, 3, 1)[..] == texels[layer_range(&desc, 3, 1)]);
+    device.assert_no_misuse();
+}
+
+#[test]
+fn bad_uploads_are_typed_errors_that_submit_and_hold_nothing() {
+    let (c, device) = coordinator(DeviceConfig::discrete());
+    let desc = texture_desc();
+    let image = c
+        .create_image(&desc, MemoryUsage::FAST_DEVICE_ACCESS)
+        .expect("image");
+    let texels = vec![7u8; desc.packed_bytes() as usize];
+    let whole = ImageCopy::whole_level(&desc, 0, 0);
+    let before = c.stats();
+    assert_eq!(
+        c.upload_image(&image, &[], &texels).unwrap_err(),
+        Error::ZeroSize
+    );
+    let too_few = &texels[..100];
+    assert_eq!(
+        c.upload_image(&image, &[whole], too_few).unwrap_err(),
+        Error::OutOfBounds {
+            offset: 0,
+            size: whole.packed_bytes(desc.format).unwrap(),
+            buffer_size: 100,
+        }
+    );
+    let no_level = ImageCopy {
+        mip_level: 6,
+        extent: [1, 1, 1],
+        ..whole
+    };
+    assert_eq!(
+        c.upload_image(&image, &[no_level], &texels).unwrap_err(),
+        Error::ImageCopy(ImageCopyError::NoSuchLevel)
+    );
+    let past_edge = ImageCopy {
+        offset: [60, 0, 0],
+        extent: [2, 1, 1],
+        ..whole
+    };
+    assert_eq!(
+        c.upload_image(&image, &[past_edge], &texels).unwrap_err(),
+        Error::ImageCopy(ImageCopyError::OutOfBounds)
+    );
+    let left = ImageCopy {
+        extent: [31, 37, 1],
+        ..whole
+    };
+    let right = ImageCopy {
+        offset: [30, 0, 0],
+        extent: [31, 37, 1],
+        ..whole
+    };
+    assert_eq!(
+        c.upload_image(&image, &[left, right], &texels).unwrap_err(),
+        Error::OverlappingImageRegions
+    );
+    // The same boxes in different layers do not overlap.
+    let right_other_layer = ImageCopy {
+        base_array_layer: 1,
+        layer_count: 1,
+        ..right
+    };
+    let left_one_layer = ImageCopy {
+        layer_count: 1,
+        ..left
+    };
+    let sampled_only = c
+        .create_image(
+            &ImageDesc::new_2d(ImageFormat::Rgba8Unorm, 8, 8, ImageUsage::SAMPLED),
+            MemoryUsage::FAST_DEVICE_ACCESS,
+        )
+        .expect("sampled-only image");
+    assert_eq!(
+        c.upload_image(
+            &sampled_only,
+            &[ImageCopy::whole_level(sampled_only.desc(), 0, 0)],
+            &texels
+        )
+        .unwrap_err(),
+        Error::ImageCopy(ImageCopyError::NotTransferDst)
+    );
+    let (other, _) = coordinator(DeviceConfig::discrete());
+    assert_eq!(
+        other.upload_image(&image, &[whole], &texels).unwrap_err(),
+        Error::ForeignImage
+    );
+    let after = c.stats();
+    assert_eq!(
+        after.submissions, before.submissions,
+        "nothing was submitted"
+    );
+    assert_eq!(after.submitted_value, before.submitted_value);
+    assert_eq!(
+        after.buffers_created, after.buffers_destroyed,
+        "no staging buffer was left behind"
+    );
+    assert!(!image.is_written());
+    // The refusals left the image as it was: a good upload still works, and is its first.
+    let ticket = c
+        .upload_image(&image, &[left_one_layer, right_other_layer], &texels)
+        .expect("disjoint regions");
+    ticket.wait().expect("upload");
+    assert!(image.is_written());
+    device.assert_no_misuse();
+}
+
+#[test]
+fn a_refused_submission_leaves_the_image_unwritten_and_the_timeline_whole() {
+    let (c, device) = coordinator(DeviceConfig::discrete());
+    let desc = texture_desc();
+    let image = c
+        .create_image(&desc, MemoryUsage::FAST_DEVICE_ACCESS)
+        .expect("image");
+    let texels = pattern(desc.packed_bytes() as usize, 5);
+    let level0 = ImageCopy::whole_level(&desc, 0, 0);
+    let submitted = device.last_submitted();
+    // The device refuses the next submission (as a driver out of host memory would).
+    device.fail_submit_call(
+        device.counters().submit_calls + 1,
+        DeviceError::OutOfHostMemory,
+    );
+    assert_eq!(
+        c.upload_image(&image, &[level0], &texels).unwrap_err(),
+        Error::Device(DeviceError::OutOfHostMemory)
+    );
+    assert!(
+        !image.is_written(),
+        "a refused upload is not the image's first"
+    );
+    assert_eq!(device.last_submitted(), submitted);
+    // The refused upload took a timeline value: a flush signals it, so a wait for everything
+    // handed out so far finishes instead of waiting for a value nothing would signal.
+    let flushed = c.flush_transfers().expect("flush");
+    assert_eq!(
+        flushed.wait_timeout(std::time::Duration::from_secs(5)),
+        Ok(true)
+    );
+    assert_eq!(device.last_submitted(), submitted + 1);
+    // The value the refused upload took is signalled by the next submission, so waits on every
+    // value handed out finish.
+    let ticket = c.upload_image(&image, &[level0], &texels).expect("retry");
+    ticket.wait().expect("upload");
+    assert!(read(&device, &image, 0, 0)[..] == texels[layer_range(&desc, 0, 0)]);
+    let stats = c.stats();
+    assert_eq!(stats.completed_value, stats.submitted_value);
+    device.assert_no_misuse();
+}
+
+#[test]
+fn an_image_dropped_while_its_upload_runs_is_destroyed_once_the_upload_completed() {
+    let (c, device) = coordinator(DeviceConfig::discrete());
+    device.set_wait_mode(WaitMode::Manual);
+    device.set_complete_on_submit(false);
+    let desc = texture_desc();
+    let texels = pattern(desc.packed_bytes() as usize, 9);
+    let (image, ticket) = c
+        .create_image_with_data(&desc, MemoryUsage::FAST_DEVICE_ACCESS, &texels)
+        .expect("texture");
+    let raw = image.raw();
+    drop(image);
+    c.maintain().expect("maintain");
+    assert!(!ticket.is_complete().unwrap());
+    assert_eq!(
+        c.stats().images_destroyed,
+        0,
+        "destroyed under a running upload"
+    );
+    // The simulated GPU runs the copy: then, and only then, the image goes.
+    device.complete_all();
+    c.maintain().expect("maintain");
+    assert!(ticket.is_complete().unwrap());
+    assert_eq!(c.stats().images_destroyed, 1);
+    assert!(device.read_image(raw, 0, 0).is_err(), "the image is gone");
+    device.assert_no_misuse();
+}
+
+#[test]
+fn an_image_held_past_its_coordinator_is_destroyed_and_reported_as_leaked() {
+    let (c, device) = coordinator(DeviceConfig::discrete());
+    let desc = texture_desc();
+    let texels = pattern(desc.packed_bytes() as usize, 1);
+    let (image, _ticket) = c
+        .create_image_with_data(&desc, MemoryUsage::FAST_DEVICE_ACCESS, &texels)
+        .expect("texture");
+    let stats = c.shutdown();
+    assert_eq!(stats.leaked_images, 1);
+    assert_eq!(stats.images_destroyed, 1);
+    assert!(!image.is_live());
+    drop(image);
+    device.assert_no_misuse();
+    assert!(device.leak_report().is_empty(), "{}", device.leak_report());
+}
