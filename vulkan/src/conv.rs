@@ -2,8 +2,8 @@
 
 use ash::vk;
 use memkit_core::device::{
-    BufferCopy, BufferUsage, DedicatedHint, DescriptionError, DeviceLimits, ImageFormat,
-    ImageUsage, MemoryHeap, MemoryHeapFlags, MemoryProperties, MemoryPropertyFlags,
+    BufferCopy, BufferUsage, DedicatedHint, DescriptionError, DeviceLimits, ImageCopy, ImageFormat,
+    ImageLayout, ImageUsage, MemoryHeap, MemoryHeapFlags, MemoryProperties, MemoryPropertyFlags,
     MemoryRequirements, MemoryType,
 };
 
@@ -144,6 +144,45 @@ pub fn map_image_format(format: ImageFormat) -> vk::Format {
 /// core's image usage flags as Vulkan's (the same bit layout by construction).
 pub fn map_image_usage(usage: ImageUsage) -> vk::ImageUsageFlags {
     vk::ImageUsageFlags::from_raw(usage.bits())
+}
+
+/// The layout core names as Vulkan's.
+pub fn map_image_layout(layout: ImageLayout) -> vk::ImageLayout {
+    match layout {
+        ImageLayout::ShaderReadOnlyOptimal => vk::ImageLayout::SHADER_READ_ONLY_OPTIMAL,
+        ImageLayout::General => vk::ImageLayout::GENERAL,
+    }
+}
+
+/// One buffer-to-image region of a colour image, its texels tightly packed in the buffer
+/// (`bufferRowLength` and `bufferImageHeight` 0).
+pub fn map_image_copy(region: &ImageCopy) -> vk::BufferImageCopy {
+    let [x, y, z] = region.offset;
+    let [width, height, depth] = region.extent;
+    vk::BufferImageCopy {
+        buffer_offset: region.buffer_offset,
+        buffer_row_length: 0,
+        buffer_image_height: 0,
+        image_subresource: vk::ImageSubresourceLayers {
+            aspect_mask: vk::ImageAspectFlags::COLOR,
+            mip_level: region.mip_level,
+            base_array_layer: region.base_array_layer,
+            layer_count: region.layer_count,
+        },
+        // `ImageCopy::check` keeps offsets within a level's extent, which fits in an `i32`
+        // wherever an image can be created (`maxImageDimension*` are far below 2^31); a larger
+        // one saturates, and the driver's own bounds reject it.
+        image_offset: vk::Offset3D {
+            x: i32::try_from(x).unwrap_or(i32::MAX),
+            y: i32::try_from(y).unwrap_or(i32::MAX),
+            z: i32::try_from(z).unwrap_or(i32::MAX),
+        },
+        image_extent: vk::Extent3D {
+            width,
+            height,
+            depth,
+        },
+    }
 }
 
 /// A residency priority clamped into Vulkan's `[0, 1]`; NaN becomes the default 0.5.

@@ -72,15 +72,16 @@ pub struct VulkanDeviceConfig {
     /// ([`crate::acquire_barriers_for`]), so it must know the copy commands submitted: for
     /// applications that call [`memkit_core::device::CopyQueue::submit_copies`] themselves.
     /// memkit-std's coordinator does not hand its commands out; use `concurrent_with_family`
-    /// under it.
+    /// under it. Uploads into images are refused then
+    /// ([`memkit_core::device::ImageCopyQueue::submit_image_copies`]): images are not released.
     pub release_to_family: Option<u32>,
-    /// When set to a family other than the transfer queue's, buffers are created with
+    /// When set to a family other than the transfer queue's, buffers and images are created with
     /// `VK_SHARING_MODE_CONCURRENT` between the two families: no ownership transfer is needed
     /// (at some cost on some drivers). Cannot be combined with `release_to_family`.
     pub concurrent_with_family: Option<u32>,
     /// Extra queues large submissions are split over ([`crate::lanes`]). Needs timeline
-    /// semaphores and cannot be combined with `release_to_family`; buffers are created
-    /// concurrent between every family involved.
+    /// semaphores and cannot be combined with `release_to_family`; buffers and images are
+    /// created concurrent between every family involved.
     pub copy_lanes: CopyLanes,
 }
 
@@ -101,6 +102,8 @@ pub struct VulkanDevice {
     concurrent_families: Vec<u32>,
     /// The lanes' queues, and the smallest submission split over them.
     copy_lanes: CopyLanes,
+    /// The transfer family's `minImageTransferGranularity`: width, height, depth.
+    pub(crate) image_copy_granularity: [u32; 3],
     pub(crate) timeline: Timeline,
     pub(crate) submit: Mutex<SubmitState>,
     pub(crate) last_submitted: AtomicU64,
@@ -149,8 +152,18 @@ impl VulkanDevice {
             concurrent_families.clear();
         }
         // SAFETY: the physical device belongs to the instance (caller's contract).
-        let family_count =
-            unsafe { instance.get_physical_device_queue_family_properties(physical_device) }.len();
+        let families =
+            unsafe { instance.get_physical_device_queue_family_properties(physical_device) };
+        let family_count = families.len();
+        // The transfer family exists (caller's contract); were it not to, 0s allow whole mip
+        // levels only, which every queue accepts.
+        let image_copy_granularity =
+            families
+                .get(config.transfer_queue.family as usize)
+                .map_or([0; 3], |f| {
+                    let g = f.min_image_transfer_granularity;
+                    [g.width, g.height, g.depth]
+                });
         let unknown = |family: u32| family as usize >= family_count;
         if config.concurrent_with_family.is_some_and(unknown)
             || config
@@ -240,6 +253,7 @@ impl VulkanDevice {
             transfer_queue: config.transfer_queue,
             concurrent_families,
             copy_lanes: config.copy_lanes,
+            image_copy_granularity,
             release: config.release_to_family.map(|dst| OwnershipTransfer {
                 src_family: config.transfer_queue.family,
                 dst_family: dst,
@@ -273,8 +287,8 @@ impl VulkanDevice {
         self.transfer_queue
     }
 
-    /// The queue families buffers are shared between, sorted; empty when buffers are created
-    /// exclusive.
+    /// The queue families buffers and images are shared between, sorted; empty when they are
+    /// created exclusive.
     pub fn concurrent_families(&self) -> &[u32] {
         &self.concurrent_families
     }

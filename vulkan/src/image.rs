@@ -1,8 +1,14 @@
 //! [`ImageDevice`] for [`VulkanDevice`]: optimal-tiling images, checked against the device's
 //! format support before `vkCreateImage` sees them, with their dedicated-allocation answer.
 //!
-//! Images are created with exclusive sharing and `VK_IMAGE_LAYOUT_UNDEFINED`: memkit allocates
-//! and binds their memory; the application owns their layouts and queue families.
+//! Images are created in `VK_IMAGE_LAYOUT_UNDEFINED`, with the same sharing as buffers:
+//! `VK_SHARING_MODE_CONCURRENT` between [`VulkanDevice::concurrent_families`] when that list is
+//! not empty (`concurrent_with_family` or copy lanes configured), exclusive otherwise. memkit
+//! allocates and binds their memory. Its uploads
+//! ([`ImageCopyQueue`](memkit_core::device::ImageCopyQueue)) own the layout transitions they
+//! name: from the undefined layout (or the layout after upload) to the transfer layout and on to
+//! [`ImageDesc::layout_after_upload`]. Every other layout transition, and any queue family
+//! ownership transfer of an exclusive image, is the application's.
 
 use ash::vk;
 use memkit_core::device::{
@@ -101,9 +107,19 @@ impl ImageDevice for VulkanDevice {
             .usage(map_image_usage(desc.usage))
             .sharing_mode(vk::SharingMode::EXCLUSIVE)
             .initial_layout(vk::ImageLayout::UNDEFINED);
+        let families = self.concurrent_families();
+        let info = if families.is_empty() {
+            info
+        } else {
+            // Usable from memkit's queues and the application's family without ownership
+            // transfers, as buffers are.
+            info.sharing_mode(vk::SharingMode::CONCURRENT)
+                .queue_family_indices(families)
+        };
         // SAFETY: the description passed `validate`, the framebuffer limits and the device's
         // own format query above, which together cover the valid-usage rules of
-        // `VkImageCreateInfo` for these fields.
+        // `VkImageCreateInfo` for these fields; concurrent families are two or more distinct
+        // families of the device (`VulkanDevice::new` checked them or was promised them).
         let image =
             unsafe { self.raw.create_image(&info, None) }.map_err(map_host_device_oom_err)?;
         let mut dedicated = vk::MemoryDedicatedRequirements::default();

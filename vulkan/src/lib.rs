@@ -105,6 +105,7 @@ mod error;
 mod headless;
 mod host_buffer;
 mod image;
+mod image_upload;
 pub mod lanes;
 mod probe;
 mod queue;

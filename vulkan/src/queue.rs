@@ -1,17 +1,20 @@
-//! The copy queue: copies recorded by [`CopyRecorder`] into recycled command buffers, each
-//! submission signalling its timeline value; large independent batches split over the copy
-//! lanes ([`crate::lanes`]).
+//! The copy queue: copies recorded by [`CopyRecorder`] (uploads into images by
+//! [`ImageCopyRecorder`]) into recycled command buffers, each submission signalling its timeline
+//! value; large independent batches of buffer copies split over the copy lanes ([`crate::lanes`]).
 
 use std::sync::atomic::Ordering;
 
 use ash::vk;
-use memkit_core::device::{CopyCommand, CopyQueue, DeviceError, InvalidArgument, WaitStatus};
+use memkit_core::device::{
+    CopyCommand, CopyQueue, DeviceError, ImageCopyCommand, InvalidArgument, WaitStatus,
+};
 
 use crate::barrier::OwnershipTransfer;
 use crate::commands::CommandBufferRing;
 use crate::device::VulkanDevice;
 use crate::drain::{Lost, drain};
 use crate::error::{map_host_device_oom_and_lost_err, map_host_device_oom_err};
+use crate::image_upload::ImageCopyRecorder;
 use crate::lanes::{CopyLane, MAX_COPY_LANES, SplitPlan};
 use crate::transfer::CopyRecorder;
 
@@ -20,7 +23,7 @@ use crate::transfer::CopyRecorder;
 pub(crate) struct SubmitState {
     pub(crate) queue: vk::Queue,
     commands: CommandBufferRing,
-    recorder: CopyRecorder,
+    recorders: Recorders,
     last_value: u64,
     pub(crate) lanes: Vec<CopyLane>,
     plan: SplitPlan<vk::Buffer>,
@@ -42,7 +45,7 @@ impl SubmitState {
             queue,
             // SAFETY: the family exists on the device (caller's contract).
             commands: unsafe { CommandBufferRing::new(device, family) }?,
-            recorder: CopyRecorder::new(),
+            recorders: Recorders::default(),
             last_value: 0,
             lanes: Vec::new(),
             plan: SplitPlan::default(),
@@ -69,6 +72,22 @@ impl SubmitState {
         // SAFETY: nothing pending (caller's contract); the pool is memkit's.
         unsafe { self.commands.destroy(device) };
     }
+}
+
+/// The scratch space recordings reuse, one recorder per kind of batch.
+#[derive(Debug, Default)]
+pub(crate) struct Recorders {
+    copies: CopyRecorder,
+    images: ImageCopyRecorder,
+}
+
+/// What one command buffer records.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Batch<'a, 'c> {
+    /// Copies between buffers, followed by release barriers when the transfer is given.
+    Copies(&'a [CopyCommand<'c, vk::Buffer>], Option<OwnershipTransfer>),
+    /// Uploads into images, with their layout transitions; never split over the lanes.
+    ImageCopies(&'a [ImageCopyCommand<'c, vk::Buffer, vk::Image>]),
 }
 
 impl VulkanDevice {
@@ -138,7 +157,7 @@ impl VulkanDevice {
         signal_value: u64,
     ) -> Result<(), DeviceError> {
         let parts = state.lanes.len() + 1;
-        let result = if state
+        if state
             .plan
             .plan(commands, parts, self.copy_lanes().min_split_bytes())
         {
@@ -146,40 +165,68 @@ impl VulkanDevice {
             unsafe { self.submit_split(state, signal_value) }
         } else {
             // SAFETY: forwarded contract.
-            unsafe { self.submit_whole(state, commands, signal_value) }
-        };
+            unsafe { self.submit_whole(state, Batch::Copies(commands, self.release), signal_value) }
+        }
+    }
+
+    /// Runs `submit` under the submit lock, after checking that `signal_value` rises above the
+    /// last submitted value ([`InvalidArgument::TimelineNotIncreasing`]), and notes the value as
+    /// submitted when `submit` succeeds (and a loss when it reports one). `submit` submits one
+    /// batch signalling `signal_value`, or, failing, leaves nothing of it in flight.
+    pub(crate) fn submit_in_order(
+        &self,
+        signal_value: u64,
+        submit: impl FnOnce(&mut SubmitState) -> Result<(), DeviceError>,
+    ) -> Result<(), DeviceError> {
+        let mut state = self.lock_submit();
+        if signal_value <= state.last_value {
+            return Err(DeviceError::InvalidArgument(
+                InvalidArgument::TimelineNotIncreasing,
+            ));
+        }
+        let result = submit(&mut state);
         if result.is_ok() {
             state.last_value = signal_value;
             self.last_submitted.store(signal_value, Ordering::Release);
         }
-        result
+        result.map_err(|e| self.note(e))
     }
 
-    /// Begins `cmd`, records `commands` and ends it.
+    /// Begins `cmd`, records `batch` and ends it.
     ///
     /// # Safety
-    /// As for [`CopyQueue::submit_copies`]; `cmd` is reset (or new), not pending, from a pool of
-    /// a family that copies (the release's source family when given), and the lock is held.
+    /// As for [`CopyQueue::submit_copies`] (for image copies, as for
+    /// [`ImageCopyQueue::submit_image_copies`](memkit_core::device::ImageCopyQueue::submit_image_copies),
+    /// with every region checked); `cmd` is reset (or new), not pending, from a pool of a family
+    /// that copies (the release's source family when given), and the lock is held.
     unsafe fn record(
         &self,
-        recorder: &mut CopyRecorder,
+        recorders: &mut Recorders,
         cmd: vk::CommandBuffer,
-        commands: &[CopyCommand<'_, vk::Buffer>],
-        release: Option<OwnershipTransfer>,
+        batch: Batch<'_, '_>,
     ) -> Result<(), DeviceError> {
         let device = &self.raw;
         let begin = vk::CommandBufferBeginInfo::default()
             .flags(vk::CommandBufferUsageFlags::ONE_TIME_SUBMIT);
         // SAFETY: the buffer is reset (or new) and not pending.
         unsafe { device.begin_command_buffer(cmd, &begin) }.map_err(map_host_device_oom_err)?;
-        // SAFETY: recording; buffers, regions and usages are valid (caller's contract); the
-        // release family is the pool's when a transfer is configured.
-        unsafe { recorder.record(device, cmd, commands, release) };
+        match batch {
+            // SAFETY: recording; buffers, regions and usages are valid (caller's contract); the
+            // release family is the pool's when a transfer is configured.
+            Batch::Copies(commands, release) => unsafe {
+                recorders.copies.record(device, cmd, commands, release)
+            },
+            // SAFETY: recording; buffers, images, descriptions and regions are valid and checked
+            // (caller's contract).
+            Batch::ImageCopies(commands) => unsafe {
+                recorders.images.record(device, cmd, commands)
+            },
+        }
         // SAFETY: recording.
         unsafe { device.end_command_buffer(cmd) }.map_err(map_host_device_oom_err)
     }
 
-    /// Takes the next command buffer of `ring` and records `commands` into it; on failure the
+    /// Takes the next command buffer of `ring` and records `batch` into it; on failure the
     /// buffer is left reusable. Follow a successful call with `ring.submitted` or
     /// `ring.not_submitted`.
     ///
@@ -190,32 +237,31 @@ impl VulkanDevice {
         &self,
         ring: &mut CommandBufferRing,
         completed: u64,
-        recorder: &mut CopyRecorder,
-        commands: &[CopyCommand<'_, vk::Buffer>],
-        release: Option<OwnershipTransfer>,
+        recorders: &mut Recorders,
+        batch: Batch<'_, '_>,
     ) -> Result<vk::CommandBuffer, DeviceError> {
         // SAFETY: the pool is this device's, and the lock is held (caller's contract).
         let cmd = unsafe { ring.next(&self.raw, completed) }?;
         // SAFETY: forwarded contract; `cmd` is reset (or new) and not pending.
-        if let Err(e) = unsafe { self.record(recorder, cmd, commands, release) } {
+        if let Err(e) = unsafe { self.record(recorders, cmd, batch) } {
             ring.not_submitted();
             return Err(e);
         }
         Ok(cmd)
     }
 
-    /// Records all of `commands` into one command buffer and submits it to the transfer queue.
+    /// Records all of `batch` into one command buffer and submits it to the transfer queue.
     /// Its batch also waits for any lane part not joined yet; there is none in practice (a split
     /// ends with its join batch, or, failing, waits for its lane parts before it returns, and
     /// only a loss, after which nothing is submitted, leaves a part unjoined), but ordering after
     /// every lane part then never rests on that.
     ///
     /// # Safety
-    /// As for [`CopyQueue::submit_copies`]; the lock is held.
-    unsafe fn submit_whole(
+    /// As for [`Self::record`]; the signal value rises above the last submitted one.
+    pub(crate) unsafe fn submit_whole(
         &self,
         state: &mut SubmitState,
-        commands: &[CopyCommand<'_, vk::Buffer>],
+        batch: Batch<'_, '_>,
         signal_value: u64,
     ) -> Result<(), DeviceError> {
         let device = &self.raw;
@@ -223,13 +269,7 @@ impl VulkanDevice {
         let completed = unsafe { self.timeline.completed_value(device) }?;
         // SAFETY: forwarded contract; the pool is this device's, of the transfer family.
         let cmd = unsafe {
-            self.record_next(
-                &mut state.commands,
-                completed,
-                &mut state.recorder,
-                commands,
-                self.release,
-            )
+            self.record_next(&mut state.commands, completed, &mut state.recorders, batch)
         }?;
         // SAFETY: the timeline is alive.
         let fence = match unsafe { self.timeline.take_fence(device) } {
@@ -319,7 +359,7 @@ impl VulkanDevice {
         let SubmitState {
             queue,
             commands: main_commands,
-            recorder,
+            recorders,
             last_value,
             lanes,
             plan,
@@ -345,8 +385,14 @@ impl VulkanDevice {
             let completed = unsafe { lane.completed(device) }?;
             // SAFETY: forwarded contract; the lane's pool is this device's; no release (lanes
             // exclude ownership transfer).
-            let cmd =
-                unsafe { self.record_next(&mut lane.commands, completed, recorder, &part, None) }?;
+            let cmd = unsafe {
+                self.record_next(
+                    &mut lane.commands,
+                    completed,
+                    recorders,
+                    Batch::Copies(&part, None),
+                )
+            }?;
             let cmds = [cmd];
             let signal = [lane.semaphore];
             let signal_value = [lane.signalled + 1];
@@ -388,7 +434,14 @@ impl VulkanDevice {
         // SAFETY: the timeline is alive.
         let completed = unsafe { self.timeline.completed_value(device) }?;
         // SAFETY: as above, on the transfer queue's family.
-        let cmd = unsafe { self.record_next(main_commands, completed, recorder, &part, None) }?;
+        let cmd = unsafe {
+            self.record_next(
+                main_commands,
+                completed,
+                recorders,
+                Batch::Copies(&part, None),
+            )
+        }?;
         let cmds = [cmd];
         let copy = vk::SubmitInfo::default().command_buffers(&cmds);
         let waits = LaneWaits::unjoined(lanes);
@@ -517,14 +570,10 @@ impl CopyQueue for VulkanDevice {
         signal_value: u64,
     ) -> Result<(), DeviceError> {
         self.check_lost()?;
-        let mut state = self.lock_submit();
-        if signal_value <= state.last_value {
-            return Err(DeviceError::InvalidArgument(
-                InvalidArgument::TimelineNotIncreasing,
-            ));
-        }
-        // SAFETY: forwarded contract; the lock is held.
-        unsafe { self.submit_locked(&mut state, commands, signal_value) }.map_err(|e| self.note(e))
+        self.submit_in_order(signal_value, |state| {
+            // SAFETY: forwarded contract; the lock is held and the value rises.
+            unsafe { self.submit_locked(state, commands, signal_value) }
+        })
     }
 
     fn completed_value(&self) -> Result<u64, DeviceError> {

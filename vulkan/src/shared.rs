@@ -9,8 +9,8 @@ use std::sync::Arc;
 use ash::vk;
 use memkit_core::device::{
     BufferDevice, BufferUsage, CopyCommand, CopyQueue, DeviceError, DeviceLimits, HeapBudget,
-    ImageDesc, ImageDevice, MappedRange, MemoryAllocateInfo, MemoryDevice, MemoryProperties,
-    MemoryRequirements, WaitStatus,
+    ImageCopyCommand, ImageCopyQueue, ImageDesc, ImageDevice, MappedRange, MemoryAllocateInfo,
+    MemoryDevice, MemoryProperties, MemoryRequirements, WaitStatus,
 };
 
 use crate::device::VulkanDevice;
@@ -153,5 +153,19 @@ impl CopyQueue for SharedHeadlessDevice {
     }
     fn wait(&self, value: u64, timeout_ns: u64) -> Result<WaitStatus, DeviceError> {
         self.vk().wait(value, timeout_ns)
+    }
+}
+
+impl ImageCopyQueue for SharedHeadlessDevice {
+    fn image_copy_granularity(&self) -> [u32; 3] {
+        self.vk().image_copy_granularity()
+    }
+    unsafe fn submit_image_copies(
+        &self,
+        commands: &[ImageCopyCommand<'_, vk::Buffer, vk::Image>],
+        signal_value: u64,
+    ) -> Result<(), DeviceError> {
+        // SAFETY: forwarded unchanged to the one device; the caller keeps its contract.
+        unsafe { self.vk().submit_image_copies(commands, signal_value) }
     }
 }

@@ -182,3 +182,40 @@ fn copy_regions_and_spans() {
     }];
     assert_eq!(map_destination_span(&overflow), None);
 }
+
+#[test]
+fn image_copy_regions_and_layouts() {
+    let region = ImageCopy {
+        buffer_offset: 256,
+        mip_level: 2,
+        base_array_layer: 1,
+        layer_count: 3,
+        offset: [4, 8, 0],
+        extent: [5, 7, 1],
+    };
+    let raw = map_image_copy(&region);
+    assert_eq!(raw.buffer_offset, 256);
+    assert_eq!((raw.buffer_row_length, raw.buffer_image_height), (0, 0));
+    let sub = raw.image_subresource;
+    assert_eq!(sub.aspect_mask, vk::ImageAspectFlags::COLOR);
+    assert_eq!(
+        (sub.mip_level, sub.base_array_layer, sub.layer_count),
+        (2, 1, 3)
+    );
+    let (o, e) = (raw.image_offset, raw.image_extent);
+    assert_eq!((o.x, o.y, o.z), (4, 8, 0));
+    assert_eq!((e.width, e.height, e.depth), (5, 7, 1));
+    let far = ImageCopy {
+        offset: [u32::MAX, 0, 0],
+        ..region
+    };
+    assert_eq!(map_image_copy(&far).image_offset.x, i32::MAX);
+    assert_eq!(
+        map_image_layout(ImageLayout::ShaderReadOnlyOptimal),
+        vk::ImageLayout::SHADER_READ_ONLY_OPTIMAL
+    );
+    assert_eq!(
+        map_image_layout(ImageLayout::General),
+        vk::ImageLayout::GENERAL
+    );
+}

@@ -1,0 +1,227 @@
+//! Uploads into images on memkit's transfer queue: [`ImageCopyQueue`] for [`VulkanDevice`].
+//!
+//! A submission records one command buffer, submitted on the transfer queue in order with the
+//! buffer copies (never split over the copy lanes) and signalling the timeline like them. Its
+//! commands are cut into runs in which no image appears twice; for each run it records:
+//! 1. one pipeline barrier moving every subresource (all levels, all layers, colour aspect) of
+//!    each image to `TRANSFER_DST_OPTIMAL`, from `UNDEFINED` or, with `keep_contents`, from
+//!    [`ImageDesc::layout_after_upload`](memkit_core::device::ImageDesc::layout_after_upload);
+//! 2. one `vkCmdCopyBufferToImage` per command, with all its regions (texels tightly packed:
+//!    `bufferRowLength` and `bufferImageHeight` 0);
+//! 3. one pipeline barrier moving every subresource on to the layout after upload.
+//!
+//! A second command into an image of the run starts the next run, so that its transitions come
+//! after the first command's copies. Stages and accesses, and why:
+//! - the barriers into the transfer layout wait for `ALL_COMMANDS` and make `MEMORY_WRITE`
+//!   available, then make the memory visible to `TRANSFER` writes. That covers everything
+//!   submitted before on the queue: an earlier upload into the image (the layout transitions and
+//!   copies of an earlier submission or run), and the application's own use of the image where
+//!   it shares memkit's queue. The first of them also makes earlier copies' `TRANSFER_WRITE`s
+//!   visible to `TRANSFER_READ`s, for a source buffer an earlier copy wrote;
+//! - the barriers out of it wait for `TRANSFER` writes and make them available, for
+//!   `ALL_COMMANDS` with no access: a transfer-only queue has no shader stage to name. The next
+//!   run's or submission's first barrier chains onto them, and a consumer on any queue that
+//!   waits for the timeline value (the semaphore's signal follows every command) sees the texels
+//!   and the layout; that wait is the consumer's visibility operation.
+//!
+//! Refused before anything is recorded: a region that fails
+//! [`ImageCopy::check`](memkit_core::device::ImageCopy::check) against its command's description
+//! and the transfer family's `minImageTransferGranularity`, and any upload on a device configured
+//! to release to another family ([`crate::VulkanDeviceConfig::release_to_family`]): images are
+//! not handed over between families by memkit, so their exclusive ownership would stay with the
+//! transfer family.
+
+use ash::vk;
+use memkit_core::device::{DeviceError, ImageCopyCommand, ImageCopyQueue, InvalidArgument};
+
+use crate::conv::{map_image_copy, map_image_layout};
+use crate::device::VulkanDevice;
+use crate::queue::Batch;
+
+/// Records uploads into images, reusing its scratch space across recordings.
+#[derive(Debug, Default)]
+pub(crate) struct ImageCopyRecorder {
+    regions: Vec<vk::BufferImageCopy>,
+    barriers: Vec<vk::ImageMemoryBarrier<'static>>,
+    /// The images of the run being cut.
+    run: Vec<vk::Image>,
+}
+
+/// Every subresource of a colour image.
+const WHOLE_COLOR_IMAGE: vk::ImageSubresourceRange = vk::ImageSubresourceRange {
+    aspect_mask: vk::ImageAspectFlags::COLOR,
+    base_mip_level: 0,
+    level_count: vk::REMAINING_MIP_LEVELS,
+    base_array_layer: 0,
+    layer_count: vk::REMAINING_ARRAY_LAYERS,
+};
+
+impl ImageCopyRecorder {
+    /// Records `commands`, in order, into `cmd` (see the module's docs).
+    ///
+    /// # Safety
+    /// - `cmd` is in the recording state, on `device`, from a pool of a family that supports
+    ///   transfers, which may use every image (concurrent sharing including it, or exclusive and
+    ///   owned by it);
+    /// - every region passed [`ImageCopy::check`](memkit_core::device::ImageCopy::check) against
+    ///   its command's description and the family's granularity, and the rest of
+    ///   [`ImageCopyQueue::submit_image_copies`]'s contract holds.
+    pub(crate) unsafe fn record(
+        &mut self,
+        device: &ash::Device,
+        cmd: vk::CommandBuffer,
+        commands: &[ImageCopyCommand<'_, vk::Buffer, vk::Image>],
+    ) {
+        let sources = [vk::MemoryBarrier::default()
+            .src_access_mask(vk::AccessFlags::TRANSFER_WRITE)
+            .dst_access_mask(vk::AccessFlags::TRANSFER_READ)];
+        let mut rest = commands;
+        let mut first = true;
+        while !rest.is_empty() {
+            let (run, next) = rest.split_at(self.run_len(rest));
+            self.barriers.clear();
+            self.barriers.extend(run.iter().map(|c| {
+                let old_layout = if c.keep_contents {
+                    map_image_layout(c.desc.layout_after_upload())
+                } else {
+                    vk::ImageLayout::UNDEFINED
+                };
+                image_barrier(c.dst, old_layout, vk::ImageLayout::TRANSFER_DST_OPTIMAL)
+                    .src_access_mask(vk::AccessFlags::MEMORY_WRITE)
+                    .dst_access_mask(vk::AccessFlags::TRANSFER_WRITE)
+            }));
+            let memory: &[vk::MemoryBarrier<'_>] = if first { &sources } else { &[] };
+            // SAFETY: `cmd` is recording on a family that supports transfers, where
+            // `ALL_COMMANDS` and `MEMORY_WRITE` are always valid; each image is alive, usable by
+            // the family, and in the old layout named (caller's contract).
+            unsafe {
+                device.cmd_pipeline_barrier(
+                    cmd,
+                    vk::PipelineStageFlags::ALL_COMMANDS,
+                    vk::PipelineStageFlags::TRANSFER,
+                    vk::DependencyFlags::empty(),
+                    memory,
+                    &[],
+                    &self.barriers,
+                )
+            };
+            for command in run.iter().filter(|c| !c.regions.is_empty()) {
+                self.regions.clear();
+                self.regions
+                    .extend(command.regions.iter().map(map_image_copy));
+                // SAFETY: the image is in the transfer layout (barrier above) and was created
+                // with `TRANSFER_DST`; the regions passed `ImageCopy::check` and their source
+                // ranges lie inside the source buffer, created with `TRANSFER_SRC` (caller's
+                // contract).
+                unsafe {
+                    device.cmd_copy_buffer_to_image(
+                        cmd,
+                        command.src,
+                        command.dst,
+                        vk::ImageLayout::TRANSFER_DST_OPTIMAL,
+                        &self.regions,
+                    )
+                };
+            }
+            self.barriers.clear();
+            self.barriers.extend(run.iter().map(|c| {
+                image_barrier(
+                    c.dst,
+                    vk::ImageLayout::TRANSFER_DST_OPTIMAL,
+                    map_image_layout(c.desc.layout_after_upload()),
+                )
+                .src_access_mask(vk::AccessFlags::TRANSFER_WRITE)
+                .dst_access_mask(vk::AccessFlags::empty())
+            }));
+            // SAFETY: as above; the layout after upload is allowed by the image's usage
+            // (`layout_after_upload` picks shader-read-only only for sampled or input
+            // attachment images).
+            unsafe {
+                device.cmd_pipeline_barrier(
+                    cmd,
+                    vk::PipelineStageFlags::TRANSFER,
+                    vk::PipelineStageFlags::ALL_COMMANDS,
+                    vk::DependencyFlags::empty(),
+                    &[],
+                    &[],
+                    &self.barriers,
+                )
+            };
+            rest = next;
+            first = false;
+        }
+    }
+
+    /// How many of `commands`, from the first, name no image twice (at least one when there is
+    /// one). A linear search: batches name tens of images, rarely thousands.
+    fn run_len(&mut self, commands: &[ImageCopyCommand<'_, vk::Buffer, vk::Image>]) -> usize {
+        self.run.clear();
+        for (i, command) in commands.iter().enumerate() {
+            if self.run.contains(&command.dst) {
+                return i;
+            }
+            self.run.push(command.dst);
+        }
+        commands.len()
+    }
+}
+
+/// A layout transition of every subresource of `image`, within its queue family (or families).
+fn image_barrier(
+    image: vk::Image,
+    old_layout: vk::ImageLayout,
+    new_layout: vk::ImageLayout,
+) -> vk::ImageMemoryBarrier<'static> {
+    vk::ImageMemoryBarrier::default()
+        .old_layout(old_layout)
+        .new_layout(new_layout)
+        .src_queue_family_index(vk::QUEUE_FAMILY_IGNORED)
+        .dst_queue_family_index(vk::QUEUE_FAMILY_IGNORED)
+        .image(image)
+        .subresource_range(WHOLE_COLOR_IMAGE)
+}
+
+impl ImageCopyQueue for VulkanDevice {
+    /// The transfer queue family's `minImageTransferGranularity`: `[1, 1, 1]` on a graphics or
+    /// compute family, coarser (or 0s, whole levels only) on some transfer-only ones.
+    fn image_copy_granularity(&self) -> [u32; 3] {
+        self.image_copy_granularity
+    }
+
+    /// As [`ImageCopyQueue::submit_image_copies`], on the transfer queue (see the crate docs,
+    /// "Uploads into images"). Refused, with nothing submitted: after a loss,
+    /// [`DeviceError::DeviceLost`]; on a device configured to release to another family,
+    /// [`InvalidArgument::ConflictingOptions`]; a region failing its check,
+    /// [`DeviceError::InvalidImageCopy`]; a value not above the last submitted one,
+    /// [`InvalidArgument::TimelineNotIncreasing`]. An error from the driver leaves nothing in
+    /// flight either.
+    unsafe fn submit_image_copies(
+        &self,
+        commands: &[ImageCopyCommand<'_, Self::Buffer, Self::Image>],
+        signal_value: u64,
+    ) -> Result<(), DeviceError> {
+        self.check_lost()?;
+        if self.ownership_transfer().is_some() {
+            // Images are created exclusive then, and memkit records no release for them.
+            return Err(DeviceError::InvalidArgument(
+                InvalidArgument::ConflictingOptions,
+            ));
+        }
+        let granularity = self.image_copy_granularity;
+        for command in commands {
+            for region in command.regions {
+                region
+                    .check(&command.desc, granularity)
+                    .map_err(DeviceError::InvalidImageCopy)?;
+            }
+        }
+        self.submit_in_order(signal_value, |state| {
+            // SAFETY: the caller's contract, with every region checked above; the lock is held
+            // and the value rises (`submit_in_order`).
+            unsafe { self.submit_whole(state, Batch::ImageCopies(commands), signal_value) }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests;

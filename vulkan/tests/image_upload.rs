@@ -1,0 +1,696 @@
+//! Uploads into images through memkit's queue ([`ImageCopyQueue`]), read back byte for byte by
+//! the application's own submissions: every mip level and layer of a 2D array, a partial
+//! re-upload that keeps the rest, several commands into one image in one submission, a 3D image,
+//! and bad regions refused before anything is submitted. Validation and synchronization
+//! validation are on; every test fails on any message.
+
+mod common;
+
+use common::{
+    MappedBuffer, SECOND, each_timeline_mode, finish, headless, headless_with, memory_type, pattern,
+};
+use memkit_core::device::{
+    BufferUsage, CopyQueue, DedicatedHint, DedicatedTo, DeviceError, ImageCopy, ImageCopyCommand,
+    ImageCopyError, ImageCopyQueue, ImageDesc, ImageDevice, ImageFormat, ImageLayout, ImageUsage,
+    InvalidArgument, MemoryAllocateInfo, MemoryDevice, MemoryPropertyFlags, WaitStatus,
+};
+use memkit_vulkan::ash::vk;
+use memkit_vulkan::{HeadlessConfig, HeadlessDevice, SharedHeadlessDevice, VulkanDevice};
+
+/// An image made through memkit-vulkan with memory of its own.
+struct TestImage {
+    image: vk::Image,
+    memory: vk::DeviceMemory,
+    desc: ImageDesc,
+}
+
+impl TestImage {
+    fn new(device: &VulkanDevice, desc: ImageDesc) -> Self {
+        let (image, req) = device.create_image(&desc).unwrap();
+        let info = MemoryAllocateInfo {
+            size: req.size,
+            memory_type: memory_type(device, req.memory_type_bits, MemoryPropertyFlags::empty()),
+            dedicated_to: (req.dedicated == DedicatedHint::Required)
+                .then_some(DedicatedTo::Image(image)),
+            priority: 0.5,
+            device_address: false,
+        };
+        // SAFETY: a type the image allows, its size; dedicated to it when required.
+        let memory = unsafe { device.allocate_memory(&info) }.unwrap();
+        // SAFETY: the image is unbound; offset 0 of memory of its size.
+        unsafe { device.bind_image_memory(image, memory, 0) }.unwrap();
+        Self {
+            image,
+            memory,
+            desc,
+        }
+    }
+
+    /// One command uploading `regions` of `src` into this image.
+    fn command<'r>(
+        &self,
+        src: vk::Buffer,
+        keep_contents: bool,
+        regions: &'r [ImageCopy],
+    ) -> ImageCopyCommand<'r, vk::Buffer, vk::Image> {
+        ImageCopyCommand {
+            src,
+            dst: self.image,
+            desc: self.desc,
+            keep_contents,
+            regions,
+        }
+    }
+
+    fn destroy(self, device: &VulkanDevice) {
+        // SAFETY: every submission using the image was waited for.
+        unsafe {
+            device.destroy_image(self.image);
+            device.free_memory(self.memory);
+        }
+    }
+}
+
+/// Every level of `desc`, all layers, packed one after the other from offset 0; and their bytes.
+fn whole_levels(desc: &ImageDesc) -> (Vec<ImageCopy>, u64) {
+    let mut offset = 0;
+    let regions = (0..desc.mip_levels)
+        .map(|level| {
+            let region = ImageCopy::whole_level(desc, level, offset);
+            offset += region.packed_bytes(desc.format).unwrap();
+            region
+        })
+        .collect();
+    (regions, offset)
+}
+
+/// Submits `commands` at the next value through `queue` and returns the value.
+fn upload<D: ImageCopyQueue<Buffer = vk::Buffer, Image = vk::Image>>(
+    queue: &D,
+    next_value: u64,
+    commands: &[ImageCopyCommand<'_, vk::Buffer, vk::Image>],
+) -> u64 {
+    // SAFETY: buffers and images are alive and bound, each desc is its image's, source ranges
+    // lie inside the staging buffers and no two boxes of a command overlap, host writes are done
+    // (coherent memory), `keep_contents` only after an upload that the application's readback
+    // left in the layout after upload again, and nothing else uses the images meanwhile.
+    unsafe { queue.submit_image_copies(commands, next_value) }.unwrap();
+    next_value
+}
+
+fn map_layout(layout: ImageLayout) -> vk::ImageLayout {
+    match layout {
+        ImageLayout::ShaderReadOnlyOptimal => vk::ImageLayout::SHADER_READ_ONLY_OPTIMAL,
+        ImageLayout::General => vk::ImageLayout::GENERAL,
+    }
+}
+
+fn map_region(region: &ImageCopy) -> vk::BufferImageCopy {
+    vk::BufferImageCopy {
+        buffer_offset: region.buffer_offset,
+        buffer_row_length: 0,
+        buffer_image_height: 0,
+        image_subresource: vk::ImageSubresourceLayers {
+            aspect_mask: vk::ImageAspectFlags::COLOR,
+            mip_level: region.mip_level,
+            base_array_layer: region.base_array_layer,
+            layer_count: region.layer_count,
+        },
+        image_offset: vk::Offset3D {
+            x: region.offset[0] as i32,
+            y: region.offset[1] as i32,
+            z: region.offset[2] as i32,
+        },
+        image_extent: vk::Extent3D {
+            width: region.extent[0],
+            height: region.extent[1],
+            depth: region.extent[2],
+        },
+    }
+}
+
+fn whole_image_barrier(
+    image: vk::Image,
+    old_layout: vk::ImageLayout,
+    new_layout: vk::ImageLayout,
+    src_access: vk::AccessFlags,
+    dst_access: vk::AccessFlags,
+) -> vk::ImageMemoryBarrier<'static> {
+    vk::ImageMemoryBarrier::default()
+        .old_layout(old_layout)
+        .new_layout(new_layout)
+        .src_access_mask(src_access)
+        .dst_access_mask(dst_access)
+        .src_queue_family_index(vk::QUEUE_FAMILY_IGNORED)
+        .dst_queue_family_index(vk::QUEUE_FAMILY_IGNORED)
+        .image(image)
+        .subresource_range(vk::ImageSubresourceRange {
+            aspect_mask: vk::ImageAspectFlags::COLOR,
+            base_mip_level: 0,
+            level_count: vk::REMAINING_MIP_LEVELS,
+            base_array_layer: 0,
+            layer_count: vk::REMAINING_ARRAY_LAYERS,
+        })
+}
+
+/// The application's side: after the upload of `value`, copies `regions` of `image` into a
+/// new host-visible buffer of `size` bytes, on its own command buffer and main queue, and
+/// returns the bytes. The submission waits on memkit's timeline semaphore at `value` (the host
+/// waits instead with the fence-pool fallback); the image goes from the layout after upload to
+/// the transfer source layout and back, ready for a later upload that keeps its contents.
+fn read_back(
+    h: &HeadlessDevice,
+    image: &TestImage,
+    regions: &[ImageCopy],
+    size: u64,
+    value: u64,
+) -> Vec<u8> {
+    let memkit = h.device();
+    let device = h.ash_device();
+    let readback = MappedBuffer::new(memkit, size, BufferUsage::TRANSFER_DST);
+    let after = map_layout(image.desc.layout_after_upload());
+    let raw_regions: Vec<_> = regions.iter().map(map_region).collect();
+    let pool_info = vk::CommandPoolCreateInfo::default().queue_family_index(h.main_queue().family);
+    // SAFETY: valid create and allocate infos on a live device; the command buffer is recorded
+    // with a live image (in the layout after upload once `value` completed) and buffer, and
+    // submitted once; the fence is waited for before anything is destroyed.
+    unsafe {
+        let pool = device.create_command_pool(&pool_info, None).unwrap();
+        let alloc = vk::CommandBufferAllocateInfo::default()
+            .command_pool(pool)
+            .level(vk::CommandBufferLevel::PRIMARY)
+            .command_buffer_count(1);
+        let cmd = device.allocate_command_buffers(&alloc).unwrap()[0];
+        let fence = device
+            .create_fence(&vk::FenceCreateInfo::default(), None)
+            .unwrap();
+        let begin = vk::CommandBufferBeginInfo::default()
+            .flags(vk::CommandBufferUsageFlags::ONE_TIME_SUBMIT);
+        device.begin_command_buffer(cmd, &begin).unwrap();
+        // The semaphore wait (or the host's) made the upload visible; only the layout changes.
+        device.cmd_pipeline_barrier(
+            cmd,
+            vk::PipelineStageFlags::TRANSFER,
+            vk::PipelineStageFlags::TRANSFER,
+            vk::DependencyFlags::empty(),
+            &[],
+            &[],
+            &[whole_image_barrier(
+                image.image,
+                after,
+                vk::ImageLayout::TRANSFER_SRC_OPTIMAL,
+                vk::AccessFlags::empty(),
+                vk::AccessFlags::TRANSFER_READ,
+            )],
+        );
+        device.cmd_copy_image_to_buffer(
+            cmd,
+            image.image,
+            vk::ImageLayout::TRANSFER_SRC_OPTIMAL,
+            readback.buffer,
+            &raw_regions,
+        );
+        // Back to the layout after upload (memkit's next upload waits for everything before
+        // it on the queue), and the copy's writes to the host.
+        let host = [vk::MemoryBarrier::default()
+            .src_access_mask(vk::AccessFlags::TRANSFER_WRITE)
+            .dst_access_mask(vk::AccessFlags::HOST_READ)];
+        device.cmd_pipeline_barrier(
+            cmd,
+            vk::PipelineStageFlags::TRANSFER,
+            vk::PipelineStageFlags::TRANSFER | vk::PipelineStageFlags::HOST,
+            vk::DependencyFlags::empty(),
+            &host,
+            &[],
+            &[whole_image_barrier(
+                image.image,
+                vk::ImageLayout::TRANSFER_SRC_OPTIMAL,
+                after,
+                vk::AccessFlags::empty(),
+                vk::AccessFlags::empty(),
+            )],
+        );
+        device.end_command_buffer(cmd).unwrap();
+
+        let cmds = [cmd];
+        let semaphores: Vec<vk::Semaphore> = memkit.timeline_semaphore().into_iter().collect();
+        let values = vec![value; semaphores.len()];
+        let stages = vec![vk::PipelineStageFlags::TRANSFER; semaphores.len()];
+        if semaphores.is_empty() {
+            assert_eq!(
+                memkit.wait(value, 10 * SECOND).unwrap(),
+                WaitStatus::Completed
+            );
+        }
+        let mut timeline =
+            vk::TimelineSemaphoreSubmitInfo::default().wait_semaphore_values(&values);
+        let mut submit = vk::SubmitInfo::default()
+            .command_buffers(&cmds)
+            .wait_semaphores(&semaphores)
+            .wait_dst_stage_mask(&stages);
+        if !semaphores.is_empty() {
+            submit = submit.push_next(&mut timeline);
+        }
+        h.with_main_queue(|queue| device.queue_submit(queue, &[submit], fence))
+            .unwrap();
+        device.wait_for_fences(&[fence], true, 10 * SECOND).unwrap();
+        device.destroy_fence(fence, None);
+        device.destroy_command_pool(pool, None);
+    }
+    assert!(memkit.completed_value().unwrap() >= value);
+    let bytes = readback.read(memkit);
+    readback.destroy(memkit);
+    bytes
+}
+
+/// Where texel `(x, y, z)` of `layer` lies in `region`'s packed bytes (4-byte texels).
+fn texel_offset(region: &ImageCopy, layer: u32, [x, y, z]: [u32; 3]) -> usize {
+    let [w, h, d] = region.extent;
+    let index = (((layer - region.base_array_layer) * d + z) * h + y) * w + x;
+    region.buffer_offset as usize + index as usize * 4
+}
+
+fn rgba_2d_array() -> ImageDesc {
+    ImageDesc::new_2d(
+        ImageFormat::Rgba8Unorm,
+        61,
+        37,
+        ImageUsage::SAMPLED | ImageUsage::TRANSFER_DST | ImageUsage::TRANSFER_SRC,
+    )
+    .with_full_mip_chain()
+    .with_array_layers(2)
+}
+
+#[test]
+fn every_level_and_layer_of_a_2d_array_lands_and_a_partial_reupload_keeps_the_rest() {
+    each_timeline_mode(|h, _| {
+        let device = h.device();
+        // Sampled: the image ends shader-read-only; storage only: general.
+        for usage in [ImageUsage::SAMPLED, ImageUsage::STORAGE] {
+            let desc = ImageDesc {
+                usage: usage | ImageUsage::TRANSFER_DST | ImageUsage::TRANSFER_SRC,
+                ..rgba_2d_array()
+            };
+            assert_eq!(desc.mip_levels, 6);
+            let image = TestImage::new(device, desc);
+            let (regions, size) = whole_levels(&desc);
+            let staging = MappedBuffer::new(device, size, BufferUsage::TRANSFER_SRC);
+            let data = pattern(size as usize, 11);
+            staging.write(device, 0, &data);
+            let value = upload(
+                device,
+                device.last_submitted_value() + 1,
+                &[image.command(staging.buffer, false, &regions)],
+            );
+            let back = read_back(h, &image, &regions, size, value);
+            assert!(back == data, "{usage:?}: the texels read back differ");
+
+            // A box of level 0, layer 1, re-uploaded over what is there.
+            let patch = ImageCopy {
+                buffer_offset: 0,
+                mip_level: 0,
+                base_array_layer: 1,
+                layer_count: 1,
+                offset: [5, 3, 0],
+                extent: [20, 11, 1],
+            };
+            let patch_bytes = patch.packed_bytes(desc.format).unwrap();
+            let patch_staging = MappedBuffer::new(device, patch_bytes, BufferUsage::TRANSFER_SRC);
+            let patch_data = pattern(patch_bytes as usize, 12);
+            patch_staging.write(device, 0, &patch_data);
+            let value = upload(
+                device,
+                value + 1,
+                &[image.command(patch_staging.buffer, true, &[patch])],
+            );
+            let mut expected = data.clone();
+            for y in 0..11 {
+                for x in 0..20 {
+                    let from = texel_offset(&patch, 1, [x, y, 0]);
+                    let to = texel_offset(&regions[0], 1, [x + 5, y + 3, 0]);
+                    expected[to..to + 4].copy_from_slice(&patch_data[from..from + 4]);
+                }
+            }
+            assert!(expected != data);
+            let back = read_back(h, &image, &regions, size, value);
+            assert!(
+                back == expected,
+                "{usage:?}: after the partial re-upload, {} bytes differ",
+                back.iter().zip(&expected).filter(|(a, b)| a != b).count()
+            );
+            staging.destroy(device);
+            patch_staging.destroy(device);
+            image.destroy(device);
+        }
+    });
+}
+
+#[test]
+fn several_commands_into_one_image_in_one_submission_land_in_order() {
+    let Some(h) = headless() else { return };
+    let device = h.device();
+    let usage = ImageUsage::SAMPLED | ImageUsage::TRANSFER_DST | ImageUsage::TRANSFER_SRC;
+    let desc = ImageDesc::new_2d(ImageFormat::Rgba8Unorm, 32, 16, usage);
+    let first = TestImage::new(device, desc);
+    let other = TestImage::new(device, desc);
+    let left = ImageCopy {
+        buffer_offset: 0,
+        mip_level: 0,
+        base_array_layer: 0,
+        layer_count: 1,
+        offset: [0; 3],
+        extent: [16, 16, 1],
+    };
+    let right = ImageCopy {
+        buffer_offset: 16 * 16 * 4,
+        offset: [16, 0, 0],
+        ..left
+    };
+    // Over the left half's middle: must land after the left half.
+    let middle = ImageCopy {
+        buffer_offset: 32 * 16 * 4,
+        offset: [4, 4, 0],
+        extent: [8, 8, 1],
+        ..left
+    };
+    let size = 32 * 16 * 4 + 8 * 8 * 4;
+    let staging = MappedBuffer::new(device, size, BufferUsage::TRANSFER_SRC);
+    let data = pattern(size as usize, 21);
+    staging.write(device, 0, &data);
+    let whole = [ImageCopy::whole_level(&desc, 0, 0)];
+    let left_regions = [left];
+    let right_regions = [right];
+    let middle_regions = [middle];
+    let value = upload(
+        device,
+        device.last_submitted_value() + 1,
+        &[
+            first.command(staging.buffer, false, &left_regions),
+            other.command(staging.buffer, false, &whole),
+            first.command(staging.buffer, true, &right_regions),
+            first.command(staging.buffer, true, &middle_regions),
+        ],
+    );
+    let mut expected = vec![0u8; 32 * 16 * 4];
+    for (region, x0) in [(left, 0), (right, 16), (middle, 4)] {
+        let [w, h, _] = region.extent;
+        let y0 = region.offset[1];
+        for y in 0..h {
+            for x in 0..w {
+                let from = texel_offset(&region, 0, [x, y, 0]);
+                let to = texel_offset(&whole[0], 0, [x + x0, y + y0, 0]);
+                expected[to..to + 4].copy_from_slice(&data[from..from + 4]);
+            }
+        }
+    }
+    let image_bytes = (32 * 16 * 4) as u64;
+    assert!(read_back(&h, &first, &whole, image_bytes, value) == expected);
+    assert!(
+        read_back(&h, &other, &whole, image_bytes, value) == data[..image_bytes as usize],
+        "the other image of the submission"
+    );
+    staging.destroy(device);
+    first.destroy(device);
+    other.destroy(device);
+    finish(h);
+}
+
+#[test]
+fn a_3d_image_lands_through_the_shared_device() {
+    let Some(h) = headless() else { return };
+    let shared = SharedHeadlessDevice::new(h);
+    let device = shared.device();
+    let desc = ImageDesc {
+        depth: 4,
+        ..ImageDesc::new_2d(
+            ImageFormat::Rgba8Unorm,
+            8,
+            8,
+            ImageUsage::SAMPLED | ImageUsage::TRANSFER_DST | ImageUsage::TRANSFER_SRC,
+        )
+    }
+    .with_full_mip_chain();
+    assert_eq!(desc.mip_levels, 4);
+    let image = TestImage::new(device, desc);
+    let (regions, size) = whole_levels(&desc);
+    assert_eq!(size, (8 * 8 * 4 + 4 * 4 * 2 + 2 * 2 + 1) * 4);
+    let staging = MappedBuffer::new(device, size, BufferUsage::TRANSFER_SRC);
+    let data = pattern(size as usize, 31);
+    staging.write(device, 0, &data);
+    assert_eq!(
+        shared.image_copy_granularity(),
+        device.image_copy_granularity()
+    );
+    let value = upload(
+        &shared,
+        device.last_submitted_value() + 1,
+        &[image.command(staging.buffer, false, &regions)],
+    );
+    assert!(read_back(&shared, &image, &regions, size, value) == data);
+    staging.destroy(device);
+    image.destroy(device);
+    finish(shared.try_unwrap().unwrap());
+}
+
+#[test]
+fn bad_regions_are_refused_before_anything_is_submitted() {
+    let Some(h) = headless() else { return };
+    let device = h.device();
+    let desc = rgba_2d_array();
+    let image = TestImage::new(device, desc);
+    // Sampled only: no transfer destination.
+    let sampled_desc = ImageDesc::new_2d(ImageFormat::Rgba8Unorm, 8, 8, ImageUsage::SAMPLED);
+    let sampled = TestImage::new(device, sampled_desc);
+    let (regions, size) = whole_levels(&desc);
+    let staging = MappedBuffer::new(device, size, BufferUsage::TRANSFER_SRC);
+    let data = pattern(size as usize, 41);
+    staging.write(device, 0, &data);
+
+    let good = regions[0];
+    let bad = [
+        (
+            ImageCopy {
+                mip_level: 6,
+                ..good
+            },
+            ImageCopyError::NoSuchLevel,
+        ),
+        (
+            ImageCopy {
+                base_array_layer: 1,
+                ..good
+            },
+            ImageCopyError::NoSuchLayer,
+        ),
+        (
+            ImageCopy {
+                layer_count: 0,
+                ..good
+            },
+            ImageCopyError::NoSuchLayer,
+        ),
+        (
+            ImageCopy {
+                extent: [61, 0, 1],
+                ..good
+            },
+            ImageCopyError::ZeroExtent,
+        ),
+        (
+            ImageCopy {
+                offset: [1, 0, 0],
+                ..good
+            },
+            ImageCopyError::OutOfBounds,
+        ),
+        (
+            ImageCopy {
+                extent: [61, 37, 2],
+                ..good
+            },
+            ImageCopyError::OutOfBounds,
+        ),
+        (
+            ImageCopy {
+                buffer_offset: 2,
+                ..good
+            },
+            ImageCopyError::MisalignedBufferOffset,
+        ),
+    ];
+    let next = device.last_submitted_value() + 1;
+    let before = device.completed_value().unwrap();
+    for (region, error) in bad {
+        let bad_regions = [regions[1], region];
+        // A good command first: all or nothing.
+        let commands = [
+            image.command(staging.buffer, false, &regions),
+            image.command(staging.buffer, true, &bad_regions),
+        ];
+        // SAFETY: refused before anything reaches the driver.
+        let result = unsafe { device.submit_image_copies(&commands, next) };
+        assert_eq!(
+            result,
+            Err(DeviceError::InvalidImageCopy(error)),
+            "{region:?}"
+        );
+        assert_eq!(device.last_submitted_value(), next - 1);
+    }
+    let whole_sampled = [ImageCopy::whole_level(&sampled_desc, 0, 0)];
+    // SAFETY: as above.
+    let result = unsafe {
+        device.submit_image_copies(
+            &[sampled.command(staging.buffer, false, &whole_sampled)],
+            next,
+        )
+    };
+    assert_eq!(
+        result,
+        Err(DeviceError::InvalidImageCopy(
+            ImageCopyError::NotTransferDst
+        ))
+    );
+    // A value that does not rise, with good regions.
+    // SAFETY: as above.
+    let result = unsafe {
+        device.submit_image_copies(&[image.command(staging.buffer, false, &regions)], next - 1)
+    };
+    assert_eq!(
+        result,
+        Err(DeviceError::InvalidArgument(
+            InvalidArgument::TimelineNotIncreasing
+        ))
+    );
+    assert_eq!(device.last_submitted_value(), next - 1);
+    assert_eq!(device.completed_value().unwrap(), before);
+
+    // The same value, now valid, goes through and lands.
+    let value = upload(
+        device,
+        next,
+        &[image.command(staging.buffer, false, &regions)],
+    );
+    assert_eq!(value, next);
+    assert_eq!(device.last_submitted_value(), next);
+    assert!(read_back(&h, &image, &regions, size, value) == data);
+
+    // After a loss, nothing more.
+    device.simulate_device_lost();
+    // SAFETY: refused before anything reaches the driver.
+    let result = unsafe {
+        device.submit_image_copies(&[image.command(staging.buffer, true, &regions)], next + 1)
+    };
+    assert_eq!(result, Err(DeviceError::DeviceLost));
+    staging.destroy(device);
+    image.destroy(device);
+    sampled.destroy(device);
+    finish(h);
+}
+
+#[test]
+fn the_granularity_is_the_transfer_family_s() {
+    let Some(h) = headless() else { return };
+    let device = h.device();
+    // SAFETY: the physical device belongs to the instance.
+    let families = unsafe {
+        h.instance()
+            .get_physical_device_queue_family_properties(device.physical_device())
+    };
+    let g = families[device.transfer_queue().family as usize].min_image_transfer_granularity;
+    assert_eq!(
+        device.image_copy_granularity(),
+        [g.width, g.height, g.depth]
+    );
+    finish(h);
+}
+
+#[test]
+fn uploads_are_refused_on_a_device_that_releases_to_another_family() {
+    let Some(h) = headless_with(HeadlessConfig {
+        release_to_family: Some(vk::QUEUE_FAMILY_EXTERNAL),
+        ..HeadlessConfig::default()
+    }) else {
+        return;
+    };
+    let device = h.device();
+    assert!(device.ownership_transfer().is_some());
+    let desc = ImageDesc::new_2d(ImageFormat::Rgba8Unorm, 8, 8, ImageUsage::TRANSFER_DST);
+    let image = TestImage::new(device, desc);
+    let staging = MappedBuffer::new(device, 8 * 8 * 4, BufferUsage::TRANSFER_SRC);
+    let regions = [ImageCopy::whole_level(&desc, 0, 0)];
+    // SAFETY: refused before anything reaches the driver.
+    let result =
+        unsafe { device.submit_image_copies(&[image.command(staging.buffer, false, &regions)], 1) };
+    assert_eq!(
+        result,
+        Err(DeviceError::InvalidArgument(
+            InvalidArgument::ConflictingOptions
+        ))
+    );
+    assert_eq!(device.last_submitted_value(), 0);
+    staging.destroy(device);
+    image.destroy(device);
+    finish(h);
+}
+
+/// The zero-message checks above mean something only while synchronization validation runs:
+/// two copies into the same texels with no barrier between them must be reported.
+#[test]
+fn synchronization_validation_reports_an_unordered_pair_of_copies() {
+    let Some(h) = headless() else { return };
+    let memkit = h.device();
+    let device = h.ash_device();
+    let desc = ImageDesc::new_2d(ImageFormat::Rgba8Unorm, 8, 8, ImageUsage::TRANSFER_DST);
+    let image = TestImage::new(memkit, desc);
+    let staging = MappedBuffer::new(memkit, 8 * 8 * 4, BufferUsage::TRANSFER_SRC);
+    let region = [map_region(&ImageCopy::whole_level(&desc, 0, 0))];
+    let pool_info = vk::CommandPoolCreateInfo::default().queue_family_index(h.main_queue().family);
+    // SAFETY: valid infos on a live device; the image is moved to the layout the copies name;
+    // the command buffer is only recorded, never submitted, and freed with its pool.
+    unsafe {
+        let pool = device.create_command_pool(&pool_info, None).unwrap();
+        let alloc = vk::CommandBufferAllocateInfo::default()
+            .command_pool(pool)
+            .level(vk::CommandBufferLevel::PRIMARY)
+            .command_buffer_count(1);
+        let cmd = device.allocate_command_buffers(&alloc).unwrap()[0];
+        device
+            .begin_command_buffer(cmd, &vk::CommandBufferBeginInfo::default())
+            .unwrap();
+        device.cmd_pipeline_barrier(
+            cmd,
+            vk::PipelineStageFlags::TOP_OF_PIPE,
+            vk::PipelineStageFlags::TRANSFER,
+            vk::DependencyFlags::empty(),
+            &[],
+            &[],
+            &[whole_image_barrier(
+                image.image,
+                vk::ImageLayout::UNDEFINED,
+                vk::ImageLayout::TRANSFER_DST_OPTIMAL,
+                vk::AccessFlags::empty(),
+                vk::AccessFlags::TRANSFER_WRITE,
+            )],
+        );
+        for _ in 0..2 {
+            device.cmd_copy_buffer_to_image(
+                cmd,
+                staging.buffer,
+                image.image,
+                vk::ImageLayout::TRANSFER_DST_OPTIMAL,
+                &region,
+            );
+        }
+        device.end_command_buffer(cmd).unwrap();
+        device.destroy_command_pool(pool, None);
+    }
+    staging.destroy(memkit);
+    image.destroy(memkit);
+    let messages = h.finish();
+    assert!(
+        messages
+            .iter()
+            .any(|m| m.contains("SYNC-HAZARD-WRITE-AFTER-WRITE")),
+        "synchronization validation is off: {messages:#?}"
+    );
+}
