@@ -189,7 +189,7 @@ impl ImageCopyQueue for VulkanDevice {
     }
 
     /// As [`ImageCopyQueue::submit_image_copies`], on the transfer queue (see the crate docs,
-    /// "Uploads into images"). Refused, with nothing submitted: after a loss,
+    /// "Uploading into images"). Refused, with nothing submitted: after a loss,
     /// [`DeviceError::DeviceLost`]; on a device configured to release to another family,
     /// [`InvalidArgument::ConflictingOptions`]; a region failing its check,
     /// [`DeviceError::InvalidImageCopy`]; a value not above the last submitted one,

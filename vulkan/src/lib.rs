@@ -10,7 +10,8 @@
 //!   [`CopyQueue`](memkit_core::device::CopyQueue): copies as `vkCmdCopyBuffer` with many regions
 //!   on a transfer-only queue when there is one, recycled command buffers, a timeline semaphore
 //!   (or a fence pool) signalled per submission; large submissions split over extra queues
-//!   ([`lanes`]).
+//!   ([`lanes`]); and [`ImageCopyQueue`](memkit_core::device::ImageCopyQueue): uploads into
+//!   images on the same queue and timeline (see "Uploading into images").
 //! - [`CopyRecorder`] records the same copies into a command buffer the application submits.
 //! - [`release_barrier`] / [`acquire_barrier`] move exclusive buffers between queue families.
 //! - [`HeadlessDevice`] creates an instance and device in one call, optionally with validation;
@@ -82,6 +83,43 @@
 //! `shutdown_into_device`, which hands the `VulkanDevice` back once nothing else holds it, and
 //! drop it (that destroys memkit's semaphore and command pool); then destroy the `ash` device. `vulkan/tests/engine_integration.rs` does all of this with
 //! validation on.
+//!
+//! # Uploading into images
+//!
+//! [`ImageCopyQueue::submit_image_copies`](memkit_core::device::ImageCopyQueue::submit_image_copies)
+//! checks every region ([`ImageCopy::check`](memkit_core::device::ImageCopy::check), against the
+//! transfer family's `minImageTransferGranularity`, which
+//! [`image_copy_granularity`](memkit_core::device::ImageCopyQueue::image_copy_granularity)
+//! returns), then records one command buffer on memkit's transfer queue, in submission order with
+//! the buffer copies (image uploads are never split over copy lanes), signalling the timeline
+//! value like them. For each command it records:
+//! - a barrier moving every subresource of the image (all levels and layers, colour aspect) to
+//!   `TRANSFER_DST_OPTIMAL`: from `UNDEFINED` (discarding what the image held), or with
+//!   `keep_contents` from the layout after upload. It waits for everything submitted before it on
+//!   the queue, so an earlier upload into the image is ordered before it;
+//! - one `vkCmdCopyBufferToImage` with the command's regions, texels tightly packed;
+//! - a barrier moving every subresource to
+//!   [`ImageDesc::layout_after_upload`](memkit_core::device::ImageDesc::layout_after_upload):
+//!   `SHADER_READ_ONLY_OPTIMAL` for sampled or input-attachment images, `GENERAL` otherwise.
+//!
+//! Several commands into one image in one submission run in order. What the application does:
+//! - its submissions that use the image wait on [`VulkanDevice::timeline_semaphore`] for the
+//!   upload's value (or, with the fence-pool fallback, the host waits with
+//!   [`CopyQueue::wait`](memkit_core::device::CopyQueue::wait) first); the wait makes the texels
+//!   and the new layout visible, and the image is in the layout after upload;
+//! - before an upload with `keep_contents`, it puts the image back in the layout after upload and
+//!   lets its own use of the image finish (or submits on memkit's queue before it);
+//! - where memkit copies on a family other than the one that uses the image, it sets
+//!   [`VulkanDeviceConfig::concurrent_with_family`] (or copy lanes): images created through
+//!   memkit-vulkan are then `VK_SHARING_MODE_CONCURRENT` between the families, as buffers are.
+//!   Otherwise they are exclusive, which suits one family only: memkit records no ownership
+//!   release for an image. For the same reason a device configured with
+//!   [`VulkanDeviceConfig::release_to_family`] naming another family refuses uploads into images
+//!   ([`InvalidArgument::ConflictingOptions`](memkit_core::device::InvalidArgument::ConflictingOptions)).
+//!
+//! Depth and multisampled images cannot be uploaded into (a copy into depth needs a graphics
+//! queue); `vulkan/tests/image_upload.rs` reads uploads back byte for byte with validation and
+//! synchronization validation on.
 //!
 //! Tools and tests get everything in one call:
 //!
