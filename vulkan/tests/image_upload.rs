@@ -10,9 +10,10 @@ use common::{
     MappedBuffer, SECOND, each_timeline_mode, finish, headless, headless_with, memory_type, pattern,
 };
 use memkit_core::device::{
-    BufferUsage, CopyQueue, DedicatedHint, DedicatedTo, DeviceError, ImageCopy, ImageCopyCommand,
-    ImageCopyError, ImageCopyQueue, ImageDesc, ImageDevice, ImageFormat, ImageLayout, ImageUsage,
-    InvalidArgument, MemoryAllocateInfo, MemoryDevice, MemoryPropertyFlags, WaitStatus,
+    BufferCopy, BufferUsage, CopyCommand, CopyQueue, DedicatedHint, DedicatedTo, DeviceError,
+    ImageCopy, ImageCopyCommand, ImageCopyError, ImageCopyQueue, ImageDesc, ImageDevice,
+    ImageFormat, ImageLayout, ImageUsage, InvalidArgument, MemoryAllocateInfo, MemoryDevice,
+    MemoryPropertyFlags, WaitStatus,
 };
 use memkit_vulkan::ash::vk;
 use memkit_vulkan::{HeadlessConfig, HeadlessDevice, SharedHeadlessDevice, VulkanDevice};
@@ -413,6 +414,65 @@ fn several_commands_into_one_image_in_one_submission_land_in_order() {
     first.destroy(device);
     other.destroy(device);
     finish(h);
+}
+
+#[test]
+fn uploads_and_buffer_copies_keep_submission_order() {
+    each_timeline_mode(|h, _| {
+        let device = h.device();
+        let desc = ImageDesc::new_2d(
+            ImageFormat::Rgba8Unorm,
+            16,
+            8,
+            ImageUsage::SAMPLED | ImageUsage::TRANSFER_DST | ImageUsage::TRANSFER_SRC,
+        );
+        let image = TestImage::new(device, desc);
+        let size = 16 * 8 * 4;
+        let first = MappedBuffer::new(device, size, BufferUsage::TRANSFER_SRC);
+        let second = MappedBuffer::new(device, size, BufferUsage::TRANSFER_SRC);
+        let source = MappedBuffer::new(
+            device,
+            size,
+            BufferUsage::TRANSFER_SRC | BufferUsage::TRANSFER_DST,
+        );
+        let (first_data, second_data) = (pattern(size as usize, 51), pattern(size as usize, 52));
+        first.write(device, 0, &first_data);
+        second.write(device, 0, &second_data);
+        let whole_buffer = [BufferCopy {
+            src_offset: 0,
+            dst_offset: 0,
+            size,
+        }];
+        let whole = [ImageCopy::whole_level(&desc, 0, 0)];
+        let copy_into_source = |from: &MappedBuffer, value| {
+            let command = [CopyCommand {
+                src: from.buffer,
+                dst: source.buffer,
+                regions: &whole_buffer,
+            }];
+            // SAFETY: live buffers with the transfer usages; the region lies inside both.
+            unsafe { device.submit_copies(&command, value) }.unwrap();
+        };
+        // Written by a copy, read by the upload, overwritten by the next copy: no waits between.
+        let v = device.last_submitted_value();
+        copy_into_source(&first, v + 1);
+        let uploaded = upload(
+            device,
+            v + 2,
+            &[image.command(source.buffer, false, &whole)],
+        );
+        copy_into_source(&second, v + 3);
+        assert_eq!(
+            device.wait(v + 3, 10 * SECOND).unwrap(),
+            WaitStatus::Completed
+        );
+        assert!(read_back(h, &image, &whole, size, uploaded) == first_data);
+        assert!(source.read(device) == second_data);
+        for buffer in [first, second, source] {
+            buffer.destroy(device);
+        }
+        image.destroy(device);
+    });
 }
 
 #[test]
