@@ -7,7 +7,7 @@
 mod common;
 
 use common::{
-    MappedBuffer, SECOND, each_timeline_mode, finish, headless, headless_with, memory_type, pattern,
+    MappedBuffer, SECOND, TIMELINE_MODES, finish, headless, headless_with, memory_type, pattern,
 };
 use memkit_core::device::{
     BufferCopy, BufferUsage, CopyCommand, CopyQueue, DedicatedHint, DedicatedTo, DeviceError,
@@ -16,7 +16,30 @@ use memkit_core::device::{
     MemoryPropertyFlags, WaitStatus,
 };
 use memkit_vulkan::ash::vk;
-use memkit_vulkan::{HeadlessConfig, HeadlessDevice, SharedHeadlessDevice, VulkanDevice};
+use memkit_vulkan::{
+    HeadlessConfig, HeadlessDevice, SharedHeadlessDevice, TimelineMode, VulkanDevice,
+};
+
+/// A validated headless device whose images the main queue may use where memkit copies on a
+/// family of its own (concurrent sharing; nothing changes where the families are the same).
+fn concurrent_device(timeline: TimelineMode) -> Option<HeadlessDevice> {
+    headless_with(HeadlessConfig {
+        timeline,
+        concurrent_with_main_family: true,
+        ..HeadlessConfig::default()
+    })
+}
+
+/// Runs `test` on a [`concurrent_device`] in each timeline mode and [`finish`]es each.
+fn each_timeline_mode(test: impl Fn(&HeadlessDevice)) {
+    for timeline in TIMELINE_MODES {
+        let Some(h) = concurrent_device(timeline) else {
+            return;
+        };
+        test(&h);
+        finish(h);
+    }
+}
 
 /// An image made through memkit-vulkan with memory of its own.
 struct TestImage {
@@ -284,7 +307,7 @@ fn rgba_2d_array() -> ImageDesc {
 
 #[test]
 fn every_level_and_layer_of_a_2d_array_lands_and_a_partial_reupload_keeps_the_rest() {
-    each_timeline_mode(|h, _| {
+    each_timeline_mode(|h| {
         let device = h.device();
         // Sampled: the image ends shader-read-only; storage only: general.
         for usage in [ImageUsage::SAMPLED, ImageUsage::STORAGE] {
@@ -348,7 +371,9 @@ fn every_level_and_layer_of_a_2d_array_lands_and_a_partial_reupload_keeps_the_re
 
 #[test]
 fn several_commands_into_one_image_in_one_submission_land_in_order() {
-    let Some(h) = headless() else { return };
+    let Some(h) = concurrent_device(TimelineMode::Auto) else {
+        return;
+    };
     let device = h.device();
     let usage = ImageUsage::SAMPLED | ImageUsage::TRANSFER_DST | ImageUsage::TRANSFER_SRC;
     let desc = ImageDesc::new_2d(ImageFormat::Rgba8Unorm, 32, 16, usage);
@@ -418,7 +443,7 @@ fn several_commands_into_one_image_in_one_submission_land_in_order() {
 
 #[test]
 fn uploads_and_buffer_copies_keep_submission_order() {
-    each_timeline_mode(|h, _| {
+    each_timeline_mode(|h| {
         let device = h.device();
         let desc = ImageDesc::new_2d(
             ImageFormat::Rgba8Unorm,
@@ -477,7 +502,9 @@ fn uploads_and_buffer_copies_keep_submission_order() {
 
 #[test]
 fn a_3d_image_lands_through_the_shared_device() {
-    let Some(h) = headless() else { return };
+    let Some(h) = concurrent_device(TimelineMode::Auto) else {
+        return;
+    };
     let shared = SharedHeadlessDevice::new(h);
     let device = shared.device();
     let desc = ImageDesc {
@@ -514,7 +541,9 @@ fn a_3d_image_lands_through_the_shared_device() {
 
 #[test]
 fn bad_regions_are_refused_before_anything_is_submitted() {
-    let Some(h) = headless() else { return };
+    let Some(h) = concurrent_device(TimelineMode::Auto) else {
+        return;
+    };
     let device = h.device();
     let desc = rgba_2d_array();
     let image = TestImage::new(device, desc);
@@ -648,8 +677,10 @@ fn bad_regions_are_refused_before_anything_is_submitted() {
 }
 
 #[test]
-fn the_granularity_is_the_transfer_family_s() {
-    let Some(h) = headless() else { return };
+fn the_granularity_and_sharing_are_the_transfer_family_s() {
+    let Some(h) = concurrent_device(TimelineMode::Auto) else {
+        return;
+    };
     let device = h.device();
     // SAFETY: the physical device belongs to the instance.
     let families = unsafe {
@@ -660,6 +691,19 @@ fn the_granularity_is_the_transfer_family_s() {
     assert_eq!(
         device.image_copy_granularity(),
         [g.width, g.height, g.depth]
+    );
+    // Where memkit copies on a family of its own, images (as buffers) are shared with the main
+    // queue's: the other tests read uploads back there.
+    let (main, transfer) = (h.main_queue().family, device.transfer_queue().family);
+    let expected: &[u32] = match main.cmp(&transfer) {
+        std::cmp::Ordering::Equal => &[],
+        std::cmp::Ordering::Less => &[main, transfer],
+        std::cmp::Ordering::Greater => &[transfer, main],
+    };
+    assert_eq!(device.concurrent_families(), expected);
+    eprintln!(
+        "transfer family {transfer} (main {main}), granularity {:?}, concurrent {expected:?}",
+        device.image_copy_granularity()
     );
     finish(h);
 }
