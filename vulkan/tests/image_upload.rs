@@ -15,6 +15,7 @@ use memkit_core::device::{
     ImageFormat, ImageLayout, ImageUsage, InvalidArgument, MemoryAllocateInfo, MemoryDevice,
     MemoryPropertyFlags, WaitStatus,
 };
+use memkit_std::{Coordinator, CoordinatorConfig, MemoryUsage};
 use memkit_vulkan::ash::vk;
 use memkit_vulkan::{
     HeadlessConfig, HeadlessDevice, SharedHeadlessDevice, TimelineMode, VulkanDevice,
@@ -189,10 +190,22 @@ fn read_back(
     size: u64,
     value: u64,
 ) -> Vec<u8> {
+    read_back_image(h, image.image, &image.desc, regions, size, value)
+}
+
+/// [`read_back`] for any image of `h` made with `desc` (one a coordinator made, say).
+fn read_back_image(
+    h: &HeadlessDevice,
+    image: vk::Image,
+    desc: &ImageDesc,
+    regions: &[ImageCopy],
+    size: u64,
+    value: u64,
+) -> Vec<u8> {
     let memkit = h.device();
     let device = h.ash_device();
     let readback = MappedBuffer::new(memkit, size, BufferUsage::TRANSFER_DST);
-    let after = map_layout(image.desc.layout_after_upload());
+    let after = map_layout(desc.layout_after_upload());
     let raw_regions: Vec<_> = regions.iter().map(map_region).collect();
     let pool_info = vk::CommandPoolCreateInfo::default().queue_family_index(h.main_queue().family);
     // SAFETY: valid create and allocate infos on a live device; the command buffer is recorded
@@ -220,7 +233,7 @@ fn read_back(
             &[],
             &[],
             &[whole_image_barrier(
-                image.image,
+                image,
                 after,
                 vk::ImageLayout::TRANSFER_SRC_OPTIMAL,
                 vk::AccessFlags::empty(),
@@ -229,7 +242,7 @@ fn read_back(
         );
         device.cmd_copy_image_to_buffer(
             cmd,
-            image.image,
+            image,
             vk::ImageLayout::TRANSFER_SRC_OPTIMAL,
             readback.buffer,
             &raw_regions,
@@ -247,7 +260,7 @@ fn read_back(
             &host,
             &[],
             &[whole_image_barrier(
-                image.image,
+                image,
                 vk::ImageLayout::TRANSFER_SRC_OPTIMAL,
                 after,
                 vk::AccessFlags::empty(),
@@ -797,4 +810,68 @@ fn synchronization_validation_reports_an_unordered_pair_of_copies() {
             .any(|m| m.contains("SYNC-HAZARD-WRITE-AFTER-WRITE")),
         "synchronization validation is off: {messages:#?}"
     );
+}
+
+#[test]
+fn the_coordinator_fills_a_texture_that_the_application_reads_back_and_patches() {
+    for timeline in TIMELINE_MODES {
+        let Some(h) = concurrent_device(timeline) else {
+            return;
+        };
+        let shared = SharedHeadlessDevice::new(h);
+        let c = Coordinator::new(shared.clone(), CoordinatorConfig::default()).unwrap();
+        let desc = rgba_2d_array();
+        let (regions, size) = whole_levels(&desc);
+        let data = pattern(size as usize, 21);
+        let (image, ticket) = c
+            .create_image_with_data(&desc, MemoryUsage::FAST_DEVICE_ACCESS, &data)
+            .unwrap();
+        ticket.wait().unwrap();
+        let value = ticket.value().unwrap();
+        let back = read_back_image(&shared, image.raw(), &desc, &regions, size, value);
+        assert!(back == data, "{timeline:?}: the texels read back differ");
+
+        // A box of level 0, layer 1, from an offset of the caller's bytes that no copy could
+        // read from directly (not a multiple of 4): the coordinator stages it aligned.
+        let patch = ImageCopy {
+            buffer_offset: 2,
+            mip_level: 0,
+            base_array_layer: 1,
+            layer_count: 1,
+            offset: [5, 3, 0],
+            extent: [20, 11, 1],
+        };
+        let patch_data = pattern(2 + 20 * 11 * 4, 22);
+        let patched = c.upload_image(&image, &[patch], &patch_data).unwrap();
+        patched.wait().unwrap();
+        let mut expected = data.clone();
+        for y in 0..11 {
+            for x in 0..20 {
+                let from = texel_offset(&patch, 1, [x, y, 0]);
+                let to = texel_offset(&regions[0], 1, [x + 5, y + 3, 0]);
+                expected[to..to + 4].copy_from_slice(&patch_data[from..from + 4]);
+            }
+        }
+        let value = patched.value().unwrap();
+        let back = read_back_image(&shared, image.raw(), &desc, &regions, size, value);
+        assert!(
+            back == expected,
+            "{timeline:?}: after the patch, {} bytes differ",
+            back.iter().zip(&expected).filter(|(a, b)| a != b).count()
+        );
+        drop((image, ticket, patched));
+        let stats = c.shutdown();
+        assert_eq!(
+            (
+                stats.images_created,
+                stats.images_destroyed,
+                stats.leaked_images
+            ),
+            (1, 1, 0)
+        );
+        let Ok(h) = shared.try_unwrap() else {
+            panic!("a ticket, image or the coordinator still holds the device");
+        };
+        finish(h);
+    }
 }
