@@ -16,8 +16,8 @@
 //! full under [`BackPressure::DedicatedStaging`]) go through the same scheduler with source
 //! offsets in a separate address range, so "the later write wins" holds across both paths.
 //!
-//! Locks, always taken in this order: `submitter`, then `pending`, then `pools`; `retired` and
-//! `live` alone. Producers take only `pending` (and `pools` to create buffers).
+//! Locks, always taken in this order: `submitter`, then `pending`, then `pools`; `retired`,
+//! `live`, `retired_images` and `live_images` alone (see `images` for how images travel). Producers take only `pending` (and `pools` to create buffers).
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};

@@ -10,8 +10,9 @@ use memkit_core::device::{
 };
 
 /// What a coordinator needs from a device: memory, buffers and a copy queue, usable from any
-/// thread. Images ([`Coordinator::create_image`](crate::Coordinator::create_image) and the
-/// uploads into them) need [`memkit_core::device::ImageCopyQueue`] as well.
+/// thread. Images need [`memkit_core::device::ImageDevice`] as well
+/// ([`Coordinator::create_image`](crate::Coordinator::create_image)), and uploads into them
+/// [`memkit_core::device::ImageCopyQueue`].
 pub trait Device:
     CopyQueue<Memory: Send + Sync, Buffer: Send + Sync, Image: Send + Sync> + Send + Sync + 'static
 {

@@ -210,11 +210,18 @@ impl<D: Device + ImageCopyQueue> Shared<D> {
         // (4 bytes and the texel size, both powers of two).
         let unit = u64::from(desc.format.texel_bytes().max(4));
         let mut staged = Vec::with_capacity(regions.len());
-        let mut end = 0u64;
+        let (mut end, mut texel_bytes) = (0u64, 0u64);
         for region in regions {
-            let size = region.packed_bytes(desc.format).ok_or(Error::ImageCopy(
-                memkit_core::device::ImageCopyError::OutOfBounds,
-            ))?;
+            // Every rule but the offset's, which is the staging buffer's, not the caller's.
+            let at_zero = ImageCopy {
+                buffer_offset: 0,
+                ..*region
+            };
+            at_zero
+                .check(&desc, granularity)
+                .map_err(Error::ImageCopy)?;
+            // `check` refused boxes whose size overflows.
+            let size = region.packed_bytes(desc.format).unwrap_or(0);
             let within = region
                 .buffer_offset
                 .checked_add(size)
@@ -226,14 +233,15 @@ impl<D: Device + ImageCopyQueue> Shared<D> {
                     buffer_size: texels.len() as u64,
                 });
             }
+            // Aligned, so the copy keeps every rule `at_zero` did. No overflow: each size is
+            // below `texels.len()`.
             let at = end.next_multiple_of(unit);
-            let copy = ImageCopy {
+            staged.push(ImageCopy {
                 buffer_offset: at,
                 ..*region
-            };
-            copy.check(&desc, granularity).map_err(Error::ImageCopy)?;
-            staged.push(copy);
+            });
             end = at + size;
+            texel_bytes += size;
         }
         if let Some((a, b)) = first_overlap(&staged) {
             log::debug!("memkit: image upload regions {a} and {b} overlap");
@@ -254,7 +262,9 @@ impl<D: Device + ImageCopyQueue> Shared<D> {
                 });
                 drop(sub);
                 self.counters.image_uploads.fetch_add(1, COUNTER);
-                self.counters.image_bytes_uploaded.fetch_add(end, COUNTER);
+                self.counters
+                    .image_bytes_uploaded
+                    .fetch_add(texel_bytes, COUNTER);
                 Ok(self.ticket_for_value(value))
             }
             Err(e) => {
