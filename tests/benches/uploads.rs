@@ -32,6 +32,8 @@
 //! memory imported with `VK_EXT_external_memory_host`: 4 KiB, transparent huge and hugetlbfs
 //! pages); the last two run on a raw device with every queue (see `engines`). `lanes` runs a
 //! 256 MiB upload through the coordinator split over 1, 2, 4, 8 and 16 queues (see `lanes`).
+//! `images` uploads textures with mip chains: raw `vkCmdCopyBufferToImage`, the coordinator's
+//! `create_image_with_data` and `upload_image`, and the naive path (see `images`).
 //! `--validate` turns the Khronos validation layer on for the raw device and fails the run on any
 //! message (for correctness runs on lavapipe; figures taken with it mean nothing).
 
@@ -56,6 +58,8 @@ mod compute_copy;
 mod driver_buffers;
 #[path = "uploads/engines.rs"]
 mod engines;
+#[path = "uploads/images.rs"]
+mod images;
 #[path = "uploads/lanes.rs"]
 mod lanes;
 #[path = "uploads/raw_device.rs"]
@@ -79,8 +83,9 @@ type Gpu = SharedHeadlessDevice;
 struct Sections(Option<Vec<String>>);
 
 impl Sections {
-    const ALL: [&str; 9] = [
+    const ALL: [&str; 10] = [
         "copies", "naive", "writes", "alloc", "hybrid", "compute", "queues", "import", "lanes",
+        "images",
     ];
 
     /// The sections `--only` names (comma-separated), or all without it. Exits on a name it
@@ -1374,6 +1379,9 @@ fn main() {
     }
     if sections.has("lanes") {
         lanes::run(&mut report, reps, validate);
+    }
+    if sections.has("images") {
+        images::run(&mut report, reps, quick, validate);
     }
 
     // Ratios, from figures of this run.

@@ -1,0 +1,604 @@
+//! Texture uploads (`--only images`): [`TEXTURES`] 2048x2048 `Rgba8Unorm` textures with their full
+//! mip chain (about 21.3 MiB each, 682 MiB in all; `--quick`: 8 of 256x256), measured against
+//! the raw copy of the same bytes on the same device in the same run:
+//!
+//! - raw: one pre-filled host-visible staging buffer, every texture's levels copied into
+//!   pre-created device-local images in one submission, waited: on memkit-vulkan's transfer queue
+//!   (`submit_image_copies`: a barrier, one `vkCmdCopyBufferToImage` per image, a barrier), and
+//!   recorded by hand with ash on the main queue; and one `vkCmdCopyBuffer` of the same byte count
+//!   into a device-local buffer, for reference;
+//! - memkit: `Coordinator::create_image_with_data` for every texture from bytes in a `Vec`, every
+//!   ticket waited (image creation, pool memory, the CPU copy into staging and the copy: end to
+//!   end), from 1 and 4 threads; and `Coordinator::upload_image` re-uploads of level 0 into the
+//!   existing images;
+//! - the naive path: per texture, a staging buffer of its own (`vkAllocateMemory`), the CPU
+//!   copy, one submission and a wait, the staging buffer freed.
+//!
+//! Each figure is texel bytes over wall time, median of the repetitions after a warm-up. The
+//! first memkit texture's level 0 is read back on the main queue and compared byte for byte.
+
+use std::time::Instant;
+
+use ash::vk;
+use memkit_core::device::{
+    BufferCopy, BufferDevice, BufferUsage, CopyCommand, CopyQueue, DedicatedHint, DedicatedTo,
+    ImageCopy, ImageCopyCommand, ImageCopyQueue, ImageDesc, ImageDevice, ImageFormat, ImageUsage,
+    MemoryAllocateInfo, MemoryDevice, MemoryPropertyFlags, WaitStatus,
+};
+use memkit_std::{Coordinator, CoordinatorConfig, Image, MemoryUsage};
+use memkit_tests::bench_report::{Report, gbps, median};
+use memkit_tests::workloads::SplitMix64 as Rng;
+use memkit_vulkan::{HeadlessConfig, HeadlessDevice, VulkanDevice};
+
+use super::{Gpu, MainQueueCopy, Readback, bound, copy_and_wait, pick_type};
+
+/// Textures per run (full size).
+const TEXTURES: usize = 32;
+/// Producer threads of the threaded memkit figure.
+const THREADS: usize = 4;
+
+/// What every section uploads: `count` textures of `desc`, their texels end to end.
+struct Workload {
+    desc: ImageDesc,
+    count: usize,
+    /// `desc.packed_bytes()` bytes per texture, levels in order.
+    texels: Vec<u8>,
+    /// One texture's regions, reading from offset 0 of its texels.
+    regions: Vec<ImageCopy>,
+}
+
+impl Workload {
+    fn new(quick: bool) -> Self {
+        let (size, count) = if quick { (256, 8) } else { (2048, TEXTURES) };
+        let desc = ImageDesc::new_2d(
+            ImageFormat::Rgba8Unorm,
+            size,
+            size,
+            ImageUsage::SAMPLED | ImageUsage::TRANSFER_DST | ImageUsage::TRANSFER_SRC,
+        )
+        .with_full_mip_chain();
+        let mut regions = Vec::new();
+        let mut offset = 0;
+        for level in 0..desc.mip_levels {
+            let region = ImageCopy::whole_level(&desc, level, offset);
+            offset += region.packed_bytes(desc.format).expect("level size");
+            regions.push(region);
+        }
+        let mut texels = vec![0u8; (desc.packed_bytes() as usize) * count];
+        Rng::new(53).fill(&mut texels);
+        Self {
+            desc,
+            count,
+            texels,
+            regions,
+        }
+    }
+
+    fn per_texture(&self) -> usize {
+        self.desc.packed_bytes() as usize
+    }
+
+    fn total(&self) -> u64 {
+        self.texels.len() as u64
+    }
+
+    fn label(&self) -> String {
+        format!(
+            "{} x {}x{} rgba8 + mips",
+            self.count, self.desc.width, self.desc.height
+        )
+    }
+
+    /// Texture `i`'s regions, reading from `base` of a buffer holding every texture end to end.
+    fn regions_at(&self, base: u64) -> Vec<ImageCopy> {
+        self.regions
+            .iter()
+            .map(|r| ImageCopy {
+                buffer_offset: base + r.buffer_offset,
+                ..*r
+            })
+            .collect()
+    }
+}
+
+/// Median seconds of `reps` runs of `once` after a warm-up.
+fn timed(reps: usize, mut once: impl FnMut()) -> f64 {
+    once();
+    median(
+        (0..reps)
+            .map(|_| {
+                let s = Instant::now();
+                once();
+                s.elapsed().as_secs_f64()
+            })
+            .collect(),
+    )
+}
+
+pub(super) fn run(report: &mut Report, reps: usize, quick: bool, validate: bool) {
+    let work = Workload::new(quick);
+    let reps = reps.max(3);
+    println!(
+        "images: {} ({:.1} MiB each, {:.0} MiB in all)",
+        work.label(),
+        work.per_texture() as f64 / (1 << 20) as f64,
+        work.total() as f64 / (1 << 20) as f64
+    );
+    // Raw copies on a device of their own: they submit outside the coordinator's timeline.
+    {
+        let h = HeadlessDevice::new(HeadlessConfig {
+            concurrent_with_main_family: true,
+            validation: validate,
+            ..HeadlessConfig::default()
+        })
+        .expect("a Vulkan device");
+        raw(report, &h, &work, reps);
+        report.failures.extend(
+            h.finish()
+                .into_iter()
+                .map(|m| format!("images validation: {m}")),
+        );
+    }
+    let h = HeadlessDevice::new(HeadlessConfig {
+        concurrent_with_main_family: true,
+        validation: validate,
+        ..HeadlessConfig::default()
+    })
+    .expect("a Vulkan device");
+    let gpu = Gpu::new(h);
+    memkit(report, &gpu, &work, reps);
+
+    let label = work.label();
+    if let Some(raw) = report.get(&format!("8. raw image copy, transfer queue, {label}")) {
+        for name in [
+            format!("8. raw image copy, main queue (ash), {label}"),
+            format!("8. raw buffer copy of the same bytes, {label}"),
+            format!("8. memkit create_image_with_data, 1 thread(s), {label}"),
+            format!("8. memkit create_image_with_data, {THREADS} thread(s), {label}"),
+            format!("8. memkit upload_image level 0 re-uploads, {label}"),
+            format!("8. naive staging + submit + wait per texture, {label}"),
+        ] {
+            if let Some(v) = report.get(&name) {
+                report.add(
+                    &format!("{name} / raw image copy"),
+                    v / raw,
+                    "x",
+                    "same run",
+                );
+            }
+        }
+    }
+}
+
+/// An image bound to device-local memory of its own.
+struct RawImage {
+    image: vk::Image,
+    memory: vk::DeviceMemory,
+}
+
+fn raw_image(device: &VulkanDevice, desc: &ImageDesc) -> RawImage {
+    let (image, req) = device.create_image(desc).expect("image");
+    let info = MemoryAllocateInfo {
+        size: req.size,
+        memory_type: pick_type(
+            device.memory_properties(),
+            req.memory_type_bits,
+            MemoryPropertyFlags::DEVICE_LOCAL,
+            MemoryPropertyFlags::HOST_VISIBLE,
+        ),
+        dedicated_to: (req.dedicated != DedicatedHint::None).then_some(DedicatedTo::Image(image)),
+        priority: 0.5,
+        device_address: false,
+    };
+    // SAFETY: a type the requirements allow, dedicated to the image when the driver asks.
+    let memory = unsafe { device.allocate_memory(&info) }.expect("image memory");
+    // SAFETY: offset 0 of an object of the required size; the image is unbound.
+    unsafe { device.bind_image_memory(image, memory, 0) }.expect("bind image");
+    RawImage { image, memory }
+}
+
+/// The bus limit for images, and the naive path.
+fn raw(report: &mut Report, h: &HeadlessDevice, work: &Workload, reps: usize) {
+    let device = h.device();
+    let label = work.label();
+    let total = work.total();
+    let staging = bound(device, total, BufferUsage::TRANSFER_SRC, true);
+    // SAFETY: host-visible, coherent, not mapped elsewhere; unmapped below before any copy.
+    unsafe {
+        let mapped = device.map_memory(staging.memory).expect("map staging");
+        std::ptr::copy_nonoverlapping(work.texels.as_ptr(), mapped.as_ptr(), work.texels.len());
+        device.unmap_memory(staging.memory);
+    }
+    let images: Vec<RawImage> = (0..work.count)
+        .map(|_| raw_image(device, &work.desc))
+        .collect();
+    let regions: Vec<Vec<ImageCopy>> = (0..work.count)
+        .map(|i| work.regions_at((i * work.per_texture()) as u64))
+        .collect();
+
+    // 1. memkit-vulkan's transfer queue: every image in one submission.
+    let commands: Vec<ImageCopyCommand<'_, vk::Buffer, vk::Image>> = images
+        .iter()
+        .zip(&regions)
+        .map(|(image, regions)| ImageCopyCommand {
+            src: staging.buffer,
+            dst: image.image,
+            desc: work.desc,
+            keep_contents: false,
+            regions,
+        })
+        .collect();
+    let submit_and_wait = |commands: &[ImageCopyCommand<'_, vk::Buffer, vk::Image>]| {
+        let value = device.last_submitted_value() + 1;
+        // SAFETY: the staging buffer and images are alive and bound until the wait below; each
+        // region's source lies inside the staging buffer and the boxes are whole, distinct
+        // levels; the host writes are done (coherent memory); nothing else uses the images;
+        // discarding contents is always allowed.
+        unsafe { device.submit_image_copies(commands, value) }.expect("submit image copies");
+        assert_eq!(
+            device.wait(value, u64::MAX).expect("wait"),
+            WaitStatus::Completed
+        );
+    };
+    let t = timed(reps, || submit_and_wait(&commands));
+    report.add(
+        &format!("8. raw image copy, transfer queue, {label}"),
+        gbps(total, t),
+        "GB/s",
+        "one submission, pre-filled staging",
+    );
+
+    // 2. by hand on the main queue.
+    let main = MainQueueCopy::new(h);
+    let whole = vk::ImageSubresourceRange {
+        aspect_mask: vk::ImageAspectFlags::COLOR,
+        base_mip_level: 0,
+        level_count: vk::REMAINING_MIP_LEVELS,
+        base_array_layer: 0,
+        layer_count: vk::REMAINING_ARRAY_LAYERS,
+    };
+    let vk_regions: Vec<Vec<vk::BufferImageCopy>> = regions
+        .iter()
+        .map(|rs| {
+            rs.iter()
+                .map(|r| vk::BufferImageCopy {
+                    buffer_offset: r.buffer_offset,
+                    buffer_row_length: 0,
+                    buffer_image_height: 0,
+                    image_subresource: vk::ImageSubresourceLayers {
+                        aspect_mask: vk::ImageAspectFlags::COLOR,
+                        mip_level: r.mip_level,
+                        base_array_layer: r.base_array_layer,
+                        layer_count: r.layer_count,
+                    },
+                    image_offset: vk::Offset3D {
+                        x: r.offset[0] as i32,
+                        y: r.offset[1] as i32,
+                        z: r.offset[2] as i32,
+                    },
+                    image_extent: vk::Extent3D {
+                        width: r.extent[0],
+                        height: r.extent[1],
+                        depth: r.extent[2],
+                    },
+                })
+                .collect()
+        })
+        .collect();
+    let t = timed(reps, || {
+        // SAFETY: every earlier submission on either queue was waited; the images are
+        // concurrent with the main family and unused by anything else; the staging buffer holds
+        // every region's texels.
+        unsafe {
+            main.record_and_submit(h, |d, cmd| {
+                let to_dst: Vec<vk::ImageMemoryBarrier<'_>> = images
+                    .iter()
+                    .map(|i| {
+                        vk::ImageMemoryBarrier::default()
+                            .src_access_mask(vk::AccessFlags::MEMORY_WRITE)
+                            .dst_access_mask(vk::AccessFlags::TRANSFER_WRITE)
+                            .old_layout(vk::ImageLayout::UNDEFINED)
+                            .new_layout(vk::ImageLayout::TRANSFER_DST_OPTIMAL)
+                            .src_queue_family_index(vk::QUEUE_FAMILY_IGNORED)
+                            .dst_queue_family_index(vk::QUEUE_FAMILY_IGNORED)
+                            .image(i.image)
+                            .subresource_range(whole)
+                    })
+                    .collect();
+                d.cmd_pipeline_barrier(
+                    cmd,
+                    vk::PipelineStageFlags::ALL_COMMANDS,
+                    vk::PipelineStageFlags::TRANSFER,
+                    vk::DependencyFlags::empty(),
+                    &[],
+                    &[],
+                    &to_dst,
+                );
+                for (image, regions) in images.iter().zip(&vk_regions) {
+                    d.cmd_copy_buffer_to_image(
+                        cmd,
+                        staging.buffer,
+                        image.image,
+                        vk::ImageLayout::TRANSFER_DST_OPTIMAL,
+                        regions,
+                    );
+                }
+                let to_read: Vec<vk::ImageMemoryBarrier<'_>> = to_dst
+                    .iter()
+                    .map(|b| {
+                        b.src_access_mask(vk::AccessFlags::TRANSFER_WRITE)
+                            .dst_access_mask(vk::AccessFlags::SHADER_READ)
+                            .old_layout(vk::ImageLayout::TRANSFER_DST_OPTIMAL)
+                            .new_layout(vk::ImageLayout::SHADER_READ_ONLY_OPTIMAL)
+                    })
+                    .collect();
+                d.cmd_pipeline_barrier(
+                    cmd,
+                    vk::PipelineStageFlags::TRANSFER,
+                    vk::PipelineStageFlags::ALL_COMMANDS,
+                    vk::DependencyFlags::empty(),
+                    &[],
+                    &[],
+                    &to_read,
+                );
+            })
+        };
+        main.wait(h);
+    });
+    main.destroy(h);
+    report.add(
+        &format!("8. raw image copy, main queue (ash), {label}"),
+        gbps(total, t),
+        "GB/s",
+        "one submission, pre-filled staging",
+    );
+
+    // 3. the same bytes as one buffer copy.
+    let target = bound(device, total, BufferUsage::TRANSFER_DST, false);
+    let whole_copy = [BufferCopy {
+        src_offset: 0,
+        dst_offset: 0,
+        size: total,
+    }];
+    let cmd = [CopyCommand {
+        src: staging.buffer,
+        dst: target.buffer,
+        regions: &whole_copy,
+    }];
+    let t = timed(reps, || copy_and_wait(device, &cmd));
+    report.add(
+        &format!("8. raw buffer copy of the same bytes, {label}"),
+        gbps(total, t),
+        "GB/s",
+        "vkCmdCopyBuffer, transfer queue",
+    );
+
+    // 4. naive: a staging buffer per texture, submit and wait per texture.
+    let per = work.per_texture();
+    let local: Vec<ImageCopy> = work.regions_at(0);
+    let t = timed(reps, || {
+        for (i, image) in images.iter().enumerate() {
+            let staging = bound(device, per as u64, BufferUsage::TRANSFER_SRC, true);
+            // SAFETY: host-visible, coherent, fresh; the GPU reads it only after this write.
+            unsafe {
+                let mapped = device.map_memory(staging.memory).expect("map");
+                std::ptr::copy_nonoverlapping(
+                    work.texels[i * per..].as_ptr(),
+                    mapped.as_ptr(),
+                    per,
+                );
+                device.unmap_memory(staging.memory);
+            }
+            submit_and_wait(&[ImageCopyCommand {
+                src: staging.buffer,
+                dst: image.image,
+                desc: work.desc,
+                keep_contents: false,
+                regions: &local,
+            }]);
+            // SAFETY: the copy reading it was waited.
+            unsafe {
+                device.destroy_buffer(staging.buffer);
+                device.free_memory(staging.memory);
+            }
+        }
+    });
+    report.add(
+        &format!("8. naive staging + submit + wait per texture, {label}"),
+        gbps(total, t),
+        "GB/s",
+        "vkAllocateMemory + memcpy + submit + wait each",
+    );
+
+    // SAFETY: every copy was waited.
+    unsafe {
+        for b in [staging, target] {
+            device.destroy_buffer(b.buffer);
+            device.free_memory(b.memory);
+        }
+        for i in images {
+            device.destroy_image(i.image);
+            device.free_memory(i.memory);
+        }
+    }
+}
+
+/// Every texture created with its data from `threads` threads, every ticket waited.
+fn create_all(coordinator: &Coordinator<Gpu>, work: &Workload, threads: usize) -> Vec<Image<Gpu>> {
+    let per = work.per_texture();
+    let n = work.count;
+    std::thread::scope(|s| {
+        let handles: Vec<_> = (0..threads)
+            .map(|t| {
+                s.spawn(move || {
+                    (t * n / threads..(t + 1) * n / threads)
+                        .map(|i| {
+                            coordinator
+                                .create_image_with_data(
+                                    &work.desc,
+                                    MemoryUsage::FAST_DEVICE_ACCESS,
+                                    &work.texels[i * per..(i + 1) * per],
+                                )
+                                .expect("create_image_with_data")
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        let mut images = Vec::with_capacity(n);
+        for h in handles {
+            for (image, ticket) in h.join().expect("producer") {
+                ticket.wait().expect("wait");
+                images.push(image);
+            }
+        }
+        images
+    })
+}
+
+fn memkit(report: &mut Report, gpu: &Gpu, work: &Workload, reps: usize) {
+    let coordinator = Coordinator::new(gpu.clone(), CoordinatorConfig::default()).expect("coord");
+    let label = work.label();
+    let total = work.total();
+    for threads in [1, THREADS] {
+        let t = timed(reps, || drop(create_all(&coordinator, work, threads)));
+        report.add(
+            &format!("8. memkit create_image_with_data, {threads} thread(s), {label}"),
+            gbps(total, t),
+            "GB/s",
+            "create + pool memory + CPU copy + copy, all waited",
+        );
+    }
+    let images = create_all(&coordinator, work, 1);
+    check_level0(report, gpu, work, &images[0]);
+
+    let per = work.per_texture();
+    let level0 = [work.regions[0]];
+    let level0_bytes = work.regions[1].buffer_offset as usize;
+    let t = timed(reps, || {
+        let tickets: Vec<_> = images
+            .iter()
+            .enumerate()
+            .map(|(i, image)| {
+                coordinator
+                    .upload_image(
+                        image,
+                        &level0,
+                        &work.texels[i * per..i * per + level0_bytes],
+                    )
+                    .expect("upload_image")
+            })
+            .collect();
+        for ticket in tickets {
+            ticket.wait().expect("wait");
+        }
+    });
+    report.add(
+        &format!("8. memkit upload_image level 0 re-uploads, {label}"),
+        gbps((level0_bytes * work.count) as u64, t),
+        "GB/s",
+        "level 0 only, into existing images, 1 thread",
+    );
+}
+
+/// Reads level 0 of `image` back on the main queue and compares it with the texels it was
+/// created with.
+fn check_level0(report: &mut Report, h: &HeadlessDevice, work: &Workload, image: &Image<Gpu>) {
+    let readback = Readback::new(h);
+    let [width, height, _] = work.desc.level_extent(0);
+    let bytes = width as usize * height as usize * 4;
+    let range = vk::ImageSubresourceRange {
+        aspect_mask: vk::ImageAspectFlags::COLOR,
+        base_mip_level: 0,
+        level_count: 1,
+        base_array_layer: 0,
+        layer_count: 1,
+    };
+    let barrier = |from, to, src, dst| {
+        [vk::ImageMemoryBarrier::default()
+            .src_access_mask(src)
+            .dst_access_mask(dst)
+            .old_layout(from)
+            .new_layout(to)
+            .src_queue_family_index(vk::QUEUE_FAMILY_IGNORED)
+            .dst_queue_family_index(vk::QUEUE_FAMILY_IGNORED)
+            .image(image.raw())
+            .subresource_range(range)]
+    };
+    // SAFETY: the image's upload was waited (its ticket); it is concurrent with the main family,
+    // has TRANSFER_SRC usage and is in SHADER_READ_ONLY_OPTIMAL, where this leaves it; the
+    // readback buffer holds more than level 0.
+    unsafe {
+        readback.copy.record_and_submit(h, |d, cmd| {
+            d.cmd_pipeline_barrier(
+                cmd,
+                vk::PipelineStageFlags::ALL_COMMANDS,
+                vk::PipelineStageFlags::TRANSFER,
+                vk::DependencyFlags::empty(),
+                &[],
+                &[],
+                &barrier(
+                    vk::ImageLayout::SHADER_READ_ONLY_OPTIMAL,
+                    vk::ImageLayout::TRANSFER_SRC_OPTIMAL,
+                    vk::AccessFlags::MEMORY_WRITE,
+                    vk::AccessFlags::TRANSFER_READ,
+                ),
+            );
+            d.cmd_copy_image_to_buffer(
+                cmd,
+                image.raw(),
+                vk::ImageLayout::TRANSFER_SRC_OPTIMAL,
+                readback.host.buffer(),
+                &[vk::BufferImageCopy {
+                    buffer_offset: 0,
+                    buffer_row_length: 0,
+                    buffer_image_height: 0,
+                    image_subresource: vk::ImageSubresourceLayers {
+                        aspect_mask: vk::ImageAspectFlags::COLOR,
+                        mip_level: 0,
+                        base_array_layer: 0,
+                        layer_count: 1,
+                    },
+                    image_offset: vk::Offset3D::default(),
+                    image_extent: vk::Extent3D {
+                        width,
+                        height,
+                        depth: 1,
+                    },
+                }],
+            );
+            d.cmd_pipeline_barrier(
+                cmd,
+                vk::PipelineStageFlags::TRANSFER,
+                vk::PipelineStageFlags::ALL_COMMANDS | vk::PipelineStageFlags::HOST,
+                vk::DependencyFlags::empty(),
+                &[vk::MemoryBarrier::default()
+                    .src_access_mask(vk::AccessFlags::TRANSFER_WRITE)
+                    .dst_access_mask(vk::AccessFlags::HOST_READ)],
+                &[],
+                &barrier(
+                    vk::ImageLayout::TRANSFER_SRC_OPTIMAL,
+                    vk::ImageLayout::SHADER_READ_ONLY_OPTIMAL,
+                    vk::AccessFlags::empty(),
+                    vk::AccessFlags::SHADER_READ,
+                ),
+            );
+        });
+    }
+    readback.copy.wait(h);
+    // SAFETY: the copy into it completed and was made visible to the host.
+    let seen = unsafe { readback.host.read(h.device()) }.expect("read back");
+    if seen[..bytes] != work.texels[..bytes] {
+        let wrong = seen[..bytes]
+            .iter()
+            .zip(&work.texels[..bytes])
+            .filter(|(a, b)| a != b)
+            .count();
+        report.failures.push(format!(
+            "images: {wrong} bytes of texture 0's level 0 wrong on readback"
+        ));
+    } else {
+        println!("images: texture 0 level 0 read back byte for byte ({bytes} bytes)");
+    }
+    readback.destroy(h);
+}
