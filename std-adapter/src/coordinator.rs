@@ -1834,13 +1834,17 @@ impl<D: Device> Shared<D> {
     /// it would slip past that pass, and its device buffer would outlive the memory it is bound
     /// to.
     pub(crate) fn retire(&self, state: Arc<BufferState<D>>) {
-        if self.shut_down.load(Ordering::Acquire) && state.destroyed.load(Ordering::Acquire) {
+        let destroyed = state.destroyed.load(Ordering::Acquire);
+        self.retire_to(&self.retired, state, destroyed);
+    }
+
+    /// [`Shared::retire`] for any kind of state, onto its `list`: skipped only when teardown has
+    /// run and already `destroyed` it.
+    fn retire_to<T>(&self, list: &Mutex<Vec<Arc<T>>>, state: Arc<T>, destroyed: bool) {
+        if self.shut_down.load(Ordering::Acquire) && destroyed {
             return;
         }
-        self.retired
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(state);
+        list.lock().unwrap_or_else(|e| e.into_inner()).push(state);
     }
 
     fn stats(&self) -> CoordinatorStats {

@@ -371,13 +371,8 @@ impl<D: Device> Shared<D> {
     /// An image handle was dropped: destroy it once its uploads completed (see
     /// [`Shared::retire`] for why a handle dropped during teardown still goes on the list).
     pub(crate) fn retire_image(&self, state: Arc<ImageState<D>>) {
-        if self.shut_down.load(Ordering::Acquire) && state.destroyed.load(Ordering::Acquire) {
-            return;
-        }
-        self.retired_images
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(state);
+        let destroyed = state.destroyed.load(Ordering::Acquire);
+        self.retire_to(&self.retired_images, state, destroyed);
     }
 
     /// Destroys the dropped images whose uploads completed by `completed`.
