@@ -51,6 +51,7 @@ use crate::memory_map::MemoryMap;
 use crate::stats::{CoordinatorStats, Counters, HeapReport, Tally};
 use crate::ticket::{Ticket, TimelineSource};
 
+mod image_pieces;
 mod images;
 
 /// The sub-allocator inside each memory block: TLSF places freed space again best.
@@ -1565,7 +1566,11 @@ impl<D: Device> Shared<D> {
     /// Records the scheduler's plan as copy commands and submits them with the next value.
     fn submit(&self, sub: &mut Submitter<D>) -> Result<()> {
         if let Some((value, recorded)) = sub.retry.take() {
-            self.submit_recorded(sub, value, recorded)?;
+            // Ranges drained since it was refused are in the scheduler and go out with a later
+            // value: the retried submission tags the ring only when there are none (the
+            // submission below tags everything, its own ranges included, otherwise).
+            let tag = sub.scheduler.pending() == 0;
+            self.submit_recorded(sub, value, recorded, tag)?;
         }
         if sub.scheduler.pending() == 0 {
             return Ok(());
@@ -1577,7 +1582,7 @@ impl<D: Device> Shared<D> {
             Ok(v) => v.get(),
             Err(_) => return Err(Error::DeviceLost),
         };
-        self.submit_recorded(sub, value, recorded)
+        self.submit_recorded(sub, value, recorded, true)
     }
 
     /// Turns the scheduler's plan into owned copy commands and empties the scheduler.
@@ -1651,11 +1656,14 @@ impl<D: Device> Shared<D> {
         recorded
     }
 
+    /// Submits recorded commands with `value`; `tag_ring`: whether the ring ranges drained so
+    /// far are all read by this submission or earlier ones, so that `value` tags them.
     fn submit_recorded(
         &self,
         sub: &mut Submitter<D>,
         value: u64,
         recorded: Recorded<D>,
+        tag_ring: bool,
     ) -> Result<()> {
         let commands: Vec<CopyCommand<'_, D::Buffer>> = recorded
             .commands
@@ -1682,9 +1690,11 @@ impl<D: Device> Shared<D> {
             }
             return Err(e);
         }
-        sub.consumer
-            .mark(FenceValue::new(value))
-            .expect("values handed to the ring increase");
+        if tag_ring {
+            sub.consumer
+                .mark(FenceValue::new(value))
+                .expect("values handed to the ring increase");
+        }
         for d in &recorded.destinations {
             d.last_use.store(value, COUNTER);
         }
@@ -1733,6 +1743,18 @@ impl<D: Device> Shared<D> {
             Err(e) => return Err(self.device_error(e)),
         };
         self.note_completed(completed);
+        if sub.scheduler.pending() == 0 && sub.retry.is_none() && sub.consumer.unmarked_bytes() > 0
+        {
+            // Drained ranges that no buffer submission will tag: image uploads' (whose copies
+            // were submitted before their grants could drain) and grants given up. The last
+            // value handed out covers every copy that reads them.
+            let last = self.timeline.submitted();
+            if last.get() > 0 {
+                sub.consumer
+                    .mark(last)
+                    .expect("values handed to the ring increase");
+            }
+        }
         sub.consumer.release_completed(FenceValue::new(completed));
         while let Some((value, watermark)) = sub.marks.front().copied() {
             if value > completed {

@@ -1,14 +1,21 @@
-//! Images: created in pool memory, uploaded into through staging buffers of their own, and
-//! destroyed once their uploads completed.
+//! Images: created in pool memory, uploaded into through the staging ring, and destroyed once
+//! their uploads completed.
 //!
-//! An upload into an image copies the caller's texels into a staging buffer of its own (each
-//! region at an offset the copy rules allow, so the caller's bytes need no alignment), then, under
-//! the submitter's lock, submits whatever buffer uploads are ready first and the image's copies
-//! with the next timeline value. The staging buffer is destroyed when that value completes, like
-//! a dedicated buffer upload's.
+//! An upload into an image is cut into groups of at most one ring upload's bytes
+//! (`image_pieces`), each region's texels at an offset the copy rules allow, so the caller's
+//! bytes need no alignment. Each group is written into a ring grant, then, under the
+//! submitter's lock, whatever buffer uploads are staged are submitted first and the group's
+//! copies follow with the next timeline value: the GPU copies one group while the producer
+//! writes the next. The ring's memory is mapped once and stays written to, so an upload pays
+//! for its copy into it and nothing else.
 //!
-//! Image uploads do not go through the ring: a texture is large and written once, and its copy
-//! needs the queue's layout transitions, which the buffer scheduler knows nothing of.
+//! The image's copies bypass the buffer scheduler (they need the queue's layout transitions,
+//! which it knows nothing of). Their grants have no record in the pending table, and are
+//! committed under the submitter's lock: a drain that comes later passes over them, and the
+//! value it tags them with is the image submission's or a later one (see
+//! `submit_ring_image_copies`). Uploads the ring cannot take (a row larger than a ring upload,
+//! or a large one under `BackPressure::DedicatedStaging`) go through a staging buffer of their
+//! own, destroyed when its value completes, like a dedicated buffer upload's.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
@@ -16,11 +23,13 @@ use std::sync::{Arc, Weak};
 use memkit_core::device::{
     DedicatedHint, DedicatedTo, ImageCopy, ImageCopyCommand, ImageCopyQueue, ImageDesc, ImageDevice,
 };
-use memkit_core::scheduler::BufferKey;
-use memkit_core::{AllocationRequest, DeviceAllocation, MemoryUsage, ResourceKind};
+use memkit_core::scheduler::{BufferKey, LargeUploadPolicy};
+use memkit_core::{AllocationRequest, DeviceAllocation, MemoryUsage, ResourceKind, WriteGrant};
 
-use super::{Coordinator, Recorded, Shared, Submitter};
+use super::image_pieces::{StagingGroup, staging_groups};
+use super::{Coordinator, RING_GRANTS, Recorded, Shared, Submitter};
 use crate::buffer::{BufferState, COUNTER};
+use crate::config::BackPressure;
 use crate::device::Device;
 use crate::error::{Error, Result};
 use crate::image::{Image, ImageState};
@@ -206,13 +215,9 @@ impl<D: Device + ImageCopyQueue> Shared<D> {
         let state = &image.state;
         let desc = state.desc;
         let granularity = self.device.image_copy_granularity();
-        // Where each region's texels go in the staging buffer: offsets on the copy's alignment
-        // (4 bytes and the texel size, both powers of two).
-        let unit = u64::from(desc.format.texel_bytes().max(4));
-        let mut staged = Vec::with_capacity(regions.len());
-        let (mut end, mut texel_bytes) = (0u64, 0u64);
+        let mut texel_bytes = 0u64;
         for region in regions {
-            // Every rule but the offset's, which is the staging buffer's, not the caller's.
+            // Every rule but the offset's, which is the staging memory's, not the caller's.
             let at_zero = ImageCopy {
                 buffer_offset: 0,
                 ..*region
@@ -233,19 +238,162 @@ impl<D: Device + ImageCopyQueue> Shared<D> {
                     buffer_size: texels.len() as u64,
                 });
             }
-            // Aligned, so the copy keeps every rule `at_zero` did. No overflow: each size is
-            // below `texels.len()`.
+            // No overflow: each size is below `texels.len()`.
+            texel_bytes += size;
+        }
+        if let Some((a, b)) = first_overlap(regions) {
+            log::debug!("memkit: image upload regions {a} and {b} overlap");
+            return Err(Error::OverlappingImageRegions);
+        }
+        // Staged texels sit on the copy's alignment: 4 bytes and the texel size, both powers of
+        // two (ring grants start on a multiple of 16).
+        let unit = u64::from(desc.format.texel_bytes().max(4));
+        let groups = staging_groups(
+            regions,
+            desc.format,
+            granularity,
+            self.route.max_ring_upload(),
+            unit,
+        );
+        let ticket = match groups {
+            Some(groups)
+                if groups.len() == 1
+                    || self.route.large_uploads() == LargeUploadPolicy::Chunks =>
+            {
+                self.upload_image_through_ring(state, &groups, texels)?
+            }
+            // Too large for the ring under `BackPressure::DedicatedStaging`, as for buffers, or
+            // a row (or a grid cell) larger than a ring upload.
+            _ => self.upload_image_dedicated(state, regions, texels)?,
+        };
+        self.counters.image_uploads.fetch_add(1, COUNTER);
+        self.counters
+            .image_bytes_uploaded
+            .fetch_add(texel_bytes, COUNTER);
+        Ok(ticket)
+    }
+
+    /// Stages each group in a ring grant and submits its copies as soon as it is written, so
+    /// the GPU copies one group while the next is written. The first group follows the
+    /// configured back pressure; later ones wait for room (the upload is under way), and go
+    /// through staging memory of their own when room that grants hold never comes, as a buffer
+    /// upload's later chunks do.
+    fn upload_image_through_ring(
+        self: &Arc<Self>,
+        state: &ImageState<D>,
+        groups: &[StagingGroup],
+        texels: &[u8],
+    ) -> Result<Ticket> {
+        let mut value = 0;
+        for (i, group) in groups.iter().enumerate() {
+            let policy = if i == 0 {
+                self.config.back_pressure
+            } else {
+                BackPressure::WaitForGpu
+            };
+            let granted = self.grant(group.bytes as usize, policy, self.config.held_room_timeout);
+            let mut grant = match granted {
+                Ok(grant) => grant,
+                Err(Error::StagingFull { wait_for })
+                    if (i == 0 && policy == BackPressure::DedicatedStaging)
+                        || (i > 0 && wait_for.is_none()) =>
+                {
+                    let rest: Vec<ImageCopy> = groups[i..]
+                        .iter()
+                        .flat_map(|g| &g.pieces)
+                        .map(|&(source, piece)| ImageCopy {
+                            buffer_offset: source,
+                            ..piece
+                        })
+                        .collect();
+                    return self.upload_image_dedicated(state, &rest, texels);
+                }
+                Err(e) => return Err(e),
+            };
+            let bytes = grant.bytes_mut();
+            for &(source, piece) in &group.pieces {
+                // Checked by `upload_image`: the piece lies inside its region's texels, and the
+                // group inside the grant.
+                let size = piece.packed_bytes(state.desc.format).unwrap_or(0) as usize;
+                let at = piece.buffer_offset as usize;
+                bytes[at..at + size]
+                    .copy_from_slice(&texels[source as usize..source as usize + size]);
+            }
+            value = self.submit_ring_image_copies(grant, state, group)?;
+        }
+        Ok(self.ticket_for_value(value))
+    }
+
+    /// Commits a written grant and submits its group's copies with the next timeline value,
+    /// which it returns; buffer uploads staged before it, and a refused value, are submitted
+    /// first.
+    ///
+    /// The grant is committed under the submitter's lock and has no record in the pending
+    /// table: no other thread can drain it before its copies are submitted, and whoever drains
+    /// it later (the call below, or any flush) passes over it and tags it with a value at or
+    /// above this one, so its room comes back only after its copies completed.
+    fn submit_ring_image_copies(
+        &self,
+        grant: WriteGrant<'_, 'static, RING_GRANTS>,
+        state: &ImageState<D>,
+        group: &StagingGroup,
+    ) -> Result<u64> {
+        let start = grant.offset() as u64;
+        let regions: Vec<ImageCopy> = group
+            .pieces
+            .iter()
+            .map(|&(_, piece)| ImageCopy {
+                buffer_offset: start + piece.buffer_offset,
+                ..piece
+            })
+            .collect();
+        let mut sub = self.lock_submitter();
+        // On an error the grant is dropped uncommitted: the ring takes its room back.
+        self.flush_locked(&mut sub)?;
+        grant
+            .commit(group.bytes as usize)
+            .expect("the committed length is the grant's own");
+        if !self.staging.coherent {
+            let pools = self.lock_pools();
+            let pools = pools.as_ref().ok_or(Error::DeviceLost)?;
+            let allocation = DeviceAllocation::from_raw(self.staging.allocation);
+            let flushed = pools.flush(&allocation, start, group.bytes);
+            // Borrowed to name the range: the ring's memory lives as long as the coordinator.
+            let _ = allocation.into_raw();
+            flushed.map_err(|e| self.device_error(super::flush_error(e)))?;
+        }
+        let value = self.submit_image_command(&mut sub, state, self.staging.raw, &regions)?;
+        // Drain the range now (with whatever else is staged) so its room is tagged, and comes
+        // back, without waiting for the next flush. The image's copies are in: an error here
+        // belongs to the buffer uploads submitted with them, and their own flush reports it.
+        if let Err(e) = self.flush_locked(&mut sub) {
+            log::debug!("memkit: flush after an image upload failed: {e}");
+        }
+        Ok(value)
+    }
+
+    /// Uploads through a staging buffer of its own: for uploads the ring cannot take.
+    fn upload_image_dedicated(
+        self: &Arc<Self>,
+        state: &ImageState<D>,
+        regions: &[ImageCopy],
+        texels: &[u8],
+    ) -> Result<Ticket> {
+        let desc = state.desc;
+        // Where each region's texels go in the staging buffer: offsets on the copy's alignment
+        // (4 bytes and the texel size, both powers of two).
+        let unit = u64::from(desc.format.texel_bytes().max(4));
+        let mut staged = Vec::with_capacity(regions.len());
+        let mut end = 0u64;
+        for region in regions {
+            // Checked by `upload_image`.
+            let size = region.packed_bytes(desc.format).unwrap_or(0);
             let at = end.next_multiple_of(unit);
             staged.push(ImageCopy {
                 buffer_offset: at,
                 ..*region
             });
             end = at + size;
-            texel_bytes += size;
-        }
-        if let Some((a, b)) = first_overlap(&staged) {
-            log::debug!("memkit: image upload regions {a} and {b} overlap");
-            return Err(Error::OverlappingImageRegions);
         }
         let staging = self.create_state(end, MemoryUsage::UPLOAD, true)?;
         if let Err(e) = self.fill_staging(&staging, &desc, regions, &staged, texels) {
@@ -254,17 +402,17 @@ impl<D: Device + ImageCopyQueue> Shared<D> {
             return Err(e);
         }
         let mut sub = self.lock_submitter();
-        match self.submit_image_copies(&mut sub, state, &staged, &staging) {
+        // Buffer uploads staged before this one go first, and a refused value is signalled first.
+        let submitted = self
+            .flush_locked(&mut sub)
+            .and_then(|_| self.submit_image_command(&mut sub, state, staging.raw, &staged));
+        match submitted {
             Ok(value) => {
                 sub.in_flight.push_back(super::InFlight {
                     value,
                     staging: vec![staging],
                 });
                 drop(sub);
-                self.counters.image_uploads.fetch_add(1, COUNTER);
-                self.counters
-                    .image_bytes_uploaded
-                    .fetch_add(texel_bytes, COUNTER);
                 Ok(self.ticket_for_value(value))
             }
             Err(e) => {
@@ -319,34 +467,34 @@ impl<D: Device + ImageCopyQueue> Shared<D> {
         flushed.map_err(|e| self.device_error(super::flush_error(e)))
     }
 
-    /// Submits the buffer uploads ready so far, then the image's copies with the next timeline
-    /// value, which it returns. On an error nothing of the image's upload is in flight.
-    fn submit_image_copies(
+    /// Submits one copy command from `src` into the image with the next timeline value, which it
+    /// returns; the caller submitted everything staged before (`flush_locked`). On an error
+    /// nothing of it is in flight.
+    fn submit_image_command(
         &self,
         sub: &mut Submitter<D>,
         state: &ImageState<D>,
-        staged: &[ImageCopy],
-        staging: &BufferState<D>,
+        src: D::Buffer,
+        regions: &[ImageCopy],
     ) -> Result<u64> {
-        // Also submits a refused submission's value (`sub.retry`) first: the values reach the
-        // device in the order they were handed out.
-        self.flush_locked(sub)?;
         let value = match self.timeline.submit() {
             Ok(v) => v.get(),
             Err(_) => return Err(Error::DeviceLost),
         };
         let command = ImageCopyCommand {
-            src: staging.raw,
+            src,
             dst: state.raw,
             desc: state.desc,
             keep_contents: state.written.load(Ordering::Acquire),
-            regions: staged,
+            regions,
         };
-        // SAFETY: the staging buffer and the image are alive and bound, and stay so until the
-        // value completes (the staging buffer goes on the in-flight list, and a dropped image is
+        // SAFETY: the source and the image are alive and bound, and stay so until the value
+        // completes (a dedicated staging buffer goes on the in-flight list, the ring's room comes
+        // back only once a value at or above this one completed, and a dropped image is
         // destroyed only once its `last_use` completed); `desc` is the image's; each region was
-        // checked against it and the queue's granularity, lies inside the staging buffer (sized
-        // to hold them all) and no two overlap; the texels were written and flushed; the image
+        // checked against it and the queue's granularity (pieces of a region are cut on that
+        // grid), lies inside the source (sized, or granted, to hold them all) and no two
+        // overlap; the texels were written and flushed; the image
         // keeps its contents only after an earlier upload (`written`) left it in its layout
         // after upload (the application's contract for its own work on it); the tracker hands
         // out increasing values, submitted under the submitter's lock.

@@ -1,0 +1,312 @@
+//! How an image upload is cut to fit the staging ring: regions into pieces of at most one ring
+//! upload's bytes (whole layers, then whole depth slices, then bands of rows on the queue's
+//! granularity grid), and pieces into groups that each fill one ring grant.
+//!
+//! Every piece is itself a valid copy region: its box starts on the granularity grid (the region
+//! did, and each cut is a multiple of the grid), and it ends on the grid or where the region
+//! ends. Its texels are contiguous in the caller's tightly packed bytes, because the packing
+//! runs layer by layer, slice by slice, row by row.
+
+use memkit_core::device::{ImageCopy, ImageFormat};
+
+/// One ring grant's worth of an upload.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(super) struct StagingGroup {
+    /// `(source offset in the caller's texels, region)`, the region's `buffer_offset` relative to
+    /// the group's start (on the copy alignment).
+    pub(super) pieces: Vec<(u64, ImageCopy)>,
+    /// Bytes the group takes in the ring, alignment gaps included.
+    pub(super) bytes: u64,
+}
+
+/// Cuts checked `regions` into groups of at most `limit` bytes, each piece at a multiple of
+/// `unit` (a power of two) within its group. `None` when some region cannot be cut that small:
+/// one row (or one grid cell of rows or slices) is larger than `limit`, or a granularity of 0
+/// (whole levels only) forbids the cut it would need.
+pub(super) fn staging_groups(
+    regions: &[ImageCopy],
+    format: ImageFormat,
+    granularity: [u32; 3],
+    limit: u64,
+    unit: u64,
+) -> Option<Vec<StagingGroup>> {
+    let mut pieces = Vec::with_capacity(regions.len());
+    for region in regions {
+        cut(region, format, granularity, limit, &mut pieces)?;
+    }
+    let mut groups: Vec<StagingGroup> = Vec::new();
+    let mut current = StagingGroup {
+        pieces: Vec::new(),
+        bytes: 0,
+    };
+    for piece in pieces {
+        let size = piece.packed_bytes(format)?;
+        let mut at = current.bytes.next_multiple_of(unit);
+        if !current.pieces.is_empty() && at + size > limit {
+            groups.push(std::mem::replace(
+                &mut current,
+                StagingGroup {
+                    pieces: Vec::new(),
+                    bytes: 0,
+                },
+            ));
+            at = 0;
+        }
+        current.pieces.push((
+            piece.buffer_offset,
+            ImageCopy {
+                buffer_offset: at,
+                ..piece
+            },
+        ));
+        current.bytes = at + size;
+    }
+    if !current.pieces.is_empty() {
+        groups.push(current);
+    }
+    Some(groups)
+}
+
+/// Appends `region`'s pieces of at most `limit` bytes to `out` (`buffer_offset`: where each
+/// piece's texels start in the caller's bytes).
+fn cut(
+    region: &ImageCopy,
+    format: ImageFormat,
+    granularity: [u32; 3],
+    limit: u64,
+    out: &mut Vec<ImageCopy>,
+) -> Option<()> {
+    let bytes = region.packed_bytes(format)?;
+    if bytes <= limit {
+        out.push(*region);
+        return Some(());
+    }
+    let [width, height, depth] = region.extent;
+    let row = u64::from(width) * u64::from(format.texel_bytes());
+    let slice = row * u64::from(height);
+    let layer = slice * u64::from(depth);
+    if region.layer_count > 1 {
+        // Layers are not on the granularity grid: any number of them may go together.
+        let per_piece = (limit / layer).clamp(1, u64::from(region.layer_count)) as u32;
+        let mut first = 0;
+        while first < region.layer_count {
+            let count = per_piece.min(region.layer_count - first);
+            cut(
+                &ImageCopy {
+                    buffer_offset: region.buffer_offset + u64::from(first) * layer,
+                    base_array_layer: region.base_array_layer + first,
+                    layer_count: count,
+                    ..*region
+                },
+                format,
+                granularity,
+                limit,
+                out,
+            )?;
+            first += count;
+        }
+        return Some(());
+    }
+    // One layer larger than `limit`: bands of slices, or else bands of rows.
+    let (axis, unit_bytes, count) = if depth > 1 {
+        (2, slice, depth)
+    } else {
+        (1, row, height)
+    };
+    let grid = granularity[axis];
+    if grid == 0 {
+        return None;
+    }
+    let per_band = (limit / unit_bytes) as u32 / grid * grid;
+    if per_band == 0 {
+        if axis == 2 && grid == 1 {
+            // Even one slice is too large: cut each slice into rows.
+            for z in 0..depth {
+                let mut offset = region.offset;
+                offset[2] += z;
+                let mut extent = region.extent;
+                extent[2] = 1;
+                cut(
+                    &ImageCopy {
+                        buffer_offset: region.buffer_offset + u64::from(z) * slice,
+                        offset,
+                        extent,
+                        ..*region
+                    },
+                    format,
+                    granularity,
+                    limit,
+                    out,
+                )?;
+            }
+            return Some(());
+        }
+        return None;
+    }
+    let mut first = 0;
+    while first < count {
+        let band = per_band.min(count - first);
+        let mut offset = region.offset;
+        offset[axis] += first;
+        let mut extent = region.extent;
+        extent[axis] = band;
+        out.push(ImageCopy {
+            buffer_offset: region.buffer_offset + u64::from(first) * unit_bytes,
+            offset,
+            extent,
+            ..*region
+        });
+        first += band;
+    }
+    Some(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use memkit_core::device::{ImageDesc, ImageUsage};
+
+    const RGBA8: ImageFormat = ImageFormat::Rgba8Unorm;
+
+    fn desc_2d(w: u32, h: u32, layers: u32) -> ImageDesc {
+        ImageDesc::new_2d(RGBA8, w, h, ImageUsage::TRANSFER_DST).with_array_layers(layers)
+    }
+
+    /// Every texel of `regions` once, as `(level, layer, x, y, z, source byte offset)`.
+    fn texels(regions: &[ImageCopy]) -> Vec<(u32, u32, u32, u32, u32, u64)> {
+        let mut all = Vec::new();
+        for r in regions {
+            let mut at = r.buffer_offset;
+            for layer in 0..r.layer_count {
+                for z in 0..r.extent[2] {
+                    for y in 0..r.extent[1] {
+                        for x in 0..r.extent[0] {
+                            all.push((
+                                r.mip_level,
+                                r.base_array_layer + layer,
+                                r.offset[0] + x,
+                                r.offset[1] + y,
+                                r.offset[2] + z,
+                                at,
+                            ));
+                            at += 4;
+                        }
+                    }
+                }
+            }
+        }
+        all.sort_unstable();
+        all
+    }
+
+    /// The groups' pieces with their source offsets put back, each checked against `desc`.
+    fn pieces(groups: &[StagingGroup], desc: &ImageDesc, granularity: [u32; 3]) -> Vec<ImageCopy> {
+        let mut all = Vec::new();
+        for group in groups {
+            for (source, piece) in &group.pieces {
+                assert_eq!(piece.check(desc, granularity), Ok(()), "{piece:?}");
+                all.push(ImageCopy {
+                    buffer_offset: *source,
+                    ..*piece
+                });
+            }
+        }
+        all
+    }
+
+    #[test]
+    fn small_regions_share_one_group_at_aligned_offsets() {
+        let desc = desc_2d(61, 37, 1).with_full_mip_chain();
+        let regions: Vec<ImageCopy> = (0..desc.mip_levels)
+            .scan(0, |at, level| {
+                let r = ImageCopy::whole_level(&desc, level, *at);
+                *at += r.packed_bytes(RGBA8).unwrap();
+                Some(r)
+            })
+            .collect();
+        let groups = staging_groups(&regions, RGBA8, [1, 1, 1], 1 << 20, 16).unwrap();
+        assert_eq!(groups.len(), 1);
+        let offsets: Vec<u64> = groups[0].pieces.iter().map(|(_, p)| p.buffer_offset).collect();
+        // 61x37, 30x18, 15x9, 7x4, 3x2, 1x1 texels of 4 bytes, each start rounded up to 16.
+        assert_eq!(offsets, [0, 9040, 11200, 11744, 11856, 11888]);
+        assert_eq!(groups[0].bytes, 11892);
+        assert_eq!(texels(&pieces(&groups, &desc, [1, 1, 1])), texels(&regions));
+    }
+
+    #[test]
+    fn a_large_level_is_cut_into_row_bands_on_the_grid_that_cover_it_once() {
+        let desc = desc_2d(100, 50, 1);
+        let region = ImageCopy {
+            buffer_offset: 12,
+            ..ImageCopy::whole_level(&desc, 0, 0)
+        };
+        // 400-byte rows; 4 KiB holds 10 rows, 8 on a grid of 4.
+        let groups = staging_groups(&[region], RGBA8, [4, 4, 1], 4096, 16).unwrap();
+        let cut = pieces(&groups, &desc, [4, 4, 1]);
+        let bands: Vec<(u32, u32)> = cut.iter().map(|p| (p.offset[1], p.extent[1])).collect();
+        assert_eq!(
+            bands,
+            [(0, 8), (8, 8), (16, 8), (24, 8), (32, 8), (40, 8), (48, 2)]
+        );
+        assert!(groups.iter().all(|g| g.bytes <= 4096));
+        assert_eq!(texels(&cut), texels(&[region]));
+    }
+
+    #[test]
+    fn layers_go_together_then_alone_then_in_bands() {
+        let desc = desc_2d(32, 32, 6);
+        let region = ImageCopy::whole_level(&desc, 0, 0);
+        // A layer is 4 KiB: three per piece.
+        let groups = staging_groups(&[region], RGBA8, [1, 1, 1], 12 << 10, 16).unwrap();
+        let cut = pieces(&groups, &desc, [1, 1, 1]);
+        assert_eq!(cut.len(), 2);
+        assert_eq!((cut[1].base_array_layer, cut[1].layer_count), (3, 3));
+        assert_eq!(texels(&cut), texels(&[region]));
+        // Below one layer: each layer in row bands.
+        let groups = staging_groups(&[region], RGBA8, [1, 1, 1], 1 << 10, 16).unwrap();
+        let cut = pieces(&groups, &desc, [1, 1, 1]);
+        assert_eq!(cut.len(), 6 * 4);
+        assert_eq!(texels(&cut), texels(&[region]));
+    }
+
+    #[test]
+    fn a_3d_image_is_cut_into_slices_then_rows() {
+        let desc = ImageDesc {
+            depth: 8,
+            ..ImageDesc::new_2d(RGBA8, 16, 16, ImageUsage::TRANSFER_DST)
+        };
+        let region = ImageCopy::whole_level(&desc, 0, 0);
+        let groups = staging_groups(&[region], RGBA8, [1, 1, 1], 2048, 16).unwrap();
+        let cut = pieces(&groups, &desc, [1, 1, 1]);
+        // A slice is 1 KiB: two per piece.
+        assert_eq!(cut.len(), 4);
+        assert_eq!(texels(&cut), texels(&[region]));
+        let groups = staging_groups(&[region], RGBA8, [1, 1, 1], 512, 16).unwrap();
+        let cut = pieces(&groups, &desc, [1, 1, 1]);
+        assert_eq!(cut.len(), 8 * 2);
+        assert_eq!(texels(&cut), texels(&[region]));
+    }
+
+    #[test]
+    fn regions_that_cannot_be_cut_small_enough_are_refused() {
+        let desc = desc_2d(100, 50, 1);
+        let region = ImageCopy::whole_level(&desc, 0, 0);
+        // Whole levels only.
+        assert_eq!(staging_groups(&[region], RGBA8, [0, 0, 0], 4096, 16), None);
+        // One row (400 bytes) is over the limit.
+        assert_eq!(staging_groups(&[region], RGBA8, [1, 1, 1], 256, 16), None);
+        // A grid cell of 16 rows (6400 bytes) is over it.
+        assert_eq!(staging_groups(&[region], RGBA8, [16, 16, 1], 4096, 16), None);
+        // Layers may still be cut under whole-levels-only.
+        let layered = desc_2d(16, 16, 4);
+        let groups = staging_groups(
+            &[ImageCopy::whole_level(&layered, 0, 0)],
+            RGBA8,
+            [0, 0, 0],
+            1024,
+            16,
+        )
+        .unwrap();
+        assert_eq!(groups.len(), 4);
+    }
+}
