@@ -6,7 +6,7 @@ use memkit_core::device::{
     DeviceError, ImageCopy, ImageCopyError, ImageDesc, ImageFormat, ImageLayout, ImageUsage,
 };
 use memkit_dummy::{DeviceConfig, DummyDevice, Preset, WaitMode};
-use memkit_std::{Coordinator, CoordinatorConfig, Error, Image, MemoryUsage};
+use memkit_std::{BackPressure, Coordinator, CoordinatorConfig, Error, Image, MemoryUsage};
 
 const TEXTURE_USAGE: ImageUsage = ImageUsage::SAMPLED.union(ImageUsage::TRANSFER_DST);
 
@@ -341,4 +341,175 @@ fn an_image_held_past_its_coordinator_is_destroyed_and_reported_as_leaked() {
     drop(image);
     device.assert_no_misuse();
     assert!(device.leak_report().is_empty(), "{}", device.leak_report());
+}
+
+/// A coordinator with a 64 KiB staging ring whose uploads are at most `max_ring_upload` bytes.
+fn small_ring(
+    config: DeviceConfig,
+    max_ring_upload: u64,
+    back_pressure: BackPressure,
+) -> (Coordinator<DummyDevice>, DummyDevice) {
+    let device = DummyDevice::new(config).expect("device");
+    let config = CoordinatorConfig {
+        staging_ring_size: 64 << 10,
+        max_ring_upload,
+        back_pressure,
+        ..CoordinatorConfig::default()
+    };
+    let c = Coordinator::new(device.clone(), config).expect("coordinator");
+    (c, device)
+}
+
+fn assert_every_level_and_layer(
+    device: &DummyDevice,
+    image: &Image<DummyDevice>,
+    texels: &[u8],
+    what: &str,
+) {
+    let desc = image.desc();
+    for level in 0..desc.mip_levels {
+        for layer in 0..desc.array_layers {
+            assert!(
+                read(device, image, level, layer)[..] == texels[layer_range(desc, level, layer)],
+                "{what}: level {level} layer {layer} differs"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_texture_larger_than_a_ring_upload_streams_through_the_ring_in_row_bands() {
+    let desc = texture_desc();
+    let texels = pattern(desc.packed_bytes() as usize, 21);
+    // Level 0 is 9028 bytes per layer, over the 4 KiB limit: cut into bands of 16 rows (244-byte
+    // rows), with the small levels packed into groups of their own.
+    let (c, device) = small_ring(DeviceConfig::discrete(), 4096, BackPressure::WaitForGpu);
+    let (image, ticket) = c
+        .create_image_with_data(&desc, MemoryUsage::FAST_DEVICE_ACCESS, &texels)
+        .expect("texture");
+    ticket.wait().expect("upload");
+    assert_every_level_and_layer(&device, &image, &texels, "through the ring");
+    let stats = c.stats();
+    assert_eq!(stats.buffers_created, 0, "no staging buffer of its own");
+    assert!(
+        stats.ring.drained_bytes >= desc.packed_bytes(),
+        "{:?}",
+        stats.ring
+    );
+    // 2 layers x 3 bands of level 0, then the rest (every group at most 4 KiB).
+    assert!(stats.submissions >= 7, "{} submissions", stats.submissions);
+    assert_eq!(stats.image_bytes_uploaded, desc.packed_bytes());
+    // Its room came back: the ring is empty once the copies completed.
+    c.maintain().expect("maintain");
+    assert_eq!(c.stats().ring.bytes_in_flight, 0);
+    device.assert_no_misuse();
+
+    // Where the queue copies whole levels only, a level over the limit cannot be cut: it goes
+    // through a staging buffer of its own, and lands the same.
+    let (c, device) = small_ring(
+        DeviceConfig::discrete().with_image_copy_granularity([0, 0, 0]),
+        4096,
+        BackPressure::WaitForGpu,
+    );
+    let (image, ticket) = c
+        .create_image_with_data(&desc, MemoryUsage::FAST_DEVICE_ACCESS, &texels)
+        .expect("texture");
+    ticket.wait().expect("upload");
+    assert_every_level_and_layer(&device, &image, &texels, "whole levels only");
+    assert_eq!(c.stats().buffers_created, 1, "one staging buffer");
+    device.assert_no_misuse();
+}
+
+#[test]
+fn an_image_uploads_ring_room_comes_back_only_after_its_copy_completed() {
+    let (c, device) = small_ring(DeviceConfig::discrete(), 16 << 10, BackPressure::Fail);
+    device.set_wait_mode(WaitMode::Manual);
+    device.set_complete_on_submit(false);
+    // 16 KiB of texels in one group, submitted at once and still running.
+    let desc = ImageDesc::new_2d(ImageFormat::Rgba8Unorm, 64, 64, TEXTURE_USAGE);
+    let texels = pattern(desc.packed_bytes() as usize, 33);
+    let (image, ticket) = c
+        .create_image_with_data(&desc, MemoryUsage::FAST_DEVICE_ACCESS, &texels)
+        .expect("texture");
+    c.maintain().expect("maintain");
+    assert!(!ticket.is_complete().unwrap());
+    assert_eq!(c.stats().ring.bytes_in_flight, 16 << 10);
+    // The other 48 KiB of the ring take three 16 KiB buffer uploads; a fourth would need the
+    // image's room, which its running copy still reads.
+    let buffer = c
+        .create_buffer(64 << 10, MemoryUsage::FAST_DEVICE_ACCESS)
+        .expect("buffer");
+    for i in 0..3u8 {
+        c.upload_to(&buffer, u64::from(i) * (16 << 10), &[i; 16 << 10])
+            .expect("room");
+    }
+    let refused = c.upload_to(&buffer, 48 << 10, &[3u8; 16 << 10]);
+    assert!(
+        matches!(refused, Err(Error::StagingFull { wait_for: Some(v) }) if v == ticket.value().unwrap()),
+        "{refused:?}, image at {:?}, {:?}",
+        ticket.value(),
+        c.stats().ring
+    );
+    device.complete_all();
+    let flushed = c.flush_transfers().expect("flush");
+    device.complete_all();
+    flushed.wait().expect("buffers");
+    assert_every_level_and_layer(&device, &image, &texels, "image");
+    // Its room is back: the fourth upload fits now.
+    c.upload_to(&buffer, 48 << 10, &[3u8; 16 << 10])
+        .expect("room after the copy");
+    let flushed = c.flush_transfers().expect("flush");
+    device.complete_all();
+    flushed.wait().expect("buffer");
+    let bytes = device
+        .read_buffer(buffer.raw(), 0, 64 << 10)
+        .expect("buffer");
+    for i in 0..4usize {
+        assert!(bytes[i << 14..(i + 1) << 14].iter().all(|&b| b == i as u8));
+    }
+    device.assert_no_misuse();
+}
+
+#[test]
+fn textures_and_buffers_from_several_threads_share_the_ring_and_all_land() {
+    let (c, device) = small_ring(DeviceConfig::discrete(), 8 << 10, BackPressure::WaitForGpu);
+    let c = std::sync::Arc::new(c);
+    let desc = texture_desc();
+    let threads: Vec<_> = (0..4u8)
+        .map(|t| {
+            let c = std::sync::Arc::clone(&c);
+            std::thread::spawn(move || {
+                let mut done = Vec::new();
+                for round in 0..6u8 {
+                    let seed = t * 16 + round;
+                    let texels = pattern(desc.packed_bytes() as usize, seed);
+                    let (image, _) = c
+                        .create_image_with_data(&desc, MemoryUsage::FAST_DEVICE_ACCESS, &texels)
+                        .expect("texture");
+                    let bytes = pattern(5000, seed ^ 0x55);
+                    let (buffer, _) = c.upload_slice(&bytes).expect("buffer");
+                    done.push((image, texels, buffer, bytes));
+                }
+                done
+            })
+        })
+        .collect();
+    let done: Vec<_> = threads
+        .into_iter()
+        .flat_map(|t| t.join().expect("thread"))
+        .collect();
+    c.flush_transfers().expect("flush").wait().expect("all");
+    for (i, (image, texels, buffer, bytes)) in done.iter().enumerate() {
+        assert_every_level_and_layer(&device, image, texels, &format!("texture {i}"));
+        let got = device
+            .read_buffer(buffer.raw(), 0, bytes.len())
+            .expect("buffer");
+        assert!(got == *bytes, "buffer {i} differs");
+    }
+    assert_eq!(
+        c.stats().buffers_created,
+        24,
+        "no staging buffer of its own"
+    );
+    device.assert_no_misuse();
 }

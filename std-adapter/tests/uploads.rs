@@ -1284,3 +1284,70 @@ fn ending_another_coordinators_frame_is_refused() {
     other.end_frame(others_frame).unwrap();
     assert_eq!((c.stats().frames, other.stats().frames), (2, 1));
 }
+
+/// A submission the device refused is sent again, with its own value, before the next one.
+/// Ring ranges drained in between belong to that next submission: the retried value must not
+/// give their room back, or a producer would overwrite bytes a running copy still reads.
+#[test]
+fn a_retried_submission_does_not_give_back_room_that_a_later_one_reads() {
+    let gpu = DummyDevice::discrete();
+    gpu.set_wait_mode(memkit_dummy::WaitMode::Manual);
+    gpu.set_complete_on_submit(false);
+    let config = CoordinatorConfig {
+        staging_ring_size: 64 << 10,
+        max_ring_upload: 16 << 10,
+        back_pressure: BackPressure::Fail,
+        ..CoordinatorConfig::default()
+    };
+    let c = Coordinator::new(gpu.clone(), config).unwrap();
+    let b = c
+        .create_buffer(96 << 10, MemoryUsage::FAST_DEVICE_ACCESS)
+        .unwrap();
+    c.upload_to(&b, 0, &[1u8; 16 << 10]).unwrap();
+    gpu.fail_submit_call(
+        gpu.counters().submit_calls + 1,
+        memkit_core::device::DeviceError::OutOfHostMemory,
+    );
+    assert_eq!(
+        c.flush_transfers().err(),
+        Some(Error::Device(
+            memkit_core::device::DeviceError::OutOfHostMemory
+        ))
+    );
+    // Staged after the refusal: drained with the retry still waiting, submitted after it.
+    c.upload_to(&b, 16 << 10, &[2u8; 16 << 10]).unwrap();
+    c.flush_transfers().unwrap();
+    let values = gpu.pending_values();
+    assert_eq!(values.len(), 2, "the retry, then the later upload");
+    gpu.advance_to(values[0]);
+    c.maintain().unwrap();
+    // Both ranges wait for the later value (the retried one's too: it was drained before the
+    // later one, and the ring gives room back in order).
+    assert_eq!(c.stats().ring.bytes_in_flight, 32 << 10);
+    // The free 32 KiB take two uploads; a third would need room the running copy reads.
+    for i in 0..2u8 {
+        c.upload_to(
+            &b,
+            (32 << 10) + u64::from(i) * (16 << 10),
+            &[3 + i; 16 << 10],
+        )
+        .unwrap();
+    }
+    let refused = c.upload_to(&b, 64 << 10, &[9u8; 16 << 10]);
+    assert!(
+        matches!(refused, Err(Error::StagingFull { wait_for: Some(v) }) if v == values[1]),
+        "{refused:?}"
+    );
+    gpu.complete_all();
+    let flushed = c.flush_transfers().unwrap();
+    gpu.complete_all();
+    flushed.wait().unwrap();
+    let bytes = read(&c, &b);
+    for (i, fill) in [1u8, 2, 3, 4, 0, 0].into_iter().enumerate() {
+        assert!(
+            bytes[i << 14..(i + 1) << 14].iter().all(|&x| x == fill),
+            "range {i}"
+        );
+    }
+    gpu.assert_no_misuse();
+}

@@ -226,7 +226,11 @@ mod tests {
             .collect();
         let groups = staging_groups(&regions, RGBA8, [1, 1, 1], 1 << 20, 16).unwrap();
         assert_eq!(groups.len(), 1);
-        let offsets: Vec<u64> = groups[0].pieces.iter().map(|(_, p)| p.buffer_offset).collect();
+        let offsets: Vec<u64> = groups[0]
+            .pieces
+            .iter()
+            .map(|(_, p)| p.buffer_offset)
+            .collect();
         // 61x37, 30x18, 15x9, 7x4, 3x2, 1x1 texels of 4 bytes, each start rounded up to 16.
         assert_eq!(offsets, [0, 9040, 11200, 11744, 11856, 11888]);
         assert_eq!(groups[0].bytes, 11892);
@@ -296,7 +300,10 @@ mod tests {
         // One row (400 bytes) is over the limit.
         assert_eq!(staging_groups(&[region], RGBA8, [1, 1, 1], 256, 16), None);
         // A grid cell of 16 rows (6400 bytes) is over it.
-        assert_eq!(staging_groups(&[region], RGBA8, [16, 16, 1], 4096, 16), None);
+        assert_eq!(
+            staging_groups(&[region], RGBA8, [16, 16, 1], 4096, 16),
+            None
+        );
         // Layers may still be cut under whole-levels-only.
         let layered = desc_2d(16, 16, 4);
         let groups = staging_groups(

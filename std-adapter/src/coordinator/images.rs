@@ -257,8 +257,7 @@ impl<D: Device + ImageCopyQueue> Shared<D> {
         );
         let ticket = match groups {
             Some(groups)
-                if groups.len() == 1
-                    || self.route.large_uploads() == LargeUploadPolicy::Chunks =>
+                if groups.len() == 1 || self.route.large_uploads() == LargeUploadPolicy::Chunks =>
             {
                 self.upload_image_through_ring(state, &groups, texels)?
             }
