@@ -812,14 +812,26 @@ fn synchronization_validation_reports_an_unordered_pair_of_copies() {
     );
 }
 
+/// With the default ring the texture goes in one submission; with a 64 KiB ring of 4 KiB
+/// uploads it streams in row bands, several submissions into one image, each keeping what the
+/// ones before it wrote.
 #[test]
 fn the_coordinator_fills_a_texture_that_the_application_reads_back_and_patches() {
-    for timeline in TIMELINE_MODES {
+    let small_ring = CoordinatorConfig {
+        staging_ring_size: 64 << 10,
+        max_ring_upload: 4096,
+        ..CoordinatorConfig::default()
+    };
+    let configs = [CoordinatorConfig::default(), small_ring];
+    for (timeline, config) in TIMELINE_MODES
+        .into_iter()
+        .flat_map(|t| configs.iter().map(move |c| (t, *c)))
+    {
         let Some(h) = concurrent_device(timeline) else {
             return;
         };
         let shared = SharedHeadlessDevice::new(h);
-        let c = Coordinator::new(shared.clone(), CoordinatorConfig::default()).unwrap();
+        let c = Coordinator::new(shared.clone(), config).unwrap();
         let desc = rgba_2d_array();
         let (regions, size) = whole_levels(&desc);
         let data = pattern(size as usize, 21);
@@ -861,6 +873,11 @@ fn the_coordinator_fills_a_texture_that_the_application_reads_back_and_patches()
         );
         drop((image, ticket, patched));
         let stats = c.shutdown();
+        if config.max_ring_upload == small_ring.max_ring_upload {
+            // 2 layers x 3 bands of level 0, the other levels, the patch.
+            assert!(stats.submissions >= 8, "{} submissions", stats.submissions);
+        }
+        assert_eq!(stats.buffers_created, 0, "every upload went through the ring");
         assert_eq!(
             (
                 stats.images_created,
