@@ -877,7 +877,10 @@ fn the_coordinator_fills_a_texture_that_the_application_reads_back_and_patches()
             // 2 layers x 3 bands of level 0, the other levels, the patch.
             assert!(stats.submissions >= 8, "{} submissions", stats.submissions);
         }
-        assert_eq!(stats.buffers_created, 0, "every upload went through the ring");
+        assert_eq!(
+            stats.buffers_created, 0,
+            "every upload went through the ring"
+        );
         assert_eq!(
             (
                 stats.images_created,

@@ -2,6 +2,8 @@
 //! mip chain (about 21.3 MiB each, 682 MiB in all; `--quick`: 8 of 256x256), measured against
 //! the raw copy of the same bytes on the same device in the same run:
 //!
+//! - the CPU's limit: the texels copied into mapped host-visible memory (touched before), from 1
+//!   and 4 threads, no GPU work: an upload from that many threads cannot beat it;
 //! - raw: one pre-filled host-visible staging buffer, every texture's levels copied into
 //!   pre-created device-local images in one submission, waited: on memkit-vulkan's transfer queue
 //!   (`submit_image_copies`: a barrier, one `vkCmdCopyBufferToImage` per image, a barrier), and
@@ -149,8 +151,29 @@ pub(super) fn run(report: &mut Report, reps: usize, quick: bool, validate: bool)
     memkit(report, &gpu, &work, reps);
 
     let label = work.label();
+    // Against the CPU's own limit at the same thread count.
+    for threads in [1, THREADS] {
+        let cpu = report.get(&format!(
+            "8. CPU copy into mapped staging, {threads} thread(s), {label}"
+        ));
+        let memkit = report.get(&format!(
+            "8. memkit create_image_with_data, {threads} thread(s), {label}"
+        ));
+        if let (Some(cpu), Some(memkit)) = (cpu, memkit) {
+            report.add(
+                &format!(
+                    "8. memkit create_image_with_data, {threads} thread(s) / CPU copy, {label}"
+                ),
+                memkit / cpu,
+                "x",
+                "same run",
+            );
+        }
+    }
     if let Some(raw) = report.get(&format!("8. raw image copy, transfer queue, {label}")) {
         for name in [
+            format!("8. CPU copy into mapped staging, 1 thread(s), {label}"),
+            format!("8. CPU copy into mapped staging, {THREADS} thread(s), {label}"),
             format!("8. raw image copy, main queue (ash), {label}"),
             format!("8. raw buffer copy of the same bytes, {label}"),
             format!("8. memkit create_image_with_data, 1 thread(s), {label}"),
@@ -203,12 +226,36 @@ fn raw(report: &mut Report, h: &HeadlessDevice, work: &Workload, reps: usize) {
     let label = work.label();
     let total = work.total();
     let staging = bound(device, total, BufferUsage::TRANSFER_SRC, true);
+    // 0. the CPU's limit: the texels copied into this mapped staging memory (written once
+    // before, so no first touch is timed), from 1 and THREADS threads, no GPU work. No upload
+    // from that many threads can go faster than its copy into staging.
     // SAFETY: host-visible, coherent, not mapped elsewhere; unmapped below before any copy.
-    unsafe {
-        let mapped = device.map_memory(staging.memory).expect("map staging");
-        std::ptr::copy_nonoverlapping(work.texels.as_ptr(), mapped.as_ptr(), work.texels.len());
-        device.unmap_memory(staging.memory);
+    let mapped = unsafe { device.map_memory(staging.memory) }.expect("map staging");
+    // SAFETY: the mapping covers `total` bytes and nothing else reads or writes it while the
+    // slice lives (no copy is submitted before the unmap below).
+    let target = unsafe { std::slice::from_raw_parts_mut(mapped.as_ptr(), work.texels.len()) };
+    target.copy_from_slice(&work.texels);
+    for threads in [1, THREADS] {
+        let per_thread = work.texels.len().div_ceil(threads);
+        let t = timed(reps, || {
+            std::thread::scope(|s| {
+                for (to, from) in target
+                    .chunks_mut(per_thread)
+                    .zip(work.texels.chunks(per_thread))
+                {
+                    s.spawn(move || to.copy_from_slice(from));
+                }
+            });
+        });
+        report.add(
+            &format!("8. CPU copy into mapped staging, {threads} thread(s), {label}"),
+            gbps(total, t),
+            "GB/s",
+            "memcpy only, memory touched before",
+        );
     }
+    // SAFETY: the slice above is no longer used.
+    unsafe { device.unmap_memory(staging.memory) };
     let images: Vec<RawImage> = (0..work.count)
         .map(|_| raw_image(device, &work.desc))
         .collect();
