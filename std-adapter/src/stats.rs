@@ -282,8 +282,8 @@ pub struct CoordinatorStats {
     pub images_destroyed: u64,
     /// Images the application still held when the coordinator shut down, as `leaked_buffers`.
     pub leaked_images: u64,
-    /// Uploads into images submitted (each staged in a staging buffer of its own, counted in
-    /// `buffers_created`).
+    /// Uploads into images submitted (staged through the ring; those the ring cannot take in a
+    /// staging buffer of their own, counted in `buffers_created`).
     pub image_uploads: u64,
     /// Texel bytes those uploads carried (not in `bytes_uploaded`).
     pub image_bytes_uploaded: u64,

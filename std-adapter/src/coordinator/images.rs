@@ -97,12 +97,23 @@ impl<D: Device + ImageCopyQueue> Coordinator<D> {
     }
 
     /// Uploads texels into `image`: each region's box is read tightly packed from `texels` at
-    /// its `buffer_offset` (any offset: the bytes are copied into a staging buffer at offsets the
+    /// its `buffer_offset` (any offset: the bytes are copied into staging memory at offsets the
     /// copy rules allow). The first upload into an image discards what it held, levels and
     /// layers the regions miss included; later ones keep what the regions do not cover. Once
     /// the ticket completed the texels are in place and the image is in
     /// [`Image::layout_after_upload`]; work on another queue waits for the ticket's
     /// [`value`](Ticket::value) on the coordinator's timeline semaphore before it uses them.
+    ///
+    /// The texels go through the staging ring, as buffer uploads do: an upload larger than
+    /// [`CoordinatorConfig::max_ring_upload`](crate::CoordinatorConfig::max_ring_upload) is cut
+    /// into whole layers, depth slices or bands of rows (on the queue's transfer granularity),
+    /// each submitted as soon as it is written, so the GPU copies while the caller's thread
+    /// writes the rest, and the staging memory never grows past the ring. An upload the ring
+    /// cannot take (one row larger than a ring upload, a level too large on a queue that copies
+    /// whole levels only, or a large one under
+    /// [`BackPressure::DedicatedStaging`](crate::BackPressure::DedicatedStaging)) goes through a
+    /// staging buffer of its own. A full ring is met as the configured back pressure says, for
+    /// the first piece; later pieces wait for room.
     ///
     /// The application keeps its own GPU work off the image while the upload runs: work it
     /// submitted before that uses the image must have completed (wait for its fence before
@@ -114,9 +125,11 @@ impl<D: Device + ImageCopyQueue> Coordinator<D> {
     /// [`Error::OutOfBounds`] when a region's texels reach past `texels`,
     /// [`Error::ImageCopy`] for a region that breaks a copy rule (see
     /// [`ImageCopy::check`]; the queue's granularity is the device's), [`Error::OverlappingImageRegions`],
-    /// [`Error::Memory`] when the staging buffer cannot be allocated, [`Error::DeviceLost`],
-    /// [`Error::Device`] when the device refuses the submission (nothing was submitted, and the
-    /// image is as before).
+    /// [`Error::StagingFull`] when the ring is full under [`BackPressure::Fail`](crate::BackPressure::Fail),
+    /// [`Error::Memory`] when a staging buffer of its own cannot be allocated,
+    /// [`Error::DeviceLost`], [`Error::Device`] when the device refuses a submission. Nothing of
+    /// the upload was submitted when its first piece fails; an upload cut into pieces that fails
+    /// later has landed in part (the pieces before), and the image holds the rest as before.
     pub fn upload_image(
         &self,
         image: &Image<D>,
