@@ -85,24 +85,19 @@ fn cut(
     let row = u64::from(width) * u64::from(format.texel_bytes());
     let slice = row * u64::from(height);
     let layer = slice * u64::from(depth);
+    let mut cut_further = |piece: ImageCopy| cut(&piece, format, granularity, limit, out);
     if region.layer_count > 1 {
         // Layers are not on the granularity grid: any number of them may go together.
         let per_piece = (limit / layer).clamp(1, u64::from(region.layer_count)) as u32;
         let mut first = 0;
         while first < region.layer_count {
             let count = per_piece.min(region.layer_count - first);
-            cut(
-                &ImageCopy {
-                    buffer_offset: region.buffer_offset + u64::from(first) * layer,
-                    base_array_layer: region.base_array_layer + first,
-                    layer_count: count,
-                    ..*region
-                },
-                format,
-                granularity,
-                limit,
-                out,
-            )?;
+            cut_further(ImageCopy {
+                buffer_offset: region.buffer_offset + u64::from(first) * layer,
+                base_array_layer: region.base_array_layer + first,
+                layer_count: count,
+                ..*region
+            })?;
             first += count;
         }
         return Some(());
@@ -126,18 +121,12 @@ fn cut(
                 offset[2] += z;
                 let mut extent = region.extent;
                 extent[2] = 1;
-                cut(
-                    &ImageCopy {
-                        buffer_offset: region.buffer_offset + u64::from(z) * slice,
-                        offset,
-                        extent,
-                        ..*region
-                    },
-                    format,
-                    granularity,
-                    limit,
-                    out,
-                )?;
+                cut_further(ImageCopy {
+                    buffer_offset: region.buffer_offset + u64::from(z) * slice,
+                    offset,
+                    extent,
+                    ..*region
+                })?;
             }
             return Some(());
         }
