@@ -380,9 +380,13 @@ impl<D: Device> Coordinator<D> {
     ///
     /// Errors: [`Error::Config`] (see [`CoordinatorConfig::validate`], and pools whose metadata
     /// would pass [`crate::MAX_POOL_METADATA_BYTES`]), [`Error::HostOutOfMemory`] (frame
-    /// arenas), [`Error::PoolConfig`], and the device's errors creating the staging ring.
+    /// arenas), [`Error::PoolConfig`], and the device's errors reading its timeline's value or
+    /// creating the staging ring.
     pub fn new(device: D, config: CoordinatorConfig) -> Result<Self> {
         config.validate()?;
+        // A device an earlier coordinator used keeps its timeline semaphore's value: carry on
+        // above it (that coordinator waited for its work at teardown, so the value completed).
+        let resume_at = device.completed_value()?;
         let frames = FrameSlots::new(config.buffering, config.frame_arena_size)?;
         let device = Arc::new(device);
         let ring_size = config.staging_ring_size;
@@ -473,7 +477,7 @@ impl<D: Device> Coordinator<D> {
             live: Mutex::new(KeyMap::default()),
             retired_images: Mutex::new(Vec::new()),
             live_images: Mutex::new(KeyMap::default()),
-            timeline: TimelineTracker::new(),
+            timeline: TimelineTracker::resuming_at(resume_at),
             completed_watermark: AtomicU64::new(0),
             frames: Mutex::new(frames),
             pacer: Mutex::new(FramePacer::new(config.buffering)),

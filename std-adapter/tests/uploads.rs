@@ -1351,3 +1351,32 @@ fn a_retried_submission_does_not_give_back_room_that_a_later_one_reads() {
     }
     gpu.assert_no_misuse();
 }
+
+/// A device outlives its coordinator: a second coordinator over it carries on above the timeline
+/// value the first one reached (the semaphore's value never goes back), instead of failing its
+/// first submission.
+#[test]
+fn a_second_coordinator_on_the_same_device_carries_on_its_timeline() {
+    let gpu = DummyDevice::discrete();
+    let staged = |c: &Coordinator<DummyDevice>, fill: u8| {
+        let b = c
+            .create_buffer(4096, MemoryUsage::FAST_DEVICE_ACCESS)
+            .unwrap();
+        let ticket = c.upload_to(&b, 0, &[fill; 4096]).unwrap();
+        c.flush_transfers().unwrap();
+        ticket.wait().unwrap();
+        (b, ticket.value().unwrap())
+    };
+    let first = Coordinator::new(gpu.clone(), CoordinatorConfig::default()).unwrap();
+    let (b, reached) = staged(&first, 1);
+    assert!(reached > 0, "the upload went through the GPU");
+    drop(b);
+    drop(first);
+    let second = Coordinator::new(gpu.clone(), CoordinatorConfig::default()).unwrap();
+    let (buffer, value) = staged(&second, 2);
+    assert_eq!(value, reached + 1);
+    assert_eq!(read(&second, &buffer), [2u8; 4096]);
+    drop(buffer);
+    drop(second);
+    gpu.assert_no_misuse();
+}

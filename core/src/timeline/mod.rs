@@ -167,9 +167,16 @@ impl Default for TimelineTracker {
 impl TimelineTracker {
     /// A timeline with nothing submitted.
     pub fn new() -> Self {
+        Self::resuming_at(0)
+    }
+
+    /// A timeline over a semaphore an earlier user already took to `value`, and that has
+    /// completed it: the first submission takes `value + 1` (a timeline semaphore's value never
+    /// goes back, so a second tracker over it cannot start again at 1).
+    pub fn resuming_at(value: u64) -> Self {
         Self {
-            submitted: AtomicValue64::new(0),
-            completed: AtomicValue64::new(0),
+            submitted: AtomicValue64::new(value),
+            completed: AtomicValue64::new(value),
             lost: AtomicBool::new(false),
         }
     }

@@ -220,3 +220,11 @@ fn value_cells_are_the_lock_fallback_exactly_when_the_build_asks_for_it() {
         fallback
     );
 }
+
+#[test]
+fn a_resumed_timeline_continues_above_the_semaphores_value() {
+    let t = TimelineTracker::resuming_at(41);
+    assert_eq!(t.submitted(), FenceValue::new(41));
+    assert_eq!(t.submit().unwrap(), FenceValue::new(42));
+    assert_eq!(TimelineTracker::new().submit().unwrap(), FenceValue::new(1));
+}

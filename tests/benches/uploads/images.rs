@@ -142,7 +142,7 @@ pub(super) fn run(report: &mut Report, reps: usize, quick: bool, validate: bool)
         );
     }
     // The default ring (64 MiB, uploads cut at 4 MiB), and a larger one whose uploads are cut at
-    // 16 MiB: how much the cut costs. A device each: a coordinator's timeline starts at 0.
+    // 16 MiB: how much the cut costs. A fresh device each, so no run inherits another's state.
     let big_ring = CoordinatorConfig {
         staging_ring_size: 256 << 20,
         max_ring_upload: 16 << 20,
