@@ -922,8 +922,23 @@ impl DummyDevice {
             state.misuse(Misuse::CopyOptimalResource { buffer });
             return None;
         }
+        let (m, offset) = self.live_binding(state, buffer, binding)?;
+        if !usage.contains(needed) {
+            state.misuse(Misuse::CopyMissingUsage { buffer, needed });
+        }
+        Some((m, offset))
+    }
+
+    /// The (memory, offset) a copy's buffer or image is bound at, or `None` after recording
+    /// that it is not bound or that its memory was freed.
+    pub(crate) fn live_binding(
+        &self,
+        state: &mut State,
+        resource: DummyBuffer,
+        binding: Option<(u64, u64)>,
+    ) -> Option<(u64, u64)> {
         let Some((m, offset)) = binding else {
-            state.misuse(Misuse::CopyUnboundBuffer { buffer });
+            state.misuse(Misuse::CopyUnboundBuffer { buffer: resource });
             return None;
         };
         if !state.memory.contains_key(&m) {
@@ -932,9 +947,6 @@ impl DummyDevice {
                 operation: Operation::Submit,
             });
             return None;
-        }
-        if !usage.contains(needed) {
-            state.misuse(Misuse::CopyMissingUsage { buffer, needed });
         }
         Some((m, offset))
     }

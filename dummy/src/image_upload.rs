@@ -366,18 +366,7 @@ impl DummyDevice {
             state.misuse(Misuse::ImageDescMismatch { image });
             return None;
         }
-        let Some((m, offset)) = binding else {
-            state.misuse(Misuse::CopyUnboundBuffer { buffer: image });
-            return None;
-        };
-        if !state.memory.contains_key(&m) {
-            state.misuse(Misuse::MemoryUseAfterFree {
-                memory: self.memory_handle(m),
-                operation: Operation::Submit,
-            });
-            return None;
-        }
-        Some((m, offset))
+        self.live_binding(state, image, binding)
     }
 
     /// The regions whose source range lies inside the source buffer, after recording the others

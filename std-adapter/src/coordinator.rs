@@ -1962,13 +1962,7 @@ impl<D: Device> Shared<D> {
         for upload in pending.dedicated {
             self.destroy(&upload.staging);
         }
-        let live: Vec<Arc<BufferState<D>>> = self
-            .live
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .values()
-            .filter_map(Weak::upgrade)
-            .collect();
+        let live = still_held(&self.live);
         for state in &live {
             let label = state
                 .label
@@ -2052,6 +2046,17 @@ impl<D: Device> TimelineSource for Shared<D> {
         }
         self.wait_value(value, timeout)
     }
+}
+
+/// The states in a table of live handles that the application still holds (at teardown: the
+/// leaks).
+fn still_held<T>(table: &Mutex<KeyMap<Weak<T>>>) -> Vec<Arc<T>> {
+    table
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .values()
+        .filter_map(Weak::upgrade)
+        .collect()
 }
 
 fn flush_error(e: memkit_core::pool::FlushError) -> memkit_core::device::DeviceError {

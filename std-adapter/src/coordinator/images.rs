@@ -17,8 +17,8 @@
 //! or a large one under `BackPressure::DedicatedStaging`) go through a staging buffer of their
 //! own, destroyed when its value completes, like a dedicated buffer upload's.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Weak};
 
 use memkit_core::device::{
     DedicatedHint, DedicatedTo, ImageCopy, ImageCopyCommand, ImageCopyQueue, ImageDesc, ImageDevice,
@@ -562,13 +562,7 @@ impl<D: Device> Shared<D> {
                 .unwrap_or_else(|e| e.into_inner()),
         );
         self.destroy_images(&dropped);
-        let live: Vec<Arc<ImageState<D>>> = self
-            .live_images
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .values()
-            .filter_map(Weak::upgrade)
-            .collect();
+        let live = super::still_held(&self.live_images);
         for state in &live {
             log::warn!(
                 "memkit: image {} ({}x{}x{}, {:?}) was still held when the coordinator was \
