@@ -28,8 +28,8 @@ pub use pool::{
     AllocationRequest, DeviceAllocation, MemoryPools, PoolConfig, PoolError, PoolStats,
 };
 pub use ring::{
-    CommitError, ConsumerError, DrainedRange, GrantError, MarkError, RingConsumer, RingMemory,
-    RingProducer, RingStats, StagingRing, WriteGrant,
+    CommitError, ConsumerError, DEFAULT_WORKING_SET, DrainedRange, GrantError, MarkError,
+    RingConsumer, RingMemory, RingProducer, RingStats, StagingRing, WriteGrant,
 };
 pub use scheduler::{TransferPlan, TransferScheduler};
 pub use selection::MemoryTypeRanking;

@@ -51,6 +51,13 @@ pub struct CoordinatorConfig {
     /// The default, a sixteenth of the default ring, lets eight producers each write a chunk
     /// while the GPU copies as many chunks as they are writing.
     pub max_ring_upload: u64,
+    /// How far into the ring uploads go before they start again at its beginning, when the GPU
+    /// keeps up: what producers write then stays about this size, and in the CPU's caches (see
+    /// `memkit_core::StagingRing::with_working_set`, which also says when the ring goes round
+    /// in full anyway). `None`, the default: the ring's own default, 8 MiB (two of the default
+    /// `max_ring_upload` pieces) or a quarter of the ring if that is less. `Some(bytes)` at or
+    /// above `staging_ring_size` (`Some(u64::MAX)`, say): always go round the whole ring.
+    pub staging_ring_working_set: Option<u64>,
     /// An upload (or chunk) of at least this many bytes is submitted as soon as it is staged,
     /// unless another thread is submitting at that moment, so the GPU copies it while its
     /// producer writes the next one; smaller uploads wait for a flush (or a full ring) and
@@ -126,6 +133,7 @@ impl Default for CoordinatorConfig {
             buffering: BufferingMode::Triple,
             staging_ring_size: 64 << 20,
             max_ring_upload: 4 << 20,
+            staging_ring_working_set: None,
             eager_submit_bytes: 1 << 20,
             frame_arena_size: 1 << 20,
             back_pressure: BackPressure::WaitForGpu,

@@ -441,7 +441,11 @@ impl<D: Device> Coordinator<D> {
         // the ring touches these bytes, and the GPU only reads ranges the ring drained.
         let memory = unsafe { RingMemory::from_raw_parts(base.as_non_null(), ring_size as usize) };
         // `validate` checked the ring's size, which is all `Ring::new` refuses.
-        let ring = Arc::new(Ring::new(memory).map_err(Error::Config)?);
+        let ring = Ring::new(memory).map_err(Error::Config)?;
+        let ring = Arc::new(match config.staging_ring_working_set {
+            Some(bytes) => ring.with_working_set(usize::try_from(bytes).unwrap_or(usize::MAX)),
+            None => ring,
+        });
         let consumer = RingConsumer::new(Arc::clone(&ring)).expect("a new ring's consumer is free");
         let coherent = device.memory_properties().types()[allocation.memory_type as usize]
             .properties

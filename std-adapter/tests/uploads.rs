@@ -1380,3 +1380,47 @@ fn a_second_coordinator_on_the_same_device_carries_on_its_timeline() {
     drop(second);
     gpu.assert_no_misuse();
 }
+
+/// One producer the GPU keeps up with (each upload is submitted at once, and the one before it
+/// has completed by the next): past the working set the ring goes back to its start early, so
+/// the bytes the producer writes stay few; set to the ring's size, it goes round in full. Either
+/// way every upload lands.
+#[test]
+fn uploads_the_gpu_keeps_up_with_go_back_to_the_start_of_the_ring_early() {
+    let run = |working_set: Option<u64>| {
+        let config = CoordinatorConfig {
+            staging_ring_size: 1 << 20,
+            max_ring_upload: 64 << 10,
+            eager_submit_bytes: 64 << 10,
+            staging_ring_working_set: working_set,
+            ..CoordinatorConfig::default()
+        };
+        let gpu = DummyDevice::discrete();
+        let c = Coordinator::new(gpu.clone(), config).unwrap();
+        let mut rng = Rng(7);
+        let mut landed = Vec::new();
+        for _ in 0..64 {
+            let bytes = rng.bytes(64 << 10);
+            let b = c
+                .create_buffer(bytes.len() as u64, MemoryUsage::FAST_DEVICE_ACCESS)
+                .unwrap();
+            let ticket = c.upload_to(&b, 0, &bytes).unwrap();
+            let value = ticket.value().expect("submitted at once");
+            // The copy before this one is done; this one is still in flight.
+            gpu.advance_to(value - 1);
+            landed.push((b, bytes, ticket));
+        }
+        let wasted = c.stats().ring.wasted_wrap_bytes;
+        for (b, bytes, ticket) in landed {
+            ticket.wait().unwrap();
+            assert!(read(&c, &b) == bytes, "an upload landed other bytes");
+        }
+        drop(c);
+        gpu.assert_no_misuse();
+        wasted
+    };
+    // The default here: a quarter of the 1 MiB ring. Each early wrap skips the rest of the ring.
+    assert!(run(None) >= 512 << 10);
+    // Uploads of 64 KiB fill a 1 MiB ring exactly: going round in full skips nothing.
+    assert_eq!(run(Some(u64::MAX)), 0);
+}

@@ -33,7 +33,10 @@
 //! pages); the last two run on a raw device with every queue (see `engines`). `lanes` runs a
 //! 256 MiB upload through the coordinator split over 1, 2, 4, 8 and 16 queues (see `lanes`).
 //! `images` uploads textures with mip chains: raw `vkCmdCopyBufferToImage`, the coordinator's
-//! `create_image_with_data` and `upload_image`, and the naive path (see `images`).
+//! `create_image_with_data` and `upload_image`, and the naive path (see `images`). `coordinator`
+//! runs the coordinator's figures (1-3 and 6) with the bus limit only.
+//! `--ring-working-set off` (or a size in MiB) changes the ring's working set of the
+//! coordinator's default settings (see `CoordinatorConfig::staging_ring_working_set`).
 //! `--validate` turns the Khronos validation layer on for the raw device and fails the run on any
 //! message (for correctness runs on lavapipe; figures taken with it mean nothing).
 
@@ -83,9 +86,18 @@ type Gpu = SharedHeadlessDevice;
 struct Sections(Option<Vec<String>>);
 
 impl Sections {
-    const ALL: [&str; 10] = [
-        "copies", "naive", "writes", "alloc", "hybrid", "compute", "queues", "import", "lanes",
+    const ALL: [&str; 11] = [
+        "copies",
+        "naive",
+        "writes",
+        "alloc",
+        "hybrid",
+        "compute",
+        "queues",
+        "import",
+        "lanes",
         "images",
+        "coordinator",
     ];
 
     /// The sections `--only` names (comma-separated), or all without it. Exits on a name it
@@ -1081,8 +1093,26 @@ const PATHS: [(&str, MemoryUsage); 2] = [
     ),
 ];
 
+/// The coordinator's default settings, but for `--ring-working-set off` (the ring goes round in
+/// full) or `--ring-working-set MIB`: to compare the ring's working set in one build.
+pub(crate) fn default_config() -> CoordinatorConfig {
+    let args: Vec<String> = std::env::args().collect();
+    let working_set = args
+        .iter()
+        .position(|a| a == "--ring-working-set")
+        .and_then(|i| args.get(i + 1))
+        .map(|v| match v.as_str() {
+            "off" => Some(u64::MAX),
+            mib => Some(mib.parse::<u64>().expect("--ring-working-set: off or MiB") * MIB),
+        });
+    CoordinatorConfig {
+        staging_ring_working_set: working_set.flatten(),
+        ..CoordinatorConfig::default()
+    }
+}
+
 fn coordinator_runs(report: &mut Report, gpu: &Gpu, reps: usize, quick: bool) {
-    let config = CoordinatorConfig::default();
+    let config = default_config();
     let coordinator = Coordinator::new(gpu.clone(), config).expect("coordinator");
     let readback = Readback::new(gpu);
     println!(
@@ -1370,7 +1400,12 @@ fn main() {
         })
         .expect("a Vulkan device");
         let gpu = Gpu::new(h);
-        if !raw_only {
+        if !raw_only
+            || sections
+                .0
+                .as_ref()
+                .is_some_and(|s| s.iter().any(|n| n == "coordinator"))
+        {
             coordinator_runs(&mut report, &gpu, reps, quick);
         }
     }

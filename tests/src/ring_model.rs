@@ -19,8 +19,8 @@ use std::vec::Vec;
 
 use memkit_core::ring::PENDING_SUBMISSIONS;
 use memkit_core::{
-    CommitError, DrainedRange, FenceValue, GrantError, MarkError, RingConsumer, RingMemory,
-    StagingRing, WriteGrant,
+    CommitError, DEFAULT_WORKING_SET, DrainedRange, FenceValue, GrantError, MarkError,
+    RingConsumer, RingMemory, StagingRing, WriteGrant,
 };
 
 /// Grant slots of the rings the model drives: few, so that `TooManyUndrained` happens.
@@ -103,6 +103,8 @@ struct ModelGrant {
 #[derive(Debug)]
 pub struct RingModel {
     capacity: u64,
+    /// Offset at or past which a grant may go back to the start early.
+    working_set: u64,
     head: u64,
     /// Tickets of reservations not yet drained, in ring order (index 0 is `drain_ticket`).
     grants: VecDeque<ModelGrant>,
@@ -118,13 +120,20 @@ pub struct RingModel {
     wasted_wrap_bytes: u64,
     alignment_padding_bytes: u64,
     drained_bytes: u64,
+    /// Grants that went back to the start before the end of the ring.
+    early_wraps: u64,
 }
 
 impl RingModel {
-    /// A model of an empty ring of `capacity` bytes.
-    pub fn new(capacity: usize) -> Self {
+    /// A model of an empty ring of `capacity` bytes whose working set is `working_set` (the
+    /// ring's default without it).
+    pub fn new(capacity: usize, working_set: Option<usize>) -> Self {
+        let working_set = working_set
+            .unwrap_or(DEFAULT_WORKING_SET.min(capacity / 4))
+            .max(1) as u64;
         Self {
             capacity: capacity as u64,
+            working_set,
             head: 0,
             grants: VecDeque::new(),
             drained: 0,
@@ -139,19 +148,30 @@ impl RingModel {
             wasted_wrap_bytes: 0,
             alignment_padding_bytes: 0,
             drained_bytes: 0,
+            early_wraps: 0,
         }
     }
 
-    /// Where a grant goes: `(data start, reservation end)`, absolute.
-    fn place(&self, size: u64, align: u64) -> (u64, u64) {
+    /// Where a grant goes: `(data start, reservation end, whether it wrapped early)`, absolute.
+    fn place(&self, size: u64, align: u64) -> (u64, u64, bool) {
         let offset = self.head % self.capacity;
         let lap_start = self.head - offset;
+        // Back to the start early: the head is past the working set, everything before
+        // `released` in this lap is free, and it holds the grant with at least what is in flight
+        // to spare.
+        if offset >= self.working_set && self.released >= lap_start {
+            let (back, in_flight) = (self.released - lap_start, self.head - self.released);
+            if back >= size && in_flight <= back - size {
+                let next = lap_start + self.capacity;
+                return (next, next + size, true);
+            }
+        }
         let aligned = offset.checked_next_multiple_of(align);
         match aligned {
-            Some(a) if a + size <= self.capacity => (lap_start + a, lap_start + a + size),
+            Some(a) if a + size <= self.capacity => (lap_start + a, lap_start + a + size, false),
             _ => {
                 let next = lap_start + self.capacity;
-                (next, next + size)
+                (next, next + size, false)
             }
         }
     }
@@ -177,7 +197,7 @@ impl RingModel {
                 capacity: self.capacity as usize,
             });
         }
-        let (start, end) = self.place(size as u64, align as u64);
+        let (start, end, early) = self.place(size as u64, align as u64);
         if end - self.released > self.capacity {
             let wait_for = self
                 .pending
@@ -192,6 +212,7 @@ impl RingModel {
             });
         }
         self.head = end;
+        self.early_wraps += u64::from(early);
         self.high_water_mark = self.high_water_mark.max(end - self.released);
         Ok(((start % self.capacity) as usize, start))
     }
@@ -306,6 +327,9 @@ pub struct RingRunSummary {
     pub wasted_wrap_bytes: u64,
     /// Restarts of the idle ring at offset 0 (the head jumping ahead to a lap start).
     pub laps: u64,
+    /// Grants that went back to the start before the end of the ring (see
+    /// `StagingRing::with_working_set`).
+    pub early_wraps: u64,
 }
 
 fn pattern(ticket: u64) -> u8 {
@@ -315,11 +339,25 @@ fn pattern(ticket: u64) -> u8 {
 /// Runs `ops` through a real ring of `capacity` bytes and the model, in lockstep. Returns the
 /// first divergence or broken invariant, with the op index.
 pub fn run_ring_ops(capacity: usize, ops: &[RingOp]) -> Result<RingRunSummary, String> {
+    run_ring_ops_with(capacity, None, ops)
+}
+
+/// [`run_ring_ops`] over a ring whose working set is `working_set` (see
+/// `StagingRing::with_working_set`; the ring's default without it).
+pub fn run_ring_ops_with(
+    capacity: usize,
+    working_set: Option<usize>,
+    ops: &[RingOp],
+) -> Result<RingRunSummary, String> {
     let mut memory = vec![0u8; capacity];
     let ring: StagingRing<'_, MODEL_GRANTS> =
         StagingRing::new(RingMemory::new(&mut memory)).map_err(|e| e.to_string())?;
+    let ring = match working_set {
+        Some(bytes) => ring.with_working_set(bytes),
+        None => ring,
+    };
     let mut consumer = RingConsumer::new(&ring).map_err(|e| e.to_string())?;
-    let mut model = RingModel::new(capacity);
+    let mut model = RingModel::new(capacity, working_set);
     let mut owner = vec![ByteState::Free; capacity];
     // Live grants: the real one, and the model's ticket for it.
     let mut live: Vec<(WriteGrant<'_, '_, MODEL_GRANTS>, u64)> = Vec::new();
@@ -498,6 +536,7 @@ pub fn run_ring_ops(capacity: usize, ops: &[RingOp]) -> Result<RingRunSummary, S
         check_stats(&ring, &model).map_err(err)?;
     }
     summary.wasted_wrap_bytes = model.wasted_wrap_bytes;
+    summary.early_wraps = model.early_wraps;
     drop(live);
     Ok(summary)
 }

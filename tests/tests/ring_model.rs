@@ -5,7 +5,7 @@
 //! the harness's byte-ownership map (no overlap, nothing reused before its value completed, every
 //! committed byte drained once, in order, untouched).
 
-use memkit_tests::ring_model::{RingOp, run_ring_ops};
+use memkit_tests::ring_model::{RingOp, run_ring_ops, run_ring_ops_with};
 use proptest::prelude::*;
 
 fn op() -> impl Strategy<Value = RingOp> {
@@ -26,9 +26,14 @@ proptest! {
     #[test]
     fn ring_matches_its_model_on_tiny_rings(
         capacity in 1usize..40,
+        working_set in prop_oneof![
+            2 => Just(None),
+            1 => Just(Some(usize::MAX)),
+            2 => (1usize..40).prop_map(Some),
+        ],
         ops in prop::collection::vec(op(), 1..300),
     ) {
-        if let Err(e) = run_ring_ops(capacity, &ops) {
+        if let Err(e) = run_ring_ops_with(capacity, working_set, &ops) {
             return Err(TestCaseError::fail(e));
         }
     }
@@ -75,4 +80,5 @@ fn the_model_workload_reaches_wraps_full_rings_and_restarts() {
     assert!(summary.drained > 300, "{summary:?}");
     assert!(summary.wasted_wrap_bytes > 0, "{summary:?}");
     assert!(summary.laps > 0, "{summary:?}");
+    assert!(summary.early_wraps > 0, "{summary:?}");
 }

@@ -456,9 +456,21 @@ impl Shadow {
 
 #[test]
 fn wrap_around_never_hands_out_bytes_before_their_value_completed() {
+    // With the default working set (a quarter of this ring), with none, and with early wraps
+    // from the first byte on.
+    for working_set in [None, Some(usize::MAX), Some(1)] {
+        wrap_around_with_a_shadow(working_set);
+    }
+}
+
+fn wrap_around_with_a_shadow(working_set: Option<usize>) {
     // A long sequential run over a tiny ring with a byte-ownership shadow.
     let mut buf = [0u8; 24];
     let ring: StagingRing<'_, 4> = StagingRing::new(RingMemory::new(&mut buf)).unwrap();
+    let ring = match working_set {
+        Some(bytes) => ring.with_working_set(bytes),
+        None => ring,
+    };
     let mut c = consumer(&ring);
     let mut shadow = Shadow::new(24);
     let mut next = xorshift(12345);
@@ -912,4 +924,99 @@ fn producers_and_plain_grants_wrap_around_without_reusing_held_bytes() {
 #[test]
 fn two_producer_handles_on_two_threads_and_a_consumer() {
     two_producers_and_a_consumer(true);
+}
+
+/// One producer the GPU keeps up with: each grant of 4 KiB is submitted, and the submission
+/// before it has completed by the next grant. `working_set`: the ring's setting. Returns the
+/// highest end of a grant and the ring's counters.
+fn stream_with_one_submission_in_flight(working_set: usize) -> (usize, RingStats) {
+    const PIECE: usize = 4 << 10;
+    let mut buf = vec![0u8; 64 << 10];
+    let ring: StagingRing<'_, 8> = StagingRing::new(RingMemory::new(&mut buf))
+        .unwrap()
+        .with_working_set(working_set);
+    let mut c = consumer(&ring);
+    let mut highest = 0;
+    for value in 1..=200u64 {
+        let mut g = ring
+            .grant(PIECE, 256)
+            .expect("the GPU keeps up: never full");
+        highest = highest.max(g.offset() + g.len());
+        g.bytes_mut().fill(value as u8);
+        g.commit_all();
+        let drained = drain_all(&mut c);
+        assert_eq!(drained.len(), 1);
+        c.mark(FenceValue::new(value)).unwrap();
+        // The copy of the grant before this one is done.
+        c.release_completed(FenceValue::new(value - 1));
+    }
+    (highest, ring.stats())
+}
+
+#[test]
+fn a_producer_the_gpu_keeps_up_with_writes_the_same_bytes_again() {
+    // Past 16 KiB the head goes back to the start as soon as the start is free: the producer
+    // writes 16 KiB of the 64 KiB ring over and over.
+    let (highest, stats) = stream_with_one_submission_in_flight(16 << 10);
+    assert_eq!(highest, 16 << 10);
+    assert!(stats.wasted_wrap_bytes > 0);
+    assert!(stats.high_water_mark < 64 << 10);
+    // Never early: every lap goes through the whole ring.
+    let (highest, stats) = stream_with_one_submission_in_flight(usize::MAX);
+    assert_eq!(highest, 64 << 10);
+    assert_eq!(stats.wasted_wrap_bytes, 0);
+    // The default: at most a quarter of a small ring.
+    let (highest, _) = stream_with_one_submission_in_flight(DEFAULT_WORKING_SET);
+    assert_eq!(highest, 64 << 10, "8 MiB is past this ring's end");
+    let mut buf = vec![0u8; 64 << 10];
+    let ring: StagingRing<'_, 8> = StagingRing::new(RingMemory::new(&mut buf)).unwrap();
+    assert_eq!(ring.positions.working_set, 16 << 10);
+}
+
+#[test]
+fn an_early_wrap_leaves_at_least_the_room_that_was_in_flight() {
+    const K: usize = 1 << 10;
+    let mut buf = vec![0u8; 64 * K];
+    let ring: StagingRing<'_, 16> = StagingRing::new(RingMemory::new(&mut buf))
+        .unwrap()
+        .with_working_set(8 * K);
+    let mut c = consumer(&ring);
+    // Eight grants of 4 KiB in flight, each its own submission.
+    for value in 1..=8u64 {
+        ring.grant(4 * K, 1).unwrap().commit_all();
+        assert_eq!(drain_all(&mut c).len(), 1);
+        c.mark(FenceValue::new(value)).unwrap();
+    }
+    // Half of them done: 16 KiB in flight, 16 KiB free at the start, which would leave 12 KiB
+    // after a 4 KiB grant there. Too little: the head goes on.
+    c.release_completed(FenceValue::new(4));
+    let g = ring.grant(4 * K, 1).unwrap();
+    assert_eq!(g.offset(), 32 * K);
+    g.commit_all();
+    assert_eq!(drain_all(&mut c).len(), 1);
+    c.mark(FenceValue::new(9)).unwrap();
+    // Two more done: 12 KiB in flight (24..36 KiB), 24 KiB free at the start: back to 0.
+    c.release_completed(FenceValue::new(6));
+    let g = ring.grant(4 * K, 1).unwrap();
+    assert_eq!(g.offset(), 0);
+    g.commit_all();
+    assert_eq!(drain_all(&mut c).len(), 1);
+    c.mark(FenceValue::new(10)).unwrap();
+    // The skipped end (36..64 KiB) comes back with that grant; until then 20 KiB are free, more
+    // than the 12 KiB that were in flight.
+    let g = ring.grant(20 * K, 1).unwrap();
+    assert_eq!(g.offset(), 4 * K);
+    assert_eq!(
+        ring.grant(1, 1).map(|_| ()),
+        Err(GrantError::Full {
+            wait_for: Some(FenceValue::new(7))
+        })
+    );
+    g.commit_all();
+    // Everything done: the whole ring comes back.
+    assert_eq!(drain_all(&mut c).len(), 1);
+    c.mark(FenceValue::new(11)).unwrap();
+    c.release_completed(FenceValue::new(11));
+    assert_eq!(ring.stats().bytes_in_flight, 0);
+    assert_eq!(ring.grant(64 * K, 1).unwrap().offset(), 0);
 }

@@ -155,11 +155,23 @@ pub(super) fn run(report: &mut Report, reps: usize, quick: bool, validate: bool)
         back_pressure: memkit_std::BackPressure::DedicatedStaging,
         ..CoordinatorConfig::default()
     };
-    for (config, which) in [
-        (CoordinatorConfig::default(), ""),
-        (big_ring, ", 256 MiB ring cut at 16 MiB"),
-        (own_staging, ", a staging buffer per upload"),
-    ] {
+    let mut configs = vec![
+        (super::default_config(), String::new()),
+        (big_ring, ", 256 MiB ring cut at 16 MiB".to_string()),
+        (own_staging, ", a staging buffer per upload".to_string()),
+    ];
+    // `--image-rings 8,16,32`: smaller rings too (MiB, uploads cut at 4 MiB or half the ring),
+    // to see how much the bytes the CPU writes staying in its caches is worth.
+    configs.extend(extra_rings().into_iter().map(|mib| {
+        let config = CoordinatorConfig {
+            staging_ring_size: mib << 20,
+            max_ring_upload: (4 << 20).min(mib << 19),
+            ..CoordinatorConfig::default()
+        };
+        (config, format!(", {mib} MiB ring"))
+    }));
+    for (config, which) in configs {
+        let which = which.as_str();
         let h = HeadlessDevice::new(HeadlessConfig {
             concurrent_with_main_family: true,
             validation: validate,
@@ -211,6 +223,20 @@ pub(super) fn run(report: &mut Report, reps: usize, quick: bool, validate: bool)
             }
         }
     }
+}
+
+/// The ring sizes (MiB) `--image-rings` lists, none without it.
+fn extra_rings() -> Vec<u64> {
+    let args: Vec<String> = std::env::args().collect();
+    let Some(i) = args.iter().position(|a| a == "--image-rings") else {
+        return Vec::new();
+    };
+    args.get(i + 1)
+        .map_or("", String::as_str)
+        .split(',')
+        .filter_map(|v| v.parse().ok())
+        .filter(|&mib: &u64| mib > 0)
+        .collect()
 }
 
 /// An image bound to device-local memory of its own.
