@@ -638,8 +638,14 @@ impl<'m, const GRANTS: usize> StagingRing<'m, GRANTS> {
     /// the start back and the room left there after the grant is at least what is in flight (so
     /// the skipped end, which comes back only after that grant, never leaves producers less room
     /// than they were using). Producers that keep more in flight than that still use the whole
-    /// ring. Measured on an NVIDIA H200's host (BENCHMARKS.md): writing into a 64 MiB cycle ran
-    /// at 6.7 GB/s, into a 32 MiB or smaller one at 9.1-9.9 GB/s.
+    /// ring. Measured on an NVIDIA H200's host (BENCHMARKS.md, "the ring's working set"): one
+    /// thread copied 4 MiB pieces into mapped staging memory at 7.4-8.8 GB/s going round 8 or
+    /// 16 MiB of it, and at 5.0-6.1 GB/s round 64 or 256 MiB; through the coordinator's default
+    /// 64 MiB ring, one producer's 4 MiB uploads ran 1.5x as fast with the default working set
+    /// as going round in full.
+    ///
+    /// The ring's statistics count the skipped end as in flight until it comes back, so
+    /// `high_water_mark` can reach the capacity although producers write far less of it.
     #[must_use]
     pub fn with_working_set(mut self, bytes: usize) -> Self {
         self.positions.working_set = bytes.max(1);

@@ -300,6 +300,34 @@ fn raw(report: &mut Report, h: &HeadlessDevice, work: &Workload, reps: usize) {
             "memcpy only, memory touched before",
         );
     }
+    // The same copy from 1 thread in 4 MiB pieces going round the first `cycle` MiB of the
+    // staging memory, as a ring's producer writes: what the bytes the CPU writes staying in its
+    // caches is worth (see `StagingRing::with_working_set`).
+    for cycle in [8usize, 16, 32, 64, 256].map(|mib| mib << 20) {
+        if cycle > target.len() {
+            continue;
+        }
+        let piece = 4 << 20;
+        let t = timed(reps, || {
+            let mut at = 0;
+            for from in work.texels.chunks(piece) {
+                if at + from.len() > cycle {
+                    at = 0;
+                }
+                target[at..at + from.len()].copy_from_slice(from);
+                at += from.len();
+            }
+        });
+        report.add(
+            &format!(
+                "8. CPU copy into mapped staging, 4 MiB pieces round {} MiB, {label}",
+                cycle >> 20
+            ),
+            gbps(total, t),
+            "GB/s",
+            "memcpy only, 1 thread",
+        );
+    }
     // SAFETY: the slice above is no longer used.
     unsafe { device.unmap_memory(staging.memory) };
     let images: Vec<RawImage> = (0..work.count)
