@@ -25,6 +25,11 @@
 //!   [`RingConsumer::release_completed`] gives back the space of every submission whose value has
 //!   completed. A byte is never handed out again before that.
 //!
+//! - Bytes are handed out in ring order, but not always round the whole ring: past a working set
+//!   ([`StagingRing::with_working_set`]), a grant goes back to the start early when the consumer
+//!   has given the start back, so that a producer the GPU keeps up with rewrites the same few
+//!   MiB, which stay in the CPU's caches. The skipped end comes back with that grant.
+//!
 //! The state machine here deals only in offsets and lengths; [`memory`] is the one thin layer that
 //! turns them into byte slices.
 //!
