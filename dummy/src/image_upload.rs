@@ -98,35 +98,50 @@ pub(crate) fn subresource_range(desc: &ImageDesc, level: u32, layer: u32) -> Opt
 }
 
 /// Calls `f(source_offset, image_offset, len)` for each contiguous run of bytes `region` copies:
-/// `source_offset` in the source buffer, `image_offset` from the image's first byte. The region
-/// passed [`ImageCopy::check`] against `desc` (so the image is single-sampled and the box lies
-/// inside it); runs come in source order.
+/// `source_offset` in the source buffer (at the region's row, slice and layer pitches),
+/// `image_offset` from the image's first byte. The region passed [`ImageCopy::check`] against
+/// `desc` (so the image is single-sampled, the box lies inside it and its pitches fit); runs come
+/// in source order.
 pub(crate) fn for_each_run(desc: &ImageDesc, region: &ImageCopy, mut f: impl FnMut(u64, u64, u64)) {
     let texel = u64::from(desc.format.texel_bytes());
     let [w, h, d] = region.extent.map(u64::from);
     let [ox, oy, oz] = region.offset.map(u64::from);
     let [level_w, level_h, _] = desc.level_extent(region.mip_level).map(u64::from);
+    let Some([row_pitch, slice_pitch, layer_pitch]) = region.buffer_pitches(desc.format) else {
+        return;
+    };
     let row = w * texel;
-    let mut src = region.buffer_offset;
     let layers = region.base_array_layer..region.base_array_layer + region.layer_count;
-    for layer in layers {
+    for (i, layer) in layers.enumerate() {
         let Some((base, _)) = subresource_range(desc, region.mip_level, layer) else {
             return;
         };
         for z in 0..d {
+            let src = region.buffer_offset + i as u64 * layer_pitch + z * slice_pitch;
             let slice = base + (oz + z) * level_h * level_w * texel;
-            if w == level_w {
-                // Whole rows: the box's rows lie back to back in the slice.
+            if w == level_w && row_pitch == row {
+                // Whole rows on both sides: the box's rows lie back to back in the slice and in
+                // the source.
                 f(src, slice + oy * level_w * texel, h * row);
-                src += h * row;
             } else {
                 for y in 0..h {
-                    f(src, slice + ((oy + y) * level_w + ox) * texel, row);
-                    src += row;
+                    let to = slice + ((oy + y) * level_w + ox) * texel;
+                    f(src + y * row_pitch, to, row);
                 }
             }
         }
     }
+}
+
+/// The source bytes `region` reads, as `(offset, len)` runs in the source buffer, runs that
+/// follow one another joined: one run for a tightly packed region.
+pub(crate) fn source_runs(desc: &ImageDesc, region: &ImageCopy) -> Vec<(u64, u64)> {
+    let mut runs: Vec<(u64, u64)> = Vec::new();
+    for_each_run(desc, region, |from, _, len| match runs.last_mut() {
+        Some((at, n)) if *at + *n == from => *n += len,
+        _ => runs.push((from, len)),
+    });
+    runs
 }
 
 /// Whether two regions write a shared texel: same level, a shared layer, intersecting boxes.
@@ -296,9 +311,11 @@ impl DummyDevice {
         let discard = !(command.keep_contents && uploaded_before);
         let mut found = Vec::new();
         let src_memory = &state.memory[&src_binding.0];
-        for region in &regions {
-            let size = region.packed_bytes(command.desc.format).unwrap_or(0);
-            let at = src_binding.1 + region.buffer_offset;
+        for (from, size) in regions
+            .iter()
+            .flat_map(|region| source_runs(&command.desc, region))
+        {
+            let at = src_binding.1 + from;
             if let Some(first) = src_memory.first_unflushed(at, size) {
                 found.push(Misuse::UnflushedHostWrite {
                     memory: self.memory_handle(src_binding.0),
@@ -379,8 +396,8 @@ impl DummyDevice {
         let src_size = state.buffers[&src].size;
         let mut regions = Vec::with_capacity(command.regions.len());
         for region in command.regions {
-            // `check` passed, so the size fits in a u64.
-            let size = region.packed_bytes(command.desc.format).unwrap_or(u64::MAX);
+            // `check` passed, so the span fits in a u64.
+            let size = region.buffer_bytes(command.desc.format).unwrap_or(u64::MAX);
             if fits(region.buffer_offset, size, src_size) {
                 regions.push(*region);
             } else {

@@ -211,6 +211,8 @@ fn a_kept_reupload_of_a_box_keeps_the_rest_and_a_discarding_one_does_not() {
             layer_count: 1,
             offset,
             extent,
+            buffer_row_length: 0,
+            buffer_image_height: 0,
         },
         ImageCopy {
             buffer_offset: band_at as u64,
@@ -219,6 +221,8 @@ fn a_kept_reupload_of_a_box_keeps_the_rest_and_a_discarding_one_does_not() {
             layer_count: 1,
             offset: [0, 7, 0],
             extent: [13, 2, 1],
+            buffer_row_length: 0,
+            buffer_image_height: 0,
         },
     ];
     gpu.submit_image_copies(&[command(src, image, desc, true, &region)], 2)
@@ -277,6 +281,8 @@ fn keep_contents_after_an_upload_not_yet_executed_is_fine() {
         layer_count: 1,
         offset: [0; 3],
         extent: [2, 2, 1],
+        buffer_row_length: 0,
+        buffer_image_height: 0,
     }];
     gpu.submit_image_copies(&[command(patch_src, image, desc, true, &region)], 2)
         .expect("submit");
@@ -456,6 +462,89 @@ fn a_source_range_past_the_buffer_is_misuse_and_that_region_is_dropped() {
 }
 
 #[test]
+fn a_padded_source_is_read_at_its_row_and_slice_pitches_and_only_its_texels_are_watched() {
+    let gpu = DummyDevice::discrete();
+    let desc = ImageDesc::new_2d(ImageFormat::Rgba16Float, 13, 9, UPLOADABLE).with_array_layers(2);
+    let (image, _) = image_on(&gpu, &desc);
+    upload_whole(&gpu, image, &desc, 1, 1);
+    // Seed 2 into a 5 x 4 box at (3, 2) of both layers, read from rows of 16 texels (128 bytes)
+    // and layers 6 rows apart, from offset 8; the padding holds 0xEE.
+    let (offset, extent) = ([3, 2, 0], [5, 4, 1]);
+    let region = ImageCopy {
+        buffer_offset: 8,
+        mip_level: 0,
+        base_array_layer: 0,
+        layer_count: 2,
+        offset,
+        extent,
+        buffer_row_length: 16,
+        buffer_image_height: 6,
+    };
+    let span = region.buffer_bytes(desc.format).unwrap() as usize;
+    assert_eq!(span, (6 + 3) * 128 + 5 * 8);
+    let mut source = vec![0xEE; 8 + span];
+    for layer in 0..2 {
+        let packed = box_bytes(&desc, 2, 0, layer, offset, extent);
+        for (y, row) in packed.chunks(5 * 8).enumerate() {
+            let at = 8 + (layer as usize * 6 + y) * 128;
+            source[at..at + row.len()].copy_from_slice(row);
+        }
+    }
+    let (staging_memory, src) =
+        backed_buffer(&gpu, HOST, (8 + span as u64).next_multiple_of(16), true);
+    gpu.host_write(staging_memory, 0, &source)
+        .expect("host write");
+    gpu.submit_image_copies(&[command(src, image, desc, true, &[region])], 2)
+        .expect("submit");
+    // Writing the padding while the copy is pending is fine: the copy never reads it.
+    gpu.host_write(staging_memory, 8 + 5 * 8, &[0; 8])
+        .expect("write");
+    gpu.advance_to(2);
+    gpu.assert_no_misuse();
+    for layer in 0..2 {
+        let texels = gpu.read_image(image, 0, layer).expect("read");
+        let (old, new) = (
+            level_bytes(&desc, 1, 0, layer),
+            level_bytes(&desc, 2, 0, layer),
+        );
+        for y in 0..9 {
+            for x in 0..13 {
+                let inside = (3..8).contains(&x) && (2..6).contains(&y);
+                let at = (y * 13 + x) * 8;
+                let want = if inside { &new } else { &old };
+                assert_eq!(
+                    texels[at..at + 8],
+                    want[at..at + 8],
+                    "layer {layer} ({x}, {y})"
+                );
+            }
+        }
+    }
+    // Writing a row it reads while it is pending is misuse.
+    gpu.submit_image_copies(&[command(src, image, desc, true, &[region])], 3)
+        .expect("submit");
+    gpu.host_write(staging_memory, 8 + 7 * 128, &[0; 8])
+        .expect("write");
+    gpu.complete_all();
+    assert_eq!(gpu.misuse_kinds(), [MisuseKind::HostWriteWhilePending]);
+    gpu.take_misuses();
+    // The span, not the packed size, must fit in the buffer.
+    let longer_rows = region.with_buffer_layout(64, 0);
+    gpu.submit_image_copies(&[command(src, image, desc, true, &[longer_rows])], 4)
+        .expect("submit");
+    assert_eq!(
+        gpu.take_misuses(),
+        [Misuse::CopyOutOfBounds {
+            buffer: src,
+            offset: 8,
+            size: longer_rows.buffer_bytes(desc.format).unwrap(),
+        }]
+    );
+    gpu.complete_all();
+    release_all(&gpu);
+}
+
+#[test]
 fn overlapping_regions_are_misuse() {
     let gpu = DummyDevice::discrete();
     let desc = ImageDesc::new_2d(ImageFormat::Rgba8Unorm, 8, 8, UPLOADABLE).with_array_layers(3);
@@ -468,6 +557,8 @@ fn overlapping_regions_are_misuse() {
         layer_count,
         offset,
         extent: [4, 4, 1],
+        buffer_row_length: 0,
+        buffer_image_height: 0,
     };
     // Side by side, or on other layers: fine.
     let apart = [
@@ -684,6 +775,8 @@ fn a_3d_image_takes_boxes_through_its_depth() {
         layer_count: 1,
         offset,
         extent,
+        buffer_row_length: 0,
+        buffer_image_height: 0,
     }];
     gpu.submit_image_copies(&[command(src, image, desc, true, &region)], 2)
         .expect("submit");

@@ -132,6 +132,8 @@ fn a_partial_reupload_from_unaligned_bytes_keeps_the_rest_of_the_image() {
         layer_count: 1,
         offset: [20, 5, 0],
         extent: [10, 7, 1],
+        buffer_row_length: 0,
+        buffer_image_height: 0,
     };
     let second = c.upload_image(&image, &[region], &patch).expect("patch");
     second.wait().expect("patch upload");
@@ -174,6 +176,27 @@ fn bad_uploads_are_typed_errors_that_submit_and_hold_nothing() {
             size: whole.packed_bytes(desc.format).unwrap(),
             buffer_size: 100,
         }
+    );
+    // Padded rows reach further into the caller's bytes than the packed texels do.
+    let padded = whole.with_buffer_layout(64, 0);
+    let fits_packed = &texels[..whole.packed_bytes(desc.format).unwrap() as usize];
+    assert_eq!(
+        c.upload_image(&image, &[padded], fits_packed).unwrap_err(),
+        Error::OutOfBounds {
+            offset: 0,
+            size: padded.buffer_bytes(desc.format).unwrap(),
+            buffer_size: fits_packed.len() as u64,
+        }
+    );
+    assert_eq!(
+        c.upload_image(&image, &[whole.with_buffer_layout(60, 0)], &texels)
+            .unwrap_err(),
+        Error::ImageCopy(ImageCopyError::BufferRowTooShort)
+    );
+    assert_eq!(
+        c.upload_image(&image, &[whole.with_buffer_layout(0, 36)], &texels)
+            .unwrap_err(),
+        Error::ImageCopy(ImageCopyError::BufferImageTooShort)
     );
     let no_level = ImageCopy {
         mip_level: 6,
@@ -418,6 +441,75 @@ fn a_texture_larger_than_a_ring_upload_streams_through_the_ring_in_row_bands() {
     assert_every_level_and_layer(&device, &image, &texels, "whole levels only");
     assert_eq!(c.stats().buffers_created, 1, "one staging buffer");
     device.assert_no_misuse();
+}
+
+#[test]
+fn texels_in_padded_rows_land_as_packed_ones_do_through_the_ring_in_bands_or_own_staging() {
+    // Level 0 of both layers (61 x 37), read from offset 6 of a picture whose rows are 64
+    // texels long and whose layers are 40 rows apart; the padding holds bytes that must never
+    // reach the image.
+    let desc = texture_desc();
+    let whole = ImageCopy::whole_level(&desc, 0, 0);
+    let region = ImageCopy {
+        buffer_offset: 6,
+        ..whole
+    }
+    .with_buffer_layout(64, 40);
+    let packed_bytes = whole.packed_bytes(desc.format).unwrap();
+    let span = region.buffer_bytes(desc.format).unwrap();
+    assert_eq!(span, ((40 + 36) * 64 + 61) * 4);
+    let packed = pattern(packed_bytes as usize, 31);
+    let mut picture = vec![0xA5; 6 + span as usize];
+    for (i, row) in packed.chunks(61 * 4).enumerate() {
+        let (layer, y) = (i / 37, i % 37);
+        let at = 6 + (layer * 40 + y) * 64 * 4;
+        picture[at..at + row.len()].copy_from_slice(row);
+    }
+    let ways = [
+        ("one ring group", coordinator(DeviceConfig::discrete()), 0),
+        (
+            "bands of rows",
+            small_ring(DeviceConfig::discrete(), 4096, BackPressure::WaitForGpu),
+            0,
+        ),
+        (
+            "a staging buffer of its own",
+            small_ring(
+                DeviceConfig::discrete().with_image_copy_granularity([0, 0, 0]),
+                4096,
+                BackPressure::WaitForGpu,
+            ),
+            1,
+        ),
+    ];
+    for (way, (c, device), staging_buffers) in ways {
+        let image = c
+            .create_image(&desc, MemoryUsage::FAST_DEVICE_ACCESS)
+            .expect("image");
+        let ticket = c.upload_image(&image, &[region], &picture).expect(way);
+        ticket.wait().expect(way);
+        for layer in 0..2 {
+            let expected = &packed[layer * 61 * 37 * 4..(layer + 1) * 61 * 37 * 4];
+            assert!(
+                read(&device, &image, 0, layer as u32)[..] == *expected,
+                "{way}: layer {layer} differs"
+            );
+        }
+        let stats = c.stats();
+        assert_eq!(stats.image_bytes_uploaded, packed_bytes, "{way}");
+        assert_eq!(stats.buffers_created, staging_buffers, "{way}");
+        if staging_buffers == 0 {
+            // Staged packed: the ring held the texels and alignment gaps, not the padding.
+            assert!(
+                (packed_bytes..span).contains(&stats.ring.drained_bytes),
+                "{way}: {} bytes staged",
+                stats.ring.drained_bytes
+            );
+        }
+        drop(image);
+        c.maintain().expect("maintain");
+        device.assert_no_misuse();
+    }
 }
 
 #[test]

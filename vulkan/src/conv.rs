@@ -154,15 +154,15 @@ pub fn map_image_layout(layout: ImageLayout) -> vk::ImageLayout {
     }
 }
 
-/// One buffer-to-image region of a colour image, its texels tightly packed in the buffer
-/// (`bufferRowLength` and `bufferImageHeight` 0).
+/// One buffer-to-image region of a colour image; its source layout (`bufferRowLength`,
+/// `bufferImageHeight`, 0 for tightly packed) is the region's own.
 pub fn map_image_copy(region: &ImageCopy) -> vk::BufferImageCopy {
     let [x, y, z] = region.offset;
     let [width, height, depth] = region.extent;
     vk::BufferImageCopy {
         buffer_offset: region.buffer_offset,
-        buffer_row_length: 0,
-        buffer_image_height: 0,
+        buffer_row_length: region.buffer_row_length,
+        buffer_image_height: region.buffer_image_height,
         image_subresource: vk::ImageSubresourceLayers {
             aspect_mask: vk::ImageAspectFlags::COLOR,
             mip_level: region.mip_level,

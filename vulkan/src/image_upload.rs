@@ -6,8 +6,8 @@
 //! 1. one pipeline barrier moving every subresource (all levels, all layers, colour aspect) of
 //!    each image to `TRANSFER_DST_OPTIMAL`, from `UNDEFINED` or, with `keep_contents`, from
 //!    [`ImageDesc::layout_after_upload`](memkit_core::device::ImageDesc::layout_after_upload);
-//! 2. one `vkCmdCopyBufferToImage` per command, with all its regions (texels tightly packed:
-//!    `bufferRowLength` and `bufferImageHeight` 0);
+//! 2. one `vkCmdCopyBufferToImage` per command, with all its regions (each with its own
+//!    `bufferRowLength` and `bufferImageHeight`, 0 for tightly packed texels);
 //! 3. one pipeline barrier moving every subresource on to the layout after upload.
 //!
 //! A second command into an image of the run starts the next run, so that its transitions come

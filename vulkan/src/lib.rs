@@ -97,7 +97,8 @@
 //!   `TRANSFER_DST_OPTIMAL`: from `UNDEFINED` (discarding what the image held), or with
 //!   `keep_contents` from the layout after upload. It waits for everything submitted before it on
 //!   the queue, so an earlier upload into the image is ordered before it;
-//! - one `vkCmdCopyBufferToImage` with the command's regions, texels tightly packed;
+//! - one `vkCmdCopyBufferToImage` with the command's regions, at each region's row length and
+//!   image height;
 //! - a barrier moving every subresource to
 //!   [`ImageDesc::layout_after_upload`](memkit_core::device::ImageDesc::layout_after_upload):
 //!   `SHADER_READ_ONLY_OPTIMAL` for sampled or input-attachment images, `GENERAL` otherwise.

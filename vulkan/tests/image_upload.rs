@@ -301,10 +301,15 @@ fn read_back_image(
 }
 
 /// Where texel `(x, y, z)` of `layer` lies in `region`'s packed bytes (4-byte texels).
+/// Where texel `[x, y, z]` of `layer` lies in a 4-byte-texel region's source, at its pitches.
 fn texel_offset(region: &ImageCopy, layer: u32, [x, y, z]: [u32; 3]) -> usize {
-    let [w, h, d] = region.extent;
-    let index = (((layer - region.base_array_layer) * d + z) * h + y) * w + x;
-    region.buffer_offset as usize + index as usize * 4
+    let [row, slice, layers] = region.buffer_pitches(ImageFormat::Rgba8Unorm).unwrap();
+    let at = region.buffer_offset
+        + u64::from(layer - region.base_array_layer) * layers
+        + u64::from(z) * slice
+        + u64::from(y) * row
+        + u64::from(x) * 4;
+    at as usize
 }
 
 fn rgba_2d_array() -> ImageDesc {
@@ -342,7 +347,8 @@ fn every_level_and_layer_of_a_2d_array_lands_and_a_partial_reupload_keeps_the_re
             let back = read_back(h, &image, &regions, size, value);
             assert!(back == data, "{usage:?}: the texels read back differ");
 
-            // A box of level 0, layer 1, re-uploaded over what is there.
+            // A box of level 0, layer 1, re-uploaded over what is there, read from rows of 27
+            // texels (the driver honours the region's `bufferRowLength`).
             let patch = ImageCopy {
                 buffer_offset: 0,
                 mip_level: 0,
@@ -350,8 +356,11 @@ fn every_level_and_layer_of_a_2d_array_lands_and_a_partial_reupload_keeps_the_re
                 layer_count: 1,
                 offset: [5, 3, 0],
                 extent: [20, 11, 1],
+                buffer_row_length: 27,
+                buffer_image_height: 0,
             };
-            let patch_bytes = patch.packed_bytes(desc.format).unwrap();
+            let patch_bytes = patch.buffer_bytes(desc.format).unwrap();
+            assert_eq!(patch_bytes, (10 * 27 + 20) * 4);
             let patch_staging = MappedBuffer::new(device, patch_bytes, BufferUsage::TRANSFER_SRC);
             let patch_data = pattern(patch_bytes as usize, 12);
             patch_staging.write(device, 0, &patch_data);
@@ -399,6 +408,8 @@ fn several_commands_into_one_image_in_one_submission_land_in_order() {
         layer_count: 1,
         offset: [0; 3],
         extent: [16, 16, 1],
+        buffer_row_length: 0,
+        buffer_image_height: 0,
     };
     let right = ImageCopy {
         buffer_offset: 16 * 16 * 4,
@@ -844,7 +855,8 @@ fn the_coordinator_fills_a_texture_that_the_application_reads_back_and_patches()
         assert!(back == data, "{timeline:?}: the texels read back differ");
 
         // A box of level 0, layer 1, from an offset of the caller's bytes that no copy could
-        // read from directly (not a multiple of 4): the coordinator stages it aligned.
+        // read from directly (not a multiple of 4), in rows of 23 texels: the coordinator
+        // stages it aligned and packed.
         let patch = ImageCopy {
             buffer_offset: 2,
             mip_level: 0,
@@ -852,8 +864,10 @@ fn the_coordinator_fills_a_texture_that_the_application_reads_back_and_patches()
             layer_count: 1,
             offset: [5, 3, 0],
             extent: [20, 11, 1],
+            buffer_row_length: 23,
+            buffer_image_height: 0,
         };
-        let patch_data = pattern(2 + 20 * 11 * 4, 22);
+        let patch_data = pattern(2 + (10 * 23 + 20) * 4, 22);
         let patched = c.upload_image(&image, &[patch], &patch_data).unwrap();
         patched.wait().unwrap();
         let mut expected = data.clone();

@@ -1,10 +1,14 @@
 //! Uploads into images: the regions a buffer-to-image copy writes (`VkBufferImageCopy`), the
 //! rules a region must keep before any driver sees it, and the layout an image is left in.
 //!
-//! A region's texels lie tightly packed in the source buffer: row after row, slice after slice,
-//! layer after layer, with no padding ([`ImageCopy::packed_bytes`] bytes from
-//! [`ImageCopy::buffer_offset`]). Uploads are for colour images with one sample: a copy into a
-//! depth image needs a graphics queue in Vulkan, and multisampled images cannot be copied into.
+//! A region's texels lie in the source buffer row after row, slice after slice, layer after
+//! layer, from [`ImageCopy::buffer_offset`]. By default they are tightly packed
+//! ([`ImageCopy::packed_bytes`] bytes); a region may instead name a longer row and a taller
+//! slice ([`ImageCopy::buffer_row_length`], [`ImageCopy::buffer_image_height`], in texels, as
+//! Vulkan's `VkBufferImageCopy` does), so that rows with padding after them, or a box cut from a
+//! larger picture, are read where they are ([`ImageCopy::buffer_bytes`] bytes from the offset).
+//! Uploads are for colour images with one sample: a copy into a depth image needs a graphics
+//! queue in Vulkan, and multisampled images cannot be copied into.
 //!
 //! # Layouts
 //!
@@ -57,7 +61,8 @@ impl ImageDesc {
 }
 
 /// One region of a buffer-to-image copy: a box of texels in one mip level of one or more array
-/// layers, read tightly packed from the source buffer.
+/// layers, read from the source buffer tightly packed or, with
+/// [`with_buffer_layout`](Self::with_buffer_layout), with longer rows and taller slices.
 ///
 /// ```
 /// use memkit_core::device::{ImageCopy, ImageDesc, ImageFormat, ImageUsage};
@@ -73,6 +78,16 @@ impl ImageDesc {
 /// assert_eq!(level1.extent, [128, 64, 1]);
 /// assert_eq!(level1.packed_bytes(desc.format), Some(128 * 64 * 4));
 /// assert_eq!(level1.check(&desc, [1, 1, 1]), Ok(()));
+///
+/// // Level 0's left half, read out of the whole picture: rows of 256 texels.
+/// let left = ImageCopy {
+///     extent: [128, 128, 1],
+///     ..ImageCopy::whole_level(&desc, 0, 0)
+/// }
+/// .with_buffer_layout(256, 0);
+/// assert_eq!(left.packed_bytes(desc.format), Some(128 * 128 * 4));
+/// assert_eq!(left.buffer_bytes(desc.format), Some((127 * 256 + 128) * 4));
+/// assert_eq!(left.check(&desc, [1, 1, 1]), Ok(()));
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct ImageCopy {
@@ -89,6 +104,12 @@ pub struct ImageCopy {
     pub offset: [u32; 3],
     /// The box's size in texels: width, height, depth, each at least 1.
     pub extent: [u32; 3],
+    /// Texels from the start of one row in the source buffer to the start of the next: 0 (the
+    /// box's width, tightly packed) or at least the width. Vulkan's `bufferRowLength`.
+    pub buffer_row_length: u32,
+    /// Rows from the start of one depth slice (or layer) in the source buffer to the start of
+    /// the next: 0 (the box's height) or at least the height. Vulkan's `bufferImageHeight`.
+    pub buffer_image_height: u32,
 }
 
 impl ImageCopy {
@@ -101,11 +122,82 @@ impl ImageCopy {
             layer_count: desc.array_layers,
             offset: [0; 3],
             extent: desc.level_extent(mip_level),
+            buffer_row_length: 0,
+            buffer_image_height: 0,
         }
     }
 
-    /// Bytes the region reads from the source buffer: every texel of the box in every layer,
-    /// tightly packed. `None` where that does not fit in a `u64`.
+    /// The same region read with rows of `row_length` texels and slices of `image_height` rows
+    /// in the source buffer (0 for either: tightly packed on that axis).
+    #[must_use]
+    pub const fn with_buffer_layout(self, row_length: u32, image_height: u32) -> Self {
+        Self {
+            buffer_row_length: row_length,
+            buffer_image_height: image_height,
+            ..self
+        }
+    }
+
+    /// The same region read tightly packed: no longer rows or taller slices.
+    #[must_use]
+    pub const fn tightly_packed(self) -> Self {
+        self.with_buffer_layout(0, 0)
+    }
+
+    /// Bytes from the start of one row, one depth slice and one array layer in the source
+    /// buffer to the start of the next. `None` where one does not fit in a `u64`.
+    pub const fn buffer_pitches(&self, format: super::ImageFormat) -> Option<[u64; 3]> {
+        let [w, h, d] = self.extent;
+        let row_texels = if self.buffer_row_length == 0 {
+            w
+        } else {
+            self.buffer_row_length
+        };
+        let rows = if self.buffer_image_height == 0 {
+            h
+        } else {
+            self.buffer_image_height
+        };
+        // A u32 by a u32 by a power of two up to 16 fits in a u64; the rest is checked.
+        let row = row_texels as u64 * format.texel_bytes() as u64;
+        let Some(slice) = row.checked_mul(rows as u64) else {
+            return None;
+        };
+        let Some(layer) = slice.checked_mul(d as u64) else {
+            return None;
+        };
+        Some([row, slice, layer])
+    }
+
+    /// Bytes the region's source spans, from [`buffer_offset`](Self::buffer_offset) to one past
+    /// its last texel: [`packed_bytes`](Self::packed_bytes) when tightly packed, more with longer
+    /// rows or taller slices (the padding after the last row is not read, as in Vulkan). `None`
+    /// where that does not fit in a `u64`.
+    pub const fn buffer_bytes(&self, format: super::ImageFormat) -> Option<u64> {
+        let [w, h, d] = self.extent;
+        if w == 0 || h == 0 || d == 0 || self.layer_count == 0 {
+            return Some(0);
+        }
+        let Some([row, slice, _]) = self.buffer_pitches(format) else {
+            return None;
+        };
+        // Slices of every layer follow one another at the same pitch (Vulkan's addressing).
+        let slices = d as u64 * self.layer_count as u64;
+        let Some(before_last_slice) = (slices - 1).checked_mul(slice) else {
+            return None;
+        };
+        let Some(before_last_row) = (h as u64 - 1).checked_mul(row) else {
+            return None;
+        };
+        let last_row = w as u64 * format.texel_bytes() as u64;
+        let Some(span) = before_last_slice.checked_add(before_last_row) else {
+            return None;
+        };
+        span.checked_add(last_row)
+    }
+
+    /// Bytes the region writes into the image, which is also what it reads from a tightly packed
+    /// source: every texel of the box in every layer. `None` where that does not fit in a `u64`.
     pub const fn packed_bytes(&self, format: super::ImageFormat) -> Option<u64> {
         let [w, h, d] = self.extent;
         // Two u32 factors multiply without overflow in a u64; the rest is checked.
@@ -174,7 +266,13 @@ impl ImageCopy {
         if !self.buffer_offset.is_multiple_of(unit) {
             return Err(ImageCopyError::MisalignedBufferOffset);
         }
-        if self.packed_bytes(desc.format).is_none() {
+        if self.buffer_row_length != 0 && self.buffer_row_length < self.extent[0] {
+            return Err(ImageCopyError::BufferRowTooShort);
+        }
+        if self.buffer_image_height != 0 && self.buffer_image_height < self.extent[1] {
+            return Err(ImageCopyError::BufferImageTooShort);
+        }
+        if self.packed_bytes(desc.format).is_none() || self.buffer_bytes(desc.format).is_none() {
             return Err(ImageCopyError::OutOfBounds);
         }
         Ok(())
@@ -204,6 +302,10 @@ pub enum ImageCopyError {
     OffGranularity,
     /// The buffer offset is not a multiple of 4 and of the texel size.
     MisalignedBufferOffset,
+    /// [`ImageCopy::buffer_row_length`] is neither 0 nor at least the box's width.
+    BufferRowTooShort,
+    /// [`ImageCopy::buffer_image_height`] is neither 0 nor at least the box's height.
+    BufferImageTooShort,
 }
 
 impl fmt::Display for ImageCopyError {
@@ -220,6 +322,10 @@ impl fmt::Display for ImageCopyError {
             Self::MisalignedBufferOffset => {
                 "the buffer offset is not a multiple of 4 and of the texel size"
             }
+            Self::BufferRowTooShort => "the source's row length is shorter than the box's width",
+            Self::BufferImageTooShort => {
+                "the source's image height is shorter than the box's height"
+            }
         })
     }
 }
@@ -229,7 +335,7 @@ impl core::error::Error for ImageCopyError {}
 /// One upload into an image: regions from one buffer into one image, as one submission's part.
 ///
 /// The regions' boxes must not overlap one another (they run in no particular order), and their
-/// source ranges must lie inside `src`.
+/// source ranges ([`ImageCopy::buffer_bytes`] from each offset) must lie inside `src`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ImageCopyCommand<'a, B, I> {
     /// Source buffer (a staging buffer, usually).

@@ -1,6 +1,6 @@
 use memkit_core::device::{ImageCopy, ImageDesc, ImageFormat, ImageUsage};
 
-use super::{for_each_run, regions_overlap, subresource_range};
+use super::{for_each_run, regions_overlap, source_runs, subresource_range};
 
 fn texture() -> ImageDesc {
     ImageDesc::new_2d(
@@ -21,6 +21,8 @@ fn region(mip_level: u32, layers: (u32, u32), offset: [u32; 3], extent: [u32; 3]
         layer_count: layers.1,
         offset,
         extent,
+        buffer_row_length: 0,
+        buffer_image_height: 0,
     }
 }
 
@@ -53,6 +55,29 @@ fn runs_are_rows_of_the_box_or_whole_slices_of_full_rows() {
         runs.push((s, d, n))
     });
     assert_eq!(runs, [(0, 120, 8), (8, 128, 8)]);
+}
+
+#[test]
+fn a_padded_source_is_read_a_row_at_a_time_at_its_pitches() {
+    let desc = texture();
+    let mut runs = Vec::new();
+    // Whole level 0 (5x3), both layers, from rows of 8 texels (32 bytes) and slices of 4 rows
+    // (128 bytes): each row on its own, at the source's pitch; the image side as packed.
+    let copy = ImageCopy::whole_level(&desc, 0, 16).with_buffer_layout(8, 4);
+    for_each_run(&desc, &copy, |s, d, n| runs.push((s, d, n)));
+    let expected: Vec<(u64, u64, u64)> = (0..2)
+        .flat_map(|layer| (0..3).map(move |y| (16 + layer * 128 + y * 32, layer * 60 + y * 20, 20)))
+        .collect();
+    assert_eq!(runs, expected);
+    assert_eq!(source_runs(&desc, &copy).len(), 6);
+    // Taller slices alone keep whole rows together: one run per layer, 4 rows apart.
+    runs.clear();
+    let copy = ImageCopy::whole_level(&desc, 0, 0).with_buffer_layout(0, 4);
+    for_each_run(&desc, &copy, |s, d, n| runs.push((s, d, n)));
+    assert_eq!(runs, [(0, 0, 60), (80, 60, 60)]);
+    // A tightly packed region reads one run.
+    let tight = ImageCopy::whole_level(&desc, 0, 8);
+    assert_eq!(source_runs(&desc, &tight), [(8, 120)]);
 }
 
 #[test]

@@ -1,28 +1,47 @@
 //! How an image upload is cut to fit the staging ring: regions into pieces of at most one ring
 //! upload's bytes (whole layers, then whole depth slices, then bands of rows on the queue's
-//! granularity grid), and pieces into groups that each fill one ring grant.
+//! granularity grid), and pieces into groups that each fill one ring grant; and how a piece's
+//! texels are read out of the caller's bytes.
 //!
 //! Every piece is itself a valid copy region: its box starts on the granularity grid (the region
 //! did, and each cut is a multiple of the grid), and it ends on the grid or where the region
-//! ends. Its texels are contiguous in the caller's tightly packed bytes, because the packing
-//! runs layer by layer, slice by slice, row by row.
+//! ends. In the caller's bytes a piece keeps its region's row and slice pitches; in staging
+//! memory its texels are tightly packed, so the ring holds only the texels the copy reads.
 
 use memkit_core::device::{ImageCopy, ImageFormat};
+
+/// One piece of an upload, as the caller's bytes hold it and as it is staged.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct Piece {
+    /// The piece in the caller's bytes: its `buffer_offset` and pitches are the caller's.
+    pub(super) source: ImageCopy,
+    /// Where its texels start in the group's staging bytes (on the copy alignment).
+    pub(super) staged_at: u64,
+}
+
+impl Piece {
+    /// The copy region that reads the staged piece from a buffer whose group starts at `base`.
+    pub(super) fn staged(&self, base: u64) -> ImageCopy {
+        ImageCopy {
+            buffer_offset: base + self.staged_at,
+            ..self.source.tightly_packed()
+        }
+    }
+}
 
 /// One ring grant's worth of an upload.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(super) struct StagingGroup {
-    /// `(source offset in the caller's texels, region)`, the region's `buffer_offset` relative to
-    /// the group's start (on the copy alignment).
-    pub(super) pieces: Vec<(u64, ImageCopy)>,
+    /// The group's pieces, in the caller's bytes' order.
+    pub(super) pieces: Vec<Piece>,
     /// Bytes the group takes in the ring, alignment gaps included.
     pub(super) bytes: u64,
 }
 
-/// Cuts checked `regions` into groups of at most `limit` bytes, each piece at a multiple of
-/// `unit` (a power of two) within its group. `None` when some region cannot be cut that small:
-/// one row (or one grid cell of rows or slices) is larger than `limit`, or a granularity of 0
-/// (whole levels only) forbids the cut it would need.
+/// Cuts checked `regions` into groups of at most `limit` staged bytes, each piece staged at a
+/// multiple of `unit` (a power of two) within its group. `None` when some region cannot be cut
+/// that small: one row (or one grid cell of rows or slices) is larger than `limit`, or a
+/// granularity of 0 (whole levels only) forbids the cut it would need.
 pub(super) fn staging_groups(
     regions: &[ImageCopy],
     format: ImageFormat,
@@ -39,8 +58,8 @@ pub(super) fn staging_groups(
         pieces: Vec::new(),
         bytes: 0,
     };
-    for piece in pieces {
-        let size = piece.packed_bytes(format)?;
+    for source in pieces {
+        let size = source.packed_bytes(format)?;
         let mut at = current.bytes.next_multiple_of(unit);
         if !current.pieces.is_empty() && at + size > limit {
             groups.push(std::mem::replace(
@@ -52,13 +71,10 @@ pub(super) fn staging_groups(
             ));
             at = 0;
         }
-        current.pieces.push((
-            piece.buffer_offset,
-            ImageCopy {
-                buffer_offset: at,
-                ..piece
-            },
-        ));
+        current.pieces.push(Piece {
+            source,
+            staged_at: at,
+        });
         current.bytes = at + size;
     }
     if !current.pieces.is_empty() {
@@ -67,8 +83,9 @@ pub(super) fn staging_groups(
     Some(groups)
 }
 
-/// Appends `region`'s pieces of at most `limit` bytes to `out` (`buffer_offset`: where each
-/// piece's texels start in the caller's bytes).
+/// Appends `region`'s pieces of at most `limit` staged bytes to `out`, each with its own
+/// `buffer_offset` in the caller's bytes and the region's pitches (named explicitly, so that a
+/// band of rows still reads the region's slices).
 fn cut(
     region: &ImageCopy,
     format: ImageFormat,
@@ -82,6 +99,13 @@ fn cut(
         return Some(());
     }
     let [width, height, depth] = region.extent;
+    let [row_pitch, slice_pitch, layer_pitch] = region.buffer_pitches(format)?;
+    let region = &ImageCopy {
+        buffer_row_length: region.buffer_row_length.max(width),
+        buffer_image_height: region.buffer_image_height.max(height),
+        ..*region
+    };
+    // Staged (tightly packed) sizes.
     let row = u64::from(width) * u64::from(format.texel_bytes());
     let slice = row * u64::from(height);
     let layer = slice * u64::from(depth);
@@ -93,7 +117,7 @@ fn cut(
         while first < region.layer_count {
             let count = per_piece.min(region.layer_count - first);
             cut_further(ImageCopy {
-                buffer_offset: region.buffer_offset + u64::from(first) * layer,
+                buffer_offset: region.buffer_offset + u64::from(first) * layer_pitch,
                 base_array_layer: region.base_array_layer + first,
                 layer_count: count,
                 ..*region
@@ -103,10 +127,10 @@ fn cut(
         return Some(());
     }
     // One layer larger than `limit`: bands of slices, or else bands of rows.
-    let (axis, unit_bytes, count) = if depth > 1 {
-        (2, slice, depth)
+    let (axis, unit_bytes, unit_pitch, count) = if depth > 1 {
+        (2, slice, slice_pitch, depth)
     } else {
-        (1, row, height)
+        (1, row, row_pitch, height)
     };
     let grid = granularity[axis];
     if grid == 0 {
@@ -122,7 +146,7 @@ fn cut(
                 let mut extent = region.extent;
                 extent[2] = 1;
                 cut_further(ImageCopy {
-                    buffer_offset: region.buffer_offset + u64::from(z) * slice,
+                    buffer_offset: region.buffer_offset + u64::from(z) * slice_pitch,
                     offset,
                     extent,
                     ..*region
@@ -140,7 +164,7 @@ fn cut(
         let mut extent = region.extent;
         extent[axis] = band;
         out.push(ImageCopy {
-            buffer_offset: region.buffer_offset + u64::from(first) * unit_bytes,
+            buffer_offset: region.buffer_offset + u64::from(first) * unit_pitch,
             offset,
             extent,
             ..*region
@@ -148,6 +172,43 @@ fn cut(
         first += band;
     }
     Some(())
+}
+
+/// Calls `write(at, bytes)` for each run of `region`'s texels in `texels` (read at the region's
+/// pitches from its `buffer_offset`), `at` being where the run goes in the tightly packed box.
+/// Runs that lie back to back in the caller's bytes go as one: a tightly packed region is one
+/// run. The region passed [`ImageCopy::check`] and its span lies inside `texels`.
+pub(super) fn for_each_packed_run(
+    region: &ImageCopy,
+    format: ImageFormat,
+    texels: &[u8],
+    mut write: impl FnMut(usize, &[u8]),
+) {
+    let [w, h, d] = region.extent.map(u64::from);
+    let Some([row_pitch, slice_pitch, _]) = region.buffer_pitches(format) else {
+        return;
+    };
+    let row = w * u64::from(format.texel_bytes());
+    let slices = d * u64::from(region.layer_count);
+    let mut copy = |at: u64, from: u64, len: u64| {
+        let (at, from, len) = (at as usize, from as usize, len as usize);
+        write(at, &texels[from..from + len]);
+    };
+    let rows_together = row_pitch == row;
+    if rows_together && (slice_pitch == row * h || slices == 1) {
+        copy(0, region.buffer_offset, row * h * slices);
+        return;
+    }
+    for s in 0..slices {
+        let slice_from = region.buffer_offset + s * slice_pitch;
+        if rows_together {
+            copy(s * h * row, slice_from, h * row);
+        } else {
+            for y in 0..h {
+                copy((s * h + y) * row, slice_from + y * row_pitch, row);
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -165,11 +226,16 @@ mod tests {
     fn texels(regions: &[ImageCopy]) -> Vec<(u32, u32, u32, u32, u32, u64)> {
         let mut all = Vec::new();
         for r in regions {
-            let mut at = r.buffer_offset;
+            let [row, slice, layer_pitch] = r.buffer_pitches(RGBA8).unwrap();
             for layer in 0..r.layer_count {
                 for z in 0..r.extent[2] {
                     for y in 0..r.extent[1] {
                         for x in 0..r.extent[0] {
+                            let at = r.buffer_offset
+                                + u64::from(layer) * layer_pitch
+                                + u64::from(z) * slice
+                                + u64::from(y) * row
+                                + u64::from(x) * 4;
                             all.push((
                                 r.mip_level,
                                 r.base_array_layer + layer,
@@ -178,7 +244,6 @@ mod tests {
                                 r.offset[2] + z,
                                 at,
                             ));
-                            at += 4;
                         }
                     }
                 }
@@ -188,16 +253,18 @@ mod tests {
         all
     }
 
-    /// The groups' pieces with their source offsets put back, each checked against `desc`.
+    /// The groups' pieces as the caller's bytes hold them, each checked against `desc` as the
+    /// caller's region and as staged.
     fn pieces(groups: &[StagingGroup], desc: &ImageDesc, granularity: [u32; 3]) -> Vec<ImageCopy> {
         let mut all = Vec::new();
         for group in groups {
-            for (source, piece) in &group.pieces {
-                assert_eq!(piece.check(desc, granularity), Ok(()), "{piece:?}");
-                all.push(ImageCopy {
-                    buffer_offset: *source,
-                    ..*piece
-                });
+            for piece in &group.pieces {
+                let staged = piece.staged(0);
+                assert_eq!(staged.check(desc, granularity), Ok(()), "{piece:?}");
+                assert_eq!(piece.source.check(desc, granularity), Ok(()), "{piece:?}");
+                let end = staged.buffer_offset + staged.packed_bytes(RGBA8).unwrap();
+                assert!(end <= group.bytes, "{piece:?} past its group");
+                all.push(piece.source);
             }
         }
         all
@@ -215,11 +282,7 @@ mod tests {
             .collect();
         let groups = staging_groups(&regions, RGBA8, [1, 1, 1], 1 << 20, 16).unwrap();
         assert_eq!(groups.len(), 1);
-        let offsets: Vec<u64> = groups[0]
-            .pieces
-            .iter()
-            .map(|(_, p)| p.buffer_offset)
-            .collect();
+        let offsets: Vec<u64> = groups[0].pieces.iter().map(|p| p.staged_at).collect();
         // 61x37, 30x18, 15x9, 7x4, 3x2, 1x1 texels of 4 bytes, each start rounded up to 16.
         assert_eq!(offsets, [0, 9040, 11200, 11744, 11856, 11888]);
         assert_eq!(groups[0].bytes, 11892);
@@ -278,6 +341,69 @@ mod tests {
         let cut = pieces(&groups, &desc, [1, 1, 1]);
         assert_eq!(cut.len(), 8 * 2);
         assert_eq!(texels(&cut), texels(&[region]));
+    }
+
+    #[test]
+    fn a_padded_source_is_cut_at_its_own_pitches_and_staged_packed() {
+        // Level 0 of a 3-layer 100 x 50 image, read from rows of 128 texels and slices of 64
+        // rows: every cut (layers, then bands of rows) lands on the caller's texels.
+        let desc = desc_2d(100, 50, 3);
+        let region = ImageCopy::whole_level(&desc, 0, 64).with_buffer_layout(128, 64);
+        for limit in [64 << 10, 8 << 10, 400] {
+            let groups = staging_groups(&[region], RGBA8, [1, 1, 1], limit, 16).unwrap();
+            assert!(groups.iter().all(|g| g.bytes <= limit));
+            let staged: u64 = groups
+                .iter()
+                .flat_map(|g| &g.pieces)
+                .map(|p| p.staged(0).packed_bytes(RGBA8).unwrap())
+                .sum();
+            assert_eq!(staged, 100 * 50 * 3 * 4, "staging holds the texels only");
+            assert_eq!(
+                texels(&pieces(&groups, &desc, [1, 1, 1])),
+                texels(&[region])
+            );
+        }
+    }
+
+    #[test]
+    fn packed_runs_gather_the_box_from_a_padded_source() {
+        // 3 x 2 texels in 2 layers, rows of 5 texels, slices of 3 rows: texel (x, y, layer)
+        // holds the byte value of its packed index in each of its 4 bytes.
+        let desc = desc_2d(8, 8, 2);
+        let region = ImageCopy {
+            extent: [3, 2, 1],
+            ..ImageCopy::whole_level(&desc, 0, 8)
+        }
+        .with_buffer_layout(5, 3);
+        let mut source = vec![0xEE; 8 + region.buffer_bytes(RGBA8).unwrap() as usize];
+        let mut expected = Vec::new();
+        for layer in 0..2 {
+            for y in 0..2 {
+                for x in 0..3 {
+                    let packed = (layer * 6 + y * 3 + x) as u8;
+                    let at = 8 + ((layer * 3 + y) * 5 + x) * 4;
+                    source[at..at + 4].fill(packed);
+                    expected.extend([packed; 4]);
+                }
+            }
+        }
+        let mut staged = vec![0; expected.len()];
+        let mut runs = 0;
+        for_each_packed_run(&region, RGBA8, &source, |at, bytes| {
+            staged[at..at + bytes.len()].copy_from_slice(bytes);
+            runs += 1;
+        });
+        assert_eq!(staged, expected);
+        assert_eq!(runs, 4, "one run per row");
+        // Tightly packed rows with taller slices: one run per layer; tightly packed: one run.
+        let mut runs = 0;
+        for_each_packed_run(&region.with_buffer_layout(0, 3), RGBA8, &source, |_, _| {
+            runs += 1
+        });
+        assert_eq!(runs, 2);
+        let mut runs = 0;
+        for_each_packed_run(&region.tightly_packed(), RGBA8, &source, |_, _| runs += 1);
+        assert_eq!(runs, 1);
     }
 
     #[test]

@@ -26,7 +26,7 @@ use memkit_core::device::{
 use memkit_core::scheduler::{BufferKey, LargeUploadPolicy};
 use memkit_core::{AllocationRequest, DeviceAllocation, MemoryUsage, ResourceKind, WriteGrant};
 
-use super::image_pieces::{StagingGroup, staging_groups};
+use super::image_pieces::{StagingGroup, for_each_packed_run, staging_groups};
 use super::{Coordinator, RING_GRANTS, Recorded, Shared, Submitter};
 use crate::buffer::{BufferState, COUNTER};
 use crate::config::BackPressure;
@@ -96,9 +96,11 @@ impl<D: Device + ImageCopyQueue> Coordinator<D> {
         Ok((image, ticket))
     }
 
-    /// Uploads texels into `image`: each region's box is read tightly packed from `texels` at
-    /// its `buffer_offset` (any offset: the bytes are copied into staging memory at offsets the
-    /// copy rules allow). The first upload into an image discards what it held, levels and
+    /// Uploads texels into `image`: each region's box is read from `texels` at its
+    /// `buffer_offset` (any offset: the bytes are copied into staging memory at offsets the copy
+    /// rules allow), tightly packed or at the row length and image height the region names
+    /// ([`ImageCopy::with_buffer_layout`]: rows with padding, or a box cut out of a larger
+    /// picture, are read where they are and staged packed, so staging holds only the texels). The first upload into an image discards what it held, levels and
     /// layers the regions miss included; later ones keep what the regions do not cover. Once
     /// the ticket completed the texels are in place and the image is in
     /// [`Image::layout_after_upload`]; work on another queue waits for the ticket's
@@ -122,7 +124,8 @@ impl<D: Device + ImageCopyQueue> Coordinator<D> {
     /// Buffer uploads staged before the call are submitted before the image's copies.
     ///
     /// Errors: [`Error::ZeroSize`] for no regions, [`Error::ForeignImage`],
-    /// [`Error::OutOfBounds`] when a region's texels reach past `texels`,
+    /// [`Error::OutOfBounds`] when a region's texels ([`ImageCopy::buffer_bytes`] from its
+    /// offset) reach past `texels`,
     /// [`Error::ImageCopy`] for a region that breaks a copy rule (see
     /// [`ImageCopy::check`]; the queue's granularity is the device's), [`Error::OverlappingImageRegions`],
     /// [`Error::StagingFull`] when the ring is full under [`BackPressure::Fail`](crate::BackPressure::Fail),
@@ -238,21 +241,21 @@ impl<D: Device + ImageCopyQueue> Shared<D> {
             at_zero
                 .check(&desc, granularity)
                 .map_err(Error::ImageCopy)?;
-            // `check` refused boxes whose size overflows.
-            let size = region.packed_bytes(desc.format).unwrap_or(0);
+            // `check` refused boxes whose size or span overflows.
+            let span = region.buffer_bytes(desc.format).unwrap_or(0);
             let within = region
                 .buffer_offset
-                .checked_add(size)
+                .checked_add(span)
                 .is_some_and(|e| e <= texels.len() as u64);
             if !within {
                 return Err(Error::OutOfBounds {
                     offset: region.buffer_offset,
-                    size,
+                    size: span,
                     buffer_size: texels.len() as u64,
                 });
             }
-            // No overflow: each size is below `texels.len()`.
-            texel_bytes += size;
+            // No overflow: each region's texels lie inside `texels`.
+            texel_bytes += region.packed_bytes(desc.format).unwrap_or(0);
         }
         if let Some((a, b)) = first_overlap(regions) {
             log::debug!("memkit: image upload regions {a} and {b} overlap");
@@ -313,23 +316,20 @@ impl<D: Device + ImageCopyQueue> Shared<D> {
                     let rest: Vec<ImageCopy> = groups[i..]
                         .iter()
                         .flat_map(|g| &g.pieces)
-                        .map(|&(source, piece)| ImageCopy {
-                            buffer_offset: source,
-                            ..piece
-                        })
+                        .map(|piece| piece.source)
                         .collect();
                     return self.upload_image_dedicated(state, &rest, texels);
                 }
                 Err(e) => return Err(e),
             };
             let bytes = grant.bytes_mut();
-            for &(source, piece) in &group.pieces {
+            for piece in &group.pieces {
                 // Checked by `upload_image`: the piece lies inside its region's texels, and the
                 // group inside the grant.
-                let size = piece.packed_bytes(state.desc.format).unwrap_or(0) as usize;
-                let at = piece.buffer_offset as usize;
-                bytes[at..at + size]
-                    .copy_from_slice(&texels[source as usize..source as usize + size]);
+                let base = piece.staged_at as usize;
+                for_each_packed_run(&piece.source, state.desc.format, texels, |at, run| {
+                    bytes[base + at..base + at + run.len()].copy_from_slice(run);
+                });
             }
             value = self.submit_ring_image_copies(grant, state, group)?;
         }
@@ -354,10 +354,7 @@ impl<D: Device + ImageCopyQueue> Shared<D> {
         let regions: Vec<ImageCopy> = group
             .pieces
             .iter()
-            .map(|&(_, piece)| ImageCopy {
-                buffer_offset: start + piece.buffer_offset,
-                ..piece
-            })
+            .map(|piece| piece.staged(start))
             .collect();
         let mut sub = self.lock_submitter();
         // On an error the grant is dropped uncommitted: the ring takes its room back.
@@ -403,7 +400,7 @@ impl<D: Device + ImageCopyQueue> Shared<D> {
             let at = end.next_multiple_of(unit);
             staged.push(ImageCopy {
                 buffer_offset: at,
-                ..*region
+                ..region.tightly_packed()
             });
             end = at + size;
         }
@@ -436,8 +433,8 @@ impl<D: Device + ImageCopyQueue> Shared<D> {
         }
     }
 
-    /// Copies each region's texels from `texels` to its place in the staging buffer, and flushes
-    /// them when the memory is not coherent.
+    /// Copies each region's texels from `texels` (at the region's pitches) to its tightly packed
+    /// place in the staging buffer, and flushes them when the memory is not coherent.
     fn fill_staging(
         &self,
         staging: &BufferState<D>,
@@ -447,25 +444,31 @@ impl<D: Device + ImageCopyQueue> Shared<D> {
         texels: &[u8],
     ) -> Result<()> {
         for (from, to) in regions.iter().zip(staged) {
-            // Both checked by the caller: the size fits and the source range lies in `texels`.
-            let size = to.packed_bytes(desc.format).unwrap_or(0) as usize;
-            let source = (from.buffer_offset as usize)
-                .checked_add(size)
-                .and_then(|end| texels.get(from.buffer_offset as usize..end))
-                .ok_or(Error::OutOfBounds {
+            // Checked by the caller: the region's span lies in `texels`.
+            let span = from.buffer_bytes(desc.format).unwrap_or(u64::MAX);
+            let within = from
+                .buffer_offset
+                .checked_add(span)
+                .is_some_and(|end| end <= texels.len() as u64);
+            if !within {
+                return Err(Error::OutOfBounds {
                     offset: from.buffer_offset,
-                    size: size as u64,
+                    size: span,
                     buffer_size: texels.len() as u64,
-                })?;
+                });
+            }
             let target = staging
                 .host_at(to.buffer_offset)
                 .ok_or(Error::NotHostVisible)?;
-            // SAFETY: `[to.buffer_offset, + size)` lies inside the staging buffer (it was sized
-            // to the last region's end), whose memory is mapped while it lives; no GPU work names
-            // it yet and no other thread has it; `source` is a Rust slice, not the mapping.
-            unsafe {
-                std::ptr::copy_nonoverlapping(source.as_ptr(), target.as_ptr(), size);
-            }
+            for_each_packed_run(from, desc.format, texels, |at, run| {
+                // SAFETY: the packed box `[to.buffer_offset, + packed bytes)`, which holds
+                // `[at, + run.len())`, lies inside the staging buffer (it was sized to the last
+                // region's end), whose memory is mapped while it lives; no GPU work names it yet
+                // and no other thread has it; `run` is a Rust slice, not the mapping.
+                unsafe {
+                    std::ptr::copy_nonoverlapping(run.as_ptr(), target.as_ptr().add(at), run.len());
+                }
+            });
         }
         if staging.coherent {
             return Ok(());

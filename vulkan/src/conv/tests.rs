@@ -192,10 +192,17 @@ fn image_copy_regions_and_layouts() {
         layer_count: 3,
         offset: [4, 8, 0],
         extent: [5, 7, 1],
+        buffer_row_length: 0,
+        buffer_image_height: 0,
     };
     let raw = map_image_copy(&region);
     assert_eq!(raw.buffer_offset, 256);
     assert_eq!((raw.buffer_row_length, raw.buffer_image_height), (0, 0));
+    let padded = map_image_copy(&region.with_buffer_layout(8, 9));
+    assert_eq!(
+        (padded.buffer_row_length, padded.buffer_image_height),
+        (8, 9)
+    );
     let sub = raw.image_subresource;
     assert_eq!(sub.aspect_mask, vk::ImageAspectFlags::COLOR);
     assert_eq!(

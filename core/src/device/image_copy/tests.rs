@@ -20,6 +20,8 @@ fn region(mip_level: u32, offset: [u32; 3], extent: [u32; 3]) -> ImageCopy {
         layer_count: 1,
         offset,
         extent,
+        buffer_row_length: 0,
+        buffer_image_height: 0,
     }
 }
 
@@ -163,6 +165,76 @@ fn buffer_offsets_are_multiples_of_four_and_of_the_texel() {
     );
     copy.buffer_offset = 48;
     assert_eq!(copy.check(&rgba32, g), Ok(()));
+}
+
+#[test]
+fn a_tightly_packed_source_spans_exactly_the_packed_bytes() {
+    let desc = texture();
+    for level in 0..desc.mip_levels {
+        let copy = ImageCopy::whole_level(&desc, level, 0);
+        assert_eq!(
+            copy.buffer_bytes(desc.format),
+            copy.packed_bytes(desc.format)
+        );
+        // Naming the box's own width and height is the same as 0.
+        let [w, h, _] = copy.extent;
+        let same = copy.with_buffer_layout(w, h);
+        assert_eq!(
+            same.buffer_bytes(desc.format),
+            copy.packed_bytes(desc.format)
+        );
+        assert_eq!(same.tightly_packed(), copy);
+    }
+}
+
+#[test]
+fn longer_rows_and_taller_slices_space_the_source_out_as_vulkan_addresses_it() {
+    // 10 x 4 texels of 4 bytes in each of 3 layers, read from rows of 16 texels and slices of 6
+    // rows: texel (x, y) of layer l at ((l * 6 + y) * 16 + x) * 4.
+    let desc = texture();
+    let copy = ImageCopy {
+        layer_count: 3,
+        ..region(1, [2, 3, 0], [10, 4, 1])
+    }
+    .with_buffer_layout(16, 6);
+    assert_eq!(copy.check(&desc, [1, 1, 1]), Ok(()));
+    assert_eq!(copy.buffer_pitches(desc.format), Some([64, 384, 384]));
+    assert_eq!(copy.packed_bytes(desc.format), Some(10 * 4 * 3 * 4));
+    let last_texel = ((2 * 6 + 3) * 16 + 9) * 4;
+    assert_eq!(copy.buffer_bytes(desc.format), Some(last_texel + 4));
+    // A 3D box: slices at the slice pitch, one layer at depth slices.
+    let volume = ImageDesc {
+        depth: 8,
+        ..ImageDesc::new_2d(ImageFormat::R8Unorm, 8, 8, UPLOADABLE)
+    };
+    let copy = region(0, [0; 3], [4, 2, 3]).with_buffer_layout(0, 5);
+    assert_eq!(copy.check(&volume, [1, 1, 1]), Ok(()));
+    assert_eq!(copy.buffer_pitches(volume.format), Some([4, 20, 60]));
+    assert_eq!(copy.buffer_bytes(volume.format), Some(2 * 20 + 4 + 4));
+}
+
+#[test]
+fn rows_and_slices_shorter_than_the_box_are_refused() {
+    let desc = texture();
+    let g = [1, 1, 1];
+    let copy = region(0, [0; 3], [10, 4, 1]);
+    assert_eq!(
+        copy.with_buffer_layout(9, 0).check(&desc, g),
+        Err(ImageCopyError::BufferRowTooShort)
+    );
+    assert_eq!(
+        copy.with_buffer_layout(0, 3).check(&desc, g),
+        Err(ImageCopyError::BufferImageTooShort)
+    );
+    assert_eq!(copy.with_buffer_layout(10, 4).check(&desc, g), Ok(()));
+    // A pitch that overflows a u64 is refused, never wrapped.
+    let huge = ImageDesc {
+        depth: 1 << 20,
+        ..ImageDesc::new_2d(ImageFormat::Rgba32Float, 1 << 20, 1 << 20, UPLOADABLE)
+    };
+    let copy = region(0, [0; 3], [1, 1, 1 << 20]).with_buffer_layout(u32::MAX, u32::MAX);
+    assert_eq!(copy.buffer_bytes(huge.format), None);
+    assert_eq!(copy.check(&huge, g), Err(ImageCopyError::OutOfBounds));
 }
 
 #[test]
