@@ -3,7 +3,7 @@
 
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 
 use memkit_core::pool::{HostPtr, RawDeviceAllocation};
 use memkit_core::scheduler::BufferKey;
@@ -31,6 +31,12 @@ pub(crate) struct BufferState<D: Device> {
     pub(crate) last_use: AtomicU64,
     /// Destroyed (by deferred destruction, or by the coordinator's teardown).
     pub(crate) destroyed: AtomicBool,
+    /// Held shared by [`Buffer::read`] while it copies out of the mapping, and exclusively by
+    /// the coordinator's teardown while it destroys a buffer a handle still holds: a read on
+    /// another thread either finishes before the memory goes or sees the buffer destroyed,
+    /// without holding the pools' lock (and so other threads' creations and frees) while it
+    /// copies.
+    pub(crate) host_reads: RwLock<()>,
     pub(crate) label: Mutex<String>,
 }
 
@@ -99,8 +105,9 @@ impl<D: Device> Buffer<D> {
     /// [`Error::BufferDestroyed`] once its coordinator shut down, [`Error::DeviceLost`] once the
     /// device is lost, [`Error::Device`] when the invalidation fails.
     ///
-    /// It holds the coordinator's pools lock while it copies, so a long read delays buffer
-    /// creation and frees on other threads for as long.
+    /// The copy holds no coordinator-wide lock: buffer creation, uploads and frees on other
+    /// threads go on while a long read copies (the pools' lock is taken only to invalidate
+    /// non-coherent memory). Only the coordinator's teardown waits for it.
     ///
     /// [`Error::ZeroSize`]: crate::Error::ZeroSize
     /// [`Error::OutOfBounds`]: crate::Error::OutOfBounds

@@ -21,7 +21,7 @@
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock, Weak};
 use std::time::{Duration, Instant};
 
 use memkit_core::device::{
@@ -1015,6 +1015,7 @@ impl<D: Device> Shared<D> {
             allocation,
             last_use: AtomicU64::new(0),
             destroyed: AtomicBool::new(false),
+            host_reads: RwLock::new(()),
             label: Mutex::new(String::new()),
         });
         self.counters.buffers_created.fetch_add(1, COUNTER);
@@ -1059,10 +1060,12 @@ impl<D: Device> Shared<D> {
     /// [`Buffer::read`](crate::Buffer::read): invalidates the range when the memory is not
     /// coherent, then copies it out of the mapping.
     ///
-    /// The pools' lock is held throughout: a buffer handle can outlive its coordinator, whose
-    /// teardown (on another thread) destroys the buffers still held and frees their memory under
-    /// that lock. Holding it, the read either sees the buffer destroyed or finishes before the
-    /// memory goes.
+    /// A buffer handle can outlive its coordinator, whose teardown (on another thread) destroys
+    /// the buffers still held and frees their memory. The read holds the buffer's `host_reads`
+    /// shared, and teardown holds it exclusively while it destroys a held buffer: the read
+    /// either sees the buffer destroyed or finishes before the memory goes. The pools' lock is
+    /// taken only around the invalidation, so a long copy holds off no other thread's creations
+    /// and frees.
     ///
     /// # Safety
     /// As [`Buffer::read`](crate::Buffer::read).
@@ -1077,14 +1080,15 @@ impl<D: Device> Shared<D> {
         let Some(source) = src.host_at(offset) else {
             return Err(Error::NotHostVisible);
         };
-        let pools = self.lock_pools();
-        let Some(pools) = pools.as_ref() else {
-            return Err(Error::BufferDestroyed);
-        };
+        let _reading = src.host_reads.read().unwrap_or_else(|e| e.into_inner());
         if src.destroyed.load(Ordering::Acquire) {
             return Err(Error::BufferDestroyed);
         }
         if !src.coherent {
+            let pools = self.lock_pools();
+            let Some(pools) = pools.as_ref() else {
+                return Err(Error::BufferDestroyed);
+            };
             let allocation = DeviceAllocation::from_raw(src.allocation);
             let invalidated = pools.invalidate(&allocation, offset, out.len() as u64);
             // The handle is the buffer's, borrowed to name the range: not freed here.
@@ -1092,9 +1096,10 @@ impl<D: Device> Shared<D> {
             invalidated.map_err(|e| self.device_error(flush_error(e)))?;
         }
         // SAFETY: the range lies inside the buffer (checked), whose memory is mapped and not
-        // freed while the pools' lock is held and the buffer is not destroyed (checked under
-        // it); nothing writes these bytes during the call and the GPU's writes are visible to
-        // the host (the caller's contract); `out` is a Rust slice, so it is not the mapping.
+        // freed while `_reading` is held and the buffer is not destroyed (checked under it: a
+        // buffer the caller holds is destroyed only by teardown, under the exclusive side);
+        // nothing writes these bytes during the call and the GPU's writes are visible to the
+        // host (the caller's contract); `out` is a Rust slice, so it is not the mapping.
         unsafe {
             std::ptr::copy_nonoverlapping(source.as_ptr(), out.as_mut_ptr(), out.len());
         }
@@ -1982,6 +1987,9 @@ impl<D: Device> Shared<D> {
                 label
             );
             self.counters.leaked_buffers.fetch_add(1, COUNTER);
+            // A `Buffer::read` on another thread finishes before the memory goes (see
+            // `read_mapped`).
+            let _no_reads = state.host_reads.write().unwrap_or_else(|e| e.into_inner());
             self.destroy(state);
         }
         // SAFETY: the GPU finished (or the device is lost), the ring is no longer used (the

@@ -390,3 +390,66 @@ fn buffers_and_tickets_used_on_other_threads_while_the_coordinator_shuts_down() 
     assert!(leaks.is_empty(), "device objects left: {leaks:?}");
     device.assert_no_misuse();
 }
+
+/// `Buffer::read` on another thread while the coordinator creates and frees buffers and then
+/// shuts down: every read returns the bytes the GPU wrote until teardown destroys the buffer,
+/// and `BufferDestroyed` after; none touches freed memory (teardown waits for a read under way:
+/// without that wait, this test faults on the freed mapping).
+#[test]
+fn reads_on_another_thread_see_the_bytes_or_a_destroyed_buffer_while_the_coordinator_shuts_down() {
+    const SIZE: usize = 16 << 20;
+    for round in 0..8 {
+        // Freed mappings go back to the host at once (no quarantine): a read of freed memory
+        // faults rather than seeing the old bytes.
+        let config = memkit_dummy::DeviceConfig::discrete().with_freed_mapping_quarantine(0);
+        let device = DummyDevice::new(config).unwrap();
+        device.set_panic_on_misuse(true);
+        let c = Coordinator::new(device.clone(), CoordinatorConfig::default()).unwrap();
+        let buffer = c.create_buffer(SIZE as u64, MemoryUsage::DOWNLOAD).unwrap();
+        // Large, so that teardown meets a copy under way; one byte value per round (cheap to
+        // build in a debug build), so a read of another round's or of freed bytes differs.
+        let data = vec![0x40 + round; SIZE];
+        let (memory, base) = buffer.memory();
+        device.device_write(memory, base, &data).unwrap();
+        let started = std::sync::Barrier::new(2);
+        let (reads, stats) = std::thread::scope(|s| {
+            let reader = s.spawn(|| {
+                let mut out = vec![0; SIZE];
+                let mut reads = 0u32;
+                started.wait();
+                loop {
+                    // SAFETY: the simulated GPU's write above is done and visible; nothing
+                    // writes the buffer while this thread reads it.
+                    match unsafe { buffer.read(0, &mut out) } {
+                        Ok(()) => {
+                            // A few spots per read keep the loop mostly copying (so teardown
+                            // meets a copy under way); the last read is checked whole.
+                            let spots = [0, SIZE / 3, SIZE - 1];
+                            assert!(spots.iter().all(|&i| out[i] == data[i]), "round {round}");
+                            reads += 1;
+                        }
+                        Err(Error::BufferDestroyed) => {
+                            assert!(reads == 0 || out == data, "round {round}: a read differs");
+                            return reads;
+                        }
+                        Err(e) => panic!("round {round}: read: {e}"),
+                    }
+                }
+            });
+            started.wait();
+            for _ in 0..64 {
+                drop(
+                    c.create_buffer(4096, MemoryUsage::FAST_DEVICE_ACCESS)
+                        .unwrap(),
+                );
+            }
+            let stats = c.shutdown();
+            (reader.join().expect("reader"), stats)
+        });
+        assert_eq!(stats.leaked_buffers, 1, "round {round} ({reads} reads)");
+        drop(buffer);
+        let leaks = device.leak_report();
+        assert!(leaks.is_empty(), "device objects left: {leaks:?}");
+        device.assert_no_misuse();
+    }
+}
