@@ -647,6 +647,72 @@ fn memkit(
         faults as f64 / (reps + 1) as f64,
         after.ring.high_water_mark >> 20,
     );
+    if which.is_empty() {
+        padded_reuploads(report, gpu, &coordinator, work, &images, reps);
+    }
+}
+
+/// Level 0 re-uploaded out of pictures twice its width (`bufferRowLength` = 2 x width: a
+/// texture cut from an atlas, or rows padded by the decoder), against the packed re-uploads of
+/// the same run: what reading the caller's rows one at a time and staging them packed costs.
+fn padded_reuploads(
+    report: &mut Report,
+    gpu: &Gpu,
+    coordinator: &Coordinator<Gpu>,
+    work: &Workload,
+    images: &[Image<Gpu>],
+    reps: usize,
+) {
+    let label = work.label();
+    let [width, height, _] = work.regions[0].extent;
+    let row = width as usize * 4;
+    let per = work.per_texture();
+    let picture = 2 * row * height as usize;
+    // Each texture's level-0 rows in the left half of its own picture; the right half is noise.
+    let mut pictures = vec![0u8; picture * work.count];
+    Rng::new(59).fill(&mut pictures);
+    for (i, out) in pictures.chunks_mut(picture).enumerate() {
+        let level0 = &work.texels[i * per..];
+        for (y, rows) in out.chunks_mut(2 * row).enumerate() {
+            rows[..row].copy_from_slice(&level0[y * row..(y + 1) * row]);
+        }
+    }
+    let region = [ImageCopy::whole_level(&work.desc, 0, 0).with_buffer_layout(2 * width, 0)];
+    let t = timed(reps, || {
+        let tickets: Vec<_> = images
+            .iter()
+            .zip(pictures.chunks(picture))
+            .map(|(image, texels)| {
+                coordinator
+                    .upload_image(image, &region, texels)
+                    .expect("upload_image")
+            })
+            .collect();
+        for ticket in tickets {
+            ticket.wait().expect("wait");
+        }
+    });
+    let name =
+        format!("8. memkit upload_image level 0 re-uploads from rows twice as long, {label}");
+    report.add(
+        &name,
+        gbps((row * height as usize * work.count) as u64, t),
+        "GB/s",
+        "level 0 texels (not the skipped half), 1 thread",
+    );
+    let packed = report.get(&format!(
+        "8. memkit upload_image level 0 re-uploads, {label}"
+    ));
+    if let (Some(padded), Some(packed)) = (report.get(&name), packed) {
+        report.add(
+            &format!("{name} / packed"),
+            padded / packed,
+            "x",
+            "same run",
+        );
+    }
+    // The texels are the packed ones: level 0 reads back the same.
+    check_level0(report, gpu, work, &images[0]);
 }
 
 /// The process's minor page faults so far (Linux; 0 elsewhere): field 10 of `/proc/self/stat`.
