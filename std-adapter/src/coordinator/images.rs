@@ -21,7 +21,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use memkit_core::device::{
-    DedicatedHint, DedicatedTo, ImageCopy, ImageCopyCommand, ImageCopyQueue, ImageDesc, ImageDevice,
+    DedicatedHint, DedicatedTo, ImageCopy, ImageCopyCommand, ImageCopyQueue, ImageDesc,
+    ImageDevice, ImageFormat,
 };
 use memkit_core::scheduler::{BufferKey, LargeUploadPolicy};
 use memkit_core::{AllocationRequest, DeviceAllocation, MemoryUsage, ResourceKind, WriteGrant};
@@ -241,19 +242,7 @@ impl<D: Device + ImageCopyQueue> Shared<D> {
             at_zero
                 .check(&desc, granularity)
                 .map_err(Error::ImageCopy)?;
-            // `check` refused boxes whose size or span overflows.
-            let span = region.buffer_bytes(desc.format).unwrap_or(0);
-            let within = region
-                .buffer_offset
-                .checked_add(span)
-                .is_some_and(|e| e <= texels.len() as u64);
-            if !within {
-                return Err(Error::OutOfBounds {
-                    offset: region.buffer_offset,
-                    size: span,
-                    buffer_size: texels.len() as u64,
-                });
-            }
+            check_source(region, desc.format, texels)?;
             // No overflow: each region's texels lie inside `texels`.
             texel_bytes += region.packed_bytes(desc.format).unwrap_or(0);
         }
@@ -444,19 +433,8 @@ impl<D: Device + ImageCopyQueue> Shared<D> {
         texels: &[u8],
     ) -> Result<()> {
         for (from, to) in regions.iter().zip(staged) {
-            // Checked by the caller: the region's span lies in `texels`.
-            let span = from.buffer_bytes(desc.format).unwrap_or(u64::MAX);
-            let within = from
-                .buffer_offset
-                .checked_add(span)
-                .is_some_and(|end| end <= texels.len() as u64);
-            if !within {
-                return Err(Error::OutOfBounds {
-                    offset: from.buffer_offset,
-                    size: span,
-                    buffer_size: texels.len() as u64,
-                });
-            }
+            // Checked by the caller too; `for_each_packed_run` slices `texels` by it.
+            check_source(from, desc.format, texels)?;
             let target = staging
                 .host_at(to.buffer_offset)
                 .ok_or(Error::NotHostVisible)?;
@@ -618,6 +596,25 @@ impl<D: Device> Shared<D> {
         self.counters
             .images_destroyed
             .fetch_add(mine.len() as u64, COUNTER);
+    }
+}
+
+/// [`Error::OutOfBounds`] unless `region`'s texels ([`ImageCopy::buffer_bytes`] from its offset)
+/// lie inside `texels`. A span that overflows (which `ImageCopy::check` refuses) is refused too.
+fn check_source(region: &ImageCopy, format: ImageFormat, texels: &[u8]) -> Result<()> {
+    let span = region.buffer_bytes(format).unwrap_or(u64::MAX);
+    let within = region
+        .buffer_offset
+        .checked_add(span)
+        .is_some_and(|end| end <= texels.len() as u64);
+    if within {
+        Ok(())
+    } else {
+        Err(Error::OutOfBounds {
+            offset: region.buffer_offset,
+            size: span,
+            buffer_size: texels.len() as u64,
+        })
     }
 }
 
