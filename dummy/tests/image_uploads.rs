@@ -472,14 +472,11 @@ fn a_padded_source_is_read_at_its_row_and_slice_pitches_and_only_its_texels_are_
     let (offset, extent) = ([3, 2, 0], [5, 4, 1]);
     let region = ImageCopy {
         buffer_offset: 8,
-        mip_level: 0,
-        base_array_layer: 0,
-        layer_count: 2,
         offset,
         extent,
-        buffer_row_length: 16,
-        buffer_image_height: 6,
-    };
+        ..ImageCopy::whole_level(&desc, 0, 0)
+    }
+    .with_buffer_layout(16, 6);
     let span = region.buffer_bytes(desc.format).unwrap() as usize;
     assert_eq!(span, (6 + 3) * 128 + 5 * 8);
     let mut source = vec![0xEE; 8 + span];

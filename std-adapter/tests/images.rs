@@ -127,13 +127,11 @@ fn a_partial_reupload_from_unaligned_bytes_keeps_the_rest_of_the_image() {
     let patch = pattern(3 + 10 * 7 * 4, 200);
     let region = ImageCopy {
         buffer_offset: 3,
-        mip_level: 0,
         base_array_layer: 1,
         layer_count: 1,
         offset: [20, 5, 0],
         extent: [10, 7, 1],
-        buffer_row_length: 0,
-        buffer_image_height: 0,
+        ..ImageCopy::whole_level(&desc, 0, 0)
     };
     let second = c.upload_image(&image, &[region], &patch).expect("patch");
     second.wait().expect("patch upload");

@@ -312,6 +312,19 @@ fn texel_offset(region: &ImageCopy, layer: u32, [x, y, z]: [u32; 3]) -> usize {
     at as usize
 }
 
+/// The 20 x 11 box at (5, 3) of level 0, layer 1, that both partial re-uploads write, read
+/// tightly packed from `buffer_offset`.
+fn patch_region(desc: &ImageDesc, buffer_offset: u64) -> ImageCopy {
+    ImageCopy {
+        buffer_offset,
+        base_array_layer: 1,
+        layer_count: 1,
+        offset: [5, 3, 0],
+        extent: [20, 11, 1],
+        ..ImageCopy::whole_level(desc, 0, 0)
+    }
+}
+
 fn rgba_2d_array() -> ImageDesc {
     ImageDesc::new_2d(
         ImageFormat::Rgba8Unorm,
@@ -349,16 +362,7 @@ fn every_level_and_layer_of_a_2d_array_lands_and_a_partial_reupload_keeps_the_re
 
             // A box of level 0, layer 1, re-uploaded over what is there, read from rows of 27
             // texels (the driver honours the region's `bufferRowLength`).
-            let patch = ImageCopy {
-                buffer_offset: 0,
-                mip_level: 0,
-                base_array_layer: 1,
-                layer_count: 1,
-                offset: [5, 3, 0],
-                extent: [20, 11, 1],
-                buffer_row_length: 27,
-                buffer_image_height: 0,
-            };
+            let patch = patch_region(&desc, 0).with_buffer_layout(27, 0);
             let patch_bytes = patch.buffer_bytes(desc.format).unwrap();
             assert_eq!(patch_bytes, (10 * 27 + 20) * 4);
             let patch_staging = MappedBuffer::new(device, patch_bytes, BufferUsage::TRANSFER_SRC);
@@ -857,16 +861,7 @@ fn the_coordinator_fills_a_texture_that_the_application_reads_back_and_patches()
         // A box of level 0, layer 1, from an offset of the caller's bytes that no copy could
         // read from directly (not a multiple of 4), in rows of 23 texels: the coordinator
         // stages it aligned and packed.
-        let patch = ImageCopy {
-            buffer_offset: 2,
-            mip_level: 0,
-            base_array_layer: 1,
-            layer_count: 1,
-            offset: [5, 3, 0],
-            extent: [20, 11, 1],
-            buffer_row_length: 23,
-            buffer_image_height: 0,
-        };
+        let patch = patch_region(&desc, 2).with_buffer_layout(23, 0);
         let patch_data = pattern(2 + (10 * 23 + 20) * 4, 22);
         let patched = c.upload_image(&image, &[patch], &patch_data).unwrap();
         patched.wait().unwrap();
