@@ -477,7 +477,8 @@ impl DummyDevice {
     /// [`ImageDescError::AttachmentBeyondFramebuffer`], and one beyond the configured largest
     /// extents or layers
     /// ([`DeviceConfig::max_image_dimension_2d`] and the like), with a sample count outside
-    /// [`DeviceConfig::image_sample_counts`] (or multisampled storage), or larger in all than
+    /// [`DeviceConfig::image_sample_counts`] (or multisampled storage), a compressed storage
+    /// image, or one larger in all than
     /// [`DeviceConfig::max_image_resource_size`] (estimated as memkit-vulkan does, with
     /// [`ImageDesc::check_resource_size`]), with [`ImageDescError::Unsupported`]. A refused
     /// image is neither counted nor created. Counted with the buffers, and failed by
@@ -510,8 +511,9 @@ impl DummyDevice {
     /// Whether the configured limits allow `desc` (a valid description): extents within
     /// `maxImageDimension2D` or `maxImageDimension3D`, layers within `maxImageArrayLayers`, a
     /// sample count the device has, no multisampled storage image (memkit-vulkan refuses
-    /// those: they need a feature it does not track), and a total size within
-    /// `maxResourceSize`.
+    /// those: they need a feature it does not track), no compressed storage image (drivers
+    /// offer none without the block-view creation flags memkit does not set), and a total size
+    /// within `maxResourceSize`.
     fn supports_image(&self, desc: &ImageDesc) -> bool {
         let config = &self.shared.config;
         let max_extent = if desc.depth > 1 {
@@ -523,11 +525,14 @@ impl DummyDevice {
         let samples_allowed = desc.samples == 1
             || (config.image_sample_counts & desc.samples != 0
                 && !desc.usage.contains(ImageUsage::STORAGE));
+        let usage_allowed =
+            !(desc.format.is_compressed() && desc.usage.contains(ImageUsage::STORAGE));
         desc.width <= max_extent
             && desc.height <= max_extent
             && desc.depth <= max_extent
             && desc.array_layers <= config.max_image_array_layers
             && samples_allowed
+            && usage_allowed
             && desc
                 .check_resource_size(
                     config.max_image_resource_size,

@@ -6,6 +6,8 @@
 //! An image's bytes lie in its bound memory range from the binding offset, tightly packed:
 //! level after level (0 first), within a level layer after layer, within a layer slice after
 //! slice (z), row after row (y), texel after texel (x), a multisampled texel's samples together.
+//! A compressed format's rows and texels are rows of blocks and blocks
+//! ([`ImageFormat::block_extent`](memkit_core::device::ImageFormat::block_extent)).
 //! That is [`ImageDesc::packed_bytes`] bytes in all, which `create_image`'s required size covers.
 //! A real driver's tiling is opaque; this one is fixed so tests can read texels back
 //! ([`DummyDevice::read_image`]).
@@ -72,13 +74,13 @@ pub(crate) struct PendingImageCommand {
     pub(crate) regions: Vec<ImageCopy>,
 }
 
-/// Bytes of one subresource: every texel (and sample) of mip level `level` in one layer.
+/// Bytes of one subresource: every texel block (and sample) of mip level `level` in one layer.
 fn subresource_bytes(desc: &ImageDesc, level: u32) -> Option<u64> {
-    let [w, h, d] = desc.level_extent(level).map(u64::from);
+    let [w, h, d] = desc.format.blocks(desc.level_extent(level)).map(u64::from);
     (w * h)
         .checked_mul(d)?
         .checked_mul(u64::from(desc.samples))?
-        .checked_mul(u64::from(desc.format.texel_bytes()))
+        .checked_mul(u64::from(desc.format.block_bytes()))
 }
 
 /// Where subresource (`level`, `layer`) starts in the image's bytes, and its size, in the
@@ -103,10 +105,15 @@ pub(crate) fn subresource_range(desc: &ImageDesc, level: u32, layer: u32) -> Opt
 /// `desc` (so the image is single-sampled, the box lies inside it and its pitches fit); runs come
 /// in source order.
 pub(crate) fn for_each_run(desc: &ImageDesc, region: &ImageCopy, mut f: impl FnMut(u64, u64, u64)) {
-    let texel = u64::from(desc.format.texel_bytes());
-    let [w, h, d] = region.extent.map(u64::from);
-    let [ox, oy, oz] = region.offset.map(u64::from);
-    let [level_w, level_h, _] = desc.level_extent(region.mip_level).map(u64::from);
+    // In texel blocks throughout: a row is a row of blocks.
+    let texel = u64::from(desc.format.block_bytes());
+    let (offset, extent) = region.block_box(desc.format);
+    let [w, h, d] = extent.map(u64::from);
+    let [ox, oy, oz] = offset.map(u64::from);
+    let [level_w, level_h, _] = desc
+        .format
+        .blocks(desc.level_extent(region.mip_level))
+        .map(u64::from);
     let Some([row_pitch, slice_pitch, layer_pitch]) = region.buffer_pitches(desc.format) else {
         return;
     };

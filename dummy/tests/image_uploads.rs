@@ -7,7 +7,7 @@ mod common;
 use common::{alloc, backed_buffer, release_all};
 use memkit_core::device::{
     DeviceError, ImageCopy, ImageCopyCommand, ImageCopyError, ImageCopyQueue, ImageDesc,
-    ImageFormat, ImageLayout, ImageUsage, InvalidArgument,
+    ImageDescError, ImageFormat, ImageLayout, ImageUsage, InvalidArgument,
 };
 use memkit_dummy::{
     DeviceConfig, DummyBuffer, DummyDevice, DummyImage, DummyMemory, InspectError, Misuse,
@@ -28,7 +28,8 @@ fn array_texture() -> ImageDesc {
         .with_array_layers(3)
 }
 
-/// A distinct byte for every byte of every texel: tests see misplaced rows, layers and levels.
+/// A distinct byte for every byte of every texel block (`[x, y, z]` in blocks): tests see
+/// misplaced rows, layers and levels.
 fn texel_byte(seed: u32, level: u32, layer: u32, [x, y, z]: [u32; 3], byte: u32) -> u8 {
     let mixed = seed
         .wrapping_mul(0x9E37_79B9)
@@ -36,7 +37,8 @@ fn texel_byte(seed: u32, level: u32, layer: u32, [x, y, z]: [u32; 3], byte: u32)
     (mixed ^ (mixed >> 8)) as u8
 }
 
-/// The tightly packed texels of a box of one subresource, filled by [`texel_byte`].
+/// The tightly packed texel blocks of a box of one subresource (`offset` and `extent` in
+/// texels, on the block grid), filled by [`texel_byte`].
 fn box_bytes(
     desc: &ImageDesc,
     seed: u32,
@@ -45,7 +47,10 @@ fn box_bytes(
     offset: [u32; 3],
     extent: [u32; 3],
 ) -> Vec<u8> {
-    let texel = desc.format.texel_bytes();
+    let texel = desc.format.block_bytes();
+    let [bw, bh] = desc.format.block_extent();
+    let offset = [offset[0] / bw, offset[1] / bh, offset[2]];
+    let extent = desc.format.blocks(extent);
     let mut out = Vec::new();
     for z in offset[2]..offset[2] + extent[2] {
         for y in offset[1]..offset[1] + extent[1] {
@@ -800,4 +805,151 @@ fn a_3d_image_takes_boxes_through_its_depth() {
     gpu.assert_no_misuse();
     release_all(&gpu);
     assert!(gpu.leak_report().is_empty());
+}
+
+/// A 70 x 38 BC7 texture (18 x 10 blocks of 16 bytes at level 0, the last column and row of
+/// blocks partial), 2 layers, full mip chain (7 levels down to 1 x 1: one partial block each).
+fn bc7_texture() -> ImageDesc {
+    ImageDesc::new_2d(ImageFormat::Bc7Srgb, 70, 38, UPLOADABLE)
+        .with_full_mip_chain()
+        .with_array_layers(2)
+}
+
+#[test]
+fn compressed_images_are_uploaded_block_for_block_down_to_the_last_level() {
+    let gpu = DummyDevice::discrete();
+    let desc = bc7_texture();
+    let (image, _) = image_on(&gpu, &desc);
+    upload_whole(&gpu, image, &desc, 7, 1);
+    assert_image(&gpu, image, &desc, 7);
+    assert_eq!(
+        gpu.read_image(image, 0, 1).map(|b| b.len()),
+        Ok(18 * 10 * 16)
+    );
+    assert_eq!(gpu.read_image(image, 6, 0).map(|b| b.len()), Ok(16));
+    // BC1's 8-byte blocks, one layer.
+    let bc1 = ImageDesc::new_2d(ImageFormat::Bc1RgbaUnorm, 13, 9, UPLOADABLE).with_full_mip_chain();
+    let (bc1_image, _) = image_on(&gpu, &bc1);
+    upload_whole(&gpu, bc1_image, &bc1, 8, 2);
+    assert_image(&gpu, bc1_image, &bc1, 8);
+    gpu.assert_no_misuse();
+    release_all(&gpu);
+}
+
+#[test]
+fn a_compressed_box_at_the_edge_is_read_in_rows_of_blocks_at_its_pitches() {
+    let gpu = DummyDevice::discrete();
+    let desc = bc7_texture();
+    let (image, _) = image_on(&gpu, &desc);
+    upload_whole(&gpu, image, &desc, 1, 1);
+    // Seed 2 into level 0's box from texel (56, 24) to the edge (14 x 14 texels: 4 x 4 blocks,
+    // the last column and row partial), both layers, read from rows of 24 texels (6 blocks) and
+    // layers of 20 texel rows (5 block rows), from offset 32; the padding holds 0xEE.
+    let (offset, extent) = ([56, 24, 0], [14, 14, 1]);
+    let region = ImageCopy {
+        buffer_offset: 32,
+        offset,
+        extent,
+        ..ImageCopy::whole_level(&desc, 0, 0)
+    }
+    .with_buffer_layout(24, 20);
+    assert_eq!(region.check(&desc, [1, 1, 1]), Ok(()));
+    let row_pitch = 6 * 16;
+    let span = region.buffer_bytes(desc.format).unwrap() as usize;
+    assert_eq!(span, (5 + 3) * row_pitch + 4 * 16);
+    let mut source = vec![0xEE; 32 + span];
+    for layer in 0..2 {
+        let packed = box_bytes(&desc, 2, 0, layer, offset, extent);
+        for (y, row) in packed.chunks(4 * 16).enumerate() {
+            let at = 32 + (layer as usize * 5 + y) * row_pitch;
+            source[at..at + row.len()].copy_from_slice(row);
+        }
+    }
+    let src = staging(&gpu, &source);
+    gpu.submit_image_copies(&[command(src, image, desc, true, &[region])], 2)
+        .expect("submit");
+    gpu.advance_to(2);
+    gpu.assert_no_misuse();
+    for layer in 0..2 {
+        let blocks = gpu.read_image(image, 0, layer).expect("read");
+        let (old, new) = (
+            level_bytes(&desc, 1, 0, layer),
+            level_bytes(&desc, 2, 0, layer),
+        );
+        for y in 0..10 {
+            for x in 0..18 {
+                let inside = (14..18).contains(&x) && (6..10).contains(&y);
+                let at = (y * 18 + x) * 16;
+                let want = if inside { &new } else { &old };
+                assert_eq!(
+                    blocks[at..at + 16],
+                    want[at..at + 16],
+                    "layer {layer} block ({x}, {y})"
+                );
+            }
+        }
+    }
+    release_all(&gpu);
+}
+
+#[test]
+fn compressed_regions_off_the_block_grid_are_typed_errors() {
+    let gpu = DummyDevice::discrete();
+    let desc = bc7_texture();
+    let (image, _) = image_on(&gpu, &desc);
+    let src = staging(&gpu, &[0; 4096]);
+    let at = |offset: [u32; 3], extent: [u32; 3]| ImageCopy {
+        offset,
+        extent,
+        ..ImageCopy::whole_level(&desc, 0, 0)
+    };
+    for (region, error) in [
+        (at([2, 0, 0], [4, 4, 1]), ImageCopyError::OffTexelBlock),
+        (at([0, 0, 0], [6, 4, 1]), ImageCopyError::OffTexelBlock),
+        (
+            at([0, 0, 0], [8, 8, 1]).with_buffer_layout(10, 0),
+            ImageCopyError::BufferLayoutOffTexelBlock,
+        ),
+        (
+            ImageCopy {
+                buffer_offset: 8,
+                ..at([0, 0, 0], [8, 8, 1])
+            },
+            ImageCopyError::MisalignedBufferOffset,
+        ),
+    ] {
+        assert_eq!(
+            gpu.submit_image_copies(&[command(src, image, desc, false, &[region])], 1),
+            Err(DeviceError::InvalidImageCopy(error)),
+            "{region:?}"
+        );
+    }
+    assert_eq!(gpu.last_submitted(), 0);
+    assert_eq!(gpu.counters().submit_calls, 0);
+    gpu.assert_no_misuse();
+    release_all(&gpu);
+}
+
+#[test]
+fn compressed_images_are_neither_attachments_nor_storage() {
+    let gpu = DummyDevice::discrete();
+    let texture = bc7_texture();
+    for (usage, error) in [
+        (
+            ImageUsage::COLOR_ATTACHMENT,
+            ImageDescError::UsageNotForFormat,
+        ),
+        (ImageUsage::STORAGE, ImageDescError::Unsupported),
+    ] {
+        let desc = ImageDesc {
+            usage: texture.usage | usage,
+            ..texture
+        };
+        assert_eq!(
+            gpu.create_image(&desc).map(|_| ()),
+            Err(DeviceError::InvalidImage(error)),
+            "{usage:?}"
+        );
+    }
+    assert_eq!(gpu.counters().buffers_created, 0);
 }

@@ -35,11 +35,12 @@ fn pattern(len: usize, seed: u8) -> Vec<u8> {
 }
 
 /// Bytes of one layer of `level`, and where that layer starts in the whole image's packing
-/// (levels one after another, each level's layers one after another).
+/// (levels one after another, each level's layers one after another; texel blocks for a
+/// compressed format).
 fn layer_range(desc: &ImageDesc, level: u32, layer: u32) -> std::ops::Range<usize> {
-    let texel = desc.format.texel_bytes() as usize;
+    let texel = desc.format.block_bytes() as usize;
     let layer_bytes = |l: u32| {
-        let [w, h, d] = desc.level_extent(l);
+        let [w, h, d] = desc.format.blocks(desc.level_extent(l));
         (w * h * d) as usize * texel
     };
     let level_start: usize = (0..level)
@@ -444,23 +445,50 @@ fn a_texture_larger_than_a_ring_upload_streams_through_the_ring_in_row_bands() {
 #[test]
 fn texels_in_padded_rows_land_as_packed_ones_do_through_the_ring_in_bands_or_own_staging() {
     // Level 0 of both layers (61 x 37), read from offset 6 of a picture whose rows are 64
-    // texels long and whose layers are 40 rows apart; the padding holds bytes that must never
-    // reach the image.
+    // texels long and whose layers are 40 rows apart.
     let desc = texture_desc();
-    let whole = ImageCopy::whole_level(&desc, 0, 0);
-    let region = ImageCopy {
-        buffer_offset: 6,
-        ..whole
-    }
-    .with_buffer_layout(64, 40);
-    let packed_bytes = whole.packed_bytes(desc.format).unwrap();
-    let span = region.buffer_bytes(desc.format).unwrap();
-    assert_eq!(span, ((40 + 36) * 64 + 61) * 4);
+    let region = ImageCopy::whole_level(&desc, 0, 6).with_buffer_layout(64, 40);
+    assert_eq!(
+        region.buffer_bytes(desc.format),
+        Some(((40 + 36) * 64 + 61) * 4)
+    );
+    assert_padded_upload_lands(&desc, region);
+}
+
+#[test]
+fn compressed_blocks_in_padded_rows_land_through_the_ring_in_bands_or_own_staging() {
+    // Level 0 of a 2-layer 70 x 66 BC7 texture (18 x 17 blocks of 16 bytes, 4896 bytes a
+    // layer, the last column and row partial), read from offset 32 of a picture whose rows are
+    // 80 texels (20 blocks) long and whose layers are 68 texel rows (17 block rows) apart.
+    let desc = ImageDesc::new_2d(ImageFormat::Bc7Srgb, 70, 66, TEXTURE_USAGE)
+        .with_full_mip_chain()
+        .with_array_layers(2);
+    let region = ImageCopy::whole_level(&desc, 0, 32).with_buffer_layout(80, 68);
+    assert_eq!(
+        region.buffer_bytes(desc.format),
+        Some(((17 + 16) * 20 + 18) * 16)
+    );
+    assert_padded_upload_lands(&desc, region);
+}
+
+/// Uploads `region` (every layer of one level, at its own row and slice pitches) out of a
+/// picture whose padding holds bytes that must never reach the image, three ways: as one ring
+/// group, in bands through a ring whose uploads are at most 4 KiB, and through a staging buffer
+/// of its own (whole levels only). Each lands block for block as the packed blocks would, and
+/// the ring stages the blocks, not the padding.
+fn assert_padded_upload_lands(desc: &ImageDesc, region: ImageCopy) {
+    let format = desc.format;
+    let [_, rows, _] = format.blocks(region.extent);
+    let packed_bytes = region.packed_bytes(format).unwrap();
+    let span = region.buffer_bytes(format).unwrap();
+    let [row_pitch, slice_pitch, _] = region.buffer_pitches(format).unwrap();
+    let layer_bytes = (packed_bytes / u64::from(region.layer_count)) as usize;
+    let row_bytes = layer_bytes / rows as usize;
     let packed = pattern(packed_bytes as usize, 31);
-    let mut picture = vec![0xA5; 6 + span as usize];
-    for (i, row) in packed.chunks(61 * 4).enumerate() {
-        let (layer, y) = (i / 37, i % 37);
-        let at = 6 + (layer * 40 + y) * 64 * 4;
+    let mut picture = vec![0xA5; (region.buffer_offset + span) as usize];
+    for (i, row) in packed.chunks(row_bytes).enumerate() {
+        let (layer, y) = ((i / rows as usize) as u64, (i % rows as usize) as u64);
+        let at = (region.buffer_offset + layer * slice_pitch + y * row_pitch) as usize;
         picture[at..at + row.len()].copy_from_slice(row);
     }
     let ways = [
@@ -482,14 +510,14 @@ fn texels_in_padded_rows_land_as_packed_ones_do_through_the_ring_in_bands_or_own
     ];
     for (way, (c, device), staging_buffers) in ways {
         let image = c
-            .create_image(&desc, MemoryUsage::FAST_DEVICE_ACCESS)
+            .create_image(desc, MemoryUsage::FAST_DEVICE_ACCESS)
             .expect("image");
         let ticket = c.upload_image(&image, &[region], &picture).expect(way);
         ticket.wait().expect(way);
-        for layer in 0..2 {
-            let expected = &packed[layer * 61 * 37 * 4..(layer + 1) * 61 * 37 * 4];
+        for layer in 0..region.layer_count {
+            let expected = &packed.chunks(layer_bytes).nth(layer as usize).unwrap();
             assert!(
-                read(&device, &image, 0, layer as u32)[..] == *expected,
+                read(&device, &image, region.mip_level, layer)[..] == **expected,
                 "{way}: layer {layer} differs"
             );
         }
@@ -497,7 +525,7 @@ fn texels_in_padded_rows_land_as_packed_ones_do_through_the_ring_in_bands_or_own
         assert_eq!(stats.image_bytes_uploaded, packed_bytes, "{way}");
         assert_eq!(stats.buffers_created, staging_buffers, "{way}");
         if staging_buffers == 0 {
-            // Staged packed: the ring held the texels and alignment gaps, not the padding.
+            // Staged packed: the ring held the blocks and alignment gaps, not the padding.
             assert!(
                 (packed_bytes..span).contains(&stats.ring.drained_bytes),
                 "{way}: {} bytes staged",
@@ -507,6 +535,34 @@ fn texels_in_padded_rows_land_as_packed_ones_do_through_the_ring_in_bands_or_own
         drop(image);
         c.maintain().expect("maintain");
         device.assert_no_misuse();
+    }
+}
+
+#[test]
+fn a_compressed_texture_created_with_data_holds_every_level_on_every_preset() {
+    // BC1 (8-byte blocks) and BC7 (16-byte blocks), 70 x 38: every level down to 1 x 1 ends in
+    // partial blocks; through the ring in bands, and as one group.
+    for format in [ImageFormat::Bc1RgbaSrgb, ImageFormat::Bc7Unorm] {
+        let desc = ImageDesc::new_2d(format, 70, 38, TEXTURE_USAGE)
+            .with_full_mip_chain()
+            .with_array_layers(2);
+        let texels = pattern(desc.packed_bytes() as usize, 9);
+        let small = small_ring(DeviceConfig::discrete(), 1024, BackPressure::WaitForGpu);
+        let coordinators = Preset::ALL
+            .into_iter()
+            .map(|preset| (preset.to_string(), coordinator(preset.config())))
+            .chain([("bands of 1 KiB".to_string(), small)]);
+        for (what, (c, device)) in coordinators {
+            let (image, ticket) = c
+                .create_image_with_data(&desc, MemoryUsage::FAST_DEVICE_ACCESS, &texels)
+                .expect("texture");
+            ticket.wait().expect("upload");
+            assert_every_level_and_layer(&device, &image, &texels, &format!("{format:?} {what}"));
+            assert_eq!(c.stats().buffers_created, 0, "{what}");
+            drop(image);
+            c.maintain().expect("maintain");
+            device.assert_no_misuse();
+        }
     }
 }
 

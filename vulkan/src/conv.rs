@@ -138,6 +138,15 @@ pub fn map_image_format(format: ImageFormat) -> vk::Format {
         ImageFormat::Rgba32Float => vk::Format::R32G32B32A32_SFLOAT,
         ImageFormat::D16Unorm => vk::Format::D16_UNORM,
         ImageFormat::D32Float => vk::Format::D32_SFLOAT,
+        ImageFormat::Bc1RgbaUnorm => vk::Format::BC1_RGBA_UNORM_BLOCK,
+        ImageFormat::Bc1RgbaSrgb => vk::Format::BC1_RGBA_SRGB_BLOCK,
+        ImageFormat::Bc3Unorm => vk::Format::BC3_UNORM_BLOCK,
+        ImageFormat::Bc3Srgb => vk::Format::BC3_SRGB_BLOCK,
+        ImageFormat::Bc4Unorm => vk::Format::BC4_UNORM_BLOCK,
+        ImageFormat::Bc5Unorm => vk::Format::BC5_UNORM_BLOCK,
+        ImageFormat::Bc6hUfloat => vk::Format::BC6H_UFLOAT_BLOCK,
+        ImageFormat::Bc7Unorm => vk::Format::BC7_UNORM_BLOCK,
+        ImageFormat::Bc7Srgb => vk::Format::BC7_SRGB_BLOCK,
     }
 }
 

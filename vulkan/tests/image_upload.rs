@@ -300,16 +300,41 @@ fn read_back_image(
     bytes
 }
 
-/// Where texel `(x, y, z)` of `layer` lies in `region`'s packed bytes (4-byte texels).
-/// Where texel `[x, y, z]` of `layer` lies in a 4-byte-texel region's source, at its pitches.
-fn texel_offset(region: &ImageCopy, layer: u32, [x, y, z]: [u32; 3]) -> usize {
-    let [row, slice, layers] = region.buffer_pitches(ImageFormat::Rgba8Unorm).unwrap();
+/// Where texel block `[x, y, z]` (in blocks: texels for an uncompressed format) of `layer`
+/// lies in `region`'s source, at its pitches.
+fn block_offset(region: &ImageCopy, format: ImageFormat, layer: u32, [x, y, z]: [u32; 3]) -> usize {
+    let [row, slice, layers] = region.buffer_pitches(format).unwrap();
     let at = region.buffer_offset
         + u64::from(layer - region.base_array_layer) * layers
         + u64::from(z) * slice
         + u64::from(y) * row
-        + u64::from(x) * 4;
+        + u64::from(x) * u64::from(format.block_bytes());
     at as usize
+}
+
+/// `data` (every level of `desc` as [`whole_levels`] packs it) with layer `layer`'s `[w, h]`
+/// blocks at block `[x, y]` of level 0 taken from `patch`'s source bytes `patch_data`.
+fn patched(
+    data: &[u8],
+    desc: &ImageDesc,
+    patch: &ImageCopy,
+    patch_data: &[u8],
+    [x0, y0]: [u32; 2],
+    [w, h]: [u32; 2],
+) -> Vec<u8> {
+    let level0 = ImageCopy::whole_level(desc, 0, 0);
+    let block = desc.format.block_bytes() as usize;
+    let layer = patch.base_array_layer;
+    let mut expected = data.to_vec();
+    for y in 0..h {
+        for x in 0..w {
+            let from = block_offset(patch, desc.format, layer, [x, y, 0]);
+            let to = block_offset(&level0, desc.format, layer, [x + x0, y + y0, 0]);
+            expected[to..to + block].copy_from_slice(&patch_data[from..from + block]);
+        }
+    }
+    assert!(expected != data);
+    expected
 }
 
 /// The 20 x 11 box at (5, 3) of level 0, layer 1, that both partial re-uploads write, read
@@ -373,15 +398,7 @@ fn every_level_and_layer_of_a_2d_array_lands_and_a_partial_reupload_keeps_the_re
                 value + 1,
                 &[image.command(patch_staging.buffer, true, &[patch])],
             );
-            let mut expected = data.clone();
-            for y in 0..11 {
-                for x in 0..20 {
-                    let from = texel_offset(&patch, 1, [x, y, 0]);
-                    let to = texel_offset(&regions[0], 1, [x + 5, y + 3, 0]);
-                    expected[to..to + 4].copy_from_slice(&patch_data[from..from + 4]);
-                }
-            }
-            assert!(expected != data);
+            let expected = patched(&data, &desc, &patch, &patch_data, [5, 3], [20, 11]);
             let back = read_back(h, &image, &regions, size, value);
             assert!(
                 back == expected,
@@ -451,8 +468,9 @@ fn several_commands_into_one_image_in_one_submission_land_in_order() {
         let y0 = region.offset[1];
         for y in 0..h {
             for x in 0..w {
-                let from = texel_offset(&region, 0, [x, y, 0]);
-                let to = texel_offset(&whole[0], 0, [x + x0, y + y0, 0]);
+                let rgba = ImageFormat::Rgba8Unorm;
+                let from = block_offset(&region, rgba, 0, [x, y, 0]);
+                let to = block_offset(&whole[0], rgba, 0, [x + x0, y + y0, 0]);
                 expected[to..to + 4].copy_from_slice(&data[from..from + 4]);
             }
         }
@@ -863,24 +881,17 @@ fn the_coordinator_fills_a_texture_that_the_application_reads_back_and_patches()
         // stages it aligned and packed.
         let patch = patch_region(&desc, 2).with_buffer_layout(23, 0);
         let patch_data = pattern(2 + (10 * 23 + 20) * 4, 22);
-        let patched = c.upload_image(&image, &[patch], &patch_data).unwrap();
-        patched.wait().unwrap();
-        let mut expected = data.clone();
-        for y in 0..11 {
-            for x in 0..20 {
-                let from = texel_offset(&patch, 1, [x, y, 0]);
-                let to = texel_offset(&regions[0], 1, [x + 5, y + 3, 0]);
-                expected[to..to + 4].copy_from_slice(&patch_data[from..from + 4]);
-            }
-        }
-        let value = patched.value().unwrap();
+        let patch_ticket = c.upload_image(&image, &[patch], &patch_data).unwrap();
+        patch_ticket.wait().unwrap();
+        let expected = patched(&data, &desc, &patch, &patch_data, [5, 3], [20, 11]);
+        let value = patch_ticket.value().unwrap();
         let back = read_back_image(&shared, image.raw(), &desc, &regions, size, value);
         assert!(
             back == expected,
             "{timeline:?}: after the patch, {} bytes differ",
             back.iter().zip(&expected).filter(|(a, b)| a != b).count()
         );
-        drop((image, ticket, patched));
+        drop((image, ticket, patch_ticket));
         let stats = c.shutdown();
         if config.max_ring_upload == small_ring.max_ring_upload {
             // 2 layers x 3 bands of level 0, the other levels, the patch.
@@ -903,4 +914,114 @@ fn the_coordinator_fills_a_texture_that_the_application_reads_back_and_patches()
         };
         finish(h);
     }
+}
+
+#[test]
+fn compressed_textures_land_block_for_block_through_the_device_and_the_coordinator() {
+    let Some(h) = concurrent_device(TimelineMode::Auto) else {
+        return;
+    };
+    let shared = SharedHeadlessDevice::new(h);
+    let device = shared.device();
+    // 70 x 38 texels, 2 layers, full chain: level 0 is 18 x 10 blocks, the last column and row
+    // partial, and every level down to 1 x 1 is a partial block.
+    let usage = ImageUsage::SAMPLED | ImageUsage::TRANSFER_DST | ImageUsage::TRANSFER_SRC;
+    let desc = ImageDesc::new_2d(ImageFormat::Bc7Srgb, 70, 38, usage)
+        .with_full_mip_chain()
+        .with_array_layers(2);
+    let image = TestImage::new(device, desc);
+    let (regions, size) = whole_levels(&desc);
+    assert_eq!(size, desc.packed_bytes());
+    let staging = MappedBuffer::new(device, size, BufferUsage::TRANSFER_SRC);
+    let data = pattern(size as usize, 41);
+    staging.write(device, 0, &data);
+    let value = upload(
+        device,
+        device.last_submitted_value() + 1,
+        &[image.command(staging.buffer, false, &regions)],
+    );
+    let back = read_back(&shared, &image, &regions, size, value);
+    assert!(back == data, "the blocks read back differ");
+
+    // The box from texel (56, 24) to the level's edge in layer 1 (4 x 4 blocks, the last
+    // column and row partial), read from rows of 24 texels (6 blocks).
+    let patch = ImageCopy {
+        base_array_layer: 1,
+        layer_count: 1,
+        offset: [56, 24, 0],
+        extent: [14, 14, 1],
+        ..ImageCopy::whole_level(&desc, 0, 0)
+    }
+    .with_buffer_layout(24, 0);
+    let patch_bytes = patch.buffer_bytes(desc.format).unwrap();
+    assert_eq!(patch_bytes, (3 * 6 + 4) * 16);
+    let patch_staging = MappedBuffer::new(device, patch_bytes, BufferUsage::TRANSFER_SRC);
+    let patch_data = pattern(patch_bytes as usize, 42);
+    patch_staging.write(device, 0, &patch_data);
+    let value = upload(
+        device,
+        value + 1,
+        &[image.command(patch_staging.buffer, true, &[patch])],
+    );
+    let expected = patched(&data, &desc, &patch, &patch_data, [14, 6], [4, 4]);
+    let back = read_back(&shared, &image, &regions, size, value);
+    assert!(
+        back == expected,
+        "after the partial re-upload, {} bytes differ",
+        back.iter().zip(&expected).filter(|(a, b)| a != b).count()
+    );
+    staging.destroy(device);
+    patch_staging.destroy(device);
+    image.destroy(device);
+
+    // Through a coordinator whose ring uploads are at most 1 KiB: level 0's layers go in bands
+    // of block rows, and a patch from an unaligned offset of the caller's bytes is staged
+    // aligned and packed.
+    let config = CoordinatorConfig {
+        staging_ring_size: 64 << 10,
+        max_ring_upload: 1024,
+        ..CoordinatorConfig::default()
+    };
+    let c = Coordinator::new(shared.clone(), config).unwrap();
+    let data = pattern(size as usize, 43);
+    let (image, ticket) = c
+        .create_image_with_data(&desc, MemoryUsage::FAST_DEVICE_ACCESS, &data)
+        .unwrap();
+    ticket.wait().unwrap();
+    let back = read_back_image(
+        &shared,
+        image.raw(),
+        &desc,
+        &regions,
+        size,
+        ticket.value().unwrap(),
+    );
+    assert!(back == data, "the coordinator's blocks read back differ");
+    let patch = ImageCopy {
+        buffer_offset: 3,
+        ..patch
+    };
+    let patch_data = pattern(3 + patch_bytes as usize, 44);
+    let patched_ticket = c.upload_image(&image, &[patch], &patch_data).unwrap();
+    patched_ticket.wait().unwrap();
+    let expected = patched(&data, &desc, &patch, &patch_data, [14, 6], [4, 4]);
+    let value = patched_ticket.value().unwrap();
+    let back = read_back_image(&shared, image.raw(), &desc, &regions, size, value);
+    assert!(
+        back == expected,
+        "after the coordinator's patch, {} bytes differ",
+        back.iter().zip(&expected).filter(|(a, b)| a != b).count()
+    );
+    drop((image, ticket, patched_ticket));
+    let stats = c.shutdown();
+    // 2 layers x 3 bands of level 0 (288-byte block rows, 3 to a band), the rest, the patch.
+    assert!(stats.submissions >= 8, "{} submissions", stats.submissions);
+    assert_eq!(
+        stats.buffers_created, 0,
+        "every upload went through the ring"
+    );
+    let Ok(h) = shared.try_unwrap() else {
+        panic!("a ticket, image or the coordinator still holds the device");
+    };
+    finish(h);
 }

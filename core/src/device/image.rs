@@ -8,8 +8,23 @@
 
 use core::fmt;
 
-/// A texel format. Uncompressed colour formats and depth formats; the names follow Vulkan's
-/// (`Rgba8Unorm` is `VK_FORMAT_R8G8B8A8_UNORM`).
+/// A texel format: uncompressed colour formats, depth formats and the block-compressed BC
+/// formats desktop textures ship in; the names follow Vulkan's (`Rgba8Unorm` is
+/// `VK_FORMAT_R8G8B8A8_UNORM`, `Bc7Srgb` is `VK_FORMAT_BC7_SRGB_BLOCK`).
+///
+/// Memory is counted in texel blocks: one texel for an uncompressed format, 4x4 texels for a BC
+/// format ([`block_extent`](Self::block_extent), [`block_bytes`](Self::block_bytes)). A level
+/// whose width or height is not a multiple of the block's still takes whole blocks at its edge.
+///
+/// ```
+/// use memkit_core::device::ImageFormat;
+///
+/// assert_eq!(ImageFormat::Rgba8Unorm.block_extent(), [1, 1]);
+/// assert_eq!(ImageFormat::Bc7Srgb.block_extent(), [4, 4]);
+/// assert_eq!(ImageFormat::Bc1RgbaUnorm.block_bytes(), 8);
+/// // 10 x 6 texels of BC7 take 3 x 2 blocks of 16 bytes.
+/// assert_eq!(ImageFormat::Bc7Unorm.blocks([10, 6, 1]), [3, 2, 1]);
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum ImageFormat {
     /// One 8-bit unsigned normalised channel.
@@ -40,11 +55,29 @@ pub enum ImageFormat {
     D16Unorm,
     /// 32-bit float depth.
     D32Float,
+    /// BC1 (DXT1): RGB with 1-bit alpha, 8 bytes per 4x4 block.
+    Bc1RgbaUnorm,
+    /// BC1, colour in sRGB.
+    Bc1RgbaSrgb,
+    /// BC3 (DXT5): RGBA, 16 bytes per 4x4 block.
+    Bc3Unorm,
+    /// BC3, colour in sRGB.
+    Bc3Srgb,
+    /// BC4: one unsigned normalised channel, 8 bytes per 4x4 block.
+    Bc4Unorm,
+    /// BC5: two unsigned normalised channels (normal maps), 16 bytes per 4x4 block.
+    Bc5Unorm,
+    /// BC6H: RGB half floats without sign (HDR), 16 bytes per 4x4 block.
+    Bc6hUfloat,
+    /// BC7: RGBA, 16 bytes per 4x4 block.
+    Bc7Unorm,
+    /// BC7, colour in sRGB.
+    Bc7Srgb,
 }
 
 impl ImageFormat {
-    /// Bytes of one texel.
-    pub const fn texel_bytes(self) -> u32 {
+    /// Bytes of one texel block: of one texel for an uncompressed format.
+    pub const fn block_bytes(self) -> u32 {
         match self {
             Self::R8Unorm => 1,
             Self::Rg8Unorm | Self::R16Float | Self::D16Unorm => 2,
@@ -57,7 +90,43 @@ impl ImageFormat {
             | Self::D32Float => 4,
             Self::Rgba16Float | Self::Rg32Float => 8,
             Self::Rgba32Float => 16,
+            Self::Bc1RgbaUnorm | Self::Bc1RgbaSrgb | Self::Bc4Unorm => 8,
+            Self::Bc3Unorm
+            | Self::Bc3Srgb
+            | Self::Bc5Unorm
+            | Self::Bc6hUfloat
+            | Self::Bc7Unorm
+            | Self::Bc7Srgb => 16,
         }
+    }
+
+    /// Width and height in texels of one texel block: `[1, 1]` for an uncompressed format,
+    /// `[4, 4]` for a BC one. Blocks are one texel deep.
+    pub const fn block_extent(self) -> [u32; 2] {
+        if self.is_compressed() { [4, 4] } else { [1, 1] }
+    }
+
+    /// Whether texels are stored in compressed blocks of more than one texel.
+    pub const fn is_compressed(self) -> bool {
+        matches!(
+            self,
+            Self::Bc1RgbaUnorm
+                | Self::Bc1RgbaSrgb
+                | Self::Bc3Unorm
+                | Self::Bc3Srgb
+                | Self::Bc4Unorm
+                | Self::Bc5Unorm
+                | Self::Bc6hUfloat
+                | Self::Bc7Unorm
+                | Self::Bc7Srgb
+        )
+    }
+
+    /// Texel blocks that cover a box of `texels` (width, height, depth): width and height
+    /// rounded up to whole blocks, depth as it is.
+    pub const fn blocks(self, texels: [u32; 3]) -> [u32; 3] {
+        let [bw, bh] = self.block_extent();
+        [texels[0].div_ceil(bw), texels[1].div_ceil(bh), texels[2]]
     }
 
     /// Whether it is a depth format (attachable as depth, never as colour).
@@ -225,6 +294,9 @@ impl ImageDesc {
         }
         let wrong_attachment = if self.format.is_depth() {
             ImageUsage::COLOR_ATTACHMENT.union(ImageUsage::STORAGE)
+        } else if self.format.is_compressed() {
+            // Compressed blocks are sampled; no device renders into them.
+            ImageUsage::ATTACHMENTS
         } else {
             ImageUsage::DEPTH_STENCIL_ATTACHMENT
         };
@@ -281,8 +353,8 @@ impl ImageDesc {
         Ok(())
     }
 
-    /// Bytes of every texel of every level, layer and sample, tightly packed: the size of an
-    /// upload of the whole image. Drivers reserve more (tiling, alignment); their figure is the
+    /// Bytes of every texel block of every level, layer and sample, tightly packed: the size of
+    /// an upload of the whole image. Drivers reserve more (tiling, alignment); their figure is the
     /// `MemoryRequirements::size` that creating the image reports.
     /// Saturates at `u64::MAX` where the true figure is larger (extents near `u32::MAX`).
     pub const fn packed_bytes(&self) -> u64 {
@@ -294,25 +366,23 @@ impl ImageDesc {
 
     /// [`packed_bytes`](Self::packed_bytes), or `None` where it does not fit in a `u64`.
     const fn checked_packed_bytes(&self) -> Option<u64> {
-        let Some(per_texel) =
-            (self.format.texel_bytes() as u64).checked_mul(self.array_layers as u64)
+        let Some(per_block) =
+            (self.format.block_bytes() as u64).checked_mul(self.array_layers as u64)
         else {
             return None;
         };
-        let Some(per_texel) = per_texel.checked_mul(self.samples as u64) else {
+        let Some(per_block) = per_block.checked_mul(self.samples as u64) else {
             return None;
         };
         let mut total = 0u64;
         let mut level = 0;
         while level < self.mip_levels && level < 32 {
-            let w = level_extent(self.width, level) as u64;
-            let h = level_extent(self.height, level) as u64;
-            let d = level_extent(self.depth, level) as u64;
+            let [w, h, d] = self.format.blocks(self.level_extent(level));
             // Two extents below 2^32 multiply without overflow; the rest is checked.
-            let Some(texels) = (w * h).checked_mul(d) else {
+            let Some(blocks) = (w as u64 * h as u64).checked_mul(d as u64) else {
                 return None;
             };
-            let Some(bytes) = texels.checked_mul(per_texel) else {
+            let Some(bytes) = blocks.checked_mul(per_block) else {
                 return None;
             };
             let Some(sum) = total.checked_add(bytes) else {
@@ -400,8 +470,8 @@ pub enum ImageDescError {
     BadSampleCount,
     /// No usage flag.
     NoUsage,
-    /// A depth format used as a colour or storage image, or a colour format as a depth
-    /// attachment.
+    /// A depth format used as a colour or storage image, a colour format as a depth
+    /// attachment, or a compressed format as any attachment.
     UsageNotForFormat,
     /// `TRANSIENT_ATTACHMENT` without a colour, depth-stencil or input attachment bit, or with a
     /// bit other than those (sampled, storage, transfer): a transient image's contents may never
@@ -505,6 +575,47 @@ mod tests {
             .with_array_layers(u32::MAX)
             .with_samples(u32::MAX);
         assert_eq!(layered.packed_bytes(), u64::MAX);
+    }
+
+    #[test]
+    fn compressed_levels_take_whole_blocks_down_to_the_last() {
+        // BC7, 10x6: levels 10x6, 5x3, 2x1, 1x1 take 3x2, 2x1, 1x1 and 1x1 blocks of 16 bytes.
+        let bc7 = ImageDesc::new_2d(F::Bc7Srgb, 10, 6, U::SAMPLED).with_full_mip_chain();
+        assert_eq!(bc7.mip_levels, 4);
+        assert_eq!(bc7.packed_bytes(), (6 + 2 + 1 + 1) * 16);
+        // BC1 blocks are 8 bytes; two layers count twice.
+        let bc1 = ImageDesc::new_2d(F::Bc1RgbaUnorm, 256, 128, U::SAMPLED).with_array_layers(2);
+        assert_eq!(bc1.packed_bytes(), 64 * 32 * 8 * 2);
+        // A 3D BC4 image: each depth slice is its own layer of blocks.
+        let volume = ImageDesc {
+            depth: 3,
+            ..ImageDesc::new_2d(F::Bc4Unorm, 8, 8, U::SAMPLED)
+        };
+        assert_eq!(volume.packed_bytes(), 2 * 2 * 3 * 8);
+        for format in [F::Bc3Unorm, F::Bc5Unorm, F::Bc6hUfloat, F::Bc7Unorm] {
+            assert_eq!(format.block_bytes(), 16, "{format:?}");
+            assert!(format.is_compressed() && !format.is_depth());
+        }
+        assert!(!F::Rgba8Unorm.is_compressed());
+        assert_eq!(F::Rgba8Unorm.blocks([10, 6, 2]), [10, 6, 2]);
+        assert_eq!(F::Bc1RgbaSrgb.blocks([1, 5, 2]), [1, 2, 2]);
+    }
+
+    #[test]
+    fn compressed_formats_are_never_attachments() {
+        let texture = ImageDesc::new_2d(F::Bc7Unorm, 64, 64, U::SAMPLED.union(U::TRANSFER_DST));
+        assert_eq!(texture.validate(), Ok(()));
+        for usage in [
+            U::COLOR_ATTACHMENT,
+            U::DEPTH_STENCIL_ATTACHMENT,
+            U::INPUT_ATTACHMENT,
+        ] {
+            let target = ImageDesc {
+                usage: usage.union(U::SAMPLED),
+                ..texture
+            };
+            assert_eq!(target.validate(), Err(E::UsageNotForFormat), "{usage:?}");
+        }
     }
 
     #[test]

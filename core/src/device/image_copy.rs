@@ -7,6 +7,11 @@
 //! slice ([`ImageCopy::buffer_row_length`], [`ImageCopy::buffer_image_height`], in texels, as
 //! Vulkan's `VkBufferImageCopy` does), so that rows with padding after them, or a box cut from a
 //! larger picture, are read where they are ([`ImageCopy::buffer_bytes`] bytes from the offset).
+//!
+//! A compressed format's texels come in blocks ([`ImageFormat::block_extent`]): the source holds
+//! rows of blocks, and a region's box starts on the block grid and ends on it or at the level's
+//! edge, where the last block is partial, as Vulkan requires. The queue's transfer granularity
+//! then counts blocks, not texels.
 //! Uploads are for colour images with one sample: a copy into a depth image needs a graphics
 //! queue in Vulkan, and multisampled images cannot be copied into.
 //!
@@ -21,7 +26,7 @@
 
 use core::fmt;
 
-use super::image::{ImageDesc, ImageUsage, level_extent};
+use super::image::{ImageDesc, ImageFormat, ImageUsage, level_extent};
 
 /// A layout an upload leaves an image in: where a renderer finds it once the upload's timeline
 /// value completed (Vulkan's `VkImageLayout` of the same name).
@@ -91,8 +96,8 @@ impl ImageDesc {
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct ImageCopy {
-    /// Where the region's first texel lies in the source buffer: a multiple of 4 and of the
-    /// format's texel size.
+    /// Where the region's first texel block lies in the source buffer: a multiple of 4 and of
+    /// the format's [block size](ImageFormat::block_bytes).
     pub buffer_offset: u64,
     /// The mip level written.
     pub mip_level: u32,
@@ -100,15 +105,18 @@ pub struct ImageCopy {
     pub base_array_layer: u32,
     /// Array layers written, at least 1 (1 for a 3D image).
     pub layer_count: u32,
-    /// The box's first texel: x, y, z.
+    /// The box's first texel: x, y, z (x and y on the format's block grid).
     pub offset: [u32; 3],
-    /// The box's size in texels: width, height, depth, each at least 1.
+    /// The box's size in texels: width, height, depth, each at least 1 (width and height whole
+    /// blocks, or reaching the level's edge).
     pub extent: [u32; 3],
     /// Texels from the start of one row in the source buffer to the start of the next: 0 (the
-    /// box's width, tightly packed) or at least the width. Vulkan's `bufferRowLength`.
+    /// box's width, tightly packed) or at least the width, a whole number of blocks. Vulkan's
+    /// `bufferRowLength`.
     pub buffer_row_length: u32,
-    /// Rows from the start of one depth slice (or layer) in the source buffer to the start of
-    /// the next: 0 (the box's height) or at least the height. Vulkan's `bufferImageHeight`.
+    /// Texel rows from the start of one depth slice (or layer) in the source buffer to the start
+    /// of the next: 0 (the box's height) or at least the height, a whole number of blocks.
+    /// Vulkan's `bufferImageHeight`.
     pub buffer_image_height: u32,
 }
 
@@ -144,9 +152,18 @@ impl ImageCopy {
         self.with_buffer_layout(0, 0)
     }
 
-    /// Bytes from the start of one row, one depth slice and one array layer in the source
-    /// buffer to the start of the next. `None` where one does not fit in a `u64`.
-    pub const fn buffer_pitches(&self, format: super::ImageFormat) -> Option<[u64; 3]> {
+    /// The box in texel blocks of `format`: its first block and its extent in blocks (a box
+    /// reaching the level's edge counts its partial last block whole). The box itself for an
+    /// uncompressed format.
+    pub const fn block_box(&self, format: ImageFormat) -> ([u32; 3], [u32; 3]) {
+        let [bw, bh] = format.block_extent();
+        let [x, y, z] = self.offset;
+        ([x / bw, y / bh, z], format.blocks(self.extent))
+    }
+
+    /// Bytes from the start of one row of blocks, one depth slice and one array layer in the
+    /// source buffer to the start of the next. `None` where one does not fit in a `u64`.
+    pub const fn buffer_pitches(&self, format: ImageFormat) -> Option<[u64; 3]> {
         let [w, h, d] = self.extent;
         let row_texels = if self.buffer_row_length == 0 {
             w
@@ -158,9 +175,10 @@ impl ImageCopy {
         } else {
             self.buffer_image_height
         };
+        let [row_blocks, block_rows, _] = format.blocks([row_texels, rows, 1]);
         // A u32 by a u32 by a power of two up to 16 fits in a u64; the rest is checked.
-        let row = row_texels as u64 * format.texel_bytes() as u64;
-        let Some(slice) = row.checked_mul(rows as u64) else {
+        let row = row_blocks as u64 * format.block_bytes() as u64;
+        let Some(slice) = row.checked_mul(block_rows as u64) else {
             return None;
         };
         let Some(layer) = slice.checked_mul(d as u64) else {
@@ -170,11 +188,11 @@ impl ImageCopy {
     }
 
     /// Bytes the region's source spans, from [`buffer_offset`](Self::buffer_offset) to one past
-    /// its last texel: [`packed_bytes`](Self::packed_bytes) when tightly packed, more with longer
-    /// rows or taller slices (the padding after the last row is not read, as in Vulkan). `None`
-    /// where that does not fit in a `u64`.
-    pub const fn buffer_bytes(&self, format: super::ImageFormat) -> Option<u64> {
-        let [w, h, d] = self.extent;
+    /// its last texel block: [`packed_bytes`](Self::packed_bytes) when tightly packed, more with
+    /// longer rows or taller slices (the padding after the last row is not read, as in Vulkan).
+    /// `None` where that does not fit in a `u64`.
+    pub const fn buffer_bytes(&self, format: ImageFormat) -> Option<u64> {
+        let [w, h, d] = format.blocks(self.extent);
         if w == 0 || h == 0 || d == 0 || self.layer_count == 0 {
             return Some(0);
         }
@@ -189,7 +207,7 @@ impl ImageCopy {
         let Some(before_last_row) = (h as u64 - 1).checked_mul(row) else {
             return None;
         };
-        let last_row = w as u64 * format.texel_bytes() as u64;
+        let last_row = w as u64 * format.block_bytes() as u64;
         let Some(span) = before_last_slice.checked_add(before_last_row) else {
             return None;
         };
@@ -197,17 +215,18 @@ impl ImageCopy {
     }
 
     /// Bytes the region writes into the image, which is also what it reads from a tightly packed
-    /// source: every texel of the box in every layer. `None` where that does not fit in a `u64`.
-    pub const fn packed_bytes(&self, format: super::ImageFormat) -> Option<u64> {
-        let [w, h, d] = self.extent;
+    /// source: every texel block of the box in every layer. `None` where that does not fit in a
+    /// `u64`.
+    pub const fn packed_bytes(&self, format: ImageFormat) -> Option<u64> {
+        let [w, h, d] = format.blocks(self.extent);
         // Two u32 factors multiply without overflow in a u64; the rest is checked.
-        let Some(texels) = (w as u64 * h as u64).checked_mul(d as u64) else {
+        let Some(blocks) = (w as u64 * h as u64).checked_mul(d as u64) else {
             return None;
         };
-        let Some(texels) = texels.checked_mul(self.layer_count as u64) else {
+        let Some(blocks) = blocks.checked_mul(self.layer_count as u64) else {
             return None;
         };
-        texels.checked_mul(format.texel_bytes() as u64)
+        blocks.checked_mul(format.block_bytes() as u64)
     }
 
     /// Checks the region against the image it writes and the queue's
@@ -236,6 +255,9 @@ impl ImageCopy {
             return Err(ImageCopyError::NoSuchLayer);
         }
         let level = desc.level_extent(self.mip_level);
+        let [bw, bh] = desc.format.block_extent();
+        let block = [bw, bh, 1];
+        let level_blocks = desc.format.blocks(level);
         let mut axis = 0;
         while axis < 3 {
             let (offset, extent) = (self.offset[axis], self.extent[axis]);
@@ -246,23 +268,30 @@ impl ImageCopy {
             if end > level[axis] as u64 {
                 return Err(ImageCopyError::OutOfBounds);
             }
-            // Vulkan's `minImageTransferGranularity`: offsets on the grid, extents on it or
-            // reaching the level's edge; a granularity of 0 allows whole levels only.
+            // Whole blocks, but for a partial last block at the level's edge.
+            let b = block[axis];
+            if offset % b != 0 || (extent % b != 0 && end != level[axis] as u64) {
+                return Err(ImageCopyError::OffTexelBlock);
+            }
+            // Vulkan's `minImageTransferGranularity`, in blocks: offsets on the grid, extents on
+            // it or reaching the level's edge; a granularity of 0 allows whole levels only.
+            let (offset, extent) = (offset / b, extent.div_ceil(b));
+            let (end, edge) = (offset as u64 + extent as u64, level_blocks[axis] as u64);
             let g = granularity[axis];
             let on_grid = if g == 0 {
-                offset == 0 && end == level[axis] as u64
+                offset == 0 && end == edge
             } else {
-                offset % g == 0 && (extent % g == 0 || end == level[axis] as u64)
+                offset % g == 0 && (extent % g == 0 || end == edge)
             };
             if !on_grid {
                 return Err(ImageCopyError::OffGranularity);
             }
             axis += 1;
         }
-        // Vulkan: a multiple of the texel size, and of 4 on a queue without graphics or compute.
-        // Texel sizes are powers of two, so the larger of the two is their least common multiple.
-        let texel = desc.format.texel_bytes() as u64;
-        let unit = if texel > 4 { texel } else { 4 };
+        // Vulkan: a multiple of the block size, and of 4 on a queue without graphics or compute.
+        // Block sizes are powers of two, so the larger of the two is their least common multiple.
+        let block_bytes = desc.format.block_bytes() as u64;
+        let unit = if block_bytes > 4 { block_bytes } else { 4 };
         if !self.buffer_offset.is_multiple_of(unit) {
             return Err(ImageCopyError::MisalignedBufferOffset);
         }
@@ -271,6 +300,11 @@ impl ImageCopy {
         }
         if self.buffer_image_height != 0 && self.buffer_image_height < self.extent[1] {
             return Err(ImageCopyError::BufferImageTooShort);
+        }
+        if !self.buffer_row_length.is_multiple_of(bw)
+            || !self.buffer_image_height.is_multiple_of(bh)
+        {
+            return Err(ImageCopyError::BufferLayoutOffTexelBlock);
         }
         if self.packed_bytes(desc.format).is_none() || self.buffer_bytes(desc.format).is_none() {
             return Err(ImageCopyError::OutOfBounds);
@@ -298,14 +332,20 @@ pub enum ImageCopyError {
     ZeroExtent,
     /// The box reaches past the mip level's extent.
     OutOfBounds,
+    /// A compressed format's box starts off its block grid, or its width or height is not a
+    /// whole number of blocks and does not reach the level's edge.
+    OffTexelBlock,
     /// The box's offset or extent is off the queue's image transfer granularity.
     OffGranularity,
-    /// The buffer offset is not a multiple of 4 and of the texel size.
+    /// The buffer offset is not a multiple of 4 and of the format's block size.
     MisalignedBufferOffset,
     /// [`ImageCopy::buffer_row_length`] is neither 0 nor at least the box's width.
     BufferRowTooShort,
     /// [`ImageCopy::buffer_image_height`] is neither 0 nor at least the box's height.
     BufferImageTooShort,
+    /// A compressed format's [`ImageCopy::buffer_row_length`] or
+    /// [`ImageCopy::buffer_image_height`] is not a whole number of blocks.
+    BufferLayoutOffTexelBlock,
 }
 
 impl fmt::Display for ImageCopyError {
@@ -318,13 +358,19 @@ impl fmt::Display for ImageCopyError {
             Self::NoSuchLayer => "the image has no such array layers",
             Self::ZeroExtent => "a copy region has a zero width, height or depth",
             Self::OutOfBounds => "the copy region reaches past the mip level",
+            Self::OffTexelBlock => {
+                "the copy region is off the format's block grid and does not reach the level's edge"
+            }
             Self::OffGranularity => "the copy region is off the queue's image transfer granularity",
             Self::MisalignedBufferOffset => {
-                "the buffer offset is not a multiple of 4 and of the texel size"
+                "the buffer offset is not a multiple of 4 and of the format's block size"
             }
             Self::BufferRowTooShort => "the source's row length is shorter than the box's width",
             Self::BufferImageTooShort => {
                 "the source's image height is shorter than the box's height"
+            }
+            Self::BufferLayoutOffTexelBlock => {
+                "the source's row length or image height is not a whole number of blocks"
             }
         })
     }

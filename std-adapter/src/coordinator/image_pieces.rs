@@ -7,6 +7,9 @@
 //! did, and each cut is a multiple of the grid), and it ends on the grid or where the region
 //! ends. In the caller's bytes a piece keeps its region's row and slice pitches; in staging
 //! memory its texels are tightly packed, so the ring holds only the texels the copy reads.
+//! Rows are rows of texel blocks: a compressed format's band holds whole block rows (and the
+//! granularity counts blocks, as Vulkan's does), so only a band at the region's end may end in a
+//! partial block.
 
 use memkit_core::device::{ImageCopy, ImageFormat};
 
@@ -98,16 +101,20 @@ fn cut(
         out.push(*region);
         return Some(());
     }
-    let [width, height, depth] = region.extent;
+    let [_, height, depth] = region.extent;
+    let [block_w, block_h] = format.block_extent();
+    let [row_blocks, block_rows, _] = format.blocks(region.extent);
     let [row_pitch, slice_pitch, layer_pitch] = region.buffer_pitches(format)?;
+    // A piece's box is smaller than its region's, so its pitches are named: whole blocks, as
+    // the region's own (0 means the box's width or height, rounded up to blocks).
     let region = &ImageCopy {
-        buffer_row_length: region.buffer_row_length.max(width),
-        buffer_image_height: region.buffer_image_height.max(height),
+        buffer_row_length: region.buffer_row_length.max(row_blocks * block_w),
+        buffer_image_height: region.buffer_image_height.max(block_rows * block_h),
         ..*region
     };
-    // Staged (tightly packed) sizes.
-    let row = u64::from(width) * u64::from(format.texel_bytes());
-    let slice = row * u64::from(height);
+    // Staged (tightly packed) sizes; a row is a row of blocks.
+    let row = u64::from(row_blocks) * u64::from(format.block_bytes());
+    let slice = row * u64::from(block_rows);
     let layer = slice * u64::from(depth);
     let mut cut_further = |piece: ImageCopy| cut(&piece, format, granularity, limit, out);
     if region.layer_count > 1 {
@@ -126,11 +133,12 @@ fn cut(
         }
         return Some(());
     }
-    // One layer larger than `limit`: bands of slices, or else bands of rows.
-    let (axis, unit_bytes, unit_pitch, count) = if depth > 1 {
-        (2, slice, slice_pitch, depth)
+    // One layer larger than `limit`: bands of slices, or else bands of block rows, `unit`
+    // texels each (the last band takes what is left of the region, a partial block included).
+    let (axis, unit_bytes, unit_pitch, count, unit, texels) = if depth > 1 {
+        (2, slice, slice_pitch, depth, 1, depth)
     } else {
-        (1, row, row_pitch, height)
+        (1, row, row_pitch, block_rows, block_h, height)
     };
     let grid = granularity[axis];
     if grid == 0 {
@@ -160,9 +168,9 @@ fn cut(
     while first < count {
         let band = per_band.min(count - first);
         let mut offset = region.offset;
-        offset[axis] += first;
+        offset[axis] += first * unit;
         let mut extent = region.extent;
-        extent[axis] = band;
+        extent[axis] = (band * unit).min(texels - first * unit);
         out.push(ImageCopy {
             buffer_offset: region.buffer_offset + u64::from(first) * unit_pitch,
             offset,
@@ -174,8 +182,9 @@ fn cut(
     Some(())
 }
 
-/// Calls `write(at, bytes)` for each run of `region`'s texels in `texels` (read at the region's
-/// pitches from its `buffer_offset`), `at` being where the run goes in the tightly packed box.
+/// Calls `write(at, bytes)` for each run of `region`'s texel blocks in `texels` (read at the
+/// region's pitches from its `buffer_offset`), `at` being where the run goes in the tightly
+/// packed box.
 /// Runs that lie back to back in the caller's bytes go as one: a tightly packed region is one
 /// run. The region passed [`ImageCopy::check`] and its span lies inside `texels`.
 pub(super) fn for_each_packed_run(
@@ -184,11 +193,12 @@ pub(super) fn for_each_packed_run(
     texels: &[u8],
     mut write: impl FnMut(usize, &[u8]),
 ) {
-    let [w, h, d] = region.extent.map(u64::from);
+    // In texel blocks: a row is a row of blocks.
+    let [w, h, d] = format.blocks(region.extent).map(u64::from);
     let Some([row_pitch, slice_pitch, _]) = region.buffer_pitches(format) else {
         return;
     };
-    let row = w * u64::from(format.texel_bytes());
+    let row = w * u64::from(format.block_bytes());
     let slices = d * u64::from(region.layer_count);
     let mut copy = |at: u64, from: u64, len: u64| {
         let (at, from, len) = (at as usize, from as usize, len as usize);
@@ -224,24 +234,31 @@ mod tests {
 
     /// Every texel of `regions` once, as `(level, layer, x, y, z, source byte offset)`.
     fn texels(regions: &[ImageCopy]) -> Vec<(u32, u32, u32, u32, u32, u64)> {
+        blocks(regions, RGBA8)
+    }
+
+    /// Every texel block of `regions` once, as `(level, layer, x, y, z, source byte offset)`
+    /// with x and y counted in blocks.
+    fn blocks(regions: &[ImageCopy], format: ImageFormat) -> Vec<(u32, u32, u32, u32, u32, u64)> {
         let mut all = Vec::new();
         for r in regions {
-            let [row, slice, layer_pitch] = r.buffer_pitches(RGBA8).unwrap();
+            let [row, slice, layer_pitch] = r.buffer_pitches(format).unwrap();
+            let (offset, extent) = r.block_box(format);
             for layer in 0..r.layer_count {
-                for z in 0..r.extent[2] {
-                    for y in 0..r.extent[1] {
-                        for x in 0..r.extent[0] {
+                for z in 0..extent[2] {
+                    for y in 0..extent[1] {
+                        for x in 0..extent[0] {
                             let at = r.buffer_offset
                                 + u64::from(layer) * layer_pitch
                                 + u64::from(z) * slice
                                 + u64::from(y) * row
-                                + u64::from(x) * 4;
+                                + u64::from(x) * u64::from(format.block_bytes());
                             all.push((
                                 r.mip_level,
                                 r.base_array_layer + layer,
-                                r.offset[0] + x,
-                                r.offset[1] + y,
-                                r.offset[2] + z,
+                                offset[0] + x,
+                                offset[1] + y,
+                                offset[2] + z,
                                 at,
                             ));
                         }
@@ -262,7 +279,7 @@ mod tests {
                 let staged = piece.staged(0);
                 assert_eq!(staged.check(desc, granularity), Ok(()), "{piece:?}");
                 assert_eq!(piece.source.check(desc, granularity), Ok(()), "{piece:?}");
-                let end = staged.buffer_offset + staged.packed_bytes(RGBA8).unwrap();
+                let end = staged.buffer_offset + staged.packed_bytes(desc.format).unwrap();
                 assert!(end <= group.bytes, "{piece:?} past its group");
                 all.push(piece.source);
             }
@@ -363,6 +380,75 @@ mod tests {
                 texels(&[region])
             );
         }
+    }
+
+    #[test]
+    fn a_compressed_level_is_cut_into_bands_of_whole_block_rows() {
+        // BC7, 70 x 38 texels: 18 x 10 blocks of 16 bytes, the last row and column partial;
+        // read from rows of 80 texels (20 blocks, 320 bytes) from offset 48.
+        let bc7 = ImageFormat::Bc7Unorm;
+        let desc = ImageDesc::new_2d(bc7, 70, 38, ImageUsage::TRANSFER_DST);
+        let region = ImageCopy::whole_level(&desc, 0, 48).with_buffer_layout(80, 0);
+        // A staged row of blocks is 288 bytes: 1 KiB holds 3 block rows, 2 on a grid of 2.
+        for (granularity, rows) in [([1, 1, 1], 3), ([2, 2, 1], 2)] {
+            let groups = staging_groups(&[region], bc7, granularity, 1024, 16).unwrap();
+            let cut = pieces(&groups, &desc, granularity);
+            let bands: Vec<(u32, u32)> = cut.iter().map(|p| (p.offset[1], p.extent[1])).collect();
+            let mut expected = Vec::new();
+            let mut y = 0;
+            while y < 38 {
+                expected.push((y, (rows * 4).min(38 - y)));
+                y += rows * 4;
+            }
+            assert_eq!(bands, expected, "{granularity:?}");
+            assert_eq!(blocks(&cut, bc7), blocks(&[region], bc7));
+            let staged: u64 = groups
+                .iter()
+                .flat_map(|g| &g.pieces)
+                .map(|p| p.staged(0).packed_bytes(bc7).unwrap())
+                .sum();
+            assert_eq!(staged, 18 * 10 * 16);
+        }
+        // A layer of a tightly packed array: the pieces name rows of 72 texels (18 blocks).
+        let array = desc.with_array_layers(2);
+        let packed = ImageCopy::whole_level(&array, 0, 0);
+        let groups = staging_groups(&[packed], bc7, [1, 1, 1], 1024, 16).unwrap();
+        let cut = pieces(&groups, &array, [1, 1, 1]);
+        assert!(
+            cut.iter()
+                .all(|p| p.buffer_row_length == 72 && p.buffer_image_height == 40)
+        );
+        assert_eq!(blocks(&cut, bc7), blocks(&[packed], bc7));
+        // One row of blocks over the limit cannot be cut.
+        assert_eq!(staging_groups(&[packed], bc7, [1, 1, 1], 256, 16), None);
+    }
+
+    #[test]
+    fn packed_runs_gather_blocks_row_by_row() {
+        // BC1 (8-byte blocks), a 12 x 8 texel box (3 x 2 blocks) read from rows of 20 texels
+        // (5 blocks): block (x, y) holds the value of its packed index in each byte.
+        let bc1 = ImageFormat::Bc1RgbaUnorm;
+        let desc = ImageDesc::new_2d(bc1, 20, 8, ImageUsage::TRANSFER_DST);
+        let region = ImageCopy {
+            extent: [12, 8, 1],
+            ..ImageCopy::whole_level(&desc, 0, 16)
+        }
+        .with_buffer_layout(20, 0);
+        let mut source = vec![0xEE; 16 + region.buffer_bytes(bc1).unwrap() as usize];
+        let mut expected = Vec::new();
+        for y in 0..2 {
+            for x in 0..3 {
+                let packed = (y * 3 + x) as u8;
+                let at = 16 + (y * 5 + x) * 8;
+                source[at..at + 8].fill(packed);
+                expected.extend([packed; 8]);
+            }
+        }
+        let mut staged = vec![0; expected.len()];
+        for_each_packed_run(&region, bc1, &source, |at, bytes| {
+            staged[at..at + bytes.len()].copy_from_slice(bytes);
+        });
+        assert_eq!(staged, expected);
     }
 
     #[test]

@@ -252,7 +252,7 @@ impl<D: Device + ImageCopyQueue> Shared<D> {
         }
         // Staged texels sit on the copy's alignment: 4 bytes and the texel size, both powers of
         // two (ring grants start on a multiple of 16).
-        let unit = u64::from(desc.format.texel_bytes().max(4));
+        let unit = u64::from(desc.format.block_bytes().max(4));
         let groups = staging_groups(
             regions,
             desc.format,
@@ -380,7 +380,7 @@ impl<D: Device + ImageCopyQueue> Shared<D> {
         let desc = state.desc;
         // Where each region's texels go in the staging buffer: offsets on the copy's alignment
         // (4 bytes and the texel size, both powers of two).
-        let unit = u64::from(desc.format.texel_bytes().max(4));
+        let unit = u64::from(desc.format.block_bytes().max(4));
         let mut staged = Vec::with_capacity(regions.len());
         let mut end = 0u64;
         for region in regions {

@@ -117,6 +117,18 @@ fn image_usage_bits_and_formats_match_vulkan() {
         map_image_format(ImageFormat::Rgba16Float),
         vk::Format::R16G16B16A16_SFLOAT
     );
+    assert_eq!(
+        map_image_format(ImageFormat::Bc1RgbaSrgb),
+        vk::Format::BC1_RGBA_SRGB_BLOCK
+    );
+    assert_eq!(
+        map_image_format(ImageFormat::Bc6hUfloat),
+        vk::Format::BC6H_UFLOAT_BLOCK
+    );
+    assert_eq!(
+        map_image_format(ImageFormat::Bc7Unorm),
+        vk::Format::BC7_UNORM_BLOCK
+    );
 }
 
 #[test]

@@ -265,3 +265,154 @@ fn a_refused_region_is_a_device_error_with_its_reason_as_source() {
         Some("the copy region is off the queue's image transfer granularity")
     );
 }
+
+/// A 70 x 38 BC7 texture (blocks of 4x4 texels, 16 bytes), full chain, 2 layers: level 0 is
+/// 18 x 10 blocks, its last column and row of blocks partial.
+fn bc7_texture() -> ImageDesc {
+    ImageDesc::new_2d(ImageFormat::Bc7Unorm, 70, 38, UPLOADABLE)
+        .with_full_mip_chain()
+        .with_array_layers(2)
+}
+
+#[test]
+fn compressed_levels_are_copied_in_whole_blocks_and_sum_to_the_packed_image() {
+    let desc = bc7_texture();
+    let mut total = 0;
+    for level in 0..desc.mip_levels {
+        let copy = ImageCopy::whole_level(&desc, level, total);
+        assert_eq!(copy.check(&desc, [1, 1, 1]), Ok(()), "level {level}");
+        let [w, h, _] = desc.format.blocks(desc.level_extent(level));
+        assert_eq!(
+            copy.packed_bytes(desc.format),
+            Some(u64::from(w * h) * 16 * 2)
+        );
+        assert_eq!(
+            copy.buffer_bytes(desc.format),
+            copy.packed_bytes(desc.format)
+        );
+        total += copy.packed_bytes(desc.format).unwrap();
+    }
+    assert_eq!(total, desc.packed_bytes());
+    // Level 0: 18 x 10 blocks per layer.
+    let level0 = ImageCopy::whole_level(&desc, 0, 0);
+    assert_eq!(level0.block_box(desc.format), ([0; 3], [18, 10, 1]));
+    assert_eq!(level0.packed_bytes(desc.format), Some(18 * 10 * 16 * 2));
+}
+
+#[test]
+fn compressed_pitches_count_rows_of_blocks() {
+    let desc = bc7_texture();
+    // A 32 x 16 texel box (8 x 4 blocks) from (8, 4), read out of rows of 72 texels (18 blocks)
+    // and layers of 40 texel rows (10 block rows).
+    let copy = ImageCopy {
+        offset: [8, 4, 0],
+        extent: [32, 16, 1],
+        ..ImageCopy::whole_level(&desc, 0, 32)
+    }
+    .with_buffer_layout(72, 40);
+    assert_eq!(copy.check(&desc, [1, 1, 1]), Ok(()));
+    assert_eq!(copy.block_box(desc.format), ([2, 1, 0], [8, 4, 1]));
+    assert_eq!(
+        copy.buffer_pitches(desc.format),
+        Some([18 * 16, 10 * 18 * 16, 10 * 18 * 16])
+    );
+    // The second layer's last row of blocks ends 8 blocks into its 4th row.
+    assert_eq!(
+        copy.buffer_bytes(desc.format),
+        Some(10 * 18 * 16 + 3 * 18 * 16 + 8 * 16)
+    );
+    assert_eq!(copy.packed_bytes(desc.format), Some(8 * 4 * 16 * 2));
+    // BC1's blocks are 8 bytes.
+    let bc1 = ImageDesc {
+        format: ImageFormat::Bc1RgbaSrgb,
+        ..desc
+    };
+    assert_eq!(
+        copy.buffer_pitches(bc1.format),
+        Some([18 * 8, 180 * 8, 180 * 8])
+    );
+}
+
+#[test]
+fn compressed_boxes_must_keep_to_the_block_grid_or_reach_the_edge() {
+    let desc = bc7_texture();
+    let at = |offset: [u32; 3], extent: [u32; 3]| ImageCopy {
+        offset,
+        extent,
+        ..ImageCopy::whole_level(&desc, 0, 0)
+    };
+    let check = |copy: ImageCopy| copy.check(&desc, [1, 1, 1]);
+    // Partial blocks at the right and bottom edges (70 = 17 * 4 + 2, 38 = 9 * 4 + 2).
+    assert_eq!(check(at([64, 36, 0], [6, 2, 1])), Ok(()));
+    assert_eq!(
+        at([64, 36, 0], [6, 2, 1]).packed_bytes(desc.format),
+        Some(2 * 16 * 2)
+    );
+    for (offset, extent) in [
+        ([2, 0, 0], [4, 4, 1]),  // x off the grid
+        ([0, 1, 0], [4, 4, 1]),  // y off the grid
+        ([0, 0, 0], [6, 4, 1]),  // width not whole blocks, short of the edge
+        ([0, 0, 0], [4, 37, 1]), // height not whole blocks, short of the edge
+    ] {
+        assert_eq!(
+            check(at(offset, extent)),
+            Err(ImageCopyError::OffTexelBlock),
+            "{offset:?} {extent:?}"
+        );
+    }
+    // Row length and image height in whole blocks.
+    let ok = at([0, 0, 0], [8, 8, 1]);
+    assert_eq!(check(ok.with_buffer_layout(12, 8)), Ok(()));
+    assert_eq!(
+        check(ok.with_buffer_layout(10, 0)),
+        Err(ImageCopyError::BufferLayoutOffTexelBlock)
+    );
+    assert_eq!(
+        check(ok.with_buffer_layout(0, 9)),
+        Err(ImageCopyError::BufferLayoutOffTexelBlock)
+    );
+    // The buffer offset on the block size (16 bytes), not only on 4.
+    let off = ImageCopy {
+        buffer_offset: 8,
+        ..ok
+    };
+    assert_eq!(check(off), Err(ImageCopyError::MisalignedBufferOffset));
+    let bc1 = ImageDesc {
+        format: ImageFormat::Bc1RgbaUnorm,
+        ..desc
+    };
+    assert_eq!(off.check(&bc1, [1, 1, 1]), Ok(()));
+}
+
+#[test]
+fn transfer_granularity_counts_blocks_for_compressed_formats() {
+    let desc = bc7_texture();
+    let at = |offset: [u32; 3], extent: [u32; 3]| ImageCopy {
+        offset,
+        extent,
+        ..ImageCopy::whole_level(&desc, 0, 0)
+    };
+    // A granularity of 2 blocks is 8 texels: 8 x 8 from (8, 8) is on it, 4 x 4 is not.
+    assert_eq!(at([8, 8, 0], [8, 8, 1]).check(&desc, [2, 2, 1]), Ok(()));
+    assert_eq!(
+        at([4, 0, 0], [8, 8, 1]).check(&desc, [2, 2, 1]),
+        Err(ImageCopyError::OffGranularity)
+    );
+    assert_eq!(
+        at([0, 0, 0], [4, 8, 1]).check(&desc, [2, 2, 1]),
+        Err(ImageCopyError::OffGranularity)
+    );
+    // Reaching the edge in a partial block: 18 blocks wide, from block 16.
+    assert_eq!(at([64, 0, 0], [6, 8, 1]).check(&desc, [2, 2, 1]), Ok(()));
+    // Whole levels only: the whole level, partial blocks and all.
+    assert_eq!(at([0, 0, 0], [70, 38, 1]).check(&desc, [0, 0, 0]), Ok(()));
+    assert_eq!(
+        at([0, 0, 0], [68, 38, 1]).check(&desc, [0, 0, 0]),
+        Err(ImageCopyError::OffGranularity)
+    );
+    // The block grid is checked first.
+    assert_eq!(
+        at([0, 0, 0], [66, 38, 1]).check(&desc, [0, 0, 0]),
+        Err(ImageCopyError::OffTexelBlock)
+    );
+}
