@@ -18,6 +18,10 @@
 //!
 //! Each figure is texel bytes over wall time, median of the repetitions after a warm-up. The
 //! first memkit texture's level 0 is read back on the main queue and compared byte for byte.
+//!
+//! Then the same textures in BC7 (`Bc7Srgb`: 4x4 blocks of 16 bytes, a quarter of the bytes),
+//! raw and through memkit's default ring, where the device supports the format: block rows
+//! instead of texel rows all the way through.
 
 use std::time::Instant;
 
@@ -50,10 +54,10 @@ struct Workload {
 }
 
 impl Workload {
-    fn new(quick: bool) -> Self {
+    fn new(quick: bool, format: ImageFormat) -> Self {
         let (size, count) = if quick { (256, 8) } else { (2048, TEXTURES) };
         let desc = ImageDesc::new_2d(
-            ImageFormat::Rgba8Unorm,
+            format,
             size,
             size,
             ImageUsage::SAMPLED | ImageUsage::TRANSFER_DST | ImageUsage::TRANSFER_SRC,
@@ -85,8 +89,13 @@ impl Workload {
     }
 
     fn label(&self) -> String {
+        let format = match self.desc.format {
+            ImageFormat::Rgba8Unorm => "rgba8".to_string(),
+            ImageFormat::Bc7Srgb => "bc7".to_string(),
+            other => format!("{other:?}"),
+        };
         format!(
-            "{} x {}x{} rgba8 + mips",
+            "{} x {}x{} {format} + mips",
             self.count, self.desc.width, self.desc.height
         )
     }
@@ -117,30 +126,38 @@ fn timed(reps: usize, mut once: impl FnMut()) -> f64 {
     )
 }
 
-pub(super) fn run(report: &mut Report, reps: usize, quick: bool, validate: bool) {
-    let work = Workload::new(quick);
-    let reps = reps.max(3);
+/// A fresh device for one part of the run, so no part inherits another's state.
+fn device(validate: bool) -> HeadlessDevice {
+    HeadlessDevice::new(HeadlessConfig {
+        concurrent_with_main_family: true,
+        validation: validate,
+        ..HeadlessConfig::default()
+    })
+    .expect("a Vulkan device")
+}
+
+/// The raw copies of `work`, on a device of their own: they submit outside any coordinator's
+/// timeline.
+fn raw_on_own_device(report: &mut Report, work: &Workload, reps: usize, validate: bool) {
     println!(
         "images: {} ({:.1} MiB each, {:.0} MiB in all)",
         work.label(),
         work.per_texture() as f64 / (1 << 20) as f64,
         work.total() as f64 / (1 << 20) as f64
     );
-    // Raw copies on a device of their own: they submit outside the coordinator's timeline.
-    {
-        let h = HeadlessDevice::new(HeadlessConfig {
-            concurrent_with_main_family: true,
-            validation: validate,
-            ..HeadlessConfig::default()
-        })
-        .expect("a Vulkan device");
-        raw(report, &h, &work, reps);
-        report.failures.extend(
-            h.finish()
-                .into_iter()
-                .map(|m| format!("images validation: {m}")),
-        );
-    }
+    let h = device(validate);
+    raw(report, &h, work, reps);
+    report.failures.extend(
+        h.finish()
+            .into_iter()
+            .map(|m| format!("images validation: {m}")),
+    );
+}
+
+pub(super) fn run(report: &mut Report, reps: usize, quick: bool, validate: bool) {
+    let work = Workload::new(quick, ImageFormat::Rgba8Unorm);
+    let reps = reps.max(3);
+    raw_on_own_device(report, &work, reps, validate);
     // The default ring (64 MiB, uploads cut at 4 MiB), and a larger one whose uploads are cut at
     // 16 MiB: how much the cut costs. A fresh device each, so no run inherits another's state.
     let big_ring = CoordinatorConfig {
@@ -171,18 +188,42 @@ pub(super) fn run(report: &mut Report, reps: usize, quick: bool, validate: bool)
         (config, format!(", {mib} MiB ring"))
     }));
     for (config, which) in configs {
-        let which = which.as_str();
-        let h = HeadlessDevice::new(HeadlessConfig {
-            concurrent_with_main_family: true,
-            validation: validate,
-            ..HeadlessConfig::default()
-        })
-        .expect("a Vulkan device");
-        let gpu = Gpu::new(h);
-        memkit(report, &gpu, config, which, &work, reps);
+        let gpu = Gpu::new(device(validate));
+        memkit(report, &gpu, config, which.as_str(), &work, reps);
     }
+    ratios(report, &work.label());
 
-    let label = work.label();
+    // BC7, where the device has it: raw, and memkit on the default ring.
+    let bc7 = Workload::new(quick, ImageFormat::Bc7Srgb);
+    let h = device(validate);
+    match h.device().create_image(&bc7.desc) {
+        Ok((image, _)) => {
+            // SAFETY: just created, never bound or used.
+            unsafe { h.device().destroy_image(image) };
+            report.failures.extend(
+                h.finish()
+                    .into_iter()
+                    .map(|m| format!("images validation: {m}")),
+            );
+            raw_on_own_device(report, &bc7, reps, validate);
+            let gpu = Gpu::new(device(validate));
+            memkit(report, &gpu, super::default_config(), "", &bc7, reps);
+            ratios(report, &bc7.label());
+        }
+        Err(e) => {
+            println!("images: {} skipped: {e}", bc7.label());
+            report.failures.extend(
+                h.finish()
+                    .into_iter()
+                    .map(|m| format!("images validation: {m}")),
+            );
+        }
+    }
+}
+
+/// The same-run ratios of `label`'s figures: memkit against the CPU's copy limit, and every
+/// figure against the raw image copy.
+fn ratios(report: &mut Report, label: &str) {
     // Against the CPU's own limit at the same thread count.
     for threads in [1, THREADS] {
         let cpu = report.get(&format!(
@@ -664,8 +705,12 @@ fn padded_reuploads(
     reps: usize,
 ) {
     let label = work.label();
-    let [width, height, _] = work.regions[0].extent;
-    let row = width as usize * 4;
+    let [width, _, _] = work.regions[0].extent;
+    // Rows of texel blocks: texel rows for RGBA8, rows of 4x4 blocks for BC7.
+    let [_, height, _] = work.desc.format.blocks(work.regions[0].extent);
+    let row = work.regions[0]
+        .buffer_pitches(work.desc.format)
+        .expect("pitches")[0] as usize;
     let per = work.per_texture();
     let picture = 2 * row * height as usize;
     // Each texture's level-0 rows in the left half of its own picture; the right half is noise.
@@ -730,7 +775,9 @@ fn minor_faults() -> u64 {
 fn check_level0(report: &mut Report, h: &HeadlessDevice, work: &Workload, image: &Image<Gpu>) {
     let readback = Readback::new(h);
     let [width, height, _] = work.desc.level_extent(0);
-    let bytes = width as usize * height as usize * 4;
+    let bytes = work.regions[0]
+        .packed_bytes(work.desc.format)
+        .expect("level 0") as usize;
     let range = vk::ImageSubresourceRange {
         aspect_mask: vk::ImageAspectFlags::COLOR,
         base_mip_level: 0,

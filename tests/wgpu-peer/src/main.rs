@@ -20,7 +20,11 @@
 //! into one encoder, then `finish`, submit, `recall`. Slots come from the same seeded generator
 //! and shuffle as memkit's benchmark, so both write the same offsets in the same order.
 //!
-//! `--quick`: 4096 uploads into a 16 MiB buffer, a 16 MiB bulk upload, 3 repetitions; for
+//! 8. textures (module `textures`): `create_texture` and `Queue::write_texture` per level for the
+//!    images bench's 32 2048x2048 RGBA8 textures with their mips, and level-0 re-uploads.
+//!
+//! `--only buffers` runs 1-3, `--only textures` runs 8; both by default. `--quick`: 4096
+//! uploads into a 16 MiB buffer, a 16 MiB bulk upload, 8 small textures, 3 repetitions; for
 //! checking the program, not for figures.
 
 use std::num::NonZeroU64;
@@ -34,6 +38,8 @@ use memkit_tests::workloads::SplitMix64 as Rng;
 const WGPU_VERSION: &str = "30.0.1";
 
 const MIB: u64 = 1 << 20;
+
+mod textures;
 
 /// Staging-belt chunk sizes measured.
 const BELT_CHUNKS: [u64; 2] = [16 * MIB, 64 * MIB];
@@ -372,6 +378,17 @@ fn run(report: &mut Report, gpu: &Gpu, sizes: &Sizes) {
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let quick = args.iter().any(|a| a == "--quick");
+    let only = args
+        .iter()
+        .position(|a| a == "--only")
+        .and_then(|i| args.get(i + 1).cloned());
+    if let Some(o) = &only
+        && o != "buffers"
+        && o != "textures"
+    {
+        eprintln!("--only takes `buffers` or `textures`, not `{o}`");
+        std::process::exit(2);
+    }
     let json = args
         .iter()
         .position(|a| a == "--json")
@@ -407,7 +424,12 @@ fn main() {
         sizes.reps
     );
     println!("{:<100} {:>10} {:<5} note", "figure", "value", "unit");
-    run(&mut report, &gpu, &sizes);
+    if only.as_deref() != Some("textures") {
+        run(&mut report, &gpu, &sizes);
+    }
+    if only.as_deref() != Some("buffers") {
+        textures::run(&mut report, &gpu, quick, sizes.reps);
+    }
 
     for f in &report.failures {
         eprintln!("FAILED: {f}");
