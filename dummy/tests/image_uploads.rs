@@ -67,6 +67,67 @@ fn level_bytes(desc: &ImageDesc, seed: u32, level: u32, layer: u32) -> Vec<u8> {
     box_bytes(desc, seed, level, layer, [0; 3], desc.level_extent(level))
 }
 
+/// The source bytes of `region` (one level, its layers) at its row and slice pitches, from its
+/// `buffer_offset`: each layer's box filled by [`box_bytes`] with `seed`, the padding 0xEE.
+fn padded_source(desc: &ImageDesc, seed: u32, region: &ImageCopy) -> Vec<u8> {
+    let [row_pitch, slice_pitch, _] = region.buffer_pitches(desc.format).expect("pitches");
+    let row = desc.format.blocks(region.extent)[0] as usize * desc.format.block_bytes() as usize;
+    let span = region.buffer_bytes(desc.format).expect("span");
+    let mut source = vec![0xEE; (region.buffer_offset + span) as usize];
+    for i in 0..region.layer_count {
+        let layer = region.base_array_layer + i;
+        let packed = box_bytes(
+            desc,
+            seed,
+            region.mip_level,
+            layer,
+            region.offset,
+            region.extent,
+        );
+        for (y, bytes) in packed.chunks(row).enumerate() {
+            let at = region.buffer_offset + u64::from(i) * slice_pitch + y as u64 * row_pitch;
+            source[at as usize..at as usize + row].copy_from_slice(bytes);
+        }
+    }
+    source
+}
+
+/// Asserts that every layer `region` writes holds `new_seed`'s blocks inside its box and
+/// `old_seed`'s everywhere else in its level (2D regions).
+fn assert_box_replaced(
+    gpu: &DummyDevice,
+    image: DummyImage,
+    desc: &ImageDesc,
+    region: &ImageCopy,
+    old_seed: u32,
+    new_seed: u32,
+) {
+    let level = region.mip_level;
+    let [w, h, _] = desc.format.blocks(desc.level_extent(level));
+    let (offset, extent) = region.block_box(desc.format);
+    let block = desc.format.block_bytes() as usize;
+    for layer in region.base_array_layer..region.base_array_layer + region.layer_count {
+        let blocks = gpu.read_image(image, level, layer).expect("read");
+        let (old, new) = (
+            level_bytes(desc, old_seed, level, layer),
+            level_bytes(desc, new_seed, level, layer),
+        );
+        for y in 0..h {
+            for x in 0..w {
+                let inside = (offset[0]..offset[0] + extent[0]).contains(&x)
+                    && (offset[1]..offset[1] + extent[1]).contains(&y);
+                let at = (y * w + x) as usize * block;
+                let want = if inside { &new } else { &old };
+                assert_eq!(
+                    blocks[at..at + block],
+                    want[at..at + block],
+                    "layer {layer} block ({x}, {y})"
+                );
+            }
+        }
+    }
+}
+
 /// A bound image in device-local memory.
 fn image_on(gpu: &DummyDevice, desc: &ImageDesc) -> (DummyImage, DummyMemory) {
     let (image, requirements) = gpu.create_image(desc).expect("image");
@@ -484,14 +545,7 @@ fn a_padded_source_is_read_at_its_row_and_slice_pitches_and_only_its_texels_are_
     .with_buffer_layout(16, 6);
     let span = region.buffer_bytes(desc.format).unwrap() as usize;
     assert_eq!(span, (6 + 3) * 128 + 5 * 8);
-    let mut source = vec![0xEE; 8 + span];
-    for layer in 0..2 {
-        let packed = box_bytes(&desc, 2, 0, layer, offset, extent);
-        for (y, row) in packed.chunks(5 * 8).enumerate() {
-            let at = 8 + (layer as usize * 6 + y) * 128;
-            source[at..at + row.len()].copy_from_slice(row);
-        }
-    }
+    let source = padded_source(&desc, 2, &region);
     let (staging_memory, src) =
         backed_buffer(&gpu, HOST, (8 + span as u64).next_multiple_of(16), true);
     gpu.host_write(staging_memory, 0, &source)
@@ -503,25 +557,7 @@ fn a_padded_source_is_read_at_its_row_and_slice_pitches_and_only_its_texels_are_
         .expect("write");
     gpu.advance_to(2);
     gpu.assert_no_misuse();
-    for layer in 0..2 {
-        let texels = gpu.read_image(image, 0, layer).expect("read");
-        let (old, new) = (
-            level_bytes(&desc, 1, 0, layer),
-            level_bytes(&desc, 2, 0, layer),
-        );
-        for y in 0..9 {
-            for x in 0..13 {
-                let inside = (3..8).contains(&x) && (2..6).contains(&y);
-                let at = (y * 13 + x) * 8;
-                let want = if inside { &new } else { &old };
-                assert_eq!(
-                    texels[at..at + 8],
-                    want[at..at + 8],
-                    "layer {layer} ({x}, {y})"
-                );
-            }
-        }
-    }
+    assert_box_replaced(&gpu, image, &desc, &region, 1, 2);
     // Writing a row it reads while it is pending is misuse.
     gpu.submit_image_copies(&[command(src, image, desc, true, &[region])], 3)
         .expect("submit");
@@ -854,41 +890,17 @@ fn a_compressed_box_at_the_edge_is_read_in_rows_of_blocks_at_its_pitches() {
     }
     .with_buffer_layout(24, 20);
     assert_eq!(region.check(&desc, [1, 1, 1]), Ok(()));
+    assert_eq!(region.block_box(desc.format), ([14, 6, 0], [4, 4, 1]));
     let row_pitch = 6 * 16;
     let span = region.buffer_bytes(desc.format).unwrap() as usize;
     assert_eq!(span, (5 + 3) * row_pitch + 4 * 16);
-    let mut source = vec![0xEE; 32 + span];
-    for layer in 0..2 {
-        let packed = box_bytes(&desc, 2, 0, layer, offset, extent);
-        for (y, row) in packed.chunks(4 * 16).enumerate() {
-            let at = 32 + (layer as usize * 5 + y) * row_pitch;
-            source[at..at + row.len()].copy_from_slice(row);
-        }
-    }
+    let source = padded_source(&desc, 2, &region);
     let src = staging(&gpu, &source);
     gpu.submit_image_copies(&[command(src, image, desc, true, &[region])], 2)
         .expect("submit");
     gpu.advance_to(2);
     gpu.assert_no_misuse();
-    for layer in 0..2 {
-        let blocks = gpu.read_image(image, 0, layer).expect("read");
-        let (old, new) = (
-            level_bytes(&desc, 1, 0, layer),
-            level_bytes(&desc, 2, 0, layer),
-        );
-        for y in 0..10 {
-            for x in 0..18 {
-                let inside = (14..18).contains(&x) && (6..10).contains(&y);
-                let at = (y * 18 + x) * 16;
-                let want = if inside { &new } else { &old };
-                assert_eq!(
-                    blocks[at..at + 16],
-                    want[at..at + 16],
-                    "layer {layer} block ({x}, {y})"
-                );
-            }
-        }
-    }
+    assert_box_replaced(&gpu, image, &desc, &region, 1, 2);
     release_all(&gpu);
 }
 
