@@ -12,6 +12,7 @@
 //! rows of blocks, and a region's box starts on the block grid and ends on it or at the level's
 //! edge, where the last block is partial, as Vulkan requires. The queue's transfer granularity
 //! then counts blocks, not texels.
+//!
 //! Uploads are for colour images with one sample: a copy into a depth image needs a graphics
 //! queue in Vulkan, and multisampled images cannot be copied into.
 //!
