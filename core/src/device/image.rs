@@ -100,6 +100,15 @@ impl ImageFormat {
         }
     }
 
+    /// What a buffer-to-image copy's source offset must be a multiple of
+    /// ([`ImageCopy::buffer_offset`](super::ImageCopy::buffer_offset)): the block size, and 4 on
+    /// a queue without graphics or compute (Vulkan). Block sizes are powers of two, so the larger
+    /// of the two is their least common multiple.
+    pub const fn copy_offset_alignment(self) -> u64 {
+        let block = self.block_bytes() as u64;
+        if block > 4 { block } else { 4 }
+    }
+
     /// Width and height in texels of one texel block: `[1, 1]` for an uncompressed format,
     /// `[4, 4]` for a BC one. Blocks are one texel deep.
     pub const fn block_extent(self) -> [u32; 2] {
@@ -597,6 +606,11 @@ mod tests {
             assert!(format.is_compressed() && !format.is_depth());
         }
         assert!(!F::Rgba8Unorm.is_compressed());
+        // Copy offsets: the block size, at least 4.
+        assert_eq!(F::R8Unorm.copy_offset_alignment(), 4);
+        assert_eq!(F::Rgba16Float.copy_offset_alignment(), 8);
+        assert_eq!(F::Bc1RgbaSrgb.copy_offset_alignment(), 8);
+        assert_eq!(F::Bc7Unorm.copy_offset_alignment(), 16);
         assert_eq!(F::Rgba8Unorm.blocks([10, 6, 2]), [10, 6, 2]);
         assert_eq!(F::Bc1RgbaSrgb.blocks([1, 5, 2]), [1, 2, 2]);
     }

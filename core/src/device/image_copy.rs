@@ -289,11 +289,10 @@ impl ImageCopy {
             }
             axis += 1;
         }
-        // Vulkan: a multiple of the block size, and of 4 on a queue without graphics or compute.
-        // Block sizes are powers of two, so the larger of the two is their least common multiple.
-        let block_bytes = desc.format.block_bytes() as u64;
-        let unit = if block_bytes > 4 { block_bytes } else { 4 };
-        if !self.buffer_offset.is_multiple_of(unit) {
+        if !self
+            .buffer_offset
+            .is_multiple_of(desc.format.copy_offset_alignment())
+        {
             return Err(ImageCopyError::MisalignedBufferOffset);
         }
         if self.buffer_row_length != 0 && self.buffer_row_length < self.extent[0] {

@@ -250,9 +250,8 @@ impl<D: Device + ImageCopyQueue> Shared<D> {
             log::debug!("memkit: image upload regions {a} and {b} overlap");
             return Err(Error::OverlappingImageRegions);
         }
-        // Staged texels sit on the copy's alignment: 4 bytes and the texel size, both powers of
-        // two (ring grants start on a multiple of 16).
-        let unit = u64::from(desc.format.block_bytes().max(4));
+        // Staged blocks sit on the copy's alignment (ring grants start on a multiple of 16).
+        let unit = desc.format.copy_offset_alignment();
         let groups = staging_groups(
             regions,
             desc.format,
@@ -378,9 +377,8 @@ impl<D: Device + ImageCopyQueue> Shared<D> {
         texels: &[u8],
     ) -> Result<Ticket> {
         let desc = state.desc;
-        // Where each region's texels go in the staging buffer: offsets on the copy's alignment
-        // (4 bytes and the texel size, both powers of two).
-        let unit = u64::from(desc.format.block_bytes().max(4));
+        // Where each region's blocks go in the staging buffer: offsets on the copy's alignment.
+        let unit = desc.format.copy_offset_alignment();
         let mut staged = Vec::with_capacity(regions.len());
         let mut end = 0u64;
         for region in regions {
