@@ -72,8 +72,11 @@ pub struct VulkanDeviceConfig {
     /// ([`crate::acquire_barriers_for`]), so it must know the copy commands submitted: for
     /// applications that call [`memkit_core::device::CopyQueue::submit_copies`] themselves.
     /// memkit-std's coordinator does not hand its commands out; use `concurrent_with_family`
-    /// under it. Uploads into images are refused then
-    /// ([`memkit_core::device::ImageCopyQueue::submit_image_copies`]): images are not released.
+    /// under it. Uploads into images
+    /// ([`memkit_core::device::ImageCopyQueue::submit_image_copies`]) release each image once,
+    /// after its last command in the submission, and an upload with `keep_contents` reclaims the
+    /// image first, which the application must have returned (see the crate docs, "Uploading
+    /// into images").
     pub release_to_family: Option<u32>,
     /// When set to a family other than the transfer queue's, buffers and images are created with
     /// `VK_SHARING_MODE_CONCURRENT` between the two families: no ownership transfer is needed

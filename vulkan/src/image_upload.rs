@@ -24,16 +24,24 @@
 //!   waits for the timeline value (the semaphore's signal follows every command) sees the texels
 //!   and the layout; that wait is the consumer's visibility operation.
 //!
+//! With [`crate::VulkanDeviceConfig::release_to_family`] naming another family, images are
+//! exclusive and move between the families whole ([`crate::image_release_barrier`] and its
+//! kin): an image's last command in the submission ends with the release to that family
+//! instead of the barrier within the family (the layout transition is the same), and its first
+//! command, when it keeps the contents, starts with the reclaim of what the application
+//! returned. Commands in between, and a first command that discards the contents, stay within
+//! memkit's family: a discarded image needs no transfer.
+//!
 //! Refused before anything is recorded: a region that fails
 //! [`ImageCopy::check`](memkit_core::device::ImageCopy::check) against its command's description
-//! and the transfer family's `minImageTransferGranularity`, and any upload on a device configured
-//! to release to another family ([`crate::VulkanDeviceConfig::release_to_family`]): images are
-//! not handed over between families by memkit, so their exclusive ownership would stay with the
-//! transfer family.
+//! and the transfer family's `minImageTransferGranularity`.
 
 use ash::vk;
-use memkit_core::device::{DeviceError, ImageCopyCommand, ImageCopyQueue, InvalidArgument};
+use memkit_core::device::{DeviceError, ImageCopyCommand, ImageCopyQueue};
 
+use crate::barrier::{
+    OwnershipTransfer, image_reclaim_barrier, image_release_barrier, whole_image_barrier,
+};
 use crate::conv::{map_image_copy, map_image_layout};
 use crate::device::VulkanDevice;
 use crate::queue::Batch;
@@ -47,22 +55,16 @@ pub(crate) struct ImageCopyRecorder {
     run: Vec<vk::Image>,
 }
 
-/// Every subresource of a colour image.
-const WHOLE_COLOR_IMAGE: vk::ImageSubresourceRange = vk::ImageSubresourceRange {
-    aspect_mask: vk::ImageAspectFlags::COLOR,
-    base_mip_level: 0,
-    level_count: vk::REMAINING_MIP_LEVELS,
-    base_array_layer: 0,
-    layer_count: vk::REMAINING_ARRAY_LAYERS,
-};
-
 impl ImageCopyRecorder {
-    /// Records `commands`, in order, into `cmd` (see the module's docs).
+    /// Records `commands`, in order, into `cmd` (see the module's docs). With `release`, each
+    /// image's last command hands it to `release.dst_family`, and its first command, if it keeps
+    /// the contents, takes it back from there.
     ///
     /// # Safety
     /// - `cmd` is in the recording state, on `device`, from a pool of a family that supports
-    ///   transfers, which may use every image (concurrent sharing including it, or exclusive and
-    ///   owned by it);
+    ///   transfers (`release.src_family` when given), which may use every image (concurrent
+    ///   sharing including it, or exclusive and owned by it, or returned to it by the
+    ///   application for an upload with `keep_contents` under `release`);
     /// - every region passed [`ImageCopy::check`](memkit_core::device::ImageCopy::check) against
     ///   its command's description and the family's granularity, and the rest of
     ///   [`ImageCopyQueue::submit_image_copies`]'s contract holds.
@@ -71,29 +73,24 @@ impl ImageCopyRecorder {
         device: &ash::Device,
         cmd: vk::CommandBuffer,
         commands: &[ImageCopyCommand<'_, vk::Buffer, vk::Image>],
+        release: Option<OwnershipTransfer>,
     ) {
         let sources = [vk::MemoryBarrier::default()
             .src_access_mask(vk::AccessFlags::TRANSFER_WRITE)
             .dst_access_mask(vk::AccessFlags::TRANSFER_READ)];
-        let mut rest = commands;
-        let mut first = true;
-        while !rest.is_empty() {
-            let (run, next) = rest.split_at(self.run_len(rest));
+        let release = release.filter(OwnershipTransfer::is_transfer);
+        let mut start = 0;
+        while start < commands.len() {
+            let end = start + self.run_len(&commands[start..]);
+            let run = &commands[start..end];
             self.barriers.clear();
-            self.barriers.extend(run.iter().map(|c| {
-                let old_layout = if c.keep_contents {
-                    map_image_layout(c.desc.layout_after_upload())
-                } else {
-                    vk::ImageLayout::UNDEFINED
-                };
-                image_barrier(c.dst, old_layout, vk::ImageLayout::TRANSFER_DST_OPTIMAL)
-                    .src_access_mask(vk::AccessFlags::MEMORY_WRITE)
-                    .dst_access_mask(vk::AccessFlags::TRANSFER_WRITE)
-            }));
-            let memory: &[vk::MemoryBarrier<'_>] = if first { &sources } else { &[] };
+            self.barriers
+                .extend((start..end).map(|i| entry_barrier(commands, i, release)));
+            let memory: &[vk::MemoryBarrier<'_>] = if start == 0 { &sources } else { &[] };
             // SAFETY: `cmd` is recording on a family that supports transfers, where
             // `ALL_COMMANDS` and `MEMORY_WRITE` are always valid; each image is alive, usable by
-            // the family, and in the old layout named (caller's contract).
+            // the family (or returned to it, for a reclaim), and in the old layout named
+            // (caller's contract).
             unsafe {
                 device.cmd_pipeline_barrier(
                     cmd,
@@ -124,18 +121,11 @@ impl ImageCopyRecorder {
                 };
             }
             self.barriers.clear();
-            self.barriers.extend(run.iter().map(|c| {
-                image_barrier(
-                    c.dst,
-                    vk::ImageLayout::TRANSFER_DST_OPTIMAL,
-                    map_image_layout(c.desc.layout_after_upload()),
-                )
-                .src_access_mask(vk::AccessFlags::TRANSFER_WRITE)
-                .dst_access_mask(vk::AccessFlags::empty())
-            }));
+            self.barriers
+                .extend((start..end).map(|i| exit_barrier(commands, i, release)));
             // SAFETY: as above; the layout after upload is allowed by the image's usage
             // (`layout_after_upload` picks shader-read-only only for sampled or input
-            // attachment images).
+            // attachment images), and a release names the family `cmd`'s pool belongs to.
             unsafe {
                 device.cmd_pipeline_barrier(
                     cmd,
@@ -147,8 +137,7 @@ impl ImageCopyRecorder {
                     &self.barriers,
                 )
             };
-            rest = next;
-            first = false;
+            start = end;
         }
     }
 
@@ -166,19 +155,67 @@ impl ImageCopyRecorder {
     }
 }
 
+/// The barrier before `commands[i]`'s copies: into `TRANSFER_DST_OPTIMAL` from `UNDEFINED`, or
+/// with `keep_contents` from the layout after upload; under `release` (two different families),
+/// the image's first command that keeps the contents reclaims it from `release.dst_family`.
+fn entry_barrier(
+    commands: &[ImageCopyCommand<'_, vk::Buffer, vk::Image>],
+    i: usize,
+    release: Option<OwnershipTransfer>,
+) -> vk::ImageMemoryBarrier<'static> {
+    let c = &commands[i];
+    let first_of_image = !commands[..i].iter().any(|earlier| earlier.dst == c.dst);
+    match release {
+        Some(transfer) if c.keep_contents && first_of_image => {
+            image_reclaim_barrier(transfer, c.dst, &c.desc)
+        }
+        _ => {
+            let old_layout = if c.keep_contents {
+                map_image_layout(c.desc.layout_after_upload())
+            } else {
+                vk::ImageLayout::UNDEFINED
+            };
+            within_family(c.dst, old_layout, vk::ImageLayout::TRANSFER_DST_OPTIMAL)
+                .src_access_mask(vk::AccessFlags::MEMORY_WRITE)
+                .dst_access_mask(vk::AccessFlags::TRANSFER_WRITE)
+        }
+    }
+}
+
+/// The barrier after `commands[i]`'s copies: into the layout after upload; under `release` (two
+/// different families), the image's last command releases it to `release.dst_family`.
+fn exit_barrier(
+    commands: &[ImageCopyCommand<'_, vk::Buffer, vk::Image>],
+    i: usize,
+    release: Option<OwnershipTransfer>,
+) -> vk::ImageMemoryBarrier<'static> {
+    let c = &commands[i];
+    let last_of_image = !commands[i + 1..].iter().any(|later| later.dst == c.dst);
+    match release {
+        Some(transfer) if last_of_image => image_release_barrier(transfer, c.dst, &c.desc),
+        _ => within_family(
+            c.dst,
+            vk::ImageLayout::TRANSFER_DST_OPTIMAL,
+            map_image_layout(c.desc.layout_after_upload()),
+        )
+        .src_access_mask(vk::AccessFlags::TRANSFER_WRITE)
+        .dst_access_mask(vk::AccessFlags::empty()),
+    }
+}
+
 /// A layout transition of every subresource of `image`, within its queue family (or families).
-fn image_barrier(
+fn within_family(
     image: vk::Image,
     old_layout: vk::ImageLayout,
     new_layout: vk::ImageLayout,
 ) -> vk::ImageMemoryBarrier<'static> {
-    vk::ImageMemoryBarrier::default()
-        .old_layout(old_layout)
-        .new_layout(new_layout)
-        .src_queue_family_index(vk::QUEUE_FAMILY_IGNORED)
-        .dst_queue_family_index(vk::QUEUE_FAMILY_IGNORED)
-        .image(image)
-        .subresource_range(WHOLE_COLOR_IMAGE)
+    whole_image_barrier(
+        image,
+        old_layout,
+        new_layout,
+        vk::QUEUE_FAMILY_IGNORED,
+        vk::QUEUE_FAMILY_IGNORED,
+    )
 }
 
 impl ImageCopyQueue for VulkanDevice {
@@ -190,10 +227,9 @@ impl ImageCopyQueue for VulkanDevice {
 
     /// As [`ImageCopyQueue::submit_image_copies`], on the transfer queue (see the crate docs,
     /// "Uploading into images"). Refused, with nothing submitted: after a loss,
-    /// [`DeviceError::DeviceLost`]; on a device configured to release to another family,
-    /// [`InvalidArgument::ConflictingOptions`]; a region failing its check,
+    /// [`DeviceError::DeviceLost`]; a region failing its check,
     /// [`DeviceError::InvalidImageCopy`]; a value not above the last submitted one,
-    /// [`InvalidArgument::TimelineNotIncreasing`]. An error from the driver leaves nothing in
+    /// [`InvalidArgument::TimelineNotIncreasing`](memkit_core::device::InvalidArgument::TimelineNotIncreasing). An error from the driver leaves nothing in
     /// flight either.
     unsafe fn submit_image_copies(
         &self,
@@ -201,12 +237,6 @@ impl ImageCopyQueue for VulkanDevice {
         signal_value: u64,
     ) -> Result<(), DeviceError> {
         self.check_lost()?;
-        if self.ownership_transfer().is_some() {
-            // Images are created exclusive then, and memkit records no release for them.
-            return Err(DeviceError::InvalidArgument(
-                InvalidArgument::ConflictingOptions,
-            ));
-        }
         let granularity = self.image_copy_granularity;
         for command in commands {
             for region in command.regions {
@@ -218,7 +248,13 @@ impl ImageCopyQueue for VulkanDevice {
         self.submit_in_order(signal_value, |state| {
             // SAFETY: the caller's contract, with every region checked above; the lock is held
             // and the value rises (`submit_in_order`).
-            unsafe { self.submit_whole(state, Batch::ImageCopies(commands), signal_value) }
+            unsafe {
+                self.submit_whole(
+                    state,
+                    Batch::ImageCopies(commands, self.release),
+                    signal_value,
+                )
+            }
         })
     }
 }

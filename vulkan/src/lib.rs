@@ -110,13 +110,18 @@
 //!   and the new layout visible, and the image is in the layout after upload;
 //! - before an upload with `keep_contents`, it puts the image back in the layout after upload and
 //!   lets its own use of the image finish (or submits on memkit's queue before it);
-//! - where memkit copies on a family other than the one that uses the image, it sets
-//!   [`VulkanDeviceConfig::concurrent_with_family`] (or copy lanes): images created through
-//!   memkit-vulkan are then `VK_SHARING_MODE_CONCURRENT` between the families, as buffers are.
-//!   Otherwise they are exclusive, which suits one family only: memkit records no ownership
-//!   release for an image. For the same reason a device configured with
-//!   [`VulkanDeviceConfig::release_to_family`] naming another family refuses uploads into images
-//!   ([`InvalidArgument::ConflictingOptions`](memkit_core::device::InvalidArgument::ConflictingOptions)).
+//! - where memkit copies on a family other than the one that uses the image, either:
+//!   - it sets [`VulkanDeviceConfig::concurrent_with_family`] (or copy lanes): images created
+//!     through memkit-vulkan are then `VK_SHARING_MODE_CONCURRENT` between the families, as
+//!     buffers are, and nothing more is needed;
+//!   - or it keeps images exclusive and sets [`VulkanDeviceConfig::release_to_family`]: each
+//!     submission then releases every image it uploads into to that family, once, after the
+//!     image's last command, in the layout after upload. The application records the matching
+//!     acquires ([`VulkanDevice::image_acquire_barriers`], [`record_image_acquire`]) in its
+//!     submission that waits for the value. Before an upload with `keep_contents`, it hands the
+//!     image back ([`image_return_barrier`], [`record_image_return`]) in a submission that
+//!     completes before the upload is submitted, and memkit's first barrier for the image is the
+//!     matching reclaim. An upload that discards the contents needs no handing back.
 //!
 //! Depth and multisampled images cannot be uploaded into (a copy into depth needs a graphics
 //! queue); `vulkan/tests/image_upload.rs` reads uploads back byte for byte with validation and
@@ -154,8 +159,10 @@ mod transfer;
 
 pub use ash;
 pub use barrier::{
-    OwnershipTransfer, acquire_barrier, acquire_barriers_for, record_acquire, record_release,
-    release_barrier, release_barriers_for,
+    OwnershipTransfer, acquire_barrier, acquire_barriers_for, image_acquire_barrier,
+    image_acquire_barriers_for, image_reclaim_barrier, image_release_barrier, image_return_barrier,
+    record_acquire, record_image_acquire, record_image_return, record_release, release_barrier,
+    release_barriers_for,
 };
 pub use debug::ValidationLog;
 pub use device::{EnabledFeatures, QueueLocation, VulkanDevice, VulkanDeviceConfig};

@@ -86,8 +86,12 @@ pub(crate) struct Recorders {
 pub(crate) enum Batch<'a, 'c> {
     /// Copies between buffers, followed by release barriers when the transfer is given.
     Copies(&'a [CopyCommand<'c, vk::Buffer>], Option<OwnershipTransfer>),
-    /// Uploads into images, with their layout transitions; never split over the lanes.
-    ImageCopies(&'a [ImageCopyCommand<'c, vk::Buffer, vk::Image>]),
+    /// Uploads into images, with their layout transitions and, when the transfer is given, their
+    /// ownership releases (and reclaims); never split over the lanes.
+    ImageCopies(
+        &'a [ImageCopyCommand<'c, vk::Buffer, vk::Image>],
+        Option<OwnershipTransfer>,
+    ),
 }
 
 impl VulkanDevice {
@@ -217,9 +221,10 @@ impl VulkanDevice {
                 recorders.copies.record(device, cmd, commands, release)
             },
             // SAFETY: recording; buffers, images, descriptions and regions are valid and checked
-            // (caller's contract).
-            Batch::ImageCopies(commands) => unsafe {
-                recorders.images.record(device, cmd, commands)
+            // (caller's contract); the release family is the pool's when a transfer is
+            // configured.
+            Batch::ImageCopies(commands, release) => unsafe {
+                recorders.images.record(device, cmd, commands, release)
             },
         }
         // SAFETY: recording.

@@ -27,7 +27,7 @@ fn runs_end_before_an_image_named_again() {
 #[test]
 fn barriers_cover_every_subresource_within_the_family() {
     let image = vk::Image::from_raw(7);
-    let barrier = image_barrier(
+    let barrier = within_family(
         image,
         vk::ImageLayout::UNDEFINED,
         vk::ImageLayout::TRANSFER_DST_OPTIMAL,
@@ -42,4 +42,71 @@ fn barriers_cover_every_subresource_within_the_family() {
     assert_eq!((range.base_mip_level, range.base_array_layer), (0, 0));
     assert_eq!(range.level_count, vk::REMAINING_MIP_LEVELS);
     assert_eq!(range.layer_count, vk::REMAINING_ARRAY_LAYERS);
+}
+
+const OUT_TO_0: OwnershipTransfer = OwnershipTransfer {
+    src_family: 1,
+    dst_family: 0,
+};
+
+/// Families and layouts of a barrier, for comparing.
+fn shape(b: &vk::ImageMemoryBarrier<'_>) -> (u32, u32, vk::ImageLayout, vk::ImageLayout) {
+    (
+        b.src_queue_family_index,
+        b.dst_queue_family_index,
+        b.old_layout,
+        b.new_layout,
+    )
+}
+
+#[test]
+fn under_a_release_each_image_leaves_once_and_comes_back_once() {
+    use vk::ImageLayout as L;
+    const I: u32 = vk::QUEUE_FAMILY_IGNORED;
+    let regions = [];
+    let c = |dst, keep_contents| ImageCopyCommand {
+        keep_contents,
+        ..command(dst, &regions)
+    };
+    // Image 1 three times (discard, keep, keep), image 2 once (keep), image 3 once (discard).
+    let commands = [c(1, false), c(2, true), c(1, true), c(3, false), c(1, true)];
+    let release = Some(OUT_TO_0);
+    let entries: Vec<_> = (0..commands.len())
+        .map(|i| shape(&entry_barrier(&commands, i, release)))
+        .collect();
+    let exits: Vec<_> = (0..commands.len())
+        .map(|i| shape(&exit_barrier(&commands, i, release)))
+        .collect();
+    let after = L::GENERAL; // `command`'s images are transfer-only.
+    let to_dst = L::TRANSFER_DST_OPTIMAL;
+    assert_eq!(
+        entries,
+        [
+            (I, I, L::UNDEFINED, to_dst), // discards: no transfer needed
+            (0, 1, after, to_dst),        // keeps, first of image 2: reclaimed
+            (I, I, after, to_dst),        // image 1 is still memkit's
+            (I, I, L::UNDEFINED, to_dst),
+            (I, I, after, to_dst),
+        ]
+    );
+    assert_eq!(
+        exits,
+        [
+            (I, I, to_dst, after), // image 1 comes again
+            (1, 0, to_dst, after), // released
+            (I, I, to_dst, after), // image 1 comes again
+            (1, 0, to_dst, after),
+            (1, 0, to_dst, after), // image 1's last
+        ]
+    );
+    // Without a release (or between equal families, which `record` filters out), every barrier
+    // stays within the family.
+    for i in 0..commands.len() {
+        for b in [
+            entry_barrier(&commands, i, None),
+            exit_barrier(&commands, i, None),
+        ] {
+            assert_eq!((b.src_queue_family_index, b.dst_queue_family_index), (I, I));
+        }
+    }
 }
