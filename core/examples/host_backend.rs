@@ -788,8 +788,14 @@ fn run() -> Result<(), Box<dyn Error>> {
             uploader.waits
         );
         println!(
-            "ring: {} bytes, high-water mark {}, {} bytes wasted at the wrap",
-            r.capacity, r.high_water_mark, r.wasted_wrap_bytes
+            "ring: {} bytes, written up to byte {}, high-water mark {}, {} bytes skipped at \
+             wraps ({} in {} early wraps)",
+            r.capacity,
+            r.bytes_reached,
+            r.high_water_mark,
+            r.wasted_wrap_bytes,
+            r.early_wrap_bytes,
+            r.early_wraps
         );
         // The ring and its consumer end here; the timeline goes on.
         uploader.timeline

@@ -362,7 +362,10 @@ impl CoordinatorStats {
         ring.num("capacity", r.capacity);
         ring.num("bytes_in_flight", r.bytes_in_flight);
         ring.num("high_water_mark", r.high_water_mark);
+        ring.num("bytes_reached", r.bytes_reached);
         ring.num("wasted_wrap_bytes", r.wasted_wrap_bytes);
+        ring.num("early_wraps", r.early_wraps);
+        ring.num("early_wrap_bytes", r.early_wrap_bytes);
         ring.num("alignment_padding_bytes", r.alignment_padding_bytes);
         ring.num("failed_grants", r.failed_grants);
         ring.num("dropped_grants", r.dropped_grants);

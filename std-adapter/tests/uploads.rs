@@ -1410,17 +1410,26 @@ fn uploads_the_gpu_keeps_up_with_go_back_to_the_start_of_the_ring_early() {
             gpu.advance_to(value - 1);
             landed.push((b, bytes, ticket));
         }
-        let wasted = c.stats().ring.wasted_wrap_bytes;
+        let ring = c.stats().ring;
         for (b, bytes, ticket) in landed {
             ticket.wait().unwrap();
             assert!(read(&c, &b) == bytes, "an upload landed other bytes");
         }
         drop(c);
         gpu.assert_no_misuse();
-        wasted
+        ring
     };
-    // The default here: a quarter of the 1 MiB ring. Each early wrap skips the rest of the ring.
-    assert!(run(None) >= 512 << 10);
-    // Uploads of 64 KiB fill a 1 MiB ring exactly: going round in full skips nothing.
-    assert_eq!(run(Some(u64::MAX)), 0);
+    // The default here: a quarter of the 1 MiB ring. Each early wrap skips the rest of the ring,
+    // and the producer writes only the first quarter (and one upload past it) over and over.
+    let early = run(None);
+    assert!(early.wasted_wrap_bytes >= 512 << 10);
+    assert!(early.early_wraps > 0);
+    assert_eq!(early.early_wrap_bytes, early.wasted_wrap_bytes);
+    assert!(early.bytes_reached <= (256 + 64) << 10, "{early:?}");
+    // Uploads of 64 KiB fill a 1 MiB ring exactly: going round in full skips nothing, and
+    // writes the whole ring.
+    let full = run(Some(u64::MAX));
+    assert_eq!(full.wasted_wrap_bytes, 0);
+    assert_eq!((full.early_wraps, full.early_wrap_bytes), (0, 0));
+    assert_eq!(full.bytes_reached, 1 << 20);
 }

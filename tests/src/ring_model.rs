@@ -122,6 +122,10 @@ pub struct RingModel {
     drained_bytes: u64,
     /// Grants that went back to the start before the end of the ring.
     early_wraps: u64,
+    /// The bytes at the end of the ring those grants skipped.
+    early_wrap_bytes: u64,
+    /// The furthest offset in its lap a drained grant's reservation reached.
+    bytes_reached: u64,
 }
 
 impl RingModel {
@@ -149,6 +153,8 @@ impl RingModel {
             alignment_padding_bytes: 0,
             drained_bytes: 0,
             early_wraps: 0,
+            early_wrap_bytes: 0,
+            bytes_reached: 0,
         }
     }
 
@@ -211,8 +217,11 @@ impl RingModel {
                 slots: MODEL_GRANTS,
             });
         }
+        if early {
+            self.early_wraps += 1;
+            self.early_wrap_bytes += start - self.head;
+        }
         self.head = end;
-        self.early_wraps += u64::from(early);
         self.high_water_mark = self.high_water_mark.max(end - self.released);
         Ok(((start % self.capacity) as usize, start))
     }
@@ -227,6 +236,8 @@ impl RingModel {
                 GrantState::Dropped => 0,
             };
             self.grants.pop_front();
+            let lap_of_grant = grant.start - grant.start % self.capacity;
+            self.bytes_reached = self.bytes_reached.max(grant.end - lap_of_grant);
             let lap_of_drained = self.drained - self.drained % self.capacity;
             if grant.start >= lap_of_drained + self.capacity
                 && !self.drained.is_multiple_of(self.capacity)
@@ -587,6 +598,11 @@ fn check_stats(ring: &StagingRing<'_, MODEL_GRANTS>, model: &RingModel) -> Resul
         model.failed_grants,
         model.dropped_grants,
         model.drained_bytes,
+        (
+            model.early_wraps,
+            model.early_wrap_bytes,
+            model.bytes_reached,
+        ),
     );
     let real = (
         stats.capacity,
@@ -597,13 +613,18 @@ fn check_stats(ring: &StagingRing<'_, MODEL_GRANTS>, model: &RingModel) -> Resul
         stats.failed_grants,
         stats.dropped_grants,
         stats.drained_bytes,
+        (
+            stats.early_wraps,
+            stats.early_wrap_bytes,
+            stats.bytes_reached,
+        ),
     );
     if real != expected {
         let mut msg = String::new();
         let _ = write!(
             msg,
-            "stats (capacity, in flight, high water, wrap, padding, failed, dropped, drained) \
-             {real:?}, the model {expected:?}"
+            "stats (capacity, in flight, high water, wrap, padding, failed, dropped, drained, \
+             (early wraps, early wrap bytes, reached)) {real:?}, the model {expected:?}"
         );
         return Err(msg);
     }

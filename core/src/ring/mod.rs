@@ -110,9 +110,18 @@ struct GrantSlot {
 #[derive(Debug)]
 struct ConsumerCounters {
     wasted_wrap_bytes: AtomicUsize,
+    /// The furthest offset a drained grant's reservation reached.
+    bytes_reached: AtomicUsize,
     alignment_padding_bytes: AtomicUsize,
     dropped_grants: AtomicUsize,
     drained_bytes: AtomicUsize,
+}
+
+/// The early wraps' statistics, written by the producers that take them.
+#[derive(Debug)]
+struct EarlyWraps {
+    count: AtomicUsize,
+    skipped_bytes: AtomicUsize,
 }
 
 /// A marked submission, published so that producers facing a full ring can say which value to
@@ -283,11 +292,24 @@ pub struct RingStats {
     pub capacity: u64,
     /// Bytes reserved and not yet released: granted, committed, drained or waiting for the GPU.
     pub bytes_in_flight: u64,
-    /// Highest `bytes_in_flight` since construction.
+    /// Highest `bytes_in_flight` since construction. The end of the ring that an early wrap
+    /// skips counts as in flight until it comes back, so with early wraps this can reach the
+    /// capacity although producers write far less of the ring: see `bytes_reached`.
     pub high_water_mark: u64,
+    /// How far into the ring drained grants have reached: producers only ever wrote the first
+    /// `bytes_reached` bytes. While the GPU keeps up, early wraps keep this near the working
+    /// set ([`StagingRing::with_working_set`]); a ring whose `bytes_reached` stays below its
+    /// capacity never needed the rest.
+    pub bytes_reached: u64,
     /// Bytes skipped at the end of the ring because a grant did not fit before the wrap, or went
-    /// back to the start early (see [`StagingRing::with_working_set`]).
+    /// back to the start early (`early_wrap_bytes` of them).
     pub wasted_wrap_bytes: u64,
+    /// Grants that went back to the start of the ring early, to keep producers' writes within
+    /// the working set.
+    pub early_wraps: u64,
+    /// Bytes those early wraps skipped at the end of the ring: not lost, they come back with
+    /// the wrapping grant's space.
+    pub early_wrap_bytes: u64,
     /// Bytes skipped to align grants.
     pub alignment_padding_bytes: u64,
     /// Grants refused (full, too many undrained, or invalid).
@@ -558,6 +580,8 @@ pub struct StagingRing<'m, const GRANTS: usize = 64> {
     /// failing producers' counters do not keep taking it away.
     high_water_mark: CacheLine<AtomicUsize>,
     failed_grants: CacheLine<AtomicUsize>,
+    /// Written by producers on the rare early wrap.
+    early_wraps: CacheLine<EarlyWraps>,
     /// Written by the consumer on every drain.
     consumer_counters: CacheLine<ConsumerCounters>,
     positions: Positions,
@@ -611,8 +635,13 @@ impl<'m, const GRANTS: usize> StagingRing<'m, GRANTS> {
             consumer_id: CoreAtomicUsize::new(0),
             high_water_mark: CacheLine(AtomicUsize::new(0)),
             failed_grants: CacheLine(AtomicUsize::new(0)),
+            early_wraps: CacheLine(EarlyWraps {
+                count: AtomicUsize::new(0),
+                skipped_bytes: AtomicUsize::new(0),
+            }),
             consumer_counters: CacheLine(ConsumerCounters {
                 wasted_wrap_bytes: AtomicUsize::new(0),
+                bytes_reached: AtomicUsize::new(0),
                 alignment_padding_bytes: AtomicUsize::new(0),
                 dropped_grants: AtomicUsize::new(0),
                 drained_bytes: AtomicUsize::new(0),
@@ -650,7 +679,9 @@ impl<'m, const GRANTS: usize> StagingRing<'m, GRANTS> {
     /// as going round in full.
     ///
     /// The ring's statistics count the skipped end as in flight until it comes back, so
-    /// `high_water_mark` can reach the capacity although producers write far less of it.
+    /// `high_water_mark` can reach the capacity although producers write far less of it;
+    /// [`RingStats::bytes_reached`] says how far into the ring they wrote, and
+    /// [`RingStats::early_wraps`] how often they went back early.
     #[must_use]
     pub fn with_working_set(mut self, bytes: usize) -> Self {
         self.positions.working_set = bytes.max(1);
@@ -821,9 +852,9 @@ impl<'m, const GRANTS: usize> StagingRing<'m, GRANTS> {
     ) -> Attempt {
         let capacity = self.positions.capacity;
         let (ticket, position) = self.unpack(head);
-        let placement = match self.positions.place_early(position, released, size) {
-            Some(early) => early,
-            None => self.positions.place(position, size, align),
+        let (placement, early) = match self.positions.place_early(position, released, size) {
+            Some(early) => (early, true),
+            None => (self.positions.place(position, size, align), false),
         };
         let used = self.positions.distance(released, position);
         if used + placement.taken > capacity {
@@ -890,6 +921,15 @@ impl<'m, const GRANTS: usize> StagingRing<'m, GRANTS> {
                 // Relaxed: a statistic. Load first so the common case writes nothing shared.
                 if in_flight > self.high_water_mark.load(Ordering::Relaxed) {
                     self.high_water_mark.fetch_max(in_flight, Ordering::Relaxed);
+                }
+                if early {
+                    // Relaxed: statistics. Once a lap at most, so the shared line costs little.
+                    let early_wraps = &self.early_wraps;
+                    early_wraps.count.fetch_add(1, Ordering::Relaxed);
+                    early_wraps.skipped_bytes.fetch_add(
+                        capacity - self.positions.offset(position),
+                        Ordering::Relaxed,
+                    );
                 }
                 Attempt::Reserved(Reservation {
                     ticket,
@@ -993,7 +1033,10 @@ impl<'m, const GRANTS: usize> StagingRing<'m, GRANTS> {
                 .distance(released, head)
                 .min(self.positions.capacity) as u64,
             high_water_mark: counter(&self.high_water_mark),
+            bytes_reached: counter(&self.consumer_counters.bytes_reached),
             wasted_wrap_bytes: counter(&self.consumer_counters.wasted_wrap_bytes),
+            early_wraps: counter(&self.early_wraps.count),
+            early_wrap_bytes: counter(&self.early_wraps.skipped_bytes),
             alignment_padding_bytes: counter(&self.consumer_counters.alignment_padding_bytes),
             failed_grants: counter(&self.failed_grants),
             dropped_grants: counter(&self.consumer_counters.dropped_grants),
@@ -1312,6 +1355,13 @@ impl ConsumerState {
             } else {
                 positions.make(positions.lap(self.drained), start)
             };
+            let reached = start + positions.distance(start_position, end);
+            // Relaxed: a statistic only the consumer writes; load first so that, once the ring
+            // went round, a drain writes nothing more.
+            let bytes_reached = &ring.consumer_counters.bytes_reached;
+            if reached > bytes_reached.load(Ordering::Relaxed) {
+                bytes_reached.store(reached, Ordering::Relaxed);
+            }
             self.drained = end;
             if len == 0 || len == UNUSED_TICKET {
                 if len == 0 {

@@ -121,7 +121,11 @@ fn a_full_ring_says_which_value_makes_room() {
     assert_eq!(wrapped.offset(), 0);
     wrapped.commit_all();
     assert_eq!(drain_all(&mut c), vec![(20, 10), (0, 10)]);
-    assert_eq!(ring.stats().wasted_wrap_bytes, 2);
+    let stats = ring.stats();
+    assert_eq!(stats.wasted_wrap_bytes, 2);
+    // A wrap because the grant did not fit: not early. The grants reached the 30th byte.
+    assert_eq!((stats.early_wraps, stats.early_wrap_bytes), (0, 0));
+    assert_eq!(stats.bytes_reached, 30);
 }
 
 #[test]
@@ -959,12 +963,19 @@ fn a_producer_the_gpu_keeps_up_with_writes_the_same_bytes_again() {
     // writes 16 KiB of the 64 KiB ring over and over.
     let (highest, stats) = stream_with_one_submission_in_flight(16 << 10);
     assert_eq!(highest, 16 << 10);
-    assert!(stats.wasted_wrap_bytes > 0);
+    assert_eq!(stats.bytes_reached, 16 << 10);
+    // 200 grants, four to a lap of 16 KiB: 49 early wraps, each skipping the last 48 KiB, and
+    // those are all the skipped bytes.
+    assert_eq!(stats.early_wraps, 49);
+    assert_eq!(stats.early_wrap_bytes, 49 * (48 << 10));
+    assert_eq!(stats.wasted_wrap_bytes, stats.early_wrap_bytes);
     assert!(stats.high_water_mark < 64 << 10);
     // Never early: every lap goes through the whole ring.
     let (highest, stats) = stream_with_one_submission_in_flight(usize::MAX);
     assert_eq!(highest, 64 << 10);
+    assert_eq!(stats.bytes_reached, 64 << 10);
     assert_eq!(stats.wasted_wrap_bytes, 0);
+    assert_eq!((stats.early_wraps, stats.early_wrap_bytes), (0, 0));
     // The default: at most a quarter of a small ring.
     let (highest, _) = stream_with_one_submission_in_flight(DEFAULT_WORKING_SET);
     assert_eq!(highest, 64 << 10, "8 MiB is past this ring's end");
@@ -1002,6 +1013,13 @@ fn an_early_wrap_leaves_at_least_the_room_that_was_in_flight() {
     g.commit_all();
     assert_eq!(drain_all(&mut c).len(), 1);
     c.mark(FenceValue::new(10)).unwrap();
+    let stats = ring.stats();
+    assert_eq!(
+        (stats.early_wraps, stats.early_wrap_bytes),
+        (1, 28 * K as u64)
+    );
+    assert_eq!(stats.wasted_wrap_bytes, 28 * K as u64);
+    assert_eq!(stats.bytes_reached, 36 * K as u64);
     // The skipped end (36..64 KiB) comes back with that grant; until then 20 KiB are free, more
     // than the 12 KiB that were in flight.
     let g = ring.grant(20 * K, 1).unwrap();

@@ -680,13 +680,15 @@ fn memkit(
     println!(
         "images{which}: re-uploads' calls take {:.1} ms of {:.1} ms (medians); per \
              repetition {:.1} submissions, {:.1} stalls, {:.0} minor page faults; ring high \
-             water {} MiB",
+             water {} MiB, written up to {} MiB, {} early wraps",
         median(calls) * 1e3,
         t * 1e3,
         (after.submissions - before.submissions) as f64 / (reps + 1) as f64,
         (after.stalls - before.stalls) as f64 / (reps + 1) as f64,
         faults as f64 / (reps + 1) as f64,
         after.ring.high_water_mark >> 20,
+        after.ring.bytes_reached >> 20,
+        after.ring.early_wraps,
     );
     if which.is_empty() {
         padded_reuploads(report, gpu, &coordinator, work, &images, reps);

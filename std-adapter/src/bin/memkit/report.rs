@@ -123,15 +123,26 @@ pub fn demo_text(r: &DemoReport) -> String {
         size(s.bytes_overwritten)
     );
     let _ = writeln!(o, "staging ring");
+    let ring = &s.ring;
+    let share = |bytes: u64| bytes as f64 * 100.0 / ring.capacity.max(1) as f64;
     let _ = writeln!(
         o,
-        "  capacity {}, high-water mark {} ({:.0}%), wasted at wraps {}, alignment padding {}, \
-         stalls {}",
-        size(s.ring.capacity),
-        size(s.ring.high_water_mark),
-        s.ring.high_water_mark as f64 * 100.0 / s.ring.capacity.max(1) as f64,
-        size(s.ring.wasted_wrap_bytes),
-        size(s.ring.alignment_padding_bytes),
+        "  capacity {}, producers wrote into the first {} ({:.0}%); in flight at most {} \
+         ({:.0}%, counting ends skipped by early wraps until they come back)",
+        size(ring.capacity),
+        size(ring.bytes_reached),
+        share(ring.bytes_reached),
+        size(ring.high_water_mark),
+        share(ring.high_water_mark),
+    );
+    let _ = writeln!(
+        o,
+        "  {} early wraps back to the start (skipping {}), {} skipped at wraps where a grant did \
+         not fit, alignment padding {}, stalls {}",
+        ring.early_wraps,
+        size(ring.early_wrap_bytes),
+        size(ring.wasted_wrap_bytes.saturating_sub(ring.early_wrap_bytes)),
+        size(ring.alignment_padding_bytes),
         s.stalls
     );
     let _ = writeln!(o, "frames");
