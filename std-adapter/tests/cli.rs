@@ -46,10 +46,14 @@ fn demo_verifies_every_sampled_buffer_and_reports_every_path() {
     let v = &report.verification;
     assert!(v.passed(), "{}", report::demo_text(&report));
     assert!(v.skipped.is_none());
-    // The frame buffers at least, and some sampled producer buffers.
+    // The frame buffers at least, and some sampled producer buffers and textures.
     assert!(v.checked_buffers >= 3, "{v:?}");
+    assert!(v.checked_images >= 1, "{v:?}");
     assert!(v.checked_bytes > 64 << 10, "{v:?}");
     let s = &report.stats;
+    // Textures were created with their texels, and some got boxes re-uploaded.
+    assert!(s.images_created > 0, "{s:?}");
+    assert!(s.image_uploads > s.images_created, "{s:?}");
     assert_eq!(s.frames, 20);
     assert!(
         s.staged_uploads >= 40,
@@ -78,6 +82,8 @@ fn demo_verifies_every_sampled_buffer_and_reports_every_path() {
         "uploads/s",
         "merge ratio",
         "producers wrote into the first",
+        "textures (every level)",
+        "box re-uploads",
         "in flight at most",
         "early wraps back to the start",
         "skipped at wraps where a grant did not fit",

@@ -1,12 +1,13 @@
-//! What the command needs from a device beyond memkit-core's traits: a name, a way to read a
-//! buffer back to verify uploads, the misuse it detected, and a check after teardown. The
-//! simulated device answers all of them; a real one what it can.
+//! What the command needs from a device beyond memkit-core's traits: a name, a way to read
+//! buffers and images back to verify uploads, the misuse it detected, and a check after
+//! teardown. The simulated device answers all of them; a real one what it can.
 
+use memkit_core::device::{ImageCopyQueue, ImageDesc};
 use memkit_dummy::DummyDevice;
 use memkit_std::Device;
 
 /// A device the command can run on. A clone is the same device (shared state).
-pub trait Backend: Device + Clone {
+pub trait Backend: Device + ImageCopyQueue + Clone {
     /// One line naming the device.
     fn describe(&self) -> String;
 
@@ -19,6 +20,13 @@ pub trait Backend: Device + Clone {
     /// a copy of its own, on the coordinator's timeline, needs that.
     fn read_back_when_idle(&self, buffer: Self::Buffer, len: usize) -> Option<Vec<u8>> {
         self.read_back(buffer, len)
+    }
+
+    /// Every level and layer of `image` (created with `desc`) as the GPU sees it now, packed as
+    /// `Coordinator::create_image_with_data` takes texels (level 0's layers, then level 1's);
+    /// `None` when this backend cannot read images back.
+    fn read_back_image(&self, _image: Self::Image, _desc: &ImageDesc) -> Option<Vec<u8>> {
+        None
     }
 
     /// Why [`Backend::read_back`] gives `None`, for the report.
@@ -58,6 +66,16 @@ impl Backend for DummyDevice {
 
     fn read_back(&self, buffer: Self::Buffer, len: usize) -> Option<Vec<u8>> {
         self.read_buffer(buffer, 0, len).ok()
+    }
+
+    fn read_back_image(&self, image: Self::Image, desc: &ImageDesc) -> Option<Vec<u8>> {
+        let mut texels = Vec::with_capacity(desc.packed_bytes() as usize);
+        for level in 0..desc.mip_levels {
+            for layer in 0..desc.array_layers {
+                texels.extend(self.read_image(image, level, layer).ok()?);
+            }
+        }
+        Some(texels)
     }
 
     fn problems(&self) -> Vec<String> {

@@ -6,17 +6,23 @@
 //! - Producer threads, beside it, stream meshes (64 KiB-4 MiB, `upload_slice`), create
 //!   texture-sized buffers (256 KiB-16 MiB) and fill them, update parts of their buffers
 //!   (64 B-64 KiB, `upload_to`, overlapping at random), stage some through explicit grants
-//!   (`acquire_staging`), and drop buffers as they go (deferred destruction).
+//!   (`acquire_staging`), and drop buffers as they go (deferred destruction). They also create
+//!   RGBA8 textures with every mip level (`create_image_with_data`, 16-512 texels a side),
+//!   re-upload boxes of their level 0 (`upload_image`), and drop them.
 //! - On the simulated device, a "GPU thread" executes submissions as they come.
 //!
-//! A quarter of the buffers (and the frame buffers) carry a model of their bytes: before such a
-//! buffer is dropped, and at the end, its bytes are read back from the device and compared.
+//! A quarter of the buffers, half of the textures, and the frame buffers carry a model of their
+//! bytes: before such a buffer or texture is dropped, and at the end, its bytes are read back
+//! from the device and compared.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use memkit_std::{Buffer, Coordinator, CoordinatorConfig, CoordinatorStats, MemoryUsage, Ticket};
+use memkit_core::device::{ImageCopy, ImageDesc, ImageFormat, ImageUsage};
+use memkit_std::{
+    Buffer, Coordinator, CoordinatorConfig, CoordinatorStats, Image, MemoryUsage, Ticket,
+};
 
 use crate::backend::Backend;
 use crate::report::Progress;
@@ -28,6 +34,8 @@ const MIB: u64 = 1024 * KIB;
 const JOBS_PER_FRAME: u64 = 2;
 /// Buffers a producer keeps at once; more and it drops its oldest.
 const LIVE_PER_PRODUCER: usize = 6;
+/// Textures a producer keeps at once; more and it drops its oldest.
+const TEXTURES_PER_PRODUCER: usize = 3;
 /// Bytes of random data each producer takes its uploads from.
 const SOURCE_BYTES: usize = (16 * MIB + 64 * KIB) as usize;
 /// Bytes of the uniform block and of the instance data, per frame.
@@ -52,6 +60,8 @@ pub struct DemoOptions {
 pub struct Verification {
     /// Buffers read back and compared.
     pub checked_buffers: u64,
+    /// Textures read back (every level) and compared.
+    pub checked_images: u64,
     /// Bytes compared.
     pub checked_bytes: u64,
     /// One line per buffer whose bytes differ from the model.
@@ -110,6 +120,14 @@ impl DemoReport {
     }
 }
 
+/// A texture a producer holds, with its texels' model (every level, packed) when it is sampled.
+struct TrackedImage<D: Backend> {
+    image: Image<D>,
+    model: Option<Vec<u8>>,
+    /// The last upload into it: waiting for it waits for every earlier one.
+    last: Ticket,
+}
+
 /// A buffer a producer holds, with its bytes' model when it is sampled.
 struct Tracked<D: Backend> {
     buffer: Buffer<D>,
@@ -122,6 +140,7 @@ struct Tracked<D: Backend> {
 #[derive(Default)]
 struct Checks {
     buffers: u64,
+    images: u64,
     bytes: u64,
     mismatches: Vec<String>,
     dropped: u64,
@@ -165,8 +184,40 @@ impl Checks {
         true
     }
 
+    /// [`Checks::compare`] for a texture: every level, packed.
+    fn compare_image<D: Backend>(
+        &mut self,
+        coordinator: &Coordinator<D>,
+        image: &Image<D>,
+        model: &[u8],
+        what: &str,
+    ) -> bool {
+        let Some(texels) = coordinator
+            .device()
+            .read_back_image(image.raw(), image.desc())
+        else {
+            self.unread += 1;
+            return false;
+        };
+        self.images += 1;
+        self.bytes += model.len() as u64;
+        if let Some(first) = first_difference(&texels, model) {
+            let desc = image.desc();
+            self.mismatches.push(format!(
+                "{what} (image {}, {}x{}, {} levels): first differing byte at {first} of the \
+                 packed levels",
+                image.id(),
+                desc.width,
+                desc.height,
+                desc.mip_levels,
+            ));
+        }
+        true
+    }
+
     fn merge(&mut self, other: Checks) {
         self.buffers += other.buffers;
+        self.images += other.images;
         self.bytes += other.bytes;
         self.mismatches.extend(other.mismatches);
         self.dropped += other.dropped;
@@ -259,10 +310,12 @@ pub fn run<D: Backend>(
 
     let mut checks = Checks::default();
     let mut live = Vec::new();
+    let mut textures = Vec::new();
     for result in producer_results {
-        let (c, held) = result?;
+        let (c, held, held_textures) = result?;
         checks.merge(c);
         live.extend(held);
+        textures.extend(held_textures);
     }
     let mut skipped = None;
     let mut verify = |checks: &mut Checks, buffer: &Buffer<D>, model: &[u8], what: &str| {
@@ -279,6 +332,16 @@ pub fn run<D: Backend>(
             verify(&mut checks, &t.buffer, model, "producer buffer");
         }
     }
+    for t in &textures {
+        if let Some(model) = &t.model
+            && !checks.compare_image(&coordinator, &t.image, model, "producer texture")
+        {
+            skipped = Some(format!(
+                "{} cannot read textures back",
+                coordinator.device().describe()
+            ));
+        }
+    }
     if checks.unread > 0 && skipped.is_none() {
         skipped = Some(format!(
             "{} sampled buffers dropped while running were not read back: this device reads \
@@ -290,7 +353,7 @@ pub fn run<D: Backend>(
     let memory_map_svg = coordinator.memory_map_svg();
     let memory_map_json = coordinator.memory_map_json();
     let problems = coordinator.device().problems();
-    drop((live, uniform, instances));
+    drop((live, textures, uniform, instances));
     // The last handle: teardown runs here, and the device goes with it.
     drop(coordinator);
     let leaks = leak_check();
@@ -304,6 +367,7 @@ pub fn run<D: Backend>(
         memory_map_json,
         verification: Verification {
             checked_buffers: checks.buffers,
+            checked_images: checks.images,
             checked_bytes: checks.bytes,
             mismatches: checks.mismatches,
             skipped,
@@ -351,20 +415,24 @@ fn frame_loop<D: Backend>(
     Ok((uniform_model, instance_model))
 }
 
-/// One producer: `jobs` uploads, creations and drops over its own buffers (so "the last write"
-/// to a byte is well defined). Returns its checks and the buffers it still holds.
+/// What a producer returns: its checks, and the buffers and textures it still holds.
+type Produced<D> = (Checks, Vec<Tracked<D>>, Vec<TrackedImage<D>>);
+
+/// One producer: `jobs` uploads, creations and drops over its own buffers and textures (so "the
+/// last write" to a byte is well defined).
 fn produce<D: Backend>(
     coordinator: &Coordinator<D>,
     thread: u64,
     options: DemoOptions,
     jobs: u64,
     progress: &Progress,
-) -> Result<(Checks, Vec<Tracked<D>>), memkit_std::Error> {
+) -> Result<Produced<D>, memkit_std::Error> {
     let mut rng = Rng::new(options.seed, thread + 1);
     let mut source = vec![0u8; SOURCE_BYTES];
     rng.fill(&mut source);
     let mut checks = Checks::default();
     let mut live: Vec<Tracked<D>> = Vec::new();
+    let mut textures: Vec<TrackedImage<D>> = Vec::new();
     let slice_of = |rng: &mut Rng, len: u64| {
         let at = rng.below(SOURCE_BYTES as u64 - len + 1) as usize;
         at..at + len as usize
@@ -394,6 +462,56 @@ fn produce<D: Backend>(
                 model,
                 last,
             });
+        } else if roll < 32 {
+            // A texture with every mip level, created with its texels.
+            let desc = ImageDesc::new_2d(
+                ImageFormat::Rgba8Unorm,
+                rng.log_uniform(16, 512) as u32,
+                rng.log_uniform(16, 512) as u32,
+                ImageUsage::SAMPLED,
+            )
+            .with_full_mip_chain();
+            let texels = &source[slice_of(&mut rng, desc.packed_bytes())];
+            let (image, last) = coordinator.create_image_with_data(
+                &desc,
+                MemoryUsage::FAST_DEVICE_ACCESS,
+                texels,
+            )?;
+            // Half of them: textures are fewer than buffers.
+            let model = (rng.below(2) == 0).then(|| texels.to_vec());
+            textures.push(TrackedImage { image, model, last });
+            if textures.len() > TEXTURES_PER_PRODUCER {
+                let t = textures.remove(0);
+                retire_texture(coordinator, t, &mut checks)?;
+            }
+        } else if roll < 36 && !textures.is_empty() {
+            // A box of a texture's level 0 changes (a decal, a streamed tile).
+            let pick = rng.below(textures.len() as u64) as usize;
+            let t = &mut textures[pick];
+            let (width, height) = (t.image.desc().width, t.image.desc().height);
+            let (w, h) = (
+                1 + rng.below(u64::from(width)),
+                1 + rng.below(u64::from(height)),
+            );
+            let (x, y) = (
+                rng.below(u64::from(width) - w + 1),
+                rng.below(u64::from(height) - h + 1),
+            );
+            let region = ImageCopy {
+                offset: [x as u32, y as u32, 0],
+                extent: [w as u32, h as u32, 1],
+                ..ImageCopy::whole_level(t.image.desc(), 0, 0)
+            };
+            let texels = &source[slice_of(&mut rng, w * h * 4)];
+            t.last = coordinator.upload_image(&t.image, &[region], texels)?;
+            if let Some(model) = &mut t.model {
+                // Level 0 comes first in the packed levels, a row of `width` texels at a time.
+                let row = (w * 4) as usize;
+                for r in 0..h as usize {
+                    let at = ((y as usize + r) * width as usize + x as usize) * 4;
+                    model[at..at + row].copy_from_slice(&texels[r * row..(r + 1) * row]);
+                }
+            }
         } else if roll < 92 {
             // Part of a buffer changes: 64 B-64 KiB at a random place, overlapping earlier ones.
             let pick = rng.below(live.len() as u64) as usize;
@@ -424,7 +542,22 @@ fn produce<D: Backend>(
         }
         progress.add(1);
     }
-    Ok((checks, live))
+    Ok((checks, live, textures))
+}
+
+/// Drops a texture; a sampled one is first compared with its model (after its uploads
+/// completed).
+fn retire_texture<D: Backend>(
+    coordinator: &Coordinator<D>,
+    tracked: TrackedImage<D>,
+    checks: &mut Checks,
+) -> Result<(), memkit_std::Error> {
+    if let Some(model) = &tracked.model {
+        tracked.last.wait()?;
+        checks.compare_image(coordinator, &tracked.image, model, "dropped texture");
+    }
+    drop(tracked);
+    Ok(())
 }
 
 /// Drops a buffer; a sampled one is first compared with its model (after its uploads completed).

@@ -158,6 +158,16 @@ pub fn demo_text(r: &DemoReport) -> String {
          producers while running",
         s.buffers_created, s.buffers_destroyed, r.buffers_dropped
     );
+    let _ = writeln!(o, "textures");
+    let _ = writeln!(
+        o,
+        "  {} created with every mip level, {} destroyed; {} uploads into them (creations and \
+         box re-uploads), {} of texels",
+        s.images_created,
+        s.images_destroyed,
+        s.image_uploads,
+        size(s.image_bytes_uploaded)
+    );
     let _ = writeln!(o, "memory per heap (at the end, before teardown)");
     for h in &s.heaps {
         let _ = writeln!(o, "  {}", heap_line(h));
@@ -171,8 +181,10 @@ pub fn demo_text(r: &DemoReport) -> String {
         _ => {
             let _ = writeln!(
                 o,
-                "  bytes: {} buffers, {} compared with the last writes: {}",
+                "  bytes: {} buffers and {} textures (every level), {} compared with the last \
+                 writes: {}",
                 v.checked_buffers,
+                v.checked_images,
                 size(v.checked_bytes),
                 if v.mismatches.is_empty() {
                     "all equal".to_owned()
@@ -349,6 +361,7 @@ pub fn demo_json(r: &DemoReport) -> String {
         .bool("passed", v.passed())
         .bool("bytes_verified", v.checked_buffers > 0)
         .num("checked_buffers", v.checked_buffers)
+        .num("checked_images", v.checked_images)
         .num("checked_bytes", v.checked_bytes)
         .strs("mismatches", &v.mismatches)
         .strs("misuse", &v.problems)
