@@ -122,20 +122,18 @@ pub unsafe fn record_release(
     cmd: vk::CommandBuffer,
     barriers: &[vk::BufferMemoryBarrier<'_>],
 ) {
-    if barriers.is_empty() {
-        return;
-    }
-    // SAFETY: the command buffer is recording and the barriers are valid (caller's contract).
+    // SAFETY: forwarded contract.
     unsafe {
-        device.cmd_pipeline_barrier(
+        record_barriers(
+            device,
             cmd,
-            vk::PipelineStageFlags::TRANSFER,
-            vk::PipelineStageFlags::BOTTOM_OF_PIPE,
-            vk::DependencyFlags::empty(),
-            &[],
+            (
+                vk::PipelineStageFlags::TRANSFER,
+                vk::PipelineStageFlags::BOTTOM_OF_PIPE,
+            ),
             barriers,
             &[],
-        );
+        )
     }
 }
 
@@ -153,20 +151,15 @@ pub unsafe fn record_acquire(
     barriers: &[vk::BufferMemoryBarrier<'_>],
     dst_stage: vk::PipelineStageFlags,
 ) {
-    if barriers.is_empty() {
-        return;
-    }
-    // SAFETY: the command buffer is recording and the barriers are valid (caller's contract).
+    // SAFETY: forwarded contract.
     unsafe {
-        device.cmd_pipeline_barrier(
+        record_barriers(
+            device,
             cmd,
-            vk::PipelineStageFlags::TOP_OF_PIPE,
-            dst_stage,
-            vk::DependencyFlags::empty(),
-            &[],
+            (vk::PipelineStageFlags::TOP_OF_PIPE, dst_stage),
             barriers,
             &[],
-        );
+        )
     }
 }
 
@@ -312,20 +305,15 @@ pub unsafe fn record_image_acquire(
     barriers: &[vk::ImageMemoryBarrier<'_>],
     dst_stage: vk::PipelineStageFlags,
 ) {
-    if barriers.is_empty() {
-        return;
-    }
-    // SAFETY: the command buffer is recording and the barriers are valid (caller's contract).
+    // SAFETY: forwarded contract.
     unsafe {
-        device.cmd_pipeline_barrier(
+        record_barriers(
+            device,
             cmd,
-            vk::PipelineStageFlags::TOP_OF_PIPE,
-            dst_stage,
-            vk::DependencyFlags::empty(),
-            &[],
+            (vk::PipelineStageFlags::TOP_OF_PIPE, dst_stage),
             &[],
             barriers,
-        );
+        )
     }
 }
 
@@ -345,7 +333,32 @@ pub unsafe fn record_image_return(
     barriers: &[vk::ImageMemoryBarrier<'_>],
     src_stage: vk::PipelineStageFlags,
 ) {
-    if barriers.is_empty() {
+    // SAFETY: forwarded contract.
+    unsafe {
+        record_barriers(
+            device,
+            cmd,
+            (src_stage, vk::PipelineStageFlags::BOTTOM_OF_PIPE),
+            &[],
+            barriers,
+        )
+    }
+}
+
+/// One pipeline barrier with `buffers` and `images` between `stages` (source, destination);
+/// nothing when both are empty. What the four `record_*` functions share.
+///
+/// # Safety
+/// `cmd` is in the recording state, on `device`, from a pool of a family that supports both
+/// stages; every barrier is valid there (the `record_*` functions' contracts).
+unsafe fn record_barriers(
+    device: &ash::Device,
+    cmd: vk::CommandBuffer,
+    (src_stage, dst_stage): (vk::PipelineStageFlags, vk::PipelineStageFlags),
+    buffers: &[vk::BufferMemoryBarrier<'_>],
+    images: &[vk::ImageMemoryBarrier<'_>],
+) {
+    if buffers.is_empty() && images.is_empty() {
         return;
     }
     // SAFETY: the command buffer is recording and the barriers are valid (caller's contract).
@@ -353,11 +366,11 @@ pub unsafe fn record_image_return(
         device.cmd_pipeline_barrier(
             cmd,
             src_stage,
-            vk::PipelineStageFlags::BOTTOM_OF_PIPE,
+            dst_stage,
             vk::DependencyFlags::empty(),
             &[],
-            &[],
-            barriers,
+            buffers,
+            images,
         );
     }
 }
