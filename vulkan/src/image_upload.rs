@@ -164,9 +164,10 @@ fn entry_barrier(
     release: Option<OwnershipTransfer>,
 ) -> vk::ImageMemoryBarrier<'static> {
     let c = &commands[i];
-    let first_of_image = !commands[..i].iter().any(|earlier| earlier.dst == c.dst);
+    // Scanned only under a release: without one, a batch of many images costs no search.
+    let first_of_image = || !commands[..i].iter().any(|earlier| earlier.dst == c.dst);
     match release {
-        Some(transfer) if c.keep_contents && first_of_image => {
+        Some(transfer) if c.keep_contents && first_of_image() => {
             image_reclaim_barrier(transfer, c.dst, &c.desc)
         }
         _ => {
@@ -190,9 +191,9 @@ fn exit_barrier(
     release: Option<OwnershipTransfer>,
 ) -> vk::ImageMemoryBarrier<'static> {
     let c = &commands[i];
-    let last_of_image = !commands[i + 1..].iter().any(|later| later.dst == c.dst);
+    let last_of_image = || !commands[i + 1..].iter().any(|later| later.dst == c.dst);
     match release {
-        Some(transfer) if last_of_image => image_release_barrier(transfer, c.dst, &c.desc),
+        Some(transfer) if last_of_image() => image_release_barrier(transfer, c.dst, &c.desc),
         _ => within_family(
             c.dst,
             vk::ImageLayout::TRANSFER_DST_OPTIMAL,
