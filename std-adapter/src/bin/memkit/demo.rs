@@ -64,7 +64,7 @@ pub struct Verification {
     pub checked_images: u64,
     /// Bytes compared.
     pub checked_bytes: u64,
-    /// One line per buffer whose bytes differ from the model.
+    /// One line per buffer or texture whose bytes differ from the model.
     pub mismatches: Vec<String>,
     /// Why byte verification did not run, when it did not.
     pub skipped: Option<String>,
