@@ -354,6 +354,19 @@ fn read_back_with(
     bytes
 }
 
+/// Asserts that `back` is `expected` byte for byte; when not, says how many bytes differ rather
+/// than printing megabytes of both.
+#[track_caller]
+fn assert_texels_equal(back: &[u8], expected: &[u8], what: &str) {
+    let differing = back.iter().zip(expected).filter(|(a, b)| a != b).count();
+    assert!(
+        back.len() == expected.len() && differing == 0,
+        "{what}: {differing} bytes differ (read back {}, expected {})",
+        back.len(),
+        expected.len()
+    );
+}
+
 /// Where texel block `[x, y, z]` (in blocks: texels for an uncompressed format) of `layer`
 /// lies in `region`'s source, at its pitches.
 fn block_offset(region: &ImageCopy, format: ImageFormat, layer: u32, [x, y, z]: [u32; 3]) -> usize {
@@ -454,10 +467,10 @@ fn every_level_and_layer_of_a_2d_array_lands_and_a_partial_reupload_keeps_the_re
             );
             let expected = patched(&data, &desc, &patch, &patch_data, [5, 3], [20, 11]);
             let back = read_back(h, &image, &regions, size, value);
-            assert!(
-                back == expected,
-                "{usage:?}: after the partial re-upload, {} bytes differ",
-                back.iter().zip(&expected).filter(|(a, b)| a != b).count()
+            assert_texels_equal(
+                &back,
+                &expected,
+                &format!("{usage:?}: after the partial re-upload"),
             );
             staging.destroy(device);
             patch_staging.destroy(device);
@@ -905,11 +918,7 @@ fn released_images_are_acquired_read_back_and_returned_for_a_partial_reupload() 
         );
         let expected = patched(&expected, &desc, &second_patch[0], data, [5, 3], [20, 11]);
         let back = read_back_owned(&h, &first, &regions, size, value, app);
-        assert!(
-            back == expected,
-            "after the reclaimed re-upload, {} bytes differ",
-            back.iter().zip(&expected).filter(|(a, b)| a != b).count()
-        );
+        assert_texels_equal(&back, &expected, "after the reclaimed re-upload");
         staging.destroy(device);
         first.destroy(device);
         other.destroy(device);
@@ -1020,11 +1029,7 @@ fn the_coordinator_fills_a_texture_that_the_application_reads_back_and_patches()
         let expected = patched(&data, &desc, &patch, &patch_data, [5, 3], [20, 11]);
         let value = patch_ticket.value().unwrap();
         let back = read_back_image(&shared, image.raw(), &desc, &regions, size, value);
-        assert!(
-            back == expected,
-            "{timeline:?}: after the patch, {} bytes differ",
-            back.iter().zip(&expected).filter(|(a, b)| a != b).count()
-        );
+        assert_texels_equal(&back, &expected, &format!("{timeline:?}: after the patch"));
         drop((image, ticket, patch_ticket));
         let stats = c.shutdown();
         if config.max_ring_upload == small_ring.max_ring_upload {
@@ -1099,11 +1104,7 @@ fn compressed_textures_land_block_for_block_through_the_device_and_the_coordinat
     );
     let expected = patched(&data, &desc, &patch, &patch_data, [14, 6], [4, 4]);
     let back = read_back(&shared, &image, &regions, size, value);
-    assert!(
-        back == expected,
-        "after the partial re-upload, {} bytes differ",
-        back.iter().zip(&expected).filter(|(a, b)| a != b).count()
-    );
+    assert_texels_equal(&back, &expected, "after the partial re-upload");
     staging.destroy(device);
     patch_staging.destroy(device);
     image.destroy(device);
@@ -1141,11 +1142,7 @@ fn compressed_textures_land_block_for_block_through_the_device_and_the_coordinat
     let expected = patched(&data, &desc, &patch, &patch_data, [14, 6], [4, 4]);
     let value = patched_ticket.value().unwrap();
     let back = read_back_image(&shared, image.raw(), &desc, &regions, size, value);
-    assert!(
-        back == expected,
-        "after the coordinator's patch, {} bytes differ",
-        back.iter().zip(&expected).filter(|(a, b)| a != b).count()
-    );
+    assert_texels_equal(&back, &expected, "after the coordinator's patch");
     drop((image, ticket, patched_ticket));
     let stats = c.shutdown();
     // 2 layers x 3 bands of level 0 (288-byte block rows, 3 to a band), the rest, the patch.
