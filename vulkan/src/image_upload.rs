@@ -205,7 +205,7 @@ fn exit_barrier(
 }
 
 /// A layout transition of every subresource of `image`, within its queue family (or families).
-fn within_family(
+pub(crate) fn within_family(
     image: vk::Image,
     old_layout: vk::ImageLayout,
     new_layout: vk::ImageLayout,

@@ -17,7 +17,8 @@
 //! - [`HeadlessDevice`] creates an instance and device in one call, optionally with validation;
 //!   [`SharedHeadlessDevice`] shares one between a coordinator and the tool that made it.
 //! - [`probe`] describes a physical device as plain data.
-//! - [`HostBuffer`] and [`read_buffer`] write and read buffers by hand, for tools and tests.
+//! - [`HostBuffer`] and [`read_buffer`] write and read buffers by hand, and [`read_image`] reads
+//!   every level of an uploaded image back on memkit's queue, for tools and tests.
 //!
 //! An application that made its own device hands memkit the handles and what it enabled:
 //!
@@ -127,6 +128,10 @@
 //! queue); `vulkan/tests/image_upload.rs` reads uploads back byte for byte with validation and
 //! synchronization validation on.
 //!
+//! [`read_image`] reads an uploaded image back on memkit's queue, at a timeline value of its own,
+//! packed as uploads take texels (under a release, as an upload with `keep_contents`: the
+//! application returns the image first and acquires it again after).
+//!
 //! Tools and tests get everything in one call:
 //!
 //! ```no_run
@@ -149,6 +154,7 @@ mod error;
 mod headless;
 mod host_buffer;
 mod image;
+mod image_readback;
 mod image_upload;
 pub mod lanes;
 mod probe;
@@ -172,6 +178,7 @@ pub use error::{
 };
 pub use headless::{HeadlessConfig, HeadlessDevice};
 pub use host_buffer::{HostBuffer, read_buffer};
+pub use image_readback::read_image;
 pub use lanes::{CopyLanes, MAX_COPY_LANES};
 pub use probe::{ProbeHeap, ProbeQueueFamily, ProbeReport, probe};
 pub use queue::{TransferFamily, find_transfer_queue_family};

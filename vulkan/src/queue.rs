@@ -14,6 +14,7 @@ use crate::commands::CommandBufferRing;
 use crate::device::VulkanDevice;
 use crate::drain::{Lost, drain};
 use crate::error::{map_host_device_oom_and_lost_err, map_host_device_oom_err};
+use crate::image_readback::{ImageRead, record_image_read};
 use crate::image_upload::ImageCopyRecorder;
 use crate::lanes::{CopyLane, MAX_COPY_LANES, SplitPlan};
 use crate::transfer::CopyRecorder;
@@ -92,6 +93,9 @@ pub(crate) enum Batch<'a, 'c> {
         &'a [ImageCopyCommand<'c, vk::Buffer, vk::Image>],
         Option<OwnershipTransfer>,
     ),
+    /// One image read back into a buffer, reclaimed first and released after when the
+    /// transfer is given; never split over the lanes.
+    ImageRead(ImageRead<'a>, Option<OwnershipTransfer>),
 }
 
 impl VulkanDevice {
@@ -225,6 +229,12 @@ impl VulkanDevice {
             // configured.
             Batch::ImageCopies(commands, release) => unsafe {
                 recorders.images.record(device, cmd, commands, release)
+            },
+            // SAFETY: recording; the image, its layout and ownership, the buffer and the checked
+            // regions are valid (caller's contract); the release family is the pool's when a
+            // transfer is configured.
+            Batch::ImageRead(read, release) => unsafe {
+                record_image_read(device, cmd, read, release)
             },
         }
         // SAFETY: recording.

@@ -19,7 +19,7 @@ use memkit_std::{Coordinator, CoordinatorConfig, MemoryUsage};
 use memkit_vulkan::ash::vk;
 use memkit_vulkan::{
     HeadlessConfig, HeadlessDevice, OwnershipTransfer, SharedHeadlessDevice, TimelineMode,
-    VulkanDevice, image_acquire_barrier, image_return_barrier, record_image_acquire,
+    VulkanDevice, image_acquire_barrier, image_return_barrier, read_image, record_image_acquire,
     record_image_return,
 };
 
@@ -98,17 +98,42 @@ impl TestImage {
     }
 }
 
-/// Every level of `desc`, all layers, packed one after the other from offset 0; and their bytes.
+/// Every level of `desc`, all layers, one after the other from offset 0, each at the next
+/// multiple of the format's copy offset alignment (packed tightly for every format but 1- and
+/// 2-byte ones); and the bytes they span.
 fn whole_levels(desc: &ImageDesc) -> (Vec<ImageCopy>, u64) {
-    let mut offset = 0;
+    let mut offset = 0u64;
     let regions = (0..desc.mip_levels)
         .map(|level| {
-            let region = ImageCopy::whole_level(desc, level, offset);
-            offset += region.packed_bytes(desc.format).unwrap();
+            let at = offset.next_multiple_of(desc.format.copy_offset_alignment());
+            let region = ImageCopy::whole_level(desc, level, at);
+            offset = at + region.packed_bytes(desc.format).unwrap();
             region
         })
         .collect();
     (regions, offset)
+}
+
+/// The texels of `regions` (from [`whole_levels`]) in `staged`, packed without the alignment
+/// gaps: what [`read_image`] returns.
+fn packed_levels(desc: &ImageDesc, regions: &[ImageCopy], staged: &[u8]) -> Vec<u8> {
+    regions
+        .iter()
+        .flat_map(|r| {
+            let start = r.buffer_offset as usize;
+            &staged[start..start + r.packed_bytes(desc.format).unwrap() as usize]
+        })
+        .copied()
+        .collect()
+}
+
+/// memkit's own read-back ([`read_image`]) at the next value, waited for.
+fn memkit_read(device: &VulkanDevice, image: &TestImage) -> Result<Vec<u8>, DeviceError> {
+    let value = device.last_submitted_value() + 1;
+    // SAFETY: the image is alive and was made with `desc`; memkit uploaded into all of it and
+    // every user left it in the layout after upload (or, under a release, returned it); the
+    // value is the next one and this thread is the only submitter.
+    unsafe { read_image(device, image.image, &image.desc, value, 10 * SECOND) }
 }
 
 /// Submits `commands` at the next value through `queue` and returns the value.
@@ -821,6 +846,146 @@ fn the_granularity_and_sharing_are_the_transfer_family_s() {
     finish(h);
 }
 
+/// memkit's own read-back, [`read_image`], on each kind of image the uploads cover: a 2D array
+/// with every level (sampled, so it ends shader-read-only), an R8 image whose levels are not
+/// multiples of 4 bytes (each level lands at its own 4-byte-aligned offset, as a transfer-only
+/// queue needs, and comes back packed), BC7 with partial blocks, and a 3D image in `GENERAL`
+/// (storage). After each read the image is in the layout after upload again: the application's
+/// own read, and a partial re-upload that keeps the rest, see the same texels.
+#[test]
+fn memkit_reads_back_every_level_of_each_kind_of_image() {
+    each_timeline_mode(|h| {
+        let device = h.device();
+        let usage = ImageUsage::TRANSFER_DST | ImageUsage::TRANSFER_SRC;
+        let descs = [
+            rgba_2d_array(),
+            ImageDesc::new_2d(ImageFormat::R8Unorm, 13, 7, usage | ImageUsage::SAMPLED)
+                .with_full_mip_chain(),
+            ImageDesc::new_2d(ImageFormat::Bc7Srgb, 70, 38, usage | ImageUsage::SAMPLED)
+                .with_full_mip_chain()
+                .with_array_layers(2),
+            ImageDesc {
+                depth: 4,
+                ..ImageDesc::new_2d(ImageFormat::Rgba8Unorm, 8, 8, usage | ImageUsage::STORAGE)
+            }
+            .with_full_mip_chain(),
+        ];
+        for (seed, desc) in (50..).zip(descs) {
+            let what = format!(
+                "{:?} {}x{}x{}",
+                desc.format, desc.width, desc.height, desc.depth
+            );
+            let image = TestImage::new(device, desc);
+            let (regions, size) = whole_levels(&desc);
+            let staging = MappedBuffer::new(device, size, BufferUsage::TRANSFER_SRC);
+            let data = pattern(size as usize, seed);
+            staging.write(device, 0, &data);
+            upload(
+                device,
+                device.last_submitted_value() + 1,
+                &[image.command(staging.buffer, false, &regions)],
+            );
+            let packed = packed_levels(&desc, &regions, &data);
+            assert_eq!(packed.len() as u64, desc.packed_bytes());
+            let back = memkit_read(device, &image).unwrap();
+            assert_texels_equal(&back, &packed, &what);
+            let value = device.last_submitted_value();
+            let back = read_back(h, &image, &regions, size, value);
+            assert_texels_equal(
+                &packed_levels(&desc, &regions, &back),
+                &packed,
+                &format!("{what}: the application's read after"),
+            );
+
+            // New texels for level 0's first layer (all of its depth), the rest kept.
+            let layer0 = ImageCopy {
+                buffer_offset: 0,
+                layer_count: 1,
+                ..regions[0]
+            };
+            let layer0_bytes = layer0.packed_bytes(desc.format).unwrap();
+            let patch = MappedBuffer::new(device, layer0_bytes, BufferUsage::TRANSFER_SRC);
+            let patch_data = pattern(layer0_bytes as usize, seed + 100);
+            patch.write(device, 0, &patch_data);
+            upload(
+                device,
+                value + 1,
+                &[image.command(patch.buffer, true, &[layer0])],
+            );
+            let mut expected = packed;
+            expected[..patch_data.len()].copy_from_slice(&patch_data);
+            let back = memkit_read(device, &image).unwrap();
+            assert_texels_equal(&back, &expected, &format!("{what}: after a re-upload"));
+            patch.destroy(device);
+            staging.destroy(device);
+            image.destroy(device);
+        }
+    });
+}
+
+/// What [`read_image`] refuses, with nothing submitted: an image that is not a transfer source,
+/// one that uploads cannot reach, and a value the timeline already passed.
+#[test]
+fn memkit_refuses_reads_it_cannot_make_before_submitting() {
+    let Some(h) = concurrent_device(TimelineMode::Auto) else {
+        return;
+    };
+    let device = h.device();
+    let sampled = ImageUsage::SAMPLED | ImageUsage::TRANSFER_DST;
+    let no_source = TestImage::new(
+        device,
+        ImageDesc::new_2d(ImageFormat::Rgba8Unorm, 8, 8, sampled),
+    );
+    let before = device.last_submitted_value();
+    assert_eq!(
+        memkit_read(device, &no_source),
+        Err(DeviceError::InvalidImageCopy(
+            ImageCopyError::NotTransferSrc
+        ))
+    );
+    let attachment = ImageDesc::new_2d(
+        ImageFormat::Rgba8Unorm,
+        8,
+        8,
+        ImageUsage::COLOR_ATTACHMENT | ImageUsage::TRANSFER_SRC,
+    )
+    .with_samples(4);
+    let multisampled = TestImage::new(device, attachment);
+    assert_eq!(
+        memkit_read(device, &multisampled),
+        Err(DeviceError::InvalidImageCopy(
+            ImageCopyError::NotTransferDst
+        ))
+    );
+    let readable = ImageDesc {
+        usage: attachment.usage | ImageUsage::TRANSFER_DST,
+        ..attachment
+    };
+    let multisampled_dst = TestImage::new(device, readable);
+    assert_eq!(
+        memkit_read(device, &multisampled_dst),
+        Err(DeviceError::InvalidImageCopy(ImageCopyError::Multisampled))
+    );
+    let image = TestImage::new(device, rgba_2d_array());
+    // SAFETY: refused before anything is recorded (the value does not rise).
+    let stale = unsafe { read_image(device, image.image, &image.desc, before, SECOND) };
+    assert_eq!(
+        stale,
+        Err(DeviceError::InvalidArgument(
+            InvalidArgument::TimelineNotIncreasing
+        ))
+    );
+    assert_eq!(
+        device.last_submitted_value(),
+        before,
+        "nothing was submitted"
+    );
+    for i in [no_source, multisampled, multisampled_dst, image] {
+        i.destroy(device);
+    }
+    finish(h);
+}
+
 /// Exclusive images under `release_to_family`: each submission releases every image it uploads
 /// into once, after its last command; the application acquires them (one barrier per image),
 /// reads them back and returns one for a partial re-upload, which memkit reclaims.
@@ -919,6 +1084,14 @@ fn released_images_are_acquired_read_back_and_returned_for_a_partial_reupload() 
         let expected = patched(&expected, &desc, &second_patch[0], data, [5, 3], [20, 11]);
         let back = read_back_owned(&h, &first, &regions, size, value, app);
         assert_texels_equal(&back, &expected, "after the reclaimed re-upload");
+
+        // Returned again: memkit reads it back (reclaim, copy, release), and the application
+        // acquires it once more and finds the same texels.
+        let back = memkit_read(device, &first).unwrap();
+        assert_texels_equal(&back, &expected, "memkit's read of the returned image");
+        let value = device.last_submitted_value();
+        let back = read_back_owned(&h, &first, &regions, size, value, app);
+        assert_texels_equal(&back, &expected, "after memkit's read, acquired again");
         staging.destroy(device);
         first.destroy(device);
         other.destroy(device);

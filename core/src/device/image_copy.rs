@@ -319,6 +319,8 @@ impl ImageCopy {
 pub enum ImageCopyError {
     /// The image was created without [`ImageUsage::TRANSFER_DST`].
     NotTransferDst,
+    /// The image was created without [`ImageUsage::TRANSFER_SRC`], and is read back.
+    NotTransferSrc,
     /// The image has a depth format: Vulkan copies into depth only on a graphics queue, and
     /// memkit's copies run on a transfer queue.
     DepthFormat,
@@ -352,6 +354,7 @@ impl fmt::Display for ImageCopyError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             Self::NotTransferDst => "the image was not created as a transfer destination",
+            Self::NotTransferSrc => "the image was not created as a transfer source",
             Self::DepthFormat => "uploads into depth images are not supported",
             Self::Multisampled => "multisampled images cannot be copied into",
             Self::NoSuchLevel => "the image has no such mip level",
