@@ -146,6 +146,10 @@ vulkan() {
     # MEMKIT_REQUIRE_VULKAN=1: a missing loader or driver fails the tests instead of skipping them.
     MEMKIT_REQUIRE_VULKAN=1 VK_DRIVER_FILES="$icd" VK_INSTANCE_LAYERS=VK_LAYER_KHRONOS_validation \
         cargo test -p memkit-vulkan --locked -- --test-threads=1
+    # The main job on lavapipe: `memkit demo` reads buffers and textures back at the end and
+    # fails on a differing byte, a validation message or a leak.
+    VK_DRIVER_FILES="$icd" cargo run -p memkit-std --features cli --locked -- \
+        demo --device vulkan --validation --frames 60
 }
 
 ALL=(install fmt clippy tests no_std loom miri tsan fuzz vulkan)

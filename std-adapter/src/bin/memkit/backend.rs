@@ -29,6 +29,12 @@ pub trait Backend: Device + ImageCopyQueue + Clone {
         None
     }
 
+    /// Like [`Backend::read_back_image`], for an idle coordinator that submits nothing more (as
+    /// [`Backend::read_back_when_idle`]).
+    fn read_back_image_when_idle(&self, image: Self::Image, desc: &ImageDesc) -> Option<Vec<u8>> {
+        self.read_back_image(image, desc)
+    }
+
     /// Why [`Backend::read_back`] gives `None`, for the report.
     fn read_back_unavailable(&self) -> &'static str {
         "this device cannot read buffers back"

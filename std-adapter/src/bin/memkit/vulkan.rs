@@ -2,7 +2,7 @@
 //! device by value and needs it `'static`) and the command (which probes it and checks it after
 //! the coordinator is gone).
 
-use memkit_core::device::CopyQueue;
+use memkit_core::device::{CopyQueue, ImageDesc};
 use memkit_vulkan::{HeadlessConfig, HeadlessDevice, SetupError, SharedHeadlessDevice};
 
 use crate::backend::Backend;
@@ -50,6 +50,27 @@ impl Backend for SharedHeadlessDevice {
             Ok(bytes) => Some(bytes),
             Err(e) => {
                 eprintln!("memkit: reading a buffer back failed: {e}");
+                None
+            }
+        }
+    }
+
+    fn read_back_image_when_idle(&self, image: Self::Image, desc: &ImageDesc) -> Option<Vec<u8>> {
+        // As for buffers: the next value is the read's own while the coordinator is idle.
+        let read = self.completed_value().and_then(|completed| {
+            // SAFETY: the caller holds `image` (a coordinator image, made with `desc`, which the
+            // demo creates with TRANSFER_SRC, and filled whole at creation: every subresource is
+            // in the layout after upload); the coordinator is idle, so every value it submitted
+            // has completed and `completed + 1` is above all of them, and it submits nothing
+            // later. It shares images with the main family concurrently, never releases them.
+            unsafe {
+                memkit_vulkan::read_image(self.device(), image, desc, completed + 1, 60_000_000_000)
+            }
+        });
+        match read {
+            Ok(texels) => Some(texels),
+            Err(e) => {
+                eprintln!("memkit: reading an image back failed: {e}");
                 None
             }
         }
