@@ -37,7 +37,7 @@
 //! and the transfer family's `minImageTransferGranularity`.
 
 use ash::vk;
-use memkit_core::device::{DeviceError, ImageCopyCommand, ImageCopyQueue};
+use memkit_core::device::{DeviceError, ImageCopyCommand, ImageCopyError, ImageCopyQueue};
 
 use crate::barrier::{
     OwnershipTransfer, image_reclaim_barrier, image_release_barrier, whole_image_barrier,
@@ -46,9 +46,18 @@ use crate::conv::{map_image_copy, map_image_layout};
 use crate::device::VulkanDevice;
 use crate::queue::Batch;
 
-/// Records uploads into images, reusing its scratch space across recordings.
+/// Records uploads into images, reusing its scratch space across recordings: what memkit's own
+/// submissions record (see the module docs), for engines that own their submissions.
+///
+/// Record into a command buffer of yours with [`ImageCopyRecorder::record`], on a family that
+/// supports transfers, and submit it yourself. Each image ends in
+/// [`ImageDesc::layout_after_upload`](memkit_core::device::ImageDesc::layout_after_upload) with
+/// the copies' writes made available (`TRANSFER` to `ALL_COMMANDS`, no access named): a later
+/// use in the same queue needs its own barrier naming how it reads (from `ALL_COMMANDS`, in the
+/// layout after upload), and one on another queue waits for the submission as usual.
+/// Recording allocates only while the scratch space grows to the largest batch seen.
 #[derive(Debug, Default)]
-pub(crate) struct ImageCopyRecorder {
+pub struct ImageCopyRecorder {
     regions: Vec<vk::BufferImageCopy>,
     barriers: Vec<vk::ImageMemoryBarrier<'static>>,
     /// The images of the run being cut.
@@ -56,19 +65,44 @@ pub(crate) struct ImageCopyRecorder {
 }
 
 impl ImageCopyRecorder {
-    /// Records `commands`, in order, into `cmd` (see the module's docs). With `release`, each
-    /// image's last command hands it to `release.dst_family`, and its first command, if it keeps
-    /// the contents, takes it back from there.
+    /// An empty recorder.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Checks every region of `commands` against its command's description and `granularity`
+    /// (the recording family's `minImageTransferGranularity`, `[1, 1, 1]` on a graphics or
+    /// compute family; [`ImageCopy::check`](memkit_core::device::ImageCopy::check)), then
+    /// records them, in order, into `cmd`, as memkit's own submissions do (see the module docs).
+    /// With `release` naming two different families, each image's last command hands it to
+    /// `release.dst_family`, and its first command, if it keeps the contents, takes it back.
+    ///
+    /// Errors: the first region that fails its check; nothing is recorded then.
     ///
     /// # Safety
     /// - `cmd` is in the recording state, on `device`, from a pool of a family that supports
     ///   transfers (`release.src_family` when given), which may use every image (concurrent
-    ///   sharing including it, or exclusive and owned by it, or returned to it by the
-    ///   application for an upload with `keep_contents` under `release`);
-    /// - every region passed [`ImageCopy::check`](memkit_core::device::ImageCopy::check) against
-    ///   its command's description and the family's granularity, and the rest of
+    ///   sharing including it, or exclusive and owned by it);
+    /// - every buffer and image is alive and bound, and stays so until the command buffer
+    ///   completed; each description is its image's; source ranges lie inside their buffers,
+    ///   created with `TRANSFER_SRC`; an image with `keep_contents` is in the layout after upload
+    ///   (or, under `release`, was returned by the application) and the rest of
     ///   [`ImageCopyQueue::submit_image_copies`]'s contract holds.
-    pub(crate) unsafe fn record(
+    pub unsafe fn record(
+        &mut self,
+        device: &ash::Device,
+        cmd: vk::CommandBuffer,
+        commands: &[ImageCopyCommand<'_, vk::Buffer, vk::Image>],
+        granularity: [u32; 3],
+        release: Option<OwnershipTransfer>,
+    ) -> Result<(), ImageCopyError> {
+        check_regions(commands, granularity)?;
+        // SAFETY: every region passed its check; the rest is the caller's contract.
+        unsafe { self.record_checked(device, cmd, commands, release) };
+        Ok(())
+    }
+
+    pub(crate) unsafe fn record_checked(
         &mut self,
         device: &ash::Device,
         cmd: vk::CommandBuffer,
@@ -219,6 +253,17 @@ pub(crate) fn within_family(
     )
 }
 
+/// Checks every region of `commands` against its command's description and `granularity`.
+fn check_regions(
+    commands: &[ImageCopyCommand<'_, vk::Buffer, vk::Image>],
+    granularity: [u32; 3],
+) -> Result<(), ImageCopyError> {
+    commands
+        .iter()
+        .flat_map(|c| c.regions.iter().map(move |r| r.check(&c.desc, granularity)))
+        .collect()
+}
+
 impl ImageCopyQueue for VulkanDevice {
     /// The transfer queue family's `minImageTransferGranularity`: `[1, 1, 1]` on a graphics or
     /// compute family, coarser (or 0s, whole levels only) on some transfer-only ones.
@@ -238,14 +283,8 @@ impl ImageCopyQueue for VulkanDevice {
         signal_value: u64,
     ) -> Result<(), DeviceError> {
         self.check_lost()?;
-        let granularity = self.image_copy_granularity;
-        for command in commands {
-            for region in command.regions {
-                region
-                    .check(&command.desc, granularity)
-                    .map_err(DeviceError::InvalidImageCopy)?;
-            }
-        }
+        check_regions(commands, self.image_copy_granularity)
+            .map_err(DeviceError::InvalidImageCopy)?;
         self.submit_in_order(signal_value, |state| {
             // SAFETY: the caller's contract, with every region checked above; the lock is held
             // and the value rises (`submit_in_order`).

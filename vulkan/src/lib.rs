@@ -12,7 +12,8 @@
 //!   (or a fence pool) signalled per submission; large submissions split over extra queues
 //!   ([`lanes`]); and [`ImageCopyQueue`](memkit_core::device::ImageCopyQueue): uploads into
 //!   images on the same queue and timeline (see "Uploading into images").
-//! - [`CopyRecorder`] records the same copies into a command buffer the application submits.
+//! - [`CopyRecorder`] and [`ImageCopyRecorder`] record the same copies and uploads into a command
+//!   buffer the application submits.
 //! - [`release_barrier`] / [`acquire_barrier`] move exclusive buffers between queue families.
 //! - [`HeadlessDevice`] creates an instance and device in one call, optionally with validation;
 //!   [`SharedHeadlessDevice`] shares one between a coordinator and the tool that made it.
@@ -179,6 +180,7 @@ pub use error::{
 pub use headless::{HeadlessConfig, HeadlessDevice};
 pub use host_buffer::{HostBuffer, read_buffer};
 pub use image_readback::read_image;
+pub use image_upload::ImageCopyRecorder;
 pub use lanes::{CopyLanes, MAX_COPY_LANES};
 pub use probe::{ProbeHeap, ProbeQueueFamily, ProbeReport, probe};
 pub use queue::{TransferFamily, find_transfer_queue_family};

@@ -228,7 +228,9 @@ impl VulkanDevice {
             // (caller's contract); the release family is the pool's when a transfer is
             // configured.
             Batch::ImageCopies(commands, release) => unsafe {
-                recorders.images.record(device, cmd, commands, release)
+                recorders
+                    .images
+                    .record_checked(device, cmd, commands, release)
             },
             // SAFETY: recording; the image, its layout and ownership, the buffer and the checked
             // regions are valid (caller's contract); the release family is the pool's when a

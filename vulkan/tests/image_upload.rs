@@ -1,8 +1,10 @@
 //! Uploads into images through memkit's queue ([`ImageCopyQueue`]), read back byte for byte by
 //! the application's own submissions: every mip level and layer of a 2D array, a partial
 //! re-upload that keeps the rest, several commands into one image in one submission, a 3D image,
-//! and bad regions refused before anything is submitted. Validation and synchronization
-//! validation are on; every test fails on any message.
+//! and bad regions refused before anything is submitted; the same uploads recorded into the
+//! application's command buffer ([`ImageCopyRecorder`]); and memkit's own read-back
+//! ([`read_image`]). Validation and synchronization validation are on; every test fails on any
+//! message.
 
 mod common;
 
@@ -18,9 +20,9 @@ use memkit_core::device::{
 use memkit_std::{Coordinator, CoordinatorConfig, MemoryUsage};
 use memkit_vulkan::ash::vk;
 use memkit_vulkan::{
-    HeadlessConfig, HeadlessDevice, OwnershipTransfer, SharedHeadlessDevice, TimelineMode,
-    VulkanDevice, image_acquire_barrier, image_return_barrier, read_image, record_image_acquire,
-    record_image_return,
+    HeadlessConfig, HeadlessDevice, ImageCopyRecorder, OwnershipTransfer, SharedHeadlessDevice,
+    TimelineMode, VulkanDevice, image_acquire_barrier, image_return_barrier, read_image,
+    record_image_acquire, record_image_return,
 };
 
 /// A validated headless device whose images the main queue may use where memkit copies on a
@@ -295,48 +297,7 @@ fn read_back_with(
             record_image_acquire(device, cmd, &acquire, vk::PipelineStageFlags::TRANSFER);
         }
         // The semaphore wait (or the host's) made the upload visible; only the layout changes.
-        device.cmd_pipeline_barrier(
-            cmd,
-            vk::PipelineStageFlags::TRANSFER,
-            vk::PipelineStageFlags::TRANSFER,
-            vk::DependencyFlags::empty(),
-            &[],
-            &[],
-            &[whole_image_barrier(
-                image,
-                after,
-                vk::ImageLayout::TRANSFER_SRC_OPTIMAL,
-                vk::AccessFlags::empty(),
-                vk::AccessFlags::TRANSFER_READ,
-            )],
-        );
-        device.cmd_copy_image_to_buffer(
-            cmd,
-            image,
-            vk::ImageLayout::TRANSFER_SRC_OPTIMAL,
-            readback.buffer,
-            &raw_regions,
-        );
-        // Back to the layout after upload (memkit's next upload waits for everything before
-        // it on the queue), and the copy's writes to the host.
-        let host = [vk::MemoryBarrier::default()
-            .src_access_mask(vk::AccessFlags::TRANSFER_WRITE)
-            .dst_access_mask(vk::AccessFlags::HOST_READ)];
-        device.cmd_pipeline_barrier(
-            cmd,
-            vk::PipelineStageFlags::TRANSFER,
-            vk::PipelineStageFlags::TRANSFER | vk::PipelineStageFlags::HOST,
-            vk::DependencyFlags::empty(),
-            &host,
-            &[],
-            &[whole_image_barrier(
-                image,
-                vk::ImageLayout::TRANSFER_SRC_OPTIMAL,
-                after,
-                vk::AccessFlags::empty(),
-                vk::AccessFlags::empty(),
-            )],
-        );
+        record_app_read(device, cmd, image, after, readback.buffer, &raw_regions);
         if let Some(ownership) = ownership {
             let give_back = [image_return_barrier(
                 ownership,
@@ -377,6 +338,66 @@ fn read_back_with(
     let bytes = readback.read(memkit);
     readback.destroy(memkit);
     bytes
+}
+
+/// The application's copy of `regions` of `image` (in `after`, the layout after upload) into
+/// `readback`, recorded into `cmd`: to the transfer source layout (after every earlier command,
+/// nothing to make available: memkit's uploads did), the copy, back to `after`, and the copy's
+/// writes to the host.
+fn record_app_read(
+    device: &ash::Device,
+    cmd: vk::CommandBuffer,
+    image: vk::Image,
+    after: vk::ImageLayout,
+    readback: vk::Buffer,
+    regions: &[vk::BufferImageCopy],
+) {
+    // SAFETY: `cmd` is recording on the main family; the image is alive, in `after` and a
+    // transfer source; the buffer is alive, a transfer destination, and holds every region.
+    unsafe {
+        device.cmd_pipeline_barrier(
+            cmd,
+            vk::PipelineStageFlags::ALL_COMMANDS,
+            vk::PipelineStageFlags::TRANSFER,
+            vk::DependencyFlags::empty(),
+            &[],
+            &[],
+            &[whole_image_barrier(
+                image,
+                after,
+                vk::ImageLayout::TRANSFER_SRC_OPTIMAL,
+                vk::AccessFlags::empty(),
+                vk::AccessFlags::TRANSFER_READ,
+            )],
+        );
+        device.cmd_copy_image_to_buffer(
+            cmd,
+            image,
+            vk::ImageLayout::TRANSFER_SRC_OPTIMAL,
+            readback,
+            regions,
+        );
+        // Back to the layout after upload (memkit's next upload waits for everything before
+        // it on the queue), and the copy's writes to the host.
+        let host = [vk::MemoryBarrier::default()
+            .src_access_mask(vk::AccessFlags::TRANSFER_WRITE)
+            .dst_access_mask(vk::AccessFlags::HOST_READ)];
+        device.cmd_pipeline_barrier(
+            cmd,
+            vk::PipelineStageFlags::TRANSFER,
+            vk::PipelineStageFlags::TRANSFER | vk::PipelineStageFlags::HOST,
+            vk::DependencyFlags::empty(),
+            &host,
+            &[],
+            &[whole_image_barrier(
+                image,
+                vk::ImageLayout::TRANSFER_SRC_OPTIMAL,
+                after,
+                vk::AccessFlags::empty(),
+                vk::AccessFlags::empty(),
+            )],
+        );
+    }
 }
 
 /// Asserts that `back` is `expected` byte for byte; when not, says how many bytes differ rather
@@ -843,6 +864,142 @@ fn the_granularity_and_sharing_are_the_transfer_family_s() {
         "transfer family {transfer} (main {main}), granularity {:?}, concurrent {expected:?}",
         device.image_copy_granularity()
     );
+    finish(h);
+}
+
+/// An engine that owns its submissions records memkit's uploads into its own command buffer
+/// ([`ImageCopyRecorder`], reused) on its main queue, reads the images back in the same
+/// command buffer after one barrier of its own, and finds every texel: memkit's queue is never
+/// used. A bad region is refused with nothing recorded.
+#[test]
+fn uploads_recorded_into_the_applications_command_buffer() {
+    let Some(h) = concurrent_device(TimelineMode::Auto) else {
+        return;
+    };
+    let device = h.device();
+    let ash_device = h.ash_device();
+    let desc = rgba_2d_array();
+    let (regions, size) = whole_levels(&desc);
+    let raw_regions: Vec<_> = regions.iter().map(map_region).collect();
+    let first = TestImage::new(device, desc);
+    let other = TestImage::new(device, desc);
+    let patch = patch_region(&desc, size);
+    let patch_bytes = patch.buffer_bytes(desc.format).unwrap();
+    let staging = MappedBuffer::new(device, size + patch_bytes, BufferUsage::TRANSFER_SRC);
+    let readbacks = [first.image, other.image]
+        .map(|_| MappedBuffer::new(device, size, BufferUsage::TRANSFER_DST));
+    let after = map_layout(desc.layout_after_upload());
+    let pool_info = vk::CommandPoolCreateInfo::default()
+        .queue_family_index(h.main_queue().family)
+        .flags(vk::CommandPoolCreateFlags::RESET_COMMAND_BUFFER);
+    // SAFETY: valid create and allocate infos on a live device.
+    let (pool, cmd, fence) = unsafe {
+        let pool = ash_device.create_command_pool(&pool_info, None).unwrap();
+        let alloc = vk::CommandBufferAllocateInfo::default()
+            .command_pool(pool)
+            .level(vk::CommandBufferLevel::PRIMARY)
+            .command_buffer_count(1);
+        let cmd = ash_device.allocate_command_buffers(&alloc).unwrap()[0];
+        let fence = ash_device
+            .create_fence(&vk::FenceCreateInfo::default(), None)
+            .unwrap();
+        (pool, cmd, fence)
+    };
+    let mut recorder = ImageCopyRecorder::new();
+    // Twice, with different texels: the recorder is reused, and the second round's patch keeps
+    // what the first round left.
+    let mut expected_first = Vec::new();
+    for (round, seed) in [(0, 61u8), (1, 62)] {
+        let staged = pattern((size + patch_bytes) as usize, seed);
+        staging.write(device, 0, &staged);
+        let data = &staged[..size as usize];
+        let patch_regions = [patch];
+        // Round 0: `first` whole then patched, `other` whole; round 1: only a patch of `first`.
+        let commands = [
+            first.command(staging.buffer, false, &regions),
+            other.command(staging.buffer, false, &regions),
+            first.command(staging.buffer, true, &patch_regions),
+        ];
+        let commands = if round == 0 {
+            &commands[..]
+        } else {
+            &commands[2..]
+        };
+        let begin = vk::CommandBufferBeginInfo::default()
+            .flags(vk::CommandBufferUsageFlags::ONE_TIME_SUBMIT);
+        // SAFETY: the command buffer is not pending (waited below), its pool resettable.
+        unsafe { ash_device.begin_command_buffer(cmd, &begin) }.unwrap();
+        let bad = [ImageCopy {
+            extent: [desc.width + 1, 1, 1],
+            ..regions[0]
+        }];
+        // SAFETY: refused before anything is recorded.
+        let refused = unsafe {
+            recorder.record(
+                ash_device,
+                cmd,
+                &[first.command(staging.buffer, true, &bad)],
+                [1, 1, 1],
+                None,
+            )
+        };
+        assert_eq!(refused, Err(ImageCopyError::OutOfBounds));
+        // SAFETY: recording on the main family (graphics: granularity 1), which may use both
+        // images (concurrent sharing, or memkit copies there too); buffers and images alive and
+        // bound until the fence below; `first` is in the layout after upload for round 1's
+        // patch (round 0 left it there).
+        unsafe { recorder.record(ash_device, cmd, commands, [1, 1, 1], None) }.unwrap();
+        for (image, readback) in [first.image, other.image].iter().zip(&readbacks) {
+            record_app_read(
+                ash_device,
+                cmd,
+                *image,
+                after,
+                readback.buffer,
+                &raw_regions,
+            );
+        }
+        let cmds = [cmd];
+        let submit = vk::SubmitInfo::default().command_buffers(&cmds);
+        // SAFETY: recorded above; the queue is taken under memkit's lock (lavapipe has one);
+        // the fence is unsignalled.
+        unsafe {
+            ash_device.end_command_buffer(cmd).unwrap();
+            h.with_main_queue(|queue| ash_device.queue_submit(queue, &[submit], fence))
+                .unwrap();
+            ash_device
+                .wait_for_fences(&[fence], true, 10 * SECOND)
+                .unwrap();
+            ash_device.reset_fences(&[fence]).unwrap();
+        }
+        let base = if round == 0 {
+            data.to_vec()
+        } else {
+            expected_first.clone()
+        };
+        // The patch reads from `size` on in the staging buffer.
+        expected_first = patched(&base, &desc, &patch, &staged, [5, 3], [20, 11]);
+        assert_texels_equal(
+            &readbacks[0].read(device),
+            &expected_first,
+            &format!("round {round}: the patched image"),
+        );
+        if round == 0 {
+            assert_texels_equal(&readbacks[1].read(device), data, "the other image");
+        }
+    }
+    assert_eq!(device.command_buffer_count(), 0, "memkit's queue was used");
+    // SAFETY: the only submission completed.
+    unsafe {
+        ash_device.destroy_fence(fence, None);
+        ash_device.destroy_command_pool(pool, None);
+    }
+    for b in readbacks {
+        b.destroy(device);
+    }
+    staging.destroy(device);
+    first.destroy(device);
+    other.destroy(device);
     finish(h);
 }
 
