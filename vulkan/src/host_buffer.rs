@@ -261,9 +261,29 @@ pub unsafe fn read_buffer(
     // SAFETY: both buffers are alive and bound until the wait below; the region lies in both;
     // `value` is above every submitted value (the caller's contract).
     let submitted = unsafe { device.submit_copies(&[copy], value) };
+    // SAFETY: the copy into `readback` is the submission of `value`, and the only one using it.
+    unsafe { finish_readback(device, readback, submitted, value, timeout_ns) }
+}
+
+/// The end of a read-back into `readback` by the submission of `value`, whose result is
+/// `submitted`: when it failed, destroys the buffer (a failed submission leaves nothing of
+/// itself in flight; a split one waits for the parts it got out before failing); otherwise waits
+/// at most `timeout_ns` for `value`, and reads the bytes out and destroys the buffer.
+/// [`DeviceError::Timeout`] or a failed wait leak the buffer instead of freeing it under a GPU
+/// that may still be copying.
+///
+/// # Safety
+/// The submission of `value` is the only GPU work that uses `readback`, and it makes its
+/// transfer writes available to the host when `value` signals.
+pub(crate) unsafe fn finish_readback(
+    device: &VulkanDevice,
+    readback: HostBuffer,
+    submitted: Result<(), DeviceError>,
+    value: u64,
+    timeout_ns: u64,
+) -> Result<Vec<u8>, DeviceError> {
     if let Err(e) = submitted {
-        // SAFETY: a failed submission leaves nothing of itself in flight (a split one waits for
-        // the parts it got out before failing), so the GPU never uses the buffer.
+        // SAFETY: nothing of the failed submission is in flight, so the GPU never uses it.
         unsafe { readback.destroy(device) };
         return Err(e);
     }
@@ -274,8 +294,8 @@ pub unsafe fn read_buffer(
         Ok(WaitStatus::TimedOut) => return Err(DeviceError::Timeout),
         Err(e) => return Err(e),
     }
-    // SAFETY: the copy completed (waited), and memkit's submissions make transfer writes
-    // available to the host when their value signals.
+    // SAFETY: the copy completed (waited), and its writes are available to the host (the
+    // caller's contract).
     let bytes = unsafe { readback.read(device) };
     // SAFETY: the only submission using it completed.
     unsafe { readback.destroy(device) };

@@ -25,14 +25,13 @@
 
 use ash::vk;
 use memkit_core::device::{
-    BufferUsage, CopyQueue, DeviceError, ImageCopy, ImageCopyError, ImageDesc, ImageUsage,
-    WaitStatus,
+    BufferUsage, DeviceError, ImageCopy, ImageCopyError, ImageDesc, ImageUsage,
 };
 
 use crate::barrier::{OwnershipTransfer, image_reclaim_barrier, image_release_barrier};
 use crate::conv::{map_image_copy, map_image_layout};
 use crate::device::VulkanDevice;
-use crate::host_buffer::HostBuffer;
+use crate::host_buffer::{HostBuffer, finish_readback};
 use crate::image_upload::within_family;
 use crate::queue::Batch;
 
@@ -115,24 +114,9 @@ pub unsafe fn read_image(
         // and the value rises (`submit_in_order`).
         unsafe { device.submit_whole(state, Batch::ImageRead(read, device.release), value) }
     });
-    if let Err(e) = submitted {
-        // SAFETY: a failed submission leaves nothing of itself in flight.
-        unsafe { readback.destroy(device) };
-        return Err(e);
-    }
-    match device.wait(value, timeout_ns) {
-        Ok(WaitStatus::Completed) => {}
-        // The copy may still be running: dropping `readback` leaks it instead of freeing it under
-        // the GPU.
-        Ok(WaitStatus::TimedOut) => return Err(DeviceError::Timeout),
-        Err(e) => return Err(e),
-    }
-    // SAFETY: the copy completed (waited), and the recording made its writes available to host
-    // reads.
-    let bytes = unsafe { readback.read(device) };
-    // SAFETY: the only submission using it completed.
-    unsafe { readback.destroy(device) };
-    let bytes = bytes?;
+    // SAFETY: the read is the submission of `value`, the only one using the buffer, and the
+    // recording makes its writes available to host reads.
+    let bytes = unsafe { finish_readback(device, readback, submitted, value, timeout_ns) }?;
     let mut texels = Vec::with_capacity(desc.packed_bytes() as usize);
     for (region, len) in &levels {
         let start = region.buffer_offset as usize;
