@@ -102,6 +102,13 @@ impl ImageCopyRecorder {
         Ok(())
     }
 
+    /// [`ImageCopyRecorder::record`] of regions checked already (memkit's own submissions check
+    /// them before taking the submit lock).
+    ///
+    /// # Safety
+    /// As for [`ImageCopyRecorder::record`], and every region passed
+    /// [`ImageCopy::check`](memkit_core::device::ImageCopy::check) against its command's
+    /// description and the recording family's granularity.
     pub(crate) unsafe fn record_checked(
         &mut self,
         device: &ash::Device,
