@@ -9,7 +9,8 @@
 mod common;
 
 use common::{
-    MappedBuffer, SECOND, TIMELINE_MODES, finish, headless, headless_with, memory_type, pattern,
+    AppCommands, MappedBuffer, SECOND, TIMELINE_MODES, finish, headless, headless_with,
+    memory_type, pattern,
 };
 use memkit_core::device::{
     BufferCopy, BufferUsage, CopyCommand, CopyQueue, DedicatedHint, DedicatedTo, DeviceError,
@@ -889,22 +890,8 @@ fn uploads_recorded_into_the_applications_command_buffer() {
     let readbacks = [first.image, other.image]
         .map(|_| MappedBuffer::new(device, size, BufferUsage::TRANSFER_DST));
     let after = map_layout(desc.layout_after_upload());
-    let pool_info = vk::CommandPoolCreateInfo::default()
-        .queue_family_index(h.main_queue().family)
-        .flags(vk::CommandPoolCreateFlags::RESET_COMMAND_BUFFER);
-    // SAFETY: valid create and allocate infos on a live device.
-    let (pool, cmd, fence) = unsafe {
-        let pool = ash_device.create_command_pool(&pool_info, None).unwrap();
-        let alloc = vk::CommandBufferAllocateInfo::default()
-            .command_pool(pool)
-            .level(vk::CommandBufferLevel::PRIMARY)
-            .command_buffer_count(1);
-        let cmd = ash_device.allocate_command_buffers(&alloc).unwrap()[0];
-        let fence = ash_device
-            .create_fence(&vk::FenceCreateInfo::default(), None)
-            .unwrap();
-        (pool, cmd, fence)
-    };
+    let app = AppCommands::new(&h);
+    let cmd = app.cmd;
     let mut recorder = ImageCopyRecorder::new();
     // Twice, with different texels: the recorder is reused, and the second round's patch keeps
     // what the first round left.
@@ -925,10 +912,7 @@ fn uploads_recorded_into_the_applications_command_buffer() {
         } else {
             &commands[2..]
         };
-        let begin = vk::CommandBufferBeginInfo::default()
-            .flags(vk::CommandBufferUsageFlags::ONE_TIME_SUBMIT);
-        // SAFETY: the command buffer is not pending (waited below), its pool resettable.
-        unsafe { ash_device.begin_command_buffer(cmd, &begin) }.unwrap();
+        app.begin(&h);
         let bad = [ImageCopy {
             extent: [desc.width + 1, 1, 1],
             ..regions[0]
@@ -959,19 +943,7 @@ fn uploads_recorded_into_the_applications_command_buffer() {
                 &raw_regions,
             );
         }
-        let cmds = [cmd];
-        let submit = vk::SubmitInfo::default().command_buffers(&cmds);
-        // SAFETY: recorded above; the queue is taken under memkit's lock (lavapipe has one);
-        // the fence is unsignalled.
-        unsafe {
-            ash_device.end_command_buffer(cmd).unwrap();
-            h.with_main_queue(|queue| ash_device.queue_submit(queue, &[submit], fence))
-                .unwrap();
-            ash_device
-                .wait_for_fences(&[fence], true, 10 * SECOND)
-                .unwrap();
-            ash_device.reset_fences(&[fence]).unwrap();
-        }
+        app.submit_and_wait(&h, None);
         let base = if round == 0 {
             data.to_vec()
         } else {
@@ -989,11 +961,7 @@ fn uploads_recorded_into_the_applications_command_buffer() {
         }
     }
     assert_eq!(device.command_buffer_count(), 0, "memkit's queue was used");
-    // SAFETY: the only submission completed.
-    unsafe {
-        ash_device.destroy_fence(fence, None);
-        ash_device.destroy_command_pool(pool, None);
-    }
+    app.destroy(&h);
     for b in readbacks {
         b.destroy(device);
     }

@@ -4,7 +4,7 @@
 
 use std::io::Write;
 
-use memkit_core::device::{BufferUsage, MemoryDevice, MemoryPropertyFlags};
+use memkit_core::device::{BufferUsage, CopyQueue, MemoryDevice, MemoryPropertyFlags, WaitStatus};
 use memkit_vulkan::ash::vk;
 use memkit_vulkan::{
     HeadlessConfig, HeadlessDevice, HostBuffer, SetupError, TimelineMode, VulkanDevice,
@@ -136,3 +136,96 @@ pub fn pattern(len: usize, seed: u8) -> Vec<u8> {
 }
 
 pub const SECOND: u64 = 1_000_000_000;
+
+/// A command pool and one command buffer of the application, on its main queue's family.
+pub struct AppCommands {
+    pub pool: vk::CommandPool,
+    pub cmd: vk::CommandBuffer,
+    pub fence: vk::Fence,
+}
+
+impl AppCommands {
+    pub fn new(h: &HeadlessDevice) -> Self {
+        let device = h.ash_device();
+        let info = vk::CommandPoolCreateInfo::default().queue_family_index(h.main_queue().family);
+        // SAFETY: valid create infos on a live device (for the three calls).
+        unsafe {
+            let pool = device.create_command_pool(&info, None).unwrap();
+            let alloc = vk::CommandBufferAllocateInfo::default()
+                .command_pool(pool)
+                .level(vk::CommandBufferLevel::PRIMARY)
+                .command_buffer_count(1);
+            let cmd = device.allocate_command_buffers(&alloc).unwrap()[0];
+            let fence = device
+                .create_fence(&vk::FenceCreateInfo::default(), None)
+                .unwrap();
+            Self { pool, cmd, fence }
+        }
+    }
+
+    pub fn begin(&self, h: &HeadlessDevice) {
+        let begin = vk::CommandBufferBeginInfo::default()
+            .flags(vk::CommandBufferUsageFlags::ONE_TIME_SUBMIT);
+        // SAFETY: the buffer is not pending (every submission is waited for).
+        unsafe {
+            h.ash_device()
+                .reset_command_pool(self.pool, vk::CommandPoolResetFlags::empty())
+                .unwrap();
+            h.ash_device()
+                .begin_command_buffer(self.cmd, &begin)
+                .unwrap();
+        }
+    }
+
+    /// Ends, submits on the main queue (waiting for memkit's `wait_value` on its timeline
+    /// semaphore when there is one) and waits.
+    pub fn submit_and_wait(&self, h: &HeadlessDevice, wait_value: Option<u64>) {
+        let device = h.ash_device();
+        // SAFETY: recording.
+        unsafe { device.end_command_buffer(self.cmd) }.unwrap();
+        let cmds = [self.cmd];
+        let semaphores: Vec<vk::Semaphore> = wait_value
+            .and(h.device().timeline_semaphore())
+            .into_iter()
+            .collect();
+        let values: Vec<u64> = wait_value.into_iter().take(semaphores.len()).collect();
+        if let Some(v) = wait_value
+            && semaphores.is_empty()
+        {
+            // Fence-pool fallback: the host waits instead.
+            assert_eq!(
+                h.device().wait(v, 10 * SECOND).unwrap(),
+                WaitStatus::Completed
+            );
+        }
+        let stages = vec![vk::PipelineStageFlags::TRANSFER; semaphores.len()];
+        let mut timeline =
+            vk::TimelineSemaphoreSubmitInfo::default().wait_semaphore_values(&values);
+        let mut submit = vk::SubmitInfo::default()
+            .command_buffers(&cmds)
+            .wait_semaphores(&semaphores)
+            .wait_dst_stage_mask(&stages);
+        if !semaphores.is_empty() {
+            submit = submit.push_next(&mut timeline);
+        }
+        h.with_main_queue(|queue| {
+            // SAFETY: the queue is ours for the call; the command buffer is executable.
+            unsafe { device.queue_submit(queue, &[submit], self.fence) }.unwrap();
+        });
+        // SAFETY: the fence was just submitted.
+        unsafe {
+            device
+                .wait_for_fences(&[self.fence], true, 10 * SECOND)
+                .unwrap();
+            device.reset_fences(&[self.fence]).unwrap();
+        }
+    }
+
+    pub fn destroy(self, h: &HeadlessDevice) {
+        // SAFETY: nothing pending.
+        unsafe {
+            h.ash_device().destroy_fence(self.fence, None);
+            h.ash_device().destroy_command_pool(self.pool, None);
+        }
+    }
+}
