@@ -756,6 +756,7 @@ impl DummyDevice {
             return;
         }
         let index = buffer.index;
+        state.check_destroy_in_use(serial, index);
         if let Some(signal_value) = state
             .pending
             .iter()
@@ -903,6 +904,7 @@ impl DummyDevice {
         pending.memory.sort_unstable();
         pending.memory.dedup();
         state.last_submitted = pending.signal;
+        pending.waits = state.external.waits_for_submission();
         state.counters.submissions += 1;
         state.pending.push_back(pending);
         if state.complete_on_submit {

@@ -15,6 +15,7 @@ use memkit_core::device::{
 };
 
 use crate::config::{DeviceConfig, WaitMode};
+use crate::external::ExternalState;
 use crate::faults::{FaultState, RandomFailures, ScheduledFault, Site, SplitMix64, Trigger};
 use crate::handles::{DummyBuffer, DummyMemory};
 use crate::host_bytes::HostBytes;
@@ -105,6 +106,8 @@ pub(crate) struct Pending {
     pub(crate) snapshots: Vec<Snapshot>,
     /// Memory indices it uses (through its buffers), for free-while-pending.
     pub(crate) memory: Vec<u64>,
+    /// Values of the application's timelines it waits for before it executes.
+    pub(crate) waits: Vec<(u32, u64)>,
 }
 
 impl Pending {
@@ -116,6 +119,7 @@ impl Pending {
             images: Vec::new(),
             snapshots: Vec::new(),
             memory: Vec::new(),
+            waits: Vec::new(),
         }
     }
 }
@@ -150,6 +154,8 @@ pub(crate) struct State {
     pub(crate) quarantine_bytes: u64,
     /// Threads blocked in `wait` (`WaitMode::Block`).
     pub(crate) waiters: u32,
+    /// The application's timelines, the waits on them, and its GPU uses.
+    pub(crate) external: ExternalState,
 }
 
 /// Why a test helper could not look at memory.
@@ -172,6 +178,8 @@ pub enum InspectError {
     UnknownImage,
     /// The image has no such mip level or array layer.
     NoSuchSubresource,
+    /// The timeline is not one of this device's.
+    UnknownTimeline,
 }
 
 impl fmt::Display for InspectError {
@@ -185,6 +193,7 @@ impl fmt::Display for InspectError {
             Self::OutOfBounds => "range outside the object",
             Self::UnknownImage => "image not alive on this device",
             Self::NoSuchSubresource => "the image has no such mip level or array layer",
+            Self::UnknownTimeline => "timeline not made by this device",
         })
     }
 }
@@ -241,6 +250,15 @@ impl State {
         self.counters.misuses += 1;
         if self.panic_on_misuse {
             panic!("memkit-dummy detected misuse: {misuse}");
+        }
+    }
+
+    /// The handle of resource `index` (a buffer's or an image's).
+    pub(crate) fn resource_handle(&self, serial: u32, index: u64) -> DummyBuffer {
+        DummyBuffer {
+            device: serial,
+            index,
+            image: self.is_image(index),
         }
     }
 
@@ -308,8 +326,12 @@ impl State {
     }
 
     /// Executes the oldest pending submission. Returns its value, or `None` when nothing is
-    /// pending or the device was lost on the way.
+    /// pending, the oldest submission waits for a value of the application's not signalled yet,
+    /// or the device was lost on the way.
     pub(crate) fn execute_next(&mut self, serial: u32, stale_fill: Option<u8>) -> Option<u64> {
+        if self.front_waits() {
+            return None;
+        }
         let signal = self.pending.front()?.signal;
         self.fire(|t| matches!(t, Trigger::TimelineValue(v) if signal >= v));
         if self.lost {
@@ -332,6 +354,7 @@ impl State {
                 continue;
             }
             self.counters.copies += 1;
+            self.check_application_use(serial, command.dst, pending.signal);
             for region in &command.regions {
                 let size = region.size as usize;
                 buf.resize(size, 0);
@@ -349,6 +372,7 @@ impl State {
             }
         }
         for command in &pending.images {
+            self.check_application_use(serial, command.dst, pending.signal);
             self.execute_image_command(command, &mut written, &mut buf, stale_fill);
         }
         self.rebaseline(&written);
@@ -489,6 +513,7 @@ impl DummyDevice {
             quarantine: VecDeque::new(),
             quarantine_bytes: 0,
             waiters: 0,
+            external: ExternalState::default(),
         };
         Ok(Self {
             shared: Arc::new(Shared {

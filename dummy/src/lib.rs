@@ -20,6 +20,11 @@
 //!   ([`Misuse::ImageDescMismatch`]), and, as for buffers, source ranges past the buffer,
 //!   destroyed or unbound images, and destroying or freeing an image while its upload is
 //!   pending.
+//! - **The application's timelines** ([`DummyTimeline`], core's `ExternalTimelines`): timelines
+//!   the test signals by hand for the application's queue. Submissions made after
+//!   `wait_for_external` execute only once their value was signalled, as on a GPU; a copy into,
+//!   or the destruction of, a buffer or image that the application declared in use
+//!   ([`DummyDevice::application_uses`]) before its timeline got there is a misuse.
 //! - **Real bytes**: every memory object has them, lazily (device-only memory in sparse pages,
 //!   host-visible memory in zeroed pages the OS backs on first touch), mapped at a stable address.
 //! - **A timeline the test drives**: submitted copies execute, really moving bytes, when the test
@@ -76,6 +81,7 @@
 mod calls;
 mod config;
 mod device;
+mod external;
 mod faults;
 mod handles;
 mod hash;
@@ -90,6 +96,7 @@ mod traits;
 
 pub use config::{DeviceConfig, MIN_MAX_RESOURCE_SIZE, Preset, UnknownPreset, WaitMode};
 pub use device::{BufferInfo, DummyDevice, InspectError, MISUSE_RESULT_CODE, MemoryInfo};
+pub use external::DummyTimeline;
 pub use faults::{RandomFailures, ScheduledFault, Trigger};
 pub use handles::{DummyBuffer, DummyImage, DummyMemory};
 pub use misuse::{InvalidAllocation, Misuse, MisuseKind, Operation};

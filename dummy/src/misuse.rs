@@ -6,6 +6,7 @@ use std::fmt;
 
 use memkit_core::device::BufferUsage;
 
+use crate::external::DummyTimeline;
 use crate::handles::{DummyBuffer, DummyMemory};
 
 /// The device call during which a misuse was seen.
@@ -347,6 +348,26 @@ pub enum Misuse {
         /// The image's resource handle.
         image: DummyBuffer,
     },
+    /// A copy or upload executed into a buffer or image that the application's own GPU work
+    /// still used ([`DummyDevice::application_uses`](crate::DummyDevice::application_uses)): the
+    /// submission did not wait for the application's timeline.
+    CopyWhileApplicationUses {
+        /// The buffer, or the image's resource handle.
+        resource: DummyBuffer,
+        /// The application's timeline.
+        timeline: DummyTimeline,
+        /// The value its use lasts until.
+        until: u64,
+    },
+    /// A buffer or image was destroyed while the application's own GPU work still used it.
+    DestroyedWhileApplicationUses {
+        /// The buffer, or the image's resource handle.
+        resource: DummyBuffer,
+        /// The application's timeline.
+        timeline: DummyTimeline,
+        /// The value its use lasts until.
+        until: u64,
+    },
 }
 
 /// The variant of a [`Misuse`], without its data, for assertions.
@@ -393,6 +414,8 @@ pub enum MisuseKind {
     KeepContentsOfUndefinedImage,
     ImageCopyOverlappingRegions,
     ImageDescMismatch,
+    CopyWhileApplicationUses,
+    DestroyedWhileApplicationUses,
 }
 
 impl Misuse {
@@ -439,6 +462,8 @@ impl Misuse {
             Self::KeepContentsOfUndefinedImage { .. } => K::KeepContentsOfUndefinedImage,
             Self::ImageCopyOverlappingRegions { .. } => K::ImageCopyOverlappingRegions,
             Self::ImageDescMismatch { .. } => K::ImageDescMismatch,
+            Self::CopyWhileApplicationUses { .. } => K::CopyWhileApplicationUses,
+            Self::DestroyedWhileApplicationUses { .. } => K::DestroyedWhileApplicationUses,
         }
     }
 }
@@ -619,6 +644,24 @@ impl fmt::Display for Misuse {
             Self::ImageDescMismatch { image } => {
                 write!(f, "upload describes {image} otherwise than it was created")
             }
+            Self::CopyWhileApplicationUses {
+                resource,
+                timeline,
+                until,
+            } => write!(
+                f,
+                "copy into {resource} before the application's use of it ended \
+                 ({timeline} reaching {until})"
+            ),
+            Self::DestroyedWhileApplicationUses {
+                resource,
+                timeline,
+                until,
+            } => write!(
+                f,
+                "{resource} destroyed before the application's use of it ended \
+                 ({timeline} reaching {until})"
+            ),
         }
     }
 }

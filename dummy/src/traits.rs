@@ -8,12 +8,14 @@
 use std::ptr::NonNull;
 
 use memkit_core::device::{
-    BufferDevice, BufferUsage, CopyCommand, CopyQueue, DeviceError, DeviceLimits, HeapBudget,
-    ImageCopyCommand, ImageCopyQueue, ImageDesc, ImageDevice, MappedRange, MemoryAllocateInfo,
-    MemoryDevice, MemoryProperties, MemoryRequirements, WaitStatus,
+    BufferDevice, BufferUsage, CopyCommand, CopyQueue, DeviceError, DeviceLimits,
+    ExternalTimelines, HeapBudget, ImageCopyCommand, ImageCopyQueue, ImageDesc, ImageDevice,
+    MappedRange, MemoryAllocateInfo, MemoryDevice, MemoryProperties, MemoryRequirements,
+    WaitStatus,
 };
 
 use crate::device::DummyDevice;
+use crate::external::DummyTimeline;
 use crate::handles::{DummyBuffer, DummyImage, DummyMemory};
 
 impl MemoryDevice for DummyDevice {
@@ -124,6 +126,22 @@ impl CopyQueue for DummyDevice {
 
     fn wait(&self, value: u64, timeout_ns: u64) -> Result<WaitStatus, DeviceError> {
         DummyDevice::wait(self, value, timeout_ns)
+    }
+}
+
+impl ExternalTimelines for DummyDevice {
+    type ExternalTimeline = DummyTimeline;
+
+    unsafe fn wait_for_external(
+        &self,
+        timeline: DummyTimeline,
+        value: u64,
+    ) -> Result<(), DeviceError> {
+        DummyDevice::wait_for_external(self, timeline, value)
+    }
+
+    unsafe fn external_value(&self, timeline: DummyTimeline) -> Result<u64, DeviceError> {
+        DummyDevice::external_value(self, timeline)
     }
 }
 

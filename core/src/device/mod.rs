@@ -370,6 +370,8 @@ pub enum InvalidArgument {
     /// A timeline value to signal that is not above the last one submitted: a timeline only
     /// rises.
     TimelineNotIncreasing,
+    /// A timeline (an application's, to wait for) that this device does not know.
+    UnknownTimeline,
 }
 
 impl fmt::Display for InvalidArgument {
@@ -384,6 +386,7 @@ impl fmt::Display for InvalidArgument {
             Self::TimelineNotIncreasing => {
                 "the timeline value to signal is not above the last one submitted"
             }
+            Self::UnknownTimeline => "the device does not know that timeline",
         })
     }
 }
@@ -725,6 +728,45 @@ pub trait CopyQueue: BufferDevice {
     /// single-threaded one, or a simulated GPU that runs when waited on) may answer
     /// [`WaitStatus::TimedOut`] at once.
     fn wait(&self, value: u64, timeout_ns: u64) -> Result<WaitStatus, DeviceError>;
+}
+
+/// A [`CopyQueue`] whose submissions can wait, on the GPU, for another timeline: the
+/// application's own queue signalling a Vulkan timeline semaphore (a D3D12 fence, a Metal shared
+/// event). This is how memkit's copies into a buffer or image wait for the application's draws
+/// that still read it, without the host waiting (D3D12's `ID3D12CommandQueue::Wait`).
+pub trait ExternalTimelines: CopyQueue {
+    /// The application's timeline (`VkSemaphore` of type timeline, `ID3D12Fence`).
+    type ExternalTimeline: Copy + Eq + fmt::Debug;
+
+    /// Makes every submission made after this call ([`CopyQueue::submit_copies`],
+    /// [`ImageCopyQueue::submit_image_copies`], on every queue the backend copies on) wait, on
+    /// the GPU and before any of its commands runs, until `timeline` reached `value`. Memory
+    /// writes the application's work made before signalling `value` are visible to those
+    /// commands. A lower value than one asked for before on the same timeline adds nothing.
+    ///
+    /// Submissions already made are not affected. Nothing here blocks the host; a value that is
+    /// never signalled stalls memkit's queue (and its timeline) for good.
+    ///
+    /// [`DeviceError::FeatureNotEnabled`] where the device has no timelines to wait on (Vulkan
+    /// without `timelineSemaphore`); [`DeviceError::DeviceLost`] once lost.
+    ///
+    /// # Safety
+    /// - `timeline` is a live timeline of this device, and stays alive until every submission
+    ///   made after this call completed (or the device is dropped after the application waited
+    ///   for the device to idle);
+    /// - `value` is less than 2^31 above the timeline's current value (Vulkan's
+    ///   `maxTimelineSemaphoreValueDifference`).
+    unsafe fn wait_for_external(
+        &self,
+        timeline: Self::ExternalTimeline,
+        value: u64,
+    ) -> Result<(), DeviceError>;
+
+    /// The value `timeline` reached, without blocking.
+    ///
+    /// # Safety
+    /// `timeline` is a live timeline of this device.
+    unsafe fn external_value(&self, timeline: Self::ExternalTimeline) -> Result<u64, DeviceError>;
 }
 
 /// A [`CopyQueue`] that also uploads into images: it records the layout transitions around its

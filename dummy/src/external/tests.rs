@@ -1,0 +1,154 @@
+use memkit_core::device::{
+    BufferCopy, BufferUsage, CopyCommand, DeviceError, InvalidArgument, MemoryAllocateInfo,
+};
+
+use crate::{DummyBuffer, DummyDevice, InspectError, MisuseKind};
+
+/// A host-visible staging buffer holding `b"frame"` at 0 and a device-local target, both 4 KiB.
+fn staging_and_target(gpu: &DummyDevice) -> (DummyBuffer, DummyBuffer) {
+    let usage = BufferUsage::TRANSFER_SRC | BufferUsage::TRANSFER_DST;
+    let info = |memory_type| MemoryAllocateInfo {
+        size: 4096,
+        memory_type,
+        dedicated_to: None,
+        priority: 0.5,
+        device_address: false,
+    };
+    // Type 1 is host-visible coherent, type 0 device-local on the discrete preset.
+    let staging_memory = gpu.allocate_memory(&info(1)).unwrap();
+    let vram = gpu.allocate_memory(&info(0)).unwrap();
+    let (staging, _) = gpu.create_buffer(4096, usage).unwrap();
+    let (target, _) = gpu.create_buffer(4096, usage).unwrap();
+    gpu.bind_buffer_memory(staging, staging_memory, 0).unwrap();
+    gpu.bind_buffer_memory(target, vram, 0).unwrap();
+    gpu.map_memory(staging_memory).unwrap();
+    gpu.host_write(staging_memory, 0, b"frame").unwrap();
+    (staging, target)
+}
+
+fn copy_at(gpu: &DummyDevice, staging: DummyBuffer, target: DummyBuffer, at: u64, value: u64) {
+    let region = [BufferCopy {
+        src_offset: 0,
+        dst_offset: at,
+        size: 5,
+    }];
+    let copy = CopyCommand {
+        src: staging,
+        dst: target,
+        regions: &region,
+    };
+    gpu.submit_copies(&[copy], value).unwrap();
+}
+
+#[test]
+fn submissions_after_the_wait_execute_only_once_the_application_signalled() {
+    let gpu = DummyDevice::discrete();
+    let (staging, target) = staging_and_target(&gpu);
+    let frame = gpu.create_external_timeline();
+    copy_at(&gpu, staging, target, 0, 1);
+    gpu.wait_for_external(frame, 3).unwrap();
+    copy_at(&gpu, staging, target, 100, 2);
+    copy_at(&gpu, staging, target, 200, 3);
+
+    // The submission made before the wait runs; the GPU stalls at the next one.
+    assert_eq!(gpu.complete_all(), 1);
+    assert_eq!(gpu.read_buffer(target, 0, 5).unwrap(), b"frame");
+    assert_eq!(gpu.read_buffer(target, 100, 5).unwrap(), [0; 5]);
+    assert_eq!(gpu.pending_values(), [2, 3]);
+    gpu.signal_external(frame, 2).unwrap();
+    assert_eq!(gpu.complete_all(), 1);
+    assert_eq!(gpu.external_value(frame).unwrap(), 2);
+
+    gpu.signal_external(frame, 3).unwrap();
+    assert_eq!(gpu.complete_all(), 3);
+    assert_eq!(gpu.read_buffer(target, 100, 5).unwrap(), b"frame");
+    assert_eq!(gpu.read_buffer(target, 200, 5).unwrap(), b"frame");
+    // A value already reached adds no wait.
+    gpu.wait_for_external(frame, 3).unwrap();
+    copy_at(&gpu, staging, target, 300, 4);
+    assert_eq!(gpu.complete_all(), 4);
+    gpu.assert_no_misuse();
+}
+
+#[test]
+fn a_copy_into_what_the_application_still_uses_is_a_misuse_unless_it_waited() {
+    let gpu = DummyDevice::discrete();
+    let (staging, target) = staging_and_target(&gpu);
+    let frame = gpu.create_external_timeline();
+    // Submitted before the application's work: what that work waits for and reads.
+    copy_at(&gpu, staging, target, 0, 1);
+    gpu.application_uses(target, frame, 1).unwrap();
+    gpu.complete_all();
+    gpu.assert_no_misuse();
+
+    copy_at(&gpu, staging, target, 0, 2);
+    gpu.complete_all();
+    assert_eq!(gpu.misuse_kinds(), [MisuseKind::CopyWhileApplicationUses]);
+    gpu.take_misuses();
+    gpu.signal_external(frame, 1).unwrap();
+
+    gpu.application_uses(target, frame, 2).unwrap();
+    gpu.wait_for_external(frame, 2).unwrap();
+    copy_at(&gpu, staging, target, 0, 3);
+    assert_eq!(gpu.complete_all(), 2);
+    gpu.signal_external(frame, 2).unwrap();
+    assert_eq!(gpu.complete_all(), 3);
+    gpu.assert_no_misuse();
+}
+
+#[test]
+fn destroying_what_the_application_still_uses_is_a_misuse() {
+    let gpu = DummyDevice::discrete();
+    let (_, target) = staging_and_target(&gpu);
+    let (other, _) = gpu.create_buffer(64, BufferUsage::TRANSFER_DST).unwrap();
+    let frame = gpu.create_external_timeline();
+    gpu.application_uses(target, frame, 5).unwrap();
+    gpu.application_uses(other, frame, 5).unwrap();
+    gpu.destroy_buffer(target);
+    assert_eq!(
+        gpu.misuse_kinds(),
+        [MisuseKind::DestroyedWhileApplicationUses]
+    );
+    gpu.take_misuses();
+    gpu.signal_external(frame, 5).unwrap();
+    gpu.destroy_buffer(other);
+    gpu.assert_no_misuse();
+}
+
+#[test]
+fn with_complete_on_submit_the_signal_runs_what_waited() {
+    let gpu = DummyDevice::discrete();
+    gpu.set_complete_on_submit(true);
+    let (staging, target) = staging_and_target(&gpu);
+    let frame = gpu.create_external_timeline();
+    gpu.wait_for_external(frame, 7).unwrap();
+    copy_at(&gpu, staging, target, 0, 1);
+    assert_eq!(gpu.completed(), 0);
+    gpu.signal_external(frame, 7).unwrap();
+    assert_eq!(gpu.completed(), 1);
+    assert_eq!(gpu.read_buffer(target, 0, 5).unwrap(), b"frame");
+}
+
+#[test]
+fn foreign_timelines_and_lost_devices_are_refused() {
+    let gpu = DummyDevice::discrete();
+    let other = DummyDevice::discrete();
+    let theirs = other.create_external_timeline();
+    let unknown = DeviceError::InvalidArgument(InvalidArgument::UnknownTimeline);
+    assert_eq!(gpu.wait_for_external(theirs, 1), Err(unknown));
+    assert_eq!(gpu.external_value(theirs), Err(unknown));
+    assert_eq!(
+        gpu.signal_external(theirs, 1),
+        Err(InspectError::UnknownTimeline)
+    );
+    let (buffer, _) = gpu.create_buffer(64, BufferUsage::TRANSFER_DST).unwrap();
+    assert_eq!(
+        gpu.application_uses(buffer, theirs, 1),
+        Err(InspectError::UnknownTimeline)
+    );
+    let ours = gpu.create_external_timeline();
+    gpu.lose_device();
+    assert_eq!(gpu.wait_for_external(ours, 1), Err(DeviceError::DeviceLost));
+    assert_eq!(gpu.external_value(ours), Err(DeviceError::DeviceLost));
+    gpu.destroy_buffer(buffer);
+}
