@@ -79,6 +79,13 @@
 //!   wait for nothing of the application's, and its frame pacing (`begin_frame`) waits only for
 //!   its own copies. Wait for the frame slot's own fence before `begin_frame`, as engines do
 //!   before reusing a slot's resources.
+//!   Or, without the host waiting, have memkit's later copies wait on the GPU: signal a timeline
+//!   semaphore of the application's from those submissions and pass it, with the value they
+//!   signal, to [`ExternalTimelines::wait_for_external`](memkit_core::device::ExternalTimelines::wait_for_external)
+//!   (through the coordinator, `Coordinator::wait_for_external`). Every submission memkit makes
+//!   after that call, buffer copies, image uploads and read-backs, on its transfer queue and its
+//!   copy lanes, waits for the value before any of its commands runs. This needs memkit's own
+//!   timeline semaphore (`timelineSemaphore` enabled, not the fence-pool fallback).
 //!
 //! Teardown: wait for the application's submissions that use memkit's buffers or wait on its
 //! semaphore; drop every `Buffer` and `Ticket`; shut the coordinator down with
@@ -152,6 +159,7 @@ mod debug;
 mod device;
 mod drain;
 mod error;
+mod external;
 mod headless;
 mod host_buffer;
 mod image;

@@ -14,6 +14,7 @@ use crate::commands::CommandBufferRing;
 use crate::device::VulkanDevice;
 use crate::drain::{Lost, drain};
 use crate::error::{map_host_device_oom_and_lost_err, map_host_device_oom_err};
+use crate::external::ExternalWaits;
 use crate::image_readback::{ImageRead, record_image_read};
 use crate::image_upload::ImageCopyRecorder;
 use crate::lanes::{CopyLane, MAX_COPY_LANES, SplitPlan};
@@ -30,6 +31,12 @@ pub(crate) struct SubmitState {
     plan: SplitPlan<vk::Buffer>,
     /// Submissions split over the lanes so far.
     pub(crate) splits: u64,
+    /// The application's timelines every later submission waits for.
+    pub(crate) external: ExternalWaits,
+    /// What the batch with commands being submitted waits for (scratch).
+    waits: WaitList,
+    /// What a split's join batch waits for (scratch).
+    join_waits: WaitList,
 }
 
 impl SubmitState {
@@ -51,6 +58,9 @@ impl SubmitState {
             lanes: Vec::new(),
             plan: SplitPlan::default(),
             splits: 0,
+            external: ExternalWaits::default(),
+            waits: WaitList::default(),
+            join_waits: WaitList::default(),
         })
     }
 
@@ -267,7 +277,8 @@ impl VulkanDevice {
         Ok(cmd)
     }
 
-    /// Records all of `batch` into one command buffer and submits it to the transfer queue.
+    /// Records all of `batch` into one command buffer and submits it to the transfer queue,
+    /// waiting for the application's timelines ([`crate::external`]).
     /// Its batch also waits for any lane part not joined yet; there is none in practice (a split
     /// ends with its join batch, or, failing, waits for its lane parts before it returns, and
     /// only a loss, after which nothing is submitted, leaves a part unjoined), but ordering after
@@ -284,6 +295,7 @@ impl VulkanDevice {
         let device = &self.raw;
         // SAFETY: the timeline is alive.
         let completed = unsafe { self.timeline.completed_value(device) }?;
+        state.external.prune(completed);
         // SAFETY: forwarded contract; the pool is this device's, of the transfer family.
         let cmd = unsafe {
             self.record_next(&mut state.commands, completed, &mut state.recorders, batch)
@@ -296,7 +308,10 @@ impl VulkanDevice {
                 return Err(e);
             }
         };
-        let waits = LaneWaits::unjoined(&state.lanes);
+        let waits = &mut state.waits;
+        waits.clear();
+        waits.push_unjoined(&state.lanes);
+        waits.push_external(&state.external);
         let cmds = [cmd];
         let semaphore = self.timeline.semaphore();
         let signal: &[vk::Semaphore] = semaphore.as_slice();
@@ -313,12 +328,14 @@ impl VulkanDevice {
             submit = submit.push_next(&mut timeline_info);
         }
         // SAFETY: the queue is externally synchronised by the lock; the command buffer is
-        // executable; the signal value increases (checked by the caller); lanes exist only with
-        // a timeline semaphore, so lane waits come with their values.
+        // executable; the signal value increases (checked by the caller); lanes and external
+        // waits exist only with a timeline semaphore, so their waits come with their values; the
+        // application's semaphores are alive (`wait_for_external`'s contract).
         match unsafe { device.queue_submit(state.queue, &[submit], fence) } {
             Ok(()) => {
                 self.timeline.submitted(fence, signal_value);
                 state.commands.submitted(signal_value);
+                state.external.carried(signal_value);
                 for lane in &mut state.lanes {
                     lane.joined = true;
                 }
@@ -361,8 +378,9 @@ impl VulkanDevice {
 
     /// Submits the parts of `state.plan`: one per lane, each after the previous value, and the
     /// first on the transfer queue, followed there by a batch that waits for every lane and
-    /// signals `signal_value` (see [`crate::lanes`]). Sets bit `i` of `started` once lane `i`'s
-    /// part was submitted.
+    /// signals `signal_value` (see [`crate::lanes`]). Every part waits for the application's
+    /// timelines ([`crate::external`]). Sets bit `i` of `started` once lane `i`'s part was
+    /// submitted.
     ///
     /// # Safety
     /// As for [`CopyQueue::submit_copies`] for the planned copies; the lock is held.
@@ -381,16 +399,18 @@ impl VulkanDevice {
             lanes,
             plan,
             splits,
+            external,
+            waits,
+            join_waits,
         } = state;
         // Lanes are configured only with a timeline semaphore (checked in `VulkanDevice::new`).
         let timeline = self
             .timeline
             .semaphore()
             .ok_or(DeviceError::FeatureNotEnabled)?;
-        let previous = [timeline];
-        let previous_value = [*last_value];
-        let previous_stage = [vk::PipelineStageFlags::TRANSFER];
-        let waits_previous = usize::from(*last_value > 0);
+        // SAFETY: the timeline is alive.
+        let completed = unsafe { self.timeline.completed_value(device) }?;
+        external.prune(completed);
         let mut part = Vec::new();
         for (i, lane) in lanes.iter_mut().enumerate() {
             part.clear();
@@ -413,18 +433,24 @@ impl VulkanDevice {
             let cmds = [cmd];
             let signal = [lane.semaphore];
             let signal_value = [lane.signalled + 1];
+            waits.clear();
+            if *last_value > 0 {
+                waits.push(timeline, *last_value, vk::PipelineStageFlags::TRANSFER);
+            }
+            waits.push_external(external);
             let mut timeline_info = vk::TimelineSemaphoreSubmitInfo::default()
-                .wait_semaphore_values(&previous_value[..waits_previous])
+                .wait_semaphore_values(waits.values())
                 .signal_semaphore_values(&signal_value);
             let submit = vk::SubmitInfo::default()
-                .wait_semaphores(&previous[..waits_previous])
-                .wait_dst_stage_mask(&previous_stage[..waits_previous])
+                .wait_semaphores(waits.semaphores())
+                .wait_dst_stage_mask(waits.stages())
                 .command_buffers(&cmds)
                 .signal_semaphores(&signal)
                 .push_next(&mut timeline_info);
             // SAFETY: the lane's queue is memkit's alone and externally synchronised by the
             // lock; the command buffer is executable; the lane's value increases; the awaited
-            // value was submitted (it is the last one).
+            // value was submitted (it is the last one); the application's semaphores are alive
+            // (`wait_for_external`'s contract).
             match unsafe { device.queue_submit(lane.queue, &[submit], vk::Fence::null()) } {
                 Ok(()) => {
                     lane.signalled += 1;
@@ -448,8 +474,6 @@ impl VulkanDevice {
         }
         part.clear();
         plan.part(0, &mut part);
-        // SAFETY: the timeline is alive.
-        let completed = unsafe { self.timeline.completed_value(device) }?;
         // SAFETY: as above, on the transfer queue's family.
         let cmd = unsafe {
             self.record_next(
@@ -460,24 +484,38 @@ impl VulkanDevice {
             )
         }?;
         let cmds = [cmd];
-        let copy = vk::SubmitInfo::default().command_buffers(&cmds);
-        let waits = LaneWaits::unjoined(lanes);
+        waits.clear();
+        waits.push_external(external);
+        let mut copy_timeline_info =
+            vk::TimelineSemaphoreSubmitInfo::default().wait_semaphore_values(waits.values());
+        let mut copy = vk::SubmitInfo::default()
+            .wait_semaphores(waits.semaphores())
+            .wait_dst_stage_mask(waits.stages())
+            .command_buffers(&cmds);
+        if !external.is_empty() {
+            copy = copy.push_next(&mut copy_timeline_info);
+        }
+        // The copy batch's waits cover this later batch on the queue too.
+        join_waits.clear();
+        join_waits.push_unjoined(lanes);
         let signal = [timeline];
         let values = [signal_value];
         let mut timeline_info = vk::TimelineSemaphoreSubmitInfo::default()
-            .wait_semaphore_values(waits.values())
+            .wait_semaphore_values(join_waits.values())
             .signal_semaphore_values(&values);
         let join = vk::SubmitInfo::default()
-            .wait_semaphores(waits.semaphores())
-            .wait_dst_stage_mask(waits.stages())
+            .wait_semaphores(join_waits.semaphores())
+            .wait_dst_stage_mask(join_waits.stages())
             .signal_semaphores(&signal)
             .push_next(&mut timeline_info);
         // SAFETY: the queue is externally synchronised by the lock; the command buffer is
         // executable; every awaited lane value was submitted above or before; the signal value
-        // increases (checked by the caller).
+        // increases (checked by the caller); the application's semaphores are alive
+        // (`wait_for_external`'s contract).
         match unsafe { device.queue_submit(*queue, &[copy, join], vk::Fence::null()) } {
             Ok(()) => {
                 main_commands.submitted(signal_value);
+                external.carried(signal_value);
                 for lane in lanes.iter_mut() {
                     lane.joined = true;
                 }
@@ -538,41 +576,60 @@ unsafe fn wait_for_lanes(
     Ok(())
 }
 
-/// The lane values a main-queue batch must wait for: those no main batch waited for yet.
-struct LaneWaits {
-    semaphores: [vk::Semaphore; MAX_COPY_LANES],
-    values: [u64; MAX_COPY_LANES],
-    stages: [vk::PipelineStageFlags; MAX_COPY_LANES],
-    len: usize,
+/// The semaphores one batch waits for, with their values and stages: scratch that every
+/// submission refills, so that waiting allocates nothing once it has grown.
+#[derive(Debug, Default)]
+struct WaitList {
+    semaphores: Vec<vk::Semaphore>,
+    values: Vec<u64>,
+    stages: Vec<vk::PipelineStageFlags>,
 }
 
-impl LaneWaits {
-    fn unjoined(lanes: &[CopyLane]) -> Self {
-        let mut waits = Self {
-            semaphores: [vk::Semaphore::null(); MAX_COPY_LANES],
-            values: [0; MAX_COPY_LANES],
-            // Everything after the wait, on this queue, in this batch and later ones.
-            stages: [vk::PipelineStageFlags::ALL_COMMANDS; MAX_COPY_LANES],
-            len: 0,
-        };
+impl WaitList {
+    fn clear(&mut self) {
+        self.semaphores.clear();
+        self.values.clear();
+        self.stages.clear();
+    }
+
+    /// Waits for `value` on `semaphore` before `stage` of this batch's commands (and later
+    /// ones on the queue) runs.
+    fn push(&mut self, semaphore: vk::Semaphore, value: u64, stage: vk::PipelineStageFlags) {
+        self.semaphores.push(semaphore);
+        self.values.push(value);
+        self.stages.push(stage);
+    }
+
+    /// The lane values no main-queue batch waited for yet, before everything after the wait,
+    /// on this queue, in this batch and later ones.
+    fn push_unjoined(&mut self, lanes: &[CopyLane]) {
         for lane in lanes.iter().filter(|l| !l.joined) {
-            waits.semaphores[waits.len] = lane.semaphore;
-            waits.values[waits.len] = lane.signalled;
-            waits.len += 1;
+            self.push(
+                lane.semaphore,
+                lane.signalled,
+                vk::PipelineStageFlags::ALL_COMMANDS,
+            );
         }
-        waits
+    }
+
+    /// The application's timelines, before any command: the barriers an image upload begins
+    /// with start at `ALL_COMMANDS` too, so they chain after the wait.
+    fn push_external(&mut self, external: &ExternalWaits) {
+        for (semaphore, value) in external.iter() {
+            self.push(semaphore, value, vk::PipelineStageFlags::ALL_COMMANDS);
+        }
     }
 
     fn semaphores(&self) -> &[vk::Semaphore] {
-        &self.semaphores[..self.len]
+        &self.semaphores
     }
 
     fn values(&self) -> &[u64] {
-        &self.values[..self.len]
+        &self.values
     }
 
     fn stages(&self) -> &[vk::PipelineStageFlags] {
-        &self.stages[..self.len]
+        &self.stages
     }
 }
 

@@ -8,9 +8,10 @@ use std::sync::Arc;
 
 use ash::vk;
 use memkit_core::device::{
-    BufferDevice, BufferUsage, CopyCommand, CopyQueue, DeviceError, DeviceLimits, HeapBudget,
-    ImageCopyCommand, ImageCopyQueue, ImageDesc, ImageDevice, MappedRange, MemoryAllocateInfo,
-    MemoryDevice, MemoryProperties, MemoryRequirements, WaitStatus,
+    BufferDevice, BufferUsage, CopyCommand, CopyQueue, DeviceError, DeviceLimits,
+    ExternalTimelines, HeapBudget, ImageCopyCommand, ImageCopyQueue, ImageDesc, ImageDevice,
+    MappedRange, MemoryAllocateInfo, MemoryDevice, MemoryProperties, MemoryRequirements,
+    WaitStatus,
 };
 
 use crate::device::VulkanDevice;
@@ -167,5 +168,22 @@ impl ImageCopyQueue for SharedHeadlessDevice {
     ) -> Result<(), DeviceError> {
         // SAFETY: forwarded unchanged to the one device; the caller keeps its contract.
         unsafe { self.vk().submit_image_copies(commands, signal_value) }
+    }
+}
+
+impl ExternalTimelines for SharedHeadlessDevice {
+    type ExternalTimeline = vk::Semaphore;
+
+    unsafe fn wait_for_external(
+        &self,
+        timeline: vk::Semaphore,
+        value: u64,
+    ) -> Result<(), DeviceError> {
+        // SAFETY: forwarded unchanged to the one device; the caller keeps its contract.
+        unsafe { self.vk().wait_for_external(timeline, value) }
+    }
+    unsafe fn external_value(&self, timeline: vk::Semaphore) -> Result<u64, DeviceError> {
+        // SAFETY: forwarded unchanged to the one device; the caller keeps its contract.
+        unsafe { self.vk().external_value(timeline) }
     }
 }

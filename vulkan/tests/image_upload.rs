@@ -9,14 +9,13 @@
 mod common;
 
 use common::{
-    AppCommands, MappedBuffer, SECOND, TIMELINE_MODES, finish, headless, headless_with,
-    memory_type, pattern,
+    AppCommands, MappedBuffer, SECOND, TIMELINE_MODES, finish, headless, headless_with, memory_for,
+    pattern,
 };
 use memkit_core::device::{
-    BufferCopy, BufferUsage, CopyCommand, CopyQueue, DedicatedHint, DedicatedTo, DeviceError,
-    ImageCopy, ImageCopyCommand, ImageCopyError, ImageCopyQueue, ImageDesc, ImageDevice,
-    ImageFormat, ImageLayout, ImageUsage, InvalidArgument, MemoryAllocateInfo, MemoryDevice,
-    MemoryPropertyFlags, WaitStatus,
+    BufferCopy, BufferUsage, CopyCommand, CopyQueue, DedicatedTo, DeviceError, ImageCopy,
+    ImageCopyCommand, ImageCopyError, ImageCopyQueue, ImageDesc, ImageDevice, ImageFormat,
+    ImageLayout, ImageUsage, InvalidArgument, MemoryDevice, MemoryPropertyFlags, WaitStatus,
 };
 use memkit_std::{Coordinator, CoordinatorConfig, MemoryUsage};
 use memkit_vulkan::ash::vk;
@@ -57,16 +56,8 @@ struct TestImage {
 impl TestImage {
     fn new(device: &VulkanDevice, desc: ImageDesc) -> Self {
         let (image, req) = device.create_image(&desc).unwrap();
-        let info = MemoryAllocateInfo {
-            size: req.size,
-            memory_type: memory_type(device, req.memory_type_bits, MemoryPropertyFlags::empty()),
-            dedicated_to: (req.dedicated == DedicatedHint::Required)
-                .then_some(DedicatedTo::Image(image)),
-            priority: 0.5,
-            device_address: false,
-        };
-        // SAFETY: a type the image allows, its size; dedicated to it when required.
-        let memory = unsafe { device.allocate_memory(&info) }.unwrap();
+        let any = MemoryPropertyFlags::empty();
+        let memory = memory_for(device, &req, any, DedicatedTo::Image(image));
         // SAFETY: the image is unbound; offset 0 of memory of its size.
         unsafe { device.bind_image_memory(image, memory, 0) }.unwrap();
         Self {

@@ -4,7 +4,10 @@
 
 use std::io::Write;
 
-use memkit_core::device::{BufferUsage, CopyQueue, MemoryDevice, MemoryPropertyFlags, WaitStatus};
+use memkit_core::device::{
+    BufferUsage, CopyQueue, DedicatedHint, DedicatedTo, MemoryAllocateInfo, MemoryDevice,
+    MemoryPropertyFlags, MemoryRequirements, WaitStatus,
+};
 use memkit_vulkan::ash::vk;
 use memkit_vulkan::{
     HeadlessConfig, HeadlessDevice, HostBuffer, SetupError, TimelineMode, VulkanDevice,
@@ -89,6 +92,25 @@ pub fn memory_type(device: &VulkanDevice, bits: u32, flags: MemoryPropertyFlags)
         .enumerate()
         .position(|(i, t)| bits & (1 << i) != 0 && t.properties.contains(flags))
         .expect("a host-visible memory type") as u32
+}
+
+/// A memory object of a type with `flags` for a resource with requirements `req`, dedicated to
+/// `resource` when the driver requires it; the caller binds the resource at offset 0.
+pub fn memory_for(
+    device: &VulkanDevice,
+    req: &MemoryRequirements,
+    flags: MemoryPropertyFlags,
+    resource: DedicatedTo<vk::Buffer, vk::Image>,
+) -> vk::DeviceMemory {
+    let info = MemoryAllocateInfo {
+        size: req.size,
+        memory_type: memory_type(device, req.memory_type_bits, flags),
+        dedicated_to: (req.dedicated == DedicatedHint::Required).then_some(resource),
+        priority: 0.5,
+        device_address: false,
+    };
+    // SAFETY: a type the resource allows, its size; dedicated to it when required.
+    unsafe { device.allocate_memory(&info) }.unwrap()
 }
 
 /// memkit-vulkan's [`HostBuffer`] under the tests' contract: a test waits for the GPU to finish
