@@ -51,8 +51,10 @@ impl<D: Device> BufferState<D> {
 /// destroys it once every copy into it that was submitted before has completed, and no staged
 /// upload still names it.
 ///
-/// GPU work the application submits itself that uses the buffer must be finished (or ordered
-/// before memkit's later submissions) before the buffer is dropped, as with any allocator.
+/// GPU work the application submits itself that uses the buffer must be finished before the
+/// buffer is dropped, as with any allocator, or ordered before memkit's later submissions with
+/// [`Coordinator::wait_for_external`](crate::Coordinator::wait_for_external) called before the
+/// drop: the buffer is then destroyed only once the application's timeline got there.
 ///
 /// A buffer held past its coordinator is destroyed by the coordinator's teardown (and reported
 /// as leaked), but the handle keeps the coordinator's device alive until dropped, as a

@@ -51,6 +51,7 @@ use crate::memory_map::MemoryMap;
 use crate::stats::{CoordinatorStats, Counters, HeapReport, Tally};
 use crate::ticket::{Ticket, TimelineSource};
 
+mod external;
 mod image_pieces;
 mod images;
 
@@ -332,6 +333,10 @@ pub(crate) struct Shared<D: Device> {
     timeline: TimelineTracker,
     /// Every upload below this sequence number has completed on the GPU.
     completed_watermark: AtomicU64,
+    /// A value of the coordinator's timeline that completes only after every wait for the
+    /// application's timelines asked for so far ([`Coordinator::wait_for_external`]): buffers
+    /// and images dropped from now on are destroyed no earlier.
+    external_floor: AtomicU64,
     pub(crate) frames: Mutex<FrameSlots>,
     pub(crate) pacer: Mutex<FramePacer>,
     next_key: AtomicU64,
@@ -483,6 +488,7 @@ impl<D: Device> Coordinator<D> {
             live_images: Mutex::new(KeyMap::default()),
             timeline: TimelineTracker::resuming_at(resume_at),
             completed_watermark: AtomicU64::new(0),
+            external_floor: AtomicU64::new(0),
             frames: Mutex::new(frames),
             pacer: Mutex::new(FramePacer::new(config.buffering)),
             next_key: AtomicU64::new(1),
@@ -1869,8 +1875,17 @@ impl<D: Device> Shared<D> {
     /// it would slip past that pass, and its device buffer would outlive the memory it is bound
     /// to.
     pub(crate) fn retire(&self, state: Arc<BufferState<D>>) {
+        state.last_use.fetch_max(self.external_floor(), COUNTER);
         let destroyed = state.destroyed.load(Ordering::Acquire);
         self.retire_to(&self.retired, state, destroyed);
+    }
+
+    /// The value that a resource dropped now must wait for on top of its own copies: the
+    /// application's work that the last [`Coordinator::wait_for_external`] named may still use
+    /// it.
+    pub(crate) fn external_floor(&self) -> u64 {
+        // Acquire: pairs with the release in `wait_for_external`, after the floor's submission.
+        self.external_floor.load(Ordering::Acquire)
     }
 
     /// [`Shared::retire`] for any kind of state, onto its `list`: skipped only when teardown has

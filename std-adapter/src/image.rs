@@ -38,7 +38,9 @@ pub(crate) struct ImageState<D: Device> {
 /// destroys it once every upload into it that was submitted before has completed.
 ///
 /// GPU work the application submits itself that uses the image must be finished before the
-/// image is dropped, as with any allocator. An image held past its coordinator is destroyed by
+/// image is dropped, as with any allocator, or ordered before memkit's later submissions with
+/// [`Coordinator::wait_for_external`](crate::Coordinator::wait_for_external) called before the
+/// drop. An image held past its coordinator is destroyed by
 /// the coordinator's teardown and reported as leaked, as a [`crate::Buffer`] is.
 pub struct Image<D: Device> {
     pub(crate) state: Arc<ImageState<D>>,

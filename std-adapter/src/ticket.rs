@@ -126,11 +126,22 @@ impl Ticket {
         let mut stuck_since: Option<(Instant, u64)> = None;
         loop {
             if let Some(v) = self.value() {
-                return if v == 0 {
-                    Ok(true)
-                } else {
-                    timeline.wait(v, left())
-                };
+                if v == 0 {
+                    return Ok(true);
+                }
+                // A device may answer "timed out" before the timeout: one that cannot make
+                // progress on this thread (a simulated GPU whose next submission waits for the
+                // application's timeline, which another thread signals). Only the deadline ends
+                // the wait.
+                loop {
+                    if timeline.wait(v, left())? {
+                        return Ok(true);
+                    }
+                    if left().is_zero() {
+                        return Ok(false);
+                    }
+                    std::thread::sleep(Duration::from_micros(50));
+                }
             }
             // Staged only: submit. Its range may still sit behind another thread's grant that is
             // being written; that grant commits within a memcpy, so try again shortly.

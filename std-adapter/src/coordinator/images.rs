@@ -510,6 +510,7 @@ impl<D: Device> Shared<D> {
     /// An image handle was dropped: destroy it once its uploads completed (see
     /// [`Shared::retire`] for why a handle dropped during teardown still goes on the list).
     pub(crate) fn retire_image(&self, state: Arc<ImageState<D>>) {
+        state.last_use.fetch_max(self.external_floor(), COUNTER);
         let destroyed = state.destroyed.load(Ordering::Acquire);
         self.retire_to(&self.retired_images, state, destroyed);
     }
@@ -616,8 +617,9 @@ fn check_source(region: &ImageCopy, format: ImageFormat, texels: &[u8]) -> Resul
     }
 }
 
-/// A submission with no commands: it only signals its value (see `submit_image_copies`).
-fn signal_only<D: Device>() -> Recorded<D> {
+/// A submission with no commands: it only signals its value (see `submit_image_copies`), and
+/// carries the waits for the application's timelines (`wait_for_external`).
+pub(super) fn signal_only<D: Device>() -> Recorded<D> {
     Recorded {
         regions: Vec::new(),
         commands: Vec::new(),

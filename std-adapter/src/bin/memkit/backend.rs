@@ -2,12 +2,14 @@
 //! buffers and images back to verify uploads, the misuse it detected, and a check after
 //! teardown. The simulated device answers all of them; a real one what it can.
 
-use memkit_core::device::{ImageCopyQueue, ImageDesc};
+use memkit_core::device::{
+    DeviceError, ExternalTimelines, ImageCopyQueue, ImageDesc, InvalidArgument,
+};
 use memkit_dummy::DummyDevice;
 use memkit_std::Device;
 
 /// A device the command can run on. A clone is the same device (shared state).
-pub trait Backend: Device + ImageCopyQueue + Clone {
+pub trait Backend: Device + ImageCopyQueue + ExternalTimelines + Clone {
     /// One line naming the device.
     fn describe(&self) -> String;
 
@@ -42,6 +44,30 @@ pub trait Backend: Device + ImageCopyQueue + Clone {
 
     /// Misuse the device detected so far (missing flushes, use after free, ...), one line each.
     fn problems(&self) -> Vec<String>;
+
+    /// A timeline standing for the application's own queue, at 0, which the demo signals from
+    /// the host as its frames "finish"; `None` where the device cannot make one.
+    fn create_application_timeline(&self) -> Option<Self::ExternalTimeline>;
+
+    /// Declares that the application's frame reads `buffer` until `timeline` reaches `until`:
+    /// a simulated device then checks that no copy lands in it before.
+    fn application_uses(
+        &self,
+        _buffer: Self::Buffer,
+        _timeline: Self::ExternalTimeline,
+        _until: u64,
+    ) {
+    }
+
+    /// The application's queue reached `value` on `timeline`.
+    fn signal_application(
+        &self,
+        timeline: Self::ExternalTimeline,
+        value: u64,
+    ) -> Result<(), DeviceError>;
+
+    /// Destroys the timeline; nothing waits on it any more.
+    fn destroy_application_timeline(&self, _timeline: Self::ExternalTimeline) {}
 
     /// Executes the oldest submitted GPU work, for a simulated device whose timeline the command
     /// drives from a "GPU thread"; `false` when there was nothing to execute or the device runs
@@ -86,6 +112,24 @@ impl Backend for DummyDevice {
 
     fn problems(&self) -> Vec<String> {
         self.misuses().iter().map(|m| m.to_string()).collect()
+    }
+
+    fn create_application_timeline(&self) -> Option<Self::ExternalTimeline> {
+        Some(self.create_external_timeline())
+    }
+
+    fn application_uses(&self, buffer: Self::Buffer, timeline: Self::ExternalTimeline, until: u64) {
+        // Both are the device's own, and the buffer is alive: this cannot fail.
+        let _ = DummyDevice::application_uses(self, buffer, timeline, until);
+    }
+
+    fn signal_application(
+        &self,
+        timeline: Self::ExternalTimeline,
+        value: u64,
+    ) -> Result<(), DeviceError> {
+        self.signal_external(timeline, value)
+            .map_err(|_| DeviceError::InvalidArgument(InvalidArgument::UnknownTimeline))
     }
 
     fn gpu_step(&self) -> bool {

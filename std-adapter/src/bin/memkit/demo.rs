@@ -9,6 +9,12 @@
 //!   (`acquire_staging`), and drop buffers as they go (deferred destruction). They also create
 //!   RGBA8 textures with every mip level (`create_image_with_data`, 16-512 texels a side),
 //!   re-upload boxes of their level 0 (`upload_image`), and drop them.
+//! - The application's own queue is stood for by a timeline the frame loop signals from the host,
+//!   [`APPLICATION_LAG`] frames late: the application's frame `n` reads that frame's uniforms and
+//!   instances and signals `n + 1`. After each frame the loop calls
+//!   `Coordinator::wait_for_external`, so every later copy waits on the GPU for the frame before;
+//!   the simulated device checks that no copy lands in the frame buffers while the application's
+//!   frame still reads them.
 //! - On the simulated device, a "GPU thread" executes submissions as they come.
 //!
 //! A quarter of the buffers, half of the textures, and the frame buffers carry a model of their
@@ -30,6 +36,10 @@ use crate::rng::Rng;
 
 const KIB: u64 = 1024;
 const MIB: u64 = 1024 * KIB;
+/// How many frames the application's (simulated) queue runs behind the frame loop. At most the
+/// number of frames in flight: `begin_frame` waits for the frame that used its slot, whose
+/// copies wait for the application's frame before it.
+const APPLICATION_LAG: u64 = 2;
 /// Producer jobs per frame, per thread.
 const JOBS_PER_FRAME: u64 = 2;
 /// Buffers a producer keeps at once; more and it drops its oldest.
@@ -250,6 +260,10 @@ pub fn run<D: Backend>(
 ) -> Result<DemoReport, memkit_std::Error> {
     let name = device.describe();
     let leak_check = device.leak_check();
+    // The application's queue, kept apart from the coordinator's handle so that the timeline can
+    // be destroyed after teardown.
+    let application = device.clone();
+    let timeline = application.create_application_timeline();
     let coordinator = Arc::new(Coordinator::new(device, config)?);
     let frames_in_flight = config.buffering.frames_in_flight() as u64;
     let uniform = coordinator.create_buffer(
@@ -294,7 +308,20 @@ pub fn run<D: Backend>(
                 })
             })
             .collect();
-        let frames = frame_loop(&coordinator, &uniform, &instances, options, &progress);
+        let frames = frame_loop(
+            &coordinator,
+            (&uniform, &instances),
+            timeline,
+            options,
+            &progress,
+        );
+        if let Some(timeline) = timeline {
+            // The application's last frames finish (also after an error: nothing must wait on
+            // the timeline for good). Every value waited for is at most `frames`.
+            if let Err(e) = application.signal_application(timeline, options.frames) {
+                eprintln!("memkit: signalling the application's timeline failed: {e}");
+            }
+        }
         while producers_done.load(Ordering::Acquire) < options.threads {
             progress.draw();
             std::thread::sleep(Duration::from_millis(50));
@@ -361,8 +388,13 @@ pub fn run<D: Backend>(
     let memory_map_json = coordinator.memory_map_json();
     let problems = coordinator.device().problems();
     drop((live, textures, uniform, instances));
-    // The last handle: teardown runs here, and the device goes with it.
+    // The last handle: teardown runs here (waiting for every submission), and the device goes
+    // with it once `application` is dropped too.
     drop(coordinator);
+    if let Some(timeline) = timeline {
+        application.destroy_application_timeline(timeline);
+    }
+    drop(application);
     let leaks = leak_check();
     Ok(DemoReport {
         device: name,
@@ -385,17 +417,25 @@ pub fn run<D: Backend>(
 }
 
 /// The frame loop: per frame, a uniform block and instance data from the frame's arena, staged
-/// into the frame slot's range. Returns the models of both buffers.
+/// into the frame slot's range; with an application `timeline`, the application's frame reading
+/// them, [`APPLICATION_LAG`] frames behind. Returns the models of both buffers.
 fn frame_loop<D: Backend>(
     coordinator: &Coordinator<D>,
-    uniform: &Buffer<D>,
-    instances: &Buffer<D>,
+    (uniform, instances): (&Buffer<D>, &Buffer<D>),
+    timeline: Option<D::ExternalTimeline>,
     options: DemoOptions,
     progress: &Progress,
 ) -> Result<(Vec<u8>, Vec<u8>), memkit_std::Error> {
     let mut uniform_model = vec![0u8; uniform.size() as usize];
     let mut instance_model = vec![0u8; instances.size() as usize];
+    let device = coordinator.device();
     for n in 0..options.frames {
+        if let Some(timeline) = timeline
+            && n >= APPLICATION_LAG
+        {
+            // The application's frame `n - LAG` finished.
+            device.signal_application(timeline, n - APPLICATION_LAG + 1)?;
+        }
         let frame = coordinator.begin_frame()?;
         let slot = frame.slot() as u64;
         // A 256-byte uniform block: four 4x4 matrices.
@@ -416,7 +456,22 @@ fn frame_loop<D: Backend>(
         let at = (slot * INSTANCE_BYTES) as usize;
         instance_model[at..at + INSTANCE_BYTES as usize]
             .copy_from_slice(bytemuck::cast_slice(data));
-        coordinator.end_frame(frame)?;
+        let staged = coordinator.end_frame(frame)?;
+        if let Some(timeline) = timeline {
+            // The application's frame `n` waits for this frame's copies (it needs their value: a
+            // range behind another thread's grant is submitted once that grant commits), reads
+            // what they wrote, and signals `n + 1`; the coordinator's later copies (the next
+            // frame's into the same buffers among them) wait for it on the GPU.
+            while staged.value().is_none() {
+                coordinator.flush_transfers()?;
+                std::thread::yield_now();
+            }
+            device.application_uses(uniform.raw(), timeline, n + 1);
+            device.application_uses(instances.raw(), timeline, n + 1);
+            // SAFETY: the timeline is the device's and outlives the coordinator (destroyed after
+            // teardown); `run` signals every value up to `options.frames` once this loop ends.
+            unsafe { coordinator.wait_for_external(timeline, n + 1) }?;
+        }
         progress.add(1);
     }
     Ok((uniform_model, instance_model))
