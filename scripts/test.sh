@@ -132,9 +132,19 @@ fuzz() {
             mkdir -p "fuzz/corpus/$target"
             corpora=("corpus/$target" "seeds/$target")
         fi
+        # The run's output is kept whole so that a failure shows which target failed, libFuzzer's
+        # report and the failing input (as base64), not only the last lines of a backtrace.
+        local log="fuzz/artifacts/smoke-$target.log" status=0
+        mkdir -p fuzz/artifacts
         (cd fuzz && cargo +nightly fuzz run "$target" ${corpora[@]+"${corpora[@]}"} -- \
-            -max_total_time="$FUZZ_SECONDS" -rss_limit_mb=4096 2>&1 | tail -n 3)
-        [ "${PIPESTATUS[0]}" = 0 ] || { echo "fuzz target $target failed" >&2; exit 1; }
+            -max_total_time="$FUZZ_SECONDS" -rss_limit_mb=4096) > "$log" 2>&1 || status=$?
+        if [ "$status" != 0 ]; then
+            grep -v '^#[0-9]' "$log" | tail -n 80
+            echo "fuzz target $target failed (exit $status); full output in $log"
+            exit 1
+        fi
+        echo "-- $target"
+        tail -n 3 "$log"
     done
 }
 
