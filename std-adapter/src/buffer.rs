@@ -27,7 +27,8 @@ pub(crate) struct BufferState<D: Device> {
     pub(crate) direct_writes: bool,
     /// Its memory is host-coherent: direct writes need no flush.
     pub(crate) coherent: bool,
-    /// Timeline value of the last submission that copies into it.
+    /// Timeline value of the last submission that copies into it (or, for a read-back, out of
+    /// it).
     pub(crate) last_use: AtomicU64,
     /// Destroyed (by deferred destruction, or by the coordinator's teardown).
     pub(crate) destroyed: AtomicBool,

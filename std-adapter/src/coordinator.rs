@@ -54,6 +54,7 @@ use crate::ticket::{Ticket, TimelineSource};
 mod external;
 mod image_pieces;
 mod images;
+mod readback;
 
 /// The sub-allocator inside each memory block: TLSF places freed space again best.
 type BlockAllocator = TlsfAllocator<Vec<TlsfNode>>;
@@ -262,8 +263,8 @@ struct Recorded<D: Device> {
     regions: Vec<BufferCopy>,
     /// `(source, destination, regions range)` per command.
     commands: Vec<(D::Buffer, D::Buffer, std::ops::Range<usize>)>,
-    /// Destinations and dedicated staging buffers the commands use: kept alive until the value
-    /// completes, and their pending counts dropped at submission.
+    /// Destinations (and a read-back's source) and dedicated staging buffers the commands use:
+    /// kept alive until the value completes, and their `last_use` set to it at submission.
     destinations: Vec<Arc<BufferState<D>>>,
     staging: Vec<Arc<BufferState<D>>>,
     /// Uploads folded in (for statistics).

@@ -20,6 +20,7 @@ mod frame;
 mod image;
 mod key_map;
 mod memory_map;
+mod readback;
 mod stats;
 mod ticket;
 
@@ -37,6 +38,7 @@ pub use error::{Error, Result};
 pub use frame::Frame;
 pub use image::Image;
 pub use memkit_core::{BufferingMode, MemoryUsage, PoolConfig};
+pub use readback::Readback;
 pub use stats::{CoordinatorStats, HeapReport, format_bytes};
 pub use ticket::Ticket;
 

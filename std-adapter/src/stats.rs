@@ -161,6 +161,8 @@ pub(crate) struct Counters {
     pub(crate) leaked_images: AtomicU64,
     pub(crate) image_uploads: AtomicU64,
     pub(crate) image_bytes_uploaded: AtomicU64,
+    pub(crate) read_backs: AtomicU64,
+    pub(crate) bytes_read_back: AtomicU64,
     /// Uploads and their bytes, by path: per-thread shards.
     pub(crate) uploads: UploadCounters,
     pub(crate) dedicated_staging_uploads: AtomicU64,
@@ -194,6 +196,8 @@ impl Counters {
             leaked_images: get(&self.leaked_images),
             image_uploads: get(&self.image_uploads),
             image_bytes_uploaded: get(&self.image_bytes_uploaded),
+            read_backs: get(&self.read_backs),
+            bytes_read_back: get(&self.bytes_read_back),
             bytes_uploaded: (self.uploads.sum(|s| &s.staged_bytes))
                 .wrapping_add(self.uploads.sum(|s| &s.direct_bytes)),
             staged_uploads: self.uploads.sum(|s| &s.staged_uploads),
@@ -287,6 +291,10 @@ pub struct CoordinatorStats {
     pub image_uploads: u64,
     /// Texel bytes those uploads carried (not in `bytes_uploaded`).
     pub image_bytes_uploaded: u64,
+    /// Copies out of buffers submitted by [`crate::Coordinator::read_back`].
+    pub read_backs: u64,
+    /// Bytes those copies carried.
+    pub bytes_read_back: u64,
     /// Bytes uploaded into buffers, all paths.
     pub bytes_uploaded: u64,
     /// Uploads staged through the ring (one per call, however many chunks a large one took).
@@ -341,6 +349,8 @@ impl CoordinatorStats {
         o.num("leaked_images", self.leaked_images);
         o.num("image_uploads", self.image_uploads);
         o.num("image_bytes_uploaded", self.image_bytes_uploaded);
+        o.num("read_backs", self.read_backs);
+        o.num("bytes_read_back", self.bytes_read_back);
         o.num("bytes_uploaded", self.bytes_uploaded);
         o.num("staged_uploads", self.staged_uploads);
         o.num("direct_writes", self.direct_writes);

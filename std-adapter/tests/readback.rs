@@ -1,10 +1,12 @@
-//! `Buffer::read`: the CPU reading what the GPU wrote into a DOWNLOAD buffer, on every simulated
-//! device. The simulated GPU's writes to non-coherent memory reach the host's view only through
-//! an invalidation, so a read that skipped it would see stale bytes (and the device would record
-//! the misuse).
+//! Reading buffers back. `Buffer::read`: the CPU reading what the GPU wrote into a DOWNLOAD
+//! buffer, on every simulated device; the simulated GPU's writes to non-coherent memory reach the
+//! host's view only through an invalidation, so a read that skipped it would see stale bytes (and
+//! the device would record the misuse). `Coordinator::read_back`: the GPU copying any buffer
+//! (device-local ones included) into host-visible memory, in order after the uploads staged
+//! before, with neither buffer destroyed under the copy.
 
 use memkit_core::device::MemoryPropertyFlags;
-use memkit_dummy::{DeviceConfig, DummyDevice, Preset};
+use memkit_dummy::{DeviceConfig, DummyDevice, MisuseKind, Preset, WaitMode};
 use memkit_std::{Buffer, Coordinator, CoordinatorConfig, Error, MemoryUsage};
 
 const STALE: u8 = 0xEE;
@@ -133,4 +135,143 @@ fn a_buffer_held_past_its_coordinator_refuses_to_read() {
     assert_eq!(out, [0; 16]);
     drop(buffer);
     assert_eq!(device.live_memory().len(), 0, "teardown freed everything");
+}
+
+/// A coordinator over a simulated GPU that runs only when the test advances it (reads without
+/// an invalidation see [`STALE`]).
+fn manual(config: DeviceConfig) -> (Coordinator<DummyDevice>, DummyDevice) {
+    coordinator(config.with_wait_mode(WaitMode::Manual))
+}
+
+#[test]
+fn a_device_local_buffer_reads_back_after_the_uploads_made_before_on_every_preset() {
+    for preset in Preset::ALL {
+        let (c, device) = manual(preset.config());
+        let buffer = c
+            .create_buffer(64 << 10, MemoryUsage::FAST_DEVICE_ACCESS)
+            .expect("buffer");
+        let mut model = pattern(64 << 10, 3);
+        c.upload_to(&buffer, 0, &model).expect("upload");
+        c.flush_transfers().expect("flush");
+        device.complete_all();
+        // Staged only (not submitted) when the read-back is asked for: it must go first.
+        let update = pattern(5000, 200);
+        c.upload_to(&buffer, 7000, &update).expect("upload");
+        model[7000..12_000].copy_from_slice(&update);
+        // The application's GPU work wrote these bytes, and finished.
+        let gpu_bytes = pattern(100, 90);
+        gpu_write(&device, &buffer, 60_000, &gpu_bytes);
+        model[60_000..60_100].copy_from_slice(&gpu_bytes);
+
+        let whole = c.read_back(&buffer, 0, 64 << 10).expect("read back");
+        let part = c.read_back(&buffer, 6999, 5002).expect("read back");
+        assert_eq!((whole.size(), part.size()), (64 << 10, 5002));
+        assert!(!whole.is_ready().unwrap(), "{preset}: the GPU has not run");
+        // A later upload lands after the copies: they read the bytes from before it.
+        c.upload_to(&buffer, 0, &[0xAA; 64]).expect("upload");
+        c.flush_transfers().expect("flush");
+        device.complete_all();
+        assert!(part.is_ready().unwrap());
+        let mut out = vec![0; 5002];
+        part.wait_into(&mut out).expect("wait");
+        assert!(
+            out[..] == model[6999..12_001],
+            "{preset}: part read back other bytes"
+        );
+        assert!(
+            whole.wait().expect("wait") == model,
+            "{preset}: read back other bytes"
+        );
+        let stats = c.stats();
+        assert_eq!(stats.read_backs, 2, "{preset}");
+        assert_eq!(stats.bytes_read_back, (64 << 10) + 5002, "{preset}");
+        device.assert_no_misuse();
+        // A read-back still held is a buffer still held: reported as leaked at shutdown.
+        drop((buffer, part));
+        let stats = c.shutdown();
+        assert_eq!(stats.leaked_buffers, 0, "{preset}");
+        assert_eq!(stats.buffers_created, stats.buffers_destroyed, "{preset}");
+        device.assert_no_misuse();
+    }
+}
+
+#[test]
+fn a_source_and_a_read_back_dropped_early_outlive_the_copy() {
+    let (c, device) = manual(DeviceConfig::discrete());
+    let buffer = c
+        .create_buffer(4096, MemoryUsage::FAST_DEVICE_ACCESS)
+        .expect("buffer");
+    c.upload_to(&buffer, 0, &pattern(4096, 1)).expect("upload");
+    // The upload completes: from here on only the read-backs use the source.
+    c.flush_transfers().expect("flush");
+    device.complete_all();
+    let kept = c.read_back(&buffer, 0, 4096).expect("read back");
+    let dropped = c.read_back(&buffer, 100, 200).expect("read back");
+    let created = c.stats().buffers_created;
+    drop((buffer, dropped));
+    c.maintain().expect("maintain");
+    assert_eq!(
+        c.stats().buffers_destroyed,
+        0,
+        "destroyed while the copies may run"
+    );
+    device.complete_all();
+    assert_eq!(kept.wait().expect("wait"), pattern(4096, 1));
+    c.maintain().expect("maintain");
+    let stats = c.stats();
+    assert_eq!(stats.buffers_destroyed, created);
+    assert!(
+        !device.has_misuse(MisuseKind::DestroyedWhilePending),
+        "{:?}",
+        device.misuses()
+    );
+    device.assert_no_misuse();
+    assert_eq!(c.shutdown().leaked_buffers, 0);
+    assert_eq!(device.live_memory().len(), 0);
+}
+
+#[test]
+fn bad_read_backs_are_typed_errors_that_submit_nothing() {
+    let (c, device) = manual(DeviceConfig::discrete());
+    let (other, _other_device) = manual(DeviceConfig::discrete());
+    let buffer = c
+        .create_buffer(4096, MemoryUsage::FAST_DEVICE_ACCESS)
+        .expect("buffer");
+    let foreign = other
+        .create_buffer(4096, MemoryUsage::FAST_DEVICE_ACCESS)
+        .expect("buffer");
+    assert_eq!(c.read_back(&buffer, 0, 0).err(), Some(Error::ZeroSize));
+    assert_eq!(
+        c.read_back(&buffer, 4000, 97).err(),
+        Some(Error::OutOfBounds {
+            offset: 4000,
+            size: 97,
+            buffer_size: 4096
+        })
+    );
+    assert_eq!(
+        c.read_back(&buffer, u64::MAX, 2).err(),
+        Some(Error::OutOfBounds {
+            offset: u64::MAX,
+            size: 2,
+            buffer_size: 4096
+        })
+    );
+    assert_eq!(
+        c.read_back(&foreign, 0, 16).err(),
+        Some(Error::ForeignBuffer)
+    );
+    let created = c.stats().buffers_created;
+    assert_eq!(device.last_submitted(), 0, "a refused read-back submitted");
+    assert_eq!(c.stats().read_backs, 0);
+
+    // A read-back in flight when the device is lost ends in an error, not a hang.
+    let in_flight = c.read_back(&buffer, 0, 16).expect("read back");
+    device.lose_device();
+    assert_eq!(in_flight.wait().err(), Some(Error::DeviceLost));
+    assert_eq!(c.read_back(&buffer, 0, 16).err(), Some(Error::DeviceLost));
+    assert_eq!(c.stats().buffers_created, created + 1);
+    drop((buffer, foreign));
+    c.shutdown();
+    other.shutdown();
 }

@@ -697,6 +697,9 @@ pub enum WaitStatus {
 /// (a Vulkan timeline semaphore, a D3D12 fence, a Metal shared event).
 pub trait CopyQueue: BufferDevice {
     /// Submits the commands, in order, and signals `signal_value` when all of them finished.
+    /// Once it has, the copies' writes are visible to host reads of mapped memory (after an
+    /// invalidation, for memory that is not host-coherent), so a copy into a host-visible
+    /// buffer is how the host reads device-local memory back.
     ///
     /// An `Err` means none of the commands is in flight: an implementation that splits a
     /// submission and fails after handing part of it to the GPU waits for that part before it

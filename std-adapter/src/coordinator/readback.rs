@@ -1,0 +1,101 @@
+//! Reading a buffer back: the GPU copies a range of any buffer the coordinator made (device-local
+//! ones included) into a host-visible buffer of its own, in order after the uploads staged
+//! before, and the caller takes the bytes once the copy completed ([`Readback`]).
+//!
+//! The copy is one more submission on the coordinator's queue: what is staged goes out first,
+//! so the read sees every upload made before the call, and the copy's value becomes the last use
+//! of both buffers, so neither is destroyed under it when its handle is dropped.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use memkit_core::MemoryUsage;
+use memkit_core::device::BufferCopy;
+
+use super::{Coordinator, Recorded, Shared};
+use crate::buffer::{Buffer, BufferState, COUNTER};
+use crate::device::Device;
+use crate::error::{Error, Result};
+use crate::readback::Readback;
+
+impl<D: Device> Coordinator<D> {
+    /// Copies `size` bytes of `buffer` from `offset` into host-visible memory on the GPU, and
+    /// returns the [`Readback`] to take them from once the copy completed: how the CPU reads a
+    /// device-local buffer (compute results, GPU-written counters, a test's check). Never blocks
+    /// on the GPU.
+    ///
+    /// Order: every upload to the buffer made before the call is submitted first (only one still
+    /// behind a [`crate::StagingGrant`] another thread holds goes out later), so the bytes read
+    /// are the ones those uploads wrote. Writes by the application's own GPU work are seen when
+    /// that work completed, or was ordered before the coordinator's later submissions with
+    /// [`Coordinator::wait_for_external`], before the call; on Vulkan its writes must also be
+    /// made available to transfer reads (a barrier at the end of that work, or the timeline
+    /// wait). GPU work that writes the range while the copy runs makes the bytes undefined.
+    ///
+    /// The source buffer may be dropped right after the call: it is destroyed only once the
+    /// copy completed.
+    ///
+    /// Errors: [`Error::ZeroSize`], [`Error::OutOfBounds`], [`Error::ForeignBuffer`],
+    /// [`Error::DeviceLost`], and those of [`Coordinator::create_buffer`] (no host-visible memory
+    /// left for the landing buffer) and [`Coordinator::flush_transfers`].
+    pub fn read_back(&self, buffer: &Buffer<D>, offset: u64, size: u64) -> Result<Readback<D>> {
+        self.shared.check_owner(buffer)?;
+        self.shared.read_back(&buffer.state, offset, size)
+    }
+}
+
+impl<D: Device> Shared<D> {
+    /// [`Coordinator::read_back`] of `source`, a buffer of this coordinator.
+    fn read_back(
+        self: &Arc<Self>,
+        source: &Arc<BufferState<D>>,
+        offset: u64,
+        size: u64,
+    ) -> Result<Readback<D>> {
+        self.check_live()?;
+        self.check_range(source, offset, size)?;
+        // Made before the submitter is taken: creation takes the pools' lock, and a failure
+        // here leaves nothing submitted.
+        let landing = self.create_buffer(size, MemoryUsage::DOWNLOAD, false)?;
+        if landing.state.host.is_none() {
+            // A device with no host-visible memory: nothing could read the bytes. The buffer
+            // was never used, so dropping it destroys it with the next maintenance.
+            return Err(Error::NotHostVisible);
+        }
+        let mut sub = self.lock_submitter();
+        if self.shut_down.load(Ordering::Acquire) {
+            return Err(Error::DeviceLost);
+        }
+        // Uploads staged before the call go out first: the copy reads what they wrote.
+        self.flush_locked(&mut sub)?;
+        let value = match self.timeline.submit() {
+            Ok(v) => v.get(),
+            Err(_) => return Err(Error::DeviceLost),
+        };
+        let recorded = Recorded {
+            regions: vec![BufferCopy {
+                src_offset: offset,
+                dst_offset: 0,
+                size,
+            }],
+            commands: vec![(source.raw, landing.state.raw, 0..1)],
+            // Both buffers' last use becomes the copy's value: neither is destroyed under it.
+            destinations: vec![Arc::clone(source), Arc::clone(&landing.state)],
+            staging: Vec::new(),
+            uploads: 0,
+            // Covers no upload: upload tickets never resolve to this value.
+            watermark: 0,
+        };
+        // Every drained ring range was submitted by the flush above (a failed one returned), so
+        // the value may tag them. A refused submission is kept and retried first next time,
+        // holding both buffers until it went out; the landing buffer is dropped with the error.
+        self.submit_recorded(&mut sub, value, recorded, true)?;
+        drop(sub);
+        self.counters.read_backs.fetch_add(1, COUNTER);
+        self.counters.bytes_read_back.fetch_add(size, COUNTER);
+        Ok(Readback {
+            landing,
+            ticket: self.ticket_for_value(value),
+        })
+    }
+}
