@@ -1,7 +1,8 @@
 //! memkit-std's coordinator end to end on real Vulkan, with the validation layer watching every
 //! call: uploads from several producers, frames in flight, deferred destruction and a small ring
 //! under back-pressure, each checked byte for byte by copying the coordinator's buffers into a
-//! host-visible readback buffer on the same queue and timeline.
+//! host-visible readback buffer on the same queue and timeline; and the coordinator's own
+//! read-backs (`Coordinator::read_back`), checked against a model of the writes.
 //!
 //! The coordinator owns its device, so it gets a [`Gpu`]: a handle to the headless device that
 //! also watches what the coordinator asks of it (no copy names a destroyed buffer, no buffer is
@@ -692,6 +693,49 @@ fn a_dropped_buffer_is_destroyed_only_after_its_copy_completes() {
         }
         gpu.assert_clean("after the drops");
         release_all(gpu, c, vec![kept]);
+    });
+}
+
+#[test]
+fn read_backs_copy_device_local_bytes_after_the_uploads_made_before() {
+    const SIZE: u64 = 256 << 10;
+    each_mode(|gpu| {
+        let c = Coordinator::new(gpu.clone(), CoordinatorConfig::default()).unwrap();
+        let mut rng = Rng::new(11);
+        let buffer = c
+            .create_buffer(SIZE, MemoryUsage::FAST_DEVICE_ACCESS)
+            .unwrap();
+        let mut model = rng.bytes(SIZE as usize);
+        c.upload_to(&buffer, 0, &model).unwrap();
+        // Small overlapping uploads, staged only when the read-backs are asked for.
+        for _ in 0..50 {
+            let len = 1 + rng.below(4096);
+            let offset = rng.below(SIZE - len + 1);
+            let data = rng.bytes(len as usize);
+            let o = offset as usize;
+            model[o..o + data.len()].copy_from_slice(&data);
+            c.upload_to(&buffer, offset, &data).unwrap();
+        }
+        // The whole buffer (a copy the lanes split), a part at an odd offset, and one dropped
+        // unread; the source is dropped at once too: the `Gpu` fails the test if either buffer
+        // is destroyed before the copies naming it completed.
+        let whole = c.read_back(&buffer, 0, SIZE).unwrap();
+        let part = c.read_back(&buffer, 1001, 3000).unwrap();
+        let unread = c.read_back(&buffer, 0, SIZE / 2).unwrap();
+        drop((buffer, unread));
+        c.maintain().unwrap();
+        assert!(
+            part.wait().unwrap() == model[1001..4001],
+            "the part differs"
+        );
+        let got = whole.wait().unwrap();
+        if let Some(i) = got.iter().zip(&model).position(|(a, b)| a != b) {
+            panic!("byte {i} read back differs from the last write");
+        }
+        let stats = c.stats();
+        assert_eq!(stats.read_backs, 3);
+        assert_eq!(stats.bytes_read_back, SIZE + 3000 + SIZE / 2);
+        release_all(gpu, c, Vec::new());
     });
 }
 
