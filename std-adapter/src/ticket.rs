@@ -122,8 +122,7 @@ impl Ticket {
                 d.saturating_duration_since(Instant::now())
             })
         };
-        // When the staging progress last moved while the upload was staged, and its count then.
-        let mut stuck_since: Option<(Instant, u64)> = None;
+        let mut held = HeldGrantWatch::default();
         loop {
             if let Some(v) = self.value() {
                 if v == 0 {
@@ -150,20 +149,36 @@ impl Ticket {
                 if left().is_zero() {
                     return Ok(false);
                 }
-                // A grant being written commits within a memcpy; one that stays put this long
-                // is held, and waiting longer would spin forever if this thread holds it.
-                let progress = timeline.staging_progress();
-                match stuck_since {
-                    Some((since, at)) if at == progress => {
-                        if since.elapsed() >= timeline.held_room_timeout() {
-                            return Err(Error::BlockedByHeldGrant);
-                        }
-                    }
-                    _ => stuck_since = Some((Instant::now(), progress)),
-                }
+                held.check(timeline.staging_progress(), timeline.held_room_timeout())?;
                 std::thread::yield_now();
             }
         }
+    }
+}
+
+/// Watches a wait for staged uploads to drain: a grant being written commits within a memcpy,
+/// and one that stays put for `held_room_timeout` is held (waiting longer would spin forever if
+/// the waiting thread holds it).
+#[derive(Default)]
+pub(crate) struct HeldGrantWatch {
+    /// When the staging progress last moved while the wait went on, and its count then.
+    stuck_since: Option<(Instant, u64)>,
+}
+
+impl HeldGrantWatch {
+    /// Called on each turn of the wait with the staging progress
+    /// (`TimelineSource::staging_progress`): [`Error::BlockedByHeldGrant`] once it stood still
+    /// for `timeout`.
+    pub(crate) fn check(&mut self, progress: u64, timeout: Duration) -> Result<()> {
+        match self.stuck_since {
+            Some((since, at)) if at == progress => {
+                if since.elapsed() >= timeout {
+                    return Err(Error::BlockedByHeldGrant);
+                }
+            }
+            _ => self.stuck_since = Some((Instant::now(), progress)),
+        }
+        Ok(())
     }
 }
 

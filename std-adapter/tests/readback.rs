@@ -7,6 +7,8 @@
 
 use memkit_core::device::MemoryPropertyFlags;
 use memkit_dummy::{DeviceConfig, DummyDevice, MisuseKind, Preset, WaitMode};
+use std::time::Duration;
+
 use memkit_std::{Buffer, Coordinator, CoordinatorConfig, Error, MemoryUsage};
 
 const STALE: u8 = 0xEE;
@@ -274,4 +276,70 @@ fn bad_read_backs_are_typed_errors_that_submit_nothing() {
     drop((buffer, foreign));
     c.shutdown();
     other.shutdown();
+}
+
+#[test]
+fn a_read_back_waits_for_an_upload_staged_behind_another_threads_grant() {
+    let device = DummyDevice::new(DeviceConfig::discrete()).expect("device");
+    let config = CoordinatorConfig {
+        held_room_timeout: Duration::from_millis(200),
+        ..CoordinatorConfig::default()
+    };
+    let c = Coordinator::new(device.clone(), config).expect("coordinator");
+    let buffer = c
+        .create_buffer(4096, MemoryUsage::FAST_DEVICE_ACCESS)
+        .expect("buffer");
+    let other = c
+        .create_buffer(4096, MemoryUsage::FAST_DEVICE_ACCESS)
+        .expect("buffer");
+    std::thread::scope(|s| {
+        // Another thread's grant, ahead of the upload in the ring: the upload cannot drain
+        // until it is committed.
+        let (granted, go) = (
+            std::sync::mpsc::channel::<()>(),
+            std::sync::mpsc::channel::<()>(),
+        );
+        let (c, other) = (&c, &other);
+        let writer = s.spawn(move || {
+            let mut grant = c.acquire_staging(256).expect("grant");
+            grant.bytes_mut().fill(9);
+            granted.0.send(()).unwrap();
+            go.1.recv().unwrap();
+            c.transfer_and_release(grant, other, 0).expect("transfer");
+        });
+        granted.1.recv().unwrap();
+        c.upload_to(&buffer, 0, &pattern(4096, 5)).expect("upload");
+        let release = std::thread::spawn({
+            let go = go.0;
+            move || {
+                std::thread::sleep(Duration::from_millis(50));
+                go.send(()).unwrap();
+            }
+        });
+        let read = c.read_back(&buffer, 0, 4096).expect("read back");
+        assert!(
+            read.wait().expect("wait") == pattern(4096, 5),
+            "the read-back overtook the upload staged before it"
+        );
+        release.join().unwrap();
+        writer.join().unwrap();
+    });
+
+    // A grant this thread holds itself would never be committed: the read-back says so after
+    // `held_room_timeout` instead of waiting forever, and submits nothing.
+    let held = c.acquire_staging(256).expect("grant");
+    c.upload_to(&buffer, 0, &pattern(4096, 6)).expect("upload");
+    let reads = c.stats().read_backs;
+    assert_eq!(
+        c.read_back(&buffer, 0, 16).err(),
+        Some(Error::BlockedByHeldGrant)
+    );
+    assert_eq!(c.stats().read_backs, reads);
+    drop(held);
+    let read = c.read_back(&buffer, 0, 4096).expect("read back");
+    assert_eq!(read.wait().expect("wait"), pattern(4096, 6));
+    drop((buffer, other));
+    let stats = c.shutdown();
+    assert_eq!(stats.leaked_buffers, 0);
+    device.assert_no_misuse();
 }

@@ -17,6 +17,7 @@ use crate::buffer::{Buffer, BufferState, COUNTER};
 use crate::device::Device;
 use crate::error::{Error, Result};
 use crate::readback::Readback;
+use crate::ticket::{HeldGrantWatch, TimelineSource};
 
 impl<D: Device> Coordinator<D> {
     /// Copies `size` bytes of `buffer` from `offset` into host-visible memory on the GPU, and
@@ -24,9 +25,10 @@ impl<D: Device> Coordinator<D> {
     /// device-local buffer (compute results, GPU-written counters, a test's check). Never blocks
     /// on the GPU.
     ///
-    /// Order: every upload to the buffer made before the call is submitted first (only one still
-    /// behind a [`crate::StagingGrant`] another thread holds goes out later), so the bytes read
-    /// are the ones those uploads wrote. Writes by the application's own GPU work are seen when
+    /// Order: every upload made before the call is submitted first, so the bytes read are the
+    /// ones those uploads wrote, and none this thread makes after the call. An upload whose
+    /// staging room lies behind a [`crate::StagingGrant`] another thread is writing drains once
+    /// that grant is committed, and the call waits for it (the host's wait, never the GPU's). Writes by the application's own GPU work are seen when
     /// that work completed, or was ordered before the coordinator's later submissions with
     /// [`Coordinator::wait_for_external`], before the call; on Vulkan its writes must also be
     /// made available to transfer reads (a barrier at the end of that work, or the timeline
@@ -36,7 +38,8 @@ impl<D: Device> Coordinator<D> {
     /// copy completed.
     ///
     /// Errors: [`Error::ZeroSize`], [`Error::OutOfBounds`], [`Error::ForeignBuffer`],
-    /// [`Error::DeviceLost`], and those of [`Coordinator::create_buffer`] (no host-visible memory
+    /// [`Error::DeviceLost`], [`Error::BlockedByHeldGrant`] when such a grant stays held for
+    /// [`crate::CoordinatorConfig::held_room_timeout`] (by this thread, say), and those of [`Coordinator::create_buffer`] (no host-visible memory
     /// left for the landing buffer) and [`Coordinator::flush_transfers`].
     pub fn read_back(&self, buffer: &Buffer<D>, offset: u64, size: u64) -> Result<Readback<D>> {
         self.shared.check_owner(buffer)?;
@@ -62,12 +65,25 @@ impl<D: Device> Shared<D> {
             // was never used, so dropping it destroys it with the next maintenance.
             return Err(Error::NotHostVisible);
         }
-        let mut sub = self.lock_submitter();
-        if self.shut_down.load(Ordering::Acquire) {
-            return Err(Error::DeviceLost);
-        }
-        // Uploads staged before the call go out first: the copy reads what they wrote.
-        self.flush_locked(&mut sub)?;
+        // Uploads staged before the call go out first: the copy reads what they wrote. One whose
+        // ring range lies behind a grant another thread is still writing (or holds) drains only
+        // once that grant is committed: wait for it, as an upload's ticket does, so that the
+        // copy comes after it and before anything this thread uploads next.
+        let bound = self.lock_pending().next_seq;
+        let mut held = HeldGrantWatch::default();
+        let mut sub = loop {
+            let mut sub = self.lock_submitter();
+            if self.shut_down.load(Ordering::Acquire) {
+                return Err(Error::DeviceLost);
+            }
+            self.flush_locked(&mut sub)?;
+            if self.lock_pending().watermark() >= bound {
+                break sub;
+            }
+            drop(sub);
+            held.check(self.staging_progress(), self.config.held_room_timeout)?;
+            std::thread::yield_now();
+        };
         let value = match self.timeline.submit() {
             Ok(v) => v.get(),
             Err(_) => return Err(Error::DeviceLost),

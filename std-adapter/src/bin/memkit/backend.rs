@@ -1,6 +1,6 @@
 //! What the command needs from a device beyond memkit-core's traits: a name, a way to read
-//! buffers and images back to verify uploads, the misuse it detected, and a check after
-//! teardown. The simulated device answers all of them; a real one what it can.
+//! images back to verify uploads (buffers are read back through the coordinator), the misuse it
+//! detected, and a check after teardown. The simulated device answers all of them; a real one what it can.
 
 use memkit_core::device::{
     DeviceError, ExternalTimelines, ImageCopyQueue, ImageDesc, InvalidArgument,
@@ -13,17 +13,6 @@ pub trait Backend: Device + ImageCopyQueue + ExternalTimelines + Clone {
     /// One line naming the device.
     fn describe(&self) -> String;
 
-    /// The first `len` bytes of `buffer` as the GPU sees them, once every copy into it completed;
-    /// `None` when this backend cannot read buffers back.
-    fn read_back(&self, buffer: Self::Buffer, len: usize) -> Option<Vec<u8>>;
-
-    /// Like [`Backend::read_back`], for a coordinator that is idle (everything it submitted
-    /// completed, nothing is staged) and submits nothing more: a backend that reads back through
-    /// a copy of its own, on the coordinator's timeline, needs that.
-    fn read_back_when_idle(&self, buffer: Self::Buffer, len: usize) -> Option<Vec<u8>> {
-        self.read_back(buffer, len)
-    }
-
     /// Every level and layer of `image` (created with `desc`) as the GPU sees it now, packed as
     /// `Coordinator::create_image_with_data` takes texels (level 0's layers, then level 1's);
     /// `None` when this backend cannot read images back.
@@ -31,15 +20,11 @@ pub trait Backend: Device + ImageCopyQueue + ExternalTimelines + Clone {
         None
     }
 
-    /// Like [`Backend::read_back_image`], for an idle coordinator that submits nothing more (as
-    /// [`Backend::read_back_when_idle`]).
+    /// Like [`Backend::read_back_image`], for a coordinator that is idle (everything it submitted
+    /// completed, nothing is staged) and submits nothing more: a backend that reads back through
+    /// a copy of its own, on the coordinator's timeline, needs that.
     fn read_back_image_when_idle(&self, image: Self::Image, desc: &ImageDesc) -> Option<Vec<u8>> {
         self.read_back_image(image, desc)
-    }
-
-    /// Why [`Backend::read_back`] gives `None`, for the report.
-    fn read_back_unavailable(&self) -> &'static str {
-        "this device cannot read buffers back"
     }
 
     /// Misuse the device detected so far (missing flushes, use after free, ...), one line each.
@@ -94,10 +79,6 @@ pub trait Backend: Device + ImageCopyQueue + ExternalTimelines + Clone {
 impl Backend for DummyDevice {
     fn describe(&self) -> String {
         format!("memkit-dummy ({}, simulated)", self.config().name)
-    }
-
-    fn read_back(&self, buffer: Self::Buffer, len: usize) -> Option<Vec<u8>> {
-        self.read_buffer(buffer, 0, len).ok()
     }
 
     fn read_back_image(&self, image: Self::Image, desc: &ImageDesc) -> Option<Vec<u8>> {

@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 
 use memkit_core::device::{ImageCopy, ImageDesc, ImageFormat, ImageUsage};
 use memkit_std::{
-    Buffer, Coordinator, CoordinatorConfig, CoordinatorStats, Image, MemoryUsage, Ticket,
+    Buffer, Coordinator, CoordinatorConfig, CoordinatorStats, Image, MemoryUsage, Readback, Ticket,
 };
 
 use crate::backend::Backend;
@@ -154,46 +154,45 @@ struct Checks {
     bytes: u64,
     mismatches: Vec<String>,
     dropped: u64,
-    /// Sampled buffers the device could not read back.
-    unread: u64,
     /// Sampled textures the device could not read back.
     unread_images: u64,
 }
 
 impl Checks {
-    /// Compares the buffer's bytes on the device with `model`; `false` when the device cannot
-    /// read back. `idle`: the coordinator has nothing in flight and submits nothing more.
-    fn compare<D: Backend>(
+    /// Compares the bytes `read` (a [`Coordinator::read_back`] of all of buffer `id`) brings back
+    /// with `model`, once its copy completed.
+    fn compare(
         &mut self,
-        coordinator: &Coordinator<D>,
-        buffer: &Buffer<D>,
+        read: Readback<impl Backend>,
+        id: u64,
         model: &[u8],
         what: &str,
-        idle: bool,
-    ) -> bool {
-        let device = coordinator.device();
-        let bytes = if idle {
-            device.read_back_when_idle(buffer.raw(), model.len())
-        } else {
-            device.read_back(buffer.raw(), model.len())
-        };
-        let Some(bytes) = bytes else {
-            self.unread += 1;
-            return false;
-        };
+    ) -> Result<(), memkit_std::Error> {
+        let bytes = read.wait()?;
         self.buffers += 1;
         self.bytes += model.len() as u64;
         if let Some(first) = first_difference(&bytes, model) {
             self.mismatches.push(format!(
-                "{what} (buffer {}, {} bytes): first differing byte at {first}: device {:#04x}, \
+                "{what} (buffer {id}, {} bytes): first differing byte at {first}: device {:#04x}, \
                  expected {:#04x}",
-                buffer.id(),
                 model.len(),
                 bytes.get(first).copied().unwrap_or(0),
                 model.get(first).copied().unwrap_or(0),
             ));
         }
-        true
+        Ok(())
+    }
+
+    /// [`Checks::compare`] of `buffer`, read back whole after the uploads staged so far.
+    fn read_and_compare<D: Backend>(
+        &mut self,
+        coordinator: &Coordinator<D>,
+        buffer: &Buffer<D>,
+        model: &[u8],
+        what: &str,
+    ) -> Result<(), memkit_std::Error> {
+        let read = coordinator.read_back(buffer, 0, model.len() as u64)?;
+        self.compare(read, buffer.id(), model, what)
     }
 
     /// [`Checks::compare`] for a texture: every level, packed.
@@ -237,7 +236,6 @@ impl Checks {
         self.bytes += other.bytes;
         self.mismatches.extend(other.mismatches);
         self.dropped += other.dropped;
-        self.unread += other.unread;
         self.unread_images += other.unread_images;
     }
 }
@@ -352,18 +350,11 @@ pub fn run<D: Backend>(
         textures.extend(held_textures);
     }
     let mut skipped = None;
-    let mut verify = |checks: &mut Checks, buffer: &Buffer<D>, model: &[u8], what: &str| {
-        // Every thread is done and the last flush completed: the coordinator is idle, and it
-        // submits nothing more (teardown finds nothing staged).
-        if !checks.compare(&coordinator, buffer, model, what, true) {
-            skipped = Some(coordinator.device().read_back_unavailable().to_owned());
-        }
-    };
-    verify(&mut checks, &uniform, &uniform_model, "frame uniforms");
-    verify(&mut checks, &instances, &instance_model, "frame instances");
+    checks.read_and_compare(&coordinator, &uniform, &uniform_model, "frame uniforms")?;
+    checks.read_and_compare(&coordinator, &instances, &instance_model, "frame instances")?;
     for t in &live {
         if let Some(model) = &t.model {
-            verify(&mut checks, &t.buffer, model, "producer buffer");
+            checks.read_and_compare(&coordinator, &t.buffer, model, "producer buffer")?;
         }
     }
     for t in &textures {
@@ -376,11 +367,11 @@ pub fn run<D: Backend>(
             ));
         }
     }
-    if (checks.unread > 0 || checks.unread_images > 0) && skipped.is_none() {
+    if checks.unread_images > 0 && skipped.is_none() {
         skipped = Some(format!(
-            "{} sampled buffers and {} textures dropped while running were not read back: this \
-             device reads back only when the coordinator is idle",
-            checks.unread, checks.unread_images
+            "{} textures dropped while running were not read back: this device reads textures \
+             back only when the coordinator is idle",
+            checks.unread_images
         ));
     }
     let stats = coordinator.stats();
@@ -623,17 +614,23 @@ fn retire_texture<D: Backend>(
     Ok(())
 }
 
-/// Drops a buffer; a sampled one is first compared with its model (after its uploads completed).
+/// Drops a buffer; a sampled one is read back first (after the uploads staged for it, without
+/// waiting for them) and compared with its model once the copy completed: the buffer is dropped
+/// while its uploads and the read-back may still run, and must outlive them.
 fn retire<D: Backend>(
     coordinator: &Coordinator<D>,
     tracked: Tracked<D>,
     checks: &mut Checks,
 ) -> Result<(), memkit_std::Error> {
-    if let Some(model) = &tracked.model {
-        tracked.last.wait()?;
-        checks.compare(coordinator, &tracked.buffer, model, "dropped buffer", false);
-    }
+    let read = match &tracked.model {
+        Some(model) => Some(coordinator.read_back(&tracked.buffer, 0, model.len() as u64)?),
+        None => None,
+    };
+    let id = tracked.buffer.id();
     checks.dropped += 1;
-    drop(tracked);
+    drop(tracked.buffer);
+    if let (Some(read), Some(model)) = (read, &tracked.model) {
+        checks.compare(read, id, model, "dropped buffer")?;
+    }
     Ok(())
 }

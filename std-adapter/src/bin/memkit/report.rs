@@ -158,6 +158,12 @@ pub fn demo_text(r: &DemoReport) -> String {
          producers while running",
         s.buffers_created, s.buffers_destroyed, r.buffers_dropped
     );
+    let _ = writeln!(
+        o,
+        "  {} read back by the GPU into host memory ({}), in order after the uploads before",
+        s.read_backs,
+        size(s.bytes_read_back)
+    );
     let _ = writeln!(o, "textures");
     let _ = writeln!(
         o,

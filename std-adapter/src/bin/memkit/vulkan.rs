@@ -25,39 +25,10 @@ impl Backend for SharedHeadlessDevice {
         }
     }
 
-    fn read_back(&self, _buffer: Self::Buffer, _len: usize) -> Option<Vec<u8>> {
-        // A copy needs a timeline value, and values belong to the coordinator while it runs.
-        None
-    }
-
-    fn read_back_when_idle(&self, buffer: Self::Buffer, len: usize) -> Option<Vec<u8>> {
-        // The copy signals the value after the completed one, which is the coordinator's last
-        // only because it is idle; and it submits nothing after.
-        let read = self.completed_value().and_then(|completed| {
-            // SAFETY: the caller holds `buffer` (a coordinator buffer: TRANSFER_SRC, at least
-            // `len` bytes); the coordinator is idle, so every value it submitted has completed
-            // and `completed + 1` is above all of them, and it submits nothing later.
-            unsafe {
-                memkit_vulkan::read_buffer(
-                    self.device(),
-                    buffer,
-                    len as u64,
-                    completed + 1,
-                    60_000_000_000,
-                )
-            }
-        });
-        match read {
-            Ok(bytes) => Some(bytes),
-            Err(e) => {
-                eprintln!("memkit: reading a buffer back failed: {e}");
-                None
-            }
-        }
-    }
-
     fn read_back_image_when_idle(&self, image: Self::Image, desc: &ImageDesc) -> Option<Vec<u8>> {
-        // As for buffers: the next value is the read's own while the coordinator is idle.
+        // A copy needs a timeline value, and values belong to the coordinator while it runs: the
+        // value after the completed one is the read's own only while the coordinator is idle
+        // and submits nothing after.
         let read = self.completed_value().and_then(|completed| {
             // SAFETY: the caller holds `image` (a coordinator image, made with `desc`, which the
             // demo creates with TRANSFER_SRC, and filled whole at creation: every subresource is
@@ -75,10 +46,6 @@ impl Backend for SharedHeadlessDevice {
                 None
             }
         }
-    }
-
-    fn read_back_unavailable(&self) -> &'static str {
-        "reading back failed (see above)"
     }
 
     fn problems(&self) -> Vec<String> {
