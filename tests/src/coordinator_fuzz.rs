@@ -21,7 +21,7 @@ use std::time::Duration;
 use memkit_dummy::{DummyDevice, Preset};
 use memkit_std::{
     BackPressure, Buffer, BufferingMode, Coordinator, CoordinatorConfig, CoordinatorStats, Error,
-    Frame, MemoryUsage, PoolConfig, StagingGrant,
+    Frame, MemoryUsage, PoolConfig, Readback, StagingGrant,
 };
 
 mod encoding;
@@ -124,8 +124,20 @@ pub enum CoordOp {
         /// At most 7.
         n: u8,
     },
-    /// Flush, complete everything, compare every buffer with the model.
+    /// Flush, complete everything, compare every buffer, and every read-back taken since the
+    /// last check, with the model.
     Check,
+    /// `read_back` of `len` bytes from `offset`: the bytes it brings back must be the model's at
+    /// the call (compared at once for a buffer the CPU writes directly, whose later writes do
+    /// not wait for the copy, else at the next check).
+    ReadBack {
+        /// Which live buffer.
+        buffer: u8,
+        /// Byte offset in it.
+        offset: u32,
+        /// Bytes.
+        len: u32,
+    },
     /// Hand over another coordinator's buffer, grant or frame.
     Foreign(ForeignCall),
     /// `acquire_staging`, written at once and held across later ops (its ring room with it) until
@@ -218,6 +230,8 @@ pub struct WorkloadDepth {
     pub ambiguous_overlaps: u32,
     /// The most grants held at once.
     pub max_held: usize,
+    /// Read-backs taken and compared with the model.
+    pub read_backs: u32,
 }
 
 impl WorkloadDepth {
@@ -246,6 +260,7 @@ impl WorkloadDepth {
             exact_checks: self.exact_checks + o.exact_checks,
             ambiguous_overlaps: self.ambiguous_overlaps + o.ambiguous_overlaps,
             max_held: self.max_held.max(o.max_held),
+            read_backs: self.read_backs + o.read_backs,
         }
     }
 
@@ -445,6 +460,7 @@ fn first_known_difference(got: &[u8], want: &[u8], mask: &[u8]) -> Option<usize>
 fn check(
     c: &Coordinator<DummyDevice>,
     models: &mut HashMap<u64, Model>,
+    reads: &mut Vec<PendingRead>,
     holding: bool,
     depth: &mut WorkloadDepth,
     ledger: &mut Ledger,
@@ -457,6 +473,10 @@ fn check(
     }
     c.device().complete_all();
     c.maintain().expect("maintain");
+    // Each read-back was submitted by its call: complete now, whatever grants are held.
+    for read in reads.drain(..) {
+        read.compare(depth);
+    }
     for (id, m) in models.iter_mut() {
         if holding && m.behind_held {
             continue;
@@ -482,7 +502,8 @@ fn check(
     // Everything staged is submitted and complete: each staged byte was copied once, or
     // overwritten by a later upload before its submission and never copied.
     let stats = c.stats();
-    let copied = c.device().counters().bytes_copied;
+    // Read-backs' copies are the device's too, and copy no staged byte.
+    let copied = c.device().counters().bytes_copied - stats.bytes_read_back;
     if ledger.exact {
         assert_eq!(
             copied + stats.bytes_overwritten,
@@ -498,6 +519,29 @@ fn check(
             all: stats.bytes_uploaded,
             exact: true,
         };
+    }
+}
+
+/// A read-back in flight, and the model's bytes of its range at the call.
+struct PendingRead {
+    read: Readback<DummyDevice>,
+    buffer: u64,
+    offset: u64,
+    bytes: Vec<u8>,
+    known: Vec<u8>,
+}
+
+impl PendingRead {
+    /// Waits for the copy, and panics where a known byte differs from the model's.
+    fn compare(self, depth: &mut WorkloadDepth) {
+        let got = self.read.wait().expect("read-back");
+        if let Some(i) = first_known_difference(&got, &self.bytes, &self.known) {
+            panic!(
+                "read-back of buffer {} at {}: byte {i} is {:#04x}, the model's {:#04x}",
+                self.buffer, self.offset, got[i], self.bytes[i]
+            );
+        }
+        depth.read_backs += 1;
     }
 }
 
@@ -588,6 +632,8 @@ impl CoordinatorWorkload {
         let mut frame: Option<Frame<'_, DummyDevice>> = None;
         // Grants held across ops, oldest first.
         let mut held: Vec<Held<'_>> = Vec::new();
+        // Read-backs not compared yet.
+        let mut reads: Vec<PendingRead> = Vec::new();
         let mut ledger = Ledger {
             staged: 0,
             all: 0,
@@ -791,7 +837,55 @@ impl CoordinatorWorkload {
                     }
                 }
                 CoordOp::Check => {
-                    check(&c, &mut models, setup.holding, &mut depth, &mut ledger);
+                    let holding = setup.holding;
+                    check(
+                        &c,
+                        &mut models,
+                        &mut reads,
+                        holding,
+                        &mut depth,
+                        &mut ledger,
+                    );
+                }
+                CoordOp::ReadBack {
+                    buffer,
+                    offset,
+                    len,
+                } => {
+                    let Some(id) = pick(&order, buffer) else {
+                        continue;
+                    };
+                    let m = &models[&id];
+                    let (offset, len) = (u64::from(offset), u64::from(len));
+                    let size = m.bytes.len() as u64;
+                    match c.read_back(&m.buffer, offset, len) {
+                        Ok(read) => {
+                            let range = offset as usize..(offset + len) as usize;
+                            let pending = PendingRead {
+                                read,
+                                buffer: id,
+                                offset,
+                                bytes: m.bytes[range.clone()].to_vec(),
+                                known: m.known[range].to_vec(),
+                            };
+                            if m.buffer.is_direct_write() {
+                                pending.compare(&mut depth);
+                            } else {
+                                reads.push(pending);
+                            }
+                            // Everything staged before it was submitted first.
+                            flushed(&mut models);
+                        }
+                        Err(Error::ZeroSize) if len == 0 => depth.bad_calls += 1,
+                        Err(Error::OutOfBounds { .. }) if offset + len > size => {
+                            depth.bad_calls += 1;
+                        }
+                        // An upload staged before it lies behind a held grant.
+                        Err(Error::BlockedByHeldGrant) if setup.holding => {
+                            depth.blocked_by_held += 1;
+                        }
+                        Err(e) => panic!("read_back({offset}, {len}) of {size} bytes: {e:?}"),
+                    }
                 }
                 CoordOp::Hold {
                     buffer,
@@ -910,7 +1004,7 @@ impl CoordinatorWorkload {
         // Grants still held are abandoned: their room comes back and none of their bytes land.
         depth.grants_abandoned += held.len() as u32;
         drop(held);
-        check(&c, &mut models, false, &mut depth, &mut ledger);
+        check(&c, &mut models, &mut reads, false, &mut depth, &mut ledger);
         depth.take_stats(&c.stats());
         drop(models);
         drop(c);

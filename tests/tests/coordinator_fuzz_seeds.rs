@@ -57,4 +57,5 @@ fn seeds_pass_the_model_and_reach_deep_states() {
     assert!(all.grants_abandoned >= 5, "{all:?}");
     assert!(all.blocked_by_held >= 10, "{all:?}");
     assert!(all.exact_checks >= 20, "{all:?}");
+    assert!(all.read_backs >= 10, "{all:?}");
 }

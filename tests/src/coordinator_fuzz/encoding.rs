@@ -13,7 +13,8 @@
 //!   odd): size less one; `3`: `upload_slice`: length; `4`: staging grant into buffer `x`:
 //!   offset, length; `5`: stage into buffer `x` in the open frame (begun if none): offset, length;
 //! - `6`: begin (`x % 3 == 0`), end (`1`) or cancel (`2`) the frame; `7`: drop buffer `x`;
-//!   `8`: flush (`x` even) or maintain; `9`: complete `x % 8` submissions; `10`: check;
+//!   `8`: flush (`x` even) or maintain; `9`: complete `x % 8` submissions; `10`: check (`x`
+//!   0) or read back buffer `x - 1`: offset, length;
 //!   `11`: call with another coordinator's buffer (`x % 3 == 0`), grant (`1`) or frame (`2`);
 //! - `12`: take a staging grant for buffer `x` and hold it: offset, length; `13`: commit
 //!   (`x` even) or abandon (`x` odd) held grant `x / 2`.
@@ -115,7 +116,12 @@ impl CoordinatorWorkload {
                 8 if x.is_multiple_of(2) => CoordOp::Flush,
                 8 => CoordOp::Maintain,
                 9 => CoordOp::Advance { n: x % 8 },
-                10 => CoordOp::Check,
+                10 if x == 0 => CoordOp::Check,
+                10 => CoordOp::ReadBack {
+                    buffer: x - 1,
+                    offset: r.amount(),
+                    len: r.amount(),
+                },
                 11 => CoordOp::Foreign(match x % 3 {
                     0 => ForeignCall::Buffer,
                     1 => ForeignCall::Grant,
@@ -149,7 +155,7 @@ impl CoordinatorWorkload {
 
     /// Bytes that [`decode`](Self::decode) to this workload, except that amounts round up to the
     /// next one a code gives (see [`amount`]; [`round_amount`] gives it), buffer operands above
-    /// 17 wrap (modulo 18), held-grant operands above 8 (modulo 9), ring shifts above 5
+    /// 17 wrap (modulo 18; above 16 and modulo 17 for read-backs), held-grant operands above 8 (modulo 9), ring shifts above 5
     /// (modulo 6), and ops past [`MAX_OPS`] are dropped.
     pub fn encode(&self) -> Vec<u8> {
         let preset = Preset::ALL
@@ -198,6 +204,11 @@ impl CoordinatorWorkload {
                 CoordOp::Maintain => out.push(k(8, 1)),
                 CoordOp::Advance { n } => out.push(k(9, n % 8)),
                 CoordOp::Check => out.push(k(10, 0)),
+                CoordOp::ReadBack {
+                    buffer,
+                    offset,
+                    len,
+                } => out.extend([k(10, buffer % (OPERANDS - 1) + 1), code(offset), code(len)]),
                 CoordOp::Foreign(call) => out.push(k(11, call as u8)),
                 CoordOp::Hold {
                     buffer,

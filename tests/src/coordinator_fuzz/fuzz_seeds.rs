@@ -6,7 +6,8 @@
 //! than the ring's limit staged in chunks, frames ended, cancelled and begun twice, buffers
 //! dropped with uploads still staged, flushes, maintenance, a GPU timeline advanced by hand,
 //! bad calls, another coordinator's buffers, grants and frames, and staging grants held across
-//! uploads, checks and frames, then committed or abandoned.
+//! uploads, checks and frames, then committed or abandoned; read-backs among staged uploads, of
+//! direct-write buffers, behind held grants, and bad ones.
 //! `tests/tests/coordinator_fuzz_seeds.rs` checks that the committed files are these seeds, that
 //! they pass the model, and that together they reach those states ([`super::WorkloadDepth`]).
 
@@ -62,6 +63,13 @@ impl Ops {
     fn release(&mut self, grant: u8, commit: bool) {
         self.0.push(CoordOp::Release { grant, commit });
     }
+    fn read_back(&mut self, buffer: u8, offset: u32, len: u32) {
+        self.0.push(CoordOp::ReadBack {
+            buffer,
+            offset: round_amount(offset),
+            len: round_amount(len),
+        });
+    }
     fn op(&mut self, op: CoordOp) {
         self.0.push(op);
     }
@@ -100,6 +108,11 @@ fn ring_pressure(ring: u32) -> Ops {
         }
         o.grant(1, 64, ring / 8);
         o.grant(2, 0, ring / 2);
+        // Read back while uploads are staged (they go first), from a direct-write buffer, and
+        // out of bounds.
+        o.read_back(round as u8 % 3, 100 + round, ring / 2);
+        o.read_back(3, 0, ring);
+        o.read_back(0, ring * 2, 1);
         o.op(CoordOp::Flush);
         o.op(CoordOp::Advance { n: 1 });
         o.op(CoordOp::Maintain);
@@ -212,6 +225,8 @@ fn held_grants(ring: u32) -> Ops {
         o.upload(1, 16, ring / 4);
         o.grant(2, 200, ring / 8);
         o.upload(0, 64, ring / 4);
+        // Uploads staged behind the held grants: refused, after the timeout.
+        o.read_back(0, 0, ring / 2);
         o.op(CoordOp::Flush);
         o.op(CoordOp::Check);
         o.stage(2, 64, 128);
@@ -228,6 +243,8 @@ fn held_grants(ring: u32) -> Ops {
         o.release(0, round % 2 == 1);
         o.op(CoordOp::Frame(FrameCall::End));
         o.upload(0, 0, ring / 2);
+        o.read_back(0, 16, ring);
+        o.read_back(2, 0, 0);
         o.op(CoordOp::Check);
     }
     // Held at the end: abandoned before teardown.
