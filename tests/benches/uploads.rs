@@ -34,7 +34,9 @@
 //! 256 MiB upload through the coordinator split over 1, 2, 4, 8 and 16 queues (see `lanes`).
 //! `images` uploads textures with mip chains: raw `vkCmdCopyBufferToImage`, the coordinator's
 //! `create_image_with_data` and `upload_image`, and the naive path (see `images`). `coordinator`
-//! runs the coordinator's figures (1-3 and 6) with the bus limit only.
+//! runs the coordinator's figures (1-3 and 6) with the bus limit only. `readbacks` brings
+//! device-local bytes back to the CPU: the raw device-to-host copy rate, the naive path, and the
+//! coordinator's `read_back` (see `readbacks`).
 //! `--ring-working-set off` (or a size in MiB) changes the ring's working set of the
 //! coordinator's default settings (see `CoordinatorConfig::staging_ring_working_set`).
 //! `--validate` turns the Khronos validation layer on for the raw device and fails the run on any
@@ -67,6 +69,8 @@ mod images;
 mod lanes;
 #[path = "uploads/raw_device.rs"]
 mod raw_device;
+#[path = "uploads/readbacks.rs"]
+mod readbacks;
 #[path = "uploads/split.rs"]
 mod split;
 
@@ -86,7 +90,7 @@ type Gpu = SharedHeadlessDevice;
 struct Sections(Option<Vec<String>>);
 
 impl Sections {
-    const ALL: [&str; 11] = [
+    const ALL: [&str; 12] = [
         "copies",
         "naive",
         "writes",
@@ -98,6 +102,7 @@ impl Sections {
         "lanes",
         "images",
         "coordinator",
+        "readbacks",
     ];
 
     /// The sections `--only` names (comma-separated), or all without it. Exits on a name it
@@ -1417,6 +1422,9 @@ fn main() {
     }
     if sections.has("images") {
         images::run(&mut report, reps, quick, validate);
+    }
+    if sections.has("readbacks") {
+        readbacks::run(&mut report, reps, quick, validate);
     }
 
     // Ratios, from figures of this run.

@@ -1,0 +1,283 @@
+//! Read-backs: device-local bytes brought to the CPU, against the device-to-host bus limit measured
+//! in the same run.
+//!
+//! - the raw rate: one 256 MiB `vkCmdCopyBuffer` from device-local memory into host-visible
+//!   (cached where the device has it) memory, timed to completion;
+//! - the naive path, what an engine writes by hand (and what a `wgpu` `map_async` per read comes
+//!   to): per read, a host-visible buffer made, one copy submitted, a wait, the bytes copied out,
+//!   the buffer destroyed;
+//! - the coordinator's `read_back`, every read asked for first and then waited for in order (the
+//!   reads in flight together), and one at a time (`read_back` then `wait`, as the naive path).
+//!
+//! Each case reads `count` ranges of `size` bytes at distinct offsets of one 256 MiB device-local
+//! buffer filled with random bytes; times run from the first call to the last read's bytes in a
+//! `Vec`, host copy included. The coordinator's first repetition of each case is compared byte
+//! for byte with the bytes uploaded.
+
+use std::time::Instant;
+
+use memkit_core::device::{
+    BufferCopy, BufferDevice, BufferUsage, CopyCommand, CopyQueue, MemoryDevice,
+    MemoryPropertyFlags, WaitStatus,
+};
+use memkit_std::{Coordinator, CoordinatorConfig, MemoryUsage};
+use memkit_tests::bench_report::{Report, gbps, median};
+use memkit_tests::workloads::SplitMix64 as Rng;
+use memkit_vulkan::{HeadlessConfig, HeadlessDevice, HostBuffer, VulkanDevice};
+
+use crate::{BIG, Gpu, MIB, bound, bound_with, copy_and_wait};
+
+/// `(size, count)` of each case: many small reads (latency-bound), some middling, a few large
+/// (bandwidth-bound). Every case reads distinct ranges within `BIG`.
+const CASES: [(u64, u64); 3] = [(4096, 1024), (MIB, 64), (64 * MIB, 4)];
+
+/// The raw figure's name.
+const RAW: &str = "R1. raw vkCmdCopyBuffer 256 MiB device-local -> host (read-back bus limit)";
+
+pub fn run(report: &mut Report, reps: usize, quick: bool, validate: bool) {
+    let h = HeadlessDevice::new(HeadlessConfig {
+        concurrent_with_main_family: true,
+        validation: validate,
+        ..HeadlessConfig::default()
+    })
+    .expect("a Vulkan device");
+    let mut data = vec![0u8; BIG as usize];
+    Rng::new(41).fill(&mut data);
+    let cases: Vec<(u64, u64)> = CASES
+        .iter()
+        .map(|&(size, count)| (size, if quick { count.div_ceil(4) } else { count }))
+        .collect();
+    let naive = raw_and_naive(report, h.device(), &data, reps, &cases);
+
+    let gpu = Gpu::new(h);
+    let coordinator =
+        Coordinator::new(gpu.clone(), CoordinatorConfig::default()).expect("coordinator");
+    let source = coordinator
+        .create_buffer(BIG, MemoryUsage::FAST_DEVICE_ACCESS)
+        .expect("buffer");
+    coordinator
+        .upload_to(&source, 0, &data)
+        .and_then(|t| t.wait())
+        .expect("upload");
+    for (&(size, count), naive) in cases.iter().zip(naive) {
+        let bytes = size * count;
+        let mut batched = Vec::new();
+        let mut serial = Vec::new();
+        for rep in 0..reps + 1 {
+            let start = Instant::now();
+            let reads: Vec<_> = (0..count)
+                .map(|i| coordinator.read_back(&source, offset(i, size), size))
+                .collect::<Result<_, _>>()
+                .expect("read_back");
+            let got: Vec<Vec<u8>> = reads.into_iter().map(|r| r.wait().expect("wait")).collect();
+            let t = start.elapsed().as_secs_f64();
+            if rep == 0 {
+                // The first repetition warms the pools and is checked instead of timed.
+                for (i, g) in got.iter().enumerate() {
+                    let o = offset(i as u64, size) as usize;
+                    if g[..] != data[o..o + size as usize] {
+                        report.failures.push(format!(
+                            "read-back of {size} B at {o}: other bytes than uploaded"
+                        ));
+                    }
+                }
+                continue;
+            }
+            batched.push(t);
+            let start = Instant::now();
+            for i in 0..count {
+                let read = coordinator
+                    .read_back(&source, offset(i, size), size)
+                    .expect("read_back");
+                std::hint::black_box(read.wait().expect("wait"));
+            }
+            serial.push(start.elapsed().as_secs_f64());
+        }
+        let (batched, serial) = (median(batched), median(serial));
+        let label = format!("{count} x {}", size_label(size));
+        report.add(
+            &format!("R2. coordinator read_back, {label}, all in flight"),
+            gbps(bytes, batched),
+            "GB/s",
+            &format!(
+                "{:.1} us per read; {:.2}x the naive path",
+                batched * 1e6 / count as f64,
+                naive / batched
+            ),
+        );
+        report.add(
+            &format!("R2. coordinator read_back, {label}, one at a time"),
+            gbps(bytes, serial),
+            "GB/s",
+            &format!(
+                "{:.1} us per read; {:.2}x the naive path",
+                serial * 1e6 / count as f64,
+                naive / serial
+            ),
+        );
+    }
+    if let Some(bus) = report.get(RAW) {
+        for &(size, count) in &cases {
+            let name = format!(
+                "R2. coordinator read_back, {count} x {}, all in flight",
+                size_label(size)
+            );
+            if let Some(v) = report.get(&name) {
+                report.add(&format!("{name} / raw copy"), v / bus, "x", "");
+            }
+        }
+    }
+    let stats = coordinator.stats();
+    println!(
+        "read-backs: {} through the coordinator, {} MiB",
+        stats.read_backs,
+        stats.bytes_read_back / MIB
+    );
+    drop(source);
+    drop(coordinator);
+    let Ok(h) = gpu.try_unwrap() else {
+        panic!("the coordinator was dropped, so the bench holds the only handle");
+    };
+    report
+        .failures
+        .extend(h.finish().into_iter().map(|m| format!("validation: {m}")));
+}
+
+/// Where read `i` of `size` bytes starts: spread over the buffer, distinct.
+fn offset(i: u64, size: u64) -> u64 {
+    let slots = BIG / size;
+    (i * 7919 % slots) * size
+}
+
+fn size_label(size: u64) -> String {
+    if size >= MIB {
+        format!("{} MiB", size / MIB)
+    } else {
+        format!("{} KiB", size / 1024)
+    }
+}
+
+/// The raw device-to-host rate and the naive path on the device before any coordinator runs on
+/// it (they submit on its timeline). Returns the naive path's median seconds per case.
+fn raw_and_naive(
+    report: &mut Report,
+    device: &VulkanDevice,
+    data: &[u8],
+    reps: usize,
+    cases: &[(u64, u64)],
+) -> Vec<f64> {
+    // The source: device-local, filled through host-visible staging.
+    let staging = bound(device, BIG, BufferUsage::TRANSFER_SRC, true);
+    let source = bound(
+        device,
+        BIG,
+        BufferUsage::TRANSFER_SRC | BufferUsage::TRANSFER_DST,
+        false,
+    );
+    // Cached host memory where the device has it: what `MemoryUsage::DOWNLOAD` prefers.
+    let target = bound_with(
+        device,
+        BIG,
+        BufferUsage::TRANSFER_DST,
+        MemoryPropertyFlags::HOST_VISIBLE | MemoryPropertyFlags::HOST_CACHED,
+        MemoryPropertyFlags::DEVICE_LOCAL,
+    );
+    // SAFETY: host-visible, not mapped elsewhere; unmapped before it is freed.
+    let mapped = unsafe { device.map_memory(staging.memory) }.expect("map");
+    // SAFETY: the mapping covers BIG bytes, and nothing else touches it meanwhile.
+    unsafe { std::ptr::copy_nonoverlapping(data.as_ptr(), mapped.as_ptr(), data.len()) };
+    let whole = [BufferCopy {
+        src_offset: 0,
+        dst_offset: 0,
+        size: BIG,
+    }];
+    copy_and_wait(
+        device,
+        &[CopyCommand {
+            src: staging.buffer,
+            dst: source.buffer,
+            regions: &whole,
+        }],
+    );
+    let down = [CopyCommand {
+        src: source.buffer,
+        dst: target.buffer,
+        regions: &whole,
+    }];
+    copy_and_wait(device, &down);
+    let raw = median(
+        (0..reps.max(5))
+            .map(|_| {
+                let s = Instant::now();
+                copy_and_wait(device, &down);
+                s.elapsed().as_secs_f64()
+            })
+            .collect(),
+    );
+    report.add(RAW, gbps(BIG, raw), "GB/s", "");
+
+    let naive: Vec<f64> = cases
+        .iter()
+        .map(|&(size, count)| {
+            let t = median(
+                (0..reps)
+                    .map(|_| {
+                        let s = Instant::now();
+                        for i in 0..count {
+                            std::hint::black_box(naive_read(device, source.buffer, i, size));
+                        }
+                        s.elapsed().as_secs_f64()
+                    })
+                    .collect(),
+            );
+            report.add(
+                &format!(
+                    "R3. naive: buffer + copy + wait per read, {count} x {}",
+                    size_label(size)
+                ),
+                gbps(size * count, t),
+                "GB/s",
+                &format!("{:.1} us per read", t * 1e6 / count as f64),
+            );
+            t
+        })
+        .collect();
+
+    // SAFETY: every copy completed (waited above); the staging mapping is this function's.
+    unsafe {
+        device.unmap_memory(staging.memory);
+        for b in [staging, source, target] {
+            device.destroy_buffer(b.buffer);
+            device.free_memory(b.memory);
+        }
+    }
+    naive
+}
+
+/// One naive read: `size` bytes of `source` at read `i`'s offset.
+fn naive_read(device: &VulkanDevice, source: ash::vk::Buffer, i: u64, size: u64) -> Vec<u8> {
+    let readback = HostBuffer::new(device, size, BufferUsage::TRANSFER_DST).expect("buffer");
+    let region = [BufferCopy {
+        src_offset: offset(i, size),
+        dst_offset: 0,
+        size,
+    }];
+    let value = device.last_submitted_value() + 1;
+    let copy = [CopyCommand {
+        src: source,
+        dst: readback.buffer(),
+        regions: &region,
+    }];
+    // SAFETY: both buffers are alive and bound until the wait below; the region lies in both;
+    // the value is the device's next.
+    unsafe { device.submit_copies(&copy, value) }.expect("submit");
+    assert_eq!(
+        device.wait(value, u64::MAX).expect("wait"),
+        WaitStatus::Completed
+    );
+    // SAFETY: the copy completed, and memkit-vulkan's copies end with a barrier to host reads.
+    let bytes = unsafe { readback.read(device) }.expect("read");
+    // SAFETY: the only submission using it completed.
+    unsafe { readback.destroy(device) };
+    bytes
+}
