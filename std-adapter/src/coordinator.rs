@@ -329,6 +329,8 @@ pub(crate) struct Shared<D: Device> {
     live: Mutex<KeyMap<Weak<BufferState<D>>>>,
     /// Dropped images, until the next `maintain` takes them.
     retired_images: Mutex<Vec<Arc<ImageState<D>>>>,
+    /// Landing buffers of dropped read-backs, kept for the next ones (`read_back_cache_bytes`).
+    landings: Mutex<Vec<Arc<BufferState<D>>>>,
     /// Every live image, for the leak report at teardown.
     live_images: Mutex<KeyMap<Weak<ImageState<D>>>>,
     timeline: TimelineTracker,
@@ -490,6 +492,7 @@ impl<D: Device> Coordinator<D> {
             timeline: TimelineTracker::resuming_at(resume_at),
             completed_watermark: AtomicU64::new(0),
             external_floor: AtomicU64::new(0),
+            landings: Mutex::new(Vec::new()),
             frames: Mutex::new(frames),
             pacer: Mutex::new(FramePacer::new(config.buffering)),
             next_key: AtomicU64::new(1),
@@ -965,15 +968,26 @@ impl<D: Device> Shared<D> {
         usage: MemoryUsage,
         direct: bool,
     ) -> Result<Buffer<D>> {
+        Ok(Buffer {
+            state: self.create_live_state(size, usage, direct)?,
+            shared: Arc::clone(self),
+        })
+    }
+
+    /// [`Shared::create_state`], listed with the live buffers (reported as leaked when still
+    /// held at teardown).
+    fn create_live_state(
+        &self,
+        size: u64,
+        usage: MemoryUsage,
+        direct: bool,
+    ) -> Result<Arc<BufferState<D>>> {
         let state = self.create_state(size, usage, direct)?;
         self.live
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .insert(state.key, Arc::downgrade(&state));
-        Ok(Buffer {
-            state,
-            shared: Arc::clone(self),
-        })
+        Ok(state)
     }
 
     /// A buffer bound to fresh memory, with no handle (staging buffers are freed by the
@@ -1978,6 +1992,8 @@ impl<D: Device> Shared<D> {
         // loss, when the device is lost and `maintain` failed): freed here, and not reported as
         // leaks below, which they would be while this list holds them.
         deferred.append(&mut self.retired.lock().unwrap_or_else(|e| e.into_inner()));
+        // Kept landing buffers are the coordinator's, not held by the application.
+        deferred.append(&mut self.landings.lock().unwrap_or_else(|e| e.into_inner()));
         // The ring records' destinations may be released below: nothing reads them from here on
         // (`flush` refuses to collect once `shut_down` is set).
         let pending = std::mem::replace(&mut *self.lock_pending(), Pending::empty());

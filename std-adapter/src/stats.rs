@@ -163,6 +163,7 @@ pub(crate) struct Counters {
     pub(crate) image_bytes_uploaded: AtomicU64,
     pub(crate) read_backs: AtomicU64,
     pub(crate) bytes_read_back: AtomicU64,
+    pub(crate) read_back_buffers_reused: AtomicU64,
     /// Uploads and their bytes, by path: per-thread shards.
     pub(crate) uploads: UploadCounters,
     pub(crate) dedicated_staging_uploads: AtomicU64,
@@ -198,6 +199,7 @@ impl Counters {
             image_bytes_uploaded: get(&self.image_bytes_uploaded),
             read_backs: get(&self.read_backs),
             bytes_read_back: get(&self.bytes_read_back),
+            read_back_buffers_reused: get(&self.read_back_buffers_reused),
             bytes_uploaded: (self.uploads.sum(|s| &s.staged_bytes))
                 .wrapping_add(self.uploads.sum(|s| &s.direct_bytes)),
             staged_uploads: self.uploads.sum(|s| &s.staged_uploads),
@@ -295,6 +297,9 @@ pub struct CoordinatorStats {
     pub read_backs: u64,
     /// Bytes those copies carried.
     pub bytes_read_back: u64,
+    /// Read-backs that landed in a buffer kept from an earlier one instead of a new buffer
+    /// ([`crate::CoordinatorConfig::read_back_cache_bytes`]).
+    pub read_back_buffers_reused: u64,
     /// Bytes uploaded into buffers, all paths.
     pub bytes_uploaded: u64,
     /// Uploads staged through the ring (one per call, however many chunks a large one took).
@@ -351,6 +356,7 @@ impl CoordinatorStats {
         o.num("image_bytes_uploaded", self.image_bytes_uploaded);
         o.num("read_backs", self.read_backs);
         o.num("bytes_read_back", self.bytes_read_back);
+        o.num("read_back_buffers_reused", self.read_back_buffers_reused);
         o.num("bytes_uploaded", self.bytes_uploaded);
         o.num("staged_uploads", self.staged_uploads);
         o.num("direct_writes", self.direct_writes);

@@ -199,7 +199,14 @@ fn a_device_local_buffer_reads_back_after_the_uploads_made_before_on_every_prese
 
 #[test]
 fn a_source_and_a_read_back_dropped_early_outlive_the_copy() {
-    let (c, device) = manual(DeviceConfig::discrete());
+    // No landing buffer kept: the dropped read-back's is destroyed, once its copy completed.
+    let device = DummyDevice::new(DeviceConfig::discrete().with_wait_mode(WaitMode::Manual))
+        .expect("device");
+    let config = CoordinatorConfig {
+        read_back_cache_bytes: 0,
+        ..CoordinatorConfig::default()
+    };
+    let c = Coordinator::new(device.clone(), config).expect("coordinator");
     let buffer = c
         .create_buffer(4096, MemoryUsage::FAST_DEVICE_ACCESS)
         .expect("buffer");
@@ -341,5 +348,60 @@ fn a_read_back_waits_for_an_upload_staged_behind_another_threads_grant() {
     drop((buffer, other));
     let stats = c.shutdown();
     assert_eq!(stats.leaked_buffers, 0);
+    device.assert_no_misuse();
+}
+
+#[test]
+fn landing_buffers_are_kept_and_reused_within_the_cache() {
+    let device = DummyDevice::new(DeviceConfig::discrete().with_wait_mode(WaitMode::Manual))
+        .expect("device");
+    // Room for one 64 KiB landing buffer and one of 4 KiB.
+    let config = CoordinatorConfig {
+        read_back_cache_bytes: (64 << 10) + 4096,
+        ..CoordinatorConfig::default()
+    };
+    let c = Coordinator::new(device.clone(), config).expect("coordinator");
+    let buffer = c
+        .create_buffer(256 << 10, MemoryUsage::FAST_DEVICE_ACCESS)
+        .expect("buffer");
+    c.upload_to(&buffer, 0, &pattern(256 << 10, 1))
+        .expect("upload");
+    let first = c.read_back(&buffer, 0, 3000).expect("read back");
+    let created = c.stats().buffers_created;
+    // Dropped before its copy ran: its landing buffer (4 KiB) is kept, and the next read of
+    // that size class lands in it, after the first copy wrote it.
+    drop(first);
+    c.upload_to(&buffer, 0, &pattern(4096, 2)).expect("upload");
+    let second = c.read_back(&buffer, 1, 4000).expect("read back");
+    assert_eq!(c.stats().buffers_created, created, "a new landing buffer");
+    assert_eq!(c.stats().read_back_buffers_reused, 1);
+    device.complete_all();
+    assert!(second.wait().expect("wait")[..] == pattern(4096, 2)[1..4001]);
+
+    // A size class above the cache is never kept; one that fits is, until the cache is full.
+    let big = c.read_back(&buffer, 0, 100 << 10).expect("read back");
+    let created = c.stats().buffers_created;
+    let (a, b) = (
+        c.read_back(&buffer, 0, 40 << 10).expect("read back"),
+        c.read_back(&buffer, 0, 40 << 10).expect("read back"),
+    );
+    assert_eq!(c.stats().buffers_created, created + 2);
+    drop((big, a, b));
+    device.complete_all();
+    c.maintain().expect("maintain");
+    let stats = c.stats();
+    // Kept: the 4 KiB one and one 64 KiB one (the second would pass the cache's bytes).
+    assert_eq!(stats.buffers_created - stats.buffers_destroyed, 1 + 2);
+    let again = c.read_back(&buffer, 10, 33 << 10).expect("read back");
+    assert_eq!(c.stats().read_back_buffers_reused, 2);
+    device.complete_all();
+    let mut model = pattern(256 << 10, 1);
+    model[..4096].copy_from_slice(&pattern(4096, 2));
+    assert!(again.wait().expect("wait")[..] == model[10..10 + (33 << 10)]);
+    drop(buffer);
+    // Kept landing buffers are the coordinator's: destroyed at teardown, not reported.
+    let stats = c.shutdown();
+    assert_eq!(stats.leaked_buffers, 0);
+    assert_eq!(stats.buffers_created, stats.buffers_destroyed);
     device.assert_no_misuse();
 }

@@ -722,20 +722,31 @@ fn read_backs_copy_device_local_bytes_after_the_uploads_made_before() {
         let whole = c.read_back(&buffer, 0, SIZE).unwrap();
         let part = c.read_back(&buffer, 1001, 3000).unwrap();
         let unread = c.read_back(&buffer, 0, SIZE / 2).unwrap();
-        drop((buffer, unread));
+        drop(unread);
+        // Lands in the buffer the unread one kept, after that one's copy wrote it.
+        let reused = c.read_back(&buffer, 5, SIZE / 2 - 5).unwrap();
+        drop(buffer);
         c.maintain().unwrap();
         assert!(
             part.wait().unwrap() == model[1001..4001],
             "the part differs"
+        );
+        assert!(
+            reused.wait().unwrap() == model[5..SIZE as usize / 2],
+            "the read-back in a kept buffer differs"
         );
         let got = whole.wait().unwrap();
         if let Some(i) = got.iter().zip(&model).position(|(a, b)| a != b) {
             panic!("byte {i} read back differs from the last write");
         }
         let stats = c.stats();
-        assert_eq!(stats.read_backs, 3);
-        assert_eq!(stats.bytes_read_back, SIZE + 3000 + SIZE / 2);
-        release_all(gpu, c, Vec::new());
+        assert_eq!(stats.read_backs, 4);
+        assert_eq!(stats.read_back_buffers_reused, 1);
+        assert_eq!(stats.bytes_read_back, SIZE + 3000 + 2 * (SIZE / 2) - 5);
+        c.maintain().unwrap();
+        gpu.assert_clean("after the read-backs");
+        // Teardown destroys the kept landing buffers; `each_mode` checks that nothing is left.
+        drop(c);
     });
 }
 

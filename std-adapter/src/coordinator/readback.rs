@@ -17,6 +17,7 @@ use crate::buffer::{Buffer, BufferState, COUNTER};
 use crate::device::Device;
 use crate::error::{Error, Result};
 use crate::readback::Readback;
+use crate::ticket::Ticket;
 use crate::ticket::{HeldGrantWatch, TimelineSource};
 
 impl<D: Device> Coordinator<D> {
@@ -57,14 +58,16 @@ impl<D: Device> Shared<D> {
     ) -> Result<Readback<D>> {
         self.check_live()?;
         self.check_range(source, offset, size)?;
-        // Made before the submitter is taken: creation takes the pools' lock, and a failure
-        // here leaves nothing submitted.
-        let landing = self.create_buffer(size, MemoryUsage::DOWNLOAD, false)?;
-        if landing.state.host.is_none() {
-            // A device with no host-visible memory: nothing could read the bytes. The buffer
-            // was never used, so dropping it destroys it with the next maintenance.
-            return Err(Error::NotHostVisible);
-        }
+        // Taken before the submitter is: creation takes the pools' lock, and a failure here
+        // leaves nothing submitted. From here on, an early return gives the landing buffer
+        // back through the read-back's drop.
+        let mut readback = Readback {
+            shared: Arc::clone(self),
+            landing: Some(self.landing(size)?),
+            size,
+            ticket: Ticket::completed(),
+        };
+        let landing = Arc::clone(readback.landing.as_ref().expect("just set"));
         // Uploads staged before the call go out first: the copy reads what they wrote. One whose
         // ring range lies behind a grant another thread is still writing (or holds) drains only
         // once that grant is committed: wait for it, as an upload's ticket does, so that the
@@ -94,9 +97,9 @@ impl<D: Device> Shared<D> {
                 dst_offset: 0,
                 size,
             }],
-            commands: vec![(source.raw, landing.state.raw, 0..1)],
+            commands: vec![(source.raw, landing.raw, 0..1)],
             // Both buffers' last use becomes the copy's value: neither is destroyed under it.
-            destinations: vec![Arc::clone(source), Arc::clone(&landing.state)],
+            destinations: vec![Arc::clone(source), landing],
             staging: Vec::new(),
             uploads: 0,
             // Covers no upload: upload tickets never resolve to this value.
@@ -104,14 +107,67 @@ impl<D: Device> Shared<D> {
         };
         // Every drained ring range was submitted by the flush above (a failed one returned), so
         // the value may tag them. A refused submission is kept and retried first next time,
-        // holding both buffers until it went out; the landing buffer is dropped with the error.
+        // holding both buffers until it went out (a landing buffer given back meanwhile is
+        // written by it before any later read-back's copy).
         self.submit_recorded(&mut sub, value, recorded, true)?;
         drop(sub);
         self.counters.read_backs.fetch_add(1, COUNTER);
         self.counters.bytes_read_back.fetch_add(size, COUNTER);
-        Ok(Readback {
-            landing,
-            ticket: self.ticket_for_value(value),
-        })
+        readback.ticket = self.ticket_for_value(value);
+        Ok(readback)
     }
+
+    /// A host-visible buffer of at least `size` bytes for a read-back to land in: a kept one of
+    /// its size class (a power of two of at least [`MIN_LANDING`]) when there is one, else a new
+    /// one of that size (of `size` itself above `read_back_cache_bytes`, never kept).
+    ///
+    /// Errors: those of buffer creation, and [`Error::NotHostVisible`] on a device without
+    /// host-visible memory.
+    fn landing(&self, size: u64) -> Result<Arc<BufferState<D>>> {
+        let class = landing_class(size).filter(|&c| c <= self.config.read_back_cache_bytes);
+        if let Some(class) = class {
+            let mut kept = self.landings.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(i) = kept.iter().position(|l| l.size == class) {
+                self.counters.read_back_buffers_reused.fetch_add(1, COUNTER);
+                return Ok(kept.swap_remove(i));
+            }
+        }
+        let landing =
+            self.create_live_state(class.unwrap_or(size), MemoryUsage::DOWNLOAD, false)?;
+        if landing.host.is_none() {
+            // Nothing could read the bytes. The buffer was never used: destroyed at once by the
+            // next maintenance.
+            self.retire(landing);
+            return Err(Error::NotHostVisible);
+        }
+        Ok(landing)
+    }
+
+    /// Takes back the landing buffer of a dropped [`Readback`]: kept for a later read-back while
+    /// the kept ones stay within `read_back_cache_bytes`, else retired (destroyed once its copy
+    /// completed). A later copy into a kept one is submitted after the copy that wrote it last,
+    /// and nothing reads it in between, so it may be handed out before that copy completed.
+    pub(crate) fn keep_landing(&self, landing: Arc<BufferState<D>>) {
+        let keep = !self.shut_down.load(Ordering::Acquire)
+            && !landing.destroyed.load(Ordering::Acquire)
+            && landing_class(landing.size) == Some(landing.size);
+        if keep {
+            let mut kept = self.landings.lock().unwrap_or_else(|e| e.into_inner());
+            let held: u64 = kept.iter().map(|l| l.size).sum();
+            if held + landing.size <= self.config.read_back_cache_bytes {
+                kept.push(landing);
+                return;
+            }
+        }
+        self.retire(landing);
+    }
+}
+
+/// The smallest landing buffer: read-backs smaller than this share its size class.
+const MIN_LANDING: u64 = 4096;
+
+/// The size class of a landing buffer for `size` bytes: the power of two at or above it, at least
+/// [`MIN_LANDING`] (`None` past the largest power of two).
+fn landing_class(size: u64) -> Option<u64> {
+    size.max(MIN_LANDING).checked_next_power_of_two()
 }
