@@ -156,6 +156,7 @@ pub fn run(report: &mut Report, reps: usize, quick: bool, validate: bool) {
             }
         }
     }
+    phases(report, &coordinator, &source, &gpu, reps);
     let stats = coordinator.stats();
     println!(
         "read-backs: {} through the coordinator, {} MiB",
@@ -309,4 +310,50 @@ fn naive_read(device: &VulkanDevice, source: ash::vk::Buffer, i: u64, size: u64)
     // SAFETY: the only submission using it completed.
     unsafe { readback.destroy(device) };
     bytes
+}
+
+/// Where one 64 MiB read-back's time goes, one at a time with its landing buffer kept from the
+/// last: the `read_back` call (landing buffer, flush, submission), the GPU's copy (`ticket().wait()`),
+/// and the host's copy out (`wait_into` reused memory); and the memory type
+/// `MemoryUsage::DOWNLOAD` buffers of that size get.
+fn phases(
+    report: &mut Report,
+    coordinator: &Coordinator<Gpu>,
+    source: &memkit_std::Buffer<Gpu>,
+    gpu: &Gpu,
+    reps: usize,
+) {
+    let size = 64 * MIB;
+    let probe = coordinator
+        .create_buffer(size, MemoryUsage::DOWNLOAD)
+        .expect("download buffer");
+    let flags = gpu.memory_properties().types()[probe.memory_type() as usize].properties;
+    drop(probe);
+    let mut out = vec![1u8; size as usize];
+    let (mut call, mut copy, mut host) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..reps + 1 {
+        let s = Instant::now();
+        let read = coordinator.read_back(source, 0, size).expect("read_back");
+        call.push(s.elapsed().as_secs_f64());
+        let s = Instant::now();
+        read.ticket().wait().expect("wait");
+        copy.push(s.elapsed().as_secs_f64());
+        let s = Instant::now();
+        read.wait_into(&mut out).expect("wait_into");
+        host.push(s.elapsed().as_secs_f64());
+    }
+    let (call, copy, host) = (median(call), median(copy), median(host));
+    report.add(
+        "R4. one 64 MiB read_back, landing buffer kept: GPU copy",
+        gbps(size, copy),
+        "GB/s",
+        &format!(
+            "read_back call {:.0} us, GPU copy {:.0} us, host copy out {:.0} us ({:.1} GB/s); \
+             DOWNLOAD memory {flags:?}",
+            call * 1e6,
+            copy * 1e6,
+            host * 1e6,
+            gbps(size, host)
+        ),
+    );
 }
