@@ -106,7 +106,7 @@ pub struct CoordinatorConfig {
     pub direct_writes: bool,
     /// Host-visible bytes that [`crate::Coordinator::read_back`] keeps for later read-backs once
     /// a [`crate::Readback`] is dropped: its landing buffer (a power of two of at least 4 KiB)
-    /// is kept instead of destroyed while the kept ones stay within this. A new landing buffer
+    /// is kept instead of destroyed, and the longest-kept ones go to stay within this. A new landing buffer
     /// costs a memory allocation and, on a discrete GPU, pinning its pages, which made each
     /// read of 1 MiB about 1.4 ms on an H200; a kept one is reused at once. 0 keeps none.
     pub read_back_cache_bytes: u64,

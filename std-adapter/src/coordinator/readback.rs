@@ -143,23 +143,35 @@ impl<D: Device> Shared<D> {
         Ok(landing)
     }
 
-    /// Takes back the landing buffer of a dropped [`Readback`]: kept for a later read-back while
-    /// the kept ones stay within `read_back_cache_bytes`, else retired (destroyed once its copy
-    /// completed). A later copy into a kept one is submitted after the copy that wrote it last,
-    /// and nothing reads it in between, so it may be handed out before that copy completed.
+    /// Takes back the landing buffer of a dropped [`Readback`]: kept for a later read-back, the
+    /// longest-kept ones retired (destroyed once their copies completed) to stay within
+    /// `read_back_cache_bytes`, so that many small read-backs do not keep the room a large one
+    /// needs. A later copy into a kept one is submitted after the copy that wrote it last, and
+    /// nothing reads it in between, so it may be handed out before that copy completed.
     pub(crate) fn keep_landing(&self, landing: Arc<BufferState<D>>) {
         let keep = !self.shut_down.load(Ordering::Acquire)
             && !landing.destroyed.load(Ordering::Acquire)
-            && landing_class(landing.size) == Some(landing.size);
-        if keep {
-            let mut kept = self.landings.lock().unwrap_or_else(|e| e.into_inner());
-            let held: u64 = kept.iter().map(|l| l.size).sum();
-            if held + landing.size <= self.config.read_back_cache_bytes {
-                kept.push(landing);
-                return;
-            }
+            && landing_class(landing.size) == Some(landing.size)
+            && landing.size <= self.config.read_back_cache_bytes;
+        if !keep {
+            self.retire(landing);
+            return;
         }
-        self.retire(landing);
+        let mut evicted = Vec::new();
+        {
+            let mut kept = self.landings.lock().unwrap_or_else(|e| e.into_inner());
+            let mut held: u64 = kept.iter().map(|l| l.size).sum();
+            // Oldest first: `kept` grows at its end.
+            while held + landing.size > self.config.read_back_cache_bytes {
+                let oldest = kept.remove(0);
+                held -= oldest.size;
+                evicted.push(oldest);
+            }
+            kept.push(landing);
+        }
+        for oldest in evicted {
+            self.retire(oldest);
+        }
     }
 }
 

@@ -331,6 +331,7 @@ fn phases(
     drop(probe);
     let mut out = vec![1u8; size as usize];
     let (mut call, mut copy, mut host) = (Vec::new(), Vec::new(), Vec::new());
+    let before = coordinator.stats();
     for _ in 0..reps + 1 {
         let s = Instant::now();
         let read = coordinator.read_back(source, 0, size).expect("read_back");
@@ -343,6 +344,14 @@ fn phases(
         host.push(s.elapsed().as_secs_f64());
     }
     let (call, copy, host) = (median(call), median(copy), median(host));
+    let after = coordinator.stats();
+    println!(
+        "R4: {} of {} landing buffers reused, {} buffers created, {} destroyed",
+        after.read_back_buffers_reused - before.read_back_buffers_reused,
+        reps + 1,
+        after.buffers_created - before.buffers_created,
+        after.buffers_destroyed - before.buffers_destroyed
+    );
     report.add(
         "R4. one 64 MiB read_back, landing buffer kept: GPU copy",
         gbps(size, copy),
