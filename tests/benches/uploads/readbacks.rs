@@ -53,8 +53,22 @@ pub fn run(report: &mut Report, reps: usize, quick: bool, validate: bool) {
     let naive = raw_and_naive(report, h.device(), &data, reps, &cases);
 
     let gpu = Gpu::new(h);
-    let coordinator =
-        Coordinator::new(gpu.clone(), CoordinatorConfig::default()).expect("coordinator");
+    // `--read-back-cache MIB` sets `read_back_cache_bytes` (0: every read-back makes and
+    // destroys its landing buffer), to compare in one build.
+    let mut config = CoordinatorConfig::default();
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(mib) = args
+        .iter()
+        .position(|a| a == "--read-back-cache")
+        .and_then(|i| args.get(i + 1))
+    {
+        config.read_back_cache_bytes = mib.parse::<u64>().expect("--read-back-cache MIB") * MIB;
+    }
+    println!(
+        "read-backs: landing cache {} MiB",
+        config.read_back_cache_bytes / MIB
+    );
+    let coordinator = Coordinator::new(gpu.clone(), config).expect("coordinator");
     let source = coordinator
         .create_buffer(BIG, MemoryUsage::FAST_DEVICE_ACCESS)
         .expect("buffer");
