@@ -145,6 +145,19 @@ fn manual(config: DeviceConfig) -> (Coordinator<DummyDevice>, DummyDevice) {
     coordinator(config.with_wait_mode(WaitMode::Manual))
 }
 
+/// [`manual`] on the discrete preset, keeping `cache` bytes of landing buffers
+/// (`read_back_cache_bytes`).
+fn manual_with_cache(cache: u64) -> (Coordinator<DummyDevice>, DummyDevice) {
+    let device = DummyDevice::new(DeviceConfig::discrete().with_wait_mode(WaitMode::Manual))
+        .expect("device");
+    let config = CoordinatorConfig {
+        read_back_cache_bytes: cache,
+        ..CoordinatorConfig::default()
+    };
+    let c = Coordinator::new(device.clone(), config).expect("coordinator");
+    (c, device)
+}
+
 #[test]
 fn a_device_local_buffer_reads_back_after_the_uploads_made_before_on_every_preset() {
     for preset in Preset::ALL {
@@ -200,13 +213,7 @@ fn a_device_local_buffer_reads_back_after_the_uploads_made_before_on_every_prese
 #[test]
 fn a_source_and_a_read_back_dropped_early_outlive_the_copy() {
     // No landing buffer kept: the dropped read-back's is destroyed, once its copy completed.
-    let device = DummyDevice::new(DeviceConfig::discrete().with_wait_mode(WaitMode::Manual))
-        .expect("device");
-    let config = CoordinatorConfig {
-        read_back_cache_bytes: 0,
-        ..CoordinatorConfig::default()
-    };
-    let c = Coordinator::new(device.clone(), config).expect("coordinator");
+    let (c, device) = manual_with_cache(0);
     let buffer = c
         .create_buffer(4096, MemoryUsage::FAST_DEVICE_ACCESS)
         .expect("buffer");
@@ -353,14 +360,8 @@ fn a_read_back_waits_for_an_upload_staged_behind_another_threads_grant() {
 
 #[test]
 fn landing_buffers_are_kept_and_reused_within_the_cache() {
-    let device = DummyDevice::new(DeviceConfig::discrete().with_wait_mode(WaitMode::Manual))
-        .expect("device");
     // Room for one 64 KiB landing buffer and one of 4 KiB.
-    let config = CoordinatorConfig {
-        read_back_cache_bytes: (64 << 10) + 4096,
-        ..CoordinatorConfig::default()
-    };
-    let c = Coordinator::new(device.clone(), config).expect("coordinator");
+    let (c, device) = manual_with_cache((64 << 10) + 4096);
     let buffer = c
         .create_buffer(256 << 10, MemoryUsage::FAST_DEVICE_ACCESS)
         .expect("buffer");
