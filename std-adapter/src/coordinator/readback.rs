@@ -17,8 +17,7 @@ use crate::buffer::{Buffer, BufferState, COUNTER};
 use crate::device::Device;
 use crate::error::{Error, Result};
 use crate::readback::Readback;
-use crate::ticket::Ticket;
-use crate::ticket::{HeldGrantWatch, TimelineSource};
+use crate::ticket::{HeldGrantWatch, Ticket, TimelineSource};
 
 impl<D: Device> Coordinator<D> {
     /// Copies `size` bytes of `buffer` from `offset` into host-visible memory on the GPU, and
@@ -29,19 +28,26 @@ impl<D: Device> Coordinator<D> {
     /// Order: every upload made before the call is submitted first, so the bytes read are the
     /// ones those uploads wrote, and none this thread makes after the call. An upload whose
     /// staging room lies behind a [`crate::StagingGrant`] another thread is writing drains once
-    /// that grant is committed, and the call waits for it (the host's wait, never the GPU's). Writes by the application's own GPU work are seen when
-    /// that work completed, or was ordered before the coordinator's later submissions with
+    /// that grant is committed, and the call waits for it (the host's wait, never the GPU's).
+    /// Writes by the application's own GPU work are seen when that work completed, or was
+    /// ordered before the coordinator's later submissions with
     /// [`Coordinator::wait_for_external`], before the call; on Vulkan its writes must also be
     /// made available to transfer reads (a barrier at the end of that work, or the timeline
     /// wait). GPU work that writes the range while the copy runs makes the bytes undefined.
+    ///
+    /// The landing buffer comes from those kept from dropped read-backs when one of the size
+    /// class is there ([`crate::CoordinatorConfig::read_back_cache_bytes`]); read the bytes with
+    /// [`Readback::wait_into`] into memory of your own to skip the `Vec` [`Readback::wait`]
+    /// makes.
     ///
     /// The source buffer may be dropped right after the call: it is destroyed only once the
     /// copy completed.
     ///
     /// Errors: [`Error::ZeroSize`], [`Error::OutOfBounds`], [`Error::ForeignBuffer`],
     /// [`Error::DeviceLost`], [`Error::BlockedByHeldGrant`] when such a grant stays held for
-    /// [`crate::CoordinatorConfig::held_room_timeout`] (by this thread, say), and those of [`Coordinator::create_buffer`] (no host-visible memory
-    /// left for the landing buffer) and [`Coordinator::flush_transfers`].
+    /// [`crate::CoordinatorConfig::held_room_timeout`] (by this thread, say), and those of
+    /// [`Coordinator::create_buffer`] (no host-visible memory left for the landing buffer) and
+    /// [`Coordinator::flush_transfers`].
     pub fn read_back(&self, buffer: &Buffer<D>, offset: u64, size: u64) -> Result<Readback<D>> {
         self.shared.check_owner(buffer)?;
         self.shared.read_back(&buffer.state, offset, size)
@@ -129,7 +135,8 @@ impl<D: Device> Shared<D> {
             let mut kept = self.landings.lock().unwrap_or_else(|e| e.into_inner());
             if let Some(i) = kept.iter().position(|l| l.size == class) {
                 self.counters.read_back_buffers_reused.fetch_add(1, COUNTER);
-                return Ok(kept.swap_remove(i));
+                // `remove`, not `swap_remove`: the others stay oldest first.
+                return Ok(kept.remove(i));
             }
         }
         let landing =
