@@ -330,7 +330,7 @@ pub(crate) struct Shared<D: Device> {
     /// Dropped images, until the next `maintain` takes them.
     retired_images: Mutex<Vec<Arc<ImageState<D>>>>,
     /// Landing buffers of dropped read-backs, kept for the next ones (`read_back_cache_bytes`).
-    landings: Mutex<Vec<Arc<BufferState<D>>>>,
+    landings: Mutex<readback::KeptLandings<D>>,
     /// Every live image, for the leak report at teardown.
     live_images: Mutex<KeyMap<Weak<ImageState<D>>>>,
     timeline: TimelineTracker,
@@ -492,7 +492,7 @@ impl<D: Device> Coordinator<D> {
             timeline: TimelineTracker::resuming_at(resume_at),
             completed_watermark: AtomicU64::new(0),
             external_floor: AtomicU64::new(0),
-            landings: Mutex::new(Vec::new()),
+            landings: Mutex::new(readback::KeptLandings::default()),
             frames: Mutex::new(frames),
             pacer: Mutex::new(FramePacer::new(config.buffering)),
             next_key: AtomicU64::new(1),
@@ -1993,7 +1993,12 @@ impl<D: Device> Shared<D> {
         // leaks below, which they would be while this list holds them.
         deferred.append(&mut self.retired.lock().unwrap_or_else(|e| e.into_inner()));
         // Kept landing buffers are the coordinator's, not held by the application.
-        deferred.append(&mut self.landings.lock().unwrap_or_else(|e| e.into_inner()));
+        deferred.extend(
+            self.landings
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .take_all(),
+        );
         // The ring records' destinations may be released below: nothing reads them from here on
         // (`flush` refuses to collect once `shut_down` is set).
         let pending = std::mem::replace(&mut *self.lock_pending(), Pending::empty());

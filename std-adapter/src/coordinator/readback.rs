@@ -6,6 +6,7 @@
 //! so the read sees every upload made before the call, and the copy's value becomes the last use
 //! of both buffers, so neither is destroyed under it when its handle is dropped.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
@@ -132,11 +133,14 @@ impl<D: Device> Shared<D> {
     fn landing(&self, size: u64) -> Result<Arc<BufferState<D>>> {
         let class = landing_class(size).filter(|&c| c <= self.config.read_back_cache_bytes);
         if let Some(class) = class {
-            let mut kept = self.landings.lock().unwrap_or_else(|e| e.into_inner());
-            if let Some(i) = kept.iter().position(|l| l.size == class) {
+            let taken = self
+                .landings
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .take(class);
+            if let Some(landing) = taken {
                 self.counters.read_back_buffers_reused.fetch_add(1, COUNTER);
-                // `remove`, not `swap_remove`: the others stay oldest first.
-                return Ok(kept.remove(i));
+                return Ok(landing);
             }
         }
         let landing =
@@ -164,21 +168,63 @@ impl<D: Device> Shared<D> {
             self.retire(landing);
             return;
         }
-        let mut evicted = Vec::new();
-        {
-            let mut kept = self.landings.lock().unwrap_or_else(|e| e.into_inner());
-            let mut held: u64 = kept.iter().map(|l| l.size).sum();
-            // Oldest first: `kept` grows at its end.
-            while held + landing.size > self.config.read_back_cache_bytes {
-                let oldest = kept.remove(0);
-                held -= oldest.size;
-                evicted.push(oldest);
-            }
-            kept.push(landing);
-        }
+        let evicted = self
+            .landings
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .keep(landing, self.config.read_back_cache_bytes);
+        // Retired outside the lock.
         for oldest in evicted {
             self.retire(oldest);
         }
+    }
+}
+
+/// Landing buffers of dropped read-backs, oldest first, and their bytes (kept beside them so that
+/// a drop does not sum the list).
+pub(super) struct KeptLandings<D: Device> {
+    kept: VecDeque<Arc<BufferState<D>>>,
+    bytes: u64,
+}
+
+impl<D: Device> Default for KeptLandings<D> {
+    fn default() -> Self {
+        Self {
+            kept: VecDeque::new(),
+            bytes: 0,
+        }
+    }
+}
+
+impl<D: Device> KeptLandings<D> {
+    /// The oldest kept buffer of `size` bytes, taken out (the others stay oldest first).
+    fn take(&mut self, size: u64) -> Option<Arc<BufferState<D>>> {
+        let i = self.kept.iter().position(|l| l.size == size)?;
+        let landing = self.kept.remove(i)?;
+        self.bytes -= landing.size;
+        Some(landing)
+    }
+
+    /// Keeps `landing` (at most `limit` bytes itself), and returns the oldest ones it pushed
+    /// past `limit` bytes in all.
+    fn keep(&mut self, landing: Arc<BufferState<D>>, limit: u64) -> Vec<Arc<BufferState<D>>> {
+        let mut evicted = Vec::new();
+        while self.bytes + landing.size > limit {
+            let Some(oldest) = self.kept.pop_front() else {
+                break;
+            };
+            self.bytes -= oldest.size;
+            evicted.push(oldest);
+        }
+        self.bytes += landing.size;
+        self.kept.push_back(landing);
+        evicted
+    }
+
+    /// Every kept buffer, for teardown.
+    pub(super) fn take_all(&mut self) -> Vec<Arc<BufferState<D>>> {
+        self.bytes = 0;
+        self.kept.drain(..).collect()
     }
 }
 
