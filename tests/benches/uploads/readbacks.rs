@@ -84,12 +84,16 @@ pub fn run(report: &mut Report, reps: usize, quick: bool, validate: bool) {
         // The caller's buffers for `wait_into`, written once before timing: reused memory, as an
         // engine that reads back every frame keeps.
         let mut outs: Vec<Vec<u8>> = (0..count).map(|_| vec![1u8; size as usize]).collect();
-        for rep in 0..reps + 1 {
-            let start = Instant::now();
-            let reads: Vec<_> = (0..count)
+        // Every read of the case asked for, none waited for: all in flight together.
+        let read_all = || -> Vec<_> {
+            (0..count)
                 .map(|i| coordinator.read_back(&source, offset(i, size), size))
                 .collect::<Result<_, _>>()
-                .expect("read_back");
+                .expect("read_back")
+        };
+        for rep in 0..reps + 1 {
+            let start = Instant::now();
+            let reads = read_all();
             let got: Vec<Vec<u8>> = reads.into_iter().map(|r| r.wait().expect("wait")).collect();
             let t = start.elapsed().as_secs_f64();
             if rep == 0 {
@@ -114,48 +118,30 @@ pub fn run(report: &mut Report, reps: usize, quick: bool, validate: bool) {
             }
             serial.push(start.elapsed().as_secs_f64());
             let start = Instant::now();
-            let reads: Vec<_> = (0..count)
-                .map(|i| coordinator.read_back(&source, offset(i, size), size))
-                .collect::<Result<_, _>>()
-                .expect("read_back");
+            let reads = read_all();
             for (read, out) in reads.iter().zip(&mut outs) {
                 read.wait_into(out).expect("wait");
             }
             into.push(start.elapsed().as_secs_f64());
             drop(reads);
         }
-        let (batched, serial, into) = (median(batched), median(serial), median(into));
         let label = format!("{count} x {}", size_label(size));
-        report.add(
-            &format!("R2. coordinator read_back, {label}, all in flight"),
-            gbps(bytes, batched),
-            "GB/s",
-            &format!(
-                "{:.1} us per read; {:.2}x the naive path",
-                batched * 1e6 / count as f64,
-                naive / batched
-            ),
-        );
-        report.add(
-            &format!("R2. coordinator read_back, {label}, all in flight, wait_into reused memory"),
-            gbps(bytes, into),
-            "GB/s",
-            &format!(
-                "{:.1} us per read; {:.2}x the naive path",
-                into * 1e6 / count as f64,
-                naive / into
-            ),
-        );
-        report.add(
-            &format!("R2. coordinator read_back, {label}, one at a time"),
-            gbps(bytes, serial),
-            "GB/s",
-            &format!(
-                "{:.1} us per read; {:.2}x the naive path",
-                serial * 1e6 / count as f64,
-                naive / serial
-            ),
-        );
+        for (how, t) in [
+            ("all in flight", median(batched)),
+            ("all in flight, wait_into reused memory", median(into)),
+            ("one at a time", median(serial)),
+        ] {
+            report.add(
+                &format!("R2. coordinator read_back, {label}, {how}"),
+                gbps(bytes, t),
+                "GB/s",
+                &format!(
+                    "{:.1} us per read; {:.2}x the naive path",
+                    t * 1e6 / count as f64,
+                    naive / t
+                ),
+            );
+        }
     }
     if let Some(bus) = report.get(RAW) {
         for &(size, count) in &cases {
