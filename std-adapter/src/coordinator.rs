@@ -28,7 +28,7 @@ use memkit_core::device::{
     BufferCopy, BufferUsage, CopyCommand, DedicatedHint, DedicatedTo, MemoryPropertyFlags,
     WaitStatus,
 };
-use memkit_core::pool::{BlockSlot, DedicatedSlot, RawDeviceAllocation};
+use memkit_core::pool::{BlockSlot, DedicatedSlot, HostPtr, RawDeviceAllocation};
 use memkit_core::ring::GrantError;
 use memkit_core::scheduler::{
     BufferKey, CopyRegion, EMPTY_REGION, LargeUploadPolicy, Route, RouteConfig, SchedulerConfig,
@@ -900,7 +900,7 @@ impl<D: Device> Shared<D> {
         self.pools.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn check_live(&self) -> Result<()> {
+    pub(crate) fn check_live(&self) -> Result<()> {
         if self.timeline.is_device_lost() {
             return Err(Error::DeviceLost);
         }
@@ -1098,10 +1098,38 @@ impl<D: Device> Shared<D> {
     ) -> Result<()> {
         self.check_live()?;
         self.check_range(src, offset, out.len() as u64)?;
-        let Some(source) = src.host_at(offset) else {
+        let _reading = src.host_reads.read().unwrap_or_else(|e| e.into_inner());
+        let source = self.host_range(src, offset, out.len() as u64)?;
+        // SAFETY: the range lies inside the buffer (checked), whose memory is mapped and not
+        // freed while `_reading` is held and the buffer is not destroyed (checked by
+        // `host_range` under it: a buffer the caller holds is destroyed only by teardown, under
+        // the exclusive side); nothing writes these bytes during the call and the GPU's writes
+        // are visible to the host (the caller's contract, and the invalidation); `out` is a Rust
+        // slice, so it is not the mapping.
+        unsafe {
+            std::ptr::copy_nonoverlapping(source.as_ptr(), out.as_mut_ptr(), out.len());
+        }
+        Ok(())
+    }
+
+    /// The host address of `len` bytes of `src` at `offset` (a range inside it), with the GPU's
+    /// completed writes to them made visible to the host: the range invalidated when the memory
+    /// is not coherent.
+    ///
+    /// The caller keeps `src`'s memory from being freed while it uses the address: it holds
+    /// `src.host_reads` shared, or borrows the coordinator (whose teardown frees the memory).
+    ///
+    /// Errors: [`Error::NotHostVisible`], [`Error::BufferDestroyed`] (teardown destroyed it),
+    /// [`Error::Device`] when the invalidation fails.
+    pub(crate) fn host_range(
+        &self,
+        src: &BufferState<D>,
+        offset: u64,
+        len: u64,
+    ) -> Result<HostPtr> {
+        let Some(address) = src.host_at(offset) else {
             return Err(Error::NotHostVisible);
         };
-        let _reading = src.host_reads.read().unwrap_or_else(|e| e.into_inner());
         if src.destroyed.load(Ordering::Acquire) {
             return Err(Error::BufferDestroyed);
         }
@@ -1111,20 +1139,12 @@ impl<D: Device> Shared<D> {
                 return Err(Error::BufferDestroyed);
             };
             let allocation = DeviceAllocation::from_raw(src.allocation);
-            let invalidated = pools.invalidate(&allocation, offset, out.len() as u64);
+            let invalidated = pools.invalidate(&allocation, offset, len);
             // The handle is the buffer's, borrowed to name the range: not freed here.
             let _ = allocation.into_raw();
             invalidated.map_err(|e| self.device_error(flush_error(e)))?;
         }
-        // SAFETY: the range lies inside the buffer (checked), whose memory is mapped and not
-        // freed while `_reading` is held and the buffer is not destroyed (checked under it: a
-        // buffer the caller holds is destroyed only by teardown, under the exclusive side);
-        // nothing writes these bytes during the call and the GPU's writes are visible to the
-        // host (the caller's contract); `out` is a Rust slice, so it is not the mapping.
-        unsafe {
-            std::ptr::copy_nonoverlapping(source.as_ptr(), out.as_mut_ptr(), out.len());
-        }
-        Ok(())
+        Ok(address)
     }
 
     fn upload(

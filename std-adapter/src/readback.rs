@@ -5,7 +5,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use crate::buffer::BufferState;
-use crate::coordinator::Shared;
+use crate::coordinator::{Coordinator, Shared};
 use crate::device::Device;
 use crate::error::{Error, Result};
 use crate::ticket::Ticket;
@@ -73,6 +73,62 @@ impl<D: Device> Readback<D> {
         // are visible to host reads once its value completed (core's `CopyQueue` contract); the
         // landing buffer is this read-back's alone, so no upload goes into it.
         unsafe { self.shared.read_mapped(landing, 0, out) }
+    }
+
+    /// Blocks until the copy completed, and lends the bytes where the GPU put them, with no copy
+    /// at all (wgpu's `get_mapped_range`): the fastest way to read a large range, since
+    /// [`Readback::wait_into`] is bound by one thread copying out of the mapping.
+    ///
+    /// `coordinator` is the one that made the read-back. Borrowing it keeps the landing buffer's
+    /// memory mapped: only the coordinator's teardown frees it, and that takes the coordinator.
+    /// Borrowing the read-back keeps the landing buffer out of the cache, so no later read-back
+    /// copies into it while the bytes are lent. The memory is host-cached where the device has
+    /// such memory; reading it is as fast as reading any other memory then.
+    ///
+    /// ```
+    /// use memkit_std::{Coordinator, CoordinatorConfig, MemoryUsage};
+    /// use memkit_dummy::DummyDevice;
+    ///
+    /// let coordinator = Coordinator::new(DummyDevice::discrete(), CoordinatorConfig::default())?;
+    /// let (results, _) = coordinator.upload_slice(&[7u32; 1024])?;
+    /// let readback = coordinator.read_back(&results, 0, 4096)?;
+    /// let bytes: &[u8] = readback.wait_mapped(&coordinator)?;
+    /// assert_eq!(bytes[..4], 7u32.to_ne_bytes());
+    /// # Ok::<(), memkit_std::Error>(())
+    /// ```
+    ///
+    /// The bytes cannot outlive the coordinator, whose teardown frees their memory:
+    ///
+    /// ```compile_fail
+    /// # use memkit_std::{Coordinator, CoordinatorConfig};
+    /// # use memkit_dummy::DummyDevice;
+    /// # let coordinator = Coordinator::new(DummyDevice::discrete(), CoordinatorConfig::default())?;
+    /// # let (results, _) = coordinator.upload_slice(&[7u32; 1024])?;
+    /// let readback = coordinator.read_back(&results, 0, 4096)?;
+    /// let bytes = readback.wait_mapped(&coordinator)?;
+    /// drop(coordinator);
+    /// assert_eq!(bytes[0], 7);
+    /// # Ok::<(), memkit_std::Error>(())
+    /// ```
+    ///
+    /// Errors: [`Error::ForeignBuffer`] when `coordinator` did not make the read-back, and those
+    /// of [`Readback::wait`].
+    pub fn wait_mapped<'a>(&'a self, coordinator: &'a Coordinator<D>) -> Result<&'a [u8]> {
+        if !Arc::ptr_eq(coordinator.shared(), &self.shared) {
+            return Err(Error::ForeignBuffer);
+        }
+        self.ticket.wait()?;
+        self.shared.check_live()?;
+        let landing = self.landing.as_ref().ok_or(Error::BufferDestroyed)?;
+        let address = self.shared.host_range(landing, 0, self.size)?;
+        // SAFETY: `address` is the start of the landing buffer's mapping, which holds at least
+        // `size` bytes (the buffer's size class); the memory stays mapped and allocated for
+        // `'a`, because `coordinator` is borrowed for `'a` and only its teardown frees it; the
+        // only GPU write to these bytes while this read-back holds the buffer is its copy,
+        // which completed (waited above) and is visible to the host (`host_range` invalidated
+        // non-coherent memory); no host code writes a landing buffer; and `self`, borrowed for
+        // `'a`, keeps the buffer from being handed to another read-back.
+        Ok(unsafe { std::slice::from_raw_parts(address.as_ptr(), self.size as usize) })
     }
 }
 

@@ -414,3 +414,54 @@ fn landing_buffers_are_kept_and_reused_within_the_cache() {
     assert_eq!(stats.buffers_created, stats.buffers_destroyed);
     device.assert_no_misuse();
 }
+
+#[test]
+fn a_mapped_read_back_lends_the_bytes_the_gpu_copied_on_every_preset() {
+    let mut non_coherent = 0;
+    for preset in Preset::ALL {
+        let (c, device) = manual(preset.config());
+        let (other, _other_device) = manual(preset.config());
+        let buffer = c
+            .create_buffer(64 << 10, MemoryUsage::FAST_DEVICE_ACCESS)
+            .expect("buffer");
+        let model = pattern(64 << 10, 5);
+        c.upload_to(&buffer, 0, &model).expect("upload");
+        let first = c.read_back(&buffer, 100, 40_000).expect("read back");
+        let second = c.read_back(&buffer, 3, 5).expect("read back");
+        device.complete_all();
+        let landing_coherent = {
+            // The landing buffer's memory type decides whether the view needed an invalidation
+            // (with the stale fill, a view that skipped one would show `STALE`).
+            let probe = c.create_buffer(4096, MemoryUsage::DOWNLOAD).expect("probe");
+            is_coherent(&device, &probe)
+        };
+        non_coherent += usize::from(!landing_coherent);
+        assert_eq!(
+            first.wait_mapped(&other).err(),
+            Some(Error::ForeignBuffer),
+            "{preset}: another coordinator lent the bytes"
+        );
+        let (a, b) = (
+            first.wait_mapped(&c).expect("view"),
+            second.wait_mapped(&c).expect("view"),
+        );
+        assert!(
+            a == &model[100..40_100],
+            "{preset}: the view shows other bytes"
+        );
+        assert_eq!(b, &model[3..8], "{preset}");
+        // Lent twice: the same bytes.
+        assert!(first.wait_mapped(&c).expect("view") == a);
+        // A view and a copy of the same read-back agree.
+        let mut copied = vec![0; 5];
+        second.wait_into(&mut copied).expect("wait");
+        assert_eq!(copied[..], b[..]);
+        device.assert_no_misuse();
+        drop((first, second, buffer));
+        let stats = c.shutdown();
+        assert_eq!(stats.leaked_buffers, 0, "{preset}");
+        other.shutdown();
+    }
+    // The mobile preset's download memory is not coherent: the invalidation path ran.
+    assert!(non_coherent > 0, "no preset landed in non-coherent memory");
+}

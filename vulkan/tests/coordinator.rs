@@ -728,6 +728,10 @@ fn read_backs_copy_device_local_bytes_after_the_uploads_made_before() {
         drop(buffer);
         c.maintain().unwrap();
         assert!(
+            part.wait_mapped(&c).unwrap() == &model[1001..4001],
+            "the part's mapped bytes differ"
+        );
+        assert!(
             part.wait().unwrap() == model[1001..4001],
             "the part differs"
         );

@@ -8,7 +8,8 @@
 //!   the buffer destroyed;
 //! - the coordinator's `read_back`, every read asked for first and then waited for in order (the
 //!   reads in flight together), into a new `Vec` each (`wait`) or into the caller's reused
-//!   memory (`wait_into`), and one at a time (`read_back` then `wait`, as the naive path). The
+//!   memory (`wait_into`) or lent where they landed (`wait_mapped`, no copy: the time ends once
+//!   every read's bytes can be read), and one at a time (`read_back` then `wait`, as the naive path). The
 //!   coordinator keeps landing buffers for later read-backs (`read_back_cache_bytes`, 128 MiB by
 //!   default), so after the first repetition most reads land in memory already mapped.
 //!
@@ -81,6 +82,7 @@ pub fn run(report: &mut Report, reps: usize, quick: bool, validate: bool) {
         let mut batched = Vec::new();
         let mut serial = Vec::new();
         let mut into = Vec::new();
+        let mut mapped = Vec::new();
         // The caller's buffers for `wait_into`, written once before timing: reused memory, as an
         // engine that reads back every frame keeps.
         let mut outs: Vec<Vec<u8>> = (0..count).map(|_| vec![1u8; size as usize]).collect();
@@ -124,11 +126,34 @@ pub fn run(report: &mut Report, reps: usize, quick: bool, validate: bool) {
             }
             into.push(start.elapsed().as_secs_f64());
             drop(reads);
+            // The bytes lent where they landed (`wait_mapped`), no copy: the time ends once every
+            // read's bytes can be read (one byte of each is).
+            let start = Instant::now();
+            let reads = read_all();
+            for read in &reads {
+                let bytes = read.wait_mapped(&coordinator).expect("wait_mapped");
+                std::hint::black_box(bytes[bytes.len() - 1]);
+            }
+            mapped.push(start.elapsed().as_secs_f64());
+            if rep == 1 {
+                // The views of this repetition are checked, untimed.
+                for (i, read) in reads.iter().enumerate() {
+                    let o = offset(i as u64, size) as usize;
+                    let bytes = read.wait_mapped(&coordinator).expect("wait_mapped");
+                    if bytes != &data[o..o + size as usize] {
+                        report.failures.push(format!(
+                            "mapped read-back of {size} B at {o}: other bytes than uploaded"
+                        ));
+                    }
+                }
+            }
+            drop(reads);
         }
         let label = format!("{count} x {}", size_label(size));
         for (how, t) in [
             ("all in flight", median(batched)),
             ("all in flight, wait_into reused memory", median(into)),
+            ("all in flight, wait_mapped (no copy)", median(mapped)),
             ("one at a time", median(serial)),
         ] {
             report.add(
@@ -145,7 +170,11 @@ pub fn run(report: &mut Report, reps: usize, quick: bool, validate: bool) {
     }
     if let Some(bus) = report.get(RAW) {
         for &(size, count) in &cases {
-            for how in ["all in flight", "all in flight, wait_into reused memory"] {
+            for how in [
+                "all in flight",
+                "all in flight, wait_into reused memory",
+                "all in flight, wait_mapped (no copy)",
+            ] {
                 let name = format!(
                     "R2. coordinator read_back, {count} x {}, {how}",
                     size_label(size)
