@@ -2,7 +2,7 @@
 //! for issue 6 target 5 ("memkit at least 2x faster than wgpu's `Queue::write_buffer` and
 //! `StagingBelt` on 65536 scattered 4 KiB and 256 B uploads").
 //!
-//!     cargo run --release --locked -- [--quick] [--json PATH]
+//!     cargo run --release --locked -- [--quick] [--only buffers|textures|readbacks] [--json PATH]
 //!
 //! Vulkan backend only, validation off; the adapter is whatever the Vulkan loader finds
 //! (`VK_DRIVER_FILES` chooses the driver). Every figure is the median of the timed repetitions
@@ -23,9 +23,14 @@
 //! 8. textures (module `textures`): `create_texture` and `Queue::write_texture` per level for the
 //!    images bench's 32 2048x2048 RGBA8 textures with their mips, and level-0 re-uploads.
 //!
-//! `--only buffers` runs 1-3, `--only textures` runs 8; both by default. `--quick`: 4096
-//! uploads into a 16 MiB buffer, a 16 MiB bulk upload, 8 small textures, 3 repetitions; for
-//! checking the program, not for figures.
+//! W. read-backs (module `readbacks`): the read-back bench's 1024 x 4 KiB, 64 x 1 MiB and
+//!    4 x 64 MiB ranges of one 256 MiB buffer brought to the CPU through `map_async`: one at a
+//!    time, all in flight into new buffers and `Vec`s, and all in flight into reused buffers
+//!    (copied into reused memory, or mapped views only).
+//!
+//! `--only buffers` runs 1-3, `--only textures` runs 8, `--only readbacks` runs W; all by
+//! default. `--quick`: 4096 uploads into a 16 MiB buffer, a 16 MiB bulk upload, 8 small
+//! textures, a quarter of the reads, 3 repetitions; for checking the program, not for figures.
 
 use std::num::NonZeroU64;
 use std::time::Instant;
@@ -39,6 +44,7 @@ const WGPU_VERSION: &str = "30.0.1";
 
 const MIB: u64 = 1 << 20;
 
+mod readbacks;
 mod textures;
 
 /// Staging-belt chunk sizes measured.
@@ -382,13 +388,15 @@ fn main() {
         .iter()
         .position(|a| a == "--only")
         .and_then(|i| args.get(i + 1).cloned());
+    const SECTIONS: [&str; 3] = ["buffers", "textures", "readbacks"];
     if let Some(o) = &only
-        && o != "buffers"
-        && o != "textures"
+        && !SECTIONS.contains(&o.as_str())
     {
-        eprintln!("--only takes `buffers` or `textures`, not `{o}`");
+        eprintln!("--only takes `buffers`, `textures` or `readbacks`, not `{o}`");
         std::process::exit(2);
     }
+    // Every section without `--only`, else the one it names.
+    let runs = |section: &str| only.as_deref().is_none_or(|o| o == section);
     let json = args
         .iter()
         .position(|a| a == "--json")
@@ -419,16 +427,22 @@ fn main() {
         "wgpu {WGPU_VERSION}, {:?} backend, driver {} {}",
         info.backend, info.driver, info.driver_info
     );
-    println!(
-        "each figure: median of {} after one warm-up, first CPU write to GPU completion",
-        sizes.reps
-    );
+    if runs("buffers") || runs("textures") {
+        // The read-backs print their own (their clock stops at the CPU, not the GPU).
+        println!(
+            "each figure: median of {} after one warm-up, first CPU write to GPU completion",
+            sizes.reps
+        );
+    }
     println!("{:<100} {:>10} {:<5} note", "figure", "value", "unit");
-    if only.as_deref() != Some("textures") {
+    if runs("buffers") {
         run(&mut report, &gpu, &sizes);
     }
-    if only.as_deref() != Some("buffers") {
+    if runs("textures") {
         textures::run(&mut report, &gpu, quick, sizes.reps);
+    }
+    if runs("readbacks") {
+        readbacks::run(&mut report, &gpu, quick, sizes.reps);
     }
 
     for f in &report.failures {
