@@ -2,7 +2,7 @@
 //! keeps until the GPU is done with it.
 
 use std::fmt;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use memkit_core::pool::{HostPtr, RawDeviceAllocation};
@@ -30,6 +30,10 @@ pub(crate) struct BufferState<D: Device> {
     /// Timeline value of the last submission that copies into it (or, for a read-back, out of
     /// it).
     pub(crate) last_use: AtomicU64,
+    /// Read-back copies naming it (as their source or their landing buffer) that are recorded
+    /// and not submitted yet: `last_use` does not cover them, so while this is nonzero the
+    /// buffer is not destroyed, and a direct write submits them first.
+    pub(crate) unsubmitted_reads: AtomicU32,
     /// Destroyed (by deferred destruction, or by the coordinator's teardown).
     pub(crate) destroyed: AtomicBool,
     /// Held shared by [`Buffer::read`] while it copies out of the mapping, and exclusively by

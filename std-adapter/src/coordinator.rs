@@ -20,7 +20,7 @@
 //! `live`, `retired_images` and `live_images` alone (see `images` for how images travel). Producers take only `pending` (and `pools` to create buffers).
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, Weak};
 use std::time::{Duration, Instant};
 
@@ -55,6 +55,7 @@ mod external;
 mod image_pieces;
 mod images;
 mod readback;
+use readback::{OpenReads, Reads};
 
 /// The sub-allocator inside each memory block: TLSF places freed space again best.
 type BlockAllocator = TlsfAllocator<Vec<TlsfNode>>;
@@ -270,6 +271,9 @@ struct Recorded<D: Device> {
     /// Uploads folded in (for statistics).
     uploads: u64,
     watermark: u64,
+    /// For a batch of read-back copies: where their tickets find the submission's value, set
+    /// once it went out.
+    read_slot: Option<Arc<AtomicU64>>,
 }
 
 /// A submission the GPU may still be executing, with the dedicated staging buffers it reads
@@ -295,6 +299,9 @@ struct Submitter<D: Device> {
     unflushed: Vec<(u64, u64)>,
     /// A submission the device refused (not lost): retried first next time.
     retry: Option<(u64, Recorded<D>)>,
+    /// Read-back copies recorded and not submitted yet: they go out together, before any upload
+    /// collected after them.
+    reads: Option<OpenReads<D>>,
     /// Submissions not known to be complete.
     in_flight: VecDeque<InFlight<D>>,
     /// Dropped buffers waiting for their copies to complete.
@@ -480,6 +487,7 @@ impl<D: Device> Coordinator<D> {
                 batch: Vec::with_capacity(DRAIN_BATCH),
                 unflushed: Vec::new(),
                 retry: None,
+                reads: None,
                 in_flight: VecDeque::new(),
                 deferred: Vec::new(),
                 deferred_images: Vec::new(),
@@ -573,8 +581,9 @@ impl<D: Device> Coordinator<D> {
 
     /// Creates a buffer of `size` bytes in memory chosen for `usage`. Uploads to a buffer whose
     /// usage includes [`MemoryUsage::HOST_ACCESS`] or [`MemoryUsage::UPLOAD`] and whose memory is
-    /// host-visible are written by the CPU straight into it (the caller keeps the GPU off the
-    /// bytes while it writes them); every other upload is staged and copied in GPU order.
+    /// host-visible are written by the CPU straight into it (the caller keeps its own GPU work
+    /// off the bytes while it writes them; such a write waits for the read-backs of the buffer
+    /// asked for before it); every other upload is staged and copied in GPU order.
     pub fn create_buffer(&self, size: u64, usage: MemoryUsage) -> Result<Buffer<D>> {
         let direct = usage.intersects(MemoryUsage::HOST_ACCESS | MemoryUsage::UPLOAD);
         self.shared.create_buffer(size, usage, direct)
@@ -1035,6 +1044,7 @@ impl<D: Device> Shared<D> {
                 .contains(MemoryPropertyFlags::HOST_COHERENT),
             allocation,
             last_use: AtomicU64::new(0),
+            unsubmitted_reads: AtomicU32::new(0),
             destroyed: AtomicBool::new(false),
             host_reads: RwLock::new(()),
             label: Mutex::new(String::new()),
@@ -1045,6 +1055,8 @@ impl<D: Device> Shared<D> {
 
     /// Writes `bytes` straight into the buffer's mapping and flushes them.
     fn write_direct(&self, dest: &BufferState<D>, offset: u64, bytes: &[u8]) -> Result<()> {
+        // The read-backs of it asked for before read the bytes from before this write.
+        self.wait_for_reads_of(dest)?;
         let Some(target) = dest.host_at(offset) else {
             return Err(Error::OutOfBounds {
                 offset,
@@ -1489,7 +1501,8 @@ impl<D: Device> Shared<D> {
                     // Cannot happen: the scheduler holds more than the dedicated backlog.
                     return Err(Error::StagingFull { wait_for: None });
                 }
-                self.submit(sub)?;
+                // Uploads go out: the read-backs recorded before them go first.
+                self.submit(sub, Reads::Keep)?;
                 continue;
             }
             let limit = (room - waiting).min(DRAIN_BATCH);
@@ -1582,7 +1595,7 @@ impl<D: Device> Shared<D> {
 
     /// Collects and submits everything staged; returns the value of the last submission (0 when
     /// nothing was ever submitted).
-    fn flush(&self) -> Result<u64> {
+    pub(crate) fn flush(&self) -> Result<u64> {
         let mut sub = self.lock_submitter();
         self.flush_locked(&mut sub)
     }
@@ -1605,6 +1618,12 @@ impl<D: Device> Shared<D> {
 
     /// [`flush`](Self::flush) with the submitter held.
     fn flush_locked(&self, sub: &mut Submitter<D>) -> Result<u64> {
+        self.flush_with(sub, Reads::Submit)
+    }
+
+    /// Collects and submits what is staged, and the read-back copies recorded so far unless
+    /// `reads` keeps them for a later submission (when no upload goes out behind them).
+    fn flush_with(&self, sub: &mut Submitter<D>, reads: Reads) -> Result<u64> {
         self.check_live()?;
         if self.shut_down.load(Ordering::Acquire) {
             // The coordinator is gone (a ticket outlived it): its staging memory is freed, and
@@ -1612,19 +1631,26 @@ impl<D: Device> Shared<D> {
             return Err(Error::DeviceLost);
         }
         self.collect(sub)?;
-        self.submit(sub)?;
+        self.submit(sub, reads)?;
         self.maintain(sub)?;
         Ok(self.timeline.submitted().get())
     }
 
-    /// Records the scheduler's plan as copy commands and submits them with the next value.
-    fn submit(&self, sub: &mut Submitter<D>) -> Result<()> {
+    /// Records the scheduler's plan as copy commands and submits them with the next value,
+    /// after a refused submission and the read-back copies recorded before them (all of them
+    /// when `reads` says so, even with no upload to submit).
+    fn submit(&self, sub: &mut Submitter<D>, reads: Reads) -> Result<()> {
         if let Some((value, recorded)) = sub.retry.take() {
             // Ranges drained since it was refused are in the scheduler and go out with a later
             // value: the retried submission tags the ring only when there are none (the
             // submission below tags everything, its own ranges included, otherwise).
             let tag = sub.scheduler.pending() == 0;
             self.submit_recorded(sub, value, recorded, tag)?;
+        }
+        if sub.scheduler.pending() > 0 || reads == Reads::Submit {
+            // Recorded before every upload in the scheduler was collected: they read the bytes
+            // from before those uploads.
+            self.submit_reads(sub)?;
         }
         if sub.scheduler.pending() == 0 {
             return Ok(());
@@ -1648,6 +1674,7 @@ impl<D: Device> Shared<D> {
             staging: std::mem::take(&mut sub.staging),
             uploads: std::mem::take(&mut sub.uploads),
             watermark,
+            read_slot: None,
         };
         let keyed: KeyMap<D::Buffer> = recorded
             .destinations
@@ -1752,6 +1779,13 @@ impl<D: Device> Shared<D> {
         for d in &recorded.destinations {
             d.last_use.store(value, COUNTER);
         }
+        if let Some(slot) = &recorded.read_slot {
+            // `last_use` covers the read-backs' buffers from here on.
+            for d in &recorded.destinations {
+                d.unsubmitted_reads.fetch_sub(1, Ordering::Release);
+            }
+            slot.store(value, Ordering::Release);
+        }
         self.counters.submissions.fetch_add(1, COUNTER);
         self.counters
             .copy_commands
@@ -1837,7 +1871,9 @@ impl<D: Device> Shared<D> {
         // What staged uploads name, gathered once, and only when some buffer could go.
         let mut staged_destinations = None;
         for state in deferred.drain(..) {
-            let mut staged = sub.destinations.contains_key(&state.key) || retrying(state.key);
+            let mut staged = sub.destinations.contains_key(&state.key)
+                || retrying(state.key)
+                || state.unsubmitted_reads.load(Ordering::Acquire) > 0;
             if !staged && state.last_use.load(COUNTER) <= completed {
                 let names = staged_destinations
                     .get_or_insert_with(|| self.lock_pending().staged_destinations());

@@ -26,7 +26,8 @@ pub struct Readback<D: Device> {
 }
 
 impl<D: Device> Readback<D> {
-    /// The copy's ticket: complete once the bytes can be taken.
+    /// The copy's ticket: complete once the bytes can be taken. Its [`Ticket::value`] is `None`
+    /// while the copy is recorded and not submitted; waiting on it submits it.
     pub fn ticket(&self) -> &Ticket {
         &self.ticket
     }
@@ -36,9 +37,13 @@ impl<D: Device> Readback<D> {
         self.size
     }
 
-    /// Whether the copy completed, so that [`Readback::wait`] returns at once. Never blocks; to
-    /// wait with a timeout, wait on [`Readback::ticket`] first.
+    /// Whether the copy completed, so that [`Readback::wait`] returns at once. Submits the copy
+    /// first if it is still recorded only (see [`crate::Coordinator::read_back`]); never waits
+    /// for the GPU. To wait with a timeout, wait on [`Readback::ticket`].
     pub fn is_ready(&self) -> Result<bool> {
+        if self.ticket.value().is_none() {
+            self.shared.flush()?;
+        }
         self.ticket.is_complete()
     }
 

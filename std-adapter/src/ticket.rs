@@ -8,6 +8,7 @@
 
 use std::fmt;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
@@ -30,7 +31,7 @@ pub(crate) trait TimelineSource: Send + Sync {
     fn held_room_timeout(&self) -> Duration;
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug)]
 enum Target {
     /// Work that needed no GPU (a direct write).
     Done,
@@ -38,6 +39,8 @@ enum Target {
     Value(u64),
     /// A staged upload's sequence number.
     Upload(u64),
+    /// A batch of read-back copies: its submission's value once it went out, 0 before.
+    Batch(Arc<AtomicU64>),
 }
 
 /// What to wait on for an upload or a frame: the GPU has finished the work once
@@ -66,6 +69,14 @@ impl Ticket {
         }
     }
 
+    /// A ticket for a batch of read-back copies, not submitted while `slot` holds 0.
+    pub(crate) fn for_batch(slot: Arc<AtomicU64>, timeline: Arc<dyn TimelineSource>) -> Self {
+        Self {
+            target: Target::Batch(slot),
+            timeline: Some(timeline),
+        }
+    }
+
     /// A ticket for work that is already done.
     pub fn completed() -> Self {
         Self {
@@ -75,12 +86,16 @@ impl Ticket {
     }
 
     /// The timeline value of the submission carrying the work: `Some(0)` for work that needed no
-    /// GPU, `None` while an upload is staged and not submitted yet.
+    /// GPU, `None` while an upload is staged, or a read-back recorded, and not submitted yet.
     pub fn value(&self) -> Option<u64> {
-        match (self.target, &self.timeline) {
+        match (&self.target, &self.timeline) {
             (Target::Done, _) | (_, None) => Some(0),
-            (Target::Value(v), _) => Some(v),
-            (Target::Upload(seq), Some(t)) => t.value_of(seq),
+            (Target::Value(v), _) => Some(*v),
+            (Target::Upload(seq), Some(t)) => t.value_of(*seq),
+            (Target::Batch(slot), Some(_)) => match slot.load(Ordering::Acquire) {
+                0 => None,
+                v => Some(v),
+            },
         }
     }
 

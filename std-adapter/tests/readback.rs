@@ -224,7 +224,21 @@ fn a_source_and_a_read_back_dropped_early_outlive_the_copy() {
     let kept = c.read_back(&buffer, 0, 4096).expect("read back");
     let dropped = c.read_back(&buffer, 100, 200).expect("read back");
     let created = c.stats().buffers_created;
+    let submitted = device.last_submitted();
     drop((buffer, dropped));
+    // The copies are recorded, not submitted: the buffers' last use does not cover them yet.
+    c.maintain().expect("maintain");
+    assert_eq!(
+        c.stats().buffers_destroyed,
+        0,
+        "destroyed before the copies were submitted"
+    );
+    c.flush_transfers().expect("flush");
+    assert_eq!(
+        device.last_submitted(),
+        submitted + 1,
+        "both read-backs in one submission"
+    );
     c.maintain().expect("maintain");
     assert_eq!(
         c.stats().buffers_destroyed,
@@ -376,6 +390,7 @@ fn landing_buffers_are_kept_and_reused_within_the_cache() {
     let second = c.read_back(&buffer, 1, 4000).expect("read back");
     assert_eq!(c.stats().buffers_created, created, "a new landing buffer");
     assert_eq!(c.stats().read_back_buffers_reused, 1);
+    c.flush_transfers().expect("flush");
     device.complete_all();
     assert!(second.wait().expect("wait")[..] == pattern(4096, 2)[1..4001]);
 
@@ -388,6 +403,7 @@ fn landing_buffers_are_kept_and_reused_within_the_cache() {
     );
     assert_eq!(c.stats().buffers_created, created + 2);
     drop((big, a, b));
+    c.flush_transfers().expect("flush");
     device.complete_all();
     c.maintain().expect("maintain");
     let stats = c.stats();
@@ -403,6 +419,7 @@ fn landing_buffers_are_kept_and_reused_within_the_cache() {
         "the 4 KiB one was kept"
     );
     drop(small);
+    c.flush_transfers().expect("flush");
     device.complete_all();
     let mut model = pattern(256 << 10, 1);
     model[..4096].copy_from_slice(&pattern(4096, 2));
@@ -428,6 +445,7 @@ fn a_mapped_read_back_lends_the_bytes_the_gpu_copied_on_every_preset() {
         c.upload_to(&buffer, 0, &model).expect("upload");
         let first = c.read_back(&buffer, 100, 40_000).expect("read back");
         let second = c.read_back(&buffer, 3, 5).expect("read back");
+        c.flush_transfers().expect("flush");
         device.complete_all();
         let landing_coherent = {
             // The landing buffer's memory type decides whether the view needed an invalidation
@@ -464,4 +482,120 @@ fn a_mapped_read_back_lends_the_bytes_the_gpu_copied_on_every_preset() {
     }
     // The mobile preset's download memory is not coherent: the invalidation path ran.
     assert!(non_coherent > 0, "no preset landed in non-coherent memory");
+}
+
+#[test]
+fn read_backs_asked_for_together_share_one_submission_before_later_uploads() {
+    let (c, device) = manual(DeviceConfig::discrete());
+    let buffer = c
+        .create_buffer(256 << 10, MemoryUsage::FAST_DEVICE_ACCESS)
+        .expect("buffer");
+    let before = pattern(256 << 10, 9);
+    c.upload_to(&buffer, 0, &before).expect("upload");
+    // The first read-back submits the upload staged before it; the reads wait for company.
+    let reads: Vec<_> = (0..100u64)
+        .map(|i| c.read_back(&buffer, i * 2000, 1000 + i).expect("read back"))
+        .collect();
+    let after_reads = device.last_submitted();
+    assert_eq!(after_reads, 1, "the upload alone went out");
+    assert_eq!(
+        reads[0].ticket().value(),
+        None,
+        "a read-back went out alone"
+    );
+    // A later upload over the same bytes, and a read-back after it: the first reads go out
+    // before the upload, in one submission; the later read goes after it.
+    c.upload_to(&buffer, 0, &[0x55u8; 256 << 10])
+        .expect("upload");
+    let later = c.read_back(&buffer, 0, 16).expect("read back");
+    assert_eq!(device.last_submitted(), after_reads + 2);
+    c.flush_transfers().expect("flush");
+    assert_eq!(device.last_submitted(), after_reads + 3);
+    assert_eq!(later.ticket().value(), Some(after_reads + 3));
+    let value = reads[0].ticket().value().expect("submitted");
+    assert!(reads.iter().all(|r| r.ticket().value() == Some(value)));
+    device.complete_all();
+    for (i, read) in reads.into_iter().enumerate() {
+        let (o, len) = (i * 2000, 1000 + i);
+        assert!(
+            read.wait().expect("wait") == before[o..o + len],
+            "read {i} saw the later upload, or other bytes"
+        );
+    }
+    assert_eq!(later.wait().expect("wait"), [0x55u8; 16]);
+    assert_eq!(c.stats().read_backs, 101);
+    drop(buffer);
+    assert_eq!(c.shutdown().leaked_buffers, 0);
+    device.assert_no_misuse();
+}
+
+#[test]
+fn a_batch_of_read_backs_goes_out_at_eager_submit_bytes_or_when_polled() {
+    let device = DummyDevice::new(DeviceConfig::discrete().with_wait_mode(WaitMode::Manual))
+        .expect("device");
+    let config = CoordinatorConfig {
+        eager_submit_bytes: 64 << 10,
+        ..CoordinatorConfig::default()
+    };
+    let c = Coordinator::new(device.clone(), config).expect("coordinator");
+    let buffer = c
+        .create_buffer(1 << 20, MemoryUsage::FAST_DEVICE_ACCESS)
+        .expect("buffer");
+    let data = pattern(1 << 20, 4);
+    c.upload_to(&buffer, 0, &data).expect("upload");
+    let start = device.last_submitted();
+    let _ = c.read_back(&buffer, 0, 1).expect("read back");
+    // 60 KiB more: 1 byte short of the threshold, still recorded only.
+    let short = c.read_back(&buffer, 0, (60 << 10) - 1).expect("read back");
+    assert_eq!(device.last_submitted(), start);
+    let tipping = c.read_back(&buffer, 0, 4 << 10).expect("read back");
+    assert_eq!(
+        device.last_submitted(),
+        start + 1,
+        "64 KiB read back and not submitted"
+    );
+    assert_eq!(short.ticket().value(), tipping.ticket().value());
+    // Polling a recorded read-back submits it: it becomes ready without any other call.
+    let polled = c.read_back(&buffer, 4096, 100).expect("read back");
+    assert!(!polled.is_ready().expect("is_ready"));
+    assert_eq!(device.last_submitted(), start + 2);
+    device.complete_all();
+    assert!(polled.is_ready().expect("is_ready"));
+    assert!(polled.wait().expect("wait")[..] == data[4096..4196]);
+    assert!(tipping.wait().expect("wait")[..] == data[..4 << 10]);
+    drop((buffer, short));
+    assert_eq!(c.shutdown().leaked_buffers, 0);
+    device.assert_no_misuse();
+}
+
+#[test]
+fn a_direct_write_waits_for_the_read_backs_asked_for_before_it() {
+    // Resizable BAR: device-local memory the host writes directly.
+    let device = DummyDevice::new(DeviceConfig::resizable_bar()).expect("device");
+    let c = Coordinator::new(device.clone(), CoordinatorConfig::default()).expect("coordinator");
+    let old = pattern(8192, 6);
+    let buffer = c
+        .create_buffer(8192, MemoryUsage::FAST_DEVICE_ACCESS | MemoryUsage::UPLOAD)
+        .expect("buffer");
+    let ticket = c.upload_to(&buffer, 0, &old).expect("upload");
+    assert_eq!(ticket.value(), Some(0), "not written directly");
+    let first = c.read_back(&buffer, 0, 8192).expect("read back");
+    let second = c.read_back(&buffer, 100, 50).expect("read back");
+    // Written on the CPU at once: the copies must have read the old bytes first.
+    let done = c.upload_to(&buffer, 0, &[0xCCu8; 8192]).expect("upload");
+    assert_eq!(done.value(), Some(0), "not written directly");
+    assert!(
+        first.is_ready().expect("is_ready"),
+        "the write did not wait"
+    );
+    assert!(
+        first.wait().expect("wait") == old,
+        "a read saw the later write"
+    );
+    assert!(second.wait().expect("wait")[..] == old[100..150]);
+    let now = c.read_back(&buffer, 0, 8).expect("read back");
+    assert_eq!(now.wait().expect("wait"), [0xCCu8; 8]);
+    drop(buffer);
+    assert_eq!(c.shutdown().leaked_buffers, 0);
+    device.assert_no_misuse();
 }

@@ -628,6 +628,7 @@ pub(super) fn signal_only<D: Device>() -> Recorded<D> {
         uploads: 0,
         // Covers no upload: tickets never resolve to this value.
         watermark: 0,
+        read_slot: None,
     }
 }
 

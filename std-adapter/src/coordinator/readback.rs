@@ -2,18 +2,23 @@
 //! ones included) into a host-visible buffer of its own, in order after the uploads staged
 //! before, and the caller takes the bytes once the copy completed ([`Readback`]).
 //!
-//! The copy is one more submission on the coordinator's queue: what is staged goes out first,
-//! so the read sees every upload made before the call, and the copy's value becomes the last use
-//! of both buffers, so neither is destroyed under it when its handle is dropped.
+//! What is staged goes out first, so the read sees every upload made before the call. The copy
+//! is then recorded, and read-backs asked for one after another with no upload between them share
+//! one submission (the cost of a submission is most of a small read-back's). The batch goes out
+//! before any upload staged after it, once it reads `eager_submit_bytes`, or when anything is
+//! flushed or waited for. Its value becomes the last use of every buffer it names, and until it
+//! is submitted a count on each buffer keeps it from being destroyed, so no handle dropped early
+//! frees memory under a copy.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use memkit_core::MemoryUsage;
 use memkit_core::device::BufferCopy;
 
-use super::{Coordinator, Recorded, Shared};
+use super::{Coordinator, Recorded, Shared, Submitter};
 use crate::buffer::{Buffer, BufferState, COUNTER};
 use crate::device::Device;
 use crate::error::{Error, Result};
@@ -25,6 +30,12 @@ impl<D: Device> Coordinator<D> {
     /// returns the [`Readback`] to take them from once the copy completed: how the CPU reads a
     /// device-local buffer (compute results, GPU-written counters, a test's check). Never blocks
     /// on the GPU.
+    ///
+    /// The copy is recorded, and submitted together with the read-backs asked for right after it:
+    /// ask for every range first, then wait, and a thousand small reads cost a few submissions.
+    /// The batch goes out when a wait or [`Readback::is_ready`] needs it, when it reads
+    /// [`crate::CoordinatorConfig::eager_submit_bytes`] (a large read starts at once), before any
+    /// later upload, and on any flush ([`Coordinator::flush_transfers`], a frame's end).
     ///
     /// Order: every upload made before the call is submitted first, so the bytes read are the
     /// ones those uploads wrote, and none this thread makes after the call. An upload whose
@@ -78,7 +89,8 @@ impl<D: Device> Shared<D> {
         // Uploads staged before the call go out first: the copy reads what they wrote. One whose
         // ring range lies behind a grant another thread is still writing (or holds) drains only
         // once that grant is committed: wait for it, as an upload's ticket does, so that the
-        // copy comes after it and before anything this thread uploads next.
+        // copy comes after it and before anything this thread uploads next. Read-backs recorded
+        // before stay open when no upload went out behind them: this one joins them.
         let bound = self.lock_pending().next_seq;
         let mut held = HeldGrantWatch::default();
         let mut sub = loop {
@@ -86,7 +98,7 @@ impl<D: Device> Shared<D> {
             if self.shut_down.load(Ordering::Acquire) {
                 return Err(Error::DeviceLost);
             }
-            self.flush_locked(&mut sub)?;
+            self.flush_with(&mut sub, Reads::Keep)?;
             if self.lock_pending().watermark() >= bound {
                 break sub;
             }
@@ -94,34 +106,78 @@ impl<D: Device> Shared<D> {
             held.check(self.staging_progress(), self.config.held_room_timeout)?;
             std::thread::yield_now();
         };
+        // Every upload staged before the call is in a submission now, and none after it is: the
+        // scheduler is empty, so the batch goes out before any upload collected from here on.
+        let reads = sub.reads.get_or_insert_with(OpenReads::default);
+        let at = reads.recorded.regions.len();
+        reads.recorded.regions.push(BufferCopy {
+            src_offset: offset,
+            dst_offset: 0,
+            size,
+        });
+        reads
+            .recorded
+            .commands
+            .push((source.raw, landing.raw, at..at + 1));
+        // Both buffers' last use becomes the batch's value when it is submitted; until then
+        // `unsubmitted_reads` keeps them from being destroyed (or written directly).
+        for state in [source, &landing] {
+            state.unsubmitted_reads.fetch_add(1, Ordering::Release);
+        }
+        reads.recorded.destinations.push(Arc::clone(source));
+        reads.recorded.destinations.push(landing);
+        reads.bytes += size;
+        let slot = Arc::clone(reads.recorded.read_slot.as_ref().expect("a batch's slot"));
+        if reads.bytes >= self.config.eager_submit_bytes {
+            // As for uploads: a submission costs tens of microseconds, copying this many bytes
+            // more, so the GPU starts on them now.
+            self.submit_reads(&mut sub)?;
+        }
+        drop(sub);
+        self.counters.read_backs.fetch_add(1, COUNTER);
+        self.counters.bytes_read_back.fetch_add(size, COUNTER);
+        readback.ticket = Ticket::for_batch(slot, Arc::clone(self) as Arc<dyn TimelineSource>);
+        Ok(readback)
+    }
+
+    /// Submits the read-back copies recorded and not submitted yet, if any, with the next value.
+    /// The caller submitted every upload collected before them (a refused submission included),
+    /// and none collected after them is submitted yet.
+    ///
+    /// A refused submission is kept and retried first next time, holding the buffers until it
+    /// went out (a landing buffer given back meanwhile is written by it before any later
+    /// read-back's copy).
+    pub(super) fn submit_reads(&self, sub: &mut Submitter<D>) -> Result<()> {
+        let Some(reads) = sub.reads.take() else {
+            return Ok(());
+        };
         let value = match self.timeline.submit() {
             Ok(v) => v.get(),
             Err(_) => return Err(Error::DeviceLost),
         };
-        let recorded = Recorded {
-            regions: vec![BufferCopy {
-                src_offset: offset,
-                dst_offset: 0,
-                size,
-            }],
-            commands: vec![(source.raw, landing.raw, 0..1)],
-            // Both buffers' last use becomes the copy's value: neither is destroyed under it.
-            destinations: vec![Arc::clone(source), landing],
-            staging: Vec::new(),
-            uploads: 0,
-            // Covers no upload: upload tickets never resolve to this value.
-            watermark: 0,
-        };
-        // Every drained ring range was submitted by the flush above (a failed one returned), so
-        // the value may tag them. A refused submission is kept and retried first next time,
-        // holding both buffers until it went out (a landing buffer given back meanwhile is
-        // written by it before any later read-back's copy).
-        self.submit_recorded(&mut sub, value, recorded, true)?;
-        drop(sub);
-        self.counters.read_backs.fetch_add(1, COUNTER);
-        self.counters.bytes_read_back.fetch_add(size, COUNTER);
-        readback.ticket = self.ticket_for_value(value);
-        Ok(readback)
+        // Ring ranges drained and not submitted are in the scheduler, behind this submission:
+        // the value tags the ring only when there are none.
+        let tag = sub.scheduler.pending() == 0;
+        self.submit_recorded(sub, value, reads.recorded, tag)
+    }
+
+    /// Before the host writes `dest` directly (a direct-write buffer, which no staged copy
+    /// writes): waits until every read-back of it asked for so far completed, so that they read
+    /// the bytes from before the write. Read-backs are the only GPU work memkit puts on such a
+    /// buffer; two atomic loads when none is pending.
+    pub(super) fn wait_for_reads_of(&self, dest: &BufferState<D>) -> Result<()> {
+        if dest.unsubmitted_reads.load(Ordering::Acquire) > 0 {
+            self.flush()?;
+        }
+        let last = dest.last_use.load(Ordering::Acquire);
+        while last > self.timeline.completed().get() {
+            // A device may answer "timed out" early (a simulated GPU advanced by another
+            // thread): ask again after a pause, as a ticket's wait does.
+            if !self.wait_value(last, Duration::from_millis(100))? {
+                std::thread::sleep(Duration::from_micros(50));
+            }
+        }
+        Ok(())
     }
 
     /// A host-visible buffer of at least `size` bytes for a read-back to land in: a kept one of
@@ -178,6 +234,45 @@ impl<D: Device> Shared<D> {
             self.retire(oldest);
         }
     }
+}
+
+/// Read-back copies recorded and not submitted yet ([`Submitter::reads`]): one submission for
+/// many read-backs, as wgpu users record many copies into one encoder. They go out before any
+/// upload collected after them, when they reach `eager_submit_bytes`, and whenever anything is
+/// flushed (a ticket's wait, [`Coordinator::flush_transfers`], a frame's end).
+pub(super) struct OpenReads<D: Device> {
+    /// The copies, with both buffers of each in `destinations`, and the batch's ticket slot.
+    recorded: Recorded<D>,
+    /// Bytes the copies read.
+    bytes: u64,
+}
+
+impl<D: Device> Default for OpenReads<D> {
+    fn default() -> Self {
+        Self {
+            recorded: Recorded {
+                regions: Vec::new(),
+                commands: Vec::new(),
+                destinations: Vec::new(),
+                staging: Vec::new(),
+                uploads: 0,
+                // Covers no upload: upload tickets never resolve to this value.
+                watermark: 0,
+                read_slot: Some(Arc::new(AtomicU64::new(0))),
+            },
+            bytes: 0,
+        }
+    }
+}
+
+/// Whether a flush submits the read-back copies recorded so far when no upload goes out behind
+/// them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Reads {
+    /// Submit them: someone waits for them, or for everything recorded.
+    Submit,
+    /// Keep them for the next read-back to join (they still go first when uploads go out).
+    Keep,
 }
 
 /// Landing buffers of dropped read-backs, oldest first, and their bytes (kept beside them so that
