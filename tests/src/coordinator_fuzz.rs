@@ -127,9 +127,9 @@ pub enum CoordOp {
     /// Flush, complete everything, compare every buffer, and every read-back taken since the
     /// last check, with the model.
     Check,
-    /// `read_back` of `len` bytes from `offset`: the bytes it brings back must be the model's at
-    /// the call (compared at once for a buffer the CPU writes directly, whose later writes do
-    /// not wait for the copy, else at the next check).
+    /// `read_back` of `len` bytes from `offset`: the bytes it brings back (compared at the next
+    /// check) must be the model's at the call, whatever was uploaded after it, staged or written
+    /// directly.
     ReadBack {
         /// Which live buffer.
         buffer: u8,
@@ -868,11 +868,9 @@ impl CoordinatorWorkload {
                                 bytes: m.bytes[range.clone()].to_vec(),
                                 known: m.known[range].to_vec(),
                             };
-                            if m.buffer.is_direct_write() {
-                                pending.compare(&mut depth);
-                            } else {
-                                reads.push(pending);
-                            }
+                            // Compared at the next check, after later uploads: staged ones
+                            // go out after the copy, direct writes wait for it.
+                            reads.push(pending);
                             // Everything staged before it was submitted first.
                             flushed(&mut models);
                         }

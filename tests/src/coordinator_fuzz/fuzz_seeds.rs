@@ -108,10 +108,11 @@ fn ring_pressure(ring: u32) -> Ops {
         }
         o.grant(1, 64, ring / 8);
         o.grant(2, 0, ring / 2);
-        // Read back while uploads are staged (they go first), from a direct-write buffer, and
-        // out of bounds.
+        // Read back while uploads are staged (they go first), from a direct-write buffer (then
+        // written at once: the write waits for the copy), and out of bounds.
         o.read_back(round as u8 % 3, 100 + round, ring / 2);
         o.read_back(3, 0, ring);
+        o.upload(3, 7, ring / 4);
         o.read_back(0, ring * 2, 1);
         o.op(CoordOp::Flush);
         o.op(CoordOp::Advance { n: 1 });
