@@ -106,10 +106,19 @@ pub struct CoordinatorConfig {
     pub direct_writes: bool,
     /// Host-visible bytes that [`crate::Coordinator::read_back`] keeps for later read-backs once
     /// a [`crate::Readback`] is dropped: its landing buffer (a power of two of at least 4 KiB)
-    /// is kept instead of destroyed, and the longest-kept ones go to stay within this. A new landing buffer
-    /// costs a memory allocation and, on a discrete GPU, pinning its pages, which made each
-    /// read of 1 MiB about 1.4 ms on an H200; a kept one is reused at once. 0 keeps none.
+    /// is kept instead of destroyed, and the longest-kept ones go to stay within this. A new
+    /// landing buffer costs a memory allocation and, on a discrete GPU, pinning its pages, which
+    /// made each read of 1 MiB about 1.4 ms on an H200, and of 64 MiB about 19 ms; a kept one is
+    /// reused at once. Set it to the bytes your read-backs have in flight at once, to never pay
+    /// that in steady state. 0 keeps none.
     pub read_back_cache_bytes: u64,
+    /// Read-backs asked for one after another share one submission until their copies read this
+    /// many bytes; the batch then goes out at once, so the GPU copies it while more are asked
+    /// for (a read of at least this size goes out alone, at once). A submission costs tens of
+    /// microseconds, about what an H200 takes to copy 1 MiB to the host: submitted 1 MiB at a
+    /// time, 64 reads of 1 MiB took twice as long as in one submission. 0 submits each
+    /// read-back at once.
+    pub read_back_submit_bytes: u64,
 }
 
 impl CoordinatorConfig {
@@ -159,6 +168,7 @@ impl Default for CoordinatorConfig {
             max_regions_per_command: 8192,
             direct_writes: true,
             read_back_cache_bytes: 128 << 20,
+            read_back_submit_bytes: 16 << 20,
         }
     }
 }

@@ -530,11 +530,11 @@ fn read_backs_asked_for_together_share_one_submission_before_later_uploads() {
 }
 
 #[test]
-fn a_batch_of_read_backs_goes_out_at_eager_submit_bytes_or_when_polled() {
+fn a_batch_of_read_backs_goes_out_at_read_back_submit_bytes_or_when_polled() {
     let device = DummyDevice::new(DeviceConfig::discrete().with_wait_mode(WaitMode::Manual))
         .expect("device");
     let config = CoordinatorConfig {
-        eager_submit_bytes: 64 << 10,
+        read_back_submit_bytes: 64 << 10,
         ..CoordinatorConfig::default()
     };
     let c = Coordinator::new(device.clone(), config).expect("coordinator");

@@ -36,7 +36,8 @@
 //! `create_image_with_data` and `upload_image`, and the naive path (see `images`). `coordinator`
 //! runs the coordinator's figures (1-3 and 6) with the bus limit only. `readbacks` brings
 //! device-local bytes back to the CPU: the raw device-to-host copy rate, the naive path, and the
-//! coordinator's `read_back` (see `readbacks`).
+//! coordinator's `read_back` (see `readbacks`; `--read-back-cache MIB` and `--read-back-submit
+//! MIB` set its landing cache and batch size).
 //! `--ring-working-set off` (or a size in MiB) changes the ring's working set of the
 //! coordinator's default settings (see `CoordinatorConfig::staging_ring_working_set`).
 //! `--validate` turns the Khronos validation layer on for the raw device and fails the run on any

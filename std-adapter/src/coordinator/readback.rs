@@ -5,8 +5,8 @@
 //! What is staged goes out first, so the read sees every upload made before the call. The copy
 //! is then recorded, and read-backs asked for one after another with no upload between them share
 //! one submission (the cost of a submission is most of a small read-back's). The batch goes out
-//! before any upload staged after it, once it reads `eager_submit_bytes`, or when anything is
-//! flushed or waited for. Its value becomes the last use of every buffer it names, and until it
+//! before any upload staged after it, once it reads `read_back_submit_bytes`, or when anything
+//! is flushed or waited for. Its value becomes the last use of every buffer it names, and until it
 //! is submitted a count on each buffer keeps it from being destroyed, so no handle dropped early
 //! frees memory under a copy.
 
@@ -34,8 +34,8 @@ impl<D: Device> Coordinator<D> {
     /// The copy is recorded, and submitted together with the read-backs asked for right after it:
     /// ask for every range first, then wait, and a thousand small reads cost a few submissions.
     /// The batch goes out when a wait or [`Readback::is_ready`] needs it, when it reads
-    /// [`crate::CoordinatorConfig::eager_submit_bytes`] (a large read starts at once), before any
-    /// later upload, and on any flush ([`Coordinator::flush_transfers`], a frame's end).
+    /// [`crate::CoordinatorConfig::read_back_submit_bytes`] (a large read starts at once), before
+    /// any later upload, and on any flush ([`Coordinator::flush_transfers`], a frame's end).
     ///
     /// Order: every upload made before the call is submitted first, so the bytes read are the
     /// ones those uploads wrote, and none this thread makes after the call. An upload whose
@@ -128,9 +128,9 @@ impl<D: Device> Shared<D> {
         reads.recorded.destinations.push(landing);
         reads.bytes += size;
         let slot = Arc::clone(reads.recorded.read_slot.as_ref().expect("a batch's slot"));
-        if reads.bytes >= self.config.eager_submit_bytes {
-            // As for uploads: a submission costs tens of microseconds, copying this many bytes
-            // more, so the GPU starts on them now.
+        if reads.bytes >= self.config.read_back_submit_bytes {
+            // Copying this many bytes costs far more than a submission: the GPU starts on them
+            // now.
             self.submit_reads(&mut sub)?;
         }
         drop(sub);
@@ -238,8 +238,8 @@ impl<D: Device> Shared<D> {
 
 /// Read-back copies recorded and not submitted yet ([`Submitter::reads`]): one submission for
 /// many read-backs, as wgpu users record many copies into one encoder. They go out before any
-/// upload collected after them, when they reach `eager_submit_bytes`, and whenever anything is
-/// flushed (a ticket's wait, [`Coordinator::flush_transfers`], a frame's end).
+/// upload collected after them, when they reach `read_back_submit_bytes`, and whenever anything
+/// is flushed (a ticket's wait, [`Coordinator::flush_transfers`], a frame's end).
 pub(super) struct OpenReads<D: Device> {
     /// The copies, with both buffers of each in `destinations`, and the batch's ticket slot.
     recorded: Recorded<D>,

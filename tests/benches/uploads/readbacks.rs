@@ -55,19 +55,25 @@ pub fn run(report: &mut Report, reps: usize, quick: bool, validate: bool) {
 
     let gpu = Gpu::new(h);
     // `--read-back-cache MIB` sets `read_back_cache_bytes` (0: every read-back makes and
-    // destroys its landing buffer), to compare in one build.
+    // destroys its landing buffer) and `--read-back-submit MIB` sets `read_back_submit_bytes`
+    // (0: each read-back submitted alone), to compare settings in one build.
     let mut config = CoordinatorConfig::default();
     let args: Vec<String> = std::env::args().collect();
-    if let Some(mib) = args
-        .iter()
-        .position(|a| a == "--read-back-cache")
-        .and_then(|i| args.get(i + 1))
-    {
-        config.read_back_cache_bytes = mib.parse::<u64>().expect("--read-back-cache MIB") * MIB;
+    let mib = |flag: &str| {
+        let at = args.iter().position(|a| a == flag)?;
+        let value = args.get(at + 1).and_then(|v| v.parse::<u64>().ok());
+        Some(value.unwrap_or_else(|| panic!("{flag} takes a number of MiB")) * MIB)
+    };
+    if let Some(bytes) = mib("--read-back-cache") {
+        config.read_back_cache_bytes = bytes;
+    }
+    if let Some(bytes) = mib("--read-back-submit") {
+        config.read_back_submit_bytes = bytes;
     }
     println!(
-        "read-backs: landing cache {} MiB",
-        config.read_back_cache_bytes / MIB
+        "read-backs: landing cache {} MiB, batches submitted at {} MiB",
+        config.read_back_cache_bytes / MIB,
+        config.read_back_submit_bytes / MIB
     );
     let coordinator = Coordinator::new(gpu.clone(), config).expect("coordinator");
     let source = coordinator
