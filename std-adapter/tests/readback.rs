@@ -563,6 +563,22 @@ fn a_batch_of_read_backs_goes_out_at_read_back_submit_bytes_or_when_polled() {
     assert!(polled.is_ready().expect("is_ready"));
     assert!(polled.wait().expect("wait")[..] == data[4096..4196]);
     assert!(tipping.wait().expect("wait")[..] == data[..4 << 10]);
+    // Small reads go out 256 copies at a time, however few bytes they read.
+    let before = device.last_submitted();
+    let mut small: Vec<_> = (0..255)
+        .map(|i| c.read_back(&buffer, i, 1).expect("read back"))
+        .collect();
+    assert_eq!(device.last_submitted(), before);
+    small.push(c.read_back(&buffer, 255, 1).expect("read back"));
+    assert_eq!(
+        device.last_submitted(),
+        before + 1,
+        "256 copies unsubmitted"
+    );
+    device.complete_all();
+    for (i, read) in small.into_iter().enumerate() {
+        assert_eq!(read.wait().expect("wait"), [data[i]]);
+    }
     drop((buffer, short));
     assert_eq!(c.shutdown().leaked_buffers, 0);
     device.assert_no_misuse();
