@@ -276,6 +276,23 @@ struct Recorded<D: Device> {
     read_slot: Option<Arc<AtomicU64>>,
 }
 
+impl<D: Device> Recorded<D> {
+    /// No commands, no buffers, no upload: what a submission that only signals (or only waits)
+    /// carries, and what a batch of read-backs starts from.
+    fn empty() -> Self {
+        Self {
+            regions: Vec::new(),
+            commands: Vec::new(),
+            destinations: Vec::new(),
+            staging: Vec::new(),
+            uploads: 0,
+            // Covers no upload: upload tickets never resolve to this value.
+            watermark: 0,
+            read_slot: None,
+        }
+    }
+}
+
 /// A submission the GPU may still be executing, with the dedicated staging buffers it reads
 /// (destroyed when it completes).
 struct InFlight<D: Device> {

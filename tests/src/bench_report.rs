@@ -1,10 +1,32 @@
 //! What the GPU upload benchmarks share, so their figures line up: memkit's
 //! (`benches/uploads.rs`) and the wgpu peer's (`wgpu-peer/`, its own workspace) write the same
-//! scattered slots, print the same table and write the same JSON.
+//! scattered slots and read back the same ranges, print the same table and write the same JSON.
 
 use std::fmt::Write as _;
 
 use crate::workloads::SplitMix64;
+
+/// The read-back benchmarks' source: one buffer of this many random bytes (seed 41).
+pub const READ_BACK_SOURCE: u64 = 256 << 20;
+
+/// The read-back benchmarks' cases, `(size, count)`: many small reads (latency-bound), some
+/// middling, a few large (bandwidth-bound); every read is a distinct range of the source.
+pub const READ_BACK_CASES: [(u64, u64); 3] = [(4096, 1024), (1 << 20, 64), (64 << 20, 4)];
+
+/// Where read `i` of `size` bytes starts in the read-back source: spread over it, distinct.
+pub fn read_back_offset(i: u64, size: u64) -> u64 {
+    let slots = READ_BACK_SOURCE / size;
+    (i * 7919 % slots) * size
+}
+
+/// A read-back case's size as its rows name it: "4 KiB", "64 MiB".
+pub fn read_back_size_label(size: u64) -> String {
+    if size >= 1 << 20 {
+        format!("{} MiB", size >> 20)
+    } else {
+        format!("{} KiB", size >> 10)
+    }
+}
 
 /// `count` distinct slots of `slot` bytes in a buffer of `buffer` bytes, in random order (a
 /// partial Fisher-Yates shuffle), as byte offsets.

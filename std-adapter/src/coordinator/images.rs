@@ -620,16 +620,7 @@ fn check_source(region: &ImageCopy, format: ImageFormat, texels: &[u8]) -> Resul
 /// A submission with no commands: it only signals its value (see `submit_image_copies`), and
 /// carries the waits for the application's timelines (`wait_for_external`).
 pub(super) fn signal_only<D: Device>() -> Recorded<D> {
-    Recorded {
-        regions: Vec::new(),
-        commands: Vec::new(),
-        destinations: Vec::new(),
-        staging: Vec::new(),
-        uploads: 0,
-        // Covers no upload: tickets never resolve to this value.
-        watermark: 0,
-        read_slot: None,
-    }
+    Recorded::empty()
 }
 
 /// The first pair of regions (by index) whose boxes share a texel: the same level, overlapping

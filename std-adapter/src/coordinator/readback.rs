@@ -253,14 +253,8 @@ impl<D: Device> Default for OpenReads<D> {
     fn default() -> Self {
         Self {
             recorded: Recorded {
-                regions: Vec::new(),
-                commands: Vec::new(),
-                destinations: Vec::new(),
-                staging: Vec::new(),
-                uploads: 0,
-                // Covers no upload: upload tickets never resolve to this value.
-                watermark: 0,
                 read_slot: Some(Arc::new(AtomicU64::new(0))),
+                ..Recorded::empty()
             },
             bytes: 0,
         }

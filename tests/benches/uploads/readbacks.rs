@@ -25,15 +25,14 @@ use memkit_core::device::{
     MemoryPropertyFlags, WaitStatus,
 };
 use memkit_std::{Coordinator, CoordinatorConfig, MemoryUsage};
-use memkit_tests::bench_report::{Report, gbps, median};
+use memkit_tests::bench_report::{
+    READ_BACK_CASES, READ_BACK_SOURCE, Report, gbps, median, read_back_offset as offset,
+    read_back_size_label as size_label,
+};
 use memkit_tests::workloads::SplitMix64 as Rng;
 use memkit_vulkan::{HeadlessConfig, HeadlessDevice, HostBuffer, VulkanDevice};
 
-use crate::{BIG, Gpu, MIB, bound, bound_with, copy_and_wait};
-
-/// `(size, count)` of each case: many small reads (latency-bound), some middling, a few large
-/// (bandwidth-bound). Every case reads distinct ranges within `BIG`.
-const CASES: [(u64, u64); 3] = [(4096, 1024), (MIB, 64), (64 * MIB, 4)];
+use crate::{Gpu, MIB, bound, bound_with, copy_and_wait};
 
 /// The raw figure's name.
 const RAW: &str = "R1. raw vkCmdCopyBuffer 256 MiB device-local -> host (read-back bus limit)";
@@ -45,9 +44,9 @@ pub fn run(report: &mut Report, reps: usize, quick: bool, validate: bool) {
         ..HeadlessConfig::default()
     })
     .expect("a Vulkan device");
-    let mut data = vec![0u8; BIG as usize];
+    let mut data = vec![0u8; READ_BACK_SOURCE as usize];
     Rng::new(41).fill(&mut data);
-    let cases: Vec<(u64, u64)> = CASES
+    let cases: Vec<(u64, u64)> = READ_BACK_CASES
         .iter()
         .map(|&(size, count)| (size, if quick { count.div_ceil(4) } else { count }))
         .collect();
@@ -77,7 +76,7 @@ pub fn run(report: &mut Report, reps: usize, quick: bool, validate: bool) {
     );
     let coordinator = Coordinator::new(gpu.clone(), config).expect("coordinator");
     let source = coordinator
-        .create_buffer(BIG, MemoryUsage::FAST_DEVICE_ACCESS)
+        .create_buffer(READ_BACK_SOURCE, MemoryUsage::FAST_DEVICE_ACCESS)
         .expect("buffer");
     coordinator
         .upload_to(&source, 0, &data)
@@ -208,20 +207,6 @@ pub fn run(report: &mut Report, reps: usize, quick: bool, validate: bool) {
         .extend(h.finish().into_iter().map(|m| format!("validation: {m}")));
 }
 
-/// Where read `i` of `size` bytes starts: spread over the buffer, distinct.
-fn offset(i: u64, size: u64) -> u64 {
-    let slots = BIG / size;
-    (i * 7919 % slots) * size
-}
-
-fn size_label(size: u64) -> String {
-    if size >= MIB {
-        format!("{} MiB", size / MIB)
-    } else {
-        format!("{} KiB", size / 1024)
-    }
-}
-
 /// The raw device-to-host rate and the naive path on the device before any coordinator runs on
 /// it (they submit on its timeline). Returns the naive path's median seconds per case.
 fn raw_and_naive(
@@ -232,29 +217,29 @@ fn raw_and_naive(
     cases: &[(u64, u64)],
 ) -> Vec<f64> {
     // The source: device-local, filled through host-visible staging.
-    let staging = bound(device, BIG, BufferUsage::TRANSFER_SRC, true);
+    let staging = bound(device, READ_BACK_SOURCE, BufferUsage::TRANSFER_SRC, true);
     let source = bound(
         device,
-        BIG,
+        READ_BACK_SOURCE,
         BufferUsage::TRANSFER_SRC | BufferUsage::TRANSFER_DST,
         false,
     );
     // Cached host memory where the device has it: what `MemoryUsage::DOWNLOAD` prefers.
     let target = bound_with(
         device,
-        BIG,
+        READ_BACK_SOURCE,
         BufferUsage::TRANSFER_DST,
         MemoryPropertyFlags::HOST_VISIBLE | MemoryPropertyFlags::HOST_CACHED,
         MemoryPropertyFlags::DEVICE_LOCAL,
     );
     // SAFETY: host-visible, not mapped elsewhere; unmapped before it is freed.
     let mapped = unsafe { device.map_memory(staging.memory) }.expect("map");
-    // SAFETY: the mapping covers BIG bytes, and nothing else touches it meanwhile.
+    // SAFETY: the mapping covers READ_BACK_SOURCE bytes, and nothing else touches it meanwhile.
     unsafe { std::ptr::copy_nonoverlapping(data.as_ptr(), mapped.as_ptr(), data.len()) };
     let whole = [BufferCopy {
         src_offset: 0,
         dst_offset: 0,
-        size: BIG,
+        size: READ_BACK_SOURCE,
     }];
     copy_and_wait(
         device,
@@ -279,7 +264,7 @@ fn raw_and_naive(
             })
             .collect(),
     );
-    report.add(RAW, gbps(BIG, raw), "GB/s", "");
+    report.add(RAW, gbps(READ_BACK_SOURCE, raw), "GB/s", "");
 
     let naive: Vec<f64> = cases
         .iter()

@@ -27,32 +27,13 @@
 
 use std::time::Instant;
 
-use memkit_tests::bench_report::{Report, gbps, median};
+use memkit_tests::bench_report::{
+    READ_BACK_CASES as CASES, READ_BACK_SOURCE as BIG, Report, gbps, median,
+    read_back_offset as offset, read_back_size_label as size_label,
+};
 use memkit_tests::workloads::SplitMix64 as Rng;
 
 use crate::{Gpu, MIB, WGPU_VERSION};
-
-/// The source buffer, as memkit's `BIG`.
-const BIG: u64 = 256 * MIB;
-
-/// `(size, count)` of each case, as memkit's read-back bench: many small reads (latency-bound),
-/// some middling, a few large (bandwidth-bound).
-const CASES: [(u64, u64); 3] = [(4096, 1024), (MIB, 64), (64 * MIB, 4)];
-
-/// Where read `i` of `size` bytes starts: memkit's spread over the buffer, distinct.
-fn offset(i: u64, size: u64) -> u64 {
-    let slots = BIG / size;
-    (i * 7919 % slots) * size
-}
-
-/// memkit's case label, so the rows pair up by name.
-fn size_label(size: u64) -> String {
-    if size >= MIB {
-        format!("{} MiB", size / MIB)
-    } else {
-        format!("{} KiB", size / 1024)
-    }
-}
 
 /// A read-back path under test.
 #[derive(Clone, Copy, PartialEq)]
