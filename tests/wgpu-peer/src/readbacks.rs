@@ -147,6 +147,21 @@ impl Reads<'_> {
     }
 }
 
+/// The whole of a mapped landing buffer.
+fn view(landing: &wgpu::Buffer) -> wgpu::BufferView {
+    landing
+        .slice(..)
+        .get_mapped_range()
+        .expect("mapped read-back")
+}
+
+/// A mapped landing buffer's bytes, copied into a new `Vec`; the buffer unmapped.
+fn take(landing: &wgpu::Buffer) -> Vec<u8> {
+    let bytes = view(landing).to_vec();
+    landing.unmap();
+    bytes
+}
+
 /// State a path keeps between repetitions: W3's and W4's landing buffers, made once, and W3's
 /// reused memory, allocated once.
 struct Kept {
@@ -165,13 +180,7 @@ fn once(path: Path, reads: &Reads<'_>, kept: &mut Kept, check: bool) -> (f64, us
                     let landing = reads.landing();
                     let submission = reads.copy_one(i, &landing);
                     reads.map_all(std::slice::from_ref(&landing), submission);
-                    let bytes = landing
-                        .slice(..)
-                        .get_mapped_range()
-                        .expect("mapped read-back")
-                        .to_vec();
-                    landing.unmap();
-                    bytes
+                    take(&landing)
                 })
                 .collect();
             let t = start.elapsed().as_secs_f64();
@@ -183,18 +192,7 @@ fn once(path: Path, reads: &Reads<'_>, kept: &mut Kept, check: bool) -> (f64, us
             let landings = reads.landings();
             let submission = reads.copy_all(&landings);
             reads.map_all(&landings, submission);
-            let got: Vec<Vec<u8>> = landings
-                .iter()
-                .map(|landing| {
-                    let bytes = landing
-                        .slice(..)
-                        .get_mapped_range()
-                        .expect("mapped read-back")
-                        .to_vec();
-                    landing.unmap();
-                    bytes
-                })
-                .collect();
+            let got: Vec<Vec<u8>> = landings.iter().map(take).collect();
             drop(landings);
             let t = start.elapsed().as_secs_f64();
             (t, reads.count_wrong(check, got.iter().map(Vec::as_slice)))
@@ -212,12 +210,7 @@ fn once(path: Path, reads: &Reads<'_>, kept: &mut Kept, check: bool) -> (f64, us
             let submission = reads.copy_all(&kept.landings);
             reads.map_all(&kept.landings, submission);
             for (landing, out) in kept.landings.iter().zip(&mut kept.outs) {
-                out.copy_from_slice(
-                    &landing
-                        .slice(..)
-                        .get_mapped_range()
-                        .expect("mapped read-back"),
-                );
+                out.copy_from_slice(&view(landing));
             }
             let t = start.elapsed().as_secs_f64();
             Reads::unmap_all(&kept.landings);
@@ -235,13 +228,10 @@ fn once(path: Path, reads: &Reads<'_>, kept: &mut Kept, check: bool) -> (f64, us
                 .landings
                 .iter()
                 .map(|landing| {
-                    let view = landing
-                        .slice(..)
-                        .get_mapped_range()
-                        .expect("mapped read-back");
+                    let mapped = view(landing);
                     // One byte of each view touched, so the views are really taken.
-                    std::hint::black_box(view[0]);
-                    view
+                    std::hint::black_box(mapped[0]);
+                    mapped
                 })
                 .collect();
             let t = start.elapsed().as_secs_f64();
