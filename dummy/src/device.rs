@@ -665,6 +665,19 @@ impl DummyDevice {
         self.lock().pending.iter().map(|p| p.signal).collect()
     }
 
+    /// Whether work completes while no thread waits (`CopyQueue::completes_without_waiting`):
+    /// only in [`WaitMode::Block`], where another thread advances the timeline. In the other
+    /// modes the test advances it, by hand or through a wait, so polling would only spin.
+    pub fn completes_without_waiting(&self) -> bool {
+        self.lock().wait_mode == WaitMode::Block
+    }
+
+    /// Threads blocked in `wait` now ([`WaitMode::Block`]): tells a test whether a caller blocks
+    /// in the driver or polls the completed value.
+    pub fn blocked_waiters(&self) -> u32 {
+        self.lock().waiters
+    }
+
     /// Sets what a blocking `wait` does (initially [`DeviceConfig::wait_mode`]).
     pub fn set_wait_mode(&self, mode: WaitMode) {
         self.lock().wait_mode = mode;

@@ -127,6 +127,10 @@ impl CopyQueue for DummyDevice {
     fn wait(&self, value: u64, timeout_ns: u64) -> Result<WaitStatus, DeviceError> {
         DummyDevice::wait(self, value, timeout_ns)
     }
+
+    fn completes_without_waiting(&self) -> bool {
+        DummyDevice::completes_without_waiting(self)
+    }
 }
 
 impl ExternalTimelines for DummyDevice {

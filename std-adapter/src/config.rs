@@ -91,6 +91,19 @@ pub struct CoordinatorConfig {
     /// device, where spinning a core costs more than a late wake-up. Any value is valid:
     /// `Duration::MAX` polls until the GPU frees the room and never blocks.
     pub room_poll: Duration,
+    /// How long a wait on a [`crate::Ticket`] (an upload's, a frame's, a read-back's, and
+    /// [`crate::Readback`]'s own waits) polls the completed timeline value (yielding between
+    /// polls) before it blocks in the driver, on a device whose work completes while no one waits
+    /// ([`memkit_core::device::CopyQueue::completes_without_waiting`]; not the simulated device
+    /// in its default wait mode, which would only spin).
+    ///
+    /// A blocking `vkWaitSemaphores` returned 30-50 us after a copy of up to 16 MiB completed on
+    /// an NVIDIA H200, and 80-170 us after one of 64-256 MiB (`R5` of the uploads bench); a read
+    /// asked for and waited for one at a time pays that each time. The default, 2 ms, covers a
+    /// 64 MiB copy at bus speed (1.3 ms on PCIe 5) and bounds the core a longer wait spins.
+    /// `Duration::ZERO` blocks at once: right where a core spinning costs more than a late
+    /// wake-up (on battery, or with more waiting threads than cores).
+    pub wait_poll: Duration,
     /// Device memory pools: block sizes, dedicated threshold, budget mode.
     pub pools: PoolConfig,
     /// Memory blocks the pools may hold at once (each slot carries its sub-allocator's metadata).
@@ -154,6 +167,7 @@ impl Default for CoordinatorConfig {
             back_pressure: BackPressure::WaitForGpu,
             held_room_timeout: Duration::from_secs(10),
             room_poll: Duration::from_millis(5),
+            wait_poll: Duration::from_millis(2),
             // Core's defaults, 4096 allocations per block included: a full-size (256 MiB)
             // block then holds 4096 buffers of 64 KiB. With 1024, such a block filled up by
             // count at a quarter of its bytes, so 10k buffers of 64 KiB took nine blocks

@@ -155,6 +155,9 @@ impl CopyQueue for SharedHeadlessDevice {
     fn wait(&self, value: u64, timeout_ns: u64) -> Result<WaitStatus, DeviceError> {
         self.vk().wait(value, timeout_ns)
     }
+    fn completes_without_waiting(&self) -> bool {
+        self.vk().completes_without_waiting()
+    }
 }
 
 impl ImageCopyQueue for SharedHeadlessDevice {

@@ -731,6 +731,15 @@ pub trait CopyQueue: BufferDevice {
     /// single-threaded one, or a simulated GPU that runs when waited on) may answer
     /// [`WaitStatus::TimedOut`] at once.
     fn wait(&self, value: u64, timeout_ns: u64) -> Result<WaitStatus, DeviceError>;
+
+    /// Whether submitted work completes while no thread waits in [`CopyQueue::wait`], as on a
+    /// real GPU: a caller that expects a value soon may then poll
+    /// [`CopyQueue::completed_value`] before it blocks (a driver's blocking wait may return late).
+    /// A simulated GPU that runs only when waited on answers `false`: polling it would spin and
+    /// find nothing done. `true` unless a backend says otherwise.
+    fn completes_without_waiting(&self) -> bool {
+        true
+    }
 }
 
 /// A [`CopyQueue`] whose submissions can wait, on the GPU, for another timeline: the

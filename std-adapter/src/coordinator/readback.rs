@@ -175,7 +175,7 @@ impl<D: Device> Shared<D> {
         while last > self.timeline.completed().get() {
             // A device may answer "timed out" early (a simulated GPU advanced by another
             // thread): ask again after a pause, as a ticket's wait does.
-            if !self.wait_value(last, Duration::from_millis(100))? {
+            if !self.wait_polled(last, Duration::from_millis(100))? {
                 std::thread::sleep(Duration::from_micros(50));
             }
         }
