@@ -11,7 +11,14 @@
 //!   memory (`wait_into`) or lent where they landed (`wait_mapped`, no copy: the time ends once
 //!   every read's bytes can be read), and one at a time (`read_back` then `wait`, as the naive path). The
 //!   coordinator keeps landing buffers for later read-backs (`read_back_cache_bytes`, 128 MiB by
-//!   default), so after the first repetition most reads land in memory already mapped.
+//!   default), so after the first repetition most reads land in memory already mapped;
+//! - where one 64 MiB read-back's time goes (R4): the call, the GPU's copy, the host's copy out;
+//! - how late a blocking wait on the timeline returns after a copy completed, against polling
+//!   the completed value (R5: what `CoordinatorConfig::wait_poll` is for);
+//! - the device-to-host rate of the moment (R6): one 64 MiB pair made first, copied at the start,
+//!   after the raw figures and after the coordinator. On the H200 that rate moved between about
+//!   50 and 37 GB/s within one run, for every buffer alike (session 29: the coordinator's 64 MiB
+//!   copy ran at the raw rate of the moment), so R4 is compared with the last of these.
 //!
 //! Each case reads `count` ranges of `size` bytes at distinct offsets of one 256 MiB device-local
 //! buffer filled with random bytes; times run from the first call to the last read's bytes in a
@@ -50,7 +57,29 @@ pub fn run(report: &mut Report, reps: usize, quick: bool, validate: bool) {
         .iter()
         .map(|&(size, count)| (size, if quick { count.div_ceil(4) } else { count }))
         .collect();
+    // R6: a 64 MiB pair made before anything else, copied at the start, after the raw figures
+    // and after the coordinator: the device-to-host rate of the moment.
+    let early = (
+        bound(
+            h.device(),
+            64 * MIB,
+            BufferUsage::TRANSFER_SRC | BufferUsage::TRANSFER_DST,
+            false,
+        ),
+        bound_with(
+            h.device(),
+            64 * MIB,
+            BufferUsage::TRANSFER_DST,
+            MemoryPropertyFlags::HOST_VISIBLE | MemoryPropertyFlags::HOST_CACHED,
+            MemoryPropertyFlags::DEVICE_LOCAL,
+        ),
+    );
+    let checkpoint = |report: &mut Report, device: &VulkanDevice, when: &str| {
+        checkpoint(report, device, &early, reps, when)
+    };
+    checkpoint(report, h.device(), "first of all");
     let naive = raw_and_naive(report, h.device(), &data, reps, &cases);
+    checkpoint(report, h.device(), "after the raw and naive figures");
 
     let gpu = Gpu::new(h);
     // `--read-back-cache MIB` sets `read_back_cache_bytes` (0: every read-back makes and
@@ -69,10 +98,18 @@ pub fn run(report: &mut Report, reps: usize, quick: bool, validate: bool) {
     if let Some(bytes) = mib("--read-back-submit") {
         config.read_back_submit_bytes = bytes;
     }
+    // `--wait-poll US` sets `wait_poll` (0: tickets block in the driver at once).
+    if let Some(at) = args.iter().position(|a| a == "--wait-poll") {
+        let us = args.get(at + 1).and_then(|v| v.parse::<u64>().ok());
+        config.wait_poll = std::time::Duration::from_micros(
+            us.expect("--wait-poll takes a number of microseconds"),
+        );
+    }
     println!(
-        "read-backs: landing cache {} MiB, batches submitted at {} MiB",
+        "read-backs: landing cache {} MiB, batches submitted at {} MiB, tickets poll {:?}",
         config.read_back_cache_bytes / MIB,
-        config.read_back_submit_bytes / MIB
+        config.read_back_submit_bytes / MIB,
+        config.wait_poll
     );
     let coordinator = Coordinator::new(gpu.clone(), config).expect("coordinator");
     let source = coordinator
@@ -199,6 +236,22 @@ pub fn run(report: &mut Report, reps: usize, quick: bool, validate: bool) {
     );
     drop(source);
     drop(coordinator);
+    // The coordinator is gone, so raw submissions are safe again: the device-to-host rate now,
+    // which R4's copy is compared with (the H200's rate changes within a run; see R6).
+    let end = "after the coordinator";
+    checkpoint(report, gpu.device(), end);
+    let r4 = "R4. one 64 MiB read_back, landing buffer kept: GPU copy";
+    let raw_end = format!("R6. raw 64 MiB copy of the pair made first, {end}");
+    if let (Some(r4_rate), Some(raw_rate)) = (report.get(r4), report.get(&raw_end)) {
+        report.add(&format!("{r4} / R6 {end}"), r4_rate / raw_rate, "x", "");
+    }
+    // SAFETY: every copy of the pair completed (each checkpoint polls its copies to the end).
+    unsafe {
+        for b in [early.0, early.1] {
+            gpu.device().destroy_buffer(b.buffer);
+            gpu.device().free_memory(b.memory);
+        }
+    }
     let Ok(h) = gpu.try_unwrap() else {
         panic!("the coordinator was dropped, so the bench holds the only handle");
     };
@@ -265,6 +318,7 @@ fn raw_and_naive(
             .collect(),
     );
     report.add(RAW, gbps(READ_BACK_SOURCE, raw), "GB/s", "");
+    wake_ups(report, device, source.buffer, target.buffer, reps);
 
     let naive: Vec<f64> = cases
         .iter()
@@ -302,6 +356,161 @@ fn raw_and_naive(
         }
     }
     naive
+}
+
+/// How late a blocking wait (`vkWaitSemaphores`) returns after a read-back copy completed: per
+/// size, the median time from submission to the waiter running again when it blocks in the
+/// driver at once, against when it polls the completed value (yielding) until the copy is done.
+/// Then four 64 MiB copies in four submissions, all submitted before any is waited for, each
+/// waited for in order (reads in flight, taken one by one): blocked on each, and polled.
+fn wake_ups(
+    report: &mut Report,
+    device: &VulkanDevice,
+    source: ash::vk::Buffer,
+    target: ash::vk::Buffer,
+    reps: usize,
+) {
+    let poll = |value: u64| {
+        while device.completed_value().expect("completed") < value {
+            std::thread::yield_now();
+        }
+    };
+    let block = |value: u64| {
+        assert_eq!(
+            device.wait(value, u64::MAX).expect("wait"),
+            WaitStatus::Completed
+        );
+    };
+    let submit = |at: u64, size: u64| {
+        let region = [BufferCopy {
+            src_offset: at,
+            dst_offset: at,
+            size,
+        }];
+        let value = device.last_submitted_value() + 1;
+        // SAFETY: both buffers are alive and bound until the waits; the region lies in both.
+        unsafe {
+            device.submit_copies(
+                &[CopyCommand {
+                    src: source,
+                    dst: target,
+                    regions: &region,
+                }],
+                value,
+            )
+        }
+        .expect("submit");
+        value
+    };
+    for size in [MIB, 4 * MIB, 16 * MIB, 64 * MIB, 256 * MIB] {
+        let time = |wait: &dyn Fn(u64)| {
+            median(
+                (0..reps.max(5))
+                    .map(|_| {
+                        let s = Instant::now();
+                        wait(submit(0, size));
+                        s.elapsed().as_secs_f64()
+                    })
+                    .collect(),
+            )
+        };
+        let (blocked, polled) = (time(&block), time(&poll));
+        report.add(
+            &format!(
+                "R5. raw {} copy + wait: blocked wait late by",
+                size_label(size)
+            ),
+            (blocked - polled) * 1e6,
+            "us",
+            &format!(
+                "blocked {:.0} us ({:.1} GB/s), polled {:.0} us ({:.1} GB/s)",
+                blocked * 1e6,
+                gbps(size, blocked),
+                polled * 1e6,
+                gbps(size, polled)
+            ),
+        );
+    }
+    let in_flight = |wait: &dyn Fn(u64)| {
+        median(
+            (0..reps.max(5))
+                .map(|_| {
+                    let s = Instant::now();
+                    let values: Vec<u64> = (0..4).map(|i| submit(i * 64 * MIB, 64 * MIB)).collect();
+                    for v in values {
+                        wait(v);
+                    }
+                    s.elapsed().as_secs_f64()
+                })
+                .collect(),
+        )
+    };
+    let (blocked, polled) = (in_flight(&block), in_flight(&poll));
+    report.add(
+        "R5. raw 4 x 64 MiB in flight, each waited in order: blocked / polled",
+        blocked / polled,
+        "x",
+        &format!(
+            "blocked {:.0} us ({:.1} GB/s), polled {:.0} us ({:.1} GB/s)",
+            blocked * 1e6,
+            gbps(256 * MIB, blocked),
+            polled * 1e6,
+            gbps(256 * MIB, polled)
+        ),
+    );
+}
+
+/// R6: the early pair's 64 MiB copy rate at a point of the run.
+fn checkpoint(
+    report: &mut Report,
+    device: &VulkanDevice,
+    early: &(crate::Bound, crate::Bound),
+    reps: usize,
+    when: &str,
+) {
+    let t = polled_copy(device, early.0.buffer, early.1.buffer, 64 * MIB, reps);
+    report.add(
+        &format!("R6. raw 64 MiB copy of the pair made first, {when}"),
+        gbps(64 * MIB, t),
+        "GB/s",
+        &format!("{:.0} us, polled", t * 1e6),
+    );
+}
+
+/// The median time of a `size`-byte copy from offset 0 of `src` to offset 0 of `dst`, submitted
+/// alone and polled to completion.
+fn polled_copy(
+    device: &VulkanDevice,
+    src: ash::vk::Buffer,
+    dst: ash::vk::Buffer,
+    size: u64,
+    reps: usize,
+) -> f64 {
+    let regions = [BufferCopy {
+        src_offset: 0,
+        dst_offset: 0,
+        size,
+    }];
+    let copy = [CopyCommand {
+        src,
+        dst,
+        regions: &regions,
+    }];
+    median(
+        (0..reps.max(5))
+            .map(|_| {
+                let start = Instant::now();
+                let value = device.last_submitted_value() + 1;
+                // SAFETY: both buffers are alive and bound with transfer usages; the region lies
+                // in both; nothing else uses them meanwhile.
+                unsafe { device.submit_copies(&copy, value) }.expect("submit");
+                while device.completed_value().expect("completed") < value {
+                    std::thread::yield_now();
+                }
+                start.elapsed().as_secs_f64()
+            })
+            .collect(),
+    )
 }
 
 /// One naive read: `size` bytes of `source` at read `i`'s offset.
