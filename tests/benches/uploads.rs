@@ -207,6 +207,20 @@ fn bound_with(
     Bound { buffer, memory }
 }
 
+/// The median seconds of `once` over `reps` runs, after one untimed run (warm-up).
+fn timed(reps: usize, mut once: impl FnMut()) -> f64 {
+    once();
+    median(
+        (0..reps)
+            .map(|_| {
+                let s = Instant::now();
+                once();
+                s.elapsed().as_secs_f64()
+            })
+            .collect(),
+    )
+}
+
 /// Submits `commands` with the device's next value and waits.
 fn copy_and_wait(device: &VulkanDevice, commands: &[CopyCommand<'_, vk::Buffer>]) {
     let value = device.last_submitted_value() + 1;
@@ -245,16 +259,7 @@ fn raw_vulkan(
         dst: target.buffer,
         regions: &whole,
     }];
-    copy_and_wait(device, &cmd);
-    let t = median(
-        (0..reps.max(5))
-            .map(|_| {
-                let s = Instant::now();
-                copy_and_wait(device, &cmd);
-                s.elapsed().as_secs_f64()
-            })
-            .collect(),
-    );
+    let t = timed(reps.max(5), || copy_and_wait(device, &cmd));
     report.add(
         "1. raw vkCmdCopyBuffer 256 MiB (bus limit, source pre-filled)",
         gbps(BIG, t),
@@ -386,24 +391,12 @@ fn raw_copy_variants(
     let device = h.device();
     let main = MainQueueCopy::new(h);
     let half = BIG / 2;
-    let timed = |f: &dyn Fn()| {
-        f();
-        median(
-            (0..reps.max(5))
-                .map(|_| {
-                    let s = Instant::now();
-                    f();
-                    s.elapsed().as_secs_f64()
-                })
-                .collect(),
-        )
-    };
     let whole = [vk::BufferCopy {
         src_offset: 0,
         dst_offset: 0,
         size: BIG,
     }];
-    let t = timed(&|| {
+    let t = timed(reps.max(5), || {
         // SAFETY: both buffers are alive, bound, concurrent with the main family, with the
         // transfer usages; every earlier copy was waited.
         unsafe { main.submit(h, staging.buffer, target.buffer, &whole) };
@@ -425,7 +418,7 @@ fn raw_copy_variants(
         dst_offset: half,
         size: half,
     }];
-    let t = timed(&|| {
+    let t = timed(reps.max(5), || {
         // SAFETY: as above; the halves are disjoint, so the queues never touch the same bytes.
         unsafe { main.submit(h, staging.buffer, target.buffer, &second) };
         copy_and_wait(
@@ -478,7 +471,7 @@ fn raw_copy_variants(
         dst: target.buffer,
         regions: &whole,
     }];
-    let t = timed(&|| copy_and_wait(device, &cmd));
+    let t = timed(reps.max(5), || copy_and_wait(device, &cmd));
     report.add(
         "1. raw vkCmdCopyBuffer 256 MiB from host-cached memory",
         gbps(BIG, t),

@@ -36,7 +36,7 @@ use memkit_tests::bench_report::{Report, gbps, median};
 use memkit_tests::workloads::SplitMix64 as Rng;
 use memkit_vulkan::{HeadlessConfig, HeadlessDevice, VulkanDevice};
 
-use super::{Gpu, MainQueueCopy, Readback, bound, copy_and_wait, pick_type};
+use super::{Gpu, MainQueueCopy, Readback, bound, copy_and_wait, pick_type, timed};
 
 /// Textures per run (full size).
 const TEXTURES: usize = 32;
@@ -110,20 +110,6 @@ impl Workload {
             })
             .collect()
     }
-}
-
-/// Median seconds of `reps` runs of `once` after a warm-up.
-fn timed(reps: usize, mut once: impl FnMut()) -> f64 {
-    once();
-    median(
-        (0..reps)
-            .map(|_| {
-                let s = Instant::now();
-                once();
-                s.elapsed().as_secs_f64()
-            })
-            .collect(),
-    )
 }
 
 /// A fresh device for one part of the run, so no part inherits another's state.

@@ -39,7 +39,7 @@ use memkit_tests::bench_report::{
 use memkit_tests::workloads::SplitMix64 as Rng;
 use memkit_vulkan::{HeadlessConfig, HeadlessDevice, HostBuffer, VulkanDevice};
 
-use crate::{Gpu, MIB, bound, bound_with, copy_and_wait};
+use crate::{Gpu, MIB, bound, bound_with, copy_and_wait, timed};
 
 /// The raw figure's name.
 const RAW: &str = "R1. raw vkCmdCopyBuffer 256 MiB device-local -> host (read-back bus limit)";
@@ -313,16 +313,7 @@ fn raw_and_naive(
         dst: target.buffer,
         regions: &whole,
     }];
-    copy_and_wait(device, &down);
-    let raw = median(
-        (0..reps.max(5))
-            .map(|_| {
-                let s = Instant::now();
-                copy_and_wait(device, &down);
-                s.elapsed().as_secs_f64()
-            })
-            .collect(),
-    );
+    let raw = timed(reps.max(5), || copy_and_wait(device, &down));
     report.add(RAW, gbps(READ_BACK_SOURCE, raw), "GB/s", "");
     wake_ups(report, device, source.buffer, target.buffer, reps);
 
@@ -379,38 +370,14 @@ fn wake_ups(
     target: ash::vk::Buffer,
     reps: usize,
 ) {
-    let poll = |value: u64| {
-        while device.completed_value().expect("completed") < value {
-            std::thread::yield_now();
-        }
-    };
+    let poll = |value: u64| poll_until(device, value);
     let block = |value: u64| {
         assert_eq!(
             device.wait(value, u64::MAX).expect("wait"),
             WaitStatus::Completed
         );
     };
-    let submit = |at: u64, size: u64| {
-        let region = [BufferCopy {
-            src_offset: at,
-            dst_offset: at,
-            size,
-        }];
-        let value = device.last_submitted_value() + 1;
-        // SAFETY: both buffers are alive and bound until the waits; the region lies in both.
-        unsafe {
-            device.submit_copies(
-                &[CopyCommand {
-                    src: source,
-                    dst: target,
-                    regions: &region,
-                }],
-                value,
-            )
-        }
-        .expect("submit");
-        value
-    };
+    let submit = |at: u64, size: u64| submit_copy(device, source, target, at, size);
     for size in [MIB, 4 * MIB, 16 * MIB, 64 * MIB, 256 * MIB] {
         let time = |wait: &dyn Fn(u64)| {
             median(
@@ -486,6 +453,44 @@ fn checkpoint(
     );
 }
 
+/// Submits one copy of `size` bytes at offset `at` of both buffers, alone, with the device's
+/// next value, and returns that value. Both buffers stay alive and bound until it completed.
+fn submit_copy(
+    device: &VulkanDevice,
+    src: ash::vk::Buffer,
+    dst: ash::vk::Buffer,
+    at: u64,
+    size: u64,
+) -> u64 {
+    let regions = [BufferCopy {
+        src_offset: at,
+        dst_offset: at,
+        size,
+    }];
+    let value = device.last_submitted_value() + 1;
+    // SAFETY: both buffers are alive, bound with transfer usages and hold the region (every
+    // caller's buffers do), and stay so until the value completes (every caller waits for it).
+    unsafe {
+        device.submit_copies(
+            &[CopyCommand {
+                src,
+                dst,
+                regions: &regions,
+            }],
+            value,
+        )
+    }
+    .expect("submit");
+    value
+}
+
+/// Asks for the completed value until it reaches `value`, yielding between asks.
+fn poll_until(device: &VulkanDevice, value: u64) {
+    while device.completed_value().expect("completed") < value {
+        std::thread::yield_now();
+    }
+}
+
 /// The median time of a `size`-byte copy from offset 0 of `src` to offset 0 of `dst`, submitted
 /// alone and polled to completion.
 fn polled_copy(
@@ -495,27 +500,11 @@ fn polled_copy(
     size: u64,
     reps: usize,
 ) -> f64 {
-    let regions = [BufferCopy {
-        src_offset: 0,
-        dst_offset: 0,
-        size,
-    }];
-    let copy = [CopyCommand {
-        src,
-        dst,
-        regions: &regions,
-    }];
     median(
         (0..reps.max(5))
             .map(|_| {
                 let start = Instant::now();
-                let value = device.last_submitted_value() + 1;
-                // SAFETY: both buffers are alive and bound with transfer usages; the region lies
-                // in both; nothing else uses them meanwhile.
-                unsafe { device.submit_copies(&copy, value) }.expect("submit");
-                while device.completed_value().expect("completed") < value {
-                    std::thread::yield_now();
-                }
+                poll_until(device, submit_copy(device, src, dst, 0, size));
                 start.elapsed().as_secs_f64()
             })
             .collect(),
