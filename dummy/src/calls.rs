@@ -763,6 +763,9 @@ impl DummyDevice {
             .find(|p| {
                 p.commands.iter().any(|c| c.src == index || c.dst == index)
                     || p.images.iter().any(|c| c.src == index || c.dst == index)
+                    || p.image_reads
+                        .iter()
+                        .any(|c| c.src == index || c.dst == index)
             })
             .map(|p| p.signal)
         {

@@ -19,6 +19,7 @@ use crate::external::ExternalState;
 use crate::faults::{FaultState, RandomFailures, ScheduledFault, Site, SplitMix64, Trigger};
 use crate::handles::{DummyBuffer, DummyMemory};
 use crate::host_bytes::HostBytes;
+use crate::image_read::PendingImageRead;
 use crate::image_upload::{ImageState, PendingImageCommand};
 use crate::intervals::IntervalSet;
 use crate::memory::{MemoryObject, host_hash};
@@ -101,8 +102,11 @@ pub(crate) struct PendingCommand {
 pub(crate) struct Pending {
     pub(crate) signal: u64,
     pub(crate) commands: Vec<PendingCommand>,
-    /// Uploads into images (a submission has these or `commands`, not both).
+    /// Uploads into images (a submission has one kind of command only: these, `commands` or
+    /// `image_reads`).
     pub(crate) images: Vec<PendingImageCommand>,
+    /// Read-backs of images.
+    pub(crate) image_reads: Vec<PendingImageRead>,
     pub(crate) snapshots: Vec<Snapshot>,
     /// Memory indices it uses (through its buffers), for free-while-pending.
     pub(crate) memory: Vec<u64>,
@@ -117,6 +121,7 @@ impl Pending {
             signal,
             commands: Vec::new(),
             images: Vec::new(),
+            image_reads: Vec::new(),
             snapshots: Vec::new(),
             memory: Vec::new(),
             waits: Vec::new(),
@@ -374,6 +379,11 @@ impl State {
         for command in &pending.images {
             self.check_application_use(serial, command.dst, pending.signal);
             self.execute_image_command(command, &mut written, &mut buf, stale_fill);
+        }
+        for read in &pending.image_reads {
+            // The read moves the image's layout and back: the application's use overlaps it.
+            self.check_application_use(serial, read.src, pending.signal);
+            self.execute_image_read(read, &mut written, &mut buf, stale_fill);
         }
         self.rebaseline(&written);
         self.completed = pending.signal;

@@ -376,7 +376,7 @@ impl DummyDevice {
 
     /// The (memory, offset) an upload's image is bound at, or `None` after recording why it
     /// cannot be written: described otherwise than created, not bound, or its memory freed.
-    fn image_binding(
+    pub(crate) fn image_binding(
         &self,
         state: &mut State,
         index: u64,

@@ -86,6 +86,7 @@ mod faults;
 mod handles;
 mod hash;
 mod host_bytes;
+mod image_read;
 mod image_upload;
 mod intervals;
 mod memory;

@@ -336,6 +336,12 @@ pub enum Misuse {
         /// The image's resource handle.
         image: DummyBuffer,
     },
+    /// A read-back of an image that no earlier upload wrote: its layout is undefined (a layout
+    /// transition from the wrong old layout, on a GPU), and the bytes read are garbage.
+    ReadOfUndefinedImage {
+        /// The image's resource handle.
+        image: DummyBuffer,
+    },
     /// Two regions of one upload write overlapping texels of one image (same level, a shared
     /// layer, intersecting boxes): the GPU runs them in no particular order.
     ImageCopyOverlappingRegions {
@@ -412,6 +418,7 @@ pub enum MisuseKind {
     HostReadWithoutInvalidate,
     HostWriteAfterFree,
     KeepContentsOfUndefinedImage,
+    ReadOfUndefinedImage,
     ImageCopyOverlappingRegions,
     ImageDescMismatch,
     CopyWhileApplicationUses,
@@ -460,6 +467,7 @@ impl Misuse {
             Self::HostReadWithoutInvalidate { .. } => K::HostReadWithoutInvalidate,
             Self::HostWriteAfterFree { .. } => K::HostWriteAfterFree,
             Self::KeepContentsOfUndefinedImage { .. } => K::KeepContentsOfUndefinedImage,
+            Self::ReadOfUndefinedImage { .. } => K::ReadOfUndefinedImage,
             Self::ImageCopyOverlappingRegions { .. } => K::ImageCopyOverlappingRegions,
             Self::ImageDescMismatch { .. } => K::ImageDescMismatch,
             Self::CopyWhileApplicationUses { .. } => K::CopyWhileApplicationUses,
@@ -637,6 +645,10 @@ impl fmt::Display for Misuse {
             Self::KeepContentsOfUndefinedImage { image } => write!(
                 f,
                 "upload keeps the contents of {image}, which no earlier upload wrote"
+            ),
+            Self::ReadOfUndefinedImage { image } => write!(
+                f,
+                "read-back of {image}, which no earlier upload wrote (its layout is undefined)"
             ),
             Self::ImageCopyOverlappingRegions { image } => {
                 write!(f, "upload regions overlap in {image}")

@@ -10,8 +10,8 @@ use std::ptr::NonNull;
 use memkit_core::device::{
     BufferDevice, BufferUsage, CopyCommand, CopyQueue, DeviceError, DeviceLimits,
     ExternalTimelines, HeapBudget, ImageCopyCommand, ImageCopyQueue, ImageDesc, ImageDevice,
-    MappedRange, MemoryAllocateInfo, MemoryDevice, MemoryProperties, MemoryRequirements,
-    WaitStatus,
+    ImageReadCommand, MappedRange, MemoryAllocateInfo, MemoryDevice, MemoryProperties,
+    MemoryRequirements, WaitStatus,
 };
 
 use crate::device::DummyDevice;
@@ -160,5 +160,13 @@ impl ImageCopyQueue for DummyDevice {
         signal_value: u64,
     ) -> Result<(), DeviceError> {
         DummyDevice::submit_image_copies(self, commands, signal_value)
+    }
+
+    unsafe fn submit_image_reads(
+        &self,
+        commands: &[ImageReadCommand<'_, DummyBuffer, DummyImage>],
+        signal_value: u64,
+    ) -> Result<(), DeviceError> {
+        DummyDevice::submit_image_reads(self, commands, signal_value)
     }
 }

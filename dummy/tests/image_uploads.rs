@@ -1,13 +1,13 @@
-//! Uploads into images on the simulated device (`ImageCopyQueue`): texels land byte for byte when
-//! the timeline reaches the value, layouts follow, bad regions are typed errors that submit
-//! nothing, and contract breaches are recorded.
+//! Uploads into images on the simulated device (`ImageCopyQueue`), and read-backs of them: texels
+//! land byte for byte when the timeline reaches the value, layouts follow, bad regions are typed
+//! errors that submit nothing, and contract breaches are recorded.
 
 mod common;
 
 use common::{alloc, backed_buffer, release_all};
 use memkit_core::device::{
     DeviceError, ImageCopy, ImageCopyCommand, ImageCopyError, ImageCopyQueue, ImageDesc,
-    ImageDescError, ImageFormat, ImageLayout, ImageUsage, InvalidArgument,
+    ImageDescError, ImageFormat, ImageLayout, ImageReadCommand, ImageUsage, InvalidArgument,
 };
 use memkit_dummy::{
     DeviceConfig, DummyBuffer, DummyDevice, DummyImage, DummyMemory, InspectError, Misuse,
@@ -964,4 +964,203 @@ fn compressed_images_are_neither_attachments_nor_storage() {
         );
     }
     assert_eq!(gpu.counters().buffers_created, 0);
+}
+
+const READABLE: ImageUsage = UPLOADABLE.union(ImageUsage::TRANSFER_SRC);
+
+/// A mapped, coherent buffer of `size` bytes filled with 0xEE, for read-backs to land in.
+fn landing(gpu: &DummyDevice, size: u64) -> (DummyMemory, DummyBuffer) {
+    let (memory, buffer) = backed_buffer(gpu, HOST, size, true);
+    gpu.host_write(memory, 0, &vec![0xEE; size as usize])
+        .expect("host write");
+    (memory, buffer)
+}
+
+fn host_bytes(gpu: &DummyDevice, memory: DummyMemory, size: u64) -> Vec<u8> {
+    let mut out = vec![0; size as usize];
+    gpu.host_read(memory, 0, &mut out).expect("host read");
+    out
+}
+
+fn read<'a>(
+    src: DummyImage,
+    desc: ImageDesc,
+    dst: DummyBuffer,
+    regions: &'a [ImageCopy],
+) -> ImageReadCommand<'a, DummyBuffer, DummyImage> {
+    ImageReadCommand {
+        src,
+        desc,
+        dst,
+        regions,
+    }
+}
+
+#[test]
+fn a_read_back_lands_each_region_at_its_offset_and_pitches_when_the_value_executes() {
+    let gpu = DummyDevice::discrete();
+    let desc = ImageDesc {
+        usage: READABLE,
+        ..array_texture()
+    };
+    let (image, _) = image_on(&gpu, &desc);
+    upload_whole(&gpu, image, &desc, 7, 1);
+    // Level 1 (18x11), all three layers, packed from 0; a 5x3 box of level 0's layer 2 at
+    // offset 4096, in rows of 8 texels and slices of 4 rows.
+    let level1 = ImageCopy::whole_level(&desc, 1, 0);
+    let level1_bytes = level1.packed_bytes(desc.format).expect("size");
+    let patch = ImageCopy {
+        base_array_layer: 2,
+        layer_count: 1,
+        offset: [3, 4, 0],
+        extent: [5, 3, 1],
+        ..ImageCopy::whole_level(&desc, 0, 4096)
+    }
+    .with_buffer_layout(8, 4);
+    let size = (4096 + patch.buffer_bytes(desc.format).expect("span") + 64).next_multiple_of(16);
+    let (memory, dst) = landing(&gpu, size);
+    let regions = [level1, patch];
+    // SAFETY: the simulator checks every contract of the trait instead of relying on it.
+    unsafe { ImageCopyQueue::submit_image_reads(&gpu, &[read(image, desc, dst, &regions)], 2) }
+        .expect("submit");
+    // Nothing lands before the GPU gets there.
+    assert_eq!(host_bytes(&gpu, memory, size), vec![0xEE; size as usize]);
+    assert_eq!(gpu.advance_to(2), 2);
+    let bytes = host_bytes(&gpu, memory, size);
+    let expected_level1: Vec<u8> = (0..3).flat_map(|l| level_bytes(&desc, 7, 1, l)).collect();
+    assert_eq!(bytes[..level1_bytes as usize], expected_level1[..]);
+    // The box at its pitches, the padding between rows untouched (`padded_source` pads with
+    // 0xEE too).
+    let expected_patch = padded_source(&desc, 7, &patch);
+    assert_eq!(
+        bytes[..expected_patch.len()][4096..],
+        expected_patch[4096..]
+    );
+    assert!(
+        bytes[level1_bytes as usize..4096]
+            .iter()
+            .all(|&b| b == 0xEE)
+    );
+    assert!(bytes[expected_patch.len()..].iter().all(|&b| b == 0xEE));
+    // Reading leaves the image as it was.
+    assert_image(&gpu, image, &desc, 7);
+    assert_eq!(
+        gpu.image_layout(image),
+        Ok(Some(ImageLayout::ShaderReadOnlyOptimal))
+    );
+    gpu.assert_no_misuse();
+    release_all(&gpu);
+    assert!(gpu.leak_report().is_empty());
+}
+
+#[test]
+fn a_read_back_of_an_image_without_transfer_src_or_off_its_rules_submits_nothing() {
+    let gpu = DummyDevice::discrete();
+    let desc = ImageDesc::new_2d(ImageFormat::Rgba8Unorm, 8, 8, UPLOADABLE);
+    let (image, _) = image_on(&gpu, &desc);
+    upload_whole(&gpu, image, &desc, 1, 1);
+    let (_, dst) = landing(&gpu, 256);
+    let whole = [ImageCopy::whole_level(&desc, 0, 0)];
+    assert_eq!(
+        gpu.submit_image_reads(&[read(image, desc, dst, &whole)], 2),
+        Err(DeviceError::InvalidImageCopy(
+            ImageCopyError::NotTransferSrc
+        ))
+    );
+    let readable = ImageDesc {
+        usage: READABLE,
+        ..desc
+    };
+    let misaligned = [ImageCopy::whole_level(&readable, 0, 2)];
+    assert_eq!(
+        gpu.submit_image_reads(&[read(image, readable, dst, &misaligned)], 2),
+        Err(DeviceError::InvalidImageCopy(
+            ImageCopyError::MisalignedBufferOffset
+        ))
+    );
+    assert!(gpu.pending_values().is_empty());
+    assert_eq!(gpu.counters().submit_calls, 1);
+    gpu.assert_no_misuse();
+    release_all(&gpu);
+}
+
+#[test]
+fn read_back_contract_breaches_are_misuse() {
+    let gpu = DummyDevice::discrete();
+    let desc = ImageDesc::new_2d(ImageFormat::Rgba8Unorm, 4, 4, READABLE);
+    let (image, memory) = image_on(&gpu, &desc);
+    let (landing_memory, dst) = landing(&gpu, 128);
+    // Never uploaded: its layout is undefined.
+    let row = |y: u32, at: u64| ImageCopy {
+        offset: [0, y, 0],
+        extent: [4, 1, 1],
+        ..ImageCopy::whole_level(&desc, 0, at)
+    };
+    gpu.submit_image_reads(&[read(image, desc, dst, &[row(0, 0)])], 1)
+        .expect("submit");
+    assert_eq!(
+        gpu.take_misuses(),
+        [Misuse::ReadOfUndefinedImage {
+            image: image.resource()
+        }]
+    );
+    gpu.complete_all();
+    upload_whole(&gpu, image, &desc, 3, 2);
+    // Destinations that overlap, and one past the buffer's end (dropped).
+    let regions = [row(0, 0), row(1, 8), row(2, 120)];
+    gpu.submit_image_reads(&[read(image, desc, dst, &regions)], 3)
+        .expect("submit");
+    assert_eq!(
+        gpu.take_misuses(),
+        [
+            Misuse::CopyOutOfBounds {
+                buffer: dst,
+                offset: 120,
+                size: 16
+            },
+            Misuse::CopyOverlappingDestinations { dst },
+        ]
+    );
+    // The host writes into a pending read's destination, and the image is destroyed under it.
+    gpu.host_write(landing_memory, 4, &[1]).expect("write");
+    gpu.destroy_image(image);
+    gpu.free_memory(memory);
+    assert_eq!(
+        gpu.take_misuses(),
+        [
+            Misuse::DestroyedWhilePending {
+                buffer: image.resource(),
+                signal_value: 3
+            },
+            Misuse::FreedWhilePending {
+                memory,
+                signal_value: 3
+            },
+        ]
+    );
+    gpu.complete_all();
+    assert_eq!(
+        gpu.misuse_kinds(),
+        [MisuseKind::HostWriteToPendingDestination]
+    );
+    gpu.take_misuses();
+    release_all(&gpu);
+}
+
+#[test]
+fn a_read_back_after_an_upload_not_yet_executed_reads_the_uploaded_texels() {
+    let gpu = DummyDevice::discrete();
+    let desc = ImageDesc::new_2d(ImageFormat::Rgba8Unorm, 4, 4, READABLE);
+    let (image, _) = image_on(&gpu, &desc);
+    let (bytes, regions) = whole_image(&desc, 5);
+    let src = staging(&gpu, &bytes);
+    gpu.submit_image_copies(&[command(src, image, desc, false, &regions)], 1)
+        .expect("submit");
+    let (memory, dst) = landing(&gpu, 64);
+    gpu.submit_image_reads(&[read(image, desc, dst, &regions)], 2)
+        .expect("submit");
+    assert_eq!(gpu.complete_all(), 2);
+    assert_eq!(host_bytes(&gpu, memory, 64), bytes);
+    gpu.assert_no_misuse();
+    release_all(&gpu);
 }

@@ -25,7 +25,7 @@
 
 use ash::vk;
 use memkit_core::device::{
-    BufferUsage, DeviceError, ImageCopy, ImageCopyError, ImageDesc, ImageUsage,
+    BufferUsage, DeviceError, ImageCopy, ImageCopyError, ImageDesc, ImageReadCommand, ImageUsage,
 };
 
 use crate::barrier::{OwnershipTransfer, image_reclaim_barrier, image_release_barrier};
@@ -35,13 +35,14 @@ use crate::host_buffer::{HostBuffer, finish_readback};
 use crate::image_upload::within_family;
 use crate::queue::Batch;
 
-/// One image read into a buffer: what [`record_image_read`] records.
+/// One image read into a buffer, its regions in Vulkan's form: what [`record_image_read`]
+/// records.
 #[derive(Clone, Copy, Debug)]
-pub(crate) struct ImageRead<'a> {
-    pub image: vk::Image,
-    pub desc: &'a ImageDesc,
-    pub dst: vk::Buffer,
-    pub regions: &'a [vk::BufferImageCopy],
+struct ImageRead<'a> {
+    image: vk::Image,
+    desc: &'a ImageDesc,
+    dst: vk::Buffer,
+    regions: &'a [vk::BufferImageCopy],
 }
 
 /// Reads every level and layer of `image` (created with `desc`) back to the host, packed as
@@ -99,20 +100,20 @@ pub unsafe fn read_image(
         end = region.buffer_offset + bytes;
         levels.push((region, bytes));
     }
-    let regions: Vec<vk::BufferImageCopy> = levels.iter().map(|(r, _)| map_image_copy(r)).collect();
+    let regions: Vec<ImageCopy> = levels.iter().map(|(r, _)| *r).collect();
     let readback = HostBuffer::new(device, end, BufferUsage::TRANSFER_DST)?;
-    let read = ImageRead {
-        image,
-        desc,
+    let read = [ImageReadCommand {
+        src: image,
+        desc: *desc,
         dst: readback.buffer(),
         regions: &regions,
-    };
+    }];
     let submitted = device.submit_in_order(value, |state| {
         // SAFETY: the image is alive, in the layout after upload and usable on the transfer
         // family (or returned to it, under a release); every region passed its check; the
         // buffer is alive, host-visible, `TRANSFER_DST` and holds every region; the lock is held
         // and the value rises (`submit_in_order`).
-        unsafe { device.submit_whole(state, Batch::ImageRead(read, device.release), value) }
+        unsafe { device.submit_whole(state, Batch::ImageReads(&read, device.release), value) }
     });
     // SAFETY: the read is the submission of `value`, the only one using the buffer, and the
     // recording makes its writes available to host reads.
@@ -123,6 +124,81 @@ pub unsafe fn read_image(
         texels.extend_from_slice(&bytes[start..start + *len as usize]);
     }
     Ok(texels)
+}
+
+/// Checks every region of `commands` as a read of its command's image
+/// ([`ImageCopy::check_read`]) against `granularity`.
+fn check_read_regions(
+    commands: &[ImageReadCommand<'_, vk::Buffer, vk::Image>],
+    granularity: [u32; 3],
+) -> Result<(), ImageCopyError> {
+    commands
+        .iter()
+        .flat_map(|c| {
+            c.regions
+                .iter()
+                .map(move |r| r.check_read(&c.desc, granularity))
+        })
+        .collect()
+}
+
+impl VulkanDevice {
+    /// As [`ImageCopyQueue::submit_image_reads`], on the transfer queue, in one command buffer
+    /// (see the module docs for what each read records). Refused, with nothing submitted: after
+    /// a loss, [`DeviceError::DeviceLost`]; a region failing its check,
+    /// [`DeviceError::InvalidImageCopy`]; a value not above the last submitted one,
+    /// [`InvalidArgument::TimelineNotIncreasing`](memkit_core::device::InvalidArgument::TimelineNotIncreasing).
+    ///
+    /// # Safety
+    /// As [`ImageCopyQueue::submit_image_reads`]; under
+    /// [`crate::VulkanDeviceConfig::release_to_family`], as [`read_image`] says of the image's
+    /// ownership.
+    pub(crate) unsafe fn submit_image_reads_checked(
+        &self,
+        commands: &[ImageReadCommand<'_, vk::Buffer, vk::Image>],
+        signal_value: u64,
+    ) -> Result<(), DeviceError> {
+        self.check_lost()?;
+        check_read_regions(commands, self.image_copy_granularity)
+            .map_err(DeviceError::InvalidImageCopy)?;
+        self.submit_in_order(signal_value, |state| {
+            // SAFETY: the caller's contract, with every region checked above; the lock is held
+            // and the value rises (`submit_in_order`).
+            unsafe {
+                self.submit_whole(
+                    state,
+                    Batch::ImageReads(commands, self.release),
+                    signal_value,
+                )
+            }
+        })
+    }
+}
+
+/// Records every read of `commands` into `cmd`, one after another (see [`record_image_read`]):
+/// an image read twice goes back to its layout after upload in between.
+///
+/// # Safety
+/// As [`record_image_read`], for each command and its regions.
+pub(crate) unsafe fn record_image_reads(
+    device: &ash::Device,
+    cmd: vk::CommandBuffer,
+    commands: &[ImageReadCommand<'_, vk::Buffer, vk::Image>],
+    release: Option<OwnershipTransfer>,
+) {
+    let mut regions = Vec::new();
+    for command in commands {
+        regions.clear();
+        regions.extend(command.regions.iter().map(map_image_copy));
+        let read = ImageRead {
+            image: command.src,
+            desc: &command.desc,
+            dst: command.dst,
+            regions: &regions,
+        };
+        // SAFETY: forwarded contract.
+        unsafe { record_image_read(device, cmd, read, release) }
+    }
 }
 
 /// Records `read` into `cmd` (see the module docs); with `release` naming two different
@@ -138,7 +214,7 @@ pub unsafe fn read_image(
 ///   upload, and usable by the family (or returned to it by the application, under a release);
 /// - the buffer is alive, created with `TRANSFER_DST`, and every region lies inside it and
 ///   passed [`ImageCopy::check`] against the image's description and the family's granularity.
-pub(crate) unsafe fn record_image_read(
+unsafe fn record_image_read(
     device: &ash::Device,
     cmd: vk::CommandBuffer,
     read: ImageRead<'_>,

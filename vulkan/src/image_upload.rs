@@ -37,7 +37,9 @@
 //! and the transfer family's `minImageTransferGranularity`.
 
 use ash::vk;
-use memkit_core::device::{DeviceError, ImageCopyCommand, ImageCopyError, ImageCopyQueue};
+use memkit_core::device::{
+    DeviceError, ImageCopyCommand, ImageCopyError, ImageCopyQueue, ImageReadCommand,
+};
 
 use crate::barrier::{
     OwnershipTransfer, image_reclaim_barrier, image_release_barrier, whole_image_barrier,
@@ -303,6 +305,23 @@ impl ImageCopyQueue for VulkanDevice {
                 )
             }
         })
+    }
+
+    /// As [`ImageCopyQueue::submit_image_reads`], on the transfer queue (see
+    /// [`crate::read_image`] for what a read records). Refused, with nothing submitted: after a
+    /// loss, [`DeviceError::DeviceLost`]; a region failing [`ImageCopy::check_read`],
+    /// [`DeviceError::InvalidImageCopy`]; a value not above the last submitted one,
+    /// [`InvalidArgument::TimelineNotIncreasing`](memkit_core::device::InvalidArgument::TimelineNotIncreasing).
+    /// An error from the driver leaves nothing in flight either.
+    ///
+    /// [`ImageCopy::check_read`]: memkit_core::device::ImageCopy::check_read
+    unsafe fn submit_image_reads(
+        &self,
+        commands: &[ImageReadCommand<'_, Self::Buffer, Self::Image>],
+        signal_value: u64,
+    ) -> Result<(), DeviceError> {
+        // SAFETY: forwarded contract.
+        unsafe { self.submit_image_reads_checked(commands, signal_value) }
     }
 }
 

@@ -6,7 +6,8 @@ use std::sync::atomic::Ordering;
 
 use ash::vk;
 use memkit_core::device::{
-    CopyCommand, CopyQueue, DeviceError, ImageCopyCommand, InvalidArgument, WaitStatus,
+    CopyCommand, CopyQueue, DeviceError, ImageCopyCommand, ImageReadCommand, InvalidArgument,
+    WaitStatus,
 };
 
 use crate::barrier::OwnershipTransfer;
@@ -15,7 +16,7 @@ use crate::device::VulkanDevice;
 use crate::drain::{Lost, drain};
 use crate::error::{map_host_device_oom_and_lost_err, map_host_device_oom_err};
 use crate::external::ExternalWaits;
-use crate::image_readback::{ImageRead, record_image_read};
+use crate::image_readback::record_image_reads;
 use crate::image_upload::ImageCopyRecorder;
 use crate::lanes::{CopyLane, MAX_COPY_LANES, SplitPlan};
 use crate::transfer::CopyRecorder;
@@ -103,9 +104,12 @@ pub(crate) enum Batch<'a, 'c> {
         &'a [ImageCopyCommand<'c, vk::Buffer, vk::Image>],
         Option<OwnershipTransfer>,
     ),
-    /// One image read back into a buffer, reclaimed first and released after when the
+    /// Images read back into buffers, each reclaimed first and released after when the
     /// transfer is given; never split over the lanes.
-    ImageRead(ImageRead<'a>, Option<OwnershipTransfer>),
+    ImageReads(
+        &'a [ImageReadCommand<'c, vk::Buffer, vk::Image>],
+        Option<OwnershipTransfer>,
+    ),
 }
 
 impl VulkanDevice {
@@ -245,8 +249,8 @@ impl VulkanDevice {
             // SAFETY: recording; the image, its layout and ownership, the buffer and the checked
             // regions are valid (caller's contract); the release family is the pool's when a
             // transfer is configured.
-            Batch::ImageRead(read, release) => unsafe {
-                record_image_read(device, cmd, read, release)
+            Batch::ImageReads(commands, release) => unsafe {
+                record_image_reads(device, cmd, commands, release)
             },
         }
         // SAFETY: recording.

@@ -10,8 +10,8 @@ use ash::vk;
 use memkit_core::device::{
     BufferDevice, BufferUsage, CopyCommand, CopyQueue, DeviceError, DeviceLimits,
     ExternalTimelines, HeapBudget, ImageCopyCommand, ImageCopyQueue, ImageDesc, ImageDevice,
-    MappedRange, MemoryAllocateInfo, MemoryDevice, MemoryProperties, MemoryRequirements,
-    WaitStatus,
+    ImageReadCommand, MappedRange, MemoryAllocateInfo, MemoryDevice, MemoryProperties,
+    MemoryRequirements, WaitStatus,
 };
 
 use crate::device::VulkanDevice;
@@ -171,6 +171,14 @@ impl ImageCopyQueue for SharedHeadlessDevice {
     ) -> Result<(), DeviceError> {
         // SAFETY: forwarded unchanged to the one device; the caller keeps its contract.
         unsafe { self.vk().submit_image_copies(commands, signal_value) }
+    }
+    unsafe fn submit_image_reads(
+        &self,
+        commands: &[ImageReadCommand<'_, vk::Buffer, vk::Image>],
+        signal_value: u64,
+    ) -> Result<(), DeviceError> {
+        // SAFETY: forwarded unchanged to the one device; the caller keeps its contract.
+        unsafe { self.vk().submit_image_reads(commands, signal_value) }
     }
 }
 

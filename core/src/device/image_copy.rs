@@ -313,6 +313,24 @@ impl ImageCopy {
     }
 }
 
+impl ImageCopy {
+    /// Checks the region as one of an image-to-buffer copy (a read-back): the image was created
+    /// with [`ImageUsage::TRANSFER_SRC`] ([`ImageCopyError::NotTransferSrc`]), and the region
+    /// passes [`ImageCopy::check`], with the buffer fields naming where its texels land. The
+    /// rules are those of uploads: reading needs the image in the layout uploads leave it in,
+    /// so only an image uploads can write is read.
+    pub const fn check_read(
+        &self,
+        desc: &ImageDesc,
+        granularity: [u32; 3],
+    ) -> Result<(), ImageCopyError> {
+        if !desc.usage.contains(ImageUsage::TRANSFER_SRC) {
+            return Err(ImageCopyError::NotTransferSrc);
+        }
+        self.check(desc, granularity)
+    }
+}
+
 /// Why a buffer-to-image copy region was refused ([`ImageCopy::check`]).
 #[non_exhaustive]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -398,6 +416,25 @@ pub struct ImageCopyCommand<'a, B, I> {
     /// cover is kept.
     pub keep_contents: bool,
     /// The regions, each passing [`ImageCopy::check`].
+    pub regions: &'a [ImageCopy],
+}
+
+/// One read-back of an image: regions from one image into one buffer, as one submission's part
+/// ([`ImageCopyQueue::submit_image_reads`](super::ImageCopyQueue::submit_image_reads)). Each
+/// region's buffer fields ([`ImageCopy::buffer_offset`], its row length and image height) say
+/// where its texels land in `dst`.
+///
+/// The regions' destination ranges ([`ImageCopy::buffer_bytes`] from each offset) must lie
+/// inside `dst` and not overlap one another (they run in no particular order); their boxes may.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ImageReadCommand<'a, B, I> {
+    /// Source image: every subresource in [`ImageDesc::layout_after_upload`].
+    pub src: I,
+    /// What `src` was created with.
+    pub desc: ImageDesc,
+    /// Destination buffer (host-visible, usually, for the host to read).
+    pub dst: B,
+    /// The regions, each passing [`ImageCopy::check_read`].
     pub regions: &'a [ImageCopy],
 }
 

@@ -87,7 +87,7 @@ mod image_copy;
 mod tests;
 
 pub use image::{ImageDesc, ImageDescError, ImageFormat, ImageUsage};
-pub use image_copy::{ImageCopy, ImageCopyCommand, ImageCopyError, ImageLayout};
+pub use image_copy::{ImageCopy, ImageCopyCommand, ImageCopyError, ImageLayout, ImageReadCommand};
 
 /// Vulkan's `VK_MAX_MEMORY_TYPES`.
 pub const MAX_MEMORY_TYPES: usize = 32;
@@ -781,8 +781,9 @@ pub trait ExternalTimelines: CopyQueue {
     unsafe fn external_value(&self, timeline: Self::ExternalTimeline) -> Result<u64, DeviceError>;
 }
 
-/// A [`CopyQueue`] that also uploads into images: it records the layout transitions around its
-/// buffer-to-image copies (see the [`ImageCopy`] module's rules) and signals the same timeline.
+/// A [`CopyQueue`] that also uploads into images and reads them back: it records the layout
+/// transitions around its buffer-to-image and image-to-buffer copies (see the [`ImageCopy`]
+/// module's rules) and signals the same timeline.
 pub trait ImageCopyQueue: CopyQueue + ImageDevice {
     /// The queue's image transfer granularity (Vulkan's `minImageTransferGranularity`) that
     /// [`ImageCopy::check`] takes: copy boxes start on this grid and end on it or at the level's
@@ -816,6 +817,38 @@ pub trait ImageCopyQueue: CopyQueue + ImageDevice {
     unsafe fn submit_image_copies(
         &self,
         commands: &[ImageCopyCommand<'_, Self::Buffer, Self::Image>],
+        signal_value: u64,
+    ) -> Result<(), DeviceError>;
+
+    /// Submits read-backs of images into buffers, in order, and signals `signal_value` when all
+    /// of them finished. For each command: every subresource of `src` goes from
+    /// [`ImageDesc::layout_after_upload`] to the transfer-source layout, after everything
+    /// submitted before on the queue (the uploads being read), the regions are copied into
+    /// `dst`, and every subresource goes back to the layout after upload, before anything
+    /// submitted after. Once `signal_value` completed, the texels are in `dst` and visible to
+    /// host reads of mapped memory (after an invalidation, for memory that is not
+    /// host-coherent), as for [`CopyQueue::submit_copies`].
+    ///
+    /// A region that fails [`ImageCopy::check_read`] against its command's `desc` and this
+    /// queue's granularity is refused with [`DeviceError::InvalidImageCopy`] before anything is
+    /// submitted. An `Err` means none of the reads is in flight.
+    ///
+    /// # Safety
+    /// - every buffer and image is alive and bound, and stays so until `signal_value` completes;
+    ///   each `desc` is what its image was created with;
+    /// - every subresource of each image is in [`ImageDesc::layout_after_upload`]: an upload on
+    ///   this queue into the whole image was submitted before (a first upload moves every
+    ///   subresource), and whatever used it since left it there;
+    /// - each region's destination range (`buffer_offset` plus [`ImageCopy::buffer_bytes`])
+    ///   lies inside its buffer, and in one command no two regions' destination ranges overlap;
+    /// - no GPU work writes the images or uses the destination ranges until `signal_value`
+    ///   completes, and work submitted before that writes them has finished or is ordered
+    ///   before this submission (the image's layout changes while the read runs: work on
+    ///   another queue that samples it must not overlap it either);
+    /// - `signal_value` is as for [`CopyQueue::submit_copies`].
+    unsafe fn submit_image_reads(
+        &self,
+        commands: &[ImageReadCommand<'_, Self::Buffer, Self::Image>],
         signal_value: u64,
     ) -> Result<(), DeviceError>;
 }

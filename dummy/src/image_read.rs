@@ -1,0 +1,192 @@
+//! Read-backs of images into buffers (`ImageCopyQueue::submit_image_reads`): the simulator copies
+//! texels out of its own tiling (see [`crate::image_upload`]'s module docs) into the destination
+//! buffer's bytes when the read's value executes, and watches reads as it watches uploads.
+//!
+//! A read needs the image in its layout after upload: one read before any upload into the image
+//! was submitted is recorded as [`Misuse::ReadOfUndefinedImage`] and runs anyway (a GPU would
+//! read garbage; the simulator reads whatever the image's bytes hold).
+#![forbid(unsafe_code)]
+
+use std::collections::BTreeMap;
+
+use memkit_core::device::{BufferUsage, DeviceError, ImageCopy, ImageDesc, ImageReadCommand};
+
+use crate::calls::fits;
+use crate::device::{DummyDevice, Pending, Snapshot, State};
+use crate::handles::{DummyBuffer, DummyImage};
+use crate::image_upload::{for_each_run, source_runs};
+use crate::intervals::IntervalSet;
+use crate::memory::for_chunks;
+use crate::misuse::{Misuse, Operation};
+
+/// One read-back, resolved at submit.
+#[derive(Debug)]
+pub(crate) struct PendingImageRead {
+    /// Source image (resource) index.
+    pub(crate) src: u64,
+    /// Destination buffer index.
+    pub(crate) dst: u64,
+    pub(crate) desc: ImageDesc,
+    /// The regions that can execute (inside the destination buffer).
+    pub(crate) regions: Vec<ImageCopy>,
+}
+
+impl DummyDevice {
+    /// Submits read-backs of images (`ImageCopyQueue::submit_image_reads`). They execute,
+    /// copying the image's texels into the destination buffer at each region's buffer offset,
+    /// row length and image height, when the test advances the timeline to `signal_value`, like
+    /// [`submit_image_copies`](Self::submit_image_copies), which they share their call count,
+    /// faults and timeline checks with.
+    ///
+    /// Refused with a typed error before anything is counted or submitted: a lost device
+    /// ([`DeviceError::DeviceLost`]), then any region failing
+    /// [`ImageCopy::check_read`] against its command's `desc` and
+    /// [`image_copy_granularity`](Self::image_copy_granularity)
+    /// ([`DeviceError::InvalidImageCopy`]). Then, as for buffer copies: injected faults, and a
+    /// `signal_value` that does not rise (a misuse too).
+    ///
+    /// Contract breaches are recorded as [`Misuse`] and the call goes on: a destroyed or foreign
+    /// image or destination, or one not bound or whose memory was freed (the command is
+    /// dropped); a destination that is not a linear buffer, or lacks `TRANSFER_DST`; a `desc`
+    /// other than the image's ([`Misuse::ImageDescMismatch`], command dropped); a destination
+    /// range past the end of the buffer ([`Misuse::CopyOutOfBounds`], region dropped);
+    /// destination ranges that overlap ([`Misuse::CopyOverlappingDestinations`]); an image no
+    /// upload was submitted for ([`Misuse::ReadOfUndefinedImage`]). Host-visible destination
+    /// ranges are hashed, to catch host writes into them before execution.
+    pub fn submit_image_reads(
+        &self,
+        commands: &[ImageReadCommand<'_, DummyBuffer, DummyImage>],
+        signal_value: u64,
+    ) -> Result<(), DeviceError> {
+        let mut state = self.lock();
+        if state.lost {
+            return Err(DeviceError::DeviceLost);
+        }
+        let granularity = self.image_copy_granularity();
+        for command in commands {
+            for region in command.regions {
+                region
+                    .check_read(&command.desc, granularity)
+                    .map_err(DeviceError::InvalidImageCopy)?;
+            }
+        }
+        let check = self.begin_submission(&mut state, signal_value)?;
+        let mut pending = Pending::new(signal_value);
+        for command in commands {
+            if let Some(queued) = self.queue_read(&mut state, command, check, &mut pending) {
+                pending.image_reads.push(queued);
+            }
+        }
+        self.end_submission(&mut state, pending);
+        Ok(())
+    }
+
+    /// Resolves one read-back, recording what breaks its contract; `None` when it cannot run.
+    fn queue_read(
+        &self,
+        state: &mut State,
+        command: &ImageReadCommand<'_, DummyBuffer, DummyImage>,
+        check: bool,
+        pending: &mut Pending,
+    ) -> Option<PendingImageRead> {
+        let serial = self.shared.serial;
+        let image = command.src.resource;
+        let src = state.live_buffer(serial, image, Operation::Submit);
+        let dst = state.live_buffer(serial, command.dst, Operation::Submit);
+        let (src, dst) = (src?, dst?);
+        let src_binding = self.image_binding(state, src, image, &command.desc)?;
+        let dst_binding = self.copy_binding(state, dst, command.dst, BufferUsage::TRANSFER_DST)?;
+        let uploaded = state
+            .buffers
+            .get(&src)
+            .and_then(|b| b.image_state)
+            .is_some_and(|s| s.upload_submitted);
+        if !uploaded {
+            state.misuse(Misuse::ReadOfUndefinedImage { image });
+        }
+        let dst_size = state.buffers[&dst].size;
+        let mut regions = Vec::with_capacity(command.regions.len());
+        let mut runs = Vec::new();
+        for region in command.regions {
+            // `check_read` passed, so the span fits in a u64.
+            let size = region.buffer_bytes(command.desc.format).unwrap_or(u64::MAX);
+            if !fits(region.buffer_offset, size, dst_size) {
+                state.misuse(Misuse::CopyOutOfBounds {
+                    buffer: command.dst,
+                    offset: region.buffer_offset,
+                    size,
+                });
+                continue;
+            }
+            runs.extend(source_runs(&command.desc, region));
+            regions.push(*region);
+        }
+        let mut sorted = runs.clone();
+        sorted.sort_unstable();
+        if sorted.windows(2).any(|w| w[1].0 < w[0].0 + w[0].1) {
+            state.misuse(Misuse::CopyOverlappingDestinations { dst: command.dst });
+        }
+        let dst_memory = &state.memory[&dst_binding.0];
+        if check && dst_memory.host.is_some() {
+            for (offset, size) in runs {
+                let at = dst_binding.1 + offset;
+                pending.snapshots.push(Snapshot {
+                    memory: dst_binding.0,
+                    offset: at,
+                    size,
+                    source: false,
+                    device_hash: 0,
+                    host_hash: dst_memory.host_hash(at, size),
+                });
+            }
+        }
+        pending.memory.extend([src_binding.0, dst_binding.0]);
+        Some(PendingImageRead {
+            src,
+            dst,
+            desc: command.desc,
+            regions,
+        })
+    }
+}
+
+impl State {
+    /// Executes one read-back: copies each region's texels from the image into the buffer. An
+    /// image destroyed or memory freed since submit (recorded then) is skipped, as for buffer
+    /// copies.
+    pub(crate) fn execute_image_read(
+        &mut self,
+        read: &PendingImageRead,
+        written: &mut BTreeMap<u64, IntervalSet>,
+        buf: &mut Vec<u8>,
+        stale_fill: Option<u8>,
+    ) {
+        let (Some(src), Some(dst)) = (
+            self.buffers.get(&read.src).and_then(|b| b.binding),
+            self.buffers.get(&read.dst).and_then(|b| b.binding),
+        ) else {
+            return;
+        };
+        if !self.memory.contains_key(&src.0) || !self.memory.contains_key(&dst.0) {
+            return;
+        }
+        self.counters.copies += 1;
+        let written = written.entry(dst.0).or_default();
+        for region in &read.regions {
+            let memory = &mut self.memory;
+            for_each_run(&read.desc, region, |buffer_at, image_at, len| {
+                let (from, to) = (src.1 + image_at, dst.1 + buffer_at);
+                for_chunks(0, len, |k, n| {
+                    buf.resize(n as usize, 0);
+                    memory[&src.0].device_read(from + k, buf);
+                    if let Some(dst_memory) = memory.get_mut(&dst.0) {
+                        dst_memory.device_write(to + k, buf, stale_fill);
+                    }
+                });
+                written.insert(to, to + len);
+            });
+            self.counters.regions += 1;
+            self.counters.bytes_copied += region.packed_bytes(read.desc.format).unwrap_or(0);
+        }
+    }
+}
