@@ -55,11 +55,15 @@ pub enum Error {
     ForeignFrame,
     /// The image belongs to another coordinator.
     ForeignImage,
-    /// An image upload's region was refused: the reason says which rule it broke
-    /// ([`memkit_core::device::ImageCopy::check`]).
+    /// An image upload's or read-back's region was refused: the reason says which rule it broke
+    /// ([`memkit_core::device::ImageCopy::check`], [`memkit_core::device::ImageCopy::check_read`]).
     ImageCopy(ImageCopyError),
-    /// Two regions of one image upload write the same texels (their order would be undefined).
+    /// Two regions of one image upload write the same texels, or two regions of one image
+    /// read-back the same bytes (their order would be undefined).
     OverlappingImageRegions,
+    /// The image is read back before any upload into it: its contents, and its layout, are
+    /// undefined.
+    ImageNotWritten,
     /// The host could not provide this many bytes for a frame arena.
     HostOutOfMemory {
         /// Bytes asked for (`u64::MAX` when their count overflowed).
@@ -121,9 +125,12 @@ impl fmt::Display for Error {
             }
             Self::ForeignFrame => f.write_str("the frame was begun by another coordinator"),
             Self::ForeignImage => f.write_str("the image belongs to another coordinator"),
-            Self::ImageCopy(e) => write!(f, "image upload: {e}"),
+            Self::ImageCopy(e) => write!(f, "image copy: {e}"),
             Self::OverlappingImageRegions => {
-                f.write_str("two regions of the image upload write the same texels")
+                f.write_str("two regions of the image copy write the same texels or bytes")
+            }
+            Self::ImageNotWritten => {
+                f.write_str("the image is read back before any upload wrote it")
             }
             Self::Memory(e) => write!(f, "device memory: {e}"),
             Self::Device(e) => write!(f, "device: {e}"),

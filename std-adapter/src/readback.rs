@@ -1,5 +1,6 @@
-//! Read-backs: bytes the GPU copies out of a buffer into host-visible memory, for the CPU to take
-//! once the copy completed ([`crate::Coordinator::read_back`]).
+//! Read-backs: bytes the GPU copies out of a buffer or an image into host-visible memory, for the
+//! CPU to take once the copy completed ([`crate::Coordinator::read_back`],
+//! [`crate::Coordinator::read_back_image`]).
 
 use std::fmt;
 use std::sync::Arc;
@@ -10,7 +11,7 @@ use crate::device::Device;
 use crate::error::{Error, Result};
 use crate::ticket::Ticket;
 
-/// A copy out of a buffer in flight: the bytes, once its [`Ticket`] completes.
+/// A copy out of a buffer or an image in flight: the bytes, once its [`Ticket`] completes.
 ///
 /// It holds the host-visible buffer the GPU copies into (its landing buffer). Dropping it before
 /// the copy completed is fine: the landing buffer is destroyed, or kept for a later read-back

@@ -193,6 +193,21 @@ pub(super) fn for_each_packed_run(
     texels: &[u8],
     mut write: impl FnMut(usize, &[u8]),
 ) {
+    for_each_buffer_run(region, format, |at, from, len| {
+        let (at, from, len) = (at as usize, from as usize, len as usize);
+        write(at, &texels[from..from + len]);
+    });
+}
+
+/// Calls `f(at, from, len)` for each run of `region`'s texel blocks in the buffer it names (at
+/// the region's pitches from its `buffer_offset`): `from` is where the run lies in the buffer,
+/// `at` where it goes in the tightly packed box. Runs that lie back to back in the buffer go as
+/// one: a tightly packed region is one run. The region passed [`ImageCopy::check`].
+pub(super) fn for_each_buffer_run(
+    region: &ImageCopy,
+    format: ImageFormat,
+    mut f: impl FnMut(u64, u64, u64),
+) {
     // In texel blocks: a row is a row of blocks.
     let [w, h, d] = format.blocks(region.extent).map(u64::from);
     let Some([row_pitch, slice_pitch, _]) = region.buffer_pitches(format) else {
@@ -200,22 +215,18 @@ pub(super) fn for_each_packed_run(
     };
     let row = w * u64::from(format.block_bytes());
     let slices = d * u64::from(region.layer_count);
-    let mut copy = |at: u64, from: u64, len: u64| {
-        let (at, from, len) = (at as usize, from as usize, len as usize);
-        write(at, &texels[from..from + len]);
-    };
     let rows_together = row_pitch == row;
     if rows_together && (slice_pitch == row * h || slices == 1) {
-        copy(0, region.buffer_offset, row * h * slices);
+        f(0, region.buffer_offset, row * h * slices);
         return;
     }
     for s in 0..slices {
         let slice_from = region.buffer_offset + s * slice_pitch;
         if rows_together {
-            copy(s * h * row, slice_from, h * row);
+            f(s * h * row, slice_from, h * row);
         } else {
             for y in 0..h {
-                copy((s * h + y) * row, slice_from + y * row_pitch, row);
+                f((s * h + y) * row, slice_from + y * row_pitch, row);
             }
         }
     }

@@ -1,6 +1,7 @@
-//! Reading a buffer back: the GPU copies a range of any buffer the coordinator made (device-local
-//! ones included) into a host-visible buffer of its own, in order after the uploads staged
-//! before, and the caller takes the bytes once the copy completed ([`Readback`]).
+//! Reading a buffer or an image back: the GPU copies a range of any buffer the coordinator made
+//! (device-local ones included), or regions of an image it uploaded into, into a host-visible
+//! buffer of its own, in order after the uploads made before, and the caller takes the bytes once
+//! the copy completed ([`Readback`]).
 //!
 //! What is staged goes out first, so the read sees every upload made before the call. The copy
 //! is then recorded, and read-backs asked for one after another with no upload between them share
@@ -16,12 +17,17 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use memkit_core::MemoryUsage;
-use memkit_core::device::BufferCopy;
+use memkit_core::device::{
+    BufferCopy, ImageCopy, ImageCopyError, ImageCopyQueue, ImageFormat, ImageReadCommand,
+};
 
+use super::image_pieces::for_each_buffer_run;
+use super::images::signal_only;
 use super::{Coordinator, Recorded, Shared, Submitter};
 use crate::buffer::{Buffer, BufferState, COUNTER};
 use crate::device::Device;
 use crate::error::{Error, Result};
+use crate::image::Image;
 use crate::readback::Readback;
 use crate::ticket::{HeldGrantWatch, Ticket, TimelineSource};
 
@@ -64,6 +70,176 @@ impl<D: Device> Coordinator<D> {
         self.shared.check_owner(buffer)?;
         self.shared.read_back(&buffer.state, offset, size)
     }
+}
+
+impl<D: Device + ImageCopyQueue> Coordinator<D> {
+    /// Copies texels of `image` into host-visible memory on the GPU, and returns the
+    /// [`Readback`] to take them from once the copy completed: how the CPU reads an image back
+    /// (a test's or a tool's check of what landed, a screenshot of a texture, a compute result
+    /// in a storage image). Never blocks on the GPU.
+    ///
+    /// Each region names a box of one mip level and its array layers, and where its texels go in
+    /// the read-back's bytes: from its `buffer_offset`, tightly packed or at the row length and
+    /// image height it names ([`ImageCopy::with_buffer_layout`]), as an upload reads them. The
+    /// regions an upload took give back the bytes it was given, laid out the same way;
+    /// [`ImageCopy::whole_level`] with offset 0 gives one level, packed. The read-back is as long
+    /// as the furthest region's end; bytes no region writes are unspecified.
+    ///
+    /// The image needs [`ImageUsage::TRANSFER_SRC`] in its description, and an upload into it
+    /// made before the call (which leaves it in [`Image::layout_after_upload`]): the copy moves
+    /// it to the transfer layout and back, after every upload made before the call and before
+    /// any made after. The application keeps its own GPU work off the image while the copy runs,
+    /// as for uploads; what it wrote into the image is read only if it left the image in the
+    /// layout after upload, its work completed (or was ordered before the coordinator's later
+    /// submissions with [`Coordinator::wait_for_external`]) and its writes were made available.
+    ///
+    /// The copy goes out at once, in a submission of its own, after whatever is staged and the
+    /// buffer read-backs recorded before it. Its landing buffer comes from those kept from
+    /// dropped read-backs, as for [`Coordinator::read_back`]. The image may be dropped right
+    /// after the call: it is destroyed only once the copy completed.
+    ///
+    /// Errors: [`Error::ZeroSize`] for no regions, [`Error::ForeignImage`], [`Error::ImageCopy`]
+    /// for a region that breaks a copy rule ([`ImageCopy::check_read`], with the device's
+    /// granularity; a `buffer_offset` must be a multiple of the format's
+    /// [`copy_offset_alignment`](memkit_core::device::ImageFormat::copy_offset_alignment)),
+    /// [`Error::OverlappingImageRegions`] when two regions' bytes overlap,
+    /// [`Error::ImageNotWritten`] before any upload into the image, [`Error::DeviceLost`],
+    /// [`Error::Device`] when the device refuses the submission, and those of
+    /// [`Coordinator::read_back`] for the landing buffer and the flush before the copy.
+    ///
+    /// ```
+    /// use memkit_core::MemoryUsage;
+    /// use memkit_core::device::{ImageCopy, ImageDesc, ImageFormat, ImageUsage};
+    /// use memkit_dummy::DummyDevice;
+    /// use memkit_std::{Coordinator, CoordinatorConfig};
+    ///
+    /// let gpu = DummyDevice::discrete();
+    /// let coordinator = Coordinator::new(gpu, CoordinatorConfig::default()).unwrap();
+    /// let usage = ImageUsage::SAMPLED | ImageUsage::TRANSFER_SRC;
+    /// let desc = ImageDesc::new_2d(ImageFormat::Rgba8Unorm, 4, 2, usage);
+    /// let texels: Vec<u8> = (0..32).collect();
+    /// let (image, _) = coordinator
+    ///     .create_image_with_data(&desc, MemoryUsage::FAST_DEVICE_ACCESS, &texels)
+    ///     .unwrap();
+    /// // The second row, alone.
+    /// let row = ImageCopy {
+    ///     offset: [0, 1, 0],
+    ///     extent: [4, 1, 1],
+    ///     ..ImageCopy::whole_level(image.desc(), 0, 0)
+    /// };
+    /// let readback = coordinator.read_back_image(&image, &[row]).unwrap();
+    /// assert_eq!(readback.wait().unwrap(), texels[16..]);
+    /// ```
+    ///
+    /// [`ImageUsage::TRANSFER_SRC`]: memkit_core::device::ImageUsage::TRANSFER_SRC
+    pub fn read_back_image(&self, image: &Image<D>, regions: &[ImageCopy]) -> Result<Readback<D>> {
+        self.shared.read_back_image(image, regions)
+    }
+}
+
+impl<D: Device + ImageCopyQueue> Shared<D> {
+    /// [`Coordinator::read_back_image`].
+    fn read_back_image(
+        self: &Arc<Self>,
+        image: &Image<D>,
+        regions: &[ImageCopy],
+    ) -> Result<Readback<D>> {
+        self.check_live()?;
+        if !std::ptr::eq(Arc::as_ptr(&image.shared), Arc::as_ptr(self)) {
+            return Err(Error::ForeignImage);
+        }
+        if regions.is_empty() {
+            return Err(Error::ZeroSize);
+        }
+        let state = &image.state;
+        let desc = state.desc;
+        let granularity = self.device.image_copy_granularity();
+        let mut size = 0u64;
+        let mut texel_bytes = 0u64;
+        for region in regions {
+            region
+                .check_read(&desc, granularity)
+                .map_err(Error::ImageCopy)?;
+            // Both fit in a u64 (checked); their sum may not.
+            let span = region.buffer_bytes(desc.format).unwrap_or(u64::MAX);
+            let end = region
+                .buffer_offset
+                .checked_add(span)
+                .ok_or(Error::ImageCopy(ImageCopyError::OutOfBounds))?;
+            size = size.max(end);
+            texel_bytes += region.packed_bytes(desc.format).unwrap_or(0);
+        }
+        if destinations_overlap(regions, desc.format) {
+            return Err(Error::OverlappingImageRegions);
+        }
+        // Set once an upload into it was submitted: the queue runs the copy after it.
+        if !state.written.load(Ordering::Acquire) {
+            return Err(Error::ImageNotWritten);
+        }
+        // From here on, an early return gives the landing buffer back through the read-back's
+        // drop.
+        let mut readback = Readback {
+            shared: Arc::clone(self),
+            landing: Some(self.landing(size)?),
+            size,
+            ticket: Ticket::completed(),
+        };
+        let landing = readback.landing.as_ref().expect("just set");
+        let mut sub = self.lock_submitter();
+        // What is staged and the buffer read-backs recorded go first, and a refused value is
+        // signalled first.
+        self.flush_locked(&mut sub)?;
+        let value = match self.timeline.submit() {
+            Ok(v) => v.get(),
+            Err(_) => return Err(Error::DeviceLost),
+        };
+        let command = ImageReadCommand {
+            src: state.raw,
+            desc,
+            dst: landing.raw,
+            regions,
+        };
+        // SAFETY: the image and the landing buffer are alive and bound, and stay so until the
+        // value completes (a dropped image is destroyed only once its `last_use`, set below,
+        // completed; the read-back holds the landing buffer, and a kept one is written again
+        // only by copies submitted after this one); `desc` is the image's; each region passed
+        // `check_read` against it and the queue's granularity, its bytes lie inside the landing
+        // buffer (sized to the furthest end) and no two overlap; an upload into the image was
+        // submitted before on this queue (`written`), which left it in its layout after upload,
+        // and the application keeps its own work off it (its contract, as for uploads); the
+        // tracker hands out increasing values, submitted under the submitter's lock.
+        let submitted = unsafe { self.device.submit_image_reads(&[command], value) };
+        if let Err(e) = submitted {
+            let e = self.device_error(e);
+            if e != Error::DeviceLost {
+                // The value is handed out: the next submission signals it first, with no
+                // commands, so nothing that waits for it waits forever.
+                sub.retry = Some((value, signal_only()));
+            }
+            return Err(e);
+        }
+        state.last_use.store(value, COUNTER);
+        landing.last_use.store(value, COUNTER);
+        drop(sub);
+        self.counters.submissions.fetch_add(1, COUNTER);
+        self.counters.read_backs.fetch_add(1, COUNTER);
+        self.counters
+            .bytes_read_back
+            .fetch_add(texel_bytes, COUNTER);
+        readback.ticket = self.ticket_for_value(value);
+        Ok(readback)
+    }
+}
+
+/// Whether two runs of bytes the regions write into the read-back overlap (runs, not spans:
+/// regions with longer rows may interleave, as two halves of a picture do).
+fn destinations_overlap(regions: &[ImageCopy], format: ImageFormat) -> bool {
+    let mut runs = Vec::new();
+    for region in regions {
+        for_each_buffer_run(region, format, |_, from, len| runs.push((from, from + len)));
+    }
+    runs.sort_unstable();
+    runs.windows(2).any(|w| w[1].0 < w[0].1)
 }
 
 impl<D: Device> Shared<D> {
