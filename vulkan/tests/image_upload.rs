@@ -15,7 +15,8 @@ use common::{
 use memkit_core::device::{
     BufferCopy, BufferUsage, CopyCommand, CopyQueue, DedicatedTo, DeviceError, ImageCopy,
     ImageCopyCommand, ImageCopyError, ImageCopyQueue, ImageDesc, ImageDevice, ImageFormat,
-    ImageLayout, ImageUsage, InvalidArgument, MemoryDevice, MemoryPropertyFlags, WaitStatus,
+    ImageLayout, ImageReadCommand, ImageUsage, InvalidArgument, MemoryDevice, MemoryPropertyFlags,
+    WaitStatus,
 };
 use memkit_std::{Coordinator, CoordinatorConfig, MemoryUsage};
 use memkit_vulkan::ash::vk;
@@ -1444,4 +1445,202 @@ fn compressed_textures_land_block_for_block_through_the_device_and_the_coordinat
         panic!("a ticket, image or the coordinator still holds the device");
     };
     finish(h);
+}
+
+/// The coordinator's own image read-back (`Coordinator::read_back_image`) on the driver, under
+/// validation and synchronization validation: every level of an RGBA array and of a BC7 texture
+/// reads back as uploaded; a read of a patched box at a padded row length lands at its pitches;
+/// a read queued between two uploads of one image sees the first and not the second (the
+/// transitions around the copy order it against both), and reads run back to back.
+#[test]
+fn the_coordinator_reads_its_textures_back_in_queue_order_with_their_uploads() {
+    let bc7 = ImageDesc::new_2d(
+        ImageFormat::Bc7Srgb,
+        70,
+        38,
+        ImageUsage::SAMPLED | ImageUsage::TRANSFER_DST | ImageUsage::TRANSFER_SRC,
+    )
+    .with_full_mip_chain()
+    .with_array_layers(2);
+    for timeline in TIMELINE_MODES {
+        let Some(h) = concurrent_device(timeline) else {
+            return;
+        };
+        let shared = SharedHeadlessDevice::new(h);
+        let c = Coordinator::new(shared.clone(), CoordinatorConfig::default()).unwrap();
+        for (seed, desc) in [(51, rgba_2d_array()), (52, bc7)] {
+            let (regions, size) = whole_levels(&desc);
+            assert_eq!(size, desc.packed_bytes(), "levels pack without gaps");
+            let data = pattern(size as usize, seed);
+            let (image, _) = c
+                .create_image_with_data(&desc, MemoryUsage::FAST_DEVICE_ACCESS, &data)
+                .unwrap();
+            // Queued right behind the upload, never waited for in between.
+            let back = c.read_back_image(&image, &regions).unwrap();
+            assert!(
+                back.wait().unwrap() == data,
+                "{timeline:?} {:?}: the texels read back differ",
+                desc.format
+            );
+        }
+        let desc = rgba_2d_array();
+        let (regions, size) = whole_levels(&desc);
+        let data = pattern(size as usize, 53);
+        let (image, _) = c
+            .create_image_with_data(&desc, MemoryUsage::FAST_DEVICE_ACCESS, &data)
+            .unwrap();
+        let before = c.read_back_image(&image, &regions).unwrap();
+        // The 20 x 11 box at (5, 3) of level 0, layer 1, uploaded from rows of 23 texels and
+        // read back into rows of 23 texels from offset 8.
+        let patch = patch_region(&desc, 0).with_buffer_layout(23, 0);
+        let patch_data = pattern((10 * 23 + 20) * 4, 54);
+        let patch_ticket = c.upload_image(&image, &[patch], &patch_data).unwrap();
+        let box_back = c
+            .read_back_image(
+                &image,
+                &[ImageCopy {
+                    buffer_offset: 8,
+                    ..patch
+                }],
+            )
+            .unwrap();
+        let after = c.read_back_image(&image, &regions).unwrap();
+        assert!(
+            before.wait().unwrap() == data,
+            "{timeline:?}: the read before the patch saw it"
+        );
+        let box_bytes = box_back.wait().unwrap();
+        assert_eq!(box_bytes.len(), 8 + patch_data.len());
+        for y in 0..11 {
+            let row = y * 23 * 4..(y * 23 + 20) * 4;
+            assert!(
+                box_bytes[8..][row.clone()] == patch_data[row],
+                "{timeline:?}: row {y} of the box differs"
+            );
+        }
+        let expected = patched(&data, &desc, &patch, &patch_data, [5, 3], [20, 11]);
+        assert_texels_equal(
+            &after.wait().unwrap(),
+            &expected,
+            &format!("{timeline:?}: after the patch"),
+        );
+        assert!(patch_ticket.is_complete().unwrap());
+        drop((image, patch_ticket));
+        let stats = c.shutdown();
+        assert_eq!(stats.read_backs, 5);
+        assert_eq!(
+            (
+                stats.images_created,
+                stats.images_destroyed,
+                stats.leaked_images
+            ),
+            (3, 3, 0)
+        );
+        let Ok(h) = shared.try_unwrap() else {
+            panic!("a ticket, image or the coordinator still holds the device");
+        };
+        finish(h);
+    }
+}
+
+/// `ImageCopyQueue::submit_image_reads` straight on the device: two reads of one image and one
+/// of another in one submission (each read moves its image to the transfer layout and back, so
+/// the second read of the first image transitions again after the first), every region where
+/// it names, and a region off the rules refused before anything is submitted.
+#[test]
+fn several_image_reads_in_one_submission_land_where_their_regions_say() {
+    each_timeline_mode(|h| {
+        let device = h.device();
+        let desc = rgba_2d_array();
+        let (regions, size) = whole_levels(&desc);
+        let staging = MappedBuffer::new(device, size, BufferUsage::TRANSFER_SRC);
+        let data = pattern(size as usize, 61);
+        staging.write(device, 0, &data);
+        let images = [TestImage::new(device, desc), TestImage::new(device, desc)];
+        let uploads = [
+            images[0].command(staging.buffer, false, &regions),
+            images[1].command(staging.buffer, false, &regions),
+        ];
+        let value = upload(device, device.last_submitted_value() + 1, &uploads);
+        // Level 0 of the first image at 0; level 1 of the second and all of the first again
+        // after it.
+        let level0 = regions[0].packed_bytes(desc.format).unwrap();
+        let level1 = ImageCopy {
+            buffer_offset: level0,
+            ..regions[1]
+        };
+        let again: Vec<ImageCopy> = regions
+            .iter()
+            .map(|r| ImageCopy {
+                buffer_offset: r.buffer_offset + level0 + level1.packed_bytes(desc.format).unwrap(),
+                ..*r
+            })
+            .collect();
+        let total =
+            again.last().unwrap().buffer_offset + size - regions.last().unwrap().buffer_offset;
+        let landing = MappedBuffer::new(device, total, BufferUsage::TRANSFER_DST);
+        let reads = [
+            ImageReadCommand {
+                src: images[0].image,
+                desc,
+                dst: landing.buffer,
+                regions: &regions[..1],
+            },
+            ImageReadCommand {
+                src: images[1].image,
+                desc,
+                dst: landing.buffer,
+                regions: &[level1],
+            },
+            ImageReadCommand {
+                src: images[0].image,
+                desc,
+                dst: landing.buffer,
+                regions: &again,
+            },
+        ];
+        let bad = [ImageReadCommand {
+            regions: &[ImageCopy {
+                buffer_offset: 2,
+                ..regions[0]
+            }],
+            ..reads[0]
+        }];
+        // SAFETY: the images are alive, bound and in their layout after upload (the upload is
+        // submitted first on the same queue); the landing buffer holds every region and no two
+        // overlap; nothing else uses either.
+        let refused = unsafe { device.submit_image_reads(&bad, value + 1) };
+        assert_eq!(
+            refused,
+            Err(DeviceError::InvalidImageCopy(
+                ImageCopyError::MisalignedBufferOffset
+            ))
+        );
+        assert_eq!(device.last_submitted_value(), value);
+        // SAFETY: as above.
+        unsafe { device.submit_image_reads(&reads, value + 1) }.unwrap();
+        assert_eq!(
+            device.wait(value + 1, 10 * SECOND),
+            Ok(WaitStatus::Completed)
+        );
+        let back = landing.read(device);
+        let level1_at = regions[1].buffer_offset as usize;
+        let level1_len = level1.packed_bytes(desc.format).unwrap() as usize;
+        assert!(
+            back[..level0 as usize] == data[..level0 as usize],
+            "level 0"
+        );
+        assert!(
+            back[level0 as usize..level0 as usize + level1_len]
+                == data[level1_at..level1_at + level1_len],
+            "level 1 of the second image"
+        );
+        let again_at = again[0].buffer_offset as usize;
+        assert!(back[again_at..] == data[..], "the first image again");
+        staging.destroy(device);
+        landing.destroy(device);
+        for image in images {
+            image.destroy(device);
+        }
+    });
 }

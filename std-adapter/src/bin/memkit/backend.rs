@@ -1,10 +1,8 @@
-//! What the command needs from a device beyond memkit-core's traits: a name, a way to read
-//! images back to verify uploads (buffers are read back through the coordinator), the misuse it
-//! detected, and a check after teardown. The simulated device answers all of them; a real one what it can.
+//! What the command needs from a device beyond memkit-core's traits: a name, the misuse it
+//! detected, and a check after teardown (buffers and images are read back through the
+//! coordinator). The simulated device answers all of them; a real one what it can.
 
-use memkit_core::device::{
-    DeviceError, ExternalTimelines, ImageCopyQueue, ImageDesc, InvalidArgument,
-};
+use memkit_core::device::{DeviceError, ExternalTimelines, ImageCopyQueue, InvalidArgument};
 use memkit_dummy::DummyDevice;
 use memkit_std::Device;
 
@@ -12,20 +10,6 @@ use memkit_std::Device;
 pub trait Backend: Device + ImageCopyQueue + ExternalTimelines + Clone {
     /// One line naming the device.
     fn describe(&self) -> String;
-
-    /// Every level and layer of `image` (created with `desc`) as the GPU sees it now, packed as
-    /// `Coordinator::create_image_with_data` takes texels (level 0's layers, then level 1's);
-    /// `None` when this backend cannot read images back.
-    fn read_back_image(&self, _image: Self::Image, _desc: &ImageDesc) -> Option<Vec<u8>> {
-        None
-    }
-
-    /// Like [`Backend::read_back_image`], for a coordinator that is idle (everything it submitted
-    /// completed, nothing is staged) and submits nothing more: a backend that reads back through
-    /// a copy of its own, on the coordinator's timeline, needs that.
-    fn read_back_image_when_idle(&self, image: Self::Image, desc: &ImageDesc) -> Option<Vec<u8>> {
-        self.read_back_image(image, desc)
-    }
 
     /// Misuse the device detected so far (missing flushes, use after free, ...), one line each.
     fn problems(&self) -> Vec<String>;
@@ -79,16 +63,6 @@ pub trait Backend: Device + ImageCopyQueue + ExternalTimelines + Clone {
 impl Backend for DummyDevice {
     fn describe(&self) -> String {
         format!("memkit-dummy ({}, simulated)", self.config().name)
-    }
-
-    fn read_back_image(&self, image: Self::Image, desc: &ImageDesc) -> Option<Vec<u8>> {
-        let mut texels = Vec::with_capacity(desc.packed_bytes() as usize);
-        for level in 0..desc.mip_levels {
-            for layer in 0..desc.array_layers {
-                texels.extend(self.read_image(image, level, layer).ok()?);
-            }
-        }
-        Some(texels)
     }
 
     fn problems(&self) -> Vec<String> {

@@ -76,8 +76,6 @@ pub struct Verification {
     pub checked_bytes: u64,
     /// One line per buffer or texture whose bytes differ from the model.
     pub mismatches: Vec<String>,
-    /// Why byte verification did not run, when it did not.
-    pub skipped: Option<String>,
     /// Misuse the device detected (a missing flush, a staging range reused too early, ...).
     pub problems: Vec<String>,
     /// Objects the device still held after the coordinator was dropped.
@@ -154,8 +152,6 @@ struct Checks {
     bytes: u64,
     mismatches: Vec<String>,
     dropped: u64,
-    /// Sampled textures the device could not read back.
-    unread_images: u64,
 }
 
 impl Checks {
@@ -195,39 +191,26 @@ impl Checks {
         self.compare(read, buffer.id(), model, what)
     }
 
-    /// [`Checks::compare`] for a texture: every level, packed.
-    fn compare_image<D: Backend>(
+    /// [`Checks::compare`] for a texture: `read` (a [`read_texture`] of texture `id`) against
+    /// the model of its packed levels.
+    fn compare_texture(
         &mut self,
-        coordinator: &Coordinator<D>,
-        image: &Image<D>,
+        read: Readback<impl Backend>,
+        id: u64,
         model: &[u8],
         what: &str,
-        idle: bool,
-    ) -> bool {
-        let device = coordinator.device();
-        let texels = if idle {
-            device.read_back_image_when_idle(image.raw(), image.desc())
-        } else {
-            device.read_back_image(image.raw(), image.desc())
-        };
-        let Some(texels) = texels else {
-            self.unread_images += 1;
-            return false;
-        };
+    ) -> Result<(), memkit_std::Error> {
+        let texels = read.wait()?;
         self.images += 1;
         self.bytes += model.len() as u64;
         if let Some(first) = first_difference(&texels, model) {
-            let desc = image.desc();
             self.mismatches.push(format!(
-                "{what} (image {}, {}x{}, {} levels): first differing byte at {first} of the \
-                 packed levels",
-                image.id(),
-                desc.width,
-                desc.height,
-                desc.mip_levels,
+                "{what} (image {id}, {} bytes): first differing byte at {first} of the packed \
+                 levels",
+                model.len(),
             ));
         }
-        true
+        Ok(())
     }
 
     fn merge(&mut self, other: Checks) {
@@ -236,7 +219,6 @@ impl Checks {
         self.bytes += other.bytes;
         self.mismatches.extend(other.mismatches);
         self.dropped += other.dropped;
-        self.unread_images += other.unread_images;
     }
 }
 
@@ -349,7 +331,6 @@ pub fn run<D: Backend>(
         live.extend(held);
         textures.extend(held_textures);
     }
-    let mut skipped = None;
     checks.read_and_compare(&coordinator, &uniform, &uniform_model, "frame uniforms")?;
     checks.read_and_compare(&coordinator, &instances, &instance_model, "frame instances")?;
     for t in &live {
@@ -357,22 +338,15 @@ pub fn run<D: Backend>(
             checks.read_and_compare(&coordinator, &t.buffer, model, "producer buffer")?;
         }
     }
+    // Every texture's read is asked for before any is waited for: they run back to back.
+    let mut reads = Vec::new();
     for t in &textures {
-        if let Some(model) = &t.model
-            && !checks.compare_image(&coordinator, &t.image, model, "producer texture", true)
-        {
-            skipped = Some(format!(
-                "{} cannot read textures back",
-                coordinator.device().describe()
-            ));
+        if let Some(model) = &t.model {
+            reads.push((read_texture(&coordinator, &t.image)?, t.image.id(), model));
         }
     }
-    if checks.unread_images > 0 && skipped.is_none() {
-        skipped = Some(format!(
-            "{} textures dropped while running were not read back: this device reads textures \
-             back only when the coordinator is idle",
-            checks.unread_images
-        ));
+    for (read, id, model) in reads {
+        checks.compare_texture(read, id, model, "producer texture")?;
     }
     let stats = coordinator.stats();
     let memory_map_svg = coordinator.memory_map_svg();
@@ -400,7 +374,6 @@ pub fn run<D: Backend>(
             checked_images: checks.images,
             checked_bytes: checks.bytes,
             mismatches: checks.mismatches,
-            skipped,
             problems,
             leaks,
         },
@@ -599,18 +572,41 @@ fn produce<D: Backend>(
     Ok((checks, live, textures))
 }
 
-/// Drops a texture; a sampled one is first compared with its model (after its uploads
-/// completed).
+/// Every level of `image`, each whole and packed after the one before: the layout
+/// `Coordinator::create_image_with_data` takes, read back after the uploads made so far.
+fn read_texture<D: Backend>(
+    coordinator: &Coordinator<D>,
+    image: &Image<D>,
+) -> Result<Readback<D>, memkit_std::Error> {
+    let desc = image.desc();
+    let mut offset = 0;
+    let regions: Vec<ImageCopy> = (0..desc.mip_levels)
+        .map(|level| {
+            let region = ImageCopy::whole_level(desc, level, offset);
+            offset += region.packed_bytes(desc.format).unwrap_or(0);
+            region
+        })
+        .collect();
+    coordinator.read_back_image(image, &regions)
+}
+
+/// Drops a texture; a sampled one is read back first (after its uploads, without waiting for
+/// them) and compared with its model once the copy completed: the texture is dropped while its
+/// uploads and the read-back may still run, and must outlive them.
 fn retire_texture<D: Backend>(
     coordinator: &Coordinator<D>,
     tracked: TrackedImage<D>,
     checks: &mut Checks,
 ) -> Result<(), memkit_std::Error> {
-    if let Some(model) = &tracked.model {
-        tracked.last.wait()?;
-        checks.compare_image(coordinator, &tracked.image, model, "dropped texture", false);
+    let read = match &tracked.model {
+        Some(_) => Some(read_texture(coordinator, &tracked.image)?),
+        None => None,
+    };
+    let id = tracked.image.id();
+    drop(tracked.image);
+    if let (Some(read), Some(model)) = (read, &tracked.model) {
+        checks.compare_texture(read, id, model, "dropped texture")?;
     }
-    drop(tracked);
     Ok(())
 }
 

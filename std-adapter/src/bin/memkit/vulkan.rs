@@ -2,7 +2,7 @@
 //! device by value and needs it `'static`) and the command (which probes it and checks it after
 //! the coordinator is gone).
 
-use memkit_core::device::{CopyQueue, DeviceError, ImageDesc};
+use memkit_core::device::DeviceError;
 use memkit_vulkan::ash::vk;
 use memkit_vulkan::{HeadlessConfig, HeadlessDevice, SetupError, SharedHeadlessDevice};
 
@@ -22,29 +22,6 @@ impl Backend for SharedHeadlessDevice {
         match self.device().probe() {
             Ok(p) => format!("memkit-vulkan ({}, {})", p.device_name, p.device_type),
             Err(e) => format!("memkit-vulkan (probe failed: {e})"),
-        }
-    }
-
-    fn read_back_image_when_idle(&self, image: Self::Image, desc: &ImageDesc) -> Option<Vec<u8>> {
-        // A copy needs a timeline value, and values belong to the coordinator while it runs: the
-        // value after the completed one is the read's own only while the coordinator is idle
-        // and submits nothing after.
-        let read = self.completed_value().and_then(|completed| {
-            // SAFETY: the caller holds `image` (a coordinator image, made with `desc`, which the
-            // demo creates with TRANSFER_SRC, and filled whole at creation: every subresource is
-            // in the layout after upload); the coordinator is idle, so every value it submitted
-            // has completed and `completed + 1` is above all of them, and it submits nothing
-            // later. It shares images with the main family concurrently, never releases them.
-            unsafe {
-                memkit_vulkan::read_image(self.device(), image, desc, completed + 1, 60_000_000_000)
-            }
-        });
-        match read {
-            Ok(texels) => Some(texels),
-            Err(e) => {
-                eprintln!("memkit: reading an image back failed: {e}");
-                None
-            }
         }
     }
 
