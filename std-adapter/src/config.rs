@@ -97,8 +97,8 @@ pub struct CoordinatorConfig {
     /// ([`memkit_core::device::CopyQueue::completes_without_waiting`]; not the simulated device
     /// in its default wait mode, which would only spin).
     ///
-    /// A blocking `vkWaitSemaphores` returned 30-50 us after a copy of up to 16 MiB completed on
-    /// an NVIDIA H200, and 80-170 us after one of 64-256 MiB (`R5` of the uploads bench); a read
+    /// A blocking `vkWaitSemaphores` returned 22-52 us after a copy of 1-16 MiB completed on an
+    /// NVIDIA H200, and 60-170 us after one of 64-256 MiB (`R5` of the uploads bench); a read
     /// asked for and waited for one at a time pays that each time. The default, 2 ms, covers a
     /// 64 MiB copy at bus speed (1.3 ms on PCIe 5) and bounds the core a longer wait spins.
     /// `Duration::ZERO` blocks at once: right where a core spinning costs more than a late
