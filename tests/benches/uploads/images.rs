@@ -16,6 +16,10 @@
 //! - the naive path: per texture, a staging buffer of its own (`vkAllocateMemory`), the CPU
 //!   copy, one submission and a wait, the staging buffer freed.
 //!
+//! And read-backs of every level of every texture: raw (`submit_image_reads` of them all into one
+//! host-visible buffer, one submission, waited), and memkit (`Coordinator::read_back_image` of
+//! each, all asked for, then each taken with `Readback::wait_into` into reused memory).
+//!
 //! Each figure is texel bytes over wall time, median of the repetitions after a warm-up. The
 //! first memkit texture's level 0 is read back on the main queue and compared byte for byte.
 //!
@@ -28,8 +32,9 @@ use std::time::Instant;
 use ash::vk;
 use memkit_core::device::{
     BufferCopy, BufferDevice, BufferUsage, CopyCommand, CopyQueue, DedicatedHint, DedicatedTo,
-    ImageCopy, ImageCopyCommand, ImageCopyQueue, ImageDesc, ImageDevice, ImageFormat, ImageUsage,
-    MemoryAllocateInfo, MemoryDevice, MemoryPropertyFlags, WaitStatus,
+    ImageCopy, ImageCopyCommand, ImageCopyQueue, ImageDesc, ImageDevice, ImageFormat,
+    ImageReadCommand, ImageUsage, MemoryAllocateInfo, MemoryDevice, MemoryPropertyFlags,
+    WaitStatus,
 };
 use memkit_std::{Coordinator, CoordinatorConfig, Image, MemoryUsage};
 use memkit_tests::bench_report::{Report, gbps, median};
@@ -229,6 +234,20 @@ fn ratios(report: &mut Report, label: &str) {
             );
         }
     }
+    let read = report.get(&format!(
+        "8. memkit read_back_image every level, wait_into, {label}"
+    ));
+    let raw_read = report.get(&format!("8. raw image read-back, transfer queue, {label}"));
+    if let (Some(read), Some(raw_read)) = (read, raw_read) {
+        report.add(
+            &format!(
+                "8. memkit read_back_image every level, wait_into / raw image read-back, {label}"
+            ),
+            read / raw_read,
+            "x",
+            "same run",
+        );
+    }
     if let Some(raw) = report.get(&format!("8. raw image copy, transfer queue, {label}")) {
         for name in [
             format!("8. CPU copy into mapped staging, 1 thread(s), {label}"),
@@ -395,6 +414,42 @@ fn raw(report: &mut Report, h: &HeadlessDevice, work: &Workload, reps: usize) {
         "GB/s",
         "one submission, pre-filled staging",
     );
+
+    // 1b. the read-back's bus limit: every level of every image copied into one host-visible
+    // buffer in one submission on memkit-vulkan's transfer queue (`submit_image_reads`), waited.
+    let download = bound(device, total, BufferUsage::TRANSFER_DST, true);
+    let reads: Vec<ImageReadCommand<'_, vk::Buffer, vk::Image>> = images
+        .iter()
+        .zip(&regions)
+        .map(|(image, regions)| ImageReadCommand {
+            src: image.image,
+            desc: work.desc,
+            dst: download.buffer,
+            regions,
+        })
+        .collect();
+    let t = timed(reps, || {
+        let value = device.last_submitted_value() + 1;
+        // SAFETY: the images were uploaded whole above (their layout is the one after upload)
+        // and nothing else uses them; the download buffer holds every region, none overlapping;
+        // both stay alive past the wait below.
+        unsafe { device.submit_image_reads(&reads, value) }.expect("submit image reads");
+        assert_eq!(
+            device.wait(value, u64::MAX).expect("wait"),
+            WaitStatus::Completed
+        );
+    });
+    report.add(
+        &format!("8. raw image read-back, transfer queue, {label}"),
+        gbps(total, t),
+        "GB/s",
+        "one submission into host-visible memory, waited",
+    );
+    // SAFETY: every read into it was waited.
+    unsafe {
+        device.destroy_buffer(download.buffer);
+        device.free_memory(download.memory);
+    }
 
     // 2. by hand on the main queue.
     let main = MainQueueCopy::new(h);
@@ -627,6 +682,7 @@ fn memkit(
     let images = create_all(&coordinator, work, 1);
     if which.is_empty() {
         check_level0(report, gpu, work, &images[0]);
+        read_backs(report, &coordinator, work, &images, reps);
     }
 
     let per = work.per_texture();
@@ -679,6 +735,45 @@ fn memkit(
     if which.is_empty() {
         padded_reuploads(report, gpu, &coordinator, work, &images, reps);
     }
+}
+
+/// Every level of every texture read back with `Coordinator::read_back_image`: all asked for,
+/// then each taken with `Readback::wait_into` into memory of the caller's (reused), the first
+/// one's texels compared with what it was created with.
+fn read_backs(
+    report: &mut Report,
+    coordinator: &Coordinator<Gpu>,
+    work: &Workload,
+    images: &[Image<Gpu>],
+    reps: usize,
+) {
+    let label = work.label();
+    let per = work.per_texture();
+    let mut out = vec![0u8; work.texels.len()];
+    let t = timed(reps, || {
+        let reads: Vec<_> = images
+            .iter()
+            .map(|image| {
+                coordinator
+                    .read_back_image(image, &work.regions)
+                    .expect("read_back_image")
+            })
+            .collect();
+        for (read, out) in reads.iter().zip(out.chunks_mut(per)) {
+            read.wait_into(out).expect("wait_into");
+        }
+    });
+    if out[..per] != work.texels[..per] {
+        report
+            .failures
+            .push(format!("images: texture 0 read back differs ({label})"));
+    }
+    report.add(
+        &format!("8. memkit read_back_image every level, wait_into, {label}"),
+        gbps(work.total(), t),
+        "GB/s",
+        "all asked for, then each taken into reused memory",
+    );
 }
 
 /// Level 0 re-uploaded out of pictures twice its width (`bufferRowLength` = 2 x width: a
