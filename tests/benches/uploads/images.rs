@@ -45,6 +45,8 @@ use super::{Gpu, MainQueueCopy, Readback, bound, copy_and_wait, pick_type, timed
 
 /// Textures per run (full size).
 const TEXTURES: usize = 32;
+/// The name of the coordinator configuration that keeps every read-back's landing buffer.
+const READ_CACHE: &str = ", 2 GiB read-back cache";
 /// Producer threads of the threaded memkit figure.
 const THREADS: usize = 4;
 
@@ -163,10 +165,17 @@ pub(super) fn run(report: &mut Report, reps: usize, quick: bool, validate: bool)
         back_pressure: memkit_std::BackPressure::DedicatedStaging,
         ..CoordinatorConfig::default()
     };
+    // And landing buffers kept for every texture's read-back at once (the default keeps 128 MiB
+    // of them): what reading back without creating landing buffers costs.
+    let read_cache = CoordinatorConfig {
+        read_back_cache_bytes: 2 << 30,
+        ..super::default_config()
+    };
     let mut configs = vec![
         (super::default_config(), String::new()),
         (big_ring, ", 256 MiB ring cut at 16 MiB".to_string()),
         (own_staging, ", a staging buffer per upload".to_string()),
+        (read_cache, READ_CACHE.to_string()),
     ];
     // `--image-rings 8,16,32`: smaller rings too (MiB, uploads cut at 4 MiB or half the ring),
     // to see how much the bytes the CPU writes staying in its caches is worth.
@@ -199,6 +208,8 @@ pub(super) fn run(report: &mut Report, reps: usize, quick: bool, validate: bool)
             raw_on_own_device(report, &bc7, reps, validate);
             let gpu = Gpu::new(device(validate));
             memkit(report, &gpu, super::default_config(), "", &bc7, reps);
+            let gpu = Gpu::new(device(validate));
+            memkit(report, &gpu, read_cache, READ_CACHE, &bc7, reps);
             ratios(report, &bc7.label());
         }
         Err(e) => {
@@ -238,15 +249,21 @@ fn ratios(report: &mut Report, label: &str) {
         "8. memkit read_back_image every level, wait_into, {label}"
     ));
     let raw_read = report.get(&format!("8. raw image read-back, transfer queue, {label}"));
-    if let (Some(read), Some(raw_read)) = (read, raw_read) {
-        report.add(
-            &format!(
-                "8. memkit read_back_image every level, wait_into / raw image read-back, {label}"
-            ),
-            read / raw_read,
-            "x",
-            "same run",
-        );
+    let cached = report.get(&format!(
+        "8. memkit read_back_image every level, wait_into{READ_CACHE}, {label}"
+    ));
+    for (read, which) in [(read, ""), (cached, READ_CACHE)] {
+        if let (Some(read), Some(raw_read)) = (read, raw_read) {
+            report.add(
+                &format!(
+                    "8. memkit read_back_image every level, wait_into{which} / raw image \
+                     read-back, {label}"
+                ),
+                read / raw_read,
+                "x",
+                "same run",
+            );
+        }
     }
     if let Some(raw) = report.get(&format!("8. raw image copy, transfer queue, {label}")) {
         for name in [
@@ -682,7 +699,9 @@ fn memkit(
     let images = create_all(&coordinator, work, 1);
     if which.is_empty() {
         check_level0(report, gpu, work, &images[0]);
-        read_backs(report, &coordinator, work, &images, reps);
+    }
+    if which.is_empty() || which == READ_CACHE {
+        read_backs(report, &coordinator, which, work, &images, reps);
     }
 
     let per = work.per_texture();
@@ -743,6 +762,7 @@ fn memkit(
 fn read_backs(
     report: &mut Report,
     coordinator: &Coordinator<Gpu>,
+    which: &str,
     work: &Workload,
     images: &[Image<Gpu>],
     reps: usize,
@@ -769,7 +789,7 @@ fn read_backs(
             .push(format!("images: texture 0 read back differs ({label})"));
     }
     report.add(
-        &format!("8. memkit read_back_image every level, wait_into, {label}"),
+        &format!("8. memkit read_back_image every level, wait_into{which}, {label}"),
         gbps(work.total(), t),
         "GB/s",
         "all asked for, then each taken into reused memory",
