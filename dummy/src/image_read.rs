@@ -14,9 +14,8 @@ use memkit_core::device::{BufferUsage, DeviceError, ImageCopy, ImageDesc, ImageR
 use crate::calls::fits;
 use crate::device::{DummyDevice, Pending, Snapshot, State};
 use crate::handles::{DummyBuffer, DummyImage};
-use crate::image_upload::{for_each_run, source_runs};
+use crate::image_upload::{copy_device_bytes, for_each_run, source_runs};
 use crate::intervals::IntervalSet;
-use crate::memory::for_chunks;
 use crate::misuse::{Misuse, Operation};
 
 /// One read-back, resolved at submit.
@@ -175,15 +174,9 @@ impl State {
         for region in &read.regions {
             let memory = &mut self.memory;
             for_each_run(&read.desc, region, |buffer_at, image_at, len| {
-                let (from, to) = (src.1 + image_at, dst.1 + buffer_at);
-                for_chunks(0, len, |k, n| {
-                    buf.resize(n as usize, 0);
-                    memory[&src.0].device_read(from + k, buf);
-                    if let Some(dst_memory) = memory.get_mut(&dst.0) {
-                        dst_memory.device_write(to + k, buf, stale_fill);
-                    }
-                });
-                written.insert(to, to + len);
+                let (from, to) = ((src.0, src.1 + image_at), (dst.0, dst.1 + buffer_at));
+                copy_device_bytes(memory, from, to, len, buf, stale_fill);
+                written.insert(to.1, to.1 + len);
             });
             self.counters.regions += 1;
             self.counters.bytes_copied += region.packed_bytes(read.desc.format).unwrap_or(0);

@@ -33,7 +33,7 @@ use crate::calls::fits;
 use crate::device::{BufferObject, DummyDevice, InspectError, Pending, Snapshot, State};
 use crate::handles::{DummyBuffer, DummyImage};
 use crate::intervals::IntervalSet;
-use crate::memory::for_chunks;
+use crate::memory::{MemoryObject, for_chunks};
 use crate::misuse::{Misuse, Operation};
 
 /// What the simulator knows about an image besides its resource.
@@ -503,15 +503,9 @@ impl State {
         for region in &command.regions {
             let memory = &mut self.memory;
             for_each_run(&command.desc, region, |from, to, len| {
-                let (from, to) = (src.1 + from, dst.1 + to);
-                for_chunks(0, len, |k, n| {
-                    buf.resize(n as usize, 0);
-                    memory[&src.0].device_read(from + k, buf);
-                    if let Some(dst_memory) = memory.get_mut(&dst.0) {
-                        dst_memory.device_write(to + k, buf, stale_fill);
-                    }
-                });
-                written.insert(to, to + len);
+                let (from, to) = ((src.0, src.1 + from), (dst.0, dst.1 + to));
+                copy_device_bytes(memory, from, to, len, buf, stale_fill);
+                written.insert(to.1, to.1 + len);
             });
             self.counters.regions += 1;
             self.counters.bytes_copied += region.packed_bytes(command.desc.format).unwrap_or(0);
@@ -524,6 +518,25 @@ impl State {
             state.layout = Some(command.desc.layout_after_upload());
         }
     }
+}
+
+/// Copies `len` device bytes from `(memory, offset)` `from` to `to`, in chunks through `buf`, as a
+/// GPU copy writes them (a destination freed meanwhile is skipped).
+pub(crate) fn copy_device_bytes(
+    memory: &mut BTreeMap<u64, MemoryObject>,
+    from: (u64, u64),
+    to: (u64, u64),
+    len: u64,
+    buf: &mut Vec<u8>,
+    stale_fill: Option<u8>,
+) {
+    for_chunks(0, len, |k, n| {
+        buf.resize(n as usize, 0);
+        memory[&from.0].device_read(from.1 + k, buf);
+        if let Some(dst_memory) = memory.get_mut(&to.0) {
+            dst_memory.device_write(to.1 + k, buf, stale_fill);
+        }
+    });
 }
 
 #[cfg(test)]

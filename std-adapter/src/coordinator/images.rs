@@ -491,13 +491,7 @@ impl<D: Device + ImageCopyQueue> Shared<D> {
         // out increasing values, submitted under the submitter's lock.
         let submitted = unsafe { self.device.submit_image_copies(&[command], value) };
         if let Err(e) = submitted {
-            let e = self.device_error(e);
-            if e != Error::DeviceLost {
-                // The value is handed out: the next submission signals it first, with no
-                // commands, so nothing that waits for it waits forever.
-                sub.retry = Some((value, signal_only()));
-            }
-            return Err(e);
+            return Err(self.refused(sub, value, e));
         }
         state.last_use.store(value, COUNTER);
         state.written.store(true, Ordering::Release);
@@ -507,6 +501,22 @@ impl<D: Device + ImageCopyQueue> Shared<D> {
 }
 
 impl<D: Device> Shared<D> {
+    /// The device refused the submission of `value`, which carried no buffer: the error to
+    /// return. The value is handed out, so unless the device is lost the next submission signals
+    /// it first, with no commands, and nothing that waits for it waits forever.
+    pub(super) fn refused(
+        &self,
+        sub: &mut Submitter<D>,
+        value: u64,
+        e: memkit_core::device::DeviceError,
+    ) -> Error {
+        let e = self.device_error(e);
+        if e != Error::DeviceLost {
+            sub.retry = Some((value, signal_only()));
+        }
+        e
+    }
+
     /// An image handle was dropped: destroy it once its uploads completed (see
     /// [`Shared::retire`] for why a handle dropped during teardown still goes on the list).
     pub(crate) fn retire_image(&self, state: Arc<ImageState<D>>) {

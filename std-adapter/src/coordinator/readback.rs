@@ -22,7 +22,6 @@ use memkit_core::device::{
 };
 
 use super::image_pieces::for_each_buffer_run;
-use super::images::signal_only;
 use super::{Coordinator, Recorded, Shared, Submitter};
 use crate::buffer::{Buffer, BufferState, COUNTER};
 use crate::device::Device;
@@ -210,13 +209,7 @@ impl<D: Device + ImageCopyQueue> Shared<D> {
         // tracker hands out increasing values, submitted under the submitter's lock.
         let submitted = unsafe { self.device.submit_image_reads(&[command], value) };
         if let Err(e) = submitted {
-            let e = self.device_error(e);
-            if e != Error::DeviceLost {
-                // The value is handed out: the next submission signals it first, with no
-                // commands, so nothing that waits for it waits forever.
-                sub.retry = Some((value, signal_only()));
-            }
-            return Err(e);
+            return Err(self.refused(&mut sub, value, e));
         }
         state.last_use.store(value, COUNTER);
         landing.last_use.store(value, COUNTER);
