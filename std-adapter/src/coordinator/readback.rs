@@ -166,7 +166,8 @@ impl<D: Device + ImageCopyQueue> Shared<D> {
                 .checked_add(span)
                 .ok_or(Error::ImageCopy(ImageCopyError::OutOfBounds))?;
             size = size.max(end);
-            texel_bytes += region.packed_bytes(desc.format).unwrap_or(0);
+            // Regions may read the same texels any number of times: no bound on the sum.
+            texel_bytes = texel_bytes.saturating_add(region.packed_bytes(desc.format).unwrap_or(0));
         }
         if destinations_overlap(regions, desc.format) {
             return Err(Error::OverlappingImageRegions);
