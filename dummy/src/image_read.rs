@@ -57,27 +57,22 @@ impl DummyDevice {
         commands: &[ImageReadCommand<'_, DummyBuffer, DummyImage>],
         signal_value: u64,
     ) -> Result<(), DeviceError> {
-        let mut state = self.lock();
-        if state.lost {
-            return Err(DeviceError::DeviceLost);
-        }
         let granularity = self.image_copy_granularity();
-        for command in commands {
-            for region in command.regions {
-                region
-                    .check_read(&command.desc, granularity)
-                    .map_err(DeviceError::InvalidImageCopy)?;
-            }
-        }
-        let check = self.begin_submission(&mut state, signal_value)?;
-        let mut pending = Pending::new(signal_value);
-        for command in commands {
-            if let Some(queued) = self.queue_read(&mut state, command, check, &mut pending) {
-                pending.image_reads.push(queued);
-            }
-        }
-        self.end_submission(&mut state, pending);
-        Ok(())
+        self.submit_image_commands(
+            commands,
+            signal_value,
+            |command| {
+                command
+                    .regions
+                    .iter()
+                    .try_for_each(|r| r.check_read(&command.desc, granularity))
+            },
+            |device, state, command, check, pending| {
+                if let Some(queued) = device.queue_read(state, command, check, pending) {
+                    pending.image_reads.push(queued);
+                }
+            },
+        )
     }
 
     /// Resolves one read-back, recording what breaks its contract; `None` when it cannot run.

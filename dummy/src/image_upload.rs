@@ -26,7 +26,7 @@
 use std::collections::BTreeMap;
 
 use memkit_core::device::{
-    BufferUsage, DeviceError, ImageCopy, ImageCopyCommand, ImageDesc, ImageLayout,
+    BufferUsage, DeviceError, ImageCopy, ImageCopyCommand, ImageCopyError, ImageDesc, ImageLayout,
 };
 
 use crate::calls::fits;
@@ -265,24 +265,46 @@ impl DummyDevice {
         commands: &[ImageCopyCommand<'_, DummyBuffer, DummyImage>],
         signal_value: u64,
     ) -> Result<(), DeviceError> {
+        let granularity = self.image_copy_granularity();
+        self.submit_image_commands(
+            commands,
+            signal_value,
+            |command| {
+                command
+                    .regions
+                    .iter()
+                    .try_for_each(|r| r.check(&command.desc, granularity))
+            },
+            |device, state, command, check, pending| {
+                if let Some(queued) = device.queue_upload(state, command, check, pending) {
+                    pending.images.push(queued);
+                }
+            },
+        )
+    }
+
+    /// What submitting uploads into or read-backs of images shares: refused on a lost device,
+    /// then when any command's regions fail `check_regions` (nothing counted or submitted);
+    /// then `begin_submission`, each command queued by `queue`, and `end_submission`.
+    pub(crate) fn submit_image_commands<C>(
+        &self,
+        commands: &[C],
+        signal_value: u64,
+        check_regions: impl Fn(&C) -> Result<(), ImageCopyError>,
+        mut queue: impl FnMut(&Self, &mut State, &C, bool, &mut Pending),
+    ) -> Result<(), DeviceError> {
         let mut state = self.lock();
         if state.lost {
             return Err(DeviceError::DeviceLost);
         }
-        let granularity = self.image_copy_granularity();
-        for command in commands {
-            for region in command.regions {
-                region
-                    .check(&command.desc, granularity)
-                    .map_err(DeviceError::InvalidImageCopy)?;
-            }
-        }
+        commands
+            .iter()
+            .try_for_each(&check_regions)
+            .map_err(DeviceError::InvalidImageCopy)?;
         let check = self.begin_submission(&mut state, signal_value)?;
         let mut pending = Pending::new(signal_value);
         for command in commands {
-            if let Some(queued) = self.queue_upload(&mut state, command, check, &mut pending) {
-                pending.images.push(queued);
-            }
+            queue(self, &mut state, command, check, &mut pending);
         }
         self.end_submission(&mut state, pending);
         Ok(())

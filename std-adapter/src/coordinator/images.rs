@@ -222,13 +222,7 @@ impl<D: Device + ImageCopyQueue> Shared<D> {
         regions: &[ImageCopy],
         texels: &[u8],
     ) -> Result<Ticket> {
-        self.check_live()?;
-        if !std::ptr::eq(Arc::as_ptr(&image.shared), Arc::as_ptr(self)) {
-            return Err(Error::ForeignImage);
-        }
-        if regions.is_empty() {
-            return Err(Error::ZeroSize);
-        }
+        self.check_image_call(image, regions)?;
         let state = &image.state;
         let desc = state.desc;
         let granularity = self.device.image_copy_granularity();
@@ -497,6 +491,21 @@ impl<D: Device + ImageCopyQueue> Shared<D> {
         state.written.store(true, Ordering::Release);
         self.counters.submissions.fetch_add(1, COUNTER);
         Ok(value)
+    }
+}
+
+impl<D: Device + ImageDevice> Shared<D> {
+    /// What every upload into or read-back of `image` checks first: the coordinator is live,
+    /// the image is its own, and there are regions.
+    pub(super) fn check_image_call(&self, image: &Image<D>, regions: &[ImageCopy]) -> Result<()> {
+        self.check_live()?;
+        if !std::ptr::eq(Arc::as_ptr(&image.shared), self) {
+            return Err(Error::ForeignImage);
+        }
+        if regions.is_empty() {
+            return Err(Error::ZeroSize);
+        }
+        Ok(())
     }
 }
 

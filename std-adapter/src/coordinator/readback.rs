@@ -143,13 +143,7 @@ impl<D: Device + ImageCopyQueue> Shared<D> {
         image: &Image<D>,
         regions: &[ImageCopy],
     ) -> Result<Readback<D>> {
-        self.check_live()?;
-        if !std::ptr::eq(Arc::as_ptr(&image.shared), Arc::as_ptr(self)) {
-            return Err(Error::ForeignImage);
-        }
-        if regions.is_empty() {
-            return Err(Error::ZeroSize);
-        }
+        self.check_image_call(image, regions)?;
         let state = &image.state;
         let desc = state.desc;
         let granularity = self.device.image_copy_granularity();
