@@ -117,13 +117,20 @@ pub struct CoordinatorConfig {
     /// Put `upload_slice`'s buffers in memory the CPU can write directly when the device has it
     /// (resizable BAR, integrated GPUs): no staging, no copy.
     pub direct_writes: bool,
-    /// Host-visible bytes that [`crate::Coordinator::read_back`] keeps for later read-backs once
-    /// a [`crate::Readback`] is dropped: its landing buffer (a power of two of at least 4 KiB)
-    /// is kept instead of destroyed, and the longest-kept ones go to stay within this. A new
-    /// landing buffer costs a memory allocation and, on a discrete GPU, pinning its pages, which
-    /// made each read of 1 MiB about 1.4 ms on an H200, and of 64 MiB about 19 ms; a kept one is
-    /// reused at once. Set it to the bytes your read-backs have in flight at once, to never pay
-    /// that in steady state. 0 keeps none.
+    /// The most host-visible bytes [`crate::Coordinator::read_back`] and
+    /// [`crate::Coordinator::read_back_image`] keep for later read-backs once a
+    /// [`crate::Readback`] is dropped: its landing buffer is kept instead of destroyed, and a
+    /// later read-back of about its size lands in it. A new landing buffer costs a memory
+    /// allocation and, on a discrete GPU, pinning its pages (on an H200, about 1.4 ms for a read
+    /// of 1 MiB and 19 ms for 64 MiB); a kept one is reused at once.
+    ///
+    /// Within this cap the cache keeps what read-backs held at once lately: the most landing
+    /// bytes held at once during the last second or two, so a burst of read-backs that comes
+    /// back (every frame, or every few) finds all its buffers, and bytes no read-back needed for
+    /// two seconds are given back (at the coordinator's next maintenance). Kept buffers are also
+    /// given up whenever a buffer or image finds no memory. Landing buffers come in eight sizes
+    /// per power of two (at most an eighth over what was asked for); a read-back larger than the
+    /// cap gets a buffer of its own, never kept. 0 keeps none.
     pub read_back_cache_bytes: u64,
     /// Read-backs asked for one after another share one submission until their copies read this
     /// many bytes; the batch then goes out at once, so the GPU copies it while more are asked
@@ -181,7 +188,7 @@ impl Default for CoordinatorConfig {
             max_pending_uploads: 1 << 16,
             max_regions_per_command: 8192,
             direct_writes: true,
-            read_back_cache_bytes: 128 << 20,
+            read_back_cache_bytes: 1 << 30,
             read_back_submit_bytes: 16 << 20,
         }
     }

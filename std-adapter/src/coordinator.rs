@@ -54,7 +54,9 @@ use crate::ticket::{Ticket, TimelineSource};
 mod external;
 mod image_pieces;
 mod images;
+mod landing_cache;
 mod readback;
+use landing_cache::LandingCache;
 use readback::{OpenReads, Reads};
 
 /// The sub-allocator inside each memory block: TLSF places freed space again best.
@@ -354,7 +356,7 @@ pub(crate) struct Shared<D: Device> {
     /// Dropped images, until the next `maintain` takes them.
     retired_images: Mutex<Vec<Arc<ImageState<D>>>>,
     /// Landing buffers of dropped read-backs, kept for the next ones (`read_back_cache_bytes`).
-    landings: Mutex<readback::KeptLandings<D>>,
+    landings: Mutex<LandingCache<Arc<BufferState<D>>>>,
     /// Every live image, for the leak report at teardown.
     live_images: Mutex<KeyMap<Weak<ImageState<D>>>>,
     timeline: TimelineTracker,
@@ -517,7 +519,10 @@ impl<D: Device> Coordinator<D> {
             timeline: TimelineTracker::resuming_at(resume_at),
             completed_watermark: AtomicU64::new(0),
             external_floor: AtomicU64::new(0),
-            landings: Mutex::new(readback::KeptLandings::default()),
+            landings: Mutex::new(LandingCache::new(
+                config.read_back_cache_bytes,
+                Instant::now(),
+            )),
             frames: Mutex::new(frames),
             pacer: Mutex::new(FramePacer::new(config.buffering)),
             next_key: AtomicU64::new(1),
@@ -1019,6 +1024,31 @@ impl<D: Device> Shared<D> {
     /// A buffer bound to fresh memory, with no handle (staging buffers are freed by the
     /// coordinator when their copy completes).
     fn create_state(
+        &self,
+        size: u64,
+        usage: MemoryUsage,
+        direct: bool,
+    ) -> Result<Arc<BufferState<D>>> {
+        self.with_room(|| self.try_create_state(size, usage, direct))
+    }
+
+    /// Runs `make`, a creation that allocates memory, and once more when it ran out of memory
+    /// while the read-back cache kept landing buffers: those are given up first, and freed when
+    /// their copies completed. Memory kept for later read-backs never makes a creation fail.
+    fn with_room<T>(&self, mut make: impl FnMut() -> Result<T>) -> Result<T> {
+        match make() {
+            Err(e) if e.is_out_of_memory() && self.give_up_landings() => {
+                let mut sub = self.lock_submitter();
+                self.maintain(&mut sub)?;
+                drop(sub);
+                make()
+            }
+            made => made,
+        }
+    }
+
+    /// [`Shared::create_state`], once.
+    fn try_create_state(
         &self,
         size: u64,
         usage: MemoryUsage,
@@ -1873,6 +1903,7 @@ impl<D: Device> Shared<D> {
             Err(e) => return Err(self.device_error(e)),
         };
         self.note_completed(completed);
+        self.trim_landings();
         if sub.scheduler.pending() == 0 && sub.retry.is_none() && sub.consumer.unmarked_bytes() > 0
         {
             // Drained ranges that no buffer submission will tag: image uploads' (whose copies
@@ -2012,6 +2043,8 @@ impl<D: Device> Shared<D> {
 
     fn stats(&self) -> CoordinatorStats {
         let ring = self.ring.stats();
+        // Before the pools' lock, which comes last in the lock order.
+        let read_back_bytes_kept = self.lock_landings().kept_bytes();
         let pools = self.lock_pools();
         let mut heaps = Vec::new();
         if let Some(pools) = pools.as_ref() {
@@ -2026,13 +2059,16 @@ impl<D: Device> Shared<D> {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .frames_ended();
-        self.counters.snapshot(
-            ring,
-            heaps,
-            frames,
-            self.timeline.submitted().get(),
-            self.timeline.completed().get(),
-        )
+        CoordinatorStats {
+            read_back_bytes_kept,
+            ..self.counters.snapshot(
+                ring,
+                heaps,
+                frames,
+                self.timeline.submitted().get(),
+                self.timeline.completed().get(),
+            )
+        }
     }
 
     /// The pools' memory map, copied out under the pools' lock (taken alone: it is last in the
@@ -2091,12 +2127,7 @@ impl<D: Device> Shared<D> {
         // leaks below, which they would be while this list holds them.
         deferred.append(&mut self.retired.lock().unwrap_or_else(|e| e.into_inner()));
         // Kept landing buffers are the coordinator's, not held by the application.
-        deferred.extend(
-            self.landings
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .take_all(),
-        );
+        deferred.extend(self.lock_landings().take_all());
         // The ring records' destinations may be released below: nothing reads them from here on
         // (`flush` refuses to collect once `shut_down` is set).
         let pending = std::mem::replace(&mut *self.lock_pending(), Pending::empty());

@@ -142,6 +142,32 @@ impl fmt::Display for Error {
     }
 }
 
+impl Error {
+    /// Whether memory ran out: of the device, the host, a budget, or a count of memory objects
+    /// or pool slots. Freeing memory may make a retry succeed.
+    pub(crate) fn is_out_of_memory(&self) -> bool {
+        let device = |e: &DeviceError| {
+            matches!(
+                e,
+                DeviceError::OutOfDeviceMemory
+                    | DeviceError::OutOfHostMemory
+                    | DeviceError::TooManyObjects
+            )
+        };
+        match self {
+            Self::Device(e) | Self::Memory(PoolError::Device(e)) => device(e),
+            Self::Memory(e) => matches!(
+                e,
+                PoolError::OverBudget { .. }
+                    | PoolError::ObjectCountExhausted { .. }
+                    | PoolError::BlockSlotsExhausted
+                    | PoolError::DedicatedSlotsExhausted
+            ),
+            _ => false,
+        }
+    }
+}
+
 impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {

@@ -200,6 +200,7 @@ impl Counters {
             read_backs: get(&self.read_backs),
             bytes_read_back: get(&self.bytes_read_back),
             read_back_buffers_reused: get(&self.read_back_buffers_reused),
+            read_back_bytes_kept: 0,
             bytes_uploaded: (self.uploads.sum(|s| &s.staged_bytes))
                 .wrapping_add(self.uploads.sum(|s| &s.direct_bytes)),
             staged_uploads: self.uploads.sum(|s| &s.staged_uploads),
@@ -300,6 +301,9 @@ pub struct CoordinatorStats {
     /// Read-backs that landed in a buffer kept from an earlier one instead of a new buffer
     /// ([`crate::CoordinatorConfig::read_back_cache_bytes`]).
     pub read_back_buffers_reused: u64,
+    /// Bytes of landing buffers kept now for later read-backs (the coordinator's, not the
+    /// application's: [`crate::CoordinatorConfig::read_back_cache_bytes`]).
+    pub read_back_bytes_kept: u64,
     /// Bytes uploaded into buffers, all paths.
     pub bytes_uploaded: u64,
     /// Uploads staged through the ring (one per call, however many chunks a large one took).
@@ -357,6 +361,7 @@ impl CoordinatorStats {
         o.num("read_backs", self.read_backs);
         o.num("bytes_read_back", self.bytes_read_back);
         o.num("read_back_buffers_reused", self.read_back_buffers_reused);
+        o.num("read_back_bytes_kept", self.read_back_bytes_kept);
         o.num("bytes_uploaded", self.bytes_uploaded);
         o.num("staged_uploads", self.staged_uploads);
         o.num("direct_writes", self.direct_writes);

@@ -374,7 +374,7 @@ fn a_read_back_waits_for_an_upload_staged_behind_another_threads_grant() {
 
 #[test]
 fn landing_buffers_are_kept_and_reused_within_the_cache() {
-    // Room for one 64 KiB landing buffer and one of 4 KiB.
+    // A cap of 68 KiB: room for one 64 KiB landing buffer and one of 4 KiB.
     let (c, device) = manual_with_cache((64 << 10) + 4096);
     let buffer = c
         .create_buffer(256 << 10, MemoryUsage::FAST_DEVICE_ACCESS)
@@ -383,8 +383,8 @@ fn landing_buffers_are_kept_and_reused_within_the_cache() {
         .expect("upload");
     let first = c.read_back(&buffer, 0, 3000).expect("read back");
     let created = c.stats().buffers_created;
-    // Dropped before its copy ran: its landing buffer (4 KiB) is kept, and the next read of
-    // that size class lands in it, after the first copy wrote it.
+    // Dropped before its copy ran: its landing buffer (4 KiB, the smallest) is kept, and the
+    // next read of that size lands in it, after the first copy wrote it.
     drop(first);
     c.upload_to(&buffer, 0, &pattern(4096, 2)).expect("upload");
     let second = c.read_back(&buffer, 1, 4000).expect("read back");
@@ -394,7 +394,8 @@ fn landing_buffers_are_kept_and_reused_within_the_cache() {
     device.complete_all();
     assert!(second.wait().expect("wait")[..] == pattern(4096, 2)[1..4001]);
 
-    // A size class above the cache is never kept; one that fits is, until the cache is full.
+    // A read-back past the cap gets a buffer of its own size, never kept; those within it are
+    // kept up to the cap (40 KiB each: a size class).
     let big = c.read_back(&buffer, 0, 100 << 10).expect("read back");
     let created = c.stats().buffers_created;
     let (a, b) = (
@@ -407,9 +408,10 @@ fn landing_buffers_are_kept_and_reused_within_the_cache() {
     device.complete_all();
     c.maintain().expect("maintain");
     let stats = c.stats();
-    // The first 64 KiB one joins the 4 KiB one; the second passes the cache's bytes, so the
-    // longest kept go (the 4 KiB one, then the first 64 KiB one): one 64 KiB one is left.
+    // The first 40 KiB one joins the 4 KiB one; the second passes the cap, so the longest kept
+    // go (the 4 KiB one, then the first 40 KiB one): one 40 KiB one is left.
     assert_eq!(stats.buffers_created - stats.buffers_destroyed, 1 + 1);
+    // 33 KiB (a class of 36 KiB) lands in it: at most a quarter larger.
     let again = c.read_back(&buffer, 10, 33 << 10).expect("read back");
     assert_eq!(c.stats().read_back_buffers_reused, 2);
     let small = c.read_back(&buffer, 0, 16).expect("read back");

@@ -146,6 +146,15 @@ impl<D: Device + ImageCopyQueue> Coordinator<D> {
 
 impl<D: Device + ImageDevice> Shared<D> {
     fn create_image(self: &Arc<Self>, desc: &ImageDesc, usage: MemoryUsage) -> Result<Image<D>> {
+        self.with_room(|| self.try_create_image(desc, usage))
+    }
+
+    /// [`Shared::create_image`], once.
+    fn try_create_image(
+        self: &Arc<Self>,
+        desc: &ImageDesc,
+        usage: MemoryUsage,
+    ) -> Result<Image<D>> {
         self.check_live()?;
         let device = &self.device;
         let (raw, requirements) = device.create_image(desc)?;

@@ -11,10 +11,9 @@
 //! is submitted a count on each buffer keeps it from being destroyed, so no handle dropped early
 //! frees memory under a copy.
 
-use std::collections::VecDeque;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::sync::{Arc, MutexGuard};
+use std::time::{Duration, Instant};
 
 use memkit_core::MemoryUsage;
 use memkit_core::device::{
@@ -22,6 +21,7 @@ use memkit_core::device::{
 };
 
 use super::image_pieces::for_each_buffer_run;
+use super::landing_cache::{LandingCache, landing_class};
 use super::{Coordinator, Recorded, Shared, Submitter};
 use crate::buffer::{Buffer, BufferState, COUNTER};
 use crate::device::Device;
@@ -52,8 +52,8 @@ impl<D: Device> Coordinator<D> {
     /// made available to transfer reads (a barrier at the end of that work, or the timeline
     /// wait). GPU work that writes the range while the copy runs makes the bytes undefined.
     ///
-    /// The landing buffer comes from those kept from dropped read-backs when one of the size
-    /// class is there ([`crate::CoordinatorConfig::read_back_cache_bytes`]); read the bytes with
+    /// The landing buffer comes from those kept from dropped read-backs when one of about the
+    /// size is there ([`crate::CoordinatorConfig::read_back_cache_bytes`]); read the bytes with
     /// [`Readback::wait_into`] into memory of your own to skip the `Vec` [`Readback::wait`]
     /// makes.
     ///
@@ -346,20 +346,16 @@ impl<D: Device> Shared<D> {
         Ok(())
     }
 
-    /// A host-visible buffer of at least `size` bytes for a read-back to land in: a kept one of
-    /// its size class (a power of two of at least [`MIN_LANDING`]) when there is one, else a new
-    /// one of that size (of `size` itself above `read_back_cache_bytes`, never kept).
+    /// A host-visible buffer of at least `size` bytes for a read-back to land in: a kept one
+    /// when the cache has one that fits ([`LandingCache::take`]), else a new one of its size
+    /// class (of `size` itself past `read_back_cache_bytes`: never kept).
     ///
     /// Errors: those of buffer creation, and [`Error::NotHostVisible`] on a device without
     /// host-visible memory.
     fn landing(&self, size: u64) -> Result<Arc<BufferState<D>>> {
         let class = landing_class(size).filter(|&c| c <= self.config.read_back_cache_bytes);
         if let Some(class) = class {
-            let taken = self
-                .landings
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .take(class);
+            let taken = self.lock_landings().take(class, Instant::now());
             if let Some(landing) = taken {
                 self.counters.read_back_buffers_reused.fetch_add(1, COUNTER);
                 return Ok(landing);
@@ -373,32 +369,49 @@ impl<D: Device> Shared<D> {
             self.retire(landing);
             return Err(Error::NotHostVisible);
         }
+        self.lock_landings().hand_out(landing.size, Instant::now());
         Ok(landing)
     }
 
-    /// Takes back the landing buffer of a dropped [`Readback`]: kept for a later read-back, the
-    /// longest-kept ones retired (destroyed once their copies completed) to stay within
-    /// `read_back_cache_bytes`, so that many small read-backs do not keep the room a large one
-    /// needs. A later copy into a kept one is submitted after the copy that wrote it last, and
-    /// nothing reads it in between, so it may be handed out before that copy completed.
+    /// Takes back the landing buffer of a dropped [`Readback`]: kept for a later read-back when
+    /// the cache keeps it, and the longest-kept ones retired (destroyed once their copies
+    /// completed) to stay within what the cache keeps now ([`LandingCache`]). A later copy into
+    /// a kept one is submitted after the copy that wrote it last, and nothing reads it in
+    /// between, so it may be handed out before that copy completed.
     pub(crate) fn keep_landing(&self, landing: Arc<BufferState<D>>) {
-        let keep = !self.shut_down.load(Ordering::Acquire)
-            && !landing.destroyed.load(Ordering::Acquire)
-            && landing_class(landing.size) == Some(landing.size)
-            && landing.size <= self.config.read_back_cache_bytes;
-        if !keep {
-            self.retire(landing);
-            return;
-        }
+        let keep =
+            !self.shut_down.load(Ordering::Acquire) && !landing.destroyed.load(Ordering::Acquire);
+        let size = landing.size;
         let evicted = self
-            .landings
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .keep(landing, self.config.read_back_cache_bytes);
+            .lock_landings()
+            .give_back(size, landing, keep, Instant::now());
         // Retired outside the lock.
-        for oldest in evicted {
-            self.retire(oldest);
+        for buffer in evicted {
+            self.retire(buffer);
         }
+    }
+
+    /// Retires the kept landing buffers no read-back needed lately (on every maintenance).
+    pub(super) fn trim_landings(&self) {
+        let evicted = self.lock_landings().trim(Instant::now());
+        for buffer in evicted {
+            self.retire(buffer);
+        }
+    }
+
+    /// Retires every kept landing buffer, so that the memory they hold can be freed for a buffer
+    /// or image that found no room. Returns whether there was any.
+    pub(super) fn give_up_landings(&self) -> bool {
+        let kept = self.lock_landings().take_all();
+        let any = !kept.is_empty();
+        for buffer in kept {
+            self.retire(buffer);
+        }
+        any
+    }
+
+    pub(super) fn lock_landings(&self) -> MutexGuard<'_, LandingCache<Arc<BufferState<D>>>> {
+        self.landings.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
@@ -438,61 +451,4 @@ pub(super) enum Reads {
     Submit,
     /// Keep them for the next read-back to join (they still go first when uploads go out).
     Keep,
-}
-
-/// Landing buffers of dropped read-backs, oldest first, and their bytes (kept beside them so that
-/// a drop does not sum the list).
-pub(super) struct KeptLandings<D: Device> {
-    kept: VecDeque<Arc<BufferState<D>>>,
-    bytes: u64,
-}
-
-impl<D: Device> Default for KeptLandings<D> {
-    fn default() -> Self {
-        Self {
-            kept: VecDeque::new(),
-            bytes: 0,
-        }
-    }
-}
-
-impl<D: Device> KeptLandings<D> {
-    /// The oldest kept buffer of `size` bytes, taken out (the others stay oldest first).
-    fn take(&mut self, size: u64) -> Option<Arc<BufferState<D>>> {
-        let i = self.kept.iter().position(|l| l.size == size)?;
-        let landing = self.kept.remove(i)?;
-        self.bytes -= landing.size;
-        Some(landing)
-    }
-
-    /// Keeps `landing` (at most `limit` bytes itself), and returns the oldest ones it pushed
-    /// past `limit` bytes in all.
-    fn keep(&mut self, landing: Arc<BufferState<D>>, limit: u64) -> Vec<Arc<BufferState<D>>> {
-        let mut evicted = Vec::new();
-        while self.bytes + landing.size > limit {
-            let Some(oldest) = self.kept.pop_front() else {
-                break;
-            };
-            self.bytes -= oldest.size;
-            evicted.push(oldest);
-        }
-        self.bytes += landing.size;
-        self.kept.push_back(landing);
-        evicted
-    }
-
-    /// Every kept buffer, for teardown.
-    pub(super) fn take_all(&mut self) -> Vec<Arc<BufferState<D>>> {
-        self.bytes = 0;
-        self.kept.drain(..).collect()
-    }
-}
-
-/// The smallest landing buffer: read-backs smaller than this share its size class.
-const MIN_LANDING: u64 = 4096;
-
-/// The size class of a landing buffer for `size` bytes: the power of two at or above it, at least
-/// [`MIN_LANDING`] (`None` past the largest power of two).
-fn landing_class(size: u64) -> Option<u64> {
-    size.max(MIN_LANDING).checked_next_power_of_two()
 }

@@ -10,8 +10,9 @@
 //!   reads in flight together), into a new `Vec` each (`wait`) or into the caller's reused
 //!   memory (`wait_into`) or lent where they landed (`wait_mapped`, no copy: the time ends once
 //!   every read's bytes can be read), and one at a time (`read_back` then `wait`, as the naive path). The
-//!   coordinator keeps landing buffers for later read-backs (`read_back_cache_bytes`, 128 MiB by
-//!   default), so after the first repetition most reads land in memory already mapped;
+//!   coordinator keeps the landing buffers read-backs held at once for later ones (within
+//!   `read_back_cache_bytes`, 1 GiB by default), so after the first repetition the reads land in
+//!   memory already mapped;
 //! - where one 64 MiB read-back's time goes (R4): the call, the GPU's copy, the host's copy out;
 //! - how late a blocking wait on the timeline returns after a copy completed, against polling
 //!   the completed value (R5: what `CoordinatorConfig::wait_poll` is for);
