@@ -92,6 +92,8 @@ impl Gpu {
             // The adapter's limits: the default max_buffer_size is exactly 256 MiB already,
             // but the readback and bulk staging buffers should not depend on that.
             required_limits: adapter.limits(),
+            // BC textures where the adapter has them, for the textures' BC7 case.
+            required_features: adapter.features() & wgpu::Features::TEXTURE_COMPRESSION_BC,
             ..wgpu::DeviceDescriptor::default()
         }))
         .expect("a wgpu device");

@@ -15,6 +15,10 @@
 //! Figures are texel bytes over wall time, median of the repetitions after one warm-up. The
 //! first texture's level 0 is read back (`copy_texture_to_buffer`) after the first timed
 //! repetition of each case and compared byte for byte. `--quick`: 8 textures of 256x256.
+//!
+//! Then the same in BC7 (`Bc7RgbaUnormSrgb`, 4x4 blocks of 16 bytes) where the adapter has
+//! `TEXTURE_COMPRESSION_BC`, as the images bench does: rows of blocks all the way through, and
+//! levels below 4x4 texels copied as one whole block.
 
 use std::time::Instant;
 
@@ -29,6 +33,10 @@ const TEXTURES: usize = 32;
 /// The textures and their bytes: `count` textures of `size` x `size` texels with every level,
 /// each texture's levels packed one after another, textures end to end.
 struct Workload {
+    format: wgpu::TextureFormat,
+    /// Texels on a side of one block (1 for RGBA8, 4 for BC7) and its bytes.
+    block: u32,
+    block_bytes: u32,
     size: u32,
     levels: u32,
     count: usize,
@@ -36,19 +44,56 @@ struct Workload {
 }
 
 impl Workload {
-    fn new(quick: bool) -> Self {
+    fn new(quick: bool, format: wgpu::TextureFormat) -> Self {
         let (size, count): (u32, usize) = if quick { (256, 8) } else { (2048, TEXTURES) };
-        let levels = 32 - size.leading_zeros();
-        let per: usize = (0..levels).map(|l| level_bytes(size, l)).sum();
-        let mut texels = vec![0u8; per * count];
-        // The images bench's seed: the same bytes.
-        Rng::new(53).fill(&mut texels);
-        Self {
+        let (block, _) = format.block_dimensions();
+        let block_bytes = format.block_copy_size(None).expect("a color format");
+        let mut work = Self {
+            format,
+            block,
+            block_bytes,
             size,
-            levels,
+            levels: 32 - size.leading_zeros(),
             count,
-            texels,
+            texels: Vec::new(),
+        };
+        let per: usize = (0..work.levels).map(|l| work.level_bytes(l)).sum();
+        work.texels = vec![0u8; per * count];
+        // The images bench's seed: the same bytes.
+        Rng::new(53).fill(&mut work.texels);
+        work
+    }
+
+    /// Blocks on a side of level `level` (rows of blocks, and blocks in a row).
+    fn blocks(&self, level: u32) -> u32 {
+        (self.size >> level).max(1).div_ceil(self.block)
+    }
+
+    /// Texels on a side of level `level` as copies name it: whole blocks.
+    fn extent(&self, level: u32) -> wgpu::Extent3d {
+        let side = self.blocks(level) * self.block;
+        wgpu::Extent3d {
+            width: side,
+            height: side,
+            depth_or_array_layers: 1,
         }
+    }
+
+    /// Bytes of one row of blocks of level `level`, tightly packed.
+    fn row_bytes(&self, level: u32) -> u32 {
+        self.blocks(level) * self.block_bytes
+    }
+
+    /// Bytes of level `level`, tightly packed.
+    fn level_bytes(&self, level: u32) -> usize {
+        self.row_bytes(level) as usize * self.blocks(level) as usize
+    }
+
+    /// Row pitch of level `level` in a read-back buffer: rows padded to wgpu's
+    /// `COPY_BYTES_PER_ROW_ALIGNMENT` (256 bytes), as `copy_texture_to_buffer` requires.
+    fn padded_row(&self, level: u32) -> u32 {
+        self.row_bytes(level)
+            .next_multiple_of(wgpu::COPY_BYTES_PER_ROW_ALIGNMENT)
     }
 
     fn per_texture(&self) -> usize {
@@ -57,14 +102,16 @@ impl Workload {
 
     /// The same label as the images bench, so figures pair up by name.
     fn label(&self) -> String {
-        format!("{} x {}x{} rgba8 + mips", self.count, self.size, self.size)
+        let format = match self.format {
+            wgpu::TextureFormat::Rgba8Unorm => "rgba8".to_string(),
+            wgpu::TextureFormat::Bc7RgbaUnormSrgb => "bc7".to_string(),
+            other => format!("{other:?}"),
+        };
+        format!(
+            "{} x {}x{} {format} + mips",
+            self.count, self.size, self.size
+        )
     }
-}
-
-/// Bytes of mip level `level` of a `size` x `size` RGBA8 texture.
-fn level_bytes(size: u32, level: u32) -> usize {
-    let side = (size >> level).max(1) as usize;
-    side * side * 4
 }
 
 fn create(gpu: &Gpu, work: &Workload) -> wgpu::Texture {
@@ -78,7 +125,7 @@ fn create(gpu: &Gpu, work: &Workload) -> wgpu::Texture {
         mip_level_count: work.levels,
         sample_count: 1,
         dimension: wgpu::TextureDimension::D2,
-        format: wgpu::TextureFormat::Rgba8Unorm,
+        format: work.format,
         usage: wgpu::TextureUsages::TEXTURE_BINDING
             | wgpu::TextureUsages::COPY_DST
             | wgpu::TextureUsages::COPY_SRC,
@@ -87,8 +134,7 @@ fn create(gpu: &Gpu, work: &Workload) -> wgpu::Texture {
 }
 
 /// `Queue::write_texture` of level `level` from `bytes` (the level, tightly packed).
-fn write_level(gpu: &Gpu, texture: &wgpu::Texture, size: u32, level: u32, bytes: &[u8]) {
-    let side = (size >> level).max(1);
+fn write_level(gpu: &Gpu, work: &Workload, texture: &wgpu::Texture, level: u32, bytes: &[u8]) {
     gpu.queue.write_texture(
         wgpu::TexelCopyTextureInfo {
             texture,
@@ -99,14 +145,10 @@ fn write_level(gpu: &Gpu, texture: &wgpu::Texture, size: u32, level: u32, bytes:
         bytes,
         wgpu::TexelCopyBufferLayout {
             offset: 0,
-            bytes_per_row: Some(side * 4),
-            rows_per_image: Some(side),
+            bytes_per_row: Some(work.row_bytes(level)),
+            rows_per_image: Some(work.blocks(level)),
         },
-        wgpu::Extent3d {
-            width: side,
-            height: side,
-            depth_or_array_layers: 1,
-        },
+        work.extent(level),
     );
 }
 
@@ -118,8 +160,8 @@ fn create_all(gpu: &Gpu, work: &Workload) -> Vec<wgpu::Texture> {
             let texture = create(gpu, work);
             let mut at = i * per;
             for level in 0..work.levels {
-                let len = level_bytes(work.size, level);
-                write_level(gpu, &texture, work.size, level, &work.texels[at..at + len]);
+                let len = work.level_bytes(level);
+                write_level(gpu, work, &texture, level, &work.texels[at..at + len]);
                 at += len;
             }
             texture
@@ -133,23 +175,17 @@ fn create_all(gpu: &Gpu, work: &Workload) -> Vec<wgpu::Texture> {
 /// Level 0 of every texture written again; submitted and waited.
 fn reupload_level0(gpu: &Gpu, work: &Workload, textures: &[wgpu::Texture]) {
     let per = work.per_texture();
-    let len = level_bytes(work.size, 0);
+    let len = work.level_bytes(0);
     for (i, texture) in textures.iter().enumerate() {
-        write_level(
-            gpu,
-            texture,
-            work.size,
-            0,
-            &work.texels[i * per..i * per + len],
-        );
+        write_level(gpu, work, texture, 0, &work.texels[i * per..i * per + len]);
     }
     gpu.wait(gpu.queue.submit([]));
 }
 
 /// Whether level 0 of `texture` holds the first texture's level-0 bytes.
 fn level0_matches(gpu: &Gpu, work: &Workload, texture: &wgpu::Texture) -> bool {
-    let len = level_bytes(work.size, 0);
-    // Rows of size * 4 bytes: a multiple of 256 (COPY_BYTES_PER_ROW_ALIGNMENT) for both sizes.
+    let len = work.level_bytes(0);
+    // Rows of 1 KiB and more, multiples of 256 (COPY_BYTES_PER_ROW_ALIGNMENT) in every workload.
     let readback = gpu.buffer(
         "level 0 readback",
         len as u64,
@@ -167,15 +203,11 @@ fn level0_matches(gpu: &Gpu, work: &Workload, texture: &wgpu::Texture) -> bool {
             buffer: &readback,
             layout: wgpu::TexelCopyBufferLayout {
                 offset: 0,
-                bytes_per_row: Some(work.size * 4),
-                rows_per_image: Some(work.size),
+                bytes_per_row: Some(work.row_bytes(0)),
+                rows_per_image: Some(work.blocks(0)),
             },
         },
-        wgpu::Extent3d {
-            width: work.size,
-            height: work.size,
-            depth_or_array_layers: 1,
-        },
+        work.extent(0),
     );
     let submission = gpu.queue.submit([encoder.finish()]);
     let (tx, rx) = std::sync::mpsc::channel();
@@ -193,13 +225,6 @@ fn level0_matches(gpu: &Gpu, work: &Workload, texture: &wgpu::Texture) -> bool {
     same
 }
 
-/// Row pitch of level `level` in a read-back buffer: rows padded to wgpu's
-/// `COPY_BYTES_PER_ROW_ALIGNMENT` (256 bytes), as `copy_texture_to_buffer` requires.
-fn padded_row(size: u32, level: u32) -> u32 {
-    let side = (size >> level).max(1);
-    (side * 4).next_multiple_of(wgpu::COPY_BYTES_PER_ROW_ALIGNMENT)
-}
-
 /// Every level of every texture read back: one encoder with a `copy_texture_to_buffer` per
 /// level into one `MAP_READ` buffer (rows padded to 256 bytes), one submit, `map_async` of the
 /// whole buffer, a wait, and every level's rows copied out tightly packed into `out` (laid out
@@ -215,7 +240,6 @@ fn read_all(
     let mut at = 0u64;
     for texture in textures {
         for level in 0..work.levels {
-            let side = (work.size >> level).max(1);
             encoder.copy_texture_to_buffer(
                 wgpu::TexelCopyTextureInfo {
                     texture,
@@ -227,17 +251,13 @@ fn read_all(
                     buffer: landing,
                     layout: wgpu::TexelCopyBufferLayout {
                         offset: at,
-                        bytes_per_row: Some(padded_row(work.size, level)),
-                        rows_per_image: Some(side),
+                        bytes_per_row: Some(work.padded_row(level)),
+                        rows_per_image: Some(work.blocks(level)),
                     },
                 },
-                wgpu::Extent3d {
-                    width: side,
-                    height: side,
-                    depth_or_array_layers: 1,
-                },
+                work.extent(level),
             );
-            at += u64::from(padded_row(work.size, level)) * u64::from(side);
+            at += u64::from(work.padded_row(level)) * u64::from(work.blocks(level));
         }
     }
     let submission = gpu.queue.submit([encoder.finish()]);
@@ -255,14 +275,17 @@ fn read_all(
         let (mut from, mut to) = (0usize, 0usize);
         for _ in textures {
             for level in 0..work.levels {
-                let side = (work.size >> level).max(1) as usize;
-                let (pitch, row) = (padded_row(work.size, level) as usize, side * 4);
-                for y in 0..side {
+                let rows = work.blocks(level) as usize;
+                let (pitch, row) = (
+                    work.padded_row(level) as usize,
+                    work.row_bytes(level) as usize,
+                );
+                for y in 0..rows {
                     out[to + y * row..to + (y + 1) * row]
                         .copy_from_slice(&mapped[from + y * pitch..from + y * pitch + row]);
                 }
-                from += pitch * side;
-                to += row * side;
+                from += pitch * rows;
+                to += row * rows;
             }
         }
     }
@@ -293,7 +316,30 @@ fn timed(
 }
 
 pub(crate) fn run(report: &mut Report, gpu: &Gpu, quick: bool, reps: usize) {
-    let work = Workload::new(quick);
+    run_format(report, gpu, quick, reps, wgpu::TextureFormat::Rgba8Unorm);
+    let bc = wgpu::Features::TEXTURE_COMPRESSION_BC;
+    if gpu.device.features().contains(bc) {
+        run_format(
+            report,
+            gpu,
+            quick,
+            reps,
+            wgpu::TextureFormat::Bc7RgbaUnormSrgb,
+        );
+    } else {
+        println!("textures: bc7 skipped: the adapter lacks TEXTURE_COMPRESSION_BC");
+    }
+}
+
+/// Every texture case on textures of `format`.
+fn run_format(
+    report: &mut Report,
+    gpu: &Gpu,
+    quick: bool,
+    reps: usize,
+    format: wgpu::TextureFormat,
+) {
+    let work = Workload::new(quick, format);
     let label = work.label();
     println!(
         "textures: {label} ({:.1} MiB each, {:.0} MiB in all)",
@@ -331,13 +377,13 @@ pub(crate) fn run(report: &mut Report, gpu: &Gpu, quick: bool, reps: usize) {
     let name = format!("8. wgpu {WGPU_VERSION} Queue::write_texture level 0 re-uploads, {label}");
     let textures = create_all(gpu, &work);
     // The warm-up writes zeros over level 0, so the check sees the first timed run's writes.
-    let zeros = vec![0u8; level_bytes(work.size, 0)];
+    let zeros = vec![0u8; work.level_bytes(0)];
     let mut reupload_ok = true;
     let t = timed(
         reps,
         || {
             for texture in &textures {
-                write_level(gpu, texture, work.size, 0, &zeros);
+                write_level(gpu, &work, texture, 0, &zeros);
             }
             gpu.wait(gpu.queue.submit([]));
         },
@@ -347,7 +393,7 @@ pub(crate) fn run(report: &mut Report, gpu: &Gpu, quick: bool, reps: usize) {
     if !reupload_ok {
         wrong.push(name.clone());
     }
-    let level0 = (level_bytes(work.size, 0) * work.count) as u64;
+    let level0 = (work.level_bytes(0) * work.count) as u64;
     report.add(
         &name,
         gbps(level0, t),
@@ -363,7 +409,7 @@ pub(crate) fn run(report: &mut Report, gpu: &Gpu, quick: bool, reps: usize) {
         format!("8. wgpu {WGPU_VERSION} copy_texture_to_buffer + map_async every level, {label}");
     let textures = create_all(gpu, &work);
     let padded: u64 = (0..work.levels)
-        .map(|l| u64::from(padded_row(work.size, l)) * u64::from((work.size >> l).max(1)))
+        .map(|l| u64::from(work.padded_row(l)) * u64::from(work.blocks(l)))
         .sum();
     let landing = gpu.buffer(
         "texture readback",
