@@ -4,8 +4,9 @@
 //! frames begun, ended and cancelled, drops, flushes, maintenance, a GPU timeline advanced by
 //! hand, calls handing over another coordinator's buffer, grant or frame, and staging grants held
 //! across later ops and then committed or abandoned, over a small staging ring so that it wraps,
-//! fills and applies each back-pressure policy. After every flush-and-complete, each live
-//! buffer's bytes equal the model, and the bytes the device copied are the bytes staged (each
+//! fills and applies each back-pressure policy; and textures uploaded a band of rows at a time,
+//! read back a level at a time and dropped (module `images`). After every flush-and-complete,
+//! each live buffer's bytes and each read-back's equal the model, and the bytes the device copied are the bytes staged (each
 //! committed grant once, abandoned ones never); every bad call gets the typed error the model
 //! expects, and an upload that a held grant keeps from room gets the documented one; the device
 //! records no misuse and nothing is left after teardown.
@@ -18,6 +19,7 @@ use std::collections::HashMap;
 use std::ops::Range;
 use std::time::Duration;
 
+use memkit_core::device::ImageCopy;
 use memkit_dummy::{DummyDevice, Preset};
 use memkit_std::{
     BackPressure, Buffer, BufferingMode, Coordinator, CoordinatorConfig, CoordinatorStats, Error,
@@ -26,9 +28,11 @@ use memkit_std::{
 
 mod encoding;
 mod fuzz_seeds;
+mod images;
 
 pub use encoding::{MAX_OPS, amount, code_of_amount, round_amount};
 pub use fuzz_seeds::fuzz_seeds;
+use images::{ImageModel, PendingImageRead};
 
 /// The back-pressure policy a workload's coordinator applies ([`BackPressure`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -158,6 +162,36 @@ pub enum CoordOp {
         /// Commit, else abandon.
         commit: bool,
     },
+    /// `create_image` of a square texture with every mip level (`images::desc`).
+    CreateImage {
+        /// Picks its size: `1 + side % 96` texels a side.
+        side: u8,
+        /// BC7, else RGBA8.
+        bc7: bool,
+    },
+    /// `upload_image` of a band of whole block rows of one level, full width. `image` picks a
+    /// live image by creation order, modulo their count (none: the op does nothing).
+    UploadImage {
+        /// Which live image.
+        image: u8,
+        /// Which level, modulo the image's count.
+        level: u8,
+        /// The band: its first block row from the high nibble, its row count from the low one.
+        rows: u8,
+    },
+    /// `read_back_image` of a whole level: the bytes (compared at the next check) must be the
+    /// model's at the call; refused with [`Error::ImageNotWritten`] before any upload.
+    ReadBackImage {
+        /// Which live image.
+        image: u8,
+        /// Which level, modulo the image's count.
+        level: u8,
+    },
+    /// Drop an image (its uploads and read-backs may be in flight).
+    DropImage {
+        /// Which live image.
+        image: u8,
+    },
 }
 
 /// What one `coordinator` fuzz input stands for.
@@ -232,6 +266,12 @@ pub struct WorkloadDepth {
     pub max_held: usize,
     /// Read-backs taken and compared with the model.
     pub read_backs: u32,
+    /// Image uploads accepted.
+    pub image_uploads: u32,
+    /// Image read-backs taken and compared with the model.
+    pub image_read_backs: u32,
+    /// The most live images at once.
+    pub max_images: usize,
 }
 
 impl WorkloadDepth {
@@ -261,6 +301,9 @@ impl WorkloadDepth {
             ambiguous_overlaps: self.ambiguous_overlaps + o.ambiguous_overlaps,
             max_held: self.max_held.max(o.max_held),
             read_backs: self.read_backs + o.read_backs,
+            image_uploads: self.image_uploads + o.image_uploads,
+            image_read_backs: self.image_read_backs + o.image_read_backs,
+            max_images: self.max_images.max(o.max_images),
         }
     }
 
@@ -460,7 +503,7 @@ fn first_known_difference(got: &[u8], want: &[u8], mask: &[u8]) -> Option<usize>
 fn check(
     c: &Coordinator<DummyDevice>,
     models: &mut HashMap<u64, Model>,
-    reads: &mut Vec<PendingRead>,
+    (reads, image_reads): (&mut Vec<PendingRead>, &mut Vec<PendingImageRead>),
     holding: bool,
     depth: &mut WorkloadDepth,
     ledger: &mut Ledger,
@@ -476,6 +519,10 @@ fn check(
     // Each read-back was submitted by its call: complete now, whatever grants are held.
     for read in reads.drain(..) {
         read.compare(depth);
+    }
+    for read in image_reads.drain(..) {
+        read.compare();
+        depth.image_read_backs += 1;
     }
     for (id, m) in models.iter_mut() {
         if holding && m.behind_held {
@@ -502,8 +549,10 @@ fn check(
     // Everything staged is submitted and complete: each staged byte was copied once, or
     // overwritten by a later upload before its submission and never copied.
     let stats = c.stats();
-    // Read-backs' copies are the device's too, and copy no staged byte.
-    let copied = c.device().counters().bytes_copied - stats.bytes_read_back;
+    // Read-backs' copies (of buffers and images) and image uploads' are the device's too, and
+    // copy no staged byte of a buffer.
+    let copied =
+        c.device().counters().bytes_copied - stats.bytes_read_back - stats.image_bytes_uploaded;
     if ledger.exact {
         assert_eq!(
             copied + stats.bytes_overwritten,
@@ -634,6 +683,10 @@ impl CoordinatorWorkload {
         let mut held: Vec<Held<'_>> = Vec::new();
         // Read-backs not compared yet.
         let mut reads: Vec<PendingRead> = Vec::new();
+        // Live images and their models, by creation order, and image read-backs not compared.
+        let mut images: HashMap<u64, ImageModel> = HashMap::new();
+        let mut image_order: Vec<u64> = Vec::new();
+        let mut image_reads: Vec<PendingImageRead> = Vec::new();
         let mut ledger = Ledger {
             staged: 0,
             all: 0,
@@ -841,7 +894,7 @@ impl CoordinatorWorkload {
                     check(
                         &c,
                         &mut models,
-                        &mut reads,
+                        (&mut reads, &mut image_reads),
                         holding,
                         &mut depth,
                         &mut ledger,
@@ -953,6 +1006,66 @@ impl CoordinatorWorkload {
                         }
                     }
                 }
+                CoordOp::CreateImage { side, bc7 } => {
+                    let desc = images::desc(side, bc7);
+                    let image = c
+                        .create_image(&desc, MemoryUsage::FAST_DEVICE_ACCESS)
+                        .expect("create_image");
+                    image_order.push(image.id());
+                    images.insert(image.id(), ImageModel::new(image));
+                }
+                CoordOp::UploadImage { image, level, rows } => {
+                    let Some(id) = pick(&image_order, image) else {
+                        continue;
+                    };
+                    let m = images.get_mut(&id).expect("live");
+                    let level = m.level(level);
+                    let (region, range) = m.band(level, rows);
+                    let bytes = data(range.len(), i);
+                    match c.upload_image(&m.image, &[region], &bytes) {
+                        Ok(_ticket) => {
+                            m.uploaded(level, range, &bytes);
+                            depth.image_uploads += 1;
+                        }
+                        // Refused at its first piece, with nothing staged: later pieces wait
+                        // for room, or go through staging of their own.
+                        Err(Error::StagingFull { .. }) if setup.policy == BackPressure::Fail => {
+                            depth.staging_full += 1;
+                        }
+                        Err(Error::StagingFull { wait_for: None }) if setup.holding => {
+                            depth.blocked_by_held += 1;
+                        }
+                        Err(e) => panic!("upload_image of {region:?}: {e:?}"),
+                    }
+                }
+                CoordOp::ReadBackImage { image, level } => {
+                    let Some(id) = pick(&image_order, image) else {
+                        continue;
+                    };
+                    let m = &images[&id];
+                    let level = m.level(level);
+                    let region = ImageCopy::whole_level(m.image.desc(), level, 0);
+                    match c.read_back_image(&m.image, &[region]) {
+                        Ok(_) if !m.written => panic!("read back an image never uploaded into"),
+                        Ok(read) => {
+                            image_reads.push(m.read(read, level));
+                            // Everything staged before it was submitted first.
+                            flushed(&mut models);
+                        }
+                        Err(Error::ImageNotWritten) if !m.written => depth.bad_calls += 1,
+                        Err(Error::BlockedByHeldGrant) if setup.holding => {
+                            depth.blocked_by_held += 1;
+                        }
+                        Err(e) => panic!("read_back_image of level {level}: {e:?}"),
+                    }
+                }
+                CoordOp::DropImage { image } => {
+                    let Some(id) = pick(&image_order, image) else {
+                        continue;
+                    };
+                    image_order.retain(|&m| m != id);
+                    images.remove(&id);
+                }
                 CoordOp::Foreign(call) => {
                     let o = other.get_or_insert_with(|| {
                         let device = DummyDevice::with_preset(self.preset);
@@ -996,15 +1109,18 @@ impl CoordinatorWorkload {
                 }
             }
             depth.max_live = depth.max_live.max(models.len());
+            depth.max_images = depth.max_images.max(images.len());
             depth.max_held = depth.max_held.max(held.len());
         }
         drop(frame);
         // Grants still held are abandoned: their room comes back and none of their bytes land.
         depth.grants_abandoned += held.len() as u32;
         drop(held);
-        check(&c, &mut models, &mut reads, false, &mut depth, &mut ledger);
+        let pending = (&mut reads, &mut image_reads);
+        check(&c, &mut models, pending, false, &mut depth, &mut ledger);
         depth.take_stats(&c.stats());
         drop(models);
+        drop(images);
         drop(c);
         let leaks = device.leak_report();
         assert!(leaks.is_empty(), "left after teardown: {leaks}");

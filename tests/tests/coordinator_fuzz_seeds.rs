@@ -58,4 +58,7 @@ fn seeds_pass_the_model_and_reach_deep_states() {
     assert!(all.blocked_by_held >= 10, "{all:?}");
     assert!(all.exact_checks >= 20, "{all:?}");
     assert!(all.read_backs >= 10, "{all:?}");
+    assert!(all.image_uploads >= 60, "{all:?}");
+    assert!(all.image_read_backs >= 20, "{all:?}");
+    assert!(all.max_images >= 3, "{all:?}");
 }

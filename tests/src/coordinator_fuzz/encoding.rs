@@ -1,5 +1,5 @@
 //! The `coordinator` fuzz target's compact byte encoding: every byte string decodes (missing
-//! bytes read as zero) and an op takes one to three bytes, so the short inputs libFuzzer starts
+//! bytes read as zero) and an op takes one to four bytes, so the short inputs libFuzzer starts
 //! from already hold several ops, and a seed of a few hundred bytes holds a long workload.
 //! [`CoordinatorWorkload::encode`] writes the bytes that decode back to a workload.
 //!
@@ -15,7 +15,10 @@
 //! - `6`: begin (`x % 3 == 0`), end (`1`) or cancel (`2`) the frame; `7`: drop buffer `x`;
 //!   `8`: flush (`x` even) or maintain; `9`: complete `x % 8` submissions; `10`: check (`x`
 //!   0) or read back buffer `x - 1`: offset, length;
-//!   `11`: call with another coordinator's buffer (`x % 3 == 0`), grant (`1`) or frame (`2`);
+//!   `11`: call with another coordinator's buffer (`x` 0), grant (`1`) or frame (`2`), or, for
+//!   larger `x`, an image op: create an image (`3`: RGBA8, `4`: BC7): side byte; upload into
+//!   image (`5` to `10`): image byte, level byte, rows byte; read back a level (`11` to `14`):
+//!   image byte, level byte; drop an image (`15` to `17`): image byte;
 //! - `12`: take a staging grant for buffer `x` and hold it: offset, length; `13`: commit
 //!   (`x` even) or abandon (`x` odd) held grant `x / 2`.
 
@@ -122,11 +125,25 @@ impl CoordinatorWorkload {
                     offset: r.amount(),
                     len: r.amount(),
                 },
-                11 => CoordOp::Foreign(match x % 3 {
-                    0 => ForeignCall::Buffer,
-                    1 => ForeignCall::Grant,
-                    _ => ForeignCall::Frame,
-                }),
+                11 => match x {
+                    0 => CoordOp::Foreign(ForeignCall::Buffer),
+                    1 => CoordOp::Foreign(ForeignCall::Grant),
+                    2 => CoordOp::Foreign(ForeignCall::Frame),
+                    3 | 4 => CoordOp::CreateImage {
+                        side: r.byte(),
+                        bc7: x == 4,
+                    },
+                    5..=10 => CoordOp::UploadImage {
+                        image: r.byte(),
+                        level: r.byte(),
+                        rows: r.byte(),
+                    },
+                    11..=14 => CoordOp::ReadBackImage {
+                        image: r.byte(),
+                        level: r.byte(),
+                    },
+                    _ => CoordOp::DropImage { image: r.byte() },
+                },
                 12 => CoordOp::Hold {
                     buffer: x,
                     offset: r.amount(),
@@ -210,6 +227,14 @@ impl CoordinatorWorkload {
                     len,
                 } => out.extend([k(10, buffer % (OPERANDS - 1) + 1), code(offset), code(len)]),
                 CoordOp::Foreign(call) => out.push(k(11, call as u8)),
+                CoordOp::CreateImage { side, bc7 } => {
+                    out.extend([k(11, 3 + u8::from(bc7)), side]);
+                }
+                CoordOp::UploadImage { image, level, rows } => {
+                    out.extend([k(11, 5), image, level, rows]);
+                }
+                CoordOp::ReadBackImage { image, level } => out.extend([k(11, 11), image, level]),
+                CoordOp::DropImage { image } => out.extend([k(11, 15), image]),
                 CoordOp::Hold {
                     buffer,
                     offset,

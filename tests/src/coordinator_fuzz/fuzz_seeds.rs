@@ -7,7 +7,8 @@
 //! dropped with uploads still staged, flushes, maintenance, a GPU timeline advanced by hand,
 //! bad calls, another coordinator's buffers, grants and frames, and staging grants held across
 //! uploads, checks and frames, then committed or abandoned; read-backs among staged uploads, of
-//! direct-write buffers, behind held grants, and bad ones.
+//! direct-write buffers, behind held grants, and bad ones; textures uploaded a band at a time and
+//! read back, before any upload (refused), behind held grants, and dropped in flight.
 //! `tests/tests/coordinator_fuzz_seeds.rs` checks that the committed files are these seeds, that
 //! they pass the model, and that together they reach those states ([`super::WorkloadDepth`]).
 
@@ -72,6 +73,15 @@ impl Ops {
     }
     fn op(&mut self, op: CoordOp) {
         self.0.push(op);
+    }
+    fn image(&mut self, side: u8, bc7: bool) {
+        self.0.push(CoordOp::CreateImage { side, bc7 });
+    }
+    fn upload_image(&mut self, image: u8, level: u8, rows: u8) {
+        self.0.push(CoordOp::UploadImage { image, level, rows });
+    }
+    fn read_image(&mut self, image: u8, level: u8) {
+        self.0.push(CoordOp::ReadBackImage { image, level });
     }
 }
 
@@ -253,6 +263,45 @@ fn held_grants(ring: u32) -> Ops {
     o
 }
 
+/// Textures in RGBA8 and BC7 among buffer uploads and read-backs: read back before any upload
+/// (refused), bands of rows uploaded into every level and read back, re-uploaded after a read
+/// (which must still see the earlier bytes), with a grant held across some of it, and images
+/// dropped with their uploads and read-backs in flight.
+fn images(ring: u32) -> Ops {
+    let mut o = Ops::default();
+    o.create(ring, false);
+    o.image(95, false);
+    o.image(37, true);
+    o.image(4, false);
+    for round in 0..3u8 {
+        o.read_image(2 + round, 0);
+        for level in 0..7 {
+            // Whole levels (a first row of 0 and up to 16 rows), then a band further down.
+            o.upload_image(round, level, 15);
+            o.upload_image(round + 1, level, 0x21 + level);
+        }
+        o.upload(0, 64, ring / 4);
+        o.read_image(round, 0);
+        o.read_image(round + 1, 2);
+        o.read_back(0, 0, ring / 2);
+        o.upload_image(round, 0, 0x3f);
+        o.hold(0, 0, ring / 4);
+        o.upload_image(round + 1, 1, 0x10);
+        o.read_image(round, 1);
+        o.release(0, round % 2 == 0);
+        o.op(CoordOp::Advance { n: 1 });
+        o.op(CoordOp::Check);
+        o.image(20 + round * 30, round == 1);
+        // Dropped with an upload and a read-back of it in flight.
+        o.upload_image(round, 0, 15);
+        o.read_image(round, 0);
+        o.op(CoordOp::DropImage { image: round });
+        o.op(CoordOp::Maintain);
+    }
+    o.op(CoordOp::Check);
+    o
+}
+
 /// The seeds, by file name.
 pub fn fuzz_seeds() -> Vec<(String, CoordinatorWorkload)> {
     use Policy::{DedicatedStaging, Fail, WaitForGpu};
@@ -369,6 +418,30 @@ pub fn fuzz_seeds() -> Vec<(String, CoordinatorWorkload)> {
             DedicatedStaging,
             (false, false, true),
             held_grants(4096),
+        ),
+    );
+    add(
+        "images_wait",
+        workload(
+            Discrete,
+            2,
+            WaitForGpu,
+            (false, false, false),
+            images(16384),
+        ),
+    );
+    add(
+        "images_fail",
+        workload(Lavapipe, 0, Fail, (true, false, true), images(4096)),
+    );
+    add(
+        "images_dedicated",
+        workload(
+            Mobile,
+            1,
+            DedicatedStaging,
+            (false, true, false),
+            images(8192),
         ),
     );
     seeds

@@ -1,0 +1,126 @@
+//! Images in the coordinator workload: square textures with every mip level, in RGBA8 or BC7,
+//! uploaded a band of rows at a time (`upload_image`), read back a whole level at a time
+//! (`read_back_image`) and dropped. The model holds each level's packed bytes and which of them
+//! an upload wrote; a read-back's bytes are compared at the next check with the model's at the
+//! call, as buffer read-backs are.
+
+use std::ops::Range;
+
+use memkit_core::device::{ImageCopy, ImageDesc, ImageFormat, ImageUsage};
+use memkit_dummy::DummyDevice;
+use memkit_std::{Image, Readback};
+
+use super::{KNOWN, UNKNOWN, first_known_difference};
+
+/// Usage of every image: sampled, uploaded into and read back.
+const USAGE: ImageUsage = ImageUsage::SAMPLED
+    .union(ImageUsage::TRANSFER_DST)
+    .union(ImageUsage::TRANSFER_SRC);
+
+/// A texture of `1 + side % 96` texels a side with every level: odd sizes, levels smaller than a
+/// BC7 block, and a level 0 of up to 36 KiB in RGBA8 (past a small ring's upload limit).
+pub(super) fn desc(side: u8, bc7: bool) -> ImageDesc {
+    let side = 1 + u32::from(side % 96);
+    let format = if bc7 {
+        ImageFormat::Bc7Srgb
+    } else {
+        ImageFormat::Rgba8Unorm
+    };
+    ImageDesc::new_2d(format, side, side, USAGE).with_full_mip_chain()
+}
+
+/// A live image and its model: each level's packed bytes, and which of them an upload wrote.
+pub(super) struct ImageModel {
+    pub(super) image: Image<DummyDevice>,
+    levels: Vec<(Vec<u8>, Vec<u8>)>,
+    /// Whether an upload into it was accepted (a read-back before one is refused).
+    pub(super) written: bool,
+}
+
+impl ImageModel {
+    pub(super) fn new(image: Image<DummyDevice>) -> Self {
+        let desc = *image.desc();
+        let levels = (0..desc.mip_levels)
+            .map(|level| {
+                let len = ImageCopy::whole_level(&desc, level, 0)
+                    .packed_bytes(desc.format)
+                    .expect("a level's bytes") as usize;
+                (vec![0; len], vec![UNKNOWN; len])
+            })
+            .collect();
+        Self {
+            image,
+            levels,
+            written: false,
+        }
+    }
+
+    /// The level `level` picks (modulo the count).
+    pub(super) fn level(&self, level: u8) -> u32 {
+        u32::from(level) % self.image.desc().mip_levels
+    }
+
+    /// A band of whole block rows of `level`, full width, picked by `rows`: its region, read
+    /// from offset 0, and the range of the level's packed bytes it covers.
+    pub(super) fn band(&self, level: u32, rows: u8) -> (ImageCopy, Range<usize>) {
+        let desc = self.image.desc();
+        let whole = ImageCopy::whole_level(desc, level, 0);
+        let [_, block_h] = desc.format.block_extent();
+        let height = whole.extent[1];
+        let block_rows = height.div_ceil(block_h);
+        let first = u32::from(rows >> 4) % block_rows;
+        let count = 1 + u32::from(rows & 15) % (block_rows - first);
+        let top = first * block_h;
+        let region = ImageCopy {
+            offset: [0, top, 0],
+            extent: [whole.extent[0], (count * block_h).min(height - top), 1],
+            ..whole
+        };
+        let row_bytes = self.levels[level as usize].0.len() / block_rows as usize;
+        let start = first as usize * row_bytes;
+        (region, start..start + count as usize * row_bytes)
+    }
+
+    /// An accepted upload of `bytes` into `range` of `level`'s packed bytes.
+    pub(super) fn uploaded(&mut self, level: u32, range: Range<usize>, bytes: &[u8]) {
+        let (model, known) = &mut self.levels[level as usize];
+        model[range.clone()].copy_from_slice(bytes);
+        known[range].fill(KNOWN);
+        self.written = true;
+    }
+
+    /// A read-back of all of `level`, to compare with the model's bytes now.
+    pub(super) fn read(&self, read: Readback<DummyDevice>, level: u32) -> PendingImageRead {
+        let (bytes, known) = self.levels[level as usize].clone();
+        PendingImageRead {
+            read,
+            image: self.image.id(),
+            level,
+            bytes,
+            known,
+        }
+    }
+}
+
+/// An image read-back in flight, and the model's bytes of its level at the call.
+pub(super) struct PendingImageRead {
+    read: Readback<DummyDevice>,
+    image: u64,
+    level: u32,
+    bytes: Vec<u8>,
+    known: Vec<u8>,
+}
+
+impl PendingImageRead {
+    /// Waits for the copy, and panics where a byte an upload wrote differs from the model's.
+    pub(super) fn compare(self) {
+        let got = self.read.wait().expect("image read-back");
+        assert_eq!(got.len(), self.bytes.len(), "image read-back size");
+        if let Some(i) = first_known_difference(&got, &self.bytes, &self.known) {
+            panic!(
+                "read-back of image {} level {}: byte {i} is {:#04x}, the model's {:#04x}",
+                self.image, self.level, got[i], self.bytes[i]
+            );
+        }
+    }
+}
