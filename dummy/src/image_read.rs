@@ -14,7 +14,7 @@ use memkit_core::device::{BufferUsage, DeviceError, ImageCopy, ImageDesc, ImageR
 use crate::calls::fits;
 use crate::device::{DummyDevice, Pending, Snapshot, State};
 use crate::handles::{DummyBuffer, DummyImage};
-use crate::image_upload::{copy_device_bytes, for_each_run, source_runs};
+use crate::image_upload::{ImageTransfer, source_runs};
 use crate::intervals::IntervalSet;
 use crate::misuse::{Misuse, Operation};
 
@@ -155,26 +155,16 @@ impl State {
         buf: &mut Vec<u8>,
         stale_fill: Option<u8>,
     ) {
-        let (Some(src), Some(dst)) = (
-            self.buffers.get(&read.src).and_then(|b| b.binding),
-            self.buffers.get(&read.dst).and_then(|b| b.binding),
-        ) else {
+        let Some((src, dst)) = self.live_bindings(read.src, read.dst) else {
             return;
         };
-        if !self.memory.contains_key(&src.0) || !self.memory.contains_key(&dst.0) {
-            return;
-        }
         self.counters.copies += 1;
         let written = written.entry(dst.0).or_default();
-        for region in &read.regions {
-            let memory = &mut self.memory;
-            for_each_run(&read.desc, region, |buffer_at, image_at, len| {
-                let (from, to) = ((src.0, src.1 + image_at), (dst.0, dst.1 + buffer_at));
-                copy_device_bytes(memory, from, to, len, buf, stale_fill);
-                written.insert(to.1, to.1 + len);
-            });
-            self.counters.regions += 1;
-            self.counters.bytes_copied += region.packed_bytes(read.desc.format).unwrap_or(0);
-        }
+        let copy = ImageTransfer {
+            buffer: dst,
+            image: src,
+            to_image: false,
+        };
+        self.copy_image_regions(&read.desc, &read.regions, copy, written, buf, stale_fill);
     }
 }

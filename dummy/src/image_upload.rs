@@ -500,15 +500,9 @@ impl State {
         buf: &mut Vec<u8>,
         stale_fill: Option<u8>,
     ) {
-        let (Some(src), Some(dst)) = (
-            self.buffers.get(&command.src).and_then(|b| b.binding),
-            self.buffers.get(&command.dst).and_then(|b| b.binding),
-        ) else {
+        let Some((src, dst)) = self.live_bindings(command.src, command.dst) else {
             return;
         };
-        if !self.memory.contains_key(&src.0) || !self.memory.contains_key(&dst.0) {
-            return;
-        }
         self.counters.copies += 1;
         let written = written.entry(dst.0).or_default();
         if let Some(fill) = command.discard_fill {
@@ -522,22 +516,74 @@ impl State {
             }
             written.insert(dst.1, dst.1 + size);
         }
-        for region in &command.regions {
-            let memory = &mut self.memory;
-            for_each_run(&command.desc, region, |from, to, len| {
-                let (from, to) = ((src.0, src.1 + from), (dst.0, dst.1 + to));
-                copy_device_bytes(memory, from, to, len, buf, stale_fill);
-                written.insert(to.1, to.1 + len);
-            });
-            self.counters.regions += 1;
-            self.counters.bytes_copied += region.packed_bytes(command.desc.format).unwrap_or(0);
-        }
+        let copy = ImageTransfer {
+            buffer: src,
+            image: dst,
+            to_image: true,
+        };
+        self.copy_image_regions(
+            &command.desc,
+            &command.regions,
+            copy,
+            written,
+            buf,
+            stale_fill,
+        );
         if let Some(state) = self
             .buffers
             .get_mut(&command.dst)
             .and_then(|b| b.image_state.as_mut())
         {
             state.layout = Some(command.desc.layout_after_upload());
+        }
+    }
+}
+
+/// A copy between a buffer and an image, each named by its binding (memory, offset), and its
+/// direction.
+#[derive(Clone, Copy)]
+pub(crate) struct ImageTransfer {
+    pub(crate) buffer: (u64, u64),
+    pub(crate) image: (u64, u64),
+    /// Buffer to image (an upload), else image to buffer (a read-back).
+    pub(crate) to_image: bool,
+}
+
+impl State {
+    /// The bindings of resources `src` and `dst` when both are bound to memory not freed since
+    /// submit (recorded then); `None`, and the copy is skipped, as for buffer copies, otherwise.
+    pub(crate) fn live_bindings(&self, src: u64, dst: u64) -> Option<((u64, u64), (u64, u64))> {
+        let src = self.buffers.get(&src).and_then(|b| b.binding)?;
+        let dst = self.buffers.get(&dst).and_then(|b| b.binding)?;
+        (self.memory.contains_key(&src.0) && self.memory.contains_key(&dst.0)).then_some((src, dst))
+    }
+
+    /// Copies each region's texels between the buffer and the image of `copy`, marks the bytes
+    /// written in the destination's `written`, and counts the regions and their bytes.
+    pub(crate) fn copy_image_regions(
+        &mut self,
+        desc: &ImageDesc,
+        regions: &[ImageCopy],
+        copy: ImageTransfer,
+        written: &mut IntervalSet,
+        buf: &mut Vec<u8>,
+        stale_fill: Option<u8>,
+    ) {
+        for region in regions {
+            let memory = &mut self.memory;
+            for_each_run(desc, region, |buffer_at, image_at, len| {
+                let at_buffer = (copy.buffer.0, copy.buffer.1 + buffer_at);
+                let at_image = (copy.image.0, copy.image.1 + image_at);
+                let (from, to) = if copy.to_image {
+                    (at_buffer, at_image)
+                } else {
+                    (at_image, at_buffer)
+                };
+                copy_device_bytes(memory, from, to, len, buf, stale_fill);
+                written.insert(to.1, to.1 + len);
+            });
+            self.counters.regions += 1;
+            self.counters.bytes_copied += region.packed_bytes(desc.format).unwrap_or(0);
         }
     }
 }

@@ -23,6 +23,15 @@ fn coordinator(device: DeviceConfig, config: CoordinatorConfig) -> Coordinator<D
     Coordinator::new(device, config).expect("coordinator")
 }
 
+/// The default configuration with a 4 MiB staging ring, for devices with little host memory.
+fn small_ring() -> CoordinatorConfig {
+    CoordinatorConfig {
+        staging_ring_size: 4 * MIB,
+        max_ring_upload: MIB,
+        ..CoordinatorConfig::default()
+    }
+}
+
 /// A device-local buffer of `size` bytes holding `pattern(size, seed)`.
 fn source(c: &Coordinator<DummyDevice>, size: u64, seed: u8) -> Buffer<DummyDevice> {
     let buffer = c
@@ -165,12 +174,7 @@ fn kept_landing_buffers_are_given_up_for_a_buffer_that_finds_no_memory() {
     let device = DeviceConfig::discrete()
         .with_heap_size(1, 64 * MIB)
         .with_heap_size(2, 2 * MIB);
-    let config = CoordinatorConfig {
-        staging_ring_size: 4 * MIB,
-        max_ring_upload: MIB,
-        ..CoordinatorConfig::default()
-    };
-    let c = coordinator(device, config);
+    let c = coordinator(device, small_ring());
     let buffer = source(&c, 4 * MIB, 4);
     let model = pattern(4 * MIB as usize, 4);
     burst(&c, &buffer, &model, 8, 4 * MIB - 8 * (64 << 10));
@@ -199,12 +203,7 @@ fn kept_landing_buffers_are_given_up_for_an_image_that_finds_no_memory_object() 
     let device = DeviceConfig::discrete()
         .with_dedicated_preferred_from(Some(MIB))
         .with_max_memory_allocation_count(10);
-    let config = CoordinatorConfig {
-        staging_ring_size: 4 * MIB,
-        max_ring_upload: MIB,
-        ..CoordinatorConfig::default()
-    };
-    let c = coordinator(device, config);
+    let c = coordinator(device, small_ring());
     let buffer = source(&c, 4 * MIB, 5);
     let model = pattern(4 * MIB as usize, 5);
     burst(&c, &buffer, &model, 8, 2 * MIB);
