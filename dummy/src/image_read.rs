@@ -2,9 +2,11 @@
 //! texels out of its own tiling (see [`crate::image_upload`]'s module docs) into the destination
 //! buffer's bytes when the read's value executes, and watches reads as it watches uploads.
 //!
-//! A read needs the image in its layout after upload: one read before any upload into the image
-//! was submitted is recorded as [`Misuse::ReadOfUndefinedImage`] and runs anyway (a GPU would
-//! read garbage; the simulator reads whatever the image's bytes hold).
+//! A read needs the image in its layout after upload: one that executes while no upload into the
+//! image executed before it, and the application did not write it
+//! ([`DummyDevice::application_writes_image`]), is recorded as [`Misuse::ReadOfUndefinedImage`]
+//! and runs anyway (a GPU would read garbage; the simulator reads whatever the image's bytes
+//! hold).
 #![forbid(unsafe_code)]
 
 use std::collections::BTreeMap;
@@ -23,6 +25,8 @@ use crate::misuse::{Misuse, Operation};
 pub(crate) struct PendingImageRead {
     /// Source image (resource) index.
     pub(crate) src: u64,
+    /// The source's handle, for the misuse it may record.
+    pub(crate) image: DummyBuffer,
     /// Destination buffer index.
     pub(crate) dst: u64,
     pub(crate) desc: ImageDesc,
@@ -49,9 +53,9 @@ impl DummyDevice {
     /// dropped); a destination that is not a linear buffer, or lacks `TRANSFER_DST`; a `desc`
     /// other than the image's ([`Misuse::ImageDescMismatch`], command dropped); a destination
     /// range past the end of the buffer ([`Misuse::CopyOutOfBounds`], region dropped);
-    /// destination ranges that overlap ([`Misuse::CopyOverlappingDestinations`]); an image no
-    /// upload was submitted for ([`Misuse::ReadOfUndefinedImage`]). Host-visible destination
-    /// ranges are hashed, to catch host writes into them before execution.
+    /// destination ranges that overlap ([`Misuse::CopyOverlappingDestinations`]). Host-visible
+    /// destination ranges are hashed, to catch host writes into them before execution. As it
+    /// executes: an image still undefined ([`Misuse::ReadOfUndefinedImage`]).
     pub fn submit_image_reads(
         &self,
         commands: &[ImageReadCommand<'_, DummyBuffer, DummyImage>],
@@ -90,14 +94,6 @@ impl DummyDevice {
         let (src, dst) = (src?, dst?);
         let src_binding = self.image_binding(state, src, image, &command.desc)?;
         let dst_binding = self.copy_binding(state, dst, command.dst, BufferUsage::TRANSFER_DST)?;
-        let uploaded = state
-            .buffers
-            .get(&src)
-            .and_then(|b| b.image_state)
-            .is_some_and(|s| s.upload_submitted);
-        if !uploaded {
-            state.misuse(Misuse::ReadOfUndefinedImage { image });
-        }
         let dst_size = state.buffers[&dst].size;
         let mut regions = Vec::with_capacity(command.regions.len());
         let mut runs = Vec::new();
@@ -137,6 +133,7 @@ impl DummyDevice {
         pending.memory.extend([src_binding.0, dst_binding.0]);
         Some(PendingImageRead {
             src,
+            image,
             dst,
             desc: command.desc,
             regions,
@@ -159,6 +156,14 @@ impl State {
             return;
         };
         self.counters.copies += 1;
+        let defined = self
+            .buffers
+            .get(&read.src)
+            .and_then(|b| b.image_state)
+            .is_some_and(|s| s.layout.is_some());
+        if !defined {
+            self.misuse(Misuse::ReadOfUndefinedImage { image: read.image });
+        }
         let written = written.entry(dst.0).or_default();
         let copy = ImageTransfer {
             buffer: dst,

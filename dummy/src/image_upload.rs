@@ -16,8 +16,9 @@
 //!
 //! An image starts undefined. An upload without `keep_contents` discards what it held (filled
 //! with [`DeviceConfig::discarded_image_fill`]); once the upload's value completed, the image is
-//! in [`ImageDesc::layout_after_upload`] ([`DummyDevice::image_layout`]). An upload with
-//! `keep_contents` into an image no earlier upload was submitted for is recorded as
+//! in [`ImageDesc::layout_after_upload`] ([`DummyDevice::image_layout`]), as it is once the
+//! application wrote it ([`DummyDevice::application_writes_image`]). An upload with
+//! `keep_contents` that executes while the image is still undefined is recorded as
 //! [`Misuse::KeepContentsOfUndefinedImage`] and runs as a first one.
 //!
 //! [`DeviceConfig::discarded_image_fill`]: crate::DeviceConfig::discarded_image_fill
@@ -41,21 +42,17 @@ use crate::misuse::{Misuse, Operation};
 pub(crate) struct ImageState {
     /// What it was created with.
     pub(crate) desc: ImageDesc,
-    /// The layout the last executed upload left it in; `None` while undefined.
+    /// The layout the last executed upload (or the application's write,
+    /// [`DummyDevice::application_writes_image`]) left it in; `None` while undefined. Uploads
+    /// and read-backs check it when they execute: the device has one queue, so every upload
+    /// submitted before them has executed by then.
     pub(crate) layout: Option<ImageLayout>,
-    /// Whether an upload into it was submitted. The device has one queue, so a later upload is
-    /// ordered after it: this is what `keep_contents` needs, whether or not it executed yet.
-    pub(crate) upload_submitted: bool,
 }
 
 impl ImageState {
     /// A new image: undefined, never uploaded into.
     pub(crate) fn new(desc: ImageDesc) -> Self {
-        Self {
-            desc,
-            layout: None,
-            upload_submitted: false,
-        }
+        Self { desc, layout: None }
     }
 }
 
@@ -66,9 +63,13 @@ pub(crate) struct PendingImageCommand {
     pub(crate) src: u64,
     /// Destination image (resource) index.
     pub(crate) dst: u64,
+    /// The destination's handle, for the misuse it may record.
+    pub(crate) image: DummyBuffer,
     pub(crate) desc: ImageDesc,
-    /// The byte the whole image is filled with first: `Some` when the upload discards the
-    /// contents and the device is set to fill them.
+    /// Whether the upload keeps what the image holds outside its regions; it discards it
+    /// instead (as a first upload does) when the image is undefined as the upload executes.
+    pub(crate) keep_contents: bool,
+    /// What a discard fills the whole image with first (`DeviceConfig::discarded_image_fill`).
     pub(crate) discard_fill: Option<u8>,
     /// The regions that can execute (inside the source buffer).
     pub(crate) regions: Vec<ImageCopy>,
@@ -207,8 +208,8 @@ impl DummyDevice {
     /// source that is not a linear buffer, or lacks `TRANSFER_SRC`; a `desc` other than the
     /// image's ([`Misuse::ImageDescMismatch`], command dropped); a source range past the end of
     /// the source buffer ([`Misuse::CopyOutOfBounds`], region dropped); overlapping regions
-    /// ([`Misuse::ImageCopyOverlappingRegions`]); `keep_contents` on an image no upload was
-    /// submitted for ([`Misuse::KeepContentsOfUndefinedImage`]); unflushed non-coherent
+    /// ([`Misuse::ImageCopyOverlappingRegions`]); `keep_contents` on an image still undefined
+    /// as the upload executes ([`Misuse::KeepContentsOfUndefinedImage`]); unflushed non-coherent
     /// sources. Sources (and host-visible images) are hashed, to catch host writes before
     /// execution; destroying the image or freeing its memory before then is recorded by
     /// `destroy_image` and `free_memory`.
@@ -329,15 +330,6 @@ impl DummyDevice {
         if regions_overlap(&regions) {
             state.misuse(Misuse::ImageCopyOverlappingRegions { image });
         }
-        let uploaded_before = state
-            .buffers
-            .get_mut(&dst)
-            .and_then(|b| b.image_state.as_mut())
-            .is_some_and(|s| std::mem::replace(&mut s.upload_submitted, true));
-        if command.keep_contents && !uploaded_before {
-            state.misuse(Misuse::KeepContentsOfUndefinedImage { image });
-        }
-        let discard = !(command.keep_contents && uploaded_before);
         let mut found = Vec::new();
         let src_memory = &state.memory[&src_binding.0];
         for (from, size) in regions
@@ -387,11 +379,9 @@ impl DummyDevice {
             src,
             dst,
             desc: command.desc,
-            discard_fill: if discard {
-                self.shared.config.discarded_image_fill
-            } else {
-                None
-            },
+            image,
+            keep_contents: command.keep_contents,
+            discard_fill: self.shared.config.discarded_image_fill,
             regions,
         })
     }
@@ -461,6 +451,44 @@ impl DummyDevice {
         Ok(out)
     }
 
+    /// The application's own GPU work (a render pass, a compute pass) wrote `texels` into one
+    /// subresource (`mip_level`, `layer`) of an image and left it in its layout after upload;
+    /// the test stands for the application's queue, and that work has completed. The texels are
+    /// tightly packed, as [`read_image`](Self::read_image) returns them. From then on the image's
+    /// contents are defined, as after an upload (the simulator tracks that per image, not per
+    /// subresource): a read-back of it is no
+    /// [`Misuse::ReadOfUndefinedImage`], and an upload may keep what it holds.
+    ///
+    /// [`InspectError::UnknownImage`], [`InspectError::NoSuchSubresource`],
+    /// [`InspectError::Unbound`], and [`InspectError::OutOfBounds`] when `texels` is not the
+    /// subresource's size.
+    pub fn application_writes_image(
+        &self,
+        image: DummyImage,
+        mip_level: u32,
+        layer: u32,
+        texels: &[u8],
+    ) -> Result<(), InspectError> {
+        let mut state = self.lock();
+        let (object, desc) = self.image_object(&state, image)?;
+        let (offset, size) =
+            subresource_range(&desc, mip_level, layer).ok_or(InspectError::NoSuchSubresource)?;
+        if texels.len() as u64 != size {
+            return Err(InspectError::OutOfBounds);
+        }
+        let (memory, base) = object.binding.ok_or(InspectError::Unbound)?;
+        let fill = self.shared.config.stale_read_fill;
+        let memory = state.memory.get_mut(&memory).ok_or(InspectError::Unbound)?;
+        memory.device_write(base + offset, texels, fill);
+        let image_state = state
+            .buffers
+            .get_mut(&image.resource.index)
+            .and_then(|b| b.image_state.as_mut())
+            .ok_or(InspectError::UnknownImage)?;
+        image_state.layout = Some(desc.layout_after_upload());
+        Ok(())
+    }
+
     /// The layout an image is in as the timeline stands: `None` while undefined (no upload into
     /// it completed), else [`ImageDesc::layout_after_upload`] of its description.
     pub fn image_layout(&self, image: DummyImage) -> Result<Option<ImageLayout>, InspectError> {
@@ -504,8 +532,19 @@ impl State {
             return;
         };
         self.counters.copies += 1;
+        let defined = self
+            .buffers
+            .get(&command.dst)
+            .and_then(|b| b.image_state)
+            .is_some_and(|s| s.layout.is_some());
+        if command.keep_contents && !defined {
+            self.misuse(Misuse::KeepContentsOfUndefinedImage {
+                image: command.image,
+            });
+        }
+        let discard = !(command.keep_contents && defined);
         let written = written.entry(dst.0).or_default();
-        if let Some(fill) = command.discard_fill {
+        if let Some(fill) = command.discard_fill.filter(|_| discard) {
             let size = command.desc.packed_bytes();
             if let Some(dst_memory) = self.memory.get_mut(&dst.0) {
                 for_chunks(dst.1, size, |at, n| {

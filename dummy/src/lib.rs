@@ -14,15 +14,17 @@
 //!   image's memory. [`DummyDevice::read_image`] reads one subresource back, tightly packed;
 //!   [`DummyDevice::image_layout`] says whether an upload left the image in its layout after
 //!   upload. A first upload discards the image (filled with
-//!   [`DeviceConfig::discarded_image_fill`]). Recorded: `keep_contents` on an image no upload
-//!   wrote ([`Misuse::KeepContentsOfUndefinedImage`]), overlapping regions
+//!   [`DeviceConfig::discarded_image_fill`]); [`DummyDevice::application_writes_image`] stands
+//!   for the application's own work writing one (a render target drawn into). Recorded:
+//!   `keep_contents` on an image nothing wrote ([`Misuse::KeepContentsOfUndefinedImage`]),
+//!   overlapping regions
 //!   ([`Misuse::ImageCopyOverlappingRegions`]), a `desc` other than the image's
 //!   ([`Misuse::ImageDescMismatch`]), and, as for buffers, source ranges past the buffer,
 //!   destroyed or unbound images, and destroying or freeing an image while its upload is
 //!   pending.
 //! - **Image read-backs** ([`DummyDevice::submit_image_reads`], core's `ImageCopyQueue`): texels
 //!   copied out of the image into a buffer at each region's offset and pitches when the value
-//!   executes; a read of an image no upload wrote is recorded
+//!   executes; a read of an image nothing wrote is recorded
 //!   ([`Misuse::ReadOfUndefinedImage`]), as are destination ranges that overlap or reach past
 //!   the buffer.
 //! - **The application's timelines** ([`DummyTimeline`], core's `ExternalTimelines`): timelines

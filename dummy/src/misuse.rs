@@ -329,15 +329,19 @@ pub enum Misuse {
         /// The freed object.
         memory: DummyMemory,
     },
-    /// An upload with `keep_contents` into an image that no earlier upload wrote: its layout is
-    /// undefined, so the contents to keep do not exist (a layout transition from the wrong old
-    /// layout, on a GPU). The upload runs as a first one: what it does not cover is discarded.
+    /// An upload with `keep_contents` that executed while nothing had written the image (no
+    /// upload before it, nor the application,
+    /// [`DummyDevice::application_writes_image`](crate::DummyDevice::application_writes_image)):
+    /// its layout is undefined, so the contents to keep do not exist (a layout transition from
+    /// the wrong old layout, on a GPU). The upload runs as a first one: what it does not cover
+    /// is discarded.
     KeepContentsOfUndefinedImage {
         /// The image's resource handle.
         image: DummyBuffer,
     },
-    /// A read-back of an image that no earlier upload wrote: its layout is undefined (a layout
-    /// transition from the wrong old layout, on a GPU), and the bytes read are garbage.
+    /// A read-back that executed while nothing had written the image (no upload before it, nor
+    /// the application): its layout is undefined (a layout transition from the wrong old
+    /// layout, on a GPU), and the bytes read are garbage.
     ReadOfUndefinedImage {
         /// The image's resource handle.
         image: DummyBuffer,
@@ -644,11 +648,11 @@ impl fmt::Display for Misuse {
             }
             Self::KeepContentsOfUndefinedImage { image } => write!(
                 f,
-                "upload keeps the contents of {image}, which no earlier upload wrote"
+                "upload keeps the contents of {image}, which nothing wrote before it"
             ),
             Self::ReadOfUndefinedImage { image } => write!(
                 f,
-                "read-back of {image}, which no earlier upload wrote (its layout is undefined)"
+                "read-back of {image}, which nothing wrote before it (its layout is undefined)"
             ),
             Self::ImageCopyOverlappingRegions { image } => {
                 write!(f, "upload regions overlap in {image}")

@@ -485,13 +485,15 @@ fn keep_contents_of_an_image_never_uploaded_is_misuse_and_discards() {
     }];
     gpu.submit_image_copies(&[command(src, image, desc, true, &region)], 1)
         .expect("submit");
+    // Judged as it executes: the application could still write the image before then.
+    gpu.assert_no_misuse();
+    gpu.complete_all();
     assert_eq!(
         gpu.take_misuses(),
         [Misuse::KeepContentsOfUndefinedImage {
             image: image.resource()
         }]
     );
-    gpu.complete_all();
     // The contents to keep never existed: the rest holds the discard fill.
     let texels = gpu.read_image(image, 0, 0).expect("read");
     assert_eq!(texels[..16], patch[..]);
@@ -1098,13 +1100,13 @@ fn read_back_contract_breaches_are_misuse() {
     };
     gpu.submit_image_reads(&[read(image, desc, dst, &[row(0, 0)])], 1)
         .expect("submit");
+    gpu.complete_all();
     assert_eq!(
         gpu.take_misuses(),
         [Misuse::ReadOfUndefinedImage {
             image: image.resource()
         }]
     );
-    gpu.complete_all();
     upload_whole(&gpu, image, &desc, 3, 2);
     // Destinations that overlap, and one past the buffer's end (dropped).
     let regions = [row(0, 0), row(1, 8), row(2, 120)];
@@ -1161,6 +1163,51 @@ fn a_read_back_after_an_upload_not_yet_executed_reads_the_uploaded_texels() {
         .expect("submit");
     assert_eq!(gpu.complete_all(), 2);
     assert_eq!(host_bytes(&gpu, memory, 64), bytes);
+    gpu.assert_no_misuse();
+    release_all(&gpu);
+}
+
+#[test]
+fn the_applications_write_defines_an_image_for_the_reads_and_kept_uploads_that_execute_after_it() {
+    let gpu = DummyDevice::discrete();
+    let desc = ImageDesc::new_2d(ImageFormat::Rgba8Unorm, 4, 4, READABLE);
+    let (image, _) = image_on(&gpu, &desc);
+    let drawing = level_bytes(&desc, 5, 0, 0);
+    assert_eq!(
+        gpu.application_writes_image(image, 0, 0, &drawing[1..]),
+        Err(InspectError::OutOfBounds)
+    );
+    assert_eq!(
+        gpu.application_writes_image(image, 1, 0, &drawing),
+        Err(InspectError::NoSuchSubresource)
+    );
+    assert_eq!(gpu.image_layout(image), Ok(None));
+    // Submitted before the application's write, executed after it (the application's frame
+    // orders its work before the copies, as `wait_for_external` does on a GPU).
+    let (landing_memory, dst) = landing(&gpu, 64);
+    let whole = [ImageCopy::whole_level(&desc, 0, 0)];
+    gpu.submit_image_reads(&[read(image, desc, dst, &whole)], 1)
+        .expect("submit");
+    let patch = box_bytes(&desc, 9, 0, 0, [0, 1, 0], [4, 1, 1]);
+    let src = staging(&gpu, &patch);
+    let row = [ImageCopy {
+        offset: [0, 1, 0],
+        extent: [4, 1, 1],
+        ..ImageCopy::whole_level(&desc, 0, 0)
+    }];
+    gpu.submit_image_copies(&[command(src, image, desc, true, &row)], 2)
+        .expect("submit");
+    gpu.application_writes_image(image, 0, 0, &drawing)
+        .expect("the application's draw");
+    assert_eq!(
+        gpu.image_layout(image),
+        Ok(Some(desc.layout_after_upload()))
+    );
+    gpu.complete_all();
+    assert_eq!(host_bytes(&gpu, landing_memory, 64), drawing);
+    let mut patched = drawing.clone();
+    patched[16..32].copy_from_slice(&patch);
+    assert_eq!(gpu.read_image(image, 0, 0).expect("read"), patched);
     gpu.assert_no_misuse();
     release_all(&gpu);
 }

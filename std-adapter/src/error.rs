@@ -62,7 +62,8 @@ pub enum Error {
     /// read-back the same bytes (their order would be undefined).
     OverlappingImageRegions,
     /// The image is read back before any upload into it: its contents, and its layout, are
-    /// undefined.
+    /// undefined. An image the application's own GPU work wrote is read back once
+    /// [`Image::mark_written`](crate::Image::mark_written) says so.
     ImageNotWritten,
     /// The host could not provide this many bytes for a frame arena.
     HostOutOfMemory {
@@ -129,9 +130,9 @@ impl fmt::Display for Error {
             Self::OverlappingImageRegions => {
                 f.write_str("two regions of the image copy write the same texels or bytes")
             }
-            Self::ImageNotWritten => {
-                f.write_str("the image is read back before any upload wrote it")
-            }
+            Self::ImageNotWritten => f.write_str(
+                "the image is read back before any upload wrote it (or `Image::mark_written`)",
+            ),
             Self::Memory(e) => write!(f, "device memory: {e}"),
             Self::Device(e) => write!(f, "device: {e}"),
             Self::DeviceLost => f.write_str("the device was lost"),

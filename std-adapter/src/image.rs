@@ -75,11 +75,41 @@ impl<D: Device> Image<D> {
         self.state.desc.layout_after_upload()
     }
 
-    /// Whether an upload into it was submitted: from then on it is in
-    /// [`Image::layout_after_upload`] between uploads, and each upload keeps what the regions
-    /// do not cover.
+    /// Whether an upload into it was submitted (or [`Image::mark_written`] was called): from
+    /// then on it is in [`Image::layout_after_upload`] between uploads, each upload keeps what
+    /// the regions do not cover, and it can be read back.
     pub fn is_written(&self) -> bool {
         self.state.written.load(Ordering::Acquire)
+    }
+
+    /// Tells the coordinator that the application's own GPU work wrote the image (a render
+    /// target drawn into, a storage image a compute pass filled) and left it in
+    /// [`Image::layout_after_upload`], as an upload would have. From then on
+    /// [`Coordinator::read_back_image`](crate::Coordinator::read_back_image) reads it (instead
+    /// of refusing with [`Error::ImageNotWritten`](crate::Error::ImageNotWritten)), and an
+    /// upload into part of it keeps the rest, as after an upload. Calling it again, or after
+    /// an upload, changes nothing.
+    ///
+    /// The usual sequence for a render target read back on memkit's queue: render into it and
+    /// end in [`Image::layout_after_upload`] (the render pass's final layout, or a barrier),
+    /// signal a timeline value from that submission, pass the value to
+    /// [`Coordinator::wait_for_external`](crate::Coordinator::wait_for_external), call this, and
+    /// read back.
+    ///
+    /// # Safety
+    /// Until the coordinator's next upload into or read-back of the image is submitted:
+    /// - every subresource of the image is in [`Image::layout_after_upload`] (a subresource the
+    ///   application never wrote still needs the transition: its texels are then undefined);
+    /// - the application's work on the image has completed, or is ordered before the
+    ///   coordinator's later submissions by
+    ///   [`Coordinator::wait_for_external`](crate::Coordinator::wait_for_external) (called
+    ///   before that upload or read-back), and its writes were made available (a semaphore
+    ///   signal or a fence does that);
+    /// - the image can be used on the coordinator's transfer queue: concurrent sharing with its
+    ///   family, the same family, or (on Vulkan under `release_to_family`) returned to it with
+    ///   `image_return_barrier`, as after the application's use of an uploaded image.
+    pub unsafe fn mark_written(&self) {
+        self.shared.mark_image_written(&self.state);
     }
 
     /// Whether the image still exists: `false` once its coordinator was dropped (which destroys

@@ -293,3 +293,81 @@ fn a_refused_read_back_leaves_the_timeline_whole_and_its_landing_buffer_for_the_
     assert_eq!(stats.completed_value, stats.submitted_value);
     device.assert_no_misuse();
 }
+
+/// A render target: drawn into by the application, never uploaded into.
+const RENDER_TARGET: ImageUsage = READABLE.union(ImageUsage::COLOR_ATTACHMENT);
+
+#[test]
+fn a_render_target_the_application_drew_reads_back_once_marked_and_uploads_keep_the_drawing() {
+    let (c, device) = coordinator(DeviceConfig::discrete());
+    let desc = ImageDesc::new_2d(ImageFormat::Rgba8Unorm, 16, 8, RENDER_TARGET);
+    let target = c
+        .create_image(&desc, MemoryUsage::FAST_DEVICE_ACCESS)
+        .expect("render target");
+    let whole = [ImageCopy::whole_level(&desc, 0, 0)];
+    assert_eq!(
+        c.read_back_image(&target, &whole).err(),
+        Some(Error::ImageNotWritten)
+    );
+    assert!(!target.is_written());
+
+    // The application's frame draws into the target and signals 1 on its timeline; the
+    // coordinator's read-back is ordered after it on the GPU, not on the host.
+    let frame = device.create_external_timeline();
+    // SAFETY: the timeline is the device's and outlives the coordinator; the test signals 1.
+    unsafe { c.wait_for_external(frame, 1) }.expect("wait");
+    // SAFETY: the frame below draws every texel and leaves the target in its layout after
+    // upload (the simulated application's write does both), and the read-back is ordered after
+    // it by the wait above; one queue family.
+    unsafe { target.mark_written() };
+    assert!(target.is_written());
+    let drawn_read = c.read_back_image(&target, &whole).expect("read back");
+    device.complete_all();
+    assert!(
+        !drawn_read.is_ready().unwrap(),
+        "the copy waits for the application's frame"
+    );
+    let drawing = pattern(desc.packed_bytes() as usize, 7);
+    device
+        .application_writes_image(target.raw(), 0, 0, &drawing)
+        .expect("the application's draw");
+    device.signal_external(frame, 1).expect("our timeline");
+    device.complete_all();
+    assert!(drawn_read.wait().unwrap() == drawing);
+
+    // An upload of two rows keeps the rest of the drawing (the simulator fills what an upload
+    // discards with 0xDD).
+    let rows = ImageCopy {
+        offset: [0, 2, 0],
+        extent: [16, 2, 1],
+        ..whole[0]
+    };
+    let patch = pattern(2 * 16 * 4, 99);
+    c.upload_image(&target, &[rows], &patch).expect("upload");
+    let patched_read = c.read_back_image(&target, &whole).expect("read back");
+    device.complete_all();
+    let mut patched = drawing.clone();
+    patched[2 * 16 * 4..4 * 16 * 4].copy_from_slice(&patch);
+    assert!(patched_read.wait().unwrap() == patched);
+    device.assert_no_misuse();
+}
+
+#[test]
+fn an_image_marked_written_that_nothing_wrote_is_a_misuse_the_simulator_reports() {
+    let (c, device) = coordinator(DeviceConfig::discrete());
+    let desc = ImageDesc::new_2d(ImageFormat::Rgba8Unorm, 8, 8, RENDER_TARGET);
+    let target = c
+        .create_image(&desc, MemoryUsage::FAST_DEVICE_ACCESS)
+        .expect("render target");
+    // SAFETY: deliberately broken (nothing wrote the image): the simulator records it.
+    unsafe { target.mark_written() };
+    let read = c
+        .read_back_image(&target, &[ImageCopy::whole_level(&desc, 0, 0)])
+        .expect("read back");
+    device.complete_all();
+    read.wait().expect("the copy ran");
+    assert_eq!(
+        device.misuse_kinds(),
+        [memkit_dummy::MisuseKind::ReadOfUndefinedImage]
+    );
+}

@@ -503,6 +503,15 @@ impl<D: Device + ImageCopyQueue> Shared<D> {
     }
 }
 
+impl<D: Device> Shared<D> {
+    /// [`Image::mark_written`]: under the submitter's lock, as an upload sets it, so that an
+    /// upload being submitted on another thread sees it either before or after, never halfway.
+    pub(crate) fn mark_image_written(&self, state: &ImageState<D>) {
+        let _sub = self.lock_submitter();
+        state.written.store(true, Ordering::Release);
+    }
+}
+
 impl<D: Device + ImageDevice> Shared<D> {
     /// What every upload into or read-back of `image` checks first: the coordinator is live,
     /// the image is its own, and there are regions.

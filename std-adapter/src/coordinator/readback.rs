@@ -85,11 +85,13 @@ impl<D: Device + ImageCopyQueue> Coordinator<D> {
     /// as the furthest region's end; bytes no region writes are unspecified.
     ///
     /// The image needs [`ImageUsage::TRANSFER_SRC`] in its description, and an upload into it
-    /// made before the call (which leaves it in [`Image::layout_after_upload`]): the copy moves
-    /// it to the transfer layout and back, after every upload made before the call and before
-    /// any made after. The application keeps its own GPU work off the image while the copy runs,
-    /// as for uploads; what it wrote into the image is read only if it left the image in the
-    /// layout after upload, its work completed (or was ordered before the coordinator's later
+    /// made before the call (which leaves it in [`Image::layout_after_upload`]), or the
+    /// application's word that its own work wrote it and left it there
+    /// ([`Image::mark_written`]: how a render target is read back): the copy moves it to the
+    /// transfer layout and back, after every upload made before the call and before any made
+    /// after. The application keeps its own GPU work off the image while the copy runs, as for
+    /// uploads; what it wrote into the image is read only if it left the image in the layout
+    /// after upload, its work completed (or was ordered before the coordinator's later
     /// submissions with [`Coordinator::wait_for_external`]) and its writes were made available.
     ///
     /// The copy goes out at once, in a submission of its own, after whatever is staged and the
@@ -102,7 +104,8 @@ impl<D: Device + ImageCopyQueue> Coordinator<D> {
     /// granularity; a `buffer_offset` must be a multiple of the format's
     /// [`copy_offset_alignment`](memkit_core::device::ImageFormat::copy_offset_alignment)),
     /// [`Error::OverlappingImageRegions`] when two regions' bytes overlap,
-    /// [`Error::ImageNotWritten`] before any upload into the image, [`Error::DeviceLost`],
+    /// [`Error::ImageNotWritten`] before any upload into the image (or [`Image::mark_written`]),
+    /// [`Error::DeviceLost`],
     /// [`Error::Device`] when the device refuses the submission, and those of
     /// [`Coordinator::read_back`] for the landing buffer and the flush before the copy.
     ///
@@ -166,7 +169,8 @@ impl<D: Device + ImageCopyQueue> Shared<D> {
         if destinations_overlap(regions, desc.format) {
             return Err(Error::OverlappingImageRegions);
         }
-        // Set once an upload into it was submitted: the queue runs the copy after it.
+        // Set once an upload into it was submitted (the queue runs the copy after it), or by the
+        // application's `Image::mark_written` (its contract orders its work before the copy).
         if !state.written.load(Ordering::Acquire) {
             return Err(Error::ImageNotWritten);
         }
@@ -200,7 +204,8 @@ impl<D: Device + ImageCopyQueue> Shared<D> {
         // `check_read` against it and the queue's granularity, its bytes lie inside the landing
         // buffer (sized to the furthest end) and no two overlap; an upload into the image was
         // submitted before on this queue (`written`), which left it in its layout after upload,
-        // and the application keeps its own work off it (its contract, as for uploads); the
+        // or the application's work did and was ordered before this copy (`mark_written`'s
+        // contract), and the application keeps its own work off it (as for uploads); the
         // tracker hands out increasing values, submitted under the submitter's lock.
         let submitted = unsafe { self.device.submit_image_reads(&[command], value) };
         if let Err(e) = submitted {
