@@ -14,6 +14,12 @@
 //! The engine paces its own frames too: before memkit stages a frame slot's uniforms again, the
 //! engine waits for its own submission that read them last (memkit's frame pacing waits only for
 //! memkit's copies).
+//!
+//! The other way round, the engine draws into a render target memkit made (a render pass, no
+//! upload) and signals its own timeline semaphore; memkit's read-back waits for that value on
+//! the GPU (`Coordinator::wait_for_external`), is told the engine wrote the image
+//! (`Image::mark_written`), and brings the drawing back byte for byte; an upload of two rows
+//! afterwards keeps the rest of it.
 
 mod common;
 
@@ -22,7 +28,10 @@ use std::io::Write;
 use std::sync::Arc;
 
 use common::{SECOND, pattern};
-use memkit_std::{Buffer, BufferingMode, Coordinator, CoordinatorConfig, MemoryUsage, Ticket};
+use memkit_core::device::{ImageCopy, ImageDesc, ImageFormat, ImageLayout, ImageUsage};
+use memkit_std::{
+    Buffer, BufferingMode, Coordinator, CoordinatorConfig, Error, MemoryUsage, Ticket,
+};
 use memkit_vulkan::ash::{self, vk};
 use memkit_vulkan::{
     EnabledFeatures, QueueLocation, ValidationLog, VulkanDevice, VulkanDeviceConfig,
@@ -539,6 +548,29 @@ impl EngineFrames {
     }
 }
 
+/// A coordinator over the engine's device, triple-buffered, with a 1 MiB staging ring.
+fn coordinator_for(engine: &Engine) -> Coordinator<VulkanDevice> {
+    // SAFETY: the device comes from this instance and physical device, and outlives `memkit`
+    // (the engine destroys it only after the coordinator, its buffers and tickets are gone);
+    // the engine submits to memkit's queue only through `with_transfer_queue`; `enabled` is
+    // what the device was created with.
+    let memkit = unsafe {
+        VulkanDevice::new(
+            &engine.instance,
+            engine.physical_device,
+            &engine.device,
+            engine.memkit_config(),
+        )
+    }
+    .unwrap();
+    let config = CoordinatorConfig {
+        buffering: BufferingMode::Triple,
+        staging_ring_size: 1 << 20,
+        ..CoordinatorConfig::default()
+    };
+    Coordinator::new(memkit, config).unwrap()
+}
+
 /// The highest timeline value among `tickets`: every one is submitted (the engine flushed).
 fn submitted_value(tickets: &[&Ticket]) -> u64 {
     tickets
@@ -566,25 +598,7 @@ fn uploads_reach_the_engines_own_graphics_submissions_byte_for_byte() {
 /// device, copies each into the engine's read-back buffer on its graphics queue, checks every
 /// byte, and tears everything down.
 fn render_frames(engine: Engine) {
-    // SAFETY: the device comes from this instance and physical device, and outlives `memkit`
-    // (the engine destroys it only after the coordinator, its buffers and tickets are gone);
-    // the engine submits to memkit's queue only through `with_transfer_queue`; `enabled` is
-    // what the device was created with.
-    let memkit = unsafe {
-        VulkanDevice::new(
-            &engine.instance,
-            engine.physical_device,
-            &engine.device,
-            engine.memkit_config(),
-        )
-    }
-    .unwrap();
-    let config = CoordinatorConfig {
-        buffering: BufferingMode::Triple,
-        staging_ring_size: 1 << 20,
-        ..CoordinatorConfig::default()
-    };
-    let coordinator = Coordinator::new(memkit, config).unwrap();
+    let coordinator = coordinator_for(&engine);
     // The engine keeps using the device through the coordinator's reference.
     let memkit = coordinator.device();
     assert!(memkit.timeline_semaphore().is_some());
@@ -741,6 +755,299 @@ fn render_frames(engine: Engine) {
     // SAFETY: the coordinator is gone with every buffer and ticket, and its `VulkanDevice` was
     // dropped; the engine's own objects are destroyed. The validation layer reports any object
     // left on the device (memkit's memory, buffers, pool or semaphore) when it is destroyed.
+    let messages = unsafe { engine.destroy() };
+    assert!(
+        messages.is_empty(),
+        "validation reported {} message(s):\n{}",
+        messages.len(),
+        messages.join("\n")
+    );
+}
+
+/// The render target the engine draws: RGBA8, cleared to `BACKGROUND` with `FOREGROUND` drawn
+/// over `RECT` (x, y, width, height). Colours convert to bytes exactly (k / 255 each).
+const TARGET_WIDTH: u32 = 32;
+const TARGET_HEIGHT: u32 = 16;
+const BACKGROUND: [f32; 4] = [1.0, 0.2, 0.0, 1.0];
+const BACKGROUND_BYTES: [u8; 4] = [255, 51, 0, 255];
+const FOREGROUND: [f32; 4] = [0.0, 0.6, 1.0, 0.2];
+const FOREGROUND_BYTES: [u8; 4] = [0, 153, 255, 51];
+const RECT: [u32; 4] = [5, 3, 12, 7];
+
+/// The target's texels after the engine's pass, row after row.
+fn drawing() -> Vec<u8> {
+    let [x0, y0, w, h] = RECT;
+    (0..TARGET_HEIGHT)
+        .flat_map(|y| (0..TARGET_WIDTH).map(move |x| (x, y)))
+        .flat_map(|(x, y)| {
+            let inside = (x0..x0 + w).contains(&x) && (y0..y0 + h).contains(&y);
+            if inside {
+                FOREGROUND_BYTES
+            } else {
+                BACKGROUND_BYTES
+            }
+        })
+        .collect()
+}
+
+/// The engine's pass over a render target: a render pass that clears it and leaves it in
+/// `SHADER_READ_ONLY_OPTIMAL` (memkit's layout after upload for a sampled image), a draw of the
+/// rectangle (`vkCmdClearAttachments`), and the submission that signals the engine's timeline.
+struct DrawPass {
+    render_pass: vk::RenderPass,
+    view: vk::ImageView,
+    framebuffer: vk::Framebuffer,
+    pool: vk::CommandPool,
+    cmd: vk::CommandBuffer,
+    fence: vk::Fence,
+    /// The engine's timeline semaphore, signalled by the pass.
+    frame_done: vk::Semaphore,
+}
+
+impl DrawPass {
+    fn new(engine: &Engine, image: vk::Image) -> Self {
+        let device = &engine.device;
+        let attachment = [vk::AttachmentDescription::default()
+            .format(vk::Format::R8G8B8A8_UNORM)
+            .samples(vk::SampleCountFlags::TYPE_1)
+            .load_op(vk::AttachmentLoadOp::CLEAR)
+            .store_op(vk::AttachmentStoreOp::STORE)
+            .stencil_load_op(vk::AttachmentLoadOp::DONT_CARE)
+            .stencil_store_op(vk::AttachmentStoreOp::DONT_CARE)
+            .initial_layout(vk::ImageLayout::UNDEFINED)
+            .final_layout(vk::ImageLayout::SHADER_READ_ONLY_OPTIMAL)];
+        let color = [vk::AttachmentReference::default()
+            .attachment(0)
+            .layout(vk::ImageLayout::COLOR_ATTACHMENT_OPTIMAL)];
+        let subpass = [vk::SubpassDescription::default()
+            .pipeline_bind_point(vk::PipelineBindPoint::GRAPHICS)
+            .color_attachments(&color)];
+        let pass_info = vk::RenderPassCreateInfo::default()
+            .attachments(&attachment)
+            .subpasses(&subpass);
+        let range = vk::ImageSubresourceRange::default()
+            .aspect_mask(vk::ImageAspectFlags::COLOR)
+            .level_count(1)
+            .layer_count(1);
+        let view_info = vk::ImageViewCreateInfo::default()
+            .image(image)
+            .view_type(vk::ImageViewType::TYPE_2D)
+            .format(vk::Format::R8G8B8A8_UNORM)
+            .subresource_range(range);
+        let pool_info =
+            vk::CommandPoolCreateInfo::default().queue_family_index(engine.graphics.family);
+        let mut kind = vk::SemaphoreTypeCreateInfo::default()
+            .semaphore_type(vk::SemaphoreType::TIMELINE)
+            .initial_value(0);
+        let semaphore_info = vk::SemaphoreCreateInfo::default().push_next(&mut kind);
+        // SAFETY: valid create infos on a live device with timeline semaphores enabled; the
+        // image is alive, 2D, RGBA8 with `COLOR_ATTACHMENT`, one level and one layer, and
+        // outlives the view and the framebuffer (destroyed first, in `destroy`).
+        unsafe {
+            let render_pass = device.create_render_pass(&pass_info, None).unwrap();
+            let view = device.create_image_view(&view_info, None).unwrap();
+            let views = [view];
+            let framebuffer_info = vk::FramebufferCreateInfo::default()
+                .render_pass(render_pass)
+                .attachments(&views)
+                .width(TARGET_WIDTH)
+                .height(TARGET_HEIGHT)
+                .layers(1);
+            let framebuffer = device.create_framebuffer(&framebuffer_info, None).unwrap();
+            let pool = device.create_command_pool(&pool_info, None).unwrap();
+            let alloc = vk::CommandBufferAllocateInfo::default()
+                .command_pool(pool)
+                .level(vk::CommandBufferLevel::PRIMARY)
+                .command_buffer_count(1);
+            let cmd = device.allocate_command_buffers(&alloc).unwrap()[0];
+            let fence = device
+                .create_fence(&vk::FenceCreateInfo::default(), None)
+                .unwrap();
+            let frame_done = device.create_semaphore(&semaphore_info, None).unwrap();
+            Self {
+                render_pass,
+                view,
+                framebuffer,
+                pool,
+                cmd,
+                fence,
+                frame_done,
+            }
+        }
+    }
+
+    /// Records the pass and submits it on the graphics queue, signalling `value` on
+    /// `frame_done`.
+    fn submit(&self, engine: &Engine, memkit: &VulkanDevice, value: u64) {
+        let device = &engine.device;
+        let area = vk::Rect2D::default().extent(vk::Extent2D {
+            width: TARGET_WIDTH,
+            height: TARGET_HEIGHT,
+        });
+        let clear = [vk::ClearValue {
+            color: vk::ClearColorValue {
+                float32: BACKGROUND,
+            },
+        }];
+        let begin_pass = vk::RenderPassBeginInfo::default()
+            .render_pass(self.render_pass)
+            .framebuffer(self.framebuffer)
+            .render_area(area)
+            .clear_values(&clear);
+        let [x, y, width, height] = RECT;
+        let draw = [vk::ClearAttachment {
+            aspect_mask: vk::ImageAspectFlags::COLOR,
+            color_attachment: 0,
+            clear_value: vk::ClearValue {
+                color: vk::ClearColorValue {
+                    float32: FOREGROUND,
+                },
+            },
+        }];
+        let rect = [vk::ClearRect {
+            rect: vk::Rect2D {
+                offset: vk::Offset2D {
+                    x: x as i32,
+                    y: y as i32,
+                },
+                extent: vk::Extent2D { width, height },
+            },
+            base_array_layer: 0,
+            layer_count: 1,
+        }];
+        let begin = vk::CommandBufferBeginInfo::default()
+            .flags(vk::CommandBufferUsageFlags::ONE_TIME_SUBMIT);
+        // SAFETY: the command buffer is new (never submitted); the render pass, framebuffer and
+        // its view are alive; the rectangle lies inside the render area.
+        unsafe {
+            device.begin_command_buffer(self.cmd, &begin).unwrap();
+            device.cmd_begin_render_pass(self.cmd, &begin_pass, vk::SubpassContents::INLINE);
+            device.cmd_clear_attachments(self.cmd, &draw, &rect);
+            device.cmd_end_render_pass(self.cmd);
+            device.end_command_buffer(self.cmd).unwrap();
+        }
+        let semaphores = [self.frame_done];
+        let values = [value];
+        let cmds = [self.cmd];
+        let mut timeline =
+            vk::TimelineSemaphoreSubmitInfo::default().signal_semaphore_values(&values);
+        let submit = vk::SubmitInfo::default()
+            .command_buffers(&cmds)
+            .signal_semaphores(&semaphores)
+            .push_next(&mut timeline);
+        let go = |queue: vk::Queue| {
+            // SAFETY: the queue is the engine's for the call (memkit's lock is held when it is
+            // memkit's transfer queue); the command buffer is executable, the fence unsignalled
+            // and the value above the semaphore's.
+            unsafe { device.queue_submit(queue, &[submit], self.fence) }.unwrap();
+        };
+        if engine.shares_queue() {
+            memkit.with_transfer_queue(go);
+        } else {
+            go(engine.graphics_queue);
+        }
+    }
+
+    /// Waits for the pass, and destroys what it made but the semaphore (destroyed by
+    /// `destroy_semaphore`, once memkit's submissions that waited for it completed).
+    fn destroy(self, engine: &Engine) -> vk::Semaphore {
+        let device = &engine.device;
+        // SAFETY: the pass was submitted with the fence; once it signalled nothing uses the
+        // objects destroyed here.
+        unsafe {
+            device
+                .wait_for_fences(&[self.fence], true, 10 * SECOND)
+                .unwrap();
+            device.destroy_fence(self.fence, None);
+            device.destroy_command_pool(self.pool, None);
+            device.destroy_framebuffer(self.framebuffer, None);
+            device.destroy_image_view(self.view, None);
+            device.destroy_render_pass(self.render_pass, None);
+        }
+        self.frame_done
+    }
+}
+
+#[test]
+fn a_render_target_the_engine_drew_reads_back_through_memkit_byte_for_byte() {
+    for plan in PLANS {
+        let Some(engine) = Engine::new(plan) else {
+            return;
+        };
+        eprintln!(
+            "{plan:?}: graphics queue {:?}, memkit's queue {:?}",
+            engine.graphics, engine.transfer
+        );
+        read_back_drawing(engine);
+    }
+}
+
+/// The engine draws into a render target memkit made; memkit reads it back after the engine's
+/// frame, then uploads two rows into it and reads it again.
+fn read_back_drawing(engine: Engine) {
+    let coordinator = coordinator_for(&engine);
+    let memkit = coordinator.device();
+    let usage = ImageUsage::COLOR_ATTACHMENT
+        | ImageUsage::SAMPLED
+        | ImageUsage::TRANSFER_SRC
+        | ImageUsage::TRANSFER_DST;
+    let desc = ImageDesc::new_2d(ImageFormat::Rgba8Unorm, TARGET_WIDTH, TARGET_HEIGHT, usage);
+    let target = coordinator
+        .create_image(&desc, MemoryUsage::FAST_DEVICE_ACCESS)
+        .unwrap();
+    assert_eq!(
+        target.layout_after_upload(),
+        ImageLayout::ShaderReadOnlyOptimal
+    );
+    let whole = [ImageCopy::whole_level(&desc, 0, 0)];
+    assert_eq!(
+        coordinator.read_back_image(&target, &whole).err(),
+        Some(Error::ImageNotWritten)
+    );
+
+    let pass = DrawPass::new(&engine, target.raw());
+    pass.submit(&engine, memkit, 1);
+    // SAFETY: the semaphore is a timeline of memkit's device, alive until every submission of
+    // memkit's completed (destroyed after the coordinator's shutdown); the pass signals 1.
+    let after_frame = unsafe { coordinator.wait_for_external(pass.frame_done, 1) }.unwrap();
+    // SAFETY: the pass draws the whole (single) subresource and its render pass leaves it in
+    // `SHADER_READ_ONLY_OPTIMAL`, the layout after upload; memkit's later submissions wait for
+    // the pass's signal, which makes its writes available; the image is concurrent with the
+    // graphics family where memkit copies in another one, else in the family both use.
+    unsafe { target.mark_written() };
+    let drawn = coordinator.read_back_image(&target, &whole).unwrap();
+    assert!(drawn.wait().unwrap() == drawing(), "the drawing differs");
+    assert!(after_frame.is_complete().unwrap());
+
+    // Two rows uploaded over the drawing keep the rest of it.
+    let rows = ImageCopy {
+        offset: [0, 10, 0],
+        extent: [TARGET_WIDTH, 2, 1],
+        ..whole[0]
+    };
+    let row_bytes = (TARGET_WIDTH * 4) as usize;
+    let patch = pattern(2 * row_bytes, 77);
+    coordinator.upload_image(&target, &[rows], &patch).unwrap();
+    let patched_read = coordinator.read_back_image(&target, &whole).unwrap();
+    let mut patched = drawing();
+    patched[10 * row_bytes..12 * row_bytes].copy_from_slice(&patch);
+    assert!(
+        patched_read.wait().unwrap() == patched,
+        "the patched drawing differs"
+    );
+
+    // Teardown: the engine's pass (waited for), the image, the coordinator, then the semaphore
+    // memkit waited on, and last the engine's device.
+    let frame_done = pass.destroy(&engine);
+    drop((target, after_frame));
+    let (stats, memkit) = coordinator.shutdown_into_device();
+    assert_eq!((stats.leaked_buffers, stats.leaked_images), (0, 0));
+    assert_eq!((stats.images_created, stats.images_destroyed), (1, 1));
+    assert_eq!((stats.read_backs, stats.image_uploads), (2, 1));
+    drop(memkit.expect("nothing holds memkit's device"));
+    // SAFETY: every submission that waited for it completed (the coordinator shut down).
+    unsafe { engine.device.destroy_semaphore(frame_done, None) };
+    // SAFETY: the coordinator and its device are gone; the engine's objects are destroyed.
     let messages = unsafe { engine.destroy() };
     assert!(
         messages.is_empty(),
