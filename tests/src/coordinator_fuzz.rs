@@ -5,8 +5,9 @@
 //! hand, calls handing over another coordinator's buffer, grant or frame, and staging grants held
 //! across later ops and then committed or abandoned, over a small staging ring so that it wraps,
 //! fills and applies each back-pressure policy; and textures uploaded a band of rows at a time,
-//! read back a level at a time and dropped (module `images`). After every flush-and-complete,
-//! each live buffer's bytes and each read-back's equal the model, and the bytes the device copied are the bytes staged (each
+//! read back a level at a time, drawn whole by the application behind an external wait and
+//! dropped (module `images`). After every flush-and-complete, each live buffer's bytes and each
+//! read-back's equal the model, and the bytes the device copied are the bytes staged (each
 //! committed grant once, abandoned ones never); every bad call gets the typed error the model
 //! expects, and an upload that a held grant keeps from room gets the documented one; the device
 //! records no misuse and nothing is left after teardown.
@@ -23,7 +24,7 @@ use memkit_core::device::ImageCopy;
 use memkit_dummy::{DummyDevice, Preset};
 use memkit_std::{
     BackPressure, Buffer, BufferingMode, Coordinator, CoordinatorConfig, CoordinatorStats, Error,
-    Frame, MemoryUsage, PoolConfig, Readback, StagingGrant,
+    Frame, MemoryUsage, PoolConfig, Readback, StagingGrant, Ticket,
 };
 
 mod encoding;
@@ -192,6 +193,15 @@ pub enum CoordOp {
         /// Which live image.
         image: u8,
     },
+    /// The application's frame draws every level of an image (a render target): the
+    /// coordinator is told to wait for the frame's timeline value (`wait_for_external`) and that
+    /// the image was written (`Image::mark_written`); then the simulated GPU runs what was
+    /// submitted before the wait, the application writes the levels and signals the value.
+    /// Read-backs then see the drawing, and uploads keep it where they do not write.
+    AppDraw {
+        /// Which live image.
+        image: u8,
+    },
 }
 
 /// What one `coordinator` fuzz input stands for.
@@ -272,6 +282,8 @@ pub struct WorkloadDepth {
     pub image_read_backs: u32,
     /// The most live images at once.
     pub max_images: usize,
+    /// Images the application drew ([`CoordOp::AppDraw`]).
+    pub app_draws: u32,
 }
 
 impl WorkloadDepth {
@@ -304,6 +316,7 @@ impl WorkloadDepth {
             image_uploads: self.image_uploads + o.image_uploads,
             image_read_backs: self.image_read_backs + o.image_read_backs,
             max_images: self.max_images.max(o.max_images),
+            app_draws: self.app_draws + o.app_draws,
         }
     }
 
@@ -687,6 +700,11 @@ impl CoordinatorWorkload {
         let mut images: HashMap<u64, ImageModel> = HashMap::new();
         let mut image_order: Vec<u64> = Vec::new();
         let mut image_reads: Vec<PendingImageRead> = Vec::new();
+        // The application's timeline its frames signal, made at the first draw, and its value.
+        let mut app_timeline = None;
+        let mut app_value = 0u64;
+        // `wait_for_external`'s tickets, complete at the next check.
+        let mut after_frames: Vec<Ticket> = Vec::new();
         let mut ledger = Ledger {
             staged: 0,
             all: 0,
@@ -899,6 +917,10 @@ impl CoordinatorWorkload {
                         &mut depth,
                         &mut ledger,
                     );
+                    // Each waited for a value the application signalled at once.
+                    for ticket in after_frames.drain(..) {
+                        assert!(ticket.is_complete().expect("ticket"), "{ticket:?}");
+                    }
                 }
                 CoordOp::ReadBack {
                     buffer,
@@ -1066,6 +1088,45 @@ impl CoordinatorWorkload {
                     image_order.retain(|&m| m != id);
                     images.remove(&id);
                 }
+                CoordOp::AppDraw { image } => {
+                    let Some(id) = pick(&image_order, image) else {
+                        continue;
+                    };
+                    let timeline =
+                        *app_timeline.get_or_insert_with(|| device.create_external_timeline());
+                    let value = app_value + 1;
+                    // SAFETY: the timeline is the device's, which outlives the coordinator;
+                    // this op signals the value before it returns.
+                    match unsafe { c.wait_for_external(timeline, value) } {
+                        Ok(ticket) => after_frames.push(ticket),
+                        Err(Error::BlockedByHeldGrant) if setup.holding => {
+                            depth.blocked_by_held += 1;
+                            continue;
+                        }
+                        Err(e) => panic!("wait_for_external: {e:?}"),
+                    }
+                    app_value = value;
+                    // Everything staged before it was submitted first.
+                    flushed(&mut models);
+                    let m = images.get_mut(&id).expect("live");
+                    // SAFETY: the frame below writes every level (one layer) and leaves the
+                    // image in its layout after upload; the coordinator's later submissions wait
+                    // for the frame's value; one queue.
+                    unsafe { m.image.mark_written() };
+                    // The frame waited for memkit's work submitted before it.
+                    device.complete_all();
+                    for level in 0..m.image.desc().mip_levels {
+                        let bytes = data(m.level_len(level), i + level as usize);
+                        device
+                            .application_writes_image(m.image.raw(), level, 0, &bytes)
+                            .expect("the application's draw");
+                        m.drawn(level, &bytes);
+                    }
+                    device
+                        .signal_external(timeline, value)
+                        .expect("the application's timeline");
+                    depth.app_draws += 1;
+                }
                 CoordOp::Foreign(call) => {
                     let o = other.get_or_insert_with(|| {
                         let device = DummyDevice::with_preset(self.preset);
@@ -1118,6 +1179,9 @@ impl CoordinatorWorkload {
         drop(held);
         let pending = (&mut reads, &mut image_reads);
         check(&c, &mut models, pending, false, &mut depth, &mut ledger);
+        for ticket in after_frames {
+            assert!(ticket.is_complete().expect("ticket"), "{ticket:?}");
+        }
         depth.take_stats(&c.stats());
         drop(models);
         drop(images);

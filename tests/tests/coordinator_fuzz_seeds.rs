@@ -61,4 +61,5 @@ fn seeds_pass_the_model_and_reach_deep_states() {
     assert!(all.image_uploads >= 60, "{all:?}");
     assert!(all.image_read_backs >= 20, "{all:?}");
     assert!(all.max_images >= 3, "{all:?}");
+    assert!(all.app_draws >= 20, "{all:?}");
 }

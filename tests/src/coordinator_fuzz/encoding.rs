@@ -18,7 +18,8 @@
 //!   `11`: call with another coordinator's buffer (`x` 0), grant (`1`) or frame (`2`), or, for
 //!   larger `x`, an image op: create an image (`3`: RGBA8, `4`: BC7): side byte; upload into
 //!   image (`5` to `10`): image byte, level byte, rows byte; read back a level (`11` to `14`):
-//!   image byte, level byte; drop an image (`15` to `17`): image byte;
+//!   image byte, level byte; drop an image (`15`, `16`): image byte; the application draws an
+//!   image (`17`): image byte;
 //! - `12`: take a staging grant for buffer `x` and hold it: offset, length; `13`: commit
 //!   (`x` even) or abandon (`x` odd) held grant `x / 2`.
 
@@ -142,7 +143,8 @@ impl CoordinatorWorkload {
                         image: r.byte(),
                         level: r.byte(),
                     },
-                    _ => CoordOp::DropImage { image: r.byte() },
+                    15 | 16 => CoordOp::DropImage { image: r.byte() },
+                    _ => CoordOp::AppDraw { image: r.byte() },
                 },
                 12 => CoordOp::Hold {
                     buffer: x,
@@ -235,6 +237,7 @@ impl CoordinatorWorkload {
                 }
                 CoordOp::ReadBackImage { image, level } => out.extend([k(11, 11), image, level]),
                 CoordOp::DropImage { image } => out.extend([k(11, 15), image]),
+                CoordOp::AppDraw { image } => out.extend([k(11, 17), image]),
                 CoordOp::Hold {
                     buffer,
                     offset,

@@ -8,7 +8,8 @@
 //! bad calls, another coordinator's buffers, grants and frames, and staging grants held across
 //! uploads, checks and frames, then committed or abandoned; read-backs among staged uploads, of
 //! direct-write buffers, behind held grants, and bad ones; textures uploaded a band at a time and
-//! read back, before any upload (refused), behind held grants, and dropped in flight.
+//! read back, before any upload (refused), behind held grants, and dropped in flight; render
+//! targets the application draws, after the coordinator was told to wait for its frame.
 //! `tests/tests/coordinator_fuzz_seeds.rs` checks that the committed files are these seeds, that
 //! they pass the model, and that together they reach those states ([`super::WorkloadDepth`]).
 
@@ -302,6 +303,42 @@ fn images(ring: u32) -> Ops {
     o
 }
 
+/// Render targets the application draws (`CoordOp::AppDraw`): read back before any draw
+/// (refused), drawn and read back, drawn over uploads still in flight, uploaded into in part
+/// after a draw (the rest of the drawing kept), drawn while a grant is held, and dropped right
+/// after a draw.
+fn drawn_images(ring: u32) -> Ops {
+    let mut o = Ops::default();
+    o.create(ring, false);
+    o.image(63, false);
+    o.image(30, true);
+    for round in 0..3u8 {
+        o.read_image(2 + round, 0);
+        o.op(CoordOp::AppDraw { image: round });
+        o.read_image(round, 0);
+        o.read_image(round, 3);
+        o.upload_image(round + 1, 0, 15);
+        o.upload_image(round + 1, 1, 0x21);
+        o.op(CoordOp::AppDraw { image: round + 1 });
+        o.upload_image(round + 1, 0, 0x12);
+        o.read_image(round + 1, 0);
+        o.read_image(round + 1, 1);
+        o.upload(0, 64, ring / 4);
+        o.hold(0, 0, ring / 4);
+        o.op(CoordOp::AppDraw { image: round });
+        o.read_image(round, 2);
+        o.release(0, round % 2 == 1);
+        o.op(CoordOp::Advance { n: 2 });
+        o.op(CoordOp::Check);
+        o.image(10 + round * 40, round == 2);
+        o.op(CoordOp::AppDraw { image: 2 + round });
+        o.op(CoordOp::DropImage { image: 2 + round });
+        o.op(CoordOp::Maintain);
+    }
+    o.op(CoordOp::Check);
+    o
+}
+
 /// The seeds, by file name.
 pub fn fuzz_seeds() -> Vec<(String, CoordinatorWorkload)> {
     use Policy::{DedicatedStaging, Fail, WaitForGpu};
@@ -443,6 +480,20 @@ pub fn fuzz_seeds() -> Vec<(String, CoordinatorWorkload)> {
             (false, true, false),
             images(8192),
         ),
+    );
+    add(
+        "drawn_images_wait",
+        workload(
+            ResizableBar,
+            1,
+            WaitForGpu,
+            (false, true, false),
+            drawn_images(8192),
+        ),
+    );
+    add(
+        "drawn_images_fail",
+        workload(Discrete, 0, Fail, (true, false, true), drawn_images(4096)),
     );
     seeds
 }

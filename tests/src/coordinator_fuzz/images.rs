@@ -1,6 +1,6 @@
 //! Images in the coordinator workload: square textures with every mip level, in RGBA8 or BC7,
 //! uploaded a band of rows at a time (`upload_image`), read back a whole level at a time
-//! (`read_back_image`) and dropped. The model holds each level's packed bytes and which of them
+//! (`read_back_image`), drawn whole by the application (`Image::mark_written`) and dropped. The model holds each level's packed bytes and which of them
 //! an upload wrote; a read-back's bytes are compared at the next check with the model's at the
 //! call, as buffer read-backs are.
 
@@ -33,7 +33,8 @@ pub(super) fn desc(side: u8, bc7: bool) -> ImageDesc {
 pub(super) struct ImageModel {
     pub(super) image: Image<DummyDevice>,
     levels: Vec<(Vec<u8>, Vec<u8>)>,
-    /// Whether an upload into it was accepted (a read-back before one is refused).
+    /// Whether an upload into it was accepted or the application drew it (a read-back before
+    /// either is refused).
     pub(super) written: bool,
 }
 
@@ -87,6 +88,16 @@ impl ImageModel {
         model[range.clone()].copy_from_slice(bytes);
         known[range].fill(KNOWN);
         self.written = true;
+    }
+
+    /// Bytes of `level`, packed.
+    pub(super) fn level_len(&self, level: u32) -> usize {
+        self.levels[level as usize].0.len()
+    }
+
+    /// The application drew `bytes` over all of `level` (and marked the image written).
+    pub(super) fn drawn(&mut self, level: u32, bytes: &[u8]) {
+        self.uploaded(level, 0..bytes.len(), bytes);
     }
 
     /// A read-back of all of `level`, to compare with the model's bytes now.
