@@ -27,7 +27,7 @@ use std::ffi::{CStr, c_char};
 use std::io::Write;
 use std::sync::Arc;
 
-use common::{SECOND, pattern};
+use common::{AppCommands, SECOND, pattern};
 use memkit_core::device::{ImageCopy, ImageDesc, ImageFormat, ImageLayout, ImageUsage};
 use memkit_std::{
     Buffer, BufferingMode, Coordinator, CoordinatorConfig, Error, MemoryUsage, Ticket,
@@ -580,8 +580,9 @@ fn submitted_value(tickets: &[&Ticket]) -> u64 {
         .unwrap_or(0)
 }
 
-#[test]
-fn uploads_reach_the_engines_own_graphics_submissions_byte_for_byte() {
+/// Runs `test` on an engine made with each queue plan (the same queues where the device has
+/// no other), or on none where the machine has no Vulkan device.
+fn on_every_plan(test: fn(Engine)) {
     for plan in PLANS {
         let Some(engine) = Engine::new(plan) else {
             return;
@@ -590,8 +591,13 @@ fn uploads_reach_the_engines_own_graphics_submissions_byte_for_byte() {
             "{plan:?}: graphics queue {:?}, memkit's queue {:?}",
             engine.graphics, engine.transfer
         );
-        render_frames(engine);
+        test(engine);
     }
+}
+
+#[test]
+fn uploads_reach_the_engines_own_graphics_submissions_byte_for_byte() {
+    on_every_plan(render_frames);
 }
 
 /// Uploads a mesh and `FRAMES` frames of uniforms through a coordinator over the engine's
@@ -797,9 +803,7 @@ struct DrawPass {
     render_pass: vk::RenderPass,
     view: vk::ImageView,
     framebuffer: vk::Framebuffer,
-    pool: vk::CommandPool,
-    cmd: vk::CommandBuffer,
-    fence: vk::Fence,
+    commands: AppCommands,
     /// The engine's timeline semaphore, signalled by the pass.
     frame_done: vk::Semaphore,
 }
@@ -834,8 +838,6 @@ impl DrawPass {
             .view_type(vk::ImageViewType::TYPE_2D)
             .format(vk::Format::R8G8B8A8_UNORM)
             .subresource_range(range);
-        let pool_info =
-            vk::CommandPoolCreateInfo::default().queue_family_index(engine.graphics.family);
         let mut kind = vk::SemaphoreTypeCreateInfo::default()
             .semaphore_type(vk::SemaphoreType::TIMELINE)
             .initial_value(0);
@@ -854,23 +856,12 @@ impl DrawPass {
                 .height(TARGET_HEIGHT)
                 .layers(1);
             let framebuffer = device.create_framebuffer(&framebuffer_info, None).unwrap();
-            let pool = device.create_command_pool(&pool_info, None).unwrap();
-            let alloc = vk::CommandBufferAllocateInfo::default()
-                .command_pool(pool)
-                .level(vk::CommandBufferLevel::PRIMARY)
-                .command_buffer_count(1);
-            let cmd = device.allocate_command_buffers(&alloc).unwrap()[0];
-            let fence = device
-                .create_fence(&vk::FenceCreateInfo::default(), None)
-                .unwrap();
             let frame_done = device.create_semaphore(&semaphore_info, None).unwrap();
             Self {
                 render_pass,
                 view,
                 framebuffer,
-                pool,
-                cmd,
-                fence,
+                commands: AppCommands::on_family(device, engine.graphics.family),
                 frame_done,
             }
         }
@@ -920,15 +911,21 @@ impl DrawPass {
         // SAFETY: the command buffer is new (never submitted); the render pass, framebuffer and
         // its view are alive; the rectangle lies inside the render area.
         unsafe {
-            device.begin_command_buffer(self.cmd, &begin).unwrap();
-            device.cmd_begin_render_pass(self.cmd, &begin_pass, vk::SubpassContents::INLINE);
-            device.cmd_clear_attachments(self.cmd, &draw, &rect);
-            device.cmd_end_render_pass(self.cmd);
-            device.end_command_buffer(self.cmd).unwrap();
+            device
+                .begin_command_buffer(self.commands.cmd, &begin)
+                .unwrap();
+            device.cmd_begin_render_pass(
+                self.commands.cmd,
+                &begin_pass,
+                vk::SubpassContents::INLINE,
+            );
+            device.cmd_clear_attachments(self.commands.cmd, &draw, &rect);
+            device.cmd_end_render_pass(self.commands.cmd);
+            device.end_command_buffer(self.commands.cmd).unwrap();
         }
         let semaphores = [self.frame_done];
         let values = [value];
-        let cmds = [self.cmd];
+        let cmds = [self.commands.cmd];
         let mut timeline =
             vk::TimelineSemaphoreSubmitInfo::default().signal_semaphore_values(&values);
         let submit = vk::SubmitInfo::default()
@@ -939,7 +936,7 @@ impl DrawPass {
             // SAFETY: the queue is the engine's for the call (memkit's lock is held when it is
             // memkit's transfer queue); the command buffer is executable, the fence unsignalled
             // and the value above the semaphore's.
-            unsafe { device.queue_submit(queue, &[submit], self.fence) }.unwrap();
+            unsafe { device.queue_submit(queue, &[submit], self.commands.fence) }.unwrap();
         };
         if engine.shares_queue() {
             memkit.with_transfer_queue(go);
@@ -956,30 +953,20 @@ impl DrawPass {
         // objects destroyed here.
         unsafe {
             device
-                .wait_for_fences(&[self.fence], true, 10 * SECOND)
+                .wait_for_fences(&[self.commands.fence], true, 10 * SECOND)
                 .unwrap();
-            device.destroy_fence(self.fence, None);
-            device.destroy_command_pool(self.pool, None);
             device.destroy_framebuffer(self.framebuffer, None);
             device.destroy_image_view(self.view, None);
             device.destroy_render_pass(self.render_pass, None);
         }
+        self.commands.destroy_on(device);
         self.frame_done
     }
 }
 
 #[test]
 fn a_render_target_the_engine_drew_reads_back_through_memkit_byte_for_byte() {
-    for plan in PLANS {
-        let Some(engine) = Engine::new(plan) else {
-            return;
-        };
-        eprintln!(
-            "{plan:?}: graphics queue {:?}, memkit's queue {:?}",
-            engine.graphics, engine.transfer
-        );
-        read_back_drawing(engine);
-    }
+    on_every_plan(read_back_drawing);
 }
 
 /// The engine draws into a render target memkit made; memkit reads it back after the engine's

@@ -263,23 +263,12 @@ fn read_back_with(
     let readback = MappedBuffer::new(memkit, size, BufferUsage::TRANSFER_DST);
     let after = map_layout(desc.layout_after_upload());
     let raw_regions: Vec<_> = regions.iter().map(map_region).collect();
-    let pool_info = vk::CommandPoolCreateInfo::default().queue_family_index(h.main_queue().family);
-    // SAFETY: valid create and allocate infos on a live device; the command buffer is recorded
-    // with a live image (in the layout after upload once `value` completed) and buffer, and
-    // submitted once; the fence is waited for before anything is destroyed.
+    let app = AppCommands::new(h);
+    app.begin(h);
+    let cmd = app.cmd;
+    // SAFETY: recording a live image (in the layout after upload once `value` completed) and
+    // buffer into the application's command buffer.
     unsafe {
-        let pool = device.create_command_pool(&pool_info, None).unwrap();
-        let alloc = vk::CommandBufferAllocateInfo::default()
-            .command_pool(pool)
-            .level(vk::CommandBufferLevel::PRIMARY)
-            .command_buffer_count(1);
-        let cmd = device.allocate_command_buffers(&alloc).unwrap()[0];
-        let fence = device
-            .create_fence(&vk::FenceCreateInfo::default(), None)
-            .unwrap();
-        let begin = vk::CommandBufferBeginInfo::default()
-            .flags(vk::CommandBufferUsageFlags::ONE_TIME_SUBMIT);
-        device.begin_command_buffer(cmd, &begin).unwrap();
         if let Some(ownership) = ownership {
             let acquire = [image_acquire_barrier(
                 ownership,
@@ -300,33 +289,10 @@ fn read_back_with(
             )];
             record_image_return(device, cmd, &give_back, vk::PipelineStageFlags::TRANSFER);
         }
-        device.end_command_buffer(cmd).unwrap();
-
-        let cmds = [cmd];
-        let semaphores: Vec<vk::Semaphore> = memkit.timeline_semaphore().into_iter().collect();
-        let values = vec![value; semaphores.len()];
-        let stages = vec![vk::PipelineStageFlags::TRANSFER; semaphores.len()];
-        if semaphores.is_empty() {
-            assert_eq!(
-                memkit.wait(value, 10 * SECOND).unwrap(),
-                WaitStatus::Completed
-            );
-        }
-        let mut timeline =
-            vk::TimelineSemaphoreSubmitInfo::default().wait_semaphore_values(&values);
-        let mut submit = vk::SubmitInfo::default()
-            .command_buffers(&cmds)
-            .wait_semaphores(&semaphores)
-            .wait_dst_stage_mask(&stages);
-        if !semaphores.is_empty() {
-            submit = submit.push_next(&mut timeline);
-        }
-        h.with_main_queue(|queue| device.queue_submit(queue, &[submit], fence))
-            .unwrap();
-        device.wait_for_fences(&[fence], true, 10 * SECOND).unwrap();
-        device.destroy_fence(fence, None);
-        device.destroy_command_pool(pool, None);
     }
+    // Waits for memkit's `value` on the GPU (or on the host, without a timeline semaphore).
+    app.submit_and_wait(h, Some(value));
+    app.destroy(h);
     assert!(memkit.completed_value().unwrap() >= value);
     let bytes = readback.read(memkit);
     readback.destroy(memkit);

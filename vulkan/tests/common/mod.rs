@@ -168,8 +168,12 @@ pub struct AppCommands {
 
 impl AppCommands {
     pub fn new(h: &HeadlessDevice) -> Self {
-        let device = h.ash_device();
-        let info = vk::CommandPoolCreateInfo::default().queue_family_index(h.main_queue().family);
+        Self::on_family(h.ash_device(), h.main_queue().family)
+    }
+
+    /// On any device and queue family (an engine's own device).
+    pub fn on_family(device: &ash::Device, family: u32) -> Self {
+        let info = vk::CommandPoolCreateInfo::default().queue_family_index(family);
         // SAFETY: valid create infos on a live device (for the three calls).
         unsafe {
             let pool = device.create_command_pool(&info, None).unwrap();
@@ -244,10 +248,15 @@ impl AppCommands {
     }
 
     pub fn destroy(self, h: &HeadlessDevice) {
-        // SAFETY: nothing pending.
+        self.destroy_on(h.ash_device());
+    }
+
+    /// Destroys them, on the device they were made on, once nothing is pending.
+    pub fn destroy_on(self, device: &ash::Device) {
+        // SAFETY: nothing pending (the caller's word).
         unsafe {
-            h.ash_device().destroy_fence(self.fence, None);
-            h.ash_device().destroy_command_pool(self.pool, None);
+            device.destroy_fence(self.fence, None);
+            device.destroy_command_pool(self.pool, None);
         }
     }
 }
