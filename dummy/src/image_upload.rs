@@ -456,8 +456,8 @@ impl DummyDevice {
     /// the test stands for the application's queue, and that work has completed. The texels are
     /// tightly packed, as [`read_image`](Self::read_image) returns them. From then on the image's
     /// contents are defined, as after an upload (the simulator tracks that per image, not per
-    /// subresource): a read-back of it is no
-    /// [`Misuse::ReadOfUndefinedImage`], and an upload may keep what it holds.
+    /// subresource): a read-back of it is no [`Misuse::ReadOfUndefinedImage`], and an upload
+    /// may keep what it holds.
     ///
     /// [`InspectError::UnknownImage`], [`InspectError::NoSuchSubresource`],
     /// [`InspectError::Unbound`], and [`InspectError::OutOfBounds`] when `texels` is not the

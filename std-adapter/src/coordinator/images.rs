@@ -490,7 +490,8 @@ impl<D: Device + ImageCopyQueue> Shared<D> {
         // grid), lies inside the source (sized, or granted, to hold them all) and no two
         // overlap; the texels were written and flushed; the image
         // keeps its contents only after an earlier upload (`written`) left it in its layout
-        // after upload (the application's contract for its own work on it); the tracker hands
+        // after upload, or the application's work did (`Image::mark_written`'s contract; the
+        // application's contract for its own work on it, too); the tracker hands
         // out increasing values, submitted under the submitter's lock.
         let submitted = unsafe { self.device.submit_image_copies(&[command], value) };
         if let Err(e) = submitted {
