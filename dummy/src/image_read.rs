@@ -156,12 +156,7 @@ impl State {
             return;
         };
         self.counters.copies += 1;
-        let defined = self
-            .buffers
-            .get(&read.src)
-            .and_then(|b| b.image_state)
-            .is_some_and(|s| s.layout.is_some());
-        if !defined {
+        if !self.image_defined(read.src) {
             self.misuse(Misuse::ReadOfUndefinedImage { image: read.image });
         }
         let written = written.entry(dst.0).or_default();

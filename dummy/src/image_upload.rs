@@ -518,6 +518,16 @@ impl DummyDevice {
 }
 
 impl State {
+    /// Whether image (resource) `index` holds defined contents as the queue stands: an upload
+    /// into it executed, or the application wrote it. What executing reads and kept uploads
+    /// check.
+    pub(crate) fn image_defined(&self, index: u64) -> bool {
+        self.buffers
+            .get(&index)
+            .and_then(|b| b.image_state)
+            .is_some_and(|s| s.layout.is_some())
+    }
+
     /// Executes one upload: discards the image's contents if it is to, writes each region's
     /// texels, and leaves the image in its layout after upload. An image destroyed or memory
     /// freed since submit (recorded then) is skipped, as for buffer copies.
@@ -532,11 +542,7 @@ impl State {
             return;
         };
         self.counters.copies += 1;
-        let defined = self
-            .buffers
-            .get(&command.dst)
-            .and_then(|b| b.image_state)
-            .is_some_and(|s| s.layout.is_some());
+        let defined = self.image_defined(command.dst);
         if command.keep_contents && !defined {
             self.misuse(Misuse::KeepContentsOfUndefinedImage {
                 image: command.image,
