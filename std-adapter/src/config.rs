@@ -85,11 +85,13 @@ pub struct CoordinatorConfig {
     /// 1.4 ms copy), while polling sees the copy finish at once. The default, 5 ms, is a few
     /// full-ring copies at bus speed (a 64 MiB ring drains in about 1.4 ms on PCIe 5).
     ///
-    /// `Duration::ZERO` means no polling: block in the driver at once. It is right for a device
-    /// that completes work only when waited on (the simulated `memkit-dummy` device, where each
-    /// poll would spin for the whole duration and find nothing done) and for a power-constrained
-    /// device, where spinning a core costs more than a late wake-up. Any value is valid:
-    /// `Duration::MAX` polls until the GPU frees the room and never blocks.
+    /// Only a device whose work completes while no one waits is polled
+    /// ([`memkit_core::device::CopyQueue::completes_without_waiting`]); the simulated
+    /// `memkit-dummy` device in its default wait mode completes work only when waited on, where
+    /// each poll would spin for the whole duration and find nothing done, so there the producer
+    /// blocks at once whatever this says. `Duration::ZERO` means no polling anywhere: right for a
+    /// power-constrained device, where spinning a core costs more than a late wake-up. Any value
+    /// is valid: `Duration::MAX` polls until the GPU frees the room and never blocks.
     pub room_poll: Duration,
     /// How long a wait on a [`crate::Ticket`] (an upload's, a frame's, a read-back's, and
     /// [`crate::Readback`]'s own waits) polls the completed timeline value (yielding between

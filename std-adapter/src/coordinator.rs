@@ -1460,9 +1460,16 @@ impl<D: Device> Shared<D> {
     /// producers blocked in the driver on one timeline semaphore were woken milliseconds late on
     /// an NVIDIA H200 (eight waited ~7 ms for each 1.4 ms copy; staged uploads fell from 10 GB/s
     /// with two producers to 6 with eight); polling sees the copy finish at once (33 GB/s with
-    /// eight). A `room_poll` of zero asks once, then blocks.
+    /// eight). A `room_poll` of zero asks once, then blocks, and so does a device whose work
+    /// completes only when waited on (the simulated device in its default wait mode), where
+    /// polling would only spin.
     fn wait_for_room(&self, value: u64) -> Result<()> {
-        if !self.poll_completed(value, self.config.room_poll)? {
+        let poll = if self.device.completes_without_waiting() {
+            self.config.room_poll
+        } else {
+            Duration::ZERO
+        };
+        if !self.poll_completed(value, poll)? {
             // A long copy: block (the caller loops and asks the ring again either way).
             self.wait_value(value, Duration::from_secs(60))?;
         }

@@ -662,9 +662,6 @@ impl CoordinatorWorkload {
             } else {
                 u64::MAX
             },
-            // The simulated device completes work only when waited on: polling it for room
-            // would spin the whole default 5 ms per wait and find nothing done.
-            room_poll: Duration::ZERO,
             // Room that held grants keep is given up on at once (the run has one thread: nothing
             // else could free it), so a blocked call fails without a timeout and the same way
             // every run.
