@@ -478,7 +478,8 @@ impl DummyDevice {
     /// extents or layers
     /// ([`DeviceConfig::max_image_dimension_2d`] and the like), with a sample count outside
     /// [`DeviceConfig::image_sample_counts`] (or multisampled storage), a compressed storage
-    /// image, or one larger in all than
+    /// image, a compressed format of a family outside [`DeviceConfig::texture_compression`], or
+    /// one larger in all than
     /// [`DeviceConfig::max_image_resource_size`] (estimated as memkit-vulkan does, with
     /// [`ImageDesc::check_resource_size`]), with [`ImageDescError::Unsupported`]. A refused
     /// image is neither counted nor created. Counted with the buffers, and failed by
@@ -486,6 +487,7 @@ impl DummyDevice {
     ///
     /// [`DeviceConfig::max_image_dimension_2d`]: crate::DeviceConfig::max_image_dimension_2d
     /// [`DeviceConfig::image_sample_counts`]: crate::DeviceConfig::image_sample_counts
+    /// [`DeviceConfig::texture_compression`]: crate::DeviceConfig::texture_compression
     /// [`DeviceConfig::max_image_resource_size`]: crate::DeviceConfig::max_image_resource_size
     /// [`DeviceConfig::max_framebuffer_width`]: crate::DeviceConfig::max_framebuffer_width
     pub fn create_image(
@@ -527,12 +529,17 @@ impl DummyDevice {
                 && !desc.usage.contains(ImageUsage::STORAGE));
         let usage_allowed =
             !(desc.format.is_compressed() && desc.usage.contains(ImageUsage::STORAGE));
+        let format_allowed = match desc.format.compression() {
+            Some(family) => config.texture_compression.samples(family),
+            None => true,
+        };
         desc.width <= max_extent
             && desc.height <= max_extent
             && desc.depth <= max_extent
             && desc.array_layers <= config.max_image_array_layers
             && samples_allowed
             && usage_allowed
+            && format_allowed
             && desc
                 .check_resource_size(
                     config.max_image_resource_size,

@@ -7,7 +7,7 @@ use std::fmt;
 use std::str::FromStr;
 
 use memkit_core::device::{
-    DeviceLimits, MemoryHeap, MemoryHeapFlags, MemoryPropertyFlags as P, MemoryType,
+    Compression, DeviceLimits, MemoryHeap, MemoryHeapFlags, MemoryPropertyFlags as P, MemoryType,
 };
 
 const KIB: u64 = 1024;
@@ -31,6 +31,50 @@ pub enum WaitMode {
     /// `wait(v)` really blocks (up to `timeout_ns`) until another thread advances the timeline
     /// to `v`: for tests that run a "GPU thread".
     Block,
+}
+
+/// The block-compressed format families a device samples (Vulkan's `textureCompressionBC`,
+/// `textureCompressionETC2` and `textureCompressionASTC_LDR`): `create_image` refuses an image
+/// of another family with `ImageDescError::Unsupported`, as a Vulkan device's format query does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct TextureCompression {
+    /// BC1-BC7.
+    pub bc: bool,
+    /// ETC2 and EAC.
+    pub etc2: bool,
+    /// ASTC, low dynamic range.
+    pub astc_ldr: bool,
+}
+
+impl TextureCompression {
+    /// BC only: desktop GPUs (NVIDIA's driver on the H200 and lavapipe report this).
+    pub const DESKTOP: Self = Self {
+        bc: true,
+        etc2: false,
+        astc_ldr: false,
+    };
+    /// ETC2 / EAC and ASTC, no BC: what Mali and most Adreno GPUs report.
+    pub const MOBILE: Self = Self {
+        bc: false,
+        etc2: true,
+        astc_ldr: true,
+    };
+
+    /// Every family: a device no GPU is, for tests that run one format of each on one device.
+    pub const ALL: Self = Self {
+        bc: true,
+        etc2: true,
+        astc_ldr: true,
+    };
+
+    /// Whether the device samples `family`.
+    pub const fn samples(self, family: Compression) -> bool {
+        match family {
+            Compression::Bc => self.bc,
+            Compression::Etc2 => self.etc2,
+            Compression::AstcLdr => self.astc_ldr,
+        }
+    }
 }
 
 /// A preset device. [`Preset::ALL`] lists them for tests that run on every preset; names parse
@@ -206,6 +250,8 @@ pub struct DeviceConfig {
     /// transition from the undefined layout discards them on a GPU, so reading them shows up in
     /// data checks), `None` leaves the old bytes.
     pub discarded_image_fill: Option<u8>,
+    /// The compressed format families `create_image` accepts.
+    pub texture_compression: TextureCompression,
 }
 
 /// The least `maxResourceSize` Vulkan lets a device report for a supported format (2^31 bytes):
@@ -249,7 +295,7 @@ impl DeviceConfig {
     /// with 1, 2, 4 or 8 samples, framebuffers up to 16384x16384: what most desktop drivers
     /// report; images up to [`MIN_MAX_RESOURCE_SIZE`] bytes, the least Vulkan allows, so what
     /// works here works on every device; image copy granularity `[1, 1, 1]`; discarded image
-    /// bytes filled with `0xDD`).
+    /// bytes filled with `0xDD`; BC textures only, as desktop drivers).
     pub fn new(
         name: impl Into<String>,
         memory_types: Vec<MemoryType>,
@@ -286,6 +332,7 @@ impl DeviceConfig {
             max_image_resource_size: MIN_MAX_RESOURCE_SIZE,
             image_copy_granularity: [1, 1, 1],
             discarded_image_fill: Some(0xDD),
+            texture_compression: TextureCompression::DESKTOP,
         }
     }
 
@@ -411,7 +458,7 @@ impl DeviceConfig {
     /// (not usable by buffers); granularity 4096, atom 256, 4096 objects, 256 MiB largest object;
     /// no budget query; images up to 16384 in 2D, 2048 in 3D, 2048 layers (as Adreno GPUs
     /// report), up to [`MIN_MAX_RESOURCE_SIZE`] bytes (Vulkan's least: no mobile GPU was
-    /// measured).
+    /// measured); ETC2 / EAC and ASTC textures, no BC ([`TextureCompression::MOBILE`]).
     pub fn mobile() -> Self {
         let types = vec![
             mem_type(P::DEVICE_LOCAL, 0),
@@ -429,6 +476,7 @@ impl DeviceConfig {
         Self::new("dummy mobile GPU", types, heaps, limits)
             .with_budget_query(false)
             .with_buffer_memory_type_bits(0b011)
+            .with_texture_compression(TextureCompression::MOBILE)
     }
 
     /// Sets [`DeviceConfig::name`].
@@ -568,6 +616,12 @@ impl DeviceConfig {
     /// Sets [`DeviceConfig::discarded_image_fill`].
     pub fn with_discarded_image_fill(mut self, fill: Option<u8>) -> Self {
         self.discarded_image_fill = fill;
+        self
+    }
+
+    /// Sets [`DeviceConfig::texture_compression`].
+    pub fn with_texture_compression(mut self, families: TextureCompression) -> Self {
+        self.texture_compression = families;
         self
     }
 

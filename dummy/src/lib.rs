@@ -102,7 +102,9 @@ mod report;
 mod sparse;
 mod traits;
 
-pub use config::{DeviceConfig, MIN_MAX_RESOURCE_SIZE, Preset, UnknownPreset, WaitMode};
+pub use config::{
+    DeviceConfig, MIN_MAX_RESOURCE_SIZE, Preset, TextureCompression, UnknownPreset, WaitMode,
+};
 pub use device::{BufferInfo, DummyDevice, InspectError, MISUSE_RESULT_CODE, MemoryInfo};
 pub use external::DummyTimeline;
 pub use faults::{RandomFailures, ScheduledFault, Trigger};

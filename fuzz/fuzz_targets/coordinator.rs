@@ -4,13 +4,14 @@
 //! and cancelled, drops, flushes, maintenance, a GPU timeline advanced by hand, another
 //! coordinator's buffers, grants and frames, and staging grants held across later ops, then
 //! committed or abandoned, over a small staging ring so that it wraps, fills and applies each
-//! back-pressure policy; and textures in RGBA8 and BC7 uploaded a band of rows at a time, read
-//! back a level at a time, drawn whole by the application after the coordinator was told to wait
-//! for its frame (`wait_for_external`, `Image::mark_written`), and dropped. After every
-//! flush-and-complete, each live buffer's bytes and each read-back's equal the model and the
-//! device copied each staged byte once; every bad call, and every call a held
-//! grant keeps from room, gets the typed error the model expects; the device records no misuse
-//! and nothing is left after teardown. The model panics where they disagree.
+//! back-pressure policy; and textures in RGBA8 and compressed (BC7, or ASTC 6x6 on the mobile
+//! preset) uploaded a band of rows at a time, read back a level at a time, drawn whole by the
+//! application after the coordinator was told to wait for its frame (`wait_for_external`,
+//! `Image::mark_written`), and dropped. After every flush-and-complete, each live buffer's bytes
+//! and each read-back's equal the model and the device copied each staged byte once; every bad
+//! call, and every call a held grant keeps from room, gets the typed error the model expects;
+//! the device records no misuse and nothing is left after teardown. The model panics where they
+//! disagree.
 //!
 //! The input is read in the model's compact encoding (`CoordinatorWorkload::decode`: every byte
 //! string is a workload, an op takes one to four bytes). Seeds: `fuzz/seeds/coordinator/` holds

@@ -3,9 +3,10 @@
 //! typed error (and nothing submitted) when an upload breaks a rule.
 
 use memkit_core::device::{
-    DeviceError, ImageCopy, ImageCopyError, ImageDesc, ImageFormat, ImageLayout, ImageUsage,
+    AstcBlock, DeviceError, ImageCopy, ImageCopyError, ImageDesc, ImageDescError, ImageFormat,
+    ImageLayout, ImageUsage,
 };
-use memkit_dummy::{DeviceConfig, DummyDevice, Preset, WaitMode};
+use memkit_dummy::{DeviceConfig, DummyDevice, Preset, TextureCompression, WaitMode};
 use memkit_std::{BackPressure, Coordinator, CoordinatorConfig, Error, Image, MemoryUsage};
 
 const TEXTURE_USAGE: ImageUsage = ImageUsage::SAMPLED.union(ImageUsage::TRANSFER_DST);
@@ -471,6 +472,28 @@ fn compressed_blocks_in_padded_rows_land_through_the_ring_in_bands_or_own_stagin
     assert_padded_upload_lands(&desc, region);
 }
 
+#[test]
+fn astc_blocks_of_10x6_in_padded_rows_land_through_the_ring_in_bands_or_own_staging() {
+    // Level 0 of a 2-layer 205 x 100 ASTC texture in 10x6 blocks (21 x 17 blocks of 16 bytes,
+    // 5712 bytes a layer, the last column 5 texels and the last row 4), read from offset 48 of a
+    // picture whose rows are 230 texels (23 blocks) long and whose layers are 108 texel rows
+    // (18 block rows) apart. Bands are cut in rows of 6 texels, offsets in multiples of 10.
+    let desc = ImageDesc::new_2d(
+        ImageFormat::AstcSrgb(AstcBlock::B10x6),
+        205,
+        100,
+        TEXTURE_USAGE,
+    )
+    .with_full_mip_chain()
+    .with_array_layers(2);
+    let region = ImageCopy::whole_level(&desc, 0, 48).with_buffer_layout(230, 108);
+    assert_eq!(
+        region.buffer_bytes(desc.format),
+        Some(((18 + 16) * 23 + 21) * 16)
+    );
+    assert_padded_upload_lands(&desc, region);
+}
+
 /// Uploads `region` (every layer of one level, at its own row and slice pitches) out of a
 /// picture whose padding holds bytes that must never reach the image, three ways: as one ring
 /// group, in bands through a ring whose uploads are at most 4 KiB, and through a staging buffer
@@ -491,17 +514,19 @@ fn assert_padded_upload_lands(desc: &ImageDesc, region: ImageCopy) {
         let at = (region.buffer_offset + layer * slice_pitch + y * row_pitch) as usize;
         picture[at..at + row.len()].copy_from_slice(row);
     }
+    // A desktop device that samples the mobile families too, so one helper serves every format.
+    let device = || DeviceConfig::discrete().with_texture_compression(TextureCompression::ALL);
     let ways = [
-        ("one ring group", coordinator(DeviceConfig::discrete()), 0),
+        ("one ring group", coordinator(device()), 0),
         (
             "bands of rows",
-            small_ring(DeviceConfig::discrete(), 4096, BackPressure::WaitForGpu),
+            small_ring(device(), 4096, BackPressure::WaitForGpu),
             0,
         ),
         (
             "a staging buffer of its own",
             small_ring(
-                DeviceConfig::discrete().with_image_copy_granularity([0, 0, 0]),
+                device().with_image_copy_granularity([0, 0, 0]),
                 4096,
                 BackPressure::WaitForGpu,
             ),
@@ -539,20 +564,44 @@ fn assert_padded_upload_lands(desc: &ImageDesc, region: ImageCopy) {
 }
 
 #[test]
-fn a_compressed_texture_created_with_data_holds_every_level_on_every_preset() {
-    // BC1 (8-byte blocks) and BC7 (16-byte blocks), 70 x 38: every level down to 1 x 1 ends in
-    // partial blocks; through the ring in bands, and as one group.
-    for format in [ImageFormat::Bc1RgbaSrgb, ImageFormat::Bc7Unorm] {
+fn a_compressed_texture_created_with_data_holds_every_level_on_every_preset_that_samples_it() {
+    // BC1, ETC2 RGB and EAC R11 (8-byte blocks of 4x4), BC7 and ETC2 RGBA (16-byte blocks of
+    // 4x4), and ASTC in footprints up to 12x12, most of them not powers of two; 70 x 38: every
+    // level down to 1 x 1 ends in partial blocks. On every preset whose device samples the
+    // format's family, through the ring in bands, and as one group.
+    let formats = [
+        ImageFormat::Bc1RgbaSrgb,
+        ImageFormat::Bc7Unorm,
+        ImageFormat::Etc2Rgb8Unorm,
+        ImageFormat::Etc2Rgba8Srgb,
+        ImageFormat::EacR11Unorm,
+        ImageFormat::EacRg11Unorm,
+        ImageFormat::AstcSrgb(AstcBlock::B4x4),
+        ImageFormat::AstcUnorm(AstcBlock::B5x5),
+        ImageFormat::AstcSrgb(AstcBlock::B6x5),
+        ImageFormat::AstcUnorm(AstcBlock::B8x6),
+        ImageFormat::AstcSrgb(AstcBlock::B10x10),
+        ImageFormat::AstcUnorm(AstcBlock::B12x10),
+    ];
+    for format in formats {
+        let family = format.compression().expect("compressed");
         let desc = ImageDesc::new_2d(format, 70, 38, TEXTURE_USAGE)
             .with_full_mip_chain()
             .with_array_layers(2);
         let texels = pattern(desc.packed_bytes() as usize, 9);
-        let small = small_ring(DeviceConfig::discrete(), 1024, BackPressure::WaitForGpu);
+        let small = small_ring(
+            DeviceConfig::discrete().with_texture_compression(TextureCompression::ALL),
+            1024,
+            BackPressure::WaitForGpu,
+        );
         let coordinators = Preset::ALL
             .into_iter()
+            .filter(|preset| preset.config().texture_compression.samples(family))
             .map(|preset| (preset.to_string(), coordinator(preset.config())))
             .chain([("bands of 1 KiB".to_string(), small)]);
+        let mut devices = 0;
         for (what, (c, device)) in coordinators {
+            devices += 1;
             let (image, ticket) = c
                 .create_image_with_data(&desc, MemoryUsage::FAST_DEVICE_ACCESS, &texels)
                 .expect("texture");
@@ -563,7 +612,56 @@ fn a_compressed_texture_created_with_data_holds_every_level_on_every_preset() {
             c.maintain().expect("maintain");
             device.assert_no_misuse();
         }
+        // A device of the family ran it besides the small ring's: mobile for ETC2 and ASTC.
+        assert!(devices >= 2, "{format:?} ran on {devices} devices");
     }
+}
+
+/// A device refuses a compressed format of a family it does not sample, with a typed error and
+/// nothing created: BC on the mobile preset, ETC2 and ASTC on the desktop ones.
+#[test]
+fn a_compressed_family_the_device_does_not_sample_is_refused_with_nothing_created() {
+    let formats = [
+        ImageFormat::Bc7Srgb,
+        ImageFormat::Etc2Rgba8Unorm,
+        ImageFormat::AstcUnorm(AstcBlock::B6x6),
+    ];
+    let mut refused = 0;
+    for preset in Preset::ALL {
+        let families = preset.config().texture_compression;
+        let (c, device) = coordinator(preset.config());
+        for format in formats {
+            let desc = ImageDesc::new_2d(format, 64, 64, TEXTURE_USAGE).with_full_mip_chain();
+            let texels = pattern(desc.packed_bytes() as usize, 1);
+            let result = c.create_image_with_data(&desc, MemoryUsage::FAST_DEVICE_ACCESS, &texels);
+            if families.samples(format.compression().expect("compressed")) {
+                assert!(result.is_ok(), "{preset} {format:?}: {:?}", result.err());
+                continue;
+            }
+            refused += 1;
+            assert_eq!(
+                result.err(),
+                Some(Error::Device(DeviceError::InvalidImage(
+                    ImageDescError::Unsupported
+                ))),
+                "{preset} {format:?}"
+            );
+        }
+        let stats = c.stats();
+        assert_eq!(
+            stats.submissions, stats.images_created,
+            "{preset}: one upload per image"
+        );
+        drop(c);
+        assert!(
+            device.leak_report().is_empty(),
+            "{preset}: {}",
+            device.leak_report()
+        );
+        device.assert_no_misuse();
+    }
+    // BC on mobile; ETC2 and ASTC on each of the four desktop presets.
+    assert_eq!(refused, 1 + 4 * 2);
 }
 
 #[test]

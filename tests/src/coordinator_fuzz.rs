@@ -167,8 +167,8 @@ pub enum CoordOp {
     CreateImage {
         /// Picks its size: `1 + side % 96` texels a side.
         side: u8,
-        /// BC7, else RGBA8.
-        bc7: bool,
+        /// The preset's compressed format (`images::desc`), else RGBA8.
+        compressed: bool,
     },
     /// `upload_image` of a band of whole block rows of one level, full width. `image` picks a
     /// live image by creation order, modulo their count (none: the op does nothing).
@@ -1025,8 +1025,8 @@ impl CoordinatorWorkload {
                         }
                     }
                 }
-                CoordOp::CreateImage { side, bc7 } => {
-                    let desc = images::desc(side, bc7);
+                CoordOp::CreateImage { side, compressed } => {
+                    let desc = images::desc(side, compressed, self.preset);
                     let image = c
                         .create_image(&desc, MemoryUsage::FAST_DEVICE_ACCESS)
                         .expect("create_image");

@@ -2,9 +2,9 @@
 
 use ash::vk;
 use memkit_core::device::{
-    BufferCopy, BufferUsage, DedicatedHint, DescriptionError, DeviceLimits, ImageCopy, ImageFormat,
-    ImageLayout, ImageUsage, MemoryHeap, MemoryHeapFlags, MemoryProperties, MemoryPropertyFlags,
-    MemoryRequirements, MemoryType,
+    AstcBlock, BufferCopy, BufferUsage, DedicatedHint, DescriptionError, DeviceLimits, ImageCopy,
+    ImageFormat, ImageLayout, ImageUsage, MemoryHeap, MemoryHeapFlags, MemoryProperties,
+    MemoryPropertyFlags, MemoryRequirements, MemoryType,
 };
 
 /// Vulkan's memory types and heaps as core's [`MemoryProperties`]. Unknown property bits are kept.
@@ -121,7 +121,8 @@ pub fn map_memory_requirements(
     }
 }
 
-/// core's texel format as Vulkan's.
+/// core's texel format as Vulkan's: what memkit creates an image with, and what an application's
+/// image views and attachments of it name. Public as [`crate::vk_format`].
 pub fn map_image_format(format: ImageFormat) -> vk::Format {
     match format {
         ImageFormat::R8Unorm => vk::Format::R8_UNORM,
@@ -147,7 +148,80 @@ pub fn map_image_format(format: ImageFormat) -> vk::Format {
         ImageFormat::Bc6hUfloat => vk::Format::BC6H_UFLOAT_BLOCK,
         ImageFormat::Bc7Unorm => vk::Format::BC7_UNORM_BLOCK,
         ImageFormat::Bc7Srgb => vk::Format::BC7_SRGB_BLOCK,
+        ImageFormat::Etc2Rgb8Unorm => vk::Format::ETC2_R8G8B8_UNORM_BLOCK,
+        ImageFormat::Etc2Rgb8Srgb => vk::Format::ETC2_R8G8B8_SRGB_BLOCK,
+        ImageFormat::Etc2Rgba8Unorm => vk::Format::ETC2_R8G8B8A8_UNORM_BLOCK,
+        ImageFormat::Etc2Rgba8Srgb => vk::Format::ETC2_R8G8B8A8_SRGB_BLOCK,
+        ImageFormat::EacR11Unorm => vk::Format::EAC_R11_UNORM_BLOCK,
+        ImageFormat::EacRg11Unorm => vk::Format::EAC_R11G11_UNORM_BLOCK,
+        ImageFormat::AstcUnorm(block) => map_astc_format(block, false),
+        ImageFormat::AstcSrgb(block) => map_astc_format(block, true),
     }
+}
+
+/// An ASTC footprint as Vulkan's format. Vulkan numbers them `ASTC_4x4_UNORM_BLOCK` (157) to
+/// `ASTC_12x12_SRGB_BLOCK` (184), each footprint's UNORM format followed by its SRGB one, in
+/// [`AstcBlock::ALL`]'s order; the table names them rather than counting.
+fn map_astc_format(block: AstcBlock, srgb: bool) -> vk::Format {
+    let (unorm, srgb_format) = match block {
+        AstcBlock::B4x4 => (
+            vk::Format::ASTC_4X4_UNORM_BLOCK,
+            vk::Format::ASTC_4X4_SRGB_BLOCK,
+        ),
+        AstcBlock::B5x4 => (
+            vk::Format::ASTC_5X4_UNORM_BLOCK,
+            vk::Format::ASTC_5X4_SRGB_BLOCK,
+        ),
+        AstcBlock::B5x5 => (
+            vk::Format::ASTC_5X5_UNORM_BLOCK,
+            vk::Format::ASTC_5X5_SRGB_BLOCK,
+        ),
+        AstcBlock::B6x5 => (
+            vk::Format::ASTC_6X5_UNORM_BLOCK,
+            vk::Format::ASTC_6X5_SRGB_BLOCK,
+        ),
+        AstcBlock::B6x6 => (
+            vk::Format::ASTC_6X6_UNORM_BLOCK,
+            vk::Format::ASTC_6X6_SRGB_BLOCK,
+        ),
+        AstcBlock::B8x5 => (
+            vk::Format::ASTC_8X5_UNORM_BLOCK,
+            vk::Format::ASTC_8X5_SRGB_BLOCK,
+        ),
+        AstcBlock::B8x6 => (
+            vk::Format::ASTC_8X6_UNORM_BLOCK,
+            vk::Format::ASTC_8X6_SRGB_BLOCK,
+        ),
+        AstcBlock::B8x8 => (
+            vk::Format::ASTC_8X8_UNORM_BLOCK,
+            vk::Format::ASTC_8X8_SRGB_BLOCK,
+        ),
+        AstcBlock::B10x5 => (
+            vk::Format::ASTC_10X5_UNORM_BLOCK,
+            vk::Format::ASTC_10X5_SRGB_BLOCK,
+        ),
+        AstcBlock::B10x6 => (
+            vk::Format::ASTC_10X6_UNORM_BLOCK,
+            vk::Format::ASTC_10X6_SRGB_BLOCK,
+        ),
+        AstcBlock::B10x8 => (
+            vk::Format::ASTC_10X8_UNORM_BLOCK,
+            vk::Format::ASTC_10X8_SRGB_BLOCK,
+        ),
+        AstcBlock::B10x10 => (
+            vk::Format::ASTC_10X10_UNORM_BLOCK,
+            vk::Format::ASTC_10X10_SRGB_BLOCK,
+        ),
+        AstcBlock::B12x10 => (
+            vk::Format::ASTC_12X10_UNORM_BLOCK,
+            vk::Format::ASTC_12X10_SRGB_BLOCK,
+        ),
+        AstcBlock::B12x12 => (
+            vk::Format::ASTC_12X12_UNORM_BLOCK,
+            vk::Format::ASTC_12X12_SRGB_BLOCK,
+        ),
+    };
+    if srgb { srgb_format } else { unorm }
 }
 
 /// core's image usage flags as Vulkan's (the same bit layout by construction).

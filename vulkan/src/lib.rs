@@ -179,6 +179,7 @@ pub use barrier::{
     record_acquire, record_image_acquire, record_image_return, record_release, release_barrier,
     release_barriers_for,
 };
+pub use conv::map_image_format as vk_format;
 pub use debug::ValidationLog;
 pub use device::{EnabledFeatures, QueueLocation, VulkanDevice, VulkanDeviceConfig};
 pub use error::{

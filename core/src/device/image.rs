@@ -8,22 +8,30 @@
 
 use core::fmt;
 
-/// A texel format: uncompressed colour formats, depth formats and the block-compressed BC
-/// formats desktop textures ship in; the names follow Vulkan's (`Rgba8Unorm` is
-/// `VK_FORMAT_R8G8B8A8_UNORM`, `Bc7Srgb` is `VK_FORMAT_BC7_SRGB_BLOCK`).
+/// A texel format: uncompressed colour formats, depth formats, and the block-compressed formats
+/// textures ship in: BC on desktop GPUs, ETC2 / EAC and ASTC on mobile ones (which family a
+/// device samples is [`compression`](Self::compression)'s to say). The names follow Vulkan's
+/// (`Rgba8Unorm` is `VK_FORMAT_R8G8B8A8_UNORM`, `Bc7Srgb` is `VK_FORMAT_BC7_SRGB_BLOCK`,
+/// `AstcSrgb(AstcBlock::B6x6)` is `VK_FORMAT_ASTC_6x6_SRGB_BLOCK`).
 ///
-/// Memory is counted in texel blocks: one texel for an uncompressed format, 4x4 texels for a BC
-/// format ([`block_extent`](Self::block_extent), [`block_bytes`](Self::block_bytes)). A level
-/// whose width or height is not a multiple of the block's still takes whole blocks at its edge.
+/// Memory is counted in texel blocks: one texel for an uncompressed format, 4x4 texels for BC and
+/// ETC2 / EAC, 4x4 to 12x12 for ASTC ([`block_extent`](Self::block_extent),
+/// [`block_bytes`](Self::block_bytes)). A level whose width or height is not a multiple of the
+/// block's still takes whole blocks at its edge.
 ///
 /// ```
-/// use memkit_core::device::ImageFormat;
+/// use memkit_core::device::{AstcBlock, Compression, ImageFormat};
 ///
 /// assert_eq!(ImageFormat::Rgba8Unorm.block_extent(), [1, 1]);
 /// assert_eq!(ImageFormat::Bc7Srgb.block_extent(), [4, 4]);
 /// assert_eq!(ImageFormat::Bc1RgbaUnorm.block_bytes(), 8);
 /// // 10 x 6 texels of BC7 take 3 x 2 blocks of 16 bytes.
 /// assert_eq!(ImageFormat::Bc7Unorm.blocks([10, 6, 1]), [3, 2, 1]);
+/// // ASTC blocks need not be square, nor powers of two: 101 x 60 texels in 10x6 blocks.
+/// let astc = ImageFormat::AstcUnorm(AstcBlock::B10x6);
+/// assert_eq!((astc.block_extent(), astc.block_bytes()), ([10, 6], 16));
+/// assert_eq!(astc.blocks([101, 60, 1]), [11, 10, 1]);
+/// assert_eq!(astc.compression(), Some(Compression::AstcLdr));
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum ImageFormat {
@@ -73,6 +81,110 @@ pub enum ImageFormat {
     Bc7Unorm,
     /// BC7, colour in sRGB.
     Bc7Srgb,
+    /// ETC2: RGB, 8 bytes per 4x4 block.
+    Etc2Rgb8Unorm,
+    /// ETC2 RGB, colour in sRGB.
+    Etc2Rgb8Srgb,
+    /// ETC2 with EAC alpha: RGBA, 16 bytes per 4x4 block.
+    Etc2Rgba8Unorm,
+    /// ETC2 with EAC alpha, colour in sRGB.
+    Etc2Rgba8Srgb,
+    /// EAC: one 11-bit unsigned normalised channel, 8 bytes per 4x4 block.
+    EacR11Unorm,
+    /// EAC: two 11-bit unsigned normalised channels (normal maps), 16 bytes per 4x4 block.
+    EacRg11Unorm,
+    /// ASTC (low dynamic range): RGBA, 16 bytes per block of the [`AstcBlock`]'s texels.
+    AstcUnorm(AstcBlock),
+    /// ASTC (low dynamic range), colour in sRGB.
+    AstcSrgb(AstcBlock),
+}
+
+/// The block footprint of an ASTC format, in texels (width x height). Every block is 16 bytes,
+/// so a larger footprint means fewer bits per texel (8 at 4x4, 0.89 at 12x12).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum AstcBlock {
+    /// 4x4 texels.
+    B4x4,
+    /// 5x4 texels.
+    B5x4,
+    /// 5x5 texels.
+    B5x5,
+    /// 6x5 texels.
+    B6x5,
+    /// 6x6 texels.
+    B6x6,
+    /// 8x5 texels.
+    B8x5,
+    /// 8x6 texels.
+    B8x6,
+    /// 8x8 texels.
+    B8x8,
+    /// 10x5 texels.
+    B10x5,
+    /// 10x6 texels.
+    B10x6,
+    /// 10x8 texels.
+    B10x8,
+    /// 10x10 texels.
+    B10x10,
+    /// 12x10 texels.
+    B12x10,
+    /// 12x12 texels.
+    B12x12,
+}
+
+impl AstcBlock {
+    /// Every footprint, in Vulkan's order.
+    pub const ALL: [Self; 14] = [
+        Self::B4x4,
+        Self::B5x4,
+        Self::B5x5,
+        Self::B6x5,
+        Self::B6x6,
+        Self::B8x5,
+        Self::B8x6,
+        Self::B8x8,
+        Self::B10x5,
+        Self::B10x6,
+        Self::B10x8,
+        Self::B10x10,
+        Self::B12x10,
+        Self::B12x12,
+    ];
+
+    /// Width and height of a block in texels.
+    pub const fn extent(self) -> [u32; 2] {
+        match self {
+            Self::B4x4 => [4, 4],
+            Self::B5x4 => [5, 4],
+            Self::B5x5 => [5, 5],
+            Self::B6x5 => [6, 5],
+            Self::B6x6 => [6, 6],
+            Self::B8x5 => [8, 5],
+            Self::B8x6 => [8, 6],
+            Self::B8x8 => [8, 8],
+            Self::B10x5 => [10, 5],
+            Self::B10x6 => [10, 6],
+            Self::B10x8 => [10, 8],
+            Self::B10x10 => [10, 10],
+            Self::B12x10 => [12, 10],
+            Self::B12x12 => [12, 12],
+        }
+    }
+}
+
+/// A family of block-compressed formats. Vulkan devices sample a family whole or not at all
+/// (the `textureCompressionBC`, `textureCompressionETC2` and `textureCompressionASTC_LDR`
+/// features): desktop GPUs BC (NVIDIA's driver on the H200 and lavapipe report BC only), mobile
+/// GPUs ETC2 and usually ASTC.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Compression {
+    /// BC1-BC7.
+    Bc,
+    /// ETC2 and EAC.
+    Etc2,
+    /// ASTC, low dynamic range.
+    AstcLdr,
 }
 
 impl ImageFormat {
@@ -97,6 +209,12 @@ impl ImageFormat {
             | Self::Bc6hUfloat
             | Self::Bc7Unorm
             | Self::Bc7Srgb => 16,
+            Self::Etc2Rgb8Unorm | Self::Etc2Rgb8Srgb | Self::EacR11Unorm => 8,
+            Self::Etc2Rgba8Unorm
+            | Self::Etc2Rgba8Srgb
+            | Self::EacRg11Unorm
+            | Self::AstcUnorm(_)
+            | Self::AstcSrgb(_) => 16,
         }
     }
 
@@ -110,25 +228,43 @@ impl ImageFormat {
     }
 
     /// Width and height in texels of one texel block: `[1, 1]` for an uncompressed format,
-    /// `[4, 4]` for a BC one. Blocks are one texel deep.
+    /// `[4, 4]` for BC and ETC2 / EAC, the footprint for ASTC. Blocks are one texel deep.
     pub const fn block_extent(self) -> [u32; 2] {
-        if self.is_compressed() { [4, 4] } else { [1, 1] }
+        match self {
+            Self::AstcUnorm(block) | Self::AstcSrgb(block) => block.extent(),
+            _ if self.is_compressed() => [4, 4],
+            _ => [1, 1],
+        }
     }
 
     /// Whether texels are stored in compressed blocks of more than one texel.
     pub const fn is_compressed(self) -> bool {
-        matches!(
-            self,
+        self.compression().is_some()
+    }
+
+    /// The compressed family the format belongs to, `None` for an uncompressed format. A device
+    /// that does not sample the family refuses the image with
+    /// [`ImageDescError::Unsupported`].
+    pub const fn compression(self) -> Option<Compression> {
+        match self {
             Self::Bc1RgbaUnorm
-                | Self::Bc1RgbaSrgb
-                | Self::Bc3Unorm
-                | Self::Bc3Srgb
-                | Self::Bc4Unorm
-                | Self::Bc5Unorm
-                | Self::Bc6hUfloat
-                | Self::Bc7Unorm
-                | Self::Bc7Srgb
-        )
+            | Self::Bc1RgbaSrgb
+            | Self::Bc3Unorm
+            | Self::Bc3Srgb
+            | Self::Bc4Unorm
+            | Self::Bc5Unorm
+            | Self::Bc6hUfloat
+            | Self::Bc7Unorm
+            | Self::Bc7Srgb => Some(Compression::Bc),
+            Self::Etc2Rgb8Unorm
+            | Self::Etc2Rgb8Srgb
+            | Self::Etc2Rgba8Unorm
+            | Self::Etc2Rgba8Srgb
+            | Self::EacR11Unorm
+            | Self::EacRg11Unorm => Some(Compression::Etc2),
+            Self::AstcUnorm(_) | Self::AstcSrgb(_) => Some(Compression::AstcLdr),
+            _ => None,
+        }
     }
 
     /// Texel blocks that cover a box of `texels` (width, height, depth): width and height
@@ -613,6 +749,61 @@ mod tests {
         assert_eq!(F::Bc7Unorm.copy_offset_alignment(), 16);
         assert_eq!(F::Rgba8Unorm.blocks([10, 6, 2]), [10, 6, 2]);
         assert_eq!(F::Bc1RgbaSrgb.blocks([1, 5, 2]), [1, 2, 2]);
+    }
+
+    #[test]
+    fn mobile_formats_have_their_blocks_and_families() {
+        use super::{AstcBlock, Compression};
+        for (format, bytes) in [
+            (F::Etc2Rgb8Unorm, 8),
+            (F::Etc2Rgb8Srgb, 8),
+            (F::EacR11Unorm, 8),
+            (F::Etc2Rgba8Unorm, 16),
+            (F::Etc2Rgba8Srgb, 16),
+            (F::EacRg11Unorm, 16),
+        ] {
+            assert_eq!(format.block_bytes(), bytes, "{format:?}");
+            assert_eq!(format.block_extent(), [4, 4], "{format:?}");
+            assert_eq!(format.compression(), Some(Compression::Etc2), "{format:?}");
+            assert_eq!(format.copy_offset_alignment(), u64::from(bytes));
+        }
+        // Every ASTC footprint, in Vulkan's order.
+        let footprints = [
+            [4, 4],
+            [5, 4],
+            [5, 5],
+            [6, 5],
+            [6, 6],
+            [8, 5],
+            [8, 6],
+            [8, 8],
+            [10, 5],
+            [10, 6],
+            [10, 8],
+            [10, 10],
+            [12, 10],
+            [12, 12],
+        ];
+        for (block, [w, h]) in AstcBlock::ALL.into_iter().zip(footprints) {
+            assert_eq!(block.extent(), [w, h], "{block:?}");
+            for format in [F::AstcUnorm(block), F::AstcSrgb(block)] {
+                assert_eq!(format.block_extent(), [w, h]);
+                assert_eq!(format.block_bytes(), 16);
+                assert_eq!(format.compression(), Some(Compression::AstcLdr));
+                assert!(format.is_compressed() && !format.is_depth());
+                // A level one texel larger than whole blocks takes one more of each.
+                assert_eq!(format.blocks([3 * w + 1, 2 * h + 1, 1]), [4, 3, 1]);
+            }
+        }
+        assert_eq!(F::Bc4Unorm.compression(), Some(Compression::Bc));
+        assert_eq!(F::Rgba16Float.compression(), None);
+        assert_eq!(F::D32Float.compression(), None);
+        // No compressed format renders.
+        let astc = ImageDesc::new_2d(F::AstcSrgb(AstcBlock::B8x8), 64, 64, U::COLOR_ATTACHMENT);
+        assert_eq!(
+            astc.validate(),
+            Err(super::ImageDescError::UsageNotForFormat)
+        );
     }
 
     #[test]

@@ -16,7 +16,7 @@
 //!   `8`: flush (`x` even) or maintain; `9`: complete `x % 8` submissions; `10`: check (`x`
 //!   0) or read back buffer `x - 1`: offset, length;
 //!   `11`: call with another coordinator's buffer (`x` 0), grant (`1`) or frame (`2`), or, for
-//!   larger `x`, an image op: create an image (`3`: RGBA8, `4`: BC7): side byte; upload into
+//!   larger `x`, an image op: create an image (`3`: RGBA8, `4`: compressed): side byte; upload into
 //!   image (`5` to `10`): image byte, level byte, rows byte; read back a level (`11` to `14`):
 //!   image byte, level byte; drop an image (`15`, `16`): image byte; the application draws an
 //!   image (`17`): image byte;
@@ -132,7 +132,7 @@ impl CoordinatorWorkload {
                     2 => CoordOp::Foreign(ForeignCall::Frame),
                     3 | 4 => CoordOp::CreateImage {
                         side: r.byte(),
-                        bc7: x == 4,
+                        compressed: x == 4,
                     },
                     5..=10 => CoordOp::UploadImage {
                         image: r.byte(),
@@ -229,8 +229,8 @@ impl CoordinatorWorkload {
                     len,
                 } => out.extend([k(10, buffer % (OPERANDS - 1) + 1), code(offset), code(len)]),
                 CoordOp::Foreign(call) => out.push(k(11, call as u8)),
-                CoordOp::CreateImage { side, bc7 } => {
-                    out.extend([k(11, 3 + u8::from(bc7)), side]);
+                CoordOp::CreateImage { side, compressed } => {
+                    out.extend([k(11, 3 + u8::from(compressed)), side]);
                 }
                 CoordOp::UploadImage { image, level, rows } => {
                     out.extend([k(11, 5), image, level, rows]);

@@ -75,8 +75,8 @@ impl Ops {
     fn op(&mut self, op: CoordOp) {
         self.0.push(op);
     }
-    fn image(&mut self, side: u8, bc7: bool) {
-        self.0.push(CoordOp::CreateImage { side, bc7 });
+    fn image(&mut self, side: u8, compressed: bool) {
+        self.0.push(CoordOp::CreateImage { side, compressed });
     }
     fn upload_image(&mut self, image: u8, level: u8, rows: u8) {
         self.0.push(CoordOp::UploadImage { image, level, rows });
@@ -264,10 +264,10 @@ fn held_grants(ring: u32) -> Ops {
     o
 }
 
-/// Textures in RGBA8 and BC7 among buffer uploads and read-backs: read back before any upload
-/// (refused), bands of rows uploaded into every level and read back, re-uploaded after a read
-/// (which must still see the earlier bytes), with a grant held across some of it, and images
-/// dropped with their uploads and read-backs in flight.
+/// Textures in RGBA8 and compressed (BC7, or ASTC 6x6 on the mobile preset) among buffer uploads
+/// and read-backs: read back before any upload (refused), bands of rows uploaded into every level
+/// and read back, re-uploaded after a read (which must still see the earlier bytes), with a grant
+/// held across some of it, and images dropped with their uploads and read-backs in flight.
 fn images(ring: u32) -> Ops {
     let mut o = Ops::default();
     o.create(ring, false);

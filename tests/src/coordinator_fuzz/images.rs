@@ -1,13 +1,14 @@
-//! Images in the coordinator workload: square textures with every mip level, in RGBA8 or BC7,
+//! Images in the coordinator workload: square textures with every mip level, in RGBA8 or the
+//! preset's compressed format (BC7; ASTC in 6x6 blocks on the mobile preset, which samples no BC),
 //! uploaded a band of rows at a time (`upload_image`), read back a whole level at a time
-//! (`read_back_image`), drawn whole by the application (`Image::mark_written`) and dropped. The model holds each level's packed bytes and which of them
-//! an upload wrote; a read-back's bytes are compared at the next check with the model's at the
-//! call, as buffer read-backs are.
+//! (`read_back_image`), drawn whole by the application (`Image::mark_written`) and dropped. The
+//! model holds each level's packed bytes and which of them an upload wrote; a read-back's bytes
+//! are compared at the next check with the model's at the call, as buffer read-backs are.
 
 use std::ops::Range;
 
-use memkit_core::device::{ImageCopy, ImageDesc, ImageFormat, ImageUsage};
-use memkit_dummy::DummyDevice;
+use memkit_core::device::{AstcBlock, ImageCopy, ImageDesc, ImageFormat, ImageUsage};
+use memkit_dummy::{DummyDevice, Preset};
 use memkit_std::{Image, Readback};
 
 use super::{KNOWN, UNKNOWN, first_known_difference};
@@ -18,13 +19,15 @@ const USAGE: ImageUsage = ImageUsage::SAMPLED
     .union(ImageUsage::TRANSFER_SRC);
 
 /// A texture of `1 + side % 96` texels a side with every level: odd sizes, levels smaller than a
-/// BC7 block, and a level 0 of up to 36 KiB in RGBA8 (past a small ring's upload limit).
-pub(super) fn desc(side: u8, bc7: bool) -> ImageDesc {
+/// compressed block, and a level 0 of up to 36 KiB in RGBA8 (past a small ring's upload limit).
+/// Compressed, it is BC7 where `preset` samples BC, else ASTC in blocks of 6x6 texels, which
+/// no power of two divides.
+pub(super) fn desc(side: u8, compressed: bool, preset: Preset) -> ImageDesc {
     let side = 1 + u32::from(side % 96);
-    let format = if bc7 {
-        ImageFormat::Bc7Srgb
-    } else {
-        ImageFormat::Rgba8Unorm
+    let format = match (compressed, preset.config().texture_compression.bc) {
+        (false, _) => ImageFormat::Rgba8Unorm,
+        (true, true) => ImageFormat::Bc7Srgb,
+        (true, false) => ImageFormat::AstcSrgb(AstcBlock::B6x6),
     };
     ImageDesc::new_2d(format, side, side, USAGE).with_full_mip_chain()
 }

@@ -131,6 +131,41 @@ fn image_usage_bits_and_formats_match_vulkan() {
     );
 }
 
+/// The mobile formats against the numbers the Vulkan specification gives them (`VkFormat`):
+/// ETC2 / EAC from 147, ASTC from 157, each footprint's UNORM format followed by its SRGB one in
+/// `AstcBlock::ALL`'s order.
+#[test]
+fn etc2_eac_and_astc_formats_match_vulkan_numbers() {
+    let etc2 = [
+        (ImageFormat::Etc2Rgb8Unorm, 147),
+        (ImageFormat::Etc2Rgb8Srgb, 148),
+        (ImageFormat::Etc2Rgba8Unorm, 151),
+        (ImageFormat::Etc2Rgba8Srgb, 152),
+        (ImageFormat::EacR11Unorm, 153),
+        (ImageFormat::EacRg11Unorm, 155),
+    ];
+    for (format, number) in etc2 {
+        assert_eq!(map_image_format(format).as_raw(), number, "{format:?}");
+    }
+    for (i, block) in AstcBlock::ALL.into_iter().enumerate() {
+        let unorm = 157 + 2 * i as i32;
+        assert_eq!(
+            map_image_format(ImageFormat::AstcUnorm(block)).as_raw(),
+            unorm,
+            "{block:?}"
+        );
+        assert_eq!(
+            map_image_format(ImageFormat::AstcSrgb(block)).as_raw(),
+            unorm + 1,
+            "{block:?}"
+        );
+    }
+    assert_eq!(
+        map_image_format(ImageFormat::AstcSrgb(AstcBlock::B12x12)),
+        vk::Format::ASTC_12X12_SRGB_BLOCK
+    );
+}
+
 #[test]
 fn dedicated_answers() {
     let mut d = vk::MemoryDedicatedRequirements::default();

@@ -416,3 +416,80 @@ fn transfer_granularity_counts_blocks_for_compressed_formats() {
         Err(ImageCopyError::OffTexelBlock)
     );
 }
+
+/// A 101 x 47 ASTC texture in 10x6 blocks (16 bytes each), full chain: level 0 is 11 x 8 blocks,
+/// its last column (1 texel) and row (5 texels) of blocks partial. Footprints that are not
+/// powers of two follow the same grid rules as BC's 4x4.
+#[test]
+fn astc_footprints_that_are_not_powers_of_two_keep_to_their_grid() {
+    use crate::device::AstcBlock;
+    let desc = ImageDesc::new_2d(ImageFormat::AstcSrgb(AstcBlock::B10x6), 101, 47, UPLOADABLE)
+        .with_full_mip_chain();
+    let mut total = 0;
+    for level in 0..desc.mip_levels {
+        let copy = ImageCopy::whole_level(&desc, level, total);
+        assert_eq!(copy.check(&desc, [1, 1, 1]), Ok(()), "level {level}");
+        let [w, h] = desc.level_extent(level)[..2] else {
+            unreachable!()
+        };
+        let blocks = u64::from(w.div_ceil(10) * h.div_ceil(6));
+        assert_eq!(
+            copy.packed_bytes(desc.format),
+            Some(blocks * 16),
+            "level {level}"
+        );
+        total += blocks * 16;
+    }
+    assert_eq!(total, desc.packed_bytes());
+    assert_eq!(
+        ImageCopy::whole_level(&desc, 0, 0).block_box(desc.format),
+        ([0; 3], [11, 8, 1])
+    );
+    let at = |offset: [u32; 3], extent: [u32; 3]| ImageCopy {
+        offset,
+        extent,
+        ..ImageCopy::whole_level(&desc, 0, 0)
+    };
+    let check = |copy: ImageCopy| copy.check(&desc, [1, 1, 1]);
+    // On the grid: a 20 x 12 box from (30, 18) is 2 x 2 blocks from block (3, 3); the partial
+    // last blocks at the edges (101 = 10 * 10 + 1, 47 = 7 * 6 + 5).
+    assert_eq!(check(at([30, 18, 0], [20, 12, 1])), Ok(()));
+    assert_eq!(
+        at([30, 18, 0], [20, 12, 1]).block_box(desc.format),
+        ([3, 3, 0], [2, 2, 1])
+    );
+    assert_eq!(check(at([100, 42, 0], [1, 5, 1])), Ok(()));
+    for (offset, extent) in [
+        ([8, 0, 0], [10, 6, 1]), // x on a 4- or 8-texel grid, not on 10
+        ([0, 4, 0], [10, 6, 1]), // y on a 4-texel grid, not on 6
+        ([0, 0, 0], [16, 6, 1]), // width of 16 texels, short of the edge
+        ([0, 0, 0], [10, 8, 1]), // height of 8 texels, short of the edge
+    ] {
+        assert_eq!(
+            check(at(offset, extent)),
+            Err(ImageCopyError::OffTexelBlock),
+            "{offset:?} {extent:?}"
+        );
+    }
+    // Rows and slices read from a larger picture: whole blocks of 10 and 6 texels.
+    let box_ = at([0, 0, 0], [20, 12, 1]);
+    assert_eq!(check(box_.with_buffer_layout(30, 18)), Ok(()));
+    assert_eq!(
+        box_.with_buffer_layout(30, 18).buffer_pitches(desc.format),
+        Some([3 * 16, 3 * 3 * 16, 3 * 3 * 16])
+    );
+    assert_eq!(
+        check(box_.with_buffer_layout(32, 0)),
+        Err(ImageCopyError::BufferLayoutOffTexelBlock)
+    );
+    assert_eq!(
+        check(box_.with_buffer_layout(0, 16)),
+        Err(ImageCopyError::BufferLayoutOffTexelBlock)
+    );
+    // A transfer granularity counts blocks: 2 blocks are 20 x 12 texels.
+    assert_eq!(at([20, 12, 0], [20, 12, 1]).check(&desc, [2, 2, 1]), Ok(()));
+    assert_eq!(
+        at([10, 0, 0], [20, 12, 1]).check(&desc, [2, 2, 1]),
+        Err(ImageCopyError::OffGranularity)
+    );
+}
