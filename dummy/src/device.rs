@@ -688,6 +688,20 @@ impl DummyDevice {
         self.lock().waiters
     }
 
+    /// [`blocked_waiters`](Self::blocked_waiters) once a thread blocked in `wait`, or after
+    /// `settle` if none did (looking every millisecond): what a test checks while another thread
+    /// may be about to block, or may be polling instead.
+    pub fn blocked_waiters_within(&self, settle: std::time::Duration) -> u32 {
+        let deadline = std::time::Instant::now() + settle;
+        loop {
+            let blocked = self.blocked_waiters();
+            if blocked > 0 || std::time::Instant::now() >= deadline {
+                return blocked;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+    }
+
     /// Sets what a blocking `wait` does (initially [`DeviceConfig::wait_mode`]).
     pub fn set_wait_mode(&self, mode: WaitMode) {
         self.lock().wait_mode = mode;

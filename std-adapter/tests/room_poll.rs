@@ -100,12 +100,7 @@ fn blocked_while_stalled(
             device.last_submitted() > 0,
             "the first halves were never submitted"
         );
-        let deadline = Instant::now() + settle;
-        let mut blocked = device.blocked_waiters();
-        while blocked == 0 && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(1));
-            blocked = device.blocked_waiters();
-        }
+        let blocked = device.blocked_waiters_within(settle);
         assert!(
             !producer.is_finished(),
             "the upload found room before the GPU ran a copy"

@@ -47,12 +47,7 @@ fn blocked_while_waiting(device: &DummyDevice, ticket: &Ticket, settle: Duration
             ticket.wait().expect("wait");
             device.completed()
         });
-        let deadline = Instant::now() + settle;
-        let mut blocked = device.blocked_waiters();
-        while blocked == 0 && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(1));
-            blocked = device.blocked_waiters();
-        }
+        let blocked = device.blocked_waiters_within(settle);
         assert!(
             !waiter.is_finished(),
             "the wait returned before the GPU ran the copy"
