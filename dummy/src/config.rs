@@ -35,7 +35,8 @@ pub enum WaitMode {
 
 /// The block-compressed format families a device samples (Vulkan's `textureCompressionBC`,
 /// `textureCompressionETC2` and `textureCompressionASTC_LDR`): `create_image` refuses an image
-/// of another family with `ImageDescError::Unsupported`, as a Vulkan device's format query does.
+/// of another family with `ImageDescError::Unsupported`, as memkit-vulkan does where the
+/// driver's format query lacks the format.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct TextureCompression {
     /// BC1-BC7.

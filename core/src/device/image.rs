@@ -173,10 +173,10 @@ impl AstcBlock {
     }
 }
 
-/// A family of block-compressed formats. Vulkan devices sample a family whole or not at all
-/// (the `textureCompressionBC`, `textureCompressionETC2` and `textureCompressionASTC_LDR`
-/// features): desktop GPUs BC (NVIDIA's driver on the H200 and lavapipe report BC only), mobile
-/// GPUs ETC2 and usually ASTC.
+/// A family of block-compressed formats. A Vulkan device with the family's feature
+/// (`textureCompressionBC`, `textureCompressionETC2`, `textureCompressionASTC_LDR`) samples
+/// every format of it: desktop GPUs have BC (NVIDIA's driver on the H200 and lavapipe have BC
+/// only, and refuse ETC2 and ASTC images), mobile GPUs ETC2 and usually ASTC.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Compression {
     /// BC1-BC7.
