@@ -20,8 +20,8 @@ const USAGE: ImageUsage = ImageUsage::SAMPLED
 
 /// A texture of `1 + side % 96` texels a side with every level: odd sizes, levels smaller than a
 /// compressed block, and a level 0 of up to 36 KiB in RGBA8 (past a small ring's upload limit).
-/// Compressed, it is BC7 where `preset` samples BC, else ASTC in blocks of 6x6 texels, which
-/// no power of two divides.
+/// Compressed, it is BC7 where `preset` samples BC, else ASTC in blocks of 6x6 texels, a side
+/// that is not a power of two.
 pub(super) fn desc(side: u8, compressed: bool, preset: Preset) -> ImageDesc {
     let side = 1 + u32::from(side % 96);
     let format = match (compressed, preset.config().texture_compression.bc) {
