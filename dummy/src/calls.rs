@@ -529,10 +529,10 @@ impl DummyDevice {
                 && !desc.usage.contains(ImageUsage::STORAGE));
         let usage_allowed =
             !(desc.format.is_compressed() && desc.usage.contains(ImageUsage::STORAGE));
-        let format_allowed = match desc.format.compression() {
-            Some(family) => config.texture_compression.samples(family),
-            None => true,
-        };
+        let format_allowed = desc
+            .format
+            .compression()
+            .is_none_or(|family| config.texture_compression.samples(family));
         desc.width <= max_extent
             && desc.height <= max_extent
             && desc.depth <= max_extent

@@ -1464,16 +1464,22 @@ impl<D: Device> Shared<D> {
     /// completes only when waited on (the simulated device in its default wait mode), where
     /// polling would only spin.
     fn wait_for_room(&self, value: u64) -> Result<()> {
-        let poll = if self.device.completes_without_waiting() {
-            self.config.room_poll
-        } else {
-            Duration::ZERO
-        };
-        if !self.poll_completed(value, poll)? {
+        if !self.poll_completed(value, self.poll_limit(self.config.room_poll))? {
             // A long copy: block (the caller loops and asks the ring again either way).
             self.wait_value(value, Duration::from_secs(60))?;
         }
         Ok(())
+    }
+
+    /// How long to poll before blocking, given the `configured` time: zero on a device whose work
+    /// completes only when waited on (the simulated device in its default wait mode), where
+    /// polling would only spin and find nothing done.
+    fn poll_limit(&self, configured: Duration) -> Duration {
+        if self.device.completes_without_waiting() {
+            configured
+        } else {
+            Duration::ZERO
+        }
     }
 
     /// Asks for the completed value until it reaches `value` (`true`) or `limit` passed
@@ -1502,12 +1508,7 @@ impl<D: Device> Shared<D> {
         // A blocking wait returns late on real drivers (30-170 us on the H200, growing with the
         // copy): poll first, where polling can see work complete.
         let start = Instant::now();
-        let poll = if self.device.completes_without_waiting() {
-            self.config.wait_poll.min(timeout)
-        } else {
-            Duration::ZERO
-        };
-        if self.poll_completed(value, poll)? {
+        if self.poll_completed(value, self.poll_limit(self.config.wait_poll.min(timeout)))? {
             return Ok(true);
         }
         self.wait_value(value, timeout.saturating_sub(start.elapsed()))
