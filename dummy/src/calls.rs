@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use memkit_core::device::{
     BufferCopy, BufferUsage, CopyCommand, DedicatedHint, DedicatedTo, DeviceError, DeviceLimits,
-    HeapBudget, ImageDesc, ImageDescError, ImageUsage, InvalidArgument, MappedRange,
+    HeapBudget, ImageDesc, ImageDescError, ImageFlags, ImageUsage, InvalidArgument, MappedRange,
     MemoryAllocateInfo, MemoryProperties, MemoryPropertyFlags, MemoryRequirements, WaitStatus,
 };
 
@@ -511,7 +511,8 @@ impl DummyDevice {
     }
 
     /// Whether the configured limits allow `desc` (a valid description): extents within
-    /// `maxImageDimension2D` or `maxImageDimension3D`, layers within `maxImageArrayLayers`, a
+    /// `maxImageDimension2D` or `maxImageDimension3D` (and `maxImageDimensionCube` for a
+    /// cube-compatible image), layers within `maxImageArrayLayers`, a
     /// sample count the device has, no multisampled storage image (memkit-vulkan refuses
     /// those: they need a feature it does not track), no compressed storage image (drivers
     /// offer none without the block-view creation flags memkit does not set), and a total size
@@ -520,6 +521,10 @@ impl DummyDevice {
         let config = &self.shared.config;
         let max_extent = if desc.depth > 1 {
             config.max_image_dimension_3d
+        } else if desc.flags.contains(ImageFlags::CUBE_COMPATIBLE) {
+            config
+                .max_image_dimension_2d
+                .min(config.max_image_dimension_cube)
         } else {
             config.max_image_dimension_2d
         };

@@ -220,6 +220,9 @@ pub struct DeviceConfig {
     pub max_image_dimension_2d: u32,
     /// The largest width, height and depth of a 3D image (`maxImageDimension3D`).
     pub max_image_dimension_3d: u32,
+    /// The largest side of a cube-compatible image (`maxImageDimensionCube`), which must be
+    /// within [`Self::max_image_dimension_2d`] as well.
+    pub max_image_dimension_cube: u32,
     /// The most array layers of an image (`maxImageArrayLayers`).
     pub max_image_array_layers: u32,
     /// The widest framebuffer (`maxFramebufferWidth`): `create_image` refuses an image with
@@ -326,6 +329,7 @@ impl DeviceConfig {
             buffer_device_address: true,
             max_image_dimension_2d: 16384,
             max_image_dimension_3d: 2048,
+            max_image_dimension_cube: 16384,
             max_image_array_layers: 2048,
             max_framebuffer_width: 16384,
             max_framebuffer_height: 16384,
@@ -633,16 +637,25 @@ impl DeviceConfig {
     }
 
     /// Sets [`DeviceConfig::max_image_dimension_2d`], [`DeviceConfig::max_image_dimension_3d`]
-    /// and [`DeviceConfig::max_image_array_layers`], and the framebuffer extent
+    /// and [`DeviceConfig::max_image_array_layers`], and the cube side
+    /// ([`DeviceConfig::max_image_dimension_cube`]) and the framebuffer extent
     /// ([`DeviceConfig::max_framebuffer_width`] and height) to `max_2d`, as desktop drivers
-    /// report them; [`with_max_framebuffer_extent`](Self::with_max_framebuffer_extent) after
-    /// this sets a smaller one.
+    /// report them; [`with_max_image_dimension_cube`](Self::with_max_image_dimension_cube) and
+    /// [`with_max_framebuffer_extent`](Self::with_max_framebuffer_extent) after this set smaller
+    /// ones.
     pub fn with_max_image_dimensions(mut self, max_2d: u32, max_3d: u32, max_layers: u32) -> Self {
         self.max_image_dimension_2d = max_2d;
         self.max_image_dimension_3d = max_3d;
+        self.max_image_dimension_cube = max_2d;
         self.max_image_array_layers = max_layers;
         self.max_framebuffer_width = max_2d;
         self.max_framebuffer_height = max_2d;
+        self
+    }
+
+    /// Sets [`DeviceConfig::max_image_dimension_cube`].
+    pub fn with_max_image_dimension_cube(mut self, max_side: u32) -> Self {
+        self.max_image_dimension_cube = max_side;
         self
     }
 

@@ -443,6 +443,45 @@ fn images_beyond_the_presets_largest_extents_are_unsupported() {
 }
 
 #[test]
+fn cube_maps_are_bounded_by_the_cube_limit_as_well_as_the_2d_one() {
+    use memkit_core::device::{DeviceError, ImageDesc, ImageDescError, ImageFormat, ImageUsage};
+
+    let unsupported = Some(DeviceError::InvalidImage(ImageDescError::Unsupported));
+    let cube = |side| ImageDesc::new_cube(ImageFormat::R8Unorm, side, ImageUsage::SAMPLED);
+    // Every preset's drivers report the cube limit equal to the 2D one.
+    for (preset, max_2d) in [
+        (Preset::Discrete, 32768),
+        (Preset::Lavapipe, 16384),
+        (Preset::Mobile, 16384),
+    ] {
+        let gpu = DummyDevice::new(preset.config()).expect("preset");
+        let (image, _) = gpu
+            .create_image(&cube(max_2d))
+            .unwrap_or_else(|e| panic!("{preset}: {e}"));
+        gpu.destroy_image(image);
+        assert_eq!(gpu.create_image(&cube(max_2d + 1)).err(), unsupported);
+    }
+    // A device whose cubes are smaller than its 2D images refuses a cube of the 2D size only.
+    let gpu = DummyDevice::new(DeviceConfig::lavapipe().with_max_image_dimension_cube(1024))
+        .expect("device");
+    assert_eq!(gpu.create_image(&cube(1025)).err(), unsupported);
+    let six_layers = ImageDesc::new_2d(ImageFormat::R8Unorm, 1025, 1025, ImageUsage::SAMPLED)
+        .with_array_layers(6);
+    for desc in [cube(1024), six_layers] {
+        let (image, _) = gpu
+            .create_image(&desc)
+            .unwrap_or_else(|e| panic!("{desc:?}: {e}"));
+        gpu.destroy_image(image);
+    }
+    // And a cube larger than the 2D limit is refused even under a larger cube limit.
+    let gpu = DummyDevice::new(DeviceConfig::lavapipe().with_max_image_dimension_cube(32768))
+        .expect("device");
+    assert_eq!(gpu.create_image(&cube(16385)).err(), unsupported);
+    assert_eq!(gpu.counters().live_buffers, 0);
+    gpu.assert_no_misuse();
+}
+
+#[test]
 fn images_with_sample_counts_the_device_lacks_are_unsupported() {
     use memkit_core::device::{DeviceError, ImageDesc, ImageDescError, ImageFormat, ImageUsage};
 

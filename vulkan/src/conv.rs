@@ -3,8 +3,8 @@
 use ash::vk;
 use memkit_core::device::{
     AstcBlock, BufferCopy, BufferUsage, DedicatedHint, DescriptionError, DeviceLimits, ImageCopy,
-    ImageFormat, ImageLayout, ImageUsage, MemoryHeap, MemoryHeapFlags, MemoryProperties,
-    MemoryPropertyFlags, MemoryRequirements, MemoryType,
+    ImageFlags, ImageFormat, ImageLayout, ImageUsage, MemoryHeap, MemoryHeapFlags,
+    MemoryProperties, MemoryPropertyFlags, MemoryRequirements, MemoryType,
 };
 
 /// Vulkan's memory types and heaps as core's [`MemoryProperties`]. Unknown property bits are kept.
@@ -227,6 +227,12 @@ fn map_astc_format(block: AstcBlock, srgb: bool) -> vk::Format {
 /// core's image usage flags as Vulkan's (the same bit layout by construction).
 pub fn map_image_usage(usage: ImageUsage) -> vk::ImageUsageFlags {
     vk::ImageUsageFlags::from_raw(usage.bits())
+}
+
+/// core's image view-compatibility flags as Vulkan's creation flags (the same bit layout by
+/// construction).
+pub fn map_image_flags(flags: ImageFlags) -> vk::ImageCreateFlags {
+    vk::ImageCreateFlags::from_raw(flags.bits())
 }
 
 /// The layout core names as Vulkan's.

@@ -15,13 +15,13 @@ use memkit_core::device::{
     DeviceError, ImageDesc, ImageDescError, ImageDevice, ImageUsage, MemoryRequirements,
 };
 
-use crate::conv::{map_image_format, map_image_usage, map_memory_requirements};
+use crate::conv::{map_image_flags, map_image_format, map_image_usage, map_memory_requirements};
 use crate::device::VulkanDevice;
 use crate::error::map_host_device_oom_err;
 
 impl VulkanDevice {
-    /// Whether the device supports `desc` (format, usage, extent, levels, layers, samples, total
-    /// size), as `vkGetPhysicalDeviceImageFormatProperties` reports it, and an attachment's extent within
+    /// Whether the device supports `desc` (format, usage, flags, extent, levels, layers, samples,
+    /// total size), as `vkGetPhysicalDeviceImageFormatProperties` reports it, and an attachment's extent within
     /// the framebuffer limits, which that query does not cover (VUID-VkImageCreateInfo-usage-00964
     /// and -00965). Creating an image outside either is undefined behaviour, so
     /// [`ImageDevice::create_image`] asks first.
@@ -44,7 +44,7 @@ impl VulkanDevice {
                 image_type(desc),
                 vk::ImageTiling::OPTIMAL,
                 map_image_usage(desc.usage),
-                vk::ImageCreateFlags::empty(),
+                map_image_flags(desc.flags),
             )
         };
         let properties = match properties {
@@ -93,6 +93,7 @@ impl ImageDevice for VulkanDevice {
         desc.validate().map_err(DeviceError::InvalidImage)?;
         self.check_image_support(desc)?;
         let info = vk::ImageCreateInfo::default()
+            .flags(map_image_flags(desc.flags))
             .image_type(image_type(desc))
             .format(map_image_format(desc.format))
             .extent(vk::Extent3D {

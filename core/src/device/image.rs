@@ -313,8 +313,44 @@ impl ImageUsage {
         .union(Self::INPUT_ATTACHMENT);
 }
 
+bitflags::bitflags! {
+    /// What views of an image may differ from it in, laid out as Vulkan's `VkImageCreateFlags`.
+    /// An engine creates its own image views; a view of another type or format than the image's
+    /// is valid only when the image was created with the flag that allows it, so the flag has to
+    /// be asked for here, when memkit creates the image.
+    ///
+    /// ```
+    /// use memkit_core::device::{ImageDesc, ImageDescError, ImageFlags, ImageFormat, ImageUsage};
+    ///
+    /// // Written through a storage view in UNORM, sampled through an sRGB one.
+    /// let desc = ImageDesc::new_2d(ImageFormat::Rgba8Srgb, 512, 512, ImageUsage::SAMPLED)
+    ///     .with_flags(ImageFlags::MUTABLE_FORMAT);
+    /// assert_eq!(desc.validate(), Ok(()));
+    /// // Only a 3D image has 2D slices to view as an array.
+    /// let flat = desc.with_flags(ImageFlags::ARRAY_2D_COMPATIBLE);
+    /// assert_eq!(flat.validate(), Err(ImageDescError::FlagNotForShape));
+    /// ```
+    #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+    pub struct ImageFlags: u32 {
+        /// Views may have another format than the image's, of the same size class (an
+        /// `R8G8B8A8_UNORM` view of an `R8G8B8A8_SRGB` image). Some drivers turn off their
+        /// framebuffer compression for such images, so ask only where a view needs it.
+        const MUTABLE_FORMAT = 1 << 3;
+        /// Views may be cubes or cube arrays (`VK_IMAGE_VIEW_TYPE_CUBE`, `_CUBE_ARRAY`): sky
+        /// boxes, environment and shadow maps. Only for a square 2D single-sampled image of at
+        /// least six layers; [`ImageDesc::new_cube`] makes one.
+        const CUBE_COMPATIBLE = 1 << 4;
+        /// Views of one level of a 3D image may be 2D images or 2D arrays of its depth slices,
+        /// to render into the slices (`VK_IMAGE_CREATE_2D_ARRAY_COMPATIBLE_BIT`, Vulkan 1.1).
+        /// Only for a 3D image.
+        const ARRAY_2D_COMPATIBLE = 1 << 5;
+    }
+}
+
 /// An optimal-tiling image to create: a 2D image (`depth` 1, any number of array layers) or a
-/// 3D one (`depth` above 1, one layer).
+/// 3D one (`depth` above 1, one layer). A cube map is a 2D image of six layers, one per face, in
+/// Vulkan's face order (+X, -X, +Y, -Y, +Z, -Z), with [`ImageFlags::CUBE_COMPATIBLE`]
+/// ([`new_cube`](Self::new_cube)); a cube array has six layers per cube.
 ///
 /// ```
 /// use memkit_core::device::{ImageDesc, ImageFormat, ImageUsage};
@@ -344,6 +380,8 @@ pub struct ImageDesc {
     pub samples: u32,
     /// How it will be used; not empty.
     pub usage: ImageUsage,
+    /// What the engine's views of it may differ in (empty for views of its own type and format).
+    pub flags: ImageFlags,
 }
 
 impl ImageDesc {
@@ -358,7 +396,35 @@ impl ImageDesc {
             mip_levels: 1,
             samples: 1,
             usage,
+            flags: ImageFlags::empty(),
         }
+    }
+
+    /// A cube map of `side` x `side` texels: a 2D image of six layers, one per face (+X, -X,
+    /// +Y, -Y, +Z, -Z), one level, [`ImageFlags::CUBE_COMPATIBLE`]. A face is uploaded or read
+    /// back as the layer of its index; [`with_array_layers`](Self::with_array_layers) with a
+    /// multiple of six makes a cube array.
+    ///
+    /// ```
+    /// use memkit_core::device::{ImageDesc, ImageFlags, ImageFormat, ImageUsage};
+    ///
+    /// let sky = ImageDesc::new_cube(ImageFormat::Bc6hUfloat, 1024, ImageUsage::SAMPLED)
+    ///     .with_full_mip_chain();
+    /// assert_eq!((sky.array_layers, sky.mip_levels), (6, 11));
+    /// assert!(sky.flags.contains(ImageFlags::CUBE_COMPATIBLE));
+    /// assert_eq!(sky.validate(), Ok(()));
+    /// ```
+    pub const fn new_cube(format: ImageFormat, side: u32, usage: ImageUsage) -> Self {
+        Self {
+            array_layers: 6,
+            flags: ImageFlags::CUBE_COMPATIBLE,
+            ..Self::new_2d(format, side, side, usage)
+        }
+    }
+
+    /// The same image with `flags` in place of its own.
+    pub const fn with_flags(self, flags: ImageFlags) -> Self {
+        Self { flags, ..self }
     }
 
     /// The same image with `mip_levels` levels.
@@ -405,8 +471,8 @@ impl ImageDesc {
     }
 
     /// Checks what does not depend on the device: nonzero extents and counts, the mip chain, the
-    /// 2D / 3D rules, the sample count, usage that fits the format, and transient attachments
-    /// used only as attachments. A backend also asks its device: an attachment beyond its
+    /// 2D / 3D rules, the sample count, flags that fit the image's shape, usage that fits the
+    /// format, and transient attachments used only as attachments. A backend also asks its device: an attachment beyond its
     /// framebuffer extent is [`ImageDescError::AttachmentBeyondFramebuffer`]
     /// ([`check_framebuffer_extent`](Self::check_framebuffer_extent)), a format, extent or count
     /// it lacks, or an image larger than the format's `maxResourceSize`
@@ -433,6 +499,20 @@ impl ImageDesc {
         }
         if self.samples > 1 && (self.mip_levels > 1 || self.depth > 1) {
             return Err(ImageDescError::BadSampleCount);
+        }
+        // Vulkan's rules for the view-compatibility flags (`VkImageCreateInfo`): a cube face is
+        // square and a cube has six of them, multisampled images are never cubes, and only a 3D
+        // image has slices to view as a 2D array.
+        if self.flags.contains(ImageFlags::CUBE_COMPATIBLE)
+            && (self.depth > 1
+                || self.width != self.height
+                || self.array_layers < 6
+                || self.samples > 1)
+        {
+            return Err(ImageDescError::FlagNotForShape);
+        }
+        if self.flags.contains(ImageFlags::ARRAY_2D_COMPATIBLE) && self.depth == 1 {
+            return Err(ImageDescError::FlagNotForShape);
         }
         if self.usage.is_empty() {
             return Err(ImageDescError::NoUsage);
@@ -613,6 +693,10 @@ pub enum ImageDescError {
     VolumeNotSupported,
     /// Samples not a power of two up to 64, or more than one sample on a 3D or mipmapped image.
     BadSampleCount,
+    /// A view-compatibility flag the image's shape does not allow:
+    /// [`ImageFlags::CUBE_COMPATIBLE`] on an image that is not 2D, square and single-sampled
+    /// with at least six layers, or [`ImageFlags::ARRAY_2D_COMPATIBLE`] on one that is not 3D.
+    FlagNotForShape,
     /// No usage flag.
     NoUsage,
     /// A depth format used as a colour or storage image, a colour format as a depth
@@ -651,6 +735,10 @@ impl fmt::Display for ImageDescError {
             Self::BadSampleCount => f.write_str(
                 "samples must be a power of two up to 64, and 1 for 3D or mipmapped images",
             ),
+            Self::FlagNotForShape => f.write_str(
+                "a cube-compatible image must be 2D, square and single-sampled with at least six \
+                 layers, and only a 3D image can be 2D-array compatible",
+            ),
             Self::NoUsage => f.write_str("an image needs at least one usage flag"),
             Self::UsageNotForFormat => f.write_str("the usage does not fit the image's format"),
             Self::TransientNotOnlyAttachment => f.write_str(
@@ -676,7 +764,9 @@ impl core::error::Error for ImageDescError {}
 
 #[cfg(test)]
 mod tests {
-    use super::{ImageDesc, ImageDescError as E, ImageFormat as F, ImageUsage as U};
+    use super::{
+        ImageDesc, ImageDescError as E, ImageFlags as Flags, ImageFormat as F, ImageUsage as U,
+    };
 
     fn rgba(width: u32, height: u32) -> ImageDesc {
         ImageDesc::new_2d(F::Rgba8Unorm, width, height, U::SAMPLED | U::TRANSFER_DST)
@@ -928,6 +1018,54 @@ mod tests {
         assert_eq!(depth_as_colour.validate(), Err(E::UsageNotForFormat));
         let colour_as_depth = ImageDesc::new_2d(F::Bgra8Srgb, 8, 8, U::DEPTH_STENCIL_ATTACHMENT);
         assert_eq!(colour_as_depth.validate(), Err(E::UsageNotForFormat));
+    }
+
+    #[test]
+    fn view_flags_must_fit_the_image_shape() {
+        let cube = ImageDesc::new_cube(F::Rgba16Float, 64, U::SAMPLED | U::TRANSFER_DST);
+        assert_eq!(
+            (cube.width, cube.height, cube.depth, cube.array_layers),
+            (64, 64, 1, 6)
+        );
+        assert_eq!(cube.flags, Flags::CUBE_COMPATIBLE);
+        assert_eq!(cube.with_full_mip_chain().validate(), Ok(()));
+        // A cube array, and more layers than whole cubes (Vulkan asks for six or more only).
+        assert_eq!(cube.with_array_layers(12).validate(), Ok(()));
+        assert_eq!(cube.with_array_layers(7).validate(), Ok(()));
+        // Each shape a cube cannot have.
+        let not_square = ImageDesc { height: 32, ..cube };
+        let too_few_faces = cube.with_array_layers(5);
+        let multisampled = ImageDesc {
+            usage: U::COLOR_ATTACHMENT,
+            ..cube
+        }
+        .with_samples(4);
+        let volume = ImageDesc {
+            depth: 64,
+            array_layers: 1,
+            ..cube
+        };
+        for bad in [not_square, too_few_faces, multisampled, volume] {
+            assert_eq!(bad.validate(), Err(E::FlagNotForShape), "{bad:?}");
+            // The same shape without the flag is a valid image.
+            assert_eq!(bad.with_flags(Flags::empty()).validate(), Ok(()), "{bad:?}");
+        }
+        // Slices as a 2D array: 3D images only.
+        let slices = Flags::ARRAY_2D_COMPATIBLE;
+        assert_eq!(volume.with_flags(slices).validate(), Ok(()));
+        assert_eq!(
+            rgba(64, 64).with_flags(slices).validate(),
+            Err(E::FlagNotForShape)
+        );
+        // Another view format fits every shape.
+        for desc in [rgba(8, 8), volume.with_flags(Flags::empty()), cube] {
+            let mutable = desc.with_flags(desc.flags | Flags::MUTABLE_FORMAT);
+            assert_eq!(mutable.validate(), Ok(()), "{mutable:?}");
+        }
+        // The bits are Vulkan's (`VK_IMAGE_CREATE_MUTABLE_FORMAT_BIT` and the next two).
+        assert_eq!(Flags::MUTABLE_FORMAT.bits(), 0x8);
+        assert_eq!(Flags::CUBE_COMPATIBLE.bits(), 0x10);
+        assert_eq!(Flags::ARRAY_2D_COMPATIBLE.bits(), 0x20);
     }
 
     #[test]

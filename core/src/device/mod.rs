@@ -86,7 +86,9 @@ mod image_copy;
 #[cfg(test)]
 mod tests;
 
-pub use image::{AstcBlock, Compression, ImageDesc, ImageDescError, ImageFormat, ImageUsage};
+pub use image::{
+    AstcBlock, Compression, ImageDesc, ImageDescError, ImageFlags, ImageFormat, ImageUsage,
+};
 pub use image_copy::{ImageCopy, ImageCopyCommand, ImageCopyError, ImageLayout, ImageReadCommand};
 
 /// Vulkan's `VK_MAX_MEMORY_TYPES`.

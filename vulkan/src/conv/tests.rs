@@ -97,6 +97,27 @@ fn usage_bits_match_vulkan() {
 }
 
 #[test]
+fn image_flags_are_vulkans_creation_flags() {
+    for (flag, vulkan) in [
+        (
+            ImageFlags::MUTABLE_FORMAT,
+            vk::ImageCreateFlags::MUTABLE_FORMAT,
+        ),
+        (
+            ImageFlags::CUBE_COMPATIBLE,
+            vk::ImageCreateFlags::CUBE_COMPATIBLE,
+        ),
+        (
+            ImageFlags::ARRAY_2D_COMPATIBLE,
+            vk::ImageCreateFlags::TYPE_2D_ARRAY_COMPATIBLE,
+        ),
+    ] {
+        assert_eq!(map_image_flags(flag), vulkan, "{flag:?}");
+    }
+    assert_eq!(ImageFlags::all().iter().count(), 3);
+}
+
+#[test]
 fn image_usage_bits_and_formats_match_vulkan() {
     for flag in ImageUsage::all().iter() {
         assert_eq!(map_image_usage(flag).as_raw(), flag.bits(), "{flag:?}");
