@@ -8,7 +8,7 @@
 
 use core::fmt;
 
-/// A texel format: uncompressed colour formats, depth formats, and the block-compressed formats
+/// A texel format: uncompressed colour formats, depth and stencil formats, and the block-compressed formats
 /// textures ship in: BC on desktop GPUs, ETC2 / EAC and ASTC on mobile ones (which family a
 /// device samples is [`compression`](Self::compression)'s to say). The names follow Vulkan's
 /// (`Rgba8Unorm` is `VK_FORMAT_R8G8B8A8_UNORM`, `Bc7Srgb` is `VK_FORMAT_BC7_SRGB_BLOCK`,
@@ -63,6 +63,13 @@ pub enum ImageFormat {
     D16Unorm,
     /// 32-bit float depth.
     D32Float,
+    /// 24-bit unsigned normalised depth and 8-bit stencil, packed in 4 bytes. AMD's drivers do
+    /// not offer it; [`D32FloatS8Uint`](Self::D32FloatS8Uint) is the portable choice.
+    D24UnormS8Uint,
+    /// 32-bit float depth and 8-bit stencil.
+    D32FloatS8Uint,
+    /// 8-bit stencil alone.
+    S8Uint,
     /// BC1 (DXT1): RGB with 1-bit alpha, 8 bytes per 4x4 block.
     Bc1RgbaUnorm,
     /// BC1, colour in sRGB.
@@ -191,7 +198,7 @@ impl ImageFormat {
     /// Bytes of one texel block: of one texel for an uncompressed format.
     pub const fn block_bytes(self) -> u32 {
         match self {
-            Self::R8Unorm => 1,
+            Self::R8Unorm | Self::S8Uint => 1,
             Self::Rg8Unorm | Self::R16Float | Self::D16Unorm => 2,
             Self::Rgba8Unorm
             | Self::Rgba8Srgb
@@ -199,8 +206,10 @@ impl ImageFormat {
             | Self::Bgra8Srgb
             | Self::Rg16Float
             | Self::R32Float
-            | Self::D32Float => 4,
-            Self::Rgba16Float | Self::Rg32Float => 8,
+            | Self::D32Float
+            | Self::D24UnormS8Uint => 4,
+            // Four bytes of depth and the stencil byte, padded as drivers store them.
+            Self::Rgba16Float | Self::Rg32Float | Self::D32FloatS8Uint => 8,
             Self::Rgba32Float => 16,
             Self::Bc1RgbaUnorm | Self::Bc1RgbaSrgb | Self::Bc4Unorm => 8,
             Self::Bc3Unorm
@@ -274,9 +283,25 @@ impl ImageFormat {
         [texels[0].div_ceil(bw), texels[1].div_ceil(bh), texels[2]]
     }
 
-    /// Whether it is a depth format (attachable as depth, never as colour).
-    pub const fn is_depth(self) -> bool {
-        matches!(self, Self::D16Unorm | Self::D32Float)
+    /// Whether it is a depth, stencil or depth-stencil format (attachable as depth-stencil,
+    /// never as colour).
+    pub const fn is_depth_stencil(self) -> bool {
+        matches!(
+            self,
+            Self::D16Unorm
+                | Self::D32Float
+                | Self::D24UnormS8Uint
+                | Self::D32FloatS8Uint
+                | Self::S8Uint
+        )
+    }
+
+    /// Whether it has a stencil aspect.
+    pub const fn has_stencil(self) -> bool {
+        matches!(
+            self,
+            Self::D24UnormS8Uint | Self::D32FloatS8Uint | Self::S8Uint
+        )
     }
 }
 
@@ -491,7 +516,7 @@ impl ImageDesc {
                 max: self.max_mip_levels(),
             });
         }
-        if self.depth > 1 && (self.array_layers > 1 || self.format.is_depth()) {
+        if self.depth > 1 && (self.array_layers > 1 || self.format.is_depth_stencil()) {
             return Err(ImageDescError::VolumeNotSupported);
         }
         if !self.samples.is_power_of_two() || self.samples > 64 {
@@ -517,7 +542,7 @@ impl ImageDesc {
         if self.usage.is_empty() {
             return Err(ImageDescError::NoUsage);
         }
-        let wrong_attachment = if self.format.is_depth() {
+        let wrong_attachment = if self.format.is_depth_stencil() {
             ImageUsage::COLOR_ATTACHMENT.union(ImageUsage::STORAGE)
         } else if self.format.is_compressed() {
             // Compressed blocks are sampled; no device renders into them.
@@ -689,7 +714,7 @@ pub enum ImageDescError {
         /// The most levels this extent has.
         max: u32,
     },
-    /// A 3D image with array layers, or with a depth format.
+    /// A 3D image with array layers, or with a depth or stencil format.
     VolumeNotSupported,
     /// Samples not a power of two up to 64, or more than one sample on a 3D or mipmapped image.
     BadSampleCount,
@@ -699,8 +724,8 @@ pub enum ImageDescError {
     FlagNotForShape,
     /// No usage flag.
     NoUsage,
-    /// A depth format used as a colour or storage image, a colour format as a depth
-    /// attachment, or a compressed format as any attachment.
+    /// A depth or stencil format used as a colour or storage image, a colour format as a
+    /// depth-stencil attachment, or a compressed format as any attachment.
     UsageNotForFormat,
     /// `TRANSIENT_ATTACHMENT` without a colour, depth-stencil or input attachment bit, or with a
     /// bit other than those (sampled, storage, transfer): a transient image's contents may never
@@ -730,7 +755,7 @@ impl fmt::Display for ImageDescError {
                 write!(f, "more mip levels than the extent has (at most {max})")
             }
             Self::VolumeNotSupported => {
-                f.write_str("a 3D image cannot have array layers or a depth format")
+                f.write_str("a 3D image cannot have array layers or a depth or stencil format")
             }
             Self::BadSampleCount => f.write_str(
                 "samples must be a power of two up to 64, and 1 for 3D or mipmapped images",
@@ -829,7 +854,7 @@ mod tests {
         assert_eq!(volume.packed_bytes(), 2 * 2 * 3 * 8);
         for format in [F::Bc3Unorm, F::Bc5Unorm, F::Bc6hUfloat, F::Bc7Unorm] {
             assert_eq!(format.block_bytes(), 16, "{format:?}");
-            assert!(format.is_compressed() && !format.is_depth());
+            assert!(format.is_compressed() && !format.is_depth_stencil());
         }
         assert!(!F::Rgba8Unorm.is_compressed());
         // Copy offsets: the block size, at least 4.
@@ -880,7 +905,7 @@ mod tests {
                 assert_eq!(format.block_extent(), [w, h]);
                 assert_eq!(format.block_bytes(), 16);
                 assert_eq!(format.compression(), Some(Compression::AstcLdr));
-                assert!(format.is_compressed() && !format.is_depth());
+                assert!(format.is_compressed() && !format.is_depth_stencil());
                 // A level one texel larger than whole blocks takes one more of each.
                 assert_eq!(format.blocks([3 * w + 1, 2 * h + 1, 1]), [4, 3, 1]);
             }
@@ -1018,6 +1043,45 @@ mod tests {
         assert_eq!(depth_as_colour.validate(), Err(E::UsageNotForFormat));
         let colour_as_depth = ImageDesc::new_2d(F::Bgra8Srgb, 8, 8, U::DEPTH_STENCIL_ATTACHMENT);
         assert_eq!(colour_as_depth.validate(), Err(E::UsageNotForFormat));
+    }
+
+    #[test]
+    fn depth_and_stencil_formats_are_depth_stencil_attachments_only() {
+        // (format, bytes per texel, stencil aspect)
+        let formats = [
+            (F::D16Unorm, 2, false),
+            (F::D32Float, 4, false),
+            (F::D24UnormS8Uint, 4, true),
+            (F::D32FloatS8Uint, 8, true),
+            (F::S8Uint, 1, true),
+        ];
+        for (format, bytes, stencil) in formats {
+            assert!(format.is_depth_stencil(), "{format:?}");
+            assert_eq!(format.has_stencil(), stencil, "{format:?}");
+            assert_eq!(format.block_bytes(), bytes, "{format:?}");
+            assert_eq!(format.compression(), None, "{format:?}");
+            let target = U::DEPTH_STENCIL_ATTACHMENT | U::SAMPLED | U::INPUT_ATTACHMENT;
+            let desc = ImageDesc::new_2d(format, 64, 32, target);
+            assert_eq!(desc.validate(), Ok(()), "{format:?}");
+            assert_eq!(desc.with_samples(4).validate(), Ok(()), "{format:?}");
+            assert_eq!(desc.packed_bytes(), 64 * 32 * u64::from(bytes));
+            for wrong in [U::COLOR_ATTACHMENT, U::STORAGE] {
+                let as_colour = ImageDesc::new_2d(format, 64, 32, wrong);
+                assert_eq!(
+                    as_colour.validate(),
+                    Err(E::UsageNotForFormat),
+                    "{format:?}"
+                );
+            }
+            let volume = ImageDesc { depth: 4, ..desc };
+            assert_eq!(volume.validate(), Err(E::VolumeNotSupported), "{format:?}");
+        }
+        for colour in [F::R8Unorm, F::Rgba32Float, F::Bc7Srgb] {
+            assert!(
+                !colour.is_depth_stencil() && !colour.has_stencil(),
+                "{colour:?}"
+            );
+        }
     }
 
     #[test]

@@ -242,7 +242,7 @@ impl ImageCopy {
         if !desc.usage.contains(ImageUsage::TRANSFER_DST) {
             return Err(ImageCopyError::NotTransferDst);
         }
-        if desc.format.is_depth() {
+        if desc.format.is_depth_stencil() {
             return Err(ImageCopyError::DepthFormat);
         }
         if desc.samples != 1 {
@@ -339,8 +339,8 @@ pub enum ImageCopyError {
     NotTransferDst,
     /// The image was created without [`ImageUsage::TRANSFER_SRC`], and is read back.
     NotTransferSrc,
-    /// The image has a depth format: Vulkan copies into depth only on a graphics queue, and
-    /// memkit's copies run on a transfer queue.
+    /// The image has a depth or stencil format: Vulkan copies into depth only on a graphics
+    /// queue, and memkit's copies run on a transfer queue.
     DepthFormat,
     /// The image has more than one sample per texel; such images cannot be copied into.
     Multisampled,
@@ -373,7 +373,7 @@ impl fmt::Display for ImageCopyError {
         f.write_str(match self {
             Self::NotTransferDst => "the image was not created as a transfer destination",
             Self::NotTransferSrc => "the image was not created as a transfer source",
-            Self::DepthFormat => "uploads into depth images are not supported",
+            Self::DepthFormat => "copies of depth and stencil images are not supported",
             Self::Multisampled => "multisampled images cannot be copied into",
             Self::NoSuchLevel => "the image has no such mip level",
             Self::NoSuchLayer => "the image has no such array layers",

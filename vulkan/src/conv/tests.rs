@@ -97,6 +97,20 @@ fn usage_bits_match_vulkan() {
 }
 
 #[test]
+fn depth_and_stencil_formats_are_vulkans() {
+    // VkFormat numbers from the specification.
+    for (format, number) in [
+        (ImageFormat::D16Unorm, 124),
+        (ImageFormat::D32Float, 126),
+        (ImageFormat::S8Uint, 127),
+        (ImageFormat::D24UnormS8Uint, 129),
+        (ImageFormat::D32FloatS8Uint, 130),
+    ] {
+        assert_eq!(map_image_format(format).as_raw(), number, "{format:?}");
+    }
+}
+
+#[test]
 fn image_flags_are_vulkans_creation_flags() {
     for (flag, vulkan) in [
         (

@@ -58,16 +58,23 @@ fn the_image_must_be_a_colour_single_sample_transfer_destination() {
         copy.check(&sampled_only, [1, 1, 1]),
         Err(ImageCopyError::NotTransferDst)
     );
-    let depth = ImageDesc::new_2d(
+    for format in [
         ImageFormat::D32Float,
-        8,
-        8,
-        ImageUsage::DEPTH_STENCIL_ATTACHMENT | ImageUsage::TRANSFER_DST,
-    );
-    assert_eq!(
-        copy.check(&depth, [1, 1, 1]),
-        Err(ImageCopyError::DepthFormat)
-    );
+        ImageFormat::D24UnormS8Uint,
+        ImageFormat::S8Uint,
+    ] {
+        let depth = ImageDesc::new_2d(
+            format,
+            8,
+            8,
+            ImageUsage::DEPTH_STENCIL_ATTACHMENT | ImageUsage::TRANSFER_DST,
+        );
+        assert_eq!(
+            copy.check(&depth, [1, 1, 1]),
+            Err(ImageCopyError::DepthFormat),
+            "{format:?}"
+        );
+    }
     let msaa = ImageDesc::new_2d(
         ImageFormat::Rgba8Unorm,
         8,
