@@ -494,20 +494,28 @@ impl DummyDevice {
         &self,
         desc: &ImageDesc,
     ) -> Result<(DummyImage, MemoryRequirements), DeviceError> {
-        self.check_not_lost()?;
-        desc.validate().map_err(DeviceError::InvalidImage)?;
-        let config = &self.shared.config;
-        desc.check_framebuffer_extent(config.max_framebuffer_width, config.max_framebuffer_height)
-            .map_err(DeviceError::InvalidImage)?;
-        if !self.supports_image(desc) {
-            return Err(DeviceError::InvalidImage(ImageDescError::Unsupported));
-        }
+        self.check_image_support(desc)?;
         let (resource, requirements) = self.create_resource(
             desc.packed_bytes(),
             BufferUsage::empty(),
             Resource::Image(*desc),
         )?;
         Ok((DummyImage { resource }, requirements))
+    }
+
+    /// Whether [`create_image`](Self::create_image) would accept `desc`
+    /// (`ImageDevice::check_image_support`): every check it makes, nothing created or counted.
+    pub fn check_image_support(&self, desc: &ImageDesc) -> Result<(), DeviceError> {
+        self.check_not_lost()?;
+        desc.validate().map_err(DeviceError::InvalidImage)?;
+        let config = &self.shared.config;
+        desc.check_framebuffer_extent(config.max_framebuffer_width, config.max_framebuffer_height)
+            .map_err(DeviceError::InvalidImage)?;
+        if self.supports_image(desc) {
+            Ok(())
+        } else {
+            Err(DeviceError::InvalidImage(ImageDescError::Unsupported))
+        }
     }
 
     /// Whether the configured limits allow `desc` (a valid description): extents within

@@ -97,6 +97,10 @@ impl ImageDevice for DummyDevice {
         DummyDevice::create_image(self, desc)
     }
 
+    fn check_image_support(&self, desc: &ImageDesc) -> Result<(), DeviceError> {
+        DummyDevice::check_image_support(self, desc)
+    }
+
     unsafe fn bind_image_memory(
         &self,
         image: DummyImage,

@@ -513,3 +513,66 @@ fn images_whose_size_overflows_are_unsupported_not_a_panic() {
     gpu.destroy_image(image);
     gpu.assert_no_misuse();
 }
+
+#[test]
+fn the_support_check_answers_as_creation_would_and_creates_nothing() {
+    use memkit_core::device::AstcBlock;
+    let sampled = ImageUsage::SAMPLED;
+    let descs = [
+        texture(256, 256),
+        ImageDesc::new_2d(ImageFormat::Bc7Srgb, 256, 256, sampled),
+        ImageDesc::new_2d(ImageFormat::AstcSrgb(AstcBlock::B6x6), 256, 256, sampled),
+        ImageDesc::new_2d(
+            ImageFormat::D24UnormS8Uint,
+            64,
+            64,
+            ImageUsage::DEPTH_STENCIL_ATTACHMENT,
+        ),
+        ImageDesc::new_cube(ImageFormat::Rgba16Float, 512, sampled),
+        // Invalid: zero extent, depth format as colour, a cube that is not square.
+        texture(0, 4),
+        ImageDesc::new_2d(ImageFormat::D32Float, 8, 8, ImageUsage::COLOR_ATTACHMENT),
+        ImageDesc {
+            height: 8,
+            ..ImageDesc::new_cube(ImageFormat::R8Unorm, 16, sampled)
+        },
+        // Beyond the limits: the 2D extent, the framebuffer, the layer count.
+        texture(40_000, 4),
+        ImageDesc::new_2d(
+            ImageFormat::Rgba8Unorm,
+            40_000,
+            4,
+            ImageUsage::COLOR_ATTACHMENT,
+        ),
+        texture(4, 4).with_array_layers(4096),
+    ];
+    for config in [DeviceConfig::discrete(), DeviceConfig::mobile()] {
+        let name = config.name.clone();
+        let gpu = DummyDevice::new(config).expect("device");
+        let mut supported = 0;
+        for desc in &descs {
+            let answer = gpu.check_image_support(desc);
+            assert_eq!(
+                gpu.counters().live_buffers,
+                0,
+                "{name}: {desc:?}: checking created"
+            );
+            match gpu.create_image(desc) {
+                Ok((image, _)) => {
+                    assert_eq!(answer, Ok(()), "{name}: {desc:?}");
+                    supported += 1;
+                    gpu.destroy_image(image);
+                }
+                Err(e) => assert_eq!(answer, Err(e), "{name}: {desc:?}"),
+            }
+        }
+        // RGBA8, the compressed format of the family the preset samples, D24S8 and the cube.
+        assert_eq!(supported, 4, "{name}");
+        gpu.assert_no_misuse();
+        gpu.lose_device();
+        assert_eq!(
+            gpu.check_image_support(&descs[0]),
+            Err(DeviceError::DeviceLost)
+        );
+    }
+}

@@ -25,7 +25,7 @@ impl VulkanDevice {
     /// the framebuffer limits, which that query does not cover (VUID-VkImageCreateInfo-usage-00964
     /// and -00965). Creating an image outside either is undefined behaviour, so
     /// [`ImageDevice::create_image`] asks first.
-    fn check_image_support(&self, desc: &ImageDesc) -> Result<(), DeviceError> {
+    fn query_image_support(&self, desc: &ImageDesc) -> Result<(), DeviceError> {
         let (max_width, max_height) = self.max_framebuffer_extent;
         desc.check_framebuffer_extent(max_width, max_height)
             .map_err(DeviceError::InvalidImage)?;
@@ -89,8 +89,6 @@ impl ImageDevice for VulkanDevice {
         &self,
         desc: &ImageDesc,
     ) -> Result<(Self::Image, MemoryRequirements), DeviceError> {
-        self.check_lost()?;
-        desc.validate().map_err(DeviceError::InvalidImage)?;
         self.check_image_support(desc)?;
         let info = vk::ImageCreateInfo::default()
             .flags(map_image_flags(desc.flags))
@@ -133,6 +131,12 @@ impl ImageDevice for VulkanDevice {
         };
         let raw = requirements.memory_requirements;
         Ok((image, map_memory_requirements(&raw, &dedicated)))
+    }
+
+    fn check_image_support(&self, desc: &ImageDesc) -> Result<(), DeviceError> {
+        self.check_lost()?;
+        desc.validate().map_err(DeviceError::InvalidImage)?;
+        self.query_image_support(desc)
     }
 
     unsafe fn bind_image_memory(

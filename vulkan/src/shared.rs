@@ -125,6 +125,9 @@ impl ImageDevice for SharedHeadlessDevice {
     ) -> Result<(vk::Image, MemoryRequirements), DeviceError> {
         self.vk().create_image(desc)
     }
+    fn check_image_support(&self, desc: &ImageDesc) -> Result<(), DeviceError> {
+        self.vk().check_image_support(desc)
+    }
     unsafe fn bind_image_memory(
         &self,
         image: vk::Image,

@@ -180,6 +180,22 @@ fn images_get_pool_memory_beside_buffers_and_dedicated_objects() {
     finish(h);
 }
 
+/// Creates the image after asking whether it would be made (`check_image_support`): the answer
+/// must be creation's, so every refusal below checks the question too.
+fn create_checked(
+    device: &VulkanDevice,
+    desc: &ImageDesc,
+) -> Result<(vk::Image, MemoryRequirements), DeviceError> {
+    let answer = device.check_image_support(desc);
+    let made = device.create_image(desc);
+    assert_eq!(
+        answer,
+        made.as_ref().map(|_| ()).map_err(|e| *e),
+        "{desc:?}"
+    );
+    made
+}
+
 #[test]
 fn images_the_device_cannot_make_are_typed_errors() {
     let Some(h) = headless() else { return };
@@ -197,7 +213,7 @@ fn images_the_device_cannot_make_are_typed_errors() {
         ImageUsage::SAMPLED,
     );
     let unsupported = Err(DeviceError::InvalidImage(ImageDescError::Unsupported));
-    assert_eq!(device.create_image(&too_wide), unsupported);
+    assert_eq!(create_checked(device, &too_wide), unsupported);
     // Attachments are bounded by the framebuffer limits (VUID-VkImageCreateInfo-usage-00964 and
     // -00965), checked before the format query, which does not know them.
     let beyond_framebuffer = Err(DeviceError::InvalidImage(
@@ -212,19 +228,19 @@ fn images_the_device_cannot_make_are_typed_errors() {
         1,
         ImageUsage::COLOR_ATTACHMENT,
     );
-    assert_eq!(device.create_image(&wide_target), beyond_framebuffer);
+    assert_eq!(create_checked(device, &wide_target), beyond_framebuffer);
     let tall_depth = ImageDesc::new_2d(
         ImageFormat::D32Float,
         1,
         limits.max_framebuffer_height + 1,
         ImageUsage::DEPTH_STENCIL_ATTACHMENT | ImageUsage::SAMPLED,
     );
-    assert_eq!(device.create_image(&tall_depth), beyond_framebuffer);
+    assert_eq!(create_checked(device, &tall_depth), beyond_framebuffer);
     let wide_input = ImageDesc {
         usage: ImageUsage::INPUT_ATTACHMENT | ImageUsage::SAMPLED,
         ..wide_target
     };
-    assert_eq!(device.create_image(&wide_input), beyond_framebuffer);
+    assert_eq!(create_checked(device, &wide_input), beyond_framebuffer);
     // Within every extent and layer limit, but larger in all than the format's
     // `maxResourceSize` (lavapipe: 4 GiB less a byte, so 16384 x 16384 texels of 16 bytes).
     let vk_format = vk::Format::R32G32B32A32_SFLOAT;
@@ -246,7 +262,7 @@ fn images_the_device_cannot_make_are_typed_errors() {
     if layers <= u64::from(format_limits.max_array_layers) {
         let too_big = ImageDesc::new_2d(ImageFormat::Rgba32Float, side, side, ImageUsage::SAMPLED)
             .with_array_layers(layers as u32);
-        assert_eq!(device.create_image(&too_big), unsupported, "{too_big:?}");
+        assert_eq!(create_checked(device, &too_big), unsupported, "{too_big:?}");
     }
     // At the limit the driver makes it, without a validation message.
     let edge = ImageDesc::new_2d(
@@ -257,7 +273,7 @@ fn images_the_device_cannot_make_are_typed_errors() {
         1,
         ImageUsage::COLOR_ATTACHMENT,
     );
-    let (image, _) = device.create_image(&edge).unwrap();
+    let (image, _) = create_checked(device, &edge).unwrap();
     // SAFETY: never bound or used.
     unsafe { device.destroy_image(image) };
     let many_samples = ImageDesc::new_2d(
@@ -267,13 +283,13 @@ fn images_the_device_cannot_make_are_typed_errors() {
         ImageUsage::COLOR_ATTACHMENT,
     )
     .with_samples(64);
-    assert_eq!(device.create_image(&many_samples), unsupported);
+    assert_eq!(create_checked(device, &many_samples), unsupported);
     let storage_msaa =
         ImageDesc::new_2d(ImageFormat::R32Float, 64, 64, ImageUsage::STORAGE).with_samples(4);
-    assert_eq!(device.create_image(&storage_msaa), unsupported);
+    assert_eq!(create_checked(device, &storage_msaa), unsupported);
     let empty = ImageDesc::new_2d(ImageFormat::Rgba8Unorm, 0, 64, ImageUsage::SAMPLED);
     assert_eq!(
-        device.create_image(&empty),
+        create_checked(device, &empty),
         Err(DeviceError::InvalidImage(ImageDescError::ZeroExtent))
     );
     // A supported multisampled target is made, with its requirements.
@@ -284,7 +300,7 @@ fn images_the_device_cannot_make_are_typed_errors() {
         ImageUsage::COLOR_ATTACHMENT,
     )
     .with_samples(4);
-    let (image, req) = device.create_image(&msaa).unwrap();
+    let (image, req) = create_checked(device, &msaa).unwrap();
     assert!(req.size >= msaa.packed_bytes() && req.alignment.is_power_of_two());
     // SAFETY: never bound or used.
     unsafe { device.destroy_image(image) };
@@ -341,7 +357,7 @@ fn compressed_families_the_driver_does_not_sample_are_refused_with_a_typed_error
             )
         }
         .is_ok();
-        match device.create_image(&desc) {
+        match create_checked(device, &desc) {
             Ok((image, requirements)) => {
                 assert!(
                     sampled || listed,

@@ -210,6 +210,11 @@ fn a_lost_device_refuses_memory_buffer_and_image_calls_as_the_dummy_does() {
     );
     assert_eq!(device.create_image(&desc).err(), lost, "create_image");
     assert_eq!(
+        device.check_image_support(&desc).err(),
+        lost,
+        "check_image_support"
+    );
+    assert_eq!(
         HostBuffer::new(device, 4096, BufferUsage::TRANSFER_SRC).err(),
         lost,
         "HostBuffer::new"

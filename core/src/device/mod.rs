@@ -641,6 +641,13 @@ pub trait ImageDevice: MemoryDevice {
         desc: &ImageDesc,
     ) -> Result<(Self::Image, MemoryRequirements), DeviceError>;
 
+    /// Whether [`create_image`](Self::create_image) would accept `desc`, asked without creating
+    /// anything: `Ok(())`, or the [`DeviceError::InvalidImage`] it would refuse the description
+    /// with ([`DeviceError::DeviceLost`] on a lost device). An engine picks formats with it, for
+    /// example the first depth-stencil format of a list that the device has. Running out of
+    /// memory is not foreseen: that is creation's and allocation's to report.
+    fn check_image_support(&self, desc: &ImageDesc) -> Result<(), DeviceError>;
+
     /// Binds an image to `[offset, offset + requirements.size)` of `memory`.
     ///
     /// # Safety

@@ -57,6 +57,31 @@ impl<D: Device + ImageDevice> Coordinator<D> {
     pub fn create_image(&self, desc: &ImageDesc, usage: MemoryUsage) -> Result<Image<D>> {
         self.shared.create_image(desc, usage)
     }
+
+    /// Whether the device would create an image for `desc`, asked without creating one: `Ok`,
+    /// or the error [`create_image`](Self::create_image) would give for the description
+    /// ([`Error::Device`] with [`memkit_core::device::DeviceError::InvalidImage`],
+    /// [`Error::DeviceLost`]). Whether memory is left for it is not foreseen.
+    ///
+    /// ```
+    /// use memkit_core::device::{ImageDesc, ImageFormat, ImageUsage};
+    /// use memkit_dummy::{DeviceConfig, DummyDevice};
+    /// use memkit_std::{Coordinator, CoordinatorConfig};
+    ///
+    /// // A phone: ETC2 and ASTC, no BC.
+    /// let gpu = DummyDevice::new(DeviceConfig::mobile()).unwrap();
+    /// let coordinator = Coordinator::new(gpu, CoordinatorConfig::default()).unwrap();
+    /// // The first texture format of the engine's list that the device samples.
+    /// let formats = [ImageFormat::Bc7Srgb, ImageFormat::Etc2Rgba8Srgb, ImageFormat::Rgba8Srgb];
+    /// let chosen = formats.into_iter().find(|&format| {
+    ///     let desc = ImageDesc::new_2d(format, 1024, 1024, ImageUsage::SAMPLED);
+    ///     coordinator.check_image_support(&desc).is_ok()
+    /// });
+    /// assert_eq!(chosen, Some(ImageFormat::Etc2Rgba8Srgb));
+    /// ```
+    pub fn check_image_support(&self, desc: &ImageDesc) -> Result<()> {
+        Ok(self.shared.device.check_image_support(desc)?)
+    }
 }
 
 impl<D: Device + ImageCopyQueue> Coordinator<D> {
