@@ -323,10 +323,18 @@ fn compressed_families_the_driver_does_not_sample_are_refused_with_a_typed_error
     };
     let formats = [
         ImageFormat::Bc1RgbaUnorm,
+        ImageFormat::Bc1RgbSrgb,
+        ImageFormat::Bc2Unorm,
+        ImageFormat::Bc4Snorm,
+        ImageFormat::Bc5Snorm,
+        ImageFormat::Bc6hSfloat,
         ImageFormat::Bc7Srgb,
         ImageFormat::Etc2Rgb8Unorm,
+        ImageFormat::Etc2Rgb8A1Srgb,
         ImageFormat::Etc2Rgba8Srgb,
+        ImageFormat::EacR11Snorm,
         ImageFormat::EacRg11Unorm,
+        ImageFormat::EacRg11Snorm,
         ImageFormat::AstcUnorm(AstcBlock::B4x4),
         ImageFormat::AstcSrgb(AstcBlock::B6x6),
         ImageFormat::AstcUnorm(AstcBlock::B12x12),

@@ -37,26 +37,56 @@ use core::fmt;
 pub enum ImageFormat {
     /// One 8-bit unsigned normalised channel.
     R8Unorm,
+    /// One 8-bit unsigned integer channel (ids, masks).
+    R8Uint,
     /// Two 8-bit unsigned normalised channels.
     Rg8Unorm,
     /// Four 8-bit unsigned normalised channels.
     Rgba8Unorm,
     /// Four 8-bit channels, colour in sRGB.
     Rgba8Srgb,
+    /// Four 8-bit signed normalised channels.
+    Rgba8Snorm,
+    /// Four 8-bit unsigned integer channels.
+    Rgba8Uint,
     /// Four 8-bit unsigned normalised channels, blue first (the usual swapchain format).
     Bgra8Unorm,
     /// Four 8-bit channels, blue first, colour in sRGB.
     Bgra8Srgb,
+    /// Red, green and blue in 10 bits and alpha in 2, packed in 4 bytes
+    /// (`VK_FORMAT_A2B10G10R10_UNORM_PACK32`: HDR10 output, normal buffers).
+    Rgb10A2Unorm,
+    /// Red and green in 11-bit floats and blue in a 10-bit one, without sign, packed in 4 bytes
+    /// (`VK_FORMAT_B10G11R11_UFLOAT_PACK32`: HDR render targets at half of `Rgba16Float`'s
+    /// bytes).
+    Rg11B10Ufloat,
+    /// Red, green and blue in 9 bits sharing a 5-bit exponent, packed in 4 bytes
+    /// (`VK_FORMAT_E5B9G9R9_UFLOAT_PACK32`: HDR environment maps).
+    Rgb9E5Ufloat,
+    /// One 16-bit unsigned normalised channel (height maps).
+    R16Unorm,
+    /// One 16-bit unsigned integer channel.
+    R16Uint,
     /// One 16-bit float channel.
     R16Float,
+    /// Two 16-bit unsigned normalised channels.
+    Rg16Unorm,
     /// Two 16-bit float channels.
     Rg16Float,
+    /// Four 16-bit unsigned normalised channels.
+    Rgba16Unorm,
     /// Four 16-bit float channels (HDR render targets).
     Rgba16Float,
+    /// One 32-bit unsigned integer channel.
+    R32Uint,
     /// One 32-bit float channel.
     R32Float,
+    /// Two 32-bit unsigned integer channels.
+    Rg32Uint,
     /// Two 32-bit float channels.
     Rg32Float,
+    /// Four 32-bit unsigned integer channels.
+    Rgba32Uint,
     /// Four 32-bit float channels.
     Rgba32Float,
     /// 16-bit unsigned normalised depth.
@@ -70,20 +100,34 @@ pub enum ImageFormat {
     D32FloatS8Uint,
     /// 8-bit stencil alone.
     S8Uint,
+    /// BC1 (DXT1) without alpha: RGB, 8 bytes per 4x4 block.
+    Bc1RgbUnorm,
+    /// BC1 without alpha, colour in sRGB.
+    Bc1RgbSrgb,
     /// BC1 (DXT1): RGB with 1-bit alpha, 8 bytes per 4x4 block.
     Bc1RgbaUnorm,
     /// BC1, colour in sRGB.
     Bc1RgbaSrgb,
+    /// BC2 (DXT3): RGB with 4-bit alpha, 16 bytes per 4x4 block.
+    Bc2Unorm,
+    /// BC2, colour in sRGB.
+    Bc2Srgb,
     /// BC3 (DXT5): RGBA, 16 bytes per 4x4 block.
     Bc3Unorm,
     /// BC3, colour in sRGB.
     Bc3Srgb,
     /// BC4: one unsigned normalised channel, 8 bytes per 4x4 block.
     Bc4Unorm,
+    /// BC4: one signed normalised channel.
+    Bc4Snorm,
     /// BC5: two unsigned normalised channels (normal maps), 16 bytes per 4x4 block.
     Bc5Unorm,
+    /// BC5: two signed normalised channels (normal maps).
+    Bc5Snorm,
     /// BC6H: RGB half floats without sign (HDR), 16 bytes per 4x4 block.
     Bc6hUfloat,
+    /// BC6H: RGB half floats with sign.
+    Bc6hSfloat,
     /// BC7: RGBA, 16 bytes per 4x4 block.
     Bc7Unorm,
     /// BC7, colour in sRGB.
@@ -92,14 +136,22 @@ pub enum ImageFormat {
     Etc2Rgb8Unorm,
     /// ETC2 RGB, colour in sRGB.
     Etc2Rgb8Srgb,
+    /// ETC2 with 1-bit ("punch-through") alpha: RGBA, 8 bytes per 4x4 block.
+    Etc2Rgb8A1Unorm,
+    /// ETC2 with 1-bit alpha, colour in sRGB.
+    Etc2Rgb8A1Srgb,
     /// ETC2 with EAC alpha: RGBA, 16 bytes per 4x4 block.
     Etc2Rgba8Unorm,
     /// ETC2 with EAC alpha, colour in sRGB.
     Etc2Rgba8Srgb,
     /// EAC: one 11-bit unsigned normalised channel, 8 bytes per 4x4 block.
     EacR11Unorm,
+    /// EAC: one 11-bit signed normalised channel.
+    EacR11Snorm,
     /// EAC: two 11-bit unsigned normalised channels (normal maps), 16 bytes per 4x4 block.
     EacRg11Unorm,
+    /// EAC: two 11-bit signed normalised channels.
+    EacRg11Snorm,
     /// ASTC (low dynamic range): RGBA, 16 bytes per block of the [`AstcBlock`]'s texels.
     AstcUnorm(AstcBlock),
     /// ASTC (low dynamic range), colour in sRGB.
@@ -198,30 +250,56 @@ impl ImageFormat {
     /// Bytes of one texel block: of one texel for an uncompressed format.
     pub const fn block_bytes(self) -> u32 {
         match self {
-            Self::R8Unorm | Self::S8Uint => 1,
-            Self::Rg8Unorm | Self::R16Float | Self::D16Unorm => 2,
+            Self::R8Unorm | Self::R8Uint | Self::S8Uint => 1,
+            Self::Rg8Unorm | Self::R16Unorm | Self::R16Uint | Self::R16Float | Self::D16Unorm => 2,
             Self::Rgba8Unorm
             | Self::Rgba8Srgb
+            | Self::Rgba8Snorm
+            | Self::Rgba8Uint
             | Self::Bgra8Unorm
             | Self::Bgra8Srgb
+            | Self::Rgb10A2Unorm
+            | Self::Rg11B10Ufloat
+            | Self::Rgb9E5Ufloat
+            | Self::Rg16Unorm
             | Self::Rg16Float
+            | Self::R32Uint
             | Self::R32Float
             | Self::D32Float
             | Self::D24UnormS8Uint => 4,
             // Four bytes of depth and the stencil byte, padded as drivers store them.
-            Self::Rgba16Float | Self::Rg32Float | Self::D32FloatS8Uint => 8,
-            Self::Rgba32Float => 16,
-            Self::Bc1RgbaUnorm | Self::Bc1RgbaSrgb | Self::Bc4Unorm => 8,
-            Self::Bc3Unorm
+            Self::Rgba16Unorm
+            | Self::Rgba16Float
+            | Self::Rg32Uint
+            | Self::Rg32Float
+            | Self::D32FloatS8Uint => 8,
+            Self::Rgba32Uint | Self::Rgba32Float => 16,
+            Self::Bc1RgbUnorm
+            | Self::Bc1RgbSrgb
+            | Self::Bc1RgbaUnorm
+            | Self::Bc1RgbaSrgb
+            | Self::Bc4Unorm
+            | Self::Bc4Snorm => 8,
+            Self::Bc2Unorm
+            | Self::Bc2Srgb
+            | Self::Bc3Unorm
             | Self::Bc3Srgb
             | Self::Bc5Unorm
+            | Self::Bc5Snorm
             | Self::Bc6hUfloat
+            | Self::Bc6hSfloat
             | Self::Bc7Unorm
             | Self::Bc7Srgb => 16,
-            Self::Etc2Rgb8Unorm | Self::Etc2Rgb8Srgb | Self::EacR11Unorm => 8,
+            Self::Etc2Rgb8Unorm
+            | Self::Etc2Rgb8Srgb
+            | Self::Etc2Rgb8A1Unorm
+            | Self::Etc2Rgb8A1Srgb
+            | Self::EacR11Unorm
+            | Self::EacR11Snorm => 8,
             Self::Etc2Rgba8Unorm
             | Self::Etc2Rgba8Srgb
             | Self::EacRg11Unorm
+            | Self::EacRg11Snorm
             | Self::AstcUnorm(_)
             | Self::AstcSrgb(_) => 16,
         }
@@ -256,21 +334,32 @@ impl ImageFormat {
     /// [`ImageDescError::Unsupported`].
     pub const fn compression(self) -> Option<Compression> {
         match self {
-            Self::Bc1RgbaUnorm
+            Self::Bc1RgbUnorm
+            | Self::Bc1RgbSrgb
+            | Self::Bc1RgbaUnorm
             | Self::Bc1RgbaSrgb
+            | Self::Bc2Unorm
+            | Self::Bc2Srgb
             | Self::Bc3Unorm
             | Self::Bc3Srgb
             | Self::Bc4Unorm
+            | Self::Bc4Snorm
             | Self::Bc5Unorm
+            | Self::Bc5Snorm
             | Self::Bc6hUfloat
+            | Self::Bc6hSfloat
             | Self::Bc7Unorm
             | Self::Bc7Srgb => Some(Compression::Bc),
             Self::Etc2Rgb8Unorm
             | Self::Etc2Rgb8Srgb
+            | Self::Etc2Rgb8A1Unorm
+            | Self::Etc2Rgb8A1Srgb
             | Self::Etc2Rgba8Unorm
             | Self::Etc2Rgba8Srgb
             | Self::EacR11Unorm
-            | Self::EacRg11Unorm => Some(Compression::Etc2),
+            | Self::EacR11Snorm
+            | Self::EacRg11Unorm
+            | Self::EacRg11Snorm => Some(Compression::Etc2),
             Self::AstcUnorm(_) | Self::AstcSrgb(_) => Some(Compression::AstcLdr),
             _ => None,
         }
@@ -852,8 +941,21 @@ mod tests {
             ..ImageDesc::new_2d(F::Bc4Unorm, 8, 8, U::SAMPLED)
         };
         assert_eq!(volume.packed_bytes(), 2 * 2 * 3 * 8);
-        for format in [F::Bc3Unorm, F::Bc5Unorm, F::Bc6hUfloat, F::Bc7Unorm] {
-            assert_eq!(format.block_bytes(), 16, "{format:?}");
+        for (format, bytes) in [
+            (F::Bc1RgbUnorm, 8),
+            (F::Bc1RgbSrgb, 8),
+            (F::Bc4Snorm, 8),
+            (F::Bc2Unorm, 16),
+            (F::Bc2Srgb, 16),
+            (F::Bc3Unorm, 16),
+            (F::Bc5Unorm, 16),
+            (F::Bc5Snorm, 16),
+            (F::Bc6hUfloat, 16),
+            (F::Bc6hSfloat, 16),
+            (F::Bc7Unorm, 16),
+        ] {
+            assert_eq!(format.block_bytes(), bytes, "{format:?}");
+            assert_eq!(format.block_extent(), [4, 4], "{format:?}");
             assert!(format.is_compressed() && !format.is_depth_stencil());
         }
         assert!(!F::Rgba8Unorm.is_compressed());
@@ -872,10 +974,14 @@ mod tests {
         for (format, bytes) in [
             (F::Etc2Rgb8Unorm, 8),
             (F::Etc2Rgb8Srgb, 8),
+            (F::Etc2Rgb8A1Unorm, 8),
+            (F::Etc2Rgb8A1Srgb, 8),
             (F::EacR11Unorm, 8),
+            (F::EacR11Snorm, 8),
             (F::Etc2Rgba8Unorm, 16),
             (F::Etc2Rgba8Srgb, 16),
             (F::EacRg11Unorm, 16),
+            (F::EacRg11Snorm, 16),
         ] {
             assert_eq!(format.block_bytes(), bytes, "{format:?}");
             assert_eq!(format.block_extent(), [4, 4], "{format:?}");
@@ -1043,6 +1149,32 @@ mod tests {
         assert_eq!(depth_as_colour.validate(), Err(E::UsageNotForFormat));
         let colour_as_depth = ImageDesc::new_2d(F::Bgra8Srgb, 8, 8, U::DEPTH_STENCIL_ATTACHMENT);
         assert_eq!(colour_as_depth.validate(), Err(E::UsageNotForFormat));
+    }
+
+    #[test]
+    fn uncompressed_formats_take_their_texel_size() {
+        for (format, bytes) in [
+            (F::R8Uint, 1),
+            (F::R16Unorm, 2),
+            (F::R16Uint, 2),
+            (F::Rgba8Snorm, 4),
+            (F::Rgba8Uint, 4),
+            (F::Rgb10A2Unorm, 4),
+            (F::Rg11B10Ufloat, 4),
+            (F::Rgb9E5Ufloat, 4),
+            (F::Rg16Unorm, 4),
+            (F::R32Uint, 4),
+            (F::Rgba16Unorm, 8),
+            (F::Rg32Uint, 8),
+            (F::Rgba32Uint, 16),
+        ] {
+            assert_eq!(format.block_bytes(), bytes, "{format:?}");
+            assert_eq!(format.block_extent(), [1, 1], "{format:?}");
+            assert!(!format.is_compressed() && !format.is_depth_stencil());
+            let target = ImageDesc::new_2d(format, 30, 20, U::COLOR_ATTACHMENT | U::SAMPLED);
+            assert_eq!(target.validate(), Ok(()), "{format:?}");
+            assert_eq!(target.packed_bytes(), 600 * u64::from(bytes));
+        }
     }
 
     #[test]

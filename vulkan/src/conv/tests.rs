@@ -1,4 +1,5 @@
 use super::*;
+use memkit_core::device::Compression;
 
 fn lavapipe_like() -> vk::PhysicalDeviceMemoryProperties {
     let mut raw = vk::PhysicalDeviceMemoryProperties {
@@ -166,21 +167,86 @@ fn image_usage_bits_and_formats_match_vulkan() {
     );
 }
 
-/// The mobile formats against the numbers the Vulkan specification gives them (`VkFormat`):
-/// ETC2 / EAC from 147, ASTC from 157, each footprint's UNORM format followed by its SRGB one in
+/// Every format against the number the Vulkan specification gives it (`VkFormat`): the
+/// uncompressed ones by name, BC from 131, ETC2 / EAC from 147 and ASTC from 157 in the
+/// specification's order, each footprint's UNORM format followed by its SRGB one in
 /// `AstcBlock::ALL`'s order.
 #[test]
-fn etc2_eac_and_astc_formats_match_vulkan_numbers() {
-    let etc2 = [
-        (ImageFormat::Etc2Rgb8Unorm, 147),
-        (ImageFormat::Etc2Rgb8Srgb, 148),
-        (ImageFormat::Etc2Rgba8Unorm, 151),
-        (ImageFormat::Etc2Rgba8Srgb, 152),
-        (ImageFormat::EacR11Unorm, 153),
-        (ImageFormat::EacRg11Unorm, 155),
+fn formats_match_vulkan_numbers() {
+    use ImageFormat as F;
+    let uncompressed = [
+        (F::R8Unorm, 9),
+        (F::R8Uint, 13),
+        (F::Rg8Unorm, 16),
+        (F::Rgba8Unorm, 37),
+        (F::Rgba8Snorm, 38),
+        (F::Rgba8Uint, 41),
+        (F::Rgba8Srgb, 43),
+        (F::Bgra8Unorm, 44),
+        (F::Bgra8Srgb, 50),
+        (F::Rgb10A2Unorm, 64),
+        (F::R16Unorm, 70),
+        (F::R16Uint, 74),
+        (F::R16Float, 76),
+        (F::Rg16Unorm, 77),
+        (F::Rg16Float, 83),
+        (F::Rgba16Unorm, 91),
+        (F::Rgba16Float, 97),
+        (F::R32Uint, 98),
+        (F::R32Float, 100),
+        (F::Rg32Uint, 101),
+        (F::Rg32Float, 103),
+        (F::Rgba32Uint, 107),
+        (F::Rgba32Float, 109),
+        (F::Rg11B10Ufloat, 122),
+        (F::Rgb9E5Ufloat, 123),
     ];
-    for (format, number) in etc2 {
+    for (format, number) in uncompressed {
         assert_eq!(map_image_format(format).as_raw(), number, "{format:?}");
+        assert_eq!(format.compression(), None, "{format:?}");
+    }
+    let bc = [
+        F::Bc1RgbUnorm,
+        F::Bc1RgbSrgb,
+        F::Bc1RgbaUnorm,
+        F::Bc1RgbaSrgb,
+        F::Bc2Unorm,
+        F::Bc2Srgb,
+        F::Bc3Unorm,
+        F::Bc3Srgb,
+        F::Bc4Unorm,
+        F::Bc4Snorm,
+        F::Bc5Unorm,
+        F::Bc5Snorm,
+        F::Bc6hUfloat,
+        F::Bc6hSfloat,
+        F::Bc7Unorm,
+        F::Bc7Srgb,
+    ];
+    let etc2 = [
+        F::Etc2Rgb8Unorm,
+        F::Etc2Rgb8Srgb,
+        F::Etc2Rgb8A1Unorm,
+        F::Etc2Rgb8A1Srgb,
+        F::Etc2Rgba8Unorm,
+        F::Etc2Rgba8Srgb,
+        F::EacR11Unorm,
+        F::EacR11Snorm,
+        F::EacRg11Unorm,
+        F::EacRg11Snorm,
+    ];
+    for (first, family, formats) in [
+        (131, Compression::Bc, &bc[..]),
+        (147, Compression::Etc2, &etc2[..]),
+    ] {
+        for (i, &format) in formats.iter().enumerate() {
+            assert_eq!(
+                map_image_format(format).as_raw(),
+                first + i as i32,
+                "{format:?}"
+            );
+            assert_eq!(format.compression(), Some(family), "{format:?}");
+        }
     }
     for (i, block) in AstcBlock::ALL.into_iter().enumerate() {
         let unorm = 157 + 2 * i as i32;
