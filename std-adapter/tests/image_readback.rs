@@ -394,3 +394,58 @@ fn an_image_marked_written_that_nothing_wrote_is_a_misuse_the_simulator_reports(
         [memkit_dummy::MisuseKind::ReadOfUndefinedImage]
     );
 }
+
+#[test]
+fn a_depth_target_the_application_drew_reads_back_and_a_depth_stencil_one_is_refused() {
+    let (c, device) = coordinator(DeviceConfig::discrete());
+    let usage = READABLE.union(ImageUsage::DEPTH_STENCIL_ATTACHMENT);
+    for format in [
+        ImageFormat::D32Float,
+        ImageFormat::D16Unorm,
+        ImageFormat::S8Uint,
+    ] {
+        let desc = ImageDesc::new_2d(format, 24, 10, usage).with_array_layers(2);
+        let target = c
+            .create_image(&desc, MemoryUsage::FAST_DEVICE_ACCESS)
+            .expect("depth target");
+        // The application's depth pass over both layers, ordered before the read by the host
+        // here: it completed.
+        let drawing = pattern(desc.packed_bytes() as usize, 31);
+        for (layer, texels) in drawing.chunks(drawing.len() / 2).enumerate() {
+            device
+                .application_writes_image(target.raw(), 0, layer as u32, texels)
+                .expect("the application's pass");
+        }
+        // SAFETY: the pass above wrote every texel, completed, and left the image in its layout
+        // after upload (the simulated application's write does both).
+        unsafe { target.mark_written() };
+        let read = c
+            .read_back_image(&target, &[ImageCopy::whole_level(&desc, 0, 0)])
+            .expect("read back");
+        device.complete_all();
+        assert!(read.wait().unwrap() == drawing, "{format:?}");
+        // Uploads into depth stay refused: the copy engine cannot write depth.
+        assert_eq!(
+            c.upload_image(&target, &[ImageCopy::whole_level(&desc, 0, 0)], &drawing)
+                .err(),
+            Some(Error::ImageCopy(ImageCopyError::DepthFormat)),
+            "{format:?}"
+        );
+    }
+    let both = ImageDesc::new_2d(ImageFormat::D32FloatS8Uint, 8, 8, usage);
+    let target = c
+        .create_image(&both, MemoryUsage::FAST_DEVICE_ACCESS)
+        .expect("depth-stencil target");
+    let drawing = pattern(both.packed_bytes() as usize, 32);
+    device
+        .application_writes_image(target.raw(), 0, 0, &drawing)
+        .expect("the application's pass");
+    // SAFETY: as above.
+    unsafe { target.mark_written() };
+    assert_eq!(
+        c.read_back_image(&target, &[ImageCopy::whole_level(&both, 0, 0)])
+            .err(),
+        Some(Error::ImageCopy(ImageCopyError::DepthFormat))
+    );
+    device.assert_no_misuse();
+}

@@ -17,9 +17,9 @@
 //! that discards the contents needs no transfer (its barrier starts from `UNDEFINED`).
 
 use ash::vk;
-use memkit_core::device::{CopyCommand, ImageCopyCommand, ImageDesc};
+use memkit_core::device::{CopyCommand, ImageCopyCommand, ImageDesc, ImageFormat};
 
-use crate::conv::{map_destination_span, map_image_layout};
+use crate::conv::{map_destination_span, map_image_aspects, map_image_layout};
 use crate::device::VulkanDevice;
 
 /// A pair of queue families between which buffer ownership moves.
@@ -163,19 +163,24 @@ pub unsafe fn record_acquire(
     }
 }
 
-/// Every subresource of a colour image: what memkit's image barriers name.
-pub(crate) const WHOLE_COLOR_IMAGE: vk::ImageSubresourceRange = vk::ImageSubresourceRange {
-    aspect_mask: vk::ImageAspectFlags::COLOR,
-    base_mip_level: 0,
-    level_count: vk::REMAINING_MIP_LEVELS,
-    base_array_layer: 0,
-    layer_count: vk::REMAINING_ARRAY_LAYERS,
-};
+/// Every subresource of an image of `format`, every aspect of it: what memkit's image barriers
+/// name.
+pub(crate) fn whole_image(format: ImageFormat) -> vk::ImageSubresourceRange {
+    vk::ImageSubresourceRange {
+        aspect_mask: map_image_aspects(format),
+        base_mip_level: 0,
+        level_count: vk::REMAINING_MIP_LEVELS,
+        base_array_layer: 0,
+        layer_count: vk::REMAINING_ARRAY_LAYERS,
+    }
+}
 
-/// A barrier over every subresource of `image` from `old_layout` to `new_layout`, moving it from
-/// `src_family` to `dst_family` (`VK_QUEUE_FAMILY_IGNORED` for both: within the family).
+/// A barrier over every subresource of `image` (of `format`) from `old_layout` to `new_layout`,
+/// moving it from `src_family` to `dst_family` (`VK_QUEUE_FAMILY_IGNORED` for both: within the
+/// family).
 pub(crate) fn whole_image_barrier(
     image: vk::Image,
+    format: ImageFormat,
     old_layout: vk::ImageLayout,
     new_layout: vk::ImageLayout,
     src_family: u32,
@@ -187,7 +192,7 @@ pub(crate) fn whole_image_barrier(
         .src_queue_family_index(src_family)
         .dst_queue_family_index(dst_family)
         .image(image)
-        .subresource_range(WHOLE_COLOR_IMAGE)
+        .subresource_range(whole_image(format))
 }
 
 /// The release half memkit records after its last copy into `image` (created with `desc`) in a
@@ -200,6 +205,7 @@ pub fn image_release_barrier(
 ) -> vk::ImageMemoryBarrier<'static> {
     whole_image_barrier(
         image,
+        desc.format,
         vk::ImageLayout::TRANSFER_DST_OPTIMAL,
         map_image_layout(desc.layout_after_upload()),
         transfer.src_family,
@@ -221,6 +227,7 @@ pub fn image_acquire_barrier(
 ) -> vk::ImageMemoryBarrier<'static> {
     whole_image_barrier(
         image,
+        desc.format,
         vk::ImageLayout::TRANSFER_DST_OPTIMAL,
         map_image_layout(desc.layout_after_upload()),
         transfer.src_family,
@@ -243,6 +250,7 @@ pub fn image_return_barrier(
 ) -> vk::ImageMemoryBarrier<'static> {
     whole_image_barrier(
         image,
+        desc.format,
         map_image_layout(desc.layout_after_upload()),
         vk::ImageLayout::TRANSFER_DST_OPTIMAL,
         transfer.dst_family,
@@ -261,6 +269,7 @@ pub fn image_reclaim_barrier(
 ) -> vk::ImageMemoryBarrier<'static> {
     whole_image_barrier(
         image,
+        desc.format,
         map_image_layout(desc.layout_after_upload()),
         vk::ImageLayout::TRANSFER_DST_OPTIMAL,
         transfer.dst_family,

@@ -270,9 +270,26 @@ pub fn map_image_layout(layout: ImageLayout) -> vk::ImageLayout {
     }
 }
 
-/// One buffer-to-image region of a colour image; its source layout (`bufferRowLength`,
-/// `bufferImageHeight`, 0 for tightly packed) is the region's own.
-pub fn map_image_copy(region: &ImageCopy) -> vk::BufferImageCopy {
+/// Every aspect an image of `format` has: colour, depth, stencil, or depth and stencil.
+pub fn map_image_aspects(format: ImageFormat) -> vk::ImageAspectFlags {
+    let mut aspects = vk::ImageAspectFlags::empty();
+    if format.has_depth() {
+        aspects |= vk::ImageAspectFlags::DEPTH;
+    }
+    if format.has_stencil() {
+        aspects |= vk::ImageAspectFlags::STENCIL;
+    }
+    if aspects.is_empty() {
+        vk::ImageAspectFlags::COLOR
+    } else {
+        aspects
+    }
+}
+
+/// One buffer-image region of an image of `format`, which has one aspect (colour, depth or
+/// stencil: copies of images with two are refused by their checks); its buffer layout
+/// (`bufferRowLength`, `bufferImageHeight`, 0 for tightly packed) is the region's own.
+pub fn map_image_copy(region: &ImageCopy, format: ImageFormat) -> vk::BufferImageCopy {
     let [x, y, z] = region.offset;
     let [width, height, depth] = region.extent;
     vk::BufferImageCopy {
@@ -280,7 +297,7 @@ pub fn map_image_copy(region: &ImageCopy) -> vk::BufferImageCopy {
         buffer_row_length: region.buffer_row_length,
         buffer_image_height: region.buffer_image_height,
         image_subresource: vk::ImageSubresourceLayers {
-            aspect_mask: vk::ImageAspectFlags::COLOR,
+            aspect_mask: map_image_aspects(format),
             mip_level: region.mip_level,
             base_array_layer: region.base_array_layer,
             layer_count: region.layer_count,

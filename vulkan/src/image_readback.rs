@@ -192,7 +192,12 @@ pub(crate) unsafe fn record_image_reads(
     let mut regions = Vec::new();
     for command in commands {
         regions.clear();
-        regions.extend(command.regions.iter().map(map_image_copy));
+        regions.extend(
+            command
+                .regions
+                .iter()
+                .map(|r| map_image_copy(r, command.desc.format)),
+        );
         let read = ImageRead {
             image: command.src,
             desc: &command.desc,
@@ -293,9 +298,14 @@ fn barriers_before(
     release: Option<OwnershipTransfer>,
 ) -> Vec<vk::ImageMemoryBarrier<'static>> {
     let to_source = |old_layout| {
-        within_family(image, old_layout, vk::ImageLayout::TRANSFER_SRC_OPTIMAL)
-            .src_access_mask(vk::AccessFlags::MEMORY_WRITE)
-            .dst_access_mask(vk::AccessFlags::TRANSFER_READ)
+        within_family(
+            image,
+            desc.format,
+            old_layout,
+            vk::ImageLayout::TRANSFER_SRC_OPTIMAL,
+        )
+        .src_access_mask(vk::AccessFlags::MEMORY_WRITE)
+        .dst_access_mask(vk::AccessFlags::TRANSFER_READ)
     };
     match release {
         Some(transfer) => vec![
@@ -314,8 +324,14 @@ fn barriers_after(
     desc: &ImageDesc,
     release: Option<OwnershipTransfer>,
 ) -> Vec<vk::ImageMemoryBarrier<'static>> {
-    let from_source =
-        |new_layout| within_family(image, vk::ImageLayout::TRANSFER_SRC_OPTIMAL, new_layout);
+    let from_source = |new_layout| {
+        within_family(
+            image,
+            desc.format,
+            vk::ImageLayout::TRANSFER_SRC_OPTIMAL,
+            new_layout,
+        )
+    };
     match release {
         Some(transfer) => vec![
             from_source(vk::ImageLayout::TRANSFER_DST_OPTIMAL),

@@ -38,7 +38,7 @@
 
 use ash::vk;
 use memkit_core::device::{
-    DeviceError, ImageCopyCommand, ImageCopyError, ImageCopyQueue, ImageReadCommand,
+    DeviceError, ImageCopyCommand, ImageCopyError, ImageCopyQueue, ImageFormat, ImageReadCommand,
 };
 
 use crate::barrier::{
@@ -147,8 +147,12 @@ impl ImageCopyRecorder {
             };
             for command in run.iter().filter(|c| !c.regions.is_empty()) {
                 self.regions.clear();
-                self.regions
-                    .extend(command.regions.iter().map(map_image_copy));
+                self.regions.extend(
+                    command
+                        .regions
+                        .iter()
+                        .map(|r| map_image_copy(r, command.desc.format)),
+                );
                 // SAFETY: the image is in the transfer layout (barrier above) and was created
                 // with `TRANSFER_DST`; the regions passed `ImageCopy::check` and their source
                 // ranges lie inside the source buffer, created with `TRANSFER_SRC` (caller's
@@ -219,9 +223,14 @@ fn entry_barrier(
             } else {
                 vk::ImageLayout::UNDEFINED
             };
-            within_family(c.dst, old_layout, vk::ImageLayout::TRANSFER_DST_OPTIMAL)
-                .src_access_mask(vk::AccessFlags::MEMORY_WRITE)
-                .dst_access_mask(vk::AccessFlags::TRANSFER_WRITE)
+            within_family(
+                c.dst,
+                c.desc.format,
+                old_layout,
+                vk::ImageLayout::TRANSFER_DST_OPTIMAL,
+            )
+            .src_access_mask(vk::AccessFlags::MEMORY_WRITE)
+            .dst_access_mask(vk::AccessFlags::TRANSFER_WRITE)
         }
     }
 }
@@ -239,6 +248,7 @@ fn exit_barrier(
         Some(transfer) if last_of_image() => image_release_barrier(transfer, c.dst, &c.desc),
         _ => within_family(
             c.dst,
+            c.desc.format,
             vk::ImageLayout::TRANSFER_DST_OPTIMAL,
             map_image_layout(c.desc.layout_after_upload()),
         )
@@ -247,14 +257,17 @@ fn exit_barrier(
     }
 }
 
-/// A layout transition of every subresource of `image`, within its queue family (or families).
+/// A layout transition of every subresource of `image` (of `format`), within its queue family
+/// (or families).
 pub(crate) fn within_family(
     image: vk::Image,
+    format: ImageFormat,
     old_layout: vk::ImageLayout,
     new_layout: vk::ImageLayout,
 ) -> vk::ImageMemoryBarrier<'static> {
     whole_image_barrier(
         image,
+        format,
         old_layout,
         new_layout,
         vk::QUEUE_FAMILY_IGNORED,

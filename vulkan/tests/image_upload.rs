@@ -1697,3 +1697,149 @@ fn every_uncompressed_colour_format_lands_and_reads_back_byte_for_byte() {
     };
     finish(h);
 }
+
+/// Depth and stencil targets the application cleared on its own queue, read back by the
+/// coordinator after `mark_written`: the copy names the format's one aspect, and every texel
+/// holds the clear value (a depth of 0.25 as a 32-bit float, 0.5 as 16-bit unorm, stencil
+/// 0x5A). The barriers and the copy would be validation errors with the colour aspect.
+#[test]
+fn depth_and_stencil_targets_the_application_cleared_read_back_texel_for_texel() {
+    use memkit_core::device::ImageFormat as F;
+    let Some(h) = concurrent_device(TimelineMode::Auto) else {
+        return;
+    };
+    let shared = SharedHeadlessDevice::new(h);
+    let c = Coordinator::new(shared.clone(), CoordinatorConfig::default()).unwrap();
+    let app = AppCommands::new(&shared);
+    let usage = ImageUsage::DEPTH_STENCIL_ATTACHMENT
+        | ImageUsage::SAMPLED
+        | ImageUsage::TRANSFER_SRC
+        | ImageUsage::TRANSFER_DST;
+    // (format, its aspect, the clear value, one texel's bytes after it)
+    let depth = vk::ImageAspectFlags::DEPTH;
+    let stencil = vk::ImageAspectFlags::STENCIL;
+    let targets = [
+        (
+            F::D32Float,
+            depth,
+            (0.25, 0),
+            0.25f32.to_le_bytes().to_vec(),
+        ),
+        // 0.5 x 65535 = 32767.5: Vulkan allows either neighbour; both are accepted below.
+        (
+            F::D16Unorm,
+            depth,
+            (0.5, 0),
+            32768u16.to_le_bytes().to_vec(),
+        ),
+        (F::S8Uint, stencil, (0.0, 0x5A), vec![0x5A]),
+    ];
+    for (format, aspect, (clear_depth, clear_stencil), texel) in targets {
+        let desc = ImageDesc::new_2d(format, 48, 20, usage)
+            .with_mip_levels(2)
+            .with_array_layers(2);
+        let target = c
+            .create_image(&desc, MemoryUsage::FAST_DEVICE_ACCESS)
+            .unwrap();
+        let whole = vk::ImageSubresourceRange::default()
+            .aspect_mask(aspect)
+            .level_count(vk::REMAINING_MIP_LEVELS)
+            .layer_count(vk::REMAINING_ARRAY_LAYERS);
+        let to_clear = vk::ImageMemoryBarrier::default()
+            .old_layout(vk::ImageLayout::UNDEFINED)
+            .new_layout(vk::ImageLayout::TRANSFER_DST_OPTIMAL)
+            .dst_access_mask(vk::AccessFlags::TRANSFER_WRITE)
+            .src_queue_family_index(vk::QUEUE_FAMILY_IGNORED)
+            .dst_queue_family_index(vk::QUEUE_FAMILY_IGNORED)
+            .image(target.raw())
+            .subresource_range(whole);
+        // Into the layout memkit expects after upload, which its read starts from.
+        let to_read = vk::ImageMemoryBarrier {
+            old_layout: vk::ImageLayout::TRANSFER_DST_OPTIMAL,
+            new_layout: vk::ImageLayout::SHADER_READ_ONLY_OPTIMAL,
+            src_access_mask: vk::AccessFlags::TRANSFER_WRITE,
+            dst_access_mask: vk::AccessFlags::empty(),
+            ..to_clear
+        };
+        assert_eq!(
+            desc.layout_after_upload(),
+            ImageLayout::ShaderReadOnlyOptimal
+        );
+        let value = vk::ClearDepthStencilValue {
+            depth: clear_depth,
+            stencil: clear_stencil,
+        };
+        app.begin(&shared);
+        let device = shared.ash_device();
+        // SAFETY: recording on the main family, which may use the image (concurrent sharing);
+        // the image is alive, created with TRANSFER_DST, in the barrier's layouts in turn.
+        unsafe {
+            device.cmd_pipeline_barrier(
+                app.cmd,
+                vk::PipelineStageFlags::TOP_OF_PIPE,
+                vk::PipelineStageFlags::TRANSFER,
+                vk::DependencyFlags::empty(),
+                &[],
+                &[],
+                &[to_clear],
+            );
+            device.cmd_clear_depth_stencil_image(
+                app.cmd,
+                target.raw(),
+                vk::ImageLayout::TRANSFER_DST_OPTIMAL,
+                &value,
+                &[whole],
+            );
+            device.cmd_pipeline_barrier(
+                app.cmd,
+                vk::PipelineStageFlags::TRANSFER,
+                vk::PipelineStageFlags::BOTTOM_OF_PIPE,
+                vk::DependencyFlags::empty(),
+                &[],
+                &[],
+                &[to_read],
+            );
+        }
+        app.submit_and_wait(&shared, None);
+        // SAFETY: the clear wrote every texel of every level and layer, completed (waited for
+        // above), and left the image in its layout after upload; concurrent sharing.
+        unsafe { target.mark_written() };
+        for level in 0..desc.mip_levels {
+            let region = ImageCopy::whole_level(&desc, level, 0);
+            let back = c
+                .read_back_image(&target, &[region])
+                .unwrap()
+                .wait()
+                .unwrap();
+            let [w, h, _] = desc.level_extent(level);
+            assert_eq!(back.len(), (w * h * 2) as usize * texel.len(), "{format:?}");
+            for (i, got) in back.chunks(texel.len()).enumerate() {
+                let close = format == F::D16Unorm
+                    && u16::from_le_bytes([got[0], got[1]]).abs_diff(32768) <= 1;
+                assert!(
+                    got == texel || close,
+                    "{format:?}, level {level}, texel {i}: {got:?}, expected {texel:?}"
+                );
+            }
+        }
+        // A depth-stencil format has two aspects: a read would need one chosen.
+        drop(target);
+    }
+    let both = ImageDesc::new_2d(F::D24UnormS8Uint, 16, 16, usage);
+    if let Ok(target) = c.create_image(&both, MemoryUsage::FAST_DEVICE_ACCESS) {
+        // SAFETY: deliberately unwritten: the read is refused before anything is submitted.
+        unsafe { target.mark_written() };
+        let read = c.read_back_image(&target, &[ImageCopy::whole_level(&both, 0, 0)]);
+        assert_eq!(
+            read.err(),
+            Some(memkit_std::Error::ImageCopy(ImageCopyError::DepthFormat))
+        );
+    }
+    app.destroy(&shared);
+    let stats = c.shutdown();
+    assert_eq!(stats.leaked_images, 0);
+    let Ok(h) = shared.try_unwrap() else {
+        panic!("an image or the coordinator still holds the device");
+    };
+    finish(h);
+}

@@ -385,6 +385,11 @@ impl ImageFormat {
         )
     }
 
+    /// Whether it has a depth aspect.
+    pub const fn has_depth(self) -> bool {
+        self.is_depth_stencil() && !matches!(self, Self::S8Uint)
+    }
+
     /// Whether it has a stencil aspect.
     pub const fn has_stencil(self) -> bool {
         matches!(
@@ -1190,6 +1195,7 @@ mod tests {
         for (format, bytes, stencil) in formats {
             assert!(format.is_depth_stencil(), "{format:?}");
             assert_eq!(format.has_stencil(), stencil, "{format:?}");
+            assert_eq!(format.has_depth(), format != F::S8Uint, "{format:?}");
             assert_eq!(format.block_bytes(), bytes, "{format:?}");
             assert_eq!(format.compression(), None, "{format:?}");
             let target = U::DEPTH_STENCIL_ATTACHMENT | U::SAMPLED | U::INPUT_ATTACHMENT;

@@ -245,6 +245,15 @@ impl ImageCopy {
         if desc.format.is_depth_stencil() {
             return Err(ImageCopyError::DepthFormat);
         }
+        self.check_box(desc, granularity)
+    }
+
+    /// The checks of uploads and read-backs alike, from [`ImageCopyError::Multisampled`] on.
+    const fn check_box(
+        &self,
+        desc: &ImageDesc,
+        granularity: [u32; 3],
+    ) -> Result<(), ImageCopyError> {
         if desc.samples != 1 {
             return Err(ImageCopyError::Multisampled);
         }
@@ -318,7 +327,10 @@ impl ImageCopy {
     /// with [`ImageUsage::TRANSFER_SRC`] ([`ImageCopyError::NotTransferSrc`]), and the region
     /// passes [`ImageCopy::check`], with the buffer fields naming where its texels land. The
     /// rules are those of uploads: reading needs the image in the layout uploads leave it in,
-    /// so only an image uploads can write is read.
+    /// so only an image uploads can write is read. One difference: an image of one depth or
+    /// stencil aspect (`D16Unorm`, `D32Float`, `S8Uint`) is read, as a depth target the
+    /// application drew (Vulkan copies out of depth on any queue that copies); one with both
+    /// aspects is [`ImageCopyError::DepthFormat`], as a read would need one of them chosen.
     pub const fn check_read(
         &self,
         desc: &ImageDesc,
@@ -327,7 +339,13 @@ impl ImageCopy {
         if !desc.usage.contains(ImageUsage::TRANSFER_SRC) {
             return Err(ImageCopyError::NotTransferSrc);
         }
-        self.check(desc, granularity)
+        if !desc.usage.contains(ImageUsage::TRANSFER_DST) {
+            return Err(ImageCopyError::NotTransferDst);
+        }
+        if desc.format.has_depth() && desc.format.has_stencil() {
+            return Err(ImageCopyError::DepthFormat);
+        }
+        self.check_box(desc, granularity)
     }
 }
 
@@ -339,8 +357,9 @@ pub enum ImageCopyError {
     NotTransferDst,
     /// The image was created without [`ImageUsage::TRANSFER_SRC`], and is read back.
     NotTransferSrc,
-    /// The image has a depth or stencil format: Vulkan copies into depth only on a graphics
-    /// queue, and memkit's copies run on a transfer queue.
+    /// Uploaded into, the image has a depth or stencil format: Vulkan copies into depth only on
+    /// a graphics queue, and memkit's copies run on a transfer queue. Read back, it has both
+    /// depth and stencil: a copy takes one aspect, which memkit does not choose.
     DepthFormat,
     /// The image has more than one sample per texel; such images cannot be copied into.
     Multisampled,
@@ -373,7 +392,9 @@ impl fmt::Display for ImageCopyError {
         f.write_str(match self {
             Self::NotTransferDst => "the image was not created as a transfer destination",
             Self::NotTransferSrc => "the image was not created as a transfer source",
-            Self::DepthFormat => "copies of depth and stencil images are not supported",
+            Self::DepthFormat => {
+                "uploads into depth or stencil images, and read-backs of images with both, are not supported"
+            }
             Self::Multisampled => "multisampled images cannot be copied into",
             Self::NoSuchLevel => "the image has no such mip level",
             Self::NoSuchLayer => "the image has no such array layers",

@@ -93,6 +93,9 @@ impl<D: Device + ImageCopyQueue> Coordinator<D> {
     /// uploads; what it wrote into the image is read only if it left the image in the layout
     /// after upload, its work completed (or was ordered before the coordinator's later
     /// submissions with [`Coordinator::wait_for_external`]) and its writes were made available.
+    /// A depth or stencil target of one aspect (`D16Unorm`, `D32Float`, `S8Uint`) is read the
+    /// same way, its texels as the format stores them (a depth value under the cursor, for
+    /// picking); one with both aspects is refused.
     ///
     /// The copy goes out at once, in a submission of its own, after whatever is staged and the
     /// buffer read-backs recorded before it. Its landing buffer comes from those kept from

@@ -343,10 +343,10 @@ fn image_copy_regions_and_layouts() {
         buffer_row_length: 0,
         buffer_image_height: 0,
     };
-    let raw = map_image_copy(&region);
+    let raw = map_image_copy(&region, ImageFormat::Rgba8Unorm);
     assert_eq!(raw.buffer_offset, 256);
     assert_eq!((raw.buffer_row_length, raw.buffer_image_height), (0, 0));
-    let padded = map_image_copy(&region.with_buffer_layout(8, 9));
+    let padded = map_image_copy(&region.with_buffer_layout(8, 9), ImageFormat::Rgba8Unorm);
     assert_eq!(
         (padded.buffer_row_length, padded.buffer_image_height),
         (8, 9)
@@ -364,7 +364,19 @@ fn image_copy_regions_and_layouts() {
         offset: [u32::MAX, 0, 0],
         ..region
     };
-    assert_eq!(map_image_copy(&far).image_offset.x, i32::MAX);
+    assert_eq!(
+        map_image_copy(&far, ImageFormat::Rgba8Unorm).image_offset.x,
+        i32::MAX
+    );
+    // A depth or stencil image's copies name its one aspect.
+    for (format, aspect) in [
+        (ImageFormat::D16Unorm, vk::ImageAspectFlags::DEPTH),
+        (ImageFormat::D32Float, vk::ImageAspectFlags::DEPTH),
+        (ImageFormat::S8Uint, vk::ImageAspectFlags::STENCIL),
+    ] {
+        let sub = map_image_copy(&region, format).image_subresource;
+        assert_eq!(sub.aspect_mask, aspect, "{format:?}");
+    }
     assert_eq!(
         map_image_layout(ImageLayout::ShaderReadOnlyOptimal),
         vk::ImageLayout::SHADER_READ_ONLY_OPTIMAL

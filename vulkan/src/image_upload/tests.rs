@@ -29,6 +29,7 @@ fn barriers_cover_every_subresource_within_the_family() {
     let image = vk::Image::from_raw(7);
     let barrier = within_family(
         image,
+        ImageFormat::Rgba8Unorm,
         vk::ImageLayout::UNDEFINED,
         vk::ImageLayout::TRANSFER_DST_OPTIMAL,
     );
@@ -42,6 +43,24 @@ fn barriers_cover_every_subresource_within_the_family() {
     assert_eq!((range.base_mip_level, range.base_array_layer), (0, 0));
     assert_eq!(range.level_count, vk::REMAINING_MIP_LEVELS);
     assert_eq!(range.layer_count, vk::REMAINING_ARRAY_LAYERS);
+    // Every aspect of a depth-stencil image, and the one of a depth or stencil image.
+    for (format, aspects) in [
+        (ImageFormat::D32Float, vk::ImageAspectFlags::DEPTH),
+        (ImageFormat::S8Uint, vk::ImageAspectFlags::STENCIL),
+        (
+            ImageFormat::D24UnormS8Uint,
+            vk::ImageAspectFlags::DEPTH | vk::ImageAspectFlags::STENCIL,
+        ),
+    ] {
+        let range = within_family(
+            image,
+            format,
+            vk::ImageLayout::UNDEFINED,
+            vk::ImageLayout::GENERAL,
+        )
+        .subresource_range;
+        assert_eq!(range.aspect_mask, aspects, "{format:?}");
+    }
 }
 
 const OUT_TO_0: OwnershipTransfer = OwnershipTransfer {

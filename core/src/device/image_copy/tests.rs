@@ -500,3 +500,54 @@ fn astc_footprints_that_are_not_powers_of_two_keep_to_their_grid() {
         Err(ImageCopyError::OffGranularity)
     );
 }
+
+#[test]
+fn a_depth_or_stencil_target_of_one_aspect_is_read_back_but_never_uploaded_into() {
+    let usage = ImageUsage::DEPTH_STENCIL_ATTACHMENT
+        .union(ImageUsage::TRANSFER_SRC)
+        .union(ImageUsage::TRANSFER_DST);
+    let copy = region(0, [0; 3], [64, 32, 1]);
+    for (format, readable) in [
+        (ImageFormat::D16Unorm, true),
+        (ImageFormat::D32Float, true),
+        (ImageFormat::S8Uint, true),
+        (ImageFormat::D24UnormS8Uint, false),
+        (ImageFormat::D32FloatS8Uint, false),
+    ] {
+        let target = ImageDesc::new_2d(format, 64, 32, usage);
+        let expected = if readable {
+            Ok(())
+        } else {
+            Err(ImageCopyError::DepthFormat)
+        };
+        assert_eq!(copy.check_read(&target, [1, 1, 1]), expected, "{format:?}");
+        assert_eq!(
+            copy.check(&target, [1, 1, 1]),
+            Err(ImageCopyError::DepthFormat),
+            "{format:?}"
+        );
+        // The rest of the rules hold as for colour: here, the box within the level.
+        let past = region(0, [1, 0, 0], [64, 32, 1]);
+        let refused = if readable {
+            ImageCopyError::OutOfBounds
+        } else {
+            ImageCopyError::DepthFormat
+        };
+        assert_eq!(
+            past.check_read(&target, [1, 1, 1]),
+            Err(refused),
+            "{format:?}"
+        );
+    }
+    // A read needs both transfer usages, as for colour images.
+    let no_dst = ImageDesc::new_2d(
+        ImageFormat::D32Float,
+        64,
+        32,
+        ImageUsage::DEPTH_STENCIL_ATTACHMENT.union(ImageUsage::TRANSFER_SRC),
+    );
+    assert_eq!(
+        copy.check_read(&no_dst, [1, 1, 1]),
+        Err(ImageCopyError::NotTransferDst)
+    );
+}
