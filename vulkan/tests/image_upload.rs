@@ -9,8 +9,8 @@
 mod common;
 
 use common::{
-    AppCommands, MappedBuffer, SECOND, TIMELINE_MODES, finish, headless, headless_with, memory_for,
-    pattern,
+    AppCommands, MappedBuffer, SECOND, TIMELINE_MODES, finish, finish_shared, headless,
+    headless_with, memory_for, pattern,
 };
 use memkit_core::device::{
     BufferCopy, BufferUsage, CopyCommand, CopyQueue, DedicatedTo, DeviceError, ImageCopy,
@@ -1304,10 +1304,7 @@ fn the_coordinator_fills_a_texture_that_the_application_reads_back_and_patches()
             ),
             (1, 1, 0)
         );
-        let Ok(h) = shared.try_unwrap() else {
-            panic!("a ticket, image or the coordinator still holds the device");
-        };
-        finish(h);
+        finish_shared(shared);
     }
 }
 
@@ -1407,10 +1404,7 @@ fn compressed_textures_land_block_for_block_through_the_device_and_the_coordinat
         stats.buffers_created, 0,
         "every upload went through the ring"
     );
-    let Ok(h) = shared.try_unwrap() else {
-        panic!("a ticket, image or the coordinator still holds the device");
-    };
-    finish(h);
+    finish_shared(shared);
 }
 
 /// The coordinator's own image read-back (`Coordinator::read_back_image`) on the driver, under
@@ -1502,10 +1496,7 @@ fn the_coordinator_reads_its_textures_back_in_queue_order_with_their_uploads() {
             ),
             (3, 3, 0)
         );
-        let Ok(h) = shared.try_unwrap() else {
-            panic!("a ticket, image or the coordinator still holds the device");
-        };
-        finish(h);
+        finish_shared(shared);
     }
 }
 
@@ -1692,10 +1683,7 @@ fn every_uncompressed_colour_format_lands_and_reads_back_byte_for_byte() {
     );
     let stats = c.shutdown();
     assert_eq!(stats.leaked_images, 0);
-    let Ok(h) = shared.try_unwrap() else {
-        panic!("an image or the coordinator still holds the device");
-    };
-    finish(h);
+    finish_shared(shared);
 }
 
 /// Depth and stencil targets the application cleared on its own queue, read back by the
@@ -1838,8 +1826,5 @@ fn depth_and_stencil_targets_the_application_cleared_read_back_texel_for_texel()
     app.destroy(&shared);
     let stats = c.shutdown();
     assert_eq!(stats.leaked_images, 0);
-    let Ok(h) = shared.try_unwrap() else {
-        panic!("an image or the coordinator still holds the device");
-    };
-    finish(h);
+    finish_shared(shared);
 }

@@ -8,7 +8,7 @@
 
 mod common;
 
-use common::{finish, headless, pattern};
+use common::{finish_shared, headless, pattern};
 use memkit_core::MemoryUsage;
 use memkit_core::device::{
     DeviceError, ImageCopy, ImageDesc, ImageDescError, ImageFlags, ImageFormat, ImageUsage,
@@ -62,10 +62,7 @@ fn coordinator() -> Option<(SharedHeadlessDevice, Coordinator<SharedHeadlessDevi
 fn close(shared: SharedHeadlessDevice, c: Coordinator<SharedHeadlessDevice>) {
     let stats = c.shutdown();
     assert_eq!(stats.leaked_images, 0);
-    let Ok(h) = shared.try_unwrap() else {
-        panic!("an image or the coordinator still holds the device");
-    };
-    finish(h);
+    finish_shared(shared);
 }
 
 #[test]

@@ -83,6 +83,15 @@ pub fn finish(device: HeadlessDevice) {
     );
 }
 
+/// [`finish`] for a device shared with a coordinator: fails when anything still holds it (a
+/// ticket, an image, the coordinator) or on any validation message.
+pub fn finish_shared(shared: memkit_vulkan::SharedHeadlessDevice) {
+    let Ok(h) = shared.try_unwrap() else {
+        panic!("a ticket, image or the coordinator still holds the device");
+    };
+    finish(h);
+}
+
 /// The first memory type allowed by `bits` with `flags`.
 pub fn memory_type(device: &VulkanDevice, bits: u32, flags: MemoryPropertyFlags) -> u32 {
     device
