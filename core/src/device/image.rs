@@ -8,9 +8,9 @@
 
 use core::fmt;
 
-/// A texel format: uncompressed colour formats, depth and stencil formats, and the block-compressed formats
-/// textures ship in: BC on desktop GPUs, ETC2 / EAC and ASTC on mobile ones (which family a
-/// device samples is [`compression`](Self::compression)'s to say). The names follow Vulkan's
+/// A texel format: uncompressed colour formats, depth and stencil formats, and the
+/// block-compressed formats textures ship in: BC on desktop GPUs, ETC2 / EAC and ASTC on mobile
+/// ones (which family a device samples is [`compression`](Self::compression)'s to say). The names follow Vulkan's
 /// (`Rgba8Unorm` is `VK_FORMAT_R8G8B8A8_UNORM`, `Bc7Srgb` is `VK_FORMAT_BC7_SRGB_BLOCK`,
 /// `AstcSrgb(AstcBlock::B6x6)` is `VK_FORMAT_ASTC_6x6_SRGB_BLOCK`).
 ///

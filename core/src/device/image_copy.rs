@@ -393,7 +393,7 @@ impl fmt::Display for ImageCopyError {
             Self::NotTransferDst => "the image was not created as a transfer destination",
             Self::NotTransferSrc => "the image was not created as a transfer source",
             Self::DepthFormat => {
-                "uploads into depth or stencil images, and read-backs of images with both, are not supported"
+                "depth and stencil images are not uploaded into, nor read back with both aspects"
             }
             Self::Multisampled => "multisampled images cannot be copied into",
             Self::NoSuchLevel => "the image has no such mip level",
