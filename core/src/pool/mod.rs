@@ -29,6 +29,7 @@ pub mod allocation;
 pub mod block_allocator;
 pub mod budget;
 pub mod config;
+pub mod defrag;
 pub mod error;
 pub mod map;
 pub mod mapping;
@@ -56,6 +57,10 @@ pub use allocation::{AllocationRequest, DeviceAllocation, Placement, RawDeviceAl
 pub use block_allocator::BlockAllocator;
 pub use budget::HeapBudgets;
 pub use config::PoolConfig;
+pub use defrag::{
+    DefragmentationError, DefragmentationLimits, DefragmentationPlan, DefragmentationReport,
+    Relocation,
+};
 pub use error::{FlushError, PoolConfigError, PoolError};
 pub use map::{MapBlock, MapDedicated, MapEntry};
 pub use mapping::HostPtr;
@@ -261,6 +266,8 @@ where
     free_block: u32,
     dedicated: DS,
     free_dedicated: u32,
+    /// The running defragmentation pass, if any.
+    defrag: defrag::DefragmentationPass,
     _allocator: PhantomData<A>,
 }
 
@@ -373,6 +380,7 @@ where
             free_block,
             dedicated,
             free_dedicated,
+            defrag: defrag::DefragmentationPass::default(),
             _allocator: PhantomData,
         };
         pools.refresh_budget();
@@ -767,13 +775,15 @@ where
     ) -> Result<BlockRange<D::Memory>, PoolError> {
         let hint = self.sets[set].hint;
         // First the block with the most free bytes: the likeliest to fit, so a miss on the hint
-        // costs one more sub-allocator call, not one per block.
+        // costs one more sub-allocator call, not one per block. Blocks a defragmentation pass
+        // is emptying are skipped, and never become the hint.
         let mut roomiest = (NO_SLOT, 0);
         let mut i = self.sets[set].head;
         while i != NO_SLOT {
             let entry = &self.blocks.as_ref()[i as usize];
             if let BlockState::Live(b) = &entry.state
                 && i != hint
+                && !b.emptying
                 && b.free > roomiest.1
             {
                 roomiest = (i, b.free);
@@ -788,15 +798,22 @@ where
         }
         let mut i = self.sets[set].head;
         while i != NO_SLOT {
-            let next = self.blocks.as_ref()[i as usize].link;
+            let entry = &self.blocks.as_ref()[i as usize];
+            let (next, emptying) = (entry.link, Self::is_emptying(entry));
             if i != hint
                 && i != roomiest.0
+                && !emptying
                 && let Some(range) = self.try_block(i, size, align)
             {
                 self.sets[set].hint = i;
                 return Ok(range);
             }
             i = next;
+        }
+        if self.defrag.running
+            && let Some(range) = self.allocate_from_emptying_blocks(set, size, align)
+        {
+            return Ok(range);
         }
         // `place` checked that the request fits the largest block, so this cannot overflow.
         let needed = BlockSizing::needed(size, align).ok_or(PoolError::TooLarge {
@@ -813,6 +830,34 @@ where
                 Err(PoolError::BlockMetadata(ConfigError::InvalidParameter))
             }
         }
+    }
+
+    /// Whether a defragmentation pass is emptying the block in `entry`.
+    #[inline(always)]
+    fn is_emptying(entry: &BlockSlot<D::Memory, A>) -> bool {
+        matches!(&entry.state, BlockState::Live(b) if b.emptying)
+    }
+
+    /// During a defragmentation pass, when no other block of `set` takes a request: a block
+    /// being emptied, before a new memory object is made (the pass is there to give memory
+    /// back, not to take more). The allocation is then one to relocate like the others.
+    #[cold]
+    fn allocate_from_emptying_blocks(
+        &mut self,
+        set: usize,
+        size: u64,
+        align: u64,
+    ) -> Option<BlockRange<D::Memory>> {
+        let mut i = self.sets[set].head;
+        while i != NO_SLOT {
+            let entry = &self.blocks.as_ref()[i as usize];
+            let (next, emptying) = (entry.link, Self::is_emptying(entry));
+            if emptying && let Some(range) = self.try_block(i, size, align) {
+                return Some(range);
+            }
+            i = next;
+        }
+        None
     }
 
     /// Tries one block; on success updates the counters.
@@ -1066,6 +1111,7 @@ where
             free: size,
             refused: (u64::MAX, u64::MAX),
             whole_atoms: Self::whole_atoms(self.types[memory_type as usize].properties),
+            emptying: false,
         });
         entry.link = self.sets[set].head;
         let s = &mut self.sets[set];
@@ -1269,7 +1315,12 @@ where
         let s = &mut self.sets[set];
         s.largest = largest;
         if s.hint == slot {
-            s.hint = s.head;
+            // The next block, unless a defragmentation pass is emptying it.
+            let head = s.head;
+            s.hint = match self.blocks.as_ref().get(head as usize) {
+                Some(entry) if !Self::is_emptying(entry) => head,
+                _ => NO_SLOT,
+            };
         }
         let stats = &mut self.type_stats[usize::from(block.memory_type)];
         stats.blocks -= 1;
@@ -1338,7 +1389,13 @@ where
         block.free += sub.size;
         if block.live == 0 {
             let set = usize::from(block.set);
-            self.on_block_emptied(set);
+            if block.emptying {
+                let size = block.size;
+                self.sets[set].empty += 1;
+                self.release_emptied_block(raw.slot, size);
+            } else {
+                self.on_block_emptied(set);
+            }
         }
         Ok(())
     }

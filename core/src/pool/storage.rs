@@ -70,6 +70,9 @@ pub(crate) struct LiveBlock<M, A> {
     pub(crate) set: u8,
     /// Allocations own whole `nonCoherentAtomSize` atoms (non-coherent host-visible memory).
     pub(crate) whole_atoms: bool,
+    /// A defragmentation pass is emptying it: allocations go elsewhere while they can, and it
+    /// is released as soon as it is empty.
+    pub(crate) emptying: bool,
     pub(crate) size: u64,
     pub(crate) allocator: A,
 }

@@ -206,6 +206,7 @@ mod layout {
                 memory_type: 0,
                 set: 0,
                 whole_atoms: false,
+                emptying: false,
                 size: 1 << 20,
                 allocator,
             }),
@@ -215,7 +216,8 @@ mod layout {
         let BlockState::Live(b) = &slot.state else {
             unreachable!()
         };
-        let end = &b.whole_atoms as *const bool as usize + 1;
+        let end =
+            (&b.whole_atoms as *const bool as usize).max(&b.emptying as *const bool as usize) + 1;
         assert!(end - base <= 64, "hot fields end at byte {}", end - base);
     }
 
@@ -474,7 +476,7 @@ pub(crate) mod mock {
     }
 }
 
-mod pools {
+pub(super) mod pools {
     use std::vec::Vec;
 
     use super::mock::{MIB, MockDevice, mock_address};
@@ -485,13 +487,13 @@ mod pools {
     use crate::tlsf::{TlsfAllocator, TlsfNode};
     use crate::usage::{MemoryUsage as U, ResourceKind};
 
-    type Tlsf = TlsfAllocator<Vec<TlsfNode>>;
-    type Buddy = BuddyAllocator<Vec<u64>>;
-    type Pools<'d, A> =
+    pub(crate) type Tlsf = TlsfAllocator<Vec<TlsfNode>>;
+    pub(crate) type Buddy = BuddyAllocator<Vec<u64>>;
+    pub(crate) type Pools<'d, A> =
         MemoryPools<&'d MockDevice, A, Vec<BlockSlot<u32, A>>, Vec<DedicatedSlot<u32>>>;
 
     /// Storage of every element type the tests use.
-    trait TestStorage: BlockAllocator {
+    pub(crate) trait TestStorage: BlockAllocator {
         fn storage(len: usize) -> Self::Storage;
     }
     impl TestStorage for Tlsf {
@@ -505,7 +507,7 @@ mod pools {
         }
     }
 
-    fn pools_with<A: TestStorage>(
+    pub(crate) fn pools_with<A: TestStorage>(
         dev: &MockDevice,
         config: PoolConfig,
         blocks: usize,
@@ -519,14 +521,14 @@ mod pools {
         MemoryPools::new(dev, config, slots, ded).unwrap()
     }
 
-    fn config() -> PoolConfig {
+    pub(crate) fn config() -> PoolConfig {
         PoolConfig {
             max_allocations_per_block: 256,
             ..PoolConfig::DEFAULT
         }
     }
 
-    fn req(size: u64, align: u64, usage: U) -> AllocationRequest {
+    pub(crate) fn req(size: u64, align: u64, usage: U) -> AllocationRequest {
         AllocationRequest::sized(size, align, usage)
     }
 
