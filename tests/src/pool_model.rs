@@ -22,13 +22,15 @@
 use std::collections::BTreeMap;
 
 use memkit_core::buddy::BuddyAllocator;
+use memkit_core::device::MemoryRequirements;
 use memkit_core::device::{
     BufferUsage, DedicatedHint, DedicatedTo, DeviceError, ImageDesc, ImageFormat, ImageUsage,
     MemoryPropertyFlags as F,
 };
 use memkit_core::pool::{
-    AllocationRequest, BlockAllocator, BlockSlot, DedicatedSlot, DeviceAllocation, MemoryPools,
-    PoolConfig, PoolError, PoolStats, RawDeviceAllocation,
+    AllocationRequest, BlockAllocator, BlockSlot, DedicatedSlot, DefragmentationLimits,
+    DeviceAllocation, MemoryPools, PoolConfig, PoolError, PoolStats, RawDeviceAllocation,
+    Relocation,
 };
 use memkit_core::tlsf::{TlsfAllocator, TlsfNode};
 use memkit_core::{FreeError, MemoryUsage as U, ResourceKind};
@@ -152,6 +154,13 @@ pub enum PoolOp {
     Trim,
     /// Query the device's budgets again.
     RefreshBudget,
+    /// A defragmentation pass: every live allocation is asked where it goes; each one that
+    /// moves gets a new resource bound at its new place and its bytes copied there, and the old
+    /// resource and allocation go; then the pass ends.
+    Defragment {
+        /// At most this many allocations moved (0: no limit).
+        max_allocations: u8,
+    },
 }
 
 /// The resource an allocation is bound to.
@@ -181,6 +190,10 @@ fn image_of(size: u64) -> ImageDesc {
 struct Live {
     allocation: DeviceAllocation<DummyMemory>,
     resource: Resource,
+    /// What the resource was made from, to make one like it when the allocation moves.
+    size: u64,
+    usage: U,
+    requirements: MemoryRequirements,
     optimal: bool,
     /// A byte pattern written at both ends through the mapped pointer (host-visible only).
     pattern: Option<u8>,
@@ -200,6 +213,8 @@ pub struct PoolModel<'d, A: ModelStorage> {
     /// Fault injection is on: a failed map is an expected refusal.
     faults: bool,
     next_pattern: u8,
+    /// Blocks defragmentation passes emptied and released.
+    blocks_defragmented: u32,
 }
 
 impl<'d, A: ModelStorage> PoolModel<'d, A> {
@@ -219,6 +234,7 @@ impl<'d, A: ModelStorage> PoolModel<'d, A> {
             within_budget,
             faults: false,
             next_pattern: 1,
+            blocks_defragmented: 0,
         }
     }
 
@@ -236,6 +252,11 @@ impl<'d, A: ModelStorage> PoolModel<'d, A> {
     /// Handles freed so far (what [`PoolOp::ReplayFree`] picks from).
     pub fn freed_count(&self) -> usize {
         self.freed.len()
+    }
+
+    /// Blocks defragmentation passes emptied and released so far.
+    pub fn blocks_defragmented(&self) -> u32 {
+        self.blocks_defragmented
     }
 
     /// The pools' statistics over every memory type.
@@ -286,6 +307,7 @@ impl<'d, A: ModelStorage> PoolModel<'d, A> {
                 }
             }
             PoolOp::RefreshBudget => self.pools.refresh_budget(),
+            PoolOp::Defragment { max_allocations } => self.defragment(max_allocations)?,
         }
         self.check()
     }
@@ -297,18 +319,7 @@ impl<'d, A: ModelStorage> PoolModel<'d, A> {
         optimal: bool,
         dedicated: bool,
     ) -> Result<(), String> {
-        let mut buffer_usage = BufferUsage::TRANSFER_SRC | BufferUsage::TRANSFER_DST;
-        if usage.contains(U::DEVICE_ADDRESS) {
-            buffer_usage |= BufferUsage::DEVICE_ADDRESS | BufferUsage::STORAGE;
-        }
-        let (resource, requirements) = if optimal {
-            let created = self.dev.create_image(&image_of(size));
-            created.map(|(image, req)| (Resource::Image(image), req))
-        } else {
-            let created = self.dev.create_buffer(size, buffer_usage);
-            created.map(|(buffer, req)| (Resource::Buffer(buffer), req))
-        }
-        .map_err(|e| format!("create resource: {e}"))?;
+        let (resource, requirements) = self.create_resource(size, usage, optimal)?;
         let mut request = AllocationRequest::new(requirements, usage);
         request.kind = if optimal {
             ResourceKind::Optimal
@@ -332,33 +343,14 @@ impl<'d, A: ModelStorage> PoolModel<'d, A> {
                 return self.check_refusal(e, &request);
             }
         };
-        let types = self.dev.memory_properties().types();
-        let flags = types[allocation.memory_type() as usize].properties;
-        let info = self
-            .dev
-            .memory_info(allocation.memory())
-            .ok_or("allocation names a dead memory object")?;
-        if info.memory_type != allocation.memory_type()
-            || allocation.size() != requirements.size
-            || allocation.offset() % requirements.alignment != 0
-            || allocation.offset() + allocation.size() > info.size
-            || requirements.memory_type_bits & (1 << allocation.memory_type()) == 0
-            || (usage.needs_host_access() && !flags.contains(F::HOST_VISIBLE))
-            || allocation.mapped().is_some() != flags.contains(F::HOST_VISIBLE)
-        {
-            return Err(format!(
-                "bad placement {allocation:?} for {requirements:?} {usage:?} in {info:?}"
-            ));
-        }
-        let (memory, offset) = (allocation.memory(), allocation.offset());
-        match resource {
-            Resource::Buffer(buffer) => self.dev.bind_buffer_memory(buffer, memory, offset),
-            Resource::Image(image) => self.dev.bind_image_memory(image, memory, offset),
-        }
-        .map_err(|e| format!("bind: {e}"))?;
+        self.check_placement(&allocation, &requirements, usage)?;
+        Self::bind(self.dev, resource, &allocation)?;
         let mut live = Live {
             allocation,
             resource,
+            size,
+            usage,
+            requirements,
             optimal,
             pattern: None,
         };
@@ -380,6 +372,162 @@ impl<'d, A: ModelStorage> PoolModel<'d, A> {
             live.pattern = Some(pattern);
         }
         self.live.push(live);
+        Ok(())
+    }
+
+    /// A buffer (or, if `optimal`, an image) of about `size` bytes for `usage`.
+    fn create_resource(
+        &self,
+        size: u64,
+        usage: U,
+        optimal: bool,
+    ) -> Result<(Resource, MemoryRequirements), String> {
+        let mut buffer_usage = BufferUsage::TRANSFER_SRC | BufferUsage::TRANSFER_DST;
+        if usage.contains(U::DEVICE_ADDRESS) {
+            buffer_usage |= BufferUsage::DEVICE_ADDRESS | BufferUsage::STORAGE;
+        }
+        if optimal {
+            let created = self.dev.create_image(&image_of(size));
+            created.map(|(image, req)| (Resource::Image(image), req))
+        } else {
+            let created = self.dev.create_buffer(size, buffer_usage);
+            created.map(|(buffer, req)| (Resource::Buffer(buffer), req))
+        }
+        .map_err(|e| format!("create resource: {e}"))
+    }
+
+    /// The allocation suits the resource's requirements and the usage.
+    fn check_placement(
+        &self,
+        allocation: &DeviceAllocation<DummyMemory>,
+        requirements: &MemoryRequirements,
+        usage: U,
+    ) -> Result<(), String> {
+        let types = self.dev.memory_properties().types();
+        let flags = types[allocation.memory_type() as usize].properties;
+        let info = self
+            .dev
+            .memory_info(allocation.memory())
+            .ok_or("allocation names a dead memory object")?;
+        if info.memory_type != allocation.memory_type()
+            || allocation.size() != requirements.size
+            || !allocation.offset().is_multiple_of(requirements.alignment)
+            || allocation.offset() + allocation.size() > info.size
+            || requirements.memory_type_bits & (1 << allocation.memory_type()) == 0
+            || (usage.needs_host_access() && !flags.contains(F::HOST_VISIBLE))
+            || allocation.mapped().is_some() != flags.contains(F::HOST_VISIBLE)
+        {
+            return Err(format!(
+                "bad placement {allocation:?} for {requirements:?} {usage:?} in {info:?}"
+            ));
+        }
+        Ok(())
+    }
+
+    fn bind(
+        dev: &DummyDevice,
+        resource: Resource,
+        allocation: &DeviceAllocation<DummyMemory>,
+    ) -> Result<(), String> {
+        let (memory, offset) = (allocation.memory(), allocation.offset());
+        match resource {
+            Resource::Buffer(buffer) => dev.bind_buffer_memory(buffer, memory, offset),
+            Resource::Image(image) => dev.bind_image_memory(image, memory, offset),
+        }
+        .map_err(|e| format!("bind: {e}"))
+    }
+
+    /// One defragmentation pass over every live allocation, each move done as an application
+    /// does it (a new resource, the bytes copied, the old resource and allocation gone), then
+    /// the pass's report checked against what happened.
+    fn defragment(&mut self, max_allocations: u8) -> Result<(), String> {
+        let limits = match max_allocations {
+            0 => DefragmentationLimits::UNLIMITED,
+            n => DefragmentationLimits::UNLIMITED.with_max_allocations(u32::from(n)),
+        };
+        let objects_before = self.dev.counters().live_memory_objects;
+        let bytes_before = self.pools.total_stats().block_bytes;
+        let plan = self
+            .pools
+            .begin_defragmentation(&limits)
+            .map_err(|e| format!("begin: {e}"))?;
+        if plan.allocations > limits.max_allocations {
+            return Err(format!("plan {plan:?} over {limits:?}"));
+        }
+        let mut moves = 0;
+        for i in 0..self.live.len() {
+            let live = &self.live[i];
+            let relocation = self
+                .pools
+                .relocate(&live.allocation, live.requirements.alignment)
+                .map_err(|e| format!("relocate {:?}: {e}", live.allocation))?;
+            let Relocation::Move(new) = relocation else {
+                continue;
+            };
+            moves += 1;
+            let (size, usage, optimal, pattern) =
+                (live.size, live.usage, live.optimal, live.pattern);
+            let (old_memory, old_type) = (live.allocation.memory(), live.allocation.memory_type());
+            let (resource, requirements) = self.create_resource(size, usage, optimal)?;
+            if requirements != self.live[i].requirements
+                || new.memory() == old_memory
+                || new.memory_type() != old_type
+            {
+                return Err(format!("moved {:?} to {new:?}", self.live[i].allocation));
+            }
+            self.check_placement(&new, &requirements, usage)?;
+            Self::bind(self.dev, resource, &new)?;
+            // The copy: what the model knows of the bytes, the pattern at both ends.
+            if let (Some(pattern), Some(ptr)) = (pattern, new.mapped()) {
+                for (offset, len) in Self::pattern_ranges(new.size()) {
+                    // SAFETY: as in `allocate`: the new allocation is live and host-visible,
+                    // and [offset, offset + len) lies inside its mapping.
+                    unsafe {
+                        std::ptr::write_bytes(
+                            ptr.as_ptr().add(offset as usize),
+                            pattern,
+                            len as usize,
+                        )
+                    };
+                    self.pools
+                        .flush(&new, offset, len)
+                        .map_err(|e| format!("flush: {e}"))?;
+                }
+            }
+            let old = std::mem::replace(
+                &mut self.live[i],
+                Live {
+                    allocation: new,
+                    resource,
+                    size,
+                    usage,
+                    requirements,
+                    optimal,
+                    pattern,
+                },
+            );
+            // Checks the old pattern, destroys the old resource and frees its allocation.
+            self.free(old)?;
+        }
+        let report = self.pools.end_defragmentation();
+        let stats = self.pools.total_stats();
+        let objects_after = self.dev.counters().live_memory_objects;
+        if report.plan != plan
+            || report.moves != moves
+            || report.moves + report.no_room != plan.allocations
+            || report.blocks_released > plan.blocks
+            || (report.no_room == 0 && report.blocks_released != plan.blocks)
+            || objects_after + u64::from(report.blocks_released) != objects_before
+            || stats.block_bytes + report.bytes_released != bytes_before
+            || self.pools.is_defragmenting()
+        {
+            return Err(format!(
+                "pass {report:?} after {moves} moves; objects {objects_before} -> \
+                 {objects_after}, block bytes {bytes_before} -> {}",
+                stats.block_bytes
+            ));
+        }
+        self.blocks_defragmented += report.blocks_released;
         Ok(())
     }
 

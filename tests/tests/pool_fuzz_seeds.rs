@@ -44,4 +44,5 @@ fn seeds_pass_the_model_and_reach_deep_states() {
     assert!(all.blocks_emptied >= 20, "{all:?}");
     assert!(all.blocks_trimmed >= 20, "{all:?}");
     assert!(all.replayed_frees >= 50, "{all:?}");
+    assert!(all.blocks_defragmented >= 15, "{all:?}");
 }

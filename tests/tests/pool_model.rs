@@ -1,6 +1,7 @@
 //! The memory-type pools against the shared model (`memkit_tests::pool_model`), on every
 //! memkit-dummy preset, with real resources: random workloads of allocations (buffers and images
-//! of every usage, some dedicated), frees, replayed frees, trims and budget refreshes, with the
+//! of every usage, some dedicated), frees, replayed frees, trims, budget refreshes and
+//! defragmentation passes (each move done with a new resource and the bytes copied), with the
 //! model's checks after every op and its teardown checks at the end (see the module for what they
 //! are). The fuzz target `pools` drives the same model.
 //!
@@ -31,6 +32,7 @@ fn op() -> impl Strategy<Value = PoolOp> {
         1 => any::<usize>().prop_map(|index| PoolOp::ReplayFree { index }),
         1 => Just(PoolOp::Trim),
         1 => Just(PoolOp::RefreshBudget),
+        1 => any::<u8>().prop_map(|max_allocations| PoolOp::Defragment { max_allocations }),
     ]
 }
 

@@ -6,12 +6,14 @@
 //!
 //! The format: one header byte `h` (bit 0: TLSF blocks, else buddy; bit 1: within-budget mode;
 //! `h >> 2` modulo the preset count: the preset), then ops until the bytes or [`MAX_OPS`] run out.
-//! An op starts with a byte `k`; `k % 17` picks it with the proptest strategy's weights:
+//! An op starts with a byte `k`; `k % 18` picks it with the proptest strategy's weights:
 //! - `0..=7`, allocate: a byte `p` (usage `p % 7`, an image if `(p / 7) % 2 == 1`, dedicated if
 //!   `p >= 242`, about one in 18), then a big-endian 16-bit size code (see [`size_of_code`]);
 //! - `8..=13`, free the live allocation at the next byte (modulo the live count);
 //! - `14`, replay the free of the freed handle at the next byte (modulo their count);
-//! - `15`, trim; `16`, refresh the budgets.
+//! - `15`, trim; `16`, refresh the budgets;
+//! - `17`, a defragmentation pass moving at most the next byte's count of allocations (0: no
+//!   limit).
 
 use memkit_dummy::Preset;
 
@@ -65,7 +67,7 @@ impl PoolWorkload {
         let mut ops = Vec::new();
         while !r.bytes.is_empty() && ops.len() < MAX_OPS {
             let k = r.byte();
-            ops.push(match k % 17 {
+            ops.push(match k % 18 {
                 0..=7 => {
                     let p = r.byte();
                     let code = u16::from_be_bytes([r.byte(), r.byte()]);
@@ -83,7 +85,10 @@ impl PoolWorkload {
                     index: usize::from(r.byte()),
                 },
                 15 => PoolOp::Trim,
-                _ => PoolOp::RefreshBudget,
+                16 => PoolOp::RefreshBudget,
+                _ => PoolOp::Defragment {
+                    max_allocations: r.byte(),
+                },
             });
         }
         Self {
@@ -135,6 +140,9 @@ impl PoolWorkload {
                 PoolOp::ReplayFree { index } => out.extend_from_slice(&[14, index as u8]),
                 PoolOp::Trim => out.push(15),
                 PoolOp::RefreshBudget => out.push(16),
+                PoolOp::Defragment { max_allocations } => {
+                    out.extend_from_slice(&[17, max_allocations]);
+                }
             }
         }
         out

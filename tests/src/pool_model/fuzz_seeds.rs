@@ -31,6 +31,8 @@ pub struct WorkloadDepth {
     pub blocks_trimmed: u32,
     /// Replayed frees of a freed handle (refused, as the model checks).
     pub replayed_frees: u32,
+    /// Blocks defragmentation passes emptied and released.
+    pub blocks_defragmented: u32,
 }
 
 impl WorkloadDepth {
@@ -46,6 +48,7 @@ impl WorkloadDepth {
                     model.live_count(),
                     model.freed_count(),
                 );
+                depth.blocks_defragmented = model.blocks_defragmented();
             })?;
         } else {
             run_observed::<Buddy>(w.preset, w.within_budget, &w.ops, |op, before, model| {
@@ -56,6 +59,7 @@ impl WorkloadDepth {
                     model.live_count(),
                     model.freed_count(),
                 );
+                depth.blocks_defragmented = model.blocks_defragmented();
             })?;
         }
         Ok(depth)
@@ -97,6 +101,7 @@ impl WorkloadDepth {
             blocks_emptied: self.blocks_emptied + other.blocks_emptied,
             blocks_trimmed: self.blocks_trimmed + other.blocks_trimmed,
             replayed_frees: self.replayed_frees + other.replayed_frees,
+            blocks_defragmented: self.blocks_defragmented + other.blocks_defragmented,
         }
     }
 }
@@ -113,16 +118,21 @@ pub enum SeedShape {
     /// Dedicated objects (asked for, and required from 144 MiB) among block allocations, freed
     /// and their handles replayed.
     DedicatedAndStale,
+    /// Blocks filled with 512 B-16 MiB allocations, two in three freed at random (blocks left
+    /// sparse), then defragmentation passes, unlimited and limited, between more allocations
+    /// and frees.
+    Defragment,
     /// The proptest strategy's mix (what the compact encoding decodes random bytes to).
     Mixed,
 }
 
 impl SeedShape {
     /// Every shape.
-    pub const ALL: [SeedShape; 4] = [
+    pub const ALL: [SeedShape; 5] = [
         Self::FillAndDrain,
         Self::BudgetPressure,
         Self::DedicatedAndStale,
+        Self::Defragment,
         Self::Mixed,
     ];
 
@@ -132,6 +142,7 @@ impl SeedShape {
             Self::FillAndDrain => "fill_and_drain",
             Self::BudgetPressure => "budget_pressure",
             Self::DedicatedAndStale => "dedicated_and_stale",
+            Self::Defragment => "defragment",
             Self::Mixed => "mixed",
         }
     }
@@ -215,6 +226,18 @@ pub fn seed_ops(shape: SeedShape, rng: &mut SplitMix64) -> Vec<PoolOp> {
                     3 => replay(rng),
                     6 if i % 16 == 14 => PoolOp::Trim,
                     _ => allocate(rng, (6, 10), 20),
+                });
+            }
+        }
+        SeedShape::Defragment => {
+            ops.extend((0..30).map(|_| allocate(rng, (6, 13), 40)));
+            ops.extend((0..20).map(|_| free(rng)));
+            ops.push(PoolOp::Defragment { max_allocations: 0 });
+            for _ in 0..2 {
+                ops.extend((0..3).map(|_| allocate(rng, (6, 10), 40)));
+                ops.extend((0..3).map(|_| free(rng)));
+                ops.push(PoolOp::Defragment {
+                    max_allocations: 1 + rng.below(4) as u8,
                 });
             }
         }
