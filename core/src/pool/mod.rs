@@ -1389,23 +1389,22 @@ where
         block.free += sub.size;
         if block.live == 0 {
             let set = usize::from(block.set);
-            if block.emptying {
-                let size = block.size;
-                self.sets[set].empty += 1;
-                self.release_emptied_block(raw.slot, size);
-            } else {
-                self.on_block_emptied(set);
-            }
+            self.on_block_emptied(set, raw.slot);
         }
         Ok(())
     }
 
-    /// A block of `set` has just lost its last allocation: counts it empty, and past the kept
-    /// count releases the set's smallest empty block.
+    /// Block `slot` of `set` has just lost its last allocation: counts it empty, and releases
+    /// it when a defragmentation pass is emptying it, or else past the kept count the set's
+    /// smallest empty block.
     #[inline(never)]
-    fn on_block_emptied(&mut self, set: usize) {
+    fn on_block_emptied(&mut self, set: usize, slot: u32) {
         self.sets[set].empty += 1;
-        if self.sets[set].empty > self.config.empty_blocks_kept {
+        if let BlockState::Live(b) = &self.blocks.as_ref()[slot as usize].state
+            && b.emptying
+        {
+            self.release_emptied_block(slot, b.size);
+        } else if self.sets[set].empty > self.config.empty_blocks_kept {
             self.release_smallest_empty_block(set);
         }
     }
