@@ -7,7 +7,7 @@
 mod common;
 
 use common::{AppCommands, MappedBuffer, finish, headless, pattern};
-use memkit_core::device::{BufferDevice, BufferUsage, MemoryDevice};
+use memkit_core::device::{BufferDevice, BufferUsage};
 use memkit_core::pool::{
     AllocationRequest, BlockSlot, DedicatedSlot, DefragmentationLimits, DeviceAllocation,
     MemoryPools, PoolConfig, Relocation,
