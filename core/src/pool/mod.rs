@@ -21,6 +21,8 @@
 //! - Host-visible blocks are mapped once at creation; allocations carry their host address.
 //!   Flushes and invalidates are rounded to `nonCoherentAtomSize` and skipped for coherent memory
 //!   ([`mapping`]).
+//! - Defragmentation passes ([`defrag`]) empty the sparsest blocks into the fullest and release
+//!   them; the caller copies and rebinds what moves, as the pools cannot.
 //!
 //! All metadata lives in the slot tables given at construction ([`BlockSlot`], [`DedicatedSlot`]).
 //! Device calls are the only `unsafe` here; each names the contract it keeps.
