@@ -38,10 +38,10 @@ use core::fmt;
 
 use super::allocation::{DeviceAllocation, Placement};
 use super::block_allocator::BlockAllocator;
+use super::error::FlushError;
 use super::storage::{BlockSlot, BlockState, DedicatedSlot, NO_SLOT};
-use super::{GROUPS, MemoryPools, sub_allocation_of};
+use super::{GROUPS, MemoryPools};
 use crate::device::MemoryDevice;
-use crate::suballocator::FreeError;
 
 #[cfg(test)]
 mod tests;
@@ -306,48 +306,17 @@ where
             return Err(DefragmentationError::AlignmentNotPowerOfTwo);
         }
         let raw = allocation.raw();
-        if raw.pools != self.hot.id {
-            return Err(DefragmentationError::ForeignAllocation);
-        }
+        // The same checks as `free` and `flush`: a foreign or stale handle is refused.
+        self.object_of(raw).map_err(|e| match e {
+            FlushError::ForeignAllocation => DefragmentationError::ForeignAllocation,
+            _ => DefragmentationError::StaleAllocation,
+        })?;
         let (set, reserved, align) = match raw.placement {
-            Placement::Dedicated => {
-                // Checked like a block range, so a stale handle is refused whatever the pass.
-                let entry = self
-                    .dedicated
-                    .as_ref()
-                    .get(raw.slot as usize)
-                    .ok_or(DefragmentationError::ForeignAllocation)?;
-                return match entry.object {
-                    Some(o) if entry.generation == raw.generation => {
-                        if o.memory != raw.memory {
-                            return Err(DefragmentationError::ForeignAllocation);
-                        }
-                        Ok(Relocation::Stay)
-                    }
-                    _ => Err(DefragmentationError::StaleAllocation),
-                };
-            }
-            Placement::Block { slot, tag, epoch } => {
-                let entry = self
-                    .blocks
-                    .as_ref()
-                    .get(raw.slot as usize)
-                    .ok_or(DefragmentationError::ForeignAllocation)?;
-                let BlockState::Live(b) = &entry.state else {
+            Placement::Dedicated => return Ok(Relocation::Stay),
+            Placement::Block { .. } => {
+                let BlockState::Live(b) = &self.blocks.as_ref()[raw.slot as usize].state else {
                     return Err(DefragmentationError::StaleAllocation);
                 };
-                if entry.generation != raw.generation {
-                    return Err(DefragmentationError::StaleAllocation);
-                }
-                if b.memory != raw.memory || u32::from(b.memory_type) != raw.memory_type {
-                    return Err(DefragmentationError::ForeignAllocation);
-                }
-                sub_allocation_of(b, raw, slot, tag, epoch, self.hot.atom)
-                    .and_then(|sub| b.allocator.check_live(&sub))
-                    .map_err(|e| match e {
-                        FreeError::ForeignAllocation => DefragmentationError::ForeignAllocation,
-                        _ => DefragmentationError::StaleAllocation,
-                    })?;
                 if !self.defrag.running || !b.emptying {
                     return Ok(Relocation::Stay);
                 }

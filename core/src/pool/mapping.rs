@@ -87,8 +87,9 @@ where
     BS: AsRef<[BlockSlot<D::Memory, A>]> + AsMut<[BlockSlot<D::Memory, A>]>,
     DS: AsRef<[DedicatedSlot<D::Memory>]> + AsMut<[DedicatedSlot<D::Memory>]>,
 {
-    /// The memory object, its size and its memory type behind a live allocation.
-    fn object_of(
+    /// The memory object, its size and its memory type behind a live allocation. Refuses a
+    /// foreign or stale handle as `free` does (`ForeignAllocation`, `StaleAllocation`).
+    pub(super) fn object_of(
         &self,
         raw: &RawDeviceAllocation<D::Memory>,
     ) -> Result<(D::Memory, u64, u32), FlushError> {
