@@ -6,24 +6,14 @@
 
 mod common;
 
-use common::{AppCommands, MappedBuffer, finish, headless, pattern};
+use common::{AppCommands, MappedBuffer, Pools, finish, headless, pattern, tlsf_pools};
 use memkit_core::device::{BufferDevice, BufferUsage};
 use memkit_core::pool::{
-    AllocationRequest, BlockSlot, DedicatedSlot, DefragmentationLimits, DeviceAllocation,
-    MemoryPools, PoolConfig, Relocation,
+    AllocationRequest, DefragmentationLimits, DeviceAllocation, PoolConfig, Relocation,
 };
-use memkit_core::tlsf::{TlsfAllocator, TlsfNode};
 use memkit_core::{MemoryUsage, ResourceKind};
 use memkit_vulkan::ash::vk;
 use memkit_vulkan::{HeadlessDevice, VulkanDevice};
-
-type Tlsf = TlsfAllocator<Vec<TlsfNode>>;
-type Pools<'d> = MemoryPools<
-    &'d VulkanDevice,
-    Tlsf,
-    Vec<BlockSlot<vk::DeviceMemory, Tlsf>>,
-    Vec<DedicatedSlot<vk::DeviceMemory>>,
->;
 
 const MIB: u64 = 1 << 20;
 /// Buffers made, four to a block.
@@ -128,11 +118,7 @@ fn a_pass_empties_sparse_blocks_and_every_buffer_keeps_its_bytes() {
         preferred_block_size: Some(4 * MIB),
         ..PoolConfig::DEFAULT
     };
-    let len = Pools::block_storage_len(&device, &config).unwrap();
-    let slots = (0..16)
-        .map(|_| BlockSlot::new(vec![TlsfNode::EMPTY; len]))
-        .collect();
-    let mut pools = MemoryPools::new(device, config, slots, vec![DedicatedSlot::new(); 4]).unwrap();
+    let mut pools = tlsf_pools(device, config, 16);
     let app = AppCommands::new(&h);
 
     // Buffers filled with their own pattern through a staging buffer.

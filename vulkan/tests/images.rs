@@ -3,35 +3,19 @@
 
 mod common;
 
-use common::{finish, headless};
+use common::{Pools, finish, headless, tlsf_pools};
 use memkit_core::device::{
     AstcBlock, BufferDevice, BufferUsage, Compression, DedicatedHint, DedicatedTo, DeviceError,
     ImageDesc, ImageDescError, ImageDevice, ImageFormat, ImageUsage, MemoryDevice,
     MemoryRequirements,
 };
-use memkit_core::pool::{
-    AllocationRequest, BlockSlot, DedicatedSlot, DeviceAllocation, MemoryPools, PoolConfig,
-};
-use memkit_core::tlsf::{TlsfAllocator, TlsfNode};
+use memkit_core::pool::{AllocationRequest, DeviceAllocation, PoolConfig};
 use memkit_core::{MemoryUsage, ResourceKind};
 use memkit_vulkan::VulkanDevice;
 use memkit_vulkan::ash::vk;
 
-type Tlsf = TlsfAllocator<Vec<TlsfNode>>;
-type Pools<'d> = MemoryPools<
-    &'d VulkanDevice,
-    Tlsf,
-    Vec<BlockSlot<vk::DeviceMemory, Tlsf>>,
-    Vec<DedicatedSlot<vk::DeviceMemory>>,
->;
-
 fn pools(device: &VulkanDevice) -> Pools<'_> {
-    let config = PoolConfig::default();
-    let len = Pools::block_storage_len(&device, &config).unwrap();
-    let slots = (0..8)
-        .map(|_| BlockSlot::new(vec![TlsfNode::EMPTY; len]))
-        .collect();
-    MemoryPools::new(device, config, slots, vec![DedicatedSlot::new(); 8]).unwrap()
+    tlsf_pools(device, PoolConfig::default(), 8)
 }
 
 /// Memory for a resource of `kind`: dedicated to `image` when its driver requires it or the test

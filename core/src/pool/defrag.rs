@@ -186,9 +186,9 @@ where
     /// linear or optimal resources), the block with the smallest share of its bytes in use is
     /// chosen first (the most memory back for the fewest bytes copied), then the next, as long
     /// as what the chosen blocks hold fits the free bytes of the blocks not chosen, and the
-    /// pass stays within `limits`. Empty blocks are not chosen (they
-    /// are the empty-block cache; [`MemoryPools::trim`] releases them). A set of one block has
-    /// nowhere to move to and is left alone.
+    /// pass stays within `limits`. Empty blocks are not chosen (they are the empty-block cache;
+    /// [`MemoryPools::trim`] releases them). A set of one block has nowhere to move to and is
+    /// left alone.
     ///
     /// Errors: [`DefragmentationError::PassRunning`], [`DefragmentationError::NoSuchMemoryType`].
     pub fn begin_defragmentation(

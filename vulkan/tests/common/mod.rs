@@ -8,6 +8,8 @@ use memkit_core::device::{
     BufferUsage, CopyQueue, DedicatedHint, DedicatedTo, MemoryAllocateInfo, MemoryDevice,
     MemoryPropertyFlags, MemoryRequirements, WaitStatus,
 };
+use memkit_core::pool::{BlockSlot, DedicatedSlot, MemoryPools, PoolConfig};
+use memkit_core::tlsf::{TlsfAllocator, TlsfNode};
 use memkit_vulkan::ash::vk;
 use memkit_vulkan::{
     HeadlessConfig, HeadlessDevice, HostBuffer, SetupError, TimelineMode, VulkanDevice,
@@ -268,4 +270,24 @@ impl AppCommands {
             device.destroy_command_pool(self.pool, None);
         }
     }
+}
+
+/// TLSF blocks with heap-allocated node storage.
+pub type Tlsf = TlsfAllocator<Vec<TlsfNode>>;
+/// Memory pools over a test's device, with TLSF blocks.
+pub type Pools<'d> = MemoryPools<
+    &'d VulkanDevice,
+    Tlsf,
+    Vec<BlockSlot<vk::DeviceMemory, Tlsf>>,
+    Vec<DedicatedSlot<vk::DeviceMemory>>,
+>;
+
+/// Pools over `device` with `config`, `blocks` block slots (each sized for every block the
+/// configuration makes) and eight dedicated-object slots.
+pub fn tlsf_pools(device: &VulkanDevice, config: PoolConfig, blocks: usize) -> Pools<'_> {
+    let len = Pools::block_storage_len(&device, &config).unwrap();
+    let slots = (0..blocks)
+        .map(|_| BlockSlot::new(vec![TlsfNode::EMPTY; len]))
+        .collect();
+    MemoryPools::new(device, config, slots, vec![DedicatedSlot::new(); 8]).unwrap()
 }
