@@ -195,6 +195,23 @@ where
         &mut self,
         limits: &DefragmentationLimits,
     ) -> Result<DefragmentationPlan, DefragmentationError> {
+        self.begin_defragmentation_where(limits, |_| true)
+    }
+
+    /// [`MemoryPools::begin_defragmentation`], choosing only blocks for which `can_empty`
+    /// answers `true`. It is asked with a block's slot (the
+    /// [`RawDeviceAllocation::slot`](super::RawDeviceAllocation::slot) of the allocations in
+    /// it), possibly more than once per block. A caller that knows a block holds something it
+    /// cannot move (a resource another part of the program owns, or one in use right now)
+    /// keeps the pass from copying the rest of that block for nothing: the block could not be
+    /// released. Blocks it refuses still take moved allocations.
+    ///
+    /// Errors: as for [`MemoryPools::begin_defragmentation`].
+    pub fn begin_defragmentation_where(
+        &mut self,
+        limits: &DefragmentationLimits,
+        mut can_empty: impl FnMut(u32) -> bool,
+    ) -> Result<DefragmentationPlan, DefragmentationError> {
         if self.defrag.running {
             return Err(DefragmentationError::PassRunning);
         }
@@ -212,7 +229,7 @@ where
             {
                 continue;
             }
-            self.choose_blocks_to_empty(set, limits, &mut plan);
+            self.choose_blocks_to_empty(set, limits, &mut can_empty, &mut plan);
         }
         self.defrag.running = true;
         self.defrag.report = DefragmentationReport {
@@ -222,11 +239,13 @@ where
         Ok(plan)
     }
 
-    /// Chooses `set`'s blocks to empty, sparsest first, adding them to `plan`.
+    /// Chooses `set`'s blocks to empty, sparsest first among those `can_empty` allows, adding
+    /// them to `plan`.
     fn choose_blocks_to_empty(
         &mut self,
         set: usize,
         limits: &DefragmentationLimits,
+        can_empty: &mut impl FnMut(u32) -> bool,
         plan: &mut DefragmentationPlan,
     ) {
         // Free bytes of the blocks that stay, and live bytes of those chosen.
@@ -253,7 +272,11 @@ where
                     let sparser = |&(_, u, _, s): &(u32, u64, u32, u64)| {
                         u128::from(used) * u128::from(s) < u128::from(u) * u128::from(b.size)
                     };
-                    if !b.emptying && b.live > 0 && sparsest.as_ref().is_none_or(sparser) {
+                    if !b.emptying
+                        && b.live > 0
+                        && sparsest.as_ref().is_none_or(sparser)
+                        && can_empty(i)
+                    {
                         sparsest = Some((i, used, b.live, b.size));
                     }
                 }

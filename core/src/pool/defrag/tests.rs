@@ -25,6 +25,7 @@ both!(
     an_allocation_without_room_stays_and_no_block_is_made,
     allocations_during_a_pass_avoid_the_blocks_being_emptied,
     limits_bound_a_pass,
+    a_pass_chooses_no_block_the_caller_cannot_empty,
     bad_calls_are_refused_and_change_nothing,
 );
 
@@ -251,6 +252,48 @@ fn allocations_during_a_pass_avoid_the_blocks_being_emptied<A: TestStorage>() {
         unsafe { p.free(a).unwrap() };
     }
     assert_eq!(dev.live_objects(), 1);
+}
+
+fn a_pass_chooses_no_block_the_caller_cannot_empty<A: TestStorage>() {
+    let dev = MockDevice::discrete();
+    // Blocks hold 1, 2 and 3 MiB: the first is the sparsest, but the caller cannot move what it
+    // holds, so the second goes instead: into the third block's room, and the first's.
+    let (mut p, mut blocks) = blocks_holding::<A>(&dev, &[1, 2, 3]);
+    let pinned = blocks[0][0].raw().slot;
+    let mut asked = Vec::new();
+    let plan = p
+        .begin_defragmentation_where(&DefragmentationLimits::UNLIMITED, |slot| {
+            asked.push(slot);
+            slot != pinned
+        })
+        .unwrap();
+    assert!(asked.contains(&pinned), "{asked:?}");
+    assert_eq!((plan.blocks, plan.allocations, plan.bytes), (1, 2, 2 * MIB));
+    assert_eq!(p.relocate(&blocks[0][0], MIB), Ok(Relocation::Stay));
+    let moves = relocate_all(&mut p, &mut blocks);
+    assert_eq!(
+        moves.iter().map(|(from, _, _)| *from).collect::<Vec<_>>(),
+        [1, 1]
+    );
+    let targets: Vec<u32> = moves.iter().map(|(_, _, new)| new.memory()).collect();
+    assert_eq!(targets, [blocks[2][0].memory(), blocks[0][0].memory()]);
+    for (_, old, new) in moves {
+        // SAFETY: no GPU.
+        unsafe { p.free(old).unwrap() };
+        blocks[2].push(new);
+    }
+    assert_eq!(p.end_defragmentation().blocks_released, 1);
+    assert_eq!(dev.live_objects(), 2);
+    // Refusing every block chooses nothing.
+    let plan = p
+        .begin_defragmentation_where(&DefragmentationLimits::UNLIMITED, |_| false)
+        .unwrap();
+    assert_eq!(plan, DefragmentationPlan::default());
+    let _ = p.end_defragmentation();
+    for a in blocks.into_iter().flatten() {
+        // SAFETY: no GPU.
+        unsafe { p.free(a).unwrap() };
+    }
 }
 
 fn limits_bound_a_pass<A: TestStorage>() {
