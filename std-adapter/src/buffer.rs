@@ -5,6 +5,7 @@ use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
+use memkit_core::device::BufferUsage;
 use memkit_core::pool::{HostPtr, RawDeviceAllocation};
 use memkit_core::scheduler::BufferKey;
 
@@ -18,6 +19,11 @@ pub(crate) struct BufferState<D: Device> {
     pub(crate) key: BufferKey,
     pub(crate) raw: D::Buffer,
     pub(crate) size: u64,
+    /// How the raw buffer was created: a buffer that replaces it (defragmentation) is made
+    /// alike.
+    pub(crate) usage: BufferUsage,
+    /// Its memory requirements' alignment.
+    pub(crate) alignment: u64,
     pub(crate) allocation: RawDeviceAllocation<D::Memory>,
     /// The buffer's first byte in host memory, when its memory is mapped.
     pub(crate) host: Option<HostPtr>,

@@ -51,11 +51,14 @@ use crate::memory_map::MemoryMap;
 use crate::stats::{CoordinatorStats, Counters, HeapReport, Tally};
 use crate::ticket::{Ticket, TimelineSource};
 
+mod defragment;
 mod external;
 mod image_pieces;
 mod images;
 mod landing_cache;
 mod readback;
+pub use defragment::Defragmentation;
+use defragment::RunningPass;
 use landing_cache::LandingCache;
 use readback::{OpenReads, Reads};
 
@@ -329,6 +332,8 @@ struct Submitter<D: Device> {
     deferred_images: Vec<Arc<ImageState<D>>>,
     /// `(value, watermark)`: every upload below `watermark` is in a submission up to `value`.
     marks: VecDeque<(u64, u64)>,
+    /// The defragmentation pass whose copies were submitted, until its old buffers are gone.
+    defrag: Option<RunningPass<D>>,
 }
 
 /// The ring's backing memory: one host-visible buffer, mapped for the coordinator's life.
@@ -511,6 +516,7 @@ impl<D: Device> Coordinator<D> {
                 deferred: Vec::new(),
                 deferred_images: Vec::new(),
                 marks: VecDeque::new(),
+                defrag: None,
             }),
             retired: Mutex::new(Vec::new()),
             live: Mutex::new(KeyMap::default()),
@@ -1084,6 +1090,8 @@ impl<D: Device> Shared<D> {
             key,
             raw,
             size,
+            usage: buffer_usage,
+            alignment: requirements.alignment,
             host: allocation.mapped,
             direct_writes: direct && allocation.mapped.is_some(),
             coherent: self.device.memory_properties().types()[allocation.memory_type as usize]
@@ -1969,6 +1977,7 @@ impl<D: Device> Shared<D> {
         sub.deferred = waiting;
         let done: Vec<&BufferState<D>> = done.iter().map(|s| &**s).collect();
         self.destroy_all(&done);
+        self.end_finished_pass(sub);
         self.maintain_images(sub, completed);
         Ok(())
     }
@@ -2010,8 +2019,14 @@ impl<D: Device> Shared<D> {
             }
             drop(pools);
             let mut live = self.live.lock().unwrap_or_else(|e| e.into_inner());
-            for state in batch {
-                live.remove(&state.key);
+            for &state in batch {
+                // A moved buffer's old state shares its key with the state that replaced it.
+                if live
+                    .get(&state.key)
+                    .is_some_and(|w| std::ptr::eq(w.as_ptr(), state))
+                {
+                    live.remove(&state.key);
+                }
             }
         }
         self.counters

@@ -4,7 +4,7 @@
 use std::fmt;
 
 use memkit_core::device::{DeviceError, ImageCopyError};
-use memkit_core::pool::PoolConfigError;
+use memkit_core::pool::{DefragmentationError, PoolConfigError};
 use memkit_core::{ConfigError, FrameError, PoolError};
 
 /// Why a coordinator call failed. Nothing is half-done: a failed upload staged nothing, a failed
@@ -83,6 +83,12 @@ pub enum Error {
     PoolConfig(PoolConfigError),
     /// The frame pacer refused a transition.
     Frame(FrameError),
+    /// [`crate::Coordinator::defragment`] while the copies of the last pass have not completed
+    /// (its [`crate::Defragmentation::ticket`]): call again once they have.
+    DefragmentationRunning,
+    /// [`crate::Coordinator::defragment`]'s limits were refused (a memory type the device does
+    /// not have).
+    Defragmentation(DefragmentationError),
 }
 
 impl fmt::Display for Error {
@@ -139,6 +145,10 @@ impl fmt::Display for Error {
             Self::Config(e) => write!(f, "configuration: {e}"),
             Self::PoolConfig(e) => write!(f, "pool configuration: {e}"),
             Self::Frame(e) => write!(f, "frame pacing: {e}"),
+            Self::DefragmentationRunning => {
+                f.write_str("the last defragmentation pass's copies have not completed")
+            }
+            Self::Defragmentation(e) => write!(f, "defragmentation: {e}"),
         }
     }
 }
@@ -178,6 +188,7 @@ impl std::error::Error for Error {
             Self::PoolConfig(e) => Some(e),
             Self::Frame(e) => Some(e),
             Self::ImageCopy(e) => Some(e),
+            Self::Defragmentation(e) => Some(e),
             _ => None,
         }
     }

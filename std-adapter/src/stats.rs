@@ -164,6 +164,10 @@ pub(crate) struct Counters {
     pub(crate) read_backs: AtomicU64,
     pub(crate) bytes_read_back: AtomicU64,
     pub(crate) read_back_buffers_reused: AtomicU64,
+    pub(crate) buffers_moved: AtomicU64,
+    pub(crate) bytes_moved: AtomicU64,
+    pub(crate) blocks_released_by_defragmentation: AtomicU64,
+    pub(crate) bytes_released_by_defragmentation: AtomicU64,
     /// Uploads and their bytes, by path: per-thread shards.
     pub(crate) uploads: UploadCounters,
     pub(crate) dedicated_staging_uploads: AtomicU64,
@@ -201,6 +205,10 @@ impl Counters {
             bytes_read_back: get(&self.bytes_read_back),
             read_back_buffers_reused: get(&self.read_back_buffers_reused),
             read_back_bytes_kept: 0,
+            buffers_moved: get(&self.buffers_moved),
+            bytes_moved: get(&self.bytes_moved),
+            blocks_released_by_defragmentation: get(&self.blocks_released_by_defragmentation),
+            bytes_released_by_defragmentation: get(&self.bytes_released_by_defragmentation),
             bytes_uploaded: (self.uploads.sum(|s| &s.staged_bytes))
                 .wrapping_add(self.uploads.sum(|s| &s.direct_bytes)),
             staged_uploads: self.uploads.sum(|s| &s.staged_uploads),
@@ -304,6 +312,15 @@ pub struct CoordinatorStats {
     /// Bytes of landing buffers kept now for later read-backs (the coordinator's, not the
     /// application's: [`crate::CoordinatorConfig::read_back_cache_bytes`]).
     pub read_back_bytes_kept: u64,
+    /// Buffers [`crate::Coordinator::defragment`] moved.
+    pub buffers_moved: u64,
+    /// Bytes those moves copied.
+    pub bytes_moved: u64,
+    /// Blocks defragmentation emptied and gave back to the device (counted when the pass that
+    /// emptied them ended, once its old buffers were freed).
+    pub blocks_released_by_defragmentation: u64,
+    /// Their bytes.
+    pub bytes_released_by_defragmentation: u64,
     /// Bytes uploaded into buffers, all paths.
     pub bytes_uploaded: u64,
     /// Uploads staged through the ring (one per call, however many chunks a large one took).
@@ -362,6 +379,16 @@ impl CoordinatorStats {
         o.num("bytes_read_back", self.bytes_read_back);
         o.num("read_back_buffers_reused", self.read_back_buffers_reused);
         o.num("read_back_bytes_kept", self.read_back_bytes_kept);
+        o.num("buffers_moved", self.buffers_moved);
+        o.num("bytes_moved", self.bytes_moved);
+        o.num(
+            "blocks_released_by_defragmentation",
+            self.blocks_released_by_defragmentation,
+        );
+        o.num(
+            "bytes_released_by_defragmentation",
+            self.bytes_released_by_defragmentation,
+        );
         o.num("bytes_uploaded", self.bytes_uploaded);
         o.num("staged_uploads", self.staged_uploads);
         o.num("direct_writes", self.direct_writes);
