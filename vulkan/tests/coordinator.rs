@@ -873,3 +873,112 @@ fn a_waited_ticket_stays_complete_while_other_threads_maintain() {
         release_all(gpu, c, buffers.into_iter().map(|(b, _)| b).collect());
     });
 }
+
+#[test]
+fn defragmentation_moves_buffers_with_their_bytes_and_gives_the_blocks_back() {
+    const MIB: u64 = 1 << 20;
+    each_mode(|gpu| {
+        // 4 MiB blocks, so that 1 MiB buffers fill them four at a time.
+        let config = CoordinatorConfig {
+            pools: memkit_std::PoolConfig {
+                first_block_size: 4 * MIB,
+                preferred_block_size: Some(4 * MIB),
+                ..memkit_std::PoolConfig::default()
+            },
+            ..CoordinatorConfig::default()
+        };
+        let c = Coordinator::new(gpu.clone(), config).unwrap();
+        let blocks_now =
+            |c: &Coordinator<Gpu>| -> u32 { c.stats().heaps.iter().map(|h| h.blocks).sum() };
+        let mut rng = Rng::new(5);
+        let mut blocks: Vec<Vec<(Buffer<Gpu>, Vec<u8>)>> = Vec::new();
+        for _ in 0..5 {
+            let block: Vec<_> = (0..4)
+                .map(|_| {
+                    let buffer = c
+                        .create_buffer(MIB, MemoryUsage::FAST_DEVICE_ACCESS)
+                        .unwrap();
+                    let bytes = rng.bytes(MIB as usize);
+                    c.upload_to(&buffer, 0, &bytes).unwrap();
+                    (buffer, bytes)
+                })
+                .collect();
+            let memory = block[0].0.memory().0;
+            assert!(block.iter().all(|(b, _)| b.memory().0 == memory));
+            blocks.push(block);
+        }
+        c.flush_transfers().unwrap().wait().unwrap();
+        // Block 0 keeps one buffer, block 1 two, blocks 2 to 4 three: blocks 0 and 1 fit the
+        // others' room.
+        drop(blocks[0].drain(1..).collect::<Vec<_>>());
+        drop(blocks[1].drain(2..).collect::<Vec<_>>());
+        for block in &mut blocks[2..] {
+            drop(block.pop());
+        }
+        c.maintain().unwrap();
+        let before = blocks_now(&c);
+        let mut buffers: Vec<_> = blocks.into_iter().flatten().collect();
+        let old: Vec<vk::Buffer> = buffers.iter().map(|(b, _)| b.raw()).collect();
+        // An upload staged right before the pass: it is submitted before the copy reads the
+        // buffer, so the moved buffer holds it.
+        let late = rng.bytes(1000);
+        c.upload_to(&buffers[1].0, 77, &late).unwrap();
+        buffers[1].1[77..1077].copy_from_slice(&late);
+
+        let outcome = c
+            .defragment(
+                buffers.iter_mut().map(|(b, _)| b),
+                &memkit_std::DefragmentationLimits::UNLIMITED,
+            )
+            .unwrap();
+        assert_eq!(outcome.moved, [0, 1, 2]);
+        assert_eq!(outcome.plan.blocks, 2);
+        for &i in &outcome.moved {
+            assert_ne!(buffers[i].0.raw(), old[i]);
+        }
+        c.maintain().unwrap();
+        if !outcome.ticket.is_complete().unwrap() {
+            assert!(
+                gpu.is_live(old[0]),
+                "an old buffer destroyed under its copy"
+            );
+        }
+        outcome.ticket.wait().unwrap();
+        c.maintain().unwrap();
+        for &i in &outcome.moved {
+            assert!(!gpu.is_live(old[i]), "old buffer {i} destroyed once copied");
+        }
+        assert_eq!(
+            blocks_now(&c),
+            before - 2,
+            "the two emptied blocks went back"
+        );
+        assert_eq!(c.stats().blocks_released_by_defragmentation, 2);
+        for (i, (buffer, model)) in buffers.iter().enumerate() {
+            assert_reads_back(gpu, buffer, model, &format!("buffer {i} after the pass"));
+        }
+        // Uploads and read-backs after the move use the new buffer.
+        let fresh = rng.bytes(4096);
+        c.upload_to(&buffers[0].0, 4096, &fresh)
+            .unwrap()
+            .wait()
+            .unwrap();
+        buffers[0].1[4096..8192].copy_from_slice(&fresh);
+        let read = c.read_back(&buffers[0].0, 0, MIB).unwrap();
+        assert!(
+            read.wait().unwrap() == buffers[0].1,
+            "read-back of a moved buffer"
+        );
+        gpu.assert_clean("after the pass");
+        let stats = c.stats();
+        // The kept landing buffer of the read-back is the one buffer not destroyed yet.
+        assert_eq!(stats.buffers_created, 20 + 3 + 1);
+        drop(buffers);
+        c.flush_transfers().unwrap().wait().unwrap();
+        c.maintain().unwrap();
+        assert_eq!(c.stats().buffers_destroyed, 20 + 3);
+        gpu.assert_clean("before the coordinator's teardown");
+        // `each_mode` checks that teardown leaves nothing behind.
+        drop(c);
+    });
+}

@@ -310,6 +310,10 @@ impl<D: Device> Shared<D> {
             self.retire(previous);
             moved.push(m.index);
         }
+        // The new buffers count as created, as the old ones count as destroyed.
+        self.counters
+            .buffers_created
+            .fetch_add(moved.len() as u64, COUNTER);
         self.counters
             .buffers_moved
             .fetch_add(moved.len() as u64, COUNTER);
