@@ -16,14 +16,15 @@ fn pattern(len: u64, seed: u8) -> Vec<u8> {
         .collect()
 }
 
-/// A coordinator whose device-local blocks are 4 MiB, so that 1 MiB buffers fill them four at
-/// a time.
+/// A coordinator whose blocks are 4 MiB, so that 1 MiB buffers fill them four at a time.
 fn coordinator() -> (Coordinator<DummyDevice>, DummyDevice) {
     let device = DummyDevice::discrete();
     let config = CoordinatorConfig {
         pools: PoolConfig {
             first_block_size: 4 * MIB,
             preferred_block_size: Some(4 * MIB),
+            // Buffers with a device address in blocks too, not in objects of their own.
+            device_address_blocks: true,
             ..PoolConfig::default()
         },
         ..CoordinatorConfig::default()
@@ -109,7 +110,7 @@ fn buffers_move_out_of_sparse_blocks_with_their_bytes_and_the_blocks_go_back() {
     // The two sparsest blocks are emptied: their three buffers move, the others stay.
     assert_eq!(outcome.moved, [0, 1, 2]);
     assert_eq!(outcome.bytes_moved, 3 * MIB);
-    assert_eq!(outcome.busy, 0);
+    assert_eq!(outcome.unmovable, 0);
     assert_eq!(
         (outcome.plan.blocks, outcome.plan.block_bytes),
         (2, 8 * MIB)
@@ -195,7 +196,7 @@ fn busy_buffers_stay_and_keep_their_blocks() {
             &DefragmentationLimits::UNLIMITED,
         )
         .expect("defragment");
-    assert_eq!(outcome.busy, 1);
+    assert_eq!(outcome.unmovable, 1);
     assert_eq!(outcome.moved, [1, 2]);
     assert_eq!(outcome.plan.blocks, 1);
     assert_eq!(given[0].raw(), raws[0], "the busy buffer stays");
@@ -218,22 +219,40 @@ fn busy_buffers_stay_and_keep_their_blocks() {
 }
 
 #[test]
-fn buffers_with_a_device_address_never_move() {
-    let (c, _device) = coordinator();
-    let mut fixed = c
-        .create_buffer(
-            MIB,
-            MemoryUsage::FAST_DEVICE_ACCESS | MemoryUsage::DEVICE_ADDRESS,
-        )
-        .expect("buffer");
-    let _full = filled_blocks(&c, 1);
-    let raw = fixed.raw();
-    let outcome = c
-        .defragment([&mut fixed], &DefragmentationLimits::UNLIMITED)
-        .expect("defragment");
-    assert_eq!((outcome.busy, outcome.moved.len()), (1, 0));
-    assert_eq!(outcome.memory_type, None);
-    assert_eq!(fixed.raw(), raw);
+fn buffers_with_a_device_address_or_written_by_the_cpu_never_move() {
+    for usage in [
+        MemoryUsage::FAST_DEVICE_ACCESS | MemoryUsage::DEVICE_ADDRESS,
+        MemoryUsage::HOST_ACCESS,
+    ] {
+        let (c, device) = coordinator();
+        // Alone in its block, with room in the next: only what it is keeps it there.
+        let mut kept = c.create_buffer(MIB, usage).expect("buffer");
+        let mut others: Vec<_> = (0..7)
+            .map(|_| c.create_buffer(MIB, usage).expect("buffer"))
+            .collect();
+        assert_eq!(others[2].memory().0, kept.memory().0, "{usage:?}");
+        assert_ne!(others[3].memory().0, kept.memory().0, "{usage:?}");
+        assert_eq!(
+            kept.is_direct_write(),
+            usage.contains(MemoryUsage::HOST_ACCESS)
+        );
+        drop(others.drain(..3).collect::<Vec<_>>());
+        drop(others.pop());
+        c.maintain().expect("maintain");
+        let raw = kept.raw();
+        let outcome = c
+            .defragment([&mut kept], &DefragmentationLimits::UNLIMITED)
+            .expect("defragment");
+        assert_eq!(
+            (outcome.unmovable, outcome.moved.len()),
+            (1, 0),
+            "{usage:?}"
+        );
+        assert_eq!(outcome.memory_type, None);
+        assert_eq!(kept.raw(), raw);
+        drop(others);
+        device.assert_no_misuse();
+    }
 }
 
 #[test]

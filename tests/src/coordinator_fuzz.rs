@@ -1,8 +1,8 @@
 //! The coordinator against a model of the destination bytes, on the simulated device, for the
 //! `coordinator` fuzz target: buffers created (device-only or written directly), uploads
 //! (`upload_to`, `upload_slice`, staging grants, uploads staged in a frame held open across ops),
-//! frames begun, ended and cancelled, drops, flushes, maintenance, a GPU timeline advanced by
-//! hand, calls handing over another coordinator's buffer, grant or frame, and staging grants held
+//! frames begun, ended and cancelled, drops, flushes, maintenance, defragmentation passes over
+//! every live buffer, a GPU timeline advanced by hand, calls handing over another coordinator's buffer, grant or frame, and staging grants held
 //! across later ops and then committed or abandoned, over a small staging ring so that it wraps,
 //! fills and applies each back-pressure policy; and textures uploaded a band of rows at a time,
 //! read back a level at a time, drawn whole by the application behind an external wait and
@@ -23,8 +23,8 @@ use std::time::Duration;
 use memkit_core::device::ImageCopy;
 use memkit_dummy::{DummyDevice, Preset};
 use memkit_std::{
-    BackPressure, Buffer, BufferingMode, Coordinator, CoordinatorConfig, CoordinatorStats, Error,
-    Frame, MemoryUsage, PoolConfig, Readback, StagingGrant, Ticket,
+    BackPressure, Buffer, BufferingMode, Coordinator, CoordinatorConfig, CoordinatorStats,
+    DefragmentationLimits, Error, Frame, MemoryUsage, PoolConfig, Readback, StagingGrant, Ticket,
 };
 
 mod encoding;
@@ -124,6 +124,13 @@ pub enum CoordOp {
     Flush,
     /// `maintain`.
     Maintain,
+    /// `defragment` of every live buffer: each moved buffer gets a new raw buffer, and its
+    /// bytes (compared at the next check) stay the model's; refused only while the last pass's
+    /// copies run.
+    Defragment {
+        /// The pass's `max_allocations`; 0: no limit.
+        max_allocations: u8,
+    },
     /// Executes up to `n` pending submissions.
     Advance {
         /// At most 7.
@@ -284,6 +291,13 @@ pub struct WorkloadDepth {
     pub max_images: usize,
     /// Images the application drew ([`CoordOp::AppDraw`]).
     pub app_draws: u32,
+    /// Buffers [`CoordOp::Defragment`] moved (the coordinator's `buffers_moved`).
+    pub buffers_moved: u64,
+    /// Blocks those passes gave back (the coordinator's
+    /// `blocks_released_by_defragmentation`).
+    pub blocks_defragmented: u64,
+    /// Passes refused while the last one's copies ran.
+    pub defragmentation_running: u32,
 }
 
 impl WorkloadDepth {
@@ -317,6 +331,9 @@ impl WorkloadDepth {
             image_read_backs: self.image_read_backs + o.image_read_backs,
             max_images: self.max_images.max(o.max_images),
             app_draws: self.app_draws + o.app_draws,
+            buffers_moved: self.buffers_moved + o.buffers_moved,
+            blocks_defragmented: self.blocks_defragmented + o.blocks_defragmented,
+            defragmentation_running: self.defragmentation_running + o.defragmentation_running,
         }
     }
 
@@ -326,6 +343,8 @@ impl WorkloadDepth {
         self.eager_submissions = s.eager_submissions;
         self.bytes_overwritten = s.bytes_overwritten;
         self.frame_waits = s.frame_waits;
+        self.buffers_moved = s.buffers_moved;
+        self.blocks_defragmented = s.blocks_released_by_defragmentation;
     }
 }
 
@@ -510,6 +529,60 @@ fn first_known_difference(got: &[u8], want: &[u8], mask: &[u8]) -> Option<usize>
     None
 }
 
+/// [`CoordOp::Defragment`]: every live buffer offered. The buffers that moved, and only those,
+/// have a new raw buffer; what moved adds up; a refusal is only for a pass still running. The
+/// bytes are compared with the model at the next check.
+fn defragment(
+    c: &Coordinator<DummyDevice>,
+    models: &mut HashMap<u64, Model>,
+    max_allocations: u8,
+    depth: &mut WorkloadDepth,
+) {
+    let limits = match max_allocations {
+        0 => DefragmentationLimits::UNLIMITED,
+        n => DefragmentationLimits::UNLIMITED.with_max_allocations(u32::from(n)),
+    };
+    let mut given: Vec<&mut Model> = models.values_mut().collect();
+    let before: Vec<_> = given
+        .iter()
+        .map(|m| (m.buffer.raw(), m.buffer.id()))
+        .collect();
+    let outcome = match c.defragment(given.iter_mut().map(|m| &mut m.buffer), &limits) {
+        Ok(outcome) => outcome,
+        Err(Error::DefragmentationRunning) => {
+            depth.defragmentation_running += 1;
+            return;
+        }
+        Err(e) => panic!("defragment: {e}"),
+    };
+    assert!(
+        outcome.moved.windows(2).all(|w| w[0] < w[1]),
+        "moved: {:?}",
+        outcome.moved
+    );
+    assert!(outcome.moved.len() + outcome.unmovable <= given.len());
+    let mut bytes = 0;
+    for (i, m) in given.iter().enumerate() {
+        let moved = outcome.moved.binary_search(&i).is_ok();
+        assert_eq!(
+            m.buffer.raw() != before[i].0,
+            moved,
+            "buffer {i}'s raw buffer"
+        );
+        assert_eq!(m.buffer.id(), before[i].1, "a moved buffer keeps its id");
+        if moved {
+            bytes += m.buffer.size();
+        }
+    }
+    assert_eq!(outcome.bytes_moved, bytes);
+    // A pass chooses blocks holding at most the limit's allocations, and moves no more.
+    assert!(outcome.moved.len() as u32 <= outcome.plan.allocations);
+    assert!(
+        outcome.plan.allocations <= limits.max_allocations,
+        "{outcome:?}"
+    );
+}
+
 /// Flushes, completes everything and compares every buffer with the model (with a grant held,
 /// those that may have uploads behind it are left out), and with no grant held, the bytes the
 /// device copied with the bytes staged.
@@ -562,10 +635,12 @@ fn check(
     // Everything staged is submitted and complete: each staged byte was copied once, or
     // overwritten by a later upload before its submission and never copied.
     let stats = c.stats();
-    // Read-backs' copies (of buffers and images) and image uploads' are the device's too, and
-    // copy no staged byte of a buffer.
-    let copied =
-        c.device().counters().bytes_copied - stats.bytes_read_back - stats.image_bytes_uploaded;
+    // Read-backs' copies (of buffers and images), image uploads' and defragmentation's are the
+    // device's too, and copy no staged byte of a buffer.
+    let copied = c.device().counters().bytes_copied
+        - stats.bytes_read_back
+        - stats.image_bytes_uploaded
+        - stats.bytes_moved;
     if ledger.exact {
         assert_eq!(
             copied + stats.bytes_overwritten,
@@ -899,6 +974,9 @@ impl CoordinatorWorkload {
                     flushed(&mut models);
                 }
                 CoordOp::Maintain => c.maintain().expect("maintain"),
+                CoordOp::Defragment { max_allocations } => {
+                    defragment(&c, &mut models, max_allocations, &mut depth);
+                }
                 CoordOp::Advance { n } => {
                     for _ in 0..n % 8 {
                         device.complete_next();

@@ -37,10 +37,12 @@ pub struct Defragmentation {
     pub moved: Vec<usize>,
     /// Bytes copied.
     pub bytes_moved: u64,
-    /// Buffers given that could not move now: an upload into them is staged or being
-    /// submitted, a read-back of them is recorded, or they have a device address (which moving
-    /// would change). They are left where they are, and their blocks are not chosen.
-    pub busy: usize,
+    /// Buffers given that cannot move: now, because an upload into them is staged or being
+    /// submitted, or a read-back of them is recorded; ever, because they have a device address
+    /// (which moving would change), the CPU writes their uploads straight into their mapping
+    /// (a GPU copy into the new mapping could overtake such a write), or they are dedicated
+    /// memory objects. They are left where they are, and their blocks are not chosen.
+    pub unmovable: usize,
     /// The memory type the pass ran in; `None` when it found nothing to move.
     pub memory_type: Option<u32>,
     /// The blocks the pass chose to empty (core's plan): what the device gets back, in
@@ -53,11 +55,11 @@ pub struct Defragmentation {
 }
 
 impl Defragmentation {
-    fn nothing(busy: usize) -> Self {
+    fn nothing(unmovable: usize) -> Self {
         Self {
             moved: Vec::new(),
             bytes_moved: 0,
-            busy,
+            unmovable,
             memory_type: None,
             plan: DefragmentationPlan::default(),
             ticket: Ticket::completed(),
@@ -90,8 +92,8 @@ impl<D: Device> Coordinator<D> {
     /// for the next), within `limits` ([`DefragmentationLimits::max_bytes`] and
     /// [`DefragmentationLimits::max_allocations`] bound one pass; a
     /// [`DefragmentationLimits::memory_type`] restricts it). It empties only blocks that hold
-    /// nothing else: no buffer not given, no image, no buffer that is busy (see
-    /// [`Defragmentation::busy`]). A moved buffer gets a new raw buffer bound in another block,
+    /// nothing else: no buffer not given, no image, no buffer that cannot move (see
+    /// [`Defragmentation::unmovable`]). A moved buffer gets a new raw buffer bound in another block,
     /// filled by a GPU copy submitted before the call returns; [`Defragmentation::moved`]
     /// names them. The handle keeps its [`Buffer::id`] and label; uploads, read-backs and
     /// [`Buffer::read`] after the call use the new buffer.
@@ -151,14 +153,14 @@ impl<D: Device> Shared<D> {
             ));
         }
         let mut sub = self.lock_submitter();
-        // Uploads and read-backs recorded so far go out first (their buffers are busy while
+        // Uploads and read-backs recorded so far go out first (their buffers cannot move while
         // they are staged), and a finished pass ends.
         self.flush_locked(&mut sub)?;
         if sub.defrag.is_some() {
             return Err(Error::DefragmentationRunning);
         }
         let movable = self.movable(&sub, buffers, limits);
-        let busy = buffers.len() - movable.iter().filter(|&&m| m).count();
+        let unmovable = buffers.len() - movable.iter().filter(|&&m| m).count();
         let pinned = self.pinned_blocks(buffers, &movable);
         let mut pools_guard = self.lock_pools();
         let pools = pools_guard.as_mut().ok_or(Error::DeviceLost)?;
@@ -186,7 +188,7 @@ impl<D: Device> Shared<D> {
             let _ = pools.end_defragmentation();
         }
         let Some((memory_type, plan)) = chosen else {
-            return Ok(Defragmentation::nothing(busy));
+            return Ok(Defragmentation::nothing(unmovable));
         };
         let mut moves: Vec<Move<D>> = Vec::new();
         for (index, buffer) in buffers.iter().enumerate() {
@@ -214,7 +216,7 @@ impl<D: Device> Shared<D> {
             return Ok(Defragmentation {
                 memory_type: Some(memory_type),
                 plan,
-                ..Defragmentation::nothing(busy)
+                ..Defragmentation::nothing(unmovable)
             });
         }
         // The new buffers, made and bound while the pools' lock is held, as creations are.
@@ -240,7 +242,7 @@ impl<D: Device> Shared<D> {
             return Ok(Defragmentation {
                 memory_type: Some(memory_type),
                 plan,
-                ..Defragmentation::nothing(busy)
+                ..Defragmentation::nothing(unmovable)
             });
         }
         drop(pools_guard);
@@ -323,15 +325,15 @@ impl<D: Device> Shared<D> {
         Ok(Defragmentation {
             moved,
             bytes_moved,
-            busy,
+            unmovable,
             memory_type: Some(memory_type),
             plan,
             ticket: self.ticket_for_value(value),
         })
     }
 
-    /// Which of `buffers` may move: alive, in a block, without a device address, and named by
-    /// nothing the coordinator has staged or recorded. `_sub` is the submitter, locked: nothing
+    /// Which of `buffers` may move: alive, in a block, without a device address, not written
+    /// directly by the CPU, and named by nothing the coordinator has staged or recorded. `_sub` is the submitter, locked: nothing
     /// is collected meanwhile, and the handles are borrowed, so nothing can name them from here
     /// on.
     fn movable(
@@ -351,6 +353,10 @@ impl<D: Device> Shared<D> {
                 Arc::strong_count(state) == 1
                     && !state.destroyed.load(Ordering::Acquire)
                     && !state.usage.contains(BufferUsage::DEVICE_ADDRESS)
+                    // Direct writes go into the mapping at once, with whole-atom flushes of
+                    // non-coherent memory: one made while the copy runs, or after it without
+                    // an invalidation, would lose bytes.
+                    && !state.direct_writes
                     && matches!(state.allocation.placement, Placement::Block { .. })
                     && limits
                         .memory_type
@@ -362,7 +368,7 @@ impl<D: Device> Shared<D> {
     }
 
     /// The blocks a pass must not choose, sorted: those holding a buffer that may not move (not
-    /// given, or busy), an image, or the staging ring.
+    /// given, or unmovable), an image, or the staging ring.
     fn pinned_blocks(&self, buffers: &[&mut Buffer<D>], movable: &[bool]) -> Vec<u32> {
         let mut given: Vec<*const BufferState<D>> = buffers
             .iter()

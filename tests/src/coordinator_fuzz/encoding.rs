@@ -13,7 +13,8 @@
 //!   odd): size less one; `3`: `upload_slice`: length; `4`: staging grant into buffer `x`:
 //!   offset, length; `5`: stage into buffer `x` in the open frame (begun if none): offset, length;
 //! - `6`: begin (`x % 3 == 0`), end (`1`) or cancel (`2`) the frame; `7`: drop buffer `x`;
-//!   `8`: flush (`x` even) or maintain; `9`: complete `x % 8` submissions; `10`: check (`x`
+//!   `8`: flush (`x` even), defragment every live buffer (`x` 17): `max_allocations` byte
+//!   (0: no limit), or maintain; `9`: complete `x % 8` submissions; `10`: check (`x`
 //!   0) or read back buffer `x - 1`: offset, length;
 //!   `11`: call with another coordinator's buffer (`x` 0), grant (`1`) or frame (`2`), or, for
 //!   larger `x`, an image op: create an image (`3`: RGBA8, `4`: compressed): side byte; upload into
@@ -118,6 +119,9 @@ impl CoordinatorWorkload {
                 }),
                 7 => CoordOp::Drop { buffer: x },
                 8 if x.is_multiple_of(2) => CoordOp::Flush,
+                8 if x == OPERANDS - 1 => CoordOp::Defragment {
+                    max_allocations: r.byte(),
+                },
                 8 => CoordOp::Maintain,
                 9 => CoordOp::Advance { n: x % 8 },
                 10 if x == 0 => CoordOp::Check,
@@ -221,6 +225,9 @@ impl CoordinatorWorkload {
                 CoordOp::Drop { buffer } => out.push(k(7, buffer)),
                 CoordOp::Flush => out.push(k(8, 0)),
                 CoordOp::Maintain => out.push(k(8, 1)),
+                CoordOp::Defragment { max_allocations } => {
+                    out.extend([k(8, OPERANDS - 1), max_allocations]);
+                }
                 CoordOp::Advance { n } => out.push(k(9, n % 8)),
                 CoordOp::Check => out.push(k(10, 0)),
                 CoordOp::ReadBack {

@@ -86,6 +86,55 @@ impl Ops {
     }
 }
 
+/// Blocks left sparse by drops, then defragmentation passes over every live buffer: with
+/// uploads staged and read-backs recorded before them, a grant held in front of an upload (the
+/// buffer is busy and stays), a second pass while the first one's copies run (refused), a pass
+/// limited to one allocation, and uploads, read-backs and checks of the moved buffers after.
+fn defragmentation(ring: u32, host_access: bool) -> Ops {
+    let mut o = Ops::default();
+    for round in 0..3u8 {
+        // 16 buffers of 8 KiB: the first 64 KiB block holds eight, the next the rest.
+        for k in 0..16u8 {
+            o.create(8192, host_access && k % 3 == 0);
+            o.upload(k, 0, 8192);
+            o.upload(k, u32::from(k) * 3 + 1, 40);
+        }
+        o.op(CoordOp::Flush);
+        // The first block keeps two buffers.
+        for _ in 0..6 {
+            o.op(CoordOp::Drop { buffer: 0 });
+        }
+        o.upload(1, 100, 1000);
+        o.read_back(0, 0, 8192);
+        if round == 1 {
+            // Buffer 0's upload lies behind a held grant: it cannot move.
+            o.hold(2, 0, 64);
+            o.upload(0, 0, 512);
+        }
+        o.op(CoordOp::Defragment {
+            max_allocations: if round == 2 { 1 } else { 0 },
+        });
+        o.op(CoordOp::Defragment { max_allocations: 0 });
+        if round == 1 {
+            o.release(0, true);
+        }
+        o.upload(0, 16, 64);
+        o.read_back(1, 0, 4096);
+        o.op(CoordOp::Advance { n: 7 });
+        o.op(CoordOp::Maintain);
+        o.op(CoordOp::Check);
+        o.op(CoordOp::Defragment { max_allocations: 0 });
+        o.op(CoordOp::Check);
+        // Everything goes, so the next round starts from empty blocks.
+        for _ in 0..10 {
+            o.op(CoordOp::Drop { buffer: 0 });
+        }
+        o.op(CoordOp::Maintain);
+    }
+    let _ = ring;
+    o
+}
+
 /// A workload on `preset` with a ring of `4 KiB << ring_shift`.
 fn workload(
     preset: Preset,
@@ -345,6 +394,26 @@ pub fn fuzz_seeds() -> Vec<(String, CoordinatorWorkload)> {
     use Preset::{Discrete, Integrated, Lavapipe, Mobile, ResizableBar};
     let mut seeds = Vec::new();
     let mut add = |name: &str, w: CoordinatorWorkload| seeds.push((name.to_owned(), w));
+    add(
+        "defragment_discrete",
+        workload(
+            Discrete,
+            3,
+            WaitForGpu,
+            (false, false, false),
+            defragmentation(32 << 10, false),
+        ),
+    );
+    add(
+        "defragment_integrated",
+        workload(
+            Integrated,
+            3,
+            Fail,
+            (true, true, false),
+            defragmentation(32 << 10, true),
+        ),
+    );
     add(
         "ring_pressure_fail",
         workload(
