@@ -64,6 +64,11 @@ fn demo_verifies_every_sampled_buffer_and_reports_every_path() {
         "{s:?}"
     );
     assert!(s.buffers_destroyed > 0, "producers drop buffers: {s:?}");
+    // The drops left a block the pass could empty; the moved buffers were read back equal.
+    assert!(
+        s.buffers_moved > 0 && s.blocks_released_by_defragmentation > 0,
+        "{s:?}"
+    );
     assert_eq!(s.uploads_submitted, s.staged_uploads);
     assert_eq!(
         report.uploads(),
@@ -90,6 +95,7 @@ fn demo_verifies_every_sampled_buffer_and_reports_every_path() {
         "heap 0:",
         "slack",
         "waited for the GPU",
+        "defragmentation:",
         "PASSED",
     ] {
         assert!(text.contains(needle), "{needle:?} missing from\n{text}");
@@ -109,6 +115,8 @@ fn demo_verifies_every_sampled_buffer_and_reports_every_path() {
         "\"early_wrap_bytes\":",
         "\"heaps\":[{\"heap\":0",
         "\"block_slack\":",
+        "\"buffers_moved\":",
+        "\"blocks_released_by_defragmentation\":",
     ] {
         assert!(json.contains(needle), "{needle:?} missing from {json}");
     }

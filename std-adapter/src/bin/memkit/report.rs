@@ -160,6 +160,14 @@ pub fn demo_text(r: &DemoReport) -> String {
     );
     let _ = writeln!(
         o,
+        "  defragmentation: {} moved ({}) out of sparse blocks, {} blocks ({}) given back",
+        s.buffers_moved,
+        size(s.bytes_moved),
+        s.blocks_released_by_defragmentation,
+        size(s.bytes_released_by_defragmentation)
+    );
+    let _ = writeln!(
+        o,
         "  {} read back by the GPU into host memory ({}), in order after the uploads before",
         s.read_backs,
         size(s.bytes_read_back)
