@@ -20,6 +20,7 @@
 //! `live`, `retired_images` and `live_images` alone (see `images` for how images travel). Producers take only `pending` (and `pools` to create buffers).
 
 use std::collections::VecDeque;
+use std::collections::hash_map::Entry;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, Weak};
 use std::time::{Duration, Instant};
@@ -2021,11 +2022,10 @@ impl<D: Device> Shared<D> {
             let mut live = self.live.lock().unwrap_or_else(|e| e.into_inner());
             for &state in batch {
                 // A moved buffer's old state shares its key with the state that replaced it.
-                if live
-                    .get(&state.key)
-                    .is_some_and(|w| std::ptr::eq(w.as_ptr(), state))
+                if let Entry::Occupied(entry) = live.entry(state.key)
+                    && std::ptr::eq(entry.get().as_ptr(), state)
                 {
-                    live.remove(&state.key);
+                    entry.remove();
                 }
             }
         }

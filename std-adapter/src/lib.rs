@@ -5,8 +5,10 @@
 //! caller, merges them into few copy commands, paces frames, and hands back [`Ticket`]s to wait
 //! on. On a device that uploads into images it also creates [`Image`]s (textures, render
 //! targets) in pool memory and fills them ([`Coordinator::create_image_with_data`],
-//! [`Coordinator::upload_image`]), leaving them in a layout shaders read. It runs over any device that implements memkit-core's traits: `memkit-vulkan` on a GPU,
-//! `memkit-dummy` without one.
+//! [`Coordinator::upload_image`]), leaving them in a layout shaders read. When freeing in
+//! another order than allocating has spread its buffers thin, [`Coordinator::defragment`] moves
+//! them into fuller blocks on the GPU and gives the emptied blocks back. It runs over any device
+//! that implements memkit-core's traits: `memkit-vulkan` on a GPU, `memkit-dummy` without one.
 //!
 //! With the `cli` feature, the crate also builds the `memkit` command (`memkit demo`,
 //! `memkit probe`, `memkit bench`).

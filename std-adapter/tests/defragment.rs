@@ -1,6 +1,7 @@
 //! `Coordinator::defragment` on the simulated device: buffers move out of sparsely used blocks
 //! with their bytes, the emptied blocks go back to the device once the copies completed, busy
-//! buffers stay (and keep their blocks), and a refused call moves nothing and leaks nothing.
+//! buffers and those that must never move stay (and keep their blocks), one pass runs at a
+//! time, and a refused call moves nothing and leaks nothing.
 
 use memkit_core::device::DeviceError;
 use memkit_dummy::DummyDevice;

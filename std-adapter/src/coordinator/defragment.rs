@@ -164,79 +164,12 @@ impl<D: Device> Shared<D> {
         let pinned = self.pinned_blocks(buffers, &movable);
         let mut pools_guard = self.lock_pools();
         let pools = pools_guard.as_mut().ok_or(Error::DeviceLost)?;
-        // The memory types the movable buffers live in, most bytes first.
-        let mut types: Vec<(u64, u32)> = Vec::new();
-        for (buffer, _) in buffers.iter().zip(&movable).filter(|(_, m)| **m) {
-            let t = buffer.state.allocation.memory_type;
-            match types.iter_mut().find(|(_, ty)| *ty == t) {
-                Some((bytes, _)) => *bytes += buffer.state.size,
-                None => types.push((buffer.state.size, t)),
-            }
-        }
-        types.sort_unstable_by(|a, b| b.cmp(a));
-        let mut chosen = None;
-        for &(_, t) in &types {
-            let plan = pools
-                .begin_defragmentation_where(&limits.with_memory_type(t), |slot| {
-                    pinned.binary_search(&slot).is_err()
-                })
-                .map_err(Error::Defragmentation)?;
-            if plan.blocks > 0 {
-                chosen = Some((t, plan));
-                break;
-            }
-            let _ = pools.end_defragmentation();
-        }
-        let Some((memory_type, plan)) = chosen else {
+        let Some((memory_type, plan)) =
+            Self::begin_pass(pools, buffers, &movable, &pinned, limits)?
+        else {
             return Ok(Defragmentation::nothing(unmovable));
         };
-        let mut moves: Vec<Move<D>> = Vec::new();
-        for (index, buffer) in buffers.iter().enumerate() {
-            let state = &buffer.state;
-            if !movable[index] || state.allocation.memory_type != memory_type {
-                continue;
-            }
-            let old = DeviceAllocation::from_raw(state.allocation);
-            let relocation = pools.relocate(&old, state.alignment);
-            // Borrowed to name the range; the buffer still owns it.
-            let _ = old.into_raw();
-            match relocation {
-                // The allocation is the buffer's own and live, and its alignment came from the
-                // device: a refusal would be a bug, and the buffer just stays.
-                Ok(Relocation::Stay) | Err(_) => {}
-                Ok(Relocation::Move(allocation)) => moves.push(Move {
-                    index,
-                    allocation,
-                    raw: None,
-                }),
-            }
-        }
-        if moves.is_empty() {
-            let _ = pools.end_defragmentation();
-            return Ok(Defragmentation {
-                memory_type: Some(memory_type),
-                plan,
-                ..Defragmentation::nothing(unmovable)
-            });
-        }
-        // The new buffers, made and bound while the pools' lock is held, as creations are.
-        let mut made = Vec::with_capacity(moves.len());
-        for mut m in moves.drain(..) {
-            match self.bind_replacement(&buffers[m.index].state, &m.allocation) {
-                Ok(Some(raw)) => {
-                    m.raw = Some(raw);
-                    made.push(m);
-                }
-                Ok(None) => self.undo_moves(pools, vec![m]),
-                Err(e) => {
-                    made.push(m);
-                    self.undo_moves(pools, made);
-                    let _ = pools.end_defragmentation();
-                    return Err(e);
-                }
-            }
-        }
-        let moves = made;
+        let moves = self.prepare_moves(pools, buffers, &movable, memory_type)?;
         if moves.is_empty() {
             let _ = pools.end_defragmentation();
             return Ok(Defragmentation {
@@ -277,8 +210,8 @@ impl<D: Device> Shared<D> {
         // which lies inside both (the new allocation is at least as large as the old, made for
         // the same size and usage); source and destination are different memory ranges (the new
         // range was allocated while the old one is live); no host write to the old buffer is
-        // pending (direct writes flush before they return, and the handle is borrowed); the
-        // tracker hands out increasing values, submitted under the submitter's lock.
+        // pending (the CPU does not write it directly, and its handle is borrowed); the tracker
+        // hands out increasing values, submitted under the submitter's lock.
         let submitted = unsafe { self.device.submit_copies(&commands, value) };
         drop(commands);
         if let Err(e) = submitted {
@@ -330,6 +263,88 @@ impl<D: Device> Shared<D> {
             plan,
             ticket: self.ticket_for_value(value),
         })
+    }
+
+    /// Begins core's pass in the first memory type, among those the movable buffers live in
+    /// (most bytes first), where it finds blocks to empty that hold nothing `pinned`: that type
+    /// and the plan, or `None` (and no pass running).
+    fn begin_pass(
+        pools: &mut super::Pools<D>,
+        buffers: &[&mut Buffer<D>],
+        movable: &[bool],
+        pinned: &[u32],
+        limits: &DefragmentationLimits,
+    ) -> Result<Option<(u32, DefragmentationPlan)>> {
+        let mut types: Vec<(u64, u32)> = Vec::new();
+        for (buffer, _) in buffers.iter().zip(movable).filter(|(_, m)| **m) {
+            let t = buffer.state.allocation.memory_type;
+            match types.iter_mut().find(|(_, ty)| *ty == t) {
+                Some((bytes, _)) => *bytes += buffer.state.size,
+                None => types.push((buffer.state.size, t)),
+            }
+        }
+        types.sort_unstable_by(|a, b| b.cmp(a));
+        for (_, t) in types {
+            let plan = pools
+                .begin_defragmentation_where(&limits.with_memory_type(t), |slot| {
+                    pinned.binary_search(&slot).is_err()
+                })
+                .map_err(Error::Defragmentation)?;
+            if plan.blocks > 0 {
+                return Ok(Some((t, plan)));
+            }
+            let _ = pools.end_defragmentation();
+        }
+        Ok(None)
+    }
+
+    /// A new place, and a new buffer bound there, for each movable buffer of `memory_type` that
+    /// the running pass moves. On an error, nothing is left made and the pass is ended.
+    fn prepare_moves(
+        &self,
+        pools: &mut super::Pools<D>,
+        buffers: &[&mut Buffer<D>],
+        movable: &[bool],
+        memory_type: u32,
+    ) -> Result<Vec<Move<D>>> {
+        let mut moves: Vec<Move<D>> = Vec::new();
+        for (index, buffer) in buffers.iter().enumerate() {
+            let state = &buffer.state;
+            if !movable[index] || state.allocation.memory_type != memory_type {
+                continue;
+            }
+            let old = DeviceAllocation::from_raw(state.allocation);
+            let relocation = pools.relocate(&old, state.alignment);
+            // Borrowed to name the range; the buffer still owns it.
+            let _ = old.into_raw();
+            // The allocation is the buffer's own and live, and its alignment came from the
+            // device: a refusal would be a bug, and the buffer just stays.
+            if let Ok(Relocation::Move(allocation)) = relocation {
+                moves.push(Move {
+                    index,
+                    allocation,
+                    raw: None,
+                });
+            }
+        }
+        // The new buffers, made and bound while the pools' lock is held, as creations are.
+        let mut made = Vec::with_capacity(moves.len());
+        for mut m in moves {
+            match self.bind_replacement(&buffers[m.index].state, &m.allocation) {
+                Ok(Some(raw)) => {
+                    m.raw = Some(raw);
+                    made.push(m);
+                }
+                Ok(None) => self.undo_moves(pools, vec![m]),
+                Err(e) => {
+                    made.push(m);
+                    self.undo_moves(pools, made);
+                    let _ = pools.end_defragmentation();
+                    return Err(e);
+                }
+            }
+        }
+        Ok(made)
     }
 
     /// Which of `buffers` may move: alive, in a block, without a device address, not written
