@@ -64,6 +64,20 @@ fn filled_blocks(
     all
 }
 
+/// Blocks of four 1 MiB buffers, as [`filled_blocks`] makes them, block `i` then keeping its
+/// first `counts[i]` (the others dropped and destroyed).
+fn blocks_holding(
+    c: &Coordinator<DummyDevice>,
+    counts: &[usize],
+) -> Vec<Vec<(u8, Buffer<DummyDevice>)>> {
+    let mut blocks = filled_blocks(c, counts.len());
+    for (block, &count) in blocks.iter_mut().zip(counts) {
+        block.truncate(count);
+    }
+    c.maintain().expect("maintain");
+    blocks
+}
+
 /// Device-local blocks now (the staging ring's host-visible block is in another heap).
 fn device_local_blocks(c: &Coordinator<DummyDevice>) -> u32 {
     c.stats().heaps[0].blocks
@@ -86,15 +100,9 @@ fn assert_contents(c: &Coordinator<DummyDevice>, buffers: &[(u8, Buffer<DummyDev
 #[test]
 fn buffers_move_out_of_sparse_blocks_with_their_bytes_and_the_blocks_go_back() {
     let (c, device) = coordinator();
-    let mut blocks = filled_blocks(&c, 5);
-    // Block 0 keeps one buffer, block 1 two, blocks 2 to 4 three: the 3 MiB that blocks 0 and 1
-    // hold fit the room of the other three, and no third block fits what is left.
-    drop(blocks[0].drain(1..).collect::<Vec<_>>());
-    drop(blocks[1].drain(2..).collect::<Vec<_>>());
-    for block in &mut blocks[2..] {
-        drop(block.pop());
-    }
-    c.maintain().expect("maintain");
+    // The 3 MiB that blocks 0 and 1 hold fit the room of the other three, and no third block
+    // fits what is left.
+    let blocks = blocks_holding(&c, &[1, 2, 3, 3, 3]);
     assert_eq!(device_local_blocks(&c), 5);
     let mut buffers: Vec<_> = blocks.into_iter().flatten().collect();
     let before: Vec<_> = buffers.iter().map(|(_, b)| (b.raw(), b.memory())).collect();
@@ -174,11 +182,7 @@ fn buffers_move_out_of_sparse_blocks_with_their_bytes_and_the_blocks_go_back() {
 #[test]
 fn busy_buffers_stay_and_keep_their_blocks() {
     let (c, device) = coordinator();
-    // Block 0 holds one buffer, block 1 two, block 2 four.
-    let mut blocks = filled_blocks(&c, 3);
-    drop(blocks[0].drain(1..).collect::<Vec<_>>());
-    drop(blocks[1].drain(2..).collect::<Vec<_>>());
-    c.maintain().expect("maintain");
+    let mut blocks = blocks_holding(&c, &[1, 2, 4]);
     // Block 0's buffer has an upload staged behind a grant this thread holds: it cannot be
     // submitted, so the buffer may not move. Block 0 is the sparsest, but a pass that chose it
     // could not empty it: block 1 goes instead, into block 0's room.
@@ -260,11 +264,7 @@ fn buffers_with_a_device_address_or_written_by_the_cpu_never_move() {
 fn one_pass_runs_until_its_copies_completed() {
     let (c, device) = coordinator();
     // Blocks 0 and 1 hold a buffer each, block 2 two: each pass moves one buffer into it.
-    let mut blocks = filled_blocks(&c, 4);
-    drop(blocks[0].drain(1..).collect::<Vec<_>>());
-    drop(blocks[1].drain(1..).collect::<Vec<_>>());
-    drop(blocks[2].drain(2..).collect::<Vec<_>>());
-    c.maintain().expect("maintain");
+    let mut blocks = blocks_holding(&c, &[1, 1, 2, 4]);
     let [b0, b1, ..] = &mut blocks[..] else {
         unreachable!()
     };
@@ -304,10 +304,7 @@ fn one_pass_runs_until_its_copies_completed() {
 #[test]
 fn limits_bound_a_pass_and_a_memory_type_the_device_lacks_is_refused() {
     let (c, _device) = coordinator();
-    let mut blocks = filled_blocks(&c, 3);
-    drop(blocks[0].drain(1..).collect::<Vec<_>>());
-    drop(blocks[1].drain(1..).collect::<Vec<_>>());
-    c.maintain().expect("maintain");
+    let mut blocks = blocks_holding(&c, &[1, 1, 4]);
     let limits = DefragmentationLimits::UNLIMITED.with_max_allocations(1);
     let outcome = c
         .defragment(blocks.iter_mut().flatten().map(|(_, b)| b), &limits)
@@ -325,8 +322,7 @@ fn limits_bound_a_pass_and_a_memory_type_the_device_lacks_is_refused() {
 fn foreign_buffers_are_refused_before_anything_moves() {
     let (c, _device) = coordinator();
     let (other, _other_device) = coordinator();
-    let mut blocks = filled_blocks(&c, 2);
-    drop(blocks[0].drain(1..).collect::<Vec<_>>());
+    let mut blocks = blocks_holding(&c, &[1, 4]);
     let mut foreign = other
         .create_buffer(64, MemoryUsage::FAST_DEVICE_ACCESS)
         .expect("buffer");
@@ -343,10 +339,7 @@ fn foreign_buffers_are_refused_before_anything_moves() {
 #[test]
 fn a_refused_submission_moves_nothing_and_leaks_nothing() {
     let (c, device) = coordinator();
-    let mut blocks = filled_blocks(&c, 2);
-    drop(blocks[0].drain(1..).collect::<Vec<_>>());
-    drop(blocks[1].pop());
-    c.maintain().expect("maintain");
+    let mut blocks = blocks_holding(&c, &[1, 3]);
     let raw = blocks[0][0].1.raw();
     let live_buffers = device.live_buffers().len();
     let next_submit = device.counters().submit_calls + 1;
@@ -375,10 +368,7 @@ fn a_refused_submission_moves_nothing_and_leaks_nothing() {
 #[test]
 fn a_buffer_dropped_right_after_it_moved_is_destroyed_after_its_copy() {
     let (c, device) = coordinator();
-    let mut blocks = filled_blocks(&c, 2);
-    drop(blocks[0].drain(1..).collect::<Vec<_>>());
-    drop(blocks[1].pop());
-    c.maintain().expect("maintain");
+    let mut blocks = blocks_holding(&c, &[1, 3]);
     let (_, mut lonely) = blocks[0].pop().expect("buffer");
     let old = lonely.raw();
     let outcome = c

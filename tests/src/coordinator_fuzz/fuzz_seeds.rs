@@ -90,7 +90,7 @@ impl Ops {
 /// uploads staged and read-backs recorded before them, a grant held in front of an upload (the
 /// buffer is busy and stays), a second pass while the first one's copies run (refused), a pass
 /// limited to one allocation, and uploads, read-backs and checks of the moved buffers after.
-fn defragmentation(ring: u32, host_access: bool) -> Ops {
+fn defragmentation(host_access: bool) -> Ops {
     let mut o = Ops::default();
     for round in 0..3u8 {
         // 16 buffers of 8 KiB: the first 64 KiB block holds eight, the next the rest.
@@ -131,7 +131,6 @@ fn defragmentation(ring: u32, host_access: bool) -> Ops {
         }
         o.op(CoordOp::Maintain);
     }
-    let _ = ring;
     o
 }
 
@@ -401,7 +400,7 @@ pub fn fuzz_seeds() -> Vec<(String, CoordinatorWorkload)> {
             3,
             WaitForGpu,
             (false, false, false),
-            defragmentation(32 << 10, false),
+            defragmentation(false),
         ),
     );
     add(
@@ -411,7 +410,7 @@ pub fn fuzz_seeds() -> Vec<(String, CoordinatorWorkload)> {
             3,
             Fail,
             (true, true, false),
-            defragmentation(32 << 10, true),
+            defragmentation(true),
         ),
     );
     add(
