@@ -388,3 +388,38 @@ fn a_buffer_dropped_right_after_it_moved_is_destroyed_after_its_copy() {
     drop(blocks);
     assert_eq!(c.shutdown().leaked_buffers, 0);
 }
+
+#[test]
+fn a_failed_buffer_creation_gives_back_every_new_place() {
+    let (c, device) = coordinator();
+    let mut blocks = blocks_holding(&c, &[1, 2, 3, 3, 3]);
+    let live = c.stats().heaps[0].sub_allocations;
+    let raws: Vec<_> = blocks.iter().flatten().map(|(_, b)| b.raw()).collect();
+    // The pass moves three buffers; the second new buffer cannot be made.
+    let second = device.counters().buffer_creation_calls + 2;
+    device.fail_buffer_creation_call(second, DeviceError::OutOfDeviceMemory);
+    let refused = c.defragment(
+        blocks.iter_mut().flatten().map(|(_, b)| b),
+        &DefragmentationLimits::UNLIMITED,
+    );
+    assert!(refused.is_err(), "{refused:?}");
+    let after: Vec<_> = blocks.iter().flatten().map(|(_, b)| b.raw()).collect();
+    assert_eq!(after, raws, "nothing moved");
+    assert_eq!(
+        c.stats().heaps[0].sub_allocations,
+        live,
+        "every new place is given back, the ones not tried yet too"
+    );
+    // The pass ended: the next one moves all three and empties both blocks.
+    let outcome = c
+        .defragment(
+            blocks.iter_mut().flatten().map(|(_, b)| b),
+            &DefragmentationLimits::UNLIMITED,
+        )
+        .expect("defragment");
+    assert_eq!(outcome.moved, [0, 1, 2]);
+    outcome.ticket.wait().expect("copies");
+    c.maintain().expect("maintain");
+    assert_eq!(device_local_blocks(&c), 3);
+    device.assert_no_misuse();
+}

@@ -78,7 +78,7 @@ struct Move<D: Device> {
     /// Position in the caller's list.
     index: usize,
     allocation: DeviceAllocation<D::Memory>,
-    raw: Option<D::Buffer>,
+    raw: D::Buffer,
 }
 
 impl<D: Device> Coordinator<D> {
@@ -199,7 +199,7 @@ impl<D: Device> Shared<D> {
             .zip(&regions)
             .map(|(m, region)| CopyCommand {
                 src: buffers[m.index].state.raw,
-                dst: m.raw.expect("bound above"),
+                dst: m.raw,
                 regions: std::slice::from_ref(region),
             })
             .collect();
@@ -228,12 +228,8 @@ impl<D: Device> Shared<D> {
         let mut bytes_moved = 0;
         for m in moves {
             let buffer = &mut *buffers[m.index];
-            let replacement = self.replacement(
-                &buffer.state,
-                m.raw.expect("bound above"),
-                m.allocation.into_raw(),
-                value,
-            );
+            let replacement =
+                self.replacement(&buffer.state, m.raw, m.allocation.into_raw(), value);
             self.live
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
@@ -307,7 +303,7 @@ impl<D: Device> Shared<D> {
         movable: &[bool],
         memory_type: u32,
     ) -> Result<Vec<Move<D>>> {
-        let mut moves: Vec<Move<D>> = Vec::new();
+        let mut places = Vec::new();
         for (index, buffer) in buffers.iter().enumerate() {
             let state = &buffer.state;
             if !movable[index] || state.allocation.memory_type != memory_type {
@@ -320,24 +316,29 @@ impl<D: Device> Shared<D> {
             // The allocation is the buffer's own and live, and its alignment came from the
             // device: a refusal would be a bug, and the buffer just stays.
             if let Ok(Relocation::Move(allocation)) = relocation {
-                moves.push(Move {
-                    index,
-                    allocation,
-                    raw: None,
-                });
+                places.push((index, allocation));
             }
         }
         // The new buffers, made and bound while the pools' lock is held, as creations are.
-        let mut made = Vec::with_capacity(moves.len());
-        for mut m in moves {
-            match self.bind_replacement(&buffers[m.index].state, &m.allocation) {
-                Ok(Some(raw)) => {
-                    m.raw = Some(raw);
-                    made.push(m);
-                }
-                Ok(None) => self.undo_moves(pools, vec![m]),
+        let mut made = Vec::with_capacity(places.len());
+        let mut places = places.into_iter();
+        while let Some((index, allocation)) = places.next() {
+            match self.bind_replacement(&buffers[index].state, &allocation) {
+                Ok(Some(raw)) => made.push(Move {
+                    index,
+                    allocation,
+                    raw,
+                }),
+                // SAFETY: nothing was bound to it (`bind_replacement` made no buffer), and the
+                // GPU never saw it.
+                Ok(None) => unsafe { free_unbound(pools, allocation) },
                 Err(e) => {
-                    made.push(m);
+                    // SAFETY: as above, for this place and the ones not tried yet.
+                    unsafe { free_unbound(pools, allocation) };
+                    for (_, rest) in places {
+                        // SAFETY: as above.
+                        unsafe { free_unbound(pools, rest) };
+                    }
                     self.undo_moves(pools, made);
                     let _ = pools.end_defragmentation();
                     return Err(e);
@@ -447,14 +448,10 @@ impl<D: Device> Shared<D> {
     /// Gives back what `moves` made: nothing of it reached the GPU.
     fn undo_moves(&self, pools: &mut super::Pools<D>, moves: Vec<Move<D>>) {
         for m in moves {
-            if let Some(raw) = m.raw {
-                // SAFETY: never used by the GPU: the copies into it were not submitted.
-                unsafe { self.device.destroy_buffer(raw) };
-            }
-            // SAFETY: nothing bound to it is alive, and the GPU never used it.
-            if let Err(e) = unsafe { pools.free(m.allocation) } {
-                log::error!("memkit: giving back a defragmentation move failed: {e}");
-            }
+            // SAFETY: never used by the GPU: the copies into it were not submitted.
+            unsafe { self.device.destroy_buffer(m.raw) };
+            // SAFETY: its buffer is destroyed just above, and the GPU never used either.
+            unsafe { free_unbound(pools, m.allocation) };
         }
     }
 
@@ -518,5 +515,19 @@ impl<D: Device> Shared<D> {
                 .bytes_released_by_defragmentation
                 .fetch_add(report.bytes_released, COUNTER);
         }
+    }
+}
+
+/// Gives back a new place of the running pass.
+///
+/// # Safety
+/// No buffer bound to it is alive, and the GPU never used it.
+unsafe fn free_unbound<D: Device>(
+    pools: &mut super::Pools<D>,
+    allocation: DeviceAllocation<D::Memory>,
+) {
+    // SAFETY: forwarded contract.
+    if let Err(e) = unsafe { pools.free(allocation) } {
+        log::error!("memkit: giving back a defragmentation move failed: {e}");
     }
 }
