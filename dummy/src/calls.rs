@@ -786,6 +786,9 @@ impl DummyDevice {
                     || p.image_reads
                         .iter()
                         .any(|c| c.src == index || c.dst == index)
+                    || p.image_moves
+                        .iter()
+                        .any(|c| c.src == index || c.dst == index)
             })
             .map(|p| p.signal)
         {
@@ -817,13 +820,27 @@ impl DummyDevice {
         commands: &[CopyCommand<'_, DummyBuffer>],
         signal_value: u64,
     ) -> Result<(), DeviceError> {
-        let serial = self.shared.serial;
         let mut state = self.lock();
         if state.lost {
             return Err(DeviceError::DeviceLost);
         }
         let check = self.begin_submission(&mut state, signal_value)?;
         let mut pending = Pending::new(signal_value);
+        self.queue_copies(&mut state, commands, check, &mut pending);
+        self.end_submission(&mut state, pending);
+        Ok(())
+    }
+
+    /// Resolves buffer copies into `pending`, recording what breaks their contract (see
+    /// [`DummyDevice::submit_copies`]); `check` snapshots their ranges.
+    pub(crate) fn queue_copies(
+        &self,
+        state: &mut State,
+        commands: &[CopyCommand<'_, DummyBuffer>],
+        check: bool,
+        pending: &mut Pending,
+    ) {
+        let serial = self.shared.serial;
         pending.commands.reserve(commands.len());
         for command in commands {
             let src = state.live_buffer(serial, command.src, Operation::Submit);
@@ -831,15 +848,12 @@ impl DummyDevice {
             let (Some(src), Some(dst)) = (src, dst) else {
                 continue;
             };
-            let src_binding =
-                self.copy_binding(&mut state, src, command.src, BufferUsage::TRANSFER_SRC);
-            let dst_binding =
-                self.copy_binding(&mut state, dst, command.dst, BufferUsage::TRANSFER_DST);
+            let src_binding = self.copy_binding(state, src, command.src, BufferUsage::TRANSFER_SRC);
+            let dst_binding = self.copy_binding(state, dst, command.dst, BufferUsage::TRANSFER_DST);
             let (Some(src_binding), Some(dst_binding)) = (src_binding, dst_binding) else {
                 continue;
             };
-            let regions =
-                self.valid_regions(&mut state, command, src, dst, src_binding, dst_binding);
+            let regions = self.valid_regions(state, command, src, dst, src_binding, dst_binding);
             let mut found = Vec::new();
             let src_memory = &state.memory[&src_binding.0];
             let dst_memory = &state.memory[&dst_binding.0];
@@ -884,8 +898,6 @@ impl DummyDevice {
             pending.memory.extend([src_binding.0, dst_binding.0]);
             pending.commands.push(PendingCommand { src, dst, regions });
         }
-        self.end_submission(&mut state, pending);
-        Ok(())
     }
 
     /// What every submission does first, on a device not lost: counts the call, fires its

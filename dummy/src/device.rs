@@ -19,6 +19,7 @@ use crate::external::ExternalState;
 use crate::faults::{FaultState, RandomFailures, ScheduledFault, Site, SplitMix64, Trigger};
 use crate::handles::{DummyBuffer, DummyMemory};
 use crate::host_bytes::HostBytes;
+use crate::image_move::PendingImageMove;
 use crate::image_read::PendingImageRead;
 use crate::image_upload::{ImageState, PendingImageCommand};
 use crate::intervals::IntervalSet;
@@ -103,10 +104,12 @@ pub(crate) struct Pending {
     pub(crate) signal: u64,
     pub(crate) commands: Vec<PendingCommand>,
     /// Uploads into images (a submission has one kind of command only: these, `commands` or
-    /// `image_reads`).
+    /// `image_reads`; a defragmentation pass's has `commands` and `image_moves`).
     pub(crate) images: Vec<PendingImageCommand>,
     /// Read-backs of images.
     pub(crate) image_reads: Vec<PendingImageRead>,
+    /// Images moved into new ones, after `commands`.
+    pub(crate) image_moves: Vec<PendingImageMove>,
     pub(crate) snapshots: Vec<Snapshot>,
     /// Memory indices it uses (through its buffers), for free-while-pending.
     pub(crate) memory: Vec<u64>,
@@ -122,6 +125,7 @@ impl Pending {
             commands: Vec::new(),
             images: Vec::new(),
             image_reads: Vec::new(),
+            image_moves: Vec::new(),
             snapshots: Vec::new(),
             memory: Vec::new(),
             waits: Vec::new(),
@@ -384,6 +388,11 @@ impl State {
             // The read moves the image's layout and back: the application's use overlaps it.
             self.check_application_use(serial, read.src, pending.signal);
             self.execute_image_read(read, &mut written, &mut buf, stale_fill);
+        }
+        for command in &pending.image_moves {
+            self.check_application_use(serial, command.src, pending.signal);
+            self.check_application_use(serial, command.dst, pending.signal);
+            self.execute_image_move(command, &mut written, &mut buf, stale_fill);
         }
         self.rebaseline(&written);
         self.completed = pending.signal;

@@ -27,6 +27,10 @@
 //!   executes; a read of an image nothing wrote is recorded
 //!   ([`Misuse::ReadOfUndefinedImage`]), as are destination ranges that overlap or reach past
 //!   the buffer.
+//! - **Moves** ([`DummyDevice::submit_moves`], core's `ImageCopyQueue::submit_moves`): a
+//!   defragmentation pass's buffer copies and image moves in one submission; a move out of an
+//!   image nothing wrote, or into one that held contents, is recorded
+//!   ([`Misuse::MoveIntoUsedImage`]).
 //! - **The application's timelines** ([`DummyTimeline`], core's `ExternalTimelines`): timelines
 //!   the test signals by hand for the application's queue. Submissions made after
 //!   `wait_for_external` execute only once their value was signalled, as on a GPU; a copy into,
@@ -93,6 +97,7 @@ mod faults;
 mod handles;
 mod hash;
 mod host_bytes;
+mod image_move;
 mod image_read;
 mod image_upload;
 mod intervals;

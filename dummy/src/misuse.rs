@@ -346,6 +346,13 @@ pub enum Misuse {
         /// The image's resource handle.
         image: DummyBuffer,
     },
+    /// An image move (defragmentation's copy) executed into an image that already held
+    /// contents (an upload, a move or the application wrote it): a move's destination must be a
+    /// new image, whose undefined layout the copy starts from. The move runs anyway.
+    MoveIntoUsedImage {
+        /// The destination image's resource handle.
+        image: DummyBuffer,
+    },
     /// Two regions of one upload write overlapping texels of one image (same level, a shared
     /// layer, intersecting boxes): the GPU runs them in no particular order.
     ImageCopyOverlappingRegions {
@@ -423,6 +430,7 @@ pub enum MisuseKind {
     HostWriteAfterFree,
     KeepContentsOfUndefinedImage,
     ReadOfUndefinedImage,
+    MoveIntoUsedImage,
     ImageCopyOverlappingRegions,
     ImageDescMismatch,
     CopyWhileApplicationUses,
@@ -472,6 +480,7 @@ impl Misuse {
             Self::HostWriteAfterFree { .. } => K::HostWriteAfterFree,
             Self::KeepContentsOfUndefinedImage { .. } => K::KeepContentsOfUndefinedImage,
             Self::ReadOfUndefinedImage { .. } => K::ReadOfUndefinedImage,
+            Self::MoveIntoUsedImage { .. } => K::MoveIntoUsedImage,
             Self::ImageCopyOverlappingRegions { .. } => K::ImageCopyOverlappingRegions,
             Self::ImageDescMismatch { .. } => K::ImageDescMismatch,
             Self::CopyWhileApplicationUses { .. } => K::CopyWhileApplicationUses,
@@ -653,6 +662,10 @@ impl fmt::Display for Misuse {
             Self::ReadOfUndefinedImage { image } => write!(
                 f,
                 "read-back of {image}, which nothing wrote before it (its layout is undefined)"
+            ),
+            Self::MoveIntoUsedImage { image } => write!(
+                f,
+                "image move into {image}, which held contents already (a move needs a new image)"
             ),
             Self::ImageCopyOverlappingRegions { image } => {
                 write!(f, "upload regions overlap in {image}")

@@ -10,8 +10,8 @@ use std::ptr::NonNull;
 use memkit_core::device::{
     BufferDevice, BufferUsage, CopyCommand, CopyQueue, DeviceError, DeviceLimits,
     ExternalTimelines, HeapBudget, ImageCopyCommand, ImageCopyQueue, ImageDesc, ImageDevice,
-    ImageReadCommand, MappedRange, MemoryAllocateInfo, MemoryDevice, MemoryProperties,
-    MemoryRequirements, WaitStatus,
+    ImageMoveCommand, ImageReadCommand, MappedRange, MemoryAllocateInfo, MemoryDevice,
+    MemoryProperties, MemoryRequirements, WaitStatus,
 };
 
 use crate::device::DummyDevice;
@@ -172,5 +172,14 @@ impl ImageCopyQueue for DummyDevice {
         signal_value: u64,
     ) -> Result<(), DeviceError> {
         DummyDevice::submit_image_reads(self, commands, signal_value)
+    }
+
+    unsafe fn submit_moves(
+        &self,
+        buffers: &[CopyCommand<'_, DummyBuffer>],
+        images: &[ImageMoveCommand<DummyImage>],
+        signal_value: u64,
+    ) -> Result<(), DeviceError> {
+        DummyDevice::submit_moves(self, buffers, images, signal_value)
     }
 }

@@ -6,8 +6,9 @@ mod common;
 
 use common::{alloc, backed_buffer, release_all};
 use memkit_core::device::{
-    DeviceError, ImageCopy, ImageCopyCommand, ImageCopyError, ImageCopyQueue, ImageDesc,
-    ImageDescError, ImageFormat, ImageLayout, ImageReadCommand, ImageUsage, InvalidArgument,
+    BufferCopy, CopyCommand, DeviceError, ImageCopy, ImageCopyCommand, ImageCopyError,
+    ImageCopyQueue, ImageDesc, ImageDescError, ImageFormat, ImageLayout, ImageMoveCommand,
+    ImageReadCommand, ImageUsage, InvalidArgument,
 };
 use memkit_dummy::{
     DeviceConfig, DummyBuffer, DummyDevice, DummyImage, DummyMemory, InspectError, Misuse,
@@ -1209,5 +1210,130 @@ fn the_applications_write_defines_an_image_for_the_reads_and_kept_uploads_that_e
     patched[16..32].copy_from_slice(&patch);
     assert_eq!(gpu.read_image(image, 0, 0).expect("read"), patched);
     gpu.assert_no_misuse();
+    release_all(&gpu);
+}
+
+// Moves (`ImageCopyQueue::submit_moves`): what defragmentation submits.
+
+fn image_move(src: DummyImage, dst: DummyImage, desc: ImageDesc) -> ImageMoveCommand<DummyImage> {
+    ImageMoveCommand { src, dst, desc }
+}
+
+#[test]
+fn a_move_copies_every_level_and_layer_in_one_submission_with_its_buffer_copies() {
+    let gpu = DummyDevice::discrete();
+    let desc = ImageDesc::new_2d(ImageFormat::Rgba8Unorm, 37, 23, READABLE)
+        .with_full_mip_chain()
+        .with_array_layers(3);
+    let (old, _) = image_on(&gpu, &desc);
+    upload_whole(&gpu, old, &desc, 9, 1);
+    let (new, _) = image_on(&gpu, &desc);
+    let (from_memory, from) = backed_buffer(&gpu, HOST, 64, true);
+    gpu.host_write(from_memory, 0, &[0x5A; 64])
+        .expect("host write");
+    let (to_memory, to) = backed_buffer(&gpu, HOST, 64, true);
+    let region = [BufferCopy {
+        src_offset: 0,
+        dst_offset: 0,
+        size: 64,
+    }];
+    let copies = [CopyCommand {
+        src: from,
+        dst: to,
+        regions: &region,
+    }];
+    let submissions = gpu.counters().submissions;
+    // SAFETY: the simulator checks every contract of the trait instead of relying on it.
+    unsafe { ImageCopyQueue::submit_moves(&gpu, &copies, &[image_move(old, new, desc)], 2) }
+        .expect("submit");
+    assert_eq!(
+        gpu.counters().submissions,
+        submissions + 1,
+        "one submission"
+    );
+    assert_eq!(
+        gpu.image_layout(new),
+        Ok(None),
+        "nothing runs before the value"
+    );
+    assert_eq!(gpu.advance_to(2), 2);
+    assert_image(&gpu, new, &desc, 9);
+    assert_eq!(gpu.image_layout(new), Ok(Some(desc.layout_after_upload())));
+    assert_eq!(host_bytes(&gpu, to_memory, 64), [0x5A; 64]);
+    gpu.assert_no_misuse();
+    release_all(&gpu);
+}
+
+#[test]
+fn an_image_a_move_cannot_copy_is_a_typed_error_that_submits_nothing() {
+    let gpu = DummyDevice::discrete();
+    let mut refused = Vec::new();
+    let depth = ImageUsage::DEPTH_STENCIL_ATTACHMENT | READABLE;
+    for desc in [
+        ImageDesc::new_2d(ImageFormat::Rgba8Unorm, 8, 8, UPLOADABLE),
+        ImageDesc::new_2d(ImageFormat::D32Float, 8, 8, depth & !ImageUsage::SAMPLED),
+    ] {
+        let (old, _) = image_on(&gpu, &desc);
+        let (new, _) = image_on(&gpu, &desc);
+        // SAFETY: as above.
+        let result =
+            unsafe { ImageCopyQueue::submit_moves(&gpu, &[], &[image_move(old, new, desc)], 1) };
+        refused.push(result);
+    }
+    assert_eq!(
+        refused,
+        [
+            Err(DeviceError::InvalidImageCopy(
+                ImageCopyError::NotTransferSrc
+            )),
+            Err(DeviceError::InvalidImageCopy(ImageCopyError::DepthFormat)),
+        ]
+    );
+    assert_eq!(gpu.counters().submit_calls, 0);
+    gpu.assert_no_misuse();
+    release_all(&gpu);
+}
+
+#[test]
+fn a_move_out_of_an_undefined_image_or_into_a_used_one_is_misuse() {
+    let gpu = DummyDevice::discrete();
+    let desc = ImageDesc::new_2d(ImageFormat::Rgba8Unorm, 4, 4, READABLE);
+    let (never_written, _) = image_on(&gpu, &desc);
+    let (uploaded, _) = image_on(&gpu, &desc);
+    upload_whole(&gpu, uploaded, &desc, 1, 1);
+    gpu.submit_moves(&[], &[image_move(never_written, uploaded, desc)], 2)
+        .expect("submit");
+    gpu.complete_all();
+    assert_eq!(
+        gpu.take_misuses(),
+        [
+            Misuse::ReadOfUndefinedImage {
+                image: never_written.resource()
+            },
+            Misuse::MoveIntoUsedImage {
+                image: uploaded.resource()
+            },
+        ]
+    );
+    release_all(&gpu);
+}
+
+#[test]
+fn destroying_an_image_while_its_move_is_pending_is_misuse() {
+    let gpu = DummyDevice::discrete();
+    let desc = ImageDesc::new_2d(ImageFormat::Rgba8Unorm, 4, 4, READABLE);
+    let (old, _) = image_on(&gpu, &desc);
+    upload_whole(&gpu, old, &desc, 1, 1);
+    let (new, _) = image_on(&gpu, &desc);
+    gpu.submit_moves(&[], &[image_move(old, new, desc)], 2)
+        .expect("submit");
+    gpu.destroy_image(old);
+    assert_eq!(
+        gpu.take_misuses(),
+        [Misuse::DestroyedWhilePending {
+            buffer: old.resource(),
+            signal_value: 2
+        }]
+    );
     release_all(&gpu);
 }

@@ -349,6 +349,31 @@ impl ImageCopy {
     }
 }
 
+impl ImageDesc {
+    /// Checks that an image of this description can be moved into a like one by a copy on a
+    /// transfer queue ([`ImageMoveCommand`]), in the order the variants of [`ImageCopyError`]
+    /// are listed: created with [`ImageUsage::TRANSFER_DST`] (the new image is written) and
+    /// [`ImageUsage::TRANSFER_SRC`] (the old one is read), a colour format (Vulkan copies into
+    /// depth only on a graphics queue), one sample (as uploads and read-backs: memkit's copies
+    /// cover single-sampled images only). Whole levels are copied, which every queue's transfer
+    /// granularity allows.
+    pub const fn check_move(&self) -> Result<(), ImageCopyError> {
+        if !self.usage.contains(ImageUsage::TRANSFER_DST) {
+            return Err(ImageCopyError::NotTransferDst);
+        }
+        if !self.usage.contains(ImageUsage::TRANSFER_SRC) {
+            return Err(ImageCopyError::NotTransferSrc);
+        }
+        if self.format.is_depth_stencil() {
+            return Err(ImageCopyError::DepthFormat);
+        }
+        if self.samples != 1 {
+            return Err(ImageCopyError::Multisampled);
+        }
+        Ok(())
+    }
+}
+
 /// Why a buffer-to-image copy region was refused ([`ImageCopy::check`]).
 #[non_exhaustive]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -457,6 +482,24 @@ pub struct ImageReadCommand<'a, B, I> {
     pub dst: B,
     /// The regions, each passing [`ImageCopy::check_read`].
     pub regions: &'a [ImageCopy],
+}
+
+/// One image moved into another of the same description, as one submission's part
+/// ([`ImageCopyQueue::submit_moves`](super::ImageCopyQueue::submit_moves)): what
+/// defragmentation submits for an image. Every level and layer of `src` is copied into `dst`.
+///
+/// `src` holds defined texels in [`ImageDesc::layout_after_upload`] (an upload wrote it, or the
+/// application did and said so). `dst` is new: bound in its new place and never used, so its
+/// layout is undefined. Once the submission completed, `dst` holds `src`'s texels in the layout
+/// after upload, and `src` is left to be destroyed: its layout is no longer the one after upload.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ImageMoveCommand<I> {
+    /// The image that moves out.
+    pub src: I,
+    /// The image that takes its place.
+    pub dst: I,
+    /// What both were created with; passes [`ImageDesc::check_move`].
+    pub desc: ImageDesc,
 }
 
 #[cfg(test)]

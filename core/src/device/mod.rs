@@ -89,7 +89,9 @@ mod tests;
 pub use image::{
     AstcBlock, Compression, ImageDesc, ImageDescError, ImageFlags, ImageFormat, ImageUsage,
 };
-pub use image_copy::{ImageCopy, ImageCopyCommand, ImageCopyError, ImageLayout, ImageReadCommand};
+pub use image_copy::{
+    ImageCopy, ImageCopyCommand, ImageCopyError, ImageLayout, ImageMoveCommand, ImageReadCommand,
+};
 
 /// Vulkan's `VK_MAX_MEMORY_TYPES`.
 pub const MAX_MEMORY_TYPES: usize = 32;
@@ -858,6 +860,37 @@ pub trait ImageCopyQueue: CopyQueue + ImageDevice {
     unsafe fn submit_image_reads(
         &self,
         commands: &[ImageReadCommand<'_, Self::Buffer, Self::Image>],
+        signal_value: u64,
+    ) -> Result<(), DeviceError>;
+
+    /// Submits a defragmentation pass's copies in one submission, and signals `signal_value`
+    /// when all of them finished: the buffer copies as [`CopyQueue::submit_copies`] runs them,
+    /// then each image move ([`ImageMoveCommand`]): every subresource of `src` goes from
+    /// [`ImageDesc::layout_after_upload`] to the transfer-source layout and every one of `dst`
+    /// from the undefined layout to the transfer-destination one, after everything submitted
+    /// before on the queue; every level is copied whole; `dst` goes on to the layout after
+    /// upload. Once `signal_value` completed, every destination holds its source's bytes, and
+    /// work on another queue that waits for the value sees them (and the images' layout).
+    /// Either everything is in flight or, on an `Err`, nothing is.
+    ///
+    /// A move whose description fails [`ImageDesc::check_move`] is refused with
+    /// [`DeviceError::InvalidImageCopy`] before anything is submitted.
+    ///
+    /// # Safety
+    /// - the buffer copies keep [`CopyQueue::submit_copies`]'s contract;
+    /// - every image is alive and bound, and stays so until `signal_value` completes; each
+    ///   `desc` is what both its images were created with; no image appears in two moves, nor as
+    ///   both source and destination;
+    /// - every subresource of each source is in the layout after upload, holding defined texels,
+    ///   and the work that wrote them completed or is ordered before this submission, as for
+    ///   [`ImageCopyQueue::submit_image_reads`];
+    /// - each destination was never used by the GPU, and no GPU work uses a source or a
+    ///   destination until `signal_value` completes;
+    /// - `signal_value` is as for [`CopyQueue::submit_copies`].
+    unsafe fn submit_moves(
+        &self,
+        buffers: &[CopyCommand<'_, Self::Buffer>],
+        images: &[ImageMoveCommand<Self::Image>],
         signal_value: u64,
     ) -> Result<(), DeviceError>;
 }

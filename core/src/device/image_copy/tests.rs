@@ -551,3 +551,34 @@ fn a_depth_or_stencil_target_of_one_aspect_is_read_back_but_never_uploaded_into(
         Err(ImageCopyError::NotTransferDst)
     );
 }
+
+#[test]
+fn a_movable_image_is_a_colour_single_sample_transfer_source_and_destination() {
+    let both = UPLOADABLE.union(ImageUsage::TRANSFER_SRC);
+    let movable = ImageDesc::new_2d(ImageFormat::Bc7Srgb, 256, 256, both).with_full_mip_chain();
+    assert_eq!(movable.check_move(), Ok(()));
+    assert_eq!(
+        texture().check_move(),
+        Err(ImageCopyError::NotTransferSrc),
+        "uploads alone need no TRANSFER_SRC; a move reads the old image"
+    );
+    let read_only = ImageUsage::SAMPLED.union(ImageUsage::TRANSFER_SRC);
+    assert_eq!(
+        ImageDesc::new_2d(ImageFormat::Rgba8Unorm, 8, 8, read_only).check_move(),
+        Err(ImageCopyError::NotTransferDst)
+    );
+    let depth = ImageUsage::DEPTH_STENCIL_ATTACHMENT
+        .union(ImageUsage::TRANSFER_SRC)
+        .union(ImageUsage::TRANSFER_DST);
+    assert_eq!(
+        ImageDesc::new_2d(ImageFormat::D32Float, 8, 8, depth).check_move(),
+        Err(ImageCopyError::DepthFormat)
+    );
+    let target = ImageUsage::COLOR_ATTACHMENT.union(both);
+    assert_eq!(
+        ImageDesc::new_2d(ImageFormat::Rgba8Unorm, 8, 8, target)
+            .with_samples(4)
+            .check_move(),
+        Err(ImageCopyError::Multisampled)
+    );
+}
