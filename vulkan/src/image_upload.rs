@@ -38,7 +38,8 @@
 
 use ash::vk;
 use memkit_core::device::{
-    DeviceError, ImageCopyCommand, ImageCopyError, ImageCopyQueue, ImageFormat, ImageReadCommand,
+    CopyCommand, DeviceError, ImageCopyCommand, ImageCopyError, ImageCopyQueue, ImageFormat,
+    ImageMoveCommand, ImageReadCommand,
 };
 
 use crate::barrier::{
@@ -335,6 +336,22 @@ impl ImageCopyQueue for VulkanDevice {
     ) -> Result<(), DeviceError> {
         // SAFETY: forwarded contract.
         unsafe { self.submit_image_reads_checked(commands, signal_value) }
+    }
+
+    /// As [`ImageCopyQueue::submit_moves`], on the transfer queue, in one command buffer (see
+    /// the `image_move` module for what it records). Refused, with nothing submitted: after a
+    /// loss, [`DeviceError::DeviceLost`]; a move failing
+    /// [`ImageDesc::check_move`](memkit_core::device::ImageDesc::check_move),
+    /// [`DeviceError::InvalidImageCopy`]; a value not above the last submitted one. An error
+    /// from the driver leaves nothing in flight either.
+    unsafe fn submit_moves(
+        &self,
+        buffers: &[CopyCommand<'_, Self::Buffer>],
+        images: &[ImageMoveCommand<Self::Image>],
+        signal_value: u64,
+    ) -> Result<(), DeviceError> {
+        // SAFETY: forwarded contract.
+        unsafe { self.submit_moves_checked(buffers, images, signal_value) }
     }
 }
 

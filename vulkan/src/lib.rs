@@ -163,6 +163,7 @@ mod external;
 mod headless;
 mod host_buffer;
 mod image;
+mod image_move;
 mod image_readback;
 mod image_upload;
 pub mod lanes;

@@ -6,8 +6,8 @@ use std::sync::atomic::Ordering;
 
 use ash::vk;
 use memkit_core::device::{
-    CopyCommand, CopyQueue, DeviceError, ImageCopyCommand, ImageReadCommand, InvalidArgument,
-    WaitStatus,
+    CopyCommand, CopyQueue, DeviceError, ImageCopyCommand, ImageMoveCommand, ImageReadCommand,
+    InvalidArgument, WaitStatus,
 };
 
 use crate::barrier::OwnershipTransfer;
@@ -16,6 +16,7 @@ use crate::device::VulkanDevice;
 use crate::drain::{Lost, drain};
 use crate::error::{map_host_device_oom_and_lost_err, map_host_device_oom_err};
 use crate::external::ExternalWaits;
+use crate::image_move::record_image_moves;
 use crate::image_readback::record_image_reads;
 use crate::image_upload::ImageCopyRecorder;
 use crate::lanes::{CopyLane, MAX_COPY_LANES, SplitPlan};
@@ -108,6 +109,13 @@ pub(crate) enum Batch<'a, 'c> {
     /// transfer is given; never split over the lanes.
     ImageReads(
         &'a [ImageReadCommand<'c, vk::Buffer, vk::Image>],
+        Option<OwnershipTransfer>,
+    ),
+    /// A defragmentation pass: buffer copies, then images moved into new ones (sources
+    /// reclaimed, destinations released when the transfer is given); never split over the lanes.
+    Moves(
+        &'a [CopyCommand<'c, vk::Buffer>],
+        &'a [ImageMoveCommand<vk::Image>],
         Option<OwnershipTransfer>,
     ),
 }
@@ -251,6 +259,15 @@ impl VulkanDevice {
             // transfer is configured.
             Batch::ImageReads(commands, release) => unsafe {
                 record_image_reads(device, cmd, commands, release)
+            },
+            // SAFETY: recording; buffers, regions, images and descriptions are valid and the
+            // moves checked (caller's contract); the release family is the pool's when a
+            // transfer is configured.
+            Batch::Moves(copies, images, release) => unsafe {
+                if !copies.is_empty() {
+                    recorders.copies.record(device, cmd, copies, release);
+                }
+                record_image_moves(device, cmd, images, release)
             },
         }
         // SAFETY: recording.

@@ -10,8 +10,8 @@ use ash::vk;
 use memkit_core::device::{
     BufferDevice, BufferUsage, CopyCommand, CopyQueue, DeviceError, DeviceLimits,
     ExternalTimelines, HeapBudget, ImageCopyCommand, ImageCopyQueue, ImageDesc, ImageDevice,
-    ImageReadCommand, MappedRange, MemoryAllocateInfo, MemoryDevice, MemoryProperties,
-    MemoryRequirements, WaitStatus,
+    ImageMoveCommand, ImageReadCommand, MappedRange, MemoryAllocateInfo, MemoryDevice,
+    MemoryProperties, MemoryRequirements, WaitStatus,
 };
 
 use crate::device::VulkanDevice;
@@ -182,6 +182,15 @@ impl ImageCopyQueue for SharedHeadlessDevice {
     ) -> Result<(), DeviceError> {
         // SAFETY: forwarded unchanged to the one device; the caller keeps its contract.
         unsafe { self.vk().submit_image_reads(commands, signal_value) }
+    }
+    unsafe fn submit_moves(
+        &self,
+        buffers: &[CopyCommand<'_, vk::Buffer>],
+        images: &[ImageMoveCommand<vk::Image>],
+        signal_value: u64,
+    ) -> Result<(), DeviceError> {
+        // SAFETY: forwarded unchanged to the one device; the caller keeps its contract.
+        unsafe { self.vk().submit_moves(buffers, images, signal_value) }
     }
 }
 

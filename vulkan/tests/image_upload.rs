@@ -15,8 +15,8 @@ use common::{
 use memkit_core::device::{
     BufferCopy, BufferUsage, CopyCommand, CopyQueue, DedicatedTo, DeviceError, ImageCopy,
     ImageCopyCommand, ImageCopyError, ImageCopyQueue, ImageDesc, ImageDevice, ImageFormat,
-    ImageLayout, ImageReadCommand, ImageUsage, InvalidArgument, MemoryDevice, MemoryPropertyFlags,
-    WaitStatus,
+    ImageLayout, ImageMoveCommand, ImageReadCommand, ImageUsage, InvalidArgument, MemoryDevice,
+    MemoryPropertyFlags, WaitStatus,
 };
 use memkit_std::{Coordinator, CoordinatorConfig, MemoryUsage};
 use memkit_vulkan::ash::vk;
@@ -1827,4 +1827,171 @@ fn depth_and_stencil_targets_the_application_cleared_read_back_texel_for_texel()
     let stats = c.shutdown();
     assert_eq!(stats.leaked_images, 0);
     finish_shared(shared);
+}
+
+/// Submits a defragmentation pass's `copies` and `moves` at the next value and returns it.
+fn submit_moves(
+    device: &VulkanDevice,
+    copies: &[CopyCommand<'_, vk::Buffer>],
+    moves: &[ImageMoveCommand<vk::Image>],
+) -> u64 {
+    let value = device.last_submitted_value() + 1;
+    // SAFETY: every buffer and image is alive and bound; each source image holds an upload (in
+    // the layout after upload, or returned by the application under a release) and each
+    // destination is new; buffer regions lie inside their buffers; nothing else uses them until
+    // the value completed; this thread is the only submitter.
+    unsafe { device.submit_moves(copies, moves, value) }.unwrap();
+    value
+}
+
+/// Defragmentation's copies (`ImageCopyQueue::submit_moves`): every level and layer of each
+/// kind of image moves into a new one, in the submission of a buffer copy, and both memkit's
+/// read and the application's find the texels; what cannot move is refused first.
+#[test]
+fn memkit_moves_every_kind_of_image_in_one_submission_with_buffer_copies() {
+    each_timeline_mode(|h| {
+        let device = h.device();
+        let usage = ImageUsage::TRANSFER_DST | ImageUsage::TRANSFER_SRC;
+        let descs = [
+            rgba_2d_array(),
+            ImageDesc::new_2d(ImageFormat::Bc7Srgb, 70, 38, usage | ImageUsage::SAMPLED)
+                .with_full_mip_chain()
+                .with_array_layers(2),
+            ImageDesc {
+                depth: 4,
+                ..ImageDesc::new_2d(ImageFormat::Rgba8Unorm, 8, 8, usage | ImageUsage::STORAGE)
+            }
+            .with_full_mip_chain(),
+        ];
+        let mut olds = Vec::new();
+        let mut expected = Vec::new();
+        let mut stagings = Vec::new();
+        for (seed, desc) in (70..).zip(descs) {
+            let old = TestImage::new(device, desc);
+            let (regions, size) = whole_levels(&desc);
+            let staging = MappedBuffer::new(device, size, BufferUsage::TRANSFER_SRC);
+            let data = pattern(size as usize, seed);
+            staging.write(device, 0, &data);
+            upload(
+                device,
+                device.last_submitted_value() + 1,
+                &[old.command(staging.buffer, false, &regions)],
+            );
+            expected.push(packed_levels(&desc, &regions, &data));
+            olds.push(old);
+            stagings.push(staging);
+        }
+        let news: Vec<_> = olds
+            .iter()
+            .map(|o| TestImage::new(device, o.desc))
+            .collect();
+        let from = MappedBuffer::new(device, 256, BufferUsage::TRANSFER_SRC);
+        from.write(device, 0, &pattern(256, 9));
+        let to = MappedBuffer::new(device, 256, BufferUsage::TRANSFER_DST);
+        let region = [BufferCopy {
+            src_offset: 0,
+            dst_offset: 0,
+            size: 256,
+        }];
+        let copies = [CopyCommand {
+            src: from.buffer,
+            dst: to.buffer,
+            regions: &region,
+        }];
+        let moves: Vec<_> = olds
+            .iter()
+            .zip(&news)
+            .map(|(o, n)| ImageMoveCommand {
+                src: o.image,
+                dst: n.image,
+                desc: o.desc,
+            })
+            .collect();
+
+        // A move that cannot be copied refuses the whole submission.
+        let uploads_only = ImageMoveCommand {
+            desc: ImageDesc {
+                usage: ImageUsage::SAMPLED | ImageUsage::TRANSFER_DST,
+                ..rgba_2d_array()
+            },
+            ..moves[0]
+        };
+        let before = device.last_submitted_value();
+        // SAFETY: refused before anything is recorded (the move is checked first).
+        let refused = unsafe { device.submit_moves(&copies, &[uploads_only], before + 1) };
+        assert_eq!(
+            refused,
+            Err(DeviceError::InvalidImageCopy(
+                ImageCopyError::NotTransferSrc
+            ))
+        );
+        assert_eq!(device.last_submitted_value(), before);
+
+        let value = submit_moves(device, &copies, &moves);
+        for ((new, want), seed) in news.iter().zip(&expected).zip(70..) {
+            let what = format!("{:?} (seed {seed})", new.desc.format);
+            let back = memkit_read(device, new).unwrap();
+            assert_texels_equal(&back, want, &format!("{what}: memkit's read"));
+            let (regions, size) = whole_levels(&new.desc);
+            let back = read_back(h, new, &regions, size, value);
+            let back = packed_levels(&new.desc, &regions, &back);
+            assert_texels_equal(&back, want, &format!("{what}: the application's read"));
+        }
+        assert_eq!(device.wait(value, 10 * SECOND), Ok(WaitStatus::Completed));
+        assert_eq!(to.read(device), pattern(256, 9));
+        for image in olds.into_iter().chain(news) {
+            image.destroy(device);
+        }
+        for buffer in stagings.into_iter().chain([from, to]) {
+            buffer.destroy(device);
+        }
+    });
+}
+
+/// Under `release_to_family`, a move reclaims its source (returned by the application) and
+/// releases its destination, which the application acquires as after an upload.
+#[test]
+fn a_moved_image_is_reclaimed_and_released_like_an_upload() {
+    for timeline in TIMELINE_MODES {
+        let Some(h) = headless_with(HeadlessConfig {
+            timeline,
+            release_to_main_family: true,
+            ..HeadlessConfig::default()
+        }) else {
+            return;
+        };
+        let device = h.device();
+        let Some(transfer) = device.ownership_transfer() else {
+            eprintln!("one queue family here (lavapipe): nothing to release to the main family");
+            finish(h);
+            continue;
+        };
+        let desc = rgba_2d_array();
+        let (regions, size) = whole_levels(&desc);
+        let old = TestImage::new(device, desc);
+        let staging = MappedBuffer::new(device, size, BufferUsage::TRANSFER_SRC);
+        let data = pattern(size as usize, 41);
+        staging.write(device, 0, &data);
+        let value = upload(
+            device,
+            device.last_submitted_value() + 1,
+            &[old.command(staging.buffer, false, &regions)],
+        );
+        // The application acquires, reads and returns it: memkit may reclaim it.
+        let back = read_back_owned(&h, &old, &regions, size, value, transfer);
+        assert_texels_equal(&back, &data, "before the move");
+        let new = TestImage::new(device, desc);
+        let moves = [ImageMoveCommand {
+            src: old.image,
+            dst: new.image,
+            desc,
+        }];
+        let value = submit_moves(device, &[], &moves);
+        let back = read_back_owned(&h, &new, &regions, size, value, transfer);
+        assert_texels_equal(&back, &data, "the moved image, acquired");
+        staging.destroy(device);
+        old.destroy(device);
+        new.destroy(device);
+        finish(h);
+    }
 }
