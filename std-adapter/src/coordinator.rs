@@ -1978,8 +1978,9 @@ impl<D: Device> Shared<D> {
         sub.deferred = waiting;
         let done: Vec<&BufferState<D>> = done.iter().map(|s| &**s).collect();
         self.destroy_all(&done);
-        self.end_finished_pass(sub);
         self.maintain_images(sub, completed);
+        // After both: a pass ends once its old buffers and images are destroyed.
+        self.end_finished_pass(sub);
         Ok(())
     }
 

@@ -20,6 +20,8 @@ pub(crate) struct ImageState<D: Device> {
     pub(crate) raw: D::Image,
     pub(crate) desc: ImageDesc,
     pub(crate) allocation: RawDeviceAllocation<D::Memory>,
+    /// The alignment its memory requirements asked for (what a move's new range honours).
+    pub(crate) alignment: u64,
     /// Timeline value of the last submission that uploads into it.
     pub(crate) last_use: AtomicU64,
     /// An upload into it was submitted: it is in its layout after upload, and later uploads

@@ -165,6 +165,7 @@ pub(crate) struct Counters {
     pub(crate) bytes_read_back: AtomicU64,
     pub(crate) read_back_buffers_reused: AtomicU64,
     pub(crate) buffers_moved: AtomicU64,
+    pub(crate) images_moved: AtomicU64,
     pub(crate) bytes_moved: AtomicU64,
     pub(crate) blocks_released_by_defragmentation: AtomicU64,
     pub(crate) bytes_released_by_defragmentation: AtomicU64,
@@ -206,6 +207,7 @@ impl Counters {
             read_back_buffers_reused: get(&self.read_back_buffers_reused),
             read_back_bytes_kept: 0,
             buffers_moved: get(&self.buffers_moved),
+            images_moved: get(&self.images_moved),
             bytes_moved: get(&self.bytes_moved),
             blocks_released_by_defragmentation: get(&self.blocks_released_by_defragmentation),
             bytes_released_by_defragmentation: get(&self.bytes_released_by_defragmentation),
@@ -314,7 +316,9 @@ pub struct CoordinatorStats {
     pub read_back_bytes_kept: u64,
     /// Buffers [`crate::Coordinator::defragment`] moved.
     pub buffers_moved: u64,
-    /// Bytes those moves copied.
+    /// Images [`crate::Coordinator::defragment_with_images`] moved.
+    pub images_moved: u64,
+    /// Bytes those moves copied (buffer sizes, and image memory sizes).
     pub bytes_moved: u64,
     /// Blocks defragmentation emptied and gave back to the device (counted when the pass that
     /// emptied them ended, once its old buffers were freed).
@@ -380,6 +384,7 @@ impl CoordinatorStats {
         o.num("read_back_buffers_reused", self.read_back_buffers_reused);
         o.num("read_back_bytes_kept", self.read_back_bytes_kept);
         o.num("buffers_moved", self.buffers_moved);
+        o.num("images_moved", self.images_moved);
         o.num("bytes_moved", self.bytes_moved);
         o.num(
             "blocks_released_by_defragmentation",

@@ -1,23 +1,28 @@
-//! Defragmentation of the coordinator's buffers: core's pass ([`memkit_core::pool::defrag`])
-//! with the moves done by the coordinator itself.
+//! Defragmentation of the coordinator's buffers and images: core's pass
+//! ([`memkit_core::pool::defrag`]) with the moves done by the coordinator itself.
 //!
-//! A call chooses blocks that only hold buffers the application handed over and that nothing
-//! else uses right now, gives each of those buffers a new buffer in a fuller block, copies the
-//! bytes on the GPU in one submission, and points the handles at the new buffers. The old
-//! buffers go on the retired list, as a dropped buffer does: destroyed, and their memory freed,
-//! once the copy (and any application work [`Coordinator::wait_for_external`] named) completed.
-//! The pass stays open until then, so each emptied block goes back to the device the moment its
-//! last old buffer is freed; `maintain` ends it.
+//! A call chooses blocks that only hold resources the application handed over and that nothing
+//! else uses right now, gives each of those buffers and images a new one in a fuller block,
+//! copies the bytes on the GPU in one submission, and points the handles at the new resources.
+//! The old ones go on the retired lists, as dropped handles do: destroyed, and their memory
+//! freed, once the copy (and any application work [`Coordinator::wait_for_external`] named)
+//! completed. The pass stays open until then, so each emptied block goes back to the device the
+//! moment its last old resource is freed; `maintain` ends it.
 //!
-//! The handles are borrowed mutably, so no thread can stage an upload into a buffer, read it
-//! back or read its mapping while it moves. What was staged or recorded for it before the call
-//! is checked under the submitter's lock: such a buffer stays where it is.
+//! The handles are borrowed mutably, so no thread can stage an upload into a buffer or image,
+//! read it back or read its mapping while it moves. What was staged or recorded for a buffer
+//! before the call is checked under the submitter's lock: such a buffer stays where it is.
+//! Uploads into and read-backs of images are submitted by the calls that make them, so an image
+//! has nothing staged once its handle is borrowed.
 
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock, Weak};
 
 use memkit_core::DeviceAllocation;
-use memkit_core::device::{BufferCopy, BufferUsage, CopyCommand};
+use memkit_core::device::{
+    BufferCopy, BufferUsage, CopyCommand, DeviceError, ImageCopyQueue, ImageDesc, ImageMoveCommand,
+    MemoryDevice, MemoryRequirements,
+};
 use memkit_core::pool::{
     DefragmentationLimits, DefragmentationPlan, Placement, RawDeviceAllocation, Relocation,
 };
@@ -26,6 +31,7 @@ use super::{Coordinator, Shared, Submitter};
 use crate::buffer::{Buffer, BufferState, COUNTER};
 use crate::device::Device;
 use crate::error::{Error, Result};
+use crate::image::{Image, ImageState};
 use crate::ticket::Ticket;
 
 /// What [`Coordinator::defragment`] did.
@@ -35,13 +41,20 @@ pub struct Defragmentation {
     /// [`Buffer::raw`] and [`Buffer::memory`] are new. Point descriptors and command buffers
     /// recorded from now on at the new buffer.
     pub moved: Vec<usize>,
-    /// Bytes copied.
+    /// Positions, in the order the images were given
+    /// ([`Coordinator::defragment_with_images`]), of those that moved: their [`Image::raw`] and
+    /// [`Image::memory`] are new. Make their views again and rewrite their descriptors.
+    pub moved_images: Vec<usize>,
+    /// Bytes moved: the moved buffers' sizes and the moved images' memory sizes.
     pub bytes_moved: u64,
-    /// Buffers given that cannot move: now, because an upload into them is staged or being
-    /// submitted, or a read-back of them is recorded; ever, because they have a device address
-    /// (which moving would change), the CPU writes their uploads straight into their mapping
-    /// (a GPU copy into the new mapping could overtake such a write), or they are dedicated
-    /// memory objects. They are left where they are, and their blocks are not chosen.
+    /// Buffers and images given that cannot move. A buffer: now, because an upload into it is
+    /// staged or being submitted, or a read-back of it is recorded; ever, because it has a
+    /// device address (which moving would change), the CPU writes its uploads straight into its
+    /// mapping (a GPU copy into the new mapping could overtake such a write), or it is a
+    /// dedicated memory object. An image: one the coordinator does not know the contents of
+    /// (never uploaded into, nor [`Image::mark_written`]), one a copy cannot move
+    /// ([`ImageDesc::check_move`]: both transfer usages, a colour format, one sample), or a
+    /// dedicated one. They are left where they are, and their blocks are not chosen.
     pub unmovable: usize,
     /// The memory type the pass ran in; `None` when it found nothing to move.
     pub memory_type: Option<u32>,
@@ -58,6 +71,7 @@ impl Defragmentation {
     fn nothing(unmovable: usize) -> Self {
         Self {
             moved: Vec::new(),
+            moved_images: Vec::new(),
             bytes_moved: 0,
             unmovable,
             memory_type: None,
@@ -67,9 +81,10 @@ impl Defragmentation {
     }
 }
 
-/// A pass whose copies were submitted: it ends once every old buffer is destroyed.
+/// A pass whose copies were submitted: it ends once every old buffer and image is destroyed.
 pub(super) struct RunningPass<D: Device> {
     old: Vec<Weak<BufferState<D>>>,
+    old_images: Vec<Weak<ImageState<D>>>,
 }
 
 /// A buffer given a new place and not yet copied: undone (the new buffer destroyed, the new
@@ -79,6 +94,91 @@ struct Move<D: Device> {
     index: usize,
     allocation: DeviceAllocation<D::Memory>,
     raw: D::Buffer,
+}
+
+/// An image given a new place and a new image bound there, not yet copied: undone like a
+/// [`Move`].
+struct ImageMove<D: Device> {
+    /// Position in the caller's list.
+    index: usize,
+    allocation: DeviceAllocation<D::Memory>,
+    raw: D::Image,
+}
+
+/// The image calls of a device that has images, taken where `D: ImageCopyQueue` is known
+/// ([`Coordinator::defragment_with_images`]), as `ImageState::destroy_raw` is: the pass itself
+/// runs for every device.
+struct ImageCalls<D: Device> {
+    create: CreateImage<D>,
+    /// # Safety
+    /// As `ImageDevice::bind_image_memory`.
+    bind: BindImage<D>,
+    /// # Safety
+    /// As `ImageDevice::destroy_image`.
+    destroy: unsafe fn(&D, D::Image),
+    /// # Safety
+    /// As `ImageCopyQueue::submit_moves`.
+    submit: SubmitMoves<D>,
+}
+
+type DeviceResult<T> = std::result::Result<T, DeviceError>;
+type CreateImage<D> =
+    fn(&D, &ImageDesc) -> DeviceResult<(<D as MemoryDevice>::Image, MemoryRequirements)>;
+type BindImage<D> =
+    unsafe fn(&D, <D as MemoryDevice>::Image, <D as MemoryDevice>::Memory, u64) -> DeviceResult<()>;
+type SubmitMoves<D> = unsafe fn(
+    &D,
+    &[CopyCommand<'_, <D as MemoryDevice>::Buffer>],
+    &[ImageMoveCommand<<D as MemoryDevice>::Image>],
+    u64,
+) -> DeviceResult<()>;
+
+impl<D: Device + ImageCopyQueue> ImageCalls<D> {
+    fn of_device() -> Self {
+        Self {
+            create: |device, desc| device.create_image(desc),
+            bind: bind_image::<D>,
+            destroy: destroy_image::<D>,
+            submit: submit_moves::<D>,
+        }
+    }
+}
+
+/// `ImageDevice::bind_image_memory`, as an [`ImageCalls`] entry.
+///
+/// # Safety
+/// As `ImageDevice::bind_image_memory`.
+unsafe fn bind_image<D: Device + ImageCopyQueue>(
+    device: &D,
+    image: D::Image,
+    memory: D::Memory,
+    offset: u64,
+) -> DeviceResult<()> {
+    // SAFETY: forwarded contract.
+    unsafe { device.bind_image_memory(image, memory, offset) }
+}
+
+/// `ImageDevice::destroy_image`, as an [`ImageCalls`] entry.
+///
+/// # Safety
+/// As `ImageDevice::destroy_image`.
+unsafe fn destroy_image<D: Device + ImageCopyQueue>(device: &D, image: D::Image) {
+    // SAFETY: forwarded contract.
+    unsafe { device.destroy_image(image) }
+}
+
+/// `ImageCopyQueue::submit_moves`, as an [`ImageCalls`] entry.
+///
+/// # Safety
+/// As `ImageCopyQueue::submit_moves`.
+unsafe fn submit_moves<D: Device + ImageCopyQueue>(
+    device: &D,
+    buffers: &[CopyCommand<'_, D::Buffer>],
+    images: &[ImageMoveCommand<D::Image>],
+    value: u64,
+) -> DeviceResult<()> {
+    // SAFETY: forwarded contract.
+    unsafe { device.submit_moves(buffers, images, value) }
 }
 
 impl<D: Device> Coordinator<D> {
@@ -133,7 +233,58 @@ impl<D: Device> Coordinator<D> {
         for buffer in &buffers {
             self.shared.check_owner(buffer)?;
         }
-        self.shared.defragment(&mut buffers, limits)
+        self.shared.defragment(&mut buffers, &mut [], None, limits)
+    }
+}
+
+impl<D: Device + ImageCopyQueue> Coordinator<D> {
+    /// [`Coordinator::defragment`] over images as well: textures are most of an engine's
+    /// memory, and a block that holds one is emptied only when its images can move too.
+    ///
+    /// An image moves when the coordinator knows its contents (an upload into it was
+    /// submitted, or [`Image::mark_written`] said the application wrote it, so every
+    /// subresource is in [`Image::layout_after_upload`]), a copy can move it
+    /// ([`ImageDesc::check_move`]: created with both `TRANSFER_SRC` and `TRANSFER_DST`, a
+    /// colour format, one sample) and it lives in a block. A moved image gets a new image of the
+    /// same description, bound in a fuller block, which the same submission as the buffers'
+    /// copies fills level by level and leaves in the layout after upload; the handle keeps its
+    /// [`Image::id`]. [`Defragmentation::moved_images`] names the moved ones.
+    ///
+    /// What the application must do besides [`Coordinator::defragment`]'s duties, as with
+    /// VMA's defragmentation: before the call, finish its own work on the images given (or
+    /// order it with [`Coordinator::wait_for_external`]) and leave them in the layout after
+    /// upload; after it, make the moved images' views again from [`Image::raw`] and rewrite
+    /// their descriptors, and make its work that samples them wait on the ticket. On Vulkan
+    /// under `release_to_family`, return the images to the transfer family first
+    /// (`image_return_barrier`) and acquire the moved ones as after an upload.
+    ///
+    /// Errors: as [`Coordinator::defragment`], and [`Error::ForeignImage`] (nothing moves).
+    pub fn defragment_with_images<'b>(
+        &self,
+        buffers: impl IntoIterator<Item = &'b mut Buffer<D>>,
+        images: impl IntoIterator<Item = &'b mut Image<D>>,
+        limits: &DefragmentationLimits,
+    ) -> Result<Defragmentation>
+    where
+        D: 'b,
+    {
+        let mut buffers: Vec<&mut Buffer<D>> = buffers.into_iter().collect();
+        for buffer in &buffers {
+            self.shared.check_owner(buffer)?;
+        }
+        let mut images: Vec<&mut Image<D>> = images.into_iter().collect();
+        if images
+            .iter()
+            .any(|image| !std::ptr::eq(Arc::as_ptr(&image.shared), Arc::as_ptr(&self.shared)))
+        {
+            return Err(Error::ForeignImage);
+        }
+        self.shared.defragment(
+            &mut buffers,
+            &mut images,
+            Some(ImageCalls::of_device()),
+            limits,
+        )
     }
 }
 
@@ -141,6 +292,8 @@ impl<D: Device> Shared<D> {
     fn defragment(
         self: &Arc<Self>,
         buffers: &mut [&mut Buffer<D>],
+        images: &mut [&mut Image<D>],
+        calls: Option<ImageCalls<D>>,
         limits: &DefragmentationLimits,
     ) -> Result<Defragmentation> {
         self.check_live()?;
@@ -160,17 +313,49 @@ impl<D: Device> Shared<D> {
             return Err(Error::DefragmentationRunning);
         }
         let movable = self.movable(&sub, buffers, limits);
-        let unmovable = buffers.len() - movable.iter().filter(|&&m| m).count();
-        let pinned = self.pinned_blocks(buffers, &movable);
+        let images_movable: Vec<bool> = match &calls {
+            Some(_) => images
+                .iter()
+                .map(|image| image_movable(&image.state, limits))
+                .collect(),
+            None => vec![false; images.len()],
+        };
+        let unmovable = buffers.len() + images.len()
+            - movable
+                .iter()
+                .chain(&images_movable)
+                .filter(|&&m| m)
+                .count();
+        let pinned = self.pinned_blocks(buffers, &movable, images, &images_movable);
         let mut pools_guard = self.lock_pools();
         let pools = pools_guard.as_mut().ok_or(Error::DeviceLost)?;
-        let Some((memory_type, plan)) =
-            Self::begin_pass(pools, buffers, &movable, &pinned, limits)?
+        let Some((memory_type, plan)) = Self::begin_pass(
+            pools,
+            buffers,
+            &movable,
+            images,
+            &images_movable,
+            &pinned,
+            limits,
+        )?
         else {
             return Ok(Defragmentation::nothing(unmovable));
         };
         let moves = self.prepare_moves(pools, buffers, &movable, memory_type)?;
-        if moves.is_empty() {
+        let image_moves = match &calls {
+            Some(calls) => {
+                match self.prepare_image_moves(pools, images, &images_movable, memory_type, calls) {
+                    Ok(made) => made,
+                    Err(e) => {
+                        self.undo_moves(pools, moves);
+                        let _ = pools.end_defragmentation();
+                        return Err(e);
+                    }
+                }
+            }
+            None => Vec::new(),
+        };
+        if moves.is_empty() && image_moves.is_empty() {
             let _ = pools.end_defragmentation();
             return Ok(Defragmentation {
                 memory_type: Some(memory_type),
@@ -182,7 +367,7 @@ impl<D: Device> Shared<D> {
         let value = match self.timeline.submit() {
             Ok(v) => v.get(),
             Err(_) => {
-                self.abandon_pass(moves);
+                self.abandon_pass(moves, image_moves, calls.as_ref());
                 return Err(Error::DeviceLost);
             }
         };
@@ -203,26 +388,46 @@ impl<D: Device> Shared<D> {
                 regions: std::slice::from_ref(region),
             })
             .collect();
-        // SAFETY: every old buffer is alive and bound (its handle is borrowed here, and a
-        // retired buffer is destroyed only once `last_use`, set below, completed); every new
-        // one was bound above and is held by `moves` until it is handed to its handle or
-        // destroyed after a refusal (nothing in flight then); each region is the whole buffer,
-        // which lies inside both (the new allocation is at least as large as the old, made for
-        // the same size and usage); source and destination are different memory ranges (the new
-        // range was allocated while the old one is live); no host write to the old buffer is
-        // pending (the CPU does not write it directly, and its handle is borrowed); the tracker
+        let image_commands: Vec<ImageMoveCommand<D::Image>> = image_moves
+            .iter()
+            .map(|m| ImageMoveCommand {
+                src: images[m.index].state.raw,
+                dst: m.raw,
+                desc: images[m.index].state.desc,
+            })
+            .collect();
+        // SAFETY: every old buffer and image is alive and bound (its handle is borrowed here,
+        // and a retired one is destroyed only once `last_use`, set below, completed); every new
+        // one was bound above and is held by `moves` or `image_moves` until it is handed to its
+        // handle or destroyed after a refusal (nothing in flight then); each buffer region is
+        // the whole buffer, which lies inside both (the new allocation is at least as large as
+        // the old, made for the same size and usage); source and destination are different
+        // memory ranges (the new range was allocated while the old one is live); no host write
+        // to an old buffer is pending (the CPU does not write it directly, and its handle is
+        // borrowed). Each old image holds defined texels in the layout after upload (it was
+        // written: `image_movable`), the uploads and read-backs that used it were submitted
+        // before on this queue, and the application finished its work on it (the call's
+        // contract); each new image is fresh, of the same description, which passed
+        // `check_move`; no image appears twice (the handles are distinct `&mut`s). The tracker
         // hands out increasing values, submitted under the submitter's lock.
-        let submitted = unsafe { self.device.submit_copies(&commands, value) };
+        let submitted = unsafe {
+            match &calls {
+                Some(calls) if !image_commands.is_empty() => {
+                    (calls.submit)(&self.device, &commands, &image_commands, value)
+                }
+                _ => self.device.submit_copies(&commands, value),
+            }
+        };
         drop(commands);
         if let Err(e) = submitted {
             let e = self.refused(&mut sub, value, e);
-            self.abandon_pass(moves);
+            self.abandon_pass(moves, image_moves, calls.as_ref());
             return Err(e);
         }
         self.counters.submissions.fetch_add(1, COUNTER);
         self.counters
             .copy_commands
-            .fetch_add(moves.len() as u64, COUNTER);
+            .fetch_add((moves.len() + image_moves.len()) as u64, COUNTER);
         let mut moved = Vec::with_capacity(moves.len());
         let mut old = Vec::with_capacity(moves.len());
         let mut bytes_moved = 0;
@@ -241,18 +446,42 @@ impl<D: Device> Shared<D> {
             self.retire(previous);
             moved.push(m.index);
         }
-        // The new buffers count as created, as the old ones count as destroyed.
+        let mut moved_images = Vec::with_capacity(image_moves.len());
+        let mut old_images = Vec::with_capacity(image_moves.len());
+        for m in image_moves {
+            let image = &mut *images[m.index];
+            let replacement =
+                image_replacement(&image.state, m.raw, m.allocation.into_raw(), value);
+            self.live_images
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(replacement.key, Arc::downgrade(&replacement));
+            let previous = std::mem::replace(&mut image.state, replacement);
+            previous.last_use.fetch_max(value, COUNTER);
+            bytes_moved += previous.allocation.size;
+            old_images.push(Arc::downgrade(&previous));
+            self.retire_image(previous);
+            moved_images.push(m.index);
+        }
+        // The new resources count as created, as the old ones count as destroyed.
         self.counters
             .buffers_created
             .fetch_add(moved.len() as u64, COUNTER);
         self.counters
+            .images_created
+            .fetch_add(moved_images.len() as u64, COUNTER);
+        self.counters
             .buffers_moved
             .fetch_add(moved.len() as u64, COUNTER);
+        self.counters
+            .images_moved
+            .fetch_add(moved_images.len() as u64, COUNTER);
         self.counters.bytes_moved.fetch_add(bytes_moved, COUNTER);
-        sub.defrag = Some(RunningPass { old });
+        sub.defrag = Some(RunningPass { old, old_images });
         drop(sub);
         Ok(Defragmentation {
             moved,
+            moved_images,
             bytes_moved,
             unmovable,
             memory_type: Some(memory_type),
@@ -261,22 +490,33 @@ impl<D: Device> Shared<D> {
         })
     }
 
-    /// Begins core's pass in the first memory type, among those the movable buffers live in
-    /// (most bytes first), where it finds blocks to empty that hold nothing `pinned`: that type
-    /// and the plan, or `None` (and no pass running).
+    /// Begins core's pass in the first memory type, among those the movable buffers and images
+    /// live in (most bytes first), where it finds blocks to empty that hold nothing `pinned`:
+    /// that type and the plan, or `None` (and no pass running).
     fn begin_pass(
         pools: &mut super::Pools<D>,
         buffers: &[&mut Buffer<D>],
         movable: &[bool],
+        images: &[&mut Image<D>],
+        images_movable: &[bool],
         pinned: &[u32],
         limits: &DefragmentationLimits,
     ) -> Result<Option<(u32, DefragmentationPlan)>> {
+        let buffer_bytes = buffers
+            .iter()
+            .zip(movable)
+            .filter(|(_, m)| **m)
+            .map(|(b, _)| (b.state.allocation.memory_type, b.state.size));
+        let image_bytes = images
+            .iter()
+            .zip(images_movable)
+            .filter(|(_, m)| **m)
+            .map(|(i, _)| (i.state.allocation.memory_type, i.state.allocation.size));
         let mut types: Vec<(u64, u32)> = Vec::new();
-        for (buffer, _) in buffers.iter().zip(movable).filter(|(_, m)| **m) {
-            let t = buffer.state.allocation.memory_type;
+        for (t, size) in buffer_bytes.chain(image_bytes) {
             match types.iter_mut().find(|(_, ty)| *ty == t) {
-                Some((bytes, _)) => *bytes += buffer.state.size,
-                None => types.push((buffer.state.size, t)),
+                Some((bytes, _)) => *bytes += size,
+                None => types.push((size, t)),
             }
         }
         types.sort_unstable_by(|a, b| b.cmp(a));
@@ -348,6 +588,57 @@ impl<D: Device> Shared<D> {
         Ok(made)
     }
 
+    /// A new place, and a new image bound there, for each movable image of `memory_type` that
+    /// the running pass moves. On an error, nothing of it is left made (the caller undoes the
+    /// buffers' moves and ends the pass).
+    fn prepare_image_moves(
+        &self,
+        pools: &mut super::Pools<D>,
+        images: &[&mut Image<D>],
+        movable: &[bool],
+        memory_type: u32,
+        calls: &ImageCalls<D>,
+    ) -> Result<Vec<ImageMove<D>>> {
+        let mut places = Vec::new();
+        for (index, image) in images.iter().enumerate() {
+            let state = &image.state;
+            if !movable[index] || state.allocation.memory_type != memory_type {
+                continue;
+            }
+            let old = DeviceAllocation::from_raw(state.allocation);
+            let relocation = pools.relocate(&old, state.alignment);
+            // Borrowed to name the range; the image still owns it.
+            let _ = old.into_raw();
+            if let Ok(Relocation::Move(allocation)) = relocation {
+                places.push((index, allocation));
+            }
+        }
+        let mut made: Vec<ImageMove<D>> = Vec::with_capacity(places.len());
+        let mut places = places.into_iter();
+        while let Some((index, allocation)) = places.next() {
+            match self.bind_image_replacement(&images[index].state, &allocation, calls) {
+                Ok(Some(raw)) => made.push(ImageMove {
+                    index,
+                    allocation,
+                    raw,
+                }),
+                // SAFETY: nothing was bound to it, and the GPU never saw it.
+                Ok(None) => unsafe { free_unbound(pools, allocation) },
+                Err(e) => {
+                    // SAFETY: as above, for this place and the ones not tried yet.
+                    unsafe { free_unbound(pools, allocation) };
+                    for (_, rest) in places {
+                        // SAFETY: as above.
+                        unsafe { free_unbound(pools, rest) };
+                    }
+                    self.undo_image_moves(pools, made, calls);
+                    return Err(e);
+                }
+            }
+        }
+        Ok(made)
+    }
+
     /// Which of `buffers` may move: alive, in a block, without a device address, not written
     /// directly by the CPU, and named by nothing the coordinator has staged or recorded. `_sub` is the submitter, locked: nothing
     /// is collected meanwhile, and the handles are borrowed, so nothing can name them from here
@@ -383,9 +674,15 @@ impl<D: Device> Shared<D> {
             .collect()
     }
 
-    /// The blocks a pass must not choose, sorted: those holding a buffer that may not move (not
-    /// given, or unmovable), an image, or the staging ring.
-    fn pinned_blocks(&self, buffers: &[&mut Buffer<D>], movable: &[bool]) -> Vec<u32> {
+    /// The blocks a pass must not choose, sorted: those holding a buffer or image that may not
+    /// move (not given, or unmovable), or the staging ring.
+    fn pinned_blocks(
+        &self,
+        buffers: &[&mut Buffer<D>],
+        movable: &[bool],
+        images: &[&mut Image<D>],
+        images_movable: &[bool],
+    ) -> Vec<u32> {
         let mut given: Vec<*const BufferState<D>> = buffers
             .iter()
             .zip(movable)
@@ -393,6 +690,13 @@ impl<D: Device> Shared<D> {
             .map(|(b, _)| Arc::as_ptr(&b.state))
             .collect();
         given.sort_unstable();
+        let mut given_images: Vec<*const ImageState<D>> = images
+            .iter()
+            .zip(images_movable)
+            .filter(|(_, m)| **m)
+            .map(|(i, _)| Arc::as_ptr(&i.state))
+            .collect();
+        given_images.sort_unstable();
         let block_of = |a: &RawDeviceAllocation<D::Memory>| match a.placement {
             Placement::Block { .. } => Some(a.slot),
             Placement::Dedicated => None,
@@ -404,7 +708,9 @@ impl<D: Device> Shared<D> {
             }
         }
         for image in super::still_held(&self.live_images) {
-            pinned.extend(block_of(&image.allocation));
+            if given_images.binary_search(&Arc::as_ptr(&image)).is_err() {
+                pinned.extend(block_of(&image.allocation));
+            }
         }
         pinned.extend(block_of(&self.staging.allocation));
         pinned.sort_unstable();
@@ -445,6 +751,55 @@ impl<D: Device> Shared<D> {
         bound
     }
 
+    /// An image like `state`'s, bound to `allocation`; `None` (and nothing made) when the
+    /// device asks more of the new image than the range gives.
+    fn bind_image_replacement(
+        &self,
+        state: &ImageState<D>,
+        allocation: &DeviceAllocation<D::Memory>,
+        calls: &ImageCalls<D>,
+    ) -> Result<Option<D::Image>> {
+        let (raw, requirements) = (calls.create)(&self.device, &state.desc)?;
+        // The same description gives the same requirements; a device that answers otherwise
+        // gets no image bound where it would not fit.
+        let fits = requirements.size <= allocation.size()
+            && requirements.alignment.is_power_of_two()
+            && allocation.offset() % requirements.alignment == 0
+            && requirements.memory_type_bits & (1 << allocation.raw().memory_type) != 0
+            && requirements.dedicated == memkit_core::device::DedicatedHint::None;
+        let bound = if fits {
+            // SAFETY: the image is alive and unbound; the range lies in a memory object of a
+            // type it allows, at its alignment, is at least its size (checked above), and
+            // keeps the granularity from linear resources (the pools placed it for an optimal
+            // resource, as the old image's range was).
+            unsafe { (calls.bind)(&self.device, raw, allocation.memory(), allocation.offset()) }
+                .map(|()| Some(raw))
+                .map_err(Error::from)
+        } else {
+            Ok(None)
+        };
+        if !matches!(bound, Ok(Some(_))) {
+            // SAFETY: created above, never bound or used by the GPU.
+            unsafe { (calls.destroy)(&self.device, raw) };
+        }
+        bound
+    }
+
+    /// Gives back what `moves` made for images: nothing of it reached the GPU.
+    fn undo_image_moves(
+        &self,
+        pools: &mut super::Pools<D>,
+        moves: Vec<ImageMove<D>>,
+        calls: &ImageCalls<D>,
+    ) {
+        for m in moves {
+            // SAFETY: never used by the GPU: the copies into it were not submitted.
+            unsafe { (calls.destroy)(&self.device, m.raw) };
+            // SAFETY: its image is destroyed just above, and the GPU never used either.
+            unsafe { free_unbound(pools, m.allocation) };
+        }
+    }
+
     /// Gives back what `moves` made: nothing of it reached the GPU.
     fn undo_moves(&self, pools: &mut super::Pools<D>, moves: Vec<Move<D>>) {
         for m in moves {
@@ -455,11 +810,20 @@ impl<D: Device> Shared<D> {
         }
     }
 
-    /// [`Shared::undo_moves`] and the pass's end, after the pools' lock was let go.
-    fn abandon_pass(&self, moves: Vec<Move<D>>) {
+    /// [`Shared::undo_moves`], [`Shared::undo_image_moves`] and the pass's end, after the
+    /// pools' lock was let go.
+    fn abandon_pass(
+        &self,
+        moves: Vec<Move<D>>,
+        image_moves: Vec<ImageMove<D>>,
+        calls: Option<&ImageCalls<D>>,
+    ) {
         let mut pools = self.lock_pools();
         if let Some(pools) = pools.as_mut() {
             self.undo_moves(pools, moves);
+            if let Some(calls) = calls {
+                self.undo_image_moves(pools, image_moves, calls);
+            }
             let _ = pools.end_defragmentation();
         }
     }
@@ -499,6 +863,9 @@ impl<D: Device> Shared<D> {
             pass.old.iter().all(|w| {
                 w.upgrade()
                     .is_none_or(|s| s.destroyed.load(Ordering::Acquire))
+            }) && pass.old_images.iter().all(|w| {
+                w.upgrade()
+                    .is_none_or(|s| s.destroyed.load(Ordering::Acquire))
             })
         });
         if !finished {
@@ -516,6 +883,40 @@ impl<D: Device> Shared<D> {
                 .fetch_add(report.bytes_released, COUNTER);
         }
     }
+}
+
+/// Whether an image may move: the coordinator knows its contents (written, so every
+/// subresource is in the layout after upload), a copy can move it, it lives in a block, and
+/// `limits` allow its memory type.
+fn image_movable<D: Device>(state: &ImageState<D>, limits: &DefragmentationLimits) -> bool {
+    state.written.load(Ordering::Acquire)
+        && !state.destroyed.load(Ordering::Acquire)
+        && state.desc.check_move().is_ok()
+        && matches!(state.allocation.placement, Placement::Block { .. })
+        && limits
+            .memory_type
+            .is_none_or(|t| t == state.allocation.memory_type)
+}
+
+/// The state that replaces `old` in its handle: the same image, at its new place, filled by
+/// the move submitted with `value` (which leaves it in the layout after upload: written).
+fn image_replacement<D: Device>(
+    old: &ImageState<D>,
+    raw: D::Image,
+    allocation: RawDeviceAllocation<D::Memory>,
+    value: u64,
+) -> Arc<ImageState<D>> {
+    Arc::new(ImageState {
+        key: old.key,
+        raw,
+        desc: old.desc,
+        allocation,
+        alignment: old.alignment,
+        last_use: AtomicU64::new(value),
+        written: AtomicBool::new(true),
+        destroyed: AtomicBool::new(false),
+        destroy_raw: old.destroy_raw,
+    })
 }
 
 /// Gives back a new place of the running pass.

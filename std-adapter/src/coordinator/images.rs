@@ -232,6 +232,7 @@ impl<D: Device + ImageDevice> Shared<D> {
             raw,
             desc: *desc,
             allocation,
+            alignment: requirements.alignment,
             last_use: AtomicU64::new(0),
             written: AtomicBool::new(false),
             destroyed: AtomicBool::new(false),
@@ -652,7 +653,14 @@ impl<D: Device> Shared<D> {
         drop(pools);
         let mut live = self.live_images.lock().unwrap_or_else(|e| e.into_inner());
         for state in &mine {
-            live.remove(&state.key);
+            // A moved image's handle holds a new state under the same key: only this state's
+            // entry goes.
+            if live
+                .get(&state.key)
+                .is_some_and(|w| std::ptr::eq(w.as_ptr(), Arc::as_ptr(state)))
+            {
+                live.remove(&state.key);
+            }
         }
         drop(live);
         self.counters

@@ -333,10 +333,11 @@ pub fn run<D: Backend>(
         textures.extend(held_textures);
     }
     // The producers freed in a different order than they allocated: one defragmentation pass
-    // over the buffers they kept (the checks below read the moved ones back), the emptied blocks
-    // given back once its copies completed.
-    let pass = coordinator.defragment(
+    // over the buffers and textures they kept (the checks below read the moved ones back), the
+    // emptied blocks given back once its copies completed.
+    let pass = coordinator.defragment_with_images(
         live.iter_mut().map(|t| &mut t.buffer),
+        textures.iter_mut().map(|t| &mut t.image),
         &DefragmentationLimits::UNLIMITED,
     )?;
     pass.ticket.wait()?;

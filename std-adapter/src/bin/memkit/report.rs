@@ -160,8 +160,10 @@ pub fn demo_text(r: &DemoReport) -> String {
     );
     let _ = writeln!(
         o,
-        "  defragmentation: {} moved ({}) out of sparse blocks, {} blocks ({}) given back",
+        "  defragmentation: {} buffers and {} textures moved ({}) out of sparse blocks, {} blocks \
+         ({}) given back",
         s.buffers_moved,
+        s.images_moved,
         size(s.bytes_moved),
         s.blocks_released_by_defragmentation,
         size(s.bytes_released_by_defragmentation)
