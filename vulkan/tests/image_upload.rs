@@ -8,6 +8,8 @@
 
 mod common;
 
+use std::collections::HashSet;
+
 use common::{
     AppCommands, MappedBuffer, SECOND, TIMELINE_MODES, finish, finish_shared, headless,
     headless_with, memory_for, pattern,
@@ -1993,5 +1995,83 @@ fn a_moved_image_is_reclaimed_and_released_like_an_upload() {
         old.destroy(device);
         new.destroy(device);
         finish(h);
+    }
+}
+
+/// `Coordinator::defragment_with_images`: textures left one to a block move into one block
+/// with every texel (each level, each layer), the emptied blocks go back, and the application's
+/// own read of each moved texture, waiting on the pass's ticket, finds what was uploaded.
+#[test]
+fn the_coordinator_moves_textures_out_of_sparse_blocks_with_their_texels() {
+    const MIB: u64 = 1 << 20;
+    for timeline in TIMELINE_MODES {
+        let Some(h) = concurrent_device(timeline) else {
+            return;
+        };
+        let shared = SharedHeadlessDevice::new(h);
+        let config = CoordinatorConfig {
+            pools: memkit_std::PoolConfig {
+                first_block_size: 4 * MIB,
+                preferred_block_size: Some(4 * MIB),
+                ..memkit_std::PoolConfig::default()
+            },
+            ..CoordinatorConfig::default()
+        };
+        let c = Coordinator::new(shared.clone(), config).unwrap();
+        // 256 x 256 RGBA8 with every level: about 350 KiB, several to a block.
+        let desc = ImageDesc::new_2d(
+            ImageFormat::Rgba8Unorm,
+            256,
+            256,
+            ImageUsage::SAMPLED | ImageUsage::TRANSFER_SRC,
+        )
+        .with_full_mip_chain()
+        .with_array_layers(2);
+        let mut textures = Vec::new();
+        for seed in 0..32u8 {
+            let data = pattern(desc.packed_bytes() as usize, seed);
+            let (image, _) = c
+                .create_image_with_data(&desc, MemoryUsage::FAST_DEVICE_ACCESS, &data)
+                .unwrap();
+            textures.push((image, data));
+        }
+        c.flush_transfers().unwrap().wait().unwrap();
+        // One texture of each block stays.
+        let mut seen = HashSet::new();
+        textures.retain(|(image, _)| seen.insert(image.memory().0));
+        c.maintain().unwrap();
+        let blocks = |c: &Coordinator<SharedHeadlessDevice>| -> u32 {
+            c.stats().heaps.iter().map(|h| h.blocks).sum()
+        };
+        let before = blocks(&c);
+        assert!(textures.len() >= 3, "{} blocks of textures", textures.len());
+        let old: Vec<vk::Image> = textures.iter().map(|(i, _)| i.raw()).collect();
+
+        let outcome = c
+            .defragment_with_images(
+                [],
+                textures.iter_mut().map(|(i, _)| i),
+                &memkit_std::DefragmentationLimits::UNLIMITED,
+            )
+            .unwrap();
+        assert!(outcome.plan.blocks >= 2, "{:?}", outcome.plan);
+        assert_eq!(outcome.moved_images.len(), outcome.plan.allocations as usize);
+        for (i, (image, _)) in textures.iter().enumerate() {
+            assert_eq!(image.raw() != old[i], outcome.moved_images.contains(&i));
+        }
+        let value = outcome.ticket.value().unwrap();
+        let (regions, size) = whole_levels(&desc);
+        for (i, (image, data)) in textures.iter().enumerate() {
+            let back = read_back_image(&shared, image.raw(), &desc, &regions, size, value);
+            let back = packed_levels(&desc, &regions, &back);
+            assert_texels_equal(&back, data, &format!("{timeline:?}: texture {i}"));
+        }
+        c.maintain().unwrap();
+        assert_eq!(blocks(&c), before - outcome.plan.blocks);
+        assert_eq!(c.stats().images_moved, outcome.moved_images.len() as u64);
+        drop((textures, outcome));
+        let stats = c.shutdown();
+        assert_eq!(stats.leaked_images, 0);
+        finish_shared(shared);
     }
 }
