@@ -318,7 +318,7 @@ pub struct CoordinatorStats {
     pub buffers_moved: u64,
     /// Images [`crate::Coordinator::defragment_with_images`] moved.
     pub images_moved: u64,
-    /// Bytes those moves copied (buffer sizes, and image memory sizes).
+    /// Bytes those moves copied (buffer sizes, and images' texels).
     pub bytes_moved: u64,
     /// Blocks defragmentation emptied and gave back to the device (counted when the pass that
     /// emptied them ended, once its old buffers were freed).

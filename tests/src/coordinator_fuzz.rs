@@ -293,6 +293,8 @@ pub struct WorkloadDepth {
     pub app_draws: u32,
     /// Buffers [`CoordOp::Defragment`] moved (the coordinator's `buffers_moved`).
     pub buffers_moved: u64,
+    /// Images it moved (the coordinator's `images_moved`).
+    pub images_moved: u64,
     /// Blocks those passes gave back (the coordinator's
     /// `blocks_released_by_defragmentation`).
     pub blocks_defragmented: u64,
@@ -332,6 +334,7 @@ impl WorkloadDepth {
             max_images: self.max_images.max(o.max_images),
             app_draws: self.app_draws + o.app_draws,
             buffers_moved: self.buffers_moved + o.buffers_moved,
+            images_moved: self.images_moved + o.images_moved,
             blocks_defragmented: self.blocks_defragmented + o.blocks_defragmented,
             defragmentation_running: self.defragmentation_running + o.defragmentation_running,
         }
@@ -344,6 +347,7 @@ impl WorkloadDepth {
         self.bytes_overwritten = s.bytes_overwritten;
         self.frame_waits = s.frame_waits;
         self.buffers_moved = s.buffers_moved;
+        self.images_moved = s.images_moved;
         self.blocks_defragmented = s.blocks_released_by_defragmentation;
     }
 }
@@ -529,12 +533,12 @@ fn first_known_difference(got: &[u8], want: &[u8], mask: &[u8]) -> Option<usize>
     None
 }
 
-/// [`CoordOp::Defragment`]: every live buffer offered. The buffers that moved, and only those,
-/// have a new raw buffer; what moved adds up; a refusal is only for a pass still running. The
-/// bytes are compared with the model at the next check.
+/// [`CoordOp::Defragment`]: every live buffer and image offered. Those that moved, and only
+/// those, have a new raw buffer or image; what moved adds up; a refusal is only for a pass
+/// still running. The bytes and texels are compared with the models at the next check.
 fn defragment(
     c: &Coordinator<DummyDevice>,
-    models: &mut HashMap<u64, Model>,
+    (models, images): (&mut HashMap<u64, Model>, &mut HashMap<u64, ImageModel>),
     max_allocations: u8,
     depth: &mut WorkloadDepth,
 ) {
@@ -543,11 +547,20 @@ fn defragment(
         n => DefragmentationLimits::UNLIMITED.with_max_allocations(u32::from(n)),
     };
     let mut given: Vec<&mut Model> = models.values_mut().collect();
+    let mut given_images: Vec<&mut ImageModel> = images.values_mut().collect();
     let before: Vec<_> = given
         .iter()
         .map(|m| (m.buffer.raw(), m.buffer.id()))
         .collect();
-    let outcome = match c.defragment(given.iter_mut().map(|m| &mut m.buffer), &limits) {
+    let images_before: Vec<_> = given_images
+        .iter()
+        .map(|m| (m.image.raw(), m.image.id(), m.image.is_written()))
+        .collect();
+    let outcome = match c.defragment_with_images(
+        given.iter_mut().map(|m| &mut m.buffer),
+        given_images.iter_mut().map(|m| &mut m.image),
+        &limits,
+    ) {
         Ok(outcome) => outcome,
         Err(Error::DefragmentationRunning) => {
             depth.defragmentation_running += 1;
@@ -555,12 +568,11 @@ fn defragment(
         }
         Err(e) => panic!("defragment: {e}"),
     };
-    assert!(
-        outcome.moved.windows(2).all(|w| w[0] < w[1]),
-        "moved: {:?}",
-        outcome.moved
-    );
-    assert!(outcome.moved.len() + outcome.unmovable <= given.len());
+    for moved in [&outcome.moved, &outcome.moved_images] {
+        assert!(moved.windows(2).all(|w| w[0] < w[1]), "moved: {moved:?}");
+    }
+    let moved_count = outcome.moved.len() + outcome.moved_images.len();
+    assert!(moved_count + outcome.unmovable <= given.len() + given_images.len());
     let mut bytes = 0;
     for (i, m) in given.iter().enumerate() {
         let moved = outcome.moved.binary_search(&i).is_ok();
@@ -574,9 +586,20 @@ fn defragment(
             bytes += m.buffer.size();
         }
     }
+    for (i, m) in given_images.iter().enumerate() {
+        let moved = outcome.moved_images.binary_search(&i).is_ok();
+        let (raw, id, written) = images_before[i];
+        assert_eq!(m.image.raw() != raw, moved, "image {i}'s raw image");
+        assert_eq!(m.image.id(), id, "a moved image keeps its id");
+        assert!(!moved || written, "image {i} moved without known contents");
+        assert_eq!(m.image.is_written(), written, "image {i}'s written flag");
+        if moved {
+            bytes += m.image.desc().packed_bytes();
+        }
+    }
     assert_eq!(outcome.bytes_moved, bytes);
     // A pass chooses blocks holding at most the limit's allocations, and moves no more.
-    assert!(outcome.moved.len() as u32 <= outcome.plan.allocations);
+    assert!(moved_count as u32 <= outcome.plan.allocations);
     assert!(
         outcome.plan.allocations <= limits.max_allocations,
         "{outcome:?}"
@@ -975,7 +998,7 @@ impl CoordinatorWorkload {
                 }
                 CoordOp::Maintain => c.maintain().expect("maintain"),
                 CoordOp::Defragment { max_allocations } => {
-                    defragment(&c, &mut models, max_allocations, &mut depth);
+                    defragment(&c, (&mut models, &mut images), max_allocations, &mut depth);
                 }
                 CoordOp::Advance { n } => {
                     for _ in 0..n % 8 {

@@ -63,6 +63,7 @@ fn seeds_pass_the_model_and_reach_deep_states() {
     assert!(all.max_images >= 3, "{all:?}");
     assert!(all.app_draws >= 20, "{all:?}");
     assert!(all.buffers_moved >= 8, "{all:?}");
+    assert!(all.images_moved >= 2, "{all:?}");
     assert!(all.blocks_defragmented >= 4, "{all:?}");
     assert!(all.defragmentation_running >= 2, "{all:?}");
 }

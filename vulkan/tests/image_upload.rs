@@ -2055,7 +2055,10 @@ fn the_coordinator_moves_textures_out_of_sparse_blocks_with_their_texels() {
             )
             .unwrap();
         assert!(outcome.plan.blocks >= 2, "{:?}", outcome.plan);
-        assert_eq!(outcome.moved_images.len(), outcome.plan.allocations as usize);
+        assert_eq!(
+            outcome.moved_images.len(),
+            outcome.plan.allocations as usize
+        );
         for (i, (image, _)) in textures.iter().enumerate() {
             assert_eq!(image.raw() != old[i], outcome.moved_images.contains(&i));
         }

@@ -45,7 +45,8 @@ pub struct Defragmentation {
     /// ([`Coordinator::defragment_with_images`]), of those that moved: their [`Image::raw`] and
     /// [`Image::memory`] are new. Make their views again and rewrite their descriptors.
     pub moved_images: Vec<usize>,
-    /// Bytes moved: the moved buffers' sizes and the moved images' memory sizes.
+    /// Bytes copied: the moved buffers' sizes and the moved images' texels (every level and
+    /// layer, [`ImageDesc::packed_bytes`]).
     pub bytes_moved: u64,
     /// Buffers and images given that cannot move. A buffer: now, because an upload into it is
     /// staged or being submitted, or a read-back of it is recorded; ever, because it has a
@@ -458,7 +459,7 @@ impl<D: Device> Shared<D> {
                 .insert(replacement.key, Arc::downgrade(&replacement));
             let previous = std::mem::replace(&mut image.state, replacement);
             previous.last_use.fetch_max(value, COUNTER);
-            bytes_moved += previous.allocation.size;
+            bytes_moved += previous.desc.packed_bytes();
             old_images.push(Arc::downgrade(&previous));
             self.retire_image(previous);
             moved_images.push(m.index);

@@ -134,6 +134,46 @@ fn defragmentation(host_access: bool) -> Ops {
     o
 }
 
+/// Textures left sparse by drops, then passes over every live buffer and texture: with a
+/// texture read back just before (submitted, so it moves), a second pass while the first one's
+/// copies run (refused), textures never uploaded into (they stay), and uploads into and
+/// read-backs of the moved textures after.
+fn image_defragmentation() -> Ops {
+    let mut o = Ops::default();
+    for round in 0..2u8 {
+        // 24 small textures (31 texels a side, every level), all but the last two uploaded into.
+        for k in 0..24u8 {
+            o.image(30, round == 1 && k % 2 == 0);
+            if k < 22 {
+                o.upload_image(k, 0, 15);
+            }
+        }
+        o.op(CoordOp::Flush);
+        // The first ones go: their blocks keep a few.
+        for _ in 0..9 {
+            o.op(CoordOp::DropImage { image: 0 });
+        }
+        o.create(8192, false);
+        o.upload(0, 0, 8192);
+        o.read_image(0, 0);
+        o.op(CoordOp::Defragment { max_allocations: 0 });
+        o.op(CoordOp::Defragment { max_allocations: 0 });
+        o.upload_image(0, 0, 0x21);
+        o.read_image(1, 0);
+        o.op(CoordOp::Advance { n: 7 });
+        o.op(CoordOp::Maintain);
+        o.op(CoordOp::Check);
+        o.op(CoordOp::Defragment { max_allocations: 0 });
+        o.op(CoordOp::Check);
+        for _ in 0..15 {
+            o.op(CoordOp::DropImage { image: 0 });
+        }
+        o.op(CoordOp::Drop { buffer: 0 });
+        o.op(CoordOp::Maintain);
+    }
+    o
+}
+
 /// A workload on `preset` with a ring of `4 KiB << ring_shift`.
 fn workload(
     preset: Preset,
@@ -411,6 +451,16 @@ pub fn fuzz_seeds() -> Vec<(String, CoordinatorWorkload)> {
             Fail,
             (true, true, false),
             defragmentation(true),
+        ),
+    );
+    add(
+        "defragment_images",
+        workload(
+            Discrete,
+            3,
+            WaitForGpu,
+            (false, false, false),
+            image_defragmentation(),
         ),
     );
     add(
