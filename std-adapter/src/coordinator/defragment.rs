@@ -88,23 +88,18 @@ pub(super) struct RunningPass<D: Device> {
     old_images: Vec<Weak<ImageState<D>>>,
 }
 
-/// A buffer given a new place and not yet copied: undone (the new buffer destroyed, the new
-/// range freed) when anything fails before the copies are submitted.
-struct Move<D: Device> {
+/// A buffer or image given a new place, and a new resource `raw` bound there, not yet copied:
+/// undone (the new resource destroyed, the new range freed) when anything fails before the
+/// copies are submitted.
+struct Move<M, R> {
     /// Position in the caller's list.
     index: usize,
-    allocation: DeviceAllocation<D::Memory>,
-    raw: D::Buffer,
+    allocation: DeviceAllocation<M>,
+    raw: R,
 }
 
-/// An image given a new place and a new image bound there, not yet copied: undone like a
-/// [`Move`].
-struct ImageMove<D: Device> {
-    /// Position in the caller's list.
-    index: usize,
-    allocation: DeviceAllocation<D::Memory>,
-    raw: D::Image,
-}
+type BufferMove<D> = Move<<D as MemoryDevice>::Memory, <D as MemoryDevice>::Buffer>;
+type ImageMove<D> = Move<<D as MemoryDevice>::Memory, <D as MemoryDevice>::Image>;
 
 /// The image calls of a device that has images, taken where `D: ImageCopyQueue` is known
 /// ([`Coordinator::defragment_with_images`]), as `ImageState::destroy_raw` is: the pass itself
@@ -543,50 +538,23 @@ impl<D: Device> Shared<D> {
         buffers: &[&mut Buffer<D>],
         movable: &[bool],
         memory_type: u32,
-    ) -> Result<Vec<Move<D>>> {
-        let mut places = Vec::new();
-        for (index, buffer) in buffers.iter().enumerate() {
-            let state = &buffer.state;
-            if !movable[index] || state.allocation.memory_type != memory_type {
-                continue;
-            }
-            let old = DeviceAllocation::from_raw(state.allocation);
-            let relocation = pools.relocate(&old, state.alignment);
-            // Borrowed to name the range; the buffer still owns it.
-            let _ = old.into_raw();
-            // The allocation is the buffer's own and live, and its alignment came from the
-            // device: a refusal would be a bug, and the buffer just stays.
-            if let Ok(Relocation::Move(allocation)) = relocation {
-                places.push((index, allocation));
-            }
+    ) -> Result<Vec<BufferMove<D>>> {
+        let candidates = buffers
+            .iter()
+            .enumerate()
+            .filter(|(i, b)| movable[*i] && b.state.allocation.memory_type == memory_type)
+            .map(|(i, b)| (i, b.state.allocation, b.state.alignment));
+        let made = place(
+            pools,
+            candidates,
+            |i, allocation| self.bind_replacement(&buffers[i].state, allocation),
+            // SAFETY: made by `bind_replacement` and never used by the GPU.
+            |raw| unsafe { self.device.destroy_buffer(raw) },
+        );
+        if made.is_err() {
+            let _ = pools.end_defragmentation();
         }
-        // The new buffers, made and bound while the pools' lock is held, as creations are.
-        let mut made = Vec::with_capacity(places.len());
-        let mut places = places.into_iter();
-        while let Some((index, allocation)) = places.next() {
-            match self.bind_replacement(&buffers[index].state, &allocation) {
-                Ok(Some(raw)) => made.push(Move {
-                    index,
-                    allocation,
-                    raw,
-                }),
-                // SAFETY: nothing was bound to it (`bind_replacement` made no buffer), and the
-                // GPU never saw it.
-                Ok(None) => unsafe { free_unbound(pools, allocation) },
-                Err(e) => {
-                    // SAFETY: as above, for this place and the ones not tried yet.
-                    unsafe { free_unbound(pools, allocation) };
-                    for (_, rest) in places {
-                        // SAFETY: as above.
-                        unsafe { free_unbound(pools, rest) };
-                    }
-                    self.undo_moves(pools, made);
-                    let _ = pools.end_defragmentation();
-                    return Err(e);
-                }
-            }
-        }
-        Ok(made)
+        made
     }
 
     /// A new place, and a new image bound there, for each movable image of `memory_type` that
@@ -600,44 +568,18 @@ impl<D: Device> Shared<D> {
         memory_type: u32,
         calls: &ImageCalls<D>,
     ) -> Result<Vec<ImageMove<D>>> {
-        let mut places = Vec::new();
-        for (index, image) in images.iter().enumerate() {
-            let state = &image.state;
-            if !movable[index] || state.allocation.memory_type != memory_type {
-                continue;
-            }
-            let old = DeviceAllocation::from_raw(state.allocation);
-            let relocation = pools.relocate(&old, state.alignment);
-            // Borrowed to name the range; the image still owns it.
-            let _ = old.into_raw();
-            if let Ok(Relocation::Move(allocation)) = relocation {
-                places.push((index, allocation));
-            }
-        }
-        let mut made: Vec<ImageMove<D>> = Vec::with_capacity(places.len());
-        let mut places = places.into_iter();
-        while let Some((index, allocation)) = places.next() {
-            match self.bind_image_replacement(&images[index].state, &allocation, calls) {
-                Ok(Some(raw)) => made.push(ImageMove {
-                    index,
-                    allocation,
-                    raw,
-                }),
-                // SAFETY: nothing was bound to it, and the GPU never saw it.
-                Ok(None) => unsafe { free_unbound(pools, allocation) },
-                Err(e) => {
-                    // SAFETY: as above, for this place and the ones not tried yet.
-                    unsafe { free_unbound(pools, allocation) };
-                    for (_, rest) in places {
-                        // SAFETY: as above.
-                        unsafe { free_unbound(pools, rest) };
-                    }
-                    self.undo_image_moves(pools, made, calls);
-                    return Err(e);
-                }
-            }
-        }
-        Ok(made)
+        let candidates = images
+            .iter()
+            .enumerate()
+            .filter(|(i, m)| movable[*i] && m.state.allocation.memory_type == memory_type)
+            .map(|(i, m)| (i, m.state.allocation, m.state.alignment));
+        place(
+            pools,
+            candidates,
+            |i, allocation| self.bind_image_replacement(&images[i].state, allocation, calls),
+            // SAFETY: made by `bind_image_replacement` and never used by the GPU.
+            |raw| unsafe { (calls.destroy)(&self.device, raw) },
+        )
     }
 
     /// Which of `buffers` may move: alive, in a block, without a device address, not written
@@ -786,36 +728,19 @@ impl<D: Device> Shared<D> {
         bound
     }
 
-    /// Gives back what `moves` made for images: nothing of it reached the GPU.
-    fn undo_image_moves(
-        &self,
-        pools: &mut super::Pools<D>,
-        moves: Vec<ImageMove<D>>,
-        calls: &ImageCalls<D>,
-    ) {
-        for m in moves {
-            // SAFETY: never used by the GPU: the copies into it were not submitted.
-            unsafe { (calls.destroy)(&self.device, m.raw) };
-            // SAFETY: its image is destroyed just above, and the GPU never used either.
-            unsafe { free_unbound(pools, m.allocation) };
-        }
+    /// Gives back what `moves` made for buffers: nothing of it reached the GPU.
+    fn undo_moves(&self, pools: &mut super::Pools<D>, moves: Vec<BufferMove<D>>) {
+        // SAFETY: never used by the GPU: the copies into it were not submitted.
+        undo(pools, moves, |raw| unsafe {
+            self.device.destroy_buffer(raw)
+        });
     }
 
-    /// Gives back what `moves` made: nothing of it reached the GPU.
-    fn undo_moves(&self, pools: &mut super::Pools<D>, moves: Vec<Move<D>>) {
-        for m in moves {
-            // SAFETY: never used by the GPU: the copies into it were not submitted.
-            unsafe { self.device.destroy_buffer(m.raw) };
-            // SAFETY: its buffer is destroyed just above, and the GPU never used either.
-            unsafe { free_unbound(pools, m.allocation) };
-        }
-    }
-
-    /// [`Shared::undo_moves`], [`Shared::undo_image_moves`] and the pass's end, after the
-    /// pools' lock was let go.
+    /// Gives back what `moves` and `image_moves` made, and ends the pass, after the pools' lock
+    /// was let go.
     fn abandon_pass(
         &self,
-        moves: Vec<Move<D>>,
+        moves: Vec<BufferMove<D>>,
         image_moves: Vec<ImageMove<D>>,
         calls: Option<&ImageCalls<D>>,
     ) {
@@ -823,7 +748,10 @@ impl<D: Device> Shared<D> {
         if let Some(pools) = pools.as_mut() {
             self.undo_moves(pools, moves);
             if let Some(calls) = calls {
-                self.undo_image_moves(pools, image_moves, calls);
+                // SAFETY: never used by the GPU: the copies into it were not submitted.
+                undo(pools, image_moves, |raw| unsafe {
+                    (calls.destroy)(&self.device, raw)
+                });
             }
             let _ = pools.end_defragmentation();
         }
@@ -918,6 +846,70 @@ fn image_replacement<D: Device>(
         destroyed: AtomicBool::new(false),
         destroy_raw: old.destroy_raw,
     })
+}
+
+/// New places for `candidates` (position, allocation and alignment of each movable resource
+/// of the pass's memory type) where the running pass moves them, each with a new resource bound
+/// there by `bind` (`None`: it did not fit, and the resource stays). On an error, every place is
+/// given back, the ones not tried yet too, and what `bind` made is destroyed with `destroy`.
+fn place<D: Device, R>(
+    pools: &mut super::Pools<D>,
+    candidates: impl Iterator<Item = (usize, RawDeviceAllocation<D::Memory>, u64)>,
+    mut bind: impl FnMut(usize, &DeviceAllocation<D::Memory>) -> Result<Option<R>>,
+    destroy: impl Fn(R),
+) -> Result<Vec<Move<D::Memory, R>>> {
+    let mut places = Vec::new();
+    for (index, allocation, alignment) in candidates {
+        let old = DeviceAllocation::from_raw(allocation);
+        let relocation = pools.relocate(&old, alignment);
+        // Borrowed to name the range; the resource still owns it.
+        let _ = old.into_raw();
+        // The allocation is the resource's own and live, and its alignment came from the
+        // device: a refusal would be a bug, and the resource just stays.
+        if let Ok(Relocation::Move(allocation)) = relocation {
+            places.push((index, allocation));
+        }
+    }
+    // The new resources, made and bound while the pools' lock is held, as creations are.
+    let mut made = Vec::with_capacity(places.len());
+    let mut places = places.into_iter();
+    while let Some((index, allocation)) = places.next() {
+        match bind(index, &allocation) {
+            Ok(Some(raw)) => made.push(Move {
+                index,
+                allocation,
+                raw,
+            }),
+            // SAFETY: nothing was bound to it (`bind` made no resource), and the GPU never saw
+            // it.
+            Ok(None) => unsafe { free_unbound(pools, allocation) },
+            Err(e) => {
+                // SAFETY: as above, for this place and the ones not tried yet.
+                unsafe { free_unbound(pools, allocation) };
+                for (_, rest) in places {
+                    // SAFETY: as above.
+                    unsafe { free_unbound(pools, rest) };
+                }
+                undo(pools, made, destroy);
+                return Err(e);
+            }
+        }
+    }
+    Ok(made)
+}
+
+/// Gives back what `moves` made: `destroy` takes each new resource (which the GPU never used),
+/// then its place is freed.
+fn undo<D: Device, R>(
+    pools: &mut super::Pools<D>,
+    moves: Vec<Move<D::Memory, R>>,
+    destroy: impl Fn(R),
+) {
+    for m in moves {
+        destroy(m.raw);
+        // SAFETY: its resource is destroyed just above, and the GPU never used either.
+        unsafe { free_unbound(pools, m.allocation) };
+    }
 }
 
 /// Gives back a new place of the running pass.
