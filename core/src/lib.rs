@@ -8,6 +8,7 @@
 #[cfg(test)]
 extern crate std;
 
+pub mod aliasing;
 pub mod buddy;
 pub mod device;
 pub mod frame;
