@@ -569,7 +569,23 @@ impl DummyDevice {
         memory: DummyMemory,
         offset: u64,
     ) -> Result<(), DeviceError> {
-        self.bind_buffer_memory(image.resource, memory, offset)
+        self.bind_resource(image.resource, memory, offset, false)
+    }
+
+    /// Binds an image that shares memory on purpose
+    /// (`ImageDevice::bind_aliased_image_memory`): the checks and records of
+    /// [`bind_image_memory`](Self::bind_image_memory), except that overlapping another image
+    /// bound this way is not [`Misuse::AliasedBinding`] (overlapping anything else still is).
+    /// Once one of the overlapping images is written or read (an upload, a move or a read-back
+    /// executes, or [`application_writes_image`](Self::application_writes_image)), the others
+    /// are undefined again: their contents are lost, as on a real device.
+    pub fn bind_aliased_image_memory(
+        &self,
+        image: DummyImage,
+        memory: DummyMemory,
+        offset: u64,
+    ) -> Result<(), DeviceError> {
+        self.bind_resource(image.resource, memory, offset, true)
     }
 
     /// Destroys an image (`ImageDevice::destroy_image`), with the records of
@@ -641,6 +657,7 @@ impl DummyDevice {
                 image,
                 requirements,
                 binding: None,
+                aliased: false,
                 label: None,
                 image_state,
             },
@@ -660,6 +677,18 @@ impl DummyDevice {
         buffer: DummyBuffer,
         memory: DummyMemory,
         offset: u64,
+    ) -> Result<(), DeviceError> {
+        self.bind_resource(buffer, memory, offset, false)
+    }
+
+    /// [`bind_buffer_memory`](Self::bind_buffer_memory), for a resource that may overlap
+    /// others bound with `aliased` when it is.
+    fn bind_resource(
+        &self,
+        buffer: DummyBuffer,
+        memory: DummyMemory,
+        offset: u64,
+        aliased: bool,
     ) -> Result<(), DeviceError> {
         let serial = self.shared.serial;
         let mut state = self.lock();
@@ -720,7 +749,7 @@ impl DummyDevice {
             };
             let other_end = other_offset + other.requirements.size;
             let other_handle = self.buffer_handle(other_index, other.image);
-            if offset < other_end && other_offset < end {
+            if offset < other_end && other_offset < end && !(aliased && other.aliased) {
                 found.push(Misuse::AliasedBinding {
                     memory,
                     first: other_handle,
@@ -750,6 +779,7 @@ impl DummyDevice {
         }
         if let Some(resource) = state.buffers.get_mut(&b) {
             resource.binding = Some((m, offset));
+            resource.aliased = aliased;
         }
         if let Some(object) = state.memory.get_mut(&m) {
             object.bound.insert(b);

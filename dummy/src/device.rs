@@ -74,6 +74,8 @@ pub(crate) struct BufferObject {
     pub(crate) requirements: MemoryRequirements,
     /// (memory index, offset).
     pub(crate) binding: Option<(u64, u64)>,
+    /// Bound by `bind_aliased_image_memory`: it may share bytes with others bound so.
+    pub(crate) aliased: bool,
     pub(crate) label: Option<String>,
     /// An image's description and layout (`Some` exactly when `image`).
     pub(crate) image_state: Option<ImageState>,

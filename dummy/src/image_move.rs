@@ -148,12 +148,7 @@ impl State {
             .insert(dst.1, dst.1 + size);
         self.counters.regions += u64::from(command.desc.mip_levels);
         self.counters.bytes_copied += size;
-        if let Some(state) = self
-            .buffers
-            .get_mut(&command.dst)
-            .and_then(|b| b.image_state.as_mut())
-        {
-            state.layout = Some(command.desc.layout_after_upload());
-        }
+        self.image_written(command.dst);
+        self.image_accessed(command.src);
     }
 }

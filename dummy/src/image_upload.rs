@@ -457,7 +457,8 @@ impl DummyDevice {
     /// tightly packed, as [`read_image`](Self::read_image) returns them. From then on the image's
     /// contents are defined, as after an upload (the simulator tracks that per image, not per
     /// subresource): a read-back of it is no [`Misuse::ReadOfUndefinedImage`], and an upload
-    /// may keep what it holds.
+    /// may keep what it holds. Images bound to bytes it shares on purpose
+    /// ([`bind_aliased_image_memory`](Self::bind_aliased_image_memory)) are undefined again.
     ///
     /// [`InspectError::UnknownImage`], [`InspectError::NoSuchSubresource`],
     /// [`InspectError::Unbound`], and [`InspectError::OutOfBounds`] when `texels` is not the
@@ -480,12 +481,7 @@ impl DummyDevice {
         let fill = self.shared.config.stale_read_fill;
         let memory = state.memory.get_mut(&memory).ok_or(InspectError::Unbound)?;
         memory.device_write(base + offset, texels, fill);
-        let image_state = state
-            .buffers
-            .get_mut(&image.resource.index)
-            .and_then(|b| b.image_state.as_mut())
-            .ok_or(InspectError::UnknownImage)?;
-        image_state.layout = Some(desc.layout_after_upload());
+        state.image_written(image.resource.index);
         Ok(())
     }
 
@@ -574,12 +570,57 @@ impl State {
             buf,
             stale_fill,
         );
+        self.image_written(command.dst);
+    }
+
+    /// The image at `index` was written (an upload or a move executed, or the application wrote
+    /// it): it is in its layout after upload, and images aliasing its bytes are undefined again.
+    pub(crate) fn image_written(&mut self, index: u64) {
         if let Some(state) = self
             .buffers
-            .get_mut(&command.dst)
+            .get_mut(&index)
             .and_then(|b| b.image_state.as_mut())
         {
-            state.layout = Some(command.desc.layout_after_upload());
+            state.layout = Some(state.desc.layout_after_upload());
+        }
+        self.image_accessed(index);
+    }
+
+    /// The image at `index` was used by the GPU (written, read, moved out of): every other image
+    /// bound to bytes it shares on purpose (`bind_aliased_image_memory`) loses its contents and
+    /// its layout, as the Vulkan specification's memory aliasing rules say, so that keeping or
+    /// reading what it held is recorded as misuse.
+    pub(crate) fn image_accessed(&mut self, index: u64) {
+        let Some(object) = self.buffers.get(&index) else {
+            return;
+        };
+        let (Some((memory, offset)), true) = (object.binding, object.aliased) else {
+            return;
+        };
+        let end = offset + object.requirements.size;
+        let Some(bound) = self.memory.get(&memory).map(|m| &m.bound) else {
+            return;
+        };
+        let overlapping: Vec<u64> = bound
+            .iter()
+            .copied()
+            .filter(|&other| other != index)
+            .filter(|other| {
+                self.buffers.get(other).is_some_and(|o| {
+                    o.aliased
+                        && o.binding
+                            .is_some_and(|(_, at)| at < end && offset < at + o.requirements.size)
+                })
+            })
+            .collect();
+        for other in overlapping {
+            if let Some(state) = self
+                .buffers
+                .get_mut(&other)
+                .and_then(|b| b.image_state.as_mut())
+            {
+                state.layout = None;
+            }
         }
     }
 }

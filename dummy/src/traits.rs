@@ -110,6 +110,15 @@ impl ImageDevice for DummyDevice {
         DummyDevice::bind_image_memory(self, image, memory, offset)
     }
 
+    unsafe fn bind_aliased_image_memory(
+        &self,
+        image: DummyImage,
+        memory: DummyMemory,
+        offset: u64,
+    ) -> Result<(), DeviceError> {
+        DummyDevice::bind_aliased_image_memory(self, image, memory, offset)
+    }
+
     unsafe fn destroy_image(&self, image: DummyImage) {
         DummyDevice::destroy_image(self, image);
     }

@@ -1337,3 +1337,59 @@ fn destroying_an_image_while_its_move_is_pending_is_misuse() {
     );
     release_all(&gpu);
 }
+
+#[test]
+fn aliased_images_share_bytes_without_misuse_and_each_use_undefines_the_others() {
+    let gpu = DummyDevice::discrete();
+    let desc = ImageDesc::new_2d(ImageFormat::Rgba8Unorm, 8, 8, UPLOADABLE);
+    let (a, requirements) = gpu.create_image(&desc).expect("image");
+    let (b, _) = gpu.create_image(&desc).expect("image");
+    let (plain, _) = gpu.create_image(&desc).expect("image");
+    // A and B on the same bytes, C (bound plainly) overlapping both.
+    let memory = alloc(&gpu, VRAM, 2 * requirements.size);
+    gpu.bind_aliased_image_memory(a, memory, 0).expect("bind");
+    gpu.bind_aliased_image_memory(b, memory, 0).expect("bind");
+    gpu.assert_no_misuse();
+    gpu.bind_image_memory(plain, memory, 0).expect("bind");
+    assert_eq!(
+        gpu.misuse_kinds(),
+        [MisuseKind::AliasedBinding, MisuseKind::AliasedBinding],
+        "aliasing a resource bound plainly is still misuse"
+    );
+    gpu.take_misuses();
+    gpu.destroy_image(plain);
+
+    upload_whole(&gpu, a, &desc, 1, 1);
+    assert_image(&gpu, a, &desc, 1);
+    assert_eq!(gpu.image_layout(b), Ok(None));
+    // B's upload overwrites A's bytes and leaves A undefined.
+    upload_whole(&gpu, b, &desc, 2, 2);
+    assert_image(&gpu, b, &desc, 2);
+    assert_eq!(gpu.image_layout(a), Ok(None));
+    assert_eq!(gpu.read_image(a, 0, 0), Ok(level_bytes(&desc, 2, 0, 0)));
+    gpu.assert_no_misuse();
+    // Keeping A's contents now keeps nothing: misuse, as on an image never written.
+    let patch = box_bytes(&desc, 3, 0, 0, [0; 3], [8, 1, 1]);
+    let src = staging(&gpu, &patch);
+    let row = [ImageCopy {
+        extent: [8, 1, 1],
+        ..ImageCopy::whole_level(&desc, 0, 0)
+    }];
+    gpu.submit_image_copies(&[command(src, a, desc, true, &row)], 3)
+        .expect("submit");
+    gpu.complete_all();
+    assert_eq!(
+        gpu.take_misuses(),
+        [Misuse::KeepContentsOfUndefinedImage {
+            image: a.resource()
+        }]
+    );
+    // The application's write into B undefines A again.
+    assert!(gpu.image_layout(a).expect("layout").is_some());
+    gpu.application_writes_image(b, 0, 0, &level_bytes(&desc, 4, 0, 0))
+        .expect("write");
+    assert_eq!(gpu.image_layout(a), Ok(None));
+    gpu.destroy_image(a);
+    gpu.destroy_image(b);
+    release_all(&gpu);
+}

@@ -665,6 +665,26 @@ pub trait ImageDevice: MemoryDevice {
         offset: u64,
     ) -> Result<(), DeviceError>;
 
+    /// Binds an image to `[offset, offset + requirements.size)` of `memory`, where other images
+    /// are bound on purpose too (memory aliasing: transient images never in use at the same
+    /// time, placed by [`crate::aliasing::plan_aliasing`]). Vulkan binds it as
+    /// [`bind_image_memory`](Self::bind_image_memory) does, which is what this default does;
+    /// a backend that checks bindings (the simulator) overrides it to allow the overlap.
+    ///
+    /// # Safety
+    /// As [`bind_image_memory`](Self::bind_image_memory); the caller orders every use of the
+    /// images sharing bytes (one is done with before another is used), and treats an image's
+    /// contents as lost once another image sharing its bytes was used.
+    unsafe fn bind_aliased_image_memory(
+        &self,
+        image: Self::Image,
+        memory: Self::Memory,
+        offset: u64,
+    ) -> Result<(), DeviceError> {
+        // SAFETY: the caller upholds `bind_image_memory`'s contract (this one's includes it).
+        unsafe { self.bind_image_memory(image, memory, offset) }
+    }
+
     /// Destroys an image.
     ///
     /// # Safety
