@@ -52,12 +52,15 @@ use crate::memory_map::MemoryMap;
 use crate::stats::{CoordinatorStats, Counters, HeapReport, Tally};
 use crate::ticket::{Ticket, TimelineSource};
 
+mod aliased_images;
 mod defragment;
 mod external;
 mod image_pieces;
 mod images;
 mod landing_cache;
 mod readback;
+pub(crate) use aliased_images::AliasLink;
+pub use aliased_images::{AliasedImageDesc, AliasedImages};
 pub use defragment::Defragmentation;
 use defragment::RunningPass;
 use landing_cache::LandingCache;

@@ -3,6 +3,7 @@
 
 use std::fmt;
 
+use memkit_core::aliasing::AliasingError;
 use memkit_core::device::{DeviceError, ImageCopyError};
 use memkit_core::pool::{DefragmentationError, PoolConfigError};
 use memkit_core::{ConfigError, FrameError, PoolError};
@@ -89,6 +90,26 @@ pub enum Error {
     /// [`crate::Coordinator::defragment`]'s limits were refused (a memory type the device does
     /// not have).
     Defragmentation(DefragmentationError),
+    /// [`crate::Coordinator::create_aliased_images`] was given no image, or an image whose span
+    /// of use ends before it starts.
+    Aliasing(AliasingError),
+    /// [`crate::Coordinator::create_aliased_images`]: the image at `index` (in the order given)
+    /// cannot share memory with the others.
+    NotAliasable {
+        /// Its position in the list.
+        index: usize,
+        /// Why.
+        reason: NotAliasableReason,
+    },
+}
+
+/// Why an image cannot share memory with others ([`Error::NotAliasable`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NotAliasableReason {
+    /// Its driver requires a memory object dedicated to it.
+    DedicatedRequired,
+    /// No memory type allows it together with the images before it in the list.
+    NoCommonMemoryType,
 }
 
 impl fmt::Display for Error {
@@ -149,6 +170,18 @@ impl fmt::Display for Error {
                 f.write_str("the last defragmentation pass's copies have not completed")
             }
             Self::Defragmentation(e) => write!(f, "defragmentation: {e}"),
+            Self::Aliasing(e) => write!(f, "aliased images: {e}"),
+            Self::NotAliasable { index, reason } => match reason {
+                NotAliasableReason::DedicatedRequired => write!(
+                    f,
+                    "image {index} cannot share memory: its driver requires memory of its own"
+                ),
+                NotAliasableReason::NoCommonMemoryType => write!(
+                    f,
+                    "image {index} cannot share memory: no memory type allows it with the \
+                     images before it"
+                ),
+            },
         }
     }
 }
@@ -189,6 +222,7 @@ impl std::error::Error for Error {
             Self::Frame(e) => Some(e),
             Self::ImageCopy(e) => Some(e),
             Self::Defragmentation(e) => Some(e),
+            Self::Aliasing(e) => Some(e),
             _ => None,
         }
     }

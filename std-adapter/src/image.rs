@@ -9,7 +9,7 @@ use memkit_core::device::{ImageDesc, ImageLayout};
 use memkit_core::pool::RawDeviceAllocation;
 use memkit_core::scheduler::BufferKey;
 
-use crate::coordinator::Shared;
+use crate::coordinator::{AliasLink, Shared};
 use crate::device::Device;
 
 /// What the coordinator knows of one image. Shared by the caller's [`Image`] handle and the
@@ -33,6 +33,20 @@ pub(crate) struct ImageState<D: Device> {
     /// place that knows `D` has images): maintenance and teardown, which destroy images, run for
     /// every device.
     pub(crate) destroy_raw: unsafe fn(&D, D::Image),
+    /// Its place among images sharing its memory (`Coordinator::create_aliased_images`);
+    /// `None` for an image with memory of its own. An aliased image's `allocation` is its part
+    /// of the shared range, never freed by itself.
+    pub(crate) aliasing: Option<AliasLink<D>>,
+}
+
+impl<D: Device> ImageState<D> {
+    /// It was used on memkit's queue or, by `Image::mark_written`'s word, by the application:
+    /// images sharing its bytes (aliased) lost their contents. Under the submitter's lock.
+    pub(crate) fn undefine_aliases(&self) {
+        if let Some(link) = &self.aliasing {
+            link.undefine_overlapping();
+        }
+    }
 }
 
 /// An optimal-tiling GPU image (a texture, a render target), created by a

@@ -34,9 +34,11 @@ pub use config::{
     BackPressure, CoordinatorConfig, MAX_PENDING_UPLOADS, MAX_POOL_METADATA_BYTES, MAX_POOL_SLOTS,
     MIN_STAGING_RING_SIZE,
 };
-pub use coordinator::{BUFFER_USAGE, Coordinator, Defragmentation, StagingGrant};
+pub use coordinator::{
+    AliasedImageDesc, AliasedImages, BUFFER_USAGE, Coordinator, Defragmentation, StagingGrant,
+};
 pub use device::Device;
-pub use error::{Error, Result};
+pub use error::{Error, NotAliasableReason, Result};
 pub use frame::Frame;
 pub use image::Image;
 pub use memkit_core::pool::{DefragmentationLimits, DefragmentationPlan};

@@ -815,11 +815,12 @@ impl<D: Device> Shared<D> {
 }
 
 /// Whether an image may move: the coordinator knows its contents (written, so every
-/// subresource is in the layout after upload), a copy can move it, it lives in a block, and
-/// `limits` allow its memory type.
+/// subresource is in the layout after upload), it has memory of its own (not aliased), a copy
+/// can move it, it lives in a block, and `limits` allow its memory type.
 fn image_movable<D: Device>(state: &ImageState<D>, limits: &DefragmentationLimits) -> bool {
     state.written.load(Ordering::Acquire)
         && !state.destroyed.load(Ordering::Acquire)
+        && state.aliasing.is_none()
         && state.desc.check_move().is_ok()
         && matches!(state.allocation.placement, Placement::Block { .. })
         && limits
@@ -845,6 +846,7 @@ fn image_replacement<D: Device>(
         written: AtomicBool::new(true),
         destroyed: AtomicBool::new(false),
         destroy_raw: old.destroy_raw,
+        aliasing: None,
     })
 }
 

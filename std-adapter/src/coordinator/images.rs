@@ -40,7 +40,7 @@ use crate::ticket::Ticket;
 ///
 /// # Safety
 /// As `ImageDevice::destroy_image`.
-unsafe fn destroy_image<D: Device + ImageDevice>(device: &D, image: D::Image) {
+pub(super) unsafe fn destroy_image<D: Device + ImageDevice>(device: &D, image: D::Image) {
     // SAFETY: forwarded contract.
     unsafe { device.destroy_image(image) }
 }
@@ -237,6 +237,7 @@ impl<D: Device + ImageDevice> Shared<D> {
             written: AtomicBool::new(false),
             destroyed: AtomicBool::new(false),
             destroy_raw: destroy_image::<D>,
+            aliasing: None,
         });
         self.live_images
             .lock()
@@ -525,6 +526,7 @@ impl<D: Device + ImageCopyQueue> Shared<D> {
         }
         state.last_use.store(value, COUNTER);
         state.written.store(true, Ordering::Release);
+        state.undefine_aliases();
         self.counters.submissions.fetch_add(1, COUNTER);
         Ok(value)
     }
@@ -536,6 +538,7 @@ impl<D: Device> Shared<D> {
     pub(crate) fn mark_image_written(&self, state: &ImageState<D>) {
         let _sub = self.lock_submitter();
         state.written.store(true, Ordering::Release);
+        state.undefine_aliases();
     }
 }
 
@@ -642,9 +645,17 @@ impl<D: Device> Shared<D> {
         let mut pools = self.lock_pools();
         if let Some(pools) = pools.as_mut() {
             for state in &mine {
-                // SAFETY: the image bound to the allocation is destroyed (above) and the GPU is
-                // done with it.
-                let freed = unsafe { pools.free(DeviceAllocation::from_raw(state.allocation)) };
+                // An aliased image's memory goes with the last image of its set.
+                let allocation = match &state.aliasing {
+                    None => Some(state.allocation),
+                    Some(link) => link.release(),
+                };
+                let Some(allocation) = allocation else {
+                    continue;
+                };
+                // SAFETY: the images bound to the allocation are destroyed (above, or before
+                // for the other images of an aliased set) and the GPU is done with them.
+                let freed = unsafe { pools.free(DeviceAllocation::from_raw(allocation)) };
                 if let Err(e) = freed {
                     log::error!("memkit: freeing image {}'s memory failed: {e}", state.key.0);
                 }

@@ -216,6 +216,9 @@ impl<D: Device + ImageCopyQueue> Shared<D> {
         }
         state.last_use.store(value, COUNTER);
         landing.last_use.store(value, COUNTER);
+        // The copy's layout transitions may write the image's memory. (Any image sharing its
+        // bytes was undefined already when this one was written: this keeps it so.)
+        state.undefine_aliases();
         drop(sub);
         self.counters.submissions.fetch_add(1, COUNTER);
         self.counters.read_backs.fetch_add(1, COUNTER);
