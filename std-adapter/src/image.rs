@@ -79,6 +79,12 @@ impl<D: Device> Image<D> {
         (self.state.allocation.memory, self.state.allocation.offset)
     }
 
+    /// Bytes of memory it takes from [`Image::memory`]'s offset on (its memory requirements'
+    /// size, which the driver may make larger than its texels).
+    pub fn memory_size(&self) -> u64 {
+        self.state.allocation.size
+    }
+
     /// The memory type index it lives in.
     pub fn memory_type(&self) -> u32 {
         self.state.allocation.memory_type

@@ -17,6 +17,8 @@ mod clock;
 mod demo;
 #[path = "support/json.rs"]
 mod json;
+#[path = "../src/bin/memkit/render_targets.rs"]
+mod render_targets;
 #[path = "../src/bin/memkit/report.rs"]
 mod report;
 #[path = "../src/bin/memkit/rng.rs"]
@@ -118,6 +120,47 @@ fn heap_lines_state_totals_not_sizes_per_block() {
         assert!(text.contains(&report::heap_line(h)), "{text}");
     }
     assert!(!text.contains("blocks of"), "{text}");
+}
+
+/// The demo's frame of render targets shares memory: its five 1080p targets take what its
+/// busiest pass holds (albedo, normals and HDR in pass 1), each read back intact in its last
+/// pass, and the report says so in words and in JSON.
+#[test]
+fn the_demo_aliases_its_render_targets_and_reads_each_back_intact() {
+    let report = demo::run(
+        memkit_dummy::DummyDevice::discrete(),
+        memkit_std::CoordinatorConfig::default(),
+        demo::DemoOptions {
+            frames: 2,
+            threads: 1,
+            seed: 3,
+            progress: false,
+        },
+    )
+    .expect("the demo runs");
+    assert!(report.verification.passed(), "{:?}", report.verification);
+    let t = report.render_targets;
+    let target = |bytes_per_texel: u64| 1920 * 1080 * bytes_per_texel;
+    // The simulator's images take their texels' bytes (its alignment divides these sizes).
+    assert_eq!(t.images, 5);
+    assert_eq!(t.bytes, target(4) + 2 * target(8));
+    assert_eq!(
+        t.unaliased_bytes,
+        2 * target(4) + 2 * target(8) + 960 * 540 * 8
+    );
+    let text = report::demo_text(&report);
+    assert!(
+        text.contains("render targets: 5 of one frame aliased in 39.6 MiB instead of 51.4 MiB"),
+        "{text}"
+    );
+    let json = report::demo_json(&report);
+    assert!(
+        json.contains(&format!(
+            "\"render_targets\":{{\"images\":5,\"bytes\":{},\"unaliased_bytes\":{}}}",
+            t.bytes, t.unaliased_bytes
+        )),
+        "{json}"
+    );
 }
 
 /// The bench states the repetitions of each part: part 1's small-upload medians and part 2's

@@ -32,6 +32,7 @@ use memkit_std::{
 };
 
 use crate::backend::Backend;
+use crate::render_targets::{self, RenderTargets};
 use crate::report::Progress;
 use crate::rng::Rng;
 
@@ -101,6 +102,8 @@ pub struct DemoReport {
     pub elapsed: Duration,
     /// Buffers the producers dropped while running (destroyed once their copies completed).
     pub buffers_dropped: u64,
+    /// What the frame's aliased render targets took.
+    pub render_targets: RenderTargets,
     /// The coordinator's counters and memory, at the end (before teardown).
     pub stats: CoordinatorStats,
     /// The memory map at the end, before teardown, with the buffers still held
@@ -147,11 +150,11 @@ struct Tracked<D: Backend> {
 
 /// What one producer verified and kept.
 #[derive(Default)]
-struct Checks {
+pub(crate) struct Checks {
     buffers: u64,
     images: u64,
     bytes: u64,
-    mismatches: Vec<String>,
+    pub(crate) mismatches: Vec<String>,
     dropped: u64,
 }
 
@@ -194,7 +197,7 @@ impl Checks {
 
     /// [`Checks::compare`] for a texture: `read` (a [`read_texture`] of texture `id`) against
     /// the model of its packed levels.
-    fn compare_texture(
+    pub(crate) fn compare_texture(
         &mut self,
         read: Readback<impl Backend>,
         id: u64,
@@ -359,6 +362,8 @@ pub fn run<D: Backend>(
     for (read, id, model) in reads {
         checks.compare_texture(read, id, model, "producer texture")?;
     }
+    // A frame's render targets, sharing memory where their passes allow.
+    let render_targets = render_targets::run(&coordinator, options.seed, &mut checks)?;
     let stats = coordinator.stats();
     let memory_map_svg = coordinator.memory_map_svg();
     let memory_map_json = coordinator.memory_map_json();
@@ -377,6 +382,7 @@ pub fn run<D: Backend>(
         options,
         elapsed,
         buffers_dropped: checks.dropped,
+        render_targets,
         stats,
         memory_map_svg,
         memory_map_json,

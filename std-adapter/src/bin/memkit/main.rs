@@ -8,6 +8,7 @@ mod bench;
 mod clock;
 mod demo;
 mod probe;
+mod render_targets;
 mod report;
 mod rng;
 mod vulkan;

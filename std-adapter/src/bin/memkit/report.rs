@@ -184,6 +184,16 @@ pub fn demo_text(r: &DemoReport) -> String {
         s.image_uploads,
         size(s.image_bytes_uploaded)
     );
+    let t = &r.render_targets;
+    let _ = writeln!(
+        o,
+        "  render targets: {} of one frame aliased in {} instead of {} ({:.0}% saved), each read \
+         back in its last pass",
+        t.images,
+        size(t.bytes),
+        size(t.unaliased_bytes),
+        100.0 * (1.0 - t.bytes as f64 / t.unaliased_bytes.max(1) as f64)
+    );
     let _ = writeln!(o, "memory per heap (at the end, before teardown)");
     for h in &s.heaps {
         let _ = writeln!(o, "  {}", heap_line(h));
@@ -371,6 +381,11 @@ pub fn demo_json(r: &DemoReport) -> String {
         .strs("mismatches", &v.mismatches)
         .strs("misuse", &v.problems)
         .strs("leaks", &v.leaks);
+    let mut render_targets = Json::new();
+    render_targets
+        .num("images", r.render_targets.images)
+        .num("bytes", r.render_targets.bytes)
+        .num("unaliased_bytes", r.render_targets.unaliased_bytes);
     let s = &r.stats;
     Json::new()
         .str("command", "demo")
@@ -387,6 +402,7 @@ pub fn demo_json(r: &DemoReport) -> String {
             merge_ratio(s.regions_before_merge, s.regions_after_merge),
         )
         .num("buffers_dropped_while_running", r.buffers_dropped)
+        .raw("render_targets", &render_targets.finish())
         .raw("verification", &verification.finish())
         .raw("coordinator", &s.to_json())
         .finish()
