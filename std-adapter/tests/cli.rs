@@ -11,10 +11,10 @@ mod args;
 mod backend;
 #[path = "../src/bin/memkit/demo.rs"]
 mod demo;
-#[path = "../src/bin/memkit/render_targets.rs"]
-mod render_targets;
 #[path = "../src/bin/memkit/probe.rs"]
 mod probe;
+#[path = "../src/bin/memkit/render_targets.rs"]
+mod render_targets;
 #[path = "../src/bin/memkit/report.rs"]
 mod report;
 #[path = "../src/bin/memkit/rng.rs"]

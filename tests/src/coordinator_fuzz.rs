@@ -209,6 +209,17 @@ pub enum CoordOp {
         /// Which live image.
         image: u8,
     },
+    /// `create_aliased_images` of `2 + a % 3` textures (`images::desc` of `a + 41 * i`, RGBA8),
+    /// image `i` in use from step `b >> 2i & 3` for one or two steps (bit `4 + i` of `a`): those
+    /// whose spans do not meet may share bytes. They are live images like the others; using one
+    /// undefines the images sharing its bytes (the model forgets their texels, and a read-back
+    /// of them is refused until they are written again).
+    CreateAliasedImages {
+        /// The count, the sizes and the span lengths.
+        a: u8,
+        /// The first steps.
+        b: u8,
+    },
 }
 
 /// What one `coordinator` fuzz input stands for.
@@ -291,6 +302,10 @@ pub struct WorkloadDepth {
     pub max_images: usize,
     /// Images the application drew ([`CoordOp::AppDraw`]).
     pub app_draws: u32,
+    /// Sets of images made sharing memory ([`CoordOp::CreateAliasedImages`]).
+    pub aliased_sets: u32,
+    /// Times a use of one aliased image undefined another that was written.
+    pub aliases_undefined: u32,
     /// Buffers [`CoordOp::Defragment`] moved (the coordinator's `buffers_moved`).
     pub buffers_moved: u64,
     /// Images it moved (the coordinator's `images_moved`).
@@ -333,6 +348,8 @@ impl WorkloadDepth {
             image_read_backs: self.image_read_backs + o.image_read_backs,
             max_images: self.max_images.max(o.max_images),
             app_draws: self.app_draws + o.app_draws,
+            aliased_sets: self.aliased_sets + o.aliased_sets,
+            aliases_undefined: self.aliases_undefined + o.aliases_undefined,
             buffers_moved: self.buffers_moved + o.buffers_moved,
             images_moved: self.images_moved + o.images_moved,
             blocks_defragmented: self.blocks_defragmented + o.blocks_defragmented,
@@ -1146,6 +1163,7 @@ impl CoordinatorWorkload {
                         Ok(_ticket) => {
                             m.uploaded(level, range, &bytes);
                             depth.image_uploads += 1;
+                            depth.aliases_undefined += images::undefine_aliases(&mut images, id);
                         }
                         // Refused at its first piece, with nothing staged: later pieces wait
                         // for room, or go through staging of their own.
@@ -1166,11 +1184,14 @@ impl CoordinatorWorkload {
                     let level = m.level(level);
                     let region = ImageCopy::whole_level(m.image.desc(), level, 0);
                     match c.read_back_image(&m.image, &[region]) {
-                        Ok(_) if !m.written => panic!("read back an image never uploaded into"),
+                        Ok(_) if !m.written => {
+                            panic!("read back an image not written (or undefined by an alias)")
+                        }
                         Ok(read) => {
                             image_reads.push(m.read(read, level));
                             // Everything staged before it was submitted first.
                             flushed(&mut models);
+                            depth.aliases_undefined += images::undefine_aliases(&mut images, id);
                         }
                         Err(Error::ImageNotWritten) if !m.written => depth.bad_calls += 1,
                         Err(Error::BlockedByHeldGrant) if setup.holding => {
@@ -1224,6 +1245,21 @@ impl CoordinatorWorkload {
                         .signal_external(timeline, value)
                         .expect("the application's timeline");
                     depth.app_draws += 1;
+                    depth.aliases_undefined += images::undefine_aliases(&mut images, id);
+                }
+                CoordOp::CreateAliasedImages { a, b } => {
+                    let targets = images::aliased_set(a, b, self.preset);
+                    let set = c
+                        .create_aliased_images(&targets, MemoryUsage::FAST_DEVICE_ACCESS)
+                        .expect("create_aliased_images");
+                    for image in set.images {
+                        image_order.push(image.id());
+                        images.insert(
+                            image.id(),
+                            ImageModel::new(image).in_alias_set(depth.aliased_sets),
+                        );
+                    }
+                    depth.aliased_sets += 1;
                 }
                 CoordOp::Foreign(call) => {
                     let o = other.get_or_insert_with(|| {

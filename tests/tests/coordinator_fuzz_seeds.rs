@@ -66,4 +66,6 @@ fn seeds_pass_the_model_and_reach_deep_states() {
     assert!(all.images_moved >= 2, "{all:?}");
     assert!(all.blocks_defragmented >= 4, "{all:?}");
     assert!(all.defragmentation_running >= 2, "{all:?}");
+    assert!(all.aliased_sets >= 3, "{all:?}");
+    assert!(all.aliases_undefined >= 4, "{all:?}");
 }

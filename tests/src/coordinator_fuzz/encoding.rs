@@ -122,6 +122,10 @@ impl CoordinatorWorkload {
                 8 if x == OPERANDS - 1 => CoordOp::Defragment {
                     max_allocations: r.byte(),
                 },
+                8 if x == OPERANDS - 3 => CoordOp::CreateAliasedImages {
+                    a: r.byte(),
+                    b: r.byte(),
+                },
                 8 => CoordOp::Maintain,
                 9 => CoordOp::Advance { n: x % 8 },
                 10 if x == 0 => CoordOp::Check,
@@ -245,6 +249,7 @@ impl CoordinatorWorkload {
                 CoordOp::ReadBackImage { image, level } => out.extend([k(11, 11), image, level]),
                 CoordOp::DropImage { image } => out.extend([k(11, 15), image]),
                 CoordOp::AppDraw { image } => out.extend([k(11, 17), image]),
+                CoordOp::CreateAliasedImages { a, b } => out.extend([k(8, OPERANDS - 3), a, b]),
                 CoordOp::Hold {
                     buffer,
                     offset,

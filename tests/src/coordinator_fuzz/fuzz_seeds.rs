@@ -174,6 +174,51 @@ fn image_defragmentation() -> Ops {
     o
 }
 
+/// Sets of aliased images: four used one step each (all at offset 0, each use undefining the
+/// others), four all in use together (nothing shared), two sharing; uploads, read-backs before
+/// and after another image took the bytes (refused then), the application's draw, a
+/// defragmentation pass (they stay), and drops (the range goes with the last).
+fn aliased_images() -> Ops {
+    let mut o = Ops::default();
+    o.op(CoordOp::CreateAliasedImages {
+        a: 2,
+        b: 0b11_10_01_00,
+    });
+    for k in 0..4u8 {
+        o.upload_image(k, 0, 0xF0 | k);
+        o.read_image(k, 0);
+    }
+    o.read_image(0, 0);
+    o.op(CoordOp::AppDraw { image: 1 });
+    o.read_image(1, 0);
+    o.read_image(3, 0);
+    o.upload_image(2, 1, 0x0F);
+    o.op(CoordOp::Defragment { max_allocations: 0 });
+    o.op(CoordOp::Check);
+    o.op(CoordOp::CreateAliasedImages { a: 245, b: 0x44 });
+    o.op(CoordOp::CreateAliasedImages { a: 51, b: 0b1000 });
+    for k in 4..10u8 {
+        o.upload_image(k, 0, 0x3F);
+    }
+    for k in 4..10u8 {
+        o.read_image(k, 0);
+    }
+    o.op(CoordOp::Check);
+    for _ in 0..5 {
+        o.op(CoordOp::DropImage { image: 0 });
+    }
+    o.op(CoordOp::Maintain);
+    o.upload_image(4, 0, 0x3F);
+    o.read_image(4, 0);
+    o.op(CoordOp::Check);
+    for _ in 0..5 {
+        o.op(CoordOp::DropImage { image: 0 });
+    }
+    o.op(CoordOp::Maintain);
+    o.op(CoordOp::Check);
+    o
+}
+
 /// A workload on `preset` with a ring of `4 KiB << ring_shift`.
 fn workload(
     preset: Preset,
@@ -461,6 +506,16 @@ pub fn fuzz_seeds() -> Vec<(String, CoordinatorWorkload)> {
             WaitForGpu,
             (false, false, false),
             image_defragmentation(),
+        ),
+    );
+    add(
+        "aliased_images",
+        workload(
+            Discrete,
+            3,
+            WaitForGpu,
+            (false, false, false),
+            aliased_images(),
         ),
     );
     add(

@@ -5,11 +5,12 @@
 //! model holds each level's packed bytes and which of them an upload wrote; a read-back's bytes
 //! are compared at the next check with the model's at the call, as buffer read-backs are.
 
+use std::collections::HashMap;
 use std::ops::Range;
 
 use memkit_core::device::{AstcBlock, ImageCopy, ImageDesc, ImageFormat, ImageUsage};
 use memkit_dummy::{DummyDevice, Preset};
-use memkit_std::{Image, Readback};
+use memkit_std::{AliasedImageDesc, Image, Readback};
 
 use super::{KNOWN, UNKNOWN, first_known_difference};
 
@@ -39,6 +40,8 @@ pub(super) struct ImageModel {
     /// Whether an upload into it was accepted or the application drew it (a read-back before
     /// either is refused).
     pub(super) written: bool,
+    /// The set of aliased images it was made in (`CoordOp::CreateAliasedImages`), if any.
+    alias_set: Option<u32>,
 }
 
 impl ImageModel {
@@ -56,7 +59,22 @@ impl ImageModel {
             image,
             levels,
             written: false,
+            alias_set: None,
         }
+    }
+
+    /// The same image, made in aliased set `set`.
+    pub(super) fn in_alias_set(self, set: u32) -> Self {
+        Self {
+            alias_set: Some(set),
+            ..self
+        }
+    }
+
+    /// Its bytes in memory: the object and the range.
+    fn memory_range(&self) -> (memkit_dummy::DummyMemory, Range<u64>) {
+        let (memory, offset) = self.image.memory();
+        (memory, offset..offset + self.image.memory_size())
     }
 
     /// The level `level` picks (modulo the count).
@@ -114,6 +132,46 @@ impl ImageModel {
             known,
         }
     }
+}
+
+/// Image `i` of a [`CoordOp::CreateAliasedImages`](super::CoordOp::CreateAliasedImages) set.
+pub(super) fn aliased_set(a: u8, b: u8, preset: Preset) -> Vec<AliasedImageDesc> {
+    (0..2 + usize::from(a % 3))
+        .map(|i| {
+            let first_use = u32::from(b >> (2 * i)) & 3;
+            AliasedImageDesc {
+                desc: desc(a.wrapping_add(41 * i as u8), false, preset),
+                first_use,
+                last_use: first_use + u32::from(a >> (4 + i) & 1),
+            }
+        })
+        .collect()
+}
+
+/// Image `id` was used (an upload into it or a read-back of it submitted, or the application
+/// drew it): every other image of its aliased set sharing bytes with it holds nothing any
+/// more, as the coordinator now says. Returns how many written images that undefined.
+pub(super) fn undefine_aliases(images: &mut HashMap<u64, ImageModel>, id: u64) -> u32 {
+    let used = &images[&id];
+    let Some(set) = used.alias_set else {
+        return 0;
+    };
+    let (memory, range) = used.memory_range();
+    let mut undefined = 0;
+    for (&other, m) in images.iter_mut() {
+        let (other_memory, other_range) = m.memory_range();
+        let overlaps = other_memory == memory
+            && other_range.start < range.end
+            && range.start < other_range.end;
+        if other != id && m.alias_set == Some(set) && overlaps {
+            undefined += u32::from(m.written);
+            m.written = false;
+            for (_, known) in &mut m.levels {
+                known.fill(UNKNOWN);
+            }
+        }
+    }
+    undefined
 }
 
 /// An image read-back in flight, and the model's bytes of its level at the call.
