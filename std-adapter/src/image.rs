@@ -99,7 +99,9 @@ impl<D: Device> Image<D> {
 
     /// Whether an upload into it was submitted (or [`Image::mark_written`] was called): from
     /// then on it is in [`Image::layout_after_upload`] between uploads, each upload keeps what
-    /// the regions do not cover, and it can be read back.
+    /// the regions do not cover, and it can be read back. An image made by
+    /// [`Coordinator::create_aliased_images`](crate::Coordinator::create_aliased_images) stops
+    /// being written when an image sharing its bytes is used.
     pub fn is_written(&self) -> bool {
         self.state.written.load(Ordering::Acquire)
     }
