@@ -962,6 +962,29 @@ impl<D: Device> Shared<D> {
         }
     }
 
+    fn check_image_owner(&self, image: &crate::Image<D>) -> Result<()> {
+        if std::ptr::eq(Arc::as_ptr(&image.shared), self) {
+            Ok(())
+        } else {
+            Err(Error::ForeignImage)
+        }
+    }
+
+    /// `buffers` collected, each checked to be this coordinator's.
+    fn own_buffers<'b>(
+        &self,
+        buffers: impl IntoIterator<Item = &'b mut Buffer<D>>,
+    ) -> Result<Vec<&'b mut Buffer<D>>>
+    where
+        D: 'b,
+    {
+        let buffers: Vec<&mut Buffer<D>> = buffers.into_iter().collect();
+        for buffer in &buffers {
+            self.check_owner(buffer)?;
+        }
+        Ok(buffers)
+    }
+
     fn check_range(&self, dest: &BufferState<D>, offset: u64, size: u64) -> Result<()> {
         if size == 0 {
             return Err(Error::ZeroSize);

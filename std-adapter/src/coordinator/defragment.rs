@@ -225,10 +225,7 @@ impl<D: Device> Coordinator<D> {
     where
         D: 'b,
     {
-        let mut buffers: Vec<&mut Buffer<D>> = buffers.into_iter().collect();
-        for buffer in &buffers {
-            self.shared.check_owner(buffer)?;
-        }
+        let mut buffers = self.shared.own_buffers(buffers)?;
         self.shared.defragment(&mut buffers, &mut [], None, limits)
     }
 }
@@ -264,16 +261,10 @@ impl<D: Device + ImageCopyQueue> Coordinator<D> {
     where
         D: 'b,
     {
-        let mut buffers: Vec<&mut Buffer<D>> = buffers.into_iter().collect();
-        for buffer in &buffers {
-            self.shared.check_owner(buffer)?;
-        }
+        let mut buffers = self.shared.own_buffers(buffers)?;
         let mut images: Vec<&mut Image<D>> = images.into_iter().collect();
-        if images
-            .iter()
-            .any(|image| !std::ptr::eq(Arc::as_ptr(&image.shared), Arc::as_ptr(&self.shared)))
-        {
-            return Err(Error::ForeignImage);
+        for image in &images {
+            self.shared.check_image_owner(image)?;
         }
         self.shared.defragment(
             &mut buffers,

@@ -547,9 +547,7 @@ impl<D: Device + ImageDevice> Shared<D> {
     /// the image is its own, and there are regions.
     pub(super) fn check_image_call(&self, image: &Image<D>, regions: &[ImageCopy]) -> Result<()> {
         self.check_live()?;
-        if !std::ptr::eq(Arc::as_ptr(&image.shared), self) {
-            return Err(Error::ForeignImage);
-        }
+        self.check_image_owner(image)?;
         if regions.is_empty() {
             return Err(Error::ZeroSize);
         }
