@@ -574,11 +574,13 @@ impl DummyDevice {
 
     /// Binds an image that shares memory on purpose
     /// (`ImageDevice::bind_aliased_image_memory`): the checks and records of
-    /// [`bind_image_memory`](Self::bind_image_memory), except that overlapping another image
-    /// bound this way is not [`Misuse::AliasedBinding`] (overlapping anything else still is).
-    /// Once one of the overlapping images is written or read (an upload, a move or a read-back
-    /// executes, or [`application_writes_image`](Self::application_writes_image)), the others
-    /// are undefined again: their contents are lost, as on a real device.
+    /// [`bind_image_memory`](Self::bind_image_memory), except that overlapping another resource
+    /// bound this way is not [`Misuse::AliasedBinding`], nor is sharing a granularity page with
+    /// one [`Misuse::GranularityConflict`] (against anything else both still are). Once one of
+    /// the overlapping resources is written or read (an upload, a move, a read-back or a buffer
+    /// copy into it executes, or [`application_writes_image`](Self::application_writes_image) /
+    /// [`application_writes_buffer`](Self::application_writes_buffer)), the images among the
+    /// others are undefined again: their contents are lost, as on a real device.
     pub fn bind_aliased_image_memory(
         &self,
         image: DummyImage,
@@ -681,8 +683,23 @@ impl DummyDevice {
         self.bind_resource(buffer, memory, offset, false)
     }
 
-    /// [`bind_buffer_memory`](Self::bind_buffer_memory), for a resource that may overlap
-    /// others bound with `aliased` when it is.
+    /// Binds a buffer that shares memory on purpose
+    /// (`BufferDevice::bind_aliased_buffer_memory`): the checks and records of
+    /// [`bind_buffer_memory`](Self::bind_buffer_memory), with the allowances of
+    /// [`bind_aliased_image_memory`](Self::bind_aliased_image_memory). A copy into it that
+    /// executes undefines the aliased images overlapping it.
+    pub fn bind_aliased_buffer_memory(
+        &self,
+        buffer: DummyBuffer,
+        memory: DummyMemory,
+        offset: u64,
+    ) -> Result<(), DeviceError> {
+        self.bind_resource(buffer, memory, offset, true)
+    }
+
+    /// [`bind_buffer_memory`](Self::bind_buffer_memory), for a resource that may overlap (or
+    /// share a granularity page with) others bound with `aliased` when it is: the caller keeps
+    /// the ones in use together apart, which only it knows.
     fn bind_resource(
         &self,
         buffer: DummyBuffer,
@@ -749,14 +766,15 @@ impl DummyDevice {
             };
             let other_end = other_offset + other.requirements.size;
             let other_handle = self.buffer_handle(other_index, other.image);
-            if offset < other_end && other_offset < end && !(aliased && other.aliased) {
+            let both_aliased = aliased && other.aliased;
+            if offset < other_end && other_offset < end && !both_aliased {
                 found.push(Misuse::AliasedBinding {
                     memory,
                     first: other_handle,
                     second: buffer,
                 });
             }
-            if other.optimal != resource.optimal {
+            if other.optimal != resource.optimal && !both_aliased {
                 let first_page = (offset / granularity).max(other_offset / granularity);
                 let last_page = ((end - 1) / granularity).min((other_end - 1) / granularity);
                 if first_page <= last_page {

@@ -74,7 +74,8 @@ pub(crate) struct BufferObject {
     pub(crate) requirements: MemoryRequirements,
     /// (memory index, offset).
     pub(crate) binding: Option<(u64, u64)>,
-    /// Bound by `bind_aliased_image_memory`: it may share bytes with others bound so.
+    /// Bound by `bind_aliased_image_memory` or `bind_aliased_buffer_memory`: it may share bytes
+    /// with others bound so.
     pub(crate) aliased: bool,
     pub(crate) label: Option<String>,
     /// An image's description and layout (`Some` exactly when `image`).
@@ -381,6 +382,7 @@ impl State {
                 self.counters.regions += 1;
                 self.counters.bytes_copied += region.size;
             }
+            self.resource_accessed(command.dst);
         }
         for command in &pending.images {
             self.check_application_use(serial, command.dst, pending.signal);
@@ -1011,6 +1013,39 @@ impl DummyDevice {
         let mut out = vec![0; len];
         memory.device_read(base + offset, &mut out);
         Ok(out)
+    }
+
+    /// The application's own GPU work (a compute pass, say) wrote `bytes` into a buffer at
+    /// `offset`, through its binding; the test stands for the application's queue, and that
+    /// work has completed. Images bound to bytes the buffer shares on purpose
+    /// ([`bind_aliased_buffer_memory`](Self::bind_aliased_buffer_memory)) are undefined again,
+    /// as after a copy into the buffer.
+    ///
+    /// [`InspectError::UnknownBuffer`], [`InspectError::OutOfBounds`] past the buffer's end,
+    /// [`InspectError::Unbound`].
+    pub fn application_writes_buffer(
+        &self,
+        buffer: DummyBuffer,
+        offset: u64,
+        bytes: &[u8],
+    ) -> Result<(), InspectError> {
+        let mut state = self.lock();
+        if buffer.device != self.shared.serial {
+            return Err(InspectError::UnknownBuffer);
+        }
+        let object = state
+            .buffers
+            .get(&buffer.index)
+            .ok_or(InspectError::UnknownBuffer)?;
+        if offset > object.size || bytes.len() as u64 > object.size - offset {
+            return Err(InspectError::OutOfBounds);
+        }
+        let (memory, base) = object.binding.ok_or(InspectError::Unbound)?;
+        let fill = self.shared.config.stale_read_fill;
+        let memory = state.memory.get_mut(&memory).ok_or(InspectError::Unbound)?;
+        memory.device_write(base + offset, bytes, fill);
+        state.resource_accessed(buffer.index);
+        Ok(())
     }
 
     /// Writes as the GPU would (a shader, a copy from elsewhere): for non-coherent memory the

@@ -149,6 +149,6 @@ impl State {
         self.counters.regions += u64::from(command.desc.mip_levels);
         self.counters.bytes_copied += size;
         self.image_written(command.dst);
-        self.image_accessed(command.src);
+        self.resource_accessed(command.src);
     }
 }

@@ -166,6 +166,6 @@ impl State {
             to_image: false,
         };
         self.copy_image_regions(&read.desc, &read.regions, copy, written, buf, stale_fill);
-        self.image_accessed(read.src);
+        self.resource_accessed(read.src);
     }
 }

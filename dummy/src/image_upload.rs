@@ -583,14 +583,16 @@ impl State {
         {
             state.layout = Some(state.desc.layout_after_upload());
         }
-        self.image_accessed(index);
+        self.resource_accessed(index);
     }
 
-    /// The image at `index` was used by the GPU (written, read, moved out of): every other image
-    /// bound to bytes it shares on purpose (`bind_aliased_image_memory`) loses its contents and
-    /// its layout, as the Vulkan specification's memory aliasing rules say, so that keeping or
-    /// reading what it held is recorded as misuse.
-    pub(crate) fn image_accessed(&mut self, index: u64) {
+    /// The resource (image or buffer) at `index` was used by the GPU (written, read, moved out
+    /// of): every other image bound to bytes it shares on purpose (`bind_aliased_image_memory`,
+    /// `bind_aliased_buffer_memory`) loses its contents and its layout, as the Vulkan
+    /// specification's memory aliasing rules say, so that keeping or reading what it held is
+    /// recorded as misuse. (A buffer sharing the bytes keeps whatever bytes were written last,
+    /// which is what the simulator's memory holds.)
+    pub(crate) fn resource_accessed(&mut self, index: u64) {
         let Some(object) = self.buffers.get(&index) else {
             return;
         };

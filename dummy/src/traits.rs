@@ -84,6 +84,15 @@ impl BufferDevice for DummyDevice {
         DummyDevice::bind_buffer_memory(self, buffer, memory, offset)
     }
 
+    unsafe fn bind_aliased_buffer_memory(
+        &self,
+        buffer: DummyBuffer,
+        memory: DummyMemory,
+        offset: u64,
+    ) -> Result<(), DeviceError> {
+        DummyDevice::bind_aliased_buffer_memory(self, buffer, memory, offset)
+    }
+
     unsafe fn destroy_buffer(&self, buffer: DummyBuffer) {
         DummyDevice::destroy_buffer(self, buffer);
     }

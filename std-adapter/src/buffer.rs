@@ -9,7 +9,7 @@ use memkit_core::device::BufferUsage;
 use memkit_core::pool::{HostPtr, RawDeviceAllocation};
 use memkit_core::scheduler::BufferKey;
 
-use crate::coordinator::Shared;
+use crate::coordinator::{AliasLink, Shared};
 use crate::device::Device;
 use crate::error::Result;
 
@@ -49,6 +49,13 @@ pub(crate) struct BufferState<D: Device> {
     /// copies.
     pub(crate) host_reads: RwLock<()>,
     pub(crate) label: Mutex<String>,
+    /// Its place among resources sharing its memory (`Coordinator::create_aliased_resources`);
+    /// `None` for a buffer with memory of its own. An aliased buffer's `allocation` is its part
+    /// of the shared range, never freed by itself.
+    pub(crate) aliasing: Option<AliasLink<D>>,
+    /// Another resource sharing its bytes was used since it was last written (aliased buffers
+    /// only): a read of it is refused. Written under the submitter's lock.
+    pub(crate) overwritten: AtomicBool,
 }
 
 impl<D: Device> BufferState<D> {
@@ -149,6 +156,28 @@ impl<D: Device> Buffer<D> {
     /// A stable id, unique within its coordinator.
     pub fn id(&self) -> u64 {
         self.state.key.0
+    }
+
+    /// Says that the application's own GPU work wrote the buffer (a compute pass, say), so
+    /// that memkit knows what it holds: for a buffer sharing memory with other resources
+    /// ([`crate::Coordinator::create_aliased_resources`]), every resource overlapping it loses
+    /// its contents (an image stops being written, a buffer is overwritten), and the buffer
+    /// itself may be read again ([`crate::Coordinator::read_back`], [`Buffer::read`]). For any
+    /// other buffer it changes nothing.
+    ///
+    /// Call it once that work is submitted, before memkit's next upload into or read-back of a
+    /// resource sharing its bytes, as [`crate::Image::mark_written`] is called.
+    pub fn mark_written(&self) {
+        self.shared.mark_buffer_written(&self.state);
+    }
+
+    /// Whether another resource sharing the buffer's bytes was used since the buffer was last
+    /// written (by an upload, or by the application's work as [`Buffer::mark_written`] says):
+    /// what it held is gone, and reading it is refused with
+    /// [`Error::BufferOverwritten`](crate::Error::BufferOverwritten). Always `false` for a
+    /// buffer with memory of its own.
+    pub fn is_overwritten(&self) -> bool {
+        self.state.overwritten.load(Ordering::Acquire)
     }
 
     /// Names the buffer in reports and leak messages.

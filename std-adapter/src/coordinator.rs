@@ -52,15 +52,15 @@ use crate::memory_map::MemoryMap;
 use crate::stats::{CoordinatorStats, Counters, HeapReport, Tally};
 use crate::ticket::{Ticket, TimelineSource};
 
-mod aliased_images;
+mod aliased;
 mod defragment;
 mod external;
 mod image_pieces;
 mod images;
 mod landing_cache;
 mod readback;
-pub(crate) use aliased_images::AliasLink;
-pub use aliased_images::{AliasedImageDesc, AliasedImages};
+pub(crate) use aliased::AliasLink;
+pub use aliased::{AliasedBufferDesc, AliasedImageDesc, AliasedResources};
 pub use defragment::Defragmentation;
 use defragment::RunningPass;
 use landing_cache::LandingCache;
@@ -720,6 +720,15 @@ impl<D: Device> Coordinator<D> {
                 .write_direct(&buffer.state, offset, &grant.bytes_mut()[..size as usize])?;
             return Ok(Ticket::completed());
         }
+        if buffer.state.aliasing.is_some() {
+            // Ordered among the copies into the buffers and images sharing its bytes as they
+            // are asked for: its bytes go out as an upload made now. The grant's range goes
+            // back to the ring when it drops.
+            let mut grant = grant.grant;
+            let bytes = grant.bytes_mut()[..size as usize].to_vec();
+            drop(grant);
+            return self.shared.upload(&buffer.state, offset, &bytes);
+        }
         Ok(self
             .shared
             .commit_upload(grant.grant, &buffer.state, offset, size, true))
@@ -1130,6 +1139,8 @@ impl<D: Device> Shared<D> {
             destroyed: AtomicBool::new(false),
             host_reads: RwLock::new(()),
             label: Mutex::new(String::new()),
+            aliasing: None,
+            overwritten: AtomicBool::new(false),
         });
         self.counters.buffers_created.fetch_add(1, COUNTER);
         Ok(state)
@@ -1192,6 +1203,7 @@ impl<D: Device> Shared<D> {
     ) -> Result<()> {
         self.check_live()?;
         self.check_range(src, offset, out.len() as u64)?;
+        self.check_not_overwritten(src)?;
         let _reading = src.host_reads.read().unwrap_or_else(|e| e.into_inner());
         let source = self.host_range(src, offset, out.len() as u64)?;
         // SAFETY: the range lies inside the buffer (checked), whose memory is mapped and not
@@ -1254,6 +1266,20 @@ impl<D: Device> Shared<D> {
             self.write_direct(dest, offset, bytes)?;
             return Ok(Ticket::completed());
         }
+        self.order_aliased_upload(dest)?;
+        let ticket = self.stage_upload(dest, offset, bytes)?;
+        self.mark_buffer_written(dest);
+        Ok(ticket)
+    }
+
+    /// Stages `bytes` for `dest` at `offset`, a range inside it, by the route their size takes.
+    fn stage_upload(
+        self: &Arc<Self>,
+        dest: &Arc<BufferState<D>>,
+        offset: u64,
+        bytes: &[u8],
+    ) -> Result<Ticket> {
+        let size = bytes.len() as u64;
         match route(
             &self.route,
             memkit_core::scheduler::DestinationMemory::DeviceOnly,
@@ -2034,9 +2060,17 @@ impl<D: Device> Shared<D> {
             let mut pools = self.lock_pools();
             if let Some(pools) = pools.as_mut() {
                 for state in batch {
-                    // SAFETY: the buffer bound to the allocation is destroyed (above) and the GPU
-                    // is done with it.
-                    let freed = unsafe { pools.free(DeviceAllocation::from_raw(state.allocation)) };
+                    // An aliased buffer's memory goes with the last resource of its set.
+                    let allocation = match &state.aliasing {
+                        None => Some(state.allocation),
+                        Some(link) => link.release(),
+                    };
+                    let Some(allocation) = allocation else {
+                        continue;
+                    };
+                    // SAFETY: the buffer bound to the allocation is destroyed (above, or before
+                    // for the other resources of an aliased set) and the GPU is done with it.
+                    let freed = unsafe { pools.free(DeviceAllocation::from_raw(allocation)) };
                     if let Err(e) = freed {
                         log::error!(
                             "memkit: freeing buffer {}'s memory failed: {e}",

@@ -66,6 +66,11 @@ pub enum Error {
     /// undefined. An image the application's own GPU work wrote is read back once
     /// [`Image::mark_written`](crate::Image::mark_written) says so.
     ImageNotWritten,
+    /// The buffer shares its bytes with other resources
+    /// ([`crate::Coordinator::create_aliased_resources`]), and one of them was used since the
+    /// buffer was last written: what it held is gone. It can be read again once an upload into
+    /// it, or [`Buffer::mark_written`](crate::Buffer::mark_written), wrote it.
+    BufferOverwritten,
     /// The host could not provide this many bytes for a frame arena.
     HostOutOfMemory {
         /// Bytes asked for (`u64::MAX` when their count overflowed).
@@ -90,25 +95,27 @@ pub enum Error {
     /// [`crate::Coordinator::defragment`]'s limits were refused (a memory type the device does
     /// not have).
     Defragmentation(DefragmentationError),
-    /// [`crate::Coordinator::create_aliased_images`] was given no image, or an image whose span
-    /// of use ends before it starts.
+    /// [`crate::Coordinator::create_aliased_resources`] was given no resource, or one whose
+    /// span of use ends before it starts (its `index` counts the images first, then the
+    /// buffers).
     Aliasing(AliasingError),
-    /// [`crate::Coordinator::create_aliased_images`]: the image at `index` (in the order given)
-    /// cannot share memory with the others.
+    /// [`crate::Coordinator::create_aliased_resources`]: the resource at `index` cannot share
+    /// memory with the others.
     NotAliasable {
-        /// Its position in the list.
+        /// Its position: the images first, in the order given, then the buffers (the first
+        /// buffer's index is the number of images).
         index: usize,
         /// Why.
         reason: NotAliasableReason,
     },
 }
 
-/// Why an image cannot share memory with others ([`Error::NotAliasable`]).
+/// Why a resource cannot share memory with others ([`Error::NotAliasable`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum NotAliasableReason {
     /// Its driver requires a memory object dedicated to it.
     DedicatedRequired,
-    /// No memory type allows it together with the images before it in the list.
+    /// No memory type allows it together with the resources before it.
     NoCommonMemoryType,
 }
 
@@ -160,6 +167,9 @@ impl fmt::Display for Error {
             Self::ImageNotWritten => f.write_str(
                 "the image is read back before any upload wrote it (or `Image::mark_written`)",
             ),
+            Self::BufferOverwritten => f.write_str(
+                "another resource sharing the buffer's bytes was used since it was last written",
+            ),
             Self::Memory(e) => write!(f, "device memory: {e}"),
             Self::Device(e) => write!(f, "device: {e}"),
             Self::DeviceLost => f.write_str("the device was lost"),
@@ -170,16 +180,16 @@ impl fmt::Display for Error {
                 f.write_str("the last defragmentation pass's copies have not completed")
             }
             Self::Defragmentation(e) => write!(f, "defragmentation: {e}"),
-            Self::Aliasing(e) => write!(f, "aliased images: {e}"),
+            Self::Aliasing(e) => write!(f, "aliased resources: {e}"),
             Self::NotAliasable { index, reason } => match reason {
                 NotAliasableReason::DedicatedRequired => write!(
                     f,
-                    "image {index} cannot share memory: its driver requires memory of its own"
+                    "resource {index} cannot share memory: its driver requires memory of its own"
                 ),
                 NotAliasableReason::NoCommonMemoryType => write!(
                     f,
-                    "image {index} cannot share memory: no memory type allows it with the \
-                     images before it"
+                    "resource {index} cannot share memory: no memory type allows it with the \
+                     resources before it"
                 ),
             },
         }

@@ -35,7 +35,8 @@ pub use config::{
     MIN_STAGING_RING_SIZE,
 };
 pub use coordinator::{
-    AliasedImageDesc, AliasedImages, BUFFER_USAGE, Coordinator, Defragmentation, StagingGrant,
+    AliasedBufferDesc, AliasedImageDesc, AliasedResources, BUFFER_USAGE, Coordinator,
+    Defragmentation, StagingGrant,
 };
 pub use device::Device;
 pub use error::{Error, NotAliasableReason, Result};

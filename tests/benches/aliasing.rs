@@ -10,6 +10,7 @@
 use std::hint::black_box;
 use std::time::Instant;
 
+use memkit_core::ResourceKind;
 use memkit_core::aliasing::{AliasedResource, plan_aliasing};
 
 /// SplitMix64: seeded, the same on every machine.
@@ -40,6 +41,7 @@ fn graph(n: usize, seed: u64) -> Vec<AliasedResource> {
             AliasedResource {
                 size,
                 alignment: 65536,
+                kind: ResourceKind::Optimal,
                 first_use,
                 last_use: first_use + rng.below(4) as u32,
             }
@@ -89,7 +91,7 @@ fn main() {
             let mut plan = None;
             for _ in 0..reps {
                 plan = Some(
-                    plan_aliasing(black_box(&resources), &mut scratch, &mut offsets)
+                    plan_aliasing(black_box(&resources), 1024, &mut scratch, &mut offsets)
                         .expect("a valid graph"),
                 );
             }

@@ -2168,3 +2168,122 @@ fn the_coordinator_aliases_render_targets_and_keeps_track_of_which_one_holds_the
         finish_shared(shared);
     }
 }
+
+#[test]
+fn the_coordinator_aliases_buffers_with_render_targets_off_their_granularity_pages() {
+    use memkit_std::{AliasedBufferDesc, AliasedImageDesc, Error};
+    let usage = ImageUsage::COLOR_ATTACHMENT
+        | ImageUsage::SAMPLED
+        | ImageUsage::TRANSFER_SRC
+        | ImageUsage::TRANSFER_DST;
+    for timeline in TIMELINE_MODES {
+        let Some(h) = concurrent_device(timeline) else {
+            return;
+        };
+        let shared = SharedHeadlessDevice::new(h);
+        let granularity = shared.limits().buffer_image_granularity;
+        let c = Coordinator::new(shared.clone(), CoordinatorConfig::default()).unwrap();
+        // A target of passes 0-1, a light list used with it in pass 1, and a histogram of pass
+        // 2 that may take the target's bytes; then two scratch buffers of passes 3 and 4.
+        let set = c
+            .create_aliased_resources(
+                &[AliasedImageDesc {
+                    desc: ImageDesc::new_2d(ImageFormat::Rgba8Unorm, 256, 256, usage),
+                    first_use: 0,
+                    last_use: 1,
+                }],
+                &[
+                    AliasedBufferDesc {
+                        size: 3000,
+                        first_use: 1,
+                        last_use: 1,
+                    },
+                    AliasedBufferDesc {
+                        size: 128 << 10,
+                        first_use: 2,
+                        last_use: 2,
+                    },
+                    AliasedBufferDesc {
+                        size: 64 << 10,
+                        first_use: 3,
+                        last_use: 3,
+                    },
+                    AliasedBufferDesc {
+                        size: 64 << 10,
+                        first_use: 4,
+                        last_use: 4,
+                    },
+                ],
+                MemoryUsage::FAST_DEVICE_ACCESS,
+            )
+            .unwrap();
+        let image = &set.images[0];
+        let [lights, histogram, first, second] = &set.buffers[..] else {
+            panic!("four buffers")
+        };
+        let (memory, base) = image.memory();
+        assert_eq!(histogram.memory(), (memory, base), "{timeline:?}");
+        assert_eq!(first.memory(), second.memory());
+        let pages =
+            |offset: u64, size: u64| (offset / granularity, (offset + size - 1) / granularity);
+        let (_, image_last) = pages(base, image.memory_size());
+        let (lights_first, _) = pages(lights.memory().1, lights.size());
+        assert!(
+            lights_first > image_last,
+            "the light list has pages of its own"
+        );
+
+        let whole = [ImageCopy::whole_level(image.desc(), 0, 0)];
+        let texels = pattern(image.desc().packed_bytes() as usize, 1);
+        c.upload_image(image, &whole, &texels)
+            .unwrap()
+            .wait()
+            .unwrap();
+        let light_bytes = pattern(3000, 2);
+        c.upload_to(lights, 0, &light_bytes)
+            .unwrap()
+            .wait()
+            .unwrap();
+        let read_image = || c.read_back_image(image, &whole).unwrap().wait().unwrap();
+        assert_texels_equal(&read_image(), &texels, "target beside the light list");
+        // The histogram takes the target's bytes: the target is undefined, and its next upload
+        // starts from an undefined layout (validation would report a wrong layout otherwise).
+        let histogram_bytes = pattern(128 << 10, 3);
+        c.upload_to(histogram, 0, &histogram_bytes)
+            .unwrap()
+            .wait()
+            .unwrap();
+        assert_eq!(
+            c.read_back_image(image, &whole).err(),
+            Some(Error::ImageNotWritten)
+        );
+        let read = |buffer: &memkit_std::Buffer<SharedHeadlessDevice>| {
+            c.read_back(buffer, 0, buffer.size())
+                .unwrap()
+                .wait()
+                .unwrap()
+        };
+        assert_eq!(read(histogram), histogram_bytes);
+        assert_eq!(read(lights), light_bytes);
+        let texels = pattern(image.desc().packed_bytes() as usize, 4);
+        c.upload_image(image, &whole, &texels)
+            .unwrap()
+            .wait()
+            .unwrap();
+        assert_texels_equal(&read_image(), &texels, "target over the histogram");
+        assert!(histogram.is_overwritten());
+        // Uploads into the two scratch buffers, staged back to back, land in call order.
+        c.upload_to(first, 0, &vec![5u8; 64 << 10]).unwrap();
+        c.upload_to(second, 0, &vec![6u8; 64 << 10]).unwrap();
+        c.flush_transfers().unwrap().wait().unwrap();
+        assert_eq!(read(second), vec![6u8; 64 << 10]);
+        assert_eq!(
+            c.read_back(first, 0, 16).err(),
+            Some(Error::BufferOverwritten)
+        );
+        drop(set);
+        let stats = c.shutdown();
+        assert_eq!(stats.leaked_images + stats.leaked_buffers, 0);
+        finish_shared(shared);
+    }
+}

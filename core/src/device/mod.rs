@@ -620,6 +620,27 @@ pub trait BufferDevice: MemoryDevice {
         offset: u64,
     ) -> Result<(), DeviceError>;
 
+    /// Binds a buffer to `[offset, offset + requirements.size)` of `memory`, where other
+    /// buffers or images are bound on purpose too (memory aliasing: transient resources never in
+    /// use at the same time, placed by [`crate::aliasing::plan_aliasing`]). Vulkan binds it as
+    /// [`bind_buffer_memory`](Self::bind_buffer_memory) does, which is what this default does;
+    /// a backend that checks bindings (the simulator) overrides it to allow the overlap.
+    ///
+    /// # Safety
+    /// As [`bind_buffer_memory`](Self::bind_buffer_memory); the caller orders every use of the
+    /// resources sharing bytes (one is done with before another is used), keeps buffers and
+    /// optimal images in use together off each other's `bufferImageGranularity` pages, and
+    /// treats a resource's contents as lost once another one sharing its bytes was used.
+    unsafe fn bind_aliased_buffer_memory(
+        &self,
+        buffer: Self::Buffer,
+        memory: Self::Memory,
+        offset: u64,
+    ) -> Result<(), DeviceError> {
+        // SAFETY: the caller upholds `bind_buffer_memory`'s contract (this one's includes it).
+        unsafe { self.bind_buffer_memory(buffer, memory, offset) }
+    }
+
     /// Destroys a buffer.
     ///
     /// # Safety
@@ -666,15 +687,16 @@ pub trait ImageDevice: MemoryDevice {
     ) -> Result<(), DeviceError>;
 
     /// Binds an image to `[offset, offset + requirements.size)` of `memory`, where other images
-    /// are bound on purpose too (memory aliasing: transient images never in use at the same
-    /// time, placed by [`crate::aliasing::plan_aliasing`]). Vulkan binds it as
+    /// or buffers are bound on purpose too (memory aliasing: transient resources never in use
+    /// at the same time, placed by [`crate::aliasing::plan_aliasing`]). Vulkan binds it as
     /// [`bind_image_memory`](Self::bind_image_memory) does, which is what this default does;
     /// a backend that checks bindings (the simulator) overrides it to allow the overlap.
     ///
     /// # Safety
     /// As [`bind_image_memory`](Self::bind_image_memory); the caller orders every use of the
-    /// images sharing bytes (one is done with before another is used), and treats an image's
-    /// contents as lost once another image sharing its bytes was used.
+    /// resources sharing bytes (one is done with before another is used), keeps buffers and
+    /// optimal images in use together off each other's `bufferImageGranularity` pages, and
+    /// treats an image's contents as lost once another resource sharing its bytes was used.
     unsafe fn bind_aliased_image_memory(
         &self,
         image: Self::Image,

@@ -593,6 +593,8 @@ impl<D: Device> Shared<D> {
                 // reference. Ring uploads name it by pointer: `staged`.
                 Arc::strong_count(state) == 1
                     && !state.destroyed.load(Ordering::Acquire)
+                    // Its bytes are shared: it goes with the set's range or not at all.
+                    && state.aliasing.is_none()
                     && !state.usage.contains(BufferUsage::DEVICE_ADDRESS)
                     // Direct writes go into the mapping at once, with whole-atom flushes of
                     // non-coherent memory: one made while the copy runs, or after it without
@@ -773,6 +775,9 @@ impl<D: Device> Shared<D> {
             destroyed: AtomicBool::new(false),
             host_reads: RwLock::new(()),
             label: Mutex::new(label),
+            // Aliased buffers never move (`movable`).
+            aliasing: None,
+            overwritten: AtomicBool::new(false),
         })
     }
 

@@ -427,13 +427,13 @@ impl<D: Device + ImageCopyQueue> Shared<D> {
             self.destroy(&staging);
             return Err(e);
         }
-        let mut sub = self.lock_submitter();
         // Buffer uploads staged before this one go first, and a refused value is signalled first.
-        let submitted = self
-            .flush_locked(&mut sub)
-            .and_then(|_| self.submit_image_command(&mut sub, state, staging.raw, &staged));
+        let submitted = self.submitter_for_image(state).and_then(|mut sub| {
+            let value = self.submit_image_command(&mut sub, state, staging.raw, &staged)?;
+            Ok((sub, value))
+        });
         match submitted {
-            Ok(value) => {
+            Ok((mut sub, value)) => {
                 sub.in_flight.push_back(super::InFlight {
                     value,
                     staging: vec![staging],
@@ -442,7 +442,6 @@ impl<D: Device + ImageCopyQueue> Shared<D> {
                 Ok(self.ticket_for_value(value))
             }
             Err(e) => {
-                drop(sub);
                 // Not submitted: no GPU work names it.
                 self.destroy(&staging);
                 Err(e)

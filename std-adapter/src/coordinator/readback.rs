@@ -186,10 +186,9 @@ impl<D: Device + ImageCopyQueue> Shared<D> {
             ticket: Ticket::completed(),
         };
         let landing = readback.landing.as_ref().expect("just set");
-        let mut sub = self.lock_submitter();
         // What is staged and the buffer read-backs recorded go first, and a refused value is
         // signalled first.
-        self.flush_locked(&mut sub)?;
+        let mut sub = self.submitter_for_image(state)?;
         let value = match self.timeline.submit() {
             Ok(v) => v.get(),
             Err(_) => return Err(Error::DeviceLost),
@@ -266,21 +265,10 @@ impl<D: Device> Shared<D> {
         // once that grant is committed: wait for it, as an upload's ticket does, so that the
         // copy comes after it and before anything this thread uploads next. Read-backs recorded
         // before stay open when no upload went out behind them: this one joins them.
-        let bound = self.lock_pending().next_seq;
-        let mut held = HeldGrantWatch::default();
-        let mut sub = loop {
-            let mut sub = self.lock_submitter();
-            if self.shut_down.load(Ordering::Acquire) {
-                return Err(Error::DeviceLost);
-            }
-            self.flush_with(&mut sub, Reads::Keep)?;
-            if self.lock_pending().watermark() >= bound {
-                break sub;
-            }
-            drop(sub);
-            held.check(self.staging_progress(), self.config.held_room_timeout)?;
-            std::thread::yield_now();
-        };
+        let mut sub = self.submit_staged_before_now()?;
+        // What it held was lost to a resource sharing its bytes: checked under the submitter's
+        // lock, where uploads into those resources change it.
+        self.check_not_overwritten(source)?;
         // Every upload staged before the call is in a submission now, and none after it is: the
         // scheduler is empty, so the batch goes out before any upload collected from here on.
         let reads = sub.reads.get_or_insert_with(OpenReads::default);
@@ -315,6 +303,33 @@ impl<D: Device> Shared<D> {
         self.counters.bytes_read_back.fetch_add(size, COUNTER);
         readback.ticket = Ticket::for_batch(slot, Arc::clone(self) as Arc<dyn TimelineSource>);
         Ok(readback)
+    }
+
+    /// Submits every upload staged before the call, even one whose ring range lies behind a
+    /// grant another thread is still writing (or holds): waits for that grant to be committed,
+    /// as an upload's ticket does, so that what comes next goes out after it. Read-back copies
+    /// recorded before stay open when no upload went out behind them. Returns with the
+    /// submitter's lock held, the scheduler empty.
+    ///
+    /// Errors: [`Error::BlockedByHeldGrant`] when the grant stays held past
+    /// `held_room_timeout` (a grant held by the calling thread itself), [`Error::DeviceLost`],
+    /// or the flush's.
+    pub(super) fn submit_staged_before_now(&self) -> Result<MutexGuard<'_, Submitter<D>>> {
+        let bound = self.lock_pending().next_seq;
+        let mut held = HeldGrantWatch::default();
+        loop {
+            let mut sub = self.lock_submitter();
+            if self.shut_down.load(Ordering::Acquire) {
+                return Err(Error::DeviceLost);
+            }
+            self.flush_with(&mut sub, Reads::Keep)?;
+            if self.lock_pending().watermark() >= bound {
+                return Ok(sub);
+            }
+            drop(sub);
+            held.check(self.staging_progress(), self.config.held_room_timeout)?;
+            std::thread::yield_now();
+        }
     }
 
     /// Submits the read-back copies recorded and not submitted yet, if any, with the next value.
