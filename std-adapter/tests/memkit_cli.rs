@@ -122,9 +122,10 @@ fn heap_lines_state_totals_not_sizes_per_block() {
     assert!(!text.contains("blocks of"), "{text}");
 }
 
-/// The demo's frame of render targets shares memory: its five 1080p targets take what its
-/// busiest pass holds (albedo, normals and HDR in pass 1), each read back intact in its last
-/// pass, and the report says so in words and in JSON.
+/// The demo's frame of render targets and scratch buffers shares memory: its five 1080p
+/// targets and two buffers take what its busiest pass holds (albedo, normals, HDR and the light
+/// lists in pass 1), each read back intact in its last pass, and the report says so in words and
+/// in JSON.
 #[test]
 fn the_demo_aliases_its_render_targets_and_reads_each_back_intact() {
     let report = demo::run(
@@ -141,22 +142,27 @@ fn the_demo_aliases_its_render_targets_and_reads_each_back_intact() {
     assert!(report.verification.passed(), "{:?}", report.verification);
     let t = report.render_targets;
     let target = |bytes_per_texel: u64| 1920 * 1080 * bytes_per_texel;
-    // The simulator's images take their texels' bytes (its alignment divides these sizes).
-    assert_eq!(t.images, 5);
-    assert_eq!(t.bytes, target(4) + 2 * target(8));
+    // The simulator's images take their texels' bytes (its alignment divides these sizes, and
+    // so does its granularity, 1 KiB): the busiest pass holds albedo, normals, HDR and the 2 MiB
+    // light lists; the histogram takes bytes of targets done with.
+    assert_eq!((t.images, t.buffers), (5, 2));
+    assert_eq!(t.bytes, target(4) + 2 * target(8) + (2 << 20));
     assert_eq!(
         t.unaliased_bytes,
-        2 * target(4) + 2 * target(8) + 960 * 540 * 8
+        2 * target(4) + 2 * target(8) + 960 * 540 * 8 + (2 << 20) + (64 << 10)
     );
     let text = report::demo_text(&report);
     assert!(
-        text.contains("render targets: 5 of one frame aliased in 39.6 MiB instead of 51.4 MiB"),
+        text.contains(
+            "render targets: 5 images and 2 buffers of one frame aliased in 41.6 MiB instead of \
+             53.5 MiB"
+        ),
         "{text}"
     );
     let json = report::demo_json(&report);
     assert!(
         json.contains(&format!(
-            "\"render_targets\":{{\"images\":5,\"bytes\":{},\"unaliased_bytes\":{}}}",
+            "\"render_targets\":{{\"images\":5,\"buffers\":2,\"bytes\":{},\"unaliased_bytes\":{}}}",
             t.bytes, t.unaliased_bytes
         )),
         "{json}"

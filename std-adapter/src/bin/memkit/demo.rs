@@ -161,7 +161,7 @@ pub(crate) struct Checks {
 impl Checks {
     /// Compares the bytes `read` (a [`Coordinator::read_back`] of all of buffer `id`) brings back
     /// with `model`, once its copy completed.
-    fn compare(
+    pub(crate) fn compare(
         &mut self,
         read: Readback<impl Backend>,
         id: u64,

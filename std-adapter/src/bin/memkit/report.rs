@@ -187,9 +187,10 @@ pub fn demo_text(r: &DemoReport) -> String {
     let t = &r.render_targets;
     let _ = writeln!(
         o,
-        "  render targets: {} of one frame aliased in {} instead of {} ({:.0}% saved), each read \
-         back in its last pass",
+        "  render targets: {} images and {} buffers of one frame aliased in {} instead of {} \
+         ({:.0}% saved), each read back in its last pass",
         t.images,
+        t.buffers,
         size(t.bytes),
         size(t.unaliased_bytes),
         100.0 * (1.0 - t.bytes as f64 / t.unaliased_bytes.max(1) as f64)
@@ -384,6 +385,7 @@ pub fn demo_json(r: &DemoReport) -> String {
     let mut render_targets = Json::new();
     render_targets
         .num("images", r.render_targets.images)
+        .num("buffers", r.render_targets.buffers)
         .num("bytes", r.render_targets.bytes)
         .num("unaliased_bytes", r.render_targets.unaliased_bytes);
     let s = &r.stats;
