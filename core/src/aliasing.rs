@@ -230,13 +230,18 @@ pub fn plan_aliasing(
         let keep_out = |other: u32| {
             let other = other as usize;
             let (start, end) = (offsets[other], offsets[other] + resources[other].size);
-            if resources[other].kind == resource.kind {
+            if granularity == 1 || resources[other].kind == resource.kind {
                 (start, Some(end))
             } else {
                 (start & !(granularity - 1), align_up(end, granularity))
             }
         };
-        conflicts.sort_unstable_by_key(|&other| (keep_out(other).0, other));
+        if granularity == 1 {
+            // One kind (the common case): the ranges are the bytes themselves.
+            conflicts.sort_unstable_by_key(|&other| (offsets[other as usize], other));
+        } else {
+            conflicts.sort_unstable_by_key(|&other| (keep_out(other).0, other));
+        }
         // Sweep up through them: `cursor` is the end of the highest range met so far, so the
         // space between it and the next range's start is free of every conflict.
         let mut cursor = 0u64;
