@@ -998,17 +998,7 @@ impl DummyDevice {
         len: usize,
     ) -> Result<Vec<u8>, InspectError> {
         let state = self.lock();
-        if buffer.device != self.shared.serial {
-            return Err(InspectError::UnknownBuffer);
-        }
-        let object = state
-            .buffers
-            .get(&buffer.index)
-            .ok_or(InspectError::UnknownBuffer)?;
-        if offset > object.size || len as u64 > object.size - offset {
-            return Err(InspectError::OutOfBounds);
-        }
-        let (memory, base) = object.binding.ok_or(InspectError::Unbound)?;
+        let (memory, base) = self.buffer_binding(&state, buffer, offset, len as u64)?;
         let memory = state.memory.get(&memory).ok_or(InspectError::Unbound)?;
         let mut out = vec![0; len];
         memory.device_read(base + offset, &mut out);
@@ -1030,6 +1020,24 @@ impl DummyDevice {
         bytes: &[u8],
     ) -> Result<(), InspectError> {
         let mut state = self.lock();
+        let (memory, base) = self.buffer_binding(&state, buffer, offset, bytes.len() as u64)?;
+        let fill = self.shared.config.stale_read_fill;
+        let memory = state.memory.get_mut(&memory).ok_or(InspectError::Unbound)?;
+        memory.device_write(base + offset, bytes, fill);
+        state.resource_accessed(buffer.index);
+        Ok(())
+    }
+
+    /// The memory object and offset `len` bytes at `offset` of `buffer` are bound at, for the
+    /// inspections above: [`InspectError::UnknownBuffer`], [`InspectError::OutOfBounds`] past
+    /// the buffer's end, [`InspectError::Unbound`].
+    fn buffer_binding(
+        &self,
+        state: &State,
+        buffer: DummyBuffer,
+        offset: u64,
+        len: u64,
+    ) -> Result<(u64, u64), InspectError> {
         if buffer.device != self.shared.serial {
             return Err(InspectError::UnknownBuffer);
         }
@@ -1037,15 +1045,10 @@ impl DummyDevice {
             .buffers
             .get(&buffer.index)
             .ok_or(InspectError::UnknownBuffer)?;
-        if offset > object.size || bytes.len() as u64 > object.size - offset {
+        if offset > object.size || len > object.size - offset {
             return Err(InspectError::OutOfBounds);
         }
-        let (memory, base) = object.binding.ok_or(InspectError::Unbound)?;
-        let fill = self.shared.config.stale_read_fill;
-        let memory = state.memory.get_mut(&memory).ok_or(InspectError::Unbound)?;
-        memory.device_write(base + offset, bytes, fill);
-        state.resource_accessed(buffer.index);
-        Ok(())
+        object.binding.ok_or(InspectError::Unbound)
     }
 
     /// Writes as the GPU would (a shader, a copy from elsewhere): for non-coherent memory the

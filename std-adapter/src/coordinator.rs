@@ -2061,11 +2061,9 @@ impl<D: Device> Shared<D> {
             if let Some(pools) = pools.as_mut() {
                 for state in batch {
                     // An aliased buffer's memory goes with the last resource of its set.
-                    let allocation = match &state.aliasing {
-                        None => Some(state.allocation),
-                        Some(link) => link.release(),
-                    };
-                    let Some(allocation) = allocation else {
+                    let Some(allocation) =
+                        aliased::memory_to_free(state.allocation, state.aliasing.as_ref())
+                    else {
                         continue;
                     };
                     // SAFETY: the buffer bound to the allocation is destroyed (above, or before

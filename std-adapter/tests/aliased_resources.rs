@@ -41,6 +41,15 @@ fn pattern(len: u64, seed: u8) -> Vec<u8> {
         .collect()
 }
 
+/// A device whose driver requires memory of their own for resources of 16 MiB and more.
+fn dedicated_from_16_mib() -> DummyDevice {
+    DummyDevice::new(DeviceConfig {
+        dedicated_required_from: Some(16 << 20),
+        ..DeviceConfig::discrete()
+    })
+    .expect("device")
+}
+
 fn coordinator(device: &DummyDevice) -> Coordinator<DummyDevice> {
     Coordinator::new(device.clone(), CoordinatorConfig::default()).expect("coordinator")
 }
@@ -283,11 +292,7 @@ fn refused_lists_create_nothing_and_leave_nothing() {
 
 #[test]
 fn an_image_whose_driver_wants_memory_of_its_own_is_refused_by_position() {
-    let device = DummyDevice::new(DeviceConfig {
-        dedicated_required_from: Some(16 << 20),
-        ..DeviceConfig::discrete()
-    })
-    .expect("device");
+    let device = dedicated_from_16_mib();
     let c = coordinator(&device);
     let (buffers, memory) = (device.live_buffers(), device.live_memory());
     let small = target(ImageFormat::Rgba8Unorm, 256, 256);
@@ -528,11 +533,7 @@ fn the_shared_range_goes_back_with_the_last_resource_and_buffers_never_move() {
 
 #[test]
 fn refused_buffers_are_named_after_the_images_and_leave_nothing() {
-    let device = DummyDevice::new(DeviceConfig {
-        dedicated_required_from: Some(16 << 20),
-        ..DeviceConfig::discrete()
-    })
-    .expect("device");
+    let device = dedicated_from_16_mib();
     let c = coordinator(&device);
     let (buffers, memory) = (device.live_buffers(), device.live_memory());
     let desc = target(ImageFormat::Rgba8Unorm, 64, 64);

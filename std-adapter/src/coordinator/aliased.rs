@@ -169,8 +169,20 @@ impl<D: Device> AliasLink<D> {
     }
 
     /// The resource was destroyed: the set's range to free when it was the last of the set.
-    pub(crate) fn release(&self) -> Option<RawDeviceAllocation<D::Memory>> {
+    fn release(&self) -> Option<RawDeviceAllocation<D::Memory>> {
         (self.group.live.fetch_sub(1, Ordering::AcqRel) == 1).then_some(self.group.allocation)
+    }
+}
+
+/// The memory to free now that a resource bound to `own` was destroyed: `own`, or for a
+/// resource of an aliased set (`aliasing`), the set's range once it was the last of the set.
+pub(crate) fn memory_to_free<D: Device>(
+    own: RawDeviceAllocation<D::Memory>,
+    aliasing: Option<&AliasLink<D>>,
+) -> Option<RawDeviceAllocation<D::Memory>> {
+    match aliasing {
+        None => Some(own),
+        Some(link) => link.release(),
     }
 }
 

@@ -642,12 +642,10 @@ impl<D: Device> Shared<D> {
         let mut pools = self.lock_pools();
         if let Some(pools) = pools.as_mut() {
             for state in &mine {
-                // An aliased image's memory goes with the last image of its set.
-                let allocation = match &state.aliasing {
-                    None => Some(state.allocation),
-                    Some(link) => link.release(),
-                };
-                let Some(allocation) = allocation else {
+                // An aliased image's memory goes with the last resource of its set.
+                let Some(allocation) =
+                    super::aliased::memory_to_free(state.allocation, state.aliasing.as_ref())
+                else {
                     continue;
                 };
                 // SAFETY: the images bound to the allocation are destroyed (above, or before
