@@ -90,6 +90,9 @@ pub(crate) struct AliasGroup<D: Device> {
     /// Whether the set holds buffers: image copies then go out only after every upload staged
     /// before them, even one whose ring range waits behind a grant still held.
     has_buffers: bool,
+    /// The device's `bufferImageGranularity`: a buffer and an image on one page of it count as
+    /// sharing bytes.
+    granularity: u64,
 }
 
 const NO_MEMBER: usize = usize::MAX;
@@ -108,8 +111,24 @@ enum MemberState<D: Device> {
 }
 
 impl<D: Device> Member<D> {
-    fn overlaps(&self, other: &Self) -> bool {
-        other.offset < self.offset + self.size && self.offset < other.offset + other.size
+    /// Whether using one may change the other's contents: they share bytes or, a buffer and an
+    /// image, a page of `granularity` bytes (the device may alias those).
+    fn overlaps(&self, other: &Self, granularity: u64) -> bool {
+        let same_kind = matches!(
+            (&self.state, &other.state),
+            (MemberState::Image(_), MemberState::Image(_))
+                | (MemberState::Buffer(_), MemberState::Buffer(_))
+        );
+        let (start, end) = if same_kind {
+            (self.offset, self.offset + self.size)
+        } else {
+            let start = self.offset - self.offset % granularity;
+            (
+                start,
+                (self.offset + self.size).next_multiple_of(granularity),
+            )
+        };
+        other.offset < end && start < other.offset + other.size
     }
 }
 
@@ -130,7 +149,7 @@ impl<D: Device> AliasLink<D> {
         };
         let me = &members[self.index];
         for (i, other) in members.iter().enumerate() {
-            if i == self.index || !me.overlaps(other) {
+            if i == self.index || !me.overlaps(other, self.group.granularity) {
                 continue;
             }
             match &other.state {
@@ -160,7 +179,7 @@ impl<D: Device> AliasLink<D> {
             && last != self.index
             && members
                 .get(last)
-                .is_some_and(|other| other.overlaps(&members[self.index]))
+                .is_some_and(|other| other.overlaps(&members[self.index], self.group.granularity))
     }
 
     /// Whether the set holds buffers (see [`AliasGroup::has_buffers`]).
@@ -197,8 +216,9 @@ impl<D: Device + ImageDevice> Coordinator<D> {
     ///
     /// The resources are ordinary [`Image`]s and [`Buffer`]s, with these differences:
     /// - **using one loses what the resources overlapping it held**. Memory aliasing gives no
-    ///   contents across resources: the coordinator marks every resource overlapping one as
-    ///   overwritten when it stages an upload into it or submits a read-back of an image, and on
+    ///   contents across resources: the coordinator marks every resource overlapping one (for a
+    ///   buffer and an image, sharing a granularity page with it) as overwritten when it stages
+    ///   an upload into it or submits a read-back of an image, and on
     ///   [`Image::mark_written`] / [`Buffer::mark_written`]. A read-back of an overwritten
     ///   resource is refused ([`Error::ImageNotWritten`], [`Error::BufferOverwritten`]) and the
     ///   next upload into an overwritten image discards, starting from an undefined layout. The
@@ -478,6 +498,7 @@ impl<D: Device + ImageDevice> Shared<D> {
             members: OnceLock::new(),
             last_staged: AtomicUsize::new(NO_MEMBER),
             has_buffers: !buffers.is_empty(),
+            granularity: granularity.max(1),
         });
         // Each resource's own part of the range, for `memory()` and reports; the range itself
         // is freed through the group, never through these.
@@ -646,5 +667,41 @@ impl<D: Device> Shared<D> {
             return Err(Error::BufferOverwritten);
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use memkit_dummy::DummyDevice;
+
+    use super::*;
+
+    fn member(image: bool, offset: u64, size: u64) -> Member<DummyDevice> {
+        Member {
+            state: if image {
+                MemberState::Image(Weak::new())
+            } else {
+                MemberState::Buffer(Weak::new())
+            },
+            offset,
+            size,
+        }
+    }
+
+    #[test]
+    fn a_buffer_on_an_images_page_counts_as_sharing_its_bytes() {
+        let image = member(true, 0, 1000);
+        let buffer = member(false, 1000, 100);
+        assert!(image.overlaps(&buffer, 1024));
+        assert!(buffer.overlaps(&image, 1024));
+        assert!(!image.overlaps(&buffer, 1), "no byte in common");
+        assert!(
+            !image.overlaps(&member(false, 1024, 100), 1024),
+            "the next page"
+        );
+        // Of one kind, only bytes count.
+        assert!(!image.overlaps(&member(true, 1000, 100), 1024));
+        assert!(!buffer.overlaps(&member(false, 900, 100), 1024));
+        assert!(buffer.overlaps(&member(false, 900, 101), 1024));
     }
 }
