@@ -2079,13 +2079,17 @@ fn the_coordinator_moves_textures_out_of_sparse_blocks_with_their_texels() {
     }
 }
 
+/// What the aliasing tests' render targets are made with: drawn into and sampled, and copied
+/// both ways so that the tests can fill and read them.
+const RENDER_TARGET: ImageUsage = ImageUsage::COLOR_ATTACHMENT
+    .union(ImageUsage::SAMPLED)
+    .union(ImageUsage::TRANSFER_SRC)
+    .union(ImageUsage::TRANSFER_DST);
+
 #[test]
 fn the_coordinator_aliases_render_targets_and_keeps_track_of_which_one_holds_the_bytes() {
     use memkit_std::{AliasedImageDesc, Error};
-    let usage = ImageUsage::COLOR_ATTACHMENT
-        | ImageUsage::SAMPLED
-        | ImageUsage::TRANSFER_SRC
-        | ImageUsage::TRANSFER_DST;
+    let usage = RENDER_TARGET;
     let target = |format, first_use, last_use| AliasedImageDesc {
         desc: ImageDesc::new_2d(format, 256, 256, usage),
         first_use,
@@ -2172,10 +2176,7 @@ fn the_coordinator_aliases_render_targets_and_keeps_track_of_which_one_holds_the
 #[test]
 fn the_coordinator_aliases_buffers_with_render_targets_off_their_granularity_pages() {
     use memkit_std::{AliasedBufferDesc, AliasedImageDesc, Error};
-    let usage = ImageUsage::COLOR_ATTACHMENT
-        | ImageUsage::SAMPLED
-        | ImageUsage::TRANSFER_SRC
-        | ImageUsage::TRANSFER_DST;
+    let usage = RENDER_TARGET;
     for timeline in TIMELINE_MODES {
         let Some(h) = concurrent_device(timeline) else {
             return;

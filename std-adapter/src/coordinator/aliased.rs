@@ -313,6 +313,41 @@ impl<D: Device> Clone for Raw<D> {
 
 impl<D: Device> Copy for Raw<D> {}
 
+impl<D: Device + ImageDevice> Raw<D> {
+    /// Binds it at `offset` of `memory` as memory it shares on purpose.
+    ///
+    /// # Safety
+    /// As `ImageDevice::bind_aliased_image_memory` / `BufferDevice::bind_aliased_buffer_memory`.
+    unsafe fn bind_aliased(
+        self,
+        device: &D,
+        memory: D::Memory,
+        offset: u64,
+    ) -> core::result::Result<(), memkit_core::device::DeviceError> {
+        match self {
+            // SAFETY: the caller's contract is the call's.
+            Raw::Image(image) => unsafe { device.bind_aliased_image_memory(image, memory, offset) },
+            // SAFETY: the caller's contract is the call's.
+            Raw::Buffer(buffer) => unsafe {
+                device.bind_aliased_buffer_memory(buffer, memory, offset)
+            },
+        }
+    }
+
+    /// Destroys it.
+    ///
+    /// # Safety
+    /// It is alive, from `device`, and the GPU never used it (or is done with it).
+    unsafe fn destroy(self, device: &D) {
+        match self {
+            // SAFETY: the caller's contract.
+            Raw::Image(image) => unsafe { device.destroy_image(image) },
+            // SAFETY: the caller's contract.
+            Raw::Buffer(buffer) => unsafe { device.destroy_buffer(buffer) },
+        }
+    }
+}
+
 impl<D: Device + ImageDevice> Shared<D> {
     /// [`Coordinator::create_aliased_resources`], once.
     fn try_create_aliased(
@@ -348,13 +383,9 @@ impl<D: Device + ImageDevice> Shared<D> {
         let mut made: Vec<(Raw<D>, MemoryRequirements)> = Vec::with_capacity(spans.len());
         let destroy_made = |made: &[(Raw<D>, MemoryRequirements)]| {
             for &(raw, _) in made {
-                match raw {
-                    // SAFETY: created here, never used by the GPU; bound at most to the range
-                    // that is freed after this.
-                    Raw::Image(image) => unsafe { device.destroy_image(image) },
-                    // SAFETY: as above.
-                    Raw::Buffer(buffer) => unsafe { device.destroy_buffer(buffer) },
-                }
+                // SAFETY: created here, never used by the GPU; bound at most to the range that
+                // is freed after this.
+                unsafe { raw.destroy(device) };
             }
         };
         let creations = images
@@ -441,33 +472,20 @@ impl<D: Device + ImageDevice> Shared<D> {
                 Some(pools) => match pools.allocate(&request) {
                     Err(e) => Err(Error::from(e)),
                     Ok(region) => {
-                        let mut bound = Ok(());
-                        for (&(raw, _), &offset) in made.iter().zip(&offsets) {
-                            let (memory, at) = (region.memory(), region.offset() + offset);
-                            bound = match raw {
-                                // SAFETY: the resource is alive and unbound; the range
-                                // starts at a multiple of the largest alignment (and of the
-                                // granularity when the kinds mix) and each offset is a multiple
-                                // of the resource's, so its start is aligned; its bytes lie
-                                // inside the plan's size; the type is allowed by every
-                                // resource's bits (their intersection was asked for) and none
-                                // requires a dedicated object. Resources sharing bytes (or,
-                                // buffer and image, a granularity page) are never in use at the
-                                // same step: the plan keeps those whose spans meet apart, and
-                                // the resources' contract (the caller orders their uses) does
-                                // the rest.
-                                Raw::Image(image) => unsafe {
-                                    device.bind_aliased_image_memory(image, memory, at)
-                                },
-                                // SAFETY: as above.
-                                Raw::Buffer(buffer) => unsafe {
-                                    device.bind_aliased_buffer_memory(buffer, memory, at)
-                                },
-                            };
-                            if bound.is_err() {
-                                break;
-                            }
-                        }
+                        let (memory, base) = (region.memory(), region.offset());
+                        let bound = made.iter().zip(&offsets).try_for_each(|(&(raw, _), &at)| {
+                            // SAFETY: the resource is alive and unbound; the range starts at a
+                            // multiple of the largest alignment (and of the granularity when
+                            // the kinds mix) and each offset is a multiple of the resource's,
+                            // so its start is aligned; its bytes lie inside the plan's size;
+                            // the type is allowed by every resource's bits (their intersection
+                            // was asked for) and none requires a dedicated object. Resources
+                            // sharing bytes (or, buffer and image, a granularity page) are
+                            // never in use at the same step: the plan keeps those whose spans
+                            // meet apart, and the resources' contract (the caller orders their
+                            // uses) does the rest.
+                            unsafe { raw.bind_aliased(device, memory, base + at) }
+                        });
                         match bound {
                             Ok(()) => Ok(region),
                             Err(e) => {
