@@ -82,6 +82,7 @@ const LIMITS: DeviceLimits = DeviceLimits {
     non_coherent_atom_size: 64,
     // Every memory object is allocated at this alignment, so its mapping is too.
     min_memory_map_alignment: 64,
+    min_buffer_offset_alignment: 16,
 };
 /// Buffers are placed at this alignment (a uniform buffer's, on many GPUs).
 const BUFFER_ALIGNMENT: u64 = 256;

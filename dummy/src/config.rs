@@ -364,6 +364,7 @@ impl DeviceConfig {
             buffer_image_granularity: 1024,
             non_coherent_atom_size: 64,
             min_memory_map_alignment: 64,
+            min_buffer_offset_alignment: 256,
         };
         Self::new("dummy discrete GPU (256 MiB BAR)", types, heaps, limits)
             .with_dedicated_preferred_from(Some(64 * MIB))
@@ -391,6 +392,7 @@ impl DeviceConfig {
             buffer_image_granularity: 1024,
             non_coherent_atom_size: 64,
             min_memory_map_alignment: 64,
+            min_buffer_offset_alignment: 64,
         };
         Self::new(
             "dummy discrete GPU (resizable BAR, H200-like)",
@@ -421,6 +423,7 @@ impl DeviceConfig {
             buffer_image_granularity: 64,
             non_coherent_atom_size: 64,
             min_memory_map_alignment: 64,
+            min_buffer_offset_alignment: 64,
         };
         Self::new(
             "dummy integrated GPU",
@@ -445,6 +448,7 @@ impl DeviceConfig {
             buffer_image_granularity: 64,
             non_coherent_atom_size: 64,
             min_memory_map_alignment: 64,
+            min_buffer_offset_alignment: 16,
         };
         Self::new(
             "dummy lavapipe-like CPU device",
@@ -477,6 +481,7 @@ impl DeviceConfig {
             buffer_image_granularity: 4096,
             non_coherent_atom_size: 256,
             min_memory_map_alignment: 64,
+            min_buffer_offset_alignment: 64,
         };
         Self::new("dummy mobile GPU", types, heaps, limits)
             .with_budget_query(false)

@@ -998,8 +998,20 @@ impl DummyDevice {
         len: usize,
     ) -> Result<Vec<u8>, InspectError> {
         let state = self.lock();
-        let (memory, base) = self.buffer_binding(&state, buffer, offset, len as u64)?;
+        self.device_bytes(&state, buffer, offset, len as u64)
+    }
+
+    /// [`read_buffer`](Self::read_buffer) under the state's lock.
+    pub(crate) fn device_bytes(
+        &self,
+        state: &State,
+        buffer: DummyBuffer,
+        offset: u64,
+        len: u64,
+    ) -> Result<Vec<u8>, InspectError> {
+        let (memory, base) = self.buffer_binding(state, buffer, offset, len)?;
         let memory = state.memory.get(&memory).ok_or(InspectError::Unbound)?;
+        let len = usize::try_from(len).map_err(|_| InspectError::OutOfBounds)?;
         let mut out = vec![0; len];
         memory.device_read(base + offset, &mut out);
         Ok(out)

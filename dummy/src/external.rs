@@ -45,6 +45,17 @@ struct ApplicationUse {
     until: u64,
 }
 
+/// The application's GPU work reading a range of a buffer until its timeline reaches a value,
+/// with the bytes the range held (as the device sees them) when it was declared.
+#[derive(Clone, Debug)]
+struct ApplicationRead {
+    buffer: u64,
+    offset: u64,
+    bytes: Vec<u8>,
+    timeline: u32,
+    until: u64,
+}
+
 /// What the device knows of the application's timelines.
 #[derive(Debug, Default)]
 pub(crate) struct ExternalState {
@@ -55,6 +66,8 @@ pub(crate) struct ExternalState {
     waits: Vec<(u32, u64)>,
     /// The application's GPU uses not known to be finished.
     uses: Vec<ApplicationUse>,
+    /// The application's GPU reads of buffer ranges whose timeline has not reached their end.
+    reads: Vec<ApplicationRead>,
 }
 
 impl ExternalState {
@@ -71,16 +84,31 @@ impl ExternalState {
     }
 
     /// The application's use of `resource` not finished yet that began before submission
-    /// `signal`, if any: (timeline, until).
+    /// `signal`, if any: (timeline, until). A read of a range of it counts as a use that began
+    /// before every submission.
     fn unfinished_use(&self, resource: u64, signal: u64) -> Option<(u32, u64)> {
-        self.uses
+        let unfinished = |timeline: u32, until: u64| self.values[timeline as usize] < until;
+        let used = self
+            .uses
             .iter()
-            .find(|u| {
-                u.resource == resource
-                    && u.after < signal
-                    && self.values[u.timeline as usize] < u.until
-            })
-            .map(|u| (u.timeline, u.until))
+            .find(|u| u.resource == resource && u.after < signal && unfinished(u.timeline, u.until))
+            .map(|u| (u.timeline, u.until));
+        used.or_else(|| {
+            self.reads
+                .iter()
+                .find(|r| r.buffer == resource && unfinished(r.timeline, r.until))
+                .map(|r| (r.timeline, r.until))
+        })
+    }
+
+    /// Takes out the reads whose timeline reached their end.
+    fn take_finished_reads(&mut self) -> Vec<ApplicationRead> {
+        let values = &self.values;
+        let (finished, unfinished) = std::mem::take(&mut self.reads)
+            .into_iter()
+            .partition(|r| values[r.timeline as usize] >= r.until);
+        self.reads = unfinished;
+        finished
     }
 }
 
@@ -156,6 +184,7 @@ impl DummyDevice {
         let index = self.timeline_index(&state, timeline)?;
         let reached = &mut state.external.values[index];
         *reached = (*reached).max(value);
+        self.check_finished_reads(&mut state);
         if state.complete_on_submit {
             let fill = self.shared.config.stale_read_fill;
             while state.execute_next(self.shared.serial, fill).is_some() {}
@@ -194,6 +223,63 @@ impl DummyDevice {
             until,
         });
         Ok(())
+    }
+
+    /// Declares that the application's own GPU work, submitted now, reads `size` bytes of
+    /// `buffer` at `offset` (through a uniform or vertex binding, say) until `timeline` reaches
+    /// `until`. The device keeps the bytes as it sees them now; when the timeline gets there, a
+    /// range that changed meanwhile (the host wrote into the mapping and flushed, or a copy
+    /// landed there, while the GPU could still read it) is recorded as
+    /// [`Misuse::ChangedWhileApplicationReads`]. Destroying the buffer before then is
+    /// [`Misuse::DestroyedWhileApplicationUses`].
+    ///
+    /// [`InspectError::UnknownTimeline`], [`InspectError::UnknownBuffer`],
+    /// [`InspectError::OutOfBounds`] past the buffer's end, [`InspectError::Unbound`].
+    pub fn application_reads(
+        &self,
+        buffer: DummyBuffer,
+        offset: u64,
+        size: u64,
+        timeline: DummyTimeline,
+        until: u64,
+    ) -> Result<(), InspectError> {
+        let mut state = self.lock();
+        let index = self.timeline_index(&state, timeline)? as u32;
+        let bytes = self.device_bytes(&state, buffer, offset, size)?;
+        state.external.reads.push(ApplicationRead {
+            buffer: buffer.index,
+            offset,
+            bytes,
+            timeline: index,
+            until,
+        });
+        Ok(())
+    }
+
+    /// Records a misuse for every read of the application's that ended (its timeline reached
+    /// its value) and whose bytes are not what they were when it began. A buffer destroyed
+    /// meanwhile was recorded when destroyed.
+    fn check_finished_reads(&self, state: &mut State) {
+        let serial = self.shared.serial;
+        for read in state.external.take_finished_reads() {
+            let buffer = state.resource_handle(serial, read.buffer);
+            let size = read.bytes.len() as u64;
+            let Ok(now) = self.device_bytes(state, buffer, read.offset, size) else {
+                continue;
+            };
+            if now != read.bytes {
+                state.misuse(Misuse::ChangedWhileApplicationReads {
+                    buffer,
+                    offset: read.offset,
+                    size,
+                    timeline: DummyTimeline {
+                        device: serial,
+                        index: read.timeline,
+                    },
+                    until: read.until,
+                });
+            }
+        }
     }
 
     /// The value `timeline` reached (`ExternalTimelines::external_value`).

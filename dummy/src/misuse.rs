@@ -385,6 +385,23 @@ pub enum Misuse {
         /// The value its use lasts until.
         until: u64,
     },
+    /// Bytes the application's own GPU work read
+    /// ([`DummyDevice::application_reads`](crate::DummyDevice::application_reads)) changed
+    /// before that work finished: the host wrote them again (or a copy overwrote them) while
+    /// the GPU could still read them, so it may have read the new bytes. Found when the
+    /// application's timeline reaches `until`.
+    ChangedWhileApplicationReads {
+        /// The buffer.
+        buffer: DummyBuffer,
+        /// Where the range read starts, in the buffer.
+        offset: u64,
+        /// Bytes the range holds.
+        size: u64,
+        /// The application's timeline.
+        timeline: DummyTimeline,
+        /// The value its read lasts until.
+        until: u64,
+    },
 }
 
 /// The variant of a [`Misuse`], without its data, for assertions.
@@ -435,6 +452,7 @@ pub enum MisuseKind {
     ImageDescMismatch,
     CopyWhileApplicationUses,
     DestroyedWhileApplicationUses,
+    ChangedWhileApplicationReads,
 }
 
 impl Misuse {
@@ -485,6 +503,7 @@ impl Misuse {
             Self::ImageDescMismatch { .. } => K::ImageDescMismatch,
             Self::CopyWhileApplicationUses { .. } => K::CopyWhileApplicationUses,
             Self::DestroyedWhileApplicationUses { .. } => K::DestroyedWhileApplicationUses,
+            Self::ChangedWhileApplicationReads { .. } => K::ChangedWhileApplicationReads,
         }
     }
 }
@@ -690,6 +709,17 @@ impl fmt::Display for Misuse {
                 f,
                 "{resource} destroyed before the application's use of it ended \
                  ({timeline} reaching {until})"
+            ),
+            Self::ChangedWhileApplicationReads {
+                buffer,
+                offset,
+                size,
+                timeline,
+                until,
+            } => write!(
+                f,
+                "bytes {offset}+{size} of {buffer} changed while the application's GPU work \
+                 read them ({timeline} reaching {until})"
             ),
         }
     }

@@ -59,6 +59,7 @@ const H200_LIMITS: DeviceLimits = DeviceLimits {
     buffer_image_granularity: 1024,
     non_coherent_atom_size: 64,
     min_memory_map_alignment: 64,
+    min_buffer_offset_alignment: 64,
 };
 
 #[path = "pools/buffers.rs"]

@@ -52,6 +52,10 @@ pub fn map_limits(
         non_coherent_atom_size: raw.non_coherent_atom_size,
         // `minMemoryMapAlignment` is a `size_t`; it always fits in 64 bits.
         min_memory_map_alignment: raw.min_memory_map_alignment as u64,
+        min_buffer_offset_alignment: raw
+            .min_uniform_buffer_offset_alignment
+            .max(raw.min_storage_buffer_offset_alignment)
+            .max(raw.min_texel_buffer_offset_alignment),
     };
     limits.validate()?;
     Ok(limits)

@@ -263,12 +263,14 @@ impl fmt::Display for ProbeReport {
         writeln!(
             f,
             "limits: maxMemoryAllocationCount {} maxMemoryAllocationSize {:.0} MiB \
-             bufferImageGranularity {} nonCoherentAtomSize {} minMemoryMapAlignment {}",
+             bufferImageGranularity {} nonCoherentAtomSize {} minMemoryMapAlignment {} \
+             buffer offset alignment {}",
             l.max_memory_allocation_count,
             mib(l.max_memory_allocation_size),
             l.buffer_image_granularity,
             l.non_coherent_atom_size,
-            l.min_memory_map_alignment
+            l.min_memory_map_alignment,
+            l.min_buffer_offset_alignment
         )?;
         writeln!(f, "queue families:")?;
         for q in &self.queue_families {

@@ -240,6 +240,11 @@ pub struct DeviceLimits {
     pub non_coherent_atom_size: u64,
     /// Alignment of a mapped pointer (`minMemoryMapAlignment`).
     pub min_memory_map_alignment: u64,
+    /// Alignment of an offset at which a buffer range is bound as a uniform, storage or texel
+    /// buffer, dynamic offsets included: the largest of `minUniformBufferOffsetAlignment`,
+    /// `minStorageBufferOffsetAlignment` and `minTexelBufferOffsetAlignment` (Vulkan allows at
+    /// most 256 for each).
+    pub min_buffer_offset_alignment: u64,
 }
 
 impl DeviceLimits {
@@ -249,6 +254,7 @@ impl DeviceLimits {
             self.buffer_image_granularity,
             self.non_coherent_atom_size,
             self.min_memory_map_alignment,
+            self.min_buffer_offset_alignment,
         ];
         if pow2.iter().all(|v| v.is_power_of_two()) {
             Ok(())

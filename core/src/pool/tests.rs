@@ -317,6 +317,7 @@ pub(crate) mod mock {
                     buffer_image_granularity: 1024,
                     non_coherent_atom_size: 256,
                     min_memory_map_alignment: 64,
+                    min_buffer_offset_alignment: 256,
                 },
                 budgets: None,
                 state: RefCell::new(State {

@@ -152,3 +152,68 @@ fn foreign_timelines_and_lost_devices_are_refused() {
     assert_eq!(gpu.external_value(ours), Err(DeviceError::DeviceLost));
     gpu.destroy_buffer(buffer);
 }
+
+#[test]
+fn bytes_written_again_while_the_application_reads_them_are_a_misuse_when_its_read_ends() {
+    let gpu = DummyDevice::discrete();
+    // Per-frame constants in host-visible coherent memory (type 1 on the discrete preset).
+    let info = MemoryAllocateInfo {
+        size: 4096,
+        memory_type: 1,
+        dedicated_to: None,
+        priority: 0.5,
+        device_address: false,
+    };
+    let memory = gpu.allocate_memory(&info).unwrap();
+    let (staging, _) = gpu.create_buffer(4096, BufferUsage::UNIFORM).unwrap();
+    gpu.bind_buffer_memory(staging, memory, 0).unwrap();
+    gpu.map_memory(memory).unwrap();
+    gpu.host_write(memory, 0, b"frame").unwrap();
+    let frame = gpu.create_external_timeline();
+    // Frame 1 reads "frame" at 0; frame 2 reads 64..69, which the host then writes after
+    // frame 2 ended: both fine.
+    gpu.application_reads(staging, 0, 5, frame, 1).unwrap();
+    gpu.host_write(memory, 64, b"next!").unwrap();
+    gpu.application_reads(staging, 64, 5, frame, 2).unwrap();
+    gpu.signal_external(frame, 2).unwrap();
+    gpu.host_write(memory, 64, b"later").unwrap();
+    gpu.assert_no_misuse();
+
+    // Written again before frame 3's read ended: found when frame 3 ends.
+    gpu.application_reads(staging, 0, 5, frame, 3).unwrap();
+    gpu.host_write(memory, 2, b"X").unwrap();
+    gpu.assert_no_misuse();
+    gpu.signal_external(frame, 3).unwrap();
+    assert_eq!(
+        gpu.misuse_kinds(),
+        [MisuseKind::ChangedWhileApplicationReads]
+    );
+    gpu.take_misuses();
+
+    // Destroying a buffer the application still reads.
+    gpu.application_reads(staging, 0, 5, frame, 4).unwrap();
+    gpu.destroy_buffer(staging);
+    assert_eq!(
+        gpu.misuse_kinds(),
+        [MisuseKind::DestroyedWhileApplicationUses]
+    );
+    gpu.take_misuses();
+    gpu.signal_external(frame, 4).unwrap();
+    gpu.assert_no_misuse();
+}
+
+#[test]
+fn a_read_of_a_range_outside_the_buffer_or_on_an_unknown_timeline_is_refused() {
+    let gpu = DummyDevice::discrete();
+    let (staging, _) = staging_and_target(&gpu);
+    let frame = gpu.create_external_timeline();
+    let other = DummyDevice::discrete().create_external_timeline();
+    assert_eq!(
+        gpu.application_reads(staging, 4090, 16, frame, 1),
+        Err(InspectError::OutOfBounds)
+    );
+    assert_eq!(
+        gpu.application_reads(staging, 0, 5, other, 1),
+        Err(InspectError::UnknownTimeline)
+    );
+}

@@ -68,6 +68,9 @@ fn limits_are_copied_and_checked() {
         buffer_image_granularity: 1024,
         non_coherent_atom_size: 64,
         min_memory_map_alignment: 64,
+        min_uniform_buffer_offset_alignment: 64,
+        min_storage_buffer_offset_alignment: 256,
+        min_texel_buffer_offset_alignment: 32,
         ..Default::default()
     };
     let limits = map_limits(&raw, 1 << 31).unwrap();
@@ -76,6 +79,8 @@ fn limits_are_copied_and_checked() {
     assert_eq!(limits.buffer_image_granularity, 1024);
     assert_eq!(limits.non_coherent_atom_size, 64);
     assert_eq!(limits.min_memory_map_alignment, 64);
+    // The largest of the uniform, storage and texel buffer offset alignments.
+    assert_eq!(limits.min_buffer_offset_alignment, 256);
     let bad = vk::PhysicalDeviceLimits {
         non_coherent_atom_size: 48,
         ..raw

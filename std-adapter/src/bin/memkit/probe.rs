@@ -79,12 +79,14 @@ pub fn text<D: MemoryDevice>(name: &str, device: &D) -> String {
     let _ = writeln!(
         o,
         "  maxMemoryAllocationCount {}\n  maxMemoryAllocationSize {}\n  \
-         bufferImageGranularity {}\n  nonCoherentAtomSize {}\n  minMemoryMapAlignment {}",
+         bufferImageGranularity {}\n  nonCoherentAtomSize {}\n  minMemoryMapAlignment {}\n  \
+         buffer offset alignment (uniform, storage, texel) {}",
         l.max_memory_allocation_count,
         size(l.max_memory_allocation_size),
         l.buffer_image_granularity,
         l.non_coherent_atom_size,
-        l.min_memory_map_alignment
+        l.min_memory_map_alignment,
+        l.min_buffer_offset_alignment
     );
     o
 }
@@ -131,6 +133,7 @@ pub fn json<D: MemoryDevice>(name: &str, device: &D) -> String {
         .num("buffer_image_granularity", l.buffer_image_granularity)
         .num("non_coherent_atom_size", l.non_coherent_atom_size)
         .num("min_memory_map_alignment", l.min_memory_map_alignment)
+        .num("min_buffer_offset_alignment", l.min_buffer_offset_alignment)
         .finish();
     Json::new()
         .str("command", "probe")
