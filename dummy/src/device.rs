@@ -316,6 +316,8 @@ impl State {
     pub(crate) fn lose(&mut self) {
         self.lost = true;
         self.pending.clear();
+        // A lost device runs nothing more: the application's GPU work is over too.
+        self.external.end_uses();
     }
 
     /// Applies a fired fault.

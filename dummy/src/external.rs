@@ -101,6 +101,13 @@ impl ExternalState {
         })
     }
 
+    /// Forgets the application's uses and reads: the device was lost, so none of its work runs
+    /// any more, and destroying or writing what it used is no conflict.
+    pub(crate) fn end_uses(&mut self) {
+        self.uses.clear();
+        self.reads.clear();
+    }
+
     /// Takes out the reads whose timeline reached their end.
     fn take_finished_reads(&mut self) -> Vec<ApplicationRead> {
         let values = &self.values;

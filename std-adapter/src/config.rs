@@ -141,6 +141,13 @@ pub struct CoordinatorConfig {
     /// time, 64 reads of 1 MiB took twice as long as in one submission. 0 submits each
     /// read-back at once.
     pub read_back_submit_bytes: u64,
+    /// Bytes of each buffer that [`crate::Frame::transient_slice`] places frames' transient
+    /// data in (host-visible memory the GPU reads where it lies, device-local where the device
+    /// has such memory). A frame takes a chunk when it needs room and gives its chunks back at
+    /// its end; a chunk is written again once the application's GPU work for the frames that
+    /// used it is done ([`crate::Frame::gpu_done_at`]). A slice larger than this gets a chunk of
+    /// its own size, destroyed once that work is done. Not 0.
+    pub transient_chunk_size: u64,
 }
 
 impl CoordinatorConfig {
@@ -157,6 +164,7 @@ impl CoordinatorConfig {
             || self.max_blocks > MAX_POOL_SLOTS
             || self.max_dedicated > MAX_POOL_SLOTS
             || self.max_pending_uploads > MAX_PENDING_UPLOADS
+            || self.transient_chunk_size == 0
         {
             return Err(Error::Config(ConfigError::InvalidParameter));
         }
@@ -192,6 +200,9 @@ impl Default for CoordinatorConfig {
             direct_writes: true,
             read_back_cache_bytes: 1 << 30,
             read_back_submit_bytes: 16 << 20,
+            // Per-frame constants and instance data of a frame typically fit in one: a 1080p
+            // frame's few thousand draws of 256-byte blocks take about 1 MiB.
+            transient_chunk_size: 1 << 20,
         }
     }
 }

@@ -59,12 +59,15 @@ mod image_pieces;
 mod images;
 mod landing_cache;
 mod readback;
+mod transient;
 pub(crate) use aliased::AliasLink;
 pub use aliased::{AliasedBufferDesc, AliasedImageDesc, AliasedResources};
 pub use defragment::Defragmentation;
 use defragment::RunningPass;
 use landing_cache::LandingCache;
 use readback::{OpenReads, Reads};
+use transient::TransientChunks;
+pub(crate) use transient::{FrameTransient, GpuDone};
 
 /// The sub-allocator inside each memory block: TLSF places freed space again best.
 type BlockAllocator = TlsfAllocator<Vec<TlsfNode>>;
@@ -368,6 +371,8 @@ pub(crate) struct Shared<D: Device> {
     landings: Mutex<LandingCache<Arc<BufferState<D>>>>,
     /// Every live image, for the leak report at teardown.
     live_images: Mutex<KeyMap<Weak<ImageState<D>>>>,
+    /// The frames' transient memory that no frame in progress holds (`Frame::transient_slice`).
+    transient: Mutex<TransientChunks<D>>,
     timeline: TimelineTracker,
     /// Every upload below this sequence number has completed on the GPU.
     completed_watermark: AtomicU64,
@@ -526,6 +531,7 @@ impl<D: Device> Coordinator<D> {
             live: Mutex::new(KeyMap::default()),
             retired_images: Mutex::new(Vec::new()),
             live_images: Mutex::new(KeyMap::default()),
+            transient: Mutex::new(TransientChunks::new()),
             timeline: TimelineTracker::resuming_at(resume_at),
             completed_watermark: AtomicU64::new(0),
             external_floor: AtomicU64::new(0),
@@ -1588,7 +1594,7 @@ impl<D: Device> Shared<D> {
         }
     }
 
-    fn device_error(&self, e: memkit_core::device::DeviceError) -> Error {
+    pub(crate) fn device_error(&self, e: memkit_core::device::DeviceError) -> Error {
         let e = Error::from(e);
         if e == Error::DeviceLost {
             self.timeline.mark_device_lost();
@@ -1973,6 +1979,7 @@ impl<D: Device> Shared<D> {
         };
         self.note_completed(completed);
         self.trim_landings();
+        self.reclaim_transient();
         if sub.scheduler.pending() == 0 && sub.retry.is_none() && sub.consumer.unmarked_bytes() > 0
         {
             // Drained ranges that no buffer submission will tag: image uploads' (whose copies
@@ -2127,6 +2134,7 @@ impl<D: Device> Shared<D> {
         let ring = self.ring.stats();
         // Before the pools' lock, which comes last in the lock order.
         let read_back_bytes_kept = self.lock_landings().kept_bytes();
+        let (transient_chunks, transient_chunk_bytes) = self.lock_transient().held();
         let pools = self.lock_pools();
         let mut heaps = Vec::new();
         if let Some(pools) = pools.as_ref() {
@@ -2143,6 +2151,8 @@ impl<D: Device> Shared<D> {
             .frames_ended();
         CoordinatorStats {
             read_back_bytes_kept,
+            transient_chunks,
+            transient_chunk_bytes,
             ..self.counters.snapshot(
                 ring,
                 heaps,
@@ -2189,6 +2199,9 @@ impl<D: Device> Shared<D> {
             }
         }
         self.shut_down.store(true, Ordering::Release);
+        // The application's GPU work may still read the frames' transient memory: waited for
+        // on its own timelines.
+        self.teardown_transient(Instant::now() + Duration::from_secs(30));
         // Dropped outside the frames' lock (see `take_unsubmitted`).
         let slot_tickets = self
             .frames

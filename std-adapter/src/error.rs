@@ -54,6 +54,10 @@ pub enum Error {
     ForeignGrant,
     /// The frame was begun by another coordinator.
     ForeignFrame,
+    /// A frame was asked for transient memory ([`crate::Frame::transient_slice`]) before
+    /// [`crate::Frame::gpu_done_at`] said when the application's GPU work for it will be done:
+    /// without that the coordinator could not know when the memory may be written again.
+    FrameGpuDoneUnknown,
     /// The image belongs to another coordinator.
     ForeignImage,
     /// An image upload's or read-back's region was refused: the reason says which rule it broke
@@ -159,6 +163,10 @@ impl fmt::Display for Error {
                 f.write_str("the staging grant was handed out by another coordinator")
             }
             Self::ForeignFrame => f.write_str("the frame was begun by another coordinator"),
+            Self::FrameGpuDoneUnknown => f.write_str(
+                "transient memory asked of a frame before Frame::gpu_done_at said when its GPU \
+                 work is done",
+            ),
             Self::ForeignImage => f.write_str("the image belongs to another coordinator"),
             Self::ImageCopy(e) => write!(f, "image copy: {e}"),
             Self::OverlappingImageRegions => {

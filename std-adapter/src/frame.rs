@@ -1,11 +1,16 @@
 //! Frames: a CPU arena per frame slot, paced so that a slot is reused only after the GPU finished
 //! the frame that used it last.
 
+use std::cell::RefCell;
+use std::fmt;
+use std::marker::PhantomData;
+
 use bumpalo::Bump;
 use memkit_core::BufferingMode;
+use memkit_core::device::ExternalTimelines;
 
 use crate::buffer::Buffer;
-use crate::coordinator::Coordinator;
+use crate::coordinator::{Coordinator, FrameTransient, GpuDone};
 use crate::device::Device;
 use crate::error::{Error, Result};
 use crate::ticket::Ticket;
@@ -63,6 +68,11 @@ fn arena_refused<T>(len: usize) -> Error {
 /// Its arena allocations ([`Frame::alloc`], [`Frame::alloc_slice`]) borrow the frame, so they
 /// cannot outlive it. Uploads staged during the frame go to the GPU when it ends. Dropping a
 /// frame without ending it cancels it (what it staged is submitted with the next submission).
+///
+/// Its transient memory ([`Frame::transient_slice`]) is GPU memory the application's draws
+/// read where it lies: the frame's constants and instance data, with no copy. It is written
+/// again only once the application's GPU work for the frame is done
+/// ([`Frame::gpu_done_at`]), however the frame ends.
 pub struct Frame<'c, D: Device> {
     coordinator: &'c Coordinator<D>,
     /// `None` once ended or cancelled.
@@ -70,6 +80,56 @@ pub struct Frame<'c, D: Device> {
     /// The slot whose arena `arena` is, once taken (given back on drop).
     arena_slot: Option<usize>,
     arena: Bump,
+    /// The transient memory it took, given back on drop.
+    transient: RefCell<FrameTransient<D>>,
+}
+
+/// A slice of a frame's transient memory ([`Frame::transient_slice`]): `size()` bytes at
+/// `offset()` in `buffer()`, to bind in the frame's draws (a dynamic uniform offset, a vertex
+/// buffer offset, an indirect-argument offset). The offset is a multiple of the device's
+/// uniform, storage and texel buffer offset alignments
+/// ([`DeviceLimits::min_buffer_offset_alignment`](memkit_core::device::DeviceLimits)) and of
+/// 4. It borrows the frame: record the commands that use it before the frame ends.
+pub struct TransientSlice<'f, D: Device> {
+    buffer: D::Buffer,
+    offset: u64,
+    size: u64,
+    frame: PhantomData<&'f ()>,
+}
+
+impl<D: Device> TransientSlice<'_, D> {
+    /// The buffer holding the slice (memory the host wrote, which the GPU reads in place).
+    pub fn buffer(&self) -> D::Buffer {
+        self.buffer
+    }
+
+    /// Where the slice starts in [`buffer`](Self::buffer).
+    pub fn offset(&self) -> u64 {
+        self.offset
+    }
+
+    /// The slice's bytes.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+}
+
+impl<D: Device> Clone for TransientSlice<'_, D> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<D: Device> Copy for TransientSlice<'_, D> {}
+
+impl<D: Device> fmt::Debug for TransientSlice<'_, D> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TransientSlice")
+            .field("buffer", &self.buffer)
+            .field("offset", &self.offset)
+            .field("size", &self.size)
+            .finish()
+    }
 }
 
 impl<'c, D: Device> Frame<'c, D> {
@@ -86,6 +146,7 @@ impl<'c, D: Device> Frame<'c, D> {
             pacing: Some(pacing),
             arena_slot: None,
             arena: Bump::new(),
+            transient: RefCell::new(FrameTransient::new()),
         };
         let wait_for = frame.pacing.as_ref().map_or(0, |p| p.wait_for().get());
         let slot = frame.slot();
@@ -202,6 +263,50 @@ impl<'c, D: Device> Frame<'c, D> {
         self.coordinator.upload_to(buffer, offset, bytes)
     }
 
+    /// Writes `value` into the frame's transient memory and returns where it lies, for the
+    /// frame's draws to read in place ([`Frame::transient_slice`]).
+    pub fn transient<T: bytemuck::NoUninit>(&self, value: &T) -> Result<TransientSlice<'_, D>> {
+        self.transient_bytes(bytemuck::bytes_of(value), std::mem::align_of::<T>())
+    }
+
+    /// Writes `values` into the frame's transient memory and returns where they lie: per-frame
+    /// constants, instance data or indirect arguments that the application's draws read in
+    /// place, bound at [`TransientSlice::offset`] of [`TransientSlice::buffer`], with no copy
+    /// and no submission. The memory is host-visible and, where the device has such memory,
+    /// device-local (resizable BAR, integrated GPUs); non-coherent memory is flushed here, so
+    /// GPU work submitted after this call sees the bytes.
+    ///
+    /// The memory is written again only after the application's GPU work for this frame is
+    /// done, as [`Frame::gpu_done_at`] said (which must come first), whether the frame is ended
+    /// or dropped. Slices come from chunks of
+    /// [`CoordinatorConfig::transient_chunk_size`](crate::CoordinatorConfig::transient_chunk_size)
+    /// bytes; a larger slice gets a chunk of its own.
+    ///
+    /// Errors: [`Error::FrameGpuDoneUnknown`] before [`Frame::gpu_done_at`];
+    /// [`Error::ZeroSize`]; [`Error::DeviceLost`]; the errors of
+    /// [`Coordinator::create_buffer`] when a new chunk is needed (out of device memory, say).
+    /// Nothing is written on error.
+    pub fn transient_slice<T: bytemuck::NoUninit>(
+        &self,
+        values: &[T],
+    ) -> Result<TransientSlice<'_, D>> {
+        self.transient_bytes(bytemuck::cast_slice(values), std::mem::align_of::<T>())
+    }
+
+    fn transient_bytes(&self, bytes: &[u8], align: usize) -> Result<TransientSlice<'_, D>> {
+        let mut transient = self.transient.borrow_mut();
+        let placed =
+            self.coordinator
+                .shared()
+                .write_transient(&mut transient, bytes, align as u64)?;
+        Ok(TransientSlice {
+            buffer: placed.buffer,
+            offset: placed.offset,
+            size: bytes.len() as u64,
+            frame: PhantomData,
+        })
+    }
+
     /// Submits everything staged and records the frame's submission; returns its ticket.
     pub(crate) fn end(mut self) -> Result<Ticket> {
         let shared = self.coordinator.shared();
@@ -244,6 +349,47 @@ impl<'c, D: Device> Frame<'c, D> {
     }
 }
 
+impl<D: Device + ExternalTimelines> Frame<'_, D>
+where
+    D::ExternalTimeline: Send + Sync + 'static,
+{
+    /// Says when the application's GPU work for this frame is done: once `timeline` reaches
+    /// `value`. The frame's transient memory ([`Frame::transient_slice`]) is written again only
+    /// after that; the coordinator polls the timeline (it never waits on it, except at
+    /// teardown). Call it before the first transient slice, with the value the application's
+    /// queue signals after the last of the frame's work that reads one (a frame's timeline
+    /// value). A later call replaces the value for the whole frame.
+    ///
+    /// Errors: [`Error::Device`] with `InvalidArgument` for a timeline the device does not know;
+    /// [`Error::DeviceLost`].
+    ///
+    /// # Safety
+    /// - `timeline` is a live timeline of the coordinator's device and stays alive until the
+    ///   coordinator is shut down;
+    /// - `value` will be signalled, after every use of this frame's transient memory by GPU work
+    ///   (or the device is lost); a value never signalled keeps the frame's memory held, and
+    ///   delays the coordinator's teardown by up to 30 s.
+    pub unsafe fn gpu_done_at(&self, timeline: D::ExternalTimeline, value: u64) -> Result<()> {
+        let shared = self.coordinator.shared();
+        shared.check_live()?;
+        // Checked now, so that a timeline the device does not know is refused here rather than
+        // keeping the memory forever.
+        // SAFETY: the timeline is live and the device's (caller's contract).
+        unsafe { self.coordinator.device().external_value(timeline) }
+            .map_err(|e| shared.device_error(e))?;
+        let reached = Box::new(move |device: &D| {
+            // SAFETY: the timeline stays alive until the coordinator is shut down (caller's
+            // contract), and the coordinator polls it only until then.
+            unsafe { device.external_value(timeline) }
+        });
+        self.transient.borrow_mut().done = Some(GpuDone {
+            reached,
+            until: value,
+        });
+        Ok(())
+    }
+}
+
 impl<D: Device> Drop for Frame<'_, D> {
     fn drop(&mut self) {
         let shared = self.coordinator.shared();
@@ -254,6 +400,7 @@ impl<D: Device> Drop for Frame<'_, D> {
                 .unwrap_or_else(|e| e.into_inner())
                 .cancel_frame(pacing);
         }
+        shared.retire_transient(self.transient.get_mut());
         let arena = std::mem::take(&mut self.arena);
         if let Some(slot) = self.arena_slot.take() {
             shared

@@ -40,7 +40,7 @@ pub use coordinator::{
 };
 pub use device::Device;
 pub use error::{Error, NotAliasableReason, Result};
-pub use frame::Frame;
+pub use frame::{Frame, TransientSlice};
 pub use image::Image;
 pub use memkit_core::pool::{DefragmentationLimits, DefragmentationPlan};
 pub use memkit_core::{BufferingMode, MemoryUsage, PoolConfig};

@@ -181,6 +181,8 @@ pub(crate) struct Counters {
     pub(crate) eager_submissions: AtomicU64,
     pub(crate) stalls: AtomicU64,
     pub(crate) frame_waits: AtomicU64,
+    pub(crate) transient_slices: AtomicU64,
+    pub(crate) transient_bytes: AtomicU64,
 }
 
 impl Counters {
@@ -206,6 +208,10 @@ impl Counters {
             bytes_read_back: get(&self.bytes_read_back),
             read_back_buffers_reused: get(&self.read_back_buffers_reused),
             read_back_bytes_kept: 0,
+            transient_slices: get(&self.transient_slices),
+            transient_bytes: get(&self.transient_bytes),
+            transient_chunks: 0,
+            transient_chunk_bytes: 0,
             buffers_moved: get(&self.buffers_moved),
             images_moved: get(&self.images_moved),
             bytes_moved: get(&self.bytes_moved),
@@ -314,6 +320,15 @@ pub struct CoordinatorStats {
     /// Bytes of landing buffers kept now for later read-backs (the coordinator's, not the
     /// application's: [`crate::CoordinatorConfig::read_back_cache_bytes`]).
     pub read_back_bytes_kept: u64,
+    /// Slices of frames' transient memory written ([`crate::Frame::transient_slice`]).
+    pub transient_slices: u64,
+    /// Their bytes.
+    pub transient_bytes: u64,
+    /// Buffers the coordinator holds for frames' transient memory now (free, in use by a frame,
+    /// or waiting for a frame's GPU work).
+    pub transient_chunks: u64,
+    /// Their bytes.
+    pub transient_chunk_bytes: u64,
     /// Buffers [`crate::Coordinator::defragment`] moved.
     pub buffers_moved: u64,
     /// Images [`crate::Coordinator::defragment_with_images`] moved.
@@ -383,6 +398,10 @@ impl CoordinatorStats {
         o.num("bytes_read_back", self.bytes_read_back);
         o.num("read_back_buffers_reused", self.read_back_buffers_reused);
         o.num("read_back_bytes_kept", self.read_back_bytes_kept);
+        o.num("transient_slices", self.transient_slices);
+        o.num("transient_bytes", self.transient_bytes);
+        o.num("transient_chunks", self.transient_chunks);
+        o.num("transient_chunk_bytes", self.transient_chunk_bytes);
         o.num("buffers_moved", self.buffers_moved);
         o.num("images_moved", self.images_moved);
         o.num("bytes_moved", self.bytes_moved);

@@ -1,0 +1,317 @@
+//! Transient GPU memory: a frame's constants, instance data and indirect arguments, written by
+//! the host into host-visible memory that the application's draws read where it lies (bound at
+//! an offset, a dynamic uniform offset say), with no copy and no submission of memkit's. This is
+//! what engines build from a per-frame linear or ring pool (VMA's linear pools, wgpu's
+//! `StagingBelt` without its copy).
+//!
+//! The memory comes in chunks: buffers of [`CoordinatorConfig::transient_chunk_size`] bytes in
+//! `UPLOAD | FAST_DEVICE_ACCESS` memory (the BAR window or all of VRAM on a discrete GPU, any
+//! host-visible type on an integrated one). A frame fills the chunks it takes from the front,
+//! each slice at an offset the device allows bindings at, and gives them back when it ends,
+//! with the value the application's timeline reaches once the frame's GPU work is done
+//! ([`Frame::gpu_done_at`](crate::Frame::gpu_done_at)). The coordinator polls that timeline (in
+//! its maintenance, and when a frame needs a chunk) and only then hands the chunks out again:
+//! nothing the GPU may still read is written. Nothing here waits: a frame that finds no chunk
+//! free makes one, so the chunks held settle at what the frames in flight use.
+//!
+//! Free chunks beyond what the busiest frame of the last [`PEAK_WINDOW_FRAMES`] to
+//! `2 * PEAK_WINDOW_FRAMES` frames used, times the frames in flight and one, are destroyed, so
+//! a burst does not keep its memory.
+//!
+//! [`CoordinatorConfig::transient_chunk_size`]: crate::CoordinatorConfig::transient_chunk_size
+
+use std::collections::VecDeque;
+use std::sync::{Arc, MutexGuard};
+use std::time::{Duration, Instant};
+
+use memkit_core::MemoryUsage;
+use memkit_core::device::DeviceError;
+use memkit_core::pool::DeviceAllocation;
+
+use super::{Shared, flush_error};
+use crate::buffer::{BufferState, COUNTER};
+use crate::device::Device;
+use crate::error::{Error, Result};
+
+/// Frames over which the busiest one's chunk count is what the free list keeps (see the module
+/// documentation): the most of this window and the one before.
+const PEAK_WINDOW_FRAMES: u32 = 64;
+
+/// The smallest alignment of a slice: index and indirect-argument offsets are multiples of 4.
+const MIN_SLICE_ALIGNMENT: u64 = 4;
+
+/// Reads the value the application's timeline reached, without blocking.
+pub(crate) type ReachedValue<D> =
+    Box<dyn Fn(&D) -> std::result::Result<u64, DeviceError> + Send + Sync>;
+
+/// How the coordinator learns that the application's GPU work for a frame is done: the value
+/// the application's timeline reached, against the one it reaches then.
+pub(crate) struct GpuDone<D> {
+    pub(crate) reached: ReachedValue<D>,
+    pub(crate) until: u64,
+}
+
+impl<D> GpuDone<D> {
+    /// Whether the work is done, or can no longer read anything (the device is lost). An error
+    /// other than a loss keeps the memory: it is freed at teardown.
+    fn is_done(&self, device: &D) -> bool {
+        match (self.reached)(device) {
+            Ok(value) => value >= self.until,
+            Err(DeviceError::DeviceLost) => true,
+            Err(_) => false,
+        }
+    }
+}
+
+/// The chunks one ended frame used, until its GPU work is done.
+struct Retired<D: Device> {
+    chunks: Vec<Arc<BufferState<D>>>,
+    done: GpuDone<D>,
+}
+
+/// The coordinator's transient chunks that no frame in progress holds.
+pub(crate) struct TransientChunks<D: Device> {
+    /// Chunks of the configured size, ready to be written.
+    free: Vec<Arc<BufferState<D>>>,
+    /// Ended frames' chunks, oldest first.
+    retired: VecDeque<Retired<D>>,
+    /// Every chunk made and not destroyed, the frames' in progress included: teardown destroys
+    /// them all.
+    held: Vec<Arc<BufferState<D>>>,
+    /// The most chunks one frame used in this window and in the one before, and how many frames
+    /// this window has seen.
+    peak_now: usize,
+    peak_before: usize,
+    frames_in_window: u32,
+}
+
+impl<D: Device> TransientChunks<D> {
+    pub(crate) fn new() -> Self {
+        Self {
+            free: Vec::new(),
+            retired: VecDeque::new(),
+            held: Vec::new(),
+            peak_now: 0,
+            peak_before: 0,
+            frames_in_window: 0,
+        }
+    }
+
+    /// Chunks held, and their bytes.
+    pub(crate) fn held(&self) -> (u64, u64) {
+        let bytes = self.held.iter().map(|c| c.size).sum();
+        (self.held.len() as u64, bytes)
+    }
+}
+
+/// A frame's transient memory: what it was told of its GPU work, and the chunks it took.
+pub(crate) struct FrameTransient<D: Device> {
+    pub(crate) done: Option<GpuDone<D>>,
+    /// Chunks taken, in order; the last one of the configured size is the one being filled.
+    chunks: Vec<Arc<BufferState<D>>>,
+    /// The index in `chunks` of the chunk being filled, and the first free byte in it.
+    filling: Option<(usize, u64)>,
+}
+
+impl<D: Device> FrameTransient<D> {
+    pub(crate) fn new() -> Self {
+        Self {
+            done: None,
+            chunks: Vec::new(),
+            filling: None,
+        }
+    }
+}
+
+/// Where a slice was written: its chunk's buffer and its offset there.
+pub(crate) struct Placed<D: Device> {
+    pub(crate) buffer: D::Buffer,
+    pub(crate) offset: u64,
+}
+
+impl<D: Device> Shared<D> {
+    pub(super) fn lock_transient(&self) -> MutexGuard<'_, TransientChunks<D>> {
+        self.transient.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Writes `bytes` into the frame's transient memory, at an offset that is a multiple of the
+    /// device's binding alignment and of `align`; makes or takes a chunk when the one being
+    /// filled has no room.
+    pub(crate) fn write_transient(
+        &self,
+        frame: &mut FrameTransient<D>,
+        bytes: &[u8],
+        align: u64,
+    ) -> Result<Placed<D>> {
+        self.check_live()?;
+        if bytes.is_empty() {
+            return Err(Error::ZeroSize);
+        }
+        if frame.done.is_none() {
+            return Err(Error::FrameGpuDoneUnknown);
+        }
+        let size = bytes.len() as u64;
+        let align = align
+            .max(self.device.limits().min_buffer_offset_alignment)
+            .max(MIN_SLICE_ALIGNMENT);
+        let chunk_size = self.config.transient_chunk_size;
+        let fits = frame.filling.and_then(|(index, cursor)| {
+            let offset = cursor.checked_next_multiple_of(align)?;
+            (offset.checked_add(size)? <= frame.chunks[index].size).then_some((index, offset))
+        });
+        let (index, offset) = match fits {
+            Some(place) => place,
+            None if size > chunk_size => {
+                // A chunk of its own, never filled further nor kept.
+                let chunk = self.make_transient_chunk(size)?;
+                frame.chunks.push(chunk);
+                (frame.chunks.len() - 1, 0)
+            }
+            None => {
+                let chunk = match self.free_transient_chunk() {
+                    Some(chunk) => chunk,
+                    None => self.make_transient_chunk(chunk_size)?,
+                };
+                frame.chunks.push(chunk);
+                (frame.chunks.len() - 1, 0)
+            }
+        };
+        let chunk = &frame.chunks[index];
+        if chunk.size == chunk_size {
+            frame.filling = Some((index, offset + size));
+        }
+        let Some(target) = chunk.host_at(offset) else {
+            // Chunks are made mapped (host-visible memory is mapped once, whole).
+            return Err(Error::NotHostVisible);
+        };
+        // SAFETY: [offset, offset + size) lies inside the chunk (checked above), whose memory is
+        // mapped while the chunk lives; the chunk is this frame's alone (taken from the free
+        // list, whose chunks no GPU work reads any more, or made now), and no slice handed out
+        // before overlaps this range (the cursor only rises), so neither the GPU nor another
+        // thread reads or writes these bytes now.
+        unsafe {
+            std::ptr::copy_nonoverlapping(bytes.as_ptr(), target.as_ptr(), bytes.len());
+        }
+        if !chunk.coherent {
+            let pools = self.lock_pools();
+            if let Some(pools) = pools.as_ref() {
+                let allocation = DeviceAllocation::from_raw(chunk.allocation);
+                let flushed = pools.flush(&allocation, offset, size);
+                // The handle is the chunk's, borrowed to name the range: not freed here.
+                let _ = allocation.into_raw();
+                flushed.map_err(|e| self.device_error(flush_error(e)))?;
+            }
+        }
+        self.counters.transient_slices.fetch_add(1, COUNTER);
+        self.counters.transient_bytes.fetch_add(size, COUNTER);
+        Ok(Placed {
+            buffer: chunk.raw,
+            offset,
+        })
+    }
+
+    /// A chunk of `size` bytes in fresh memory, mapped.
+    fn make_transient_chunk(&self, size: u64) -> Result<Arc<BufferState<D>>> {
+        let usage = MemoryUsage::UPLOAD | MemoryUsage::FAST_DEVICE_ACCESS;
+        let chunk = self.create_state(size, usage, true)?;
+        if chunk.host.is_none() {
+            self.destroy(&chunk);
+            return Err(Error::NotHostVisible);
+        }
+        self.lock_transient().held.push(Arc::clone(&chunk));
+        Ok(chunk)
+    }
+
+    /// A free chunk of the configured size, after taking back those whose frames' GPU work is
+    /// done.
+    fn free_transient_chunk(&self) -> Option<Arc<BufferState<D>>> {
+        self.reclaim_transient();
+        self.lock_transient().free.pop()
+    }
+
+    /// A frame ended (or was cancelled): its chunks wait for its GPU work. A frame that took
+    /// no chunk gives nothing back (it may never have been told when its work is done).
+    pub(crate) fn retire_transient(&self, frame: &mut FrameTransient<D>) {
+        let chunks = std::mem::take(&mut frame.chunks);
+        frame.filling = None;
+        let mut pool = self.lock_transient();
+        pool.frames_in_window += 1;
+        pool.peak_now = pool.peak_now.max(chunks.len());
+        if pool.frames_in_window >= PEAK_WINDOW_FRAMES {
+            pool.peak_before = pool.peak_now;
+            pool.peak_now = 0;
+            pool.frames_in_window = 0;
+        }
+        if chunks.is_empty() {
+            return;
+        }
+        let done = frame
+            .done
+            .take()
+            .expect("a frame takes chunks only once told when its work is done");
+        pool.retired.push_back(Retired { chunks, done });
+    }
+
+    /// Takes back the chunks of frames whose GPU work is done: chunks of the configured size go
+    /// to the free list up to what the busiest recent frame used, the rest are destroyed.
+    pub(crate) fn reclaim_transient(&self) {
+        let chunk_size = self.config.transient_chunk_size;
+        let mut doomed = Vec::new();
+        {
+            let mut pool = self.lock_transient();
+            // Several frames' chunks can come back at once (the application's timeline moved
+            // on by more than one frame between two polls): enough for the frames in flight
+            // and one more, so the next frames do not make what was just destroyed.
+            let frames = self.config.buffering.frames_in_flight() + 1;
+            let keep = pool.peak_now.max(pool.peak_before) * frames;
+            while let Some(frame) = pool.retired.front() {
+                if !frame.done.is_done(&self.device) {
+                    break;
+                }
+                let frame = pool.retired.pop_front().expect("checked");
+                for chunk in frame.chunks {
+                    if chunk.size == chunk_size && pool.free.len() < keep {
+                        pool.free.push(chunk);
+                    } else {
+                        doomed.push(chunk);
+                    }
+                }
+            }
+            while pool.free.len() > keep {
+                doomed.extend(pool.free.pop());
+            }
+            pool.held
+                .retain(|c| !doomed.iter().any(|d| Arc::ptr_eq(c, d)));
+        }
+        // Outside the chunks' lock: destroying takes the pools'.
+        let doomed: Vec<&BufferState<D>> = doomed.iter().map(|c| &**c).collect();
+        self.destroy_all(&doomed);
+    }
+
+    /// Teardown: waits (up to `deadline`) for the GPU work of the frames whose chunks are still
+    /// out, then destroys every chunk.
+    pub(crate) fn teardown_transient(&self, deadline: Instant) {
+        let mut pool = self.lock_transient();
+        let out_waited = pool.retired.iter().all(|frame| {
+            while !frame.done.is_done(&self.device) {
+                if Instant::now() >= deadline {
+                    return false;
+                }
+                std::thread::sleep(Duration::from_micros(200));
+            }
+            true
+        });
+        if !out_waited {
+            log::error!(
+                "memkit: the application's GPU work did not finish with the frames' transient \
+                 memory within 30 s; freeing it anyway"
+            );
+        }
+        pool.retired.clear();
+        pool.free.clear();
+        let held = std::mem::take(&mut pool.held);
+        drop(pool);
+        let held: Vec<&BufferState<D>> = held.iter().map(|c| &**c).collect();
+        self.destroy_all(&held);
+    }
+}

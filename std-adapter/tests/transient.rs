@@ -1,0 +1,378 @@
+//! A frame's transient memory (`Frame::transient_slice`): constants the host writes and the
+//! application's draws read in place. The simulated device stands for the application's queue:
+//! the test declares each slice read by the frame's GPU work until the frame's timeline value
+//! (`DummyDevice::application_reads`), so bytes written again before the application's timeline
+//! got there are recorded as a misuse, and each slice's bytes are compared while it is read.
+
+use std::time::Duration;
+
+use memkit_core::device::{DeviceError, InvalidArgument};
+use memkit_dummy::{DummyBuffer, DummyDevice, DummyTimeline, MisuseKind, Preset};
+use memkit_std::{Coordinator, CoordinatorConfig, Error};
+
+fn coordinator_over(device: &DummyDevice, chunk: u64) -> Coordinator<DummyDevice> {
+    let config = CoordinatorConfig {
+        transient_chunk_size: chunk,
+        ..CoordinatorConfig::default()
+    };
+    Coordinator::new(device.clone(), config).expect("coordinator")
+}
+
+/// Frame `n`'s constants: 64 bytes that say which frame and draw they belong to.
+fn constants(frame: u64, draw: u64) -> [u64; 8] {
+    [
+        frame,
+        draw,
+        frame ^ draw,
+        7,
+        11,
+        13,
+        frame * 1000 + draw,
+        u64::MAX - draw,
+    ]
+}
+
+/// A slice as the test remembers it, to read it back later.
+struct Written {
+    buffer: DummyBuffer,
+    offset: u64,
+    bytes: Vec<u8>,
+}
+
+/// Runs frame `n` (its GPU work done at value `n + 1` of `timeline`): `draws` slices of
+/// constants, each declared read by the application until then.
+fn frame(
+    c: &Coordinator<DummyDevice>,
+    device: &DummyDevice,
+    timeline: DummyTimeline,
+    n: u64,
+    draws: u64,
+) -> Vec<Written> {
+    let frame = c.begin_frame().expect("frame");
+    // SAFETY: the timeline is the device's and outlives the coordinator; the test signals it.
+    unsafe { frame.gpu_done_at(timeline, n + 1) }.expect("our timeline");
+    let mut written = Vec::new();
+    for draw in 0..draws {
+        let data = constants(n, draw);
+        let slice = frame.transient(&data).expect("transient");
+        device
+            .application_reads(
+                slice.buffer(),
+                slice.offset(),
+                slice.size(),
+                timeline,
+                n + 1,
+            )
+            .expect("inside the buffer");
+        written.push(Written {
+            buffer: slice.buffer(),
+            offset: slice.offset(),
+            bytes: bytemuck::bytes_of(&data).to_vec(),
+        });
+    }
+    c.end_frame(frame).expect("end");
+    written
+}
+
+fn assert_still_holds(device: &DummyDevice, written: &[Written], what: &str) {
+    for (i, w) in written.iter().enumerate() {
+        let now = device
+            .read_buffer(w.buffer, w.offset, w.bytes.len())
+            .expect("live");
+        assert_eq!(now, w.bytes, "{what}: slice {i} changed");
+    }
+}
+
+#[test]
+fn slices_hold_their_bytes_at_binding_offsets_and_never_overlap() {
+    let device = DummyDevice::discrete();
+    let c = coordinator_over(&device, 64 << 10);
+    let timeline = device.create_external_timeline();
+    let frame = c.begin_frame().unwrap();
+    // SAFETY: as in `frame`.
+    unsafe { frame.gpu_done_at(timeline, 1) }.unwrap();
+    let mut slices = Vec::new();
+    for i in 0..300u32 {
+        let len = 1 + (i as usize * 37) % 700;
+        let data: Vec<u8> = (0..len).map(|b| (b as u32 * 31 + i) as u8).collect();
+        let slice = frame.transient_slice(&data).unwrap();
+        assert_eq!(slice.size(), len as u64);
+        slices.push((slice.buffer(), slice.offset(), data));
+    }
+    let index: Vec<u32> = (0..1000).collect();
+    let indices = frame.transient_slice(&index).unwrap();
+    // A slice borrows its frame: what the draws bind is taken before the frame ends.
+    let (index_buffer, index_offset) = (indices.buffer(), indices.offset());
+    c.end_frame(frame).unwrap();
+
+    let alignment = device.limits().min_buffer_offset_alignment;
+    assert_eq!(alignment, 256, "the discrete preset's");
+    for (buffer, offset, data) in &slices {
+        assert_eq!(offset % alignment, 0, "a binding offset");
+        assert_eq!(
+            &device.read_buffer(*buffer, *offset, data.len()).unwrap(),
+            data
+        );
+    }
+    let index_bytes: &[u8] = bytemuck::cast_slice(&index);
+    assert_eq!(
+        device
+            .read_buffer(index_buffer, index_offset, index_bytes.len())
+            .unwrap(),
+        index_bytes
+    );
+    // No two slices share a byte.
+    let mut ranges: Vec<_> = slices
+        .iter()
+        .map(|(b, o, d)| (*b, *o, *o + d.len() as u64))
+        .collect();
+    ranges.sort();
+    for pair in ranges.windows(2) {
+        assert!(
+            pair[0].0 != pair[1].0 || pair[0].2 <= pair[1].1,
+            "{pair:?} overlap"
+        );
+    }
+    let stats = c.stats();
+    assert_eq!(stats.transient_slices, 301);
+    let bytes: u64 = slices.iter().map(|s| s.2.len() as u64).sum::<u64>() + 4000;
+    assert_eq!(stats.transient_bytes, bytes);
+    // 64 KiB chunks, about a quarter lost to alignment: a few chunks, not one per slice.
+    let chunks = stats.transient_chunks;
+    assert!((2..=6).contains(&chunks), "{chunks} chunks");
+    assert_eq!(stats.transient_chunk_bytes, chunks * (64 << 10));
+    device.signal_external(timeline, 1).unwrap();
+    device.assert_no_misuse();
+}
+
+#[test]
+fn a_frames_memory_is_written_again_only_once_the_applications_work_for_it_is_done() {
+    let device = DummyDevice::discrete();
+    let c = coordinator_over(&device, 4096);
+    let timeline = device.create_external_timeline();
+    // Six frames whose GPU work has not finished: each takes chunks of its own.
+    let frames: Vec<Vec<Written>> = (0..6)
+        .map(|n| frame(&c, &device, timeline, n, 40))
+        .collect();
+    for (n, written) in frames.iter().enumerate() {
+        assert_still_holds(&device, written, &format!("frame {n} while its work runs"));
+    }
+    let held = c.stats().transient_chunks;
+    // 40 slices of 64 bytes at 256-byte offsets: 16 per 4 KiB chunk, three chunks a frame.
+    assert_eq!(held, 6 * 3);
+    device.assert_no_misuse();
+
+    // The application finished frames 0-3: their chunks are written again, and no more are made.
+    device.signal_external(timeline, 4).unwrap();
+    let created = c.stats().buffers_created;
+    let later: Vec<Vec<Written>> = (6..10)
+        .map(|n| frame(&c, &device, timeline, n, 40))
+        .collect();
+    assert_eq!(c.stats().buffers_created, created, "chunks were reused");
+    assert_eq!(c.stats().transient_chunks, held);
+    // Frames 4 and 5 still run: their slices kept their bytes.
+    assert_still_holds(&device, &frames[4], "frame 4");
+    assert_still_holds(&device, &frames[5], "frame 5");
+    for (n, written) in later.iter().enumerate() {
+        assert_still_holds(&device, written, &format!("frame {}", n + 6));
+    }
+    device.signal_external(timeline, 10).unwrap();
+    device.assert_no_misuse();
+}
+
+#[test]
+fn without_gpu_done_at_a_frame_hands_out_no_transient_memory() {
+    let device = DummyDevice::discrete();
+    let c = coordinator_over(&device, 4096);
+    let frame = c.begin_frame().unwrap();
+    assert_eq!(
+        frame.transient(&[1u32; 4]).unwrap_err(),
+        Error::FrameGpuDoneUnknown
+    );
+    let timeline = device.create_external_timeline();
+    // SAFETY: as in `frame`.
+    unsafe { frame.gpu_done_at(timeline, 1) }.unwrap();
+    assert_eq!(
+        frame.transient_slice::<u32>(&[]).unwrap_err(),
+        Error::ZeroSize
+    );
+    c.end_frame(frame).unwrap();
+    let stats = c.stats();
+    assert_eq!(
+        (stats.transient_slices, stats.transient_chunks),
+        (0, 0),
+        "nothing was made"
+    );
+}
+
+#[test]
+fn a_timeline_of_another_device_is_refused() {
+    let device = DummyDevice::discrete();
+    let c = coordinator_over(&device, 4096);
+    let foreign = DummyDevice::discrete().create_external_timeline();
+    let frame = c.begin_frame().unwrap();
+    // SAFETY: refused before it is kept.
+    let refused = unsafe { frame.gpu_done_at(foreign, 1) };
+    assert_eq!(
+        refused,
+        Err(Error::Device(DeviceError::InvalidArgument(
+            InvalidArgument::UnknownTimeline
+        )))
+    );
+    assert_eq!(
+        frame.transient(&1u64).unwrap_err(),
+        Error::FrameGpuDoneUnknown
+    );
+}
+
+#[test]
+fn a_slice_larger_than_a_chunk_gets_one_of_its_own_destroyed_once_read() {
+    let device = DummyDevice::discrete();
+    let c = coordinator_over(&device, 4096);
+    let timeline = device.create_external_timeline();
+    let frame = c.begin_frame().unwrap();
+    // SAFETY: as in `frame`.
+    unsafe { frame.gpu_done_at(timeline, 1) }.unwrap();
+    let small = frame.transient_slice(&[5u8; 100]).unwrap();
+    let big_data: Vec<u16> = (0..10_000).collect();
+    let big = frame.transient_slice(&big_data).unwrap();
+    let after = frame.transient_slice(&[6u8; 100]).unwrap();
+    assert_ne!(big.buffer(), small.buffer());
+    assert_eq!(big.offset(), 0);
+    // The chunk being filled stays the same around the large slice.
+    assert_eq!(after.buffer(), small.buffer());
+    assert_eq!(
+        device.read_buffer(big.buffer(), 0, 20_000).unwrap(),
+        bytemuck::cast_slice::<u16, u8>(&big_data)
+    );
+    let big_buffer = big.buffer();
+    c.end_frame(frame).unwrap();
+    assert_eq!(c.stats().transient_chunk_bytes, 4096 + 20_000);
+
+    device.signal_external(timeline, 1).unwrap();
+    c.maintain().unwrap();
+    assert_eq!(c.stats().transient_chunk_bytes, 4096, "the large one went");
+    assert!(!device.live_buffers().contains(&big_buffer));
+    device.assert_no_misuse();
+}
+
+#[test]
+fn a_dropped_frame_keeps_its_memory_until_its_work_is_done() {
+    let device = DummyDevice::discrete();
+    let c = coordinator_over(&device, 4096);
+    let timeline = device.create_external_timeline();
+    let cancelled = c.begin_frame().unwrap();
+    // SAFETY: as in `frame`.
+    unsafe { cancelled.gpu_done_at(timeline, 1) }.unwrap();
+    let slice = cancelled.transient(&constants(0, 0)).unwrap();
+    let (buffer, offset) = (slice.buffer(), slice.offset());
+    device
+        .application_reads(buffer, offset, 64, timeline, 1)
+        .unwrap();
+    drop(cancelled);
+    let next = frame(&c, &device, timeline, 1, 16);
+    assert!(
+        next.iter().all(|w| w.buffer != buffer),
+        "a chunk of its own"
+    );
+    assert_eq!(
+        device.read_buffer(buffer, offset, 64).unwrap(),
+        bytemuck::bytes_of(&constants(0, 0))
+    );
+    device.signal_external(timeline, 2).unwrap();
+    device.assert_no_misuse();
+}
+
+#[test]
+fn non_coherent_memory_is_flushed_for_the_gpu() {
+    // The mobile preset's host-visible memory is not coherent: without a flush the device
+    // reads stale bytes.
+    let device = DummyDevice::new(Preset::Mobile.config()).unwrap();
+    let c = coordinator_over(&device, 64 << 10);
+    let timeline = device.create_external_timeline();
+    let written = frame(&c, &device, timeline, 0, 50);
+    assert_still_holds(&device, &written, "mobile");
+    device.signal_external(timeline, 1).unwrap();
+    device.assert_no_misuse();
+}
+
+#[test]
+fn steady_frames_settle_on_a_few_chunks() {
+    let device = DummyDevice::discrete();
+    let c = coordinator_over(&device, 4096);
+    let timeline = device.create_external_timeline();
+    // The application's work for a frame is done two frames later, as with triple buffering.
+    for n in 0..200u64 {
+        if n >= 2 {
+            device.signal_external(timeline, n - 1).unwrap();
+        }
+        frame(&c, &device, timeline, n, 20);
+    }
+    let stats = c.stats();
+    // Two chunks a frame (20 slices of 256 bytes), three frames running: the chunks made at the
+    // start, never more.
+    assert!(
+        stats.transient_chunks <= 2 * 4,
+        "{} chunks held",
+        stats.transient_chunks
+    );
+    assert!(
+        stats.buffers_created <= 2 * 4 + 1,
+        "{}",
+        stats.buffers_created
+    );
+    device.signal_external(timeline, 200).unwrap();
+    device.assert_no_misuse();
+}
+
+#[test]
+fn teardown_waits_for_the_applications_work_then_frees_every_chunk() {
+    let device = DummyDevice::discrete();
+    let c = coordinator_over(&device, 4096);
+    let timeline = device.create_external_timeline();
+    for n in 0..3 {
+        frame(&c, &device, timeline, n, 20);
+    }
+    let signaller = {
+        let device = device.clone();
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(100));
+            device.signal_external(timeline, 3).unwrap();
+        })
+    };
+    let stats = c.shutdown();
+    signaller.join().unwrap();
+    assert_eq!(stats.leaked_buffers, 0);
+    assert_eq!(stats.transient_chunks, 0);
+    // Destroyed only after the application's timeline got there.
+    device.assert_no_misuse();
+    assert!(device.live_buffers().is_empty());
+    assert!(
+        device.leak_report().is_empty(),
+        "{:?}",
+        device.leak_report()
+    );
+}
+
+#[test]
+fn a_lost_device_refuses_transient_memory_and_frees_it_at_teardown() {
+    let device = DummyDevice::discrete();
+    let c = coordinator_over(&device, 4096);
+    let timeline = device.create_external_timeline();
+    frame(&c, &device, timeline, 0, 4);
+    let frame = c.begin_frame().unwrap();
+    // SAFETY: as in `frame`.
+    unsafe { frame.gpu_done_at(timeline, 2) }.unwrap();
+    device.lose_device();
+    // Writing host memory asks nothing of the device: the coordinator refuses once it learnt
+    // of the loss (any call that reaches the device).
+    assert_eq!(c.maintain(), Err(Error::DeviceLost));
+    assert_eq!(frame.transient(&1u64).unwrap_err(), Error::DeviceLost);
+    drop(frame);
+    // The timeline is never signalled: the loss means the GPU reads nothing any more.
+    let stats = c.shutdown();
+    assert_eq!(stats.transient_chunks, 0);
+    assert!(device.live_buffers().is_empty());
+    let misuses: Vec<MisuseKind> = device.misuse_kinds();
+    assert!(misuses.is_empty(), "{misuses:?}");
+}
