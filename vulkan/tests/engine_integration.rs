@@ -28,7 +28,9 @@ use std::io::Write;
 use std::sync::Arc;
 
 use common::{AppCommands, SECOND, pattern};
-use memkit_core::device::{ImageCopy, ImageDesc, ImageFormat, ImageLayout, ImageUsage};
+use memkit_core::device::{
+    ImageCopy, ImageDesc, ImageFormat, ImageLayout, ImageUsage, MemoryDevice,
+};
 use memkit_std::{
     Buffer, BufferingMode, Coordinator, CoordinatorConfig, Error, MemoryUsage, Ticket,
 };
@@ -61,7 +63,11 @@ const READ_VERTICES: usize = 0;
 const READ_INDICES: usize = READ_VERTICES + VERTEX_BYTES;
 const READ_PATCHED_INDICES: usize = READ_INDICES + INDEX_BYTES;
 const READ_UNIFORMS: usize = READ_PATCHED_INDICES + INDEX_BYTES;
-const READ_BYTES: usize = READ_UNIFORMS + FRAMES * UNIFORM_BYTES;
+const READ_TRANSIENT: usize = READ_UNIFORMS + FRAMES * UNIFORM_BYTES;
+const READ_BYTES: usize = READ_TRANSIENT + FRAMES * TRANSIENT_DRAWS * TRANSIENT_BYTES;
+/// Per-draw constants in a frame's transient memory: blocks per frame, and their bytes.
+const TRANSIENT_DRAWS: usize = 8;
+const TRANSIENT_BYTES: usize = 200;
 
 /// `None` (printed loudly) when this machine has no Vulkan 1.2 device at all; with
 /// `MEMKIT_REQUIRE_VULKAN=1` (CI) a panic instead, as in `common::headless_with`.
@@ -444,7 +450,8 @@ impl EngineFrames {
 
     /// Records `copies` (`(source buffer, source offset, bytes, read-back offset)`) into the
     /// slot's command buffer and submits it on the graphics queue, waiting for memkit's
-    /// `wait_value` on its timeline semaphore (0: nothing to wait for) at the transfer stage.
+    /// `wait_value` on its timeline semaphore (0: nothing to wait for) at the transfer stage,
+    /// and signalling `signal` (the engine's own timeline semaphore and value) when done.
     fn submit(
         &mut self,
         engine: &Engine,
@@ -452,6 +459,7 @@ impl EngineFrames {
         slot: usize,
         copies: &[(vk::Buffer, usize, usize, usize)],
         wait_value: u64,
+        signal: Option<(vk::Semaphore, u64)>,
     ) {
         let device = &engine.device;
         let cmd = self.cmds[slot];
@@ -493,14 +501,22 @@ impl EngineFrames {
         let values = [wait_value];
         let stages = [vk::PipelineStageFlags::TRANSFER];
         let cmds = [cmd];
-        let mut timeline =
-            vk::TimelineSemaphoreSubmitInfo::default().wait_semaphore_values(&values);
+        let signals = signal.map(|(semaphore, _)| [semaphore]);
+        let signal_values = signal.map(|(_, value)| [value]);
+        let mut timeline = vk::TimelineSemaphoreSubmitInfo::default();
         let mut submit = vk::SubmitInfo::default().command_buffers(&cmds);
         if wait_value > 0 {
+            timeline = timeline.wait_semaphore_values(&values);
             submit = submit
                 .wait_semaphores(&semaphores)
-                .wait_dst_stage_mask(&stages)
-                .push_next(&mut timeline);
+                .wait_dst_stage_mask(&stages);
+        }
+        if let (Some(signals), Some(values)) = (&signals, &signal_values) {
+            timeline = timeline.signal_semaphore_values(values);
+            submit = submit.signal_semaphores(signals);
+        }
+        if wait_value > 0 || signal.is_some() {
+            submit = submit.push_next(&mut timeline);
         }
         let fence = self.fences[slot];
         let go = |queue: vk::Queue| {
@@ -681,7 +697,7 @@ fn render_frames(engine: Engine) {
             wait_value > 0,
             "frame {f}'s uniforms were staged and copied"
         );
-        frames.submit(&engine, memkit, slot, &copies, wait_value);
+        frames.submit(&engine, memkit, slot, &copies, wait_value, None);
         tickets.push(frame_done);
         tickets.extend(patch);
     }
@@ -761,6 +777,112 @@ fn render_frames(engine: Engine) {
     // SAFETY: the coordinator is gone with every buffer and ticket, and its `VulkanDevice` was
     // dropped; the engine's own objects are destroyed. The validation layer reports any object
     // left on the device (memkit's memory, buffers, pool or semaphore) when it is destroyed.
+    let messages = unsafe { engine.destroy() };
+    assert!(
+        messages.is_empty(),
+        "validation reported {} message(s):\n{}",
+        messages.len(),
+        messages.join("\n")
+    );
+}
+
+#[test]
+fn frame_constants_in_transient_memory_reach_the_engines_submissions_byte_for_byte() {
+    on_every_plan(transient_constants);
+}
+
+/// `FRAMES` frames of per-draw constants written into the frames' transient memory
+/// (`Frame::transient_slice`), read in place by the engine's own submissions (a copy of each
+/// block, standing for a draw's uniform read at a dynamic offset), each submission signalling
+/// the engine's timeline semaphore at the frame's value (`Frame::gpu_done_at`). Every byte is
+/// checked, chunks come back once the engine's timeline passed their frames, and teardown
+/// leaves nothing on the device.
+fn transient_constants(engine: Engine) {
+    let device = &engine.device;
+    let mut kind = vk::SemaphoreTypeCreateInfo::default()
+        .semaphore_type(vk::SemaphoreType::TIMELINE)
+        .initial_value(0);
+    let info = vk::SemaphoreCreateInfo::default().push_next(&mut kind);
+    // SAFETY: a valid create info on a live device with timeline semaphores enabled.
+    let engine_timeline = unsafe { device.create_semaphore(&info, None) }.unwrap();
+    // Chunks of 1 KiB: five of a frame's 200-byte blocks each, so every frame takes two.
+    let coordinator = {
+        // SAFETY: as in `coordinator_for`.
+        let memkit = unsafe {
+            VulkanDevice::new(
+                &engine.instance,
+                engine.physical_device,
+                &engine.device,
+                engine.memkit_config(),
+            )
+        }
+        .unwrap();
+        let config = CoordinatorConfig {
+            buffering: BufferingMode::Triple,
+            staging_ring_size: 1 << 20,
+            transient_chunk_size: 1024,
+            ..CoordinatorConfig::default()
+        };
+        Coordinator::new(memkit, config).unwrap()
+    };
+    let memkit = coordinator.device();
+    let alignment = memkit.limits().min_buffer_offset_alignment;
+    let mut frames = EngineFrames::new(&engine);
+    let block = |f: usize, d: usize| pattern(TRANSIENT_BYTES, (f * TRANSIENT_DRAWS + d) as u8);
+    let mut most_held = 0;
+    for f in 0..FRAMES {
+        let slot = f % FRAMES_IN_FLIGHT;
+        frames.wait(&engine, slot);
+        let frame = coordinator.begin_frame().unwrap();
+        // SAFETY: the engine's semaphore outlives the coordinator (destroyed after its
+        // shutdown below), and the submission below signals the frame's value after its reads.
+        unsafe { frame.gpu_done_at(engine_timeline, f as u64 + 1) }.unwrap();
+        let copies: Vec<_> = (0..TRANSIENT_DRAWS)
+            .map(|d| {
+                let slice = frame.transient_slice(&block(f, d)).unwrap();
+                assert_eq!(slice.offset() % alignment, 0);
+                let at = READ_TRANSIENT + (f * TRANSIENT_DRAWS + d) * TRANSIENT_BYTES;
+                (slice.buffer(), slice.offset() as usize, TRANSIENT_BYTES, at)
+            })
+            .collect();
+        // The host's writes are visible to work submitted after them: nothing to wait for.
+        let signal = Some((engine_timeline, f as u64 + 1));
+        frames.submit(&engine, memkit, slot, &copies, 0, signal);
+        coordinator.end_frame(frame).unwrap();
+        most_held = most_held.max(coordinator.stats().transient_chunks);
+    }
+    for slot in 0..FRAMES_IN_FLIGHT {
+        frames.wait(&engine, slot);
+    }
+    let read = frames.read(&engine);
+    for f in 0..FRAMES {
+        for d in 0..TRANSIENT_DRAWS {
+            let at = READ_TRANSIENT + (f * TRANSIENT_DRAWS + d) * TRANSIENT_BYTES;
+            assert!(
+                read[at..][..TRANSIENT_BYTES] == block(f, d)[..],
+                "frame {f}'s block {d} differs"
+            );
+        }
+    }
+    let stats = coordinator.stats();
+    assert_eq!(stats.transient_slices, (FRAMES * TRANSIENT_DRAWS) as u64);
+    // Two chunks a frame; the engine waits for a slot's last frame before reusing the slot, so
+    // at most the four latest frames hold chunks: chunks of finished frames were written again.
+    assert!(
+        most_held <= 2 * 4 && most_held < 2 * FRAMES as u64,
+        "{most_held} chunks held at most"
+    );
+
+    frames.destroy(&engine);
+    let (stats, memkit) = coordinator.shutdown_into_device();
+    assert_eq!(stats.leaked_buffers, 0);
+    assert_eq!(stats.transient_chunks, 0);
+    let memkit = memkit.expect("nothing else holds memkit's device");
+    assert_eq!(memkit.live_memory_objects(), 0);
+    drop(memkit);
+    // SAFETY: every submission that signals it completed (the engine's fences were waited for).
+    unsafe { engine.device.destroy_semaphore(engine_timeline, None) };
+    // SAFETY: as at the end of `render_frames`.
     let messages = unsafe { engine.destroy() };
     assert!(
         messages.is_empty(),
