@@ -4,6 +4,7 @@
 use std::cell::RefCell;
 use std::fmt;
 use std::marker::PhantomData;
+use std::sync::Arc;
 
 use bumpalo::Bump;
 use memkit_core::BufferingMode;
@@ -382,10 +383,10 @@ where
             // contract), and the coordinator polls it only until then.
             unsafe { device.external_value(timeline) }
         });
-        self.transient.borrow_mut().done = Some(GpuDone {
+        self.transient.borrow_mut().done = Some(Arc::new(GpuDone {
             reached,
             until: value,
-        });
+        }));
         Ok(())
     }
 }

@@ -150,7 +150,8 @@ fn a_frames_memory_is_written_again_only_once_the_applications_work_for_it_is_do
     let device = DummyDevice::discrete();
     let c = coordinator_over(&device, 4096);
     let timeline = device.create_external_timeline();
-    // Six frames whose GPU work has not finished: each takes chunks of its own.
+    // Six frames whose GPU work has not finished: each goes on in the chunk the one before
+    // left open, and takes new ones.
     let frames: Vec<Vec<Written>> = (0..6)
         .map(|n| frame(&c, &device, timeline, n, 40))
         .collect();
@@ -158,8 +159,8 @@ fn a_frames_memory_is_written_again_only_once_the_applications_work_for_it_is_do
         assert_still_holds(&device, written, &format!("frame {n} while its work runs"));
     }
     let held = c.stats().transient_chunks;
-    // 40 slices of 64 bytes at 256-byte offsets: 16 per 4 KiB chunk, three chunks a frame.
-    assert_eq!(held, 6 * 3);
+    // 40 slices of 64 bytes at 256-byte offsets: 16 per 4 KiB chunk, 2.5 chunks a frame.
+    assert_eq!(held, 6 * 40 * 256 / 4096);
     device.assert_no_misuse();
 
     // The application finished frames 0-3: their chunks are written again, and no more are made.
@@ -271,10 +272,13 @@ fn a_dropped_frame_keeps_its_memory_until_its_work_is_done() {
         .unwrap();
     drop(cancelled);
     let next = frame(&c, &device, timeline, 1, 16);
+    // The next frame goes on after it in the chunk it left open.
     assert!(
-        next.iter().all(|w| w.buffer != buffer),
-        "a chunk of its own"
+        next.iter()
+            .all(|w| w.buffer != buffer || w.offset >= offset + 64),
+        "the next frame wrote over the dropped frame's slice"
     );
+    assert_eq!(next[0].buffer, buffer, "the open chunk was filled on");
     assert_eq!(
         device.read_buffer(buffer, offset, 64).unwrap(),
         bytemuck::bytes_of(&constants(0, 0))
@@ -375,4 +379,37 @@ fn a_lost_device_refuses_transient_memory_and_frees_it_at_teardown() {
     assert!(device.live_buffers().is_empty());
     let misuses: Vec<MisuseKind> = device.misuse_kinds();
     assert!(misuses.is_empty(), "{misuses:?}");
+}
+
+#[test]
+fn a_chunk_frames_shared_waits_for_every_one_of_them() {
+    // Two frames on different timelines (say, work on two queues) share the chunk the first
+    // left open: it is written again only once both are done, whichever finishes first.
+    let device = DummyDevice::discrete();
+    let c = coordinator_over(&device, 4096);
+    let (first, second) = (
+        device.create_external_timeline(),
+        device.create_external_timeline(),
+    );
+    let early = frame(&c, &device, first, 0, 1);
+    // 16 slices fill the 4 KiB chunk and take another: the shared chunk is retired.
+    let later = frame(&c, &device, second, 0, 20);
+    assert_eq!(
+        later[0].buffer, early[0].buffer,
+        "the open chunk was shared"
+    );
+    device.signal_external(second, 1).unwrap();
+    // Frames on the second timeline only: they may reuse what it alone read, never the
+    // shared chunk while the first frame's work runs.
+    for n in 1..8 {
+        let written = frame(&c, &device, second, n, 20);
+        device.signal_external(second, n + 1).unwrap();
+        assert!(
+            written.iter().all(|w| w.buffer != early[0].buffer),
+            "frame {n} wrote into the chunk the first timeline's frame still reads"
+        );
+    }
+    assert_still_holds(&device, &early, "the first timeline's frame");
+    device.signal_external(first, 1).unwrap();
+    device.assert_no_misuse();
 }

@@ -6,10 +6,12 @@
 //!
 //! The memory comes in chunks: buffers of [`CoordinatorConfig::transient_chunk_size`] bytes in
 //! `UPLOAD | FAST_DEVICE_ACCESS` memory (the BAR window or all of VRAM on a discrete GPU, any
-//! host-visible type on an integrated one). A frame fills the chunks it takes from the front,
-//! each slice at an offset the device allows bindings at, and gives them back when it ends,
-//! with the value the application's timeline reaches once the frame's GPU work is done
-//! ([`Frame::gpu_done_at`](crate::Frame::gpu_done_at)). The coordinator polls that timeline (in
+//! host-visible type on an integrated one). A frame fills chunks from the front, each slice at an
+//! offset the device allows bindings at. The chunk it was filling when it ended stays open: the
+//! next frame goes on filling it, so a frame that writes a few KiB does not hold a whole chunk.
+//! Every other chunk it used waits, from its end, for the application's GPU work for the frames
+//! that wrote into it (the values [`Frame::gpu_done_at`](crate::Frame::gpu_done_at) gave), and
+//! so does the open chunk once a frame moves on from it. The coordinator polls those timelines (in
 //! its maintenance, and when a frame needs a chunk) and only then hands the chunks out again:
 //! nothing the GPU may still read is written. Nothing here waits: a frame that finds no chunk
 //! free makes one, so the chunks held settle at what the frames in flight use.
@@ -63,17 +65,35 @@ impl<D> GpuDone<D> {
     }
 }
 
-/// The chunks one ended frame used, until its GPU work is done.
+/// The work that reads a chunk: the frames that wrote into it. All must be done before it is
+/// written again.
+type Readers<D> = Vec<Arc<GpuDone<D>>>;
+
+/// Whether every reader is done.
+fn all_done<D>(readers: &Readers<D>, device: &D) -> bool {
+    readers.iter().all(|r| r.is_done(device))
+}
+
+/// A chunk no frame fills any more, until the work that reads it is done.
 struct Retired<D: Device> {
-    chunks: Vec<Arc<BufferState<D>>>,
-    done: GpuDone<D>,
+    chunk: Arc<BufferState<D>>,
+    readers: Readers<D>,
+}
+
+/// The chunk the last frame was filling: the next frame goes on from `cursor`.
+struct OpenChunk<D: Device> {
+    chunk: Arc<BufferState<D>>,
+    cursor: u64,
+    readers: Readers<D>,
 }
 
 /// The coordinator's transient chunks that no frame in progress holds.
 pub(crate) struct TransientChunks<D: Device> {
     /// Chunks of the configured size, ready to be written.
     free: Vec<Arc<BufferState<D>>>,
-    /// Ended frames' chunks, oldest first.
+    /// The chunk the last frame was filling, for the next frame.
+    open: Option<OpenChunk<D>>,
+    /// Chunks no frame fills, oldest first.
     retired: VecDeque<Retired<D>>,
     /// Every chunk made and not destroyed, the frames' in progress included: teardown destroys
     /// them all.
@@ -89,6 +109,7 @@ impl<D: Device> TransientChunks<D> {
     pub(crate) fn new() -> Self {
         Self {
             free: Vec::new(),
+            open: None,
             retired: VecDeque::new(),
             held: Vec::new(),
             peak_now: 0,
@@ -106,11 +127,13 @@ impl<D: Device> TransientChunks<D> {
 
 /// A frame's transient memory: what it was told of its GPU work, and the chunks it took.
 pub(crate) struct FrameTransient<D: Device> {
-    pub(crate) done: Option<GpuDone<D>>,
-    /// Chunks taken, in order; the last one of the configured size is the one being filled.
+    pub(crate) done: Option<Arc<GpuDone<D>>>,
+    /// Chunks taken, in order.
     chunks: Vec<Arc<BufferState<D>>>,
     /// The index in `chunks` of the chunk being filled, and the first free byte in it.
     filling: Option<(usize, u64)>,
+    /// The earlier frames that wrote into `chunks[0]`, when it is the chunk they left open.
+    carried: Readers<D>,
 }
 
 impl<D: Device> FrameTransient<D> {
@@ -119,6 +142,7 @@ impl<D: Device> FrameTransient<D> {
             done: None,
             chunks: Vec::new(),
             filling: None,
+            carried: Vec::new(),
         }
     }
 }
@@ -151,10 +175,15 @@ impl<D: Device> Shared<D> {
             return Err(Error::FrameGpuDoneUnknown);
         }
         let size = bytes.len() as u64;
-        let align = align
-            .max(self.device.limits().min_buffer_offset_alignment)
-            .max(MIN_SLICE_ALIGNMENT);
+        let align = self.slice_alignment(align);
         let chunk_size = self.config.transient_chunk_size;
+        if frame.chunks.is_empty()
+            && let Some(open) = self.lock_transient().open.take()
+        {
+            frame.chunks.push(open.chunk);
+            frame.filling = Some((0, open.cursor));
+            frame.carried = open.readers;
+        }
         let fits = frame.filling.and_then(|(index, cursor)| {
             let offset = cursor.checked_next_multiple_of(align)?;
             (offset.checked_add(size)? <= frame.chunks[index].size).then_some((index, offset))
@@ -210,6 +239,14 @@ impl<D: Device> Shared<D> {
         })
     }
 
+    /// Where a slice of a type aligned to `align` may start: a multiple of that, of the device's
+    /// binding alignment, and of [`MIN_SLICE_ALIGNMENT`].
+    fn slice_alignment(&self, align: u64) -> u64 {
+        align
+            .max(self.device.limits().min_buffer_offset_alignment)
+            .max(MIN_SLICE_ALIGNMENT)
+    }
+
     /// A chunk of `size` bytes in fresh memory, mapped.
     fn make_transient_chunk(&self, size: u64) -> Result<Arc<BufferState<D>>> {
         let usage = MemoryUsage::UPLOAD | MemoryUsage::FAST_DEVICE_ACCESS;
@@ -229,11 +266,13 @@ impl<D: Device> Shared<D> {
         self.lock_transient().free.pop()
     }
 
-    /// A frame ended (or was cancelled): its chunks wait for its GPU work. A frame that took
-    /// no chunk gives nothing back (it may never have been told when its work is done).
+    /// A frame ended (or was cancelled): the chunk it was filling stays open for the next frame,
+    /// with this frame among its readers; its other chunks wait for their readers. A frame that
+    /// took no chunk gives nothing back (it may never have been told when its work is done).
     pub(crate) fn retire_transient(&self, frame: &mut FrameTransient<D>) {
         let chunks = std::mem::take(&mut frame.chunks);
-        frame.filling = None;
+        let filling = frame.filling.take();
+        let mut carried = std::mem::take(&mut frame.carried);
         let mut pool = self.lock_transient();
         pool.frames_in_window += 1;
         pool.peak_now = pool.peak_now.max(chunks.len());
@@ -249,7 +288,32 @@ impl<D: Device> Shared<D> {
             .done
             .take()
             .expect("a frame takes chunks only once told when its work is done");
-        pool.retired.push_back(Retired { chunks, done });
+        let align = self.slice_alignment(1);
+        for (index, chunk) in chunks.into_iter().enumerate() {
+            let mut readers = if index == 0 {
+                std::mem::take(&mut carried)
+            } else {
+                Vec::new()
+            };
+            readers.push(Arc::clone(&done));
+            match filling {
+                // A chunk with no room for another slice is not left open: it waits for its
+                // readers at once, not for the next frame's too.
+                Some((filled, cursor))
+                    if filled == index && cursor.next_multiple_of(align) < chunk.size =>
+                {
+                    // No frame is filling another: the next frame found none open, or took
+                    // this one.
+                    debug_assert!(pool.open.is_none());
+                    pool.open = Some(OpenChunk {
+                        chunk,
+                        cursor,
+                        readers,
+                    });
+                }
+                _ => pool.retired.push_back(Retired { chunk, readers }),
+            }
+        }
     }
 
     /// Takes back the chunks of frames whose GPU work is done: chunks of the configured size go
@@ -264,17 +328,15 @@ impl<D: Device> Shared<D> {
             // and one more, so the next frames do not make what was just destroyed.
             let frames = self.config.buffering.frames_in_flight() + 1;
             let keep = pool.peak_now.max(pool.peak_before) * frames;
-            while let Some(frame) = pool.retired.front() {
-                if !frame.done.is_done(&self.device) {
+            while let Some(retired) = pool.retired.front() {
+                if !all_done(&retired.readers, &self.device) {
                     break;
                 }
-                let frame = pool.retired.pop_front().expect("checked");
-                for chunk in frame.chunks {
-                    if chunk.size == chunk_size && pool.free.len() < keep {
-                        pool.free.push(chunk);
-                    } else {
-                        doomed.push(chunk);
-                    }
+                let chunk = pool.retired.pop_front().expect("checked").chunk;
+                if chunk.size == chunk_size && pool.free.len() < keep {
+                    pool.free.push(chunk);
+                } else {
+                    doomed.push(chunk);
                 }
             }
             while pool.free.len() > keep {
@@ -292,8 +354,15 @@ impl<D: Device> Shared<D> {
     /// out, then destroys every chunk.
     pub(crate) fn teardown_transient(&self, deadline: Instant) {
         let mut pool = self.lock_transient();
-        let out_waited = pool.retired.iter().all(|frame| {
-            while !frame.done.is_done(&self.device) {
+        let open = pool.open.iter().map(|o| &o.readers);
+        let readers: Vec<&Readers<D>> = pool
+            .retired
+            .iter()
+            .map(|r| &r.readers)
+            .chain(open)
+            .collect();
+        let out_waited = readers.iter().all(|readers| {
+            while !all_done(readers, &self.device) {
                 if Instant::now() >= deadline {
                     return false;
                 }
@@ -308,6 +377,7 @@ impl<D: Device> Shared<D> {
             );
         }
         pool.retired.clear();
+        pool.open = None;
         pool.free.clear();
         let held = std::mem::take(&mut pool.held);
         drop(pool);

@@ -7,7 +7,9 @@ use memkit_dummy::DummyDevice;
 use memkit_std::Device;
 
 /// A device the command can run on. A clone is the same device (shared state).
-pub trait Backend: Device + ImageCopyQueue + ExternalTimelines + Clone {
+pub trait Backend:
+    Device + ImageCopyQueue + ExternalTimelines<ExternalTimeline: Send + Sync + 'static> + Clone
+{
     /// One line naming the device.
     fn describe(&self) -> String;
 
@@ -23,6 +25,19 @@ pub trait Backend: Device + ImageCopyQueue + ExternalTimelines + Clone {
     fn application_uses(
         &self,
         _buffer: Self::Buffer,
+        _timeline: Self::ExternalTimeline,
+        _until: u64,
+    ) {
+    }
+
+    /// Declares that the application's frame reads `size` bytes of `buffer` at `offset` until
+    /// `timeline` reaches `until`: a simulated device then checks that the bytes are not written
+    /// again before.
+    fn application_reads(
+        &self,
+        _buffer: Self::Buffer,
+        _offset: u64,
+        _size: u64,
         _timeline: Self::ExternalTimeline,
         _until: u64,
     ) {
@@ -76,6 +91,18 @@ impl Backend for DummyDevice {
     fn application_uses(&self, buffer: Self::Buffer, timeline: Self::ExternalTimeline, until: u64) {
         // Both are the device's own, and the buffer is alive: this cannot fail.
         let _ = DummyDevice::application_uses(self, buffer, timeline, until);
+    }
+
+    fn application_reads(
+        &self,
+        buffer: Self::Buffer,
+        offset: u64,
+        size: u64,
+        timeline: Self::ExternalTimeline,
+        until: u64,
+    ) {
+        // The device's own timeline, and a range of a live chunk: this cannot fail.
+        let _ = DummyDevice::application_reads(self, buffer, offset, size, timeline, until);
     }
 
     fn signal_application(

@@ -15,6 +15,9 @@
 //!   `Coordinator::wait_for_external`, so every later copy waits on the GPU for the frame before;
 //!   the simulated device checks that no copy lands in the frame buffers while the application's
 //!   frame still reads them.
+//! - Each frame also writes [`DRAWS`] blocks of per-draw constants into its transient memory
+//!   (`Frame::transient`), which the application's frame reads in place; the simulated device
+//!   checks that none is written again before the application's frame finished.
 //! - On the simulated device, a "GPU thread" executes submissions as they come.
 //!
 //! A quarter of the buffers, half of the textures, and the frame buffers carry a model of their
@@ -53,6 +56,8 @@ const SOURCE_BYTES: usize = (16 * MIB + 64 * KIB) as usize;
 /// Bytes of the uniform block and of the instance data, per frame.
 const UNIFORM_BYTES: u64 = 256;
 const INSTANCE_BYTES: u64 = 64 * KIB;
+/// Draws per frame, each with a 64-byte constant block (a model matrix) in transient memory.
+const DRAWS: u64 = 256;
 
 /// How the demo runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -419,6 +424,24 @@ fn frame_loop<D: Backend>(
         }
         let frame = coordinator.begin_frame()?;
         let slot = frame.slot() as u64;
+        if let Some(timeline) = timeline {
+            // SAFETY: the timeline is the device's and outlives the coordinator; `run` signals
+            // every value up to `options.frames` once this loop ends, and the application's
+            // frame `n` (which reads these constants) signals `n + 1`.
+            unsafe { frame.gpu_done_at(timeline, n + 1) }?;
+            for draw in 0..DRAWS {
+                let model: [f32; 16] =
+                    std::array::from_fn(|i| (n * DRAWS + draw) as f32 + i as f32 / 16.0);
+                let slice = frame.transient(&model)?;
+                device.application_reads(
+                    slice.buffer(),
+                    slice.offset(),
+                    slice.size(),
+                    timeline,
+                    n + 1,
+                );
+            }
+        }
         // A 256-byte uniform block: four 4x4 matrices.
         let block = frame.alloc::<[[f32; 16]; 4]>();
         for (i, x) in block.iter_mut().flatten().enumerate() {

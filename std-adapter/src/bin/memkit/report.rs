@@ -151,6 +151,15 @@ pub fn demo_text(r: &DemoReport) -> String {
         "  {} frames ended, {} waited for the GPU; timeline submitted {} completed {}",
         s.frames, s.frame_waits, s.submitted_value, s.completed_value
     );
+    let _ = writeln!(
+        o,
+        "  {} per-draw constant blocks ({}) written into the frames' transient memory and read \
+         in place; {} chunks ({}) held",
+        s.transient_slices,
+        size(s.transient_bytes),
+        s.transient_chunks,
+        size(s.transient_chunk_bytes)
+    );
     let _ = writeln!(o, "buffers");
     let _ = writeln!(
         o,
