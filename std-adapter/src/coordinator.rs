@@ -1127,13 +1127,36 @@ impl<D: Device> Shared<D> {
                 return Err(e);
             }
         };
-        let key = BufferKey(self.next_key.fetch_add(1, Ordering::Relaxed));
-        let state = Arc::new(BufferState {
-            key,
+        let state = Arc::new(self.new_buffer_state(
             raw,
             size,
-            usage: buffer_usage,
-            alignment: requirements.alignment,
+            buffer_usage,
+            requirements.alignment,
+            allocation,
+            direct,
+        ));
+        self.counters.buffers_created.fetch_add(1, COUNTER);
+        Ok(state)
+    }
+
+    /// The state of a buffer just bound to `allocation`, under a new key: nothing copied into it
+    /// yet, no label, memory of its own (callers change what differs with struct update).
+    /// `direct`: uploads to it are CPU writes, where its memory is mapped.
+    pub(crate) fn new_buffer_state(
+        &self,
+        raw: D::Buffer,
+        size: u64,
+        usage: BufferUsage,
+        alignment: u64,
+        allocation: RawDeviceAllocation<D::Memory>,
+        direct: bool,
+    ) -> BufferState<D> {
+        BufferState {
+            key: BufferKey(self.next_key.fetch_add(1, Ordering::Relaxed)),
+            raw,
+            size,
+            usage,
+            alignment,
             host: allocation.mapped,
             direct_writes: direct && allocation.mapped.is_some(),
             coherent: self.device.memory_properties().types()[allocation.memory_type as usize]
@@ -1147,9 +1170,7 @@ impl<D: Device> Shared<D> {
             label: Mutex::new(String::new()),
             aliasing: None,
             overwritten: AtomicBool::new(false),
-        });
-        self.counters.buffers_created.fetch_add(1, COUNTER);
-        Ok(state)
+        }
     }
 
     /// Writes `bytes` straight into the buffer's mapping and flushes them.

@@ -566,6 +566,11 @@ impl EngineFrames {
 
 /// A coordinator over the engine's device, triple-buffered, with a 1 MiB staging ring.
 fn coordinator_for(engine: &Engine) -> Coordinator<VulkanDevice> {
+    coordinator_with(engine, CoordinatorConfig::default())
+}
+
+/// [`coordinator_for`] with `config`'s other settings.
+fn coordinator_with(engine: &Engine, config: CoordinatorConfig) -> Coordinator<VulkanDevice> {
     // SAFETY: the device comes from this instance and physical device, and outlives `memkit`
     // (the engine destroys it only after the coordinator, its buffers and tickets are gone);
     // the engine submits to memkit's queue only through `with_transfer_queue`; `enabled` is
@@ -582,7 +587,7 @@ fn coordinator_for(engine: &Engine) -> Coordinator<VulkanDevice> {
     let config = CoordinatorConfig {
         buffering: BufferingMode::Triple,
         staging_ring_size: 1 << 20,
-        ..CoordinatorConfig::default()
+        ..config
     };
     Coordinator::new(memkit, config).unwrap()
 }
@@ -806,25 +811,11 @@ fn transient_constants(engine: Engine) {
     // SAFETY: a valid create info on a live device with timeline semaphores enabled.
     let engine_timeline = unsafe { device.create_semaphore(&info, None) }.unwrap();
     // Chunks of 1 KiB: five of a frame's 200-byte blocks each, so every frame takes two.
-    let coordinator = {
-        // SAFETY: as in `coordinator_for`.
-        let memkit = unsafe {
-            VulkanDevice::new(
-                &engine.instance,
-                engine.physical_device,
-                &engine.device,
-                engine.memkit_config(),
-            )
-        }
-        .unwrap();
-        let config = CoordinatorConfig {
-            buffering: BufferingMode::Triple,
-            staging_ring_size: 1 << 20,
-            transient_chunk_size: 1024,
-            ..CoordinatorConfig::default()
-        };
-        Coordinator::new(memkit, config).unwrap()
+    let config = CoordinatorConfig {
+        transient_chunk_size: 1024,
+        ..CoordinatorConfig::default()
     };
+    let coordinator = coordinator_with(&engine, config);
     let memkit = coordinator.device();
     let alignment = memkit.limits().min_buffer_offset_alignment;
     let mut frames = EngineFrames::new(&engine);

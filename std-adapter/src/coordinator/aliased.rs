@@ -16,13 +16,11 @@
 //! buffers are never in one submission, where copies run in no particular order. The shared
 //! range is freed once the last of the resources is destroyed.
 
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock, RwLock, Weak};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, MutexGuard, OnceLock, Weak};
 
 use memkit_core::aliasing::{AliasedResource, AliasingError, plan_aliasing};
-use memkit_core::device::{
-    DedicatedHint, ImageDesc, ImageDevice, MemoryPropertyFlags, MemoryRequirements,
-};
+use memkit_core::device::{DedicatedHint, ImageDesc, ImageDevice, MemoryRequirements};
 use memkit_core::pool::RawDeviceAllocation;
 use memkit_core::scheduler::BufferKey;
 use memkit_core::{AllocationRequest, MemoryUsage, ResourceKind};
@@ -534,9 +532,6 @@ impl<D: Device + ImageDevice> Shared<D> {
         };
         let mut image_states = Vec::with_capacity(images.len());
         let mut buffer_states = Vec::with_capacity(buffers.len());
-        let coherent = self.device.memory_properties().types()[region.memory_type as usize]
-            .properties
-            .contains(MemoryPropertyFlags::HOST_COHERENT);
         for (index, (&(raw, requirements), &offset)) in made.iter().zip(&offsets).enumerate() {
             let key = BufferKey(self.next_key.fetch_add(1, Ordering::Relaxed));
             match raw {
@@ -554,24 +549,19 @@ impl<D: Device + ImageDevice> Shared<D> {
                 })),
                 Raw::Buffer(raw) => {
                     let allocation = part(offset, requirements.size);
+                    // Staged, in order with the set's other copies: never written directly.
+                    let state = self.new_buffer_state(
+                        raw,
+                        buffers[index - images.len()].size,
+                        buffer_usage,
+                        requirements.alignment,
+                        allocation,
+                        false,
+                    );
                     buffer_states.push(Arc::new(BufferState {
                         key,
-                        raw,
-                        size: buffers[index - images.len()].size,
-                        usage: buffer_usage,
-                        alignment: requirements.alignment,
-                        host: allocation.mapped,
-                        // Staged, in order with the set's other copies.
-                        direct_writes: false,
-                        coherent,
-                        allocation,
-                        last_use: AtomicU64::new(0),
-                        unsubmitted_reads: AtomicU32::new(0),
-                        destroyed: AtomicBool::new(false),
-                        host_reads: RwLock::new(()),
-                        label: Mutex::new(String::new()),
                         aliasing: link(index),
-                        overwritten: AtomicBool::new(false),
+                        ..state
                     }))
                 }
             }

@@ -15,8 +15,8 @@
 //! Uploads into and read-backs of images are submitted by the calls that make them, so an image
 //! has nothing staged once its handle is borrowed.
 
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock, Weak};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, Weak};
 
 use memkit_core::DeviceAllocation;
 use memkit_core::device::{
@@ -760,24 +760,21 @@ impl<D: Device> Shared<D> {
         value: u64,
     ) -> Arc<BufferState<D>> {
         let label = old.label.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let fresh = self.new_buffer_state(
+            raw,
+            old.size,
+            old.usage,
+            old.alignment,
+            allocation,
+            old.direct_writes,
+        );
+        // Aliased buffers never move (`movable`): the new one has memory of its own, as
+        // `new_buffer_state` makes it.
         Arc::new(BufferState {
             key: old.key,
-            raw,
-            size: old.size,
-            usage: old.usage,
-            alignment: old.alignment,
-            host: allocation.mapped,
-            direct_writes: old.direct_writes && allocation.mapped.is_some(),
-            coherent: old.coherent,
-            allocation,
             last_use: AtomicU64::new(value),
-            unsubmitted_reads: AtomicU32::new(0),
-            destroyed: AtomicBool::new(false),
-            host_reads: RwLock::new(()),
             label: Mutex::new(label),
-            // Aliased buffers never move (`movable`).
-            aliasing: None,
-            overwritten: AtomicBool::new(false),
+            ..fresh
         })
     }
 
