@@ -59,6 +59,8 @@ mod image_pieces;
 mod images;
 mod landing_cache;
 mod readback;
+#[cfg(test)]
+mod tests;
 mod transient;
 pub(crate) use aliased::AliasLink;
 pub use aliased::{AliasedBufferDesc, AliasedImageDesc, AliasedResources};
@@ -1019,12 +1021,26 @@ impl<D: Device> Shared<D> {
     /// range lies behind a grant still being written or held stays staged, and then so does the
     /// ticket, which resolves to the submission that finally carries it (not to `value`, which
     /// would be complete before the upload reached the GPU).
+    ///
+    /// Another thread's flush may have carried such an upload between the flush and this call
+    /// (the grant ahead of it was committed meanwhile): then the ticket is that submission's
+    /// value where it is higher than `value`.
     pub(crate) fn ticket_covering(self: &Arc<Self>, bound: u64, value: u64) -> Ticket {
-        if self.lock_pending().watermark() >= bound {
-            self.ticket_for_value(value)
-        } else {
-            // Something below `bound` is staged, so `bound - 1` is an upload's number.
-            Ticket::for_upload(bound - 1, Arc::clone(self) as Arc<dyn TimelineSource>)
+        // Sequence numbers start at 1: below 2, nothing was ever staged.
+        let last = bound.saturating_sub(1);
+        if last == 0 {
+            return self.ticket_for_value(value);
+        }
+        if self.lock_pending().watermark() < bound {
+            // Something below `bound` is still staged, so `last` is an upload's number.
+            return Ticket::for_upload(last, Arc::clone(self) as Arc<dyn TimelineSource>);
+        }
+        // Uploads are recorded in sequence order, so the submission that carried `last` (or a
+        // later one) carried every upload below it. `None`: that submission was refused and
+        // waits to be retried, and the ticket resolves once it went out.
+        match self.value_of(last) {
+            Some(carried) => self.ticket_for_value(carried.max(value)),
+            None => Ticket::for_upload(last, Arc::clone(self) as Arc<dyn TimelineSource>),
         }
     }
 
