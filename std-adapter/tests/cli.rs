@@ -5,6 +5,8 @@
 // The binary's modules are shared with it; not everything they offer is used here.
 #![allow(dead_code)]
 
+#[path = "../src/bin/memkit/application.rs"]
+mod application;
 #[path = "../src/bin/memkit/args.rs"]
 mod args;
 #[path = "../src/bin/memkit/backend.rs"]
@@ -135,6 +137,40 @@ fn demo_passes_on_every_preset() {
         );
         assert!(report.verification.checked_buffers >= 2, "{preset}");
     }
+}
+
+/// Mobile has the smallest staging ring, so the frame loop often waits for room held by copies
+/// that wait for the application's next frame: that frame must finish on its own queue, not when
+/// the frame loop gets on (which once hung the demo), and the copies that landed while it read
+/// must be none (which once were not: a frame's ticket named a submission before its copies).
+#[test]
+fn the_mobile_demo_finishes_with_its_frames_waiting_on_the_application_queue() {
+    let (done, finished) = std::sync::mpsc::channel();
+    // On a thread of its own, so that a hang fails the test instead of stalling the suite.
+    std::thread::spawn(move || {
+        let options = DemoOptions {
+            frames: 60,
+            threads: 4,
+            seed: 1,
+            progress: false,
+        };
+        let _ = done.send(demo::run(
+            DummyDevice::mobile(),
+            CoordinatorConfig::default(),
+            options,
+        ));
+    });
+    let report = finished
+        .recv_timeout(std::time::Duration::from_secs(300))
+        .expect("the demo hung")
+        .expect("the demo runs");
+    assert!(
+        report.verification.passed(),
+        "{}",
+        report::demo_text(&report)
+    );
+    assert_eq!(report.stats.frames, 60);
+    assert_eq!(report.stats.transient_slices, 60 * 256);
 }
 
 /// The verification can fail: a differing byte, a short read, a misuse or a leak each fail it,

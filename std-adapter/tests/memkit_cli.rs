@@ -5,6 +5,8 @@
 // The binary's modules are shared with it; not everything they offer is used here.
 #![allow(dead_code)]
 
+#[path = "../src/bin/memkit/application.rs"]
+mod application;
 #[path = "../src/bin/memkit/args.rs"]
 mod args;
 #[path = "../src/bin/memkit/backend.rs"]

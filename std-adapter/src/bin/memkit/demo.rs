@@ -9,12 +9,12 @@
 //!   (`acquire_staging`), and drop buffers as they go (deferred destruction). They also create
 //!   RGBA8 textures with every mip level (`create_image_with_data`, 16-512 texels a side),
 //!   re-upload boxes of their level 0 (`upload_image`), and drop them.
-//! - The application's own queue is stood for by a timeline the frame loop signals from the host,
-//!   [`APPLICATION_LAG`] frames late: the application's frame `n` reads that frame's uniforms and
-//!   instances and signals `n + 1`. After each frame the loop calls
-//!   `Coordinator::wait_for_external`, so every later copy waits on the GPU for the frame before;
-//!   the simulated device checks that no copy lands in the frame buffers while the application's
-//!   frame still reads them.
+//! - The application's own queue is stood for by a timeline signalled from the host by a thread
+//!   of its own ([`ApplicationQueue`]): the application's frame `n` waits for that frame's
+//!   copies, reads its uniforms and instances for [`FRAME_TIME`](crate::application::FRAME_TIME), and signals
+//!   `n + 1`. After each frame the loop calls `Coordinator::wait_for_external`, so every later
+//!   copy waits on the GPU for the frame before; the simulated device checks that no copy lands
+//!   in the frame buffers while the application's frame still reads them.
 //! - Each frame also writes [`DRAWS`] blocks of per-draw constants into its transient memory
 //!   (`Frame::transient`), which the application's frame reads in place; the simulated device
 //!   checks that none is written again before the application's frame finished.
@@ -34,6 +34,7 @@ use memkit_std::{
     MemoryUsage, Readback, Ticket,
 };
 
+use crate::application::ApplicationQueue;
 use crate::backend::Backend;
 use crate::render_targets::{self, RenderTargets};
 use crate::report::Progress;
@@ -41,10 +42,6 @@ use crate::rng::Rng;
 
 const KIB: u64 = 1024;
 const MIB: u64 = 1024 * KIB;
-/// How many frames the application's (simulated) queue runs behind the frame loop. At most the
-/// number of frames in flight: `begin_frame` waits for the frame that used its slot, whose
-/// copies wait for the application's frame before it.
-const APPLICATION_LAG: u64 = 2;
 /// Producer jobs per frame, per thread.
 const JOBS_PER_FRAME: u64 = 2;
 /// Buffers a producer keeps at once; more and it drops its oldest.
@@ -272,6 +269,7 @@ pub fn run<D: Backend>(
         options.frames + jobs * options.threads as u64,
     );
     let gpu_stop = AtomicBool::new(false);
+    let queue = ApplicationQueue::default();
     let producers_done = AtomicUsize::new(0);
     let start = Instant::now();
 
@@ -297,13 +295,21 @@ pub fn run<D: Backend>(
                 })
             })
             .collect();
+        let application_thread = timeline.map(|timeline| {
+            let (queue, application) = (&queue, &application);
+            s.spawn(move || queue.run(application, timeline))
+        });
         let frames = frame_loop(
             &coordinator,
             (&uniform, &instances),
-            timeline,
+            timeline.map(|t| (t, &queue)),
             options,
             &progress,
         );
+        queue.close();
+        if let Some(Err(e)) = application_thread.map(|h| h.join().unwrap_or(Ok(()))) {
+            eprintln!("memkit: the application's queue stopped: {e}");
+        }
         if let Some(timeline) = timeline {
             // The application's last frames finish (also after an error: nothing must wait on
             // the timeline for good). Every value waited for is at most `frames`.
@@ -404,24 +410,19 @@ pub fn run<D: Backend>(
 
 /// The frame loop: per frame, a uniform block and instance data from the frame's arena, staged
 /// into the frame slot's range; with an application `timeline`, the application's frame reading
-/// them, [`APPLICATION_LAG`] frames behind. Returns the models of both buffers.
+/// them, submitted to its `queue`. Returns the models of both buffers.
 fn frame_loop<D: Backend>(
     coordinator: &Coordinator<D>,
     (uniform, instances): (&Buffer<D>, &Buffer<D>),
-    timeline: Option<D::ExternalTimeline>,
+    application: Option<(D::ExternalTimeline, &ApplicationQueue)>,
     options: DemoOptions,
     progress: &Progress,
 ) -> Result<(Vec<u8>, Vec<u8>), memkit_std::Error> {
     let mut uniform_model = vec![0u8; uniform.size() as usize];
     let mut instance_model = vec![0u8; instances.size() as usize];
     let device = coordinator.device();
+    let timeline = application.map(|(t, _)| t);
     for n in 0..options.frames {
-        if let Some(timeline) = timeline
-            && n >= APPLICATION_LAG
-        {
-            // The application's frame `n - LAG` finished.
-            device.signal_application(timeline, n - APPLICATION_LAG + 1)?;
-        }
         let frame = coordinator.begin_frame()?;
         let slot = frame.slot() as u64;
         if let Some(timeline) = timeline {
@@ -461,7 +462,7 @@ fn frame_loop<D: Backend>(
         instance_model[at..at + INSTANCE_BYTES as usize]
             .copy_from_slice(bytemuck::cast_slice(data));
         let staged = coordinator.end_frame(frame)?;
-        if let Some(timeline) = timeline {
+        if let Some((timeline, queue)) = application {
             // The application's frame `n` waits for this frame's copies (it needs their value: a
             // range behind another thread's grant is submitted once that grant commits), reads
             // what they wrote, and signals `n + 1`; the coordinator's later copies (the next
@@ -472,6 +473,7 @@ fn frame_loop<D: Backend>(
             }
             device.application_uses(uniform.raw(), timeline, n + 1);
             device.application_uses(instances.raw(), timeline, n + 1);
+            queue.submit(n + 1, staged.clone());
             // SAFETY: the timeline is the device's and outlives the coordinator (destroyed after
             // teardown); `run` signals every value up to `options.frames` once this loop ends.
             unsafe { coordinator.wait_for_external(timeline, n + 1) }?;

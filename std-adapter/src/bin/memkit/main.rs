@@ -2,6 +2,7 @@
 //! (`--device dummy:<preset>`, the default) or on Vulkan (`--device vulkan`). `memkit help` says
 //! more.
 
+mod application;
 mod args;
 mod backend;
 mod bench;
