@@ -1,7 +1,8 @@
 //! The coordinator against a model of the destination bytes, on the simulated device, for the
 //! `coordinator` fuzz target: buffers created (device-only or written directly), uploads
 //! (`upload_to`, `upload_slice`, staging grants, uploads staged in a frame held open across ops),
-//! frames begun, ended and cancelled, drops, flushes, maintenance, defragmentation passes over
+//! frames begun, ended and cancelled, per-frame constants written into transient memory and read
+//! by the application's frames until it signals them done, drops, flushes, maintenance, defragmentation passes over
 //! every live buffer, a GPU timeline advanced by hand, calls handing over another coordinator's buffer, grant or frame, and staging grants held
 //! across later ops and then committed or abandoned, over a small staging ring so that it wraps,
 //! fills and applies each back-pressure policy; and textures uploaded a band of rows at a time,
@@ -16,12 +17,12 @@
 //! Inputs are read in a compact encoding ([`CoordinatorWorkload::decode`], module `encoding`);
 //! the target starts from committed seeds ([`fuzz_seeds`], module `fuzz_seeds`).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::ops::Range;
 use std::time::Duration;
 
 use memkit_core::device::ImageCopy;
-use memkit_dummy::{DummyDevice, Preset};
+use memkit_dummy::{DummyDevice, DummyTimeline, Preset};
 use memkit_std::{
     BackPressure, Buffer, BufferingMode, Coordinator, CoordinatorConfig, CoordinatorStats,
     DefragmentationLimits, Error, Frame, MemoryUsage, PoolConfig, Readback, StagingGrant, Ticket,
@@ -209,6 +210,16 @@ pub enum CoordOp {
         /// Which live image.
         image: u8,
     },
+    /// `Frame::transient_slice` of `len` bytes in the open frame (begun if none), which the
+    /// application's frame reads until its timeline value (the frame's `gpu_done_at`, a new
+    /// value per frame) is signalled: by an [`CoordOp::Advance`] (the oldest frame's), a
+    /// [`CoordOp::Check`] or [`CoordOp::AppDraw`] (all of them), or the end of the run. The
+    /// device must hold the bytes right after the call, and must not see them change before the
+    /// value (chunks are written again only after).
+    Transient {
+        /// Bytes.
+        len: u32,
+    },
     /// `create_aliased_images` of `2 + a % 3` textures (`images::desc` of `a + 41 * i`, RGBA8),
     /// image `i` in use from step `b >> 2i & 3` for one or two steps (bit `4 + i` of `a`): those
     /// whose spans do not meet may share bytes. They are live images like the others; using one
@@ -315,6 +326,10 @@ pub struct WorkloadDepth {
     pub blocks_defragmented: u64,
     /// Passes refused while the last one's copies ran.
     pub defragmentation_running: u32,
+    /// Transient slices written ([`CoordOp::Transient`]).
+    pub transient_slices: u32,
+    /// Chunks of transient memory the coordinator made (its `transient_chunks`, at the end).
+    pub transient_chunks: u64,
 }
 
 impl WorkloadDepth {
@@ -354,6 +369,8 @@ impl WorkloadDepth {
             images_moved: self.images_moved + o.images_moved,
             blocks_defragmented: self.blocks_defragmented + o.blocks_defragmented,
             defragmentation_running: self.defragmentation_running + o.defragmentation_running,
+            transient_slices: self.transient_slices + o.transient_slices,
+            transient_chunks: self.transient_chunks + o.transient_chunks,
         }
     }
 
@@ -366,6 +383,7 @@ impl WorkloadDepth {
         self.buffers_moved = s.buffers_moved;
         self.images_moved = s.images_moved;
         self.blocks_defragmented = s.blocks_released_by_defragmentation;
+        self.transient_chunks = s.transient_chunks;
     }
 }
 
@@ -722,6 +740,20 @@ impl PendingRead {
     }
 }
 
+/// The application's frames reading transient memory finished: the last value is signalled.
+fn finish_reading(
+    device: &DummyDevice,
+    timeline: Option<DummyTimeline>,
+    reading: &mut VecDeque<u64>,
+) {
+    if let (Some(timeline), Some(&last)) = (timeline, reading.back()) {
+        device
+            .signal_external(timeline, last)
+            .expect("the application's timeline");
+    }
+    reading.clear();
+}
+
 /// Marks every buffer's staged uploads submitted.
 fn flushed(models: &mut HashMap<u64, Model>) {
     for m in models.values_mut() {
@@ -781,6 +813,9 @@ impl CoordinatorWorkload {
             // else could free it), so a blocked call fails without a timeout and the same way
             // every run.
             held_room_timeout: Duration::ZERO,
+            // Small chunks of transient memory: a few slices fill one, and larger ones (up to
+            // 248 KiB) get a chunk of their own.
+            transient_chunk_size: 16 << 10,
             ..CoordinatorConfig::default()
         }
     }
@@ -817,6 +852,10 @@ impl CoordinatorWorkload {
         let mut app_value = 0u64;
         // `wait_for_external`'s tickets, complete at the next check.
         let mut after_frames: Vec<Ticket> = Vec::new();
+        // The open frame's `gpu_done_at` value, once it wrote transient memory, and the values of
+        // the application's frames reading transient slices, not signalled yet, oldest first.
+        let mut open_frame_done: Option<u64> = None;
+        let mut reading: VecDeque<u64> = VecDeque::new();
         let mut ledger = Ledger {
             staged: 0,
             all: 0,
@@ -990,6 +1029,7 @@ impl CoordinatorWorkload {
                     },
                 },
                 CoordOp::Frame(FrameCall::End) => {
+                    open_frame_done = None;
                     if let Some(f) = frame.take() {
                         c.end_frame(f).expect("end_frame");
                         flushed(&mut models);
@@ -997,6 +1037,7 @@ impl CoordinatorWorkload {
                     }
                 }
                 CoordOp::Frame(FrameCall::Cancel) => {
+                    open_frame_done = None;
                     if frame.take().is_some() {
                         depth.frames_cancelled += 1;
                     }
@@ -1021,9 +1062,16 @@ impl CoordinatorWorkload {
                     for _ in 0..n % 8 {
                         device.complete_next();
                     }
+                    // The application's oldest frame reading transient memory finished.
+                    if let (Some(timeline), Some(value)) = (app_timeline, reading.pop_front()) {
+                        device
+                            .signal_external(timeline, value)
+                            .expect("the application's timeline");
+                    }
                 }
                 CoordOp::Check => {
                     let holding = setup.holding;
+                    finish_reading(&device, app_timeline, &mut reading);
                     check(
                         &c,
                         &mut models,
@@ -1225,6 +1273,8 @@ impl CoordinatorWorkload {
                         Err(e) => panic!("wait_for_external: {e:?}"),
                     }
                     app_value = value;
+                    // Its value is above every frame's reading transient memory: they are done.
+                    reading.clear();
                     // Everything staged before it was submitted first.
                     flushed(&mut models);
                     let m = images.get_mut(&id).expect("live");
@@ -1246,6 +1296,61 @@ impl CoordinatorWorkload {
                         .expect("the application's timeline");
                     depth.app_draws += 1;
                     depth.aliases_undefined += images::undefine_aliases(&mut images, id);
+                }
+                CoordOp::Transient { len } => {
+                    let f = match &mut frame {
+                        Some(f) => f,
+                        none => match c.begin_frame() {
+                            Ok(f) => none.insert(f),
+                            Err(Error::BlockedByHeldGrant) if setup.holding => {
+                                depth.blocked_by_held += 1;
+                                continue;
+                            }
+                            Err(e) => panic!("begin_frame: {e:?}"),
+                        },
+                    };
+                    let timeline =
+                        *app_timeline.get_or_insert_with(|| device.create_external_timeline());
+                    let value = match open_frame_done {
+                        Some(value) => value,
+                        None => {
+                            let value = app_value + 1;
+                            // SAFETY: the timeline is the device's, which outlives the
+                            // coordinator; the value is signalled by a later op or at the end.
+                            unsafe { f.gpu_done_at(timeline, value) }.expect("gpu_done_at");
+                            app_value = value;
+                            reading.push_back(value);
+                            *open_frame_done.insert(value)
+                        }
+                    };
+                    let bytes = data(len as usize, i);
+                    match f.transient_slice(&bytes) {
+                        Ok(slice) => {
+                            assert_eq!(slice.size(), bytes.len() as u64);
+                            let align = device.config().limits.min_buffer_offset_alignment;
+                            assert_eq!(slice.offset() % align.max(4), 0, "{slice:?}");
+                            let raw = slice.buffer();
+                            let held = device
+                                .read_buffer(raw, slice.offset(), bytes.len())
+                                .expect("the slice lies in its buffer");
+                            assert!(held == bytes, "op {i}: the transient slice's bytes");
+                            device
+                                .application_reads(
+                                    raw,
+                                    slice.offset(),
+                                    slice.size(),
+                                    timeline,
+                                    value,
+                                )
+                                .expect("the application's read");
+                            depth.transient_slices += 1;
+                        }
+                        Err(Error::ZeroSize) => {
+                            assert!(bytes.is_empty());
+                            depth.bad_calls += 1;
+                        }
+                        Err(e) => panic!("transient_slice of {} bytes: {e:?}", bytes.len()),
+                    }
                 }
                 CoordOp::CreateAliasedImages { a, b } => {
                     let targets = images::aliased_set(a, b, self.preset);
@@ -1308,6 +1413,8 @@ impl CoordinatorWorkload {
             depth.max_held = depth.max_held.max(held.len());
         }
         drop(frame);
+        // The application's last frames finish: teardown waits for them.
+        finish_reading(&device, app_timeline, &mut reading);
         // Grants still held are abandoned: their room comes back and none of their bytes land.
         depth.grants_abandoned += held.len() as u32;
         drop(held);

@@ -68,4 +68,6 @@ fn seeds_pass_the_model_and_reach_deep_states() {
     assert!(all.defragmentation_running >= 2, "{all:?}");
     assert!(all.aliased_sets >= 3, "{all:?}");
     assert!(all.aliases_undefined >= 4, "{all:?}");
+    assert!(all.transient_slices >= 80, "{all:?}");
+    assert!(all.transient_chunks >= 6, "{all:?}");
 }

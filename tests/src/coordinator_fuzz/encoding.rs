@@ -14,7 +14,8 @@
 //!   offset, length; `5`: stage into buffer `x` in the open frame (begun if none): offset, length;
 //! - `6`: begin (`x % 3 == 0`), end (`1`) or cancel (`2`) the frame; `7`: drop buffer `x`;
 //!   `8`: flush (`x` even), defragment every live buffer (`x` 17): `max_allocations` byte
-//!   (0: no limit), or maintain; `9`: complete `x % 8` submissions; `10`: check (`x`
+//!   (0: no limit), create aliased images (`x` 15): two bytes, write a transient slice in the
+//!   open frame (`x` 13): length, or maintain; `9`: complete `x % 8` submissions; `10`: check (`x`
 //!   0) or read back buffer `x - 1`: offset, length;
 //!   `11`: call with another coordinator's buffer (`x` 0), grant (`1`) or frame (`2`), or, for
 //!   larger `x`, an image op: create an image (`3`: RGBA8, `4`: compressed): side byte; upload into
@@ -126,6 +127,7 @@ impl CoordinatorWorkload {
                     a: r.byte(),
                     b: r.byte(),
                 },
+                8 if x == OPERANDS - 5 => CoordOp::Transient { len: r.amount() },
                 8 => CoordOp::Maintain,
                 9 => CoordOp::Advance { n: x % 8 },
                 10 if x == 0 => CoordOp::Check,
@@ -250,6 +252,7 @@ impl CoordinatorWorkload {
                 CoordOp::DropImage { image } => out.extend([k(11, 15), image]),
                 CoordOp::AppDraw { image } => out.extend([k(11, 17), image]),
                 CoordOp::CreateAliasedImages { a, b } => out.extend([k(8, OPERANDS - 3), a, b]),
+                CoordOp::Transient { len } => out.extend([k(8, OPERANDS - 5), code(len)]),
                 CoordOp::Hold {
                     buffer,
                     offset,

@@ -9,7 +9,8 @@
 //! uploads, checks and frames, then committed or abandoned; read-backs among staged uploads, of
 //! direct-write buffers, behind held grants, and bad ones; textures uploaded a band at a time and
 //! read back, before any upload (refused), behind held grants, and dropped in flight; render
-//! targets the application draws, after the coordinator was told to wait for its frame.
+//! targets the application draws, after the coordinator was told to wait for its frame;
+//! per-frame constants in transient memory, read by the application's frames until they finish.
 //! `tests/tests/coordinator_fuzz_seeds.rs` checks that the committed files are these seeds, that
 //! they pass the model, and that together they reach those states ([`super::WorkloadDepth`]).
 
@@ -69,6 +70,11 @@ impl Ops {
         self.0.push(CoordOp::ReadBack {
             buffer,
             offset: round_amount(offset),
+            len: round_amount(len),
+        });
+    }
+    fn transient(&mut self, len: u32) {
+        self.0.push(CoordOp::Transient {
             len: round_amount(len),
         });
     }
@@ -321,6 +327,42 @@ fn frames() -> Ops {
     o
 }
 
+/// Frames writing per-frame constants into transient memory (a few small slices, one that fills
+/// a chunk, one larger than a chunk, an empty one), beside uploads staged in the frame, ended and
+/// cancelled, while the application's frames that read them finish one at a time, some frames
+/// late, or all at a check.
+fn transient_frames() -> Ops {
+    let mut o = Ops::default();
+    o.create(8192, false);
+    for k in 0..10u32 {
+        for draw in 0..4 {
+            o.transient(64 + 48 * draw);
+        }
+        o.stage(0, k * 256, 256);
+        match k % 5 {
+            1 => o.transient(16 << 10),
+            3 => o.transient(40 << 10),
+            4 => o.transient(0),
+            _ => {}
+        }
+        let end = if k % 4 == 3 {
+            FrameCall::Cancel
+        } else {
+            FrameCall::End
+        };
+        o.op(CoordOp::Frame(end));
+        if k % 2 == 1 {
+            o.op(CoordOp::Advance { n: 1 });
+        }
+        if k % 5 == 4 {
+            o.op(CoordOp::Maintain);
+            o.op(CoordOp::Check);
+        }
+    }
+    o.op(CoordOp::Check);
+    o
+}
+
 /// Buffers dropped with uploads staged, bad calls, and another coordinator's buffers, grants and
 /// frames.
 fn drops_and_foreign(ring: u32) -> Ops {
@@ -517,6 +559,20 @@ pub fn fuzz_seeds() -> Vec<(String, CoordinatorWorkload)> {
             (false, false, false),
             aliased_images(),
         ),
+    );
+    add(
+        "transient_frames_mobile",
+        workload(
+            Mobile,
+            2,
+            WaitForGpu,
+            (false, true, false),
+            transient_frames(),
+        ),
+    );
+    add(
+        "transient_frames_discrete",
+        workload(Discrete, 2, Fail, (false, false, false), transient_frames()),
     );
     add(
         "ring_pressure_fail",
