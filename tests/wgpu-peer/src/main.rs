@@ -2,7 +2,8 @@
 //! for issue 6 target 5 ("memkit at least 2x faster than wgpu's `Queue::write_buffer` and
 //! `StagingBelt` on 65536 scattered 4 KiB and 256 B uploads").
 //!
-//!     cargo run --release --locked -- [--quick] [--only buffers|textures|readbacks] [--json PATH]
+//!     cargo run --release --locked -- [--quick] [--only buffers|textures|readbacks|constants]
+//!         [--json PATH]
 //!
 //! Vulkan backend only, validation off; the adapter is whatever the Vulkan loader finds
 //! (`VK_DRIVER_FILES` chooses the driver). Every figure is the median of the timed repetitions
@@ -28,9 +29,15 @@
 //!    time, all in flight into new buffers and `Vec`s, and all in flight into reused buffers
 //!    (copied into reused memory, or mapped views only).
 //!
-//! `--only buffers` runs 1-3, `--only textures` runs 8, `--only readbacks` runs W; all by
-//! default. `--quick`: 4096 uploads into a 16 MiB buffer, a 16 MiB bulk upload, 8 small
-//! textures, a quarter of the reads, 3 repetitions; for checking the program, not for figures.
+//! 8. frame constants (module `constants`): 4096 constant blocks of 256 B written per frame
+//!    into a two-slot uniform buffer, 2 frames in flight, each frame's slot copied by the GPU:
+//!    `Queue::write_buffer` per draw and per frame, `Queue::write_buffer_with` per frame, and
+//!    `StagingBelt` per draw.
+//!
+//! `--only buffers` runs 1-3, `--only textures` runs 8 (textures), `--only readbacks` runs W,
+//! `--only constants` runs 8 (frame constants); all by default. `--quick`: 4096 uploads into a
+//! 16 MiB buffer, a 16 MiB bulk upload, 8 small textures, a quarter of the reads, 12 frames of
+//! constants, 3 repetitions; for checking the program, not for figures.
 
 use std::num::NonZeroU64;
 use std::time::Instant;
@@ -44,6 +51,7 @@ const WGPU_VERSION: &str = "30.0.1";
 
 const MIB: u64 = 1 << 20;
 
+mod constants;
 mod readbacks;
 mod textures;
 
@@ -390,11 +398,11 @@ fn main() {
         .iter()
         .position(|a| a == "--only")
         .and_then(|i| args.get(i + 1).cloned());
-    const SECTIONS: [&str; 3] = ["buffers", "textures", "readbacks"];
+    const SECTIONS: [&str; 4] = ["buffers", "textures", "readbacks", "constants"];
     if let Some(o) = &only
         && !SECTIONS.contains(&o.as_str())
     {
-        eprintln!("--only takes `buffers`, `textures` or `readbacks`, not `{o}`");
+        eprintln!("--only takes `buffers`, `textures`, `readbacks` or `constants`, not `{o}`");
         std::process::exit(2);
     }
     // Every section without `--only`, else the one it names.
@@ -445,6 +453,9 @@ fn main() {
     }
     if runs("readbacks") {
         readbacks::run(&mut report, &gpu, quick, sizes.reps);
+    }
+    if runs("constants") {
+        constants::run(&mut report, &gpu, quick, sizes.reps);
     }
 
     for f in &report.failures {
