@@ -39,7 +39,10 @@
 //! coordinator's `read_back` (see `readbacks`; `--read-back-cache MIB` and `--read-back-submit
 //! MIB` set its landing cache and batch size, `--wait-poll US` how long tickets poll before
 //! blocking, and `--skip-naive` leaves the naive path out, which on the H200 slowed the process's
-//! later device-to-host copies from 50 to 37 GB/s).
+//! later device-to-host copies from 50 to 37 GB/s). `constants` writes per-frame constants, 4096
+//! blocks of 256 B a frame with two frames in flight, that the application's own submissions read:
+//! in the frame's transient memory (`transient` per block, `transient_slice` per frame) and staged
+//! into a device-local buffer (see `constants`).
 //! `--ring-working-set off` (or a size in MiB) changes the ring's working set of the
 //! coordinator's default settings (see `CoordinatorConfig::staging_ring_working_set`).
 //! `--validate` turns the Khronos validation layer on for the raw device and fails the run on any
@@ -62,6 +65,8 @@ use memkit_vulkan::{
 
 #[path = "uploads/compute_copy.rs"]
 mod compute_copy;
+#[path = "uploads/constants.rs"]
+mod constants;
 #[path = "uploads/driver_buffers.rs"]
 mod driver_buffers;
 #[path = "uploads/engines.rs"]
@@ -93,7 +98,7 @@ type Gpu = SharedHeadlessDevice;
 struct Sections(Option<Vec<String>>);
 
 impl Sections {
-    const ALL: [&str; 12] = [
+    const ALL: [&str; 13] = [
         "copies",
         "naive",
         "writes",
@@ -106,6 +111,7 @@ impl Sections {
         "images",
         "coordinator",
         "readbacks",
+        "constants",
     ];
 
     /// The sections `--only` names (comma-separated), or all without it. Exits on a name it
@@ -1421,6 +1427,9 @@ fn main() {
     }
     if sections.has("readbacks") {
         readbacks::run(&mut report, reps, quick, validate);
+    }
+    if sections.has("constants") {
+        constants::run(&mut report, reps, quick, validate);
     }
 
     // Ratios, from figures of this run.
