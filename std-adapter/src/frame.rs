@@ -267,7 +267,10 @@ impl<'c, D: Device> Frame<'c, D> {
     /// Writes `value` into the frame's transient memory and returns where it lies, for the
     /// frame's draws to read in place ([`Frame::transient_slice`]).
     pub fn transient<T: bytemuck::NoUninit>(&self, value: &T) -> Result<TransientSlice<'_, D>> {
-        self.transient_bytes(bytemuck::bytes_of(value), std::mem::align_of::<T>())
+        let bytes = bytemuck::bytes_of(value);
+        self.transient_fill(bytes.len() as u64, align_of::<T>(), |to| {
+            to.copy_from_slice(bytes);
+        })
     }
 
     /// Writes `values` into the frame's transient memory and returns where they lie: per-frame
@@ -291,19 +294,68 @@ impl<'c, D: Device> Frame<'c, D> {
         &self,
         values: &[T],
     ) -> Result<TransientSlice<'_, D>> {
-        self.transient_bytes(bytemuck::cast_slice(values), std::mem::align_of::<T>())
+        let bytes: &[u8] = bytemuck::cast_slice(values);
+        self.transient_fill(bytes.len() as u64, align_of::<T>(), |to| {
+            to.copy_from_slice(bytes);
+        })
     }
 
-    fn transient_bytes(&self, bytes: &[u8], align: usize) -> Result<TransientSlice<'_, D>> {
-        let mut transient = self.transient.borrow_mut();
-        let placed =
-            self.coordinator
-                .shared()
-                .write_transient(&mut transient, bytes, align as u64)?;
+    /// [`Frame::transient_slice`] of `count` values that `write` writes in place, straight into
+    /// the transient memory, with no copy from the caller's memory (wgpu's
+    /// `Queue::write_buffer_with`). `write` gets the values as the memory holds them (bytes an
+    /// earlier frame left there): it must write every value the GPU reads. The memory is often
+    /// write-combined, where reading it back is slow: write each value once, in order, and read
+    /// none.
+    ///
+    /// `write` may use the frame (take other slices, say); the slice it writes is its alone.
+    /// Where the memory is not coherent it is flushed after `write` returns. Should `write`
+    /// panic, the range is not handed out again this frame, and nothing else is harmed.
+    ///
+    /// Errors: those of [`Frame::transient_slice`] (`count` of 0, or a zero-sized `T`, is
+    /// [`Error::ZeroSize`]); `write` is not called on error.
+    pub fn transient_with<T: bytemuck::Pod>(
+        &self,
+        count: usize,
+        write: impl FnOnce(&mut [T]),
+    ) -> Result<TransientSlice<'_, D>> {
+        // An overflowing count asks for more than any chunk: the chunk's creation refuses it.
+        let size = (count as u64).saturating_mul(size_of::<T>() as u64);
+        self.transient_fill(size, align_of::<T>(), |to| {
+            match bytemuck::try_cast_slice_mut(to) {
+                Ok(values) => write(values),
+                Err(_) => {
+                    // A `T` aligned beyond what the mapping's address gives (offsets are
+                    // multiples of its alignment, the mapping's start may not be): written
+                    // aside, then copied.
+                    let mut values = vec![T::zeroed(); count];
+                    write(&mut values);
+                    to.copy_from_slice(bytemuck::cast_slice(&values));
+                }
+            }
+        })
+    }
+
+    /// Places `size` bytes aligned to `align` in the frame's transient memory and has `fill`
+    /// write them; the frame is not borrowed while `fill` runs.
+    fn transient_fill(
+        &self,
+        size: u64,
+        align: usize,
+        fill: impl FnOnce(&mut [u8]),
+    ) -> Result<TransientSlice<'_, D>> {
+        let shared = self.coordinator.shared();
+        let mut placed = {
+            let mut transient = self.transient.borrow_mut();
+            shared.place_transient(&mut transient, size, align as u64)?
+        };
+        // SAFETY: the frame, alive while `self` is borrowed, holds the slice's chunk; the range
+        // was placed for this call only, so this is the only borrow of its bytes.
+        fill(unsafe { placed.bytes() }?);
+        shared.finish_transient(&placed)?;
         Ok(TransientSlice {
-            buffer: placed.buffer,
+            buffer: placed.buffer(),
             offset: placed.offset,
-            size: bytes.len() as u64,
+            size,
             frame: PhantomData,
         })
     }

@@ -413,3 +413,82 @@ fn a_chunk_frames_shared_waits_for_every_one_of_them() {
     device.signal_external(first, 1).unwrap();
     device.assert_no_misuse();
 }
+
+#[test]
+fn transient_with_writes_in_place_and_may_take_other_slices_meanwhile() {
+    for preset in Preset::ALL {
+        let device = DummyDevice::new(preset.config()).unwrap();
+        let c = coordinator_over(&device, 64 << 10);
+        let timeline = device.create_external_timeline();
+        let frame = c.begin_frame().unwrap();
+        // SAFETY: as in `frame`.
+        unsafe { frame.gpu_done_at(timeline, 1) }.unwrap();
+        let mut inner = None;
+        let outer = frame
+            .transient_with::<[u64; 8]>(100, |blocks| {
+                assert_eq!(blocks.len(), 100);
+                for (draw, block) in blocks.iter_mut().enumerate() {
+                    *block = constants(0, draw as u64);
+                    if draw == 50 {
+                        // The frame is free to use while the slice is being written.
+                        let slice = frame.transient(&constants(1, 0)).expect("nested");
+                        inner = Some((slice.buffer(), slice.offset()));
+                    }
+                }
+            })
+            .expect("transient_with");
+        let (inner_buffer, inner_offset) = inner.expect("the closure ran");
+        assert_eq!(outer.size(), 100 * 64);
+        let apart = inner_buffer != outer.buffer()
+            || inner_offset >= outer.offset() + outer.size()
+            || inner_offset + 64 <= outer.offset();
+        assert!(
+            apart,
+            "{preset}: the nested slice lies in the one being written"
+        );
+        // What the device sees: on non-coherent memory (mobile), only after the flush that
+        // follows the closure.
+        let want: Vec<u8> = (0..100)
+            .flat_map(|d| bytemuck::bytes_of(&constants(0, d)).to_vec())
+            .collect();
+        let got = device
+            .read_buffer(outer.buffer(), outer.offset(), want.len())
+            .unwrap();
+        assert!(got == want, "{preset}: the blocks written in place");
+        let got = device.read_buffer(inner_buffer, inner_offset, 64).unwrap();
+        assert_eq!(got, bytemuck::bytes_of(&constants(1, 0)), "{preset}");
+        assert_eq!(c.stats().transient_slices, 2);
+        c.end_frame(frame).unwrap();
+        device.signal_external(timeline, 1).unwrap();
+        device.assert_no_misuse();
+    }
+}
+
+#[test]
+fn transient_with_refuses_bad_counts_without_calling_the_writer() {
+    let device = DummyDevice::discrete();
+    let c = coordinator_over(&device, 4096);
+    let timeline = device.create_external_timeline();
+    let frame = c.begin_frame().unwrap();
+    let never = |_: &mut [u32]| panic!("the writer ran");
+    assert_eq!(
+        frame.transient_with(4, never).unwrap_err(),
+        Error::FrameGpuDoneUnknown
+    );
+    // SAFETY: as in `frame`.
+    unsafe { frame.gpu_done_at(timeline, 1) }.unwrap();
+    assert_eq!(frame.transient_with(0, never).unwrap_err(), Error::ZeroSize);
+    assert_eq!(
+        frame
+            .transient_with(0, |_: &mut [()]| panic!("the writer ran"))
+            .unwrap_err(),
+        Error::ZeroSize
+    );
+    // More bytes than a `u64` counts: refused as too large for device memory.
+    let refused = frame.transient_with(usize::MAX, |_: &mut [u64]| panic!("the writer ran"));
+    assert!(matches!(refused, Err(Error::Memory(_))), "{refused:?}");
+    c.end_frame(frame).unwrap();
+    device.signal_external(timeline, 1).unwrap();
+    assert_eq!(c.stats().transient_slices, 0);
+    device.assert_no_misuse();
+}

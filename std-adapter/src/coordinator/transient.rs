@@ -147,10 +147,42 @@ impl<D: Device> FrameTransient<D> {
     }
 }
 
-/// Where a slice was written: its chunk's buffer and its offset there.
+/// Where a slice lies: its chunk (which the frame holds), and the slice's offset and size there.
 pub(crate) struct Placed<D: Device> {
-    pub(crate) buffer: D::Buffer,
+    chunk: Arc<BufferState<D>>,
     pub(crate) offset: u64,
+    pub(crate) size: u64,
+}
+
+impl<D: Device> Placed<D> {
+    /// The chunk's buffer.
+    pub(crate) fn buffer(&self) -> D::Buffer {
+        self.chunk.raw
+    }
+
+    /// The slice's bytes in the chunk's mapping, to write once.
+    ///
+    /// # Safety
+    /// The frame the slice was placed in is alive (it holds the chunk, and no GPU work reads
+    /// the chunk's ranges that frames placed after the last reuse); the returned borrow is the
+    /// only one of these bytes.
+    pub(crate) unsafe fn bytes(&mut self) -> Result<&mut [u8]> {
+        // Chunks are made mapped (host-visible memory is mapped once, whole).
+        let target = self
+            .chunk
+            .host_at(self.offset)
+            .ok_or(Error::NotHostVisible)?;
+        // A mapped chunk holds the range, so this fails only where a pointer is under 64 bits.
+        let len =
+            usize::try_from(self.size).map_err(|_| Error::HostOutOfMemory { bytes: self.size })?;
+        // SAFETY: [offset, offset + size) lies inside the chunk (checked when it was placed),
+        // whose memory is mapped while the chunk lives (the frame holds it); the chunk's ranges
+        // that the frame placed are its alone (the chunk came from the free list, whose chunks
+        // no GPU work reads any more, or was made for it, and the cursor only rises), and this
+        // is the only borrow of them (caller's contract). Mapped memory holds initialized bytes
+        // (whatever was written there last, or what the device put there).
+        Ok(unsafe { std::slice::from_raw_parts_mut(target.as_ptr(), len) })
+    }
 }
 
 impl<D: Device> Shared<D> {
@@ -158,23 +190,23 @@ impl<D: Device> Shared<D> {
         self.transient.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Writes `bytes` into the frame's transient memory, at an offset that is a multiple of the
-    /// device's binding alignment and of `align`; makes or takes a chunk when the one being
-    /// filled has no room.
-    pub(crate) fn write_transient(
+    /// Places `size` bytes in the frame's transient memory, at an offset that is a multiple of
+    /// the device's binding alignment and of `align`, for the caller to write
+    /// ([`Placed::bytes`]) and then [`finish_transient`](Self::finish_transient); makes or
+    /// takes a chunk when the one being filled has no room.
+    pub(crate) fn place_transient(
         &self,
         frame: &mut FrameTransient<D>,
-        bytes: &[u8],
+        size: u64,
         align: u64,
     ) -> Result<Placed<D>> {
         self.check_live()?;
-        if bytes.is_empty() {
+        if size == 0 {
             return Err(Error::ZeroSize);
         }
         if frame.done.is_none() {
             return Err(Error::FrameGpuDoneUnknown);
         }
-        let size = bytes.len() as u64;
         let align = self.slice_alignment(align);
         let chunk_size = self.config.transient_chunk_size;
         if frame.chunks.is_empty()
@@ -209,34 +241,32 @@ impl<D: Device> Shared<D> {
         if chunk.size == chunk_size {
             frame.filling = Some((index, offset + size));
         }
-        let Some(target) = chunk.host_at(offset) else {
-            // Chunks are made mapped (host-visible memory is mapped once, whole).
-            return Err(Error::NotHostVisible);
-        };
-        // SAFETY: [offset, offset + size) lies inside the chunk (checked above), whose memory is
-        // mapped while the chunk lives; the chunk is this frame's alone (taken from the free
-        // list, whose chunks no GPU work reads any more, or made now), and no slice handed out
-        // before overlaps this range (the cursor only rises), so neither the GPU nor another
-        // thread reads or writes these bytes now.
-        unsafe {
-            std::ptr::copy_nonoverlapping(bytes.as_ptr(), target.as_ptr(), bytes.len());
-        }
+        Ok(Placed {
+            chunk: Arc::clone(chunk),
+            offset,
+            size,
+        })
+    }
+
+    /// After the host wrote a placed slice: flushes it where the memory is not coherent, so GPU
+    /// work submitted from now on sees the bytes, and counts it.
+    pub(crate) fn finish_transient(&self, placed: &Placed<D>) -> Result<()> {
+        let chunk = &placed.chunk;
         if !chunk.coherent {
             let pools = self.lock_pools();
             if let Some(pools) = pools.as_ref() {
                 let allocation = DeviceAllocation::from_raw(chunk.allocation);
-                let flushed = pools.flush(&allocation, offset, size);
+                let flushed = pools.flush(&allocation, placed.offset, placed.size);
                 // The handle is the chunk's, borrowed to name the range: not freed here.
                 let _ = allocation.into_raw();
                 flushed.map_err(|e| self.device_error(flush_error(e)))?;
             }
         }
         self.counters.transient_slices.fetch_add(1, COUNTER);
-        self.counters.transient_bytes.fetch_add(size, COUNTER);
-        Ok(Placed {
-            buffer: chunk.raw,
-            offset,
-        })
+        self.counters
+            .transient_bytes
+            .fetch_add(placed.size, COUNTER);
+        Ok(())
     }
 
     /// Where a slice of a type aligned to `align` may start: a multiple of that, of the device's

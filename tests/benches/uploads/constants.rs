@@ -13,6 +13,8 @@
 //!   (`Frame::gpu_done_at`);
 //! - `transient_slice`: the frame's blocks built in a reused `Vec`, then one
 //!   `Frame::transient_slice`;
+//! - `transient_with`: one `Frame::transient_with` per frame, the blocks built straight into the
+//!   transient memory (the peer of wgpu's `Queue::write_buffer_with`);
 //! - `staged`: the classic path, a `FAST_DEVICE_ACCESS` buffer of two frame slots, the blocks
 //!   built in a reused `Vec` and `Frame::stage_slice_for_upload`ed into slot `n % 2`; the
 //!   consumer waits on the GPU for the coordinator's copies (its timeline semaphore at the
@@ -53,16 +55,23 @@ type BenchResult<T> = Result<T, Box<dyn Error>>;
 enum Path {
     Transient,
     TransientSlice,
+    TransientWith,
     Staged,
 }
 
 impl Path {
-    const ALL: [Path; 3] = [Path::Transient, Path::TransientSlice, Path::Staged];
+    const ALL: [Path; 4] = [
+        Path::Transient,
+        Path::TransientSlice,
+        Path::TransientWith,
+        Path::Staged,
+    ];
 
     fn label(self) -> &'static str {
         match self {
             Path::Transient => "transient",
             Path::TransientSlice => "transient_slice",
+            Path::TransientWith => "transient_with",
             Path::Staged => "staged",
         }
     }
@@ -280,7 +289,7 @@ fn repetition(path: Path, s: &Setup<'_>, first: u64, frames: u64) -> BenchResult
         let frame = s.coordinator.begin_frame()?;
         locations.clear();
         let gpu_wait = match (path, s.uniforms) {
-            (Path::Transient | Path::TransientSlice, _) => {
+            (Path::Transient | Path::TransientSlice | Path::TransientWith, _) => {
                 // SAFETY: the consumer's semaphore outlives the coordinator (destroyed after
                 // it), and frame n's submission, the last reading its blocks, signals n + 1.
                 unsafe { frame.gpu_done_at(s.consumer.timeline, n + 1) }?;
@@ -289,6 +298,16 @@ fn repetition(path: Path, s: &Setup<'_>, first: u64, frames: u64) -> BenchResult
                         let slice = frame.transient(&block(n, d))?;
                         locations.push((slice.buffer(), slice.offset()));
                     }
+                } else if path == Path::TransientWith {
+                    let slice = frame.transient_with::<Block>(DRAWS, |blocks| {
+                        for (d, b) in blocks.iter_mut().enumerate() {
+                            *b = block(n, d);
+                        }
+                    })?;
+                    locations.extend(
+                        (0..DRAWS as u64)
+                            .map(|d| (slice.buffer(), slice.offset() + d * BLOCK_BYTES)),
+                    );
                 } else {
                     fill_blocks(&mut blocks, n);
                     let slice = frame.transient_slice(&blocks)?;
