@@ -350,10 +350,13 @@ impl<'c, D: Device> Frame<'c, D> {
         };
         // SAFETY: the frame, alive while `self` is borrowed, holds the slice's chunk; the range
         // was placed for this call only, so this is the only borrow of its bytes.
-        fill(unsafe { placed.bytes() }?);
+        fill(unsafe { placed.bytes() });
         shared.finish_transient(&placed)?;
+        let mut transient = self.transient.borrow_mut();
+        transient.slices += 1;
+        transient.bytes += size;
         Ok(TransientSlice {
-            buffer: placed.buffer(),
+            buffer: placed.buffer,
             offset: placed.offset,
             size,
             frame: PhantomData,

@@ -320,7 +320,8 @@ pub struct CoordinatorStats {
     /// Bytes of landing buffers kept now for later read-backs (the coordinator's, not the
     /// application's: [`crate::CoordinatorConfig::read_back_cache_bytes`]).
     pub read_back_bytes_kept: u64,
-    /// Slices of frames' transient memory written ([`crate::Frame::transient_slice`]).
+    /// Slices of frames' transient memory written ([`crate::Frame::transient_slice`]), counted
+    /// when their frame ends (or is dropped).
     pub transient_slices: u64,
     /// Their bytes.
     pub transient_bytes: u64,

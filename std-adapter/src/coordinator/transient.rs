@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 
 use memkit_core::MemoryUsage;
 use memkit_core::device::DeviceError;
-use memkit_core::pool::DeviceAllocation;
+use memkit_core::pool::{DeviceAllocation, HostPtr, RawDeviceAllocation};
 
 use super::{Shared, flush_error};
 use crate::buffer::{BufferState, COUNTER};
@@ -134,6 +134,11 @@ pub(crate) struct FrameTransient<D: Device> {
     filling: Option<(usize, u64)>,
     /// The earlier frames that wrote into `chunks[0]`, when it is the chunk they left open.
     carried: Readers<D>,
+    /// Slices written, and their bytes: added to the coordinator's counters when the frame ends.
+    /// Counting each slice there would be a locked instruction after every write, and on x86 one
+    /// drains the write-combining buffers that writes into BAR memory sit in.
+    pub(crate) slices: u64,
+    pub(crate) bytes: u64,
 }
 
 impl<D: Device> FrameTransient<D> {
@@ -143,45 +148,40 @@ impl<D: Device> FrameTransient<D> {
             chunks: Vec::new(),
             filling: None,
             carried: Vec::new(),
+            slices: 0,
+            bytes: 0,
         }
     }
 }
 
-/// Where a slice lies: its chunk (which the frame holds), and the slice's offset and size there.
+/// Where a slice lies, in a chunk the frame holds: the chunk's buffer, the slice's offset and
+/// size there and its address in the chunk's mapping, and the chunk's allocation where its
+/// memory needs flushing. Copies only: no reference count is touched per slice (see
+/// [`FrameTransient::slices`]).
 pub(crate) struct Placed<D: Device> {
-    chunk: Arc<BufferState<D>>,
+    pub(crate) buffer: D::Buffer,
     pub(crate) offset: u64,
     pub(crate) size: u64,
+    target: HostPtr,
+    len: usize,
+    flush: Option<RawDeviceAllocation<D::Memory>>,
 }
 
 impl<D: Device> Placed<D> {
-    /// The chunk's buffer.
-    pub(crate) fn buffer(&self) -> D::Buffer {
-        self.chunk.raw
-    }
-
     /// The slice's bytes in the chunk's mapping, to write once.
     ///
     /// # Safety
     /// The frame the slice was placed in is alive (it holds the chunk, and no GPU work reads
     /// the chunk's ranges that frames placed after the last reuse); the returned borrow is the
     /// only one of these bytes.
-    pub(crate) unsafe fn bytes(&mut self) -> Result<&mut [u8]> {
-        // Chunks are made mapped (host-visible memory is mapped once, whole).
-        let target = self
-            .chunk
-            .host_at(self.offset)
-            .ok_or(Error::NotHostVisible)?;
-        // A mapped chunk holds the range, so this fails only where a pointer is under 64 bits.
-        let len =
-            usize::try_from(self.size).map_err(|_| Error::HostOutOfMemory { bytes: self.size })?;
+    pub(crate) unsafe fn bytes(&mut self) -> &mut [u8] {
         // SAFETY: [offset, offset + size) lies inside the chunk (checked when it was placed),
         // whose memory is mapped while the chunk lives (the frame holds it); the chunk's ranges
         // that the frame placed are its alone (the chunk came from the free list, whose chunks
         // no GPU work reads any more, or was made for it, and the cursor only rises), and this
         // is the only borrow of them (caller's contract). Mapped memory holds initialized bytes
         // (whatever was written there last, or what the device put there).
-        Ok(unsafe { std::slice::from_raw_parts_mut(target.as_ptr(), len) })
+        unsafe { std::slice::from_raw_parts_mut(self.target.as_ptr(), self.len) }
     }
 }
 
@@ -241,31 +241,34 @@ impl<D: Device> Shared<D> {
         if chunk.size == chunk_size {
             frame.filling = Some((index, offset + size));
         }
+        // Chunks are made mapped (host-visible memory is mapped once, whole).
+        let target = chunk.host_at(offset).ok_or(Error::NotHostVisible)?;
+        // A mapped chunk holds the range, so this fails only where a pointer is under 64 bits.
+        let len = usize::try_from(size).map_err(|_| Error::HostOutOfMemory { bytes: size })?;
         Ok(Placed {
-            chunk: Arc::clone(chunk),
+            buffer: chunk.raw,
             offset,
             size,
+            target,
+            len,
+            flush: (!chunk.coherent).then_some(chunk.allocation),
         })
     }
 
     /// After the host wrote a placed slice: flushes it where the memory is not coherent, so GPU
-    /// work submitted from now on sees the bytes, and counts it.
+    /// work submitted from now on sees the bytes.
     pub(crate) fn finish_transient(&self, placed: &Placed<D>) -> Result<()> {
-        let chunk = &placed.chunk;
-        if !chunk.coherent {
-            let pools = self.lock_pools();
-            if let Some(pools) = pools.as_ref() {
-                let allocation = DeviceAllocation::from_raw(chunk.allocation);
-                let flushed = pools.flush(&allocation, placed.offset, placed.size);
-                // The handle is the chunk's, borrowed to name the range: not freed here.
-                let _ = allocation.into_raw();
-                flushed.map_err(|e| self.device_error(flush_error(e)))?;
-            }
+        let Some(raw) = placed.flush else {
+            return Ok(());
+        };
+        let pools = self.lock_pools();
+        if let Some(pools) = pools.as_ref() {
+            let allocation = DeviceAllocation::from_raw(raw);
+            let flushed = pools.flush(&allocation, placed.offset, placed.size);
+            // The handle is the chunk's, borrowed to name the range: not freed here.
+            let _ = allocation.into_raw();
+            flushed.map_err(|e| self.device_error(flush_error(e)))?;
         }
-        self.counters.transient_slices.fetch_add(1, COUNTER);
-        self.counters
-            .transient_bytes
-            .fetch_add(placed.size, COUNTER);
         Ok(())
     }
 
@@ -300,6 +303,15 @@ impl<D: Device> Shared<D> {
     /// with this frame among its readers; its other chunks wait for their readers. A frame that
     /// took no chunk gives nothing back (it may never have been told when its work is done).
     pub(crate) fn retire_transient(&self, frame: &mut FrameTransient<D>) {
+        if frame.slices > 0 {
+            self.counters
+                .transient_slices
+                .fetch_add(frame.slices, COUNTER);
+            self.counters
+                .transient_bytes
+                .fetch_add(frame.bytes, COUNTER);
+            (frame.slices, frame.bytes) = (0, 0);
+        }
         let chunks = std::mem::take(&mut frame.chunks);
         let filling = frame.filling.take();
         let mut carried = std::mem::take(&mut frame.carried);
