@@ -740,6 +740,27 @@ impl PendingRead {
     }
 }
 
+/// The open frame, begun if none is; `None` when `begin_frame` is refused because the slot's
+/// last frame has uploads behind a held grant (counted in `depth`).
+fn open_frame<'f, 'c>(
+    c: &'c Coordinator<DummyDevice>,
+    frame: &'f mut Option<Frame<'c, DummyDevice>>,
+    setup: &Setup,
+    depth: &mut WorkloadDepth,
+) -> Option<&'f mut Frame<'c, DummyDevice>> {
+    if frame.is_none() {
+        match c.begin_frame() {
+            Ok(f) => *frame = Some(f),
+            Err(Error::BlockedByHeldGrant) if setup.holding => {
+                depth.blocked_by_held += 1;
+                return None;
+            }
+            Err(e) => panic!("begin_frame: {e:?}"),
+        }
+    }
+    frame.as_mut()
+}
+
 /// The application's frames reading transient memory finished: the last value is signalled.
 fn finish_reading(
     device: &DummyDevice,
@@ -994,17 +1015,8 @@ impl CoordinatorWorkload {
                         continue;
                     };
                     let m = models.get_mut(&id).expect("live");
-                    let f = match &mut frame {
-                        Some(f) => f,
-                        none => match c.begin_frame() {
-                            Ok(f) => none.insert(f),
-                            // The slot's last frame has uploads behind a held grant.
-                            Err(Error::BlockedByHeldGrant) if setup.holding => {
-                                depth.blocked_by_held += 1;
-                                continue;
-                            }
-                            Err(e) => panic!("begin_frame: {e:?}"),
-                        },
+                    let Some(f) = open_frame(&c, &mut frame, &setup, &mut depth) else {
+                        continue;
                     };
                     let bytes = data(len as usize, i);
                     let staged = f.alloc_slice(&bytes).expect("arena");
@@ -1298,16 +1310,8 @@ impl CoordinatorWorkload {
                     depth.aliases_undefined += images::undefine_aliases(&mut images, id);
                 }
                 CoordOp::Transient { len } => {
-                    let f = match &mut frame {
-                        Some(f) => f,
-                        none => match c.begin_frame() {
-                            Ok(f) => none.insert(f),
-                            Err(Error::BlockedByHeldGrant) if setup.holding => {
-                                depth.blocked_by_held += 1;
-                                continue;
-                            }
-                            Err(e) => panic!("begin_frame: {e:?}"),
-                        },
+                    let Some(f) = open_frame(&c, &mut frame, &setup, &mut depth) else {
+                        continue;
                     };
                     let timeline =
                         *app_timeline.get_or_insert_with(|| device.create_external_timeline());
