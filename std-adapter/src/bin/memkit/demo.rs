@@ -11,8 +11,8 @@
 //!   re-upload boxes of their level 0 (`upload_image`), and drop them.
 //! - The application's own queue is stood for by a timeline signalled from the host by a thread
 //!   of its own ([`ApplicationQueue`]): the application's frame `n` waits for that frame's
-//!   copies, reads its uniforms and instances for [`FRAME_TIME`](crate::application::FRAME_TIME), and signals
-//!   `n + 1`. After each frame the loop calls `Coordinator::wait_for_external`, so every later
+//!   copies, reads its uniforms and instances for
+//!   [`FRAME_TIME`](crate::application::FRAME_TIME), and signals `n + 1`. After each frame the loop calls `Coordinator::wait_for_external`, so every later
 //!   copy waits on the GPU for the frame before; the simulated device checks that no copy lands
 //!   in the frame buffers while the application's frame still reads them.
 //! - Each frame also writes [`DRAWS`] blocks of per-draw constants into its transient memory
@@ -307,8 +307,12 @@ pub fn run<D: Backend>(
             &progress,
         );
         queue.close();
-        if let Some(Err(e)) = application_thread.map(|h| h.join().unwrap_or(Ok(()))) {
-            eprintln!("memkit: the application's queue stopped: {e}");
+        if let Some(handle) = application_thread {
+            match handle.join() {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => eprintln!("memkit: the application's queue stopped: {e}"),
+                Err(panic) => std::panic::resume_unwind(panic),
+            }
         }
         if let Some(timeline) = timeline {
             // The application's last frames finish (also after an error: nothing must wait on
