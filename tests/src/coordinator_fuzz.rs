@@ -212,10 +212,11 @@ pub enum CoordOp {
     },
     /// `Frame::transient_slice` of `len` bytes in the open frame (begun if none), which the
     /// application's frame reads until its timeline value (the frame's `gpu_done_at`, a new
-    /// value per frame) is signalled: by an [`CoordOp::Advance`] (the oldest frame's), a
-    /// [`CoordOp::Check`] or [`CoordOp::AppDraw`] (all of them), or the end of the run. The
-    /// device must hold the bytes right after the call, and must not see them change before the
-    /// value (chunks are written again only after).
+    /// value per frame) is signalled, once the frame ended: by an [`CoordOp::Advance`] (the
+    /// oldest ended frame's), a [`CoordOp::Check`] (all of them), or the end of the run. A
+    /// [`CoordOp::AppDraw`] signals a higher value, so it ends those reads too, and moves the open
+    /// frame's value past its own. The device must hold the bytes right after the call, and must
+    /// not see them change before the value (chunks are written again only after).
     Transient {
         /// Bytes.
         len: u32,
@@ -874,7 +875,8 @@ impl CoordinatorWorkload {
         // `wait_for_external`'s tickets, complete at the next check.
         let mut after_frames: Vec<Ticket> = Vec::new();
         // The open frame's `gpu_done_at` value, once it wrote transient memory, and the values of
-        // the application's frames reading transient slices, not signalled yet, oldest first.
+        // the ended frames' work reading transient slices, not signalled yet, oldest first (a
+        // frame's value is signalled only after it ended: its work is submitted then).
         let mut open_frame_done: Option<u64> = None;
         let mut reading: VecDeque<u64> = VecDeque::new();
         let mut ledger = Ledger {
@@ -1041,7 +1043,8 @@ impl CoordinatorWorkload {
                     },
                 },
                 CoordOp::Frame(FrameCall::End) => {
-                    open_frame_done = None;
+                    // The frame's reads of its transient memory are submitted now.
+                    reading.extend(open_frame_done.take());
                     if let Some(f) = frame.take() {
                         c.end_frame(f).expect("end_frame");
                         flushed(&mut models);
@@ -1049,7 +1052,8 @@ impl CoordinatorWorkload {
                     }
                 }
                 CoordOp::Frame(FrameCall::Cancel) => {
-                    open_frame_done = None;
+                    // The frame's reads of its transient memory are submitted now.
+                    reading.extend(open_frame_done.take());
                     if frame.take().is_some() {
                         depth.frames_cancelled += 1;
                     }
@@ -1306,6 +1310,14 @@ impl CoordinatorWorkload {
                     device
                         .signal_external(timeline, value)
                         .expect("the application's timeline");
+                    // The open frame's work, if it wrote transient memory, is not submitted yet:
+                    // it ends after this value, so it says a later one.
+                    if let (Some(f), Some(done)) = (&frame, &mut open_frame_done) {
+                        app_value += 1;
+                        // SAFETY: as at the frame's first slice.
+                        unsafe { f.gpu_done_at(timeline, app_value) }.expect("gpu_done_at");
+                        *done = app_value;
+                    }
                     depth.app_draws += 1;
                     depth.aliases_undefined += images::undefine_aliases(&mut images, id);
                 }
@@ -1323,7 +1335,6 @@ impl CoordinatorWorkload {
                             // coordinator; the value is signalled by a later op or at the end.
                             unsafe { f.gpu_done_at(timeline, value) }.expect("gpu_done_at");
                             app_value = value;
-                            reading.push_back(value);
                             *open_frame_done.insert(value)
                         }
                     };
@@ -1417,6 +1428,7 @@ impl CoordinatorWorkload {
             depth.max_held = depth.max_held.max(held.len());
         }
         drop(frame);
+        reading.extend(open_frame_done.take());
         // The application's last frames finish: teardown waits for them.
         finish_reading(&device, app_timeline, &mut reading);
         // Grants still held are abandoned: their room comes back and none of their bytes land.

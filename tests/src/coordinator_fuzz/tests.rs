@@ -115,3 +115,42 @@ fn a_direct_write_after_a_pass_keeps_the_bytes_around_it() {
     assert_eq!(CoordinatorWorkload::decode(&w.encode()), w);
     w.run();
 }
+
+#[test]
+fn an_open_frames_value_is_signalled_only_once_it_ended() {
+    // Found by the fuzz target: `Advance` signalled the open frame's value, so the application's
+    // "finished" reads of a slice written after it were compared with bytes the next frame had
+    // every right to write. A draw while the frame is open moves its value past the draw's.
+    let frame = |len| CoordOp::Transient { len };
+    for between in [CoordOp::Advance { n: 0 }, CoordOp::AppDraw { image: 0 }] {
+        let w = CoordinatorWorkload {
+            preset: Preset::Discrete,
+            ring_shift: 2,
+            policy: Policy::Fail,
+            whole_ring: false,
+            double_buffering: false,
+            eager_submit: false,
+            ops: vec![
+                CoordOp::CreateImage {
+                    side: 8,
+                    compressed: false,
+                },
+                frame(64),
+                CoordOp::Frame(FrameCall::End),
+                frame(64),
+                between,
+                between,
+                frame(16384),
+                CoordOp::Frame(FrameCall::End),
+                frame(64),
+                frame(64),
+                CoordOp::Frame(FrameCall::End),
+                CoordOp::Advance { n: 0 },
+                CoordOp::Check,
+            ],
+        };
+        assert_eq!(CoordinatorWorkload::decode(&w.encode()), w);
+        let depth = w.run();
+        assert_eq!(depth.transient_slices, 5, "{between:?}");
+    }
+}
