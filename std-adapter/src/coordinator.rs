@@ -756,8 +756,7 @@ impl<D: Device> Coordinator<D> {
     pub fn flush_transfers(&self) -> Result<Ticket> {
         // Every upload staged before this call has a sequence number below `bound`.
         let bound = self.shared.lock_pending().next_seq;
-        let value = self.shared.flush()?;
-        Ok(self.shared.ticket_covering(bound, value))
+        self.shared.flush_covering(bound)
     }
 
     /// Releases staging space and destroys dropped buffers whose GPU work completed. Never
@@ -1016,32 +1015,26 @@ impl<D: Device> Shared<D> {
         }
     }
 
-    /// A ticket for every upload staged with a sequence number below `bound`, after a flush whose
-    /// last submission is `value`. A flush submits only what has drained: an upload whose ring
-    /// range lies behind a grant still being written or held stays staged, and then so does the
-    /// ticket, which resolves to the submission that finally carries it (not to `value`, which
-    /// would be complete before the upload reached the GPU).
+    /// Submits what is staged, and returns a ticket for every upload staged with a sequence
+    /// number below `bound`. A flush submits only what has drained: an upload whose ring range
+    /// lies behind a grant still being written or held stays staged, and then so does the
+    /// ticket, which resolves to the submission that finally carries it (not to the flush's
+    /// value, which would be complete before the upload reached the GPU).
     ///
-    /// Another thread's flush may have carried such an upload between the flush and this call
-    /// (the grant ahead of it was committed meanwhile): then the ticket is that submission's
-    /// value where it is higher than `value`.
-    pub(crate) fn ticket_covering(self: &Arc<Self>, bound: u64, value: u64) -> Ticket {
-        // Sequence numbers start at 1: below 2, nothing was ever staged.
-        let last = bound.saturating_sub(1);
-        if last == 0 {
-            return self.ticket_for_value(value);
-        }
-        if self.lock_pending().watermark() < bound {
-            // Something below `bound` is still staged, so `last` is an upload's number.
-            return Ticket::for_upload(last, Arc::clone(self) as Arc<dyn TimelineSource>);
-        }
-        // Uploads are recorded in sequence order, so the submission that carried `last` (or a
-        // later one) carried every upload below it. `None`: that submission was refused and
-        // waits to be retried, and the ticket resolves once it went out.
-        match self.value_of(last) {
-            Some(carried) => self.ticket_for_value(carried.max(value)),
-            None => Ticket::for_upload(last, Arc::clone(self) as Arc<dyn TimelineSource>),
-        }
+    /// Whether everything below `bound` went out is looked at before the submitter's lock is
+    /// released: after it, another thread's flush could carry such an upload with a later value
+    /// (its grant committed meanwhile), and the look would name this flush's value for it.
+    pub(crate) fn flush_covering(self: &Arc<Self>, bound: u64) -> Result<Ticket> {
+        let mut sub = self.lock_submitter();
+        let value = self.flush_locked(&mut sub)?;
+        let carried = self.lock_pending().watermark() >= bound;
+        drop(sub);
+        Ok(if carried {
+            self.ticket_for_value(value)
+        } else {
+            // Something below `bound` is staged, so `bound - 1` is an upload's number.
+            Ticket::for_upload(bound - 1, Arc::clone(self) as Arc<dyn TimelineSource>)
+        })
     }
 
     /// The value of the last submission (0 before the first).

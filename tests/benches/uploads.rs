@@ -795,30 +795,47 @@ struct MainQueueCopy {
     fence: vk::Fence,
 }
 
+/// A command pool on the headless device's main queue family, whose buffers are each reset and
+/// re-recorded, and `count` command buffers from it. The caller destroys the pool.
+fn main_queue_commands(
+    h: &HeadlessDevice,
+    count: u32,
+) -> (vk::CommandPool, Vec<vk::CommandBuffer>) {
+    let device = h.ash_device();
+    // SAFETY: valid create infos on a live device; the buffers come from the pool just made.
+    unsafe {
+        let pool = device
+            .create_command_pool(
+                &vk::CommandPoolCreateInfo::default()
+                    .queue_family_index(h.main_queue().family)
+                    .flags(vk::CommandPoolCreateFlags::RESET_COMMAND_BUFFER),
+                None,
+            )
+            .expect("command pool");
+        let cmds = device
+            .allocate_command_buffers(
+                &vk::CommandBufferAllocateInfo::default()
+                    .command_pool(pool)
+                    .command_buffer_count(count),
+            )
+            .expect("command buffers");
+        (pool, cmds)
+    }
+}
+
 impl MainQueueCopy {
     fn new(h: &HeadlessDevice) -> Self {
-        let device = h.ash_device();
-        // SAFETY: valid create infos on a live device; destroyed in `destroy`.
-        unsafe {
-            let pool = device
-                .create_command_pool(
-                    &vk::CommandPoolCreateInfo::default()
-                        .queue_family_index(h.main_queue().family)
-                        .flags(vk::CommandPoolCreateFlags::RESET_COMMAND_BUFFER),
-                    None,
-                )
-                .expect("command pool");
-            let cmd = device
-                .allocate_command_buffers(
-                    &vk::CommandBufferAllocateInfo::default()
-                        .command_pool(pool)
-                        .command_buffer_count(1),
-                )
-                .expect("command buffer")[0];
-            let fence = device
+        let (pool, cmds) = main_queue_commands(h, 1);
+        // SAFETY: a valid create info on a live device; destroyed in `destroy`.
+        let fence = unsafe {
+            h.ash_device()
                 .create_fence(&vk::FenceCreateInfo::default(), None)
-                .expect("fence");
-            Self { pool, cmd, fence }
+        }
+        .expect("fence");
+        Self {
+            pool,
+            cmd: cmds[0],
+            fence,
         }
     }
 

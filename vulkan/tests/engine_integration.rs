@@ -616,6 +616,16 @@ fn on_every_plan(test: fn(Engine)) {
     }
 }
 
+/// Fails with every message the validation layer reported, if it reported any.
+fn assert_no_validation_messages(messages: &[String]) {
+    assert!(
+        messages.is_empty(),
+        "validation reported {} message(s):\n{}",
+        messages.len(),
+        messages.join("\n")
+    );
+}
+
 #[test]
 fn uploads_reach_the_engines_own_graphics_submissions_byte_for_byte() {
     on_every_plan(render_frames);
@@ -783,12 +793,7 @@ fn render_frames(engine: Engine) {
     // dropped; the engine's own objects are destroyed. The validation layer reports any object
     // left on the device (memkit's memory, buffers, pool or semaphore) when it is destroyed.
     let messages = unsafe { engine.destroy() };
-    assert!(
-        messages.is_empty(),
-        "validation reported {} message(s):\n{}",
-        messages.len(),
-        messages.join("\n")
-    );
+    assert_no_validation_messages(&messages);
 }
 
 #[test]
@@ -875,12 +880,7 @@ fn transient_constants(engine: Engine) {
     unsafe { engine.device.destroy_semaphore(engine_timeline, None) };
     // SAFETY: as at the end of `render_frames`.
     let messages = unsafe { engine.destroy() };
-    assert!(
-        messages.is_empty(),
-        "validation reported {} message(s):\n{}",
-        messages.len(),
-        messages.join("\n")
-    );
+    assert_no_validation_messages(&messages);
 }
 
 /// The render target the engine draws: RGBA8, cleared to `BACKGROUND` with `FOREGROUND` drawn
@@ -1149,10 +1149,5 @@ fn read_back_drawing(engine: Engine) {
     unsafe { engine.device.destroy_semaphore(frame_done, None) };
     // SAFETY: the coordinator and its device are gone; the engine's objects are destroyed.
     let messages = unsafe { engine.destroy() };
-    assert!(
-        messages.is_empty(),
-        "validation reported {} message(s):\n{}",
-        messages.len(),
-        messages.join("\n")
-    );
+    assert_no_validation_messages(&messages);
 }

@@ -1,5 +1,5 @@
-//! Tests of the coordinator's internals that a caller cannot steer from outside: the moment
-//! between a flush and the ticket it returns.
+//! Tests of the coordinator's internals that a caller cannot steer from outside: a flush whose
+//! upload another thread's flush carries.
 
 use memkit_dummy::{DeviceConfig, DummyDevice, WaitMode};
 
@@ -23,20 +23,21 @@ fn a_flushs_ticket_covers_an_upload_another_flush_carried_after_it() {
     grant.bytes_mut().fill(1);
     c.upload_to(&uploaded, 0, &[7u8; 4096]).expect("upload");
 
-    // `flush_transfers`, taken apart where the other thread steps in.
+    // `flush_transfers`, with the bound it covers known to the test.
     let bound = c.shared.lock_pending().next_seq;
-    let flushed = c.shared.flush().expect("flush");
+    let ticket = c.shared.flush_covering(bound).expect("flush");
+    let flushed = c.shared.last_submitted_value();
     assert!(
         c.shared.lock_pending().watermark() < bound,
         "the upload stays staged behind the grant"
     );
-    // The grant is committed and the other thread's flush carries it, and the upload behind it.
+    // Then the grant is committed and the other thread's flush carries it, and the upload
+    // behind it.
     c.transfer_and_release(grant, &granted, 0)
         .expect("transfer");
     let carried = c.shared.flush().expect("flush");
     assert!(carried > flushed);
 
-    let ticket = c.shared.ticket_covering(bound, flushed);
     assert_eq!(ticket.value(), Some(carried));
     let bytes = |device: &DummyDevice| device.read_buffer(uploaded.raw(), 0, 4096).expect("read");
     // Where the GPU has finished the first flush's work, the upload has not landed yet: the

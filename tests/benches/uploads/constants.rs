@@ -36,7 +36,7 @@ use memkit_std::{Buffer, BufferingMode, Coordinator, CoordinatorConfig, MemoryUs
 use memkit_tests::bench_report::{Report, gbps, median};
 use memkit_vulkan::{HeadlessConfig, HeadlessDevice};
 
-use super::{Gpu, memory_kind};
+use super::{Gpu, main_queue_commands, memory_kind};
 
 /// Draws per frame: one constant block each.
 const DRAWS: usize = 4096;
@@ -125,39 +125,23 @@ struct Consumer {
 
 impl Consumer {
     fn new(h: &HeadlessDevice) -> Self {
-        let device = h.ash_device();
+        let (pool, cmds) = main_queue_commands(h, FRAMES_IN_FLIGHT as u32);
         let mut kind = vk::SemaphoreTypeCreateInfo::default()
             .semaphore_type(vk::SemaphoreType::TIMELINE)
             .initial_value(0);
-        // SAFETY: valid create infos on a live device with timeline semaphores (the caller
+        // SAFETY: a valid create info on a live device with timeline semaphores (the caller
         // checked); destroyed in `destroy`.
-        unsafe {
-            let pool = device
-                .create_command_pool(
-                    &vk::CommandPoolCreateInfo::default()
-                        .queue_family_index(h.main_queue().family)
-                        .flags(vk::CommandPoolCreateFlags::RESET_COMMAND_BUFFER),
-                    None,
-                )
-                .expect("command pool");
-            let cmds = device
-                .allocate_command_buffers(
-                    &vk::CommandBufferAllocateInfo::default()
-                        .command_pool(pool)
-                        .command_buffer_count(FRAMES_IN_FLIGHT as u32),
-                )
-                .expect("command buffers");
-            let timeline = device
-                .create_semaphore(
-                    &vk::SemaphoreCreateInfo::default().push_next(&mut kind),
-                    None,
-                )
-                .expect("timeline semaphore");
-            Self {
-                pool,
-                cmds,
-                timeline,
-            }
+        let timeline = unsafe {
+            h.ash_device().create_semaphore(
+                &vk::SemaphoreCreateInfo::default().push_next(&mut kind),
+                None,
+            )
+        }
+        .expect("timeline semaphore");
+        Self {
+            pool,
+            cmds,
+            timeline,
         }
     }
 

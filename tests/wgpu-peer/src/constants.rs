@@ -207,25 +207,12 @@ impl Frames<'_> {
 fn wrong_blocks(gpu: &Gpu, sink: &wgpu::Buffer, readback: &wgpu::Buffer, frame: u64) -> usize {
     let mut encoder = gpu.device.create_command_encoder(&Default::default());
     encoder.copy_buffer_to_buffer(sink, 0, readback, 0, FRAME_BYTES);
-    let submission = gpu.queue.submit([encoder.finish()]);
-    let (tx, rx) = std::sync::mpsc::channel();
-    readback
-        .slice(..)
-        .map_async(wgpu::MapMode::Read, move |r| tx.send(r).expect("send"));
-    gpu.wait(submission);
-    rx.recv().expect("map callback").expect("map read-back");
-    let wrong = {
-        let seen = readback
-            .slice(..)
-            .get_mapped_range()
-            .expect("mapped read-back");
+    gpu.read_mapped(encoder, readback, |seen| {
         seen.chunks_exact(BLOCK)
             .enumerate()
             .filter(|&(d, got)| *got != block(frame, d))
             .count()
-    };
-    readback.unmap();
-    wrong
+    })
 }
 
 pub(crate) fn run(report: &mut Report, gpu: &Gpu, quick: bool, reps: usize) {

@@ -135,6 +135,31 @@ impl Gpu {
         self.wait(submission);
     }
 
+    /// Submits `encoder`, whose copies land in `readback` (a `MAP_READ` buffer), maps all of
+    /// `readback` once the GPU finished them and hands its bytes to `read`; unmaps after.
+    fn read_mapped<R>(
+        &self,
+        encoder: wgpu::CommandEncoder,
+        readback: &wgpu::Buffer,
+        read: impl FnOnce(&[u8]) -> R,
+    ) -> R {
+        let submission = self.queue.submit([encoder.finish()]);
+        let (tx, rx) = std::sync::mpsc::channel();
+        readback
+            .slice(..)
+            .map_async(wgpu::MapMode::Read, move |r| tx.send(r).expect("send"));
+        self.wait(submission);
+        rx.recv().expect("map callback").expect("map readback");
+        let result = read(
+            &readback
+                .slice(..)
+                .get_mapped_range()
+                .expect("mapped readback"),
+        );
+        readback.unmap();
+        result
+    }
+
     /// Copies `target` into `readback` (a `MAP_READ` buffer of the same size), maps it and
     /// counts the uploads whose bytes differ from their source.
     fn count_wrong(
@@ -145,27 +170,14 @@ impl Gpu {
     ) -> usize {
         let mut encoder = self.device.create_command_encoder(&Default::default());
         encoder.copy_buffer_to_buffer(target, 0, readback, 0, target.size());
-        let submission = self.queue.submit([encoder.finish()]);
-        let (tx, rx) = std::sync::mpsc::channel();
-        readback
-            .slice(..)
-            .map_async(wgpu::MapMode::Read, move |r| tx.send(r).expect("send"));
-        self.wait(submission);
-        rx.recv().expect("map callback").expect("map readback");
-        let wrong = {
-            let seen = readback
-                .slice(..)
-                .get_mapped_range()
-                .expect("mapped readback");
+        self.read_mapped(encoder, readback, |seen| {
             (0..work.offsets.len())
                 .filter(|&i| {
                     let o = work.offsets[i] as usize;
                     seen[o..o + work.size] != work.source[i * work.size..(i + 1) * work.size]
                 })
                 .count()
-        };
-        readback.unmap();
-        wrong
+        })
     }
 }
 

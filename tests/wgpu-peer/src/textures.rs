@@ -209,20 +209,7 @@ fn level0_matches(gpu: &Gpu, work: &Workload, texture: &wgpu::Texture) -> bool {
         },
         work.extent(0),
     );
-    let submission = gpu.queue.submit([encoder.finish()]);
-    let (tx, rx) = std::sync::mpsc::channel();
-    readback
-        .slice(..)
-        .map_async(wgpu::MapMode::Read, move |r| tx.send(r).expect("send"));
-    gpu.wait(submission);
-    rx.recv().expect("map callback").expect("map readback");
-    let same = *readback
-        .slice(..)
-        .get_mapped_range()
-        .expect("mapped readback")
-        == work.texels[..len];
-    readback.unmap();
-    same
+    gpu.read_mapped(encoder, &readback, |seen| *seen == work.texels[..len])
 }
 
 /// Every level of every texture read back: one encoder with a `copy_texture_to_buffer` per
