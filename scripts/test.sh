@@ -110,8 +110,9 @@ tsan() {
     "${run[@]}" -p memkit-core --lib -- ring:: timeline::
     # The simulated device shared between threads (its mapped bytes are raw memory).
     "${run[@]}" -p memkit-dummy --test threads --test timeline
-    # The coordinator from many threads. The two skipped tests are single-threaded and slow here.
-    "${run[@]}" -p memkit-std --lib --test threads --test uploads -- \
+    # The coordinator from many threads, and frames' transient writers on threads of their own.
+    # The two skipped tests are single-threaded and slow here.
+    "${run[@]}" -p memkit-std --lib --test threads --test uploads --test transient -- \
         --skip many_buffers_fill_blocks --skip chunked_upload_counts_once
     # memkit-vulkan's tests that run threads, on lavapipe (the coordinator's producers, waiters
     # and pollers beside a submitter, a loss waking a waiter).

@@ -69,7 +69,7 @@ use defragment::RunningPass;
 use landing_cache::LandingCache;
 use readback::{OpenReads, Reads};
 use transient::TransientChunks;
-pub(crate) use transient::{FrameTransient, GpuDone};
+pub(crate) use transient::{FrameTransient, GpuDone, TransientCursor, lock_frame_transient};
 
 /// The sub-allocator inside each memory block: TLSF places freed space again best.
 type BlockAllocator = TlsfAllocator<Vec<TlsfNode>>;

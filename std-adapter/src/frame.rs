@@ -2,19 +2,20 @@
 //! the frame that used it last.
 
 use std::cell::RefCell;
-use std::fmt;
-use std::marker::PhantomData;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use bumpalo::Bump;
 use memkit_core::BufferingMode;
 use memkit_core::device::ExternalTimelines;
 
 use crate::buffer::Buffer;
-use crate::coordinator::{Coordinator, FrameTransient, GpuDone};
+use crate::coordinator::{
+    Coordinator, FrameTransient, GpuDone, TransientCursor, lock_frame_transient,
+};
 use crate::device::Device;
 use crate::error::{Error, Result};
 use crate::ticket::Ticket;
+use crate::transient::{TransientSlice, TransientWriter, write_in_place};
 
 /// The arenas of the frame slots. A frame takes its slot's arena and gives it back at its end.
 pub(crate) struct FrameSlots {
@@ -81,56 +82,10 @@ pub struct Frame<'c, D: Device> {
     /// The slot whose arena `arena` is, once taken (given back on drop).
     arena_slot: Option<usize>,
     arena: Bump,
-    /// The transient memory it took, given back on drop.
-    transient: RefCell<FrameTransient<D>>,
-}
-
-/// A slice of a frame's transient memory ([`Frame::transient_slice`]): `size()` bytes at
-/// `offset()` in `buffer()`, to bind in the frame's draws (a dynamic uniform offset, a vertex
-/// buffer offset, an indirect-argument offset). The offset is a multiple of the device's
-/// uniform, storage and texel buffer offset alignments
-/// ([`DeviceLimits::min_buffer_offset_alignment`](memkit_core::device::DeviceLimits)) and of
-/// 4. It borrows the frame: record the commands that use it before the frame ends.
-pub struct TransientSlice<'f, D: Device> {
-    buffer: D::Buffer,
-    offset: u64,
-    size: u64,
-    frame: PhantomData<&'f ()>,
-}
-
-impl<D: Device> TransientSlice<'_, D> {
-    /// The buffer holding the slice (memory the host wrote, which the GPU reads in place).
-    pub fn buffer(&self) -> D::Buffer {
-        self.buffer
-    }
-
-    /// Where the slice starts in [`buffer`](Self::buffer).
-    pub fn offset(&self) -> u64 {
-        self.offset
-    }
-
-    /// The slice's bytes.
-    pub fn size(&self) -> u64 {
-        self.size
-    }
-}
-
-impl<D: Device> Clone for TransientSlice<'_, D> {
-    fn clone(&self) -> Self {
-        *self
-    }
-}
-
-impl<D: Device> Copy for TransientSlice<'_, D> {}
-
-impl<D: Device> fmt::Debug for TransientSlice<'_, D> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("TransientSlice")
-            .field("buffer", &self.buffer)
-            .field("offset", &self.offset)
-            .field("size", &self.size)
-            .finish()
-    }
+    /// The transient memory it took, shared with its [`TransientWriter`]s; given back on drop.
+    transient: Mutex<FrameTransient<D>>,
+    /// Where the frame's own transient writes go.
+    cursor: RefCell<TransientCursor<D>>,
 }
 
 impl<'c, D: Device> Frame<'c, D> {
@@ -147,7 +102,8 @@ impl<'c, D: Device> Frame<'c, D> {
             pacing: Some(pacing),
             arena_slot: None,
             arena: Bump::new(),
-            transient: RefCell::new(FrameTransient::new()),
+            transient: Mutex::new(FrameTransient::new()),
+            cursor: RefCell::new(TransientCursor::new()),
         };
         let wait_for = frame.pacing.as_ref().map_or(0, |p| p.wait_for().get());
         let slot = frame.slot();
@@ -318,21 +274,8 @@ impl<'c, D: Device> Frame<'c, D> {
         count: usize,
         write: impl FnOnce(&mut [T]),
     ) -> Result<TransientSlice<'_, D>> {
-        // An overflowing count asks for more than any chunk: the chunk's creation refuses it.
-        let size = (count as u64).saturating_mul(size_of::<T>() as u64);
-        self.transient_fill(size, align_of::<T>(), |to| {
-            match bytemuck::try_cast_slice_mut(to) {
-                Ok(values) => write(values),
-                Err(_) => {
-                    // A `T` aligned beyond what the mapping's address gives (offsets are
-                    // multiples of its alignment, the mapping's start may not be): written
-                    // aside, then copied.
-                    let mut values = vec![T::zeroed(); count];
-                    write(&mut values);
-                    to.copy_from_slice(bytemuck::cast_slice(&values));
-                }
-            }
-        })
+        let (size, fill) = write_in_place(count, write);
+        self.transient_fill(size, align_of::<T>(), fill)
     }
 
     /// Places `size` bytes aligned to `align` in the frame's transient memory and has `fill`
@@ -345,22 +288,26 @@ impl<'c, D: Device> Frame<'c, D> {
     ) -> Result<TransientSlice<'_, D>> {
         let shared = self.coordinator.shared();
         let mut placed = {
-            let mut transient = self.transient.borrow_mut();
-            shared.place_transient(&mut transient, size, align as u64)?
+            let mut cursor = self.cursor.borrow_mut();
+            shared.place_transient(&self.transient, &mut cursor, size, align as u64)?
         };
         // SAFETY: the frame, alive while `self` is borrowed, holds the slice's chunk; the range
         // was placed for this call only, so this is the only borrow of its bytes.
         fill(unsafe { placed.bytes() });
         shared.finish_transient(&placed)?;
-        let mut transient = self.transient.borrow_mut();
-        transient.slices += 1;
-        transient.bytes += size;
-        Ok(TransientSlice {
-            buffer: placed.buffer,
-            offset: placed.offset,
-            size,
-            frame: PhantomData,
-        })
+        self.cursor.borrow_mut().count(size);
+        Ok(TransientSlice::new(placed.buffer, placed.offset, size))
+    }
+
+    /// A writer of this frame's transient memory for another thread: command-recording jobs
+    /// each take one (in a `std::thread::scope`, say) and write their draws' constants with no
+    /// lock and no shared counter per slice ([`TransientWriter`]). A writer takes a chunk of
+    /// its own when it first writes and gives the chunk's rest back to the frame when dropped,
+    /// for the next writer; its slices live as long as the frame's, and the frame's memory is
+    /// written again only once the frame's GPU work ([`Frame::gpu_done_at`]) is done, whatever
+    /// became of the writer.
+    pub fn transient_writer(&self) -> TransientWriter<'_, D> {
+        TransientWriter::new(self.coordinator, &self.transient)
     }
 
     /// Submits everything staged and records the frame's submission; returns its ticket.
@@ -438,7 +385,7 @@ where
             // contract), and the coordinator polls it only until then.
             unsafe { device.external_value(timeline) }
         });
-        self.transient.borrow_mut().done = Some(Arc::new(GpuDone {
+        lock_frame_transient(&self.transient).done = Some(Arc::new(GpuDone {
             reached,
             until: value,
         }));
@@ -456,7 +403,8 @@ impl<D: Device> Drop for Frame<'_, D> {
                 .unwrap_or_else(|e| e.into_inner())
                 .cancel_frame(pacing);
         }
-        shared.retire_transient(self.transient.get_mut());
+        let transient = self.transient.get_mut().unwrap_or_else(|e| e.into_inner());
+        shared.retire_transient(transient, self.cursor.get_mut());
         let arena = std::mem::take(&mut self.arena);
         if let Some(slot) = self.arena_slot.take() {
             shared

@@ -25,6 +25,7 @@ mod memory_map;
 mod readback;
 mod stats;
 mod ticket;
+mod transient;
 
 pub use buffer::Buffer;
 /// The `bytemuck` crate whose `Pod` bound the typed uploads take ([`Coordinator::upload_slice`],
@@ -40,13 +41,14 @@ pub use coordinator::{
 };
 pub use device::Device;
 pub use error::{Error, NotAliasableReason, Result};
-pub use frame::{Frame, TransientSlice};
+pub use frame::Frame;
 pub use image::Image;
 pub use memkit_core::pool::{DefragmentationLimits, DefragmentationPlan};
 pub use memkit_core::{BufferingMode, MemoryUsage, PoolConfig};
 pub use readback::Readback;
 pub use stats::{CoordinatorStats, HeapReport, format_bytes};
 pub use ticket::Ticket;
+pub use transient::{TransientSlice, TransientWriter};
 
 /// The README's quick start, run as a doc test (`cargo test -p memkit-std --doc`).
 #[cfg(doctest)]

@@ -493,3 +493,231 @@ fn transient_with_refuses_bad_counts_without_calling_the_writer() {
     assert_eq!(c.stats().transient_slices, 0);
     device.assert_no_misuse();
 }
+
+/// Writes `draws` slices of frame `n`'s constants through `writer`, each declared read by the
+/// application until value `n + 1`; `job` tells the jobs' constants apart.
+fn write_job(
+    writer: &mut memkit_std::TransientWriter<'_, DummyDevice>,
+    device: &DummyDevice,
+    timeline: DummyTimeline,
+    n: u64,
+    job: u64,
+    draws: u64,
+) -> Vec<Written> {
+    (0..draws)
+        .map(|draw| {
+            let data = constants(n, job << 32 | draw);
+            let slice = writer.transient(&data).expect("transient");
+            device
+                .application_reads(
+                    slice.buffer(),
+                    slice.offset(),
+                    slice.size(),
+                    timeline,
+                    n + 1,
+                )
+                .expect("inside the buffer");
+            Written {
+                buffer: slice.buffer(),
+                offset: slice.offset(),
+                bytes: bytemuck::bytes_of(&data).to_vec(),
+            }
+        })
+        .collect()
+}
+
+fn assert_disjoint(written: &[Written]) {
+    let mut ranges: Vec<_> = written
+        .iter()
+        .map(|w| (w.buffer, w.offset, w.offset + w.bytes.len() as u64))
+        .collect();
+    ranges.sort();
+    for pair in ranges.windows(2) {
+        assert!(
+            pair[0].0 != pair[1].0 || pair[0].2 <= pair[1].1,
+            "{pair:?} overlap"
+        );
+    }
+}
+
+#[test]
+fn writers_on_several_threads_fill_one_frame_apart() {
+    const JOBS: u64 = 6;
+    const DRAWS: u64 = 300;
+    let device = DummyDevice::discrete();
+    let c = coordinator_over(&device, 16 << 10);
+    let timeline = device.create_external_timeline();
+    let mut all = Vec::new();
+    for n in 0..4u64 {
+        if n >= 2 {
+            device.signal_external(timeline, n - 1).unwrap();
+        }
+        let frame = c.begin_frame().unwrap();
+        // SAFETY: as in `frame`.
+        unsafe { frame.gpu_done_at(timeline, n + 1) }.unwrap();
+        // The frame's own slices, while the jobs write theirs.
+        let own_data = constants(n, 1 << 40);
+        let mut written = std::thread::scope(|scope| {
+            let jobs: Vec<_> = (0..JOBS)
+                .map(|job| {
+                    let mut writer = frame.transient_writer();
+                    let device = &device;
+                    scope.spawn(move || write_job(&mut writer, device, timeline, n, job, DRAWS))
+                })
+                .collect();
+            jobs.into_iter()
+                .flat_map(|job| job.join().unwrap())
+                .collect::<Vec<_>>()
+        });
+        let own = frame.transient(&own_data).unwrap();
+        written.push(Written {
+            buffer: own.buffer(),
+            offset: own.offset(),
+            bytes: bytemuck::bytes_of(&own_data).to_vec(),
+        });
+        c.end_frame(frame).unwrap();
+        assert_eq!(written.len() as u64, JOBS * DRAWS + 1);
+        assert_still_holds(&device, &written, &format!("frame {n}"));
+        assert_disjoint(&written);
+        all.push(written);
+    }
+    // The two frames whose work has not finished kept every byte.
+    assert_still_holds(&device, &all[2], "frame 2");
+    assert_still_holds(&device, &all[3], "frame 3");
+    let stats = c.stats();
+    assert_eq!(stats.transient_slices, 4 * (JOBS * DRAWS + 1));
+    assert_eq!(stats.transient_bytes, 4 * (JOBS * DRAWS + 1) * 64);
+    // 1800 slices at 256-byte offsets are 28 chunks of 16 KiB; each job's last chunk partly
+    // filled: at most one more per job, per frame in flight.
+    let per_frame = (JOBS * DRAWS * 256).div_ceil(16 << 10) + JOBS;
+    assert!(
+        stats.transient_chunks <= 3 * per_frame,
+        "{} chunks",
+        stats.transient_chunks
+    );
+    device.signal_external(timeline, 4).unwrap();
+    device.assert_no_misuse();
+}
+
+#[test]
+fn a_writers_rest_goes_to_the_frames_next_writer() {
+    let device = DummyDevice::discrete();
+    let c = coordinator_over(&device, 4096);
+    let timeline = device.create_external_timeline();
+    let frame = c.begin_frame().unwrap();
+    // SAFETY: as in `frame`.
+    unsafe { frame.gpu_done_at(timeline, 1) }.unwrap();
+    let mut first = frame.transient_writer();
+    let a = first.transient(&constants(0, 0)).unwrap();
+    // A second writer at the same time fills a chunk of its own.
+    let mut second = frame.transient_writer();
+    let b = second.transient(&constants(0, 1)).unwrap();
+    assert_ne!(a.buffer(), b.buffer());
+    drop(first);
+    drop(second);
+    // The next writer and the frame itself go on in those chunks, after what was written.
+    let mut third = frame.transient_writer();
+    let c3 = third.transient(&constants(0, 2)).unwrap();
+    let own = frame.transient(&constants(0, 3)).unwrap();
+    let mut taken = [(a.buffer(), a.offset()), (b.buffer(), b.offset())];
+    taken.sort();
+    let mut now = [(c3.buffer(), c3.offset()), (own.buffer(), own.offset())];
+    now.sort();
+    assert_eq!(
+        [now[0].0, now[1].0],
+        [taken[0].0, taken[1].0],
+        "the writers' chunks were filled on"
+    );
+    assert_eq!([now[0].1, now[1].1], [256, 256], "after their first slices");
+    drop(third);
+    c.end_frame(frame).unwrap();
+    assert_eq!(c.stats().transient_chunks, 2);
+    device.signal_external(timeline, 1).unwrap();
+}
+
+#[test]
+fn a_leaked_writers_chunk_is_written_again_only_after_the_frames_work() {
+    let device = DummyDevice::discrete();
+    let c = coordinator_over(&device, 4096);
+    let timeline = device.create_external_timeline();
+    let first = c.begin_frame().unwrap();
+    // SAFETY: as in `frame`.
+    unsafe { first.gpu_done_at(timeline, 1) }.unwrap();
+    let mut writer = first.transient_writer();
+    let leaked = write_job(&mut writer, &device, timeline, 0, 1, 3);
+    std::mem::forget(writer);
+    c.end_frame(first).unwrap();
+    // Later frames (their work done at once) never touch the leaked writer's chunk meanwhile.
+    for n in 1..6 {
+        let written = frame(&c, &device, timeline, n, 20);
+        assert!(
+            written.iter().all(|w| w.buffer != leaked[0].buffer),
+            "frame {n} wrote into the chunk frame 0 still reads"
+        );
+    }
+    assert_still_holds(&device, &leaked, "the leaked writer's slices");
+    device.assert_no_misuse();
+    // Once frame 0's work is done, its chunk is taken back like any other: kept for reuse (a
+    // frame that needs every chunk held writes into it) or destroyed, never held for nothing.
+    device.signal_external(timeline, 6).unwrap();
+    c.maintain().unwrap();
+    let held = c.stats().transient_chunks;
+    let written = frame(&c, &device, timeline, 6, 16 * held);
+    assert_eq!(c.stats().transient_chunks, held + 1, "one chunk more");
+    let leaked_buffer = leaked[0].buffer;
+    assert!(
+        written.iter().any(|w| w.buffer == leaked_buffer)
+            || !device.live_buffers().contains(&leaked_buffer),
+        "the leaked writer's chunk is held and never used"
+    );
+    device.signal_external(timeline, 7).unwrap();
+    device.assert_no_misuse();
+}
+
+#[test]
+fn a_writer_refuses_what_the_frame_refuses() {
+    let device = DummyDevice::discrete();
+    let c = coordinator_over(&device, 4096);
+    let frame = c.begin_frame().unwrap();
+    let mut writer = frame.transient_writer();
+    assert_eq!(
+        writer.transient(&1u64).unwrap_err(),
+        Error::FrameGpuDoneUnknown
+    );
+    drop(writer);
+    let timeline = device.create_external_timeline();
+    // SAFETY: as in `frame`.
+    unsafe { frame.gpu_done_at(timeline, 1) }.unwrap();
+    let mut writer = frame.transient_writer();
+    assert_eq!(
+        writer.transient_slice::<u32>(&[]).unwrap_err(),
+        Error::ZeroSize
+    );
+    let mut called = false;
+    assert_eq!(
+        writer
+            .transient_with::<u32>(0, |_| called = true)
+            .unwrap_err(),
+        Error::ZeroSize
+    );
+    assert!(!called);
+    let values = writer
+        .transient_with::<u32>(100, |v| {
+            for (i, v) in v.iter_mut().enumerate() {
+                *v = i as u32 * 3;
+            }
+        })
+        .unwrap();
+    let expected: Vec<u32> = (0..100).map(|i| i * 3).collect();
+    assert_eq!(
+        device
+            .read_buffer(values.buffer(), values.offset(), 400)
+            .unwrap(),
+        bytemuck::cast_slice::<u32, u8>(&expected)
+    );
+    drop(writer);
+    c.end_frame(frame).unwrap();
+    assert_eq!(c.stats().transient_slices, 1);
+    device.signal_external(timeline, 1).unwrap();
+    device.assert_no_misuse();
+}

@@ -23,7 +23,7 @@
 //! [`CoordinatorConfig::transient_chunk_size`]: crate::CoordinatorConfig::transient_chunk_size
 
 use std::collections::VecDeque;
-use std::sync::{Arc, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use memkit_core::MemoryUsage;
@@ -125,20 +125,46 @@ impl<D: Device> TransientChunks<D> {
     }
 }
 
-/// A frame's transient memory: what it was told of its GPU work, and the chunks it took.
+/// A chunk a writer may fill on from `cursor`, its first free byte. Each chunk a frame holds
+/// has at most one: the bytes below the cursor were handed out, those above belong to whoever
+/// holds this token (a [`TransientCursor`], the frame's spares, or the next frame as the open
+/// chunk), and a chunk whose token was dropped is not written again until it is reused.
+struct Filling<D: Device> {
+    chunk: Arc<BufferState<D>>,
+    cursor: u64,
+}
+
+impl<D: Device> Filling<D> {
+    /// Where `size` bytes aligned to `align` fit, if they do.
+    fn fit(&self, size: u64, align: u64) -> Option<u64> {
+        let offset = self.cursor.checked_next_multiple_of(align)?;
+        (offset.checked_add(size)? <= self.chunk.size).then_some(offset)
+    }
+
+    /// Whether a slice of any size still fits.
+    fn has_room(&self, align: u64) -> bool {
+        self.fit(1, align).is_some()
+    }
+}
+
+/// A frame's transient memory, shared by its writers (the frame itself and its
+/// [`TransientWriter`](crate::TransientWriter)s): what it was told of its GPU work, the chunks
+/// it took, and the chunks its writers left with room. Locked only when a writer needs a chunk
+/// and when one is done, never per slice.
 pub(crate) struct FrameTransient<D: Device> {
     pub(crate) done: Option<Arc<GpuDone<D>>>,
-    /// Chunks taken, in order.
+    /// Chunks taken, in order: all of them wait for the frame's GPU work once it ends.
     chunks: Vec<Arc<BufferState<D>>>,
-    /// The index in `chunks` of the chunk being filled, and the first free byte in it.
-    filling: Option<(usize, u64)>,
-    /// The earlier frames that wrote into `chunks[0]`, when it is the chunk they left open.
-    carried: Readers<D>,
-    /// Slices written, and their bytes: added to the coordinator's counters when the frame ends.
-    /// Counting each slice there would be a locked instruction after every write, and on x86 one
-    /// drains the write-combining buffers that writes into BAR memory sit in.
-    pub(crate) slices: u64,
-    pub(crate) bytes: u64,
+    /// The chunk in `chunks` that the frames before left open, and those frames.
+    carried: Option<(usize, Readers<D>)>,
+    /// Chunks writers stopped filling with room left, for the next writer that needs room.
+    spares: Vec<Filling<D>>,
+    /// Slices written by writers that are done, and their bytes: added to the coordinator's
+    /// counters when the frame ends. Counting each slice there would be a locked instruction
+    /// after every write, and on x86 one drains the write-combining buffers that writes into BAR
+    /// memory sit in.
+    slices: u64,
+    bytes: u64,
 }
 
 impl<D: Device> FrameTransient<D> {
@@ -146,18 +172,42 @@ impl<D: Device> FrameTransient<D> {
         Self {
             done: None,
             chunks: Vec::new(),
-            filling: None,
-            carried: Vec::new(),
+            carried: None,
+            spares: Vec::new(),
             slices: 0,
             bytes: 0,
         }
     }
 }
 
+/// One writer's place in its frame's transient memory: the chunk it fills, with no lock, and
+/// what it wrote. The frame has one; each [`TransientWriter`](crate::TransientWriter) another.
+pub(crate) struct TransientCursor<D: Device> {
+    filling: Option<Filling<D>>,
+    slices: u64,
+    bytes: u64,
+}
+
+impl<D: Device> TransientCursor<D> {
+    pub(crate) fn new() -> Self {
+        Self {
+            filling: None,
+            slices: 0,
+            bytes: 0,
+        }
+    }
+
+    /// Counts a slice written.
+    pub(crate) fn count(&mut self, size: u64) {
+        self.slices += 1;
+        self.bytes += size;
+    }
+}
+
 /// Where a slice lies, in a chunk the frame holds: the chunk's buffer, the slice's offset and
 /// size there and its address in the chunk's mapping, and the chunk's allocation where its
 /// memory needs flushing. Copies only: no reference count is touched per slice (see
-/// [`FrameTransient::slices`]).
+/// [`FrameTransient`]'s counts).
 pub(crate) struct Placed<D: Device> {
     pub(crate) buffer: D::Buffer,
     pub(crate) offset: u64,
@@ -185,18 +235,44 @@ impl<D: Device> Placed<D> {
     }
 }
 
+/// `size` bytes at `offset` in `chunk`, which holds them.
+fn placed<D: Device>(chunk: &BufferState<D>, offset: u64, size: u64) -> Result<Placed<D>> {
+    // Chunks are made mapped (host-visible memory is mapped once, whole).
+    let target = chunk.host_at(offset).ok_or(Error::NotHostVisible)?;
+    // A mapped chunk holds the range, so this fails only where a pointer is under 64 bits.
+    let len = usize::try_from(size).map_err(|_| Error::HostOutOfMemory { bytes: size })?;
+    Ok(Placed {
+        buffer: chunk.raw,
+        offset,
+        size,
+        target,
+        len,
+        flush: (!chunk.coherent).then_some(chunk.allocation),
+    })
+}
+
+/// The frame's transient state, locked (a writer that panicked left it consistent: its cursor
+/// is its own).
+pub(crate) fn lock_frame_transient<D: Device>(
+    frame: &Mutex<FrameTransient<D>>,
+) -> MutexGuard<'_, FrameTransient<D>> {
+    frame.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 impl<D: Device> Shared<D> {
     pub(super) fn lock_transient(&self) -> MutexGuard<'_, TransientChunks<D>> {
         self.transient.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Places `size` bytes in the frame's transient memory, at an offset that is a multiple of
-    /// the device's binding alignment and of `align`, for the caller to write
-    /// ([`Placed::bytes`]) and then [`finish_transient`](Self::finish_transient); makes or
-    /// takes a chunk when the one being filled has no room.
+    /// Places `size` bytes in the frame's transient memory for one of its writers, at an
+    /// offset that is a multiple of the device's binding alignment and of `align`, for the
+    /// caller to write ([`Placed::bytes`]) and then [`finish_transient`](Self::finish_transient).
+    /// The writer's own chunk serves with no lock; when it has no room, the writer takes a spare
+    /// chunk of the frame's, the one the frame before left open, a free one, or a new one.
     pub(crate) fn place_transient(
         &self,
-        frame: &mut FrameTransient<D>,
+        frame: &Mutex<FrameTransient<D>>,
+        writer: &mut TransientCursor<D>,
         size: u64,
         align: u64,
     ) -> Result<Placed<D>> {
@@ -204,55 +280,83 @@ impl<D: Device> Shared<D> {
         if size == 0 {
             return Err(Error::ZeroSize);
         }
-        if frame.done.is_none() {
+        let align = self.slice_alignment(align);
+        // A writer holds a chunk only once the frame was told when its work is done.
+        if let Some(filling) = &mut writer.filling
+            && let Some(offset) = filling.fit(size, align)
+        {
+            filling.cursor = offset + size;
+            return placed(&filling.chunk, offset, size);
+        }
+        let chunk_size = self.config.transient_chunk_size;
+        let mut shared = lock_frame_transient(frame);
+        if shared.done.is_none() {
             return Err(Error::FrameGpuDoneUnknown);
         }
-        let align = self.slice_alignment(align);
-        let chunk_size = self.config.transient_chunk_size;
-        if frame.chunks.is_empty()
-            && let Some(open) = self.lock_transient().open.take()
-        {
-            frame.chunks.push(open.chunk);
-            frame.filling = Some((0, open.cursor));
-            frame.carried = open.readers;
+        if size > chunk_size {
+            // A chunk of its own, never filled further nor kept.
+            drop(shared);
+            let chunk = self.make_transient_chunk(size)?;
+            lock_frame_transient(frame).chunks.push(Arc::clone(&chunk));
+            return placed(&chunk, 0, size);
         }
-        let fits = frame.filling.and_then(|(index, cursor)| {
-            let offset = cursor.checked_next_multiple_of(align)?;
-            (offset.checked_add(size)? <= frame.chunks[index].size).then_some((index, offset))
-        });
-        let (index, offset) = match fits {
-            Some(place) => place,
-            None if size > chunk_size => {
-                // A chunk of its own, never filled further nor kept.
-                let chunk = self.make_transient_chunk(size)?;
-                frame.chunks.push(chunk);
-                (frame.chunks.len() - 1, 0)
-            }
+        if let Some(open) = self.lock_transient().open.take() {
+            let index = shared.chunks.len();
+            shared.chunks.push(Arc::clone(&open.chunk));
+            shared.carried = Some((index, open.readers));
+            shared.spares.push(Filling {
+                chunk: open.chunk,
+                cursor: open.cursor,
+            });
+        }
+        let min_align = self.slice_alignment(1);
+        if let Some(old) = writer.filling.take()
+            && old.has_room(min_align)
+        {
+            shared.spares.push(old);
+        }
+        let spare = shared
+            .spares
+            .iter()
+            .position(|s| s.fit(size, align).is_some());
+        let mut filling = match spare {
+            Some(index) => shared.spares.swap_remove(index),
             None => {
+                // Outside the frame's lock: making a chunk takes a while, and the frame's other
+                // writers may need their spares meanwhile.
+                drop(shared);
                 let chunk = match self.free_transient_chunk() {
                     Some(chunk) => chunk,
                     None => self.make_transient_chunk(chunk_size)?,
                 };
-                frame.chunks.push(chunk);
-                (frame.chunks.len() - 1, 0)
+                lock_frame_transient(frame).chunks.push(Arc::clone(&chunk));
+                Filling { chunk, cursor: 0 }
             }
         };
-        let chunk = &frame.chunks[index];
-        if chunk.size == chunk_size {
-            frame.filling = Some((index, offset + size));
+        let offset = filling
+            .fit(size, align)
+            .expect("a spare that fits, or a fresh chunk");
+        filling.cursor = offset + size;
+        let result = placed(&filling.chunk, offset, size);
+        writer.filling = Some(filling);
+        result
+    }
+
+    /// A writer is done: its chunk, if it has room left, is for the frame's next writer, and its
+    /// counts are the frame's.
+    pub(crate) fn give_back_transient(
+        &self,
+        frame: &mut FrameTransient<D>,
+        writer: &mut TransientCursor<D>,
+    ) {
+        let align = self.slice_alignment(1);
+        frame.slices += std::mem::take(&mut writer.slices);
+        frame.bytes += std::mem::take(&mut writer.bytes);
+        if let Some(filling) = writer.filling.take()
+            && filling.has_room(align)
+        {
+            frame.spares.push(filling);
         }
-        // Chunks are made mapped (host-visible memory is mapped once, whole).
-        let target = chunk.host_at(offset).ok_or(Error::NotHostVisible)?;
-        // A mapped chunk holds the range, so this fails only where a pointer is under 64 bits.
-        let len = usize::try_from(size).map_err(|_| Error::HostOutOfMemory { bytes: size })?;
-        Ok(Placed {
-            buffer: chunk.raw,
-            offset,
-            size,
-            target,
-            len,
-            flush: (!chunk.coherent).then_some(chunk.allocation),
-        })
     }
 
     /// After the host wrote a placed slice: flushes it where the memory is not coherent, so GPU
@@ -299,10 +403,16 @@ impl<D: Device> Shared<D> {
         self.lock_transient().free.pop()
     }
 
-    /// A frame ended (or was cancelled): the chunk it was filling stays open for the next frame,
-    /// with this frame among its readers; its other chunks wait for their readers. A frame that
-    /// took no chunk gives nothing back (it may never have been told when its work is done).
-    pub(crate) fn retire_transient(&self, frame: &mut FrameTransient<D>) {
+    /// A frame ended (or was cancelled), its writers done, `own` last: the spare chunk with the
+    /// most room stays open for the next frame, with this frame among its readers; its other
+    /// chunks wait for their readers. A frame that took no chunk gives nothing back (it may
+    /// never have been told when its work is done).
+    pub(crate) fn retire_transient(
+        &self,
+        frame: &mut FrameTransient<D>,
+        own: &mut TransientCursor<D>,
+    ) {
+        self.give_back_transient(frame, own);
         if frame.slices > 0 {
             self.counters
                 .transient_slices
@@ -313,8 +423,10 @@ impl<D: Device> Shared<D> {
             (frame.slices, frame.bytes) = (0, 0);
         }
         let chunks = std::mem::take(&mut frame.chunks);
-        let filling = frame.filling.take();
-        let mut carried = std::mem::take(&mut frame.carried);
+        let mut carried = frame.carried.take();
+        // The most room left; a spare with none was not kept.
+        let spares = std::mem::take(&mut frame.spares);
+        let open = spares.into_iter().min_by_key(|s| s.cursor);
         let mut pool = self.lock_transient();
         pool.frames_in_window += 1;
         pool.peak_now = pool.peak_now.max(chunks.len());
@@ -330,30 +442,24 @@ impl<D: Device> Shared<D> {
             .done
             .take()
             .expect("a frame takes chunks only once told when its work is done");
-        let align = self.slice_alignment(1);
+        // The open chunk's token, if no other frame's is out there (this frame left the one
+        // before's alone: it took only chunks of their own).
+        let mut open = open.filter(|_| pool.open.is_none());
         for (index, chunk) in chunks.into_iter().enumerate() {
-            let mut readers = if index == 0 {
-                std::mem::take(&mut carried)
-            } else {
-                Vec::new()
+            let mut readers = match carried.take_if(|(at, _)| *at == index) {
+                Some((_, readers)) => readers,
+                None => Vec::new(),
             };
             readers.push(Arc::clone(&done));
-            match filling {
-                // A chunk with no room for another slice is not left open: it waits for its
-                // readers at once, not for the next frame's too.
-                Some((filled, cursor))
-                    if filled == index && cursor.next_multiple_of(align) < chunk.size =>
-                {
-                    // No frame is filling another: the next frame found none open, or took
-                    // this one.
-                    debug_assert!(pool.open.is_none());
+            match open.take_if(|o| Arc::ptr_eq(&o.chunk, &chunk)) {
+                Some(filling) => {
                     pool.open = Some(OpenChunk {
                         chunk,
-                        cursor,
+                        cursor: filling.cursor,
                         readers,
                     });
                 }
-                _ => pool.retired.push_back(Retired { chunk, readers }),
+                None => pool.retired.push_back(Retired { chunk, readers }),
             }
         }
     }
