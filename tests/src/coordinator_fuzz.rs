@@ -26,6 +26,7 @@ use memkit_dummy::{DummyDevice, DummyTimeline, Preset};
 use memkit_std::{
     BackPressure, Buffer, BufferingMode, Coordinator, CoordinatorConfig, CoordinatorStats,
     DefragmentationLimits, Error, Frame, MemoryUsage, PoolConfig, Readback, StagingGrant, Ticket,
+    TransientSlice,
 };
 
 mod encoding;
@@ -221,6 +222,17 @@ pub enum CoordOp {
         /// Bytes.
         len: u32,
     },
+    /// A `Frame::transient_writer` of the open frame (begun if none) writes `1 + slices % 4`
+    /// slices, the `k`th of `len + 16 * k` bytes, each read by the application's frame and
+    /// checked as [`CoordOp::Transient`]'s are; then the writer is dropped (its chunk's rest goes
+    /// to the frame's next writer), or leaked where bit 2 of `slices` is set (its chunks must
+    /// still wait for the frame's value).
+    TransientWriter {
+        /// The count, and whether the writer is leaked.
+        slices: u8,
+        /// Bytes of the first.
+        len: u32,
+    },
     /// `create_aliased_images` of `2 + a % 3` textures (`images::desc` of `a + 41 * i`, RGBA8),
     /// image `i` in use from step `b >> 2i & 3` for one or two steps (bit `4 + i` of `a`): those
     /// whose spans do not meet may share bytes. They are live images like the others; using one
@@ -327,8 +339,10 @@ pub struct WorkloadDepth {
     pub blocks_defragmented: u64,
     /// Passes refused while the last one's copies ran.
     pub defragmentation_running: u32,
-    /// Transient slices written ([`CoordOp::Transient`]).
+    /// Transient slices written ([`CoordOp::Transient`], [`CoordOp::TransientWriter`]).
     pub transient_slices: u32,
+    /// Transient writers leaked ([`CoordOp::TransientWriter`]).
+    pub transient_writers_leaked: u32,
     /// Chunks of transient memory the coordinator made (its `transient_chunks`, at the end).
     pub transient_chunks: u64,
 }
@@ -371,6 +385,7 @@ impl WorkloadDepth {
             blocks_defragmented: self.blocks_defragmented + o.blocks_defragmented,
             defragmentation_running: self.defragmentation_running + o.defragmentation_running,
             transient_slices: self.transient_slices + o.transient_slices,
+            transient_writers_leaked: self.transient_writers_leaked + o.transient_writers_leaked,
             transient_chunks: self.transient_chunks + o.transient_chunks,
         }
     }
@@ -760,6 +775,63 @@ fn open_frame<'f, 'c>(
         }
     }
     frame.as_mut()
+}
+
+/// The application's timeline and the value at which its reads of the open frame's transient
+/// memory end: the frame's `gpu_done_at`, told at its first slice.
+fn transient_reads(
+    f: &Frame<'_, DummyDevice>,
+    device: &DummyDevice,
+    app_timeline: &mut Option<DummyTimeline>,
+    app_value: &mut u64,
+    open_frame_done: &mut Option<u64>,
+) -> (DummyTimeline, u64) {
+    let timeline = *app_timeline.get_or_insert_with(|| device.create_external_timeline());
+    let value = match *open_frame_done {
+        Some(value) => value,
+        None => {
+            let value = *app_value + 1;
+            // SAFETY: the timeline is the device's, which outlives the coordinator; the value is
+            // signalled by a later op or at the end.
+            unsafe { f.gpu_done_at(timeline, value) }.expect("gpu_done_at");
+            *app_value = value;
+            *open_frame_done.insert(value)
+        }
+    };
+    (timeline, value)
+}
+
+/// A transient slice of `bytes` (op `i`): at a binding offset, holding the bytes, and read by
+/// the application until `reads`' value; or refused as empty.
+fn check_transient(
+    device: &DummyDevice,
+    slice: memkit_std::Result<TransientSlice<'_, DummyDevice>>,
+    bytes: &[u8],
+    (timeline, value): (DummyTimeline, u64),
+    i: usize,
+    depth: &mut WorkloadDepth,
+) {
+    match slice {
+        Ok(slice) => {
+            assert_eq!(slice.size(), bytes.len() as u64);
+            let align = device.config().limits.min_buffer_offset_alignment;
+            assert_eq!(slice.offset() % align.max(4), 0, "{slice:?}");
+            let raw = slice.buffer();
+            let held = device
+                .read_buffer(raw, slice.offset(), bytes.len())
+                .expect("the slice lies in its buffer");
+            assert!(held == bytes, "op {i}: the transient slice's bytes");
+            device
+                .application_reads(raw, slice.offset(), slice.size(), timeline, value)
+                .expect("the application's read");
+            depth.transient_slices += 1;
+        }
+        Err(Error::ZeroSize) => {
+            assert!(bytes.is_empty());
+            depth.bad_calls += 1;
+        }
+        Err(e) => panic!("transient slice of {} bytes: {e:?}", bytes.len()),
+    }
 }
 
 /// The application's frames reading transient memory finished: the last value is signalled.
@@ -1325,46 +1397,37 @@ impl CoordinatorWorkload {
                     let Some(f) = open_frame(&c, &mut frame, &setup, &mut depth) else {
                         continue;
                     };
-                    let timeline =
-                        *app_timeline.get_or_insert_with(|| device.create_external_timeline());
-                    let value = match open_frame_done {
-                        Some(value) => value,
-                        None => {
-                            let value = app_value + 1;
-                            // SAFETY: the timeline is the device's, which outlives the
-                            // coordinator; the value is signalled by a later op or at the end.
-                            unsafe { f.gpu_done_at(timeline, value) }.expect("gpu_done_at");
-                            app_value = value;
-                            *open_frame_done.insert(value)
-                        }
-                    };
+                    let (timeline, value) = transient_reads(
+                        f,
+                        &device,
+                        &mut app_timeline,
+                        &mut app_value,
+                        &mut open_frame_done,
+                    );
                     let bytes = data(len as usize, i);
-                    match f.transient_slice(&bytes) {
-                        Ok(slice) => {
-                            assert_eq!(slice.size(), bytes.len() as u64);
-                            let align = device.config().limits.min_buffer_offset_alignment;
-                            assert_eq!(slice.offset() % align.max(4), 0, "{slice:?}");
-                            let raw = slice.buffer();
-                            let held = device
-                                .read_buffer(raw, slice.offset(), bytes.len())
-                                .expect("the slice lies in its buffer");
-                            assert!(held == bytes, "op {i}: the transient slice's bytes");
-                            device
-                                .application_reads(
-                                    raw,
-                                    slice.offset(),
-                                    slice.size(),
-                                    timeline,
-                                    value,
-                                )
-                                .expect("the application's read");
-                            depth.transient_slices += 1;
-                        }
-                        Err(Error::ZeroSize) => {
-                            assert!(bytes.is_empty());
-                            depth.bad_calls += 1;
-                        }
-                        Err(e) => panic!("transient_slice of {} bytes: {e:?}", bytes.len()),
+                    let slice = f.transient_slice(&bytes);
+                    check_transient(&device, slice, &bytes, (timeline, value), i, &mut depth);
+                }
+                CoordOp::TransientWriter { slices, len } => {
+                    let Some(f) = open_frame(&c, &mut frame, &setup, &mut depth) else {
+                        continue;
+                    };
+                    let (timeline, value) = transient_reads(
+                        f,
+                        &device,
+                        &mut app_timeline,
+                        &mut app_value,
+                        &mut open_frame_done,
+                    );
+                    let mut writer = f.transient_writer();
+                    for k in 0..=u32::from(slices % 4) {
+                        let bytes = data(len.saturating_add(16 * k) as usize, i + k as usize);
+                        let slice = writer.transient_slice(&bytes);
+                        check_transient(&device, slice, &bytes, (timeline, value), i, &mut depth);
+                    }
+                    if slices & 4 != 0 {
+                        std::mem::forget(writer);
+                        depth.transient_writers_leaked += 1;
                     }
                 }
                 CoordOp::CreateAliasedImages { a, b } => {

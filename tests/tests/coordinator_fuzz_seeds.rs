@@ -70,4 +70,5 @@ fn seeds_pass_the_model_and_reach_deep_states() {
     assert!(all.aliases_undefined >= 4, "{all:?}");
     assert!(all.transient_slices >= 80, "{all:?}");
     assert!(all.transient_chunks >= 6, "{all:?}");
+    assert!(all.transient_writers_leaked >= 4, "{all:?}");
 }

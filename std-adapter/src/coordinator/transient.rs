@@ -129,21 +129,57 @@ impl<D: Device> TransientChunks<D> {
 /// has at most one: the bytes below the cursor were handed out, those above belong to whoever
 /// holds this token (a [`TransientCursor`], the frame's spares, or the next frame as the open
 /// chunk), and a chunk whose token was dropped is not written again until it is reused.
+///
+/// It holds copies of what a slice needs, not the chunk (the frame's `chunks[index]` holds it):
+/// no reference count is touched per chunk a writer takes, and a leaked writer leaks nothing.
 struct Filling<D: Device> {
-    chunk: Arc<BufferState<D>>,
+    index: usize,
+    buffer: D::Buffer,
+    size: u64,
+    host: HostPtr,
+    flush: Option<RawDeviceAllocation<D::Memory>>,
     cursor: u64,
 }
 
 impl<D: Device> Filling<D> {
+    /// `chunk`, the frame's `chunks[index]`, filled from `cursor`. Chunks are made mapped
+    /// (host-visible memory is mapped once, whole).
+    fn new(index: usize, chunk: &BufferState<D>, cursor: u64) -> Result<Self> {
+        Ok(Self {
+            index,
+            buffer: chunk.raw,
+            size: chunk.size,
+            host: chunk.host.ok_or(Error::NotHostVisible)?,
+            flush: (!chunk.coherent).then_some(chunk.allocation),
+            cursor,
+        })
+    }
+
     /// Where `size` bytes aligned to `align` fit, if they do.
     fn fit(&self, size: u64, align: u64) -> Option<u64> {
         let offset = self.cursor.checked_next_multiple_of(align)?;
-        (offset.checked_add(size)? <= self.chunk.size).then_some(offset)
+        (offset.checked_add(size)? <= self.size).then_some(offset)
     }
 
     /// Whether a slice of any size still fits.
     fn has_room(&self, align: u64) -> bool {
         self.fit(1, align).is_some()
+    }
+
+    /// Hands out `size` bytes at `offset`, where they fit: the cursor moves past them.
+    fn place(&mut self, offset: u64, size: u64) -> Result<Placed<D>> {
+        self.cursor = offset + size;
+        let target = self.host.offset(offset).ok_or(Error::NotHostVisible)?;
+        // The chunk holds the range, so this fails only where a pointer is under 64 bits.
+        let len = usize::try_from(size).map_err(|_| Error::HostOutOfMemory { bytes: size })?;
+        Ok(Placed {
+            buffer: self.buffer,
+            offset,
+            size,
+            target,
+            len,
+            flush: self.flush,
+        })
     }
 }
 
@@ -235,22 +271,6 @@ impl<D: Device> Placed<D> {
     }
 }
 
-/// `size` bytes at `offset` in `chunk`, which holds them.
-fn placed<D: Device>(chunk: &BufferState<D>, offset: u64, size: u64) -> Result<Placed<D>> {
-    // Chunks are made mapped (host-visible memory is mapped once, whole).
-    let target = chunk.host_at(offset).ok_or(Error::NotHostVisible)?;
-    // A mapped chunk holds the range, so this fails only where a pointer is under 64 bits.
-    let len = usize::try_from(size).map_err(|_| Error::HostOutOfMemory { bytes: size })?;
-    Ok(Placed {
-        buffer: chunk.raw,
-        offset,
-        size,
-        target,
-        len,
-        flush: (!chunk.coherent).then_some(chunk.allocation),
-    })
-}
-
 /// The frame's transient state, locked (a writer that panicked left it consistent: its cursor
 /// is its own).
 pub(crate) fn lock_frame_transient<D: Device>(
@@ -285,8 +305,7 @@ impl<D: Device> Shared<D> {
         if let Some(filling) = &mut writer.filling
             && let Some(offset) = filling.fit(size, align)
         {
-            filling.cursor = offset + size;
-            return placed(&filling.chunk, offset, size);
+            return filling.place(offset, size);
         }
         let chunk_size = self.config.transient_chunk_size;
         let mut shared = lock_frame_transient(frame);
@@ -297,17 +316,17 @@ impl<D: Device> Shared<D> {
             // A chunk of its own, never filled further nor kept.
             drop(shared);
             let chunk = self.make_transient_chunk(size)?;
-            lock_frame_transient(frame).chunks.push(Arc::clone(&chunk));
-            return placed(&chunk, 0, size);
+            let mut shared = lock_frame_transient(frame);
+            let mut filling = Filling::new(shared.chunks.len(), &chunk, 0)?;
+            shared.chunks.push(chunk);
+            return filling.place(0, size);
         }
         if let Some(open) = self.lock_transient().open.take() {
             let index = shared.chunks.len();
-            shared.chunks.push(Arc::clone(&open.chunk));
+            let filling = Filling::new(index, &open.chunk, open.cursor);
+            shared.chunks.push(open.chunk);
             shared.carried = Some((index, open.readers));
-            shared.spares.push(Filling {
-                chunk: open.chunk,
-                cursor: open.cursor,
-            });
+            shared.spares.push(filling?);
         }
         let min_align = self.slice_alignment(1);
         if let Some(old) = writer.filling.take()
@@ -319,7 +338,7 @@ impl<D: Device> Shared<D> {
             .spares
             .iter()
             .position(|s| s.fit(size, align).is_some());
-        let mut filling = match spare {
+        let filling = match spare {
             Some(index) => shared.spares.swap_remove(index),
             None => {
                 // Outside the frame's lock: making a chunk takes a while, and the frame's other
@@ -329,17 +348,17 @@ impl<D: Device> Shared<D> {
                     Some(chunk) => chunk,
                     None => self.make_transient_chunk(chunk_size)?,
                 };
-                lock_frame_transient(frame).chunks.push(Arc::clone(&chunk));
-                Filling { chunk, cursor: 0 }
+                let mut shared = lock_frame_transient(frame);
+                let filling = Filling::new(shared.chunks.len(), &chunk, 0)?;
+                shared.chunks.push(chunk);
+                filling
             }
         };
+        let filling = writer.filling.insert(filling);
         let offset = filling
             .fit(size, align)
             .expect("a spare that fits, or a fresh chunk");
-        filling.cursor = offset + size;
-        let result = placed(&filling.chunk, offset, size);
-        writer.filling = Some(filling);
-        result
+        filling.place(offset, size)
     }
 
     /// A writer is done: its chunk, if it has room left, is for the frame's next writer, and its
@@ -451,7 +470,7 @@ impl<D: Device> Shared<D> {
                 None => Vec::new(),
             };
             readers.push(Arc::clone(&done));
-            match open.take_if(|o| Arc::ptr_eq(&o.chunk, &chunk)) {
+            match open.take_if(|o| o.index == index) {
                 Some(filling) => {
                     pool.open = Some(OpenChunk {
                         chunk,

@@ -128,6 +128,10 @@ impl CoordinatorWorkload {
                     b: r.byte(),
                 },
                 8 if x == OPERANDS - 5 => CoordOp::Transient { len: r.amount() },
+                8 if x == OPERANDS - 7 => CoordOp::TransientWriter {
+                    slices: r.byte(),
+                    len: r.amount(),
+                },
                 8 => CoordOp::Maintain,
                 9 => CoordOp::Advance { n: x % 8 },
                 10 if x == 0 => CoordOp::Check,
@@ -253,6 +257,9 @@ impl CoordinatorWorkload {
                 CoordOp::AppDraw { image } => out.extend([k(11, 17), image]),
                 CoordOp::CreateAliasedImages { a, b } => out.extend([k(8, OPERANDS - 3), a, b]),
                 CoordOp::Transient { len } => out.extend([k(8, OPERANDS - 5), code(len)]),
+                CoordOp::TransientWriter { slices, len } => {
+                    out.extend([k(8, OPERANDS - 7), slices, code(len)]);
+                }
                 CoordOp::Hold {
                     buffer,
                     offset,

@@ -327,10 +327,10 @@ fn frames() -> Ops {
     o
 }
 
-/// Frames writing per-frame constants into transient memory (a few small slices, one that fills
-/// a chunk, one larger than a chunk, an empty one), beside uploads staged in the frame, ended and
-/// cancelled, while the application's frames that read them finish one at a time, some frames
-/// late, or all at a check.
+/// Frames writing per-frame constants into transient memory (a few small slices, a job's writer
+/// dropped or leaked, a slice that fills a chunk, one larger than a chunk, an empty one), beside
+/// uploads staged in the frame, ended and cancelled, while the application's frames that read
+/// them finish one at a time, some frames late, or all at a check.
 fn transient_frames() -> Ops {
     let mut o = Ops::default();
     o.create(8192, false);
@@ -338,6 +338,12 @@ fn transient_frames() -> Ops {
         for draw in 0..4 {
             o.transient(64 + 48 * draw);
         }
+        // A job's writer: 1-4 slices, leaked in frames 4-7 and 12-15 of the count.
+        o.op(CoordOp::TransientWriter {
+            slices: k as u8 % 8,
+            len: round_amount(100 + 700 * k),
+        });
+        o.transient(32);
         o.stage(0, k * 256, 256);
         match k % 5 {
             1 => o.transient(16 << 10),
