@@ -33,6 +33,10 @@ const QUARANTINE_HASH_LIMIT: u64 = 16 * 1024 * 1024;
 
 const REFUSED: DeviceError = DeviceError::Unexpected(MISUSE_RESULT_CODE);
 
+/// The simulated device-address space each memory object has to itself
+/// ([`DummyDevice::buffer_device_address`]): 1 TiB, more than any object.
+pub const DEVICE_ADDRESS_WINDOW: u64 = 1 << 40;
+
 /// Whether `[offset, offset + size)` lies inside `len` bytes.
 pub(crate) fn fits(offset: u64, size: u64, len: u64) -> bool {
     offset <= len && size <= len - offset
@@ -804,6 +808,40 @@ impl DummyDevice {
         }
         state.counters.binds += 1;
         Ok(())
+    }
+
+    /// The buffer's device address (`BufferDevice::buffer_device_address`): each memory object
+    /// has a window of [`DEVICE_ADDRESS_WINDOW`] bytes of its own in a simulated address space
+    /// (never address 0), and a buffer's address is its window's start plus its binding offset,
+    /// so buffers in one object lie at their offsets' distances. A buffer without
+    /// `DEVICE_ADDRESS` usage, or not bound yet, is recorded as
+    /// [`Misuse::AddressUnavailable`]; memory without device-address support was recorded when
+    /// the buffer was bound ([`Misuse::BindWithoutDeviceAddress`]).
+    pub fn buffer_device_address(&self, buffer: DummyBuffer) -> Result<u64, DeviceError> {
+        let serial = self.shared.serial;
+        let mut state = self.lock();
+        if state.lost {
+            return Err(DeviceError::DeviceLost);
+        }
+        if !self.shared.config.buffer_device_address {
+            return Err(DeviceError::FeatureNotEnabled);
+        }
+        let Some(b) = state.live_buffer(serial, buffer, Operation::Address) else {
+            return Err(REFUSED);
+        };
+        let resource = &state.buffers[&b];
+        match resource.binding {
+            Some((memory, offset)) if resource.usage.contains(BufferUsage::DEVICE_ADDRESS) => {
+                // Objects are counted from 0 and never reused; past the address space's top,
+                // windows wrap (no test makes 2^24 objects).
+                let window = (memory % (1 << 23) + 1) * DEVICE_ADDRESS_WINDOW;
+                Ok(window + offset)
+            }
+            _ => {
+                state.misuse(Misuse::AddressUnavailable { buffer });
+                Err(REFUSED)
+            }
+        }
     }
 
     /// Destroys a buffer (`BufferDevice::destroy_buffer`). Records destroying twice and

@@ -90,6 +90,7 @@
 #![deny(unsafe_code)]
 
 mod calls;
+pub use calls::DEVICE_ADDRESS_WINDOW;
 mod config;
 mod device;
 mod external;

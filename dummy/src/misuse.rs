@@ -32,6 +32,8 @@ pub enum Operation {
     Submit,
     /// A test helper such as [`DummyDevice::host_write`](crate::DummyDevice::host_write).
     Inspect,
+    /// `buffer_device_address`.
+    Address,
 }
 
 /// Why an `allocate_memory` call broke its contract.
@@ -234,6 +236,12 @@ pub enum Misuse {
         /// The buffer.
         buffer: DummyBuffer,
     },
+    /// `buffer_device_address` of a buffer made without `DEVICE_ADDRESS` usage, or not bound to
+    /// memory yet.
+    AddressUnavailable {
+        /// The buffer.
+        buffer: DummyBuffer,
+    },
     /// A copy names an optimal (image-like) resource; buffer copies take buffers only.
     CopyOptimalResource {
         /// The resource.
@@ -433,6 +441,7 @@ pub enum MisuseKind {
     GranularityConflict,
     AliasedBinding,
     CopyUnboundBuffer,
+    AddressUnavailable,
     CopyOptimalResource,
     CopyMissingUsage,
     CopyZeroSize,
@@ -484,6 +493,7 @@ impl Misuse {
             Self::GranularityConflict { .. } => K::GranularityConflict,
             Self::AliasedBinding { .. } => K::AliasedBinding,
             Self::CopyUnboundBuffer { .. } => K::CopyUnboundBuffer,
+            Self::AddressUnavailable { .. } => K::AddressUnavailable,
             Self::CopyOptimalResource { .. } => K::CopyOptimalResource,
             Self::CopyMissingUsage { .. } => K::CopyMissingUsage,
             Self::CopyZeroSize { .. } => K::CopyZeroSize,
@@ -607,6 +617,10 @@ impl fmt::Display for Misuse {
                 second,
             } => write!(f, "{first} and {second} overlap in {memory}"),
             Self::CopyUnboundBuffer { buffer } => write!(f, "copy uses unbound {buffer}"),
+            Self::AddressUnavailable { buffer } => write!(
+                f,
+                "device address of {buffer}, which lacks DEVICE_ADDRESS usage or is unbound"
+            ),
             Self::CopyOptimalResource { buffer } => {
                 write!(f, "buffer copy uses optimal resource {buffer}")
             }

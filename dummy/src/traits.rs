@@ -96,6 +96,10 @@ impl BufferDevice for DummyDevice {
     unsafe fn destroy_buffer(&self, buffer: DummyBuffer) {
         DummyDevice::destroy_buffer(self, buffer);
     }
+
+    unsafe fn buffer_device_address(&self, buffer: DummyBuffer) -> Result<u64, DeviceError> {
+        DummyDevice::buffer_device_address(self, buffer)
+    }
 }
 
 impl ImageDevice for DummyDevice {

@@ -98,6 +98,25 @@ impl<D: Device> Buffer<D> {
         (self.state.allocation.memory, self.state.allocation.offset)
     }
 
+    /// The address shaders reach its first byte at (`vkGetBufferDeviceAddress`), for a buffer
+    /// created with [`crate::MemoryUsage::DEVICE_ADDRESS`]. It never changes: defragmentation
+    /// leaves such buffers where they are.
+    ///
+    /// Errors: [`Error::NoDeviceAddress`] for a buffer created without that usage,
+    /// [`Error::BufferDestroyed`] once its coordinator shut down, [`Error::DeviceLost`].
+    ///
+    /// [`Error::NoDeviceAddress`]: crate::Error::NoDeviceAddress
+    /// [`Error::BufferDestroyed`]: crate::Error::BufferDestroyed
+    /// [`Error::DeviceLost`]: crate::Error::DeviceLost
+    pub fn device_address(&self) -> Result<u64> {
+        // Held so that the coordinator's teardown does not destroy the buffer meanwhile.
+        let _alive = self.state.host_reads.read();
+        if !self.is_live() {
+            return Err(crate::Error::BufferDestroyed);
+        }
+        self.shared.device_address_of(&self.state)
+    }
+
     /// The memory type index it lives in.
     pub fn memory_type(&self) -> u32 {
         self.state.allocation.memory_type

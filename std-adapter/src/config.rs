@@ -148,6 +148,14 @@ pub struct CoordinatorConfig {
     /// used it is done ([`crate::Frame::gpu_done_at`]). A slice larger than this gets a chunk of
     /// its own size, destroyed once that work is done. Not 0.
     pub transient_chunk_size: u64,
+    /// Whether transient slices have device addresses
+    /// ([`crate::TransientSlice::device_address`]): the chunks are made with device-address
+    /// usage and memory, for engines whose shaders read per-draw data through pointers
+    /// (bindless). Needs a device with `bufferDeviceAddress`; on one without, a transient slice
+    /// fails with [`crate::Error::Device`]`(`[`DeviceError::FeatureNotEnabled`]`)`.
+    ///
+    /// [`DeviceError::FeatureNotEnabled`]: memkit_core::device::DeviceError::FeatureNotEnabled
+    pub transient_device_addresses: bool,
 }
 
 impl CoordinatorConfig {
@@ -203,6 +211,7 @@ impl Default for CoordinatorConfig {
             // Per-frame constants and instance data of a frame typically fit in one: a 1080p
             // frame's few thousand draws of 256-byte blocks take about 1 MiB.
             transient_chunk_size: 1 << 20,
+            transient_device_addresses: false,
         }
     }
 }

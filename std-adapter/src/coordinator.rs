@@ -69,7 +69,9 @@ use defragment::RunningPass;
 use landing_cache::LandingCache;
 use readback::{OpenReads, Reads};
 use transient::TransientChunks;
-pub(crate) use transient::{FrameTransient, GpuDone, TransientCursor, lock_frame_transient};
+pub(crate) use transient::{
+    FrameTransient, GpuDone, Placed, TransientCursor, lock_frame_transient,
+};
 
 /// The sub-allocator inside each memory block: TLSF places freed space again best.
 type BlockAllocator = TlsfAllocator<Vec<TlsfNode>>;
@@ -1146,6 +1148,21 @@ impl<D: Device> Shared<D> {
         ));
         self.counters.buffers_created.fetch_add(1, COUNTER);
         Ok(state)
+    }
+
+    /// The device address of a live buffer the coordinator made, or [`Error::NoDeviceAddress`]
+    /// when it was made without device-address usage.
+    pub(crate) fn device_address_of(&self, state: &BufferState<D>) -> Result<u64> {
+        self.check_live()?;
+        if !state.usage.contains(BufferUsage::DEVICE_ADDRESS) {
+            return Err(Error::NoDeviceAddress);
+        }
+        // SAFETY: the buffer is alive (the caller holds it and it is not destroyed) and this
+        // device's; it was made with DEVICE_ADDRESS usage, so its memory was requested with
+        // `MemoryUsage::DEVICE_ADDRESS`, which the pools allocate with device-address support
+        // (buffers with that usage are made only so, `try_create_state` and the aliased sets),
+        // and it was bound before its state was made.
+        unsafe { self.device.buffer_device_address(state.raw) }.map_err(|e| self.device_error(e))
     }
 
     /// The state of a buffer just bound to `allocation`, under a new key: nothing copied into it

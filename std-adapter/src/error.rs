@@ -43,6 +43,9 @@ pub enum Error {
     /// The buffer's memory is not mapped, so the CPU cannot read it: create it with a usage
     /// that asks for host access ([`crate::MemoryUsage::DOWNLOAD`] for GPU results).
     NotHostVisible,
+    /// The buffer has no device address: create it with [`crate::MemoryUsage::DEVICE_ADDRESS`]
+    /// (on a device with `bufferDeviceAddress`).
+    NoDeviceAddress,
     /// The buffer was destroyed by its coordinator's teardown: it was still held when the
     /// coordinator shut down (and was reported as leaked).
     BufferDestroyed,
@@ -148,6 +151,9 @@ impl fmt::Display for Error {
                 "the upload is staged behind a staging grant still held, and cannot be submitted",
             ),
             Self::NotHostVisible => f.write_str("the buffer's memory is not mapped for the CPU"),
+            Self::NoDeviceAddress => {
+                f.write_str("the buffer was created without DEVICE_ADDRESS usage")
+            }
             Self::BufferDestroyed => {
                 f.write_str("the buffer was destroyed when its coordinator shut down")
             }

@@ -296,7 +296,7 @@ impl<'c, D: Device> Frame<'c, D> {
         fill(unsafe { placed.bytes() });
         shared.finish_transient(&placed)?;
         self.cursor.borrow_mut().count(size);
-        Ok(TransientSlice::new(placed.buffer, placed.offset, size))
+        Ok(TransientSlice::new(&placed))
     }
 
     /// A writer of this frame's transient memory for another thread: command-recording jobs

@@ -6,7 +6,9 @@ use std::fmt;
 use std::marker::PhantomData;
 use std::sync::Mutex;
 
-use crate::coordinator::{Coordinator, FrameTransient, TransientCursor, lock_frame_transient};
+use crate::coordinator::{
+    Coordinator, FrameTransient, Placed, TransientCursor, lock_frame_transient,
+};
 use crate::device::Device;
 use crate::error::Result;
 #[cfg(doc)]
@@ -23,15 +25,17 @@ pub struct TransientSlice<'f, D: Device> {
     buffer: D::Buffer,
     offset: u64,
     size: u64,
+    address: Option<u64>,
     frame: PhantomData<&'f ()>,
 }
 
 impl<D: Device> TransientSlice<'_, D> {
-    pub(crate) fn new(buffer: D::Buffer, offset: u64, size: u64) -> Self {
+    pub(crate) fn new(placed: &Placed<D>) -> Self {
         Self {
-            buffer,
-            offset,
-            size,
+            buffer: placed.buffer,
+            offset: placed.offset,
+            size: placed.size,
+            address: placed.address,
             frame: PhantomData,
         }
     }
@@ -50,6 +54,13 @@ impl<D: Device> TransientSlice<'_, D> {
     pub fn size(&self) -> u64 {
         self.size
     }
+
+    /// The address shaders reach the slice's first byte at, where the coordinator was made with
+    /// [`CoordinatorConfig::transient_device_addresses`](crate::CoordinatorConfig::transient_device_addresses);
+    /// `None` otherwise.
+    pub fn device_address(&self) -> Option<u64> {
+        self.address
+    }
 }
 
 impl<D: Device> Clone for TransientSlice<'_, D> {
@@ -66,6 +77,7 @@ impl<D: Device> fmt::Debug for TransientSlice<'_, D> {
             .field("buffer", &self.buffer)
             .field("offset", &self.offset)
             .field("size", &self.size)
+            .field("address", &self.address)
             .finish()
     }
 }
@@ -141,7 +153,7 @@ impl<'f, D: Device> TransientWriter<'f, D> {
         fill(unsafe { placed.bytes() });
         shared.finish_transient(&placed)?;
         self.cursor.count(size);
-        Ok(TransientSlice::new(placed.buffer, placed.offset, size))
+        Ok(TransientSlice::new(&placed))
     }
 }
 

@@ -648,4 +648,16 @@ impl BufferDevice for VulkanDevice {
         // SAFETY: alive, from this device, unused by the GPU (caller's contract).
         unsafe { self.raw.destroy_buffer(buffer, None) };
     }
+
+    unsafe fn buffer_device_address(&self, buffer: Self::Buffer) -> Result<u64, DeviceError> {
+        self.check_lost()?;
+        if !self.enabled.buffer_device_address {
+            return Err(DeviceError::FeatureNotEnabled);
+        }
+        let info = vk::BufferDeviceAddressInfo::default().buffer(buffer);
+        // SAFETY: the device was created with `bufferDeviceAddress` (Vulkan 1.2 core, checked
+        // above); the buffer is alive, this device's, made with SHADER_DEVICE_ADDRESS usage and
+        // bound to memory allocated with the device-address flag (caller's contract).
+        Ok(unsafe { self.raw.get_buffer_device_address(&info) })
+    }
 }

@@ -83,6 +83,7 @@ struct Retired<D: Device> {
 /// The chunk the last frame was filling: the next frame goes on from `cursor`.
 struct OpenChunk<D: Device> {
     chunk: Arc<BufferState<D>>,
+    address: Option<u64>,
     cursor: u64,
     readers: Readers<D>,
 }
@@ -138,19 +139,27 @@ struct Filling<D: Device> {
     size: u64,
     host: HostPtr,
     flush: Option<RawDeviceAllocation<D::Memory>>,
+    /// The chunk's device address, when transient slices have them.
+    address: Option<u64>,
     cursor: u64,
 }
 
 impl<D: Device> Filling<D> {
-    /// `chunk`, the frame's `chunks[index]`, filled from `cursor`. Chunks are made mapped
-    /// (host-visible memory is mapped once, whole).
-    fn new(index: usize, chunk: &BufferState<D>, cursor: u64) -> Result<Self> {
+    /// `chunk`, the frame's `chunks[index]` at device address `address` (if it has one),
+    /// filled from `cursor`. Chunks are made mapped (host-visible memory is mapped once, whole).
+    fn new(
+        index: usize,
+        chunk: &BufferState<D>,
+        address: Option<u64>,
+        cursor: u64,
+    ) -> Result<Self> {
         Ok(Self {
             index,
             buffer: chunk.raw,
             size: chunk.size,
             host: chunk.host.ok_or(Error::NotHostVisible)?,
             flush: (!chunk.coherent).then_some(chunk.allocation),
+            address,
             cursor,
         })
     }
@@ -176,6 +185,7 @@ impl<D: Device> Filling<D> {
             buffer: self.buffer,
             offset,
             size,
+            address: self.address.map(|base| base + offset),
             target,
             len,
             flush: self.flush,
@@ -248,6 +258,8 @@ pub(crate) struct Placed<D: Device> {
     pub(crate) buffer: D::Buffer,
     pub(crate) offset: u64,
     pub(crate) size: u64,
+    /// The slice's device address, when transient slices have them.
+    pub(crate) address: Option<u64>,
     target: HostPtr,
     len: usize,
     flush: Option<RawDeviceAllocation<D::Memory>>,
@@ -316,14 +328,15 @@ impl<D: Device> Shared<D> {
             // A chunk of its own, never filled further nor kept.
             drop(shared);
             let chunk = self.make_transient_chunk(size)?;
+            let address = self.transient_address(&chunk)?;
             let mut shared = lock_frame_transient(frame);
-            let mut filling = Filling::new(shared.chunks.len(), &chunk, 0)?;
+            let mut filling = Filling::new(shared.chunks.len(), &chunk, address, 0)?;
             shared.chunks.push(chunk);
             return filling.place(0, size);
         }
         if let Some(open) = self.lock_transient().open.take() {
             let index = shared.chunks.len();
-            let filling = Filling::new(index, &open.chunk, open.cursor);
+            let filling = Filling::new(index, &open.chunk, open.address, open.cursor);
             shared.chunks.push(open.chunk);
             shared.carried = Some((index, open.readers));
             shared.spares.push(filling?);
@@ -348,8 +361,9 @@ impl<D: Device> Shared<D> {
                     Some(chunk) => chunk,
                     None => self.make_transient_chunk(chunk_size)?,
                 };
+                let address = self.transient_address(&chunk)?;
                 let mut shared = lock_frame_transient(frame);
-                let filling = Filling::new(shared.chunks.len(), &chunk, 0)?;
+                let filling = Filling::new(shared.chunks.len(), &chunk, address, 0)?;
                 shared.chunks.push(chunk);
                 filling
             }
@@ -403,9 +417,24 @@ impl<D: Device> Shared<D> {
             .max(MIN_SLICE_ALIGNMENT)
     }
 
-    /// A chunk of `size` bytes in fresh memory, mapped.
+    /// The device address of `chunk` where transient slices have them
+    /// ([`CoordinatorConfig::transient_device_addresses`]).
+    ///
+    /// [`CoordinatorConfig::transient_device_addresses`]: crate::CoordinatorConfig::transient_device_addresses
+    fn transient_address(&self, chunk: &BufferState<D>) -> Result<Option<u64>> {
+        if !self.config.transient_device_addresses {
+            return Ok(None);
+        }
+        self.device_address_of(chunk).map(Some)
+    }
+
+    /// A chunk of `size` bytes in fresh memory, mapped (with a device address where transient
+    /// slices have them).
     fn make_transient_chunk(&self, size: u64) -> Result<Arc<BufferState<D>>> {
-        let usage = MemoryUsage::UPLOAD | MemoryUsage::FAST_DEVICE_ACCESS;
+        let mut usage = MemoryUsage::UPLOAD | MemoryUsage::FAST_DEVICE_ACCESS;
+        if self.config.transient_device_addresses {
+            usage |= MemoryUsage::DEVICE_ADDRESS;
+        }
         let chunk = self.create_state(size, usage, true)?;
         if chunk.host.is_none() {
             self.destroy(&chunk);
@@ -474,6 +503,7 @@ impl<D: Device> Shared<D> {
                 Some(filling) => {
                     pool.open = Some(OpenChunk {
                         chunk,
+                        address: filling.address,
                         cursor: filling.cursor,
                         readers,
                     });
