@@ -392,6 +392,11 @@ impl BufferDevice for HostDevice {
         );
         state.buffers.remove(&buffer);
     }
+
+    unsafe fn buffer_device_address(&self, _buffer: BufferId) -> Result<u64, DeviceError> {
+        // Host memory has no GPU address space.
+        Err(DeviceError::FeatureNotEnabled)
+    }
 }
 
 impl CopyQueue for HostDevice {

@@ -103,8 +103,8 @@ fn without_the_setting_transient_slices_have_no_device_address() {
 
 #[test]
 fn a_device_without_device_addresses_refuses_them_with_a_typed_error() {
-    let device = DummyDevice::new(Preset::Discrete.config().with_buffer_device_address(false))
-        .unwrap();
+    let device =
+        DummyDevice::new(Preset::Discrete.config().with_buffer_device_address(false)).unwrap();
     let c = transient_coordinator(&device, true);
     let refused = c.create_buffer(256, MemoryUsage::DEVICE_ADDRESS);
     assert_eq!(
@@ -138,7 +138,10 @@ fn the_simulator_records_an_address_asked_of_a_buffer_without_the_usage() {
     assert!(device.buffer_device_address(plain).is_err());
     assert_eq!(
         device.misuse_kinds(),
-        vec![MisuseKind::AddressUnavailable, MisuseKind::AddressUnavailable]
+        vec![
+            MisuseKind::AddressUnavailable,
+            MisuseKind::AddressUnavailable
+        ]
     );
     device.destroy_buffer(buffer);
     device.destroy_buffer(plain);

@@ -116,6 +116,10 @@ impl BufferDevice for SharedHeadlessDevice {
         // SAFETY: forwarded unchanged to the one device; the caller keeps its contract.
         unsafe { self.vk().destroy_buffer(buffer) }
     }
+    unsafe fn buffer_device_address(&self, buffer: vk::Buffer) -> Result<u64, DeviceError> {
+        // SAFETY: forwarded unchanged to the one device; the caller keeps its contract.
+        unsafe { self.vk().buffer_device_address(buffer) }
+    }
 }
 
 impl ImageDevice for SharedHeadlessDevice {

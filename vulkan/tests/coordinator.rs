@@ -233,6 +233,11 @@ impl BufferDevice for Gpu {
         unsafe { self.vk().bind_buffer_memory(buffer, memory, offset) }
     }
 
+    unsafe fn buffer_device_address(&self, buffer: Self::Buffer) -> Result<u64, DeviceError> {
+        // SAFETY: forwarded unchanged; the caller keeps the contract.
+        unsafe { self.vk().buffer_device_address(buffer) }
+    }
+
     unsafe fn destroy_buffer(&self, buffer: Self::Buffer) {
         // Polled before taking the lock: what has completed by now is certainly complete.
         let completed = self.vk().completed_value();

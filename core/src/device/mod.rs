@@ -655,17 +655,15 @@ pub trait BufferDevice: MemoryDevice {
 
     /// The address shaders reach the buffer's first byte at (`vkGetBufferDeviceAddress`):
     /// bindless engines hand such addresses to their shaders in push constants or other
-    /// buffers. A backend without device addresses keeps this default, which refuses with
-    /// [`DeviceError::FeatureNotEnabled`].
+    /// buffers. A backend without device addresses refuses with
+    /// [`DeviceError::FeatureNotEnabled`]. (No default: a wrapper that forgot to forward it
+    /// would refuse silently.)
     ///
     /// # Safety
     /// - `buffer` is alive and from this device, was created with
     ///   [`BufferUsage::DEVICE_ADDRESS`], and is bound to memory allocated with device-address
     ///   support ([`MemoryAllocateInfo::device_address`]).
-    unsafe fn buffer_device_address(&self, buffer: Self::Buffer) -> Result<u64, DeviceError> {
-        let _ = buffer;
-        Err(DeviceError::FeatureNotEnabled)
-    }
+    unsafe fn buffer_device_address(&self, buffer: Self::Buffer) -> Result<u64, DeviceError>;
 }
 
 /// Images: created unbound with optimal tiling, bound to a range of a memory object, destroyed.

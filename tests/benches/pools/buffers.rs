@@ -158,6 +158,11 @@ impl BufferDevice for CountingDevice {
     unsafe fn destroy_buffer(&self, buffer: u64) {
         std::hint::black_box(buffer);
     }
+
+    unsafe fn buffer_device_address(&self, _buffer: u64) -> Result<u64, DeviceError> {
+        // The bench makes no device-address buffers.
+        Err(DeviceError::FeatureNotEnabled)
+    }
 }
 
 impl CopyQueue for CountingDevice {
