@@ -41,8 +41,9 @@
 //! blocking, and `--skip-naive` leaves the naive path out, which on the H200 slowed the process's
 //! later device-to-host copies from 50 to 37 GB/s). `constants` writes per-frame constants, 4096
 //! blocks of 256 B a frame with two frames in flight, that the application's own submissions read:
-//! in the frame's transient memory (`transient` per block, `transient_slice` per frame) and staged
-//! into a device-local buffer (see `constants`).
+//! in the frame's transient memory (`transient` per block, `transient_slice` and `transient_with`
+//! per frame, `transient_writers` per block from four threads' writers) and staged into a
+//! device-local buffer (see `constants`).
 //! `--ring-working-set off` (or a size in MiB) changes the ring's working set of the
 //! coordinator's default settings (see `CoordinatorConfig::staging_ring_working_set`).
 //! `--validate` turns the Khronos validation layer on for the raw device and fails the run on any

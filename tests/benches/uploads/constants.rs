@@ -15,6 +15,10 @@
 //!   `Frame::transient_slice`;
 //! - `transient_with`: one `Frame::transient_with` per frame, the blocks built straight into the
 //!   transient memory (the peer of wgpu's `Queue::write_buffer_with`);
+//! - `transient_writers`: the frame's draws split among [`THREADS`] command-recording jobs in a
+//!   `std::thread::scope` per frame (thread start-up included, as in the wgpu peer's threaded
+//!   paths), job `j` writing draws `j * DRAWS / THREADS..(j + 1) * DRAWS / THREADS` with one
+//!   `TransientWriter::transient` per block through a `Frame::transient_writer` of its own;
 //! - `staged`: the classic path, a `FAST_DEVICE_ACCESS` buffer of two frame slots, the blocks
 //!   built in a reused `Vec` and `Frame::stage_slice_for_upload`ed into slot `n % 2`; the
 //!   consumer waits on the GPU for the coordinator's copies (its timeline semaphore at the
@@ -47,6 +51,10 @@ const BLOCK_BYTES: u64 = size_of::<Block>() as u64;
 const FRAME_BYTES: u64 = DRAWS as u64 * BLOCK_BYTES;
 /// Frames the CPU writes ahead of the GPU's consumer.
 const FRAMES_IN_FLIGHT: u64 = 2;
+/// Jobs writing one frame's blocks on the threaded path, a quarter of the draws each.
+const THREADS: usize = 4;
+// The jobs split the draws evenly.
+const _: () = assert!(DRAWS.is_multiple_of(THREADS));
 
 type BenchResult<T> = Result<T, Box<dyn Error>>;
 
@@ -56,14 +64,16 @@ enum Path {
     Transient,
     TransientSlice,
     TransientWith,
+    TransientWriters,
     Staged,
 }
 
 impl Path {
-    const ALL: [Path; 4] = [
+    const ALL: [Path; 5] = [
         Path::Transient,
         Path::TransientSlice,
         Path::TransientWith,
+        Path::TransientWriters,
         Path::Staged,
     ];
 
@@ -72,6 +82,7 @@ impl Path {
             Path::Transient => "transient",
             Path::TransientSlice => "transient_slice",
             Path::TransientWith => "transient_with",
+            Path::TransientWriters => "transient_writers",
             Path::Staged => "staged",
         }
     }
@@ -273,7 +284,13 @@ fn repetition(path: Path, s: &Setup<'_>, first: u64, frames: u64) -> BenchResult
         let frame = s.coordinator.begin_frame()?;
         locations.clear();
         let gpu_wait = match (path, s.uniforms) {
-            (Path::Transient | Path::TransientSlice | Path::TransientWith, _) => {
+            (
+                Path::Transient
+                | Path::TransientSlice
+                | Path::TransientWith
+                | Path::TransientWriters,
+                _,
+            ) => {
                 // SAFETY: the consumer's semaphore outlives the coordinator (destroyed after
                 // it), and frame n's submission, the last reading its blocks, signals n + 1.
                 unsafe { frame.gpu_done_at(s.consumer.timeline, n + 1) }?;
@@ -282,6 +299,8 @@ fn repetition(path: Path, s: &Setup<'_>, first: u64, frames: u64) -> BenchResult
                         let slice = frame.transient(&block(n, d))?;
                         locations.push((slice.buffer(), slice.offset()));
                     }
+                } else if path == Path::TransientWriters {
+                    write_in_jobs(&frame, n, &mut locations)?;
                 } else if path == Path::TransientWith {
                     let slice = frame.transient_with::<Block>(DRAWS, |blocks| {
                         for (d, b) in blocks.iter_mut().enumerate() {
@@ -341,6 +360,40 @@ fn repetition(path: Path, s: &Setup<'_>, first: u64, frames: u64) -> BenchResult
     Ok(Repetition {
         wall: start.elapsed().as_secs_f64(),
         cpu_writes: cpu_writes.as_secs_f64(),
+    })
+}
+
+/// Frame `n`'s blocks written by [`THREADS`] jobs, each with a writer of its own, into
+/// `locations` (left in draw order: job `j` fills the `j`th quarter).
+fn write_in_jobs(
+    frame: &memkit_std::Frame<'_, Gpu>,
+    n: u64,
+    locations: &mut Vec<(vk::Buffer, u64)>,
+) -> BenchResult<()> {
+    let per_job = DRAWS / THREADS;
+    // Every slot is overwritten by its job; the placeholder only sizes the vector.
+    locations.resize(DRAWS, (vk::Buffer::null(), 0));
+    std::thread::scope(|scope| {
+        let jobs: Vec<_> = locations
+            .chunks_mut(per_job)
+            .enumerate()
+            .map(|(j, out)| {
+                // Taken here and moved into the job: a writer is `Send`, the frame is not
+                // `Sync`. The scope ends before the frame does, and so do the writers.
+                let mut writer = frame.transient_writer();
+                scope.spawn(move || -> memkit_std::Result<()> {
+                    for (i, location) in out.iter_mut().enumerate() {
+                        let slice = writer.transient(&block(n, j * per_job + i))?;
+                        *location = (slice.buffer(), slice.offset());
+                    }
+                    Ok(())
+                })
+            })
+            .collect();
+        jobs.into_iter().try_for_each(|job| -> BenchResult<()> {
+            job.join().map_err(|_| "a writing job panicked")??;
+            Ok(())
+        })
     })
 }
 

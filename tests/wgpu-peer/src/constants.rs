@@ -21,18 +21,29 @@
 //! 4. `util::StagingBelt` with 1 MiB chunks (its docs: a chunk 1-4 times less than the bytes per
 //!    `finish`, bigger is better; here 1 MiB per frame): `StagingBelt::write_buffer` per draw
 //!    into the frame's encoder, the block written into its view, then the consumer's copy in the
-//!    same encoder, `finish`, submit, `recall`.
+//!    same encoder, `finish`, submit, `recall`;
+//! 5. `Queue::write_buffer` per draw from [`THREADS`] command-recording jobs, job `j` writing
+//!    draws `j * DRAWS / THREADS..(j + 1) * DRAWS / THREADS` into the frame's slot (the
+//!    multi-threaded peer of memkit's `transient_writers`);
+//! 6. `Queue::write_buffer_with` per job, [`THREADS`] jobs, each job's quarter of the slot
+//!    written straight into its view.
+//!
+//! The threaded paths start their jobs in a `std::thread::scope` per frame, as memkit's
+//! `transient_writers` does, so thread start-up costs both sides the same; the consumer's submit
+//! follows the scope.
 //!
 //! Timed from the first CPU write of the first frame until the GPU completed the last frame's
 //! submission; figures are the median of the timed repetitions after one warm-up: bytes over
 //! wall time, wall time per frame, and the CPU time per frame spent only producing the blocks
 //! and handing them to wgpu (the `write_buffer` calls, the view and its drop, the belt's writes
-//! and its `finish`; not the wait for frames in flight, the consumer's encoder and submit, or
-//! the belt's `recall`). After the last timed repetition the sink (which holds the last frame's
-//! blocks) is read back and compared byte for byte; the uniform buffer and the sink are zeroed
-//! before each path. `--quick`: 12 frames per repetition.
+//! and its `finish`, the threaded paths' scope from start to end; not the wait for frames in
+//! flight, the consumer's encoder and submit, or the belt's `recall`). After the last timed
+//! repetition the sink (which holds the last frame's blocks) is read back and compared byte for
+//! byte; the uniform buffer and the sink are zeroed before each path. `--quick`: 12 frames per
+//! repetition.
 
 use std::num::NonZeroU64;
+use std::ops::Range;
 use std::time::Instant;
 
 use memkit_tests::bench_report::{Report, gbps, median};
@@ -54,6 +65,12 @@ const FRAMES: u64 = 120;
 const QUICK_FRAMES: u64 = 12;
 /// The staging belt's chunk size: the bytes of one frame.
 const BELT_CHUNK: u64 = MIB;
+/// Jobs writing one frame's blocks on the threaded paths, a quarter of the draws each.
+const THREADS: usize = 4;
+/// Draws per job.
+const DRAWS_PER_JOB: usize = DRAWS / THREADS;
+// The jobs split the draws evenly.
+const _: () = assert!(DRAWS.is_multiple_of(THREADS));
 
 /// Block `draw` of frame `frame`, as the bytes the GPU reads (little-endian words).
 fn block(frame: u64, draw: usize) -> [u8; BLOCK] {
@@ -72,14 +89,18 @@ enum Path {
     WriteBufferPerFrame,
     WriteBufferWith,
     Belt,
+    WriteBufferPerDrawThreads,
+    WriteBufferWithPerJob,
 }
 
 impl Path {
-    const ALL: [Path; 4] = [
+    const ALL: [Path; 6] = [
         Path::WriteBufferPerDraw,
         Path::WriteBufferPerFrame,
         Path::WriteBufferWith,
         Path::Belt,
+        Path::WriteBufferPerDrawThreads,
+        Path::WriteBufferWithPerJob,
     ];
 
     fn label(self) -> String {
@@ -88,9 +109,26 @@ impl Path {
             Path::WriteBufferPerFrame => "Queue::write_buffer per frame".to_owned(),
             Path::WriteBufferWith => "Queue::write_buffer_with per frame".to_owned(),
             Path::Belt => format!("StagingBelt {} MiB chunks per draw", BELT_CHUNK / MIB),
+            Path::WriteBufferPerDrawThreads => {
+                format!("Queue::write_buffer per draw, {THREADS} threads")
+            }
+            Path::WriteBufferWithPerJob => {
+                format!("Queue::write_buffer_with per job, {THREADS} threads")
+            }
         };
         format!("8. frame constants {DRAWS} x {BLOCK} B, wgpu {WGPU_VERSION} {how}")
     }
+}
+
+/// Runs `job` on [`THREADS`] threads of a scope, each over its quarter of the draws, and
+/// returns once all of them are done.
+fn in_jobs(job: impl Fn(Range<usize>) + Sync) {
+    std::thread::scope(|scope| {
+        for j in 0..THREADS {
+            let job = &job;
+            scope.spawn(move || job(j * DRAWS_PER_JOB..(j + 1) * DRAWS_PER_JOB));
+        }
+    });
 }
 
 /// What one path keeps from one frame and one repetition to the next.
@@ -172,6 +210,38 @@ impl Frames<'_> {
                 let belt = self.belt.as_mut().expect("a belt for the belt path");
                 belt.recall();
                 (submission, cpu)
+            }
+            Path::WriteBufferPerDrawThreads => {
+                let uniform = self.uniform;
+                let start = Instant::now();
+                in_jobs(|draws| {
+                    for d in draws {
+                        queue.write_buffer(uniform, base + (d * BLOCK) as u64, &block(f, d));
+                    }
+                });
+                let cpu = start.elapsed().as_secs_f64();
+                // The submit flushes every job's pending writes before the copy.
+                (self.consume(self.encoder(), base), cpu)
+            }
+            Path::WriteBufferWithPerJob => {
+                let uniform = self.uniform;
+                let start = Instant::now();
+                in_jobs(|draws| {
+                    let size =
+                        NonZeroU64::new((draws.len() * BLOCK) as u64).expect("non-empty jobs");
+                    let first = draws.start;
+                    let mut view = queue
+                        .write_buffer_with(uniform, base + (first * BLOCK) as u64, size)
+                        .expect("a write_buffer_with view");
+                    for d in draws {
+                        let at = (d - first) * BLOCK;
+                        view.slice(at..at + BLOCK).copy_from_slice(&block(f, d));
+                    }
+                    // The view's drop, at the job's end, schedules its copy (flushed by the
+                    // consumer's submit, after every job is done).
+                });
+                let cpu = start.elapsed().as_secs_f64();
+                (self.consume(self.encoder(), base), cpu)
             }
         }
     }
