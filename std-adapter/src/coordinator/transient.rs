@@ -328,11 +328,7 @@ impl<D: Device> Shared<D> {
             // A chunk of its own, never filled further nor kept.
             drop(shared);
             let chunk = self.make_transient_chunk(size)?;
-            let address = self.transient_address(&chunk)?;
-            let mut shared = lock_frame_transient(frame);
-            let mut filling = Filling::new(shared.chunks.len(), &chunk, address, 0)?;
-            shared.chunks.push(chunk);
-            return filling.place(0, size);
+            return self.take_chunk(frame, chunk)?.place(0, size);
         }
         if let Some(open) = self.lock_transient().open.take() {
             let index = shared.chunks.len();
@@ -361,11 +357,7 @@ impl<D: Device> Shared<D> {
                     Some(chunk) => chunk,
                     None => self.make_transient_chunk(chunk_size)?,
                 };
-                let address = self.transient_address(&chunk)?;
-                let mut shared = lock_frame_transient(frame);
-                let filling = Filling::new(shared.chunks.len(), &chunk, address, 0)?;
-                shared.chunks.push(chunk);
-                filling
+                self.take_chunk(frame, chunk)?
             }
         };
         let filling = writer.filling.insert(filling);
@@ -373,6 +365,19 @@ impl<D: Device> Shared<D> {
             .fit(size, align)
             .expect("a spare that fits, or a fresh chunk");
         filling.place(offset, size)
+    }
+
+    /// Adds `chunk` to the frame's chunks (so it waits for the frame's GPU work whatever comes
+    /// next) and returns it to fill from its start.
+    fn take_chunk(
+        &self,
+        frame: &Mutex<FrameTransient<D>>,
+        chunk: Arc<BufferState<D>>,
+    ) -> Result<Filling<D>> {
+        let mut shared = lock_frame_transient(frame);
+        let index = shared.chunks.len();
+        shared.chunks.push(Arc::clone(&chunk));
+        Filling::new(index, &chunk, self.transient_address(&chunk)?, 0)
     }
 
     /// A writer is done: its chunk, if it has room left, is for the frame's next writer, and its
