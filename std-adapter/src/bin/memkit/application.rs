@@ -9,7 +9,7 @@
 
 use std::collections::VecDeque;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use memkit_std::Ticket;
@@ -28,6 +28,9 @@ const POLL: Duration = Duration::from_micros(50);
 pub struct ApplicationQueue {
     frames: Mutex<VecDeque<(u64, Ticket)>>,
     closed: AtomicBool,
+    /// The last value signalled: a timeline's values only rise, so whoever signals after the
+    /// queue stopped must go above it, or not signal.
+    signalled: AtomicU64,
 }
 
 impl ApplicationQueue {
@@ -60,9 +63,15 @@ impl ApplicationQueue {
             device
                 .signal_application(timeline, value)
                 .map_err(|e| e.to_string())?;
+            self.signalled.store(value, Ordering::Release);
             self.lock().pop_front();
         }
         Ok(())
+    }
+
+    /// The last value [`ApplicationQueue::run`] signalled (0 before any).
+    pub fn signalled(&self) -> u64 {
+        self.signalled.load(Ordering::Acquire)
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, VecDeque<(u64, Ticket)>> {

@@ -314,9 +314,13 @@ pub fn run<D: Backend>(
                 Err(panic) => std::panic::resume_unwind(panic),
             }
         }
-        if let Some(timeline) = timeline {
-            // The application's last frames finish (also after an error: nothing must wait on
-            // the timeline for good). Every value waited for is at most `frames`.
+        // The application's last frames finish (also after an error: nothing must wait on the
+        // timeline for good). Every value waited for is at most `frames`; where the queue got
+        // there itself, signalling it again would be a value that does not rise (refused, and
+        // on lavapipe a lost device).
+        if let Some(timeline) = timeline
+            && queue.signalled() < options.frames
+        {
             if let Err(e) = application.signal_application(timeline, options.frames) {
                 eprintln!("memkit: signalling the application's timeline failed: {e}");
             }
