@@ -320,10 +320,9 @@ pub fn run<D: Backend>(
         // on lavapipe a lost device).
         if let Some(timeline) = timeline
             && queue.signalled() < options.frames
+            && let Err(e) = application.signal_application(timeline, options.frames)
         {
-            if let Err(e) = application.signal_application(timeline, options.frames) {
-                eprintln!("memkit: signalling the application's timeline failed: {e}");
-            }
+            eprintln!("memkit: signalling the application's timeline failed: {e}");
         }
         while producers_done.load(Ordering::Acquire) < options.threads {
             progress.draw();
