@@ -17,6 +17,13 @@ pub fn shared_device(validation: bool) -> Result<SharedHeadlessDevice, SetupErro
     Ok(SharedHeadlessDevice::new(headless))
 }
 
+/// The validation layer's timeout tracking a timeline semaphore, which it reports as "most
+/// likely a validation bug": it shows where the application's host signal races memkit's
+/// submissions that wait for that value (lavapipe, one queue) or the layer's wait tracking on
+/// NVIDIA's driver, each time stalling the run about 5 s, and names no misuse of the API. The
+/// demo's byte, misuse and leak checks stand without it; the tests stay strict.
+const LAYER_OWN_TIMEOUT: &str = "UNASSIGNED-VkSemaphore-state-timeout";
+
 impl Backend for SharedHeadlessDevice {
     fn describe(&self) -> String {
         match self.device().probe() {
@@ -26,7 +33,19 @@ impl Backend for SharedHeadlessDevice {
     }
 
     fn problems(&self) -> Vec<String> {
-        self.validation_log().messages()
+        let (layer_timeouts, problems): (Vec<String>, Vec<String>) = self
+            .validation_log()
+            .messages()
+            .into_iter()
+            .partition(|m| m.contains(LAYER_OWN_TIMEOUT));
+        if !layer_timeouts.is_empty() {
+            eprintln!(
+                "memkit: {} `{LAYER_OWN_TIMEOUT}` message(s) from the validation layer, which \
+                 calls them its own bug; not counted as problems",
+                layer_timeouts.len()
+            );
+        }
+        problems
     }
 
     fn create_application_timeline(&self) -> Option<vk::Semaphore> {
