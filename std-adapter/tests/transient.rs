@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use memkit_core::device::{DeviceError, InvalidArgument};
 use memkit_dummy::{DummyBuffer, DummyDevice, DummyTimeline, MisuseKind, Preset};
-use memkit_std::{Coordinator, CoordinatorConfig, Error};
+use memkit_std::{Coordinator, CoordinatorConfig, Error, Frame, TransientSlice};
 
 fn coordinator_over(device: &DummyDevice, chunk: u64) -> Coordinator<DummyDevice> {
     let config = CoordinatorConfig {
@@ -48,30 +48,52 @@ fn frame(
     n: u64,
     draws: u64,
 ) -> Vec<Written> {
-    let frame = c.begin_frame().expect("frame");
-    // SAFETY: the timeline is the device's and outlives the coordinator; the test signals it.
-    unsafe { frame.gpu_done_at(timeline, n + 1) }.expect("our timeline");
-    let mut written = Vec::new();
-    for draw in 0..draws {
-        let data = constants(n, draw);
-        let slice = frame.transient(&data).expect("transient");
-        device
-            .application_reads(
-                slice.buffer(),
-                slice.offset(),
-                slice.size(),
-                timeline,
-                n + 1,
-            )
-            .expect("inside the buffer");
-        written.push(Written {
-            buffer: slice.buffer(),
-            offset: slice.offset(),
-            bytes: bytemuck::bytes_of(&data).to_vec(),
-        });
-    }
+    let frame = begun(c, timeline, n + 1);
+    let written = (0..draws)
+        .map(|draw| {
+            let data = constants(n, draw);
+            let slice = frame.transient(&data).expect("transient");
+            read_until(device, &slice, &data, timeline, n + 1)
+        })
+        .collect();
     c.end_frame(frame).expect("end");
     written
+}
+
+/// A frame begun on `c` whose GPU work is done once `timeline` reaches `until`.
+fn begun(
+    c: &Coordinator<DummyDevice>,
+    timeline: DummyTimeline,
+    until: u64,
+) -> Frame<'_, DummyDevice> {
+    let frame = c.begin_frame().expect("frame");
+    // SAFETY: the timeline is the device's and outlives the coordinator; the test signals it.
+    unsafe { frame.gpu_done_at(timeline, until) }.expect("our timeline");
+    frame
+}
+
+/// `slice`, holding `data`, declared read by the application until `timeline` reaches `until`.
+fn read_until(
+    device: &DummyDevice,
+    slice: &TransientSlice<'_, DummyDevice>,
+    data: &[u64; 8],
+    timeline: DummyTimeline,
+    until: u64,
+) -> Written {
+    device
+        .application_reads(
+            slice.buffer(),
+            slice.offset(),
+            slice.size(),
+            timeline,
+            until,
+        )
+        .expect("inside the buffer");
+    Written {
+        buffer: slice.buffer(),
+        offset: slice.offset(),
+        bytes: bytemuck::bytes_of(data).to_vec(),
+    }
 }
 
 fn assert_still_holds(device: &DummyDevice, written: &[Written], what: &str) {
@@ -88,9 +110,7 @@ fn slices_hold_their_bytes_at_binding_offsets_and_never_overlap() {
     let device = DummyDevice::discrete();
     let c = coordinator_over(&device, 64 << 10);
     let timeline = device.create_external_timeline();
-    let frame = c.begin_frame().unwrap();
-    // SAFETY: as in `frame`.
-    unsafe { frame.gpu_done_at(timeline, 1) }.unwrap();
+    let frame = begun(&c, timeline, 1);
     let mut slices = Vec::new();
     for i in 0..300u32 {
         let len = 1 + (i as usize * 37) % 700;
@@ -231,9 +251,7 @@ fn a_slice_larger_than_a_chunk_gets_one_of_its_own_destroyed_once_read() {
     let device = DummyDevice::discrete();
     let c = coordinator_over(&device, 4096);
     let timeline = device.create_external_timeline();
-    let frame = c.begin_frame().unwrap();
-    // SAFETY: as in `frame`.
-    unsafe { frame.gpu_done_at(timeline, 1) }.unwrap();
+    let frame = begun(&c, timeline, 1);
     let small = frame.transient_slice(&[5u8; 100]).unwrap();
     let big_data: Vec<u16> = (0..10_000).collect();
     let big = frame.transient_slice(&big_data).unwrap();
@@ -262,9 +280,7 @@ fn a_dropped_frame_keeps_its_memory_until_its_work_is_done() {
     let device = DummyDevice::discrete();
     let c = coordinator_over(&device, 4096);
     let timeline = device.create_external_timeline();
-    let cancelled = c.begin_frame().unwrap();
-    // SAFETY: as in `frame`.
-    unsafe { cancelled.gpu_done_at(timeline, 1) }.unwrap();
+    let cancelled = begun(&c, timeline, 1);
     let slice = cancelled.transient(&constants(0, 0)).unwrap();
     let (buffer, offset) = (slice.buffer(), slice.offset());
     device
@@ -364,9 +380,7 @@ fn a_lost_device_refuses_transient_memory_and_frees_it_at_teardown() {
     let c = coordinator_over(&device, 4096);
     let timeline = device.create_external_timeline();
     frame(&c, &device, timeline, 0, 4);
-    let frame = c.begin_frame().unwrap();
-    // SAFETY: as in `frame`.
-    unsafe { frame.gpu_done_at(timeline, 2) }.unwrap();
+    let frame = begun(&c, timeline, 2);
     device.lose_device();
     // Writing host memory asks nothing of the device: the coordinator refuses once it learnt
     // of the loss (any call that reaches the device).
@@ -420,9 +434,7 @@ fn transient_with_writes_in_place_and_may_take_other_slices_meanwhile() {
         let device = DummyDevice::new(preset.config()).unwrap();
         let c = coordinator_over(&device, 64 << 10);
         let timeline = device.create_external_timeline();
-        let frame = c.begin_frame().unwrap();
-        // SAFETY: as in `frame`.
-        unsafe { frame.gpu_done_at(timeline, 1) }.unwrap();
+        let frame = begun(&c, timeline, 1);
         let mut inner = None;
         let outer = frame
             .transient_with::<[u64; 8]>(100, |blocks| {
@@ -508,20 +520,7 @@ fn write_job(
         .map(|draw| {
             let data = constants(n, job << 32 | draw);
             let slice = writer.transient(&data).expect("transient");
-            device
-                .application_reads(
-                    slice.buffer(),
-                    slice.offset(),
-                    slice.size(),
-                    timeline,
-                    n + 1,
-                )
-                .expect("inside the buffer");
-            Written {
-                buffer: slice.buffer(),
-                offset: slice.offset(),
-                bytes: bytemuck::bytes_of(&data).to_vec(),
-            }
+            read_until(device, &slice, &data, timeline, n + 1)
         })
         .collect()
 }
@@ -552,9 +551,7 @@ fn writers_on_several_threads_fill_one_frame_apart() {
         if n >= 2 {
             device.signal_external(timeline, n - 1).unwrap();
         }
-        let frame = c.begin_frame().unwrap();
-        // SAFETY: as in `frame`.
-        unsafe { frame.gpu_done_at(timeline, n + 1) }.unwrap();
+        let frame = begun(&c, timeline, n + 1);
         // The frame's own slices, while the jobs write theirs.
         let own_data = constants(n, 1 << 40);
         let mut written = std::thread::scope(|scope| {
@@ -604,9 +601,7 @@ fn a_writers_rest_goes_to_the_frames_next_writer() {
     let device = DummyDevice::discrete();
     let c = coordinator_over(&device, 4096);
     let timeline = device.create_external_timeline();
-    let frame = c.begin_frame().unwrap();
-    // SAFETY: as in `frame`.
-    unsafe { frame.gpu_done_at(timeline, 1) }.unwrap();
+    let frame = begun(&c, timeline, 1);
     let mut first = frame.transient_writer();
     let a = first.transient(&constants(0, 0)).unwrap();
     // A second writer at the same time fills a chunk of its own.
@@ -640,9 +635,7 @@ fn a_leaked_writers_chunk_is_written_again_only_after_the_frames_work() {
     let device = DummyDevice::discrete();
     let c = coordinator_over(&device, 4096);
     let timeline = device.create_external_timeline();
-    let first = c.begin_frame().unwrap();
-    // SAFETY: as in `frame`.
-    unsafe { first.gpu_done_at(timeline, 1) }.unwrap();
+    let first = begun(&c, timeline, 1);
     let mut writer = first.transient_writer();
     let leaked = write_job(&mut writer, &device, timeline, 0, 1, 3);
     std::mem::forget(writer);
