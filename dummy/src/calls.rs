@@ -716,6 +716,11 @@ impl DummyDevice {
         if state.lost {
             return Err(DeviceError::DeviceLost);
         }
+        state.counters.bind_calls += 1;
+        let call = state.counters.bind_calls;
+        if let Some(error) = self.injected_fault(&mut state, Site::Bind, call) {
+            return Err(error);
+        }
         let Some(b) = state.live_buffer(serial, buffer, Operation::Bind) else {
             return Err(REFUSED);
         };

@@ -805,6 +805,13 @@ impl DummyDevice {
             .insert((Site::BufferCreation, n), error);
     }
 
+    /// Makes the `n`-th bind call (buffers, images and optimal resources, aliased or not,
+    /// counted together; see [`Counters::bind_calls`]) fail with `error`: nothing is bound, and
+    /// the resource may be bound again or destroyed. `DeviceLost` loses the device for good.
+    pub fn fail_bind_call(&self, n: u64, error: DeviceError) {
+        self.lock().faults.planned.insert((Site::Bind, n), error);
+    }
+
     /// Makes the `n`-th submission call (`submit_copies` and `submit_image_copies` counted
     /// together) fail with `error` (nothing is submitted);
     /// `DeviceLost` loses the device for good, so work submitted before never completes.

@@ -46,6 +46,9 @@ pub struct RandomFailures {
     /// `submit_copies` and `submit_image_copies` fail with `OutOfHostMemory` one time in this
     /// many.
     pub submit_one_in: u32,
+    /// Binds of buffers and images fail with `OutOfDeviceMemory` one time in this many
+    /// (`vkBindBufferMemory` may return it when the driver maps the range on bind).
+    pub bind_one_in: u32,
 }
 
 /// SplitMix64: tiny, fast, and the same on every platform.
@@ -77,6 +80,7 @@ pub(crate) enum Site {
     Allocation,
     Map,
     BufferCreation,
+    Bind,
     Submit,
 }
 
@@ -101,6 +105,7 @@ impl FaultState {
             Site::Map => (rates.map_one_in, DeviceError::MapFailed),
             Site::Submit => (rates.submit_one_in, DeviceError::OutOfHostMemory),
             Site::BufferCreation => (0, DeviceError::OutOfHostMemory),
+            Site::Bind => (rates.bind_one_in, DeviceError::OutOfDeviceMemory),
         };
         rng.one_in(rate).then_some(err)
     }

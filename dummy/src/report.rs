@@ -39,6 +39,8 @@ pub struct Counters {
     pub buffers_created: u64,
     /// Buffers destroyed.
     pub buffers_destroyed: u64,
+    /// Bind calls (buffers, images and optimal resources, aliased or not), failed ones included.
+    pub bind_calls: u64,
     /// Successful binds.
     pub binds: u64,
     /// `submit_copies` and `submit_image_copies` calls, failed ones included (not those refused

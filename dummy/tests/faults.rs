@@ -49,6 +49,20 @@ fn planned_failures_use_the_given_error_and_other_sites() {
         gpu.create_buffer(64, XFER).err(),
         Some(DeviceError::OutOfDeviceMemory)
     );
+    // A refused bind binds nothing: the same buffer binds at the next call, and the counters
+    // tell the two calls from the one bind.
+    let binds = gpu.counters();
+    gpu.fail_bind_call(binds.bind_calls + 1, DeviceError::OutOfDeviceMemory);
+    let (unbound, _) = gpu.create_buffer(64, XFER).expect("buffer");
+    assert_eq!(
+        gpu.bind_buffer_memory(unbound, memory, 0),
+        Err(DeviceError::OutOfDeviceMemory)
+    );
+    gpu.bind_buffer_memory(unbound, memory, 0)
+        .expect("the second bind works");
+    let after = gpu.counters();
+    assert_eq!(after.bind_calls, binds.bind_calls + 2);
+    assert_eq!(after.binds, binds.binds + 1);
     let (_, staging) = backed_buffer(&gpu, 1, 256, true);
     let (_, target) = backed_buffer(&gpu, 0, 256, false);
     gpu.fail_submit_call(1, DeviceError::OutOfHostMemory);

@@ -423,3 +423,53 @@ fn a_failed_buffer_creation_gives_back_every_new_place() {
     assert_eq!(device_local_blocks(&c), 3);
     device.assert_no_misuse();
 }
+
+#[test]
+fn a_refused_bind_gives_back_every_new_place_and_its_buffer() {
+    let (c, device) = coordinator();
+    let mut blocks = blocks_holding(&c, &[1, 2, 3, 3, 3]);
+    let live = c.stats().heaps[0].sub_allocations;
+    let raws: Vec<_> = blocks.iter().flatten().map(|(_, b)| b.raw()).collect();
+    let buffers_before = device.counters().live_buffers;
+    // The pass moves three buffers; the second new buffer is made but cannot be bound.
+    let second = device.counters().bind_calls + 2;
+    device.fail_bind_call(second, DeviceError::OutOfDeviceMemory);
+    let refused = c.defragment(
+        blocks.iter_mut().flatten().map(|(_, b)| b),
+        &DefragmentationLimits::UNLIMITED,
+    );
+    assert!(
+        matches!(refused, Err(Error::Device(DeviceError::OutOfDeviceMemory))),
+        "{refused:?}"
+    );
+    let after: Vec<_> = blocks.iter().flatten().map(|(_, b)| b.raw()).collect();
+    assert_eq!(after, raws, "nothing moved");
+    assert_eq!(
+        c.stats().heaps[0].sub_allocations,
+        live,
+        "every new place is given back"
+    );
+    c.maintain().expect("maintain");
+    assert_eq!(
+        device.counters().live_buffers,
+        buffers_before,
+        "the new buffers made for the pass, the unbound one too, are destroyed"
+    );
+    // The pass ended: the next one moves all three, with their bytes.
+    let outcome = c
+        .defragment(
+            blocks.iter_mut().flatten().map(|(_, b)| b),
+            &DefragmentationLimits::UNLIMITED,
+        )
+        .expect("defragment");
+    assert_eq!(outcome.moved, [0, 1, 2]);
+    outcome.ticket.wait().expect("copies");
+    c.maintain().expect("maintain");
+    assert_eq!(device_local_blocks(&c), 3);
+    let all: Vec<_> = blocks.into_iter().flatten().collect();
+    assert_contents(&c, &all);
+    device.assert_no_misuse();
+    drop(all);
+    assert_eq!(c.shutdown().leaked_buffers, 0);
+    assert!(device.leak_report().is_empty(), "{}", device.leak_report());
+}
