@@ -314,6 +314,57 @@ fn an_image_whose_driver_wants_memory_of_its_own_is_refused_by_position() {
 }
 
 #[test]
+fn a_buffer_no_memory_type_of_the_images_allows_is_refused_by_position() {
+    // Images only in device-local memory (type 0), buffers only in the host-visible types:
+    // a render target and a scratch buffer have no type in common.
+    let device = DummyDevice::new(
+        DeviceConfig::discrete()
+            .with_optimal_memory_type_bits(0b0001)
+            .with_buffer_memory_type_bits(0b1110),
+    )
+    .expect("device");
+    let c = coordinator(&device);
+    let (buffers, memory) = (device.live_buffers(), device.live_memory());
+    let image = aliased(target(ImageFormat::Rgba8Unorm, 256, 256), 0, 1);
+    let buffer = AliasedBufferDesc {
+        size: 1 << 20,
+        first_use: 2,
+        last_use: 3,
+    };
+    assert_eq!(
+        c.create_aliased_resources(&[image], &[buffer], MemoryUsage::FAST_DEVICE_ACCESS)
+            .err(),
+        Some(Error::NotAliasable {
+            index: 1,
+            reason: NotAliasableReason::NoCommonMemoryType
+        })
+    );
+    assert_eq!(device.live_buffers(), buffers, "both were destroyed");
+    assert_eq!(device.live_memory(), memory, "no memory was taken");
+    // Each kind on its own still shares memory: a second image after the first, a second
+    // buffer after the first, on the same bytes.
+    let later_image = aliased(image.desc, 2, 3);
+    let later_buffer = AliasedBufferDesc {
+        first_use: 4,
+        last_use: 5,
+        ..buffer
+    };
+    let images = c
+        .create_aliased_resources(&[image, later_image], &[], MemoryUsage::FAST_DEVICE_ACCESS)
+        .expect("images alone");
+    let scratch = c
+        .create_aliased_resources(
+            &[],
+            &[buffer, later_buffer],
+            MemoryUsage::FAST_DEVICE_ACCESS,
+        )
+        .expect("buffers alone");
+    assert_eq!(images.images[0].memory(), images.images[1].memory());
+    assert_eq!(scratch.buffers[0].memory(), scratch.buffers[1].memory());
+    device.assert_no_misuse();
+}
+
+#[test]
 fn aliasing_a_plainly_bound_image_would_be_caught() {
     // The check the tests above rely on: the simulator records an image bound over another's
     // bytes unless both were bound as aliases.
