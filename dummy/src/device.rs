@@ -819,6 +819,11 @@ impl DummyDevice {
         self.lock().faults.planned.insert((Site::Submit, n), error);
     }
 
+    /// Forgets the planned failures (`fail_*_call`) whose calls have not come yet.
+    pub fn clear_planned_failures(&self) {
+        self.lock().faults.planned.clear();
+    }
+
     /// Fails calls at random, reproducibly under `failures.seed`. Replaces earlier random
     /// settings; planned failures still apply first.
     pub fn fail_randomly(&self, failures: RandomFailures) {

@@ -606,6 +606,12 @@ impl<D: Device> Coordinator<D> {
     fn teardown_pools(pools: Pools<D>) {
         // SAFETY: called only when no GPU work is pending and no buffer is bound to pool memory.
         let report = unsafe { pools.destroy() };
+        // Teardown freed every buffer, image and range it made, the application's leaked ones
+        // included: a live allocation left is a coordinator path that lost its memory.
+        debug_assert!(
+            report.is_clean(),
+            "memkit: pools torn down with live allocations: {report:?}"
+        );
         if !report.is_clean() {
             log::warn!("memkit: pools torn down with live allocations: {report:?}");
         }

@@ -30,10 +30,13 @@ use memkit_std::{
 };
 
 mod encoding;
+mod faults;
 mod fuzz_seeds;
 mod images;
 
 pub use encoding::{MAX_OPS, amount, code_of_amount, round_amount};
+pub use faults::FaultSite;
+use faults::Faults;
 pub use fuzz_seeds::fuzz_seeds;
 use images::{ImageModel, PendingImageRead};
 
@@ -244,6 +247,16 @@ pub enum CoordOp {
         /// The first steps.
         b: u8,
     },
+    /// The next op meets a driver that refuses its `1 + nth % 4`th call at `site` with
+    /// `OutOfDeviceMemory` (module `faults`): where it fired, the op succeeds (the coordinator
+    /// found room another way) or returns that error, and a refused op leaves nothing behind
+    /// (the model forgets what it may have written part of).
+    Fault {
+        /// The device call refused.
+        site: FaultSite,
+        /// Which of the next op's calls there.
+        nth: u8,
+    },
 }
 
 /// What one `coordinator` fuzz input stands for.
@@ -345,6 +358,10 @@ pub struct WorkloadDepth {
     pub transient_writers_leaked: u32,
     /// Chunks of transient memory the coordinator made (its `transient_chunks`, at the end).
     pub transient_chunks: u64,
+    /// Injected device faults that fired ([`CoordOp::Fault`]).
+    pub faults_fired: u32,
+    /// Ops refused by one.
+    pub faults_refused: u32,
 }
 
 impl WorkloadDepth {
@@ -387,6 +404,8 @@ impl WorkloadDepth {
             transient_slices: self.transient_slices + o.transient_slices,
             transient_writers_leaked: self.transient_writers_leaked + o.transient_writers_leaked,
             transient_chunks: self.transient_chunks + o.transient_chunks,
+            faults_fired: self.faults_fired + o.faults_fired,
+            faults_refused: self.faults_refused + o.faults_refused,
         }
     }
 
@@ -499,13 +518,13 @@ fn grant_refused(depth: &mut WorkloadDepth, setup: &Setup, len: usize, e: &Error
 
 /// Applies an upload's outcome to the model; panics on an error the model does not allow.
 fn apply(
-    depth: &mut WorkloadDepth,
-    ledger: &mut Ledger,
+    (depth, ledger): (&mut WorkloadDepth, &mut Ledger),
     setup: &Setup,
     model: &mut Model,
     (offset, bytes): (u64, &[u8]),
     result: Result<(), Error>,
     may_chunk: bool,
+    faults: &Faults<'_>,
 ) {
     let expected = expected_error(model.bytes.len() as u64, offset, bytes.len() as u64);
     let chunked = may_chunk && setup.chunked(bytes.len());
@@ -528,6 +547,13 @@ fn apply(
         (Err(e), Some(want)) => {
             assert_eq!(e, want, "bad call, wrong error");
             depth.bad_calls += 1;
+        }
+        // Refused by an injected fault, perhaps after some of its chunks were staged.
+        (Err(e), None) if faults.refused(&e) => {
+            depth.faults_refused += 1;
+            model.known[range].fill(UNKNOWN);
+            model.staged = true;
+            ledger.exact = false;
         }
         (Err(Error::StagingFull { .. }), None) if setup.policy == BackPressure::Fail => {
             depth.staging_full += 1;
@@ -592,6 +618,7 @@ fn defragment(
     (models, images): (&mut HashMap<u64, Model>, &mut HashMap<u64, ImageModel>),
     max_allocations: u8,
     depth: &mut WorkloadDepth,
+    faults: &Faults<'_>,
 ) {
     let limits = match max_allocations {
         0 => DefragmentationLimits::UNLIMITED,
@@ -615,6 +642,20 @@ fn defragment(
         Ok(outcome) => outcome,
         Err(Error::DefragmentationRunning) => {
             depth.defragmentation_running += 1;
+            return;
+        }
+        // Refused by an injected fault: nothing moved.
+        Err(e) if faults.refused(&e) => {
+            depth.faults_refused += 1;
+            let buffers_now = given.iter().map(|m| (m.buffer.raw(), m.buffer.id()));
+            assert!(buffers_now.eq(before), "a refused pass moved a buffer");
+            let images_now = given_images
+                .iter()
+                .map(|m| (m.image.raw(), m.image.id(), m.image.is_written()));
+            assert!(
+                images_now.eq(images_before),
+                "a refused pass moved an image"
+            );
             return;
         }
         Err(e) => panic!("defragment: {e}"),
@@ -808,8 +849,8 @@ fn check_transient(
     slice: memkit_std::Result<TransientSlice<'_, DummyDevice>>,
     bytes: &[u8],
     (timeline, value): (DummyTimeline, u64),
-    i: usize,
-    depth: &mut WorkloadDepth,
+    (i, depth): (usize, &mut WorkloadDepth),
+    faults: &Faults<'_>,
 ) {
     match slice {
         Ok(slice) => {
@@ -830,6 +871,7 @@ fn check_transient(
             assert!(bytes.is_empty());
             depth.bad_calls += 1;
         }
+        Err(e) if faults.refused(&e) => depth.faults_refused += 1,
         Err(e) => panic!("transient slice of {} bytes: {e:?}", bytes.len()),
     }
 }
@@ -959,9 +1001,11 @@ impl CoordinatorWorkload {
         let pick = |order: &Vec<u64>, b: u8| -> Option<u64> {
             (!order.is_empty()).then(|| order[usize::from(b) % order.len()])
         };
+        let mut faults = Faults::new(&device);
 
         for (i, &op) in self.ops.iter().enumerate().take(MAX_OPS) {
             depth.ops += 1;
+            faults.before(&op);
             let setup = Setup {
                 holding: !held.is_empty(),
                 op: i,
@@ -980,7 +1024,14 @@ impl CoordinatorWorkload {
                     } else {
                         MemoryUsage::FAST_DEVICE_ACCESS
                     };
-                    let buffer = c.create_buffer(size, usage).expect("create_buffer");
+                    let buffer = match c.create_buffer(size, usage) {
+                        Ok(buffer) => buffer,
+                        Err(e) if faults.refused(&e) => {
+                            depth.faults_refused += 1;
+                            continue;
+                        }
+                        Err(e) => panic!("create_buffer of {size} bytes: {e:?}"),
+                    };
                     let id = buffer.id();
                     // A fresh buffer's bytes are unknown until written.
                     models.insert(
@@ -1008,7 +1059,15 @@ impl CoordinatorWorkload {
                     let bytes = data(len as usize, i);
                     let result = c.upload_to(&m.buffer, u64::from(offset), &bytes).map(drop);
                     let upload = (u64::from(offset), &bytes[..]);
-                    apply(&mut depth, &mut ledger, &setup, m, upload, result, true);
+                    apply(
+                        (&mut depth, &mut ledger),
+                        &setup,
+                        m,
+                        upload,
+                        result,
+                        true,
+                        &faults,
+                    );
                 }
                 CoordOp::UploadSlice { len } => {
                     let bytes = data(len as usize, i);
@@ -1049,6 +1108,11 @@ impl CoordinatorWorkload {
                         Err(Error::StagingFull { wait_for: None }) if setup.holding => {
                             depth.blocked_by_held += 1;
                         }
+                        // Chunks staged before the refusal, if any, go to the buffer dropped.
+                        Err(e) if faults.refused(&e) => {
+                            depth.faults_refused += 1;
+                            ledger.exact = false;
+                        }
                         Err(e) => panic!("upload_slice of {} bytes: {e:?}", bytes.len()),
                     }
                 }
@@ -1076,7 +1140,15 @@ impl CoordinatorWorkload {
                         Err(e) if grant_refused(&mut depth, &setup, bytes.len(), &e) => {}
                         result => {
                             let upload = (u64::from(offset), &bytes[..]);
-                            apply(&mut depth, &mut ledger, &setup, m, upload, result, false);
+                            apply(
+                                (&mut depth, &mut ledger),
+                                &setup,
+                                m,
+                                upload,
+                                result,
+                                false,
+                                &faults,
+                            );
                         }
                     }
                 }
@@ -1098,7 +1170,15 @@ impl CoordinatorWorkload {
                         .stage_slice_for_upload(staged, &m.buffer, u64::from(offset))
                         .map(drop);
                     let upload = (u64::from(offset), &bytes[..]);
-                    apply(&mut depth, &mut ledger, &setup, m, upload, result, true);
+                    apply(
+                        (&mut depth, &mut ledger),
+                        &setup,
+                        m,
+                        upload,
+                        result,
+                        true,
+                        &faults,
+                    );
                 }
                 CoordOp::Frame(FrameCall::Begin) => match &frame {
                     Some(_) => {
@@ -1144,7 +1224,8 @@ impl CoordinatorWorkload {
                 }
                 CoordOp::Maintain => c.maintain().expect("maintain"),
                 CoordOp::Defragment { max_allocations } => {
-                    defragment(&c, (&mut models, &mut images), max_allocations, &mut depth);
+                    let given = (&mut models, &mut images);
+                    defragment(&c, given, max_allocations, &mut depth, &faults);
                 }
                 CoordOp::Advance { n } => {
                     for _ in 0..n % 8 {
@@ -1208,6 +1289,7 @@ impl CoordinatorWorkload {
                         Err(Error::BlockedByHeldGrant) if setup.holding => {
                             depth.blocked_by_held += 1;
                         }
+                        Err(e) if faults.refused(&e) => depth.faults_refused += 1,
                         Err(e) => panic!("read_back({offset}, {len}) of {size} bytes: {e:?}"),
                     }
                 }
@@ -1231,6 +1313,7 @@ impl CoordinatorWorkload {
                         }
                         Err(Error::ZeroSize) if bytes.is_empty() => depth.bad_calls += 1,
                         Err(e) if grant_refused(&mut depth, &setup, bytes.len(), &e) => {}
+                        Err(e) if faults.refused(&e) => depth.faults_refused += 1,
                         Err(e) => panic!("acquire_staging({}): {e:?}", bytes.len()),
                     }
                 }
@@ -1256,15 +1339,9 @@ impl CoordinatorWorkload {
                     };
                     let upload = (h.offset, &h.bytes[..]);
                     let committed = result.is_ok();
-                    apply(
-                        &mut depth,
-                        &mut ledger,
-                        &setup,
-                        m,
-                        upload,
-                        result.map(drop),
-                        false,
-                    );
+                    let outcome = result.map(drop);
+                    let tally = (&mut depth, &mut ledger);
+                    apply(tally, &setup, m, upload, outcome, false, &faults);
                     // Staged uploads land in ring order, and the grant's range comes before
                     // those granted after it, even ones committed before it: where such an
                     // upload overlaps it, the device may hold either's bytes.
@@ -1281,9 +1358,14 @@ impl CoordinatorWorkload {
                 }
                 CoordOp::CreateImage { side, compressed } => {
                     let desc = images::desc(side, compressed, self.preset);
-                    let image = c
-                        .create_image(&desc, MemoryUsage::FAST_DEVICE_ACCESS)
-                        .expect("create_image");
+                    let image = match c.create_image(&desc, MemoryUsage::FAST_DEVICE_ACCESS) {
+                        Ok(image) => image,
+                        Err(e) if faults.refused(&e) => {
+                            depth.faults_refused += 1;
+                            continue;
+                        }
+                        Err(e) => panic!("create_image of {desc:?}: {e:?}"),
+                    };
                     image_order.push(image.id());
                     images.insert(image.id(), ImageModel::new(image));
                 }
@@ -1332,6 +1414,10 @@ impl CoordinatorWorkload {
                         Err(Error::ImageNotWritten) if !m.written => depth.bad_calls += 1,
                         Err(Error::BlockedByHeldGrant) if setup.holding => {
                             depth.blocked_by_held += 1;
+                        }
+                        Err(e) if faults.refused(&e) => {
+                            depth.faults_refused += 1;
+                            images::forget_undefined(&mut images);
                         }
                         Err(e) => panic!("read_back_image of level {level}: {e:?}"),
                     }
@@ -1406,7 +1492,8 @@ impl CoordinatorWorkload {
                     );
                     let bytes = data(len as usize, i);
                     let slice = f.transient_slice(&bytes);
-                    check_transient(&device, slice, &bytes, (timeline, value), i, &mut depth);
+                    let reads = (timeline, value);
+                    check_transient(&device, slice, &bytes, reads, (i, &mut depth), &faults);
                 }
                 CoordOp::TransientWriter { slices, len } => {
                     let Some(f) = open_frame(&c, &mut frame, &setup, &mut depth) else {
@@ -1423,7 +1510,8 @@ impl CoordinatorWorkload {
                     for k in 0..=u32::from(slices % 4) {
                         let bytes = data(len.saturating_add(16 * k) as usize, i + k as usize);
                         let slice = writer.transient_slice(&bytes);
-                        check_transient(&device, slice, &bytes, (timeline, value), i, &mut depth);
+                        let reads = (timeline, value);
+                        check_transient(&device, slice, &bytes, reads, (i, &mut depth), &faults);
                     }
                     if slices & 4 != 0 {
                         std::mem::forget(writer);
@@ -1432,9 +1520,15 @@ impl CoordinatorWorkload {
                 }
                 CoordOp::CreateAliasedImages { a, b } => {
                     let targets = images::aliased_set(a, b, self.preset);
-                    let set = c
-                        .create_aliased_images(&targets, MemoryUsage::FAST_DEVICE_ACCESS)
-                        .expect("create_aliased_images");
+                    let set =
+                        match c.create_aliased_images(&targets, MemoryUsage::FAST_DEVICE_ACCESS) {
+                            Ok(set) => set,
+                            Err(e) if faults.refused(&e) => {
+                                depth.faults_refused += 1;
+                                continue;
+                            }
+                            Err(e) => panic!("create_aliased_images: {e:?}"),
+                        };
                     for image in set.images {
                         image_order.push(image.id());
                         images.insert(
@@ -1444,6 +1538,7 @@ impl CoordinatorWorkload {
                     }
                     depth.aliased_sets += 1;
                 }
+                CoordOp::Fault { site, nth } => faults.ask(site, u64::from(nth % 4) + 1),
                 CoordOp::Foreign(call) => {
                     let o = other.get_or_insert_with(|| {
                         let device = DummyDevice::with_preset(self.preset);
@@ -1490,6 +1585,8 @@ impl CoordinatorWorkload {
             depth.max_images = depth.max_images.max(images.len());
             depth.max_held = depth.max_held.max(held.len());
         }
+        faults.disarm();
+        depth.faults_fired = faults.fired_count();
         drop(frame);
         reading.extend(open_frame_done.take());
         // The application's last frames finish: teardown waits for them.

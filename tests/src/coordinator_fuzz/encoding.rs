@@ -15,7 +15,9 @@
 //! - `6`: begin (`x % 3 == 0`), end (`1`) or cancel (`2`) the frame; `7`: drop buffer `x`;
 //!   `8`: flush (`x` even), defragment every live buffer (`x` 17): `max_allocations` byte
 //!   (0: no limit), create aliased images (`x` 15): two bytes, write a transient slice in the
-//!   open frame (`x` 13): length, or maintain; `9`: complete `x % 8` submissions; `10`: check (`x`
+//!   open frame (`x` 13): length, a transient writer (`x` 11): count byte, length, a device
+//!   fault for the next op (`x` 9): a byte `b`, site `b % 3` (allocation, creation, bind) and
+//!   call `b / 3 % 4`, or maintain; `9`: complete `x % 8` submissions; `10`: check (`x`
 //!   0) or read back buffer `x - 1`: offset, length;
 //!   `11`: call with another coordinator's buffer (`x` 0), grant (`1`) or frame (`2`), or, for
 //!   larger `x`, an image op: create an image (`3`: RGBA8, `4`: compressed): side byte; upload into
@@ -27,7 +29,7 @@
 
 use memkit_dummy::Preset;
 
-use super::{CoordOp, CoordinatorWorkload, ForeignCall, FrameCall, Policy};
+use super::{CoordOp, CoordinatorWorkload, FaultSite, ForeignCall, FrameCall, Policy};
 
 /// Ops a workload holds at most: later bytes are ignored.
 pub const MAX_OPS: usize = 256;
@@ -132,6 +134,17 @@ impl CoordinatorWorkload {
                     slices: r.byte(),
                     len: r.amount(),
                 },
+                8 if x == OPERANDS - 9 => {
+                    let b = r.byte();
+                    CoordOp::Fault {
+                        site: match b % 3 {
+                            0 => FaultSite::Allocation,
+                            1 => FaultSite::Creation,
+                            _ => FaultSite::Bind,
+                        },
+                        nth: b / 3 % 4,
+                    }
+                }
                 8 => CoordOp::Maintain,
                 9 => CoordOp::Advance { n: x % 8 },
                 10 if x == 0 => CoordOp::Check,
@@ -188,8 +201,9 @@ impl CoordinatorWorkload {
 
     /// Bytes that [`decode`](Self::decode) to this workload, except that amounts round up to the
     /// next one a code gives (see [`amount`]; [`round_amount`] gives it), buffer operands above
-    /// 17 wrap (modulo 18; above 16 and modulo 17 for read-backs), held-grant operands above 8 (modulo 9), ring shifts above 5
-    /// (modulo 6), and ops past [`MAX_OPS`] are dropped.
+    /// 17 wrap (modulo 18; above 16 and modulo 17 for read-backs), held-grant operands above 8
+    /// (modulo 9), fault calls above 3 (modulo 4), ring shifts above 5 (modulo 6), and ops past
+    /// [`MAX_OPS`] are dropped.
     pub fn encode(&self) -> Vec<u8> {
         let preset = Preset::ALL
             .iter()
@@ -259,6 +273,9 @@ impl CoordinatorWorkload {
                 CoordOp::Transient { len } => out.extend([k(8, OPERANDS - 5), code(len)]),
                 CoordOp::TransientWriter { slices, len } => {
                     out.extend([k(8, OPERANDS - 7), slices, code(len)]);
+                }
+                CoordOp::Fault { site, nth } => {
+                    out.extend([k(8, OPERANDS - 9), site as u8 + 3 * (nth % 4)]);
                 }
                 CoordOp::Hold {
                     buffer,

@@ -10,13 +10,16 @@
 //! direct-write buffers, behind held grants, and bad ones; textures uploaded a band at a time and
 //! read back, before any upload (refused), behind held grants, and dropped in flight; render
 //! targets the application draws, after the coordinator was told to wait for its frame;
-//! per-frame constants in transient memory, read by the application's frames until they finish.
+//! per-frame constants in transient memory, read by the application's frames until they finish;
+//! device faults refusing an allocation, creation or bind of each kind of op that makes something.
 //! `tests/tests/coordinator_fuzz_seeds.rs` checks that the committed files are these seeds, that
 //! they pass the model, and that together they reach those states ([`super::WorkloadDepth`]).
 
 use memkit_dummy::Preset;
 
-use super::{CoordOp, CoordinatorWorkload, ForeignCall, FrameCall, Policy, round_amount};
+use super::{
+    CoordOp, CoordinatorWorkload, FaultSite, ForeignCall, FrameCall, Policy, round_amount,
+};
 
 /// Builds op lists with every amount rounded to one the encoding gives, so a seed decodes back
 /// to itself.
@@ -175,6 +178,75 @@ fn image_defragmentation() -> Ops {
             o.op(CoordOp::DropImage { image: 0 });
         }
         o.op(CoordOp::Drop { buffer: 0 });
+        o.op(CoordOp::Maintain);
+    }
+    o
+}
+
+/// Device faults before every kind of op that makes something: buffers, `upload_slice`,
+/// images, aliased images, read-backs of buffers and images, transient slices and writers,
+/// staging of its own (large uploads, under `DedicatedStaging`) and defragmentation moves, each
+/// refused at its first, second or third allocation, creation or bind. Every round checks the
+/// bytes, and the run's teardown that nothing was left behind.
+fn device_faults() -> Ops {
+    let mut o = Ops::default();
+    let sites = [FaultSite::Allocation, FaultSite::Creation, FaultSite::Bind];
+    let mut k = 0u8;
+    let mut fault = |o: &mut Ops| {
+        // Mostly the op's first call there (most ops make one thing), now and then its second.
+        o.op(CoordOp::Fault {
+            site: sites[usize::from(k % 3)],
+            nth: u8::from(k % 4 == 3),
+        });
+        k = k.wrapping_add(1);
+    };
+    for round in 0..3u32 {
+        for size in [4096, 40 << 10, 200 << 10] {
+            fault(&mut o);
+            o.create(size, round == 1);
+        }
+        o.create(8192, false);
+        o.upload(0, 0, 8192);
+        fault(&mut o);
+        o.upload(1, 0, 40 << 10);
+        fault(&mut o);
+        o.slice(30 << 10);
+        fault(&mut o);
+        o.grant(0, 64, 2048);
+        fault(&mut o);
+        o.read_back(0, 0, 4096);
+        fault(&mut o);
+        o.image(60, round == 2);
+        o.image(20, false);
+        o.upload_image(0, 0, 0x0F);
+        fault(&mut o);
+        o.read_image(0, 0);
+        fault(&mut o);
+        o.op(CoordOp::CreateAliasedImages {
+            a: 1 + round as u8,
+            b: 0b01_00,
+        });
+        fault(&mut o);
+        o.transient(4096);
+        fault(&mut o);
+        o.op(CoordOp::TransientWriter {
+            slices: 3,
+            len: 512,
+        });
+        o.op(CoordOp::Frame(FrameCall::End));
+        o.op(CoordOp::Check);
+        // Sparse blocks for a pass to empty, whose new places the fault may refuse.
+        for _ in 0..2 {
+            o.op(CoordOp::Drop { buffer: 0 });
+        }
+        fault(&mut o);
+        o.op(CoordOp::Defragment { max_allocations: 0 });
+        o.op(CoordOp::Defragment { max_allocations: 0 });
+        o.op(CoordOp::Advance { n: 7 });
+        o.op(CoordOp::Check);
+        for _ in 0..4 {
+            o.op(CoordOp::DropImage { image: 0 });
+        }
         o.op(CoordOp::Maintain);
     }
     o
@@ -724,6 +796,26 @@ pub fn fuzz_seeds() -> Vec<(String, CoordinatorWorkload)> {
             WaitForGpu,
             (false, true, false),
             drawn_images(8192),
+        ),
+    );
+    add(
+        "device_faults_discrete",
+        workload(
+            Discrete,
+            2,
+            WaitForGpu,
+            (false, false, false),
+            device_faults(),
+        ),
+    );
+    add(
+        "device_faults_dedicated",
+        workload(
+            Mobile,
+            1,
+            DedicatedStaging,
+            (false, true, true),
+            device_faults(),
         ),
     );
     add(

@@ -174,6 +174,20 @@ pub(super) fn undefine_aliases(images: &mut HashMap<u64, ImageModel>, id: u64) -
     undefined
 }
 
+/// After a call the device refused part way: the images the coordinator no longer holds
+/// written (their bytes were overwritten by a use of an alias before the refusal) are written
+/// no more in the model either, and their texels unknown.
+pub(super) fn forget_undefined(images: &mut HashMap<u64, ImageModel>) {
+    for m in images.values_mut() {
+        if m.written && !m.image.is_written() {
+            m.written = false;
+            for (_, known) in &mut m.levels {
+                known.fill(UNKNOWN);
+            }
+        }
+    }
+}
+
 /// An image read-back in flight, and the model's bytes of its level at the call.
 pub(super) struct PendingImageRead {
     read: Readback<DummyDevice>,
