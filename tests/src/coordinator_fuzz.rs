@@ -7,11 +7,13 @@
 //! across later ops and then committed or abandoned, over a small staging ring so that it wraps,
 //! fills and applies each back-pressure policy; and textures uploaded a band of rows at a time,
 //! read back a level at a time, drawn whole by the application behind an external wait and
-//! dropped (module `images`). After every flush-and-complete, each live buffer's bytes and each
+//! dropped (module `images`); and device faults that refuse an op's allocation, creation or
+//! bind (module `faults`). After every flush-and-complete, each live buffer's bytes and each
 //! read-back's equal the model, and the bytes the device copied are the bytes staged (each
 //! committed grant once, abandoned ones never); every bad call gets the typed error the model
 //! expects, and an upload that a held grant keeps from room gets the documented one; the device
-//! records no misuse and nothing is left after teardown.
+//! records no misuse and nothing is left after teardown, in the pools (a debug assertion of the
+//! coordinator's teardown) nor on the device.
 //! A disagreement panics (with what disagreed), as a fuzz target must.
 //!
 //! Inputs are read in a compact encoding ([`CoordinatorWorkload::decode`], module `encoding`);
