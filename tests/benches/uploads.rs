@@ -42,7 +42,8 @@
 //! later device-to-host copies from 50 to 37 GB/s). `constants` writes per-frame constants, 4096
 //! blocks of 256 B a frame with two frames in flight, that the application's own submissions read:
 //! in the frame's transient memory (`transient` per block, `transient_slice` and `transient_with`
-//! per frame, `transient_writers` per block from four threads' writers) and staged into a
+//! per frame, and from four jobs on a persistent job pool, each with a writer of its own,
+//! `transient_writers` per block and `transient_writers_with` per job) and staged into a
 //! device-local buffer (see `constants`).
 //! `--ring-working-set off` (or a size in MiB) changes the ring's working set of the
 //! coordinator's default settings (see `CoordinatorConfig::staging_ring_working_set`).

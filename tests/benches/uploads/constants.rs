@@ -15,16 +15,24 @@
 //!   `Frame::transient_slice`;
 //! - `transient_with`: one `Frame::transient_with` per frame, the blocks built straight into the
 //!   transient memory (the peer of wgpu's `Queue::write_buffer_with`);
-//! - `transient_writers`: the frame's draws split among [`THREADS`] command-recording jobs in a
-//!   `std::thread::scope` per frame (thread start-up included, as in the wgpu peer's threaded
-//!   paths), job `j` writing draws `j * DRAWS / THREADS..(j + 1) * DRAWS / THREADS` with one
+//! - `transient_writers`: the frame's draws split among [`THREADS`] command-recording jobs, job
+//!   `j` writing draws `j * DRAWS / THREADS..(j + 1) * DRAWS / THREADS` with one
 //!   `TransientWriter::transient` per block through a `Frame::transient_writer` of its own;
+//! - `transient_writers_with`: the same jobs, each writing its quarter with one
+//!   `TransientWriter::transient_with`, the blocks built straight into the transient memory (the
+//!   peer of the wgpu peer's `Queue::write_buffer_with` per job);
 //! - `staged`: the classic path, a `FAST_DEVICE_ACCESS` buffer of two frame slots, the blocks
 //!   built in a reused `Vec` and `Frame::stage_slice_for_upload`ed into slot `n % 2`; the
 //!   consumer waits on the GPU for the coordinator's copies (its timeline semaphore at the
 //!   frame's ticket value), and the coordinator's later copies wait for the consumer
 //!   (`Coordinator::wait_for_external`). Where that buffer is host-visible (resizable BAR,
 //!   lavapipe) the coordinator writes it directly instead; the note says which.
+//!
+//! The threaded paths run their jobs on one persistent `rayon` pool of [`THREADS`] threads, built
+//! once per run and given the frame's jobs in a `ThreadPool::scope` per frame, as an engine's job
+//! system records commands: no thread starts per frame. The wgpu peer's threaded paths use the
+//! same pool. The writers are taken on the frame's thread (the frame is not `Sync`) and each is
+//! moved into its job.
 //!
 //! Frames are numbered from 0 over the whole run of a path, warm-up included; block word `i` of
 //! draw `d` in frame `n` is `(n as u32).wrapping_mul(0x9E37_79B9) ^ (d * 64 + i) as u32`. Each
@@ -51,7 +59,8 @@ const BLOCK_BYTES: u64 = size_of::<Block>() as u64;
 const FRAME_BYTES: u64 = DRAWS as u64 * BLOCK_BYTES;
 /// Frames the CPU writes ahead of the GPU's consumer.
 const FRAMES_IN_FLIGHT: u64 = 2;
-/// Jobs writing one frame's blocks on the threaded path, a quarter of the draws each.
+/// Jobs writing one frame's blocks on the threaded paths, a quarter of the draws each, and the
+/// threads of the pool they run on.
 const THREADS: usize = 4;
 // The jobs split the draws evenly.
 const _: () = assert!(DRAWS.is_multiple_of(THREADS));
@@ -65,25 +74,32 @@ enum Path {
     TransientSlice,
     TransientWith,
     TransientWriters,
+    TransientWritersWith,
     Staged,
 }
 
 impl Path {
-    const ALL: [Path; 5] = [
+    const ALL: [Path; 6] = [
         Path::Transient,
         Path::TransientSlice,
         Path::TransientWith,
         Path::TransientWriters,
+        Path::TransientWritersWith,
         Path::Staged,
     ];
 
-    fn label(self) -> &'static str {
+    /// The path's name in the report; the threaded paths say where their jobs run, so their
+    /// figures are not taken for those of jobs in threads started per frame.
+    fn label(self) -> String {
         match self {
-            Path::Transient => "transient",
-            Path::TransientSlice => "transient_slice",
-            Path::TransientWith => "transient_with",
-            Path::TransientWriters => "transient_writers",
-            Path::Staged => "staged",
+            Path::Transient => "transient".to_owned(),
+            Path::TransientSlice => "transient_slice".to_owned(),
+            Path::TransientWith => "transient_with".to_owned(),
+            Path::TransientWriters => format!("transient_writers, {THREADS} pool threads"),
+            Path::TransientWritersWith => {
+                format!("transient_writers_with, {THREADS} pool threads")
+            }
+            Path::Staged => "staged".to_owned(),
         }
     }
 }
@@ -259,6 +275,8 @@ struct Setup<'a> {
     sink: &'a Buffer<Gpu>,
     /// The staged path's buffer of two frame slots.
     uniforms: Option<&'a Buffer<Gpu>>,
+    /// The threaded paths' job pool, alive for the whole run.
+    pool: &'a rayon::ThreadPool,
 }
 
 /// One repetition's seconds.
@@ -288,7 +306,8 @@ fn repetition(path: Path, s: &Setup<'_>, first: u64, frames: u64) -> BenchResult
                 Path::Transient
                 | Path::TransientSlice
                 | Path::TransientWith
-                | Path::TransientWriters,
+                | Path::TransientWriters
+                | Path::TransientWritersWith,
                 _,
             ) => {
                 // SAFETY: the consumer's semaphore outlives the coordinator (destroyed after
@@ -299,8 +318,8 @@ fn repetition(path: Path, s: &Setup<'_>, first: u64, frames: u64) -> BenchResult
                         let slice = frame.transient(&block(n, d))?;
                         locations.push((slice.buffer(), slice.offset()));
                     }
-                } else if path == Path::TransientWriters {
-                    write_in_jobs(&frame, n, &mut locations)?;
+                } else if matches!(path, Path::TransientWriters | Path::TransientWritersWith) {
+                    write_in_jobs(s.pool, &frame, path, n, &mut locations)?;
                 } else if path == Path::TransientWith {
                     let slice = frame.transient_with::<Block>(DRAWS, |blocks| {
                         for (d, b) in blocks.iter_mut().enumerate() {
@@ -363,38 +382,64 @@ fn repetition(path: Path, s: &Setup<'_>, first: u64, frames: u64) -> BenchResult
     })
 }
 
-/// Frame `n`'s blocks written by [`THREADS`] jobs, each with a writer of its own, into
-/// `locations` (left in draw order: job `j` fills the `j`th quarter).
+/// Frame `n`'s blocks written by [`THREADS`] jobs on `pool`, each with a writer of its own, into
+/// `locations` (left in draw order: job `j` fills the `j`th quarter). Along
+/// `Path::TransientWriters` a job places each block with `TransientWriter::transient`; along
+/// `Path::TransientWritersWith` its quarter with one `TransientWriter::transient_with`.
 fn write_in_jobs(
+    pool: &rayon::ThreadPool,
     frame: &memkit_std::Frame<'_, Gpu>,
+    path: Path,
     n: u64,
     locations: &mut Vec<(vk::Buffer, u64)>,
 ) -> BenchResult<()> {
     let per_job = DRAWS / THREADS;
+    let one_call = path == Path::TransientWritersWith;
     // Every slot is overwritten by its job; the placeholder only sizes the vector.
     locations.resize(DRAWS, (vk::Buffer::null(), 0));
-    std::thread::scope(|scope| {
-        let jobs: Vec<_> = locations
-            .chunks_mut(per_job)
-            .enumerate()
-            .map(|(j, out)| {
-                // Taken here and moved into the job: a writer is `Send`, the frame is not
-                // `Sync`. The scope ends before the frame does, and so do the writers.
-                let mut writer = frame.transient_writer();
-                scope.spawn(move || -> memkit_std::Result<()> {
-                    for (i, location) in out.iter_mut().enumerate() {
-                        let slice = writer.transient(&block(n, j * per_job + i))?;
+    // Taken here and moved into the jobs: a writer is `Send`, the frame is not `Sync`, and
+    // `ThreadPool::scope` runs its body on a pool thread. The scope ends before the frame does,
+    // and so do the writers (each is dropped at its job's end).
+    let writers: [_; THREADS] = std::array::from_fn(|_| frame.transient_writer());
+    // Each job's outcome, read once the scope has waited for all of them.
+    let mut results: [memkit_std::Result<()>; THREADS] = std::array::from_fn(|_| Ok(()));
+    pool.scope(|scope| {
+        let jobs = writers
+            .into_iter()
+            .zip(locations.chunks_mut(per_job))
+            .zip(results.iter_mut())
+            .enumerate();
+        for (j, ((mut writer, out), result)) in jobs {
+            let first = j * per_job;
+            scope.spawn(move |_| {
+                *result = if one_call {
+                    writer
+                        .transient_with::<Block>(per_job, |blocks| {
+                            for (i, b) in blocks.iter_mut().enumerate() {
+                                *b = block(n, first + i);
+                            }
+                        })
+                        .map(|slice| {
+                            // Block `i` of the job's slice lies `i` blocks past its start.
+                            for (i, location) in out.iter_mut().enumerate() {
+                                *location =
+                                    (slice.buffer(), slice.offset() + i as u64 * BLOCK_BYTES);
+                            }
+                        })
+                } else {
+                    out.iter_mut().enumerate().try_for_each(|(i, location)| {
+                        let slice = writer.transient(&block(n, first + i))?;
                         *location = (slice.buffer(), slice.offset());
-                    }
-                    Ok(())
-                })
-            })
-            .collect();
-        jobs.into_iter().try_for_each(|job| -> BenchResult<()> {
-            job.join().map_err(|_| "a writing job panicked")??;
-            Ok(())
-        })
-    })
+                        Ok(())
+                    })
+                };
+            });
+        }
+    });
+    for result in results {
+        result?;
+    }
+    Ok(())
 }
 
 /// How many of frame `frame`'s blocks the sink holds wrong, once the consumer's submission for
@@ -466,6 +511,13 @@ fn measure(
 
 pub(super) fn run(report: &mut Report, reps: usize, quick: bool, validate: bool) {
     let frames = if quick { 12 } else { 120 };
+    // Started once, before the first path, so the threaded paths' frames find their threads
+    // running, as an engine's job system is.
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(THREADS)
+        .thread_name(|i| format!("constants-job-{i}"))
+        .build()
+        .expect("the constants' job pool");
     for path in Path::ALL {
         // A fresh device per path, so no path inherits another's state.
         let h = HeadlessDevice::new(HeadlessConfig {
@@ -507,6 +559,7 @@ pub(super) fn run(report: &mut Report, reps: usize, quick: bool, validate: bool)
             consumer: &consumer,
             sink: &sink,
             uniforms: uniforms.as_ref(),
+            pool: &pool,
         };
         if let Err(e) = measure(report, path, &setup, reps, frames) {
             report

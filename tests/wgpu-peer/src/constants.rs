@@ -26,17 +26,18 @@
 //!    draws `j * DRAWS / THREADS..(j + 1) * DRAWS / THREADS` into the frame's slot (the
 //!    multi-threaded peer of memkit's `transient_writers`);
 //! 6. `Queue::write_buffer_with` per job, [`THREADS`] jobs, each job's quarter of the slot
-//!    written straight into its view.
+//!    written straight into its view (the peer of memkit's `transient_writers_with`).
 //!
-//! The threaded paths start their jobs in a `std::thread::scope` per frame, as memkit's
-//! `transient_writers` does, so thread start-up costs both sides the same; the consumer's submit
-//! follows the scope.
+//! The threaded paths run their jobs on one persistent `rayon` pool of [`THREADS`] threads, built
+//! once per run and given the frame's jobs in a `ThreadPool::scope` per frame, as an engine's job
+//! system records commands and as memkit's threaded paths do: no thread starts per frame. The
+//! consumer's submit follows the scope.
 //!
 //! Timed from the first CPU write of the first frame until the GPU completed the last frame's
 //! submission; figures are the median of the timed repetitions after one warm-up: bytes over
 //! wall time, wall time per frame, and the CPU time per frame spent only producing the blocks
 //! and handing them to wgpu (the `write_buffer` calls, the view and its drop, the belt's writes
-//! and its `finish`, the threaded paths' scope from start to end; not the wait for frames in
+//! and its `finish`, the threaded paths' pool scope from start to end; not the wait for frames in
 //! flight, the consumer's encoder and submit, or the belt's `recall`). After the last timed
 //! repetition the sink (which holds the last frame's blocks) is read back and compared byte for
 //! byte; the uniform buffer and the sink are zeroed before each path. `--quick`: 12 frames per
@@ -110,23 +111,23 @@ impl Path {
             Path::WriteBufferWith => "Queue::write_buffer_with per frame".to_owned(),
             Path::Belt => format!("StagingBelt {} MiB chunks per draw", BELT_CHUNK / MIB),
             Path::WriteBufferPerDrawThreads => {
-                format!("Queue::write_buffer per draw, {THREADS} threads")
+                format!("Queue::write_buffer per draw, {THREADS} pool threads")
             }
             Path::WriteBufferWithPerJob => {
-                format!("Queue::write_buffer_with per job, {THREADS} threads")
+                format!("Queue::write_buffer_with per job, {THREADS} pool threads")
             }
         };
         format!("8. frame constants {DRAWS} x {BLOCK} B, wgpu {WGPU_VERSION} {how}")
     }
 }
 
-/// Runs `job` on [`THREADS`] threads of a scope, each over its quarter of the draws, and
-/// returns once all of them are done.
-fn in_jobs(job: impl Fn(Range<usize>) + Sync) {
-    std::thread::scope(|scope| {
+/// Runs `job` as [`THREADS`] jobs on `pool`, each over its quarter of the draws, and returns once
+/// all of them are done.
+fn in_jobs(pool: &rayon::ThreadPool, job: impl Fn(Range<usize>) + Sync) {
+    pool.scope(|scope| {
         for j in 0..THREADS {
             let job = &job;
-            scope.spawn(move || job(j * DRAWS_PER_JOB..(j + 1) * DRAWS_PER_JOB));
+            scope.spawn(move |_| job(j * DRAWS_PER_JOB..(j + 1) * DRAWS_PER_JOB));
         }
     });
 }
@@ -139,6 +140,8 @@ struct Frames<'a> {
     sink: &'a wgpu::Buffer,
     /// The belt path's belt.
     belt: Option<wgpu::util::StagingBelt>,
+    /// The threaded paths' job pool, alive for the whole run.
+    pool: &'a rayon::ThreadPool,
     /// The per-frame path's blocks, built here and written in one call.
     bytes: Vec<u8>,
     /// The next frame's number, counted over every repetition of the path.
@@ -214,7 +217,7 @@ impl Frames<'_> {
             Path::WriteBufferPerDrawThreads => {
                 let uniform = self.uniform;
                 let start = Instant::now();
-                in_jobs(|draws| {
+                in_jobs(self.pool, |draws| {
                     for d in draws {
                         queue.write_buffer(uniform, base + (d * BLOCK) as u64, &block(f, d));
                     }
@@ -226,7 +229,7 @@ impl Frames<'_> {
             Path::WriteBufferWithPerJob => {
                 let uniform = self.uniform;
                 let start = Instant::now();
-                in_jobs(|draws| {
+                in_jobs(self.pool, |draws| {
                     let size =
                         NonZeroU64::new((draws.len() * BLOCK) as u64).expect("non-empty jobs");
                     let first = draws.start;
@@ -302,6 +305,13 @@ pub(crate) fn run(report: &mut Report, gpu: &Gpu, quick: bool, reps: usize) {
         FRAME_BYTES,
         wgpu::BufferUsages::COPY_DST | wgpu::BufferUsages::MAP_READ,
     );
+    // Started once, before the first path, so the threaded paths' frames find their threads
+    // running, as an engine's job system is.
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(THREADS)
+        .thread_name(|i| format!("constants-job-{i}"))
+        .build()
+        .expect("the constants' job pool");
     println!(
         "frame constants: {DRAWS} x {BLOCK} B per frame, {frames} frames per repetition, \
          {SLOTS} in flight; each figure: median of {reps} after one warm-up"
@@ -319,6 +329,7 @@ pub(crate) fn run(report: &mut Report, gpu: &Gpu, quick: bool, reps: usize) {
             belt: matches!(path, Path::Belt)
                 .then(|| wgpu::util::StagingBelt::new(gpu.device.clone(), BELT_CHUNK)),
             bytes: vec![0u8; FRAME_BYTES as usize],
+            pool: &pool,
             next: 0,
         };
         state.repetition(frames);

@@ -32,8 +32,8 @@
 //! 8. frame constants (module `constants`): 4096 constant blocks of 256 B written per frame
 //!    into a two-slot uniform buffer, 2 frames in flight, each frame's slot copied by the GPU:
 //!    `Queue::write_buffer` per draw and per frame, `Queue::write_buffer_with` per frame,
-//!    `StagingBelt` per draw, and from four threads `Queue::write_buffer` per draw and
-//!    `Queue::write_buffer_with` per thread.
+//!    `StagingBelt` per draw, and from four jobs on a persistent job pool `Queue::write_buffer`
+//!    per draw and `Queue::write_buffer_with` per job.
 //!
 //! `--only buffers` runs 1-3, `--only textures` runs 8 (textures), `--only readbacks` runs W,
 //! `--only constants` runs 8 (frame constants); all by default. `--quick`: 4096 uploads into a
