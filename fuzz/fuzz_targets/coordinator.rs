@@ -7,8 +7,8 @@
 //! back-pressure policy; and textures in RGBA8 and compressed (BC7, or ASTC 6x6 on the mobile
 //! preset) uploaded a band of rows at a time, read back a level at a time, drawn whole by the
 //! application after the coordinator was told to wait for its frame (`wait_for_external`,
-//! `Image::mark_written`), and dropped; and device faults refusing an op's allocation, creation
-//! or bind. After every flush-and-complete, each live buffer's bytes
+//! `Image::mark_written`), and dropped; and device faults refusing an op's allocation, creation,
+//! bind or map. After every flush-and-complete, each live buffer's bytes
 //! and each read-back's equal the model and the device copied each staged byte once; every bad
 //! call, and every call a held grant keeps from room, gets the typed error the model expects;
 //! the device records no misuse and nothing is left after teardown. The model panics where they

@@ -7,8 +7,8 @@
 //! across later ops and then committed or abandoned, over a small staging ring so that it wraps,
 //! fills and applies each back-pressure policy; and textures uploaded a band of rows at a time,
 //! read back a level at a time, drawn whole by the application behind an external wait and
-//! dropped (module `images`); and device faults that refuse an op's allocation, creation or
-//! bind (module `faults`). After every flush-and-complete, each live buffer's bytes and each
+//! dropped (module `images`); and device faults that refuse an op's allocation, creation, bind
+//! or map (module `faults`). After every flush-and-complete, each live buffer's bytes and each
 //! read-back's equal the model, and the bytes the device copied are the bytes staged (each
 //! committed grant once, abandoned ones never); every bad call gets the typed error the model
 //! expects, and an upload that a held grant keeps from room gets the documented one; the device
@@ -250,7 +250,7 @@ pub enum CoordOp {
         b: u8,
     },
     /// The next op meets a driver that refuses its `1 + nth % 4`th call at `site` with
-    /// `OutOfDeviceMemory` (module `faults`): where it fired, the op succeeds (the coordinator
+    /// `OutOfDeviceMemory` (`MapFailed` for a map; module `faults`): where it fired, the op succeeds (the coordinator
     /// found room another way) or returns that error, and a refused op leaves nothing behind
     /// (the model forgets what it may have written part of).
     Fault {

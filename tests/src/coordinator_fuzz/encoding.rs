@@ -16,8 +16,8 @@
 //!   `8`: flush (`x` even), defragment every live buffer (`x` 17): `max_allocations` byte
 //!   (0: no limit), create aliased images (`x` 15): two bytes, write a transient slice in the
 //!   open frame (`x` 13): length, a transient writer (`x` 11): count byte, length, a device
-//!   fault for the next op (`x` 9): a byte `b`, site `b % 3` (allocation, creation, bind) and
-//!   call `b / 3 % 4`, or maintain; `9`: complete `x % 8` submissions; `10`: check (`x`
+//!   fault for the next op (`x` 9): a byte `b`, site `b % 4` (allocation, creation, bind, map)
+//!   and call `b / 4 % 4`, or maintain; `9`: complete `x % 8` submissions; `10`: check (`x`
 //!   0) or read back buffer `x - 1`: offset, length;
 //!   `11`: call with another coordinator's buffer (`x` 0), grant (`1`) or frame (`2`), or, for
 //!   larger `x`, an image op: create an image (`3`: RGBA8, `4`: compressed): side byte; upload into
@@ -137,12 +137,13 @@ impl CoordinatorWorkload {
                 8 if x == OPERANDS - 9 => {
                     let b = r.byte();
                     CoordOp::Fault {
-                        site: match b % 3 {
+                        site: match b % 4 {
                             0 => FaultSite::Allocation,
                             1 => FaultSite::Creation,
-                            _ => FaultSite::Bind,
+                            2 => FaultSite::Bind,
+                            _ => FaultSite::Map,
                         },
-                        nth: b / 3 % 4,
+                        nth: b / 4 % 4,
                     }
                 }
                 8 => CoordOp::Maintain,
@@ -275,7 +276,7 @@ impl CoordinatorWorkload {
                     out.extend([k(8, OPERANDS - 7), slices, code(len)]);
                 }
                 CoordOp::Fault { site, nth } => {
-                    out.extend([k(8, OPERANDS - 9), site as u8 + 3 * (nth % 4)]);
+                    out.extend([k(8, OPERANDS - 9), site as u8 + 4 * (nth % 4)]);
                 }
                 CoordOp::Hold {
                     buffer,

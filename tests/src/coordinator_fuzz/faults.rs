@@ -1,6 +1,6 @@
 //! Device faults in a coordinator workload ([`CoordOp::Fault`]): the op after a fault op meets
 //! a driver that refuses one memory allocation, resource creation or bind with
-//! `OutOfDeviceMemory`. Only ops whose refusal the model can follow are armed (those that make
+//! `OutOfDeviceMemory`, or one map of new host-visible memory with `MapFailed`. Only ops whose refusal the model can follow are armed (those that make
 //! buffers, images, read-backs, transient memory, staging of their own or defragmentation
 //! moves); the fault is forgotten after that op, fired or not. A refused op must return the
 //! device's error and change nothing the model does not forget; whatever it took must be given
@@ -21,6 +21,8 @@ pub enum FaultSite {
     Creation = 1,
     /// `bind_buffer_memory` / `bind_image_memory`, aliased or not.
     Bind = 2,
+    /// `map_memory` (a new host-visible block or object, mapped once for its life).
+    Map = 3,
 }
 
 impl FaultSite {
@@ -31,12 +33,18 @@ impl FaultSite {
             Self::Allocation => counters.allocation_calls,
             Self::Creation => counters.buffer_creation_calls,
             Self::Bind => counters.bind_calls,
+            Self::Map => counters.map_calls,
+        }
+    }
+
+    /// The error the device refuses a call here with.
+    fn refusal(self) -> DeviceError {
+        match self {
+            Self::Map => DeviceError::MapFailed,
+            Self::Allocation | Self::Creation | Self::Bind => DeviceError::OutOfDeviceMemory,
         }
     }
 }
-
-/// The refusal the device makes.
-const REFUSAL: DeviceError = DeviceError::OutOfDeviceMemory;
 
 /// The fault a fault op asked for, and the one armed for the op running now.
 pub(super) struct Faults<'d> {
@@ -91,10 +99,12 @@ impl<'d> Faults<'d> {
             return;
         }
         let call = site.calls(self.device) + nth;
+        let refusal = site.refusal();
         match site {
-            FaultSite::Allocation => self.device.fail_allocation_call(call, REFUSAL),
-            FaultSite::Creation => self.device.fail_buffer_creation_call(call, REFUSAL),
-            FaultSite::Bind => self.device.fail_bind_call(call, REFUSAL),
+            FaultSite::Allocation => self.device.fail_allocation_call(call, refusal),
+            FaultSite::Creation => self.device.fail_buffer_creation_call(call, refusal),
+            FaultSite::Bind => self.device.fail_bind_call(call, refusal),
+            FaultSite::Map => self.device.fail_map_call(call),
         }
         self.armed = Some((site, call));
     }
@@ -122,6 +132,8 @@ impl<'d> Faults<'d> {
 
     /// Whether `e` is the refusal of the armed fault, fired during the op running now.
     pub(super) fn refused(&self, e: &Error) -> bool {
-        *e == Error::Device(REFUSAL) && self.fired()
+        self.armed
+            .is_some_and(|(site, _)| *e == Error::Device(site.refusal()))
+            && self.fired()
     }
 }

@@ -11,7 +11,8 @@
 //! read back, before any upload (refused), behind held grants, and dropped in flight; render
 //! targets the application draws, after the coordinator was told to wait for its frame;
 //! per-frame constants in transient memory, read by the application's frames until they finish;
-//! device faults refusing an allocation, creation or bind of each kind of op that makes something.
+//! device faults refusing an allocation, creation, bind or map of each kind of op that makes
+//! something.
 //! `tests/tests/coordinator_fuzz_seeds.rs` checks that the committed files are these seeds, that
 //! they pass the model, and that together they reach those states ([`super::WorkloadDepth`]).
 
@@ -186,16 +187,21 @@ fn image_defragmentation() -> Ops {
 /// Device faults before every kind of op that makes something: buffers, `upload_slice`,
 /// images, aliased images, read-backs of buffers and images, transient slices and writers,
 /// staging of its own (large uploads, under `DedicatedStaging`) and defragmentation moves, each
-/// refused at its first, second or third allocation, creation or bind. Every round checks the
+/// refused at its first or second allocation, creation, bind or map. Every round checks the
 /// bytes, and the run's teardown that nothing was left behind.
 fn device_faults() -> Ops {
     let mut o = Ops::default();
-    let sites = [FaultSite::Allocation, FaultSite::Creation, FaultSite::Bind];
+    let sites = [
+        FaultSite::Allocation,
+        FaultSite::Creation,
+        FaultSite::Bind,
+        FaultSite::Map,
+    ];
     let mut k = 0u8;
     let mut fault = |o: &mut Ops| {
         // Mostly the op's first call there (most ops make one thing), now and then its second.
         o.op(CoordOp::Fault {
-            site: sites[usize::from(k % 3)],
+            site: sites[usize::from(k % 4)],
             nth: u8::from(k % 4 == 3),
         });
         k = k.wrapping_add(1);

@@ -154,3 +154,50 @@ fn an_open_frames_value_is_signalled_only_once_it_ended() {
         assert_eq!(depth.transient_slices, 5, "{between:?}");
     }
 }
+
+#[test]
+fn each_fault_site_refuses_a_buffer_that_needs_a_new_block() {
+    // A 200 KiB buffer does not fit the first 64 KiB block: its creation allocates, maps (a
+    // direct-write buffer on a preset where that memory is host-visible) and binds. A refused
+    // creation, bind or map reaches the caller, the model forgets the buffer, and the next one
+    // is made; a refused allocation does not: the pools try another type or block size.
+    for (site, refused) in [
+        (FaultSite::Allocation, 0),
+        (FaultSite::Creation, 1),
+        (FaultSite::Bind, 1),
+        (FaultSite::Map, 1),
+    ] {
+        let create = CoordOp::Create {
+            // Decoded sizes are an amount plus one.
+            size: round_amount(200 << 10) + 1,
+            host_access: true,
+        };
+        let w = CoordinatorWorkload {
+            preset: Preset::ResizableBar,
+            ring_shift: 2,
+            policy: Policy::WaitForGpu,
+            whole_ring: false,
+            double_buffering: false,
+            eager_submit: false,
+            ops: vec![
+                CoordOp::Fault { site, nth: 0 },
+                create,
+                create,
+                CoordOp::UploadTo {
+                    buffer: 0,
+                    offset: 100,
+                    len: 1024,
+                },
+                CoordOp::Check,
+            ],
+        };
+        assert_eq!(CoordinatorWorkload::decode(&w.encode()), w);
+        let depth = w.run();
+        assert_eq!(
+            (depth.faults_fired, depth.faults_refused),
+            (1, refused),
+            "{site:?}"
+        );
+        assert_eq!(depth.max_live, 2 - refused as usize, "{site:?}");
+    }
+}
