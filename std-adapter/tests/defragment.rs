@@ -389,51 +389,16 @@ fn a_buffer_dropped_right_after_it_moved_is_destroyed_after_its_copy() {
     assert_eq!(c.shutdown().leaked_buffers, 0);
 }
 
-#[test]
-fn a_failed_buffer_creation_gives_back_every_new_place() {
-    let (c, device) = coordinator();
-    let mut blocks = blocks_holding(&c, &[1, 2, 3, 3, 3]);
-    let live = c.stats().heaps[0].sub_allocations;
-    let raws: Vec<_> = blocks.iter().flatten().map(|(_, b)| b.raw()).collect();
-    // The pass moves three buffers; the second new buffer cannot be made.
-    let second = device.counters().buffer_creation_calls + 2;
-    device.fail_buffer_creation_call(second, DeviceError::OutOfDeviceMemory);
-    let refused = c.defragment(
-        blocks.iter_mut().flatten().map(|(_, b)| b),
-        &DefragmentationLimits::UNLIMITED,
-    );
-    assert!(refused.is_err(), "{refused:?}");
-    let after: Vec<_> = blocks.iter().flatten().map(|(_, b)| b.raw()).collect();
-    assert_eq!(after, raws, "nothing moved");
-    assert_eq!(
-        c.stats().heaps[0].sub_allocations,
-        live,
-        "every new place is given back, the ones not tried yet too"
-    );
-    // The pass ended: the next one moves all three and empties both blocks.
-    let outcome = c
-        .defragment(
-            blocks.iter_mut().flatten().map(|(_, b)| b),
-            &DefragmentationLimits::UNLIMITED,
-        )
-        .expect("defragment");
-    assert_eq!(outcome.moved, [0, 1, 2]);
-    outcome.ticket.wait().expect("copies");
-    c.maintain().expect("maintain");
-    assert_eq!(device_local_blocks(&c), 3);
-    device.assert_no_misuse();
-}
-
-#[test]
-fn a_refused_bind_gives_back_every_new_place_and_its_buffer() {
+/// A pass over blocks of one, two and three buffers (it moves three) whose second new buffer
+/// the device refuses, as `refuse` plans on it: the device's error, nothing moved, every new place given back (the ones not tried
+/// yet too) and every new buffer destroyed; the next pass moves all three with their bytes.
+fn a_refused_move_leaves_nothing(refuse: impl Fn(&DummyDevice)) {
     let (c, device) = coordinator();
     let mut blocks = blocks_holding(&c, &[1, 2, 3, 3, 3]);
     let live = c.stats().heaps[0].sub_allocations;
     let raws: Vec<_> = blocks.iter().flatten().map(|(_, b)| b.raw()).collect();
     let buffers_before = device.counters().live_buffers;
-    // The pass moves three buffers; the second new buffer is made but cannot be bound.
-    let second = device.counters().bind_calls + 2;
-    device.fail_bind_call(second, DeviceError::OutOfDeviceMemory);
+    refuse(&device);
     let refused = c.defragment(
         blocks.iter_mut().flatten().map(|(_, b)| b),
         &DefragmentationLimits::UNLIMITED,
@@ -447,15 +412,15 @@ fn a_refused_bind_gives_back_every_new_place_and_its_buffer() {
     assert_eq!(
         c.stats().heaps[0].sub_allocations,
         live,
-        "every new place is given back"
+        "every new place is given back, the ones not tried yet too"
     );
     c.maintain().expect("maintain");
     assert_eq!(
         device.counters().live_buffers,
         buffers_before,
-        "the new buffers made for the pass, the unbound one too, are destroyed"
+        "the new buffers made for the pass are destroyed"
     );
-    // The pass ended: the next one moves all three, with their bytes.
+    // The pass ended: the next one moves all three and empties both blocks.
     let outcome = c
         .defragment(
             blocks.iter_mut().flatten().map(|(_, b)| b),
@@ -472,4 +437,21 @@ fn a_refused_bind_gives_back_every_new_place_and_its_buffer() {
     drop(all);
     assert_eq!(c.shutdown().leaked_buffers, 0);
     assert!(device.leak_report().is_empty(), "{}", device.leak_report());
+}
+
+#[test]
+fn a_failed_buffer_creation_gives_back_every_new_place() {
+    a_refused_move_leaves_nothing(|device| {
+        let second = device.counters().buffer_creation_calls + 2;
+        device.fail_buffer_creation_call(second, DeviceError::OutOfDeviceMemory);
+    });
+}
+
+#[test]
+fn a_refused_bind_gives_back_every_new_place_and_its_buffer() {
+    // The second new buffer is made, then refused its memory: it is destroyed too.
+    a_refused_move_leaves_nothing(|device| {
+        let second = device.counters().bind_calls + 2;
+        device.fail_bind_call(second, DeviceError::OutOfDeviceMemory);
+    });
 }

@@ -1061,15 +1061,8 @@ impl CoordinatorWorkload {
                     let bytes = data(len as usize, i);
                     let result = c.upload_to(&m.buffer, u64::from(offset), &bytes).map(drop);
                     let upload = (u64::from(offset), &bytes[..]);
-                    apply(
-                        (&mut depth, &mut ledger),
-                        &setup,
-                        m,
-                        upload,
-                        result,
-                        true,
-                        &faults,
-                    );
+                    let tally = (&mut depth, &mut ledger);
+                    apply(tally, &setup, m, upload, result, true, &faults);
                 }
                 CoordOp::UploadSlice { len } => {
                     let bytes = data(len as usize, i);
@@ -1142,15 +1135,8 @@ impl CoordinatorWorkload {
                         Err(e) if grant_refused(&mut depth, &setup, bytes.len(), &e) => {}
                         result => {
                             let upload = (u64::from(offset), &bytes[..]);
-                            apply(
-                                (&mut depth, &mut ledger),
-                                &setup,
-                                m,
-                                upload,
-                                result,
-                                false,
-                                &faults,
-                            );
+                            let tally = (&mut depth, &mut ledger);
+                            apply(tally, &setup, m, upload, result, false, &faults);
                         }
                     }
                 }
@@ -1172,15 +1158,8 @@ impl CoordinatorWorkload {
                         .stage_slice_for_upload(staged, &m.buffer, u64::from(offset))
                         .map(drop);
                     let upload = (u64::from(offset), &bytes[..]);
-                    apply(
-                        (&mut depth, &mut ledger),
-                        &setup,
-                        m,
-                        upload,
-                        result,
-                        true,
-                        &faults,
-                    );
+                    let tally = (&mut depth, &mut ledger);
+                    apply(tally, &setup, m, upload, result, true, &faults);
                 }
                 CoordOp::Frame(FrameCall::Begin) => match &frame {
                     Some(_) => {
