@@ -18,6 +18,15 @@ fn coordinator_over(device: &DummyDevice, chunk: u64) -> Coordinator<DummyDevice
     Coordinator::new(device.clone(), config).expect("coordinator")
 }
 
+/// A simulated discrete GPU, a coordinator over it with transient chunks of `chunk` bytes, and
+/// a timeline of the device standing for the application's queue.
+fn with_timeline(chunk: u64) -> (DummyDevice, Coordinator<DummyDevice>, DummyTimeline) {
+    let device = DummyDevice::discrete();
+    let c = coordinator_over(&device, chunk);
+    let timeline = device.create_external_timeline();
+    (device, c, timeline)
+}
+
 /// Frame `n`'s constants: 64 bytes that say which frame and draw they belong to.
 fn constants(frame: u64, draw: u64) -> [u64; 8] {
     [
@@ -107,9 +116,7 @@ fn assert_still_holds(device: &DummyDevice, written: &[Written], what: &str) {
 
 #[test]
 fn slices_hold_their_bytes_at_binding_offsets_and_never_overlap() {
-    let device = DummyDevice::discrete();
-    let c = coordinator_over(&device, 64 << 10);
-    let timeline = device.create_external_timeline();
+    let (device, c, timeline) = with_timeline(64 << 10);
     let frame = begun(&c, timeline, 1);
     let mut slices = Vec::new();
     for i in 0..300u32 {
@@ -167,9 +174,7 @@ fn slices_hold_their_bytes_at_binding_offsets_and_never_overlap() {
 
 #[test]
 fn a_frames_memory_is_written_again_only_once_the_applications_work_for_it_is_done() {
-    let device = DummyDevice::discrete();
-    let c = coordinator_over(&device, 4096);
-    let timeline = device.create_external_timeline();
+    let (device, c, timeline) = with_timeline(4096);
     // Six frames whose GPU work has not finished: each goes on in the chunk the one before
     // left open, and takes new ones.
     let frames: Vec<Vec<Written>> = (0..6)
@@ -248,9 +253,7 @@ fn a_timeline_of_another_device_is_refused() {
 
 #[test]
 fn a_slice_larger_than_a_chunk_gets_one_of_its_own_destroyed_once_read() {
-    let device = DummyDevice::discrete();
-    let c = coordinator_over(&device, 4096);
-    let timeline = device.create_external_timeline();
+    let (device, c, timeline) = with_timeline(4096);
     let frame = begun(&c, timeline, 1);
     let small = frame.transient_slice(&[5u8; 100]).unwrap();
     let big_data: Vec<u16> = (0..10_000).collect();
@@ -277,9 +280,7 @@ fn a_slice_larger_than_a_chunk_gets_one_of_its_own_destroyed_once_read() {
 
 #[test]
 fn a_dropped_frame_keeps_its_memory_until_its_work_is_done() {
-    let device = DummyDevice::discrete();
-    let c = coordinator_over(&device, 4096);
-    let timeline = device.create_external_timeline();
+    let (device, c, timeline) = with_timeline(4096);
     let cancelled = begun(&c, timeline, 1);
     let slice = cancelled.transient(&constants(0, 0)).unwrap();
     let (buffer, offset) = (slice.buffer(), slice.offset());
@@ -318,9 +319,7 @@ fn non_coherent_memory_is_flushed_for_the_gpu() {
 
 #[test]
 fn steady_frames_settle_on_a_few_chunks() {
-    let device = DummyDevice::discrete();
-    let c = coordinator_over(&device, 4096);
-    let timeline = device.create_external_timeline();
+    let (device, c, timeline) = with_timeline(4096);
     // The application's work for a frame is done two frames later, as with triple buffering.
     for n in 0..200u64 {
         if n >= 2 {
@@ -347,9 +346,7 @@ fn steady_frames_settle_on_a_few_chunks() {
 
 #[test]
 fn teardown_waits_for_the_applications_work_then_frees_every_chunk() {
-    let device = DummyDevice::discrete();
-    let c = coordinator_over(&device, 4096);
-    let timeline = device.create_external_timeline();
+    let (device, c, timeline) = with_timeline(4096);
     for n in 0..3 {
         frame(&c, &device, timeline, n, 20);
     }
@@ -376,9 +373,7 @@ fn teardown_waits_for_the_applications_work_then_frees_every_chunk() {
 
 #[test]
 fn a_lost_device_refuses_transient_memory_and_frees_it_at_teardown() {
-    let device = DummyDevice::discrete();
-    let c = coordinator_over(&device, 4096);
-    let timeline = device.create_external_timeline();
+    let (device, c, timeline) = with_timeline(4096);
     frame(&c, &device, timeline, 0, 4);
     let frame = begun(&c, timeline, 2);
     device.lose_device();
@@ -479,9 +474,7 @@ fn transient_with_writes_in_place_and_may_take_other_slices_meanwhile() {
 
 #[test]
 fn transient_with_refuses_bad_counts_without_calling_the_writer() {
-    let device = DummyDevice::discrete();
-    let c = coordinator_over(&device, 4096);
-    let timeline = device.create_external_timeline();
+    let (device, c, timeline) = with_timeline(4096);
     let frame = c.begin_frame().unwrap();
     let never = |_: &mut [u32]| panic!("the writer ran");
     assert_eq!(
@@ -543,9 +536,7 @@ fn assert_disjoint(written: &[Written]) {
 fn writers_on_several_threads_fill_one_frame_apart() {
     const JOBS: u64 = 6;
     const DRAWS: u64 = 300;
-    let device = DummyDevice::discrete();
-    let c = coordinator_over(&device, 16 << 10);
-    let timeline = device.create_external_timeline();
+    let (device, c, timeline) = with_timeline(16 << 10);
     let mut all = Vec::new();
     for n in 0..4u64 {
         if n >= 2 {
@@ -598,9 +589,7 @@ fn writers_on_several_threads_fill_one_frame_apart() {
 
 #[test]
 fn a_writers_rest_goes_to_the_frames_next_writer() {
-    let device = DummyDevice::discrete();
-    let c = coordinator_over(&device, 4096);
-    let timeline = device.create_external_timeline();
+    let (device, c, timeline) = with_timeline(4096);
     let frame = begun(&c, timeline, 1);
     let mut first = frame.transient_writer();
     let a = first.transient(&constants(0, 0)).unwrap();
@@ -632,9 +621,7 @@ fn a_writers_rest_goes_to_the_frames_next_writer() {
 
 #[test]
 fn a_leaked_writers_chunk_is_written_again_only_after_the_frames_work() {
-    let device = DummyDevice::discrete();
-    let c = coordinator_over(&device, 4096);
-    let timeline = device.create_external_timeline();
+    let (device, c, timeline) = with_timeline(4096);
     let first = begun(&c, timeline, 1);
     let mut writer = first.transient_writer();
     let leaked = write_job(&mut writer, &device, timeline, 0, 1, 3);
