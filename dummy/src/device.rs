@@ -192,6 +192,8 @@ pub enum InspectError {
     NoSuchSubresource,
     /// The timeline is not one of this device's.
     UnknownTimeline,
+    /// A timeline's signal value is not above the value it holds.
+    SignalNotIncreasing,
 }
 
 impl fmt::Display for InspectError {
@@ -206,6 +208,7 @@ impl fmt::Display for InspectError {
             Self::UnknownImage => "image not alive on this device",
             Self::NoSuchSubresource => "the image has no such mip level or array layer",
             Self::UnknownTimeline => "timeline not made by this device",
+            Self::SignalNotIncreasing => "signal value not above the timeline's value",
         })
     }
 }

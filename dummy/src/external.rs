@@ -182,15 +182,25 @@ impl DummyDevice {
         }
     }
 
-    /// The application's queue reached `value` on `timeline` (a value not above the current one
-    /// changes nothing, as a timeline only rises). Submissions that waited for it can execute
-    /// now: with `complete_on_submit` they do at once, otherwise when the test advances the
-    /// timeline. [`InspectError::UnknownTimeline`] for another device's timeline.
+    /// The application's queue reached `value` on `timeline`. Submissions that waited for it can
+    /// execute now: with `complete_on_submit` they do at once, otherwise when the test advances
+    /// the timeline. [`InspectError::UnknownTimeline`] for another device's timeline. A value not
+    /// above the one the timeline holds is refused, as Vulkan refuses it: recorded as
+    /// [`Misuse::ApplicationSignalNotIncreasing`], the value unchanged, and
+    /// [`InspectError::SignalNotIncreasing`] returned.
     pub fn signal_external(&self, timeline: DummyTimeline, value: u64) -> Result<(), InspectError> {
         let mut state = self.lock();
         let index = self.timeline_index(&state, timeline)?;
-        let reached = &mut state.external.values[index];
-        *reached = (*reached).max(value);
+        let reached = state.external.values[index];
+        if value <= reached {
+            state.misuse(Misuse::ApplicationSignalNotIncreasing {
+                timeline,
+                value,
+                reached,
+            });
+            return Err(InspectError::SignalNotIncreasing);
+        }
+        state.external.values[index] = value;
         self.check_finished_reads(&mut state);
         if state.complete_on_submit {
             let fill = self.shared.config.stale_read_fill;

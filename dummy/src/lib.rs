@@ -35,7 +35,9 @@
 //!   the test signals by hand for the application's queue. Submissions made after
 //!   `wait_for_external` execute only once their value was signalled, as on a GPU; a copy into,
 //!   or the destruction of, a buffer or image that the application declared in use
-//!   ([`DummyDevice::application_uses`]) before its timeline got there is a misuse.
+//!   ([`DummyDevice::application_uses`]) before its timeline got there is a misuse, and so is a
+//!   signal that does not raise the timeline's value
+//!   ([`Misuse::ApplicationSignalNotIncreasing`]), which Vulkan refuses.
 //! - **Real bytes**: every memory object has them, lazily (device-only memory in sparse pages,
 //!   host-visible memory in zeroed pages the OS backs on first touch), mapped at a stable address.
 //! - **A timeline the test drives**: submitted copies execute, really moving bytes, when the test

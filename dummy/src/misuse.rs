@@ -410,6 +410,18 @@ pub enum Misuse {
         /// The value its read lasts until.
         until: u64,
     },
+    /// The application signalled one of its timelines
+    /// ([`DummyDevice::signal_external`](crate::DummyDevice::signal_external)) with a value not
+    /// above the one it holds. Vulkan forbids it (`vkSignalSemaphore` and a queue's signal must
+    /// raise a timeline semaphore's value); the value stays as it was.
+    ApplicationSignalNotIncreasing {
+        /// The application's timeline.
+        timeline: DummyTimeline,
+        /// The value given.
+        value: u64,
+        /// The value the timeline held.
+        reached: u64,
+    },
 }
 
 /// The variant of a [`Misuse`], without its data, for assertions.
@@ -462,6 +474,7 @@ pub enum MisuseKind {
     CopyWhileApplicationUses,
     DestroyedWhileApplicationUses,
     ChangedWhileApplicationReads,
+    ApplicationSignalNotIncreasing,
 }
 
 impl Misuse {
@@ -514,6 +527,7 @@ impl Misuse {
             Self::CopyWhileApplicationUses { .. } => K::CopyWhileApplicationUses,
             Self::DestroyedWhileApplicationUses { .. } => K::DestroyedWhileApplicationUses,
             Self::ChangedWhileApplicationReads { .. } => K::ChangedWhileApplicationReads,
+            Self::ApplicationSignalNotIncreasing { .. } => K::ApplicationSignalNotIncreasing,
         }
     }
 }
@@ -734,6 +748,14 @@ impl fmt::Display for Misuse {
                 f,
                 "bytes {offset}+{size} of {buffer} changed while the application's GPU work \
                  read them ({timeline} reaching {until})"
+            ),
+            Self::ApplicationSignalNotIncreasing {
+                timeline,
+                value,
+                reached,
+            } => write!(
+                f,
+                "{timeline} signalled with {value}, not above the {reached} it held"
             ),
         }
     }

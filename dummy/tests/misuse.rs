@@ -8,7 +8,8 @@ use memkit_core::device::{
     MappedRange, MemoryAllocateInfo,
 };
 use memkit_dummy::{
-    DeviceConfig, DummyDevice, InvalidAllocation, MISUSE_RESULT_CODE, Misuse, MisuseKind, Operation,
+    DeviceConfig, DummyDevice, InspectError, InvalidAllocation, MISUSE_RESULT_CODE, Misuse,
+    MisuseKind, Operation,
 };
 
 const REFUSED: DeviceError = DeviceError::Unexpected(MISUSE_RESULT_CODE);
@@ -868,6 +869,38 @@ fn signal_values_must_increase() {
         ]
     );
     assert_eq!(gpu.pending_values(), [5]);
+    release_all(&gpu);
+}
+
+#[test]
+fn application_signals_must_increase() {
+    let gpu = DummyDevice::discrete();
+    let timeline = gpu.create_external_timeline();
+    let (_, staging) = backed_buffer(&gpu, 1, 256, true);
+    let (_, target) = backed_buffer(&gpu, 0, 256, false);
+    gpu.wait_for_external(timeline, 3).unwrap();
+    copy(&gpu, staging, target, 0, 0, 16, 1);
+    gpu.signal_external(timeline, 2).unwrap();
+    for again in [2, 1] {
+        assert_eq!(
+            gpu.signal_external(timeline, again),
+            Err(InspectError::SignalNotIncreasing)
+        );
+    }
+    assert_eq!(
+        gpu.take_misuses(),
+        [2, 1].map(|value| Misuse::ApplicationSignalNotIncreasing {
+            timeline,
+            value,
+            reached: 2,
+        })
+    );
+    // The refused signals changed nothing: the copy still waits for 3.
+    assert_eq!(gpu.external_value(timeline), Ok(2));
+    assert!(gpu.complete_next().is_none(), "the copy ran before 3");
+    gpu.signal_external(timeline, 3).unwrap();
+    assert_eq!(gpu.complete_next(), Some(1));
+    assert!(kinds(&gpu).is_empty());
     release_all(&gpu);
 }
 

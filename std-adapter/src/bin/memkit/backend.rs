@@ -3,7 +3,7 @@
 //! coordinator). The simulated device answers all of them; a real one what it can.
 
 use memkit_core::device::{DeviceError, ExternalTimelines, ImageCopyQueue, InvalidArgument};
-use memkit_dummy::DummyDevice;
+use memkit_dummy::{DummyDevice, InspectError};
 use memkit_std::Device;
 
 /// A device the command can run on. A clone is the same device (shared state).
@@ -110,8 +110,12 @@ impl Backend for DummyDevice {
         timeline: Self::ExternalTimeline,
         value: u64,
     ) -> Result<(), DeviceError> {
-        self.signal_external(timeline, value)
-            .map_err(|_| DeviceError::InvalidArgument(InvalidArgument::UnknownTimeline))
+        self.signal_external(timeline, value).map_err(|e| {
+            DeviceError::InvalidArgument(match e {
+                InspectError::SignalNotIncreasing => InvalidArgument::TimelineNotIncreasing,
+                _ => InvalidArgument::UnknownTimeline,
+            })
+        })
     }
 
     fn gpu_step(&self) -> bool {
