@@ -27,7 +27,9 @@ bitflags::bitflags! {
         /// memory, which memkit never picks otherwise.
         const TRANSIENT = 1 << 4;
         /// The resource's device address is taken (`VK_MEMORY_ALLOCATE_DEVICE_ADDRESS_BIT`).
-        /// It does not change which type is picked; it changes how the memory object is made.
+        /// It does not change which type is picked; it changes how the memory object is made:
+        /// the pools sub-allocate such buffers from blocks of their own that have the flag (or
+        /// from any block, with `PoolConfig::device_address_blocks`).
         const DEVICE_ADDRESS = 1 << 5;
     }
 }

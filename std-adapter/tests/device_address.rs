@@ -18,41 +18,65 @@ fn transient_coordinator(device: &DummyDevice, addresses: bool) -> Coordinator<D
     Coordinator::new(device.clone(), config).expect("coordinator")
 }
 
+/// The pools' blocks and dedicated objects, over every heap.
+fn objects(c: &Coordinator<DummyDevice>) -> (u32, u32) {
+    let heaps = c.stats().heaps;
+    let blocks = heaps.iter().map(|h| h.blocks).sum();
+    (blocks, heaps.iter().map(|h| h.dedicated_objects).sum())
+}
+
 #[test]
 fn a_device_address_buffer_has_its_memorys_address_plus_its_offset() {
     let device = DummyDevice::discrete();
     let usage = MemoryUsage::FAST_DEVICE_ACCESS | MemoryUsage::DEVICE_ADDRESS;
-    // By default such a buffer gets memory of its own (the pools' blocks lack device-address
-    // support): its address is its object's.
-    let own = Coordinator::new(device.clone(), CoordinatorConfig::default()).unwrap();
-    let alone = own.create_buffer(64 << 10, usage).unwrap();
-    assert_eq!(alone.memory().1, 0);
-    assert_eq!(alone.device_address().unwrap() % DEVICE_ADDRESS_WINDOW, 0);
-    // With device-address blocks, buffers share them.
-    let mut config = CoordinatorConfig::default();
-    config.pools.device_address_blocks = true;
-    let c = Coordinator::new(device.clone(), config).unwrap();
+    // By default such buffers share blocks of their own, made with device-address support.
+    let c = Coordinator::new(device.clone(), CoordinatorConfig::default()).unwrap();
+    let plain = c
+        .create_buffer(256, MemoryUsage::FAST_DEVICE_ACCESS)
+        .unwrap();
+    let before = objects(&c);
     let a = c.create_buffer(64 << 10, usage).unwrap();
     let b = c.create_buffer(64 << 10, usage).unwrap();
     let (memory_a, offset_a) = a.memory();
     let (memory_b, offset_b) = b.memory();
     assert_eq!(memory_a, memory_b, "two small buffers share a block");
+    assert_ne!(
+        memory_a,
+        plain.memory().0,
+        "not the block of buffers without addresses"
+    );
+    assert_eq!(
+        objects(&c),
+        (before.0 + 1, before.1),
+        "one block more, no dedicated object"
+    );
     let (address_a, address_b) = (a.device_address().unwrap(), b.device_address().unwrap());
     assert_ne!(address_a, 0);
     assert_eq!(address_a % DEVICE_ADDRESS_WINDOW, offset_a);
     assert_eq!(address_b - address_a, offset_b - offset_a);
     // Asked again, the same.
     assert_eq!(a.device_address().unwrap(), address_a);
-
-    let plain = c
+    assert_eq!(plain.device_address().unwrap_err(), Error::NoDeviceAddress);
+    // With device-address blocks, buffers with and without addresses share them.
+    let mut config = CoordinatorConfig::default();
+    config.pools.device_address_blocks = true;
+    let every = Coordinator::new(device.clone(), config).unwrap();
+    let with = every.create_buffer(64 << 10, usage).unwrap();
+    let without = every
         .create_buffer(256, MemoryUsage::FAST_DEVICE_ACCESS)
         .unwrap();
-    assert_eq!(plain.device_address().unwrap_err(), Error::NoDeviceAddress);
+    assert_eq!(with.memory().0, without.memory().0);
+    let (memory, offset) = without.memory();
+    assert_eq!(
+        with.device_address().unwrap() % DEVICE_ADDRESS_WINDOW,
+        with.memory().1
+    );
+    assert_ne!((memory, offset), with.memory());
     device.assert_no_misuse();
 
-    drop(c);
+    drop((c, every));
     assert_eq!(a.device_address().unwrap_err(), Error::BufferDestroyed);
-    drop((a, b, plain, alone));
+    drop((a, b, plain, with, without));
 }
 
 #[test]

@@ -250,8 +250,20 @@ impl Gather {
     }
 }
 
+/// With the pools' defaults: buffers with device addresses (the kept buffer, the transient
+/// chunks) share blocks of their own, made with device-address support.
 #[test]
 fn a_shader_reads_transient_slices_and_buffers_through_their_device_addresses() {
+    reads_through_device_addresses(false);
+}
+
+/// With `device_address_blocks`: every block has device-address support.
+#[test]
+fn a_shader_reads_through_device_addresses_with_every_block_addressable() {
+    reads_through_device_addresses(true);
+}
+
+fn reads_through_device_addresses(device_address_blocks: bool) {
     let Some(h) = headless() else {
         return;
     };
@@ -286,7 +298,7 @@ fn a_shader_reads_transient_slices_and_buffers_through_their_device_addresses() 
         transient_device_addresses: true,
         ..CoordinatorConfig::default()
     };
-    config.pools.device_address_blocks = true;
+    config.pools.device_address_blocks = device_address_blocks;
     let c = Coordinator::new(shared.clone(), config).unwrap();
     let kept_block = block(99, 0);
     let kept = c

@@ -26,8 +26,11 @@ pub struct PoolConfig {
     pub within_budget: bool,
     /// Refresh budgets from the device every this many memory-object creations (30).
     pub budget_refresh_interval: u32,
-    /// Make every block with device-address support. When off, a request with
-    /// [`crate::usage::MemoryUsage::DEVICE_ADDRESS`] gets a dedicated object that has it.
+    /// Make every block with device-address support, so buffers with and without device
+    /// addresses share blocks. When off (the default), a request with
+    /// [`crate::usage::MemoryUsage::DEVICE_ADDRESS`] is sub-allocated from blocks of its own that
+    /// have it (as gpu-allocator and VMA sub-allocate them): the other blocks need no
+    /// device-address support, and a device without the feature still gets pools.
     pub device_address_blocks: bool,
     /// Residency priority of blocks, `[0, 1]`.
     pub block_priority: f32,

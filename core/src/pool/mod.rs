@@ -53,7 +53,7 @@ use crate::device::{
 };
 use crate::selection::MemoryTypeRanking;
 use crate::suballocator::{Allocation, AllocatorId, ConfigError, FreeError, RawAllocation};
-use crate::usage::MemoryUsage;
+use crate::usage::{MemoryUsage, ResourceKind};
 
 pub use allocation::{AllocationRequest, DeviceAllocation, Placement, RawDeviceAllocation};
 pub use block_allocator::BlockAllocator;
@@ -72,8 +72,12 @@ pub use storage::{BlockSlot, DedicatedSlot};
 
 use storage::{BlockState, DedicatedObject, LiveBlock, NO_SLOT};
 
-/// Block sets per memory type: one per resource-kind group (linear, optimal).
-const GROUPS: usize = 2;
+/// Block sets per memory type: one per resource-kind group (linear, optimal), and one for
+/// buffers whose device address is taken, in blocks allocated with device-address support
+/// (unless [`PoolConfig::device_address_blocks`] gives every block that support).
+const GROUPS: usize = 3;
+/// The group of buffers with device addresses in blocks of their own.
+const DEVICE_ADDRESS_GROUP: usize = 2;
 /// Usage bits that change the ranking (all but `DEVICE_ADDRESS`).
 const RANKED_USAGE_BITS: u32 = 0x1F;
 
@@ -673,16 +677,22 @@ where
     ) -> Result<Option<(usize, u64, u64)>, PoolError> {
         let req = &request.requirements;
         let (size, align) = self.reserved_size(fit.whole_atoms, req.size, req.alignment)?;
+        // Buffers whose address is taken go to blocks with device-address support (only
+        // buffers have addresses: an optimal-tiled resource asking for one is placed as before,
+        // in memory of its own, rather than in a block of linear ones).
+        let device_address_group =
+            request.usage.contains(MemoryUsage::DEVICE_ADDRESS) && !self.hot.device_address_blocks;
         let dedicated = named_resource
             || request.dedicated
             || req.dedicated != DedicatedHint::None
-            || (request.usage.contains(MemoryUsage::DEVICE_ADDRESS)
-                && !self.hot.device_address_blocks);
+            || (device_address_group && request.kind != ResourceKind::Linear);
         // Nonzero and within the dedicated threshold (one compare), and
         // `BlockSizing::needed(size, align) <= largest` without the rounding: the largest block
         // is a power of two, so the size rounded up to one fits it exactly when the size does.
         if !dedicated && size.wrapping_sub(1) < fit.block_max_size && align <= fit.largest_block {
-            let group = if self.hot.separate_kinds {
+            let group = if device_address_group {
+                DEVICE_ADDRESS_GROUP
+            } else if self.hot.separate_kinds {
                 request.kind.index()
             } else {
                 0
@@ -1035,7 +1045,8 @@ where
                 memory_type,
                 dedicated_to: None,
                 priority: self.config.block_priority,
-                device_address: self.config.device_address_blocks,
+                device_address: self.config.device_address_blocks
+                    || set % GROUPS == DEVICE_ADDRESS_GROUP,
             };
             // SAFETY: `memory_type` indexes the device's types (it came from the ranking of
             // them); `candidate` is nonzero (at least the granule) and at most

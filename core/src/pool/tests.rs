@@ -573,6 +573,7 @@ pub(super) mod pools {
         a_free_lifts_the_refusal_a_block_remembers,
         a_block_the_device_refuses_is_retried_at_half_the_size,
         device_address_blocks_covers_dedicated_objects,
+        device_address_buffers_share_blocks_of_their_own,
         budget_room_releases_the_largest_empty_block_first,
         a_trimmed_block_leaves_the_empty_count,
         growth_restarts_from_the_largest_live_block,
@@ -1173,19 +1174,13 @@ pub(super) mod pools {
         let forced = p
             .allocate(&req(256, 1, U::empty()).with_dedicated())
             .unwrap();
-        let address = p.allocate(&req(256, 1, U::DEVICE_ADDRESS)).unwrap();
-        assert!(preferred.is_dedicated() && forced.is_dedicated() && address.is_dedicated());
-        assert!(
-            dev.state.borrow().objects[address.memory() as usize]
-                .unwrap()
-                .device_address
-        );
-        assert_eq!(p.memory_objects(), 6);
+        assert!(preferred.is_dedicated() && forced.is_dedicated());
+        assert_eq!(p.memory_objects(), 5);
         let s = p.total_stats();
-        assert_eq!((s.dedicated_objects, s.blocks), (6, 0));
+        assert_eq!((s.dedicated_objects, s.blocks), (5, 0));
         // SAFETY: no GPU.
         unsafe {
-            for a in [big, named, image, preferred, forced, address] {
+            for a in [big, named, image, preferred, forced] {
                 p.free(a).unwrap();
             }
         }
@@ -1916,6 +1911,57 @@ pub(super) mod pools {
         assert_eq!(p.type_stats(0).unwrap().block_bytes, MIB);
         // SAFETY: no GPU.
         unsafe { p.free(a).unwrap() };
+    }
+
+    /// Buffers whose device address is taken share blocks of their own, allocated with
+    /// device-address support; other resources' blocks go without it. An optimal-tiled
+    /// request asking for an address gets an object of its own rather than a linear block.
+    fn device_address_buffers_share_blocks_of_their_own<A: TestStorage>() {
+        let dev = MockDevice::discrete();
+        let mut p = pools_with::<A>(&dev, config(), 8, 4);
+        let object =
+            |a: &DeviceAllocation<u32>| dev.state.borrow().objects[a.memory() as usize].unwrap();
+        let plain = p.allocate(&req(4096, 256, U::empty())).unwrap();
+        let first = p.allocate(&req(4096, 256, U::DEVICE_ADDRESS)).unwrap();
+        let second = p.allocate(&req(4096, 256, U::DEVICE_ADDRESS)).unwrap();
+        assert!(!first.is_dedicated() && !second.is_dedicated());
+        assert_eq!(first.memory(), second.memory(), "one block for both");
+        assert_ne!(first.memory(), plain.memory(), "not the plain block");
+        assert_eq!(second.offset(), 4096);
+        assert!(object(&first).device_address);
+        assert!(!object(&plain).device_address);
+        let mut optimal = req(4096, 256, U::DEVICE_ADDRESS);
+        optimal.kind = ResourceKind::Optimal;
+        let optimal = p.allocate(&optimal).unwrap();
+        assert!(optimal.is_dedicated() && object(&optimal).device_address);
+        let s = p.total_stats();
+        assert_eq!((s.blocks, s.dedicated_objects), (2, 1));
+        // SAFETY: no GPU.
+        unsafe {
+            for a in [plain, first, second, optimal] {
+                p.free(a).unwrap();
+            }
+        }
+        // With every block given device-address support, they all share one.
+        let config = PoolConfig {
+            device_address_blocks: true,
+            ..config()
+        };
+        let dev = MockDevice::discrete();
+        let mut p = pools_with::<A>(&dev, config, 8, 4);
+        let plain = p.allocate(&req(4096, 256, U::empty())).unwrap();
+        let address = p.allocate(&req(4096, 256, U::DEVICE_ADDRESS)).unwrap();
+        assert_eq!(plain.memory(), address.memory());
+        assert!(
+            dev.state.borrow().objects[plain.memory() as usize]
+                .unwrap()
+                .device_address
+        );
+        // SAFETY: no GPU.
+        unsafe {
+            p.free(plain).unwrap();
+            p.free(address).unwrap();
+        }
     }
 
     /// With `device_address_blocks`, dedicated objects get device addresses too.
