@@ -250,9 +250,10 @@ pub enum CoordOp {
         b: u8,
     },
     /// The next op meets a driver that refuses its `1 + nth % 4`th call at `site` with
-    /// `OutOfDeviceMemory` (`MapFailed` for a map; module `faults`): where it fired, the op succeeds (the coordinator
-    /// found room another way) or returns that error, and a refused op leaves nothing behind
-    /// (the model forgets what it may have written part of).
+    /// `OutOfDeviceMemory` (`MapFailed` for a map; module `faults`): where it fired, the op
+    /// succeeds (the coordinator found room another way) or returns that error, and a refused
+    /// op leaves nothing behind (the model forgets what it may have written part of); a refused
+    /// submission goes out with the next one.
     Fault {
         /// The device call refused.
         site: FaultSite,
@@ -362,6 +363,8 @@ pub struct WorkloadDepth {
     pub transient_chunks: u64,
     /// Injected device faults that fired ([`CoordOp::Fault`]).
     pub faults_fired: u32,
+    /// Of those, refused submissions.
+    pub submit_faults_fired: u32,
     /// Ops refused by one.
     pub faults_refused: u32,
 }
@@ -407,6 +410,7 @@ impl WorkloadDepth {
             transient_writers_leaked: self.transient_writers_leaked + o.transient_writers_leaked,
             transient_chunks: self.transient_chunks + o.transient_chunks,
             faults_fired: self.faults_fired + o.faults_fired,
+            submit_faults_fired: self.submit_faults_fired + o.submit_faults_fired,
             faults_refused: self.faults_refused + o.faults_refused,
         }
     }
@@ -1199,10 +1203,12 @@ impl CoordinatorWorkload {
                     let m = models.remove(&id).expect("live");
                     depth.dropped_with_staged += u32::from(m.staged);
                 }
-                CoordOp::Flush => {
-                    c.flush_transfers().expect("flush");
-                    flushed(&mut models);
-                }
+                CoordOp::Flush => match c.flush_transfers() {
+                    Ok(_) => flushed(&mut models),
+                    // Kept, and submitted first by the next flush: still staged.
+                    Err(e) if faults.refused(&e) => depth.faults_refused += 1,
+                    Err(e) => panic!("flush: {e:?}"),
+                },
                 CoordOp::Maintain => c.maintain().expect("maintain"),
                 CoordOp::Defragment { max_allocations } => {
                     let given = (&mut models, &mut images);
@@ -1567,7 +1573,7 @@ impl CoordinatorWorkload {
             depth.max_held = depth.max_held.max(held.len());
         }
         faults.disarm();
-        depth.faults_fired = faults.fired_count();
+        (depth.faults_fired, depth.submit_faults_fired) = faults.fired_count();
         drop(frame);
         reading.extend(open_frame_done.take());
         // The application's last frames finish: teardown waits for them.

@@ -137,13 +137,14 @@ impl CoordinatorWorkload {
                 8 if x == OPERANDS - 9 => {
                     let b = r.byte();
                     CoordOp::Fault {
-                        site: match b % 4 {
+                        site: match b % 5 {
                             0 => FaultSite::Allocation,
                             1 => FaultSite::Creation,
                             2 => FaultSite::Bind,
-                            _ => FaultSite::Map,
+                            3 => FaultSite::Map,
+                            _ => FaultSite::Submit,
                         },
-                        nth: b / 4 % 4,
+                        nth: b / 5 % 4,
                     }
                 }
                 8 => CoordOp::Maintain,
@@ -276,7 +277,7 @@ impl CoordinatorWorkload {
                     out.extend([k(8, OPERANDS - 7), slices, code(len)]);
                 }
                 CoordOp::Fault { site, nth } => {
-                    out.extend([k(8, OPERANDS - 9), site as u8 + 4 * (nth % 4)]);
+                    out.extend([k(8, OPERANDS - 9), site as u8 + 5 * (nth % 4)]);
                 }
                 CoordOp::Hold {
                     buffer,

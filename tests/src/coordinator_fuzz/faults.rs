@@ -1,10 +1,14 @@
 //! Device faults in a coordinator workload ([`CoordOp::Fault`]): the op after a fault op meets
-//! a driver that refuses one memory allocation, resource creation or bind with
-//! `OutOfDeviceMemory`, or one map of new host-visible memory with `MapFailed`. Only ops whose refusal the model can follow are armed (those that make
-//! buffers, images, read-backs, transient memory, staging of their own or defragmentation
-//! moves); the fault is forgotten after that op, fired or not. A refused op must return the
-//! device's error and change nothing the model does not forget; whatever it took must be given
-//! back, which the teardown's leak check and the device's misuse records see.
+//! a driver that refuses one memory allocation, resource creation, bind or submission with
+//! `OutOfDeviceMemory`, or one map of new host-visible memory with `MapFailed`. Only ops whose
+//! refusal the model can follow are armed (those that make buffers, images, read-backs,
+//! transient memory, staging of their own or defragmentation moves, and flushes); the fault is
+//! forgotten after that op, fired or not. A refused op must return the device's error and
+//! change nothing the model does not forget; whatever it took must be given back, which the
+//! teardown's leak check and the device's misuse records see. A refused submission is kept and
+//! signalled first by the next one: what it carried lands then, once (the ledger's count of
+//! bytes copied checks that), and its timeline value still rises (the device records a value
+//! that does not as a misuse).
 
 use memkit_core::device::DeviceError;
 use memkit_dummy::DummyDevice;
@@ -23,6 +27,9 @@ pub enum FaultSite {
     Bind = 2,
     /// `map_memory` (a new host-visible block or object, mapped once for its life).
     Map = 3,
+    /// `submit_copies` and the image and move submissions (uploads, read-backs, moves, the
+    /// signal of a refused value).
+    Submit = 4,
 }
 
 impl FaultSite {
@@ -34,6 +41,7 @@ impl FaultSite {
             Self::Creation => counters.buffer_creation_calls,
             Self::Bind => counters.bind_calls,
             Self::Map => counters.map_calls,
+            Self::Submit => counters.submit_calls,
         }
     }
 
@@ -41,7 +49,9 @@ impl FaultSite {
     fn refusal(self) -> DeviceError {
         match self {
             Self::Map => DeviceError::MapFailed,
-            Self::Allocation | Self::Creation | Self::Bind => DeviceError::OutOfDeviceMemory,
+            Self::Allocation | Self::Creation | Self::Bind | Self::Submit => {
+                DeviceError::OutOfDeviceMemory
+            }
         }
     }
 }
@@ -55,6 +65,8 @@ pub(super) struct Faults<'d> {
     armed: Option<(FaultSite, u64)>,
     /// Armed faults that fired.
     fired: u32,
+    /// Of those, at [`FaultSite::Submit`].
+    fired_submits: u32,
 }
 
 impl<'d> Faults<'d> {
@@ -64,6 +76,7 @@ impl<'d> Faults<'d> {
             asked: None,
             armed: None,
             fired: 0,
+            fired_submits: 0,
         }
     }
 
@@ -94,6 +107,7 @@ impl<'d> Faults<'d> {
                 | CoordOp::TransientWriter { .. }
                 | CoordOp::CreateAliasedImages { .. }
                 | CoordOp::Defragment { .. }
+                | CoordOp::Flush
         );
         if !follows {
             return;
@@ -105,6 +119,7 @@ impl<'d> Faults<'d> {
             FaultSite::Creation => self.device.fail_buffer_creation_call(call, refusal),
             FaultSite::Bind => self.device.fail_bind_call(call, refusal),
             FaultSite::Map => self.device.fail_map_call(call),
+            FaultSite::Submit => self.device.fail_submit_call(call, refusal),
         }
         self.armed = Some((site, call));
     }
@@ -112,16 +127,20 @@ impl<'d> Faults<'d> {
     /// Forgets the armed fault, counting it if it fired (before each op, and before the
     /// model's own checks at the end, which make device calls of their own).
     pub(super) fn disarm(&mut self) {
-        if self.armed.is_some() {
-            self.fired += u32::from(self.fired());
+        if let Some((site, _)) = self.armed {
+            let fired = u32::from(self.fired());
+            self.fired += fired;
+            if site == FaultSite::Submit {
+                self.fired_submits += fired;
+            }
             self.armed = None;
             self.device.clear_planned_failures();
         }
     }
 
-    /// Armed faults that fired so far.
-    pub(super) fn fired_count(&self) -> u32 {
-        self.fired
+    /// Armed faults that fired so far, and how many of them refused a submission.
+    pub(super) fn fired_count(&self) -> (u32, u32) {
+        (self.fired, self.fired_submits)
     }
 
     /// Whether the armed fault fired during the op running now.

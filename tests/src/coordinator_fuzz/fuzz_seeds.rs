@@ -196,12 +196,13 @@ fn device_faults() -> Ops {
         FaultSite::Creation,
         FaultSite::Bind,
         FaultSite::Map,
+        FaultSite::Submit,
     ];
     let mut k = 0u8;
     let mut fault = |o: &mut Ops| {
         // Mostly the op's first call there (most ops make one thing), now and then its second.
         o.op(CoordOp::Fault {
-            site: sites[usize::from(k % 4)],
+            site: sites[usize::from(k % 5)],
             nth: u8::from(k % 4 == 3),
         });
         k = k.wrapping_add(1);
@@ -213,6 +214,12 @@ fn device_faults() -> Ops {
         }
         o.create(8192, false);
         o.upload(0, 0, 8192);
+        // A refused flush keeps the upload for the next one.
+        o.op(CoordOp::Fault {
+            site: FaultSite::Submit,
+            nth: 0,
+        });
+        o.op(CoordOp::Flush);
         fault(&mut o);
         o.upload(1, 0, 40 << 10);
         fault(&mut o);
