@@ -24,8 +24,6 @@ fn coordinator() -> (Coordinator<DummyDevice>, DummyDevice) {
         pools: PoolConfig {
             first_block_size: 4 * MIB,
             preferred_block_size: Some(4 * MIB),
-            // Buffers with a device address in blocks too, not in objects of their own.
-            device_address_blocks: true,
             ..PoolConfig::default()
         },
         ..CoordinatorConfig::default()
@@ -40,14 +38,22 @@ fn filled_blocks(
     c: &Coordinator<DummyDevice>,
     blocks: usize,
 ) -> Vec<Vec<(u8, Buffer<DummyDevice>)>> {
-    let mut seed = 0u8;
+    filled_blocks_of(c, blocks, MemoryUsage::FAST_DEVICE_ACCESS, 0)
+}
+
+/// [`filled_blocks`] for buffers of `usage`, seeds from `first_seed`.
+fn filled_blocks_of(
+    c: &Coordinator<DummyDevice>,
+    blocks: usize,
+    usage: MemoryUsage,
+    first_seed: u8,
+) -> Vec<Vec<(u8, Buffer<DummyDevice>)>> {
+    let mut seed = first_seed;
     let mut all = Vec::new();
     for _ in 0..blocks {
         let mut block = Vec::new();
         for _ in 0..4 {
-            let buffer = c
-                .create_buffer(MIB, MemoryUsage::FAST_DEVICE_ACCESS)
-                .expect("buffer");
+            let buffer = c.create_buffer(MIB, usage).expect("buffer");
             c.upload_to(&buffer, 0, &pattern(MIB, seed))
                 .expect("upload");
             block.push((seed, buffer));
@@ -179,6 +185,71 @@ fn buffers_move_out_of_sparse_blocks_with_their_bytes_and_the_blocks_go_back() {
     );
 }
 
+/// In device-local memory and in host-cached memory (read-back destinations, which the GPU
+/// writes through copies, so they may move too), a block holding one buffer and one holding
+/// three, into whose room the one fits: `[local lonely, local x3, cached lonely, cached x3]`,
+/// seeds from `first_seed`.
+fn sparse_in_two_types(
+    c: &Coordinator<DummyDevice>,
+    first_seed: u8,
+) -> Vec<(u8, Buffer<DummyDevice>)> {
+    let mut local = filled_blocks_of(c, 2, MemoryUsage::FAST_DEVICE_ACCESS, first_seed);
+    let mut cached = filled_blocks_of(c, 2, MemoryUsage::DOWNLOAD, first_seed + 8);
+    for blocks in [&mut local, &mut cached] {
+        blocks[0].truncate(1);
+        blocks[1].truncate(3);
+    }
+    c.maintain().expect("maintain");
+    local.into_iter().chain(cached).flatten().collect()
+}
+
+/// Blocks over every heap.
+fn all_blocks(c: &Coordinator<DummyDevice>) -> u32 {
+    c.stats().heaps.iter().map(|h| h.blocks).sum()
+}
+
+#[test]
+fn one_call_empties_blocks_of_every_memory_type() {
+    let (c, device) = coordinator();
+    let mut buffers = sparse_in_two_types(&c, 0);
+    let (local_type, cached_type) = (buffers[0].1.memory_type(), buffers[4].1.memory_type());
+    assert_ne!(local_type, cached_type);
+    let before = all_blocks(&c);
+    let outcome = c
+        .defragment(
+            buffers.iter_mut().map(|(_, b)| b),
+            &DefragmentationLimits::UNLIMITED,
+        )
+        .expect("defragment");
+    assert_eq!(outcome.plan.blocks, 2, "one block of each type");
+    assert_eq!(outcome.moved, [0, 4], "each type's lonely buffer");
+    assert_eq!(outcome.memory_types, [local_type, cached_type]);
+    outcome.ticket.wait().expect("copies");
+    c.maintain().expect("maintain");
+    assert_eq!(all_blocks(&c), before - 2);
+    assert_eq!(buffers[0].1.memory().0, buffers[1].1.memory().0);
+    assert_eq!(buffers[4].1.memory().0, buffers[5].1.memory().0);
+    assert_contents(&c, &buffers);
+
+    // Restricted to one type, a pass leaves the other's sparse blocks alone.
+    let mut more = sparse_in_two_types(&c, 16);
+    let before = all_blocks(&c);
+    let limits = DefragmentationLimits::UNLIMITED.with_memory_type(cached_type);
+    let outcome = c
+        .defragment(more.iter_mut().map(|(_, b)| b), &limits)
+        .expect("defragment");
+    assert_eq!(
+        (outcome.plan.blocks, outcome.moved.as_slice()),
+        (1, &[4][..])
+    );
+    assert_eq!(outcome.memory_types, [cached_type]);
+    outcome.ticket.wait().expect("copies");
+    c.maintain().expect("maintain");
+    assert_eq!(all_blocks(&c), before - 1);
+    assert_contents(&c, &more);
+    device.assert_no_misuse();
+}
+
 #[test]
 fn busy_buffers_stay_and_keep_their_blocks() {
     let (c, device) = coordinator();
@@ -253,7 +324,7 @@ fn buffers_with_a_device_address_or_written_by_the_cpu_never_move() {
             (1, 0),
             "{usage:?}"
         );
-        assert_eq!(outcome.memory_type, None);
+        assert!(outcome.memory_types.is_empty());
         assert_eq!(kept.raw(), raw);
         drop(others);
         device.assert_no_misuse();

@@ -57,8 +57,9 @@ pub struct Defragmentation {
     /// ([`ImageDesc::check_move`]: both transfer usages, a colour format, one sample), or a
     /// dedicated one. They are left where they are, and their blocks are not chosen.
     pub unmovable: usize,
-    /// The memory type the pass ran in; `None` when it found nothing to move.
-    pub memory_type: Option<u32>,
+    /// The memory types of the buffers and images that moved, ascending (empty when nothing
+    /// moved). One pass covers every memory type the limits allow.
+    pub memory_types: Vec<u32>,
     /// The blocks the pass chose to empty (core's plan): what the device gets back, in
     /// `block_bytes`, once the old buffers are freed.
     pub plan: DefragmentationPlan,
@@ -75,7 +76,7 @@ impl Defragmentation {
             moved_images: Vec::new(),
             bytes_moved: 0,
             unmovable,
-            memory_type: None,
+            memory_types: Vec::new(),
             plan: DefragmentationPlan::default(),
             ticket: Ticket::completed(),
         }
@@ -183,11 +184,10 @@ impl<D: Device> Coordinator<D> {
     /// every few seconds with small `limits`) once freeing in a different order than it
     /// allocated left its memory spread thin. Never blocks on the GPU.
     ///
-    /// `buffers` are those the application lets move. The pass runs in one memory type (the
-    /// one, among the types these buffers live in, where it finds blocks to empty; call again
-    /// for the next), within `limits` ([`DefragmentationLimits::max_bytes`] and
-    /// [`DefragmentationLimits::max_allocations`] bound one pass; a
-    /// [`DefragmentationLimits::memory_type`] restricts it). It empties only blocks that hold
+    /// `buffers` are those the application lets move. The pass runs in every memory type they
+    /// live in, within `limits` ([`DefragmentationLimits::max_bytes`] and
+    /// [`DefragmentationLimits::max_allocations`] bound one pass, over all types together; a
+    /// [`DefragmentationLimits::memory_type`] restricts it to one). It empties only blocks that hold
     /// nothing else: no buffer not given, no image, no buffer that cannot move (see
     /// [`Defragmentation::unmovable`]). A moved buffer gets a new raw buffer bound in another block,
     /// filled by a GPU copy submitted before the call returns; [`Defragmentation::moved`]
@@ -316,36 +316,28 @@ impl<D: Device> Shared<D> {
         let pinned = self.pinned_blocks(buffers, &movable, images, &images_movable);
         let mut pools_guard = self.lock_pools();
         let pools = pools_guard.as_mut().ok_or(Error::DeviceLost)?;
-        let Some((memory_type, plan)) = Self::begin_pass(
-            pools,
-            buffers,
-            &movable,
-            images,
-            &images_movable,
-            &pinned,
-            limits,
-        )?
-        else {
+        let plan = pools
+            .begin_defragmentation_where(limits, |slot| pinned.binary_search(&slot).is_err())
+            .map_err(Error::Defragmentation)?;
+        if plan.blocks == 0 {
+            let _ = pools.end_defragmentation();
             return Ok(Defragmentation::nothing(unmovable));
-        };
-        let moves = self.prepare_moves(pools, buffers, &movable, memory_type)?;
+        }
+        let moves = self.prepare_moves(pools, buffers, &movable)?;
         let image_moves = match &calls {
-            Some(calls) => {
-                match self.prepare_image_moves(pools, images, &images_movable, memory_type, calls) {
-                    Ok(made) => made,
-                    Err(e) => {
-                        self.undo_moves(pools, moves);
-                        let _ = pools.end_defragmentation();
-                        return Err(e);
-                    }
+            Some(calls) => match self.prepare_image_moves(pools, images, &images_movable, calls) {
+                Ok(made) => made,
+                Err(e) => {
+                    self.undo_moves(pools, moves);
+                    let _ = pools.end_defragmentation();
+                    return Err(e);
                 }
-            }
+            },
             None => Vec::new(),
         };
         if moves.is_empty() && image_moves.is_empty() {
             let _ = pools.end_defragmentation();
             return Ok(Defragmentation {
-                memory_type: Some(memory_type),
                 plan,
                 ..Defragmentation::nothing(unmovable)
             });
@@ -418,6 +410,17 @@ impl<D: Device> Shared<D> {
         let mut moved = Vec::with_capacity(moves.len());
         let mut old = Vec::with_capacity(moves.len());
         let mut bytes_moved = 0;
+        let mut memory_types: Vec<u32> = moves
+            .iter()
+            .map(|m| buffers[m.index].state.allocation.memory_type)
+            .chain(
+                image_moves
+                    .iter()
+                    .map(|m| images[m.index].state.allocation.memory_type),
+            )
+            .collect();
+        memory_types.sort_unstable();
+        memory_types.dedup();
         for m in moves {
             let buffer = &mut *buffers[m.index];
             let replacement =
@@ -471,69 +474,24 @@ impl<D: Device> Shared<D> {
             moved_images,
             bytes_moved,
             unmovable,
-            memory_type: Some(memory_type),
+            memory_types,
             plan,
             ticket: self.ticket_for_value(value),
         })
     }
 
-    /// Begins core's pass in the first memory type, among those the movable buffers and images
-    /// live in (most bytes first), where it finds blocks to empty that hold nothing `pinned`:
-    /// that type and the plan, or `None` (and no pass running).
-    fn begin_pass(
-        pools: &mut super::Pools<D>,
-        buffers: &[&mut Buffer<D>],
-        movable: &[bool],
-        images: &[&mut Image<D>],
-        images_movable: &[bool],
-        pinned: &[u32],
-        limits: &DefragmentationLimits,
-    ) -> Result<Option<(u32, DefragmentationPlan)>> {
-        let buffer_bytes = buffers
-            .iter()
-            .zip(movable)
-            .filter(|(_, m)| **m)
-            .map(|(b, _)| (b.state.allocation.memory_type, b.state.size));
-        let image_bytes = images
-            .iter()
-            .zip(images_movable)
-            .filter(|(_, m)| **m)
-            .map(|(i, _)| (i.state.allocation.memory_type, i.state.allocation.size));
-        let mut types: Vec<(u64, u32)> = Vec::new();
-        for (t, size) in buffer_bytes.chain(image_bytes) {
-            match types.iter_mut().find(|(_, ty)| *ty == t) {
-                Some((bytes, _)) => *bytes += size,
-                None => types.push((size, t)),
-            }
-        }
-        types.sort_unstable_by(|a, b| b.cmp(a));
-        for (_, t) in types {
-            let plan = pools
-                .begin_defragmentation_where(&limits.with_memory_type(t), |slot| {
-                    pinned.binary_search(&slot).is_err()
-                })
-                .map_err(Error::Defragmentation)?;
-            if plan.blocks > 0 {
-                return Ok(Some((t, plan)));
-            }
-            let _ = pools.end_defragmentation();
-        }
-        Ok(None)
-    }
-
-    /// A new place, and a new buffer bound there, for each movable buffer of `memory_type` that
-    /// the running pass moves. On an error, nothing is left made and the pass is ended.
+    /// A new place, and a new buffer bound there, for each movable buffer that the running pass
+    /// moves. On an error, nothing is left made and the pass is ended.
     fn prepare_moves(
         &self,
         pools: &mut super::Pools<D>,
         buffers: &[&mut Buffer<D>],
         movable: &[bool],
-        memory_type: u32,
     ) -> Result<Vec<BufferMove<D>>> {
         let candidates = buffers
             .iter()
             .enumerate()
-            .filter(|(i, b)| movable[*i] && b.state.allocation.memory_type == memory_type)
+            .filter(|(i, _)| movable[*i])
             .map(|(i, b)| (i, b.state.allocation, b.state.alignment));
         let made = place(
             pools,
@@ -548,21 +506,20 @@ impl<D: Device> Shared<D> {
         made
     }
 
-    /// A new place, and a new image bound there, for each movable image of `memory_type` that
-    /// the running pass moves. On an error, nothing of it is left made (the caller undoes the
-    /// buffers' moves and ends the pass).
+    /// A new place, and a new image bound there, for each movable image that the running pass
+    /// moves. On an error, nothing of it is left made (the caller undoes the buffers' moves and
+    /// ends the pass).
     fn prepare_image_moves(
         &self,
         pools: &mut super::Pools<D>,
         images: &[&mut Image<D>],
         movable: &[bool],
-        memory_type: u32,
         calls: &ImageCalls<D>,
     ) -> Result<Vec<ImageMove<D>>> {
         let candidates = images
             .iter()
             .enumerate()
-            .filter(|(i, m)| movable[*i] && m.state.allocation.memory_type == memory_type)
+            .filter(|(i, _)| movable[*i])
             .map(|(i, m)| (i, m.state.allocation, m.state.alignment));
         place(
             pools,
