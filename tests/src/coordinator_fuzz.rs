@@ -365,6 +365,8 @@ pub struct WorkloadDepth {
     pub faults_fired: u32,
     /// Of those, refused submissions.
     pub submit_faults_fired: u32,
+    /// Image uploads refused by one.
+    pub image_uploads_refused: u32,
     /// Ops refused by one.
     pub faults_refused: u32,
 }
@@ -411,6 +413,7 @@ impl WorkloadDepth {
             transient_chunks: self.transient_chunks + o.transient_chunks,
             faults_fired: self.faults_fired + o.faults_fired,
             submit_faults_fired: self.submit_faults_fired + o.submit_faults_fired,
+            image_uploads_refused: self.image_uploads_refused + o.image_uploads_refused,
             faults_refused: self.faults_refused + o.faults_refused,
         }
     }
@@ -1377,6 +1380,16 @@ impl CoordinatorWorkload {
                         }
                         Err(Error::StagingFull { wait_for: None }) if setup.holding => {
                             depth.blocked_by_held += 1;
+                        }
+                        Err(e) if faults.refused(&e) => {
+                            depth.faults_refused += 1;
+                            depth.image_uploads_refused += 1;
+                            m.refused(level, range);
+                            // Pieces that landed are copies the stats do not count (only
+                            // whole uploads are): the next check takes the counts as its base.
+                            ledger.exact = false;
+                            // Each piece submitted undefined the images sharing its bytes.
+                            images::forget_undefined(&mut images);
                         }
                         Err(e) => panic!("upload_image of {region:?}: {e:?}"),
                     }

@@ -74,4 +74,5 @@ fn seeds_pass_the_model_and_reach_deep_states() {
     assert!(all.faults_fired >= 28, "{all:?}");
     assert!(all.faults_refused >= 20, "{all:?}");
     assert!(all.submit_faults_fired >= 5, "{all:?}");
+    assert!(all.image_uploads_refused >= 5, "{all:?}");
 }

@@ -2,13 +2,14 @@
 //! a driver that refuses one memory allocation, resource creation, bind or submission with
 //! `OutOfDeviceMemory`, or one map of new host-visible memory with `MapFailed`. Only ops whose
 //! refusal the model can follow are armed (those that make buffers, images, read-backs,
-//! transient memory, staging of their own or defragmentation moves, and flushes); the fault is
-//! forgotten after that op, fired or not. A refused op must return the device's error and
-//! change nothing the model does not forget; whatever it took must be given back, which the
-//! teardown's leak check and the device's misuse records see. A refused submission is kept and
-//! signalled first by the next one: what it carried lands then, once (the ledger's count of
-//! bytes copied checks that), and its timeline value still rises (the device records a value
-//! that does not as a misuse).
+//! transient memory, staging of their own or defragmentation moves, image uploads, and
+//! flushes); the fault is forgotten after that op, fired or not. A refused op must return the
+//! device's error and change nothing the model does not forget; whatever it took must be given
+//! back, which the teardown's leak check and the device's misuse records see. A refused
+//! submission is kept and signalled first by the next one: what it carried lands then, once
+//! (the ledger's count of bytes copied checks that), and its timeline value still rises (the
+//! device records a value that does not as a misuse). An image upload refused part way leaves
+//! the pieces submitted before it landed (their bytes unknown to the model).
 
 use memkit_core::device::DeviceError;
 use memkit_dummy::DummyDevice;
@@ -102,6 +103,7 @@ impl<'d> Faults<'d> {
                 | CoordOp::ReadBack { .. }
                 | CoordOp::Hold { .. }
                 | CoordOp::CreateImage { .. }
+                | CoordOp::UploadImage { .. }
                 | CoordOp::ReadBackImage { .. }
                 | CoordOp::Transient { .. }
                 | CoordOp::TransientWriter { .. }

@@ -231,7 +231,23 @@ fn device_faults() -> Ops {
         fault(&mut o);
         o.image(60, round == 2);
         o.image(20, false);
+        fault(&mut o);
         o.upload_image(0, 0, 0x0F);
+        fault(&mut o);
+        o.upload_image(1, 0, 0x0F);
+        // A texture of 96 x 96 texels, whose 16-row bands (6 KiB) go in pieces through a small
+        // ring: written once, then the second or third submission of another upload refused,
+        // after a piece of it went out.
+        o.image(95, false);
+        o.upload_image(2, 0, 0x1F);
+        for nth in [1, 2] {
+            o.op(CoordOp::Fault {
+                site: FaultSite::Submit,
+                nth,
+            });
+            o.upload_image(2, 0, 0x1F);
+        }
+        o.read_image(2, 0);
         fault(&mut o);
         o.read_image(0, 0);
         fault(&mut o);

@@ -111,6 +111,14 @@ impl ImageModel {
         self.written = true;
     }
 
+    /// An upload into `range` of `level` the device refused part way: pieces submitted before
+    /// the refusal landed, so those bytes are unknown, and the image is written when the
+    /// coordinator says a piece was.
+    pub(super) fn refused(&mut self, level: u32, range: Range<usize>) {
+        self.levels[level as usize].1[range].fill(UNKNOWN);
+        self.written = self.image.is_written();
+    }
+
     /// Bytes of `level`, packed.
     pub(super) fn level_len(&self, level: u32) -> usize {
         self.levels[level as usize].0.len()
