@@ -49,8 +49,8 @@
 //!   pending copy reads, bad ranges and regions. Recorded as data; optionally a panic.
 //! - **Fault injection** ([`Trigger`], [`ScheduledFault`], [`RandomFailures`]): the n-th
 //!   allocation, map, buffer or image creation, bind or submission fails; budgets shrink; the
-//!   device is lost; random failures reproducible from a seed. Heap sizes and `maxMemoryAllocationCount` are
-//!   enforced like a driver.
+//!   device is lost; random failures reproducible from a seed. Heap sizes and
+//!   `maxMemoryAllocationCount` are enforced like a driver.
 //! - **Counters and a leak report** ([`Counters`], [`LeakReport`]), printed on drop.
 //!
 //! ```

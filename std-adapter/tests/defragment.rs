@@ -461,8 +461,9 @@ fn a_buffer_dropped_right_after_it_moved_is_destroyed_after_its_copy() {
 }
 
 /// A pass over blocks of one, two and three buffers (it moves three) whose second new buffer
-/// the device refuses, as `refuse` plans on it: the device's error, nothing moved, every new place given back (the ones not tried
-/// yet too) and every new buffer destroyed; the next pass moves all three with their bytes.
+/// the device refuses, as `refuse` plans on it: the device's error, nothing moved, every new
+/// place given back (the ones not tried yet too) and every new buffer destroyed; the next pass
+/// moves all three with their bytes.
 fn a_refused_move_leaves_nothing(refuse: impl Fn(&DummyDevice)) {
     let (c, device) = coordinator();
     let mut blocks = blocks_holding(&c, &[1, 2, 3, 3, 3]);

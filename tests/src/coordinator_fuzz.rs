@@ -1,20 +1,20 @@
 //! The coordinator against a model of the destination bytes, on the simulated device, for the
 //! `coordinator` fuzz target: buffers created (device-only or written directly), uploads
 //! (`upload_to`, `upload_slice`, staging grants, uploads staged in a frame held open across ops),
-//! frames begun, ended and cancelled, per-frame constants written into transient memory and read
-//! by the application's frames until it signals them done, drops, flushes, maintenance, defragmentation passes over
-//! every live buffer, a GPU timeline advanced by hand, calls handing over another coordinator's buffer, grant or frame, and staging grants held
-//! across later ops and then committed or abandoned, over a small staging ring so that it wraps,
-//! fills and applies each back-pressure policy; and textures uploaded a band of rows at a time,
-//! read back a level at a time, drawn whole by the application behind an external wait and
-//! dropped (module `images`); and device faults that refuse an op's allocation, creation, bind
-//! or map (module `faults`). After every flush-and-complete, each live buffer's bytes and each
-//! read-back's equal the model, and the bytes the device copied are the bytes staged (each
-//! committed grant once, abandoned ones never); every bad call gets the typed error the model
-//! expects, and an upload that a held grant keeps from room gets the documented one; the device
-//! records no misuse and nothing is left after teardown, in the pools (a debug assertion of the
-//! coordinator's teardown) nor on the device.
-//! A disagreement panics (with what disagreed), as a fuzz target must.
+//! frames begun, ended and cancelled, per-frame constants written into transient memory and read by
+//! the application's frames until it signals them done, drops, flushes, maintenance,
+//! defragmentation passes over every live buffer, a GPU timeline advanced by hand, calls handing
+//! over another coordinator's buffer, grant or frame, and staging grants held across later ops and
+//! then committed or abandoned, over a small staging ring so that it wraps, fills and applies each
+//! back-pressure policy; and textures uploaded a band of rows at a time, read back a level at a
+//! time, drawn whole by the application behind an external wait and dropped (module `images`); and
+//! device faults that refuse an op's allocation, creation, bind, map or submission (module
+//! `faults`). After every flush-and-complete, each live buffer's bytes and each read-back's equal
+//! the model, and the bytes the device copied are the bytes staged (each committed grant once,
+//! abandoned ones never); every bad call gets the typed error the model expects, and an upload that
+//! a held grant keeps from room gets the documented one; the device records no misuse and nothing
+//! is left after teardown, in the pools (a debug assertion of the coordinator's teardown) nor on
+//! the device. A disagreement panics (with what disagreed), as a fuzz target must.
 //!
 //! Inputs are read in a compact encoding ([`CoordinatorWorkload::decode`], module `encoding`);
 //! the target starts from committed seeds ([`fuzz_seeds`], module `fuzz_seeds`).

@@ -187,10 +187,10 @@ impl<D: Device> Coordinator<D> {
     /// `buffers` are those the application lets move. The pass runs in every memory type they
     /// live in, within `limits` ([`DefragmentationLimits::max_bytes`] and
     /// [`DefragmentationLimits::max_allocations`] bound one pass, over all types together; a
-    /// [`DefragmentationLimits::memory_type`] restricts it to one). It empties only blocks that hold
-    /// nothing else: no buffer not given, no image, no buffer that cannot move (see
-    /// [`Defragmentation::unmovable`]). A moved buffer gets a new raw buffer bound in another block,
-    /// filled by a GPU copy submitted before the call returns; [`Defragmentation::moved`]
+    /// [`DefragmentationLimits::memory_type`] restricts it to one). It empties only blocks that
+    /// hold nothing else: no buffer not given, no image, no buffer that cannot move (see
+    /// [`Defragmentation::unmovable`]). A moved buffer gets a new raw buffer bound in another
+    /// block, filled by a GPU copy submitted before the call returns; [`Defragmentation::moved`]
     /// names them. The handle keeps its [`Buffer::id`] and label; uploads, read-backs and
     /// [`Buffer::read`] after the call use the new buffer.
     ///
@@ -531,9 +531,9 @@ impl<D: Device> Shared<D> {
     }
 
     /// Which of `buffers` may move: alive, in a block, without a device address, not written
-    /// directly by the CPU, and named by nothing the coordinator has staged or recorded. `_sub` is the submitter, locked: nothing
-    /// is collected meanwhile, and the handles are borrowed, so nothing can name them from here
-    /// on.
+    /// directly by the CPU, and named by nothing the coordinator has staged or recorded. `_sub`
+    /// is the submitter, locked: nothing is collected meanwhile, and the handles are borrowed,
+    /// so nothing can name them from here on.
     fn movable(
         &self,
         _sub: &Submitter<D>,
