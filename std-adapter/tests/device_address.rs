@@ -79,6 +79,38 @@ fn a_device_address_buffer_has_its_memorys_address_plus_its_offset() {
     drop((a, b, plain, with, without));
 }
 
+/// More small device-address buffers than the device allows memory objects (4096, as most
+/// drivers): each taking an object of its own, the 4097th would fail; sub-allocated from
+/// device-address blocks, they take a few, and every address is distinct and in its buffer's
+/// memory.
+#[test]
+fn more_device_address_buffers_than_the_device_has_memory_objects() {
+    let device = DummyDevice::discrete();
+    let c = Coordinator::new(device.clone(), CoordinatorConfig::default()).unwrap();
+    let usage = MemoryUsage::FAST_DEVICE_ACCESS | MemoryUsage::DEVICE_ADDRESS;
+    let before = objects(&c);
+    let buffers: Vec<_> = (0..5000)
+        .map(|i| {
+            c.create_buffer(256, usage)
+                .unwrap_or_else(|e| panic!("buffer {i}: {e}"))
+        })
+        .collect();
+    let (blocks, dedicated) = objects(&c);
+    assert_eq!(dedicated, before.1, "no object of their own");
+    assert!(blocks - before.0 <= 2, "{} blocks more", blocks - before.0);
+    let mut addresses: Vec<u64> = buffers
+        .iter()
+        .map(|b| {
+            let address = b.device_address().unwrap();
+            assert_eq!(address % DEVICE_ADDRESS_WINDOW, b.memory().1);
+            address
+        })
+        .collect();
+    addresses.sort_unstable();
+    assert!(addresses.windows(2).all(|w| w[1] - w[0] >= 256));
+    device.assert_no_misuse();
+}
+
 #[test]
 fn transient_slices_have_device_addresses_when_asked_for() {
     let device = DummyDevice::discrete();
