@@ -75,17 +75,38 @@ pub enum ForeignCall {
     Frame = 2,
 }
 
+/// What a [`CoordOp::Create`] buffer is for: the memory usage it is made with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BufferUse {
+    /// `MemoryUsage::FAST_DEVICE_ACCESS`: device-local memory, uploads staged.
+    Device = 0,
+    /// `MemoryUsage::HOST_ACCESS`: uploads written directly where the memory is host-visible.
+    HostAccess = 1,
+    /// `MemoryUsage::DOWNLOAD`: host-cached memory where the device has it (another memory type
+    /// than the others', whose buffers a defragmentation pass moves too), uploads staged.
+    ReadBack = 2,
+}
+
+impl BufferUse {
+    fn usage(self) -> MemoryUsage {
+        match self {
+            Self::Device => MemoryUsage::FAST_DEVICE_ACCESS,
+            Self::HostAccess => MemoryUsage::HOST_ACCESS,
+            Self::ReadBack => MemoryUsage::DOWNLOAD,
+        }
+    }
+}
+
 /// One step of a coordinator workload. `buffer` picks a live buffer by creation order, modulo
 /// their count (no live buffer: the op does nothing); uploads of `len` bytes write a pattern.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum CoordOp {
-    /// A buffer of `size` bytes; `host_access` makes its uploads direct writes where the memory
-    /// is host-visible.
+    /// A buffer of `size` bytes, for `usage`.
     Create {
         /// Bytes.
         size: u32,
-        /// `MemoryUsage::HOST_ACCESS`, else `FAST_DEVICE_ACCESS`.
-        host_access: bool,
+        /// What it is for.
+        usage: BufferUse,
     },
     /// `upload_to`.
     UploadTo {
@@ -355,6 +376,8 @@ pub struct WorkloadDepth {
     pub blocks_defragmented: u64,
     /// Passes refused while the last one's copies ran.
     pub defragmentation_running: u32,
+    /// Passes that moved resources of more than one memory type.
+    pub multi_type_passes: u32,
     /// Transient slices written ([`CoordOp::Transient`], [`CoordOp::TransientWriter`]).
     pub transient_slices: u32,
     /// Transient writers leaked ([`CoordOp::TransientWriter`]).
@@ -408,6 +431,7 @@ impl WorkloadDepth {
             images_moved: self.images_moved + o.images_moved,
             blocks_defragmented: self.blocks_defragmented + o.blocks_defragmented,
             defragmentation_running: self.defragmentation_running + o.defragmentation_running,
+            multi_type_passes: self.multi_type_passes + o.multi_type_passes,
             transient_slices: self.transient_slices + o.transient_slices,
             transient_writers_leaked: self.transient_writers_leaked + o.transient_writers_leaked,
             transient_chunks: self.transient_chunks + o.transient_chunks,
@@ -699,6 +723,17 @@ fn defragment(
         }
     }
     assert_eq!(outcome.bytes_moved, bytes);
+    // One pass over every memory type: the types of what moved, each once.
+    let buffer_types = outcome.moved.iter().map(|&i| given[i].buffer.memory_type());
+    let image_types = outcome
+        .moved_images
+        .iter()
+        .map(|&i| given_images[i].image.memory_type());
+    let mut types: Vec<u32> = buffer_types.chain(image_types).collect();
+    types.sort_unstable();
+    types.dedup();
+    assert_eq!(outcome.memory_types, types);
+    depth.multi_type_passes += u32::from(types.len() > 1);
     // A pass chooses blocks holding at most the limit's allocations, and moves no more.
     assert!(moved_count as u32 <= outcome.plan.allocations);
     assert!(
@@ -1026,14 +1061,9 @@ impl CoordinatorWorkload {
                 }
             }
             match op {
-                CoordOp::Create { size, host_access } => {
+                CoordOp::Create { size, usage } => {
                     let size = u64::from(size.max(1));
-                    let usage = if host_access {
-                        MemoryUsage::HOST_ACCESS
-                    } else {
-                        MemoryUsage::FAST_DEVICE_ACCESS
-                    };
-                    let buffer = match c.create_buffer(size, usage) {
+                    let buffer = match c.create_buffer(size, usage.usage()) {
                         Ok(buffer) => buffer,
                         Err(e) if faults.refused(&e) => {
                             depth.faults_refused += 1;

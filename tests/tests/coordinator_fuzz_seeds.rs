@@ -66,6 +66,7 @@ fn seeds_pass_the_model_and_reach_deep_states() {
     assert!(all.images_moved >= 2, "{all:?}");
     assert!(all.blocks_defragmented >= 4, "{all:?}");
     assert!(all.defragmentation_running >= 2, "{all:?}");
+    assert!(all.multi_type_passes >= 2, "{all:?}");
     assert!(all.aliased_sets >= 3, "{all:?}");
     assert!(all.aliases_undefined >= 4, "{all:?}");
     assert!(all.transient_slices >= 80, "{all:?}");

@@ -9,8 +9,8 @@
 //! eager submission. Then ops until the bytes or [`MAX_OPS`] run out: a byte `k`, whose
 //! `k % 14` picks the op and whose `x = k / 14 % 18` is its small operand, then its amount bytes
 //! (see [`amount`]):
-//! - `0`, `1`: upload to buffer `x`: offset, length; `2`: create a buffer (host access if `x` is
-//!   odd): size less one; `3`: `upload_slice`: length; `4`: staging grant into buffer `x`:
+//! - `0`, `1`: upload to buffer `x`: offset, length; `2`: create a buffer (for the device, host
+//!   access or read-backs as `x % 3` is 0, 1 or 2): size less one; `3`: `upload_slice`: length; `4`: staging grant into buffer `x`:
 //!   offset, length; `5`: stage into buffer `x` in the open frame (begun if none): offset, length;
 //! - `6`: begin (`x % 3 == 0`), end (`1`) or cancel (`2`) the frame; `7`: drop buffer `x`;
 //!   `8`: flush (`x` even), defragment every live buffer (`x` 17): `max_allocations` byte
@@ -29,7 +29,7 @@
 
 use memkit_dummy::Preset;
 
-use super::{CoordOp, CoordinatorWorkload, FaultSite, ForeignCall, FrameCall, Policy};
+use super::{BufferUse, CoordOp, CoordinatorWorkload, FaultSite, ForeignCall, FrameCall, Policy};
 
 /// Ops a workload holds at most: later bytes are ignored.
 pub const MAX_OPS: usize = 256;
@@ -102,7 +102,11 @@ impl CoordinatorWorkload {
                 },
                 2 => CoordOp::Create {
                     size: r.amount() + 1,
-                    host_access: x % 2 == 1,
+                    usage: match x % 3 {
+                        0 => BufferUse::Device,
+                        1 => BufferUse::HostAccess,
+                        _ => BufferUse::ReadBack,
+                    },
                 },
                 3 => CoordOp::UploadSlice { len: r.amount() },
                 4 => CoordOp::Grant {
@@ -233,8 +237,8 @@ impl CoordinatorWorkload {
                     offset,
                     len,
                 } => out.extend([k(0, buffer), code(offset), code(len)]),
-                CoordOp::Create { size, host_access } => {
-                    out.extend([k(2, u8::from(host_access)), code(size.max(1) - 1)]);
+                CoordOp::Create { size, usage } => {
+                    out.extend([k(2, usage as u8), code(size.max(1) - 1)]);
                 }
                 CoordOp::UploadSlice { len } => out.extend([k(3, 0), code(len)]),
                 CoordOp::Grant {

@@ -19,7 +19,8 @@
 use memkit_dummy::Preset;
 
 use super::{
-    CoordOp, CoordinatorWorkload, FaultSite, ForeignCall, FrameCall, Policy, round_amount,
+    BufferUse, CoordOp, CoordinatorWorkload, FaultSite, ForeignCall, FrameCall, Policy,
+    round_amount,
 };
 
 /// Builds op lists with every amount rounded to one the encoding gives, so a seed decodes back
@@ -29,9 +30,17 @@ struct Ops(Vec<CoordOp>);
 
 impl Ops {
     fn create(&mut self, size: u32, host_access: bool) {
+        let usage = if host_access {
+            BufferUse::HostAccess
+        } else {
+            BufferUse::Device
+        };
+        self.create_for(size, usage);
+    }
+    fn create_for(&mut self, size: u32, usage: BufferUse) {
         self.0.push(CoordOp::Create {
             size: round_amount(size.max(1) - 1) + 1,
-            host_access,
+            usage,
         });
     }
     fn upload(&mut self, buffer: u8, offset: u32, len: u32) {
@@ -94,6 +103,41 @@ impl Ops {
     fn read_image(&mut self, image: u8, level: u8) {
         self.0.push(CoordOp::ReadBackImage { image, level });
     }
+}
+
+/// In two memory types (device-local, and host-cached for read-back destinations), a block of
+/// four 16 KiB buffers and one of two, each filled; the three oldest of each type dropped leave
+/// each type's first block holding one, which fits the other's room: one pass moves a buffer of
+/// each type, and a check after compares every byte.
+fn defragmentation_in_two_types() -> Ops {
+    let mut o = Ops::default();
+    for round in 0..2u8 {
+        for k in 0..12u8 {
+            let usage = if k % 2 == 0 {
+                BufferUse::Device
+            } else {
+                BufferUse::ReadBack
+            };
+            o.create_for(16 << 10, usage);
+            o.upload(k, 0, 16 << 10);
+        }
+        o.op(CoordOp::Flush);
+        for _ in 0..6 {
+            o.op(CoordOp::Drop { buffer: 0 });
+        }
+        o.op(CoordOp::Advance { n: 7 });
+        o.op(CoordOp::Maintain);
+        o.op(CoordOp::Defragment { max_allocations: 0 });
+        o.op(CoordOp::Advance { n: 7 });
+        o.op(CoordOp::Maintain);
+        o.upload(round, 8, 100);
+        o.read_back(round + 1, 0, 8192);
+        o.op(CoordOp::Check);
+        for _ in 0..6 {
+            o.op(CoordOp::Drop { buffer: 0 });
+        }
+    }
+    o
 }
 
 /// Blocks left sparse by drops, then defragmentation passes over every live buffer: with
@@ -645,6 +689,16 @@ pub fn fuzz_seeds() -> Vec<(String, CoordinatorWorkload)> {
             Fail,
             (true, true, false),
             defragmentation(true),
+        ),
+    );
+    add(
+        "defragment_two_types",
+        workload(
+            Discrete,
+            3,
+            WaitForGpu,
+            (false, false, false),
+            defragmentation_in_two_types(),
         ),
     );
     add(

@@ -94,7 +94,7 @@ fn a_direct_write_after_a_pass_keeps_the_bytes_around_it() {
         ops: vec![
             CoordOp::Create {
                 size: 8193,
-                host_access: true,
+                usage: BufferUse::HostAccess,
             },
             CoordOp::UploadSlice { len: 253_952 },
             CoordOp::UploadSlice { len: 253_952 },
@@ -170,7 +170,7 @@ fn each_fault_site_refuses_a_buffer_that_needs_a_new_block() {
         let create = CoordOp::Create {
             // Decoded sizes are an amount plus one.
             size: round_amount(200 << 10) + 1,
-            host_access: true,
+            usage: BufferUse::HostAccess,
         };
         let w = CoordinatorWorkload {
             preset: Preset::ResizableBar,
