@@ -1,8 +1,8 @@
 //! The coordinator against a model of the destination bytes, on the simulated device, for the
-//! `coordinator` fuzz target: buffers created (device-only or written directly), uploads
-//! (`upload_to`, `upload_slice`, staging grants, uploads staged in a frame held open across ops),
-//! frames begun, ended and cancelled, per-frame constants written into transient memory and read by
-//! the application's frames until it signals them done, drops, flushes, maintenance,
+//! `coordinator` fuzz target: buffers created (device-only, for read-backs, or written directly),
+//! uploads (`upload_to`, `upload_slice`, staging grants, uploads staged in a frame held open across
+//! ops), frames begun, ended and cancelled, per-frame constants written into transient memory and
+//! read by the application's frames until it signals them done, drops, flushes, maintenance,
 //! defragmentation passes over every live buffer, a GPU timeline advanced by hand, calls handing
 //! over another coordinator's buffer, grant or frame, and staging grants held across later ops and
 //! then committed or abandoned, over a small staging ring so that it wraps, fills and applies each
